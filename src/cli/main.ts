@@ -1,0 +1,37 @@
+// The CLI: commander wiring and the one place that turns errors into a line on stderr and an exit code.
+// Each subcommand lives in its own file under src/cli/ and exports `register(program)`.
+import { Command, CommanderError } from 'commander';
+import { FcmError } from '../errors.js';
+import { commands } from './commands.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const verbose = argv.includes('--verbose');
+  const program = new Command('fcm-opt')
+    .description('Fuse depthwise and pointwise convolutions (FCMs) of compact CNNs and run them on WebGPU')
+    .option('--verbose', 'print stack traces and progress details')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  for (const register of commands) register(program);
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (e) {
+    return reportError(e, verbose);
+  }
+}
+
+export function reportError(e: unknown, verbose: boolean): number {
+  if (e instanceof CommanderError) {
+    // --help and --version end through here too, with exit code 0.
+    return e.exitCode === 0 ? 0 : 2;
+  }
+  if (e instanceof FcmError) {
+    process.stderr.write(`fcm-opt: ${e.message}\n`);
+    if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
+    return e.exitCode;
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`fcm-opt: internal error: ${err.message}${verbose ? '' : ' (run with --verbose for details)'}\n`);
+  if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
+  return 70;
+}

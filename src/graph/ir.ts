@@ -1,0 +1,131 @@
+// The graph IR: plain data that every importer produces and every pass, planner and executor reads.
+//
+// Conventions (all importers normalize to these, whatever the file format or opset):
+// - Layout is NCHW for 4-D activations; conv weights are [F, C/group, KH, KW].
+// - Every tensor has a static shape (symbolic dims are resolved at import: --batch, --input-shape).
+// - Nodes are in topological order; `inputs` may hold '' for an absent optional input.
+// - Attributes are normalized per op (see OpAttrs below); ops outside the known list keep the file's
+//   attributes as they were and are "opaque": planning passes over them, the executor refuses them.
+
+import { invalid } from '../errors.js';
+
+export type DType =
+  | 'float32' | 'float16' | 'float64' | 'bfloat16'
+  | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
+  | 'bool' | 'string';
+
+export type TensorData =
+  | Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array
+  | Int32Array | Uint32Array | BigInt64Array | BigUint64Array;
+
+/** Affine quantization (TFLite / ONNX QDQ): real = scale * (q - zeroPoint); per-channel when axis is set. */
+export interface Quantization {
+  scale: number[];
+  zeroPoint: number[];
+  axis?: number;
+}
+
+export interface Tensor {
+  name: string;
+  dtype: DType;
+  shape: number[];
+  /** Constant data (weights, folded shapes). A view of the file's bytes where alignment allows. */
+  data?: TensorData;
+  quant?: Quantization;
+}
+
+export type AttrValue = number | string | number[] | string[] | Tensor | { graph: unknown };
+/** Null-prototype record: attribute names come from files and may be anything, `__proto__` included. */
+export type Attrs = Record<string, AttrValue>;
+
+export interface Node {
+  name: string;
+  op: string;
+  /** '' for the default ONNX domain; opaque nodes keep their own. */
+  domain: string;
+  inputs: string[];
+  outputs: string[];
+  attrs: Attrs;
+}
+
+export interface Graph {
+  name: string;
+  /** Graph inputs that are fed at run time (not constants). */
+  inputs: string[];
+  outputs: string[];
+  /** Every tensor by name: activations, constants, inputs, outputs. A Map so any name is safe. */
+  tensors: Map<string, Tensor>;
+  nodes: Node[];
+  /** Where the graph came from, for error messages ("model.onnx"). */
+  source: string;
+}
+
+/** The ops the IR knows, with their normalized attributes. Anything else is opaque. */
+export const knownOps = [
+  'Conv', 'Gemm', 'MatMul', 'Add', 'Sub', 'Mul', 'Div',
+  'Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh', 'SiLU', 'PRelu', 'Abs',
+  'GlobalAveragePool', 'ReduceMean', 'MaxPool', 'AveragePool',
+  'Flatten', 'Reshape', 'Transpose', 'Concat', 'Split', 'Slice', 'Pad', 'Softmax',
+  'BatchNormalization', 'Identity', 'Dropout', 'Constant', 'Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Cast',
+  'QuantizeLinear', 'DequantizeLinear',
+] as const;
+export type KnownOp = (typeof knownOps)[number];
+
+const knownSet: ReadonlySet<string> = new Set(knownOps);
+export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
+
+// Normalized attributes of the known ops (what passes may rely on after import):
+// Conv:       kernel [kh,kw], strides [sh,sw], pads [top,left,bottom,right], dilations [dh,dw], group;
+//             inputs [x, w, bias?]. An optional `activation` (see Activation) and `alpha`/`beta`/`min`/`max`
+//             appear once an activation is fused into it.
+// MaxPool/AveragePool: kernel, strides, pads, dilations (MaxPool), countIncludePad (Average), ceilMode.
+// Gemm:       alpha, beta, transA, transB.
+// Clip:       min, max (numbers; ±Infinity when absent).   LeakyRelu: alpha.   HardSigmoid: alpha, beta.
+// ReduceMean: axes (number[], [] = all), keepdims.   Softmax: axis.   Flatten: axis.   Concat: axis.
+// Split:      axis, split (sizes).   Slice: starts, ends, axes, steps (numbers).
+// Pad:        pads [x1_begin, x2_begin, ..., x1_end, ...], mode ('constant'|'reflect'|'edge'), value.
+// Transpose:  perm.   Reshape: shape (from the constant input once folded).   Squeeze/Unsqueeze: axes.
+// Gather:     axis.   Cast: to (DType).   BatchNormalization: epsilon.
+
+export type Activation = 'Relu' | 'Clip' | 'HardSwish' | 'HardSigmoid' | 'Sigmoid' | 'SiLU' | 'LeakyRelu' | 'Tanh';
+
+export function newAttrs(init?: Record<string, AttrValue>): Attrs {
+  const a: Attrs = Object.create(null);
+  if (init) for (const k of Object.keys(init)) a[k] = init[k];
+  return a;
+}
+
+export function getTensor(g: Graph, name: string, where = g.source): Tensor {
+  const t = g.tensors.get(name);
+  if (!t) throw invalid(where, `tensor '${name}' is not defined`);
+  return t;
+}
+
+/** Element size in bytes (strings: 0, they have no fixed size). */
+export function dtypeSize(d: DType): number {
+  switch (d) {
+    case 'float64': case 'int64': case 'uint64': return 8;
+    case 'float32': case 'int32': case 'uint32': return 4;
+    case 'float16': case 'bfloat16': case 'int16': case 'uint16': return 2;
+    case 'int8': case 'uint8': case 'bool': return 1;
+    case 'string': return 0;
+  }
+}
+
+export const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** Consumers of each tensor name: node indices in order. */
+export function consumers(g: Graph): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  g.nodes.forEach((n, i) => {
+    for (const x of n.inputs) if (x) (m.get(x) ?? m.set(x, []).get(x)!).push(i);
+  });
+  return m;
+}
+
+/** The node producing each tensor name. */
+export function producers(g: Graph): Map<string, number> {
+  const m = new Map<string, number>();
+  g.nodes.forEach((n, i) => { for (const y of n.outputs) if (y) m.set(y, i); });
+  return m;
+}

@@ -1,0 +1,3 @@
+// The library API.
+export * from './errors.js';
+export * from './graph/ir.js';
