@@ -87,6 +87,20 @@ export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 // Transpose:  perm.   Reshape: shape (from the constant input once folded).   Squeeze/Unsqueeze: axes.
 // Gather:     axis.   Cast: to (DType).   BatchNormalization: epsilon.
 
+// Epilogues: a Conv (or fused module) may carry `activation` (an Activation name) with its parameters in
+// `activationParams` (Clip: [min, max]; LeakyRelu: [alpha]; HardSigmoid: [alpha, beta]) and a residual
+// tensor as its 4th input (inputs [x, w, bias|'', residual]). Order: bias, then activation, then + residual.
+//
+// Fused Convolutional Modules (domain 'ai.fcm.opt', op FusedPwDw | FusedDwPw | FusedPwPw):
+//   inputs  [x, w1, b1|'', w2, b2|'', residual|'']
+//   attrs   strides, pads, kernel, dilations (of the depthwise layer; absent for FusedPwPw),
+//           activation1/activationParams1, activation2/activationParams2 (epilogues of each layer),
+//           tileFilters1, tileFilters2, tileH, tileW (the planner's tiles),
+//           layer1, layer2 (names of the original Conv nodes, for error messages and export).
+//   The intermediate tensor between the two convolutions never exists in global memory.
+export const fcmDomain = 'ai.fcm.opt';
+export type FcmOp = 'FusedPwDw' | 'FusedDwPw' | 'FusedPwPw';
+
 export type Activation = 'Relu' | 'Clip' | 'HardSwish' | 'HardSigmoid' | 'Sigmoid' | 'SiLU' | 'LeakyRelu' | 'Tanh';
 
 export function newAttrs(init?: Record<string, AttrValue>): Attrs {

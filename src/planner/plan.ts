@@ -1,0 +1,38 @@
+// A fusion plan is data: modules (a fused pair or a lone layer) with tiles and costs. It can be printed,
+// saved as JSON, loaded and compared. Layers are DAG ids; `nodes` are the IR node names (ONNX/TFLite DAGs)
+// so that src/rewrite can apply a plan to a graph without planning again.
+
+export type ModuleKind = 'pwdw' | 'dwpw' | 'pwpw' | 'dw' | 'pw' | 's' | 'fc';
+
+export interface Tiles {
+  /** Filters (output channels) per tile of the first layer / of the second layer. */
+  l1Filters?: number;
+  l2Filters?: number;
+  /** Spatial tile of the module's output (height, width) and depth (input channels per step). */
+  h?: number;
+  w?: number;
+  d?: number;
+}
+
+export interface PlanModule {
+  kind: ModuleKind;
+  layers: number[];
+  nodes?: string[];
+  tiles: Tiles;
+  /** Estimated global memory accesses (elements) of this module, fused, and of its layers run LBL. */
+  gma: number;
+  gmaUnfused: number;
+  /** Estimated time in microseconds when the hardware description gives bandwidth and throughput. */
+  timeUs?: number;
+  timeUsUnfused?: number;
+}
+
+export interface Plan {
+  model: string;
+  hw: string;
+  mode: 'fuseplanner' | 'optimal';
+  modules: PlanModule[];
+  totals: { gma: number; gmaUnfused: number; saved: number; savedPercent: number; timeUs?: number; timeUsUnfused?: number };
+  /** fuseplanner mode: the estimates, exactly in the structure of the reference files. */
+  estimates?: unknown;
+}
