@@ -1,0 +1,17 @@
+// A GPU description, as the planner reads it (parsed from hw_configs/*.cfg or *.json, or derived from the
+// WebGPU adapter). The seed's keys are required; the others refine the cost model when present.
+export interface HwConfig {
+  name: string;
+  /** Seed keys (`SMs`, `L1`, `shmem`, `warp_size`): L1 and shared memory are per SM, in bytes here. */
+  sms: number;
+  l1BytesPerSm: number;
+  shmemBytesPerSm: number;
+  warpSize: number;
+  /** Optional refinements. */
+  l2Bytes?: number;
+  dramGBps?: number;
+  fp32Gflops?: number;
+  dispatchOverheadUs?: number;
+  /** WebGPU's maxComputeWorkgroupStorageSize on this device: tiles for the executor fit min(shmem, this). */
+  workgroupStorageBytes?: number;
+}
