@@ -1,0 +1,593 @@
+// TFLite importer: a verified .tflite file (verify.ts) into the graph IR (src/graph/ir.ts).
+//
+// Layout rule (NHWC -> NCHW):
+// - Every rank-4 tensor, activation or constant, is NCHW in the IR (shape and data permuted by
+//   [0, 3, 1, 2]; a per-channel quantization axis moves with its dimension). Tensors of other ranks keep
+//   TFLite's layout. So CONV_2D weights [O,H,W,I] become [O,I,H,W] by the same rule, and DEPTHWISE weights
+//   [1,H,W,C] become [1,C,H,W], reshaped (same memory order) to [C,1,H,W] with group C.
+// - Ops whose meaning does not depend on layout (elementwise, activations, pools, convs, pad, concat,
+//   softmax, quantize) work on the NCHW tensors directly with their axes converted (concat axis, pad
+//   order, mean axes, softmax over C = axis 1). Lower-rank operands that TFLite broadcasts against a
+//   rank-4 tensor (trailing dims, C last) are lifted to rank 4 and permuted, so they broadcast alike.
+// - Layout-sensitive ops need NHWC memory order: RESHAPE, FULLY_CONNECTED on a rank-4 input, and every
+//   opaque op get a Transpose to NHWC in front of each rank-4 input (a Reshape when only size-1 dims move,
+//   which is the same memory order) and a Transpose back to NCHW after a rank-4 output. MEAN without
+//   keep_dims and SQUEEZE of a rank-4 input reduce in NCHW and transpose the remaining dims back to
+//   TFLite's order when the two orders differ.
+// - Graph inputs and outputs of rank 4 are NCHW.
+// Fused activations become separate nodes (Relu, Clip 0..6, Clip -1..1, Tanh) after a `<output>/preact`
+// tensor with the output's dtype and quantization, as ONNX files spell them, so graph passes treat both
+// alike. SAME/VALID padding becomes explicit pads (TFLite puts the odd pixel at the bottom/right).
+
+import { readFile } from 'node:fs/promises';
+import { invalid, unsupported } from '../../src/errors.js';
+import {
+  newAttrs, type Attrs, type DType, type Graph, type Node, type Quantization, type Tensor, type TensorData,
+} from '../../src/graph/ir.js';
+import { defaultMaxMemory, type ImportOptions } from '../options.js';
+import {
+  ActivationFunctionType, BuiltinOperator, BuiltinOptions, ConcatenationOptions, Conv2DOptions,
+  DepthwiseConv2DOptions, FullyConnectedOptions, type Model, type Operator, Padding, Pool2DOptions,
+  ReducerOptions, SoftmaxOptions, SqueezeOptions, TensorType, AddOptions, SubOptions, MulOptions,
+} from './schema_generated.js';
+import { bufferBytes, openModel } from './verify.js';
+
+export const tfliteDomain = 'tflite';
+
+/** Reads a model given as a path or as bytes; the source name is for error messages. */
+export async function readTfliteInput(input: string | Uint8Array, opts: ImportOptions = {}): Promise<{ bytes: Uint8Array; source: string }> {
+  if (typeof input !== 'string') return { bytes: input, source: opts.source ?? 'model.tflite' };
+  try {
+    return { bytes: new Uint8Array(await readFile(input)), source: opts.source ?? input };
+  } catch (e) {
+    throw invalid(opts.source ?? input, `cannot read the file: ${(e as Error).message}`);
+  }
+}
+
+/** The builtin code of an operator code: the larger of the int8 and int32 fields (schema 3a). */
+export function builtinCodeOf(m: Model, opcodeIndex: number): number {
+  const c = m.operatorCodes(opcodeIndex)!;
+  return Math.max(c.deprecatedBuiltinCode(), c.builtinCode());
+}
+
+/** Lower-case builtin name (the seed's DAG `name`): 'conv_2d'; custom ops give their custom code. */
+export function opNameOf(m: Model, opcodeIndex: number): string {
+  const code = builtinCodeOf(m, opcodeIndex);
+  if (code === BuiltinOperator.CUSTOM) return (m.operatorCodes(opcodeIndex)!.customCode() ?? 'custom').toLowerCase();
+  return (BuiltinOperator[code] ?? `builtin_${code}`).toLowerCase();
+}
+
+const dtypeOf: Partial<Record<TensorType, DType>> = {
+  [TensorType.FLOAT32]: 'float32', [TensorType.FLOAT16]: 'float16', [TensorType.FLOAT64]: 'float64',
+  [TensorType.BFLOAT16]: 'bfloat16', [TensorType.INT8]: 'int8', [TensorType.UINT8]: 'uint8',
+  [TensorType.INT16]: 'int16', [TensorType.UINT16]: 'uint16', [TensorType.INT32]: 'int32',
+  [TensorType.UINT32]: 'uint32', [TensorType.INT64]: 'int64', [TensorType.UINT64]: 'uint64',
+  [TensorType.BOOL]: 'bool', [TensorType.STRING]: 'string',
+};
+
+function typedView(dtype: DType, bytes: Uint8Array): TensorData {
+  const ctor: { new (b: ArrayBufferLike, o: number, n: number): TensorData; BYTES_PER_ELEMENT: number } = {
+    float32: Float32Array, float64: Float64Array, int8: Int8Array, uint8: Uint8Array, int16: Int16Array,
+    uint16: Uint16Array, float16: Uint16Array, bfloat16: Uint16Array, int32: Int32Array, uint32: Uint32Array,
+    int64: BigInt64Array, uint64: BigUint64Array, bool: Uint8Array, string: Uint8Array,
+  }[dtype] as never;
+  const size = ctor.BYTES_PER_ELEMENT;
+  // A view of the file where alignment allows; a copy otherwise.
+  const src = (bytes.byteOffset % size === 0) ? bytes : bytes.slice();
+  return new ctor(src.buffer, src.byteOffset, src.byteLength / size);
+}
+
+const nhwcToNchw = [0, 3, 1, 2];
+const nchwToNhwc = [0, 2, 3, 1];
+/** Position in NCHW of NHWC axis a. */
+const nchwPos = [0, 2, 3, 1];
+
+function permute<T>(xs: readonly T[], perm: readonly number[]): T[] {
+  return perm.map((p) => xs[p]);
+}
+
+function transposeData(data: TensorData, shape: number[], perm: number[]): TensorData {
+  const rank = shape.length;
+  const outShape = permute(shape, perm);
+  const inStrides = new Array<number>(rank).fill(1);
+  for (let i = rank - 2; i >= 0; i--) inStrides[i] = inStrides[i + 1] * shape[i + 1];
+  const out = new (data.constructor as { new (n: number): TensorData })(data.length);
+  const idx = new Array<number>(rank).fill(0);
+  for (let o = 0; o < data.length; o++) {
+    let src = 0;
+    for (let d = 0; d < rank; d++) src += idx[d] * inStrides[perm[d]];
+    (out as unknown as number[])[o] = (data as unknown as number[])[src];
+    for (let d = rank - 1; d >= 0; d--) {
+      if (++idx[d] < outShape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+/** True when a transpose only moves size-1 dims: memory order is unchanged, a Reshape does it. */
+function isTrivialPerm(shape: number[], perm: number[]): boolean {
+  const order = perm.filter((p) => shape[p] !== 1);
+  return order.every((p, i) => i === 0 || order[i - 1] < p);
+}
+
+class GraphBuilder {
+  readonly tensors = new Map<string, Tensor>();
+  readonly nodes: Node[] = [];
+  /** IR name of each TFLite tensor (canonical: NCHW when rank 4). */
+  readonly names: string[] = [];
+  /** TFLite (NHWC) shapes. */
+  readonly tfShapes: number[][] = [];
+  private readonly nativeCache = new Map<string, string>();
+  private readonly used = new Set<string>();
+
+  constructor(readonly m: Model, readonly bytes: Uint8Array, readonly source: string) {}
+
+  unique(base: string): string {
+    let name = base, i = 1;
+    while (this.used.has(name) || this.tensors.has(name)) name = `${base}_${i++}`;
+    this.used.add(name);
+    return name;
+  }
+
+  addTensor(t: Tensor): string {
+    this.tensors.set(t.name, t);
+    this.used.add(t.name);
+    return t.name;
+  }
+
+  node(name: string, op: string, inputs: string[], outputs: string[], attrs: Attrs = newAttrs(), domain = ''): void {
+    this.nodes.push({ name: this.unique(name), op, domain, inputs, outputs, attrs });
+  }
+
+  /** A new tensor shaped like `like`, with its dtype and quantization. */
+  derived(base: string, like: string, shape?: number[], quant?: Quantization | null): string {
+    const t = this.tensors.get(like)!;
+    const name = this.unique(base);
+    return this.addTensor({ name, dtype: t.dtype, shape: shape ?? [...t.shape], quant: quant === null ? undefined : quant ?? t.quant });
+  }
+
+  constant(base: string, dtype: DType, shape: number[], data: TensorData): string {
+    return this.addTensor({ name: this.unique(base), dtype, shape, data });
+  }
+
+  loadTensors(sg: number): void {
+    const g = this.m.subgraphs(sg)!;
+    for (let i = 0; i < g.tensorsLength(); i++) {
+      const t = g.tensors(i)!;
+      const label = `tensor ${i}${t.name() ? ` '${t.name()}'` : ''}`;
+      const dtype = dtypeOf[t.type()];
+      if (!dtype) throw unsupported(this.source, `${label} has type ${TensorType[t.type()] ?? t.type()}, which fcm-opt does not support`);
+      const shape: number[] = [];
+      for (let d = 0; d < t.shapeLength(); d++) shape.push(t.shape(d)!);
+      this.tfShapes.push(shape);
+      const q = t.quantization();
+      let quant: Quantization | undefined;
+      if (q && q.scaleLength() > 0) {
+        quant = { scale: [], zeroPoint: [] };
+        for (let k = 0; k < q.scaleLength(); k++) { quant.scale.push(q.scale(k)!); quant.zeroPoint.push(Number(q.zeroPoint(k)!)); }
+        if (q.scaleLength() > 1) quant.axis = shape.length === 4 ? nchwPos[q.quantizedDimension()] : q.quantizedDimension();
+      }
+      if ((dtype === 'int8' || dtype === 'uint8') && !quant) {
+        throw invalid(this.source, `${label} is ${dtype} but has no quantization parameters (scale and zero point)`);
+      }
+      const raw = bufferBytes(this.m, t.buffer(), this.bytes);
+      let data = raw.length > 0 && dtype !== 'string' ? typedView(dtype, raw) : undefined;
+      let irShape = shape;
+      if (shape.length === 4) {
+        irShape = permute(shape, nhwcToNchw);
+        if (data) data = transposeData(data, shape, nhwcToNchw);
+      }
+      const name = this.unique(t.name() || `tensor_${i}`);
+      this.names.push(name);
+      this.addTensor({ name, dtype, shape: irShape, data, quant });
+    }
+  }
+
+  tensor(name: string): Tensor { return this.tensors.get(name)!; }
+
+  /** The tensor in TFLite's (NHWC) memory order: a Transpose (or Reshape) in front of a rank-4 tensor. */
+  toNative(name: string, at: string): string {
+    const t = this.tensor(name);
+    if (t.shape.length !== 4) return name;
+    const cached = this.nativeCache.get(name);
+    if (cached) return cached;
+    const shape = permute(t.shape, nchwToNhwc);
+    const quant = t.quant && t.quant.axis !== undefined ? { ...t.quant, axis: nchwToNhwc.indexOf(t.quant.axis) } : t.quant;
+    const out = this.derived(`${name}/nhwc`, name, shape, quant ?? null);
+    this.reorder(name, out, t.shape, nchwToNhwc, `${at}/to_nhwc`);
+    this.nativeCache.set(name, out);
+    return out;
+  }
+
+  /** Writes `target` (canonical, NCHW when rank 4) from a tensor in TFLite's order, or returns where to write. */
+  nativeOutput(target: string): string {
+    const t = this.tensor(target);
+    if (t.shape.length !== 4) return target;
+    const quant = t.quant && t.quant.axis !== undefined ? { ...t.quant, axis: nchwToNhwc.indexOf(t.quant.axis) } : t.quant;
+    return this.derived(`${target}/nhwc`, target, permute(t.shape, nchwToNhwc), quant ?? null);
+  }
+
+  finishNative(native: string, target: string, at: string): void {
+    if (native !== target) this.reorder(native, target, this.tensor(native).shape, nhwcToNchw, `${at}/to_nchw`);
+  }
+
+  reorder(from: string, to: string, shape: number[], perm: number[], name: string): void {
+    if (isTrivialPerm(shape, perm)) this.reshape(from, to, name);
+    else this.node(name, 'Transpose', [from], [to], newAttrs({ perm }));
+  }
+
+  reshape(from: string, to: string, name: string): void {
+    const shape = this.tensor(to).shape;
+    const s = this.constant(`${name}/shape`, 'int64', [shape.length], BigInt64Array.from(shape.map(BigInt)));
+    this.node(name, 'Reshape', [from, s], [to], newAttrs({ shape }));
+  }
+
+  /** A lower-rank operand that TFLite broadcasts against rank-4 NHWC, as a rank-4 NCHW tensor. */
+  broadcast4(name: string, at: string): string {
+    const t = this.tensor(name);
+    if (t.shape.length >= 4) return name;
+    const nhwc = [...new Array<number>(4 - t.shape.length).fill(1), ...t.shape];
+    const nchw = permute(nhwc, nhwcToNchw);
+    if (t.data) {
+      const data = transposeData(t.data, nhwc, nhwcToNchw);
+      const quant = t.quant && t.quant.axis !== undefined ? { ...t.quant, axis: nchwPos[t.quant.axis + 4 - t.shape.length] } : t.quant;
+      const out = this.unique(`${name}/nchw`);
+      return this.addTensor({ name: out, dtype: t.dtype, shape: nchw, data, quant });
+    }
+    const lifted = this.derived(`${name}/rank4`, name, nhwc, t.quant?.axis !== undefined ? null : undefined);
+    this.reshape(name, lifted, `${at}/lift`);
+    const out = this.derived(`${name}/nchw`, name, nchw, t.quant?.axis !== undefined ? null : undefined);
+    this.reorder(lifted, out, nhwc, nhwcToNchw, `${at}/lift_nchw`);
+    return out;
+  }
+
+  /** Emits op -> out, with TFLite's fused activation as a separate node. */
+  withActivation(name: string, op: string, inputs: string[], out: string, attrs: Attrs, act: ActivationFunctionType): void {
+    if (act === ActivationFunctionType.NONE) { this.node(name, op, inputs, [out], attrs); return; }
+    const pre = this.derived(`${out}/preact`, out);
+    this.node(name, op, inputs, [pre], attrs);
+    this.activation(`${name}/${ActivationFunctionType[act]?.toLowerCase() ?? act}`, act, pre, out);
+  }
+
+  activation(name: string, act: ActivationFunctionType, x: string, out: string): void {
+    switch (act) {
+      case ActivationFunctionType.RELU: this.node(name, 'Relu', [x], [out]); return;
+      case ActivationFunctionType.RELU6: this.node(name, 'Clip', [x], [out], newAttrs({ min: 0, max: 6 })); return;
+      case ActivationFunctionType.RELU_N1_TO_1: this.node(name, 'Clip', [x], [out], newAttrs({ min: -1, max: 1 })); return;
+      case ActivationFunctionType.TANH: this.node(name, 'Tanh', [x], [out]); return;
+      default: throw unsupported(this.source, `${name}: fused activation ${ActivationFunctionType[act] ?? act} is not supported`);
+    }
+  }
+
+  /** int constants of an operator input (pads, axes), or null when it is not a constant. */
+  intConst(t: number): number[] | null {
+    if (t < 0) return null;
+    const data = this.tensor(this.names[t]).data;
+    if (!data) return null;
+    return Array.from(data as ArrayLike<number | bigint>, (v) => Number(v));
+  }
+
+  /** Explicit pads [top, left, bottom, right] for SAME/VALID, TFLite's way (extra pixel at the end). */
+  pads(padding: Padding, inH: number, inW: number, k: [number, number], s: [number, number], d: [number, number]): { pads: number[]; out: [number, number] } {
+    const one = (i: number, kk: number, ss: number, dd: number): [number, number, number] => {
+      const eff = (kk - 1) * dd + 1;
+      if (padding === Padding.VALID) return [0, 0, Math.floor((i - eff) / ss) + 1];
+      const o = Math.ceil(i / ss);
+      const total = Math.max((o - 1) * ss + eff - i, 0);
+      return [Math.floor(total / 2), total - Math.floor(total / 2), o];
+    };
+    const [t, b, oh] = one(inH, k[0], s[0], d[0]);
+    const [l, r, ow] = one(inW, k[1], s[1], d[1]);
+    return { pads: [t, l, b, r], out: [oh, ow] };
+  }
+}
+
+/** Imports a TFLite model (path or bytes) into the IR; verifies the file first (verify.ts). */
+export async function importTflite(input: string | Uint8Array, opts: ImportOptions = {}): Promise<Graph> {
+  const { bytes, source } = await readTfliteInput(input, opts);
+  const m = openModel(bytes, source, opts.maxMemory ?? defaultMaxMemory);
+  return graphFromModel(m, bytes, source);
+}
+
+export function graphFromModel(m: Model, bytes: Uint8Array, source: string): Graph {
+  const g = new GraphBuilder(m, bytes, source);
+  const sg = m.subgraphs(0)!;
+  g.loadTensors(0);
+  for (let o = 0; o < sg.operatorsLength(); o++) convertOperator(g, sg.operators(o)!, o);
+  const inputs: string[] = [], outputs: string[] = [];
+  for (let i = 0; i < sg.inputsLength(); i++) inputs.push(g.names[sg.inputs(i)!]);
+  for (let i = 0; i < sg.outputsLength(); i++) outputs.push(g.names[sg.outputs(i)!]);
+  const nodes = removeDeadNodes(g.nodes, outputs);
+  return { name: sg.name() ?? 'main', inputs, outputs, tensors: g.tensors, nodes, source };
+}
+
+/** Drops nodes whose outputs nothing reads: the shape arithmetic a static RESHAPE no longer needs. */
+function removeDeadNodes(nodes: Node[], outputs: string[]): Node[] {
+  const live = new Set(outputs);
+  const keep: boolean[] = new Array<boolean>(nodes.length).fill(false);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    if (nodes[i].outputs.some((y) => live.has(y))) {
+      keep[i] = true;
+      for (const x of nodes[i].inputs) if (x) live.add(x);
+    }
+  }
+  return nodes.filter((_, i) => keep[i]);
+}
+
+function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
+  const m = g.m;
+  const code = builtinCodeOf(m, op.opcodeIndex());
+  const lower = opNameOf(m, op.opcodeIndex());
+  const name = `${lower}_${index}`;
+  const where = `operator ${index} (${lower})`;
+  const ins: number[] = [], outs: number[] = [];
+  for (let i = 0; i < op.inputsLength(); i++) ins.push(op.inputs(i)!);
+  for (let i = 0; i < op.outputsLength(); i++) outs.push(op.outputs(i)!);
+  const x = (i: number) => (ins[i] !== undefined && ins[i] >= 0 ? g.names[ins[i]] : '');
+  const need = (n: number) => {
+    for (let i = 0; i < n; i++) if (!x(i)) throw invalid(g.source, `${where}: input ${i} is missing`);
+    if (outs.length < 1) throw invalid(g.source, `${where}: has no output`);
+  };
+  const out = () => g.names[outs[0]];
+  const opts = op.builtinOptionsType();
+  const act = (a: number | undefined) => (a ?? ActivationFunctionType.NONE) as ActivationFunctionType;
+  const tfShape = (t: number) => g.tfShapes[t];
+
+  switch (code) {
+    case BuiltinOperator.CONV_2D:
+    case BuiltinOperator.DEPTHWISE_CONV_2D: {
+      need(2);
+      const dw = code === BuiltinOperator.DEPTHWISE_CONV_2D;
+      const o = dw
+        ? (opts === BuiltinOptions.DepthwiseConv2DOptions ? op.builtinOptions(new DepthwiseConv2DOptions()) as DepthwiseConv2DOptions : null)
+        : (opts === BuiltinOptions.Conv2DOptions ? op.builtinOptions(new Conv2DOptions()) as Conv2DOptions : null);
+      if (!o) throw invalid(g.source, `${where}: missing its options`);
+      const xs = tfShape(ins[0]), ws = tfShape(ins[1]), ys = tfShape(outs[0]);
+      if (xs.length !== 4 || ws.length !== 4 || ys.length !== 4) throw invalid(g.source, `${where}: expects rank-4 input, weights and output`);
+      const [, h, w, c] = xs;
+      const k: [number, number] = [ws[1], ws[2]];
+      const s: [number, number] = [o.strideH(), o.strideW()];
+      const d: [number, number] = [o.dilationHFactor(), o.dilationWFactor()];
+      if (s.some((v) => v < 1) || d.some((v) => v < 1)) throw invalid(g.source, `${where}: strides ${s} and dilations ${d} must be positive`);
+      let group = 1, wName = x(1);
+      if (dw) {
+        if (ws[0] !== 1 || ws[3] !== c) {
+          throw unsupported(g.source, `${where}: depthwise weights [${ws.join(', ')}] for ${c} channels (depth multiplier ${ws[3] / c}); only multiplier 1 is supported`);
+        }
+        group = c;
+        const wt = g.tensor(wName);
+        const quant = wt.quant && wt.quant.axis !== undefined ? { ...wt.quant, axis: 0 } : wt.quant;
+        wName = g.unique(`${wName}/oihw`);
+        // [1, C, KH, KW] and [C, 1, KH, KW] share one memory order.
+        g.addTensor({ ...wt, name: wName, shape: [c, 1, k[0], k[1]], quant });
+      } else {
+        if (ws[3] < 1 || c % ws[3] !== 0) throw invalid(g.source, `${where}: weights [${ws.join(', ')}] do not fit ${c} input channels`);
+        group = c / ws[3];
+      }
+      const { pads, out: [oh, ow] } = g.pads(o.padding(), h, w, k, s, d);
+      if (ys[1] !== oh || ys[2] !== ow || ys[3] !== (dw ? c : ws[0])) {
+        throw invalid(g.source, `${where}: output shape [${ys.join(', ')}] does not match the computed [${xs[0]}, ${oh}, ${ow}, ${dw ? c : ws[0]}]`);
+      }
+      const attrs = newAttrs({ kernel: k, strides: s, pads, dilations: d, group });
+      const inputs = [x(0), wName];
+      if (x(2)) inputs.push(x(2));
+      g.withActivation(name, 'Conv', inputs, out(), attrs, act(o.fusedActivationFunction()));
+      return;
+    }
+    case BuiltinOperator.AVERAGE_POOL_2D:
+    case BuiltinOperator.MAX_POOL_2D: {
+      need(1);
+      const o = opts === BuiltinOptions.Pool2DOptions ? op.builtinOptions(new Pool2DOptions()) as Pool2DOptions : null;
+      if (!o) throw invalid(g.source, `${where}: missing its options`);
+      const xs = tfShape(ins[0]), ys = tfShape(outs[0]);
+      const k: [number, number] = [o.filterHeight(), o.filterWidth()];
+      const s: [number, number] = [o.strideH(), o.strideW()];
+      if ([...k, ...s].some((v) => v < 1)) throw invalid(g.source, `${where}: filter ${k} and strides ${s} must be positive`);
+      const { pads, out: [oh, ow] } = g.pads(o.padding(), xs[1], xs[2], k, s, [1, 1]);
+      if (ys[1] !== oh || ys[2] !== ow) throw invalid(g.source, `${where}: output shape [${ys.join(', ')}] does not match the computed ${oh}x${ow}`);
+      const avg = code === BuiltinOperator.AVERAGE_POOL_2D;
+      const attrs = newAttrs(avg
+        ? { kernel: k, strides: s, pads, countIncludePad: 0, ceilMode: 0 }
+        : { kernel: k, strides: s, pads, dilations: [1, 1], ceilMode: 0 });
+      g.withActivation(name, avg ? 'AveragePool' : 'MaxPool', [x(0)], out(), attrs, act(o.fusedActivationFunction()));
+      return;
+    }
+    case BuiltinOperator.FULLY_CONNECTED: {
+      need(2);
+      const o = opts === BuiltinOptions.FullyConnectedOptions ? op.builtinOptions(new FullyConnectedOptions()) as FullyConnectedOptions : null;
+      if (o && o.weightsFormat() !== 0) throw unsupported(g.source, `${where}: shuffled weights format is not supported`);
+      const ws = tfShape(ins[1]);
+      if (ws.length !== 2) throw invalid(g.source, `${where}: weights must be rank 2, got [${ws.join(', ')}]`);
+      const [units, depth] = ws;
+      let a = x(0);
+      const xs = tfShape(ins[0]);
+      const rows = xs.reduce((p, q) => p * q, 1) / depth;
+      if (!Number.isInteger(rows)) throw invalid(g.source, `${where}: input [${xs.join(', ')}] is not a multiple of ${depth}`);
+      if (xs.length !== 2 || xs[1] !== depth) {
+        const native = g.toNative(a, name);
+        const flat = g.derived(`${out()}/input2d`, a, [rows, depth], g.tensor(a).quant?.axis !== undefined ? null : undefined);
+        g.reshape(native, flat, `${name}/flatten`);
+        a = flat;
+      }
+      const y = out();
+      const ys = g.tensor(y).shape;
+      const direct = ys.length === 2 && ys[0] === rows && ys[1] === units;
+      const gemmOut = direct ? y : g.derived(`${y}/2d`, y, [rows, units]);
+      const inputs = [a, x(1)];
+      if (x(2)) inputs.push(x(2));
+      g.withActivation(name, 'Gemm', inputs, gemmOut, newAttrs({ alpha: 1, beta: 1, transA: 0, transB: 1 }), act(o?.fusedActivationFunction()));
+      if (!direct) {
+        const native = g.nativeOutput(y);
+        g.reshape(gemmOut, native, `${name}/unflatten`);
+        g.finishNative(native, y, name);
+      }
+      return;
+    }
+    case BuiltinOperator.ADD:
+    case BuiltinOperator.SUB:
+    case BuiltinOperator.MUL: {
+      need(2);
+      const a = code === BuiltinOperator.ADD
+        ? (opts === BuiltinOptions.AddOptions ? (op.builtinOptions(new AddOptions()) as AddOptions).fusedActivationFunction() : 0)
+        : code === BuiltinOperator.SUB
+          ? (opts === BuiltinOptions.SubOptions ? (op.builtinOptions(new SubOptions()) as SubOptions).fusedActivationFunction() : 0)
+          : (opts === BuiltinOptions.MulOptions ? (op.builtinOptions(new MulOptions()) as MulOptions).fusedActivationFunction() : 0);
+      const rank4 = tfShape(outs[0]).length === 4;
+      const operands = [x(0), x(1)].map((t) => (rank4 ? g.broadcast4(t, name) : t));
+      const irOp = code === BuiltinOperator.ADD ? 'Add' : code === BuiltinOperator.SUB ? 'Sub' : 'Mul';
+      g.withActivation(name, irOp, operands, out(), newAttrs(), act(a));
+      return;
+    }
+    case BuiltinOperator.PRELU: {
+      need(2);
+      const alpha = tfShape(outs[0]).length === 4 ? g.broadcast4(x(1), name) : x(1);
+      g.node(name, 'PRelu', [x(0), alpha], [out()]);
+      return;
+    }
+    case BuiltinOperator.PAD: {
+      need(2);
+      const p = g.intConst(ins[1]);
+      const rank = tfShape(ins[0]).length;
+      if (!p || p.length !== 2 * rank) throw unsupported(g.source, `${where}: paddings must be a constant [${rank}, 2] tensor`);
+      let begin = p.filter((_, i) => i % 2 === 0), end = p.filter((_, i) => i % 2 === 1);
+      if (rank === 4) { begin = permute(begin, nhwcToNchw); end = permute(end, nhwcToNchw); }
+      g.node(name, 'Pad', [x(0)], [out()], newAttrs({ pads: [...begin, ...end], mode: 'constant', value: 0 }));
+      return;
+    }
+    case BuiltinOperator.MEAN: {
+      need(2);
+      const axesRaw = g.intConst(ins[1]);
+      if (!axesRaw) throw unsupported(g.source, `${where}: reduction axes must be a constant`);
+      const keep = opts === BuiltinOptions.ReducerOptions ? (op.builtinOptions(new ReducerOptions()) as ReducerOptions).keepDims() : false;
+      reduceLike(g, name, 'ReduceMean', x(0), tfShape(ins[0]), axesRaw, keep, out());
+      return;
+    }
+    case BuiltinOperator.SQUEEZE: {
+      need(1);
+      const xs = tfShape(ins[0]);
+      const so = opts === BuiltinOptions.SqueezeOptions ? op.builtinOptions(new SqueezeOptions()) as SqueezeOptions : null;
+      let dims: number[] = [];
+      if (so) for (let i = 0; i < so.squeezeDimsLength(); i++) dims.push(so.squeezeDims(i)!);
+      if (dims.length === 0) dims = xs.map((d, i) => (d === 1 ? i : -1)).filter((i) => i >= 0);
+      reduceLike(g, name, 'Squeeze', x(0), xs, dims, false, out());
+      return;
+    }
+    case BuiltinOperator.RESHAPE: {
+      need(1);
+      // Shapes are static: the output tensor's shape is the target, whatever computes the shape input.
+      const native = g.toNative(x(0), name);
+      const y = out();
+      const target = g.nativeOutput(y);
+      g.reshape(native, target, name);
+      g.finishNative(target, y, name);
+      return;
+    }
+    case BuiltinOperator.CONCATENATION: {
+      need(1);
+      const o = opts === BuiltinOptions.ConcatenationOptions ? op.builtinOptions(new ConcatenationOptions()) as ConcatenationOptions : null;
+      const rank = tfShape(outs[0]).length;
+      let axis = o ? o.axis() : 0;
+      if (axis < 0) axis += rank;
+      if (axis < 0 || axis >= rank) throw invalid(g.source, `${where}: axis ${o?.axis()} is outside rank ${rank}`);
+      if (rank === 4) axis = nchwPos[axis];
+      const inputs = ins.filter((t) => t >= 0).map((t) => g.names[t]);
+      g.withActivation(name, 'Concat', inputs, out(), newAttrs({ axis }), act(o?.fusedActivationFunction()));
+      return;
+    }
+    case BuiltinOperator.SOFTMAX: {
+      need(1);
+      const beta = opts === BuiltinOptions.SoftmaxOptions ? (op.builtinOptions(new SoftmaxOptions()) as SoftmaxOptions).beta() : 1;
+      const rank = tfShape(ins[0]).length;
+      let a = x(0);
+      if (beta !== 1) {
+        const b = g.constant(`${name}/beta`, 'float32', [], Float32Array.of(beta));
+        const scaled = g.derived(`${a}/scaled`, a);
+        g.node(`${name}/beta`, 'Mul', [a, b], [scaled]);
+        a = scaled;
+      }
+      g.node(name, 'Softmax', [a], [out()], newAttrs({ axis: rank === 4 ? 1 : rank - 1 }));
+      return;
+    }
+    case BuiltinOperator.LOGISTIC: need(1); g.node(name, 'Sigmoid', [x(0)], [out()]); return;
+    case BuiltinOperator.HARD_SWISH: need(1); g.node(name, 'HardSwish', [x(0)], [out()]); return;
+    case BuiltinOperator.ABS: need(1); g.node(name, 'Abs', [x(0)], [out()]); return;
+    case BuiltinOperator.RELU: need(1); g.activation(name, ActivationFunctionType.RELU, x(0), out()); return;
+    case BuiltinOperator.RELU6: need(1); g.activation(name, ActivationFunctionType.RELU6, x(0), out()); return;
+    case BuiltinOperator.RELU_N1_TO_1: need(1); g.activation(name, ActivationFunctionType.RELU_N1_TO_1, x(0), out()); return;
+    case BuiltinOperator.TANH: need(1); g.activation(name, ActivationFunctionType.TANH, x(0), out()); return;
+    case BuiltinOperator.QUANTIZE:
+    case BuiltinOperator.DEQUANTIZE: {
+      need(1);
+      const src = g.tensor(x(0)), dst = g.tensor(out());
+      let a = x(0);
+      if (src.dtype === 'float16' && dst.dtype === 'float32') { g.node(name, 'Cast', [a], [out()], newAttrs({ to: 'float32' })); return; }
+      if (src.quant && !isFloat(src.dtype)) {
+        // Dequantize (alone, or as the first half of a requantization).
+        const target = dst.quant && !isFloat(dst.dtype) ? g.addTensor({ name: g.unique(`${out()}/float`), dtype: 'float32', shape: [...dst.shape] }) : out();
+        g.node(code === BuiltinOperator.QUANTIZE ? `${name}/dequantize` : name, 'DequantizeLinear', [a, ...qParams(g, a, name)], [target], axisAttrs(src.quant));
+        a = target;
+        if (a === out()) return;
+      }
+      if (!dst.quant || isFloat(dst.dtype)) throw invalid(g.source, `${where}: output ${out()} is not a quantized tensor`);
+      g.node(name, 'QuantizeLinear', [a, ...qParams(g, out(), name)], [out()], axisAttrs(dst.quant));
+      return;
+    }
+    default: {
+      // Opaque: keep the op, in TFLite's layout (its semantics are NHWC).
+      const inputs = ins.map((t) => (t >= 0 ? g.toNative(g.names[t], name) : ''));
+      const outputs = outs.map((t) => g.nativeOutput(g.names[t]));
+      const custom = code === BuiltinOperator.CUSTOM;
+      g.node(name, custom ? lower : (BuiltinOperator[code] ?? `BUILTIN_${code}`), inputs, outputs, newAttrs({ builtinCode: code }), custom ? `${tfliteDomain}.custom` : tfliteDomain);
+      outs.forEach((t, i) => g.finishNative(outputs[i], g.names[t], name));
+    }
+  }
+}
+
+const isFloat = (d: DType) => d === 'float32' || d === 'float16' || d === 'float64' || d === 'bfloat16';
+
+function axisAttrs(q: Quantization): Attrs {
+  return newAttrs(q.axis !== undefined ? { axis: q.axis } : {});
+}
+
+/** Scale and zero-point constants of a quantized tensor, as QuantizeLinear/DequantizeLinear take them. */
+function qParams(g: GraphBuilder, tensor: string, at: string): [string, string] {
+  const t = g.tensor(tensor);
+  const q = t.quant!;
+  const shape = q.axis !== undefined ? [q.scale.length] : [];
+  const scale = g.constant(`${at}/${tensor}/scale`, 'float32', shape, Float32Array.from(q.scale));
+  const zpData = t.dtype === 'uint8' ? Uint8Array.from(q.zeroPoint) : t.dtype === 'int16' ? Int16Array.from(q.zeroPoint) : Int8Array.from(q.zeroPoint);
+  const zp = g.constant(`${at}/${tensor}/zero_point`, t.dtype, shape, zpData);
+  return [scale, zp];
+}
+
+/**
+ * MEAN/SQUEEZE: removes (or keeps as 1) the NHWC axes `axesRaw` of x. A rank-4 input reduces in NCHW; when
+ * dims are dropped and the remaining NCHW order differs from TFLite's, a Transpose restores it.
+ */
+function reduceLike(g: GraphBuilder, name: string, op: 'ReduceMean' | 'Squeeze', x: string, xs: number[], axesRaw: number[], keep: boolean, y: string): void {
+  const rank = xs.length;
+  const axes = [...new Set(axesRaw.map((a) => (a < 0 ? a + rank : a)))].sort((a, b) => a - b);
+  if (axes.some((a) => a < 0 || a >= rank)) throw invalid(g.source, `${name}: axes [${axesRaw.join(', ')}] are outside rank ${rank}`);
+  const attrs = (ax: number[]) => newAttrs(op === 'ReduceMean' ? { axes: ax, keepdims: keep ? 1 : 0 } : { axes: ax });
+  if (rank !== 4 || (keep && op === 'ReduceMean')) {
+    const irAxes = rank === 4 ? axes.map((a) => nchwPos[a]).sort((a, b) => a - b) : axes;
+    g.node(name, op, [x], [y], attrs(irAxes));
+    return;
+  }
+  const irAxes = axes.map((a) => nchwPos[a]).sort((a, b) => a - b);
+  // Remaining NHWC axes, in TFLite's order and in the order the NCHW reduction leaves them.
+  const keptTf = [0, 1, 2, 3].filter((a) => !axes.includes(a));
+  const keptIr = [...keptTf].sort((a, b) => nchwPos[a] - nchwPos[b]);
+  const yShape = g.tensor(y).shape;
+  if (keptTf.length === 4) { g.node(name, op, [x], [y], attrs(irAxes)); return; }
+  const same = keptTf.every((a, i) => a === keptIr[i]);
+  if (same) { g.node(name, op, [x], [y], attrs(irAxes)); return; }
+  const tmpShape = keptIr.map((a) => xs[a]);
+  const tmp = g.derived(`${y}/nchw_order`, y, tmpShape, g.tensor(y).quant?.axis !== undefined ? null : undefined);
+  g.node(name, op, [x], [tmp], attrs(irAxes));
+  const perm = keptTf.map((a) => keptIr.indexOf(a));
+  if (yShape.length !== perm.length) throw invalid(g.source, `${name}: output rank ${yShape.length} does not match the reduced rank ${perm.length}`);
+  g.reorder(tmp, y, tmpShape, perm, `${name}/tflite_order`);
+}
+
