@@ -29,6 +29,9 @@ export interface Tensor {
   name: string;
   dtype: DType;
   shape: number[];
+  /** Set by shape inference (src/graph/shape.ts) where the IR cannot know the shape (past opaque ops);
+   *  `shape` must not be read then. onnxruntime fills these in at load (src/graph/ort-shapes.ts). */
+  shapeUnknown?: boolean;
   /** Constant data (weights, folded shapes). A view of the file's bytes where alignment allows. */
   data?: TensorData;
   quant?: Quantization;
