@@ -1,0 +1,58 @@
+// loadModel: any supported model file (or its bytes) to a prepared graph IR with every shape static.
+// ONNX: importOnnx + prepareGraph; shapes the IR cannot infer past opaque ops come from onnxruntime-node
+// (src/graph/ort-shapes.ts), then the graph is prepared again with them so that shape chains past those
+// ops fold too.
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { invalid, unsupported } from '../src/errors.js';
+import type { Graph, Tensor } from '../src/graph/ir.js';
+import { ortShapes } from '../src/graph/ort-shapes.js';
+import { prepareGraph } from '../src/graph/prepare.js';
+import { unknownTensors } from '../src/graph/shape.js';
+import { importOnnx } from './onnx/import.js';
+import type { ImportOptions } from './options.js';
+
+export type ModelFormat = 'onnx' | 'tflite';
+
+/** TFLite flatbuffers carry the identifier "TFL3" at bytes 4..8; ONNX protobufs have no magic. */
+export function detectFormat(input: string | Uint8Array, head?: Uint8Array): ModelFormat {
+  if (typeof input === 'string') {
+    const ext = extname(input).toLowerCase();
+    if (ext === '.onnx') return 'onnx';
+    if (ext === '.tflite') return 'tflite';
+  }
+  const b = typeof input === 'string' ? head : input;
+  if (b && b.length >= 8 && String.fromCharCode(b[4], b[5], b[6], b[7]) === 'TFL3') return 'tflite';
+  return 'onnx';
+}
+
+export async function loadModel(input: string | Uint8Array, opts: ImportOptions = {}): Promise<Graph> {
+  const source = opts.source ?? (typeof input === 'string' ? input : '<bytes>');
+  let bytes: Uint8Array | undefined = typeof input === 'string' ? undefined : input;
+  if (typeof input === 'string' && !['.onnx', '.tflite'].includes(extname(input).toLowerCase())) {
+    try {
+      bytes = await readFile(input);
+    } catch (e) {
+      throw invalid(source, `cannot read the model (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
+  }
+  const format = detectFormat(input, bytes);
+  if (format === 'tflite') throw unsupported(source, 'TFLite models are not wired into loadModel yet; use the ONNX model');
+  // A path goes to the importer as a path: external tensor data is read relative to its folder.
+  const raw = await importOnnx(input, { ...opts, source });
+  const prepared = prepareGraph(raw, opts);
+  const unknown = unknownTensors(prepared);
+  if (unknown.length === 0) return prepared;
+
+  if (!bytes) bytes = await readFile(input as string);
+  const found = await ortShapes(bytes, raw, unknown);
+  const tensors = new Map(raw.tensors);
+  for (const [name, s] of found) {
+    const t: Tensor = { ...(tensors.get(name) ?? { name }), name, dtype: s.dtype, shape: s.shape, shapeUnknown: false };
+    tensors.set(name, t);
+  }
+  const again = prepareGraph({ ...raw, tensors }, opts);
+  const left = unknownTensors(again);
+  if (left.length > 0) throw unsupported(source, `cannot determine the shapes of ${left.length} tensors (first: '${left[0]}')`);
+  return again;
+}

@@ -1,0 +1,25 @@
+// The clean-ups every importer's graph gets, in a fixed order (each pass is Graph -> Graph):
+// validate (topological order) -> fold shape constants -> constant operands into attributes ->
+// drop Identity/Dropout -> fold BatchNormalization into Conv -> recognize spelled-out activations ->
+// infer every shape -> drop tensors nothing refers to any more.
+import type { Graph } from './ir.js';
+import { foldBatchNorm } from './passes/fold-batchnorm.js';
+import { foldConstants } from './passes/fold-constants.js';
+import { normalizeAttrs } from './passes/normalize-attrs.js';
+import { recognizeActivations } from './passes/recognize-activations.js';
+import { removeIdentity } from './passes/remove-identity.js';
+import type { ShapeOptions } from './shape.js';
+import { inferShapes } from './shape.js';
+import { pruneTensors } from './util.js';
+import { validateGraph } from './validate.js';
+
+export function prepareGraph(g: Graph, opts: ShapeOptions = {}): Graph {
+  let out = validateGraph(g);
+  out = foldConstants(out, opts);
+  out = normalizeAttrs(out);
+  out = removeIdentity(out);
+  out = foldBatchNorm(out);
+  out = recognizeActivations(out);
+  out = inferShapes(out, opts);
+  return pruneTensors(out);
+}
