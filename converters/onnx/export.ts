@@ -10,6 +10,7 @@ import { invalid, unsupported } from '../../src/errors.js';
 import { fcmDomain, isKnownOp, type AttrValue, type Graph, type Node, type Tensor } from '../../src/graph/ir.js';
 import { dtypeToOnnxType, encodeModel, onnx } from './codec.js';
 import { maxOpset, minOpset, onnxNodeOf } from './import.js';
+import { originalNode } from '../../src/graph/util.js';
 
 export interface ExportOptions {
   /** Default-domain opset to write (default 17). */
@@ -146,7 +147,8 @@ function writeNode(w: Writer, n: Node): void {
   if (n.domain === fcmDomain) throw unsupported(g.source, `node '${n.name}' (${n.op}): exporting fused modules (${fcmDomain})`);
   if (!isKnownOp(n)) {
     if (n.domain && !w.domains.has(n.domain)) w.domains.set(n.domain, 1);
-    const orig = onnxNodeOf.get(n);
+    // Passes copy nodes; the NodeProto belongs to the node the importer made.
+    const orig = onnxNodeOf.get(originalNode(n));
     const attribute = orig && orig.opType === n.op ? orig.attribute : genericAttrs(n, g.source);
     w.nodes.push({
       opType: n.op, name: n.name, input: [...n.inputs], output: [...n.outputs], attribute,
