@@ -17,7 +17,8 @@ export interface DagLayer {
   /** Conv layers: [C, H, W]. Other layers: the tensor shape as the source has it. */
   ifms_shape: number[];
   ofms_shape: number[];
-  type?: ConvType;
+  /** Conv layers: their ConvType. The seed's TFLite DAGs also type MEAN layers 'avgpool'. */
+  type?: ConvType | 'avgpool';
   /** s: [F, C, K, K]; dw: [C, K, K]; pw: [F, C]; fc: [F, C]. */
   weights_shape?: number[];
   strides?: number;

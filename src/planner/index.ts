@@ -1,0 +1,29 @@
+// The planner's entry point: a FusePlanner layer DAG and a GPU description in, a Plan out.
+//   'fuseplanner': the seed's cost models and decisions, reproduced exactly (src/planner/fuseplanner/).
+//   'optimal'    : fcm-opt's own planner (src/planner/optimal.ts): legal, disjoint modules chosen optimally.
+import type { Dag } from './dag.js';
+import type { HwConfig } from './hw-config.js';
+import type { Plan } from './plan.js';
+import { planFusePlanner } from './fuseplanner/plan.js';
+import { planOptimal } from './optimal.js';
+
+export type PlanMode = Plan['mode'];
+export const planModes: readonly PlanMode[] = ['optimal', 'fuseplanner'];
+
+export interface PlanFusionOptions {
+  mode: PlanMode;
+  /** Bytes per element of activations and weights (optimal mode; the seed's models count elements). */
+  dtypeBytes?: number;
+  /** Name recorded in the plan (the model or DAG file). */
+  model?: string;
+}
+
+export function planFusion(dag: Dag, hw: HwConfig, options: PlanFusionOptions): Plan {
+  const model = options.model ?? 'model';
+  switch (options.mode) {
+    case 'fuseplanner':
+      return planFusePlanner(dag, hw, model);
+    case 'optimal':
+      return planOptimal(dag, hw, { model, dtypeBytes: options.dtypeBytes });
+  }
+}
