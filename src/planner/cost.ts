@@ -1,0 +1,509 @@
+// fcm-opt's own cost models for the optimal planner: global memory accesses (GMA) of layer-by-layer (LBL)
+// convolutions and of the Fused Convolutional Modules PW-DW, DW-PW and PW-PW, their tile searches, and a
+// roofline time estimate when the GPU description gives bandwidth, throughput and dispatch overhead.
+//
+// Derived from the seed's models (estimator_v2.py: dw_gma, pw_gma, pw_dw_gma, dw_pw_gma, pw_pw_gma,
+// is_viable_tile and the *_estimate_min_dm_v2 tile searches; the paper's FusePlanner cost models of LBL and
+// FCM global memory accesses) with these changes, each explained in docs/planner.md:
+// - every layer's own stride, padding and dilation (the seed reads the DW stride from the PW layer and
+//   assumes SAME-like padding through a real-valued overlap term);
+// - whole tile counts (ceil) and integer tile sizes; input reads summed exactly over the tiles, halos
+//   (the seed's `2 * overlap`) included, clipped at the borders;
+// - weights re-read per filter tile where the kernel must (DW weights in DW-PW);
+// - tile memory in bytes (data width) against min(shared memory, WebGPU workgroup storage);
+// - standard and fully-connected layers estimated too, so totals cover the model's whole conv part.
+// GMA is counted in elements, as in the seed; bytes = GMA * data width.
+
+import type { ConvType, DagLayer } from './dag.js';
+import type { HwConfig } from './hw-config.js';
+import type { ModuleKind, Tiles } from './plan.js';
+import { invalid } from '../errors.js';
+
+/** One spatial axis of a convolution: input/output sizes, kernel, stride, dilation, leading pad. */
+export interface Axis {
+  in: number;
+  out: number;
+  k: number;
+  s: number;
+  d: number;
+  /** Padding before the first element (top or left). */
+  p: number;
+}
+
+/** A conv layer as the cost models read it. */
+export interface ConvSpec {
+  id: number;
+  name: string;
+  type: ConvType;
+  /** Input channels, output channels (filters), input channels per filter (C / group). */
+  c: number;
+  f: number;
+  cPerFilter: number;
+  h: Axis;
+  w: Axis;
+  /** Weight elements. */
+  weights: number;
+  /** True when the DAG gave no padding and it was derived SAME-like from the shapes. */
+  padsDerived: boolean;
+}
+
+/** What a cost evaluation needs besides the layers. */
+export interface CostContext {
+  hw: HwConfig;
+  /** Bytes per element of activations and weights: 4 fp32, 1 int8. */
+  dtypeBytes: number;
+  /** 'time' needs hw.dramGBps, fp32Gflops and dispatchOverheadUs. */
+  objective: 'gma' | 'time';
+}
+
+/** The best tiles of one module and what they cost. */
+export interface ModuleCost {
+  kind: ModuleKind;
+  tiles: Tiles;
+  /** Global memory accesses in elements. */
+  gma: number;
+  /** Floating-point operations, redundant (recomputed) work of FCMs included. */
+  flops: number;
+  /** Flops an FCM recomputes beyond its two layers run LBL (halo of PW-DW, DW per filter tile of DW-PW...). */
+  redundantFlops: number;
+  /** Workgroups (tiles) one dispatch launches. */
+  workgroups: number;
+  dispatches: number;
+  /** Roofline estimate in microseconds (objective 'time' only). */
+  timeUs?: number;
+}
+
+const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+
+/** True when the description allows the roofline time model. */
+export function hasTimeModel(hw: HwConfig): boolean {
+  return (hw.dramGBps ?? 0) > 0 && (hw.fp32Gflops ?? 0) > 0 && hw.dispatchOverheadUs !== undefined;
+}
+
+/** Shared memory one workgroup may use, in bytes: the SM's, and WebGPU's workgroup storage when known. */
+export function tileMemoryLimit(hw: HwConfig): number {
+  return hw.workgroupStorageBytes !== undefined ? Math.min(hw.shmemBytesPerSm, hw.workgroupStorageBytes) : hw.shmemBytesPerSm;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Layers
+
+/**
+ * Reads a conv layer of the DAG. `extraPads` [t, l, b, r] is a zero Pad layer folded in front of it
+ * (TFLite writes pad layers before stride-2 depthwise convolutions); `inputHW` is then the unpadded size.
+ */
+export function convSpec(layer: DagLayer, where: string, extraPads?: number[], inputHW?: [number, number]): ConvSpec {
+  const at = `${where}: layer ${layer.id} ('${layer.name}')`;
+  const type = layer.type;
+  if (type !== 's' && type !== 'dw' && type !== 'pw' && type !== 'fc') throw invalid(at, 'is not a conv layer');
+  const ws = layer.weights_shape;
+  if (!ws) throw invalid(at, `'${type}' layer has no weights_shape`);
+  const weights = ws.reduce((a, b) => a * b, 1);
+  if (type === 'fc') {
+    // [F, C] applied to `rows` vectors (ONNX DAGs record [C, rows, 1]; the seed's none): a 1x1 conv.
+    const [f, c] = ws;
+    const rows = layer.ifms_shape?.length === 3 ? layer.ifms_shape[1] * layer.ifms_shape[2] : 1;
+    const h: Axis = { in: rows, out: rows, k: 1, s: 1, d: 1, p: 0 };
+    const one: Axis = { in: 1, out: 1, k: 1, s: 1, d: 1, p: 0 };
+    return { id: layer.id, name: layer.name, type, c, f, cPerFilter: c, h, w: one, weights, padsDerived: false };
+  }
+  const [c, ih, iw] = need3(layer.ifms_shape, at, 'ifms_shape');
+  const [f, oh, ow] = need3(layer.ofms_shape, at, 'ofms_shape');
+  const kh = type === 'pw' ? 1 : ws[ws.length - 2];
+  const kw = type === 'pw' ? 1 : ws[ws.length - 1];
+  const cPerFilter = type === 'dw' ? 1 : ws[1];
+  let s = layer.strides ?? 1;
+  const d = layer.dilations ?? 1;
+  const h = inputHW ? inputHW[0] : ih;
+  const w = inputHW ? inputHW[1] : iw;
+  let pads: number[];
+  let padsDerived = false;
+  if (Array.isArray(layer.pads) && layer.pads.length === 4) {
+    pads = layer.pads;
+  } else if (layer.padding_top !== undefined || layer.padding_left !== undefined) {
+    pads = [layer.padding_top ?? 0, layer.padding_left ?? 0, layer.padding_bottom ?? 0, layer.padding_right ?? 0];
+  } else {
+    // No padding recorded (the seed's DAGs): the smallest padding that yields the recorded output size,
+    // split SAME-like (the extra row/column at the end). The seed's extractor records stride 1 for some
+    // strided 1x1 convolutions (Xception's shortcuts): when the shapes need a larger stride, take the
+    // smallest stride that gives the recorded output size with SAME padding.
+    if (Math.ceil(ih / s) !== oh && Math.floor((ih - (kh - 1) * d - 1) / s) + 1 !== oh) {
+      for (let t = 1; t <= ih; t++) {
+        if (Math.ceil(ih / t) === oh && Math.ceil(iw / t) === ow) {
+          s = t;
+          break;
+        }
+      }
+    }
+    const ph = Math.max(0, (oh - 1) * s + (kh - 1) * d + 1 - ih);
+    const pw = Math.max(0, (ow - 1) * s + (kw - 1) * d + 1 - iw);
+    pads = [Math.floor(ph / 2), Math.floor(pw / 2), ph - Math.floor(ph / 2), pw - Math.floor(pw / 2)];
+    padsDerived = true;
+  }
+  if (extraPads) pads = pads.map((p, i) => p + extraPads[i]);
+  // The recorded output size must follow from the geometry; otherwise the DAG is inconsistent.
+  const expect = (n: number, k: number, p0: number, p1: number) => Math.floor((n + p0 + p1 - (k - 1) * d - 1) / s) + 1;
+  if (expect(h, kh, pads[0], pads[2]) !== oh || expect(w, kw, pads[1], pads[3]) !== ow) {
+    throw invalid(at, `output [${oh}, ${ow}] does not follow from input [${h}, ${w}], kernel ${kh}x${kw}, stride ${s}, dilation ${d}, pads [${pads.join(', ')}]`);
+  }
+  return {
+    id: layer.id, name: layer.name, type, c, f, cPerFilter,
+    h: { in: h, out: oh, k: kh, s, d, p: pads[0] },
+    w: { in: w, out: ow, k: kw, s, d, p: pads[1] },
+    weights, padsDerived,
+  };
+}
+
+function need3(v: number[] | undefined, at: string, field: string): number[] {
+  if (!v || v.length !== 3) throw invalid(at, `'${field}' must be [C, H, W]`);
+  return v;
+}
+
+/** MACs of one layer run LBL, x2 = flops. */
+export function layerFlops(l: ConvSpec): number {
+  return 2 * l.f * l.cPerFilter * l.h.k * l.w.k * l.h.out * l.w.out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tile geometry along one axis
+
+/** Input indices (sorted, distinct, inside [0, in)) that the outputs `outIdx` read. */
+export function readIndices(outIdx: readonly number[], a: Axis): number[] {
+  const mark = new Uint8Array(a.in);
+  for (const o of outIdx) {
+    for (let j = 0; j < a.k; j++) {
+      const i = o * a.s - a.p + j * a.d;
+      if (i >= 0 && i < a.in) mark[i] = 1;
+    }
+  }
+  const r: number[] = [];
+  const lo = Math.max(0, (outIdx[0] ?? 0) * a.s - a.p);
+  const hi = Math.min(a.in - 1, (outIdx[outIdx.length - 1] ?? -1) * a.s - a.p + (a.k - 1) * a.d);
+  for (let i = lo; i <= hi; i++) if (mark[i]) r.push(i);
+  return r;
+}
+
+/**
+ * Tiling of one axis with output tile size `t`, through a chain of layers (last layer first): the number
+ * of tiles, and for each level the sum over tiles and the maximum per tile of the indices read
+ * (level 0 = the input of the last layer, level 1 = the input of the layer before it).
+ */
+export interface AxisTiling {
+  tiles: number;
+  sum: number[];
+  max: number[];
+}
+
+const axisCache = new Map<string, AxisTiling>();
+
+export function tileAxis(t: number, axes: readonly Axis[]): AxisTiling {
+  const key = `${t}|${axes.map((a) => `${a.in},${a.out},${a.k},${a.s},${a.d},${a.p}`).join('|')}`;
+  const hit = axisCache.get(key);
+  if (hit) return hit;
+  if (axisCache.size > 100_000) axisCache.clear();
+  const r = computeTileAxis(t, axes);
+  axisCache.set(key, r);
+  return r;
+}
+
+function computeTileAxis(t: number, axes: readonly Axis[]): AxisTiling {
+  const out = axes[0].out;
+  const tiles = ceilDiv(out, t);
+  const sum = axes.map(() => 0);
+  const max = axes.map(() => 0);
+  for (let i = 0; i < tiles; i++) {
+    // Index sets are kept as ranges [lo, hi] while they stay contiguous (the common case), else as lists.
+    let lo = i * t;
+    let hi = Math.min(out, (i + 1) * t) - 1;
+    let idx: number[] | undefined;
+    axes.forEach((a, level) => {
+      if (!idx && a.d === 1 && (a.s <= a.k || lo === hi)) {
+        const nlo = Math.max(0, lo * a.s - a.p);
+        const nhi = Math.min(a.in - 1, hi * a.s - a.p + a.k - 1);
+        [lo, hi] = [nlo, nhi];
+      } else {
+        if (!idx) {
+          idx = [];
+          for (let o = lo; o <= hi; o++) idx.push(o);
+        }
+        idx = readIndices(idx, a);
+      }
+      const n = idx ? idx.length : Math.max(0, hi - lo + 1);
+      sum[level] += n;
+      max[level] = Math.max(max[level], n);
+    });
+  }
+  return { tiles, sum, max };
+}
+
+/** Tile sizes tried along a dimension of size n: powers of two below n, and n itself. */
+export function tileSizes(n: number): number[] {
+  const sizes: number[] = [];
+  for (let t = 1; t < n; t *= 2) sizes.push(t);
+  sizes.push(n);
+  return sizes;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Modules: the GMA of given tiles
+
+/** One tile choice evaluated: what the search compares. */
+interface Evaluated {
+  tiles: Tiles;
+  gma: number;
+  flops: number;
+  redundantFlops: number;
+  workgroups: number;
+  /**
+   * Shared-memory elements of one workgroup for a depth step d (input channels per step):
+   * smemFixed + smemPerDepth * d + smemCapped * min(d, smemCap). Plain numbers, no closure per tile.
+   */
+  smemFixed: number;
+  smemPerDepth: number;
+  smemCapped: number;
+  smemCap: number;
+  /** L1 elements (shared + the output tile kept in registers/L1), as in the seed's is_viable_tile. */
+  outTile: number;
+  depth: number;
+}
+
+type Evaluator = (tf: number, ah: AxisTiling, aw: AxisTiling, th: number, tw: number) => Evaluated;
+
+/**
+ * LBL DW (seed: dw_gma, dw_estimate_min_dm_v2): one channel per tile (output-stationary), spatial output
+ * tile th x tw. GMA = input read over tiles (halo included) + output + the k x k weights per (channel, tile).
+ */
+function dwEvaluator(l: ConvSpec): Evaluator {
+  const kk = l.h.k * l.w.k;
+  return (_tf, ah, aw, th, tw) => {
+    const spatial = ah.tiles * aw.tiles;
+    return {
+      tiles: { l1Filters: 1, h: th, w: tw, d: 1 },
+      gma: l.c * ah.sum[0] * aw.sum[0] + l.c * l.h.out * l.w.out + l.c * kk * spatial,
+      flops: layerFlops(l),
+      redundantFlops: 0,
+      workgroups: l.c * spatial,
+      smemFixed: ah.max[0] * aw.max[0] + kk, smemPerDepth: 0, smemCapped: 0, smemCap: 0,
+      outTile: th * tw,
+      depth: 1,
+    };
+  };
+}
+
+/**
+ * LBL PW, standard conv and FC (seed: pw_gma, pw_estimate_min_dm_v2; the seed makes no estimate for s and
+ * fc): tf filters per tile, spatial output tile th x tw. Each filter tile reads its input (all channels of
+ * its groups); the weights are read once per spatial tile.
+ */
+function convEvaluator(l: ConvSpec): Evaluator {
+  const kk = l.h.k * l.w.k;
+  const groups = l.c / l.cPerFilter;
+  const filtersPerGroup = l.f / groups;
+  return (tf, ah, aw, th, tw) => {
+    const spatial = ah.tiles * aw.tiles;
+    const filterTiles = ceilDiv(l.f, tf);
+    // Channels a filter tile reads: its groups' (all of them for group 1).
+    const channels = Math.min(l.c, ceilDiv(tf, filtersPerGroup) * l.cPerFilter);
+    const depth = Math.min(l.cPerFilter * ceilDiv(tf, filtersPerGroup), l.c);
+    return {
+      tiles: { l1Filters: tf, h: th, w: tw, d: depth },
+      gma: filterTiles * channels * ah.sum[0] * aw.sum[0] + l.f * l.h.out * l.w.out + l.weights * spatial,
+      flops: layerFlops(l),
+      redundantFlops: 0,
+      workgroups: filterTiles * spatial,
+      smemFixed: 0, smemPerDepth: ah.max[0] * aw.max[0], smemCapped: tf * kk, smemCap: l.cPerFilter,
+      outTile: tf * th * tw,
+      depth,
+    };
+  };
+}
+
+/**
+ * PW-DW FCM (seed: pw_dw_gma, pw_dw_estimate_min_dm_v2): tf PW filters = DW channels per tile; the PW
+ * outputs of the DW tile's halo are computed on chip (redundantly where tiles overlap). GMA = PW input per
+ * filter tile (full depth, over the halo region) + output + both layers' weights per spatial tile.
+ */
+function pwdwEvaluator(pw: ConvSpec, dw: ConvSpec): Evaluator {
+  const kk = dw.h.k * dw.w.k;
+  const mid = dw.c;
+  return (tf, ah, aw, th, tw) => {
+    const spatial = ah.tiles * aw.tiles;
+    const filterTiles = ceilDiv(mid, tf);
+    const midComputed = ah.sum[0] * aw.sum[0];
+    const pwFlops = 2 * pw.c * mid * midComputed;
+    return {
+      tiles: { l1Filters: tf, l2Filters: tf, h: th, w: tw, d: pw.c },
+      gma: filterTiles * pw.c * ah.sum[1] * aw.sum[1] + dw.f * dw.h.out * dw.w.out + (pw.weights + dw.weights) * spatial,
+      flops: pwFlops + layerFlops(dw),
+      redundantFlops: pwFlops - layerFlops(pw),
+      workgroups: filterTiles * spatial,
+      smemFixed: tf * ah.max[0] * aw.max[0] + tf * kk, smemPerDepth: ah.max[1] * aw.max[1] + tf, smemCapped: 0, smemCap: 0,
+      outTile: tf * th * tw,
+      depth: pw.c,
+    };
+  };
+}
+
+/**
+ * DW-PW FCM (seed: dw_pw_gma, dw_pw_estimate_min_dm_v2): the PW needs every channel of the DW output tile,
+ * so each tile computes the DW on all channels and tf PW filters; with several filter tiles the DW input
+ * and weights are re-read and the DW recomputed per filter tile.
+ */
+function dwpwEvaluator(dw: ConvSpec, pw: ConvSpec): Evaluator {
+  const kk = dw.h.k * dw.w.k;
+  const c = dw.c;
+  return (tf, ah, aw, th, tw) => {
+    const spatial = ah.tiles * aw.tiles;
+    const filterTiles = ceilDiv(pw.f, tf);
+    const dwFlops = 2 * c * kk * ah.sum[0] * aw.sum[0] * filterTiles;
+    return {
+      tiles: { l1Filters: c, l2Filters: tf, h: th, w: tw, d: c },
+      gma: filterTiles * c * ah.sum[1] * aw.sum[1] + pw.f * pw.h.out * pw.w.out + (filterTiles * dw.weights + pw.weights) * spatial,
+      flops: dwFlops + layerFlops(pw),
+      redundantFlops: dwFlops - layerFlops(dw),
+      workgroups: filterTiles * spatial,
+      smemFixed: c * ah.max[0] * aw.max[0], smemPerDepth: ah.max[1] * aw.max[1] + kk + tf, smemCapped: 0, smemCap: 0,
+      outTile: tf * th * tw,
+      depth: c,
+    };
+  };
+}
+
+/**
+ * PW-PW FCM (seed: pw_pw_gma, pw_pw_estimate_min_dm_v2): tf filters of the second PW per tile; the first
+ * PW computes all its filters on chip, once per filter tile of the second, reading its weights each time.
+ */
+function pwpwEvaluator(pw1: ConvSpec, pw2: ConvSpec): Evaluator {
+  const mid = pw1.f;
+  return (tf, ah, aw, th, tw) => {
+    const spatial = ah.tiles * aw.tiles;
+    const filterTiles = ceilDiv(pw2.f, tf);
+    const pw1Flops = 2 * pw1.c * mid * ah.sum[0] * aw.sum[0] * filterTiles;
+    return {
+      tiles: { l1Filters: mid, l2Filters: tf, h: th, w: tw, d: pw1.c },
+      gma: filterTiles * pw1.c * ah.sum[1] * aw.sum[1] + pw2.f * pw2.h.out * pw2.w.out + (filterTiles * pw1.weights + pw2.weights) * spatial,
+      flops: pw1Flops + layerFlops(pw2),
+      redundantFlops: pw1Flops - layerFlops(pw1),
+      workgroups: filterTiles * spatial,
+      smemFixed: mid * ah.max[0] * aw.max[0], smemPerDepth: ah.max[1] * aw.max[1] + mid, smemCapped: tf, smemCap: mid,
+      outTile: tf * th * tw,
+      depth: pw1.c,
+    };
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Time
+
+/**
+ * Roofline per module: max(bytes / bandwidth, flops / throughput), slowed down when the dispatch has fewer
+ * workgroups than SMs (it cannot use the whole GPU), plus the dispatch overhead.
+ */
+export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext): number {
+  const hw = ctx.hw;
+  const memUs = (gma * ctx.dtypeBytes) / (hw.dramGBps! * 1e3);
+  const compUs = flops / (hw.fp32Gflops! * 1e3);
+  const utilization = Math.min(1, workgroups / hw.sms);
+  return Math.max(memUs, compUs) / utilization + dispatches * hw.dispatchOverheadUs!;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tile search
+
+/**
+ * Tries every filter tile and spatial tile (powers of two and the full size), keeps those whose tile fits
+ * the shared memory (with the largest depth step that fits) and L1, and returns the best: by time when the
+ * objective is 'time'; otherwise by GMA among tiles that give every SM work (the seed's
+ * `num_of_tiles >= num_of_sms`), or, when none does, the tile with the most workgroups.
+ * Returns undefined when no tile fits.
+ */
+function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[], evaluate: Evaluator, ctx: CostContext): ModuleCost | undefined {
+  const smemLimit = tileMemoryLimit(ctx.hw) / ctx.dtypeBytes;
+  const l1Limit = Math.max(ctx.hw.l1BytesPerSm, tileMemoryLimit(ctx.hw)) / ctx.dtypeBytes;
+  const hTilings = tileSizes(axesH[0].out).map((t) => ({ t, a: tileAxis(t, axesH) }));
+  const wTilings = tileSizes(axesW[0].out).map((t) => ({ t, a: tileAxis(t, axesW) }));
+  let best: { cost: ModuleCost; key: number[] } | undefined;
+  for (const tf of tileSizes(filters)) {
+    for (const { t: th, a: ah } of hTilings) {
+      for (const { t: tw, a: aw } of wTilings) {
+        const e = evaluate(tf, ah, aw, th, tw);
+        const dStep = depthStep(e, smemLimit, l1Limit);
+        if (dStep === 0) continue;
+        const cost: ModuleCost = {
+          kind,
+          tiles: { ...e.tiles, d: dStep },
+          gma: e.gma,
+          flops: e.flops,
+          redundantFlops: e.redundantFlops,
+          workgroups: e.workgroups,
+          dispatches: 1,
+        };
+        let key: number[];
+        if (ctx.objective === 'time') {
+          cost.timeUs = rooflineUs(e.gma, e.flops, e.workgroups, 1, ctx);
+          key = [cost.timeUs, e.gma, -e.workgroups];
+        } else {
+          const occupied = e.workgroups >= ctx.hw.sms;
+          key = occupied ? [0, e.gma, -e.workgroups] : [1, -e.workgroups, e.gma];
+        }
+        if (!best || lexLess(key, best.key)) best = { cost, key };
+      }
+    }
+  }
+  return best?.cost;
+}
+
+/** The largest depth step (all channels, or a power of two below) whose tile fits; 0 when none fits. */
+function depthStep(e: Evaluated, smemLimit: number, l1Limit: number): number {
+  const fits = (d: number) => {
+    const m = e.smemFixed + e.smemPerDepth * d + e.smemCapped * Math.min(d, e.smemCap);
+    return m <= smemLimit && m + e.outTile <= l1Limit;
+  };
+  if (fits(e.depth)) return e.depth;
+  let d = 1;
+  while (d * 2 < e.depth) d *= 2;
+  for (; d >= 1; d /= 2) if (fits(d)) return d;
+  return 0;
+}
+
+function lexLess(a: number[], b: number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
+}
+
+/** Best tiles of a conv layer run alone (LBL). Throws when no tile fits the shared memory. */
+export function costLayer(l: ConvSpec, ctx: CostContext, where: string): ModuleCost {
+  const kind: ModuleKind = l.type;
+  const r = l.type === 'dw'
+    ? search(kind, 1, [l.h], [l.w], dwEvaluator(l), ctx)
+    : search(kind, l.f, [l.h], [l.w], convEvaluator(l), ctx);
+  if (!r) {
+    throw invalid(`${where}: layer ${l.id} ('${l.name}')`, `no tile of this ${l.type} layer fits ${tileMemoryLimit(ctx.hw)} bytes of shared memory`);
+  }
+  return r;
+}
+
+/** Best tiles of an FCM, or undefined when no tile fits (the pair then cannot be fused). */
+export function costFcm(kind: 'pwdw' | 'dwpw' | 'pwpw', first: ConvSpec, second: ConvSpec, ctx: CostContext): ModuleCost | undefined {
+  const axesH = [second.h, first.h];
+  const axesW = [second.w, first.w];
+  switch (kind) {
+    case 'pwdw': return search(kind, second.c, axesH, axesW, pwdwEvaluator(first, second), ctx);
+    case 'dwpw': return search(kind, second.f, axesH, axesW, dwpwEvaluator(first, second), ctx);
+    case 'pwpw': return search(kind, second.f, axesH, axesW, pwpwEvaluator(first, second), ctx);
+  }
+}
+
+/** Exposed for tests: the GMA of one tile choice, without the search. */
+export function gmaOf(kind: ModuleKind, layers: ConvSpec[], tf: number, th: number, tw: number): { gma: number; flops: number; redundantFlops: number; workgroups: number } {
+  const [a, b] = layers;
+  const evaluate: Evaluator = kind === 'dw' ? dwEvaluator(a)
+    : kind === 'pwdw' ? pwdwEvaluator(a, b)
+    : kind === 'dwpw' ? dwpwEvaluator(a, b)
+    : kind === 'pwpw' ? pwpwEvaluator(a, b)
+    : convEvaluator(a);
+  const axesH = layers.length === 2 ? [b.h, a.h] : [a.h];
+  const axesW = layers.length === 2 ? [b.w, a.w] : [a.w];
+  const e = evaluate(tf, tileAxis(th, axesH), tileAxis(tw, axesW), th, tw);
+  return { gma: e.gma, flops: e.flops, redundantFlops: e.redundantFlops, workgroups: e.workgroups };
+}

@@ -1,0 +1,220 @@
+// applyPlan: turns a plan's fused modules into FCM nodes of the graph IR (domain ai.fcm.opt, ops FusedPwDw,
+// FusedDwPw, FusedPwPw; the convention of src/graph/ir.ts). Epilogues are folded first (fuseEpilogues), so
+// each module is two Conv nodes, possibly with a zero spatial Pad between a PW and a DW (TFLite writes those;
+// it is folded into the DW's padding). Legality is checked again on the graph itself: a plan made for another
+// graph, or stale, gets a clear error naming the module.
+
+import type { AttrValue, Graph, Node } from '../graph/ir.js';
+import { fcmDomain, newAttrs, type FcmOp } from '../graph/ir.js';
+import type { Plan, PlanModule } from '../planner/plan.js';
+import { invalid } from '../errors.js';
+import { attrInt, attrInts, attrString, constNumbers, isConstant } from '../graph/util.js';
+import { fuseEpilogues } from './epilogues.js';
+
+const fcmOps: Record<string, FcmOp> = { pwdw: 'FusedPwDw', dwpw: 'FusedDwPw', pwpw: 'FusedPwPw' };
+
+/** How a module's nodes map onto the graph, once checked. */
+export interface FcmMatch {
+  conv1: number;
+  conv2: number;
+  /** Slot of a Pad node between them, folded into the DW's padding. */
+  pad?: number;
+  /** The DW layer's padding with the Pad's added. */
+  dwPads?: number[];
+}
+
+type ConvRole = 'pw' | 'dw' | 'other';
+
+/** What a Conv node is, from its attributes and tensor shapes. */
+function convRole(g: Graph, n: Node): ConvRole {
+  const w = g.tensors.get(n.inputs[1]);
+  const x = g.tensors.get(n.inputs[0]);
+  const y = g.tensors.get(n.outputs[0]);
+  if (!w || !x || !y || w.shape.length !== 4 || x.shape.length !== 4 || y.shape.length !== 4) return 'other';
+  const group = attrInt(g, n, 'group', 1);
+  const kernel = attrInts(g, n, 'kernel') ?? [w.shape[2], w.shape[3]];
+  const strides = attrInts(g, n, 'strides') ?? [1, 1];
+  const pads = attrInts(g, n, 'pads') ?? [0, 0, 0, 0];
+  const [c, f] = [x.shape[1], y.shape[1]];
+  if (group === 1 && kernel.every((k) => k === 1) && strides.every((s) => s === 1) && pads.every((p) => p === 0)) return 'pw';
+  if (group === c && f === c && w.shape[1] === 1) return 'dw';
+  return 'other';
+}
+
+const kindOf = (a: ConvRole, b: ConvRole) =>
+  a === 'pw' && b === 'dw' ? 'pwdw' : a === 'dw' && b === 'pw' ? 'dwpw' : a === 'pw' && b === 'pw' ? 'pwpw' : undefined;
+
+/** Zero padding of a Pad node on H and W only, as [t, l, b, r]; undefined otherwise. */
+function spatialZeroPads(g: Graph, n: Node): number[] | undefined {
+  if (n.op !== 'Pad' || n.domain !== '') return undefined;
+  if (attrString(g, n, 'mode', 'constant') !== 'constant') return undefined;
+  const value = n.attrs.value;
+  if (value !== undefined && value !== 0) return undefined;
+  if (n.inputs.slice(1).some((x) => x && !isConstant(g, x))) return undefined;
+  if (n.inputs[2] && constNumbers(g.tensors.get(n.inputs[2])!, g.source).some((v) => v !== 0)) return undefined;
+  const pads = attrInts(g, n, 'pads') ?? (n.inputs[1] ? constNumbers(g.tensors.get(n.inputs[1])!, g.source) : undefined);
+  if (!pads || pads.length !== 8) return undefined;
+  const [n0, c0, t, l, n1, c1, b, r] = pads;
+  if (n0 !== 0 || c0 !== 0 || n1 !== 0 || c1 !== 0 || [t, l, b, r].some((p) => p < 0)) return undefined;
+  return [t, l, b, r];
+}
+
+/**
+ * Checks on the graph that `module` can become one FCM node. Rules (src/planner/candidates.ts states the same
+ * for DAGs): exactly two Conv nodes named by the module, of the module's kind (PW: 1x1, stride 1, no pad,
+ * group 1; DW: group = channels); the first one's output (or a zero spatial Pad's after it, before a DW) has
+ * the second as its only consumer, as its data input, and is no graph output; the first has no residual;
+ * and no path from the first leaves the module and comes back into the second (no cycle).
+ * Throws an FcmError naming the module.
+ */
+export function matchModule(g: Graph, module: PlanModule, index: number): FcmMatch {
+  const where = `${g.source}: plan module ${index} (${module.kind}, layers ${module.layers.join(', ')})`;
+  if (!module.nodes || module.nodes.length === 0) {
+    throw invalid(where, 'names no IR nodes: make the plan from the model itself, not from a layer DAG file');
+  }
+  const slotOf = new Map(g.nodes.map((n, i) => [n.name, i]));
+  const present = module.nodes.filter((name) => slotOf.has(name)).map((name) => slotOf.get(name)!);
+  const convs = present.filter((i) => g.nodes[i].op === 'Conv' && g.nodes[i].domain === '').sort((a, b) => a - b);
+  if (convs.length !== 2) {
+    const missing = module.nodes.filter((name) => !slotOf.has(name));
+    throw invalid(where, `expected 2 Conv nodes among [${module.nodes.join(', ')}], found ${convs.length}${missing.length ? `; not in the graph: ${missing.join(', ')} (a plan for another graph, or stale)` : ''}`);
+  }
+  const [i1, i2] = convs;
+  const c1 = g.nodes[i1];
+  const c2 = g.nodes[i2];
+  const kind = kindOf(convRole(g, c1), convRole(g, c2));
+  if (kind !== module.kind) {
+    throw invalid(where, `nodes '${c1.name}' and '${c2.name}' form ${kind ?? 'no FCM'} (PW: 1x1 stride 1 unpadded, DW: one filter per channel), not ${module.kind}`);
+  }
+  if ((c1.inputs[3] ?? '') !== '') throw invalid(where, `node '${c1.name}' adds a residual: only the second layer of an FCM may`);
+
+  const consumers = (t: string) => g.nodes.flatMap((n, i) => (n.inputs.includes(t) ? [i] : []));
+  const outputs = new Set(g.outputs);
+  const t1 = c1.outputs[0];
+  if (outputs.has(t1)) throw invalid(where, `tensor '${t1}' between '${c1.name}' and '${c2.name}' is a graph output`);
+  let link = t1;
+  let pad: number | undefined;
+  let extra: number[] | undefined;
+  let cons = consumers(t1);
+  if (cons.length === 1 && cons[0] !== i2 && module.kind === 'pwdw') {
+    const p = g.nodes[cons[0]];
+    extra = spatialZeroPads(g, p);
+    if (extra && p.inputs[0] === t1 && p.outputs.length === 1 && !outputs.has(p.outputs[0])) {
+      pad = cons[0];
+      link = p.outputs[0];
+      cons = consumers(link);
+    }
+  }
+  if (cons.length !== 1 || cons[0] !== i2) {
+    const names = cons.map((i) => `'${g.nodes[i].name}'`).join(', ');
+    throw invalid(where, `tensor '${link}' has consumers [${names}]; an FCM needs '${c2.name}' as its only consumer`);
+  }
+  if (c2.inputs[0] !== link || c2.inputs.slice(1).includes(link)) {
+    throw invalid(where, `tensor '${link}' must be only the data input of '${c2.name}'`);
+  }
+  // No cycle: the second conv's other inputs must not be computed from the first conv's output.
+  const producer = new Map<string, number>();
+  g.nodes.forEach((n, i) => n.outputs.forEach((y) => y && producer.set(y, i)));
+  for (const x of c2.inputs.slice(1)) {
+    if (x && dependsOnNode(g, producer, x, i1)) {
+      throw invalid(where, `input '${x}' of '${c2.name}' is computed from '${c1.name}': fusing them would create a cycle`);
+    }
+  }
+  const m: FcmMatch = { conv1: i1, conv2: i2 };
+  if (pad !== undefined) {
+    const own = attrInts(g, c2, 'pads') ?? [0, 0, 0, 0];
+    // IR pads are [top, left, bottom, right], as are the Pad's spatial ones here.
+    m.pad = pad;
+    m.dwPads = own.map((p, k) => p + extra![k]);
+  }
+  return m;
+}
+
+function dependsOnNode(g: Graph, producer: Map<string, number>, t: string, target: number): boolean {
+  const seen = new Set<number>();
+  const stack = [t];
+  while (stack.length > 0) {
+    const p = producer.get(stack.pop()!);
+    if (p === undefined || seen.has(p)) continue;
+    if (p === target) return true;
+    seen.add(p);
+    for (const x of g.nodes[p].inputs) if (x) stack.push(x);
+  }
+  return false;
+}
+
+function tileOf(where: string, v: number | undefined, name: string): number {
+  if (v === undefined || !Number.isInteger(v) || v < 1) throw invalid(where, `tile '${name}' must be a positive integer, got ${v}`);
+  return v;
+}
+
+/** Replaces every fused module of `plan` by one FCM node; lone modules leave their layers as they are. */
+export function applyPlan(g0: Graph, plan: Plan): Graph {
+  const g = fuseEpilogues(g0);
+  const slots: (Node | null)[] = [...g.nodes];
+  const claimed = new Set<number>();
+  const names = new Set(g.nodes.map((n) => n.name));
+  const fused: { slot: number; node: Node }[] = [];
+  const dropped: string[] = [];
+  plan.modules.forEach((module, index) => {
+    const op = fcmOps[module.kind];
+    if (!op) return;
+    const where = `${g.source}: plan module ${index} (${module.kind}, layers ${module.layers.join(', ')})`;
+    const m = matchModule(g, module, index);
+    for (const s of [m.conv1, m.conv2, m.pad]) {
+      if (s === undefined) continue;
+      if (claimed.has(s)) throw invalid(where, `node '${g.nodes[s].name}' is already in another fused module`);
+      claimed.add(s);
+    }
+    const c1 = g.nodes[m.conv1];
+    const c2 = g.nodes[m.conv2];
+    const dw = module.kind === 'pwdw' ? c2 : module.kind === 'dwpw' ? c1 : undefined;
+    const t = module.tiles;
+    const attrs = newAttrs();
+    if (dw) {
+      for (const k of ['strides', 'pads', 'kernel', 'dilations']) {
+        const v = dw.attrs[k];
+        if (v !== undefined) attrs[k] = Array.isArray(v) ? ([...v] as AttrValue) : v;
+      }
+      if (dw === c2 && m.dwPads) attrs.pads = m.dwPads;
+    }
+    for (const [node, suffix] of [[c1, '1'], [c2, '2']] as const) {
+      const act = node.attrs.activation;
+      if (act === undefined) continue;
+      attrs[`activation${suffix}`] = act;
+      const params = node.attrs.activationParams;
+      if (params !== undefined) attrs[`activationParams${suffix}`] = Array.isArray(params) ? ([...params] as AttrValue) : params;
+    }
+    // DW-PW: the kernel walks the depthwise channels in steps of tileFilters1 (kernels/fused-dwpw.ts), which
+    // is the planner's depth step; the other FCMs take the first layer's filters per tile.
+    attrs.tileFilters1 = tileOf(where, module.kind === 'dwpw' ? t.d ?? t.l1Filters : t.l1Filters, 'l1Filters');
+    attrs.tileFilters2 = tileOf(where, t.l2Filters, 'l2Filters');
+    attrs.tileH = tileOf(where, t.h, 'h');
+    attrs.tileW = tileOf(where, t.w, 'w');
+    attrs.layer1 = c1.name;
+    attrs.layer2 = c2.name;
+    let name = `${c1.name}+${c2.name}`;
+    for (let k = 1; names.has(name); k++) name = `${c1.name}+${c2.name}_${k}`;
+    names.add(name);
+    const node: Node = {
+      name,
+      op,
+      domain: fcmDomain,
+      inputs: [c1.inputs[0], c1.inputs[1], c1.inputs[2] ?? '', c2.inputs[1], c2.inputs[2] ?? '', c2.inputs[3] ?? ''],
+      outputs: [...c2.outputs],
+      attrs,
+    };
+    // Deleted only at the end: later modules are matched against the unchanged graph.
+    dropped.push(c1.outputs[0]);
+    if (m.pad !== undefined) {
+      dropped.push(g.nodes[m.pad].outputs[0]);
+      slots[m.pad] = null;
+    }
+    slots[m.conv1] = null;
+    fused.push({ slot: m.conv2, node });
+  });
+  for (const f of fused) slots[f.slot] = f.node;
+  for (const t of dropped) g.tensors.delete(t);
+  g.nodes = slots.filter((n): n is Node => n !== null);
+  return g;
+}

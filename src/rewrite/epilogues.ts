@@ -1,0 +1,122 @@
+// fuseEpilogues: folds into a Conv the element-wise work that follows it, so that the executor runs one
+// kernel instead of two or three (src/graph/ir.ts, "Epilogues"):
+//   Conv -> activation (sole consumer)            => Conv{activation, activationParams}
+//   Conv -> Add(conv output, r) (sole consumer)   => Conv with r as its 4th input (the residual)
+// in that order only (bias, activation, + residual: an activation after the Add is not an epilogue).
+// Legality: the folded tensor has exactly one consumer and is no graph output; r has the conv output's
+// shape and dtype and does not depend on the conv (no cycle). The folded node keeps the Conv's name and takes
+// the output name of the last folded node (graph output names are preserved), at that node's position (so
+// the node list stays in topological order: r is computed before the Add).
+
+import type { Activation, AttrValue, Graph, Node } from '../graph/ir.js';
+import { getTensor, isKnownOp } from '../graph/ir.js';
+import { attrFloat, cloneGraph, constNumbers, isConstant } from '../graph/util.js';
+
+export const epilogueActivations: readonly Activation[] = ['Relu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'SiLU', 'LeakyRelu', 'Tanh'];
+const activationSet: ReadonlySet<string> = new Set(epilogueActivations);
+
+/** The activation's parameters as the IR's epilogue convention wants them; undefined when not foldable. */
+function activationParams(g: Graph, n: Node): number[] | undefined {
+  switch (n.op) {
+    case 'Clip': {
+      // Normalized Clip carries min/max attributes; an unnormalized one may still read constant inputs.
+      let min = attrFloat(g, n, 'min', -Infinity);
+      let max = attrFloat(g, n, 'max', Infinity);
+      for (const [i, set] of [[1, (v: number) => (min = v)], [2, (v: number) => (max = v)]] as const) {
+        const x = n.inputs[i];
+        if (!x) continue;
+        if (!isConstant(g, x)) return undefined;
+        const v = constNumbers(getTensor(g, x), `${g.source}: node '${n.name}'`);
+        if (v.length !== 1) return undefined;
+        set(v[0]);
+      }
+      return [min, max];
+    }
+    case 'LeakyRelu': return [attrFloat(g, n, 'alpha', 0.01)];
+    case 'HardSigmoid': return [attrFloat(g, n, 'alpha', 0.2), attrFloat(g, n, 'beta', 0.5)];
+    default: return [];
+  }
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+export function fuseEpilogues(g0: Graph): Graph {
+  const g = cloneGraph(g0);
+  // Slots keep positions while nodes move; null = removed.
+  const slots: (Node | null)[] = [...g.nodes];
+  const outputs = new Set(g.outputs);
+  const consumerSlots = (t: string) => {
+    const r: number[] = [];
+    slots.forEach((n, i) => { if (n && n.inputs.includes(t)) r.push(i); });
+    return r;
+  };
+  const producerSlot = new Map<string, number>();
+  slots.forEach((n, i) => n?.outputs.forEach((y) => y && producerSlot.set(y, i)));
+
+  for (let i = 0; i < slots.length; i++) {
+    const conv = slots[i];
+    if (!conv || conv.op !== 'Conv' || conv.domain !== '' || conv.outputs.length !== 1) continue;
+    if (conv.attrs.activation !== undefined || (conv.inputs[3] ?? '') !== '') continue;
+    let pos = i;
+
+    // 1. Activation.
+    let y = conv.outputs[0];
+    let cons = consumerSlots(y);
+    if (!outputs.has(y) && cons.length === 1) {
+      const act = slots[cons[0]]!;
+      const params = isKnownOp(act) && activationSet.has(act.op) && act.inputs[0] === y && act.outputs.length === 1
+        && act.inputs.slice(1).every((x) => x !== y)
+        ? activationParams(g, act) : undefined;
+      if (params) {
+        conv.attrs.activation = act.op;
+        if (params.length > 0) conv.attrs.activationParams = params as AttrValue;
+        conv.outputs[0] = act.outputs[0];
+        g.tensors.delete(y);
+        slots[cons[0]] = conv;
+        slots[pos] = null;
+        pos = cons[0];
+        producerSlot.set(conv.outputs[0], pos);
+        y = conv.outputs[0];
+        cons = consumerSlots(y);
+      }
+    }
+
+    // 2. Residual Add.
+    if (outputs.has(y) || cons.length !== 1) continue;
+    const add = slots[cons[0]]!;
+    if (add.op !== 'Add' || add.domain !== '' || add.inputs.length !== 2 || add.outputs.length !== 1) continue;
+    const k = add.inputs.indexOf(y);
+    const r = add.inputs[1 - k];
+    if (k < 0 || !r || r === y) continue;
+    const ty = g.tensors.get(y);
+    const tr = g.tensors.get(r);
+    const tz = g.tensors.get(add.outputs[0]);
+    if (!ty || !tr || !tz || ty.shapeUnknown || tr.shapeUnknown || tz.shapeUnknown) continue;
+    if (!sameShape(ty.shape, tr.shape) || !sameShape(ty.shape, tz.shape) || ty.dtype !== tr.dtype) continue;
+    if (dependsOn(slots, producerSlot, r, pos)) continue;
+    while (conv.inputs.length < 3) conv.inputs.push('');
+    conv.inputs[3] = r;
+    conv.outputs[0] = add.outputs[0];
+    g.tensors.delete(y);
+    slots[cons[0]] = conv;
+    slots[pos] = null;
+    producerSlot.set(conv.outputs[0], cons[0]);
+  }
+  g.nodes = slots.filter((n): n is Node => n !== null);
+  return g;
+}
+
+/** Whether tensor `t` is computed (transitively) from the output of the node in slot `from`. */
+function dependsOn(slots: (Node | null)[], producerSlot: Map<string, number>, t: string, from: number): boolean {
+  const seen = new Set<number>();
+  const stack = [t];
+  while (stack.length > 0) {
+    const p = producerSlot.get(stack.pop()!);
+    if (p === undefined || seen.has(p)) continue;
+    if (p === from) return true;
+    seen.add(p);
+    const n = slots[p];
+    if (n) for (const x of n.inputs) if (x) stack.push(x);
+  }
+  return false;
+}
