@@ -10,6 +10,7 @@ import { ortShapes } from '../src/graph/ort-shapes.js';
 import { prepareGraph } from '../src/graph/prepare.js';
 import { unknownTensors } from '../src/graph/shape.js';
 import { importOnnx } from './onnx/import.js';
+import { importTflite } from './tflite/import.js';
 import type { ImportOptions } from './options.js';
 
 export type ModelFormat = 'onnx' | 'tflite';
@@ -37,7 +38,13 @@ export async function loadModel(input: string | Uint8Array, opts: ImportOptions 
     }
   }
   const format = detectFormat(input, bytes);
-  if (format === 'tflite') throw unsupported(source, 'TFLite models are not wired into loadModel yet; use the ONNX model');
+  if (format === 'tflite') {
+    // TFLite shapes are static in the file; nothing for onnxruntime to fill in.
+    const g = prepareGraph(await importTflite(input, { ...opts, source }), opts);
+    const left = unknownTensors(g);
+    if (left.length > 0) throw unsupported(source, `cannot determine the shapes of ${left.length} tensors past opaque ops (first: '${left[0]}')`);
+    return g;
+  }
   // A path goes to the importer as a path: external tensor data is read relative to its folder.
   const raw = await importOnnx(input, { ...opts, source });
   const prepared = prepareGraph(raw, opts);

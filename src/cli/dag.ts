@@ -4,7 +4,8 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { invalid } from '../errors.js';
-import { loadModel } from '../../converters/load.js';
+import { detectFormat, loadModel } from '../../converters/load.js';
+import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { toDag } from '../../converters/dag.js';
 import type { ImportOptions } from '../../converters/options.js';
 
@@ -28,7 +29,8 @@ function parsePositive(value: string): number {
 
 export async function runDag(model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]> }): Promise<string> {
   const importOpts: ImportOptions = { batch: opts.batch, inputShapes: opts.inputShape };
-  const dag = toDag(await loadModel(model, importOpts));
+  // TFLite DAGs follow the seed's extractor (one entry per TFLite operator, NHWC shapes, quantization).
+  const dag = detectFormat(model) === 'tflite' ? await tfliteDagFromFile(model, importOpts) : toDag(await loadModel(model, importOpts));
   const text = `${JSON.stringify(dag, null, 1)}\n`;
   if (opts.output) await writeAtomically(opts.output, text);
   return text;
@@ -50,7 +52,7 @@ export function register(program: Command): void {
   program
     .command('dag')
     .description("write FusePlanner's layer DAG (model_dag.json) of a model")
-    .argument('<model>', 'ONNX model')
+    .argument('<model>', 'ONNX or TFLite model')
     .option('-o, --output <file>', 'write the DAG to FILE instead of stdout')
     .option('--batch <n>', 'value of a symbolic batch dimension (default 1)', parsePositive)
     .option('--input-shape <name:dims>', 'static shape of an input with symbolic dims, e.g. x:1x3x640x640 (repeatable)', parseShapeOption)
