@@ -1,3 +1,24 @@
 // The library API.
 export * from './errors.js';
 export * from './graph/ir.js';
+export { importOnnx } from '../converters/onnx/import.js';
+export { exportOnnx } from '../converters/onnx/export.js';
+export { decodeModel } from '../converters/onnx/codec.js';
+export { encodeModel } from '../converters/onnx/codec.js';
+export { importTflite } from '../converters/tflite/import.js';
+export { tfliteDagFromFile } from '../converters/tflite/dag.js';
+export { planFusion, type PlanFusionOptions, type PlanMode } from './planner/index.js';
+export { loadHw, parseHwCfg, parseHwJson, hwFromAdapter } from './planner/hw.js';
+export { loadDag, validateDag } from './planner/dag-load.js';
+export { formatPlan, planToJson } from './planner/format.js';
+export type { HwConfig } from './planner/hw-config.js';
+export type { Dag, DagLayer } from './planner/dag.js';
+export type { Plan, PlanModule, Tiles, ModuleKind } from './planner/plan.js';
+export { loadModel } from '../converters/load.js';
+export { prepareGraph } from './graph/prepare.js';
+export { inferShapes, unknownTensors } from './graph/shape.js';
+export { validateGraph } from './graph/validate.js';
+export { toDag } from '../converters/dag.js';
+export { planOptimal, type PlanOptimalOptions } from './planner/optimal.js';
+export { fuseEpilogues } from './rewrite/epilogues.js';
+export { applyPlan } from './rewrite/apply-plan.js';
