@@ -1,3 +1,4 @@
+import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -145,8 +146,11 @@ test('fcm-opt dag: -o writes the file atomically; an error leaves no file', asyn
   }
 });
 
-test('loadModel refuses TFLite for now, by extension or by magic', async () => {
+test('loadModel detects TFLite by magic and prepares it; a broken TFLite file is refused naming it', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: false }), { source: 'm.bin' });
+  const dag = toDag(g);
+  assert.ok(dag.some((l) => l.type === 'dw') && dag.some((l) => l.type === 'pw'));
   const tfl = new Uint8Array(16);
   tfl.set([0x54, 0x46, 0x4c, 0x33], 4);
-  await assert.rejects(loadModel(tfl, { source: 'm.bin' }), (e: unknown) => e instanceof FcmError && e.kind === 'unsupported' && /TFLite/.test(e.message));
+  await assert.rejects(loadModel(tfl, { source: 'm.bin' }), (e: unknown) => e instanceof FcmError && e.exitCode === 2 && /m\.bin/.test(e.message));
 });
