@@ -1,0 +1,182 @@
+// FCM PW-PW (paper §3.3): two pointwise convolutions in one kernel.
+//
+// Node (src/graph/ir.ts): inputs [x, w1 [M,C,1,1], b1|'', w2 [F,M,1,1], b2|'', residual|'']; both stride 1.
+//
+// A workgroup owns P = TH*TW consecutive pixels (of the flattened H*W plane: a pointwise layer has no halo, so a
+// run of pixels is the same tile without the waste of partial rows) and FB output filters of one image. It walks
+// the intermediate channels in chunks of MB: computes the first layer's outputs for the chunk over the tile
+// (input channels staged in chunks of CK: x tile CK x P, weights MB x CK; accumulated in registers), applies
+// epilogue 1 into workgroup memory `mid` (MB x P), stages the second layer's weights (FB x MB) and accumulates
+// the second layer's outputs in registers. Epilogue 2 and the residual follow. The intermediate never reaches
+// global memory. When F > FB, filter blocks are split across workgroups, each recomputing the first layer.
+//
+// Tiles: MB = tileFilters1, FB = tileFilters2, P = tileH*tileW, first clamped to the tensor (MB <= M, FB <= F,
+// P <= H*W). Clamping rule (clampTiles in fused-common.ts): while 4*(CK*P + MB*CK + MB*P + FB*MB) bytes exceed
+// maxComputeWorkgroupStorageSize, or a thread would hold more than maxRegsPerThread accumulators
+// (MB*P/threads + FB*P/threads), halve CK down to 4, then the largest of MB, FB, P (ties in that order), then
+// CK down to 1.
+
+import type { KernelProgram } from './program.js';
+import {
+  type FusedKernelArgs, bindings, ceilDiv, checkOutput, clampTiles, constsU32, epilogue,
+  expectShape, layoutDispatch, maxRegsPerThread, present, shape, threadCap, threadsFor, tileAttr, where,
+} from './fused-common.js';
+import { invalid, unsupported } from '../src/errors.js';
+
+export function fusedPwPw(args: FusedKernelArgs): KernelProgram {
+  const w = where(args);
+  const a = args.node.attrs;
+  for (const key of ['strides', 'dilations']) {
+    const v = a[key];
+    if (v !== undefined && !(Array.isArray(v) && v.every((s) => s === 1))) throw unsupported(w, `FusedPwPw with ${key} ${JSON.stringify(v)}: only 1 is supported`);
+  }
+  const pads = a.pads;
+  if (pads !== undefined && !(Array.isArray(pads) && pads.every((s) => s === 0))) throw unsupported(w, `FusedPwPw with pads ${JSON.stringify(pads)}`);
+  const [N, C, H, W] = shape(args, 0, 4, 'input');
+  const w1 = shape(args, 1, 4, 'pointwise weights 1');
+  const M = w1[0];
+  if (w1[1] !== C || w1[2] !== 1 || w1[3] !== 1) throw invalid(w, `pointwise weights 1 [${w1.join(',')}] do not match input channels ${C} (expected [M,${C},1,1])`);
+  const w2 = shape(args, 3, 4, 'pointwise weights 2');
+  const F = w2[0];
+  if (w2[1] !== M || w2[2] !== 1 || w2[3] !== 1) throw invalid(w, `pointwise weights 2 [${w2.join(',')}] do not match ${M} channels (expected [F,${M},1,1])`);
+  checkOutput(args, [N, F, H, W]);
+  const hasB1 = present(args, 2), hasB2 = present(args, 4), hasRes = present(args, 5);
+  if (hasB1) expectShape(args, 2, [M], 'bias 1');
+  if (hasB2) expectShape(args, 4, [F], 'bias 2');
+  if (hasRes) expectShape(args, 5, [N, F, H, W], 'residual');
+  const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
+
+  const HW = H * W;
+  const mb = { name: 'MB', value: Math.min(M, tileAttr(a, 'tileFilters1', 32, w)), min: 1 };
+  const fb = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 32, w)), min: 1 };
+  const p = { name: 'P', value: Math.min(HW, tileAttr(a, 'tileH', 8, w) * tileAttr(a, 'tileW', 8, w)), min: 1 };
+  const ck = { name: 'CK', value: Math.min(C, 16), min: 1 };
+  const cap = threadCap(args.limits);
+  const floats = () => ck.value * p.value + mb.value * ck.value + mb.value * p.value + fb.value * mb.value;
+  clampTiles([ck], [mb, fb, p],
+    () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize &&
+      ceilDiv(mb.value * p.value, cap) + ceilDiv(fb.value * p.value, cap) <= maxRegsPerThread,
+    w, () => `MB=${mb.value} FB=${fb.value} P=${p.value} CK=${ck.value}, ${floats() * 4} bytes`);
+  const MB = mb.value, FB = fb.value, P = p.value, CK = ck.value;
+  const T = threadsFor(Math.max(MB * P, FB * P, CK * P), cap);
+  const EPT1 = ceilDiv(MB * P, T), EPT2 = ceilDiv(FB * P, T);
+  const tiles = ceilDiv(HW, P), blocks = ceilDiv(F, FB);
+  const total = N * blocks * tiles;
+  const d = layoutDispatch(total, args.limits, w);
+
+  const used = [
+    { index: 0, name: 'x' }, { index: 1, name: 'w1' }, ...(hasB1 ? [{ index: 2, name: 'b1' }] : []),
+    { index: 3, name: 'w2' }, ...(hasB2 ? [{ index: 4, name: 'b2' }] : []), ...(hasRes ? [{ index: 5, name: 'res' }] : []),
+  ];
+  const wgsl = `
+${bindings(used)}
+${constsU32({ N, C, HW, M, F, MB, FB, P, CK, T, EPT1, EPT2, TILES: tiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${act1.fn}
+${act2.fn}
+
+var<workgroup> xs: array<f32, ${CK * P}>;
+var<workgroup> w1s: array<f32, ${MB * CK}>;
+var<workgroup> mid: array<f32, ${MB * P}>;
+var<workgroup> w2s: array<f32, ${FB * MB}>;
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  if (g >= TOTAL) { return; }
+  let p0 = (g % TILES) * P;
+  let f0 = ((g / TILES) % BLOCKS) * FB;
+  let n = g / (TILES * BLOCKS);
+
+  var acc2: array<f32, EPT2>;
+  for (var m0 = 0u; m0 < M; m0 += MB) {
+    // First layer for intermediate channels m0 .. m0+MB over the tile.
+    // Zeroed explicitly: a declaration without initializer inside a loop is not reliably re-zeroed per
+    // iteration by every backend (seen on Dawn + lavapipe).
+    var acc1: array<f32, EPT1>;
+    for (var i = 0u; i < EPT1; i++) { acc1[i] = 0.0; }
+    for (var c0 = 0u; c0 < C; c0 += CK) {
+      for (var e = li; e < CK * P; e += T) {
+        let c = c0 + e / P;
+        let px = p0 + e % P;
+        var v = 0.0;
+        if (c < C && px < HW) { v = x[(n * C + c) * HW + px]; }
+        xs[e] = v;
+      }
+      for (var e = li; e < MB * CK; e += T) {
+        let m = m0 + e / CK;
+        let c = c0 + e % CK;
+        var v = 0.0;
+        if (m < M && c < C) { v = w1[m * C + c]; }
+        w1s[e] = v;
+      }
+      workgroupBarrier();
+      for (var i = 0u; i < EPT1; i++) {
+        let e = li + i * T;
+        if (e < MB * P) {
+          let wrow = (e / P) * CK;
+          let r = e % P;
+          var s = acc1[i];
+          for (var c = 0u; c < CK; c++) { s += w1s[wrow + c] * xs[c * P + r]; }
+          acc1[i] = s;
+        }
+      }
+      workgroupBarrier();
+    }
+    // Epilogue 1 into workgroup memory; channels past M are zero so they add nothing below.
+    for (var i = 0u; i < EPT1; i++) {
+      let e = li + i * T;
+      if (e < MB * P) {
+        let m = m0 + e / P;
+        var v = 0.0;
+        if (m < M) { v = act1(acc1[i]${hasB1 ? ' + b1[m]' : ''}); }
+        mid[e] = v;
+      }
+    }
+    for (var e = li; e < FB * MB; e += T) {
+      let f = f0 + e / MB;
+      let m = m0 + e % MB;
+      var v = 0.0;
+      if (f < F && m < M) { v = w2[f * M + m]; }
+      w2s[e] = v;
+    }
+    workgroupBarrier();
+    // Second layer: accumulate the chunk's contribution.
+    for (var i = 0u; i < EPT2; i++) {
+      let e = li + i * T;
+      if (e < FB * P) {
+        let wrow = (e / P) * MB;
+        let r = e % P;
+        var s = acc2[i];
+        for (var m = 0u; m < MB; m++) { s += w2s[wrow + m] * mid[m * P + r]; }
+        acc2[i] = s;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < EPT2; i++) {
+    let e = li + i * T;
+    let f = f0 + e / P;
+    let px = p0 + e % P;
+    if (e < FB * P && f < F && px < HW) {
+      let o = (n * F + f) * HW + px;
+      var v = act2(acc2[i]${hasB2 ? ' + b2[f]' : ''});
+      ${hasRes ? 'v += res[o];' : ''}
+      out[o] = v;
+    }
+  }
+}
+`;
+  const cacheKey = `FusedPwPw|x${N}x${C}x${H}x${W}|M${M}F${F}|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}` +
+    `|MB${MB}FB${FB}P${P}CK${CK}T${T}|dx${d.dispatchX}`;
+  return {
+    name: `FusedPwPw(${args.node.name})`,
+    cacheKey,
+    wgsl,
+    workgroupSize: [T, 1, 1],
+    dispatch: d.dispatch,
+    inputs: used.map((u) => u.index),
+    outputs: 1,
+    uniforms: [],
+    workgroupStorageBytes: floats() * 4,
+  };
+}

@@ -1,0 +1,56 @@
+// FusedDwPw against the two convolutions run separately (test/kernels/reference.ts), on the device (lavapipe in CI).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkCase } from './fused-run.js';
+import { closeDevice } from './fused-harness.js';
+import { describeCase, type FusedCase } from './fused-check.js';
+import { fusedDwPw } from '../../kernels/fused-dwpw.js';
+import { newAttrs } from '../../src/graph/ir.js';
+import { FcmError } from '../../src/errors.js';
+
+after(closeDevice);
+
+const relu6 = { act1: 'Clip', params1: [0, 6] };
+const cases: FusedCase[] = [
+  { kind: 'dwpw', n: 1, c: 6, h: 9, w: 7, f: 5, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, bias2: true, ...relu6, tiles: { tileFilters1: 4, tileFilters2: 4, tileH: 4, tileW: 4 } },
+  // stride 2, odd sizes, channels not multiples of 4 or of the tiles; several filter blocks and channel chunks
+  { kind: 'dwpw', n: 1, c: 11, h: 9, w: 9, f: 13, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, bias2: true, ...relu6, tiles: { tileFilters1: 4, tileFilters2: 6, tileH: 2, tileW: 3 } },
+  // K=5, batch 2, residual, HardSwish; tiles larger than the tensor
+  { kind: 'dwpw', n: 2, c: 7, h: 11, w: 6, f: 7, k: 5, stride: 1, pads: [2, 2, 2, 2], bias1: true, bias2: true, act1: 'HardSwish', residual: true, tiles: { tileFilters1: 64, tileFilters2: 64, tileH: 16, tileW: 16 } },
+  // K=7 stride 2, the planner's tile clamped to 4 KiB and 64 threads
+  { kind: 'dwpw', n: 1, c: 10, h: 13, w: 13, f: 12, k: 7, stride: 2, pads: [3, 3, 3, 3], bias1: true, bias2: true, ...relu6, tiles: { tileFilters1: 512, tileFilters2: 512, tileH: 64, tileW: 64 }, limits: { maxComputeWorkgroupStorageSize: 4096, maxComputeInvocationsPerWorkgroup: 64 } },
+  // the same against the device's own limits
+  { kind: 'dwpw', n: 1, c: 40, h: 14, w: 14, f: 24, k: 7, stride: 1, pads: [3, 3, 3, 3], bias2: true, tiles: { tileFilters1: 512, tileFilters2: 512, tileH: 64, tileW: 64 } },
+  // 1x1 spatial, many channels
+  { kind: 'dwpw', n: 2, c: 37, h: 1, w: 1, f: 19, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, bias2: true, act2: 'Sigmoid', tiles: { tileFilters1: 16, tileFilters2: 8, tileH: 1, tileW: 1 } },
+  // asymmetric pads, stride 2, even size
+  { kind: 'dwpw', n: 1, c: 8, h: 8, w: 8, f: 6, k: 3, stride: 2, pads: [0, 0, 1, 1], bias1: true, act1: 'Relu', act2: 'Relu', tiles: { tileFilters1: 8, tileFilters2: 8, tileH: 4, tileW: 4 } },
+  // dilation 2, no biases, SiLU / LeakyRelu
+  { kind: 'dwpw', n: 1, c: 5, h: 10, w: 9, f: 7, k: 3, stride: 1, pads: [2, 2, 2, 2], dilation: 2, act1: 'SiLU', act2: 'LeakyRelu', params2: [0.1], tiles: { tileFilters1: 2, tileFilters2: 3, tileH: 3, tileW: 5 } },
+  // smallest tiles
+  { kind: 'dwpw', n: 1, c: 3, h: 5, w: 5, f: 2, k: 5, stride: 2, pads: [2, 2, 2, 2], bias1: true, ...relu6, tiles: { tileFilters1: 1, tileFilters2: 1, tileH: 1, tileW: 1 } },
+  // valid padding, stride 2, K=5
+  { kind: 'dwpw', n: 1, c: 9, h: 7, w: 9, f: 6, k: 5, stride: 2, bias1: true, bias2: true, act1: 'HardSigmoid', params1: [0.2, 0.5], residual: true, tiles: { tileFilters1: 3, tileFilters2: 4, tileH: 8, tileW: 2 } },
+];
+
+for (const c of cases) {
+  test(`FusedDwPw ${describeCase(c)}`, async () => { await checkCase(c); });
+}
+
+test('FusedDwPw clamps an oversized tile within the given limits', async () => {
+  const built = await checkCase(cases[3]);
+  assert.ok(built.program.workgroupStorageBytes <= 4096);
+  assert.ok(built.program.workgroupSize[0] <= 64);
+});
+
+test('FusedDwPw refuses inconsistent shapes with a clear error', () => {
+  const node = { name: 'f2', op: 'FusedDwPw', inputs: ['x', 'w1', '', 'w2', 'b2', ''], attrs: newAttrs({ kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) };
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+  const ok = { node, inputShapes: [[1, 4, 5, 5], [4, 1, 3, 3], undefined, [6, 4, 1, 1], [6], undefined], outputShape: [1, 6, 3, 3], limits };
+  assert.doesNotThrow(() => fusedDwPw(ok));
+  const bad = (patch: object, re: RegExp) => assert.throws(() => fusedDwPw({ ...ok, ...patch }), (e: unknown) => e instanceof FcmError && re.test(e.message));
+  bad({ inputShapes: [[1, 4, 5, 5], [4, 1, 3, 3], undefined, [6, 5, 1, 1], [6], undefined] }, /f2.*pointwise weights/);
+  bad({ inputShapes: [[1, 4, 5, 5], [4, 1, 3, 3], undefined, [6, 4, 1, 1], [5], undefined] }, /bias 2/);
+  bad({ inputShapes: [[1, 4, 5, 5], [4, 1, 5, 5], undefined, [6, 4, 1, 1], [6], undefined] }, /kernel \[3,3\] does not match/);
+  bad({ outputShape: [1, 6, 5, 5] }, /output shape/);
+});

@@ -1,0 +1,57 @@
+// FusedPwDw against the two convolutions run separately (test/kernels/reference.ts), on the device (lavapipe in CI).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkCase } from './fused-run.js';
+import { closeDevice } from './fused-harness.js';
+import { describeCase, type FusedCase } from './fused-check.js';
+import { fusedPwDw } from '../../kernels/fused-pwdw.js';
+import { newAttrs } from '../../src/graph/ir.js';
+import { FcmError } from '../../src/errors.js';
+
+after(closeDevice);
+
+const relu6 = { act1: 'Clip', params1: [0, 6] };
+const cases: FusedCase[] = [
+  { kind: 'pwdw', n: 1, c: 5, h: 9, w: 7, m: 6, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, bias2: true, ...relu6, tiles: { tileFilters1: 4, tileH: 4, tileW: 4 } },
+  // stride 2, odd sizes, channels not multiples of 4 or of the tile
+  { kind: 'pwdw', n: 1, c: 3, h: 9, w: 9, m: 7, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, bias2: true, ...relu6, tiles: { tileFilters1: 4, tileH: 2, tileW: 3 } },
+  // K=5, batch 2, residual, HardSwish, tiles larger than the output (clamped to it)
+  { kind: 'pwdw', n: 2, c: 6, h: 11, w: 6, m: 9, k: 5, stride: 1, pads: [2, 2, 2, 2], bias1: true, bias2: true, act1: 'HardSwish', act2: 'HardSwish', residual: true, tiles: { tileFilters1: 8, tileH: 16, tileW: 16 } },
+  // K=7 stride 2; the planner's tile does not fit: clamped to 4 KiB and 64 threads
+  { kind: 'pwdw', n: 1, c: 6, h: 13, w: 13, m: 10, k: 7, stride: 2, pads: [3, 3, 3, 3], bias1: true, bias2: true, ...relu6, tiles: { tileFilters1: 512, tileH: 64, tileW: 64 }, limits: { maxComputeWorkgroupStorageSize: 4096, maxComputeInvocationsPerWorkgroup: 64 } },
+  // the same tile against the device's own limits (32 KiB on lavapipe)
+  { kind: 'pwdw', n: 1, c: 20, h: 14, w: 14, m: 40, k: 7, stride: 1, pads: [3, 3, 3, 3], bias1: true, tiles: { tileFilters1: 512, tileH: 64, tileW: 64 } },
+  // 1x1 spatial (squeeze-excite-sized), more input channels than one staging chunk
+  { kind: 'pwdw', n: 2, c: 37, h: 1, w: 1, m: 19, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, bias2: true, act1: 'Sigmoid', tiles: { tileFilters1: 5, tileH: 1, tileW: 1 } },
+  // asymmetric ('SAME'-style) pads with stride 2, even size
+  { kind: 'pwdw', n: 1, c: 4, h: 8, w: 8, m: 8, k: 3, stride: 2, pads: [0, 0, 1, 1], bias2: true, act2: 'Relu', tiles: { tileFilters1: 8, tileH: 4, tileW: 4 } },
+  // dilation 2, no biases, SiLU / LeakyRelu
+  { kind: 'pwdw', n: 1, c: 7, h: 10, w: 9, m: 5, k: 3, stride: 1, pads: [2, 2, 2, 2], dilation: 2, act1: 'SiLU', act2: 'LeakyRelu', params2: [0.1], tiles: { tileFilters1: 2, tileH: 3, tileW: 5 } },
+  // smallest tiles: one filter, one position
+  { kind: 'pwdw', n: 1, c: 3, h: 5, w: 5, m: 3, k: 5, stride: 2, pads: [2, 2, 2, 2], bias1: true, ...relu6, tiles: { tileFilters1: 1, tileH: 1, tileW: 1 } },
+  // no padding (valid), stride 2, K=5, output 2x3
+  { kind: 'pwdw', n: 1, c: 9, h: 7, w: 9, m: 6, k: 5, stride: 2, bias1: true, bias2: true, act1: 'HardSigmoid', params1: [0.2, 0.5], tiles: { tileFilters1: 3, tileH: 8, tileW: 2 } },
+];
+
+for (const c of cases) {
+  test(`FusedPwDw ${describeCase(c)}`, async () => { await checkCase(c); });
+}
+
+test('FusedPwDw clamps an oversized tile and reports what it uses', async () => {
+  const built = await checkCase(cases[3]);
+  assert.ok(built.program.workgroupStorageBytes <= 4096);
+  assert.ok(built.program.workgroupSize[0] <= 64);
+  assert.match(built.program.cacheKey, /FB\d+TH\d+TW\d+/);
+});
+
+test('FusedPwDw refuses inconsistent shapes with a clear error', () => {
+  const node = { name: 'f1', op: 'FusedPwDw', inputs: ['x', 'w1', '', 'w2', '', ''], attrs: newAttrs({ kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] }) };
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+  const ok = { node, inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], undefined, [8, 1, 3, 3], undefined, undefined], outputShape: [1, 8, 5, 5], limits };
+  assert.doesNotThrow(() => fusedPwDw(ok));
+  const bad = (patch: object, re: RegExp) => assert.throws(() => fusedPwDw({ ...ok, ...patch }), (e: unknown) => e instanceof FcmError && re.test(e.message));
+  bad({ inputShapes: [[1, 4, 5, 5], [8, 3, 1, 1], undefined, [8, 1, 3, 3], undefined, undefined] }, /f1.*pointwise weights/);
+  bad({ inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], undefined, [8, 2, 3, 3], undefined, undefined] }, /depth multiplier/);
+  bad({ outputShape: [1, 8, 4, 4] }, /output shape/);
+  bad({ node: { ...node, attrs: newAttrs({ kernel: [3, 3], pads: [1, 1, 1, 1], activation1: 'Gelu' }) } }, /activation 'Gelu'/);
+});

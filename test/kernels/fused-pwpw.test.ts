@@ -1,0 +1,49 @@
+// FusedPwPw against the two convolutions run separately (test/kernels/reference.ts), on the device (lavapipe in CI).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { checkCase } from './fused-run.js';
+import { closeDevice } from './fused-harness.js';
+import { describeCase, type FusedCase } from './fused-check.js';
+import { fusedPwPw } from '../../kernels/fused-pwpw.js';
+import { newAttrs } from '../../src/graph/ir.js';
+import { FcmError } from '../../src/errors.js';
+
+after(closeDevice);
+
+const cases: FusedCase[] = [
+  { kind: 'pwpw', n: 1, c: 6, h: 9, w: 7, m: 10, f: 5, bias1: true, bias2: true, act1: 'Clip', params1: [0, 6], tiles: { tileFilters1: 4, tileFilters2: 4, tileH: 4, tileW: 4 } },
+  // odd sizes, channels past several staging chunks and tiles, none a multiple of 4
+  { kind: 'pwpw', n: 1, c: 37, h: 5, w: 3, m: 21, f: 13, bias1: true, bias2: true, act1: 'Relu', act2: 'HardSwish', tiles: { tileFilters1: 8, tileFilters2: 6, tileH: 2, tileW: 3 } },
+  // batch 2, residual; tiles larger than the tensor
+  { kind: 'pwpw', n: 2, c: 7, h: 6, w: 11, m: 9, f: 7, bias1: true, bias2: true, residual: true, tiles: { tileFilters1: 64, tileFilters2: 64, tileH: 16, tileW: 16 } },
+  // the planner's tile clamped to 4 KiB and 64 threads
+  { kind: 'pwpw', n: 1, c: 24, h: 13, w: 13, m: 40, f: 12, bias1: true, bias2: true, act1: 'Sigmoid', tiles: { tileFilters1: 512, tileFilters2: 512, tileH: 64, tileW: 64 }, limits: { maxComputeWorkgroupStorageSize: 4096, maxComputeInvocationsPerWorkgroup: 64 } },
+  // the same against the device's own limits
+  { kind: 'pwpw', n: 1, c: 48, h: 14, w: 14, m: 72, f: 24, bias2: true, act2: 'SiLU', tiles: { tileFilters1: 512, tileFilters2: 512, tileH: 64, tileW: 64 } },
+  // 1x1 spatial (squeeze-excite), batch 2
+  { kind: 'pwpw', n: 2, c: 33, h: 1, w: 1, m: 9, f: 33, bias1: true, bias2: true, act1: 'Relu', act2: 'HardSigmoid', params2: [0.2, 0.5], tiles: { tileFilters1: 4, tileFilters2: 16, tileH: 1, tileW: 1 } },
+  // smallest tiles, no biases
+  { kind: 'pwpw', n: 1, c: 3, h: 3, w: 5, m: 2, f: 3, act1: 'LeakyRelu', params1: [0.2], tiles: { tileFilters1: 1, tileFilters2: 1, tileH: 1, tileW: 1 } },
+];
+
+for (const c of cases) {
+  test(`FusedPwPw ${describeCase(c)}`, async () => { await checkCase(c); });
+}
+
+test('FusedPwPw clamps an oversized tile within the given limits', async () => {
+  const built = await checkCase(cases[3]);
+  assert.ok(built.program.workgroupStorageBytes <= 4096);
+  assert.ok(built.program.workgroupSize[0] <= 64);
+});
+
+test('FusedPwPw refuses inconsistent shapes and strides with a clear error', () => {
+  const node = { name: 'f3', op: 'FusedPwPw', inputs: ['x', 'w1', 'b1', 'w2', '', 'r'], attrs: newAttrs({}) };
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+  const ok = { node, inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], [8], [6, 8, 1, 1], undefined, [1, 6, 5, 5]], outputShape: [1, 6, 5, 5], limits };
+  assert.doesNotThrow(() => fusedPwPw(ok));
+  const bad = (patch: object, re: RegExp) => assert.throws(() => fusedPwPw({ ...ok, ...patch }), (e: unknown) => e instanceof FcmError && re.test(e.message));
+  bad({ inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], [8], [6, 7, 1, 1], undefined, [1, 6, 5, 5]] }, /f3.*pointwise weights 2/);
+  bad({ inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], [8], [6, 8, 1, 1], undefined, [1, 6, 5, 4]] }, /residual/);
+  bad({ node: { ...node, attrs: newAttrs({ strides: [2, 2] }) } }, /strides/);
+  bad({ node: { ...node, attrs: newAttrs({ tileH: 0 }) } }, /tileH/);
+});
