@@ -16,6 +16,11 @@ export interface ExportOptions {
   /** Default-domain opset to write (default 17). */
   opset?: number;
   producerName?: string;
+  /** Extension (src/export/optimized.ts): the NodeProtos that stand for `n` where this exporter would refuse
+   *  it (fused modules), or undefined to let the exporter write `n`. */
+  writeNode?: (n: Node) => NodeProps[] | undefined;
+  /** Extension: called with the finished model before encoding (model-local functions, opset_import, metadata). */
+  finishModel?: (model: onnx.ModelProto.$Properties) => void;
 }
 
 /** IR version each opset was released with (onnx.helper VERSION_TABLE). */
@@ -111,7 +116,11 @@ export function exportOnnx(g: Graph, opts: ExportOptions = {}): Uint8Array {
     throw unsupported(g.source, `export to opset ${opset} (supported: ${minOpset}-${maxOpset})`);
   }
   const w = new Writer(g, opset);
-  for (const n of g.nodes) writeNode(w, n);
+  for (const n of g.nodes) {
+    const custom = opts.writeNode?.(n);
+    if (custom) w.nodes.push(...custom);
+    else writeNode(w, n);
+  }
 
   // Constants that some node or output reads (passes may leave orphans behind).
   const inputSet = new Set(g.inputs);
@@ -139,6 +148,7 @@ export function exportOnnx(g: Graph, opts: ExportOptions = {}): Uint8Array {
       output: g.outputs.map((y) => { const t = tensorOf(y); return valueInfo(t, !t.shapeUnknown); }),
     },
   };
+  opts.finishModel?.(model);
   return encodeModel(model);
 }
 

@@ -1,0 +1,290 @@
+// `fcm-opt bench`: in one process, after warm-up, N timed runs each of fcm-opt with its plan, fcm-opt
+// unfused, onnxruntime-node's WebGPU provider and onnxruntime-node CPU. Every run feeds host arrays and
+// reads every output back to host memory, for all four alike, so the figures compare end to end. Runs are
+// interleaved (run i of every contestant before run i+1 of any) so that drifting clocks or a busy machine
+// affect all alike. Per layer or module: GPU time of the fused and unfused runs from timestamp queries
+// (session.profile()) next to the planner's GMA estimates (and time estimates when the hardware
+// description has bandwidth).
+
+import { basename } from 'node:path';
+import { invalid, unsupported } from '../errors.js';
+import { fcmDomain, type Graph } from '../graph/ir.js';
+import type { HwConfig } from '../planner/hw-config.js';
+import { loadHw } from '../planner/hw.js';
+import { planFusion } from '../planner/index.js';
+import type { Plan } from '../planner/plan.js';
+import { applyPlan } from '../rewrite/apply-plan.js';
+import { loadModel } from '../../converters/load.js';
+import { toDag } from '../../converters/dag.js';
+import { validateDag } from '../planner/dag-load.js';
+import { median, p90 } from './stats.js';
+import { firstLine, loadCreateSession, normalizeProfile, profileMethod, type CreateSession, type FcmSessionLike, type ProfileEntry } from './runtime.js';
+import { adapterSummary } from './device.js';
+
+export interface BenchOptions {
+  /** A hardware description (path, shipped name) or 'auto' (from the WebGPU adapter). */
+  hw?: string;
+  batch?: number;
+  runs?: number;
+  warmup?: number;
+  /** Called after each run (warm-up included) with (done, total). */
+  onProgress?: (done: number, total: number) => void;
+  /** The runtime's createSession (default: src/runtime's); tests give their own. */
+  createSession?: CreateSession;
+}
+
+export interface BenchResult {
+  name: string;
+  medianMs?: number;
+  p90Ms?: number;
+  /** This row's median over the fused plan's median (2 = twice as slow as fcm-opt fused). */
+  ratioToFused?: number;
+  /** Why the row has no figures (a provider that failed to start on this machine). */
+  unavailable?: string;
+}
+
+export interface BenchLayer {
+  /** Index of the plan module, or null for nodes outside the planner's layers (Add, pools, ...). */
+  module: number | null;
+  kind: string;
+  nodes: string[];
+  /** GPU time (ms) of this module in the fused run and of its layers in the unfused run. */
+  fusedGpuMs?: number;
+  unfusedGpuMs?: number;
+  gma?: number;
+  gmaUnfused?: number;
+  estUs?: number;
+  estUsUnfused?: number;
+}
+
+export interface BenchReport {
+  model: string;
+  hw: string;
+  device: string;
+  batch: number;
+  runs: number;
+  warmup: number;
+  results: BenchResult[];
+  layers: BenchLayer[];
+  /** Why per-layer times are missing, when they are. */
+  layersUnavailable?: string;
+  /** How the runtime took per-layer times: 'timestamp' (GPU timestamp queries) or 'wall' (none on the adapter). */
+  layersMethod?: string;
+}
+
+/** One thing being timed. `run` is one inference: host inputs in, every output read back to host. */
+export interface Contestant {
+  name: string;
+  run(): Promise<void>;
+}
+
+/**
+ * Warm-up, then `runs` timed rounds; each round runs every contestant once, in order. Returns the run
+ * times in ms per contestant. A contestant that throws fails the bench (a wrong run is no figure).
+ */
+export async function timeContestants(contestants: readonly Contestant[], runs: number, warmup: number,
+  onProgress?: (done: number, total: number) => void): Promise<number[][]> {
+  const total = (runs + warmup) * contestants.length;
+  let done = 0;
+  const times = contestants.map(() => [] as number[]);
+  for (let round = 0; round < warmup + runs; round++) {
+    for (let i = 0; i < contestants.length; i++) {
+      const t0 = performance.now();
+      await contestants[i].run();
+      const dt = performance.now() - t0;
+      if (round >= warmup) times[i].push(dt);
+      onProgress?.(++done, total);
+    }
+  }
+  return times;
+}
+
+/** Rows with median, p90 and the ratio of each median to the first row's (the fused plan). */
+export function summarize(names: readonly string[], times: readonly number[][]): BenchResult[] {
+  const rows: BenchResult[] = names.map((name, i) => ({ name, medianMs: median(times[i]), p90Ms: p90(times[i]) }));
+  const base = rows[0]?.medianMs;
+  for (const r of rows) if (base && r.medianMs !== undefined) r.ratioToFused = r.medianMs / base;
+  return rows;
+}
+
+/** Seeded inputs in [-1, 1) (mulberry32), one per graph input; float32 inputs only. */
+export function benchInputs(g: Graph, seed = 1): Record<string, Float32Array> {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out: Record<string, Float32Array> = {};
+  for (const name of g.inputs) {
+    const t = g.tensors.get(name)!;
+    if (t.dtype !== 'float32') throw unsupported(`${g.source}: input '${name}'`, `bench feeds float32 inputs; this one is ${t.dtype}`);
+    out[name] = Float32Array.from({ length: t.shape.reduce((x, y) => x * y, 1) }, () => 2 * rand() - 1);
+  }
+  return out;
+}
+
+/** The batch must reach the model: a fixed first dimension other than --batch is an error, not a silent 1. */
+function checkBatch(g: Graph, batch: number): void {
+  for (const name of g.inputs) {
+    const s = g.tensors.get(name)!.shape;
+    if (s.length > 0 && s[0] !== batch) {
+      throw invalid(`${g.source}: input '${name}'`, `has a fixed batch dimension of ${s[0]}; --batch ${batch} cannot apply`);
+    }
+  }
+}
+
+/** Per module: the plan's estimates next to the GPU times of both runs; nodes outside modules on their own. */
+export function joinLayers(plan: Plan, fusedGraph: Graph, fused: ProfileEntry[] | undefined, unfused: ProfileEntry[] | undefined): BenchLayer[] {
+  const moduleOf = new Map<string, number>();
+  plan.modules.forEach((m, i) => { for (const n of m.nodes ?? []) moduleOf.set(n, i); });
+  // Fused nodes are named after their layers, and carry layer1/layer2 (src/graph/ir.ts).
+  for (const n of fusedGraph.nodes) {
+    if (n.domain !== fcmDomain) continue;
+    const i = moduleOf.get(n.attrs.layer1 as string);
+    if (i !== undefined) moduleOf.set(n.name, i);
+  }
+  const rows: BenchLayer[] = plan.modules.map((m, i) => ({
+    module: i, kind: m.kind, nodes: [...(m.nodes ?? [])],
+    gma: m.gma, gmaUnfused: m.gmaUnfused,
+    ...(m.timeUs !== undefined ? { estUs: m.timeUs } : {}),
+    ...(m.timeUsUnfused !== undefined ? { estUsUnfused: m.timeUsUnfused } : {}),
+  }));
+  const others = new Map<string, BenchLayer>();
+  const add = (entries: ProfileEntry[] | undefined, key: 'fusedGpuMs' | 'unfusedGpuMs') => {
+    for (const e of entries ?? []) {
+      const i = moduleOf.get(e.node);
+      let row: BenchLayer;
+      if (i !== undefined) row = rows[i];
+      else {
+        row = others.get(e.node) ?? { module: null, kind: e.op ?? 'other', nodes: [e.node] };
+        others.set(e.node, row);
+      }
+      row[key] = (row[key] ?? 0) + e.gpuMs;
+    }
+  };
+  add(fused, 'fusedGpuMs');
+  add(unfused, 'unfusedGpuMs');
+  return [...rows, ...others.values()];
+}
+
+interface OrtLike {
+  InferenceSession: { create(path: string, o: object): Promise<OrtSession> };
+  Tensor: new (type: 'float32', data: Float32Array, dims: number[]) => unknown;
+}
+interface OrtSession {
+  inputNames: readonly string[];
+  outputNames: readonly string[];
+  run(feeds: Record<string, unknown>): Promise<Record<string, { data: unknown; dispose?: () => void }>>;
+  release(): Promise<void>;
+}
+
+async function ortContestant(ort: OrtLike, name: string, path: string, provider: 'webgpu' | 'cpu', g: Graph,
+  inputs: Record<string, Float32Array>): Promise<{ c: Contestant; release: () => Promise<void> }> {
+  const session = await ort.InferenceSession.create(path, { executionProviders: [provider], logSeverityLevel: 3 });
+  const run = async () => {
+    // Tensors from host arrays each run (as fcm-opt gets them); outputs land in host memory (ORT's default
+    // output location is the CPU for every provider); reading .data makes sure they are there.
+    const feeds: Record<string, unknown> = {};
+    for (const x of g.inputs) feeds[x] = new ort.Tensor('float32', inputs[x], g.tensors.get(x)!.shape);
+    const out = await session.run(feeds);
+    for (const y of session.outputNames) {
+      const d = out[y].data as ArrayLike<number>;
+      if (d.length === 0 && numelOf(g, y) !== 0) throw new Error(`${name}: output '${y}' came back empty`);
+    }
+  };
+  return { c: { name, run }, release: () => session.release() };
+}
+
+const numelOf = (g: Graph, y: string) => (g.tensors.get(y)?.shape ?? []).reduce((a, b) => a * b, 1);
+
+function fcmContestant(name: string, s: FcmSessionLike, g: Graph, inputs: Record<string, Float32Array>): Contestant {
+  return {
+    name,
+    run: async () => {
+      const out = (await s.run(inputs)) as Record<string, unknown> | null;
+      if (!out || typeof out !== 'object') throw new Error(`${name}: run() returned no outputs`);
+      for (const y of g.outputs) if (!(y in out)) throw new Error(`${name}: run() did not return output '${y}'`);
+    },
+  };
+}
+
+export const contestantNames = ['fcm-opt fused', 'fcm-opt unfused', 'onnxruntime webgpu', 'onnxruntime cpu'] as const;
+
+/** The whole bench of one model. Throws FcmError for bad input or a failing fcm-opt run. */
+export async function runBench(modelPath: string, opts: BenchOptions = {}): Promise<BenchReport> {
+  const batch = opts.batch ?? 1;
+  const runs = opts.runs ?? 20;
+  const warmup = opts.warmup ?? 3;
+  for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0]] as const) {
+    if (!Number.isSafeInteger(v) || v < min) throw invalid(k, `expected an integer >= ${min}, got ${v}`);
+  }
+  const graph = await loadModel(modelPath, { batch });
+  checkBatch(graph, batch);
+  const adapter = await adapterSummary();
+  const hwName = opts.hw ?? 'auto';
+  let hw: HwConfig;
+  if (hwName === 'auto') {
+    if (!adapter.adapter) throw unsupported('--hw auto', `no WebGPU adapter (${adapter.description}); pass --hw with a file or a name`);
+    hw = loadHw('auto', { adapter: adapter.adapter });
+  } else hw = loadHw(hwName);
+  const dag = validateDag(toDag(graph), `${modelPath} (layer DAG)`);
+  const plan = planFusion(dag, hw, { mode: 'optimal', model: basename(modelPath), dtypeBytes: 4 });
+  const fusedGraph = applyPlan(graph, plan);
+  const inputs = benchInputs(graph);
+
+  const createSession = opts.createSession ?? await loadCreateSession();
+  const sessions: FcmSessionLike[] = [];
+  const releases: (() => Promise<void>)[] = [];
+  const results: BenchResult[] = [];
+  try {
+    const fused = await createSession(modelPath, { hw, plan, batch });
+    sessions.push(fused);
+    const unfused = await createSession(modelPath, { hw, plan: 'unfused', batch });
+    sessions.push(unfused);
+    const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];
+    const ort = (await import('onnxruntime-node')) as unknown as OrtLike;
+    const unavailable: BenchResult[] = [];
+    for (const [name, provider] of [[contestantNames[2], 'webgpu'], [contestantNames[3], 'cpu']] as const) {
+      try {
+        const o = await ortContestant(ort, name, modelPath, provider, graph, inputs);
+        // A provider that starts but cannot run this model counts as unavailable too.
+        await o.c.run();
+        contestants.push(o.c);
+        releases.push(o.release);
+      } catch (e) {
+        unavailable.push({ name, unavailable: firstLine(e) });
+      }
+    }
+    const times = await timeContestants(contestants, runs, warmup, opts.onProgress);
+    const timed = summarize(contestants.map((c) => c.name), times);
+    for (const name of contestantNames) {
+      const r = timed.find((x) => x.name === name) ?? unavailable.find((x) => x.name === name);
+      if (r) results.push(r);
+    }
+
+    let layers: BenchLayer[] = [];
+    let layersUnavailable: string | undefined;
+    let layersMethod: string | undefined;
+    try {
+      const rawFused = await fused.profile(inputs);
+      const rawUnfused = await unfused.profile(inputs);
+      const methods = [...new Set([profileMethod(rawFused), profileMethod(rawUnfused)].filter((m) => m !== undefined))];
+      if (methods.length > 0) layersMethod = methods.join('/');
+      layers = joinLayers(plan, fusedGraph, normalizeProfile(rawFused), normalizeProfile(rawUnfused));
+    } catch (e) {
+      layersUnavailable = firstLine(e);
+      layers = joinLayers(plan, fusedGraph, undefined, undefined);
+    }
+    return {
+      model: modelPath, hw: hw.name, device: adapter.description, batch, runs, warmup, results, layers,
+      ...(layersUnavailable ? { layersUnavailable } : {}),
+      ...(layersMethod ? { layersMethod } : {}),
+    };
+  } finally {
+    for (const s of sessions) await s.dispose();
+    for (const r of releases) await r().catch(() => undefined);
+  }
+}

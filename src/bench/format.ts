@@ -1,0 +1,59 @@
+// Text rendering of a bench report and the progress bar.
+import { formatCount } from '../planner/format.js';
+import type { BenchReport } from './bench.js';
+
+function table(rows: string[][], right: Set<number>): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  return rows.map((r) => r.map((cell, c) => (right.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
+}
+
+const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
+
+export function formatBench(r: BenchReport): string {
+  const out: string[] = [];
+  out.push(`${r.model}: batch ${r.batch}, ${r.runs} timed runs after ${r.warmup} warm-up, hw ${r.hw}`);
+  out.push(`device: ${r.device}`);
+  out.push('');
+  const rows = [['', 'median ms', 'p90 ms', 'vs fused']];
+  for (const x of r.results) {
+    if (x.unavailable !== undefined) rows.push([x.name, 'unavailable', '', '']);
+    else rows.push([x.name, ms(x.medianMs), ms(x.p90Ms), x.ratioToFused === undefined ? '-' : `${x.ratioToFused.toFixed(2)}x`]);
+  }
+  out.push(table(rows, new Set([1, 2, 3])));
+  for (const x of r.results) if (x.unavailable !== undefined) out.push(`  ${x.name}: ${x.unavailable}`);
+  out.push('');
+  const how = r.layersMethod === 'wall' ? 'wall time per node (the adapter has no timestamp queries)'
+    : r.layersMethod === 'timestamp' || r.layersMethod === undefined ? 'GPU time from timestamp queries' : `time (${r.layersMethod})`;
+  out.push(`Per module, one profiled run: ${how}, next to the planner's estimates`);
+  if (r.layersUnavailable) out.push(`  GPU times unavailable: ${r.layersUnavailable}`);
+  const hasTime = r.layers.some((l) => l.estUs !== undefined);
+  const head = ['#', 'kind', 'nodes', 'fused ms', 'unfused ms', 'GMA', 'GMA unfused'];
+  if (hasTime) head.push('est us', 'est us unfused');
+  const lrows = [head];
+  for (const l of r.layers) {
+    const nodes = l.nodes.length > 3 ? `${l.nodes.slice(0, 3).join('+')}+...` : l.nodes.join('+');
+    const row = [l.module === null ? '' : String(l.module), l.kind, nodes, ms(l.fusedGpuMs), ms(l.unfusedGpuMs),
+      l.gma === undefined ? '' : formatCount(l.gma), l.gmaUnfused === undefined ? '' : formatCount(l.gmaUnfused)];
+    if (hasTime) row.push(l.estUs === undefined ? '' : l.estUs.toFixed(1), l.estUsUnfused === undefined ? '' : l.estUsUnfused.toFixed(1));
+    lrows.push(row);
+  }
+  out.push(table(lrows, new Set([0, 3, 4, 5, 6, 7, 8])));
+  return `${out.join('\n')}\n`;
+}
+
+/** A one-line progress bar redrawn in place on a terminal stream. */
+export function progressBar(stream: NodeJS.WriteStream, label: string): { update: (done: number, total: number) => void; end: () => void } {
+  const width = 30;
+  let last = -1;
+  return {
+    update(done, total) {
+      const filled = Math.round((done / total) * width);
+      if (filled === last && done !== total) return;
+      last = filled;
+      stream.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
+    },
+    end() {
+      if (last >= 0) stream.write('\r\x1b[K');
+    },
+  };
+}

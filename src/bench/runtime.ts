@@ -1,0 +1,100 @@
+// The bench's view of fcm-opt's WebGPU runtime (src/runtime, issue 5): createSession(model, { hw, plan }),
+// session.run(inputs) (host arrays in, outputs read back), session.profile() (per-node GPU times from
+// timestamp queries) and session.dispose(). Only what the bench uses is typed here; profile entries are
+// read leniently (field names below) so the bench keeps working while the runtime's report grows.
+
+import { unsupported } from '../errors.js';
+import type { HwConfig } from '../planner/hw-config.js';
+import type { Plan } from '../planner/plan.js';
+
+export interface FcmSessionLike {
+  run(inputs: Record<string, Float32Array>): Promise<unknown>;
+  /** Profiles one run of `feeds` (src/runtime: { method: 'timestamp' | 'wall', nodes: [{ node, op, ms }] }). */
+  profile(feeds?: Record<string, Float32Array>): unknown;
+  dispose(): unknown;
+}
+
+export interface CreateSessionOptions {
+  hw: HwConfig;
+  plan: Plan | 'unfused';
+  batch?: number;
+}
+
+export type CreateSession = (model: string | Uint8Array, opts: CreateSessionOptions) => Promise<FcmSessionLike>;
+
+/** The runtime's createSession; loaded on first use so that planning-only commands never touch WebGPU. */
+export async function loadCreateSession(): Promise<CreateSession> {
+  // Computed specifiers: the runtime is a separate module that may be absent from a partial build.
+  const errors: string[] = [];
+  for (const spec of ['../runtime/index.js', '../runtime/session.js']) {
+    let mod: { createSession?: unknown };
+    try {
+      mod = (await import(spec)) as { createSession?: unknown };
+    } catch (e) {
+      errors.push(firstLine(e));
+      continue;
+    }
+    if (typeof mod.createSession === 'function') return mod.createSession as CreateSession;
+    errors.push(`${spec} exports no createSession`);
+  }
+  throw unsupported('fcm-opt bench', `the WebGPU runtime (src/runtime) cannot be loaded (${errors.join('; ')})`);
+}
+
+export const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
+
+/** GPU time of one node in one profiled run. */
+export interface ProfileEntry {
+  node: string;
+  op?: string;
+  gpuMs: number;
+}
+
+const msFields = ['gpuMs', 'ms', 'timeMs', 'durationMs'];
+const usFields = ['gpuUs', 'us', 'timeUs', 'durationUs'];
+const nsFields = ['gpuNs', 'ns', 'timeNs', 'durationNs'];
+
+function timeOf(o: Record<string, unknown>): number | undefined {
+  for (const [fields, scale] of [[msFields, 1], [usFields, 1e-3], [nsFields, 1e-6]] as const) {
+    for (const f of fields) {
+      const v = o[f];
+      if (typeof v === 'number' && Number.isFinite(v)) return v * scale;
+      if (typeof v === 'bigint') return Number(v) * scale;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Per-node GPU times from what session.profile() returns: an array (or { nodes | entries | layers: array })
+ * of records naming the node (`node`, `name` or `nodeName`) with a time in ms (gpuMs, ms, timeMs,
+ * durationMs), us (gpuUs, us, timeUs, durationUs) or ns (gpuNs, ns, timeNs, durationNs). Entries of the same
+ * node (several dispatches) are summed. Throws when no entry has a GPU time.
+ */
+/** How the times were taken, when the profile says ('timestamp' queries, or 'wall' time per node). */
+export function profileMethod(raw: unknown): string | undefined {
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return undefined;
+  const m = (raw as Record<string, unknown>).method;
+  return typeof m === 'string' ? m : undefined;
+}
+
+export function normalizeProfile(raw: unknown): ProfileEntry[] {
+  let list: unknown = raw;
+  if (list && typeof list === 'object' && !Array.isArray(list)) {
+    const o = list as Record<string, unknown>;
+    list = o.nodes ?? o.entries ?? o.layers;
+  }
+  if (!Array.isArray(list)) throw new Error('session.profile() returned no list of node times');
+  const byNode = new Map<string, ProfileEntry>();
+  for (const item of list) {
+    if (!item || typeof item !== 'object') continue;
+    const o = item as Record<string, unknown>;
+    const node = [o.node, o.name, o.nodeName].find((v): v is string => typeof v === 'string');
+    const t = timeOf(o);
+    if (node === undefined || t === undefined) continue;
+    const prev = byNode.get(node);
+    if (prev) prev.gpuMs += t;
+    else byNode.set(node, { node, op: typeof o.op === 'string' ? o.op : undefined, gpuMs: t });
+  }
+  if (byNode.size === 0) throw new Error('session.profile() gave no GPU times (no timestamp queries on this adapter?)');
+  return [...byNode.values()];
+}

@@ -1,0 +1,43 @@
+// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--json]`: latency of fcm-opt fused
+// and unfused against onnxruntime-node WebGPU and CPU, with per-module GPU times (src/bench/).
+import type { Command } from 'commander';
+import { invalid } from '../errors.js';
+import { runBench } from '../bench/bench.js';
+import { formatBench, progressBar } from '../bench/format.js';
+
+interface BenchCliOptions {
+  hw: string;
+  batch: number;
+  runs: number;
+  warmup: number;
+  json?: boolean;
+}
+
+const integer = (flag: string, min: number) => (value: string): number => {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < min) throw invalid(flag, `expected an integer >= ${min}, got '${value}'`);
+  return n;
+};
+
+export function register(program: Command): void {
+  program
+    .command('bench')
+    .description('time fcm-opt fused and unfused against onnxruntime-node (WebGPU and CPU), with per-module GPU times')
+    .argument('<model>', 'an .onnx model')
+    .option('--hw <cfg>', "GPU description for the plan: a .cfg/.json path, a name in hw_configs/, or 'auto' (the WebGPU adapter)", 'auto')
+    .option('--batch <n>', 'value for a symbolic batch dimension', integer('--batch', 1), 1)
+    .option('--runs <n>', 'timed runs of each', integer('--runs', 1), 20)
+    .option('--warmup <n>', 'untimed runs of each first', integer('--warmup', 0), 3)
+    .option('--json', 'print the report as JSON')
+    .action(async (model: string, o: BenchCliOptions) => {
+      const showBar = !o.json && process.stderr.isTTY === true && process.stdout.isTTY === true;
+      const bar = showBar ? progressBar(process.stderr, 'bench') : undefined;
+      try {
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, onProgress: bar?.update });
+        bar?.end();
+        process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
+      } finally {
+        bar?.end();
+      }
+    });
+}

@@ -1,0 +1,144 @@
+// The bench's orchestration: interleaved timing, statistics rows, profile reading, the per-module join and
+// a whole runBench with onnxruntime's providers and a stand-in for fcm-opt's sessions (the runtime's own
+// correctness is tested in test/runtime).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fixtureModels } from '../../fixtures/models.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
+import { loadModel } from '../../converters/load.js';
+import { toDag } from '../../converters/dag.js';
+import { fcmDomain, type Graph } from '../../src/graph/ir.js';
+import { loadHw } from '../../src/planner/hw.js';
+import { planFusion } from '../../src/planner/index.js';
+import type { Plan } from '../../src/planner/plan.js';
+import { applyPlan } from '../../src/rewrite/apply-plan.js';
+import { fuseEpilogues } from '../../src/rewrite/epilogues.js';
+import { contestantNames, joinLayers, runBench, summarize, timeContestants, type Contestant } from '../../src/bench/bench.js';
+import { formatBench } from '../../src/bench/format.js';
+import { normalizeProfile, type CreateSessionOptions } from '../../src/bench/runtime.js';
+import { assertFcmAsync } from '../converters/onnx-helpers.js';
+
+test('timeContestants: warm-up untimed, runs interleaved, progress counted', async () => {
+  const calls: string[] = [];
+  const c = (name: string): Contestant => ({ name, run: async () => { calls.push(name); } });
+  const progress: number[] = [];
+  const times = await timeContestants([c('a'), c('b')], 3, 2, (done, total) => { assert.equal(total, 10); progress.push(done); });
+  assert.deepEqual(calls, ['a', 'b', 'a', 'b', 'a', 'b', 'a', 'b', 'a', 'b']);
+  assert.deepEqual(progress, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(times.map((t) => t.length), [3, 3]);
+  await assert.rejects(timeContestants([{ name: 'x', run: async () => { throw new Error('boom'); } }], 1, 0), /boom/);
+});
+
+test('summarize: median, p90 and ratios to the first row (the fused plan)', () => {
+  const rows = summarize(['fused', 'other'], [[2, 1, 3, 10], [4, 4, 6, 4]]);
+  assert.deepEqual(rows, [
+    { name: 'fused', medianMs: 2.5, p90Ms: 10, ratioToFused: 1 },
+    { name: 'other', medianMs: 4, p90Ms: 6, ratioToFused: 1.6 },
+  ]);
+});
+
+test('normalizeProfile: ms, us and ns fields, several dispatches of a node summed', () => {
+  assert.deepEqual(normalizeProfile([{ node: 'a', gpuMs: 1 }, { name: 'b', op: 'Conv', us: 500 }, { node: 'a', durationNs: 2e6 }]), [
+    { node: 'a', op: undefined, gpuMs: 3 }, { node: 'b', op: 'Conv', gpuMs: 0.5 },
+  ]);
+  assert.deepEqual(normalizeProfile({ nodes: [{ nodeName: 'c', timeUs: 1000n }] }), [{ node: 'c', op: undefined, gpuMs: 1 }]);
+  assert.throws(() => normalizeProfile([{ node: 'a' }]), /no GPU times/);
+  assert.throws(() => normalizeProfile(undefined), /no list/);
+});
+
+/** A small model, its plan on the lavapipe description, and its fused graph. */
+async function planned(): Promise<{ path: string; graph: Graph; plan: Plan; fused: Graph }> {
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-bench-'));
+  const path = join(dir, 'mobilenetv2_stack.onnx');
+  writeFileSync(path, exportOnnx(fixtureModels.mobilenetv2_stack()));
+  const graph = await loadModel(path);
+  const plan = planFusion(toDag(graph), loadHw('lavapipe'), { mode: 'optimal', model: 'mobilenetv2_stack.onnx', dtypeBytes: 4 });
+  return { path, graph, plan, fused: applyPlan(graph, plan) };
+}
+
+test('joinLayers: fused-node times go to their module, unfused layer times are summed per module', async () => {
+  const { plan, fused, graph } = await planned();
+  const pairs = plan.modules.map((m, i) => [m, i] as const).filter(([m]) => m.layers.length === 2);
+  assert.ok(pairs.length >= 1, 'the plan fuses a pair');
+  const fusedEntries = fused.nodes.map((n) => ({ node: n.name, op: n.op, gpuMs: 1 }));
+  const unfusedEntries = fuseEpilogues(graph).nodes.map((n) => ({ node: n.name, op: n.op, gpuMs: 1 }));
+  // A node outside the planner's layers (none is left in this model once epilogues are folded).
+  unfusedEntries.push({ node: 'pool', op: 'GlobalAveragePool', gpuMs: 1 });
+  const rows = joinLayers(plan, fused, fusedEntries, unfusedEntries);
+  for (const [m, i] of pairs) {
+    const row = rows.find((r) => r.module === i)!;
+    assert.equal(row.fusedGpuMs, 1, 'one fused node');
+    assert.equal(row.unfusedGpuMs, 2, 'two conv nodes');
+    assert.equal(row.gma, m.gma);
+    assert.equal(row.gmaUnfused, m.gmaUnfused);
+  }
+  const others = rows.filter((r) => r.module === null);
+  assert.deepEqual(others, [{ module: null, kind: 'GlobalAveragePool', nodes: ['pool'], unfusedGpuMs: 1 }]);
+  const total = (k: 'fusedGpuMs' | 'unfusedGpuMs') => rows.reduce((s, r) => s + (r[k] ?? 0), 0);
+  assert.equal(total('fusedGpuMs'), fusedEntries.length);
+  assert.equal(total('unfusedGpuMs'), unfusedEntries.length);
+  assert.equal(fused.nodes.filter((n) => n.domain === fcmDomain).length, pairs.length);
+});
+
+test('runBench: four rows in order, onnxruntime timed for real, per-module join, JSON fields', async () => {
+  const { path, graph, fused } = await planned();
+  const made: CreateSessionOptions[] = [];
+  let runsSeen = 0;
+  const createSession = async (model: string | Uint8Array, o: CreateSessionOptions) => {
+    assert.equal(model, path);
+    made.push(o);
+    const g = o.plan === 'unfused' ? fuseEpilogues(graph) : applyPlan(graph, o.plan);
+    return {
+      run: async (inputs: Record<string, Float32Array>) => {
+        assert.deepEqual(Object.keys(inputs), graph.inputs);
+        runsSeen++;
+        return Object.fromEntries(graph.outputs.map((y) => [y, new Float32Array(graph.tensors.get(y)!.shape.reduce((a, b) => a * b, 1))]));
+      },
+      profile: () => g.nodes.map((n) => ({ node: n.name, op: n.op, gpuUs: 250 })),
+      dispose: () => undefined,
+    };
+  };
+  const report = await runBench(path, { hw: 'lavapipe', runs: 3, warmup: 1, createSession });
+  assert.equal(made.length, 2);
+  assert.ok(made[0].plan !== 'unfused' && made[0].plan.modules.length > 0);
+  assert.equal(made[1].plan, 'unfused');
+  assert.equal(runsSeen, 2 * 4);
+  assert.deepEqual(report.results.map((r) => r.name), [...contestantNames]);
+  for (const r of report.results) {
+    if (r.unavailable !== undefined) {
+      assert.equal(r.name, 'onnxruntime webgpu', 'only the WebGPU provider may be unavailable');
+      assert.ok(r.unavailable.length > 0);
+      continue;
+    }
+    assert.ok(r.medianMs! > 0 && r.p90Ms! >= r.medianMs!, `${r.name}: ${r.medianMs} / ${r.p90Ms}`);
+    assert.ok(r.ratioToFused! > 0);
+  }
+  assert.equal(report.results[0].ratioToFused, 1);
+  assert.equal(report.batch, 1);
+  assert.equal(report.runs, 3);
+  assert.equal(report.hw, 'lavapipe');
+  assert.equal(report.layersUnavailable, undefined);
+  const fusedRows = report.layers.filter((l) => l.module !== null && l.nodes.length >= 2 && ['pwdw', 'dwpw', 'pwpw'].includes(l.kind));
+  assert.equal(fusedRows.length, fused.nodes.filter((n) => n.domain === fcmDomain).length);
+  for (const l of fusedRows) {
+    assert.equal(l.fusedGpuMs, 0.25);
+    assert.equal(l.unfusedGpuMs, 0.5);
+  }
+  const json = JSON.parse(JSON.stringify(report));
+  for (const k of ['model', 'hw', 'device', 'batch', 'runs', 'results', 'layers']) assert.ok(k in json, k);
+  const text = formatBench(report);
+  assert.match(text, /fcm-opt fused\s+\d+\.\d{3}\s+\d+\.\d{3}\s+1\.00x/);
+  assert.match(text, /onnxruntime cpu/);
+  assert.match(text, /GMA unfused/);
+});
+
+test('runBench: bad options and a fixed batch are refused (exit 2)', async () => {
+  const { path } = await planned();
+  const never = async () => { throw new Error('no session expected'); };
+  await assertFcmAsync(() => runBench(path, { hw: 'lavapipe', runs: 0, createSession: never }), 2, /--runs/);
+  await assertFcmAsync(() => runBench(path, { hw: 'lavapipe', batch: 2, createSession: never }), 2, /fixed batch dimension of 1; --batch 2/);
+  await assertFcmAsync(() => runBench(path, { hw: 'no-such-gpu', createSession: never }), 2, /no such hardware description/);
+});
