@@ -12,6 +12,11 @@ import { formatPlan, planToJson } from '../planner/format.js';
 import { loadHw } from '../planner/hw.js';
 import { planFusion, planModes, type PlanMode } from '../planner/index.js';
 import { overlappingLayers } from '../planner/fuseplanner/plan.js';
+import type { Graph } from '../graph/ir.js';
+import { applyPlan } from '../rewrite/apply-plan.js';
+import { exportOptimized } from '../export/optimized.js';
+import { writeFileAtomic } from '../export/write-atomic.js';
+import { parseBatch, parseInputShape } from './options.js';
 
 export interface PlanCliOptions {
   hw: string;
@@ -19,44 +24,51 @@ export interface PlanCliOptions {
   json?: boolean;
   batch?: number;
   inputShape?: Record<string, number[]>;
+  /** Write the optimized model (fused nodes + functions) here. */
+  output?: string;
+  /** Also write the FusePlanner layer DAG / the plan JSON. */
+  dag?: string;
+  plan?: string;
 }
 
-/** `--input-shape name=1x3x224x224` (repeatable; `,` also separates dimensions). */
-export function parseInputShape(value: string, previous: Record<string, number[]> = {}): Record<string, number[]> {
-  const m = /^([^=]+)=(\d+(?:[x,]\d+)*)$/.exec(value.trim());
-  if (!m) throw invalid('--input-shape', `expected NAME=D1xD2x..., got '${value}'`);
-  const dims = m[2].split(/[x,]/).map(Number);
-  if (dims.some((d) => !Number.isSafeInteger(d) || d <= 0)) throw invalid('--input-shape', `dimensions must be positive integers in '${value}'`);
-  return { ...previous, [m[1]]: dims };
-}
+export { parseInputShape } from './options.js';
 
-function parseBatch(value: string): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw invalid('--batch', `expected a positive integer, got '${value}'`);
-  return n;
-}
-
-/** A .json input is a FusePlanner layer DAG; models go through the converters. */
-export async function loadPlanInput(path: string, options: Pick<PlanCliOptions, 'batch' | 'inputShape'>): Promise<Dag> {
+/** A .json input is a FusePlanner layer DAG; models go through the converters and keep their graph. */
+export async function loadPlanSource(path: string, options: Pick<PlanCliOptions, 'batch' | 'inputShape'>): Promise<{ dag: Dag; graph?: Graph }> {
   const ext = extname(path).toLowerCase();
   if (ext === '.json') {
     if (options.batch !== undefined || options.inputShape !== undefined) {
       throw invalid(path, '--batch and --input-shape apply to models, not to a layer DAG (.json)');
     }
-    return loadDag(path);
+    return { dag: loadDag(path) };
   }
   if (ext === '.onnx' || ext === '.tflite') {
     const graph = await loadModel(path, { batch: options.batch, inputShapes: options.inputShape });
     // The same checks as a DAG file: the planners trust ids, edges and conv shapes.
-    return validateDag(toDag(graph), `${path} (layer DAG)`);
+    return { dag: validateDag(toDag(graph), `${path} (layer DAG)`), graph };
   }
   throw unsupported(path, `unknown input type '${ext || 'no extension'}' (expected .onnx, .tflite or a layer DAG .json)`);
 }
 
+export async function loadPlanInput(path: string, options: Pick<PlanCliOptions, 'batch' | 'inputShape'>): Promise<Dag> {
+  return (await loadPlanSource(path, options)).dag;
+}
+
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
   const hw = loadHw(options.hw);
-  const dag = await loadPlanInput(input, options);
+  const { dag, graph } = await loadPlanSource(input, options);
   const plan = planFusion(dag, hw, { mode: options.mode, model: basename(input) });
+  if (options.output) {
+    if (!graph) throw invalid(input, '-o writes an optimized model and needs a model (.onnx, .tflite), not a layer DAG');
+    if (options.mode === 'fuseplanner') throw unsupported(input, "-o needs disjoint modules: use --mode optimal (the seed's mode may put one layer in two pairs)");
+  }
+  // Every output is produced before any is written, so an error leaves none of them behind.
+  const files: Array<[string, string, () => Uint8Array | string]> = [];
+  if (options.dag) files.push(['--dag', options.dag, () => `${JSON.stringify(dag, null, 1)}\n`]);
+  if (options.plan) files.push(['--plan', options.plan, () => planToJson(plan)]);
+  if (options.output) files.push(['-o', options.output, () => exportOptimized(applyPlan(graph!, plan), plan)]);
+  const contents = files.map(([what, path, make]) => [what, path, make()] as const);
+  for (const [what, path, data] of contents) await writeFileAtomic(path, data, { notSameAs: input, what });
   if (options.json) return planToJson(plan);
   return formatPlan(plan, dag, { overlapping: options.mode === 'fuseplanner' ? overlappingLayers(plan) : undefined });
 }
@@ -71,6 +83,9 @@ export function register(program: Command): void {
     .option('--json', 'print the plan as JSON')
     .option('--batch <n>', 'value for a symbolic batch dimension (models only)', parseBatch)
     .option('--input-shape <name=shape>', 'static shape for an input, e.g. x=1x3x224x224 (repeatable; models only)', parseInputShape)
+    .option('-o, --output <file>', 'write the optimized ONNX model (fused nodes in domain ai.fcm.opt, with functions onnxruntime can run)')
+    .option('--dag <file>', "also write FusePlanner's layer DAG")
+    .option('--plan <file>', 'also write the plan as JSON')
     .action(async (input: string, options: PlanCliOptions) => {
       process.stdout.write(await runPlan(input, options));
     });
