@@ -149,8 +149,11 @@ test('an ONNX model is planned through the converters (fixtures/bundled/mobilene
 
 test('--input-shape and --batch are parsed and checked', async () => {
   const { parseInputShape } = await import('../../src/cli/plan.js');
-  assert.deepEqual(parseInputShape('x=1x3x224x224'), { x: [1, 3, 224, 224] });
-  assert.deepEqual(parseInputShape('y=2,8', { x: [1] }), { x: [1], y: [2, 8] });
+  // A null-prototype record: input names come from files and may be '__proto__'.
+  assert.deepEqual({ ...parseInputShape('x=1x3x224x224') }, { x: [1, 3, 224, 224] });
+  assert.deepEqual({ ...parseInputShape('x:1x3x640x640') }, { x: [1, 3, 640, 640] });
+  assert.deepEqual({ ...parseInputShape('y=2,8', { x: [1] }) }, { x: [1], y: [2, 8] });
+  assert.deepEqual(Object.getOwnPropertyDescriptor(parseInputShape('__proto__=1x2'), '__proto__')?.value, [1, 2]);
   assert.throws(() => parseInputShape('x=1x0'), /positive integers/);
   assert.throws(() => parseInputShape('1x3'), /expected NAME=D1xD2/);
   const r = await cli('plan', resolve('fixtures/bundled/mobilenetv2-slim.onnx'), '--hw', 'h100', '--batch', 'two');
