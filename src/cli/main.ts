@@ -12,11 +12,17 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
   for (const register of commands) register(program);
+  // Commands report a non-error failure (a check over tolerance) through process.exitCode; start clean so
+  // that a value left by an earlier caller in the same process (a test runner) is not taken for ours.
+  const before = process.exitCode;
+  process.exitCode = undefined;
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     return reportError(e, verbose);
+  } finally {
+    process.exitCode = before;
   }
 }
 
