@@ -17,6 +17,8 @@ export interface KernelProgram {
    */
   inputs: number[];
   outputs: number;
+  /** Which of node.outputs the output bindings are, in order; absent: the first `outputs` of them. */
+  outputIndices?: number[];
   uniforms: Uniform[];
   /** Bytes of workgroup memory the program declares (checked against the device's limit before compiling). */
   workgroupStorageBytes: number;

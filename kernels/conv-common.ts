@@ -1,0 +1,70 @@
+// What the three convolution kernels (conv2d.ts, depthwise.ts, pointwise.ts) share: the Conv node's geometry
+// from its normalized attributes (src/graph/ir.ts), shape checks, and the epilogue (bias, activation,
+// + residual, in that order).
+
+import { invalid } from '../src/errors.js';
+import {
+  type Epilogue, type KernelArgs, expectOutput, hasInput, inShape, intAttr, intsAttr, nodeEpilogue, sameShape, where,
+} from './shader.js';
+
+export interface ConvGeom {
+  N: number; C: number; H: number; W: number;
+  F: number; HO: number; WO: number;
+  kh: number; kw: number; sh: number; sw: number;
+  pt: number; pl: number; pb: number; pr: number;
+  dh: number; dw: number; group: number;
+  hasBias: boolean; hasRes: boolean;
+  act: Epilogue;
+}
+
+export function convGeom(args: KernelArgs): ConvGeom {
+  const w = where(args);
+  const a = args.node.attrs;
+  const [N, C, H, W] = inShape(args, 0, 'input', 4);
+  const ws = inShape(args, 1, 'weights', 4);
+  const [kh, kw] = intsAttr(a, 'kernel', [ws[2], ws[3]], w, 2);
+  const [sh, sw] = intsAttr(a, 'strides', [1, 1], w, 2);
+  const [pt, pl, pb, pr] = intsAttr(a, 'pads', [0, 0, 0, 0], w, 4);
+  const [dh, dw] = intsAttr(a, 'dilations', [1, 1], w, 2);
+  const group = intAttr(a, 'group', 1, w);
+  if (kh !== ws[2] || kw !== ws[3]) throw invalid(w, `kernel [${kh},${kw}] does not match weights [${ws.join(',')}]`);
+  if ([kh, kw, sh, sw, dh, dw, group].some((v) => v < 1)) throw invalid(w, 'kernel, strides, dilations and group must be >= 1');
+  if ([pt, pl, pb, pr].some((v) => v < 0)) throw invalid(w, 'pads must be >= 0');
+  const F = ws[0];
+  if (C % group !== 0 || F % group !== 0 || ws[1] !== C / group) {
+    throw invalid(w, `weights [${ws.join(',')}] do not match ${C} input channels in ${group} groups`);
+  }
+  const HO = Math.floor((H + pt + pb - ((kh - 1) * dh + 1)) / sh) + 1;
+  const WO = Math.floor((W + pl + pr - ((kw - 1) * dw + 1)) / sw) + 1;
+  if (HO < 1 || WO < 1) throw invalid(w, `output ${HO}x${WO} is empty`);
+  expectOutput(args, [N, F, HO, WO]);
+  const hasBias = hasInput(args, 2);
+  if (hasBias && !sameShape(inShape(args, 2, 'bias'), [F])) throw invalid(w, `bias '${args.node.inputs[2]}' must have shape [${F}]`);
+  const hasRes = hasInput(args, 3);
+  if (hasRes && !sameShape(inShape(args, 3, 'residual'), [N, F, HO, WO])) {
+    throw invalid(w, `residual '${args.node.inputs[3]}' must have the output's shape [${[N, F, HO, WO].join(',')}]`);
+  }
+  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, act: nodeEpilogue(a, w) };
+}
+
+export const isPointwise = (g: ConvGeom) =>
+  g.group === 1 && g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.pt + g.pl + g.pb + g.pr === 0;
+
+export const isDepthwise = (g: ConvGeom) => g.group === g.C && g.F === g.C;
+
+/** Binding names in KernelProgram order (x, w, bias?, residual?) and their node input indices. */
+export function convBindings(g: ConvGeom): { names: string[]; inputs: number[] } {
+  const names = ['x', 'w'], inputs = [0, 1];
+  if (g.hasBias) { names.push('b'); inputs.push(2); }
+  if (g.hasRes) { names.push('res'); inputs.push(3); }
+  return { names, inputs };
+}
+
+/** WGSL statements storing accumulator `s` for output element `o` (channel `f`): bias, activation, residual. */
+export function convStore(g: ConvGeom, s: string, o: string, f: string): string {
+  return `out[${o}] = act(${s}${g.hasBias ? ` + b[${f}]` : ''})${g.hasRes ? ` + res[${o}]` : ''};`;
+}
+
+export const geomKey = (g: ConvGeom) =>
+  `x${g.N}x${g.C}x${g.H}x${g.W}|F${g.F}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}g${g.group}` +
+  `|b${+g.hasBias}r${+g.hasRes}|${g.act.key}`;

@@ -1,0 +1,65 @@
+// GlobalAveragePool and ReduceMean: one invocation per output element summing its reduced elements in order.
+// GlobalAveragePool reduces every axis past the channel; ReduceMean its `axes` ([] = all), keepdims either way.
+
+import type { KernelProgram } from './program.js';
+import { invalid, unsupported } from '../src/errors.js';
+import {
+  type KernelArgs, bindings, cacheKey, coords, f32, flatDispatch, inShape, intAttr, intsAttr, normAxis, offset, outShape,
+  sameShape, size, u32, where,
+} from './shader.js';
+
+export function reduceMean(args: KernelArgs): KernelProgram {
+  const w = where(args);
+  const op = args.node.op;
+  const x = inShape(args, 0, 'input');
+  let axes: number[];
+  let keep = 1;
+  if (op === 'GlobalAveragePool') {
+    if (x.length < 3) throw invalid(w, `input must have rank >= 3, got [${x.join(',')}]`);
+    axes = x.slice(2).map((_, k) => k + 2);
+  } else if (op === 'ReduceMean') {
+    const raw = intsAttr(args.node.attrs, 'axes', [], w);
+    axes = raw.length ? raw.map((a) => normAxis(a, x.length, w)) : x.map((_, k) => k);
+    if (new Set(axes).size !== axes.length) throw invalid(w, `axes [${raw.join(',')}] repeat an axis`);
+    keep = intAttr(args.node.attrs, 'keepdims', 1, w);
+  } else throw unsupported(w, `no reduction kernel for '${op}'`);
+  const reduced = new Set(axes);
+  const keptShape = x.map((d, k) => (reduced.has(k) ? 1 : d));
+  const o = outShape(args);
+  const expected = keep ? keptShape : x.filter((_, k) => !reduced.has(k));
+  if (!sameShape(o, expected)) throw invalid(w, `output [${o.join(',')}] does not match the computed [${expected.join(',')}]`);
+  const rShape = axes.slice().sort((p, q) => p - q).map((k) => x[k]);
+  const R = size(rShape);
+  if (R === 0) throw invalid(w, 'mean over an empty axis');
+  const total = size(o);
+  const d = flatDispatch(total, args.limits, w);
+  // Input coordinate k: the output's for kept axes, the loop's for reduced ones.
+  const sortedAxes = axes.slice().sort((p, q) => p - q);
+  const inCoords = x.map((_, k) => (reduced.has(k) ? `r${sortedAxes.indexOf(k)}` : `o${k}`));
+  const wgsl = `
+${bindings(['x'])}
+
+@compute @workgroup_size(${d.workgroupSize[0]})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${d.guard}
+  ${coords('i', keptShape, 'o')}
+  var s = 0.0;
+  for (var j = 0u; j < ${u32(R)}; j++) {
+    ${coords('j', rShape, 'r')}
+    s += x[${offset(inCoords, x)}];
+  }
+  out[i] = s / ${f32(R, w)};
+}
+`;
+  return {
+    name: op,
+    cacheKey: cacheKey('reduceMean', x, axes.join(','), keep, d.key),
+    wgsl,
+    workgroupSize: d.workgroupSize,
+    dispatch: d.dispatch,
+    inputs: [0],
+    outputs: 1,
+    uniforms: [],
+    workgroupStorageBytes: 0,
+  };
+}

@@ -1,0 +1,188 @@
+// `fcm-opt check MODEL [--hw CFG] [--unfused] [--json] [--per-layer]`: runs a fixed-seed input through fcm-opt
+// (WebGPU) and onnxruntime-node (CPU) and reports, per output, max absolute and relative error, cosine
+// similarity and top-1/top-5 agreement (src/runtime/compare.ts). --per-layer also compares every tensor both
+// sides compute (exposed as extra outputs of the ONNX model for onnxruntime, read back from fcm-opt's session)
+// and names the first node that goes wrong. Exit 1 over tolerance.
+
+import { readFile } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { Command } from 'commander';
+import { invalid, unsupported } from '../errors.js';
+import type { Graph } from '../graph/ir.js';
+import { loadModel } from '../../converters/load.js';
+import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
+import { type Comparison, compareOutputs, seededInput } from '../runtime/compare.js';
+import { createSession, prepareForRun } from '../runtime/session.js';
+import { acquireGpu, releaseGpu } from '../runtime/device.js';
+import { parseInputShape } from './plan.js';
+
+export interface CheckOptions {
+  hw?: string;
+  unfused?: boolean;
+  perLayer?: boolean;
+  seed?: number;
+  batch?: number;
+  inputShapes?: Record<string, number[]>;
+  /** Debugging and tests: changes fcm-opt's graph only (after planning), e.g. to see --per-layer find a fault. */
+  transformGraph?: (g: Graph) => Graph;
+}
+
+export interface OutputCheck extends Comparison { name: string; shape: number[] }
+export interface LayerCheck extends Comparison { node: string; op: string; tensor: string }
+
+export interface CheckReport {
+  model: string;
+  plan: 'auto' | 'unfused';
+  device: string;
+  outputs: OutputCheck[];
+  layers?: LayerCheck[];
+  /** The first node (in execution order) whose output is over tolerance. */
+  firstBadNode?: string;
+  ok: boolean;
+}
+
+/** onnxruntime on the CPU, one thread without spinning: spinning threads starve a software Vulkan (lavapipe). */
+async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; shape: number[] }>, outputs: string[], source: string) {
+  const ort = await import('onnxruntime-node');
+  let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
+  try {
+    session = await ort.InferenceSession.create(bytes, {
+      executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3,
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    });
+  } catch (e) {
+    throw unsupported(source, `onnxruntime cannot load the model (${(e instanceof Error ? e.message : String(e)).split('\n')[0]})`);
+  }
+  try {
+    const f: Record<string, InstanceType<typeof ort.Tensor>> = {};
+    for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', v.data, v.shape);
+    const r = await session.run(f, outputs);
+    const out = new Map<string, Float32Array>();
+    for (const name of outputs) {
+      const t = r[name];
+      if (t && t.type === 'float32') out.set(name, t.data as Float32Array);
+    }
+    return out;
+  } finally {
+    await session.release();
+  }
+}
+
+export async function runCheck(model: string | Uint8Array, options: CheckOptions = {}, source = typeof model === 'string' ? model : '<bytes>'): Promise<CheckReport> {
+  if (typeof model === 'string' && extname(model).toLowerCase() === '.tflite') {
+    throw unsupported(model, 'check compares with onnxruntime and needs an ONNX model');
+  }
+  let bytes: Uint8Array;
+  if (typeof model === 'string') {
+    try { bytes = await readFile(model); } catch (e) { throw invalid(model, `cannot read the model (${(e as NodeJS.ErrnoException).code ?? String(e)})`); }
+  } else bytes = model;
+  const g0: Graph = await loadModel(bytes, { batch: options.batch, inputShapes: options.inputShapes, source });
+  const plan = options.unfused ? 'unfused' : 'auto';
+  const prepared = await prepareForRun(g0, { plan, hw: options.hw }, acquireGpu);
+  const g = options.transformGraph ? options.transformGraph(prepared) : prepared;
+
+  // Tensors both sides compute: node outputs of the executed graph that are value names of the ONNX model.
+  const proto = decodeModel(bytes, source);
+  const onnxNames = new Set<string>();
+  for (const n of proto.graph!.node) for (const y of n.output) if (y) onnxNames.add(y);
+  const layerTensors: { node: string; op: string; tensor: string }[] = [];
+  if (options.perLayer) {
+    for (const n of g.nodes) {
+      for (const y of n.outputs) {
+        if (y && onnxNames.has(y) && !g.outputs.includes(y) && g.tensors.get(y)?.dtype === 'float32') layerTensors.push({ node: n.name, op: n.op, tensor: y });
+      }
+    }
+    const existing = new Set(proto.graph!.output.map((o) => o.name));
+    for (const l of layerTensors) if (!existing.has(l.tensor)) proto.graph!.output.push(new onnx.ValueInfoProto({ name: l.tensor }));
+  }
+
+  const feeds: Record<string, { data: Float32Array; shape: number[] }> = {};
+  g.inputs.forEach((x, i) => {
+    const shape = g.tensors.get(x)!.shape;
+    feeds[x] = { data: seededInput(shape.reduce((a, b) => a * b, 1), (options.seed ?? 0) + i), shape: [...shape] };
+  });
+  // onnxruntime first: its result does not depend on ours, and its threads are idle by the time the GPU runs.
+  const refBytes = options.perLayer ? encodeModel(proto) : bytes;
+  const ref = await runOrt(refBytes, feeds, [...g.outputs, ...layerTensors.map((l) => l.tensor)], source);
+
+  const session = await createSession(g, { plan: 'unfused', extraOutputs: layerTensors.map((l) => l.tensor) });
+  try {
+    const ours = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data])));
+    const outputs: OutputCheck[] = g.outputs.map((y) => {
+      const r = ref.get(y);
+      if (!r) throw unsupported(source, `onnxruntime did not return output '${y}' as float32`);
+      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape) };
+    });
+    const report: CheckReport = {
+      model: source, plan, device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
+    };
+    if (options.perLayer) {
+      report.layers = [];
+      for (const l of layerTensors) {
+        const r = ref.get(l.tensor);
+        if (!r) continue;
+        // Intermediates are feature maps, not classifications: only the error decides.
+        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length]);
+        c.ok = c.maxAbsError <= c.tolerance;
+        report.layers.push({ ...l, ...c });
+      }
+      report.firstBadNode = report.layers.find((l) => !l.ok)?.node;
+      if (report.firstBadNode === undefined && !report.ok) report.firstBadNode = g.nodes.find((n) => n.outputs.some((y) => outputs.find((o) => o.name === y && !o.ok)))?.name;
+    }
+    return report;
+  } finally {
+    session.dispose();
+  }
+}
+
+const describeDevice = (ctx: Awaited<ReturnType<typeof acquireGpu>>) =>
+  [ctx.adapterInfo.description, ctx.adapterInfo.device, ctx.adapterInfo.vendor].filter((s) => s).join(' ') || 'WebGPU adapter';
+
+const fmt = (v: number) => (Number.isFinite(v) ? v.toExponential(3) : String(v));
+
+export function formatCheck(r: CheckReport): string {
+  const lines = [`${r.model}: fcm-opt (${r.plan}, ${r.device}) vs onnxruntime CPU`];
+  for (const o of r.outputs) {
+    lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (tolerance ${fmt(o.tolerance)}), max rel ${fmt(o.maxRelError)}, ` +
+      `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'ok' : 'OVER TOLERANCE'}`);
+  }
+  if (r.layers) {
+    const bad = r.layers.filter((l) => !l.ok);
+    lines.push(`  per layer: ${r.layers.length} tensors compared, ${bad.length} over tolerance`);
+    for (const l of bad.slice(0, 10)) lines.push(`    ${l.node} (${l.op}) -> ${l.tensor}: max abs ${fmt(l.maxAbsError)} (tolerance ${fmt(l.tolerance)})`);
+    if (r.firstBadNode) lines.push(`  first node over tolerance: ${r.firstBadNode}`);
+  }
+  lines.push(r.ok ? 'check passed' : 'check FAILED');
+  return lines.join('\n') + '\n';
+}
+
+export function register(program: Command): void {
+  program
+    .command('check')
+    .description('compare fcm-opt (WebGPU) with onnxruntime-node (CPU) on a fixed-seed input; exit 1 over tolerance')
+    .argument('<model>', 'an .onnx model')
+    .option('--hw <cfg>', "GPU description for planning (.cfg/.json path, shipped name, or 'auto': the adapter)")
+    .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
+    .option('--json', 'print the report as JSON')
+    .option('--per-layer', 'compare every intermediate tensor and name the first node that goes wrong')
+    .option('--seed <n>', 'seed of the input', (v) => {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 0) throw invalid('--seed', `expected a non-negative integer, got '${v}'`);
+      return n;
+    })
+    .option('--batch <n>', 'value for a symbolic batch dimension', (v) => {
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n <= 0) throw invalid('--batch', `expected a positive integer, got '${v}'`);
+      return n;
+    })
+    .option('--input-shape <name=shape>', 'static shape for an input, e.g. x=1x3x224x224 (repeatable)', parseInputShape)
+    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]> }) => {
+      try {
+        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape });
+        process.stdout.write(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n' : formatCheck(r));
+        if (!r.ok) process.exitCode = 1;
+      } finally {
+        await releaseGpu();
+      }
+    });
+}

@@ -1,0 +1,54 @@
+// `fcm-opt run MODEL [--hw CFG] [--unfused] --input IN.npy --output OUT.npy`: runs the model on the WebGPU
+// executor and writes its first output as .npy (float32, the layout the model declares).
+
+import { Command } from 'commander';
+import { invalid } from '../errors.js';
+import { readNpy, writeNpy } from '../npy.js';
+import { createSession } from '../runtime/session.js';
+import { releaseGpu } from '../runtime/device.js';
+
+export interface RunCliOptions {
+  hw?: string;
+  unfused?: boolean;
+  input: string;
+  output: string;
+}
+
+export async function runModelFile(model: string, o: RunCliOptions): Promise<void> {
+  const x = await readNpy(o.input);
+  // The input's shape fixes symbolic dimensions (batch included).
+  const session = await createSession(model, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch: x.shape[0] });
+  try {
+    if (session.inputNames.length !== 1) {
+      throw invalid(model, `the model has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); run takes one --input`);
+    }
+    const name = session.inputNames[0];
+    const want = session.inputShapes[name];
+    if (want.length !== x.shape.length || want.some((d, k) => d !== x.shape[k])) {
+      throw invalid(o.input, `has shape (${x.shape.join(', ')}), input '${name}' of the model is [${want.join(',')}]`);
+    }
+    const out = await session.run({ [name]: x.data });
+    const y = out[session.outputNames[0]];
+    await writeNpy(o.output, y);
+  } finally {
+    session.dispose();
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('run')
+    .description('run a model on the WebGPU executor: .npy float32 input, first output written as .npy')
+    .argument('<model>', 'an .onnx or .tflite model')
+    .option('--hw <cfg>', "GPU description for planning (.cfg/.json path, shipped name, or 'auto': the adapter)")
+    .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
+    .requiredOption('--input <file>', 'input tensor (.npy, float32)')
+    .requiredOption('--output <file>', 'where to write the first output (.npy, float32)')
+    .action(async (model: string, o: RunCliOptions) => {
+      try {
+        await runModelFile(model, o);
+      } finally {
+        await releaseGpu();
+      }
+    });
+}

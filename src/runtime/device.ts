@@ -1,0 +1,106 @@
+// The WebGPU device: one per process, shared by every session (creating Dawn instances repeatedly is slow,
+// and a GPU object that is garbage-collected tears the instance down under its device). Requests the
+// adapter's own limits instead of WebGPU's defaults, and timestamp-query / subgroups when present.
+
+import { create, globals } from 'webgpu';
+import { gpuFailure } from '../errors.js';
+import type { KernelLimits } from '../../kernels/shader.js';
+
+export interface GpuContext {
+  device: GPUDevice;
+  adapterInfo: { vendor: string; architecture: string; device: string; description: string; subgroupMinSize?: number; subgroupMaxSize?: number };
+  limits: GPUSupportedLimits;
+  kernelLimits: Required<KernelLimits>;
+  timestamps: boolean;
+  /** Pipelines by KernelProgram.cacheKey, for every session on this device. */
+  pipelines: Map<string, GPUComputePipeline>;
+  /** Set once the device is lost (or destroyed): every later use fails with exit 5. */
+  lost?: string;
+}
+
+export const noAdapterHelp =
+  'no WebGPU adapter found: fcm-opt needs a Vulkan driver. Install your GPU vendor\'s driver, or Mesa\'s software ' +
+  'Vulkan (lavapipe) on Debian bookworm: apt-get install -t bookworm-backports mesa-vulkan-drivers (Mesa 25; ' +
+  'Mesa 22 is refused); also set XDG_RUNTIME_DIR (e.g. /tmp)';
+
+// Limits worth raising to the adapter's values: binding sizes and workgroup shape and storage.
+const wantedLimits = [
+  'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension',
+  'maxStorageBuffersPerShaderStage', 'maxBindingsPerBindGroup',
+] as const;
+
+let gpu: GPU | undefined;
+let current: Promise<GpuContext> | undefined;
+
+async function open(): Promise<GpuContext> {
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  Object.assign(globalThis, globals);
+  gpu ??= create([]);
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    throw gpuFailure('WebGPU', `${noAdapterHelp} (${(e as Error).message})`);
+  }
+  if (!adapter) throw gpuFailure('WebGPU', noAdapterHelp);
+  const requiredLimits: Record<string, number> = {};
+  for (const k of wantedLimits) {
+    const v = (adapter.limits as unknown as Record<string, number>)[k];
+    if (typeof v === 'number') requiredLimits[k] = v;
+  }
+  const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter!.features.has(f));
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'fcm-opt' });
+  } catch (e) {
+    throw gpuFailure('WebGPU', `cannot create a device on the adapter: ${(e as Error).message}`);
+  }
+  const info = adapter.info;
+  const l = device.limits;
+  const ctx: GpuContext = {
+    device,
+    adapterInfo: {
+      vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
+      subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
+      subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
+    },
+    limits: l,
+    kernelLimits: {
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+      maxComputeInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+      maxComputeWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+      maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+    },
+    timestamps: device.features.has('timestamp-query'),
+    pipelines: new Map(),
+  };
+  void device.lost.then((i) => {
+    ctx.lost = `${i.reason}: ${i.message}`;
+    if (current) void current.then((c) => { if (c === ctx) current = undefined; }, () => undefined);
+  });
+  return ctx;
+}
+
+/** The process's GPU device, created on first use. No adapter: FcmError gpu (exit 5) saying how to get one. */
+export function acquireGpu(): Promise<GpuContext> {
+  if (!current) {
+    current = open();
+    current.catch(() => { current = undefined; });
+  }
+  return current;
+}
+
+/** Destroys the shared device (tests' `after`, the CLI before exiting) so the process can exit. */
+export async function releaseGpu(): Promise<void> {
+  const c = current;
+  current = undefined;
+  if (!c) return;
+  try {
+    const ctx = await c;
+    ctx.lost ??= 'destroyed';
+    ctx.device.destroy();
+  } catch {
+    // Nothing was created.
+  }
+}

@@ -1,0 +1,84 @@
+// Runs a node's layer-by-layer kernel programs (kernels/registry.ts) on the test device: one buffer per node
+// input and output (outputs filled with NaN, so an element no program writes fails the comparison), all
+// programs in one compute pass, outputs read back. Error scopes turn validation / OOM into thrown errors.
+
+import type { Node } from '../../src/graph/ir.js';
+import { newAttrs } from '../../src/graph/ir.js';
+import type { KernelProgram } from '../../kernels/program.js';
+import { kernelFor } from '../../kernels/registry.js';
+import { getDevice, limitsOf, readBack } from './fused-harness.js';
+import { maxAbsDiff } from './reference.js';
+import assert from 'node:assert/strict';
+
+export interface LayerCase {
+  op: string;
+  attrs?: Record<string, unknown>;
+  /** Node inputs: data and shape; null for an absent optional input. */
+  inputs: ({ data: Float32Array; shape: number[] } | null)[];
+  outputShapes: number[][];
+}
+
+export function nodeOf(c: LayerCase): Node {
+  return {
+    name: `${c.op.toLowerCase()}_test`, op: c.op, domain: '',
+    inputs: c.inputs.map((x, i) => (x ? `in${i}` : '')),
+    outputs: c.outputShapes.map((_, i) => `out${i}`),
+    attrs: newAttrs(c.attrs as Record<string, never>),
+  };
+}
+
+export async function programsOf(c: LayerCase): Promise<KernelProgram[]> {
+  const device = await getDevice();
+  const k = kernelFor(nodeOf(c), c.inputs.map((x) => x?.shape), c.outputShapes, limitsOf(device));
+  if (k.kind !== 'programs') throw new Error(`${c.op} is an alias`);
+  return k.programs;
+}
+
+export async function runLayer(c: LayerCase): Promise<Float32Array[]> {
+  const device = await getDevice();
+  const programs = await programsOf(c);
+  const S = GPUBufferUsage.STORAGE, CS = GPUBufferUsage.COPY_SRC;
+  const make = (d: Float32Array) => {
+    const b = device.createBuffer({ size: Math.max(4, d.byteLength), usage: S | CS, mappedAtCreation: true });
+    new Float32Array(b.getMappedRange(0, d.byteLength)).set(d);
+    b.unmap();
+    return b;
+  };
+  const ins = c.inputs.map((x) => (x ? make(x.data) : undefined));
+  const outs = c.outputShapes.map((s) => make(new Float32Array(s.reduce((a, b) => a * b, 1)).fill(NaN)));
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  for (const p of programs) {
+    const module = device.createShaderModule({ code: p.wgsl });
+    const info = await module.getCompilationInfo();
+    const errs = info.messages.filter((m) => m.type === 'error');
+    if (errs.length) throw new Error(`${p.name}: WGSL: ${errs.map((e) => `${e.lineNum}:${e.linePos} ${e.message}`).join('; ')}\n${p.wgsl}`);
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const bound = [...p.inputs.map((i) => ins[i]!), ...(p.outputIndices ?? [...Array(p.outputs).keys()]).map((i) => outs[i])];
+    const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: bound.map((buffer, binding) => ({ binding, resource: { buffer } })) });
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(...p.dispatch);
+  }
+  pass.end();
+  device.queue.submit([enc.finish()]);
+  const results = await Promise.all(outs.map((b, i) => readBack(device, b, 4 * c.outputShapes[i].reduce((a, q) => a * q, 1))));
+  const v = await device.popErrorScope();
+  const m = await device.popErrorScope();
+  for (const b of [...ins, ...outs]) b?.destroy();
+  if (v || m) throw new Error(`${c.op}: ${(v ?? m)!.message}`);
+  return results;
+}
+
+/**
+ * Tolerance 1e-4 * max(1, max|ref|): the reference sums in float64, the kernels in float32 in their own order
+ * (tiles, channel chunks), so each result carries rounding of about K * 2^-24 of its magnitude for K terms
+ * (K <= a few hundred here): far below the bound, while a wrong index, tap or epilogue is O(1) off.
+ */
+export function assertClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: string): void {
+  const { maxDiff, maxRef, at } = maxAbsDiff(got, ref);
+  const tol = 1e-4 * Math.max(1, maxRef);
+  assert.ok(maxDiff <= tol, `${what}: max |diff| ${maxDiff} > ${tol} at ${at} (got ${got[at]}, expected ${ref[at]})`);
+}

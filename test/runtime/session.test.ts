@@ -1,0 +1,169 @@
+// The executor end to end on lavapipe: every fixture model, unfused and fused, against onnxruntime-node (CPU);
+// what runs (dispatches per inference, nothing created on a second run); memory reuse; refusals before GPU work.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
+import { fixtureModels } from '../../fixtures/models.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
+import { loadModel } from '../../converters/load.js';
+import { toDag } from '../../converters/dag.js';
+import { planFusion } from '../../src/planner/index.js';
+import type { HwConfig } from '../../src/planner/hw-config.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { newAttrs } from '../../src/graph/ir.js';
+import { FcmError } from '../../src/errors.js';
+import { createSession } from '../../src/runtime/session.js';
+import { compileGraph } from '../../src/runtime/compile.js';
+import { releaseGpu } from '../../src/runtime/device.js';
+import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
+import { defaultLimits } from '../../kernels/shader.js';
+
+after(releaseGpu);
+
+// A description on which the planner fuses (small SMs, large shared memory), as in test/rewrite.
+const hw: HwConfig = { name: 'lavapipe-like', sms: 16, l1BytesPerSm: 64 * 1024, shmemBytesPerSm: 64 * 1024, warpSize: 32, workgroupStorageBytes: 32 * 1024 };
+
+async function reference(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; shape: number[] }>) {
+  // One thread, no spinning: onnxruntime's spinning workers starve lavapipe's threads for seconds.
+  const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1, extra: { session: { intra_op: { allow_spinning: '0' } } } });
+  const r = await s.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, new ort.Tensor('float32', v.data, v.shape)])));
+  await s.release();
+  return r;
+}
+
+const fusedPairs = (p: ReturnType<typeof planFusion>) => p.modules.filter((m) => ['pwdw', 'dwpw', 'pwpw'].includes(m.kind)).length;
+let anyFused = 0;
+
+for (const [name, make] of Object.entries(fixtureModels)) {
+  test(`${name}: unfused and fused match onnxruntime; fused runs one dispatch less per pair; second run creates nothing`, async () => {
+    const bytes = exportOnnx(make());
+    const g = await loadModel(bytes, { source: name });
+    const feeds = Object.fromEntries(g.inputs.map((x, i) => {
+      const shape = g.tensors.get(x)!.shape;
+      return [x, { data: seededInput(shape.reduce((a, b) => a * b, 1), i), shape }];
+    }));
+    const ref = await reference(bytes, feeds);
+    const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: name });
+    const dispatches: number[] = [];
+    for (const p of ['unfused', plan] as const) {
+      const s = await createSession(g, { plan: p });
+      try {
+        const input = Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data]));
+        const out = await s.run(input);
+        const before = s.stats();
+        const again = await s.run(input);
+        const afterStats = s.stats();
+        assert.deepEqual({ ...afterStats, runs: 0 }, { ...before, runs: 0 }, 'a second run created GPU objects');
+        assert.equal(afterStats.passesPerRun, 1);
+        for (const y of s.outputNames) {
+          const r = ref[y].data as Float32Array;
+          const c = compareOutputs(out[y].data, r, out[y].shape);
+          assert.ok(c.maxAbsError <= c.tolerance, `${name} ${p === 'unfused' ? 'unfused' : 'fused'} ${y}: max abs ${c.maxAbsError} > ${c.tolerance}`);
+          assert.equal(c.top1, 1, 'argmax differs');
+          assert.deepEqual(again[y].data, out[y].data, 'two runs differ');
+          assert.deepEqual(out[y].shape, [...(ref[y].dims as number[])]);
+        }
+        dispatches.push(afterStats.dispatchesPerRun);
+      } finally {
+        s.dispose();
+      }
+    }
+    // Each FCM replaces two convolutions' dispatches by one; epilogues never add a dispatch.
+    assert.equal(dispatches[1], dispatches[0] - fusedPairs(plan));
+    anyFused += fusedPairs(plan);
+  });
+}
+
+test('the fixtures exercise at least one fused module', () => {
+  assert.ok(anyFused > 0, 'no fixture model was fused: the fused path is untested');
+});
+
+test('unfused dispatches: one per non-alias node after epilogue folding', async () => {
+  const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'm' });
+  const s = await createSession(g, { plan: 'unfused' });
+  try {
+    // 10 convolutions (stem + 3 blocks x 3), activations and the two residual Adds folded into them.
+    assert.equal(s.stats().dispatchesPerRun, 10);
+    assert.ok(s.stats().activationBytes < s.stats().activationBytesUnshared, 'lifetime planning reused no buffer');
+  } finally {
+    s.dispose();
+  }
+});
+
+function opaqueGraph(): Graph {
+  const t = (name: string, shape: number[]) => ({ name, dtype: 'float32' as const, shape });
+  const tensors = new Map([
+    ['x', t('x', [1, 4, 8, 8])], ['a', t('a', [1, 4, 8, 8])], ['b', t('b', [1, 4, 8, 8])], ['c', t('c', [1, 4, 8, 8])], ['d', t('d', [1, 4, 8, 8])],
+  ]);
+  return {
+    name: 'opaque', source: 'opaque.onnx', inputs: ['x'], outputs: ['d'], tensors,
+    nodes: [
+      { name: 'r1', op: 'Relu', domain: '', inputs: ['x'], outputs: ['a'], attrs: newAttrs() },
+      { name: 'resize1', op: 'Resize', domain: '', inputs: ['a'], outputs: ['b'], attrs: newAttrs() },
+      { name: 'resize2', op: 'Resize', domain: '', inputs: ['b'], outputs: ['c'], attrs: newAttrs() },
+      { name: 'custom', op: 'Frob', domain: 'com.example', inputs: ['c'], outputs: ['d'], attrs: newAttrs() },
+    ],
+  };
+}
+
+test('unsupported ops: one error listing each op type and its first node, before any GPU work', () => {
+  // compileGraph is pure: it never sees a device, so the refusal precedes any buffer or pipeline.
+  assert.throws(() => compileGraph(opaqueGraph(), { ...defaultLimits, maxStorageBufferBindingSize: 1 << 27, maxBufferSize: 1 << 28 }), (e: unknown) => {
+    assert.ok(e instanceof FcmError && e.kind === 'unsupported' && e.exitCode === 3);
+    assert.match(e.message, /opaque\.onnx: the executor cannot run 2 op types/);
+    assert.match(e.message, /Resize \(2 nodes, first 'resize1'/);
+    assert.match(e.message, /com\.example\.Frob \(1 node, first 'custom'/);
+    return true;
+  });
+});
+
+test('createSession refuses the same graph with exit 3', async () => {
+  await assert.rejects(createSession(opaqueGraph(), { plan: 'unfused' }), (e: unknown) => e instanceof FcmError && e.exitCode === 3);
+});
+
+test('a tensor over the adapter binding limit is refused, naming it', () => {
+  const g = opaqueGraph();
+  g.nodes = [g.nodes[0]];
+  g.outputs = ['a'];
+  assert.throws(() => compileGraph(g, { ...defaultLimits, maxStorageBufferBindingSize: 1000, maxBufferSize: 1 << 28 }),
+    (e: unknown) => e instanceof FcmError && e.kind === 'limit' && /tensor '(x|a)'.*maxStorageBufferBindingSize of 1000/.test(e.message));
+});
+
+test('run() checks its feeds; profile() reports every node; dispose() is final', async () => {
+  const g = opaqueGraph();
+  g.nodes = [g.nodes[0]];
+  g.outputs = ['a'];
+  const s = await createSession(g, { plan: 'unfused' });
+  await assert.rejects(s.run({ x: new Float32Array(3) }), /input 'x' has 3 values, the model takes \[1,4,8,8\]/);
+  await assert.rejects(s.run({ y: new Float32Array(256) } as never), /'y' is not an input/);
+  const x = seededInput(256, 3);
+  const out = await s.run({ x });
+  assert.deepEqual(Array.from(out.a.data), Array.from(x, (v) => Math.max(v, 0)));
+  const p = await s.profile();
+  assert.deepEqual(p.nodes.map((n) => n.node), ['r1']);
+  assert.ok(p.nodes[0].ms >= 0 && ['timestamp', 'wall'].includes(p.method));
+  s.dispose();
+  await assert.rejects(s.run({ x }), /disposed/);
+});
+
+test('an output aliased through Reshape/Flatten reads the producer buffer', async () => {
+  const t = (name: string, shape: number[]) => ({ name, dtype: 'float32' as const, shape });
+  const g: Graph = {
+    name: 'alias', source: 'alias.onnx', inputs: ['x'], outputs: ['f', 'y'],
+    tensors: new Map([['x', t('x', [2, 3, 2, 2])], ['y', t('y', [2, 3, 2, 2])], ['f', t('f', [2, 12])]]),
+    nodes: [
+      { name: 'sig', op: 'Sigmoid', domain: '', inputs: ['x'], outputs: ['y'], attrs: newAttrs() },
+      { name: 'flat', op: 'Flatten', domain: '', inputs: ['y'], outputs: ['f'], attrs: newAttrs({ axis: 1 }) },
+    ],
+  };
+  const s = await createSession(g, { plan: 'unfused' });
+  try {
+    const x = seededInput(24, 9);
+    const out = await s.run({ x });
+    assert.equal(s.stats().dispatchesPerRun, 1);
+    assert.deepEqual(out.f.shape, [2, 12]);
+    assert.deepEqual(out.f.data, out.y.data);
+  } finally {
+    s.dispose();
+  }
+});
