@@ -1,4 +1,5 @@
 // Builds small IR graphs directly as plain data for the graph-pass tests.
+import { mulberry32 } from '../../fixtures/rng.js';
 import assert from 'node:assert/strict';
 import { FcmError } from '../../src/errors.js';
 import type { AttrValue, DType, Graph, Node, Tensor, TensorData } from '../../src/graph/ir.js';
@@ -81,12 +82,6 @@ export function throwsFcm(fn: () => unknown, kind: FcmError['kind'], ...fragment
 
 /** Seeded uniform values in [-1, 1) (mulberry32). */
 export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const u = mulberry32(seed);
+  return () => u() * 2 - 1;
 }

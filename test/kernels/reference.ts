@@ -1,6 +1,8 @@
 // TypeScript reference implementations for kernel tests: plain loops in float64, NCHW, the IR's conventions
 // (src/graph/ir.ts). Slow and obviously correct; test sizes are small.
 
+import { mulberry32 } from '../../fixtures/rng.js';
+
 export interface Conv2dParams {
   strides?: [number, number];
   /** [top, left, bottom, right] */
@@ -74,16 +76,9 @@ export function epilogue(y: Tensor4, act: string, params: readonly number[] = []
 
 /** Deterministic uniform values in [lo, hi) (mulberry32), as float32. */
 export function randomF32(n: number, seed: number, lo = -1, hi = 1): Float32Array {
-  let s = seed >>> 0;
+  const u = mulberry32(seed);
   const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    const u = ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    out[i] = lo + (hi - lo) * u;
-  }
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * u();
   return out;
 }
 
