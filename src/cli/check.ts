@@ -3,13 +3,20 @@
 // similarity and top-1/top-5 agreement (src/runtime/compare.ts). --per-layer also compares every tensor both
 // sides compute (exposed as extra outputs of the ONNX model for onnxruntime, read back from fcm-opt's session)
 // and names the first node that goes wrong. Exit 1 over tolerance.
+//
+// TFLite files: onnxruntime cannot read them, so the reference is onnxruntime on the ONNX export of the graph
+// fcm-opt runs (src/check/tflite.ts): the imported float graph, or for an int8 file the dequantized float graph
+// (int8 models run with dequantized float kernels until integer kernels exist; the report says so). For int8
+// files the outputs are also compared with TFLite's integer arithmetic (src/quant), in LSB, for information.
+// Inputs and outputs of rank 4 are NCHW, the IR's layout, whatever the file's (TFLite's NHWC is converted at
+// import).
 
 import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
 import { Command } from 'commander';
-import { invalid, unsupported } from '../errors.js';
+import { FcmError, invalid, unsupported } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
-import { loadModel } from '../../converters/load.js';
+import { detectFormat, loadModel } from '../../converters/load.js';
+import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from '../check/tflite.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
 import { type Comparison, compareOutputs, seededInput } from '../runtime/compare.js';
 import { createSession, prepareForRun } from '../runtime/session.js';
@@ -32,6 +39,14 @@ export interface LayerCheck extends Comparison { node: string; op: string; tenso
 
 export interface CheckReport {
   model: string;
+  format: 'onnx' | 'tflite';
+  /** 'int8-dequantized': an int8 model run with dequantized weights and activations on float kernels. */
+  path: RunPath;
+  /** What onnxruntime ran: the model file, or the ONNX export of the imported (float or dequantized) graph. */
+  reference: 'model' | 'onnx-export';
+  /** int8 files: fcm-opt's outputs against TFLite's integer arithmetic, in LSB (reported, not a pass/fail
+   *  criterion: see src/check/tflite.ts); a string when the integer reference cannot run the model. */
+  int8Reference?: Int8Comparison[] | string;
   plan: 'auto' | 'unfused';
   device: string;
   outputs: OutputCheck[];
@@ -42,7 +57,7 @@ export interface CheckReport {
 }
 
 /** onnxruntime on the CPU, one thread without spinning: spinning threads starve a software Vulkan (lavapipe). */
-async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; shape: number[] }>, outputs: string[], source: string) {
+export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; shape: number[] }>, outputs: string[], source: string) {
   const ort = await import('onnxruntime-node');
   let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
   try {
@@ -69,20 +84,21 @@ async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Ar
 }
 
 export async function runCheck(model: string | Uint8Array, options: CheckOptions = {}, source = typeof model === 'string' ? model : '<bytes>'): Promise<CheckReport> {
-  if (typeof model === 'string' && extname(model).toLowerCase() === '.tflite') {
-    throw unsupported(model, 'check compares with onnxruntime and needs an ONNX model');
-  }
   let bytes: Uint8Array;
   if (typeof model === 'string') {
     try { bytes = await readFile(model); } catch (e) { throw invalid(model, `cannot read the model (${(e as NodeJS.ErrnoException).code ?? String(e)})`); }
   } else bytes = model;
-  const g0: Graph = await loadModel(bytes, { batch: options.batch, inputShapes: options.inputShapes, source });
+  const format = detectFormat(typeof model === 'string' ? model : bytes, bytes);
+  const imported: Graph = await loadModel(bytes, { batch: options.batch, inputShapes: options.inputShapes, source });
+  const tfl = format === 'tflite' ? tfliteReference(imported) : undefined;
+  const g0 = tfl ? tfl.floatGraph : imported;
+  const modelBytes = tfl ? tfl.onnx : bytes;
   const plan = options.unfused ? 'unfused' : 'auto';
   const prepared = await prepareForRun(g0, { plan, hw: options.hw }, acquireGpu);
   const g = options.transformGraph ? options.transformGraph(prepared) : prepared;
 
   // Tensors both sides compute: node outputs of the executed graph that are value names of the ONNX model.
-  const proto = decodeModel(bytes, source);
+  const proto = decodeModel(modelBytes, source);
   const onnxNames = new Set<string>();
   for (const n of proto.graph!.node) for (const y of n.output) if (y) onnxNames.add(y);
   const layerTensors: { node: string; op: string; tensor: string }[] = [];
@@ -96,13 +112,14 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     for (const l of layerTensors) if (!existing.has(l.tensor)) proto.graph!.output.push(new onnx.ValueInfoProto({ name: l.tensor }));
   }
 
+  const seeded: Record<string, Float32Array> = {};
+  g.inputs.forEach((x, i) => { seeded[x] = seededInput(g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1), (options.seed ?? 0) + i); });
+  // A quantized input (uint8/int8 TFLite input) takes values on its grid, so every path sees the same input.
+  const grid = tfl?.path === 'int8-dequantized' ? gridInputs(imported, seeded) : undefined;
   const feeds: Record<string, { data: Float32Array; shape: number[] }> = {};
-  g.inputs.forEach((x, i) => {
-    const shape = g.tensors.get(x)!.shape;
-    feeds[x] = { data: seededInput(shape.reduce((a, b) => a * b, 1), (options.seed ?? 0) + i), shape: [...shape] };
-  });
+  for (const x of g.inputs) feeds[x] = { data: grid ? grid.real[x] : seeded[x], shape: [...g.tensors.get(x)!.shape] };
   // onnxruntime first: its result does not depend on ours, and its threads are idle by the time the GPU runs.
-  const refBytes = options.perLayer ? encodeModel(proto) : bytes;
+  const refBytes = options.perLayer ? encodeModel(proto) : modelBytes;
   const ref = await runOrt(refBytes, feeds, [...g.outputs, ...layerTensors.map((l) => l.tensor)], source);
 
   const session = await createSession(g, { plan: 'unfused', extraOutputs: layerTensors.map((l) => l.tensor) });
@@ -114,8 +131,17 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
       return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape) };
     });
     const report: CheckReport = {
-      model: source, plan, device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
+      model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan,
+      device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
     };
+    if (grid) {
+      try {
+        report.int8Reference = compareWithInt8Reference(imported, grid.int8, ours);
+      } catch (e) {
+        if (!(e instanceof FcmError) || e.kind !== 'unsupported') throw e;
+        report.int8Reference = e.message;
+      }
+    }
     if (options.perLayer) {
       report.layers = [];
       for (const l of layerTensors) {
@@ -141,7 +167,13 @@ const describeDevice = (ctx: Awaited<ReturnType<typeof acquireGpu>>) =>
 const fmt = (v: number) => (Number.isFinite(v) ? v.toExponential(3) : String(v));
 
 export function formatCheck(r: CheckReport): string {
-  const lines = [`${r.model}: fcm-opt (${r.plan}, ${r.device}) vs onnxruntime CPU`];
+  const lines = [`${r.model}: fcm-opt (${r.plan}, ${r.device}) vs onnxruntime CPU${r.reference === 'onnx-export' ? ' on the ONNX export of the imported graph' : ''}`];
+  if (r.format === 'tflite') {
+    lines.push(r.path === 'int8-dequantized'
+      ? '  int8 model: run with dequantized float kernels (weights and activations dequantized; no integer kernels yet)'
+      : '  float TFLite model: run with float kernels');
+    lines.push('  rank-4 inputs and outputs are NCHW (the IR\'s layout; the file\'s NHWC is converted at import)');
+  }
   for (const o of r.outputs) {
     lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (tolerance ${fmt(o.tolerance)}), max rel ${fmt(o.maxRelError)}, ` +
       `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'ok' : 'OVER TOLERANCE'}`);
@@ -152,6 +184,13 @@ export function formatCheck(r: CheckReport): string {
     for (const l of bad.slice(0, 10)) lines.push(`    ${l.node} (${l.op}) -> ${l.tensor}: max abs ${fmt(l.maxAbsError)} (tolerance ${fmt(l.tolerance)})`);
     if (r.firstBadNode) lines.push(`  first node over tolerance: ${r.firstBadNode}`);
   }
+  if (typeof r.int8Reference === 'string') lines.push(`  vs TFLite integer reference: not run (${r.int8Reference})`);
+  else if (r.int8Reference) {
+    for (const c of r.int8Reference) {
+      lines.push(`  vs TFLite integer reference: ${c.name}: max ${c.maxLsb.toFixed(2)} LSB, mean ${c.meanLsb.toFixed(3)} LSB (LSB ${fmt(c.scale)}), ` +
+        `top-1 ${(100 * c.top1).toFixed(1)}% (information: the float path does not round activations to their grids)`);
+    }
+  }
   lines.push(r.ok ? 'check passed' : 'check FAILED');
   return lines.join('\n') + '\n';
 }
@@ -159,8 +198,11 @@ export function formatCheck(r: CheckReport): string {
 export function register(program: Command): void {
   program
     .command('check')
-    .description('compare fcm-opt (WebGPU) with onnxruntime-node (CPU) on a fixed-seed input; exit 1 over tolerance')
-    .argument('<model>', 'an .onnx model')
+    .description('compare fcm-opt (WebGPU) with onnxruntime-node (CPU) on a fixed-seed input; exit 1 over tolerance. ' +
+      'A .tflite model is compared with onnxruntime on the ONNX export of the imported graph; int8 models run with ' +
+      'dequantized float kernels and are also compared with TFLite integer arithmetic (in LSB). Rank-4 inputs and ' +
+      "outputs are NCHW (the IR's layout, also for TFLite files)")
+    .argument('<model>', 'an .onnx or .tflite model')
     .option('--hw <cfg>', "GPU description for planning (.cfg/.json path, shipped name, or 'auto': the adapter)")
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .option('--json', 'print the report as JSON')

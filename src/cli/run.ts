@@ -39,7 +39,7 @@ export function register(program: Command): void {
   program
     .command('run')
     .description('run a model on the WebGPU executor: .npy float32 input, first output written as .npy')
-    .argument('<model>', 'an .onnx or .tflite model')
+    .argument('<model>', "an .onnx or .tflite model (rank-4 inputs and outputs are NCHW, the IR's layout, also for .tflite; int8 .tflite runs dequantized on float kernels)")
     .option('--hw <cfg>', "GPU description for planning (.cfg/.json path, shipped name, or 'auto': the adapter)")
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .requiredOption('--input <file>', 'input tensor (.npy, float32)')

@@ -88,10 +88,10 @@ test('check --per-layer compares intermediates and names the first node that goe
   assert.match(formatCheck(bad), new RegExp(`first node over tolerance: ${broken}\\ncheck FAILED`));
 });
 
-test('check refuses a TFLite model and a missing file with clear errors', async () => {
+test('check refuses a missing file with a clear error (TFLite files are checked: test/check/cli.test.ts)', async () => {
   const t = await cli(['check', join(dir, 'm.tflite')]);
-  assert.equal(t.code, 3);
-  assert.match(t.err, /needs an ONNX model/);
+  assert.equal(t.code, 2);
+  assert.match(t.err, /m\.tflite: cannot read/);
   const m = await cli(['check', join(dir, 'missing.onnx')]);
   assert.equal(m.code, 2);
   assert.match(m.err, /missing\.onnx/);

@@ -1,0 +1,121 @@
+// What `fcm-opt check` needs for TFLite files. onnxruntime cannot read TFLite, so the reference runs the ONNX
+// export (converters/onnx/export.ts) of the very graph fcm-opt executes before planning: the imported float
+// graph, or for an int8 file the dequantized float graph (src/graph/passes/dequantize.ts). That checks the
+// executor (kernels, fusion, memory plan) against onnxruntime; the importer's NHWC -> NCHW conversion is
+// checked elsewhere (test/converters/tflite*.test.ts, and for int8 files by the integer reference below).
+//
+// For int8 files the dequantized result is also compared with TFLite's integer arithmetic
+// (src/quant/run-reference.ts), in LSB of each output's quantization. That difference is the price of float
+// kernels, not an executor error: the integer model rounds every activation to its grid and the float path
+// does not, so the outputs differ by a few LSB (errors of about 1/sqrt(12) LSB rms per rounded layer add up),
+// and a 1-LSB bound does not hold in general. It is reported, not held to a tolerance.
+
+import { FcmError, unsupported } from '../errors.js';
+import type { Graph, Quantization, Tensor } from '../graph/ir.js';
+import { producers } from '../graph/ir.js';
+import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js';
+import { prepareGraph } from '../graph/prepare.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
+import { runInt8Reference } from '../quant/run-reference.js';
+import { dequantize, quantize } from '../quant/reference.js';
+
+export type RunPath = 'float' | 'int8-dequantized';
+
+export interface TfliteReference {
+  /** The float graph fcm-opt runs (before epilogue folding and planning) and onnxruntime gets as ONNX. */
+  floatGraph: Graph;
+  onnx: Uint8Array;
+  path: RunPath;
+}
+
+/** The float graph of an imported TFLite graph and its ONNX export, for onnxruntime. */
+export function tfliteReference(g: Graph): TfliteReference {
+  const path: RunPath = isQuantizedGraph(g) ? 'int8-dequantized' : 'float';
+  const floatGraph = path === 'float' ? g : prepareGraph(dequantizeGraph(g));
+  let onnx: Uint8Array;
+  try {
+    onnx = exportOnnx(floatGraph);
+  } catch (e) {
+    if (e instanceof FcmError) throw unsupported(g.source, `check needs the model as ONNX for onnxruntime, and the export failed: ${e.message}`);
+    throw e;
+  }
+  return { floatGraph, onnx, path };
+}
+
+const isQ8 = (t: Tensor | undefined): t is Tensor & { quant: Quantization; dtype: 'int8' | 'uint8' } =>
+  !!t && (t.dtype === 'int8' || t.dtype === 'uint8') && !!t.quant && t.quant.scale.length === 1;
+
+/**
+ * Inputs for both paths from real values: a quantized graph input gets the integers (TFLite's rounding) for
+ * the integer reference and their real values for the float paths, so that all three see the same input.
+ */
+export function gridInputs(g: Graph, real: Record<string, Float32Array>): { real: Record<string, Float32Array>; int8: Record<string, ArrayLike<number>> } {
+  const outReal: Record<string, Float32Array> = {}, outInt: Record<string, ArrayLike<number>> = {};
+  for (const [name, x] of Object.entries(real)) {
+    const t = g.tensors.get(name);
+    if (!isQ8(t)) { outReal[name] = x; outInt[name] = x; continue; }
+    const qp = { scale: t.quant.scale[0], zeroPoint: t.quant.zeroPoint[0] ?? 0 };
+    const q = quantize(x, qp, t.dtype);
+    const r = dequantize(q, qp);
+    outReal[name] = r;
+    outInt[name] = q;
+  }
+  return { real: outReal, int8: outInt };
+}
+
+export interface Int8Comparison {
+  name: string;
+  /** The quantization step of the output (a final DEQUANTIZE's input when the output is float). */
+  scale: number;
+  maxLsb: number;
+  meanLsb: number;
+  /** Whether the argmax of each row (first dimension) agrees. */
+  top1: number;
+}
+
+/** The quantization of output `y`: its own, or that of the quantized tensor a final DequantizeLinear reads. */
+function outputQuant(g: Graph, y: string): Quantization | undefined {
+  const t = g.tensors.get(y);
+  if (isQ8(t)) return t.quant;
+  const p = producers(g).get(y);
+  const n = p === undefined ? undefined : g.nodes[p];
+  if (n && n.op === 'DequantizeLinear') {
+    const x = g.tensors.get(n.inputs[0]);
+    if (isQ8(x)) return x.quant;
+  }
+  return undefined;
+}
+
+function argmaxRows(a: ArrayLike<number>, rows: number): number[] {
+  const n = a.length / rows;
+  const r: number[] = [];
+  for (let k = 0; k < rows; k++) {
+    let best = 0;
+    for (let i = 1; i < n; i++) if (a[k * n + i] > a[k * n + best]) best = i;
+    r.push(best);
+  }
+  return r;
+}
+
+/**
+ * Runs the int8 graph `g` (as imported, before dequantization) with TFLite's integer arithmetic and compares
+ * `ours` (real-valued outputs by name) in LSB of each output's quantization.
+ */
+export function compareWithInt8Reference(g: Graph, int8Inputs: Record<string, ArrayLike<number>>, ours: Record<string, { data: Float32Array; shape: number[] }>): Int8Comparison[] {
+  const res = runInt8Reference(g, int8Inputs);
+  return g.outputs.map((y, k) => {
+    const q = outputQuant(g, y);
+    if (!q) throw unsupported(g.source, `output '${y}' has no 8-bit quantization to measure LSB in`);
+    const ref = res.dequantized[k], o = ours[y];
+    if (!o || o.data.length !== ref.length) throw unsupported(g.source, `output '${y}': fcm-opt returned ${o?.data.length ?? 0} values, the integer reference ${ref.length}`);
+    let max = 0, sum = 0;
+    for (let i = 0; i < ref.length; i++) {
+      const d = Math.abs(o.data[i] - ref[i]) / q.scale[0];
+      max = Math.max(max, d);
+      sum += d;
+    }
+    const rows = o.shape.length > 1 ? o.shape[0] : 1;
+    const a = argmaxRows(o.data, rows), b = argmaxRows(ref, rows);
+    return { name: y, scale: q.scale[0], maxLsb: max, meanLsb: ref.length ? sum / ref.length : 0, top1: a.filter((v, i) => v === b[i]).length / rows };
+  });
+}

@@ -1,0 +1,112 @@
+// `fcm-opt check` and `fcm-opt run` on TFLite files (fixtures written to a temp folder).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { main } from '../../src/cli/main.js';
+import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
+import { formatCheck, runCheck } from '../../src/cli/check.js';
+import { readNpy, writeNpy } from '../../src/npy.js';
+import { createSession } from '../../src/runtime/session.js';
+import { releaseGpu } from '../../src/runtime/device.js';
+import { seededInput } from '../../src/runtime/compare.js';
+
+after(releaseGpu);
+
+const dir = mkdtempSync(join(tmpdir(), 'fcm-check-tflite-'));
+const float = join(dir, 'mobilenet-style.tflite');
+writeFileSync(float, buildMobileNetStyle({ int8: false }));
+const int8 = join(dir, 'mobilenet-style-int8.tflite');
+writeFileSync(int8, buildMobileNetStyle({ int8: true }));
+
+// Only stderr is captured (node:test's reporter uses stdout); check's report is tested through runCheck/formatCheck.
+async function cli(args: string[]): Promise<{ code: number; err: string }> {
+  let err = '';
+  const w2 = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => { err += s; return true; }) as typeof process.stderr.write;
+  process.exitCode = undefined;
+  try {
+    return { code: await main(['node', 'fcm-opt', ...args]), err };
+  } finally {
+    process.stderr.write = w2;
+    process.exitCode = undefined;
+  }
+}
+
+test('check on a float .tflite: float kernels vs onnxruntime on the ONNX export, fused and unfused', async () => {
+  for (const unfused of [false, true]) {
+    const r = await runCheck(float, { hw: 'lavapipe', unfused });
+    assert.equal(r.ok, true, formatCheck(r));
+    assert.deepEqual([r.format, r.path, r.reference], ['tflite', 'float', 'onnx-export']);
+    assert.equal(r.int8Reference, undefined);
+    const text = formatCheck(r);
+    assert.match(text, /float TFLite model: run with float kernels/);
+    assert.match(text, /NCHW/);
+    assert.match(text, /check passed\n$/);
+  }
+});
+
+test('check on an int8 .tflite says it ran dequantized float kernels and reports LSB vs the integer reference', async () => {
+  const r = await runCheck(int8, { hw: 'lavapipe', perLayer: true });
+  assert.equal(r.ok, true, formatCheck(r));
+  assert.equal(r.path, 'int8-dequantized');
+  assert.ok(r.layers && r.layers.length >= 10 && r.layers.every((l) => l.ok), 'every intermediate matches onnxruntime');
+  assert.ok(Array.isArray(r.int8Reference) && r.int8Reference.length === 1);
+  const [c] = r.int8Reference;
+  assert.equal(c.scale, 1 / 256);
+  assert.equal(c.top1, 1);
+  // Bound and reasoning: test/converters/tflite-run.test.ts.
+  assert.ok(c.maxLsb <= 3 && c.meanLsb <= 0.5, JSON.stringify(c));
+  const text = formatCheck(r);
+  assert.match(text, /int8 model: run with dequantized float kernels/);
+  assert.match(text, /vs TFLite integer reference: output: max \d+\.\d\d LSB, mean/);
+});
+
+test('check --per-layer on a .tflite names the node fcm-opt gets wrong', async () => {
+  let broken = '';
+  const r = await runCheck(float, {
+    unfused: true, perLayer: true,
+    transformGraph: (g) => {
+      const n = g.nodes.filter((m) => m.op === 'Conv')[2];
+      broken = n.name;
+      const b = g.tensors.get(n.inputs[2])!;
+      const data = Float32Array.from(b.data as Float32Array, (v) => v + 0.5);
+      const tensors = new Map(g.tensors);
+      tensors.set(b.name, { ...b, data });
+      return { ...g, tensors };
+    },
+  });
+  assert.equal(r.ok, false);
+  assert.equal(r.firstBadNode, broken);
+});
+
+test('run on .tflite files: NCHW .npy in, first output out, same as a session; a bad file writes nothing', async () => {
+  for (const model of [float, int8]) {
+    const input = join(dir, 'in.npy'), output = join(dir, 'out.npy');
+    const x = seededInput(3 * 16 * 16, 9);
+    await writeNpy(input, { data: x, shape: [1, 3, 16, 16] });
+    const r = await cli(['run', model, '--unfused', '--input', input, '--output', output]);
+    assert.equal(r.code, 0, r.err);
+    const y = await readNpy(output);
+    assert.deepEqual(y.shape, [1, 10]);
+    const s = await createSession(model, { plan: 'unfused' });
+    try {
+      const want = (await s.run({ [s.inputNames[0]]: x }))[s.outputNames[0]].data;
+      assert.deepEqual(Array.from(y.data), Array.from(want));
+    } finally {
+      s.dispose();
+    }
+    // NHWC input is refused with the shape the model takes.
+    await writeNpy(input, { data: x, shape: [1, 16, 16, 3] });
+    const bad = await cli(['run', model, '--input', input, '--output', join(dir, 'nhwc.npy')]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /input '.*' of the model is \[1,3,16,16\]/);
+    assert.ok(!existsSync(join(dir, 'nhwc.npy')));
+  }
+  const truncated = join(dir, 'truncated.tflite');
+  writeFileSync(truncated, buildMobileNetStyle({ int8: false }).subarray(0, 100));
+  const t = await cli(['check', truncated]);
+  assert.equal(t.code, 2, t.err);
+  assert.match(t.err, /^fcm-opt: .*truncated\.tflite: /);
+});
