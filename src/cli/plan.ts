@@ -10,6 +10,8 @@ import { toDag } from '../../converters/dag.js';
 import { loadDag, validateDag } from '../planner/dag-load.js';
 import { formatPlan, planToJson } from '../planner/format.js';
 import { loadHw } from '../planner/hw.js';
+import type { HwConfig } from '../planner/hw-config.js';
+import { acquireGpu, releaseGpu } from '../runtime/device.js';
 import { planFusion, planModes, type PlanMode } from '../planner/index.js';
 import { overlappingLayers } from '../planner/fuseplanner/plan.js';
 import type { Graph } from '../graph/ir.js';
@@ -54,8 +56,19 @@ export async function loadPlanInput(path: string, options: Pick<PlanCliOptions, 
   return (await loadPlanSource(path, options)).dag;
 }
 
+/** `--hw auto` describes the WebGPU adapter this machine has; anything else is a file or a shipped name. */
+export async function resolveHw(hw: string): Promise<HwConfig> {
+  if (hw !== 'auto') return loadHw(hw);
+  const ctx = await acquireGpu();
+  try {
+    return loadHw('auto', { adapter: { info: ctx.adapterInfo, limits: ctx.limits as unknown as { maxComputeWorkgroupStorageSize: number } } });
+  } finally {
+    await releaseGpu();
+  }
+}
+
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
-  const hw = loadHw(options.hw);
+  const hw = await resolveHw(options.hw);
   const { dag, graph } = await loadPlanSource(input, options);
   const plan = planFusion(dag, hw, { mode: options.mode, model: basename(input) });
   if (options.output) {

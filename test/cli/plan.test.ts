@@ -160,3 +160,11 @@ test('--input-shape and --batch are parsed and checked', async () => {
   assert.equal(r.code, 2);
   assert.match(r.err, /--batch: expected a positive integer/);
 });
+
+test('--hw auto describes the WebGPU adapter (lavapipe in CI) and plans with it', async () => {
+  const r = await cli(resolve('fixtures/bundled/mobilenetv2-slim.onnx'), '--hw', 'auto', '--json');
+  assert.equal(r.code, 0, r.err);
+  const plan = JSON.parse(r.out);
+  assert.ok(typeof plan.hw === 'string' && plan.hw.length > 0);
+  assert.ok(plan.modules.length > 0);
+});
