@@ -35,6 +35,9 @@ export function toSafeNumber(v: Int64 | null | undefined, where: string): number
 export function toClampedNumber(v: Int64 | null | undefined): number {
   if (v === null || v === undefined) return 0;
   if (typeof v === 'number') return v;
+  // Fast path without BigInt (attribute lists can hold millions of values): exact while safe.
+  const n = (v.unsigned ? v.high >>> 0 : v.high) * 4294967296 + (v.low >>> 0);
+  if (Number.isSafeInteger(n)) return n;
   return Number(toBigInt(v));
 }
 
@@ -44,8 +47,124 @@ export function toBigInt(v: Int64): bigint {
   return v.unsigned ? u : BigInt.asIntN(64, u);
 }
 
-/** Decodes an ONNX model and checks that it is one: ir_version, opset_import and graph present. */
-export function decodeModel(bytes: Uint8Array, source: string): onnx.ModelProto {
+// ---------------------------------------------------------------------------------------------------
+// Memory the decoded message tree needs, estimated from the wire format before decoding. protobufjs turns
+// every int64 into a Long object (~48 bytes each, --force-long), so a packed `ints` attribute of a million
+// 1-byte varints costs ~50 MB once decoded: a file far under the budget could exhaust the heap. The scan
+// is iterative (no recursion), allocates nothing per element and stops at the first malformed field
+// (decode then reports it).
+
+type WireKind = 'int64' | 'varint32' | 'float' | 'double' | 'string' | 'bytes' | WireSchema;
+interface WireSchema { [field: number]: WireKind }
+
+/** Rough V8 costs in bytes: a message object, a Long, an array slot, a string header. */
+const cost = { message: 200, long: 64, number: 16, string: 40, bytes: 64, unknown: 64 } as const;
+
+const W = {} as Record<string, WireSchema>;
+Object.assign(W, {
+  sse: { 1: 'string', 2: 'string' },
+  opset: { 1: 'string', 2: 'int64' },
+  dim: { 1: 'int64', 2: 'string', 3: 'string' },
+  segment: { 1: 'int64', 2: 'int64' },
+});
+W.shape = { 1: W.dim };
+W.typeTensor = { 1: 'varint32', 2: W.shape };
+W.type = { 6: 'string', 7: { 1: 'string', 2: 'string' } };
+W.type[1] = W.typeTensor;
+W.type[8] = W.typeTensor;
+W.type[4] = { 1: W.type };
+W.type[5] = { 1: 'varint32', 2: W.type };
+W.type[9] = { 1: W.type };
+W.valueInfo = { 1: 'string', 2: W.type, 3: 'string', 4: W.sse };
+W.tensor = {
+  1: 'int64', 2: 'varint32', 3: W.segment, 4: 'float', 5: 'varint32', 6: 'bytes', 7: 'int64', 8: 'string', 9: 'bytes',
+  10: 'double', 11: 'int64', 12: 'string', 13: W.sse, 14: 'varint32', 16: W.sse,
+};
+W.sparse = { 1: W.tensor, 2: W.tensor, 3: 'int64' };
+W.graph = { 2: 'string', 5: W.tensor, 10: 'string', 15: W.sparse, 11: W.valueInfo, 12: W.valueInfo, 13: W.valueInfo, 14: { 1: 'string', 2: W.sse }, 16: W.sse };
+W.attribute = {
+  1: 'string', 21: 'string', 13: 'string', 20: 'varint32', 2: 'float', 3: 'int64', 4: 'bytes', 5: W.tensor, 6: W.graph,
+  22: W.sparse, 14: W.type, 7: 'float', 8: 'int64', 9: 'bytes', 10: W.tensor, 11: W.graph, 23: W.sparse, 15: W.type,
+};
+W.node = { 1: 'string', 2: 'string', 3: 'string', 4: 'string', 5: W.attribute, 6: 'string', 7: 'string', 8: 'string', 9: W.sse };
+W.graph[1] = W.node;
+W.function = { 1: 'string', 4: 'string', 5: 'string', 6: 'string', 11: W.attribute, 7: W.node, 8: 'string', 9: W.opset, 10: 'string', 13: 'string', 12: W.valueInfo, 14: W.sse };
+W.model = {
+  1: 'int64', 2: 'string', 3: 'string', 4: 'string', 5: 'int64', 6: 'string', 7: W.graph, 8: W.opset, 14: W.sse,
+  20: { 1: W.graph, 2: W.graph, 3: W.sse, 4: W.sse }, 25: W.function,
+};
+
+/** Estimated bytes of the decoded ModelProto (not counting `bytes` itself, whose fields are views). */
+export function estimateDecodedBytes(bytes: Uint8Array): number {
+  let total = cost.message;
+  // Frames of (end, schema); positions advance through `pos` since nested messages are contiguous.
+  const stack: { end: number; schema: WireSchema }[] = [{ end: bytes.length, schema: W.model }];
+  let pos = 0;
+  const varint = (): number | null => {
+    let shift = 0, v = 0;
+    for (;;) {
+      if (pos >= bytes.length || shift > 63) return null;
+      const b = bytes[pos++];
+      if (shift < 49) v += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return v;
+      shift += 7;
+    }
+  };
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1];
+    if (pos >= top.end) { pos = top.end; stack.pop(); continue; }
+    const tag = varint();
+    if (tag === null) break;
+    const field = Math.floor(tag / 8), wire = tag % 8;
+    const kind: WireKind | undefined = Object.hasOwn(top.schema, field) ? top.schema[field] : undefined;
+    if (wire === 0) {
+      if (varint() === null) break;
+      total += kind === 'int64' ? cost.long : kind === undefined ? cost.unknown : cost.number;
+    } else if (wire === 1 || wire === 5) {
+      pos += wire === 1 ? 8 : 4;
+      total += kind === undefined ? cost.unknown : cost.number;
+    } else if (wire === 2) {
+      const len = varint();
+      if (len === null || pos + len > top.end) break;
+      const start = pos;
+      pos += len;
+      if (kind === undefined) { total += cost.unknown; continue; }
+      if (typeof kind === 'object') {
+        total += cost.message;
+        // Deeper than the decoder's recursion limit: decode refuses it; no need to look further.
+        if (stack.length <= protobuf.Reader.recursionLimit + 1) { pos = start; stack.push({ end: start + len, schema: kind }); }
+        continue;
+      }
+      switch (kind) {
+        case 'int64': case 'varint32': {
+          // Packed varints: one element per byte without the continuation bit.
+          let n = 0;
+          for (let i = start; i < start + len; i++) if ((bytes[i] & 0x80) === 0) n++;
+          total += n * (kind === 'int64' ? cost.long : cost.number);
+          break;
+        }
+        case 'float': total += (len / 4) * cost.number; break;
+        case 'double': total += (len / 8) * cost.number; break;
+        case 'string': total += cost.string + 2 * len; break;
+        case 'bytes': total += cost.bytes; break;
+      }
+    } else break; // groups (3, 4) and invalid wire types: decode reports them
+  }
+  return total;
+}
+
+/**
+ * Decodes an ONNX model and checks that it is one: ir_version, opset_import and graph present. With
+ * `maxMemory`, the decoded size is estimated first (estimateDecodedBytes) and a model whose message tree
+ * would not fit is refused (exit 4) before protobufjs allocates it.
+ */
+export function decodeModel(bytes: Uint8Array, source: string, maxMemory?: number): onnx.ModelProto {
+  if (maxMemory !== undefined) {
+    const need = estimateDecodedBytes(bytes);
+    if (need + bytes.byteLength > maxMemory) {
+      throw overLimit(source, `decoding needs about ${need} bytes besides the ${bytes.byteLength} of the file (millions of int64 values or messages), over the memory budget of ${maxMemory} bytes`);
+    }
+  }
   let model: onnx.ModelProto;
   try {
     const reader = protobuf.Reader.create(bytes);

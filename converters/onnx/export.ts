@@ -7,7 +7,7 @@
 // Fused modules (domain ai.fcm.opt) are refused for now (exit 3).
 
 import { invalid, unsupported } from '../../src/errors.js';
-import { fcmDomain, isKnownOp, type AttrValue, type Graph, type Node, type Tensor } from '../../src/graph/ir.js';
+import { dtypeSize, fcmDomain, isKnownOp, type AttrValue, type Graph, type Node, type Tensor } from '../../src/graph/ir.js';
 import { dtypeToOnnxType, encodeModel, onnx } from './codec.js';
 import { maxOpset, minOpset, onnxNodeOf } from './import.js';
 import { originalNode } from '../../src/graph/util.js';
@@ -61,6 +61,12 @@ const attrString = (name: string, s: string): AttrProps => ({ name, type: AT.STR
 export function tensorToProto(t: Tensor, name = t.name): onnx.TensorProto.$Properties {
   if (!t.data) throw invalid(name, 'constant tensor without data');
   const raw = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  // A typed array that disagrees with dtype x shape is a bug upstream; writing it would make a file that no
+  // reader accepts, so stop here (a plain Error: it is no fault of the user's input).
+  const need = t.shape.reduce((a, b) => a * b, 1) * dtypeSize(t.dtype);
+  if (t.dtype !== 'string' && raw.byteLength !== need) {
+    throw new Error(`internal: tensor '${name}' (${t.dtype} [${t.shape.join(', ')}]) holds ${raw.byteLength} bytes of ${t.data.constructor.name}, needs ${need}`);
+  }
   return { name, dims: t.shape.map(i64), dataType: dtypeToOnnxType(t.dtype), rawData: raw };
 }
 
@@ -156,6 +162,11 @@ function writeNode(w: Writer, n: Node): void {
   const { g, opset } = w;
   if (n.domain === fcmDomain) throw unsupported(g.source, `node '${n.name}' (${n.op}): exporting fused modules (${fcmDomain})`);
   if (!isKnownOp(n)) {
+    // TFLite builtins the importer kept opaque have no ONNX definition: a file holding them could not be
+    // run by onnxruntime nor read back by fcm-opt (its shapes come from onnxruntime).
+    if (n.domain === 'tflite' || n.domain.startsWith('tflite.')) {
+      throw unsupported(g.source, `node '${n.name}' (${n.domain}:${n.op}) is a TFLite operator with no ONNX equivalent; it cannot be written to an ONNX file`);
+    }
     if (n.domain && !w.domains.has(n.domain)) w.domains.set(n.domain, 1);
     // Passes copy nodes; the NodeProto belongs to the node the importer made.
     const orig = onnxNodeOf.get(originalNode(n));

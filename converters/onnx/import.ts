@@ -19,7 +19,11 @@ import {
   type Attrs, type AttrValue, type DType, type Graph, type Node, type Tensor, type TensorData,
 } from '../../src/graph/ir.js';
 import { defaultMaxMemory, type ImportOptions } from '../options.js';
-import { decodeModel, dtypeFromOnnx, onnx, onnxDataTypeName, toBigInt, toClampedNumber, toSafeNumber, type Int64 } from './codec.js';
+import { decodeModel, dtypeFromOnnx, estimateDecodedBytes, onnx, onnxDataTypeName, toBigInt, toClampedNumber, toSafeNumber, type Int64 } from './codec.js';
+
+/** Most elements of any one tensor: kernels index with 32-bit integers (WGSL i32/u32), so 2^31 and beyond
+ *  are refused (exit 4) at import rather than overflowing an index later. */
+export const maxElements = 2 ** 31 - 1;
 
 export const minOpset = 9;
 export const maxOpset = 21;
@@ -78,6 +82,8 @@ export async function importOnnx(input: string | Uint8Array, opts: ImportOptions
   }
   const budget = new Budget(maxMemory, source);
   budget.charge(bytes.byteLength, 'the model file');
+  // Before decoding: protobufjs allocates an object per int64 value and per message.
+  budget.charge(estimateDecodedBytes(bytes), 'decoding the model (its message tree)');
   const model = decodeModel(bytes, source);
   const ctx: Ctx = { source, dir, budget, opset: defaultOpset(model, source), externalFiles: new Map(), weightShape: () => null };
   try {
@@ -149,7 +155,9 @@ function buildGraph(model: onnx.ModelProto, ctx: Ctx, opts: ImportOptions): Grap
   for (const vi of [...gp.valueInfo, ...gp.output]) {
     const tt = vi.type?.tensorType;
     if (!vi.name || !tt) continue;
-    declared.set(vi.name, { dtype: dtypeFromOnnx(tt.elemType ?? 0), shape: declaredShape(tt.shape, symbols) });
+    const shape = declaredShape(tt.shape, symbols);
+    if (shape) checkedProduct(shape, `${source}: tensor '${vi.name}' (declared shape)`, maxElements);
+    declared.set(vi.name, { dtype: dtypeFromOnnx(tt.elemType ?? 0), shape });
   }
 
   ctx.weightShape = (name) => {
@@ -213,6 +221,7 @@ function buildGraph(model: onnx.ModelProto, ctx: Ctx, opts: ImportOptions): Grap
 
   const g: Graph = { name: gp.name || basename(source), inputs, outputs, tensors, nodes: topoSort(nodes, deps, source), source };
   checkConvWeights(g, ctx);
+  checkQuantizeScales(g, ctx);
   return g;
 }
 
@@ -266,7 +275,7 @@ function resolveInputShape(
     const example = out.map((v) => (v >= 0 ? String(v) : '640')).join('x');
     throw invalid(source, `graph input '${name}' has symbolic dims ${symbolic.join(', ')}; give a static shape with --input-shape, e.g. --input-shape ${name}:${example}`);
   }
-  checkedProduct(out, `${source}: graph input '${name}'`);
+  checkedProduct(out, `${source}: graph input '${name}'`, maxElements);
   return out;
 }
 
@@ -324,7 +333,7 @@ export function tensorFromProto(t: onnx.TensorProto, ctx: Ctx, what: string): Te
   });
   if (t.segment) throw unsupported(source, `${what} is a segment of a tensor`);
   if (dtype === 'string') throw unsupported(source, `${what} holds strings`);
-  const n = checkedProduct(shape, `${source}: ${what}`);
+  const n = checkedProduct(shape, `${source}: ${what}`, maxElements);
   const size = dtypeSize(dtype);
   const nbytes = checkedProduct([n, size], `${source}: ${what}`);
   const mismatch = (have: string) => invalid(source, `${what} has ${have}, but its shape [${shape.join(', ')}] of ${dtype} needs ${n} elements (${nbytes} bytes)`);
@@ -785,6 +794,20 @@ function checkConvWeights(g: Graph, ctx: Ctx): void {
       const c = x.shape[1];
       if (c % group !== 0 || c / group !== w.shape[1]) {
         throw invalid(ctx.source, `${where}: input '${x.name}' has ${c} channels; with group ${group} the weight '${w.name}' needs ${c / group} input channels per filter but has ${w.shape[1]}`);
+      }
+    }
+  }
+}
+
+/** QuantizeLinear divides by its scale: a constant scale that is zero, negative or not finite is refused. */
+function checkQuantizeScales(g: Graph, ctx: Ctx): void {
+  for (const n of g.nodes) {
+    if (n.domain !== '' || n.op !== 'QuantizeLinear') continue;
+    const s = g.tensors.get(n.inputs[1] ?? '');
+    if (!s?.data || (s.dtype !== 'float32' && s.dtype !== 'float64')) continue;
+    for (const v of s.data as Float32Array | Float64Array) {
+      if (!(v > 0) || !Number.isFinite(v)) {
+        throw invalid(ctx.source, `node '${n.name}' (QuantizeLinear): scale '${s.name}' holds ${v}; a quantization scale must be a positive finite number`);
       }
     }
   }

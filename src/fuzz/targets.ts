@@ -1,0 +1,144 @@
+// What each fuzz input goes through: everything a user's file reaches before the GPU. The only acceptable
+// outcomes are success or an FcmError (src/errors.ts); the engine treats anything else as a bug.
+//   onnx   : loadModel (import, prepareGraph: validation, folding, shape inference) -> toDag -> validateDag
+//            -> planFusion (optimal and fuseplanner) -> applyPlan -> exportOptimized -> readOptimized, and
+//            exportOnnx of the prepared graph; readOptimized of the input itself (optimized-model reader).
+//   tflite : the same from loadModel, plus the seed-convention DAG (tfliteDagFromFile).
+//   cfg    : parseHwCfg -> planFusion of a fixed DAG in both modes.
+//   hwjson : parseHwJson -> the same.
+//   dag    : loadDag (from a file, as the CLI reads it) -> planFusion in both modes -> formatPlan.
+//   npy    : parseNpy -> encodeNpy -> parseNpy.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { toDag } from '../../converters/dag.js';
+import { loadModel } from '../../converters/load.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
+import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
+import { importOnnx } from '../../converters/onnx/import.js';
+import { mobileNetV1Stack } from '../../fixtures/models.js';
+import { prepareGraph } from '../graph/prepare.js';
+import { FcmError } from '../errors.js';
+import { exportOptimized } from '../export/optimized.js';
+import { readOptimized } from '../export/read-optimized.js';
+import type { Graph } from '../graph/ir.js';
+import { encodeNpy, parseNpy } from '../npy.js';
+import type { Dag } from '../planner/dag.js';
+import { loadDag, validateDag } from '../planner/dag-load.js';
+import { formatPlan } from '../planner/format.js';
+import type { HwConfig } from '../planner/hw-config.js';
+import { loadHw, parseHwCfg, parseHwJson } from '../planner/hw.js';
+import { planFusion, planModes } from '../planner/index.js';
+import type { Plan } from '../planner/plan.js';
+import { applyPlan } from '../rewrite/apply-plan.js';
+import type { Target } from './corpus.js';
+
+export interface TargetOptions {
+  /** ImportOptions.maxMemory for the model loaders. */
+  maxMemory: number;
+}
+
+/** A result that is no exception but still wrong: NaN/negative costs would mislead every later choice. */
+class InvariantError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvariantError';
+  }
+}
+
+function checkPlan(plan: Plan, where: string): void {
+  const t = plan.totals;
+  for (const [k, v] of Object.entries({ gma: t.gma, gmaUnfused: t.gmaUnfused })) {
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) throw new InvariantError(`${where}: plan total ${k} is ${v}`);
+  }
+}
+
+let fixedDag: Dag | null = null;
+/** A small valid DAG for the hardware-description targets: toDag of the MobileNetV1-style fixture. */
+async function smallDag(): Promise<Dag> {
+  if (!fixedDag) {
+    const g = prepareGraph(await importOnnx(exportOnnx(mobileNetV1Stack()), { source: 'mobilenetv1_stack.onnx' }));
+    fixedDag = validateDag(toDag(g), 'mobilenetv1_stack.onnx (layer DAG)');
+  }
+  return fixedDag;
+}
+
+function planBoth(dag: Dag, hw: HwConfig, where: string): Plan[] {
+  return planModes.map((mode) => {
+    const plan = planFusion(dag, hw, { mode, model: 'fuzz' });
+    checkPlan(plan, `${where} (${mode})`);
+    formatPlan(plan, dag);
+    return plan;
+  });
+}
+
+async function modelPipeline(bytes: Uint8Array, source: string, opts: TargetOptions): Promise<void> {
+  const hw = loadHw('rtxa4000');
+  const g: Graph = await loadModel(bytes, { source, maxMemory: opts.maxMemory });
+  exportOnnx(g);
+  const dag = validateDag(toDag(g), `${source} (layer DAG)`);
+  const [optimal] = planBoth(dag, hw, source);
+  const fused = applyPlan(g, optimal);
+  const out = exportOptimized(fused, optimal);
+  // The optimized file must read back (it is our own output: any error here is a bug too).
+  try {
+    await readOptimized(out, { source: `${source} (optimized)`, maxMemory: opts.maxMemory });
+  } catch (e) {
+    if (e instanceof FcmError) throw new InvariantError(`the optimized export of ${source} does not read back: ${e.message}`);
+    throw e;
+  }
+}
+
+export async function runTarget(target: Target, bytes: Uint8Array, opts: TargetOptions): Promise<void> {
+  switch (target) {
+    case 'onnx': {
+      // The optimized-model reader takes any ONNX file; run it first, then the full pipeline.
+      const errors: unknown[] = [];
+      try { await readOptimized(bytes, { source: 'fuzz.onnx', maxMemory: opts.maxMemory }); } catch (e) { errors.push(e); }
+      try { await modelPipeline(bytes, 'fuzz.onnx', opts); } catch (e) { errors.push(e); }
+      // Report a non-FcmError first (that is the bug), else the first FcmError.
+      const bug = errors.find((e) => !(e instanceof FcmError));
+      if (bug !== undefined) throw bug;
+      if (errors.length > 0) throw errors[0];
+      return;
+    }
+    case 'tflite': {
+      const errors: unknown[] = [];
+      try { await tfliteDagFromFile(bytes, { source: 'fuzz.tflite', maxMemory: opts.maxMemory }); } catch (e) { errors.push(e); }
+      try { await modelPipeline(bytes, 'fuzz.tflite', opts); } catch (e) { errors.push(e); }
+      const bug = errors.find((e) => !(e instanceof FcmError));
+      if (bug !== undefined) throw bug;
+      if (errors.length > 0) throw errors[0];
+      return;
+    }
+    case 'cfg': {
+      const hw = parseHwCfg(new TextDecoder().decode(bytes), 'fuzz.cfg', { warn: () => undefined });
+      planBoth(await smallDag(), hw, 'fuzz.cfg');
+      return;
+    }
+    case 'hwjson': {
+      const hw = parseHwJson(new TextDecoder().decode(bytes), 'fuzz.hw.json');
+      planBoth(await smallDag(), hw, 'fuzz.hw.json');
+      return;
+    }
+    case 'dag': {
+      // Through a file, as `fcm-opt plan model_dag.json` reads it.
+      const dir = mkdtempSync(join(tmpdir(), 'fcm-fuzz-dag-'));
+      try {
+        const path = join(dir, 'model_dag.json');
+        writeFileSync(path, bytes);
+        const dag = loadDag(path);
+        planBoth(dag, loadHw('rtxa4000'), path);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+      return;
+    }
+    case 'npy': {
+      const a = parseNpy(bytes, 'fuzz.npy');
+      const again = parseNpy(encodeNpy(a), 'fuzz.npy (re-encoded)');
+      if (again.data.length !== a.data.length) throw new InvariantError('npy round trip changed the element count');
+      return;
+    }
+  }
+}

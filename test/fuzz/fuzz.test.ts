@@ -1,0 +1,79 @@
+// The fuzzer (src/fuzz): its parts are deterministic and do what they say, and a CI run of 60 s with a
+// fixed seed (FCM_FUZZ_SECONDS overrides the duration) finds no crash, hang or memory blow-up.
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { generateCase, materialize } from '../../src/fuzz/cases.js';
+import { buildCorpus, targets } from '../../src/fuzz/corpus.js';
+import { ddmin, formatReport, runFuzz, runIsolated } from '../../src/fuzz/engine.js';
+import { parseFuzzArgs } from '../../src/fuzz/main-args.js';
+import { tfliteSites } from '../../src/fuzz/mutate-tflite.js';
+import { crashSignature, topFrame } from '../../src/fuzz/protocol.js';
+
+const ciSeed = 20240429;
+
+test('cases are a pure function of (seed, index): same bytes in every process', async () => {
+  const corpus = await buildCorpus();
+  assert.deepEqual(new Set(corpus.map((s) => s.target)), new Set(targets), 'every target has seed inputs');
+  const byName = new Map(corpus.map((s) => [s.name, s]));
+  let changed = 0;
+  for (let i = 0; i < 60; i++) {
+    const a = generateCase(7, i, corpus), b = generateCase(7, i, corpus);
+    assert.deepEqual(a, b);
+    const x = materialize(a, byName), y = materialize(b, byName);
+    assert.deepEqual(Buffer.from(x), Buffer.from(y), `case ${i} materializes identically`);
+    if (!Buffer.from(x).equals(Buffer.from(byName.get(a.seed)!.bytes))) changed++;
+  }
+  // Mutations change the input in the large majority of cases (a few no-ops are fine).
+  assert.ok(changed >= 50, `only ${changed} of 60 cases differ from their seed`);
+  assert.notDeepEqual(generateCase(7, 0, corpus), generateCase(8, 0, corpus));
+});
+
+test('the TFLite walker finds the fields the importer trusts', async () => {
+  const corpus = await buildCorpus();
+  const labels = new Set(tfliteSites(corpus.find((s) => s.target === 'tflite')!.bytes).map((s) => s.label.replace(/\[\d+\]/g, '[]')));
+  for (const l of ['Tensor.buffer', 'Operator.opcode_index', 'Operator.inputs[]', 'Tensor.shape[]', 'Conv2DOptions.stride_w', 'DepthwiseConv2DOptions.depth_multiplier', 'len:Tensor.shape', 'off:Model.buffers']) {
+    assert.ok(labels.has(l), `no site ${l}`);
+  }
+});
+
+test('ddmin keeps a smallest failing subset', async () => {
+  const failing = (s: number[]) => Promise.resolve(s.includes(3) && s.includes(7));
+  assert.deepEqual(await ddmin([1, 2, 3, 4, 5, 6, 7, 8], failing, { runs: 100, deadline: performance.now() + 5000 }), [3, 7]);
+});
+
+test('crash signatures: error type + top frame relative to the project', () => {
+  const stack = 'TypeError: x is undefined\n    at foo (/repo/src/graph/shape.ts:120:7)\n    at bar (/repo/src/x.ts:1:1)';
+  assert.equal(topFrame(stack, '/repo'), 'src/graph/shape.ts:120');
+  assert.equal(crashSignature({ kind: 'crash', name: 'TypeError', message: '', frame: 'src/graph/shape.ts:120', stack }), 'TypeError at src/graph/shape.ts:120');
+  assert.match(crashSignature({ kind: 'hang', ms: 10_000 }), /hang/);
+});
+
+test('arguments: --seconds N --seed S and friends', () => {
+  assert.deepEqual(parseFuzzArgs(['--seconds', '5', '--seed', '3', '--jobs', '2', '--case', '4,9', '--max-memory', '512M', '--no-minimize']),
+    { seconds: 5, seed: 3, jobs: 2, cases: [4, 9], maxMemory: 512 * 2 ** 20, minimize: false });
+  assert.throws(() => parseFuzzArgs(['--seconds', '0']));
+  assert.throws(() => parseFuzzArgs(['--bogus']));
+});
+
+test('the isolated runner tells FcmErrors from successes', async () => {
+  const corpus = await buildCorpus();
+  const cfg = corpus.find((s) => s.target === 'cfg')!;
+  const [ok, bad] = await runIsolated([{ target: 'cfg', bytes: cfg.bytes }, { target: 'onnx', bytes: new Uint8Array([0xff, 0xff, 0xff]) }]);
+  assert.deepEqual(ok, { kind: 'ok' });
+  assert.equal(bad.kind, 'error');
+});
+
+test(`fuzz for FCM_FUZZ_SECONDS (default 60) s with seed ${ciSeed}: no crash`, { timeout: 900_000 }, async (t) => {
+  const seconds = Number(process.env.FCM_FUZZ_SECONDS ?? 60);
+  const saveDir = mkdtempSync(join(tmpdir(), 'fcm-fuzz-ci-'));
+  t.after(() => rmSync(saveDir, { recursive: true, force: true }));
+  const report = await runFuzz({ seconds, seed: ciSeed, jobs: 2, saveDir, log: (l) => t.diagnostic(l) });
+  for (const line of formatReport(report).split('\n')) t.diagnostic(line);
+  assert.ok(report.executions >= seconds * 5, `only ${report.executions} executions in ${seconds} s`);
+  for (const target of targets) assert.ok((report.byTarget[target] ?? 0) > 0, `no ${target} cases ran`);
+  assert.ok(report.ok > 0, 'some mutated inputs still load and plan');
+  assert.deepEqual(report.crashes.map((c) => `${c.signature} (saved ${c.savedAs})`), [], formatReport(report));
+});
