@@ -1,0 +1,473 @@
+// Integer FCMs (paper §3.1-3.3): PW-DW, DW-PW and PW-PW in int8 / uint8, each equal bit for bit to the two layers
+// run separately with TFLite's arithmetic: the intermediate is requantized to the intermediate tensor's 8-bit grid
+// (its multiplier, zero point and the first layer's activation clamp) exactly as the first layer would store it,
+// and kept in workgroup memory; the second layer reads it as TFLite would read the stored tensor.
+//
+// Node (src/graph/ir.ts): inputs [x, w1, b1|'', w2, b2|'', residual|''] (no residual: TFLite adds with ADD);
+// attrs as the fp32 FCMs (geometry of the depthwise layer, activation1/2, tileFilters1/2, tileH, tileW). The
+// fused node does not name the intermediate tensor: the caller passes it (`intermediate`, with its quantization).
+//
+// Pointwise phases use packed dot products (dot4) on words of 4 channels, the zero points folded into the bias
+// on the host (pointwise.ts foldBias; uint8 also subtracts zw * sum of the input bytes, one more dot4 per word).
+// The intermediate is stored as raw 8-bit values packed 4 channels per word where a pointwise layer reads it
+// (DW-PW, PW-PW), and as (value - zero point) per element where the depthwise layer reads it (PW-DW: padding
+// positions then hold 0, a skipped tap). Outputs are written with the atomic byte store (tiles do not own words).
+//
+// Constants, in order: w1 (packed: pointwise rows [*, ceil(C/4)] words, depthwise flat), q1 (4 words per
+// intermediate channel: bias or folded bias, multiplier, shift, 0), w2, q2 (per output channel).
+
+import type { Tensor } from '../../src/graph/ir.js';
+import { invalid, unsupported } from '../../src/errors.js';
+import { convMultipliers } from '../../src/quant/reference.js';
+import {
+  type TileDim, ceilDiv, clampTiles, convOut, dwGeometry, layoutDispatch, maxRegsPerThread, threadCap, threadsFor, tileAttr,
+} from '../fused-common.js';
+import { cacheKey, constsI32, constsU32 } from '../shader.js';
+import {
+  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, atomicByteStore, dot4Requires, dot4Wgsl,
+  fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, where,
+} from './common.js';
+import { channelParams } from './conv.js';
+import { foldBias, gatherWord, packRows } from './pointwise.js';
+
+export interface Int8FusedArgs extends Int8KernelArgs {
+  /** The tensor between the two layers (as the importer made it), for its quantization. */
+  intermediate: Tensor;
+}
+
+interface LayerQ { w: Int8Array | Uint8Array; zw: number; bias: Int32Array; m: Int32Array; s: Int32Array; clamp: [number, number] }
+
+function layer(args: Int8FusedArgs, wi: number, bi: number, inq: QInfo, outq: QInfo, suffix: string, channels: number): LayerQ {
+  const w = where(args);
+  const wt = qWeights(args.inputs[wi], `weights ${suffix}`, w, inq.type);
+  if (inq.type === 'uint8' && wt.scales.length !== 1) throw unsupported(w, 'uint8 convolutions take per-tensor weights');
+  if (wt.scales.length !== 1 && wt.scales.length !== channels) throw invalid(w, `weights ${suffix} have ${wt.scales.length} scales for ${channels} channels`);
+  const { m, s } = convMultipliers(inq.type, inq.scale, wt.scales, outq.scale, channels);
+  return {
+    w: wt.data, zw: wt.zeroPoint, bias: qBias(args.node.inputs[bi] ? args.inputs[bi] : undefined, channels, w), m, s,
+    clamp: activationClamp(args.node.attrs, suffix, outq, w),
+  };
+}
+
+function common(args: Int8FusedArgs) {
+  const w = where(args);
+  if (args.node.inputs[5]) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
+  const xs = args.inputs[0]?.shape;
+  if (!xs || xs.length !== 4) throw invalid(w, 'input must have rank 4');
+  const xq = qTensor(args.inputs[0], 'input', w), mq = qTensor(args.intermediate, 'intermediate', w), yq = qTensor(args.outputs[0], 'output', w);
+  if (mq.type !== xq.type || yq.type !== xq.type) throw unsupported(w, 'input, intermediate and output must share one 8-bit type');
+  const ws1 = args.inputs[1]?.shape, ws2 = args.inputs[3]?.shape;
+  if (!ws1 || ws1.length !== 4 || !ws2 || ws2.length !== 4) throw invalid(w, 'weights must have rank 4');
+  return { w, xs, xq, mq, yq, ws1, ws2, t: xq.type, cap: threadCap(args.limits), storage: args.limits.maxComputeWorkgroupStorageSize };
+}
+
+function checkOut(args: Int8FusedArgs, expected: number[], w: string): void {
+  const s = args.outputs[0].shape;
+  if (s.length !== 4 || s.some((d, k) => d !== expected[k])) throw invalid(w, `output shape [${s}] does not match the computed [${expected}]`);
+}
+
+function program(name: string, key: unknown[], wgsl: string, T: number, d: { dispatch: [number, number, number] }, bytes: number, constants: Int8Program['constants']): Int8Program {
+  return {
+    name, cacheKey: cacheKey(...(key as string[])), wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1,
+    uniforms: [], workgroupStorageBytes: bytes, constants,
+  };
+}
+
+const requant = (acc: string, q: string, ch: string, z: string, lo: string, hi: string) =>
+  `clamp(mbqm(${acc}, bitcast<i32>(${q}[4u * ${ch} + 1u]), bitcast<i32>(${q}[4u * ${ch} + 2u])) + ${z}, ${lo}, ${hi})`;
+
+// ---- PW-DW ----------------------------------------------------------------------------------------------------
+
+export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
+  const { w, xs, xq, mq, yq, ws1, ws2, t, cap, storage } = common(args);
+  const a = args.node.attrs;
+  const [N, C, H, W] = xs;
+  const M = ws1[0];
+  if (ws1[1] !== C || ws1[2] !== 1 || ws1[3] !== 1) throw invalid(w, `pointwise weights [${ws1}] do not match ${C} input channels`);
+  if (ws2[0] !== M || ws2[1] !== 1) throw invalid(w, `depthwise weights [${ws2}] must be [${M},1,KH,KW]`);
+  const g = dwGeometry(a, ws2, w);
+  const [HO, WO] = convOut(H, W, g);
+  checkOut(args, [N, M, HO, WO], w);
+  const l1 = layer(args, 1, 2, xq, mq, '1', M), l2 = layer(args, 3, 4, mq, yq, '2', M);
+  const C4 = Math.ceil(C / 4);
+  const wz = l1.zw !== 0;
+  const fb: TileDim = { name: 'FB', value: Math.min(M, tileAttr(a, 'tileFilters1', tileAttr(a, 'tileFilters2', 16, w), w)), min: 1 };
+  const th: TileDim = { name: 'TH', value: Math.min(HO, tileAttr(a, 'tileH', 8, w)), min: 1 };
+  const tw: TileDim = { name: 'TW', value: Math.min(WO, tileAttr(a, 'tileW', 8, w)), min: 1 };
+  const ck: TileDim = { name: 'CK4', value: Math.min(C4, 4), min: 1 };
+  const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1, iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  const bytes = () => 4 * (ck.value * ih() * iw() + fb.value * ck.value + fb.value * ih() * iw());
+  clampTiles([ck], [fb, th, tw], () => bytes() <= storage && ceilDiv(fb.value * ih() * iw(), cap) * (wz ? 2 : 1) <= maxRegsPerThread,
+    w, () => `FB=${fb.value} TH=${th.value} TW=${tw.value} CK4=${ck.value}, ${bytes()} bytes`);
+  const FB = fb.value, TH = th.value, TW = tw.value, CK4 = ck.value, IH = ih(), IW = iw(), IHW = IH * IW;
+  const T = threadsFor(Math.max(FB * IHW, FB * TH * TW, CK4 * IHW), cap);
+  const EPT = ceilDiv(FB * IHW, T);
+  const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
+  const total = N * blocks * tilesY * tilesX;
+  const d = layoutDispatch(total, args.limits, w);
+  const wgsl = `${dot4Requires(args.dot4)}
+${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
+${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, CK4, C4, IH, IW, IHW, T, EPT, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsI32({ H, W, PT: g.pt, PL: g.pl, ZW1: l1.zw, ZM: mq.zeroPoint, W2OFF: -l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
+${loader('x', t)}
+${loader('w2', t)}
+${dot4Wgsl(t, args.dot4)}
+${fixedPointWgsl}
+${atomicByteStore}
+var<workgroup> xs: array<u32, ${CK4 * IHW}>;
+var<workgroup> ws: array<u32, ${FB * CK4}>;
+var<workgroup> mid: array<i32, ${FB * IHW}>;
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  if (g >= TOTAL) { return; }
+  let tx = g % TILES_X;
+  let ty = (g / TILES_X) % TILES_Y;
+  let f0 = ((g / (TILES_X * TILES_Y)) % BLOCKS) * FB;
+  let n = g / (TILES_X * TILES_Y * BLOCKS);
+  let oy0 = ty * TH;
+  let ox0 = tx * TW;
+  let iy0 = i32(oy0 * SH) - PT;
+  let ix0 = i32(ox0 * SW) - PL;
+  var acc = array<i32, EPT>();
+  var sx = array<i32, EPT>();
+  for (var c40 = 0u; c40 < C4; c40 += CK4) {
+    for (var e = li; e < CK4 * IHW; e += T) {
+      let c = (c40 + e / IHW) * 4u;
+      let iy = iy0 + i32((e % IHW) / IW);
+      let ix = ix0 + i32(e % IW);
+      var WORD_OUT = 0u;
+      if (iy >= 0i && iy < H && ix >= 0i && ix < W) ${gatherWord('ld_x', '((n * C + c) * u32(H) + u32(iy)) * u32(W) + u32(ix)', 'u32(H * W)', 'c', 'C')}
+      xs[e] = WORD_OUT;
+    }
+    for (var e = li; e < FB * CK4; e += T) {
+      let f = f0 + e / CK4;
+      let c4 = c40 + e % CK4;
+      var v = 0u;
+      if (f < M && c4 < C4) { v = w1[f * C4 + c4]; }
+      ws[e] = v;
+    }
+    workgroupBarrier();
+    for (var i = 0u; i < EPT; i++) {
+      let e = li + i * T;
+      if (e < FB * IHW) {
+        let wrow = (e / IHW) * CK4;
+        let r = e % IHW;
+        var s = acc[i];
+        for (var c4 = 0u; c4 < CK4; c4++) {
+          let xv = xs[c4 * IHW + r];
+          s += dot4(ws[wrow + c4], xv);
+          ${wz ? 'sx[i] += dot4(xv, 0x01010101u);' : ''}
+        }
+        acc[i] = s;
+      }
+    }
+    workgroupBarrier();
+  }
+  // Epilogue 1: the intermediate as the first layer stores it, minus its zero point; 0 in the depthwise padding.
+  for (var i = 0u; i < EPT; i++) {
+    let e = li + i * T;
+    if (e < FB * IHW) {
+      let f = f0 + e / IHW;
+      let iy = iy0 + i32((e % IHW) / IW);
+      let ix = ix0 + i32(e % IW);
+      var v = 0i;
+      if (f < M && iy >= 0i && iy < H && ix >= 0i && ix < W) {
+        v = ${requant(`acc[i] + bitcast<i32>(q1[4u * f])${wz ? ' - ZW1 * sx[i]' : ''}`, 'q1', 'f', 'ZM', 'LO1', 'HI1')} - ZM;
+      }
+      mid[e] = v;
+    }
+  }
+  workgroupBarrier();
+  for (var e = li; e < FB * TH * TW; e += T) {
+    let fl = e / (TH * TW);
+    let oy = (e % (TH * TW)) / TW;
+    let ox = e % TW;
+    let f = f0 + fl;
+    let y = oy0 + oy;
+    let xo = ox0 + ox;
+    if (f < M && y < HO && xo < WO) {
+      var s = 0i;
+      let base = fl * IHW + oy * SH * IW + ox * SW;
+      for (var kh = 0u; kh < KH; kh++) {
+        for (var kw = 0u; kw < KW; kw++) {
+          s += (ld_w2((f * KH + kh) * KW + kw) + W2OFF) * mid[base + kh * DH * IW + kw * DW];
+        }
+      }
+      st_out(((n * M + f) * HO + y) * WO + xo, ${requant('s + bitcast<i32>(q2[4u * f])', 'q2', 'f', 'ZO', 'LO2', 'HI2')});
+    }
+  }
+}
+`;
+  const folded1 = foldBias(l1.bias, l1.w, M, C, xq.zeroPoint, l1.zw);
+  return program(`FusedPwDw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name})`,
+    ['int8-FusedPwDw', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, [g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw],
+      [l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [FB, TH, TW, CK4, T], d.dispatch],
+    wgsl, T, d, bytes(), [
+      { name: 'w1', data: packRows(l1.w, M, C) }, { name: 'q1', data: channelParams(folded1, l1.m, l1.s) },
+      { name: 'w2', data: pack8(l2.w) }, { name: 'q2', data: channelParams(l2.bias, l2.m, l2.s) },
+    ]);
+}
+
+// ---- DW-PW ----------------------------------------------------------------------------------------------------
+
+export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
+  const { w, xs, xq, mq, yq, ws1, ws2, t, cap, storage } = common(args);
+  const a = args.node.attrs;
+  const [N, C, H, W] = xs;
+  if (ws1[0] !== C || ws1[1] !== 1) throw invalid(w, `depthwise weights [${ws1}] must be [${C},1,KH,KW]`);
+  const M = ws2[0];
+  if (ws2[1] !== C || ws2[2] !== 1 || ws2[3] !== 1) throw invalid(w, `pointwise weights [${ws2}] do not match ${C} channels`);
+  const g = dwGeometry(a, ws1, w);
+  const [HO, WO] = convOut(H, W, g);
+  checkOut(args, [N, M, HO, WO], w);
+  const l1 = layer(args, 1, 2, xq, mq, '1', C), l2 = layer(args, 3, 4, mq, yq, '2', M);
+  const C4 = Math.ceil(C / 4);
+  const wz = l2.zw !== 0;
+  const ck: TileDim = { name: 'CK4', value: Math.min(C4, Math.ceil(tileAttr(a, 'tileFilters1', 16, w) / 4)), min: 1 };
+  const fb: TileDim = { name: 'FB', value: Math.min(M, tileAttr(a, 'tileFilters2', 32, w)), min: 1 };
+  const th: TileDim = { name: 'TH', value: Math.min(HO, tileAttr(a, 'tileH', 8, w)), min: 1 };
+  const tw: TileDim = { name: 'TW', value: Math.min(WO, tileAttr(a, 'tileW', 8, w)), min: 1 };
+  const bytes = () => 4 * (ck.value * th.value * tw.value + fb.value * ck.value);
+  clampTiles([], [ck, fb, th, tw], () => bytes() <= storage && ceilDiv(fb.value * th.value * tw.value, cap) * (wz ? 2 : 1) <= maxRegsPerThread,
+    w, () => `CK4=${ck.value} FB=${fb.value} TH=${th.value} TW=${tw.value}, ${bytes()} bytes`);
+  const CK4 = ck.value, FB = fb.value, TH = th.value, TW = tw.value, TP = TH * TW;
+  const T = threadsFor(Math.max(FB * TP, CK4 * TP), cap);
+  const EPT = ceilDiv(FB * TP, T);
+  const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
+  const total = N * blocks * tilesY * tilesX;
+  const d = layoutDispatch(total, args.limits, w);
+  const wgsl = `${dot4Requires(args.dot4)}
+${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
+${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, TP, CK4, C4, T, EPT, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsI32({ H, W, PT: g.pt, PL: g.pl, ZX: xq.zeroPoint, W1OFF: -l1.zw, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
+${loader('x', t)}
+${loader('w1', t)}
+${dot4Wgsl(t, args.dot4)}
+${fixedPointWgsl}
+${atomicByteStore}
+var<workgroup> midw: array<u32, ${CK4 * TP}>;
+var<workgroup> ws: array<u32, ${FB * CK4}>;
+
+/** The depthwise layer's stored 8-bit output for channel c at output position (y, xo). */
+fn dwOut(n: u32, c: u32, y: u32, xo: u32) -> i32 {
+  let iy0 = i32(y * SH) - PT;
+  let ix0 = i32(xo * SW) - PL;
+  var s = 0i;
+  for (var kh = 0u; kh < KH; kh++) {
+    let iy = iy0 + i32(kh * DH);
+    if (iy < 0i || iy >= H) { continue; }
+    for (var kw = 0u; kw < KW; kw++) {
+      let ix = ix0 + i32(kw * DW);
+      if (ix >= 0i && ix < W) {
+        s += (ld_w1((c * KH + kh) * KW + kw) + W1OFF) * (ld_x(((n * C + c) * u32(H) + u32(iy)) * u32(W) + u32(ix)) - ZX);
+      }
+    }
+  }
+  return ${requant('s + bitcast<i32>(q1[4u * c])', 'q1', 'c', 'ZM', 'LO1', 'HI1')};
+}
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  if (g >= TOTAL) { return; }
+  let tx = g % TILES_X;
+  let ty = (g / TILES_X) % TILES_Y;
+  let f0 = ((g / (TILES_X * TILES_Y)) % BLOCKS) * FB;
+  let n = g / (TILES_X * TILES_Y * BLOCKS);
+  let oy0 = ty * TH;
+  let ox0 = tx * TW;
+  var acc = array<i32, EPT>();
+  var sx = array<i32, EPT>();
+  for (var c40 = 0u; c40 < C4; c40 += CK4) {
+    // Depthwise layer: 4 channels of one position per word, as the pointwise layer reads them.
+    for (var e = li; e < CK4 * TP; e += T) {
+      let c = (c40 + e / TP) * 4u;
+      let y = oy0 + (e % TP) / TW;
+      let xo = ox0 + e % TW;
+      var word = 0u;
+      if (y < HO && xo < WO) {
+        for (var k = 0u; k < 4u; k++) {
+          if (c + k < C) { word |= (u32(dwOut(n, c + k, y, xo)) & 0xffu) << (k * 8u); }
+        }
+      }
+      midw[e] = word;
+    }
+    for (var e = li; e < FB * CK4; e += T) {
+      let f = f0 + e / CK4;
+      let c4 = c40 + e % CK4;
+      var v = 0u;
+      if (f < M && c4 < C4) { v = w2[f * C4 + c4]; }
+      ws[e] = v;
+    }
+    workgroupBarrier();
+    for (var i = 0u; i < EPT; i++) {
+      let e = li + i * T;
+      if (e < FB * TP) {
+        let wrow = (e / TP) * CK4;
+        let p = e % TP;
+        var s = acc[i];
+        for (var c4 = 0u; c4 < CK4; c4++) {
+          let mv = midw[c4 * TP + p];
+          s += dot4(ws[wrow + c4], mv);
+          ${wz ? 'sx[i] += dot4(mv, 0x01010101u);' : ''}
+        }
+        acc[i] = s;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < EPT; i++) {
+    let e = li + i * T;
+    if (e < FB * TP) {
+      let f = f0 + e / TP;
+      let y = oy0 + (e % TP) / TW;
+      let xo = ox0 + e % TW;
+      if (f < M && y < HO && xo < WO) {
+        st_out(((n * M + f) * HO + y) * WO + xo, ${requant(`acc[i] + bitcast<i32>(q2[4u * f])${wz ? ' - ZW2 * sx[i]' : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')});
+      }
+    }
+  }
+}
+`;
+  const folded2 = foldBias(l2.bias, l2.w, M, C, mq.zeroPoint, l2.zw);
+  return program(`FusedDwPw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name})`,
+    ['int8-FusedDwPw', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, [g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw],
+      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [FB, TH, TW, CK4, T], d.dispatch],
+    wgsl, T, d, bytes(), [
+      { name: 'w1', data: pack8(l1.w) }, { name: 'q1', data: channelParams(l1.bias, l1.m, l1.s) },
+      { name: 'w2', data: packRows(l2.w, M, C) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },
+    ]);
+}
+
+// ---- PW-PW ----------------------------------------------------------------------------------------------------
+
+export function int8FusedPwPw(args: Int8FusedArgs): Int8Program {
+  const { w, xs, xq, mq, yq, ws1, ws2, t, cap, storage } = common(args);
+  const a = args.node.attrs;
+  for (const key of ['strides', 'dilations']) {
+    const v = a[key];
+    if (v !== undefined && !(Array.isArray(v) && v.every((s) => s === 1))) throw unsupported(w, `FusedPwPw with ${key} ${JSON.stringify(v)}`);
+  }
+  const [N, C, H, W] = xs;
+  const M = ws1[0], F = ws2[0];
+  if (ws1[1] !== C || ws1[2] !== 1 || ws1[3] !== 1) throw invalid(w, `pointwise weights 1 [${ws1}] do not match ${C} channels`);
+  if (ws2[1] !== M || ws2[2] !== 1 || ws2[3] !== 1) throw invalid(w, `pointwise weights 2 [${ws2}] do not match ${M} channels`);
+  checkOut(args, [N, F, H, W], w);
+  const l1 = layer(args, 1, 2, xq, mq, '1', M), l2 = layer(args, 3, 4, mq, yq, '2', F);
+  const P = H * W, C4 = Math.ceil(C / 4), M4 = Math.ceil(M / 4);
+  const wz1 = l1.zw !== 0, wz2 = l2.zw !== 0;
+  const mk: TileDim = { name: 'MK4', value: Math.min(M4, Math.ceil(tileAttr(a, 'tileFilters1', 16, w) / 4)), min: 1 };
+  const fb: TileDim = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 16, w)), min: 1 };
+  const tp: TileDim = { name: 'TP', value: Math.min(P, tileAttr(a, 'tileH', 4, w) * tileAttr(a, 'tileW', 4, w)), min: 1 };
+  const bytes = () => 4 * (C4 * tp.value + mk.value * tp.value + fb.value * mk.value);
+  clampTiles([], [mk, fb, tp], () => bytes() <= storage && ceilDiv(fb.value * tp.value, cap) * (wz2 ? 2 : 1) <= maxRegsPerThread,
+    w, () => `MK4=${mk.value} FB=${fb.value} TP=${tp.value}, ${bytes()} bytes`);
+  const MK4 = mk.value, FB = fb.value, TP = tp.value;
+  const T = threadsFor(Math.max(FB * TP, MK4 * TP, C4 * TP), cap);
+  const EPT = ceilDiv(FB * TP, T);
+  const pTiles = ceilDiv(P, TP), blocks = ceilDiv(F, FB);
+  const total = N * blocks * pTiles;
+  const d = layoutDispatch(total, args.limits, w);
+  const wgsl = `${dot4Requires(args.dot4)}
+${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
+${constsU32({ C, M, F, P, C4, M4, MK4, FB, TP, T, EPT, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsI32({ ZW1: l1.zw, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
+${loader('x', t)}
+${dot4Wgsl(t, args.dot4)}
+${fixedPointWgsl}
+${atomicByteStore}
+var<workgroup> xs: array<u32, ${C4 * TP}>;
+var<workgroup> midw: array<u32, ${MK4 * TP}>;
+var<workgroup> ws: array<u32, ${FB * MK4}>;
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  if (g >= TOTAL) { return; }
+  let p0 = (g % PTILES) * TP;
+  let f0 = ((g / PTILES) % BLOCKS) * FB;
+  let n = g / (PTILES * BLOCKS);
+  for (var e = li; e < C4 * TP; e += T) {
+    let c = (e / TP) * 4u;
+    let p = p0 + e % TP;
+    var WORD_OUT = 0u;
+    if (p < P) ${gatherWord('ld_x', '(n * C + c) * P + p', 'P', 'c', 'C')}
+    xs[e] = WORD_OUT;
+  }
+  workgroupBarrier();
+  var acc = array<i32, EPT>();
+  var sx = array<i32, EPT>();
+  for (var m40 = 0u; m40 < M4; m40 += MK4) {
+    // First layer for 4 intermediate channels of one position per word, stored as the second layer reads them.
+    for (var e = li; e < MK4 * TP; e += T) {
+      let m0 = (m40 + e / TP) * 4u;
+      let p = e % TP;
+      // Explicitly zeroed: on Dawn + lavapipe a "var s: array<i32, 4>;" declared in this loop kept the previous
+      // iteration's values (the WGSL spec zeroes it on every execution of the declaration).
+      var s = array<i32, 4>(0i, 0i, 0i, 0i);
+      var sxx = 0i;
+      for (var c4 = 0u; c4 < C4; c4++) {
+        let xv = xs[c4 * TP + p];
+        for (var k = 0u; k < 4u; k++) {
+          if (m0 + k < M) { s[k] += dot4(w1[(m0 + k) * C4 + c4], xv); }
+        }
+        ${wz1 ? 'sxx += dot4(xv, 0x01010101u);' : ''}
+      }
+      var word = 0u;
+      for (var k = 0u; k < 4u; k++) {
+        let m = m0 + k;
+        if (m < M) {
+          let v = ${requant(`s[k] + bitcast<i32>(q1[4u * m])${wz1 ? ' - ZW1 * sxx' : ''}`, 'q1', 'm', 'ZM', 'LO1', 'HI1')};
+          word |= (u32(v) & 0xffu) << (k * 8u);
+        }
+      }
+      midw[e] = word;
+    }
+    for (var e = li; e < FB * MK4; e += T) {
+      let f = f0 + e / MK4;
+      let m4 = m40 + e % MK4;
+      var v = 0u;
+      if (f < F && m4 < M4) { v = w2[f * M4 + m4]; }
+      ws[e] = v;
+    }
+    workgroupBarrier();
+    for (var i = 0u; i < EPT; i++) {
+      let e = li + i * T;
+      if (e < FB * TP) {
+        let wrow = (e / TP) * MK4;
+        let p = e % TP;
+        var s = acc[i];
+        for (var m4 = 0u; m4 < MK4; m4++) {
+          let mv = midw[m4 * TP + p];
+          s += dot4(ws[wrow + m4], mv);
+          ${wz2 ? 'sx[i] += dot4(mv, 0x01010101u);' : ''}
+        }
+        acc[i] = s;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < EPT; i++) {
+    let e = li + i * T;
+    if (e < FB * TP) {
+      let f = f0 + e / TP;
+      let p = p0 + e % TP;
+      if (f < F && p < P) {
+        st_out((n * F + f) * P + p, ${requant(`acc[i] + bitcast<i32>(q2[4u * f])${wz2 ? ' - ZW2 * sx[i]' : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')});
+      }
+    }
+  }
+}
+`;
+  const folded1 = foldBias(l1.bias, l1.w, M, C, xq.zeroPoint, l1.zw);
+  const folded2 = foldBias(l2.bias, l2.w, F, M, mq.zeroPoint, l2.zw);
+  return program(`FusedPwPw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name})`,
+    ['int8-FusedPwPw', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, F, [l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint],
+      [...l1.clamp, ...l2.clamp], [MK4, FB, TP, T], d.dispatch],
+    wgsl, T, d, bytes(), [
+      { name: 'w1', data: packRows(l1.w, M, C) }, { name: 'q1', data: channelParams(folded1, l1.m, l1.s) },
+      { name: 'w2', data: packRows(l2.w, F, M) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },
+    ]);
+}

@@ -1,0 +1,70 @@
+// Integer MEAN (ReduceMean / GlobalAveragePool), as reduce.cc EvalMean picks the kernel for 8-bit tensors
+// (src/quant/reference.ts mean):
+// - 4-D, keep_dims, axes {H, W}: int8 reference/integer_ops/mean.h (sum of x - zx, MBQM by in / out scale,
+//   rounded division by the count, + zo); uint8 reference/reduce.h Mean (MBQM of the raw sum by
+//   in / (count * out), + a float32 bias computed on the host);
+// - same scale and zero point in and out: the truncated integer mean of the raw values (any axes);
+// - otherwise TFLite computes a float32 mean with a float32 division, which WGSL does not round correctly:
+//   refused as unsupported rather than run approximately.
+
+import { unsupported } from '../../src/errors.js';
+import { quantizeMultiplier } from '../../src/quant/fixedpoint.js';
+import { cacheKey, constsI32, flatDispatch, intsAttr, normAxis, stridesOf } from '../shader.js';
+import { type Int8KernelArgs, type Int8Program, fixedPointWgsl, int8Bindings, loader, perWordMain, qLimits, qTensor, where } from './common.js';
+
+export function int8Mean(args: Int8KernelArgs): Int8Program {
+  const w = where(args);
+  const xq = qTensor(args.inputs[0], 'input', w), yq = qTensor(args.outputs[0], 'output', w);
+  if (xq.type !== yq.type) throw unsupported(w, 'input and output must share one 8-bit type');
+  const xs = args.inputs[0]!.shape, r = xs.length;
+  const global = args.node.op === 'GlobalAveragePool';
+  const axesAttr = global ? [2, 3] : intsAttr(args.node.attrs, 'axes', [], w);
+  const axes = (axesAttr.length ? axesAttr : xs.map((_, i) => i)).map((a) => normAxis(a, r, w));
+  const keep = global || !!args.node.attrs.keepdims;
+  const kept = xs.map((d, i) => (axes.includes(i) ? 1 : d));
+  const reduced = axes.map((a) => xs[a]);
+  const count = reduced.reduce((a, b) => a * b, 1);
+  const total = kept.reduce((a, b) => a * b, 1);
+  const spatial = r === 4 && keep && axes.length === 2 && axes.includes(2) && axes.includes(3);
+  const [qmin, qmax] = qLimits(yq.type);
+  const fr = Math.fround;
+  let finish: string;
+  let consts: Record<string, number>;
+  if (spatial && yq.type === 'int8') {
+    const { multiplier, shift } = quantizeMultiplier(xq.scale / yq.scale);
+    consts = { M: multiplier, S: shift, HALF: Math.trunc(count / 2) };
+    finish = `var acc = mbqm(sum - ZX * ${count}i, M, S);
+  acc = select((acc - HALF) / ${count}i, (acc + HALF) / ${count}i, acc > 0i);
+  return clamp(acc + ZO, ${qmin}i, ${qmax}i);`;
+  } else if (spatial) {
+    const bias = yq.zeroPoint - Math.trunc(fr(fr(xq.zeroPoint * fr(xq.scale)) / fr(yq.scale)));
+    const { multiplier, shift } = quantizeMultiplier(fr(fr(xq.scale) / fr(fr(count) * fr(yq.scale))));
+    consts = { M: multiplier, S: shift, BIAS: bias };
+    finish = `return clamp(mbqm(sum, M, S) + BIAS, ${qmin}i, ${qmax}i);`;
+  } else if (xq.scale === yq.scale && xq.zeroPoint === yq.zeroPoint) {
+    consts = {};
+    finish = `return sum / ${count}i;`;
+  } else {
+    throw unsupported(w, 'MEAN with requantization outside the 4-D spatial keep_dims case computes in float32 (no exact integer kernel)');
+  }
+  const ks = stridesOf(kept), xst = stridesOf(xs), rs = stridesOf(reduced);
+  const base = kept.map((d, k) => (d === 1 ? '' : `((i / ${ks[k]}u) % ${d}u) * ${xst[k]}u`)).filter((t) => t).join(' + ') || '0u';
+  const roff = axes.map((a, k) => `((q / ${rs[k]}u) % ${reduced[k]}u) * ${xst[a]}u`).join(' + ') || '0u';
+  const d = flatDispatch(Math.ceil(total / 4), args.limits, w, 'j');
+  const wgsl = `${int8Bindings(['x'], [])}
+${constsI32({ ZX: xq.zeroPoint, ZO: yq.zeroPoint, ...consts })}
+${loader('x', xq.type)}
+${fixedPointWgsl}
+fn elem(i: u32) -> i32 {
+  let b = ${base};
+  var sum = 0i;
+  for (var q = 0u; q < ${count}u; q++) { sum += ld_x(b + ${roff}); }
+  ${finish}
+}
+${perWordMain(total, d)}`;
+  return {
+    name: `Mean${xq.type === 'int8' ? 'I8' : 'U8'}`,
+    cacheKey: cacheKey('int8-mean', xq.type, xs, axes, keep, xq.zeroPoint, yq.zeroPoint, Object.values(consts).join(','), d.key),
+    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [],
+  };
+}

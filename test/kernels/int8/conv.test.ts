@@ -1,0 +1,110 @@
+// Integer convolutions (kernels/int8/conv.ts direct, pointwise.ts tiled with dot4 and its unpacking fallback)
+// bit-exact against src/quant/reference.ts conv on random shapes, per-channel scales, extreme zero points, odd
+// sizes, strides 2, dilations, fused Relu / Relu6 clamps; int8 and uint8.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { type FusedActivation, type QType, activationRange, conv } from '../../../src/quant/reference.js';
+import type { AttrValue, Tensor } from '../../../src/graph/ir.js';
+import { int8Conv } from '../../../kernels/int8/conv.js';
+import { int8Pointwise } from '../../../kernels/int8/pointwise.js';
+import { FcmError } from '../../../src/errors.js';
+import { act, args, assertEqualQ, biasT, makeRng, node, randInt, run, weights } from './cases.js';
+import { closeInt8Device, hasDot4 } from './harness.js';
+
+after(closeInt8Device);
+
+type Kind = 'dw' | 'std' | 'group' | 'pw';
+interface Case { kind: Kind; t: QType; seed: number; act: FusedActivation; zx?: number; zo?: number; stride?: number; bias?: boolean }
+
+const actAttrs = (a: FusedActivation): Record<string, AttrValue> => (a === 'RELU' ? { activation: 'Relu' } : a === 'RELU6' ? { activation: 'Clip', activationParams: [0, 6] } : {});
+
+function makeCase(c: Case) {
+  const r = makeRng(c.seed);
+  const [qmin, qmax] = c.t === 'int8' ? [-128, 127] : [0, 255];
+  const C = c.kind === 'dw' ? randInt(r, 3, 9) : c.kind === 'group' ? 6 : randInt(r, 1, 19);
+  const group = c.kind === 'dw' ? C : c.kind === 'group' ? 3 : 1;
+  const F = c.kind === 'dw' ? C : c.kind === 'group' ? 9 : randInt(r, 1, 21);
+  const k = c.kind === 'pw' ? 1 : c.kind === 'std' ? 3 : randInt(r, 2, 5);
+  const s = c.kind === 'pw' ? 1 : (c.stride ?? randInt(r, 1, 2));
+  const dil = c.kind === 'dw' && k === 3 && c.seed % 3 === 0 ? 2 : 1;
+  const H = randInt(r, k * dil, 13), W = randInt(r, k * dil, 11), N = c.seed % 4 === 0 ? 2 : 1;
+  const pads = c.kind === 'pw' ? [0, 0, 0, 0] : [randInt(r, 0, k - 1), randInt(r, 0, k - 1), randInt(r, 0, k - 1), randInt(r, 0, k - 1)];
+  const HO = Math.floor((H + pads[0] + pads[2] - (k - 1) * dil - 1) / s) + 1, WO = Math.floor((W + pads[1] + pads[3] - (k - 1) * dil - 1) / s) + 1;
+  const zx = c.zx ?? randInt(r, qmin, qmax), zo = c.zo ?? randInt(r, qmin, qmax);
+  const x = act(r, 'x', c.t, [N, C, H, W], 0.01 + r() * 0.1, zx);
+  const wt = weights(r, c.t, [F, C / group, k, k]);
+  const b = c.bias === false ? undefined : biasT(r, F);
+  const y: Tensor = act(r, 'y', c.t, [N, F, HO, WO], 0.02 + r() * 0.2, zo, false);
+  const n = node('Conv', ['x', 'w', b ? 'b' : ''], { kernel: [k, k], strides: [s, s], pads, dilations: [dil, dil], group, ...actAttrs(c.act) });
+  const want = conv({
+    type: c.t, x: x.data as Int8Array, xShape: x.shape, xq: { scale: x.quant!.scale[0], zeroPoint: zx },
+    w: wt.data as Int8Array, wShape: wt.shape, wScales: wt.quant!.scale, wZeroPoint: c.t === 'uint8' ? wt.quant!.zeroPoint[0] : 0,
+    bias: b?.data as Int32Array | undefined, yShape: y.shape, yq: { scale: y.quant!.scale[0], zeroPoint: zo },
+    strides: [s, s], pads, dilations: [dil, dil], group, act: activationRange(c.act, { scale: y.quant!.scale[0], zeroPoint: zo }, c.t),
+  });
+  return { n, inputs: [x, wt, b], y, want, desc: `${c.t} ${c.kind} x[${x.shape}] w[${wt.shape}] s${s} d${dil} p[${pads}] zx${zx} zo${zo} ${c.act}` };
+}
+
+const cases: Case[] = [];
+let seed = 1;
+for (const t of ['int8', 'uint8'] as QType[]) {
+  const [qmin, qmax] = t === 'int8' ? [-128, 127] : [0, 255];
+  for (const kind of ['dw', 'std', 'group', 'pw'] as Kind[]) {
+    cases.push({ kind, t, seed: seed++, act: 'RELU6' });
+    cases.push({ kind, t, seed: seed++, act: 'NONE', zx: qmin, zo: qmax, stride: 2, bias: false });
+    cases.push({ kind, t, seed: seed++, act: 'RELU', zx: qmax, zo: qmin, stride: 2 });
+  }
+}
+
+for (const c of cases) {
+  const m = makeCase(c);
+  test(`direct ${m.desc}`, async () => {
+    const a = await args(m.n, m.inputs, [m.y], false);
+    assertEqualQ(await run(int8Conv(a), a), m.want, m.desc);
+  });
+  if (c.kind === 'pw') {
+    for (const dot4 of [true, false]) {
+      test(`tiled pointwise ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
+        if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
+        const a = await args(m.n, m.inputs, [m.y], dot4);
+        const p = int8Pointwise(a);
+        assert.equal(p.wgsl.includes('dot4I8Packed') || p.wgsl.includes('dot4U8Packed'), dot4);
+        assertEqualQ(await run(p, a), m.want, m.desc);
+      });
+    }
+  }
+}
+
+test('tiled pointwise: larger channels and positions, several tiles, 1x1 spatial', async () => {
+  for (const [C, F, H, W, t] of [[70, 45, 9, 7, 'int8'], [33, 66, 1, 1, 'uint8'], [64, 32, 8, 8, 'int8']] as const) {
+    const r = makeRng(C * F);
+    const x = act(r, 'x', t, [1, C, H, W], 0.05, t === 'int8' ? -3 : 131);
+    const wt = weights(r, t, [F, C, 1, 1]);
+    const b = biasT(r, F);
+    const y = act(r, 'y', t, [1, F, H, W], 0.3, t === 'int8' ? 5 : 120, false);
+    const n = node('Conv', ['x', 'w', 'b'], { kernel: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 });
+    const want = conv({
+      type: t, x: x.data as Int8Array, xShape: x.shape, xq: { scale: 0.05, zeroPoint: x.quant!.zeroPoint[0] }, w: wt.data as Int8Array, wShape: wt.shape,
+      wScales: wt.quant!.scale, wZeroPoint: t === 'uint8' ? wt.quant!.zeroPoint[0] : 0, bias: b.data as Int32Array, yShape: y.shape,
+      yq: { scale: 0.3, zeroPoint: y.quant!.zeroPoint[0] }, strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1, act: t === 'int8' ? [-128, 127] : [0, 255],
+    });
+    for (const dot4 of (await hasDot4()) ? [true, false] : [false]) {
+      const a = await args(n, [x, wt, b], [y], dot4);
+      assertEqualQ(await run(int8Pointwise(a), a), want, `pw ${t} ${C}->${F} ${H}x${W} dot4=${dot4}`);
+    }
+  }
+});
+
+test('refuses float tensors, asymmetric int8 weights and activations other than Relu/Clip', async () => {
+  const r = makeRng(9);
+  const x = act(r, 'x', 'int8', [1, 4, 5, 5], 0.1, 0);
+  const wt = weights(r, 'int8', [4, 1, 3, 3]);
+  const y = act(r, 'y', 'int8', [1, 4, 5, 5], 0.1, 0, false);
+  const base = { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 4 };
+  const n = node('Conv', ['x', 'w', ''], { ...base, activation: 'Sigmoid' });
+  await assert.rejects(async () => int8Conv(await args(n, [x, wt, undefined], [y], false)), (e: unknown) => e instanceof FcmError && /Sigmoid/.test(e.message));
+  const wAsym = { ...wt, quant: { ...wt.quant!, zeroPoint: wt.quant!.zeroPoint.map(() => 3) } };
+  await assert.rejects(async () => int8Conv(await args(node('Conv', ['x', 'w', ''], base), [x, wAsym, undefined], [y], false)), /symmetric/);
+  const xf: Tensor = { name: 'x', dtype: 'float32', shape: x.shape };
+  await assert.rejects(async () => int8Conv(await args(node('Conv', ['x', 'w', ''], base), [xf, wt, undefined], [y], false)), /float32/);
+});

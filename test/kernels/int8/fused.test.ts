@@ -1,0 +1,78 @@
+// The integer FCMs (kernels/int8/fused.ts) equal the two reference layers (src/quant/reference.ts conv, the first
+// layer's output requantized to the intermediate's 8-bit grid) bit for bit: int8 per-channel and uint8, odd sizes,
+// stride 2, extreme zero points, Relu6 / Relu clamps, small planner tiles (several tiles and blocks), dot4 and the
+// unpacking fallback.
+import { after, test } from 'node:test';
+import type { AttrValue, Tensor } from '../../../src/graph/ir.js';
+import { type FusedActivation, type QArray, type QType, activationRange, conv } from '../../../src/quant/reference.js';
+import { type Int8FusedArgs, int8FusedDwPw, int8FusedPwDw, int8FusedPwPw } from '../../../kernels/int8/fused.js';
+import { act, assertEqualQ, biasT, makeRng, node, randInt, run, weights } from './cases.js';
+import { closeInt8Device, deviceLimits, hasDot4 } from './harness.js';
+
+after(closeInt8Device);
+
+type Kind = 'pwdw' | 'dwpw' | 'pwpw';
+interface Case { kind: Kind; t: QType; seed: number; stride: number; k: number; extreme?: boolean; tiles: Record<string, number>; noBias?: boolean }
+
+const qp = (t: Tensor) => ({ scale: t.quant!.scale[0], zeroPoint: t.quant!.zeroPoint[0] });
+
+function layerRef(t: QType, x: QArray, xT: Tensor, w: Tensor, b: Tensor | undefined, yT: Tensor, group: number, k: number, s: number, pad: number, a: FusedActivation) {
+  return conv({
+    type: t, x, xShape: xT.shape, xq: qp(xT), w: w.data as QArray, wShape: w.shape, wScales: w.quant!.scale, wZeroPoint: t === 'uint8' ? w.quant!.zeroPoint[0] : 0,
+    bias: b?.data as Int32Array | undefined, yShape: yT.shape, yq: qp(yT), strides: [s, s], pads: [pad, pad, pad, pad], dilations: [1, 1], group, act: activationRange(a, qp(yT), t),
+  });
+}
+
+function build(c: Case) {
+  const r = makeRng(c.seed);
+  const [qmin, qmax] = c.t === 'int8' ? [-128, 127] : [0, 255];
+  const z = (i: number) => (c.extreme ? (i % 2 ? qmax : qmin) : randInt(r, qmin, qmax));
+  const N = 1, C = randInt(r, 3, 13), H = randInt(r, 5, 11), W = randInt(r, 5, 11);
+  const M = c.kind === 'dwpw' ? C : randInt(r, 3, 14);
+  const F = c.kind === 'pwpw' ? randInt(r, 2, 11) : c.kind === 'dwpw' ? randInt(r, 3, 14) : M;
+  const k = c.kind === 'pwpw' ? 1 : c.k, s = c.kind === 'pwpw' ? 1 : c.stride, pad = (k - 1) >> 1;
+  const out = (h: number) => Math.floor((h + 2 * pad - k) / s) + 1;
+  const x = act(r, 'x', c.t, [N, C, H, W], 0.02 + r() * 0.1, z(0));
+  const midShape = c.kind === 'dwpw' ? [N, C, out(H), out(W)] : [N, M, H, W];
+  const mid = act(r, 'mid', c.t, midShape, 0.05 + r() * 0.2, z(1), false);
+  const yShape = c.kind === 'pwdw' ? [N, M, out(H), out(W)] : c.kind === 'dwpw' ? [N, F, out(H), out(W)] : [N, F, H, W];
+  const y = act(r, 'y', c.t, yShape, 0.05 + r() * 0.3, z(2), false);
+  const w1 = weights(r, c.t, c.kind === 'dwpw' ? [C, 1, k, k] : [M, C, 1, 1]);
+  const w2 = weights(r, c.t, c.kind === 'pwdw' ? [M, 1, k, k] : [F, midShape[1], 1, 1]);
+  const b1 = c.noBias ? undefined : biasT(r, midShape[1], 'b1'), b2 = biasT(r, yShape[1], 'b2');
+  const op = c.kind === 'pwdw' ? 'FusedPwDw' : c.kind === 'dwpw' ? 'FusedDwPw' : 'FusedPwPw';
+  const geo: Record<string, AttrValue> = c.kind === 'pwpw' ? {} : { kernel: [k, k], strides: [s, s], pads: [pad, pad, pad, pad], dilations: [1, 1] };
+  const n = node(op, ['x', 'w1', b1 ? 'b1' : '', 'w2', 'b2', ''], {
+    ...geo, activation1: 'Clip', activationParams1: [0, 6], activation2: 'Relu', ...c.tiles,
+  }, 'ai.fcm.opt');
+  const l1 = c.kind === 'dwpw'
+    ? layerRef(c.t, x.data as QArray, x, w1, b1, mid, C, k, s, pad, 'RELU6')
+    : layerRef(c.t, x.data as QArray, x, w1, b1, mid, 1, 1, 1, 0, 'RELU6');
+  const want = c.kind === 'pwdw'
+    ? layerRef(c.t, l1, mid, w2, b2, y, M, k, s, pad, 'RELU')
+    : layerRef(c.t, l1, mid, w2, b2, y, 1, 1, 1, 0, 'RELU');
+  const desc = `${op} ${c.t} x[${x.shape}] mid[${midShape}] y[${yShape}] k${k} s${s} zp ${qp(x).zeroPoint}/${qp(mid).zeroPoint}/${qp(y).zeroPoint} tiles ${JSON.stringify(c.tiles)}`;
+  return { n, inputs: [x, w1, b1, w2, b2, undefined], mid, y, want, desc, kind: c.kind };
+}
+
+const cases: Case[] = [];
+let seed = 100;
+for (const t of ['int8', 'uint8'] as QType[]) {
+  for (const kind of ['pwdw', 'dwpw', 'pwpw'] as Kind[]) {
+    cases.push({ kind, t, seed: seed++, stride: 1, k: 3, tiles: { tileFilters1: 4, tileFilters2: 4, tileH: 3, tileW: 4 } });
+    cases.push({ kind, t, seed: seed++, stride: 2, k: 3, extreme: true, tiles: { tileFilters1: 8, tileFilters2: 5, tileH: 2, tileW: 3 }, noBias: true });
+    cases.push({ kind, t, seed: seed++, stride: 2, k: 5, tiles: { tileFilters1: 64, tileFilters2: 64, tileH: 16, tileW: 16 } });
+  }
+}
+
+const fns = { pwdw: int8FusedPwDw, dwpw: int8FusedDwPw, pwpw: int8FusedPwPw };
+for (const c of cases) {
+  const m = build(c);
+  for (const dot4 of [true, false]) {
+    test(`${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
+      if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
+      const a: Int8FusedArgs = { node: m.n, inputs: m.inputs, outputs: [m.y], limits: await deviceLimits(), dot4, intermediate: m.mid };
+      assertEqualQ(await run(fns[m.kind](a), a), m.want, m.desc);
+    });
+  }
+}
