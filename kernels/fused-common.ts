@@ -238,5 +238,22 @@ export function activationFn(fnName: string, act: string, p: readonly number[], 
     case 'Tanh': body = 'tanh(clamp(v, -10.0, 10.0))'; break;
     default: throw unsupported(w, `activation '${act}' is not supported as an epilogue`);
   }
-  return `fn ${fnName}(v: f32) -> f32 { return ${body}; }`;
+  // NaN passes through as in onnxruntime: WGSL's max/min/clamp may return the other operand for a NaN (lavapipe
+  // does), turning NaN inputs into finite outputs. Tested on the bits: compilers may fold `v != v` to false.
+  if (body === 'v') return `fn ${fnName}(v: f32) -> f32 { return v; }`;
+  return `fn ${fnName}(v: f32) -> f32 { return select(${body}, v, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u); }`;
+}
+
+/**
+ * Workgroups that keep a large GPU busy (issue 8: 132 SMs on the H100, two workgroups each). The planner's tiles
+ * minimize global memory traffic; at batch 1 on the 7x7..28x28 layers they leave most SMs idle, so the FCM
+ * kernels split the tile further (filters first: no extra traffic for PW-DW), down to the given minimums.
+ */
+export const minWorkgroups = 264;
+
+/** Halve `dims` in order (each down to its min) while `count()` is below minWorkgroups. Deterministic. */
+export function splitForParallelism(dims: TileDim[], count: () => number): void {
+  for (const d of dims) {
+    while (count() < minWorkgroups && d.value > d.min) d.value = Math.max(d.min, Math.ceil(d.value / 2));
+  }
 }

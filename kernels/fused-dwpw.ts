@@ -4,23 +4,23 @@
 // strides/pads/kernel/dilations are the depthwise layer's (the pointwise layer has stride 1, no pad).
 //
 // A workgroup owns one output tile: TH x TW positions of FB output filters of one image. It walks the input
-// channels in chunks of CB: stages the chunk's input tile (CB x IH x IW, the depthwise receptive field) and the
-// pointwise weights (FB x CB) in workgroup memory, computes the depthwise result of the chunk for the tile into
-// workgroup memory `mid` (epilogue 1 applied), and accumulates the pointwise outputs in registers. Epilogue 2
-// and the residual follow. The intermediate never reaches global memory. When F > FB the filter blocks are split
-// across workgroups, each recomputing the depthwise tile (the redundancy the planner's tileFilters2 trades).
+// channels in chunks of CB: computes the depthwise result of the chunk for the tile into workgroup memory `mid`
+// (epilogue 1 applied; x read from global memory, the overlapping windows of neighbouring threads hit L1), then
+// each thread accumulates, for its RP = ceil(TH*TW / threads) positions, the FB pointwise outputs in vec4
+// registers (the chunk's weights staged channel-major as vec4: one broadcast load feeds 4*RP FMAs). Epilogue 2
+// and the residual follow. The intermediate never reaches global memory. When F > FB the filter blocks are split across workgroups, each recomputing the depthwise
+// tile (the redundancy the planner's tileFilters2 trades).
 //
 // Tiles: CB = tileFilters1 (channels of the depthwise layer per step), FB = tileFilters2, TH = tileH, TW = tileW,
-// each first clamped to the tensor. Clamping rule (clampTiles in fused-common.ts): while
-// 4*(CB*IH*IW + CB*TH*TW + FB*CB) bytes exceed maxComputeWorkgroupStorageSize, or a thread would hold more than
-// maxRegsPerThread accumulators (FB*TH*TW / threads), halve the largest of CB, FB, TH, TW (ties in that order).
-// CB is one of the planner's tiles here (it sets how much of the intermediate is on chip), so it is not a
-// staging chunk.
+// each first clamped to the tensor. Clamping rule (clampTiles in fused-common.ts): while 4*CB*(TH*TW + 4*ceil(FB/4)) bytes exceed
+// maxComputeWorkgroupStorageSize, or a thread would hold more than maxRegsPerThread accumulators (RP*4*ceil(FB/4)), halve the
+// largest of CB, FB, TH, TW (ties in that order). Then, while there are fewer than minWorkgroups workgroups, halve
+// FB down to 8, then TH and TW down to 4 (splitForParallelism).
 
 import type { KernelProgram } from './program.js';
 import {
   type FusedKernelArgs, bindings, ceilDiv, checkOutput, clampTiles, constsU32, convOut, dwGeometry, epilogue,
-  expectShape, layoutDispatch, maxRegsPerThread, present, shape, threadCap, threadsFor, tileAttr, where,
+  expectShape, layoutDispatch, maxRegsPerThread, present, shape, splitForParallelism, threadCap, threadsFor, tileAttr, where,
 } from './fused-common.js';
 import { invalid } from '../src/errors.js';
 
@@ -50,13 +50,23 @@ export function fusedDwPw(args: FusedKernelArgs): KernelProgram {
   const cap = threadCap(args.limits);
   const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  const floats = () => cb.value * ih() * iw() + cb.value * th.value * tw.value + fb.value * cb.value;
+  const fb4 = () => ceilDiv(fb.value, 4);
+  const floats = () => cb.value * th.value * tw.value + cb.value * fb4() * 4;
+  // Threads: one per output position (at most the cap); each owns RP positions x FB filters (padded to a multiple
+  // of 4) of accumulators.
+  const regs = () => ceilDiv(th.value * tw.value, cap) * fb4() * 4;
   clampTiles([], [cb, fb, th, tw],
-    () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && ceilDiv(fb.value * th.value * tw.value, cap) <= maxRegsPerThread,
+    () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && regs() <= maxRegsPerThread,
     w, () => `CB=${cb.value} FB=${fb.value} TH=${th.value} TW=${tw.value}, ${floats() * 4} bytes`);
+  // Enough workgroups for the GPU: fewer output filters per tile first (each split recomputes the cheap
+  // depthwise tile), then smaller spatial tiles.
+  const count = () => N * ceilDiv(F, fb.value) * ceilDiv(HO, th.value) * ceilDiv(WO, tw.value);
+  splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 8) })], count);
+  splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const CB = cb.value, FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw();
-  const T = threadsFor(Math.max(FB * TH * TW, CB * TH * TW, CB * IH * IW), cap);
-  const OPT = ceilDiv(FB * TH * TW, T);
+  const T = threadsFor(TH * TW, cap);
+  const RP = ceilDiv(TH * TW, T);
+  const FB4 = ceilDiv(FB, 4);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(F, FB);
   const total = N * blocks * tilesY * tilesX;
   const d = layoutDispatch(total, args.limits, w);
@@ -69,7 +79,7 @@ export function fusedDwPw(args: FusedKernelArgs): KernelProgram {
 ${bindings(used)}
 ${constsU32({
     N, C, H, W, F, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw,
-    CB, FB, TH, TW, IH, IW, T, OPT, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
+    CB, FB, FB4, TH, TW, IH, IW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
   })}
 const PT: i32 = ${g.pt};
 const PL: i32 = ${g.pl};
@@ -78,9 +88,18 @@ const THW: u32 = TH * TW;
 ${act1.fn}
 ${act2.fn}
 
-var<workgroup> xs: array<f32, ${CB * IH * IW}>;
 var<workgroup> mid: array<f32, ${CB * TH * TW}>;
-var<workgroup> ws: array<f32, ${FB * CB}>;
+// The chunk's pointwise weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
+var<workgroup> wsT: array<vec4<f32>, ${CB * FB4}>;
+
+/** Epilogue 2 and residual of output filter f (local fl) at output offset ob + f * HO * WO. */
+fn ep2(a: f32, f: u32, fl: u32, ob: u32) {
+  if (fl >= FB || f >= F) { return; }
+  let o = ob + f * HO * WO;
+  var v = act2(a${hasB2 ? ' + b2[f]' : ''});
+  ${hasRes ? 'v += res[o];' : ''}
+  out[o] = v;
+}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -95,40 +114,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let iy0 = i32(oy0 * SH) - PT;
   let ix0 = i32(ox0 * SW) - PL;
 
-  var acc: array<f32, OPT>;
+  var acc: array<vec4<f32>, ${RP * FB4}>;
   for (var c0 = 0u; c0 < C; c0 += CB) {
-    // Stage the input tile of this channel chunk (zero outside the image: the depthwise padding).
-    for (var e = li; e < CB * IHW; e += T) {
-      let c = c0 + e / IHW;
-      let iy = iy0 + i32((e % IHW) / IW);
-      let ix = ix0 + i32(e % IW);
-      var v = 0.0;
-      if (c < C && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) {
-        v = x[((n * C + c) * H + u32(iy)) * W + u32(ix)];
+    for (var e = li; e < CB * FB4; e += T) {
+      let c = c0 + e / FB4;
+      let fq = f0 + (e % FB4) * 4u;
+      var v = vec4<f32>(0.0);
+      if (c < C) {
+        for (var j = 0u; j < 4u; j++) { if (fq + j < F) { v[j] = w2[(fq + j) * C + c]; } }
       }
-      xs[e] = v;
+      wsT[e] = v;
     }
-    for (var e = li; e < FB * CB; e += T) {
-      let f = f0 + e / CB;
-      let c = c0 + e % CB;
-      var v = 0.0;
-      if (f < F && c < C) { v = w2[f * C + c]; }
-      ws[e] = v;
-    }
-    workgroupBarrier();
-    // Depthwise layer for the chunk, epilogue 1, into workgroup memory.
+    // Depthwise layer for the chunk (x read from global memory: the KHxKW windows of neighbouring threads
+    // overlap in L1), epilogue 1, into workgroup memory. Zero outside the image: the depthwise padding.
     for (var e = li; e < CB * THW; e += T) {
-      let cl = e / THW;
-      let c = c0 + cl;
+      let c = c0 + e / THW;
       let oy = (e % THW) / TW;
       let ox = e % TW;
       var v = 0.0;
-      if (c < C) {
+      if (c < C && oy0 + oy < HO && ox0 + ox < WO) {
         var s = 0.0;
-        let base = cl * IHW + oy * SH * IW + ox * SW;
+        let xc = (n * C + c) * H;
+        let ya = iy0 + i32(oy * SH);
+        let xa = ix0 + i32(ox * SW);
         for (var kh = 0u; kh < KH; kh++) {
+          let iy = ya + i32(kh * DH);
+          if (iy < 0 || iy >= i32(H)) { continue; }
           for (var kw = 0u; kw < KW; kw++) {
-            s += xs[base + kh * DH * IW + kw * DW] * w1[(c * KH + kh) * KW + kw];
+            let ix = xa + i32(kw * DW);
+            if (ix >= 0 && ix < i32(W)) { s += x[(xc + u32(iy)) * W + u32(ix)] * w1[(c * KH + kh) * KW + kw]; }
           }
         }
         v = act1(s${hasB1 ? ' + b1[c]' : ''});
@@ -136,35 +150,37 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       mid[e] = v;
     }
     workgroupBarrier();
-    // Pointwise layer: accumulate this chunk's contribution.
-    for (var i = 0u; i < OPT; i++) {
-      let e = li + i * T;
-      if (e < FB * THW) {
-        let wrow = (e / THW) * CB;
-        let r = e % THW;
-        var s = acc[i];
-        for (var c = 0u; c < CB; c++) { s += ws[wrow + c] * mid[c * THW + r]; }
-        acc[i] = s;
+    // Pointwise layer: each thread owns RP positions x FB filters (channels past C have zero weights).
+    for (var q = 0u; q < RP; q++) {
+      let r = min(li + q * T, THW - 1u);
+      for (var c = 0u; c < CB; c++) {
+        let mv = mid[c * THW + r];
+        for (var f4 = 0u; f4 < FB4; f4++) { acc[q * FB4 + f4] += wsT[c * FB4 + f4] * mv; }
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < OPT; i++) {
-    let e = li + i * T;
-    let f = f0 + e / THW;
-    let y = oy0 + (e % THW) / TW;
-    let xo = ox0 + e % TW;
-    if (e < FB * THW && f < F && y < HO && xo < WO) {
-      let o = ((n * F + f) * HO + y) * WO + xo;
-      var v = act2(acc[i]${hasB2 ? ' + b2[f]' : ''});
-      ${hasRes ? 'v += res[o];' : ''}
-      out[o] = v;
+  // Accumulators read by constant component (.x .. .w) so that the compiler keeps them in registers.
+  for (var q = 0u; q < RP; q++) {
+    let r = li + q * T;
+    let y = oy0 + r / TW;
+    let xo = ox0 + r % TW;
+    if (r < THW && y < HO && xo < WO) {
+      let ob = (n * F * HO + y) * WO + xo;
+      for (var f4 = 0u; f4 < FB4; f4++) {
+        let a = acc[q * FB4 + f4];
+        let f = f0 + f4 * 4u;
+        ep2(a.x, f, f4 * 4u, ob);
+        ep2(a.y, f + 1u, f4 * 4u + 1u, ob);
+        ep2(a.z, f + 2u, f4 * 4u + 2u, ob);
+        ep2(a.w, f + 3u, f4 * 4u + 3u, ob);
+      }
     }
   }
 }
 `;
   const cacheKey = `FusedDwPw|x${N}x${C}x${H}x${W}|F${F}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}T${T}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}RP${RP}T${T}|dx${d.dispatchX}`;
   return {
     name: `FusedDwPw(${args.node.name})`,
     cacheKey,

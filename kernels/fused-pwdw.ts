@@ -9,18 +9,21 @@
 // applies epilogue 1 (bias, activation; zero where the position is the depthwise layer's padding), then runs the
 // depthwise convolution from `mid`, epilogue 2 and the residual. The intermediate never reaches global memory.
 //
-// Pointwise phase: input channels are staged in chunks of CK (x tile CK x IH x IW, weights FB x CK) and each
-// thread accumulates ceil(FB*IH*IW / T) intermediate values in registers.
+// Pointwise phase (issue 8, tuned on the H100): each thread owns RP = ceil(IH*IW / threads) halo positions and
+// all FB filters in registers (vec4 accumulators), walks every input channel reading x straight from global memory
+// (one load feeds FB FMAs; neighbouring threads read neighbouring columns) and the weights from workgroup memory,
+// staged CK channels at a time channel-major as vec4 (one broadcast load feeds 4*RP FMAs).
 //
 // Tiles: FB = tileFilters1 (falls back to tileFilters2), TH = tileH, TW = tileW, all clamped to the tensor first.
-// Clamping rule (clampTiles in fused-common.ts): while 4*(CK*IH*IW + FB*CK + FB*IH*IW) bytes exceed
-// maxComputeWorkgroupStorageSize, or a thread would hold more than maxRegsPerThread accumulators, halve CK down to
-// 4, then halve the largest of FB, TH, TW (ties in that order), then CK down to 1.
+// Clamping rule (clampTiles in fused-common.ts): while 4*(FB*IH*IW + CK*4*ceil(FB/4)) bytes exceed maxComputeWorkgroupStorageSize, or a
+// thread would hold more than maxRegsPerThread accumulators (RP*4*ceil(FB/4)), halve the largest of FB, TH, TW (ties in that
+// order). Then, while there are fewer than minWorkgroups workgroups, halve FB down to 4, then TH and TW down to 4
+// (splitForParallelism).
 
 import type { KernelProgram } from './program.js';
 import {
   type FusedKernelArgs, bindings, ceilDiv, checkOutput, clampTiles, constsU32, convOut, dwGeometry, epilogue,
-  expectShape, layoutDispatch, maxRegsPerThread, present, shape, threadCap, threadsFor, tileAttr, where,
+  expectShape, layoutDispatch, maxRegsPerThread, present, shape, splitForParallelism, threadCap, threadsFor, tileAttr, where,
 } from './fused-common.js';
 import { invalid } from '../src/errors.js';
 
@@ -46,17 +49,24 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   const fb = { name: 'FB', value: Math.min(M, tileAttr(a, 'tileFilters1', tileAttr(a, 'tileFilters2', 16, w), w)), min: 1 };
   const th = { name: 'TH', value: Math.min(HO, tileAttr(a, 'tileH', 8, w)), min: 1 };
   const tw = { name: 'TW', value: Math.min(WO, tileAttr(a, 'tileW', 8, w)), min: 1 };
-  const ck = { name: 'CK', value: Math.min(C, 16), min: 1 };
   const cap = threadCap(args.limits);
   const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  const floats = () => ck.value * ih() * iw() + fb.value * ck.value + fb.value * ih() * iw();
-  clampTiles([ck], [fb, th, tw],
-    () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && ceilDiv(fb.value * ih() * iw(), cap) <= maxRegsPerThread,
-    w, () => `FB=${fb.value} TH=${th.value} TW=${tw.value} CK=${ck.value}, ${floats() * 4} bytes`);
-  const FB = fb.value, TH = th.value, TW = tw.value, CK = ck.value, IH = ih(), IW = iw();
-  const T = threadsFor(Math.max(FB * IH * IW, FB * TH * TW, CK * IH * IW), cap);
-  const EPT = ceilDiv(FB * IH * IW, T);
+  const CK = Math.min(C, 32);
+  const fb4 = () => ceilDiv(fb.value, 4);
+  const floats = () => fb.value * ih() * iw() + CK * fb4() * 4;
+  // Each thread owns RP = ceil(IH*IW / threads) halo positions x FB filters (padded to a multiple of 4) of accumulators.
+  clampTiles([], [fb, th, tw],
+    () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && ceilDiv(ih() * iw(), cap) * fb4() * 4 <= maxRegsPerThread,
+    w, () => `FB=${fb.value} TH=${th.value} TW=${tw.value}, ${floats() * 4} bytes`);
+  const count = () => N * ceilDiv(M, fb.value) * ceilDiv(HO, th.value) * ceilDiv(WO, tw.value);
+  // Enough workgroups for the GPU: fewer filters per tile first (no redundant work), then smaller spatial tiles.
+  splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 4) })], count);
+  splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
+  const FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw();
+  const T = threadsFor(IH * IW, cap);
+  const RP = ceilDiv(IH * IW, T);
+  const FB4 = ceilDiv(FB, 4);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
   const d = layoutDispatch(total, args.limits, w);
@@ -69,7 +79,7 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
 ${bindings(used)}
 ${constsU32({
     N, C, H, W, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw,
-    FB, TH, TW, CK, IH, IW, T, EPT, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
+    FB, FB4, CK, TH, TW, IH, IW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
   })}
 const PT: i32 = ${g.pt};
 const PL: i32 = ${g.pl};
@@ -77,9 +87,19 @@ const IHW: u32 = IH * IW;
 ${act1.fn}
 ${act2.fn}
 
-var<workgroup> xs: array<f32, ${CK * IH * IW}>;
-var<workgroup> ws: array<f32, ${FB * CK}>;
 var<workgroup> mid: array<f32, ${FB * IH * IW}>;
+// The chunk's first-layer weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
+var<workgroup> wsT: array<vec4<f32>, ${CK * FB4}>;
+
+var<private> f0: u32;
+
+/** Epilogue 1 of intermediate channel f0 + fl at halo position r (0 in the padding and past M). */
+fn ep1(a: f32, fl: u32, r: u32, inside: f32) {
+  if (fl >= FB) { return; }
+  var v = 0.0;
+  if (f0 + fl < M && inside > 0.0) { v = act1(a${hasB1 ? ' + b1[f0 + fl]' : ''}); }
+  mid[fl * IHW + r] = v;
+}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -87,7 +107,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (g >= TOTAL) { return; }
   let tx = g % TILES_X;
   let ty = (g / TILES_X) % TILES_Y;
-  let f0 = ((g / (TILES_X * TILES_Y)) % BLOCKS) * FB;
+  f0 = ((g / (TILES_X * TILES_Y)) % BLOCKS) * FB;
   let n = g / (TILES_X * TILES_Y * BLOCKS);
   let oy0 = ty * TH;
   let ox0 = tx * TW;
@@ -95,51 +115,53 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let iy0 = i32(oy0 * SH) - PT;
   let ix0 = i32(ox0 * SW) - PL;
 
-  // Pointwise layer over the tile and its halo, input channels in chunks of CK.
-  var acc: array<f32, EPT>;
+  // Pointwise layer over the tile and its halo: each thread owns RP halo positions and all FB filters, reads x
+  // straight from global memory (one load feeds FB FMAs) and the weights at workgroup-uniform addresses.
+  var off: array<u32, RP>;
+  var inside: array<f32, RP>;
+  for (var q = 0u; q < RP; q++) {
+    let r = li + q * T;
+    let iy = iy0 + i32(r / IW);
+    let ix = ix0 + i32(r % IW);
+    let ok = r < IHW && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W);
+    off[q] = select(0u, u32(iy) * W + u32(ix), ok);
+    inside[q] = select(0.0, 1.0, ok);
+  }
+  var acc: array<vec4<f32>, ${RP * FB4}>;
   for (var c0 = 0u; c0 < C; c0 += CK) {
-    for (var e = li; e < CK * IHW; e += T) {
-      let c = c0 + e / IHW;
-      let iy = iy0 + i32((e % IHW) / IW);
-      let ix = ix0 + i32(e % IW);
-      var v = 0.0;
-      if (c < C && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) {
-        v = x[((n * C + c) * H + u32(iy)) * W + u32(ix)];
+    for (var e = li; e < CK * FB4; e += T) {
+      let cl = e / FB4;
+      let c = min(c0 + cl, C - 1u);
+      let fq = f0 + (e % FB4) * 4u;
+      var v = vec4<f32>(0.0);
+      if (c0 + cl < C) {
+        for (var j = 0u; j < 4u; j++) { if (fq + j < M) { v[j] = w1[(fq + j) * C + c]; } }
       }
-      xs[e] = v;
-    }
-    for (var e = li; e < FB * CK; e += T) {
-      let f = f0 + e / CK;
-      let c = c0 + e % CK;
-      var v = 0.0;
-      if (f < M && c < C) { v = w1[f * C + c]; }
-      ws[e] = v;
+      wsT[e] = v;
     }
     workgroupBarrier();
-    for (var i = 0u; i < EPT; i++) {
-      let e = li + i * T;
-      if (e < FB * IHW) {
-        let wrow = (e / IHW) * CK;
-        let r = e % IHW;
-        var s = acc[i];
-        for (var c = 0u; c < CK; c++) { s += ws[wrow + c] * xs[c * IHW + r]; }
-        acc[i] = s;
+    for (var cl = 0u; cl < CK; cl++) {
+      let xb = (n * C + min(c0 + cl, C - 1u)) * H * W;
+      for (var q = 0u; q < RP; q++) {
+        let xv = x[xb + off[q]];
+        for (var f4 = 0u; f4 < FB4; f4++) { acc[q * FB4 + f4] += wsT[cl * FB4 + f4] * xv; }
       }
     }
     workgroupBarrier();
   }
-  // Epilogue 1. Positions outside the image are the depthwise layer's zero padding, not act(bias).
-  for (var i = 0u; i < EPT; i++) {
-    let e = li + i * T;
-    if (e < FB * IHW) {
-      let f = f0 + e / IHW;
-      let iy = iy0 + i32((e % IHW) / IW);
-      let ix = ix0 + i32(e % IW);
-      var v = 0.0;
-      if (f < M && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) {
-        v = act1(acc[i]${hasB1 ? ' + b1[f]' : ''});
+  // Epilogue 1. Positions outside the image are the depthwise layer's zero padding, not act(bias). Accumulators
+  // are read by constant component (.x .. .w) so that the compiler keeps them in registers.
+  for (var q = 0u; q < RP; q++) {
+    let r = li + q * T;
+    if (r < IHW) {
+      for (var f4 = 0u; f4 < FB4; f4++) {
+        let a = acc[q * FB4 + f4];
+        let fl = f4 * 4u;
+        ep1(a.x, fl, r, inside[q]);
+        ep1(a.y, fl + 1u, r, inside[q]);
+        ep1(a.z, fl + 2u, r, inside[q]);
+        ep1(a.w, fl + 3u, r, inside[q]);
       }
-      mid[e] = v;
     }
   }
   workgroupBarrier();
@@ -169,7 +191,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 `;
   const cacheKey = `FusedPwDw|x${N}x${C}x${H}x${W}|M${M}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}CK${CK}T${T}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}|dx${d.dispatchX}`;
   return {
     name: `FusedPwDw(${args.node.name})`,
     cacheKey,

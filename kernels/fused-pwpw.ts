@@ -47,6 +47,7 @@ export function fusedPwPw(args: FusedKernelArgs): KernelProgram {
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
 
   const HW = H * W;
+  if (HW === 1) return fusedPwPwVector(args, { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 });
   const mb = { name: 'MB', value: Math.min(M, tileAttr(a, 'tileFilters1', 32, w)), min: 1 };
   const fb = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 32, w)), min: 1 };
   const p = { name: 'P', value: Math.min(HW, tileAttr(a, 'tileH', 8, w) * tileAttr(a, 'tileW', 8, w)), min: 1 };
@@ -178,5 +179,99 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     outputs: 1,
     uniforms: [],
     workgroupStorageBytes: floats() * 4,
+  };
+}
+
+/**
+ * PW-PW on 1x1 maps (squeeze-excite: pool -> conv -> act -> conv -> gate), issue 8. The tiled kernel above gives
+ * one pixel per workgroup and leaves almost every thread idle while each walks long dot products. Here a workgroup
+ * owns one image and FB output filters: it computes the whole intermediate (M dot products of length C, KS1 threads
+ * each: a warp reads a weight row contiguously, then a tree reduction) into workgroup memory, then its FB outputs
+ * (dot products of length M, KS2 threads each). Workgroups of the same image recompute the intermediate: the
+ * paper's redundant computation, here M*C FMAs per workgroup, small next to a second dispatch on these shapes.
+ */
+function fusedPwPwVector(args: FusedKernelArgs, k: {
+  N: number; C: number; M: number; F: number; hasB1: boolean; hasB2: boolean; hasRes: boolean;
+  act1: { fn: string; key: string }; act2: { fn: string; key: string };
+}): KernelProgram {
+  const w = where(args);
+  const { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 } = k;
+  const T = Math.min(256, threadCap(args.limits));
+  const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
+  const KS1 = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(C / 4))));
+  const KS2 = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(M / 4))));
+  const R1 = T / KS1, R2 = T / KS2;
+  const FB = Math.min(F, 4 * R2);
+  const blocks = ceilDiv(F, FB);
+  const total = N * blocks;
+  const d = layoutDispatch(total, args.limits, w);
+  const bytes = 4 * (T + M);
+  if (bytes > args.limits.maxComputeWorkgroupStorageSize) throw unsupported(w, `FusedPwPw on a 1x1 map needs ${bytes} bytes of workgroup storage`);
+  const used = [
+    { index: 0, name: 'x' }, { index: 1, name: 'w1' }, ...(hasB1 ? [{ index: 2, name: 'b1' }] : []),
+    { index: 3, name: 'w2' }, ...(hasB2 ? [{ index: 4, name: 'b2' }] : []), ...(hasRes ? [{ index: 5, name: 'res' }] : []),
+  ];
+  const wgsl = `
+${bindings(used)}
+${constsU32({ C, M, F, T, KS1, KS2, R1, R2, FB, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${act1.fn}
+${act2.fn}
+
+var<workgroup> part: array<f32, ${T}>;
+var<workgroup> mid: array<f32, ${M}>;
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // No early return before the barriers: every thread reaches them; out-of-range work is masked.
+  let g = min(wid.x + wid.y * DISPATCH_X, TOTAL - 1u);
+  let f0 = (g % BLOCKS) * FB;
+  let n = g / BLOCKS;
+  // First layer: R1 intermediate channels at a time, KS1 threads per dot product.
+  for (var m0 = 0u; m0 < M; m0 += R1) {
+    let m = m0 + li / KS1;
+    let ks = li % KS1;
+    var s = 0.0;
+    if (m < M) { for (var c = ks; c < C; c += KS1) { s += w1[m * C + c] * x[n * C + c]; } }
+    part[li] = s;
+    workgroupBarrier();
+    for (var h = KS1 / 2u; h > 0u; h /= 2u) {
+      if (ks < h) { part[li] += part[li + h]; }
+      workgroupBarrier();
+    }
+    if (ks == 0u && m < M) { mid[m] = act1(part[li]${hasB1 ? ' + b1[m]' : ''}); }
+    workgroupBarrier();
+  }
+  // Second layer: R2 outputs at a time, KS2 threads per dot product over the intermediate.
+  for (var r0 = 0u; r0 < FB; r0 += R2) {
+    let f = f0 + r0 + li / KS2;
+    let ks = li % KS2;
+    var s = 0.0;
+    if (f < F && r0 + li / KS2 < FB) { for (var m = ks; m < M; m += KS2) { s += w2[f * M + m] * mid[m]; } }
+    part[li] = s;
+    workgroupBarrier();
+    for (var h = KS2 / 2u; h > 0u; h /= 2u) {
+      if (ks < h) { part[li] += part[li + h]; }
+      workgroupBarrier();
+    }
+    if (ks == 0u && f < F && r0 + li / KS2 < FB && wid.x + wid.y * DISPATCH_X < TOTAL) {
+      let o = n * F + f;
+      var v = act2(part[li]${hasB2 ? ' + b2[f]' : ''});
+      ${hasRes ? 'v += res[o];' : ''}
+      out[o] = v;
+    }
+    workgroupBarrier();
+  }
+}
+`;
+  return {
+    name: `FusedPwPw(${args.node.name})`,
+    cacheKey: `FusedPwPw1x1|N${N}C${C}M${M}F${F}|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|T${T}KS${KS1},${KS2}FB${FB}|dx${d.dispatchX}`,
+    wgsl,
+    workgroupSize: [T, 1, 1],
+    dispatch: d.dispatch,
+    inputs: used.map((u) => u.index),
+    outputs: 1,
+    uniforms: [],
+    workgroupStorageBytes: bytes,
   };
 }

@@ -5,6 +5,7 @@
 import type { KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import { broadcastShapes } from './binary.js';
+import { chooseDot, dotSplitK } from './pointwise.js';
 import {
   type KernelArgs, bindings, cacheKey, coords, f32, flatDispatch, hasInput, inShape, intAttr, nodeEpilogue, numAttr, offset,
   outShape, sameShape, size, u32, where,
@@ -31,6 +32,14 @@ export function gemm(args: KernelArgs): KernelProgram {
     if (!bc || !sameShape(bc, [M, N])) throw invalid(w, `C [${c.join(',')}] does not broadcast to [${M},${N}]`);
   }
   const act = nodeEpilogue(at, w);
+  // Classifier heads (x [M,K] times a [N,K] weight, bias [N]) are a pointwise layer with one position: the
+  // split-K kernel spreads the long dot products over the GPU instead of one serial loop per output.
+  const biasRow = hasC && (sameShape(c, [N]) || sameShape(c, [1, N]));
+  if (!transA && transB && alpha === 1 && (!hasC || (beta === 1 && biasRow))) {
+    const dot = { N: M, C: K, F: N, P: 1, hasBias: hasC, hasRes: false, act };
+    const ch = chooseDot(dot, args.limits);
+    if (ch.kind === 'splitK') return dotSplitK(dot, ch.ks, hasC ? ['x', 'w', 'b'] : ['x', 'w'], hasC ? [0, 1, 2] : [0, 1], args.limits, w, 'Gemm', 'gemm');
+  }
   const total = M * N;
   const d = flatDispatch(total, args.limits, w);
   const aIdx = transA ? `k * ${u32(M)} + m` : `m * ${u32(K)} + k`;

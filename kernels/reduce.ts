@@ -5,7 +5,7 @@ import type { KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import {
   type KernelArgs, bindings, cacheKey, coords, f32, flatDispatch, inShape, intAttr, intsAttr, normAxis, offset, outShape,
-  sameShape, size, u32, where,
+  layoutWorkgroups, sameShape, size, u32, where,
 } from './shader.js';
 
 export function reduceMean(args: KernelArgs): KernelProgram {
@@ -32,6 +32,9 @@ export function reduceMean(args: KernelArgs): KernelProgram {
   const R = size(rShape);
   if (R === 0) throw invalid(w, 'mean over an empty axis');
   const total = size(o);
+  // GlobalAveragePool over 7x7 .. 56x56 maps (squeeze-excite, heads): one workgroup of 64 threads per channel,
+  // strided partial sums then a tree reduction, instead of one thread walking the whole map (issue 8).
+  if (op === 'GlobalAveragePool' && R >= 32) return poolRows(total, R, x, args, w);
   const d = flatDispatch(total, args.limits, w);
   // Input coordinate k: the output's for kept axes, the loop's for reduced ones.
   const sortedAxes = axes.slice().sort((p, q) => p - q);
@@ -61,5 +64,35 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     outputs: 1,
     uniforms: [],
     workgroupStorageBytes: 0,
+  };
+}
+
+function poolRows(rows: number, R: number, x: readonly number[], args: KernelArgs, w: string): KernelProgram {
+  const T = 64;
+  const d = layoutWorkgroups(rows, args.limits, w);
+  const wgsl = `
+${bindings(['x'])}
+var<workgroup> part: array<f32, ${T}>;
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let row = wid.x + wid.y * ${u32(d.dispatchX)};
+  // Uniform per workgroup: returning here cannot split a barrier.
+  if (row >= ${u32(rows)}) { return; }
+  var s = 0.0;
+  for (var j = li; j < ${u32(R)}; j += ${u32(T)}) { s += x[row * ${u32(R)} + j]; }
+  part[li] = s;
+  workgroupBarrier();
+  for (var h = ${u32(T / 2)}; h > 0u; h /= 2u) {
+    if (li < h) { part[li] += part[li + h]; }
+    workgroupBarrier();
+  }
+  if (li == 0u) { out[row] = part[0] / ${f32(R, w)}; }
+}
+`;
+  return {
+    name: 'GlobalAveragePool',
+    cacheKey: cacheKey('globalAveragePoolRows', x, T, `dx${d.dispatchX}`),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 4 * T,
   };
 }

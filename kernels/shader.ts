@@ -274,7 +274,10 @@ export function activationFn(fnName: string, act: string, p: readonly number[], 
     case 'Tanh': body = 'tanh(clamp(v, -10.0, 10.0))'; break;
     default: throw unsupported(w, `activation '${act}' is not supported`);
   }
-  return `fn ${fnName}(v: f32) -> f32 { return ${body}; }`;
+  // NaN passes through as in onnxruntime: WGSL's max/min/clamp may return the other operand for a NaN (lavapipe
+  // does), turning NaN inputs into finite outputs. Tested on the bits: compilers may fold `v != v` to false.
+  if (body === 'v') return `fn ${fnName}(v: f32) -> f32 { return v; }`;
+  return `fn ${fnName}(v: f32) -> f32 { return select(${body}, v, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u); }`;
 }
 
 export interface Epilogue {

@@ -36,7 +36,9 @@ let current: Promise<GpuContext> | undefined;
 async function open(): Promise<GpuContext> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   Object.assign(globalThis, globals);
-  gpu ??= create([]);
+  // Dawn quantizes timestamps to 65.5 us unless told not to (its `timestamp_quantization` toggle, which
+  // only turns off with allow_unsafe_apis): per-kernel profiles need the raw ticks.
+  gpu ??= create(['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization']);
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -88,7 +90,13 @@ export function acquireGpu(): Promise<GpuContext> {
     current = open();
     current.catch(() => { current = undefined; });
   }
-  return current;
+  // A lost device is never handed out again, even before its lost handler has cleared `current`.
+  const p = current;
+  return p.then((c) => {
+    if (!c.lost) return c;
+    if (current === p) current = undefined;
+    return acquireGpu();
+  });
 }
 
 /** Destroys the shared device (tests' `after`, the CLI before exiting) so the process can exit. */

@@ -13,6 +13,8 @@ import { toDag } from '../../converters/dag.js';
 import { planFusion } from '../planner/index.js';
 import { loadHw } from '../planner/hw.js';
 import { fuseEpilogues } from '../rewrite/epilogues.js';
+import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js';
+import { prepareGraph } from '../graph/prepare.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { type Compiled, compileGraph } from './compile.js';
 import { type GpuContext, acquireGpu } from './device.js';
@@ -71,6 +73,11 @@ export interface Session {
   run(feeds: Record<string, Float32Array>): Promise<RunResult>;
   /** Per-node GPU time (timestamp queries where the adapter has them, else per-node wall time). */
   profile(feeds?: Record<string, Float32Array>): Promise<Profile>;
+  /**
+   * GPU time (ms) of one inference's single compute pass, from timestamp queries at its start and end: what
+   * run() costs on the GPU without submission and read-back. Exit 3 when the adapter has no timestamp queries.
+   */
+  passGpuMs(feeds?: Record<string, Float32Array>): Promise<number>;
   stats(): SessionStats;
   dispose(): void;
 }
@@ -81,7 +88,9 @@ const isGraph = (m: ModelInput): m is Graph => typeof m === 'object' && !(m inst
 
 /** The graph the executor runs for these options: epilogues folded, and fused modules for 'auto' or a Plan. */
 export async function prepareForRun(model: ModelInput, options: SessionOptions, gpu?: () => Promise<GpuContext>): Promise<Graph> {
-  const g = isGraph(model) ? model : await loadModel(model, { batch: options.batch, inputShapes: options.inputShapes });
+  const g0 = isGraph(model) ? model : await loadModel(model, { batch: options.batch, inputShapes: options.inputShapes });
+  // The kernels are float: quantized (TFLite int8) graphs run with dequantized weights and activations.
+  const g = isQuantizedGraph(g0) ? prepareGraph(dequantizeGraph(g0)) : g0;
   const plan = options.plan ?? 'auto';
   if (plan === 'unfused') return fuseEpilogues(g);
   if (plan !== 'auto') return applyPlan(g, plan);
@@ -141,7 +150,14 @@ async function scoped<T>(ctx: GpuContext, what: string, f: () => T | Promise<T>)
   } catch (e) {
     thrown = e;
   }
-  const errs = [await d.popErrorScope(), await d.popErrorScope(), await d.popErrorScope()].filter((e) => e);
+  // Popped together (one round trip to Dawn instead of three), innermost first.
+  const errs = await Promise.all([d.popErrorScope(), d.popErrorScope(), d.popErrorScope()]);
+  return settle(ctx, what, errs, r, thrown);
+}
+
+/** The result of a scoped GPU operation, or the FcmError its error scopes or exception call for. */
+function settle<T>(ctx: GpuContext, what: string, scopes: (GPUError | null)[], r: T | undefined, thrown: unknown): T {
+  const errs = scopes.filter((e) => e);
   if (ctx.lost) throw gpuFailure('WebGPU', `${what}: the device was lost (${ctx.lost})`);
   if (errs.length) {
     const kind = errs[0] instanceof GPUOutOfMemoryError ? 'out of memory' : errs[0] instanceof GPUValidationError ? 'validation error' : 'internal error';
@@ -167,6 +183,7 @@ class GpuSession implements Session {
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
   private profiling?: { querySet: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer };
+  private passQuery?: { querySet: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer };
 
   private constructor(private readonly ctx: GpuContext, private readonly compiled: Compiled) {
     const g = compiled.graph;
@@ -271,25 +288,45 @@ class GpuSession implements Session {
 
   async run(feeds: Record<string, Float32Array>): Promise<RunResult> {
     this.checkFeeds(feeds);
-    return this.serial(() => scoped(this.ctx, `${this.graph.source}: run`, async () => {
-      const d = this.ctx.device;
-      this.writeFeeds(feeds);
-      const enc = d.createCommandEncoder();
-      if (this.dispatches.length) {
-        const pass = enc.beginComputePass();
-        for (const x of this.dispatches) {
-          pass.setPipeline(x.pipeline);
-          pass.setBindGroup(0, x.bindGroup);
-          pass.dispatchWorkgroups(...x.size);
+    return this.serial(async () => {
+      const ctx = this.ctx, d = ctx.device, what = `${this.graph.source}: run`;
+      if (ctx.lost) throw gpuFailure('WebGPU', `${what}: the device was lost (${ctx.lost})`);
+      // Error scopes as in scoped(), but popped right after submit so that their answer and the read-back's
+      // mapping arrive in the same round trip (issue 8: host overhead per inference).
+      d.pushErrorScope('internal');
+      d.pushErrorScope('out-of-memory');
+      d.pushErrorScope('validation');
+      let thrown: unknown;
+      try {
+        this.writeFeeds(feeds);
+        const enc = d.createCommandEncoder();
+        if (this.dispatches.length) {
+          const pass = enc.beginComputePass();
+          for (const x of this.dispatches) {
+            pass.setPipeline(x.pipeline);
+            pass.setBindGroup(0, x.bindGroup);
+            pass.dispatchWorkgroups(...x.size);
+          }
+          pass.end();
         }
-        pass.end();
+        for (const r of this.readBack) enc.copyBufferToBuffer(r.src, 0, r.staging, 0, r.staging.size);
+        d.queue.submit([enc.finish()]);
+      } catch (e) {
+        thrown = e;
       }
-      for (const r of this.readBack) enc.copyBufferToBuffer(r.src, 0, r.staging, 0, r.staging.size);
-      d.queue.submit([enc.finish()]);
-      const out = await this.collect();
+      const pops = Promise.all([d.popErrorScope(), d.popErrorScope(), d.popErrorScope()]);
+      let out: RunResult | undefined;
+      if (thrown === undefined) {
+        try {
+          out = await this.collect();
+        } catch (e) {
+          thrown = e;
+        }
+      }
+      const r = settle(ctx, what, await pops, out, thrown);
       this.counters.runs++;
-      return out;
-    }));
+      return r;
+    });
   }
 
   private async collect(): Promise<RunResult> {
@@ -324,6 +361,36 @@ class GpuSession implements Session {
         totalMs: nodes.reduce((a, n) => a + n.ms, 0),
         nodes,
       };
+    }));
+  }
+
+  async passGpuMs(feeds?: Record<string, Float32Array>): Promise<number> {
+    if (feeds) this.checkFeeds(feeds);
+    if (!this.ctx.timestamps) throw unsupported(this.graph.source, 'the adapter has no timestamp queries');
+    return this.serial(() => scoped(this.ctx, `${this.graph.source}: timing a pass`, async () => {
+      if (feeds) this.writeFeeds(feeds);
+      const d = this.ctx.device;
+      this.passQuery ??= {
+        querySet: d.createQuerySet({ type: 'timestamp', count: 2 }),
+        resolve: this.buffer(16, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'pass timestamps'),
+        read: this.buffer(16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'pass timestamps read'),
+      };
+      const q = this.passQuery;
+      const enc = d.createCommandEncoder();
+      const pass = enc.beginComputePass({ timestampWrites: { querySet: q.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+      for (const x of this.dispatches) {
+        pass.setPipeline(x.pipeline);
+        pass.setBindGroup(0, x.bindGroup);
+        pass.dispatchWorkgroups(...x.size);
+      }
+      pass.end();
+      enc.resolveQuerySet(q.querySet, 0, 2, q.resolve, 0);
+      enc.copyBufferToBuffer(q.resolve, 0, q.read, 0, 16);
+      d.queue.submit([enc.finish()]);
+      await q.read.mapAsync(GPUMapMode.READ);
+      const ts = new BigUint64Array(q.read.getMappedRange(0, 16).slice(0));
+      q.read.unmap();
+      return ts[1] > ts[0] ? Number(ts[1] - ts[0]) / 1e6 : 0;
     }));
   }
 
@@ -401,6 +468,7 @@ class GpuSession implements Session {
     this.disposed = true;
     for (const b of this.owned) b.destroy();
     this.profiling?.querySet.destroy();
+    this.passQuery?.querySet.destroy();
     this.owned.length = 0;
     this.tensorBuffer.clear();
   }

@@ -54,6 +54,13 @@ const cases: ConvCase[] = [
   // pointwise with register tiles RF=2, RP=4 and partial tiles at both edges
   { n: 1, c: 40, h: 13, w: 11, f: 70, k: [1, 1], act: 'HardSwish', expect: 'pw' },
   { n: 1, c: 3, h: 2, w: 3, f: 600, k: [1, 1], bias: true, act: 'Sigmoid', expect: 'pw' },
+  // pointwise vec4 kernel (P % 4 == 0, enough threads): one filter per thread, and 8 filters per thread
+  { n: 2, c: 6, h: 64, w: 64, f: 8, k: [1, 1], bias: true, residual: true, act: 'Relu', expect: 'pw' },
+  { n: 1, c: 5, h: 128, w: 128, f: 64, k: [1, 1], bias: true, act: 'HardSwish', expect: 'pw' },
+  // vec4 kernel with weights staged in workgroup memory (4 filters per thread), channels past one 32-chunk
+  { n: 2, c: 40, h: 64, w: 64, f: 64, k: [1, 1], bias: true, residual: true, act: 'Clip', params: [0, 6], expect: 'pw' },
+  // pointwise split-K with 16 threads per output, channel-major (1x1 spatial, squeeze-excite / GEMV shape)
+  { n: 2, c: 300, h: 1, w: 1, f: 19, k: [1, 1], bias: true, act: 'Relu', expect: 'pw' },
   // depthwise: K 3/5/7, stride 1/2, symmetric and asymmetric pads, dilation
   { n: 1, c: 6, h: 9, w: 9, f: 6, k: [3, 3], pads: [1, 1, 1, 1], group: 6, bias: true, act: 'Relu', expect: 'dw' },
   { n: 2, c: 5, h: 11, w: 8, f: 5, k: [3, 3], stride: 2, pads: [0, 0, 1, 1], group: 5, bias: true, residual: false, act: 'Clip', params: [0, 6], expect: 'dw' },
@@ -84,4 +91,16 @@ test('a conv whose weights do not match its input is refused with the node named
     inputs: [{ data: new Float32Array(2 * 4 * 4), shape: [1, 2, 4, 4] }, { data: new Float32Array(4 * 3 * 9), shape: [4, 3, 3, 3] }],
     outputShapes: [[1, 4, 2, 2]],
   }), /conv_test.*weights \[4,3,3,3\] do not match 2 input channels/);
+});
+
+test('pointwise kernel choice: the cases above reach the vec4 (staged and global weights) and split-K kernels', async () => {
+  const { chooseDot } = await import('../../kernels/pointwise.js');
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+  const g = (N: number, C: number, F: number, P: number) => ({ N, C, F, P, hasBias: true, hasRes: false, act: { fn: '', key: '' } });
+  assert.deepEqual(chooseDot(g(2, 40, 64, 4096), limits), { kind: 'vec4', rf: 4, threads: 128 });
+  assert.deepEqual(chooseDot(g(1, 5, 64, 16384), limits), { kind: 'vec4', rf: 8, threads: 128 });
+  assert.deepEqual(chooseDot(g(2, 6, 8, 4096), limits), { kind: 'vec4', rf: 1, threads: 128 });
+  assert.deepEqual(chooseDot(g(2, 300, 19, 1), limits), { kind: 'splitK', ks: 32 });
+  // Odd spatial sizes cannot use vec4 loads.
+  assert.equal(chooseDot(g(1, 40, 70, 143), limits).kind, 'splitK');
 });

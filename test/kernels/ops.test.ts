@@ -51,6 +51,12 @@ test('GlobalAveragePool, batch 2, odd spatial', async () => {
   assertClose(got, reduceMeanRef(x.data, x.shape, [2, 3]), 'gap');
 });
 
+test('GlobalAveragePool over larger maps (workgroup-per-channel reduction), batch 2', async () => {
+  const x = rnd([2, 5, 9, 11]);
+  const [got] = await runLayer({ op: 'GlobalAveragePool', inputs: [x], outputShapes: [[2, 5, 1, 1]] });
+  assertClose(got, reduceMeanRef(x.data, x.shape, [2, 3]), 'gap 9x11');
+});
+
 for (const [axes, keep, out] of [[[1], 0, [2, 7, 3]], [[2, 3], 1, [2, 5, 1, 1]], [[0, 2], 1, [1, 5, 1, 3]], [[], 0, []]] as [number[], number, number[]][]) {
   test(`ReduceMean axes [${axes}] keepdims ${keep}`, async () => {
     const x = rnd([2, 5, 7, 3]);
