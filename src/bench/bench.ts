@@ -27,6 +27,8 @@ export interface BenchOptions {
   batch?: number;
   runs?: number;
   warmup?: number;
+  /** ImportOptions.maxMemory for loading the model (default 4 GiB). */
+  maxMemory?: number;
   /** Called after each run (warm-up included) with (done, total). */
   onProgress?: (done: number, total: number) => void;
   /** The runtime's createSession (default: src/runtime's); tests give their own. */
@@ -87,8 +89,11 @@ export async function timeContestants(contestants: readonly Contestant[], runs: 
   const total = (runs + warmup) * contestants.length;
   let done = 0;
   const times = contestants.map(() => [] as number[]);
+  // Each round starts with the next contestant: whoever runs right after another device user (onnxruntime's
+  // WebGPU provider has its own Vulkan device) pays for the switch, so no contestant may always be that one.
   for (let round = 0; round < warmup + runs; round++) {
-    for (let i = 0; i < contestants.length; i++) {
+    for (let k = 0; k < contestants.length; k++) {
+      const i = (round + k) % contestants.length;
       const t0 = performance.now();
       await contestants[i].run();
       const dt = performance.now() - t0;
@@ -221,7 +226,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0]] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw invalid(k, `expected an integer >= ${min}, got ${v}`);
   }
-  const graph = await loadModel(modelPath, { batch });
+  const graph = await loadModel(modelPath, { batch, maxMemory: opts.maxMemory });
   checkBatch(graph, batch);
   const adapter = await adapterSummary();
   const hwName = opts.hw ?? 'auto';

@@ -21,14 +21,18 @@ import { formatBench } from '../../src/bench/format.js';
 import { normalizeProfile, type CreateSessionOptions } from '../../src/bench/runtime.js';
 import { assertFcmAsync } from '../converters/onnx-helpers.js';
 
-test('timeContestants: warm-up untimed, runs interleaved, progress counted', async () => {
+test('timeContestants: warm-up untimed, runs interleaved with the order rotated each round, progress counted', async () => {
   const calls: string[] = [];
   const c = (name: string): Contestant => ({ name, run: async () => { calls.push(name); } });
   const progress: number[] = [];
-  const times = await timeContestants([c('a'), c('b')], 3, 2, (done, total) => { assert.equal(total, 10); progress.push(done); });
-  assert.deepEqual(calls, ['a', 'b', 'a', 'b', 'a', 'b', 'a', 'b', 'a', 'b']);
-  assert.deepEqual(progress, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-  assert.deepEqual(times.map((t) => t.length), [3, 3]);
+  const times = await timeContestants([c('a'), c('b'), c('c')], 3, 2, (done, total) => { assert.equal(total, 15); progress.push(done); });
+  assert.deepEqual(calls.join(''), 'abc' + 'bca' + 'cab' + 'abc' + 'bca');
+  assert.deepEqual(progress, Array.from({ length: 15 }, (_, i) => i + 1));
+  assert.deepEqual(times.map((t) => t.length), [3, 3, 3]);
+  // Each time lands in its own contestant's row.
+  const slow: Contestant = { name: 's', run: () => new Promise((r) => setTimeout(r, 20)) };
+  const [fast, slowTimes] = await timeContestants([c('f'), slow], 4, 0);
+  assert.ok(Math.min(...slowTimes) > Math.max(...fast));
   await assert.rejects(timeContestants([{ name: 'x', run: async () => { throw new Error('boom'); } }], 1, 0), /boom/);
 });
 
