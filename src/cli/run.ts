@@ -2,9 +2,11 @@
 // executor and writes its first output as .npy (float32, the layout the model declares).
 
 import { Command } from 'commander';
-import { invalid } from '../errors.js';
+import { FcmError, invalid } from '../errors.js';
 import { readNpy, writeNpy } from '../npy.js';
 import { createSession } from '../runtime/session.js';
+import { loadModel } from '../../converters/load.js';
+import { maxMemoryOption } from './options.js';
 import { releaseGpu } from '../runtime/device.js';
 
 export interface RunCliOptions {
@@ -12,12 +14,20 @@ export interface RunCliOptions {
   unfused?: boolean;
   input: string;
   output: string;
+  /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
+  maxMemory?: number;
 }
 
 export async function runModelFile(model: string, o: RunCliOptions): Promise<void> {
-  const x = await readNpy(o.input);
+  const x = await readNpy(o.input).catch((e: unknown) => {
+    // An integer .npy is the wrong input for the float32 model (exit 2), not an unsupported model.
+    if (e instanceof FcmError && e.kind === 'unsupported' && /: dtype '/.test(e.message)) throw new FcmError('invalid', `${e.message}; the model's input is float32`);
+    throw e;
+  });
   // The input's shape fixes symbolic dimensions (batch included).
-  const session = await createSession(model, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch: x.shape[0] });
+  // Imported here so that the memory budget applies (createSession takes the graph as it is).
+  const graph = await loadModel(model, { batch: x.shape[0], maxMemory: o.maxMemory });
+  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch: x.shape[0] });
   try {
     if (session.inputNames.length !== 1) {
       throw invalid(model, `the model has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); run takes one --input`);
@@ -44,6 +54,7 @@ export function register(program: Command): void {
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .requiredOption('--input <file>', 'input tensor (.npy, float32)')
     .requiredOption('--output <file>', 'where to write the first output (.npy, float32)')
+    .addOption(maxMemoryOption())
     .action(async (model: string, o: RunCliOptions) => {
       try {
         await runModelFile(model, o);
