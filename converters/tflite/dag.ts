@@ -41,16 +41,17 @@ export async function tfliteDagFromFile(input: string | Uint8Array, opts: Import
 
 function fusedActivation(op: Operator, code: number): ActivationFunctionType {
   const t = op.builtinOptionsType();
+  // A union type without its table reads as null: TFLite then takes the defaults (no fused activation).
   const get = () => {
     switch (t) {
-      case BuiltinOptions.Conv2DOptions: return (op.builtinOptions(new Conv2DOptions()) as Conv2DOptions).fusedActivationFunction();
-      case BuiltinOptions.DepthwiseConv2DOptions: return (op.builtinOptions(new DepthwiseConv2DOptions()) as DepthwiseConv2DOptions).fusedActivationFunction();
-      case BuiltinOptions.Pool2DOptions: return (op.builtinOptions(new Pool2DOptions()) as Pool2DOptions).fusedActivationFunction();
-      case BuiltinOptions.FullyConnectedOptions: return (op.builtinOptions(new FullyConnectedOptions()) as FullyConnectedOptions).fusedActivationFunction();
-      case BuiltinOptions.AddOptions: return (op.builtinOptions(new AddOptions()) as AddOptions).fusedActivationFunction();
-      case BuiltinOptions.SubOptions: return (op.builtinOptions(new SubOptions()) as SubOptions).fusedActivationFunction();
-      case BuiltinOptions.MulOptions: return (op.builtinOptions(new MulOptions()) as MulOptions).fusedActivationFunction();
-      case BuiltinOptions.ConcatenationOptions: return (op.builtinOptions(new ConcatenationOptions()) as ConcatenationOptions).fusedActivationFunction();
+      case BuiltinOptions.Conv2DOptions: return (op.builtinOptions(new Conv2DOptions()) as Conv2DOptions | null)?.fusedActivationFunction() ?? ActivationFunctionType.NONE;
+      case BuiltinOptions.DepthwiseConv2DOptions: return (op.builtinOptions(new DepthwiseConv2DOptions()) as DepthwiseConv2DOptions | null)?.fusedActivationFunction() ?? ActivationFunctionType.NONE;
+      case BuiltinOptions.Pool2DOptions: return (op.builtinOptions(new Pool2DOptions()) as Pool2DOptions | null)?.fusedActivationFunction() ?? ActivationFunctionType.NONE;
+      case BuiltinOptions.FullyConnectedOptions: return (op.builtinOptions(new FullyConnectedOptions()) as FullyConnectedOptions | null)?.fusedActivationFunction() ?? ActivationFunctionType.NONE;
+      case BuiltinOptions.AddOptions: return (op.builtinOptions(new AddOptions()) as AddOptions | null)?.fusedActivationFunction() ?? ActivationFunctionType.NONE;
+      case BuiltinOptions.SubOptions: return (op.builtinOptions(new SubOptions()) as SubOptions | null)?.fusedActivationFunction() ?? ActivationFunctionType.NONE;
+      case BuiltinOptions.MulOptions: return (op.builtinOptions(new MulOptions()) as MulOptions | null)?.fusedActivationFunction() ?? ActivationFunctionType.NONE;
+      case BuiltinOptions.ConcatenationOptions: return (op.builtinOptions(new ConcatenationOptions()) as ConcatenationOptions | null)?.fusedActivationFunction() ?? ActivationFunctionType.NONE;
       default: return ActivationFunctionType.NONE;
     }
   };

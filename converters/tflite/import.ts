@@ -24,6 +24,7 @@ import { invalid, unsupported } from '../../src/errors.js';
 import {
   newAttrs, type Attrs, type DType, type Graph, type Node, type Quantization, type Tensor, type TensorData,
 } from '../../src/graph/ir.js';
+import { makeData } from '../../src/graph/util.js';
 import { defaultMaxMemory, type ImportOptions } from '../options.js';
 import {
   ActivationFunctionType, BuiltinOperator, BuiltinOptions, ConcatenationOptions, Conv2DOptions,
@@ -429,10 +430,10 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
     case BuiltinOperator.MUL: {
       need(2);
       const a = code === BuiltinOperator.ADD
-        ? (opts === BuiltinOptions.AddOptions ? (op.builtinOptions(new AddOptions()) as AddOptions).fusedActivationFunction() : 0)
+        ? (opts === BuiltinOptions.AddOptions ? (op.builtinOptions(new AddOptions()) as AddOptions | null)?.fusedActivationFunction() ?? 0 : 0)
         : code === BuiltinOperator.SUB
-          ? (opts === BuiltinOptions.SubOptions ? (op.builtinOptions(new SubOptions()) as SubOptions).fusedActivationFunction() : 0)
-          : (opts === BuiltinOptions.MulOptions ? (op.builtinOptions(new MulOptions()) as MulOptions).fusedActivationFunction() : 0);
+          ? (opts === BuiltinOptions.SubOptions ? (op.builtinOptions(new SubOptions()) as SubOptions | null)?.fusedActivationFunction() ?? 0 : 0)
+          : (opts === BuiltinOptions.MulOptions ? (op.builtinOptions(new MulOptions()) as MulOptions | null)?.fusedActivationFunction() ?? 0 : 0);
       const rank4 = tfShape(outs[0]).length === 4;
       const operands = [x(0), x(1)].map((t) => (rank4 ? g.broadcast4(t, name) : t));
       const irOp = code === BuiltinOperator.ADD ? 'Add' : code === BuiltinOperator.SUB ? 'Sub' : 'Mul';
@@ -459,7 +460,7 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       need(2);
       const axesRaw = g.intConst(ins[1]);
       if (!axesRaw) throw unsupported(g.source, `${where}: reduction axes must be a constant`);
-      const keep = opts === BuiltinOptions.ReducerOptions ? (op.builtinOptions(new ReducerOptions()) as ReducerOptions).keepDims() : false;
+      const keep = opts === BuiltinOptions.ReducerOptions ? (op.builtinOptions(new ReducerOptions()) as ReducerOptions | null)?.keepDims() ?? false : false;
       reduceLike(g, name, 'ReduceMean', x(0), tfShape(ins[0]), axesRaw, keep, out());
       return;
     }
@@ -497,7 +498,7 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
     }
     case BuiltinOperator.SOFTMAX: {
       need(1);
-      const beta = opts === BuiltinOptions.SoftmaxOptions ? (op.builtinOptions(new SoftmaxOptions()) as SoftmaxOptions).beta() : 1;
+      const beta = opts === BuiltinOptions.SoftmaxOptions ? (op.builtinOptions(new SoftmaxOptions()) as SoftmaxOptions | null)?.beta() ?? 1 : 1;
       const rank = tfShape(ins[0]).length;
       let a = x(0);
       if (beta !== 1) {
@@ -550,14 +551,24 @@ function axisAttrs(q: Quantization): Attrs {
   return newAttrs(q.axis !== undefined ? { axis: q.axis } : {});
 }
 
+/** Integer types ONNX QuantizeLinear/DequantizeLinear take, with the range of their zero points. */
+const zeroPointRange: Partial<Record<DType, [number, number]>> = {
+  int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535], int32: [-(2 ** 31), 2 ** 31 - 1],
+};
+
 /** Scale and zero-point constants of a quantized tensor, as QuantizeLinear/DequantizeLinear take them. */
 function qParams(g: GraphBuilder, tensor: string, at: string): [string, string] {
   const t = g.tensor(tensor);
   const q = t.quant!;
   const shape = q.axis !== undefined ? [q.scale.length] : [];
   const scale = g.constant(`${at}/${tensor}/scale`, 'float32', shape, Float32Array.from(q.scale));
-  const zpData = t.dtype === 'uint8' ? Uint8Array.from(q.zeroPoint) : t.dtype === 'int16' ? Int16Array.from(q.zeroPoint) : Int8Array.from(q.zeroPoint);
-  const zp = g.constant(`${at}/${tensor}/zero_point`, t.dtype, shape, zpData);
+  // The zero point has the tensor's own dtype (ONNX Q/DQ), so its typed array must match it: an int32
+  // bias read by a DEQUANTIZE gets an Int32Array, not int8 bytes (fuzz crash C, RELIABILITY.md).
+  const range = zeroPointRange[t.dtype];
+  if (!range) throw unsupported(g.source, `${at}: quantized tensor '${tensor}' has type ${t.dtype}, which (de)quantization does not support`);
+  const bad = q.zeroPoint.find((z) => !Number.isInteger(z) || z < range[0] || z > range[1]);
+  if (bad !== undefined) throw invalid(g.source, `${at}: zero point ${bad} of tensor '${tensor}' is outside the range of ${t.dtype}`);
+  const zp = g.constant(`${at}/${tensor}/zero_point`, t.dtype, shape, makeData(t.dtype, q.zeroPoint));
   return [scale, zp];
 }
 

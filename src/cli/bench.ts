@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
+import { maxMemoryOption } from './options.js';
 
 interface BenchCliOptions {
   hw: string;
@@ -11,6 +12,7 @@ interface BenchCliOptions {
   runs: number;
   warmup: number;
   json?: boolean;
+  maxMemory: number;
 }
 
 const integer = (flag: string, min: number) => (value: string): number => {
@@ -29,11 +31,12 @@ export function register(program: Command): void {
     .option('--runs <n>', 'timed runs of each', integer('--runs', 1), 20)
     .option('--warmup <n>', 'untimed runs of each first', integer('--warmup', 0), 3)
     .option('--json', 'print the report as JSON')
+    .addOption(maxMemoryOption())
     .action(async (model: string, o: BenchCliOptions) => {
       const showBar = !o.json && process.stderr.isTTY === true && process.stdout.isTTY === true;
       const bar = showBar ? progressBar(process.stderr, 'bench') : undefined;
       try {
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, onProgress: bar?.update });
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, maxMemory: o.maxMemory, onProgress: bar?.update });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

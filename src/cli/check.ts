@@ -22,6 +22,7 @@ import { type Comparison, compareOutputs, seededInput } from '../runtime/compare
 import { createSession, prepareForRun } from '../runtime/session.js';
 import { acquireGpu, releaseGpu } from '../runtime/device.js';
 import { parseInputShape } from './plan.js';
+import { maxMemoryOption } from './options.js';
 
 export interface CheckOptions {
   hw?: string;
@@ -30,6 +31,8 @@ export interface CheckOptions {
   seed?: number;
   batch?: number;
   inputShapes?: Record<string, number[]>;
+  /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
+  maxMemory?: number;
   /** Debugging and tests: changes fcm-opt's graph only (after planning), e.g. to see --per-layer find a fault. */
   transformGraph?: (g: Graph) => Graph;
 }
@@ -89,7 +92,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     try { bytes = await readFile(model); } catch (e) { throw invalid(model, `cannot read the model (${(e as NodeJS.ErrnoException).code ?? String(e)})`); }
   } else bytes = model;
   const format = detectFormat(typeof model === 'string' ? model : bytes, bytes);
-  const imported: Graph = await loadModel(bytes, { batch: options.batch, inputShapes: options.inputShapes, source });
+  const imported: Graph = await loadModel(bytes, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source });
   const tfl = format === 'tflite' ? tfliteReference(imported) : undefined;
   const g0 = tfl ? tfl.floatGraph : imported;
   const modelBytes = tfl ? tfl.onnx : bytes;
@@ -218,9 +221,10 @@ export function register(program: Command): void {
       return n;
     })
     .option('--input-shape <name=shape>', 'static shape for an input, e.g. x=1x3x224x224 (repeatable)', parseInputShape)
-    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]> }) => {
+    .addOption(maxMemoryOption())
+    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }) => {
       try {
-        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape });
+        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
         process.stdout.write(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n' : formatCheck(r));
         if (!r.ok) process.exitCode = 1;
       } finally {

@@ -2,14 +2,14 @@
 // DAG JSON of a model (converters/dag.ts), on stdout or written atomically (temp file, then rename).
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../export/write-atomic.js';
-import { parseBatch, parseInputShape } from './options.js';
+import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
 import { detectFormat, loadModel } from '../../converters/load.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { toDag } from '../../converters/dag.js';
 import type { ImportOptions } from '../../converters/options.js';
 
-export async function runDag(model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]> }): Promise<string> {
-  const importOpts: ImportOptions = { batch: opts.batch, inputShapes: opts.inputShape };
+export async function runDag(model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }): Promise<string> {
+  const importOpts: ImportOptions = { batch: opts.batch, inputShapes: opts.inputShape, maxMemory: opts.maxMemory };
   // TFLite DAGs follow the seed's extractor (one entry per TFLite operator, NHWC shapes, quantization).
   const dag = detectFormat(model) === 'tflite' ? await tfliteDagFromFile(model, importOpts) : toDag(await loadModel(model, importOpts));
   const text = `${JSON.stringify(dag, null, 1)}\n`;
@@ -25,7 +25,8 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the DAG to FILE instead of stdout')
     .option('--batch <n>', 'value of a symbolic batch dimension (default 1)', parseBatch)
     .option('--input-shape <name:dims>', 'static shape of an input with symbolic dims, e.g. x:1x3x640x640 (repeatable)', parseInputShape)
-    .action(async (model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]> }) => {
+    .addOption(maxMemoryOption())
+    .action(async (model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }) => {
       const text = await runDag(model, opts);
       if (!opts.output) process.stdout.write(text);
     });

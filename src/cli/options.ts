@@ -1,4 +1,6 @@
 // Option parsers shared by the subcommands.
+import { Option } from 'commander';
+import { defaultMaxMemory } from '../../converters/options.js';
 import { invalid } from '../errors.js';
 
 /** `--input-shape x=1x3x640x640` or `x:1x3x640x640` (repeatable; ',' also separates dims). The name is
@@ -18,4 +20,25 @@ export function parseBatch(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw invalid('--batch', `expected a positive integer, got '${value}'`);
   return n;
+}
+
+const byteUnits: Record<string, number> = { '': 1, B: 1, K: 2 ** 10, KB: 2 ** 10, KIB: 2 ** 10, M: 2 ** 20, MB: 2 ** 20, MIB: 2 ** 20, G: 2 ** 30, GB: 2 ** 30, GIB: 2 ** 30, T: 2 ** 40, TB: 2 ** 40, TIB: 2 ** 40 };
+
+/** `--max-memory 4G`, `512M`, `1.5G` or plain bytes (units are binary: 1K = 1024 bytes). */
+export function parseMaxMemory(value: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$/.exec(value);
+  const unit = m ? byteUnits[m[2].toUpperCase()] : undefined;
+  const bytes = m && unit ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw invalid('--max-memory', `expected a positive number of bytes, optionally with a unit K, M, G or T (e.g. 4G, 512M), got '${value}'`);
+  }
+  return bytes;
+}
+
+/** The memory budget option of every command that imports a model: ImportOptions.maxMemory, checked
+ *  before any large buffer or typed array is made (over it: exit 4). */
+export function maxMemoryOption(): Option {
+  return new Option('--max-memory <bytes>', 'memory budget for importing the model, in bytes or with a unit (4G, 512M); over it: exit 4')
+    .argParser(parseMaxMemory)
+    .default(defaultMaxMemory, '4G');
 }

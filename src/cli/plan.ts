@@ -18,7 +18,7 @@ import type { Graph } from '../graph/ir.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { exportOptimized } from '../export/optimized.js';
 import { writeFileAtomic } from '../export/write-atomic.js';
-import { parseBatch, parseInputShape } from './options.js';
+import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
 
 export interface PlanCliOptions {
   hw: string;
@@ -26,6 +26,8 @@ export interface PlanCliOptions {
   json?: boolean;
   batch?: number;
   inputShape?: Record<string, number[]>;
+  /** ImportOptions.maxMemory: budget for importing a model (default 4 GiB). */
+  maxMemory?: number;
   /** Write the optimized model (fused nodes + functions) here. */
   output?: string;
   /** Also write the FusePlanner layer DAG / the plan JSON. */
@@ -36,7 +38,7 @@ export interface PlanCliOptions {
 export { parseInputShape } from './options.js';
 
 /** A .json input is a FusePlanner layer DAG; models go through the converters and keep their graph. */
-export async function loadPlanSource(path: string, options: Pick<PlanCliOptions, 'batch' | 'inputShape'>): Promise<{ dag: Dag; graph?: Graph }> {
+export async function loadPlanSource(path: string, options: Pick<PlanCliOptions, 'batch' | 'inputShape' | 'maxMemory'>): Promise<{ dag: Dag; graph?: Graph }> {
   const ext = extname(path).toLowerCase();
   if (ext === '.json') {
     if (options.batch !== undefined || options.inputShape !== undefined) {
@@ -45,14 +47,14 @@ export async function loadPlanSource(path: string, options: Pick<PlanCliOptions,
     return { dag: loadDag(path) };
   }
   if (ext === '.onnx' || ext === '.tflite') {
-    const graph = await loadModel(path, { batch: options.batch, inputShapes: options.inputShape });
+    const graph = await loadModel(path, { batch: options.batch, inputShapes: options.inputShape, maxMemory: options.maxMemory });
     // The same checks as a DAG file: the planners trust ids, edges and conv shapes.
     return { dag: validateDag(toDag(graph), `${path} (layer DAG)`), graph };
   }
   throw unsupported(path, `unknown input type '${ext || 'no extension'}' (expected .onnx, .tflite or a layer DAG .json)`);
 }
 
-export async function loadPlanInput(path: string, options: Pick<PlanCliOptions, 'batch' | 'inputShape'>): Promise<Dag> {
+export async function loadPlanInput(path: string, options: Pick<PlanCliOptions, 'batch' | 'inputShape' | 'maxMemory'>): Promise<Dag> {
   return (await loadPlanSource(path, options)).dag;
 }
 
@@ -99,6 +101,7 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the optimized ONNX model (fused nodes in domain ai.fcm.opt, with functions onnxruntime can run)')
     .option('--dag <file>', "also write FusePlanner's layer DAG")
     .option('--plan <file>', 'also write the plan as JSON')
+    .addOption(maxMemoryOption())
     .action(async (input: string, options: PlanCliOptions) => {
       process.stdout.write(await runPlan(input, options));
     });

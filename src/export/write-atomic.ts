@@ -5,7 +5,7 @@
 
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { open, realpath, rename, rm, stat } from 'node:fs/promises';
+import { lstat, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { invalid } from '../errors.js';
 
@@ -30,10 +30,52 @@ async function canonical(p: string): Promise<string> {
   }
 }
 
+/** True unless no process `pid` exists (kill(pid, 0) fails with ESRCH); EPERM means it exists. */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+/**
+ * Removes temporary files `.<name>.<pid>.<hex>.tmp` of earlier writes to the same target whose process is
+ * gone (SIGKILLed or crashed mid-write: it could not clean up). Files of live processes (a concurrent
+ * write) and anything not of exactly that pattern and not a regular file are left alone. Best effort:
+ * a file that cannot be removed does not stop the write.
+ */
+export async function removeStaleTemps(dir: string, name: string): Promise<string[]> {
+  const prefix = `.${name}.`;
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const f of entries) {
+    if (!f.startsWith(prefix)) continue;
+    const m = /^(\d{1,10})\.[0-9a-f]+\.tmp$/.exec(f.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    // pid 0 and negative pids address process groups in kill(); never probe them.
+    if (pid <= 0 || pid > 2 ** 31 - 1 || pid === process.pid || processAlive(pid)) continue;
+    const p = join(dir, f);
+    try {
+      if (!(await lstat(p)).isFile()) continue;
+      await rm(p);
+      removed.push(f);
+    } catch { /* removed by another writer meanwhile, or not ours to remove */ }
+  }
+  return removed;
+}
+
 /**
  * Writes `data` to `path` atomically. Throws FcmError (exit 2) naming the path when the folder is missing
  * or not writable, when the path is a folder, or when it is one of `notSameAs`; any temporary file is
- * removed on every error path.
+ * removed on every error path, and stale ones of killed earlier writes to `path` first (removeStaleTemps).
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string, opts: WriteAtomicOptions = {}): Promise<void> {
   const what = opts.what ? `${opts.what} ${path}` : path;
@@ -49,6 +91,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, o
     // A missing target is the usual case.
   }
   const dir = dirname(target);
+  await removeStaleTemps(dir, basename(target));
   const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fh;
   try {

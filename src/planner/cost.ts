@@ -167,20 +167,58 @@ export function layerFlops(l: ConvSpec): number {
 // ---------------------------------------------------------------------------------------------------------
 // Tile geometry along one axis
 
-/** Input indices (sorted, distinct, inside [0, in)) that the outputs `outIdx` read. */
-export function readIndices(outIdx: readonly number[], a: Axis): number[] {
-  const mark = new Uint8Array(a.in);
-  for (const o of outIdx) {
+/** A set of indices inside [lo, hi]: all of them (mark undefined) or those whose mark[i - lo] is 1. */
+interface IndexSet {
+  lo: number;
+  hi: number;
+  mark?: Uint8Array;
+}
+
+/**
+ * The input indices (inside [0, in)) that the outputs in `src` read. Marks only the window the set can
+ * read, in a typed array: a mark array of the whole axis per tile, or JS lists, made tiling wide layers
+ * take seconds (fuzz crash E, RELIABILITY.md).
+ */
+function readSet(src: IndexSet, a: Axis): IndexSet {
+  const lo = Math.max(0, src.lo * a.s - a.p);
+  const hi = Math.min(a.in - 1, src.hi * a.s - a.p + (a.k - 1) * a.d);
+  if (hi < lo) return { lo: 0, hi: -1 };
+  if (!src.mark && a.d === 1 && (a.s <= a.k || src.lo === src.hi)) return { lo, hi };
+  const mark = new Uint8Array(hi - lo + 1);
+  for (let o = src.lo; o <= src.hi; o++) {
+    if (src.mark && !src.mark[o - src.lo]) continue;
+    const base = o * a.s - a.p - lo;
     for (let j = 0; j < a.k; j++) {
-      const i = o * a.s - a.p + j * a.d;
-      if (i >= 0 && i < a.in) mark[i] = 1;
+      const i = base + j * a.d;
+      if (i >= 0 && i < mark.length) mark[i] = 1;
     }
   }
-  const r: number[] = [];
-  const lo = Math.max(0, (outIdx[0] ?? 0) * a.s - a.p);
-  const hi = Math.min(a.in - 1, (outIdx[outIdx.length - 1] ?? -1) * a.s - a.p + (a.k - 1) * a.d);
-  for (let i = lo; i <= hi; i++) if (mark[i]) r.push(i);
-  return r;
+  // Trim to the first and last index read, so that lo and hi are members.
+  let b = 0, e = mark.length - 1;
+  while (b <= e && !mark[b]) b++;
+  while (e >= b && !mark[e]) e--;
+  if (b > e) return { lo: 0, hi: -1 };
+  return { lo: lo + b, hi: lo + e, mark: mark.subarray(b, e + 1) };
+}
+
+function setSize(x: IndexSet): number {
+  if (x.hi < x.lo) return 0;
+  if (!x.mark) return x.hi - x.lo + 1;
+  let n = 0;
+  for (let i = 0; i < x.mark.length; i++) n += x.mark[i];
+  return n;
+}
+
+/** Input indices (sorted, distinct, inside [0, in)) that the outputs `outIdx` (sorted) read. */
+export function readIndices(outIdx: readonly number[], a: Axis): number[] {
+  if (outIdx.length === 0) return [];
+  const lo = outIdx[0], hi = outIdx[outIdx.length - 1];
+  const mark = new Uint8Array(hi - lo + 1);
+  for (const o of outIdx) mark[o - lo] = 1;
+  const r = readSet({ lo, hi, mark }, a);
+  const out: number[] = [];
+  for (let i = r.lo; i <= r.hi; i++) if (!r.mark || r.mark[i - r.lo]) out.push(i);
+  return out;
 }
 
 /**
@@ -211,35 +249,62 @@ function computeTileAxis(t: number, axes: readonly Axis[]): AxisTiling {
   const tiles = ceilDiv(out, t);
   const sum = axes.map(() => 0);
   const max = axes.map(() => 0);
-  for (let i = 0; i < tiles; i++) {
-    // Index sets are kept as ranges [lo, hi] while they stay contiguous (the common case), else as lists.
-    let lo = i * t;
-    let hi = Math.min(out, (i + 1) * t) - 1;
-    let idx: number[] | undefined;
-    axes.forEach((a, level) => {
-      if (!idx && a.d === 1 && (a.s <= a.k || lo === hi)) {
-        const nlo = Math.max(0, lo * a.s - a.p);
-        const nhi = Math.min(a.in - 1, hi * a.s - a.p + a.k - 1);
-        [lo, hi] = [nlo, nhi];
-      } else {
-        if (!idx) {
-          idx = [];
-          for (let o = lo; o <= hi; o++) idx.push(o);
-        }
-        idx = readIndices(idx, a);
-      }
-      const n = idx ? idx.length : Math.max(0, hi - lo + 1);
-      sum[level] += n;
-      max[level] = Math.max(max[level], n);
-    });
+  const add = (c: TileCount, times: number) => c.n.forEach((n, level) => { sum[level] += n * times; max[level] = Math.max(max[level], n); });
+  // A full tile that no level clips at a border reads the same counts as any other such tile (its index
+  // sets are the first one's, shifted), and clipping only happens in a prefix and a suffix of the tiles.
+  // So only the border tiles are walked one by one and the interior is counted once: the cost is bounded
+  // by the halo, not by the dims (a 2^24-wide layer took seconds per tiling, fuzz crash E).
+  const full = Math.floor(out / t);
+  let first = 0;
+  let interior: TileCount | undefined;
+  for (; first < tiles; first++) {
+    const c = countTile(first, t, axes);
+    if (first < full && !c.clipped) { interior = c; break; }
+    add(c, 1);
   }
+  if (!interior) return { tiles, sum, max };
+  let last = tiles - 1;
+  for (; last > first; last--) {
+    const c = countTile(last, t, axes);
+    if (last < full && !c.clipped) break;
+    add(c, 1);
+  }
+  // Tiles first..last are full and unclipped: first's counts, (last - first + 1) times.
+  add(interior, last - first + 1);
   return { tiles, sum, max };
 }
 
-/** Tile sizes tried along a dimension of size n: powers of two below n, and n itself. */
+interface TileCount {
+  /** Input indices read per level. */
+  n: number[];
+  /** True when some level's window crossed a border (reads clipped at 0 or at the input size). */
+  clipped: boolean;
+}
+
+/** The indices tile i (output size t) reads at each level of the chain. */
+function countTile(i: number, t: number, axes: readonly Axis[]): TileCount {
+  let set: IndexSet = { lo: i * t, hi: Math.min(axes[0].out, (i + 1) * t) - 1 };
+  let clipped = false;
+  const n = axes.map((a) => {
+    if (set.hi >= set.lo && (set.lo * a.s - a.p < 0 || set.hi * a.s - a.p + (a.k - 1) * a.d > a.in - 1)) clipped = true;
+    set = readSet(set, a);
+    return setSize(set);
+  });
+  return { n, clipped };
+}
+
+/**
+ * Most tiles along one axis a tile size may give. tileAxis walks every tile, so this bounds the search by
+ * the dims (a DAG with a 2^24-wide layer would otherwise walk millions of 1-wide tiles, fuzz crash E);
+ * real layers (under 4,096 per axis) never reach it, so their searches are unchanged.
+ */
+export const maxTilesPerAxis = 4096;
+
+/** Tile sizes tried along a dimension of size n: powers of two below n giving at most maxTilesPerAxis
+ *  tiles, and n itself. */
 export function tileSizes(n: number): number[] {
   const sizes: number[] = [];
-  for (let t = 1; t < n; t *= 2) sizes.push(t);
+  for (let t = 1; t < n; t *= 2) if (ceilDiv(n, t) <= maxTilesPerAxis) sizes.push(t);
   sizes.push(n);
   return sizes;
 }

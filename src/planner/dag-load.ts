@@ -2,7 +2,7 @@
 // trust what passes here: ids equal positions, edges are consistent both ways, the graph is acyclic and
 // conv layers carry the shapes their cost models read. Errors name the file and the layer.
 import { readFileSync } from 'node:fs';
-import { invalid } from '../errors.js';
+import { invalid, overLimit } from '../errors.js';
 import type { Dag, DagLayer } from './dag.js';
 
 /** Weight-shape rank per conv type: s [F, C, K, K], dw [C, K, K], pw [F, C], fc [F, C]. */
@@ -28,6 +28,23 @@ export function loadDag(path: string): Dag {
 
 const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
 const isIntArray = (v: unknown): v is number[] => Array.isArray(v) && v.every(isInt);
+
+/**
+ * Largest dimension and element count of a layer's shapes. The planners walk tiles over these sizes and
+ * the kernels index with 32-bit integers; a DAG past them (a 2^31-wide layer hung the optimal planner,
+ * fuzz crash E) is refused with exit 4 before any planning.
+ */
+export const maxDagDim = 2 ** 24;
+export const maxDagElements = 2 ** 31;
+
+function checkSize(shape: readonly number[], field: string, where: string): void {
+  let n = 1;
+  for (const d of shape) {
+    if (d > maxDagDim) throw overLimit(where, `'${field}' [${shape.join(', ')}] has a dimension over ${maxDagDim}`);
+    n *= Math.max(d, 0);
+  }
+  if (n > maxDagElements) throw overLimit(where, `'${field}' [${shape.join(', ')}] has more than ${maxDagElements} elements`);
+}
 
 /** Checks a parsed DAG; `file` names it in messages. Returns the same array, typed. */
 export function validateDag(data: unknown, file: string): Dag {
@@ -56,6 +73,7 @@ export function validateDag(data: unknown, file: string): Dag {
     }
     for (const f of ['ifms_shape', 'ofms_shape', 'weights_shape'] as const) {
       if (l[f] !== undefined && !isIntArray(l[f])) throw invalid(where, `field '${f}' must be an array of integers`);
+      if (l[f] !== undefined) checkSize(l[f] as number[], f, where);
     }
     if (l.type !== undefined && typeof l.type !== 'string') throw invalid(where, "field 'type' must be a string");
     if (typeof l.type === 'string' && Object.hasOwn(weightsRank, l.type)) checkConv(l, where);
@@ -95,6 +113,54 @@ function checkConv(l: Record<string, unknown>, where: string): void {
   if (type === 'pw' && (ws[1] !== ci || ws[0] !== co)) throw invalid(where, `weights [${ws.join(', ')}] do not match ${ci} input / ${co} output channels`);
   // A grouped standard conv has weights [F, C/group, K, K] (converters/dag.ts); the seed's have group 1.
   if (type === 's' && (ci % ws[1] !== 0 || ws[0] !== co)) throw invalid(where, `weights [${ws.join(', ')}] do not match ${ci} input / ${co} output channels`);
+  checkSpatial(l, type, ws, where);
+}
+
+/**
+ * The output size must follow from input, kernel, stride, dilation and padding. With padding recorded
+ * (`pads` [t, l, b, r], or padding_* fields) it must follow exactly, with the recorded stride or (an axis
+ * with a stride of its own) another whole one. The seed's DAGs record none and
+ * sometimes a too-small stride (stride 1 for Xception's strided 1x1 shortcuts; cost.ts convSpec derives
+ * the real one), so then only the largest output any padding up to a full kernel on each side and a
+ * stride at least the recorded one can give is enforced: an output larger than that is inconsistent.
+ */
+function checkSpatial(l: Record<string, unknown>, type: string, ws: number[], where: string): void {
+  const d = l.dilations ?? 1;
+  if (!isInt(d) || d <= 0) throw invalid(where, "field 'dilations' must be a positive integer");
+  const s = l.strides as number;
+  const [, ih, iw] = l.ifms_shape as number[];
+  const [, oh, ow] = l.ofms_shape as number[];
+  const kh = type === 'pw' ? 1 : ws[ws.length - 2];
+  const kw = type === 'pw' ? 1 : ws[ws.length - 1];
+  const out = (n: number, k: number, p: number) => Math.floor((n + p - (k - 1) * d - 1) / s) + 1;
+  let pads: unknown[] | undefined;
+  if (l.pads !== undefined) {
+    if (!Array.isArray(l.pads) || l.pads.length !== 4) throw invalid(where, "field 'pads' must be [top, left, bottom, right]");
+    pads = l.pads;
+  } else if (l.padding_top !== undefined || l.padding_left !== undefined || l.padding_bottom !== undefined || l.padding_right !== undefined) {
+    pads = [l.padding_top ?? 0, l.padding_left ?? 0, l.padding_bottom ?? 0, l.padding_right ?? 0];
+  }
+  if (pads) {
+    if (!pads.every((p) => isInt(p) && p >= 0 && p <= maxDagDim)) throw invalid(where, `padding [${pads.join(', ')}] must be non-negative integers up to ${maxDagDim}`);
+    const [pt, pl, pb, pr] = pads as number[];
+    const eh = out(ih, kh, pt + pb), ew = out(iw, kw, pl + pr);
+    // The format has one stride; ONNX convs may have another along W (strides [2, 1]), so an axis whose
+    // output some other whole stride explains is accepted (the planner reads the layer's own geometry).
+    const someStride = (n: number, k: number, p: number, o: number) => {
+      const span = n + p - (k - 1) * d - 1;
+      if (span < 0) return false;
+      const lo = Math.floor(span / o) + 1, hi = o > 1 ? Math.floor(span / (o - 1)) : Infinity;
+      return lo <= hi;
+    };
+    if ((eh !== oh && !someStride(ih, kh, pt + pb, oh)) || (ew !== ow && !someStride(iw, kw, pl + pr, ow))) {
+      throw invalid(where, `output [${oh}, ${ow}] does not follow from input [${ih}, ${iw}], kernel ${kh}x${kw}, dilation ${d}, pads [${pads.join(', ')}] with stride ${s} (expected [${eh}, ${ew}]) or any other stride`);
+    }
+    return;
+  }
+  const mh = out(ih, kh, 2 * (kh - 1) * d), mw = out(iw, kw, 2 * (kw - 1) * d);
+  if (oh > mh || ow > mw) {
+    throw invalid(where, `output [${oh}, ${ow}] is larger than input [${ih}, ${iw}] with kernel ${kh}x${kw}, stride ${s}, dilation ${d} and any padding up to the kernel can give ([${mh}, ${mw}] at most)`);
+  }
 }
 
 /** Kahn's algorithm; on a cycle, names a layer on it. */

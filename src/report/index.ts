@@ -18,6 +18,8 @@ export interface ReportOptions {
   mode?: PlanMode;
   batch?: number;
   inputShape?: Record<string, number[]>;
+  /** ImportOptions.maxMemory for loading the model (default 4 GiB). */
+  maxMemory?: number;
   /** Measure the model (fcm-opt fused and unfused, onnxruntime WebGPU and CPU) and add the figures. */
   bench?: boolean;
   /** Passed to the bench (runs, warm-up; tests give their own createSession). */
@@ -43,7 +45,7 @@ export async function makeReport(input: string, options: ReportOptions): Promise
   if (options.bench) {
     // Loaded here only: the bench pulls in WebGPU, which planning-only reports never need.
     const { runBench } = await import('../bench/bench.js');
-    const report = await runBench(input, { ...options.benchOptions, hw: options.hw, batch: options.batch ?? 1 });
+    const report = await runBench(input, { ...options.benchOptions, hw: options.hw, batch: options.batch ?? 1, maxMemory: options.maxMemory });
     bench = reportBench(report, plan);
   }
   return renderReport({ dag, plan, hw, bench, generator: options.generator });

@@ -66,3 +66,20 @@ test('a write error removes the temporary file', async () => {
   await rejectsFcm(writeFileAtomic(join(dir, 'out.bin'), 42 as unknown as string), 2, /cannot write the output file/);
   assert.deepEqual(readdirSync(dir), []);
 });
+
+test('removes stale temporary files of dead writers to the same target, keeps live ones and others', async () => {
+  const dir = fresh();
+  const out = join(dir, 'out.onnx');
+  // A pid that certainly existed and is gone now: a child that has exited.
+  const { spawnSync } = await import('node:child_process');
+  const dead = spawnSync(process.execPath, ['-e', '0']).pid!;
+  const stale = `.out.onnx.${dead}.0123456789ab.tmp`;
+  const live = `.out.onnx.${process.ppid}.aaaaaaaaaaaa.tmp`;
+  const otherTarget = `.other.onnx.${dead}.0123456789ab.tmp`;
+  const notOurs = `.out.onnx.${dead}.notatemp`;
+  const groupPid = `.out.onnx.0.0123456789ab.tmp`;
+  for (const f of [stale, live, otherTarget, notOurs, groupPid]) writeFileSync(join(dir, f), 'partial');
+  await writeFileAtomic(out, 'new');
+  assert.equal(readFileSync(out, 'utf8'), 'new');
+  assert.deepEqual(readdirSync(dir).sort(), [groupPid, live, notOurs, otherTarget, 'out.onnx'].sort());
+});

@@ -84,10 +84,12 @@ test('SIGKILL while writing a large model leaves the previous OUT.onnx intact', 
   assert.notEqual(sha(out), before, 'the next run replaced OUT.onnx');
 });
 
-// writeFileAtomic (src/export/write-atomic.ts) does not yet remove stale temporary files of its own naming
-// pattern; reported in RELIABILITY.md ("open"). Marked todo so the failure shows without failing CI.
-test('after a SIGKILLed write, the next run leaves no temporary file', { timeout: 120_000, todo: 'writeFileAtomic does not remove stale .OUT.onnx.*.tmp files yet (RELIABILITY.md, open)' }, async (t) => {
-  const { dir, out } = await killedWriter(t);
+// writeFileAtomic removes `.<name>.<pid>.<hex>.tmp` files of writers that are no longer alive (fuzz finding
+// F, RELIABILITY.md).
+test('after a SIGKILLed write, the next run leaves no temporary file', { timeout: 120_000 }, async (t) => {
+  const { dir, out, tempSeen } = await killedWriter(t);
+  assert.deepEqual(temps(dir), [tempSeen], 'the killed writer left its temporary file');
   await runChild(out, 1, 3);
   assert.deepEqual(temps(dir), [], `temporary files left after the next run: ${temps(dir).join(', ')}`);
+  assert.ok(readFileSync(out).length > 2 ** 20, 'the next run wrote the whole 1 MiB model');
 });

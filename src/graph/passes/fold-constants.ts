@@ -23,7 +23,9 @@ export function foldConstants(g0: Graph, opts: ShapeOptions = {}): Graph {
   const g = cloneGraph(g0);
   const kept: Node[] = [];
   for (const n of g.nodes) {
-    const values = isKnownOp(n) && foldableOps.has(n.op) ? tryFold(g, n) : null;
+    // Every foldable op has one output; a node listing more (even '') is left to shape inference, which
+    // checks it (an extra '' output crashed the probe below, RELIABILITY.md H).
+    const values = isKnownOp(n) && foldableOps.has(n.op) && n.outputs.length === 1 ? tryFold(g, n) : null;
     if (values) {
       n.outputs.forEach((y, i) => { if (y) g.tensors.set(y, { ...values[i], name: y }); });
       continue;
@@ -71,8 +73,9 @@ function tryFold(g: Graph, n: Node): Tensor[] | null {
     case 'Gather': {
       const axis = attrInt(g, n, 'axis', 0);
       const s = x.shape, a = axis < 0 ? axis + s.length : axis;
+      if (!isIntegerDType(ins[1]!.dtype) || ins[1]!.dtype === 'bool') throw invalid(where, `indices '${n.inputs[1]}' are ${ins[1]!.dtype}, not int32/int64`);
       const idx = vals(ins[1]!).map((i) => {
-        if (i < -s[a] || i >= s[a]) throw invalid(where, `index ${i} is out of range for dimension ${s[a]}`);
+        if (!Number.isInteger(i) || i < -s[a] || i >= s[a]) throw invalid(where, `index ${i} is out of range for dimension ${s[a]}`);
         return i < 0 ? i + s[a] : i;
       });
       const outer = numel(s.slice(0, a)), inner = numel(s.slice(a + 1));
@@ -133,7 +136,18 @@ function tryFold(g: Graph, n: Node): Tensor[] | null {
     }
     default: return null;
   }
+  checkFolded(out, result, where);
   return [{ name: out.name, dtype: out.dtype, shape: out.shape, data: makeData(out.dtype, result) }];
+}
+
+/** An integer tensor cannot hold NaN, Inf or an unsafe integer (BigInt() would throw on them): a fold
+ *  that produces one came from invalid input (fuzz crash D, RELIABILITY.md). */
+function checkFolded(out: Tensor, result: readonly number[], where: string): void {
+  if (!isIntegerDType(out.dtype)) return;
+  if (result.length !== numel(out.shape)) throw invalid(where, `folded ${result.length} values for an output of shape [${out.shape.join(', ')}]`);
+  for (const v of result) {
+    if (!Number.isSafeInteger(v)) throw invalid(where, `folding gives ${v} for ${out.dtype} output '${out.name}'`);
+  }
 }
 
 function concat(parts: Tensor[], axis0: number, where: string): number[] {
