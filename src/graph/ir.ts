@@ -99,7 +99,8 @@ export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 //   attrs   strides, pads, kernel, dilations (of the depthwise layer; absent for FusedPwPw),
 //           activation1/activationParams1, activation2/activationParams2 (epilogues of each layer),
 //           tileFilters1, tileFilters2, tileH, tileW (the planner's tiles),
-//           layer1, layer2 (names of the original Conv nodes, for error messages and export).
+//           layer1, layer2 (names of the original Conv nodes, for error messages and export),
+//           intermediateScale, intermediateZeroPoint (quantized graphs: the intermediate's per-tensor quantization).
 //   The intermediate tensor between the two convolutions never exists in global memory.
 export const fcmDomain = 'ai.fcm.opt';
 export type FcmOp = 'FusedPwDw' | 'FusedDwPw' | 'FusedPwPw';

@@ -193,6 +193,13 @@ export function applyPlan(g0: Graph, plan: Plan): Graph {
     attrs.tileW = tileOf(where, t.w, 'w');
     attrs.layer1 = c1.name;
     attrs.layer2 = c2.name;
+    // The intermediate tensor is deleted below, but an integer FCM requantizes to its 8-bit grid as the first
+    // layer would store it (kernels/int8/fused.ts): keep its per-tensor quantization on the node.
+    const mid = g.tensors.get(c1.outputs[0])?.quant;
+    if (mid && mid.scale.length === 1) {
+      attrs.intermediateScale = mid.scale[0];
+      attrs.intermediateZeroPoint = mid.zeroPoint[0] ?? 0;
+    }
     let name = `${c1.name}+${c2.name}`;
     for (let k = 1; names.has(name); k++) name = `${c1.name}+${c2.name}_${k}`;
     names.add(name);

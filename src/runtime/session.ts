@@ -18,6 +18,7 @@ import { prepareGraph } from '../graph/prepare.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { type Compiled, compileGraph } from './compile.js';
 import { type GpuContext, acquireGpu } from './device.js';
+import { routeInt8 } from './int8-session.js';
 
 export interface SessionOptions {
   /** GPU description for planning: a HwConfig, a .cfg/.json path, a shipped name, or 'auto' (the adapter; default). */
@@ -30,6 +31,8 @@ export interface SessionOptions {
   inputShapes?: Record<string, number[]>;
   /** Extra tensors to return from run() besides the graph outputs (e.g. intermediates for per-layer checks). */
   extraOutputs?: string[];
+  /** Quantized graphs: 'auto' (default) runs them with integer kernels when every node has one, else dequantized. */
+  int8?: 'auto' | 'dequantize';
 }
 
 export interface RunResult {
@@ -118,7 +121,9 @@ function toF32(d: TensorData, where: string): Float32Array {
 }
 
 export async function createSession(model: ModelInput, options: SessionOptions = {}): Promise<Session> {
-  const graph0 = await prepareForRun(model, options, acquireGpu);
+  const routed = await routeInt8(model, options);
+  if ('session' in routed) return routed.session;
+  const graph0 = await prepareForRun(routed.model, options, acquireGpu);
   // Extra outputs (per-layer checks) are read back like graph outputs: they must live to the end.
   const extra = (options.extraOutputs ?? []).filter((t) => !graph0.outputs.includes(t));
   for (const t of extra) if (!graph0.tensors.has(t)) throw invalid(graph0.source, `tensor '${t}' asked for as an output does not exist`);

@@ -1,0 +1,142 @@
+// The integer executor end to end on lavapipe: quantized TFLite fixtures run unfused and fused (planned with 1-byte
+// elements, and a hand-made plan with a PW-DW over a Pad) with identical outputs, equal bit for bit to the integer
+// reference (src/quant/run-reference.ts). Host steps (input QUANTIZE, HARD_SWISH, SOFTMAX, DEQUANTIZE) run that same
+// reference, so no tolerance is needed anywhere. Dispatches are counted: each fused pair is one dispatch fewer, a
+// Pad folded into a PW-DW one more.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadModel } from '../../converters/load.js';
+import { buildMobileNetStyle, buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
+import { FcmError } from '../../src/errors.js';
+import { type Graph, fcmDomain } from '../../src/graph/ir.js';
+import type { Plan } from '../../src/planner/plan.js';
+import { runInt8Reference } from '../../src/quant/run-reference.js';
+import { quantize } from '../../src/quant/reference.js';
+import { releaseGpu } from '../../src/runtime/device.js';
+import { createInt8Session, prepareInt8Graph } from '../../src/runtime/int8-session.js';
+import { loadHw } from '../../src/planner/hw.js';
+
+after(releaseGpu);
+
+function input(g: Graph, seed: number): Float32Array | Uint8Array {
+  const t = g.tensors.get(g.inputs[0])!;
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  let s = seed >>> 0 || 1;
+  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 32; };
+  if (t.dtype === 'uint8') return Uint8Array.from({ length: n }, () => Math.floor(next() * 256));
+  return Float32Array.from({ length: n }, () => next() * 6 - 3);
+}
+
+const plan = (modules: Array<[Plan['modules'][number]['kind'], string, string]>): Plan => ({
+  model: 'm', hw: 'test', mode: 'optimal', totals: { gma: 0, gmaUnfused: 0, saved: 0, savedPercent: 0 },
+  modules: modules.map(([kind, a, b]) => ({ kind, layers: [], nodes: [a, b], tiles: { l1Filters: 4, l2Filters: 8, h: 2, w: 3, d: 4 }, gma: 0, gmaUnfused: 0 })),
+});
+
+/** Runs g with the given plans; every output equal to the reference's, raw and dequantized; returns the sessions' stats. */
+async function runAll(g: Graph, plans: Array<'unfused' | 'auto' | Plan>, seeds: number[]) {
+  const stats = [];
+  const hw = loadHw('lavapipe');
+  const outs: Map<number, Int8Array | Uint8Array | Float32Array>[] = [];
+  for (const p of plans) {
+    const s = await createInt8Session(g, { plan: p, hw });
+    const got = new Map<number, Int8Array | Uint8Array | Float32Array>();
+    try {
+      for (const seed of seeds) {
+        const x = input(g, seed);
+        const ref = runInt8Reference(g, { [g.inputs[0]]: x });
+        const r = await s.run({ [g.inputs[0]]: x });
+        const o = r[g.outputs[0]];
+        assert.deepEqual(o.shape, ref.outputs[0].shape);
+        const want = ref.outputs[0].data;
+        const have = o.raw ?? o.data;
+        assert.equal(have.length, want.length);
+        for (let i = 0; i < want.length; i++) assert.equal(have[i], want[i], `${typeof p === 'string' ? p : 'plan'}, seed ${seed}: output ${i}`);
+        assert.deepEqual(Array.from(o.data), Array.from(ref.dequantized[0]));
+        got.set(seed, have);
+      }
+      const st = s.stats();
+      const again = s.stats();
+      await s.run({ [g.inputs[0]]: input(g, 99) });
+      // A run creates nothing on the GPU.
+      assert.equal(s.stats().buffersCreated, again.buffersCreated);
+      assert.equal(s.stats().bindGroupsCreated, again.bindGroupsCreated);
+      stats.push(st);
+    } finally {
+      s.dispose();
+    }
+    outs.push(got);
+  }
+  // Fused and unfused outputs are identical (already equal to the reference; said once more for the record).
+  for (const o of outs.slice(1)) for (const seed of seeds) assert.deepEqual(Array.from(o.get(seed)!), Array.from(outs[0].get(seed)!));
+  return stats;
+}
+
+test('int8 MobileNet-style: unfused, planned (1-byte elements) and hand-planned PW-DW over a Pad, all bit-exact', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
+  const hand = plan([['pwdw', 'conv_2d_3', 'depthwise_conv_2d_5'], ['dwpw', 'depthwise_conv_2d_7', 'conv_2d_8']]);
+  const [unfused, auto, manual] = await runAll(g, ['unfused', 'auto', hand], [1, 2]);
+  // Unfused: 3x3 conv, 3 DW, 3 PW, Pad, Add, Mean, FC (the Relu/Clip fold into their convs; Reshapes are aliases).
+  assert.equal(unfused.dispatchesPerRun, 11);
+  assert.equal(unfused.fusedModules, 0);
+  assert.ok(auto.fusedModules >= 2, `the planner fused ${auto.fusedModules} pairs`);
+  assert.equal(auto.dispatchesPerRun, unfused.dispatchesPerRun - auto.fusedModules);
+  // The hand plan: two pairs, and the Pad folded into the PW-DW.
+  assert.equal(manual.fusedModules, 2);
+  assert.equal(manual.dispatchesPerRun, unfused.dispatchesPerRun - 2 - 1);
+  // No integer kernel for HARD_SWISH: it runs on the host between two command buffers; input QUANTIZE, SOFTMAX and
+  // the output DEQUANTIZE are host steps at the ends.
+  for (const s of [unfused, auto, manual]) {
+    assert.deepEqual(s.hostNodes, ['quantize_0', 'hard_swish_10', 'softmax_14', 'dequantize_15']);
+    assert.equal(s.commandBuffersPerRun, 2);
+    assert.ok(s.weightBytes > 0 && s.activationBytes < s.activationBytesUnshared);
+  }
+});
+
+test('int8 MobileNet-style at 24x24 with another seed: fused as planned equals unfused and the reference', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: true, size: 24, seed: 5, classes: 12 }), { source: 'mnet24.tflite' });
+  const [unfused, auto] = await runAll(g, ['unfused', 'auto'], [7]);
+  assert.ok(auto.fusedModules > 0);
+  assert.equal(auto.dispatchesPerRun, unfused.dispatchesPerRun - auto.fusedModules);
+});
+
+test('raw int8 feeds stand for the input QUANTIZE; fused nodes keep the intermediate quantization', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
+  const x = input(g, 3) as Float32Array;
+  const q = g.tensors.get('input_int8')!.quant!;
+  const raw = quantize(x, { scale: q.scale[0], zeroPoint: q.zeroPoint[0] }, 'int8') as Int8Array;
+  const s = await createInt8Session(g, { plan: 'unfused' });
+  try {
+    const a = await s.run({ input: x });
+    const b = await s.run({ input: raw });
+    assert.deepEqual(Array.from(b.output.data), Array.from(a.output.data));
+    await assert.rejects(s.run({ input: new Uint8Array(raw.length) }), (e: unknown) => e instanceof FcmError && e.exitCode === 2 && /int8 values of 'input_int8'/.test(e.message));
+    await assert.rejects(s.run({ input: new Float32Array(3) }), (e: unknown) => e instanceof FcmError && e.exitCode === 2 && /has 3 values/.test(e.message));
+  } finally {
+    s.dispose();
+  }
+  const fused = prepareInt8Graph(g, plan([['pwdw', 'conv_2d_3', 'depthwise_conv_2d_5']]), () => loadHw('lavapipe'));
+  const node = fused.nodes.find((n) => n.domain === fcmDomain)!;
+  const mid = g.tensors.get('pw1')!.quant!;
+  assert.equal(node.attrs.intermediateScale, mid.scale[0]);
+  assert.equal(node.attrs.intermediateZeroPoint, mid.zeroPoint[0]);
+  // Without it, the integer FCM cannot requantize the intermediate: refused, naming the node.
+  const bare: Graph = { ...fused, nodes: fused.nodes.map((n) => (n === node ? { ...n, attrs: Object.assign(Object.create(null), n.attrs, { intermediateScale: undefined }) } : n)) };
+  await assert.rejects(createInt8Session(bare, { plan: 'unfused' }), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /intermediate quantization/.test(e.message) && e.message.includes(node.name));
+});
+
+test('refuses a node neither the GPU nor the host reference runs', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
+  const bad: Graph = { ...g, nodes: g.nodes.map((n) => (n.op === 'HardSwish' ? { ...n, op: 'Tanh' } : n)) };
+  await assert.rejects(createInt8Session(bad, { plan: 'unfused' }), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /hard_swish_10' \(Tanh\)/.test(e.message));
+});
+
+// The seed's MobileNetV1 at 224x224 takes minutes on lavapipe fused (about 3 min; 30 s unfused): run it with
+// FCM_OPT_SLOW_TESTS=1 (or on a real GPU).
+test('the seed int8 MobileNetV1 (uint8 in and out) fused and unfused, bit-exact', { skip: process.env.FCM_OPT_SLOW_TESTS ? false : 'set FCM_OPT_SLOW_TESTS=1' }, async () => {
+  const g = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1.tflite' });
+  const [unfused, auto] = await runAll(g, ['unfused', 'auto'], [9]);
+  assert.equal(unfused.dispatchesPerRun, 35);
+  assert.equal(auto.dispatchesPerRun, unfused.dispatchesPerRun - auto.fusedModules);
+  // Only the Softmax (and the output QUANTIZE after it) run on the host: one command buffer.
+  assert.equal(auto.commandBuffersPerRun, 1);
+});
