@@ -1,0 +1,50 @@
+// Issue 10's speed check: the int8 plan (integer kernels) against the fp32 plan (the same model dequantized,
+// float kernels), fused and unfused, in one process, interleaved. Model: the seed's int8 MobileNetV1 rebuilt
+// by the TFLite fixture writer (fixtures/tflite-builder.ts), 1x3x224x224.
+//   npm run build; node dist/bench/int8.js [--runs 50] [--warmup 10] [--hw h100] [--out DIR]
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadModel } from '../converters/load.js';
+import { buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
+import { median, p90 } from '../src/bench/stats.js';
+import { timeContestants } from '../src/bench/bench.js';
+import { createInt8Session } from '../src/runtime/int8-session.js';
+import { createSession } from '../src/runtime/session.js';
+import { releaseGpu } from '../src/runtime/device.js';
+import { mulberry32 } from '../fixtures/rng.js';
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : dflt;
+};
+const runs = Number(arg('runs', '50')), warmup = Number(arg('warmup', '10')), hw = arg('hw', 'h100'), out = arg('out', '');
+
+const g = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1_int8.tflite' });
+const input = g.inputs[0];
+const n = g.tensors.get(input)!.shape.reduce((a, b) => a * b, 1);
+const u = mulberry32(3);
+const x = Float32Array.from({ length: n }, () => u() * 2 - 1);
+
+const i8f = await createInt8Session(g, { plan: 'auto', hw });
+const i8u = await createInt8Session(g, { plan: 'unfused', hw });
+const f32f = await createSession(g, { plan: 'auto', hw, int8: 'dequantize' });
+const f32u = await createSession(g, { plan: 'unfused', hw, int8: 'dequantize' });
+const contestants = [
+  { name: 'int8 fused', run: async () => { await i8f.run({ [input]: x }); } },
+  { name: 'int8 unfused', run: async () => { await i8u.run({ [input]: x }); } },
+  { name: 'fp32 fused (dequantized)', run: async () => { await f32f.run({ [input]: x }); } },
+  { name: 'fp32 unfused (dequantized)', run: async () => { await f32u.run({ [input]: x }); } },
+];
+const a = await i8f.run({ [input]: x }), b = await i8u.run({ [input]: x });
+const same = Object.keys(a).every((k) => a[k].raw !== undefined && b[k].raw !== undefined
+  ? a[k].raw!.every((v, i) => v === b[k].raw![i]) : a[k].data.every((v, i) => v === b[k].data[i]));
+const times = await timeContestants(contestants, runs, warmup);
+const rows = contestants.map((c, i) => ({ name: c.name, medianMs: median(times[i]), p90Ms: p90(times[i]) }));
+const s = { int8Fused: i8f.stats(), int8Unfused: i8u.stats(), fp32Fused: f32f.stats(), fp32Unfused: f32u.stats() };
+console.log(`mob_v1 int8 (224x224, batch 1), ${runs} runs after ${warmup} warm-up; int8 fused == unfused bit for bit: ${same}`);
+for (const r of rows) console.log(`  ${r.name.padEnd(28)} median ${r.medianMs!.toFixed(3)} ms  p90 ${r.p90Ms!.toFixed(3)} ms`);
+console.log(`  dispatches: int8 ${s.int8Fused.dispatchesPerRun}/${s.int8Unfused.dispatchesPerRun} (cmd buffers ${s.int8Fused.commandBuffersPerRun}, dot4 ${s.int8Fused.dot4}, host ${s.int8Fused.hostNodes.length}), fp32 ${s.fp32Fused.dispatchesPerRun}/${s.fp32Unfused.dispatchesPerRun}`);
+if (out) writeFileSync(join(out, 'int8.json'), JSON.stringify({ rows, same, stats: s }, null, 1));
+for (const x of [i8f, i8u, f32f, f32u]) x.dispose();
+await releaseGpu();
+process.exit(0);
