@@ -6,8 +6,9 @@
 //
 // TFLite files: onnxruntime cannot read them, so the reference is onnxruntime on the ONNX export of the graph
 // fcm-opt runs (src/check/tflite.ts): the imported float graph, or for an int8 file the dequantized float graph
-// (int8 models run with dequantized float kernels until integer kernels exist; the report says so). For int8
-// files the outputs are also compared with TFLite's integer arithmetic (src/quant), in LSB, for information.
+// For int8 files both paths are checked: the dequantized float path against onnxruntime (and, for information,
+// against TFLite's integer arithmetic in LSB), and the integer kernels against TFLite's integer arithmetic
+// (src/quant; over 1 LSB fails the check).
 // Inputs and outputs of rank 4 are NCHW, the IR's layout, whatever the file's (TFLite's NHWC is converted at
 // import).
 
@@ -16,6 +17,7 @@ import { Command } from 'commander';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import { detectFormat, loadModel } from '../../converters/load.js';
+import { createInt8Session } from '../runtime/int8-session.js';
 import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from '../check/tflite.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
 import { type Comparison, compareOutputs, seededInput } from '../runtime/compare.js';
@@ -50,6 +52,9 @@ export interface CheckReport {
   /** int8 files: fcm-opt's outputs against TFLite's integer arithmetic, in LSB (reported, not a pass/fail
    *  criterion: see src/check/tflite.ts); a string when the integer reference cannot run the model. */
   int8Reference?: Int8Comparison[] | string;
+  /** int8 models: the integer kernels' outputs vs TFLite's integer arithmetic (over 1 LSB fails the check). */
+  int8Kernels?: Int8Comparison[] | string;
+  int8HostNodes?: string[];
   plan: 'auto' | 'unfused';
   device: string;
   outputs: OutputCheck[];
@@ -145,6 +150,22 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
         report.int8Reference = e.message;
       }
     }
+    if (grid) {
+      // The integer kernels (issue 10) on the same grid input: within 1 LSB of TFLite's integer arithmetic.
+      try {
+        const i8 = await createInt8Session(imported, { plan, hw: options.hw });
+        try {
+          report.int8Kernels = compareWithInt8Reference(imported, grid.int8, await i8.run(grid.real));
+          report.int8HostNodes = i8.stats().hostNodes;
+        } finally {
+          i8.dispose();
+        }
+        if (report.int8Kernels.some((c) => c.maxLsb > 1)) report.ok = false;
+      } catch (e) {
+        if (!(e instanceof FcmError) || e.kind !== 'unsupported') throw e;
+        report.int8Kernels = e.message;
+      }
+    }
     if (options.perLayer) {
       report.layers = [];
       for (const l of layerTensors) {
@@ -173,7 +194,7 @@ export function formatCheck(r: CheckReport): string {
   const lines = [`${r.model}: fcm-opt (${r.plan}, ${r.device}) vs onnxruntime CPU${r.reference === 'onnx-export' ? ' on the ONNX export of the imported graph' : ''}`];
   if (r.format === 'tflite') {
     lines.push(r.path === 'int8-dequantized'
-      ? '  int8 model: run with dequantized float kernels (weights and activations dequantized; no integer kernels yet)'
+      ? '  int8 model: checked twice: dequantized float kernels against onnxruntime, integer kernels against TFLite integer arithmetic'
       : '  float TFLite model: run with float kernels');
     lines.push('  rank-4 inputs and outputs are NCHW (the IR\'s layout; the file\'s NHWC is converted at import)');
   }
@@ -192,6 +213,14 @@ export function formatCheck(r: CheckReport): string {
     for (const c of r.int8Reference) {
       lines.push(`  vs TFLite integer reference: ${c.name}: max ${c.maxLsb.toFixed(2)} LSB, mean ${c.meanLsb.toFixed(3)} LSB (LSB ${fmt(c.scale)}), ` +
         `top-1 ${(100 * c.top1).toFixed(1)}% (information: the float path does not round activations to their grids)`);
+    }
+  }
+  if (typeof r.int8Kernels === 'string') lines.push(`  integer kernels: not run (${r.int8Kernels})`);
+  else if (r.int8Kernels) {
+    const host = r.int8HostNodes?.length ? `; on the host: ${r.int8HostNodes.join(', ')}` : '';
+    for (const c of r.int8Kernels) {
+      lines.push(`  integer kernels vs TFLite integer reference: ${c.name}: max ${c.maxLsb.toFixed(2)} LSB, mean ${c.meanLsb.toFixed(3)} LSB, ` +
+        `top-1 ${(100 * c.top1).toFixed(1)}%  ${c.maxLsb <= 1 ? 'ok' : 'OVER 1 LSB'}${host}`);
     }
   }
   lines.push(r.ok ? 'check passed' : 'check FAILED');

@@ -47,7 +47,7 @@ test('check on a float .tflite: float kernels vs onnxruntime on the ONNX export,
   }
 });
 
-test('check on an int8 .tflite says it ran dequantized float kernels and reports LSB vs the integer reference', async () => {
+test('check on an int8 .tflite checks the dequantized float path and the integer kernels against the integer reference', async () => {
   const r = await runCheck(int8, { hw: 'lavapipe', perLayer: true });
   assert.equal(r.ok, true, formatCheck(r));
   assert.equal(r.path, 'int8-dequantized');
@@ -59,8 +59,12 @@ test('check on an int8 .tflite says it ran dequantized float kernels and reports
   // Bound and reasoning: test/converters/tflite-run.test.ts.
   assert.ok(c.maxLsb <= 3 && c.meanLsb <= 0.5, JSON.stringify(c));
   const text = formatCheck(r);
-  assert.match(text, /int8 model: run with dequantized float kernels/);
+  assert.match(text, /int8 model: checked twice: dequantized float kernels against onnxruntime, integer kernels/);
   assert.match(text, /vs TFLite integer reference: output: max \d+\.\d\d LSB, mean/);
+  // The integer kernels are bit-exact with TFLite's arithmetic (test/runtime/int8-session.test.ts).
+  assert.ok(Array.isArray(r.int8Kernels) && r.int8Kernels.length === 1, String(r.int8Kernels));
+  assert.equal(r.int8Kernels[0].maxLsb, 0);
+  assert.match(text, /integer kernels vs TFLite integer reference: output: max 0\.00 LSB/);
 });
 
 test('check --per-layer on a .tflite names the node fcm-opt gets wrong', async () => {
