@@ -5,6 +5,7 @@
 // Every FCM kernel keeps the intermediate tensor in workgroup memory (paper §3: the FCM's "commTile") and bakes
 // shapes and tiles into the WGSL as constants, so a program is specific to one node; the cache key names all of it.
 
+import { type Epilogue, nodeEpilogue } from './shader.js';
 import type { Attrs, AttrValue, Node } from '../src/graph/ir.js';
 import { checkedProduct, invalid, overLimit, unsupported } from '../src/errors.js';
 
@@ -60,24 +61,10 @@ export function tileAttr(a: Attrs, key: string, def: number, w: string): number 
   return Math.max(1, Math.floor(v));
 }
 
-export interface Epilogue {
-  /** WGSL function text `fn NAME(v: f32) -> f32`. */
-  fn: string;
-  /** Part of the cache key. */
-  key: string;
-}
+export type { Epilogue };
 
-export function epilogue(a: Attrs, index: 1 | 2, w: string): Epilogue {
-  const name = a[`activation${index}`];
-  const params = a[`activationParams${index}`];
-  if (name !== undefined && typeof name !== 'string') throw invalid(w, `activation${index} must be a string`);
-  if (params !== undefined && !(Array.isArray(params) && params.every((p) => typeof p === 'number'))) {
-    throw invalid(w, `activationParams${index} must be numbers`);
-  }
-  const p = (params ?? []) as number[];
-  const fnName = `act${index}`;
-  return { fn: activationFn(fnName, name ?? '', p, w), key: `${name ?? 'none'}(${p.join(',')})` };
-}
+/** Epilogue `index` (1: after the first layer, 2: after the second) of a fused node, as WGSL `act1`/`act2`. */
+export const epilogue = (a: Attrs, index: 1 | 2, w: string): Epilogue => nodeEpilogue(a, w, String(index), `act${index}`);
 
 export interface Conv2dGeom {
   kh: number; kw: number; sh: number; sw: number;
@@ -204,45 +191,7 @@ export function constsU32(c: Record<string, number>): string {
   }).join('\n');
 }
 
-/** An f32 literal for WGSL; refuses non-finite values (WGSL has no literal for them). */
-export function f32Literal(v: number, w: string): string {
-  if (!Number.isFinite(v)) throw invalid(w, `value ${v} cannot be a WGSL constant`);
-  const s = String(Math.fround(v));
-  return `f32(${/[.eE]/.test(s) ? s : s + '.0'})`;
-}
 
-/**
- * `fn NAME(v: f32) -> f32` applying an ONNX activation (the epilogue convention of src/graph/ir.ts);
- * '' is the identity. Clip with an infinite bound drops that bound.
- */
-export function activationFn(fnName: string, act: string, p: readonly number[], w: string): string {
-  const lit = (v: number) => f32Literal(v, w);
-  let body: string;
-  switch (act) {
-    case '': body = 'v'; break;
-    case 'Relu': body = 'max(v, 0.0)'; break;
-    case 'Clip': {
-      const lo = p[0] ?? -Infinity, hi = p[1] ?? Infinity;
-      body = 'v';
-      if (Number.isFinite(lo)) body = `max(${body}, ${lit(lo)})`;
-      if (Number.isFinite(hi)) body = `min(${body}, ${lit(hi)})`;
-      break;
-    }
-    case 'HardSigmoid': body = `clamp(${lit(p[0] ?? 0.2)} * v + ${lit(p[1] ?? 0.5)}, 0.0, 1.0)`; break;
-    case 'HardSwish': body = 'v * clamp(v / 6.0 + 0.5, 0.0, 1.0)'; break;
-    // exp(-v) overflows to +inf for v < -88: 1 / (1 + inf) = 0, the right limit.
-    case 'Sigmoid': body = '1.0 / (1.0 + exp(-v))'; break;
-    case 'SiLU': body = 'v / (1.0 + exp(-v))'; break;
-    case 'LeakyRelu': body = `select(${lit(p[0] ?? 0.01)} * v, v, v >= 0.0)`; break;
-    // Some drivers build tanh from exp and return NaN for large |v|; tanh(+-10) is +-1 in f32 anyway.
-    case 'Tanh': body = 'tanh(clamp(v, -10.0, 10.0))'; break;
-    default: throw unsupported(w, `activation '${act}' is not supported as an epilogue`);
-  }
-  // NaN passes through as in onnxruntime: WGSL's max/min/clamp may return the other operand for a NaN (lavapipe
-  // does), turning NaN inputs into finite outputs. Tested on the bits: compilers may fold `v != v` to false.
-  if (body === 'v') return `fn ${fnName}(v: f32) -> f32 { return v; }`;
-  return `fn ${fnName}(v: f32) -> f32 { return select(${body}, v, (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u); }`;
-}
 
 /**
  * Workgroups that keep a large GPU busy (issue 8: 132 SMs on the H100, two workgroups each). The planner's tiles
