@@ -8,7 +8,8 @@ import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { importTflite } from '../../converters/tflite/import.js';
 import { buildSeedProxylessGpu, buildSeedXception } from '../../fixtures/tflite-builder.js';
 
-const referenceDir = join(process.cwd(), '..', 'shared', 'fuseplanner-reference', 'dags');
+// The committed copy of ../shared/fuseplanner-reference (test/planner/fuseplanner-reference/README.md).
+const referenceDir = join(process.cwd(), 'test', 'planner', 'fuseplanner-reference', 'dags');
 const extensions = new Set(['pads', 'dilations']);
 
 async function matchesReference(file: string, bytes: Uint8Array): Promise<Array<Record<string, unknown>>> {

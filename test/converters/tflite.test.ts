@@ -14,7 +14,8 @@ import {
   buildSeedMobileNetV1, bytesOf, opt, rng,
 } from '../../fixtures/tflite-builder.js';
 
-const referenceDir = join(process.cwd(), '..', 'shared', 'fuseplanner-reference', 'dags');
+// The committed copy of ../shared/fuseplanner-reference (test/planner/fuseplanner-reference/README.md).
+const referenceDir = join(process.cwd(), 'test', 'planner', 'fuseplanner-reference', 'dags');
 const shapeOf = (g: Graph, name: string) => g.tensors.get(name)!.shape;
 const ops = (g: Graph) => g.nodes.map((n) => n.op);
 
