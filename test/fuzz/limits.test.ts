@@ -144,9 +144,15 @@ function varint(v: number): number[] {
 }
 function field(no: number, payload: Uint8Array | string): Uint8Array {
   const p = typeof payload === 'string' ? new TextEncoder().encode(payload) : payload;
-  return Uint8Array.from([...varint((no << 3) | 2), ...varint(p.length), ...p]);
+  return cat(Uint8Array.from([...varint((no << 3) | 2), ...varint(p.length)]), p);
 }
-const cat = (...parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
+function cat(...parts: Uint8Array[]): Uint8Array {
+  // Copied with set(), not spread: the 5,000-level model below is rebuilt once per level.
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
 
 test('ONNX: subgraphs nested 5,000 deep are refused (exit 4), not a stack overflow', async () => {
   // GraphProto.node = 1, NodeProto.op_type = 4 / attribute = 5, AttributeProto.name = 1 / type = 20 / g = 6.
