@@ -6,37 +6,13 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { main } from '../../src/cli/main.js';
 import { parseMaxMemory } from '../../src/cli/options.js';
 import { FcmError } from '../../src/errors.js';
 import { writeNpy } from '../../src/npy.js';
+import { cli } from './run-cli.js';
 
 const bundled = resolve('fixtures/bundled/mobilenetv2-slim.onnx');
 
-/** Runs main() with stdout/stderr captured. */
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const stdoutWrite = process.stdout.write.bind(process.stdout);
-  const stderrWrite = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string | Uint8Array, ...rest: never[]) => {
-    if (typeof s !== 'string') return stdoutWrite(s, ...rest);
-    out += s;
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array, ...rest: never[]) => {
-    if (typeof s !== 'string') return stderrWrite(s, ...rest);
-    err += s;
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'fcm-opt', ...args]);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = stdoutWrite;
-    process.stderr.write = stderrWrite;
-  }
-}
 
 test('parseMaxMemory: bytes and binary units; anything else is exit 2', () => {
   assert.equal(parseMaxMemory('4G'), 4 * 2 ** 30);

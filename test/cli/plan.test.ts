@@ -4,36 +4,11 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { main } from '../../src/cli/main.js';
+import { cli } from './run-cli.js';
 
 const dags = resolve('test/planner/fuseplanner-reference/dags');
 const estimates = resolve('test/planner/fuseplanner-reference/estimates');
 
-/** Runs main() with stdout/stderr captured. */
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const stdoutWrite = process.stdout.write.bind(process.stdout);
-  const stderrWrite = process.stderr.write.bind(process.stderr);
-  // The CLI writes strings; the test runner's own reports (binary, on stdout) must pass through.
-  process.stdout.write = ((s: string | Uint8Array, ...rest: never[]) => {
-    if (typeof s !== 'string') return stdoutWrite(s, ...rest);
-    out += s;
-    return true;
-  }) as typeof process.stdout.write;
-  process.stderr.write = ((s: string | Uint8Array, ...rest: never[]) => {
-    if (typeof s !== 'string') return stderrWrite(s, ...rest);
-    err += s;
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'fcm-opt', ...args]);
-    return { code, out, err };
-  } finally {
-    process.stdout.write = stdoutWrite;
-    process.stderr.write = stderrWrite;
-  }
-}
 
 test('plan --mode fuseplanner prints a table and totals', async () => {
   const r = await cli('plan', join(dags, 'mob_v1.json'), '--hw', 'gtx1660', '--mode', 'fuseplanner');
