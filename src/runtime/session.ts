@@ -1,6 +1,7 @@
 // A session: a model compiled for the device once (pipelines, weight buffers, activation buffers, bind groups,
-// read-back buffers), then run any number of times. One inference = one command buffer with one compute pass;
-// nothing is created on the GPU by run(). Error scopes wrap creation and every run: validation, out-of-memory
+// read-back buffers), then run any number of times. One inference = a few command buffers of one compute pass
+// each, submitted as soon as encoded (SessionOptions.submitEvery), so that the GPU works while the host encodes
+// the rest; nothing is created on the GPU by run(). Error scopes wrap creation and every run: validation, out-of-memory
 // and internal errors, and device loss, become FcmError gpu (exit 5), since a skipped dispatch would
 // otherwise read back as silent zeros.
 
@@ -33,14 +34,23 @@ export interface SessionOptions {
   extraOutputs?: string[];
   /** Quantized graphs: 'auto' (default) runs them with integer kernels when every node has one, else dequantized. */
   int8?: 'auto' | 'dequantize';
+  /**
+   * Dispatches per submitted command buffer (default 12; 0: the whole inference in one). Encoding a dispatch costs
+   * the host about as long as the GPU takes to run one at batch 1 (issue 8: ~8-12 us each through Dawn's
+   * bindings), so submitting in parts overlaps the two instead of adding them; each part costs the GPU one more
+   * pass (~13 us on the H100).
+   */
+  submitEvery?: number;
 }
+
+export const defaultSubmitEvery = 12;
 
 export interface RunResult {
   [name: string]: { data: Float32Array; shape: number[] };
 }
 
 export interface SessionStats {
-  /** Compute dispatches in one run() (and compute passes: always 1 when there is any). */
+  /** Compute dispatches in one run(), and its compute passes (one per submitted command buffer). */
   dispatchesPerRun: number;
   passesPerRun: number;
   /** GPU objects this session created; run() creates none. Pipelines found in the device's cache are not counted. */
@@ -132,7 +142,9 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   if (ctx.lost) throw gpuFailure('WebGPU', `the device was lost (${ctx.lost})`);
   const l = ctx.limits;
   const compiled = compileGraph(graph, { ...ctx.kernelLimits, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize });
-  return GpuSession.create(ctx, compiled);
+  const submitEvery = options.submitEvery ?? defaultSubmitEvery;
+  if (!Number.isInteger(submitEvery) || submitEvery < 0) throw invalid(graph.source, `submitEvery must be a whole number >= 0, got ${submitEvery}`);
+  return GpuSession.create(ctx, compiled, submitEvery);
 }
 
 interface Dispatch {
@@ -190,7 +202,7 @@ class GpuSession implements Session {
   private profiling?: { querySet: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer };
   private passQuery?: { querySet: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer };
 
-  private constructor(private readonly ctx: GpuContext, private readonly compiled: Compiled) {
+  private constructor(private readonly ctx: GpuContext, private readonly compiled: Compiled, private readonly submitEvery: number) {
     const g = compiled.graph;
     this.graph = g;
     this.inputNames = [...g.inputs];
@@ -198,8 +210,8 @@ class GpuSession implements Session {
     this.inputShapes = Object.fromEntries(g.inputs.map((x) => [x, [...g.tensors.get(x)!.shape]]));
   }
 
-  static async create(ctx: GpuContext, compiled: Compiled): Promise<GpuSession> {
-    const s = new GpuSession(ctx, compiled);
+  static async create(ctx: GpuContext, compiled: Compiled, submitEvery = defaultSubmitEvery): Promise<GpuSession> {
+    const s = new GpuSession(ctx, compiled, submitEvery);
     try {
       await scoped(ctx, `${compiled.graph.source}: creating the session`, () => s.build());
     } catch (e) {
@@ -304,18 +316,30 @@ class GpuSession implements Session {
       let thrown: unknown;
       try {
         this.writeFeeds(feeds);
-        const enc = d.createCommandEncoder();
-        if (this.dispatches.length) {
+        const parts = this.parts();
+        for (let k = 0; k < parts.length; k++) {
+          const enc = d.createCommandEncoder();
           const pass = enc.beginComputePass();
-          for (const x of this.dispatches) {
-            pass.setPipeline(x.pipeline);
+          let last: GPUComputePipeline | undefined;
+          for (let i = parts[k][0]; i < parts[k][1]; i++) {
+            const x = this.dispatches[i];
+            if (x.pipeline !== last) pass.setPipeline(x.pipeline);
+            last = x.pipeline;
             pass.setBindGroup(0, x.bindGroup);
-            pass.dispatchWorkgroups(...x.size);
+            pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
           }
           pass.end();
+          if (k < parts.length - 1) d.queue.submit([enc.finish()]);
+          else {
+            for (const r of this.readBack) enc.copyBufferToBuffer(r.src, 0, r.staging, 0, r.staging.size);
+            d.queue.submit([enc.finish()]);
+          }
         }
-        for (const r of this.readBack) enc.copyBufferToBuffer(r.src, 0, r.staging, 0, r.staging.size);
-        d.queue.submit([enc.finish()]);
+        if (!parts.length) {
+          const enc = d.createCommandEncoder();
+          for (const r of this.readBack) enc.copyBufferToBuffer(r.src, 0, r.staging, 0, r.staging.size);
+          d.queue.submit([enc.finish()]);
+        }
       } catch (e) {
         thrown = e;
       }
@@ -454,10 +478,18 @@ class GpuSession implements Session {
     return times;
   }
 
+  /** [begin, end) dispatch ranges, one per submitted command buffer of run(). */
+  private parts(): [number, number][] {
+    const n = this.dispatches.length, every = this.submitEvery > 0 ? this.submitEvery : n;
+    const r: [number, number][] = [];
+    for (let i = 0; i < n; i += every) r.push([i, Math.min(n, i + every)]);
+    return r;
+  }
+
   stats(): SessionStats {
     return {
       dispatchesPerRun: this.dispatches.length,
-      passesPerRun: this.dispatches.length ? 1 : 0,
+      passesPerRun: this.parts().length,
       pipelinesCreated: this.counters.pipelinesCreated,
       buffersCreated: this.counters.buffersCreated,
       bindGroupsCreated: this.counters.bindGroupsCreated,

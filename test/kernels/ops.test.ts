@@ -178,6 +178,24 @@ for (const axis of [1, -1]) {
   });
 }
 
+// Rows of 64 or more run one workgroup per row (tree reductions): a classifier row, a non-power-of-two row,
+// and a non-last axis whose rows are strided (inner > 1).
+for (const [shape, axis] of [[[2, 1000], 1], [[1, 77], -1], [[2, 100, 3], 1]] as [number[], number][]) {
+  test(`Softmax [${shape}] axis ${axis}, one workgroup per row`, async () => {
+    const x = rnd(shape);
+    for (let i = 0; i < x.data.length; i++) x.data[i] *= 12;
+    const [got] = await runLayer({ op: 'Softmax', attrs: { axis }, inputs: [x], outputShapes: [x.shape] });
+    const a = axis < 0 ? shape.length + axis : axis;
+    const ref = Array.from({ length: x.data.length }, (_, i) => {
+      const c = unravel(i, x.shape);
+      const vals = Array.from({ length: x.shape[a] }, (_, k) => { const d = [...c]; d[a] = k; return x.data[d.reduce((o, v, j) => o + v * strides(x.shape)[j], 0)]; });
+      const m = Math.max(...vals);
+      return Math.exp(x.data[i] - m) / vals.reduce((s, v) => s + Math.exp(v - m), 0);
+    });
+    assertClose(got, ref, 'softmax');
+  });
+}
+
 test('BatchNormalization standing alone', async () => {
   const x = rnd([2, 3, 4, 5]);
   const [sc, b, m] = [rnd([3]), rnd([3]), rnd([3])];

@@ -12,7 +12,7 @@ import type { HwConfig } from '../../src/planner/hw-config.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { newAttrs } from '../../src/graph/ir.js';
 import { FcmError } from '../../src/errors.js';
-import { createSession } from '../../src/runtime/session.js';
+import { createSession, defaultSubmitEvery } from '../../src/runtime/session.js';
 import { compileGraph } from '../../src/runtime/compile.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
@@ -54,7 +54,7 @@ for (const [name, make] of Object.entries(fixtureModels)) {
         const again = await s.run(input);
         const afterStats = s.stats();
         assert.deepEqual({ ...afterStats, runs: 0 }, { ...before, runs: 0 }, 'a second run created GPU objects');
-        assert.equal(afterStats.passesPerRun, 1);
+        assert.equal(afterStats.passesPerRun, Math.ceil(afterStats.dispatchesPerRun / defaultSubmitEvery));
         for (const y of s.outputNames) {
           const r = ref[y].data as Float32Array;
           const c = compareOutputs(out[y].data, r, out[y].shape);
@@ -88,6 +88,25 @@ test('unfused dispatches: one per non-alias node after epilogue folding', async 
   } finally {
     s.dispose();
   }
+});
+
+test('submitEvery: the inference is submitted in parts of that many dispatches, with identical results', async () => {
+  const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'm' });
+  const x = seededInput(g.tensors.get(g.inputs[0])!.shape.reduce((a, b) => a * b, 1), 7);
+  const outs: Float32Array[] = [];
+  for (const [every, passes] of [[0, 1], [1, 10], [3, 4], [10, 1], [64, 1]] as const) {
+    const s = await createSession(g, { plan: 'unfused', submitEvery: every });
+    try {
+      const y = await s.run({ [g.inputs[0]]: x });
+      assert.equal(s.stats().dispatchesPerRun, 10);
+      assert.equal(s.stats().passesPerRun, passes, `submitEvery ${every}`);
+      outs.push(y[g.outputs[0]].data);
+    } finally {
+      s.dispose();
+    }
+  }
+  for (const o of outs.slice(1)) assert.deepEqual(o, outs[0], 'a split submission changed the result');
+  await assert.rejects(createSession(g, { plan: 'unfused', submitEvery: -1 }), (e: unknown) => e instanceof FcmError && /submitEvery/.test(e.message));
 });
 
 function opaqueGraph(): Graph {
