@@ -38,7 +38,7 @@ const contestants = [
 const a = await i8f.run({ [input]: x }), b = await i8u.run({ [input]: x });
 const same = Object.keys(a).every((k) => a[k].raw !== undefined && b[k].raw !== undefined
   ? a[k].raw!.every((v, i) => v === b[k].raw![i]) : a[k].data.every((v, i) => v === b[k].data[i]));
-const times = await timeContestants(contestants, runs, warmup);
+const times = await timeContestants(contestants, runs, warmup, undefined, 10);
 const rows = contestants.map((c, i) => ({ name: c.name, medianMs: median(times[i]), p90Ms: p90(times[i]) }));
 const s = { int8Fused: i8f.stats(), int8Unfused: i8u.stats(), fp32Fused: f32f.stats(), fp32Unfused: f32u.stats() };
 console.log(`mob_v1 int8 (224x224, batch 1), ${runs} runs after ${warmup} warm-up; int8 fused == unfused bit for bit: ${same}`);

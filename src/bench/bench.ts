@@ -27,6 +27,8 @@ export interface BenchOptions {
   batch?: number;
   runs?: number;
   warmup?: number;
+  /** Timed runs of one contestant in a row before the next one's (default 10; see timeContestants). */
+  block?: number;
   /** ImportOptions.maxMemory for loading the model (default 4 GiB). */
   maxMemory?: number;
   /** Called after each run (warm-up included) with (done, total). */
@@ -66,6 +68,8 @@ export interface BenchReport {
   batch: number;
   runs: number;
   warmup: number;
+  /** Timed runs of one contestant in a row (timeContestants). */
+  block: number;
   results: BenchResult[];
   layers: BenchLayer[];
   /** Why per-layer times are missing, when they are. */
@@ -81,24 +85,34 @@ export interface Contestant {
 }
 
 /**
- * Warm-up, then `runs` timed rounds; each round runs every contestant once, in order. Returns the run
- * times in ms per contestant. A contestant that throws fails the bench (a wrong run is no figure).
+ * Warm-up, then `runs` timed runs of each contestant. Rounds interleave the contestants so that drift affects all
+ * alike; in each round every contestant runs `block` times in a row (fewer in the last round). Blocks matter on a
+ * GPU: at batch 1 an inference is ~1 ms and the GPU lowers its clocks while another contestant runs on the host
+ * (onnxruntime CPU), so single interleaved runs measure a half-idle GPU (issue 8: MobileNetV2 1.5 ms interleaved,
+ * 0.95 ms in a row). Returns the run times in ms per contestant. A contestant that throws fails the bench.
  */
 export async function timeContestants(contestants: readonly Contestant[], runs: number, warmup: number,
-  onProgress?: (done: number, total: number) => void): Promise<number[][]> {
+  onProgress?: (done: number, total: number) => void, block = 1): Promise<number[][]> {
   const total = (runs + warmup) * contestants.length;
   let done = 0;
   const times = contestants.map(() => [] as number[]);
+  const once = async (i: number, timed: boolean) => {
+    const t0 = performance.now();
+    await contestants[i].run();
+    const dt = performance.now() - t0;
+    if (timed) times[i].push(dt);
+    onProgress?.(++done, total);
+  };
   // Each round starts with the next contestant: whoever runs right after another device user (onnxruntime's
   // WebGPU provider has its own Vulkan device) pays for the switch, so no contestant may always be that one.
-  for (let round = 0; round < warmup + runs; round++) {
+  for (let round = 0; round < warmup; round++) {
+    for (let k = 0; k < contestants.length; k++) await once((round + k) % contestants.length, false);
+  }
+  const b = Math.max(1, Math.floor(block));
+  for (let round = 0, left = runs; left > 0; round++, left -= b) {
     for (let k = 0; k < contestants.length; k++) {
-      const i = (round + k) % contestants.length;
-      const t0 = performance.now();
-      await contestants[i].run();
-      const dt = performance.now() - t0;
-      if (round >= warmup) times[i].push(dt);
-      onProgress?.(++done, total);
+      const i = (warmup + round + k) % contestants.length;
+      for (let j = 0; j < Math.min(b, left); j++) await once(i, true);
     }
   }
   return times;
@@ -223,7 +237,8 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   const batch = opts.batch ?? 1;
   const runs = opts.runs ?? 20;
   const warmup = opts.warmup ?? 3;
-  for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0]] as const) {
+  const block = opts.block ?? 10;
+  for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0], ['--block', block, 1]] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw invalid(k, `expected an integer >= ${min}, got ${v}`);
   }
   const graph = await loadModel(modelPath, { batch, maxMemory: opts.maxMemory });
@@ -263,7 +278,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
         unavailable.push({ name, unavailable: firstLine(e) });
       }
     }
-    const times = await timeContestants(contestants, runs, warmup, opts.onProgress);
+    const times = await timeContestants(contestants, runs, warmup, opts.onProgress, block);
     const timed = summarize(contestants.map((c) => c.name), times);
     for (const name of contestantNames) {
       const r = timed.find((x) => x.name === name) ?? unavailable.find((x) => x.name === name);
@@ -284,7 +299,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       layers = joinLayers(plan, fusedGraph, undefined, undefined);
     }
     return {
-      model: modelPath, hw: hw.name, device: adapter.description, batch, runs, warmup, results, layers,
+      model: modelPath, hw: hw.name, device: adapter.description, batch, runs, warmup, block, results, layers,
       ...(layersUnavailable ? { layersUnavailable } : {}),
       ...(layersMethod ? { layersMethod } : {}),
     };

@@ -1,4 +1,4 @@
-// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--json]`: latency of fcm-opt fused
+// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--block K] [--json]`: latency of fcm-opt fused
 // and unfused against onnxruntime-node WebGPU and CPU, with per-module GPU times (src/bench/).
 import type { Command } from 'commander';
 import { invalid } from '../errors.js';
@@ -11,6 +11,7 @@ interface BenchCliOptions {
   batch: number;
   runs: number;
   warmup: number;
+  block: number;
   json?: boolean;
   maxMemory: number;
 }
@@ -30,13 +31,14 @@ export function register(program: Command): void {
     .option('--batch <n>', 'value for a symbolic batch dimension', integer('--batch', 1), 1)
     .option('--runs <n>', 'timed runs of each', integer('--runs', 1), 20)
     .option('--warmup <n>', 'untimed runs of each first', integer('--warmup', 0), 3)
+    .option('--block <n>', 'timed runs of one contestant in a row before the next (a GPU slows down while it idles)', integer('--block', 1), 10)
     .option('--json', 'print the report as JSON')
     .addOption(maxMemoryOption())
     .action(async (model: string, o: BenchCliOptions) => {
       const showBar = !o.json && process.stderr.isTTY === true && process.stdout.isTTY === true;
       const bar = showBar ? progressBar(process.stderr, 'bench') : undefined;
       try {
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, maxMemory: o.maxMemory, onProgress: bar?.update });
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, maxMemory: o.maxMemory, onProgress: bar?.update });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

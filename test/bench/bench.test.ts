@@ -36,6 +36,17 @@ test('timeContestants: warm-up untimed, runs interleaved with the order rotated 
   await assert.rejects(timeContestants([{ name: 'x', run: async () => { throw new Error('boom'); } }], 1, 0), /boom/);
 });
 
+test('timeContestants: blocks of consecutive timed runs per contestant, rotated each round, the last block short', async () => {
+  const calls: string[] = [];
+  const c = (name: string): Contestant => ({ name, run: async () => { calls.push(name); } });
+  const progress: number[] = [];
+  const times = await timeContestants([c('a'), c('b')], 5, 1, (done, total) => { assert.equal(total, 12); progress.push(done); }, 2);
+  // warm-up 'ab', then rounds of two runs each, rotation continuing: bb aa | aa bb | b a
+  assert.equal(calls.join(''), 'ab' + 'bbaa' + 'aabb' + 'ba');
+  assert.deepEqual(times.map((t) => t.length), [5, 5]);
+  assert.equal(progress.length, 12);
+});
+
 test('summarize: median, p90 and ratios to the first row (the fused plan)', () => {
   const rows = summarize(['fused', 'other'], [[2, 1, 3, 10], [4, 4, 6, 4]]);
   assert.deepEqual(rows, [

@@ -197,7 +197,7 @@ test('reportBench: takes the bench\'s modules when they are the plan\'s, refuses
   const dag = loadDag(join(dags, 'mob_v1.json'));
   const plan = planFusion(dag, loadHw('h100'), { mode: 'optimal', model: 'mob_v1.json' });
   const report: BenchReport = {
-    model: 'm.onnx', hw: 'h100', device: 'llvmpipe (LLVM 19)', batch: 1, runs: 3, warmup: 1,
+    model: 'm.onnx', hw: 'h100', device: 'llvmpipe (LLVM 19)', batch: 1, runs: 3, warmup: 1, block: 1,
     results: [{ name: 'fcm-opt fused', medianMs: 2, p90Ms: 3 }],
     layers: [
       ...plan.modules.map((m, i) => ({ module: i, kind: m.kind, nodes: [...(m.nodes ?? [])], gma: m.gma, gmaUnfused: m.gmaUnfused, fusedGpuMs: 0.1 })),
