@@ -112,3 +112,10 @@ export async function releaseGpu(): Promise<void> {
     // Nothing was created.
   }
 }
+
+/**
+ * Dispatches per submitted command buffer in run() (both sessions). Encoding a dispatch costs the host about as long
+ * as the GPU takes to run one at batch 1 (issue 8: ~8-12 us each through Dawn's bindings), so submitting in parts
+ * overlaps the two instead of adding them; each part costs the GPU one more pass (~13 us on the H100).
+ */
+export const defaultSubmitEvery = 12;

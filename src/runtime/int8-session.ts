@@ -8,8 +8,8 @@
 // 8-bit tensors, as the importer spells it); reshape-like ops are aliases. Nodes without an integer kernel run
 // on the host with the integer reference itself (runInt8Reference on the sub-graph of consecutive host nodes),
 // so the result stays bit-exact: typically the float input's QuantizeLinear, the final Softmax and the output's
-// Quantize/Dequantize. Consecutive GPU steps share one command buffer and one compute pass; a host step between
-// two GPU steps costs one more submission and a read-back (stats().commandBuffersPerRun says how many).
+// Quantize/Dequantize. Consecutive GPU steps share command buffers of defaultSubmitEvery dispatches, one pass each; a host step between
+// two GPU steps costs one more submission and a read-back (stats().readBacksPerRun says how many).
 //
 // Epilogues: the importer writes fused activations as Relu/Clip nodes whose input has the output's quantization;
 // those fold into the Conv (its integer clamp). Residual Adds never fold (TFLite adds with ADD, requantizing both
@@ -29,7 +29,7 @@ import { type QType, dequantize, quantize } from '../quant/reference.js';
 import { int8KernelFor } from '../../kernels/int8/registry.js';
 import { type Int8Program, pack8, packedWords, unpack8 } from '../../kernels/int8/common.js';
 import { aliasOps } from '../../kernels/registry.js';
-import { type GpuContext, acquireGpu } from './device.js';
+import { type GpuContext, acquireGpu, defaultSubmitEvery } from './device.js';
 import type { ModelInput, Profile, RunResult, Session, SessionOptions, SessionStats } from './session.js';
 import { loadModel } from '../../converters/load.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
@@ -62,8 +62,10 @@ export type Int8Feeds = Record<string, Float32Array | Int8Array | Uint8Array>;
 
 export interface Int8SessionStats {
   dispatchesPerRun: number;
-  /** Command buffers submitted per run(): 1 when every node between input and output quantization runs on the GPU. */
+  /** Command buffers submitted per run(): ceil(dispatches / defaultSubmitEvery) per GPU phase. */
   commandBuffersPerRun: number;
+  /** Waits for the GPU per run() (read-backs): 1 when every node between input and output quantization runs on the GPU. */
+  readBacksPerRun: number;
   /** Fused modules (FCM nodes) among the dispatches. */
   fusedModules: number;
   /** Nodes run on the host by the integer reference, by name. */
@@ -521,7 +523,9 @@ class GpuInt8Session implements Int8Session {
     this.upload(values, g.inputs.filter((x) => this.buffers.has(this.root(x))));
     let enc: GPUCommandEncoder | undefined;
     let pass: GPUComputePassEncoder | undefined;
+    let inPart = 0;
     const submit = async (staged: Staged[]) => {
+      inPart = 0;
       if (!enc && !staged.length) return;
       enc ??= d.createCommandEncoder();
       pass?.end();
@@ -538,6 +542,9 @@ class GpuInt8Session implements Int8Session {
             time.push({ node: x.step.node.name, op: x.step.node.op, where: 'gpu', ms: await this.timeDispatch(x) });
             continue;
           }
+          // As in session.ts: submit in parts so the GPU starts while the host encodes the rest.
+          if (inPart === defaultSubmitEvery) await submit([]);
+          inPart++;
           enc ??= d.createCommandEncoder();
           pass ??= enc.beginComputePass();
           pass.setPipeline(x.pipeline);
@@ -629,12 +636,15 @@ class GpuInt8Session implements Int8Session {
 
   stats(): Int8SessionStats {
     const dispatches = this.phases.flatMap((p) => (p.kind === 'gpu' ? p.dispatches : []));
-    // One submission per GPU phase, and a last one to copy outputs when a host step came after the last phase.
+    // One round trip per GPU phase, and a last one to copy outputs when a host step came after the last phase;
+    // each phase submitted in parts of defaultSubmitEvery dispatches.
     const last = this.phases[this.phases.length - 1];
-    const submits = this.phases.filter((p) => p.kind === 'gpu' && p.dispatches.length).length + (this.finalRead.length && last?.kind === 'host' ? 1 : 0);
+    const gpuPhases = this.phases.flatMap((p) => (p.kind === 'gpu' && p.dispatches.length ? [p.dispatches.length] : []));
+    const tail = this.finalRead.length && last?.kind === 'host' ? 1 : 0;
     return {
       dispatchesPerRun: dispatches.length,
-      commandBuffersPerRun: submits,
+      commandBuffersPerRun: gpuPhases.reduce((a, n) => a + Math.ceil(n / defaultSubmitEvery), 0) + tail,
+      readBacksPerRun: gpuPhases.length + tail,
       fusedModules: dispatches.filter((x) => x.step.node.domain === fcmDomain).length,
       hostNodes: this.sched.steps.flatMap((s) => (s.kind === 'host' ? s.nodes.map((n) => n.name) : [])),
       dot4: this.dot4,

@@ -18,7 +18,7 @@ import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js
 import { prepareGraph } from '../graph/prepare.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { type Compiled, compileGraph } from './compile.js';
-import { type GpuContext, acquireGpu } from './device.js';
+import { type GpuContext, acquireGpu, defaultSubmitEvery } from './device.js';
 import { routeInt8 } from './int8-session.js';
 
 export interface SessionOptions {
@@ -34,16 +34,11 @@ export interface SessionOptions {
   extraOutputs?: string[];
   /** Quantized graphs: 'auto' (default) runs them with integer kernels when every node has one, else dequantized. */
   int8?: 'auto' | 'dequantize';
-  /**
-   * Dispatches per submitted command buffer (default 12; 0: the whole inference in one). Encoding a dispatch costs
-   * the host about as long as the GPU takes to run one at batch 1 (issue 8: ~8-12 us each through Dawn's
-   * bindings), so submitting in parts overlaps the two instead of adding them; each part costs the GPU one more
-   * pass (~13 us on the H100).
-   */
+  /** Dispatches per submitted command buffer (default device.ts defaultSubmitEvery; 0: the whole inference in one). */
   submitEvery?: number;
 }
 
-export const defaultSubmitEvery = 12;
+export { defaultSubmitEvery };
 
 export interface RunResult {
   [name: string]: { data: Float32Array; shape: number[] };
