@@ -537,11 +537,13 @@ class GpuInt8Session implements Int8Session {
     };
     for (const ph of this.phases) {
       if (ph.kind === 'gpu') {
-        for (const x of ph.dispatches) {
-          if (time) {
-            time.push({ node: x.step.node.name, op: x.step.node.op, where: 'gpu', ms: await this.timeDispatch(x) });
-            continue;
-          }
+        if (time) {
+          // Each dispatch in its own timestamped pass, the phase's passes in one command buffer: per-dispatch
+          // submissions would leave the GPU idle between them, and it clocks down (issue 8).
+          const ms = await this.timeDispatches(ph.dispatches);
+          ph.dispatches.forEach((x, i) => time.push({ node: x.step.node.name, op: x.step.node.op, where: 'gpu', ms: ms[i] }));
+        }
+        for (const x of time ? [] : ph.dispatches) {
           // As in session.ts: submit in parts so the GPU starts while the host encodes the rest.
           if (inPart === defaultSubmitEvery) await submit([]);
           inPart++;
@@ -565,43 +567,55 @@ class GpuInt8Session implements Int8Session {
     return values;
   }
 
-  private async timeDispatch(x: Dispatch): Promise<number> {
+  private async timeDispatches(xs: readonly Dispatch[]): Promise<number[]> {
     const d = this.ctx.device;
     if (!this.ctx.timestamps) {
-      const t0 = performance.now();
-      const enc = d.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      pass.setPipeline(x.pipeline);
-      pass.setBindGroup(0, x.bindGroup);
-      pass.dispatchWorkgroups(...x.size);
-      pass.end();
-      d.queue.submit([enc.finish()]);
-      await d.queue.onSubmittedWorkDone();
-      return performance.now() - t0;
+      const r: number[] = [];
+      for (const x of xs) {
+        const t0 = performance.now();
+        const enc = d.createCommandEncoder();
+        const pass = enc.beginComputePass();
+        pass.setPipeline(x.pipeline);
+        pass.setBindGroup(0, x.bindGroup);
+        pass.dispatchWorkgroups(...x.size);
+        pass.end();
+        d.queue.submit([enc.finish()]);
+        await d.queue.onSubmittedWorkDone();
+        r.push(performance.now() - t0);
+      }
+      return r;
     }
-    // Profiling only: these query objects are made per call, outside run().
-    const querySet = d.createQuerySet({ type: 'timestamp', count: 2 });
-    const resolve = d.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-    const read = d.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    try {
-      const enc = d.createCommandEncoder();
-      const pass = enc.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
-      pass.setPipeline(x.pipeline);
-      pass.setBindGroup(0, x.bindGroup);
-      pass.dispatchWorkgroups(...x.size);
-      pass.end();
-      enc.resolveQuerySet(querySet, 0, 2, resolve, 0);
-      enc.copyBufferToBuffer(resolve, 0, read, 0, 16);
-      d.queue.submit([enc.finish()]);
-      await read.mapAsync(GPUMapMode.READ);
-      const ts = new BigUint64Array(read.getMappedRange().slice(0));
-      read.unmap();
-      return ts[1] > ts[0] ? Number(ts[1] - ts[0]) / 1e6 : 0;
-    } finally {
-      querySet.destroy();
-      resolve.destroy();
-      read.destroy();
+    const r: number[] = [];
+    // A query set holds at most 4096 queries: 2 per dispatch.
+    for (let c0 = 0; c0 < xs.length; c0 += 2048) {
+      const part = xs.slice(c0, c0 + 2048), n = 2 * part.length;
+      // Profiling only: these query objects are made per call, outside run().
+      const querySet = d.createQuerySet({ type: 'timestamp', count: n });
+      const resolve = d.createBuffer({ size: 8 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      const read = d.createBuffer({ size: 8 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      try {
+        const enc = d.createCommandEncoder();
+        part.forEach((x, k) => {
+          const pass = enc.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 } });
+          pass.setPipeline(x.pipeline);
+          pass.setBindGroup(0, x.bindGroup);
+          pass.dispatchWorkgroups(...x.size);
+          pass.end();
+        });
+        enc.resolveQuerySet(querySet, 0, n, resolve, 0);
+        enc.copyBufferToBuffer(resolve, 0, read, 0, 8 * n);
+        d.queue.submit([enc.finish()]);
+        await read.mapAsync(GPUMapMode.READ);
+        const ts = new BigUint64Array(read.getMappedRange().slice(0));
+        read.unmap();
+        for (let k = 0; k < part.length; k++) r.push(ts[2 * k + 1] > ts[2 * k] ? Number(ts[2 * k + 1] - ts[2 * k]) / 1e6 : 0);
+      } finally {
+        querySet.destroy();
+        resolve.destroy();
+        read.destroy();
+      }
     }
+    return r;
   }
 
   async run(feeds: Int8Feeds): Promise<Int8RunOutputs> {

@@ -141,3 +141,23 @@ test('the seed int8 MobileNetV1 (uint8 in and out) fused and unfused, bit-exact'
   // Only the Softmax (and the output QUANTIZE after it) run on the host: one wait for the GPU.
   assert.equal(auto.readBacksPerRun, 1);
 });
+
+test('profile(): one GPU step per dispatch (timestamped passes of one command buffer), host steps timed on the host', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
+  const s = await createInt8Session(g, { plan: 'unfused', hw: loadHw('lavapipe') });
+  try {
+    const x = input(g, 5);
+    const before = await s.run({ [g.inputs[0]]: x });
+    const p = await s.profile({ [g.inputs[0]]: x });
+    const gpu = p.steps.filter((st) => st.where === 'gpu');
+    assert.equal(gpu.length, s.stats().dispatchesPerRun);
+    assert.deepEqual(p.steps.filter((st) => st.where === 'host').map((st) => st.node), s.stats().hostNodes);
+    assert.ok(p.steps.every((st) => st.ms >= 0 && Number.isFinite(st.ms)));
+    assert.ok(p.totalMs > 0);
+    // A profiled run computes the same thing: the next run's outputs are unchanged.
+    const after = await s.run({ [g.inputs[0]]: x });
+    for (const k of Object.keys(before)) assert.deepEqual(after[k].data, before[k].data);
+  } finally {
+    s.dispose();
+  }
+});
