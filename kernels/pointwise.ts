@@ -161,10 +161,11 @@ export function chooseDot(g: DotGeom, limits: KernelLimits): DotChoice {
       }
     }
   }
-  // Split K so that about 2 workgroups of 256 threads land on each of ~132 SMs, each thread summing >= 8 channels.
+  // Split K so that about 4 workgroups of 256 threads land on each of ~132 SMs (half of what an SM holds: a
+  // thread's loads are its only latency hiding), each thread summing >= 8 channels.
   const outputs = g.N * g.F * g.P;
   let ks = 1;
-  while (ks < 64 && ks * 2 <= splitKThreads && outputs * ks < 264 * splitKThreads && g.C / (ks * 2) >= 8) ks *= 2;
+  while (ks < 64 && ks * 2 <= splitKThreads && outputs * ks < 528 * splitKThreads && g.C / (ks * 2) >= 8) ks *= 2;
   return { kind: 'splitK', ks };
 }
 
@@ -302,7 +303,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (o < OUTPUTS) {
     let xb = n * C * P + p;
     let wb = f * C;
-    for (var c = ks; c < C; c += KS) { s += w[wb + c] * x[xb + c * P]; }
+    // Four independent partial sums: four loads of each in flight instead of one (the loop is latency-bound).
+    var s4 = vec4<f32>(0.0);
+    var c = ks;
+    for (; c + 3u * KS < C; c += 4u * KS) {
+      s4 += vec4<f32>(w[wb + c], w[wb + c + KS], w[wb + c + 2u * KS], w[wb + c + 3u * KS])
+        * vec4<f32>(x[xb + c * P], x[xb + (c + KS) * P], x[xb + (c + 2u * KS) * P], x[xb + (c + 3u * KS) * P]);
+    }
+    for (; c < C; c += KS) { s4.x += w[wb + c] * x[xb + c * P]; }
+    s = (s4.x + s4.y) + (s4.z + s4.w);
   }
 ${ks === 1 ? '' : `  part[li] = s;
   workgroupBarrier();

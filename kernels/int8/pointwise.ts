@@ -56,7 +56,20 @@ export function gatherWord(load: string, base: string, stride: string, c: string
     }`;
 }
 
+/**
+ * Tiled workgroups below which the split-K kernel runs instead (about the SM count of a large GPU): the late 7x7
+ * and 14x14 layers, squeeze-excite and classifiers at batch 1 (MobileNetV1's 1024->1000 classifier took 0.42 ms
+ * on 16 tiled workgroups of the H100).
+ */
+export const splitKBelowWorkgroups = 132;
+
+/** The tiled kernel, or split-K where its tiles would leave most of a large GPU idle. */
 export function int8Pointwise(args: Int8KernelArgs): Int8Program {
+  const t = int8PointwiseTiled(args);
+  return t.dispatch[0] * t.dispatch[1] * t.dispatch[2] < splitKBelowWorkgroups ? int8PointwiseSplitK(args) : t;
+}
+
+export function int8PointwiseTiled(args: Int8KernelArgs): Int8Program {
   const w = where(args);
   const q = convQuant(args);
   const g = q.g;
@@ -164,6 +177,107 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     outputs: 1,
     uniforms: [],
     workgroupStorageBytes: bytes,
+    constants: [{ name: 'wp', data: packRows(q.w, g.F, g.C) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
+  };
+}
+
+/**
+ * Split-K pointwise for little output: KS threads share one output, each summing dot4 over every KS-th word of 4
+ * channels, then a tree reduction in workgroup memory (wrapping int32 addition is associative: bit-exact). A
+ * workgroup owns OT = T / KS consecutive flat outputs, OT a multiple of 4 starting on a word, so it stores whole
+ * words without atomics. Thread layout: channel-major for small maps (consecutive threads read consecutive words of
+ * a weight row), positions-major from 16 positions (consecutive threads read consecutive positions of x).
+ */
+export function int8PointwiseSplitK(args: Int8KernelArgs): Int8Program {
+  const w = where(args);
+  const q = convQuant(args);
+  const g = q.g;
+  if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
+  const t: QType = q.xq.type;
+  const P = g.H * g.W, C4 = Math.ceil(g.C / 4);
+  const T = Math.max(4, pow2AtMost(threadCap(args.limits)));
+  const outputs = g.N * g.F * P;
+  let ks = 1;
+  while (ks * 2 <= T / 4 && outputs * ks < 528 * T && C4 / (ks * 2) >= 4) ks *= 2;
+  const OT = T / ks;
+  const total = ceilDiv(outputs, OT);
+  const d = layoutWorkgroups(total, args.limits, w);
+  const posMajor = P >= 16 || ks === 1;
+  const hasWzp = q.wZeroPoint !== 0;
+  const folded = foldBias(q.bias, q.w, g.F, g.C, q.xq.zeroPoint, q.wZeroPoint);
+  // One image's channels of one position are a whole word when the map is 1x1 and C % 4 == 0.
+  const direct = P === 1 && g.C % 4 === 0;
+  const native = args.dot4;
+  const wgsl = `${dot4Requires(native)}
+${int8Bindings(['x'], ['wp', 'qp'])}
+${constsU32({ C: g.C, F: g.F, P, C4, KS: ks, OT, OUTPUTS: outputs, WORDS: ceilDiv(outputs, 4), TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsI32({ ZW: q.wZeroPoint, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
+${loader('x', t)}
+${dot4Wgsl(t, native)}
+${fixedPointWgsl}
+var<workgroup> part: array<i32, ${T}>;
+${hasWzp ? `var<workgroup> partx: array<i32, ${T}>;` : ''}
+var<workgroup> res: array<u32, ${OT}>;
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // No early return: every thread reaches the barriers.
+  let g = wid.x + wid.y * DISPATCH_X;
+  let ol = ${posMajor ? 'li % OT' : 'li / KS'};
+  let ks = ${posMajor ? 'li / OT' : 'li % KS'};
+  let o = g * OT + ol;
+  let p = o % P;
+  let f = (o / P) % F;
+  let n = o / (P * F);
+  var acc = 0i;
+  var sx = 0i;
+  if (g < TOTAL && o < OUTPUTS) {
+    for (var c4 = ks; c4 < C4; c4 += KS) {
+      ${direct ? 'let xv = x[n * C4 + c4];' : `var WORD_OUT = 0u;
+      let c = c4 * 4u;
+      ${gatherWord('ld_x', '(n * C + c) * P + p', 'P', 'c', 'C')}
+      let xv = WORD_OUT;`}
+      acc += dot4(wp[f * C4 + c4], xv);
+      ${hasWzp ? 'sx += dot4(xv, 0x01010101u);' : ''}
+    }
+  }
+  part[li] = acc;
+  ${hasWzp ? 'partx[li] = sx;' : ''}
+  workgroupBarrier();
+  for (var h = KS / 2u; h > 0u; h /= 2u) {
+    if (ks < h) {
+      part[li] += part[li + h${posMajor ? ' * OT' : ''}];
+      ${hasWzp ? `partx[li] += partx[li + h${posMajor ? ' * OT' : ''}];` : ''}
+    }
+    workgroupBarrier();
+  }
+  if (ks == 0u) {
+    var v = 0u;
+    if (o < OUTPUTS) {
+      let bias = bitcast<i32>(qp[4u * f]);
+      let r = clamp(mbqm(part[li] + bias${hasWzp ? ' - ZW * partx[li]' : ''}, bitcast<i32>(qp[4u * f + 1u]), bitcast<i32>(qp[4u * f + 2u])) + ZO, LO, HI);
+      v = u32(r) & 0xffu;
+    }
+    res[ol] = v;
+  }
+  workgroupBarrier();
+  let j = g * (OT / 4u) + li;
+  if (li < OT / 4u && g < TOTAL && j < WORDS) {
+    out[j] = res[4u * li] | (res[4u * li + 1u] << 8u) | (res[4u * li + 2u] << 16u) | (res[4u * li + 3u] << 24u);
+  }
+}
+`;
+  return {
+    name: `Conv${t === 'int8' ? 'I8' : 'U8'}(pw split-K${native ? ' dot4' : ''})`,
+    cacheKey: cacheKey('int8-pointwise-splitk', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
+      `T${T}KS${ks}`, +posMajor, +direct, `dx${d.dispatchX}`),
+    wgsl,
+    workgroupSize: [T, 1, 1],
+    dispatch: d.dispatch,
+    inputs: [0],
+    outputs: 1,
+    uniforms: [],
+    workgroupStorageBytes: 4 * (T * (hasWzp ? 2 : 1) + OT),
     constants: [{ name: 'wp', data: packRows(q.w, g.F, g.C) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
   };
 }

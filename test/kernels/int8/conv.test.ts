@@ -1,4 +1,4 @@
-// Integer convolutions (kernels/int8/conv.ts direct, pointwise.ts tiled with dot4 and its unpacking fallback)
+// Integer convolutions (kernels/int8/conv.ts direct, pointwise.ts tiled and split-K with dot4 and its unpacking fallback)
 // bit-exact against src/quant/reference.ts conv on random shapes, per-channel scales, extreme zero points, odd
 // sizes, strides 2, dilations, fused Relu / Relu6 clamps; int8 and uint8.
 import { after, test } from 'node:test';
@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { type FusedActivation, type QType, activationRange, conv } from '../../../src/quant/reference.js';
 import type { AttrValue, Tensor } from '../../../src/graph/ir.js';
 import { int8Conv } from '../../../kernels/int8/conv.js';
-import { int8Pointwise } from '../../../kernels/int8/pointwise.js';
+import { int8Pointwise, int8PointwiseSplitK, int8PointwiseTiled } from '../../../kernels/int8/pointwise.js';
 import { FcmError } from '../../../src/errors.js';
 import { act, args, assertEqualQ, biasT, makeRng, node, randInt, run, weights } from './cases.js';
 import { closeInt8Device, hasDot4 } from './harness.js';
@@ -64,24 +64,30 @@ for (const c of cases) {
   });
   if (c.kind === 'pw') {
     for (const dot4 of [true, false]) {
-      test(`tiled pointwise ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
-        if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
-        const a = await args(m.n, m.inputs, [m.y], dot4);
-        const p = int8Pointwise(a);
-        assert.equal(p.wgsl.includes('dot4I8Packed') || p.wgsl.includes('dot4U8Packed'), dot4);
-        assertEqualQ(await run(p, a), m.want, m.desc);
-      });
+      for (const [label, kernel] of [['tiled', int8PointwiseTiled], ['split-K', int8PointwiseSplitK]] as const) {
+        test(`${label} pointwise ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
+          if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
+          const a = await args(m.n, m.inputs, [m.y], dot4);
+          const p = kernel(a);
+          assert.equal(p.wgsl.includes('dot4I8Packed') || p.wgsl.includes('dot4U8Packed'), dot4);
+          assertEqualQ(await run(p, a), m.want, m.desc);
+        });
+      }
     }
   }
 }
 
-test('tiled pointwise: larger channels and positions, several tiles, 1x1 spatial', async () => {
-  for (const [C, F, H, W, t] of [[70, 45, 9, 7, 'int8'], [33, 66, 1, 1, 'uint8'], [64, 32, 8, 8, 'int8']] as const) {
+// Split-K covers: 1x1 maps with whole words of channels (classifier-like, many threads per output) and without,
+// positions-major maps (>= 16 positions) with several threads per output, uint8's weight zero point, outputs not
+// a multiple of 4, several images.
+test('tiled and split-K pointwise: larger channels and positions, several tiles, 1x1 spatial', async () => {
+  for (const [C, F, H, W, t, N] of [[70, 45, 9, 7, 'int8', 1], [33, 66, 1, 1, 'uint8', 1], [64, 32, 8, 8, 'int8', 1],
+    [256, 250, 1, 1, 'int8', 2], [128, 61, 1, 1, 'uint8', 1], [200, 40, 7, 7, 'int8', 1], [96, 13, 5, 5, 'uint8', 2]] as const) {
     const r = makeRng(C * F);
-    const x = act(r, 'x', t, [1, C, H, W], 0.05, t === 'int8' ? -3 : 131);
+    const x = act(r, 'x', t, [N, C, H, W], 0.05, t === 'int8' ? -3 : 131);
     const wt = weights(r, t, [F, C, 1, 1]);
     const b = biasT(r, F);
-    const y = act(r, 'y', t, [1, F, H, W], 0.3, t === 'int8' ? 5 : 120, false);
+    const y = act(r, 'y', t, [N, F, H, W], 0.3, t === 'int8' ? 5 : 120, false);
     const n = node('Conv', ['x', 'w', 'b'], { kernel: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 });
     const want = conv({
       type: t, x: x.data as Int8Array, xShape: x.shape, xq: { scale: 0.05, zeroPoint: x.quant!.zeroPoint[0] }, w: wt.data as Int8Array, wShape: wt.shape,
@@ -90,7 +96,12 @@ test('tiled pointwise: larger channels and positions, several tiles, 1x1 spatial
     });
     for (const dot4 of (await hasDot4()) ? [true, false] : [false]) {
       const a = await args(n, [x, wt, b], [y], dot4);
-      assertEqualQ(await run(int8Pointwise(a), a), want, `pw ${t} ${C}->${F} ${H}x${W} dot4=${dot4}`);
+      for (const kernel of [int8PointwiseTiled, int8PointwiseSplitK]) {
+        const p = kernel(a);
+        assertEqualQ(await run(p, a), want, `${p.name} ${t} ${N}x${C}->${F} ${H}x${W} dot4=${dot4}`);
+      }
+      // Small maps at batch 1 leave the tiled kernel too few workgroups: the choice is split-K.
+      if (H * W === 1) assert.match(int8Pointwise(a).name, /split-K/);
     }
   }
 });
