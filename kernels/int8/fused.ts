@@ -20,7 +20,7 @@ import type { Tensor } from '../../src/graph/ir.js';
 import { invalid, unsupported } from '../../src/errors.js';
 import { convMultipliers } from '../../src/quant/reference.js';
 import {
-  type TileDim, ceilDiv, clampTiles, convOut, dwGeometry, layoutDispatch, maxRegsPerThread, threadCap, threadsFor, tileAttr,
+  type TileDim, ceilDiv, clampTiles, convOut, dwGeometry, layoutDispatch, maxRegsPerThread, splitForParallelism, threadCap, threadsFor, tileAttr,
 } from '../fused-common.js';
 import { cacheKey, constsI32, constsU32 } from '../shader.js';
 import {
@@ -99,6 +99,11 @@ export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
   const bytes = () => 4 * (ck.value * ih() * iw() + fb.value * ck.value + fb.value * ih() * iw());
   clampTiles([ck], [fb, th, tw], () => bytes() <= storage && ceilDiv(fb.value * ih() * iw(), cap) * (wz ? 2 : 1) <= maxRegsPerThread,
     w, () => `FB=${fb.value} TH=${th.value} TW=${tw.value} CK4=${ck.value}, ${bytes()} bytes`);
+  // As the fp32 FCMs (fused-common.ts splitForParallelism): enough workgroups for a large GPU, fewer channels per
+  // tile first (no recomputation in PW-DW), then smaller spatial tiles.
+  const count = () => N * ceilDiv(M, fb.value) * ceilDiv(HO, th.value) * ceilDiv(WO, tw.value);
+  splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 4) })], count);
+  splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const FB = fb.value, TH = th.value, TW = tw.value, CK4 = ck.value, IH = ih(), IW = iw(), IHW = IH * IW;
   const T = threadsFor(Math.max(FB * IHW, FB * TH * TW, CK4 * IHW), cap);
   const EPT = ceilDiv(FB * IHW, T);
@@ -232,6 +237,10 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const bytes = () => 4 * (ck.value * th.value * tw.value + fb.value * ck.value);
   clampTiles([], [ck, fb, th, tw], () => bytes() <= storage && ceilDiv(fb.value * th.value * tw.value, cap) * (wz ? 2 : 1) <= maxRegsPerThread,
     w, () => `CK4=${ck.value} FB=${fb.value} TH=${th.value} TW=${tw.value}, ${bytes()} bytes`);
+  // Enough workgroups: fewer output filters first (each split recomputes the depthwise tile), then smaller tiles.
+  const count = () => N * ceilDiv(M, fb.value) * ceilDiv(HO, th.value) * ceilDiv(WO, tw.value);
+  splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 8) })], count);
+  splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const CK4 = ck.value, FB = fb.value, TH = th.value, TW = tw.value, TP = TH * TW;
   const T = threadsFor(Math.max(FB * TP, CK4 * TP), cap);
   const EPT = ceilDiv(FB * TP, T);
@@ -364,6 +373,9 @@ export function int8FusedPwPw(args: Int8FusedArgs): Int8Program {
   const bytes = () => 4 * (C4 * tp.value + mk.value * tp.value + fb.value * mk.value);
   clampTiles([], [mk, fb, tp], () => bytes() <= storage && ceilDiv(fb.value * tp.value, cap) * (wz2 ? 2 : 1) <= maxRegsPerThread,
     w, () => `MK4=${mk.value} FB=${fb.value} TP=${tp.value}, ${bytes()} bytes`);
+  // Enough workgroups: fewer output filters first (each split recomputes the first layer's tile), then positions.
+  const count = () => N * ceilDiv(F, fb.value) * ceilDiv(P, tp.value);
+  splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 8) }), Object.assign(tp, { min: Math.min(tp.value, 16) })], count);
   const MK4 = mk.value, FB = fb.value, TP = tp.value;
   const T = threadsFor(Math.max(FB * TP, MK4 * TP, C4 * TP), cap);
   const EPT = ceilDiv(FB * TP, T);
