@@ -4,7 +4,9 @@
 //             nodes with their programs.
 //   interfere fcm-opt fused MobileNetV2 timed alone, then interleaved with onnxruntime CPU (default options, and
 //             with its intra-op threads not spinning), then with onnxruntime WebGPU.
-//   npm run build; node dist/bench/diag.js [--parts profiles,interfere] [--hw h100] [--out DIR]
+//   submit    fused run() time of each zoo model for several SessionOptions.submitEvery values, in blocks.
+//   npm run build; node dist/bench/diag.js [--parts profiles,interfere,submit] [--hw h100] [--out DIR]
+// Profiles follow ~1 s of back-to-back runs: a GPU left idle (compiling, reading back) clocks down.
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,10 +24,11 @@ import { createInt8Session } from '../src/runtime/int8-session.js';
 import { releaseGpu } from '../src/runtime/device.js';
 
 const arg = (name: string, d: string) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : d; };
-const parts = new Set(arg('parts', 'profiles,interfere').split(','));
+const parts = new Set(arg('parts', 'submit,profiles').split(','));
 const hwName = arg('hw', 'h100'), out = arg('out', '');
 const models = arg('models', Object.keys(zooModels).join(',')).split(',');
 const result: Record<string, unknown> = {};
+const warm = async (run: () => Promise<unknown>, ms = 1000) => { const t0 = performance.now(); while (performance.now() - t0 < ms) await run(); };
 
 type Row = { node: string; op: string; programs: string; ms: number };
 function top(rows: Row[], label: string, n = 12) {
@@ -47,6 +50,35 @@ async function imported(name: string) {
   return { g: await loadModel(path, { batch: 1 }), path };
 }
 
+if (parts.has('submit')) {
+  const hw = loadHw(hwName);
+  const everies = arg('every', '0,6,12,24').split(',').map(Number);
+  for (const name of models) {
+    const { g } = await imported(name);
+    const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: 4 });
+    const x = benchInputs(g);
+    const ss = await Promise.all(everies.map((e) => createSession(g, { hw, plan, submitEvery: e })));
+    const uu = await createSession(g, { hw, plan: 'unfused' });
+    for (const s of [...ss, uu]) await s.run(x);
+    const t = ss.map(() => [] as number[]), tu: number[] = [];
+    await warm(() => ss[0].run(x));
+    for (let round = 0; round < 10; round++) {
+      for (let k = 0; k <= ss.length; k++) {
+        const s = k < ss.length ? ss[k] : uu;
+        for (let j = 0; j < 10; j++) { const t0 = performance.now(); await s.run(x); (k < ss.length ? t[k] : tu).push(performance.now() - t0); }
+      }
+    }
+    const row = Object.fromEntries(everies.map((e, k) => [`fused every ${e}`, median(t[k])]));
+    row['unfused every 12'] = median(tu);
+    const pass: number[] = [];
+    for (let i = 0; i < 20; i++) pass.push(await ss[0].passGpuMs());
+    row['one-pass GPU fused'] = median(pass);
+    console.log(`${name} run() ms (median of 100, blocks of 10): ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' | ')}`);
+    result[`submit-${name}`] = row;
+    for (const s of [...ss, uu]) s.dispose();
+  }
+}
+
 if (parts.has('profiles')) {
   const hw = loadHw(hwName);
   for (const name of models) {
@@ -54,7 +86,7 @@ if (parts.has('profiles')) {
     const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: 4 });
     const s = await createSession(g, { hw, plan });
     const x = benchInputs(g);
-    await s.run(x);
+    await warm(() => s.run(x));
     const samples: Row[][] = [];
     for (let i = 0; i < 5; i++) samples.push((await s.profile(x)).nodes.map((n) => ({ node: n.node, op: n.op, programs: n.programs.join('+'), ms: n.ms })));
     result[`profile-${name}`] = top(medianRows(samples), `${name} fused b1`);
@@ -65,13 +97,13 @@ if (parts.has('profiles')) {
   const x8 = { [g8.inputs[0]]: Float32Array.from({ length: n }, (_, i) => Math.sin(i)) };
   for (const plan of ['auto', 'unfused'] as const) {
     const i8 = await createInt8Session(g8, { plan, hw: hwName });
-    await i8.run(x8);
+    await warm(() => i8.run(x8));
     const samples: Row[][] = [];
     for (let i = 0; i < 5; i++) samples.push((await i8.profile(x8)).steps.map((st) => ({ node: st.node, op: st.op, programs: st.where, ms: st.ms })));
     result[`int8-${plan}`] = top(medianRows(samples), `mob_v1 int8 ${plan}`);
     i8.dispose();
     const f = await createSession(g8, { plan, hw: hwName, int8: 'dequantize' });
-    await f.run(x8);
+    await warm(() => f.run(x8));
     const fs: Row[][] = [];
     for (let i = 0; i < 5; i++) fs.push((await f.profile(x8)).nodes.map((q) => ({ node: q.node, op: q.op, programs: q.programs.join('+'), ms: q.ms })));
     result[`fp32-${plan}`] = top(medianRows(fs), `mob_v1 fp32 ${plan}`);

@@ -9,7 +9,7 @@
 //
 // Run (H100, see DEVELOPERS.md): npm run build; then on the device
 //   source .gpu/enter.sh && node dist/bench/gpu.js --out $OUT [--models a,b] [--parts e2e,modules,bw]
-//   [--runs 100] [--warmup 10] [--batch 8] [--profiles 9] [--bw-batch 32] [--hw h100]
+//   [--runs 100] [--warmup 10] [--batch 8] [--profiles 9] [--bw-batch 32] [--hw h100] [--tune]
 // Writes <out>/gpu-<part>.json and prints a summary.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -28,6 +28,7 @@ import { toDag } from '../converters/dag.js';
 import { applyPlan } from '../src/rewrite/apply-plan.js';
 import { createSession, type Session } from '../src/runtime/session.js';
 import { acquireGpu, releaseGpu } from '../src/runtime/device.js';
+import { tunePlan } from '../src/runtime/tune.js';
 import type { Graph } from '../src/graph/ir.js';
 
 function arg(name: string, def: string): string {
@@ -44,12 +45,23 @@ const batch = Number(arg('batch', '8'));
 const profiles = Number(arg('profiles', '9'));
 const bwBatch = Number(arg('bw-batch', '32'));
 const hwName = arg('hw', 'h100');
+// --tune: every plan below is first tuned on this GPU (src/runtime/tune.ts) for its batch.
+const tune = process.argv.includes('--tune');
+async function planFor(g: Graph, name: string) {
+  const hw = loadHw(hwName);
+  if (!tune) return planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: 4 });
+  const r = await tunePlan(g, hw, { model: name });
+  console.log(`  ${name}: tuned: ${r.rows.length} fused modules timed, ${r.plan.modules.filter((m) => m.tuned).length} kept, ${r.excluded.length} left unfused`);
+  return r.plan;
+}
 mkdirSync(out, { recursive: true });
 const save = (name: string, data: unknown) => writeFileSync(join(out, `gpu-${name}.json`), JSON.stringify(data, null, 1));
 const fmt = (v: number | undefined, d = 3) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
 
 /** Median GPU ms per node over `n` profiled runs. */
 async function medianProfile(s: Session, feeds: Record<string, Float32Array>, n: number): Promise<ProfileEntry[]> {
+  // Back-to-back runs first: a GPU that idled (compiling pipelines) runs at lower clocks.
+  for (let i = 0; i < 30; i++) await s.run(feeds);
   const samples = new Map<string, { op?: string; ms: number[] }>();
   for (let i = 0; i < n; i++) {
     for (const e of normalizeProfile(await s.profile(feeds))) {
@@ -80,7 +92,7 @@ async function e2e(name: string) {
   const { g, path } = await imported(name, 1);
   const hw = loadHw(hwName);
   // Fused and unfused must compute the same thing before their times mean anything.
-  const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: 4 });
+  const plan = await planFor(g, name);
   const inputs = benchInputs(g);
   const sf = await createSession(g, { hw, plan });
   const su = await createSession(g, { hw, plan: 'unfused' });
@@ -103,7 +115,7 @@ async function e2e(name: string) {
   }
   const aloneMs = { fused: median(alone[0]), unfused: median(alone[1]) };
   sf.dispose(); su.dispose();
-  const report = await runBench(path, { hw: hwName, runs, warmup });
+  const report = await runBench(path, { hw: hwName, runs, warmup, plan });
   const mods = report.layers.filter((l) => l.module !== null && l.estUs !== undefined && l.fusedGpuMs !== undefined);
   const rho = mods.length > 2 ? spearman(mods.map((l) => l.estUs!), mods.map((l) => l.fusedGpuMs!)) : NaN;
   const r = report.results;
@@ -116,7 +128,7 @@ async function e2e(name: string) {
 async function modules(name: string, batchSize: number) {
   const { g } = await imported(name, batchSize);
   const hw = loadHw(hwName);
-  const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: 4 });
+  const plan = await planFor(g, name);
   const inputs = benchInputs(g);
   const sf = await createSession(g, { hw, plan });
   const su = await createSession(g, { hw, plan: 'unfused' });

@@ -27,6 +27,8 @@ export interface BenchOptions {
   batch?: number;
   runs?: number;
   warmup?: number;
+  /** The fused contestant's plan (e.g. tuned on this GPU: src/runtime/tune.ts); default: planFusion, optimal mode. */
+  plan?: Plan;
   /** Timed runs of one contestant in a row before the next one's (default 10; see timeContestants). */
   block?: number;
   /** ImportOptions.maxMemory for loading the model (default 4 GiB). */
@@ -251,7 +253,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     hw = loadHw('auto', { adapter: adapter.adapter });
   } else hw = loadHw(hwName);
   const dag = validateDag(toDag(graph), `${modelPath} (layer DAG)`);
-  const plan = planFusion(dag, hw, { mode: 'optimal', model: basename(modelPath), dtypeBytes: 4 });
+  const plan = opts.plan ?? planFusion(dag, hw, { mode: 'optimal', model: basename(modelPath), dtypeBytes: 4 });
   const fusedGraph = applyPlan(graph, plan);
   const inputs = benchInputs(graph);
 

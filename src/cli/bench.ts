@@ -1,10 +1,14 @@
-// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--block K] [--json]`: latency of fcm-opt fused
+// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--block K] [--tune] [--json]`: latency of fcm-opt fused
 // and unfused against onnxruntime-node WebGPU and CPU, with per-module GPU times (src/bench/).
 import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
 import { maxMemoryOption } from './options.js';
+import { basename } from 'node:path';
+import type { Plan } from '../planner/plan.js';
+import { loadModel } from '../../converters/load.js';
+import { resolveHw } from './plan.js';
 
 interface BenchCliOptions {
   hw: string;
@@ -12,6 +16,7 @@ interface BenchCliOptions {
   runs: number;
   warmup: number;
   block: number;
+  tune?: boolean;
   json?: boolean;
   maxMemory: number;
 }
@@ -32,13 +37,20 @@ export function register(program: Command): void {
     .option('--runs <n>', 'timed runs of each', integer('--runs', 1), 20)
     .option('--warmup <n>', 'untimed runs of each first', integer('--warmup', 0), 3)
     .option('--block <n>', 'timed runs of one contestant in a row before the next (a GPU slows down while it idles)', integer('--block', 1), 10)
+    .option('--tune', 'the fused plan tuned on this GPU first (as plan --tune)')
     .option('--json', 'print the report as JSON')
     .addOption(maxMemoryOption())
     .action(async (model: string, o: BenchCliOptions) => {
       const showBar = !o.json && process.stderr.isTTY === true && process.stdout.isTTY === true;
       const bar = showBar ? progressBar(process.stderr, 'bench') : undefined;
       try {
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, maxMemory: o.maxMemory, onProgress: bar?.update });
+        let plan: Plan | undefined;
+        if (o.tune) {
+          const g = await loadModel(model, { batch: o.batch, maxMemory: o.maxMemory });
+          const { tunePlan } = await import('../runtime/tune.js');
+          plan = (await tunePlan(g, await resolveHw(o.hw), { model: basename(model) })).plan;
+        }
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, maxMemory: o.maxMemory, onProgress: bar?.update });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

@@ -15,6 +15,7 @@ import { acquireGpu, releaseGpu } from '../runtime/device.js';
 import { planFusion, planModes, type PlanMode } from '../planner/index.js';
 import { overlappingLayers } from '../planner/fuseplanner/plan.js';
 import type { Graph } from '../graph/ir.js';
+import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { exportOptimized } from '../export/optimized.js';
 import { writeFileAtomic } from '../export/write-atomic.js';
@@ -33,6 +34,8 @@ export interface PlanCliOptions {
   /** Also write the FusePlanner layer DAG / the plan JSON. */
   dag?: string;
   plan?: string;
+  /** Time the plan's fused modules on this machine's GPU with tile variants; keep only those faster than LBL. */
+  tune?: boolean;
 }
 
 export { parseInputShape } from './options.js';
@@ -72,7 +75,23 @@ export async function resolveHw(hw: string): Promise<HwConfig> {
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
   const hw = await resolveHw(options.hw);
   const { dag, graph } = await loadPlanSource(input, options);
-  const plan = planFusion(dag, hw, { mode: options.mode, model: basename(input) });
+  let plan = planFusion(dag, hw, { mode: options.mode, model: basename(input) });
+  let tuneNote = '';
+  if (options.tune) {
+    if (!graph) throw invalid(input, '--tune times the plan on this machine\'s GPU and needs a model (.onnx, .tflite), not a layer DAG');
+    if (options.mode !== 'optimal') throw unsupported(input, "--tune tunes the optimal planner's plan: use --mode optimal");
+    if (isQuantizedGraph(graph)) throw unsupported(input, '--tune times the float kernels: quantized models are not tuned');
+    const { tunePlan } = await import('../runtime/tune.js');
+    try {
+      const r = await tunePlan(graph, hw, { model: basename(input), log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+      plan = r.plan;
+      const kept = plan.modules.filter((m) => m.tuned).length;
+      tuneNote = `tuned on this GPU: ${r.rows.length} fused modules timed with ${r.rows.length ? Object.keys(r.rows[0].fusedUs).length : 0} tile variants each; ` +
+        `${kept} kept (each faster than its layers run LBL), ${r.excluded.length} pairs left unfused\n`;
+    } finally {
+      await releaseGpu();
+    }
+  }
   if (options.output) {
     if (!graph) throw invalid(input, '-o writes an optimized model and needs a model (.onnx, .tflite), not a layer DAG');
     if (options.mode === 'fuseplanner') throw unsupported(input, "-o needs disjoint modules: use --mode optimal (the seed's mode may put one layer in two pairs)");
@@ -85,7 +104,7 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
   const contents = files.map(([what, path, make]) => [what, path, make()] as const);
   for (const [what, path, data] of contents) await writeFileAtomic(path, data, { notSameAs: input, what });
   if (options.json) return planToJson(plan);
-  return formatPlan(plan, dag, { overlapping: options.mode === 'fuseplanner' ? overlappingLayers(plan) : undefined });
+  return formatPlan(plan, dag, { overlapping: options.mode === 'fuseplanner' ? overlappingLayers(plan) : undefined }) + tuneNote;
 }
 
 export function register(program: Command): void {
@@ -101,6 +120,7 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the optimized ONNX model (fused nodes in domain ai.fcm.opt, with functions onnxruntime can run)')
     .option('--dag <file>', "also write FusePlanner's layer DAG")
     .option('--plan <file>', 'also write the plan as JSON')
+    .option('--tune', "time each fused module on this machine's GPU with tile variants; keep the fastest, and only modules faster than their layers run LBL")
     .addOption(maxMemoryOption())
     .action(async (input: string, options: PlanCliOptions) => {
       process.stdout.write(await runPlan(input, options));

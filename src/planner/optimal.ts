@@ -16,7 +16,11 @@ export interface PlanOptimalOptions {
   dtypeBytes?: number;
   /** 'auto' (default): time when the description has dramGBps, fp32Gflops and dispatchOverheadUs, else GMA. */
   objective?: 'auto' | 'gma' | 'time';
+  /** Pairs left unfused, as `${first}:${second}` DAG layer ids (e.g. measured slower fused by --tune). */
+  exclude?: ReadonlySet<string>;
 }
+
+export const pairKey = (first: number, second: number) => `${first}:${second}`;
 
 /**
  * GMA mode only: a fusion is refused when it recomputes more flops than its two layers need (more than
@@ -64,6 +68,7 @@ export function evaluateDag(dag: Dag, hw: HwConfig, opts: PlanOptimalOptions = {
   }
   const candidates: ScoredCandidate[] = [];
   for (const c of findCandidates(dag)) {
+    if (opts.exclude?.has(pairKey(c.first, c.second))) continue;
     const first = specs.get(c.first)!;
     // A Pad between PW and DW is folded: the DW reads the PW's output with the Pad's padding added.
     const second = c.extraPads

@@ -25,6 +25,8 @@ export interface PlanModule {
   /** Estimated time in microseconds when the hardware description gives bandwidth and throughput. */
   timeUs?: number;
   timeUsUnfused?: number;
+  /** --tune: measured GPU time (us) of the fused module with these tiles and of its layers run LBL. */
+  tuned?: { fusedUs: number; lblUs: number; variant: string };
 }
 
 export interface Plan {

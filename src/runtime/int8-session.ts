@@ -7,7 +7,7 @@
 // only reader is a QuantizeLinear runs as one requantization of the 8-bit tensor (TFLite's QUANTIZE between two
 // 8-bit tensors, as the importer spells it); reshape-like ops are aliases. Nodes without an integer kernel run
 // on the host with the integer reference itself (runInt8Reference on the sub-graph of consecutive host nodes),
-// so the result stays bit-exact: typically the float input's QuantizeLinear, the final Softmax and the output's
+// so the result stays bit-exact: typically the float input's QuantizeLinear, a refused Softmax and the output's
 // Quantize/Dequantize. Consecutive GPU steps share command buffers of defaultSubmitEvery dispatches, one pass each; a host step between
 // two GPU steps costs one more submission and a read-back (stats().readBacksPerRun says how many).
 //

@@ -1,6 +1,6 @@
 // The integer executor end to end on lavapipe: quantized TFLite fixtures run unfused and fused (planned with 1-byte
 // elements, and a hand-made plan with a PW-DW over a Pad) with identical outputs, equal bit for bit to the integer
-// reference (src/quant/run-reference.ts). Host steps (input QUANTIZE, HARD_SWISH, SOFTMAX, DEQUANTIZE) run that same
+// reference (src/quant/run-reference.ts). Host steps (input QUANTIZE, HARD_SWISH, DEQUANTIZE) run that same
 // reference, so no tolerance is needed anywhere. Dispatches are counted: each fused pair is one dispatch fewer, a
 // Pad folded into a PW-DW one more.
 import { after, test } from 'node:test';
@@ -12,7 +12,7 @@ import { type Graph, fcmDomain } from '../../src/graph/ir.js';
 import type { Plan } from '../../src/planner/plan.js';
 import { runInt8Reference } from '../../src/quant/run-reference.js';
 import { quantize } from '../../src/quant/reference.js';
-import { releaseGpu } from '../../src/runtime/device.js';
+import { defaultSubmitEvery, releaseGpu } from '../../src/runtime/device.js';
 import { createInt8Session, prepareInt8Graph } from '../../src/runtime/int8-session.js';
 import { loadHw } from '../../src/planner/hw.js';
 
@@ -75,18 +75,19 @@ test('int8 MobileNet-style: unfused, planned (1-byte elements) and hand-planned 
   const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
   const hand = plan([['pwdw', 'conv_2d_3', 'depthwise_conv_2d_5'], ['dwpw', 'depthwise_conv_2d_7', 'conv_2d_8']]);
   const [unfused, auto, manual] = await runAll(g, ['unfused', 'auto', hand], [1, 2]);
-  // Unfused: 3x3 conv, 3 DW, 3 PW, Pad, Add, Mean, FC (the Relu/Clip fold into their convs; Reshapes are aliases).
-  assert.equal(unfused.dispatchesPerRun, 11);
+  // Unfused: 3x3 conv, 3 DW, 3 PW, Pad, Add, Mean, FC, Softmax (the Relu/Clip fold into their convs; Reshapes are
+  // aliases).
+  assert.equal(unfused.dispatchesPerRun, 12);
   assert.equal(unfused.fusedModules, 0);
   assert.ok(auto.fusedModules >= 2, `the planner fused ${auto.fusedModules} pairs`);
   assert.equal(auto.dispatchesPerRun, unfused.dispatchesPerRun - auto.fusedModules);
   // The hand plan: two pairs, and the Pad folded into the PW-DW.
   assert.equal(manual.fusedModules, 2);
   assert.equal(manual.dispatchesPerRun, unfused.dispatchesPerRun - 2 - 1);
-  // No integer kernel for HARD_SWISH: it runs on the host between two command buffers; input QUANTIZE, SOFTMAX and
-  // the output DEQUANTIZE are host steps at the ends.
+  // No integer kernel for HARD_SWISH: it runs on the host between two command buffers; input QUANTIZE and the output
+  // DEQUANTIZE are host steps at the ends. SOFTMAX, reading the FC's output on the GPU, runs on the GPU.
   for (const s of [unfused, auto, manual]) {
-    assert.deepEqual(s.hostNodes, ['quantize_0', 'hard_swish_10', 'softmax_14', 'dequantize_15']);
+    assert.deepEqual(s.hostNodes, ['quantize_0', 'hard_swish_10', 'dequantize_15']);
     assert.equal(s.readBacksPerRun, 2);
     assert.ok(s.commandBuffersPerRun >= s.readBacksPerRun);
     assert.ok(s.weightBytes > 0 && s.activationBytes < s.activationBytesUnshared);
@@ -136,10 +137,30 @@ test('refuses a node neither the GPU nor the host reference runs', async () => {
 test('the seed int8 MobileNetV1 (uint8 in and out) fused and unfused, bit-exact', { skip: process.env.FCM_OPT_SLOW_TESTS ? false : 'set FCM_OPT_SLOW_TESTS=1' }, async () => {
   const g = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1.tflite' });
   const [unfused, auto] = await runAll(g, ['unfused', 'auto'], [9]);
-  assert.equal(unfused.dispatchesPerRun, 35);
+  assert.equal(unfused.dispatchesPerRun, 36);
   assert.equal(auto.dispatchesPerRun, unfused.dispatchesPerRun - auto.fusedModules);
-  // Only the Softmax (and the output QUANTIZE after it) run on the host: one wait for the GPU.
-  assert.equal(auto.readBacksPerRun, 1);
+  // Every node runs on the GPU, the Softmax and the output QUANTIZE too: one wait for the GPU.
+  for (const s of [unfused, auto]) {
+    assert.deepEqual(s.hostNodes, []);
+    assert.equal(s.readBacksPerRun, 1);
+  }
+});
+
+test('the seed int8 MobileNetV1 is scheduled whole on the GPU: Softmax and the output QUANTIZE are dispatches', async () => {
+  const g = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1.tflite' });
+  // Built, not run (a run takes long on lavapipe; the slow test above checks the values).
+  const s = await createInt8Session(g, { plan: 'unfused', hw: loadHw('lavapipe') });
+  try {
+    const st = s.stats();
+    // The input QUANTIZE (uint8 to int8), 13 DW, 14 PW / 3x3 convs, 4 Pads, the Mean, the classifier conv, the
+    // Softmax and the output QUANTIZE (int8 to uint8); the classifier head's Reshape is an alias.
+    assert.equal(st.dispatchesPerRun, 36);
+    assert.deepEqual(st.hostNodes, []);
+    assert.equal(st.readBacksPerRun, 1);
+    assert.equal(st.commandBuffersPerRun, Math.ceil(36 / defaultSubmitEvery));
+  } finally {
+    s.dispose();
+  }
 });
 
 test('profile(): one GPU step per dispatch (timestamped passes of one command buffer), host steps timed on the host', async () => {

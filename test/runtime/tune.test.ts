@@ -1,0 +1,74 @@
+// --tune (src/runtime/tune.ts): the tuning loop's decisions with injected per-node times (deterministic), and one
+// real run on lavapipe whose tuned plan is valid, keeps only modules measured faster and computes the same outputs.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fixtureModels } from '../../fixtures/models.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
+import { loadModel } from '../../converters/load.js';
+import { toDag } from '../../converters/dag.js';
+import { fcmDomain } from '../../src/graph/ir.js';
+import type { HwConfig } from '../../src/planner/hw-config.js';
+import { planFusion } from '../../src/planner/index.js';
+import { loadHw } from '../../src/planner/hw.js';
+import { planToJson } from '../../src/planner/format.js';
+import { pairKey } from '../../src/planner/optimal.js';
+import { createSession } from '../../src/runtime/session.js';
+import { releaseGpu } from '../../src/runtime/device.js';
+import { tunePlan, tileVariants } from '../../src/runtime/tune.js';
+import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
+
+after(releaseGpu);
+
+// A description on which the planner fuses (as in test/runtime/session.test.ts).
+const hw: HwConfig = { name: 'lavapipe-like', sms: 16, l1BytesPerSm: 64 * 1024, shmemBytesPerSm: 64 * 1024, warpSize: 32, workgroupStorageBytes: 32 * 1024 };
+const isFused = (k: string) => k === 'pwdw' || k === 'dwpw' || k === 'pwpw';
+
+test('tunePlan: modules slower than LBL are left unfused, the fastest variant is kept, every kept module was measured', async () => {
+  // The bundled MobileNetV2 (x0.35): its lavapipe plan has PW-DW and DW-PW modules.
+  const g = await loadModel('fixtures/bundled/mobilenetv2-slim.onnx');
+  const hw = loadHw('lavapipe');
+  const initial = planFusion(toDag(g), hw, { mode: 'optimal', model: 'm' });
+  const kinds = new Set(initial.modules.filter((m) => isFused(m.kind)).map((m) => m.kind));
+  assert.ok(kinds.has('pwdw') && kinds.size >= 2, `fixture plan has ${[...kinds]}`);
+  // Every LBL layer 10 us; every PW-DW module 6 us, every other FCM 30 us.
+  const measure = async (s: { graph: { nodes: { name: string; op: string; domain: string; attrs: Record<string, unknown> }[] } }) =>
+    s.graph.nodes.map((n) => {
+      if (n.domain !== fcmDomain) return { node: n.name, op: n.op, gpuMs: 0.010 };
+      if (n.op !== 'FusedPwDw') return { node: n.name, op: n.op, gpuMs: 0.030 };
+      return { node: n.name, op: n.op, gpuMs: 0.006 };
+    });
+  const r = await tunePlan(g, hw, { measure: measure as never, rounds: 3 });
+  for (const m of r.plan.modules.filter((m) => isFused(m.kind))) {
+    assert.equal(m.kind, 'pwdw', 'a module measured slower than LBL stayed fused');
+    assert.ok(m.tuned && m.tuned.fusedUs < m.tuned.lblUs, 'a kept module carries its measured times');
+    assert.equal(m.tuned!.fusedUs, 6);
+    assert.ok(m.tuned!.lblUs >= 20);
+  }
+  assert.ok(r.plan.modules.some((m) => m.kind === 'pwdw'), 'PW-DW modules (faster) were dropped');
+  for (const k of r.excluded) {
+    assert.ok(!r.plan.modules.some((m) => isFused(m.kind) && pairKey(m.layers[0], m.layers[1]) === k), `excluded pair ${k} is fused`);
+  }
+  assert.ok(r.excluded.length > 0);
+  // Every fused module of the first plan was timed with every variant.
+  for (const row of r.rows) assert.deepEqual(Object.keys(row.fusedUs).sort(), tileVariants.map((v) => v.name).sort());
+  // A tuned plan is data like any other: it survives JSON.
+  assert.deepEqual(JSON.parse(planToJson(r.plan)), JSON.parse(JSON.stringify(r.plan)));
+});
+
+test('tunePlan on the device (lavapipe): a valid plan, kept modules measured faster, same outputs as unfused', async () => {
+  const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'm' });
+  const r = await tunePlan(g, hw, { profiles: 1, rounds: 2, variants: tileVariants.slice(0, 2) });
+  for (const m of r.plan.modules.filter((m) => isFused(m.kind))) assert.ok(m.tuned && m.tuned.fusedUs < m.tuned.lblUs);
+  const x = seededInput(g.tensors.get(g.inputs[0])!.shape.reduce((a, b) => a * b, 1), 3);
+  const outs = [];
+  for (const plan of [r.plan, 'unfused'] as const) {
+    const s = await createSession(g, { hw, plan });
+    try {
+      outs.push((await s.run({ [g.inputs[0]]: x }))[g.outputs[0]]);
+    } finally {
+      s.dispose();
+    }
+  }
+  const c = compareOutputs(outs[0].data, outs[1].data, outs[0].shape);
+  assert.ok(c.maxAbsError <= c.tolerance, `tuned vs unfused: ${c.maxAbsError} > ${c.tolerance}`);
+});
