@@ -15,6 +15,7 @@ import { int8Pool } from './pool.js';
 import { int8Mean } from './mean.js';
 import { int8Pad } from './pad.js';
 import { int8Concat } from './concat.js';
+import { int8Softmax } from './softmax.js';
 import { int8FusedDwPw, int8FusedPwDw, int8FusedPwPw } from './fused.js';
 
 export function int8KernelFor(args: Int8KernelArgs & { intermediate?: Tensor }, domain = ''): Int8Program {
@@ -40,6 +41,7 @@ export function int8KernelFor(args: Int8KernelArgs & { intermediate?: Tensor }, 
     case 'ReduceMean': case 'GlobalAveragePool': return int8Mean(args);
     case 'Pad': return int8Pad(args);
     case 'Concat': return int8Concat(args);
+    case 'Softmax': return int8Softmax(args);
   }
   throw unsupported(w, `no integer kernel for ${args.node.op}`);
 }
