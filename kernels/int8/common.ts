@@ -120,7 +120,9 @@ export function activationClamp(attrs: Node['attrs'], suffix: string, q: QInfo, 
 /** Four 8-bit values per u32, zero-padded to whole words (the layout of every 8-bit buffer). */
 export function pack8(x: ArrayLike<number>): Uint32Array {
   const bytes = new Uint8Array(Math.max(4, Math.ceil(x.length / 4) * 4));
-  for (let i = 0; i < x.length; i++) bytes[i] = x[i] & 0xff;
+  // 8-bit arrays are their bytes already: one copy (run() packs its quantized input every time).
+  if (x instanceof Uint8Array || x instanceof Int8Array) bytes.set(new Uint8Array(x.buffer, x.byteOffset, x.length));
+  else for (let i = 0; i < x.length; i++) bytes[i] = x[i] & 0xff;
   return new Uint32Array(bytes.buffer);
 }
 
