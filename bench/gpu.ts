@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../converters/load.js';
-import { runBench, joinLayers, benchInputs, type BenchLayer } from '../src/bench/bench.js';
+import { runBench, joinLayers, benchInputs, timeContestants, type BenchLayer } from '../src/bench/bench.js';
 import { normalizeProfile, type ProfileEntry } from '../src/bench/runtime.js';
 import { spearman } from '../src/bench/correlation.js';
 import { median } from '../src/bench/stats.js';
@@ -102,17 +102,12 @@ async function e2e(name: string) {
   // GPU time of the whole single-pass inference (median of 30), to tell GPU work from host overhead.
   const passMs = async (s: Session) => { const t: number[] = []; for (let i = 0; i < 30; i++) t.push(await s.passGpuMs()); return median(t); };
   const pass = { fused: await passMs(sf), unfused: await passMs(su) };
-  // Fused against unfused alone (no onnxruntime between them): in runBench every round runs onnxruntime's WebGPU
-  // provider (its own Vulkan device) right before fcm-opt fused, so fused alone pays the GPU's switch back.
-  // Rounds alternate which of the two goes first.
-  const alone: number[][] = [[], []];
-  for (let i = 0; i < warmup + runs; i++) {
-    for (const k of i % 2 ? [1, 0] : [0, 1]) {
-      const t0 = performance.now();
-      await [sf, su][k].run(inputs);
-      if (i >= warmup) alone[k].push(performance.now() - t0);
-    }
-  }
+  // Fused against unfused alone (no onnxruntime in between), timed as runBench times: blocks of 10 runs in a row,
+  // alternating which of the two goes first.
+  const alone = await timeContestants([
+    { name: 'fused', run: async () => { await sf.run(inputs); } },
+    { name: 'unfused', run: async () => { await su.run(inputs); } },
+  ], runs, warmup, undefined, 10);
   const aloneMs = { fused: median(alone[0]), unfused: median(alone[1]) };
   sf.dispose(); su.dispose();
   const report = await runBench(path, { hw: hwName, runs, warmup, plan });
