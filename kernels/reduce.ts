@@ -5,7 +5,7 @@ import type { KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import {
   type KernelArgs, bindings, cacheKey, coords, f32, flatDispatch, inShape, intAttr, intsAttr, normAxis, offset, outShape,
-  layoutWorkgroups, sameShape, size, u32, where,
+  layoutWorkgroups, threadCap, sameShape, size, u32, where,
 } from './shader.js';
 
 export function reduceMean(args: KernelArgs): KernelProgram {
@@ -68,7 +68,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 }
 
 function poolRows(rows: number, R: number, x: readonly number[], args: KernelArgs, w: string): KernelProgram {
-  const T = 64;
+  // Large maps (EfficientNet's first squeeze-excite: 32 rows of 112x112) get 256 threads: there are few rows to
+  // spread over the GPU, so each row's loads must be many and independent (issue 8: 50 us with 64 threads).
+  const T = R >= 2048 ? Math.min(256, threadCap(args.limits)) : 64;
   const d = layoutWorkgroups(rows, args.limits, w);
   const wgsl = `
 ${bindings(['x'])}
@@ -79,9 +81,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = wid.x + wid.y * ${u32(d.dispatchX)};
   // Uniform per workgroup: returning here cannot split a barrier.
   if (row >= ${u32(rows)}) { return; }
-  var s = 0.0;
-  for (var j = li; j < ${u32(R)}; j += ${u32(T)}) { s += x[row * ${u32(R)} + j]; }
-  part[li] = s;
+  // Four independent partial sums: four loads in flight per thread.
+  let base = row * ${u32(R)};
+  var s4 = vec4<f32>(0.0);
+  var j = li;
+  for (; j + ${u32(3 * T)} < ${u32(R)}; j += ${u32(4 * T)}) {
+    s4 += vec4<f32>(x[base + j], x[base + j + ${u32(T)}], x[base + j + ${u32(2 * T)}], x[base + j + ${u32(3 * T)}]);
+  }
+  for (; j < ${u32(R)}; j += ${u32(T)}) { s4.x += x[base + j]; }
+  part[li] = (s4.x + s4.y) + (s4.z + s4.w);
   workgroupBarrier();
   for (var h = ${u32(T / 2)}; h > 0u; h /= 2u) {
     if (li < h) { part[li] += part[li + h]; }
@@ -92,7 +100,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `;
   return {
     name: 'GlobalAveragePool',
-    cacheKey: cacheKey('globalAveragePoolRows', x, T, `dx${d.dispatchX}`),
+    cacheKey: cacheKey('globalAveragePoolRows', x, T, 'u4', `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 4 * T,
   };
 }

@@ -57,6 +57,12 @@ test('GlobalAveragePool over larger maps (workgroup-per-channel reduction), batc
   assertClose(got, reduceMeanRef(x.data, x.shape, [2, 3]), 'gap 9x11');
 });
 
+test('GlobalAveragePool over a large map (256 threads per channel, four partial sums, a remainder)', async () => {
+  const x = rnd([1, 3, 47, 53]);
+  const [got] = await runLayer({ op: 'GlobalAveragePool', inputs: [x], outputShapes: [[1, 3, 1, 1]] });
+  assertClose(got, reduceMeanRef(x.data, x.shape, [2, 3]), 'gap 47x53');
+});
+
 for (const [axes, keep, out] of [[[1], 0, [2, 7, 3]], [[2, 3], 1, [2, 5, 1, 1]], [[0, 2], 1, [1, 5, 1, 3]], [[], 0, []]] as [number[], number, number[]][]) {
   test(`ReduceMean axes [${axes}] keepdims ${keep}`, async () => {
     const x = rnd([2, 5, 7, 3]);
