@@ -29,6 +29,7 @@ import { applyPlan } from '../src/rewrite/apply-plan.js';
 import { createSession, type Session } from '../src/runtime/session.js';
 import { acquireGpu, releaseGpu } from '../src/runtime/device.js';
 import { tunePlan } from '../src/runtime/tune.js';
+import { batchOf } from '../src/graph/util.js';
 import type { Graph } from '../src/graph/ir.js';
 
 function arg(name: string, def: string): string {
@@ -49,7 +50,7 @@ const hwName = arg('hw', 'h100');
 const tune = process.argv.includes('--tune');
 async function planFor(g: Graph, name: string) {
   const hw = loadHw(hwName);
-  if (!tune) return planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: 4 });
+  if (!tune) return planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: 4, batch: batchOf(g) });
   const r = await tunePlan(g, hw, { model: name });
   console.log(`  ${name}: tuned: ${r.rows.length} fused modules timed, ${r.plan.modules.filter((m) => m.tuned).length} kept, ${r.excluded.length} left unfused`);
   return r.plan;

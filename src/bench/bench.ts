@@ -253,7 +253,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     hw = loadHw('auto', { adapter: adapter.adapter });
   } else hw = loadHw(hwName);
   const dag = validateDag(toDag(graph), `${modelPath} (layer DAG)`);
-  const plan = opts.plan ?? planFusion(dag, hw, { mode: 'optimal', model: basename(modelPath), dtypeBytes: 4 });
+  const plan = opts.plan ?? planFusion(dag, hw, { mode: 'optimal', model: basename(modelPath), dtypeBytes: 4, batch });
   const fusedGraph = applyPlan(graph, plan);
   const inputs = benchInputs(graph);
 

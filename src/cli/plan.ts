@@ -16,6 +16,7 @@ import { planFusion, planModes, type PlanMode } from '../planner/index.js';
 import { overlappingLayers } from '../planner/fuseplanner/plan.js';
 import type { Graph } from '../graph/ir.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
+import { batchOf } from '../graph/util.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { exportOptimized } from '../export/optimized.js';
 import { writeFileAtomic } from '../export/write-atomic.js';
@@ -75,7 +76,7 @@ export async function resolveHw(hw: string): Promise<HwConfig> {
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
   const hw = await resolveHw(options.hw);
   const { dag, graph } = await loadPlanSource(input, options);
-  let plan = planFusion(dag, hw, { mode: options.mode, model: basename(input) });
+  let plan = planFusion(dag, hw, { mode: options.mode, model: basename(input), ...(graph && options.mode === 'optimal' ? { batch: batchOf(graph) } : {}) });
   let tuneNote = '';
   if (options.tune) {
     if (!graph) throw invalid(input, '--tune times the plan on this machine\'s GPU and needs a model (.onnx, .tflite), not a layer DAG');

@@ -135,3 +135,9 @@ export function pruneTensors(g: Graph): Graph {
 export function renameUses(g: Graph, from: string, to: string): void {
   for (const n of g.nodes) for (let i = 0; i < n.inputs.length; i++) if (n.inputs[i] === from) n.inputs[i] = to;
 }
+
+/** Images per inference: the first input's leading dimension (1 for inputs of rank < 4). */
+export function batchOf(g: Pick<Graph, 'inputs' | 'tensors'>): number {
+  const s = g.tensors.get(g.inputs[0])?.shape;
+  return s && s.length === 4 && Number.isSafeInteger(s[0]) && s[0] >= 1 ? s[0] : 1;
+}

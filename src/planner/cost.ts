@@ -54,6 +54,12 @@ export interface CostContext {
   dtypeBytes: number;
   /** 'time' needs hw.dramGBps, fp32Gflops and dispatchOverheadUs. */
   objective: 'gma' | 'time';
+  /**
+   * Images per inference (default 1). The layer DAG describes one image; the kernels launch one set of tiles per
+   * image, so bytes, flops and workgroups scale with the batch and the dispatch overhead does not (issue 8: at
+   * batch 8 the per-image estimate sat on the dispatch term and ranked the modules badly).
+   */
+  batch?: number;
 }
 
 /** The best tiles of one module and what they cost. */
@@ -465,10 +471,10 @@ function pwpwEvaluator(pw1: ConvSpec, pw2: ConvSpec): Evaluator {
  * workgroups than SMs (it cannot use the whole GPU), plus the dispatch overhead.
  */
 export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext): number {
-  const hw = ctx.hw;
-  const memUs = (gma * ctx.dtypeBytes) / (hw.dramGBps! * 1e3);
-  const compUs = flops / (hw.fp32Gflops! * 1e3);
-  const utilization = Math.min(1, workgroups / hw.sms);
+  const hw = ctx.hw, batch = ctx.batch ?? 1;
+  const memUs = (batch * gma * ctx.dtypeBytes) / (hw.dramGBps! * 1e3);
+  const compUs = (batch * flops) / (hw.fp32Gflops! * 1e3);
+  const utilization = Math.min(1, (batch * workgroups) / hw.sms);
   return Math.max(memUs, compUs) / utilization + dispatches * hw.dispatchOverheadUs!;
 }
 

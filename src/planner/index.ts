@@ -16,6 +16,8 @@ export interface PlanFusionOptions {
   dtypeBytes?: number;
   /** Name recorded in the plan (the model or DAG file). */
   model?: string;
+  /** optimal mode: images per inference, for the time estimates (default 1). */
+  batch?: number;
   /** optimal mode: pairs to leave unfused (`${first}:${second}` layer ids; see tunePlan). */
   exclude?: ReadonlySet<string>;
 }
@@ -26,6 +28,6 @@ export function planFusion(dag: Dag, hw: HwConfig, options: PlanFusionOptions): 
     case 'fuseplanner':
       return planFusePlanner(dag, hw, model);
     case 'optimal':
-      return planOptimal(dag, hw, { model, dtypeBytes: options.dtypeBytes, exclude: options.exclude });
+      return planOptimal(dag, hw, { model, dtypeBytes: options.dtypeBytes, exclude: options.exclude, batch: options.batch });
   }
 }

@@ -16,6 +16,8 @@ export interface PlanOptimalOptions {
   dtypeBytes?: number;
   /** 'auto' (default): time when the description has dramGBps, fp32Gflops and dispatchOverheadUs, else GMA. */
   objective?: 'auto' | 'gma' | 'time';
+  /** Images per inference: time estimates scale bytes, flops and workgroups by it (CostContext.batch). */
+  batch?: number;
   /** Pairs left unfused, as `${first}:${second}` DAG layer ids (e.g. measured slower fused by --tune). */
   exclude?: ReadonlySet<string>;
 }
@@ -57,7 +59,8 @@ export function evaluateDag(dag: Dag, hw: HwConfig, opts: PlanOptimalOptions = {
   if (objective === 'time' && !hasTimeModel(hw)) {
     throw invalid(hw.name, 'the time objective needs dramGBps, fp32Gflops and dispatchOverheadUs in the hardware description');
   }
-  const ctx: CostContext = { hw, dtypeBytes, objective };
+  if (opts.batch !== undefined && !(Number.isSafeInteger(opts.batch) && opts.batch >= 1)) throw invalid(file, `batch ${opts.batch} is not a whole number >= 1`);
+  const ctx: CostContext = { hw, dtypeBytes, objective, batch: opts.batch };
   const specs = new Map<number, ConvSpec>();
   const lone = new Map<number, ModuleCost>();
   for (const l of dag) {

@@ -32,6 +32,7 @@ import { aliasOps } from '../../kernels/registry.js';
 import { type GpuContext, acquireGpu, defaultSubmitEvery } from './device.js';
 import type { ModelInput, Profile, RunResult, Session, SessionOptions, SessionStats } from './session.js';
 import { loadModel } from '../../converters/load.js';
+import { batchOf } from '../graph/util.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { type MemoryPlan, planMemory } from './memory.js';
 
@@ -132,7 +133,7 @@ function resolveHw(hw: Int8SessionOptions['hw'], ctx: GpuContext): HwConfig {
 export function prepareInt8Graph(g: Graph, plan: 'auto' | 'unfused' | Plan, hw: () => HwConfig): Graph {
   const g1 = unmask(fuseEpilogues(maskEpilogues(g)));
   if (plan === 'unfused') return g1;
-  const p = plan === 'auto' ? planFusion(toDag(g1), hw(), { mode: 'optimal', model: g.source, dtypeBytes: 1 }) : plan;
+  const p = plan === 'auto' ? planFusion(toDag(g1), hw(), { mode: 'optimal', model: g.source, dtypeBytes: 1, batch: batchOf(g1) }) : plan;
   return unmask(applyPlan(maskEpilogues(g1), p));
 }
 

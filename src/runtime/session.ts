@@ -17,6 +17,7 @@ import { fuseEpilogues } from '../rewrite/epilogues.js';
 import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { prepareGraph } from '../graph/prepare.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
+import { batchOf } from '../graph/util.js';
 import { type Compiled, compileGraph } from './compile.js';
 import { type GpuContext, acquireGpu, defaultSubmitEvery } from './device.js';
 import { routeInt8 } from './int8-session.js';
@@ -110,7 +111,7 @@ export async function prepareForRun(model: ModelInput, options: SessionOptions, 
     const ctx = await gpu();
     hw = loadHw('auto', { adapter: { info: ctx.adapterInfo, limits: ctx.limits as unknown as { maxComputeWorkgroupStorageSize: number } } });
   }
-  const p = planFusion(toDag(g), hw, { mode: 'optimal', model: g.source });
+  const p = planFusion(toDag(g), hw, { mode: 'optimal', model: g.source, batch: batchOf(g) });
   return applyPlan(g, p);
 }
 

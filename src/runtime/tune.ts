@@ -19,6 +19,7 @@ import { joinLayers } from '../bench/bench.js';
 import { normalizeProfile, type ProfileEntry } from '../bench/runtime.js';
 import { median } from '../bench/stats.js';
 import { type Session, createSession } from './session.js';
+import { batchOf } from '../graph/util.js';
 
 export interface TileVariant { name: string; apply(t: Tiles): Tiles }
 
@@ -90,7 +91,7 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
   const lblOf = new Map(lbl.map((e) => [e.node, e.gpuMs]));
   const excluded = new Set<string>();
   const rows: TuneRow[] = [];
-  let plan = planFusion(dag, hw, { mode: 'optimal', model: options.model ?? g.source, exclude: excluded });
+  let plan = planFusion(dag, hw, { mode: 'optimal', model: options.model ?? g.source, exclude: excluded, batch: batchOf(g) });
   const measured = new Map<string, { variant: string; fusedUs: number; lblUs: number }>();
   for (let round = 0; round < rounds; round++) {
     const todo = plan.modules.filter((m) => isFused(m) && !measured.has(pairKey(m.layers[0], m.layers[1])));
@@ -123,7 +124,7 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
       else excluded.add(k);
       log(`  ${m.kind} ${(m.nodes ?? []).slice(0, 2).join('+')}: LBL ${lblUs.toFixed(1)} us, fused ${best ? `${best[1].toFixed(1)} us (${best[0]})` : '-'}: ${kept ? 'kept' : 'left unfused'}`);
     }
-    plan = planFusion(dag, hw, { mode: 'optimal', model: options.model ?? g.source, exclude: excluded });
+    plan = planFusion(dag, hw, { mode: 'optimal', model: options.model ?? g.source, exclude: excluded, batch: batchOf(g) });
   }
   // Pairs that the last re-planning brought and no round measured stay unfused: every fused module of a tuned
   // plan was measured faster than its LBL pair. Excluding only removes candidates, so this ends.
@@ -131,7 +132,7 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
     const unmeasured = plan.modules.filter((m) => isFused(m) && !measured.has(pairKey(m.layers[0], m.layers[1])));
     if (!unmeasured.length) break;
     for (const m of unmeasured) excluded.add(pairKey(m.layers[0], m.layers[1]));
-    plan = planFusion(dag, hw, { mode: 'optimal', model: options.model ?? g.source, exclude: excluded });
+    plan = planFusion(dag, hw, { mode: 'optimal', model: options.model ?? g.source, exclude: excluded, batch: batchOf(g) });
   }
   const byName = new Map(variants.map((v) => [v.name, v]));
   const tuned: Plan = {

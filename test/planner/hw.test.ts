@@ -31,7 +31,7 @@ test('h100.cfg has the optional keys, and h100.json is the same description', ()
   const h100 = loadHw('h100');
   assert.deepEqual(h100, {
     name: 'h100', sms: 132, l1BytesPerSm: 256 * KiB, shmemBytesPerSm: 228 * KiB, warpSize: 32, l2Bytes: 50 * KiB * KiB,
-    dramGBps: 2400, fp32Gflops: 67000, dispatchOverheadUs: 6, workgroupStorageBytes: 48 * KiB,
+    dramGBps: 1000, fp32Gflops: 3000, dispatchOverheadUs: 10, workgroupStorageBytes: 48 * KiB,
   });
   assert.deepEqual(loadHw('hw_configs/h100.json'), h100);
   assert.deepEqual(loadHw('hw_configs/h100.cfg'), h100);
@@ -94,6 +94,8 @@ test('loadHw: paths, bare names, unknown names, missing files', () => {
 test('hwFromAdapter: known GPUs by adapter strings, workgroup storage from the limits', () => {
   const h100 = hwFromAdapter({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H100 80GB HBM3' }, { maxComputeWorkgroupStorageSize: 49152 });
   assert.deepEqual(h100, loadHw('h100'));
+  // The H200 is the H100's chip: the same description (the calibration was measured on one).
+  assert.deepEqual(hwFromAdapter({ vendor: 'nvidia', architecture: 'hopper', description: 'NVIDIA H200' }, { maxComputeWorkgroupStorageSize: 49152 }), h100);
   const lvp = hwFromAdapter({ vendor: 'mesa', architecture: '', device: '', description: 'llvmpipe (LLVM 19.1.7, 256 bits)' }, { maxComputeWorkgroupStorageSize: 32768 });
   assert.deepEqual(lvp, loadHw('lavapipe'));
   const a100 = hwFromAdapter({ description: 'NVIDIA A100-SXM4-40GB' }, { maxComputeWorkgroupStorageSize: 16384, maxBufferSize: 1 });
