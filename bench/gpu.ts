@@ -19,7 +19,7 @@ import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../converters/load.js';
 import { runBench, joinLayers, benchInputs, timeContestants, type BenchLayer } from '../src/bench/bench.js';
-import { normalizeProfile, type ProfileEntry } from '../src/bench/runtime.js';
+import { medianProfiles } from '../src/bench/profile.js';
 import { spearman } from '../src/bench/correlation.js';
 import { median } from '../src/bench/stats.js';
 import { loadHw } from '../src/planner/hw.js';
@@ -58,21 +58,6 @@ async function planFor(g: Graph, name: string) {
 mkdirSync(out, { recursive: true });
 const save = (name: string, data: unknown) => writeFileSync(join(out, `gpu-${name}.json`), JSON.stringify(data, null, 1));
 const fmt = (v: number | undefined, d = 3) => (v === undefined || !Number.isFinite(v) ? '-' : v.toFixed(d));
-
-/** Median GPU ms per node over `n` profiled runs. */
-async function medianProfile(s: Session, feeds: Record<string, Float32Array>, n: number): Promise<ProfileEntry[]> {
-  // Back-to-back runs first: a GPU that idled (compiling pipelines) runs at lower clocks.
-  for (let i = 0; i < 30; i++) await s.run(feeds);
-  const samples = new Map<string, { op?: string; ms: number[] }>();
-  for (let i = 0; i < n; i++) {
-    for (const e of normalizeProfile(await s.profile(feeds))) {
-      const r = samples.get(e.node) ?? { op: e.op, ms: [] };
-      r.ms.push(e.gpuMs);
-      samples.set(e.node, r);
-    }
-  }
-  return [...samples].map(([node, r]) => ({ node, op: r.op, gpuMs: median(r.ms) }));
-}
 
 function maxRelDiff(a: Float32Array, b: Float32Array): number {
   let d = 0, m = 0;
@@ -128,9 +113,7 @@ async function modules(name: string, batchSize: number) {
   const inputs = benchInputs(g);
   const sf = await createSession(g, { hw, plan });
   const su = await createSession(g, { hw, plan: 'unfused' });
-  await sf.run(inputs); await su.run(inputs);
-  const pf = await medianProfile(sf, inputs, profiles);
-  const pu = await medianProfile(su, inputs, profiles);
+  const [pf, pu] = await medianProfiles([sf, su], inputs, profiles);
   sf.dispose(); su.dispose();
   const layers: BenchLayer[] = joinLayers(plan, applyPlan(g, plan), pf, pu);
   const fusedRows = layers.filter((l) => fusedKinds.has(l.kind) && l.fusedGpuMs && l.unfusedGpuMs);
@@ -194,7 +177,7 @@ async function bandwidth(name: string) {
   const inputs = benchInputs(g);
   const s = await createSession(g, { hw, plan: 'unfused' });
   await s.run(inputs);
-  const prof = await medianProfile(s, inputs, 5);
+  const [prof] = await medianProfiles([s], inputs, 5);
   const sg = s.graph;
   s.dispose();
   const bytesOf = (t: string) => 4 * (sg.tensors.get(t)?.shape ?? []).reduce((a, b) => a * b, 1);

@@ -20,6 +20,7 @@ import { validateDag } from '../planner/dag-load.js';
 import { median, p90 } from './stats.js';
 import { firstLine, loadCreateSession, normalizeProfile, profileMethod, type CreateSession, type FcmSessionLike, type ProfileEntry } from './runtime.js';
 import { adapterSummary } from './device.js';
+import { medianProfiles } from './profile.js';
 
 export interface BenchOptions {
   /** A hardware description (path, shipped name) or 'auto' (from the WebGPU adapter). */
@@ -295,7 +296,10 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       const rawUnfused = await unfused.profile(inputs);
       const methods = [...new Set([profileMethod(rawFused), profileMethod(rawUnfused)].filter((m) => m !== undefined))];
       if (methods.length > 0) layersMethod = methods.join('/');
-      layers = joinLayers(plan, fusedGraph, normalizeProfile(rawFused), normalizeProfile(rawUnfused));
+      // Medians of 5 interleaved profiles of each (src/bench/profile.ts): a single profile of one after the
+      // other carries the GPU's clock drift into every fused-vs-LBL comparison.
+      const [pf, pu] = await medianProfiles([fused, unfused], inputs, 5, 10);
+      layers = joinLayers(plan, fusedGraph, pf, pu);
     } catch (e) {
       layersUnavailable = firstLine(e);
       layers = joinLayers(plan, fusedGraph, undefined, undefined);

@@ -16,8 +16,8 @@ import { planFusion } from '../planner/index.js';
 import { pairKey } from '../planner/optimal.js';
 import { toDag } from '../../converters/dag.js';
 import { joinLayers } from '../bench/bench.js';
-import { normalizeProfile, type ProfileEntry } from '../bench/runtime.js';
-import { median } from '../bench/stats.js';
+import type { ProfileEntry } from '../bench/runtime.js';
+import { medianProfiles } from '../bench/profile.js';
 import { type Session, createSession } from './session.js';
 import { batchOf } from '../graph/util.js';
 
@@ -41,8 +41,11 @@ export interface TuneOptions {
   variants?: readonly TileVariant[];
   /** Name recorded in the plan (default the graph's source). */
   model?: string;
-  /** How a session's per-node GPU times are taken (default: median of `profiles` timestamped runs); tests inject. */
-  measure?: (s: Session, feeds: Record<string, Float32Array>) => Promise<ProfileEntry[]>;
+  /**
+   * Per-node GPU times of sessions measured together (default: src/bench/profile.ts medianProfiles, `profiles`
+   * rounds, interleaved so that clock drift affects all alike); tests inject.
+   */
+  measure?: (s: readonly Session[], feeds: Record<string, Float32Array>) => Promise<ProfileEntry[][]>;
   /** Called with a line of progress. */
   log?: (line: string) => void;
 }
@@ -52,20 +55,6 @@ export interface TuneResult { plan: Plan; rows: TuneRow[]; excluded: string[] }
 
 const isFused = (m: PlanModule) => m.kind === 'pwdw' || m.kind === 'dwpw' || m.kind === 'pwpw';
 
-async function medianProfile(s: Session, feeds: Record<string, Float32Array>, n: number): Promise<ProfileEntry[]> {
-  // Back-to-back runs first: a GPU that idled (compiling pipelines) runs at lower clocks.
-  for (let i = 0; i < 20; i++) await s.run(feeds);
-  const samples = new Map<string, { op?: string; ms: number[] }>();
-  for (let i = 0; i < n; i++) {
-    for (const e of normalizeProfile(await s.profile(feeds))) {
-      const r = samples.get(e.node) ?? { op: e.op, ms: [] };
-      r.ms.push(e.gpuMs);
-      samples.set(e.node, r);
-    }
-  }
-  return [...samples].map(([node, r]) => ({ node, op: r.op, gpuMs: median(r.ms) }));
-}
-
 function withTiles(plan: Plan, tiles: (m: PlanModule, i: number) => Tiles): Plan {
   return { ...plan, modules: plan.modules.map((m, i) => (isFused(m) ? { ...m, tiles: tiles(m, i) } : m)) };
 }
@@ -74,39 +63,46 @@ function withTiles(plan: Plan, tiles: (m: PlanModule, i: number) => Tiles): Plan
 export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}): Promise<TuneResult> {
   const profiles = options.profiles ?? 7, rounds = options.rounds ?? 3, variants = options.variants ?? tileVariants;
   const log = options.log ?? (() => undefined);
-  const measure = options.measure ?? ((s: Session, f: Record<string, Float32Array>) => medianProfile(s, f, profiles));
-  const dag = toDag(g);
+  const measure = options.measure ?? ((s: readonly Session[], f: Record<string, Float32Array>) => medianProfiles(s, f, profiles));
   const feeds: Record<string, Float32Array> = {};
   for (const x of g.inputs) {
     const n = g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1);
     feeds[x] = Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.37));
   }
+  // The unfused session stays open: every variant is profiled interleaved with it, and each module is compared
+  // with its LBL layers from the same rounds.
   const su = await createSession(g, { hw, plan: 'unfused' });
-  let lbl: ProfileEntry[];
   try {
-    lbl = await measure(su, feeds);
+    return await tuneRounds(g, hw, su, feeds, measure, variants, rounds, options.model ?? g.source, log);
   } finally {
     su.dispose();
   }
-  const lblOf = new Map(lbl.map((e) => [e.node, e.gpuMs]));
+}
+
+async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<string, Float32Array>,
+  measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>,
+  variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void): Promise<TuneResult> {
+  const dag = toDag(g);
   const excluded = new Set<string>();
   const rows: TuneRow[] = [];
-  let plan = planFusion(dag, hw, { mode: 'optimal', model: options.model ?? g.source, exclude: excluded, batch: batchOf(g) });
+  let plan = planFusion(dag, hw, { mode: 'optimal', model, exclude: excluded, batch: batchOf(g) });
   const measured = new Map<string, { variant: string; fusedUs: number; lblUs: number }>();
   for (let round = 0; round < rounds; round++) {
     const todo = plan.modules.filter((m) => isFused(m) && !measured.has(pairKey(m.layers[0], m.layers[1])));
     if (!todo.length) break;
-    const times = new Map<string, Record<string, number>>();
+    // Per pair and variant: the fused module's time and its LBL layers' time from the same rounds (us).
+    const times = new Map<string, Record<string, [number, number]>>();
     for (const v of variants) {
       const pv = withTiles(plan, (m) => v.apply(m.tiles));
       const s = await createSession(g, { hw, plan: pv });
       try {
-        const rowsV = joinLayers(pv, s.graph, await measure(s, feeds), undefined);
+        const [pf, pu] = await measure([s, su], feeds);
+        const rowsV = joinLayers(pv, s.graph, pf, pu);
         pv.modules.forEach((m, i) => {
-          const t = rowsV[i].fusedGpuMs;
-          if (!isFused(m) || t === undefined) return;
+          const t = rowsV[i].fusedGpuMs, u = rowsV[i].unfusedGpuMs;
+          if (!isFused(m) || t === undefined || u === undefined) return;
           const k = pairKey(m.layers[0], m.layers[1]);
-          times.set(k, { ...(times.get(k) ?? {}), [v.name]: t * 1000 });
+          times.set(k, { ...(times.get(k) ?? {}), [v.name]: [t * 1000, u * 1000] });
         });
       } finally {
         s.dispose();
@@ -114,17 +110,21 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
     }
     for (const m of todo) {
       const k = pairKey(m.layers[0], m.layers[1]);
-      const fusedUs = times.get(k) ?? {};
-      // The module's LBL time: its conv layers as the unfused session ran them (epilogues folded in).
-      const lblUs = (m.nodes ?? []).reduce((a, n) => a + (lblOf.get(n) ?? 0), 0) * 1000;
-      const best = Object.entries(fusedUs).sort((a, b) => a[1] - b[1])[0];
-      const kept = best !== undefined && best[1] < lblUs;
+      const pairs = times.get(k) ?? {};
+      const fusedUs = Object.fromEntries(Object.entries(pairs).map(([v, [f]]) => [v, f]));
+      // The module's LBL time (its conv layers as the unfused session ran them, epilogues folded in): the median
+      // over the variants' rounds.
+      const lbls = Object.values(pairs).map(([, u]) => u).sort((a, b) => a - b);
+      const lblUs = lbls.length ? lbls[Math.floor(lbls.length / 2)] : 0;
+      // A variant wins against the LBL time of its own rounds.
+      const best = Object.entries(pairs).sort((a, b) => a[1][0] / a[1][1] - b[1][0] / b[1][1])[0];
+      const kept = best !== undefined && best[1][0] < best[1][1];
       rows.push({ module: (m.nodes ?? []).join('+'), kind: m.kind, lblUs, fusedUs, kept, variant: best?.[0] });
-      if (kept) measured.set(k, { variant: best[0], fusedUs: best[1], lblUs });
+      if (kept) measured.set(k, { variant: best[0], fusedUs: best[1][0], lblUs: best[1][1] });
       else excluded.add(k);
-      log(`  ${m.kind} ${(m.nodes ?? []).slice(0, 2).join('+')}: LBL ${lblUs.toFixed(1)} us, fused ${best ? `${best[1].toFixed(1)} us (${best[0]})` : '-'}: ${kept ? 'kept' : 'left unfused'}`);
+      log(`  ${m.kind} ${(m.nodes ?? []).slice(0, 2).join('+')}: fused ${best ? `${best[1][0].toFixed(1)} us (${best[0]}) vs LBL ${best[1][1].toFixed(1)} us` : '-'}: ${kept ? 'kept' : 'left unfused'}`);
     }
-    plan = planFusion(dag, hw, { mode: 'optimal', model: options.model ?? g.source, exclude: excluded, batch: batchOf(g) });
+    plan = planFusion(dag, hw, { mode: 'optimal', model, exclude: excluded, batch: batchOf(g) });
   }
   // Pairs that the last re-planning brought and no round measured stay unfused: every fused module of a tuned
   // plan was measured faster than its LBL pair. Excluding only removes candidates, so this ends.
@@ -132,7 +132,7 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
     const unmeasured = plan.modules.filter((m) => isFused(m) && !measured.has(pairKey(m.layers[0], m.layers[1])));
     if (!unmeasured.length) break;
     for (const m of unmeasured) excluded.add(pairKey(m.layers[0], m.layers[1]));
-    plan = planFusion(dag, hw, { mode: 'optimal', model: options.model ?? g.source, exclude: excluded, batch: batchOf(g) });
+    plan = planFusion(dag, hw, { mode: 'optimal', model, exclude: excluded, batch: batchOf(g) });
   }
   const byName = new Map(variants.map((v) => [v.name, v]));
   const tuned: Plan = {

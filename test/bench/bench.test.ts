@@ -120,7 +120,8 @@ test('runBench: four rows in order, onnxruntime timed for real, per-module join,
   assert.equal(made.length, 2);
   assert.ok(made[0].plan !== 'unfused' && made[0].plan.modules.length > 0);
   assert.equal(made[1].plan, 'unfused');
-  assert.equal(runsSeen, 2 * 4);
+  // 3 timed + 1 warm-up runs each, then 10 back-to-back runs each before the interleaved profiles.
+  assert.equal(runsSeen, 2 * 4 + 2 * 10);
   assert.deepEqual(report.results.map((r) => r.name), [...contestantNames]);
   for (const r of report.results) {
     if (r.unavailable !== undefined) {

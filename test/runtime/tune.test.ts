@@ -31,12 +31,13 @@ test('tunePlan: modules slower than LBL are left unfused, the fastest variant is
   const kinds = new Set(initial.modules.filter((m) => isFused(m.kind)).map((m) => m.kind));
   assert.ok(kinds.has('pwdw') && kinds.size >= 2, `fixture plan has ${[...kinds]}`);
   // Every LBL layer 10 us; every PW-DW module 6 us, every other FCM 30 us.
-  const measure = async (s: { graph: { nodes: { name: string; op: string; domain: string; attrs: Record<string, unknown> }[] } }) =>
+  const times = (s: { graph: { nodes: { name: string; op: string; domain: string }[] } }) =>
     s.graph.nodes.map((n) => {
       if (n.domain !== fcmDomain) return { node: n.name, op: n.op, gpuMs: 0.010 };
       if (n.op !== 'FusedPwDw') return { node: n.name, op: n.op, gpuMs: 0.030 };
       return { node: n.name, op: n.op, gpuMs: 0.006 };
     });
+  const measure = async (ss: readonly { graph: { nodes: { name: string; op: string; domain: string }[] } }[]) => ss.map(times);
   const r = await tunePlan(g, hw, { measure: measure as never, rounds: 3 });
   for (const m of r.plan.modules.filter((m) => isFused(m.kind))) {
     assert.equal(m.kind, 'pwdw', 'a module measured slower than LBL stayed fused');

@@ -1,0 +1,22 @@
+// Per-node GPU times of several sessions, comparable with each other: each session first runs back to back (a GPU
+// that idled while pipelines compiled runs at lower clocks), then `rounds` rounds profile every session in turn,
+// the order rotated each round, and each node gets the median of its rounds. Profiling the sessions one after the
+// other instead put a steady 15-20% between the same kernel in two sessions (issue 8: the GPU's clocks drift).
+import { median } from './stats.js';
+import { normalizeProfile, type FcmSessionLike, type ProfileEntry } from './runtime.js';
+
+export async function medianProfiles(sessions: readonly FcmSessionLike[], feeds: Record<string, Float32Array>, rounds: number, warmRuns = 30): Promise<ProfileEntry[][]> {
+  for (const s of sessions) for (let i = 0; i < warmRuns; i++) await s.run(feeds);
+  const samples = sessions.map(() => new Map<string, { op?: string; ms: number[] }>());
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < sessions.length; k++) {
+      const i = (r + k) % sessions.length;
+      for (const e of normalizeProfile(await sessions[i].profile(feeds))) {
+        const row = samples[i].get(e.node) ?? { op: e.op, ms: [] };
+        row.ms.push(e.gpuMs);
+        samples[i].set(e.node, row);
+      }
+    }
+  }
+  return samples.map((m) => [...m].map(([node, r]) => ({ node, op: r.op, gpuMs: median(r.ms) })));
+}
