@@ -64,9 +64,15 @@ export function fusedDwPw(args: FusedKernelArgs): KernelProgram {
   splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 8) })], count);
   splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const CB = cb.value, FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw();
-  const T = threadsFor(TH * TW, cap);
-  const RP = ceilDiv(TH * TW, T);
   const FB4 = ceilDiv(FB, 4);
+  // Filter groups: FG threads share each position, each accumulating every FG-th vec4 of filters, so that a small
+  // spatial tile still fills its workgroup (issue 8: one thread per position left 32-64 threads per workgroup and
+  // DW-PW modules at 56x56 ran 3-4x slower than their two layers at batch 8). The depthwise tile in workgroup memory
+  // is shared by the groups: no recomputation.
+  const FG = Math.max(1, Math.min(FB4, Math.floor(cap / (TH * TW))));
+  const T = threadsFor(TH * TW * FG, cap);
+  const RP = FG > 1 ? 1 : ceilDiv(TH * TW, T);
+  const NA = FG > 1 ? ceilDiv(FB4, FG) : RP * FB4;
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(F, FB);
   const total = N * blocks * tilesY * tilesX;
   const d = layoutDispatch(total, args.limits, w);
@@ -79,7 +85,7 @@ export function fusedDwPw(args: FusedKernelArgs): KernelProgram {
 ${bindings(used)}
 ${constsU32({
     N, C, H, W, F, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw,
-    CB, FB, FB4, TH, TW, IH, IW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
+    CB, FB, FB4, FG, TH, TW, IH, IW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
   })}
 const PT: i32 = ${g.pt};
 const PL: i32 = ${g.pl};
@@ -114,7 +120,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let iy0 = i32(oy0 * SH) - PT;
   let ix0 = i32(ox0 * SW) - PL;
 
-  var acc: array<vec4<f32>, ${RP * FB4}>;
+  var acc: array<vec4<f32>, ${NA}>;
   for (var c0 = 0u; c0 < C; c0 += CB) {
     for (var e = li; e < CB * FB4; e += T) {
       let c = c0 + e / FB4;
@@ -150,7 +156,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       mid[e] = v;
     }
     workgroupBarrier();
-    // Pointwise layer: each thread owns RP positions x FB filters (channels past C have zero weights).
+${FG > 1 ? `    // Pointwise layer: thread (position r, group fg) accumulates filter vec4s fg, fg + FG, ... of its position.
+    let r = li % THW;
+    let fg = li / THW;
+    if (fg < FG) {
+      for (var c = 0u; c < CB; c++) {
+        let mv = mid[c * THW + r];
+        for (var k = 0u; k < ${NA}u; k++) {
+          let f4 = fg + k * FG;
+          if (f4 < FB4) { acc[k] += wsT[c * FB4 + f4] * mv; }
+        }
+      }
+    }
+    workgroupBarrier();
+  }` : `    // Pointwise layer: each thread owns RP positions x FB filters (channels past C have zero weights).
     for (var q = 0u; q < RP; q++) {
       let r = min(li + q * T, THW - 1u);
       for (var c = 0u; c < CB; c++) {
@@ -159,8 +178,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
     workgroupBarrier();
+  }`}
+${FG > 1 ? `  // Accumulators read by constant component (.x .. .w) so that the compiler keeps them in registers.
+  let r = li % THW;
+  let fg = li / THW;
+  let y = oy0 + r / TW;
+  let xo = ox0 + r % TW;
+  if (fg < FG && y < HO && xo < WO) {
+    let ob = (n * F * HO + y) * WO + xo;
+    for (var k = 0u; k < ${NA}u; k++) {
+      let f4 = fg + k * FG;
+      if (f4 < FB4) {
+        let a = acc[k];
+        let f = f0 + f4 * 4u;
+        ep2(a.x, f, f4 * 4u, ob);
+        ep2(a.y, f + 1u, f4 * 4u + 1u, ob);
+        ep2(a.z, f + 2u, f4 * 4u + 2u, ob);
+        ep2(a.w, f + 3u, f4 * 4u + 3u, ob);
+      }
+    }
   }
-  // Accumulators read by constant component (.x .. .w) so that the compiler keeps them in registers.
+}` : `  // Accumulators read by constant component (.x .. .w) so that the compiler keeps them in registers.
   for (var q = 0u; q < RP; q++) {
     let r = li + q * T;
     let y = oy0 + r / TW;
@@ -178,9 +216,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
 }
-`;
+`}`;
   const cacheKey = `FusedDwPw|x${N}x${C}x${H}x${W}|F${F}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}RP${RP}T${T}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}RP${RP}T${T}FG${FG}|dx${d.dispatchX}`;
   return {
     name: `FusedDwPw(${args.node.name})`,
     cacheKey,

@@ -43,6 +43,21 @@ test('FusedDwPw clamps an oversized tile within the given limits', async () => {
   assert.ok(built.program.workgroupSize[0] <= 64);
 });
 
+test('FusedDwPw filter groups: threads share a small tile\'s positions (FG > 1, uneven split too), not a large one', async () => {
+  const base = { kind: 'dwpw' as const, n: 1, c: 24, h: 14, w: 14, k: 3, stride: 1, pads: [1, 1, 1, 1] as [number, number, number, number], bias1: true, bias2: true, ...relu6 };
+  // Batch 17: 17 x 16 tiles are enough workgroups, so splitForParallelism keeps FB.
+  // 16 positions, 8 vec4s of filters: 8 groups of one vec4 each.
+  const small = await checkCase({ ...base, n: 17, f: 32, tiles: { tileFilters1: 8, tileFilters2: 32, tileH: 4, tileW: 4 } });
+  assert.match(small.program.cacheKey, /FG8\|/);
+  // 16 positions, 5 vec4s (18 filters) over groups: the last group's second vec4 is past FB4.
+  const uneven = await checkCase({ ...base, n: 17, f: 18, tiles: { tileFilters1: 8, tileFilters2: 18, tileH: 4, tileW: 4 } });
+  assert.match(uneven.program.cacheKey, /FG5\|/);
+  // A tile that fills the workgroup (16 positions, 16 threads at most): one group.
+  const large = await checkCase({ ...base, n: 17, f: 8, tiles: { tileFilters1: 8, tileFilters2: 8, tileH: 4, tileW: 4 },
+    limits: { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 16 } });
+  assert.match(large.program.cacheKey, /FG1\|/);
+});
+
 test('FusedDwPw refuses inconsistent shapes with a clear error', () => {
   const node = { name: 'f2', op: 'FusedDwPw', inputs: ['x', 'w1', '', 'w2', 'b2', ''], attrs: newAttrs({ kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) };
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
