@@ -28,6 +28,7 @@ export { writeFileAtomic, writeAtomicFrom } from './export/write-atomic.js';
 export { runBench, type BenchOptions, type BenchReport } from './bench/bench.js';
 export { createSession, prepareForRun, type Session, type SessionOptions, type SessionStats, type RunResult, type Profile, type NodeProfile, type ModelInput } from './runtime/session.js';
 export { acquireGpu, releaseGpu } from './runtime/device.js';
+export { tunePlan, tileVariants, type TuneOptions, type TuneResult, type TuneRow, type TileVariant } from './runtime/tune.js';
 export { compareOutputs, seededInput, type Comparison } from './runtime/compare.js';
 export { runCheck, type CheckReport, type CheckOptions } from './cli/check.js';
 export { readNpy, writeNpy, parseNpy, encodeNpy, type NpyArray } from './npy.js';

@@ -119,3 +119,17 @@ export async function releaseGpu(): Promise<void> {
  * overlaps the two instead of adding them; each part costs the GPU one more pass (~13 us on the H100).
  */
 export const defaultSubmitEvery = 12;
+
+/** Wall time (ms) of one dispatch in its own submission, for adapters without timestamp queries (profiling). */
+export async function wallTimeDispatch(d: GPUDevice, x: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; size: readonly [number, number, number] }): Promise<number> {
+  const t0 = performance.now();
+  const enc = d.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(x.pipeline);
+  pass.setBindGroup(0, x.bindGroup);
+  pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
+  pass.end();
+  d.queue.submit([enc.finish()]);
+  await d.queue.onSubmittedWorkDone();
+  return performance.now() - t0;
+}

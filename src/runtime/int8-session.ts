@@ -29,7 +29,7 @@ import { type QType, dequantize, quantize } from '../quant/reference.js';
 import { int8KernelFor } from '../../kernels/int8/registry.js';
 import { type Int8Program, pack8, packedWords, unpack8 } from '../../kernels/int8/common.js';
 import { aliasOps } from '../../kernels/registry.js';
-import { type GpuContext, acquireGpu, defaultSubmitEvery } from './device.js';
+import { type GpuContext, acquireGpu, defaultSubmitEvery, wallTimeDispatch } from './device.js';
 import type { ModelInput, Profile, RunResult, Session, SessionOptions, SessionStats } from './session.js';
 import { loadModel } from '../../converters/load.js';
 import { batchOf } from '../graph/util.js';
@@ -572,18 +572,7 @@ class GpuInt8Session implements Int8Session {
     const d = this.ctx.device;
     if (!this.ctx.timestamps) {
       const r: number[] = [];
-      for (const x of xs) {
-        const t0 = performance.now();
-        const enc = d.createCommandEncoder();
-        const pass = enc.beginComputePass();
-        pass.setPipeline(x.pipeline);
-        pass.setBindGroup(0, x.bindGroup);
-        pass.dispatchWorkgroups(...x.size);
-        pass.end();
-        d.queue.submit([enc.finish()]);
-        await d.queue.onSubmittedWorkDone();
-        r.push(performance.now() - t0);
-      }
+      for (const x of xs) r.push(await wallTimeDispatch(d, x));
       return r;
     }
     const r: number[] = [];

@@ -19,7 +19,7 @@ import { prepareGraph } from '../graph/prepare.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { batchOf } from '../graph/util.js';
 import { type Compiled, compileGraph } from './compile.js';
-import { type GpuContext, acquireGpu, defaultSubmitEvery } from './device.js';
+import { type GpuContext, acquireGpu, defaultSubmitEvery, wallTimeDispatch } from './device.js';
 import { routeInt8 } from './int8-session.js';
 
 export interface SessionOptions {
@@ -459,18 +459,7 @@ class GpuSession implements Session {
   private async wallTimes(): Promise<number[]> {
     const d = this.ctx.device;
     const times: number[] = [];
-    for (const x of this.dispatches) {
-      const t0 = performance.now();
-      const enc = d.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      pass.setPipeline(x.pipeline);
-      pass.setBindGroup(0, x.bindGroup);
-      pass.dispatchWorkgroups(...x.size);
-      pass.end();
-      d.queue.submit([enc.finish()]);
-      await d.queue.onSubmittedWorkDone();
-      times.push(performance.now() - t0);
-    }
+    for (const x of this.dispatches) times.push(await wallTimeDispatch(d, x));
     return times;
   }
 
