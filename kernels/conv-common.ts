@@ -14,6 +14,8 @@ export interface ConvGeom {
   pt: number; pl: number; pb: number; pr: number;
   dh: number; dw: number; group: number;
   hasBias: boolean; hasRes: boolean;
+  /** Input 4: a per-channel scale [N, C, 1, 1] applied to x as it is read (a squeeze-excite Mul folded in). */
+  hasScale: boolean;
   act: Epilogue;
 }
 
@@ -44,7 +46,11 @@ export function convGeom(args: KernelArgs): ConvGeom {
   if (hasRes && !sameShape(inShape(args, 3, 'residual'), [N, F, HO, WO])) {
     throw invalid(w, `residual '${args.node.inputs[3]}' must have the output's shape [${[N, F, HO, WO].join(',')}]`);
   }
-  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, act: nodeEpilogue(a, w) };
+  const hasScale = hasInput(args, 4);
+  if (hasScale && !sameShape(inShape(args, 4, 'channel scale'), [N, C, 1, 1])) {
+    throw invalid(w, `channel scale '${args.node.inputs[4]}' must have shape [${N},${C},1,1]`);
+  }
+  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, hasScale, act: nodeEpilogue(a, w) };
 }
 
 export const isPointwise = (g: ConvGeom) =>
@@ -52,11 +58,12 @@ export const isPointwise = (g: ConvGeom) =>
 
 export const isDepthwise = (g: ConvGeom) => g.group === g.C && g.F === g.C;
 
-/** Binding names in KernelProgram order (x, w, bias?, residual?) and their node input indices. */
+/** Binding names in KernelProgram order (x, w, bias?, residual?, channel scale?) and their node input indices. */
 export function convBindings(g: ConvGeom): { names: string[]; inputs: number[] } {
   const names = ['x', 'w'], inputs = [0, 1];
   if (g.hasBias) { names.push('b'); inputs.push(2); }
   if (g.hasRes) { names.push('res'); inputs.push(3); }
+  if (g.hasScale) { names.push('sc'); inputs.push(4); }
   return { names, inputs };
 }
 
@@ -67,4 +74,4 @@ export function convStore(g: ConvGeom, s: string, o: string, f: string): string 
 
 export const geomKey = (g: ConvGeom) =>
   `x${g.N}x${g.C}x${g.H}x${g.W}|F${g.F}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}g${g.group}` +
-  `|b${+g.hasBias}r${+g.hasRes}|${g.act.key}`;
+  `|b${+g.hasBias}r${+g.hasRes}s${+g.hasScale}|${g.act.key}`;

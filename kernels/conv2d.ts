@@ -4,11 +4,13 @@
 
 import type { KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, convStore, geomKey } from './conv-common.js';
+import { unsupported } from '../src/errors.js';
 import { type KernelArgs, bindings, cacheKey, constsI32, constsU32, flatDispatch, where } from './shader.js';
 
 export function conv2d(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   const g = geom ?? convGeom(args);
   const w = where(args);
+  if (g.hasScale) throw unsupported(w, 'a channel scale (folded squeeze-excite Mul) is only read by pointwise convolutions');
   const total = g.N * g.F * g.HO * g.WO;
   const d = flatDispatch(total, args.limits, w);
   const b = convBindings(g);

@@ -4,13 +4,14 @@
 
 import type { KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, convStore, geomKey, isDepthwise } from './conv-common.js';
-import { invalid } from '../src/errors.js';
+import { invalid, unsupported } from '../src/errors.js';
 import { type KernelArgs, bindings, cacheKey, constsI32, constsU32, flatDispatch, where } from './shader.js';
 
 export function depthwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   const g = geom ?? convGeom(args);
   const w = where(args);
   if (!isDepthwise(g)) throw invalid(w, `not a depthwise convolution (group ${g.group}, ${g.C} -> ${g.F} channels)`);
+  if (g.hasScale) throw unsupported(w, 'a channel scale (folded squeeze-excite Mul) is only read by pointwise convolutions');
   const total = g.N * g.C * g.HO * g.WO;
   const d = flatDispatch(total, args.limits, w);
   const b = convBindings(g);

@@ -9,7 +9,7 @@
 
 import type { KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, convStore, geomKey, isPointwise } from './conv-common.js';
-import { invalid, overLimit } from '../src/errors.js';
+import { invalid, overLimit, unsupported } from '../src/errors.js';
 import { type Epilogue, type KernelArgs, type KernelLimits, bindings, cacheKey, ceilDiv, constsU32, layoutWorkgroups, threadCap, where } from './shader.js';
 
 const pow2AtLeast = (n: number) => { let p = 1; while (p < n) p *= 2; return p; };
@@ -34,7 +34,7 @@ export function pointwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   const w = where(args);
   if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
   const b = convBindings(g);
-  const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, act: g.act };
+  const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const choice = chooseDot(dot, args.limits);
   if (choice.kind === 'vec4') return dotVec4(dot, choice.rf, choice.threads, b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
   return dotSplitK(dot, choice.ks, b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
@@ -45,6 +45,7 @@ export function pointwiseTiled(args: KernelArgs, geom?: ConvGeom): KernelProgram
   const g = geom ?? convGeom(args);
   const w = where(args);
   if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
+  if (g.hasScale) throw unsupported(w, 'the tiled pointwise kernel takes no channel scale');
   const t = pointwiseTiles(g, threadCap(args.limits), args.limits.maxComputeWorkgroupStorageSize);
   const T = t.tpt * t.tft, TF = t.tft * t.rf, TP = t.tpt * t.rp, CK = t.ck;
   const bytes = 4 * CK * (TF + TP);
@@ -139,7 +140,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 //            for the GPU even when N*F*P is a few thousand.
 // chooseDot picks between them from the shape only (deterministic; the cache key names the choice).
 
-export interface DotGeom { N: number; C: number; F: number; P: number; hasBias: boolean; hasRes: boolean; act: Epilogue }
+export interface DotGeom {
+  N: number; C: number; F: number; P: number; hasBias: boolean; hasRes: boolean;
+  /** x[n, c, :] is multiplied by sc[n * C + c] as it is read (squeeze-excite folded in; conv-common.ts). */
+  hasScale?: boolean;
+  act: Epilogue;
+}
 
 /** Threads in flight that keep an H100-class GPU busy (132 SMs x ~512); fewer than 1/4 of it: split K. */
 const fillThreads = 65536;
@@ -219,7 +225,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
     var xi = (n * C + c0) * P4 + pl;
     for (var cl = 0u; cl < CK; cl++) {
-      let xv = x[min(xi, (n * C + C - 1u) * P4 + pl)];
+      let xv = x[min(xi, (n * C + C - 1u) * P4 + pl)]${g.hasScale ? ' * sc[n * C + min(c0 + cl, C - 1u)]' : ''};
       xi += P4;
       for (var r4 = 0u; r4 < RF4; r4++) {
         let wv = wsT[cl * RF4 + r4];
@@ -255,7 +261,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var acc: array<vec4<f32>, RF>;
   var xi = n * C * P4 + p4;
   for (var c = 0u; c < C; c++) {
-    let xv = x[xi];
+    let xv = x[xi]${g.hasScale ? ' * sc[n * C + c]' : ''};
     xi += P4;
     for (var r = 0u; r < RF; r++) { acc[r] += w[(f0 + r) * C + c] * xv; }
   }
@@ -269,7 +275,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-vec4`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, g.act.key, `RF${rf}T${T}`, staged ? `CK${CK}` : 'global', `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-vec4`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `RF${rf}T${T}`, staged ? `CK${CK}` : 'global', `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: staged ? 16 * CK * RF4 : 0,
   };
 }
@@ -308,9 +314,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var c = ks;
     for (; c + 3u * KS < C; c += 4u * KS) {
       s4 += vec4<f32>(w[wb + c], w[wb + c + KS], w[wb + c + 2u * KS], w[wb + c + 3u * KS])
-        * vec4<f32>(x[xb + c * P], x[xb + (c + KS) * P], x[xb + (c + 2u * KS) * P], x[xb + (c + 3u * KS) * P]);
+        * vec4<f32>(x[xb + c * P], x[xb + (c + KS) * P], x[xb + (c + 2u * KS) * P], x[xb + (c + 3u * KS) * P])${g.hasScale ? `
+        * vec4<f32>(sc[n * C + c], sc[n * C + c + KS], sc[n * C + c + 2u * KS], sc[n * C + c + 3u * KS])` : ''};
     }
-    for (; c < C; c += KS) { s4.x += w[wb + c] * x[xb + c * P]; }
+    for (; c < C; c += KS) { s4.x += w[wb + c] * x[xb + c * P]${g.hasScale ? ' * sc[n * C + c]' : ''}; }
     s = (s4.x + s4.y) + (s4.z + s4.w);
   }
 ${ks === 1 ? '' : `  part[li] = s;
@@ -327,7 +334,7 @@ ${ks === 1 ? '' : `  part[li] = s;
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, g.act.key, `KS${ks}`, +posMajor, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, +posMajor, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: ks > 1 ? 4 * T : 0,
   };
 }

@@ -18,6 +18,7 @@ import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js
 import { prepareGraph } from '../graph/prepare.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { batchOf } from '../graph/util.js';
+import { foldChannelScales } from '../rewrite/channel-scale.js';
 import { type Compiled, compileGraph } from './compile.js';
 import { type GpuContext, acquireGpu, defaultSubmitEvery, wallTimeDispatch } from './device.js';
 import { routeInt8 } from './int8-session.js';
@@ -133,7 +134,9 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   // Extra outputs (per-layer checks) are read back like graph outputs: they must live to the end.
   const extra = (options.extraOutputs ?? []).filter((t) => !graph0.outputs.includes(t));
   for (const t of extra) if (!graph0.tensors.has(t)) throw invalid(graph0.source, `tensor '${t}' asked for as an output does not exist`);
-  const graph: Graph = extra.length ? { ...graph0, outputs: [...graph0.outputs, ...extra] } : graph0;
+  // Squeeze-excite Muls fold into the pointwise Conv that reads them (src/rewrite/channel-scale.ts); after the
+  // extra outputs are known, so that a tensor asked for is kept.
+  const graph: Graph = foldChannelScales(extra.length ? { ...graph0, outputs: [...graph0.outputs, ...extra] } : graph0);
   const ctx = await acquireGpu();
   if (ctx.lost) throw gpuFailure('WebGPU', `the device was lost (${ctx.lost})`);
   const l = ctx.limits;
