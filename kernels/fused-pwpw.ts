@@ -187,8 +187,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * one pixel per workgroup and leaves almost every thread idle while each walks long dot products. Here a workgroup
  * owns one image and FB output filters: it computes the whole intermediate (M dot products of length C, KS1 threads
  * each: a warp reads a weight row contiguously, then a tree reduction) into workgroup memory, then its FB outputs
- * (dot products of length M, KS2 threads each). Workgroups of the same image recompute the intermediate: the
- * paper's redundant computation, here M*C FMAs per workgroup, small next to a second dispatch on these shapes.
+ * (dot products of length M, KS2 threads each), FB small enough for ~32 workgroups per image. Workgroups of the
+ * same image recompute the intermediate: the paper's redundant computation, here M*C FMAs per workgroup, small next
+ * to a second dispatch on these shapes.
  */
 function fusedPwPwVector(args: FusedKernelArgs, k: {
   N: number; C: number; M: number; F: number; hasB1: boolean; hasB2: boolean; hasRes: boolean;
@@ -201,7 +202,10 @@ function fusedPwPwVector(args: FusedKernelArgs, k: {
   const KS1 = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(C / 4))));
   const KS2 = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(M / 4))));
   const R1 = T / KS1, R2 = T / KS2;
-  const FB = Math.min(F, 4 * R2);
+  // At least ~32 workgroups per image (each recomputes the M*C intermediate, a few thousand FMAs): with
+  // FB = 4 * R2, EfficientNet-B0's 480- and 672-channel gates ran on 2-3 workgroups, 38 us against 18 us for the two
+  // layers LBL on the H200 (issue 8).
+  const FB = Math.min(F, 4 * R2, Math.max(1, Math.ceil(F / 32)));
   const blocks = ceilDiv(F, FB);
   const total = N * blocks;
   const d = layoutDispatch(total, args.limits, w);

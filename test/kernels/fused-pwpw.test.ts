@@ -22,7 +22,7 @@ const cases: FusedCase[] = [
   { kind: 'pwpw', n: 1, c: 48, h: 14, w: 14, m: 72, f: 24, bias2: true, act2: 'SiLU', tiles: { tileFilters1: 512, tileFilters2: 512, tileH: 64, tileW: 64 } },
   // 1x1 spatial (squeeze-excite), batch 2
   { kind: 'pwpw', n: 2, c: 33, h: 1, w: 1, m: 9, f: 33, bias1: true, bias2: true, act1: 'Relu', act2: 'HardSigmoid', params2: [0.2, 0.5], tiles: { tileFilters1: 4, tileFilters2: 16, tileH: 1, tileW: 1 } },
-  // 1x1 map (squeeze-excite) with several filter blocks per image (1x1 kernel: FB = 128 of 300) and a residual
+  // 1x1 map (squeeze-excite) with several filter blocks per image (1x1 kernel: FB = 10 of 300, 30 blocks) and a residual
   { kind: 'pwpw', n: 2, c: 200, h: 1, w: 1, m: 40, f: 300, bias1: true, bias2: true, residual: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 16, tileFilters2: 32, tileH: 1, tileW: 1 } },
   // smallest tiles, no biases
   { kind: 'pwpw', n: 1, c: 3, h: 3, w: 5, m: 2, f: 3, act1: 'LeakyRelu', params1: [0.2], tiles: { tileFilters1: 1, tileFilters2: 1, tileH: 1, tileW: 1 } },
@@ -31,6 +31,13 @@ const cases: FusedCase[] = [
 for (const c of cases) {
   test(`FusedPwPw ${describeCase(c)}`, async () => { await checkCase(c); });
 }
+
+test('FusedPwPw on a 1x1 map spreads one image over ~32 workgroups (FB = ceil(F / 32))', async () => {
+  const c = cases.find((x) => x.h === 1 && x.f === 300)!;
+  const built = await checkCase(c);
+  assert.match(built.program.cacheKey, /FB10\|/);
+  assert.equal(built.program.dispatch[0] * built.program.dispatch[1], 2 * 30);
+});
 
 test('FusedPwPw clamps an oversized tile within the given limits', async () => {
   const built = await checkCase(cases[3]);
