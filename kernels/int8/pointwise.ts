@@ -69,13 +69,17 @@ export function int8Pointwise(args: Int8KernelArgs): Int8Program {
   return t.dispatch[0] * t.dispatch[1] * t.dispatch[2] < splitKBelowWorkgroups ? int8PointwiseSplitK(args) : t;
 }
 
-export function int8PointwiseTiled(args: Int8KernelArgs): Int8Program {
+/** What both pointwise kernels start from: the node's integer parameters, its map size and words of channels. */
+function pointwiseSetup(args: Int8KernelArgs) {
   const w = where(args);
   const q = convQuant(args);
   const g = q.g;
   if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
-  const t: QType = q.xq.type;
-  const P = g.H * g.W, C4 = Math.ceil(g.C / 4);
+  return { w, q, g, t: q.xq.type as QType, P: g.H * g.W, C4: Math.ceil(g.C / 4) };
+}
+
+export function int8PointwiseTiled(args: Int8KernelArgs): Int8Program {
+  const { w, q, g, t, P, C4 } = pointwiseSetup(args);
   const T = pow2AtMost(threadCap(args.limits));
   const tpt = Math.min(16, pow2AtLeast(Math.ceil(P / 4)), T);
   const tft = T / tpt;
@@ -189,12 +193,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * a weight row), positions-major from 16 positions (consecutive threads read consecutive positions of x).
  */
 export function int8PointwiseSplitK(args: Int8KernelArgs): Int8Program {
-  const w = where(args);
-  const q = convQuant(args);
-  const g = q.g;
-  if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
-  const t: QType = q.xq.type;
-  const P = g.H * g.W, C4 = Math.ceil(g.C / 4);
+  const { w, q, g, t, P, C4 } = pointwiseSetup(args);
   const T = Math.max(4, pow2AtMost(threadCap(args.limits)));
   const outputs = g.N * g.F * P;
   let ks = 1;
