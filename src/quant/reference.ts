@@ -54,6 +54,26 @@ export function quantize(x: ArrayLike<number>, q: QParams, t: QType): QArray {
   return out;
 }
 
+/**
+ * quantize() for a Float32Array, equal to it value for value (tested), about 1.5x faster: the run-time path of a
+ * float input to an int8 session (150k values per 224x224 image). The quotient is rounded to float32 by the store
+ * into a Float32Array (as Math.fround), and round-half-away-from-zero is trunc(r +- 0.5), exact in double for a
+ * float32 r.
+ */
+export function quantizeF32(x: Float32Array, q: QParams, t: QType): QArray {
+  const [lo, hi] = qLimits(t);
+  const n = x.length, s = f32(q.scale), zp = q.zeroPoint;
+  const r = new Float32Array(n);
+  for (let i = 0; i < n; i++) r[i] = x[i] / s;
+  const out = qAlloc(t, n);
+  for (let i = 0; i < n; i++) {
+    const v = r[i];
+    const k = Math.trunc(v + (v < 0 ? -0.5 : 0.5)) + zp;
+    out[i] = k < lo ? lo : k > hi ? hi : k;
+  }
+  return out;
+}
+
 /** reference/dequantize.h: float(double(scale) * (q - zp)). */
 export function dequantize(x: ArrayLike<number>, q: QParams): Float32Array {
   const out = new Float32Array(x.length);

@@ -25,7 +25,7 @@ import { toDag } from '../../converters/dag.js';
 import { fuseEpilogues } from '../rewrite/epilogues.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { type Inputs, type Value, runInt8Reference } from '../quant/run-reference.js';
-import { type QType, dequantize, quantize } from '../quant/reference.js';
+import { type QType, dequantize, quantizeF32 } from '../quant/reference.js';
 import { int8KernelFor } from '../../kernels/int8/registry.js';
 import { type Int8Program, pack8, packedWords, unpack8 } from '../../kernels/int8/common.js';
 import { aliasOps } from '../../kernels/registry.js';
@@ -458,7 +458,7 @@ class GpuInt8Session implements Int8Session {
       if (isQ(t)) {
         if (raw && (v instanceof Int8Array) !== (t.dtype === 'int8')) throw invalid(g.source, `input '${x}' is ${t.dtype}: give ${want}`);
         const q = { scale: t.quant!.scale[0], zeroPoint: t.quant!.zeroPoint[0] ?? 0 };
-        values.set(x, { data: raw ? v : quantize(v, q, t.dtype), shape });
+        values.set(x, { data: raw ? v : quantizeF32(v, q, t.dtype), shape });
       } else if (raw) {
         // Raw values of a float input: those of the QuantizeLinear that is its only reader.
         const readers = this.graph.nodes.filter((nd) => nd.inputs.includes(x));

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import { tfliteRound } from '../../src/quant/fixedpoint.js';
 import {
   type QArray, type QParams, type QType, activationRange, addSub, averagePool, concat, conv, dequantize, fullyConnected, hardSwish,
-  maxPool, mean, mul, pad, qAlloc, qLimits, quantize, reluX, requantize, softmax,
+  maxPool, mean, mul, pad, qAlloc, qLimits, quantize, quantizeF32, reluX, requantize, softmax,
 } from '../../src/quant/reference.js';
 import { rng } from '../../fixtures/tflite-builder.js';
 
@@ -198,6 +198,20 @@ describe('elementwise, pooling, reductions, data movement, softmax', () => {
       const x = Int8Array.from({ length: 256 }, (_, i) => i - 128);
       const y = hardSwish(x, xq, yq, 'int8');
       assertWithin1(y, real(x, xq).map((v) => (v * Math.min(6, Math.max(0, v + 3))) / 6), yq, 'int8');
+    }
+  });
+});
+
+describe('quantizeF32', () => {
+  it('equals quantize value for value: ties, both signs, saturation, NaN, -0, subnormal and extreme scales', () => {
+    const r = rng(77);
+    const edge = [0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 0.49999997, -0.49999997, 1e30, -1e30, 0, -0, 127.5, -128.5, 255.5, NaN, Infinity, -Infinity, 1e-40, 3.4e38];
+    const x = Float32Array.from([...edge, ...Array.from({ length: 20000 }, () => (r() * 2 - 1) * 300)]);
+    for (const [scale, zeroPoint, t] of [[0.0078125, 128, 'uint8'], [0.1, -3, 'int8'], [1, 0, 'int8'], [0.5, 0, 'int8'], [1e-6, -128, 'int8'], [37.5, 255, 'uint8'], [0.0234, 17, 'uint8']] as const) {
+      const want = quantize(x, { scale, zeroPoint }, t), got = quantizeF32(x, { scale, zeroPoint }, t);
+      assert.equal(got.constructor, want.constructor);
+      const i = want.findIndex((v, k) => v !== got[k]);
+      assert.equal(i, -1, `scale ${scale} zp ${zeroPoint} ${t}: x ${x[i]} -> ${got[i]}, reference ${want[i]}`);
     }
   });
 });
