@@ -56,8 +56,9 @@ export interface CostContext {
   objective: 'gma' | 'time';
   /**
    * Images per inference (default 1). The layer DAG describes one image; the kernels launch one set of tiles per
-   * image, so bytes, flops and workgroups scale with the batch and the dispatch overhead does not (issue 8: at
-   * batch 8 the per-image estimate sat on the dispatch term and ranked the modules badly).
+   * image, so in the time objective's roofline bytes, flops and workgroups scale with the batch and the dispatch
+   * overhead does not (issue 8: at batch 8 the per-image estimate sat on the dispatch term and ranked the modules
+   * badly). GMA figures and the GMA objective stay per image.
    */
   batch?: number;
 }

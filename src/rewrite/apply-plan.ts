@@ -7,7 +7,7 @@
 import type { AttrValue, Graph, Node } from '../graph/ir.js';
 import { fcmDomain, newAttrs, type FcmOp } from '../graph/ir.js';
 import type { Plan, PlanModule } from '../planner/plan.js';
-import { invalid } from '../errors.js';
+import { invalid, unsupported } from '../errors.js';
 import { attrInt, attrInts, attrString, constNumbers, isConstant } from '../graph/util.js';
 import { fuseEpilogues } from './epilogues.js';
 
@@ -168,6 +168,9 @@ export function applyPlan(g0: Graph, plan: Plan): Graph {
     }
     const c1 = g.nodes[m.conv1];
     const c2 = g.nodes[m.conv2];
+    // A channel scale (input 4: a squeeze-excite Mul folded in by src/rewrite/channel-scale.ts) has no place in an
+    // FCM node: plan the graph before the fold.
+    for (const c of [c1, c2]) if (c.inputs[4]) throw unsupported(where, `node '${c.name}' reads a channel scale '${c.inputs[4]}' (a folded squeeze-excite Mul); fused modules take none: plan the graph before folding`);
     const dw = module.kind === 'pwdw' ? c2 : module.kind === 'dwpw' ? c1 : undefined;
     const t = module.tiles;
     const attrs = newAttrs();

@@ -384,7 +384,7 @@ class GpuSession implements Session {
       return {
         method: this.ctx.timestamps ? 'timestamp' : 'wall',
         note: this.ctx.timestamps
-          ? 'GPU time per node from timestamp queries, one compute pass per dispatch (run() uses one pass for all)'
+          ? 'GPU time per node from timestamp queries, one compute pass per dispatch (run() uses one pass per submitted part)'
           : 'the adapter has no timestamp queries: wall time per node, one submission each, including submission overhead',
         totalMs: nodes.reduce((a, n) => a + n.ms, 0),
         nodes,

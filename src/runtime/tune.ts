@@ -9,13 +9,13 @@
 // The result is a Plan (data, as any other) whose fused modules carry `tuned` figures; it prints, saves and
 // loads like the planner's own.
 
-import type { Graph } from '../graph/ir.js';
+import { type Graph, fcmDomain } from '../graph/ir.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan, PlanModule, Tiles } from '../planner/plan.js';
 import { planFusion } from '../planner/index.js';
 import { pairKey } from '../planner/optimal.js';
 import { toDag } from '../../converters/dag.js';
-import { joinLayers } from '../bench/bench.js';
+import { type BenchLayer, joinLayers } from '../bench/bench.js';
 import type { ProfileEntry } from '../bench/runtime.js';
 import { medianProfiles } from '../bench/profile.js';
 import { type Session, createSession } from './session.js';
@@ -54,6 +54,30 @@ export interface TuneRow { module: string; kind: string; lblUs: number; fusedUs:
 export interface TuneResult { plan: Plan; rows: TuneRow[]; excluded: string[] }
 
 const isFused = (m: PlanModule) => m.kind === 'pwdw' || m.kind === 'dwpw' || m.kind === 'pwpw';
+
+/**
+ * GPU time (us) per plan module of the nodes that only the fused session runs: a squeeze-excite Mul whose product
+ * a fused module's first conv reads is not folded (src/rewrite/channel-scale.ts; FCMs take no scale), so fusing
+ * that module costs the Mul's dispatch too. Rows are joinLayers' for the fused and unfused profiles.
+ */
+export function strandedUs(plan: Plan, fusedGraph: Graph, rows: readonly BenchLayer[]): Map<number, number> {
+  const moduleOf = new Map<string, number>();
+  for (const n of fusedGraph.nodes) {
+    if (n.domain !== fcmDomain) continue;
+    const i = plan.modules.findIndex((m) => (m.nodes ?? []).includes(n.attrs.layer1 as string));
+    if (i >= 0) moduleOf.set(n.name, i);
+  }
+  const out = new Map<number, number>();
+  for (const r of rows) {
+    if (r.module !== null || r.fusedGpuMs === undefined || r.unfusedGpuMs !== undefined) continue;
+    const node = fusedGraph.nodes.find((n) => n.name === r.nodes[0]);
+    if (!node) continue;
+    const readers = fusedGraph.nodes.filter((n) => n.inputs.some((x) => x && node.outputs.includes(x)));
+    const i = readers.length === 1 ? moduleOf.get(readers[0].name) : undefined;
+    if (i !== undefined) out.set(i, (out.get(i) ?? 0) + r.fusedGpuMs * 1000);
+  }
+  return out;
+}
 
 function withTiles(plan: Plan, tiles: (m: PlanModule, i: number) => Tiles): Plan {
   return { ...plan, modules: plan.modules.map((m, i) => (isFused(m) ? { ...m, tiles: tiles(m, i) } : m)) };
@@ -98,11 +122,12 @@ async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<str
       try {
         const [pf, pu] = await measure([s, su], feeds);
         const rowsV = joinLayers(pv, s.graph, pf, pu);
+        const stranded = strandedUs(pv, s.graph, rowsV);
         pv.modules.forEach((m, i) => {
           const t = rowsV[i].fusedGpuMs, u = rowsV[i].unfusedGpuMs;
           if (!isFused(m) || t === undefined || u === undefined) return;
           const k = pairKey(m.layers[0], m.layers[1]);
-          times.set(k, { ...(times.get(k) ?? {}), [v.name]: [t * 1000, u * 1000] });
+          times.set(k, { ...(times.get(k) ?? {}), [v.name]: [t * 1000 + (stranded.get(i) ?? 0), u * 1000] });
         });
       } finally {
         s.dispose();

@@ -45,7 +45,7 @@ test('FusedDwPw clamps an oversized tile within the given limits', async () => {
 
 test('FusedDwPw filter groups: threads share a small tile\'s positions (FG > 1, uneven split too), not a large one', async () => {
   const base = { kind: 'dwpw' as const, n: 1, c: 24, h: 14, w: 14, k: 3, stride: 1, pads: [1, 1, 1, 1] as [number, number, number, number], bias1: true, bias2: true, ...relu6 };
-  // Batch 17: 17 x 16 tiles are enough workgroups, so splitForParallelism keeps FB.
+  // Batch 17 (a leftover of when the kernel split filters for parallelism; it keeps the planner's tiles now).
   // 16 positions, 8 vec4s of filters: 8 groups of one vec4 each.
   const small = await checkCase({ ...base, n: 17, f: 32, tiles: { tileFilters1: 8, tileFilters2: 32, tileH: 4, tileW: 4 } });
   assert.match(small.program.cacheKey, /FG8\|/);

@@ -8,6 +8,8 @@ import { exportOnnx } from '../../converters/onnx/export.js';
 import { loadModel } from '../../converters/load.js';
 import { foldChannelScales } from '../../src/rewrite/channel-scale.js';
 import { fuseEpilogues } from '../../src/rewrite/epilogues.js';
+import { applyPlan } from '../../src/rewrite/apply-plan.js';
+import { FcmError } from '../../src/errors.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { createSession } from '../../src/runtime/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
@@ -63,6 +65,25 @@ test('no fold: a second reader of the product, a non-pointwise reader, a graph o
   const b2 = new GraphBuilder('sq', 7);
   const x2 = b2.input('input', [1, 8, 4, 4]);
   keep(b2.build([b2.conv(b2.mul(x2, x2), { filters: 4, kernel: 1, bias: true })]), 'x * x');
+});
+
+test('applyPlan refuses to fuse a conv that reads a channel scale, naming it (plan before folding)', () => {
+  const b = new GraphBuilder('se2', 7);
+  const x = b.input('input', [1, 8, 4, 4]);
+  const s = b.hardSigmoid(b.conv(b.globalAveragePool(x), { filters: 8, kernel: 1, bias: true }), 1 / 6, 0.5);
+  const p1 = b.conv(b.mul(x, s), { filters: 8, kernel: 1, bias: true });
+  const y = b.conv(p1, { filters: 4, kernel: 1, bias: true });
+  const g = b.build([y]);
+  const folded = foldChannelScales(fuseEpilogues(g));
+  const [c1, c2] = folded.nodes.filter((n) => n.op === 'Conv').slice(-2);
+  assert.ok(c1.inputs[4], 'the first conv of the pair reads the scale');
+  const plan = {
+    model: 'se2', hw: 'h', mode: 'optimal' as const, totals: { gma: 0, gmaUnfused: 0, saved: 0, savedPercent: 0 },
+    modules: [{ kind: 'pwpw' as const, layers: [0, 1], nodes: [c1.name, c2.name], tiles: { l1Filters: 8, l2Filters: 4, h: 2, w: 2, d: 4 }, gma: 0, gmaUnfused: 0 }],
+  };
+  assert.throws(() => applyPlan(folded, plan), (e: unknown) => e instanceof FcmError && e.kind === 'unsupported' && e.message.includes(c1.name) && /channel scale/.test(e.message));
+  // The same plan on the graph before the fold applies.
+  assert.ok(applyPlan(fuseEpilogues(g), plan).nodes.some((n) => n.op === 'FusedPwPw'));
 });
 
 async function reference(g: Graph, x: Float32Array) {

@@ -6,7 +6,7 @@ import { fixtureModels } from '../../fixtures/models.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { loadModel } from '../../converters/load.js';
 import { toDag } from '../../converters/dag.js';
-import { fcmDomain } from '../../src/graph/ir.js';
+import { fcmDomain, newAttrs } from '../../src/graph/ir.js';
 import type { HwConfig } from '../../src/planner/hw-config.js';
 import { planFusion } from '../../src/planner/index.js';
 import { loadHw } from '../../src/planner/hw.js';
@@ -14,7 +14,7 @@ import { planToJson } from '../../src/planner/format.js';
 import { pairKey } from '../../src/planner/optimal.js';
 import { createSession } from '../../src/runtime/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
-import { tunePlan, tileVariants } from '../../src/runtime/tune.js';
+import { strandedUs, tunePlan, tileVariants } from '../../src/runtime/tune.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
 
 after(releaseGpu);
@@ -72,4 +72,27 @@ test('tunePlan on the device (lavapipe): a valid plan, kept modules measured fas
   }
   const c = compareOutputs(outs[0].data, outs[1].data, outs[0].shape);
   assert.ok(c.maxAbsError <= c.tolerance, `tuned vs unfused: ${c.maxAbsError} > ${c.tolerance}`);
+});
+
+test('strandedUs: a Mul only the fused session runs (its product read by an FCM) is charged to that module', () => {
+  const t = (name: string) => ({ name, dtype: 'float32' as const, shape: [1, 4, 2, 2] });
+  const fusedGraph = {
+    name: 'g', source: 'g', inputs: ['x', 's'], outputs: ['y'],
+    tensors: new Map(['x', 's', 'p', 'y'].map((n) => [n, t(n)])),
+    nodes: [
+      { name: 'mul', op: 'Mul', domain: '', inputs: ['x', 's'], outputs: ['p'], attrs: newAttrs() },
+      { name: 'c1+c2', op: 'FusedPwPw', domain: fcmDomain, inputs: ['p', 'w1', '', 'w2', '', ''], outputs: ['y'], attrs: newAttrs({ layer1: 'c1', layer2: 'c2' }) },
+    ],
+  };
+  const plan = {
+    model: 'g', hw: 'h', mode: 'optimal' as const, totals: { gma: 0, gmaUnfused: 0, saved: 0, savedPercent: 0 },
+    modules: [{ kind: 'pwpw' as const, layers: [0, 1], nodes: ['c1', 'c2'], tiles: {}, gma: 0, gmaUnfused: 0 }],
+  };
+  const rows = [
+    { module: 0, kind: 'pwpw', nodes: ['c1', 'c2'], fusedGpuMs: 0.02, unfusedGpuMs: 0.03 },
+    { module: null, kind: 'Mul', nodes: ['mul'], fusedGpuMs: 0.005 },
+  ];
+  assert.deepEqual([...strandedUs(plan, fusedGraph, rows)], [[0, 5]]);
+  // A Mul both sessions run is nobody's extra cost.
+  assert.equal(strandedUs(plan, fusedGraph, [rows[0], { ...rows[1], unfusedGpuMs: 0.005 }]).size, 0);
 });
