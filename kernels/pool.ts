@@ -29,7 +29,7 @@ export function pool(args: KernelArgs): KernelProgram {
   const total = N * C * HO * WO;
   const d = flatDispatch(total, args.limits, w);
   const body = op === 'MaxPool'
-    ? `var s = -3.40282347e38;
+    ? `var s = -0x1.fffffep+127f;
   for (var kh = 0u; kh < KH; kh++) {
     let iy = iy0 + i32(kh * DH);
     if (iy < 0i || iy >= H) { continue; }

@@ -26,7 +26,7 @@ ${bindings(['x'])}
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${d.guard}
   let base = (i / ${u32(inner)}) * ${u32(D * inner)} + i % ${u32(inner)};
-  var m = -3.40282347e38;
+  var m = -0x1.fffffep+127f;
   for (var k = 0u; k < ${u32(D)}; k++) { m = max(m, x[base + k * ${u32(inner)}]); }
   var s = 0.0;
   for (var k = 0u; k < ${u32(D)}; k++) { s += exp(x[base + k * ${u32(inner)}] - m); }
@@ -71,7 +71,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = wid.x + wid.y * ${u32(d.dispatchX)};
   if (row >= ${u32(rows)}) { return; }
   let base = (row / ${u32(inner)}) * ${u32(D * inner)} + row % ${u32(inner)};
-  var v = -3.40282347e38;
+  var v = -0x1.fffffep+127f;
   for (var k = li; k < ${u32(D)}; k += ${u32(T)}) { v = max(v, x[base + k * ${u32(inner)}]); }
   ${reduce('max(red[li], red[li + s])')}
   let m = red[0];

@@ -202,6 +202,14 @@ for (const [shape, axis] of [[[2, 1000], 1], [[1, 77], -1], [[2, 100, 3], 1]] as
   });
 }
 
+test('Softmax of rows at -FLT_MAX is uniform (the running max starts at -FLT_MAX, not above it)', async () => {
+  for (const D of [8, 64]) {
+    const x = { data: new Float32Array(D).fill(-3.4028234663852886e38), shape: [1, D] };
+    const [got] = await runLayer({ op: 'Softmax', attrs: { axis: 1 }, inputs: [x], outputShapes: [x.shape] });
+    assertClose(got, new Array(D).fill(1 / D), `softmax -FLT_MAX x${D}`);
+  }
+});
+
 test('BatchNormalization standing alone', async () => {
   const x = rnd([2, 3, 4, 5]);
   const [sc, b, m] = [rnd([3]), rnd([3]), rnd([3])];
