@@ -26,7 +26,7 @@ import { releaseGpu } from '../src/runtime/device.js';
 const arg = (name: string, d: string) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : d; };
 const parts = new Set(arg('parts', 'submit,profiles').split(','));
 const hwName = arg('hw', 'h100'), out = arg('out', '');
-const models = arg('models', Object.keys(zooModels).join(',')).split(',');
+const models = arg('models', Object.keys(zooModels).join(',')).split(',').filter(Boolean);
 const result: Record<string, unknown> = {};
 const warm = async (run: () => Promise<unknown>, ms = 1000) => { const t0 = performance.now(); while (performance.now() - t0 < ms) await run(); };
 

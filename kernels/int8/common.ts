@@ -216,6 +216,70 @@ export function dot4Wgsl(type: QType, native: boolean): string {
   return `fn dot4(a: u32, b: u32) -> i32 { return ${terms}; }`;
 }
 
+/**
+ * `fn transpose4(a0, a1, a2, a3) -> array<u32, 4>`: the 4x4 byte transpose, word k of the result holding byte k of
+ * a0..a3 (a0's in its low byte). Four words of 4 positions of 4 consecutive NCHW channels become 4 words of 4
+ * channels of one position each: the operand a dot4 over channels takes, in 12 bit operations instead of 16 byte
+ * extracts and inserts.
+ */
+export const transpose4Wgsl = `
+fn transpose4(a0: u32, a1: u32, a2: u32, a3: u32) -> array<u32, 4> {
+  let t0 = (a0 & 0x00ff00ffu) | ((a1 & 0x00ff00ffu) << 8u);
+  let t1 = ((a0 >> 8u) & 0x00ff00ffu) | (a1 & 0xff00ff00u);
+  let t2 = (a2 & 0x00ff00ffu) | ((a3 & 0x00ff00ffu) << 8u);
+  let t3 = ((a2 >> 8u) & 0x00ff00ffu) | (a3 & 0xff00ff00u);
+  return array<u32, 4>((t0 & 0xffffu) | (t2 << 16u), (t1 & 0xffffu) | (t3 << 16u), (t0 >> 16u) | (t2 & 0xffff0000u), (t1 >> 16u) | (t3 & 0xffff0000u));
+}
+`;
+
+/**
+ * `fn ldw_NAME(o: u32) -> u32`: the 4 bytes of a packed buffer from byte offset o (any alignment; bytes past the
+ * buffer's end read as the clamped last word, and the callers discard what they hold).
+ */
+export function wordLoader(name: string, words: number): string {
+  return `fn ldw_${name}(o: u32) -> u32 {
+  let q = o >> 2u;
+  let s = (o & 3u) * 8u;
+  let lo = ${name}[q];
+  if (s == 0u) { return lo; }
+  return (lo >> s) | (${name}[min(q + 1u, ${words - 1}u)] << (32u - s));
+}`;
+}
+
+/** n copies of a WGSL fragment, unrolled in the source. */
+export const unroll = (n: number, f: (i: number) => string, sep = '\n') => Array.from({ length: n }, (_, i) => f(i)).join(sep);
+
+/**
+ * The register tile of a dot4 pointwise phase, as scalar accumulators a0..a{nacc-1}: a{4r+k} sums filter r at
+ * position k, and with `sums`, a{4RF+k} the byte sum of position k's words (uint8's weight zero point). Unrolled
+ * scalars, not a private array: an array indexed in loops spilled to local memory on the H200 (issue 10; the
+ * integer FCMs ran 2-3x slower with one).
+ */
+export const tileAccs = (RF: number, sums: boolean) => RF * 4 + (sums ? 4 : 0);
+export const declareAccs = (n: number) => unroll(n, (e) => `var a${e} = 0i;`, ' ');
+/** One channel word of the tile: weight words w0..w{RF-1} from `weight(r)`, position words named x0..x3. */
+export function dot4TileStep(RF: number, weight: (r: number) => string, sums: boolean, indent = '      '): string {
+  const lines = unroll(RF, (r) => `let w${r} = ${weight(r)};\n${indent}${unroll(4, (k) => `a${r * 4 + k} += dot4(w${r}, x${k});`, ' ')}`, `\n${indent}`);
+  return sums ? `${lines}\n${indent}${unroll(4, (k) => `a${RF * 4 + k} += dot4(x${k}, 0x01010101u);`, ' ')}` : lines;
+}
+/**
+ * Split-K reduction of the accumulators over KS K-groups of G threads through `red` (workgroup array of
+ * (KS - 1) * n * G i32): groups 1.. store, one barrier, group 0 adds (wrapping int32 addition: bit-exact).
+ */
+export function reduceAccs(n: number, KS: number, kg: string, lane: string, G: string): string {
+  if (KS <= 1) return '';
+  return `  if (${kg} > 0u && ${kg} < ${KS}u) {
+    let rb = (${kg} - 1u) * ${n}u;
+    ${unroll(n, (e) => `red[(rb + ${e}u) * ${G} + ${lane}] = a${e};`, ' ')}
+  }
+  workgroupBarrier();
+  if (${kg} == 0u) {
+    for (var k2 = 0u; k2 < ${KS - 1}u; k2++) {
+      ${unroll(n, (e) => `a${e} += red[(k2 * ${n}u + ${e}u) * ${G} + ${lane}];`, ' ')}
+    }
+  }`;
+}
+
 /** `requires packed_4x8_integer_dot_product;` where the native dot product is used (a WGSL language feature). */
 export const dot4Requires = (native: boolean) => (native ? 'requires packed_4x8_integer_dot_product;\n' : '');
 

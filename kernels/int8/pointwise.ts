@@ -19,15 +19,19 @@ import { geomKey, isPointwise } from '../conv-common.js';
 import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QType, atomicByteStore, dot4Requires, dot4Wgsl, fixedPointWgsl,
-  int8Bindings, loader, where,
+  declareAccs, dot4TileStep, int8Bindings, loader, reduceAccs, transpose4Wgsl, unroll, where, wordLoader,
 } from './common.js';
 import { channelParams, convQuant } from './conv.js';
 
-/** Rows of 8-bit values packed four per word, each row zero-padded to whole words: rows x ceil(len / 4) words. */
+/**
+ * Rows of 8-bit values packed four per word, each row zero-padded to whole words: rows x ceil(len / 4) words.
+ * Rows past the data (rows > w.length / len) are zero.
+ */
 export function packRows(w: ArrayLike<number>, rows: number, len: number): Uint32Array {
   const l4 = Math.ceil(len / 4) * 4;
   const bytes = new Uint8Array(Math.max(4, rows * l4));
-  for (let r = 0; r < rows; r++) for (let c = 0; c < len; c++) bytes[r * l4 + c] = w[r * len + c] & 0xff;
+  const have = Math.min(rows, Math.floor(w.length / Math.max(1, len)));
+  for (let r = 0; r < have; r++) for (let c = 0; c < len; c++) bytes[r * l4 + c] = w[r * len + c] & 0xff;
   return new Uint32Array(bytes.buffer);
 }
 
@@ -57,16 +61,14 @@ export function gatherWord(load: string, base: string, stride: string, c: string
 }
 
 /**
- * Tiled workgroups below which the split-K kernel runs instead (about the SM count of a large GPU): the late 7x7
- * and 14x14 layers, squeeze-excite and classifiers at batch 1 (MobileNetV1's 1024->1000 classifier took 0.42 ms
- * on 16 tiled workgroups of the H100).
+ * The word kernel wherever a row of the map holds at least one word of positions; split-K for 1x1..1x3 maps
+ * (classifiers, squeeze-excite), whose few outputs need many threads each. The tiled kernel is kept for
+ * comparison (tests, bench/diag.ts): on the H200 it ran MobileNetV1's 14x14 512->512 layers in 55 us, its 64x64
+ * tiles leaving 32 workgroups for 132 SMs.
  */
-export const splitKBelowWorkgroups = 132;
-
-/** The tiled kernel, or split-K where its tiles would leave most of a large GPU idle. */
 export function int8Pointwise(args: Int8KernelArgs): Int8Program {
-  const t = int8PointwiseTiled(args);
-  return t.dispatch[0] * t.dispatch[1] * t.dispatch[2] < splitKBelowWorkgroups ? int8PointwiseSplitK(args) : t;
+  const g = convQuant(args).g;
+  return g.H * g.W >= 4 ? int8PointwiseWords(args) : int8PointwiseSplitK(args);
 }
 
 /** What both pointwise kernels start from: the node's integer parameters, its map size and words of channels. */
@@ -76,6 +78,123 @@ function pointwiseSetup(args: Int8KernelArgs) {
   const g = q.g;
   if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
   return { w, q, g, t: q.xq.type as QType, P: g.H * g.W, C4: Math.ceil(g.C / 4) };
+}
+
+/** Threads the word kernel aims for before splitting K: about 512 per SM of a large GPU (132 SMs). */
+const wordsTargetThreads = 132 * 512;
+
+/**
+ * Pointwise on whole words, no workgroup memory but the split-K reduction. A thread owns RF filters x one word of
+ * 4 consecutive positions (NCHW: 4 consecutive bytes of each output row) and a K-group of KS walks every KS-th
+ * word of 4 channels: it loads the 4 input words of those channels at its positions, transposes them into 4 words
+ * of 4 channels (transpose4) and takes 4 x RF dot4 with the RF weight words. KS K-groups share a workgroup and
+ * add their partial sums in workgroup memory (wrapping int32 addition: bit-exact), so that small maps (14x14,
+ * 7x7 at batch 1) still run about wordsTargetThreads threads. Rows that start on a word (P % 4 == 0) are read and
+ * written as whole words; other maps read through ldw (a funnel shift of two words) and store bytes atomically.
+ * Consecutive threads of a K-group take consecutive position words: coalesced loads and stores.
+ */
+export function int8PointwiseWords(args: Int8KernelArgs): Int8Program {
+  const { q, g, t, P, C4 } = pointwiseSetup(args);
+  const T = Math.max(32, pow2AtMost(threadCap(args.limits)));
+  const RF = g.F >= 4 ? 4 : g.F >= 2 ? 2 : 1;
+  const FBLK = ceilDiv(g.F, RF), P4 = ceilDiv(P, 4);
+  const units = g.N * FBLK * P4;
+  let ks = 1;
+  while (ks * 2 <= 8 && ks * 2 <= T / 32 && units * ks < wordsTargetThreads && C4 >= ks * 4) ks *= 2;
+  const TT = T / ks;
+  const total = ceilDiv(units, TT);
+  const d = layoutWorkgroups(total, args.limits, where(args));
+  const aligned = P % 4 === 0;
+  const hasWzp = q.wZeroPoint !== 0;
+  const nacc = RF * 4 + (hasWzp ? 4 : 0);
+  const folded = foldBias(q.bias, q.w, g.F, g.C, q.xq.zeroPoint, q.wZeroPoint);
+  const xWords = Math.max(1, ceilDiv(g.N * g.C * P, 4));
+  const native = args.dot4;
+  const wgsl = `${dot4Requires(native)}
+${int8Bindings(['x'], ['wp', 'qp'], ['out'], !aligned)}
+${constsU32({ C: g.C, F: g.F, P, P4, C4, RF, FBLK, KS: ks, TT, UNITS: units, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsI32({ ZW: q.wZeroPoint, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
+${aligned ? 'fn ldw_x(o: u32) -> u32 { return x[o >> 2u]; }' : wordLoader('x', xWords)}
+${transpose4Wgsl}
+${dot4Wgsl(t, native)}
+${fixedPointWgsl}
+${aligned ? '' : atomicByteStore}
+${ks > 1 ? `var<workgroup> red: array<i32, ${(ks - 1) * nacc * TT}>;` : ''}
+${aligned ? '' : `var<workgroup> fin: array<u32, ${RF * TT}>;`}
+
+${aligned ? '' : `/** Output word j of row (n, f): 4 positions, from a byte offset of any alignment. */
+fn store(n: u32, f: u32, j: u32, word: u32) {
+  let o0 = (n * F + f) * P + j * 4u;
+  if ((o0 & 3u) == 0u && j * 4u + 3u < P) {
+    st_word(o0 >> 2u, word);
+  } else {
+    for (var k = 0u; k < 4u; k++) {
+      if (j * 4u + k < P) { st_out(o0 + k, i32(extractBits(word, k * 8u, 8u))); }
+    }
+  }
+}`}
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // No early return: every thread reaches the reduction's barrier.
+  let g = wid.x + wid.y * DISPATCH_X;
+  let kg = li / TT;
+  let l = li % TT;
+  let u = g * TT + l;
+  let valid = g < TOTAL && u < UNITS;
+  let j = u % P4;
+  let fb = (u / P4) % FBLK;
+  let n = u / (P4 * FBLK);
+  ${declareAccs(nacc)}
+  if (valid) {
+    let wb = fb * RF * C4;
+    for (var c4 = kg; c4 < C4; c4 += KS) {
+      let b = (n * C + c4 * 4u) * P + j * 4u;
+      ${unroll(4, (i) => (g.C % 4 === 0 || i === 0 ? `let e${i} = ldw_x(b + ${i}u * P);` : `var e${i} = 0u; if (c4 * 4u + ${i}u < C) { e${i} = ldw_x(b + ${i}u * P); }`), '\n      ')}
+      let xv = transpose4(e0, e1, e2, e3);
+      let x0 = xv[0]; let x1 = xv[1]; let x2 = xv[2]; let x3 = xv[3];
+      ${dot4TileStep(RF, (r) => `wp[wb + ${r}u * C4 + c4]`, hasWzp)}
+    }
+  }
+${reduceAccs(nacc, ks, 'kg', 'l', 'TT')}
+  if (kg == 0u && valid) {
+    ${unroll(RF, (r) => `{
+      let f = fb * RF + ${r}u;
+      if (f < F) {
+        let bias = bitcast<i32>(qp[4u * f]);
+        let m = bitcast<i32>(qp[4u * f + 1u]);
+        let s = bitcast<i32>(qp[4u * f + 2u]);
+        var word = 0u;
+        ${unroll(4, (k) => `word |= (u32(clamp(mbqm(a${r * 4 + k} + bias${hasWzp ? ` - ZW * a${RF * 4 + k}` : ''}, m, s) + ZO, LO, HI)) & 0xffu) << ${k * 8}u;`, '\n        ')}
+        ${aligned ? 'out[(n * F + f) * P4 + j] = word;' : `fin[${r}u * TT + l] = word;`}
+      }
+    }`, '\n    ')}
+  }
+${aligned ? '' : `  // Unaligned rows: byte stores are atomics, so every thread of the workgroup takes a share of them (K-group 0
+  // alone, 16 outputs per thread, serialised them).
+  workgroupBarrier();
+  for (var e = li; e < RF * TT; e += ${T}u) {
+    let l2 = e % TT;
+    let u2 = g * TT + l2;
+    let f = ((u2 / P4) % FBLK) * RF + e / TT;
+    if (g < TOTAL && u2 < UNITS && f < F) { store(u2 / (P4 * FBLK), f, u2 % P4, fin[e]); }
+  }`}
+}
+`;
+  return {
+    name: `Conv${t === 'int8' ? 'I8' : 'U8'}(pw words${native ? ' dot4' : ''})`,
+    cacheKey: cacheKey('int8-pointwise-words', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
+      `T${T}RF${RF}KS${ks}`, +aligned, `dx${d.dispatchX}`),
+    wgsl,
+    workgroupSize: [T, 1, 1],
+    dispatch: d.dispatch,
+    inputs: [0],
+    outputs: 1,
+    uniforms: [],
+    workgroupStorageBytes: 4 * ((ks - 1) * nacc * TT + (aligned ? 0 : RF * TT)),
+    // Weight rows padded to whole blocks of RF filters (zero words): no filter guard in the inner loop.
+    constants: [{ name: 'wp', data: packRows(q.w, FBLK * RF, g.C) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
+  };
 }
 
 export function int8PointwiseTiled(args: Int8KernelArgs): Int8Program {

@@ -74,6 +74,41 @@ export function quantizeF32(x: Float32Array, q: QParams, t: QType): QArray {
   return out;
 }
 
+/** The float32 order as unsigned integers: a < b (not NaN) iff orderKey(a) < orderKey(b); -0 sorts below +0. */
+export function orderKey(bits: number): number {
+  return (bits & 0x80000000 ? ~bits : bits | 0x80000000) >>> 0;
+}
+
+/**
+ * quantizeF32 as a table: the order keys (orderKey of the float bits) of the 255 thresholds t_k, k = qmin+1..qmax,
+ * t_k the least float32 whose quantization is at least k. Quantization is monotone in x (a correctly rounded
+ * division by a positive scale, rounding and clamping all are), so q(x) = qmin + #{k : key(x) >= key(t_k)} for
+ * every x but NaN (0, as quantizeF32 stores it): what the GPU's input quantizer computes with integer compares only,
+ * bit-exact without relying on WGSL's float division (2.5 ULP).
+ */
+export function quantizeThresholds(q: QParams, t: QType): Uint32Array {
+  const [lo, hi] = qLimits(t);
+  const f = new Float32Array(1), u = new Uint32Array(f.buffer);
+  const qOf = (key: number) => {
+    u[0] = key & 0x80000000 ? key & 0x7fffffff : ~key >>> 0;
+    return quantizeF32(f, q, t)[0];
+  };
+  const out = new Uint32Array(hi - lo);
+  // Keys of -inf and +inf; NaN keys lie outside them and are never probed.
+  let from = orderKey(0xff800000);
+  const top = orderKey(0x7f800000);
+  for (let k = lo + 1; k <= hi; k++) {
+    let a = from, b = top + 1;
+    while (a < b) {
+      const m = a + Math.floor((b - a) / 2);
+      if (qOf(m) >= k) b = m; else a = m + 1;
+    }
+    out[k - lo - 1] = a;
+    from = a;
+  }
+  return out;
+}
+
 /** reference/dequantize.h: float(double(scale) * (q - zp)). */
 export function dequantize(x: ArrayLike<number>, q: QParams): Float32Array {
   const out = new Float32Array(x.length);

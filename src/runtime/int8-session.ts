@@ -28,6 +28,7 @@ import { type Inputs, type Value, runInt8Reference } from '../quant/run-referenc
 import { type QType, dequantize, quantizeF32 } from '../quant/reference.js';
 import { int8KernelFor } from '../../kernels/int8/registry.js';
 import { type Int8Program, pack8, packedWords, unpack8 } from '../../kernels/int8/common.js';
+import { int8QuantizeInput } from '../../kernels/int8/quantize-input.js';
 import { aliasOps } from '../../kernels/registry.js';
 import { type GpuContext, acquireGpu, defaultSubmitEvery, wallTimeDispatch } from './device.js';
 import type { ModelInput, Profile, RunResult, Session, SessionOptions, SessionStats } from './session.js';
@@ -71,6 +72,11 @@ export interface Int8SessionStats {
   fusedModules: number;
   /** Nodes run on the host by the integer reference, by name. */
   hostNodes: string[];
+  /**
+   * Quantized inputs whose Float32Array feeds the GPU quantizes (kernels/int8/quantize-input.ts): one dispatch
+   * more per run, not counted in dispatchesPerRun, for each one fed floats.
+   */
+  inputQuantizers: string[];
   /** Whether the kernels use dot4I8Packed / dot4U8Packed. */
   dot4: boolean;
   pipelinesCreated: number;
@@ -316,6 +322,8 @@ export async function createInt8Session(graph: Graph, options: Int8SessionOption
 }
 
 interface Dispatch { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; size: [number, number, number]; step: GpuStep }
+/** A quantized input's GPU quantizer: float feeds are written to `floats` and quantized into the input's buffer. */
+interface InputQuantizer { floats: GPUBuffer; pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; size: [number, number, number] }
 interface Staged { name: string; src: GPUBuffer; staging: GPUBuffer }
 /** What run() does, in order: a run of dispatches (then read-backs), or a host step (then uploads). */
 type Phase =
@@ -331,6 +339,7 @@ class GpuInt8Session implements Int8Session {
   private readonly buffers = new Map<string, GPUBuffer>();
   private readonly phases: Phase[] = [];
   private readonly finalRead: Staged[] = [];
+  private readonly quantizers = new Map<string, InputQuantizer>();
   private memory!: MemoryPlan;
   private queue: Promise<unknown> = Promise.resolve();
   private disposed = false;
@@ -366,6 +375,19 @@ class GpuInt8Session implements Int8Session {
     return b;
   }
 
+  private pipeline(p: Int8Program): GPUComputePipeline {
+    const key = `int8:${p.cacheKey}`;
+    let pipeline = this.ctx.pipelines.get(key);
+    if (!pipeline) {
+      const module = this.ctx.device.createShaderModule({ code: p.wgsl, label: p.name });
+      // Synchronous, as session.ts: createComputePipelineAsync crashes Dawn on lavapipe for some shaders.
+      pipeline = this.ctx.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: p.name });
+      this.ctx.pipelines.set(key, pipeline);
+      this.counters.pipelinesCreated++;
+    }
+    return pipeline;
+  }
+
   build(): void {
     const g = this.graph, d = this.ctx.device;
     const S = GPUBufferUsage.STORAGE, CS = GPUBufferUsage.COPY_SRC, CD = GPUBufferUsage.COPY_DST, MR = GPUBufferUsage.MAP_READ;
@@ -381,6 +403,21 @@ class GpuInt8Session implements Int8Session {
     this.memory = planMemory({ inputs: gpuInputs, outputs: gpuOutputs, steps: memSteps, bytes: (t) => this.bytesOf(t) });
     const slots = this.memory.slotBytes.map((b, i) => this.buffer(b, S | CS | CD, `int8 slot ${i}`));
     for (const [t, s] of this.memory.slotOf) this.buffers.set(t, slots[s]);
+    // Float feeds of quantized inputs that only GPU steps read are quantized on the GPU (kernels/int8/quantize-input.ts).
+    for (const x of g.inputs) {
+      const t = this.tensor(x), dst = this.buffers.get(this.root(x));
+      if (!isQ(t) || !dst || steps.some((s) => s.kind === 'host' && s.reads.some((r) => this.root(r) === this.root(x)))) continue;
+      const p = int8QuantizeInput(numel(t.shape), { scale: t.quant!.scale[0], zeroPoint: t.quant!.zeroPoint[0] ?? 0 }, t.dtype as QType, this.ctx.limits, x);
+      const pipeline = this.pipeline(p);
+      const floats = this.buffer(4 * numel(t.shape), S | CD, `float feed ${x}`);
+      const th = this.buffer(p.constants[0].data.byteLength, S, `${x}: quantizer thresholds`, p.constants[0].data);
+      const bindGroup = d.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0), label: p.name,
+        entries: [floats, th, dst].map((buffer, binding) => ({ binding, resource: { buffer } })),
+      });
+      this.counters.bindGroupsCreated++;
+      this.quantizers.set(x, { floats, pipeline, bindGroup, size: p.dispatch });
+    }
 
     const gpuWritten = new Set(steps.flatMap((s) => (s.kind === 'gpu' ? s.bindings.slice(s.nIn) : [])));
     let phase: Phase | undefined;
@@ -399,15 +436,7 @@ class GpuInt8Session implements Int8Session {
       }
       if (phase?.kind !== 'gpu') { phase = { kind: 'gpu', dispatches: [], readBack: [] }; this.phases.push(phase); }
       const p = st.program;
-      const key = `int8:${p.cacheKey}`;
-      let pipeline = this.ctx.pipelines.get(key);
-      if (!pipeline) {
-        const module = d.createShaderModule({ code: p.wgsl, label: p.name });
-        // Synchronous, as session.ts: createComputePipelineAsync crashes Dawn on lavapipe for some shaders.
-        pipeline = d.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: p.name });
-        this.ctx.pipelines.set(key, pipeline);
-        this.counters.pipelinesCreated++;
-      }
+      const pipeline = this.pipeline(p);
       if (p.workgroupStorageBytes > this.ctx.limits.maxComputeWorkgroupStorageSize) {
         throw overLimit(`${g.source}: node '${st.node.name}'`, `${p.name} needs ${p.workgroupStorageBytes} bytes of workgroup storage, the adapter allows ${this.ctx.limits.maxComputeWorkgroupStorageSize}`);
       }
@@ -441,7 +470,7 @@ class GpuInt8Session implements Int8Session {
   // ---- running ----
 
   /** The feeds as host values of the graph inputs (or, for raw feeds of a float input, of its QuantizeLinear). */
-  private hostFeeds(feeds: Int8Feeds): Map<string, Value> {
+  private hostFeeds(feeds: Int8Feeds, floats: Map<string, Float32Array>): Map<string, Value> {
     const g = this.graph;
     if (this.disposed) throw invalid(g.source, 'the session was disposed');
     if (typeof feeds !== 'object' || feeds === null) throw invalid(g.source, 'run() takes an object of named typed arrays');
@@ -458,7 +487,8 @@ class GpuInt8Session implements Int8Session {
       if (isQ(t)) {
         if (raw && (v instanceof Int8Array) !== (t.dtype === 'int8')) throw invalid(g.source, `input '${x}' is ${t.dtype}: give ${want}`);
         const q = { scale: t.quant!.scale[0], zeroPoint: t.quant!.zeroPoint[0] ?? 0 };
-        values.set(x, { data: raw ? v : quantizeF32(v, q, t.dtype), shape });
+        if (!raw && this.quantizers.has(x)) floats.set(x, v as Float32Array);
+        else values.set(x, { data: raw ? v : quantizeF32(v, q, t.dtype), shape });
       } else if (raw) {
         // Raw values of a float input: those of the QuantizeLinear that is its only reader.
         const readers = this.graph.nodes.filter((nd) => nd.inputs.includes(x));
@@ -520,11 +550,27 @@ class GpuInt8Session implements Int8Session {
   /** One inference. `time`: profile each dispatch (own pass with timestamps, or own submission) and host step. */
   private async execute(feeds: Int8Feeds, time?: Int8StepProfile[]): Promise<Map<string, Value>> {
     const d = this.ctx.device, g = this.graph;
-    const values = this.hostFeeds(feeds);
+    const floats = new Map<string, Float32Array>();
+    const values = this.hostFeeds(feeds, floats);
     this.upload(values, g.inputs.filter((x) => this.buffers.has(this.root(x))));
     let enc: GPUCommandEncoder | undefined;
     let pass: GPUComputePassEncoder | undefined;
     let inPart = 0;
+    for (const [x, v] of floats) {
+      const qz = this.quantizers.get(x)!;
+      d.queue.writeBuffer(qz.floats, 0, v.buffer, v.byteOffset, v.byteLength);
+      if (time) {
+        const [ms] = await this.timeDispatches([qz]);
+        time.push({ node: `quantize input ${x}`, op: 'QuantizeLinear', where: 'gpu', ms });
+        continue;
+      }
+      inPart++;
+      enc ??= d.createCommandEncoder();
+      pass ??= enc.beginComputePass();
+      pass.setPipeline(qz.pipeline);
+      pass.setBindGroup(0, qz.bindGroup);
+      pass.dispatchWorkgroups(...qz.size);
+    }
     const submit = async (staged: Staged[]) => {
       inPart = 0;
       if (!enc && !staged.length) return;
@@ -568,7 +614,7 @@ class GpuInt8Session implements Int8Session {
     return values;
   }
 
-  private async timeDispatches(xs: readonly Dispatch[]): Promise<number[]> {
+  private async timeDispatches(xs: readonly Pick<Dispatch, 'pipeline' | 'bindGroup' | 'size'>[]): Promise<number[]> {
     const d = this.ctx.device;
     if (!this.ctx.timestamps) {
       const r: number[] = [];
@@ -651,6 +697,7 @@ class GpuInt8Session implements Int8Session {
       readBacksPerRun: gpuPhases.length + tail,
       fusedModules: dispatches.filter((x) => x.step.node.domain === fcmDomain).length,
       hostNodes: this.sched.steps.flatMap((s) => (s.kind === 'host' ? s.nodes.map((n) => n.name) : [])),
+      inputQuantizers: [...this.quantizers.keys()],
       dot4: this.dot4,
       pipelinesCreated: this.counters.pipelinesCreated,
       buffersCreated: this.counters.buffersCreated,

@@ -11,7 +11,7 @@ import { FcmError } from '../../src/errors.js';
 import { type Graph, fcmDomain } from '../../src/graph/ir.js';
 import type { Plan } from '../../src/planner/plan.js';
 import { runInt8Reference } from '../../src/quant/run-reference.js';
-import { quantize } from '../../src/quant/reference.js';
+import { quantize, quantizeF32 } from '../../src/quant/reference.js';
 import { defaultSubmitEvery, releaseGpu } from '../../src/runtime/device.js';
 import { createInt8Session, prepareInt8Graph } from '../../src/runtime/int8-session.js';
 import { loadHw } from '../../src/planner/hw.js';
@@ -143,6 +143,33 @@ test('the seed int8 MobileNetV1 (uint8 in and out) fused and unfused, bit-exact'
   for (const s of [unfused, auto]) {
     assert.deepEqual(s.hostNodes, []);
     assert.equal(s.readBacksPerRun, 1);
+  }
+});
+
+test('the seed int8 MobileNetV1 at 32x32 fused and unfused, bit-exact; float feeds of its uint8 input quantized on the GPU as on the host', async () => {
+  const g = await loadModel(buildSeedMobileNetV1(7, 32), { source: 'mob_v1-32.tflite' });
+  const [unfused, auto] = await runAll(g, ['unfused', 'auto'], [4]);
+  assert.equal(unfused.dispatchesPerRun, 36);
+  assert.ok(auto.fusedModules > 0);
+  assert.equal(auto.dispatchesPerRun, unfused.dispatchesPerRun - auto.fusedModules);
+  const x0 = g.inputs[0], y = g.outputs[0], t = g.tensors.get(x0)!;
+  for (const st of [unfused, auto]) assert.deepEqual(st.inputQuantizers, [x0]);
+  const s = await createInt8Session(g, { plan: 'auto', hw: loadHw('lavapipe') });
+  try {
+    // Beyond the input's range [-1, 1] too: the clamps.
+    const x = Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => 1.3 * Math.sin(i * 0.37));
+    const xq = quantizeF32(x, { scale: t.quant!.scale[0], zeroPoint: t.quant!.zeroPoint[0] }, 'uint8');
+    const ref = runInt8Reference(g, { [x0]: xq });
+    const a = await s.run({ [x0]: x }), b = await s.run({ [x0]: xq });
+    assert.deepEqual(Array.from(a[y].raw!), Array.from(ref.outputs[0].data));
+    assert.deepEqual(Array.from(b[y].raw!), Array.from(ref.outputs[0].data));
+    // The quantizer is one GPU step of a profiled float run, none of a raw one.
+    const p = await s.profile({ [x0]: x });
+    assert.deepEqual(p.steps.filter((st) => st.node.startsWith('quantize input')).map((st) => st.where), ['gpu']);
+    assert.equal(p.steps.length, s.stats().dispatchesPerRun + 1);
+    assert.equal((await s.profile({ [x0]: xq })).steps.length, s.stats().dispatchesPerRun);
+  } finally {
+    s.dispose();
   }
 });
 
