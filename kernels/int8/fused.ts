@@ -247,7 +247,7 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   // The pointwise phase: PQ quads of 4 tile positions x FL filter lanes, RF filters per lane (pwLanes).
   const pq = () => ceilDiv(th.value * tw.value, 4);
   const lanes = () => pwLanes(fb.value, pq(), cap);
-  const bytes = () => 4 * (ck.value * pq() * 4 + lanes().FL * lanes().RF * ck.value + fb.value * pq() * 4);
+  const bytes = () => 4 * (ck.value * pq() * 4 + ck.value * 4 * th.value * tw.value + lanes().FL * lanes().RF * ck.value + fb.value * pq() * 4);
   clampTiles([], [ck, fb, th, tw], () => bytes() <= storage && pq() <= cap && lanes().RF * 4 + (wz ? 4 : 0) <= maxRegsPerThread,
     w, () => `CK4=${ck.value} FB=${fb.value} TH=${th.value} TW=${tw.value}, ${bytes()} bytes`);
   // Enough workgroups: fewer output filters first (each split recomputes the depthwise tile), then smaller tiles.
@@ -277,6 +277,7 @@ ${loader('w1', t)}
 ${dot4Wgsl(t, args.dot4)}
 ${fixedPointWgsl}
 ${atomicByteStore}
+var<workgroup> midv: array<i32, ${CK4 * 4 * TP}>;
 var<workgroup> midw: array<u32, ${CK4 * TP4}>;
 var<workgroup> ws: array<u32, ${FL * RF * CK4}>;
 ${KS > 1 ? `var<workgroup> red: array<i32, ${(KS - 1) * G * nacc}>;` : ''}
@@ -324,18 +325,26 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let kg = li / G;
   ${declareAccs(nacc)}
   for (var c40 = 0u; c40 < C4; c40 += CK4) {
-    // Depthwise layer: 4 channels of one position per word, as the pointwise layer reads them (rows of TP4 words,
-    // the positions past TP zero).
-    for (var e = li; e < CK4 * TP4; e += T) {
-      let c = (c40 + e / TP4) * 4u;
-      let p = e % TP4;
+    // Depthwise layer, one thread per channel and position (one per 4 channels made each thread's chain of
+    // dependent loads 4x longer: on the H200 this phase then dominated the kernel at 14x14 and 7x7).
+    for (var e = li; e < CK4 * 4u * TP; e += T) {
+      let c = c40 * 4u + e / TP;
+      let p = e % TP;
       let y = oy0 + p / TW;
       let xo = ox0 + p % TW;
+      var v = 0i;
+      if (c < C && y < HO && xo < WO) { v = dwOut(n, c, y, xo); }
+      midv[e] = v;
+    }
+    workgroupBarrier();
+    // Packed 4 channels of one position per word, as the pointwise layer reads them (rows of TP4 words, the
+    // positions past TP zero).
+    for (var e = li; e < CK4 * TP4; e += T) {
+      let cb = (e / TP4) * 4u;
+      let p = e % TP4;
       var word = 0u;
-      if (p < TP && y < HO && xo < WO) {
-        for (var k = 0u; k < 4u; k++) {
-          if (c + k < C) { word |= (u32(dwOut(n, c + k, y, xo)) & 0xffu) << (k * 8u); }
-        }
+      if (p < TP) {
+        ${unroll(4, (k) => `word |= (u32(midv[(cb + ${k}u) * TP + p]) & 0xffu) << ${8 * k}u;`, '\n        ')}
       }
       midw[e] = word;
     }
