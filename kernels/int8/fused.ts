@@ -25,7 +25,7 @@ import {
 import { cacheKey, constsI32, constsU32 } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, atomicByteStore, dot4Requires, dot4Wgsl,
-  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, reduceAccs, unroll, where,
+  fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, where,
 } from './common.js';
 import { channelParams } from './conv.js';
 import { foldBias, gatherWord, packRows } from './pointwise.js';
@@ -75,16 +75,6 @@ function program(name: string, key: unknown[], wgsl: string, T: number, d: { dis
 
 const requant = (acc: string, q: string, ch: string, z: string, lo: string, hi: string) =>
   `clamp(mbqm(${acc}, bitcast<i32>(${q}[4u * ${ch} + 1u]), bitcast<i32>(${q}[4u * ${ch} + 2u])) + ${z}, ${lo}, ${hi})`;
-
-/**
- * Filter lanes of a pointwise phase over PQ quads of positions: FL lanes (at most cap / PQ threads' worth) each
- * taking RF of FB filters, RF about 4 so that every weight word loaded feeds 4 positions and every position word
- * RF filters.
- */
-export function pwLanes(FB: number, PQ: number, cap: number): { FL: number; RF: number } {
-  const FL = Math.max(1, Math.min(Math.floor(cap / PQ), Math.ceil(FB / Math.min(4, FB))));
-  return { FL, RF: Math.ceil(FB / FL) };
-}
 
 // ---- PW-DW ----------------------------------------------------------------------------------------------------
 
@@ -244,33 +234,22 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const fb: TileDim = { name: 'FB', value: Math.min(M, tileAttr(a, 'tileFilters2', 32, w)), min: 1 };
   const th: TileDim = { name: 'TH', value: Math.min(HO, tileAttr(a, 'tileH', 8, w)), min: 1 };
   const tw: TileDim = { name: 'TW', value: Math.min(WO, tileAttr(a, 'tileW', 8, w)), min: 1 };
-  // The pointwise phase: PQ quads of 4 tile positions x FL filter lanes, RF filters per lane (pwLanes).
-  const pq = () => ceilDiv(th.value * tw.value, 4);
-  const lanes = () => pwLanes(fb.value, pq(), cap);
-  const bytes = () => 4 * (ck.value * pq() * 4 + ck.value * 4 * th.value * tw.value + lanes().FL * lanes().RF * ck.value + fb.value * pq() * 4);
-  clampTiles([], [ck, fb, th, tw], () => bytes() <= storage && pq() <= cap && lanes().RF * 4 + (wz ? 4 : 0) <= maxRegsPerThread,
+  const bytes = () => 4 * (5 * ck.value * th.value * tw.value + fb.value * ck.value);
+  clampTiles([], [ck, fb, th, tw], () => bytes() <= storage && ceilDiv(fb.value * th.value * tw.value, cap) * (wz ? 2 : 1) <= maxRegsPerThread,
     w, () => `CK4=${ck.value} FB=${fb.value} TH=${th.value} TW=${tw.value}, ${bytes()} bytes`);
   // Enough workgroups: fewer output filters first (each split recomputes the depthwise tile), then smaller tiles.
   const count = () => N * ceilDiv(M, fb.value) * ceilDiv(HO, th.value) * ceilDiv(WO, tw.value);
   splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 8) })], count);
   splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
-  const CK4 = ck.value, FB = fb.value, TH = th.value, TW = tw.value, TP = TH * TW, PQ = pq(), TP4 = 4 * PQ;
-  const { FL, RF } = lanes();
-  // K-groups: KS groups of PQ x FL threads split each chunk's channel words and add their sums at the end, so that
-  // small tiles (MobileNetV1's 1x2 positions x 128 filters at 14x14) still run whole workgroups: one group of 32
-  // threads per workgroup left the H200 so idle that this kernel ran 3x slower than with one element per thread.
-  const nacc = RF * 4 + (wz ? 4 : 0);
-  let KS = 1;
-  while (KS * 2 <= 8 && KS * 2 <= CK4 && FL * PQ * KS * 2 <= cap && bytes() + 4 * KS * 2 * FL * PQ * nacc <= storage) KS *= 2;
-  const G = FL * PQ;
-  const T = threadsFor(Math.max(G * KS, CK4 * TP), cap);
-  const redBytes = KS > 1 ? 4 * (KS - 1) * G * nacc : 0;
+  const CK4 = ck.value, FB = fb.value, TH = th.value, TW = tw.value, TP = TH * TW;
+  const T = threadsFor(Math.max(FB * TP, CK4 * TP), cap);
+  const EPT = ceilDiv(FB * TP, T);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
   const d = layoutDispatch(total, args.limits, w);
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
-${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, TP, TP4, PQ, FL, RF, ROWS: FL * RF, KS, G, CK4, C4, T, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, TP, CK4, C4, T, EPT, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ H, W, PT: g.pt, PL: g.pl, ZX: xq.zeroPoint, W1OFF: -l1.zw, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${loader('x', t)}
 ${loader('w1', t)}
@@ -278,10 +257,8 @@ ${dot4Wgsl(t, args.dot4)}
 ${fixedPointWgsl}
 ${atomicByteStore}
 var<workgroup> midv: array<i32, ${CK4 * 4 * TP}>;
-var<workgroup> midw: array<u32, ${CK4 * TP4}>;
-var<workgroup> ws: array<u32, ${FL * RF * CK4}>;
-${KS > 1 ? `var<workgroup> red: array<i32, ${(KS - 1) * G * nacc}>;` : ''}
-var<workgroup> fin: array<i32, ${FB * TP4}>;
+var<workgroup> midw: array<u32, ${CK4 * TP}>;
+var<workgroup> ws: array<u32, ${FB * CK4}>;
 
 /** The depthwise layer's stored 8-bit output for channel c at output position (y, xo). */
 fn dwOut(n: u32, c: u32, y: u32, xo: u32) -> i32 {
@@ -301,15 +278,6 @@ fn dwOut(n: u32, c: u32, y: u32, xo: u32) -> i32 {
   return ${requant('s + bitcast<i32>(q1[4u * c])', 'q1', 'c', 'ZM', 'LO1', 'HI1')};
 }
 
-/** Epilogue 2: filter f at tile position p (skipped past the tile or the map), from its folded accumulator. */
-fn st2(n: u32, f: u32, p: u32, oy0: u32, ox0: u32, acc: i32) {
-  let y = oy0 + p / TW;
-  let xo = ox0 + p % TW;
-  if (p < TP && y < HO && xo < WO) {
-    st_out(((n * M + f) * HO + y) * WO + xo, ${requant('acc + bitcast<i32>(q2[4u * f])', 'q2', 'f', 'ZO', 'LO2', 'HI2')});
-  }
-}
-
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
   let g = wid.x + wid.y * DISPATCH_X;
@@ -320,13 +288,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let n = g / (TILES_X * TILES_Y * BLOCKS);
   let oy0 = ty * TH;
   let ox0 = tx * TW;
-  let q = li % PQ;
-  let fl = (li / PQ) % FL;
-  let kg = li / G;
-  ${declareAccs(nacc)}
+  var acc = array<i32, EPT>();
+  var sx = array<i32, EPT>();
   for (var c40 = 0u; c40 < C4; c40 += CK4) {
     // Depthwise layer, one thread per channel and position (one per 4 channels made each thread's chain of
-    // dependent loads 4x longer: on the H200 this phase then dominated the kernel at 14x14 and 7x7).
+    // dependent loads 4x longer: on the H200 the 14x14 modules of MobileNetV1 ran 1.4x slower).
     for (var e = li; e < CK4 * 4u * TP; e += T) {
       let c = c40 * 4u + e / TP;
       let p = e % TP;
@@ -337,60 +303,54 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       midv[e] = v;
     }
     workgroupBarrier();
-    // Packed 4 channels of one position per word, as the pointwise layer reads them (rows of TP4 words, the
-    // positions past TP zero).
-    for (var e = li; e < CK4 * TP4; e += T) {
-      let cb = (e / TP4) * 4u;
-      let p = e % TP4;
-      var word = 0u;
-      if (p < TP) {
-        ${unroll(4, (k) => `word |= (u32(midv[(cb + ${k}u) * TP + p]) & 0xffu) << ${8 * k}u;`, '\n        ')}
-      }
-      midw[e] = word;
+    // 4 channels of one position per word, as the pointwise layer reads them.
+    for (var e = li; e < CK4 * TP; e += T) {
+      let cb = (e / TP) * 4u;
+      let p = e % TP;
+      midw[e] = ${[0, 1, 2, 3].map((k) => `((u32(midv[(cb + ${k}u) * TP + p]) & 0xffu) << ${8 * k}u)`).join(' | ')};
     }
-    // Weights, channel word-major: filter lane l's block r at row l + r * FL of ROWS (rows past FB zero), so
-    // that the lanes of a warp read consecutive words (filter-major rows of CK4 words put them all in one bank).
-    for (var e = li; e < ROWS * CK4; e += T) {
-      let row = e % ROWS;
-      let c4 = c40 + e / ROWS;
+    for (var e = li; e < FB * CK4; e += T) {
+      let f = f0 + e / CK4;
+      let c4 = c40 + e % CK4;
       var v = 0u;
-      if (row < FB && f0 + row < M && c4 < C4) { v = w2[(f0 + row) * C4 + c4]; }
+      if (f < M && c4 < C4) { v = w2[f * C4 + c4]; }
       ws[e] = v;
     }
     workgroupBarrier();
-    // Pointwise layer: thread (quad q, lane fl, K-group kg) takes 4 positions x RF filters of every KS-th channel
-    // word: 4 + RF loads feed 4 * RF dot4.
-    if (kg < KS) {
-      for (var c4 = kg; c4 < CK4; c4 += KS) {
-        let mb = c4 * TP4 + q * 4u;
-        let x0 = midw[mb]; let x1 = midw[mb + 1u]; let x2 = midw[mb + 2u]; let x3 = midw[mb + 3u];
-        ${dot4TileStep(RF, (r) => `ws[c4 * ROWS + fl + ${r}u * FL]`, wz, '        ')}
+    for (var i = 0u; i < EPT; i++) {
+      let e = li + i * T;
+      if (e < FB * TP) {
+        let wrow = (e / TP) * CK4;
+        let p = e % TP;
+        var s = acc[i];
+        for (var c4 = 0u; c4 < CK4; c4++) {
+          let mv = midw[c4 * TP + p];
+          s += dot4(ws[wrow + c4], mv);
+          ${wz ? 'sx[i] += dot4(mv, 0x01010101u);' : ''}
+        }
+        acc[i] = s;
       }
     }
     workgroupBarrier();
   }
-${reduceAccs(nacc, KS, 'kg', 'li % G', 'G')}
-  // Epilogue 2 on every thread: K-group 0 leaves its sums in fin (a few threads storing all the tile's bytes
-  // with atomics serialised on them: 16 outputs per thread made this kernel 2x slower on the H200).
-  if (kg == 0u) {
-    ${unroll(RF, (r) => `if (fl + ${r}u * FL < FB) {
-      let fb = (fl + ${r}u * FL) * TP4 + q * 4u;
-      ${unroll(4, (k) => `fin[fb + ${k}u] = a${r * 4 + k}${wz ? ` - ZW2 * a${RF * 4 + k}` : ''};`, ' ')}
-    }`, '\n    ')}
-  }
-  workgroupBarrier();
-  for (var e = li; e < FB * TP; e += T) {
-    let fo = e / TP;
-    let p = e % TP;
-    if (f0 + fo < M) { st2(n, f0 + fo, p, oy0, ox0, fin[fo * TP4 + p]); }
+  for (var i = 0u; i < EPT; i++) {
+    let e = li + i * T;
+    if (e < FB * TP) {
+      let f = f0 + e / TP;
+      let y = oy0 + (e % TP) / TW;
+      let xo = ox0 + e % TW;
+      if (f < M && y < HO && xo < WO) {
+        st_out(((n * M + f) * HO + y) * WO + xo, ${requant(`acc[i] + bitcast<i32>(q2[4u * f])${wz ? ' - ZW2 * sx[i]' : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')});
+      }
+    }
   }
 }
 `;
   const folded2 = foldBias(l2.bias, l2.w, M, C, mq.zeroPoint, l2.zw);
   return program(`FusedDwPw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name})`,
     ['int8-FusedDwPw', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, [g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw],
-      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [FB, TH, TW, CK4, T, FL, RF, KS], d.dispatch],
-    wgsl, T, d, bytes() + redBytes, [
+      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [FB, TH, TW, CK4, T], d.dispatch],
+    wgsl, T, d, bytes(), [
       { name: 'w1', data: pack8(l1.w) }, { name: 'q1', data: channelParams(l1.bias, l1.m, l1.s) },
       { name: 'w2', data: packRows(l2.w, M, C) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },
     ]);
