@@ -71,7 +71,17 @@ export function int8Pointwise(args: Int8KernelArgs): Int8Program {
   return g.H * g.W >= 4 ? int8PointwiseWords(args) : int8PointwiseSplitK(args);
 }
 
-/** What both pointwise kernels start from: the node's integer parameters, its map size and words of channels. */
+/** The program of a pointwise kernel: one input, the packed weight rows (`rows` of them) and per-filter parameters. */
+function pointwiseProgram(name: string, key: string, wgsl: string, T: number, dispatch: [number, number, number], bytes: number,
+  q: ReturnType<typeof convQuant>, rows: number): Int8Program {
+  const folded = foldBias(q.bias, q.w, q.g.F, q.g.C, q.xq.zeroPoint, q.wZeroPoint);
+  return {
+    name, cacheKey: key, wgsl, workgroupSize: [T, 1, 1], dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
+    constants: [{ name: 'wp', data: packRows(q.w, rows, q.g.C) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
+  };
+}
+
+/** What the pointwise kernels start from: the node's integer parameters, its map size and words of channels. */
 function pointwiseSetup(args: Int8KernelArgs) {
   const w = where(args);
   const q = convQuant(args);
@@ -107,7 +117,6 @@ export function int8PointwiseWords(args: Int8KernelArgs): Int8Program {
   const aligned = P % 4 === 0;
   const hasWzp = q.wZeroPoint !== 0;
   const nacc = RF * 4 + (hasWzp ? 4 : 0);
-  const folded = foldBias(q.bias, q.w, g.F, g.C, q.xq.zeroPoint, q.wZeroPoint);
   const xWords = Math.max(1, ceilDiv(g.N * g.C * P, 4));
   const native = args.dot4;
   const wgsl = `${dot4Requires(native)}
@@ -181,20 +190,11 @@ ${aligned ? '' : `  // Unaligned rows: byte stores are atomics, so every thread 
   }`}
 }
 `;
-  return {
-    name: `Conv${t === 'int8' ? 'I8' : 'U8'}(pw words${native ? ' dot4' : ''})`,
-    cacheKey: cacheKey('int8-pointwise-words', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
+  // Weight rows padded to whole blocks of RF filters (zero words): no filter guard in the inner loop.
+  return pointwiseProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(pw words${native ? ' dot4' : ''})`,
+    cacheKey('int8-pointwise-words', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
       `T${T}RF${RF}KS${ks}`, +aligned, `dx${d.dispatchX}`),
-    wgsl,
-    workgroupSize: [T, 1, 1],
-    dispatch: d.dispatch,
-    inputs: [0],
-    outputs: 1,
-    uniforms: [],
-    workgroupStorageBytes: 4 * ((ks - 1) * nacc * TT + (aligned ? 0 : RF * TT)),
-    // Weight rows padded to whole blocks of RF filters (zero words): no filter guard in the inner loop.
-    constants: [{ name: 'wp', data: packRows(q.w, FBLK * RF, g.C) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
-  };
+    wgsl, T, d.dispatch, 4 * ((ks - 1) * nacc * TT + (aligned ? 0 : RF * TT)), q, FBLK * RF);
 }
 
 export function int8PointwiseTiled(args: Int8KernelArgs): Int8Program {
@@ -212,7 +212,6 @@ export function int8PointwiseTiled(args: Int8KernelArgs): Int8Program {
   const total = g.N * pTiles * fTiles;
   const d = layoutWorkgroups(total, args.limits, w);
   const hasWzp = q.wZeroPoint !== 0;
-  const folded = foldBias(q.bias, q.w, g.F, g.C, q.xq.zeroPoint, q.wZeroPoint);
   const native = args.dot4;
   const wgsl = `${dot4Requires(native)}
 ${int8Bindings(['x'], ['wp', 'qp'], ['out'], true)}
@@ -289,19 +288,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 `;
-  return {
-    name: `Conv${t === 'int8' ? 'I8' : 'U8'}(pw${native ? ' dot4' : ''})`,
-    cacheKey: cacheKey('int8-pointwise', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
+  return pointwiseProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(pw${native ? ' dot4' : ''})`,
+    cacheKey('int8-pointwise', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
       `T${T}TF${TF}TP${TP}CK4${ck4}RF${rf}`, `dx${d.dispatchX}`),
-    wgsl,
-    workgroupSize: [T, 1, 1],
-    dispatch: d.dispatch,
-    inputs: [0],
-    outputs: 1,
-    uniforms: [],
-    workgroupStorageBytes: bytes,
-    constants: [{ name: 'wp', data: packRows(q.w, g.F, g.C) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
-  };
+    wgsl, T, d.dispatch, bytes, q, g.F);
 }
 
 /**
@@ -322,7 +312,6 @@ export function int8PointwiseSplitK(args: Int8KernelArgs): Int8Program {
   const d = layoutWorkgroups(total, args.limits, w);
   const posMajor = P >= 16 || ks === 1;
   const hasWzp = q.wZeroPoint !== 0;
-  const folded = foldBias(q.bias, q.w, g.F, g.C, q.xq.zeroPoint, q.wZeroPoint);
   // One image's channels of one position are a whole word when the map is 1x1 and C % 4 == 0.
   const direct = P === 1 && g.C % 4 === 0;
   const native = args.dot4;
@@ -385,17 +374,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 `;
-  return {
-    name: `Conv${t === 'int8' ? 'I8' : 'U8'}(pw split-K${native ? ' dot4' : ''})`,
-    cacheKey: cacheKey('int8-pointwise-splitk', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
+  return pointwiseProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(pw split-K${native ? ' dot4' : ''})`,
+    cacheKey('int8-pointwise-splitk', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
       `T${T}KS${ks}`, +posMajor, +direct, `dx${d.dispatchX}`),
-    wgsl,
-    workgroupSize: [T, 1, 1],
-    dispatch: d.dispatch,
-    inputs: [0],
-    outputs: 1,
-    uniforms: [],
-    workgroupStorageBytes: 4 * (T * (hasWzp ? 2 : 1) + OT),
-    constants: [{ name: 'wp', data: packRows(q.w, g.F, g.C) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
-  };
+    wgsl, T, d.dispatch, 4 * (T * (hasWzp ? 2 : 1) + OT), q, g.F);
 }
