@@ -250,12 +250,11 @@ export function wordLoader(name: string, words: number): string {
 export const unroll = (n: number, f: (i: number) => string, sep = '\n') => Array.from({ length: n }, (_, i) => f(i)).join(sep);
 
 /**
- * The register tile of a dot4 pointwise phase, as scalar accumulators a0..a{nacc-1}: a{4r+k} sums filter r at
+ * The register tile of a dot4 pointwise phase, as scalar accumulators a0..a{n-1}: a{4r+k} sums filter r at
  * position k, and with `sums`, a{4RF+k} the byte sum of position k's words (uint8's weight zero point). Unrolled
- * scalars, not a private array: an array indexed in loops spilled to local memory on the H200 (issue 10; the
- * integer FCMs ran 2-3x slower with one).
+ * scalars, not a private array: on the H200 an array indexed in loops spilled to local memory (issue 10: a DW-PW
+ * variant with one ran 2-3x slower than with scalars).
  */
-export const tileAccs = (RF: number, sums: boolean) => RF * 4 + (sums ? 4 : 0);
 export const declareAccs = (n: number) => unroll(n, (e) => `var a${e} = 0i;`, ' ');
 /** One channel word of the tile: weight words w0..w{RF-1} from `weight(r)`, position words named x0..x3. */
 export function dot4TileStep(RF: number, weight: (r: number) => string, sums: boolean, indent = '      '): string {
