@@ -1,7 +1,8 @@
 // Issue 10's speed check: the int8 plan (integer kernels) against the fp32 plan (the same model dequantized,
 // float kernels), fused and unfused, in one process, interleaved. Model: the seed's int8 MobileNetV1 rebuilt
-// by the TFLite fixture writer (fixtures/tflite-builder.ts), 1x3x224x224.
-//   npm run build; node dist/bench/int8.js [--runs 50] [--warmup 10] [--hw h100] [--out DIR]
+// by the TFLite fixture writer (fixtures/tflite-builder.ts), 1x3x224x224. --tune: the int8 and the fp32 plans
+// are also tuned on this GPU (src/runtime/tune.ts) and timed alongside.
+//   npm run build; node dist/bench/int8.js [--runs 50] [--warmup 10] [--hw h100] [--tune] [--out DIR]
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../converters/load.js';
@@ -13,6 +14,11 @@ import { createSession } from '../src/runtime/session.js';
 import { releaseGpu } from '../src/runtime/device.js';
 import { mulberry32 } from '../fixtures/rng.js';
 import { quantize } from '../src/quant/reference.js';
+import { tunePlan } from '../src/runtime/tune.js';
+import { loadHw } from '../src/planner/hw.js';
+import { prepareGraph } from '../src/graph/prepare.js';
+import { dequantizeGraph } from '../src/graph/passes/dequantize.js';
+import type { Plan } from '../src/planner/plan.js';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -34,7 +40,20 @@ const i8f = await createInt8Session(g, { plan: 'auto', hw });
 const i8u = await createInt8Session(g, { plan: 'unfused', hw });
 const f32f = await createSession(g, { plan: 'auto', hw, int8: 'dequantize' });
 const f32u = await createSession(g, { plan: 'unfused', hw, int8: 'dequantize' });
+// Tuned plans: the integer one on the integer kernels, the float one on the dequantized graph's float kernels.
+const tuned: { i8?: Plan; f32?: Plan } = {};
+if (process.argv.includes('--tune')) {
+  const log = (l: string) => console.log(l);
+  console.log('tuning the int8 plan:');
+  tuned.i8 = (await tunePlan(g, loadHw(hw), { model: 'mob_v1_int8', log })).plan;
+  console.log('tuning the fp32 plan:');
+  tuned.f32 = (await tunePlan(prepareGraph(dequantizeGraph(g)), loadHw(hw), { model: 'mob_v1_fp32', log })).plan;
+}
+const i8t = tuned.i8 ? await createInt8Session(g, { plan: tuned.i8, hw }) : undefined;
+const f32t = tuned.f32 ? await createSession(g, { plan: tuned.f32, hw, int8: 'dequantize' }) : undefined;
 const contestants = [
+  ...(i8t ? [{ name: 'int8 tuned', run: async () => { await i8t.run({ [input]: x }); } }] : []),
+  ...(f32t ? [{ name: 'fp32 tuned (dequantized)', run: async () => { await f32t.run({ [input]: x }); } }] : []),
   { name: 'int8 fused', run: async () => { await i8f.run({ [input]: x }); } },
   { name: 'int8 unfused', run: async () => { await i8u.run({ [input]: x }); } },
   ...(xq ? [{ name: `int8 fused (${tin.dtype} input)`, run: async () => { await i8f.run({ [input]: xq }); } }] : []),
@@ -46,11 +65,15 @@ const same = Object.keys(a).every((k) => a[k].raw !== undefined && b[k].raw !== 
   ? a[k].raw!.every((v, i) => v === b[k].raw![i]) : a[k].data.every((v, i) => v === b[k].data[i]));
 const times = await timeContestants(contestants, runs, warmup, undefined, 10);
 const rows = contestants.map((c, i) => ({ name: c.name, medianMs: median(times[i]), p90Ms: p90(times[i]) }));
-const s = { int8Fused: i8f.stats(), int8Unfused: i8u.stats(), fp32Fused: f32f.stats(), fp32Unfused: f32u.stats() };
+const s = {
+  int8Fused: i8f.stats(), int8Unfused: i8u.stats(), fp32Fused: f32f.stats(), fp32Unfused: f32u.stats(),
+  ...(i8t ? { int8Tuned: i8t.stats() } : {}), ...(f32t ? { fp32Tuned: f32t.stats() } : {}),
+};
 console.log(`mob_v1 int8 (224x224, batch 1), ${runs} runs after ${warmup} warm-up; int8 fused == unfused bit for bit: ${same}`);
 for (const r of rows) console.log(`  ${r.name.padEnd(28)} median ${r.medianMs!.toFixed(3)} ms  p90 ${r.p90Ms!.toFixed(3)} ms`);
 console.log(`  dispatches: int8 ${s.int8Fused.dispatchesPerRun}/${s.int8Unfused.dispatchesPerRun} (cmd buffers ${s.int8Fused.commandBuffersPerRun}, dot4 ${s.int8Fused.dot4}, host ${s.int8Fused.hostNodes.length}), fp32 ${s.fp32Fused.dispatchesPerRun}/${s.fp32Unfused.dispatchesPerRun}`);
-if (out) writeFileSync(join(out, 'int8.json'), JSON.stringify({ rows, same, stats: s }, null, 1));
-for (const x of [i8f, i8u, f32f, f32u]) x.dispose();
+if (i8t && f32t) console.log(`  tuned: int8 ${s.int8Tuned!.fusedModules} fused modules, fp32 ${tuned.f32!.modules.filter((m) => m.tuned).length}`);
+if (out) writeFileSync(join(out, 'int8.json'), JSON.stringify({ rows, same, stats: s, tuned }, null, 1));
+for (const x of [i8f, i8u, f32f, f32u, i8t, f32t]) x?.dispose();
 await releaseGpu();
 process.exit(0);

@@ -1,8 +1,7 @@
 // `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--block K] [--tune] [--json]`: latency of fcm-opt fused
 // and unfused against onnxruntime-node WebGPU and CPU, with per-module GPU times (src/bench/).
 import type { Command } from 'commander';
-import { invalid, unsupported } from '../errors.js';
-import { isQuantizedGraph } from '../graph/passes/dequantize.js';
+import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
 import { maxMemoryOption } from './options.js';
@@ -48,7 +47,6 @@ export function register(program: Command): void {
         let plan: Plan | undefined;
         if (o.tune) {
           const g = await loadModel(model, { batch: o.batch, maxMemory: o.maxMemory });
-          if (isQuantizedGraph(g)) throw unsupported(model, '--tune times the float kernels: quantized models are not tuned');
           const { tunePlan } = await import('../runtime/tune.js');
           plan = (await tunePlan(g, await resolveHw(o.hw), { model: basename(model) })).plan;
         }

@@ -15,7 +15,6 @@ import { acquireGpu, releaseGpu } from '../runtime/device.js';
 import { planFusion, planModes, type PlanMode } from '../planner/index.js';
 import { overlappingLayers } from '../planner/fuseplanner/plan.js';
 import type { Graph } from '../graph/ir.js';
-import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { batchOf } from '../graph/util.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { exportOptimized } from '../export/optimized.js';
@@ -81,7 +80,6 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
   if (options.tune) {
     if (!graph) throw invalid(input, '--tune times the plan on this machine\'s GPU and needs a model (.onnx, .tflite), not a layer DAG');
     if (options.mode !== 'optimal') throw unsupported(input, "--tune tunes the optimal planner's plan: use --mode optimal");
-    if (isQuantizedGraph(graph)) throw unsupported(input, '--tune times the float kernels: quantized models are not tuned');
     const { tunePlan } = await import('../runtime/tune.js');
     try {
       const r = await tunePlan(graph, hw, { model: basename(input), log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });

@@ -7,7 +7,8 @@
 //   3. a module slower than its LBL pair with every variant is excluded (planFusion's `exclude`) and the DAG is
 //      planned again; new pairs that re-planning brings are measured in the next round (at most `rounds`).
 // The result is a Plan (data, as any other) whose fused modules carry `tuned` figures; it prints, saves and
-// loads like the planner's own.
+// loads like the planner's own. A quantized graph is tuned on the integer kernels (issue 10): createSession runs it
+// there, and it is planned as createInt8Session plans it (1-byte elements, after its epilogue folding).
 
 import { type Graph, fcmDomain } from '../graph/ir.js';
 import type { HwConfig } from '../planner/hw-config.js';
@@ -20,6 +21,9 @@ import type { ProfileEntry } from '../bench/runtime.js';
 import { medianProfiles } from '../bench/profile.js';
 import { type Session, createSession } from './session.js';
 import { batchOf } from '../graph/util.js';
+import { isQuantizedGraph } from '../graph/passes/dequantize.js';
+import { prepareInt8Graph } from './int8-session.js';
+import type { Dag } from '../planner/dag.js';
 
 export interface TileVariant { name: string; apply(t: Tiles): Tiles }
 
@@ -103,13 +107,21 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
   }
 }
 
+/** The DAG and element size the sessions of `g` plan with (createInt8Session's for a quantized graph). */
+export function planningInput(g: Graph, hw: HwConfig): { dag: Dag; dtypeBytes: number; batch: number } {
+  if (!isQuantizedGraph(g)) return { dag: toDag(g), dtypeBytes: 4, batch: batchOf(g) };
+  const g1 = prepareInt8Graph(g, 'unfused', () => hw);
+  return { dag: toDag(g1), dtypeBytes: 1, batch: batchOf(g1) };
+}
+
 async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<string, Float32Array>,
   measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>,
   variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void): Promise<TuneResult> {
-  const dag = toDag(g);
+  const { dag, dtypeBytes, batch } = planningInput(g, hw);
   const excluded = new Set<string>();
   const rows: TuneRow[] = [];
-  let plan = planFusion(dag, hw, { mode: 'optimal', model, exclude: excluded, batch: batchOf(g) });
+  const replan = () => planFusion(dag, hw, { mode: 'optimal', model, exclude: excluded, batch, dtypeBytes });
+  let plan = replan();
   const measured = new Map<string, { variant: string; fusedUs: number; lblUs: number }>();
   for (let round = 0; round < rounds; round++) {
     const todo = plan.modules.filter((m) => isFused(m) && !measured.has(pairKey(m.layers[0], m.layers[1])));
@@ -149,7 +161,7 @@ async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<str
       else excluded.add(k);
       log(`  ${m.kind} ${(m.nodes ?? []).slice(0, 2).join('+')}: fused ${best ? `${best[1][0].toFixed(1)} us (${best[0]}) vs LBL ${best[1][1].toFixed(1)} us` : '-'}: ${kept ? 'kept' : 'left unfused'}`);
     }
-    plan = planFusion(dag, hw, { mode: 'optimal', model, exclude: excluded, batch: batchOf(g) });
+    plan = replan();
   }
   // Pairs that the last re-planning brought and no round measured stay unfused: every fused module of a tuned
   // plan was measured faster than its LBL pair. Excluding only removes candidates, so this ends.
@@ -157,7 +169,7 @@ async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<str
     const unmeasured = plan.modules.filter((m) => isFused(m) && !measured.has(pairKey(m.layers[0], m.layers[1])));
     if (!unmeasured.length) break;
     for (const m of unmeasured) excluded.add(pairKey(m.layers[0], m.layers[1]));
-    plan = planFusion(dag, hw, { mode: 'optimal', model, exclude: excluded, batch: batchOf(g) });
+    plan = replan();
   }
   const byName = new Map(variants.map((v) => [v.name, v]));
   const tuned: Plan = {

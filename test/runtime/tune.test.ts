@@ -14,7 +14,9 @@ import { planToJson } from '../../src/planner/format.js';
 import { pairKey } from '../../src/planner/optimal.js';
 import { createSession } from '../../src/runtime/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
-import { strandedUs, tunePlan, tileVariants } from '../../src/runtime/tune.js';
+import { planningInput, strandedUs, tunePlan, tileVariants } from '../../src/runtime/tune.js';
+import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
+import { createInt8Session } from '../../src/runtime/int8-session.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
 
 after(releaseGpu);
@@ -95,4 +97,32 @@ test('strandedUs: a Mul only the fused session runs (its product read by an FCM)
   assert.deepEqual([...strandedUs(plan, fusedGraph, rows)], [[0, 5]]);
   // A Mul both sessions run is nobody's extra cost.
   assert.equal(strandedUs(plan, fusedGraph, [rows[0], { ...rows[1], unfusedGpuMs: 0.005 }]).size, 0);
+});
+
+test('tunePlan on a quantized model: planned as the integer executor plans (1-byte elements), tuned on its kernels, same outputs', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
+  const hwL = loadHw('lavapipe');
+  const pin = planningInput(g, hwL);
+  assert.equal(pin.dtypeBytes, 1);
+  const auto = planFusion(pin.dag, hwL, { mode: 'optimal', model: 'q', dtypeBytes: 1, batch: pin.batch });
+  const pairs = (p: typeof auto) => p.modules.filter((m) => isFused(m.kind)).map((m) => pairKey(m.layers[0], m.layers[1])).sort();
+  assert.ok(pairs(auto).length > 0, 'the fixture plan fuses');
+  // Every FCM measured faster than its layers: the tuned plan keeps the 1-byte plan's pairs.
+  const measure = async (ss: readonly { graph: { nodes: { name: string; op: string; domain: string }[] } }[]) =>
+    ss.map((s) => s.graph.nodes.map((n) => ({ node: n.name, op: n.op, gpuMs: n.domain === fcmDomain ? 0.006 : 0.010 })));
+  const fake = await tunePlan(g, hwL, { measure: measure as never, rounds: 2 });
+  assert.deepEqual(pairs(fake.plan), pairs(auto));
+  // On the device: the integer sessions run the tuned plan, bit-exact with the unfused one.
+  const r = await tunePlan(g, hwL, { profiles: 1, rounds: 1 });
+  for (const m of r.plan.modules.filter((m) => isFused(m.kind))) assert.ok(m.tuned && m.tuned.fusedUs < m.tuned.lblUs);
+  const x = Float32Array.from({ length: 3 * 16 * 16 }, (_, i) => Math.sin(i * 0.7) * 2);
+  const [a, b] = [await createInt8Session(g, { plan: r.plan, hw: hwL }), await createInt8Session(g, { plan: 'unfused', hw: hwL })];
+  try {
+    const ya = await a.run({ [g.inputs[0]]: x }), yb = await b.run({ [g.inputs[0]]: x });
+    const y = g.outputs[0];
+    assert.deepEqual(Array.from(ya[y].raw ?? ya[y].data), Array.from(yb[y].raw ?? yb[y].data));
+  } finally {
+    a.dispose();
+    b.dispose();
+  }
 });
