@@ -25,7 +25,7 @@ import {
 import { cacheKey, constsI32, constsU32 } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, atomicByteStore, dot4Requires, dot4Wgsl,
-  fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, where,
+  declareAccs, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, unroll, where,
 } from './common.js';
 import { channelParams } from './conv.js';
 import { foldBias, gatherWord, packRows } from './pointwise.js';
@@ -94,10 +94,12 @@ export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
   const fb: TileDim = { name: 'FB', value: Math.min(M, tileAttr(a, 'tileFilters1', tileAttr(a, 'tileFilters2', 16, w), w)), min: 1 };
   const th: TileDim = { name: 'TH', value: Math.min(HO, tileAttr(a, 'tileH', 8, w)), min: 1 };
   const tw: TileDim = { name: 'TW', value: Math.min(WO, tileAttr(a, 'tileW', 8, w)), min: 1 };
-  const ck: TileDim = { name: 'CK4', value: Math.min(C4, 4), min: 1 };
+  const ck: TileDim = { name: 'CK4', value: Math.min(C4, 8), min: 1 };
   const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1, iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  const bytes = () => 4 * (ck.value * ih() * iw() + fb.value * ck.value + fb.value * ih() * iw());
-  clampTiles([ck], [fb, th, tw], () => bytes() <= storage && ceilDiv(fb.value * ih() * iw(), cap) * (wz ? 2 : 1) <= maxRegsPerThread,
+  // As the fp32 PW-DW (kernels/fused-pwdw.ts): a thread owns RP halo positions x all FB filters in registers.
+  const rp = () => ceilDiv(ih() * iw(), cap);
+  const bytes = () => 4 * (ck.value * fb.value + fb.value * ih() * iw());
+  clampTiles([ck], [fb, th, tw], () => bytes() <= storage && rp() * (fb.value + (wz ? 1 : 0)) <= maxRegsPerThread,
     w, () => `FB=${fb.value} TH=${th.value} TW=${tw.value} CK4=${ck.value}, ${bytes()} bytes`);
   // As the fp32 FCMs (fused-common.ts splitForParallelism): enough workgroups for a large GPU, fewer channels per
   // tile first (no recomputation in PW-DW), then smaller spatial tiles.
@@ -105,23 +107,42 @@ export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
   splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 4) })], count);
   splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const FB = fb.value, TH = th.value, TW = tw.value, CK4 = ck.value, IH = ih(), IW = iw(), IHW = IH * IW;
-  const T = threadsFor(Math.max(FB * IHW, FB * TH * TW, CK4 * IHW), cap);
-  const EPT = ceilDiv(FB * IHW, T);
+  const T = threadsFor(Math.max(IHW, FB * TH * TW), cap);
+  const RP = ceilDiv(IHW, T);
+  const acc = (q: number, f: number) => `a${q * FB + f}`;
+  const sum = (q: number) => `a${RP * FB + q}`;
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
   const d = layoutDispatch(total, args.limits, w);
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
-${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, CK4, C4, IH, IW, IHW, T, EPT, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, CK4, C4, IH, IW, IHW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ H, W, PT: g.pt, PL: g.pl, ZW1: l1.zw, ZM: mq.zeroPoint, W2OFF: -l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${loader('x', t)}
 ${loader('w2', t)}
 ${dot4Wgsl(t, args.dot4)}
 ${fixedPointWgsl}
 ${atomicByteStore}
-var<workgroup> xs: array<u32, ${CK4 * IHW}>;
-var<workgroup> ws: array<u32, ${FB * CK4}>;
+// The chunk's first-layer weights, channel word-major: ws[c4 * FB + f] is read at a workgroup-uniform address.
+var<workgroup> ws: array<u32, ${CK4 * FB}>;
 var<workgroup> mid: array<i32, ${FB * IHW}>;
+
+/** x's channels c..c+3 (< C) at flat position o of image n's planes, as one word. */
+fn xword(n: u32, c: u32, o: u32) -> u32 {
+  let b = (n * C + c) * u32(H * W) + o;
+  var v = u32(ld_x(b)) & 0xffu;
+  ${[1, 2, 3].map((k) => (C % 4 === 0 ? `v |= (u32(ld_x(b + ${k}u * u32(H * W))) & 0xffu) << ${8 * k}u;` : `if (c + ${k}u < C) { v |= (u32(ld_x(b + ${k}u * u32(H * W))) & 0xffu) << ${8 * k}u; }`)).join('\n  ')}
+  return v;
+}
+
+/** Epilogue 1: intermediate channel f0 + fl at halo position r as the first layer stores it, minus its zero point; 0 in the depthwise padding. */
+fn ep1(f0: u32, fl: u32, r: u32, inside: bool, s: i32) {
+  if (r >= IHW) { return; }
+  let f = f0 + fl;
+  var v = 0i;
+  if (f < M && inside) { v = ${requant('s + bitcast<i32>(q1[4u * f])', 'q1', 'f', 'ZM', 'LO1', 'HI1')} - ZM; }
+  mid[fl * IHW + r] = v;
+}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -135,55 +156,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ox0 = tx * TW;
   let iy0 = i32(oy0 * SH) - PT;
   let ix0 = i32(ox0 * SW) - PL;
-  var acc = array<i32, EPT>();
-  var sx = array<i32, EPT>();
+  // Pointwise layer over the tile and its halo: thread li owns halo positions li + q * T, all FB filters in
+  // scalar registers; one word of 4 channels built from x feeds FB dot4.
+  ${unroll(RP, (q) => `let r${q} = li + ${q * T}u;
+  let py${q} = iy0 + i32(r${q} / IW);
+  let px${q} = ix0 + i32(r${q} % IW);
+  let in${q} = r${q} < IHW && py${q} >= 0i && py${q} < H && px${q} >= 0i && px${q} < W;
+  let o${q} = select(0u, u32(py${q}) * u32(W) + u32(px${q}), in${q});`, '\n  ')}
+  ${declareAccs(RP * FB + (wz ? RP : 0))}
   for (var c40 = 0u; c40 < C4; c40 += CK4) {
-    for (var e = li; e < CK4 * IHW; e += T) {
-      let c = (c40 + e / IHW) * 4u;
-      let iy = iy0 + i32((e % IHW) / IW);
-      let ix = ix0 + i32(e % IW);
-      var WORD_OUT = 0u;
-      if (iy >= 0i && iy < H && ix >= 0i && ix < W) ${gatherWord('ld_x', '((n * C + c) * u32(H) + u32(iy)) * u32(W) + u32(ix)', 'u32(H * W)', 'c', 'C')}
-      xs[e] = WORD_OUT;
-    }
-    for (var e = li; e < FB * CK4; e += T) {
-      let f = f0 + e / CK4;
-      let c4 = c40 + e % CK4;
+    for (var e = li; e < CK4 * FB; e += T) {
+      let f = f0 + e % FB;
+      let c4 = c40 + e / FB;
       var v = 0u;
       if (f < M && c4 < C4) { v = w1[f * C4 + c4]; }
       ws[e] = v;
     }
     workgroupBarrier();
-    for (var i = 0u; i < EPT; i++) {
-      let e = li + i * T;
-      if (e < FB * IHW) {
-        let wrow = (e / IHW) * CK4;
-        let r = e % IHW;
-        var s = acc[i];
-        for (var c4 = 0u; c4 < CK4; c4++) {
-          let xv = xs[c4 * IHW + r];
-          s += dot4(ws[wrow + c4], xv);
-          ${wz ? 'sx[i] += dot4(xv, 0x01010101u);' : ''}
-        }
-        acc[i] = s;
+    for (var c4l = 0u; c4l < CK4; c4l++) {
+      let c = (c40 + c4l) * 4u;
+      if (c < C) {
+        ${unroll(RP, (q) => `let x${q} = xword(n, c, o${q});`, ' ')}
+        ${unroll(FB, (f) => `{ let wv = ws[c4l * FB + ${f}u]; ${unroll(RP, (q) => `${acc(q, f)} += dot4(wv, x${q});`, ' ')} }`, '\n        ')}
+        ${wz ? unroll(RP, (q) => `${sum(q)} += dot4(x${q}, 0x01010101u);`, ' ') : ''}
       }
     }
     workgroupBarrier();
   }
-  // Epilogue 1: the intermediate as the first layer stores it, minus its zero point; 0 in the depthwise padding.
-  for (var i = 0u; i < EPT; i++) {
-    let e = li + i * T;
-    if (e < FB * IHW) {
-      let f = f0 + e / IHW;
-      let iy = iy0 + i32((e % IHW) / IW);
-      let ix = ix0 + i32(e % IW);
-      var v = 0i;
-      if (f < M && iy >= 0i && iy < H && ix >= 0i && ix < W) {
-        v = ${requant(`acc[i] + bitcast<i32>(q1[4u * f])${wz ? ' - ZW1 * sx[i]' : ''}`, 'q1', 'f', 'ZM', 'LO1', 'HI1')} - ZM;
-      }
-      mid[e] = v;
-    }
-  }
+  ${unroll(RP, (q) => unroll(FB, (f) => `ep1(f0, ${f}u, r${q}, in${q}, ${acc(q, f)}${wz ? ` - ZW1 * ${sum(q)}` : ''});`, ' '), '\n  ')}
   workgroupBarrier();
   for (var e = li; e < FB * TH * TW; e += T) {
     let fl = e / (TH * TW);
@@ -208,7 +208,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   const folded1 = foldBias(l1.bias, l1.w, M, C, xq.zeroPoint, l1.zw);
   return program(`FusedPwDw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name})`,
     ['int8-FusedPwDw', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, [g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw],
-      [l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [FB, TH, TW, CK4, T], d.dispatch],
+      [l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [FB, TH, TW, CK4, T, RP], d.dispatch],
     wgsl, T, d, bytes(), [
       { name: 'w1', data: packRows(l1.w, M, C) }, { name: 'q1', data: channelParams(folded1, l1.m, l1.s) },
       { name: 'w2', data: pack8(l2.w) }, { name: 'q2', data: channelParams(l2.bias, l2.m, l2.s) },
