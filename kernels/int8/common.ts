@@ -6,7 +6,7 @@
 // Buffer layout. An 8-bit tensor is its flat row-major (IR layout, NCHW for rank 4) bytes, four per u32, byte k of
 // word j being element 4j + k (little-endian: a Uint32Array view of the Int8Array / Uint8Array bytes), the last word
 // zero-padded: ceil(n / 4) words. Kernels read bytes with ld_NAME(i) and write whole words, so no two invocations
-// ever write the same word (the tiled kernels that cannot own whole words use the atomic byte store below).
+// ever write the same word (kernels whose tiles cannot own whole words use the atomic byte store below).
 //
 // Constants (weights, biases, requantization multipliers) are prepared on the host by the kernel function itself
 // (Int8Program.constants) and bound after the activation inputs, so the runtime uploads what it is given.

@@ -6,7 +6,7 @@
 // activation's integer range (reference/integer_ops/conv.h ConvPerChannel, depthwise_conv.h, reference/conv.h).
 //
 // Constants: `w` the weights [F, C/group, KH, KW] packed flat; `qp` 4 words per output channel
-// (bias, multiplier, shift, 0). The tiled pointwise kernel (pointwise.ts) is the faster choice for 1x1 convs;
+// (bias, multiplier, shift, 0). The pointwise kernels (pointwise.ts) are the faster choice for 1x1 convs;
 // this one is the reference-shaped fallback and the depthwise / KxK kernel.
 
 import { unsupported } from '../../src/errors.js';

@@ -1,4 +1,4 @@
-// Integer pointwise (1x1, stride 1, no padding, group 1) convolution, tiled, with packed 4x8 dot products:
+// Integer pointwise (1x1, stride 1, no padding, group 1) convolution with packed 4x8 dot products:
 // out[n, f, p] = requant(sum_c (w[f, c] - zw) * (x[n, c, p] - zx) + bias[f]).
 //
 // The zero points are folded (exact in wrapping int32 arithmetic, so bit-exact with TFLite's accumulation):
@@ -6,15 +6,14 @@
 // bias (foldBias); int8 weights are symmetric (zw = 0), so int8 needs only sum w x; uint8 also needs sum x per
 // position, one more dot4 against 0x01010101 per word.
 //
-// A workgroup owns TF filters x TP positions of one image; each thread RF filters x 4 consecutive positions.
-// Channels are staged CK4 words (4 channels each) at a time: weights as the host packed them (rows padded to
-// whole words), x transposed into words of 4 channels of one position, built from bytes, so the inner loop is
-// dot4(weights word, x word). NCHW rows need not start on a word boundary, so stores are whole-word atomicStore
-// where the thread owns the word and atomic byte stores elsewhere (common.ts atomicByteStore).
+// Two kernels: the word kernel (int8PointwiseWords: a thread owns 4 filters x one word of 4 positions, K split
+// inside the workgroup) for maps of 4 positions or more, split-K (int8PointwiseSplitK: several threads per
+// output) for 1x1..1x3 maps. Both take the weights as the host packed them, rows padded to whole words, and build
+// dot4 operands of 4 channels of one position from the NCHW bytes.
 //
 // Constants: `wp` the weights [F, ceil(C/4)] words; `qp` 4 words per filter (folded bias, multiplier, shift, 0).
 
-import { invalid, overLimit } from '../../src/errors.js';
+import { invalid } from '../../src/errors.js';
 import { geomKey, isPointwise } from '../conv-common.js';
 import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap } from '../shader.js';
 import {
@@ -46,7 +45,6 @@ export function foldBias(bias: ArrayLike<number>, w: ArrayLike<number>, rows: nu
   return out;
 }
 
-const pow2AtLeast = (n: number) => { let p = 1; while (p < n) p *= 2; return p; };
 const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
 
 /** WGSL building a word of 4 consecutive channels c..c+3 (< C) at element offset `base + k * stride`. */
@@ -62,9 +60,9 @@ export function gatherWord(load: string, base: string, stride: string, c: string
 
 /**
  * The word kernel wherever a row of the map holds at least one word of positions; split-K for 1x1..1x3 maps
- * (classifiers, squeeze-excite), whose few outputs need many threads each. The tiled kernel is kept for
- * comparison (tests, bench/diag.ts): on the H200 it ran MobileNetV1's 14x14 512->512 layers in 55 us, its 64x64
- * tiles leaving 32 workgroups for 132 SMs.
+ * (classifiers, squeeze-excite), whose few outputs need many threads each. (The word kernel replaced a tiled one,
+ * 64 filters x 64 positions per workgroup through workgroup memory: on the H200 that ran MobileNetV1's 14x14
+ * 512->512 layers in 55 us against 15, its tiles leaving 32 workgroups for 132 SMs.)
  */
 export function int8Pointwise(args: Int8KernelArgs): Int8Program {
   const g = convQuant(args).g;
@@ -195,103 +193,6 @@ ${aligned ? '' : `  // Unaligned rows: byte stores are atomics, so every thread 
     cacheKey('int8-pointwise-words', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
       `T${T}RF${RF}KS${ks}`, +aligned, `dx${d.dispatchX}`),
     wgsl, T, d.dispatch, 4 * ((ks - 1) * nacc * TT + (aligned ? 0 : RF * TT)), q, FBLK * RF);
-}
-
-export function int8PointwiseTiled(args: Int8KernelArgs): Int8Program {
-  const { w, q, g, t, P, C4 } = pointwiseSetup(args);
-  const T = pow2AtMost(threadCap(args.limits));
-  const tpt = Math.min(16, pow2AtLeast(Math.ceil(P / 4)), T);
-  const tft = T / tpt;
-  const rf = g.F >= 4 * tft ? 4 : g.F >= 2 * tft ? 2 : 1;
-  const TP = 4 * tpt, TF = tft * rf;
-  let ck4 = Math.min(8, pow2AtLeast(C4));
-  while (ck4 > 1 && 4 * ck4 * (TF + TP) > args.limits.maxComputeWorkgroupStorageSize) ck4 /= 2;
-  const bytes = 4 * ck4 * (TF + TP);
-  if (bytes > args.limits.maxComputeWorkgroupStorageSize) throw overLimit(w, `pointwise tiles need ${bytes} bytes of workgroup storage`);
-  const pTiles = ceilDiv(P, TP), fTiles = ceilDiv(g.F, TF);
-  const total = g.N * pTiles * fTiles;
-  const d = layoutWorkgroups(total, args.limits, w);
-  const hasWzp = q.wZeroPoint !== 0;
-  const native = args.dot4;
-  const wgsl = `${dot4Requires(native)}
-${int8Bindings(['x'], ['wp', 'qp'], ['out'], true)}
-${constsU32({ C: g.C, F: g.F, P, C4, T, TF, TP, CK4: ck4, TFT: tft, TPT: tpt, RF: rf, PTILES: pTiles, FTILES: fTiles, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${constsI32({ ZW: q.wZeroPoint, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
-${loader('x', t)}
-${dot4Wgsl(t, native)}
-${fixedPointWgsl}
-${atomicByteStore}
-var<workgroup> ws: array<u32, ${TF * ck4}>;
-var<workgroup> xs: array<u32, ${ck4 * TP}>;
-
-@compute @workgroup_size(${T})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  // Uniform per workgroup: returning here cannot split a barrier.
-  let g = wid.x + wid.y * DISPATCH_X;
-  if (g >= TOTAL) { return; }
-  let p0 = (g % PTILES) * TP;
-  let f0 = ((g / PTILES) % FTILES) * TF;
-  let n = g / (PTILES * FTILES);
-  let tf = li / TPT;
-  let tp = li % TPT;
-  var acc = array<i32, ${rf * 4}>();
-  var sx = array<i32, 4>();
-  for (var c40 = 0u; c40 < C4; c40 += CK4) {
-    for (var e = li; e < TF * CK4; e += T) {
-      let f = f0 + e / CK4;
-      let c4 = c40 + e % CK4;
-      var v = 0u;
-      if (f < F && c4 < C4) { v = wp[f * C4 + c4]; }
-      ws[e] = v;
-    }
-    for (var e = li; e < CK4 * TP; e += T) {
-      let c = (c40 + e / TP) * 4u;
-      let p = p0 + e % TP;
-      var WORD_OUT = 0u;
-      if (p < P) ${gatherWord('ld_x', '(n * C + c) * P + p', 'P', 'c', 'C')}
-      xs[e] = WORD_OUT;
-    }
-    workgroupBarrier();
-    for (var c4 = 0u; c4 < CK4; c4++) {
-      var xv = array<u32, 4>();
-      for (var k = 0u; k < 4u; k++) {
-        xv[k] = xs[c4 * TP + tp * 4u + k];
-        ${hasWzp ? 'sx[k] += dot4(xv[k], 0x01010101u);' : ''}
-      }
-      for (var r = 0u; r < RF; r++) {
-        let wv = ws[(tf + r * TFT) * CK4 + c4];
-        for (var k = 0u; k < 4u; k++) { acc[r * 4u + k] += dot4(wv, xv[k]); }
-      }
-    }
-    workgroupBarrier();
-  }
-  for (var r = 0u; r < RF; r++) {
-    let f = f0 + tf + r * TFT;
-    if (f >= F) { continue; }
-    let bias = bitcast<i32>(qp[4u * f]);
-    let m = bitcast<i32>(qp[4u * f + 1u]);
-    let s = bitcast<i32>(qp[4u * f + 2u]);
-    let pb = p0 + tp * 4u;
-    let o0 = (n * F + f) * P + pb;
-    var word = 0u;
-    for (var k = 0u; k < 4u; k++) {
-      let v = clamp(mbqm(acc[r * 4u + k] + bias${hasWzp ? ' - ZW * sx[k]' : ''}, m, s) + ZO, LO, HI);
-      word |= (u32(v) & 0xffu) << (k * 8u);
-    }
-    if ((o0 & 3u) == 0u && pb + 3u < P) {
-      st_word(o0 >> 2u, word);
-    } else {
-      for (var k = 0u; k < 4u; k++) {
-        if (pb + k < P) { st_out(o0 + k, i32(extractBits(word, k * 8u, 8u))); }
-      }
-    }
-  }
-}
-`;
-  return pointwiseProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(pw${native ? ' dot4' : ''})`,
-    cacheKey('int8-pointwise', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
-      `T${T}TF${TF}TP${TP}CK4${ck4}RF${rf}`, `dx${d.dispatchX}`),
-    wgsl, T, d.dispatch, bytes, q, g.F);
 }
 
 /**

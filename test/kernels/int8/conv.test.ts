@@ -1,4 +1,4 @@
-// Integer convolutions (kernels/int8/conv.ts direct, pointwise.ts tiled and split-K with dot4 and its unpacking fallback)
+// Integer convolutions (kernels/int8/conv.ts direct, pointwise.ts word and split-K kernels with dot4 and its unpacking fallback)
 // bit-exact against src/quant/reference.ts conv on random shapes, per-channel scales, extreme zero points, odd
 // sizes, strides 2, dilations, fused Relu / Relu6 clamps; int8 and uint8.
 import { after, test } from 'node:test';
@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { type FusedActivation, type QType, activationRange, conv } from '../../../src/quant/reference.js';
 import type { AttrValue, Tensor } from '../../../src/graph/ir.js';
 import { int8Conv } from '../../../kernels/int8/conv.js';
-import { int8Pointwise, int8PointwiseSplitK, int8PointwiseTiled, int8PointwiseWords } from '../../../kernels/int8/pointwise.js';
+import { int8Pointwise, int8PointwiseSplitK, int8PointwiseWords } from '../../../kernels/int8/pointwise.js';
 import { FcmError } from '../../../src/errors.js';
 import { act, args, assertEqualQ, biasT, makeRng, node, randInt, run, weights } from './cases.js';
 import { closeInt8Device, hasDot4 } from './harness.js';
@@ -64,7 +64,7 @@ for (const c of cases) {
   });
   if (c.kind === 'pw') {
     for (const dot4 of [true, false]) {
-      for (const [label, kernel] of [['tiled', int8PointwiseTiled], ['split-K', int8PointwiseSplitK], ['words', int8PointwiseWords]] as const) {
+      for (const [label, kernel] of [['split-K', int8PointwiseSplitK], ['words', int8PointwiseWords]] as const) {
         test(`${label} pointwise ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
           if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
           const a = await args(m.n, m.inputs, [m.y], dot4);
@@ -80,7 +80,7 @@ for (const c of cases) {
 // Split-K covers: 1x1 maps with whole words of channels (classifier-like, many threads per output) and without,
 // positions-major maps (>= 16 positions) with several threads per output, uint8's weight zero point, outputs not
 // a multiple of 4, several images.
-test('tiled, split-K and word pointwise: larger channels and positions, several tiles, 1x1 spatial', async () => {
+test('split-K and word pointwise: larger channels and positions, several tiles, 1x1 spatial', async () => {
   // Word kernel: aligned rows (8x8, 4x4), unaligned (9x7, 7x7, 5x5, 1x3), K split 2-8 ways, F not a multiple of 4.
   for (const [C, F, H, W, t, N] of [[70, 45, 9, 7, 'int8', 1], [33, 66, 1, 1, 'uint8', 1], [64, 32, 8, 8, 'int8', 1],
     [256, 250, 1, 1, 'int8', 2], [128, 61, 1, 1, 'uint8', 1], [200, 40, 7, 7, 'int8', 1], [96, 13, 5, 5, 'uint8', 2],
@@ -98,7 +98,7 @@ test('tiled, split-K and word pointwise: larger channels and positions, several 
     });
     for (const dot4 of (await hasDot4()) ? [true, false] : [false]) {
       const a = await args(n, [x, wt, b], [y], dot4);
-      for (const kernel of [int8PointwiseTiled, int8PointwiseSplitK, int8PointwiseWords]) {
+      for (const kernel of [int8PointwiseSplitK, int8PointwiseWords]) {
         const p = kernel(a);
         assertEqualQ(await run(p, a), want, `${p.name} ${t} ${N}x${C}->${F} ${H}x${W} dot4=${dot4}`);
       }
