@@ -107,14 +107,17 @@ export function int8PointwiseWords(args: Int8KernelArgs): Int8Program {
   const RF = g.F >= 4 ? 4 : g.F >= 2 ? 2 : 1;
   const FBLK = ceilDiv(g.F, RF), P4 = ceilDiv(P, 4);
   const units = g.N * FBLK * P4;
-  let ks = 1;
-  while (ks * 2 <= 8 && ks * 2 <= T / 32 && units * ks < wordsTargetThreads && C4 >= ks * 4) ks *= 2;
-  const TT = T / ks;
-  const total = ceilDiv(units, TT);
-  const d = layoutWorkgroups(total, args.limits, where(args));
   const aligned = P % 4 === 0;
   const hasWzp = q.wZeroPoint !== 0;
   const nacc = RF * 4 + (hasWzp ? 4 : 0);
+  // Workgroup memory of a split into k K-groups: the reduction's partial sums, and the stores of unaligned rows.
+  const bytesFor = (k: number) => 4 * ((k - 1) * nacc * (T / k) + (aligned ? 0 : RF * (T / k)));
+  let ks = 1;
+  while (ks * 2 <= 8 && ks * 2 <= T / 32 && units * ks < wordsTargetThreads && C4 >= ks * 4
+    && bytesFor(ks * 2) <= args.limits.maxComputeWorkgroupStorageSize) ks *= 2;
+  const TT = T / ks;
+  const total = ceilDiv(units, TT);
+  const d = layoutWorkgroups(total, args.limits, where(args));
   const xWords = Math.max(1, ceilDiv(g.N * g.C * P, 4));
   const native = args.dot4;
   const wgsl = `${dot4Requires(native)}
@@ -192,7 +195,7 @@ ${aligned ? '' : `  // Unaligned rows: byte stores are atomics, so every thread 
   return pointwiseProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(pw words${native ? ' dot4' : ''})`,
     cacheKey('int8-pointwise-words', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
       `T${T}RF${RF}KS${ks}`, +aligned, `dx${d.dispatchX}`),
-    wgsl, T, d.dispatch, 4 * ((ks - 1) * nacc * TT + (aligned ? 0 : RF * TT)), q, FBLK * RF);
+    wgsl, T, d.dispatch, bytesFor(ks), q, FBLK * RF);
 }
 
 /**

@@ -107,9 +107,13 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
   }
 }
 
-/** The DAG and element size the sessions of `g` plan with (createInt8Session's for a quantized graph). */
-export function planningInput(g: Graph, hw: HwConfig): { dag: Dag; dtypeBytes: number; batch: number } {
-  if (!isQuantizedGraph(g)) return { dag: toDag(g), dtypeBytes: 4, batch: batchOf(g) };
+/**
+ * The DAG and element size the sessions of `g` plan with: createInt8Session's for a quantized graph that runs on
+ * the integer kernels (`integer`; a quantized graph some node of which has no integer kernel runs dequantized on
+ * the float kernels, and is planned as those are).
+ */
+export function planningInput(g: Graph, hw: HwConfig, integer = isQuantizedGraph(g)): { dag: Dag; dtypeBytes: number; batch: number } {
+  if (!integer) return { dag: toDag(g), dtypeBytes: 4, batch: batchOf(g) };
   const g1 = prepareInt8Graph(g, 'unfused', () => hw);
   return { dag: toDag(g1), dtypeBytes: 1, batch: batchOf(g1) };
 }
@@ -117,7 +121,8 @@ export function planningInput(g: Graph, hw: HwConfig): { dag: Dag; dtypeBytes: n
 async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<string, Float32Array>,
   measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>,
   variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void): Promise<TuneResult> {
-  const { dag, dtypeBytes, batch } = planningInput(g, hw);
+  // The unfused session shows which executor createSession chose (the integer one reports path 'int8').
+  const { dag, dtypeBytes, batch } = planningInput(g, hw, (su as { path?: string }).path === 'int8');
   const excluded = new Set<string>();
   const rows: TuneRow[] = [];
   const replan = () => planFusion(dag, hw, { mode: 'optimal', model, exclude: excluded, batch, dtypeBytes });

@@ -15,7 +15,7 @@ import { pairKey } from '../../src/planner/optimal.js';
 import { createSession } from '../../src/runtime/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { planningInput, strandedUs, tunePlan, tileVariants } from '../../src/runtime/tune.js';
-import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
+import { buildMobileNetStyle, buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
 import { createInt8Session } from '../../src/runtime/int8-session.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
 
@@ -100,7 +100,9 @@ test('strandedUs: a Mul only the fused session runs (its product read by an FCM)
 });
 
 test('tunePlan on a quantized model: planned as the integer executor plans (1-byte elements), tuned on its kernels, same outputs', async () => {
-  const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
+  // The seed MobileNetV1 at 32x32: every node has an integer kernel, so createSession runs it on them (the
+  // MobileNet-style fixture's HardSwish would send it to the float kernels).
+  const g = await loadModel(buildSeedMobileNetV1(7, 32), { source: 'mob_v1-32.tflite' });
   const hwL = loadHw('lavapipe');
   const pin = planningInput(g, hwL);
   assert.equal(pin.dtypeBytes, 1);
@@ -108,14 +110,19 @@ test('tunePlan on a quantized model: planned as the integer executor plans (1-by
   const pairs = (p: typeof auto) => p.modules.filter((m) => isFused(m.kind)).map((m) => pairKey(m.layers[0], m.layers[1])).sort();
   assert.ok(pairs(auto).length > 0, 'the fixture plan fuses');
   // Every FCM measured faster than its layers: the tuned plan keeps the 1-byte plan's pairs.
-  const measure = async (ss: readonly { graph: { nodes: { name: string; op: string; domain: string }[] } }[]) =>
-    ss.map((s) => s.graph.nodes.map((n) => ({ node: n.name, op: n.op, gpuMs: n.domain === fcmDomain ? 0.006 : 0.010 })));
+  const paths = new Set<string | undefined>();
+  const measure = async (ss: readonly { path?: string; graph: { nodes: { name: string; op: string; domain: string }[] } }[]) => {
+    for (const s of ss) paths.add(s.path);
+    return ss.map((s) => s.graph.nodes.map((n) => ({ node: n.name, op: n.op, gpuMs: n.domain === fcmDomain ? 0.006 : 0.010 })));
+  };
   const fake = await tunePlan(g, hwL, { measure: measure as never, rounds: 2 });
   assert.deepEqual(pairs(fake.plan), pairs(auto));
+  // Every session tunePlan timed ran on the integer kernels.
+  assert.deepEqual([...paths], ['int8']);
   // On the device: the integer sessions run the tuned plan, bit-exact with the unfused one.
   const r = await tunePlan(g, hwL, { profiles: 1, rounds: 1 });
   for (const m of r.plan.modules.filter((m) => isFused(m.kind))) assert.ok(m.tuned && m.tuned.fusedUs < m.tuned.lblUs);
-  const x = Float32Array.from({ length: 3 * 16 * 16 }, (_, i) => Math.sin(i * 0.7) * 2);
+  const x = Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.sin(i * 0.7) * 2);
   const [a, b] = [await createInt8Session(g, { plan: r.plan, hw: hwL }), await createInt8Session(g, { plan: 'unfused', hw: hwL })];
   try {
     const ya = await a.run({ [g.inputs[0]]: x }), yb = await b.run({ [g.inputs[0]]: x });
@@ -125,4 +132,10 @@ test('tunePlan on a quantized model: planned as the integer executor plans (1-by
     a.dispose();
     b.dispose();
   }
+});
+
+test('planningInput: a quantized graph that createSession runs dequantized is planned as the float kernels plan', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
+  assert.equal(planningInput(g, loadHw('lavapipe'), false).dtypeBytes, 4);
+  assert.equal(planningInput(g, loadHw('lavapipe'), true).dtypeBytes, 1);
 });

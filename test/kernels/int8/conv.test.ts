@@ -84,7 +84,7 @@ test('split-K and word pointwise: larger channels and positions, several tiles, 
   // Word kernel: aligned rows (8x8, 4x4), unaligned (9x7, 7x7, 5x5, 1x3), K split 2-8 ways, F not a multiple of 4.
   for (const [C, F, H, W, t, N] of [[70, 45, 9, 7, 'int8', 1], [33, 66, 1, 1, 'uint8', 1], [64, 32, 8, 8, 'int8', 1],
     [256, 250, 1, 1, 'int8', 2], [128, 61, 1, 1, 'uint8', 1], [200, 40, 7, 7, 'int8', 1], [96, 13, 5, 5, 'uint8', 2],
-    [130, 3, 4, 4, 'uint8', 1], [37, 9, 1, 3, 'int8', 3]] as const) {
+    [130, 3, 4, 4, 'uint8', 1], [37, 9, 1, 3, 'int8', 3], [128, 64, 9, 7, 'uint8', 1]] as const) {
     const r = makeRng(C * F);
     const x = act(r, 'x', t, [N, C, H, W], 0.05, t === 'int8' ? -3 : 131);
     const wt = weights(r, t, [F, C, 1, 1]);
@@ -102,7 +102,13 @@ test('split-K and word pointwise: larger channels and positions, several tiles, 
         const p = kernel(a);
         assertEqualQ(await run(p, a), want, `${p.name} ${t} ${N}x${C}->${F} ${H}x${W} dot4=${dot4}`);
       }
-      // Small maps at batch 1 leave the tiled kernel too few workgroups: the choice is split-K.
+      // WebGPU's default 16 KiB of workgroup memory: the word kernel splits K fewer ways (uint8's byte sums make
+      // 8 K-groups need 17.5 KiB), same values.
+      const a16 = { ...a, limits: { ...a.limits, maxComputeWorkgroupStorageSize: 16384 } };
+      const p16 = int8PointwiseWords(a16);
+      assert.ok(p16.workgroupStorageBytes <= 16384, `${p16.name}: ${p16.workgroupStorageBytes} bytes`);
+      assertEqualQ(await run(p16, a16), want, `${p16.name} (16 KiB) ${t} ${N}x${C}->${F} ${H}x${W} dot4=${dot4}`);
+      // Maps of fewer than 4 positions (no whole word of a row) go to split-K.
       assert.match(int8Pointwise(a).name, H * W < 4 ? /split-K/ : /words/);
     }
   }

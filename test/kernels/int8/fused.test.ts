@@ -12,7 +12,11 @@ import { closeInt8Device, deviceLimits, hasDot4 } from './harness.js';
 after(closeInt8Device);
 
 type Kind = 'pwdw' | 'dwpw' | 'pwpw';
-interface Case { kind: Kind; t: QType; seed: number; stride: number; k: number; extreme?: boolean; tiles: Record<string, number>; noBias?: boolean }
+interface Case {
+  kind: Kind; t: QType; seed: number; stride: number; k: number; extreme?: boolean; tiles: Record<string, number>; noBias?: boolean;
+  /** Sizes instead of random ones. */
+  dims?: { C: number; H: number; W: number; M: number };
+}
 
 const qp = (t: Tensor) => ({ scale: t.quant!.scale[0], zeroPoint: t.quant!.zeroPoint[0] });
 
@@ -27,8 +31,8 @@ function build(c: Case) {
   const r = makeRng(c.seed);
   const [qmin, qmax] = c.t === 'int8' ? [-128, 127] : [0, 255];
   const z = (i: number) => (c.extreme ? (i % 2 ? qmax : qmin) : randInt(r, qmin, qmax));
-  const N = 1, C = randInt(r, 3, 13), H = randInt(r, 5, 11), W = randInt(r, 5, 11);
-  const M = c.kind === 'dwpw' ? C : randInt(r, 3, 14);
+  const N = 1, C = c.dims?.C ?? randInt(r, 3, 13), H = c.dims?.H ?? randInt(r, 5, 11), W = c.dims?.W ?? randInt(r, 5, 11);
+  const M = c.kind === 'dwpw' ? C : c.dims?.M ?? randInt(r, 3, 14);
   const F = c.kind === 'pwpw' ? randInt(r, 2, 11) : c.kind === 'dwpw' ? randInt(r, 3, 14) : M;
   const k = c.kind === 'pwpw' ? 1 : c.k, s = c.kind === 'pwpw' ? 1 : c.stride, pad = (k - 1) >> 1;
   const out = (h: number) => Math.floor((h + 2 * pad - k) / s) + 1;
@@ -62,6 +66,10 @@ for (const t of ['int8', 'uint8'] as QType[]) {
     cases.push({ kind, t, seed: seed++, stride: 1, k: 3, tiles: { tileFilters1: 4, tileFilters2: 4, tileH: 3, tileW: 4 } });
     cases.push({ kind, t, seed: seed++, stride: 2, k: 3, extreme: true, tiles: { tileFilters1: 8, tileFilters2: 5, tileH: 2, tileW: 3 }, noBias: true });
     cases.push({ kind, t, seed: seed++, stride: 2, k: 5, tiles: { tileFilters1: 64, tileFilters2: 64, tileH: 16, tileW: 16 } });
+  }
+  // Several channel chunks (45 channels: 12 words) and, in PW-DW, two halo positions per thread (18x18 > 256).
+  for (const kind of ['pwdw', 'dwpw'] as Kind[]) {
+    cases.push({ kind, t, seed: seed++, stride: 1, k: 3, dims: { C: 45, H: 20, W: 19, M: 21 }, tiles: { tileFilters1: 8, tileFilters2: 8, tileH: 16, tileW: 16 } });
   }
 }
 
