@@ -11,10 +11,12 @@
 // on the host (pointwise.ts foldBias; uint8 also subtracts zw * sum of the input bytes, one more dot4 per word).
 // The intermediate is stored as raw 8-bit values packed 4 channels per word where a pointwise layer reads it
 // (DW-PW, PW-PW), and as (value - zero point) per element where the depthwise layer reads it (PW-DW: padding
-// positions then hold 0, a skipped tap). Outputs are written with the atomic byte store (tiles do not own words).
+// positions then hold 0, a skipped tap). PW-DW and PW-PW write outputs with the atomic byte store (their tiles do
+// not own words); DW-PW owns whole words of positions and stores them directly where rows start on words.
 //
-// Constants, in order: w1 (packed: pointwise rows [*, ceil(C/4)] words, depthwise flat), q1 (4 words per
-// intermediate channel: bias or folded bias, multiplier, shift, 0), w2, q2 (per output channel).
+// Constants, in order: w1 (pointwise rows [*, ceil(C/4)] words; depthwise flat, or for DW-PW `wd`, rows of taps as
+// depthwise.ts packs them), q1 (4 words per intermediate channel: bias or folded bias, multiplier, shift, 0), w2
+// (DW-PW: `wp`, rows padded to whole filter blocks), q2 (per output channel).
 
 import type { Tensor } from '../../src/graph/ir.js';
 import { invalid, unsupported } from '../../src/errors.js';
@@ -25,10 +27,11 @@ import {
 import { cacheKey, constsI32, constsU32 } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, atomicByteStore, dot4Requires, dot4Wgsl,
-  declareAccs, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, unroll, where,
+  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, reduceAccs, unroll, where,
 } from './common.js';
 import { channelParams } from './conv.js';
-import { foldBias, gatherWord, packRows } from './pointwise.js';
+import { foldBias, gatherWord, packRows, rowStoreWgsl, wordsTargetThreads } from './pointwise.js';
+import { dwSumWgsl, dwWeights } from './depthwise.js';
 
 export interface Int8FusedArgs extends Int8KernelArgs {
   /** The tensor between the two layers (as the importer made it), for its quantization. */
@@ -217,6 +220,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
 // ---- DW-PW ----------------------------------------------------------------------------------------------------
 
+/**
+ * DW-PW with the pointwise word kernel's structure (pointwise.ts int8PointwiseWords). A workgroup owns TP = 4 * PW4
+ * consecutive flat output positions of one image and FB = 4 * FQ output filters. Per chunk of CK4 words of
+ * channels: the depthwise phase computes the chunk's channels at the TP positions (one invocation per word of 4
+ * channels at one position, each channel a dwSum of one dot4 per kernel row: depthwise.ts) and stores them as
+ * words of 4 channels, the operand the pointwise dot4 takes with no transpose; the pointwise phase has each
+ * thread own 4 filters x one word of 4 positions (16 scalar accumulators), K-group kg of KS walking every KS-th
+ * channel word of the chunk, and KS K-groups add their partial sums in workgroup memory at the end. The
+ * depthwise tile is recomputed per block of filters (its dot4 per row makes that cheap; the earlier kernel, one
+ * dot4 per two workgroup loads and accumulators in a private array, ran the 14x14 modules 2x slower than their
+ * two layers on the H200).
+ * Tiles: tileH * tileW positions (rounded up to words), tileFilters2 filters (to quads), tileFilters1 channels per
+ * chunk (to words), each clamped to the workgroup's limits and split for enough workgroups.
+ */
 export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const { w, xs, xq, mq, yq, ws1, ws2, t, cap, storage } = common(args);
   const a = args.node.attrs;
@@ -228,131 +245,115 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const [HO, WO] = convOut(H, W, g);
   checkOut(args, [N, M, HO, WO], w);
   const l1 = layer(args, 1, 2, xq, mq, '1', C), l2 = layer(args, 3, 4, mq, yq, '2', M);
-  const C4 = Math.ceil(C / 4);
+  const P = HO * WO, P4 = ceilDiv(P, 4), C4 = ceilDiv(C, 4), M4 = ceilDiv(M, 4);
+  const aligned = P % 4 === 0;
   const wz = l2.zw !== 0;
-  const ck: TileDim = { name: 'CK4', value: Math.min(C4, Math.ceil(tileAttr(a, 'tileFilters1', 16, w) / 4)), min: 1 };
-  const fb: TileDim = { name: 'FB', value: Math.min(M, tileAttr(a, 'tileFilters2', 32, w)), min: 1 };
-  const th: TileDim = { name: 'TH', value: Math.min(HO, tileAttr(a, 'tileH', 8, w)), min: 1 };
-  const tw: TileDim = { name: 'TW', value: Math.min(WO, tileAttr(a, 'tileW', 8, w)), min: 1 };
-  const bytes = () => 4 * (5 * ck.value * th.value * tw.value + fb.value * ck.value);
-  clampTiles([], [ck, fb, th, tw], () => bytes() <= storage && ceilDiv(fb.value * th.value * tw.value, cap) * (wz ? 2 : 1) <= maxRegsPerThread,
-    w, () => `CK4=${ck.value} FB=${fb.value} TH=${th.value} TW=${tw.value}, ${bytes()} bytes`);
-  // Enough workgroups: fewer output filters first (each split recomputes the depthwise tile), then smaller tiles.
-  const count = () => N * ceilDiv(M, fb.value) * ceilDiv(HO, th.value) * ceilDiv(WO, tw.value);
-  splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 8) })], count);
-  splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
-  const CK4 = ck.value, FB = fb.value, TH = th.value, TW = tw.value, TP = TH * TW;
-  const T = threadsFor(Math.max(FB * TP, CK4 * TP), cap);
-  const EPT = ceilDiv(FB * TP, T);
-  const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
-  const total = N * blocks * tilesY * tilesX;
+  const nacc = 16 + (wz ? 4 : 0);
+  const pw4: TileDim = { name: 'TP/4', value: Math.min(P4, Math.max(1, ceilDiv(tileAttr(a, 'tileH', 2, w) * tileAttr(a, 'tileW', 4, w), 4))), min: 1 };
+  const fq: TileDim = { name: 'FB/4', value: Math.min(M4, Math.max(1, ceilDiv(tileAttr(a, 'tileFilters2', 64, w), 4))), min: 1 };
+  const ck: TileDim = { name: 'CK4', value: Math.min(C4, Math.max(1, ceilDiv(tileAttr(a, 'tileFilters1', 4 * C4, w), 4))), min: 1 };
+  const G = () => pw4.value * fq.value;
+  const bytesFor = (ks: number) => 4 * (ck.value * 4 * pw4.value + (ks - 1) * nacc * G() + (aligned ? 0 : 4 * G()));
+  clampTiles([ck], [fq, pw4], () => G() <= cap && bytesFor(1) <= storage, w,
+    () => `TP=${4 * pw4.value} FB=${4 * fq.value} CK4=${ck.value}, ${bytesFor(1)} bytes`);
+  // Enough workgroups for a large GPU: fewer filters first (each block recomputes the depthwise tile), then positions.
+  const count = () => N * ceilDiv(P4, pw4.value) * ceilDiv(M4, fq.value);
+  splitForParallelism([Object.assign(fq, { min: Math.min(fq.value, 4) }), Object.assign(pw4, { min: Math.min(pw4.value, 2) })], count);
+  // K split inside the workgroup until the GPU has about wordsTargetThreads threads, each group at least 2 words deep.
+  let ks = 1;
+  while (ks * 2 <= 8 && G() * ks * 2 <= cap && count() * G() * ks < wordsTargetThreads && ck.value >= ks * 4 && bytesFor(ks * 2) <= storage) ks *= 2;
+  const PW4 = pw4.value, TP = 4 * PW4, FQ = fq.value, FB = 4 * FQ, CK4 = ck.value, GT = G(), T = GT * ks;
+  const pTiles = ceilDiv(P4, PW4), blocks = ceilDiv(M4, FQ);
+  const total = N * pTiles * blocks;
   const d = layoutDispatch(total, args.limits, w);
+  const xWords = Math.max(1, ceilDiv(N * C * H * W, 4));
   const wgsl = `${dot4Requires(args.dot4)}
-${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
-${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, TP, CK4, C4, T, EPT, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${constsI32({ H, W, PT: g.pt, PL: g.pl, ZX: xq.zeroPoint, W1OFF: -l1.zw, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
-${loader('x', t)}
-${loader('w1', t)}
+${int8Bindings(['x'], ['wd', 'q1', 'wp', 'q2'], ['out'], !aligned)}
+${constsU32({ C, F: M, P, P4, HO, WO, SH: g.sh, SW: g.sw, DH: g.dh, C4, CK4, TP, PW4, FB, GT, KS: ks, T, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsI32({ H, W, PT: g.pt, PL: g.pl, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${dot4Wgsl(t, args.dot4)}
 ${fixedPointWgsl}
-${atomicByteStore}
-var<workgroup> midv: array<i32, ${CK4 * 4 * TP}>;
+${dwSumWgsl(g, t, xq.zeroPoint, l1.zw, xWords)}
+${aligned ? '' : `${atomicByteStore}\n${rowStoreWgsl}`}
 var<workgroup> midw: array<u32, ${CK4 * TP}>;
-var<workgroup> ws: array<u32, ${FB * CK4}>;
+${ks > 1 ? `var<workgroup> red: array<i32, ${(ks - 1) * nacc * GT}>;` : ''}
+${aligned ? '' : `var<workgroup> fin: array<u32, ${4 * GT}>;`}
 
-/** The depthwise layer's stored 8-bit output for channel c at output position (y, xo). */
-fn dwOut(n: u32, c: u32, y: u32, xo: u32) -> i32 {
-  let iy0 = i32(y * SH) - PT;
-  let ix0 = i32(xo * SW) - PL;
-  var s = 0i;
-  for (var kh = 0u; kh < KH; kh++) {
-    let iy = iy0 + i32(kh * DH);
-    if (iy < 0i || iy >= H) { continue; }
-    for (var kw = 0u; kw < KW; kw++) {
-      let ix = ix0 + i32(kw * DW);
-      if (ix >= 0i && ix < W) {
-        s += (ld_w1((c * KH + kh) * KW + kw) + W1OFF) * (ld_x(((n * C + c) * u32(H) + u32(iy)) * u32(W) + u32(ix)) - ZX);
-      }
-    }
-  }
-  return ${requant('s + bitcast<i32>(q1[4u * c])', 'q1', 'c', 'ZM', 'LO1', 'HI1')};
+/** The depthwise layer's stored 8-bit output (as raw bits) for channel c at output (oy, ox). */
+fn dwOut(n: u32, c: u32, oy: u32, ox: u32) -> u32 {
+  let s = dwSum(n, c, oy, ox) + bitcast<i32>(q1[4u * c]);
+  return u32(${requant('s', 'q1', 'c', 'ZM', 'LO1', 'HI1')}) & 0xffu;
 }
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // No early return: every thread reaches the barriers.
   let g = wid.x + wid.y * DISPATCH_X;
-  if (g >= TOTAL) { return; }
-  let tx = g % TILES_X;
-  let ty = (g / TILES_X) % TILES_Y;
-  let f0 = ((g / (TILES_X * TILES_Y)) % BLOCKS) * FB;
-  let n = g / (TILES_X * TILES_Y * BLOCKS);
-  let oy0 = ty * TH;
-  let ox0 = tx * TW;
-  var acc = array<i32, EPT>();
-  var sx = array<i32, EPT>();
+  let valid = g < TOTAL;
+  let kg = li / GT;
+  let l = li % GT;
+  let p0 = (g % PTILES) * TP;
+  let f0 = ((g / PTILES) % BLOCKS) * FB;
+  let n = g / (PTILES * BLOCKS);
+  let jw = l % PW4;
+  let fbase = f0 + (l / PW4) * 4u;
+  ${declareAccs(nacc)}
   for (var c40 = 0u; c40 < C4; c40 += CK4) {
-    // Depthwise layer, one thread per channel and position (one per 4 channels made each thread's chain of
-    // dependent loads 4x longer: on the H200 the 14x14 modules of MobileNetV1 ran 1.4x slower).
-    for (var e = li; e < CK4 * 4u * TP; e += T) {
-      let c = c40 * 4u + e / TP;
-      let p = e % TP;
-      let y = oy0 + p / TW;
-      let xo = ox0 + p % TW;
-      var v = 0i;
-      if (c < C && y < HO && xo < WO) { v = dwOut(n, c, y, xo); }
-      midv[e] = v;
-    }
-    workgroupBarrier();
-    // 4 channels of one position per word, as the pointwise layer reads them.
     for (var e = li; e < CK4 * TP; e += T) {
-      let cb = (e / TP) * 4u;
-      let p = e % TP;
-      midw[e] = ${[0, 1, 2, 3].map((k) => `((u32(midv[(cb + ${k}u) * TP + p]) & 0xffu) << ${8 * k}u)`).join(' | ')};
-    }
-    for (var e = li; e < FB * CK4; e += T) {
-      let f = f0 + e / CK4;
-      let c4 = c40 + e % CK4;
+      let c = (c40 + e / TP) * 4u;
+      let p = p0 + e % TP;
       var v = 0u;
-      if (f < M && c4 < C4) { v = w2[f * C4 + c4]; }
-      ws[e] = v;
+      if (valid && p < P && c < C) {
+        let oy = p / WO;
+        let ox = p % WO;
+        v = dwOut(n, c, oy, ox);
+        ${[1, 2, 3].map((k) => (C % 4 === 0 ? `v |= dwOut(n, c + ${k}u, oy, ox) << ${8 * k}u;` : `if (c + ${k}u < C) { v |= dwOut(n, c + ${k}u, oy, ox) << ${8 * k}u; }`)).join('\n        ')}
+      }
+      midw[e] = v;
     }
     workgroupBarrier();
-    for (var i = 0u; i < EPT; i++) {
-      let e = li + i * T;
-      if (e < FB * TP) {
-        let wrow = (e / TP) * CK4;
-        let p = e % TP;
-        var s = acc[i];
-        for (var c4 = 0u; c4 < CK4; c4++) {
-          let mv = midw[c4 * TP + p];
-          s += dot4(ws[wrow + c4], mv);
-          ${wz ? 'sx[i] += dot4(mv, 0x01010101u);' : ''}
-        }
-        acc[i] = s;
+    for (var c4l = kg; c4l < CK4; c4l += KS) {
+      let c4 = c40 + c4l;
+      if (c4 < C4) {
+        let mb = c4l * TP + jw * 4u;
+        let x0 = midw[mb]; let x1 = midw[mb + 1u]; let x2 = midw[mb + 2u]; let x3 = midw[mb + 3u];
+        ${dot4TileStep(4, (r) => `wp[(fbase + ${r}u) * C4 + c4]`, wz, '        ')}
       }
     }
     workgroupBarrier();
   }
-  for (var i = 0u; i < EPT; i++) {
-    let e = li + i * T;
-    if (e < FB * TP) {
-      let f = f0 + e / TP;
-      let y = oy0 + (e % TP) / TW;
-      let xo = ox0 + e % TW;
-      if (f < M && y < HO && xo < WO) {
-        st_out(((n * M + f) * HO + y) * WO + xo, ${requant(`acc[i] + bitcast<i32>(q2[4u * f])${wz ? ' - ZW2 * sx[i]' : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')});
+${reduceAccs(nacc, ks, 'kg', 'l', 'GT')}
+  let j = p0 / 4u + jw;
+  if (kg == 0u && valid && j < P4) {
+    ${unroll(4, (r) => `{
+      let f = fbase + ${r}u;
+      if (f < F) {
+        let bias = bitcast<i32>(q2[4u * f]);
+        let m = bitcast<i32>(q2[4u * f + 1u]);
+        let s = bitcast<i32>(q2[4u * f + 2u]);
+        var word = 0u;
+        ${unroll(4, (k) => `word |= (u32(clamp(mbqm(a${r * 4 + k} + bias${wz ? ` - ZW2 * a${16 + k}` : ''}, m, s) + ZO, LO2, HI2)) & 0xffu) << ${k * 8}u;`, '\n        ')}
+        ${aligned ? 'out[(n * F + f) * P4 + j] = word;' : `fin[${r}u * GT + l] = word;`}
       }
-    }
+    }`, '\n    ')}
   }
+${aligned ? '' : `  // Unaligned rows: the atomic byte stores are shared by every thread of the workgroup.
+  workgroupBarrier();
+  for (var e = li; e < 4u * GT; e += T) {
+    let l2 = e % GT;
+    let f = f0 + (l2 / PW4) * 4u + e / GT;
+    let j2 = p0 / 4u + l2 % PW4;
+    if (valid && f < F && j2 < P4) { store(n, f, j2, fin[e]); }
+  }`}
 }
 `;
   const folded2 = foldBias(l2.bias, l2.w, M, C, mq.zeroPoint, l2.zw);
   return program(`FusedDwPw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name})`,
-    ['int8-FusedDwPw', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, [g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw],
-      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [FB, TH, TW, CK4, T], d.dispatch],
-    wgsl, T, d, bytes(), [
-      { name: 'w1', data: pack8(l1.w) }, { name: 'q1', data: channelParams(l1.bias, l1.m, l1.s) },
-      { name: 'w2', data: packRows(l2.w, M, C) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },
+    ['int8-FusedDwPw-words', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, [g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw],
+      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [TP, FB, CK4, ks], d.dispatch],
+    wgsl, T, d, bytesFor(ks), [
+      { name: 'wd', data: dwWeights({ C, kh: g.kh, kw: g.kw, dw: g.dw }, l1.w) }, { name: 'q1', data: channelParams(l1.bias, l1.m, l1.s) },
+      { name: 'wp', data: packRows(l2.w, blocks * FB, C) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },
     ]);
 }
 

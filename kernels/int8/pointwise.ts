@@ -88,8 +88,24 @@ function pointwiseSetup(args: Int8KernelArgs) {
   return { w, q, g, t: q.xq.type as QType, P: g.H * g.W, C4: Math.ceil(g.C / 4) };
 }
 
+/**
+ * `fn store(n, f, j, word)`: output word j (positions 4j..4j+3 < P) of row (n, f) of an NCHW output with F rows
+ * of P bytes, from a byte offset of any alignment (whole-word store where it is aligned, else atomic bytes).
+ */
+export const rowStoreWgsl = `
+fn store(n: u32, f: u32, j: u32, word: u32) {
+  let o0 = (n * F + f) * P + j * 4u;
+  if ((o0 & 3u) == 0u && j * 4u + 3u < P) {
+    st_word(o0 >> 2u, word);
+  } else {
+    for (var k = 0u; k < 4u; k++) {
+      if (j * 4u + k < P) { st_out(o0 + k, i32(extractBits(word, k * 8u, 8u))); }
+    }
+  }
+}`;
+
 /** Threads the word kernel aims for before splitting K: about 512 per SM of a large GPU (132 SMs). */
-const wordsTargetThreads = 132 * 512;
+export const wordsTargetThreads = 132 * 512;
 
 /**
  * Pointwise on whole words, no workgroup memory but the split-K reduction. A thread owns RF filters x one word of
@@ -132,17 +148,7 @@ ${aligned ? '' : atomicByteStore}
 ${ks > 1 ? `var<workgroup> red: array<i32, ${(ks - 1) * nacc * TT}>;` : ''}
 ${aligned ? '' : `var<workgroup> fin: array<u32, ${RF * TT}>;`}
 
-${aligned ? '' : `/** Output word j of row (n, f): 4 positions, from a byte offset of any alignment. */
-fn store(n: u32, f: u32, j: u32, word: u32) {
-  let o0 = (n * F + f) * P + j * 4u;
-  if ((o0 & 3u) == 0u && j * 4u + 3u < P) {
-    st_word(o0 >> 2u, word);
-  } else {
-    for (var k = 0u; k < 4u; k++) {
-      if (j * 4u + k < P) { st_out(o0 + k, i32(extractBits(word, k * 8u, 8u))); }
-    }
-  }
-}`}
+${aligned ? '' : rowStoreWgsl}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {

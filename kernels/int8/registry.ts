@@ -5,9 +5,10 @@
 
 import { fcmDomain, type Tensor } from '../../src/graph/ir.js';
 import { unsupported } from '../../src/errors.js';
-import { convGeom, isPointwise } from '../conv-common.js';
+import { convGeom, isDepthwise, isPointwise } from '../conv-common.js';
 import { type Int8KernelArgs, type Int8Program, shapeArgs, where } from './common.js';
 import { int8Conv } from './conv.js';
+import { int8Depthwise } from './depthwise.js';
 import { int8Pointwise } from './pointwise.js';
 import { int8FullyConnected } from './fc.js';
 import { int8Activation, int8Binary, int8Requantize } from './elementwise.js';
@@ -32,7 +33,10 @@ export function int8KernelFor(args: Int8KernelArgs & { intermediate?: Tensor }, 
   }
   if (domain !== '' && domain !== 'ai.onnx') throw unsupported(w, `no integer kernel for op '${domain}.${args.node.op}'`);
   switch (args.node.op) {
-    case 'Conv': return isPointwise(convGeom(shapeArgs(args))) ? int8Pointwise(args) : int8Conv(args);
+    case 'Conv': {
+      const g = convGeom(shapeArgs(args));
+      return isPointwise(g) ? int8Pointwise(args) : isDepthwise(g) ? int8Depthwise(args) : int8Conv(args);
+    }
     case 'Gemm': return int8FullyConnected(args);
     case 'Add': case 'Sub': case 'Mul': return int8Binary(args);
     case 'Relu': case 'Clip': return int8Activation(args);

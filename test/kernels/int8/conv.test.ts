@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { type FusedActivation, type QType, activationRange, conv } from '../../../src/quant/reference.js';
 import type { AttrValue, Tensor } from '../../../src/graph/ir.js';
 import { int8Conv } from '../../../kernels/int8/conv.js';
+import { int8Depthwise } from '../../../kernels/int8/depthwise.js';
 import { int8Pointwise, int8PointwiseSplitK, int8PointwiseWords } from '../../../kernels/int8/pointwise.js';
 import { FcmError } from '../../../src/errors.js';
 import { act, args, assertEqualQ, biasT, makeRng, node, randInt, run, weights } from './cases.js';
@@ -54,6 +55,9 @@ for (const t of ['int8', 'uint8'] as QType[]) {
     cases.push({ kind, t, seed: seed++, act: 'NONE', zx: qmin, zo: qmax, stride: 2, bias: false });
     cases.push({ kind, t, seed: seed++, act: 'RELU', zx: qmax, zo: qmin, stride: 2 });
   }
+  // More depthwise shapes for the rows-of-taps kernel: kernels 2-5 (5: the per-tap form), dilation 2 (per-tap),
+  // asymmetric pads up to k - 1 on the left (the shifted row load), two images, zero points 0 and extreme.
+  for (let i = 0; i < 8; i++) cases.push({ kind: 'dw', t, seed: 100 + seed++, act: i % 2 ? 'RELU6' : 'NONE', zx: i % 3 === 0 ? 0 : undefined, stride: 1 + (i % 2) });
 }
 
 for (const c of cases) {
@@ -62,6 +66,18 @@ for (const c of cases) {
     const a = await args(m.n, m.inputs, [m.y], false);
     assertEqualQ(await run(int8Conv(a), a), m.want, m.desc);
   });
+  if (c.kind === 'dw') {
+    for (const dot4 of [true, false]) {
+      test(`depthwise ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
+        if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
+        const a = await args(m.n, m.inputs, [m.y], dot4);
+        const p = int8Depthwise(a);
+        const k = m.inputs[1]!.shape[3], dil = (m.n.attrs.dilations as number[])[1];
+        assert.equal(p.name.includes(' rows'), k <= 4 && dil === 1, p.name);
+        assertEqualQ(await run(p, a), m.want, m.desc);
+      });
+    }
+  }
   if (c.kind === 'pw') {
     for (const dot4 of [true, false]) {
       for (const [label, kernel] of [['split-K', int8PointwiseSplitK], ['words', int8PointwiseWords]] as const) {

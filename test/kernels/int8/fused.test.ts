@@ -71,6 +71,10 @@ for (const t of ['int8', 'uint8'] as QType[]) {
   for (const kind of ['pwdw', 'dwpw'] as Kind[]) {
     cases.push({ kind, t, seed: seed++, stride: 1, k: 3, dims: { C: 45, H: 20, W: 19, M: 21 }, tiles: { tileFilters1: 8, tileFilters2: 8, tileH: 16, tileW: 16 } });
   }
+  // DW-PW with K split inside the workgroup (18 channel words in one chunk; 2 chunks of 8), rows not on words (9x9)
+  // and on words (8x8).
+  cases.push({ kind: 'dwpw', t, seed: seed++, stride: 1, k: 3, dims: { C: 72, H: 9, W: 9, M: 0 }, tiles: { tileFilters1: 256, tileFilters2: 16, tileH: 2, tileW: 4 } });
+  cases.push({ kind: 'dwpw', t, seed: seed++, stride: 1, k: 3, dims: { C: 64, H: 8, W: 8, M: 0 }, tiles: { tileFilters1: 32, tileFilters2: 8, tileH: 1, tileW: 8 } });
 }
 
 const fns = { pwdw: int8FusedPwDw, dwpw: int8FusedDwPw, pwpw: int8FusedPwPw };

@@ -1,0 +1,136 @@
+// Integer depthwise convolution on rows of taps: one dot4 per kernel row. A row's KW <= 4 taps at one output are
+// KW consecutive bytes of an input row (dilation 1 along W), so one word loaded from the row's byte offset (any
+// alignment: wordLoader's funnel shift) against the host-packed word of that row's KW weights gives sum w * x;
+// taps outside the image are removed by masking the weight word's lanes (rows outside are skipped), and the zero
+// points by dot4s against the lane mask (exact in wrapping int32 arithmetic, so bit-exact with TFLite's
+// reference DepthwiseConvPerChannel / uint8 DepthwiseConv):
+//   sum (w - zw)(x - zx) = sum w x - zx sum w - zw sum x + zw zx count, each sum over the unmasked lanes.
+// Other depthwise shapes (KW > 4, dilated W) take the direct per-tap form, same function signature.
+//
+// `dwSumWgsl` is shared by the standalone kernel (one invocation per output word, 4 outputs) and the DW-PW FCM's
+// depthwise phase (fused.ts). It writes `fn dwSum(n, c, oy, ox) -> i32` over the WGSL constants C (u32), H, W,
+// PT, PL (i32), SH, SW, DH (u32) and the buffers `x` (packed input, through ldw_x / ld_x) and `wd` (dwWeights).
+
+import type { ConvGeom } from '../conv-common.js';
+import { geomKey } from '../conv-common.js';
+import { cacheKey, constsI32, constsU32, flatDispatch } from '../shader.js';
+import {
+  type Int8KernelArgs, type Int8Program, type QType, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, pack8, perWordMain,
+  unroll, where, wordLoader,
+} from './common.js';
+import { channelParams, convQuant } from './conv.js';
+
+export interface DwShape { C: number; kh: number; kw: number; dw: number }
+
+/** Whether a depthwise layer's rows of taps fit one word each. */
+export const tapRows = (g: Pick<DwShape, 'kw' | 'dw'>) => g.kw <= 4 && g.dw === 1;
+
+/** The weights as dwSum reads them: [C, KH] words of a row's KW taps (lanes >= KW zero), or the flat bytes. */
+export function dwWeights(g: DwShape, w: ArrayLike<number>): Uint32Array {
+  if (!tapRows(g)) return pack8(w);
+  const out = new Uint32Array(Math.max(1, g.C * g.kh));
+  for (let c = 0; c < g.C; c++) {
+    for (let r = 0; r < g.kh; r++) {
+      let v = 0;
+      for (let k = 0; k < g.kw; k++) v |= (w[(c * g.kh + r) * g.kw + k] & 0xff) << (8 * k);
+      out[c * g.kh + r] = v >>> 0;
+    }
+  }
+  return out;
+}
+
+/**
+ * `fn dwSum(n: u32, c: u32, oy: u32, ox: u32) -> i32`: sum over the in-image taps of (w - zw) * (x - zx) for
+ * channel c of image n at output (oy, ox). Needs `xWords` (the input buffer's length in words) for the funnel
+ * loader, which this also emits (ldw_x) together with ld_x / ld_wd for the per-tap form.
+ */
+export function dwSumWgsl(g: Pick<DwShape, 'kh' | 'kw' | 'dw'>, type: QType, zx: number, zw: number, xWords: number): string {
+  if (!tapRows(g)) {
+    return `${loader('x', type)}
+${loader('wd', type)}
+fn dwSum(n: u32, c: u32, oy: u32, ox: u32) -> i32 {
+  let iy0 = i32(oy * SH) - PT;
+  let ix0 = i32(ox * SW) - PL;
+  var s = 0i;
+  for (var kh = 0u; kh < ${g.kh}u; kh++) {
+    let iy = iy0 + i32(kh * DH);
+    if (iy < 0i || iy >= H) { continue; }
+    for (var kw = 0u; kw < ${g.kw}u; kw++) {
+      let ix = ix0 + i32(kw * ${g.dw}u);
+      if (ix >= 0i && ix < W) {
+        s += (ld_wd((c * ${g.kh}u + kh) * ${g.kw}u + kw) - ${zw}i) * (ld_x(((n * C + c) * u32(H) + u32(iy)) * u32(W) + u32(ix)) - (${zx}i));
+      }
+    }
+  }
+  return s;
+}`;
+  }
+  const row = (r: number) => `{
+    let iy = iy0 + ${r}i * i32(DH);
+    if (iy >= 0i && iy < H) {
+      let xv = ldw_x((plane + u32(iy)) * u32(W) + ixc) << sh;
+      let wv = wd[c * ${g.kh}u + ${r}u] & m;
+      s += dot4(wv, xv);${zx !== 0 ? '\n      sw += dot4(wv, 0x01010101u);' : ''}${zw !== 0 ? '\n      sx += dot4(m1, xv);\n      cnt += countOneBits(m1);' : ''}
+    }
+  }`;
+  return `${wordLoader('x', xWords)}
+/** Lanes lo..hi-1 of a word (none when hi <= lo). */
+fn laneMask(lo: i32, hi: i32) -> u32 {
+  if (hi <= lo) { return 0u; }
+  return (0xffffffffu >> u32(32i - 8i * (hi - lo))) << u32(8i * lo);
+}
+fn dwSum(n: u32, c: u32, oy: u32, ox: u32) -> i32 {
+  let iy0 = i32(oy * SH) - PT;
+  let ix = i32(ox * SW) - PL;
+  // Left padding: load from the row's start and shift the bytes up to their lanes (masked lanes read 0).
+  let ixc = u32(clamp(ix, 0i, W - 1i));
+  let sh = u32(max(-ix, 0i)) * 8u;
+  let m = laneMask(max(-ix, 0i), min(${g.kw}i, W - ix));
+  ${zw !== 0 ? 'let m1 = m & 0x01010101u;' : ''}
+  let plane = (n * C + c) * u32(H);
+  var s = 0i;
+  ${zx !== 0 ? 'var sw = 0i;' : ''}
+  ${zw !== 0 ? 'var sx = 0i; var cnt = 0u;' : ''}
+  ${unroll(g.kh, row, '\n  ')}
+  return s${zx !== 0 ? ` - (${zx}i) * sw` : ''}${zw !== 0 ? ` - ${zw}i * sx + ${zw * zx}i * i32(cnt)` : ''};
+}`;
+}
+
+/** One invocation per output word (4 outputs, consecutive in NCHW order), each output a dwSum and its requantization. */
+export function int8Depthwise(args: Int8KernelArgs): Int8Program {
+  const w = where(args);
+  const q = convQuant(args);
+  const g: ConvGeom = q.g;
+  const total = g.N * g.F * g.HO * g.WO;
+  const d = flatDispatch(Math.ceil(total / 4), args.limits, w, 'j');
+  const t = q.xq.type;
+  const xWords = Math.max(1, Math.ceil((g.N * g.C * g.H * g.W) / 4));
+  const wgsl = `${dot4Requires(args.dot4)}
+${int8Bindings(['x'], ['wd', 'qp'])}
+${constsU32({ C: g.C, HO: g.HO, WO: g.WO, SH: g.sh, SW: g.sw, DH: g.dh })}
+${constsI32({ H: g.H, W: g.W, PT: g.pt, PL: g.pl, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
+${dot4Wgsl(t, args.dot4)}
+${fixedPointWgsl}
+${dwSumWgsl(g, t, q.xq.zeroPoint, q.wZeroPoint, xWords)}
+fn elem(i: u32) -> i32 {
+  let ox = i % WO;
+  let oy = (i / WO) % HO;
+  let c = (i / (WO * HO)) % C;
+  let n = i / (WO * HO * C);
+  let acc = dwSum(n, c, oy, ox) + bitcast<i32>(qp[4u * c]);
+  return clamp(mbqm(acc, bitcast<i32>(qp[4u * c + 1u]), bitcast<i32>(qp[4u * c + 2u])) + ZO, LO, HI);
+}
+${perWordMain(total, d)}`;
+  return {
+    name: `Conv${t === 'int8' ? 'I8' : 'U8'}(dw ${g.kh}x${g.kw} s${g.sh}${tapRows(g) ? ' rows' : ''}${args.dot4 ? ' dot4' : ''})`,
+    cacheKey: cacheKey('int8-depthwise', t, args.dot4 ? 'dot4' : 'unpack', geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key),
+    wgsl,
+    workgroupSize: d.workgroupSize,
+    dispatch: d.dispatch,
+    inputs: [0],
+    outputs: 1,
+    uniforms: [],
+    workgroupStorageBytes: 0,
+    constants: [{ name: 'wd', data: dwWeights(g, q.w) }, { name: 'qp', data: channelParams(q.bias, q.multipliers, q.shifts) }],
+  };
+}
