@@ -24,9 +24,11 @@ const base = planFusion(toDag(g1), hw, { mode: 'optimal', model: g.source, dtype
 const x = { [g.inputs[0]]: Float32Array.from({ length: 3 * 224 * 224 }, (_, i) => Math.sin(i * 0.37)) };
 
 const grid: Array<[string, (t: Tiles) => Tiles]> = [['planner', (t) => t]];
-for (const [h, w] of [[1, 4], [2, 2], [2, 4], [4, 4], [2, 7], [7, 7], [8, 8]]) {
+// The DW-PW kernel takes h * w consecutive positions (rounded up to words), l2Filters filters and l1Filters
+// channels per chunk (1024: every channel in one chunk).
+for (const [h, w] of [[1, 4], [2, 4], [4, 4], [4, 8]]) {
   for (const f2 of [16, 32, 64, 128]) {
-    for (const d of [32, 128]) grid.push([`${h}x${w} f${f2} d${d}`, (t) => ({ ...t, h, w, l2Filters: f2, d, l1Filters: d })]);
+    for (const d of [64, 1024]) grid.push([`${h * w}p f${f2} d${d}`, (t) => ({ ...t, h, w, l2Filters: f2, d, l1Filters: d })]);
   }
 }
 const plans: Array<[string, Plan | 'unfused']> = [

@@ -27,7 +27,7 @@ import {
 import { cacheKey, constsI32, constsU32 } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, atomicByteStore, dot4Requires, dot4Wgsl,
-  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, reduceAccs, unroll, where,
+  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, unroll, where,
 } from './common.js';
 import { channelParams } from './conv.js';
 import { foldBias, gatherWord, packRows, rowStoreWgsl, wordsTargetThreads } from './pointwise.js';
@@ -74,6 +74,13 @@ function program(name: string, key: unknown[], wgsl: string, T: number, d: { dis
     name, cacheKey: cacheKey(...(key as string[])), wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1,
     uniforms: [], workgroupStorageBytes: bytes, constants,
   };
+}
+
+/** [rows][C4] words as [C4][rows]: consecutive threads of different filter blocks read consecutive words. */
+function channelMajor(rows: Uint32Array, n: number, c4: number): Uint32Array {
+  const out = new Uint32Array(Math.max(1, n * c4));
+  for (let r = 0; r < n; r++) for (let c = 0; c < c4; c++) out[c * n + r] = rows[r * c4 + c];
+  return out;
 }
 
 const requant = (acc: string, q: string, ch: string, z: string, lo: string, hi: string) =>
@@ -253,7 +260,7 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const fq: TileDim = { name: 'FB/4', value: Math.min(M4, Math.max(1, ceilDiv(tileAttr(a, 'tileFilters2', 64, w), 4))), min: 1 };
   const ck: TileDim = { name: 'CK4', value: Math.min(C4, Math.max(1, ceilDiv(tileAttr(a, 'tileFilters1', 4 * C4, w), 4))), min: 1 };
   const G = () => pw4.value * fq.value;
-  const bytesFor = (ks: number) => 4 * (ck.value * 4 * pw4.value + (ks - 1) * nacc * G() + (aligned ? 0 : 4 * G()));
+  const bytesFor = (ks: number) => 4 * (ck.value * 4 * pw4.value + ks * nacc * G());
   clampTiles([ck], [fq, pw4], () => G() <= cap && bytesFor(1) <= storage, w,
     () => `TP=${4 * pw4.value} FB=${4 * fq.value} CK4=${ck.value}, ${bytesFor(1)} bytes`);
   // Enough workgroups for a large GPU: fewer filters first (each block recomputes the depthwise tile), then positions.
@@ -269,15 +276,14 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const xWords = Math.max(1, ceilDiv(N * C * H * W, 4));
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['wd', 'q1', 'wp', 'q2'], ['out'], !aligned)}
-${constsU32({ C, F: M, P, P4, HO, WO, SH: g.sh, SW: g.sw, DH: g.dh, C4, CK4, TP, PW4, FB, GT, KS: ks, T, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C, F: M, P, P4, HO, WO, SH: g.sh, SW: g.sw, DH: g.dh, C4, CK4, TP, PW4, FB, MP: blocks * FB, GT, KS: ks, T, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ H, W, PT: g.pt, PL: g.pl, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${dot4Wgsl(t, args.dot4)}
 ${fixedPointWgsl}
 ${dwSumWgsl(g, t, xq.zeroPoint, l1.zw, xWords)}
 ${aligned ? '' : `${atomicByteStore}\n${rowStoreWgsl}`}
 var<workgroup> midw: array<u32, ${CK4 * TP}>;
-${ks > 1 ? `var<workgroup> red: array<i32, ${(ks - 1) * nacc * GT}>;` : ''}
-${aligned ? '' : `var<workgroup> fin: array<u32, ${4 * GT}>;`}
+var<workgroup> red: array<i32, ${ks * nacc * GT}>;
 
 /** The depthwise layer's stored 8-bit output (as raw bits) for channel c at output (oy, ox). */
 fn dwOut(n: u32, c: u32, oy: u32, ox: u32) -> u32 {
@@ -317,34 +323,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       if (c4 < C4) {
         let mb = c4l * TP + jw * 4u;
         let x0 = midw[mb]; let x1 = midw[mb + 1u]; let x2 = midw[mb + 2u]; let x3 = midw[mb + 3u];
-        ${dot4TileStep(4, (r) => `wp[(fbase + ${r}u) * C4 + c4]`, wz, '        ')}
+        ${dot4TileStep(4, (r) => `wp[c4 * MP + fbase + ${r}u]`, wz, '        ')}
       }
     }
     workgroupBarrier();
   }
-${reduceAccs(nacc, ks, 'kg', 'l', 'GT')}
-  let j = p0 / 4u + jw;
-  if (kg == 0u && valid && j < P4) {
-    ${unroll(4, (r) => `{
-      let f = fbase + ${r}u;
-      if (f < F) {
-        let bias = bitcast<i32>(q2[4u * f]);
-        let m = bitcast<i32>(q2[4u * f + 1u]);
-        let s = bitcast<i32>(q2[4u * f + 2u]);
-        var word = 0u;
-        ${unroll(4, (k) => `word |= (u32(clamp(mbqm(a${r * 4 + k} + bias${wz ? ` - ZW2 * a${16 + k}` : ''}, m, s) + ZO, LO2, HI2)) & 0xffu) << ${k * 8}u;`, '\n        ')}
-        ${aligned ? 'out[(n * F + f) * P4 + j] = word;' : `fin[${r}u * GT + l] = word;`}
-      }
-    }`, '\n    ')}
-  }
-${aligned ? '' : `  // Unaligned rows: the atomic byte stores are shared by every thread of the workgroup.
+  // Every K-group's partial sums go to workgroup memory; the words of outputs (4 positions of one filter) are then
+  // shared by all threads (K-group 0 alone, 16 requantizations per thread, made a long serial tail).
+  ${unroll(nacc, (e) => `red[(kg * ${nacc}u + ${e}u) * GT + l] = a${e};`, ' ')}
   workgroupBarrier();
   for (var e = li; e < 4u * GT; e += T) {
     let l2 = e % GT;
-    let f = f0 + (l2 / PW4) * 4u + e / GT;
-    let j2 = p0 / 4u + l2 % PW4;
-    if (valid && f < F && j2 < P4) { store(n, f, j2, fin[e]); }
-  }`}
+    let r = e / GT;
+    let f = f0 + (l2 / PW4) * 4u + r;
+    let j = p0 / 4u + l2 % PW4;
+    if (valid && f < F && j < P4) {
+      let bias = bitcast<i32>(q2[4u * f]);
+      let m = bitcast<i32>(q2[4u * f + 1u]);
+      let s = bitcast<i32>(q2[4u * f + 2u]);
+      var word = 0u;
+      ${unroll(4, (k) => `{
+        var acc = 0i;${wz ? ' var sx = 0i;' : ''}
+        for (var q = 0u; q < KS; q++) {
+          acc += red[(q * ${nacc}u + r * 4u + ${k}u) * GT + l2];${wz ? `
+          sx += red[(q * ${nacc}u + ${16 + k}u) * GT + l2];` : ''}
+        }
+        word |= (u32(clamp(mbqm(acc + bias${wz ? ' - ZW2 * sx' : ''}, m, s) + ZO, LO2, HI2)) & 0xffu) << ${8 * k}u;
+      }`, '\n      ')}
+      ${aligned ? 'out[(n * F + f) * P4 + j] = word;' : 'store(n, f, j, word);'}
+    }
+  }
 }
 `;
   const folded2 = foldBias(l2.bias, l2.w, M, C, mq.zeroPoint, l2.zw);
@@ -353,7 +361,7 @@ ${aligned ? '' : `  // Unaligned rows: the atomic byte stores are shared by ever
       [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [TP, FB, CK4, ks], d.dispatch],
     wgsl, T, d, bytesFor(ks), [
       { name: 'wd', data: dwWeights({ C, kh: g.kh, kw: g.kw, dw: g.dw }, l1.w) }, { name: 'q1', data: channelParams(l1.bias, l1.m, l1.s) },
-      { name: 'wp', data: packRows(l2.w, blocks * FB, C) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },
+      { name: 'wp', data: channelMajor(packRows(l2.w, blocks * FB, C), blocks * FB, C4) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },
     ]);
 }
 

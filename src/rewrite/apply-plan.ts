@@ -8,8 +8,9 @@ import type { AttrValue, Graph, Node } from '../graph/ir.js';
 import { fcmDomain, newAttrs, type FcmOp } from '../graph/ir.js';
 import type { Plan, PlanModule } from '../planner/plan.js';
 import { invalid, unsupported } from '../errors.js';
-import { attrInt, attrInts, attrString, constNumbers, isConstant } from '../graph/util.js';
+import { attrInt, attrInts } from '../graph/util.js';
 import { fuseEpilogues } from './epilogues.js';
+import { spatialZeroPads } from './fold-pads.js';
 
 const fcmOps: Record<string, FcmOp> = { pwdw: 'FusedPwDw', dwpw: 'FusedDwPw', pwpw: 'FusedPwPw' };
 
@@ -43,21 +44,6 @@ function convRole(g: Graph, n: Node): ConvRole {
 
 const kindOf = (a: ConvRole, b: ConvRole) =>
   a === 'pw' && b === 'dw' ? 'pwdw' : a === 'dw' && b === 'pw' ? 'dwpw' : a === 'pw' && b === 'pw' ? 'pwpw' : undefined;
-
-/** Zero padding of a Pad node on H and W only, as [t, l, b, r]; undefined otherwise. */
-function spatialZeroPads(g: Graph, n: Node): number[] | undefined {
-  if (n.op !== 'Pad' || n.domain !== '') return undefined;
-  if (attrString(g, n, 'mode', 'constant') !== 'constant') return undefined;
-  const value = n.attrs.value;
-  if (value !== undefined && value !== 0) return undefined;
-  if (n.inputs.slice(1).some((x) => x && !isConstant(g, x))) return undefined;
-  if (n.inputs[2] && constNumbers(g.tensors.get(n.inputs[2])!, g.source).some((v) => v !== 0)) return undefined;
-  const pads = attrInts(g, n, 'pads') ?? (n.inputs[1] ? constNumbers(g.tensors.get(n.inputs[1])!, g.source) : undefined);
-  if (!pads || pads.length !== 8) return undefined;
-  const [n0, c0, t, l, n1, c1, b, r] = pads;
-  if (n0 !== 0 || c0 !== 0 || n1 !== 0 || c1 !== 0 || [t, l, b, r].some((p) => p < 0)) return undefined;
-  return [t, l, b, r];
-}
 
 /**
  * Checks on the graph that `module` can become one FCM node. Rules (src/planner/candidates.ts states the same

@@ -23,6 +23,7 @@ import { planFusion } from '../planner/index.js';
 import { loadHw } from '../planner/hw.js';
 import { toDag } from '../../converters/dag.js';
 import { fuseEpilogues } from '../rewrite/epilogues.js';
+import { foldPads } from '../rewrite/fold-pads.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { type Inputs, type Value, runInt8Reference } from '../quant/run-reference.js';
 import { type QType, dequantize, quantizeF32 } from '../quant/reference.js';
@@ -138,9 +139,9 @@ function resolveHw(hw: Int8SessionOptions['hw'], ctx: GpuContext): HwConfig {
 /** The graph the integer executor runs: epilogues folded, and FCM nodes for 'auto' (planned with 1-byte elements) or a Plan. */
 export function prepareInt8Graph(g: Graph, plan: 'auto' | 'unfused' | Plan, hw: () => HwConfig): Graph {
   const g1 = unmask(fuseEpilogues(maskEpilogues(g)));
-  if (plan === 'unfused') return g1;
+  if (plan === 'unfused') return foldPads(g1);
   const p = plan === 'auto' ? planFusion(toDag(g1), hw(), { mode: 'optimal', model: g.source, dtypeBytes: 1, batch: batchOf(g1) }) : plan;
-  return unmask(applyPlan(maskEpilogues(g1), p));
+  return foldPads(unmask(applyPlan(maskEpilogues(g1), p)));
 }
 
 // ---- Steps ------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import { toDag } from '../../converters/dag.js';
 import { planFusion } from '../planner/index.js';
 import { loadHw } from '../planner/hw.js';
 import { fuseEpilogues } from '../rewrite/epilogues.js';
+import { foldPads } from '../rewrite/fold-pads.js';
 import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { prepareGraph } from '../graph/prepare.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
@@ -102,8 +103,8 @@ export async function prepareForRun(model: ModelInput, options: SessionOptions, 
   // The kernels are float: quantized (TFLite int8) graphs run with dequantized weights and activations.
   const g = isQuantizedGraph(g0) ? prepareGraph(dequantizeGraph(g0)) : g0;
   const plan = options.plan ?? 'auto';
-  if (plan === 'unfused') return fuseEpilogues(g);
-  if (plan !== 'auto') return applyPlan(g, plan);
+  if (plan === 'unfused') return foldPads(fuseEpilogues(g));
+  if (plan !== 'auto') return foldPads(applyPlan(g, plan));
   let hw: HwConfig;
   if (typeof options.hw === 'object') hw = options.hw;
   else if (options.hw && options.hw !== 'auto') hw = loadHw(options.hw);
@@ -113,7 +114,7 @@ export async function prepareForRun(model: ModelInput, options: SessionOptions, 
     hw = loadHw('auto', { adapter: { info: ctx.adapterInfo, limits: ctx.limits as unknown as { maxComputeWorkgroupStorageSize: number } } });
   }
   const p = planFusion(toDag(g), hw, { mode: 'optimal', model: g.source, batch: batchOf(g) });
-  return applyPlan(g, p);
+  return foldPads(applyPlan(g, p));
 }
 
 function toF32(d: TensorData, where: string): Float32Array {
