@@ -474,9 +474,7 @@ function pwpwEvaluator(pw1: ConvSpec, pw2: ConvSpec): Evaluator {
 export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext): number {
   const hw = ctx.hw, batch = ctx.batch ?? 1;
   const memUs = (batch * gma * ctx.dtypeBytes) / (hw.dramGBps! * 1e3);
-  // 1-byte elements are the integer kernels: packed 4x8 dot products, their own throughput.
-  const rate = ctx.dtypeBytes === 1 && hw.int8Gops ? hw.int8Gops : hw.fp32Gflops!;
-  const compUs = (batch * flops) / (rate * 1e3);
+  const compUs = (batch * flops) / (hw.fp32Gflops! * 1e3);
   const utilization = Math.min(1, (batch * workgroups) / hw.sms);
   return Math.max(memUs, compUs) / utilization + dispatches * hw.dispatchOverheadUs!;
 }

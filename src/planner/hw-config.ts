@@ -11,8 +11,6 @@ export interface HwConfig {
   l2Bytes?: number;
   dramGBps?: number;
   fp32Gflops?: number;
-  /** Integer (8-bit, dot4) multiply-add throughput in GOP/s, used for plans of 1-byte elements; default fp32Gflops. */
-  int8Gops?: number;
   dispatchOverheadUs?: number;
   /** WebGPU's maxComputeWorkgroupStorageSize on this device: tiles for the executor fit min(shmem, this). */
   workgroupStorageBytes?: number;
