@@ -27,7 +27,7 @@ const grid: Array<[string, (t: Tiles) => Tiles]> = [['planner', (t) => t]];
 // The DW-PW kernel takes h * w consecutive positions (rounded up to words), l2Filters filters and l1Filters
 // channels per chunk (1024: every channel in one chunk).
 for (const [h, w] of [[1, 4], [2, 4], [4, 4], [4, 8]]) {
-  for (const f2 of [16, 32, 64, 128]) {
+  for (const f2 of [16, 32, 64, 128, 256]) {
     for (const d of [64, 1024]) grid.push([`${h * w}p f${f2} d${d}`, (t) => ({ ...t, h, w, l2Filters: f2, d, l1Filters: d })]);
   }
 }
