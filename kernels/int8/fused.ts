@@ -241,9 +241,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * Tiles: tileH * tileW positions (rounded up to words), tileFilters2 filters (to quads), tileFilters1 channels per
  * chunk (to words), each clamped to the workgroup's limits and split for enough workgroups.
  */
-/** Pointwise steps per iteration of the DW-PW kernel's K loop (unrolled in the WGSL source). */
-const dwpwUnroll = 2;
-
 export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const { w, xs, xq, mq, yq, ws1, ws2, t, cap, storage } = common(args);
   const a = args.node.attrs;
@@ -266,10 +263,13 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const bytesFor = (ks: number) => 4 * (ck.value * 4 * pw4.value + ks * nacc * G());
   clampTiles([ck], [fq, pw4], () => G() <= cap && bytesFor(1) <= storage, w,
     () => `TP=${4 * pw4.value} FB=${4 * fq.value} CK4=${ck.value}, ${bytesFor(1)} bytes`);
-  // Filter blocks stay as tiled: splitting them for more workgroups made each smaller (K-groups are capped), not
-  // more threads in all, and recomputed the depthwise tile more often (14x14 and 7x7 modules on the H200: 1.2-2x
-  // slower). Fewer positions per workgroup when the GPU would have too few threads.
+  // A workgroup per SM of a large GPU (132): halve the filter block while the workgroup keeps 32 tasks or more
+  // (256 threads with 8 K-groups). Smaller blocks make smaller workgroups (K-groups are capped), not more threads
+  // in all, and recompute the depthwise tile more often: on the H200, splitting to 264 workgroups ran the 14x14
+  // and 7x7 modules 1.2-2x slower, and 98 workgroups of 256 filters at 14x14 1.5x slower than 196 of 128.
+  // Then fewer positions per workgroup while the GPU would have too few threads.
   const count = () => N * ceilDiv(P4, pw4.value) * ceilDiv(M4, fq.value);
+  while (count() < 132 && G() >= 64 && fq.value > 1) fq.value = Math.ceil(fq.value / 2);
   while (pw4.value > 1 && count() * G() * 8 < wordsTargetThreads) pw4.value = Math.ceil(pw4.value / 2);
   // K split inside the workgroup until the GPU has about wordsTargetThreads threads, each group at least 2 words deep.
   let ks = 1;
@@ -323,17 +323,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       midw[e] = v;
     }
     workgroupBarrier();
-    for (var c4u = kg; c4u < CK4; c4u += ${dwpwUnroll}u * KS) {
-      ${unroll(dwpwUnroll, (u) => `{
-        // Steps past the chunk read clamped addresses and add 0 (no branch: the loads of all steps issue together).
-        let c4l = c4u + ${u}u * KS;
-        let ok = c4l < CK4 && c40 + c4l < C4;
-        let cl = select(0u, c4l, ok);
-        let c4 = c40 + cl;
-        let mb = cl * TP + jw * 4u;
-        let x0 = select(0u, midw[mb], ok); let x1 = select(0u, midw[mb + 1u], ok); let x2 = select(0u, midw[mb + 2u], ok); let x3 = select(0u, midw[mb + 3u], ok);
+    for (var c4l = kg; c4l < CK4; c4l += KS) {
+      let c4 = c40 + c4l;
+      if (c4 < C4) {
+        let mb = c4l * TP + jw * 4u;
+        let x0 = midw[mb]; let x1 = midw[mb + 1u]; let x2 = midw[mb + 2u]; let x3 = midw[mb + 3u];
         ${dot4TileStep(4, (r) => `wp[c4 * MP + fbase + ${r}u]`, wz, '        ')}
-      }`, '\n      ')}
+      }
     }
     workgroupBarrier();
   }
@@ -367,7 +363,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   const folded2 = foldBias(l2.bias, l2.w, M, C, mq.zeroPoint, l2.zw);
   return program(`FusedDwPw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name})`,
     ['int8-FusedDwPw-words', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, [g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw],
-      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [TP, FB, CK4, ks, dwpwUnroll], d.dispatch],
+      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [TP, FB, CK4, ks], d.dispatch],
     wgsl, T, d, bytesFor(ks), [
       { name: 'wd', data: dwWeights({ C, kh: g.kh, kw: g.kw, dw: g.dw }, l1.w) }, { name: 'q1', data: channelParams(l1.bias, l1.m, l1.s) },
       { name: 'wp', data: channelMajor(packRows(l2.w, blocks * FB, C), blocks * FB, C4) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },

@@ -106,8 +106,6 @@ fn store(n: u32, f: u32, j: u32, word: u32) {
 
 /** Threads the word kernel aims for before splitting K: about 512 per SM of a large GPU (132 SMs). */
 export const wordsTargetThreads = 132 * 512;
-/** K steps per iteration of the word kernel's loop (unrolled in the WGSL source). */
-const wordsUnroll = 2;
 
 /**
  * Pointwise on whole words, no workgroup memory but the split-K reduction. A thread owns RF filters x one word of
@@ -166,17 +164,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   ${declareAccs(nacc)}
   if (valid) {
     let wb = fb * RF * C4;
-    for (var c4u = kg; c4u < C4; c4u += ${wordsUnroll}u * KS) {
-      ${unroll(wordsUnroll, (u) => `{
-      // Steps past C4 read word 0 and add 0 (no branch: the loads of all steps issue together).
-      let ok = c4u + ${u}u * KS < C4;
-      let c4 = select(0u, c4u + ${u}u * KS, ok);
+    for (var c4 = kg; c4 < C4; c4 += KS) {
       let b = (n * C + c4 * 4u) * P + j * 4u;
-      ${unroll(4, (i) => (g.C % 4 === 0 || i === 0 ? `let e${i} = select(0u, ldw_x(b + ${i}u * P), ok);` : `var e${i} = 0u; if (ok && c4 * 4u + ${i}u < C) { e${i} = ldw_x(b + ${i}u * P); }`), '\n      ')}
+      ${unroll(4, (i) => (g.C % 4 === 0 || i === 0 ? `let e${i} = ldw_x(b + ${i}u * P);` : `var e${i} = 0u; if (c4 * 4u + ${i}u < C) { e${i} = ldw_x(b + ${i}u * P); }`), '\n      ')}
       let xv = transpose4(e0, e1, e2, e3);
       let x0 = xv[0]; let x1 = xv[1]; let x2 = xv[2]; let x3 = xv[3];
       ${dot4TileStep(RF, (r) => `wp[wb + ${r}u * C4 + c4]`, hasWzp)}
-      }`, '\n      ')}
     }
   }
 ${reduceAccs(nacc, ks, 'kg', 'l', 'TT')}
@@ -207,7 +200,7 @@ ${aligned ? '' : `  // Unaligned rows: byte stores are atomics, so every thread 
   // Weight rows padded to whole blocks of RF filters (zero words): no filter guard in the inner loop.
   return pointwiseProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(pw words${native ? ' dot4' : ''})`,
     cacheKey('int8-pointwise-words', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
-      `T${T}RF${RF}KS${ks}U${wordsUnroll}`, +aligned, `dx${d.dispatchX}`),
+      `T${T}RF${RF}KS${ks}`, +aligned, `dx${d.dispatchX}`),
     wgsl, T, d.dispatch, bytesFor(ks), q, FBLK * RF);
 }
 
