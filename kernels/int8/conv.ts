@@ -96,16 +96,15 @@ fn elem(i: u32) -> i32 {
 }
 ${perWordMain(total, d)}`;
   const kind = isPointwise(g) ? 'pw' : isDepthwise(g) ? `dw ${g.kh}x${g.kw} s${g.sh}` : `${g.kh}x${g.kw} s${g.sh} g${g.group}`;
+  return perWordConvProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(${kind})`,
+    cacheKey('int8-conv', t, geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key), wgsl, d, pack8(q.w), q);
+}
+
+/** The program of a convolution with one invocation per output word: input 0, the weights `w` and `qp`. */
+export function perWordConvProgram(name: string, key: string, wgsl: string, d: { workgroupSize: [number, number, number]; dispatch: [number, number, number] },
+  w: Uint32Array, q: ConvQuant, wName = 'w'): Int8Program {
   return {
-    name: `Conv${t === 'int8' ? 'I8' : 'U8'}(${kind})`,
-    cacheKey: cacheKey('int8-conv', t, geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key),
-    wgsl,
-    workgroupSize: d.workgroupSize,
-    dispatch: d.dispatch,
-    inputs: [0],
-    outputs: 1,
-    uniforms: [],
-    workgroupStorageBytes: 0,
-    constants: [{ name: 'w', data: pack8(q.w) }, { name: 'qp', data: channelParams(q.bias, q.multipliers, q.shifts) }],
+    name, cacheKey: key, wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
+    constants: [{ name: wName, data: w }, { name: 'qp', data: channelParams(q.bias, q.multipliers, q.shifts) }],
   };
 }

@@ -18,7 +18,7 @@ import {
   type Int8KernelArgs, type Int8Program, type QType, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, pack8, perWordMain,
   unroll, where, wordLoader,
 } from './common.js';
-import { channelParams, convQuant } from './conv.js';
+import { convQuant, perWordConvProgram } from './conv.js';
 
 export interface DwShape { C: number; kh: number; kw: number; dw: number }
 
@@ -121,16 +121,7 @@ fn elem(i: u32) -> i32 {
   return clamp(mbqm(acc, bitcast<i32>(qp[4u * c + 1u]), bitcast<i32>(qp[4u * c + 2u])) + ZO, LO, HI);
 }
 ${perWordMain(total, d)}`;
-  return {
-    name: `Conv${t === 'int8' ? 'I8' : 'U8'}(dw ${g.kh}x${g.kw} s${g.sh}${tapRows(g) ? ' rows' : ''}${args.dot4 ? ' dot4' : ''})`,
-    cacheKey: cacheKey('int8-depthwise', t, args.dot4 ? 'dot4' : 'unpack', geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key),
-    wgsl,
-    workgroupSize: d.workgroupSize,
-    dispatch: d.dispatch,
-    inputs: [0],
-    outputs: 1,
-    uniforms: [],
-    workgroupStorageBytes: 0,
-    constants: [{ name: 'wd', data: dwWeights(g, q.w) }, { name: 'qp', data: channelParams(q.bias, q.multipliers, q.shifts) }],
-  };
+  return perWordConvProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(dw ${g.kh}x${g.kw} s${g.sh}${tapRows(g) ? ' rows' : ''}${args.dot4 ? ' dot4' : ''})`,
+    cacheKey('int8-depthwise', t, args.dot4 ? 'dot4' : 'unpack', geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key),
+    wgsl, d, dwWeights(g, q.w), q, 'wd');
 }
