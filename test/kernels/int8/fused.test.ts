@@ -3,6 +3,7 @@
 // stride 2, extreme zero points, Relu6 / Relu clamps, small planner tiles (several tiles and blocks), dot4 and the
 // unpacking fallback.
 import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
 import type { AttrValue, Tensor } from '../../../src/graph/ir.js';
 import { type FusedActivation, type QArray, type QType, activationRange, conv } from '../../../src/quant/reference.js';
 import { type Int8FusedArgs, int8FusedDwPw, int8FusedPwDw, int8FusedPwPw } from '../../../kernels/int8/fused.js';
@@ -88,3 +89,20 @@ for (const c of cases) {
     });
   }
 }
+
+// The DW-PW kernel's workgroups for MobileNetV1's 14x14 and 7x7 modules with the planner's tiles, on an H100's
+// limits (kernels are pure functions: no GPU needed). 14x14 512->512, 2 positions x 256 filters: 98 workgroups
+// would leave SMs idle, so the filter block is halved once (196 workgroups of 32 tasks x 8 K-groups); 7x7
+// 1024->1024, 2 x 128 filters: 104 workgroups stay (halving would drop below 32 tasks).
+test('DW-PW workgroups: filter blocks halved only for an SM each, at 256 threads', () => {
+  const limits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024, maxComputeWorkgroupsPerDimension: 65535 };
+  for (const [C, HW, tiles, groups] of [[512, 14, { tileFilters1: 128, tileFilters2: 256, tileH: 1, tileW: 2 }, 196], [1024, 7, { tileFilters1: 256, tileFilters2: 128, tileH: 1, tileW: 2 }, 104]] as const) {
+    const r = makeRng(C);
+    const x = act(r, 'x', 'int8', [1, C, HW, HW], 0.05, -3), mid = act(r, 'mid', 'int8', [1, C, HW, HW], 0.1, -128, false);
+    const y = act(r, 'y', 'int8', [1, C, HW, HW], 0.1, -128, false);
+    const n = node('FusedDwPw', ['x', 'w1', 'b1', 'w2', 'b2', ''], { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], ...tiles }, 'ai.fcm.opt');
+    const p = int8FusedDwPw({ node: n, inputs: [x, weights(r, 'int8', [C, 1, 3, 3]), biasT(r, C), weights(r, 'int8', [C, C, 1, 1]), biasT(r, C), undefined], outputs: [y], limits, dot4: true, intermediate: mid });
+    assert.deepEqual(p.workgroupSize, [256, 1, 1], `${HW}x${HW}`);
+    assert.equal(p.dispatch[0] * p.dispatch[1] * p.dispatch[2], groups, `${HW}x${HW}`);
+  }
+});
