@@ -68,7 +68,8 @@ for (const t of ['int8', 'uint8'] as QType[]) {
     cases.push({ kind, t, seed: seed++, stride: 2, k: 3, extreme: true, tiles: { tileFilters1: 8, tileFilters2: 5, tileH: 2, tileW: 3 }, noBias: true });
     cases.push({ kind, t, seed: seed++, stride: 2, k: 5, tiles: { tileFilters1: 64, tileFilters2: 64, tileH: 16, tileW: 16 } });
   }
-  // Several channel chunks (45 channels: 12 words) and, in PW-DW, two halo positions per thread (18x18 > 256).
+  // Several channel chunks (45 channels: 12 words; DW-PW: see the 768-byte runs below) and, in PW-DW, two halo
+  // positions per thread (18x18 > 256).
   for (const kind of ['pwdw', 'dwpw'] as Kind[]) {
     cases.push({ kind, t, seed: seed++, stride: 1, k: 3, dims: { C: 45, H: 20, W: 19, M: 21 }, tiles: { tileFilters1: 8, tileFilters2: 8, tileH: 16, tileW: 16 } });
   }
@@ -86,6 +87,13 @@ for (const c of cases) {
       if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
       const a: Int8FusedArgs = { node: m.n, inputs: m.inputs, outputs: [m.y], limits: await deviceLimits(), dot4, intermediate: m.mid };
       assertEqualQ(await run(fns[m.kind](a), a), m.want, m.desc);
+      if (m.kind === 'dwpw' && m.inputs[0]!.shape[1] >= 64) {
+        // 768 bytes of workgroup memory: the channels go in several chunks (the last one partial), no K split.
+        const small = { ...a, limits: { ...a.limits, maxComputeWorkgroupStorageSize: 768 } };
+        const p = int8FusedDwPw(small);
+        assert.ok(p.workgroupStorageBytes <= 768, `${p.workgroupStorageBytes} bytes`);
+        assertEqualQ(await run(p, small), m.want, `${m.desc} (768 bytes)`);
+      }
     });
   }
 }
