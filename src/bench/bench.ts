@@ -18,6 +18,7 @@ import { loadModel } from '../../converters/load.js';
 import { toDag } from '../../converters/dag.js';
 import { validateDag } from '../planner/dag-load.js';
 import { median, p90 } from './stats.js';
+import { qLimits } from '../quant/reference.js';
 import { firstLine, loadCreateSession, normalizeProfile, profileMethod, type CreateSession, type FcmSessionLike, type ProfileEntry } from './runtime.js';
 import { adapterSummary } from './device.js';
 import { medianProfiles } from './profile.js';
@@ -129,7 +130,11 @@ export function summarize(names: readonly string[], times: readonly number[][]):
   return rows;
 }
 
-/** Seeded inputs in [-1, 1) (mulberry32), one per graph input; float32 inputs only. */
+/**
+ * Seeded inputs (mulberry32), one per graph input, as float32: in [-1, 1) for float inputs; for an 8-bit quantized
+ * input (an int8 TFLite model's uint8 image), values of its grid, scale * (q - zero point) for q over the whole
+ * 8-bit range (the sessions quantize a float feed of such an input, on the GPU, back to those q).
+ */
 export function benchInputs(g: Graph, seed = 1): Record<string, Float32Array> {
   let a = seed >>> 0;
   const rand = () => {
@@ -142,8 +147,16 @@ export function benchInputs(g: Graph, seed = 1): Record<string, Float32Array> {
   const out: Record<string, Float32Array> = {};
   for (const name of g.inputs) {
     const t = g.tensors.get(name)!;
-    if (t.dtype !== 'float32') throw unsupported(`${g.source}: input '${name}'`, `bench feeds float32 inputs; this one is ${t.dtype}`);
-    out[name] = Float32Array.from({ length: t.shape.reduce((x, y) => x * y, 1) }, () => 2 * rand() - 1);
+    const n = t.shape.reduce((x, y) => x * y, 1);
+    const q = t.quant;
+    if ((t.dtype === 'uint8' || t.dtype === 'int8') && q && q.scale.length === 1) {
+      const [lo, hi] = qLimits(t.dtype);
+      const z = q.zeroPoint[0] ?? 0;
+      out[name] = Float32Array.from({ length: n }, () => q.scale[0] * (lo + Math.floor(rand() * (hi - lo + 1)) - z));
+      continue;
+    }
+    if (t.dtype !== 'float32') throw unsupported(`${g.source}: input '${name}'`, `bench feeds float32 inputs or 8-bit quantized ones; this one is ${t.dtype}`);
+    out[name] = Float32Array.from({ length: n }, () => 2 * rand() - 1);
   }
   return out;
 }
@@ -253,9 +266,6 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     if (!adapter.adapter) throw unsupported('--hw auto', `no WebGPU adapter (${adapter.description}); pass --hw with a file or a name`);
     hw = loadHw('auto', { adapter: adapter.adapter });
   } else hw = loadHw(hwName);
-  const dag = validateDag(toDag(graph), `${modelPath} (layer DAG)`);
-  const plan = opts.plan ?? planFusion(dag, hw, { mode: 'optimal', model: basename(modelPath), dtypeBytes: 4, batch });
-  const fusedGraph = applyPlan(graph, plan);
   const inputs = benchInputs(graph);
 
   const createSession = opts.createSession ?? await loadCreateSession();
@@ -263,14 +273,23 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   const releases: (() => Promise<void>)[] = [];
   const results: BenchResult[] = [];
   try {
-    const fused = await createSession(modelPath, { hw, plan, batch });
-    sessions.push(fused);
     const unfused = await createSession(modelPath, { hw, plan: 'unfused', batch });
     sessions.push(unfused);
+    // A quantized model that createSession runs on the integer kernels (path 'int8') is planned as they run it:
+    // 1-byte elements, its integer graph's layers (src/runtime/tune.ts planningInput).
+    const integer = (unfused as { path?: string }).path === 'int8';
+    const pin = integer ? (await import('../runtime/tune.js')).planningInput(graph, hw, true) : { dag: toDag(graph), dtypeBytes: 4, batch };
+    const dag = validateDag(pin.dag, `${modelPath} (layer DAG)`);
+    const plan = opts.plan ?? planFusion(dag, hw, { mode: 'optimal', model: basename(modelPath), dtypeBytes: pin.dtypeBytes, batch });
+    const fusedGraph = applyPlan(graph, plan);
+    const fused = await createSession(modelPath, { hw, plan, batch });
+    sessions.unshift(fused);
     const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];
     const ort = (await import('onnxruntime-node')) as unknown as OrtLike;
     const unavailable: BenchResult[] = [];
+    const tflite = modelPath.toLowerCase().endsWith('.tflite');
     for (const [name, provider] of [[contestantNames[2], 'webgpu'], [contestantNames[3], 'cpu']] as const) {
+      if (tflite) { unavailable.push({ name, unavailable: 'onnxruntime reads ONNX files, not TFLite' }); continue; }
       try {
         const o = await ortContestant(ort, name, modelPath, provider, graph, inputs);
         // A provider that starts but cannot run this model counts as unavailable too.

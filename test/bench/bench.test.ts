@@ -20,6 +20,8 @@ import { contestantNames, joinLayers, runBench, summarize, timeContestants, type
 import { formatBench } from '../../src/bench/format.js';
 import { normalizeProfile, type CreateSessionOptions } from '../../src/bench/runtime.js';
 import { assertFcmAsync } from '../converters/onnx-helpers.js';
+import { buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
+import { planningInput } from '../../src/runtime/tune.js';
 
 test('timeContestants: warm-up untimed, runs interleaved with the order rotated each round, progress counted', async () => {
   const calls: string[] = [];
@@ -117,9 +119,10 @@ test('runBench: four rows in order, onnxruntime timed for real, per-module join,
     };
   };
   const report = await runBench(path, { hw: 'lavapipe', runs: 3, warmup: 1, createSession });
+  // The unfused session first (it tells which executor runs the model), then the fused one with the plan.
   assert.equal(made.length, 2);
-  assert.ok(made[0].plan !== 'unfused' && made[0].plan.modules.length > 0);
-  assert.equal(made[1].plan, 'unfused');
+  assert.equal(made[0].plan, 'unfused');
+  assert.ok(made[1].plan !== 'unfused' && made[1].plan.modules.length > 0);
   // 3 timed + 1 warm-up runs each, then 10 back-to-back runs each before the interleaved profiles.
   assert.equal(runsSeen, 2 * 4 + 2 * 10);
   assert.deepEqual(report.results.map((r) => r.name), [...contestantNames]);
@@ -149,6 +152,44 @@ test('runBench: four rows in order, onnxruntime timed for real, per-module join,
   assert.match(text, /fcm-opt fused\s+\d+\.\d{3}\s+\d+\.\d{3}\s+1\.00x/);
   assert.match(text, /onnxruntime cpu/);
   assert.match(text, /GMA unfused/);
+});
+
+test('runBench on an int8 TFLite model: float feeds on the uint8 input\'s grid, planned with 1-byte elements when the integer executor runs it, no onnxruntime', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-bench-int8-'));
+  const path = join(dir, 'mbv1-32.tflite');
+  writeFileSync(path, buildSeedMobileNetV1(7, 32));
+  const g = await loadModel(path);
+  const x = g.tensors.get(g.inputs[0])!;
+  const made: CreateSessionOptions[] = [];
+  const fedValues: Float32Array[] = [];
+  const createSession = async (_model: string | Uint8Array, o: CreateSessionOptions) => {
+    made.push(o);
+    return {
+      path: 'int8',
+      run: async (inputs: Record<string, Float32Array>) => {
+        fedValues.push(inputs[g.inputs[0]]);
+        return Object.fromEntries(g.outputs.map((y) => [y, new Float32Array(g.tensors.get(y)!.shape.reduce((a, b) => a * b, 1))]));
+      },
+      profile: () => [],
+      dispose: () => undefined,
+    };
+  };
+  const hw = loadHw('lavapipe');
+  const report = await runBench(path, { hw: 'lavapipe', runs: 2, warmup: 0, createSession });
+  const { dag, dtypeBytes } = planningInput(g, hw, true);
+  assert.equal(dtypeBytes, 1);
+  assert.deepEqual(made[1].plan, planFusion(dag, hw, { mode: 'optimal', model: 'mbv1-32.tflite', dtypeBytes: 1, batch: 1 }));
+  const [scale, zp] = [x.quant!.scale[0], x.quant!.zeroPoint[0]];
+  const v = fedValues[0];
+  assert.equal(v.length, 3 * 32 * 32);
+  let lo = Infinity, hi = -Infinity;
+  for (const f of v) {
+    const q = Math.round(f / scale) + zp;
+    assert.ok(q >= 0 && q <= 255 && Math.abs(scale * (q - zp) - f) <= 1e-6 * Math.max(1, Math.abs(f)), `${f} is not on the grid`);
+    lo = Math.min(lo, q); hi = Math.max(hi, q);
+  }
+  assert.ok(lo <= 2 && hi >= 253, `q spans ${lo}..${hi}`);
+  for (const r of report.results.slice(2)) assert.match(r.unavailable ?? '', /not TFLite/);
 });
 
 test('runBench: bad options and a fixed batch are refused (exit 2)', async () => {
