@@ -6,17 +6,19 @@
 // activation's integer range (reference/integer_ops/conv.h ConvPerChannel, depthwise_conv.h, reference/conv.h).
 //
 // Constants: `w` the weights [F, C/group, KH, KW] packed flat; `qp` 4 words per output channel
-// (bias, multiplier, shift, 0). The pointwise kernels (pointwise.ts) are the faster choice for 1x1 convs;
-// this one is the reference-shaped fallback and the depthwise / KxK kernel.
+// (bias, multiplier, shift, 0). The pointwise kernels (pointwise.ts) are the faster choice for 1x1 convs and
+// depthwise.ts for depthwise ones; kernel rows of up to 4 taps take the rows-of-taps sum (one dot4 per row and
+// input channel, depthwise.ts rowsSumWgsl), other shapes this per-tap loop.
 
 import { unsupported } from '../../src/errors.js';
 import { convMultipliers } from '../../src/quant/reference.js';
 import { type ConvGeom, convGeom, geomKey, isDepthwise, isPointwise } from '../conv-common.js';
 import { cacheKey, constsI32, constsU32, flatDispatch } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, fixedPointWgsl, int8Bindings, loader,
+  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader,
   pack8, perWordMain, qBias, qTensor, qWeights, shapeArgs, where,
 } from './common.js';
+import { dwWeights, rowsSumWgsl, tapRows } from './depthwise.js';
 
 export interface ConvQuant {
   g: ConvGeom;
@@ -59,6 +61,7 @@ export function int8Conv(args: Int8KernelArgs): Int8Program {
   const words = Math.ceil(total / 4);
   const d = flatDispatch(words, args.limits, w, 'j');
   const t = q.xq.type;
+  if (tapRows(g)) return int8ConvRows(args, q, total, d);
   const wgsl = `
 ${int8Bindings(['x'], ['w', 'qp'])}
 ${constsU32({ C: g.C, F: g.F, CG, FG, HO: g.HO, WO: g.WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw })}
@@ -98,6 +101,36 @@ ${perWordMain(total, d)}`;
   const kind = isPointwise(g) ? 'pw' : isDepthwise(g) ? `dw ${g.kh}x${g.kw} s${g.sh}` : `${g.kh}x${g.kw} s${g.sh} g${g.group}`;
   return perWordConvProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(${kind})`,
     cacheKey('int8-conv', t, geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key), wgsl, d, pack8(q.w), q);
+}
+
+/**
+ * Kernel rows of KW <= 4 taps (dilation 1 along W): depthwise.ts's rows-of-taps sum over the group's input
+ * channels, one dot4 per row and channel instead of KW multiply-adds (MobileNets' first 3x3 convolution).
+ */
+function int8ConvRows(args: Int8KernelArgs, q: ConvQuant, total: number, d: ReturnType<typeof flatDispatch>): Int8Program {
+  const g = q.g, t = q.xq.type;
+  const CG = g.C / g.group, FG = g.F / g.group;
+  const xWords = Math.max(1, Math.ceil((g.N * g.C * g.H * g.W) / 4));
+  const wgsl = `${dot4Requires(args.dot4)}
+${int8Bindings(['x'], ['wd', 'qp'])}
+${constsU32({ C: g.C, F: g.F, CG, FG, HO: g.HO, WO: g.WO, SH: g.sh, SW: g.sw, DH: g.dh })}
+${constsI32({ H: g.H, W: g.W, PT: g.pt, PL: g.pl, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
+${dot4Wgsl(t, args.dot4)}
+${fixedPointWgsl}
+${rowsSumWgsl(g, q.xq.zeroPoint, q.wZeroPoint, xWords, CG)}
+fn elem(i: u32) -> i32 {
+  let ox = i % WO;
+  let oy = (i / WO) % HO;
+  let f = (i / (WO * HO)) % F;
+  let n = i / (WO * HO * F);
+  let acc = rowsSum(n, (f / FG) * CG, f * CG, oy, ox) + bitcast<i32>(qp[4u * f]);
+  return clamp(mbqm(acc, bitcast<i32>(qp[4u * f + 1u]), bitcast<i32>(qp[4u * f + 2u])) + ZO, LO, HI);
+}
+${perWordMain(total, d)}`;
+  const kind = isDepthwise(g) ? `dw ${g.kh}x${g.kw} s${g.sh}` : `${g.kh}x${g.kw} s${g.sh} g${g.group}`;
+  return perWordConvProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(${kind} rows${args.dot4 ? ' dot4' : ''})`,
+    cacheKey('int8-conv-rows', t, args.dot4 ? 'dot4' : 'unpack', geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key),
+    wgsl, d, dwWeights({ C: g.F * CG, kh: g.kh, kw: g.kw, dw: g.dw }, q.w), q, 'wd');
 }
 
 /** The program of a convolution with one invocation per output word: input 0, the weights `w` and `qp`. */

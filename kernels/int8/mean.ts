@@ -9,8 +9,11 @@
 
 import { unsupported } from '../../src/errors.js';
 import { quantizeMultiplier } from '../../src/quant/fixedpoint.js';
-import { cacheKey, constsI32, flatDispatch, intsAttr, normAxis, stridesOf } from '../shader.js';
-import { type Int8KernelArgs, type Int8Program, fixedPointWgsl, int8Bindings, loader, perWordMain, qLimits, qTensor, where } from './common.js';
+import { cacheKey, constsI32, flatDispatch, intsAttr, layoutWorkgroups, normAxis, stridesOf } from '../shader.js';
+import {
+  type Int8KernelArgs, type Int8Program, type QType, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, perWordMain, qLimits, qTensor, where,
+  wordLoader,
+} from './common.js';
 
 export function int8Mean(args: Int8KernelArgs): Int8Program {
   const w = where(args);
@@ -47,6 +50,7 @@ export function int8Mean(args: Int8KernelArgs): Int8Program {
   } else {
     throw unsupported(w, 'MEAN with requantization outside the 4-D spatial keep_dims case computes in float32 (no exact integer kernel)');
   }
+  if (spatial) return spatialMean(args, w, xq.type, total, count, { ZX: xq.zeroPoint, ZO: yq.zeroPoint, ...consts }, finish);
   const ks = stridesOf(kept), xst = stridesOf(xs), rs = stridesOf(reduced);
   const base = kept.map((d, k) => (d === 1 ? '' : `((i / ${ks[k]}u) % ${d}u) * ${xst[k]}u`)).filter((t) => t).join(' + ') || '0u';
   const roff = axes.map((a, k) => `((q / ${rs[k]}u) % ${reduced[k]}u) * ${xst[a]}u`).join(' + ') || '0u';
@@ -66,5 +70,53 @@ ${perWordMain(total, d)}`;
     name: `Mean${xq.type === 'int8' ? 'I8' : 'U8'}`,
     cacheKey: cacheKey('int8-mean', xq.type, xs, axes, keep, xq.zeroPoint, yq.zeroPoint, Object.values(consts).join(','), d.key),
     wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [],
+  };
+}
+
+/**
+ * The 4-D spatial mean (each output one contiguous H x W plane): one invocation per output, summing its plane a
+ * word at a time (dot4 against 1,1,1,1; the last word masked), then a quarter of the workgroup packs the words.
+ * (One invocation per output word, summing 4 x 49 bytes one at a time, ran MobileNetV1's 7x7 mean in 15 us on the
+ * H200 against 9 for the float kernel.)
+ */
+function spatialMean(args: Int8KernelArgs, w: string, t: QType, total: number, count: number, consts: Record<string, number>, finish: string): Int8Program {
+  const T = 256;
+  const groups = Math.ceil(total / T);
+  const d = layoutWorkgroups(groups, args.limits, w);
+  const full = Math.floor(count / 4), rest = count % 4;
+  const xWords = Math.max(1, Math.ceil((total * count) / 4));
+  const wgsl = `${dot4Requires(args.dot4)}
+${int8Bindings(['x'], [])}
+${constsI32(consts)}
+${wordLoader('x', xWords)}
+${dot4Wgsl(t, args.dot4)}
+${fixedPointWgsl}
+var<workgroup> res: array<u32, ${T}>;
+fn finish(sum: i32) -> i32 {
+  ${finish}
+}
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wid.x + wid.y * ${d.dispatchX}u;
+  let e = g * ${T}u + li;
+  var v = 0u;
+  if (e < ${total}u) {
+    let b = e * ${count}u;
+    var sum = 0i;
+    for (var k = 0u; k < ${full}u; k++) { sum += dot4(ldw_x(b + 4u * k), 0x01010101u); }
+    ${rest ? `sum += dot4(ldw_x(b + ${4 * full}u) & ${(2 ** (8 * rest) - 1) >>> 0}u, 0x01010101u);` : ''}
+    v = u32(finish(sum)) & 0xffu;
+  }
+  res[li] = v;
+  workgroupBarrier();
+  let j = g * ${T / 4}u + li;
+  if (li < ${T / 4}u && j < ${Math.ceil(total / 4)}u) {
+    out[j] = res[4u * li] | (res[4u * li + 1u] << 8u) | (res[4u * li + 2u] << 16u) | (res[4u * li + 3u] << 24u);
+  }
+}`;
+  return {
+    name: `Mean${t === 'int8' ? 'I8' : 'U8'}(spatial${args.dot4 ? ' dot4' : ''})`,
+    cacheKey: cacheKey('int8-mean-spatial', t, args.dot4 ? 'dot4' : 'unpack', total, count, Object.entries(consts).join(','), finish, `dx${d.dispatchX}`),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 4 * T, constants: [],
   };
 }
