@@ -62,24 +62,15 @@ for (const t of ['int8', 'uint8'] as QType[]) {
 
 for (const c of cases) {
   const m = makeCase(c);
-  // int8Conv: kernel rows of up to 4 taps (dilation 1 along W) take the rows-of-taps form (dot4 per row and input
-  // channel), others the per-tap loop.
-  for (const dot4 of [false, true]) {
-    test(`direct ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
-      if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
-      const a = await args(m.n, m.inputs, [m.y], dot4);
-      const p = int8Conv(a);
-      const k = m.inputs[1]!.shape[3], dil = (m.n.attrs.dilations as number[])[1];
-      assert.equal(p.name.includes(' rows'), k <= 4 && dil === 1, p.name);
-      assertEqualQ(await run(p, a), m.want, m.desc);
-    });
-  }
-  if (c.kind === 'dw') {
-    for (const dot4 of [true, false]) {
-      test(`depthwise ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
+  // int8Conv, and int8Depthwise for depthwise cases: kernel rows of up to 4 taps (dilation 1 along W) take the
+  // rows-of-taps form (dot4 per row and input channel), others the per-tap loop.
+  const kernels = [['direct', int8Conv], ...(c.kind === 'dw' ? [['depthwise', int8Depthwise] as const] : [])] as const;
+  for (const [label, kernel] of kernels) {
+    for (const dot4 of [false, true]) {
+      test(`${label} ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
         if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
         const a = await args(m.n, m.inputs, [m.y], dot4);
-        const p = int8Depthwise(a);
+        const p = kernel(a);
         const k = m.inputs[1]!.shape[3], dil = (m.n.attrs.dilations as number[])[1];
         assert.equal(p.name.includes(' rows'), k <= 4 && dil === 1, p.name);
         assertEqualQ(await run(p, a), m.want, m.desc);
