@@ -81,10 +81,10 @@ function lblPrograms(c: FusedCase, b: Built, dw: KernelFn, pw: KernelFn, limits:
   return { p1, p2 };
 }
 
-interface Step { program: KernelProgram; prepared: Prepared }
+export interface Step { program: KernelProgram; prepared: Prepared }
 
 /** Median GPU microseconds of one repetition of `steps` (dispatched in order inside one compute pass). */
-async function timeSteps(device: GPUDevice, steps: Step[], iters: number): Promise<number> {
+export async function timeSteps(device: GPUDevice, steps: Step[], iters: number): Promise<number> {
   const ts = device.features.has('timestamp-query');
   const qs = ts ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
   const resolve = ts ? device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;

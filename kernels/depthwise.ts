@@ -1,54 +1,88 @@
-// Depthwise KxK convolution (group = C = F, depth multiplier 1; any kernel, stride, pads, dilation): one
-// invocation per output element with the window's bounds as constants, so the compiler unrolls the KxK loop.
-// Rows and columns outside the image are skipped (zero padding); every load is guarded.
+// Depthwise KxK convolution (group = C = F, depth multiplier 1; any kernel, stride, pads, dilation). Each
+// invocation computes RW neighbouring outputs of one row: it loads each input row's span once (RW outputs of a 3x3
+// stride-1 window share 6 loads per row instead of 12) and the KxK weights once, so the kernel moves bytes instead
+// of issuing loads. The window's bounds are constants, so the compiler unrolls the loops. Rows and columns outside
+// the image are skipped (zero padding); every load is guarded. With WO % RW == 0 and RW == 4 the outputs (and the
+// residual) are stored as vec4.
 
 import type { KernelProgram } from './program.js';
-import { type ConvGeom, convBindings, convGeom, convStore, geomKey, isDepthwise } from './conv-common.js';
+import { type ConvGeom, convBindings, convGeom, geomKey, isDepthwise } from './conv-common.js';
 import { invalid, unsupported } from '../src/errors.js';
-import { type KernelArgs, bindings, cacheKey, constsI32, constsU32, flatDispatch, where } from './shader.js';
+import { type KernelArgs, type KernelLimits, cacheKey, ceilDiv, constsI32, constsU32, flatDispatch, where } from './shader.js';
+
+/**
+ * Outputs per invocation, from bench/layer-kernels.ts on the H200 (MobileNetV2 at batch 1, 8, 32): stride 1 takes 4
+ * (vec4 stores) where rows are a multiple of 4 or shorter than 8, else 2 (14x14: 20-25% faster than 4); stride 2
+ * takes 2 on rows of 56 or more and 1 below (its spans barely overlap; wider ones ran up to 1.5x slower).
+ */
+export function depthwiseRowOutputs(g: Pick<ConvGeom, 'WO' | 'sw'>): number {
+  const rw = g.sw > 1 ? (g.WO >= 56 ? 2 : 1) : g.WO % 4 === 0 || g.WO < 8 ? 4 : 2;
+  return Math.min(rw, g.WO <= 1 ? 1 : g.WO <= 2 ? 2 : 4);
+}
 
 export function depthwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   const g = geom ?? convGeom(args);
   const w = where(args);
   if (!isDepthwise(g)) throw invalid(w, `not a depthwise convolution (group ${g.group}, ${g.C} -> ${g.F} channels)`);
   if (g.hasScale) throw unsupported(w, 'a channel scale (folded squeeze-excite Mul) is only read by pointwise convolutions');
-  const total = g.N * g.C * g.HO * g.WO;
-  const d = flatDispatch(total, args.limits, w);
+  return depthwiseRows(g, depthwiseRowOutputs(g), args.limits, w);
+}
+
+export function depthwiseRows(g: ConvGeom, rw: number, limits: KernelLimits, w: string): KernelProgram {
+  const WQ = ceilDiv(g.WO, rw);
+  const total = g.N * g.C * g.HO * WQ;
+  const d = flatDispatch(total, limits, w);
+  const vec = rw === 4 && g.WO % 4 === 0;
+  const span = (rw - 1) * g.sw + (g.kw - 1) * g.dw + 1;
   const b = convBindings(g);
+  const vecOf = new Set(vec ? ['res', 'out'] : []);
+  const decl = (n: string, k: number, access: string) => `@group(0) @binding(${k}) var<storage, ${access}> ${n}: ${vecOf.has(n) ? 'array<vec4<f32>>' : 'array<f32>'};`;
+  const epi = (s: string, f: string) => `act(${s}${g.hasBias ? ` + b[${f}]` : ''})`;
+  const store = vec
+    ? `let o = (nc * HO + oy) * (WO / 4u) + q;
+  out[o] = vec4<f32>(${[0, 1, 2, 3].map((j) => epi(`s[${j}]`, 'c')).join(', ')})${g.hasRes ? ' + res[o]' : ''};`
+    : `let o = (nc * HO + oy) * WO + ox0;
+  for (var j = 0u; j < RW; j++) {
+    if (ox0 + j < WO) { out[o + j] = ${epi('s[j]', 'c')}${g.hasRes ? ' + res[o + j]' : ''}; }
+  }`;
   const wgsl = `
-${bindings(b.names)}
-${constsU32({ C: g.C, HO: g.HO, WO: g.WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw })}
+${b.names.map((n, k) => decl(n, k, 'read')).join('\n')}
+${decl('out', b.names.length, 'read_write')}
+${constsU32({ C: g.C, HO: g.HO, WO: g.WO, WQ, RW: rw, SPAN: span, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw })}
 ${constsI32({ H: g.H, W: g.W, PT: g.pt, PL: g.pl })}
 ${g.act.fn}
 
 @compute @workgroup_size(${d.workgroupSize[0]})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${d.guard}
-  let ox = i % WO;
-  let oy = (i / WO) % HO;
-  let nc = i / (WO * HO);
+  let q = i % WQ;
+  let oy = (i / WQ) % HO;
+  let nc = i / (WQ * HO);
   let c = nc % C;
-  let xb = nc * u32(H);
+  let ox0 = q * RW;
   let iy0 = i32(oy * SH) - PT;
-  let ix0 = i32(ox * SW) - PL;
-  var s = 0.0;
+  let ix0 = i32(ox0 * SW) - PL;
+  var s: array<f32, RW>;
   for (var kh = 0u; kh < KH; kh++) {
     let iy = iy0 + i32(kh * DH);
     if (iy < 0i || iy >= H) { continue; }
-    let xr = (xb + u32(iy)) * u32(W);
+    let xr = i32((nc * u32(H) + u32(iy)) * u32(W)) + ix0;
+    var row: array<f32, SPAN>;
+    for (var k = 0u; k < SPAN; k++) {
+      let ix = ix0 + i32(k);
+      if (ix >= 0i && ix < W) { row[k] = x[u32(xr + i32(k))]; }
+    }
     for (var kw = 0u; kw < KW; kw++) {
-      let ix = ix0 + i32(kw * DW);
-      if (ix >= 0i && ix < W) {
-        s += x[xr + u32(ix)] * w[(c * KH + kh) * KW + kw];
-      }
+      let wv = w[(c * KH + kh) * KW + kw];
+      for (var j = 0u; j < RW; j++) { s[j] += row[j * SW + kw * DW] * wv; }
     }
   }
-  ${convStore(g, 's', 'i', 'c')}
+  ${store}
 }
 `;
   return {
     name: `Conv(dw ${g.kh}x${g.kw} s${g.sh})`,
-    cacheKey: cacheKey('depthwise', geomKey(g), d.key),
+    cacheKey: cacheKey('depthwise', geomKey(g), `RW${rw}`, d.key),
     wgsl,
     workgroupSize: d.workgroupSize,
     dispatch: d.dispatch,

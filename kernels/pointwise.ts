@@ -1,11 +1,14 @@
-// Pointwise (1x1, stride 1, no padding, group 1) convolution as a tiled matrix product per image:
-// out[f, p] = sum_c w[f, c] * x[c, p] over the P = H*W positions. A workgroup owns TF filters x TP positions;
-// input channels are staged CK at a time: the weight tile (TF x CK) and the input tile (CK x TP) sit in
-// workgroup memory, so each weight is read from global memory once per workgroup instead of once per output.
-// Threads form a TFT x TPT grid; each accumulates RF x RP outputs in registers (filters strided by TFT,
-// positions by TPT, so neighbouring threads touch neighbouring positions: coalesced loads and stores).
-// Tiles are chosen from the shape: TPT follows P (1x1 spatial squeeze-excite convs get TPT = 1), and CK
-// halves until the two tiles fit maxComputeWorkgroupStorageSize.
+// Pointwise (1x1, stride 1, no padding, group 1) convolution: out[n, f, p] = act(sum_c w[f, c] x[n, c, p] + b[f])
+// (+ res), a product of a small weight matrix and a tall-skinny activation (M = N*P positions). Three kernels,
+// picked by chooseDot from the shape only (deterministic; the cache key names the choice and its tiles):
+//   gemm     large M (big batches, big maps): a register-tiled product. A workgroup owns BM positions x BF
+//            filters; BK channels of both operands are staged in workgroup memory per step, the next step's
+//            global loads issued before the current step's FMAs; each thread accumulates 4 positions x RF filters
+//            (one vec4 of x and RF/4 broadcast vec4s of w per channel feed 4*RF FMAs).
+//   vec4     each thread owns RF filters x 4 consecutive positions of one image, x read straight from global
+//            memory: more workgroups than gemm's tiles give when M is a few thousand. Needs P % 4 == 0.
+//   split-K  for little output (late layers at batch 1, squeeze-excite, classifier GEMV): KS threads share one
+//            output, each summing every KS-th channel, then a tree reduction in workgroup memory.
 
 import type { KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, convStore, geomKey, isPointwise } from './conv-common.js';
@@ -15,130 +18,21 @@ import { type Epilogue, type KernelArgs, type KernelLimits, bindings, cacheKey, 
 const pow2AtLeast = (n: number) => { let p = 1; while (p < n) p *= 2; return p; };
 const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
 
-export interface PointwiseTiles { tpt: number; tft: number; rp: number; rf: number; ck: number }
-
-export function pointwiseTiles(g: Pick<ConvGeom, 'C' | 'F' | 'H' | 'W'>, threads: number, storageBytes: number): PointwiseTiles {
-  const P = g.H * g.W;
-  const T = pow2AtMost(threads);
-  const tpt = Math.min(16, pow2AtLeast(P), T);
-  const tft = T / tpt;
-  const rp = P >= 4 * tpt ? 4 : P >= 2 * tpt ? 2 : 1;
-  const rf = g.F >= 2 * tft ? 2 : 1;
-  let ck = Math.min(16, pow2AtLeast(g.C));
-  while (ck > 1 && 4 * ck * (tft * rf + tpt * rp) > storageBytes) ck /= 2;
-  return { tpt, tft, rp, rf, ck };
-}
-
 export function pointwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   const g = geom ?? convGeom(args);
   const w = where(args);
   if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
   const b = convBindings(g);
   const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
-  const choice = chooseDot(dot, args.limits);
-  if (choice.kind === 'vec4') return dotVec4(dot, choice.rf, choice.threads, b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
-  return dotSplitK(dot, choice.ks, b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
+  return dotProgram(dot, chooseDot(dot, args.limits), b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
 }
 
-/** The shared-memory tiled product (kept for reference and tests of the tile rule; chooseDot no longer picks it). */
-export function pointwiseTiled(args: KernelArgs, geom?: ConvGeom): KernelProgram {
-  const g = geom ?? convGeom(args);
-  const w = where(args);
-  if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
-  if (g.hasScale) throw unsupported(w, 'the tiled pointwise kernel takes no channel scale');
-  const t = pointwiseTiles(g, threadCap(args.limits), args.limits.maxComputeWorkgroupStorageSize);
-  const T = t.tpt * t.tft, TF = t.tft * t.rf, TP = t.tpt * t.rp, CK = t.ck;
-  const bytes = 4 * CK * (TF + TP);
-  if (bytes > args.limits.maxComputeWorkgroupStorageSize) {
-    throw overLimit(w, `pointwise tiles need ${bytes} bytes of workgroup storage, the device allows ${args.limits.maxComputeWorkgroupStorageSize}`);
-  }
-  const P = g.H * g.W;
-  const pTiles = ceilDiv(P, TP), fTiles = ceilDiv(g.F, TF);
-  const total = g.N * pTiles * fTiles;
-  const d = layoutWorkgroups(total, args.limits, w);
-  const b = convBindings(g);
-  const wgsl = `
-${bindings(b.names)}
-${constsU32({ C: g.C, F: g.F, P, T, TF, TP, CK, TFT: t.tft, TPT: t.tpt, RF: t.rf, RP: t.rp, PTILES: pTiles, FTILES: fTiles, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${g.act.fn}
-
-var<workgroup> ws: array<f32, ${TF * CK}>;
-var<workgroup> xs: array<f32, ${CK * TP}>;
-
-@compute @workgroup_size(${T})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  // Uniform per workgroup: returning here cannot split a barrier.
-  let g = wid.x + wid.y * DISPATCH_X;
-  if (g >= TOTAL) { return; }
-  let p0 = (g % PTILES) * TP;
-  let f0 = ((g / PTILES) % FTILES) * TF;
-  let n = g / (PTILES * FTILES);
-  let tf = li / TPT;
-  let tp = li % TPT;
-  var acc: array<f32, ${t.rf * t.rp}>;
-  for (var c0 = 0u; c0 < C; c0 += CK) {
-    for (var e = li; e < TF * CK; e += T) {
-      let f = f0 + e / CK;
-      let c = c0 + e % CK;
-      var v = 0.0;
-      if (f < F && c < C) { v = w[f * C + c]; }
-      ws[e] = v;
-    }
-    for (var e = li; e < CK * TP; e += T) {
-      let c = c0 + e / TP;
-      let p = p0 + e % TP;
-      var v = 0.0;
-      if (c < C && p < P) { v = x[(n * C + c) * P + p]; }
-      xs[e] = v;
-    }
-    workgroupBarrier();
-    for (var c = 0u; c < CK; c++) {
-      for (var r = 0u; r < RF; r++) {
-        let wv = ws[(tf + r * TFT) * CK + c];
-        for (var q = 0u; q < RP; q++) {
-          acc[r * RP + q] += wv * xs[c * TP + tp + q * TPT];
-        }
-      }
-    }
-    workgroupBarrier();
-  }
-  for (var r = 0u; r < RF; r++) {
-    let f = f0 + tf + r * TFT;
-    for (var q = 0u; q < RP; q++) {
-      let p = p0 + tp + q * TPT;
-      if (f < F && p < P) {
-        let o = (n * F + f) * P + p;
-        ${convStore(g, 'acc[r * RP + q]', 'o', 'f')}
-      }
-    }
-  }
+/** The program of one DotChoice (bench/layer-kernels.ts times the choices against each other). */
+export function dotProgram(dot: DotGeom, choice: DotChoice, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
+  if (choice.kind === 'gemm') return dotGemm(dot, choice.tiles, names, inputs, limits, w, label, keyPrefix);
+  if (choice.kind === 'vec4') return dotVec4(dot, choice.rf, choice.threads, names, inputs, limits, w, label, keyPrefix);
+  return dotSplitK(dot, choice.ks, names, inputs, limits, w, label, keyPrefix);
 }
-`;
-  return {
-    name: 'Conv(pw)',
-    cacheKey: cacheKey('pointwise', geomKey(g), `T${T}TF${TF}TP${TP}CK${CK}RF${t.rf}RP${t.rp}`, `dx${d.dispatchX}`),
-    wgsl,
-    workgroupSize: [T, 1, 1],
-    dispatch: d.dispatch,
-    inputs: b.inputs,
-    outputs: 1,
-    uniforms: [],
-    workgroupStorageBytes: bytes,
-  };
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Issue 8 (H100): a pointwise layer is out[n, f, p] = act(sum_c w[f, c] * x[n, c, p] + b[f]) (+ res), a
-// batched product of a small weight matrix and a tall-skinny activation. On a 132-SM GPU at batch 1 the
-// shared-memory tiled kernel above launches a handful of workgroups for the 7x7 and 14x14 layers (each walking
-// all C channels serially) and is bound by shared-memory traffic at large batch. Two kernels replace it:
-//   vec4     each thread owns RF filters x 4 consecutive positions: one 16-byte load of x per channel feeds
-//            4*RF FMAs; weights are read at addresses uniform across the workgroup (broadcast, L1-cached).
-//            Needs P % 4 == 0 and enough threads to fill the GPU.
-//   split-K  for little output (late layers, squeeze-excite, classifier GEMV): KS threads share one output,
-//            each summing every KS-th channel, then a tree reduction in workgroup memory; enough workgroups
-//            for the GPU even when N*F*P is a few thousand.
-// chooseDot picks between them from the shape only (deterministic; the cache key names the choice).
 
 export interface DotGeom {
   N: number; C: number; F: number; P: number; hasBias: boolean; hasRes: boolean;
@@ -151,9 +45,52 @@ export interface DotGeom {
 const fillThreads = 65536;
 const splitKThreads = 256;
 
-export type DotChoice = { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number };
+/** gemm tiles: TX x TY threads, each 4 positions x RF filters (BM = 4 TX positions, BF = RF TY filters). */
+export interface GemmTiles { tx: number; ty: number; rf: number }
 
-export function chooseDot(g: DotGeom, limits: KernelLimits): DotChoice {
+export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number };
+
+/** gemm's channels per staging step. */
+const gemmBK = 16;
+
+/**
+ * gemm tiles for a layer: 4 filters per thread, 16 threads across 64 filters (8 across 32, 4 across 16 for narrow
+ * layers), 16 threads along positions, halved (down to 4) while the layer has fewer than 66 tiles: bigger tiles
+ * reuse more but must still spread over the GPU's SMs. From bench/layer-kernels.ts on the H200
+ * (bench/data/h200-2026-12-02-layers/): 64x64 tiles were the fastest or within 10% on MobileNetV2's 7x7 layers at
+ * batch 32 (75 tiles), 32- and 16-position tiles at batch 8 (25-50 tiles of 64).
+ */
+export function gemmTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, limits: KernelLimits): GemmTiles | undefined {
+  const cap = threadCap(limits);
+  const rf = 4;
+  const ty = g.F <= 16 ? 4 : g.F <= 32 ? 8 : 16;
+  let tx = 16;
+  while (tx * ty > cap && tx > 1) tx /= 2;
+  const tiles = (t: number) => ceilDiv(g.N * g.P, 4 * t) * ceilDiv(g.F, rf * ty);
+  while (tiles(tx) < 66 && tx > 4) tx /= 2;
+  // Fewer tiles than that even at 16 positions: split K or vec4 spread the work further.
+  if (tiles(tx) < 66 || tx * ty > cap || gemmStorage({ tx, ty, rf }) > limits.maxComputeWorkgroupStorageSize) return undefined;
+  return { tx, ty, rf };
+}
+
+const gemmStorage = (t: GemmTiles) => 16 * gemmBK * (t.tx + t.ty * t.rf / 4);
+
+/**
+ * `opts.gemm: false`: the choice without the gemm kernel (bench/layer-kernels.ts compares the two). gemm replaces
+ * the other two where they were slow on the H200 (bench/layer-kernels.ts, MobileNetV2 at batch 1, 8, 32): vec4 with
+ * fewer than 8 filters per thread on 64 channels or more (it reads x once per filter block: 1.3-2x slower), and
+ * split-K with one thread per output (large 7x7 layers: 2-4x slower). vec4 with 8 filters per thread (early,
+ * narrow-input layers at batch 8 and 32: 15-22 TFLOPS) and split-K proper (late layers at batch 1) stay.
+ */
+export function chooseDot(g: DotGeom, limits: KernelLimits, opts: { gemm?: boolean } = {}): DotChoice {
+  const other = chooseDotNoGemm(g, limits);
+  if (opts.gemm === false || g.C < 8) return other;
+  const slow = (other.kind === 'vec4' && other.rf < 8 && g.C >= 64) || (other.kind === 'splitK' && other.ks === 1);
+  const tiles = slow ? gemmTiles(g, limits) : undefined;
+  return tiles ? { kind: 'gemm', tiles } : other;
+}
+
+function chooseDotNoGemm(g: DotGeom, limits: KernelLimits): DotChoice {
   const cap = threadCap(limits);
   const P4 = g.P / 4;
   if (g.P % 4 === 0) {
@@ -187,6 +124,124 @@ function dotBindings(names: string[], vec: boolean): string {
   const lines = names.map((n, k) => `@group(0) @binding(${k}) var<storage, read> ${n}: ${t(n)};`);
   lines.push(`@group(0) @binding(${names.length}) var<storage, read_write> out: ${t('out')};`);
   return lines.join('\n');
+}
+
+/** gemm kernel (see the file's head): `names` are the bindings (x, w, b?, res?, sc?) in order, `inputs` their node input indices. */
+export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
+  if (t.rf % 4 !== 0) throw invalid(w, `gemm tiles need a multiple of 4 filters per thread, got ${t.rf}`);
+  const BK = gemmBK, T = t.tx * t.ty, RF4 = t.rf / 4;
+  if (T > threadCap(limits)) throw overLimit(w, `gemm tiles need ${T} threads per workgroup, the device allows ${threadCap(limits)}`);
+  const bytes = gemmStorage(t);
+  if (bytes > limits.maxComputeWorkgroupStorageSize) {
+    throw overLimit(w, `gemm tiles need ${bytes} bytes of workgroup storage, the device allows ${limits.maxComputeWorkgroupStorageSize}`);
+  }
+  const M = g.N * g.P, BM = 4 * t.tx, BF = t.rf * t.ty;
+  const FT = ceilDiv(g.F, BF), total = ceilDiv(M, BM) * FT;
+  const d = layoutWorkgroups(total, limits, w);
+  // P % 4 == 0: the 4 positions of a thread lie in one image, 16-byte aligned (vec4 loads and stores).
+  const vec = g.P % 4 === 0;
+  const XL = ceilDiv(BK * t.tx, T), WL = ceilDiv(BF * BK / 4, T);
+  const sc = (n: string, c: string) => (g.hasScale ? ` * sc[${n} * C + ${c}]` : '');
+  const loadX = vec ? `
+  if (m >= M || c >= C) { return vec4<f32>(0.0); }
+  let n = m / P;
+  return x[(n * C + c) * P4 + (m - n * P) / 4u]${sc('n', 'c')};` : `
+  var v = vec4<f32>(0.0);
+  if (c >= C) { return v; }
+  for (var i = 0u; i < 4u; i++) {
+    let mi = m + i;
+    if (mi < M) { let n = mi / P; v[i] = x[(n * C + c) * P + mi - n * P]${sc('n', 'c')}; }
+  }
+  return v;`;
+  const store = vec ? `
+    let n = m / P;
+    let o = (n * F + f) * P4 + (m - n * P) / 4u;
+    let v = acc[r];
+    ${dotStore(g, 'v', 'o', 'f', true)}` : `
+    for (var i = 0u; i < 4u; i++) {
+      let mi = m + i;
+      if (mi < M) {
+        let n = mi / P;
+        let o = (n * F + f) * P + mi - n * P;
+        let v = acc[r][i];
+        ${dotStore(g, 'v', 'o', 'f', false)}
+      }
+    }`;
+  const wgsl = `
+${dotBindings(names, vec)}
+${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TY: t.ty, RF: t.rf, RF4, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${g.act.fn}
+// xs[k * TX + j]: positions 4j..4j+3 of the tile at channel k; ws[(k * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
+var<workgroup> xs: array<vec4<f32>, ${BK * t.tx}>;
+var<workgroup> ws: array<vec4<f32>, ${BK * t.ty * RF4}>;
+
+fn loadX(m: u32, c: u32) -> vec4<f32> {${loadX}
+}
+
+/** Channels c..c+3 of filter f. */
+fn loadW(f: u32, c: u32) -> vec4<f32> {
+  var v = vec4<f32>(0.0);
+  if (f >= F) { return v; }
+  for (var i = 0u; i < 4u; i++) { if (c + i < C) { v[i] = w[f * C + c + i]; } }
+  return v;
+}
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  // Uniform per workgroup: returning here cannot split a barrier.
+  if (g >= TOTAL) { return; }
+  let f0 = (g % FT) * BF;
+  let m0 = (g / FT) * BM;
+  let tx = li % TX;
+  let ty = li / TX;
+  var xr: array<vec4<f32>, XL>;
+  var wr: array<vec4<f32>, WL>;
+  for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), e / TX); } }
+  for (var i = 0u; i < WL; i++) { let e = li + i * T; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), 4u * (e % (BK / 4u))); } }
+  var acc: array<vec4<f32>, RF>;
+  for (var c0 = 0u; c0 < C; c0 += BK) {
+    for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * TX) { xs[e] = xr[i]; } }
+    for (var i = 0u; i < WL; i++) {
+      let e = li + i * T;
+      if (e < BF * BK / 4u) {
+        let fl = e / (BK / 4u);
+        let k = 4u * (e % (BK / 4u));
+        for (var q = 0u; q < 4u; q++) { ws[(k + q) * (TY * RF4) + fl / 4u][fl % 4u] = wr[i][q]; }
+      }
+    }
+    workgroupBarrier();
+    // The next step's loads go out before this step's FMAs (c0 is uniform: no divergence).
+    let c1 = c0 + BK;
+    if (c1 < C) {
+      for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), c1 + e / TX); } }
+      for (var i = 0u; i < WL; i++) { let e = li + i * T; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), c1 + 4u * (e % (BK / 4u))); } }
+    }
+    for (var k = 0u; k < BK; k++) {
+      let xv = xs[k * TX + tx];
+      for (var r4 = 0u; r4 < RF4; r4++) {
+        let wv = ws[(k * TY + ty) * RF4 + r4];
+        acc[4u * r4] += wv.x * xv;
+        acc[4u * r4 + 1u] += wv.y * xv;
+        acc[4u * r4 + 2u] += wv.z * xv;
+        acc[4u * r4 + 3u] += wv.w * xv;
+      }
+    }
+    workgroupBarrier();
+  }
+  let m = m0 + 4u * tx;
+  if (m >= M) { return; }
+  for (var r = 0u; r < RF; r++) {
+    let f = f0 + ty * RF + r;
+    if (f >= F) { break; }${store}
+  }
+}
+`;
+  return {
+    name: label,
+    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}`, `dx${d.dispatchX}`),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
+  };
 }
 
 /** vec4 kernel: `names` are the bindings (x, w, b?, res?) in order, `inputs` their node input indices. */

@@ -57,8 +57,12 @@ const cases: ConvCase[] = [
   // pointwise vec4 kernel (P % 4 == 0, enough threads): one filter per thread, and 8 filters per thread
   { n: 2, c: 6, h: 64, w: 64, f: 8, k: [1, 1], bias: true, residual: true, act: 'Relu', expect: 'pw' },
   { n: 1, c: 5, h: 128, w: 128, f: 64, k: [1, 1], bias: true, act: 'HardSwish', expect: 'pw' },
-  // vec4 kernel with weights staged in workgroup memory (4 filters per thread), channels past one 32-chunk
-  { n: 2, c: 40, h: 64, w: 64, f: 64, k: [1, 1], bias: true, residual: true, act: 'Clip', params: [0, 6], expect: 'pw' },
+  // vec4 kernel with weights staged in workgroup memory (4 filters per thread; fewer than 8 channels, else gemm)
+  { n: 2, c: 6, h: 64, w: 64, f: 64, k: [1, 1], bias: true, residual: true, act: 'Clip', params: [0, 6], expect: 'pw' },
+  // gemm through the registry: in place of vec4 with 2 filters per thread (64 channels), and of split-K with one
+  // thread per output (P % 4 != 0, 70 filters: two filter tiles, the second partial; 20 channels: two 16-channel steps)
+  { n: 1, c: 64, h: 64, w: 64, f: 64, k: [1, 1], bias: true, residual: true, act: 'Clip', params: [0, 6], expect: 'pw' },
+  { n: 1, c: 20, h: 45, w: 45, f: 70, k: [1, 1], bias: true, act: 'HardSwish', expect: 'pw' },
   // pointwise split-K with 16 threads per output, channel-major (1x1 spatial, squeeze-excite / GEMV shape)
   { n: 2, c: 300, h: 1, w: 1, f: 19, k: [1, 1], bias: true, act: 'Relu', expect: 'pw' },
   // depthwise: K 3/5/7, stride 1/2, symmetric and asymmetric pads, dilation
@@ -93,14 +97,113 @@ test('a conv whose weights do not match its input is refused with the node named
   }), /conv_test.*weights \[4,3,3,3\] do not match 2 input channels/);
 });
 
-test('pointwise kernel choice: the cases above reach the vec4 (staged and global weights) and split-K kernels', async () => {
+test('pointwise kernel choice: the cases above reach the gemm, vec4 (staged and global weights) and split-K kernels', async () => {
   const { chooseDot } = await import('../../kernels/pointwise.js');
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
   const g = (N: number, C: number, F: number, P: number) => ({ N, C, F, P, hasBias: true, hasRes: false, act: { fn: '', key: '' } });
   assert.deepEqual(chooseDot(g(2, 40, 64, 4096), limits), { kind: 'vec4', rf: 4, threads: 128 });
+  assert.deepEqual(chooseDot(g(1, 64, 64, 4096), limits), { kind: 'gemm', tiles: { tx: 8, ty: 16, rf: 4 } });
+  assert.deepEqual(chooseDot(g(1, 20, 70, 2025), limits), { kind: 'gemm', tiles: { tx: 8, ty: 16, rf: 4 } });
   assert.deepEqual(chooseDot(g(1, 5, 64, 16384), limits), { kind: 'vec4', rf: 8, threads: 128 });
   assert.deepEqual(chooseDot(g(2, 6, 8, 4096), limits), { kind: 'vec4', rf: 1, threads: 128 });
   assert.deepEqual(chooseDot(g(2, 300, 19, 1), limits), { kind: 'splitK', ks: 32 });
   // Odd spatial sizes cannot use vec4 loads.
   assert.equal(chooseDot(g(1, 40, 70, 143), limits).kind, 'splitK');
+});
+
+// gemm (kernels/pointwise.ts dotGemm) at every tile shape it can take, on small layers with partial tiles in both
+// positions and filters, channels not a multiple of the 16-channel step or of 4, images sharing a tile (P % 4 != 0:
+// scalar loads) and not (P % 4 == 0: vec4), each epilogue input. The registry takes gemm only for large layers
+// (gemmTiles), too slow for lavapipe, so the programs are built here directly.
+test('pointwise gemm kernel matches the reference at each tile shape', async () => {
+  const { dotGemm } = await import('../../kernels/pointwise.js');
+  const { getDevice, limitsOf, runProgram } = await import('./fused-harness.js');
+  const device = await getDevice();
+  const limits = limitsOf(device);
+  const layers = [
+    { n: 2, c: 21, p: [5, 7], f: 37, bias: true, res: true, scale: false, act: 'Clip', params: [0, 6] },
+    { n: 3, c: 16, p: [4, 6], f: 24, bias: false, res: false, scale: true, act: 'HardSwish' },
+    { n: 1, c: 35, p: [8, 8], f: 70, bias: true, res: true, scale: true, act: 'Relu' },
+    { n: 2, c: 9, p: [3, 3], f: 8, bias: true, res: false, scale: false, act: '' },
+  ];
+  const tiles = [{ tx: 16, ty: 16, rf: 4 }, { tx: 4, ty: 16, rf: 4 }, { tx: 32, ty: 4, rf: 4 }, { tx: 8, ty: 8, rf: 8 }, { tx: 2, ty: 2, rf: 4 }];
+  const { activationFn } = await import('../../kernels/shader.js');
+  let s = 900;
+  for (const L of layers) {
+    const P = L.p[0] * L.p[1];
+    const x = randomF32(L.n * L.c * P, s++), wt = randomF32(L.f * L.c, s++), b = randomF32(L.f, s++);
+    const res = randomF32(L.n * L.f * P, s++), sc = randomF32(L.n * L.c, s++);
+    const xs = L.scale ? x.map((v, i) => v * sc[Math.floor(i / (L.c * P)) * L.c + Math.floor(i / P) % L.c]) : x;
+    const ref = conv2d({ data: xs, shape: [L.n, L.c, L.p[0], L.p[1]] }, { data: wt, shape: [L.f, L.c, 1, 1] }, L.bias ? b : undefined,
+      { strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 });
+    const fa = activation(L.act, L.params);
+    for (let i = 0; i < ref.data.length; i++) ref.data[i] = fa(ref.data[i]) + (L.res ? res[i] : 0);
+    const names = ['x', 'w'], inputs = [x, wt];
+    if (L.bias) { names.push('b'); inputs.push(b); }
+    if (L.res) { names.push('res'); inputs.push(res); }
+    if (L.scale) { names.push('sc'); inputs.push(sc); }
+    const act = { fn: activationFn('act', L.act, L.params ?? [], 'test'), key: L.act };
+    const geom = { N: L.n, C: L.c, F: L.f, P, hasBias: L.bias, hasRes: L.res, hasScale: L.scale, act };
+    for (const t of tiles) {
+      const p = dotGemm(geom, t, names, names.map((_, k) => k), limits, 'test', 'Conv(pw)', 'pointwise');
+      const got = await runProgram(device, p, inputs, ref.data.length);
+      assertClose(got, ref.data, `${JSON.stringify(L)} tiles ${JSON.stringify(t)}`);
+    }
+  }
+});
+
+test('pointwise kernel choice: gemm where vec4 or split-K were slow on the H200, with fewer positions per tile below 66 tiles', async () => {
+  const { chooseDot } = await import('../../kernels/pointwise.js');
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+  const g = (N: number, C: number, F: number, P: number) => ({ N, C, F, P, hasBias: true, hasRes: false, act: { fn: '', key: '' } });
+  // MobileNetV2 at batch 32: 112x112 16 -> 96 stays on vec4 with 8 filters per thread; 7x7 320 -> 1280 takes 64 x 64 tiles.
+  assert.deepEqual(chooseDot(g(32, 16, 96, 12544), limits), { kind: 'vec4', rf: 8, threads: 128 });
+  assert.deepEqual(chooseDot(g(32, 320, 1280, 49), limits), { kind: 'gemm', tiles: { tx: 16, ty: 16, rf: 4 } });
+  // Batch 8, 14x14 384 -> 96 (vec4 with one filter per thread before): 32-position tiles, 98 of them.
+  assert.deepEqual(chooseDot(g(8, 384, 96, 196), limits), { kind: 'gemm', tiles: { tx: 8, ty: 16, rf: 4 } });
+  // Batch 1, 56x56 144 -> 24: tiles of 32 filters.
+  assert.deepEqual(chooseDot(g(1, 144, 24, 3136), limits), { kind: 'gemm', tiles: { tx: 8, ty: 8, rf: 4 } });
+  // 7x7 960 -> 160 at batch 8 and 1: split K proper stays.
+  assert.deepEqual(chooseDot(g(8, 960, 160, 49), limits), { kind: 'splitK', ks: 4 });
+  assert.equal(chooseDot(g(1, 960, 160, 49), limits).kind, 'splitK');
+  // A small layer with one thread per output (12 channels, 8x8 at batch 2) has too few tiles for gemm.
+  assert.deepEqual(chooseDot(g(2, 12, 24, 64), limits), { kind: 'splitK', ks: 1 });
+  // Without gemm (bench/layer-kernels.ts's baseline).
+  assert.deepEqual(chooseDot(g(32, 320, 1280, 49), limits, { gemm: false }), { kind: 'splitK', ks: 1 });
+});
+
+// depthwiseRows at every row width: rows shorter than, equal to and not a multiple of RW, stride 2, dilation,
+// asymmetric pads, vec4 stores (RW 4, WO % 4 == 0) and scalar ones, bias, residual.
+test('depthwise kernel matches the reference at 1, 2, 3, 4 and 8 outputs per invocation', async () => {
+  const { depthwiseRows } = await import('../../kernels/depthwise.js');
+  const { getDevice, limitsOf, runProgram } = await import('./fused-harness.js');
+  const { activationFn } = await import('../../kernels/shader.js');
+  const device = await getDevice();
+  const limits = limitsOf(device);
+  const layers = [
+    { n: 2, c: 5, h: 9, w: 16, k: 3, s: 1, d: 1, pads: [1, 1, 1, 1], bias: true, res: true, act: 'Clip', params: [0, 6] },
+    { n: 1, c: 3, h: 11, w: 13, k: 3, s: 2, d: 1, pads: [0, 0, 1, 1], bias: false, res: false, act: 'Relu' },
+    { n: 1, c: 4, h: 10, w: 9, k: 5, s: 1, d: 2, pads: [4, 3, 2, 4], bias: true, res: true, act: '' },
+    { n: 2, c: 2, h: 3, w: 3, k: 3, s: 1, d: 1, pads: [1, 1, 1, 1], bias: true, res: false, act: 'HardSwish' },
+  ];
+  let s = 1200;
+  for (const L of layers) {
+    const x = randomF32(L.n * L.c * L.h * L.w, s++), wt = randomF32(L.c * L.k * L.k, s++), b = randomF32(L.c, s++);
+    const ref = conv2d({ data: x, shape: [L.n, L.c, L.h, L.w] }, { data: wt, shape: [L.c, 1, L.k, L.k] }, L.bias ? b : undefined,
+      { strides: [L.s, L.s], pads: L.pads as [number, number, number, number], dilations: [L.d, L.d], group: L.c });
+    const res = randomF32(ref.data.length, s++);
+    const fa = activation(L.act, L.params);
+    for (let i = 0; i < ref.data.length; i++) ref.data[i] = fa(ref.data[i]) + (L.res ? res[i] : 0);
+    const [, , HO, WO] = ref.shape;
+    const g = {
+      N: L.n, C: L.c, H: L.h, W: L.w, F: L.c, HO, WO, kh: L.k, kw: L.k, sh: L.s, sw: L.s,
+      pt: L.pads[0], pl: L.pads[1], pb: L.pads[2], pr: L.pads[3], dh: L.d, dw: L.d, group: L.c,
+      hasBias: L.bias, hasRes: L.res, hasScale: false, act: { fn: activationFn('act', L.act, L.params ?? [], 'test'), key: L.act },
+    };
+    const inputs = [x, wt, ...(L.bias ? [b] : []), ...(L.res ? [res] : [])];
+    for (const rw of [1, 2, 3, 4, 8]) {
+      const got = await runProgram(device, depthwiseRows(g, rw, limits, 'test'), inputs, ref.data.length);
+      assertClose(got, ref.data, `${JSON.stringify(L)} RW ${rw}`);
+    }
+  }
 });

@@ -16,7 +16,8 @@ export function getDevice(): Promise<GPUDevice> {
   devicePromise ??= (async () => {
     process.env.XDG_RUNTIME_DIR ??= '/tmp';
     Object.assign(globalThis, globals);
-    gpu = create([]);
+    // Raw timestamps for bench/fcm-kernels.ts and bench/layer-kernels.ts (src/runtime/device.ts says why).
+    gpu = create(['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization']);
     const adapter = await gpu.requestAdapter();
     if (!adapter) throw new Error('no WebGPU adapter (install a Vulkan driver, or Mesa lavapipe)');
     adapterRef = adapter;

@@ -94,17 +94,17 @@ async function reference(g: Graph, x: Float32Array) {
 }
 
 // Shapes that reach each pointwise kernel with the scale (kernels/pointwise.ts chooseDot): split-K (small maps, 7x7
-// with P % 4 != 0, batch 2 with per-image scales), vec4 with global weights (64x64) and vec4 with weights staged in
-// workgroup memory (128x128, 32 filters).
-const shapes = [[8, 16, 1, 24], [7, 40, 1, 24], [8, 12, 2, 24], [64, 16, 1, 24], [128, 16, 1, 32]] as const;
+// with P % 4 != 0, batch 2 with per-image scales), vec4 with global weights (64x64), vec4 with weights staged in
+// workgroup memory (128x128, 4 and 16 channels) and gemm (49x49 at batch 2: P % 4 != 0, images that share a tile).
+const shapes = [[8, 16, 1, 24], [7, 40, 1, 24], [8, 12, 2, 24], [64, 16, 1, 24], [128, 4, 1, 32], [128, 16, 1, 32], [49, 20, 2, 64]] as const;
 
 test('the squeeze-excite shapes below reach every pointwise kernel', () => {
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
   const kinds = new Set(shapes.map(([hw, C, N, F]) => {
     const ch = chooseDot({ N, C, F, P: hw * hw, hasBias: true, hasRes: false, hasScale: true, act: { fn: '', key: '' } }, limits);
-    return ch.kind === 'splitK' ? 'splitK' : ch.rf >= 4 ? 'vec4 staged' : 'vec4 global';
+    return ch.kind === 'splitK' || ch.kind === 'gemm' ? ch.kind : ch.rf >= 4 ? 'vec4 staged' : 'vec4 global';
   }));
-  assert.deepEqual([...kinds].sort(), ['splitK', 'vec4 global', 'vec4 staged']);
+  assert.deepEqual([...kinds].sort(), ['gemm', 'splitK', 'vec4 global', 'vec4 staged']);
 });
 
 for (const [hw, C, N, F] of shapes) {

@@ -1,0 +1,143 @@
+// Layer kernel benchmark: every pointwise and depthwise layer of a zoo model, timed alone on the GPU with each
+// kernel variant it can take (kernels/pointwise.ts dotProgram choices and gemm tiles, kernels/depthwise.ts row
+// widths), at several batches. It is what chooseDot's and depthwiseRowOutputs' rules are read from, and issue 8's
+// bandwidth figure per kernel.
+//
+// Run: npm run build && node dist/bench/layer-kernels.js [--models mobilenet_v2] [--batches 1,8,32] [--iters 20]
+//      [--heat-ms 20] [--rounds 3] [--out DIR]   (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
+// GPU time per dispatch: timestamps around one pass of `iters` repetitions, median of 5 passes (fcm-kernels.ts).
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { exportOnnx } from '../converters/onnx/export.js';
+import { loadModel } from '../converters/load.js';
+import { zooModels } from '../fixtures/zoo.js';
+import { convGeom, convBindings, isDepthwise, isPointwise, geomKey, type ConvGeom } from '../kernels/conv-common.js';
+import { type DotChoice, type DotGeom, chooseDot, dotProgram } from '../kernels/pointwise.js';
+import { depthwiseRowOutputs, depthwiseRows } from '../kernels/depthwise.js';
+import type { KernelProgram } from '../kernels/program.js';
+import { closeDevice, getDevice, limitsOf, prepare, release } from '../test/kernels/fused-harness.js';
+import { timeSteps } from './fcm-kernels.js';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
+}
+
+const models = arg('models', 'mobilenet_v2').split(',');
+const batches = arg('batches', '1,8,32').split(',').map(Number);
+const iters = Number(arg('iters', '20'));
+const outDir = arg('out', '');
+const heatMs = Number(arg('heat-ms', '20'));
+const rounds = Number(arg('rounds', '3'));
+const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
+
+const gemmVariants: [number, number, number][] = [[16, 16, 4], [16, 8, 4], [32, 8, 4], [8, 16, 4], [4, 16, 4], [16, 8, 8], [8, 8, 8], [16, 4, 8], [32, 4, 8], [8, 4, 8]];
+
+interface Row { model: string; batch: number; layer: string; kind: 'pw' | 'dw'; shape: string; mb: number; gflop: number; auto: string; us: Record<string, number> }
+
+async function main() {
+  const device = await getDevice();
+  const limits = limitsOf(device);
+  const rows: Row[] = [];
+  for (const model of models) {
+    for (const batch of batches) {
+      const g = await loadModel(exportOnnx(zooModels[model](batch)), { source: `${model}.onnx`, batch });
+      const seen = new Set<string>();
+      for (const node of g.nodes) {
+        if (node.op !== 'Conv') continue;
+        const shapeOf = (t: string) => (t ? g.tensors.get(t)?.shape : undefined);
+        const geom = convGeom({ node, inputShapes: node.inputs.map(shapeOf), outputShapes: node.outputs.map((t) => shapeOf(t) ?? []), limits });
+        const pw = isPointwise(geom), dw = isDepthwise(geom);
+        if (!pw && !dw) continue;
+        const key = geomKey(geom);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        const variants = pw ? pwVariants(geom, limits) : dwVariants(geom, limits);
+        const b = convBindings(geom);
+        const sizes = [geom.N * geom.C * geom.H * geom.W, geom.F * (geom.C / geom.group) * geom.kh * geom.kw, geom.F, geom.N * geom.F * geom.HO * geom.WO];
+        const prepared = [];
+        for (const [, program] of variants) {
+          prepared.push(await prepare(device, program, b.inputs.map((k) => new Float32Array(sizes[k]).fill(0.01)), sizes[3]));
+        }
+        // Rounds over all the variants, each heated first: a variant's median is not its position in the list.
+        const samples: number[][] = variants.map(() => []);
+        for (let r = 0; r < rounds; r++) {
+          for (let v = 0; v < variants.length; v++) {
+            await heat(device, variants[v][1], prepared[v]);
+            samples[v].push(await timeSteps(device, [{ program: variants[v][1], prepared: prepared[v] }], iters));
+          }
+        }
+        prepared.forEach(release);
+        const us: Record<string, number> = {};
+        variants.forEach(([name], v) => { us[name] = median(samples[v]); });
+        const bytes = 4 * (sizes[0] + sizes[1] + (geom.hasBias ? sizes[2] : 0) + sizes[3]);
+        const gflop = 2 * sizes[3] * (geom.C / geom.group) * geom.kh * geom.kw / 1e9;
+        const row: Row = {
+          model, batch, layer: node.name, kind: pw ? 'pw' : 'dw',
+          shape: `${geom.N}x${geom.C}x${geom.H}x${geom.W}->${geom.F}x${geom.HO}x${geom.WO} k${geom.kh}s${geom.sh}`,
+          mb: bytes / 1e6, gflop, auto: variants[0][0].replace(/^auto /, ''), us,
+        };
+        rows.push(row);
+        const best = Object.entries(us).sort((a, b2) => a[1] - b2[1])[0];
+        console.log(`${model} b${batch} ${row.kind} ${row.shape}: auto ${us[variants[0][0]].toFixed(1)} us (${(bytes / us[variants[0][0]] / 1e3).toFixed(0)} GB/s, ` +
+          `${(gflop / us[variants[0][0]] * 1e3).toFixed(1)} TFLOPS) best ${best[0]} ${best[1].toFixed(1)}; ` +
+          Object.entries(us).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', '));
+      }
+      for (const kind of ['pw', 'dw'] as const) {
+        const r = rows.filter((x) => x.model === model && x.batch === batch && x.kind === kind);
+        const sum = (f: (x: Row) => number) => r.reduce((a, x) => a + f(x), 0);
+        const autoUs = sum((x) => x.us[Object.keys(x.us)[0]]), bestUs = sum((x) => Math.min(...Object.values(x.us)));
+        const oldUs = sum((x) => x.us[Object.keys(x.us).find((k) => k.startsWith('old') || k === 'rw1')!]);
+        console.log(`== ${model} b${batch} ${kind}: ${r.length} unique layers, auto ${autoUs.toFixed(0)} us (${(sum((x) => x.mb) / autoUs * 1e3).toFixed(0)} GB/s), ` +
+          `before this session's kernels ${oldUs.toFixed(0)} us, best variant per layer ${bestUs.toFixed(0)} us (${(sum((x) => x.mb) / bestUs * 1e3).toFixed(0)} GB/s)`);
+      }
+    }
+  }
+  if (outDir) { mkdirSync(outDir, { recursive: true }); writeFileSync(join(outDir, 'layer-kernels.json'), JSON.stringify(rows, null, 1)); }
+  await closeDevice();
+}
+
+/**
+ * Keep the GPU busy for heatMs before a timing: an idle GPU drops its clocks (345 of 1980 MHz on the H200), and a
+ * timing of a few milliseconds that follows host work (pipelines, buffers) otherwise runs at the idle clock.
+ */
+async function heat(device: GPUDevice, program: KernelProgram, prepared: Awaited<ReturnType<typeof prepare>>): Promise<void> {
+  const t0 = performance.now();
+  while (performance.now() - t0 < heatMs) {
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    for (let i = 0; i < 50; i++) {
+      pass.setPipeline(prepared.pipeline);
+      pass.setBindGroup(0, prepared.bindGroup);
+      pass.dispatchWorkgroups(...program.dispatch);
+    }
+    pass.end();
+    device.queue.submit([enc.finish()]);
+    await device.queue.onSubmittedWorkDone();
+  }
+}
+
+function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
+  const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
+  const b = convBindings(g);
+  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
+  const choices: [string, DotChoice][] = [];
+  const auto = chooseDot(dot, limits);
+  choices.push([`auto ${name(auto)}`, auto]);
+  const noGemm = chooseDot(dot, limits, { gemm: false });
+  choices.push([`old ${name(noGemm)}`, noGemm]);
+  for (const [tx, ty, rf] of gemmVariants) {
+    if (tx * ty > 256) continue;
+    const c: DotChoice = { kind: 'gemm', tiles: { tx, ty, rf } };
+    choices.push([name(c), c]);
+  }
+  return choices.map(([n, c]) => [n, dotProgram(dot, c, b.names, b.inputs, limits, n, 'Conv(pw)', 'pointwise')]);
+}
+
+function dwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
+  const auto = depthwiseRowOutputs(g);
+  return [[`auto rw${auto}`, depthwiseRows(g, auto, limits, 'dw')], ...[1, 2, 4].map((rw) => [`rw${rw}`, depthwiseRows(g, rw, limits, 'dw')] as [string, KernelProgram])];
+}
+
+main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
