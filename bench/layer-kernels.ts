@@ -94,7 +94,9 @@ async function main() {
       }
     }
   }
-  if (outDir) { mkdirSync(outDir, { recursive: true }); writeFileSync(join(outDir, 'layer-kernels.json'), JSON.stringify(rows, null, 1)); }
+  const copyGbps = await copyBandwidth(device);
+  console.log(`copy kernel (vec4, heated): ${copyGbps.toFixed(0)} GB/s`);
+  if (outDir) { mkdirSync(outDir, { recursive: true }); writeFileSync(join(outDir, 'layer-kernels.json'), JSON.stringify({ copyGbps, rows }, null, 1)); }
   await closeDevice();
 }
 
@@ -116,6 +118,27 @@ async function heat(device: GPUDevice, program: KernelProgram, prepared: Awaited
     device.queue.submit([enc.finish()]);
     await device.queue.onSubmittedWorkDone();
   }
+}
+
+/** GB/s (bytes read + written) of a vec4 copy of 256 MiB (less where bindings are smaller), heated and timed like the layers: the bandwidth reference. */
+async function copyBandwidth(device: GPUDevice): Promise<number> {
+  const n4 = Math.min(2 ** 24, device.limits.maxStorageBufferBindingSize / 32), wgs = n4 / 256;
+  const program: KernelProgram = {
+    name: 'copy', cacheKey: 'copy', workgroupSize: [256, 1, 1], dispatch: [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1],
+    inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
+    wgsl: `
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let i = g.x + g.y * ${Math.min(wgs, 65535) * 256}u;
+  if (i < ${n4}u) { out[i] = a[i]; }
+}`,
+  };
+  const prepared = await prepare(device, program, [new Float32Array(4 * n4)], 4 * n4);
+  const us: number[] = [];
+  for (let r = 0; r < rounds; r++) { await heat(device, program, prepared); us.push(await timeSteps(device, [{ program, prepared }], iters)); }
+  release(prepared);
+  return (2 * 16 * n4) / median(us) / 1e3;
 }
 
 function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {

@@ -469,14 +469,16 @@ function pwpwEvaluator(pw1: ConvSpec, pw2: ConvSpec): Evaluator {
 
 /**
  * Roofline per module: max(bytes / bandwidth, flops / throughput), slowed down when the dispatch has fewer
- * workgroups than SMs (it cannot use the whole GPU), plus the dispatch overhead.
+ * workgroups than SMs (it cannot use the whole GPU) and, for an FCM, by its kind's time factor (how far the fused
+ * kernel is from the roofline the layer kernels reach), plus the dispatch overhead.
  */
-export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext): number {
+export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext, kind?: ModuleKind): number {
   const hw = ctx.hw, batch = ctx.batch ?? 1;
   const memUs = (batch * gma * ctx.dtypeBytes) / (hw.dramGBps! * 1e3);
   const compUs = (batch * flops) / (hw.fp32Gflops! * 1e3);
   const utilization = Math.min(1, (batch * workgroups) / hw.sms);
-  return Math.max(memUs, compUs) / utilization + dispatches * hw.dispatchOverheadUs!;
+  const factor = (kind === 'pwdw' ? hw.pwdwTimeFactor : kind === 'dwpw' ? hw.dwpwTimeFactor : kind === 'pwpw' ? hw.pwpwTimeFactor : 1) ?? 1;
+  return factor * Math.max(memUs, compUs) / utilization + dispatches * hw.dispatchOverheadUs!;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -512,7 +514,7 @@ function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[],
         };
         let key: number[];
         if (ctx.objective === 'time') {
-          cost.timeUs = rooflineUs(e.gma, e.flops, e.workgroups, 1, ctx);
+          cost.timeUs = rooflineUs(e.gma, e.flops, e.workgroups, 1, ctx, kind);
           key = [cost.timeUs, e.gma, -e.workgroups];
         } else {
           const occupied = e.workgroups >= ctx.hw.sms;

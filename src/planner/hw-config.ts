@@ -12,6 +12,13 @@ export interface HwConfig {
   dramGBps?: number;
   fp32Gflops?: number;
   dispatchOverheadUs?: number;
+  /**
+   * How much slower than the roofline of its GMA and flops each FCM kernel runs, relative to the layer kernels the
+   * roofline is calibrated to (default 1): the time model multiplies an FCM's roofline term by it.
+   */
+  pwdwTimeFactor?: number;
+  dwpwTimeFactor?: number;
+  pwpwTimeFactor?: number;
   /** WebGPU's maxComputeWorkgroupStorageSize on this device: tiles for the executor fit min(shmem, this). */
   workgroupStorageBytes?: number;
 }

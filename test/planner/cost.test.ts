@@ -109,6 +109,13 @@ test('time objective: roofline per module plus the dispatch overhead, FCMs cost 
   const f = costFcm('pwdw', pw, dw, tctx)!;
   assert.equal(f.dispatches, 1);
   assert.ok(f.timeUs! < a.timeUs! + costLayer(dw, tctx, 'x').timeUs!);
+  // An FCM kind's time factor scales its roofline term, not the dispatch; layers and other kinds keep theirs.
+  const slow: CostContext = { ...tctx, hw: { ...thw, pwdwTimeFactor: 3 } };
+  assert.ok(Math.abs(rooflineUs(1000, 0, 4, 1, slow, 'pwdw') - (3 * 4000 / 1e5 + 5)) < 1e-12);
+  assert.ok(Math.abs(rooflineUs(1000, 0, 4, 1, slow, 'dwpw') - (4000 / 1e5 + 5)) < 1e-12);
+  assert.ok(Math.abs(rooflineUs(1000, 0, 4, 1, slow, 'pw') - (4000 / 1e5 + 5)) < 1e-12);
+  const fs = costFcm('pwdw', pw, dw, slow)!;
+  assert.ok(Math.abs(fs.timeUs! - (3 * (f.timeUs! - 5) + 5)) < 1e-9, `${fs.timeUs} vs ${f.timeUs}`);
 });
 
 test('standard and FC layers get an estimate so totals cover the conv part', () => {
