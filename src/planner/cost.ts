@@ -76,6 +76,8 @@ export interface ModuleCost {
   /** Workgroups (tiles) one dispatch launches. */
   workgroups: number;
   dispatches: number;
+  /** Output elements per image (of the module's last layer): the parallelism the executor's kernels have. */
+  outputs: number;
   /** Roofline estimate in microseconds (objective 'time' only). */
   timeUs?: number;
 }
@@ -470,12 +472,16 @@ function pwpwEvaluator(pw1: ConvSpec, pw2: ConvSpec): Evaluator {
 /**
  * Roofline per module: max(bytes / bandwidth, flops / throughput), slowed down when the dispatch has fewer
  * workgroups than SMs (it cannot use the whole GPU) and, for an FCM, by its kind's time factor (how far the fused
- * kernel is from the roofline the layer kernels reach), plus the dispatch overhead.
+ * kernel is from the roofline the layer kernels reach), plus the dispatch overhead. With hw.parallelOutputs, the
+ * throughput term also scales by sqrt(outputs / parallelOutputs) below that many outputs: a layer with few outputs
+ * and long reductions (a 7x7 960 -> 160 projection) keeps too few threads busy to reach fp32_GFLOPS, which large
+ * layers do (issue 8: on the H200 the conv kernels ran 12 TFLOP/s on 10^7 outputs, 3 on 6*10^4).
  */
-export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext, kind?: ModuleKind): number {
+export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext, kind?: ModuleKind, outputs?: number): number {
   const hw = ctx.hw, batch = ctx.batch ?? 1;
   const memUs = (batch * gma * ctx.dtypeBytes) / (hw.dramGBps! * 1e3);
-  const compUs = (batch * flops) / (hw.fp32Gflops! * 1e3);
+  const parallel = hw.parallelOutputs && outputs ? Math.min(1, Math.sqrt((batch * outputs) / hw.parallelOutputs)) : 1;
+  const compUs = (batch * flops) / (hw.fp32Gflops! * 1e3 * parallel);
   const utilization = Math.min(1, (batch * workgroups) / hw.sms);
   const factor = (kind === 'pwdw' ? hw.pwdwTimeFactor : kind === 'dwpw' ? hw.dwpwTimeFactor : kind === 'pwpw' ? hw.pwpwTimeFactor : 1) ?? 1;
   return factor * Math.max(memUs, compUs) / utilization + dispatches * hw.dispatchOverheadUs!;
@@ -491,7 +497,7 @@ export function rooflineUs(gma: number, flops: number, workgroups: number, dispa
  * `num_of_tiles >= num_of_sms`), or, when none does, the tile with the most workgroups.
  * Returns undefined when no tile fits.
  */
-function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[], evaluate: Evaluator, ctx: CostContext): ModuleCost | undefined {
+function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[], evaluate: Evaluator, ctx: CostContext, outputs: number): ModuleCost | undefined {
   const smemLimit = tileMemoryLimit(ctx.hw) / ctx.dtypeBytes;
   const l1Limit = Math.max(ctx.hw.l1BytesPerSm, tileMemoryLimit(ctx.hw)) / ctx.dtypeBytes;
   const hTilings = tileSizes(axesH[0].out).map((t) => ({ t, a: tileAxis(t, axesH) }));
@@ -511,10 +517,11 @@ function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[],
           redundantFlops: e.redundantFlops,
           workgroups: e.workgroups,
           dispatches: 1,
+          outputs,
         };
         let key: number[];
         if (ctx.objective === 'time') {
-          cost.timeUs = rooflineUs(e.gma, e.flops, e.workgroups, 1, ctx, kind);
+          cost.timeUs = rooflineUs(e.gma, e.flops, e.workgroups, 1, ctx, kind, outputs);
           key = [cost.timeUs, e.gma, -e.workgroups];
         } else {
           const occupied = e.workgroups >= ctx.hw.sms;
@@ -545,12 +552,14 @@ function lexLess(a: number[], b: number[]): boolean {
   return false;
 }
 
+const outputsOf = (l: ConvSpec) => l.f * l.h.out * l.w.out;
+
 /** Best tiles of a conv layer run alone (LBL). Throws when no tile fits the shared memory. */
 export function costLayer(l: ConvSpec, ctx: CostContext, where: string): ModuleCost {
   const kind: ModuleKind = l.type;
   const r = l.type === 'dw'
-    ? search(kind, 1, [l.h], [l.w], dwEvaluator(l), ctx)
-    : search(kind, l.f, [l.h], [l.w], convEvaluator(l), ctx);
+    ? search(kind, 1, [l.h], [l.w], dwEvaluator(l), ctx, outputsOf(l))
+    : search(kind, l.f, [l.h], [l.w], convEvaluator(l), ctx, outputsOf(l));
   if (!r) {
     throw invalid(`${where}: layer ${l.id} ('${l.name}')`, `no tile of this ${l.type} layer fits ${tileMemoryLimit(ctx.hw)} bytes of shared memory`);
   }
@@ -562,9 +571,9 @@ export function costFcm(kind: 'pwdw' | 'dwpw' | 'pwpw', first: ConvSpec, second:
   const axesH = [second.h, first.h];
   const axesW = [second.w, first.w];
   switch (kind) {
-    case 'pwdw': return search(kind, second.c, axesH, axesW, pwdwEvaluator(first, second), ctx);
-    case 'dwpw': return search(kind, second.f, axesH, axesW, dwpwEvaluator(first, second), ctx);
-    case 'pwpw': return search(kind, second.f, axesH, axesW, pwpwEvaluator(first, second), ctx);
+    case 'pwdw': return search(kind, second.c, axesH, axesW, pwdwEvaluator(first, second), ctx, outputsOf(second));
+    case 'dwpw': return search(kind, second.f, axesH, axesW, dwpwEvaluator(first, second), ctx, outputsOf(second));
+    case 'pwpw': return search(kind, second.f, axesH, axesW, pwpwEvaluator(first, second), ctx, outputsOf(second));
   }
 }
 

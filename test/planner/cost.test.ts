@@ -114,6 +114,12 @@ test('time objective: roofline per module plus the dispatch overhead, FCMs cost 
   assert.ok(Math.abs(rooflineUs(1000, 0, 4, 1, slow, 'pwdw') - (3 * 4000 / 1e5 + 5)) < 1e-12);
   assert.ok(Math.abs(rooflineUs(1000, 0, 4, 1, slow, 'dwpw') - (4000 / 1e5 + 5)) < 1e-12);
   assert.ok(Math.abs(rooflineUs(1000, 0, 4, 1, slow, 'pw') - (4000 / 1e5 + 5)) < 1e-12);
+  // parallelOutputs: below it the throughput term scales by sqrt(outputs / parallelOutputs); at or above it, no change.
+  const par: CostContext = { ...tctx, hw: { ...thw, parallelOutputs: 400 } };
+  assert.ok(Math.abs(rooflineUs(0, 1e6, 4, 1, par, 'pw', 100) - (1e6 / 1e6 / 0.5 + 5)) < 1e-9);
+  assert.ok(Math.abs(rooflineUs(0, 1e6, 4, 1, par, 'pw', 400) - (1e6 / 1e6 + 5)) < 1e-9);
+  assert.ok(Math.abs(rooflineUs(0, 1e6, 4, 1, { ...par, batch: 4 }, 'pw', 100) - (4 * 1e6 / 1e6 + 5)) < 1e-9, 'batch 4 x 100 outputs saturate');
+  assert.equal(costLayer(pw, tctx, 'x').outputs, 64 * 16 * 16);
   const fs = costFcm('pwdw', pw, dw, slow)!;
   assert.ok(Math.abs(fs.timeUs! - (3 * (f.timeUs! - 5) + 5)) < 1e-9, `${fs.timeUs} vs ${f.timeUs}`);
 });
