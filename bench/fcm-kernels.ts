@@ -2,7 +2,7 @@
 // MobileNetV2-like module shapes at 224x224 input resolution, for issue 8's "each fused module faster than its
 // two LBL kernels" target.
 //
-// Run: npm run build && node dist/bench/fcm-kernels.js [--batch 8] [--iters 50] [--json] [--only pwdw|dwpw|pwpw]
+// Run: npm run build && node dist/bench/fcm-kernels.js [--batch 8] [--iters 50] [--heat-ms 20] [--set mbv2|zoo] [--json] [--only pwdw|dwpw|pwpw]
 //      [--tiles '{"tileH":2,"tileW":2}'] (merged into every module's tiles, for tuning by hand)
 // On the H100: see DEVELOPERS.md (pack, carry [".gpu", "dist"], `source .gpu/enter.sh && node dist/bench/fcm-kernels.js`).
 //
@@ -10,13 +10,14 @@
 // sequence each time: for LBL both layers with the intermediate in a global buffer), divided by `iters`; without
 // the timestamp-query feature, wall time of submit to onSubmittedWorkDone over the same pass. Median of 5 passes.
 //
-// The LBL kernels are the executor's (kernels/depthwise.ts, kernels/pointwise.ts), loaded when present and called
-// with the same argument shape as the fused kernels ({ node, inputShapes, outputShape, limits }, node a Conv with
-// the IR's normalized attributes); when they are absent or refuse the call, the LBL column says why.
+// The LBL kernels are the executor's (kernels/depthwise.ts, kernels/pointwise.ts), called on a Conv node with the
+// IR's normalized attributes; when they refuse the call, the LBL column says why.
 
 import { pathToFileURL } from 'node:url';
 import { newAttrs, type Node } from '../src/graph/ir.js';
 import type { KernelProgram } from '../kernels/program.js';
+import { depthwise } from '../kernels/depthwise.js';
+import { pointwise } from '../kernels/pointwise.js';
 import type { FusedKernelArgs, KernelLimits } from '../kernels/fused-common.js';
 import { buildCase, type Built, type FusedCase, type FusedKind } from '../test/kernels/fused-check.js';
 import { closeDevice, getDevice, limitsOf, prepare, release, type Prepared } from '../test/kernels/fused-harness.js';
@@ -39,18 +40,42 @@ export function moduleShapes(batch: number): ModuleShape[] {
   ];
 }
 
+/**
+ * The fused modules the planner picks at batch 8 for the zoo models (fixtures/zoo.ts, h100.cfg; one per distinct
+ * shape, with the plan's tiles), the PW-DW ones that lost to their layers on the H200 first (issue 8).
+ */
+export function zooModuleShapes(batch: number): ModuleShape[] {
+  const relu6 = { act1: 'Clip', params1: [0, 6], act2: 'Clip', params2: [0, 6] };
+  const hs = { act1: 'HardSwish', act2: 'HardSwish' };
+  const m = (label: string, c: Omit<FusedCase, 'n'>): ModuleShape => ({ label, c: { ...c, n: batch } as FusedCase });
+  const pwdw = (c: number, h: number, mm: number, s: number, fb: number, t: number, act: object) =>
+    ({ kind: 'pwdw' as const, c, h, w: h, m: mm, k: 3, stride: s, pads: [1, 1, 1, 1] as [number, number, number, number], bias1: true, bias2: true, ...act, tiles: { tileFilters1: fb, tileH: t, tileW: t } });
+  const se = (c: number, mm: number, fb1: number, fb2: number) =>
+    ({ kind: 'pwpw' as const, c, h: 1, w: 1, m: mm, f: c, bias1: true, bias2: true, act1: 'Relu', act2: 'HardSigmoid', params2: [1 / 6, 0.5], tiles: { tileFilters1: fb1, tileFilters2: fb2, tileH: 1, tileW: 1 } });
+  return [
+    m('pwdw 16->64 112x112 s2 (v3 conv_14)', pwdw(16, 112, 64, 2, 8, 16, { act1: 'Relu', act2: 'Relu' })),
+    m('pwdw 16->48 112x112 s2 (mnas conv_13)', pwdw(16, 112, 48, 2, 8, 16, relu6)),
+    m('pwdw 40->240 28x28 s2 (v3 conv_102)', pwdw(40, 28, 240, 2, 8, 14, hs)),
+    m('pwdw 32->192 28x28 s1 (v2 conv_47)', pwdw(32, 28, 192, 1, 8, 28, relu6)),
+    m('pwdw 32->192 28x28 s2 (v2 conv_71)', pwdw(32, 28, 192, 2, 8, 14, relu6)),
+    m('pwdw 80->200 14x14 s1 (v3 conv_113)', pwdw(80, 14, 200, 1, 8, 14, hs)),
+    m('pwdw 64->384 14x14 s1 (v2 conv_82)', pwdw(64, 14, 384, 1, 16, 14, relu6)),
+    m('pwpw se 480->20->480 (b0 conv_159)', se(480, 20, 20, 32)),
+    m('pwpw se 240->10->240 (b0 conv_110)', se(240, 10, 10, 16)),
+    m('pwpw se 120->32->120 (v3 conv_67)', se(120, 32, 32, 8)),
+    m('pwpw se 32->8->32 (b0 conv_13)', se(32, 8, 8, 2)),
+    // Batch 1's tiles where they differ (the kernel splits them further for parallelism).
+    m('pwdw 160->960 7x7 s1 (v2 conv_164 b1)', pwdw(160, 7, 960, 1, 8, 7, relu6)),
+    m('pwdw 96->576 14x14 s1 (v2 conv_129 b1)', { ...pwdw(96, 14, 576, 1, 8, 8, relu6), tiles: { tileFilters1: 8, tileH: 8, tileW: 14 } }),
+    m('pwdw 64->384 14x14 s1 (v2 conv_82 b1)', pwdw(64, 14, 384, 1, 8, 8, relu6)),
+    m('pwdw 32->192 28x28 s1 (v2 conv_47 b1)', { ...pwdw(32, 28, 192, 1, 8, 8, relu6), tiles: { tileFilters1: 8, tileH: 8, tileW: 16 } }),
+  ];
+}
+
 type KernelFn = (args: FusedKernelArgs) => KernelProgram;
 
-/** D1's LBL kernel of a module file, when it exists: its first exported function. */
-async function loadLbl(file: string): Promise<KernelFn | string> {
-  try {
-    const mod = await import(new URL(`../kernels/${file}`, import.meta.url).href) as Record<string, unknown>;
-    const fn = Object.values(mod).find((v) => typeof v === 'function');
-    return fn ? fn as KernelFn : `kernels/${file} exports no function`;
-  } catch (e) {
-    return `kernels/${file}: ${(e as Error).message.split('\n')[0]}`;
-  }
-}
+/** An executor LBL kernel (KernelArgs: outputShapes) under the fused kernels' argument shape. */
+const lblKernel = (k: typeof pointwise): KernelFn => (args) => k({ ...args, outputShapes: [args.outputShape] });
 
 function convNode(name: string, inputs: string[], attrs: Record<string, number[] | number | string>): Node {
   return { name, op: 'Conv', domain: '', inputs, outputs: [`${name}_y`], attrs: newAttrs(attrs) };
@@ -83,8 +108,12 @@ function lblPrograms(c: FusedCase, b: Built, dw: KernelFn, pw: KernelFn, limits:
 
 export interface Step { program: KernelProgram; prepared: Prepared }
 
-/** Median GPU microseconds of one repetition of `steps` (dispatched in order inside one compute pass). */
-export async function timeSteps(device: GPUDevice, steps: Step[], iters: number): Promise<number> {
+/**
+ * Median GPU microseconds of one repetition of `steps` (dispatched in order inside one compute pass). `heatMs`:
+ * the steps run untimed for that long first: an idle GPU drops its clocks (345 of 1980 MHz on the H200), and a
+ * timing of a few milliseconds that follows host work (pipelines, buffers) otherwise runs at the idle clock.
+ */
+export async function timeSteps(device: GPUDevice, steps: Step[], iters: number, heatMs = 0): Promise<number> {
   const ts = device.features.has('timestamp-query');
   const qs = ts ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
   const resolve = ts ? device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
@@ -115,6 +144,7 @@ export async function timeSteps(device: GPUDevice, steps: Step[], iters: number)
     return Number(e - b) / 1000 / n;
   };
   await runOnce(2); // warm-up: pipeline first use, caches
+  for (const t0 = performance.now(); performance.now() - t0 < heatMs;) await runOnce(iters);
   const samples: number[] = [];
   for (let r = 0; r < 5; r++) samples.push(await runOnce(iters));
   qs?.destroy(); resolve?.destroy(); read?.destroy();
@@ -130,26 +160,25 @@ function arg(name: string, def: string): string {
 export async function main(): Promise<void> {
   const batch = Number(arg('batch', '1'));
   const iters = Number(arg('iters', '50'));
+  const heatMs = Number(arg('heat-ms', '20'));
+  const set = arg('set', 'mbv2');
   const only = arg('only', '') as FusedKind | '';
   const json = process.argv.includes('--json');
   const tileOverride = JSON.parse(arg('tiles', '{}')) as FusedCase['tiles'];
   const device = await getDevice();
   const limits = limitsOf(device);
-  const dw = await loadLbl('depthwise.js');
-  const pw = await loadLbl('pointwise.js');
+  const dw = lblKernel(depthwise), pw = lblKernel(pointwise);
   const rows: Record<string, unknown>[] = [];
-  for (const { label, c } of moduleShapes(batch)) {
+  for (const { label, c } of set === 'zoo' ? zooModuleShapes(batch) : moduleShapes(batch)) {
     if (only && c.kind !== only) continue;
     c.tiles = { ...c.tiles, ...tileOverride };
     const b = buildCase(c, limits, { reference: false });
     const fused = await prepare(device, b.program, b.inputs, b.outputShape.reduce((x, y) => x * y, 1));
-    const fusedUs = await timeSteps(device, [{ program: b.program, prepared: fused }], iters);
+    const fusedUs = await timeSteps(device, [{ program: b.program, prepared: fused }], iters, heatMs);
     release(fused);
     let lblUs: number | undefined;
     let lblNote = '';
-    if (typeof dw === 'string' || typeof pw === 'string') {
-      lblNote = typeof dw === 'string' ? dw : pw as string;
-    } else {
+    {
       try {
         const { p1, p2 } = lblPrograms(c, b, dw, pw, limits);
         const L = b.layers;
@@ -163,7 +192,7 @@ export async function main(): Promise<void> {
           layout: s2.pipeline.getBindGroupLayout(0),
           entries: s2.buffers.map((buffer, binding) => ({ binding, resource: { buffer: binding === midBinding ? s1.output : buffer } })),
         });
-        lblUs = await timeSteps(device, [{ program: p1, prepared: s1 }, { program: p2, prepared: { ...s2, bindGroup } }], iters);
+        lblUs = await timeSteps(device, [{ program: p1, prepared: s1 }, { program: p2, prepared: { ...s2, bindGroup } }], iters, heatMs);
         release(s1); release(s2);
       } catch (e) {
         lblNote = `LBL failed: ${(e as Error).message.split('\n')[0]}`;

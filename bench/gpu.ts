@@ -1,15 +1,17 @@
 // Issue 8's GPU benchmark, one process, on the zoo models (fixtures/zoo.ts, generated here: no model files):
 //   e2e      `fcm-opt bench` (src/bench/bench.ts runBench) at batch 1: fcm-opt fused / unfused / onnxruntime
 //            WebGPU / onnxruntime CPU, plus a check that the fused and unfused runs agree.
-//   modules  per plan module at batch B (default 8): median over P profiled runs (timestamp queries, one pass
-//            per dispatch) of the fused module and of its layers run LBL; share of fused modules faster than
+//   modules  per plan module at batch B (default 8): GPU time of the fused module and of its layers run LBL, each
+//            timed alone in one pass (heated, repeated; --timing profile: median over P profiled runs, one pass per
+//            dispatch); share of fused modules faster than
 //            their LBL pair, median speedup; Spearman rho of the planner's estimate vs measured time.
 //   bw       depthwise / pointwise kernels at a large batch: bytes moved (input + output + weights) over GPU
 //            time, next to a vec4 copy kernel's bandwidth on the same device.
 //
 // Run (H100, see DEVELOPERS.md): npm run build; then on the device
 //   source .gpu/enter.sh && node dist/bench/gpu.js --out $OUT [--models a,b] [--parts e2e,modules,bw]
-//   [--runs 100] [--warmup 10] [--batch 8] [--profiles 9] [--bw-batch 32] [--hw h100] [--tune]
+//   [--runs 100] [--warmup 10] [--batch 8] [--profiles 9] [--bw-batch 32] [--hw h100] [--tune] [--heat-ms 20]
+//   [--timing pass|profile] [--pass-rounds 5] [--pass-iters 20]
 // Writes <out>/gpu-<part>.json and prints a summary.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -18,7 +20,8 @@ import { join } from 'node:path';
 import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../converters/load.js';
-import { runBench, joinLayers, benchInputs, timeContestants, type BenchLayer } from '../src/bench/bench.js';
+import { runBench, joinLayers, moduleOfNodes, benchInputs, timeContestants, type BenchLayer } from '../src/bench/bench.js';
+import type { ProfileEntry } from '../src/bench/runtime.js';
 import { medianProfiles } from '../src/bench/profile.js';
 import { spearman } from '../src/bench/correlation.js';
 import { median } from '../src/bench/stats.js';
@@ -45,6 +48,13 @@ const warmup = Number(arg('warmup', '10'));
 const batch = Number(arg('batch', '8'));
 const profiles = Number(arg('profiles', '9'));
 const bwBatch = Number(arg('bw-batch', '32'));
+// --heat-ms: untimed inferences ahead of each profile (src/bench/profile.ts); 0 profiles a GPU that idled before.
+const heatMs = Number(arg('heat-ms', '20'));
+// --timing pass|profile: how the per-module figures are taken (timeModules below).
+const timing = arg('timing', 'pass');
+if (timing !== 'pass' && timing !== 'profile') throw new Error(`--timing takes pass or profile, got ${timing}`);
+const passRounds = Number(arg('pass-rounds', '5'));
+const passIters = Number(arg('pass-iters', '20'));
 const hwName = arg('hw', 'h100');
 // --tune: every plan below is first tuned on this GPU (src/runtime/tune.ts) for its batch.
 const tune = process.argv.includes('--tune');
@@ -113,22 +123,53 @@ async function modules(name: string, batchSize: number) {
   const inputs = benchInputs(g);
   const sf = await createSession(g, { hw, plan });
   const su = await createSession(g, { hw, plan: 'unfused' });
-  const [pf, pu] = await medianProfiles([sf, su], inputs, profiles);
+  const [pf, pu] = await medianProfiles([sf, su], inputs, profiles, 30, heatMs);
+  const fusedGraph = applyPlan(g, plan);
+  const layers: BenchLayer[] = joinLayers(plan, fusedGraph, pf, pu);
+  if (timing === 'pass') await timeModules(layers, moduleOfNodes(plan, fusedGraph), [sf, su], [pf, pu]);
   sf.dispose(); su.dispose();
-  const layers: BenchLayer[] = joinLayers(plan, applyPlan(g, plan), pf, pu);
   const fusedRows = layers.filter((l) => fusedKinds.has(l.kind) && l.fusedGpuMs && l.unfusedGpuMs);
   const speedups = fusedRows.map((l) => l.unfusedGpuMs! / l.fusedGpuMs!);
   const mods = layers.filter((l) => l.module !== null && l.estUs !== undefined && l.fusedGpuMs !== undefined);
   const rho = mods.length > 2 ? spearman(mods.map((l) => l.estUs!), mods.map((l) => l.fusedGpuMs!)) : NaN;
   const sum = (k: 'fusedGpuMs' | 'unfusedGpuMs') => layers.reduce((a, l) => a + (l[k] ?? 0), 0);
   const res = {
-    model: name, batch: g.tensors.get(g.inputs[0])!.shape[0], fusedModules: fusedRows.length,
+    model: name, batch: g.tensors.get(g.inputs[0])!.shape[0], timing, heatMs, fusedModules: fusedRows.length,
     fusedFaster: speedups.filter((s) => s > 1).length, medianSpeedup: speedups.length ? median(speedups) : NaN,
     spearman: rho, gpuSumFusedMs: sum('fusedGpuMs'), gpuSumUnfusedMs: sum('unfusedGpuMs'), layers,
   };
   console.log(`${name} b${res.batch} modules: ${res.fusedFaster}/${res.fusedModules} fused faster, median speedup ${fmt(res.medianSpeedup, 2)}x, ` +
     `rho ${fmt(rho, 2)}, GPU sum fused ${fmt(res.gpuSumFusedMs)} unfused ${fmt(res.gpuSumUnfusedMs)} ms`);
   return res;
+}
+
+/**
+ * --timing pass (the default): each row's kernels of each session timed by Session.timeNodes (heated, `passIters`
+ * repetitions in one pass, as run() executes them), the two sessions alternating over `passRounds` rounds, medians.
+ * The per-dispatch-pass profiles stay in fusedProfileMs / unfusedProfileMs. Profiles followed the GPU's clock: the
+ * same plan's sum of kernel times differed 1.75x between two profiles of one lease (H200, issue 8).
+ */
+async function timeModules(layers: BenchLayer[], moduleOf: Map<string, number>, sessions: Session[], profiles: ProfileEntry[][]) {
+  const keyOf = (l: BenchLayer) => l.module ?? l.nodes[0];
+  const groups = profiles.map((entries) => {
+    const m = new Map<number | string, string[]>();
+    for (const e of entries) { const k = moduleOf.get(e.node) ?? e.node; m.set(k, [...(m.get(k) ?? []), e.node]); }
+    return layers.map((l) => m.get(keyOf(l)) ?? []);
+  });
+  const samples = sessions.map(() => layers.map(() => [] as number[]));
+  for (let r = 0; r < passRounds; r++) {
+    for (let k = 0; k < sessions.length; k++) {
+      const i = (r + k) % sessions.length;
+      const ms = await sessions[i].timeNodes(groups[i], { iters: passIters, heatMs: 10 });
+      ms.forEach((t, j) => { if (groups[i][j].length) samples[i][j].push(t); });
+    }
+  }
+  layers.forEach((l, j) => {
+    const row = l as BenchLayer & { fusedProfileMs?: number; unfusedProfileMs?: number };
+    row.fusedProfileMs = l.fusedGpuMs; row.unfusedProfileMs = l.unfusedGpuMs;
+    row.fusedGpuMs = samples[0][j].length ? median(samples[0][j]) : undefined;
+    row.unfusedGpuMs = samples[1][j].length ? median(samples[1][j]) : undefined;
+  });
 }
 
 /** GB/s of a vec4 copy kernel over `bytes` (median of 9 timed passes of 10 dispatches). */
@@ -182,7 +223,7 @@ async function bandwidth(name: string) {
   await s.run(inputs);
   // Clocks up first: an idle GPU runs at a fraction of its clock, and these profiles follow host-side setup.
   for (const t0 = performance.now(); performance.now() - t0 < 300;) await s.run(inputs);
-  const [prof] = await medianProfiles([s], inputs, 5);
+  const [prof] = await medianProfiles([s], inputs, 5, 30, heatMs);
   const sg = s.graph;
   s.dispose();
   const bytesOf = (t: string) => 4 * (sg.tensors.get(t)?.shape ?? []).reduce((a, b) => a * b, 1);

@@ -68,8 +68,7 @@ async function main() {
         const samples: number[][] = variants.map(() => []);
         for (let r = 0; r < rounds; r++) {
           for (let v = 0; v < variants.length; v++) {
-            await heat(device, variants[v][1], prepared[v]);
-            samples[v].push(await timeSteps(device, [{ program: variants[v][1], prepared: prepared[v] }], iters));
+            samples[v].push(await timeSteps(device, [{ program: variants[v][1], prepared: prepared[v] }], iters, heatMs));
           }
         }
         prepared.forEach(release);
@@ -104,26 +103,6 @@ async function main() {
   await closeDevice();
 }
 
-/**
- * Keep the GPU busy for heatMs before a timing: an idle GPU drops its clocks (345 of 1980 MHz on the H200), and a
- * timing of a few milliseconds that follows host work (pipelines, buffers) otherwise runs at the idle clock.
- */
-async function heat(device: GPUDevice, program: KernelProgram, prepared: Awaited<ReturnType<typeof prepare>>): Promise<void> {
-  const t0 = performance.now();
-  while (performance.now() - t0 < heatMs) {
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    for (let i = 0; i < 50; i++) {
-      pass.setPipeline(prepared.pipeline);
-      pass.setBindGroup(0, prepared.bindGroup);
-      pass.dispatchWorkgroups(...program.dispatch);
-    }
-    pass.end();
-    device.queue.submit([enc.finish()]);
-    await device.queue.onSubmittedWorkDone();
-  }
-}
-
 /** GB/s (bytes read + written) of a vec4 copy of 256 MiB (less where bindings are smaller), heated and timed like the layers: the bandwidth reference. */
 async function copyBandwidth(device: GPUDevice): Promise<number> {
   const n4 = Math.min(2 ** 24, device.limits.maxStorageBufferBindingSize / 32), wgs = n4 / 256;
@@ -140,7 +119,7 @@ async function copyBandwidth(device: GPUDevice): Promise<number> {
   };
   const prepared = await prepare(device, program, [new Float32Array(4 * n4)], 4 * n4);
   const us: number[] = [];
-  for (let r = 0; r < rounds; r++) { await heat(device, program, prepared); us.push(await timeSteps(device, [{ program, prepared }], iters)); }
+  for (let r = 0; r < rounds; r++) us.push(await timeSteps(device, [{ program, prepared }], iters, heatMs));
   release(prepared);
   return (2 * 16 * n4) / median(us) / 1e3;
 }

@@ -12,10 +12,12 @@
 // Pointwise phase (issue 8, tuned on the H100): each thread owns RP = ceil(IH*IW / threads) halo positions and
 // all FB filters in registers (vec4 accumulators), walks every input channel reading x straight from global memory
 // (one load feeds FB FMAs; neighbouring threads read neighbouring columns) and the weights from workgroup memory,
-// staged CK channels at a time channel-major as vec4 (one broadcast load feeds 4*RP FMAs).
+// staged CK channels at a time channel-major as vec4 (one broadcast load feeds 4*RP FMAs); with 3+ positions per
+// thread, four channels' x loads go out together (XU). Depthwise phase (issue 8, session 6): the FB channels'
+// depthwise weights staged in workgroup memory, RW outputs of a row per invocation.
 //
 // Tiles: FB = tileFilters1 (falls back to tileFilters2), TH = tileH, TW = tileW, all clamped to the tensor first.
-// Clamping rule (clampTiles in fused-common.ts): while 4*(FB*IH*IW + CK*4*ceil(FB/4)) bytes exceed maxComputeWorkgroupStorageSize, or a
+// Clamping rule (clampTiles in fused-common.ts): while 4*(FB*IH*IW + CK*4*ceil(FB/4) + FB*KH*KW) bytes exceed maxComputeWorkgroupStorageSize, or a
 // thread would hold more than maxRegsPerThread accumulators (RP*4*ceil(FB/4)), halve the largest of FB, TH, TW (ties in that
 // order). Then, while there are fewer than minWorkgroups workgroups, halve FB down to 4, then TH and TW down to 4
 // (splitForParallelism).
@@ -52,9 +54,10 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   const cap = threadCap(args.limits);
   const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  const CK = Math.min(C, 32);
+  // A multiple of 4: the channel loop below takes 4 at a time (weights past C are staged as zeros).
+  const CK = Math.min(ceilDiv(C, 4) * 4, 32);
   const fb4 = () => ceilDiv(fb.value, 4);
-  const floats = () => fb.value * ih() * iw() + CK * fb4() * 4;
+  const floats = () => fb.value * ih() * iw() + CK * fb4() * 4 + fb.value * g.kh * g.kw;
   // Each thread owns RP = ceil(IH*IW / threads) halo positions x FB filters (padded to a multiple of 4) of accumulators.
   clampTiles([], [fb, th, tw],
     () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && ceilDiv(ih() * iw(), cap) * fb4() * 4 <= maxRegsPerThread,
@@ -66,6 +69,46 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   const FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw();
   const T = threadsFor(IH * IW, cap);
   const RP = ceilDiv(IH * IW, T);
+  // Depthwise outputs per invocation along a row: each row of the receptive field is read from mid once for
+  // RW outputs (the rule of the LBL kernel's rows: 4 at stride 1, 2 at stride 2; attribute dwRow overrides it).
+  const RW = Math.min(TW, tileAttr(a, 'dwRow', g.sw === 1 ? 4 : 2, w));
+  const TWR = ceilDiv(TW, RW), SPAN = (RW - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  const MIDN = FB * IH * IW;
+  // Channels whose x loads are issued together in the pointwise phase (attribute xUnroll: 1 or 4). Four where a
+  // thread owns 3+ halo positions (H200, batch 8: 5-10% faster); with one position, four made the loop 1.3-1.45x
+  // slower (bench/data/h200-2026-12-02-s6/fcm-variants.log).
+  const XU = tileAttr(a, 'xUnroll', RP >= 3 ? 4 : 1, w);
+  if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);
+  const pwLoop = XU === 1 ? `
+    for (var cl = 0u; cl < CK; cl++) {
+      let xb = (n * C + min(c0 + cl, C - 1u)) * H * W;
+      for (var q = 0u; q < RP; q++) {
+        let xv = x[xb + off[q]];
+        for (var f4 = 0u; f4 < FB4; f4++) { acc[q * FB4 + f4] += wsT[cl * FB4 + f4] * xv; }
+      }
+    }` : `
+    // Four channels' loads of every position go out before their FMAs: one channel at a time, the loop waited
+    // on a load per channel (H200, issue 8: the 112x112 stride-2 modules ran 1.5x slower than their two layers).
+    for (var cl = 0u; cl < CK; cl += 4u) {
+      let xb = (n * C + c0 + cl) * H * W;
+      // Constant components only: a loop index into a vector sends the private array to local memory.
+      var xv: array<vec4<f32>, RP>;
+      for (var q = 0u; q < RP; q++) {
+        xv[q] = vec4<f32>(xAt(c0 + cl, xb, off[q]), xAt(c0 + cl + 1u, xb + H * W, off[q]),
+          xAt(c0 + cl + 2u, xb + 2u * H * W, off[q]), xAt(c0 + cl + 3u, xb + 3u * H * W, off[q]));
+      }
+      for (var q = 0u; q < RP; q++) {
+        let v = xv[q];
+        for (var f4 = 0u; f4 < FB4; f4++) {
+          var a = acc[q * FB4 + f4];
+          a += wsT[cl * FB4 + f4] * v.x;
+          a += wsT[(cl + 1u) * FB4 + f4] * v.y;
+          a += wsT[(cl + 2u) * FB4 + f4] * v.z;
+          a += wsT[(cl + 3u) * FB4 + f4] * v.w;
+          acc[q * FB4 + f4] = a;
+        }
+      }
+    }`;
   const FB4 = ceilDiv(FB, 4);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
@@ -79,7 +122,7 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
 ${bindings(used)}
 ${constsU32({
     N, C, H, W, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw,
-    FB, FB4, CK, TH, TW, IH, IW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
+    FB, FB4, CK, TH, TW, IH, IW, T, RP, RW, TWR, SPAN, MIDN, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
   })}
 const PT: i32 = ${g.pt};
 const PL: i32 = ${g.pl};
@@ -88,10 +131,18 @@ ${act1.fn}
 ${act2.fn}
 
 var<workgroup> mid: array<f32, ${FB * IH * IW}>;
+// The depthwise weights of the FB channels, staged once.
+var<workgroup> w2s: array<f32, ${FB * g.kh * g.kw}>;
 // The chunk's first-layer weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
 var<workgroup> wsT: array<vec4<f32>, ${CK * FB4}>;
 
 var<private> f0: u32;
+
+/** x at channel c (0 past C: its weights are staged as zeros, and 0 * inf would not be). */
+fn xAt(c: u32, base: u32, o: u32) -> f32 {
+  if (c >= C) { return 0.0; }
+  return x[base + o];
+}
 
 /** Epilogue 1 of intermediate channel f0 + fl at halo position r (0 in the padding and past M). */
 fn ep1(a: f32, fl: u32, r: u32, inside: f32) {
@@ -127,6 +178,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     off[q] = select(0u, u32(iy) * W + u32(ix), ok);
     inside[q] = select(0.0, 1.0, ok);
   }
+  // Ordered before their use by the first barrier below.
+  for (var e = li; e < FB * KH * KW; e += T) { w2s[e] = w2[min(f0 * KH * KW + e, M * KH * KW - 1u)]; }
   var acc: array<vec4<f32>, ${RP * FB4}>;
   for (var c0 = 0u; c0 < C; c0 += CK) {
     for (var e = li; e < CK * FB4; e += T) {
@@ -140,13 +193,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       wsT[e] = v;
     }
     workgroupBarrier();
-    for (var cl = 0u; cl < CK; cl++) {
-      let xb = (n * C + min(c0 + cl, C - 1u)) * H * W;
-      for (var q = 0u; q < RP; q++) {
-        let xv = x[xb + off[q]];
-        for (var f4 = 0u; f4 < FB4; f4++) { acc[q * FB4 + f4] += wsT[cl * FB4 + f4] * xv; }
-      }
-    }
+${pwLoop}
     workgroupBarrier();
   }
   // Epilogue 1. Positions outside the image are the depthwise layer's zero padding, not act(bias). Accumulators
@@ -166,32 +213,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   workgroupBarrier();
 
-  // Depthwise layer from workgroup memory, epilogue 2, residual.
-  for (var e = li; e < FB * TH * TW; e += T) {
-    let fl = e / (TH * TW);
-    let oy = (e % (TH * TW)) / TW;
-    let ox = e % TW;
+  // Depthwise layer from workgroup memory, RW outputs of a row per invocation, epilogue 2, residual.
+  for (var e = li; e < FB * TH * TWR; e += T) {
+    let fl = e / (TH * TWR);
+    let oy = (e % (TH * TWR)) / TWR;
+    let ox = (e % TWR) * RW;
     let f = f0 + fl;
     let y = oy0 + oy;
-    let xo = ox0 + ox;
-    if (f < M && y < HO && xo < WO) {
-      var s = 0.0;
+    if (f < M && y < HO) {
+      var s: array<f32, RW>;
       let base = fl * IHW + oy * SH * IW + ox * SW;
       for (var kh = 0u; kh < KH; kh++) {
+        // Past the tile's last column the span reads neighbouring values (clamped to mid): those outputs are not stored.
+        var row: array<f32, SPAN>;
+        for (var j = 0u; j < SPAN; j++) { row[j] = mid[min(base + kh * DH * IW + j, MIDN - 1u)]; }
         for (var kw = 0u; kw < KW; kw++) {
-          s += mid[base + kh * DH * IW + kw * DW] * w2[(f * KH + kh) * KW + kw];
+          let wk = w2s[(fl * KH + kh) * KW + kw];
+          for (var r = 0u; r < RW; r++) { s[r] += row[r * SW + kw * DW] * wk; }
         }
       }
-      let o = ((n * M + f) * HO + y) * WO + xo;
-      var v = act2(s${hasB2 ? ' + b2[f]' : ''});
-      ${hasRes ? 'v += res[o];' : ''}
-      out[o] = v;
+      for (var r = 0u; r < RW; r++) {
+        let xo = ox0 + ox + r;
+        if (ox + r < TW && xo < WO) {
+          let o = ((n * M + f) * HO + y) * WO + xo;
+          var v = act2(s[r]${hasB2 ? ' + b2[f]' : ''});
+          ${hasRes ? 'v += res[o];' : ''}
+          out[o] = v;
+        }
+      }
     }
   }
 }
 `;
   const cacheKey = `FusedPwDw|x${N}x${C}x${H}x${W}|M${M}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}RW${RW}XU${XU}|dx${d.dispatchX}`;
   return {
     name: `FusedPwDw(${args.node.name})`,
     cacheKey,

@@ -186,7 +186,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * PW-PW on 1x1 maps (squeeze-excite: pool -> conv -> act -> conv -> gate), issue 8. The tiled kernel above gives
  * one pixel per workgroup and leaves almost every thread idle while each walks long dot products. Here a workgroup
  * owns one image and FB output filters: it computes the whole intermediate (M dot products of length C, KS1 threads
- * each: a warp reads a weight row contiguously, then a tree reduction) into workgroup memory, then its FB outputs
+ * each, all M at once where T / M threads allow: then a tree reduction) into workgroup memory, then its FB outputs
  * (dot products of length M, KS2 threads each), FB small enough for ~32 workgroups per image. Workgroups of the
  * same image recompute the intermediate: the paper's redundant computation, here M*C FMAs per workgroup, small next
  * to a second dispatch on these shapes.
@@ -199,7 +199,11 @@ function fusedPwPwVector(args: FusedKernelArgs, k: {
   const { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 } = k;
   const T = Math.min(256, threadCap(args.limits));
   const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
-  const KS1 = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(C / 4))));
+  // Threads per first-layer dot product: few enough that all M run at once (one round of loads and one reduction:
+  // with 32 per product, EfficientNet-B0's 480 -> 20 gate took three rounds and lost 2x to its LBL pair on the
+  // H200, issue 8); attribute splitK1 overrides it.
+  const ks1Rule = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(C / 4))), pow2AtMost(Math.max(1, Math.floor(T / M))));
+  const KS1 = Math.min(T, pow2AtMost(tileAttr(args.node.attrs, 'splitK1', ks1Rule, w)));
   const KS2 = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(M / 4))));
   const R1 = T / KS1, R2 = T / KS2;
   // At least ~32 workgroups per image (each recomputes the M*C intermediate, a few thousand FMAs): with
@@ -209,8 +213,25 @@ function fusedPwPwVector(args: FusedKernelArgs, k: {
   const blocks = ceilDiv(F, FB);
   const total = N * blocks;
   const d = layoutDispatch(total, args.limits, w);
-  const bytes = 4 * (T + M);
+  const bytes = 4 * (T + M + C);
   if (bytes > args.limits.maxComputeWorkgroupStorageSize) throw unsupported(w, `FusedPwPw on a 1x1 map needs ${bytes} bytes of workgroup storage`);
+  // A strided dot product with 8 loads in flight: one load per step, the loop waited on each (H200: a 60-step
+  // loop of EfficientNet-B0's 480 -> 20 gate took 2x its LBL pair).
+  const dot = (name: string, wb: string, src: string, ks: string, len: string) => `
+fn ${name}(base: u32, k0: u32) -> f32 {
+  var a = vec4<f32>(0.0);
+  var b = vec4<f32>(0.0);
+  var c = k0;
+  for (; c + 7u * ${ks} < ${len}; c += 8u * ${ks}) {
+    a += vec4<f32>(${wb}[base + c], ${wb}[base + c + ${ks}], ${wb}[base + c + 2u * ${ks}], ${wb}[base + c + 3u * ${ks}])
+      * vec4<f32>(${src}[c], ${src}[c + ${ks}], ${src}[c + 2u * ${ks}], ${src}[c + 3u * ${ks}]);
+    b += vec4<f32>(${wb}[base + c + 4u * ${ks}], ${wb}[base + c + 5u * ${ks}], ${wb}[base + c + 6u * ${ks}], ${wb}[base + c + 7u * ${ks}])
+      * vec4<f32>(${src}[c + 4u * ${ks}], ${src}[c + 5u * ${ks}], ${src}[c + 6u * ${ks}], ${src}[c + 7u * ${ks}]);
+  }
+  for (; c < ${len}; c += ${ks}) { a.x += ${wb}[base + c] * ${src}[c]; }
+  let t = a + b;
+  return (t.x + t.y) + (t.z + t.w);
+}`;
   const used = [
     { index: 0, name: 'x' }, { index: 1, name: 'w1' }, ...(hasB1 ? [{ index: 2, name: 'b1' }] : []),
     { index: 3, name: 'w2' }, ...(hasB2 ? [{ index: 4, name: 'b2' }] : []), ...(hasRes ? [{ index: 5, name: 'res' }] : []),
@@ -223,6 +244,10 @@ ${act2.fn}
 
 var<workgroup> part: array<f32, ${T}>;
 var<workgroup> mid: array<f32, ${M}>;
+// The image's input vector, read by every first-layer product.
+var<workgroup> xsh: array<f32, ${C}>;
+${dot('dot1', 'w1', 'xsh', 'KS1', 'C')}
+${dot('dot2', 'w2', 'mid', 'KS2', 'M')}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -230,12 +255,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let g = min(wid.x + wid.y * DISPATCH_X, TOTAL - 1u);
   let f0 = (g % BLOCKS) * FB;
   let n = g / BLOCKS;
+  for (var c = li; c < C; c += T) { xsh[c] = x[n * C + c]; }
+  workgroupBarrier();
   // First layer: R1 intermediate channels at a time, KS1 threads per dot product.
   for (var m0 = 0u; m0 < M; m0 += R1) {
     let m = m0 + li / KS1;
     let ks = li % KS1;
     var s = 0.0;
-    if (m < M) { for (var c = ks; c < C; c += KS1) { s += w1[m * C + c] * x[n * C + c]; } }
+    if (m < M) { s = dot1(m * C, ks); }
     part[li] = s;
     workgroupBarrier();
     for (var h = KS1 / 2u; h > 0u; h /= 2u) {
@@ -250,7 +277,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let f = f0 + r0 + li / KS2;
     let ks = li % KS2;
     var s = 0.0;
-    if (f < F && r0 + li / KS2 < FB) { for (var m = ks; m < M; m += KS2) { s += w2[f * M + m] * mid[m]; } }
+    if (f < F && r0 + li / KS2 < FB) { s = dot2(f * M, ks); }
     part[li] = s;
     workgroupBarrier();
     for (var h = KS2 / 2u; h > 0u; h /= 2u) {
@@ -269,7 +296,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `;
   return {
     name: `FusedPwPw(${args.node.name})`,
-    cacheKey: `FusedPwPw1x1|N${N}C${C}M${M}F${F}|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|T${T}KS${KS1},${KS2}FB${FB}|dx${d.dispatchX}`,
+    cacheKey: `FusedPwPw1x1u8|N${N}C${C}M${M}F${F}|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|T${T}KS${KS1},${KS2}FB${FB}|dx${d.dispatchX}`,
     wgsl,
     workgroupSize: [T, 1, 1],
     dispatch: d.dispatch,

@@ -2,16 +2,28 @@
 // that idled while pipelines compiled runs at lower clocks), then `rounds` rounds profile every session in turn,
 // the order rotated each round, and each node gets the median of its rounds. Profiling the sessions one after the
 // other instead put a steady 15-20% between the same kernel in two sessions (issue 8: the GPU's clocks drift).
+// Each profile is preceded, in its own submission, by about `heatMs` of untimed inferences: the timed passes
+// otherwise follow host work (read-back, the previous profile's bookkeeping) and an idle H200 drops to 345 of
+// 1980 MHz within it; unheated, its per-module times were those of a 3.5-4x slower GPU, latency-bound kernels
+// (the FCMs' redundant compute) slowed more than memory-bound ones. No heat where one inference takes longer
+// than heatMs (software Vulkan in the tests).
 import { median } from './stats.js';
 import { normalizeProfile, type FcmSessionLike, type ProfileEntry } from './runtime.js';
 
-export async function medianProfiles(sessions: readonly FcmSessionLike[], feeds: Record<string, Float32Array>, rounds: number, warmRuns = 30): Promise<ProfileEntry[][]> {
+export async function medianProfiles(
+  sessions: readonly FcmSessionLike[], feeds: Record<string, Float32Array>, rounds: number, warmRuns = 30, heatMs = 20,
+): Promise<ProfileEntry[][]> {
   for (const s of sessions) for (let i = 0; i < warmRuns; i++) await s.run(feeds);
+  const heatRuns: number[] = [];
+  for (const s of sessions) {
+    const total = normalizeProfile(await s.profile(feeds)).reduce((a, e) => a + e.gpuMs, 0);
+    heatRuns.push(total > 0 ? Math.min(1000, Math.floor(heatMs / total)) : 0);
+  }
   const samples = sessions.map(() => new Map<string, { op?: string; ms: number[] }>());
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < sessions.length; k++) {
       const i = (r + k) % sessions.length;
-      for (const e of normalizeProfile(await sessions[i].profile(feeds))) {
+      for (const e of normalizeProfile(await sessions[i].profile(feeds, { heatRuns: heatRuns[i] }))) {
         const row = samples[i].get(e.node) ?? { op: e.op, ms: [] };
         row.ms.push(e.gpuMs);
         samples[i].set(e.node, row);

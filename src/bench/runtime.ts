@@ -10,7 +10,7 @@ import type { Plan } from '../planner/plan.js';
 export interface FcmSessionLike {
   run(inputs: Record<string, Float32Array>): Promise<unknown>;
   /** Profiles one run of `feeds` (src/runtime: { method: 'timestamp' | 'wall', nodes: [{ node, op, ms }] }). */
-  profile(feeds?: Record<string, Float32Array>): unknown;
+  profile(feeds?: Record<string, Float32Array>, opts?: { heatRuns?: number }): unknown;
   dispose(): unknown;
 }
 

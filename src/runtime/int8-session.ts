@@ -790,6 +790,9 @@ class Int8AsFloatSession implements Session {
   passGpuMs(): Promise<number> {
     return Promise.reject(unsupported(this.s.graph.source, 'pass timing is not available on the integer executor'));
   }
+  timeNodes(): Promise<number[]> {
+    return Promise.reject(unsupported(this.s.graph.source, 'node timing is not available on the integer executor'));
+  }
   stats(): SessionStats {
     const s = this.s.stats();
     return {

@@ -82,13 +82,24 @@ export interface Session {
   readonly outputNames: string[];
   readonly inputShapes: Record<string, number[]>;
   run(feeds: Record<string, Float32Array>): Promise<RunResult>;
-  /** Per-node GPU time (timestamp queries where the adapter has them, else per-node wall time). */
-  profile(feeds?: Record<string, Float32Array>): Promise<Profile>;
+  /**
+   * Per-node GPU time (timestamp queries where the adapter has them, else per-node wall time). `heatRuns`: that
+   * many untimed inferences in one pass ahead of the timed passes, in the same submission, so that the timed
+   * dispatches run at the clock of a busy GPU (an idle H200 runs at 345 of 1980 MHz; issue 8).
+   */
+  profile(feeds?: Record<string, Float32Array>, opts?: { heatRuns?: number }): Promise<Profile>;
   /**
    * GPU time (ms) of one inference's single compute pass, from timestamp queries at its start and end: what
    * run() costs on the GPU without submission and read-back. Exit 3 when the adapter has no timestamp queries.
    */
   passGpuMs(feeds?: Record<string, Float32Array>): Promise<number>;
+  /**
+   * GPU time (ms per repetition) of each group's dispatches (the nodes of a module, in execution order), timed as
+   * one compute pass holding them `iters` times after about `heatMs` of the same untimed: the steady state of a
+   * busy GPU, as inside run()'s single pass (bench/gpu.ts's per-module figures; one pass per dispatch, as
+   * profile() times, adds a pass's overhead to every dispatch). Exit 3 without timestamp queries.
+   */
+  timeNodes(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
   stats(): SessionStats;
   dispose(): void;
 }
@@ -370,11 +381,12 @@ class GpuSession implements Session {
     return out;
   }
 
-  async profile(feeds?: Record<string, Float32Array>): Promise<Profile> {
+  async profile(feeds?: Record<string, Float32Array>, opts: { heatRuns?: number } = {}): Promise<Profile> {
     if (feeds) this.checkFeeds(feeds);
+    const heatRuns = Math.max(0, Math.floor(opts.heatRuns ?? 0));
     return this.serial(() => scoped(this.ctx, `${this.graph.source}: profile`, async () => {
       if (feeds) this.writeFeeds(feeds);
-      const times = this.ctx.timestamps ? await this.timestampTimes() : await this.wallTimes();
+      const times = this.ctx.timestamps ? await this.timestampTimes(heatRuns) : await this.wallTimes();
       const nodes: NodeProfile[] = [];
       this.dispatches.forEach((x, i) => {
         const st = this.compiled.steps[x.step];
@@ -398,32 +410,77 @@ class GpuSession implements Session {
     if (!this.ctx.timestamps) throw unsupported(this.graph.source, 'the adapter has no timestamp queries');
     return this.serial(() => scoped(this.ctx, `${this.graph.source}: timing a pass`, async () => {
       if (feeds) this.writeFeeds(feeds);
-      const d = this.ctx.device;
-      this.passQuery ??= {
-        querySet: d.createQuerySet({ type: 'timestamp', count: 2 }),
-        resolve: this.buffer(16, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'pass timestamps'),
-        read: this.buffer(16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'pass timestamps read'),
-      };
-      const q = this.passQuery;
-      const enc = d.createCommandEncoder();
-      const pass = enc.beginComputePass({ timestampWrites: { querySet: q.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
+      const enc = this.ctx.device.createCommandEncoder();
+      const pass = enc.beginComputePass(this.timedPass());
       for (const x of this.dispatches) {
         pass.setPipeline(x.pipeline);
         pass.setBindGroup(0, x.bindGroup);
         pass.dispatchWorkgroups(...x.size);
       }
       pass.end();
-      enc.resolveQuerySet(q.querySet, 0, 2, q.resolve, 0);
-      enc.copyBufferToBuffer(q.resolve, 0, q.read, 0, 16);
-      d.queue.submit([enc.finish()]);
-      await q.read.mapAsync(GPUMapMode.READ);
-      const ts = new BigUint64Array(q.read.getMappedRange(0, 16).slice(0));
-      q.read.unmap();
-      return ts[1] > ts[0] ? Number(ts[1] - ts[0]) / 1e6 : 0;
+      return this.submitTimed(enc);
     }));
   }
 
-  private async timestampTimes(): Promise<number[]> {
+  /** A compute pass descriptor writing the start and end timestamps that submitTimed reads. */
+  private timedPass(): GPUComputePassDescriptor {
+    const d = this.ctx.device;
+    this.passQuery ??= {
+      querySet: d.createQuerySet({ type: 'timestamp', count: 2 }),
+      resolve: this.buffer(16, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'pass timestamps'),
+      read: this.buffer(16, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'pass timestamps read'),
+    };
+    return { timestampWrites: { querySet: this.passQuery.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } };
+  }
+
+  /** Submits `enc` (holding one timedPass()) and returns the pass's GPU time in ms. */
+  private async submitTimed(enc: GPUCommandEncoder): Promise<number> {
+    const q = this.passQuery!;
+    enc.resolveQuerySet(q.querySet, 0, 2, q.resolve, 0);
+    enc.copyBufferToBuffer(q.resolve, 0, q.read, 0, 16);
+    this.ctx.device.queue.submit([enc.finish()]);
+    await q.read.mapAsync(GPUMapMode.READ);
+    const ts = new BigUint64Array(q.read.getMappedRange(0, 16).slice(0));
+    q.read.unmap();
+    return ts[1] > ts[0] ? Number(ts[1] - ts[0]) / 1e6 : 0;
+  }
+
+  async timeNodes(groups: readonly (readonly string[])[], opts: { iters?: number; heatMs?: number } = {}): Promise<number[]> {
+    if (!this.ctx.timestamps) throw unsupported(this.graph.source, 'the adapter has no timestamp queries');
+    const iters = Math.max(1, Math.floor(opts.iters ?? 20)), heatMs = opts.heatMs ?? 10;
+    const known = new Set(this.compiled.steps.map((st) => st.node.name));
+    for (const g of groups) for (const n of g) if (!known.has(n)) throw invalid(this.graph.source, `timeNodes: node '${n}' runs no kernel in this session`);
+    return this.serial(() => scoped(this.ctx, `${this.graph.source}: timing nodes`, async () => {
+      const d = this.ctx.device;
+      const encode = (list: Dispatch[], timed: boolean) => {
+        const enc = d.createCommandEncoder();
+        const pass = enc.beginComputePass(timed ? this.timedPass() : {});
+        for (let r = 0; r < iters; r++) {
+          for (const x of list) {
+            pass.setPipeline(x.pipeline);
+            pass.setBindGroup(0, x.bindGroup);
+            pass.dispatchWorkgroups(...x.size);
+          }
+        }
+        pass.end();
+        return enc;
+      };
+      const out: number[] = [];
+      for (const g of groups) {
+        const names = new Set(g);
+        const list = this.dispatches.filter((x) => names.has(this.compiled.steps[x.step].node.name));
+        if (!list.length) { out.push(0); continue; }
+        for (const t0 = performance.now(); performance.now() - t0 < heatMs;) {
+          d.queue.submit([encode(list, false).finish()]);
+          await d.queue.onSubmittedWorkDone();
+        }
+        out.push(await this.submitTimed(encode(list, true)) / iters);
+      }
+      return out;
+    }));
+  }
+
+  private async timestampTimes(heatRuns: number): Promise<number[]> {
     const d = this.ctx.device;
     const n = this.dispatches.length;
     // One query set of 2 per dispatch, chunked to the 4096 queries a set may hold.
@@ -441,6 +498,17 @@ class GpuSession implements Session {
       }
       const p = this.profiling;
       const enc = d.createCommandEncoder();
+      if (c0 === 0 && heatRuns > 0) {
+        const pass = enc.beginComputePass();
+        for (let r = 0; r < heatRuns; r++) {
+          for (const x of this.dispatches) {
+            pass.setPipeline(x.pipeline);
+            pass.setBindGroup(0, x.bindGroup);
+            pass.dispatchWorkgroups(...x.size);
+          }
+        }
+        pass.end();
+      }
       for (let k = 0; k < m; k++) {
         const x = this.dispatches[c0 + k];
         const pass = enc.beginComputePass({ timestampWrites: { querySet: p.querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 } });

@@ -33,6 +33,18 @@ const cases: FusedCase[] = [
   { kind: 'pwdw', n: 1, c: 9, h: 7, w: 9, m: 6, k: 5, stride: 2, bias1: true, bias2: true, act1: 'HardSigmoid', params1: [0.2, 0.5], tiles: { tileFilters1: 3, tileH: 8, tileW: 2 } },
 ];
 
+// Depthwise outputs per invocation (dwRow): tails of a tile row (TW 7 with 3 and 4), stride 2 with 4 (the span
+// reaches past the tile), dilation, the tile's last filter's last row (clamped reads), one output per invocation.
+cases.push(
+  { kind: 'pwdw', n: 2, c: 5, h: 9, w: 15, m: 6, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, bias2: true, ...relu6, residual: true, tiles: { tileFilters1: 4, tileH: 4, tileW: 7, dwRow: 3 } },
+  { kind: 'pwdw', n: 1, c: 5, h: 9, w: 15, m: 6, k: 3, stride: 1, pads: [1, 1, 1, 1], bias2: true, tiles: { tileFilters1: 8, tileH: 3, tileW: 7, dwRow: 4 } },
+  { kind: 'pwdw', n: 1, c: 4, h: 17, w: 17, m: 5, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 4, tileH: 3, tileW: 5, dwRow: 4 } },
+  { kind: 'pwdw', n: 1, c: 3, h: 12, w: 12, m: 4, k: 5, stride: 1, pads: [4, 4, 4, 4], dilation: 2, act2: 'Relu', tiles: { tileFilters1: 4, tileH: 4, tileW: 6, dwRow: 4 } },
+  { kind: 'pwdw', n: 1, c: 6, h: 10, w: 10, m: 7, k: 3, stride: 2, pads: [1, 1, 1, 1], bias2: true, tiles: { tileFilters1: 4, tileH: 5, tileW: 5, dwRow: 1 } },
+  // x loads one channel at a time (xUnroll 1) rather than four.
+  { kind: 'pwdw', n: 1, c: 7, h: 9, w: 9, m: 6, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 4, tileH: 4, tileW: 4, xUnroll: 1 } },
+);
+
 for (const c of cases) {
   test(`FusedPwDw ${describeCase(c)}`, async () => { await checkCase(c); });
 }

@@ -24,6 +24,11 @@ const cases: FusedCase[] = [
   { kind: 'pwpw', n: 2, c: 33, h: 1, w: 1, m: 9, f: 33, bias1: true, bias2: true, act1: 'Relu', act2: 'HardSigmoid', params2: [0.2, 0.5], tiles: { tileFilters1: 4, tileFilters2: 16, tileH: 1, tileW: 1 } },
   // 1x1 map (squeeze-excite) with several filter blocks per image (1x1 kernel: FB = 10 of 300, 30 blocks) and a residual
   { kind: 'pwpw', n: 2, c: 200, h: 1, w: 1, m: 40, f: 300, bias1: true, bias2: true, residual: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 16, tileFilters2: 32, tileH: 1, tileW: 1 } },
+  // 1x1 with a wide intermediate (M > threads: one thread per first-layer product, several rounds) and the old
+  // 32-thread split forced (splitK1; several rounds of R1 rows).
+  { kind: 'pwpw', n: 1, c: 24, h: 1, w: 1, m: 300, f: 20, bias1: true, act1: 'Relu', tiles: { tileFilters1: 16, tileFilters2: 16, tileH: 1, tileW: 1 } },
+  { kind: 'pwpw', n: 2, c: 480, h: 1, w: 1, m: 20, f: 480, bias1: true, bias2: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 20, tileFilters2: 32, tileH: 1, tileW: 1, splitK1: 32 } },
+  { kind: 'pwpw', n: 2, c: 480, h: 1, w: 1, m: 20, f: 480, bias1: true, bias2: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 20, tileFilters2: 32, tileH: 1, tileW: 1 } },
   // smallest tiles, no biases
   { kind: 'pwpw', n: 1, c: 3, h: 3, w: 5, m: 2, f: 3, act1: 'LeakyRelu', params1: [0.2], tiles: { tileFilters1: 1, tileFilters2: 1, tileH: 1, tileW: 1 } },
 ];

@@ -161,8 +161,36 @@ test('run() checks its feeds; profile() reports every node; dispose() is final',
   const p = await s.profile();
   assert.deepEqual(p.nodes.map((n) => n.node), ['r1']);
   assert.ok(p.nodes[0].ms >= 0 && ['timestamp', 'wall'].includes(p.method));
+  // Heated: untimed inferences ahead of the timed passes change neither the report nor what a run computes.
+  const ph = await s.profile({ x }, { heatRuns: 3 });
+  assert.deepEqual(ph.nodes.map((n) => n.node), ['r1']);
+  assert.equal(ph.method, p.method);
+  assert.deepEqual(Array.from((await s.run({ x })).a.data), Array.from(x, (v) => Math.max(v, 0)));
   s.dispose();
   await assert.rejects(s.run({ x }), /disposed/);
+});
+
+test('timeNodes() times each group of nodes in one pass: one entry per group, 0 for none, unknown nodes refused', async () => {
+  const t = (name: string) => ({ name, dtype: 'float32' as const, shape: [1, 4, 8, 8] });
+  const g: Graph = {
+    name: 'chain', source: 'chain.onnx', inputs: ['x'], outputs: ['b'],
+    tensors: new Map([['x', t('x')], ['a', t('a')], ['b', t('b')]]),
+    nodes: [
+      { name: 'r1', op: 'Relu', domain: '', inputs: ['x'], outputs: ['a'], attrs: newAttrs() },
+      { name: 's1', op: 'Sigmoid', domain: '', inputs: ['a'], outputs: ['b'], attrs: newAttrs() },
+    ],
+  };
+  const s = await createSession(g, { plan: 'unfused' });
+  const x = seededInput(256, 5);
+  const before = Array.from((await s.run({ x })).b.data);
+  const ms = await s.timeNodes([['r1'], ['r1', 's1'], []], { iters: 3, heatMs: 1 });
+  assert.equal(ms.length, 3);
+  assert.ok(ms[0] > 0 && ms[1] > 0 && Number.isFinite(ms[1]), `times ${ms}`);
+  assert.equal(ms[2], 0);
+  await assert.rejects(s.timeNodes([['nope']]), /chain\.onnx: timeNodes: node 'nope' runs no kernel/);
+  // Repeating the dispatches leaves what a run computes unchanged.
+  assert.deepEqual(Array.from((await s.run({ x })).b.data), before);
+  s.dispose();
 });
 
 test('an output aliased through Reshape/Flatten reads the producer buffer', async () => {
