@@ -20,9 +20,8 @@ import { join } from 'node:path';
 import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../converters/load.js';
-import { runBench, joinLayers, moduleOfNodes, benchInputs, timeContestants, type BenchLayer } from '../src/bench/bench.js';
-import type { ProfileEntry } from '../src/bench/runtime.js';
-import { medianProfiles } from '../src/bench/profile.js';
+import { runBench, joinLayers, benchInputs, timeContestants, type BenchLayer } from '../src/bench/bench.js';
+import { medianNodeTimes, medianProfiles } from '../src/bench/profile.js';
 import { spearman } from '../src/bench/correlation.js';
 import { median } from '../src/bench/stats.js';
 import { loadHw } from '../src/planner/hw.js';
@@ -123,11 +122,12 @@ async function modules(name: string, batchSize: number) {
   const inputs = benchInputs(g);
   const sf = await createSession(g, { hw, plan });
   const su = await createSession(g, { hw, plan: 'unfused' });
-  const [pf, pu] = await medianProfiles([sf, su], inputs, profiles, 30, heatMs);
-  const fusedGraph = applyPlan(g, plan);
-  const layers: BenchLayer[] = joinLayers(plan, fusedGraph, pf, pu);
-  if (timing === 'pass') await timeModules(layers, moduleOfNodes(plan, fusedGraph), [sf, su], [pf, pu]);
+  // --timing pass: each node's kernels alone in one heated pass (src/bench/profile.ts medianNodeTimes).
+  const [pf, pu] = timing === 'pass'
+    ? await medianNodeTimes([sf, su], inputs, passRounds, passIters)
+    : await medianProfiles([sf, su], inputs, profiles, 30, heatMs);
   sf.dispose(); su.dispose();
+  const layers: BenchLayer[] = joinLayers(plan, applyPlan(g, plan), pf, pu);
   const fusedRows = layers.filter((l) => fusedKinds.has(l.kind) && l.fusedGpuMs && l.unfusedGpuMs);
   const speedups = fusedRows.map((l) => l.unfusedGpuMs! / l.fusedGpuMs!);
   const mods = layers.filter((l) => l.module !== null && l.estUs !== undefined && l.fusedGpuMs !== undefined);
@@ -141,35 +141,6 @@ async function modules(name: string, batchSize: number) {
   console.log(`${name} b${res.batch} modules: ${res.fusedFaster}/${res.fusedModules} fused faster, median speedup ${fmt(res.medianSpeedup, 2)}x, ` +
     `rho ${fmt(rho, 2)}, GPU sum fused ${fmt(res.gpuSumFusedMs)} unfused ${fmt(res.gpuSumUnfusedMs)} ms`);
   return res;
-}
-
-/**
- * --timing pass (the default): each row's kernels of each session timed by Session.timeNodes (heated, `passIters`
- * repetitions in one pass, as run() executes them), the two sessions alternating over `passRounds` rounds, medians.
- * The per-dispatch-pass profiles stay in fusedProfileMs / unfusedProfileMs. Profiles followed the GPU's clock: the
- * same plan's sum of kernel times differed 1.75x between two profiles of one lease (H200, issue 8).
- */
-async function timeModules(layers: BenchLayer[], moduleOf: Map<string, number>, sessions: Session[], profiles: ProfileEntry[][]) {
-  const keyOf = (l: BenchLayer) => l.module ?? l.nodes[0];
-  const groups = profiles.map((entries) => {
-    const m = new Map<number | string, string[]>();
-    for (const e of entries) { const k = moduleOf.get(e.node) ?? e.node; m.set(k, [...(m.get(k) ?? []), e.node]); }
-    return layers.map((l) => m.get(keyOf(l)) ?? []);
-  });
-  const samples = sessions.map(() => layers.map(() => [] as number[]));
-  for (let r = 0; r < passRounds; r++) {
-    for (let k = 0; k < sessions.length; k++) {
-      const i = (r + k) % sessions.length;
-      const ms = await sessions[i].timeNodes(groups[i], { iters: passIters, heatMs: 10 });
-      ms.forEach((t, j) => { if (groups[i][j].length) samples[i][j].push(t); });
-    }
-  }
-  layers.forEach((l, j) => {
-    const row = l as BenchLayer & { fusedProfileMs?: number; unfusedProfileMs?: number };
-    row.fusedProfileMs = l.fusedGpuMs; row.unfusedProfileMs = l.unfusedGpuMs;
-    row.fusedGpuMs = samples[0][j].length ? median(samples[0][j]) : undefined;
-    row.unfusedGpuMs = samples[1][j].length ? median(samples[1][j]) : undefined;
-  });
 }
 
 /** GB/s of a vec4 copy kernel over `bytes` (median of 9 timed passes of 10 dispatches). */

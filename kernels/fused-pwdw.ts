@@ -54,8 +54,10 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   const cap = threadCap(args.limits);
   const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  // A multiple of 4: the channel loop below takes 4 at a time (weights past C are staged as zeros).
-  const CK = Math.min(ceilDiv(C, 4) * 4, 32);
+  // At most 32 channels per step, spread evenly over the steps (40 channels as 32 + 8 ran 64 channel iterations:
+  // MobileNetV3's 40 -> 240 module lost 1.4x where MobileNetV2's 32 -> 192 won), a multiple of 4 (the channel loop
+  // takes 4 at a time; weights past C are staged as zeros).
+  const CK = ceilDiv(ceilDiv(C, ceilDiv(C, 32)), 4) * 4;
   const fb4 = () => ceilDiv(fb.value, 4);
   const floats = () => fb.value * ih() * iw() + CK * fb4() * 4 + fb.value * g.kh * g.kw;
   // Each thread owns RP = ceil(IH*IW / threads) halo positions x FB filters (padded to a multiple of 4) of accumulators.
@@ -221,7 +223,9 @@ ${pwLoop}
     let f = f0 + fl;
     let y = oy0 + oy;
     if (f < M && y < HO) {
+      // Zeroed explicitly: a declaration inside a loop is not reliably re-zeroed per iteration (Dawn + lavapipe).
       var s: array<f32, RW>;
+      for (var r = 0u; r < RW; r++) { s[r] = 0.0; }
       let base = fl * IHW + oy * SH * IW + ox * SW;
       for (var kh = 0u; kh < KH; kh++) {
         // Past the tile's last column the span reads neighbouring values (clamped to mid): those outputs are not stored.

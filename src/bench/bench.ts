@@ -172,8 +172,7 @@ function checkBatch(g: Graph, batch: number): void {
 }
 
 /** Per module: the plan's estimates next to the GPU times of both runs; nodes outside modules on their own. */
-/** The plan module of each node name, of the unfused graph and of the fused one (`fusedGraph`). */
-export function moduleOfNodes(plan: Plan, fusedGraph: Graph): Map<string, number> {
+export function joinLayers(plan: Plan, fusedGraph: Graph, fused: ProfileEntry[] | undefined, unfused: ProfileEntry[] | undefined): BenchLayer[] {
   const moduleOf = new Map<string, number>();
   plan.modules.forEach((m, i) => { for (const n of m.nodes ?? []) moduleOf.set(n, i); });
   // Fused nodes are named after their layers, and carry layer1/layer2 (src/graph/ir.ts).
@@ -182,11 +181,6 @@ export function moduleOfNodes(plan: Plan, fusedGraph: Graph): Map<string, number
     const i = moduleOf.get(n.attrs.layer1 as string);
     if (i !== undefined) moduleOf.set(n.name, i);
   }
-  return moduleOf;
-}
-
-export function joinLayers(plan: Plan, fusedGraph: Graph, fused: ProfileEntry[] | undefined, unfused: ProfileEntry[] | undefined): BenchLayer[] {
-  const moduleOf = moduleOfNodes(plan, fusedGraph);
   const rows: BenchLayer[] = plan.modules.map((m, i) => ({
     module: i, kind: m.kind, nodes: [...(m.nodes ?? [])],
     gma: m.gma, gmaUnfused: m.gmaUnfused,

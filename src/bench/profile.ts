@@ -10,6 +10,11 @@
 import { median } from './stats.js';
 import { normalizeProfile, type FcmSessionLike, type ProfileEntry } from './runtime.js';
 
+/** A session that can time its nodes in one pass (src/runtime Session.timeNodes). */
+export interface TimedSessionLike extends FcmSessionLike {
+  timeNodes(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
+}
+
 export async function medianProfiles(
   sessions: readonly FcmSessionLike[], feeds: Record<string, Float32Array>, rounds: number, warmRuns = 30, heatMs = 20,
 ): Promise<ProfileEntry[][]> {
@@ -31,4 +36,27 @@ export async function medianProfiles(
     }
   }
   return samples.map((m) => [...m].map(([node, r]) => ({ node, op: r.op, gpuMs: median(r.ms) })));
+}
+
+/**
+ * Per-node GPU times like medianProfiles', from Session.timeNodes instead: each node's kernels alone, repeated
+ * `iters` times in one heated compute pass, the sessions alternating over `rounds` rounds, medians. This is the
+ * steady state of run()'s single pass; profiles time one pass per dispatch and follow the GPU's clock (on the H200
+ * the same plan's kernel times summed 1.75x apart in two profiles of one lease, issue 8). The nodes are those a
+ * profile reports (the ones that run kernels).
+ */
+export async function medianNodeTimes(
+  sessions: readonly TimedSessionLike[], feeds: Record<string, Float32Array>, rounds: number, iters = 20,
+): Promise<ProfileEntry[][]> {
+  const nodes: ProfileEntry[][] = [];
+  for (const s of sessions) { await s.run(feeds); nodes.push(normalizeProfile(await s.profile(feeds))); }
+  const samples = sessions.map((_, i) => nodes[i].map(() => [] as number[]));
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < sessions.length; k++) {
+      const i = (r + k) % sessions.length;
+      const ms = await sessions[i].timeNodes(nodes[i].map((e) => [e.node]), { iters, heatMs: 20 });
+      ms.forEach((t, j) => samples[i][j].push(t));
+    }
+  }
+  return nodes.map((list, i) => list.map((e, j) => ({ node: e.node, op: e.op, gpuMs: median(samples[i][j]) })));
 }

@@ -95,8 +95,8 @@ export interface Session {
   passGpuMs(feeds?: Record<string, Float32Array>): Promise<number>;
   /**
    * GPU time (ms per repetition) of each group's dispatches (the nodes of a module, in execution order), timed as
-   * one compute pass holding them `iters` times after about `heatMs` of the same untimed: the steady state of a
-   * busy GPU, as inside run()'s single pass (bench/gpu.ts's per-module figures; one pass per dispatch, as
+   * one compute pass holding them `iters` times after about `heatMs` (before the first group; 1 ms before the
+   * others) of the same untimed: the steady state of a busy GPU, as inside run()'s single pass (bench/gpu.ts's per-module figures; one pass per dispatch, as
    * profile() times, adds a pass's overhead to every dispatch). Exit 3 without timestamp queries.
    */
   timeNodes(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
@@ -470,7 +470,9 @@ class GpuSession implements Session {
         const names = new Set(g);
         const list = this.dispatches.filter((x) => names.has(this.compiled.steps[x.step].node.name));
         if (!list.length) { out.push(0); continue; }
-        for (const t0 = performance.now(); performance.now() - t0 < heatMs;) {
+        // The clock holds between groups: the full heat before the first only.
+        const heat = out.length === 0 ? heatMs : Math.min(heatMs, 1);
+        for (const t0 = performance.now(); performance.now() - t0 < heat;) {
           d.queue.submit([encode(list, false).finish()]);
           await d.queue.onSubmittedWorkDone();
         }

@@ -1,8 +1,9 @@
 // --tune (issue 8): the planner's choice checked on the device. The cost model ranks FCMs well but cannot see
 // everything the GPU does (dispatch overhead, occupancy, the kernels' own tile splitting), so each fused module of
 // the plan is timed on the device with a few tile variants and against its two layers run LBL:
-//   1. the LBL time of every layer from one unfused session's profile (timestamp queries, median of `profiles`);
-//   2. for each tile variant, one session of the plan with every fused module's tiles changed alike, profiled;
+//   1. the LBL time of every layer from one unfused session (each node's kernels alone in one heated pass,
+//      Session.timeNodes, median of `profiles` rounds; per-dispatch profiles on the integer executor);
+//   2. for each tile variant, one session of the plan with every fused module's tiles changed alike, timed alike;
 //      each module keeps its fastest variant;
 //   3. a module slower than its LBL pair with every variant is excluded (planFusion's `exclude`) and the DAG is
 //      planned again; new pairs that re-planning brings are measured in the next round (at most `rounds`).
@@ -18,7 +19,8 @@ import { pairKey } from '../planner/optimal.js';
 import { toDag } from '../../converters/dag.js';
 import { type BenchLayer, joinLayers } from '../bench/bench.js';
 import type { ProfileEntry } from '../bench/runtime.js';
-import { medianProfiles } from '../bench/profile.js';
+import { medianNodeTimes, medianProfiles } from '../bench/profile.js';
+import { FcmError } from '../errors.js';
 import { type Session, createSession } from './session.js';
 import { batchOf } from '../graph/util.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
@@ -38,16 +40,19 @@ export const tileVariants: readonly TileVariant[] = [
 ];
 
 export interface TuneOptions {
-  /** Profiled runs per session; the median of each node's time is taken (default 7). */
+  /** Timed rounds per session; the median of each node's time is taken (default 7). */
   profiles?: number;
+  /** Repetitions of each node per timed pass (default 20). */
+  iters?: number;
   /** Planning rounds (default 3). */
   rounds?: number;
   variants?: readonly TileVariant[];
   /** Name recorded in the plan (default the graph's source). */
   model?: string;
   /**
-   * Per-node GPU times of sessions measured together (default: src/bench/profile.ts medianProfiles, `profiles`
-   * rounds, interleaved so that clock drift affects all alike); tests inject.
+   * Per-node GPU times of sessions measured together (default: src/bench/profile.ts medianNodeTimes, `profiles`
+   * rounds of `iters` repetitions, interleaved; medianProfiles where the sessions cannot time nodes, the integer
+   * executor); tests inject.
    */
   measure?: (s: readonly Session[], feeds: Record<string, Float32Array>) => Promise<ProfileEntry[][]>;
   /** Called with a line of progress. */
@@ -91,7 +96,15 @@ function withTiles(plan: Plan, tiles: (m: PlanModule, i: number) => Tiles): Plan
 export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}): Promise<TuneResult> {
   const profiles = options.profiles ?? 7, rounds = options.rounds ?? 3, variants = options.variants ?? tileVariants;
   const log = options.log ?? (() => undefined);
-  const measure = options.measure ?? ((s: readonly Session[], f: Record<string, Float32Array>) => medianProfiles(s, f, profiles));
+  const iters = options.iters ?? 20;
+  const measure = options.measure ?? (async (s: readonly Session[], f: Record<string, Float32Array>) => {
+    try {
+      return await medianNodeTimes(s, f, profiles, iters);
+    } catch (e) {
+      if (e instanceof FcmError && e.kind === 'unsupported') return medianProfiles(s, f, profiles);
+      throw e;
+    }
+  });
   const feeds: Record<string, Float32Array> = {};
   for (const x of g.inputs) {
     const n = g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1);

@@ -41,6 +41,10 @@ cases.push(
   { kind: 'pwdw', n: 1, c: 4, h: 17, w: 17, m: 5, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 4, tileH: 3, tileW: 5, dwRow: 4 } },
   { kind: 'pwdw', n: 1, c: 3, h: 12, w: 12, m: 4, k: 5, stride: 1, pads: [4, 4, 4, 4], dilation: 2, act2: 'Relu', tiles: { tileFilters1: 4, tileH: 4, tileW: 6, dwRow: 4 } },
   { kind: 'pwdw', n: 1, c: 6, h: 10, w: 10, m: 7, k: 3, stride: 2, pads: [1, 1, 1, 1], bias2: true, tiles: { tileFilters1: 4, tileH: 5, tileW: 5, dwRow: 1 } },
+  // Several depthwise items per thread: each item's sums start from zero. The 24x24 tile with 3 halo positions per
+  // thread (enough workgroups that it is not split) is what showed it: lavapipe kept the previous item's sums.
+  { kind: 'pwdw', n: 17, c: 4, h: 48, w: 48, m: 16, k: 3, stride: 1, pads: [1, 1, 1, 1], bias2: true, tiles: { tileFilters1: 8, tileH: 24, tileW: 24 } },
+  { kind: 'pwdw', n: 2, c: 5, h: 16, w: 16, m: 8, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 8, tileH: 8, tileW: 8 }, limits: { maxComputeInvocationsPerWorkgroup: 32 } },
   // x loads one channel at a time (xUnroll 1) rather than four.
   { kind: 'pwdw', n: 1, c: 7, h: 9, w: 9, m: 6, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 4, tileH: 4, tileW: 4, xUnroll: 1 } },
 );

@@ -60,7 +60,7 @@ test('tunePlan: modules slower than LBL are left unfused, the fastest variant is
 
 test('tunePlan on the device (lavapipe): a valid plan, kept modules measured faster, same outputs as unfused', async () => {
   const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'm' });
-  const r = await tunePlan(g, hw, { profiles: 1, rounds: 2, variants: tileVariants.slice(0, 2) });
+  const r = await tunePlan(g, hw, { profiles: 1, iters: 2, rounds: 2, variants: tileVariants.slice(0, 2) });
   for (const m of r.plan.modules.filter((m) => isFused(m.kind))) assert.ok(m.tuned && m.tuned.fusedUs < m.tuned.lblUs);
   const x = seededInput(g.tensors.get(g.inputs[0])!.shape.reduce((a, b) => a * b, 1), 3);
   const outs = [];
