@@ -32,11 +32,7 @@ const heatMs = Number(arg('heat-ms', '20'));
 const rounds = Number(arg('rounds', '3'));
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
 
-// [tx, ty, rf, rp]: the last four hold 8 positions per thread (for the compute-bound projections; not chosen yet).
-const gemmVariants: [number, number, number, 4 | 8][] = [
-  [16, 16, 4, 4], [16, 8, 4, 4], [32, 8, 4, 4], [8, 16, 4, 4], [4, 16, 4, 4], [16, 8, 8, 4], [8, 8, 8, 4], [16, 4, 8, 4], [32, 4, 8, 4], [8, 4, 8, 4],
-  [16, 16, 4, 8], [16, 8, 8, 8], [8, 16, 8, 8], [8, 8, 8, 8],
-];
+const gemmVariants: [number, number, number][] = [[16, 16, 4], [16, 8, 4], [32, 8, 4], [8, 16, 4], [4, 16, 4], [16, 8, 8], [8, 8, 8], [16, 4, 8], [32, 4, 8], [8, 4, 8]];
 
 interface Row { model: string; batch: number; layer: string; kind: 'pw' | 'dw'; shape: string; mb: number; gflop: number; auto: string; us: Record<string, number> }
 
@@ -127,15 +123,15 @@ async function copyBandwidth(device: GPUDevice): Promise<number> {
 function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
   const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const b = convBindings(g);
-  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.rp === 8 ? 'p8' : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
+  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
   const choices: [string, DotChoice][] = [];
   const auto = chooseDot(dot, limits);
   choices.push([`auto ${name(auto)}`, auto]);
   const noGemm = chooseDot(dot, limits, { gemm: false });
   choices.push([`old ${name(noGemm)}`, noGemm]);
-  for (const [tx, ty, rf, rp] of gemmVariants) {
+  for (const [tx, ty, rf] of gemmVariants) {
     if (tx * ty > 256) continue;
-    const c: DotChoice = { kind: 'gemm', tiles: rp === 8 ? { tx, ty, rf, rp } : { tx, ty, rf } };
+    const c: DotChoice = { kind: 'gemm', tiles: { tx, ty, rf } };
     choices.push([name(c), c]);
   }
   return choices.map(([n, c]) => [n, dotProgram(dot, c, b.names, b.inputs, limits, n, 'Conv(pw)', 'pointwise')]);

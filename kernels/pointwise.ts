@@ -45,11 +45,8 @@ export interface DotGeom {
 const fillThreads = 65536;
 const splitKThreads = 256;
 
-/**
- * gemm tiles: TX x TY threads, each RP positions (4, or 8 as two quads TX quads apart) x RF filters
- * (BM = RP TX positions, BF = RF TY filters). rp is 4 when absent.
- */
-export interface GemmTiles { tx: number; ty: number; rf: number; rp?: 4 | 8 }
+/** gemm tiles: TX x TY threads, each 4 positions x RF filters (BM = 4 TX positions, BF = RF TY filters). */
+export interface GemmTiles { tx: number; ty: number; rf: number }
 
 export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number };
 
@@ -76,7 +73,7 @@ export function gemmTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, limits: Kerne
   return { tx, ty, rf };
 }
 
-const gemmStorage = (t: GemmTiles) => 16 * gemmBK * (t.tx * (t.rp ?? 4) / 4 + t.ty * t.rf / 4);
+const gemmStorage = (t: GemmTiles) => 16 * gemmBK * (t.tx + t.ty * t.rf / 4);
 
 /**
  * `opts.gemm: false`: the choice without the gemm kernel (bench/layer-kernels.ts compares the two). gemm replaces
@@ -132,19 +129,18 @@ function dotBindings(names: string[], vec: boolean): string {
 /** gemm kernel (see the file's head): `names` are the bindings (x, w, b?, res?, sc?) in order, `inputs` their node input indices. */
 export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
   if (t.rf % 4 !== 0) throw invalid(w, `gemm tiles need a multiple of 4 filters per thread, got ${t.rf}`);
-  const BK = gemmBK, T = t.tx * t.ty, RF4 = t.rf / 4, RQ = (t.rp ?? 4) / 4;
-  if (RQ !== 1 && RQ !== 2) throw invalid(w, `gemm tiles take 4 or 8 positions per thread, got ${t.rp}`);
+  const BK = gemmBK, T = t.tx * t.ty, RF4 = t.rf / 4;
   if (T > threadCap(limits)) throw overLimit(w, `gemm tiles need ${T} threads per workgroup, the device allows ${threadCap(limits)}`);
   const bytes = gemmStorage(t);
   if (bytes > limits.maxComputeWorkgroupStorageSize) {
     throw overLimit(w, `gemm tiles need ${bytes} bytes of workgroup storage, the device allows ${limits.maxComputeWorkgroupStorageSize}`);
   }
-  const M = g.N * g.P, XQ = t.tx * RQ, BM = 4 * XQ, BF = t.rf * t.ty;
+  const M = g.N * g.P, BM = 4 * t.tx, BF = t.rf * t.ty;
   const FT = ceilDiv(g.F, BF), total = ceilDiv(M, BM) * FT;
   const d = layoutWorkgroups(total, limits, w);
   // P % 4 == 0: the 4 positions of a thread lie in one image, 16-byte aligned (vec4 loads and stores).
   const vec = g.P % 4 === 0;
-  const XL = ceilDiv(BK * XQ, T), WL = ceilDiv(BF * BK / 4, T);
+  const XL = ceilDiv(BK * t.tx, T), WL = ceilDiv(BF * BK / 4, T);
   const sc = (n: string, c: string) => (g.hasScale ? ` * sc[${n} * C + ${c}]` : '');
   const loadX = vec ? `
   if (m >= M || c >= C) { return vec4<f32>(0.0); }
@@ -160,24 +156,23 @@ export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: numbe
   const store = vec ? `
     let n = m / P;
     let o = (n * F + f) * P4 + (m - n * P) / 4u;
-    let v = acc[q * RF + r];
+    let v = acc[r];
     ${dotStore(g, 'v', 'o', 'f', true)}` : `
     for (var i = 0u; i < 4u; i++) {
       let mi = m + i;
       if (mi < M) {
         let n = mi / P;
         let o = (n * F + f) * P + mi - n * P;
-        let v = acc[q * RF + r][i];
+        let v = acc[r][i];
         ${dotStore(g, 'v', 'o', 'f', false)}
       }
     }`;
   const wgsl = `
 ${dotBindings(names, vec)}
-${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TY: t.ty, XQ, RQ, RF: t.rf, RF4, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TY: t.ty, RF: t.rf, RF4, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
-// xs[k * XQ + j]: positions 4j..4j+3 of the tile at channel k; ws[(k * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
-// Thread (tx, ty) owns quads tx and tx + TX (RQ of them) and filters ty * RF .. + RF - 1.
-var<workgroup> xs: array<vec4<f32>, ${BK * XQ}>;
+// xs[k * TX + j]: positions 4j..4j+3 of the tile at channel k; ws[(k * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
+var<workgroup> xs: array<vec4<f32>, ${BK * t.tx}>;
 var<workgroup> ws: array<vec4<f32>, ${BK * t.ty * RF4}>;
 
 fn loadX(m: u32, c: u32) -> vec4<f32> {${loadX}
@@ -202,11 +197,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ty = li / TX;
   var xr: array<vec4<f32>, XL>;
   var wr: array<vec4<f32>, WL>;
-  for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * XQ) { xr[i] = loadX(m0 + 4u * (e % XQ), e / XQ); } }
+  for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), e / TX); } }
   for (var i = 0u; i < WL; i++) { let e = li + i * T; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), 4u * (e % (BK / 4u))); } }
-  var acc: array<vec4<f32>, ${RQ * t.rf}>;
+  var acc: array<vec4<f32>, RF>;
   for (var c0 = 0u; c0 < C; c0 += BK) {
-    for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * XQ) { xs[e] = xr[i]; } }
+    for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * TX) { xs[e] = xr[i]; } }
     for (var i = 0u; i < WL; i++) {
       let e = li + i * T;
       if (e < BF * BK / 4u) {
@@ -219,37 +214,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // The next step's loads go out before this step's FMAs (c0 is uniform: no divergence).
     let c1 = c0 + BK;
     if (c1 < C) {
-      for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * XQ) { xr[i] = loadX(m0 + 4u * (e % XQ), c1 + e / XQ); } }
+      for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), c1 + e / TX); } }
       for (var i = 0u; i < WL; i++) { let e = li + i * T; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), c1 + 4u * (e % (BK / 4u))); } }
     }
     for (var k = 0u; k < BK; k++) {
-      for (var q = 0u; q < RQ; q++) {
-        let xv = xs[k * XQ + tx + q * TX];
-        for (var r4 = 0u; r4 < RF4; r4++) {
-          let wv = ws[(k * TY + ty) * RF4 + r4];
-          let a = q * RF + 4u * r4;
-          acc[a] += wv.x * xv;
-          acc[a + 1u] += wv.y * xv;
-          acc[a + 2u] += wv.z * xv;
-          acc[a + 3u] += wv.w * xv;
-        }
+      let xv = xs[k * TX + tx];
+      for (var r4 = 0u; r4 < RF4; r4++) {
+        let wv = ws[(k * TY + ty) * RF4 + r4];
+        acc[4u * r4] += wv.x * xv;
+        acc[4u * r4 + 1u] += wv.y * xv;
+        acc[4u * r4 + 2u] += wv.z * xv;
+        acc[4u * r4 + 3u] += wv.w * xv;
       }
     }
     workgroupBarrier();
   }
-  for (var q = 0u; q < RQ; q++) {
-    let m = m0 + 4u * (tx + q * TX);
-    if (m >= M) { break; }
-    for (var r = 0u; r < RF; r++) {
-      let f = f0 + ty * RF + r;
-      if (f >= F) { break; }${store}
-    }
+  let m = m0 + 4u * tx;
+  if (m >= M) { return; }
+  for (var r = 0u; r < RF; r++) {
+    let f = f0 + ty * RF + r;
+    if (f >= F) { break; }${store}
   }
 }
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}RP${4 * RQ}BK${BK}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}`, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
   };
 }
