@@ -5,6 +5,7 @@
 // correlation of estimate vs measured is printed per model and batch, then the least-squares fit of the absolute
 // figures (log error) at the best balance.
 //   npm run build; node dist/bench/calibrate.js [--dir bench/data/h200-2026-12-01] [--measured-hw h100-datasheet]
+//   [--b1 FILE] [--modules FILE]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,8 +23,14 @@ const arg = (name: string, d: string) => { const i = process.argv.indexOf(`--${n
 const dir = arg('dir', 'bench/data/h200-2026-12-01');
 const hw = loadHw(arg('measured-hw', 'h100-datasheet'));
 type Layer = { module: number | null; fusedGpuMs?: number };
-const e2e = JSON.parse(readFileSync(join(dir, 'gpu-e2e.json'), 'utf8')) as { model: string; report: { layers: Layer[] } }[];
-const mods = JSON.parse(readFileSync(join(dir, 'gpu-modules.json'), 'utf8')) as { model: string; batch: number; layers: Layer[] }[];
+// --b1 FILE: batch 1's times from a gpu-modules.json (bench/gpu.ts --parts modules --batch 1: each node timed in one
+// heated pass) instead of the e2e report's profiles; --modules FILE: the batch-B file (default DIR/gpu-modules.json).
+const b1File = arg('b1', '');
+type Mods = { model: string; batch: number; layers: Layer[] }[];
+const e2e = b1File
+  ? (JSON.parse(readFileSync(b1File, 'utf8')) as Mods).map((m) => ({ model: m.model, report: { layers: m.layers } }))
+  : JSON.parse(readFileSync(join(dir, 'gpu-e2e.json'), 'utf8')) as { model: string; report: { layers: Layer[] } }[];
+const mods = JSON.parse(readFileSync(arg('modules', join(dir, 'gpu-modules.json')), 'utf8')) as Mods;
 
 const data: { name: string; batch: number; costs: ModuleCost[]; times: number[] }[] = [];
 for (const name of Object.keys(zooModels)) {

@@ -77,7 +77,7 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   const TWR = ceilDiv(TW, RW), SPAN = (RW - 1) * g.sw + (g.kw - 1) * g.dw + 1;
   const MIDN = FB * IH * IW;
   // Channels whose x loads are issued together in the pointwise phase (attribute xUnroll: 1 or 4). Four where a
-  // thread owns 3+ halo positions (H200, batch 8: 5-10% faster); with one position, four made the loop 1.3-1.45x
+  // thread owns 3+ halo positions (H200, batch 8: 5-10% faster); with one position, four made the loop 1.2-1.45x
   // slower (bench/data/h200-2026-12-02-s6/fcm-variants.log).
   const XU = tileAttr(a, 'xUnroll', RP >= 3 ? 4 : 1, w);
   if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);

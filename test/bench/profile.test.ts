@@ -1,0 +1,53 @@
+// medianProfiles / medianNodeTimes (src/bench/profile.ts) on fake sessions: which nodes are timed, in which order
+// the sessions alternate, what medians come back, and how much heat each profile gets.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { medianNodeTimes, medianProfiles } from '../../src/bench/profile.js';
+
+function fake(name: string, nodes: string[], log: string[], msOf: (node: string, call: number) => number) {
+  let calls = 0;
+  return {
+    run: async () => { log.push(`${name} run`); },
+    profile: async () => {
+      log.push(`${name} profile`);
+      const c = calls++;
+      return { method: 'timestamp', nodes: nodes.map((node) => ({ node, op: 'Conv', ms: msOf(node, c) })) };
+    },
+    timeNodes: async (groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }) => {
+      log.push(`${name} time ${groups.map((g) => g.join('+')).join(',')} x${opts?.iters}`);
+      const c = calls++;
+      return groups.map((g) => msOf(g[0], c));
+    },
+    dispose: () => undefined,
+  };
+}
+
+test('medianNodeTimes: every profiled node timed alone, sessions alternating each round, medians per node', async () => {
+  const log: string[] = [];
+  // Per call c: a = 1, 2, 3, ...; b = 10 * c (medians of rounds 1..3 are what is asserted).
+  const a = fake('A', ['a1', 'a2'], log, (n, c) => (n === 'a1' ? c : 100 + c));
+  const b = fake('B', ['b1'], log, (_n, c) => 10 * c);
+  const [ta, tb] = await medianNodeTimes([a, b], {}, 3, 7);
+  assert.deepEqual(log.filter((l) => l.includes('time')), [
+    'A time a1,a2 x7', 'B time b1 x7', // round 0: A first
+    'B time b1 x7', 'A time a1,a2 x7', // round 1: B first
+    'A time a1,a2 x7', 'B time b1 x7',
+  ]);
+  // A's calls: profile 0, then timeNodes 1, 2, 3 -> median 2; B's: profile 0, timeNodes 1, 2, 3 -> median 20.
+  assert.deepEqual(ta.map((e) => [e.node, e.gpuMs]), [['a1', 2], ['a2', 102]]);
+  assert.deepEqual(tb.map((e) => [e.node, e.gpuMs]), [['b1', 20]]);
+});
+
+test('medianProfiles: heat runs sized from a first profile (none where one inference takes longer than heatMs)', async () => {
+  const opts: (number | undefined)[] = [];
+  const session = (ms: number) => ({
+    run: async () => undefined,
+    profile: async (_f?: unknown, o?: { heatRuns?: number }) => { opts.push(o?.heatRuns); return { nodes: [{ node: 'n', ms }] }; },
+    dispose: () => undefined,
+  });
+  await medianProfiles([session(0.5)], {}, 2, 0, 20);
+  assert.deepEqual(opts, [undefined, 40, 40]);
+  opts.length = 0;
+  await medianProfiles([session(50)], {}, 1, 0, 20);
+  assert.deepEqual(opts, [undefined, 0]);
+});
