@@ -67,10 +67,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let iy = iy0 + i32(kh * DH);
     if (iy < 0i || iy >= H) { continue; }
     let xr = i32((nc * u32(H) + u32(iy)) * u32(W)) + ix0;
+    // Every entry written each row, zero in the padding: an array declared in a loop is not reliably re-zeroed
+    // per iteration (Dawn + lavapipe; see kernels/fused-pwdw.ts, kernels/int8/fused.ts).
     var row: array<f32, SPAN>;
     for (var k = 0u; k < SPAN; k++) {
       let ix = ix0 + i32(k);
-      if (ix >= 0i && ix < W) { row[k] = x[u32(xr + i32(k))]; }
+      var v = 0.0;
+      if (ix >= 0i && ix < W) { v = x[u32(xr + i32(k))]; }
+      row[k] = v;
     }
     for (var kw = 0u; kw < KW; kw++) {
       let wv = w[(c * KH + kh) * KW + kw];
