@@ -21,7 +21,7 @@ import { median, p90 } from './stats.js';
 import { qLimits } from '../quant/reference.js';
 import { firstLine, loadCreateSession, normalizeProfile, profileMethod, type CreateSession, type FcmSessionLike, type ProfileEntry } from './runtime.js';
 import { adapterSummary } from './device.js';
-import { medianProfiles } from './profile.js';
+import { medianModuleTimes } from './profile.js';
 
 export interface BenchOptions {
   /** A hardware description (path, shipped name) or 'auto' (from the WebGPU adapter). */
@@ -315,9 +315,12 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       const rawUnfused = await unfused.profile(inputs);
       const methods = [...new Set([profileMethod(rawFused), profileMethod(rawUnfused)].filter((m) => m !== undefined))];
       if (methods.length > 0) layersMethod = methods.join('/');
-      // Medians of 5 interleaved profiles of each (src/bench/profile.ts): a single profile of one after the
-      // other carries the GPU's clock drift into every fused-vs-LBL comparison.
-      const [pf, pu] = await medianProfiles([fused, unfused], inputs, 5, 10);
+      // Each node alone in one heated pass, 5 rounds alternating the two sessions (src/bench/profile.ts), where
+      // the sessions can; else medians of 5 interleaved profiles: a single profile of one after the other
+      // carries the GPU's clock drift into every fused-vs-LBL comparison.
+      const m = await medianModuleTimes([fused, unfused], inputs, 5, { warmRuns: 10 });
+      if (m.method === 'pass') layersMethod = 'pass';
+      const [pf, pu] = m.times;
       layers = joinLayers(plan, fusedGraph, pf, pu);
     } catch (e) {
       layersUnavailable = firstLine(e);

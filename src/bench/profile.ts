@@ -8,6 +8,7 @@
 // (the FCMs' redundant compute) slowed more than memory-bound ones. No heat where one inference takes longer
 // than heatMs (software Vulkan in the tests).
 import { median } from './stats.js';
+import { FcmError } from '../errors.js';
 import { normalizeProfile, type FcmSessionLike, type ProfileEntry } from './runtime.js';
 
 /** A session that can time its nodes in one pass (src/runtime Session.timeNodes). */
@@ -46,17 +47,38 @@ export async function medianProfiles(
  * profile reports (the ones that run kernels).
  */
 export async function medianNodeTimes(
-  sessions: readonly TimedSessionLike[], feeds: Record<string, Float32Array>, rounds: number, iters = 20,
+  sessions: readonly TimedSessionLike[], feeds: Record<string, Float32Array>, rounds: number, iters?: number,
 ): Promise<ProfileEntry[][]> {
   const nodes: ProfileEntry[][] = [];
   for (const s of sessions) { await s.run(feeds); nodes.push(normalizeProfile(await s.profile(feeds))); }
+  // Without `iters`: about 40 ms of repetitions per pass, 1 to 20 (software Vulkan takes one).
+  const itersOf = nodes.map((list) => iters ?? Math.max(1, Math.min(20, Math.round(40 / Math.max(1e-3, list.reduce((a, e) => a + e.gpuMs, 0))))));
   const samples = sessions.map((_, i) => nodes[i].map(() => [] as number[]));
   for (let r = 0; r < rounds; r++) {
     for (let k = 0; k < sessions.length; k++) {
       const i = (r + k) % sessions.length;
-      const ms = await sessions[i].timeNodes(nodes[i].map((e) => [e.node]), { iters, heatMs: 20 });
+      const ms = await sessions[i].timeNodes(nodes[i].map((e) => [e.node]), { iters: itersOf[i], heatMs: 20 });
       ms.forEach((t, j) => samples[i][j].push(t));
     }
   }
   return nodes.map((list, i) => list.map((e, j) => ({ node: e.node, op: e.op, gpuMs: median(samples[i][j]) })));
+}
+
+/**
+ * What the per-module figures use (issue 8): medianNodeTimes where every session can time its nodes, else
+ * (a session without timeNodes, or one that refuses it: the integer executor) medianProfiles. `method` says which.
+ */
+export async function medianModuleTimes(
+  sessions: readonly FcmSessionLike[], feeds: Record<string, Float32Array>, rounds: number,
+  opts: { iters?: number; warmRuns?: number } = {},
+): Promise<{ method: 'pass' | 'profile'; times: ProfileEntry[][] }> {
+  const timed = sessions.every((s) => typeof (s as Partial<TimedSessionLike>).timeNodes === 'function');
+  if (timed) {
+    try {
+      return { method: 'pass', times: await medianNodeTimes(sessions as readonly TimedSessionLike[], feeds, rounds, opts.iters) };
+    } catch (e) {
+      if (!(e instanceof FcmError && e.kind === 'unsupported')) throw e;
+    }
+  }
+  return { method: 'profile', times: await medianProfiles(sessions, feeds, rounds, opts.warmRuns) };
 }

@@ -19,8 +19,7 @@ import { pairKey } from '../planner/optimal.js';
 import { toDag } from '../../converters/dag.js';
 import { type BenchLayer, joinLayers } from '../bench/bench.js';
 import type { ProfileEntry } from '../bench/runtime.js';
-import { medianNodeTimes, medianProfiles } from '../bench/profile.js';
-import { FcmError } from '../errors.js';
+import { medianModuleTimes } from '../bench/profile.js';
 import { type Session, createSession } from './session.js';
 import { batchOf } from '../graph/util.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
@@ -42,7 +41,7 @@ export const tileVariants: readonly TileVariant[] = [
 export interface TuneOptions {
   /** Timed rounds per session; the median of each node's time is taken (default 7). */
   profiles?: number;
-  /** Repetitions of each node per timed pass (default 20). */
+  /** Repetitions of each node per timed pass (default: about 40 ms of them, 1 to 20). */
   iters?: number;
   /** Planning rounds (default 3). */
   rounds?: number;
@@ -96,15 +95,8 @@ function withTiles(plan: Plan, tiles: (m: PlanModule, i: number) => Tiles): Plan
 export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}): Promise<TuneResult> {
   const profiles = options.profiles ?? 7, rounds = options.rounds ?? 3, variants = options.variants ?? tileVariants;
   const log = options.log ?? (() => undefined);
-  const iters = options.iters ?? 20;
-  const measure = options.measure ?? (async (s: readonly Session[], f: Record<string, Float32Array>) => {
-    try {
-      return await medianNodeTimes(s, f, profiles, iters);
-    } catch (e) {
-      if (e instanceof FcmError && e.kind === 'unsupported') return medianProfiles(s, f, profiles);
-      throw e;
-    }
-  });
+  const iters = options.iters;
+  const measure = options.measure ?? (async (s: readonly Session[], f: Record<string, Float32Array>) => (await medianModuleTimes(s, f, profiles, { iters })).times);
   const feeds: Record<string, Float32Array> = {};
   for (const x of g.inputs) {
     const n = g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1);
