@@ -1,8 +1,9 @@
-// medianProfiles / medianNodeTimes (src/bench/profile.ts) on fake sessions: which nodes are timed, in which order
+// medianProfiles / medianNodeTimes / medianModuleTimes (src/bench/profile.ts) on fake sessions: which nodes are timed, in which order
 // the sessions alternate, what medians come back, and how much heat each profile gets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { medianNodeTimes, medianProfiles } from '../../src/bench/profile.js';
+import { medianModuleTimes, medianNodeTimes, medianProfiles } from '../../src/bench/profile.js';
+import { unsupported } from '../../src/errors.js';
 
 function fake(name: string, nodes: string[], log: string[], msOf: (node: string, call: number) => number) {
   let calls = 0;
@@ -50,4 +51,19 @@ test('medianProfiles: heat runs sized from a first profile (none where one infer
   opts.length = 0;
   await medianProfiles([session(50)], {}, 1, 0, 20);
   assert.deepEqual(opts, [undefined, 0]);
+});
+
+test('medianModuleTimes: one-pass timing where every session can, profiles where one cannot or refuses', async () => {
+  const log: string[] = [];
+  const timed = fake('A', ['a1'], log, () => 1);
+  const plain = { run: async () => undefined, profile: async () => ({ nodes: [{ node: 'p1', ms: 2 }] }), dispose: () => undefined };
+  const refusing = { ...fake('R', ['r1'], log, () => 3), timeNodes: async () => { throw unsupported('r.onnx', 'node timing is not available on the integer executor'); } };
+  const failing = { ...fake('F', ['f1'], log, () => 3), timeNodes: async () => { throw new Error('device lost'); } };
+  assert.equal((await medianModuleTimes([timed], {}, 1)).method, 'pass');
+  assert.equal((await medianModuleTimes([timed, plain], {}, 1, { warmRuns: 0 })).method, 'profile');
+  const r = await medianModuleTimes([refusing], {}, 1, { warmRuns: 0 });
+  assert.equal(r.method, 'profile');
+  assert.deepEqual(r.times[0].map((e) => e.node), ['r1']);
+  // Any other failure is the caller's to see.
+  await assert.rejects(medianModuleTimes([failing], {}, 1), /device lost/);
 });
