@@ -183,6 +183,12 @@ export function bindings(inputs: { index: number; name: string }[]): string {
 
 export const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 
+/**
+ * 4-byte words of workgroup storage that arrays of these lengths (f32, i32 or u32) take: Dawn rounds each
+ * workgroup variable up to 16 bytes, so an odd tile that summed to exactly the limit failed pipeline creation (32784 > 32768 bytes).
+ */
+export const wgFloats = (...lengths: number[]) => lengths.reduce((a, n) => a + ceilDiv(n, 4) * 4, 0);
+
 /** WGSL `const` lines for integer parameters (all u32). */
 export function constsU32(c: Record<string, number>): string {
   return Object.entries(c).map(([k, v]) => {

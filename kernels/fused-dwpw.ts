@@ -12,14 +12,14 @@
 // tile (the redundancy the planner's tileFilters2 trades).
 //
 // Tiles: CB = tileFilters1 (channels of the depthwise layer per step), FB = tileFilters2, TH = tileH, TW = tileW,
-// each first clamped to the tensor. Clamping rule (clampTiles in fused-common.ts): while 4*CB*(TH*TW + 4*ceil(FB/4)) bytes exceed
+// each first clamped to the tensor. Clamping rule (clampTiles in fused-common.ts): while 4*CB*(TH*TW + 4*ceil(FB/4)) bytes (each array rounded up to 16) exceed
 // maxComputeWorkgroupStorageSize, or a thread would hold more than maxRegsPerThread accumulators (RP*4*ceil(FB/4)), halve the
 // largest of CB, FB, TH, TW (ties in that order). No further split for parallelism (see below): filter groups
 // (FG threads per position) fill the workgroup instead.
 
 import type { KernelProgram } from './program.js';
 import {
-  type FusedKernelArgs, bindings, ceilDiv, checkOutput, clampTiles, constsU32, convOut, dwGeometry, epilogue,
+  type FusedKernelArgs, bindings, ceilDiv, wgFloats, checkOutput, clampTiles, constsU32, convOut, dwGeometry, epilogue,
   expectShape, layoutDispatch, maxRegsPerThread, present, shape, threadCap, threadsFor, tileAttr, where,
 } from './fused-common.js';
 import { invalid } from '../src/errors.js';
@@ -51,7 +51,7 @@ export function fusedDwPw(args: FusedKernelArgs): KernelProgram {
   const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
   const fb4 = () => ceilDiv(fb.value, 4);
-  const floats = () => cb.value * th.value * tw.value + cb.value * fb4() * 4;
+  const floats = () => wgFloats(cb.value * th.value * tw.value, cb.value * fb4() * 4);
   // Threads: one per output position (at most the cap); each owns RP positions x FB filters (padded to a multiple
   // of 4) of accumulators.
   const regs = () => ceilDiv(th.value * tw.value, cap) * fb4() * 4;

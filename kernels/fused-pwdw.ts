@@ -17,14 +17,15 @@
 // depthwise weights staged in workgroup memory, RW outputs of a row per invocation.
 //
 // Tiles: FB = tileFilters1 (falls back to tileFilters2), TH = tileH, TW = tileW, all clamped to the tensor first.
-// Clamping rule (clampTiles in fused-common.ts): while 4*(FB*IH*IW + CK*4*ceil(FB/4) + FB*KH*KW) bytes exceed maxComputeWorkgroupStorageSize, or a
+// Clamping rule (clampTiles in fused-common.ts): while the workgroup arrays (FB*IH*IW, CK*4*ceil(FB/4), FB*KH*KW floats, each
+// rounded up to 16 bytes) exceed maxComputeWorkgroupStorageSize, or a
 // thread would hold more than maxRegsPerThread accumulators (RP*4*ceil(FB/4)), halve the largest of FB, TH, TW (ties in that
 // order). Then, while there are fewer than minWorkgroups workgroups, halve FB down to 4, then TH and TW down to 4
 // (splitForParallelism).
 
 import type { KernelProgram } from './program.js';
 import {
-  type FusedKernelArgs, bindings, ceilDiv, checkOutput, clampTiles, constsU32, convOut, dwGeometry, epilogue,
+  type FusedKernelArgs, bindings, ceilDiv, wgFloats, checkOutput, clampTiles, constsU32, convOut, dwGeometry, epilogue,
   expectShape, layoutDispatch, maxRegsPerThread, present, shape, splitForParallelism, threadCap, threadsFor, tileAttr, where,
 } from './fused-common.js';
 import { invalid } from '../src/errors.js';
@@ -54,12 +55,13 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   const cap = threadCap(args.limits);
   const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  if (C < 1) throw invalid(w, `input '${args.node.inputs[0]}' has no channels`);
   // At most 32 channels per step, spread evenly over the steps (40 channels as 32 + 8 ran 64 channel iterations:
-  // MobileNetV3's 40 -> 240 module lost 1.4x where MobileNetV2's 32 -> 192 won), a multiple of 4 (the channel loop
-  // takes 4 at a time; weights past C are staged as zeros).
-  const CK = ceilDiv(ceilDiv(C, ceilDiv(C, 32)), 4) * 4;
+  // MobileNetV3's 40 -> 240 module lost 1.4x where MobileNetV2's 32 -> 192 won); a multiple of 4 where the channel
+  // loop takes 4 at a time (XU below; weights past C are staged as zeros). Storage is sized for the multiple of 4.
+  const CKE = ceilDiv(C, ceilDiv(C, 32)), CK4 = ceilDiv(CKE, 4) * 4;
   const fb4 = () => ceilDiv(fb.value, 4);
-  const floats = () => fb.value * ih() * iw() + CK * fb4() * 4 + fb.value * g.kh * g.kw;
+  const floats = () => wgFloats(fb.value * ih() * iw(), CK4 * fb4() * 4, fb.value * g.kh * g.kw);
   // Each thread owns RP = ceil(IH*IW / threads) halo positions x FB filters (padded to a multiple of 4) of accumulators.
   clampTiles([], [fb, th, tw],
     () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && ceilDiv(ih() * iw(), cap) * fb4() * 4 <= maxRegsPerThread,
@@ -81,11 +83,12 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   // slower (bench/data/h200-2026-12-02-s6/fcm-variants.log).
   const XU = tileAttr(a, 'xUnroll', RP >= 3 ? 4 : 1, w);
   if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);
+  const CK = XU === 4 ? CK4 : CKE;
   const pwLoop = XU === 1 ? `
     for (var cl = 0u; cl < CK; cl++) {
       let xb = (n * C + min(c0 + cl, C - 1u)) * H * W;
       for (var q = 0u; q < RP; q++) {
-        let xv = x[xb + off[q]];
+        let xv = xAt(c0 + cl, xb, off[q]);
         for (var f4 = 0u; f4 < FB4; f4++) { acc[q * FB4 + f4] += wsT[cl * FB4 + f4] * xv; }
       }
     }` : `
@@ -136,7 +139,7 @@ var<workgroup> mid: array<f32, ${FB * IH * IW}>;
 // The depthwise weights of the FB channels, staged once.
 var<workgroup> w2s: array<f32, ${FB * g.kh * g.kw}>;
 // The chunk's first-layer weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
-var<workgroup> wsT: array<vec4<f32>, ${CK * FB4}>;
+var<workgroup> wsT: array<vec4<f32>, ${CK4 * FB4}>;
 
 var<private> f0: u32;
 

@@ -11,14 +11,15 @@
 // global memory. When F > FB, filter blocks are split across workgroups, each recomputing the first layer.
 //
 // Tiles: MB = tileFilters1, FB = tileFilters2, P = tileH*tileW, first clamped to the tensor (MB <= M, FB <= F,
-// P <= H*W). Clamping rule (clampTiles in fused-common.ts): while 4*(CK*P + MB*CK + MB*P + FB*MB) bytes exceed
+// P <= H*W). Clamping rule (clampTiles in fused-common.ts): while the arrays CK*P, MB*CK, MB*P, FB*MB (floats, each rounded
+// up to 16 bytes) exceed
 // maxComputeWorkgroupStorageSize, or a thread would hold more than maxRegsPerThread accumulators
 // (MB*P/threads + FB*P/threads), halve CK down to 4, then the largest of MB, FB, P (ties in that order), then
 // CK down to 1.
 
 import type { KernelProgram } from './program.js';
 import {
-  type FusedKernelArgs, bindings, ceilDiv, checkOutput, clampTiles, constsU32, epilogue,
+  type FusedKernelArgs, bindings, ceilDiv, wgFloats, checkOutput, clampTiles, constsU32, epilogue,
   expectShape, layoutDispatch, maxRegsPerThread, present, shape, threadCap, threadsFor, tileAttr, where,
 } from './fused-common.js';
 import { invalid, unsupported } from '../src/errors.js';
@@ -53,7 +54,7 @@ export function fusedPwPw(args: FusedKernelArgs): KernelProgram {
   const p = { name: 'P', value: Math.min(HW, tileAttr(a, 'tileH', 8, w) * tileAttr(a, 'tileW', 8, w)), min: 1 };
   const ck = { name: 'CK', value: Math.min(C, 16), min: 1 };
   const cap = threadCap(args.limits);
-  const floats = () => ck.value * p.value + mb.value * ck.value + mb.value * p.value + fb.value * mb.value;
+  const floats = () => wgFloats(ck.value * p.value, mb.value * ck.value, mb.value * p.value, fb.value * mb.value);
   clampTiles([ck], [mb, fb, p],
     () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize &&
       ceilDiv(mb.value * p.value, cap) + ceilDiv(fb.value * p.value, cap) <= maxRegsPerThread,
@@ -197,13 +198,14 @@ function fusedPwPwVector(args: FusedKernelArgs, k: {
 }): KernelProgram {
   const w = where(args);
   const { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 } = k;
-  const T = Math.min(256, threadCap(args.limits));
   const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
+  // A power of two: the reductions split it into KS-thread groups.
+  const T = pow2AtMost(Math.min(256, threadCap(args.limits)));
   // Threads per first-layer dot product: few enough that all M run at once (one round of loads and one reduction:
   // with 32 per product, EfficientNet-B0's 480 -> 20 gate took three rounds and lost 2x to its LBL pair on the
   // H200, issue 8); attribute splitK1 overrides it.
   const ks1Rule = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(C / 4))), pow2AtMost(Math.max(1, Math.floor(T / M))));
-  const KS1 = Math.min(T, pow2AtMost(tileAttr(args.node.attrs, 'splitK1', ks1Rule, w)));
+  const KS1 = pow2AtMost(Math.min(T, tileAttr(args.node.attrs, 'splitK1', ks1Rule, w)));
   const KS2 = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(M / 4))));
   const R1 = T / KS1, R2 = T / KS2;
   // At least ~32 workgroups per image (each recomputes the M*C intermediate, a few thousand FMAs): with
@@ -213,7 +215,7 @@ function fusedPwPwVector(args: FusedKernelArgs, k: {
   const blocks = ceilDiv(F, FB);
   const total = N * blocks;
   const d = layoutDispatch(total, args.limits, w);
-  const bytes = 4 * (T + M + C);
+  const bytes = 4 * wgFloats(T, M, C);
   if (bytes > args.limits.maxComputeWorkgroupStorageSize) throw unsupported(w, `FusedPwPw on a 1x1 map needs ${bytes} bytes of workgroup storage`);
   // A strided dot product with 8 loads in flight: one load per step, the loop waited on each (H200: a 60-step
   // loop of EfficientNet-B0's 480 -> 20 gate took 2x its LBL pair).

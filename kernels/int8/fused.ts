@@ -22,7 +22,7 @@ import type { Tensor } from '../../src/graph/ir.js';
 import { invalid, unsupported } from '../../src/errors.js';
 import { convMultipliers } from '../../src/quant/reference.js';
 import {
-  type TileDim, ceilDiv, clampTiles, convOut, dwGeometry, layoutDispatch, maxRegsPerThread, splitForParallelism, threadCap, threadsFor, tileAttr,
+  type TileDim, ceilDiv, clampTiles, wgFloats, convOut, dwGeometry, layoutDispatch, maxRegsPerThread, splitForParallelism, threadCap, threadsFor, tileAttr,
 } from '../fused-common.js';
 import { cacheKey, constsI32, constsU32 } from '../shader.js';
 import {
@@ -108,7 +108,7 @@ export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
   const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1, iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
   // As the fp32 PW-DW (kernels/fused-pwdw.ts): a thread owns RP halo positions x all FB filters in registers.
   const rp = () => ceilDiv(ih() * iw(), cap);
-  const bytes = () => 4 * (ck.value * fb.value + fb.value * ih() * iw());
+  const bytes = () => 4 * wgFloats(ck.value * fb.value, fb.value * ih() * iw());
   clampTiles([ck], [fb, th, tw], () => bytes() <= storage && rp() * (fb.value + (wz ? 1 : 0)) <= maxRegsPerThread,
     w, () => `FB=${fb.value} TH=${th.value} TW=${tw.value} CK4=${ck.value}, ${bytes()} bytes`);
   // As the fp32 FCMs (fused-common.ts splitForParallelism): enough workgroups for a large GPU, fewer channels per
@@ -263,7 +263,7 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   // H200 four chunks ran the 14x14 modules 1.4x slower than one).
   const ck: TileDim = { name: 'CK4', value: C4, min: 1 };
   const G = () => pw4.value * fq.value;
-  const bytesFor = (ks: number) => 4 * (ck.value * 4 * pw4.value + ks * nacc * G());
+  const bytesFor = (ks: number) => 4 * wgFloats(ck.value * 4 * pw4.value, ks * nacc * G());
   clampTiles([ck], [fq, pw4], () => G() <= cap && bytesFor(1) <= storage, w,
     () => `TP=${4 * pw4.value} FB=${4 * fq.value} CK4=${ck.value}, ${bytesFor(1)} bytes`);
   // A workgroup per SM of a large GPU (132): halve the filter block while the workgroup keeps 32 tasks or more
@@ -393,7 +393,7 @@ export function int8FusedPwPw(args: Int8FusedArgs): Int8Program {
   const mk: TileDim = { name: 'MK4', value: Math.min(M4, Math.ceil(tileAttr(a, 'tileFilters1', 16, w) / 4)), min: 1 };
   const fb: TileDim = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 16, w)), min: 1 };
   const tp: TileDim = { name: 'TP', value: Math.min(P, tileAttr(a, 'tileH', 4, w) * tileAttr(a, 'tileW', 4, w)), min: 1 };
-  const bytes = () => 4 * (C4 * tp.value + mk.value * tp.value + fb.value * mk.value);
+  const bytes = () => 4 * wgFloats(C4 * tp.value, mk.value * tp.value, fb.value * mk.value);
   clampTiles([], [mk, fb, tp], () => bytes() <= storage && ceilDiv(fb.value * tp.value, cap) * (wz2 ? 2 : 1) <= maxRegsPerThread,
     w, () => `MK4=${mk.value} FB=${fb.value} TP=${tp.value}, ${bytes()} bytes`);
   // Enough workgroups: fewer output filters first (each split recomputes the first layer's tile), then positions.

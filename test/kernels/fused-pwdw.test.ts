@@ -45,6 +45,8 @@ cases.push(
   // thread (enough workgroups that it is not split) is what showed it: lavapipe kept the previous item's sums.
   { kind: 'pwdw', n: 17, c: 4, h: 48, w: 48, m: 16, k: 3, stride: 1, pads: [1, 1, 1, 1], bias2: true, tiles: { tileFilters1: 8, tileH: 24, tileW: 24 } },
   { kind: 'pwdw', n: 2, c: 5, h: 16, w: 16, m: 8, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 8, tileH: 8, tileW: 8 }, limits: { maxComputeInvocationsPerWorkgroup: 32 } },
+  // Workgroup arrays of odd lengths summing to exactly lavapipe's 32 KiB: Dawn rounds each up to 16 bytes.
+  { kind: 'pwdw', n: 33, c: 16, h: 22, w: 34, m: 60, k: 3, stride: 1, pads: [1, 1, 1, 1], bias2: true, tiles: { tileFilters1: 30, tileH: 11, tileW: 17 } },
   // x loads one channel at a time (xUnroll 1) rather than four.
   { kind: 'pwdw', n: 1, c: 7, h: 9, w: 9, m: 6, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 4, tileH: 4, tileW: 4, xUnroll: 1 } },
 );
@@ -69,5 +71,6 @@ test('FusedPwDw refuses inconsistent shapes with a clear error', () => {
   bad({ inputShapes: [[1, 4, 5, 5], [8, 3, 1, 1], undefined, [8, 1, 3, 3], undefined, undefined] }, /f1.*pointwise weights/);
   bad({ inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], undefined, [8, 2, 3, 3], undefined, undefined] }, /depth multiplier/);
   bad({ outputShape: [1, 8, 4, 4] }, /output shape/);
+  bad({ inputShapes: [[1, 0, 5, 5], [8, 0, 1, 1], undefined, [8, 1, 3, 3], undefined, undefined] }, /f1.*input 'x' has no channels/);
   bad({ node: { ...node, attrs: newAttrs({ kernel: [3, 3], pads: [1, 1, 1, 1], activation1: 'Gelu' }) } }, /activation 'Gelu'/);
 });

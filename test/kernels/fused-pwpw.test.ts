@@ -26,6 +26,8 @@ const cases: FusedCase[] = [
   { kind: 'pwpw', n: 2, c: 200, h: 1, w: 1, m: 40, f: 300, bias1: true, bias2: true, residual: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 16, tileFilters2: 32, tileH: 1, tileW: 1 } },
   // 1x1 with a wide intermediate (M > threads: one thread per first-layer product, several rounds) and the old
   // 32-thread split forced (splitK1; several rounds of R1 rows).
+  // Staging arrays of odd lengths just under lavapipe's 32 KiB once each is rounded up to 16 bytes, as Dawn does.
+  { kind: 'pwpw', n: 1, c: 3965, h: 1, w: 1, m: 3963, f: 2, tiles: { tileFilters1: 16, tileFilters2: 2, tileH: 1, tileW: 1 } },
   { kind: 'pwpw', n: 1, c: 24, h: 1, w: 1, m: 300, f: 20, bias1: true, act1: 'Relu', tiles: { tileFilters1: 16, tileFilters2: 16, tileH: 1, tileW: 1 } },
   { kind: 'pwpw', n: 2, c: 480, h: 1, w: 1, m: 20, f: 480, bias1: true, bias2: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 20, tileFilters2: 32, tileH: 1, tileW: 1, splitK1: 32 } },
   { kind: 'pwpw', n: 2, c: 480, h: 1, w: 1, m: 20, f: 480, bias1: true, bias2: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 20, tileFilters2: 32, tileH: 1, tileW: 1 } },
@@ -60,4 +62,12 @@ test('FusedPwPw refuses inconsistent shapes and strides with a clear error', () 
   bad({ inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], [8], [6, 8, 1, 1], undefined, [1, 6, 5, 4]] }, /residual/);
   bad({ node: { ...node, attrs: newAttrs({ strides: [2, 2] }) } }, /strides/);
   bad({ node: { ...node, attrs: newAttrs({ tileH: 0 }) } }, /tileH/);
+});
+
+test('FusedPwPw on a 1x1 map counts its workgroup arrays as Dawn does (each rounded up to 16 bytes)', () => {
+  // 256 + 3967 + 3969 floats are exactly 32768 bytes summed, 32784 as Dawn allocates them: pipeline creation failed.
+  const node = { name: 'se', op: 'FusedPwPw', inputs: ['x', 'w1', '', 'w2', '', ''], attrs: newAttrs() };
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+  const args = { node, inputShapes: [[1, 3969, 1, 1], [3967, 3969, 1, 1], undefined, [2, 3967, 1, 1], undefined, undefined], outputShape: [1, 2, 1, 1], limits };
+  assert.throws(() => fusedPwPw(args), (e: unknown) => e instanceof FcmError && e.kind === 'unsupported' && /se.*32784 bytes of workgroup storage/.test(e.message));
 });
