@@ -95,9 +95,10 @@ export interface Session {
   passGpuMs(feeds?: Record<string, Float32Array>): Promise<number>;
   /**
    * GPU time (ms per repetition) of each group's dispatches (the nodes of a module, in execution order), timed as
-   * one compute pass holding them `iters` times after about `heatMs` (before the first group; 1 ms before the
-   * others) of the same untimed: the steady state of a busy GPU, as inside run()'s single pass (bench/gpu.ts's per-module figures; one pass per dispatch, as
-   * profile() times, adds a pass's overhead to every dispatch). Exit 3 without timestamp queries.
+   * one compute pass holding them `iters` times after about `heatMs` (before the first timed group; 1 ms before
+   * the others) of the same untimed: the steady state of a busy GPU, as inside run()'s single pass (the per-module
+   * figures of issue 8; one pass per dispatch, as profile() times, adds a pass's overhead to every dispatch).
+   * 0 for a group without dispatches. Exit 3 without timestamp queries.
    */
   timeNodes(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
   stats(): SessionStats;
@@ -466,12 +467,14 @@ class GpuSession implements Session {
         return enc;
       };
       const out: number[] = [];
+      let heated = false;
       for (const g of groups) {
         const names = new Set(g);
         const list = this.dispatches.filter((x) => names.has(this.compiled.steps[x.step].node.name));
         if (!list.length) { out.push(0); continue; }
         // The clock holds between groups: the full heat before the first only.
-        const heat = out.length === 0 ? heatMs : Math.min(heatMs, 1);
+        const heat = heated ? Math.min(heatMs, 1) : heatMs;
+        heated = true;
         for (const t0 = performance.now(); performance.now() - t0 < heat;) {
           d.queue.submit([encode(list, false).finish()]);
           await d.queue.onSubmittedWorkDone();
