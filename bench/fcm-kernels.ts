@@ -3,6 +3,7 @@
 // two LBL kernels" target.
 //
 // Run: npm run build && node dist/bench/fcm-kernels.js [--batch 8] [--iters 50] [--heat-ms 20] [--set mbv2|zoo] [--json] [--only pwdw|dwpw|pwpw]
+//      [--sweep] (every tile of sweepTiles per module instead of the planner's)
 //      [--tiles '{"tileH":2,"tileW":2}'] (merged into every module's tiles, for tuning by hand)
 // On the H100: see DEVELOPERS.md (pack, carry [".gpu", "dist"], `source .gpu/enter.sh && node dist/bench/fcm-kernels.js`).
 //
@@ -152,6 +153,67 @@ export async function timeSteps(device: GPUDevice, steps: Step[], iters: number,
   return samples[2];
 }
 
+/** The tiles --sweep tries: PW-DW filters x rows x columns of the output tile; the 1x1 PW-PW kernels and splits. */
+export function sweepTiles(c: FusedCase, batch: number): NonNullable<FusedCase['tiles']>[] {
+  if (c.kind === 'pwpw') {
+    const base = { ...c.tiles };
+    return [{ ...base, seStrided: 1 }, base, ...[1, 2, 4, 8, 16, 32].map((k) => ({ ...base, splitK1: k }))];
+  }
+  const s = c.stride ?? 1;
+  const ho = Math.ceil(c.h / s), wo = Math.ceil(c.w / s);
+  const sizes = (n: number) => [...new Set([n, Math.ceil(n / 2), Math.ceil(n / 4), 16, 14, 8, 7, 4, 2].filter((v) => v <= n))];
+  const out: NonNullable<FusedCase['tiles']>[] = [];
+  for (const fb of [4, 8, 16, 32]) {
+    for (const th of sizes(ho)) {
+      for (const tw of sizes(wo)) {
+        // Fewer workgroups than half the GPU's SMs is not a candidate at this batch.
+        if (batch * Math.ceil(c.m! / fb) * Math.ceil(ho / th) * Math.ceil(wo / tw) < 66) continue;
+        out.push({ tileFilters1: fb, tileH: th, tileW: tw });
+      }
+    }
+  }
+  return out;
+}
+
+/** --sweep: every sweepTiles variant of one module (distinct programs only), with its LBL pair once. */
+async function sweepModule(device: GPUDevice, limits: KernelLimits, label: string, c: FusedCase, iters: number, heatMs: number, json: boolean): Promise<Record<string, unknown>[]> {
+  const dw = lblKernel(depthwise), pw = lblKernel(pointwise);
+  const b0 = buildCase(c, limits, { reference: false });
+  const { p1, p2 } = lblPrograms(c, b0, dw, pw, limits);
+  const L = b0.layers;
+  const outLen = b0.outputShape.reduce((x, y) => x * y, 1);
+  const s1 = await prepare(device, p1, p1.inputs.map((i) => [L.x.data as Float32Array, L.w1.data as Float32Array, L.b1][i]!), L.mid.data.length);
+  const s2 = await prepare(device, p2, p2.inputs.map((i) => [new Float32Array(L.mid.data.length), L.w2.data as Float32Array, L.b2, L.res][i]!), outLen);
+  const midBinding = p2.inputs.indexOf(0);
+  const bindGroup = device.createBindGroup({
+    layout: s2.pipeline.getBindGroupLayout(0),
+    entries: s2.buffers.map((buffer, binding) => ({ binding, resource: { buffer: binding === midBinding ? s1.output : buffer } })),
+  });
+  const lblUs = await timeSteps(device, [{ program: p1, prepared: s1 }, { program: p2, prepared: { ...s2, bindGroup } }], iters, heatMs);
+  release(s1); release(s2);
+  const rows: Record<string, unknown>[] = [];
+  const seen = new Set<string>();
+  for (const tiles of sweepTiles(c, c.n)) {
+    let program: KernelProgram;
+    let inputs: (Float32Array | undefined)[];
+    try {
+      const b = buildCase({ ...c, tiles }, limits, { reference: false });
+      program = b.program; inputs = b.inputs;
+    } catch (e) {
+      continue; // a tile the kernel refuses on this device (storage): not a candidate
+    }
+    if (seen.has(program.cacheKey)) continue;
+    seen.add(program.cacheKey);
+    const prepared = await prepare(device, program, inputs as Float32Array[], outLen);
+    const us = await timeSteps(device, [{ program, prepared }], iters, heatMs);
+    release(prepared);
+    const key = program.cacheKey.split('|').slice(-2, -1)[0];
+    rows.push({ module: label, batch: c.n, tiles, key, fusedUs: +us.toFixed(2), lblUs: +lblUs.toFixed(2), speedup: +(lblUs / us).toFixed(2), workgroups: program.dispatch[0] * program.dispatch[1] });
+    if (!json) console.log(`${label.padEnd(34)} ${key.padEnd(40)} fused ${us.toFixed(1).padStart(7)} us   LBL ${lblUs.toFixed(1).padStart(7)} us   x${(lblUs / us).toFixed(2)}`);
+  }
+  return rows;
+}
+
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
@@ -169,9 +231,14 @@ export async function main(): Promise<void> {
   const limits = limitsOf(device);
   const dw = lblKernel(depthwise), pw = lblKernel(pointwise);
   const rows: Record<string, unknown>[] = [];
+  const sweep = process.argv.includes('--sweep');
   for (const { label, c } of set === 'zoo' ? zooModuleShapes(batch) : moduleShapes(batch)) {
     if (only && c.kind !== only) continue;
     c.tiles = { ...c.tiles, ...tileOverride };
+    if (sweep) {
+      rows.push(...await sweepModule(device, limits, label, c, iters, heatMs, json));
+      continue;
+    }
     const b = buildCase(c, limits, { reference: false });
     const fused = await prepare(device, b.program, b.inputs, b.outputShape.reduce((x, y) => x * y, 1));
     const fusedUs = await timeSteps(device, [{ program: b.program, prepared: fused }], iters, heatMs);

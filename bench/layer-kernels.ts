@@ -4,7 +4,7 @@
 // bandwidth figure per kernel.
 //
 // Run: npm run build && node dist/bench/layer-kernels.js [--models mobilenet_v2] [--batches 1,8,32] [--iters 20]
-//      [--heat-ms 20] [--rounds 3] [--out DIR]   (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
+//      [--heat-ms 20] [--rounds 3] [--out DIR] [--auto-only]   (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
 // GPU time per dispatch: timestamps around one pass of `iters` repetitions, median of 5 passes (fcm-kernels.ts).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -18,6 +18,7 @@ import { depthwiseRowOutputs, depthwiseRows } from '../kernels/depthwise.js';
 import type { KernelProgram } from '../kernels/program.js';
 import { closeDevice, getDevice, limitsOf, prepare, release } from '../test/kernels/fused-harness.js';
 import { timeSteps } from './fcm-kernels.js';
+import { threadCap } from '../kernels/shader.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -30,6 +31,7 @@ const iters = Number(arg('iters', '20'));
 const outDir = arg('out', '');
 const heatMs = Number(arg('heat-ms', '20'));
 const rounds = Number(arg('rounds', '3'));
+const autoOnly = process.argv.includes('--auto-only');
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
 
 const gemmVariants: [number, number, number][] = [[16, 16, 4], [16, 8, 4], [32, 8, 4], [8, 16, 4], [4, 16, 4], [16, 8, 8], [8, 8, 8], [16, 4, 8], [32, 4, 8], [8, 4, 8]];
@@ -53,7 +55,9 @@ async function main() {
         const key = geomKey(geom);
         if (seen.has(key)) continue;
         seen.add(key);
-        const variants = pw ? pwVariants(geom, limits) : dwVariants(geom, limits);
+        const all = pw ? pwVariants(geom, limits) : dwVariants(geom, limits);
+        // --auto-only: the kernels the executor picks (the bandwidth figure), not the variants.
+        const variants = autoOnly ? all.slice(0, 1) : all;
         const b = convBindings(geom);
         const sizes = [geom.N * geom.C * geom.H * geom.W, geom.F * (geom.C / geom.group) * geom.kh * geom.kw, geom.F, geom.N * geom.F * geom.HO * geom.WO];
         const prepared = [];
@@ -87,7 +91,7 @@ async function main() {
         const r = rows.filter((x) => x.model === model && x.batch === batch && x.kind === kind);
         const sum = (f: (x: Row) => number) => r.reduce((a, x) => a + f(x), 0);
         const autoUs = sum((x) => x.us[Object.keys(x.us)[0]]), bestUs = sum((x) => Math.min(...Object.values(x.us)));
-        const oldUs = sum((x) => x.us[Object.keys(x.us).find((k) => k.startsWith('old') || k === 'rw1')!]);
+        const oldUs = sum((x) => x.us[Object.keys(x.us).find((k) => k.startsWith('old') || k === 'rw1') ?? Object.keys(x.us)[0]]);
         console.log(`== ${model} b${batch} ${kind}: ${r.length} unique layers, auto ${autoUs.toFixed(0)} us (${(sum((x) => x.mb) / autoUs * 1e3).toFixed(0)} GB/s), ` +
           `before this session's kernels ${oldUs.toFixed(0)} us, best variant per layer ${bestUs.toFixed(0)} us (${(sum((x) => x.mb) / bestUs * 1e3).toFixed(0)} GB/s)`);
       }
@@ -123,7 +127,7 @@ async function copyBandwidth(device: GPUDevice): Promise<number> {
 function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
   const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const b = convBindings(g);
-  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
+  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
   const choices: [string, DotChoice][] = [];
   const auto = chooseDot(dot, limits);
   choices.push([`auto ${name(auto)}`, auto]);
@@ -133,6 +137,19 @@ function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, 
     if (tx * ty > 256) continue;
     const c: DotChoice = { kind: 'gemm', tiles: { tx, ty, rf } };
     choices.push([name(c), c]);
+  }
+  // K slices on the tiles of the auto rule and on a few narrower ones.
+  const base = auto.kind === 'gemm' ? auto.tiles : { tx: 4, ty: 16, rf: 4 };
+  const seen = new Set(choices.map(([n]) => n));
+  for (const t of [base, { tx: 4, ty: 16, rf: 4 }, { tx: 8, ty: 8, rf: 4 }, { tx: 4, ty: 8, rf: 4 }, { tx: 8, ty: 4, rf: 8 }]) {
+    for (const ks of [2, 4, 8]) {
+      const tiles = { tx: t.tx, ty: t.ty, rf: t.rf, ks };
+      if (seen.has(name({ kind: 'gemm', tiles }))) continue;
+      seen.add(name({ kind: 'gemm', tiles }));
+      if (tiles.tx * tiles.ty * ks > threadCap(limits) || 16 * 16 * (t.tx + t.ty * t.rf / 4) * ks + 16 * t.tx * t.ty * t.rf > limits.maxComputeWorkgroupStorageSize) continue;
+      const c: DotChoice = { kind: 'gemm', tiles };
+      choices.push([name(c), c]);
+    }
   }
   return choices.map(([n, c]) => [n, dotProgram(dot, c, b.names, b.inputs, limits, n, 'Conv(pw)', 'pointwise')]);
 }

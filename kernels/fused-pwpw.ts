@@ -48,7 +48,10 @@ export function fusedPwPw(args: FusedKernelArgs): KernelProgram {
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
 
   const HW = H * W;
-  if (HW === 1) return fusedPwPwVector(args, { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 });
+  if (HW === 1) {
+    const k = { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 };
+    return a.seStrided === undefined ? fusedPwPwPrefetch(args, k) : fusedPwPwVector(args, k);
+  }
   const mb = { name: 'MB', value: Math.min(M, tileAttr(a, 'tileFilters1', 32, w)), min: 1 };
   const fb = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 32, w)), min: 1 };
   const p = { name: 'P', value: Math.min(HW, tileAttr(a, 'tileH', 8, w) * tileAttr(a, 'tileW', 8, w)), min: 1 };
@@ -299,6 +302,143 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   return {
     name: `FusedPwPw(${args.node.name})`,
     cacheKey: `FusedPwPw1x1u8|N${N}C${C}M${M}F${F}|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|T${T}KS${KS1},${KS2}FB${FB}|dx${d.dispatchX}`,
+    wgsl,
+    workgroupSize: [T, 1, 1],
+    dispatch: d.dispatch,
+    inputs: used.map((u) => u.index),
+    outputs: 1,
+    uniforms: [],
+    workgroupStorageBytes: bytes,
+  };
+}
+
+/**
+ * PW-PW on 1x1 maps with every global load issued before the first wait (issue 8, session 7): the strided kernel
+ * above waits on x, then on the first layer's weights, then on the second's, each a round trip to L2 in a kernel of
+ * a few microseconds. Here each thread loads its slices of both weight rows into registers (vec4 where the row
+ * length is a multiple of 4) while x is staged, so the chain is one round of loads, the FMAs and two reductions.
+ * A workgroup owns one image and FB outputs as in the strided kernel (FB = ceil(F / 32): ~32 workgroups per image,
+ * each recomputing the M*C intermediate). KS1 threads per first-layer product (all M at once where T / M allows,
+ * attribute splitK1 overrides), KS2 per output; each holds at most 16 vectors of a row per round.
+ */
+function fusedPwPwPrefetch(args: FusedKernelArgs, k: {
+  N: number; C: number; M: number; F: number; hasB1: boolean; hasB2: boolean; hasRes: boolean;
+  act1: { fn: string; key: string }; act2: { fn: string; key: string };
+}): KernelProgram {
+  const w = where(args);
+  const { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 } = k;
+  const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
+  const T = pow2AtMost(Math.min(256, threadCap(args.limits)));
+  const V1 = C % 4 === 0 ? 4 : 1, C1 = C / V1, V2 = M % 4 === 0 ? 4 : 1, M1 = M / V2;
+  const maxVecs = 16;
+  let KS1 = pow2AtMost(Math.min(T, tileAttr(args.node.attrs, 'splitK1', Math.max(1, Math.min(Math.floor(T / M), C1)), w)));
+  while (ceilDiv(C1, KS1) > maxVecs && KS1 < T) KS1 *= 2;
+  const FB = Math.min(F, Math.max(1, Math.ceil(F / 32)));
+  let KS2 = pow2AtMost(Math.max(1, Math.min(Math.floor(T / FB), M1)));
+  while (ceilDiv(M1, KS2) > maxVecs && KS2 < T) KS2 *= 2;
+  const R1 = T / KS1, R2 = T / KS2, L1 = ceilDiv(C1, KS1), L2 = ceilDiv(M1, KS2);
+  const blocks = ceilDiv(F, FB);
+  const total = N * blocks;
+  const d = layoutDispatch(total, args.limits, w);
+  const bytes = 4 * wgFloats(T, C1 * V1, M1 * V2);
+  if (bytes > args.limits.maxComputeWorkgroupStorageSize) throw unsupported(w, `FusedPwPw on a 1x1 map needs ${bytes} bytes of workgroup storage`);
+  const vt = (v: number) => (v === 4 ? 'vec4<f32>' : 'f32');
+  const mul = (v: number, a: string, b: string) => (v === 4 ? `dot(${a}, ${b})` : `${a} * ${b}`);
+  const used = [
+    { index: 0, name: 'x', type: vt(V1) }, { index: 1, name: 'w1', type: vt(V1) }, ...(hasB1 ? [{ index: 2, name: 'b1', type: 'f32' }] : []),
+    { index: 3, name: 'w2', type: vt(V2) }, ...(hasB2 ? [{ index: 4, name: 'b2', type: 'f32' }] : []), ...(hasRes ? [{ index: 5, name: 'res', type: 'f32' }] : []),
+  ];
+  const decl = [...used.map((u, i) => `@group(0) @binding(${i}) var<storage, read> ${u.name}: array<${u.type}>;`),
+    `@group(0) @binding(${used.length}) var<storage, read_write> out: array<f32>;`].join('\n');
+  const wgsl = `
+${decl}
+${constsU32({ C1, M, M1, F, T, KS1, KS2, R1, R2, L1, L2, FB, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${act1.fn}
+${act2.fn}
+
+var<workgroup> part: array<f32, ${T}>;
+var<workgroup> xsh: array<${vt(V1)}, ${C1}>;
+var<workgroup> mid: array<${vt(V2)}, ${M1}>;
+
+/** This thread's slice of first-layer row m0 + li / KS1 (zeros past the row or past M). */
+fn load1(m0: u32, li: u32) -> array<${vt(V1)}, L1> {
+  var r: array<${vt(V1)}, L1>;
+  let m = m0 + li / KS1;
+  let k = li % KS1;
+  for (var j = 0u; j < L1; j++) {
+    let c = k + j * KS1;
+    r[j] = ${vt(V1)}(0.0);
+    if (m < M && c < C1) { r[j] = w1[m * C1 + c]; }
+  }
+  return r;
+}
+
+/** This thread's slice of output row f0 + r0 + li / KS2 (zeros past the row, the block or F). */
+fn load2(f0: u32, r0: u32, li: u32) -> array<${vt(V2)}, L2> {
+  var r: array<${vt(V2)}, L2>;
+  let fl = r0 + li / KS2;
+  let k = li % KS2;
+  for (var j = 0u; j < L2; j++) {
+    let c = k + j * KS2;
+    r[j] = ${vt(V2)}(0.0);
+    if (fl < FB && f0 + fl < F && c < M1) { r[j] = w2[(f0 + fl) * M1 + c]; }
+  }
+  return r;
+}
+
+/** Tree sum of part over groups of ks threads (ks a power of two); every thread reaches each barrier. */
+fn reduce(li: u32, ks: u32) {
+  workgroupBarrier();
+  for (var h = ks / 2u; h > 0u; h /= 2u) {
+    if (li % ks < h) { part[li] += part[li + h]; }
+    workgroupBarrier();
+  }
+}
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  // No early return before the barriers: every thread reaches them; out-of-range work is masked.
+  let g = min(wid.x + wid.y * DISPATCH_X, TOTAL - 1u);
+  let f0 = (g % BLOCKS) * FB;
+  let n = g / BLOCKS;
+  var w2r = load2(f0, 0u, li);
+  var w1r = load1(0u, li);
+  for (var c = li; c < C1; c += T) { xsh[c] = x[n * C1 + c]; }
+  workgroupBarrier();
+  for (var m0 = 0u; m0 < M; m0 += R1) {
+    let m = m0 + li / KS1;
+    let k = li % KS1;
+    var s = 0.0;
+    for (var j = 0u; j < L1; j++) { s += ${mul(V1, 'w1r[j]', 'xsh[min(k + j * KS1, C1 - 1u)]')}; }
+    // The next round's loads go out before this round's reduction.
+    if (m0 + R1 < M) { w1r = load1(m0 + R1, li); }
+    part[li] = s;
+    reduce(li, KS1);
+    if (k == 0u && m < M) { mid[${V2 === 4 ? 'm / 4u][m % 4u' : 'm'}] = act1(part[li]${hasB1 ? ' + b1[m]' : ''}); }
+    workgroupBarrier();
+  }
+  for (var r0 = 0u; r0 < FB; r0 += R2) {
+    let fl = r0 + li / KS2;
+    let k = li % KS2;
+    var s = 0.0;
+    for (var j = 0u; j < L2; j++) { s += ${mul(V2, 'w2r[j]', 'mid[min(k + j * KS2, M1 - 1u)]')}; }
+    if (r0 + R2 < FB) { w2r = load2(f0, r0 + R2, li); }
+    part[li] = s;
+    reduce(li, KS2);
+    let f = f0 + fl;
+    if (k == 0u && fl < FB && f < F && wid.x + wid.y * DISPATCH_X < TOTAL) {
+      let o = n * F + f;
+      var v = act2(part[li]${hasB2 ? ' + b2[f]' : ''});
+      ${hasRes ? 'v += res[o];' : ''}
+      out[o] = v;
+    }
+    workgroupBarrier();
+  }
+}
+`;
+  return {
+    name: `FusedPwPw(${args.node.name})`,
+    cacheKey: `FusedPwPw1x1pf|N${N}C${C}M${M}F${F}|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|T${T}KS${KS1},${KS2}FB${FB}V${V1}${V2}|dx${d.dispatchX}`,
     wgsl,
     workgroupSize: [T, 1, 1],
     dispatch: d.dispatch,

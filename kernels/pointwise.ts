@@ -45,8 +45,13 @@ export interface DotGeom {
 const fillThreads = 65536;
 const splitKThreads = 256;
 
-/** gemm tiles: TX x TY threads, each 4 positions x RF filters (BM = 4 TX positions, BF = RF TY filters). */
-export interface GemmTiles { tx: number; ty: number; rf: number }
+/**
+ * gemm tiles: TX x TY threads, each 4 positions x RF filters (BM = 4 TX positions, BF = RF TY filters); ks (default
+ * 1) such groups in one workgroup, each summing every ks-th BK-channel step of the same tile, then added in
+ * workgroup memory: the long reductions of late layers (7x7 960 -> 160 at batch 8: 75 tiles of 64 threads, each
+ * walking 960 channels) get ks times the threads without a second dispatch.
+ */
+export interface GemmTiles { tx: number; ty: number; rf: number; ks?: number }
 
 export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number };
 
@@ -54,39 +59,51 @@ export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf:
 const gemmBK = 16;
 
 /**
- * gemm tiles for a layer: 4 filters per thread, 16 threads across 64 filters (8 across 32, 4 across 16 for narrow
- * layers), 16 threads along positions, halved (down to 4) while the layer has fewer than 66 tiles: bigger tiles
- * reuse more but must still spread over the GPU's SMs. From bench/layer-kernels.ts on the H200
- * (bench/data/h200-2026-12-02-layers/): 64x64 tiles were the fastest or within 10% on MobileNetV2's 7x7 layers at
- * batch 32 (75 tiles), 32- and 16-position tiles at batch 8 (25-50 tiles of 64).
+ * gemm tiles for a layer. Layers with 264+ tiles of 64 x 64 (two per SM; large maps, batch 32's 7x7 layers): 4
+ * filters per thread, 16 threads across 64 filters (8 across 32, 4 across 16 for narrow layers), 16 along positions
+ * (bench/data/h200-2026-12-02-layers/: 64x64 tiles the fastest or within 10% on MobileNetV2's 7x7 layers at batch
+ * 32). The rest: 8 x 8 threads over 32 positions x 32 filters (4 x 8 where that leaves fewer than 66 tiles), and K
+ * split inside the workgroup (ks slices, at most one per 16-channel step) until the tiles hold ~32k threads: on the
+ * H200 at batch 1 and 8 this was 1.3-2.6x faster than 16-wide tiles, vec4 and split-K on the 56x56..7x7 layers
+ * (7x7 960 -> 320 at batch 8: 62 -> 24 us; bench/data/h200-2026-12-02-s7/layer-kernels-b1-b8.log).
  */
 export function gemmTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, limits: KernelLimits): GemmTiles | undefined {
   const cap = threadCap(limits);
   const rf = 4;
-  const ty = g.F <= 16 ? 4 : g.F <= 32 ? 8 : 16;
-  let tx = 16;
-  while (tx * ty > cap && tx > 1) tx /= 2;
-  const tiles = (t: number) => ceilDiv(g.N * g.P, 4 * t) * ceilDiv(g.F, rf * ty);
-  while (tiles(tx) < 66 && tx > 4) tx /= 2;
-  // Fewer tiles than that even at 16 positions: split K or vec4 spread the work further.
-  if (tiles(tx) < 66 || tx * ty > cap || gemmStorage({ tx, ty, rf }) > limits.maxComputeWorkgroupStorageSize) return undefined;
-  return { tx, ty, rf };
+  const tilesOf = (tx: number, ty: number) => ceilDiv(g.N * g.P, 4 * tx) * ceilDiv(g.F, rf * ty);
+  const fits = (t: GemmTiles) => t.tx * t.ty * (t.ks ?? 1) <= cap && gemmStorage(t) <= limits.maxComputeWorkgroupStorageSize;
+  const wide = { tx: 16, ty: g.F <= 16 ? 4 : g.F <= 32 ? 8 : 16, rf };
+  if (tilesOf(wide.tx, wide.ty) >= 264 && fits(wide)) return wide;
+  const ty = 8;
+  let tx = 8;
+  if (tilesOf(tx, ty) < 66) tx = 4;
+  // Fewer tiles than that: split K or vec4 spread the work further.
+  if (tilesOf(tx, ty) < 66 || !fits({ tx, ty, rf })) return undefined;
+  let ks = 1;
+  while (tilesOf(tx, ty) * tx * ty * ks < sliceThreads && ks * 2 <= ceilDiv(g.C, gemmBK) && fits({ tx, ty, rf, ks: ks * 2 })) ks *= 2;
+  return ks > 1 ? { tx, ty, rf, ks } : { tx, ty, rf };
 }
 
-const gemmStorage = (t: GemmTiles) => 16 * gemmBK * (t.tx + t.ty * t.rf / 4);
+/** Threads that keep an H100-class GPU's 132 SMs busy at 256 each: below it, gemm splits K inside a workgroup. */
+const sliceThreads = 132 * 256;
+
+const gemmStorage = (t: GemmTiles) => {
+  const ks = t.ks ?? 1;
+  return 16 * gemmBK * (t.tx + t.ty * t.rf / 4) * ks + (ks > 1 ? 16 * t.tx * t.ty * t.rf : 0);
+};
 
 /**
  * `opts.gemm: false`: the choice without the gemm kernel (bench/layer-kernels.ts compares the two). gemm replaces
- * the other two where they were slow on the H200 (bench/layer-kernels.ts, MobileNetV2 at batch 1, 8, 32): vec4 with
- * fewer than 8 filters per thread on 64 channels or more (it reads x once per filter block: 1.3-2x slower), and
- * split-K with one thread per output (large 7x7 layers: 2-4x slower). vec4 with 8 filters per thread (early,
- * narrow-input layers at batch 8 and 32: 15-22 TFLOPS) and split-K proper (late layers at batch 1) stay.
+ * the other two except where they were the faster on the H200 (bench/layer-kernels.ts, MobileNetV2 at batch 1, 8,
+ * 32; session 7's log above): vec4 with 8 filters per thread on 12544+ positions (early layers: 15-22 TFLOPS), and
+ * split-K proper on fewer than 20000 outputs (late layers at batch 1: 7x7 960 -> 160 in 10 us, gemm 19).
  */
 export function chooseDot(g: DotGeom, limits: KernelLimits, opts: { gemm?: boolean } = {}): DotChoice {
   const other = chooseDotNoGemm(g, limits);
   if (opts.gemm === false || g.C < 8) return other;
-  const slow = (other.kind === 'vec4' && other.rf < 8 && g.C >= 64) || (other.kind === 'splitK' && other.ks === 1);
-  const tiles = slow ? gemmTiles(g, limits) : undefined;
+  if (other.kind === 'vec4' && other.rf === 8 && g.N * g.P >= 12544) return other;
+  if (other.kind === 'splitK' && other.ks > 1 && g.N * g.F * g.P < 20000) return other;
+  const tiles = gemmTiles(g, limits);
   return tiles ? { kind: 'gemm', tiles } : other;
 }
 
@@ -129,7 +146,9 @@ function dotBindings(names: string[], vec: boolean): string {
 /** gemm kernel (see the file's head): `names` are the bindings (x, w, b?, res?, sc?) in order, `inputs` their node input indices. */
 export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
   if (t.rf % 4 !== 0) throw invalid(w, `gemm tiles need a multiple of 4 filters per thread, got ${t.rf}`);
-  const BK = gemmBK, T = t.tx * t.ty, RF4 = t.rf / 4;
+  const KS = t.ks ?? 1;
+  if (!Number.isInteger(KS) || KS < 1) throw invalid(w, `gemm K slices must be a positive integer, got ${KS}`);
+  const BK = gemmBK, TT = t.tx * t.ty, T = TT * KS, RF4 = t.rf / 4;
   if (T > threadCap(limits)) throw overLimit(w, `gemm tiles need ${T} threads per workgroup, the device allows ${threadCap(limits)}`);
   const bytes = gemmStorage(t);
   if (bytes > limits.maxComputeWorkgroupStorageSize) {
@@ -140,7 +159,8 @@ export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: numbe
   const d = layoutWorkgroups(total, limits, w);
   // P % 4 == 0: the 4 positions of a thread lie in one image, 16-byte aligned (vec4 loads and stores).
   const vec = g.P % 4 === 0;
-  const XL = ceilDiv(BK * t.tx, T), WL = ceilDiv(BF * BK / 4, T);
+  // Loads per thread of one slice's step (the TT threads of a slice stage its BK channels).
+  const XL = ceilDiv(BK * t.tx, TT), WL = ceilDiv(BF * BK / 4, TT);
   const sc = (n: string, c: string) => (g.hasScale ? ` * sc[${n} * C + ${c}]` : '');
   const loadX = vec ? `
   if (m >= M || c >= C) { return vec4<f32>(0.0); }
@@ -167,13 +187,24 @@ export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: numbe
         ${dotStore(g, 'v', 'o', 'f', false)}
       }
     }`;
+  // Slices 1.. hand their sums to slice 0 one at a time through `red` (TT * RF vec4s), which then stores.
+  const reduce = KS === 1 ? '' : `
+  for (var s1 = 1u; s1 < KS; s1++) {
+    if (sl == s1) { for (var r = 0u; r < RF; r++) { red[r * TT + lt] = acc[r]; } }
+    workgroupBarrier();
+    if (sl == 0u) { for (var r = 0u; r < RF; r++) { acc[r] += red[r * TT + lt]; } }
+    workgroupBarrier();
+  }
+  if (sl != 0u) { return; }`;
   const wgsl = `
 ${dotBindings(names, vec)}
-${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TY: t.ty, RF: t.rf, RF4, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TY: t.ty, RF: t.rf, RF4, TT, KS, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
-// xs[k * TX + j]: positions 4j..4j+3 of the tile at channel k; ws[(k * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
-var<workgroup> xs: array<vec4<f32>, ${BK * t.tx}>;
-var<workgroup> ws: array<vec4<f32>, ${BK * t.ty * RF4}>;
+// Per slice sl: xs[(sl * BK + k) * TX + j]: positions 4j..4j+3 of the tile at the step's channel k;
+// ws[((sl * BK + k) * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
+var<workgroup> xs: array<vec4<f32>, ${BK * t.tx * KS}>;
+var<workgroup> ws: array<vec4<f32>, ${BK * t.ty * RF4 * KS}>;
+${KS > 1 ? `var<workgroup> red: array<vec4<f32>, ${TT * t.rf}>;` : ''}
 
 fn loadX(m: u32, c: u32) -> vec4<f32> {${loadX}
 }
@@ -193,34 +224,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (g >= TOTAL) { return; }
   let f0 = (g % FT) * BF;
   let m0 = (g / FT) * BM;
-  let tx = li % TX;
-  let ty = li / TX;
+  let sl = li / TT;
+  let lt = li % TT;
+  let tx = lt % TX;
+  let ty = lt / TX;
+  // Slice sl's steps start at channel sl * BK and advance KS * BK; every slice runs the same (uniform) trip count,
+  // channels past C load as zeros.
+  let cs = sl * BK;
   var xr: array<vec4<f32>, XL>;
   var wr: array<vec4<f32>, WL>;
-  for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), e / TX); } }
-  for (var i = 0u; i < WL; i++) { let e = li + i * T; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), 4u * (e % (BK / 4u))); } }
+  for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), cs + e / TX); } }
+  for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), cs + 4u * (e % (BK / 4u))); } }
   var acc: array<vec4<f32>, RF>;
-  for (var c0 = 0u; c0 < C; c0 += BK) {
-    for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * TX) { xs[e] = xr[i]; } }
+  for (var r = 0u; r < RF; r++) { acc[r] = vec4<f32>(0.0); }
+  let xo = sl * BK * TX;
+  let wo = sl * BK * TY * RF4;
+  for (var c0 = 0u; c0 < C; c0 += BK * KS) {
+    for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TX) { xs[xo + e] = xr[i]; } }
     for (var i = 0u; i < WL; i++) {
-      let e = li + i * T;
+      let e = lt + i * TT;
       if (e < BF * BK / 4u) {
         let fl = e / (BK / 4u);
         let k = 4u * (e % (BK / 4u));
-        for (var q = 0u; q < 4u; q++) { ws[(k + q) * (TY * RF4) + fl / 4u][fl % 4u] = wr[i][q]; }
+        for (var q = 0u; q < 4u; q++) { ws[wo + (k + q) * (TY * RF4) + fl / 4u][fl % 4u] = wr[i][q]; }
       }
     }
     workgroupBarrier();
     // The next step's loads go out before this step's FMAs (c0 is uniform: no divergence).
-    let c1 = c0 + BK;
-    if (c1 < C) {
-      for (var i = 0u; i < XL; i++) { let e = li + i * T; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), c1 + e / TX); } }
-      for (var i = 0u; i < WL; i++) { let e = li + i * T; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), c1 + 4u * (e % (BK / 4u))); } }
+    let c1 = c0 + BK * KS + cs;
+    if (c0 + BK * KS < C) {
+      for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), c1 + e / TX); } }
+      for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), c1 + 4u * (e % (BK / 4u))); } }
     }
     for (var k = 0u; k < BK; k++) {
-      let xv = xs[k * TX + tx];
+      let xv = xs[xo + k * TX + tx];
       for (var r4 = 0u; r4 < RF4; r4++) {
-        let wv = ws[(k * TY + ty) * RF4 + r4];
+        let wv = ws[wo + (k * TY + ty) * RF4 + r4];
         acc[4u * r4] += wv.x * xv;
         acc[4u * r4 + 1u] += wv.y * xv;
         acc[4u * r4 + 2u] += wv.z * xv;
@@ -228,7 +267,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
     workgroupBarrier();
-  }
+  }${reduce}
   let m = m0 + 4u * tx;
   if (m >= M) { return; }
   for (var r = 0u; r < RF; r++) {
@@ -239,7 +278,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}`, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
   };
 }

@@ -59,8 +59,9 @@ const cases: ConvCase[] = [
   { n: 1, c: 5, h: 128, w: 128, f: 64, k: [1, 1], bias: true, act: 'HardSwish', expect: 'pw' },
   // vec4 kernel with weights staged in workgroup memory (4 filters per thread; fewer than 8 channels, else gemm)
   { n: 2, c: 6, h: 64, w: 64, f: 64, k: [1, 1], bias: true, residual: true, act: 'Clip', params: [0, 6], expect: 'pw' },
-  // gemm through the registry: in place of vec4 with 2 filters per thread (64 channels), and of split-K with one
-  // thread per output (P % 4 != 0, 70 filters: two filter tiles, the second partial; 20 channels: two 16-channel steps)
+  // gemm through the registry, with 4 and 2 K slices: in place of vec4 with 2 filters per thread (64 channels), and of
+  // split-K with one thread per output (P % 4 != 0, 70 filters: three filter tiles, the last partial; 20 channels:
+  // one 16-channel step per slice, the second slice's partial)
   { n: 1, c: 64, h: 64, w: 64, f: 64, k: [1, 1], bias: true, residual: true, act: 'Clip', params: [0, 6], expect: 'pw' },
   { n: 1, c: 20, h: 45, w: 45, f: 70, k: [1, 1], bias: true, act: 'HardSwish', expect: 'pw' },
   // pointwise split-K with 16 threads per output, channel-major (1x1 spatial, squeeze-excite / GEMV shape)
@@ -101,9 +102,9 @@ test('pointwise kernel choice: the cases above reach the gemm, vec4 (staged and 
   const { chooseDot } = await import('../../kernels/pointwise.js');
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
   const g = (N: number, C: number, F: number, P: number) => ({ N, C, F, P, hasBias: true, hasRes: false, act: { fn: '', key: '' } });
-  assert.deepEqual(chooseDot(g(2, 40, 64, 4096), limits), { kind: 'vec4', rf: 4, threads: 128 });
-  assert.deepEqual(chooseDot(g(1, 64, 64, 4096), limits), { kind: 'gemm', tiles: { tx: 8, ty: 16, rf: 4 } });
-  assert.deepEqual(chooseDot(g(1, 20, 70, 2025), limits), { kind: 'gemm', tiles: { tx: 8, ty: 16, rf: 4 } });
+  assert.deepEqual(chooseDot(g(2, 6, 64, 4096), limits), { kind: 'vec4', rf: 4, threads: 128 });
+  assert.deepEqual(chooseDot(g(1, 64, 64, 4096), limits), { kind: 'gemm', tiles: { tx: 8, ty: 8, rf: 4, ks: 4 } });
+  assert.deepEqual(chooseDot(g(1, 20, 70, 2025), limits), { kind: 'gemm', tiles: { tx: 8, ty: 8, rf: 4, ks: 2 } });
   assert.deepEqual(chooseDot(g(1, 5, 64, 16384), limits), { kind: 'vec4', rf: 8, threads: 128 });
   assert.deepEqual(chooseDot(g(2, 6, 8, 4096), limits), { kind: 'vec4', rf: 1, threads: 128 });
   assert.deepEqual(chooseDot(g(2, 300, 19, 1), limits), { kind: 'splitK', ks: 32 });
@@ -126,7 +127,9 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
     { n: 1, c: 35, p: [8, 8], f: 70, bias: true, res: true, scale: true, act: 'Relu' },
     { n: 2, c: 9, p: [3, 3], f: 8, bias: true, res: false, scale: false, act: '' },
   ];
-  const tiles = [{ tx: 16, ty: 16, rf: 4 }, { tx: 4, ty: 16, rf: 4 }, { tx: 32, ty: 4, rf: 4 }, { tx: 8, ty: 8, rf: 8 }, { tx: 2, ty: 2, rf: 4 }];
+  // K slices (ks) too: 3 leaves whole slices past C on the narrow layers, whose loads are zeros.
+  const tiles = [{ tx: 16, ty: 16, rf: 4 }, { tx: 4, ty: 16, rf: 4 }, { tx: 32, ty: 4, rf: 4 }, { tx: 8, ty: 8, rf: 8 }, { tx: 2, ty: 2, rf: 4 },
+    { tx: 4, ty: 16, rf: 4, ks: 4 }, { tx: 2, ty: 2, rf: 4, ks: 3 }, { tx: 8, ty: 8, rf: 8, ks: 2 }];
   const { activationFn } = await import('../../kernels/shader.js');
   let s = 900;
   for (const L of layers) {
@@ -152,20 +155,25 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
   }
 });
 
-test('pointwise kernel choice: gemm where vec4 or split-K were slow on the H200, with fewer positions per tile below 66 tiles', async () => {
+test('pointwise kernel choice: gemm except vec4 on large maps and split-K on small outputs; K slices where tiles are few', async () => {
   const { chooseDot } = await import('../../kernels/pointwise.js');
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
   const g = (N: number, C: number, F: number, P: number) => ({ N, C, F, P, hasBias: true, hasRes: false, act: { fn: '', key: '' } });
-  // MobileNetV2 at batch 32: 112x112 16 -> 96 stays on vec4 with 8 filters per thread; 7x7 320 -> 1280 takes 64 x 64 tiles.
+  // MobileNetV2 at batch 32: 112x112 16 -> 96 stays on vec4 with 8 filters per thread; 7x7 320 -> 1280 has 500
+  // tiles of 64 x 64 and takes them.
   assert.deepEqual(chooseDot(g(32, 16, 96, 12544), limits), { kind: 'vec4', rf: 8, threads: 128 });
   assert.deepEqual(chooseDot(g(32, 320, 1280, 49), limits), { kind: 'gemm', tiles: { tx: 16, ty: 16, rf: 4 } });
-  // Batch 8, 14x14 384 -> 96 (vec4 with one filter per thread before): 32-position tiles, 98 of them.
-  assert.deepEqual(chooseDot(g(8, 384, 96, 196), limits), { kind: 'gemm', tiles: { tx: 8, ty: 16, rf: 4 } });
-  // Batch 1, 56x56 144 -> 24: tiles of 32 filters.
-  assert.deepEqual(chooseDot(g(1, 144, 24, 3136), limits), { kind: 'gemm', tiles: { tx: 8, ty: 8, rf: 4 } });
-  // 7x7 960 -> 160 at batch 8 and 1: split K proper stays.
-  assert.deepEqual(chooseDot(g(8, 960, 160, 49), limits), { kind: 'splitK', ks: 4 });
+  // Batch 8, 14x14 384 -> 96: 147 tiles of 32 x 32, 4 K slices (9408 threads without).
+  assert.deepEqual(chooseDot(g(8, 384, 96, 196), limits), { kind: 'gemm', tiles: { tx: 8, ty: 8, rf: 4, ks: 4 } });
+  // Batch 1, 56x56 144 -> 24 (vec4 with one filter per thread before).
+  assert.deepEqual(chooseDot(g(1, 144, 24, 3136), limits), { kind: 'gemm', tiles: { tx: 8, ty: 8, rf: 4, ks: 4 } });
+  // 7x7 960 -> 160: at batch 8 (62720 outputs) 16-position tiles with 8 slices; at batch 1 split K proper stays.
+  assert.deepEqual(chooseDot(g(8, 960, 160, 49), limits), { kind: 'gemm', tiles: { tx: 4, ty: 8, rf: 4, ks: 8 } });
   assert.equal(chooseDot(g(1, 960, 160, 49), limits).kind, 'splitK');
+  // No more slices than 16-channel steps: 24 channels take 2.
+  assert.deepEqual(chooseDot(g(1, 24, 144, 3136), limits), { kind: 'gemm', tiles: { tx: 8, ty: 8, rf: 4, ks: 2 } });
+  // Slices within the workgroup storage: lavapipe-sized 16 KiB allows 2 of 4x8 where 32 KiB allows 8.
+  assert.deepEqual(chooseDot(g(8, 960, 160, 49), { ...limits, maxComputeWorkgroupStorageSize: 16384 }), { kind: 'gemm', tiles: { tx: 4, ty: 8, rf: 4, ks: 4 } });
   // A small layer with one thread per output (12 channels, 8x8 at batch 2) has too few tiles for gemm.
   assert.deepEqual(chooseDot(g(2, 12, 24, 64), limits), { kind: 'splitK', ks: 1 });
   // Without gemm (bench/layer-kernels.ts's baseline).
