@@ -158,30 +158,19 @@ var<workgroup> wsT: array<vec4<f32>, ${(direct ? CK4 : CKS) * FB4}>;
 ${direct ? '' : `// Staged: the chunk's x over the halo tile, xs[cl * IHW4 + r / 4][r % 4] = x at halo position r (0 outside the image).
 var<workgroup> xs: array<vec4<f32>, ${CKS * IHW4}>;
 
-/** x at halo position r of channel base xb (0 past the tile, outside the image, or past C: !ok). */
-fn xHalo(xb: u32, r: u32, iy0: i32, ix0: i32, ok: bool) -> f32 {
-  let iy = iy0 + i32(r / IW);
-  let ix = ix0 + i32(r % IW);
-  if (!ok || r >= IHW || iy < 0 || iy >= i32(H) || ix < 0 || ix >= i32(W)) { return 0.0; }
-  return x[xb + u32(iy) * W + u32(ix)];
-}
-
-/** Epilogue 1 of intermediate channel f0 + fl at halo position r (0 in the padding and past M). */
-fn ep1s(a: f32, fl: u32, r: u32, iy0: i32, ix0: i32) {
-  if (fl >= FB || r >= IHW) { return; }
-  let iy = iy0 + i32(r / IW);
-  let ix = ix0 + i32(r % IW);
-  var v = 0.0;
-  if (f0 + fl < M && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) { v = act1(a${hasB1 ? ' + b1[f0 + fl]' : ''}); }
-  mid[fl * IHW + r] = v;
-}
-
-/** Epilogue 1 of channel f0 + fl at halo positions r0 .. r0+3, by constant component (registers, not memory). */
+/** Epilogue 1 of intermediate channel f0 + fl at halo positions r0 .. r0+3 (0 in the padding and past M). */
 fn ep1q(a: vec4<f32>, fl: u32, r0: u32, iy0: i32, ix0: i32) {
-  ep1s(a.x, fl, r0, iy0, ix0);
-  ep1s(a.y, fl, r0 + 1u, iy0, ix0);
-  ep1s(a.z, fl, r0 + 2u, iy0, ix0);
-  ep1s(a.w, fl, r0 + 3u, iy0, ix0);
+  if (fl >= FB) { return; }
+  for (var i = 0u; i < 4u; i++) {
+    let r = r0 + i;
+    let iy = iy0 + i32(r / IW);
+    let ix = ix0 + i32(r % IW);
+    if (r < IHW) {
+      var v = 0.0;
+      if (f0 + fl < M && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) { v = act1(a[i]${hasB1 ? ' + b1[f0 + fl]' : ''}); }
+      mid[fl * IHW + r] = v;
+    }
+  }
 }`}
 
 var<private> f0: u32;
@@ -267,14 +256,16 @@ ${pwLoop}
   var acc: array<vec4<f32>, ${IT * 4}>;
   for (var i = 0u; i < IT * 4u; i++) { acc[i] = vec4<f32>(0.0); }
   for (var c0 = 0u; c0 < C; c0 += CKS) {
-    // Whole vec4s per thread (4 neighbouring positions): a store to one component of a workgroup vector would be
-    // a read-modify-write of all four.
-    for (var e = li; e < CKS * IHW4; e += T) {
-      let cl = e / IHW4;
-      let r0 = (e % IHW4) * 4u;
-      let xb = (n * C + min(c0 + cl, C - 1u)) * H * W;
-      let ok = c0 + cl < C;
-      xs[e] = vec4<f32>(xHalo(xb, r0, iy0, ix0, ok), xHalo(xb, r0 + 1u, iy0, ix0, ok), xHalo(xb, r0 + 2u, iy0, ix0, ok), xHalo(xb, r0 + 3u, iy0, ix0, ok));
+    for (var e = li; e < CKS * IHWP; e += T) {
+      let cl = e / IHWP;
+      let r = e % IHWP;
+      let iy = iy0 + i32(r / IW);
+      let ix = ix0 + i32(r % IW);
+      var v = 0.0;
+      if (r < IHW && c0 + cl < C && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) {
+        v = x[((n * C + c0 + cl) * H + u32(iy)) * W + u32(ix)];
+      }
+      xs[cl * IHW4 + r / 4u][r % 4u] = v;
     }
     for (var e = li; e < CKS * FB4; e += T) {
       let cl = e / FB4;
