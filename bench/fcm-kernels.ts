@@ -161,7 +161,7 @@ export function sweepTiles(c: FusedCase, batch: number): NonNullable<FusedCase['
   }
   const s = c.stride ?? 1;
   const ho = Math.ceil(c.h / s), wo = Math.ceil(c.w / s);
-  const sizes = (n: number) => [...new Set([n, Math.ceil(n / 2), 8, 7, 4].filter((v) => v <= n))];
+  const sizes = (n: number) => [...new Set([n, Math.ceil(n / 2), Math.ceil(n / 4), 16, 14, 8, 7, 4, 2].filter((v) => v <= n))];
   const out: NonNullable<FusedCase['tiles']>[] = [];
   for (const fb of [4, 8, 16, 32]) {
     for (const th of sizes(ho)) {

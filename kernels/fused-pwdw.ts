@@ -56,50 +56,34 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   const ih = () => (th.value - 1) * g.sh + (g.kh - 1) * g.dh + 1;
   const iw = () => (tw.value - 1) * g.sw + (g.kw - 1) * g.dw + 1;
   if (C < 1) throw invalid(w, `input '${args.node.inputs[0]}' has no channels`);
-  // Pointwise phase: 'staged' (default) stages x in workgroup memory and gives each thread 4 positions x 4
-  // filters, as the pointwise gemm; attribute pwDirect keeps the direct one (x from global memory, RP positions x
-  // all FB filters per thread).
-  const direct = a.pwDirect !== undefined;
   // At most 32 channels per step, spread evenly over the steps (40 channels as 32 + 8 ran 64 channel iterations:
   // MobileNetV3's 40 -> 240 module lost 1.4x where MobileNetV2's 32 -> 192 won); a multiple of 4 where the channel
   // loop takes 4 at a time (XU below; weights past C are staged as zeros). Storage is sized for the multiple of 4.
   const CKE = ceilDiv(C, ceilDiv(C, 32)), CK4 = ceilDiv(CKE, 4) * 4;
   const fb4 = () => ceilDiv(fb.value, 4);
-  // Staged: CKS channels of x per step over the halo tile padded to 4 positions (IHWP), as vec4s.
-  const cks = { name: 'CKS', value: Math.min(C, 16), min: 1 };
-  const ihwp = () => ceilDiv(ih() * iw(), 4) * 4;
-  const floats = direct
-    ? () => wgFloats(fb.value * ih() * iw(), CK4 * fb4() * 4, fb.value * g.kh * g.kw)
-    : () => wgFloats(fb.value * ih() * iw(), cks.value * fb4() * 4, cks.value * ihwp(), fb.value * g.kh * g.kw);
-  // Direct: each thread owns RP = ceil(IH*IW / threads) halo positions x FB filters (padded to a multiple of 4) of
-  // accumulators. Staged: ceil(quads / threads) items of 4 positions x 4 filters (16 accumulators each).
-  const regs = direct
-    ? () => ceilDiv(ih() * iw(), cap) * fb4() * 4
-    : () => ceilDiv(ihwp() / 4 * fb4(), cap) * 16;
-  clampTiles(direct ? [] : [cks], [fb, th, tw],
-    () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && regs() <= maxRegsPerThread,
-    w, () => `FB=${fb.value} TH=${th.value} TW=${tw.value}${direct ? '' : ` CKS=${cks.value}`}, ${floats() * 4} bytes`);
+  const floats = () => wgFloats(fb.value * ih() * iw(), CK4 * fb4() * 4, fb.value * g.kh * g.kw);
+  // Each thread owns RP = ceil(IH*IW / threads) halo positions x FB filters (padded to a multiple of 4) of accumulators.
+  clampTiles([], [fb, th, tw],
+    () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && ceilDiv(ih() * iw(), cap) * fb4() * 4 <= maxRegsPerThread,
+    w, () => `FB=${fb.value} TH=${th.value} TW=${tw.value}, ${floats() * 4} bytes`);
   const count = () => N * ceilDiv(M, fb.value) * ceilDiv(HO, th.value) * ceilDiv(WO, tw.value);
   // Enough workgroups for the GPU: fewer filters per tile first (no redundant work), then smaller spatial tiles.
   splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 4) })], count);
   splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
-  const FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw(), CKS = cks.value;
-  const IHWP = ihwp(), IHW4 = IHWP / 4;
-  const FB4 = ceilDiv(FB, 4);
+  const FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw();
+  const T = threadsFor(IH * IW, cap);
+  const RP = ceilDiv(IH * IW, T);
   // Depthwise outputs per invocation along a row: each row of the receptive field is read from mid once for
   // RW outputs (the rule of the LBL kernel's rows: 4 at stride 1, 2 at stride 2; attribute dwRow overrides it).
   const RW = Math.min(TW, tileAttr(a, 'dwRow', g.sw === 1 ? 4 : 2, w));
   const TWR = ceilDiv(TW, RW), SPAN = (RW - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  const T = direct ? threadsFor(IH * IW, cap) : threadsFor(Math.max(IHW4 * FB4, FB * TH * TWR), cap);
-  const RP = ceilDiv(IH * IW, T);
-  const IT = ceilDiv(IHW4 * FB4, T);
   const MIDN = FB * IH * IW;
-  // Channels whose x loads are issued together in the direct pointwise phase (attribute xUnroll: 1 or 4). Four where a
+  // Channels whose x loads are issued together in the pointwise phase (attribute xUnroll: 1 or 4). Four where a
   // thread owns 3+ halo positions (H200, batch 8: 5-10% faster); with one position, four made the loop 1.2-1.45x
   // slower (bench/data/h200-2026-12-02-s6/fcm-variants.log).
   const XU = tileAttr(a, 'xUnroll', RP >= 3 ? 4 : 1, w);
   if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);
-  const CK = direct ? (XU === 4 ? CK4 : CKE) : CKS;
+  const CK = XU === 4 ? CK4 : CKE;
   const pwLoop = XU === 1 ? `
     for (var cl = 0u; cl < CK; cl++) {
       let xb = (n * C + min(c0 + cl, C - 1u)) * H * W;
@@ -130,6 +114,7 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
         }
       }
     }`;
+  const FB4 = ceilDiv(FB, 4);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
   const d = layoutDispatch(total, args.limits, w);
@@ -142,7 +127,7 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
 ${bindings(used)}
 ${constsU32({
     N, C, H, W, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw,
-    FB, FB4, CK, CKS, TH, TW, IH, IW, T, RP, IT, IHW4, IHWP, RW, TWR, SPAN, MIDN, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
+    FB, FB4, CK, TH, TW, IH, IW, T, RP, RW, TWR, SPAN, MIDN, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
   })}
 const PT: i32 = ${g.pt};
 const PL: i32 = ${g.pl};
@@ -154,24 +139,7 @@ var<workgroup> mid: array<f32, ${FB * IH * IW}>;
 // The depthwise weights of the FB channels, staged once.
 var<workgroup> w2s: array<f32, ${FB * g.kh * g.kw}>;
 // The chunk's first-layer weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
-var<workgroup> wsT: array<vec4<f32>, ${(direct ? CK4 : CKS) * FB4}>;
-${direct ? '' : `// Staged: the chunk's x over the halo tile, xs[cl * IHW4 + r / 4][r % 4] = x at halo position r (0 outside the image).
-var<workgroup> xs: array<vec4<f32>, ${CKS * IHW4}>;
-
-/** Epilogue 1 of intermediate channel f0 + fl at halo positions r0 .. r0+3 (0 in the padding and past M). */
-fn ep1q(a: vec4<f32>, fl: u32, r0: u32, iy0: i32, ix0: i32) {
-  if (fl >= FB) { return; }
-  for (var i = 0u; i < 4u; i++) {
-    let r = r0 + i;
-    let iy = iy0 + i32(r / IW);
-    let ix = ix0 + i32(r % IW);
-    if (r < IHW) {
-      var v = 0.0;
-      if (f0 + fl < M && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) { v = act1(a[i]${hasB1 ? ' + b1[f0 + fl]' : ''}); }
-      mid[fl * IHW + r] = v;
-    }
-  }
-}`}
+var<workgroup> wsT: array<vec4<f32>, ${CK4 * FB4}>;
 
 var<private> f0: u32;
 
@@ -203,7 +171,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let iy0 = i32(oy0 * SH) - PT;
   let ix0 = i32(ox0 * SW) - PL;
 
-${direct ? `  // Pointwise layer over the tile and its halo: each thread owns RP halo positions and all FB filters, reads x
+  // Pointwise layer over the tile and its halo: each thread owns RP halo positions and all FB filters, reads x
   // straight from global memory (one load feeds FB FMAs) and the weights at workgroup-uniform addresses.
   var off: array<u32, RP>;
   var inside: array<f32, RP>;
@@ -248,74 +216,7 @@ ${pwLoop}
       }
     }
   }
-` : `  // Ordered before their use by the first barrier below.
-  for (var e = li; e < FB * KH * KW; e += T) { w2s[e] = w2[min(f0 * KH * KW + e, M * KH * KW - 1u)]; }
-  // Pointwise layer over the tile and its halo, staged: per step, CKS channels of x over the halo tile and their
-  // weights go to workgroup memory; each thread accumulates IT items of 4 positions x 4 filters (one vec4 of x and
-  // one of w feed 16 FMAs), as the pointwise gemm.
-  var acc: array<vec4<f32>, ${IT * 4}>;
-  for (var i = 0u; i < IT * 4u; i++) { acc[i] = vec4<f32>(0.0); }
-  for (var c0 = 0u; c0 < C; c0 += CKS) {
-    for (var e = li; e < CKS * IHWP; e += T) {
-      let cl = e / IHWP;
-      let r = e % IHWP;
-      let iy = iy0 + i32(r / IW);
-      let ix = ix0 + i32(r % IW);
-      var v = 0.0;
-      if (r < IHW && c0 + cl < C && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) {
-        v = x[((n * C + c0 + cl) * H + u32(iy)) * W + u32(ix)];
-      }
-      xs[cl * IHW4 + r / 4u][r % 4u] = v;
-    }
-    for (var e = li; e < CKS * FB4; e += T) {
-      let cl = e / FB4;
-      let c = min(c0 + cl, C - 1u);
-      let fq = f0 + (e % FB4) * 4u;
-      var v = vec4<f32>(0.0);
-      if (c0 + cl < C) {
-        for (var j = 0u; j < 4u; j++) { if (fq + j < M) { v[j] = w1[(fq + j) * C + c]; } }
-      }
-      wsT[e] = v;
-    }
-    workgroupBarrier();
-    for (var k = 0u; k < IT; k++) {
-      let it = li + k * T;
-      if (it < IHW4 * FB4) {
-        let p4 = it % IHW4;
-        let f4 = it / IHW4;
-        var a0 = acc[4u * k];
-        var a1 = acc[4u * k + 1u];
-        var a2 = acc[4u * k + 2u];
-        var a3 = acc[4u * k + 3u];
-        for (var cl = 0u; cl < CKS; cl++) {
-          let xv = xs[cl * IHW4 + p4];
-          let wv = wsT[cl * FB4 + f4];
-          a0 += wv.x * xv;
-          a1 += wv.y * xv;
-          a2 += wv.z * xv;
-          a3 += wv.w * xv;
-        }
-        acc[4u * k] = a0;
-        acc[4u * k + 1u] = a1;
-        acc[4u * k + 2u] = a2;
-        acc[4u * k + 3u] = a3;
-      }
-    }
-    workgroupBarrier();
-  }
-  // Epilogue 1 (positions outside the image are the depthwise layer's zero padding, not act(bias)).
-  for (var k = 0u; k < IT; k++) {
-    let it = li + k * T;
-    if (it < IHW4 * FB4) {
-      let r0 = (it % IHW4) * 4u;
-      let fl = (it / IHW4) * 4u;
-      ep1q(acc[4u * k], fl, r0, iy0, ix0);
-      ep1q(acc[4u * k + 1u], fl + 1u, r0, iy0, ix0);
-      ep1q(acc[4u * k + 2u], fl + 2u, r0, iy0, ix0);
-      ep1q(acc[4u * k + 3u], fl + 3u, r0, iy0, ix0);
-    }
-  }
-`}  workgroupBarrier();
+  workgroupBarrier();
 
   // Depthwise layer from workgroup memory, RW outputs of a row per invocation, epilogue 2, residual.
   for (var e = li; e < FB * TH * TWR; e += T) {
@@ -352,7 +253,7 @@ ${pwLoop}
 }
 `;
   const cacheKey = `FusedPwDw|x${N}x${C}x${H}x${W}|M${M}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}${direct ? `RP${RP}CK${CK}` : `S${CKS}IT${IT}`}T${T}RW${RW}${direct ? `XU${XU}` : ''}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}RW${RW}XU${XU}|dx${d.dispatchX}`;
   return {
     name: `FusedPwDw(${args.node.name})`,
     cacheKey,
