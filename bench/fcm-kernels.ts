@@ -153,11 +153,11 @@ export async function timeSteps(device: GPUDevice, steps: Step[], iters: number,
   return samples[2];
 }
 
-/** The tiles --sweep tries: PW-DW filters x rows x columns of the output tile; the 1x1 PW-PW kernels and splits. */
+/** The tiles --sweep tries: PW-DW filters x rows x columns of the output tile; the 1x1 PW-PW first-layer splits. */
 export function sweepTiles(c: FusedCase, batch: number): NonNullable<FusedCase['tiles']>[] {
   if (c.kind === 'pwpw') {
     const base = { ...c.tiles };
-    return [{ ...base, seStrided: 1 }, base, ...[1, 2, 4, 8, 16, 32].map((k) => ({ ...base, splitK1: k }))];
+    return [base, ...[1, 2, 4, 8, 16, 32].map((k) => ({ ...base, splitK1: k }))];
   }
   const s = c.stride ?? 1;
   const ho = Math.ceil(c.h / s), wo = Math.ceil(c.w / s);

@@ -50,7 +50,7 @@ export function fusedPwPw(args: FusedKernelArgs): KernelProgram {
   const HW = H * W;
   if (HW === 1) {
     const k = { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 };
-    return a.seStrided === undefined ? fusedPwPwPrefetch(args, k) : fusedPwPwVector(args, k);
+    return fusedPwPwVector(args, k);
   }
   const mb = { name: 'MB', value: Math.min(M, tileAttr(a, 'tileFilters1', 32, w)), min: 1 };
   const fb = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 32, w)), min: 1 };
@@ -189,139 +189,18 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 /**
  * PW-PW on 1x1 maps (squeeze-excite: pool -> conv -> act -> conv -> gate), issue 8. The tiled kernel above gives
  * one pixel per workgroup and leaves almost every thread idle while each walks long dot products. Here a workgroup
- * owns one image and FB output filters: it computes the whole intermediate (M dot products of length C, KS1 threads
- * each, all M at once where T / M threads allow: then a tree reduction) into workgroup memory, then its FB outputs
- * (dot products of length M, KS2 threads each), FB small enough for ~32 workgroups per image. Workgroups of the
- * same image recompute the intermediate: the paper's redundant computation, here M*C FMAs per workgroup, small next
- * to a second dispatch on these shapes.
+ * owns one image and FB output filters (FB = ceil(F / 32): ~32 workgroups per image; with 4 * R2 EfficientNet-B0's
+ * 480- and 672-channel gates ran on 2-3 workgroups, 38 us against 18 us LBL on the H200). Workgroups of the same
+ * image recompute the M*C intermediate: the paper's redundant computation, small next to a second dispatch here.
+ * Every global load is issued before the first wait (session 7): each thread loads its slices of both weight rows
+ * into registers (vec4 where the row length is a multiple of 4) while x is staged, so the chain is one round of
+ * loads, the FMAs and two reductions. The kernel before it waited on x, then on the first layer's weights, then on
+ * the second's (strided scalar loads): 1.5-1.8x slower on the zoo's gates at batch 1 and 8 on the H200
+ * (bench/data/h200-2026-12-02-s7/). KS1 threads per first-layer product (all M at once where T / M allows:
+ * with 32 per product the 480 -> 20 gate took three rounds; attribute splitK1 overrides), KS2 per output; each
+ * holds at most 16 vectors of a row per round.
  */
 function fusedPwPwVector(args: FusedKernelArgs, k: {
-  N: number; C: number; M: number; F: number; hasB1: boolean; hasB2: boolean; hasRes: boolean;
-  act1: { fn: string; key: string }; act2: { fn: string; key: string };
-}): KernelProgram {
-  const w = where(args);
-  const { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 } = k;
-  const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
-  // A power of two: the reductions split it into KS-thread groups.
-  const T = pow2AtMost(Math.min(256, threadCap(args.limits)));
-  // Threads per first-layer dot product: few enough that all M run at once (one round of loads and one reduction:
-  // with 32 per product, EfficientNet-B0's 480 -> 20 gate took three rounds and lost 2x to its LBL pair on the
-  // H200, issue 8); attribute splitK1 overrides it.
-  const ks1Rule = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(C / 4))), pow2AtMost(Math.max(1, Math.floor(T / M))));
-  const KS1 = pow2AtMost(Math.min(T, tileAttr(args.node.attrs, 'splitK1', ks1Rule, w)));
-  const KS2 = Math.min(32, T, pow2AtMost(Math.max(1, Math.floor(M / 4))));
-  const R1 = T / KS1, R2 = T / KS2;
-  // At least ~32 workgroups per image (each recomputes the M*C intermediate, a few thousand FMAs): with
-  // FB = 4 * R2, EfficientNet-B0's 480- and 672-channel gates ran on 2-3 workgroups, 38 us against 18 us for the two
-  // layers LBL on the H200 (issue 8).
-  const FB = Math.min(F, 4 * R2, Math.max(1, Math.ceil(F / 32)));
-  const blocks = ceilDiv(F, FB);
-  const total = N * blocks;
-  const d = layoutDispatch(total, args.limits, w);
-  const bytes = 4 * wgFloats(T, M, C);
-  if (bytes > args.limits.maxComputeWorkgroupStorageSize) throw unsupported(w, `FusedPwPw on a 1x1 map needs ${bytes} bytes of workgroup storage`);
-  // A strided dot product with 8 loads in flight: one load per step, the loop waited on each (H200: a 60-step
-  // loop of EfficientNet-B0's 480 -> 20 gate took 2x its LBL pair).
-  const dot = (name: string, wb: string, src: string, ks: string, len: string) => `
-fn ${name}(base: u32, k0: u32) -> f32 {
-  var a = vec4<f32>(0.0);
-  var b = vec4<f32>(0.0);
-  var c = k0;
-  for (; c + 7u * ${ks} < ${len}; c += 8u * ${ks}) {
-    a += vec4<f32>(${wb}[base + c], ${wb}[base + c + ${ks}], ${wb}[base + c + 2u * ${ks}], ${wb}[base + c + 3u * ${ks}])
-      * vec4<f32>(${src}[c], ${src}[c + ${ks}], ${src}[c + 2u * ${ks}], ${src}[c + 3u * ${ks}]);
-    b += vec4<f32>(${wb}[base + c + 4u * ${ks}], ${wb}[base + c + 5u * ${ks}], ${wb}[base + c + 6u * ${ks}], ${wb}[base + c + 7u * ${ks}])
-      * vec4<f32>(${src}[c + 4u * ${ks}], ${src}[c + 5u * ${ks}], ${src}[c + 6u * ${ks}], ${src}[c + 7u * ${ks}]);
-  }
-  for (; c < ${len}; c += ${ks}) { a.x += ${wb}[base + c] * ${src}[c]; }
-  let t = a + b;
-  return (t.x + t.y) + (t.z + t.w);
-}`;
-  const used = [
-    { index: 0, name: 'x' }, { index: 1, name: 'w1' }, ...(hasB1 ? [{ index: 2, name: 'b1' }] : []),
-    { index: 3, name: 'w2' }, ...(hasB2 ? [{ index: 4, name: 'b2' }] : []), ...(hasRes ? [{ index: 5, name: 'res' }] : []),
-  ];
-  const wgsl = `
-${bindings(used)}
-${constsU32({ C, M, F, T, KS1, KS2, R1, R2, FB, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${act1.fn}
-${act2.fn}
-
-var<workgroup> part: array<f32, ${T}>;
-var<workgroup> mid: array<f32, ${M}>;
-// The image's input vector, read by every first-layer product.
-var<workgroup> xsh: array<f32, ${C}>;
-${dot('dot1', 'w1', 'xsh', 'KS1', 'C')}
-${dot('dot2', 'w2', 'mid', 'KS2', 'M')}
-
-@compute @workgroup_size(${T})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  // No early return before the barriers: every thread reaches them; out-of-range work is masked.
-  let g = min(wid.x + wid.y * DISPATCH_X, TOTAL - 1u);
-  let f0 = (g % BLOCKS) * FB;
-  let n = g / BLOCKS;
-  for (var c = li; c < C; c += T) { xsh[c] = x[n * C + c]; }
-  workgroupBarrier();
-  // First layer: R1 intermediate channels at a time, KS1 threads per dot product.
-  for (var m0 = 0u; m0 < M; m0 += R1) {
-    let m = m0 + li / KS1;
-    let ks = li % KS1;
-    var s = 0.0;
-    if (m < M) { s = dot1(m * C, ks); }
-    part[li] = s;
-    workgroupBarrier();
-    for (var h = KS1 / 2u; h > 0u; h /= 2u) {
-      if (ks < h) { part[li] += part[li + h]; }
-      workgroupBarrier();
-    }
-    if (ks == 0u && m < M) { mid[m] = act1(part[li]${hasB1 ? ' + b1[m]' : ''}); }
-    workgroupBarrier();
-  }
-  // Second layer: R2 outputs at a time, KS2 threads per dot product over the intermediate.
-  for (var r0 = 0u; r0 < FB; r0 += R2) {
-    let f = f0 + r0 + li / KS2;
-    let ks = li % KS2;
-    var s = 0.0;
-    if (f < F && r0 + li / KS2 < FB) { s = dot2(f * M, ks); }
-    part[li] = s;
-    workgroupBarrier();
-    for (var h = KS2 / 2u; h > 0u; h /= 2u) {
-      if (ks < h) { part[li] += part[li + h]; }
-      workgroupBarrier();
-    }
-    if (ks == 0u && f < F && r0 + li / KS2 < FB && wid.x + wid.y * DISPATCH_X < TOTAL) {
-      let o = n * F + f;
-      var v = act2(part[li]${hasB2 ? ' + b2[f]' : ''});
-      ${hasRes ? 'v += res[o];' : ''}
-      out[o] = v;
-    }
-    workgroupBarrier();
-  }
-}
-`;
-  return {
-    name: `FusedPwPw(${args.node.name})`,
-    cacheKey: `FusedPwPw1x1u8|N${N}C${C}M${M}F${F}|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|T${T}KS${KS1},${KS2}FB${FB}|dx${d.dispatchX}`,
-    wgsl,
-    workgroupSize: [T, 1, 1],
-    dispatch: d.dispatch,
-    inputs: used.map((u) => u.index),
-    outputs: 1,
-    uniforms: [],
-    workgroupStorageBytes: bytes,
-  };
-}
-
-/**
- * PW-PW on 1x1 maps with every global load issued before the first wait (issue 8, session 7): the strided kernel
- * above waits on x, then on the first layer's weights, then on the second's, each a round trip to L2 in a kernel of
- * a few microseconds. Here each thread loads its slices of both weight rows into registers (vec4 where the row
- * length is a multiple of 4) while x is staged, so the chain is one round of loads, the FMAs and two reductions.
- * A workgroup owns one image and FB outputs as in the strided kernel (FB = ceil(F / 32): ~32 workgroups per image,
- * each recomputing the M*C intermediate). KS1 threads per first-layer product (all M at once where T / M allows,
- * attribute splitK1 overrides), KS2 per output; each holds at most 16 vectors of a row per round.
- */
-function fusedPwPwPrefetch(args: FusedKernelArgs, k: {
   N: number; C: number; M: number; F: number; hasB1: boolean; hasB2: boolean; hasRes: boolean;
   act1: { fn: string; key: string }; act2: { fn: string; key: string };
 }): KernelProgram {

@@ -24,20 +24,19 @@ const cases: FusedCase[] = [
   { kind: 'pwpw', n: 2, c: 33, h: 1, w: 1, m: 9, f: 33, bias1: true, bias2: true, act1: 'Relu', act2: 'HardSigmoid', params2: [0.2, 0.5], tiles: { tileFilters1: 4, tileFilters2: 16, tileH: 1, tileW: 1 } },
   // 1x1 map (squeeze-excite) with several filter blocks per image (1x1 kernel: FB = 10 of 300, 30 blocks) and a residual
   { kind: 'pwpw', n: 2, c: 200, h: 1, w: 1, m: 40, f: 300, bias1: true, bias2: true, residual: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 16, tileFilters2: 32, tileH: 1, tileW: 1 } },
-  // 1x1 with a wide intermediate (M > threads: one thread per first-layer product, several rounds) and the old
-  // 32-thread split forced (splitK1; several rounds of R1 rows).
+  // 1x1 with a wide intermediate (M > threads: several rounds of first-layer products; 3965 channels: 256 threads
+  // per product, 16 values each, one product per round) and a 32-thread split forced (splitK1; rounds of 8 rows).
   // Staging arrays of odd lengths just under lavapipe's 32 KiB once each is rounded up to 16 bytes, as Dawn does.
   { kind: 'pwpw', n: 1, c: 3965, h: 1, w: 1, m: 3963, f: 2, tiles: { tileFilters1: 16, tileFilters2: 2, tileH: 1, tileW: 1 } },
   { kind: 'pwpw', n: 1, c: 24, h: 1, w: 1, m: 300, f: 20, bias1: true, act1: 'Relu', tiles: { tileFilters1: 16, tileFilters2: 16, tileH: 1, tileW: 1 } },
   { kind: 'pwpw', n: 2, c: 480, h: 1, w: 1, m: 20, f: 480, bias1: true, bias2: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 20, tileFilters2: 32, tileH: 1, tileW: 1, splitK1: 32 } },
   { kind: 'pwpw', n: 2, c: 480, h: 1, w: 1, m: 20, f: 480, bias1: true, bias2: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 20, tileFilters2: 32, tileH: 1, tileW: 1 } },
-  // The strided 1x1 kernel (seStrided), which the prefetching one replaced.
-  { kind: 'pwpw', n: 2, c: 480, h: 1, w: 1, m: 20, f: 480, bias1: true, bias2: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 20, tileFilters2: 32, tileH: 1, tileW: 1, seStrided: 1 } },
-  { kind: 'pwpw', n: 2, c: 33, h: 1, w: 1, m: 9, f: 33, bias1: true, bias2: true, act1: 'Relu', act2: 'HardSigmoid', params2: [0.2, 0.5], residual: true, tiles: { tileFilters1: 4, tileFilters2: 16, tileH: 1, tileW: 1, seStrided: 1 } },
-  // 1x1, prefetching: vec4 first rows and scalar second ones (EfficientNet-B0's 144 -> 6 -> 144), and the reverse.
+  // 1x1 with a residual, rows not a multiple of 4 in either layer (scalar loads).
+  { kind: 'pwpw', n: 2, c: 33, h: 1, w: 1, m: 9, f: 33, bias1: true, bias2: true, act1: 'Relu', act2: 'HardSigmoid', params2: [0.2, 0.5], residual: true, tiles: { tileFilters1: 4, tileFilters2: 16, tileH: 1, tileW: 1 } },
+  // 1x1: vec4 first rows and scalar second ones (EfficientNet-B0's 144 -> 6 -> 144), and the reverse.
   { kind: 'pwpw', n: 3, c: 144, h: 1, w: 1, m: 6, f: 144, bias1: true, bias2: true, act1: 'SiLU', act2: 'Sigmoid', tiles: { tileFilters1: 6, tileFilters2: 32, tileH: 1, tileW: 1 } },
   { kind: 'pwpw', n: 2, c: 35, h: 1, w: 1, m: 12, f: 35, bias2: true, act2: 'HardSigmoid', tiles: { tileFilters1: 12, tileFilters2: 32, tileH: 1, tileW: 1 } },
-  // 1x1, prefetching, several rounds of both layers (16 vectors per thread at most: KS2 = 16 of 256 threads, 125
+  // 1x1, several rounds of both layers (16 vectors per thread at most: KS2 = 16 of 256 threads, 125
   // outputs per workgroup in 8 rounds), loads for the next round issued before the reduction.
   { kind: 'pwpw', n: 1, c: 64, h: 1, w: 1, m: 1000, f: 4000, bias1: true, bias2: true, act1: 'Relu', tiles: { tileFilters1: 16, tileFilters2: 32, tileH: 1, tileW: 1 } },
   // smallest tiles, no biases

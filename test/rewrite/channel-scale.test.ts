@@ -94,9 +94,10 @@ async function reference(g: Graph, x: Float32Array) {
 }
 
 // Shapes that reach each pointwise kernel with the scale (kernels/pointwise.ts chooseDot): split-K (small maps, 7x7
-// with P % 4 != 0, batch 2 with per-image scales), vec4 with global weights (64x64), vec4 with weights staged in
-// workgroup memory (128x128, 4 and 16 channels) and gemm (49x49 at batch 2: P % 4 != 0, images that share a tile).
-const shapes = [[8, 16, 1, 24], [7, 40, 1, 24], [8, 12, 2, 24], [64, 16, 1, 24], [128, 4, 1, 32], [128, 16, 1, 32], [49, 20, 2, 64]] as const;
+// with P % 4 != 0, batch 2 with per-image scales), vec4 with global weights (64x64, 6 channels), vec4 with weights
+// staged in workgroup memory (128x128, 4 channels) and gemm (128x128 with 16 channels; 49x49 at batch 2: P % 4 != 0,
+// images that share a tile).
+const shapes = [[8, 16, 1, 24], [7, 40, 1, 24], [8, 12, 2, 24], [64, 6, 1, 24], [128, 4, 1, 32], [128, 16, 1, 32], [49, 20, 2, 64]] as const;
 
 test('the squeeze-excite shapes below reach every pointwise kernel', () => {
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
