@@ -95,13 +95,14 @@ const gemmStorage = (t: GemmTiles) => {
 /**
  * `opts.gemm: false`: the choice without the gemm kernel (bench/layer-kernels.ts compares the two). gemm replaces
  * the other two except where they were the faster on the H200 (bench/layer-kernels.ts, MobileNetV2 at batch 1, 8,
- * 32; session 7's log above): vec4 with 8 filters per thread on 12544+ positions (early layers: 15-22 TFLOPS), and
+ * 32; session 7's log above): vec4 with 8 filters per thread on 12544+ positions (early layers: 15-22 TFLOPS) or
+ * with 65536+ threads (batch 32's 14x14 64 -> 384 and 96 -> 576: 13.9 and 26.5 us, gemm 21.7 and 37.0), and
  * split-K proper on fewer than 20000 outputs (late layers at batch 1: 7x7 960 -> 160 in 10 us, gemm 19).
  */
 export function chooseDot(g: DotGeom, limits: KernelLimits, opts: { gemm?: boolean } = {}): DotChoice {
   const other = chooseDotNoGemm(g, limits);
   if (opts.gemm === false || g.C < 8) return other;
-  if (other.kind === 'vec4' && other.rf === 8 && g.N * g.P >= 12544) return other;
+  if (other.kind === 'vec4' && other.rf === 8 && (g.N * g.P >= 12544 || g.N * g.F * g.P / 32 >= 65536)) return other;
   if (other.kind === 'splitK' && other.ks > 1 && g.N * g.F * g.P < 20000) return other;
   const tiles = gemmTiles(g, limits);
   return tiles ? { kind: 'gemm', tiles } : other;

@@ -163,6 +163,10 @@ test('pointwise kernel choice: gemm except vec4 on large maps and split-K on sma
   // tiles of 64 x 64 and takes them.
   assert.deepEqual(chooseDot(g(32, 16, 96, 12544), limits), { kind: 'vec4', rf: 8, threads: 128 });
   assert.deepEqual(chooseDot(g(32, 320, 1280, 49), limits), { kind: 'gemm', tiles: { tx: 16, ty: 16, rf: 4 } });
+  // Batch 32, 14x14 64 -> 384: vec4 with 8 filters per thread has 75264 threads and stays; at batch 8 (28x28
+  // 32 -> 192, 37632 threads) gemm takes it.
+  assert.deepEqual(chooseDot(g(32, 64, 384, 196), limits), { kind: 'vec4', rf: 8, threads: 64 });
+  assert.equal(chooseDot(g(8, 32, 192, 784), limits).kind, 'gemm');
   // Batch 8, 14x14 384 -> 96: 147 tiles of 32 x 32, 4 K slices (9408 threads without).
   assert.deepEqual(chooseDot(g(8, 384, 96, 196), limits), { kind: 'gemm', tiles: { tx: 8, ty: 8, rf: 4, ks: 4 } });
   // Batch 1, 56x56 144 -> 24 (vec4 with one filter per thread before).
