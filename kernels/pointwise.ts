@@ -1,12 +1,13 @@
 // Pointwise (1x1, stride 1, no padding, group 1) convolution: out[n, f, p] = act(sum_c w[f, c] x[n, c, p] + b[f])
 // (+ res), a product of a small weight matrix and a tall-skinny activation (M = N*P positions). Three kernels,
 // picked by chooseDot from the shape only (deterministic; the cache key names the choice and its tiles):
-//   gemm     large M (big batches, big maps): a register-tiled product. A workgroup owns BM positions x BF
-//            filters; BK channels of both operands are staged in workgroup memory per step, the next step's
-//            global loads issued before the current step's FMAs; each thread accumulates 4 positions x RF filters
-//            (one vec4 of x and RF/4 broadcast vec4s of w per channel feed 4*RF FMAs).
+//   gemm     most layers: a register-tiled product. A workgroup owns BM positions x BF filters; BK channels of
+//            both operands are staged in workgroup memory per step, the next step's global loads issued before
+//            the current step's FMAs; each thread accumulates 4 positions x RF filters (one vec4 of x and RF/4
+//            broadcast vec4s of w per channel feed 4*RF FMAs). With few tiles, ks groups of threads in the
+//            workgroup split the channel steps of the same tile and add their sums in workgroup memory.
 //   vec4     each thread owns RF filters x 4 consecutive positions of one image, x read straight from global
-//            memory: more workgroups than gemm's tiles give when M is a few thousand. Needs P % 4 == 0.
+//            memory: kept for large maps with 8 filters per thread, and for inputs of < 8 channels. Needs P % 4 == 0.
 //   split-K  for little output (late layers at batch 1, squeeze-excite, classifier GEMV): KS threads share one
 //            output, each summing every KS-th channel, then a tree reduction in workgroup memory.
 
