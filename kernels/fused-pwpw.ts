@@ -222,6 +222,20 @@ function fusedPwPwVector(args: FusedKernelArgs, k: {
   const bytes = 4 * wgFloats(T, C1 * V1, M1 * V2);
   if (bytes > args.limits.maxComputeWorkgroupStorageSize) throw unsupported(w, `FusedPwPw on a 1x1 map needs ${bytes} bytes of workgroup storage`);
   const vt = (v: number) => (v === 4 ? 'vec4<f32>' : 'f32');
+  // This thread's slice of row base + r0 + li / KS of `wb` (rows of `len` vectors): entries k, k + KS, .. (k = li % KS),
+  // zeros past the row, past `limit` rows from base or past `rows`.
+  const rowSlice = (name: string, wb: string, t: string, L: string, KS: string, len: string, limit: string, rows: string) => `
+fn ${name}(base: u32, r0: u32, li: u32) -> array<${t}, ${L}> {
+  var r: array<${t}, ${L}>;
+  let il = r0 + li / ${KS};
+  let k = li % ${KS};
+  for (var j = 0u; j < ${L}; j++) {
+    let c = k + j * ${KS};
+    r[j] = ${t}(0.0);
+    if (il < ${limit} && base + il < ${rows} && c < ${len}) { r[j] = ${wb}[(base + il) * ${len} + c]; }
+  }
+  return r;
+}`;
   const mul = (v: number, a: string, b: string) => (v === 4 ? `dot(${a}, ${b})` : `${a} * ${b}`);
   const used = [
     { index: 0, name: 'x', type: vt(V1) }, { index: 1, name: 'w1', type: vt(V1) }, ...(hasB1 ? [{ index: 2, name: 'b1', type: 'f32' }] : []),
@@ -239,31 +253,8 @@ var<workgroup> part: array<f32, ${T}>;
 var<workgroup> xsh: array<${vt(V1)}, ${C1}>;
 var<workgroup> mid: array<${vt(V2)}, ${M1}>;
 
-/** This thread's slice of first-layer row m0 + li / KS1 (zeros past the row or past M). */
-fn load1(m0: u32, li: u32) -> array<${vt(V1)}, L1> {
-  var r: array<${vt(V1)}, L1>;
-  let m = m0 + li / KS1;
-  let k = li % KS1;
-  for (var j = 0u; j < L1; j++) {
-    let c = k + j * KS1;
-    r[j] = ${vt(V1)}(0.0);
-    if (m < M && c < C1) { r[j] = w1[m * C1 + c]; }
-  }
-  return r;
-}
-
-/** This thread's slice of output row f0 + r0 + li / KS2 (zeros past the row, the block or F). */
-fn load2(f0: u32, r0: u32, li: u32) -> array<${vt(V2)}, L2> {
-  var r: array<${vt(V2)}, L2>;
-  let fl = r0 + li / KS2;
-  let k = li % KS2;
-  for (var j = 0u; j < L2; j++) {
-    let c = k + j * KS2;
-    r[j] = ${vt(V2)}(0.0);
-    if (fl < FB && f0 + fl < F && c < M1) { r[j] = w2[(f0 + fl) * M1 + c]; }
-  }
-  return r;
-}
+${rowSlice('load1', 'w1', vt(V1), 'L1', 'KS1', 'C1', 'M', 'M')}
+${rowSlice('load2', 'w2', vt(V2), 'L2', 'KS2', 'M1', 'FB', 'F')}
 
 /** Tree sum of part over groups of ks threads (ks a power of two); every thread reaches each barrier. */
 fn reduce(li: u32, ks: u32) {
@@ -281,7 +272,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let f0 = (g % BLOCKS) * FB;
   let n = g / BLOCKS;
   var w2r = load2(f0, 0u, li);
-  var w1r = load1(0u, li);
+  var w1r = load1(0u, 0u, li);
   for (var c = li; c < C1; c += T) { xsh[c] = x[n * C1 + c]; }
   workgroupBarrier();
   for (var m0 = 0u; m0 < M; m0 += R1) {
@@ -290,7 +281,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var s = 0.0;
     for (var j = 0u; j < L1; j++) { s += ${mul(V1, 'w1r[j]', 'xsh[min(k + j * KS1, C1 - 1u)]')}; }
     // The next round's loads go out before this round's reduction.
-    if (m0 + R1 < M) { w1r = load1(m0 + R1, li); }
+    if (m0 + R1 < M) { w1r = load1(0u, m0 + R1, li); }
     part[li] = s;
     reduce(li, KS1);
     if (k == 0u && m < M) { mid[${V2 === 4 ? 'm / 4u][m % 4u' : 'm'}] = act1(part[li]${hasB1 ? ' + b1[m]' : ''}); }
