@@ -197,8 +197,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * loads, the FMAs and two reductions. The kernel before it waited on x, then on the first layer's weights, then on
  * the second's (strided scalar loads): 1.5-1.8x slower on the zoo's gates at batch 1 and 8 on the H200
  * (bench/data/h200-2026-12-02-s7/). KS1 threads per first-layer product (all M at once where T / M allows:
- * with 32 per product the 480 -> 20 gate took three rounds; attribute splitK1 overrides), KS2 per output; each
- * holds at most 16 vectors of a row per round.
+ * with 32 per product the 480 -> 20 gate took three rounds; attribute splitK1 sets the starting split), KS2 per
+ * output; both are doubled while a thread would hold more than 16 vectors of a row per round (up to T threads per
+ * product, past which the 16 is exceeded: rows longer than 16 * T vectors).
  */
 function fusedPwPwVector(args: FusedKernelArgs, k: {
   N: number; C: number; M: number; F: number; hasB1: boolean; hasB2: boolean; hasRes: boolean;
@@ -279,7 +280,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let m = m0 + li / KS1;
     let k = li % KS1;
     var s = 0.0;
-    for (var j = 0u; j < L1; j++) { s += ${mul(V1, 'w1r[j]', 'xsh[min(k + j * KS1, C1 - 1u)]')}; }
+    // Past the row the weight is 0 and the input is skipped, not clamped: 0 * inf would be NaN.
+    for (var j = 0u; j < L1; j++) { let c = k + j * KS1; if (c < C1) { s += ${mul(V1, 'w1r[j]', 'xsh[c]')}; } }
     // The next round's loads go out before this round's reduction.
     if (m0 + R1 < M) { w1r = load1(0u, m0 + R1, li); }
     part[li] = s;
@@ -291,7 +293,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let fl = r0 + li / KS2;
     let k = li % KS2;
     var s = 0.0;
-    for (var j = 0u; j < L2; j++) { s += ${mul(V2, 'w2r[j]', 'mid[min(k + j * KS2, M1 - 1u)]')}; }
+    for (var j = 0u; j < L2; j++) { let c = k + j * KS2; if (c < M1) { s += ${mul(V2, 'w2r[j]', 'mid[c]')}; } }
     if (r0 + R2 < FB) { w2r = load2(f0, r0 + R2, li); }
     part[li] = s;
     reduce(li, KS2);

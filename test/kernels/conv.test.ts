@@ -126,6 +126,8 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
     { n: 3, c: 16, p: [4, 6], f: 24, bias: false, res: false, scale: true, act: 'HardSwish' },
     { n: 1, c: 35, p: [8, 8], f: 70, bias: true, res: true, scale: true, act: 'Relu' },
     { n: 2, c: 9, p: [3, 3], f: 8, bias: true, res: false, scale: false, act: '' },
+    // Several steps per K slice, every slice in range (100 channels: 7 steps of 16, the last partial).
+    { n: 1, c: 100, p: [6, 6], f: 20, bias: true, res: true, scale: false, act: 'Relu' },
   ];
   // K slices (ks) too: 3 leaves whole slices past C on the narrow layers, whose loads are zeros.
   const tiles = [{ tx: 16, ty: 16, rf: 4 }, { tx: 4, ty: 16, rf: 4 }, { tx: 32, ty: 4, rf: 4 }, { tx: 8, ty: 8, rf: 8 }, { tx: 2, ty: 2, rf: 4 },

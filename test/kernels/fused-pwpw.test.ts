@@ -79,3 +79,25 @@ test('FusedPwPw on a 1x1 map counts its workgroup arrays as Dawn does (each roun
   const args = { node, inputShapes: [[1, 3969, 1, 1], [3967, 3969, 1, 1], undefined, [2, 3967, 1, 1], undefined, undefined], outputShape: [1, 2, 1, 1], limits };
   assert.throws(() => fusedPwPw(args), (e: unknown) => e instanceof FcmError && e.kind === 'unsupported' && /se.*32784 bytes of workgroup storage/.test(e.message));
 });
+
+// A thread's slice past the end of a row adds nothing: the old code read the row's last input for it (times a zero
+// weight), so an infinite last input made every product of the workgroup NaN, where the layers give a finite
+// Sigmoid(inf) = 1. C = 33 and M = 9: 16 threads per product, 3 inputs each, the last ones past the row.
+test('FusedPwPw on a 1x1 map: an infinite input gives the layers\' result, not NaN', async () => {
+  const { buildCase } = await import('./fused-check.js');
+  const { getDevice, limitsOf, runProgram } = await import('./fused-harness.js');
+  const { conv2d, epilogue } = await import('./reference.js');
+  const device = await getDevice();
+  const c: FusedCase = { kind: 'pwpw', n: 2, c: 33, h: 1, w: 1, m: 9, f: 33, bias1: true, bias2: true, act1: 'Sigmoid', tiles: { tileFilters1: 9, tileFilters2: 32, tileH: 1, tileW: 1 } };
+  const b = buildCase(c, limitsOf(device), { reference: false });
+  assert.match(b.program.cacheKey, /KS16,/);
+  const L = b.layers;
+  L.x.data[32] = Infinity; // image 0's last channel (x is the program's input 0)
+  const mid = epilogue(conv2d(L.x, L.w1, L.b1), 'Sigmoid');
+  const want = conv2d(mid, L.w2, L.b2).data;
+  const got = await runProgram(device, b.program, b.inputs, want.length);
+  for (let i = 0; i < want.length; i++) {
+    assert.ok(Number.isFinite(want[i]), `reference ${i} finite`);
+    assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * Math.max(1, Math.abs(want[i])), `output ${i}: got ${got[i]}, expected ${want[i]}`);
+  }
+});
