@@ -5,6 +5,7 @@
 // Run: npm run build && node dist/bench/fcm-kernels.js [--batch 8] [--iters 50] [--heat-ms 20] [--set mbv2|zoo] [--json] [--only pwdw|dwpw|pwpw]
 //      [--sweep] (every tile of sweepTiles per module instead of the planner's)
 //      [--tiles '{"tileH":2,"tileW":2}'] (merged into every module's tiles, for tuning by hand)
+//      [--match TEXT] (only modules whose label contains TEXT) [--halo 1,2,4] (with --sweep: PW-DW haloPerThread values)
 // On the H100: see DEVELOPERS.md (pack, carry [".gpu", "dist"], `source .gpu/enter.sh && node dist/bench/fcm-kernels.js`).
 //
 // GPU time comes from timestamp queries around one compute pass holding `iters` repetitions (the same dispatch
@@ -61,6 +62,7 @@ export function zooModuleShapes(batch: number): ModuleShape[] {
     m('pwdw 32->192 28x28 s2 (v2 conv_71)', pwdw(32, 28, 192, 2, 8, 14, relu6)),
     m('pwdw 80->200 14x14 s1 (v3 conv_113)', pwdw(80, 14, 200, 1, 8, 14, hs)),
     m('pwdw 64->384 14x14 s1 (v2 conv_82)', pwdw(64, 14, 384, 1, 16, 14, relu6)),
+    m('pwdw 80->480 14x14 k5 s1 (b0 conv_124)', { ...pwdw(80, 14, 480, 1, 8, 14, { act1: 'SiLU', act2: 'SiLU' }), k: 5, pads: [2, 2, 2, 2] }),
     m('pwpw se 480->20->480 (b0 conv_159)', se(480, 20, 20, 32)),
     m('pwpw se 240->10->240 (b0 conv_110)', se(240, 10, 10, 16)),
     m('pwpw se 120->32->120 (v3 conv_67)', se(120, 32, 32, 8)),
@@ -154,7 +156,7 @@ export async function timeSteps(device: GPUDevice, steps: Step[], iters: number,
 }
 
 /** The tiles --sweep tries: PW-DW filters x rows x columns of the output tile; the 1x1 PW-PW first-layer splits. */
-export function sweepTiles(c: FusedCase, batch: number): NonNullable<FusedCase['tiles']>[] {
+export function sweepTiles(c: FusedCase, batch: number, halo: number[] = [1]): NonNullable<FusedCase['tiles']>[] {
   if (c.kind === 'pwpw') {
     const base = { ...c.tiles };
     return [base, ...[1, 2, 4, 8, 16, 32].map((k) => ({ ...base, splitK1: k }))];
@@ -168,7 +170,7 @@ export function sweepTiles(c: FusedCase, batch: number): NonNullable<FusedCase['
       for (const tw of sizes(wo)) {
         // Fewer workgroups than half the GPU's SMs is not a candidate at this batch.
         if (batch * Math.ceil(c.m! / fb) * Math.ceil(ho / th) * Math.ceil(wo / tw) < 66) continue;
-        out.push({ tileFilters1: fb, tileH: th, tileW: tw });
+        for (const h of halo) out.push({ tileFilters1: fb, tileH: th, tileW: tw, ...(h > 1 ? { haloPerThread: h } : {}) });
       }
     }
   }
@@ -176,7 +178,7 @@ export function sweepTiles(c: FusedCase, batch: number): NonNullable<FusedCase['
 }
 
 /** --sweep: every sweepTiles variant of one module (distinct programs only), with its LBL pair once. */
-async function sweepModule(device: GPUDevice, limits: KernelLimits, label: string, c: FusedCase, iters: number, heatMs: number, json: boolean): Promise<Record<string, unknown>[]> {
+async function sweepModule(device: GPUDevice, limits: KernelLimits, label: string, c: FusedCase, iters: number, heatMs: number, json: boolean, halo: number[]): Promise<Record<string, unknown>[]> {
   const dw = lblKernel(depthwise), pw = lblKernel(pointwise);
   const b0 = buildCase(c, limits, { reference: false });
   const { p1, p2 } = lblPrograms(c, b0, dw, pw, limits);
@@ -189,28 +191,36 @@ async function sweepModule(device: GPUDevice, limits: KernelLimits, label: strin
     layout: s2.pipeline.getBindGroupLayout(0),
     entries: s2.buffers.map((buffer, binding) => ({ binding, resource: { buffer: binding === midBinding ? s1.output : buffer } })),
   });
-  const lblUs = await timeSteps(device, [{ program: p1, prepared: s1 }, { program: p2, prepared: { ...s2, bindGroup } }], iters, heatMs);
-  release(s1); release(s2);
-  const rows: Record<string, unknown>[] = [];
+  const lbl: Step[] = [{ program: p1, prepared: s1 }, { program: p2, prepared: { ...s2, bindGroup } }];
+  // Every variant compiled first, then all timed back to back: compiling between timings idled the GPU down to
+  // its 345 MHz clock, which 20 ms of heat did not undo (session 8: the same program 37 us early in a sweep, 170 us
+  // later). The LBL pair is timed before and after; a drift between the two says the clocks moved.
+  const variants: { tiles: NonNullable<FusedCase['tiles']>; program: KernelProgram; prepared: Prepared }[] = [];
   const seen = new Set<string>();
-  for (const tiles of sweepTiles(c, c.n)) {
-    let program: KernelProgram;
-    let inputs: (Float32Array | undefined)[];
+  for (const tiles of sweepTiles(c, c.n, halo)) {
+    let b: Built;
     try {
-      const b = buildCase({ ...c, tiles }, limits, { reference: false });
-      program = b.program; inputs = b.inputs;
+      b = buildCase({ ...c, tiles }, limits, { reference: false });
     } catch (e) {
       continue; // a tile the kernel refuses on this device (storage): not a candidate
     }
-    if (seen.has(program.cacheKey)) continue;
-    seen.add(program.cacheKey);
-    const prepared = await prepare(device, program, inputs as Float32Array[], outLen);
+    if (seen.has(b.program.cacheKey)) continue;
+    seen.add(b.program.cacheKey);
+    variants.push({ tiles, program: b.program, prepared: await prepare(device, b.program, b.inputs as Float32Array[], outLen) });
+  }
+  // Compiling left the GPU idle: a longer heat first (20 ms was not enough after a few seconds of compiling).
+  const lblUs = await timeSteps(device, lbl, iters, Math.max(heatMs, 500));
+  const rows: Record<string, unknown>[] = [];
+  for (const { tiles, program, prepared } of variants) {
     const us = await timeSteps(device, [{ program, prepared }], iters, heatMs);
     release(prepared);
     const key = program.cacheKey.split('|').slice(-2, -1)[0];
     rows.push({ module: label, batch: c.n, tiles, key, fusedUs: +us.toFixed(2), lblUs: +lblUs.toFixed(2), speedup: +(lblUs / us).toFixed(2), workgroups: program.dispatch[0] * program.dispatch[1] });
     if (!json) console.log(`${label.padEnd(34)} ${key.padEnd(40)} fused ${us.toFixed(1).padStart(7)} us   LBL ${lblUs.toFixed(1).padStart(7)} us   x${(lblUs / us).toFixed(2)}`);
   }
+  const lblAfter = await timeSteps(device, lbl, iters, heatMs);
+  release(s1); release(s2);
+  if (!json) console.log(`${label.padEnd(34)} LBL before ${lblUs.toFixed(1)} us, after ${lblAfter.toFixed(1)} us`);
   return rows;
 }
 
@@ -232,11 +242,14 @@ export async function main(): Promise<void> {
   const dw = lblKernel(depthwise), pw = lblKernel(pointwise);
   const rows: Record<string, unknown>[] = [];
   const sweep = process.argv.includes('--sweep');
+  const match = arg('match', '');
+  const halo = arg('halo', '1').split(',').map(Number);
   for (const { label, c } of set === 'zoo' ? zooModuleShapes(batch) : moduleShapes(batch)) {
     if (only && c.kind !== only) continue;
+    if (match && !label.includes(match)) continue;
     c.tiles = { ...c.tiles, ...tileOverride };
     if (sweep) {
-      rows.push(...await sweepModule(device, limits, label, c, iters, heatMs, json));
+      rows.push(...await sweepModule(device, limits, label, c, iters, heatMs, json, halo));
       continue;
     }
     const b = buildCase(c, limits, { reference: false });

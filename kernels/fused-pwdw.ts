@@ -9,24 +9,26 @@
 // applies epilogue 1 (bias, activation; zero where the position is the depthwise layer's padding), then runs the
 // depthwise convolution from `mid`, epilogue 2 and the residual. The intermediate never reaches global memory.
 //
-// Pointwise phase (issue 8, tuned on the H100): each thread owns RP = ceil(IH*IW / threads) halo positions and
-// all FB filters in registers (vec4 accumulators), walks every input channel reading x straight from global memory
-// (one load feeds FB FMAs; neighbouring threads read neighbouring columns) and the weights from workgroup memory,
-// staged CK channels at a time channel-major as vec4 (one broadcast load feeds 4*RP FMAs); with 3+ positions per
-// thread, four channels' x loads go out together (XU). Depthwise phase (issue 8, session 6): the FB channels'
-// depthwise weights staged in workgroup memory, RW outputs of a row per invocation.
+// Pointwise phase (issue 8): each thread owns RP halo positions (li + q*T) and all FB filters in registers, walks
+// every input channel reading x straight from global memory (one load feeds FB FMAs; neighbouring threads read
+// neighbouring columns) and the weights from workgroup memory, staged CK channels at a time channel-major as vec4
+// (one broadcast load feeds 4*RP FMAs); with 3+ positions per thread, four channels' x loads go out together (XU).
+// The generator unrolls the positions and filters into named variables (session 8). RP is 1 or 2 (haloPerThread
+// below), T = ceil(halo / RP) in whole warps. Depthwise phase (issue 8, session 6): the FB channels' depthwise
+// weights staged in workgroup memory, RW outputs of a row per invocation.
 //
 // Tiles: FB = tileFilters1 (falls back to tileFilters2), TH = tileH, TW = tileW, all clamped to the tensor first.
+// Then TH, TW halved (the larger first) until the halo IH*IW fits 2 positions per thread of the device's cap.
 // Clamping rule (clampTiles in fused-common.ts): while the workgroup arrays (FB*IH*IW, CK*4*ceil(FB/4), FB*KH*KW floats, each
 // rounded up to 16 bytes) exceed maxComputeWorkgroupStorageSize, or a
-// thread would hold more than maxRegsPerThread accumulators (RP*4*ceil(FB/4)), halve the largest of FB, TH, TW (ties in that
+// thread would hold more than maxAccPwDw accumulators (RP*4*ceil(FB/4), RP = 2 here), halve the largest of FB, TH, TW (ties in that
 // order). Then, while there are fewer than minWorkgroups workgroups, halve FB down to 4, then TH and TW down to 4
 // (splitForParallelism).
 
 import type { KernelProgram } from './program.js';
 import {
   type FusedKernelArgs, bindings, ceilDiv, wgFloats, checkOutput, clampTiles, constsU32, convOut, dwGeometry, epilogue,
-  expectShape, layoutDispatch, maxRegsPerThread, present, shape, splitForParallelism, threadCap, threadsFor, tileAttr, where,
+  expectShape, layoutDispatch, present, shape, splitForParallelism, threadCap, tileAttr, where,
 } from './fused-common.js';
 import { invalid } from '../src/errors.js';
 
@@ -61,21 +63,36 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   // loop takes 4 at a time (XU below; weights past C are staged as zeros). Storage is sized for the multiple of 4.
   const CKE = ceilDiv(C, ceilDiv(C, 32)), CK4 = ceilDiv(CKE, 4) * 4;
   const fb4 = () => ceilDiv(fb.value, 4);
+  // Depthwise outputs per invocation along a row: each row of the receptive field is read from mid once for
+  // RW outputs (the rule of the LBL kernel's rows: 4 at stride 1, 2 at stride 2; attribute dwRow overrides it).
+  const rwOf = () => Math.min(tw.value, tileAttr(a, 'dwRow', g.sw === 1 ? 4 : 2, w));
   const floats = () => wgFloats(fb.value * ih() * iw(), CK4 * fb4() * 4, fb.value * g.kh * g.kw);
-  // Each thread owns RP = ceil(IH*IW / threads) halo positions x FB filters (padded to a multiple of 4) of accumulators.
+  // Halo positions per thread (attribute haloPerThread overrides): at most two, the spatial tile halved until its
+  // halo fits; two where the halo has 128+ positions and one per thread would launch 96k+ threads, else one
+  // (H200, every tile of the zoo's PW-DW modules: at batch 8 two positions on T = halo/2 threads beat one on twice
+  // the threads by 5-15%, and 3-5 positions by 15-40%; halos of 250-500 positions beat larger ones despite their
+  // redundancy: 16->64 at 112x112 stride 2 ran 28 us with 8x8 tiles, 46 us with 16x16. At batch 1, with the tiles
+  // split for parallelism, one position was 5-10% faster; bench/data/h200-2026-12-02-s8/).
+  const haloAttr = a.haloPerThread === undefined ? undefined : tileAttr(a, 'haloPerThread', 1, w);
+  const rpOf = () => Math.max(haloAttr ?? 2, ceilDiv(ih() * iw(), cap));
+  const maxHalo = Math.max(2, haloAttr ?? 2) * cap;
+  clampTiles([], [th, tw], () => ih() * iw() <= maxHalo || (th.value === 1 && tw.value === 1), w, () => `TH=${th.value} TW=${tw.value}`);
+  // Each thread owns RP halo positions x FB filters (padded to a multiple of 4) of accumulators.
   clampTiles([], [fb, th, tw],
-    () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && ceilDiv(ih() * iw(), cap) * fb4() * 4 <= maxRegsPerThread,
+    () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && rpOf() * fb4() * 4 <= maxAccPwDw,
     w, () => `FB=${fb.value} TH=${th.value} TW=${tw.value}, ${floats() * 4} bytes`);
   const count = () => N * ceilDiv(M, fb.value) * ceilDiv(HO, th.value) * ceilDiv(WO, tw.value);
   // Enough workgroups for the GPU: fewer filters per tile first (no redundant work), then smaller spatial tiles.
   splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 4) })], count);
   splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw();
-  const T = threadsFor(IH * IW, cap);
+  // As few threads as cover the halo with RP positions each, in whole warps (a power of two left up to 27% of
+  // the slots idle: 561 positions on 3 x 256).
+  const warps = (n: number) => Math.max(32, ceilDiv(n, 32) * 32);
+  const rpWant = haloAttr ?? (IH * IW >= 128 && count() * warps(IH * IW) >= 98304 ? 2 : 1);
+  const T = Math.min(cap, warps(ceilDiv(IH * IW, Math.max(rpWant, ceilDiv(IH * IW, cap)))));
   const RP = ceilDiv(IH * IW, T);
-  // Depthwise outputs per invocation along a row: each row of the receptive field is read from mid once for
-  // RW outputs (the rule of the LBL kernel's rows: 4 at stride 1, 2 at stride 2; attribute dwRow overrides it).
-  const RW = Math.min(TW, tileAttr(a, 'dwRow', g.sw === 1 ? 4 : 2, w));
+  const RW = rwOf();
   const TWR = ceilDiv(TW, RW), SPAN = (RW - 1) * g.sw + (g.kw - 1) * g.dw + 1;
   const MIDN = FB * IH * IW;
   // Channels whose x loads are issued together in the pointwise phase (attribute xUnroll: 1 or 4). Four where a
@@ -84,37 +101,9 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   const XU = tileAttr(a, 'xUnroll', RP >= 3 ? 4 : 1, w);
   if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);
   const CK = XU === 4 ? CK4 : CKE;
-  const pwLoop = XU === 1 ? `
-    for (var cl = 0u; cl < CK; cl++) {
-      let xb = (n * C + min(c0 + cl, C - 1u)) * H * W;
-      for (var q = 0u; q < RP; q++) {
-        let xv = xAt(c0 + cl, xb, off[q]);
-        for (var f4 = 0u; f4 < FB4; f4++) { acc[q * FB4 + f4] += wsT[cl * FB4 + f4] * xv; }
-      }
-    }` : `
-    // Four channels' loads of every position go out before their FMAs: one channel at a time, the loop waited
-    // on a load per channel (H200, issue 8: the 112x112 stride-2 modules ran 1.5x slower than their two layers).
-    for (var cl = 0u; cl < CK; cl += 4u) {
-      let xb = (n * C + c0 + cl) * H * W;
-      // Constant components only: a loop index into a vector sends the private array to local memory.
-      var xv: array<vec4<f32>, RP>;
-      for (var q = 0u; q < RP; q++) {
-        xv[q] = vec4<f32>(xAt(c0 + cl, xb, off[q]), xAt(c0 + cl + 1u, xb + H * W, off[q]),
-          xAt(c0 + cl + 2u, xb + 2u * H * W, off[q]), xAt(c0 + cl + 3u, xb + 3u * H * W, off[q]));
-      }
-      for (var q = 0u; q < RP; q++) {
-        let v = xv[q];
-        for (var f4 = 0u; f4 < FB4; f4++) {
-          var a = acc[q * FB4 + f4];
-          a += wsT[cl * FB4 + f4] * v.x;
-          a += wsT[(cl + 1u) * FB4 + f4] * v.y;
-          a += wsT[(cl + 2u) * FB4 + f4] * v.z;
-          a += wsT[(cl + 3u) * FB4 + f4] * v.w;
-          acc[q * FB4 + f4] = a;
-        }
-      }
-    }`;
   const FB4 = ceilDiv(FB, 4);
+  const pwLoop = pointwisePhase(RP, FB4, XU, C % CK !== 0);
+  const ep1 = epilogue1(RP, FB, T, IH * IW, hasB1, M % FB !== 0);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
   const d = layoutDispatch(total, args.limits, w);
@@ -132,6 +121,7 @@ ${constsU32({
 const PT: i32 = ${g.pt};
 const PL: i32 = ${g.pl};
 const IHW: u32 = IH * IW;
+const HW: u32 = H * W;
 ${act1.fn}
 ${act2.fn}
 
@@ -143,18 +133,16 @@ var<workgroup> wsT: array<vec4<f32>, ${CK4 * FB4}>;
 
 var<private> f0: u32;
 
-/** x at channel c (0 past C: its weights are staged as zeros, and 0 * inf would not be). */
-fn xAt(c: u32, base: u32, o: u32) -> f32 {
-  if (c >= C) { return 0.0; }
-  return x[base + o];
+/** First-layer weight of filter f, channel c (0 past M). */
+fn w1At(f: u32, c: u32) -> f32 {
+  if (f >= M) { return 0.0; }
+  return w1[f * C + c];
 }
 
-/** Epilogue 1 of intermediate channel f0 + fl at halo position r (0 in the padding and past M). */
-fn ep1(a: f32, fl: u32, r: u32, inside: f32) {
-  if (fl >= FB) { return; }
-  var v = 0.0;
-  if (f0 + fl < M && inside > 0.0) { v = act1(a${hasB1 ? ' + b1[f0 + fl]' : ''}); }
-  mid[fl * IHW + r] = v;
+/** x of image n at channel c, position o (0 past C: its weights are staged as zeros, and 0 * inf would not be). */
+fn xAt(n: u32, c: u32, o: u32) -> f32 {
+  if (c >= C) { return 0.0; }
+  return x[(n * C + c) * H * W + o];
 }
 
 @compute @workgroup_size(${T})
@@ -173,19 +161,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 
   // Pointwise layer over the tile and its halo: each thread owns RP halo positions and all FB filters, reads x
   // straight from global memory (one load feeds FB FMAs) and the weights at workgroup-uniform addresses.
-  var off: array<u32, RP>;
-  var inside: array<f32, RP>;
-  for (var q = 0u; q < RP; q++) {
-    let r = li + q * T;
-    let iy = iy0 + i32(r / IW);
-    let ix = ix0 + i32(r % IW);
-    let ok = r < IHW && iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W);
-    off[q] = select(0u, u32(iy) * W + u32(ix), ok);
-    inside[q] = select(0.0, 1.0, ok);
-  }
+${haloPositions(RP)}
   // Ordered before their use by the first barrier below.
   for (var e = li; e < FB * KH * KW; e += T) { w2s[e] = w2[min(f0 * KH * KW + e, M * KH * KW - 1u)]; }
-  var acc: array<vec4<f32>, ${RP * FB4}>;
+${accumulators(RP, FB4)}
   for (var c0 = 0u; c0 < C; c0 += CK) {
     for (var e = li; e < CK * FB4; e += T) {
       let cl = e / FB4;
@@ -193,7 +172,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let fq = f0 + (e % FB4) * 4u;
       var v = vec4<f32>(0.0);
       if (c0 + cl < C) {
-        for (var j = 0u; j < 4u; j++) { if (fq + j < M) { v[j] = w1[(fq + j) * C + c]; } }
+        // Constant components only (a loop index into v sends it to local memory).
+        v = vec4<f32>(w1At(fq, c), w1At(fq + 1u, c), w1At(fq + 2u, c), w1At(fq + 3u, c));
       }
       wsT[e] = v;
     }
@@ -201,21 +181,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 ${pwLoop}
     workgroupBarrier();
   }
-  // Epilogue 1. Positions outside the image are the depthwise layer's zero padding, not act(bias). Accumulators
-  // are read by constant component (.x .. .w) so that the compiler keeps them in registers.
-  for (var q = 0u; q < RP; q++) {
-    let r = li + q * T;
-    if (r < IHW) {
-      for (var f4 = 0u; f4 < FB4; f4++) {
-        let a = acc[q * FB4 + f4];
-        let fl = f4 * 4u;
-        ep1(a.x, fl, r, inside[q]);
-        ep1(a.y, fl + 1u, r, inside[q]);
-        ep1(a.z, fl + 2u, r, inside[q]);
-        ep1(a.w, fl + 3u, r, inside[q]);
-      }
-    }
-  }
+  // Epilogue 1. Positions outside the image are the depthwise layer's zero padding, not act(bias).
+${ep1}
   workgroupBarrier();
 
   // Depthwise layer from workgroup memory, RW outputs of a row per invocation, epilogue 2, residual.
@@ -266,3 +233,73 @@ ${pwLoop}
     workgroupStorageBytes: floats() * 4,
   };
 }
+
+// ---- the pointwise phase, unrolled in the generator ----------------------------------------------------------
+// Every accumulator, halo offset and x value is a named WGSL variable (a${q}_${f}, o${q}, x${q}): private arrays
+// indexed in loops depend on the driver's unrolling to stay in registers, and Tint's SPIR-V does not always get
+// there (issue 8: an array indexed by a loop component went to local memory).
+
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const lane = ['x', 'y', 'z', 'w'];
+
+/** Accumulators: 4*FB4 per position, so the per-thread cap counts RP*FB4*4 of them (registers). */
+export const maxAccPwDw = 64;
+
+/** o{q}: the offset of halo position li + q*T in x's image plane (0 when outside it), k{q}: inside the image. */
+function haloPositions(RP: number): string {
+  return range(RP).map((q) => `  let r${q} = li + ${q}u * T;
+  let py${q} = iy0 + i32(r${q} / IW);
+  let px${q} = ix0 + i32(r${q} % IW);
+  let k${q} = r${q} < IHW && py${q} >= 0 && py${q} < i32(H) && px${q} >= 0 && px${q} < i32(W);
+  let o${q} = select(0u, u32(py${q}) * W + u32(px${q}), k${q});`).join('\n');
+}
+
+function accumulators(RP: number, FB4: number): string {
+  return range(RP).map((q) => range(FB4).map((f) => `var a${q}_${f} = vec4<f32>(0.0);`).join(' ')).map((l) => `  ${l}`).join('\n');
+}
+
+/**
+ * The channel loop of one staged chunk: XU channels' x loads of all RP positions go out before their FMAs (one
+ * channel at a time, the loop waited on a load per channel: the 112x112 stride-2 modules ran 1.5x slower than
+ * their layers); then per channel the FB4 weight vec4s (broadcast loads) feed RP*FB4 vec4 FMAs. `guardC`: the
+ * chunk may run past C (x read as 0 there).
+ */
+function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean): string {
+  const load = (q: number, k: number) => guardC ? `xAt(n, c + ${k}u, o${q})` : `x[xb + ${k === 0 ? '' : `${k}u * HW + `}o${q}]`;
+  const loads = range(RP).map((q) => XU === 1
+    ? `      let x${q} = ${load(q, 0)};`
+    : `      let x${q} = vec4<f32>(${range(4).map((k) => load(q, k)).join(', ')});`).join('\n');
+  const channel = (k: number) => {
+    const wv = range(FB4).map((f) => `let u${f} = wsT[(cl + ${k}u) * FB4 + ${f}u];`).join(' ');
+    const fmas = range(RP).map((q) => range(FB4).map((f) => `a${q}_${f} += u${f} * x${q}${XU === 1 ? '' : `.${lane[k]}`};`).join(' '));
+    return `      {\n        ${wv}\n${fmas.map((l) => `        ${l}`).join('\n')}\n      }`;
+  };
+  return `    for (var cl = 0u; cl < CK; cl += ${XU}u) {
+      let c = c0 + cl;
+      ${guardC ? '' : 'let xb = (n * C + c) * HW;'}
+${loads}
+${range(XU).map(channel).join('\n')}
+    }`;
+}
+
+/**
+ * Epilogue 1 into mid: act1(acc + b1) for the FB channels of every owned position; 0 in the depthwise padding
+ * (k{q} false) and, with `guardM`, past M (the last filter block). Filters past FB (the last vec4's padding) are
+ * not stored.
+ */
+function epilogue1(RP: number, FB: number, T: number, IHW: number, hasB1: boolean, guardM: boolean): string {
+  const FB4 = ceilDiv(FB, 4);
+  const bias = hasB1 ? range(FB).map((fl) => `  let bq${fl} = b1[${guardM ? `min(f0 + ${fl}u, M - 1u)` : `f0 + ${fl}u`}];`).join('\n') : '';
+  const blocks = range(RP).map((q) => {
+    const stores = range(FB4).flatMap((f) => range(4).map((j) => f * 4 + j).filter((fl) => fl < FB).map((fl) => {
+      const v = `act1(a${q}_${f}.${lane[fl % 4]}${hasB1 ? ` + bq${fl}` : ''})`;
+      const ok = guardM ? `k${q} && f0 + ${fl}u < M` : `k${q}`;
+      return `mid[${fl}u * IHW + r${q}] = select(0.0, ${v}, ${ok});`;
+    }));
+    const body = stores.map((s) => `    ${s}`).join('\n');
+    // Only the positions of the last round can run past the halo.
+    return (q + 1) * T > IHW ? `  if (r${q} < IHW) {\n${body}\n  }` : `  {\n${body}\n  }`;
+  });
+  return [bias, ...blocks].filter((s) => s).join('\n');
+}
+

@@ -49,6 +49,11 @@ cases.push(
   { kind: 'pwdw', n: 33, c: 16, h: 22, w: 34, m: 60, k: 3, stride: 1, pads: [1, 1, 1, 1], bias2: true, tiles: { tileFilters1: 30, tileH: 11, tileW: 17 } },
   // x loads one channel at a time (xUnroll 1) rather than four.
   { kind: 'pwdw', n: 1, c: 7, h: 9, w: 9, m: 6, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 4, tileH: 4, tileW: 4, xUnroll: 1 } },
+  // Several halo positions per thread (haloPerThread: 3 each on 32 threads, the last round partly past the 9x9 halo), a
+  // last filter block past M (10 filters in blocks of 4 after the split for parallelism), a channel chunk past C
+  // (13 channels in one chunk of 16) loaded four at a time; then one channel at a time with 2 positions per thread.
+  { kind: 'pwdw', n: 2, c: 13, h: 12, w: 11, m: 10, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, bias2: true, act1: 'HardSwish', act2: 'Relu', tiles: { tileFilters1: 6, tileH: 6, tileW: 5, haloPerThread: 3 } },
+  { kind: 'pwdw', n: 1, c: 8, h: 10, w: 10, m: 12, k: 3, stride: 1, pads: [1, 1, 1, 1], bias2: true, tiles: { tileFilters1: 12, tileH: 5, tileW: 10, haloPerThread: 5, xUnroll: 1 } },
 );
 
 for (const c of cases) {
