@@ -506,6 +506,8 @@ function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[],
   for (const tf of tileSizes(filters)) {
     for (const { t: th, a: ah } of hTilings) {
       for (const { t: tw, a: aw } of wTilings) {
+        // The intermediate's tile (level 1 of the axes: the depthwise layer's receptive field).
+        if (kind === 'pwdw' && ctx.hw.pwdwMaxHalo && ah.max[1] * aw.max[1] > ctx.hw.pwdwMaxHalo) continue;
         const e = evaluate(tf, ah, aw, th, tw);
         const dStep = depthStep(e, smemLimit, l1Limit);
         if (dStep === 0) continue;

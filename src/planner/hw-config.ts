@@ -21,6 +21,12 @@ export interface HwConfig {
   pwdwTimeFactor?: number;
   dwpwTimeFactor?: number;
   pwpwTimeFactor?: number;
+  /**
+   * The most intermediate positions (the depthwise receptive field of the output tile) one PW-DW workgroup
+   * computes: the executor's FCM halves larger tiles (kernels/fused-pwdw.ts, 2 positions per thread of 256), so
+   * the planner's tiles are searched below it and their redundancy is the kernel's.
+   */
+  pwdwMaxHalo?: number;
   /** WebGPU's maxComputeWorkgroupStorageSize on this device: tiles for the executor fit min(shmem, this). */
   workgroupStorageBytes?: number;
 }
