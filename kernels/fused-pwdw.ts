@@ -74,7 +74,8 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   // redundancy: 16->64 at 112x112 stride 2 ran 28 us with 8x8 tiles, 46 us with 16x16. At batch 1, with the tiles
   // split for parallelism, one position was 5-10% faster; bench/data/h200-2026-12-02-s8/).
   const haloAttr = a.haloPerThread === undefined ? undefined : tileAttr(a, 'haloPerThread', 1, w);
-  const rpOf = () => Math.max(haloAttr ?? 2, ceilDiv(ih() * iw(), cap));
+  // No more positions per thread than one warp can hold (a larger attribute would only shrink FB).
+  const rpOf = () => Math.max(Math.min(haloAttr ?? 2, ceilDiv(ih() * iw(), 32)), ceilDiv(ih() * iw(), cap));
   const maxHalo = Math.max(2, haloAttr ?? 2) * cap;
   clampTiles([], [th, tw], () => ih() * iw() <= maxHalo || (th.value === 1 && tw.value === 1), w, () => `TH=${th.value} TW=${tw.value}`);
   // Each thread owns RP halo positions x FB filters (padded to a multiple of 4) of accumulators.

@@ -506,8 +506,7 @@ function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[],
   for (const tf of tileSizes(filters)) {
     for (const { t: th, a: ah } of hTilings) {
       for (const { t: tw, a: aw } of wTilings) {
-        // The intermediate's tile (level 1 of the axes: the depthwise layer's receptive field).
-        if (kind === 'pwdw' && ctx.hw.pwdwMaxHalo && ah.max[1] * aw.max[1] > ctx.hw.pwdwMaxHalo) continue;
+        if (kind === 'pwdw' && ctx.hw.pwdwMaxHalo && haloExtent(th, axesH[0]) * haloExtent(tw, axesW[0]) > ctx.hw.pwdwMaxHalo) continue;
         const e = evaluate(tf, ah, aw, th, tw);
         const dStep = depthStep(e, smemLimit, l1Limit);
         if (dStep === 0) continue;
@@ -534,6 +533,14 @@ function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[],
     }
   }
   return best?.cost;
+}
+
+/**
+ * Intermediate positions along one axis of a PW-DW tile of t outputs, as the executor's kernel allocates them:
+ * the depthwise receptive field, padding included (kernels/fused-pwdw.ts ih/iw), not the clipped read set.
+ */
+export function haloExtent(t: number, dw: Axis): number {
+  return (Math.min(t, dw.out) - 1) * dw.s + (dw.k - 1) * dw.d + 1;
 }
 
 /** The largest depth step (all channels, or a power of two below) whose tile fits; 0 when none fits. */

@@ -54,6 +54,10 @@ cases.push(
   // (13 channels in one chunk of 16) loaded four at a time; then one channel at a time with 2 positions per thread.
   { kind: 'pwdw', n: 2, c: 13, h: 12, w: 11, m: 10, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, bias2: true, act1: 'HardSwish', act2: 'Relu', tiles: { tileFilters1: 6, tileH: 6, tileW: 5, haloPerThread: 3 } },
   { kind: 'pwdw', n: 1, c: 8, h: 10, w: 10, m: 12, k: 3, stride: 1, pads: [1, 1, 1, 1], bias2: true, tiles: { tileFilters1: 12, tileH: 5, tileW: 10, haloPerThread: 5, xUnroll: 1 } },
+  // Four channels at a time without the channel guard (16 = one chunk of 16), 3 positions per thread; then 37
+  // channels in two chunks of 20, the second partly past C.
+  { kind: 'pwdw', n: 2, c: 16, h: 12, w: 11, m: 10, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, bias2: true, tiles: { tileFilters1: 6, tileH: 6, tileW: 5, haloPerThread: 3 } },
+  { kind: 'pwdw', n: 1, c: 37, h: 9, w: 9, m: 7, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 7, tileH: 4, tileW: 4, xUnroll: 4 } },
 );
 
 for (const c of cases) {
@@ -78,4 +82,34 @@ test('FusedPwDw refuses inconsistent shapes with a clear error', () => {
   bad({ outputShape: [1, 8, 4, 4] }, /output shape/);
   bad({ inputShapes: [[1, 0, 5, 5], [8, 0, 1, 1], undefined, [8, 1, 3, 3], undefined, undefined] }, /f1.*input 'x' has no channels/);
   bad({ node: { ...node, attrs: newAttrs({ kernel: [3, 3], pads: [1, 1, 1, 1], activation1: 'Gelu' }) } }, /activation 'Gelu'/);
+});
+
+// Infinite inputs at the first position (channel 0) and the last (last channel) of each image: the positions a thread reads for a slot past
+// the halo or in the padding (offset 0) and the image's last one. Clip bounds the intermediate, so the layers'
+// result is finite everywhere; a zero weight or a masked slot times inf would show as NaN.
+test('FusedPwDw: infinite inputs give the layers\' result, not NaN', async () => {
+  const { buildCase } = await import('./fused-check.js');
+  const { getDevice, limitsOf, runProgram } = await import('./fused-harness.js');
+  const { conv2d, epilogue } = await import('./reference.js');
+  const device = await getDevice();
+  for (const c of [
+    { kind: 'pwdw', n: 2, c: 13, h: 12, w: 11, m: 10, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, bias2: true, ...relu6, tiles: { tileFilters1: 6, tileH: 6, tileW: 5, haloPerThread: 3 } },
+    { kind: 'pwdw', n: 1, c: 16, h: 10, w: 10, m: 6, k: 3, stride: 1, pads: [1, 1, 1, 1], bias2: true, ...relu6, tiles: { tileFilters1: 6, tileH: 5, tileW: 5, haloPerThread: 2, xUnroll: 4 } },
+  ] as FusedCase[]) {
+    const b = buildCase(c, limitsOf(device), { reference: false });
+    const L = b.layers;
+    const [N, C, H, W] = L.x.shape;
+    // One channel per position (inf in several channels of one position sums to NaN in the layers too).
+    for (let n = 0; n < N; n++) {
+      L.x.data[n * C * H * W] = Infinity;
+      L.x.data[((n + 1) * C - 1) * H * W + H * W - 1] = -Infinity;
+    }
+    const mid = epilogue(conv2d(L.x, L.w1, L.b1), 'Clip', [0, 6]);
+    const want = conv2d(mid, L.w2, L.b2, { strides: [c.stride!, c.stride!], pads: c.pads, group: c.m }).data;
+    const got = await runProgram(device, b.program, b.inputs, want.length);
+    for (let i = 0; i < want.length; i++) {
+      assert.ok(Number.isFinite(want[i]), `reference ${i} finite`);
+      assert.ok(Math.abs(got[i] - want[i]) <= 1e-4 * Math.max(1, Math.abs(want[i])), `${describeCase(c)} output ${i}: got ${got[i]}, expected ${want[i]}`);
+    }
+  }
 });

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import type { DagLayer } from '../../src/planner/dag.js';
 import type { HwConfig } from '../../src/planner/hw-config.js';
 import { FcmError } from '../../src/errors.js';
+import { loadHw } from '../../src/planner/hw.js';
 import {
-  convSpec, costFcm, costLayer, gmaOf, readIndices, rooflineUs, tileAxis, type Axis, type CostContext,
+  convSpec, costFcm, costLayer, gmaOf, haloExtent, readIndices, rooflineUs, tileAxis, type Axis, type CostContext,
 } from '../../src/planner/cost.js';
 
 const hw: HwConfig = { name: 'test', sms: 4, l1BytesPerSm: 96 * 1024, shmemBytesPerSm: 64 * 1024, warpSize: 32 };
@@ -131,4 +132,26 @@ test('standard and FC layers get an estimate so totals cover the conv part', () 
   const fc = convSpec(layer({ type: 'fc', weights_shape: [10, 64] }), 'x');
   const f = costLayer(fc, ctx, 'x');
   assert.ok(f.gma >= 640 + 64 + 10);
+});
+
+// The executor's PW-DW kernel allocates the depthwise receptive field of its tile, padding included, and halves
+// tiles above 512 of those positions (kernels/fused-pwdw.ts): with pwdwMaxHalo the planner searches below it, so
+// a full-width 28x28 tile (30 columns with the padding, though only 28 are read) counts 30, not 28.
+test('pwdwMaxHalo: PW-DW tiles are searched within the kernel\'s halo, counted with its padding', () => {
+  assert.equal(haloExtent(16, { in: 28, out: 28, k: 3, s: 1, d: 1, p: 1 }), 18);
+  assert.equal(haloExtent(64, { in: 28, out: 28, k: 3, s: 1, d: 1, p: 1 }), 30);
+  assert.equal(haloExtent(8, { in: 112, out: 56, k: 3, s: 2, d: 1, p: 1 }), 17);
+  const pw = convSpec(pwL(32, 192, 28), 'x');
+  const dw = convSpec(dwL(192, 28), 'x');
+  const h100 = loadHw('h100');
+  const halo = (t: { h?: number; w?: number }) => haloExtent(t.h!, dw.h) * haloExtent(t.w!, dw.w);
+  const at = (hw: HwConfig) => costFcm('pwdw', pw, dw, { hw, dtypeBytes: 4, objective: 'time', batch: 8 })!;
+  const free = at({ ...h100, pwdwMaxHalo: undefined });
+  assert.ok(halo(free.tiles) > 512, `without the limit the search takes a large tile (${JSON.stringify(free.tiles)})`);
+  const capped = at(h100);
+  assert.equal(h100.pwdwMaxHalo, 512);
+  assert.ok(halo(capped.tiles) <= 512, JSON.stringify(capped.tiles));
+  assert.ok(capped.timeUs! >= free.timeUs!, 'a constrained search finds no faster tile');
+  // 16 x 28 reads 17 x 28 = 476 rows and columns of x but allocates 18 x 30 = 540: not a candidate.
+  assert.ok(!(capped.tiles.h === 16 && capped.tiles.w! >= 28));
 });
