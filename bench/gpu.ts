@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../converters/load.js';
-import { runBench, joinLayers, benchInputs, timeContestants, type BenchLayer } from '../src/bench/bench.js';
+import { runBench, joinLayers, benchInputs, sessionDrift, timeContestants, type BenchLayer } from '../src/bench/bench.js';
 import { medianNodeTimes, medianProfiles } from '../src/bench/profile.js';
 import { spearman } from '../src/bench/correlation.js';
 import { median } from '../src/bench/stats.js';
@@ -136,10 +136,11 @@ async function modules(name: string, batchSize: number) {
   const res = {
     model: name, batch: g.tensors.get(g.inputs[0])!.shape[0], timing, heatMs, fusedModules: fusedRows.length,
     fusedFaster: speedups.filter((s) => s > 1).length, medianSpeedup: speedups.length ? median(speedups) : NaN,
-    spearman: rho, gpuSumFusedMs: sum('fusedGpuMs'), gpuSumUnfusedMs: sum('unfusedGpuMs'), layers,
+    spearman: rho, gpuSumFusedMs: sum('fusedGpuMs'), gpuSumUnfusedMs: sum('unfusedGpuMs'), drift: sessionDrift(layers, fusedKinds), layers,
   };
   console.log(`${name} b${res.batch} modules: ${res.fusedFaster}/${res.fusedModules} fused faster, median speedup ${fmt(res.medianSpeedup, 2)}x, ` +
-    `rho ${fmt(rho, 2)}, GPU sum fused ${fmt(res.gpuSumFusedMs)} unfused ${fmt(res.gpuSumUnfusedMs)} ms`);
+    `rho ${fmt(rho, 2)}, GPU sum fused ${fmt(res.gpuSumFusedMs)} unfused ${fmt(res.gpuSumUnfusedMs)} ms, drift ${fmt(res.drift)}` +
+    `${Math.abs(res.drift - 1) > 0.05 ? ' (the sessions ran at different speeds: do not read these speedups)' : ''}`);
   return res;
 }
 

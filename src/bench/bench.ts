@@ -172,6 +172,20 @@ function checkBatch(g: Graph, batch: number): void {
 }
 
 /** Per module: the plan's estimates next to the GPU times of both runs; nodes outside modules on their own. */
+/**
+ * The control of a fused-vs-unfused comparison: the median ratio fused / unfused GPU time over the nodes that run
+ * the same kernels in both sessions (not fused modules). 1 when both sessions ran at the same clocks; a lease in
+ * which one session ran slower reads well above 1 (issue 8, session 8: 1.36 for every layer of MobileNetV3's fused
+ * session in one run, 1.000-1.032 in the others), and its per-module speedups are then not to be read.
+ */
+export function sessionDrift(layers: readonly Pick<BenchLayer, 'kind' | 'fusedGpuMs' | 'unfusedGpuMs'>[], fusedKinds: ReadonlySet<string>): number {
+  const r = layers.filter((l) => !fusedKinds.has(l.kind) && l.fusedGpuMs && l.unfusedGpuMs).map((l) => l.fusedGpuMs! / l.unfusedGpuMs!);
+  if (!r.length) return NaN;
+  r.sort((a, b) => a - b);
+  const m = r.length >> 1;
+  return r.length % 2 ? r[m] : (r[m - 1] + r[m]) / 2;
+}
+
 export function joinLayers(plan: Plan, fusedGraph: Graph, fused: ProfileEntry[] | undefined, unfused: ProfileEntry[] | undefined): BenchLayer[] {
   const moduleOf = new Map<string, number>();
   plan.modules.forEach((m, i) => { for (const n of m.nodes ?? []) moduleOf.set(n, i); });

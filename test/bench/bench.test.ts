@@ -199,3 +199,17 @@ test('runBench: bad options and a fixed batch are refused (exit 2)', async () =>
   await assertFcmAsync(() => runBench(path, { hw: 'lavapipe', batch: 2, createSession: never }), 2, /fixed batch dimension of 1; --batch 2/);
   await assertFcmAsync(() => runBench(path, { hw: 'no-such-gpu', createSession: never }), 2, /no such hardware description/);
 });
+
+test('sessionDrift: the median fused / unfused ratio over the nodes both sessions run alike', async () => {
+  const { sessionDrift } = await import('../../src/bench/bench.js');
+  const fused = new Set(['pwdw', 'pwpw', 'dwpw']);
+  const rows = [
+    { kind: 'pw', fusedGpuMs: 1.36, unfusedGpuMs: 1 }, { kind: 'dw', fusedGpuMs: 2.8, unfusedGpuMs: 2 },
+    { kind: 's', fusedGpuMs: 4, unfusedGpuMs: 3 }, { kind: 'pwdw', fusedGpuMs: 1, unfusedGpuMs: 5 },
+    { kind: 'pw', fusedGpuMs: undefined, unfusedGpuMs: 1 },
+  ];
+  // 1.36, 1.4, 1.333: the fused module and the unmeasured node do not count.
+  assert.ok(Math.abs(sessionDrift(rows, fused) - 1.36) < 1e-12);
+  assert.equal(sessionDrift([{ kind: 'pw', fusedGpuMs: 2, unfusedGpuMs: 2 }, { kind: 'pw', fusedGpuMs: 3, unfusedGpuMs: 2 }], fused), 1.25);
+  assert.ok(Number.isNaN(sessionDrift([{ kind: 'pwdw', fusedGpuMs: 1, unfusedGpuMs: 2 }], fused)));
+});
