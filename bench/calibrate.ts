@@ -70,7 +70,7 @@ let best = { h: hw, min: -2, rms: Infinity };
 for (const bw of [500, 750, 1000, 1250, 1500, 1750, 2000, 3000, 4000]) {
   for (const ratio of [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32]) {
     for (const d of [0, 5, 10, 15]) {
-      for (const osat of [0, 1e5, 3e5, 1e6, 2e6, 3e6, 5e6, 1e7]) {
+      for (const osat of [0, 3e4, 5e4, 6e4, 7e4, 1e5, 3e5, 1e6, 3e6]) {
         const h: HwConfig = { ...hw, dramGBps: bw, fp32Gflops: bw * ratio, dispatchOverheadUs: d, parallelOutputs: osat || undefined };
         const min = Math.min(...rhosOf(h).map((x) => x.r));
         if (min < best.min - 1e-9) continue;

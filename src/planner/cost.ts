@@ -472,15 +472,17 @@ function pwpwEvaluator(pw1: ConvSpec, pw2: ConvSpec): Evaluator {
 /**
  * Roofline per module: max(bytes / bandwidth, flops / throughput), slowed down when the dispatch has fewer
  * workgroups than SMs (it cannot use the whole GPU) and, for an FCM, by its kind's time factor (how far the fused
- * kernel is from the roofline the layer kernels reach), plus the dispatch overhead. With hw.parallelOutputs, the
- * throughput term also scales by sqrt(outputs / parallelOutputs) below that many outputs: a layer with few outputs
+ * kernel is from the roofline the layer kernels reach), plus the dispatch overhead. With hw.parallelOutputs, a
+ * layer's throughput term also scales by sqrt(outputs / parallelOutputs) below that many outputs: a layer with few outputs
  * and long reductions (a 7x7 960 -> 160 projection) keeps too few threads busy to reach fp32_GFLOPS, which large
  * layers do (issue 8: on the H200 the conv kernels ran 12 TFLOP/s on 10^7 outputs, 3 on 6*10^4).
  */
 export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext, kind?: ModuleKind, outputs?: number): number {
   const hw = ctx.hw, batch = ctx.batch ?? 1;
   const memUs = (batch * gma * ctx.dtypeBytes) / (hw.dramGBps! * 1e3);
-  const parallel = hw.parallelOutputs && outputs ? Math.min(1, Math.sqrt((batch * outputs) / hw.parallelOutputs)) : 1;
+  // Layers only: an FCM's parallelism is its tiles' halo (an SE PW-PW module has a few hundred outputs and runs 4 us).
+  const fcm = kind === 'pwdw' || kind === 'dwpw' || kind === 'pwpw';
+  const parallel = !fcm && hw.parallelOutputs && outputs ? Math.min(1, Math.sqrt((batch * outputs) / hw.parallelOutputs)) : 1;
   const compUs = (batch * flops) / (hw.fp32Gflops! * 1e3 * parallel);
   const utilization = Math.min(1, (batch * workgroups) / hw.sms);
   const factor = (kind === 'pwdw' ? hw.pwdwTimeFactor : kind === 'dwpw' ? hw.dwpwTimeFactor : kind === 'pwpw' ? hw.pwpwTimeFactor : 1) ?? 1;

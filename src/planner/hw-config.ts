@@ -12,12 +12,12 @@ export interface HwConfig {
   dramGBps?: number;
   fp32Gflops?: number;
   dispatchOverheadUs?: number;
+  /** Output elements at which the layer kernels reach fp32Gflops; fewer reach sqrt(outputs / this) of it (FCMs keep it). */
+  parallelOutputs?: number;
   /**
    * How much slower than the roofline of its GMA and flops each FCM kernel runs, relative to the layer kernels the
    * roofline is calibrated to (default 1): the time model multiplies an FCM's roofline term by it.
    */
-  /** Output elements at which the conv kernels reach fp32Gflops; fewer reach sqrt(outputs / this) of it. */
-  parallelOutputs?: number;
   pwdwTimeFactor?: number;
   dwpwTimeFactor?: number;
   pwpwTimeFactor?: number;

@@ -120,6 +120,8 @@ test('time objective: roofline per module plus the dispatch overhead, FCMs cost 
   assert.ok(Math.abs(rooflineUs(0, 1e6, 4, 1, par, 'pw', 100) - (1e6 / 1e6 / 0.5 + 5)) < 1e-9);
   assert.ok(Math.abs(rooflineUs(0, 1e6, 4, 1, par, 'pw', 400) - (1e6 / 1e6 + 5)) < 1e-9);
   assert.ok(Math.abs(rooflineUs(0, 1e6, 4, 1, { ...par, batch: 4 }, 'pw', 100) - (4 * 1e6 / 1e6 + 5)) < 1e-9, 'batch 4 x 100 outputs saturate');
+  // FCMs keep the plain throughput: their parallelism is the tiles' halo, not the last layer's outputs.
+  for (const kind of ['pwdw', 'dwpw', 'pwpw'] as const) assert.ok(Math.abs(rooflineUs(0, 1e6, 4, 1, par, kind, 100) - (1e6 / 1e6 + 5)) < 1e-9, kind);
   assert.equal(costLayer(pw, tctx, 'x').outputs, 64 * 16 * 16);
   const fs = costFcm('pwdw', pw, dw, slow)!;
   assert.ok(Math.abs(fs.timeUs! - (3 * (f.timeUs! - 5) + 5)) < 1e-9, `${fs.timeUs} vs ${f.timeUs}`);
