@@ -13,7 +13,7 @@ import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../converters/load.js';
 import { zooModels } from '../fixtures/zoo.js';
 import { convGeom, convBindings, isDepthwise, isPointwise, geomKey, type ConvGeom } from '../kernels/conv-common.js';
-import { type DotChoice, type DotGeom, chooseDot, dotProgram } from '../kernels/pointwise.js';
+import { type DotChoice, type DotGeom, chooseDot, dotProgram, gemmStorage } from '../kernels/pointwise.js';
 import { depthwiseRowOutputs, depthwiseRows } from '../kernels/depthwise.js';
 import type { KernelProgram } from '../kernels/program.js';
 import { closeDevice, getDevice, limitsOf, prepare, release } from '../test/kernels/fused-harness.js';
@@ -34,6 +34,7 @@ const rounds = Number(arg('rounds', '3'));
 const autoOnly = process.argv.includes('--auto-only');
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
 
+const gemmPx2Variants: [number, number, number][] = [[8, 8, 8], [16, 8, 8], [8, 16, 8], [16, 16, 8], [16, 16, 4], [8, 8, 4]];
 const gemmVariants: [number, number, number][] = [[16, 16, 4], [16, 8, 4], [32, 8, 4], [8, 16, 4], [4, 16, 4], [16, 8, 8], [8, 8, 8], [16, 4, 8], [32, 4, 8], [8, 4, 8]];
 
 interface Row { model: string; batch: number; layer: string; kind: 'pw' | 'dw'; shape: string; mb: number; gflop: number; auto: string; us: Record<string, number> }
@@ -127,7 +128,7 @@ async function copyBandwidth(device: GPUDevice): Promise<number> {
 function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
   const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const b = convBindings(g);
-  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
+  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}${c.tiles.px ? `p${c.tiles.px}` : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
   const choices: [string, DotChoice][] = [];
   const auto = chooseDot(dot, limits);
   choices.push([`auto ${name(auto)}`, auto]);
@@ -136,6 +137,13 @@ function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, 
   for (const [tx, ty, rf] of gemmVariants) {
     if (tx * ty > 256) continue;
     const c: DotChoice = { kind: 'gemm', tiles: { tx, ty, rf } };
+    choices.push([name(c), c]);
+  }
+  // 8 positions per thread (px 2): 64 accumulators, 4 staged loads per 64 FMAs.
+  for (const [tx, ty, rf] of gemmPx2Variants) {
+    const tiles = { tx, ty, rf, px: 2 };
+    if (tx * ty > threadCap(limits) || gemmStorage(tiles) > limits.maxComputeWorkgroupStorageSize) continue;
+    const c: DotChoice = { kind: 'gemm', tiles };
     choices.push([name(c), c]);
   }
   // K slices on the tiles of the auto rule and on a few narrower ones.

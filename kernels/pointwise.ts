@@ -4,7 +4,7 @@
 //   gemm     most layers: a register-tiled product. A workgroup owns BM positions x BF filters; BK channels of
 //            both operands are staged in workgroup memory per step, the next step's global loads issued before
 //            the current step's FMAs; each thread accumulates 4 positions x RF filters (one vec4 of x and RF/4
-//            broadcast vec4s of w per channel feed 4*RF FMAs). With few tiles, ks groups of threads in the
+//            broadcast vec4s of w per channel feed 4*RF FMAs; px 2: 8 positions, 8*RF FMAs). With few tiles, ks groups of threads in the
 //            workgroup split the channel steps of the same tile and add their sums in workgroup memory.
 //   vec4     each thread owns RF filters x 4 consecutive positions of one image, x read straight from global
 //            memory: kept for large maps with 8 filters per thread, and for inputs of < 8 channels. Needs P % 4 == 0.
@@ -52,7 +52,11 @@ const splitKThreads = 256;
  * workgroup memory: the long reductions of late layers (7x7 960 -> 160 at batch 8: 75 tiles of 64 threads, each
  * walking 960 channels) get ks times the threads without a second dispatch.
  */
-export interface GemmTiles { tx: number; ty: number; rf: number; ks?: number }
+export interface GemmTiles {
+  tx: number; ty: number; rf: number; ks?: number;
+  /** Position vec4s per thread (default 1): 2 makes each thread's tile 8 positions x RF filters (BM = 8 TX). */
+  px?: number;
+}
 
 export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number };
 
@@ -88,9 +92,9 @@ export function gemmTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, limits: Kerne
 /** Threads that keep an H100-class GPU's 132 SMs busy at 256 each: below it, gemm splits K inside a workgroup. */
 const sliceThreads = 132 * 256;
 
-const gemmStorage = (t: GemmTiles) => {
-  const ks = t.ks ?? 1;
-  return 16 * gemmBK * (t.tx + t.ty * t.rf / 4) * ks + (ks > 1 ? 16 * t.tx * t.ty * t.rf : 0);
+export const gemmStorage = (t: GemmTiles) => {
+  const ks = t.ks ?? 1, px = t.px ?? 1;
+  return 16 * gemmBK * (t.tx * px + t.ty * t.rf / 4) * ks + (ks > 1 ? 16 * t.tx * t.ty * t.rf * px : 0);
 };
 
 /**
@@ -148,21 +152,22 @@ function dotBindings(names: string[], vec: boolean): string {
 /** gemm kernel (see the file's head): `names` are the bindings (x, w, b?, res?, sc?) in order, `inputs` their node input indices. */
 export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
   if (t.rf % 4 !== 0) throw invalid(w, `gemm tiles need a multiple of 4 filters per thread, got ${t.rf}`);
-  const KS = t.ks ?? 1;
+  const KS = t.ks ?? 1, PX = t.px ?? 1;
   if (!Number.isInteger(KS) || KS < 1) throw invalid(w, `gemm K slices must be a positive integer, got ${KS}`);
-  const BK = gemmBK, TT = t.tx * t.ty, T = TT * KS, RF4 = t.rf / 4;
+  if (!Number.isInteger(PX) || PX < 1) throw invalid(w, `gemm position vec4s per thread must be a positive integer, got ${PX}`);
+  const BK = gemmBK, TT = t.tx * t.ty, T = TT * KS, RF4 = t.rf / 4, TXP = t.tx * PX;
   if (T > threadCap(limits)) throw overLimit(w, `gemm tiles need ${T} threads per workgroup, the device allows ${threadCap(limits)}`);
   const bytes = gemmStorage(t);
   if (bytes > limits.maxComputeWorkgroupStorageSize) {
     throw overLimit(w, `gemm tiles need ${bytes} bytes of workgroup storage, the device allows ${limits.maxComputeWorkgroupStorageSize}`);
   }
-  const M = g.N * g.P, BM = 4 * t.tx, BF = t.rf * t.ty;
+  const M = g.N * g.P, BM = 4 * TXP, BF = t.rf * t.ty;
   const FT = ceilDiv(g.F, BF), total = ceilDiv(M, BM) * FT;
   const d = layoutWorkgroups(total, limits, w);
   // P % 4 == 0: the 4 positions of a thread lie in one image, 16-byte aligned (vec4 loads and stores).
   const vec = g.P % 4 === 0;
   // Loads per thread of one slice's step (the TT threads of a slice stage its BK channels).
-  const XL = ceilDiv(BK * t.tx, TT), WL = ceilDiv(BF * BK / 4, TT);
+  const XL = ceilDiv(BK * TXP, TT), WL = ceilDiv(BF * BK / 4, TT);
   const sc = (n: string, c: string) => (g.hasScale ? ` * sc[${n} * C + ${c}]` : '');
   const loadX = vec ? `
   if (m >= M || c >= C) { return vec4<f32>(0.0); }
@@ -178,35 +183,35 @@ export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: numbe
   const store = vec ? `
     let n = m / P;
     let o = (n * F + f) * P4 + (m - n * P) / 4u;
-    let v = acc[r];
+    let v = acc[j * RF + r];
     ${dotStore(g, 'v', 'o', 'f', true)}` : `
     for (var i = 0u; i < 4u; i++) {
       let mi = m + i;
       if (mi < M) {
         let n = mi / P;
         let o = (n * F + f) * P + mi - n * P;
-        let v = acc[r][i];
+        let v = acc[j * RF + r][i];
         ${dotStore(g, 'v', 'o', 'f', false)}
       }
     }`;
-  // Slices 1.. hand their sums to slice 0 one at a time through `red` (TT * RF vec4s), which then stores.
+  // Slices 1.. hand their sums to slice 0 one at a time through `red` (TT * RF * PX vec4s), which then stores.
   const reduce = KS === 1 ? '' : `
   for (var s1 = 1u; s1 < KS; s1++) {
-    if (sl == s1) { for (var r = 0u; r < RF; r++) { red[r * TT + lt] = acc[r]; } }
+    if (sl == s1) { for (var r = 0u; r < RF * PX; r++) { red[r * TT + lt] = acc[r]; } }
     workgroupBarrier();
-    if (sl == 0u) { for (var r = 0u; r < RF; r++) { acc[r] += red[r * TT + lt]; } }
+    if (sl == 0u) { for (var r = 0u; r < RF * PX; r++) { acc[r] += red[r * TT + lt]; } }
     workgroupBarrier();
   }
   if (sl != 0u) { return; }`;
   const wgsl = `
 ${dotBindings(names, vec)}
-${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TY: t.ty, RF: t.rf, RF4, TT, KS, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TXP, PX, TY: t.ty, RF: t.rf, RF4, TT, KS, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
-// Per slice sl: xs[(sl * BK + k) * TX + j]: positions 4j..4j+3 of the tile at the step's channel k;
-// ws[((sl * BK + k) * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
-var<workgroup> xs: array<vec4<f32>, ${BK * t.tx * KS}>;
+// Per slice sl: xs[(sl * BK + k) * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k (thread tx
+// owns i = tx + j * TX, j < PX); ws[((sl * BK + k) * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
+var<workgroup> xs: array<vec4<f32>, ${BK * TXP * KS}>;
 var<workgroup> ws: array<vec4<f32>, ${BK * t.ty * RF4 * KS}>;
-${KS > 1 ? `var<workgroup> red: array<vec4<f32>, ${TT * t.rf}>;` : ''}
+${KS > 1 ? `var<workgroup> red: array<vec4<f32>, ${TT * t.rf * PX}>;` : ''}
 
 fn loadX(m: u32, c: u32) -> vec4<f32> {${loadX}
 }
@@ -235,14 +240,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let cs = sl * BK;
   var xr: array<vec4<f32>, XL>;
   var wr: array<vec4<f32>, WL>;
-  for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), cs + e / TX); } }
+  for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xr[i] = loadX(m0 + 4u * (e % TXP), cs + e / TXP); } }
   for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), cs + 4u * (e % (BK / 4u))); } }
-  var acc: array<vec4<f32>, RF>;
-  for (var r = 0u; r < RF; r++) { acc[r] = vec4<f32>(0.0); }
-  let xo = sl * BK * TX;
+  var acc: array<vec4<f32>, RF * PX>;
+  for (var r = 0u; r < RF * PX; r++) { acc[r] = vec4<f32>(0.0); }
+  let xo = sl * BK * TXP;
   let wo = sl * BK * TY * RF4;
   for (var c0 = 0u; c0 < C; c0 += BK * KS) {
-    for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TX) { xs[xo + e] = xr[i]; } }
+    for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xs[xo + e] = xr[i]; } }
     for (var i = 0u; i < WL; i++) {
       let e = lt + i * TT;
       if (e < BF * BK / 4u) {
@@ -255,32 +260,34 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // The next step's loads go out before this step's FMAs (c0 is uniform: no divergence).
     let c1 = c0 + BK * KS + cs;
     if (c0 + BK * KS < C) {
-      for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TX) { xr[i] = loadX(m0 + 4u * (e % TX), c1 + e / TX); } }
+      for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xr[i] = loadX(m0 + 4u * (e % TXP), c1 + e / TXP); } }
       for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), c1 + 4u * (e % (BK / 4u))); } }
     }
     for (var k = 0u; k < BK; k++) {
-      let xv = xs[xo + k * TX + tx];
+${Array.from({ length: PX }, (_, j) => `      let xv${j} = xs[xo + k * TXP + ${j * t.tx}u + tx];`).join('\n')}
       for (var r4 = 0u; r4 < RF4; r4++) {
         let wv = ws[wo + (k * TY + ty) * RF4 + r4];
-        acc[4u * r4] += wv.x * xv;
-        acc[4u * r4 + 1u] += wv.y * xv;
-        acc[4u * r4 + 2u] += wv.z * xv;
-        acc[4u * r4 + 3u] += wv.w * xv;
+${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += wv.x * xv${j};
+        acc[${j * t.rf}u + 4u * r4 + 1u] += wv.y * xv${j};
+        acc[${j * t.rf}u + 4u * r4 + 2u] += wv.z * xv${j};
+        acc[${j * t.rf}u + 4u * r4 + 3u] += wv.w * xv${j};`).join('\n')}
       }
     }
     workgroupBarrier();
   }${reduce}
-  let m = m0 + 4u * tx;
-  if (m >= M) { return; }
-  for (var r = 0u; r < RF; r++) {
-    let f = f0 + ty * RF + r;
-    if (f >= F) { break; }${store}
+  for (var j = 0u; j < PX; j++) {
+    let m = m0 + 4u * (tx + j * TX);
+    if (m >= M) { break; }
+    for (var r = 0u; r < RF; r++) {
+      let f = f0 + ty * RF + r;
+      if (f >= F) { break; }${store}
+    }
   }
 }
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}`, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
   };
 }

@@ -131,7 +131,9 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
   ];
   // K slices (ks) too: 3 leaves whole slices past C on the narrow layers, whose loads are zeros.
   const tiles = [{ tx: 16, ty: 16, rf: 4 }, { tx: 4, ty: 16, rf: 4 }, { tx: 32, ty: 4, rf: 4 }, { tx: 8, ty: 8, rf: 8 }, { tx: 2, ty: 2, rf: 4 },
-    { tx: 4, ty: 16, rf: 4, ks: 4 }, { tx: 2, ty: 2, rf: 4, ks: 3 }, { tx: 8, ty: 8, rf: 8, ks: 2 }];
+    { tx: 4, ty: 16, rf: 4, ks: 4 }, { tx: 2, ty: 2, rf: 4, ks: 3 }, { tx: 8, ty: 8, rf: 8, ks: 2 },
+    // Two position vec4s per thread (8 positions x RF filters), alone and with K slices.
+    { tx: 8, ty: 8, rf: 8, px: 2 }, { tx: 2, ty: 4, rf: 4, px: 2 }, { tx: 4, ty: 4, rf: 8, px: 2, ks: 2 }, { tx: 2, ty: 2, rf: 4, px: 3, ks: 3 }];
   const { activationFn } = await import('../../kernels/shader.js');
   let s = 900;
   for (const L of layers) {
