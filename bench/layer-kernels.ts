@@ -13,7 +13,7 @@ import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../converters/load.js';
 import { zooModels } from '../fixtures/zoo.js';
 import { convGeom, convBindings, isDepthwise, isPointwise, geomKey, type ConvGeom } from '../kernels/conv-common.js';
-import { type DotChoice, type DotGeom, chooseDot, dotProgram, gemmStorage } from '../kernels/pointwise.js';
+import { type DotChoice, type DotGeom, type GemmTiles, chooseDot, dotProgram, gemmStorage } from '../kernels/pointwise.js';
 import { depthwiseRowOutputs, depthwiseRows } from '../kernels/depthwise.js';
 import type { KernelProgram } from '../kernels/program.js';
 import { closeDevice, getDevice, limitsOf, prepare, release } from '../test/kernels/fused-harness.js';
@@ -25,7 +25,8 @@ function arg(name: string, def: string): string {
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : def;
 }
 
-const models = arg('models', 'mobilenet_v2').split(',');
+// --models '': only the copy and FMA reference kernels.
+const models = arg('models', 'mobilenet_v2').split(',').filter((m) => m);
 const batches = arg('batches', '1,8,32').split(',').map(Number);
 const iters = Number(arg('iters', '20'));
 const outDir = arg('out', '');
@@ -100,7 +101,9 @@ async function main() {
   }
   const copyGbps = await copyBandwidth(device);
   console.log(`copy kernel (vec4, heated): ${copyGbps.toFixed(0)} GB/s`);
-  if (outDir) { mkdirSync(outDir, { recursive: true }); writeFileSync(join(outDir, 'layer-kernels.json'), JSON.stringify({ copyGbps, rows }, null, 1)); }
+  const fmaTflops = await fmaPeak(device);
+  console.log(`fp32 FMA kernel (heated): ${fmaTflops.toPrecision(3)} TFLOPS`);
+  if (outDir) { mkdirSync(outDir, { recursive: true }); writeFileSync(join(outDir, 'layer-kernels.json'), JSON.stringify({ copyGbps, fmaTflops, rows }, null, 1)); }
   await closeDevice();
 }
 
@@ -125,10 +128,44 @@ async function copyBandwidth(device: GPUDevice): Promise<number> {
   return (2 * 16 * n4) / median(us) / 1e3;
 }
 
+/**
+ * TFLOP/s of a kernel that only does fp32 FMAs (16 independent vec4 chains per thread, 2^20 threads): what WGSL
+ * through Dawn reaches of the chip's fp32 peak, the ceiling of a compute-bound pointwise layer.
+ */
+async function fmaPeak(device: GPUDevice): Promise<number> {
+  const threads = 2 ** 20, steps = 256, chains = 16, wgs = threads / 256;
+  const body = Array.from({ length: chains }, (_, j) => `    a${j} = fma(a${j}, m, c);`).join('\n');
+  const program: KernelProgram = {
+    name: 'fma', cacheKey: 'fma', workgroupSize: [256, 1, 1], dispatch: [wgs, 1, 1],
+    inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
+    wgsl: `
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+@compute @workgroup_size(256) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
+  let m = a[0];
+  let c = a[1];
+${Array.from({ length: chains }, (_, j) => `  var a${j} = vec4<f32>(f32(g.x + ${j}u));`).join('\n')}
+  for (var s = 0u; s < ${steps}u; s++) {
+${body}
+  }
+  out[g.x] = ${Array.from({ length: chains }, (_, j) => `a${j}`).join(' + ')};
+}`,
+  };
+  // m = 1 - 2^-20, c = 2^-20: the chains stay finite and cannot be folded away.
+  const input = new Float32Array(8);
+  input.fill(1 - 2 ** -20, 0, 4);
+  input.fill(2 ** -20, 4, 8);
+  const prepared = await prepare(device, program, [input], 4 * threads);
+  const us: number[] = [];
+  for (let r = 0; r < rounds; r++) us.push(await timeSteps(device, [{ program, prepared }], iters, heatMs));
+  release(prepared);
+  return (threads * steps * chains * 4 * 2) / median(us) / 1e6;
+}
+
 function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
   const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const b = convBindings(g);
-  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}${c.tiles.px ? `p${c.tiles.px}` : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
+  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}${c.tiles.px ? `p${c.tiles.px}` : ''}${c.tiles.bk ? `b${c.tiles.bk}` : ''}${c.tiles.wf ? 'wf' : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
   const choices: [string, DotChoice][] = [];
   const auto = chooseDot(dot, limits);
   choices.push([`auto ${name(auto)}`, auto]);
@@ -139,12 +176,21 @@ function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, 
     const c: DotChoice = { kind: 'gemm', tiles: { tx, ty, rf } };
     choices.push([name(c), c]);
   }
-  // 8 positions per thread (px 2): 64 accumulators, 4 staged loads per 64 FMAs.
-  for (const [tx, ty, rf] of gemmPx2Variants) {
+  // 8 positions per thread (px 2): 64 accumulators, 4 staged loads per 64 FMAs (--px2: slower everywhere, s9/px2/).
+  for (const [tx, ty, rf] of process.argv.includes('--px2') ? gemmPx2Variants : []) {
     const tiles = { tx, ty, rf, px: 2 };
     if (tx * ty > threadCap(limits) || gemmStorage(tiles) > limits.maxComputeWorkgroupStorageSize) continue;
     const c: DotChoice = { kind: 'gemm', tiles };
     choices.push([name(c), c]);
+  }
+  // w staged as it lies (wf) and 32 or 64 channels per staging step (bk), on the auto rule's tiles and common ones.
+  for (const t of [...(auto.kind === 'gemm' ? [auto.tiles] : []), { tx: 8, ty: 8, rf: 4 }, { tx: 16, ty: 8, rf: 4 }, { tx: 16, ty: 16, rf: 4 }, { tx: 8, ty: 8, rf: 8 }]) {
+    for (const o of [{ bk: 32 }, { wf: true }, { wf: true, bk: 32 }, { wf: true, bk: 64 }]) {
+      const tiles: GemmTiles = { ...t, ...o };
+      if (tiles.tx * tiles.ty * (tiles.ks ?? 1) > threadCap(limits) || gemmStorage(tiles) > limits.maxComputeWorkgroupStorageSize) continue;
+      const c: DotChoice = { kind: 'gemm', tiles };
+      if (!choices.some(([n]) => n === name(c))) choices.push([name(c), c]);
+    }
   }
   // K slices on the tiles of the auto rule and on a few narrower ones.
   const base = auto.kind === 'gemm' ? auto.tiles : { tx: 4, ty: 16, rf: 4 };

@@ -56,6 +56,14 @@ export interface GemmTiles {
   tx: number; ty: number; rf: number; ks?: number;
   /** Position vec4s per thread (default 1): 2 makes each thread's tile 8 positions x RF filters (BM = 8 TX). */
   px?: number;
+  /** Channels per staging step (default 16, a multiple of 4): more FMAs between barriers and per load in flight. */
+  bk?: number;
+  /**
+   * Stage w as it lies (ws holds channels 4k..4k+3 of one filter per vec4: one vec4 store per load) instead of
+   * transposed to 4 filters of one channel (4 scalar stores); each thread then reads 4 x vec4s and RF w vec4s per
+   * 4 channels.
+   */
+  wf?: boolean;
 }
 
 export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number };
@@ -93,8 +101,8 @@ export function gemmTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, limits: Kerne
 const sliceThreads = 132 * 256;
 
 export const gemmStorage = (t: GemmTiles) => {
-  const ks = t.ks ?? 1, px = t.px ?? 1;
-  return 16 * gemmBK * (t.tx * px + t.ty * t.rf / 4) * ks + (ks > 1 ? 16 * t.tx * t.ty * t.rf * px : 0);
+  const ks = t.ks ?? 1, px = t.px ?? 1, bk = t.bk ?? gemmBK;
+  return 16 * bk * (t.tx * px + t.ty * t.rf / 4) * ks + (ks > 1 ? 16 * t.tx * t.ty * t.rf * px : 0);
 };
 
 /**
@@ -141,8 +149,8 @@ function dotStore(g: DotGeom, v: string, o: string, f: string, vec: boolean): st
   return `let y = ${biased};\n    out[${o}] = ${act}${g.hasRes ? ` + res[${o}]` : ''};`;
 }
 
-function dotBindings(names: string[], vec: boolean): string {
-  const vecOf = new Set(vec ? ['x', 'res', 'out'] : []);
+function dotBindings(names: string[], vec: boolean, wVec = false): string {
+  const vecOf = new Set([...(vec ? ['x', 'res', 'out'] : []), ...(wVec ? ['w'] : [])]);
   const t = (n: string) => (vecOf.has(n) ? 'array<vec4<f32>>' : 'array<f32>');
   const lines = names.map((n, k) => `@group(0) @binding(${k}) var<storage, read> ${n}: ${t(n)};`);
   lines.push(`@group(0) @binding(${names.length}) var<storage, read_write> out: ${t('out')};`);
@@ -155,7 +163,9 @@ export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: numbe
   const KS = t.ks ?? 1, PX = t.px ?? 1;
   if (!Number.isInteger(KS) || KS < 1) throw invalid(w, `gemm K slices must be a positive integer, got ${KS}`);
   if (!Number.isInteger(PX) || PX < 1) throw invalid(w, `gemm position vec4s per thread must be a positive integer, got ${PX}`);
-  const BK = gemmBK, TT = t.tx * t.ty, T = TT * KS, RF4 = t.rf / 4, TXP = t.tx * PX;
+  const BK = t.bk ?? gemmBK;
+  if (!Number.isInteger(BK) || BK < 4 || BK % 4 !== 0) throw invalid(w, `gemm channels per step must be a positive multiple of 4, got ${BK}`);
+  const TT = t.tx * t.ty, T = TT * KS, RF4 = t.rf / 4, TXP = t.tx * PX;
   if (T > threadCap(limits)) throw overLimit(w, `gemm tiles need ${T} threads per workgroup, the device allows ${threadCap(limits)}`);
   const bytes = gemmStorage(t);
   if (bytes > limits.maxComputeWorkgroupStorageSize) {
@@ -166,6 +176,8 @@ export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: numbe
   const d = layoutWorkgroups(total, limits, w);
   // P % 4 == 0: the 4 positions of a thread lie in one image, 16-byte aligned (vec4 loads and stores).
   const vec = g.P % 4 === 0;
+  // C % 4 == 0: a filter's 4 channels are one aligned vec4 of w.
+  const wVec = g.C % 4 === 0;
   // Loads per thread of one slice's step (the TT threads of a slice stage its BK channels).
   const XL = ceilDiv(BK * TXP, TT), WL = ceilDiv(BF * BK / 4, TT);
   const sc = (n: string, c: string) => (g.hasScale ? ` * sc[${n} * C + ${c}]` : '');
@@ -194,6 +206,16 @@ export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: numbe
         ${dotStore(g, 'v', 'o', 'f', false)}
       }
     }`;
+  // wf: element e of a step's w is filter e % BF, channels 4 (e / BF)..: consecutive threads store consecutive vec4s.
+  const WF = !!t.wf;
+  const wfl = WF ? 'e % BF' : 'e / (BK / 4u)', wk4 = WF ? '(e / BF)' : '(e % (BK / 4u))';
+  const innerWf = `for (var k4 = 0u; k4 < BK / 4u; k4++) {
+${Array.from({ length: PX }, (_, j) => [0, 1, 2, 3].map((q) => `      let x${j}${q} = xs[xo + (4u * k4 + ${q}u) * TXP + ${j * t.tx}u + tx];`).join('\n')).join('\n')}
+      for (var r = 0u; r < RF; r++) {
+        let wv = ws[wo + k4 * BF + ty * RF + r];
+${Array.from({ length: PX }, (_, j) => ['x', 'y', 'z', 'w'].map((c, q) => `        acc[${j * t.rf}u + r] += wv.${c} * x${j}${q};`).join('\n')).join('\n')}
+      }
+    }`;
   // Slices 1.. hand their sums to slice 0 one at a time through `red` (TT * RF * PX vec4s), which then stores.
   const reduce = KS === 1 ? '' : `
   for (var s1 = 1u; s1 < KS; s1++) {
@@ -204,11 +226,12 @@ export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: numbe
   }
   if (sl != 0u) { return; }`;
   const wgsl = `
-${dotBindings(names, vec)}
+${dotBindings(names, vec, wVec)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TXP, PX, TY: t.ty, RF: t.rf, RF4, TT, KS, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
 // Per slice sl: xs[(sl * BK + k) * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k (thread tx
-// owns i = tx + j * TX, j < PX); ws[((sl * BK + k) * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
+// owns i = tx + j * TX, j < PX); ws[((sl * BK + k) * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k
+// (wf: ws[sl * BK * BF / 4 + k4 * BF + f]: channels 4k4.. of the tile's filter f).
 var<workgroup> xs: array<vec4<f32>, ${BK * TXP * KS}>;
 var<workgroup> ws: array<vec4<f32>, ${BK * t.ty * RF4 * KS}>;
 ${KS > 1 ? `var<workgroup> red: array<vec4<f32>, ${TT * t.rf * PX}>;` : ''}
@@ -217,11 +240,13 @@ fn loadX(m: u32, c: u32) -> vec4<f32> {${loadX}
 }
 
 /** Channels c..c+3 of filter f. */
-fn loadW(f: u32, c: u32) -> vec4<f32> {
+fn loadW(f: u32, c: u32) -> vec4<f32> {${wVec ? `
+  if (f >= F || c >= C) { return vec4<f32>(0.0); }
+  return w[(f * C + c) / 4u];` : `
   var v = vec4<f32>(0.0);
   if (f >= F) { return v; }
   for (var i = 0u; i < 4u; i++) { if (c + i < C) { v[i] = w[f * C + c + i]; } }
-  return v;
+  return v;`}
 }
 
 @compute @workgroup_size(${T})
@@ -241,7 +266,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var xr: array<vec4<f32>, XL>;
   var wr: array<vec4<f32>, WL>;
   for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xr[i] = loadX(m0 + 4u * (e % TXP), cs + e / TXP); } }
-  for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), cs + 4u * (e % (BK / 4u))); } }
+  for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + ${wfl}, cs + 4u * ${wk4}); } }
   var acc: array<vec4<f32>, RF * PX>;
   for (var r = 0u; r < RF * PX; r++) { acc[r] = vec4<f32>(0.0); }
   let xo = sl * BK * TXP;
@@ -250,10 +275,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xs[xo + e] = xr[i]; } }
     for (var i = 0u; i < WL; i++) {
       let e = lt + i * TT;
-      if (e < BF * BK / 4u) {
+      if (e < BF * BK / 4u) {${WF ? `
+        ws[wo + e] = wr[i];` : `
         let fl = e / (BK / 4u);
         let k = 4u * (e % (BK / 4u));
-        for (var q = 0u; q < 4u; q++) { ws[wo + (k + q) * (TY * RF4) + fl / 4u][fl % 4u] = wr[i][q]; }
+        for (var q = 0u; q < 4u; q++) { ws[wo + (k + q) * (TY * RF4) + fl / 4u][fl % 4u] = wr[i][q]; }`}
       }
     }
     workgroupBarrier();
@@ -261,9 +287,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let c1 = c0 + BK * KS + cs;
     if (c0 + BK * KS < C) {
       for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xr[i] = loadX(m0 + 4u * (e % TXP), c1 + e / TXP); } }
-      for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), c1 + 4u * (e % (BK / 4u))); } }
+      for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + ${wfl}, c1 + 4u * ${wk4}); } }
     }
-    for (var k = 0u; k < BK; k++) {
+    ${WF ? innerWf : `for (var k = 0u; k < BK; k++) {
 ${Array.from({ length: PX }, (_, j) => `      let xv${j} = xs[xo + k * TXP + ${j * t.tx}u + tx];`).join('\n')}
       for (var r4 = 0u; r4 < RF4; r4++) {
         let wv = ws[wo + (k * TY + ty) * RF4 + r4];
@@ -272,7 +298,7 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
         acc[${j * t.rf}u + 4u * r4 + 2u] += wv.z * xv${j};
         acc[${j * t.rf}u + 4u * r4 + 3u] += wv.w * xv${j};`).join('\n')}
       }
-    }
+    }`}
     workgroupBarrier();
   }${reduce}
   for (var j = 0u; j < PX; j++) {
@@ -287,7 +313,7 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}${WF ? 'WF' : ''}`, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
   };
 }

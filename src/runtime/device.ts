@@ -30,15 +30,23 @@ const wantedLimits = [
   'maxStorageBuffersPerShaderStage', 'maxBindingsPerBindGroup',
 ] as const;
 
+/**
+ * Dawn's instance flags (the runtime's and the kernel harness's). Dawn quantizes timestamps to 65.5 us unless told
+ * not to (its `timestamp_quantization` toggle, which only turns off with allow_unsafe_apis): per-kernel profiles
+ * need the raw ticks. Robustness stays on: `disable_robustness` changed no kernel's time on the H200
+ * (bench/data/h200-2026-12-02-s10/robustness/).
+ */
+export function dawnFlags(): string[] {
+  return ['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization'];
+}
+
 let gpu: GPU | undefined;
 let current: Promise<GpuContext> | undefined;
 
 async function open(): Promise<GpuContext> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   Object.assign(globalThis, globals);
-  // Dawn quantizes timestamps to 65.5 us unless told not to (its `timestamp_quantization` toggle, which
-  // only turns off with allow_unsafe_apis): per-kernel profiles need the raw ticks.
-  gpu ??= create(['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization']);
+  gpu ??= create(dawnFlags());
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });

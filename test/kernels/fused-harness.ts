@@ -5,6 +5,7 @@
 import { create, globals } from 'webgpu';
 import type { KernelProgram } from '../../kernels/program.js';
 import type { KernelLimits } from '../../kernels/fused-common.js';
+import { dawnFlags } from '../../src/runtime/device.js';
 
 let devicePromise: Promise<GPUDevice> | undefined;
 // Kept alive for the life of the process: once the GPU object is garbage-collected Dawn tears the instance down
@@ -17,7 +18,7 @@ export function getDevice(): Promise<GPUDevice> {
     process.env.XDG_RUNTIME_DIR ??= '/tmp';
     Object.assign(globalThis, globals);
     // Raw timestamps for bench/fcm-kernels.ts and bench/layer-kernels.ts (src/runtime/device.ts says why).
-    gpu = create(['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization']);
+    gpu = create(dawnFlags());
     const adapter = await gpu.requestAdapter();
     if (!adapter) throw new Error('no WebGPU adapter (install a Vulkan driver, or Mesa lavapipe)');
     adapterRef = adapter;
