@@ -103,6 +103,20 @@ async function main() {
   console.log(`copy kernel (vec4, heated): ${copyGbps.toFixed(0)} GB/s`);
   const fmaTflops = await fmaPeak(device);
   console.log(`fp32 FMA kernel (heated): ${fmaTflops.toPrecision(3)} TFLOPS`);
+  // The roofline of each layer from the two references: max(bytes / copy, FLOPs / FMA peak). A layer whose 60% of
+  // copy bandwidth would need more than the FMA peak cannot reach it in fp32.
+  const roofUs = (x: Row) => Math.max(x.mb / copyGbps, x.gflop / fmaTflops) * 1e3;
+  for (const model of models) {
+    for (const batch of batches) {
+      for (const kind of ['pw', 'dw'] as const) {
+        const r = rows.filter((x) => x.model === model && x.batch === batch && x.kind === kind);
+        const autoUs = r.reduce((a, x) => a + x.us[Object.keys(x.us)[0]], 0), roof = r.reduce((a, x) => a + roofUs(x), 0);
+        const over = r.filter((x) => x.gflop / (x.mb / (0.6 * copyGbps)) > fmaTflops).length;
+        console.log(`roofline ${model} b${batch} ${kind}: ${roof.toFixed(0)} us, auto ${autoUs.toFixed(0)} us = ${(100 * roof / autoUs).toFixed(0)}% of it; ` +
+          `${over} of ${r.length} layers need more than ${fmaTflops.toPrecision(3)} TFLOPS for 60% of copy`);
+      }
+    }
+  }
   if (outDir) { mkdirSync(outDir, { recursive: true }); writeFileSync(join(outDir, 'layer-kernels.json'), JSON.stringify({ copyGbps, fmaTflops, rows }, null, 1)); }
   await closeDevice();
 }
@@ -165,7 +179,7 @@ ${body}
 function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
   const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const b = convBindings(g);
-  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}${c.tiles.px ? `p${c.tiles.px}` : ''}${c.tiles.bk ? `b${c.tiles.bk}` : ''}${c.tiles.wf ? 'wf' : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
+  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}${c.tiles.px ? `p${c.tiles.px}` : ''}${c.tiles.bk ? `b${c.tiles.bk}` : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
   const choices: [string, DotChoice][] = [];
   const auto = chooseDot(dot, limits);
   choices.push([`auto ${name(auto)}`, auto]);
@@ -183,9 +197,9 @@ function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, 
     const c: DotChoice = { kind: 'gemm', tiles };
     choices.push([name(c), c]);
   }
-  // w staged as it lies (wf) and 32 or 64 channels per staging step (bk), on the auto rule's tiles and common ones.
+  // 32 or 64 channels per staging step (bk), on the auto rule's tiles and common ones.
   for (const t of [...(auto.kind === 'gemm' ? [auto.tiles] : []), { tx: 8, ty: 8, rf: 4 }, { tx: 16, ty: 8, rf: 4 }, { tx: 16, ty: 16, rf: 4 }, { tx: 8, ty: 8, rf: 8 }]) {
-    for (const o of [{ bk: 32 }, { wf: true }, { wf: true, bk: 32 }, { wf: true, bk: 64 }]) {
+    for (const o of [{ bk: 32 }, { bk: 64 }]) {
       const tiles: GemmTiles = { ...t, ...o };
       if (tiles.tx * tiles.ty * (tiles.ks ?? 1) > threadCap(limits) || gemmStorage(tiles) > limits.maxComputeWorkgroupStorageSize) continue;
       const c: DotChoice = { kind: 'gemm', tiles };

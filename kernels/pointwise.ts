@@ -58,12 +58,6 @@ export interface GemmTiles {
   px?: number;
   /** Channels per staging step (default 16, a multiple of 4): more FMAs between barriers and per load in flight. */
   bk?: number;
-  /**
-   * Stage w as it lies (ws holds channels 4k..4k+3 of one filter per vec4: one vec4 store per load) instead of
-   * transposed to 4 filters of one channel (4 scalar stores); each thread then reads 4 x vec4s and RF w vec4s per
-   * 4 channels.
-   */
-  wf?: boolean;
 }
 
 export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number };
@@ -185,37 +179,35 @@ export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: numbe
   if (m >= M || c >= C) { return vec4<f32>(0.0); }
   let n = m / P;
   return x[(n * C + c) * P4 + (m - n * P) / 4u]${sc('n', 'c')};` : `
-  var v = vec4<f32>(0.0);
-  if (c >= C) { return v; }
-  for (var i = 0u; i < 4u; i++) {
-    let mi = m + i;
-    if (mi < M) { let n = mi / P; v[i] = x[(n * C + c) * P + mi - n * P]${sc('n', 'c')}; }
-  }
-  return v;`;
+  if (c >= C) { return vec4<f32>(0.0); }
+  return vec4<f32>(xAt(m, c), xAt(m + 1u, c), xAt(m + 2u, c), xAt(m + 3u, c));`;
+  // Scalar paths build vec4s from constant components only: a loop index into a vec4 sends it to local memory
+  // (on the H200, w read that way made the gemm 10-40% slower than with vec4 loads of w).
+  const scalarFns = `${vec ? '' : `
+/** x at position mi (0 past M), channel c. */
+fn xAt(mi: u32, c: u32) -> f32 {
+  if (mi >= M) { return 0.0; }
+  let n = mi / P;
+  return x[(n * C + c) * P + mi - n * P]${sc('n', 'c')};
+}`}${wVec ? '' : `
+/** w of filter f at channel c (0 past C). */
+fn wAt(f: u32, c: u32) -> f32 {
+  if (c >= C) { return 0.0; }
+  return w[f * C + c];
+}`}`;
   const store = vec ? `
     let n = m / P;
     let o = (n * F + f) * P4 + (m - n * P) / 4u;
     let v = acc[j * RF + r];
     ${dotStore(g, 'v', 'o', 'f', true)}` : `
-    for (var i = 0u; i < 4u; i++) {
-      let mi = m + i;
-      if (mi < M) {
-        let n = mi / P;
-        let o = (n * F + f) * P + mi - n * P;
-        let v = acc[j * RF + r][i];
-        ${dotStore(g, 'v', 'o', 'f', false)}
-      }
-    }`;
-  // wf: element e of a step's w is filter e % BF, channels 4 (e / BF)..: consecutive threads store consecutive vec4s.
-  const WF = !!t.wf;
-  const wfl = WF ? 'e % BF' : 'e / (BK / 4u)', wk4 = WF ? '(e / BF)' : '(e % (BK / 4u))';
-  const innerWf = `for (var k4 = 0u; k4 < BK / 4u; k4++) {
-${Array.from({ length: PX }, (_, j) => [0, 1, 2, 3].map((q) => `      let x${j}${q} = xs[xo + (4u * k4 + ${q}u) * TXP + ${j * t.tx}u + tx];`).join('\n')).join('\n')}
-      for (var r = 0u; r < RF; r++) {
-        let wv = ws[wo + k4 * BF + ty * RF + r];
-${Array.from({ length: PX }, (_, j) => ['x', 'y', 'z', 'w'].map((c, q) => `        acc[${j * t.rf}u + r] += wv.${c} * x${j}${q};`).join('\n')).join('\n')}
-      }
-    }`;
+    let a = acc[j * RF + r];${['x', 'y', 'z', 'w'].map((q, i) => `
+    if (m + ${i}u < M) {
+      let mi = m + ${i}u;
+      let n = mi / P;
+      let o = (n * F + f) * P + mi - n * P;
+      let v = a.${q};
+      ${dotStore(g, 'v', 'o', 'f', false)}
+    }`).join('')}`;
   // Slices 1.. hand their sums to slice 0 one at a time through `red` (TT * RF * PX vec4s), which then stores.
   const reduce = KS === 1 ? '' : `
   for (var s1 = 1u; s1 < KS; s1++) {
@@ -230,11 +222,12 @@ ${dotBindings(names, vec, wVec)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TXP, PX, TY: t.ty, RF: t.rf, RF4, TT, KS, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
 // Per slice sl: xs[(sl * BK + k) * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k (thread tx
-// owns i = tx + j * TX, j < PX); ws[((sl * BK + k) * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k
-// (wf: ws[sl * BK * BF / 4 + k4 * BF + f]: channels 4k4.. of the tile's filter f).
+// owns i = tx + j * TX, j < PX); ws[((sl * BK + k) * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
 var<workgroup> xs: array<vec4<f32>, ${BK * TXP * KS}>;
 var<workgroup> ws: array<vec4<f32>, ${BK * t.ty * RF4 * KS}>;
 ${KS > 1 ? `var<workgroup> red: array<vec4<f32>, ${TT * t.rf * PX}>;` : ''}
+
+${scalarFns}
 
 fn loadX(m: u32, c: u32) -> vec4<f32> {${loadX}
 }
@@ -243,10 +236,8 @@ fn loadX(m: u32, c: u32) -> vec4<f32> {${loadX}
 fn loadW(f: u32, c: u32) -> vec4<f32> {${wVec ? `
   if (f >= F || c >= C) { return vec4<f32>(0.0); }
   return w[(f * C + c) / 4u];` : `
-  var v = vec4<f32>(0.0);
-  if (f >= F) { return v; }
-  for (var i = 0u; i < 4u; i++) { if (c + i < C) { v[i] = w[f * C + c + i]; } }
-  return v;`}
+  if (f >= F) { return vec4<f32>(0.0); }
+  return vec4<f32>(wAt(f, c), wAt(f, c + 1u), wAt(f, c + 2u), wAt(f, c + 3u));`}
 }
 
 @compute @workgroup_size(${T})
@@ -266,7 +257,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var xr: array<vec4<f32>, XL>;
   var wr: array<vec4<f32>, WL>;
   for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xr[i] = loadX(m0 + 4u * (e % TXP), cs + e / TXP); } }
-  for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + ${wfl}, cs + 4u * ${wk4}); } }
+  for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), cs + 4u * (e % (BK / 4u))); } }
   var acc: array<vec4<f32>, RF * PX>;
   for (var r = 0u; r < RF * PX; r++) { acc[r] = vec4<f32>(0.0); }
   let xo = sl * BK * TXP;
@@ -275,11 +266,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xs[xo + e] = xr[i]; } }
     for (var i = 0u; i < WL; i++) {
       let e = lt + i * TT;
-      if (e < BF * BK / 4u) {${WF ? `
-        ws[wo + e] = wr[i];` : `
+      if (e < BF * BK / 4u) {
         let fl = e / (BK / 4u);
         let k = 4u * (e % (BK / 4u));
-        for (var q = 0u; q < 4u; q++) { ws[wo + (k + q) * (TY * RF4) + fl / 4u][fl % 4u] = wr[i][q]; }`}
+        for (var q = 0u; q < 4u; q++) { ws[wo + (k + q) * (TY * RF4) + fl / 4u][fl % 4u] = wr[i][q]; }
       }
     }
     workgroupBarrier();
@@ -287,9 +277,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let c1 = c0 + BK * KS + cs;
     if (c0 + BK * KS < C) {
       for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xr[i] = loadX(m0 + 4u * (e % TXP), c1 + e / TXP); } }
-      for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + ${wfl}, c1 + 4u * ${wk4}); } }
+      for (var i = 0u; i < WL; i++) { let e = lt + i * TT; if (e < BF * BK / 4u) { wr[i] = loadW(f0 + e / (BK / 4u), c1 + 4u * (e % (BK / 4u))); } }
     }
-    ${WF ? innerWf : `for (var k = 0u; k < BK; k++) {
+    for (var k = 0u; k < BK; k++) {
 ${Array.from({ length: PX }, (_, j) => `      let xv${j} = xs[xo + k * TXP + ${j * t.tx}u + tx];`).join('\n')}
       for (var r4 = 0u; r4 < RF4; r4++) {
         let wv = ws[wo + (k * TY + ty) * RF4 + r4];
@@ -298,7 +288,7 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
         acc[${j * t.rf}u + 4u * r4 + 2u] += wv.z * xv${j};
         acc[${j * t.rf}u + 4u * r4 + 3u] += wv.w * xv${j};`).join('\n')}
       }
-    }`}
+    }
     workgroupBarrier();
   }${reduce}
   for (var j = 0u; j < PX; j++) {
@@ -313,7 +303,7 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}${WF ? 'WF' : ''}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}`, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
   };
 }

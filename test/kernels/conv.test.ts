@@ -135,10 +135,7 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
     // Two position vec4s per thread (8 positions x RF filters), alone and with K slices.
     { tx: 8, ty: 8, rf: 8, px: 2 }, { tx: 2, ty: 4, rf: 4, px: 2 }, { tx: 4, ty: 4, rf: 8, px: 2, ks: 2 }, { tx: 2, ty: 2, rf: 4, px: 3, ks: 3 },
     // Other channel steps (bk): 32 (100 channels: 4 steps, the last partial), 8 with K slices, 64 with px 2.
-    { tx: 8, ty: 8, rf: 4, bk: 32 }, { tx: 2, ty: 2, rf: 4, bk: 8, ks: 3 }, { tx: 4, ty: 4, rf: 8, bk: 64, px: 2 },
-    // w staged as it lies (wf), with each of the options above.
-    { tx: 8, ty: 8, rf: 4, wf: true }, { tx: 16, ty: 16, rf: 4, wf: true, bk: 32 }, { tx: 2, ty: 2, rf: 4, wf: true, ks: 3 },
-    { tx: 4, ty: 4, rf: 8, wf: true, px: 2, ks: 2, bk: 8 }];
+    { tx: 8, ty: 8, rf: 4, bk: 32 }, { tx: 2, ty: 2, rf: 4, bk: 8, ks: 3 }, { tx: 4, ty: 4, rf: 8, bk: 64, px: 2 }];
   const { activationFn } = await import('../../kernels/shader.js');
   let s = 900;
   for (const L of layers) {
