@@ -1,10 +1,12 @@
 // Layer kernel benchmark: every pointwise and depthwise layer of a zoo model, timed alone on the GPU with each
 // kernel variant it can take (kernels/pointwise.ts dotProgram choices and gemm tiles, kernels/depthwise.ts row
 // widths), at several batches. It is what chooseDot's and depthwiseRowOutputs' rules are read from, and issue 8's
-// bandwidth figure per kernel.
+// bandwidth figure per kernel. Two reference kernels end it: a vec4 copy (the bandwidth) and fp32 FMA chains (the
+// throughput), and each kind's layers are summed against their roofline, max(bytes / copy, FLOPs / FMA peak).
 //
 // Run: npm run build && node dist/bench/layer-kernels.js [--models mobilenet_v2] [--batches 1,8,32] [--iters 20]
-//      [--heat-ms 20] [--rounds 3] [--out DIR] [--auto-only]   (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
+//      [--heat-ms 20] [--rounds 3] [--out DIR] [--auto-only] [--px2]   (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
+//      --models '' times the two reference kernels only.
 // GPU time per dispatch: timestamps around one pass of `iters` repetitions, median of 5 passes (fcm-kernels.ts).
 
 import { mkdirSync, writeFileSync } from 'node:fs';
