@@ -161,6 +161,21 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
   }
 });
 
+test('pointwise gemm: tiles it cannot build are refused with the node named and the bad value', async () => {
+  const { dotGemm } = await import('../../kernels/pointwise.js');
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupsPerDimension: 65535 };
+  const geom = { N: 1, C: 32, F: 32, P: 64, hasBias: false, hasRes: false, act: { fn: 'fn act(v: f32) -> f32 { return v; }', key: '' } };
+  const build = (t: Record<string, number>) => () => dotGemm(geom, { tx: 8, ty: 8, rf: 4, ...t }, ['x', 'w'], [0, 1], limits, "node 'conv_7'", 'Conv(pw)', 'pointwise');
+  assert.throws(build({ bk: 6 }), /conv_7.*channels per step must be a positive multiple of 4, got 6/);
+  assert.throws(build({ bk: 0 }), /got 0/);
+  assert.throws(build({ ks: 0 }), /K slices must be a positive integer, got 0/);
+  assert.throws(build({ px: 1.5 }), /position vec4s per thread must be a positive integer, got 1.5/);
+  assert.throws(build({ rf: 6 }), /multiple of 4 filters per thread, got 6/);
+  // 128 channels per step staged for 64 positions and 64 filters: 64 KiB of workgroup storage (the limit here is 32).
+  assert.throws(build({ tx: 16, ty: 16, bk: 128 }), /65536 bytes of workgroup storage, the device allows 32768/);
+  assert.ok(build({ bk: 32 })().wgsl.includes('const BK: u32 = 32u;'));
+});
+
 test('pointwise kernel choice: gemm except vec4 on large maps and split-K on small outputs; K slices where tiles are few', async () => {
   const { chooseDot } = await import('../../kernels/pointwise.js');
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
