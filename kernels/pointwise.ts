@@ -58,6 +58,10 @@ export interface GemmTiles {
   px?: number;
   /** Channels per staging step (default 16, a multiple of 4): more FMAs between barriers and per load in flight. */
   bk?: number;
+  /** The thread's tile unrolled in the generated WGSL (gemmUnrolledWgsl). */
+  un?: boolean;
+  /** Double-buffered staging (one barrier per step; implies un). */
+  db?: boolean;
 }
 
 export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number };
@@ -94,9 +98,12 @@ export function gemmTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, limits: Kerne
 /** Threads that keep an H100-class GPU's 132 SMs busy at 256 each: below it, gemm splits K inside a workgroup. */
 const sliceThreads = 132 * 256;
 
+/** The unrolled gemm adds its K slices' sums in xs (free after the last step) where xs holds them. */
+const gemmRedInXs = (t: GemmTiles) => (t.un || t.db) === true && (t.bk ?? gemmBK) * t.tx * (t.px ?? 1) * (t.ks ?? 1) * (t.db ? 2 : 1) >= t.tx * t.ty * t.rf * (t.px ?? 1);
+
 export const gemmStorage = (t: GemmTiles) => {
   const ks = t.ks ?? 1, px = t.px ?? 1, bk = t.bk ?? gemmBK;
-  return 16 * bk * (t.tx * px + t.ty * t.rf / 4) * ks + (ks > 1 ? 16 * t.tx * t.ty * t.rf * px : 0);
+  return 16 * bk * (t.tx * px + t.ty * t.rf / 4) * ks * (t.db ? 2 : 1) + (ks > 1 && !gemmRedInXs(t) ? 16 * t.tx * t.ty * t.rf * px : 0);
 };
 
 /**
@@ -217,7 +224,7 @@ fn wAt(f: u32, c: u32) -> f32 {
     workgroupBarrier();
   }
   if (sl != 0u) { return; }`;
-  const wgsl = `
+  const wgsl = t.un || t.db ? gemmUnrolledWgsl(g, t, names, d, total) : `
 ${dotBindings(names, vec, wVec)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TXP, PX, TY: t.ty, RF: t.rf, RF4, TT, KS, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
@@ -303,9 +310,219 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}${t.db ? 'UD' : t.un ? 'U' : ''}`, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
   };
+}
+
+/**
+ * The gemm's WGSL with every loop over the thread's tile unrolled here (`un`): accumulators, staging registers and
+ * the per-load index bases are named variables, so no index into an array or a vec4 is left to the driver's
+ * unrolling (the session-10 lesson: an array indexed by a loop variable may live in local memory). Bounds checks are
+ * emitted only where the shape leaves partial tiles. `db`: the staged tiles are double-buffered, one barrier per step.
+ */
+function gemmUnrolledWgsl(g: DotGeom, t: GemmTiles, names: string[], d: { dispatchX: number }, total: number): string {
+  const KS = t.ks ?? 1, PX = t.px ?? 1, BK = t.bk ?? gemmBK, DB = t.db ? 2 : 1;
+  const TT = t.tx * t.ty, RF = t.rf, RF4 = RF / 4, TXP = t.tx * PX, BF = RF * t.ty, BF4 = BF / 4, BM = 4 * TXP;
+  const M = g.N * g.P, FT = ceilDiv(g.F, BF);
+  const vec = g.P % 4 === 0, wVec = g.C % 4 === 0;
+  const XN = BK * TXP, WN = BF * BK / 4, XL = ceilDiv(XN, TT), WL = ceilDiv(WN, TT), BK4 = BK / 4;
+  // Per slice and buffer: x tile XN vec4s, w tile BK * BF4 vec4s.
+  const XS = XN * KS, WS = BK * BF4 * KS;
+  const needM = M % BM !== 0, needF = g.F % BF !== 0, needC = g.C % (BK * KS) !== 0;
+  const redInXs = gemmRedInXs(t);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const q4 = ['x', 'y', 'z', 'w'];
+  const and = (...c: string[]) => c.filter((s) => s).join(' && ') || 'true';
+  const lines: string[] = [];
+  const L = (s: string) => lines.push(s);
+  // Per-thread bases of each staged load, fixed over the channel steps.
+  for (const i of range(XL)) {
+    L(`  let xe${i} = lt + ${i * TT}u;`);
+    L(`  let xk${i} = xe${i} / TXP;`);
+    L(`  let xm${i} = m0 + 4u * (xe${i} % TXP);`);
+    const eOk = (i + 1) * TT > XN ? `xe${i} < ${XN}u` : '';
+    if (vec) {
+      L(`  let xn${i} = xm${i} / P;`);
+      L(`  let xb${i} = xn${i} * C * P4 + (xm${i} - xn${i} * P) / 4u + xk${i} * P4;`);
+      L(`  let xo${i} = ${and(eOk, needM ? `xm${i} < M` : '')};`);
+    } else {
+      for (const q of range(4)) {
+        L(`  let xn${i}_${q} = (xm${i} + ${q}u) / P;`);
+        L(`  let xb${i}_${q} = xn${i}_${q} * C * P + xm${i} + ${q}u - xn${i}_${q} * P + xk${i} * P;`);
+        L(`  let xo${i}_${q} = ${and(eOk, `xm${i} + ${q}u < M`)};`);
+      }
+    }
+  }
+  for (const i of range(WL)) {
+    L(`  let we${i} = lt + ${i * TT}u;`);
+    L(`  let wf${i} = f0 + we${i} / BK4;`);
+    L(`  let wk${i} = 4u * (we${i} % BK4);`);
+    L(`  let wb${i} = wf${i} * C + wk${i};`);
+    L(`  let wo${i} = ${and((i + 1) * TT > WN ? `we${i} < ${WN}u` : '', needF ? `wf${i} < F` : '')};`);
+    // Where the 4 channels of this load land in ws: rows wk..wk+3, filter column (we / BK4) of BF.
+    L(`  let wsi${i} = wk${i} * BF4 + (we${i} / BK4) / 4u;`);
+    L(`  let wsc${i} = (we${i} / BK4) % 4u;`);
+  }
+  const prologue = lines.splice(0).join('\n');
+  const scale = (n: string, c: string) => (g.hasScale ? ` * sc[${n} * C + ${c}]` : '');
+  // Loads of the step whose first channel (of this slice) is `cb`.
+  const load = (cb: string) => {
+    const out: string[] = [];
+    for (const i of range(XL)) {
+      const cOk = needC ? `${cb} + xk${i} < C` : '';
+      if (vec) {
+        out.push(`    xr${i} = vec4<f32>(0.0);`);
+        out.push(`    if (${and(`xo${i}`, cOk)}) { xr${i} = x[xb${i} + ${cb} * P4]${scale(`xn${i}`, `${cb} + xk${i}`)}; }`);
+      } else {
+        out.push(`    xr${i} = vec4<f32>(${range(4).map((q) => `xAt(xb${i}_${q} + ${cb} * P, ${g.hasScale ? `xn${i}_${q} * C + ${cb} + xk${i}` : '0u'}, ${and(`xo${i}_${q}`, cOk)})`).join(', ')});`);
+      }
+    }
+    for (const i of range(WL)) {
+      if (wVec) {
+        out.push(`    wr${i} = vec4<f32>(0.0);`);
+        out.push(`    if (${and(`wo${i}`, needC ? `${cb} + wk${i} < C` : '')}) { wr${i} = w[(wb${i} + ${cb}) / 4u]; }`);
+      } else {
+        out.push(`    wr${i} = vec4<f32>(${range(4).map((q) => `wAt(wb${i} + ${cb} + ${q}u, ${and(`wo${i}`, `${cb} + wk${i} + ${q}u < C`)})`).join(', ')});`);
+      }
+    }
+    return out.join('\n');
+  };
+  const store = (xOff: string, wOff: string) => {
+    const out: string[] = [];
+    for (const i of range(XL)) {
+      const s = `xs[${xOff} + xe${i}] = xr${i};`;
+      out.push((i + 1) * TT > XN ? `    if (xe${i} < ${XN}u) { ${s} }` : `    ${s}`);
+    }
+    for (const i of range(WL)) {
+      const s = range(4).map((q) => `ws[${wOff} + wsi${i} + ${q * BF4}u][wsc${i}] = wr${i}.${q4[q]};`).join(' ');
+      out.push((i + 1) * TT > WN ? `    if (we${i} < ${WN}u) { ${s} }` : `    ${s}`);
+    }
+    return out.join('\n');
+  };
+  const compute = (xOff: string, wOff: string) => {
+    const out: string[] = [];
+    for (const k of range(BK)) {
+      out.push('    {');
+      for (const j of range(PX)) out.push(`      let x${j} = xs[${xOff} + ${k * TXP + j * t.tx}u];`);
+      for (const r4 of range(RF4)) out.push(`      let w${r4} = ws[${wOff} + ${k * BF4 + r4}u];`);
+      for (const j of range(PX)) for (const r of range(RF)) out.push(`      a${j}_${r} = fma(vec4<f32>(w${r >> 2}.${q4[r & 3]}), x${j}, a${j}_${r});`);
+      out.push('    }');
+    }
+    return out.join('\n');
+  };
+  const accs = range(PX).flatMap((j) => range(RF).map((r) => `a${j}_${r}`));
+  // The slices' sums pass through xs where it is large enough (free after the last step's barrier).
+  const red = redInXs ? 'xs' : 'red';
+  const reduce = KS === 1 ? '' : `
+  for (var s1 = 1u; s1 < KS; s1++) {
+    if (sl == s1) {
+${accs.map((a, i) => `      ${red}[${i * TT}u + lt] = ${a};`).join('\n')}
+    }
+    workgroupBarrier();
+    if (sl == 0u) {
+${accs.map((a, i) => `      ${a} += ${red}[${i * TT}u + lt];`).join('\n')}
+    }
+    workgroupBarrier();
+  }
+  if (sl != 0u) { return; }`;
+  const stores: string[] = [];
+  for (const j of range(PX)) {
+    stores.push(`  {\n    let m = m0 + 4u * (tx + ${j * t.tx}u);`);
+    if (vec) stores.push(`    let n = m / P;\n    let ob = n * F * P4 + (m - n * P) / 4u;`);
+    stores.push(needM ? '    if (m < M) {' : '    {');
+    for (const r of range(RF)) {
+      stores.push(`    {\n      let f = f0 + ty * RF + ${r}u;`);
+      stores.push(needF ? '      if (f < F) {' : '      {');
+      if (vec) {
+        stores.push(`        let o = ob + f * P4;\n        let v = a${j}_${r};\n        ${dotStore(g, 'v', 'o', 'f', true)}`);
+      } else {
+        for (const q of range(4)) {
+          stores.push(`        if (m + ${q}u < M) {\n          let mi = m + ${q}u;\n          let n = mi / P;\n          let o = (n * F + f) * P + mi - n * P;\n          let v = a${j}_${r}.${q4[q]};\n          ${dotStore(g, 'v', 'o', 'f', false)}\n        }`);
+        }
+      }
+      stores.push('      }\n    }');
+    }
+    stores.push('    }\n  }');
+  }
+  const xsOff = (b: string) => `${b}sl * ${XN}u + tx`, wsOff = (b: string) => `${b}sl * ${BK * BF4}u + ty * RF4`;
+  const loop = DB === 1 ? `
+  for (var c0 = 0u; c0 < C; c0 += BK * KS) {
+${store('sl * XN', 'sl * WSL')}
+    workgroupBarrier();
+    // The next step's loads go out before this step's FMAs (c0 is uniform: no divergence).
+    if (c0 + BK * KS < C) {
+      let cb = c0 + BK * KS + cs;
+${load('cb')}
+    }
+${compute('xb', 'wb')}
+    workgroupBarrier();
+  }` : `
+${store('sl * XN', 'sl * WSL')}
+  workgroupBarrier();
+  var buf = 0u;
+  for (var c0 = 0u; c0 < C; c0 += BK * KS) {
+    let more = c0 + BK * KS < C;
+    if (more) {
+      let cb = c0 + BK * KS + cs;
+${load('cb')}
+    }
+    let xb = buf * XS + ${xsOff('')};
+    let wb = buf * WS + ${wsOff('')};
+${compute('xb', 'wb')}
+    if (more) {
+      let nb = 1u - buf;
+${store('nb * XS + sl * XN', 'nb * WS + sl * WSL')}
+    }
+    workgroupBarrier();
+    buf = 1u - buf;
+  }`;
+  return `
+${dotBindings(names, vec, wVec)}
+${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BF4, BK, BK4, TX: t.tx, TXP, TY: t.ty, RF, RF4, TT, KS, XN, WSL: BK * BF4, XS, WS, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${g.act.fn}
+// Buffer b, slice sl: xs[b * XS + sl * XN + k * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k;
+// ws[b * WS + sl * WSL + k * BF4 + fq]: filters 4fq..4fq+3 of the tile at channel k.
+var<workgroup> xs: array<vec4<f32>, ${XS * DB}>;
+var<workgroup> ws: array<vec4<f32>, ${WS * DB}>;
+${KS > 1 && !redInXs ? `var<workgroup> red: array<vec4<f32>, ${TT * RF * PX}>;` : ''}
+${vec ? '' : `
+fn xAt(i: u32, s: u32, ok: bool) -> f32 {
+  if (!ok) { return 0.0; }
+  return x[i]${g.hasScale ? ' * sc[s]' : ''};
+}`}${wVec ? '' : `
+fn wAt(i: u32, ok: bool) -> f32 {
+  if (!ok) { return 0.0; }
+  return w[i];
+}`}
+
+@compute @workgroup_size(${TT * KS})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  // Uniform per workgroup: returning here cannot split a barrier.
+  if (g >= TOTAL) { return; }
+  let f0 = (g % FT) * BF;
+  let m0 = (g / FT) * BM;
+  let sl = li / TT;
+  let lt = li % TT;
+  let tx = lt % TX;
+  let ty = lt / TX;
+  // Slice sl's steps start at channel sl * BK and advance KS * BK; every slice runs the same (uniform) trip count,
+  // channels past C load as zeros.
+  let cs = sl * BK;
+${prologue}
+${range(XL).map((i) => `  var xr${i}: vec4<f32>;`).join('\n')}
+${range(WL).map((i) => `  var wr${i}: vec4<f32>;`).join('\n')}
+  {
+    let cb = cs;
+${load('cb')}
+  }
+${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join('\n')}${DB === 1 ? `
+  let xb = ${xsOff('')};
+  let wb = ${wsOff('')};` : ''}${loop}${reduce}
+${stores.join('\n')}
+}
+`;
 }
 
 /** vec4 kernel: `names` are the bindings (x, w, b?, res?) in order, `inputs` their node input indices. */
