@@ -5,7 +5,7 @@
 // correlation of estimate vs measured is printed per model and batch, then the least-squares fit of the absolute
 // figures (log error) at the best balance.
 //   npm run build; node dist/bench/calibrate.js [--dir bench/data/h200-2026-12-01] [--measured-hw h100-datasheet]
-//   [--b1 FILE] [--modules FILE]
+//   [--b1 FILE[,FILE...]] [--modules FILE[,FILE...]]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,13 +24,19 @@ const dir = arg('dir', 'bench/data/h200-2026-12-01');
 const hw = loadHw(arg('measured-hw', 'h100-datasheet'));
 type Layer = { module: number | null; fusedGpuMs?: number };
 // --b1 FILE: batch 1's times from a gpu-modules.json (bench/gpu.ts --parts modules --batch 1: each node timed in one
-// heated pass) instead of the e2e report's profiles; --modules FILE: the batch-B file (default DIR/gpu-modules.json).
-const b1File = arg('b1', '');
+// heated pass) or a gpu-e2e.json (its profiles) instead of DIR/gpu-e2e.json; --modules FILE: the batch-B file (default
+// DIR/gpu-modules.json). Several measurements (leases) at once: comma-separated lists, paired in order; the fit then
+// ranks by the lowest Spearman over every model, batch and lease.
 type Mods = { model: string; batch: number; layers: Layer[] }[];
-const e2e = b1File
-  ? (JSON.parse(readFileSync(b1File, 'utf8')) as Mods).map((m) => ({ model: m.model, report: { layers: m.layers } }))
-  : JSON.parse(readFileSync(join(dir, 'gpu-e2e.json'), 'utf8')) as { model: string; report: { layers: Layer[] } }[];
-const mods = JSON.parse(readFileSync(arg('modules', join(dir, 'gpu-modules.json')), 'utf8')) as Mods;
+type B1 = { model: string; report: { layers: Layer[] } }[];
+const readB1 = (f: string): B1 => {
+  const j = JSON.parse(readFileSync(f, 'utf8')) as (Mods[number] | B1[number])[];
+  return j.map((m) => ('report' in m ? m : { model: m.model, report: { layers: m.layers } }));
+};
+const b1Files = arg('b1', join(dir, 'gpu-e2e.json')).split(',');
+const modFiles = arg('modules', join(dir, 'gpu-modules.json')).split(',');
+if (b1Files.length !== modFiles.length) throw new Error(`--b1 names ${b1Files.length} files and --modules ${modFiles.length}: they pair up`);
+const sets = b1Files.map((f, i) => ({ e2e: readB1(f), mods: JSON.parse(readFileSync(modFiles[i], 'utf8')) as Mods, lease: i }));
 
 const data: { name: string; batch: number; costs: ModuleCost[]; times: number[] }[] = [];
 for (const name of Object.keys(zooModels)) {
@@ -39,20 +45,23 @@ for (const name of Object.keys(zooModels)) {
   const g = await loadModel(path, { batch: 1 });
   const dag = toDag(g);
   const times = (layers: Layer[]) => layers.filter((l) => l.module !== null).map((l) => (l.fusedGpuMs ?? NaN) * 1000);
-  const b1 = e2e.find((x) => x.model === name), bm = mods.find((x) => x.model === name);
-  const measured: [number, number[]][] = [];
-  if (b1) measured.push([1, times(b1.report.layers)]);
-  if (bm) measured.push([bm.batch, times(bm.layers)]);
-  for (const [batch, t] of measured) {
-    // The measured plans were made at the measured batch with the measured description (bench/gpu.ts planFor).
-    const plan = planFusion(dag, hw, { mode: 'optimal', model: name, dtypeBytes: 4, batch });
-    const ctx: CostContext = { hw, dtypeBytes: 4, objective: 'time', batch };
-    const costs = plan.modules.map((m) => {
-      const sp = m.layers.map((id) => convSpec(dag[id], name));
-      return m.layers.length === 2 ? costFcm(m.kind as 'pwdw' | 'dwpw' | 'pwpw', sp[0], sp[1], ctx)! : costLayer(sp[0], ctx, name);
-    });
-    if (t.length !== costs.length) { console.log(`${name} b${batch}: measured modules differ from the plan (another --measured-hw?): skipped`); continue; }
-    data.push({ name, batch, costs, times: t });
+  for (const { e2e, mods, lease } of sets) {
+    const b1 = e2e.find((x) => x.model === name), bm = mods.find((x) => x.model === name);
+    const measured: [number, number[]][] = [];
+    if (b1) measured.push([1, times(b1.report.layers)]);
+    if (bm) measured.push([bm.batch, times(bm.layers)]);
+    for (const [batch, t] of measured) {
+      // The measured plans were made at the measured batch with the measured description (bench/gpu.ts planFor).
+      const plan = planFusion(dag, hw, { mode: 'optimal', model: name, dtypeBytes: 4, batch });
+      const ctx: CostContext = { hw, dtypeBytes: 4, objective: 'time', batch };
+      const costs = plan.modules.map((m) => {
+        const sp = m.layers.map((id) => convSpec(dag[id], name));
+        return m.layers.length === 2 ? costFcm(m.kind as 'pwdw' | 'dwpw' | 'pwpw', sp[0], sp[1], ctx)! : costLayer(sp[0], ctx, name);
+      });
+      const label = sets.length > 1 ? `${name}#${lease}` : name;
+      if (t.length !== costs.length) { console.log(`${label} b${batch}: measured modules differ from the plan (another --measured-hw?): skipped`); continue; }
+      data.push({ name: label, batch, costs, times: t });
+    }
   }
 }
 // The planner's own estimate (cost.ts rooflineUs) under candidate figures; the FCM time factors stay the measured description's.

@@ -47,8 +47,9 @@ const warmup = Number(arg('warmup', '10'));
 const batch = Number(arg('batch', '8'));
 const profiles = Number(arg('profiles', '9'));
 const bwBatch = Number(arg('bw-batch', '32'));
-// --heat-ms: untimed inferences ahead of each profile (src/bench/profile.ts); 0 profiles a GPU that idled before.
-const heatMs = Number(arg('heat-ms', '20'));
+// --heat-ms: untimed work ahead of each profile or each session's node timing (src/bench/profile.ts); 0 times a GPU
+// that idled before.
+const heatMs = Number(arg('heat-ms', '100'));
 // --timing pass|profile: how the per-module figures are taken (timeModules below).
 const timing = arg('timing', 'pass');
 if (timing !== 'pass' && timing !== 'profile') throw new Error(`--timing takes pass or profile, got ${timing}`);
@@ -124,7 +125,7 @@ async function modules(name: string, batchSize: number) {
   const su = await createSession(g, { hw, plan: 'unfused' });
   // --timing pass: each node's kernels alone in one heated pass (src/bench/profile.ts medianNodeTimes).
   const [pf, pu] = timing === 'pass'
-    ? await medianNodeTimes([sf, su], inputs, passRounds, passIters)
+    ? await medianNodeTimes([sf, su], inputs, passRounds, passIters, heatMs)
     : await medianProfiles([sf, su], inputs, profiles, 30, heatMs);
   sf.dispose(); su.dispose();
   const layers: BenchLayer[] = joinLayers(plan, applyPlan(g, plan), pf, pu);

@@ -1,11 +1,12 @@
 // Layer kernel benchmark: every pointwise and depthwise layer of a zoo model, timed alone on the GPU with each
 // kernel variant it can take (kernels/pointwise.ts dotProgram choices and gemm tiles, kernels/depthwise.ts row
 // widths), at several batches. It is what chooseDot's and depthwiseRowOutputs' rules are read from, and issue 8's
-// bandwidth figure per kernel. Two reference kernels end it: a vec4 copy (the bandwidth) and fp32 FMA chains (the
-// throughput), and each kind's layers are summed against their roofline, max(bytes / copy, FLOPs / FMA peak).
+// bandwidth figure per kernel. Three reference kernels end it: a vec4 copy (the bandwidth), fp32 FMA chains (the
+// throughput) and an empty dispatch (the floor under every layer), and each kind's layers are summed against their
+// roofline, max(bytes / copy, FLOPs / FMA peak).
 //
 // Run: npm run build && node dist/bench/layer-kernels.js [--models mobilenet_v2] [--batches 1,8,32] [--iters 20]
-//      [--heat-ms 20] [--rounds 3] [--out DIR] [--auto-only] [--px2] [--un]   (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
+//      [--heat-ms 20] [--rounds 3] [--out DIR] [--auto-only] [--dw-variants] [--px2] [--un]   (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
 //      --models '' times the two reference kernels only.
 // GPU time per dispatch: timestamps around one pass of `iters` repetitions, median of 5 passes (fcm-kernels.ts).
 
@@ -61,7 +62,8 @@ async function main() {
         seen.add(key);
         const all = pw ? pwVariants(geom, limits) : dwVariants(geom, limits);
         // --auto-only: the kernels the executor picks (the bandwidth figure), not the variants.
-        const variants = autoOnly ? all.slice(0, 1) : all;
+        // --dw-variants: depthwise layers with all their variants even with --auto-only.
+        const variants = autoOnly && !(dw && process.argv.includes('--dw-variants')) ? all.slice(0, 1) : all;
         const b = convBindings(geom);
         const sizes = [geom.N * geom.C * geom.H * geom.W, geom.F * (geom.C / geom.group) * geom.kh * geom.kw, geom.F, geom.N * geom.F * geom.HO * geom.WO];
         const prepared = [];
@@ -105,6 +107,8 @@ async function main() {
   console.log(`copy kernel (vec4, heated): ${copyGbps.toFixed(0)} GB/s`);
   const fmaTflops = await fmaPeak(device);
   console.log(`fp32 FMA kernel (heated): ${fmaTflops.toPrecision(3)} TFLOPS`);
+  const floorUs = await dispatchFloor(device);
+  console.log(`empty dispatch (1 workgroup, timed as the layers are): ${floorUs.toFixed(2)} us`);
   // The roofline of each layer from the two references: max(bytes / copy, FLOPs / FMA peak). A layer whose 60% of
   // copy bandwidth would need more than the FMA peak cannot reach it in fp32.
   const roofUs = (x: Row) => Math.max(x.mb / copyGbps, x.gflop / fmaTflops) * 1e3;
@@ -115,11 +119,12 @@ async function main() {
         const autoUs = r.reduce((a, x) => a + x.us[Object.keys(x.us)[0]], 0), roof = r.reduce((a, x) => a + roofUs(x), 0);
         const over = r.filter((x) => x.gflop / (x.mb / (0.6 * copyGbps)) > fmaTflops).length;
         console.log(`roofline ${model} b${batch} ${kind}: ${roof.toFixed(0)} us, auto ${autoUs.toFixed(0)} us = ${(100 * roof / autoUs).toFixed(0)}% of it; ` +
-          `${over} of ${r.length} layers need more than ${fmaTflops.toPrecision(3)} TFLOPS for 60% of copy`);
+          `${over} of ${r.length} layers need more than ${fmaTflops.toPrecision(3)} TFLOPS for 60% of copy; ` +
+          `${r.length} x the empty dispatch = ${(r.length * floorUs).toFixed(0)} us of the ${autoUs.toFixed(0)}`);
       }
     }
   }
-  if (outDir) { mkdirSync(outDir, { recursive: true }); writeFileSync(join(outDir, 'layer-kernels.json'), JSON.stringify({ copyGbps, fmaTflops, rows }, null, 1)); }
+  if (outDir) { mkdirSync(outDir, { recursive: true }); writeFileSync(join(outDir, 'layer-kernels.json'), JSON.stringify({ copyGbps, fmaTflops, floorUs, rows }, null, 1)); }
   await closeDevice();
 }
 
@@ -176,6 +181,25 @@ ${body}
   for (let r = 0; r < rounds; r++) us.push(await timeSteps(device, [{ program, prepared }], iters, heatMs));
   release(prepared);
   return (threads * steps * chains * 4 * 2) / median(us) / 1e6;
+}
+
+/**
+ * GPU time of a dispatch that does almost nothing (one workgroup of 64 threads copying 64 floats), timed as the layers
+ * are: the floor under every layer's figure (the barrier and launch between dependent dispatches in one pass).
+ */
+async function dispatchFloor(device: GPUDevice): Promise<number> {
+  const program: KernelProgram = {
+    name: 'empty', cacheKey: 'empty', workgroupSize: [64, 1, 1], dispatch: [1, 1, 1], inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
+    wgsl: `
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(64) fn main(@builtin(local_invocation_index) i: u32) { out[i] = a[i]; }`,
+  };
+  const prepared = await prepare(device, program, [new Float32Array(64)], 64);
+  const us: number[] = [];
+  for (let r = 0; r < rounds; r++) us.push(await timeSteps(device, [{ program, prepared }], iters, heatMs));
+  release(prepared);
+  return median(us);
 }
 
 function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
@@ -240,7 +264,9 @@ function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, 
 
 function dwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
   const auto = depthwiseRowOutputs(g);
-  return [[`auto rw${auto}`, depthwiseRows(g, auto, limits, 'dw')], ...[1, 2, 4].map((rw) => [`rw${rw}`, depthwiseRows(g, rw, limits, 'dw')] as [string, KernelProgram])];
+  // `old`: the kernel with WGSL loops over the window and arrays for the sums and spans (loops: true).
+  return [[`auto rw${auto}`, depthwiseRows(g, auto, limits, 'dw')], [`old rw${auto}`, depthwiseRows(g, auto, limits, 'dw', { loops: true })],
+    ...[1, 2, 4].map((rw) => [`rw${rw}`, depthwiseRows(g, rw, limits, 'dw')] as [string, KernelProgram])];
 }
 
 main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

@@ -28,7 +28,8 @@ export function depthwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   return depthwiseRows(g, depthwiseRowOutputs(g), args.limits, w);
 }
 
-export function depthwiseRows(g: ConvGeom, rw: number, limits: KernelLimits, w: string): KernelProgram {
+export function depthwiseRows(g: ConvGeom, rw: number, limits: KernelLimits, w: string, opts: { loops?: boolean } = {}): KernelProgram {
+  if (!opts.loops) return depthwiseUnrolled(g, rw, limits, w);
   const WQ = ceilDiv(g.WO, rw);
   const total = g.N * g.C * g.HO * WQ;
   const d = flatDispatch(total, limits, w);
@@ -81,6 +82,89 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       for (var j = 0u; j < RW; j++) { s[j] += row[j * SW + kw * DW] * wv; }
     }
   }
+  ${store}
+}
+`;
+  return {
+    name: `Conv(dw ${g.kh}x${g.kw} s${g.sh})`,
+    cacheKey: cacheKey('depthwise-loops', geomKey(g), `RW${rw}`, d.key),
+    wgsl,
+    workgroupSize: d.workgroupSize,
+    dispatch: d.dispatch,
+    inputs: b.inputs,
+    outputs: 1,
+    uniforms: [],
+    workgroupStorageBytes: 0,
+  };
+}
+
+/**
+ * The same computation with every loop unrolled here: the RW sums and each input row's span are named variables, the
+ * KH x KW window is straight-line code, and a column is bounds-checked only where some invocation's window can leave
+ * the image (issue 8: arrays indexed by loop variables may live in local memory; kernels/pointwise.ts's gemm).
+ */
+function depthwiseUnrolled(g: ConvGeom, rw: number, limits: KernelLimits, w: string): KernelProgram {
+  const WQ = ceilDiv(g.WO, rw);
+  const total = g.N * g.C * g.HO * WQ;
+  const d = flatDispatch(total, limits, w);
+  const vec = rw === 4 && g.WO % 4 === 0;
+  const b = convBindings(g);
+  const vecOf = new Set(vec ? ['res', 'out'] : []);
+  const decl = (n: string, k: number, access: string) => `@group(0) @binding(${k}) var<storage, ${access}> ${n}: ${vecOf.has(n) ? 'array<vec4<f32>>' : 'array<f32>'};`;
+  const epi = (s: string, f: string) => `act(${s}${g.hasBias ? ` + b[${f}]` : ''})`;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  // Span positions some output of the invocation reads, and whether any invocation's position k can fall outside
+  // [0, W): ix0 runs from -PL to (WQ - 1) * RW * SW - PL.
+  const used = [...new Set(range(rw).flatMap((j) => range(g.kw).map((kw) => j * g.sw + kw * g.dw)))].sort((a, b2) => a - b2);
+  const ixMax = (WQ - 1) * rw * g.sw - g.pl;
+  const colCheck = (k: number) => k - g.pl < 0 || ixMax + k >= g.W;
+  const rowCheck = (kh: number) => kh * g.dh - g.pt < 0 || (g.HO - 1) * g.sh - g.pt + kh * g.dh >= g.H;
+  const body = range(g.kh).map((kh) => {
+    const loads = used.map((k) => colCheck(k)
+      ? `      let r${k} = xAt(xr + ${k}i, ix0 + ${k}i);`
+      : `      let r${k} = x[u32(xr + ${k}i)];`);
+    const fmas = range(g.kw).flatMap((kw) => [
+      `      let w${kw} = w[wb + ${kh * g.kw + kw}u];`,
+      ...range(rw).map((j) => `      s${j} = fma(r${j * g.sw + kw * g.dw}, w${kw}, s${j});`),
+    ]);
+    const inner = [`      let xr = xrow + ${kh * g.dh}i * W;`, ...loads, ...fmas].join('\n');
+    return rowCheck(kh)
+      ? `  {\n    let iy = iy0 + ${kh * g.dh}i;\n    if (iy >= 0i && iy < H) {\n${inner}\n    }\n  }`
+      : `  {\n    {\n${inner}\n    }\n  }`;
+  }).join('\n');
+  const store = vec
+    ? `let o = (nc * HO + oy) * (WO / 4u) + q;
+  out[o] = vec4<f32>(${range(4).map((j) => epi(`s${j}`, 'c')).join(', ')})${g.hasRes ? ' + res[o]' : ''};`
+    : `let o = (nc * HO + oy) * WO + ox0;
+${range(rw).map((j) => `  ${g.WO % rw === 0 ? '' : `if (ox0 + ${j}u < WO) `}{ out[o + ${j}u] = ${epi(`s${j}`, 'c')}${g.hasRes ? ` + res[o + ${j}u]` : ''}; }`).join('\n')}`;
+  const wgsl = `
+${b.names.map((n, k) => decl(n, k, 'read')).join('\n')}
+${decl('out', b.names.length, 'read_write')}
+${constsU32({ C: g.C, HO: g.HO, WO: g.WO, WQ, RW: rw, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw })}
+${constsI32({ H: g.H, W: g.W, PT: g.pt, PL: g.pl })}
+${g.act.fn}
+
+/** x at flat index i, 0 where column ix is outside the image (zero padding). */
+fn xAt(i: i32, ix: i32) -> f32 {
+  if (ix < 0i || ix >= W) { return 0.0; }
+  return x[u32(i)];
+}
+
+@compute @workgroup_size(${d.workgroupSize[0]})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${d.guard}
+  let q = i % WQ;
+  let oy = (i / WQ) % HO;
+  let nc = i / (WQ * HO);
+  let c = nc % C;
+  let ox0 = q * RW;
+  let iy0 = i32(oy * SH) - PT;
+  let ix0 = i32(ox0 * SW) - PL;
+  // Row iy0's first span position; row kh adds kh * DH rows.
+  let xrow = i32(nc) * H * W + iy0 * W + ix0;
+  let wb = c * KH * KW;
+${range(rw).map((j) => `  var s${j} = 0.0;`).join('\n')}
+${body}
   ${store}
 }
 `;

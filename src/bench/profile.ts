@@ -41,23 +41,29 @@ export async function medianProfiles(
 
 /**
  * Per-node GPU times like medianProfiles', from Session.timeNodes instead: each node's kernels alone, repeated
- * `iters` times in one heated compute pass, the sessions alternating over `rounds` rounds, medians. This is the
+ * `iters` times in one compute pass (the first node after `heatMs` of its kernels: an H200 left idle by host work
+ * ramps its clock for tens of ms), the sessions alternating over `rounds` rounds (rounded up to a multiple of the
+ * sessions), medians. This is the
  * steady state of run()'s single pass; profiles time one pass per dispatch and follow the GPU's clock (on the H200
  * the same plan's kernel times summed 1.75x apart in two profiles of one lease, issue 8). The nodes are those a
  * profile reports (the ones that run kernels).
  */
 export async function medianNodeTimes(
-  sessions: readonly TimedSessionLike[], feeds: Record<string, Float32Array>, rounds: number, iters?: number,
+  sessions: readonly TimedSessionLike[], feeds: Record<string, Float32Array>, rounds: number, iters?: number, heatMs = 100,
 ): Promise<ProfileEntry[][]> {
   const nodes: ProfileEntry[][] = [];
   for (const s of sessions) { await s.run(feeds); nodes.push(normalizeProfile(await s.profile(feeds))); }
   // Without `iters`: about 40 ms of repetitions per pass, 1 to 20 (software Vulkan takes one).
   const itersOf = nodes.map((list) => iters ?? Math.max(1, Math.min(20, Math.round(40 / Math.max(1e-3, list.reduce((a, e) => a + e.gpuMs, 0))))));
   const samples = sessions.map((_, i) => nodes[i].map(() => [] as number[]));
-  for (let r = 0; r < rounds; r++) {
+  // Every session first in as many rounds as every other: the first of a round follows host work, and with 5 rounds
+  // of 2 sessions the medians were the first's for one session and the second's for the other (on the H200 a plan's
+  // early, memory-bound kernels 1.4-1.7x apart between two sessions running the same kernels, issue 8).
+  const n = Math.ceil(rounds / sessions.length) * sessions.length;
+  for (let r = 0; r < n; r++) {
     for (let k = 0; k < sessions.length; k++) {
       const i = (r + k) % sessions.length;
-      const ms = await sessions[i].timeNodes(nodes[i].map((e) => [e.node]), { iters: itersOf[i], heatMs: 20 });
+      const ms = await sessions[i].timeNodes(nodes[i].map((e) => [e.node]), { iters: itersOf[i], heatMs });
       ms.forEach((t, j) => samples[i][j].push(t));
     }
   }
@@ -70,12 +76,12 @@ export async function medianNodeTimes(
  */
 export async function medianModuleTimes(
   sessions: readonly FcmSessionLike[], feeds: Record<string, Float32Array>, rounds: number,
-  opts: { iters?: number; warmRuns?: number } = {},
+  opts: { iters?: number; warmRuns?: number; heatMs?: number } = {},
 ): Promise<{ method: 'pass' | 'profile'; times: ProfileEntry[][] }> {
   const timed = sessions.every((s) => typeof (s as Partial<TimedSessionLike>).timeNodes === 'function');
   if (timed) {
     try {
-      return { method: 'pass', times: await medianNodeTimes(sessions as readonly TimedSessionLike[], feeds, rounds, opts.iters) };
+      return { method: 'pass', times: await medianNodeTimes(sessions as readonly TimedSessionLike[], feeds, rounds, opts.iters, opts.heatMs) };
     } catch (e) {
       if (!(e instanceof FcmError && e.kind === 'unsupported')) throw e;
     }

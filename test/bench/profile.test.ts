@@ -23,20 +23,26 @@ function fake(name: string, nodes: string[], log: string[], msOf: (node: string,
   };
 }
 
-test('medianNodeTimes: every profiled node timed alone, sessions alternating each round, medians per node', async () => {
+test('medianNodeTimes: every profiled node timed alone, sessions alternating each round, each first equally often, medians per node', async () => {
   const log: string[] = [];
-  // Per call c: a = 1, 2, 3, ...; b = 10 * c (medians of rounds 1..3 are what is asserted).
+  const heats: (number | undefined)[] = [];
+  // Per call c: a = 1, 2, 3, ...; b = 10 * c.
   const a = fake('A', ['a1', 'a2'], log, (n, c) => (n === 'a1' ? c : 100 + c));
   const b = fake('B', ['b1'], log, (_n, c) => 10 * c);
-  const [ta, tb] = await medianNodeTimes([a, b], {}, 3, 7);
+  const timeA = a.timeNodes;
+  a.timeNodes = async (g, o) => { heats.push(o?.heatMs); return timeA(g, o); };
+  // 3 rounds of 2 sessions become 4: with 3, A would be first in two of them and B in one.
+  const [ta, tb] = await medianNodeTimes([a, b], {}, 3, 7, 250);
   assert.deepEqual(log.filter((l) => l.includes('time')), [
     'A time a1,a2 x7', 'B time b1 x7', // round 0: A first
     'B time b1 x7', 'A time a1,a2 x7', // round 1: B first
     'A time a1,a2 x7', 'B time b1 x7',
+    'B time b1 x7', 'A time a1,a2 x7',
   ]);
-  // A's calls: profile 0, then timeNodes 1, 2, 3 -> median 2; B's: profile 0, timeNodes 1, 2, 3 -> median 20.
-  assert.deepEqual(ta.map((e) => [e.node, e.gpuMs]), [['a1', 2], ['a2', 102]]);
-  assert.deepEqual(tb.map((e) => [e.node, e.gpuMs]), [['b1', 20]]);
+  assert.deepEqual(heats, [250, 250, 250, 250]);
+  // A's calls: profile 0, then timeNodes 1..4 -> median 2.5; B's: profile 0, timeNodes 1..4 -> median 25.
+  assert.deepEqual(ta.map((e) => [e.node, e.gpuMs]), [['a1', 2.5], ['a2', 102.5]]);
+  assert.deepEqual(tb.map((e) => [e.node, e.gpuMs]), [['b1', 25]]);
 });
 
 test('medianProfiles: heat runs sized from a first profile (none where one inference takes longer than heatMs)', async () => {
