@@ -264,9 +264,7 @@ function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, 
 
 function dwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
   const auto = depthwiseRowOutputs(g);
-  // `old`: the kernel with WGSL loops over the window and arrays for the sums and spans (loops: true).
-  return [[`auto rw${auto}`, depthwiseRows(g, auto, limits, 'dw')], [`old rw${auto}`, depthwiseRows(g, auto, limits, 'dw', { loops: true })],
-    ...[1, 2, 4].map((rw) => [`rw${rw}`, depthwiseRows(g, rw, limits, 'dw')] as [string, KernelProgram])];
+  return [[`auto rw${auto}`, depthwiseRows(g, auto, limits, 'dw')], ...[1, 2, 4].map((rw) => [`rw${rw}`, depthwiseRows(g, rw, limits, 'dw')] as [string, KernelProgram])];
 }
 
 main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });

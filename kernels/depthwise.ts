@@ -1,8 +1,8 @@
 // Depthwise KxK convolution (group = C = F, depth multiplier 1; any kernel, stride, pads, dilation). Each
 // invocation computes RW neighbouring outputs of one row: it loads each input row's span once (RW outputs of a 3x3
 // stride-1 window share 6 loads per row instead of 12) and the KxK weights once, so the kernel moves bytes instead
-// of issuing loads. The window's bounds are constants, so the compiler unrolls the loops. Rows and columns outside
-// the image are skipped (zero padding); every load is guarded. With WO % RW == 0 and RW == 4 the outputs (and the
+// of issuing loads. The window is unrolled in the generated WGSL. Rows and columns outside the image read as zero
+// (padding); every load that can fall outside is guarded. With WO % RW == 0 and RW == 4 the outputs (and the
 // residual) are stored as vec4.
 
 import type { KernelProgram } from './program.js';
@@ -28,82 +28,13 @@ export function depthwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   return depthwiseRows(g, depthwiseRowOutputs(g), args.limits, w);
 }
 
-export function depthwiseRows(g: ConvGeom, rw: number, limits: KernelLimits, w: string, opts: { loops?: boolean } = {}): KernelProgram {
-  if (!opts.loops) return depthwiseUnrolled(g, rw, limits, w);
-  const WQ = ceilDiv(g.WO, rw);
-  const total = g.N * g.C * g.HO * WQ;
-  const d = flatDispatch(total, limits, w);
-  const vec = rw === 4 && g.WO % 4 === 0;
-  const span = (rw - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-  const b = convBindings(g);
-  const vecOf = new Set(vec ? ['res', 'out'] : []);
-  const decl = (n: string, k: number, access: string) => `@group(0) @binding(${k}) var<storage, ${access}> ${n}: ${vecOf.has(n) ? 'array<vec4<f32>>' : 'array<f32>'};`;
-  const epi = (s: string, f: string) => `act(${s}${g.hasBias ? ` + b[${f}]` : ''})`;
-  const store = vec
-    ? `let o = (nc * HO + oy) * (WO / 4u) + q;
-  out[o] = vec4<f32>(${[0, 1, 2, 3].map((j) => epi(`s[${j}]`, 'c')).join(', ')})${g.hasRes ? ' + res[o]' : ''};`
-    : `let o = (nc * HO + oy) * WO + ox0;
-  for (var j = 0u; j < RW; j++) {
-    if (ox0 + j < WO) { out[o + j] = ${epi('s[j]', 'c')}${g.hasRes ? ' + res[o + j]' : ''}; }
-  }`;
-  const wgsl = `
-${b.names.map((n, k) => decl(n, k, 'read')).join('\n')}
-${decl('out', b.names.length, 'read_write')}
-${constsU32({ C: g.C, HO: g.HO, WO: g.WO, WQ, RW: rw, SPAN: span, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw })}
-${constsI32({ H: g.H, W: g.W, PT: g.pt, PL: g.pl })}
-${g.act.fn}
-
-@compute @workgroup_size(${d.workgroupSize[0]})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${d.guard}
-  let q = i % WQ;
-  let oy = (i / WQ) % HO;
-  let nc = i / (WQ * HO);
-  let c = nc % C;
-  let ox0 = q * RW;
-  let iy0 = i32(oy * SH) - PT;
-  let ix0 = i32(ox0 * SW) - PL;
-  var s: array<f32, RW>;
-  for (var kh = 0u; kh < KH; kh++) {
-    let iy = iy0 + i32(kh * DH);
-    if (iy < 0i || iy >= H) { continue; }
-    let xr = i32((nc * u32(H) + u32(iy)) * u32(W)) + ix0;
-    // Every entry written each row, zero in the padding: an array declared in a loop is not reliably re-zeroed
-    // per iteration (Dawn + lavapipe; see kernels/fused-pwdw.ts, kernels/int8/fused.ts).
-    var row: array<f32, SPAN>;
-    for (var k = 0u; k < SPAN; k++) {
-      let ix = ix0 + i32(k);
-      var v = 0.0;
-      if (ix >= 0i && ix < W) { v = x[u32(xr + i32(k))]; }
-      row[k] = v;
-    }
-    for (var kw = 0u; kw < KW; kw++) {
-      let wv = w[(c * KH + kh) * KW + kw];
-      for (var j = 0u; j < RW; j++) { s[j] += row[j * SW + kw * DW] * wv; }
-    }
-  }
-  ${store}
-}
-`;
-  return {
-    name: `Conv(dw ${g.kh}x${g.kw} s${g.sh})`,
-    cacheKey: cacheKey('depthwise-loops', geomKey(g), `RW${rw}`, d.key),
-    wgsl,
-    workgroupSize: d.workgroupSize,
-    dispatch: d.dispatch,
-    inputs: b.inputs,
-    outputs: 1,
-    uniforms: [],
-    workgroupStorageBytes: 0,
-  };
-}
-
 /**
- * The same computation with every loop unrolled here: the RW sums and each input row's span are named variables, the
- * KH x KW window is straight-line code, and a column is bounds-checked only where some invocation's window can leave
- * the image (issue 8: arrays indexed by loop variables may live in local memory; kernels/pointwise.ts's gemm).
+ * RW outputs per invocation. Every loop is unrolled here: the RW sums and each input row's span are named variables,
+ * the KH x KW window is straight-line code, and a row or column is bounds-checked only where some invocation's window
+ * can leave the image. On the H200 this was 0-2% faster than WGSL loops over arrays (all four zoo models at batch 32
+ * and 8, bench/data/h200-2026-12-02-s11/dw/): the driver had unrolled those too.
  */
-function depthwiseUnrolled(g: ConvGeom, rw: number, limits: KernelLimits, w: string): KernelProgram {
+export function depthwiseRows(g: ConvGeom, rw: number, limits: KernelLimits, w: string): KernelProgram {
   const WQ = ceilDiv(g.WO, rw);
   const total = g.N * g.C * g.HO * WQ;
   const d = flatDispatch(total, limits, w);

@@ -329,8 +329,8 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       const rawUnfused = await unfused.profile(inputs);
       const methods = [...new Set([profileMethod(rawFused), profileMethod(rawUnfused)].filter((m) => m !== undefined))];
       if (methods.length > 0) layersMethod = methods.join('/');
-      // Each node alone in one heated pass, 5 rounds alternating the two sessions (src/bench/profile.ts), where
-      // the sessions can; else medians of 5 interleaved profiles: a single profile of one after the other
+      // Each node alone in one heated pass, 6 rounds alternating the two sessions, each first in 3
+      // (src/bench/profile.ts), where the sessions can; else medians of 5 interleaved profiles: a single profile of one after the other
       // carries the GPU's clock drift into every fused-vs-LBL comparison.
       const m = await medianModuleTimes([fused, unfused], inputs, 5, { warmRuns: 10 });
       if (m.method === 'pass') layersMethod = 'pass';

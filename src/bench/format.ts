@@ -23,7 +23,7 @@ export function formatBench(r: BenchReport): string {
   for (const x of r.results) if (x.unavailable !== undefined) out.push(`  ${x.name}: ${x.unavailable}`);
   out.push('');
   const how = r.layersMethod === 'wall' ? 'median of 5 profiled runs, wall time per node (the adapter has no timestamp queries)'
-    : r.layersMethod === 'pass' ? 'GPU time of each node alone in one heated pass (timestamp queries), median of 5 rounds'
+    : r.layersMethod === 'pass' ? 'GPU time of each node alone in one heated pass (timestamp queries), median of 6 rounds, each session first in 3'
       : r.layersMethod === 'timestamp' || r.layersMethod === undefined ? 'median of 5 profiled runs, GPU time from timestamp queries' : `time (${r.layersMethod})`;
   out.push(`Per module: ${how}, next to the planner's estimates`);
   if (r.layersUnavailable) out.push(`  GPU times unavailable: ${r.layersUnavailable}`);
