@@ -95,10 +95,10 @@ export interface Session {
   passGpuMs(feeds?: Record<string, Float32Array>): Promise<number>;
   /**
    * GPU time (ms per repetition) of each group's dispatches (the nodes of a module, in execution order), timed as
-   * one compute pass holding them `iters` times after about `heatMs` (before the first timed group; 1 ms before
-   * the others) of the same untimed: the steady state of a busy GPU, as inside run()'s single pass (the per-module
-   * figures of issue 8; one pass per dispatch, as profile() times, adds a pass's overhead to every dispatch).
-   * 0 for a group without dispatches. Exit 3 without timestamp queries.
+   * one compute pass holding them `iters` times: after about `heatMs` of the first group's untimed, every group in
+   * one submission, each timed pass behind an untimed one of the same dispatches: the steady state of a busy GPU,
+   * as inside run()'s single pass (the per-module figures of issue 8; one pass per dispatch, as profile() times,
+   * adds a pass's overhead to every dispatch). 0 for a group without dispatches. Exit 3 without timestamp queries.
    */
   timeNodes(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
   stats(): SessionStats;
@@ -213,6 +213,7 @@ class GpuSession implements Session {
   private disposed = false;
   private profiling?: { querySet: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer };
   private passQuery?: { querySet: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer };
+  private nodeQuery?: { querySet: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer; n: number };
 
   private constructor(private readonly ctx: GpuContext, private readonly compiled: Compiled, private readonly submitEvery: number) {
     const g = compiled.graph;
@@ -453,9 +454,9 @@ class GpuSession implements Session {
     for (const g of groups) for (const n of g) if (!known.has(n)) throw invalid(this.graph.source, `timeNodes: node '${n}' runs no kernel in this session`);
     return this.serial(() => scoped(this.ctx, `${this.graph.source}: timing nodes`, async () => {
       const d = this.ctx.device;
-      const encode = (list: Dispatch[], timed: boolean) => {
-        const enc = d.createCommandEncoder();
-        const pass = enc.beginComputePass(timed ? this.timedPass() : {});
+      // One pass of `iters` repetitions of a group's dispatches.
+      const repeat = (enc: GPUCommandEncoder, list: Dispatch[], desc: GPUComputePassDescriptor = {}) => {
+        const pass = enc.beginComputePass(desc);
         for (let r = 0; r < iters; r++) {
           for (const x of list) {
             pass.setPipeline(x.pipeline);
@@ -464,25 +465,56 @@ class GpuSession implements Session {
           }
         }
         pass.end();
-        return enc;
       };
-      const out: number[] = [];
-      let heated = false;
-      for (const g of groups) {
+      const lists = groups.map((g) => {
         const names = new Set(g);
-        const list = this.dispatches.filter((x) => names.has(this.compiled.steps[x.step].node.name));
-        if (!list.length) { out.push(0); continue; }
-        // The clock holds between groups: the full heat before the first only.
-        const heat = heated ? Math.min(heatMs, 1) : heatMs;
-        heated = true;
-        for (const t0 = performance.now(); performance.now() - t0 < heat;) {
-          d.queue.submit([encode(list, false).finish()]);
-          await d.queue.onSubmittedWorkDone();
-        }
-        out.push(await this.submitTimed(encode(list, true)) / iters);
+        return this.dispatches.filter((x) => names.has(this.compiled.steps[x.step].node.name));
+      });
+      const timed = lists.map((l, i) => [l, i] as const).filter(([l]) => l.length > 0);
+      const out: number[] = groups.map(() => 0);
+      if (!timed.length) return out;
+      // The heat: the first group's kernels for heatMs, each submission awaited (an idle GPU's clock ramps up).
+      for (const t0 = performance.now(); performance.now() - t0 < heatMs;) {
+        const enc = d.createCommandEncoder();
+        repeat(enc, timed[0][0]);
+        d.queue.submit([enc.finish()]);
+        await d.queue.onSubmittedWorkDone();
       }
+      // Then every group in one submission, an untimed pass of its kernels before its timed one: the GPU never waits
+      // on the host between two groups (reading each group's timestamps back let the clock drop between nodes of a
+      // few us at batch 1, issue 8), and each timed pass starts from its own kernels' state, not the previous group's.
+      const q = this.nodeQueries(timed.length);
+      const enc = d.createCommandEncoder();
+      timed.forEach(([list], k) => {
+        repeat(enc, list);
+        repeat(enc, list, { timestampWrites: { querySet: q.querySet, beginningOfPassWriteIndex: 2 * k, endOfPassWriteIndex: 2 * k + 1 } });
+      });
+      const bytes = 16 * timed.length;
+      enc.resolveQuerySet(q.querySet, 0, 2 * timed.length, q.resolve, 0);
+      enc.copyBufferToBuffer(q.resolve, 0, q.read, 0, bytes);
+      d.queue.submit([enc.finish()]);
+      await q.read.mapAsync(GPUMapMode.READ, 0, bytes);
+      const ts = new BigUint64Array(q.read.getMappedRange(0, bytes).slice(0));
+      q.read.unmap();
+      timed.forEach(([, i], k) => { out[i] = ts[2 * k + 1] > ts[2 * k] ? Number(ts[2 * k + 1] - ts[2 * k]) / 1e6 / iters : 0; });
       return out;
     }));
+  }
+
+  /** Timestamp queries for `n` timed passes (timeNodes), kept for the session and grown when more are asked for. */
+  private nodeQueries(n: number): { querySet: GPUQuerySet; resolve: GPUBuffer; read: GPUBuffer; n: number } {
+    if (n > 2048) throw unsupported(this.graph.source, `timeNodes: ${n} groups in one call; a query set holds 4096 timestamps (2048 groups)`);
+    if (!this.nodeQuery || this.nodeQuery.n < n) {
+      this.nodeQuery?.querySet.destroy();
+      const d = this.ctx.device;
+      this.nodeQuery = {
+        querySet: d.createQuerySet({ type: 'timestamp', count: 2 * n }),
+        resolve: this.buffer(16 * n, GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC, 'node timestamps'),
+        read: this.buffer(16 * n, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'node timestamps read'),
+        n,
+      };
+    }
+    return this.nodeQuery;
   }
 
   private async timestampTimes(heatRuns: number): Promise<number[]> {
@@ -568,6 +600,7 @@ class GpuSession implements Session {
     for (const b of this.owned) b.destroy();
     this.profiling?.querySet.destroy();
     this.passQuery?.querySet.destroy();
+    this.nodeQuery?.querySet.destroy();
     this.owned.length = 0;
     this.tensorBuffer.clear();
   }

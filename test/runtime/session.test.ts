@@ -187,6 +187,10 @@ test('timeNodes() times each group of nodes in one pass: one entry per group, 0 
   assert.equal(ms.length, 3);
   assert.ok(ms[0] > 0 && ms[1] > 0 && Number.isFinite(ms[1]), `times ${ms}`);
   assert.equal(ms[2], 0);
+  // Its timestamp queries are the session's: timing again (as many groups or fewer) allocates nothing.
+  const created = s.stats().buffersCreated;
+  assert.equal((await s.timeNodes([['s1'], ['r1']], { iters: 2, heatMs: 0 })).length, 2);
+  assert.equal(s.stats().buffersCreated, created);
   await assert.rejects(s.timeNodes([['nope']]), /chain\.onnx: timeNodes: node 'nope' runs no kernel/);
   // Repeating the dispatches leaves what a run computes unchanged.
   assert.deepEqual(Array.from((await s.run({ x })).b.data), before);
