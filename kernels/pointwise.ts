@@ -158,6 +158,27 @@ function dotBindings(names: string[], vec: boolean, wVec = false): string {
   return lines.join('\n');
 }
 
+/**
+ * The gemm's entry point up to its per-thread coordinates, shared by both of its WGSL forms: the workgroup's tile
+ * (f0, m0), the thread's K slice (sl), place in the slice (lt, tx, ty) and first channel (cs).
+ */
+function gemmEntry(threads: number): string {
+  return `@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  // Uniform per workgroup: returning here cannot split a barrier.
+  if (g >= TOTAL) { return; }
+  let f0 = (g % FT) * BF;
+  let m0 = (g / FT) * BM;
+  let sl = li / TT;
+  let lt = li % TT;
+  let tx = lt % TX;
+  let ty = lt / TX;
+  // Slice sl's steps start at channel sl * BK and advance KS * BK; every slice runs the same (uniform) trip count,
+  // channels past C load as zeros.
+  let cs = sl * BK;`;
+}
+
 /** gemm kernel (see the file's head): `names` are the bindings (x, w, b?, res?, sc?) in order, `inputs` their node input indices. */
 export function dotGemm(g: DotGeom, t: GemmTiles, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
   if (t.rf % 4 !== 0) throw invalid(w, `gemm tiles need a multiple of 4 filters per thread, got ${t.rf}`);
@@ -247,20 +268,7 @@ fn loadW(f: u32, c: u32) -> vec4<f32> {${wVec ? `
   return vec4<f32>(wAt(f, c), wAt(f, c + 1u), wAt(f, c + 2u), wAt(f, c + 3u));`}
 }
 
-@compute @workgroup_size(${T})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let g = wid.x + wid.y * DISPATCH_X;
-  // Uniform per workgroup: returning here cannot split a barrier.
-  if (g >= TOTAL) { return; }
-  let f0 = (g % FT) * BF;
-  let m0 = (g / FT) * BM;
-  let sl = li / TT;
-  let lt = li % TT;
-  let tx = lt % TX;
-  let ty = lt / TX;
-  // Slice sl's steps start at channel sl * BK and advance KS * BK; every slice runs the same (uniform) trip count,
-  // channels past C load as zeros.
-  let cs = sl * BK;
+${gemmEntry(T)}
   var xr: array<vec4<f32>, XL>;
   var wr: array<vec4<f32>, WL>;
   for (var i = 0u; i < XL; i++) { let e = lt + i * TT; if (e < BK * TXP) { xr[i] = loadX(m0 + 4u * (e % TXP), cs + e / TXP); } }
@@ -496,20 +504,7 @@ fn wAt(i: u32, ok: bool) -> f32 {
   return w[i];
 }`}
 
-@compute @workgroup_size(${TT * KS})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-  let g = wid.x + wid.y * DISPATCH_X;
-  // Uniform per workgroup: returning here cannot split a barrier.
-  if (g >= TOTAL) { return; }
-  let f0 = (g % FT) * BF;
-  let m0 = (g / FT) * BM;
-  let sl = li / TT;
-  let lt = li % TT;
-  let tx = lt % TX;
-  let ty = lt / TX;
-  // Slice sl's steps start at channel sl * BK and advance KS * BK; every slice runs the same (uniform) trip count,
-  // channels past C load as zeros.
-  let cs = sl * BK;
+${gemmEntry(TT * KS)}
 ${prologue}
 ${range(XL).map((i) => `  var xr${i}: vec4<f32>;`).join('\n')}
 ${range(WL).map((i) => `  var wr${i}: vec4<f32>;`).join('\n')}
