@@ -205,21 +205,19 @@ async function dispatchFloor(device: GPUDevice): Promise<number> {
 function pwVariants(g: ConvGeom, limits: ReturnType<typeof limitsOf>): [string, KernelProgram][] {
   const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const b = convBindings(g);
-  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}${c.tiles.px ? `p${c.tiles.px}` : ''}${c.tiles.bk ? `b${c.tiles.bk}` : ''}${c.tiles.db ? 'D' : c.tiles.un ? 'U' : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
+  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}${c.tiles.px ? `p${c.tiles.px}` : ''}${c.tiles.bk ? `b${c.tiles.bk}` : ''}${c.tiles.un ? 'U' : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
   const choices: [string, DotChoice][] = [];
   const auto = chooseDot(dot, limits);
   choices.push([`auto ${name(auto)}`, auto]);
   const fits = (t: GemmTiles) => t.tx * t.ty * (t.ks ?? 1) <= threadCap(limits) && gemmStorage(t) <= limits.maxComputeWorkgroupStorageSize;
-  // --un: the gemm's unrolled WGSL (un) and double-buffered staging (db) on the auto tiles and larger thread tiles.
+  // --un: the gemm's unrolled WGSL (un) on the auto tiles and larger thread tiles.
   if (process.argv.includes('--un')) {
     const base: GemmTiles[] = [...(auto.kind === 'gemm' ? [auto.tiles] : []), { tx: 16, ty: 16, rf: 4 }, { tx: 16, ty: 8, rf: 8 }, { tx: 8, ty: 8, rf: 8 },
       { tx: 8, ty: 8, rf: 8, px: 2 }, { tx: 16, ty: 8, rf: 8, px: 2 }, { tx: 8, ty: 16, rf: 4, px: 2 }, { tx: 16, ty: 16, rf: 4, px: 2 }, { tx: 8, ty: 8, rf: 4, ks: 2 }, { tx: 8, ty: 8, rf: 8, ks: 2 }, { tx: 8, ty: 8, rf: 8, px: 2, ks: 2 },
       { tx: 8, ty: 8, rf: 8, ks: 4 }, { tx: 8, ty: 8, rf: 8, px: 2, ks: 4 }, { tx: 16, ty: 8, rf: 8, ks: 2 }];
     for (const t of base) {
-      for (const o of [{ un: true }, { db: true }]) {
-        const c: DotChoice = { kind: 'gemm', tiles: { ...t, ...o } };
-        if (fits(c.tiles) && !choices.some(([n]) => n === name(c))) choices.push([name(c), c]);
-      }
+      const c: DotChoice = { kind: 'gemm', tiles: { ...t, un: true } };
+      if (fits(c.tiles) && !choices.some(([n]) => n === name(c))) choices.push([name(c), c]);
     }
     return choices.map(([n, c]) => [n, dotProgram(dot, c, b.names, b.inputs, limits, n, 'Conv(pw)', 'pointwise')]);
   }

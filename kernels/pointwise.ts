@@ -60,8 +60,6 @@ export interface GemmTiles {
   bk?: number;
   /** The thread's tile unrolled in the generated WGSL (gemmUnrolledWgsl). */
   un?: boolean;
-  /** Double-buffered staging (one barrier per step; implies un). */
-  db?: boolean;
 }
 
 export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number };
@@ -99,11 +97,11 @@ export function gemmTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, limits: Kerne
 const sliceThreads = 132 * 256;
 
 /** The unrolled gemm adds its K slices' sums in xs (free after the last step) where xs holds them. */
-const gemmRedInXs = (t: GemmTiles) => (t.un || t.db) === true && (t.bk ?? gemmBK) * t.tx * (t.px ?? 1) * (t.ks ?? 1) * (t.db ? 2 : 1) >= t.tx * t.ty * t.rf * (t.px ?? 1);
+const gemmRedInXs = (t: GemmTiles) => t.un === true && (t.bk ?? gemmBK) * t.tx * (t.px ?? 1) * (t.ks ?? 1) >= t.tx * t.ty * t.rf * (t.px ?? 1);
 
 export const gemmStorage = (t: GemmTiles) => {
   const ks = t.ks ?? 1, px = t.px ?? 1, bk = t.bk ?? gemmBK;
-  return 16 * bk * (t.tx * px + t.ty * t.rf / 4) * ks * (t.db ? 2 : 1) + (ks > 1 && !gemmRedInXs(t) ? 16 * t.tx * t.ty * t.rf * px : 0);
+  return 16 * bk * (t.tx * px + t.ty * t.rf / 4) * ks + (ks > 1 && !gemmRedInXs(t) ? 16 * t.tx * t.ty * t.rf * px : 0);
 };
 
 /**
@@ -245,7 +243,7 @@ fn wAt(f: u32, c: u32) -> f32 {
     workgroupBarrier();
   }
   if (sl != 0u) { return; }`;
-  const wgsl = t.un || t.db ? gemmUnrolledWgsl(g, t, names, d, total) : `
+  const wgsl = t.un ? gemmUnrolledWgsl(g, t, names, d, total) : `
 ${dotBindings(names, vec, wVec)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TXP, PX, TY: t.ty, RF: t.rf, RF4, TT, KS, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
@@ -318,7 +316,7 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}${t.db ? 'UD' : t.un ? 'U' : ''}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}${t.un ? 'U' : ''}`, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
   };
 }
@@ -327,10 +325,12 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
  * The gemm's WGSL with every loop over the thread's tile unrolled here (`un`): accumulators, staging registers and
  * the per-load index bases are named variables, so no index into an array or a vec4 is left to the driver's
  * unrolling (the session-10 lesson: an array indexed by a loop variable may live in local memory). Bounds checks are
- * emitted only where the shape leaves partial tiles. `db`: the staged tiles are double-buffered, one barrier per step.
+ * emitted only where the shape leaves partial tiles. On the H200 it ran the same tiles within 3% of the loop form and
+ * made 8 x 8 thread tiles usable, which won on a few layers and lost on most (bench/data/h200-2026-12-02-s11/unrolled/);
+ * double-buffered staging (one barrier per step) was slower nearly everywhere and was removed.
  */
 function gemmUnrolledWgsl(g: DotGeom, t: GemmTiles, names: string[], d: { dispatchX: number }, total: number): string {
-  const KS = t.ks ?? 1, PX = t.px ?? 1, BK = t.bk ?? gemmBK, DB = t.db ? 2 : 1;
+  const KS = t.ks ?? 1, PX = t.px ?? 1, BK = t.bk ?? gemmBK;
   const TT = t.tx * t.ty, RF = t.rf, RF4 = RF / 4, TXP = t.tx * PX, BF = RF * t.ty, BF4 = BF / 4, BM = 4 * TXP;
   const M = g.N * g.P, FT = ceilDiv(g.F, BF);
   const vec = g.P % 4 === 0, wVec = g.C % 4 === 0;
@@ -453,8 +453,7 @@ ${accs.map((a, i) => `      ${a} += ${red}[${i * TT}u + lt];`).join('\n')}
     }
     stores.push('    }\n  }');
   }
-  const xsOff = (b: string) => `${b}sl * ${XN}u + tx`, wsOff = (b: string) => `${b}sl * ${BK * BF4}u + ty * RF4`;
-  const loop = DB === 1 ? `
+  const loop = `
   for (var c0 = 0u; c0 < C; c0 += BK * KS) {
 ${store('sl * XN', 'sl * WSL')}
     workgroupBarrier();
@@ -465,34 +464,15 @@ ${load('cb')}
     }
 ${compute('xb', 'wb')}
     workgroupBarrier();
-  }` : `
-${store('sl * XN', 'sl * WSL')}
-  workgroupBarrier();
-  var buf = 0u;
-  for (var c0 = 0u; c0 < C; c0 += BK * KS) {
-    let more = c0 + BK * KS < C;
-    if (more) {
-      let cb = c0 + BK * KS + cs;
-${load('cb')}
-    }
-    let xb = buf * XS + ${xsOff('')};
-    let wb = buf * WS + ${wsOff('')};
-${compute('xb', 'wb')}
-    if (more) {
-      let nb = 1u - buf;
-${store('nb * XS + sl * XN', 'nb * WS + sl * WSL')}
-    }
-    workgroupBarrier();
-    buf = 1u - buf;
   }`;
   return `
 ${dotBindings(names, vec, wVec)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BF4, BK, BK4, TX: t.tx, TXP, TY: t.ty, RF, RF4, TT, KS, XN, WSL: BK * BF4, XS, WS, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
-// Buffer b, slice sl: xs[b * XS + sl * XN + k * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k;
-// ws[b * WS + sl * WSL + k * BF4 + fq]: filters 4fq..4fq+3 of the tile at channel k.
-var<workgroup> xs: array<vec4<f32>, ${XS * DB}>;
-var<workgroup> ws: array<vec4<f32>, ${WS * DB}>;
+// Slice sl: xs[sl * XN + k * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k;
+// ws[sl * WSL + k * BF4 + fq]: filters 4fq..4fq+3 of the tile at channel k.
+var<workgroup> xs: array<vec4<f32>, ${XS}>;
+var<workgroup> ws: array<vec4<f32>, ${WS}>;
 ${KS > 1 && !redInXs ? `var<workgroup> red: array<vec4<f32>, ${TT * RF * PX}>;` : ''}
 ${vec ? '' : `
 fn xAt(i: u32, s: u32, ok: bool) -> f32 {
@@ -512,9 +492,9 @@ ${range(WL).map((i) => `  var wr${i}: vec4<f32>;`).join('\n')}
     let cb = cs;
 ${load('cb')}
   }
-${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join('\n')}${DB === 1 ? `
-  let xb = ${xsOff('')};
-  let wb = ${wsOff('')};` : ''}${loop}${reduce}
+${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join('\n')}
+  let xb = sl * XN + tx;
+  let wb = sl * WSL + ty * RF4;${loop}${reduce}
 ${stores.join('\n')}
 }
 `;
