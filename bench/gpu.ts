@@ -10,7 +10,7 @@
 //
 // Run (H100, see DEVELOPERS.md): npm run build; then on the device
 //   source .gpu/enter.sh && node dist/bench/gpu.js --out $OUT [--models a,b] [--parts e2e,modules,bw]
-//   [--runs 100] [--warmup 10] [--batch 8] [--profiles 9] [--bw-batch 32] [--hw h100] [--tune] [--heat-ms 20]
+//   [--runs 100] [--warmup 10] [--batch 8] [--profiles 9] [--bw-batch 32] [--hw h100] [--tune] [--heat-ms 100]
 //   [--timing pass|profile] [--pass-rounds 5] [--pass-iters 20]
 // Writes <out>/gpu-<part>.json and prints a summary.
 
