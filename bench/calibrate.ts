@@ -4,7 +4,7 @@
 // description the measurement used (--measured-hw); for each candidate balance (flops per byte) the Spearman rank
 // correlation of estimate vs measured is printed per model and batch, then the least-squares fit of the absolute
 // figures (log error) at the best balance.
-//   npm run build; node dist/bench/calibrate.js [--dir bench/data/h200-2026-12-01] [--measured-hw h100-datasheet]
+//   npm run build; node dist/bench/calibrate.js [--dir hw_configs/calibration/h200-2026-12-01] [--measured-hw h100-datasheet]
 //   [--b1 FILE[,FILE...]] [--modules FILE[,FILE...]]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ import type { HwConfig } from '../src/planner/hw-config.js';
 import { spearman } from '../src/bench/correlation.js';
 
 const arg = (name: string, d: string) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : d; };
-const dir = arg('dir', 'bench/data/h200-2026-12-01');
+const dir = arg('dir', 'hw_configs/calibration/h200-2026-12-01');
 const hw = loadHw(arg('measured-hw', 'h100-datasheet'));
 type Layer = { module: number | null; fusedGpuMs?: number };
 // --b1 FILE: batch 1's times from a gpu-modules.json (bench/gpu.ts --parts modules --batch 1: each node timed in one
