@@ -25,8 +25,8 @@ const hw = loadHw(arg('measured-hw', 'h100-datasheet'));
 type Layer = { module: number | null; fusedGpuMs?: number };
 // --b1 FILE: batch 1's times from a gpu-modules.json (bench/gpu.ts --parts modules --batch 1: each node timed in one
 // heated pass) or a gpu-e2e.json (its profiles) instead of DIR/gpu-e2e.json; --modules FILE: the batch-B file (default
-// DIR/gpu-modules.json). Several measurements (leases) at once: comma-separated lists, paired in order; the fit then
-// ranks by the lowest Spearman over every model, batch and lease.
+// DIR/gpu-modules.json). Several measurements (runs) at once: comma-separated lists, paired in order; the fit then
+// ranks by the lowest Spearman over every model, batch and run.
 type Mods = { model: string; batch: number; layers: Layer[] }[];
 type B1 = { model: string; report: { layers: Layer[] } }[];
 const readB1 = (f: string): B1 => {
@@ -74,7 +74,7 @@ const rmsOf = (h: HwConfig) => {
   return Math.sqrt(e / n);
 };
 console.log(`models ${[...new Set(data.map((d) => d.name))].join(', ')}; the measured description: ${JSON.stringify(rhosOf(hw).map((x) => `${x.name} b${x.b} ${x.r.toFixed(2)}`))}`);
-// Grid: the lowest per-model Spearman first (the issue's target is per model), then the rms log error.
+// Grid: the lowest per-model Spearman first (the target is per model), then the rms log error.
 let best = { h: hw, min: -2, rms: Infinity };
 for (const bw of [500, 750, 1000, 1250, 1500, 1750, 2000, 3000, 4000]) {
   for (const ratio of [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32]) {
