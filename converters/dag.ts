@@ -1,8 +1,8 @@
 // FusePlanner's layer DAG (`model_dag.json`, src/planner/dag.ts) for a graph from any importer, after
 // prepareGraph. One layer per IR node in topological order, except that an activation which directly
 // follows a conv layer as the sole reader of its output is folded into that layer (`activation`, and both
-// node names in `nodes`), as the seed's TFLite DAGs carry fused activations. Conv layers are typed as the
-// seed's utils.py reads them (is_conv_layer, get_layer_filter_size...): 's', 'dw', 'pw' with [C, H, W]
+// node names in `nodes`), as the FusePlanner reference's TFLite DAGs carry fused activations. Conv layers are typed as the
+// FusePlanner reference's utils.py reads them (is_conv_layer, get_layer_filter_size...): 's', 'dw', 'pw' with [C, H, W]
 // shapes of batch item 0; 'fc' for Gemm/MatMul with a constant weight.
 import { unsupported } from '../src/errors.js';
 import type { Graph, Node, Tensor } from '../src/graph/ir.js';
@@ -11,7 +11,7 @@ import type { ConvType, Dag, DagLayer } from '../src/planner/dag.js';
 
 const activationOps = new Set(['Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh', 'SiLU']);
 
-/** The seed's activation spelling: '0', 'RELU', 'RELU6' (Clip 0..6), else the op name upper-cased. */
+/** The FusePlanner reference's activation spelling: '0', 'RELU', 'RELU6' (Clip 0..6), else the op name upper-cased. */
 export function activationName(op: string, min?: unknown, max?: unknown): string {
   if (op === 'Clip') return min === 0 && max === 6 ? 'RELU6' : 'CLIP';
   return op.toUpperCase();

@@ -30,7 +30,7 @@ export interface FusedKernelArgs {
  * on real GPUs and the compiler's unrolling explodes. Tiles whose work per thread exceeds it are clamped.
  */
 export const maxRegsPerThread = 32;
-/** Workgroup size cap: 256 is what the planner and issue 5 assume, and what every WebGPU device allows. */
+/** Workgroup size cap: 256 is what the planner and the runtime assume, and what every WebGPU device allows. */
 export const maxThreads = 256;
 
 export function where(args: FusedKernelArgs): string {
@@ -54,7 +54,7 @@ function pairAttr(a: Attrs, key: string, def: number[], len: number, w: string):
   return v as number[];
 }
 
-/** Positive integer tile from the planner (which may hand fractional tiles, as the seed does): floor, at least 1. */
+/** Positive integer tile from the planner (which may hand fractional tiles, as the FusePlanner reference does): floor, at least 1. */
 export function tileAttr(a: Attrs, key: string, def: number, w: string): number {
   const v = numAttr(a, key, def);
   if (!Number.isFinite(v) || v <= 0) throw invalid(w, `tile attribute ${key} must be a positive number, got ${String(a[key])}`);
@@ -200,7 +200,7 @@ export function constsU32(c: Record<string, number>): string {
 
 
 /**
- * Workgroups that keep a large GPU busy (issue 8: 132 SMs on the H100, two workgroups each). The planner's tiles
+ * Workgroups that keep a large GPU busy (132 SMs on the H100, two workgroups each). The planner's tiles
  * minimize global memory traffic; at batch 1 on the 7x7..28x28 layers they leave most SMs idle, so the FCM
  * kernels split the tile further (filters first: no extra traffic for PW-DW), down to the given minimums.
  */

@@ -37,7 +37,7 @@ export type Legality =
   | { ok: false; violations: { rule: LegalityViolation; detail: string }[] };
 
 const activationOps = new Set(['Relu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'SiLU', 'LeakyRelu', 'Tanh']);
-// TFLite op names (seed DAGs) of standalone activations.
+// TFLite op names (FusePlanner reference DAGs) of standalone activations.
 const activationNames = new Set(['relu', 'relu6', 'relu_n1_to_1', 'hard_swish', 'logistic', 'leaky_relu', 'tanh']);
 
 export const isConvLayer = (l: DagLayer) => l.type === 's' || l.type === 'dw' || l.type === 'pw' || l.type === 'fc';
@@ -111,7 +111,7 @@ export function checkLegality(dag: Dag, first: number, second: number, graphOutp
   for (const l of [a, b]) {
     if (l.type !== 'pw') continue;
     const padded = Array.isArray(l.pads) && l.pads.some((p) => p !== 0);
-    // Shapes too: the seed's DAGs record stride 1 for some strided 1x1 convolutions.
+    // Shapes too: the FusePlanner reference's DAGs record stride 1 for some strided 1x1 convolutions.
     const resized = l.ifms_shape !== undefined && l.ofms_shape !== undefined && (l.ifms_shape[1] !== l.ofms_shape[1] || l.ifms_shape[2] !== l.ofms_shape[2]);
     if ((l.strides ?? 1) !== 1 || padded || resized) violations.push({ rule: 'pw-stride', detail: `pointwise layer ${l.id} has stride ${l.strides ?? 1}${padded ? ' and padding' : ''}` });
   }

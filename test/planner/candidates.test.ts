@@ -71,7 +71,7 @@ test('unsupported pairs: s -> dw, dw -> dw, strided PW, not connected, model out
 });
 
 test('list order does not matter, edges do: the next conv in the list on another branch is no candidate', () => {
-  // 1 and 2 are siblings (both read 0); the seed would pair 1 with 2, the next conv in the list.
+  // 1 and 2 are siblings (both read 0); the FusePlanner reference would pair 1 with 2, the next conv in the list.
   const d = dag([op('Input', []), pw([0], 8, 16, 8), dw([0], 8, 8), op('Concat', [1, 2])]);
   assert.equal(findCandidates(d).length, 0);
   assert.deepEqual(rules(checkLegality(d, 1, 2)), ['not-connected']);
