@@ -36,7 +36,7 @@ const readB1 = (f: string): B1 => {
 const b1Files = arg('b1', join(dir, 'gpu-e2e.json')).split(',');
 const modFiles = arg('modules', join(dir, 'gpu-modules.json')).split(',');
 if (b1Files.length !== modFiles.length) throw new Error(`--b1 names ${b1Files.length} files and --modules ${modFiles.length}: they pair up`);
-const sets = b1Files.map((f, i) => ({ e2e: readB1(f), mods: JSON.parse(readFileSync(modFiles[i], 'utf8')) as Mods, lease: i }));
+const sets = b1Files.map((f, i) => ({ e2e: readB1(f), mods: JSON.parse(readFileSync(modFiles[i], 'utf8')) as Mods, run: i }));
 
 const data: { name: string; batch: number; costs: ModuleCost[]; times: number[] }[] = [];
 for (const name of Object.keys(zooModels)) {
@@ -45,7 +45,7 @@ for (const name of Object.keys(zooModels)) {
   const g = await loadModel(path, { batch: 1 });
   const dag = toDag(g);
   const times = (layers: Layer[]) => layers.filter((l) => l.module !== null).map((l) => (l.fusedGpuMs ?? NaN) * 1000);
-  for (const { e2e, mods, lease } of sets) {
+  for (const { e2e, mods, run } of sets) {
     const b1 = e2e.find((x) => x.model === name), bm = mods.find((x) => x.model === name);
     const measured: [number, number[]][] = [];
     if (b1) measured.push([1, times(b1.report.layers)]);
@@ -58,7 +58,7 @@ for (const name of Object.keys(zooModels)) {
         const sp = m.layers.map((id) => convSpec(dag[id], name));
         return m.layers.length === 2 ? costFcm(m.kind as 'pwdw' | 'dwpw' | 'pwpw', sp[0], sp[1], ctx)! : costLayer(sp[0], ctx, name);
       });
-      const label = sets.length > 1 ? `${name}#${lease}` : name;
+      const label = sets.length > 1 ? `${name}#${run}` : name;
       if (t.length !== costs.length) { console.log(`${label} b${batch}: measured modules differ from the plan (another --measured-hw?): skipped`); continue; }
       data.push({ name: label, batch, costs, times: t });
     }
