@@ -110,6 +110,15 @@ test('a zero Pad layer before a DW is folded into its padding; a non-zero Pad is
   assert.deepEqual(c[0].between, [2]);
   const e = dag([op('Input', []), pw([0], 8, 16, 8), op('Pad', [1], { padding_top: 1, value: 3 }), padded]);
   assert.equal(findCandidates(e).length, 0);
+  // One Pad only: two in a row, or a Pad the DAG writer marked as not a zero spatial one, are not folded.
+  const zero = { padding_top: 0, padding_left: 0, padding_bottom: 1, padding_right: 1 };
+  const twice = dag([op('Input', []), pw([0], 8, 16, 8), op('Pad', [1], zero), op('Pad', [2], zero), { ...padded, parents: [3] }]);
+  assert.deepEqual(rules(checkLegality(twice, 1, 4)), ['not-connected']);
+  const marked = dag([op('Input', []), pw([0], 8, 16, 8), op('Pad', [1], { ...zero, spatial_zero_pad: false }), padded]);
+  assert.deepEqual(rules(checkLegality(marked, 1, 3)), ['not-connected']);
+  // Before a PW a Pad is no part of an FCM.
+  const beforePw = dag([op('Input', []), pw([0], 8, 16, 8), op('Pad', [1], zero), pw([2], 16, 8, 9)]);
+  assert.deepEqual(rules(checkLegality(beforePw, 1, 3)), ['not-connected']);
 });
 
 test('reference DAGs: candidates follow edges, each conv first of at most one and second of at most one', () => {
