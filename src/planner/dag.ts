@@ -32,6 +32,10 @@ export interface DagLayer {
   ofms_zero_points?: number;
   /** fcm-opt's own additions (the FusePlanner reference ignores unknown keys): IR node names this layer stands for. */
   nodes?: string[];
+  /** fcm-opt's: the model returns this layer's output (converters/dag.ts); nothing fuses through it. */
+  model_output?: boolean;
+  /** fcm-opt's, Pad layers: whether it pads only H and W, with zeros (fusion-rules.ts spatialZeroPads). */
+  spatial_zero_pad?: boolean;
   /** Real padding [top, left, bottom, right] and dilation of conv layers, for the optimal planner. */
   pads?: number[];
   dilations?: number;
