@@ -11,7 +11,7 @@ import { fuseEpilogues } from '../../src/rewrite/epilogues.js';
 import { applyPlan } from '../../src/rewrite/apply-plan.js';
 import { FcmError } from '../../src/errors.js';
 import type { Graph } from '../../src/graph/ir.js';
-import { createSession } from '../../src/runtime/session.js';
+import { createSession } from '../../src/pipeline/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
 import { chooseDot } from '../../kernels/pointwise.js';
