@@ -58,7 +58,7 @@ if (timing !== 'pass' && timing !== 'profile') throw new Error(`--timing takes p
 const passRounds = Number(arg('pass-rounds', '5'));
 const passIters = Number(arg('pass-iters', '20'));
 const hwName = arg('hw', 'h100');
-// --tune: every plan below is first tuned on this GPU (src/runtime/tune.ts) for its batch.
+// --tune: every plan below is first tuned on this GPU (src/tune/tune.ts) for its batch.
 const tune = process.argv.includes('--tune');
 async function planFor(g: Graph, name: string) {
   const hw = loadHw(hwName);
