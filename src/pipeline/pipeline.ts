@@ -8,7 +8,7 @@
 // createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
 // with options of their own (excluded pairs, a tuned plan) and create sessions with the result.
 
-import { basename, extname } from 'node:path';
+import { extname } from 'node:path';
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { invalid, unsupported } from '../errors.js';
 import type { HwConfig } from '../planner/hw-config.js';
@@ -74,9 +74,6 @@ export async function loadPlanSource(path: string, options: Pick<LoadOptions, 'b
 export async function loadPlanInput(path: string, options: Pick<LoadOptions, 'batch' | 'maxMemory'> & { inputShape?: Record<string, number[]> }): Promise<Dag> {
   return (await loadPlanSource(path, options)).dag;
 }
-
-/** The name a plan records for a model path. */
-export const modelName = (path: string) => basename(path);
 
 // ---- prepare ----------------------------------------------------------------------------------------------------
 
