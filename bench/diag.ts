@@ -19,8 +19,8 @@ import { median } from '../src/bench/stats.js';
 import { loadHw } from '../src/planner/hw.js';
 import { planFusion } from '../src/planner/index.js';
 import { toDag } from '../converters/dag.js';
-import { createSession } from '../src/runtime/session.js';
-import { createInt8Session } from '../src/runtime/int8-session.js';
+import { createInt8Session, createSession } from '../src/pipeline/session.js';
+import { passGpuMs } from '../src/runtime/profile.js';
 import { releaseGpu } from '../src/runtime/device.js';
 
 const arg = (name: string, d: string) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : d; };
@@ -71,7 +71,7 @@ if (parts.has('submit')) {
     const row = Object.fromEntries(everies.map((e, k) => [`fused every ${e}`, median(t[k])]));
     row['unfused every 12'] = median(tu);
     const pass: number[] = [];
-    for (let i = 0; i < 20; i++) pass.push(await ss[0].passGpuMs());
+    for (let i = 0; i < 20; i++) pass.push(await passGpuMs(ss[0]));
     row['one-pass GPU fused'] = median(pass);
     console.log(`${name} run() ms (median of 100, blocks of 10): ${Object.entries(row).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(' | ')}`);
     result[`submit-${name}`] = row;
@@ -120,7 +120,7 @@ if (parts.has('interfere')) {
   const time = async (f: () => Promise<unknown>, n: number) => { const t: number[] = []; for (let i = 0; i < n; i++) { const t0 = performance.now(); await f(); t.push(performance.now() - t0); } return t; };
   const fused = () => s.run(x);
   const pass: number[] = [];
-  for (let i = 0; i < 30; i++) pass.push(await s.passGpuMs());
+  for (let i = 0; i < 30; i++) pass.push(await passGpuMs(s));
   await time(fused, 20);
   const rows: Record<string, number> = { passGpu: median(pass), alone: median(await time(fused, 100)) };
   const ort = (await import('onnxruntime-node')) as unknown as {

@@ -21,16 +21,18 @@ import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../converters/load.js';
 import { runBench, joinLayers, benchInputs, sessionDrift, timeContestants, type BenchLayer } from '../src/bench/bench.js';
-import { medianNodeTimes, medianProfiles } from '../src/bench/profile.js';
+import { medianNodeTimes, medianProfiles, timedSession } from '../src/bench/profile.js';
+import { passGpuMs } from '../src/runtime/profile.js';
 import { spearman } from '../src/bench/correlation.js';
 import { median } from '../src/bench/stats.js';
 import { loadHw } from '../src/planner/hw.js';
 import { planFusion } from '../src/planner/index.js';
 import { toDag } from '../converters/dag.js';
 import { applyPlan } from '../src/rewrite/apply-plan.js';
-import { createSession, type Session } from '../src/runtime/session.js';
+import { createSession } from '../src/pipeline/session.js';
+import type { Session } from '../src/runtime/executor.js';
 import { acquireGpu, releaseGpu } from '../src/runtime/device.js';
-import { tunePlan } from '../src/runtime/tune.js';
+import { tunePlan } from '../src/tune/tune.js';
 import { batchOf } from '../src/graph/util.js';
 import type { Graph } from '../src/graph/ir.js';
 
@@ -56,7 +58,7 @@ if (timing !== 'pass' && timing !== 'profile') throw new Error(`--timing takes p
 const passRounds = Number(arg('pass-rounds', '5'));
 const passIters = Number(arg('pass-iters', '20'));
 const hwName = arg('hw', 'h100');
-// --tune: every plan below is first tuned on this GPU (src/runtime/tune.ts) for its batch.
+// --tune: every plan below is first tuned on this GPU (src/tune/tune.ts) for its batch.
 const tune = process.argv.includes('--tune');
 async function planFor(g: Graph, name: string) {
   const hw = loadHw(hwName);
@@ -96,7 +98,7 @@ async function e2e(name: string) {
   const diff = Math.max(...g.outputs.map((y) => maxRelDiff(yf[y].data, yu[y].data)));
   const dispatches = { fused: sf.stats().dispatchesPerRun, unfused: su.stats().dispatchesPerRun };
   // GPU time of the whole single-pass inference (median of 30), to tell GPU work from host overhead.
-  const passMs = async (s: Session) => { const t: number[] = []; for (let i = 0; i < 30; i++) t.push(await s.passGpuMs()); return median(t); };
+  const passMs = async (s: Session) => { const t: number[] = []; for (let i = 0; i < 30; i++) t.push(await passGpuMs(s)); return median(t); };
   const pass = { fused: await passMs(sf), unfused: await passMs(su) };
   // Fused against unfused alone (no onnxruntime in between), timed as runBench times: blocks of 10 runs in a row,
   // alternating which of the two goes first.
@@ -125,7 +127,7 @@ async function modules(name: string, batchSize: number) {
   const su = await createSession(g, { hw, plan: 'unfused' });
   // --timing pass: each node's kernels alone in one heated pass (src/bench/profile.ts medianNodeTimes).
   const [pf, pu] = timing === 'pass'
-    ? await medianNodeTimes([sf, su], inputs, passRounds, passIters, heatMs)
+    ? await medianNodeTimes([timedSession(sf), timedSession(su)], inputs, passRounds, passIters, heatMs)
     : await medianProfiles([sf, su], inputs, profiles, 30, heatMs);
   sf.dispose(); su.dispose();
   const layers: BenchLayer[] = joinLayers(plan, applyPlan(g, plan), pf, pu);

@@ -12,7 +12,9 @@ import { median } from '../src/bench/stats.js';
 import { loadHw } from '../src/planner/hw.js';
 import { planFusion } from '../src/planner/index.js';
 import type { Plan, Tiles } from '../src/planner/plan.js';
-import { type Int8Session, createInt8Session, prepareInt8Graph } from '../src/runtime/int8-session.js';
+import { createInt8Session } from '../src/pipeline/session.js';
+import { prepareInt8Graph } from '../src/pipeline/pipeline.js';
+import type { Session as Int8Session } from '../src/runtime/executor.js';
 import { releaseGpu } from '../src/runtime/device.js';
 
 const arg = (name: string, d: string) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : d; };

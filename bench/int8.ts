@@ -1,7 +1,7 @@
 // The int8 speed check: the int8 plan (integer kernels) against the fp32 plan (the same model dequantized,
 // float kernels), fused and unfused, in one process, interleaved. Model: the FusePlanner reference's int8 MobileNetV1 rebuilt
 // by the TFLite fixture writer (fixtures/tflite-builder.ts), 1x3x224x224. --tune: the int8 and the fp32 plans
-// are also tuned on this GPU (src/runtime/tune.ts) and timed alongside.
+// are also tuned on this GPU (src/tune/tune.ts) and timed alongside.
 //   npm run build; node dist/bench/int8.js [--runs 50] [--warmup 10] [--hw h100] [--tune] [--out DIR]
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -9,12 +9,11 @@ import { loadModel } from '../converters/load.js';
 import { buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
 import { median, p90 } from '../src/bench/stats.js';
 import { timeContestants } from '../src/bench/bench.js';
-import { createInt8Session } from '../src/runtime/int8-session.js';
-import { createSession } from '../src/runtime/session.js';
+import { createInt8Session, createSession } from '../src/pipeline/session.js';
 import { releaseGpu } from '../src/runtime/device.js';
 import { mulberry32 } from '../fixtures/rng.js';
 import { quantize } from '../src/quant/reference.js';
-import { tunePlan } from '../src/runtime/tune.js';
+import { tunePlan } from '../src/tune/tune.js';
 import { loadHw } from '../src/planner/hw.js';
 import { prepareGraph } from '../src/graph/prepare.js';
 import { dequantizeGraph } from '../src/graph/passes/dequantize.js';

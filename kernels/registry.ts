@@ -1,8 +1,10 @@
-// Which kernel runs a node: op (and, for Conv, its geometry) -> the kernel file's program(s). Reshape-like
-// ops move no data: the runtime aliases their output to their input's buffer ('alias').
-// Everything the executor cannot run is refused here, per node, before any GPU work.
+// Which kernel runs a node, for each precision: one table from op to the kernel file's program builder per
+// precision (fp32: the float kernels of kernels/; int8: the integer kernels of kernels/int8/). Reshape-like ops
+// move no data: the runtime aliases their output to their input's buffer ('alias'). A precision that has no
+// builder for an op refuses the node here, before any GPU work. A new precision adds a column (a builder type and
+// an entry point below), not a registry of its own.
 
-import type { Node } from '../src/graph/ir.js';
+import type { Node, Tensor } from '../src/graph/ir.js';
 import { fcmDomain } from '../src/graph/ir.js';
 import { unsupported } from '../src/errors.js';
 import type { KernelProgram } from './program.js';
@@ -26,52 +28,114 @@ import { batchNorm } from './batchnorm.js';
 import { fusedPwDw } from './fused-pwdw.js';
 import { fusedDwPw } from './fused-dwpw.js';
 import { fusedPwPw } from './fused-pwpw.js';
+import { type Int8KernelArgs, type Int8Program, shapeArgs, where as int8Where } from './int8/common.js';
+import { int8Conv } from './int8/conv.js';
+import { int8Depthwise } from './int8/depthwise.js';
+import { int8Pointwise } from './int8/pointwise.js';
+import { int8FullyConnected } from './int8/fc.js';
+import { int8Activation, int8Binary, int8Requantize } from './int8/elementwise.js';
+import { int8Pool } from './int8/pool.js';
+import { int8Mean } from './int8/mean.js';
+import { int8Pad } from './int8/pad.js';
+import { int8Concat } from './int8/concat.js';
+import { int8Softmax } from './int8/softmax.js';
+import { int8FusedDwPw, int8FusedPwDw, int8FusedPwPw } from './int8/fused.js';
 
 /** Ops whose output is the input's data under another shape: no kernel, the buffer is shared. */
 export const aliasOps: ReadonlySet<string> = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout']);
 
 export type NodeKernel = { kind: 'alias' } | { kind: 'programs'; programs: KernelProgram[] };
 
-type Kernel = (args: KernelArgs) => KernelProgram | KernelProgram[];
+/** What an integer kernel takes: the node, its IR tensors and, for an FCM, its intermediate tensor (quantization). */
+export type Int8Args = Int8KernelArgs & { intermediate?: Tensor };
 
-const byOp: Record<string, Kernel> = {
-  Conv: (args) => {
-    const g = convGeom(args);
-    return isPointwise(g) ? pointwise(args, g) : isDepthwise(g) ? depthwise(args, g) : conv2d(args, g);
-  },
-  Add: binary, Sub: binary, Mul: binary, Div: binary, PRelu: binary,
-  GlobalAveragePool: reduceMean, ReduceMean: reduceMean,
-  MaxPool: pool, AveragePool: pool,
-  Gemm: gemm, MatMul: gemm,
-  Concat: concat, Split: split, Slice: slice, Transpose: transpose, Pad: pad, Softmax: softmax,
-  BatchNormalization: batchNorm,
-  ...Object.fromEntries(unaryOps.map((op) => [op, unary])),
+/** A float kernel: shapes in, one or more programs out. */
+type Fp32Builder = (args: KernelArgs) => KernelProgram | KernelProgram[];
+/** An integer kernel: tensors (quantization, constant data) in, one program with host-prepared constants out. */
+type Int8Builder = (args: Int8Args) => Int8Program;
+
+interface KernelEntry { fp32?: Fp32Builder; int8?: Int8Builder }
+
+const fp32Conv: Fp32Builder = (args) => {
+  const g = convGeom(args);
+  return isPointwise(g) ? pointwise(args, g) : isDepthwise(g) ? depthwise(args, g) : conv2d(args, g);
+};
+const int8ConvAny: Int8Builder = (args) => {
+  const g = convGeom(shapeArgs(args));
+  return isPointwise(g) ? int8Pointwise(args) : isDepthwise(g) ? int8Depthwise(args) : int8Conv(args);
 };
 
-const fused: Record<string, typeof fusedPwDw> = { FusedPwDw: fusedPwDw, FusedDwPw: fusedDwPw, FusedPwPw: fusedPwPw };
+/** An integer FCM needs its intermediate tensor's quantization to requantize between its two layers. */
+const int8Fused = (k: (a: Int8Args & { intermediate: Tensor }) => Int8Program): Int8Builder => (args) => {
+  if (!args.intermediate) throw unsupported(int8Where(args), 'an integer FCM needs its intermediate tensor (for its quantization)');
+  return k({ ...args, intermediate: args.intermediate });
+};
+
+/** Default-domain ops. */
+const byOp: Record<string, KernelEntry> = {
+  Conv: { fp32: fp32Conv, int8: int8ConvAny },
+  Add: { fp32: binary, int8: int8Binary }, Sub: { fp32: binary, int8: int8Binary }, Mul: { fp32: binary, int8: int8Binary },
+  Div: { fp32: binary }, PRelu: { fp32: binary },
+  GlobalAveragePool: { fp32: reduceMean, int8: int8Mean }, ReduceMean: { fp32: reduceMean, int8: int8Mean },
+  MaxPool: { fp32: pool, int8: int8Pool }, AveragePool: { fp32: pool, int8: int8Pool },
+  Gemm: { fp32: gemm, int8: int8FullyConnected }, MatMul: { fp32: gemm },
+  Concat: { fp32: concat, int8: int8Concat }, Split: { fp32: split }, Slice: { fp32: slice }, Transpose: { fp32: transpose },
+  Pad: { fp32: pad, int8: int8Pad }, Softmax: { fp32: softmax, int8: int8Softmax },
+  BatchNormalization: { fp32: batchNorm },
+  // The integer clamp of Relu / Clip; a float QuantizeLinear between two 8-bit tensors is a requantization.
+  Relu: { int8: int8Activation }, Clip: { int8: int8Activation }, QuantizeLinear: { int8: int8Requantize },
+};
+for (const op of unaryOps) byOp[op] = { ...byOp[op], fp32: unary };
+
+/** Fused ops (domain ai.fcm.opt). */
+const fused: Record<string, KernelEntry> = {
+  FusedPwDw: { fp32: (a) => fusedPwDw({ node: a.node, inputShapes: a.inputShapes, outputShape: a.outputShapes[0], limits: a.limits }), int8: int8Fused(int8FusedPwDw) },
+  FusedDwPw: { fp32: (a) => fusedDwPw({ node: a.node, inputShapes: a.inputShapes, outputShape: a.outputShapes[0], limits: a.limits }), int8: int8Fused(int8FusedDwPw) },
+  FusedPwPw: { fp32: (a) => fusedPwPw({ node: a.node, inputShapes: a.inputShapes, outputShape: a.outputShapes[0], limits: a.limits }), int8: int8Fused(int8FusedPwPw) },
+};
 
 /** The op name an unsupported-op report lists: the domain is shown for non-default domains. */
 export const opLabel = (n: Pick<Node, 'op' | 'domain'>) => (n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.op}` : n.op);
 
 /**
- * The kernel of one node. `inputShapes[i]` is the shape of node.inputs[i] (undefined for ''), `outputShapes[i]`
+ * The float kernel of one node. `inputShapes[i]` is the shape of node.inputs[i] (undefined for ''), `outputShapes[i]`
  * of node.outputs[i]. Throws FcmError unsupported when no kernel can run it.
  */
 export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits): NodeKernel {
   const w = where({ node, inputShapes, outputShapes, limits });
+  const args = { node, inputShapes, outputShapes, limits };
   if (node.domain === fcmDomain) {
-    const k = fused[node.op];
+    const k = fused[node.op]?.fp32;
     if (!k) throw unsupported(w, `no kernel for fused op '${node.op}'`);
-    return { kind: 'programs', programs: [k({ node, inputShapes, outputShape: outputShapes[0], limits })] };
+    return { kind: 'programs', programs: [k(args) as KernelProgram] };
   }
   if (node.domain !== '' && node.domain !== 'ai.onnx') throw unsupported(w, `no kernel for op '${opLabel(node)}'`);
   if (aliasOps.has(node.op)) {
     if (node.outputs.slice(1).some((y) => y)) throw unsupported(w, `${node.op} with a second output (mask) is not supported`);
     return { kind: 'alias' };
   }
-  const k = byOp[node.op];
+  const k = byOp[node.op]?.fp32;
   if (!k) throw unsupported(w, `no kernel for op '${node.op}'`);
   if (node.op !== 'Split' && node.outputs.slice(1).some((y) => y)) throw unsupported(w, `${node.op} with more than one output is not supported`);
-  const p = k({ node, inputShapes, outputShapes, limits });
+  const p = k(args);
   return { kind: 'programs', programs: Array.isArray(p) ? p : [p] };
+}
+
+/**
+ * The integer kernel of one node of an int8 / uint8 graph: `args` holds the node, the IR tensors of its inputs and
+ * outputs (quantization and constant data), the device limits, whether WGSL offers packed_4x8_integer_dot_product,
+ * and for FCMs the intermediate tensor. Reshape-like ops stay aliases (aliasOps, decided by the caller); anything
+ * else without an integer kernel is refused (FcmError unsupported).
+ */
+export function int8KernelFor(args: Int8Args, domain = ''): Int8Program {
+  const w = int8Where(args);
+  if (domain === fcmDomain) {
+    const k = fused[args.node.op]?.int8;
+    if (!k) throw unsupported(w, `no integer kernel for fused op '${args.node.op}'`);
+    return k(args);
+  }
+  if (domain !== '' && domain !== 'ai.onnx') throw unsupported(w, `no integer kernel for op '${domain}.${args.node.op}'`);
+  const k = byOp[args.node.op]?.int8;
+  if (!k) throw unsupported(w, `no integer kernel for ${args.node.op}`);
+  return k(args);
 }

@@ -26,9 +26,14 @@ export { exportOptimized, planMetadataKey, type OptimizedExportOptions } from '.
 export { readOptimized, planFromGraph, normalizeFusedNodes, type OptimizedModel } from './export/read-optimized.js';
 export { writeFileAtomic, writeAtomicFrom } from './export/write-atomic.js';
 export { runBench, type BenchOptions, type BenchReport } from './bench/bench.js';
-export { createSession, prepareForRun, type Session, type SessionOptions, type SessionStats, type RunResult, type Profile, type NodeProfile, type ModelInput } from './runtime/session.js';
+export { createSession, createInt8Session, type SessionOptions, type Int8SessionOptions } from './pipeline/session.js';
+export { pipeline, prepareForRun, prepareInt8Graph, planningInput, type ModelInput, type PipelineOptions, type PlanningInput } from './pipeline/pipeline.js';
+export { resolveHw } from './pipeline/hw.js';
+export type { Session, SessionStats, Profile, NodeProfile, StepProfile } from './runtime/executor.js';
+export type { Feeds, RunResult, RunOutput, PrecisionName } from './runtime/precision.js';
+export { passGpuMs, timeNodes } from './runtime/profile.js';
 export { acquireGpu, releaseGpu } from './runtime/device.js';
-export { tunePlan, tileVariants, type TuneOptions, type TuneResult, type TuneRow, type TileVariant } from './runtime/tune.js';
+export { tunePlan, tileVariants, type TuneOptions, type TuneResult, type TuneRow, type TileVariant } from './tune/tune.js';
 export { compareOutputs, seededInput, type Comparison } from './runtime/compare.js';
-export { runCheck, type CheckReport, type CheckOptions } from './cli/check.js';
+export { runCheck, type CheckReport, type CheckOptions } from './check/check.js';
 export { readNpy, writeNpy, parseNpy, encodeNpy, type NpyArray } from './npy.js';

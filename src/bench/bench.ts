@@ -9,19 +9,16 @@
 import { basename } from 'node:path';
 import { invalid, unsupported } from '../errors.js';
 import { fcmDomain, type Graph } from '../graph/ir.js';
-import type { HwConfig } from '../planner/hw-config.js';
-import { loadHw } from '../planner/hw.js';
-import { planFusion } from '../planner/index.js';
 import type { Plan } from '../planner/plan.js';
-import { applyPlan } from '../rewrite/apply-plan.js';
-import { loadModel } from '../../converters/load.js';
-import { toDag } from '../../converters/dag.js';
 import { validateDag } from '../planner/dag-load.js';
 import { median, p90 } from './stats.js';
 import { qLimits } from '../quant/reference.js';
-import { firstLine, loadCreateSession, normalizeProfile, profileMethod, type CreateSession, type FcmSessionLike, type ProfileEntry } from './runtime.js';
+import { firstLine, profileMethod, type CreateSession, type FcmSessionLike, type ProfileEntry } from './runtime.js';
 import { adapterSummary } from './device.js';
-import { medianModuleTimes } from './profile.js';
+import { medianModuleTimes, timedSession } from './profile.js';
+import { load, planFor, planningInput, rewrite } from '../pipeline/pipeline.js';
+import { resolveHw } from '../pipeline/hw.js';
+import { createSession as createFcmSession } from '../pipeline/session.js';
 
 export interface BenchOptions {
   /** A hardware description (path, shipped name) or 'auto' (from the WebGPU adapter). */
@@ -29,7 +26,7 @@ export interface BenchOptions {
   batch?: number;
   runs?: number;
   warmup?: number;
-  /** The fused contestant's plan (e.g. tuned on this GPU: src/runtime/tune.ts); default: planFusion, optimal mode. */
+  /** The fused contestant's plan (e.g. tuned on this GPU: src/tune/tune.ts); default: planFusion, optimal mode. */
   plan?: Plan;
   /** Timed runs of one contestant in a row before the next one's (default 10; see timeContestants). */
   block?: number;
@@ -37,7 +34,7 @@ export interface BenchOptions {
   maxMemory?: number;
   /** Called after each run (warm-up included) with (done, total). */
   onProgress?: (done: number, total: number) => void;
-  /** The runtime's createSession (default: src/runtime's); tests give their own. */
+  /** The sessions' maker (default: src/pipeline/session.ts createSession, timed through timedSession); tests give their own. */
   createSession?: CreateSession;
 }
 
@@ -271,18 +268,15 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0], ['--block', block, 1]] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw invalid(k, `expected an integer >= ${min}, got ${v}`);
   }
-  const graph = await loadModel(modelPath, { batch, maxMemory: opts.maxMemory });
+  const graph = await load(modelPath, { batch, maxMemory: opts.maxMemory });
   checkBatch(graph, batch);
   const adapter = await adapterSummary();
   const hwName = opts.hw ?? 'auto';
-  let hw: HwConfig;
-  if (hwName === 'auto') {
-    if (!adapter.adapter) throw unsupported('--hw auto', `no WebGPU adapter (${adapter.description}); pass --hw with a file or a name`);
-    hw = loadHw('auto', { adapter: adapter.adapter });
-  } else hw = loadHw(hwName);
+  if (hwName === 'auto' && !adapter.adapter) throw unsupported('--hw auto', `no WebGPU adapter (${adapter.description}); pass --hw with a file or a name`);
+  const hw = await resolveHw(hwName);
   const inputs = benchInputs(graph);
 
-  const createSession = opts.createSession ?? await loadCreateSession();
+  const createSession: CreateSession = opts.createSession ?? (async (m, o) => timedSession(await createFcmSession(m, o)));
   const sessions: FcmSessionLike[] = [];
   const releases: (() => Promise<void>)[] = [];
   const results: BenchResult[] = [];
@@ -290,12 +284,11 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     const unfused = await createSession(modelPath, { hw, plan: 'unfused', batch });
     sessions.push(unfused);
     // A quantized model that createSession runs on the integer kernels (path 'int8') is planned as they run it:
-    // 1-byte elements, its integer graph's layers (src/runtime/tune.ts planningInput).
-    const integer = (unfused as { path?: string }).path === 'int8';
-    const pin = integer ? (await import('../runtime/tune.js')).planningInput(graph, hw, true) : { dag: toDag(graph), dtypeBytes: 4, batch };
-    const dag = validateDag(pin.dag, `${modelPath} (layer DAG)`);
-    const plan = opts.plan ?? planFusion(dag, hw, { mode: 'optimal', model: basename(modelPath), dtypeBytes: pin.dtypeBytes, batch });
-    const fusedGraph = applyPlan(graph, plan);
+    // 1-byte elements, its integer graph's layers (src/pipeline/pipeline.ts planningInput).
+    const pin0 = planningInput(graph, hw, unfused.path === 'int8');
+    const pin = { ...pin0, dag: validateDag(pin0.dag, `${modelPath} (layer DAG)`), batch };
+    const plan = opts.plan ?? planFor(pin, { model: basename(modelPath) });
+    const fusedGraph = rewrite(pin.graph, pin.precision, plan);
     const fused = await createSession(modelPath, { hw, plan, batch });
     sessions.unshift(fused);
     const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];

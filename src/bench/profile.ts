@@ -9,11 +9,25 @@
 // than heatMs (software Vulkan in the tests).
 import { median } from './stats.js';
 import { FcmError } from '../errors.js';
+import type { Session } from '../runtime/executor.js';
+import { timeNodes } from '../runtime/profile.js';
 import { normalizeProfile, type FcmSessionLike, type ProfileEntry } from './runtime.js';
 
-/** A session that can time its nodes in one pass (src/runtime Session.timeNodes). */
+/** A session that can time its nodes in one pass (src/runtime/profile.ts timeNodes). */
 export interface TimedSessionLike extends FcmSessionLike {
   timeNodes(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
+}
+
+/** A session as the bench times it: its own calls, and timeNodes bound to it. */
+export function timedSession(s: Session): TimedSessionLike & { graph: Session['graph'] } {
+  return {
+    path: s.path,
+    graph: s.graph,
+    run: (f) => s.run(f),
+    profile: (f, o) => s.profile(f, o),
+    timeNodes: (groups, o) => timeNodes(s, groups, o),
+    dispose: () => s.dispose(),
+  };
 }
 
 export async function medianProfiles(
@@ -40,7 +54,7 @@ export async function medianProfiles(
 }
 
 /**
- * Per-node GPU times like medianProfiles', from Session.timeNodes instead: each node's kernels alone, repeated
+ * Per-node GPU times like medianProfiles', from timeNodes (src/runtime/profile.ts) instead: each node's kernels alone, repeated
  * `iters` times in one compute pass (the first node after `heatMs` of its kernels: an H200 left idle by host work
  * ramps its clock for tens of ms), the sessions alternating over `rounds` rounds (rounded up to a multiple of the
  * sessions), medians. This is the
@@ -78,7 +92,7 @@ export async function medianModuleTimes(
   sessions: readonly FcmSessionLike[], feeds: Record<string, Float32Array>, rounds: number,
   opts: { iters?: number; warmRuns?: number; heatMs?: number } = {},
 ): Promise<{ method: 'pass' | 'profile'; times: ProfileEntry[][] }> {
-  const timed = sessions.every((s) => typeof (s as Partial<TimedSessionLike>).timeNodes === 'function');
+  const timed = sessions.every((s) => s.timeNodes !== undefined);
   if (timed) {
     try {
       return { method: 'pass', times: await medianNodeTimes(sessions as readonly TimedSessionLike[], feeds, rounds, opts.iters, opts.heatMs) };

@@ -1,16 +1,19 @@
-// The bench's view of fcm-opt's WebGPU runtime (src/runtime): createSession(model, { hw, plan }),
-// session.run(inputs) (host arrays in, outputs read back), session.profile() (per-node GPU times from
-// timestamp queries) and session.dispose(). Only what the bench uses is typed here; profile entries are
-// read leniently (field names below) so the bench keeps working while the runtime's report grows.
+// What the bench and the tuner time: fcm-opt sessions (src/pipeline/session.ts createSession) or stand-ins that
+// tests give, through the few calls they use: run(inputs) (host arrays in, outputs read back), profile() (per-node
+// times) and, where the session can, timeNodes (src/runtime/profile.ts, bound by src/bench/profile.ts
+// timedSession). Profile entries are read leniently (normalizeProfile) so that stand-ins can report in ms, us or ns.
 
-import { unsupported } from '../errors.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan } from '../planner/plan.js';
 
 export interface FcmSessionLike {
+  /** Which kernels run the model ('int8': the integer executor; src/runtime/executor.ts Session.path). */
+  path?: string;
   run(inputs: Record<string, Float32Array>): Promise<unknown>;
   /** Profiles one run of `feeds` (src/runtime: { method: 'timestamp' | 'wall', nodes: [{ node, op, ms }] }). */
   profile(feeds?: Record<string, Float32Array>, opts?: { heatRuns?: number }): unknown;
+  /** Per-group GPU times in one pass (src/runtime/profile.ts timeNodes); absent or refusing: profiles are used. */
+  timeNodes?(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
   dispose(): unknown;
 }
 
@@ -21,24 +24,6 @@ export interface CreateSessionOptions {
 }
 
 export type CreateSession = (model: string | Uint8Array, opts: CreateSessionOptions) => Promise<FcmSessionLike>;
-
-/** The runtime's createSession; loaded on first use so that planning-only commands never touch WebGPU. */
-export async function loadCreateSession(): Promise<CreateSession> {
-  // Computed specifiers: the runtime is a separate module that may be absent from a partial build.
-  const errors: string[] = [];
-  for (const spec of ['../runtime/index.js', '../runtime/session.js']) {
-    let mod: { createSession?: unknown };
-    try {
-      mod = (await import(spec)) as { createSession?: unknown };
-    } catch (e) {
-      errors.push(firstLine(e));
-      continue;
-    }
-    if (typeof mod.createSession === 'function') return mod.createSession as CreateSession;
-    errors.push(`${spec} exports no createSession`);
-  }
-  throw unsupported('fcm-opt bench', `the WebGPU runtime (src/runtime) cannot be loaded (${errors.join('; ')})`);
-}
 
 export const firstLine = (e: unknown) => (e instanceof Error ? e.message : String(e)).split('\n')[0];
 

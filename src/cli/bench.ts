@@ -8,7 +8,7 @@ import { maxMemoryOption } from './options.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
 import { loadModel } from '../../converters/load.js';
-import { resolveHw } from './plan.js';
+import { hwForCommand } from './plan.js';
 
 interface BenchCliOptions {
   hw: string;
@@ -47,8 +47,8 @@ export function register(program: Command): void {
         let plan: Plan | undefined;
         if (o.tune) {
           const g = await loadModel(model, { batch: o.batch, maxMemory: o.maxMemory });
-          const { tunePlan } = await import('../runtime/tune.js');
-          plan = (await tunePlan(g, await resolveHw(o.hw), { model: basename(model) })).plan;
+          const { tunePlan } = await import('../tune/tune.js');
+          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model) })).plan;
         }
         const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, maxMemory: o.maxMemory, onProgress: bar?.update });
         bar?.end();

@@ -1,24 +1,20 @@
 // `fcm-opt plan MODEL_OR_DAG --hw CFG [--mode optimal|fuseplanner] [--json]`, also the default command
 // (`fcm-opt MODEL --hw CFG`): commander's `isDefault` subcommand runs when the first operand is no
 // subcommand's name, so it never shadows the other commands and adds no options to the root program.
-import { basename, extname } from 'node:path';
+import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { invalid, unsupported } from '../errors.js';
-import type { Dag } from '../planner/dag.js';
-import { loadModel } from '../../converters/load.js';
-import { toDag } from '../../converters/dag.js';
-import { loadDag, validateDag } from '../planner/dag-load.js';
 import { formatPlan, planToJson } from '../planner/format.js';
-import { loadHw } from '../planner/hw.js';
 import type { HwConfig } from '../planner/hw-config.js';
-import { acquireGpu, releaseGpu } from '../runtime/device.js';
+import { releaseGpu } from '../runtime/device.js';
 import { planFusion, planModes, type PlanMode } from '../planner/index.js';
 import { overlappingLayers } from '../planner/fuseplanner/plan.js';
-import type { Graph } from '../graph/ir.js';
 import { batchOf } from '../graph/util.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { exportOptimized } from '../export/optimized.js';
 import { writeFileAtomic } from '../export/write-atomic.js';
+import { loadPlanSource } from '../pipeline/pipeline.js';
+import { resolveHw } from '../pipeline/hw.js';
 import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
 
 export interface PlanCliOptions {
@@ -40,47 +36,25 @@ export interface PlanCliOptions {
 
 export { parseInputShape } from './options.js';
 
-/** A .json input is a FusePlanner layer DAG; models go through the converters and keep their graph. */
-export async function loadPlanSource(path: string, options: Pick<PlanCliOptions, 'batch' | 'inputShape' | 'maxMemory'>): Promise<{ dag: Dag; graph?: Graph }> {
-  const ext = extname(path).toLowerCase();
-  if (ext === '.json') {
-    if (options.batch !== undefined || options.inputShape !== undefined) {
-      throw invalid(path, '--batch and --input-shape apply to models, not to a layer DAG (.json)');
-    }
-    return { dag: loadDag(path) };
-  }
-  if (ext === '.onnx' || ext === '.tflite') {
-    const graph = await loadModel(path, { batch: options.batch, inputShapes: options.inputShape, maxMemory: options.maxMemory });
-    // The same checks as a DAG file: the planners trust ids, edges and conv shapes.
-    return { dag: validateDag(toDag(graph), `${path} (layer DAG)`), graph };
-  }
-  throw unsupported(path, `unknown input type '${ext || 'no extension'}' (expected .onnx, .tflite or a layer DAG .json)`);
-}
-
-export async function loadPlanInput(path: string, options: Pick<PlanCliOptions, 'batch' | 'inputShape' | 'maxMemory'>): Promise<Dag> {
-  return (await loadPlanSource(path, options)).dag;
-}
-
-/** `--hw auto` describes the WebGPU adapter this machine has; anything else is a file or a shipped name. */
-export async function resolveHw(hw: string): Promise<HwConfig> {
-  if (hw !== 'auto') return loadHw(hw);
-  const ctx = await acquireGpu();
+/** `--hw auto` describes the WebGPU adapter this machine has (the device is released again: planning needs no GPU). */
+export async function hwForCommand(hw: string): Promise<HwConfig> {
+  if (hw !== 'auto') return resolveHw(hw);
   try {
-    return loadHw('auto', { adapter: { info: ctx.adapterInfo, limits: ctx.limits as unknown as { maxComputeWorkgroupStorageSize: number } } });
+    return await resolveHw(hw);
   } finally {
     await releaseGpu();
   }
 }
 
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
-  const hw = await resolveHw(options.hw);
+  const hw = await hwForCommand(options.hw);
   const { dag, graph } = await loadPlanSource(input, options);
   let plan = planFusion(dag, hw, { mode: options.mode, model: basename(input), ...(graph && options.mode === 'optimal' ? { batch: batchOf(graph) } : {}) });
   let tuneNote = '';
   if (options.tune) {
     if (!graph) throw invalid(input, '--tune times the plan on this machine\'s GPU and needs a model (.onnx, .tflite), not a layer DAG');
     if (options.mode !== 'optimal') throw unsupported(input, "--tune tunes the optimal planner's plan: use --mode optimal");
-    const { tunePlan } = await import('../runtime/tune.js');
+    const { tunePlan } = await import('../tune/tune.js');
     try {
       const r = await tunePlan(graph, hw, { model: basename(input), log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
       plan = r.plan;

@@ -1,11 +1,11 @@
 // `fcm-opt report`: plan a model (or a layer DAG) for a GPU description and write the report page; with
 // `bench`, measure it with `fcm-opt bench` (src/bench) and draw the figures next to the estimates.
 import { basename, extname } from 'node:path';
-import { loadPlanInput } from '../cli/plan.js';
 import { invalid } from '../errors.js';
 import { writeFileAtomic } from '../export/write-atomic.js';
 import type { BenchOptions, BenchReport } from '../bench/bench.js';
-import { loadHw } from '../planner/hw.js';
+import { loadPlanInput } from '../pipeline/pipeline.js';
+import { resolveHw } from '../pipeline/hw.js';
 import { planFusion, type PlanMode } from '../planner/index.js';
 import type { Plan } from '../planner/plan.js';
 import { renderReport, type ReportBench } from './html.js';
@@ -37,7 +37,7 @@ export async function makeReport(input: string, options: ReportOptions): Promise
     if (mode !== 'optimal') throw invalid('--bench', `measures the optimal plan; drop --mode ${mode} or --bench`);
     if (options.inputShape !== undefined) throw invalid('--bench', 'takes --batch but not --input-shape');
   }
-  const hw = loadHw(options.hw);
+  const hw = await resolveHw(options.hw);
   // The bench loads the model at batch 1 unless told otherwise; plan what it will run.
   const dag = await loadPlanInput(input, options.bench ? { ...options, batch: options.batch ?? 1 } : options);
   const plan = planFusion(dag, hw, { mode, model: basename(input), ...(options.bench ? { dtypeBytes: 4 } : {}) });

@@ -1,37 +1,86 @@
-// From a graph to what the executor runs, without touching the GPU: each node's kernel programs (or an alias
-// for reshape-like ops), tensor sizes checked against the adapter's binding limit, and the activation memory
-// plan. Every node the kernels cannot run is collected first and refused in one error, before any GPU work.
+// From a graph to the schedule the executor runs, without touching the GPU, for each precision: each node's kernel
+// programs (kernels/registry.ts), an alias for reshape-like ops, host steps where the precision has a host
+// fallback (int8: the integer reference), tensor sizes checked against the adapter's limits, and the activation
+// memory plan. Every node no kernel can run is collected first and refused in one error, before any GPU work.
+//
+// int8 steps. Every live node becomes a GPU dispatch when int8KernelFor has a kernel for it; a DequantizeLinear
+// whose only reader is a QuantizeLinear runs as one requantization of the 8-bit tensor (TFLite's QUANTIZE between
+// two 8-bit tensors, as the importer spells it); reshape-like ops keeping the quantization are aliases. Nodes
+// without an integer kernel run on the host with the integer reference itself (src/quant/run-reference.ts), so the
+// result stays bit-exact: typically the float input's QuantizeLinear, a refused Softmax and the output's
+// Quantize/Dequantize.
 
-import type { Graph, Node, Tensor } from '../graph/ir.js';
+import { type Graph, type Node, type Tensor, fcmDomain, numel } from '../graph/ir.js';
 import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../errors.js';
 import type { KernelProgram } from '../../kernels/program.js';
 import type { KernelLimits } from '../../kernels/shader.js';
-import { kernelFor, opLabel } from '../../kernels/registry.js';
-import { type MemoryPlan, planMemory } from './memory.js';
+import { aliasOps, int8KernelFor, kernelFor, opLabel } from '../../kernels/registry.js';
+import { type Int8Program, packedWords } from '../../kernels/int8/common.js';
+import type { QType } from '../quant/reference.js';
+import { type MemoryPlan, type MemoryStep, planMemory } from './memory.js';
 
+/** One dispatch: a program and the tensors it binds. */
 export interface Step {
   node: Node;
   program: KernelProgram;
-  /** Tensor names bound in program order: used inputs, then outputs. */
+  /** Tensor names (alias roots) bound in program order: used inputs, then outputs. */
   bindings: string[];
+  /** How many of `bindings` are inputs. */
+  nIn: number;
+  /** The graph nodes this dispatch computes (int8: a DequantizeLinear + QuantizeLinear pair is one). */
+  group: Node[];
+}
+
+/** Nodes run on the host between dispatches (int8: with the integer reference). */
+export interface HostStep {
+  /** Runs before steps[at] (after every dispatch when at === steps.length). */
+  at: number;
+  nodes: Node[];
+  /** Tensors it reads (not made inside the step, not constant) and writes. */
+  reads: string[];
+  writes: string[];
 }
 
 export interface Compiled {
   graph: Graph;
+  /** The dispatches, in order. */
   steps: Step[];
+  /** Host steps, by position among the dispatches (fp32: none). */
+  host: HostStep[];
   /** Alias tensor -> the tensor whose buffer it shares (resolved to the root). */
   aliases: Map<string, string>;
-  /** Constant tensors that some program reads. */
+  /** Constant tensors that some program binds. */
   constants: string[];
   memory: MemoryPlan;
-  /** Bytes of every tensor the executor holds (4 per float, at least 4). */
+  /** Bytes of every tensor the executor holds on the GPU (fp32: 4 per element; int8: whole u32 words; at least 4). */
   bytes: Map<string, number>;
+  /** Graph outputs (alias roots) read back from the GPU, in graph output order; the others come from host steps. */
+  gpuOutputs: string[];
 }
 
 export interface CompileLimits extends KernelLimits {
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
 }
+
+/** Dispatches and host steps in execution order. */
+export function ordered(c: Pick<Compiled, 'steps' | 'host'>): ({ kind: 'gpu'; step: Step } | { kind: 'host'; step: HostStep })[] {
+  const out: ({ kind: 'gpu'; step: Step } | { kind: 'host'; step: HostStep })[] = [];
+  for (let i = 0; i <= c.steps.length; i++) {
+    for (const h of c.host) if (h.at === i) out.push({ kind: 'host', step: h });
+    if (i < c.steps.length) out.push({ kind: 'gpu', step: c.steps[i] });
+  }
+  return out;
+}
+
+function workgroupStorage(g: Graph, node: Node, p: KernelProgram, limits: KernelLimits): void {
+  const max = limits.maxComputeWorkgroupStorageSize ?? Infinity;
+  if (p.workgroupStorageBytes > max) {
+    throw overLimit(`${g.source}: node '${node.name}'`, `${p.name} needs ${p.workgroupStorageBytes} bytes of workgroup storage, the adapter allows ${max}`);
+  }
+}
+
+// ---- fp32 -------------------------------------------------------------------------------------------------------
 
 const shapeOf = (g: Graph, name: string): number[] | undefined => {
   if (!name) return undefined;
@@ -57,6 +106,7 @@ function refuseAll(g: Graph, failures: { node: Node; error: FcmError }[]): FcmEr
 
 const floatish = new Set(['float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool']);
 
+/** The fp32 schedule: every node on the float kernels (or an alias); none on the host. */
 export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
   // Reading a tensor the graph never defines is a broken graph, not an unsupported one.
   const defined = new Set([...g.inputs, ...[...g.tensors.values()].filter((t) => t.data).map((t) => t.name)]);
@@ -120,15 +170,13 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
         return x;
       });
       const outs = (p.outputIndices ?? [...Array(p.outputs).keys()]).map((i) => node.outputs[i]);
-      if (p.workgroupStorageBytes > limits.maxComputeWorkgroupStorageSize) {
-        throw overLimit(`${g.source}: node '${node.name}'`, `${p.name} needs ${p.workgroupStorageBytes} bytes of workgroup storage, the adapter allows ${limits.maxComputeWorkgroupStorageSize}`);
-      }
+      workgroupStorage(g, node, p, limits);
       for (const x of [...ins, ...outs]) {
         sizeOf(x);
         if (g.tensors.get(x)?.data !== undefined) constants.add(x);
       }
       for (const y of outs) if (g.tensors.get(y)?.data !== undefined) throw invalid(g.source, `node '${node.name}' writes the constant '${y}'`);
-      steps.push({ node, program: p, bindings: [...ins.map(root), ...outs.map(root)] });
+      steps.push({ node, program: p, bindings: [...ins.map(root), ...outs.map(root)], nIn: ins.length, group: [node] });
     }
   }
   for (const y of g.outputs) sizeOf(y);
@@ -138,11 +186,183 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
   const memory = planMemory({
     inputs: g.inputs.map(root).filter((x) => !isConst(x)),
     outputs: g.outputs.map(root).filter((x) => !isConst(x)),
-    steps: steps.map((s) => ({
-      reads: s.bindings.slice(0, s.program.inputs.length).filter((x) => !isConst(x)),
-      writes: s.bindings.slice(s.program.inputs.length),
-    })),
+    steps: steps.map((s) => ({ reads: s.bindings.slice(0, s.nIn).filter((x) => !isConst(x)), writes: s.bindings.slice(s.nIn) })),
     bytes: (name) => bytes.get(name)!,
   });
-  return { graph: g, steps, aliases, constants: [...constants].map(root), memory, bytes };
+  return { graph: g, steps, host: [], aliases, constants: [...constants].map(root), memory, bytes, gpuOutputs: g.outputs.map(root) };
+}
+
+// ---- int8 -------------------------------------------------------------------------------------------------------
+
+/** Ops runInt8Reference runs (the host fallback). */
+const hostOps = new Set([
+  'QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'Relu', 'Clip', 'Add', 'Sub', 'Mul', 'AveragePool', 'MaxPool',
+  'ReduceMean', 'Pad', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Transpose', 'Concat', 'Softmax', 'HardSwish',
+]);
+
+export const isQ = (t: Tensor | undefined): t is Tensor & { dtype: QType } => !!t && (t.dtype === 'int8' || t.dtype === 'uint8') && !!t.quant;
+
+export function sameQuant(a: Tensor | undefined, b: Tensor | undefined): boolean {
+  return !!a?.quant && !!b?.quant && a.dtype === b.dtype && a.quant.scale.length === 1 && b.quant.scale.length === 1
+    && a.quant.scale[0] === b.quant.scale[0] && (a.quant.zeroPoint[0] ?? 0) === (b.quant.zeroPoint[0] ?? 0);
+}
+
+function liveNodes(g: Graph): Node[] {
+  const need = new Set(g.outputs);
+  const live = new Array<boolean>(g.nodes.length).fill(false);
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    if (g.nodes[i].outputs.some((o) => need.has(o))) {
+      live[i] = true;
+      for (const x of g.nodes[i].inputs) if (x) need.add(x);
+    }
+  }
+  return g.nodes.filter((_, i) => live[i]);
+}
+
+interface GpuItem { kind: 'gpu'; step: Step }
+interface HostItem { kind: 'host'; nodes: Node[]; reads: string[]; writes: string[] }
+
+/** Bytes of an 8-bit tensor on the GPU (packed, whole u32 words), within the adapter's binding limit. */
+function int8Bytes(g: Graph, name: string, limits: CompileLimits): number {
+  const t = g.tensors.get(name)!;
+  const where = `${g.source}: tensor '${name}'`;
+  if (t.shapeUnknown) throw unsupported(where, 'has no static shape');
+  if (!isQ(t)) throw unsupported(where, `is ${t.dtype}: integer kernels read and write quantized 8-bit tensors`);
+  const b = 4 * packedWords(numel(t.shape));
+  if (b > limits.maxStorageBufferBindingSize) throw overLimit(where, `${b} bytes is over the adapter's maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize}`);
+  return b;
+}
+
+/** The int8 schedule of `g` (epilogues folded and planned already): integer kernels, the rest on the host. */
+export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Compiled {
+  const nodes = liveNodes(g);
+  const readers = new Map<string, number>();
+  for (const n of nodes) for (const x of n.inputs) if (x) readers.set(x, (readers.get(x) ?? 0) + 1);
+  const aliases = new Map<string, string>();
+  const root = (t: string) => aliases.get(t) ?? t;
+  const items: (GpuItem | HostItem)[] = [];
+  const refused: string[] = [];
+  const toHost = (ns: Node[], why: string) => {
+    for (const n of ns) {
+      if (n.domain !== '' || !hostOps.has(n.op)) refused.push(`node '${n.name}' (${n.op}): ${why}`);
+    }
+    const last = items[items.length - 1];
+    if (last?.kind === 'host') last.nodes.push(...ns);
+    else items.push({ kind: 'host', nodes: [...ns], reads: [], writes: [] });
+  };
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i];
+    const tensor = (name: string) => (name ? g.tensors.get(name) : undefined);
+    if (n.domain === '' && aliasOps.has(n.op) && sameQuant(tensor(n.inputs[0]), tensor(n.outputs[0]))
+      && numel(tensor(n.inputs[0])!.shape) === numel(tensor(n.outputs[0])!.shape)) {
+      aliases.set(n.outputs[0], root(n.inputs[0]));
+      continue;
+    }
+    // DequantizeLinear -> QuantizeLinear (its only reader, next in order): one requantization.
+    const next = nodes[i + 1];
+    let group = [n];
+    let k: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'> = n;
+    if (n.domain === '' && n.op === 'DequantizeLinear' && next?.domain === '' && next.op === 'QuantizeLinear'
+      && next.inputs[0] === n.outputs[0] && readers.get(n.outputs[0]) === 1 && !g.outputs.includes(n.outputs[0])) {
+      group = [n, next];
+      k = { name: next.name, op: 'QuantizeLinear', inputs: [n.inputs[0]], outputs: next.outputs, attrs: next.attrs };
+      i++;
+    }
+    try {
+      let intermediate: Tensor | undefined;
+      if (n.domain === fcmDomain) {
+        const s = n.attrs.intermediateScale, z = n.attrs.intermediateZeroPoint;
+        const x = tensor(n.inputs[0]);
+        if (typeof s !== 'number' || typeof z !== 'number' || !x) {
+          throw unsupported(`node '${n.name}' (${n.op})`, 'the fused node does not record its intermediate quantization (rewrite it with applyPlan)');
+        }
+        intermediate = { name: `${n.name}/intermediate`, dtype: x.dtype, shape: [], quant: { scale: [s], zeroPoint: [z] } };
+      }
+      const program: Int8Program = int8KernelFor({
+        node: k, inputs: k.inputs.map((x) => tensor(x)), outputs: k.outputs.map((y) => tensor(y)!), limits, dot4, intermediate,
+      }, n.domain);
+      const ins = program.inputs.map((j) => root(k.inputs[j]));
+      const outs = (program.outputIndices ?? [...Array(program.outputs).keys()]).map((j) => k.outputs[j]);
+      const node = n.domain === fcmDomain ? n : { ...n, ...k, domain: n.domain };
+      items.push({ kind: 'gpu', step: { node, program, bindings: [...ins, ...outs], nIn: ins.length, group } });
+    } catch (e) {
+      if (!(e instanceof FcmError && e.kind === 'unsupported')) throw e;
+      toHost(group, e.message);
+    }
+  }
+  if (refused.length) throw unsupported(g.source, `the integer executor cannot run ${refused.length} node(s): ${refused.join('; ')}`);
+  // A dispatch that only reads host values and only feeds the host or the outputs (the output's QUANTIZE after a
+  // host Softmax) runs on the host too: an upload, a submission and a read-back fewer.
+  const hostMade = (t: string) => g.inputs.includes(t) || items.some((s) => s.kind === 'host' && s.nodes.some((n) => n.outputs.includes(t)));
+  const gpuReads = (t: string) => items.some((s) => s.kind === 'gpu' && s.step.bindings.slice(0, s.step.nIn).includes(t));
+  for (let changed = true; changed;) {
+    changed = false;
+    for (let i = items.length - 1; i >= 0; i--) {
+      const s = items[i];
+      if (s.kind !== 'gpu' || s.step.node.domain !== '' || !s.step.group.every((n) => hostOps.has(n.op))) continue;
+      const ins = s.step.bindings.slice(0, s.step.nIn).filter((x) => !g.tensors.get(x)?.data);
+      const outs = s.step.bindings.slice(s.step.nIn);
+      if (!ins.every(hostMade) || outs.some(gpuReads)) continue;
+      items[i] = { kind: 'host', nodes: s.step.group, reads: [], writes: [] };
+      changed = true;
+    }
+  }
+  for (let i = items.length - 1; i > 0; i--) {
+    const a = items[i - 1], b = items[i];
+    if (a.kind === 'host' && b.kind === 'host') { a.nodes.push(...b.nodes); items.splice(i, 1); }
+  }
+  // Host steps: what they read (not made inside the step, not constant) and write.
+  for (const s of items) {
+    if (s.kind !== 'host') continue;
+    const made = new Set(s.nodes.flatMap((n) => n.outputs.filter((y) => y)));
+    s.writes = [...made];
+    s.reads = [...new Set(s.nodes.flatMap((n) => n.inputs.filter((x) => x && !made.has(x) && !g.tensors.get(x)?.data)))];
+  }
+
+  const steps: Step[] = [];
+  const host: HostStep[] = [];
+  for (const s of items) {
+    if (s.kind === 'gpu') steps.push(s.step);
+    else host.push({ at: steps.length, nodes: s.nodes, reads: s.reads, writes: s.writes });
+  }
+  for (const s of steps) workgroupStorage(g, s.node, s.program, limits);
+
+  // Activation buffers: the tensors dispatches bind; host steps read or write the ones that cross.
+  const isConst = (t: string) => g.tensors.get(t)?.data !== undefined;
+  const onGpu = (t: string) => steps.some((s) => s.bindings.includes(t));
+  const memSteps: MemoryStep[] = items.map((s) => (s.kind === 'gpu'
+    ? { reads: s.step.bindings.slice(0, s.step.nIn).filter((x) => !isConst(x)), writes: s.step.bindings.slice(s.step.nIn) }
+    : { reads: s.reads.map(root).filter(onGpu), writes: s.writes.map(root).filter(onGpu) }));
+  const gpuInputs = g.inputs.map(root).filter(onGpu);
+  const gpuOutputs = g.outputs.map(root).filter((y) => onGpu(y) && !host.some((s) => s.writes.includes(y)));
+  const bytes = new Map<string, number>();
+  const sizeOf = (t: string) => {
+    let b = bytes.get(t);
+    if (b === undefined) { b = int8Bytes(g, t, limits); bytes.set(t, b); }
+    return b;
+  };
+  const memory = planMemory({ inputs: gpuInputs, outputs: gpuOutputs, steps: memSteps, bytes: sizeOf });
+  // Constant activation operands (e.g. an Add of a constant) are packed like activations.
+  const constants = [...new Set(steps.flatMap((s) => s.bindings.slice(0, s.nIn).filter(isConst)))];
+  for (const t of constants) bytes.set(t, 4 * packedWords(numel(g.tensors.get(t)!.shape)));
+  return { graph: g, steps, host, aliases, constants, memory, bytes, gpuOutputs };
+}
+
+/**
+ * Whether an int8 schedule runs every node on the GPU except the host conversions at its ends (float input
+ * quantization; Softmax, Quantize and Dequantize of the outputs): what createSession's int8: 'auto' asks before
+ * running a quantized graph on the integer kernels. Returns the nodes that would run on the host in the middle.
+ */
+export function int8Coverage(c: Pick<Compiled, 'steps' | 'host'>): { ok: boolean; hostNodes: string[]; middle: string[]; reason?: string } {
+  const hostNodes = c.host.flatMap((s) => s.nodes.map((n) => n.name));
+  if (!c.steps.length) return { ok: false, hostNodes, middle: [], reason: 'no node has an integer kernel' };
+  const inMiddle = (s: HostStep) => s.at > 0 && s.at < c.steps.length;
+  const middle = c.host.filter(inMiddle).flatMap((s) => s.nodes.map((n) => `${n.name} (${n.op})`));
+  const ends = c.host.filter((s) => !inMiddle(s)).flatMap((s) => s.nodes);
+  const endOk = ends.every((n) => ['QuantizeLinear', 'DequantizeLinear', 'Softmax', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity'].includes(n.op));
+  const ok = middle.length === 0 && endOk;
+  return {
+    ok, hostNodes, middle,
+    reason: ok ? undefined : middle.length ? `no integer kernel for ${middle.join(', ')}` : 'host steps other than input/output conversions',
+  };
 }

@@ -122,22 +122,26 @@ export async function releaseGpu(): Promise<void> {
 }
 
 /**
- * Dispatches per submitted command buffer in run() (both sessions). Encoding a dispatch costs the host about as long
+ * Dispatches per submitted command buffer in run() (every precision). Encoding a dispatch costs the host about as long
  * as the GPU takes to run one at batch 1 (~8-12 us each through Dawn's bindings), so submitting in parts
  * overlaps the two instead of adding them; each part costs the GPU one more pass (~13 us on the H100).
  */
 export const defaultSubmitEvery = 12;
 
-/** Wall time (ms) of one dispatch in its own submission, for adapters without timestamp queries (profiling). */
-export async function wallTimeDispatch(d: GPUDevice, x: { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; size: readonly [number, number, number] }): Promise<number> {
-  const t0 = performance.now();
-  const enc = d.createCommandEncoder();
-  const pass = enc.beginComputePass();
-  pass.setPipeline(x.pipeline);
-  pass.setBindGroup(0, x.bindGroup);
-  pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
-  pass.end();
-  d.queue.submit([enc.finish()]);
-  await d.queue.onSubmittedWorkDone();
-  return performance.now() - t0;
+const dot4Probe = new WeakMap<GPUDevice, Promise<boolean>>();
+
+/** Whether the device's WGSL accepts packed_4x8_integer_dot_product (the integer kernels' dot4I8Packed). */
+export function probeDot4(d: GPUDevice): Promise<boolean> {
+  let p = dot4Probe.get(d);
+  if (!p) {
+    p = (async () => {
+      d.pushErrorScope('validation');
+      const m = d.createShaderModule({ code: 'requires packed_4x8_integer_dot_product;\n@compute @workgroup_size(1) fn main() { _ = dot4I8Packed(1u, 1u); }' });
+      const info = await m.getCompilationInfo();
+      const err = await d.popErrorScope();
+      return !err && !info.messages.some((x) => x.type === 'error');
+    })();
+    dot4Probe.set(d, p);
+  }
+  return p;
 }

@@ -21,7 +21,7 @@ import { formatBench } from '../../src/bench/format.js';
 import { normalizeProfile, type CreateSessionOptions } from '../../src/bench/runtime.js';
 import { assertFcmAsync } from '../converters/onnx-helpers.js';
 import { buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
-import { planningInput } from '../../src/runtime/tune.js';
+import { planningInput } from '../../src/tune/tune.js';
 
 test('timeContestants: warm-up untimed, runs interleaved with the order rotated each round, progress counted', async () => {
   const calls: string[] = [];

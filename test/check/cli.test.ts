@@ -8,7 +8,7 @@ import { main } from '../../src/cli/main.js';
 import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
 import { formatCheck, runCheck } from '../../src/cli/check.js';
 import { readNpy, writeNpy } from '../../src/npy.js';
-import { createSession } from '../../src/runtime/session.js';
+import { createSession } from '../../src/pipeline/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { seededInput } from '../../src/runtime/compare.js';
 

@@ -11,7 +11,7 @@ import { exportOnnx } from '../../converters/onnx/export.js';
 import { toDag } from '../../converters/dag.js';
 import { planFusion } from '../../src/planner/index.js';
 import { loadHw } from '../../src/planner/hw.js';
-import { createSession } from '../../src/runtime/session.js';
+import { createSession } from '../../src/pipeline/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
 import { fcmDomain } from '../../src/graph/ir.js';

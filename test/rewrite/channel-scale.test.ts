@@ -8,7 +8,7 @@ import { exportOnnx } from '../../converters/onnx/export.js';
 import { loadModel } from '../../converters/load.js';
 import { foldChannelScales } from '../../src/rewrite/channel-scale.js';
 import type { Graph } from '../../src/graph/ir.js';
-import { createSession } from '../../src/runtime/session.js';
+import { createSession } from '../../src/pipeline/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
 import { chooseDot } from '../../kernels/pointwise.js';

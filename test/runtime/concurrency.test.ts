@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { fixtureModels } from '../../fixtures/models.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { loadModel } from '../../converters/load.js';
-import { createSession, type Session } from '../../src/runtime/session.js';
+import { createSession } from '../../src/pipeline/session.js';
+import type { Session } from '../../src/runtime/executor.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { seededInput } from '../../src/runtime/compare.js';
 

@@ -13,7 +13,8 @@ import type { Plan } from '../../src/planner/plan.js';
 import { runInt8Reference } from '../../src/quant/run-reference.js';
 import { quantize, quantizeF32 } from '../../src/quant/reference.js';
 import { defaultSubmitEvery, releaseGpu } from '../../src/runtime/device.js';
-import { createInt8Session, prepareInt8Graph } from '../../src/runtime/int8-session.js';
+import { createInt8Session } from '../../src/pipeline/session.js';
+import { prepareInt8Graph } from '../../src/pipeline/pipeline.js';
 import { loadHw } from '../../src/planner/hw.js';
 
 after(releaseGpu);

@@ -12,8 +12,9 @@ import type { HwConfig } from '../../src/planner/hw-config.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { newAttrs } from '../../src/graph/ir.js';
 import { FcmError } from '../../src/errors.js';
-import { createSession, defaultSubmitEvery } from '../../src/runtime/session.js';
+import { createSession, defaultSubmitEvery } from '../../src/pipeline/session.js';
 import { compileGraph } from '../../src/runtime/compile.js';
+import { timeNodes } from '../../src/runtime/profile.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
 import { defaultLimits } from '../../kernels/shader.js';
@@ -183,15 +184,15 @@ test('timeNodes() times each group of nodes in one pass: one entry per group, 0 
   const s = await createSession(g, { plan: 'unfused' });
   const x = seededInput(256, 5);
   const before = Array.from((await s.run({ x })).b.data);
-  const ms = await s.timeNodes([['r1'], ['r1', 's1'], []], { iters: 3, heatMs: 1 });
+  const ms = await timeNodes(s, [['r1'], ['r1', 's1'], []], { iters: 3, heatMs: 1 });
   assert.equal(ms.length, 3);
   assert.ok(ms[0] > 0 && ms[1] > 0 && Number.isFinite(ms[1]), `times ${ms}`);
   assert.equal(ms[2], 0);
   // Its timestamp queries are the session's: timing again (as many groups or fewer) allocates nothing.
   const created = s.stats().buffersCreated;
-  assert.equal((await s.timeNodes([['s1'], ['r1']], { iters: 2, heatMs: 0 })).length, 2);
+  assert.equal((await timeNodes(s, [['s1'], ['r1']], { iters: 2, heatMs: 0 })).length, 2);
   assert.equal(s.stats().buffersCreated, created);
-  await assert.rejects(s.timeNodes([['nope']]), /chain\.onnx: timeNodes: node 'nope' runs no kernel/);
+  await assert.rejects(timeNodes(s, [['nope']]), /chain\.onnx: timeNodes: node 'nope' runs no kernel/);
   // Repeating the dispatches leaves what a run computes unchanged.
   assert.deepEqual(Array.from((await s.run({ x })).b.data), before);
   s.dispose();

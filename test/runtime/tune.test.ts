@@ -12,11 +12,11 @@ import { planFusion } from '../../src/planner/index.js';
 import { loadHw } from '../../src/planner/hw.js';
 import { planToJson } from '../../src/planner/format.js';
 import { pairKey } from '../../src/planner/optimal.js';
-import { createSession } from '../../src/runtime/session.js';
+import { createSession } from '../../src/pipeline/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
-import { planningInput, strandedUs, tunePlan, tileVariants } from '../../src/runtime/tune.js';
+import { planningInput, strandedUs, tunePlan, tileVariants } from '../../src/tune/tune.js';
 import { buildMobileNetStyle, buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
-import { createInt8Session } from '../../src/runtime/int8-session.js';
+import { createInt8Session } from '../../src/pipeline/session.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
 
 after(releaseGpu);

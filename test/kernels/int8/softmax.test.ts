@@ -11,7 +11,7 @@ import { type QArray, type QType, qAlloc, qLimits, softmax, softmaxParams } from
 import { expOnNegativeValues, oneOverOnePlusXForXIn01 } from '../../../src/quant/fixedpoint.js';
 import { type Int8Program, fixedPointWgsl, int8Bindings } from '../../../kernels/int8/common.js';
 import { int8Softmax, softmaxFixedPointWgsl } from '../../../kernels/int8/softmax.js';
-import { int8KernelFor } from '../../../kernels/int8/registry.js';
+import { int8KernelFor } from '../../../kernels/registry.js';
 import { FcmError } from '../../../src/errors.js';
 import { mulberry32 } from '../../../fixtures/rng.js';
 import { args, assertEqualQ, node, numel, randInt, run } from './cases.js';

@@ -2,29 +2,27 @@
 // everything the GPU does (dispatch overhead, occupancy, the kernels' own tile splitting), so each fused module of
 // the plan is timed on the device with a few tile variants and against its two layers run LBL:
 //   1. the LBL time of every layer from one unfused session (each node's kernels alone in one heated pass,
-//      Session.timeNodes, median of `profiles` rounds; per-dispatch profiles on the integer executor);
+//      src/runtime/profile.ts timeNodes, median of `profiles` rounds; per-dispatch profiles on the integer executor);
 //   2. for each tile variant, one session of the plan with every fused module's tiles changed alike, timed alike;
 //      each module keeps its fastest variant;
 //   3. a module slower than its LBL pair with every variant is excluded (planFusion's `exclude`) and the DAG is
 //      planned again; new pairs that re-planning brings are measured in the next round (at most `rounds`).
 // The result is a Plan (data, as any other) whose fused modules carry `tuned` figures; it prints, saves and
 // loads like the planner's own. A quantized graph is tuned on the integer kernels: createSession runs it
-// there, and it is planned as createInt8Session plans it (1-byte elements, after its epilogue folding).
+// there, and it is planned as the integer executor plans it (src/pipeline/pipeline.ts planningInput).
 
 import { type Graph, fcmDomain } from '../graph/ir.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan, PlanModule, Tiles } from '../planner/plan.js';
-import { planFusion } from '../planner/index.js';
 import { pairKey } from '../planner/optimal.js';
-import { toDag } from '../../converters/dag.js';
 import { type BenchLayer, joinLayers } from '../bench/bench.js';
 import type { ProfileEntry } from '../bench/runtime.js';
-import { medianModuleTimes } from '../bench/profile.js';
-import { type Session, createSession } from './session.js';
-import { batchOf } from '../graph/util.js';
-import { isQuantizedGraph } from '../graph/passes/dequantize.js';
-import { prepareInt8Graph } from './int8-session.js';
-import type { Dag } from '../planner/dag.js';
+import { medianModuleTimes, timedSession } from '../bench/profile.js';
+import type { Session } from '../runtime/executor.js';
+import { createSession } from '../pipeline/session.js';
+import { planFor, planningInput } from '../pipeline/pipeline.js';
+
+export { planningInput };
 
 export interface TileVariant { name: string; apply(t: Tiles): Tiles }
 
@@ -96,7 +94,7 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
   const profiles = options.profiles ?? 7, rounds = options.rounds ?? 3, variants = options.variants ?? tileVariants;
   const log = options.log ?? (() => undefined);
   const iters = options.iters;
-  const measure = options.measure ?? (async (s: readonly Session[], f: Record<string, Float32Array>) => (await medianModuleTimes(s, f, profiles, { iters })).times);
+  const measure = options.measure ?? (async (s: readonly Session[], f: Record<string, Float32Array>) => (await medianModuleTimes(s.map(timedSession), f, profiles, { iters })).times);
   const feeds: Record<string, Float32Array> = {};
   for (const x of g.inputs) {
     const n = g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1);
@@ -112,25 +110,14 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
   }
 }
 
-/**
- * The DAG and element size the sessions of `g` plan with: createInt8Session's for a quantized graph that runs on
- * the integer kernels (`integer`; a quantized graph some node of which has no integer kernel runs dequantized on
- * the float kernels, and is planned as those are).
- */
-export function planningInput(g: Graph, hw: HwConfig, integer = isQuantizedGraph(g)): { dag: Dag; dtypeBytes: number; batch: number } {
-  if (!integer) return { dag: toDag(g), dtypeBytes: 4, batch: batchOf(g) };
-  const g1 = prepareInt8Graph(g, 'unfused', () => hw);
-  return { dag: toDag(g1), dtypeBytes: 1, batch: batchOf(g1) };
-}
-
 async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<string, Float32Array>,
   measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>,
   variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void): Promise<TuneResult> {
   // The unfused session shows which executor createSession chose (the integer one reports path 'int8').
-  const { dag, dtypeBytes, batch } = planningInput(g, hw, (su as { path?: string }).path === 'int8');
+  const pin = planningInput(g, hw, su.path === 'int8');
   const excluded = new Set<string>();
   const rows: TuneRow[] = [];
-  const replan = () => planFusion(dag, hw, { mode: 'optimal', model, exclude: excluded, batch, dtypeBytes });
+  const replan = () => planFor(pin, { model, exclude: excluded });
   let plan = replan();
   const measured = new Map<string, { variant: string; fusedUs: number; lblUs: number }>();
   for (let round = 0; round < rounds; round++) {

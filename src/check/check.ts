@@ -1,0 +1,226 @@
+// The check behind `fcm-opt check MODEL [--hw CFG] [--unfused] [--json] [--per-layer]`: runs a fixed-seed input through fcm-opt
+// (WebGPU) and onnxruntime-node (CPU) and reports, per output, max absolute and relative error, cosine
+// similarity and top-1/top-5 agreement (src/runtime/compare.ts). --per-layer also compares every tensor both
+// sides compute (exposed as extra outputs of the ONNX model for onnxruntime, read back from fcm-opt's session)
+// and names the first node that goes wrong. Exit 1 over tolerance.
+//
+// TFLite files: onnxruntime cannot read them, so the reference is onnxruntime on the ONNX export of the graph
+// fcm-opt runs (src/check/tflite.ts): the imported float graph, or for an int8 file the dequantized float graph
+// For int8 files both paths are checked: the dequantized float path against onnxruntime (and, for information,
+// against TFLite's integer arithmetic in LSB), and the integer kernels against TFLite's integer arithmetic
+// (src/quant; over 1 LSB fails the check).
+// Inputs and outputs of rank 4 are NCHW, the IR's layout, whatever the file's (TFLite's NHWC is converted at
+// import).
+
+import { readFile } from 'node:fs/promises';
+import { FcmError, invalid, unsupported } from '../errors.js';
+import type { Graph } from '../graph/ir.js';
+import { detectFormat, loadModel } from '../../converters/load.js';
+import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from './tflite.js';
+import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
+import { type Comparison, compareOutputs, seededInput } from '../runtime/compare.js';
+import { acquireGpu } from '../runtime/device.js';
+import { createInt8Session, createSession } from '../pipeline/session.js';
+import { prepareForRun } from '../pipeline/pipeline.js';
+
+export interface CheckOptions {
+  hw?: string;
+  unfused?: boolean;
+  perLayer?: boolean;
+  seed?: number;
+  batch?: number;
+  inputShapes?: Record<string, number[]>;
+  /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
+  maxMemory?: number;
+  /** Debugging and tests: changes fcm-opt's graph only (after planning), e.g. to see --per-layer find a fault. */
+  transformGraph?: (g: Graph) => Graph;
+}
+
+export interface OutputCheck extends Comparison { name: string; shape: number[] }
+export interface LayerCheck extends Comparison { node: string; op: string; tensor: string }
+
+export interface CheckReport {
+  model: string;
+  format: 'onnx' | 'tflite';
+  /** 'int8-dequantized': an int8 model run with dequantized weights and activations on float kernels. */
+  path: RunPath;
+  /** What onnxruntime ran: the model file, or the ONNX export of the imported (float or dequantized) graph. */
+  reference: 'model' | 'onnx-export';
+  /** int8 files: fcm-opt's outputs against TFLite's integer arithmetic, in LSB (reported, not a pass/fail
+   *  criterion: see src/check/tflite.ts); a string when the integer reference cannot run the model. */
+  int8Reference?: Int8Comparison[] | string;
+  /** int8 models: the integer kernels' outputs vs TFLite's integer arithmetic (over 1 LSB fails the check). */
+  int8Kernels?: Int8Comparison[] | string;
+  int8HostNodes?: string[];
+  plan: 'auto' | 'unfused';
+  device: string;
+  outputs: OutputCheck[];
+  layers?: LayerCheck[];
+  /** The first node (in execution order) whose output is over tolerance. */
+  firstBadNode?: string;
+  ok: boolean;
+}
+
+/** onnxruntime on the CPU, one thread without spinning: spinning threads starve a software Vulkan (lavapipe). */
+export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; shape: number[] }>, outputs: string[], source: string) {
+  const ort = await import('onnxruntime-node');
+  let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
+  try {
+    session = await ort.InferenceSession.create(bytes, {
+      executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, logSeverityLevel: 3,
+      extra: { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } },
+    });
+  } catch (e) {
+    throw unsupported(source, `onnxruntime cannot load the model (${(e instanceof Error ? e.message : String(e)).split('\n')[0]})`);
+  }
+  try {
+    const f: Record<string, InstanceType<typeof ort.Tensor>> = {};
+    for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', v.data, v.shape);
+    const r = await session.run(f, outputs);
+    const out = new Map<string, Float32Array>();
+    for (const name of outputs) {
+      const t = r[name];
+      if (t && t.type === 'float32') out.set(name, t.data as Float32Array);
+    }
+    return out;
+  } finally {
+    await session.release();
+  }
+}
+
+export async function runCheck(model: string | Uint8Array, options: CheckOptions = {}, source = typeof model === 'string' ? model : '<bytes>'): Promise<CheckReport> {
+  let bytes: Uint8Array;
+  if (typeof model === 'string') {
+    try { bytes = await readFile(model); } catch (e) { throw invalid(model, `cannot read the model (${(e as NodeJS.ErrnoException).code ?? String(e)})`); }
+  } else bytes = model;
+  const format = detectFormat(typeof model === 'string' ? model : bytes, bytes);
+  const imported: Graph = await loadModel(bytes, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source });
+  const tfl = format === 'tflite' ? tfliteReference(imported) : undefined;
+  const g0 = tfl ? tfl.floatGraph : imported;
+  const modelBytes = tfl ? tfl.onnx : bytes;
+  const plan = options.unfused ? 'unfused' : 'auto';
+  const prepared = await prepareForRun(g0, { plan, hw: options.hw });
+  const g = options.transformGraph ? options.transformGraph(prepared) : prepared;
+
+  // Tensors both sides compute: node outputs of the executed graph that are value names of the ONNX model.
+  const proto = decodeModel(modelBytes, source);
+  const onnxNames = new Set<string>();
+  for (const n of proto.graph!.node) for (const y of n.output) if (y) onnxNames.add(y);
+  const layerTensors: { node: string; op: string; tensor: string }[] = [];
+  if (options.perLayer) {
+    for (const n of g.nodes) {
+      for (const y of n.outputs) {
+        if (y && onnxNames.has(y) && !g.outputs.includes(y) && g.tensors.get(y)?.dtype === 'float32') layerTensors.push({ node: n.name, op: n.op, tensor: y });
+      }
+    }
+    const existing = new Set(proto.graph!.output.map((o) => o.name));
+    for (const l of layerTensors) if (!existing.has(l.tensor)) proto.graph!.output.push(new onnx.ValueInfoProto({ name: l.tensor }));
+  }
+
+  const seeded: Record<string, Float32Array> = {};
+  g.inputs.forEach((x, i) => { seeded[x] = seededInput(g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1), (options.seed ?? 0) + i); });
+  // A quantized input (uint8/int8 TFLite input) takes values on its grid, so every path sees the same input.
+  const grid = tfl?.path === 'int8-dequantized' ? gridInputs(imported, seeded) : undefined;
+  const feeds: Record<string, { data: Float32Array; shape: number[] }> = {};
+  for (const x of g.inputs) feeds[x] = { data: grid ? grid.real[x] : seeded[x], shape: [...g.tensors.get(x)!.shape] };
+  // onnxruntime first: its result does not depend on ours, and its threads are idle by the time the GPU runs.
+  const refBytes = options.perLayer ? encodeModel(proto) : modelBytes;
+  const ref = await runOrt(refBytes, feeds, [...g.outputs, ...layerTensors.map((l) => l.tensor)], source);
+
+  const session = await createSession(g, { plan: 'unfused', extraOutputs: layerTensors.map((l) => l.tensor) });
+  try {
+    const ours = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data])));
+    const outputs: OutputCheck[] = g.outputs.map((y) => {
+      const r = ref.get(y);
+      if (!r) throw unsupported(source, `onnxruntime did not return output '${y}' as float32`);
+      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape) };
+    });
+    const report: CheckReport = {
+      model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan,
+      device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
+    };
+    if (grid) {
+      try {
+        report.int8Reference = compareWithInt8Reference(imported, grid.int8, ours);
+      } catch (e) {
+        if (!(e instanceof FcmError) || e.kind !== 'unsupported') throw e;
+        report.int8Reference = e.message;
+      }
+    }
+    if (grid) {
+      // The integer kernels on the same grid input: within 1 LSB of TFLite's integer arithmetic.
+      try {
+        const i8 = await createInt8Session(imported, { plan, hw: options.hw });
+        try {
+          report.int8Kernels = compareWithInt8Reference(imported, grid.int8, await i8.run(grid.real));
+          report.int8HostNodes = i8.stats().hostNodes;
+        } finally {
+          i8.dispose();
+        }
+        if (report.int8Kernels.some((c) => c.maxLsb > 1)) report.ok = false;
+      } catch (e) {
+        if (!(e instanceof FcmError) || e.kind !== 'unsupported') throw e;
+        report.int8Kernels = e.message;
+      }
+    }
+    if (options.perLayer) {
+      report.layers = [];
+      for (const l of layerTensors) {
+        const r = ref.get(l.tensor);
+        if (!r) continue;
+        // Intermediates are feature maps, not classifications: only the error decides.
+        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length]);
+        c.ok = c.maxAbsError <= c.tolerance;
+        report.layers.push({ ...l, ...c });
+      }
+      report.firstBadNode = report.layers.find((l) => !l.ok)?.node;
+      if (report.firstBadNode === undefined && !report.ok) report.firstBadNode = g.nodes.find((n) => n.outputs.some((y) => outputs.find((o) => o.name === y && !o.ok)))?.name;
+    }
+    return report;
+  } finally {
+    session.dispose();
+  }
+}
+
+const describeDevice = (ctx: Awaited<ReturnType<typeof acquireGpu>>) =>
+  [ctx.adapterInfo.description, ctx.adapterInfo.device, ctx.adapterInfo.vendor].filter((s) => s).join(' ') || 'WebGPU adapter';
+
+const fmt = (v: number) => (Number.isFinite(v) ? v.toExponential(3) : String(v));
+
+export function formatCheck(r: CheckReport): string {
+  const lines = [`${r.model}: fcm-opt (${r.plan}, ${r.device}) vs onnxruntime CPU${r.reference === 'onnx-export' ? ' on the ONNX export of the imported graph' : ''}`];
+  if (r.format === 'tflite') {
+    lines.push(r.path === 'int8-dequantized'
+      ? '  int8 model: checked twice: dequantized float kernels against onnxruntime, integer kernels against TFLite integer arithmetic'
+      : '  float TFLite model: run with float kernels');
+    lines.push('  rank-4 inputs and outputs are NCHW (the IR\'s layout; the file\'s NHWC is converted at import)');
+  }
+  for (const o of r.outputs) {
+    lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (tolerance ${fmt(o.tolerance)}), max rel ${fmt(o.maxRelError)}, ` +
+      `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'ok' : 'OVER TOLERANCE'}`);
+  }
+  if (r.layers) {
+    const bad = r.layers.filter((l) => !l.ok);
+    lines.push(`  per layer: ${r.layers.length} tensors compared, ${bad.length} over tolerance`);
+    for (const l of bad.slice(0, 10)) lines.push(`    ${l.node} (${l.op}) -> ${l.tensor}: max abs ${fmt(l.maxAbsError)} (tolerance ${fmt(l.tolerance)})`);
+    if (r.firstBadNode) lines.push(`  first node over tolerance: ${r.firstBadNode}`);
+  }
+  if (typeof r.int8Reference === 'string') lines.push(`  vs TFLite integer reference: not run (${r.int8Reference})`);
+  else if (r.int8Reference) {
+    for (const c of r.int8Reference) {
+      lines.push(`  vs TFLite integer reference: ${c.name}: max ${c.maxLsb.toFixed(2)} LSB, mean ${c.meanLsb.toFixed(3)} LSB (LSB ${fmt(c.scale)}), ` +
+        `top-1 ${(100 * c.top1).toFixed(1)}% (information: the float path does not round activations to their grids)`);
+    }
+  }
+  if (typeof r.int8Kernels === 'string') lines.push(`  integer kernels: not run (${r.int8Kernels})`);
+  else if (r.int8Kernels) {
+    const host = r.int8HostNodes?.length ? `; on the host: ${r.int8HostNodes.join(', ')}` : '';
+    for (const c of r.int8Kernels) {
+      lines.push(`  integer kernels vs TFLite integer reference: ${c.name}: max ${c.maxLsb.toFixed(2)} LSB, mean ${c.meanLsb.toFixed(3)} LSB, ` +
+        `top-1 ${(100 * c.top1).toFixed(1)}%  ${c.maxLsb <= 1 ? 'ok' : 'OVER 1 LSB'}${host}`);
+    }
+  }
+  lines.push(r.ok ? 'check passed' : 'check FAILED');
+  return lines.join('\n') + '\n';
+}
+

@@ -1,0 +1,167 @@
+// The pipeline from a model to the graph the executor runs, in stages every caller shares:
+//   load     a model file, bytes or graph -> the graph IR (converters/);
+//   prepare  the graph a precision plans and runs on, and how the planner sees it (planningInput): fp32 runs
+//            quantized graphs dequantized; int8 folds the epilogues its integer convs take (never residual Adds,
+//            nor activations that change the quantization) and plans with 1-byte elements;
+//   plan     planFusion of that DAG (optimal mode), or a given Plan;
+//   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them.
+// createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
+// with options of their own (excluded pairs, a tuned plan) and create sessions with the result.
+
+import { extname } from 'node:path';
+import type { Graph, Node, Tensor } from '../graph/ir.js';
+import { invalid, unsupported } from '../errors.js';
+import type { HwConfig } from '../planner/hw-config.js';
+import type { Dag } from '../planner/dag.js';
+import type { Plan } from '../planner/plan.js';
+import { planFusion } from '../planner/index.js';
+import { loadDag, validateDag } from '../planner/dag-load.js';
+import { loadModel } from '../../converters/load.js';
+import { toDag } from '../../converters/dag.js';
+import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js';
+import { prepareGraph } from '../graph/prepare.js';
+import { batchOf } from '../graph/util.js';
+import { fuseEpilogues } from '../rewrite/epilogues.js';
+import { applyPlan } from '../rewrite/apply-plan.js';
+import { foldPads } from '../rewrite/fold-pads.js';
+import { sameQuant } from '../runtime/compile.js';
+import type { PrecisionName } from '../runtime/precision.js';
+import { resolveHw } from './hw.js';
+
+export type ModelInput = string | Uint8Array | Graph;
+
+export interface LoadOptions {
+  /** Value for a symbolic batch dimension (model files). */
+  batch?: number;
+  /** Static shapes for inputs with symbolic dims (model files). */
+  inputShapes?: Record<string, number[]>;
+  /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
+  maxMemory?: number;
+}
+
+export interface PipelineOptions extends LoadOptions {
+  /** 'auto' (default): planned with fcm-opt's planner and fused; 'unfused': epilogues only; or a Plan to apply. */
+  plan?: 'auto' | 'unfused' | Plan;
+  /** GPU description for 'auto' (src/pipeline/hw.ts resolveHw; default: the adapter). */
+  hw?: HwConfig | string;
+}
+
+const isGraph = (m: ModelInput): m is Graph => typeof m === 'object' && !(m instanceof Uint8Array) && 'nodes' in m;
+
+// ---- load -------------------------------------------------------------------------------------------------------
+
+export async function load(model: ModelInput, options: LoadOptions = {}): Promise<Graph> {
+  return isGraph(model) ? model : loadModel(model, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory });
+}
+
+/** What `plan` and `report` take: a .json FusePlanner layer DAG, or a model (its graph kept) through the converters. */
+export async function loadPlanSource(path: string, options: Pick<LoadOptions, 'batch' | 'maxMemory'> & { inputShape?: Record<string, number[]> }): Promise<{ dag: Dag; graph?: Graph }> {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.json') {
+    if (options.batch !== undefined || options.inputShape !== undefined) {
+      throw invalid(path, '--batch and --input-shape apply to models, not to a layer DAG (.json)');
+    }
+    return { dag: loadDag(path) };
+  }
+  if (ext === '.onnx' || ext === '.tflite') {
+    const graph = await loadModel(path, { batch: options.batch, inputShapes: options.inputShape, maxMemory: options.maxMemory });
+    // The same checks as a DAG file: the planners trust ids, edges and conv shapes.
+    return { dag: validateDag(toDag(graph), `${path} (layer DAG)`), graph };
+  }
+  throw unsupported(path, `unknown input type '${ext || 'no extension'}' (expected .onnx, .tflite or a layer DAG .json)`);
+}
+
+export async function loadPlanInput(path: string, options: Pick<LoadOptions, 'batch' | 'maxMemory'> & { inputShape?: Record<string, number[]> }): Promise<Dag> {
+  return (await loadPlanSource(path, options)).dag;
+}
+
+// ---- prepare ----------------------------------------------------------------------------------------------------
+
+/** The graph a precision plans and rewrites, and the planner's view of it. */
+export interface PlanningInput {
+  precision: PrecisionName;
+  hw: HwConfig;
+  graph: Graph;
+  dag: Dag;
+  dtypeBytes: number;
+  batch: number;
+}
+
+const hold = 'ai.fcm.opt.int8-hold';
+const activationOps = new Set(['Relu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'SiLU', 'LeakyRelu', 'Tanh']);
+
+/** Hides from fuseEpilogues the nodes that must not fold into an integer Conv (see the header). */
+function maskEpilogues(g: Graph): Graph {
+  const keep = (n: Node) => {
+    if (n.domain !== '') return true;
+    if (n.op === 'Add') return false;
+    if (!activationOps.has(n.op)) return true;
+    return (n.op === 'Relu' || n.op === 'Clip') && sameQuant(g.tensors.get(n.inputs[0]) as Tensor | undefined, g.tensors.get(n.outputs[0]));
+  };
+  return { ...g, nodes: g.nodes.map((n) => (keep(n) ? n : { ...n, domain: hold })) };
+}
+
+function unmask(g: Graph): Graph {
+  return { ...g, nodes: g.nodes.map((n) => (n.domain === hold ? { ...n, domain: '' } : n)) };
+}
+
+/** The graph of `g` that `precision` plans on: int8 with its epilogues folded; fp32 dequantized when quantized. */
+function baseGraph(g: Graph, precision: PrecisionName): Graph {
+  if (precision === 'int8') return unmask(fuseEpilogues(maskEpilogues(g)));
+  // The float kernels run quantized (TFLite int8) graphs with dequantized weights and activations.
+  return isQuantizedGraph(g) ? prepareGraph(dequantizeGraph(g)) : g;
+}
+
+/**
+ * The DAG, element size and batch the sessions of `g` plan with on `hw`: the integer executor's for a quantized
+ * graph that runs on the integer kernels (`integer`; a quantized graph some node of which has no integer kernel
+ * runs dequantized on the float kernels, and is planned as those are).
+ */
+export function planningInput(g: Graph, hw: HwConfig, integer = isQuantizedGraph(g)): PlanningInput {
+  const precision: PrecisionName = integer ? 'int8' : 'fp32';
+  const graph = baseGraph(g, precision);
+  // The integer graph's DAG with its pads folded, as the tuner and the bench have always planned it.
+  const seen = precision === 'int8' ? foldPads(graph) : graph;
+  return { precision, hw, graph, dag: toDag(seen), dtypeBytes: precision === 'int8' ? 1 : 4, batch: batchOf(seen) };
+}
+
+// ---- plan -------------------------------------------------------------------------------------------------------
+
+/** The optimal plan of a planning input. `model`: the name recorded (default the graph's source). */
+export function planFor(pin: PlanningInput, options: { model?: string; exclude?: ReadonlySet<string> } = {}): Plan {
+  return planFusion(pin.dag, pin.hw, { mode: 'optimal', model: options.model ?? pin.graph.source, dtypeBytes: pin.dtypeBytes, batch: pin.batch, exclude: options.exclude });
+}
+
+// ---- rewrite ----------------------------------------------------------------------------------------------------
+
+/** The graph the executor runs: `plan` applied to the prepared graph (or epilogues only), pads folded. */
+export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' | Plan): Graph {
+  if (precision === 'int8') return plan === 'unfused' ? foldPads(graph) : foldPads(unmask(applyPlan(maskEpilogues(graph), plan)));
+  return plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
+}
+
+/** Prepare, plan ('auto': on hw()) and rewrite `g` for `precision`. */
+export function graphForRun(g: Graph, precision: PrecisionName, plan: 'auto' | 'unfused' | Plan, hw: () => HwConfig): Graph {
+  const graph = baseGraph(g, precision);
+  if (plan !== 'auto') return rewrite(graph, precision, plan);
+  const pin: PlanningInput = { precision, hw: hw(), graph, dag: toDag(graph), dtypeBytes: precision === 'int8' ? 1 : 4, batch: batchOf(graph) };
+  return rewrite(graph, precision, planFor(pin, { model: g.source }));
+}
+
+/** The whole pipeline: load, prepare, plan (resolving `hw` only for 'auto') and rewrite. */
+export async function pipeline(model: ModelInput, precision: PrecisionName, options: PipelineOptions = {}): Promise<Graph> {
+  const g = await load(model, options);
+  const plan = options.plan ?? 'auto';
+  const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
+  return graphForRun(g, precision, plan, () => hw!);
+}
+
+/** The float executor's graph for these options (what createSession runs on the float kernels). */
+export function prepareForRun(model: ModelInput, options: PipelineOptions = {}): Promise<Graph> {
+  return pipeline(model, 'fp32', options);
+}
+
+/** The integer executor's graph of `g`: epilogues folded, and FCM nodes for 'auto' (planned with 1-byte elements) or a Plan. */
+export function prepareInt8Graph(g: Graph, plan: 'auto' | 'unfused' | Plan, hw: () => HwConfig): Graph {
+  return graphForRun(g, 'int8', plan, hw);
+}

@@ -1,0 +1,98 @@
+// Sessions: the pipeline (pipeline.ts) and the executor (src/runtime/executor.ts) together. createSession picks the
+// precision: a quantized graph runs on the integer kernels when its schedule puts every node on the GPU but the
+// conversions at its ends (int8: 'auto'), else dequantized on the float kernels, as every float graph.
+
+import { FcmError, gpuFailure, invalid } from '../errors.js';
+import type { Graph } from '../graph/ir.js';
+import type { HwConfig } from '../planner/hw-config.js';
+import type { Plan } from '../planner/plan.js';
+import { isQuantizedGraph } from '../graph/passes/dequantize.js';
+import { foldChannelScales } from '../rewrite/channel-scale.js';
+import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4 } from '../runtime/device.js';
+import { type Compiled, compileGraph, compileInt8, int8Coverage } from '../runtime/compile.js';
+import { Executor, type Session } from '../runtime/executor.js';
+import { fp32, int8 } from '../runtime/precision.js';
+import { type ModelInput, type PipelineOptions, graphForRun, load } from './pipeline.js';
+import { resolveHw } from './hw.js';
+
+export { defaultSubmitEvery };
+
+export interface SessionOptions extends PipelineOptions {
+  /** Extra tensors to return from run() besides the graph outputs (e.g. intermediates for per-layer checks). */
+  extraOutputs?: string[];
+  /** Quantized graphs: 'auto' (default) runs them with integer kernels when every node has one, else dequantized. */
+  int8?: 'auto' | 'dequantize';
+  /** Dispatches per submitted command buffer (default device.ts defaultSubmitEvery; 0: all in one). */
+  submitEvery?: number;
+}
+
+export interface Int8SessionOptions {
+  /** 'auto' (default): plan with 1-byte elements and fuse; 'unfused': epilogues only; or a Plan to apply. */
+  plan?: 'auto' | 'unfused' | Plan;
+  /** GPU description for planning ('auto' plan): a HwConfig, a .cfg/.json path, a shipped name, or 'auto' (the adapter). */
+  hw?: HwConfig | string;
+  /** Packed 4x8 dot products: undefined = where the adapter's WGSL offers them; false forces the unpacking fallback. */
+  dot4?: boolean;
+}
+
+function limitsOf(ctx: GpuContext) {
+  return { ...ctx.kernelLimits, maxStorageBufferBindingSize: ctx.limits.maxStorageBufferBindingSize, maxBufferSize: ctx.limits.maxBufferSize };
+}
+
+async function device(what?: string): Promise<GpuContext> {
+  const ctx = await acquireGpu();
+  if (ctx.lost) throw gpuFailure('WebGPU', `${what ? `${what}: ` : ''}the device was lost (${ctx.lost})`);
+  return ctx;
+}
+
+/** The integer schedule of `g` for these options. */
+async function int8Schedule(ctx: GpuContext, g: Graph, options: Int8SessionOptions): Promise<{ compiled: Compiled; dot4: boolean }> {
+  const plan = options.plan ?? 'auto';
+  const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
+  const run = graphForRun(g, 'int8', plan, () => hw!);
+  const dot4 = options.dot4 ?? (await probeDot4(ctx.device));
+  return { compiled: compileInt8(run, limitsOf(ctx), dot4), dot4 };
+}
+
+/**
+ * A session of `model` (a file, its bytes, or a graph). A quantized graph whose nodes all have integer kernels
+ * (int8Coverage) runs on the integer executor; anything else, or `int8: 'dequantize'`, or extra outputs (per-layer
+ * checks read float intermediates), on the float kernels.
+ */
+export async function createSession(model: ModelInput, options: SessionOptions = {}): Promise<Session> {
+  const g = await load(model, options);
+  const submitEvery = options.submitEvery ?? defaultSubmitEvery;
+  if (!Number.isInteger(submitEvery) || submitEvery < 0) throw invalid(g.source, `submitEvery must be a whole number >= 0, got ${submitEvery}`);
+  if (options.int8 !== 'dequantize' && !options.extraOutputs?.length && isQuantizedGraph(g)) {
+    const ctx = await device();
+    let s: Awaited<ReturnType<typeof int8Schedule>> | undefined;
+    try {
+      s = await int8Schedule(ctx, g, { plan: options.plan, hw: options.hw });
+    } catch (e) {
+      if (!(e instanceof FcmError && e.kind === 'unsupported')) throw e;
+    }
+    if (s && int8Coverage(s.compiled).ok) return Executor.create(ctx, s.compiled, int8, { dot4: s.dot4, submitEvery });
+  }
+  const plan = options.plan ?? 'auto';
+  const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
+  const graph0 = graphForRun(g, 'fp32', plan, () => hw!);
+  // Extra outputs (per-layer checks) are read back like graph outputs: they must live to the end.
+  const extra = (options.extraOutputs ?? []).filter((t) => !graph0.outputs.includes(t));
+  for (const t of extra) if (!graph0.tensors.has(t)) throw invalid(graph0.source, `tensor '${t}' asked for as an output does not exist`);
+  // Squeeze-excite Muls fold into the pointwise Conv that reads them (src/rewrite/channel-scale.ts); after the
+  // extra outputs are known, so that a tensor asked for is kept.
+  const graph: Graph = foldChannelScales(extra.length ? { ...graph0, outputs: [...graph0.outputs, ...extra] } : graph0);
+  const ctx = await device();
+  return Executor.create(ctx, compileGraph(graph, limitsOf(ctx)), fp32, { submitEvery });
+}
+
+/**
+ * A session of a quantized graph on the integer kernels (kernels/int8/): TFLite's arithmetic on the GPU, bit-exact
+ * with src/quant/run-reference.ts; nodes without an integer kernel run on the host with that reference. Feeds may be
+ * raw 8-bit values; outputs carry their raw values and quantization.
+ */
+export async function createInt8Session(graph: Graph, options: Int8SessionOptions = {}): Promise<Session> {
+  const ctx = await device();
+  const { compiled, dot4 } = await int8Schedule(ctx, graph, options);
+  return Executor.create(ctx, compiled, int8, { dot4 });
+}

@@ -1,0 +1,46 @@
+// Timing a session's kernels beyond profile(): what the bench and the tuner measure (src/bench, src/tune). The
+// mechanics (timestamp queries, heat, one pass per group) are in timing.ts; here, the session-level checks and
+// the ordering with the session's runs.
+
+import { invalid, unsupported } from '../errors.js';
+import { type Session, executorOf } from './executor.js';
+import type { Feeds } from './precision.js';
+import { scoped } from './gpu.js';
+
+/**
+ * GPU time (ms) of one inference's single compute pass, from timestamp queries at its start and end: what run()
+ * costs on the GPU without submission and read-back. Exit 3 when the adapter has no timestamp queries, and on the
+ * integer executor (its host steps split an inference).
+ */
+export async function passGpuMs(session: Session, feeds?: Feeds): Promise<number> {
+  const s = executorOf(session);
+  if (s.path === 'int8') throw unsupported(s.graph.source, 'pass timing is not available on the integer executor');
+  const write = s.prepareTiming(feeds);
+  if (!s.timer.timestamps) throw unsupported(s.graph.source, 'the adapter has no timestamp queries');
+  return s.serial(() => scoped(s.ctx, `${s.graph.source}: timing a pass`, () => {
+    write?.();
+    return s.timer.onePass(s.dispatches);
+  }));
+}
+
+/**
+ * GPU time (ms per repetition) of each group's dispatches (the nodes of a module, in execution order), timed as one
+ * compute pass holding them `iters` times (default 20): after about `heatMs` (default 10) of the first group's
+ * untimed, every group in one submission, each timed pass behind an untimed one of the same dispatches: the steady
+ * state of a busy GPU, as inside run()'s single pass (the per-module figures; one pass per dispatch, as
+ * profile() times, adds a pass's overhead to every dispatch). 0 for a group without dispatches. Exit 3 without
+ * timestamp queries, and on the integer executor.
+ */
+export async function timeNodes(session: Session, groups: readonly (readonly string[])[], opts: { iters?: number; heatMs?: number } = {}): Promise<number[]> {
+  const s = executorOf(session);
+  if (s.path === 'int8') throw unsupported(s.graph.source, 'node timing is not available on the integer executor');
+  if (!s.timer.timestamps) throw unsupported(s.graph.source, 'the adapter has no timestamp queries');
+  const iters = Math.max(1, Math.floor(opts.iters ?? 20)), heatMs = opts.heatMs ?? 10;
+  const known = new Set(s.dispatches.map((x) => x.step.node.name));
+  for (const g of groups) for (const n of g) if (!known.has(n)) throw invalid(s.graph.source, `timeNodes: node '${n}' runs no kernel in this session`);
+  const lists = groups.map((g) => {
+    const names = new Set(g);
+    return s.dispatches.filter((x) => names.has(x.step.node.name));
+  });
+  return s.serial(() => scoped(s.ctx, `${s.graph.source}: timing nodes`, () => s.timer.groups(lists, iters, heatMs)));
+}
