@@ -1,4 +1,4 @@
-// `fcm-opt check MODEL [--hw CFG] [--unfused] [--json] [--per-layer]`: runs a fixed-seed input through fcm-opt
+// `fcm-opt check MODEL [--hw CFG] [--unfused] [--json] [--per-layer] [--tolerance REL]`: runs a fixed-seed input through fcm-opt
 // (WebGPU) and onnxruntime-node (CPU) and reports, per output, max absolute and relative error, cosine
 // similarity and top-1/top-5 agreement (src/runtime/compare.ts). --per-layer also compares every tensor both
 // sides compute (exposed as extra outputs of the ONNX model for onnxruntime, read back from fcm-opt's session)
@@ -35,6 +35,8 @@ export interface CheckOptions {
   inputShapes?: Record<string, number[]>;
   /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
   maxMemory?: number;
+  /** Relative tolerance: max |ours - reference| <= tolerance * max(1, max |reference|) (default 1e-4, compare.ts). */
+  tolerance?: number;
   /** Debugging and tests: changes fcm-opt's graph only (after planning), e.g. to see --per-layer find a fault. */
   transformGraph?: (g: Graph) => Graph;
 }
@@ -136,7 +138,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     const outputs: OutputCheck[] = g.outputs.map((y) => {
       const r = ref.get(y);
       if (!r) throw unsupported(source, `onnxruntime did not return output '${y}' as float32`);
-      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape) };
+      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance) };
     });
     const report: CheckReport = {
       model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan,
@@ -172,7 +174,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
         const r = ref.get(l.tensor);
         if (!r) continue;
         // Intermediates are feature maps, not classifications: only the error decides.
-        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length]);
+        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length], options.tolerance);
         c.ok = c.maxAbsError <= c.tolerance;
         report.layers.push({ ...l, ...c });
       }
@@ -227,6 +229,19 @@ export function formatCheck(r: CheckReport): string {
   return lines.join('\n') + '\n';
 }
 
+/** One line saying why a check failed, naming the model and the first failing output (the exit 1 message). */
+export function checkFailure(r: CheckReport): string {
+  const o = r.outputs.find((c) => !c.ok);
+  if (o) {
+    const top1 = o.top1 < 1 ? `, top-1 ${(100 * o.top1).toFixed(1)}%` : '';
+    const node = r.firstBadNode ? `; first node over tolerance: '${r.firstBadNode}'` : '';
+    return `${r.model}: output '${o.name}' differs from onnxruntime: max abs ${fmt(o.maxAbsError)} (tolerance ${fmt(o.tolerance)})${top1}${node}`;
+  }
+  const k = Array.isArray(r.int8Kernels) ? r.int8Kernels.find((c) => c.maxLsb > 1) : undefined;
+  if (k) return `${r.model}: integer kernels: output '${k.name}' is ${k.maxLsb.toFixed(2)} LSB from TFLite's integer arithmetic (over 1)`;
+  return `${r.model}: check failed`;
+}
+
 export function register(program: Command): void {
   program
     .command('check')
@@ -250,12 +265,20 @@ export function register(program: Command): void {
       return n;
     })
     .option('--input-shape <name=shape>', 'static shape for an input, e.g. x=1x3x224x224 (repeatable)', parseInputShape)
+    .option('--tolerance <rel>', 'relative tolerance: max |fcm-opt - onnxruntime| <= rel * max(1, max |onnxruntime|) per output (default 1e-4)', (v) => {
+      const n = Number(v);
+      if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw invalid('--tolerance', `expected a non-negative number, got '${v}'`);
+      return n;
+    })
     .addOption(maxMemoryOption())
-    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }) => {
+    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number }) => {
       try {
-        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
+        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance });
         process.stdout.write(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n' : formatCheck(r));
-        if (!r.ok) process.exitCode = 1;
+        if (!r.ok) {
+          process.stderr.write(`fcm-opt: ${checkFailure(r)}\n`);
+          process.exitCode = 1;
+        }
       } finally {
         await releaseGpu();
       }

@@ -8,7 +8,7 @@
 
 export const relTolerance = 1e-4;
 
-export const tolerance = (ref: ArrayLike<number>) => relTolerance * Math.max(1, maxAbs(ref));
+export const tolerance = (ref: ArrayLike<number>, rel = relTolerance) => rel * Math.max(1, maxAbs(ref));
 
 /** max |a| over the finite values: an infinity or NaN in the reference must not make the tolerance infinite. */
 export function maxAbs(a: ArrayLike<number>): number {
@@ -38,8 +38,9 @@ function topK(a: ArrayLike<number>, start: number, n: number, k: number): number
   return idx.slice(0, Math.min(k, n));
 }
 
-export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, shape: readonly number[]): Comparison {
-  const tol = tolerance(ref);
+/** `rel`: the relative tolerance (`fcm-opt check --tolerance`), default relTolerance. */
+export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, shape: readonly number[], rel = relTolerance): Comparison {
+  const tol = tolerance(ref, rel);
   if (ours.length !== ref.length || shape.reduce((a, b) => a * b, 1) !== ours.length) {
     return { maxAbsError: Infinity, maxRelError: Infinity, cosine: 0, top1: 0, top5: 0, tolerance: tol, ok: false };
   }

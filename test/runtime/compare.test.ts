@@ -35,6 +35,18 @@ test('an error of exactly the tolerance passes, the next double above it fails',
   }
 });
 
+test('a tolerance given (check --tolerance) replaces 1e-4 with the same rule and boundary', () => {
+  const ref = [0, 4, -2];
+  assert.equal(tolerance(ref, 1e-6), 4e-6);
+  assert.equal(tolerance([0.5], 1e-6), 1e-6);
+  const at = compareOutputs([4e-6, 4, -2], ref, [3], 1e-6);
+  assert.deepEqual([at.tolerance, at.maxAbsError, at.ok], [4e-6, 4e-6, true]);
+  assert.equal(compareOutputs([above(4e-6), 4, -2], ref, [3], 1e-6).ok, false);
+  // 0: only identical outputs pass.
+  assert.equal(compareOutputs([0, 4, -2], ref, [3], 0).ok, true);
+  assert.equal(compareOutputs([2 ** -60, 4, -2], ref, [3], 0).ok, false);
+});
+
 test('reported metrics: max abs error anywhere, relative to max |reference|; identical outputs are exact', () => {
   const ref = seededInput(1000, 4);
   const same = compareOutputs(Float32Array.from(ref), ref, [1, 1000]);
