@@ -32,6 +32,8 @@ export interface CheckOptions {
   inputShapes?: Record<string, number[]>;
   /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
   maxMemory?: number;
+  /** Relative tolerance: max |ours - reference| <= tolerance * max(1, max |reference|) (default 1e-4, compare.ts). */
+  tolerance?: number;
   /** Debugging and tests: changes fcm-opt's graph only (after planning), e.g. to see --per-layer find a fault. */
   transformGraph?: (g: Graph) => Graph;
 }
@@ -133,7 +135,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     const outputs: OutputCheck[] = g.outputs.map((y) => {
       const r = ref.get(y);
       if (!r) throw unsupported(source, `onnxruntime did not return output '${y}' as float32`);
-      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape) };
+      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance) };
     });
     const report: CheckReport = {
       model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan,
@@ -169,7 +171,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
         const r = ref.get(l.tensor);
         if (!r) continue;
         // Intermediates are feature maps, not classifications: only the error decides.
-        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length]);
+        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length], options.tolerance);
         c.ok = c.maxAbsError <= c.tolerance;
         report.layers.push({ ...l, ...c });
       }
@@ -224,3 +226,15 @@ export function formatCheck(r: CheckReport): string {
   return lines.join('\n') + '\n';
 }
 
+/** One line saying why a check failed, naming the model and the first failing output (the exit 1 message). */
+export function checkFailure(r: CheckReport): string {
+  const o = r.outputs.find((c) => !c.ok);
+  if (o) {
+    const top1 = o.top1 < 1 ? `, top-1 ${(100 * o.top1).toFixed(1)}%` : '';
+    const node = r.firstBadNode ? `; first node over tolerance: '${r.firstBadNode}'` : '';
+    return `${r.model}: output '${o.name}' differs from onnxruntime: max abs ${fmt(o.maxAbsError)} (tolerance ${fmt(o.tolerance)})${top1}${node}`;
+  }
+  const k = Array.isArray(r.int8Kernels) ? r.int8Kernels.find((c) => c.maxLsb > 1) : undefined;
+  if (k) return `${r.model}: integer kernels: output '${k.name}' is ${k.maxLsb.toFixed(2)} LSB from TFLite's integer arithmetic (over 1)`;
+  return `${r.model}: check failed`;
+}

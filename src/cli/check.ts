@@ -1,13 +1,13 @@
-// `fcm-opt check MODEL [--hw CFG] [--unfused] [--json] [--per-layer]`: the check of src/check/check.ts, its report
+// `fcm-opt check MODEL [--hw CFG] [--unfused] [--json] [--per-layer] [--tolerance REL]`: the check of src/check/check.ts, its report
 // on stdout (text or JSON); exit 1 over tolerance.
 
 import { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { releaseGpu } from '../runtime/device.js';
-import { formatCheck, runCheck } from '../check/check.js';
+import { checkFailure, formatCheck, runCheck } from '../check/check.js';
 import { maxMemoryOption, parseInputShape } from './options.js';
 
-export { formatCheck, runCheck, runOrt, type CheckOptions, type CheckReport, type LayerCheck, type OutputCheck } from '../check/check.js';
+export { checkFailure, formatCheck, runCheck, runOrt, type CheckOptions, type CheckReport, type LayerCheck, type OutputCheck } from '../check/check.js';
 
 export function register(program: Command): void {
   program
@@ -32,12 +32,20 @@ export function register(program: Command): void {
       return n;
     })
     .option('--input-shape <name=shape>', 'static shape for an input, e.g. x=1x3x224x224 (repeatable)', parseInputShape)
+    .option('--tolerance <rel>', 'relative tolerance: max |fcm-opt - onnxruntime| <= rel * max(1, max |onnxruntime|) per output (default 1e-4)', (v) => {
+      const n = Number(v);
+      if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw invalid('--tolerance', `expected a non-negative number, got '${v}'`);
+      return n;
+    })
     .addOption(maxMemoryOption())
-    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }) => {
+    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number }) => {
       try {
-        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
+        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance });
         process.stdout.write(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n' : formatCheck(r));
-        if (!r.ok) process.exitCode = 1;
+        if (!r.ok) {
+          process.stderr.write(`fcm-opt: ${checkFailure(r)}\n`);
+          process.exitCode = 1;
+        }
       } finally {
         await releaseGpu();
       }

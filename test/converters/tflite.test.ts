@@ -7,6 +7,8 @@ import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { importTflite } from '../../converters/tflite/import.js';
+import * as flatbuffers from 'flatbuffers';
+import { Model } from '../../converters/tflite/schema_generated.js';
 import { FcmError } from '../../src/errors.js';
 import type { Graph } from '../../src/graph/ir.js';
 import {
@@ -27,6 +29,24 @@ async function rejects(input: Uint8Array, exitCode: number, ...mentions: RegExp[
     for (const m of mentions) assert.match(e.message, m);
     return true;
   });
+}
+
+/**
+ * The weights (input 1) of the file's first operator of code `op`, as stored (TFLite layout), read with the
+ * generated schema only.
+ */
+function fileWeights(bytes: Uint8Array, op: Op): { shape: number[]; data: Float32Array } {
+  const m = Model.getRootAsModel(new flatbuffers.ByteBuffer(bytes));
+  const sg = m.subgraphs(0)!;
+  for (let o = 0; o < sg.operatorsLength(); o++) {
+    const oc = m.operatorCodes(sg.operators(o)!.opcodeIndex())!;
+    if (Math.max(oc.deprecatedBuiltinCode(), oc.builtinCode()) !== op) continue;
+    const tensor = sg.tensors(sg.operators(o)!.inputs(1)!)!;
+    assert.equal(tensor.type(), TensorType.FLOAT32);
+    const raw = m.buffers(tensor.buffer())!.dataArray()!;
+    return { shape: Array.from(tensor.shapeArray()!), data: new Float32Array(raw.slice().buffer) };
+  }
+  throw new Error(`no operator ${Op[op]} in the file`);
 }
 
 /** A one-conv float model, with a hook to break one thing. */
@@ -66,9 +86,25 @@ describe('importTflite: graphs', () => {
     const mean = g.nodes.find((n) => n.op === 'ReduceMean')!;
     assert.deepEqual(mean.attrs.axes, [2, 3]);
     assert.ok(ops(g).includes('Gemm') && ops(g).includes('HardSwish') && ops(g).includes('Add'));
-    // A conv's weights: TFLite [O,H,W,I] element (o,h,w,i) lands at IR [O,I,H,W] (o,i,h,w).
+    // A conv's weights: TFLite [O,H,W,I] element (o,h,w,i) lands at IR [O,I,H,W] (o,i,h,w); a depthwise
+    // conv's [1,H,W,C] element (0,h,w,c) at IR [C,1,H,W] (c,0,h,w). The file's values are read here with the
+    // generated schema, not through the importer.
+    const bytes = buildMobileNetStyle({ int8: false });
+    const conv1W = fileWeights(bytes, Op.CONV_2D);
+    assert.deepEqual(conv1W.shape, [8, 3, 3, 3]);
     const wt = g.tensors.get(conv1.inputs[1])!.data as Float32Array;
     assert.equal(wt.length, 8 * 3 * 3 * 3);
+    assert.equal(new Set(conv1W.data).size, conv1W.data.length, 'distinct values: a misplaced element cannot go unseen');
+    for (let o = 0; o < 8; o++) for (let h = 0; h < 3; h++) for (let w = 0; w < 3; w++) for (let i = 0; i < 3; i++) {
+      assert.equal(wt[((o * 3 + i) * 3 + h) * 3 + w], conv1W.data[((o * 3 + h) * 3 + w) * 3 + i], `conv weight (o ${o}, h ${h}, w ${w}, i ${i})`);
+    }
+    const dwW = fileWeights(bytes, Op.DEPTHWISE_CONV_2D);
+    assert.deepEqual(dwW.shape, [1, 3, 3, 8]);
+    const wd = g.tensors.get(dw.inputs[1])!.data as Float32Array;
+    assert.equal(wd.length, dwW.data.length);
+    for (let c = 0; c < 8; c++) for (let h = 0; h < 3; h++) for (let w = 0; w < 3; w++) {
+      assert.equal(wd[(c * 3 + h) * 3 + w], dwW.data[(h * 3 + w) * 8 + c], `depthwise weight (c ${c}, h ${h}, w ${w})`);
+    }
   });
 
   it('keeps int8 quantization, per channel on the depthwise weights (axis moved to 0)', async () => {

@@ -82,3 +82,21 @@ export function assertClose(got: ArrayLike<number>, ref: ArrayLike<number>, what
   const tol = 1e-4 * Math.max(1, maxRef);
   assert.ok(maxDiff <= tol, `${what}: max |diff| ${maxDiff} > ${tol} at ${at} (got ${got[at]}, expected ${ref[at]})`);
 }
+
+/**
+ * |got - ref| <= atol + rtol * |ref| element by element, for outputs whose elements are far smaller than their
+ * maximum (probabilities, sigmoid tails), where assertClose's bound relative to max |ref| would pass an element
+ * that is off by all of its value (a kernel writing zeros). `atol` must stay far below the smallest values
+ * that matter; the caller justifies `rtol` from the kernel's arithmetic.
+ */
+export function assertRelClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: string, rtol: number, atol: number): void {
+  assert.equal(got.length, ref.length, `${what}: length`);
+  let worst = 0, worstRatio = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const r = Math.abs(got[i] - ref[i]) / (atol + rtol * Math.abs(ref[i]));
+    // NaN (an element no program wrote, or a NaN result) counts as the worst possible.
+    const ratio = Number.isNaN(r) ? Infinity : r;
+    if (ratio > worstRatio) { worst = i; worstRatio = ratio; }
+  }
+  assert.ok(worstRatio <= 1, `${what}: element ${worst}: got ${got[worst]}, expected ${ref[worst]} (|diff| is ${worstRatio}x atol ${atol} + rtol ${rtol} * |expected|)`);
+}

@@ -5,7 +5,15 @@ import assert from 'node:assert/strict';
 import { closeDevice } from './fused-harness.js';
 import { activation, randomF32 } from './reference.js';
 import { broadcastBinary, matmulRef, numelOf, poolRef, reduceMeanRef, strides, transposeRef, unravel } from './reference-ops.js';
-import { type LayerCase, assertClose, programsOf, runLayer } from './layer-harness.js';
+import { type LayerCase, assertClose, assertRelClose, programsOf, runLayer } from './layer-harness.js';
+
+// Softmax probabilities and sigmoid tails are mostly far below 1e-4, so assertClose's bound (1e-4 of max |ref|)
+// would pass a kernel that writes zeros for them: they are compared element by element, relative to each value.
+// WGSL's exp is accurate to 3 + 2|x| ULP (spec, 'Floating point accuracy'): <= 83 ULP ~ 1e-5 relative for the
+// |x| <= 40 of these cases; the row sums (<= 1000 positive terms, per-thread runs of <= 16 then a tree) add
+// ~26 * 2^-24 ~ 1.6e-6 and the division 2.5 ULP. rtol 2e-5 covers that bound (lavapipe measured <= 2.6e-6);
+// atol 1e-30 only matters at float32's subnormal range, far below the smallest probability here (~1e-16).
+const expRtol = 2e-5, expAtol = 1e-30;
 
 after(closeDevice);
 
@@ -42,6 +50,8 @@ for (const [op, params] of [['Relu', []], ['Clip', [-0.5, 0.25]], ['HardSwish', 
     const [got] = await runLayer({ op, attrs, inputs: [x], outputShapes: [x.shape] });
     const f = op === 'Abs' ? Math.abs : activation(op, params);
     assertClose(got, Array.from(x.data, f), op);
+    // sigmoid(-8) = 3.4e-4: the tail is checked relative to each value (exp and one division, as above).
+    if (op === 'Sigmoid') assertRelClose(got, Array.from(x.data, f), op, expRtol, expAtol);
   });
 }
 
@@ -180,7 +190,7 @@ for (const axis of [1, -1]) {
       const m = Math.max(...vals);
       return Math.exp(x.data[i] - m) / vals.reduce((s, v) => s + Math.exp(v - m), 0);
     });
-    assertClose(got, ref, 'softmax');
+    assertRelClose(got, ref, 'softmax', expRtol, expAtol);
   });
 }
 
@@ -198,7 +208,7 @@ for (const [shape, axis] of [[[2, 1000], 1], [[1, 77], -1], [[2, 100, 3], 1]] as
       const m = Math.max(...vals);
       return Math.exp(x.data[i] - m) / vals.reduce((s, v) => s + Math.exp(v - m), 0);
     });
-    assertClose(got, ref, 'softmax');
+    assertRelClose(got, ref, 'softmax', expRtol, expAtol);
   });
 }
 
@@ -206,7 +216,7 @@ test('Softmax of rows at -FLT_MAX is uniform (the running max starts at -FLT_MAX
   for (const D of [8, 64]) {
     const x = { data: new Float32Array(D).fill(-3.4028234663852886e38), shape: [1, D] };
     const [got] = await runLayer({ op: 'Softmax', attrs: { axis: 1 }, inputs: [x], outputShapes: [x.shape] });
-    assertClose(got, new Array(D).fill(1 / D), `softmax -FLT_MAX x${D}`);
+    assertRelClose(got, new Array(D).fill(1 / D), `softmax -FLT_MAX x${D}`, expRtol, expAtol);
   }
 });
 

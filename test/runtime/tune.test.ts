@@ -1,5 +1,7 @@
-// --tune (src/runtime/tune.ts): the tuning loop's decisions with injected per-node times (deterministic), and one
-// real run on lavapipe whose tuned plan is valid, keeps only modules measured faster and computes the same outputs.
+// --tune (src/runtime/tune.ts): the tuning loop's decisions with injected per-node times (deterministic: which
+// modules survive, with which variant's tiles and times), and runs on lavapipe: the real profiles with the FCMs'
+// times scaled down so that fusion must win (a tuned plan that keeps every module, runs them and computes the
+// same outputs), and the integer kernels' real times (whatever stays is consistent with the recorded times).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixtureModels } from '../../fixtures/models.js';
@@ -14,7 +16,9 @@ import { planToJson } from '../../src/planner/format.js';
 import { pairKey } from '../../src/planner/optimal.js';
 import { createSession } from '../../src/pipeline/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
-import { planningInput, strandedUs, tunePlan, tileVariants } from '../../src/tune/tune.js';
+import { type TileVariant, type TuneResult, planningInput, strandedUs, tunePlan, tileVariants } from '../../src/tune/tune.js';
+import { medianModuleTimes } from '../../src/bench/profile.js';
+import type { Session } from '../../src/runtime/executor.js';
 import { buildMobileNetStyle, buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
 import { createInt8Session } from '../../src/pipeline/session.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
@@ -24,6 +28,29 @@ after(releaseGpu);
 // A description on which the planner fuses (as in test/runtime/session.test.ts).
 const hw: HwConfig = { name: 'lavapipe-like', sms: 16, l1BytesPerSm: 64 * 1024, shmemBytesPerSm: 64 * 1024, warpSize: 32, workgroupStorageBytes: 32 * 1024 };
 const isFused = (k: string) => k === 'pwdw' || k === 'dwpw' || k === 'pwpw';
+
+/**
+ * What any tuning result must satisfy, whatever the times: every fused module of the plan was measured and kept
+ * (its row says so), carries the figures of its row's chosen variant and was faster than its LBL pair; every
+ * module measured slower with every variant is excluded and not fused. Returns the fused modules.
+ */
+function assertConsistent(r: TuneResult) {
+  const fused = r.plan.modules.filter((m) => isFused(m.kind));
+  for (const m of fused) {
+    const row = r.rows.find((w) => w.module === (m.nodes ?? []).join('+'));
+    assert.ok(row && row.kept && row.variant, `fused module ${m.nodes} has no kept row`);
+    assert.ok(m.tuned, `fused module ${m.nodes} carries no measured times`);
+    assert.equal(m.tuned.variant, row.variant);
+    assert.equal(m.tuned.fusedUs, row.fusedUs[row.variant]);
+    assert.ok(m.tuned.fusedUs < m.tuned.lblUs, `${m.nodes}: kept at ${m.tuned.fusedUs} us against LBL ${m.tuned.lblUs} us`);
+    assert.ok(!r.excluded.includes(pairKey(m.layers[0], m.layers[1])));
+  }
+  for (const row of r.rows.filter((w) => !w.kept)) {
+    assert.ok(!fused.some((m) => (m.nodes ?? []).join('+') === row.module), `${row.module} was measured slower and stayed fused`);
+  }
+  assert.equal(r.excluded.length >= r.rows.filter((w) => !w.kept).length, true);
+  return fused;
+}
 
 test('tunePlan: modules slower than LBL are left unfused, the fastest variant is kept, every kept module was measured', async () => {
   // The bundled MobileNetV2 (x0.35): its lavapipe plan has PW-DW and DW-PW modules.
@@ -41,6 +68,7 @@ test('tunePlan: modules slower than LBL are left unfused, the fastest variant is
     });
   const measure = async (ss: readonly { graph: { nodes: { name: string; op: string; domain: string }[] } }[]) => ss.map(times);
   const r = await tunePlan(g, hw, { measure: measure as never, rounds: 3 });
+  assertConsistent(r);
   for (const m of r.plan.modules.filter((m) => isFused(m.kind))) {
     assert.equal(m.kind, 'pwdw', 'a module measured slower than LBL stayed fused');
     assert.ok(m.tuned && m.tuned.fusedUs < m.tuned.lblUs, 'a kept module carries its measured times');
@@ -58,15 +86,71 @@ test('tunePlan: modules slower than LBL are left unfused, the fastest variant is
   assert.deepEqual(JSON.parse(planToJson(r.plan)), JSON.parse(JSON.stringify(r.plan)));
 });
 
-test('tunePlan on the device (lavapipe): a valid plan, kept modules measured faster, same outputs as unfused', async () => {
+test('tunePlan keeps each module\'s fastest variant, with its tiles and times; modules slower than LBL with every variant are dropped', async () => {
+  // Variants that mark the tiles (tileH 1, 2, 3), so the injected times can depend on the variant a module runs.
+  const marked: TileVariant[] = [1, 2, 3].map((h) => ({ name: `h${h}`, apply: (t) => ({ ...t, h }) }));
+  // LBL layers 10 us each; PW-DW modules 12, 5 and 7 us with h1, h2, h3 (h2 wins, under the 20 us of its two
+  // layers); every other FCM 25, 30, 21 us (slower than LBL with every variant).
+  const fcmUs: Record<string, number[]> = { FusedPwDw: [12, 5, 7] };
+  const times = (s: Session) => s.graph.nodes.map((n) => {
+    if (n.domain !== fcmDomain) return { node: n.name, op: n.op, gpuMs: 0.010 };
+    const us = (fcmUs[n.op] ?? [25, 30, 21])[(n.attrs.tileH as number) - 1];
+    return { node: n.name, op: n.op, gpuMs: us / 1000 };
+  });
+  // The bundled MobileNetV2 (x0.35): its lavapipe plan has PW-DW and DW-PW modules.
+  const g = await loadModel('fixtures/bundled/mobilenetv2-slim.onnx');
+  const hwL = loadHw('lavapipe');
+  const initial = planFusion(toDag(g), hwL, { mode: 'optimal', model: 'm' });
+  assert.ok(initial.modules.some((m) => m.kind === 'pwdw') && initial.modules.some((m) => isFused(m.kind) && m.kind !== 'pwdw'),
+    `the fixture plan has PW-DW and other FCMs: ${initial.modules.map((m) => m.kind)}`);
+  const r = await tunePlan(g, hwL, { measure: async (ss) => ss.map(times), variants: marked, rounds: 3 });
+  const fused = assertConsistent(r);
+  assert.ok(fused.length > 0, 'no fused module survived tuning');
+  for (const m of fused) {
+    assert.equal(m.kind, 'pwdw');
+    assert.deepEqual(m.tuned, { fusedUs: 5, lblUs: 20, variant: 'h2' });
+    assert.equal(m.tiles.h, 2, 'the kept variant\'s tiles are the plan\'s');
+  }
+  // Every PW-DW pair the planner proposed at any round is kept; every other pair measured is excluded.
+  for (const row of r.rows) {
+    assert.deepEqual(Object.keys(row.fusedUs).sort(), ['h1', 'h2', 'h3']);
+    assert.equal(row.lblUs, 20);
+    const [best, us] = Object.entries(row.fusedUs).sort((p, q) => p[1] - q[1])[0];
+    assert.equal(row.variant, best);
+    assert.equal(row.kept, us < row.lblUs, row.module);
+    assert.equal(row.kept, row.kind === 'pwdw', row.module);
+  }
+  assert.equal(fused.length, r.rows.filter((w) => w.kept).length);
+  assert.ok(r.rows.some((w) => !w.kept) && r.excluded.length > 0);
+});
+
+test('tunePlan on the device (lavapipe): the real profiles with fusion made to win; a valid tuned plan, same outputs as unfused', async () => {
   const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'm' });
-  const r = await tunePlan(g, hw, { profiles: 1, iters: 2, rounds: 2, variants: tileVariants.slice(0, 2) });
-  for (const m of r.plan.modules.filter((m) => isFused(m.kind))) assert.ok(m.tuned && m.tuned.fusedUs < m.tuned.lblUs);
+  // The real per-node profiles (what tunePlan measures by default), with the fused session's FCM times divided
+  // by 1000: which module wins no longer depends on lavapipe's timing, so every planned module must be kept.
+  let calls = 0;
+  const measure = async (ss: readonly Session[], feeds: Record<string, Float32Array>) => {
+    calls++;
+    const t = (await medianModuleTimes(ss, feeds, 1, { iters: 2 })).times;
+    const fcms = new Set(ss[0].graph.nodes.filter((n) => n.domain === fcmDomain).map((n) => n.name));
+    assert.ok(t[0].length > 0 && t[1].length > 0, 'the sessions were profiled');
+    return [t[0].map((e) => (fcms.has(e.node) ? { ...e, gpuMs: e.gpuMs / 1000 } : e)), t[1]];
+  };
+  const r = await tunePlan(g, hw, { measure, rounds: 2, variants: tileVariants.slice(0, 2) });
+  assert.ok(calls >= 2, 'every variant was profiled');
+  const initial = planFusion(toDag(g), hw, { mode: 'optimal', model: 'm' });
+  const pairs = (p: typeof initial) => p.modules.filter((m) => isFused(m.kind)).map((m) => pairKey(m.layers[0], m.layers[1])).sort();
+  const fused = assertConsistent(r);
+  assert.ok(fused.length > 0, 'no fused module survived tuning');
+  assert.deepEqual(pairs(r.plan), pairs(initial), 'every planned module was kept');
+  for (const m of fused) assert.ok(m.tuned!.lblUs > 0 && m.tuned!.fusedUs > 0, 'measured times recorded');
   const x = seededInput(g.tensors.get(g.inputs[0])!.shape.reduce((a, b) => a * b, 1), 3);
   const outs = [];
   for (const plan of [r.plan, 'unfused'] as const) {
     const s = await createSession(g, { hw, plan });
     try {
+      // The tuned plan runs its FCMs, with the tuned tiles.
+      assert.equal(s.graph.nodes.filter((n) => n.domain === fcmDomain).length, plan === 'unfused' ? 0 : fused.length);
       outs.push((await s.run({ [g.inputs[0]]: x }))[g.outputs[0]]);
     } finally {
       s.dispose();
@@ -121,7 +205,9 @@ test('tunePlan on a quantized model: planned as the integer executor plans (1-by
   assert.deepEqual([...paths], ['int8']);
   // On the device: the integer sessions run the tuned plan, bit-exact with the unfused one.
   const r = await tunePlan(g, hwL, { profiles: 1, rounds: 1 });
-  for (const m of r.plan.modules.filter((m) => isFused(m.kind))) assert.ok(m.tuned && m.tuned.fusedUs < m.tuned.lblUs);
+  // Real lavapipe times decide here (which modules stay is not asserted); whatever stays must be consistent.
+  assert.ok(r.rows.length > 0, 'the plan\'s modules were measured');
+  assertConsistent(r);
   const x = Float32Array.from({ length: 3 * 32 * 32 }, (_, i) => Math.sin(i * 0.7) * 2);
   const [a, b] = [await createInt8Session(g, { plan: r.plan, hw: hwL }), await createInt8Session(g, { plan: 'unfused', hw: hwL })];
   try {
