@@ -1,4 +1,4 @@
-// --tune (src/runtime/tune.ts): the tuning loop's decisions with injected per-node times (deterministic: which
+// --tune (src/tune/tune.ts): the tuning loop's decisions with injected per-node times (deterministic: which
 // modules survive, with which variant's tiles and times), and runs on lavapipe: the real profiles with the FCMs'
 // times scaled down so that fusion must win (a tuned plan that keeps every module, runs them and computes the
 // same outputs), and the integer kernels' real times (whatever stays is consistent with the recorded times).
