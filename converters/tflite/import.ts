@@ -24,7 +24,7 @@ import { invalid, unsupported } from '../../src/errors.js';
 import {
   newAttrs, type Attrs, type DType, type Graph, type Node, type Quantization, type Tensor, type TensorData,
 } from '../../src/graph/ir.js';
-import { makeData } from '../../src/graph/util.js';
+import { halfValues, makeData } from '../../src/graph/util.js';
 import { defaultMaxMemory, type ImportOptions } from '../options.js';
 import {
   ActivationFunctionType, BuiltinOperator, BuiltinOptions, ConcatenationOptions, Conv2DOptions,
@@ -522,6 +522,14 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       need(1);
       const src = g.tensor(x(0)), dst = g.tensor(out());
       let a = x(0);
+      if (code === BuiltinOperator.DEQUANTIZE && src.data && isFloat(dst.dtype)) {
+        // Weights stored as float16 or int8 (MediaPipe-style fp16 models, weight-only quantization): the
+        // float32 constant they stand for, so that the layers reading them see constant weights.
+        dst.data = dequantizeConstant(g, src, where);
+        dst.dtype = 'float32';
+        delete dst.quant;
+        return;
+      }
       if (src.dtype === 'float16' && dst.dtype === 'float32') { g.node(name, 'Cast', [a], [out()], newAttrs({ to: 'float32' })); return; }
       if (src.quant && !isFloat(src.dtype)) {
         // Dequantize (alone, or as the first half of a requantization).
@@ -543,6 +551,31 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       outs.forEach((t, i) => g.finishNative(outputs[i], g.names[t], name));
     }
   }
+}
+
+/** float32 values of a constant DEQUANTIZE input: float16 bits decoded, or (q - zeroPoint) * scale. */
+function dequantizeConstant(g: GraphBuilder, src: Tensor, where: string): Float32Array {
+  const data = src.data!;
+  if (src.dtype === 'float16' || src.dtype === 'bfloat16') return halfValues(src.dtype, data as Uint16Array);
+  if (src.dtype === 'float32') return Float32Array.from(data as Float32Array);
+  const q = src.quant;
+  if (!q || !(src.dtype === 'int8' || src.dtype === 'uint8' || src.dtype === 'int16' || src.dtype === 'int32')) {
+    throw unsupported(g.source, `${where}: dequantizing a constant of type ${src.dtype} is not supported`);
+  }
+  const values = data as Int8Array | Uint8Array | Int16Array | Int32Array;
+  const out = new Float32Array(values.length);
+  const shape = src.shape;
+  const axis = q.axis;
+  if (axis !== undefined && (axis < 0 || axis >= shape.length || q.scale.length !== shape[axis] || q.zeroPoint.length !== shape[axis])) {
+    throw invalid(g.source, `${where}: ${q.scale.length} scales for axis ${axis} of a tensor of shape [${shape.join(', ')}]`);
+  }
+  const inner = axis === undefined ? 1 : shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+  const channels = axis === undefined ? 1 : shape[axis];
+  for (let i = 0; i < values.length; i++) {
+    const c = axis === undefined ? 0 : Math.floor(i / inner) % channels;
+    out[i] = (values[i] - (q.zeroPoint[c] ?? 0)) * q.scale[c];
+  }
+  return out;
 }
 
 const isFloat = (d: DType) => d === 'float32' || d === 'float16' || d === 'float64' || d === 'bfloat16';
