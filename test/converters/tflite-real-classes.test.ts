@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { loadModel } from '../../converters/load.js';
 import { importTflite } from '../../converters/tflite/import.js';
 import type { Graph } from '../../src/graph/ir.js';
-import { fp16Depthwise, halfBits, halfExactValues, int8WeightOnly, rectStrideDw } from '../../fixtures/real-model-classes.js';
+import { fp16Depthwise, halfBits, halfExactValues, int8WeightOnly, leakyRelu, rectStrideDw, stridedSliceOfConstant } from '../../fixtures/real-model-classes.js';
 import { halfValues } from '../../src/graph/util.js';
 
 const convs = (g: Graph) => g.nodes.filter((n) => n.op === 'Conv');
@@ -56,6 +56,41 @@ describe('TFLite rectangular strides', () => {
       const conv = convs(g)[0];
       assert.deepEqual(conv.attrs.strides, [sh, sw]);
       assert.deepEqual(g.tensors.get(conv.outputs[0])!.shape, [1, 4, Math.ceil(8 / sh), Math.ceil(6 / sw)]);
+    });
+  }
+});
+
+describe('TFLite ops mapped to IR ops', () => {
+  it('LEAKY_RELU becomes LeakyRelu with the file\'s alpha', async () => {
+    const g = await loadModel(leakyRelu(0.25), { source: 'leaky.tflite' });
+    assert.deepEqual(g.nodes.map((n) => [n.op, n.attrs.alpha]), [['LeakyRelu', 0.25]]);
+  });
+
+  /** NHWC reference: the values of c[0..1, h, w, ch] (c holds 0..23 over [1, 4, 3, 2]) that STRIDED_SLICE keeps. */
+  const at = (h: number, w: number, ch: number) => (h * 3 + w) * 2 + ch;
+  const cases: Array<{ what: string; args: Parameters<typeof stridedSliceOfConstant>; nchw: number[]; values: number[] }> = [
+    {
+      what: 'rank 4, strides [1, 2, 1, 1], begin mask on W',
+      args: [[0, 1, 2, 1], [1, 4, 3, 2], [1, 2, 1, 1], { begin: 1 << 2 }, [1, 2, 3, 1]],
+      nchw: [1, 1, 2, 3],
+      // rows h = 1, 3; all w; ch = 1; NCHW order: c, h, w.
+      values: [1, 3].flatMap((h) => [0, 1, 2].map((w) => at(h, w, 1))),
+    },
+    {
+      what: 'rank 4 shrinking the channel axis to rank 3, end mask on H',
+      args: [[0, 2, 0, 0], [1, 0, 2, 1], [1, 1, 1, 1], { end: 1 << 1, shrink: 1 << 3 }, [1, 2, 2]],
+      nchw: [1, 2, 2],
+      values: [2, 3].flatMap((h) => [0, 1].map((w) => at(h, w, 0))),
+    },
+  ];
+  for (const c of cases) {
+    it(`STRIDED_SLICE as Slice: ${c.what}`, async () => {
+      const g = await loadModel(stridedSliceOfConstant(...c.args), { source: 'slice.tflite' });
+      // The slice of the constant folds; what is left adds it to the input.
+      assert.deepEqual(g.nodes.map((n) => n.op), ['Add']);
+      const s = g.tensors.get(g.nodes[0].inputs[1])!;
+      assert.deepEqual(s.shape, c.nchw);
+      assert.deepEqual(Array.from(s.data as Float32Array), c.values);
     });
   }
 });
