@@ -580,9 +580,12 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       need(1);
       const src = g.tensor(x(0)), dst = g.tensor(out());
       let a = x(0);
-      if (code === BuiltinOperator.DEQUANTIZE && src.data && isFloat(dst.dtype)) {
+      const constantWeights = src.dtype === 'float16' || src.dtype === 'bfloat16' || src.dtype === 'int8';
+      if (code === BuiltinOperator.DEQUANTIZE && src.data && constantWeights && isFloat(dst.dtype)) {
         // Weights stored as float16 or int8 (MediaPipe-style fp16 models, weight-only quantization): the
-        // float32 constant they stand for, so that the layers reading them see constant weights.
+        // float32 constant they stand for, so that the layers reading them see constant weights. (Other
+        // integer constants, such as int32 biases, keep their DequantizeLinear for the int8 paths.)
+        if (src.dtype === 'int8') checkZeroPoints(g, x(0), name);
         dst.data = dequantizeConstant(g, src, where);
         dst.dtype = 'float32';
         delete dst.quant;
@@ -654,6 +657,15 @@ const zeroPointRange: Partial<Record<DType, [number, number]>> = {
   int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535], int32: [-(2 ** 31), 2 ** 31 - 1],
 };
 
+/** The zero points of a quantized tensor must be integers of its type (which must be one ONNX dequantizes). */
+function checkZeroPoints(g: GraphBuilder, tensor: string, at: string): void {
+  const t = g.tensor(tensor);
+  const range = zeroPointRange[t.dtype];
+  if (!range) throw unsupported(g.source, `${at}: quantized tensor '${tensor}' has type ${t.dtype}, which (de)quantization does not support`);
+  const bad = t.quant!.zeroPoint.find((z) => !Number.isInteger(z) || z < range[0] || z > range[1]);
+  if (bad !== undefined) throw invalid(g.source, `${at}: zero point ${bad} of tensor '${tensor}' is outside the range of ${t.dtype}`);
+}
+
 /** Scale and zero-point constants of a quantized tensor, as QuantizeLinear/DequantizeLinear take them. */
 function qParams(g: GraphBuilder, tensor: string, at: string): [string, string] {
   const t = g.tensor(tensor);
@@ -662,10 +674,7 @@ function qParams(g: GraphBuilder, tensor: string, at: string): [string, string] 
   const scale = g.constant(`${at}/${tensor}/scale`, 'float32', shape, Float32Array.from(q.scale));
   // The zero point has the tensor's own dtype (ONNX Q/DQ), so its typed array must match it: an int32
   // bias read by a DEQUANTIZE gets an Int32Array, not int8 bytes (fuzz crash C, RELIABILITY.md).
-  const range = zeroPointRange[t.dtype];
-  if (!range) throw unsupported(g.source, `${at}: quantized tensor '${tensor}' has type ${t.dtype}, which (de)quantization does not support`);
-  const bad = q.zeroPoint.find((z) => !Number.isInteger(z) || z < range[0] || z > range[1]);
-  if (bad !== undefined) throw invalid(g.source, `${at}: zero point ${bad} of tensor '${tensor}' is outside the range of ${t.dtype}`);
+  checkZeroPoints(g, tensor, at);
   const zp = g.constant(`${at}/${tensor}/zero_point`, t.dtype, shape, makeData(t.dtype, q.zeroPoint));
   return [scale, zp];
 }
