@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
-import { loadModel } from '../converters/load.js';
+import { loadModel } from '../src/graph/load.js';
 import { toDag } from '../converters/dag.js';
 import { loadHw } from '../src/planner/hw.js';
 import { planFusion } from '../src/planner/index.js';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
-import { loadModel } from '../converters/load.js';
+import { loadModel } from '../src/graph/load.js';
 import { buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
 import { benchInputs } from '../src/bench/bench.js';
 import { median } from '../src/bench/stats.js';

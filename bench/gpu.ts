@@ -19,7 +19,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
-import { loadModel } from '../converters/load.js';
+import { loadModel } from '../src/graph/load.js';
 import { runBench, joinLayers, benchInputs, sessionDrift, timeContestants, type BenchLayer } from '../src/bench/bench.js';
 import { medianNodeTimes, medianProfiles } from '../src/bench/profile.js';
 import { spearman } from '../src/bench/correlation.js';

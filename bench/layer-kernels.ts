@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportOnnx } from '../converters/onnx/export.js';
-import { loadModel } from '../converters/load.js';
+import { loadModel } from '../src/graph/load.js';
 import { zooModels } from '../fixtures/zoo.js';
 import { convGeom, convBindings, isDepthwise, isPointwise, geomKey, type ConvGeom } from '../kernels/conv-common.js';
 import { type DotChoice, type DotGeom, type GemmTiles, chooseDot, dotProgram, gemmStorage } from '../kernels/pointwise.js';

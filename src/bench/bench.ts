@@ -14,7 +14,7 @@ import { loadHw } from '../planner/hw.js';
 import { planFusion } from '../planner/index.js';
 import type { Plan } from '../planner/plan.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../graph/load.js';
 import { toDag } from '../../converters/dag.js';
 import { validateDag } from '../planner/dag-load.js';
 import { median, p90 } from './stats.js';

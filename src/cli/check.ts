@@ -16,7 +16,7 @@ import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
-import { detectFormat, loadModel } from '../../converters/load.js';
+import { detectFormat, loadModel } from '../graph/load.js';
 import { createInt8Session } from '../runtime/int8-session.js';
 import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from '../check/tflite.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../export/write-atomic.js';
 import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
-import { detectFormat, loadModel } from '../../converters/load.js';
+import { detectFormat, loadModel } from '../graph/load.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { toDag } from '../../converters/dag.js';
 import type { ImportOptions } from '../../converters/options.js';

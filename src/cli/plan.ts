@@ -5,7 +5,7 @@ import { basename, extname } from 'node:path';
 import { Command, Option } from 'commander';
 import { invalid, unsupported } from '../errors.js';
 import type { Dag } from '../planner/dag.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../graph/load.js';
 import { toDag } from '../../converters/dag.js';
 import { loadDag, validateDag } from '../planner/dag-load.js';
 import { formatPlan, planToJson } from '../planner/format.js';

@@ -33,7 +33,7 @@ import { int8QuantizeInput } from '../../kernels/int8/quantize-input.js';
 import { aliasOps } from '../../kernels/registry.js';
 import { type GpuContext, acquireGpu, defaultSubmitEvery, wallTimeDispatch } from './device.js';
 import type { ModelInput, Profile, RunResult, Session, SessionOptions, SessionStats } from './session.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../graph/load.js';
 import { batchOf } from '../graph/util.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { type MemoryPlan, planMemory } from './memory.js';

@@ -9,7 +9,7 @@ import type { Graph, TensorData } from '../graph/ir.js';
 import { FcmError, gpuFailure, invalid, unsupported } from '../errors.js';
 import type { Plan } from '../planner/plan.js';
 import type { HwConfig } from '../planner/hw-config.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../graph/load.js';
 import { toDag } from '../../converters/dag.js';
 import { planFusion } from '../planner/index.js';
 import { loadHw } from '../planner/hw.js';

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtureModels } from '../../fixtures/models.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { toDag } from '../../converters/dag.js';
 import { fcmDomain, type Graph } from '../../src/graph/ir.js';
 import { loadHw } from '../../src/planner/hw.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { toDag } from '../../converters/dag.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { fixtureModels } from '../../fixtures/models.js';
 import type { Graph } from '../../src/graph/ir.js';

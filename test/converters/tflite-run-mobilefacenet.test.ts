@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { toDag } from '../../converters/dag.js';
 import { planFusion } from '../../src/planner/index.js';

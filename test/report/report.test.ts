@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { main } from '../../src/cli/main.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { toDag } from '../../converters/dag.js';
 import { mobileNetV2Stack } from '../../fixtures/models.js';
 import type { Dag, DagLayer } from '../../src/planner/dag.js';

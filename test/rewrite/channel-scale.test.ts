@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../fixtures/ir-builder.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { foldChannelScales } from '../../src/rewrite/channel-scale.js';
 import { fuseEpilogues } from '../../src/rewrite/epilogues.js';
 import { applyPlan } from '../../src/rewrite/apply-plan.js';

@@ -5,7 +5,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixtureModels } from '../../fixtures/models.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { createSession, type Session } from '../../src/runtime/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { seededInput } from '../../src/runtime/compare.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { fixtureModels } from '../../fixtures/models.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { toDag } from '../../converters/dag.js';
 import { planFusion } from '../../src/planner/index.js';
 import type { HwConfig } from '../../src/planner/hw-config.js';

@@ -4,7 +4,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixtureModels } from '../../fixtures/models.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { toDag } from '../../converters/dag.js';
 import { fcmDomain, newAttrs } from '../../src/graph/ir.js';
 import type { HwConfig } from '../../src/planner/hw-config.js';
