@@ -15,7 +15,7 @@ import {
   type Int8KernelArgs, type Int8Program, activationClamp, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader,
   perWordMain, qBias, qTensor, qWeights, where,
 } from './common.js';
-import { channelParams } from './conv.js';
+import { channelParams } from './conv-common.js';
 import { foldBias, packRows } from './pointwise.js';
 
 export function int8FullyConnected(args: Int8KernelArgs): Int8Program {

@@ -15,7 +15,7 @@
 // not own words); DW-PW owns whole words of positions and stores them directly where rows start on words.
 //
 // Constants, in order: w1 (pointwise rows [*, ceil(C/4)] words; depthwise flat, or for DW-PW `wd`, rows of taps as
-// depthwise.ts packs them), q1 (4 words per intermediate channel: bias or folded bias, multiplier, shift, 0), w2
+// conv-common.ts dwWeights packs them), q1 (4 words per intermediate channel: bias or folded bias, multiplier, shift, 0), w2
 // (DW-PW: `wp`, rows padded to whole filter blocks), q2 (per output channel).
 
 import type { Tensor } from '../../src/graph/ir.js';
@@ -29,9 +29,9 @@ import {
   type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, atomicByteStore, dot4Requires, dot4Wgsl,
   declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, unroll, where,
 } from './common.js';
-import { channelParams } from './conv.js';
+import { channelParams, dwWeights } from './conv-common.js';
 import { foldBias, gatherWord, packRows, rowStoreWgsl, wordsTargetThreads } from './pointwise.js';
-import { dwSumWgsl, dwWeights } from './depthwise.js';
+import { dwSumWgsl } from './depthwise.js';
 
 export interface Int8FusedArgs extends Int8KernelArgs {
   /** The tensor between the two layers (as the importer made it), for its quantization. */

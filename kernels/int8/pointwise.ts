@@ -20,7 +20,7 @@ import {
   type Int8KernelArgs, type Int8Program, type QType, atomicByteStore, dot4Requires, dot4Wgsl, fixedPointWgsl,
   declareAccs, dot4TileStep, int8Bindings, loader, reduceAccs, transpose4Wgsl, unroll, where, wordLoader,
 } from './common.js';
-import { channelParams, convQuant } from './conv.js';
+import { channelParams, convQuant } from './conv-common.js';
 
 /**
  * Rows of 8-bit values packed four per word, each row zero-padded to whole words: rows x ceil(len / 4) words.
