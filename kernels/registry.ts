@@ -5,8 +5,8 @@
 import type { Node } from '../src/graph/ir.js';
 import { fcmDomain } from '../src/graph/ir.js';
 import { unsupported } from '../src/errors.js';
-import type { KernelProgram } from './program.js';
-import { type KernelArgs, type KernelLimits, where } from './shader.js';
+import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
+import { where } from './shader.js';
 import { convGeom, isDepthwise, isPointwise } from './conv-common.js';
 import { conv2d } from './conv2d.js';
 import { depthwise } from './depthwise.js';
@@ -62,7 +62,7 @@ export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], out
   if (node.domain === fcmDomain) {
     const k = fused[node.op];
     if (!k) throw unsupported(w, `no kernel for fused op '${node.op}'`);
-    return { kind: 'programs', programs: [k({ node, inputShapes, outputShape: outputShapes[0], limits })] };
+    return { kind: 'programs', programs: [k({ node, inputShapes, outputShapes, limits })] };
   }
   if (node.domain !== '' && node.domain !== 'ai.onnx') throw unsupported(w, `no kernel for op '${opLabel(node)}'`);
   if (aliasOps.has(node.op)) {

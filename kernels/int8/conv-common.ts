@@ -6,9 +6,10 @@
 import { unsupported } from '../../src/errors.js';
 import { convMultipliers } from '../../src/quant/reference.js';
 import { type ConvGeom, convGeom } from '../conv-common.js';
+import { where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, pack8, qBias, qTensor, qWeights, shapeArgs, unroll, where,
-  wordLoader,
+  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, pack8, qBias, qTensor, qWeights, shapeArgs,
+  unroll, wordLoader,
 } from './common.js';
 
 export interface ConvQuant {
@@ -47,7 +48,7 @@ export function channelParams(bias: ArrayLike<number>, m: Int32Array, s: Int32Ar
 export function perWordConvProgram(name: string, key: string, wgsl: string, d: { workgroupSize: [number, number, number]; dispatch: [number, number, number] },
   w: Uint32Array, q: ConvQuant, wName = 'w'): Int8Program {
   return {
-    name, cacheKey: key, wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
+    name, cacheKey: key, wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 0,
     constants: [{ name: wName, data: w }, { name: 'qp', data: channelParams(q.bias, q.multipliers, q.shifts) }],
   };
 }

@@ -11,9 +11,10 @@
 // input channel, conv-common.ts rowsSumWgsl), other shapes this per-tap loop.
 
 import { geomKey, isDepthwise, isPointwise } from '../conv-common.js';
-import { cacheKey, constsI32, constsU32, flatDispatch } from '../shader.js';
+import { cacheKey, constsI32, constsU32, flatDispatch, where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, pack8, perWordMain, where,
+  type Int8KernelArgs, type Int8Program, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, pack8,
+  perWordMain,
 } from './common.js';
 import { type ConvQuant, convQuant, dwWeights, perWordConvProgram, rowsSumWgsl, tapRows } from './conv-common.js';
 

@@ -13,9 +13,10 @@
 
 import type { ConvGeom } from '../conv-common.js';
 import { geomKey } from '../conv-common.js';
-import { cacheKey, constsI32, constsU32, flatDispatch } from '../shader.js';
+import { cacheKey, constsI32, constsU32, flatDispatch, where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, type QType, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, perWordMain, where,
+  type Int8KernelArgs, type Int8Program, type QType, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader,
+  perWordMain,
 } from './common.js';
 import { type DwShape, convQuant, dwWeights, perWordConvProgram, rowsSumWgsl, tapRows } from './conv-common.js';
 

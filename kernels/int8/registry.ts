@@ -6,7 +6,8 @@
 import { fcmDomain, type Tensor } from '../../src/graph/ir.js';
 import { unsupported } from '../../src/errors.js';
 import { convGeom, isDepthwise, isPointwise } from '../conv-common.js';
-import { type Int8KernelArgs, type Int8Program, shapeArgs, where } from './common.js';
+import { where } from '../shader.js';
+import { type Int8KernelArgs, type Int8Program, shapeArgs } from './common.js';
 import { int8Conv } from './conv.js';
 import { int8Depthwise } from './depthwise.js';
 import { int8Pointwise } from './pointwise.js';

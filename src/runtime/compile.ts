@@ -4,8 +4,7 @@
 
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../errors.js';
-import type { KernelProgram } from '../../kernels/program.js';
-import type { KernelLimits } from '../../kernels/shader.js';
+import type { KernelLimits, KernelProgram } from '../../kernels/program.js';
 import { kernelFor, opLabel } from '../../kernels/registry.js';
 import { type MemoryPlan, planMemory } from './memory.js';
 

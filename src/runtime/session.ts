@@ -270,7 +270,6 @@ class GpuSession implements Session {
         this.ctx.pipelines.set(st.program.cacheKey, pipeline);
         this.counters.pipelinesCreated++;
       }
-      if (st.program.uniforms.length) throw new Error(`internal: ${st.program.name} uses uniforms, which the executor does not bind yet`);
       const entries = st.bindings.map((t, binding) => {
         const buffer = this.tensorBuffer.get(t);
         if (!buffer) throw new Error(`internal: tensor '${t}' has no buffer`);

@@ -16,7 +16,7 @@ import { createSession, defaultSubmitEvery } from '../../src/runtime/session.js'
 import { compileGraph } from '../../src/runtime/compile.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
-import { defaultLimits } from '../../kernels/shader.js';
+import { defaultLimits } from '../../kernels/program.js';
 
 after(releaseGpu);
 
