@@ -4,7 +4,7 @@
 // description the measurement used (--measured-hw); for each candidate balance (flops per byte) the Spearman rank
 // correlation of estimate vs measured is printed per model and batch, then the least-squares fit of the absolute
 // figures (log error) at the best balance.
-//   npm run build; node dist/bench/calibrate.js [--dir bench/data/h200-2026-12-01] [--measured-hw h100-datasheet]
+//   npm run build; node dist/bench/calibrate.js [--dir hw_configs/calibration/h200-2026-12-01] [--measured-hw h100-datasheet]
 //   [--b1 FILE[,FILE...]] [--modules FILE[,FILE...]]
 import { readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,13 +20,13 @@ import type { HwConfig } from '../src/planner/hw-config.js';
 import { spearman } from '../src/bench/correlation.js';
 
 const arg = (name: string, d: string) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : d; };
-const dir = arg('dir', 'bench/data/h200-2026-12-01');
+const dir = arg('dir', 'hw_configs/calibration/h200-2026-12-01');
 const hw = loadHw(arg('measured-hw', 'h100-datasheet'));
 type Layer = { module: number | null; fusedGpuMs?: number };
 // --b1 FILE: batch 1's times from a gpu-modules.json (bench/gpu.ts --parts modules --batch 1: each node timed in one
 // heated pass) or a gpu-e2e.json (its profiles) instead of DIR/gpu-e2e.json; --modules FILE: the batch-B file (default
-// DIR/gpu-modules.json). Several measurements (leases) at once: comma-separated lists, paired in order; the fit then
-// ranks by the lowest Spearman over every model, batch and lease.
+// DIR/gpu-modules.json). Several measurements (runs) at once: comma-separated lists, paired in order; the fit then
+// ranks by the lowest Spearman over every model, batch and run.
 type Mods = { model: string; batch: number; layers: Layer[] }[];
 type B1 = { model: string; report: { layers: Layer[] } }[];
 const readB1 = (f: string): B1 => {
@@ -36,7 +36,7 @@ const readB1 = (f: string): B1 => {
 const b1Files = arg('b1', join(dir, 'gpu-e2e.json')).split(',');
 const modFiles = arg('modules', join(dir, 'gpu-modules.json')).split(',');
 if (b1Files.length !== modFiles.length) throw new Error(`--b1 names ${b1Files.length} files and --modules ${modFiles.length}: they pair up`);
-const sets = b1Files.map((f, i) => ({ e2e: readB1(f), mods: JSON.parse(readFileSync(modFiles[i], 'utf8')) as Mods, lease: i }));
+const sets = b1Files.map((f, i) => ({ e2e: readB1(f), mods: JSON.parse(readFileSync(modFiles[i], 'utf8')) as Mods, run: i }));
 
 const data: { name: string; batch: number; costs: ModuleCost[]; times: number[] }[] = [];
 for (const name of Object.keys(zooModels)) {
@@ -45,7 +45,7 @@ for (const name of Object.keys(zooModels)) {
   const g = await loadModel(path, { batch: 1 });
   const dag = toDag(g);
   const times = (layers: Layer[]) => layers.filter((l) => l.module !== null).map((l) => (l.fusedGpuMs ?? NaN) * 1000);
-  for (const { e2e, mods, lease } of sets) {
+  for (const { e2e, mods, run } of sets) {
     const b1 = e2e.find((x) => x.model === name), bm = mods.find((x) => x.model === name);
     const measured: [number, number[]][] = [];
     if (b1) measured.push([1, times(b1.report.layers)]);
@@ -58,7 +58,7 @@ for (const name of Object.keys(zooModels)) {
         const sp = m.layers.map((id) => convSpec(dag[id], name));
         return m.layers.length === 2 ? costFcm(m.kind as 'pwdw' | 'dwpw' | 'pwpw', sp[0], sp[1], ctx)! : costLayer(sp[0], ctx, name);
       });
-      const label = sets.length > 1 ? `${name}#${lease}` : name;
+      const label = sets.length > 1 ? `${name}#${run}` : name;
       if (t.length !== costs.length) { console.log(`${label} b${batch}: measured modules differ from the plan (another --measured-hw?): skipped`); continue; }
       data.push({ name: label, batch, costs, times: t });
     }
@@ -74,7 +74,7 @@ const rmsOf = (h: HwConfig) => {
   return Math.sqrt(e / n);
 };
 console.log(`models ${[...new Set(data.map((d) => d.name))].join(', ')}; the measured description: ${JSON.stringify(rhosOf(hw).map((x) => `${x.name} b${x.b} ${x.r.toFixed(2)}`))}`);
-// Grid: the lowest per-model Spearman first (the issue's target is per model), then the rms log error.
+// Grid: the lowest per-model Spearman first (the target is per model), then the rms log error.
 let best = { h: hw, min: -2, rms: Infinity };
 for (const bw of [500, 750, 1000, 1250, 1500, 1750, 2000, 3000, 4000]) {
   for (const ratio of [1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 32]) {

@@ -1,6 +1,6 @@
-// Where the time goes, on the device, in one process (issue 8 / 10 diagnosis):
+// Where the time goes, on the device, in one process (fp32 and int8 diagnosis):
 //   profiles  per-node GPU time (median of 5 profiled runs) at batch 1 of each zoo model's fused plan, and of the
-//             seed int8 MobileNetV1 on the integer kernels and dequantized on the float kernels: the slowest
+//             FusePlanner reference's int8 MobileNetV1 on the integer kernels and dequantized on the float kernels: the slowest
 //             nodes with their programs.
 //   interfere fcm-opt fused MobileNetV2 timed alone, then interleaved with onnxruntime CPU (default options, and
 //             with its intra-op threads not spinning), then with onnxruntime WebGPU.

@@ -1,4 +1,4 @@
-// Where the PW-DW FCM's time goes (issue 8, session 8): the kernel timed whole, without its pointwise phase,
+// Where the PW-DW FCM's time goes: the kernel timed whole, without its pointwise phase,
 // without its depthwise phase, and without both (staging, epilogue 1 and the barriers: the "skeleton"), on a few
 // zoo modules and tiles, every variant compiled first and timed twice round (r0, r1; r1 is heated).
 // The cuts are text edits of the generated WGSL at its comments; cut outputs are garbage, only times count.

@@ -1,5 +1,5 @@
 // FCM kernel benchmark: each fused kernel (PW-DW, DW-PW, PW-PW) against its two layer-by-layer kernels, on
-// MobileNetV2-like module shapes at 224x224 input resolution, for issue 8's "each fused module faster than its
+// MobileNetV2-like module shapes at 224x224 input resolution, for the target "each fused module faster than its
 // two LBL kernels" target.
 //
 // Run: npm run build && node dist/bench/fcm-kernels.js [--batch 8] [--iters 50] [--heat-ms 20] [--set mbv2|zoo] [--json] [--only pwdw|dwpw|pwpw]
@@ -43,7 +43,7 @@ export function moduleShapes(batch: number): ModuleShape[] {
 
 /**
  * The fused modules the planner picks at batch 8 for the zoo models (fixtures/zoo.ts, h100.cfg; one per distinct
- * shape, with the plan's tiles), the PW-DW ones that lost to their layers on the H200 first (issue 8).
+ * shape, with the plan's tiles), the PW-DW ones that lost to their layers on the H200 first.
  */
 export function zooModuleShapes(batch: number): ModuleShape[] {
   const relu6 = { act1: 'Clip', params1: [0, 6], act2: 'Clip', params2: [0, 6] };
@@ -192,7 +192,7 @@ async function sweepModule(device: GPUDevice, limits: KernelLimits, label: strin
   });
   const lbl: Step[] = [{ program: p1, prepared: s1 }, { program: p2, prepared: { ...s2, bindGroup } }];
   // Every variant compiled first, then all timed back to back: compiling between timings idled the GPU down to
-  // its 345 MHz clock, which 20 ms of heat did not undo (session 8: the same program 37 us early in a sweep, 170 us
+  // its 345 MHz clock, which 20 ms of heat did not undo (the same program ran 37 us early in a sweep, 170 us
   // later). The LBL pair is timed before and after; a drift between the two says the clocks moved.
   const variants: { tiles: NonNullable<FusedCase['tiles']>; program: KernelProgram; prepared: Prepared }[] = [];
   const seen = new Set<string>();

@@ -1,4 +1,4 @@
-// Issue 8's GPU benchmark, one process, on the zoo models (fixtures/zoo.ts, generated here: no model files):
+// The GPU benchmark, one process, on the zoo models (fixtures/zoo.ts, generated here: no model files):
 //   e2e      `fcm-opt bench` (src/bench/bench.ts runBench) at batch 1: fcm-opt fused / unfused / onnxruntime
 //            WebGPU / onnxruntime CPU, plus a check that the fused and unfused runs agree.
 //   modules  per plan module at batch B (default 8): GPU time of the fused module and of its layers run LBL, each

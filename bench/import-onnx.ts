@@ -1,5 +1,5 @@
 // Import speed: builds a ~100 MB ONNX model (a MobileNet-style stack with big initializers) in the temp
-// folder and times importOnnx on it, file read included. Goal: under 1 s (issue 3).
+// folder and times importOnnx on it, file read included. Goal: under 1 s.
 //   npm run build && node dist/bench/import-onnx.js
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

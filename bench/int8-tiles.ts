@@ -1,4 +1,4 @@
-// Issue 10 diagnosis: GPU time of each integer DW-PW module of the seed int8 MobileNetV1 (batch 1) for a grid of
+// Integer kernel diagnosis: GPU time of each integer DW-PW module of the FusePlanner reference's int8 MobileNetV1 (batch 1) for a grid of
 // tiles, against its two layers run LBL, in one process. Every variant is one session of the planner's plan with
 // the DW-PW modules' tiles replaced (the kernel still clamps and splits them); sessions are profiled in turn,
 // round after round (src/bench/profile.ts's reasoning: clocks drift), median of the rounds.

@@ -1,5 +1,5 @@
-// Issue 10's speed check: the int8 plan (integer kernels) against the fp32 plan (the same model dequantized,
-// float kernels), fused and unfused, in one process, interleaved. Model: the seed's int8 MobileNetV1 rebuilt
+// The int8 speed check: the int8 plan (integer kernels) against the fp32 plan (the same model dequantized,
+// float kernels), fused and unfused, in one process, interleaved. Model: the FusePlanner reference's int8 MobileNetV1 rebuilt
 // by the TFLite fixture writer (fixtures/tflite-builder.ts), 1x3x224x224. --tune: the int8 and the fp32 plans
 // are also tuned on this GPU (src/runtime/tune.ts) and timed alongside.
 //   npm run build; node dist/bench/int8.js [--runs 50] [--warmup 10] [--hw h100] [--tune] [--out DIR]

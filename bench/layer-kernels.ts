@@ -1,6 +1,6 @@
 // Layer kernel benchmark: every pointwise and depthwise layer of a zoo model, timed alone on the GPU with each
 // kernel variant it can take (kernels/pointwise.ts dotProgram choices and gemm tiles, kernels/depthwise.ts row
-// widths), at several batches. It is what chooseDot's and depthwiseRowOutputs' rules are read from, and issue 8's
+// widths), at several batches. It is what chooseDot's and depthwiseRowOutputs' rules are read from, and the
 // bandwidth figure per kernel. Three reference kernels end it: a vec4 copy (the bandwidth), fp32 FMA chains (the
 // throughput) and an empty dispatch (the floor under every layer), and each kind's layers are summed against their
 // roofline, max(bytes / copy, FLOPs / FMA peak).
@@ -99,7 +99,7 @@ async function main() {
         const autoUs = sum((x) => x.us[Object.keys(x.us)[0]]), bestUs = sum((x) => Math.min(...Object.values(x.us)));
         const oldUs = sum((x) => x.us[Object.keys(x.us).find((k) => k.startsWith('old') || k === 'rw1') ?? Object.keys(x.us)[0]]);
         console.log(`== ${model} b${batch} ${kind}: ${r.length} unique layers, auto ${autoUs.toFixed(0)} us (${(sum((x) => x.mb) / autoUs * 1e3).toFixed(0)} GB/s), ` +
-          `before this session's kernels ${oldUs.toFixed(0)} us, best variant per layer ${bestUs.toFixed(0)} us (${(sum((x) => x.mb) / bestUs * 1e3).toFixed(0)} GB/s)`);
+          `previous kernel variant (old or rw1) ${oldUs.toFixed(0)} us, best variant per layer ${bestUs.toFixed(0)} us (${(sum((x) => x.mb) / bestUs * 1e3).toFixed(0)} GB/s)`);
       }
     }
   }

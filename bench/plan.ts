@@ -1,5 +1,5 @@
 // Planner speed: plans a generated 200-layer DAG (MobileNetV2-like inverted residual blocks) on the H100
-// description in each mode and prints the median time. Goal: under 100 ms per plan (issue 4).
+// description in each mode and prints the median time. Goal: under 100 ms per plan.
 // Run: npm run build && node dist/bench/plan.js
 import { pathToFileURL } from 'node:url';
 import type { Dag, DagLayer } from '../src/planner/dag.js';

@@ -1,4 +1,4 @@
-// Soak (issue 9): many runs of a fixture model on one session, sampling the process's RSS and the session's
+// Soak: many runs of a fixture model on one session, sampling the process's RSS and the session's
 // GPU buffer count every `every` runs. run() must create nothing on the GPU and leak nothing on the host.
 //   npx tsx bench/soak.ts [--runs 2000] [--every 100] [--model mobilenetv2_stack] [--unfused] [--json]
 import { pathToFileURL } from 'node:url';

@@ -1,17 +1,18 @@
 // FusePlanner's layer DAG (`model_dag.json`, src/planner/dag.ts) for a graph from any importer, after
-// prepareGraph. One layer per IR node in topological order, except that an activation which directly
-// follows a conv layer as the sole reader of its output is folded into that layer (`activation`, and both
-// node names in `nodes`), as the seed's TFLite DAGs carry fused activations. Conv layers are typed as the
-// seed's utils.py reads them (is_conv_layer, get_layer_filter_size...): 's', 'dw', 'pw' with [C, H, W]
+// prepareGraph. One layer per IR node in topological order, except that an activation which fuseEpilogues
+// folds into the conv before it is folded into that conv's layer (`activation`, and both node names in
+// `nodes`), as the FusePlanner reference's TFLite DAGs carry fused activations: the rule is src/planner/fusion-rules.ts
+// foldedActivation, which the rewrite applies too, so the DAG's layers are the rewrite's nodes. Layers whose
+// output the model returns carry `model_output: true` (the planner fuses none through them). Conv layers are typed as the
+// FusePlanner reference's utils.py reads them (is_conv_layer, get_layer_filter_size...): 's', 'dw', 'pw' with [C, H, W]
 // shapes of batch item 0; 'fc' for Gemm/MatMul with a constant weight.
 import { unsupported } from '../src/errors.js';
 import type { Graph, Node, Tensor } from '../src/graph/ir.js';
 import { consumers, fcmDomain, isKnownOp, numel, producers } from '../src/graph/ir.js';
 import type { ConvType, Dag, DagLayer } from '../src/planner/dag.js';
+import { convType, epilogueActivationOps, foldedActivation, spatialZeroPads } from '../src/planner/fusion-rules.js';
 
-const activationOps = new Set(['Relu', 'LeakyRelu', 'Clip', 'HardSigmoid', 'HardSwish', 'Sigmoid', 'Tanh', 'SiLU']);
-
-/** The seed's activation spelling: '0', 'RELU', 'RELU6' (Clip 0..6), else the op name upper-cased. */
+/** The FusePlanner reference's activation spelling: '0', 'RELU', 'RELU6' (Clip 0..6), else the op name upper-cased. */
 export function activationName(op: string, min?: unknown, max?: unknown): string {
   if (op === 'Clip') return min === 0 && max === 6 ? 'RELU6' : 'CLIP';
   return op.toUpperCase();
@@ -27,14 +28,12 @@ export function toDag(g: Graph): Dag {
 
   // Which nodes become conv layers, and which activation each absorbs.
   const kinds = g.nodes.map((n) => convKind(g, n));
+  const outputs = new Set(g.outputs);
   const absorbedBy = new Map<number, number>(); // activation node index -> conv node index
   g.nodes.forEach((n, i) => {
-    if (!kinds[i] || n.attrs.activation !== undefined) return;
-    const y = n.outputs[0];
-    const readers = cons.get(y) ?? [];
-    if (readers.length !== 1 || g.outputs.includes(y)) return;
-    const a = g.nodes[readers[0]];
-    if (isKnownOp(a) && activationOps.has(a.op) && a.inputs[0] === y) absorbedBy.set(readers[0], i);
+    if (!kinds[i]) return;
+    const readers = cons.get(n.outputs[0]) ?? [];
+    if (readers.length === 1 && foldedActivation(g, n, g.nodes[readers[0]], readers.length, outputs)) absorbedBy.set(readers[0], i);
   });
 
   const layerOfNode = new Map<number, number>();
@@ -45,6 +44,7 @@ export function toDag(g: Graph): Dag {
       const layer = layers[layerOfNode.get(conv)!];
       layer.activation = activationName(n.op, n.attrs.min, n.attrs.max);
       layer.nodes!.push(n.name);
+      if (outputs.has(n.outputs[0])) layer.model_output = true;
       layerOfNode.set(i, layer.id);
       // The layer's output is now the activation's (same shape).
       return;
@@ -60,19 +60,24 @@ export function toDag(g: Graph): Dag {
         layer.activation = activationName(n.attrs.activation, p?.[0], p?.[1]);
       }
     } else {
-      if (isKnownOp(n) && activationOps.has(n.op)) layer.activation = activationName(n.op, n.attrs.min, n.attrs.max);
+      if (isKnownOp(n) && epilogueActivationOps.has(n.op)) layer.activation = activationName(n.op, n.attrs.min, n.attrs.max);
       const x = n.inputs.find((v) => v && !g.tensors.get(v)?.data);
       layer.ifms_shape = x ? [...(shape(x) ?? [])] : [];
       layer.ofms_shape = n.outputs[0] ? [...(shape(n.outputs[0]) ?? [])] : [];
-      if (isKnownOp(n) && n.op === 'Pad' && Array.isArray(n.attrs.pads) && n.attrs.pads.length === 8) {
-        const p = n.attrs.pads as number[];
-        Object.assign(layer, { padding_top: p[2], padding_left: p[3], padding_bottom: p[6], padding_right: p[7] });
+      if (isKnownOp(n) && n.op === 'Pad') {
+        // The rewrite folds only zero spatial padding (fusion-rules.ts spatialZeroPads): say which this is.
+        const z = spatialZeroPads(g, n);
+        const p = n.attrs.pads;
+        if (z) Object.assign(layer, { padding_top: z[0], padding_left: z[1], padding_bottom: z[2], padding_right: z[3] });
+        else if (Array.isArray(p) && p.length === 8) Object.assign(layer, { padding_top: p[2], padding_left: p[3], padding_bottom: p[6], padding_right: p[7] });
+        layer.spatial_zero_pad = z !== undefined;
       }
     }
     const q = (name: string | undefined) => (name ? g.tensors.get(name)?.quant : undefined);
     const qi = q(n.inputs[0]), qo = q(n.outputs[0]);
     if (qi && qi.scale.length === 1) Object.assign(layer, { ifms_scales: qi.scale[0], ifms_zero_points: qi.zeroPoint[0] });
     if (qo && qo.scale.length === 1) Object.assign(layer, { ofms_scales: qo.scale[0], ofms_zero_points: qo.zeroPoint[0] });
+    if (n.outputs.some((y) => outputs.has(y))) layer.model_output = true;
     layers.push(layer);
   });
 
@@ -111,9 +116,10 @@ function convKind(g: Graph, n: Node): ConvFields | null {
     const pads = (n.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
     const dilations = (n.attrs.dilations as number[] | undefined) ?? [1, 1];
     const base = { ifms_shape: [C, H, W], ofms_shape: [F, OH, OW], strides: strides[0], pads: [...pads], dilations: dilations[0] };
-    if (group === C && F === C && Cg === 1) return { ...base, type: 'dw', weights_shape: [C, KH, KW] };
-    if (group === 1 && KH === 1 && KW === 1) return { ...base, type: 'pw', weights_shape: [F, Cg] };
-    return { ...base, type: 's', weights_shape: [F, Cg, KH, KW] };
+    const type = convType(group, C, F, KH, KW);
+    if (type === 'dw') return { ...base, type, weights_shape: [C, KH, KW] };
+    if (type === 'pw') return { ...base, type, weights_shape: [F, Cg] };
+    return { ...base, type, weights_shape: [F, Cg, KH, KW] };
   }
   if ((n.op === 'Gemm' || n.op === 'MatMul') && n.domain === '' && w.data && w.shape.length === 2) {
     if (x.shapeUnknown || y.shapeUnknown) throw unsupported(at, 'the shape of this layer is unknown; load the model with loadModel so that onnxruntime resolves it');

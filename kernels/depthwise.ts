@@ -32,7 +32,7 @@ export function depthwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
  * RW outputs per invocation. Every loop is unrolled here: the RW sums and each input row's span are named variables,
  * the KH x KW window is straight-line code, and a row or column is bounds-checked only where some invocation's window
  * can leave the image. On the H200 this was 0-2% faster than WGSL loops over arrays (all four zoo models at batch 32
- * and 8, bench/data/h200-2026-12-02-s11/dw/): the driver had unrolled those too.
+ * and 8, 2026-12-02): the driver had unrolled those too.
  */
 export function depthwiseRows(g: ConvGeom, rw: number, limits: KernelLimits, w: string): KernelProgram {
   const WQ = ceilDiv(g.WO, rw);

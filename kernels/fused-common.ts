@@ -17,7 +17,7 @@ import { invalid, overLimit, unsupported } from '../src/errors.js';
  */
 export const maxRegsPerThread = 32;
 
-/** Positive integer tile from the planner (which may hand fractional tiles, as the seed does): floor, at least 1. */
+/** Positive integer tile from the planner (which may hand fractional tiles, as the FusePlanner reference does): floor, at least 1. */
 export function tileAttr(a: Attrs, key: string, def: number, w: string): number {
   const v = numAttr(a, key, def, w);
   if (!Number.isFinite(v) || v <= 0) throw invalid(w, `tile attribute ${key} must be a positive number, got ${String(a[key])}`);
@@ -73,7 +73,7 @@ export function clampTiles(
 }
 
 /**
- * Workgroups that keep a large GPU busy (issue 8: 132 SMs on the H100, two workgroups each). The planner's tiles
+ * Workgroups that keep a large GPU busy (132 SMs on the H100, two workgroups each). The planner's tiles
  * minimize global memory traffic; at batch 1 on the 7x7..28x28 layers they leave most SMs idle, so the FCM
  * kernels split the tile further (filters first: no extra traffic for PW-DW), down to the given minimums.
  */

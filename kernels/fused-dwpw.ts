@@ -60,13 +60,13 @@ export function fusedDwPw(args: KernelArgs): KernelProgram {
     () => floats() * 4 <= args.limits.maxComputeWorkgroupStorageSize && regs() <= maxRegsPerThread,
     w, () => `CB=${cb.value} FB=${fb.value} TH=${th.value} TW=${tw.value}, ${floats() * 4} bytes`);
   // No splitting for parallelism here (unlike PW-DW): splitting the filters recomputes the depthwise tile once
-  // per block, and with filter groups a small tile already fills its workgroup. On the H200 (issue 8) the
-  // planner's tiles as they are ran the seed's MobileNetV1 fp32 in 0.88 ms against 2.53 ms with the filters
+  // per block, and with filter groups a small tile already fills its workgroup. On the H200 the
+  // planner's tiles as they are ran the FusePlanner reference's MobileNetV1 fp32 in 0.88 ms against 2.53 ms with the filters
   // split down to 8 for 264 workgroups, and the zoo models no slower.
   const CB = cb.value, FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw();
   const FB4 = ceilDiv(FB, 4);
   // Filter groups: FG threads share each position, each accumulating every FG-th vec4 of filters, so that a small
-  // spatial tile still fills its workgroup (issue 8: one thread per position left 32-64 threads per workgroup and
+  // spatial tile still fills its workgroup (one thread per position left 32-64 threads per workgroup and
   // DW-PW modules at 56x56 ran 3-4x slower than their two layers at batch 8). The depthwise tile in workgroup memory
   // is shared by the groups: no recomputation.
   const FG = Math.max(1, Math.min(FB4, Math.floor(cap / (TH * TW))));

@@ -9,12 +9,12 @@
 // applies epilogue 1 (bias, activation; zero where the position is the depthwise layer's padding), then runs the
 // depthwise convolution from `mid`, epilogue 2 and the residual. The intermediate never reaches global memory.
 //
-// Pointwise phase (issue 8): each thread owns RP halo positions (li + q*T) and all FB filters in registers, walks
+// Pointwise phase: each thread owns RP halo positions (li + q*T) and all FB filters in registers, walks
 // every input channel reading x straight from global memory (one load feeds FB FMAs; neighbouring threads read
 // neighbouring columns) and the weights from workgroup memory, staged CK channels at a time channel-major as vec4
 // (one broadcast load feeds 4*RP FMAs); with 3+ positions per thread, four channels' x loads go out together (XU).
-// The generator unrolls the positions and filters into named variables (session 8). RP is 1 or 2 (haloPerThread
-// below), T = ceil(halo / RP) in whole warps. Depthwise phase (issue 8, session 6): the FB channels' depthwise
+// The generator unrolls the positions and filters into named variables. RP is 1 or 2 (haloPerThread
+// below), T = ceil(halo / RP) in whole warps. Depthwise phase: the FB channels' depthwise
 // weights staged in workgroup memory, RW outputs of a row per invocation.
 //
 // Tiles: FB = tileFilters1 (falls back to tileFilters2), TH = tileH, TW = tileW, all clamped to the tensor first.
@@ -73,7 +73,7 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   // (H200, every tile of the zoo's PW-DW modules: at batch 8 two positions on T = halo/2 threads beat one on twice
   // the threads by 5-15%, and 3-5 positions by 15-40%; halos of 250-500 positions beat larger ones despite their
   // redundancy: 16->64 at 112x112 stride 2 ran 28 us with 8x8 tiles, 46 us with 16x16. At batch 1, with the tiles
-  // split for parallelism, one position was 5-10% faster; bench/data/h200-2026-12-02-s8/).
+  // split for parallelism, one position was 5-10% faster).
   const haloAttr = a.haloPerThread === undefined ? undefined : tileAttr(a, 'haloPerThread', 1, w);
   // No more positions per thread than one warp can hold (a larger attribute would only shrink FB).
   const rpOf = () => Math.max(Math.min(haloAttr ?? 2, ceilDiv(ih() * iw(), 32)), ceilDiv(ih() * iw(), cap));
@@ -99,7 +99,7 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   const MIDN = FB * IH * IW;
   // Channels whose x loads are issued together in the pointwise phase (attribute xUnroll: 1 or 4). Four where a
   // thread owns 3+ halo positions (H200, batch 8: 5-10% faster); with one position, four made the loop 1.2-1.45x
-  // slower (bench/data/h200-2026-12-02-s6/fcm-variants.log).
+  // slower.
   const XU = tileAttr(a, 'xUnroll', RP >= 3 ? 4 : 1, w);
   if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);
   const CK = XU === 4 ? CK4 : CKE;
@@ -238,7 +238,7 @@ ${ep1}
 // ---- the pointwise phase, unrolled in the generator ----------------------------------------------------------
 // Every accumulator, halo offset and x value is a named WGSL variable (a${q}_${f}, o${q}, x${q}): private arrays
 // indexed in loops depend on the driver's unrolling to stay in registers, and Tint's SPIR-V does not always get
-// there (issue 8: an array indexed by a loop component went to local memory).
+// there (on the H200 an array indexed by a loop component went to local memory).
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 const lane = ['x', 'y', 'z', 'w'];

@@ -187,16 +187,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 /**
- * PW-PW on 1x1 maps (squeeze-excite: pool -> conv -> act -> conv -> gate), issue 8. The tiled kernel above gives
+ * PW-PW on 1x1 maps (squeeze-excite: pool -> conv -> act -> conv -> gate). The tiled kernel above gives
  * one pixel per workgroup and leaves almost every thread idle while each walks long dot products. Here a workgroup
  * owns one image and FB output filters (FB = ceil(F / 32): ~32 workgroups per image; with 4 * R2 EfficientNet-B0's
  * 480- and 672-channel gates ran on 2-3 workgroups, 38 us against 18 us LBL on the H200). Workgroups of the same
  * image recompute the M*C intermediate: the paper's redundant computation, small next to a second dispatch here.
- * Every global load is issued before the first wait (session 7): each thread loads its slices of both weight rows
+ * Every global load is issued before the first wait: each thread loads its slices of both weight rows
  * into registers (vec4 where the row length is a multiple of 4) while x is staged, so the chain is one round of
  * loads, the FMAs and two reductions. The kernel before it waited on x, then on the first layer's weights, then on
  * the second's (strided scalar loads): 1.5-1.8x slower on the zoo's gates at batch 1 and 8 on the H200
- * (bench/data/h200-2026-12-02-s7/). KS1 threads per first-layer product (all M at once where T / M allows:
+ * (2026-12-02). KS1 threads per first-layer product (all M at once where T / M allows:
  * with 32 per product the 480 -> 20 gate took three rounds; attribute splitK1 sets the starting split), KS2 per
  * output; both are doubled while a thread would hold more than 16 vectors of a row per round (up to T threads per
  * product, past which the 16 is exceeded: rows longer than 16 * T vectors).

@@ -68,11 +68,11 @@ const gemmBK = 16;
 /**
  * gemm tiles for a layer. Layers with 264+ tiles of 64 x 64 (two per SM; large maps, batch 32's 7x7 layers): 4
  * filters per thread, 16 threads across 64 filters (8 across 32, 4 across 16 for narrow layers), 16 along positions
- * (bench/data/h200-2026-12-02-layers/: 64x64 tiles the fastest or within 10% on MobileNetV2's 7x7 layers at batch
+ * (H200, 2026-12-02: 64x64 tiles the fastest or within 10% on MobileNetV2's 7x7 layers at batch
  * 32). The rest: 8 x 8 threads over 32 positions x 32 filters (4 x 8 where that leaves fewer than 66 tiles), and K
  * split inside the workgroup (ks slices, at most one per 16-channel step) until the tiles hold ~32k threads: on the
  * H200 at batch 1 and 8 this was 1.3-2.6x faster than 16-wide tiles, vec4 and split-K on the 56x56..7x7 layers
- * (7x7 960 -> 320 at batch 8: 62 -> 24 us; bench/data/h200-2026-12-02-s7/layer-kernels-b1-b8.log).
+ * (7x7 960 -> 320 at batch 8: 62 -> 24 us; bench/layer-kernels.ts).
  */
 export function gemmTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, limits: KernelLimits): GemmTiles | undefined {
   const cap = threadCap(limits);
@@ -105,7 +105,7 @@ export const gemmStorage = (t: GemmTiles) => {
 /**
  * `opts.gemm: false`: the choice without the gemm kernel (bench/layer-kernels.ts compares the two). gemm replaces
  * the other two except where they were the faster on the H200 (bench/layer-kernels.ts, MobileNetV2 at batch 1, 8,
- * 32; session 7's log above): vec4 with 8 filters per thread on 12544+ positions (early layers: 15-22 TFLOPS) or
+ * 32): vec4 with 8 filters per thread on 12544+ positions (early layers: 15-22 TFLOPS) or
  * with 65536+ threads (batch 32's 14x14 64 -> 384 and 96 -> 576: 13.9 and 26.5 us, gemm 21.7 and 37.0), and
  * split-K proper on fewer than 20000 outputs (late layers at batch 1: 7x7 960 -> 160 in 10 us, gemm 19).
  */
@@ -322,9 +322,9 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
 /**
  * The gemm's WGSL with every loop over the thread's tile unrolled here (`un`): accumulators, staging registers and
  * the per-load index bases are named variables, so no index into an array or a vec4 is left to the driver's
- * unrolling (the session-10 lesson: an array indexed by a loop variable may live in local memory). Bounds checks are
+ * unrolling (an array indexed by a loop variable may live in local memory). Bounds checks are
  * emitted only where the shape leaves partial tiles. On the H200 it ran the same tiles within 3% of the loop form and
- * made 8 x 8 thread tiles usable, which won on a few layers and lost on most (bench/data/h200-2026-12-02-s11/unrolled/);
+ * made 8 x 8 thread tiles usable, which won on a few layers and lost on most (bench/layer-kernels.ts --un);
  * double-buffered staging (one barrier per step) was slower nearly everywhere and was removed.
  */
 function gemmUnrolledWgsl(g: DotGeom, t: GemmTiles, names: string[], d: { dispatchX: number }, total: number): string {

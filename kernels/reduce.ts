@@ -33,7 +33,7 @@ export function reduceMean(args: KernelArgs): KernelProgram {
   if (R === 0) throw invalid(w, 'mean over an empty axis');
   const total = size(o);
   // GlobalAveragePool over 7x7 .. 56x56 maps (squeeze-excite, heads): one workgroup of 64 threads per channel,
-  // strided partial sums then a tree reduction, instead of one thread walking the whole map (issue 8).
+  // strided partial sums then a tree reduction, instead of one thread walking the whole map.
   if (op === 'GlobalAveragePool' && R >= 32) return poolRows(total, R, x, args, w);
   const d = flatDispatch(total, args.limits, w);
   // Input coordinate k: the output's for kept axes, the loop's for reduced ones.
@@ -68,7 +68,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 
 function poolRows(rows: number, R: number, x: readonly number[], args: KernelArgs, w: string): KernelProgram {
   // Large maps (EfficientNet's first squeeze-excite: 32 rows of 112x112) get 256 threads: there are few rows to
-  // spread over the GPU, so each row's loads must be many and independent (issue 8: 50 us with 64 threads).
+  // spread over the GPU, so each row's loads must be many and independent (50 us with 64 threads on the H100).
   const T = R >= 2048 ? Math.min(256, threadCap(args.limits)) : 64;
   const d = layoutWorkgroups(rows, args.limits, w);
   const wgsl = `

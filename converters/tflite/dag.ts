@@ -1,26 +1,26 @@
-// FusePlanner's layer DAG from a TFLite file, with the conventions of the seed's extractor
-// (extract_tflite_model_metadata/extract_weights_and_fms.py, which wrote ../shared/fuseplanner-reference/dags/):
+// FusePlanner's layer DAG from a TFLite file, with the conventions of the FusePlanner reference's extractor
+// (extract_tflite_model_metadata/extract_weights_and_fms.py, which wrote test/planner/fuseplanner-reference/dags/):
 //
 // - one layer per operator of subgraph 0, in file order; `id` = position; `name` = builtin name, lower case;
-// - parents: for each input, in ascending tensor-index order (the seed sorts them), the operator whose first
-//   output it is; children mirror parents (duplicates kept, as the seed keeps them);
-// - CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED: ifms = input 0, weights = input 1 (the seed guesses the roles
+// - parents: for each input, in ascending tensor-index order (the FusePlanner reference sorts them), the operator whose first
+//   output it is; children mirror parents (duplicates kept, as the FusePlanner reference keeps them);
+// - CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED: ifms = input 0, weights = input 1 (the FusePlanner reference guesses the roles
 //   from tensor order; the converter's order makes both agree). `type` dw (weights_shape [C, KH, KW]), pw
-//   (1x1 kernel, [F, C]), s ([F, C, KH, KW]) or fc (the seed writes no weights_shape; we add [F, C]);
+//   (1x1 kernel, [F, C]), s ([F, C, KH, KW]) or fc (the FusePlanner reference writes no weights_shape; we add [F, C]);
 //   ifms/ofms shapes [C, H, W] for rank-4 inputs, else as in the file; `strides` = int(ifms W / ofms W),
-//   computed from the shapes as the seed does (so a 1x1 stride-2 conv from 109 to 55 gets 1). When an
-//   optional input (the bias) is absent the seed writes no input fields, no type and no shapes at all
+//   computed from the shapes as the FusePlanner reference does (so a 1x1 stride-2 conv from 109 to 55 gets 1). When an
+//   optional input (the bias) is absent the FusePlanner reference writes no input fields, no type and no shapes at all
 //   ("has missing tensors"): the layer keeps only its output quantization;
-// - other layers: ifms = the input with the highest tensor index (the seed's sorted[-1]: for RESHAPE that is
+// - other layers: ifms = the input with the highest tensor index (the FusePlanner reference's sorted[-1]: for RESHAPE that is
 //   the shape tensor, for ADD the later-produced operand), NHWC shapes as in the file, ifms scale and zero
 //   point 1.0 / 0 unless the tensor has exactly one of each; PAD layers add padding_top/bottom/left/right from
-//   the paddings constant (input 1; the seed finds it by the tensor name 'paddings'); MEAN gets type 'avgpool';
+//   the paddings constant (input 1; the FusePlanner reference finds it by the tensor name 'paddings'); MEAN gets type 'avgpool';
 // - ofms_scales / ofms_zero_points only when the output has exactly one scale / zero point. Conv layers with
-//   an unquantized input (float models, which the seed does not handle) get 1.0 / 0 like other layers;
+//   an unquantized input (float models, which the FusePlanner reference does not handle) get 1.0 / 0 like other layers;
 // - `activation`: the fused activation ('RELU', 'RELU6', 'RELU_N1_TO_1', 'TANH'; '0' for none), and 'RELU' /
-//   'RELU6' for those ops. (The seed looks for 'relu6' / 'relu' in the output tensor's name, which the
+//   'RELU6' for those ops. (The FusePlanner reference looks for 'relu6' / 'relu' in the output tensor's name, which the
 //   converter derives from the same activation.)
-// fcm-opt's additions, which the seed's planner ignores: `pads` [top, left, bottom, right] and `dilations`
+// fcm-opt's additions, which the FusePlanner reference's planner ignores: `pads` [top, left, bottom, right] and `dilations`
 // of conv layers, computed from SAME/VALID like the importer.
 
 import type { Dag, DagLayer } from '../../src/planner/dag.js';
@@ -32,7 +32,7 @@ import {
 } from './schema_generated.js';
 import { bufferBytes, openModel } from './verify.js';
 
-/** The seed-format DAG of a TFLite model (path or bytes). Verifies the file first. */
+/** The FusePlanner-format DAG of a TFLite model (path or bytes). Verifies the file first. */
 export async function tfliteDagFromFile(input: string | Uint8Array, opts: ImportOptions = {}): Promise<Dag> {
   const { bytes, source } = await readTfliteInput(input, opts);
   const m = openModel(bytes, source, opts.maxMemory ?? defaultMaxMemory);
@@ -68,7 +68,7 @@ export function dagFromModel(m: Model, bytes: Uint8Array): Dag {
     for (let i = 0; i < tensor.shapeLength(); i++) s.push(tensor.shape(i)!);
     return s;
   };
-  /** The seed's scalar quantization: the value when there is exactly one, else undefined. */
+  /** The FusePlanner reference's scalar quantization: the value when there is exactly one, else undefined. */
   const quantOf = (t: number): { scale?: number; zp?: number } => {
     const q = sg.tensors(t)!.quantization();
     if (!q) return {};
@@ -86,7 +86,7 @@ export function dagFromModel(m: Model, bytes: Uint8Array): Dag {
     for (let i = 0; i < op.inputsLength(); i++) ins.push(op.inputs(i)!);
     for (let i = 0; i < op.outputsLength(); i++) outs.push(op.outputs(i)!);
     const act = fusedActivation(op, code);
-    // Built field by field like the seed: a layer whose conv inputs are incomplete has no shapes at all,
+    // Built field by field like the FusePlanner reference: a layer whose conv inputs are incomplete has no shapes at all,
     // and MEAN carries type 'avgpool', which DagLayer's ConvType does not list.
     const layer = {
       name: opNameOf(m, op.opcodeIndex()),
@@ -95,7 +95,7 @@ export function dagFromModel(m: Model, bytes: Uint8Array): Dag {
       parents: [],
       children: [],
     } as unknown as DagLayer;
-    // Reordered below to the seed's key order; id and name first.
+    // Reordered below to the FusePlanner reference's key order; id and name first.
     const out = outs[0];
     if (out !== undefined) producer.set(out, id);
     for (const t of [...ins].sort((a, b) => a - b)) {
@@ -209,7 +209,7 @@ const keyOrder = [
   'ofms_scales', 'ofms_zero_points', 'pads', 'dilations',
 ];
 
-/** The seed's key order (MEAN's late `type` aside), so written files diff cleanly against its DAGs. */
+/** The FusePlanner reference's key order (MEAN's late `type` aside), so written files diff cleanly against its DAGs. */
 function seedKeyOrder(l: DagLayer): DagLayer {
   const o: Record<string, unknown> = {};
   for (const k of keyOrder) if (l[k] !== undefined) o[k] = l[k];

@@ -51,7 +51,7 @@ export function builtinCodeOf(m: Model, opcodeIndex: number): number {
   return Math.max(c.deprecatedBuiltinCode(), c.builtinCode());
 }
 
-/** Lower-case builtin name (the seed's DAG `name`): 'conv_2d'; custom ops give their custom code. */
+/** Lower-case builtin name (the FusePlanner reference's DAG `name`): 'conv_2d'; custom ops give their custom code. */
 export function opNameOf(m: Model, opcodeIndex: number): string {
   const code = builtinCodeOf(m, opcodeIndex);
   if (code === BuiltinOperator.CUSTOM) return (m.operatorCodes(opcodeIndex)!.customCode() ?? 'custom').toLowerCase();

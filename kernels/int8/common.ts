@@ -247,7 +247,7 @@ export const unroll = (n: number, f: (i: number) => string, sep = '\n') => Array
 /**
  * The register tile of a dot4 pointwise phase, as scalar accumulators a0..a{n-1}: a{4r+k} sums filter r at
  * position k, and with `sums`, a{4RF+k} the byte sum of position k's words (uint8's weight zero point). Unrolled
- * scalars, not a private array: on the H200 an array indexed in loops spilled to local memory (issue 10: a DW-PW
+ * scalars, not a private array: on the H200 an array indexed in loops spilled to local memory (a DW-PW
  * variant with one ran 2-3x slower than with scalars).
  */
 export const declareAccs = (n: number) => unroll(n, (e) => `var a${e} = 0i;`, ' ');

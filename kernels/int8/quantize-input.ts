@@ -3,7 +3,7 @@
 // finds the 255 thresholds of the monotone map once (quantizeThresholds) and each value is qmin plus the number of
 // thresholds at or below it, found by an 8-step binary search on float32 order keys: integer compares only, no
 // float division (WGSL allows 2.5 ULP) and no NaN semantics (NaN bit patterns store 0, as quantizeF32 does).
-// On the H200 the host loop took 2 ms per 224x224x3 image, twice the integer model's GPU time (issue 10).
+// On the H200 the host loop took 2 ms per 224x224x3 image, twice the integer model's GPU time.
 //
 // Bindings: `xf` the float32 input as u32 bit patterns, `th` the threshold keys (constant), `out` packed bytes.
 

@@ -92,7 +92,7 @@ export interface Contestant {
  * Warm-up, then `runs` timed runs of each contestant. Rounds interleave the contestants so that drift affects all
  * alike; in each round every contestant runs `block` times in a row (fewer in the last round). Blocks matter on a
  * GPU: at batch 1 an inference is ~1 ms and the GPU lowers its clocks while another contestant runs on the host
- * (onnxruntime CPU), so single interleaved runs measure a half-idle GPU (issue 8: MobileNetV2 1.5 ms interleaved,
+ * (onnxruntime CPU), so single interleaved runs measure a half-idle GPU (MobileNetV2 1.5 ms interleaved,
  * 0.95 ms in a row). Returns the run times in ms per contestant. A contestant that throws fails the bench.
  */
 export async function timeContestants(contestants: readonly Contestant[], runs: number, warmup: number,
@@ -174,8 +174,8 @@ function checkBatch(g: Graph, batch: number): void {
 /** Per module: the plan's estimates next to the GPU times of both runs; nodes outside modules on their own. */
 /**
  * The control of a fused-vs-unfused comparison: the median ratio fused / unfused GPU time over the nodes that run
- * the same kernels in both sessions (not fused modules). 1 when both sessions ran at the same clocks; a lease in
- * which one session ran slower reads well above 1 (issue 8, session 8: 1.36 for every layer of MobileNetV3's fused
+ * the same kernels in both sessions (not fused modules). 1 when both sessions ran at the same clocks; a run in
+ * which one session ran slower reads well above 1 (1.36 for every layer of MobileNetV3's fused
  * session in one run, 1.000-1.032 in the others), and its per-module speedups are then not to be read.
  */
 export function sessionDrift(layers: readonly Pick<BenchLayer, 'kind' | 'fusedGpuMs' | 'unfusedGpuMs'>[], fusedKinds: ReadonlySet<string>): number {

@@ -1,4 +1,4 @@
-// Rank correlation of the planner's estimates with measured GPU times (issue 8: "estimated cost vs measured
+// Rank correlation of the planner's estimates with measured GPU times (the target: "estimated cost vs measured
 // GPU time has a Spearman rank correlation of at least 0.8").
 
 /** Ranks 1..n, ties given the average of the ranks they span. */

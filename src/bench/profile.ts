@@ -1,7 +1,7 @@
 // Per-node GPU times of several sessions, comparable with each other: each session first runs back to back (a GPU
 // that idled while pipelines compiled runs at lower clocks), then `rounds` rounds profile every session in turn,
 // the order rotated each round, and each node gets the median of its rounds. Profiling the sessions one after the
-// other instead put a steady 15-20% between the same kernel in two sessions (issue 8: the GPU's clocks drift).
+// other instead put a steady 15-20% between the same kernel in two sessions (the GPU's clocks drift).
 // Each profile is preceded, in its own submission, by about `heatMs` of untimed inferences: the timed passes
 // otherwise follow host work (read-back, the previous profile's bookkeeping) and an idle H200 drops to 345 of
 // 1980 MHz within it; unheated, its per-module times were those of a 3.5-4x slower GPU, latency-bound kernels
@@ -45,7 +45,7 @@ export async function medianProfiles(
  * ramps its clock for tens of ms), the sessions alternating over `rounds` rounds (rounded up to a multiple of the
  * sessions), medians. This is the
  * steady state of run()'s single pass; profiles time one pass per dispatch and follow the GPU's clock (on the H200
- * the same plan's kernel times summed 1.75x apart in two profiles of one lease, issue 8). The nodes are those a
+ * the same plan's kernel times summed 1.75x apart in two profiles on one machine). The nodes are those a
  * profile reports (the ones that run kernels).
  */
 export async function medianNodeTimes(
@@ -58,7 +58,7 @@ export async function medianNodeTimes(
   const samples = sessions.map((_, i) => nodes[i].map(() => [] as number[]));
   // Every session first in as many rounds as every other: the first of a round follows host work, and with 5 rounds
   // of 2 sessions the medians were the first's for one session and the second's for the other (on the H200 a plan's
-  // early, memory-bound kernels 1.4-1.7x apart between two sessions running the same kernels, issue 8).
+  // early, memory-bound kernels 1.4-1.7x apart between two sessions running the same kernels).
   const n = Math.ceil(rounds / sessions.length) * sessions.length;
   for (let r = 0; r < n; r++) {
     for (let k = 0; k < sessions.length; k++) {
@@ -71,7 +71,7 @@ export async function medianNodeTimes(
 }
 
 /**
- * What the per-module figures use (issue 8): medianNodeTimes where every session can time its nodes, else
+ * What the per-module figures use: medianNodeTimes where every session can time its nodes, else
  * (a session without timeNodes, or one that refuses it: the integer executor) medianProfiles. `method` says which.
  */
 export async function medianModuleTimes(

@@ -1,4 +1,4 @@
-// The bench's view of fcm-opt's WebGPU runtime (src/runtime, issue 5): createSession(model, { hw, plan }),
+// The bench's view of fcm-opt's WebGPU runtime (src/runtime): createSession(model, { hw, plan }),
 // session.run(inputs) (host arrays in, outputs read back), session.profile() (per-node GPU times from
 // timestamp queries) and session.dispose(). Only what the bench uses is typed here; profile entries are
 // read leniently (field names below) so the bench keeps working while the runtime's report grows.

@@ -151,7 +151,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
       }
     }
     if (grid) {
-      // The integer kernels (issue 10) on the same grid input: within 1 LSB of TFLite's integer arithmetic.
+      // The integer kernels on the same grid input: within 1 LSB of TFLite's integer arithmetic.
       try {
         const i8 = await createInt8Session(imported, { plan, hw: options.hw });
         try {

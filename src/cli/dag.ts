@@ -10,7 +10,7 @@ import type { ImportOptions } from '../../converters/options.js';
 
 export async function runDag(model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }): Promise<string> {
   const importOpts: ImportOptions = { batch: opts.batch, inputShapes: opts.inputShape, maxMemory: opts.maxMemory };
-  // TFLite DAGs follow the seed's extractor (one entry per TFLite operator, NHWC shapes, quantization).
+  // TFLite DAGs follow the FusePlanner reference's extractor (one entry per TFLite operator, NHWC shapes, quantization).
   const dag = detectFormat(model) === 'tflite' ? await tfliteDagFromFile(model, importOpts) : toDag(await loadModel(model, importOpts));
   const text = `${JSON.stringify(dag, null, 1)}\n`;
   if (opts.output) await writeFileAtomic(opts.output, text, { notSameAs: model, what: '-o' });

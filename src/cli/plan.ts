@@ -93,7 +93,7 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
   }
   if (options.output) {
     if (!graph) throw invalid(input, '-o writes an optimized model and needs a model (.onnx, .tflite), not a layer DAG');
-    if (options.mode === 'fuseplanner') throw unsupported(input, "-o needs disjoint modules: use --mode optimal (the seed's mode may put one layer in two pairs)");
+    if (options.mode === 'fuseplanner') throw unsupported(input, "-o needs disjoint modules: use --mode optimal (the FusePlanner reference's mode may put one layer in two pairs)");
   }
   // Every output is produced before any is written, so an error leaves none of them behind.
   const files: Array<[string, string, () => Uint8Array | string]> = [];
@@ -112,7 +112,7 @@ export function register(program: Command): void {
     .description('choose which depthwise/pointwise convolutions to fuse (FCMs) and their tiles; the default command')
     .argument('<model_or_dag>', 'an .onnx or .tflite model, or a FusePlanner layer DAG (.json)')
     .requiredOption('--hw <cfg>', "GPU description: a .cfg/.json path, a name in hw_configs/ (h100, rtxa4000, ...) or 'auto'")
-    .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the seed's, reproduced exactly").choices(planModes).default('optimal'))
+    .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the FusePlanner reference's, reproduced exactly").choices(planModes).default('optimal'))
     .option('--json', 'print the plan as JSON')
     .option('--batch <n>', 'value for a symbolic batch dimension (models only)', parseBatch)
     .option('--input-shape <name=shape>', 'static shape for an input, e.g. x=1x3x224x224 (repeatable; models only)', parseInputShape)

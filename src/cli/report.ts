@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .argument('<model_or_dag>', 'an .onnx or .tflite model, or a FusePlanner layer DAG (.json)')
     .requiredOption('--hw <cfg>', "GPU description: a .cfg/.json path or a name in hw_configs/ (h100, rtxa4000, ...)")
     .requiredOption('-o, --output <file>', 'the HTML file to write')
-    .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the seed's").choices(planModes).default('optimal'))
+    .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the FusePlanner reference's").choices(planModes).default('optimal'))
     .option('--bench', 'also measure fused, unfused, onnxruntime WebGPU and CPU latency and per-module GPU time')
     .option('--runs <n>', 'with --bench: timed runs of each configuration (default 20)', positive('--runs'))
     .option('--batch <n>', 'value for a symbolic batch dimension (models only)', positive('--batch'))

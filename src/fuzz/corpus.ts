@@ -64,7 +64,7 @@ export async function buildCorpus(): Promise<Seed[]> {
     if (f.endsWith('.cfg')) seeds.push({ name: `cfg:${f}`, target: 'cfg', bytes: readFileSync(join(hwDir, f)) });
     if (f.endsWith('.json')) seeds.push({ name: `hwjson:${f}`, target: 'hwjson', bytes: readFileSync(join(hwDir, f)) });
   }
-  // Layer DAGs: the seed's reference DAGs (copied into test/planner) and toDag of two fixtures.
+  // Layer DAGs: the FusePlanner reference's DAGs (copied into test/planner) and toDag of two fixtures.
   const dagDir = join(projectRoot(), 'test', 'planner', 'fuseplanner-reference', 'dags');
   if (existsSync(dagDir)) {
     for (const f of readdirSync(dagDir).sort()) {

@@ -3,7 +3,7 @@
 //   onnx   : loadModel (import, prepareGraph: validation, folding, shape inference) -> toDag -> validateDag
 //            -> planFusion (optimal and fuseplanner) -> applyPlan -> exportOptimized -> readOptimized, and
 //            exportOnnx of the prepared graph; readOptimized of the input itself (optimized-model reader).
-//   tflite : the same from loadModel, plus the seed-convention DAG (tfliteDagFromFile).
+//   tflite : the same from loadModel, plus the FusePlanner-convention DAG (tfliteDagFromFile).
 //   cfg    : parseHwCfg -> planFusion of a fixed DAG in both modes.
 //   hwjson : parseHwJson -> the same.
 //   dag    : loadDag (from a file, as the CLI reads it) -> planFusion in both modes -> formatPlan.

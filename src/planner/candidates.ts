@@ -2,23 +2,25 @@
 // legality rules that make a pair fusable. Legality is a pure function with explicit rules; the cost model
 // that chooses among legal candidates lives elsewhere (cost.ts, optimal.ts).
 //
-// A candidate is conv1 -> [one activation layer] -> [one zero Pad layer, before a DW only] -> conv2 with
-// kind PW->DW (pwdw), DW->PW (dwpw) or PW->PW (pwpw). An activation layer directly after conv1 becomes the
-// module's first epilogue; after conv2, an activation and then a residual Add may become its last epilogue.
+// A candidate is conv1 -> [one zero Pad layer, before a DW only] -> conv2 with kind PW->DW (pwdw), DW->PW
+// (dwpw) or PW->PW (pwpw). Each conv applies its own activation (the layer's `activation`, as the DAG writer
+// folds it); a residual Add after conv2 may become its epilogue. What may fuse is stated in fusion-rules.ts,
+// which the rewrite applies to the graph too.
 
 import type { Dag, DagLayer } from './dag.js';
+import { fcmKind, mayStandBetween, type ChainLink, type ConvType, type FcmKind } from './fusion-rules.js';
 
-export type FcmKind = 'pwdw' | 'dwpw' | 'pwpw';
+export type { FcmKind } from './fusion-rules.js';
 
 export interface Candidate {
   kind: FcmKind;
   first: number;
   second: number;
-  /** Layers between the two convolutions, in order: an activation, a Pad (folded into the DW's padding). */
+  /** Layers between the two convolutions: a Pad (folded into the DW's padding), or none. */
   between: number[];
   /** Zero padding [t, l, b, r] of a Pad layer between, added to the DW's own. */
   extraPads?: number[];
-  /** Epilogue layers after the second conv that the rewrite folds into it: an activation, a residual Add. */
+  /** Epilogue layers after the second conv that the rewrite folds into it: a residual Add. */
   epilogue: number[];
 }
 
@@ -36,16 +38,7 @@ export type Legality =
   | { ok: true; kind: FcmKind; between: number[]; extraPads?: number[] }
   | { ok: false; violations: { rule: LegalityViolation; detail: string }[] };
 
-const activationOps = new Set(['Relu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'SiLU', 'LeakyRelu', 'Tanh']);
-// TFLite op names (seed DAGs) of standalone activations.
-const activationNames = new Set(['relu', 'relu6', 'relu_n1_to_1', 'hard_swish', 'logistic', 'leaky_relu', 'tanh']);
-
 export const isConvLayer = (l: DagLayer) => l.type === 's' || l.type === 'dw' || l.type === 'pw' || l.type === 'fc';
-
-export function isActivationLayer(l: DagLayer): boolean {
-  if (isConvLayer(l)) return false;
-  return l.op !== undefined ? activationOps.has(l.op) : activationNames.has(l.name.toLowerCase());
-}
 
 export function isPadLayer(l: DagLayer): boolean {
   if (isConvLayer(l)) return false;
@@ -57,15 +50,9 @@ export function isAddLayer(l: DagLayer): boolean {
   return l.op !== undefined ? l.op === 'Add' : l.name.toLowerCase() === 'add';
 }
 
-function fcmKind(a: DagLayer, b: DagLayer): FcmKind | undefined {
-  if (a.type === 'pw' && b.type === 'dw') return 'pwdw';
-  if (a.type === 'dw' && b.type === 'pw') return 'dwpw';
-  if (a.type === 'pw' && b.type === 'pw') return 'pwpw';
-  return undefined;
-}
-
 /** Zero spatial padding of a Pad layer, [t, l, b, r]; undefined when it pads anything else or is not zero. */
 function padLayerPads(l: DagLayer): number[] | undefined {
+  if (l.spatial_zero_pad === false) return undefined;
   if (l.mode !== undefined && l.mode !== 'constant') return undefined;
   if (typeof l.value === 'number' && l.value !== 0) return undefined;
   const p = [l.padding_top, l.padding_left, l.padding_bottom, l.padding_right];
@@ -91,10 +78,11 @@ function reachable(dag: Dag, from: number[], stop: ReadonlySet<number>): Set<num
  * Whether conv layers `first` and `second` can form an FCM. Rules:
  * 1. both are conv layers and the pair is PW->DW, DW->PW or PW->PW;
  * 2. the PW layers have stride 1 and no padding (an FCM node carries only the DW layer's geometry);
- * 3. `second` is reached from `first` by a chain of single-child edges through at most one activation layer
- *    and, before a DW, at most one zero spatial Pad layer (folded into the DW's padding);
- * 4. every tensor on the chain (conv1's output, the activation's, the Pad's) has exactly one consumer;
- * 5. none of them is a model output (`graphOutputs`: layers whose output the model returns);
+ * 3. `second` is reached from `first` by a chain of single-child edges through what fusion-rules.ts
+ *    mayStandBetween allows: before a DW, at most one zero spatial Pad layer (folded into the DW's padding);
+ *    no standalone activation (an FCM's first layer applies only its own `activation`);
+ * 4. every tensor on the chain (conv1's output, the Pad's) has exactly one consumer;
+ * 5. none of them is a model output (`model_output` layers, and `graphOutputs`);
  * 6. fusing creates no cycle: no path leaves the chain and comes back into `second`.
  */
 export function checkLegality(dag: Dag, first: number, second: number, graphOutputs: ReadonlySet<number> = new Set()): Legality {
@@ -104,26 +92,27 @@ export function checkLegality(dag: Dag, first: number, second: number, graphOutp
   if (!a || !b || !isConvLayer(a) || !isConvLayer(b)) {
     return { ok: false, violations: [{ rule: 'not-conv-pair', detail: `layers ${first} and ${second} are not both conv layers` }] };
   }
-  const kind = fcmKind(a, b);
+  const kind = fcmKind(a.type, b.type);
   if (!kind) {
     return { ok: false, violations: [{ rule: 'unsupported-kind', detail: `${a.type} -> ${b.type} is not an FCM (pwdw, dwpw, pwpw)` }] };
   }
   for (const l of [a, b]) {
     if (l.type !== 'pw') continue;
     const padded = Array.isArray(l.pads) && l.pads.some((p) => p !== 0);
-    // Shapes too: the seed's DAGs record stride 1 for some strided 1x1 convolutions.
+    // Shapes too: the FusePlanner reference's DAGs record stride 1 for some strided 1x1 convolutions.
     const resized = l.ifms_shape !== undefined && l.ofms_shape !== undefined && (l.ifms_shape[1] !== l.ofms_shape[1] || l.ifms_shape[2] !== l.ofms_shape[2]);
     if ((l.strides ?? 1) !== 1 || padded || resized) violations.push({ rule: 'pw-stride', detail: `pointwise layer ${l.id} has stride ${l.strides ?? 1}${padded ? ' and padding' : ''}` });
   }
 
   // Walk the chain from `first`: each step must be the only consumer of the previous output.
   const between: number[] = [];
+  const links: ChainLink[] = [];
   let extraPads: number[] | undefined;
   let cur = a;
   let connected = false;
-  let activations = 0;
+  let stop = '';
   for (;;) {
-    if (graphOutputs.has(cur.id)) violations.push({ rule: 'graph-output', detail: `the output of layer ${cur.id} is a model output` });
+    if (graphOutputs.has(cur.id) || cur.model_output === true) violations.push({ rule: 'graph-output', detail: `the output of layer ${cur.id} is a model output` });
     if (cur.children.length !== 1) {
       if (cur.children.includes(second)) {
         violations.push({ rule: 'second-consumer', detail: `the output of layer ${cur.id} has ${cur.children.length} consumers (${cur.children.join(', ')})` });
@@ -136,46 +125,45 @@ export function checkLegality(dag: Dag, first: number, second: number, graphOutp
       connected = true;
       break;
     }
-    if (isActivationLayer(next) && activations === 0 && extraPads === undefined && next.parents.length === 1) {
-      activations++;
-    } else if (isPadLayer(next) && b.type === 'dw' && extraPads === undefined && next.parents.length === 1 && padLayerPads(next)) {
-      extraPads = padLayerPads(next);
-    } else {
+    const link = chainLink(next);
+    if (next.parents.length !== 1 || !mayStandBetween(links, link, b.type as ConvType)) {
+      stop = `: layer ${next.id} (${next.op ?? next.name}) may not stand between them`;
       break;
     }
+    links.push(link);
+    if (link.kind === 'pad') extraPads = link.pads;
     between.push(next.id);
     cur = next;
   }
   if (!connected) {
-    violations.push({ rule: 'not-connected', detail: `layer ${second} is not the sole consumer of layer ${first} (through at most an activation and a Pad)` });
+    violations.push({ rule: 'not-connected', detail: `layer ${second} is not the sole consumer of layer ${first} (through at most a zero Pad before a DW)${stop}` });
   }
 
-  // Cycle: a path from the group {first, between...} that leaves it and re-enters at `second`.
-  const group = new Set([first, ...between, second]);
-  const exits = [first, ...between].flatMap((id) => dag[id].children).filter((c) => !group.has(c));
-  const out = reachable(dag, exits, new Set([first, ...between]));
-  if (out.has(second) || b.parents.some((p) => out.has(p))) {
-    violations.push({ rule: 'cycle', detail: `a path leaves the chain ${first} -> ${second} and comes back into layer ${second}` });
+  // Cycle: a path from the group {first, between...} that leaves it and re-enters at `second` (only asked of a
+  // connected pair: otherwise the chain itself leaves the group).
+  if (connected) {
+    const group = new Set([first, ...between, second]);
+    const exits = [first, ...between].flatMap((id) => dag[id].children).filter((c) => !group.has(c));
+    const out = reachable(dag, exits, new Set([first, ...between]));
+    if (out.has(second) || b.parents.some((p) => out.has(p))) {
+      violations.push({ rule: 'cycle', detail: `a path leaves the chain ${first} -> ${second} and comes back into layer ${second}` });
+    }
   }
 
   if (violations.length > 0) return { ok: false, violations };
   return extraPads ? { ok: true, kind, between, extraPads } : { ok: true, kind, between };
 }
 
-/** Epilogue layers after a conv that fuseEpilogues folds into it: an activation, then a residual Add. */
+/** Epilogue layers after a conv that fuseEpilogues folds into it: a residual Add (its activation is the layer's own). */
 export function epilogueOf(dag: Dag, conv: number): number[] {
-  const out: number[] = [];
-  let cur = dag[conv];
-  if (cur.children.length === 1 && isActivationLayer(dag[cur.children[0]]) && dag[cur.children[0]].parents.length === 1) {
-    cur = dag[cur.children[0]];
-    out.push(cur.id);
-  }
-  if (cur.children.length === 1) {
-    const add = dag[cur.children[0]];
-    if (isAddLayer(add) && add.parents.length === 2 && add.parents.includes(cur.id)) out.push(add.id);
-  }
-  return out;
+  const cur = dag[conv];
+  if (cur.children.length !== 1 || cur.model_output === true) return [];
+  const add = dag[cur.children[0]];
+  return isAddLayer(add) && add.parents.length === 2 ? [add.id] : [];
 }
+
+/** A layer as fusion-rules.ts sees it between two convolutions. */
+const chainLink = (l: DagLayer): ChainLink => (isPadLayer(l) ? { kind: 'pad', pads: padLayerPads(l) } : { kind: 'other' });
 
 /**
  * Every legal candidate of the DAG: for each PW or DW conv layer, the conv layer its output chain leads
@@ -196,14 +184,14 @@ export function findCandidates(dag: Dag, graphOutputs: ReadonlySet<number> = new
   return out;
 }
 
-/** The conv layer reached from `a` through single-child activation/Pad layers, if any. */
+/** The conv layer reached from `a` directly or through one single-child Pad layer, if any. */
 function chainEnd(dag: Dag, a: DagLayer): number | undefined {
   let cur = a;
-  for (let steps = 0; steps < 3; steps++) {
+  for (let steps = 0; steps < 2; steps++) {
     if (cur.children.length !== 1) return undefined;
     const next = dag[cur.children[0]];
     if (isConvLayer(next)) return next.id;
-    if (!isActivationLayer(next) && !isPadLayer(next)) return undefined;
+    if (!isPadLayer(next)) return undefined;
     cur = next;
   }
   return undefined;

@@ -2,17 +2,17 @@
 // convolutions and of the Fused Convolutional Modules PW-DW, DW-PW and PW-PW, their tile searches, and a
 // roofline time estimate when the GPU description gives bandwidth, throughput and dispatch overhead.
 //
-// Derived from the seed's models (estimator_v2.py: dw_gma, pw_gma, pw_dw_gma, dw_pw_gma, pw_pw_gma,
+// Derived from the FusePlanner reference's models (estimator_v2.py: dw_gma, pw_gma, pw_dw_gma, dw_pw_gma, pw_pw_gma,
 // is_viable_tile and the *_estimate_min_dm_v2 tile searches; the paper's FusePlanner cost models of LBL and
 // FCM global memory accesses) with these changes, each explained in docs/planner.md:
-// - every layer's own stride, padding and dilation (the seed reads the DW stride from the PW layer and
+// - every layer's own stride, padding and dilation (the FusePlanner reference reads the DW stride from the PW layer and
 //   assumes SAME-like padding through a real-valued overlap term);
 // - whole tile counts (ceil) and integer tile sizes; input reads summed exactly over the tiles, halos
-//   (the seed's `2 * overlap`) included, clipped at the borders;
+//   (the FusePlanner reference's `2 * overlap`) included, clipped at the borders;
 // - weights re-read per filter tile where the kernel must (DW weights in DW-PW);
 // - tile memory in bytes (data width) against min(shared memory, WebGPU workgroup storage);
 // - standard and fully-connected layers estimated too, so totals cover the model's whole conv part.
-// GMA is counted in elements, as in the seed; bytes = GMA * data width.
+// GMA is counted in elements, as in the FusePlanner reference; bytes = GMA * data width.
 
 import type { ConvType, DagLayer } from './dag.js';
 import type { HwConfig } from './hw-config.js';
@@ -57,7 +57,7 @@ export interface CostContext {
   /**
    * Images per inference (default 1). The layer DAG describes one image; the kernels launch one set of tiles per
    * image, so in the time objective's roofline bytes, flops and workgroups scale with the batch and the dispatch
-   * overhead does not (issue 8: at batch 8 the per-image estimate sat on the dispatch term and ranked the modules
+   * overhead does not (at batch 8 the per-image estimate sat on the dispatch term and ranked the modules
    * badly). GMA figures and the GMA objective stay per image.
    */
   batch?: number;
@@ -109,7 +109,7 @@ export function convSpec(layer: DagLayer, where: string, extraPads?: number[], i
   if (!ws) throw invalid(at, `'${type}' layer has no weights_shape`);
   const weights = ws.reduce((a, b) => a * b, 1);
   if (type === 'fc') {
-    // [F, C] applied to `rows` vectors (ONNX DAGs record [C, rows, 1]; the seed's none): a 1x1 conv.
+    // [F, C] applied to `rows` vectors (ONNX DAGs record [C, rows, 1]; the FusePlanner reference's none): a 1x1 conv.
     const [f, c] = ws;
     const rows = layer.ifms_shape?.length === 3 ? layer.ifms_shape[1] * layer.ifms_shape[2] : 1;
     const h: Axis = { in: rows, out: rows, k: 1, s: 1, d: 1, p: 0 };
@@ -132,8 +132,8 @@ export function convSpec(layer: DagLayer, where: string, extraPads?: number[], i
   } else if (layer.padding_top !== undefined || layer.padding_left !== undefined) {
     pads = [layer.padding_top ?? 0, layer.padding_left ?? 0, layer.padding_bottom ?? 0, layer.padding_right ?? 0];
   } else {
-    // No padding recorded (the seed's DAGs): the smallest padding that yields the recorded output size,
-    // split SAME-like (the extra row/column at the end). The seed's extractor records stride 1 for some
+    // No padding recorded (the FusePlanner reference's DAGs): the smallest padding that yields the recorded output size,
+    // split SAME-like (the extra row/column at the end). The FusePlanner reference's extractor records stride 1 for some
     // strided 1x1 convolutions (Xception's shortcuts): when the shapes need a larger stride, take the
     // smallest stride that gives the recorded output size with SAME padding.
     if (Math.ceil(ih / s) !== oh && Math.floor((ih - (kh - 1) * d - 1) / s) + 1 !== oh) {
@@ -336,7 +336,7 @@ interface Evaluated {
   smemPerDepth: number;
   smemCapped: number;
   smemCap: number;
-  /** L1 elements (shared + the output tile kept in registers/L1), as in the seed's is_viable_tile. */
+  /** L1 elements (shared + the output tile kept in registers/L1), as in the FusePlanner reference's is_viable_tile. */
   outTile: number;
   depth: number;
 }
@@ -365,7 +365,7 @@ function dwEvaluator(l: ConvSpec): Evaluator {
 }
 
 /**
- * LBL PW, standard conv and FC (seed: pw_gma, pw_estimate_min_dm_v2; the seed makes no estimate for s and
+ * LBL PW, standard conv and FC (reference: pw_gma, pw_estimate_min_dm_v2; the FusePlanner reference makes no estimate for s and
  * fc): tf filters per tile, spatial output tile th x tw. Each filter tile reads its input (all channels of
  * its groups); the weights are read once per spatial tile.
  */
@@ -475,7 +475,7 @@ function pwpwEvaluator(pw1: ConvSpec, pw2: ConvSpec): Evaluator {
  * kernel is from the roofline the layer kernels reach), plus the dispatch overhead. With hw.parallelOutputs, a
  * layer's throughput term also scales by sqrt(outputs / parallelOutputs) below that many outputs: a layer with few outputs
  * and long reductions (a 7x7 960 -> 160 projection) keeps too few threads busy to reach fp32_GFLOPS, which large
- * layers do (issue 8: on the H200 the conv kernels ran 12 TFLOP/s on 10^7 outputs, 3 on 6*10^4).
+ * layers do (on the H200 the conv kernels ran 12 TFLOP/s on 10^7 outputs, 3 on 6*10^4).
  */
 export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext, kind?: ModuleKind, outputs?: number): number {
   const hw = ctx.hw, batch = ctx.batch ?? 1;
@@ -495,7 +495,7 @@ export function rooflineUs(gma: number, flops: number, workgroups: number, dispa
 /**
  * Tries every filter tile and spatial tile (powers of two and the full size), keeps those whose tile fits
  * the shared memory (with the largest depth step that fits) and L1, and returns the best: by time when the
- * objective is 'time'; otherwise by GMA among tiles that give every SM work (the seed's
+ * objective is 'time'; otherwise by GMA among tiles that give every SM work (the FusePlanner reference's
  * `num_of_tiles >= num_of_sms`), or, when none does, the tile with the most workgroups.
  * Returns undefined when no tile fits.
  */

@@ -111,7 +111,7 @@ function checkConv(l: Record<string, unknown>, where: string): void {
   // Channel counts must match the weights, or the cost models compute nonsense.
   if (type === 'dw' && (ws[0] !== ci || co !== ci)) throw invalid(where, `depthwise weights [${ws.join(', ')}] do not match ${ci} input / ${co} output channels`);
   if (type === 'pw' && (ws[1] !== ci || ws[0] !== co)) throw invalid(where, `weights [${ws.join(', ')}] do not match ${ci} input / ${co} output channels`);
-  // A grouped standard conv has weights [F, C/group, K, K] (converters/dag.ts); the seed's have group 1.
+  // A grouped standard conv has weights [F, C/group, K, K] (converters/dag.ts); the FusePlanner reference's have group 1.
   if (type === 's' && (ci % ws[1] !== 0 || ws[0] !== co)) throw invalid(where, `weights [${ws.join(', ')}] do not match ${ci} input / ${co} output channels`);
   checkSpatial(l, type, ws, where);
 }
@@ -119,7 +119,7 @@ function checkConv(l: Record<string, unknown>, where: string): void {
 /**
  * The output size must follow from input, kernel, stride, dilation and padding. With padding recorded
  * (`pads` [t, l, b, r], or padding_* fields) it must follow exactly, with the recorded stride or (an axis
- * with a stride of its own) another whole one. The seed's DAGs record none and
+ * with a stride of its own) another whole one. The FusePlanner reference's DAGs record none and
  * sometimes a too-small stride (stride 1 for Xception's strided 1x1 shortcuts; cost.ts convSpec derives
  * the real one), so then only the largest output any padding up to a full kernel on each side and a
  * stride at least the recorded one can give is enforced: an output larger than that is inconsistent.

@@ -8,7 +8,7 @@ export function planToJson(plan: Plan): string {
   return `${JSON.stringify(plan, null, 2)}\n`;
 }
 
-/** Elements as a short figure: 1622016 -> "1.622M"; fractional counts (seed's real-valued tiles) rounded. */
+/** Elements as a short figure: 1622016 -> "1.622M"; fractional counts (the FusePlanner reference's real-valued tiles) rounded. */
 export function formatCount(n: number): string {
   const a = Math.abs(n);
   if (a >= 1e9) return `${(n / 1e9).toFixed(3)}G`;
@@ -81,10 +81,10 @@ export function formatPlan(plan: Plan, dag: Dag, options: FormatOptions = {}): s
     lines.push(`estimated conv time: ${t.timeUs.toFixed(1)} us (unfused ${unfused.toFixed(1)} us${less})`);
   }
   if (plan.modules.some((m) => m.gma === 0 && m.gmaUnfused === 0)) {
-    lines.push('n/a: layers the cost model makes no estimate for (the seed estimates only DW and PW layers)');
+    lines.push('n/a: layers the cost model makes no estimate for (the FusePlanner reference estimates only DW and PW layers)');
   }
   if (options.overlapping && options.overlapping.length > 0) {
-    lines.push(`note: layers ${options.overlapping.join(', ')} are in two fused pairs: the seed decides PW-DW, DW-PW and PW-PW independently;`
+    lines.push(`note: layers ${options.overlapping.join(', ')} are in two fused pairs: the FusePlanner reference decides PW-DW, DW-PW and PW-PW independently;`
       + ' their savings are counted per pair (use --mode optimal for disjoint modules)');
   }
   return `${lines.join('\n')}\n`;

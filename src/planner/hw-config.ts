@@ -1,8 +1,8 @@
 // A GPU description, as the planner reads it (parsed from hw_configs/*.cfg or *.json, or derived from the
-// WebGPU adapter). The seed's keys are required; the others refine the cost model when present.
+// WebGPU adapter). The FusePlanner reference's keys are required; the others refine the cost model when present.
 export interface HwConfig {
   name: string;
-  /** Seed keys (`SMs`, `L1`, `shmem`, `warp_size`): L1 and shared memory are per SM, in bytes here. */
+  /** FusePlanner keys (`SMs`, `L1`, `shmem`, `warp_size`): L1 and shared memory are per SM, in bytes here. */
   sms: number;
   l1BytesPerSm: number;
   shmemBytesPerSm: number;

@@ -1,4 +1,4 @@
-// Hardware descriptions: the seed's `key::value` .cfg (extended with optional keys), the same description
+// Hardware descriptions: the FusePlanner reference's `key::value` .cfg (extended with optional keys), the same description
 // as JSON with units in the key names, bare names of the shipped hw_configs/, and `auto` (a description
 // derived from the WebGPU adapter's info and limits plus a table of known GPUs). Format: hw_configs/README.md.
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -12,7 +12,7 @@ const KiB = 1024;
 type Unit = 'count' | 'KiB' | 'number';
 interface CfgKey { field: keyof HwConfig; unit: Unit; required: boolean }
 
-/** .cfg keys, matched case-insensitively like the seed (it lower-cases them). */
+/** .cfg keys, matched case-insensitively like the FusePlanner reference (it lower-cases them). */
 const cfgKeys: Record<string, CfgKey> = {
   sms: { field: 'sms', unit: 'count', required: true },
   l1: { field: 'l1BytesPerSm', unit: 'KiB', required: true },
@@ -56,7 +56,7 @@ export interface ParseOptions {
 const defaultWarn = (m: string) => { process.stderr.write(`fcm-opt: warning: ${m}\n`); };
 const stem = (file: string) => basename(file, extname(file));
 
-/** Parses the seed's `key::value` format. `file` names the source in messages and gives the default name. */
+/** Parses the FusePlanner reference's `key::value` format. `file` names the source in messages and gives the default name. */
 export function parseHwCfg(text: string, file: string, options: ParseOptions = {}): HwConfig {
   const warn = options.warn ?? defaultWarn;
   const hw: Partial<HwConfig> = {};
@@ -70,7 +70,7 @@ export function parseHwCfg(text: string, file: string, options: ParseOptions = {
     if (line === '') return;
     const parts = line.split('::');
     if (parts.length < 2) {
-      // The seed ignores such lines (its parse_line returns no key); one of its configs had a free-text note.
+      // The FusePlanner reference ignores such lines (its parse_line returns no key); one of its configs had a free-text note.
       warn(`${where}: skipped a line without 'key::value': '${line.length > 60 ? `${line.slice(0, 60)}...` : line}'`);
       return;
     }
@@ -207,7 +207,7 @@ interface KnownGpu {
 /**
  * Known GPUs, matched on the adapter's description/device/architecture strings. Datasheet values unless
  * noted; L1 and shared memory per SM. The shipped .cfg files are the reference for GPUs that have one
- * (test/planner/hw.test.ts checks they agree), except the RTX A4000, where the seed's cfg says 96 SMs.
+ * (test/planner/hw.test.ts checks they agree), except the RTX A4000, where the FusePlanner reference's cfg says 96 SMs.
  */
 export const knownGpus: readonly KnownGpu[] = [
   // Hopper; DRAM bandwidth as measured through Dawn/Vulkan (datasheet: 3350 GB/s), dispatch cost as measured.
@@ -217,7 +217,7 @@ export const knownGpus: readonly KnownGpu[] = [
   { match: /\bh200\b/i, hw: { name: 'h100', sms: 132, l1BytesPerSm: 256 * KiB, shmemBytesPerSm: 228 * KiB, warpSize: 32, l2Bytes: 50 * 1024 * KiB, dramGBps: 900, fp32Gflops: 2700, dispatchOverheadUs: 10, parallelOutputs: 60000, pwdwTimeFactor: 1.33, dwpwTimeFactor: 2, pwpwTimeFactor: 1.33, pwdwMaxHalo: 512 } },
   { match: /\ba100\b/i, hw: { name: 'a100', sms: 108, l1BytesPerSm: 192 * KiB, shmemBytesPerSm: 164 * KiB, warpSize: 32, l2Bytes: 40 * 1024 * KiB, dramGBps: 1555, fp32Gflops: 19500 } },
   { match: /rtx\s*4090/i, hw: { name: 'rtx4090', sms: 128, l1BytesPerSm: 128 * KiB, shmemBytesPerSm: 100 * KiB, warpSize: 32, l2Bytes: 72 * 1024 * KiB, dramGBps: 1008, fp32Gflops: 82600 } },
-  // GA104 has 48 SMs (6144 CUDA cores); the seed's rtxa4000.cfg says 96, kept there for its estimates.
+  // GA104 has 48 SMs (6144 CUDA cores); the FusePlanner reference's rtxa4000.cfg says 96, kept there for its estimates.
   { match: /rtx\s*a4000/i, hw: { name: 'rtxa4000', sms: 48, l1BytesPerSm: 128 * KiB, shmemBytesPerSm: 100 * KiB, warpSize: 32, l2Bytes: 4 * 1024 * KiB, dramGBps: 448, fp32Gflops: 19200 } },
   { match: /gtx\s*1660/i, hw: { name: 'gtx1660', sms: 22, l1BytesPerSm: 96 * KiB, shmemBytesPerSm: 64 * KiB, warpSize: 32, l2Bytes: 1536 * KiB, dramGBps: 192, fp32Gflops: 5000 } },
   { match: /\borin\b|ga10b/i, hw: { name: 'orin', sms: 16, l1BytesPerSm: 192 * KiB, shmemBytesPerSm: 164 * KiB, warpSize: 32, l2Bytes: 4 * 1024 * KiB, dramGBps: 204.8, fp32Gflops: 5300 } },

@@ -1,5 +1,5 @@
 // The planner's entry point: a FusePlanner layer DAG and a GPU description in, a Plan out.
-//   'fuseplanner': the seed's cost models and decisions, reproduced exactly (src/planner/fuseplanner/).
+//   'fuseplanner': the FusePlanner reference's cost models and decisions, reproduced exactly (src/planner/fuseplanner/).
 //   'optimal'    : fcm-opt's own planner (src/planner/optimal.ts): legal, disjoint modules chosen optimally.
 import type { Dag } from './dag.js';
 import type { HwConfig } from './hw-config.js';
@@ -12,7 +12,7 @@ export const planModes: readonly PlanMode[] = ['optimal', 'fuseplanner'];
 
 export interface PlanFusionOptions {
   mode: PlanMode;
-  /** Bytes per element of activations and weights (optimal mode; the seed's models count elements). */
+  /** Bytes per element of activations and weights (optimal mode; the FusePlanner reference's models count elements). */
   dtypeBytes?: number;
   /** Name recorded in the plan (the model or DAG file). */
   model?: string;

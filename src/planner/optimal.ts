@@ -26,7 +26,7 @@ export const pairKey = (first: number, second: number) => `${first}:${second}`;
 
 /**
  * GMA mode only: a fusion is refused when it recomputes more flops than its two layers need (more than
- * doubles the work). The seed's rule (builder.py to_fuse_or_not_to: redundant_comp / avoided < 10, with
+ * doubles the work). The FusePlanner reference's rule (builder.py to_fuse_or_not_to: redundant_comp / avoided < 10, with
  * redundant_comp a fraction of the work) never refuses anything at real sizes; with no throughput in the
  * description this bound keeps PW-PW and DW-PW modules with many filter tiles from trading accesses for
  * unbounded recomputation. The time objective needs no such rule: recomputed flops are in the roofline.

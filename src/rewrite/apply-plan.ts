@@ -1,16 +1,17 @@
 // applyPlan: turns a plan's fused modules into FCM nodes of the graph IR (domain ai.fcm.opt, ops FusedPwDw,
 // FusedDwPw, FusedPwPw; the convention of src/graph/ir.ts). Epilogues are folded first (fuseEpilogues), so
 // each module is two Conv nodes, possibly with a zero spatial Pad between a PW and a DW (TFLite writes those;
-// it is folded into the DW's padding). Legality is checked again on the graph itself: a plan made for another
-// graph, or stale, gets a clear error naming the module.
+// it is folded into the DW's padding). Legality is checked again on the graph itself, by the rules the planner
+// applies to the DAG (src/planner/fusion-rules.ts): a plan made for another graph, or stale, gets a clear error
+// naming the module.
 
 import type { AttrValue, Graph, Node } from '../graph/ir.js';
 import { fcmDomain, newAttrs, type FcmOp } from '../graph/ir.js';
 import type { Plan, PlanModule } from '../planner/plan.js';
 import { invalid, unsupported } from '../errors.js';
 import { attrInt, attrInts } from '../graph/util.js';
+import { convType, fcmKind, mayStandBetween, pointwiseFusable, spatialZeroPads, type ChainLink, type ConvType } from '../planner/fusion-rules.js';
 import { fuseEpilogues } from './epilogues.js';
-import { spatialZeroPads } from './fold-pads.js';
 
 const fcmOps: Record<string, FcmOp> = { pwdw: 'FusedPwDw', dwpw: 'FusedDwPw', pwpw: 'FusedPwPw' };
 
@@ -24,32 +25,25 @@ export interface FcmMatch {
   dwPads?: number[];
 }
 
-type ConvRole = 'pw' | 'dw' | 'other';
-
-/** What a Conv node is, from its attributes and tensor shapes. */
-function convRole(g: Graph, n: Node): ConvRole {
+/** What a Conv node is to an FCM (fusion-rules.ts convType), from its attributes and tensor shapes; 'other' for a
+ * PW with stride or padding and for anything that is no 2-D convolution. */
+function convRole(g: Graph, n: Node): ConvType | 'other' {
   const w = g.tensors.get(n.inputs[1]);
   const x = g.tensors.get(n.inputs[0]);
   const y = g.tensors.get(n.outputs[0]);
   if (!w || !x || !y || w.shape.length !== 4 || x.shape.length !== 4 || y.shape.length !== 4) return 'other';
-  const group = attrInt(g, n, 'group', 1);
   const kernel = attrInts(g, n, 'kernel') ?? [w.shape[2], w.shape[3]];
-  const strides = attrInts(g, n, 'strides') ?? [1, 1];
-  const pads = attrInts(g, n, 'pads') ?? [0, 0, 0, 0];
-  const [c, f] = [x.shape[1], y.shape[1]];
-  if (group === 1 && kernel.every((k) => k === 1) && strides.every((s) => s === 1) && pads.every((p) => p === 0)) return 'pw';
-  if (group === c && f === c && w.shape[1] === 1) return 'dw';
-  return 'other';
+  const type = convType(attrInt(g, n, 'group', 1), x.shape[1], y.shape[1], kernel[0], kernel[1]);
+  if (type === 'pw' && !pointwiseFusable(attrInts(g, n, 'strides') ?? [1, 1], attrInts(g, n, 'pads') ?? [0, 0, 0, 0])) return 'other';
+  return type;
 }
-
-const kindOf = (a: ConvRole, b: ConvRole) =>
-  a === 'pw' && b === 'dw' ? 'pwdw' : a === 'dw' && b === 'pw' ? 'dwpw' : a === 'pw' && b === 'pw' ? 'pwpw' : undefined;
 
 /**
  * Checks on the graph that `module` can become one FCM node. Rules (src/planner/candidates.ts states the same
- * for DAGs): exactly two Conv nodes named by the module, of the module's kind (PW: 1x1, stride 1, no pad,
- * group 1; DW: group = channels); the first one's output (or a zero spatial Pad's after it, before a DW) has
- * the second as its only consumer, as its data input, and is no graph output; the first has no residual;
+ * for DAGs, both from fusion-rules.ts): exactly two Conv nodes named by the module, of the module's kind (PW:
+ * 1x1, stride 1, no pad, group 1; DW: group = channels); the first one's output, through what mayStandBetween
+ * allows (a zero spatial Pad before a DW), has the second as its only consumer, as its data input, and no
+ * tensor on the way is a graph output; the first has no residual;
  * and no path from the first leaves the module and comes back into the second (no cycle).
  * Throws an FcmError naming the module.
  */
@@ -68,7 +62,8 @@ export function matchModule(g: Graph, module: PlanModule, index: number): FcmMat
   const [i1, i2] = convs;
   const c1 = g.nodes[i1];
   const c2 = g.nodes[i2];
-  const kind = kindOf(convRole(g, c1), convRole(g, c2));
+  const role2 = convRole(g, c2);
+  const kind = fcmKind(convRole(g, c1), role2);
   if (kind !== module.kind) {
     throw invalid(where, `nodes '${c1.name}' and '${c2.name}' form ${kind ?? 'no FCM'} (PW: 1x1 stride 1 unpadded, DW: one filter per channel), not ${module.kind}`);
   }
@@ -77,23 +72,24 @@ export function matchModule(g: Graph, module: PlanModule, index: number): FcmMat
   const consumers = (t: string) => g.nodes.flatMap((n, i) => (n.inputs.includes(t) ? [i] : []));
   const outputs = new Set(g.outputs);
   const t1 = c1.outputs[0];
-  if (outputs.has(t1)) throw invalid(where, `tensor '${t1}' between '${c1.name}' and '${c2.name}' is a graph output`);
   let link = t1;
   let pad: number | undefined;
   let extra: number[] | undefined;
-  let cons = consumers(t1);
-  if (cons.length === 1 && cons[0] !== i2 && module.kind === 'pwdw') {
-    const p = g.nodes[cons[0]];
-    extra = spatialZeroPads(g, p);
-    if (extra && p.inputs[0] === t1 && p.outputs.length === 1 && !outputs.has(p.outputs[0])) {
-      pad = cons[0];
-      link = p.outputs[0];
-      cons = consumers(link);
+  const links: ChainLink[] = [];
+  for (;;) {
+    if (outputs.has(link)) throw invalid(where, `tensor '${link}' between '${c1.name}' and '${c2.name}' is a graph output`);
+    const cons = consumers(link);
+    if (cons.length === 1 && cons[0] === i2) break;
+    const n = cons.length === 1 ? g.nodes[cons[0]] : undefined;
+    const step: ChainLink = n?.op === 'Pad' && n.inputs[0] === link && n.outputs.length === 1 ? { kind: 'pad', pads: spatialZeroPads(g, n) } : { kind: 'other' };
+    if (!n || step.kind !== 'pad' || !mayStandBetween(links, step, role2 as ConvType)) {
+      const names = cons.map((i) => `'${g.nodes[i].name}'`).join(', ');
+      throw invalid(where, `tensor '${link}' has consumers [${names}]; an FCM needs '${c2.name}' as its only consumer (or one zero spatial Pad before a DW)`);
     }
-  }
-  if (cons.length !== 1 || cons[0] !== i2) {
-    const names = cons.map((i) => `'${g.nodes[i].name}'`).join(', ');
-    throw invalid(where, `tensor '${link}' has consumers [${names}]; an FCM needs '${c2.name}' as its only consumer`);
+    links.push(step);
+    pad = cons[0];
+    extra = step.pads;
+    link = n.outputs[0];
   }
   if (c2.inputs[0] !== link || c2.inputs.slice(1).includes(link)) {
     throw invalid(where, `tensor '${link}' must be only the data input of '${c2.name}'`);

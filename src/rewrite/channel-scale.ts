@@ -1,6 +1,6 @@
 // foldChannelScales: a squeeze-excite block ends in Mul(x, s) with s [N, C, 1, 1]; when the product's only reader is
 // a pointwise Conv, that Conv reads x and multiplies each channel by s as it loads it (kernels/conv-common.ts, input
-// 4), so the Mul's dispatch and its full-size tensor disappear (issue 8: MobileNetV3 and EfficientNet spend one
+// 4), so the Mul's dispatch and its full-size tensor disappear (MobileNetV3 and EfficientNet spend one
 // dispatch per block on it).
 //   Mul(x, s) -> Conv(product, w, b?, r?)   =>   Conv(x, w, b?, r?, s)
 // Legality: the product has exactly one consumer, that Conv, as its input 0, and is no graph output; the Conv is

@@ -3,40 +3,18 @@
 //   Conv -> activation (sole consumer)            => Conv{activation, activationParams}
 //   Conv -> Add(conv output, r) (sole consumer)   => Conv with r as its 4th input (the residual)
 // in that order only (bias, activation, + residual: an activation after the Add is not an epilogue).
-// Legality: the folded tensor has exactly one consumer and is no graph output; r has the conv output's
+// Legality: the folded tensor has exactly one consumer and is no graph output (for the activation:
+// src/planner/fusion-rules.ts foldedActivation, the rule the DAG writer applies too); r has the conv output's
 // shape and dtype and does not depend on the conv (no cycle). The folded node keeps the Conv's name and takes
 // the output name of the last folded node (graph output names are preserved), at that node's position (so
 // the node list stays in topological order: r is computed before the Add).
 
 import type { Activation, AttrValue, Graph, Node } from '../graph/ir.js';
-import { getTensor, isKnownOp } from '../graph/ir.js';
-import { attrFloat, cloneGraph, constNumbers, isConstant } from '../graph/util.js';
+import { cloneGraph } from '../graph/util.js';
+import { epilogueActivationOps, foldedActivation } from '../planner/fusion-rules.js';
 
-export const epilogueActivations: readonly Activation[] = ['Relu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'SiLU', 'LeakyRelu', 'Tanh'];
-const activationSet: ReadonlySet<string> = new Set(epilogueActivations);
-
-/** The activation's parameters as the IR's epilogue convention wants them; undefined when not foldable. */
-function activationParams(g: Graph, n: Node): number[] | undefined {
-  switch (n.op) {
-    case 'Clip': {
-      // Normalized Clip carries min/max attributes; an unnormalized one may still read constant inputs.
-      let min = attrFloat(g, n, 'min', -Infinity);
-      let max = attrFloat(g, n, 'max', Infinity);
-      for (const [i, set] of [[1, (v: number) => (min = v)], [2, (v: number) => (max = v)]] as const) {
-        const x = n.inputs[i];
-        if (!x) continue;
-        if (!isConstant(g, x)) return undefined;
-        const v = constNumbers(getTensor(g, x), `${g.source}: node '${n.name}'`);
-        if (v.length !== 1) return undefined;
-        set(v[0]);
-      }
-      return [min, max];
-    }
-    case 'LeakyRelu': return [attrFloat(g, n, 'alpha', 0.01)];
-    case 'HardSigmoid': return [attrFloat(g, n, 'alpha', 0.2), attrFloat(g, n, 'beta', 0.5)];
-    default: return [];
-  }
-}
+/** The activations a Conv takes as epilogue (src/planner/fusion-rules.ts states which fold, for the DAG too). */
+export const epilogueActivations = [...epilogueActivationOps] as readonly Activation[];
 
 const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
 
@@ -62,11 +40,9 @@ export function fuseEpilogues(g0: Graph): Graph {
     // 1. Activation.
     let y = conv.outputs[0];
     let cons = consumerSlots(y);
-    if (!outputs.has(y) && cons.length === 1) {
+    if (cons.length === 1) {
       const act = slots[cons[0]]!;
-      const params = isKnownOp(act) && activationSet.has(act.op) && act.inputs[0] === y && act.outputs.length === 1
-        && act.inputs.slice(1).every((x) => x !== y)
-        ? activationParams(g, act) : undefined;
+      const params = foldedActivation(g, conv, act, cons.length, outputs);
       if (params) {
         conv.attrs.activation = act.op;
         if (params.length > 0) conv.attrs.activationParams = params as AttrValue;

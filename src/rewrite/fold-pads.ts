@@ -9,22 +9,10 @@
 
 import type { Graph, Node } from '../graph/ir.js';
 import { fcmDomain, newAttrs } from '../graph/ir.js';
-import { attrInts, attrString, cloneGraph, constNumbers, isConstant, pruneTensors } from '../graph/util.js';
+import { attrInts, cloneGraph, pruneTensors } from '../graph/util.js';
+import { spatialZeroPads } from '../planner/fusion-rules.js';
 
-/** Zero padding of a Pad node on H and W only, as [t, l, b, r]; undefined otherwise. */
-export function spatialZeroPads(g: Graph, n: Node): number[] | undefined {
-  if (n.op !== 'Pad' || n.domain !== '') return undefined;
-  if (attrString(g, n, 'mode', 'constant') !== 'constant') return undefined;
-  const value = n.attrs.value;
-  if (value !== undefined && value !== 0) return undefined;
-  if (n.inputs.slice(1).some((x) => x && !isConstant(g, x))) return undefined;
-  if (n.inputs[2] && constNumbers(g.tensors.get(n.inputs[2])!, g.source).some((v) => v !== 0)) return undefined;
-  const pads = attrInts(g, n, 'pads') ?? (n.inputs[1] ? constNumbers(g.tensors.get(n.inputs[1])!, g.source) : undefined);
-  if (!pads || pads.length !== 8) return undefined;
-  const [n0, c0, t, l, n1, c1, b, r] = pads;
-  if (n0 !== 0 || c0 !== 0 || n1 !== 0 || c1 !== 0 || [t, l, b, r].some((p) => p < 0)) return undefined;
-  return [t, l, b, r];
-}
+export { spatialZeroPads } from '../planner/fusion-rules.js';
 
 const sameQuant = (g: Graph, a: string, b: string) => {
   const qa = g.tensors.get(a)?.quant, qb = g.tensors.get(b)?.quant;

@@ -34,7 +34,7 @@ const wantedLimits = [
  * Dawn's instance flags (the runtime's and the kernel harness's). Dawn quantizes timestamps to 65.5 us unless told
  * not to (its `timestamp_quantization` toggle, which only turns off with allow_unsafe_apis): per-kernel profiles
  * need the raw ticks. Robustness stays on: `disable_robustness` changed no kernel's time on the H200
- * (bench/data/h200-2026-12-02-s10/robustness/).
+ * (2026-12-02).
  */
 export function dawnFlags(): string[] {
   return ['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization'];
@@ -123,7 +123,7 @@ export async function releaseGpu(): Promise<void> {
 
 /**
  * Dispatches per submitted command buffer in run() (both sessions). Encoding a dispatch costs the host about as long
- * as the GPU takes to run one at batch 1 (issue 8: ~8-12 us each through Dawn's bindings), so submitting in parts
+ * as the GPU takes to run one at batch 1 (~8-12 us each through Dawn's bindings), so submitting in parts
  * overlaps the two instead of adding them; each part costs the GPU one more pass (~13 us on the H100).
  */
 export const defaultSubmitEvery = 12;

@@ -587,7 +587,7 @@ class GpuInt8Session implements Int8Session {
       if (ph.kind === 'gpu') {
         if (time) {
           // Each dispatch in its own timestamped pass, the phase's passes in one command buffer: per-dispatch
-          // submissions would leave the GPU idle between them, and it clocks down (issue 8).
+          // submissions would leave the GPU idle between them, and it clocks down.
           const ms = await this.timeDispatches(ph.dispatches);
           ph.dispatches.forEach((x, i) => time.push({ node: x.step.node.name, op: x.step.node.op, where: 'gpu', ms: ms[i] }));
         }

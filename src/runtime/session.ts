@@ -85,7 +85,7 @@ export interface Session {
   /**
    * Per-node GPU time (timestamp queries where the adapter has them, else per-node wall time). `heatRuns`: that
    * many untimed inferences in one pass ahead of the timed passes, in the same submission, so that the timed
-   * dispatches run at the clock of a busy GPU (an idle H200 runs at 345 of 1980 MHz; issue 8).
+   * dispatches run at the clock of a busy GPU (an idle H200 runs at 345 of 1980 MHz).
    */
   profile(feeds?: Record<string, Float32Array>, opts?: { heatRuns?: number }): Promise<Profile>;
   /**
@@ -97,7 +97,7 @@ export interface Session {
    * GPU time (ms per repetition) of each group's dispatches (the nodes of a module, in execution order), timed as
    * one compute pass holding them `iters` times: after about `heatMs` of the first group's untimed, every group in
    * one submission, each timed pass behind an untimed one of the same dispatches: the steady state of a busy GPU,
-   * as inside run()'s single pass (the per-module figures of issue 8; one pass per dispatch, as profile() times,
+   * as inside run()'s single pass (the per-module figures; one pass per dispatch, as profile() times,
    * adds a pass's overhead to every dispatch). 0 for a group without dispatches. Exit 3 without timestamp queries.
    */
   timeNodes(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
@@ -321,7 +321,7 @@ class GpuSession implements Session {
       const ctx = this.ctx, d = ctx.device, what = `${this.graph.source}: run`;
       if (ctx.lost) throw gpuFailure('WebGPU', `${what}: the device was lost (${ctx.lost})`);
       // Error scopes as in scoped(), but popped right after submit so that their answer and the read-back's
-      // mapping arrive in the same round trip (issue 8: host overhead per inference).
+      // mapping arrive in the same round trip (host overhead per inference).
       d.pushErrorScope('internal');
       d.pushErrorScope('out-of-memory');
       d.pushErrorScope('validation');
@@ -481,7 +481,7 @@ class GpuSession implements Session {
       }
       // Then every group in one submission, an untimed pass of its kernels before its timed one: the GPU never waits
       // on the host between two groups (reading each group's timestamps back let the clock drop between nodes of a
-      // few us at batch 1, issue 8), and each timed pass starts from its own kernels' state, not the previous group's.
+      // few us at batch 1), and each timed pass starts from its own kernels' state, not the previous group's.
       const q = this.nodeQueries(timed.length);
       const enc = d.createCommandEncoder();
       timed.forEach(([list], k) => {

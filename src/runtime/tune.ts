@@ -1,4 +1,4 @@
-// --tune (issue 8): the planner's choice checked on the device. The cost model ranks FCMs well but cannot see
+// --tune: the planner's choice checked on the device. The cost model ranks FCMs well but cannot see
 // everything the GPU does (dispatch overhead, occupancy, the kernels' own tile splitting), so each fused module of
 // the plan is timed on the device with a few tile variants and against its two layers run LBL:
 //   1. the LBL time of every layer from one unfused session (each node's kernels alone in one heated pass,
@@ -8,7 +8,7 @@
 //   3. a module slower than its LBL pair with every variant is excluded (planFusion's `exclude`) and the DAG is
 //      planned again; new pairs that re-planning brings are measured in the next round (at most `rounds`).
 // The result is a Plan (data, as any other) whose fused modules carry `tuned` figures; it prints, saves and
-// loads like the planner's own. A quantized graph is tuned on the integer kernels (issue 10): createSession runs it
+// loads like the planner's own. A quantized graph is tuned on the integer kernels: createSession runs it
 // there, and it is planned as createInt8Session plans it (1-byte elements, after its epilogue folding).
 
 import { type Graph, fcmDomain } from '../graph/ir.js';

@@ -1,4 +1,4 @@
-// `--max-memory <bytes|4G|512M>` (issue 9, "Limits before allocation"): every command that imports a model
+// `--max-memory <bytes|4G|512M>` (a limit checked before allocation): every command that imports a model
 // takes it (src/cli/options.ts maxMemoryOption) and passes it to ImportOptions.maxMemory; a budget smaller
 // than the model is refused with exit 4 before the model is decoded (and before any GPU work).
 import { test } from 'node:test';

@@ -85,7 +85,7 @@ describe('int8 MobileNet-style TFLite on the executor (dequantized float kernels
       // The dequantized path saturates like the integer model (Clip to each 8-bit range) but does not round
       // the ~14 quantized activations to their grids; each rounding is uniform in +-0.5 LSB of its layer and
       // they propagate to the output, so a 1-LSB bound does not hold in general (measured here: up to about
-      // 1.5 LSB of the softmax output; the seed MobileNetV1's logits differ by up to 5 LSB from the float
+      // 1.5 LSB of the softmax output; the FusePlanner reference MobileNetV1's logits differ by up to 5 LSB from the float
       // model, test/quant/run-reference.test.ts). Asserted: the top-1 class agrees, max <= 3 LSB (twice the
       // measured worst) and mean <= 0.5 LSB. Any wrong scale, zero point, bias scale, layout or missing
       // saturation moves the output by tens of LSB (the control below).

@@ -1,5 +1,5 @@
-// The seed's int8 Xception and ProxylessNAS-GPU, rebuilt by the fixture writer, give exactly the reference
-// DAGs (../shared/fuseplanner-reference/dags/xce_r.json, gprox_3.json) through tfliteDagFromFile.
+// The FusePlanner reference's int8 Xception and ProxylessNAS-GPU, rebuilt by the fixture writer, give exactly the reference
+// DAGs (test/planner/fuseplanner-reference/dags/xce_r.json, gprox_3.json) through tfliteDagFromFile.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { importTflite } from '../../converters/tflite/import.js';
 import { buildSeedProxylessGpu, buildSeedXception } from '../../fixtures/tflite-builder.js';
 
-// The committed copy of ../shared/fuseplanner-reference (test/planner/fuseplanner-reference/README.md).
+// The committed copy of the FusePlanner reference data (test/planner/fuseplanner-reference/README.md).
 const referenceDir = join(process.cwd(), 'test', 'planner', 'fuseplanner-reference', 'dags');
 const extensions = new Set(['pads', 'dilations']);
 
@@ -24,7 +24,7 @@ async function matchesReference(file: string, bytes: Uint8Array): Promise<Array<
   return dag;
 }
 
-describe('rebuilt seed models', () => {
+describe('rebuilt FusePlanner reference models', () => {
   it('reproduces dags/xce_r.json field by field from the rebuilt int8 Xception', async () => {
     const dag = await matchesReference('xce_r.json', buildSeedXception());
     // fcm-opt's additions: VALID stem convs have no pads; the 1x1/2 SAME shortcut on 109 has none either.

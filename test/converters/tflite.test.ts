@@ -1,4 +1,4 @@
-// TFLite importer: shapes and layout of imported graphs, the seed-format DAG against the reference DAGs,
+// TFLite importer: shapes and layout of imported graphs, the FusePlanner-format DAG against the reference DAGs,
 // and every kind of bad input ending in an FcmError with the right exit code and a message that names the
 // file and the tensor or operator.
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import {
   buildSeedMobileNetV1, bytesOf, opt, rng,
 } from '../../fixtures/tflite-builder.js';
 
-// The committed copy of ../shared/fuseplanner-reference (test/planner/fuseplanner-reference/README.md).
+// The committed copy of the FusePlanner reference data (test/planner/fuseplanner-reference/README.md).
 const referenceDir = join(process.cwd(), 'test', 'planner', 'fuseplanner-reference', 'dags');
 const shapeOf = (g: Graph, name: string) => g.tensors.get(name)!.shape;
 const ops = (g: Graph) => g.nodes.map((n) => n.op);
@@ -175,7 +175,7 @@ describe('importTflite: graphs', () => {
   });
 });
 
-describe('tfliteDagFromFile: the seed conventions', () => {
+describe('tfliteDagFromFile: the FusePlanner reference conventions', () => {
   it('reproduces dags/mob_v1.json field by field from the rebuilt int8 MobileNetV1', async () => {
     const reference = JSON.parse(readFileSync(join(referenceDir, 'mob_v1.json'), 'utf8')) as Array<Record<string, unknown>>;
     const dag = await tfliteDagFromFile(buildSeedMobileNetV1(), { source: 'mob_v1.tflite' });

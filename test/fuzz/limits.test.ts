@@ -1,4 +1,4 @@
-// Limits before allocation (exit 4) and zero divisors (issue 9): hostile models built in code, each
+// Limits before allocation (exit 4) and zero divisors: hostile models built in code, each
 // refused with an FcmError of the right exit code naming the tensor or node, before any large allocation.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Issue 9, "Files": the output is written to a temporary file in the same folder, fsynced and renamed. A
+// Atomic output: the output is written to a temporary file in the same folder, fsynced and renamed. A
 // process SIGKILLed while it writes a large model leaves the previous OUT.onnx intact, and the next run
 // leaves no temporary file behind.
 import assert from 'node:assert/strict';

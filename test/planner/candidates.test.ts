@@ -29,13 +29,35 @@ test('PW -> DW, DW -> PW and PW -> PW along edges are candidates', () => {
   assert.deepEqual(c, ['pwdw:1-2', 'dwpw:2-3', 'pwpw:3-4']);
 });
 
-test('an activation layer between the convolutions is the first epilogue; activation and Add after the second are recorded', () => {
-  const d = dag([
-    op('Input', []), pw([0], 8, 16, 8), op('Relu', [1]), dw([2], 16, 8), op('Clip', [3]), op('Add', [4, 0]),
-  ]);
+test('each conv applies its own activation: a standalone activation layer between the convolutions ends the chain', () => {
+  // Conv -> Relu -> Sigmoid -> DW as converters/dag.ts writes it: the Relu folded into the PW layer, the
+  // Sigmoid left standalone. An FCM's first layer applies one activation, so this is no candidate.
+  const relu = { ...pw([0], 8, 16, 8), activation: 'RELU' };
+  const d = dag([op('Input', []), relu, op('Sigmoid', [1]), dw([2], 16, 8)]);
+  assert.deepEqual(findCandidates(d), []);
+  const r = checkLegality(d, 1, 3);
+  assert.deepEqual(rules(r), ['not-connected']);
+  assert.match(r.ok ? '' : r.violations[0].detail, /layer 2 \(Sigmoid\) may not stand between them/);
+  // The same with no activation on the PW layer (a DAG file's standalone activation): still not fused.
+  const e = dag([op('Input', []), pw([0], 8, 16, 8), op('Relu', [1]), dw([2], 16, 8)]);
+  assert.deepEqual(findCandidates(e), []);
+  assert.deepEqual(rules(checkLegality(e, 1, 3)), ['not-connected']);
+  // Without the standalone layer the pair is a candidate.
+  assert.deepEqual(findCandidates(dag([op('Input', []), relu, dw([1], 16, 8)])).map((c) => [c.kind, c.first, c.second, c.between]), [['pwdw', 1, 2, []]]);
+});
+
+test('a residual Add after the second conv is its epilogue; an Add after a standalone activation is not', () => {
+  const d = dag([op('Input', []), pw([0], 8, 16, 8), { ...dw([1], 16, 8), activation: 'RELU6' }, op('Add', [2, 0])]);
   const c = findCandidates(d);
-  assert.equal(c.length, 1);
-  assert.deepEqual([c[0].kind, c[0].first, c[0].second, c[0].between, c[0].epilogue], ['pwdw', 1, 3, [2], [4, 5]]);
+  assert.deepEqual(c.map((x) => [x.kind, x.first, x.second, x.between, x.epilogue]), [['pwdw', 1, 2, [], [3]]]);
+  const e = dag([op('Input', []), pw([0], 8, 16, 8), dw([1], 16, 8), op('Clip', [2]), op('Add', [3, 0])]);
+  assert.deepEqual(findCandidates(e).map((x) => x.epilogue), [[]]);
+  // An Add of one input (both operands the conv's output) has one parent layer: no residual.
+  const f = dag([op('Input', []), pw([0], 8, 16, 8), dw([1], 16, 8), op('Add', [2])]);
+  assert.deepEqual(findCandidates(f).map((x) => x.epilogue), [[]]);
+  // A model output's Add is not folded either: the conv's own output is returned.
+  const g = dag([op('Input', []), pw([0], 8, 16, 8), { ...dw([1], 16, 8), model_output: true }, op('Add', [2, 0])]);
+  assert.deepEqual(findCandidates(g).map((x) => x.epilogue), [[]]);
 });
 
 test('a second consumer of the intermediate tensor makes the pair illegal', () => {
@@ -43,9 +65,11 @@ test('a second consumer of the intermediate tensor makes the pair illegal', () =
   const d = dag([op('Input', []), pw([0], 8, 16, 8), dw([1], 16, 8), op('Relu', [1]), op('Add', [2, 3])]);
   assert.deepEqual(rules(checkLegality(d, 1, 2)), ['second-consumer']);
   assert.equal(findCandidates(d).length, 0);
-  // The same through the activation: the activation's output has two consumers.
-  const e = dag([op('Input', []), pw([0], 8, 16, 8), op('Relu', [1]), dw([2], 16, 8), op('Sigmoid', [2]), op('Add', [3, 4])]);
-  assert.ok(rules(checkLegality(e, 1, 3)).includes('second-consumer'));
+  // The same through a Pad: the Pad's output has two consumers.
+  const zero = { padding_top: 1, padding_left: 1, padding_bottom: 1, padding_right: 1 };
+  const e = dag([op('Input', []), pw([0], 8, 16, 8), op('Pad', [1], zero), dw([2], 16, 10), op('Sigmoid', [2]), op('Add', [3, 4])]);
+  assert.deepEqual(rules(checkLegality(e, 1, 3)), ['second-consumer']);
+  assert.equal(findCandidates(e).length, 0);
 });
 
 test('a path through another branch back into the second conv is reported as a cycle', () => {
@@ -71,7 +95,7 @@ test('unsupported pairs: s -> dw, dw -> dw, strided PW, not connected, model out
 });
 
 test('list order does not matter, edges do: the next conv in the list on another branch is no candidate', () => {
-  // 1 and 2 are siblings (both read 0); the seed would pair 1 with 2, the next conv in the list.
+  // 1 and 2 are siblings (both read 0); the FusePlanner reference would pair 1 with 2, the next conv in the list.
   const d = dag([op('Input', []), pw([0], 8, 16, 8), dw([0], 8, 8), op('Concat', [1, 2])]);
   assert.equal(findCandidates(d).length, 0);
   assert.deepEqual(rules(checkLegality(d, 1, 2)), ['not-connected']);
@@ -86,6 +110,15 @@ test('a zero Pad layer before a DW is folded into its padding; a non-zero Pad is
   assert.deepEqual(c[0].between, [2]);
   const e = dag([op('Input', []), pw([0], 8, 16, 8), op('Pad', [1], { padding_top: 1, value: 3 }), padded]);
   assert.equal(findCandidates(e).length, 0);
+  // One Pad only: two in a row, or a Pad the DAG writer marked as not a zero spatial one, are not folded.
+  const zero = { padding_top: 0, padding_left: 0, padding_bottom: 1, padding_right: 1 };
+  const twice = dag([op('Input', []), pw([0], 8, 16, 8), op('Pad', [1], zero), op('Pad', [2], zero), { ...padded, parents: [3] }]);
+  assert.deepEqual(rules(checkLegality(twice, 1, 4)), ['not-connected']);
+  const marked = dag([op('Input', []), pw([0], 8, 16, 8), op('Pad', [1], { ...zero, spatial_zero_pad: false }), padded]);
+  assert.deepEqual(rules(checkLegality(marked, 1, 3)), ['not-connected']);
+  // Before a PW a Pad is no part of an FCM.
+  const beforePw = dag([op('Input', []), pw([0], 8, 16, 8), op('Pad', [1], zero), pw([2], 16, 8, 9)]);
+  assert.deepEqual(rules(checkLegality(beforePw, 1, 3)), ['not-connected']);
 });
 
 test('reference DAGs: candidates follow edges, each conv first of at most one and second of at most one', () => {

@@ -26,7 +26,7 @@ test('readIndices: a 3x3 stride-2 window with padding 1 reads the halo, clipped 
 });
 
 test('tileAxis: whole tile counts (ceil) and the halo summed over tiles', () => {
-  // 7 outputs in tiles of 2: 4 tiles (the seed would count 3.5).
+  // 7 outputs in tiles of 2: 4 tiles (the FusePlanner reference would count 3.5).
   const a: Axis = { in: 7, out: 7, k: 3, s: 1, d: 1, p: 1 };
   const t = tileAxis(2, [a]);
   assert.equal(t.tiles, 4);
@@ -42,7 +42,7 @@ test('LBL DW GMA by hand: input with halos, output, weights per (channel, tile)'
   assert.equal(gmaOf('dw', [s], 1, 2, 2).gma, 72 + 32 + 72);
 });
 
-test('LBL PW GMA equals the seed pw_gma when tiles divide the layer evenly', () => {
+test('LBL PW GMA equals the FusePlanner reference pw_gma when tiles divide the layer evenly', () => {
   const s = convSpec(pwL(8, 16, 8), 'x');
   // pw_gma: weight tiles * ifms + ofms + weights * spatial tiles = 4 * 512 + 1024 + 128 * 8.
   assert.equal(gmaOf('pw', [s], 4, 2, 4).gma, 4 * 512 + 1024 + 128 * 8);
@@ -59,7 +59,7 @@ test('each layer its own stride and padding: the DW stride is the DW layer\'s, r
   assert.throws(() => convSpec(dwL(8, 8, 2, 1, [3, 3, 3, 3]), 'model.json'), (e: unknown) => e instanceof FcmError && /layer 1/.test(e.message));
 });
 
-test('seed DAGs record stride 1 for some strided 1x1 convs: the stride follows from the shapes', () => {
+test('FusePlanner reference DAGs record stride 1 for some strided 1x1 convs: the stride follows from the shapes', () => {
   const l = layer({ type: 'pw', weights_shape: [16, 8], ifms_shape: [8, 109, 109], ofms_shape: [16, 55, 55], strides: 1 });
   const s = convSpec(l, 'x');
   assert.equal(s.h.s, 2);

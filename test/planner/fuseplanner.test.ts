@@ -1,4 +1,4 @@
-// Faithful mode reproduces the seed's FusePlanner: every field of every reference estimate file (3 DAGs x
+// Faithful mode reproduces the FusePlanner reference: every field of every reference estimate file (3 DAGs x
 // 3 GPUs), numbers equal to 1e-9 relative (they are in fact bit-identical today), same keys, same nulls.
 // JSON numbers compare as numbers: Python's 1622016.0 and 803104 have no int/float distinction in JS.
 import { test } from 'node:test';
@@ -46,7 +46,7 @@ test('the reference data is all there (3 DAGs x 3 GPUs)', () => {
 
 for (const file of files) {
   const [model, gpu] = file.replace(/\.json$/, '').split('__');
-  test(`fuseplanner estimates match the seed: ${model} on ${gpu}`, () => {
+  test(`fuseplanner estimates match the FusePlanner reference: ${model} on ${gpu}`, () => {
     const dag = loadDag(join(refDir, 'dags', `${model}.json`));
     const hw = loadHw(gpu); // the shipped hw_configs/<gpu>.cfg
     const expected = JSON.parse(readFileSync(join(refDir, 'estimates', file), 'utf8'));
@@ -81,7 +81,7 @@ test('a changed hardware value changes the estimates (the comparison depends on 
   assert.notDeepEqual(jsonDiff(JSON.parse(JSON.stringify(buildEstimates(dag, hw))), expected), []);
 });
 
-// Quirks of the seed that faithful mode keeps (../shared/fuseplanner-reference/README.md).
+// Quirks of the FusePlanner reference that faithful mode keeps (test/planner/fuseplanner-reference/README.md).
 function tinyDag(): Dag {
   // pw0 -> dw1 -> pw2, plus an 'add' between that the list order skips.
   const conv = (id: number, type: 'pw' | 'dw', c: number, f: number, hw: number, strides: number, parents: number[], children: number[]) => ({

@@ -17,11 +17,11 @@ function fails(fn: () => unknown, kind: FcmError['kind'], pattern: RegExp): void
   });
 }
 
-test('the seed cfg files parse to their values (KiB -> bytes)', () => {
+test('the FusePlanner reference cfg files parse to their values (KiB -> bytes)', () => {
   assert.deepEqual(loadHw('gtx1660'), { name: 'gtx1660', sms: 22, l1BytesPerSm: 96 * KiB, shmemBytesPerSm: 64 * KiB, warpSize: 32 });
   assert.deepEqual(loadHw('orin'), { name: 'orin', sms: 16, l1BytesPerSm: 192 * KiB, shmemBytesPerSm: 164 * KiB, warpSize: 32 });
   assert.deepEqual(loadHw('rtxa4000'), { name: 'rtxa4000', sms: 96, l1BytesPerSm: 128 * KiB, shmemBytesPerSm: 100 * KiB, warpSize: 32 });
-  // The shipped copies are byte-identical to the seed's (the reference estimates were made with them).
+  // The shipped copies are byte-identical to the FusePlanner reference's (the reference estimates were made with them).
   for (const name of ['gtx1660', 'orin', 'rtxa4000']) {
     assert.ok(readFileSync(`hw_configs/${name}.cfg`, 'utf8').startsWith('SMs::'), name);
   }
@@ -111,7 +111,7 @@ test('hwFromAdapter: known GPUs by adapter strings, workgroup storage from the l
   fails(() => hwFromAdapter({ description: 'NVIDIA H100' }, { maxComputeWorkgroupStorageSize: 0 }), 'invalid', /maxComputeWorkgroupStorageSize/);
 });
 
-test('the known-GPU table agrees with the shipped cfg files (except the seed\'s RTX A4000 SM count)', () => {
+test('the known-GPU table agrees with the shipped cfg files (except the FusePlanner reference\'s RTX A4000 SM count)', () => {
   for (const name of ['h100', 'gtx1660', 'orin', 'lavapipe']) {
     const entry = knownGpus.find((g) => g.hw.name === name);
     assert.ok(entry, name);

@@ -170,16 +170,16 @@ test('overlapping candidates: the optimal choice beats taking pairs greedily in 
 test('plan data: modules carry tiles, costs, time when available, IR node names when the DAG has them', () => {
   const dag: Dag = [
     { id: 0, name: 'x', op: 'Input', parents: [], children: [1], activation: '0', ifms_shape: [], ofms_shape: [] },
-    { id: 1, name: 'c1', op: 'Conv', parents: [0], children: [2], activation: 'RELU', type: 'pw', weights_shape: [64, 16], ifms_shape: [16, 32, 32], ofms_shape: [64, 32, 32], strides: 1, nodes: ['c1'], pads: [0, 0, 0, 0], dilations: 1 },
-    { id: 2, name: 'r1', op: 'Relu', parents: [1], children: [3], activation: '0', ifms_shape: [64, 32, 32], ofms_shape: [64, 32, 32], nodes: ['r1'] },
-    { id: 3, name: 'c2', op: 'Conv', parents: [2], children: [], activation: '0', type: 'dw', weights_shape: [64, 3, 3], ifms_shape: [64, 32, 32], ofms_shape: [64, 32, 32], strides: 1, nodes: ['c2'], pads: [1, 1, 1, 1], dilations: 1 },
+    // As converters/dag.ts writes a PW conv whose Relu it folded: one layer, both node names.
+    { id: 1, name: 'c1', op: 'Conv', parents: [0], children: [2], activation: 'RELU', type: 'pw', weights_shape: [64, 16], ifms_shape: [16, 32, 32], ofms_shape: [64, 32, 32], strides: 1, nodes: ['c1', 'r1'], pads: [0, 0, 0, 0], dilations: 1 },
+    { id: 2, name: 'c2', op: 'Conv', parents: [1], children: [], activation: '0', type: 'dw', weights_shape: [64, 3, 3], ifms_shape: [64, 32, 32], ofms_shape: [64, 32, 32], strides: 1, nodes: ['c2'], pads: [1, 1, 1, 1], dilations: 1 },
   ];
   const p = planOptimal(dag, hw, { model: 'hand.json' });
   assert.equal(p.mode, 'optimal');
   assert.equal(p.modules.length, 1);
   const m = p.modules[0];
   assert.equal(m.kind, 'pwdw');
-  assert.deepEqual(m.layers, [1, 3]);
+  assert.deepEqual(m.layers, [1, 2]);
   assert.deepEqual(m.nodes, ['c1', 'r1', 'c2']);
   assert.ok(m.gma < m.gmaUnfused);
   for (const k of ['l1Filters', 'l2Filters', 'h', 'w', 'd'] as const) assert.ok(Number.isInteger(m.tiles[k]) && m.tiles[k]! >= 1, k);

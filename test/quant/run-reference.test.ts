@@ -1,4 +1,4 @@
-// Whole int8 graphs on the integer reference: the int8 MobileNet-style fixture and the rebuilt seed
+// Whole int8 graphs on the integer reference: the int8 MobileNet-style fixture and the rebuilt FusePlanner reference
 // MobileNetV1 (uint8 in/out) run, give outputs of the right shape that are not degenerate, agree with a
 // float64 evaluation layer by layer within 1 LSB, and end to end within a stated tolerance.
 import assert from 'node:assert/strict';
@@ -78,7 +78,7 @@ describe('runInt8Reference', () => {
     for (let i = 0; i < fq.length; i++) assert.ok(Math.abs(fq[i] - res.dequantized[0][i]) <= 1 / 256, `output ${i}`);
   });
 
-  it('runs the rebuilt seed MobileNetV1 (uint8 in and out) within tolerance of the dequantized float model', async () => {
+  it('runs the rebuilt FusePlanner reference MobileNetV1 (uint8 in and out) within tolerance of the dequantized float model', async () => {
     const g = await importTflite(buildSeedMobileNetV1(), { source: 'mob_v1.tflite' });
     const x = input(g, 9);
     const res = runInt8Reference(g, x);

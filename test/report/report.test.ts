@@ -26,7 +26,7 @@ const dags = resolve('test/planner/fuseplanner-reference/dags');
 const tmp = mkdtempSync(join(tmpdir(), 'fcm-report-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** The fixture model of issue 3 as an .onnx file. */
+/** An ONNX fixture model as an .onnx file. */
 function fixtureModel(): string {
   const path = join(tmp, 'mobilenetv2_stack.onnx');
   if (!existsSync(path)) writeFileSync(path, exportOnnx(mobileNetV2Stack()));

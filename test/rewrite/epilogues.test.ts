@@ -102,3 +102,25 @@ test('negative cases: second consumer, graph output, Add then activation, broadc
     assert.deepEqual(ops(fuseEpilogues(b.build([y]))), ['Conv', 'Sigmoid', 'Add']);
   }
 });
+
+test('every graph output is still produced: a conv output that the model returns keeps its Add (and its activation) unfolded', () => {
+  // Conv -> Add(conv, x) with the conv's output a graph output too: folding the Add would rename the conv's
+  // output to the Add's, and the returned tensor would have no producer.
+  const b = new GraphBuilder('g', 9);
+  const x = b.input('x', [1, 4, 4, 4]);
+  const c = b.conv(x, { filters: 4 });
+  const y = b.add(c, x);
+  const f = fuseEpilogues(b.build([y, c]));
+  assert.deepEqual(ops(f), ['Conv', 'Add']);
+  assert.equal(f.nodes[0].inputs[3] ?? '', '');
+  const produced = new Set(f.nodes.flatMap((n) => n.outputs));
+  for (const t of f.outputs) assert.ok(produced.has(t), `graph output ${t} has a producer`);
+  // The same after an activation: the activation folds, its output (returned) keeps the Add unfolded.
+  const b2 = new GraphBuilder('g', 10);
+  const x2 = b2.input('x', [1, 4, 4, 4]);
+  const r = b2.relu(b2.conv(x2, { filters: 4 }));
+  const y2 = b2.add(r, x2);
+  const f2 = fuseEpilogues(b2.build([y2, r]));
+  assert.deepEqual(ops(f2), ['Conv', 'Add']);
+  assert.deepEqual([f2.nodes[0].attrs.activation, f2.nodes[0].outputs], ['Relu', [r]]);
+});

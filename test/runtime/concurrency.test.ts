@@ -1,4 +1,4 @@
-// Issue 9, "Running": two sessions in one process and concurrent run() calls on one session give the same
+// RELIABILITY.md, "Running": two sessions in one process and concurrent run() calls on one session give the same
 // results as sequential runs. A session owns one set of activation and read-back buffers, so run() queues
 // calls inside the session (session.ts `serial`); sessions share the device and its pipeline cache only.
 import { after, test } from 'node:test';

@@ -1,4 +1,4 @@
-// Issue 9, "Running": wrong inputs get a clear FcmError naming the input (exit 2); NaN and Inf propagate as in
+// RELIABILITY.md, "Running": wrong inputs get a clear FcmError naming the input (exit 2); NaN and Inf propagate as in
 // onnxruntime; GPU faults (lost device, validation error, out of memory) fail with exit 5 and a message, and a
 // new session afterwards works; sizes over the adapter's limits are refused before GPU work (exit 4).
 import { after, test } from 'node:test';

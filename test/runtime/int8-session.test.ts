@@ -132,9 +132,9 @@ test('refuses a node neither the GPU nor the host reference runs', async () => {
   await assert.rejects(createInt8Session(bad, { plan: 'unfused' }), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /hard_swish_10' \(Tanh\)/.test(e.message));
 });
 
-// The seed's MobileNetV1 at 224x224 takes minutes on lavapipe fused (about 3 min; 30 s unfused): run it with
+// The FusePlanner reference's MobileNetV1 at 224x224 takes minutes on lavapipe fused (about 3 min; 30 s unfused): run it with
 // FCM_OPT_SLOW_TESTS=1 (or on a real GPU).
-test('the seed int8 MobileNetV1 (uint8 in and out) fused and unfused, bit-exact', { skip: process.env.FCM_OPT_SLOW_TESTS ? false : 'set FCM_OPT_SLOW_TESTS=1' }, async () => {
+test('the FusePlanner reference int8 MobileNetV1 (uint8 in and out) fused and unfused, bit-exact', { skip: process.env.FCM_OPT_SLOW_TESTS ? false : 'set FCM_OPT_SLOW_TESTS=1' }, async () => {
   const g = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1.tflite' });
   const [unfused, auto] = await runAll(g, ['unfused', 'auto'], [9]);
   assert.equal(unfused.dispatchesPerRun, 32);
@@ -146,7 +146,7 @@ test('the seed int8 MobileNetV1 (uint8 in and out) fused and unfused, bit-exact'
   }
 });
 
-test('the seed int8 MobileNetV1 at 32x32 fused and unfused, bit-exact; float feeds of its uint8 input quantized on the GPU as on the host', async () => {
+test('the FusePlanner reference int8 MobileNetV1 at 32x32 fused and unfused, bit-exact; float feeds of its uint8 input quantized on the GPU as on the host', async () => {
   const g = await loadModel(buildSeedMobileNetV1(7, 32), { source: 'mob_v1-32.tflite' });
   const [unfused, auto] = await runAll(g, ['unfused', 'auto'], [4]);
   assert.equal(unfused.dispatchesPerRun, 32);
@@ -173,7 +173,7 @@ test('the seed int8 MobileNetV1 at 32x32 fused and unfused, bit-exact; float fee
   }
 });
 
-test('the seed int8 MobileNetV1 is scheduled whole on the GPU: Softmax and the output QUANTIZE are dispatches', async () => {
+test('the FusePlanner reference int8 MobileNetV1 is scheduled whole on the GPU: Softmax and the output QUANTIZE are dispatches', async () => {
   const g = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1.tflite' });
   // Built, not run (a run takes long on lavapipe; the slow test above checks the values).
   const s = await createInt8Session(g, { plan: 'unfused', hw: loadHw('lavapipe') });

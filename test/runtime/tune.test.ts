@@ -100,7 +100,7 @@ test('strandedUs: a Mul only the fused session runs (its product read by an FCM)
 });
 
 test('tunePlan on a quantized model: planned as the integer executor plans (1-byte elements), tuned on its kernels, same outputs', async () => {
-  // The seed MobileNetV1 at 32x32: every node has an integer kernel, so createSession runs it on them (the
+  // The FusePlanner reference's MobileNetV1 at 32x32: every node has an integer kernel, so createSession runs it on them (the
   // MobileNet-style fixture's HardSwish would send it to the float kernels).
   const g = await loadModel(buildSeedMobileNetV1(7, 32), { source: 'mob_v1-32.tflite' });
   const hwL = loadHw('lavapipe');

@@ -1,8 +1,8 @@
-// FusePlanner's decision loop, ported from the seed's builder.py (build_cnn): LBL estimates of every conv
+// FusePlanner's decision loop, ported from the FusePlanner reference's builder.py (build_cnn): LBL estimates of every conv
 // layer, then for each FCM kind independently the estimate of fusing each layer with the *next conv layer in
 // list order*, and the decision rule of to_fuse_or_not_to (paper Sec. 5): fuse when the avoided accesses
 // are positive and redundant computation / avoided < 10. The result has exactly the structure of
-// ../shared/fuseplanner-reference/estimates/*.json.
+// test/planner/fuseplanner-reference/estimates/*.json.
 import type { Dag, DagLayer } from '../dag.js';
 import type { HwConfig } from '../hw-config.js';
 import {
@@ -23,16 +23,16 @@ export interface FcmEstimates {
 }
 
 export interface FusePlannerEstimates {
-  /** The seed's hw dict as read from a .cfg: lower-case keys, string values, L1/shmem in KiB. */
+  /** The FusePlanner reference's hw dict as read from a .cfg: lower-case keys, string values, L1/shmem in KiB. */
   hw: { sms: string; l1: string; shmem: string; warp_size: string };
-  /** LBL estimate per conv layer id; null where the seed makes none (standard convolutions). */
+  /** LBL estimate per conv layer id; null where the FusePlanner reference makes none (standard convolutions). */
   layer_by_layer: Record<string, SplittingAndFusionInfo | null>;
   pwdw: FcmEstimates;
   dwpw: FcmEstimates;
   pwpw: FcmEstimates;
 }
 
-/** utils.is_conv_layer: the seed's conv layers (fully connected layers are not). */
+/** utils.is_conv_layer: the FusePlanner reference's conv layers (fully connected layers are not). */
 export const isSeedConv = (l: DagLayer) => l.type === 's' || l.type === 'pw' || l.type === 'dw';
 
 /** utils.get_conv_layer_index_from_offset(dag, i, 1): the next conv layer in list order, whatever the edges say. */
@@ -41,7 +41,7 @@ export function nextConvInListOrder(dag: Dag, index: number): number {
   return -1;
 }
 
-/** estimator_v2.estimate_dm for one layer; null for the layers the seed returns -1 for. */
+/** estimator_v2.estimate_dm for one layer; null for the layers the FusePlanner reference returns -1 for. */
 function estimateLbl(layer: DagLayer, hw: HwConfig): SplittingAndFusionInfo | null {
   if (layer.type === 'pw') return estimatePw(layer, hw);
   if (layer.type === 'dw') return estimateDw(layer, hw);
@@ -54,7 +54,7 @@ const pairOf: Record<FcmKind, { first: 'pw' | 'dw'; second: 'pw' | 'dw'; estimat
   pwpw: { first: 'pw', second: 'pw', estimate: estimatePwPw },
 };
 
-/** builder.to_fuse_or_not_to: also records `saved_dm` on accepted candidates, as the seed does. */
+/** builder.to_fuse_or_not_to: also records `saved_dm` on accepted candidates, as the FusePlanner reference does. */
 function decide(lbl: Record<string, SplittingAndFusionInfo | null>, candidates: Record<string, SplittingAndFusionInfo>): Record<string, number> {
   const fused: Record<string, number> = {};
   for (const [first, info] of Object.entries(candidates)) {

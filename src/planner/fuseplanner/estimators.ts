@@ -1,19 +1,19 @@
 // FusePlanner's cost models, ported as they are (faithful mode, `--mode fuseplanner`).
 //
-// Source: the seed's FusePlanner/estimator_v2.py (paper arXiv 2404.19331, Section 5 "FusePlanner":
+// Source: the FusePlanner reference's estimator_v2.py (paper arXiv 2404.19331, Section 5 "FusePlanner":
 // GMA of layer-by-layer (LBL) DW and PW kernels and of the PW-DW, DW-PW and PW-PW FCMs, and the tile
-// search that minimises it). Each function names the seed function it ports. The seed's quirks are kept
-// on purpose (see ../../../../shared/fuseplanner-reference/README.md and hw_configs/README.md); the
+// search that minimises it). Each function names the reference function it ports. The FusePlanner reference's quirks are kept
+// on purpose (see test/planner/fuseplanner-reference/README.md and hw_configs/README.md); the
 // default "optimal" mode (src/planner/optimal.ts) is where they are fixed. Do not "clean up" the
 // arithmetic here: operation order and Python's int/float/floor semantics decide the exact numbers the
 // reference estimates record, and test/planner/fuseplanner.test.ts compares against them.
 //
-// Units: sizes are elements (the seed's models are int8, so elements = bytes and it compares element
+// Units: sizes are elements (the FusePlanner reference's models are int8, so elements = bytes and it compares element
 // counts with L1/shared-memory byte sizes directly; we keep that).
 import type { DagLayer } from '../dag.js';
 import type { HwConfig } from '../hw-config.js';
 
-/** The seed's `Splitting_and_fusion_info` dataclass (tiling_and_dm_info.py); -1 = unset. */
+/** The FusePlanner reference's `Splitting_and_fusion_info` dataclass (tiling_and_dm_info.py); -1 = unset. */
 export interface SplittingAndFusionInfo {
   fused_with: number;
   l1_tile_h: number;
@@ -39,11 +39,11 @@ function newInfo(): SplittingAndFusionInfo {
   };
 }
 
-/** The seed's hardware parameters as its estimators read them: `int(hw['sms'])`, `int(hw['l1']) * 1024`. */
+/** The FusePlanner reference's hardware parameters as its estimators read them: `int(hw['sms'])`, `int(hw['l1']) * 1024`. */
 interface SeedHw { sms: number; l1: number; shmem: number }
 const seedHw = (hw: HwConfig): SeedHw => ({ sms: hw.sms, l1: hw.l1BytesPerSm, shmem: hw.shmemBytesPerSm });
 
-/** The seed's initial `min_gma` for fused and PW searches; a candidate with no viable tile keeps it. */
+/** The FusePlanner reference's initial `min_gma` for fused and PW searches; a candidate with no viable tile keeps it. */
 export const NO_VIABLE_TILE_GMA = 1000000000000;
 
 // ---- Python semantics -------------------------------------------------------------------------------
@@ -146,12 +146,12 @@ export function estimateDw(layer: DagLayer, hwConfig: HwConfig): SplittingAndFus
   const weightTilesHw = 1; // output-stationary dataflow
   const weightsTileSize = filterDim * filterDim;
   let tileH = leastPow2Geq(filterDim);
-  let tilesH = ifmsH / tileH; // real-valued tile count (seed quirk)
+  let tilesH = ifmsH / tileH; // real-valued tile count (reference quirk)
   let tileW = leastPow2Geq(filterDim);
   let tilesW = ifmsW / tileW;
   const tileD = 1;
   info.l1_tile_d = tileD;
-  // Seed quirk: the tile area is computed once; the loop never updates it.
+  // Reference quirk: the tile area is computed once; the loop never updates it.
   const tileHw = tileH * tileW;
   let ifmsTileSize = tileHw * tileD;
   let ofmsTileSize = ifmsTileSize / (strides * strides);
@@ -261,14 +261,14 @@ export function estimatePwDw(pw: DagLayer, dw: DagLayer, hwConfig: HwConfig): Sp
   const dwWeightsSize = dwWs[0] * dwWs[1] * dwWs[2];
   const pwStrides = pw.strides!;
   const dwFilterDim = dwWs[dwWs.length - 1];
-  const dwStrides = pw.strides!; // seed quirk: the DW stride is read from the PW layer
+  const dwStrides = pw.strides!; // reference quirk: the DW stride is read from the PW layer
   const ifmsSize = ifmsD * (ifmsH * ifmsW);
   const ofmsSize = ofmsD * ofmsH * ofmsW;
 
   let minGma = NO_VIABLE_TILE_GMA;
   info.fused_with = dw.id;
   info.total_dm = minGma;
-  // Seed: redundant computation of the halo recomputed by neighbouring tiles, relative to the module's work
+  // Reference: redundant computation of the halo recomputed by neighbouring tiles, relative to the module's work
   // (its `dw_ifms_w * dw_ifms_h * dw_ifms_w` term is kept as written).
   const redundantComp = (overlap: number) => overlap * ifmsD * pwFilters
     / ((ifmsSize * pwFilters) + (dwIfmsW * dwIfmsH * dwIfmsW) * dwFilterDim * dwFilterDim);
@@ -293,7 +293,7 @@ export function estimatePwDw(pw: DagLayer, dw: DagLayer, hwConfig: HwConfig): Sp
     let ofmsTileSize = commTileSize / (dwStrides * dwStrides);
     let tilesHw = tilesH * tilesW;
     let allTiles = tilesHw * weightTiles;
-    // Seed: the first overlap uses the width tile for both dimensions.
+    // Reference: the first overlap uses the width tile for both dimensions.
     let overlap = adjustTile(dwIfmsH, dwIfmsW, dwFilterDim, commTileW, commTileW, dwStrides, Dim.none).overlap;
 
     const viable = () => isViableTile(ifmsH, ifmsW, tileH, tileW, allTiles, pwWeightsTileSize + dwWeightsTileSize,
@@ -334,7 +334,7 @@ export function estimatePwDw(pw: DagLayer, dw: DagLayer, hwConfig: HwConfig): Sp
         info.l1_tile_filters = filtersPerTile;
         info.l2_tile_h = tileH / (dwStrides * pwStrides);
         info.l2_tile_w = tileW / (dwStrides * pwStrides);
-        info.l2_tile_filters = weightTiles; // seed quirk: the number of filter tiles, not their size
+        info.l2_tile_filters = weightTiles; // reference quirk: the number of filter tiles, not their size
         info.total_dm = currentGma;
         info.redundant_comp = redundantComp(overlap);
       }
@@ -358,7 +358,7 @@ export function estimateDwPw(dw: DagLayer, pw: DagLayer, hwConfig: HwConfig): Sp
   const dwWeightsSize = dwWs[0] * dwWs[1] * dwWs[2];
   const pwStrides = pw.strides!;
   const dwFilterDim = dwWs[dwWs.length - 1];
-  const dwStrides = pw.strides!; // seed quirk: the DW stride is read from the PW layer
+  const dwStrides = pw.strides!; // reference quirk: the DW stride is read from the PW layer
   const ifmsSize = ifmsD * (ifmsH * ifmsW);
   const ofmsSize = ofmsD * ofmsH * ofmsW;
 
@@ -408,7 +408,7 @@ export function estimateDwPw(dw: DagLayer, pw: DagLayer, hwConfig: HwConfig): Sp
     }
     let iter = 0;
     while (viable()) {
-      // Seed quirk: it doubles the *input* tile and stores the result as the intermediate tile, which it
+      // Reference quirk: it doubles the *input* tile and stores the result as the intermediate tile, which it
       // then multiplies by the stride again, so tiles grow by 2 x stride per step.
       const a = adjustTile(dwIfmsH, dwIfmsW, 1, tileH, tileW, dwStrides, iter % 2 === 0 ? Dim.width : Dim.height);
       commTileH = a.tileH; commTileW = a.tileW; tilesH = a.tilesH; tilesW = a.tilesW; overlap = a.overlap;

@@ -1,5 +1,5 @@
-// Faithful mode as a Plan: the pairs the seed decides to fuse (all three kinds, decided independently, so
-// a layer can sit in two pairs, as in the seed) plus every other conv layer as a lone module.
+// Faithful mode as a Plan: the pairs the FusePlanner reference decides to fuse (all three kinds, decided independently, so
+// a layer can sit in two pairs, as in the FusePlanner reference) plus every other conv layer as a lone module.
 import type { Dag, DagLayer } from '../dag.js';
 import type { HwConfig } from '../hw-config.js';
 import type { ModuleKind, Plan, PlanModule, Tiles } from '../plan.js';
@@ -8,7 +8,7 @@ import type { SplittingAndFusionInfo } from './estimators.js';
 
 const set = (v: number) => (v === -1 ? undefined : v);
 
-/** Plan tiles from the seed's fields: h/w of the module's output tile, d = input channels per step. */
+/** Plan tiles from the FusePlanner reference's fields: h/w of the module's output tile, d = input channels per step. */
 function tilesOf(info: SplittingAndFusionInfo, fused: boolean): Tiles {
   const tiles: Tiles = {
     l1Filters: set(info.l1_tile_filters),
@@ -26,7 +26,7 @@ const nodesOf = (layers: DagLayer[]) => {
   return nodes.length > 0 ? nodes : undefined;
 };
 
-/** Layers the plan lists: every typed conv-like layer (the seed estimates only dw and pw). */
+/** Layers the plan lists: every typed conv-like layer (the FusePlanner reference estimates only dw and pw). */
 const isPlannedLayer = (l: DagLayer) => l.type === 's' || l.type === 'dw' || l.type === 'pw' || l.type === 'fc';
 
 export function planFusePlanner(dag: Dag, hw: HwConfig, model: string): Plan {
@@ -56,7 +56,7 @@ export function planFusePlanner(dag: Dag, hw: HwConfig, model: string): Plan {
   for (const layer of dag) {
     if (!isPlannedLayer(layer) || inPair.has(layer.id)) continue;
     const info = lbl[String(layer.id)];
-    // Standard and FC layers: the seed makes no estimate; they count 0 in its totals.
+    // Standard and FC layers: the FusePlanner reference makes no estimate; they count 0 in its totals.
     const gma = info ? info.total_dm : 0;
     const mod: PlanModule = { kind: layer.type as ModuleKind, layers: [layer.id], tiles: info ? tilesOf(info, false) : {}, gma, gmaUnfused: gma };
     const nodes = nodesOf([layer]);
@@ -65,8 +65,8 @@ export function planFusePlanner(dag: Dag, hw: HwConfig, model: string): Plan {
   }
   modules.sort((a, b) => a.layers[0] - b.layers[0] || a.layers.length - b.layers.length);
 
-  // The model's conv GMA as the seed estimates it (LBL, DW and PW layers); savings are the seed's
-  // `saved_dm` of each chosen pair, counted once per pair even where pairs overlap (the seed's claim).
+  // The model's conv GMA as the FusePlanner reference estimates it (LBL, DW and PW layers); savings are the FusePlanner reference's
+  // `saved_dm` of each chosen pair, counted once per pair even where pairs overlap (the FusePlanner reference's claim).
   const gmaUnfused = Object.values(lbl).reduce((s, e) => s + (e ? e.total_dm : 0), 0);
   const saved = modules.reduce((s, m) => s + (m.layers.length === 2 ? m.gmaUnfused - m.gma : 0), 0);
   return {
