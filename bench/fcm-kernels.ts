@@ -17,10 +17,9 @@
 
 import { pathToFileURL } from 'node:url';
 import { newAttrs, type Node } from '../src/graph/ir.js';
-import type { KernelProgram } from '../kernels/program.js';
+import type { KernelArgs, KernelLimits, KernelProgram } from '../kernels/program.js';
 import { depthwise } from '../kernels/depthwise.js';
 import { pointwise } from '../kernels/pointwise.js';
-import type { FusedKernelArgs, KernelLimits } from '../kernels/fused-common.js';
 import { buildCase, type Built, type FusedCase, type FusedKind } from '../test/kernels/fused-check.js';
 import { closeDevice, getDevice, limitsOf, prepare, release, type Prepared } from '../test/kernels/fused-harness.js';
 
@@ -75,10 +74,10 @@ export function zooModuleShapes(batch: number): ModuleShape[] {
   ];
 }
 
-type KernelFn = (args: FusedKernelArgs) => KernelProgram;
+type KernelFn = (args: KernelArgs) => KernelProgram;
 
-/** An executor LBL kernel (KernelArgs: outputShapes) under the fused kernels' argument shape. */
-const lblKernel = (k: typeof pointwise): KernelFn => (args) => k({ ...args, outputShapes: [args.outputShape] });
+/** An executor LBL kernel without its optional precomputed geometry. */
+const lblKernel = (k: typeof pointwise): KernelFn => (args) => k(args);
 
 function convNode(name: string, inputs: string[], attrs: Record<string, number[] | number | string>): Node {
   return { name, op: 'Conv', domain: '', inputs, outputs: [`${name}_y`], attrs: newAttrs(attrs) };
@@ -100,11 +99,11 @@ function lblPrograms(c: FusedCase, b: Built, dw: KernelFn, pw: KernelFn, limits:
   const a2 = c.kind === 'pwdw' ? dwAttrs(L.mid.shape[1]) : pwAttrs;
   const p1 = first({
     node: convNode('l1', ['x', 'w1', L.b1 ? 'b1' : ''], { ...a1, ...act(1) }),
-    inputShapes: [L.x.shape, L.w1.shape, L.b1 && [L.b1.length]], outputShape: L.mid.shape, limits,
+    inputShapes: [L.x.shape, L.w1.shape, L.b1 && [L.b1.length]], outputShapes: [L.mid.shape], limits,
   });
   const p2 = second({
     node: convNode('l2', ['mid', 'w2', L.b2 ? 'b2' : '', L.res ? 'res' : ''], { ...a2, ...act(2) }),
-    inputShapes: [L.mid.shape, L.w2.shape, L.b2 && [L.b2.length], L.res && b.outputShape], outputShape: b.outputShape, limits,
+    inputShapes: [L.mid.shape, L.w2.shape, L.b2 && [L.b2.length], L.res && b.outputShape], outputShapes: [b.outputShape], limits,
   });
   return { p1, p2 };
 }

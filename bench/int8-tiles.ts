@@ -5,9 +5,9 @@
 //   npm run build; node dist/bench/int8-tiles.js [--hw h100] [--rounds 5] [--out DIR]
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel } from '../converters/load.js';
+import { loadModel } from '../src/graph/load.js';
 import { buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
-import { toDag } from '../converters/dag.js';
+import { toDag } from '../src/planner/to-dag.js';
 import { median } from '../src/bench/stats.js';
 import { loadHw } from '../src/planner/hw.js';
 import { planFusion } from '../src/planner/index.js';

@@ -5,7 +5,7 @@
 //   npm run build; node dist/bench/int8.js [--runs 50] [--warmup 10] [--hw h100] [--tune] [--out DIR]
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadModel } from '../converters/load.js';
+import { loadModel } from '../src/graph/load.js';
 import { buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
 import { median, p90 } from '../src/bench/stats.js';
 import { timeContestants } from '../src/bench/bench.js';

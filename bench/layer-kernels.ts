@@ -13,7 +13,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportOnnx } from '../converters/onnx/export.js';
-import { loadModel } from '../converters/load.js';
+import { loadModel } from '../src/graph/load.js';
 import { zooModels } from '../fixtures/zoo.js';
 import { convGeom, convBindings, isDepthwise, isPointwise, geomKey, type ConvGeom } from '../kernels/conv-common.js';
 import { type DotChoice, type DotGeom, type GemmTiles, chooseDot, dotProgram, gemmStorage } from '../kernels/pointwise.js';
@@ -133,7 +133,7 @@ async function copyBandwidth(device: GPUDevice): Promise<number> {
   const n4 = Math.min(2 ** 24, device.limits.maxStorageBufferBindingSize / 32), wgs = n4 / 256;
   const program: KernelProgram = {
     name: 'copy', cacheKey: 'copy', workgroupSize: [256, 1, 1], dispatch: [Math.min(wgs, 65535), Math.ceil(wgs / 65535), 1],
-    inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
+    inputs: [0], outputs: 1, workgroupStorageBytes: 0,
     wgsl: `
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
@@ -158,7 +158,7 @@ async function fmaPeak(device: GPUDevice): Promise<number> {
   const body = Array.from({ length: chains }, (_, j) => `    a${j} = fma(a${j}, m, c);`).join('\n');
   const program: KernelProgram = {
     name: 'fma', cacheKey: 'fma', workgroupSize: [256, 1, 1], dispatch: [wgs, 1, 1],
-    inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
+    inputs: [0], outputs: 1, workgroupStorageBytes: 0,
     wgsl: `
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
@@ -189,7 +189,7 @@ ${body}
  */
 async function dispatchFloor(device: GPUDevice): Promise<number> {
   const program: KernelProgram = {
-    name: 'empty', cacheKey: 'empty', workgroupSize: [64, 1, 1], dispatch: [1, 1, 1], inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
+    name: 'empty', cacheKey: 'empty', workgroupSize: [64, 1, 1], dispatch: [1, 1, 1], inputs: [0], outputs: 1, workgroupStorageBytes: 0,
     wgsl: `
 @group(0) @binding(0) var<storage, read> a: array<f32>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;

@@ -4,7 +4,7 @@
 import { pathToFileURL } from 'node:url';
 import { fixtureModels } from '../fixtures/models.js';
 import { exportOnnx } from '../converters/onnx/export.js';
-import { loadModel } from '../converters/load.js';
+import { loadModel } from '../src/graph/load.js';
 import { createSession } from '../src/pipeline/session.js';
 import { acquireGpu, releaseGpu } from '../src/runtime/device.js';
 import { seededInput } from '../src/runtime/compare.js';

@@ -1,10 +1,10 @@
 // BatchNormalization (inference) standing alone, where it could not be folded into a preceding Conv:
 // y = (x - mean) / sqrt(var + epsilon) * scale + B per channel (axis 1). One invocation per element.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid } from '../src/errors.js';
 import {
-  type KernelArgs, bindings, cacheKey, f32, flatDispatch, inShape, numAttr, outShape, sameShape, size, u32, where,
+  bindings, cacheKey, f32, flatDispatch, inShape, numAttr, outShape, sameShape, size, u32, where,
 } from './shader.js';
 
 export function batchNorm(args: KernelArgs): KernelProgram {
@@ -38,7 +38,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0, 1, 2, 3, 4],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

@@ -2,10 +2,10 @@
 // (slope broadcast to x). One invocation per output element; each input's offset drops the dimensions it
 // broadcasts, so a [N,C,1,1] squeeze-excite scale reads one value per channel.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import {
-  type KernelArgs, bindings, cacheKey, coords, flatDispatch, inShape, nodeEpilogue, offset, outShape, sameShape, size, where,
+  bindings, cacheKey, coords, flatDispatch, inShape, nodeEpilogue, offset, outShape, sameShape, size, where,
 } from './shader.js';
 
 const exprs: Record<string, string> = {
@@ -70,7 +70,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0, 1],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

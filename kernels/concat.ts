@@ -2,9 +2,9 @@
 // any number of inputs without running into maxStorageBuffersPerShaderStage, and no per-element search for
 // the source. One invocation per element of that input.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid } from '../src/errors.js';
-import { type KernelArgs, bindings, cacheKey, flatDispatch, inShape, intAttr, normAxis, outShape, size, u32, where } from './shader.js';
+import { bindings, cacheKey, flatDispatch, inShape, intAttr, normAxis, outShape, size, u32, where } from './shader.js';
 
 export function concat(args: KernelArgs): KernelProgram[] {
   const w = where(args);
@@ -41,7 +41,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         dispatch: d.dispatch,
         inputs: [k],
         outputs: 1,
-        uniforms: [],
         workgroupStorageBytes: 0,
       });
     }

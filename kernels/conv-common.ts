@@ -3,9 +3,25 @@
 // + residual, in that order).
 
 import { invalid } from '../src/errors.js';
+import type { KernelArgs } from './program.js';
 import {
-  type Epilogue, type KernelArgs, expectOutput, hasInput, inShape, intAttr, intsAttr, nodeEpilogue, sameShape, where,
+  type Epilogue, expectOutput, hasInput, inShape, intAttr, intsAttr, nodeEpilogue, sameShape, where,
 } from './shader.js';
+
+/** A convolution window: kernel, strides, pads (top, left, bottom, right) and dilations. */
+export interface Conv2dGeom {
+  kh: number; kw: number; sh: number; sw: number;
+  pt: number; pl: number; pb: number; pr: number;
+  dh: number; dw: number;
+}
+
+/** The output height and width of a convolution window over an h x w input. */
+export function convOut(h: number, w: number, g: Conv2dGeom): [number, number] {
+  return [
+    Math.floor((h + g.pt + g.pb - ((g.kh - 1) * g.dh + 1)) / g.sh) + 1,
+    Math.floor((w + g.pl + g.pr - ((g.kw - 1) * g.dw + 1)) / g.sw) + 1,
+  ];
+}
 
 export interface ConvGeom {
   N: number; C: number; H: number; W: number;
@@ -36,8 +52,7 @@ export function convGeom(args: KernelArgs): ConvGeom {
   if (C % group !== 0 || F % group !== 0 || ws[1] !== C / group) {
     throw invalid(w, `weights [${ws.join(',')}] do not match ${C} input channels in ${group} groups`);
   }
-  const HO = Math.floor((H + pt + pb - ((kh - 1) * dh + 1)) / sh) + 1;
-  const WO = Math.floor((W + pl + pr - ((kw - 1) * dw + 1)) / sw) + 1;
+  const [HO, WO] = convOut(H, W, { kh, kw, sh, sw, pt, pl, pb, pr, dh, dw });
   if (HO < 1 || WO < 1) throw invalid(w, `output ${HO}x${WO} is empty`);
   expectOutput(args, [N, F, HO, WO]);
   const hasBias = hasInput(args, 2);

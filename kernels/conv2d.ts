@@ -2,10 +2,10 @@
 // element, looping over its group's input channels and the kernel window with every input coordinate
 // checked against the image (the padding reads as zero). Epilogue: bias, activation, + residual.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, convStore, geomKey } from './conv-common.js';
 import { unsupported } from '../src/errors.js';
-import { type KernelArgs, bindings, cacheKey, constsI32, constsU32, flatDispatch, where } from './shader.js';
+import { bindings, cacheKey, constsI32, constsU32, flatDispatch, where } from './shader.js';
 
 export function conv2d(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   const g = geom ?? convGeom(args);
@@ -54,7 +54,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: b.inputs,
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

@@ -5,10 +5,10 @@
 // (padding); every load that can fall outside is guarded. With WO % RW == 0 and RW == 4 the outputs (and the
 // residual) are stored as vec4.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, geomKey, isDepthwise } from './conv-common.js';
 import { invalid, unsupported } from '../src/errors.js';
-import { type KernelArgs, type KernelLimits, cacheKey, ceilDiv, constsI32, constsU32, flatDispatch, where } from './shader.js';
+import { cacheKey, ceilDiv, constsI32, constsU32, flatDispatch, where } from './shader.js';
 
 /**
  * Outputs per invocation, from bench/layer-kernels.ts on the H200 (MobileNetV2 at batch 1, 8, 32): stride 1 takes 4
@@ -107,7 +107,6 @@ ${body}
     dispatch: d.dispatch,
     inputs: b.inputs,
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

@@ -17,30 +17,31 @@
 // largest of CB, FB, TH, TW (ties in that order). No further split for parallelism (see below): filter groups
 // (FG threads per position) fill the workgroup instead.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
+import { convOut } from './conv-common.js';
+import { clampTiles, dwGeometry, epilogue, maxRegsPerThread, tileAttr } from './fused-common.js';
 import {
-  type FusedKernelArgs, bindings, ceilDiv, wgFloats, checkOutput, clampTiles, constsU32, convOut, dwGeometry, epilogue,
-  expectShape, layoutDispatch, maxRegsPerThread, present, shape, threadCap, threadsFor, tileAttr, where,
-} from './fused-common.js';
+  bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, threadCap, threadsFor, wgFloats, where,
+} from './shader.js';
 import { invalid } from '../src/errors.js';
 
-export function fusedDwPw(args: FusedKernelArgs): KernelProgram {
+export function fusedDwPw(args: KernelArgs): KernelProgram {
   const w = where(args);
   const a = args.node.attrs;
-  const [N, C, H, W] = shape(args, 0, 4, 'input');
-  const w1 = shape(args, 1, 4, 'depthwise weights');
+  const [N, C, H, W] = inShape(args, 0, 'input', 4);
+  const w1 = inShape(args, 1, 'depthwise weights', 4);
   if (w1[0] !== C || w1[1] !== 1) throw invalid(w, `depthwise weights [${w1.join(',')}] must be [${C},1,KH,KW] (depth multiplier 1)`);
   const g = dwGeometry(a, w1, w);
-  const w2 = shape(args, 3, 4, 'pointwise weights');
+  const w2 = inShape(args, 3, 'pointwise weights', 4);
   const F = w2[0];
   if (w2[1] !== C || w2[2] !== 1 || w2[3] !== 1) throw invalid(w, `pointwise weights [${w2.join(',')}] do not match ${C} channels (expected [F,${C},1,1])`);
   const [HO, WO] = convOut(H, W, g);
   if (HO < 1 || WO < 1) throw invalid(w, `depthwise output ${HO}x${WO} is empty`);
-  checkOutput(args, [N, F, HO, WO]);
-  const hasB1 = present(args, 2), hasB2 = present(args, 4), hasRes = present(args, 5);
-  if (hasB1) expectShape(args, 2, [C], 'bias 1');
-  if (hasB2) expectShape(args, 4, [F], 'bias 2');
-  if (hasRes) expectShape(args, 5, [N, F, HO, WO], 'residual');
+  expectOutput(args, [N, F, HO, WO]);
+  const hasB1 = hasInput(args, 2), hasB2 = hasInput(args, 4), hasRes = hasInput(args, 5);
+  if (hasB1) expectInput(args, 2, [C], 'bias 1');
+  if (hasB2) expectInput(args, 4, [F], 'bias 2');
+  if (hasRes) expectInput(args, 5, [N, F, HO, WO], 'residual');
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
 
   const cb = { name: 'CB', value: Math.min(C, tileAttr(a, 'tileFilters1', 16, w)), min: 1 };
@@ -74,14 +75,14 @@ export function fusedDwPw(args: FusedKernelArgs): KernelProgram {
   const NA = FG > 1 ? ceilDiv(FB4, FG) : RP * FB4;
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(F, FB);
   const total = N * blocks * tilesY * tilesX;
-  const d = layoutDispatch(total, args.limits, w);
+  const d = layoutWorkgroups(total, args.limits, w);
 
   const used = [
     { index: 0, name: 'x' }, { index: 1, name: 'w1' }, ...(hasB1 ? [{ index: 2, name: 'b1' }] : []),
     { index: 3, name: 'w2' }, ...(hasB2 ? [{ index: 4, name: 'b2' }] : []), ...(hasRes ? [{ index: 5, name: 'res' }] : []),
   ];
   const wgsl = `
-${bindings(used)}
+${bindings(used.map((u) => u.name))}
 ${constsU32({
     N, C, H, W, F, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw,
     CB, FB, FB4, FG, TH, TW, IH, IW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
@@ -226,7 +227,6 @@ ${FG > 1 ? `  // Accumulators read by constant component (.x .. .w) so that the 
     dispatch: d.dispatch,
     inputs: used.map((u) => u.index),
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: floats() * 4,
   };
 }

@@ -25,30 +25,31 @@
 // order). Then, while there are fewer than minWorkgroups workgroups, halve FB down to 4, then TH and TW down to 4
 // (splitForParallelism).
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
+import { convOut } from './conv-common.js';
+import { clampTiles, dwGeometry, epilogue, splitForParallelism, tileAttr } from './fused-common.js';
 import {
-  type FusedKernelArgs, bindings, ceilDiv, wgFloats, checkOutput, clampTiles, constsU32, convOut, dwGeometry, epilogue,
-  expectShape, layoutDispatch, present, shape, splitForParallelism, threadCap, tileAttr, where,
-} from './fused-common.js';
+  bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, threadCap, wgFloats, where,
+} from './shader.js';
 import { invalid } from '../src/errors.js';
 
-export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
+export function fusedPwDw(args: KernelArgs): KernelProgram {
   const w = where(args);
   const a = args.node.attrs;
-  const [N, C, H, W] = shape(args, 0, 4, 'input');
-  const w1 = shape(args, 1, 4, 'pointwise weights');
+  const [N, C, H, W] = inShape(args, 0, 'input', 4);
+  const w1 = inShape(args, 1, 'pointwise weights', 4);
   const M = w1[0];
   if (w1[1] !== C || w1[2] !== 1 || w1[3] !== 1) throw invalid(w, `pointwise weights [${w1.join(',')}] do not match input channels ${C} (expected [M,${C},1,1])`);
-  const w2 = shape(args, 3, 4, 'depthwise weights');
+  const w2 = inShape(args, 3, 'depthwise weights', 4);
   if (w2[0] !== M || w2[1] !== 1) throw invalid(w, `depthwise weights [${w2.join(',')}] must be [${M},1,KH,KW] (depth multiplier 1)`);
   const g = dwGeometry(a, w2, w);
   const [HO, WO] = convOut(H, W, g);
   if (HO < 1 || WO < 1) throw invalid(w, `depthwise output ${HO}x${WO} is empty`);
-  checkOutput(args, [N, M, HO, WO]);
-  const hasB1 = present(args, 2), hasB2 = present(args, 4), hasRes = present(args, 5);
-  if (hasB1) expectShape(args, 2, [M], 'bias 1');
-  if (hasB2) expectShape(args, 4, [M], 'bias 2');
-  if (hasRes) expectShape(args, 5, [N, M, HO, WO], 'residual');
+  expectOutput(args, [N, M, HO, WO]);
+  const hasB1 = hasInput(args, 2), hasB2 = hasInput(args, 4), hasRes = hasInput(args, 5);
+  if (hasB1) expectInput(args, 2, [M], 'bias 1');
+  if (hasB2) expectInput(args, 4, [M], 'bias 2');
+  if (hasRes) expectInput(args, 5, [N, M, HO, WO], 'residual');
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
 
   const fb = { name: 'FB', value: Math.min(M, tileAttr(a, 'tileFilters1', tileAttr(a, 'tileFilters2', 16, w), w)), min: 1 };
@@ -107,14 +108,14 @@ export function fusedPwDw(args: FusedKernelArgs): KernelProgram {
   const ep1 = epilogue1(RP, FB, T, IH * IW, hasB1, M % FB !== 0);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
-  const d = layoutDispatch(total, args.limits, w);
+  const d = layoutWorkgroups(total, args.limits, w);
 
   const used = [
     { index: 0, name: 'x' }, { index: 1, name: 'w1' }, ...(hasB1 ? [{ index: 2, name: 'b1' }] : []),
     { index: 3, name: 'w2' }, ...(hasB2 ? [{ index: 4, name: 'b2' }] : []), ...(hasRes ? [{ index: 5, name: 'res' }] : []),
   ];
   const wgsl = `
-${bindings(used)}
+${bindings(used.map((u) => u.name))}
 ${constsU32({
     N, C, H, W, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw,
     FB, FB4, CK, TH, TW, IH, IW, T, RP, RW, TWR, SPAN, MIDN, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
@@ -230,7 +231,6 @@ ${ep1}
     dispatch: d.dispatch,
     inputs: used.map((u) => u.index),
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: floats() * 4,
   };
 }

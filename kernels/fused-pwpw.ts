@@ -17,14 +17,15 @@
 // (MB*P/threads + FB*P/threads), halve CK down to 4, then the largest of MB, FB, P (ties in that order), then
 // CK down to 1.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
+import { clampTiles, epilogue, maxRegsPerThread, tileAttr } from './fused-common.js';
 import {
-  type FusedKernelArgs, bindings, ceilDiv, wgFloats, checkOutput, clampTiles, constsU32, epilogue,
-  expectShape, layoutDispatch, maxRegsPerThread, present, shape, threadCap, threadsFor, tileAttr, where,
-} from './fused-common.js';
+  bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, pow2AtMost, threadCap, threadsFor,
+  wgFloats, where,
+} from './shader.js';
 import { invalid, unsupported } from '../src/errors.js';
 
-export function fusedPwPw(args: FusedKernelArgs): KernelProgram {
+export function fusedPwPw(args: KernelArgs): KernelProgram {
   const w = where(args);
   const a = args.node.attrs;
   for (const key of ['strides', 'dilations']) {
@@ -33,18 +34,18 @@ export function fusedPwPw(args: FusedKernelArgs): KernelProgram {
   }
   const pads = a.pads;
   if (pads !== undefined && !(Array.isArray(pads) && pads.every((s) => s === 0))) throw unsupported(w, `FusedPwPw with pads ${JSON.stringify(pads)}`);
-  const [N, C, H, W] = shape(args, 0, 4, 'input');
-  const w1 = shape(args, 1, 4, 'pointwise weights 1');
+  const [N, C, H, W] = inShape(args, 0, 'input', 4);
+  const w1 = inShape(args, 1, 'pointwise weights 1', 4);
   const M = w1[0];
   if (w1[1] !== C || w1[2] !== 1 || w1[3] !== 1) throw invalid(w, `pointwise weights 1 [${w1.join(',')}] do not match input channels ${C} (expected [M,${C},1,1])`);
-  const w2 = shape(args, 3, 4, 'pointwise weights 2');
+  const w2 = inShape(args, 3, 'pointwise weights 2', 4);
   const F = w2[0];
   if (w2[1] !== M || w2[2] !== 1 || w2[3] !== 1) throw invalid(w, `pointwise weights 2 [${w2.join(',')}] do not match ${M} channels (expected [F,${M},1,1])`);
-  checkOutput(args, [N, F, H, W]);
-  const hasB1 = present(args, 2), hasB2 = present(args, 4), hasRes = present(args, 5);
-  if (hasB1) expectShape(args, 2, [M], 'bias 1');
-  if (hasB2) expectShape(args, 4, [F], 'bias 2');
-  if (hasRes) expectShape(args, 5, [N, F, H, W], 'residual');
+  expectOutput(args, [N, F, H, W]);
+  const hasB1 = hasInput(args, 2), hasB2 = hasInput(args, 4), hasRes = hasInput(args, 5);
+  if (hasB1) expectInput(args, 2, [M], 'bias 1');
+  if (hasB2) expectInput(args, 4, [F], 'bias 2');
+  if (hasRes) expectInput(args, 5, [N, F, H, W], 'residual');
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
 
   const HW = H * W;
@@ -67,14 +68,14 @@ export function fusedPwPw(args: FusedKernelArgs): KernelProgram {
   const EPT1 = ceilDiv(MB * P, T), EPT2 = ceilDiv(FB * P, T);
   const tiles = ceilDiv(HW, P), blocks = ceilDiv(F, FB);
   const total = N * blocks * tiles;
-  const d = layoutDispatch(total, args.limits, w);
+  const d = layoutWorkgroups(total, args.limits, w);
 
   const used = [
     { index: 0, name: 'x' }, { index: 1, name: 'w1' }, ...(hasB1 ? [{ index: 2, name: 'b1' }] : []),
     { index: 3, name: 'w2' }, ...(hasB2 ? [{ index: 4, name: 'b2' }] : []), ...(hasRes ? [{ index: 5, name: 'res' }] : []),
   ];
   const wgsl = `
-${bindings(used)}
+${bindings(used.map((u) => u.name))}
 ${constsU32({ N, C, HW, M, F, MB, FB, P, CK, T, EPT1, EPT2, TILES: tiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${act1.fn}
 ${act2.fn}
@@ -181,7 +182,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     dispatch: d.dispatch,
     inputs: used.map((u) => u.index),
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: floats() * 4,
   };
 }
@@ -201,13 +201,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
  * output; both are doubled while a thread would hold more than 16 vectors of a row per round (up to T threads per
  * product, past which the 16 is exceeded: rows longer than 16 * T vectors).
  */
-function fusedPwPwVector(args: FusedKernelArgs, k: {
+function fusedPwPwVector(args: KernelArgs, k: {
   N: number; C: number; M: number; F: number; hasB1: boolean; hasB2: boolean; hasRes: boolean;
   act1: { fn: string; key: string }; act2: { fn: string; key: string };
 }): KernelProgram {
   const w = where(args);
   const { N, C, M, F, hasB1, hasB2, hasRes, act1, act2 } = k;
-  const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
   const T = pow2AtMost(Math.min(256, threadCap(args.limits)));
   const V1 = C % 4 === 0 ? 4 : 1, C1 = C / V1, V2 = M % 4 === 0 ? 4 : 1, M1 = M / V2;
   const maxVecs = 16;
@@ -219,7 +218,7 @@ function fusedPwPwVector(args: FusedKernelArgs, k: {
   const R1 = T / KS1, R2 = T / KS2, L1 = ceilDiv(C1, KS1), L2 = ceilDiv(M1, KS2);
   const blocks = ceilDiv(F, FB);
   const total = N * blocks;
-  const d = layoutDispatch(total, args.limits, w);
+  const d = layoutWorkgroups(total, args.limits, w);
   const bytes = 4 * wgFloats(T, C1 * V1, M1 * V2);
   if (bytes > args.limits.maxComputeWorkgroupStorageSize) throw unsupported(w, `FusedPwPw on a 1x1 map needs ${bytes} bytes of workgroup storage`);
   const vt = (v: number) => (v === 4 ? 'vec4<f32>' : 'f32');
@@ -316,7 +315,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     dispatch: d.dispatch,
     inputs: used.map((u) => u.index),
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: bytes,
   };
 }

@@ -2,13 +2,13 @@
 // broadcast, 1-D operands promoted and the added dims dropped). One invocation per output element, a dot
 // product of length K: classifier heads are small next to the convolutions.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import { broadcastShapes } from './binary.js';
 import { chooseDot, dotSplitK } from './pointwise.js';
 import {
-  type KernelArgs, bindings, cacheKey, coords, f32, flatDispatch, hasInput, inShape, intAttr, nodeEpilogue, numAttr, offset,
-  outShape, sameShape, size, u32, where,
+  bindings, cacheKey, coords, f32, flatDispatch, hasInput, inShape, intAttr, nodeEpilogue, numAttr, offset, outShape,
+  sameShape, size, u32, where,
 } from './shader.js';
 
 export function gemm(args: KernelArgs): KernelProgram {
@@ -69,7 +69,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: hasC ? [0, 1, 2] : [0, 1],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }
@@ -125,7 +124,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0, 1],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

@@ -1,11 +1,11 @@
 // Pad (modes constant, reflect, edge; pads [x1_begin, ..., x1_end, ...], negative pads crop): one invocation
 // per output element mapping its coordinates back into the input.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import {
-  type KernelArgs, bindings, cacheKey, coords, f32, flatDispatch, i32, inShape, intsAttr, numAttr, outShape, sameShape, size,
-  stridesOf, strAttr, where,
+  bindings, cacheKey, coords, f32, flatDispatch, i32, inShape, intsAttr, numAttr, outShape, sameShape, size, stridesOf,
+  strAttr, where,
 } from './shader.js';
 
 export function pad(args: KernelArgs): KernelProgram {
@@ -62,7 +62,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

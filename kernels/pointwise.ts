@@ -11,13 +11,11 @@
 //   split-K  for little output (late layers at batch 1, squeeze-excite, classifier GEMV): KS threads share one
 //            output, each summing every KS-th channel, then a tree reduction in workgroup memory.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, convStore, geomKey, isPointwise } from './conv-common.js';
 import { invalid, overLimit, unsupported } from '../src/errors.js';
-import { type Epilogue, type KernelArgs, type KernelLimits, bindings, cacheKey, ceilDiv, constsU32, layoutWorkgroups, threadCap, where } from './shader.js';
+import { type Epilogue, bindings, cacheKey, ceilDiv, constsU32, layoutWorkgroups, pow2AtLeast, pow2AtMost, threadCap, where } from './shader.js';
 
-const pow2AtLeast = (n: number) => { let p = 1; while (p < n) p *= 2; return p; };
-const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
 
 export function pointwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   const g = geom ?? convGeom(args);
@@ -317,7 +315,7 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
   return {
     name: label,
     cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}${t.un ? 'U' : ''}`, `dx${d.dispatchX}`),
-    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: bytes,
   };
 }
 
@@ -587,7 +585,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   return {
     name: label,
     cacheKey: cacheKey(`${keyPrefix}-vec4`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `RF${rf}T${T}`, staged ? `CK${CK}` : 'global', `dx${d.dispatchX}`),
-    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: staged ? 16 * CK * RF4 : 0,
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: staged ? 16 * CK * RF4 : 0,
   };
 }
 
@@ -646,6 +644,6 @@ ${ks === 1 ? '' : `  part[li] = s;
   return {
     name: label,
     cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, +posMajor, `dx${d.dispatchX}`),
-    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, uniforms: [], workgroupStorageBytes: ks > 1 ? 4 * T : 0,
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: ks > 1 ? 4 * T : 0,
   };
 }

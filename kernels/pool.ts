@@ -3,10 +3,10 @@
 // AveragePool's divisor follows onnxruntime: with countIncludePad the window clipped to the padded image,
 // without it the number of positions inside the image.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import {
-  type KernelArgs, bindings, cacheKey, constsI32, constsU32, expectOutput, flatDispatch, inShape, intAttr, intsAttr, outShape, where,
+  bindings, cacheKey, constsI32, constsU32, expectOutput, flatDispatch, inShape, intAttr, intsAttr, outShape, where,
 } from './shader.js';
 
 export function pool(args: KernelArgs): KernelProgram {
@@ -77,7 +77,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

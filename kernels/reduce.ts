@@ -1,10 +1,10 @@
 // GlobalAveragePool and ReduceMean: one invocation per output element summing its reduced elements in order.
 // GlobalAveragePool reduces every axis past the channel; ReduceMean its `axes` ([] = all), keepdims either way.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import {
-  type KernelArgs, bindings, cacheKey, coords, f32, flatDispatch, inShape, intAttr, intsAttr, normAxis, offset, outShape,
+  bindings, cacheKey, coords, f32, flatDispatch, inShape, intAttr, intsAttr, normAxis, offset, outShape,
   layoutWorkgroups, threadCap, sameShape, size, u32, where,
 } from './shader.js';
 
@@ -62,7 +62,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }
@@ -101,6 +100,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   return {
     name: 'GlobalAveragePool',
     cacheKey: cacheKey('globalAveragePoolRows', x, T, 'u4', `dx${d.dispatchX}`),
-    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 4 * T,
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 4 * T,
   };
 }

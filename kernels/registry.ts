@@ -7,8 +7,8 @@
 import type { Node, Tensor } from '../src/graph/ir.js';
 import { fcmDomain } from '../src/graph/ir.js';
 import { unsupported } from '../src/errors.js';
-import type { KernelProgram } from './program.js';
-import { type KernelArgs, type KernelLimits, where } from './shader.js';
+import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
+import { where } from './shader.js';
 import { convGeom, isDepthwise, isPointwise } from './conv-common.js';
 import { conv2d } from './conv2d.js';
 import { depthwise } from './depthwise.js';
@@ -28,7 +28,7 @@ import { batchNorm } from './batchnorm.js';
 import { fusedPwDw } from './fused-pwdw.js';
 import { fusedDwPw } from './fused-dwpw.js';
 import { fusedPwPw } from './fused-pwpw.js';
-import { type Int8KernelArgs, type Int8Program, shapeArgs, where as int8Where } from './int8/common.js';
+import { type Int8KernelArgs, type Int8Program, shapeArgs } from './int8/common.js';
 import { int8Conv } from './int8/conv.js';
 import { int8Depthwise } from './int8/depthwise.js';
 import { int8Pointwise } from './int8/pointwise.js';
@@ -67,7 +67,7 @@ const int8ConvAny: Int8Builder = (args) => {
 
 /** An integer FCM needs its intermediate tensor's quantization to requantize between its two layers. */
 const int8Fused = (k: (a: Int8Args & { intermediate: Tensor }) => Int8Program): Int8Builder => (args) => {
-  if (!args.intermediate) throw unsupported(int8Where(args), 'an integer FCM needs its intermediate tensor (for its quantization)');
+  if (!args.intermediate) throw unsupported(where(args), 'an integer FCM needs its intermediate tensor (for its quantization)');
   return k({ ...args, intermediate: args.intermediate });
 };
 
@@ -89,9 +89,9 @@ for (const op of unaryOps) byOp[op] = { ...byOp[op], fp32: unary };
 
 /** Fused ops (domain ai.fcm.opt). */
 const fused: Record<string, KernelEntry> = {
-  FusedPwDw: { fp32: (a) => fusedPwDw({ node: a.node, inputShapes: a.inputShapes, outputShape: a.outputShapes[0], limits: a.limits }), int8: int8Fused(int8FusedPwDw) },
-  FusedDwPw: { fp32: (a) => fusedDwPw({ node: a.node, inputShapes: a.inputShapes, outputShape: a.outputShapes[0], limits: a.limits }), int8: int8Fused(int8FusedDwPw) },
-  FusedPwPw: { fp32: (a) => fusedPwPw({ node: a.node, inputShapes: a.inputShapes, outputShape: a.outputShapes[0], limits: a.limits }), int8: int8Fused(int8FusedPwPw) },
+  FusedPwDw: { fp32: fusedPwDw, int8: int8Fused(int8FusedPwDw) },
+  FusedDwPw: { fp32: fusedDwPw, int8: int8Fused(int8FusedDwPw) },
+  FusedPwPw: { fp32: fusedPwPw, int8: int8Fused(int8FusedPwPw) },
 };
 
 /** The op name an unsupported-op report lists: the domain is shown for non-default domains. */
@@ -128,7 +128,7 @@ export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], out
  * else without an integer kernel is refused (FcmError unsupported).
  */
 export function int8KernelFor(args: Int8Args, domain = ''): Int8Program {
-  const w = int8Where(args);
+  const w = where(args);
   if (domain === fcmDomain) {
     const k = fused[args.node.op]?.int8;
     if (!k) throw unsupported(w, `no integer kernel for fused op '${args.node.op}'`);

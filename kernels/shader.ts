@@ -1,6 +1,7 @@
-// The one small WGSL helper every kernel uses: the arguments a kernel takes, shape constants, index maths
-// (NCHW offsets, flat index <-> coordinates), bounds guards, the dispatch layout that keeps within
-// maxComputeWorkgroupsPerDimension, the activation epilogue snippets and the cache key.
+// The one small WGSL helper every kernel uses (fp32, FCM and integer): reading the node's attributes and the
+// shapes of KernelArgs (kernels/program.ts), shape constants, index maths (NCHW offsets, flat index <-> coordinates),
+// bounds guards, workgroup sizes and the dispatch layout that keeps within maxComputeWorkgroupsPerDimension, the
+// activation epilogue snippets and the cache key.
 //
 // Kernels bake shapes into the WGSL as constants (as the FCM kernels do), so a program is specific to its
 // shapes and attributes and `cacheKey` must name all of them; equal keys mean equal WGSL.
@@ -11,32 +12,10 @@
 
 import type { Attrs, AttrValue, Node } from '../src/graph/ir.js';
 import { checkedProduct, invalid, overLimit, unsupported } from '../src/errors.js';
+import type { KernelArgs, KernelLimits } from './program.js';
 
-/** The device limits a kernel needs (a subset of GPUSupportedLimits; the same shape as fused-common.ts's). */
-export interface KernelLimits {
-  maxComputeWorkgroupStorageSize: number;
-  maxComputeInvocationsPerWorkgroup: number;
-  maxComputeWorkgroupSizeX?: number;
-  maxComputeWorkgroupsPerDimension?: number;
-}
-
-/** WebGPU's guaranteed minimums: what a kernel may assume when the caller has no device (tests, planning). */
-export const defaultLimits: Required<KernelLimits> = {
-  maxComputeWorkgroupStorageSize: 16384,
-  maxComputeInvocationsPerWorkgroup: 256,
-  maxComputeWorkgroupSizeX: 256,
-  maxComputeWorkgroupsPerDimension: 65535,
-};
-
-/** What every layer-by-layer kernel takes: the node, the shape of each of node.inputs (undefined for ''), the output shapes. */
-export interface KernelArgs {
-  node: Pick<Node, 'name' | 'op' | 'inputs' | 'attrs'>;
-  inputShapes: readonly (readonly number[] | undefined)[];
-  outputShapes: readonly (readonly number[])[];
-  limits: KernelLimits;
-}
-
-export function where(args: KernelArgs): string {
+/** The node a kernel's errors name: `node 'conv_3' (Conv)`. */
+export function where<A extends { node: Pick<Node, 'name' | 'op'> }>(args: A): string {
   return `node '${args.node.name}' (${args.node.op})`;
 }
 
@@ -108,6 +87,14 @@ export function outShape(args: KernelArgs, i = 0): number[] {
   return [...s];
 }
 
+/** Input i must have exactly the shape `expected`. */
+export function expectInput(args: KernelArgs, i: number, expected: readonly number[], what: string): void {
+  const s = args.inputShapes[i];
+  if (!s || s.length !== expected.length || s.some((d, k) => d !== expected[k])) {
+    throw invalid(where(args), `${what} '${args.node.inputs[i]}' has shape [${s?.join(',')}], expected [${expected.join(',')}]`);
+  }
+}
+
 export function expectOutput(args: KernelArgs, expected: readonly number[], i = 0): void {
   const s = args.outputShapes[i];
   if (!s || s.length !== expected.length || s.some((d, k) => d !== expected[k])) {
@@ -129,6 +116,18 @@ export function stridesOf(shape: readonly number[]): number[] {
 
 export const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
 
+/** The largest power of two <= n (1 for n < 2). */
+export const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
+
+/** The smallest power of two >= n (1 for n <= 1). */
+export const pow2AtLeast = (n: number) => { let p = 1; while (p < n) p *= 2; return p; };
+
+/**
+ * 4-byte words of workgroup storage that arrays of these lengths (f32, i32 or u32) take: Dawn rounds each
+ * workgroup variable up to 16 bytes, so an odd tile that summed to exactly the limit failed pipeline creation (32784 > 32768 bytes).
+ */
+export const wgFloats = (...lengths: number[]) => lengths.reduce((a, n) => a + ceilDiv(n, 4) * 4, 0);
+
 // ---- WGSL snippets --------------------------------------------------------------------------------------
 
 export function u32(v: number): string {
@@ -143,7 +142,10 @@ export function i32(v: number): string {
 
 /** WGSL `const` lines for integer parameters (all u32). */
 export function constsU32(c: Record<string, number>): string {
-  return Object.entries(c).map(([k, v]) => `const ${k}: u32 = ${u32(v)};`).join('\n');
+  return Object.entries(c).map(([k, v]) => {
+    if (!Number.isInteger(v) || v < 0 || v > 0xffffffff) throw new Error(`internal: constant ${k}=${v} is not a u32`);
+    return `const ${k}: u32 = ${v}u;`;
+  }).join('\n');
 }
 
 /** WGSL `const` lines for signed integer parameters. */
@@ -158,7 +160,7 @@ export function f32(v: number, w: string): string {
   return `f32(${/[.eE]/.test(s) ? s : s + '.0'})`;
 }
 
-/** Binding declarations in KernelProgram order: the used inputs (read-only), then the outputs. */
+/** Binding declarations in KernelProgram order: the used inputs (read-only), then the outputs (f32 arrays). */
 export function bindings(inputs: readonly string[], outputs: readonly string[] = ['out']): string {
   const lines = inputs.map((n, k) => `@group(0) @binding(${k}) var<storage, read> ${n}: array<f32>;`);
   outputs.forEach((n, k) => lines.push(`@group(0) @binding(${inputs.length + k}) var<storage, read_write> ${n}: array<f32>;`));
@@ -206,9 +208,22 @@ export interface FlatDispatch {
   key: string;
 }
 
-/** Workgroup size cap for this device (256, WebGPU's default minimum, is plenty for these kernels). */
+/**
+ * Workgroup size cap: 256 is WebGPU's default minimum, what the planner assumes for the FCMs, and plenty for
+ * every kernel here.
+ */
+export const maxThreads = 256;
+
+/** Workgroup size cap for this device. */
 export function threadCap(l: KernelLimits): number {
-  return Math.min(256, l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX ?? 256);
+  return Math.min(maxThreads, l.maxComputeInvocationsPerWorkgroup, l.maxComputeWorkgroupSizeX ?? maxThreads);
+}
+
+/** The smallest power of two >= items, at least 32 (one warp), at most `cap`. */
+export function threadsFor(items: number, cap: number): number {
+  let t = 32;
+  while (t < items && t < cap) t *= 2;
+  return Math.min(t, cap);
 }
 
 /**
@@ -220,7 +235,7 @@ export function layoutWorkgroups(total: number, l: KernelLimits, w: string): { d
   const x = Math.max(1, Math.min(total, maxDim));
   const y = Math.ceil(total / x);
   if (y > maxDim) throw overLimit(w, `${total} workgroups exceed ${maxDim}^2`);
-  return { dispatch: [x, Math.max(1, y), 1], dispatchX: x };
+  return { dispatch: [x, y, 1], dispatchX: x };
 }
 
 /**

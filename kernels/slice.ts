@@ -1,11 +1,11 @@
 // Slice (starts, ends, axes, steps as normalized attributes; negative steps included): one invocation per
 // output element, input coordinate = start + output coordinate * step on the sliced axes.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import {
-  type KernelArgs, bindings, cacheKey, coords, flatDispatch, i32, inShape, intsAttr, normAxis, outShape, sameShape, size,
-  stridesOf, where,
+  bindings, cacheKey, coords, flatDispatch, i32, inShape, intsAttr, normAxis, outShape, sameShape, size, stridesOf,
+  where,
 } from './shader.js';
 
 /** Per axis of `x`: first input index and step (ONNX clamping rules); the resulting output shape. */
@@ -69,7 +69,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

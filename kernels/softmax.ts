@@ -3,11 +3,11 @@
 // more: one workgroup per row, the threads striding over the axis with tree reductions in workgroup memory
 // (a classifier's 1x1000 softmax run by one thread took 0.5 ms on the H100).
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid } from '../src/errors.js';
 import {
-  type KernelArgs, bindings, cacheKey, flatDispatch, inShape, intAttr, layoutWorkgroups, normAxis, outShape, sameShape, size,
-  threadCap, u32, where,
+  bindings, cacheKey, flatDispatch, inShape, intAttr, layoutWorkgroups, normAxis, outShape, sameShape, size, threadCap,
+  u32, where,
 } from './shader.js';
 
 export function softmax(args: KernelArgs): KernelProgram {
@@ -44,7 +44,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }
@@ -94,7 +93,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     dispatch: d.dispatch,
     inputs: [0],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 4 * T,
   };
 }

@@ -1,8 +1,8 @@
 // Split: one copy program per output, each reading its slab of the input along the axis.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid } from '../src/errors.js';
-import { type KernelArgs, bindings, cacheKey, flatDispatch, inShape, intAttr, normAxis, size, u32, where } from './shader.js';
+import { bindings, cacheKey, flatDispatch, inShape, intAttr, normAxis, size, u32, where } from './shader.js';
 
 export function split(args: KernelArgs): KernelProgram[] {
   const w = where(args);
@@ -39,7 +39,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         inputs: [0],
         outputs: 1,
         outputIndices: [k],
-        uniforms: [],
         workgroupStorageBytes: 0,
       });
     }

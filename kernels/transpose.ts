@@ -1,10 +1,10 @@
 // Transpose (channel shuffle included): one invocation per output element; output coordinate k is input
 // coordinate perm[k].
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid } from '../src/errors.js';
 import {
-  type KernelArgs, bindings, cacheKey, coords, flatDispatch, inShape, intsAttr, offset, outShape, sameShape, size, where,
+  bindings, cacheKey, coords, flatDispatch, inShape, intsAttr, offset, outShape, sameShape, size, where,
 } from './shader.js';
 
 export function transpose(args: KernelArgs): KernelProgram {
@@ -38,7 +38,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

@@ -1,11 +1,11 @@
 // Standalone element-wise ops: the activations (Relu, Clip, HardSwish, HardSigmoid, Sigmoid, SiLU, LeakyRelu,
 // Tanh; the same snippets as the convolution epilogues) and Abs. One invocation per element.
 
-import type { KernelProgram } from './program.js';
+import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
 import {
-  type KernelArgs, activationFn, activationOps, bindings, cacheKey, flatDispatch, inShape, outShape, sameShape, size,
-  standaloneParams, where,
+  activationFn, activationOps, bindings, cacheKey, flatDispatch, inShape, outShape, sameShape, size, standaloneParams,
+  where,
 } from './shader.js';
 
 export const unaryOps: readonly string[] = [...activationOps, 'Abs'];
@@ -39,7 +39,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     dispatch: d.dispatch,
     inputs: [0],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
   };
 }

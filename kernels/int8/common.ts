@@ -15,22 +15,21 @@ import type { Node, Quantization, Tensor, TensorData } from '../../src/graph/ir.
 import { invalid, unsupported } from '../../src/errors.js';
 import { tfliteRound } from '../../src/quant/fixedpoint.js';
 import { type QType, qLimits } from '../../src/quant/reference.js';
-import type { KernelProgram } from '../program.js';
-import type { KernelArgs, KernelLimits } from '../shader.js';
+import type { KernelArgs, KernelProgram } from '../program.js';
 
 export { qLimits, type QType };
 
 /**
- * What every integer kernel takes. `inputs[i]` is the IR tensor of node.inputs[i] (undefined for ''), with shape,
- * dtype, quant and, for constants, data; `outputs[i]` that of node.outputs[i]. `dot4`: the adapter offers the WGSL
+ * What every integer kernel takes: KernelArgs' node and limits, with the IR tensors in place of their shapes (the
+ * shapes live in the tensors, so they cannot disagree; `shapeArgs` gives the KernelArgs view). `inputs[i]` is the IR
+ * tensor of node.inputs[i] (undefined for ''), with shape, dtype, quant and, for constants, data; `outputs[i]` that
+ * of node.outputs[i]. `dot4`: the adapter offers the WGSL
  * language feature packed_4x8_integer_dot_product (navigator.gpu.wgslLanguageFeatures; the `webgpu` package's
  * GPU object has the same set); false forces the unpacking fallback.
  */
-export interface Int8KernelArgs {
-  node: Pick<Node, 'name' | 'op' | 'inputs' | 'attrs'>;
+export interface Int8KernelArgs extends Pick<KernelArgs, 'node' | 'limits'> {
   inputs: readonly (Tensor | undefined)[];
   outputs: readonly Tensor[];
-  limits: KernelLimits;
   dot4: boolean;
 }
 
@@ -44,10 +43,6 @@ export interface ConstantBuffer { name: string; data: Uint32Array }
  */
 export interface Int8Program extends KernelProgram {
   constants: ConstantBuffer[];
-}
-
-export function where(args: Pick<Int8KernelArgs, 'node'>): string {
-  return `node '${args.node.name}' (${args.node.op})`;
 }
 
 /** The KernelArgs view (shapes only) that the fp32 helpers (convGeom, attribute readers) take. */

@@ -4,8 +4,10 @@
 // rounded), then + output zero point, clamped. Rounding is half away from zero (TfLiteRound). Any rank and axis.
 
 import { unsupported } from '../../src/errors.js';
-import { cacheKey, f32, flatDispatch, intAttr, normAxis } from '../shader.js';
-import { type Int8KernelArgs, type Int8Program, int8Bindings, loader, perWordMain, qLimits, qTensor, where } from './common.js';
+import { cacheKey, f32, flatDispatch, intAttr, normAxis, where } from '../shader.js';
+import {
+  type Int8KernelArgs, type Int8Program, int8Bindings, loader, perWordMain, qLimits, qTensor,
+} from './common.js';
 
 export function int8Concat(args: Int8KernelArgs): Int8Program {
   const w = where(args);
@@ -58,6 +60,6 @@ ${perWordMain(total, d)}`;
   return {
     name: `Concat${yq.type === 'int8' ? 'I8' : 'U8'}`,
     cacheKey: cacheKey('int8-concat', yq.type, ys, axis, yq.zeroPoint, keys.join(','), d.key),
-    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: used, outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [],
+    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: used, outputs: 1, workgroupStorageBytes: 0, constants: [],
   };
 }

@@ -8,49 +8,15 @@
 // Constants: `w` the weights [F, C/group, KH, KW] packed flat; `qp` 4 words per output channel
 // (bias, multiplier, shift, 0). The pointwise kernels (pointwise.ts) are the faster choice for 1x1 convs and
 // depthwise.ts for depthwise ones; kernel rows of up to 4 taps take the rows-of-taps sum (one dot4 per row and
-// input channel, depthwise.ts rowsSumWgsl), other shapes this per-tap loop.
+// input channel, conv-common.ts rowsSumWgsl), other shapes this per-tap loop.
 
-import { unsupported } from '../../src/errors.js';
-import { convMultipliers } from '../../src/quant/reference.js';
-import { type ConvGeom, convGeom, geomKey, isDepthwise, isPointwise } from '../conv-common.js';
-import { cacheKey, constsI32, constsU32, flatDispatch } from '../shader.js';
+import { geomKey, isDepthwise, isPointwise } from '../conv-common.js';
+import { cacheKey, constsI32, constsU32, flatDispatch, where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader,
-  pack8, perWordMain, qBias, qTensor, qWeights, shapeArgs, where,
+  type Int8KernelArgs, type Int8Program, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, pack8,
+  perWordMain,
 } from './common.js';
-import { dwWeights, rowsSumWgsl, tapRows } from './depthwise.js';
-
-export interface ConvQuant {
-  g: ConvGeom;
-  xq: QInfo; yq: QInfo;
-  w: Int8Array | Uint8Array; wZeroPoint: number;
-  bias: Int32Array;
-  multipliers: Int32Array; shifts: Int32Array;
-  clamp: [number, number];
-}
-
-/** A quantized Conv node's geometry and integer parameters (what TFLite's Prepare computes). */
-export function convQuant(args: Int8KernelArgs): ConvQuant {
-  const w = where(args);
-  const g = convGeom(shapeArgs(args));
-  if (g.hasRes) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
-  const xq = qTensor(args.inputs[0], 'input', w), yq = qTensor(args.outputs[0], 'output', w);
-  if (yq.type !== xq.type) throw unsupported(w, `input is ${xq.type}, output ${yq.type}`);
-  const wt = qWeights(args.inputs[1], 'weights', w, xq.type);
-  if (xq.type === 'uint8' && wt.scales.length !== 1) throw unsupported(w, 'uint8 convolutions take per-tensor weights');
-  const { m, s } = convMultipliers(xq.type, xq.scale, wt.scales, yq.scale, g.F);
-  return {
-    g, xq, yq, w: wt.data, wZeroPoint: wt.zeroPoint, bias: qBias(g.hasBias ? args.inputs[2] : undefined, g.F, w),
-    multipliers: m, shifts: s, clamp: activationClamp(args.node.attrs, '', yq, w),
-  };
-}
-
-/** Per-channel (bias, multiplier, shift, extra) words. */
-export function channelParams(bias: ArrayLike<number>, m: Int32Array, s: Int32Array, extra?: ArrayLike<number>): Uint32Array {
-  const v = new Int32Array(4 * m.length);
-  for (let c = 0; c < m.length; c++) v.set([bias[c] | 0, m[c], s[c], extra ? extra[c] | 0 : 0], 4 * c);
-  return new Uint32Array(v.buffer);
-}
+import { type ConvQuant, convQuant, dwWeights, perWordConvProgram, rowsSumWgsl, tapRows } from './conv-common.js';
 
 export function int8Conv(args: Int8KernelArgs): Int8Program {
   const w = where(args);
@@ -104,7 +70,7 @@ ${perWordMain(total, d)}`;
 }
 
 /**
- * Kernel rows of KW <= 4 taps (dilation 1 along W): depthwise.ts's rows-of-taps sum over the group's input
+ * Kernel rows of KW <= 4 taps (dilation 1 along W): the rows-of-taps sum (conv-common.ts rowsSumWgsl) over the group's input
  * channels, one dot4 per row and channel instead of KW multiply-adds (MobileNets' first 3x3 convolution).
  */
 function int8ConvRows(args: Int8KernelArgs, q: ConvQuant, total: number, d: ReturnType<typeof flatDispatch>): Int8Program {
@@ -131,13 +97,4 @@ ${perWordMain(total, d)}`;
   return perWordConvProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(${kind} rows${args.dot4 ? ' dot4' : ''})`,
     cacheKey('int8-conv-rows', t, args.dot4 ? 'dot4' : 'unpack', geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key),
     wgsl, d, dwWeights({ C: g.F * CG, kh: g.kh, kw: g.kw, dw: g.dw }, q.w), q, 'wd');
-}
-
-/** The program of a convolution with one invocation per output word: input 0, the weights `w` and `qp`. */
-export function perWordConvProgram(name: string, key: string, wgsl: string, d: { workgroupSize: [number, number, number]; dispatch: [number, number, number] },
-  w: Uint32Array, q: ConvQuant, wName = 'w'): Int8Program {
-  return {
-    name, cacheKey: key, wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
-    constants: [{ name: wName, data: w }, { name: 'qp', data: channelParams(q.bias, q.multipliers, q.shifts) }],
-  };
 }

@@ -13,34 +13,12 @@
 
 import type { ConvGeom } from '../conv-common.js';
 import { geomKey } from '../conv-common.js';
-import { cacheKey, constsI32, constsU32, flatDispatch } from '../shader.js';
+import { cacheKey, constsI32, constsU32, flatDispatch, where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, type QType, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, pack8, perWordMain,
-  unroll, where, wordLoader,
+  type Int8KernelArgs, type Int8Program, type QType, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader,
+  perWordMain,
 } from './common.js';
-import { convQuant, perWordConvProgram } from './conv.js';
-
-export interface DwShape { C: number; kh: number; kw: number; dw: number }
-
-/** Whether a depthwise layer's rows of taps fit one word each. */
-export const tapRows = (g: Pick<DwShape, 'kw' | 'dw'>) => g.kw <= 4 && g.dw === 1;
-
-/**
- * The weights as dwSum / rowsSum read them: [C, KH] words of a row's KW taps (lanes >= KW zero), C the weight
- * tensor's rows (channels, or filters x CG), or the flat bytes for the per-tap form.
- */
-export function dwWeights(g: DwShape, w: ArrayLike<number>): Uint32Array {
-  if (!tapRows(g)) return pack8(w);
-  const out = new Uint32Array(Math.max(1, g.C * g.kh));
-  for (let c = 0; c < g.C; c++) {
-    for (let r = 0; r < g.kh; r++) {
-      let v = 0;
-      for (let k = 0; k < g.kw; k++) v |= (w[(c * g.kh + r) * g.kw + k] & 0xff) << (8 * k);
-      out[c * g.kh + r] = v >>> 0;
-    }
-  }
-  return out;
-}
+import { type DwShape, convQuant, dwWeights, perWordConvProgram, rowsSumWgsl, tapRows } from './conv-common.js';
 
 /**
  * `fn dwSum(n: u32, c: u32, oy: u32, ox: u32) -> i32`: sum over the in-image taps of (w - zw) * (x - zx) for
@@ -70,47 +48,6 @@ fn dwSum(n: u32, c: u32, oy: u32, ox: u32) -> i32 {
   }
   return `${rowsSumWgsl(g, zx, zw, xWords, 1)}
 fn dwSum(n: u32, c: u32, oy: u32, ox: u32) -> i32 { return rowsSum(n, c, c, oy, ox); }`;
-}
-
-/**
- * `fn rowsSum(n, c0, r0, oy, ox) -> i32`: the rows-of-taps sum over CG input channels c0.. of image n at output
- * (oy, ox), the weight rows of input channel c0 + i being words (r0 + i) * KH .. of `wd` (dwWeights' layout for
- * [F, CG, KH, KW] weights: filter f's rows start at r0 = f * CG). One dot4 per kernel row and input channel; the
- * lane mask and the left-padding shift depend on ox only, so every channel shares them.
- */
-export function rowsSumWgsl(g: Pick<DwShape, 'kh' | 'kw'>, zx: number, zw: number, xWords: number, cg: number): string {
-  const row = (r: number) => `{
-      let iy = iy0 + ${r}i * i32(DH);
-      if (iy >= 0i && iy < H) {
-        let xv = ldw_x((plane + u32(iy)) * u32(W) + ixc) << sh;
-        let wv = wd[wr + ${r}u] & m;
-        s += dot4(wv, xv);${zx !== 0 ? '\n        sw += dot4(wv, 0x01010101u);' : ''}${zw !== 0 ? '\n        sx += dot4(m1, xv);\n        cnt += countOneBits(m1);' : ''}
-      }
-    }`;
-  return `${wordLoader('x', xWords)}
-/** Lanes lo..hi-1 of a word (none when hi <= lo). */
-fn laneMask(lo: i32, hi: i32) -> u32 {
-  if (hi <= lo) { return 0u; }
-  return (0xffffffffu >> u32(32i - 8i * (hi - lo))) << u32(8i * lo);
-}
-fn rowsSum(n: u32, c0: u32, r0: u32, oy: u32, ox: u32) -> i32 {
-  let iy0 = i32(oy * SH) - PT;
-  let ix = i32(ox * SW) - PL;
-  // Left padding: load from the row's start and shift the bytes up to their lanes (masked lanes read 0).
-  let ixc = u32(clamp(ix, 0i, W - 1i));
-  let sh = u32(max(-ix, 0i)) * 8u;
-  let m = laneMask(max(-ix, 0i), min(${g.kw}i, W - ix));
-  ${zw !== 0 ? 'let m1 = m & 0x01010101u;' : ''}
-  var s = 0i;
-  ${zx !== 0 ? 'var sw = 0i;' : ''}
-  ${zw !== 0 ? 'var sx = 0i; var cnt = 0u;' : ''}
-  for (var ci = 0u; ci < ${cg}u; ci++) {
-    let plane = (n * C + c0 + ci) * u32(H);
-    let wr = (r0 + ci) * ${g.kh}u;
-    ${unroll(g.kh, row, '\n    ')}
-  }
-  return s${zx !== 0 ? ` - (${zx}i) * sw` : ''}${zw !== 0 ? ` - ${zw}i * sx + ${zw * zx}i * i32(cnt)` : ''};
-}`;
 }
 
 /** One invocation per output word (4 outputs, consecutive in NCHW order), each output a dwSum and its requantization. */

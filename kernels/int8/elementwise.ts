@@ -11,13 +11,11 @@
 import { invalid, unsupported } from '../../src/errors.js';
 import { tfliteRound } from '../../src/quant/fixedpoint.js';
 import { quantizeMultiplier, quantizeMultiplierSmallerThanOneExp } from '../../src/quant/fixedpoint.js';
-import { cacheKey, constsI32, flatDispatch, stridesOf } from '../shader.js';
+import { cacheKey, constsI32, flatDispatch, size, stridesOf, where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, fixedPointWgsl, int8Bindings, loader, perWordMain,
-  qLimits, qTensor, where,
+  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, fixedPointWgsl, int8Bindings, loader,
+  perWordMain, qLimits, qTensor,
 } from './common.js';
-
-const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** `fn idx_NAME(i: u32) -> u32`: the flat index into a NumPy-broadcast input of `inShape` for output element i. */
 export function broadcastFn(name: string, inShape: readonly number[], outShape: readonly number[], w: string): string {
@@ -36,7 +34,7 @@ function program(args: Int8KernelArgs, op: string, total: number, inputs: string
   const wgsl = `${int8Bindings(inputs, [])}\n${body}\n${perWordMain(total, d)}`;
   return {
     name: op, cacheKey: cacheKey(op, ...(key as string[]), d.key), wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch,
-    inputs: inputs.map((_, i) => i), outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [],
+    inputs: inputs.map((_, i) => i), outputs: 1, workgroupStorageBytes: 0, constants: [],
   };
 }
 
@@ -46,7 +44,7 @@ export function int8Binary(args: Int8KernelArgs): Int8Program {
   if (op !== 'Add' && op !== 'Sub' && op !== 'Mul') throw unsupported(w, `no integer elementwise kernel for ${op}`);
   const aq = qTensor(args.inputs[0], 'input A', w), bq = qTensor(args.inputs[1], 'input B', w), yq = qTensor(args.outputs[0], 'output', w);
   if (aq.type !== yq.type || bq.type !== yq.type) throw unsupported(w, 'inputs and output must share one 8-bit type');
-  const yShape = args.outputs[0].shape, total = numel(yShape);
+  const yShape = args.outputs[0].shape, total = size(yShape);
   const clampR = activationClamp(args.node.attrs, '', yq, w);
   const common = `${loader('a', yq.type)}\n${loader('b', yq.type)}\n${fixedPointWgsl}
 ${broadcastFn('a', args.inputs[0]!.shape, yShape, w)}
@@ -82,7 +80,7 @@ fn elem(i: u32) -> i32 {
 /** Requantize x to y's grid (multiplier `real`), clamp to [lo, hi]. */
 function requantProgram(args: Int8KernelArgs, op: string, xq: QInfo, yq: QInfo, real: number, lo: number, hi: number): Int8Program {
   const { multiplier, shift } = quantizeMultiplier(real);
-  const total = numel(args.outputs[0].shape);
+  const total = size(args.outputs[0].shape);
   const body = `${constsI32({ ZX: xq.zeroPoint, ZO: yq.zeroPoint, M: multiplier, S: shift, LO: lo, HI: hi })}
 ${loader('x', xq.type)}
 ${fixedPointWgsl}

@@ -10,12 +10,12 @@
 
 import { unsupported } from '../../src/errors.js';
 import { quantizeMultiplier } from '../../src/quant/fixedpoint.js';
-import { cacheKey, constsI32, constsU32, flatDispatch } from '../shader.js';
+import { cacheKey, constsI32, constsU32, flatDispatch, where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, activationClamp, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader,
-  perWordMain, qBias, qTensor, qWeights, where,
+  type Int8KernelArgs, type Int8Program, activationClamp, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings,
+  loader, perWordMain, qBias, qTensor, qWeights,
 } from './common.js';
-import { channelParams } from './conv.js';
+import { channelParams } from './conv-common.js';
 import { foldBias, packRows } from './pointwise.js';
 
 export function int8FullyConnected(args: Int8KernelArgs): Int8Program {
@@ -77,7 +77,7 @@ ${perWordMain(total, d)}`;
   return {
     name: `FullyConnected${xq.type === 'int8' ? 'I8' : 'U8'}${args.dot4 ? '(dot4)' : ''}`,
     cacheKey: cacheKey('int8-fc', xq.type, args.dot4 ? 'dot4' : 'unpack', rows, units, depth, wt.zeroPoint, yq.zeroPoint, [lo, hi], d.key),
-    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0,
+    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 0,
     constants: [{ name: 'wp', data: packRows(wt.data, units, depth) }, { name: 'qp', data: channelParams(folded, m, s) }],
   };
 }

@@ -15,23 +15,22 @@
 // not own words); DW-PW owns whole words of positions and stores them directly where rows start on words.
 //
 // Constants, in order: w1 (pointwise rows [*, ceil(C/4)] words; depthwise flat, or for DW-PW `wd`, rows of taps as
-// depthwise.ts packs them), q1 (4 words per intermediate channel: bias or folded bias, multiplier, shift, 0), w2
+// conv-common.ts dwWeights packs them), q1 (4 words per intermediate channel: bias or folded bias, multiplier, shift, 0), w2
 // (DW-PW: `wp`, rows padded to whole filter blocks), q2 (per output channel).
 
 import type { Tensor } from '../../src/graph/ir.js';
 import { invalid, unsupported } from '../../src/errors.js';
 import { convMultipliers } from '../../src/quant/reference.js';
-import {
-  type TileDim, ceilDiv, clampTiles, wgFloats, convOut, dwGeometry, layoutDispatch, maxRegsPerThread, splitForParallelism, threadCap, threadsFor, tileAttr,
-} from '../fused-common.js';
-import { cacheKey, constsI32, constsU32 } from '../shader.js';
+import { convOut } from '../conv-common.js';
+import { type TileDim, clampTiles, dwGeometry, maxRegsPerThread, splitForParallelism, tileAttr } from '../fused-common.js';
+import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap, threadsFor, wgFloats, where } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, atomicByteStore, dot4Requires, dot4Wgsl,
-  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, unroll, where,
+  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, unroll,
 } from './common.js';
-import { channelParams } from './conv.js';
+import { channelParams, dwWeights } from './conv-common.js';
 import { foldBias, gatherWord, packRows, rowStoreWgsl, wordsTargetThreads } from './pointwise.js';
-import { dwSumWgsl, dwWeights } from './depthwise.js';
+import { dwSumWgsl } from './depthwise.js';
 
 export interface Int8FusedArgs extends Int8KernelArgs {
   /** The tensor between the two layers (as the importer made it), for its quantization. */
@@ -72,7 +71,7 @@ function checkOut(args: Int8FusedArgs, expected: number[], w: string): void {
 function program(name: string, key: unknown[], wgsl: string, T: number, d: { dispatch: [number, number, number] }, bytes: number, constants: Int8Program['constants']): Int8Program {
   return {
     name, cacheKey: cacheKey(...(key as string[])), wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1,
-    uniforms: [], workgroupStorageBytes: bytes, constants,
+    workgroupStorageBytes: bytes, constants,
   };
 }
 
@@ -123,7 +122,7 @@ export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
   const sum = (q: number) => `a${RP * FB + q}`;
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
-  const d = layoutDispatch(total, args.limits, w);
+  const d = layoutWorkgroups(total, args.limits, w);
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
 ${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, CK4, C4, IH, IW, IHW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
@@ -280,7 +279,7 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const PW4 = pw4.value, TP = 4 * PW4, FQ = fq.value, FB = 4 * FQ, CK4 = ck.value, GT = G(), T = GT * ks;
   const pTiles = ceilDiv(P4, PW4), blocks = ceilDiv(M4, FQ);
   const total = N * pTiles * blocks;
-  const d = layoutDispatch(total, args.limits, w);
+  const d = layoutWorkgroups(total, args.limits, w);
   const xWords = Math.max(1, ceilDiv(N * C * H * W, 4));
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['wd', 'q1', 'wp', 'q2'], ['out'], !aligned)}
@@ -404,7 +403,7 @@ export function int8FusedPwPw(args: Int8FusedArgs): Int8Program {
   const EPT = ceilDiv(FB * TP, T);
   const pTiles = ceilDiv(P, TP), blocks = ceilDiv(F, FB);
   const total = N * blocks * pTiles;
-  const d = layoutDispatch(total, args.limits, w);
+  const d = layoutWorkgroups(total, args.limits, w);
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
 ${constsU32({ C, M, F, P, C4, M4, MK4, FB, TP, T, EPT, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}

@@ -9,10 +9,10 @@
 
 import { unsupported } from '../../src/errors.js';
 import { quantizeMultiplier } from '../../src/quant/fixedpoint.js';
-import { cacheKey, constsI32, flatDispatch, intsAttr, layoutWorkgroups, normAxis, stridesOf } from '../shader.js';
+import { cacheKey, constsI32, flatDispatch, intsAttr, layoutWorkgroups, normAxis, stridesOf, where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, type QType, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, perWordMain, qLimits, qTensor, where,
-  wordLoader,
+  type Int8KernelArgs, type Int8Program, type QType, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader,
+  perWordMain, qLimits, qTensor, wordLoader,
 } from './common.js';
 
 export function int8Mean(args: Int8KernelArgs): Int8Program {
@@ -69,7 +69,7 @@ ${perWordMain(total, d)}`;
   return {
     name: `Mean${xq.type === 'int8' ? 'I8' : 'U8'}`,
     cacheKey: cacheKey('int8-mean', xq.type, xs, axes, keep, xq.zeroPoint, yq.zeroPoint, Object.values(consts).join(','), d.key),
-    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [],
+    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 0, constants: [],
   };
 }
 
@@ -117,6 +117,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   return {
     name: `Mean${t === 'int8' ? 'I8' : 'U8'}(spatial${args.dot4 ? ' dot4' : ''})`,
     cacheKey: cacheKey('int8-mean-spatial', t, args.dot4 ? 'dot4' : 'unpack', total, count, Object.entries(consts).join(','), finish, `dx${d.dispatchX}`),
-    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 4 * T, constants: [],
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 4 * T, constants: [],
   };
 }

@@ -3,8 +3,8 @@
 
 import { unsupported } from '../../src/errors.js';
 import { quantize } from '../../src/quant/reference.js';
-import { cacheKey, constsI32, flatDispatch, intsAttr, stridesOf, strAttr } from '../shader.js';
-import { type Int8KernelArgs, type Int8Program, int8Bindings, loader, perWordMain, qTensor, where } from './common.js';
+import { cacheKey, constsI32, flatDispatch, intsAttr, stridesOf, strAttr, where } from '../shader.js';
+import { type Int8KernelArgs, type Int8Program, int8Bindings, loader, perWordMain, qTensor } from './common.js';
 
 export function int8Pad(args: Int8KernelArgs): Int8Program {
   const w = where(args);
@@ -31,6 +31,6 @@ ${perWordMain(total, d)}`;
   return {
     name: `Pad${xq.type === 'int8' ? 'I8' : 'U8'}`,
     cacheKey: cacheKey('int8-pad', xq.type, xs, pads, padValue, d.key),
-    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [],
+    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 0, constants: [],
   };
 }

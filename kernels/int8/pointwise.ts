@@ -15,12 +15,12 @@
 
 import { invalid } from '../../src/errors.js';
 import { geomKey, isPointwise } from '../conv-common.js';
-import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap } from '../shader.js';
+import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, pow2AtMost, threadCap, where } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QType, atomicByteStore, dot4Requires, dot4Wgsl, fixedPointWgsl,
-  declareAccs, dot4TileStep, int8Bindings, loader, reduceAccs, transpose4Wgsl, unroll, where, wordLoader,
+  declareAccs, dot4TileStep, int8Bindings, loader, reduceAccs, transpose4Wgsl, unroll, wordLoader,
 } from './common.js';
-import { channelParams, convQuant } from './conv.js';
+import { channelParams, convQuant } from './conv-common.js';
 
 /**
  * Rows of 8-bit values packed four per word, each row zero-padded to whole words: rows x ceil(len / 4) words.
@@ -45,7 +45,6 @@ export function foldBias(bias: ArrayLike<number>, w: ArrayLike<number>, rows: nu
   return out;
 }
 
-const pow2AtMost = (n: number) => { let p = 1; while (p * 2 <= n) p *= 2; return p; };
 
 /** WGSL building a word of 4 consecutive channels c..c+3 (< C) at element offset `base + k * stride`. */
 export function gatherWord(load: string, base: string, stride: string, c: string, C: string): string {
@@ -74,7 +73,7 @@ function pointwiseProgram(name: string, key: string, wgsl: string, T: number, di
   q: ReturnType<typeof convQuant>, rows: number): Int8Program {
   const folded = foldBias(q.bias, q.w, q.g.F, q.g.C, q.xq.zeroPoint, q.wZeroPoint);
   return {
-    name, cacheKey: key, wgsl, workgroupSize: [T, 1, 1], dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: bytes,
+    name, cacheKey: key, wgsl, workgroupSize: [T, 1, 1], dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: bytes,
     constants: [{ name: 'wp', data: packRows(q.w, rows, q.g.C) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
   };
 }

@@ -4,8 +4,10 @@
 // and output share their quantization (TFLite requires it); the fused activation clamps.
 
 import { unsupported } from '../../src/errors.js';
-import { cacheKey, constsI32, constsU32, flatDispatch, intsAttr } from '../shader.js';
-import { type Int8KernelArgs, type Int8Program, activationClamp, int8Bindings, loader, perWordMain, qTensor, where } from './common.js';
+import { cacheKey, constsI32, constsU32, flatDispatch, intsAttr, where } from '../shader.js';
+import {
+  type Int8KernelArgs, type Int8Program, activationClamp, int8Bindings, loader, perWordMain, qTensor,
+} from './common.js';
 
 export function int8Pool(args: Int8KernelArgs): Int8Program {
   const w = where(args);
@@ -56,6 +58,6 @@ ${perWordMain(total, d)}`;
   return {
     name: `${op}${xq.type === 'int8' ? 'I8' : 'U8'}`,
     cacheKey: cacheKey('int8-pool', op, xq.type, [N, C, H, W], [HO, WO], [kh, kw, sh, sw, pt, pl], [lo, hi], d.key),
-    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [],
+    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 0, constants: [],
   };
 }

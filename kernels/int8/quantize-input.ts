@@ -8,8 +8,8 @@
 // Bindings: `xf` the float32 input as u32 bit patterns, `th` the threshold keys (constant), `out` packed bytes.
 
 import { type QParams, type QType, qLimits, quantizeThresholds } from '../../src/quant/reference.js';
+import type { KernelLimits } from '../program.js';
 import { cacheKey, constsI32, constsU32, flatDispatch } from '../shader.js';
-import type { KernelLimits } from '../shader.js';
 import { type Int8Program, int8Bindings, perWordMain } from './common.js';
 
 export function int8QuantizeInput(n: number, q: QParams, t: QType, limits: KernelLimits, name: string): Int8Program {
@@ -37,7 +37,6 @@ ${perWordMain(n, d)}`;
     dispatch: d.dispatch,
     inputs: [0],
     outputs: 1,
-    uniforms: [],
     workgroupStorageBytes: 0,
     constants: [{ name: 'th', data: th }],
   };

@@ -12,9 +12,10 @@
 
 import { invalid, unsupported } from '../../src/errors.js';
 import { softmaxParams } from '../../src/quant/reference.js';
-import { cacheKey, constsI32, constsU32, layoutWorkgroups, threadCap, u32 } from '../shader.js';
+import { cacheKey, constsI32, constsU32, layoutWorkgroups, pow2AtMost, threadCap, u32, where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, atomicByteStore, fixedPointWgsl, int8Bindings, loader, packedWords, qLimits, qTensor, where,
+  type Int8KernelArgs, type Int8Program, atomicByteStore, fixedPointWgsl, int8Bindings, loader, packedWords, qLimits,
+  qTensor,
 } from './common.js';
 
 /**
@@ -70,7 +71,6 @@ fn one_over_one_plus_x(a: i32) -> i32 {
 `;
 
 /** The largest power of two <= n. */
-const floorPow2 = (n: number) => 2 ** Math.floor(Math.log2(n));
 
 export function int8Softmax(args: Int8KernelArgs): Int8Program {
   const w = where(args);
@@ -104,7 +104,7 @@ export function int8Softmax(args: Int8KernelArgs): Int8Program {
   const { inputMultiplier, inputLeftShift, diffMin } = params;
   // Rows of whole words: each thread owns words; else bytes of a word belong to several workgroups.
   const ownWords = inner === 1 && depth % 4 === 0;
-  const threads = Math.max(1, Math.min(floorPow2(threadCap(args.limits)), Math.max(32, 2 ** Math.ceil(Math.log2(Math.ceil(depth / 4))))));
+  const threads = Math.max(1, Math.min(pow2AtMost(threadCap(args.limits)), Math.max(32, 2 ** Math.ceil(Math.log2(Math.ceil(depth / 4))))));
   const grid = layoutWorkgroups(rows, args.limits, w);
   const elem = `base + c * ${u32(inner)}`;
   const store = ownWords
@@ -175,7 +175,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   return {
     name: `Softmax${xq.type === 'int8' ? 'I8' : 'U8'}`,
     cacheKey: cacheKey('int8-softmax', xq.type, rows, depth, inner, inputMultiplier, inputLeftShift, diffMin, threads, ownWords, grid.dispatchX),
-    wgsl, workgroupSize: [threads, 1, 1], dispatch: grid.dispatch, inputs: [0], outputs: 1, uniforms: [],
-    workgroupStorageBytes: 4 * threads, constants: [],
+    wgsl, workgroupSize: [threads, 1, 1], dispatch: grid.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 4 * threads, constants: [],
   };
 }

@@ -15,7 +15,7 @@
 import { readFile } from 'node:fs/promises';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
-import { detectFormat, loadModel } from '../../converters/load.js';
+import { detectFormat, loadModel } from '../graph/load.js';
 import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from './tflite.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
 import { type Comparison, compareOutputs, seededInput } from '../runtime/compare.js';

@@ -7,7 +7,7 @@ import { formatBench, progressBar } from '../bench/format.js';
 import { maxMemoryOption } from './options.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../graph/load.js';
 import { hwForCommand } from './plan.js';
 
 interface BenchCliOptions {

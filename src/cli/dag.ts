@@ -3,9 +3,9 @@
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../export/write-atomic.js';
 import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
-import { detectFormat, loadModel } from '../../converters/load.js';
+import { detectFormat, loadModel } from '../graph/load.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
-import { toDag } from '../../converters/dag.js';
+import { toDag } from '../planner/to-dag.js';
 import type { ImportOptions } from '../../converters/options.js';
 
 export async function runDag(model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }): Promise<string> {

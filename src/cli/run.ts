@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { FcmError, invalid } from '../errors.js';
 import { readNpy, writeNpy } from '../npy.js';
 import { createSession } from '../pipeline/session.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../graph/load.js';
 import { maxMemoryOption } from './options.js';
 import { releaseGpu } from '../runtime/device.js';
 

@@ -13,7 +13,7 @@ import { fcmDomain, newAttrs, type FcmOp, type Graph, type Node } from '../graph
 import { cloneGraph, originalNode } from '../graph/util.js';
 import { decodeModel, onnx } from '../../converters/onnx/codec.js';
 import { onnxNodeOf } from '../../converters/onnx/import.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../graph/load.js';
 import type { ImportOptions } from '../../converters/options.js';
 import type { Plan, PlanModule, Tiles } from '../planner/plan.js';
 import {

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { importOnnx } from '../../converters/onnx/import.js';
-import { toDag } from '../../converters/dag.js';
+import { toDag } from '../planner/to-dag.js';
 import { fixtureModels } from '../../fixtures/models.js';
 import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
 import { prepareGraph } from '../graph/prepare.js';

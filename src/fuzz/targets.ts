@@ -11,8 +11,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { toDag } from '../../converters/dag.js';
-import { loadModel } from '../../converters/load.js';
+import { toDag } from '../planner/to-dag.js';
+import { loadModel } from '../graph/load.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { importOnnx } from '../../converters/onnx/import.js';

@@ -12,8 +12,7 @@
 
 import { type Graph, type Node, type Tensor, fcmDomain, numel } from '../graph/ir.js';
 import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../errors.js';
-import type { KernelProgram } from '../../kernels/program.js';
-import type { KernelLimits } from '../../kernels/shader.js';
+import type { KernelLimits, KernelProgram } from '../../kernels/program.js';
 import { aliasOps, int8KernelFor, kernelFor, opLabel } from '../../kernels/registry.js';
 import { type Int8Program, packedWords } from '../../kernels/int8/common.js';
 import type { QType } from '../quant/reference.js';

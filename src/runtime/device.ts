@@ -4,7 +4,7 @@
 
 import { create, globals } from 'webgpu';
 import { gpuFailure } from '../errors.js';
-import type { KernelLimits } from '../../kernels/shader.js';
+import type { KernelLimits } from '../../kernels/program.js';
 
 export interface GpuContext {
   device: GPUDevice;

@@ -10,7 +10,7 @@ import { type Inputs, type Value, runInt8Reference } from '../quant/run-referenc
 import { type QType, dequantize, quantizeF32 } from '../quant/reference.js';
 import { type Int8Program, pack8, unpack8 } from '../../kernels/int8/common.js';
 import { int8QuantizeInput } from '../../kernels/int8/quantize-input.js';
-import type { KernelLimits } from '../../kernels/shader.js';
+import type { KernelLimits } from '../../kernels/program.js';
 import { isQ } from './compile.js';
 
 export type PrecisionName = 'fp32' | 'int8';

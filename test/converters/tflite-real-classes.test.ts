@@ -2,7 +2,7 @@
 // float16 and int8 weights behind DEQUANTIZE, rectangular depthwise strides.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { importTflite } from '../../converters/tflite/import.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { fp16Depthwise, halfBits, halfExactValues, int8WeightOnly, leakyRelu, rectStrideDw, stridedSliceOfConstant } from '../../fixtures/real-model-classes.js';

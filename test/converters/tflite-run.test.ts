@@ -6,9 +6,9 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { toDag } from '../../converters/dag.js';
+import { toDag } from '../../src/planner/to-dag.js';
 import { planFusion } from '../../src/planner/index.js';
 import { loadHw } from '../../src/planner/hw.js';
 import { createSession } from '../../src/pipeline/session.js';

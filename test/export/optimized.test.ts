@@ -6,7 +6,7 @@ import * as ort from 'onnxruntime-node';
 import { fixtureModels } from '../../fixtures/models.js';
 import { GraphBuilder, mulberry32 } from '../../fixtures/ir-builder.js';
 import { prepareGraph } from '../../src/graph/prepare.js';
-import { toDag } from '../../converters/dag.js';
+import { toDag } from '../../src/planner/to-dag.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
 import { planOptimal } from '../../src/planner/optimal.js';

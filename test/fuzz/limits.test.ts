@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { encodeModel, estimateDecodedBytes, onnx } from '../../converters/onnx/codec.js';
 import { importOnnx, maxElements } from '../../converters/onnx/import.js';
 import { importTflite } from '../../converters/tflite/import.js';

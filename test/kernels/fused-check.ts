@@ -3,8 +3,7 @@
 // (test/kernels/reference.ts) with their epilogues and the residual.
 
 import { newAttrs, type Node } from '../../src/graph/ir.js';
-import type { KernelProgram } from '../../kernels/program.js';
-import type { FusedKernelArgs, KernelLimits } from '../../kernels/fused-common.js';
+import type { KernelArgs, KernelLimits, KernelProgram } from '../../kernels/program.js';
 import { fusedPwDw } from '../../kernels/fused-pwdw.js';
 import { fusedDwPw } from '../../kernels/fused-dwpw.js';
 import { fusedPwPw } from '../../kernels/fused-pwpw.js';
@@ -98,7 +97,7 @@ export function buildCase(c: FusedCase, deviceLimits: KernelLimits, opts: { refe
   const shapes = [x.shape, w1.shape, b1 && [midC], w2.shape, b2 && [outC], res && y.shape];
   const limits: KernelLimits = { ...deviceLimits };
   for (const [key, v] of Object.entries(c.limits ?? {}) as [keyof KernelLimits, number][]) limits[key] = Math.min(v, deviceLimits[key] ?? v);
-  const args: FusedKernelArgs = { node, inputShapes: shapes, outputShape: y.shape, limits };
+  const args: KernelArgs = { node, inputShapes: shapes, outputShapes: [y.shape], limits };
   const program = kernels[c.kind](args);
   return {
     program,

@@ -61,11 +61,11 @@ test('FusedDwPw filter groups: threads share a small tile\'s positions (FG > 1, 
 test('FusedDwPw refuses inconsistent shapes with a clear error', () => {
   const node = { name: 'f2', op: 'FusedDwPw', inputs: ['x', 'w1', '', 'w2', 'b2', ''], attrs: newAttrs({ kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) };
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
-  const ok = { node, inputShapes: [[1, 4, 5, 5], [4, 1, 3, 3], undefined, [6, 4, 1, 1], [6], undefined], outputShape: [1, 6, 3, 3], limits };
+  const ok = { node, inputShapes: [[1, 4, 5, 5], [4, 1, 3, 3], undefined, [6, 4, 1, 1], [6], undefined], outputShapes: [[1, 6, 3, 3]], limits };
   assert.doesNotThrow(() => fusedDwPw(ok));
   const bad = (patch: object, re: RegExp) => assert.throws(() => fusedDwPw({ ...ok, ...patch }), (e: unknown) => e instanceof FcmError && re.test(e.message));
   bad({ inputShapes: [[1, 4, 5, 5], [4, 1, 3, 3], undefined, [6, 5, 1, 1], [6], undefined] }, /f2.*pointwise weights/);
   bad({ inputShapes: [[1, 4, 5, 5], [4, 1, 3, 3], undefined, [6, 4, 1, 1], [5], undefined] }, /bias 2/);
   bad({ inputShapes: [[1, 4, 5, 5], [4, 1, 5, 5], undefined, [6, 4, 1, 1], [6], undefined] }, /kernel \[3,3\] does not match/);
-  bad({ outputShape: [1, 6, 5, 5] }, /output shape/);
+  bad({ outputShapes: [[1, 6, 5, 5]] }, /output shape/);
 });

@@ -3,8 +3,7 @@
 // caught with error scopes and thrown: a skipped dispatch would otherwise read back as silent zeros.
 
 import { create, globals } from 'webgpu';
-import type { KernelProgram } from '../../kernels/program.js';
-import type { KernelLimits } from '../../kernels/fused-common.js';
+import type { KernelLimits, KernelProgram } from '../../kernels/program.js';
 import { dawnFlags } from '../../src/runtime/device.js';
 
 let devicePromise: Promise<GPUDevice> | undefined;
@@ -78,7 +77,6 @@ async function scoped<T>(device: GPUDevice, what: string, f: () => T | Promise<T
 
 /** Compile the program and bind `inputs` (the program's used inputs, in binding order) and a fresh output. */
 export async function prepare(device: GPUDevice, program: KernelProgram, inputs: Float32Array[], outputElements: number): Promise<Prepared> {
-  if (program.uniforms.length) throw new Error('fused-harness: uniforms are not supported');
   if (inputs.length !== program.inputs.length) throw new Error(`${program.name}: ${inputs.length} inputs given, ${program.inputs.length} bound`);
   return scoped(device, program.name, async () => {
     const module = device.createShaderModule({ code: program.wgsl });

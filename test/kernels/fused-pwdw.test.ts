@@ -74,12 +74,12 @@ test('FusedPwDw clamps an oversized tile and reports what it uses', async () => 
 test('FusedPwDw refuses inconsistent shapes with a clear error', () => {
   const node = { name: 'f1', op: 'FusedPwDw', inputs: ['x', 'w1', '', 'w2', '', ''], attrs: newAttrs({ kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] }) };
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
-  const ok = { node, inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], undefined, [8, 1, 3, 3], undefined, undefined], outputShape: [1, 8, 5, 5], limits };
+  const ok = { node, inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], undefined, [8, 1, 3, 3], undefined, undefined], outputShapes: [[1, 8, 5, 5]], limits };
   assert.doesNotThrow(() => fusedPwDw(ok));
   const bad = (patch: object, re: RegExp) => assert.throws(() => fusedPwDw({ ...ok, ...patch }), (e: unknown) => e instanceof FcmError && re.test(e.message));
   bad({ inputShapes: [[1, 4, 5, 5], [8, 3, 1, 1], undefined, [8, 1, 3, 3], undefined, undefined] }, /f1.*pointwise weights/);
   bad({ inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], undefined, [8, 2, 3, 3], undefined, undefined] }, /depth multiplier/);
-  bad({ outputShape: [1, 8, 4, 4] }, /output shape/);
+  bad({ outputShapes: [[1, 8, 4, 4]] }, /output shape/);
   bad({ inputShapes: [[1, 0, 5, 5], [8, 0, 1, 1], undefined, [8, 1, 3, 3], undefined, undefined] }, /f1.*input 'x' has no channels/);
   bad({ node: { ...node, attrs: newAttrs({ kernel: [3, 3], pads: [1, 1, 1, 1], activation1: 'Gelu' }) } }, /activation 'Gelu'/);
 });

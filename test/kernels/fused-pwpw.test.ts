@@ -63,7 +63,7 @@ test('FusedPwPw clamps an oversized tile within the given limits', async () => {
 test('FusedPwPw refuses inconsistent shapes and strides with a clear error', () => {
   const node = { name: 'f3', op: 'FusedPwPw', inputs: ['x', 'w1', 'b1', 'w2', '', 'r'], attrs: newAttrs({}) };
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
-  const ok = { node, inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], [8], [6, 8, 1, 1], undefined, [1, 6, 5, 5]], outputShape: [1, 6, 5, 5], limits };
+  const ok = { node, inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], [8], [6, 8, 1, 1], undefined, [1, 6, 5, 5]], outputShapes: [[1, 6, 5, 5]], limits };
   assert.doesNotThrow(() => fusedPwPw(ok));
   const bad = (patch: object, re: RegExp) => assert.throws(() => fusedPwPw({ ...ok, ...patch }), (e: unknown) => e instanceof FcmError && re.test(e.message));
   bad({ inputShapes: [[1, 4, 5, 5], [8, 4, 1, 1], [8], [6, 7, 1, 1], undefined, [1, 6, 5, 5]] }, /f3.*pointwise weights 2/);
@@ -76,7 +76,7 @@ test('FusedPwPw on a 1x1 map counts its workgroup arrays as Dawn does (each roun
   // 256 + 3967 + 3969 floats are exactly 32768 bytes summed, 32784 as Dawn allocates them: pipeline creation failed.
   const node = { name: 'se', op: 'FusedPwPw', inputs: ['x', 'w1', '', 'w2', '', ''], attrs: newAttrs() };
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
-  const args = { node, inputShapes: [[1, 3969, 1, 1], [3967, 3969, 1, 1], undefined, [2, 3967, 1, 1], undefined, undefined], outputShape: [1, 2, 1, 1], limits };
+  const args = { node, inputShapes: [[1, 3969, 1, 1], [3967, 3969, 1, 1], undefined, [2, 3967, 1, 1], undefined, undefined], outputShapes: [[1, 2, 1, 1]], limits };
   assert.throws(() => fusedPwPw(args), (e: unknown) => e instanceof FcmError && e.kind === 'unsupported' && /se.*32784 bytes of workgroup storage/.test(e.message));
 });
 

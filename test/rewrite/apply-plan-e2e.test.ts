@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixtureModels } from '../../fixtures/models.js';
 import { prepareGraph } from '../../src/graph/prepare.js';
-import { toDag } from '../../converters/dag.js';
+import { toDag } from '../../src/planner/to-dag.js';
 import { planOptimal } from '../../src/planner/optimal.js';
 import { applyPlan } from '../../src/rewrite/apply-plan.js';
 import { fuseEpilogues } from '../../src/rewrite/epilogues.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { seBlock } from './se-block.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { foldChannelScales } from '../../src/rewrite/channel-scale.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { createSession } from '../../src/pipeline/session.js';

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder, mulberry32 } from '../../fixtures/ir-builder.js';
 import { prepareGraph } from '../../src/graph/prepare.js';
-import { toDag } from '../../converters/dag.js';
+import { toDag } from '../../src/planner/to-dag.js';
 import { checkLegality, findCandidates, isConvLayer } from '../../src/planner/candidates.js';
 import { planOptimal } from '../../src/planner/optimal.js';
 import { applyPlan } from '../../src/rewrite/apply-plan.js';

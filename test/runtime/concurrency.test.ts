@@ -5,7 +5,7 @@ import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixtureModels } from '../../fixtures/models.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { createSession } from '../../src/pipeline/session.js';
 import type { Session } from '../../src/runtime/executor.js';
 import { releaseGpu } from '../../src/runtime/device.js';

@@ -10,7 +10,7 @@ import * as ort from 'onnxruntime-node';
 import { fixtureModels } from '../../fixtures/models.js';
 import { GraphBuilder } from '../../fixtures/ir-builder.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { FcmError } from '../../src/errors.js';
 import { createSession } from '../../src/pipeline/session.js';
 import { prepareForRun } from '../../src/pipeline/pipeline.js';

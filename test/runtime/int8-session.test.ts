@@ -5,7 +5,7 @@
 // Pad folded into a PW-DW one more.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import { buildMobileNetStyle, buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
 import { FcmError } from '../../src/errors.js';
 import { type Graph, fcmDomain } from '../../src/graph/ir.js';

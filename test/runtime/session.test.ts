@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import * as ort from 'onnxruntime-node';
 import { fixtureModels } from '../../fixtures/models.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
-import { loadModel } from '../../converters/load.js';
-import { toDag } from '../../converters/dag.js';
+import { loadModel } from '../../src/graph/load.js';
+import { toDag } from '../../src/planner/to-dag.js';
 import { planFusion } from '../../src/planner/index.js';
 import type { HwConfig } from '../../src/planner/hw-config.js';
 import type { Graph } from '../../src/graph/ir.js';
@@ -17,7 +17,7 @@ import { compileGraph } from '../../src/runtime/compile.js';
 import { timeNodes } from '../../src/runtime/profile.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
-import { defaultLimits } from '../../kernels/shader.js';
+import { defaultLimits } from '../../kernels/program.js';
 
 after(releaseGpu);
 

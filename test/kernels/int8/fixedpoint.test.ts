@@ -36,7 +36,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   const groups = Math.ceil(count / 64);
   return {
     name: 'fixedpoint-test', cacheKey: `fp${count}`, wgsl, workgroupSize: [64, 1, 1],
-    dispatch: [Math.min(groups, 65535), Math.ceil(groups / 65535), 1], inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [],
+    dispatch: [Math.min(groups, 65535), Math.ceil(groups / 65535), 1], inputs: [0], outputs: 1, workgroupStorageBytes: 0, constants: [],
   };
 }
 
@@ -88,7 +88,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (gid.x >= ${n}u) { return; }
   out[gid.x] = bitcast<u32>(dot4(v[2u * gid.x], v[2u * gid.x + 1u]));
 }`;
-      const p: Int8Program = { name: 'dot4-test', cacheKey: 'dot4', wgsl, workgroupSize: [64, 1, 1], dispatch: [n / 64, 1, 1], inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [] };
+      const p: Int8Program = { name: 'dot4-test', cacheKey: 'dot4', wgsl, workgroupSize: [64, 1, 1], dispatch: [n / 64, 1, 1], inputs: [0], outputs: 1, workgroupStorageBytes: 0, constants: [] };
       const [out] = await runInt8(p, [words], [n]);
       const got = new Int32Array(out.buffer);
       const bytes = type === 'int8' ? new Int8Array(words.buffer) : new Uint8Array(words.buffer);

@@ -5,7 +5,7 @@
 
 import { create, globals } from 'webgpu';
 import type { Int8Program } from '../../../kernels/int8/common.js';
-import type { KernelLimits } from '../../../kernels/shader.js';
+import type { KernelLimits } from '../../../kernels/program.js';
 
 let state: Promise<{ gpu: GPU; adapter: GPUAdapter; device: GPUDevice }> | undefined;
 

@@ -158,7 +158,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   out[2u * i] = bitcast<u32>(exp_neg5(min(a, 0i)));
   out[2u * i + 1u] = bitcast<u32>(one_over_one_plus_x(a));
 }`;
-  const p: Int8Program = { name: 'softmax-fixedpoint-test', cacheKey: 'sfp', wgsl, workgroupSize: [64, 1, 1], dispatch: [Math.ceil(n / 64), 1, 1], inputs: [0], outputs: 1, uniforms: [], workgroupStorageBytes: 0, constants: [] };
+  const p: Int8Program = { name: 'softmax-fixedpoint-test', cacheKey: 'sfp', wgsl, workgroupSize: [64, 1, 1], dispatch: [Math.ceil(n / 64), 1, 1], inputs: [0], outputs: 1, workgroupStorageBytes: 0, constants: [] };
   const [out] = await runInt8(p, [new Uint32Array(Int32Array.from(values).buffer)], [2 * n]);
   const got = new Int32Array(out.buffer);
   for (let i = 0; i < n; i++) {

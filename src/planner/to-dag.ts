@@ -6,11 +6,11 @@
 // output the model returns carry `model_output: true` (the planner fuses none through them). Conv layers are typed as the
 // FusePlanner reference's utils.py reads them (is_conv_layer, get_layer_filter_size...): 's', 'dw', 'pw' with [C, H, W]
 // shapes of batch item 0; 'fc' for Gemm/MatMul with a constant weight.
-import { unsupported } from '../src/errors.js';
-import type { Graph, Node, Tensor } from '../src/graph/ir.js';
-import { consumers, fcmDomain, isKnownOp, numel, producers } from '../src/graph/ir.js';
-import type { ConvType, Dag, DagLayer } from '../src/planner/dag.js';
-import { convType, epilogueActivationOps, foldedActivation, spatialZeroPads } from '../src/planner/fusion-rules.js';
+import { unsupported } from '../errors.js';
+import type { Graph, Node, Tensor } from '../graph/ir.js';
+import { consumers, fcmDomain, isKnownOp, numel, producers } from '../graph/ir.js';
+import type { ConvType, Dag, DagLayer } from './dag.js';
+import { convType, epilogueActivationOps, foldedActivation, spatialZeroPads } from './fusion-rules.js';
 
 /** The FusePlanner reference's activation spelling: '0', 'RELU', 'RELU6' (Clip 0..6), else the op name upper-cased. */
 export function activationName(op: string, min?: unknown, max?: unknown): string {

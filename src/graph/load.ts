@@ -4,14 +4,14 @@
 // ops fold too.
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { invalid, unsupported } from '../src/errors.js';
-import type { Graph, Tensor } from '../src/graph/ir.js';
-import { ortShapes } from '../src/graph/ort-shapes.js';
-import { prepareGraph } from '../src/graph/prepare.js';
-import { unknownTensors } from '../src/graph/shape.js';
-import { importOnnx } from './onnx/import.js';
-import { importTflite } from './tflite/import.js';
-import type { ImportOptions } from './options.js';
+import { invalid, unsupported } from '../errors.js';
+import type { Graph, Tensor } from './ir.js';
+import { ortShapes } from './ort-shapes.js';
+import { prepareGraph } from './prepare.js';
+import { unknownTensors } from './shape.js';
+import { importOnnx } from '../../converters/onnx/import.js';
+import { importTflite } from '../../converters/tflite/import.js';
+import type { ImportOptions } from '../../converters/options.js';
 
 export type ModelFormat = 'onnx' | 'tflite';
 
