@@ -93,6 +93,21 @@ export function diff(got: ArrayLike<number>, want: ArrayLike<number>, lsb = 1): 
   return { n: want.length, differ, max };
 }
 
+/** The LSB of an output: 1 for 8-bit ones; the float output of the MobileNet-style model is a dequantized softmax. */
+export const outputLsb = (o: ArrayLike<number>) => (o instanceof Float32Array ? 1 / 256 : 1);
+
+/**
+ * End to end, the reference and the GPU executor (equal to it bit for bit) against the interpreter: per model and
+ * output, [most differing values over the recorded inputs, largest difference in LSB], as measured. The layers'
+ * 1-LSB requantization differences (double rounding vs XNNPACK's float rounding) carried to the outputs.
+ */
+export const endToEndBounds: Record<string, Array<[number, number]>> = {
+  'mobilenet-style-int8': [[2, 1]],
+  'oracle-ops': [[140, 4], [1, 1], [0, 0]],
+  'seed-mobilenet-v1-224': [[7, 5]],
+  'seed-proxyless-gpu': [[6, 1]],
+};
+
 export const addDiff = (a: Diff, b: Diff): Diff => ({ n: a.n + b.n, differ: a.differ + b.differ, max: Math.max(a.max, b.max) });
 export const fmt = (d: Diff) => `${d.differ}/${d.n} differ, max ${d.max} LSB`;
 

@@ -18,7 +18,9 @@ import { loadModel } from '../../converters/load.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { withRounding } from '../../src/quant/fixedpoint.js';
 import { runInt8Reference } from '../../src/quant/run-reference.js';
-import { type Diff, type OracleRecord, addDiff, diff, fmt, irInput, layerByLayer, loadRecord, toNhwc } from './tflite-oracle-records.js';
+import {
+  type Diff, type OracleRecord, addDiff, diff, endToEndBounds, fmt, irInput, layerByLayer, loadRecord, outputLsb, toNhwc,
+} from './tflite-oracle-records.js';
 
 const graphs = new Map<string, Promise<Graph>>();
 const graphOf = (rec: OracleRecord) => {
@@ -116,16 +118,9 @@ describe('integer reference vs LiteRT.js (TFLite + XNNPACK, recorded)', () => {
   });
 
   // End to end, with the measured differences as bounds: 1-LSB steps of the layers carried to the outputs.
-  const endToEnd: Array<[string, Array<[number, number]>]> = [
-    // [model, per output: [most differing values over the inputs, largest difference in LSB]]
-    ['mobilenet-style-int8', [[2, 1]]],
-    ['oracle-ops', [[140, 4], [1, 1], [0, 0]]],
-    ['seed-mobilenet-v1-224', [[7, 5]]],
-    ['seed-proxyless-gpu', [[6, 1]]],
-  ];
   // The 224x224 models take the reference 5-10 s each: with FCM_OPT_SLOW_TESTS=1.
   const slow = new Set(['seed-mobilenet-v1-224', 'seed-proxyless-gpu']);
-  for (const [name, bounds] of endToEnd) {
+  for (const [name, bounds] of Object.entries(endToEndBounds)) {
     const skip = slow.has(name) && !process.env.FCM_OPT_SLOW_TESTS ? 'set FCM_OPT_SLOW_TESTS=1' : false;
     it(`end to end: ${name} within the measured bounds`, { skip }, async () => {
       const rec = loadRecord(name);
@@ -133,8 +128,7 @@ describe('integer reference vs LiteRT.js (TFLite + XNNPACK, recorded)', () => {
       for (let i = 0; i < rec.model.seeds.length; i++) {
         const outs = referenceOutputs(g, rec, i);
         outs.forEach((o, k) => {
-          const lsb = o instanceof Float32Array ? 1 / 256 : 1; // the float output is a dequantized softmax
-          const d = diff(o, rec.outputs.xnnpack[i][k], lsb);
+          const d = diff(o, rec.outputs.xnnpack[i][k], outputLsb(o));
           const [most, max] = bounds[k];
           assert.ok(d.differ <= most && d.max <= max, `${name}, seed ${rec.model.seeds[i]}, output ${k}: ${fmt(d)}`);
         });
