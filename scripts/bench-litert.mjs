@@ -5,7 +5,7 @@
 // includes reading its outputs back into JS.
 //
 //   node scripts/bench-litert.mjs model.tflite [more.tflite ...] [--runs 20] [--warmup 3] [--threads] [--json out.json]
-//   node scripts/bench-litert.mjs fixture:seed-mobilenet-v1-224     # a model of fixtures/tflite-oracle.ts (npm run build)
+//   node scripts/bench-litert.mjs fixture:mobilenet-v1-224     # a model of fixtures/tflite-oracle.ts (npm run build)
 //
 // --threads: LiteRT's threaded WASM build (the page is served cross-origin isolated); default: one thread.
 

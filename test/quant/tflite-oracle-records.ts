@@ -104,8 +104,8 @@ export const outputLsb = (o: ArrayLike<number>) => (o instanceof Float32Array ? 
 export const endToEndBounds: Record<string, Array<[number, number]>> = {
   'mobilenet-style-int8': [[2, 1]],
   'oracle-ops': [[140, 4], [1, 1], [0, 0]],
-  'seed-mobilenet-v1-224': [[7, 5]],
-  'seed-proxyless-gpu': [[6, 1]],
+  'mobilenet-v1-224': [[7, 5]],
+  'proxyless-gpu-224': [[6, 1]],
 };
 
 export const addDiff = (a: Diff, b: Diff): Diff => ({ n: a.n + b.n, differ: a.differ + b.differ, max: Math.max(a.max, b.max) });

@@ -49,7 +49,7 @@ function layerDiffs(g: Graph, rec: OracleRecord): Map<string, Diff> {
 
 describe('integer reference vs LiteRT.js (TFLite + XNNPACK, recorded)', () => {
   it('the two recorded CPU routes of LiteRT.js agree on every model', () => {
-    for (const name of ['tie-probe', 'mobilenet-style-int8', 'mobilenet-style-int8-taps', 'oracle-ops', 'oracle-ops-taps', 'seed-mobilenet-v1-32-taps', 'seed-mobilenet-v1-224', 'seed-proxyless-gpu']) {
+    for (const name of ['tie-probe', 'mobilenet-style-int8', 'mobilenet-style-int8-taps', 'oracle-ops', 'oracle-ops-taps', 'mobilenet-v1-32-taps', 'mobilenet-v1-224', 'proxyless-gpu-224']) {
       const rec = loadRecord(name);
       assert.deepEqual(rec.outputs['webnn-fallback'], rec.outputs.xnnpack, name);
     }
@@ -86,7 +86,7 @@ describe('integer reference vs LiteRT.js (TFLite + XNNPACK, recorded)', () => {
     assert.equal(diff(refSingle[conv], got[conv]).differ, 16);
   });
 
-  const tapped = ['oracle-ops-taps', 'mobilenet-style-int8-taps', 'seed-mobilenet-v1-32-taps'];
+  const tapped = ['oracle-ops-taps', 'mobilenet-style-int8-taps', 'mobilenet-v1-32-taps'];
   it('layer by layer: every op equal but Conv, Gemm and Mul (under 0.5% of their outputs) and ReduceMean, all within 1 LSB', async () => {
     for (const name of tapped) {
       const rec = loadRecord(name);
@@ -106,7 +106,7 @@ describe('integer reference vs LiteRT.js (TFLite + XNNPACK, recorded)', () => {
       const expect = {
         'oracle-ops-taps': ['Conv', 'Pad', 'MaxPool', 'AveragePool', 'Add', 'Sub', 'Mul', 'Relu', 'Concat', 'ReduceMean', 'Gemm', 'Softmax', 'QuantizeLinear'],
         'mobilenet-style-int8-taps': ['Conv', 'Pad', 'Add', 'HardSwish', 'ReduceMean', 'Gemm', 'Softmax', 'QuantizeLinear'],
-        'seed-mobilenet-v1-32-taps': ['Conv', 'Pad', 'ReduceMean', 'Softmax'],
+        'mobilenet-v1-32-taps': ['Conv', 'Pad', 'ReduceMean', 'Softmax'],
       }[name]!;
       for (const op of expect) assert.ok(byOp.has(op), `${name}: checked ${op}`);
     }
@@ -127,7 +127,7 @@ describe('integer reference vs LiteRT.js (TFLite + XNNPACK, recorded)', () => {
 
   // End to end, with the measured differences as bounds: 1-LSB steps of the layers carried to the outputs.
   // The 224x224 models take the reference 5-10 s each: with FCM_OPT_SLOW_TESTS=1.
-  const slow = new Set(['seed-mobilenet-v1-224', 'seed-proxyless-gpu']);
+  const slow = new Set(['mobilenet-v1-224', 'proxyless-gpu-224']);
   for (const [name, bounds] of Object.entries(endToEndBounds)) {
     const skip = slow.has(name) && !process.env.FCM_OPT_SLOW_TESTS ? 'set FCM_OPT_SLOW_TESTS=1' : false;
     it(`end to end: ${name} within the measured bounds`, { skip }, async () => {

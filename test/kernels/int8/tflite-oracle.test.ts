@@ -57,6 +57,6 @@ test('one of each integer op: unfused and fused executor against LiteRT.js', asy
 
 // About 30 s unfused and 3 min fused on lavapipe.
 test('the FusePlanner reference MobileNetV1 at 224x224 against LiteRT.js', { skip: process.env.FCM_OPT_SLOW_TESTS ? false : 'set FCM_OPT_SLOW_TESTS=1' }, async () => {
-  const [, auto] = await check('seed-mobilenet-v1-224', ['unfused', 'auto']);
+  const [, auto] = await check('mobilenet-v1-224', ['unfused', 'auto']);
   assert.ok(auto > 0);
 });
