@@ -4,7 +4,7 @@
 // tensorflow/lite/kernels/internal/common.h (MultiplyByQuantizedMultiplier*, GetReciprocal) and gemmlowp's
 // fixedpoint/fixedpoint.h (SaturatingRoundingDoublingHighMul, RoundingDivideByPOT, exp_on_negative_values,
 // one_over_one_plus_x_for_x_in_0_1), in TFLite's default build (TFLITE_SINGLE_ROUNDING = 0, the double
-// rounding variant; no TFLITE_EMULATE_FLOAT).
+// rounding variant; no TFLITE_EMULATE_FLOAT), and the single-rounding variant on request (withRounding).
 
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
@@ -95,8 +95,47 @@ export function roundingDivideByPOT(x: number, exponent: number): number {
 /** int32 x * (1 << s) as C++ computes it on two's complement hardware (wraps). */
 const shl = (x: number, s: number) => Math.imul(x, 1 << s) | 0;
 
-/** common.h MultiplyByQuantizedMultiplier (int32 x, double rounding). */
+/**
+ * TFLite builds its requantization one of two ways: 'double' rounding (the default: gemmlowp's
+ * SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT, each rounding half away from zero) or 'single'
+ * rounding (TFLITE_SINGLE_ROUNDING: one int64 product rounded half up, i.e. x * M correctly rounded). The two differ
+ * by 1 LSB where the first of the two roundings lands on a half: about 2^-(r+1) of the outputs for a right shift
+ * r (0.2-0.3% of the convolution outputs of the int8 fixtures). The reference and the GPU kernels use double rounding;
+ * withRounding('single', fn) runs reference code the other way (the comparisons with LiteRT.js use it).
+ */
+export type Rounding = 'double' | 'single';
+let rounding: Rounding = 'double';
+
+/** Runs fn with the MultiplyByQuantizedMultiplier* functions below in the given rounding, then restores it. */
+export function withRounding<T>(mode: Rounding, fn: () => T): T {
+  const previous = rounding;
+  rounding = mode;
+  try {
+    return fn();
+  } finally {
+    rounding = previous;
+  }
+}
+
+/**
+ * common.cc MultiplyByQuantizedMultiplier with TFLITE_SINGLE_ROUNDING: (x * m + 2^(t-1)) >> t in int64, t = 31 - shift
+ * (shift in [-31, 30]). The 62-bit product is split (m = mh * 2^16 + ml) so every step is exact in a double.
+ */
+export function multiplyByQuantizedMultiplierSingleRounding(x: number, multiplier: number, shift: number): number {
+  const t = 31 - shift;
+  if (!(t >= 1 && t <= 62)) throw new RangeError(`multiplyByQuantizedMultiplierSingleRounding: shift ${shift} is outside [-31, 30]`);
+  const p = x * Math.floor(multiplier / 65536); // |p| < 2^46
+  const q = x * (multiplier % 65536);            // |q| < 2^47; x * m = p * 2^16 + q
+  if (t >= 17) {
+    // floor((p * 2^16 + q + 2^(t-1)) / 2^16) = p + 2^(t-17) + floor(q / 2^16), then the remaining t - 16 bits.
+    return Math.floor((p + 2 ** (t - 17) + Math.floor(q / 65536)) / 2 ** (t - 16)) | 0;
+  }
+  return (p * 2 ** (16 - t) + Math.floor((q + 2 ** (t - 1)) / 2 ** t)) | 0;
+}
+
+/** common.h MultiplyByQuantizedMultiplier (int32 x), in the current rounding (double unless withRounding says). */
 export function multiplyByQuantizedMultiplier(x: number, multiplier: number, shift: number): number {
+  if (rounding === 'single') return multiplyByQuantizedMultiplierSingleRounding(x, multiplier, shift);
   const left = shift > 0 ? shift : 0;
   const right = shift > 0 ? 0 : -shift;
   return roundingDivideByPOT(srdhm(shl(x, left), multiplier), right);
@@ -104,11 +143,13 @@ export function multiplyByQuantizedMultiplier(x: number, multiplier: number, shi
 
 /** common.h MultiplyByQuantizedMultiplierSmallerThanOneExp (leftShift <= 0). */
 export function multiplyByQuantizedMultiplierSmallerThanOneExp(x: number, multiplier: number, leftShift: number): number {
+  if (rounding === 'single') return multiplyByQuantizedMultiplierSingleRounding(x, multiplier, leftShift);
   return roundingDivideByPOT(srdhm(x, multiplier), -leftShift);
 }
 
 /** common.h MultiplyByQuantizedMultiplierGreaterThanOne (leftShift >= 0). */
 export function multiplyByQuantizedMultiplierGreaterThanOne(x: number, multiplier: number, leftShift: number): number {
+  if (rounding === 'single') return multiplyByQuantizedMultiplierSingleRounding(x, multiplier, leftShift);
   return srdhm(shl(x, leftShift), multiplier);
 }
 

@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
-  expOnNegativeValues, getReciprocal, multiplyByQuantizedMultiplier, quantizeMultiplier, quantizeMultiplierGreaterThanOne,
-  quantizeMultiplierSmallerThanOneExp, roundingDivideByPOT, srdhm, srdhmBigInt, tfliteRound,
+  expOnNegativeValues, getReciprocal, multiplyByQuantizedMultiplier, multiplyByQuantizedMultiplierSingleRounding,
+  quantizeMultiplier, quantizeMultiplierGreaterThanOne, quantizeMultiplierSmallerThanOneExp, roundingDivideByPOT, srdhm,
+  srdhmBigInt, tfliteRound, withRounding,
 } from '../../src/quant/fixedpoint.js';
 import { rng } from '../../fixtures/tflite-builder.js';
 
@@ -89,6 +90,26 @@ describe('SaturatingRoundingDoublingHighMul and RoundingDivideByPOT', () => {
       const got = multiplyByQuantizedMultiplier(x, multiplier, shift);
       assert.ok(Math.abs(got - tfliteRound(x * m)) <= 1, `${x} * ${m}: ${got}`);
     }
+  });
+  it('the single-rounding variant is the int64 (x * m + 2^(30 - shift)) >> (31 - shift), over the whole shift range', () => {
+    // Hand values: 3 / 8 and -3 / 8 round to 0 (double rounding gives 1 and 0), ties go up: 12 / 8 -> 2, -12 / 8 -> -1.
+    const eighth = (x: number) => multiplyByQuantizedMultiplierSingleRounding(x, 1 << 30, -2);
+    assert.deepEqual([3, -3, 12, -12, 4, -4].map(eighth), [0, 0, 2, -1, 1, 0]);
+    assert.equal(multiplyByQuantizedMultiplier(3, 1 << 30, -2), 1);
+    assert.equal(withRounding('single', () => multiplyByQuantizedMultiplier(3, 1 << 30, -2)), 0);
+    assert.equal(multiplyByQuantizedMultiplier(3, 1 << 30, -2), 1, 'withRounding restores double rounding');
+    const r = rng(9);
+    let checked = 0;
+    for (let i = 0; i < 20000; i++) {
+      const shift = Math.floor(r() * 62) - 31;
+      const m = (1 << 30) + Math.floor(r() * 2 ** 30);
+      const x = Math.floor((r() - 0.5) * 2 ** 32) >> Math.floor(r() * 31);
+      const want = (BigInt(x) * BigInt(m) + (1n << BigInt(30 - shift))) >> BigInt(31 - shift);
+      if (want < BigInt(I32_MIN) || want > BigInt(I32_MAX)) continue; // TFLite DCHECKs the result fits int32
+      assert.equal(multiplyByQuantizedMultiplierSingleRounding(x, m, shift), Number(want), `${x} * ${m} >> ${31 - shift}`);
+      checked++;
+    }
+    assert.ok(checked > 5000, `${checked} cases in range`);
   });
 });
 
