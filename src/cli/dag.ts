@@ -1,5 +1,5 @@
 // `fcm-opt dag MODEL [-o FILE] [--batch N] [--input-shape name:1x3x640x640 ...]`: FusePlanner's layer
-// DAG JSON of a model (converters/dag.ts), on stdout or written atomically (temp file, then rename).
+// DAG JSON of a model (src/planner/to-dag.ts), on stdout or written atomically (temp file, then rename).
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../export/write-atomic.js';
 import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';

@@ -111,7 +111,7 @@ function checkConv(l: Record<string, unknown>, where: string): void {
   // Channel counts must match the weights, or the cost models compute nonsense.
   if (type === 'dw' && (ws[0] !== ci || co !== ci)) throw invalid(where, `depthwise weights [${ws.join(', ')}] do not match ${ci} input / ${co} output channels`);
   if (type === 'pw' && (ws[1] !== ci || ws[0] !== co)) throw invalid(where, `weights [${ws.join(', ')}] do not match ${ci} input / ${co} output channels`);
-  // A grouped standard conv has weights [F, C/group, K, K] (converters/dag.ts); the FusePlanner reference's have group 1.
+  // A grouped standard conv has weights [F, C/group, K, K] (src/planner/to-dag.ts); the FusePlanner reference's have group 1.
   if (type === 's' && (ci % ws[1] !== 0 || ws[0] !== co)) throw invalid(where, `weights [${ws.join(', ')}] do not match ${ci} input / ${co} output channels`);
   checkSpatial(l, type, ws, where);
 }

@@ -32,7 +32,7 @@ export interface DagLayer {
   ofms_zero_points?: number;
   /** fcm-opt's own additions (the FusePlanner reference ignores unknown keys): IR node names this layer stands for. */
   nodes?: string[];
-  /** fcm-opt's: the model returns this layer's output (converters/dag.ts); nothing fuses through it. */
+  /** fcm-opt's: the model returns this layer's output (to-dag.ts); nothing fuses through it. */
   model_output?: boolean;
   /** fcm-opt's, Pad layers: whether it pads only H and W, with zeros (fusion-rules.ts spatialZeroPads). */
   spatial_zero_pad?: boolean;

@@ -1,5 +1,5 @@
 // What an FCM may contain, stated once for the two representations that apply it: the planner on FusePlanner's
-// layer DAG (candidates.ts; converters/dag.ts writes the DAG of a graph) and the rewrite on the graph IR
+// layer DAG (candidates.ts; src/planner/to-dag.ts writes the DAG of a graph) and the rewrite on the graph IR
 // (src/rewrite/epilogues.ts, apply-plan.ts). Both call these functions, so a module the planner proposes is
 // one the rewrite builds (test/rewrite/plan-agreement.test.ts checks it on random graphs).
 //

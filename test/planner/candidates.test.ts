@@ -30,7 +30,7 @@ test('PW -> DW, DW -> PW and PW -> PW along edges are candidates', () => {
 });
 
 test('each conv applies its own activation: a standalone activation layer between the convolutions ends the chain', () => {
-  // Conv -> Relu -> Sigmoid -> DW as converters/dag.ts writes it: the Relu folded into the PW layer, the
+  // Conv -> Relu -> Sigmoid -> DW as src/planner/to-dag.ts writes it: the Relu folded into the PW layer, the
   // Sigmoid left standalone. An FCM's first layer applies one activation, so this is no candidate.
   const relu = { ...pw([0], 8, 16, 8), activation: 'RELU' };
   const d = dag([op('Input', []), relu, op('Sigmoid', [1]), dw([2], 16, 8)]);

@@ -170,7 +170,7 @@ test('overlapping candidates: the optimal choice beats taking pairs greedily in 
 test('plan data: modules carry tiles, costs, time when available, IR node names when the DAG has them', () => {
   const dag: Dag = [
     { id: 0, name: 'x', op: 'Input', parents: [], children: [1], activation: '0', ifms_shape: [], ofms_shape: [] },
-    // As converters/dag.ts writes a PW conv whose Relu it folded: one layer, both node names.
+    // As src/planner/to-dag.ts writes a PW conv whose Relu it folded: one layer, both node names.
     { id: 1, name: 'c1', op: 'Conv', parents: [0], children: [2], activation: 'RELU', type: 'pw', weights_shape: [64, 16], ifms_shape: [16, 32, 32], ofms_shape: [64, 32, 32], strides: 1, nodes: ['c1', 'r1'], pads: [0, 0, 0, 0], dilations: 1 },
     { id: 2, name: 'c2', op: 'Conv', parents: [1], children: [], activation: '0', type: 'dw', weights_shape: [64, 3, 3], ifms_shape: [64, 32, 32], ofms_shape: [64, 32, 32], strides: 1, nodes: ['c2'], pads: [1, 1, 1, 1], dilations: 1 },
   ];

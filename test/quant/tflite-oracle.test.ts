@@ -15,7 +15,7 @@
 // - end to end those 1-LSB steps propagate: the bounds below are the measured ones, per model.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { loadModel } from '../../converters/load.js';
+import { loadModel } from '../../src/graph/load.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { withRounding } from '../../src/quant/fixedpoint.js';
 import { runInt8Reference } from '../../src/quant/run-reference.js';

@@ -5,11 +5,11 @@
 // where that code meets a real interpreter end to end.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadModel } from '../../../converters/load.js';
+import { loadModel } from '../../../src/graph/load.js';
 import { loadHw } from '../../../src/planner/hw.js';
 import { runInt8Reference } from '../../../src/quant/run-reference.js';
 import { releaseGpu } from '../../../src/runtime/device.js';
-import { createInt8Session } from '../../../src/runtime/int8-session.js';
+import { createInt8Session } from '../../../src/pipeline/session.js';
 import { diff, endToEndBounds, fmt, irInput, loadRecord, outputLsb, toNhwc } from '../../quant/tflite-oracle-records.js';
 
 after(releaseGpu);
