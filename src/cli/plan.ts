@@ -12,7 +12,7 @@ import { overlappingLayers } from '../planner/fuseplanner/plan.js';
 import { batchOf } from '../graph/util.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { exportOptimized } from '../export/optimized.js';
-import { writeFileAtomic } from '../export/write-atomic.js';
+import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
 import { loadPlanSource } from '../pipeline/pipeline.js';
 import { resolveHw } from '../pipeline/hw.js';
 import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
@@ -46,7 +46,26 @@ export async function hwForCommand(hw: string): Promise<HwConfig> {
   }
 }
 
+/** The files a command writes, checked before any work (write-atomic.ts checkOutputTarget): none may be an input
+ *  (the model, a --hw file), a device or a folder, and no two may be the same file. */
+export async function checkOutputs(outputs: ReadonlyArray<readonly [what: string, path: string | undefined]>, inputs: readonly string[]): Promise<void> {
+  const seen = new Map<string, string>();
+  for (const [what, path] of outputs) {
+    if (path === undefined) continue;
+    const target = await checkOutputTarget(path, { notSameAs: inputs, what });
+    const other = seen.get(target);
+    if (other !== undefined) throw invalid(`${what} ${path}`, `is also the ${other} output; give each output its own file`);
+    seen.set(target, what);
+  }
+}
+
+/** The --hw value as an input file to protect from being overwritten, when it names one. */
+export const hwInputs = (hw: string | undefined): string[] => (hw && hw !== 'auto' ? [hw] : []);
+
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
+  const outputs = [['--dag', options.dag], ['--plan', options.plan], ['-o', options.output]] as const;
+  const inputs = [input, ...hwInputs(options.hw)];
+  await checkOutputs(outputs, inputs);
   const hw = await hwForCommand(options.hw);
   const { dag, graph } = await loadPlanSource(input, options);
   let plan = planFusion(dag, hw, { mode: options.mode, model: basename(input), ...(graph && options.mode === 'optimal' ? { batch: batchOf(graph) } : {}) });
@@ -75,7 +94,7 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
   if (options.plan) files.push(['--plan', options.plan, () => planToJson(plan)]);
   if (options.output) files.push(['-o', options.output, () => exportOptimized(applyPlan(graph!, plan), plan)]);
   const contents = files.map(([what, path, make]) => [what, path, make()] as const);
-  for (const [what, path, data] of contents) await writeFileAtomic(path, data, { notSameAs: input, what });
+  for (const [what, path, data] of contents) await writeFileAtomic(path, data, { notSameAs: inputs, what });
   if (options.json) return planToJson(plan);
   return formatPlan(plan, dag, { overlapping: options.mode === 'fuseplanner' ? overlappingLayers(plan) : undefined }) + tuneNote;
 }
