@@ -172,7 +172,7 @@ function checkAcyclic(dag: Dag, file: string): void {
   if (visited === dag.length) return;
   // Walk parents among unvisited layers until one repeats: that layer is on a cycle.
   const left = new Set(dag.filter((_, i) => indegree[i] > 0).map((l) => l.id));
-  let id = Math.min(...left);
+  let id = [...left].reduce((a, b) => Math.min(a, b));
   const seen = new Set<number>();
   while (!seen.has(id)) {
     seen.add(id);

@@ -32,7 +32,8 @@ const shape = (s: number[] | undefined) => (s ? s.join('x') : '?');
 const layerName = (l: DagLayer) => (Array.isArray(l.nodes) && l.nodes.length > 0 ? l.nodes.join('+') : l.name);
 
 function table(rows: string[][], rightAligned: Set<number>): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  // A loop, not Math.max(...column): spreading 300,000 rows as arguments overflows the stack.
+  const widths = rows[0].map((_, c) => rows.reduce((w, r) => Math.max(w, r[c].length), 0));
   return rows.map((r) => r.map((cell, c) => (rightAligned.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
 }
 
