@@ -117,7 +117,7 @@ export function shortenTokens(s: string, max = maxShownToken): string {
 /** A message as the CLI prints it: one line, escaped (escapeText), long names and the whole line cut. */
 export function displayLine(message: string): string {
   // Long runs are cut before escaping, so that a 5 MB name costs one pass, not an escaped copy.
-  const line = escapeText(shortenTokens(message.length > 64 * maxShownLine ? message.slice(0, boundary(message, 64 * maxShownLine)) : message));
+  const line = escapeText(shortenTokens(message));
   if (line.length <= maxShownLine) return line;
   const cut = boundary(line, maxShownLine);
   return `${line.slice(0, cut)}...[${line.length - cut} characters cut]`;
