@@ -43,11 +43,11 @@ export function reportError(e: unknown, verbose: boolean): number {
   }
   if (e instanceof FcmError) {
     process.stderr.write(`fcm-opt: ${displayLine(e.message)}\n`);
-    if (verbose && e.stack) process.stderr.write(`${e.stack}\n`);
+    if (verbose && e.stack) process.stderr.write(`${displayLines(e.stack)}\n`);
     return e.exitCode;
   }
   const err = e instanceof Error ? e : new Error(String(e));
   process.stderr.write(`fcm-opt: internal error: ${displayLine(err.message)}${verbose ? '' : ' (run with --verbose for details)'}\n`);
-  if (verbose && err.stack) process.stderr.write(`${err.stack}\n`);
+  if (verbose && err.stack) process.stderr.write(`${displayLines(err.stack)}\n`);
   return 70;
 }

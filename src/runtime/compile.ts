@@ -332,8 +332,19 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
   checkDispatches(g, items.filter((s) => s.kind === 'gpu').length);
   // A dispatch that only reads host values and only feeds the host or the outputs (the output's QUANTIZE after a
   // host Softmax) runs on the host too: an upload, a submission and a read-back fewer.
-  const hostMade = (t: string) => g.inputs.includes(t) || items.some((s) => s.kind === 'host' && s.nodes.some((n) => n.outputs.includes(t)));
-  const gpuReads = (t: string) => items.some((s) => s.kind === 'gpu' && s.step.bindings.slice(0, s.step.nIn).includes(t));
+  // What the host makes and how often dispatches read each tensor, kept up to date as dispatches move to the host
+  // (a scan of every item per question made long integer models quadratic).
+  const hostMadeSet = new Set(g.inputs);
+  const gpuReadCount = new Map<string, number>();
+  const countReads = (st: Step, by: number) => {
+    for (const x of st.bindings.slice(0, st.nIn)) gpuReadCount.set(x, (gpuReadCount.get(x) ?? 0) + by);
+  };
+  for (const it of items) {
+    if (it.kind === 'host') for (const n of it.nodes) for (const y of n.outputs) hostMadeSet.add(y);
+    else countReads(it.step, 1);
+  }
+  const hostMade = (t: string) => hostMadeSet.has(t);
+  const gpuReads = (t: string) => (gpuReadCount.get(t) ?? 0) > 0;
   for (let changed = true; changed;) {
     changed = false;
     for (let i = items.length - 1; i >= 0; i--) {
@@ -343,6 +354,8 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
       const outs = s.step.bindings.slice(s.step.nIn);
       if (!ins.every(hostMade) || outs.some(gpuReads)) continue;
       items[i] = { kind: 'host', nodes: s.step.group, reads: [], writes: [] };
+      countReads(s.step, -1);
+      for (const n of s.step.group) for (const y of n.outputs) hostMadeSet.add(y);
       changed = true;
     }
   }
@@ -368,7 +381,8 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
 
   // Activation buffers: the tensors dispatches bind; host steps read or write the ones that cross.
   const isConst = (t: string) => g.tensors.get(t)?.data !== undefined;
-  const onGpu = (t: string) => steps.some((s) => s.bindings.includes(t));
+  const bound = new Set(steps.flatMap((s) => s.bindings));
+  const onGpu = (t: string) => bound.has(t);
   const memSteps: MemoryStep[] = items.map((s) => (s.kind === 'gpu'
     ? { reads: s.step.bindings.slice(0, s.step.nIn).filter((x) => !isConst(x)), writes: s.step.bindings.slice(s.step.nIn) }
     : { reads: s.reads.map(root).filter(onGpu), writes: s.writes.map(root).filter(onGpu) }));
