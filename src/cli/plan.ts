@@ -1,6 +1,7 @@
 // `fcm-opt plan MODEL_OR_DAG --hw CFG [--mode optimal|fuseplanner] [--json]`, also the default command
 // (`fcm-opt MODEL --hw CFG`): commander's `isDefault` subcommand runs when the first operand is no
 // subcommand's name, so it never shadows the other commands and adds no options to the root program.
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { invalid, unsupported } from '../errors.js';
@@ -59,8 +60,8 @@ export async function checkOutputs(outputs: ReadonlyArray<readonly [what: string
   }
 }
 
-/** The --hw value as an input file to protect from being overwritten, when it names one. */
-export const hwInputs = (hw: string | undefined): string[] => (hw && hw !== 'auto' ? [hw] : []);
+/** The --hw value as an input file to protect from being overwritten, when it names one (not 'auto' or a shipped name). */
+export const hwInputs = (hw: string | undefined): string[] => (hw && hw !== 'auto' && existsSync(hw) ? [hw] : []);
 
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
   const outputs = [['--dag', options.dag], ['--plan', options.plan], ['-o', options.output]] as const;

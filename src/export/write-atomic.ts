@@ -110,6 +110,11 @@ export async function checkOutputTarget(path: string, opts: WriteAtomicOptions =
   }
   if (st && st.isDirectory()) throw invalid(what, 'is a folder, not a file path');
   if (st && !st.isFile()) throw invalid(what, `is ${kindOf(st)}, not a regular file; refusing to replace or write it (outputs are regular files)`);
+  // A missing folder would fail only at the end, after the work: the same error as creating the file would give.
+  if (!st) {
+    const folder = await statOrNull(dirname(target));
+    if (!folder?.isDirectory()) throw invalid(what, `cannot create the output file (${folder ? 'ENOTDIR' : 'ENOENT'})`);
+  }
   return target;
 }
 

@@ -69,6 +69,8 @@ test('a FIFO or a folder as output: refused at once (writing a FIFO without a re
   assertRefused(await fcmOpt(['run', head, '--input', x, '--output', fifo]), 2, /out\.fifo: is a FIFO/, { dir });
   assert.ok(lstatSync(fifo).isFIFO());
   assertRefused(await fcmOpt(['plan', head, '--hw', 'h100', '-o', dir]), 2, /is a folder, not a file path$/, { dir });
+  // A missing folder is refused before the run, with the error creating the file would give.
+  assertRefused(await fcmOpt(['run', head, '--input', x, '--output', p('no-folder/y.npy')]), 2, /--output .*no-folder\/y\.npy: cannot create the output file \(ENOENT\)$/, { dir });
 });
 
 test('run --output naming the model or the input (by path, hard link or symlink): refused before any work', async () => {
