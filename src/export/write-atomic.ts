@@ -133,8 +133,8 @@ function removeLiveTemps(): void {
 function onEndSignal(signal: NodeJS.Signals): void {
   removeLiveTemps();
   untrack();
-  // Die of the same signal, as without our handler.
-  process.kill(process.pid, signal);
+  // Die of the same signal, as without our handler; a program with handlers of its own decides for itself.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
 }
 
 function track(tmp: string): void {
