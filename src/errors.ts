@@ -51,3 +51,74 @@ export function checkedProduct(values: readonly number[], where: string, limit =
   }
   return p;
 }
+
+// ---- showing messages --------------------------------------------------------------------------------------------
+// Messages name files, nodes and tensors as the input spells them: a node name may hold a newline, a terminal escape
+// sequence or 5 MB of text. The CLI prints every message through displayLine: one line, no control characters, no
+// bidirectional overrides, invalid text visible as escapes, and names cut to a readable length.
+
+/** Longest run of non-space characters shown whole; longer runs keep their head and tail. */
+export const maxShownToken = 160;
+/** Longest message shown (after escaping); the rest is cut. */
+export const maxShownLine = 4000;
+
+/** The escape of one UTF-16 code unit that must not reach a terminal raw, or undefined when it may. */
+function escapeOf(c: number): string | undefined {
+  if (c === 0x0a) return '\\n';
+  if (c === 0x0d) return '\\r';
+  if (c === 0x09) return '\\t';
+  if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return `\\x${c.toString(16).padStart(2, '0')}`;
+  // Bidirectional marks and overrides (they reorder what follows on screen), line/paragraph separators, the BOM,
+  // and U+FFFD, which decoders put where the file's text was not valid UTF-8.
+  if ((c >= 0x200e && c <= 0x200f) || (c >= 0x2028 && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069) || c === 0xfeff || c === 0xfffd) {
+    return `\\u${c.toString(16).padStart(4, '0')}`;
+  }
+  return undefined;
+}
+
+/** `s` with control characters, bidi controls, U+FFFD and lone surrogates written as escapes. */
+export function escapeText(s: string): string {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        out += s[i] + s[i + 1];
+        i++;
+        continue;
+      }
+    }
+    if (c >= 0xd800 && c <= 0xdfff) {
+      out += `\\u${c.toString(16)}`;
+      continue;
+    }
+    out += escapeOf(c) ?? s[i];
+  }
+  return out;
+}
+
+/** A cut position at or near `i` that does not split a surrogate pair. */
+function boundary(s: string, i: number): number {
+  const c = s.charCodeAt(i);
+  return c >= 0xdc00 && c <= 0xdfff && i > 0 ? i - 1 : i;
+}
+
+/** `s` with every run of more than maxShownToken non-space characters cut in the middle. */
+export function shortenTokens(s: string, max = maxShownToken): string {
+  return s.replace(/\S+/g, (t) => {
+    if (t.length <= max) return t;
+    const head = boundary(t, Math.floor(max * 0.7));
+    const tail = boundary(t, t.length - Math.floor(max * 0.25));
+    return `${t.slice(0, head)}...[${tail - head} characters cut]...${t.slice(tail)}`;
+  });
+}
+
+/** A message as the CLI prints it: one line, escaped (escapeText), long names and the whole line cut. */
+export function displayLine(message: string): string {
+  // Long runs are cut before escaping, so that a 5 MB name costs one pass, not an escaped copy.
+  const line = escapeText(shortenTokens(message));
+  if (line.length <= maxShownLine) return line;
+  const cut = boundary(line, maxShownLine);
+  return `${line.slice(0, cut)}...[${line.length - cut} characters cut]`;
+}

@@ -1,8 +1,10 @@
 // .npy files (NumPy format versions 1-3) for `fcm-opt run`: float32 tensors in C order. Reading also takes
 // float64 (converted); anything else is refused naming the file and what it holds. Writing goes to a temp
-// file renamed into place, so a failure leaves no partial output.
+// file renamed into place (src/export/write-atomic.ts), so a failure leaves no partial output.
 
-import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { defaultMaxMemory } from '../converters/options.js';
+import { writeFileAtomic, type WriteAtomicOptions } from './export/write-atomic.js';
+import { readInputFile } from './input-file.js';
 import { invalid, unsupported } from './errors.js';
 
 export interface NpyArray {
@@ -38,14 +40,9 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   return { data, shape };
 }
 
-export async function readNpy(file: string): Promise<NpyArray> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(file);
-  } catch (e) {
-    throw invalid(file, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
-  return parseNpy(bytes, file);
+/** Reads a .npy file through the input gate (src/input-file.ts): a regular file of at most `maxMemory` bytes. */
+export async function readNpy(file: string, maxMemory = defaultMaxMemory): Promise<NpyArray> {
+  return parseNpy(await readInputFile(file, { maxBytes: maxMemory }), file);
 }
 
 export function encodeNpy(a: NpyArray): Uint8Array {
@@ -66,13 +63,7 @@ export function encodeNpy(a: NpyArray): Uint8Array {
   return out;
 }
 
-export async function writeNpy(file: string, a: NpyArray): Promise<void> {
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    await writeFile(tmp, encodeNpy(a));
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw invalid(file, `cannot write (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
+/** Writes `a` as .npy with the one output writer (src/export/write-atomic.ts): hidden temp file, fsync, rename. */
+export async function writeNpy(file: string, a: NpyArray, opts: WriteAtomicOptions = {}): Promise<void> {
+  await writeFileAtomic(file, encodeNpy(a), opts);
 }

@@ -11,8 +11,8 @@
 // - Errors name the file and the node or tensor (FcmError; exit 2 invalid, 3 unsupported, 4 over a limit).
 
 import { closeSync, fstatSync, lstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
-import { readFile, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, sep } from 'node:path';
+import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
 import { checkedProduct, invalid, overLimit, unsupported } from '../../src/errors.js';
 import {
   dtypeSize, newAttrs, isKnownOp,
@@ -64,17 +64,7 @@ export async function importOnnx(input: string | Uint8Array, opts: ImportOptions
   let dir: string | null = null;
   if (typeof input === 'string') {
     source = opts.source ?? input;
-    let size: number;
-    try {
-      const st = await stat(input);
-      if (!st.isFile()) throw invalid(source, 'not a regular file');
-      size = st.size;
-    } catch (e) {
-      if (e instanceof Error && e.name === 'FcmError') throw e;
-      throw invalid(source, `cannot read the model (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-    if (size > maxMemory) throw overLimit(source, `the file has ${size} bytes, over the memory budget of ${maxMemory} bytes`);
-    bytes = await readFile(input);
+    bytes = await readInputFile(input, { source, ...budgetFor(maxMemory, maxMessageBytes, 'ONNX (protobuf)') });
     dir = dirname(input);
   } else {
     source = opts.source ?? '<bytes>';
@@ -414,7 +404,12 @@ function readExternal(t: onnx.TensorProto, nbytes: number, ctx: Ctx, what: strin
     if (!st.isFile()) throw refuse('is not a regular file');
     // A second hard link may live anywhere: refuse rather than guess.
     if (st.nlink > 1) throw refuse('has more than one hard link');
-    const fd = openSync(real, 'r');
+    let fd: number;
+    try {
+      fd = openSync(real, 'r');
+    } catch (e) {
+      throw refuse(`cannot be opened (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    }
     const fst = fstatSync(fd);
     if (fst.ino !== st.ino || fst.dev !== st.dev) {
       closeSync(fd);

@@ -160,7 +160,7 @@ export function dagFromModel(m: Model, bytes: Uint8Array): Dag {
       }
       const present = ins.filter((t) => t >= 0);
       if (present.length > 0) {
-        const x = Math.max(...present);
+        const x = present.reduce((a, b) => Math.max(a, b));
         const q = quantOf(x);
         layer.ifms_scales = q.scale ?? 1.0;
         layer.ifms_zero_points = q.zp ?? 0;

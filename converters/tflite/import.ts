@@ -19,8 +19,8 @@
 // tensor with the output's dtype and quantization, as ONNX files spell them, so graph passes treat both
 // alike. SAME/VALID padding becomes explicit pads (TFLite puts the odd pixel at the bottom/right).
 
-import { readFile } from 'node:fs/promises';
 import type * as flatbuffers from 'flatbuffers';
+import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
 import { invalid, unsupported } from '../../src/errors.js';
 import {
   newAttrs, type Attrs, type DType, type Graph, type Node, type Quantization, type Tensor, type TensorData,
@@ -39,11 +39,9 @@ export const tfliteDomain = 'tflite';
 /** Reads a model given as a path or as bytes; the source name is for error messages. */
 export async function readTfliteInput(input: string | Uint8Array, opts: ImportOptions = {}): Promise<{ bytes: Uint8Array; source: string }> {
   if (typeof input !== 'string') return { bytes: input, source: opts.source ?? 'model.tflite' };
-  try {
-    return { bytes: new Uint8Array(await readFile(input)), source: opts.source ?? input };
-  } catch (e) {
-    throw invalid(opts.source ?? input, `cannot read the file: ${(e as Error).message}`);
-  }
+  const source = opts.source ?? input;
+  // Regular files only, the size checked against the budget first (src/input-file.ts).
+  return { bytes: await readInputFile(input, { source, ...budgetFor(opts.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'TFLite (flatbuffer)') }), source };
 }
 
 /** The builtin code of an operator code: the larger of the int8 and int32 fields (schema 3a). */

@@ -3,7 +3,7 @@ import { formatCount } from '../planner/format.js';
 import type { BenchReport } from './bench.js';
 
 function table(rows: string[][], right: Set<number>): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => (r[c] ?? '').length)));
+  const widths = rows[0].map((_, c) => rows.reduce((w, r) => Math.max(w, (r[c] ?? '').length), 0));
   return rows.map((r) => r.map((cell, c) => (right.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
 }
 

@@ -12,8 +12,9 @@
 // Inputs and outputs of rank 4 are NCHW, the IR's layout, whatever the file's (TFLite's NHWC is converted at
 // import).
 
-import { readFile } from 'node:fs/promises';
+import { budgetFor, maxMessageBytes, readInputFile } from '../input-file.js';
 import { FcmError, invalid, unsupported } from '../errors.js';
+import { defaultMaxMemory } from '../../converters/options.js';
 import type { Graph } from '../graph/ir.js';
 import { detectFormat, loadModel } from '../graph/load.js';
 import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from './tflite.js';
@@ -93,7 +94,7 @@ export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Fl
 export async function runCheck(model: string | Uint8Array, options: CheckOptions = {}, source = typeof model === 'string' ? model : '<bytes>'): Promise<CheckReport> {
   let bytes: Uint8Array;
   if (typeof model === 'string') {
-    try { bytes = await readFile(model); } catch (e) { throw invalid(model, `cannot read the model (${(e as NodeJS.ErrnoException).code ?? String(e)})`); }
+    bytes = await readInputFile(model, { source, ...budgetFor(options.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'model') });
   } else bytes = model;
   const format = detectFormat(typeof model === 'string' ? model : bytes, bytes);
   const imported: Graph = await loadModel(bytes, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source });

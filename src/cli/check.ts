@@ -2,7 +2,7 @@
 // on stdout (text or JSON); exit 1 over tolerance.
 
 import { Command } from 'commander';
-import { invalid } from '../errors.js';
+import { displayLine, invalid } from '../errors.js';
 import { releaseGpu } from '../runtime/device.js';
 import { checkFailure, formatCheck, runCheck } from '../check/check.js';
 import { maxMemoryOption, parseInputShape } from './options.js';
@@ -43,7 +43,7 @@ export function register(program: Command): void {
         const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance });
         process.stdout.write(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n' : formatCheck(r));
         if (!r.ok) {
-          process.stderr.write(`fcm-opt: ${checkFailure(r)}\n`);
+          process.stderr.write(`fcm-opt: ${displayLine(checkFailure(r))}\n`);
           process.exitCode = 1;
         }
       } finally {

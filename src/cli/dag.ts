@@ -1,7 +1,7 @@
 // `fcm-opt dag MODEL [-o FILE] [--batch N] [--input-shape name:1x3x640x640 ...]`: FusePlanner's layer
 // DAG JSON of a model (src/planner/to-dag.ts), on stdout or written atomically (temp file, then rename).
 import type { Command } from 'commander';
-import { writeFileAtomic } from '../export/write-atomic.js';
+import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
 import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
 import { detectFormat, loadModel } from '../graph/load.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
@@ -9,6 +9,7 @@ import { toDag } from '../planner/to-dag.js';
 import type { ImportOptions } from '../../converters/options.js';
 
 export async function runDag(model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }): Promise<string> {
+  if (opts.output) await checkOutputTarget(opts.output, { notSameAs: model, what: '-o' });
   const importOpts: ImportOptions = { batch: opts.batch, inputShapes: opts.inputShape, maxMemory: opts.maxMemory };
   // TFLite DAGs follow the FusePlanner reference's extractor (one entry per TFLite operator, NHWC shapes, quantization).
   const dag = detectFormat(model) === 'tflite' ? await tfliteDagFromFile(model, importOpts) : toDag(await loadModel(model, importOpts));

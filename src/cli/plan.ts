@@ -1,6 +1,7 @@
 // `fcm-opt plan MODEL_OR_DAG --hw CFG [--mode optimal|fuseplanner] [--json]`, also the default command
 // (`fcm-opt MODEL --hw CFG`): commander's `isDefault` subcommand runs when the first operand is no
 // subcommand's name, so it never shadows the other commands and adds no options to the root program.
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { invalid, unsupported } from '../errors.js';
@@ -12,7 +13,7 @@ import { overlappingLayers } from '../planner/fuseplanner/plan.js';
 import { batchOf } from '../graph/util.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { exportOptimized } from '../export/optimized.js';
-import { writeFileAtomic } from '../export/write-atomic.js';
+import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
 import { loadPlanSource } from '../pipeline/pipeline.js';
 import { resolveHw } from '../pipeline/hw.js';
 import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
@@ -46,7 +47,26 @@ export async function hwForCommand(hw: string): Promise<HwConfig> {
   }
 }
 
+/** The files a command writes, checked before any work (write-atomic.ts checkOutputTarget): none may be an input
+ *  (the model, a --hw file), a device or a folder, and no two may be the same file. */
+export async function checkOutputs(outputs: ReadonlyArray<readonly [what: string, path: string | undefined]>, inputs: readonly string[]): Promise<void> {
+  const seen = new Map<string, string>();
+  for (const [what, path] of outputs) {
+    if (path === undefined) continue;
+    const target = await checkOutputTarget(path, { notSameAs: inputs, what });
+    const other = seen.get(target);
+    if (other !== undefined) throw invalid(`${what} ${path}`, `is also the ${other} output; give each output its own file`);
+    seen.set(target, what);
+  }
+}
+
+/** The --hw value as an input file to protect from being overwritten, when it names one (not 'auto' or a shipped name). */
+export const hwInputs = (hw: string | undefined): string[] => (hw && hw !== 'auto' && existsSync(hw) ? [hw] : []);
+
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
+  const outputs = [['--dag', options.dag], ['--plan', options.plan], ['-o', options.output]] as const;
+  const inputs = [input, ...hwInputs(options.hw)];
+  await checkOutputs(outputs, inputs);
   const hw = await hwForCommand(options.hw);
   const { dag, graph } = await loadPlanSource(input, options);
   let plan = planFusion(dag, hw, { mode: options.mode, model: basename(input), ...(graph && options.mode === 'optimal' ? { batch: batchOf(graph) } : {}) });
@@ -75,7 +95,7 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
   if (options.plan) files.push(['--plan', options.plan, () => planToJson(plan)]);
   if (options.output) files.push(['-o', options.output, () => exportOptimized(applyPlan(graph!, plan), plan)]);
   const contents = files.map(([what, path, make]) => [what, path, make()] as const);
-  for (const [what, path, data] of contents) await writeFileAtomic(path, data, { notSameAs: input, what });
+  for (const [what, path, data] of contents) await writeFileAtomic(path, data, { notSameAs: inputs, what });
   if (options.json) return planToJson(plan);
   return formatPlan(plan, dag, { overlapping: options.mode === 'fuseplanner' ? overlappingLayers(plan) : undefined }) + tuneNote;
 }

@@ -7,6 +7,8 @@ import { readNpy, writeNpy } from '../npy.js';
 import { createSession } from '../pipeline/session.js';
 import { loadModel } from '../graph/load.js';
 import { maxMemoryOption } from './options.js';
+import { checkOutputTarget } from '../export/write-atomic.js';
+import { hwInputs } from './plan.js';
 import { releaseGpu } from '../runtime/device.js';
 
 export interface RunCliOptions {
@@ -19,7 +21,10 @@ export interface RunCliOptions {
 }
 
 export async function runModelFile(model: string, o: RunCliOptions): Promise<void> {
-  const x = await readNpy(o.input).catch((e: unknown) => {
+  // The output may be none of the inputs (same path or inode), and not a device: refused before any work.
+  const target = { notSameAs: [model, o.input, ...hwInputs(o.hw)], what: '--output' };
+  await checkOutputTarget(o.output, target);
+  const x = await readNpy(o.input, o.maxMemory).catch((e: unknown) => {
     // An integer .npy is the wrong input for the float32 model (exit 2), not an unsupported model.
     if (e instanceof FcmError && e.kind === 'unsupported' && /: dtype '/.test(e.message)) throw new FcmError('invalid', `${e.message}; the model's input is float32`);
     throw e;
@@ -39,7 +44,7 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
     }
     const out = await session.run({ [name]: x.data });
     const y = out[session.outputNames[0]];
-    await writeNpy(o.output, y);
+    await writeNpy(o.output, y, target);
   } finally {
     session.dispose();
   }

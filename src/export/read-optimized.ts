@@ -7,14 +7,14 @@
 // node whose overload does not match its epilogue attributes, a function body other than the one fcm-opt
 // writes, activation parameters or a depthwise group that disagree between the two spellings.
 
-import { readFile } from 'node:fs/promises';
+import { budgetFor, maxMessageBytes, readInputFile } from '../input-file.js';
 import { invalid, unsupported } from '../errors.js';
 import { fcmDomain, newAttrs, type FcmOp, type Graph, type Node } from '../graph/ir.js';
 import { cloneGraph, originalNode } from '../graph/util.js';
 import { decodeModel, onnx } from '../../converters/onnx/codec.js';
 import { onnxNodeOf } from '../../converters/onnx/import.js';
 import { loadModel } from '../graph/load.js';
-import type { ImportOptions } from '../../converters/options.js';
+import { defaultMaxMemory, type ImportOptions } from '../../converters/options.js';
 import type { Plan, PlanModule, Tiles } from '../planner/plan.js';
 import {
   activationParamNames, checkPlanMatchesGraph, depthwiseLayer, fcmFunction, fcmNodeAttrs, fcmOps, kindOfFcmOp,
@@ -192,12 +192,7 @@ export interface OptimizedModel {
 export async function readOptimized(input: string | Uint8Array, opts: ImportOptions = {}): Promise<OptimizedModel> {
   const source = opts.source ?? (typeof input === 'string' ? input : '<bytes>');
   const graph0 = await loadModel(input, { ...opts, source });
-  let bytes: Uint8Array;
-  try {
-    bytes = typeof input === 'string' ? await readFile(input) : input;
-  } catch (e) {
-    throw invalid(source, `cannot read the model (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-  }
+  const bytes = typeof input === 'string' ? await readInputFile(input, { source, ...budgetFor(opts.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'ONNX (protobuf)') }) : input;
   const info = optimizedModelInfo(decodeModel(bytes, source), source);
   const graph = normalizeFusedNodes(graph0, info);
   const plan = planFromGraph(graph, info.recordedPlan);

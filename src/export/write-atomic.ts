@@ -1,13 +1,14 @@
-// Writing output files so that a reader never sees a partial one and a failure leaves nothing behind:
+// The one writer of every output file (models, DAGs, plans, reports, .npy outputs), so that a reader never sees a
+// partial one, a failure leaves nothing behind, and no input, device or folder is ever replaced:
 // write a temporary file in the same folder (rename is atomic only within one file system), fsync it,
 // rename it over the target, then fsync the folder so the rename itself survives a crash.
 // DEVELOPERS.md: "no partial output file (write to a temp file, then rename)".
 
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, unlinkSync, type Stats } from 'node:fs';
 import { lstat, open, readdir, realpath, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { invalid } from '../errors.js';
+import { FcmError, invalid } from '../errors.js';
 
 export interface WriteAtomicOptions {
   /** Paths the output must not be (the model it was made from): refused before anything is written. */
@@ -72,43 +73,122 @@ export async function removeStaleTemps(dir: string, name: string): Promise<strin
   return removed;
 }
 
+/** What an existing non-regular file is, for messages. */
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFIFO()) return 'a FIFO (named pipe)';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+async function statOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await stat(p);
+  } catch {
+    return null;
+  }
+}
+
 /**
- * Writes `data` to `path` atomically. Throws FcmError (exit 2) naming the path when the folder is missing
- * or not writable, when the path is a folder, or when it is one of `notSameAs`; any temporary file is
- * removed on every error path, and stale ones of killed earlier writes to `path` first (removeStaleTemps).
+ * Checks that `path` may be written, before any work is done: it must not be one of `notSameAs` (same canonical
+ * path, or the same inode: a hard link or a bind mount of an input), and when it exists it must be a regular file.
+ * A device, FIFO, socket or folder is refused rather than replaced by a regular file (renaming over /dev/full as
+ * root replaces the device node) or written in place (a FIFO without a reader blocks): to see the output on
+ * stdout, leave -o out where the command prints it. Throws FcmError (exit 2) naming the path; returns the
+ * canonical target.
+ */
+export async function checkOutputTarget(path: string, opts: WriteAtomicOptions = {}): Promise<string> {
+  const what = opts.what ? `${opts.what} ${path}` : path;
+  const target = await canonical(path);
+  const st = await statOrNull(target);
+  const others = opts.notSameAs === undefined ? [] : typeof opts.notSameAs === 'string' ? [opts.notSameAs] : opts.notSameAs;
+  for (const o of others) {
+    const same = (await canonical(o)) === target || (st !== null && await statOrNull(o).then((so) => so !== null && so.dev === st.dev && so.ino === st.ino));
+    if (same) throw invalid(what, `is the input file '${o}'; refusing to overwrite it (choose another output path)`);
+  }
+  if (st && st.isDirectory()) throw invalid(what, 'is a folder, not a file path');
+  if (st && !st.isFile()) throw invalid(what, `is ${kindOf(st)}, not a regular file; refusing to replace or write it (outputs are regular files)`);
+  // A missing folder would fail only at the end, after the work: the same error as creating the file would give.
+  if (!st) {
+    const folder = await statOrNull(dirname(target));
+    if (!folder?.isDirectory()) throw invalid(what, `cannot create the output file (${folder ? 'ENOTDIR' : 'ENOENT'})`);
+  }
+  return target;
+}
+
+// Temporary files of writes in flight: removed when the process exits or is ended by SIGINT/SIGTERM/SIGHUP
+// mid-write (a SIGKILL cannot be caught: removeStaleTemps cleans up after it on the next write).
+const liveTemps = new Set<string>();
+const endSignals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+function removeLiveTemps(): void {
+  for (const t of liveTemps) {
+    try { unlinkSync(t); } catch { /* already gone */ }
+  }
+  liveTemps.clear();
+}
+
+function onEndSignal(signal: NodeJS.Signals): void {
+  removeLiveTemps();
+  untrack();
+  // Die of the same signal, as without our handler; a program with handlers of its own decides for itself.
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function track(tmp: string): void {
+  if (liveTemps.size === 0) {
+    process.on('exit', removeLiveTemps);
+    for (const s of endSignals) process.on(s, onEndSignal);
+  }
+  liveTemps.add(tmp);
+}
+
+function untrack(tmp?: string): void {
+  if (tmp !== undefined) liveTemps.delete(tmp);
+  if (liveTemps.size === 0) {
+    process.off('exit', removeLiveTemps);
+    for (const s of endSignals) process.off(s, onEndSignal);
+  }
+}
+
+/**
+ * Writes `data` to `path` atomically: the one writer of every output file of fcm-opt. checkOutputTarget first
+ * (exit 2 naming the path: an input, a folder, a device, a FIFO); then a hidden temporary file
+ * `.<name>.<pid>.<hex>.tmp` in the target's folder, written, fsynced, renamed over the target, and the folder
+ * fsynced. Any temporary file is removed on every error path, on exit and on SIGINT/SIGTERM/SIGHUP; stale ones of
+ * killed earlier writes to `path` first (removeStaleTemps).
  */
 export async function writeFileAtomic(path: string, data: Uint8Array | string, opts: WriteAtomicOptions = {}): Promise<void> {
   const what = opts.what ? `${opts.what} ${path}` : path;
-  const target = await canonical(path);
-  const others = opts.notSameAs === undefined ? [] : typeof opts.notSameAs === 'string' ? [opts.notSameAs] : opts.notSameAs;
-  for (const o of others) {
-    if ((await canonical(o)) === target) throw invalid(what, `is the input file '${o}'; refusing to overwrite it (choose another output path)`);
-  }
-  try {
-    if ((await stat(target)).isDirectory()) throw invalid(what, 'is a folder, not a file path');
-  } catch (e) {
-    if (e instanceof Error && e.name === 'FcmError') throw e;
-    // A missing target is the usual case.
-  }
+  const target = await checkOutputTarget(path, opts);
   const dir = dirname(target);
   await removeStaleTemps(dir, basename(target));
   const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fh;
   try {
-    fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
+    fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   } catch (e) {
     throw invalid(what, `cannot create the output file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
+  track(tmp);
   try {
     await fh.writeFile(data);
     await fh.sync();
     await fh.close();
     fh = undefined;
+    // Checked again just before the rename: the target may have been replaced by a device meanwhile.
+    const now = await lstatOrNull(target);
+    if (now && !now.isFile()) throw invalid(what, `is ${kindOf(now)}, not a regular file; refusing to replace it`);
     await rename(tmp, target);
   } catch (e) {
     if (fh) await fh.close().catch(() => undefined);
     await rm(tmp, { force: true }).catch(() => undefined);
+    if (e instanceof FcmError) throw e;
     throw invalid(what, `cannot write the output file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  } finally {
+    untrack(tmp);
   }
   // Make the rename durable; some file systems refuse fsync on a folder, which is harmless here.
   try {
@@ -117,19 +197,21 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, o
   } catch { /* best effort */ }
 }
 
+async function lstatOrNull(p: string): Promise<Stats | null> {
+  try {
+    return await lstat(p);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Like writeFileAtomic, but the content is produced by `produce` first: when it throws, no file (and no
- * temporary file) exists afterwards and the error propagates unchanged.
+ * temporary file) exists afterwards and the error propagates unchanged. The target is checked before `produce`
+ * runs, so a refused path fails before a long export.
  */
 export async function writeAtomicFrom(path: string, produce: () => Uint8Array | string | Promise<Uint8Array | string>, opts: WriteAtomicOptions = {}): Promise<void> {
-  // Checks that cost nothing come first, so a refused path fails before a long export.
-  const target = await canonical(path);
-  const others = opts.notSameAs === undefined ? [] : typeof opts.notSameAs === 'string' ? [opts.notSameAs] : opts.notSameAs;
-  for (const o of others) {
-    if ((await canonical(o)) === target) {
-      throw invalid(opts.what ? `${opts.what} ${path}` : path, `is the input file '${o}'; refusing to overwrite it (choose another output path)`);
-    }
-  }
+  await checkOutputTarget(path, opts);
   const data = await produce();
   await writeFileAtomic(path, data, opts);
 }

@@ -127,7 +127,7 @@ export async function runTarget(target: Target, bytes: Uint8Array, opts: TargetO
       try {
         const path = join(dir, 'model_dag.json');
         writeFileSync(path, bytes);
-        const dag = loadDag(path);
+        const dag = loadDag(path, opts.maxMemory);
         planBoth(dag, loadHw('rtxa4000'), path);
       } finally {
         rmSync(dir, { recursive: true, force: true });

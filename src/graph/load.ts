@@ -2,16 +2,16 @@
 // ONNX: importOnnx + prepareGraph; shapes the IR cannot infer past opaque ops come from onnxruntime-node
 // (src/graph/ort-shapes.ts), then the graph is prepared again with them so that shape chains past those
 // ops fold too.
-import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { invalid, unsupported } from '../errors.js';
+import { budgetFor, maxMessageBytes, readInputFile } from '../input-file.js';
 import type { Graph, Tensor } from './ir.js';
 import { ortShapes } from './ort-shapes.js';
 import { prepareGraph } from './prepare.js';
 import { unknownTensors } from './shape.js';
 import { importOnnx } from '../../converters/onnx/import.js';
 import { importTflite } from '../../converters/tflite/import.js';
-import type { ImportOptions } from '../../converters/options.js';
+import { defaultMaxMemory, type ImportOptions } from '../../converters/options.js';
 
 export type ModelFormat = 'onnx' | 'tflite';
 
@@ -31,11 +31,8 @@ export async function loadModel(input: string | Uint8Array, opts: ImportOptions 
   const source = opts.source ?? (typeof input === 'string' ? input : '<bytes>');
   let bytes: Uint8Array | undefined = typeof input === 'string' ? undefined : input;
   if (typeof input === 'string' && !['.onnx', '.tflite'].includes(extname(input).toLowerCase())) {
-    try {
-      bytes = await readFile(input);
-    } catch (e) {
-      throw invalid(source, `cannot read the model (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
+    // Read once to tell the format by its bytes: through the gate, as every model file.
+    bytes = await readInputFile(input, { source, ...budgetFor(opts.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'model') });
   }
   const format = detectFormat(input, bytes);
   if (format === 'tflite') {
@@ -51,7 +48,7 @@ export async function loadModel(input: string | Uint8Array, opts: ImportOptions 
   const unknown = unknownTensors(prepared);
   if (unknown.length === 0) return prepared;
 
-  if (!bytes) bytes = await readFile(input as string);
+  if (!bytes) bytes = await readInputFile(input as string, { source, ...budgetFor(opts.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'ONNX (protobuf)') });
   const found = await ortShapes(bytes, raw, unknown);
   const tensors = new Map(raw.tensors);
   for (const [name, s] of found) {

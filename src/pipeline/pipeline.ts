@@ -61,7 +61,7 @@ export async function loadPlanSource(path: string, options: Pick<LoadOptions, 'b
     if (options.batch !== undefined || options.inputShape !== undefined) {
       throw invalid(path, '--batch and --input-shape apply to models, not to a layer DAG (.json)');
     }
-    return { dag: loadDag(path) };
+    return { dag: loadDag(path, options.maxMemory) };
   }
   if (ext === '.onnx' || ext === '.tflite') {
     const graph = await loadModel(path, { batch: options.batch, inputShapes: options.inputShape, maxMemory: options.maxMemory });

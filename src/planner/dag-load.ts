@@ -1,7 +1,8 @@
 // Reads and validates a FusePlanner layer DAG (`model_dag.json`, see src/planner/dag.ts). The planners
 // trust what passes here: ids equal positions, edges are consistent both ways, the graph is acyclic and
 // conv layers carry the shapes their cost models read. Errors name the file and the layer.
-import { readFileSync } from 'node:fs';
+import { defaultMaxMemory } from '../../converters/options.js';
+import { readInputTextSync } from '../input-file.js';
 import { invalid, overLimit } from '../errors.js';
 import type { Dag, DagLayer } from './dag.js';
 
@@ -9,14 +10,9 @@ import type { Dag, DagLayer } from './dag.js';
 const weightsRank: Record<string, number> = { s: 4, dw: 3, pw: 2, fc: 2 };
 const convTypes = new Set(['s', 'dw', 'pw']);
 
-/** Reads `path` and validates it (see validateDag). */
-export function loadDag(path: string): Dag {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw invalid(path, `cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+/** Reads `path` (a regular file within `maxMemory` bytes: src/input-file.ts) and validates it (see validateDag). */
+export function loadDag(path: string, maxMemory = defaultMaxMemory): Dag {
+  const text = readInputTextSync(path, { maxBytes: maxMemory });
   let data: unknown;
   try {
     data = JSON.parse(text);
@@ -176,7 +172,7 @@ function checkAcyclic(dag: Dag, file: string): void {
   if (visited === dag.length) return;
   // Walk parents among unvisited layers until one repeats: that layer is on a cycle.
   const left = new Set(dag.filter((_, i) => indegree[i] > 0).map((l) => l.id));
-  let id = Math.min(...left);
+  let id = [...left].reduce((a, b) => Math.min(a, b));
   const seen = new Set<number>();
   while (!seen.has(id)) {
     seen.add(id);

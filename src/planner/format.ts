@@ -2,6 +2,7 @@
 // and compared); the text form is a table of modules with their layers, shapes, tiles and GMA.
 import type { Dag, DagLayer } from './dag.js';
 import type { Plan, PlanModule, Tiles } from './plan.js';
+import { escapeText, shortenTokens } from '../errors.js';
 
 /** `--json`: { model, hw, mode, modules, totals } (+ estimates in fuseplanner mode). */
 export function planToJson(plan: Plan): string {
@@ -29,10 +30,12 @@ export function formatTiles(t: Tiles): string {
 }
 
 const shape = (s: number[] | undefined) => (s ? s.join('x') : '?');
-const layerName = (l: DagLayer) => (Array.isArray(l.nodes) && l.nodes.length > 0 ? l.nodes.join('+') : l.name);
+// Names come from the model: escaped and cut (src/errors.ts) so that the table stays a table on a terminal.
+const layerName = (l: DagLayer) => escapeText(shortenTokens(Array.isArray(l.nodes) && l.nodes.length > 0 ? l.nodes.join('+') : String(l.name)));
 
 function table(rows: string[][], rightAligned: Set<number>): string {
-  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  // A loop, not Math.max(...column): spreading 300,000 rows as arguments overflows the stack.
+  const widths = rows[0].map((_, c) => rows.reduce((w, r) => Math.max(w, r[c].length), 0));
   return rows.map((r) => r.map((cell, c) => (rightAligned.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
 }
 

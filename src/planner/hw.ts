@@ -1,10 +1,11 @@
 // Hardware descriptions: the FusePlanner reference's `key::value` .cfg (extended with optional keys), the same description
 // as JSON with units in the key names, bare names of the shipped hw_configs/, and `auto` (a description
 // derived from the WebGPU adapter's info and limits plus a table of known GPUs). Format: hw_configs/README.md.
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { invalid, unsupported } from '../errors.js';
+import { readInputTextSync } from '../input-file.js';
 import type { HwConfig } from './hw-config.js';
 
 const KiB = 1024;
@@ -157,6 +158,9 @@ export interface LoadHwOptions extends ParseOptions {
   adapter?: { info: AdapterInfoLike; limits: AdapterLimitsLike };
 }
 
+/** Largest hardware description file read (a real one is a few hundred bytes): over it, exit 4 before reading. */
+export const maxHwFileBytes = 4 * 1024 ** 2;
+
 /** Reads a description: a path to .cfg/.json, a bare shipped name ("h100"), or "auto" (needs options.adapter). */
 export function loadHw(pathOrName: string, options: LoadHwOptions = {}): HwConfig {
   if (pathOrName === 'auto') {
@@ -174,9 +178,8 @@ export function loadHw(pathOrName: string, options: LoadHwOptions = {}): HwConfi
     }
     file = found;
   }
-  if (!existsSync(file)) throw invalid(file, 'file not found');
-  if (statSync(file).isDirectory()) throw invalid(file, 'is a directory, not a hardware description');
-  const text = readFileSync(file, 'utf8');
+  // A regular file of at most maxHwFileBytes (src/input-file.ts): no FIFO, device or unreadable file gets further.
+  const text = readInputTextSync(file, { maxBytes: maxHwFileBytes, limitName: 'the limit for a hardware description' });
   const shown = isBareName ? `hw_configs/${basename(file)}` : file;
   return extname(file).toLowerCase() === '.json' ? parseHwJson(text, shown) : parseHwCfg(text, shown, options);
 }

@@ -164,7 +164,7 @@ export function layoutGraph(dag: Dag, plan: Plan): GraphLayout {
     }
   }
 
-  const rowH = byRank.map((ids) => Math.max(...(ids ?? []).map((id) => (isConv(dag[id]) ? convH : otherH))));
+  const rowH = byRank.map((ids) => (ids ?? []).reduce((h, id) => Math.max(h, isConv(dag[id]) ? convH : otherH), -Infinity));
   const rowY: number[] = [];
   let y = marginTop;
   for (let r = 0; r < byRank.length; r++) {

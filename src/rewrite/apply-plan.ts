@@ -47,12 +47,12 @@ function convRole(g: Graph, n: Node): ConvType | 'other' {
  * and no path from the first leaves the module and comes back into the second (no cycle).
  * Throws an FcmError naming the module.
  */
-export function matchModule(g: Graph, module: PlanModule, index: number): FcmMatch {
+export function matchModule(g: Graph, module: PlanModule, index: number, idx: GraphIndex = indexGraph(g)): FcmMatch {
   const where = `${g.source}: plan module ${index} (${module.kind}, layers ${module.layers.join(', ')})`;
   if (!module.nodes || module.nodes.length === 0) {
     throw invalid(where, 'names no IR nodes: make the plan from the model itself, not from a layer DAG file');
   }
-  const slotOf = new Map(g.nodes.map((n, i) => [n.name, i]));
+  const { slotOf, consumers, producer } = idx;
   const present = module.nodes.filter((name) => slotOf.has(name)).map((name) => slotOf.get(name)!);
   const convs = present.filter((i) => g.nodes[i].op === 'Conv' && g.nodes[i].domain === '').sort((a, b) => a - b);
   if (convs.length !== 2) {
@@ -69,8 +69,7 @@ export function matchModule(g: Graph, module: PlanModule, index: number): FcmMat
   }
   if ((c1.inputs[3] ?? '') !== '') throw invalid(where, `node '${c1.name}' adds a residual: only the second layer of an FCM may`);
 
-  const consumers = (t: string) => g.nodes.flatMap((n, i) => (n.inputs.includes(t) ? [i] : []));
-  const outputs = new Set(g.outputs);
+  const outputs = idx.outputs;
   const t1 = c1.outputs[0];
   let link = t1;
   let pad: number | undefined;
@@ -78,7 +77,7 @@ export function matchModule(g: Graph, module: PlanModule, index: number): FcmMat
   const links: ChainLink[] = [];
   for (;;) {
     if (outputs.has(link)) throw invalid(where, `tensor '${link}' between '${c1.name}' and '${c2.name}' is a graph output`);
-    const cons = consumers(link);
+    const cons = consumers.get(link) ?? [];
     if (cons.length === 1 && cons[0] === i2) break;
     const n = cons.length === 1 ? g.nodes[cons[0]] : undefined;
     const step: ChainLink = n?.op === 'Pad' && n.inputs[0] === link && n.outputs.length === 1 ? { kind: 'pad', pads: spatialZeroPads(g, n) } : { kind: 'other' };
@@ -95,10 +94,8 @@ export function matchModule(g: Graph, module: PlanModule, index: number): FcmMat
     throw invalid(where, `tensor '${link}' must be only the data input of '${c2.name}'`);
   }
   // No cycle: the second conv's other inputs must not be computed from the first conv's output.
-  const producer = new Map<string, number>();
-  g.nodes.forEach((n, i) => n.outputs.forEach((y) => y && producer.set(y, i)));
   for (const x of c2.inputs.slice(1)) {
-    if (x && dependsOnNode(g, producer, x, i1)) {
+    if (x && dependsOnNode(g, producer, x, i1, idx.topological)) {
       throw invalid(where, `input '${x}' of '${c2.name}' is computed from '${c1.name}': fusing them would create a cycle`);
     }
   }
@@ -112,13 +109,48 @@ export function matchModule(g: Graph, module: PlanModule, index: number): FcmMat
   return m;
 }
 
-function dependsOnNode(g: Graph, producer: Map<string, number>, t: string, target: number): boolean {
+/**
+ * Lookups matchModule needs, made once per graph (applyPlan matches every module against the same graph): made per
+ * module they cost O(nodes) each, and a plan of a 20,000-conv chain took minutes.
+ */
+export interface GraphIndex {
+  /** Node name -> slot. */
+  slotOf: Map<string, number>;
+  /** Tensor -> slots of the nodes reading it, ascending, each once. */
+  consumers: Map<string, number[]>;
+  /** Tensor -> slot of the node writing it. */
+  producer: Map<string, number>;
+  outputs: Set<string>;
+  /** Every node's inputs are written by earlier slots (or by none): a node can then only depend on earlier slots. */
+  topological: boolean;
+}
+
+export function indexGraph(g: Graph): GraphIndex {
+  const slotOf = new Map<string, number>();
+  const consumers = new Map<string, number[]>();
+  const producer = new Map<string, number>();
+  g.nodes.forEach((n, i) => {
+    slotOf.set(n.name, i);
+    for (const x of n.inputs) {
+      const list = consumers.get(x);
+      if (!list) consumers.set(x, [i]);
+      else if (list[list.length - 1] !== i) list.push(i);
+    }
+    n.outputs.forEach((y) => y && producer.set(y, i));
+  });
+  const topological = g.nodes.every((n, i) => n.inputs.every((x) => (producer.get(x) ?? -1) < i));
+  return { slotOf, consumers, producer, outputs: new Set(g.outputs), topological };
+}
+
+function dependsOnNode(g: Graph, producer: Map<string, number>, t: string, target: number, topological: boolean): boolean {
   const seen = new Set<number>();
   const stack = [t];
   while (stack.length > 0) {
     const p = producer.get(stack.pop()!);
     if (p === undefined || seen.has(p)) continue;
     if (p === target) return true;
+    // In topological order nothing before the target is computed from it: the walk stays between the two convs.
+    if (topological && p < target) continue;
     seen.add(p);
     for (const x of g.nodes[p].inputs) if (x) stack.push(x);
   }
@@ -136,13 +168,14 @@ export function applyPlan(g0: Graph, plan: Plan): Graph {
   const slots: (Node | null)[] = [...g.nodes];
   const claimed = new Set<number>();
   const names = new Set(g.nodes.map((n) => n.name));
+  const idx = indexGraph(g);
   const fused: { slot: number; node: Node }[] = [];
   const dropped: string[] = [];
   plan.modules.forEach((module, index) => {
     const op = fcmOps[module.kind];
     if (!op) return;
     const where = `${g.source}: plan module ${index} (${module.kind}, layers ${module.layers.join(', ')})`;
-    const m = matchModule(g, module, index);
+    const m = matchModule(g, module, index, idx);
     for (const s of [m.conv1, m.conv2, m.pad]) {
       if (s === undefined) continue;
       if (claimed.has(s)) throw invalid(where, `node '${g.nodes[s].name}' is already in another fused module`);

@@ -26,13 +26,21 @@ function isPlainPointwise(g: Graph, n: Node): boolean {
 export function foldChannelScales(g0: Graph): Graph {
   const g = cloneGraph(g0);
   const readers = new Map<string, Node[]>();
-  for (const n of g.nodes) for (const x of n.inputs) if (x) readers.set(x, [...(readers.get(x) ?? []), n]);
+  for (const n of g.nodes) {
+    for (const x of n.inputs) {
+      if (!x) continue;
+      const list = readers.get(x);
+      if (list) list.push(n);
+      else readers.set(x, [n]);
+    }
+  }
+  const outputs = new Set(g.outputs);
   const drop = new Set<Node>();
   for (const m of g.nodes) {
     if (m.op !== 'Mul' || (m.domain !== '' && m.domain !== 'ai.onnx') || m.inputs.length !== 2) continue;
     const y = m.outputs[0];
     const rs = readers.get(y) ?? [];
-    if (g.outputs.includes(y) || rs.length !== 1) continue;
+    if (outputs.has(y) || rs.length !== 1) continue;
     const c = rs[0];
     if (c.inputs[0] !== y || c.inputs.indexOf(y, 1) >= 0 || !isPlainPointwise(g, c)) continue;
     const xs = g.tensors.get(c.inputs[0])?.shape;

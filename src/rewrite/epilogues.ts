@@ -23,13 +23,39 @@ export function fuseEpilogues(g0: Graph): Graph {
   // Slots keep positions while nodes move; null = removed.
   const slots: (Node | null)[] = [...g.nodes];
   const outputs = new Set(g.outputs);
+  // Readers of each tensor, by node (each once), and each live node's slot: consumerSlots looks up instead of
+  // scanning every slot, which made a long conv chain quadratic. Nodes only move (a Conv to the slot of what it
+  // folds) or go; the one new read is the residual a Conv takes over from its Add.
+  const readers = new Map<string, Set<Node>>();
+  const slotOfNode = new Map<Node, number>();
+  slots.forEach((n, i) => {
+    if (!n) return;
+    slotOfNode.set(n, i);
+    for (const x of n.inputs) {
+      const set = readers.get(x);
+      if (set) set.add(n);
+      else readers.set(x, new Set([n]));
+    }
+  });
   const consumerSlots = (t: string) => {
     const r: number[] = [];
-    slots.forEach((n, i) => { if (n && n.inputs.includes(t)) r.push(i); });
-    return r;
+    for (const n of readers.get(t) ?? []) {
+      const i = slotOfNode.get(n);
+      if (i !== undefined && slots[i] === n && n.inputs.includes(t)) r.push(i);
+    }
+    return r.sort((a, b) => a - b);
+  };
+  const move = (n: Node, from: number, to: number, removed: Node) => {
+    slotOfNode.delete(removed);
+    slots[to] = n;
+    slots[from] = null;
+    slotOfNode.set(n, to);
   };
   const producerSlot = new Map<string, number>();
   slots.forEach((n, i) => n?.outputs.forEach((y) => y && producerSlot.set(y, i)));
+  // In topological order (kept by the folds: a Conv only moves forward to a node that reads it), nothing in an
+  // earlier slot is computed from a later one, which bounds dependsOn's walk.
+  const topological = slots.every((n, i) => !n || n.inputs.every((x) => (producerSlot.get(x) ?? -1) < i));
 
   for (let i = 0; i < slots.length; i++) {
     const conv = slots[i];
@@ -48,8 +74,7 @@ export function fuseEpilogues(g0: Graph): Graph {
         if (params.length > 0) conv.attrs.activationParams = params as AttrValue;
         conv.outputs[0] = act.outputs[0];
         g.tensors.delete(y);
-        slots[cons[0]] = conv;
-        slots[pos] = null;
+        move(conv, pos, cons[0], act);
         pos = cons[0];
         producerSlot.set(conv.outputs[0], pos);
         y = conv.outputs[0];
@@ -69,13 +94,13 @@ export function fuseEpilogues(g0: Graph): Graph {
     const tz = g.tensors.get(add.outputs[0]);
     if (!ty || !tr || !tz || ty.shapeUnknown || tr.shapeUnknown || tz.shapeUnknown) continue;
     if (!sameShape(ty.shape, tr.shape) || !sameShape(ty.shape, tz.shape) || ty.dtype !== tr.dtype) continue;
-    if (dependsOn(slots, producerSlot, r, pos)) continue;
+    if (dependsOn(slots, producerSlot, r, pos, topological)) continue;
     while (conv.inputs.length < 3) conv.inputs.push('');
     conv.inputs[3] = r;
+    readers.get(r)?.add(conv);
     conv.outputs[0] = add.outputs[0];
     g.tensors.delete(y);
-    slots[cons[0]] = conv;
-    slots[pos] = null;
+    move(conv, pos, cons[0], add);
     producerSlot.set(conv.outputs[0], cons[0]);
   }
   g.nodes = slots.filter((n): n is Node => n !== null);
@@ -83,13 +108,14 @@ export function fuseEpilogues(g0: Graph): Graph {
 }
 
 /** Whether tensor `t` is computed (transitively) from the output of the node in slot `from`. */
-function dependsOn(slots: (Node | null)[], producerSlot: Map<string, number>, t: string, from: number): boolean {
+function dependsOn(slots: (Node | null)[], producerSlot: Map<string, number>, t: string, from: number, topological: boolean): boolean {
   const seen = new Set<number>();
   const stack = [t];
   while (stack.length > 0) {
     const p = producerSlot.get(stack.pop()!);
     if (p === undefined || seen.has(p)) continue;
     if (p === from) return true;
+    if (topological && p < from) continue;
     seen.add(p);
     const n = slots[p];
     if (n) for (const x of n.inputs) if (x) stack.push(x);

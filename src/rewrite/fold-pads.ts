@@ -38,12 +38,22 @@ export function foldPads(g0: Graph): Graph {
   const g = cloneGraph(g0);
   const outputs = new Set(g.outputs);
   const drop = new Set<Node>();
+  // Readers of each tensor (a scan of every node per Pad made TFLite models with many pads quadratic); kept up to
+  // date when a fold moves a convolution's input from the Pad's output to its input.
+  const readers = new Map<string, Set<Node>>();
+  for (const n of g.nodes) {
+    for (const x of n.inputs) {
+      const set = readers.get(x);
+      if (set) set.add(n);
+      else readers.set(x, new Set([n]));
+    }
+  }
   for (const pad of g.nodes) {
     const extra = spatialZeroPads(g, pad);
     if (!extra || pad.outputs.length !== 1) continue;
     const [x, y] = [pad.inputs[0], pad.outputs[0]];
     if (!x || outputs.has(y) || !sameQuant(g, x, y)) continue;
-    const cons = g.nodes.filter((n) => n.inputs.includes(y));
+    const cons = [...(readers.get(y) ?? [])].filter((n) => n.inputs.includes(y));
     if (cons.length !== 1) continue;
     const c = cons[0];
     if (c.inputs[0] !== y || c.inputs.slice(1).includes(y)) continue;
@@ -53,6 +63,10 @@ export function foldPads(g0: Graph): Graph {
     if (pads.length !== 4 || pads[0] >= ext[0] || pads[2] >= ext[0] || pads[1] >= ext[1] || pads[3] >= ext[1]) continue;
     c.attrs = newAttrs({ ...c.attrs, pads });
     c.inputs = [x, ...c.inputs.slice(1)];
+    readers.get(y)?.delete(c);
+    const rx = readers.get(x);
+    if (rx) rx.add(c);
+    else readers.set(x, new Set([c]));
     drop.add(pad);
   }
   if (drop.size === 0) return g0;

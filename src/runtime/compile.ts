@@ -72,6 +72,41 @@ export function ordered(c: Pick<Compiled, 'steps' | 'host'>): ({ kind: 'gpu'; st
   return out;
 }
 
+/**
+ * Most dispatches (one bind group each) a session may have. WebGPU states no such limit, but the driver has one:
+ * on lavapipe (Mesa 25.0.7) every bind group costs the process about 1.04 memory mappings (5,000 Relu nodes: +5,434
+ * maps; 20,000: +20,764), and once Linux's vm.max_map_count (65,530 by default) is reached Dawn's descriptor-pool
+ * allocation inside createBindGroup dies of SIGSEGV, with no error to catch: a chain of 60,000 Relu nodes ran,
+ * 100,000 crashed. 50,000 leaves room for the process's other mappings; real CNNs have a few hundred dispatches.
+ * Checked by compileGraph and compileInt8, before any GPU work (exit 4).
+ */
+export const maxDispatches = 50_000;
+
+function checkDispatches(g: Graph, count: number): void {
+  if (count > maxDispatches) {
+    throw overLimit(g.source, `the schedule has ${count} GPU dispatches, over the limit of ${maxDispatches} per session (each needs a bind group; the driver's descriptor-pool memory runs out past about 62,000 on lavapipe)`);
+  }
+}
+
+/** Integer attributes the kernels bake into WGSL as u32/i32 constants (geometry, axes, tiles). */
+const kernelIntAttrs = ['strides', 'pads', 'dilations', 'kernel', 'kernel_shape', 'group', 'axis', 'axes', 'perm', 'tileFilters1', 'tileFilters2', 'tileH', 'tileW'];
+
+/**
+ * Refuses (exit 4) a node whose geometry does not fit the kernels' 32-bit integers: a stride of 2^40 is valid ONNX
+ * (the output is one pixel wide) but no WGSL constant can hold it.
+ */
+function checkKernelIntegers(g: Graph, node: Node): void {
+  for (const k of kernelIntAttrs) {
+    const v = node.attrs[k];
+    const values = typeof v === 'number' ? [v] : Array.isArray(v) ? v : [];
+    for (const x of values) {
+      if (typeof x === 'number' && Number.isInteger(x) && Math.abs(x) > 2 ** 31 - 1) {
+        throw overLimit(`${g.source}: node '${node.name}' (${node.op})`, `attribute ${k} holds ${x}, over the kernels' 32-bit limit of ${2 ** 31 - 1}`);
+      }
+    }
+  }
+}
+
 function workgroupStorage(g: Graph, node: Node, p: KernelProgram, limits: KernelLimits): void {
   const max = limits.maxComputeWorkgroupStorageSize ?? Infinity;
   if (p.workgroupStorageBytes > max) {
@@ -116,6 +151,7 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
       if (x && !defined.has(x)) throw invalid(g.source, `node '${node.name}' reads '${x}', which no earlier node produces`);
     }
     node.outputs.forEach((y) => y && defined.add(y));
+    checkKernelIntegers(g, node);
     try {
       const ins = node.inputs.map((x) => shapeOf(g, x));
       const outs = node.outputs.map((y) => shapeOf(g, y) ?? []);
@@ -128,6 +164,7 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
   }
   if (failures.length) throw refuseAll(g, failures);
   for (const name of g.outputs) if (!defined.has(name)) throw invalid(g.source, `graph output '${name}' is never produced`);
+  checkDispatches(g, kernels.reduce((c, k) => c + (k.programs?.length ?? 0), 0));
 
   // Every tensor the executor touches is f32 of a static shape within the binding limit.
   const bytes = new Map<string, number>();
@@ -267,6 +304,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
       k = { name: next.name, op: 'QuantizeLinear', inputs: [n.inputs[0]], outputs: next.outputs, attrs: next.attrs };
       i++;
     }
+    checkKernelIntegers(g, n);
     try {
       let intermediate: Tensor | undefined;
       if (n.domain === fcmDomain) {
@@ -290,10 +328,22 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     }
   }
   if (refused.length) throw unsupported(g.source, `the integer executor cannot run ${refused.length} node(s): ${refused.join('; ')}`);
+  checkDispatches(g, items.filter((s) => s.kind === 'gpu').length);
   // A dispatch that only reads host values and only feeds the host or the outputs (the output's QUANTIZE after a
   // host Softmax) runs on the host too: an upload, a submission and a read-back fewer.
-  const hostMade = (t: string) => g.inputs.includes(t) || items.some((s) => s.kind === 'host' && s.nodes.some((n) => n.outputs.includes(t)));
-  const gpuReads = (t: string) => items.some((s) => s.kind === 'gpu' && s.step.bindings.slice(0, s.step.nIn).includes(t));
+  // What the host makes and how often dispatches read each tensor, kept up to date as dispatches move to the host
+  // (a scan of every item per question made long integer models quadratic).
+  const hostMadeSet = new Set(g.inputs);
+  const gpuReadCount = new Map<string, number>();
+  const countReads = (st: Step, by: number) => {
+    for (const x of st.bindings.slice(0, st.nIn)) gpuReadCount.set(x, (gpuReadCount.get(x) ?? 0) + by);
+  };
+  for (const it of items) {
+    if (it.kind === 'host') for (const n of it.nodes) for (const y of n.outputs) hostMadeSet.add(y);
+    else countReads(it.step, 1);
+  }
+  const hostMade = (t: string) => hostMadeSet.has(t);
+  const gpuReads = (t: string) => (gpuReadCount.get(t) ?? 0) > 0;
   for (let changed = true; changed;) {
     changed = false;
     for (let i = items.length - 1; i >= 0; i--) {
@@ -303,6 +353,8 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
       const outs = s.step.bindings.slice(s.step.nIn);
       if (!ins.every(hostMade) || outs.some(gpuReads)) continue;
       items[i] = { kind: 'host', nodes: s.step.group, reads: [], writes: [] };
+      countReads(s.step, -1);
+      for (const n of s.step.group) for (const y of n.outputs) hostMadeSet.add(y);
       changed = true;
     }
   }
@@ -328,7 +380,8 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
 
   // Activation buffers: the tensors dispatches bind; host steps read or write the ones that cross.
   const isConst = (t: string) => g.tensors.get(t)?.data !== undefined;
-  const onGpu = (t: string) => steps.some((s) => s.bindings.includes(t));
+  const bound = new Set(steps.flatMap((s) => s.bindings));
+  const onGpu = (t: string) => bound.has(t);
   const memSteps: MemoryStep[] = items.map((s) => (s.kind === 'gpu'
     ? { reads: s.step.bindings.slice(0, s.step.nIn).filter((x) => !isConst(x)), writes: s.step.bindings.slice(s.step.nIn) }
     : { reads: s.reads.map(root).filter(onGpu), writes: s.writes.map(root).filter(onGpu) }));

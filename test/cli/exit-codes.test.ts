@@ -119,7 +119,9 @@ test('exit 3: an op fcm-opt has no kernel for, naming the file, the op and the n
 test('exit 4: --max-memory below the model\'s size, naming the file; nothing written', async () => {
   assert.ok(statSync(head).size > 4096);
   const y = join(dir, 'y4.npy');
-  assertFailure(await fcmOpt(['run', head, '--input', x, '--output', y, '--max-memory', '4K']), 4, /head\.onnx: .*(budget|max-memory|memory)/i, [y]);
+  assertFailure(await fcmOpt(['dag', head, '-o', y, '--max-memory', '4K']), 4, /head\.onnx: .*(budget|max-memory|memory)/i, [y]);
+  // run reads its --input first (its shape fixes the batch), under the same budget.
+  assertFailure(await fcmOpt(['run', head, '--input', x, '--output', y, '--max-memory', '4K']), 4, /x\.npy: the file has \d+ bytes, over the memory budget of 4096 bytes/, [y]);
 });
 
 test('exit 5: no WebGPU adapter (no Vulkan driver installed), saying how to get one; nothing written', async () => {

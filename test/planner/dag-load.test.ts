@@ -38,7 +38,7 @@ test('file errors: unreadable, not JSON, not an array', () => {
   const bad = join(dir, 'bad.json');
   writeFileSync(bad, '[{"id": 0,');
   assert.throws(() => loadDag(bad), /bad\.json: not valid JSON/);
-  assert.throws(() => loadDag(join(dir, 'none.json')), /none\.json: cannot read: ENOENT/);
+  assert.throws(() => loadDag(join(dir, 'none.json')), /none\.json: cannot read \(ENOENT: no such file\)/);
   rejects({ layers: [] }, /^m\.json: a layer DAG must be a JSON array/);
   rejects([], /no layers/);
 });

@@ -87,8 +87,8 @@ test('loadHw: paths, bare names, unknown names, missing files', () => {
   writeFileSync(cfg, 'SMs::2\nL1::32\nshmem::16\nwarp_size::32\n');
   assert.equal(loadHw(cfg).name, 'mine');
   fails(() => loadHw('no-such-gpu'), 'invalid', /^no-such-gpu: no such hardware description .*h100/);
-  fails(() => loadHw(join(dir, 'absent.cfg')), 'invalid', /absent\.cfg: file not found/);
-  fails(() => loadHw(dir), 'invalid', /is a directory/);
+  fails(() => loadHw(join(dir, 'absent.cfg')), 'invalid', /absent\.cfg: cannot read \(ENOENT: no such file\)/);
+  fails(() => loadHw(dir), 'invalid', /is a folder, not a regular file/);
   fails(() => loadHw('auto'), 'unsupported', /--hw auto/);
 });
 
