@@ -58,10 +58,12 @@ def estimates(dag, hw):
     return out
 
 cases = []
-while len(cases) < 48:
+while len(cases) < 120:
     dag = random_dag()
-    hw = {'sms': str(rng.choice([1, 4, 16, 46, 80, 132])), 'l1': str(rng.choice([8, 16, 32, 96, 128, 256])),
-          'shmem': str(rng.choice([4, 16, 48, 64, 100, 228])), 'warp_size': '32'}
+    # From case 48 on, L1 at most the shared memory, so that its limit (tile + output tile) is the one that binds.
+    l1 = rng.choice([8, 16, 32, 96, 128, 256]) if len(cases) < 48 else rng.choice([1, 2, 4, 8, 16])
+    shmem = rng.choice([4, 16, 48, 64, 100, 228]) if len(cases) < 48 else rng.choice([16, 64, 228])
+    hw = {'sms': str(rng.choice([1, 4, 16, 46, 80, 132])), 'l1': str(l1), 'shmem': str(shmem), 'warp_size': '32'}
     try:
         e = estimates(dag, hw)
     except ZeroDivisionError:
