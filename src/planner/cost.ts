@@ -137,7 +137,7 @@ export function convSpec(layer: DagLayer, where: string, extraPads?: number[], i
     // strided 1x1 convolutions (Xception's shortcuts): when the shapes need a larger stride, take the
     // smallest stride that gives the recorded output size with SAME padding.
     if (Math.ceil(ih / s) !== oh && Math.floor((ih - (kh - 1) * d - 1) / s) + 1 !== oh) {
-      for (let t = 1; t <= ih; t++) {
+      for (let t = 1; t <= Math.max(ih, iw); t++) {
         if (Math.ceil(ih / t) === oh && Math.ceil(iw / t) === ow) {
           s = t;
           break;
@@ -189,6 +189,8 @@ interface IndexSet {
  * take seconds (fuzz crash E, RELIABILITY.md).
  */
 function readSet(src: IndexSet, a: Axis): IndexSet {
+  // No outputs (a tile whose window lay wholly in the padding of the layer after) read nothing.
+  if (src.hi < src.lo) return { lo: 0, hi: -1 };
   const lo = Math.max(0, src.lo * a.s - a.p);
   const hi = Math.min(a.in - 1, src.hi * a.s - a.p + (a.k - 1) * a.d);
   if (hi < lo) return { lo: 0, hi: -1 };

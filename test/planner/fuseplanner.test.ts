@@ -10,34 +10,9 @@ import { loadHw } from '../../src/planner/hw.js';
 import { buildEstimates, nextConvInListOrder } from '../../src/planner/fuseplanner/builder.js';
 import { planFusion } from '../../src/planner/index.js';
 import type { Dag } from '../../src/planner/dag.js';
+import { jsonDiff } from './json-diff.js';
 
 const refDir = resolve('test/planner/fuseplanner-reference');
-const REL_TOL = 1e-9;
-
-/** Differences between `actual` and `expected` (JSON values), as "path: what" lines. */
-export function jsonDiff(actual: unknown, expected: unknown, path = '$'): string[] {
-  if (typeof expected === 'number') {
-    if (typeof actual !== 'number') return [`${path}: expected number ${expected}, got ${JSON.stringify(actual)}`];
-    const ok = actual === expected || Math.abs(actual - expected) <= REL_TOL * Math.abs(expected);
-    return ok ? [] : [`${path}: expected ${expected}, got ${actual}`];
-  }
-  if (expected === null || typeof expected !== 'object') {
-    return actual === expected ? [] : [`${path}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(actual)}`];
-  }
-  if (typeof actual !== 'object' || actual === null || Array.isArray(actual) !== Array.isArray(expected)) {
-    return [`${path}: expected ${Array.isArray(expected) ? 'array' : 'object'}, got ${JSON.stringify(actual)}`];
-  }
-  const e = expected as Record<string, unknown>;
-  const a = actual as Record<string, unknown>;
-  const out: string[] = [];
-  for (const k of Object.keys(e)) {
-    if (!(k in a)) out.push(`${path}.${k}: missing`);
-    else out.push(...jsonDiff(a[k], e[k], `${path}.${k}`));
-  }
-  for (const k of Object.keys(a)) if (!(k in e)) out.push(`${path}.${k}: unexpected`);
-  return out;
-}
-
 const files = readdirSync(join(refDir, 'estimates')).filter((f) => f.endsWith('.json')).sort();
 
 test('the reference data is all there (3 DAGs x 3 GPUs)', () => {
