@@ -139,7 +139,7 @@ test('pads: [top, left, bottom, right] of non-negative integers up to maxDagDim'
   rejects(block({ pads: [1, 1.5, 1, 1] }), "m.json: layer 1 ('dw'): padding [1, 1.5, 1, 1] must be non-negative integers up to 16777216");
   rejects(block({ pads: [1, 1, '1', 1] }), /padding \[1, 1, 1, 1\] must be non-negative integers/);
   rejects(block({ pads: [1, 1, 1, maxDagDim + 1] }), /padding \[1, 1, 1, 16777217\] must be/);
-  // maxDagDim itself is allowed: 8 + 2^24 - 3 rows before the last output explain 8 outputs with stride 2^21 (some stride).
+  // maxDagDim itself is allowed: 8 + 2^24 - 3 rows before the last output give 8 outputs at a stride just over 2^21.
   accepts(block({ pads: [maxDagDim, 1, 0, 1] }));
   // The padding_* fields are the same rule, each missing one 0.
   rejects(block({ padding_top: -1 }), /padding \[-1, 0, 0, 0\] must be non-negative integers/);

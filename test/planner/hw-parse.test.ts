@@ -84,6 +84,7 @@ test('cfg: values must be positive numbers; counts whole; KiB sizes whole bytes'
   const bad = (line: string, message: string) => fails(() => parseHwCfg(`${required}${line}\n`, 'g.cfg'), `g.cfg:5: ${message}`);
   for (const v of ['', '0', '-3', 'abc', 'Infinity', '-Infinity', 'NaN', '1e999']) bad(`L2::${v}`, `'L2' must be a positive number, got '${v}'`);
   // Counts: SMs, warp_size, parallel_outputs, pwdw_max_halo.
+  bad(' L2 :: 0 ', "'L2' must be a positive number, got '0'");
   bad(' Parallel_Outputs :: 1000.5', "'Parallel_Outputs' must be a whole number, got '1000.5'");
   bad('pwdw_max_halo::511.9', "'pwdw_max_halo' must be a whole number, got '511.9'");
   fails(() => parseHwCfg('SMs::22\nL1::96\nshmem::64\nwarp_size::32.5\n', 'g.cfg'), "g.cfg:4: 'warp_size' must be a whole number, got '32.5'");
