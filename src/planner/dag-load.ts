@@ -22,7 +22,7 @@ export function loadDag(path: string, maxMemory = defaultMaxMemory): Dag {
   return validateDag(data, path);
 }
 
-const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v);
+const isInt = (v: unknown): v is number => Number.isInteger(v);
 const isIntArray = (v: unknown): v is number[] => Array.isArray(v) && v.every(isInt);
 
 /**
@@ -140,15 +140,15 @@ function checkSpatial(l: Record<string, unknown>, type: string, ws: number[], wh
     if (!pads.every((p) => isInt(p) && p >= 0 && p <= maxDagDim)) throw invalid(where, `padding [${pads.join(', ')}] must be non-negative integers up to ${maxDagDim}`);
     const [pt, pl, pb, pr] = pads as number[];
     const eh = out(ih, kh, pt + pb), ew = out(iw, kw, pl + pr);
-    // The format has one stride; ONNX convs may have another along W (strides [2, 1]), so an axis whose
-    // output some other whole stride explains is accepted (the planner reads the layer's own geometry).
+    // The format has one stride; ONNX convs may have another along W (strides [2, 1]), so each axis is accepted
+    // when some whole stride, the recorded one or another, explains its output (the planner reads the layer's own geometry).
     const someStride = (n: number, k: number, p: number, o: number) => {
       const span = n + p - (k - 1) * d - 1;
       if (span < 0) return false;
       const lo = Math.floor(span / o) + 1, hi = o > 1 ? Math.floor(span / (o - 1)) : Infinity;
       return lo <= hi;
     };
-    if ((eh !== oh && !someStride(ih, kh, pt + pb, oh)) || (ew !== ow && !someStride(iw, kw, pl + pr, ow))) {
+    if (!someStride(ih, kh, pt + pb, oh) || !someStride(iw, kw, pl + pr, ow)) {
       throw invalid(where, `output [${oh}, ${ow}] does not follow from input [${ih}, ${iw}], kernel ${kh}x${kw}, dilation ${d}, pads [${pads.join(', ')}] with stride ${s} (expected [${eh}, ${ew}]) or any other stride`);
     }
     return;

@@ -90,7 +90,8 @@ export function parseHwCfg(text: string, file: string, options: ParseOptions = {
     const spec = Object.hasOwn(cfgKeys, key) ? cfgKeys[key] : undefined;
     if (!spec) throw invalid(where, `unknown key '${parts[0].trim()}' (known: name, ${Object.keys(cfgKeys).join(', ')}; see hw_configs/README.md)`);
     const num = Number(value);
-    if (value === '' || !Number.isFinite(num) || num <= 0) throw invalid(where, `'${parts[0].trim()}' must be a positive number, got '${value}'`);
+    // An empty value is Number('') = 0: refused here too.
+    if (!Number.isFinite(num) || num <= 0) throw invalid(where, `'${parts[0].trim()}' must be a positive number, got '${value}'`);
     if (spec.unit === 'count' && !Number.isInteger(num)) throw invalid(where, `'${parts[0].trim()}' must be a whole number, got '${value}'`);
     const bytes = spec.unit === 'KiB' ? num * KiB : num;
     if (spec.unit === 'KiB' && !Number.isInteger(bytes)) throw invalid(where, `'${parts[0].trim()}' (KiB) must be a whole number of bytes, got '${value}'`);

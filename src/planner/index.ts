@@ -6,6 +6,7 @@ import type { HwConfig } from './hw-config.js';
 import type { Plan } from './plan.js';
 import { planFusePlanner } from './fuseplanner/plan.js';
 import { planOptimal } from './optimal.js';
+import { invalid } from '../errors.js';
 
 export type PlanMode = Plan['mode'];
 export const planModes: readonly PlanMode[] = ['optimal', 'fuseplanner'];
@@ -29,5 +30,8 @@ export function planFusion(dag: Dag, hw: HwConfig, options: PlanFusionOptions): 
       return planFusePlanner(dag, hw, model);
     case 'optimal':
       return planOptimal(dag, hw, { model, dtypeBytes: options.dtypeBytes, exclude: options.exclude, batch: options.batch });
+    default:
+      // The type allows only planModes; JavaScript callers (the library API) can pass anything.
+      throw invalid(model, `unknown planning mode '${String(options.mode)}' (${planModes.join(', ')})`);
   }
 }
