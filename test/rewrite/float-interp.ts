@@ -14,7 +14,7 @@ const ints = (n: Node, k: string): number[] | undefined => (Array.isArray(n.attr
 
 /** y = act(conv(x * scale) + bias) + residual, the IR's Conv epilogue order (bias, activation, residual). */
 function convLayer(x: Tensor4, w: Tensor4, bias: Float64Array | undefined, geometry: { strides?: number[]; pads?: number[]; dilations?: number[]; group: number },
-  act: string | undefined, params: readonly number[] | undefined, residual?: Float64Array, scale?: Float64Array): Tensor4 {
+  act: string | undefined, params: readonly number[] | undefined, residual?: Float64Array, scale?: Float64Array): { data: Float64Array; shape: [number, number, number, number] } {
   let input = x;
   if (scale) {
     const [N, C, H, W] = x.shape;
@@ -29,8 +29,8 @@ function convLayer(x: Tensor4, w: Tensor4, bias: Float64Array | undefined, geome
     group: geometry.group,
   });
   const f = activation(act ?? '', params ?? []);
-  for (let i = 0; i < y.data.length; i++) y.data[i] = f(y.data[i]) + (residual ? residual[i] : 0);
-  return y;
+  const out = Float64Array.from(y.data, (v, i) => f(v) + (residual ? residual[i] : 0));
+  return { data: out, shape: y.shape };
 }
 
 function pad(x: Float64Array, xs: number[], pads: number[], mode: string, value: number): { data: Float64Array; shape: number[] } {
