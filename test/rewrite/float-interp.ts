@@ -100,7 +100,7 @@ export function runFloat(g: Graph, inputs: Record<string, ArrayLike<number>>): F
     const x = get(n.inputs[0], n.name);
     let y: { data: Float64Array; shape: number[] };
     const fcm = n.domain === fcmDomain;
-    if (!fcm && n.domain !== '') throw new Error(`interp: op ${n.domain}.${n.op}`);
+    if (!fcm && n.domain !== '' && n.domain !== 'ai.onnx') throw new Error(`interp: op ${n.domain}.${n.op}`);
     switch (fcm ? `fcm.${n.op}` : n.op) {
       case 'Conv': {
         const w = get(n.inputs[1], n.name);
