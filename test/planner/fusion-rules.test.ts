@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { newAttrs, type Graph, type Node, type Tensor } from '../../src/graph/ir.js';
 import {
-  activationParams, convType, epilogueActivationOps, fcmKind, foldedActivation, mayStandBetween, pointwiseFusable, spatialZeroPads,
+  activationParams, convType, epilogueActivationOps, fcmKind, foldedActivation, mayStandBetween, pointwiseFusable, spatialZeroPads, type ChainLink,
 } from '../../src/planner/fusion-rules.js';
 
 /** A graph holding the given tensors (constants when `data` is given) and nodes. */
@@ -107,7 +107,7 @@ test('rule 2: spatialZeroPads accepts zero constant padding of H and W only, fro
 });
 
 test('rule 2: only one zero spatial Pad may stand between two convolutions, and only before a DW', () => {
-  const zero = { kind: 'pad', pads: [0, 0, 1, 1] } as const;
+  const zero: ChainLink = { kind: 'pad', pads: [0, 0, 1, 1] };
   assert.equal(mayStandBetween([], zero, 'dw'), true);
   assert.equal(mayStandBetween([], zero, 'pw'), false);
   assert.equal(mayStandBetween([], zero, 's'), false);
