@@ -20,7 +20,7 @@ import type { Plan, PlanModule } from '../../src/planner/plan.js';
 import { runFloat } from './float-interp.js';
 import { randomGraph, randomInputs } from './random-graphs.js';
 
-const SEEDS = 150;
+const SEEDS = 80;
 const tiles = { l1Filters: 4, l2Filters: 4, h: 2, w: 2, d: 4 };
 const plan = (modules: PlanModule[]): Plan => ({ model: 'm', hw: 'h', mode: 'optimal', modules, totals: { gma: 0, gmaUnfused: 0, saved: 0, savedPercent: 0 } });
 const nodesOf = (dag: Dag, layers: number[]) => layers.flatMap((id) => dag[id].nodes ?? []);
@@ -87,7 +87,7 @@ test('seeded random graphs: fuseEpilogues, foldPads, foldChannelScales and apply
     check('applyPlan(planOptimal)', applyPlan(g, planOptimal(dag, hw, { model: g.name, dtypeBytes: 4 })));
   }
   // Every fold happens often enough for the property to mean something.
-  for (const [k, v] of Object.entries(totals)) assert.ok(v >= 15, `${k}: ${v} folds over ${SEEDS} graphs`);
+  for (const [k, v] of Object.entries(totals)) assert.ok(v >= 8, `${k}: ${v} folds over ${SEEDS} graphs`);
 });
 
 test('seeded random graphs: a pair is legal to the planner exactly when applyPlan accepts it', () => {
@@ -115,5 +115,5 @@ test('seeded random graphs: a pair is legal to the planner exactly when applyPla
       }
     }
   }
-  assert.ok(legal >= 50 && illegal >= 200, `legal ${legal}, illegal ${illegal}`);
+  assert.ok(legal >= 30 && illegal >= 100, `legal ${legal}, illegal ${illegal}`);
 });
