@@ -67,6 +67,7 @@ test('no fold into a conv the scale kernel does not cover, or that is not a plai
     ['3x1 weights', (b, t) => { b.tensors.get(t.conv.inputs[1])!.shape = [8, 4, 3, 1]; }],
     ['1x3 weights', (b, t) => { b.tensors.get(t.conv.inputs[1])!.shape = [8, 4, 1, 3]; }],
     ['2-D weights', (b, t) => { b.tensors.get(t.conv.inputs[1])!.shape = [8, 4]; }],
+    ['3-D conv weights', (b, t) => { b.tensors.get(t.conv.inputs[1])!.shape = [8, 4, 1, 1, 1]; }],
     ['no weight tensor', (b, t) => { b.tensors.delete(t.conv.inputs[1]); }],
     ['stride 2 on W', (_, t) => { t.conv.attrs.strides = [1, 2]; }],
     ['stride 2 on H', (_, t) => { t.conv.attrs.strides = [2, 1]; }],
@@ -100,11 +101,11 @@ test('no fold unless the Mul is a plain two-input ONNX Mul whose product only th
   const out = scaled();
   out.g.outputs.push(out.m);
   unchanged(out.g, 'a graph output');
-  // A product nothing reads.
+  // A product nothing reads (and no graph output either).
   const dead = scaled();
-  dead.g.nodes.pop();
-  dead.g.outputs = [dead.m];
-  unchanged(dead.g, 'no reader');
+  dead.g.nodes.push({ ...dead.g.nodes[0], name: 'unread', outputs: ['unread_out'] });
+  dead.g.tensors.set('unread_out', { ...dead.g.tensors.get(dead.m)!, name: 'unread_out' });
+  assert.deepEqual(wiring(foldChannelScales(dead.g)), [['Conv', dead.x, ...dead.g.nodes[1].inputs.slice(1), '', dead.s, '->', dead.y], wiring(dead.g)[2]]);
 });
 
 test('no fold unless s is [N, C, 1, 1] and x the conv\'s input shape, all float32; either operand may be the scale', () => {
@@ -121,6 +122,7 @@ test('no fold unless s is [N, C, 1, 1] and x the conv\'s input shape, all float3
     ['s of rank 3, a prefix of [N, C, 1, 1]', (g, t) => g.tensors.set(t.s, { ...g.tensors.get(t.s)!, shape: [1, 4, 1] })],
     ['s of rank 5', (g, t) => g.tensors.set(t.s, { ...g.tensors.get(t.s)!, shape: [1, 4, 1, 1, 1] })],
     ['s without a tensor', (g, t) => g.tensors.delete(t.s)],
+    ['x without a tensor', (g, t) => g.tensors.delete(t.x)],
     ['x broadcast', (g, t) => g.tensors.set(t.x, { ...g.tensors.get(t.x)!, shape: [1, 4, 1, 5] })],
     ['product of rank 3', (g, t) => g.tensors.set(t.m, { ...g.tensors.get(t.m)!, shape: [4, 5, 5] })],
     ['product without a tensor', (g, t) => g.tensors.delete(t.m)],
