@@ -231,6 +231,13 @@ test('Pad layers: zero spatial pads are marked and recorded; other pads record t
   assert.deepEqual(pad({ pads: [0, 0, 1, 2, 0, 0, 1, 0], mode: 'reflect' }), [1, 2, 1, 0, false]);
   assert.deepEqual(pad({ pads: [0, 1, 1, 0, 0, 1, 0, 1], mode: 'constant', value: 0 }), [1, 0, 0, 1, false]);
   assert.deepEqual(pad({ pads: [0, 0, 1, 1, 0, 0, 1, 1], mode: 'constant', value: 2 }), [1, 1, 1, 1, false]);
+  // An opaque op called Pad is no Pad layer.
+  const opaque = toDag(graph({
+    inputs: { x: [1, 4, 4, 4] },
+    nodes: [{ op: 'Pad', domain: 'com.other', in: ['x'], out: ['p'], attrs: { pads: [0, 0, 1, 1, 0, 0, 1, 1] }, name: 'pad' }],
+    outputs: ['p'],
+  }))[0];
+  assert.deepEqual([opaque.padding_top, opaque.padding_right, opaque.spatial_zero_pad], [undefined, undefined, undefined]);
   // Not a 4-D Pad: no spatial values to record.
   const g3 = graph({
     inputs: { x: [4, 4, 4] },
