@@ -61,15 +61,15 @@ function padLayerPads(l: DagLayer): number[] | undefined {
   return p.map((v) => v ?? 0);
 }
 
-/** The layers reachable from `from` by child edges, not entering `stop`. */
-function reachable(dag: Dag, from: number[], stop: ReadonlySet<number>): Set<number> {
+/** The layers reachable from `from` by child edges. */
+function reachable(dag: Dag, from: number[]): Set<number> {
   const seen = new Set<number>();
-  const stack = from.filter((id) => !stop.has(id));
+  const stack = [...from];
   while (stack.length > 0) {
     const id = stack.pop()!;
     if (seen.has(id)) continue;
     seen.add(id);
-    for (const c of dag[id].children) if (!stop.has(c) && !seen.has(c)) stack.push(c);
+    stack.push(...dag[id].children);
   }
   return seen;
 }
@@ -140,12 +140,12 @@ export function checkLegality(dag: Dag, first: number, second: number, graphOutp
   }
 
   // Cycle: a path from the group {first, between...} that leaves it and re-enters at `second` (only asked of a
-  // connected pair: otherwise the chain itself leaves the group).
+  // connected pair: otherwise the chain itself leaves the group). No such path can re-enter `first` or a layer
+  // between (the DAG is acyclic, and each layer between has one parent, on the chain).
   if (connected) {
     const group = new Set([first, ...between, second]);
     const exits = [first, ...between].flatMap((id) => dag[id].children).filter((c) => !group.has(c));
-    const out = reachable(dag, exits, new Set([first, ...between]));
-    if (out.has(second) || b.parents.some((p) => out.has(p))) {
+    if (reachable(dag, exits).has(second)) {
       violations.push({ rule: 'cycle', detail: `a path leaves the chain ${first} -> ${second} and comes back into layer ${second}` });
     }
   }

@@ -8,7 +8,7 @@
 // shapes of batch item 0; 'fc' for Gemm/MatMul with a constant weight.
 import { unsupported } from '../errors.js';
 import type { Graph, Node, Tensor } from '../graph/ir.js';
-import { consumers, fcmDomain, isKnownOp, numel, producers } from '../graph/ir.js';
+import { consumers, isKnownOp, numel, producers } from '../graph/ir.js';
 import type { ConvType, Dag, DagLayer } from './dag.js';
 import { convType, epilogueActivationOps, foldedActivation, spatialZeroPads } from './fusion-rules.js';
 
@@ -101,7 +101,6 @@ type ConvFields = Pick<DagLayer, 'type' | 'weights_shape' | 'ifms_shape' | 'ofms
 
 /** The conv-layer fields of `n`, or null when it is no conv layer FusePlanner models. */
 function convKind(g: Graph, n: Node): ConvFields | null {
-  if (!isKnownOp(n) && n.domain !== fcmDomain) return null;
   const t = (i: number): Tensor | undefined => (n.inputs[i] ? g.tensors.get(n.inputs[i]) : undefined);
   const y = n.outputs[0] ? g.tensors.get(n.outputs[0]) : undefined;
   const x = t(0), w = t(1);
