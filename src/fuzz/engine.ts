@@ -78,6 +78,20 @@ function rssOf(pid: number): number | null {
   }
 }
 
+/**
+ * Nanoseconds the process's main thread has spent runnable but waiting for a CPU (/proc/PID/schedstat's second
+ * field), or null where that is not readable (not Linux).
+ */
+function runQueueWaitNs(pid: number): number | null {
+  try {
+    const f = readFileSync(`/proc/${pid}/schedstat`, 'utf8').trim().split(/\s+/);
+    const v = Number(f[1]);
+    return Number.isFinite(v) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
 /** One worker process; restarted after a crash, hang or memory kill. */
 class Worker {
   private child: ChildProcess | null = null;
@@ -137,8 +151,21 @@ class Worker {
           : { kind: 'crash', name: `ProcessExit(${signal ?? code})`, message: this.stderrTail.slice(-1000), frame: '<process>', stack: this.stderrTail };
         finish({ outcome, ms: performance.now() - t0 }, false);
       };
-      const timer = setTimeout(() => finish({ outcome: { kind: 'hang', ms: this.timeoutMs }, ms: this.timeoutMs }, true), this.timeoutMs);
+      // The per-case limit counts the time the case had: wall time less the time the worker waited for a CPU, so
+      // that other processes on a loaded machine do not turn a slow case into a hang. A loop that spins and one
+      // that blocks both count in full. Without /proc, wall time.
+      const wait0 = child.pid ? runQueueWaitNs(child.pid) : null;
+      const hang = () => finish({ outcome: { kind: 'hang', ms: this.timeoutMs }, ms: this.timeoutMs }, true);
+      let timer = setTimeout(hang, this.timeoutMs);
       const poll = setInterval(() => {
+        const waited = wait0 !== null && child.pid ? runQueueWaitNs(child.pid) : null;
+        if (waited !== null) {
+          // Re-arm the limit for the time still left to the case.
+          const left = this.timeoutMs - (performance.now() - t0 - (waited - wait0!) / 1e6);
+          clearTimeout(timer);
+          if (left <= 0) { hang(); return; }
+          timer = setTimeout(hang, left);
+        }
         const rss = child.pid ? rssOf(child.pid) : null;
         if (rss !== null && rss > this.rssLimit) {
           finish({ outcome: { kind: 'memory', detail: `RSS ${Math.round(rss / 2 ** 20)} MiB over the limit of ${Math.round(this.rssLimit / 2 ** 20)} MiB` }, ms: performance.now() - t0 }, true);

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { closeDevice } from './fused-harness.js';
 import { activation, conv2d, randomF32 } from './reference.js';
 import { type LayerCase, assertClose, programsOf, runLayer } from './layer-harness.js';
+import { sampleSweep, sweepSeed } from '../sweep.js';
 
 after(closeDevice);
 
@@ -115,7 +116,8 @@ test('pointwise kernel choice: the cases above reach the gemm, vec4 (staged and 
 // gemm (kernels/pointwise.ts dotGemm) at every tile shape it can take, on small layers with partial tiles in both
 // positions and filters, channels not a multiple of the 16-channel step or of 4, images sharing a tile (P % 4 != 0:
 // scalar loads) and not (P % 4 == 0: vec4), each epilogue input. The registry takes gemm only for large layers
-// (gemmTiles), too slow for lavapipe, so the programs are built here directly.
+// (gemmTiles), too slow for lavapipe, so the programs are built here directly. Each tile runs on 1 or 2 of the 5
+// layers (a seeded sample, test/sweep.ts; every layer gets about 8 tiles); FCM_OPT_FULL_SWEEPS=1 runs all of them.
 test('pointwise gemm kernel matches the reference at each tile shape', async () => {
   const { dotGemm } = await import('../../kernels/pointwise.js');
   const { getDevice, limitsOf, runProgram } = await import('./fused-harness.js');
@@ -143,8 +145,14 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
     // K-slice sums through xs (it holds them) and through their own buffer (bk 4: it does not).
     { tx: 4, ty: 4, rf: 4, ks: 4, un: true }, { tx: 2, ty: 8, rf: 8, ks: 2, bk: 4, un: true }];
   const { activationFn } = await import('../../kernels/shader.js');
+  // Sampled: each rolled tile on 2 layers, each unrolled one (un: about 10 s of LLVM per program on lavapipe, ten
+  // times a rolled one) on 1; the 9 unrolled tiles still meet all 5 layers.
+  const rolled = tiles.flatMap((t, i) => (t.un ? [] : [i])), unrolled = tiles.flatMap((t, i) => (t.un ? [i] : []));
+  const pick: number[][] = [];
+  sampleSweep(rolled.length, layers.length, 2, sweepSeed(900)).forEach((ls, k) => { pick[rolled[k]] = ls; });
+  sampleSweep(unrolled.length, layers.length, 1, sweepSeed(900) + 1).forEach((ls, k) => { pick[unrolled[k]] = ls; });
   let s = 900;
-  for (const L of layers) {
+  for (const [li, L] of layers.entries()) {
     const P = L.p[0] * L.p[1];
     const x = randomF32(L.n * L.c * P, s++), wt = randomF32(L.f * L.c, s++), b = randomF32(L.f, s++);
     const res = randomF32(L.n * L.f * P, s++), sc = randomF32(L.n * L.c, s++);
@@ -159,7 +167,8 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
     if (L.scale) { names.push('sc'); inputs.push(sc); }
     const act = { fn: activationFn('act', L.act, L.params ?? [], 'test'), key: L.act };
     const geom = { N: L.n, C: L.c, F: L.f, P, hasBias: L.bias, hasRes: L.res, hasScale: L.scale, act };
-    for (const t of tiles) {
+    for (const [ti, t] of tiles.entries()) {
+      if (!pick[ti].includes(li)) continue;
       const p = dotGemm(geom, t, names, names.map((_, k) => k), limits, 'test', 'Conv(pw)', 'pointwise');
       const got = await runProgram(device, p, inputs, ref.data.length);
       assertClose(got, ref.data, `${JSON.stringify(L)} tiles ${JSON.stringify(t)}`);
@@ -212,7 +221,8 @@ test('pointwise kernel choice: gemm except vec4 on large maps and split-K on sma
 });
 
 // depthwiseRows at every row width: rows shorter than, equal to and not a multiple of RW, stride 2, dilation,
-// asymmetric pads, vec4 stores (RW 4, WO % 4 == 0) and scalar ones, bias, residual.
+// asymmetric pads, vec4 stores (RW 4, WO % 4 == 0) and scalar ones, bias, residual. Each row width runs on 2 of the 4
+// layers (seeded sample, test/sweep.ts); FCM_OPT_FULL_SWEEPS=1 runs all of them.
 test('depthwise kernel matches the reference at 1, 2, 3, 4 and 8 outputs per invocation', async () => {
   const { depthwiseRows } = await import('../../kernels/depthwise.js');
   const { getDevice, limitsOf, runProgram } = await import('./fused-harness.js');
@@ -225,8 +235,10 @@ test('depthwise kernel matches the reference at 1, 2, 3, 4 and 8 outputs per inv
     { n: 1, c: 4, h: 10, w: 9, k: 5, s: 1, d: 2, pads: [4, 3, 2, 4], bias: true, res: true, act: '' },
     { n: 2, c: 2, h: 3, w: 3, k: 3, s: 1, d: 1, pads: [1, 1, 1, 1], bias: true, res: false, act: 'HardSwish' },
   ];
+  const rws = [1, 2, 3, 4, 8];
+  const pick = sampleSweep(rws.length, layers.length, 2, sweepSeed(1200));
   let s = 1200;
-  for (const L of layers) {
+  for (const [li, L] of layers.entries()) {
     const x = randomF32(L.n * L.c * L.h * L.w, s++), wt = randomF32(L.c * L.k * L.k, s++), b = randomF32(L.c, s++);
     const ref = conv2d({ data: x, shape: [L.n, L.c, L.h, L.w] }, { data: wt, shape: [L.c, 1, L.k, L.k] }, L.bias ? b : undefined,
       { strides: [L.s, L.s], pads: L.pads as [number, number, number, number], dilations: [L.d, L.d], group: L.c });
@@ -240,7 +252,8 @@ test('depthwise kernel matches the reference at 1, 2, 3, 4 and 8 outputs per inv
       hasBias: L.bias, hasRes: L.res, hasScale: false, act: { fn: activationFn('act', L.act, L.params ?? [], 'test'), key: L.act },
     };
     const inputs = [x, wt, ...(L.bias ? [b] : []), ...(L.res ? [res] : [])];
-    for (const rw of [1, 2, 3, 4, 8]) {
+    for (const [ri, rw] of rws.entries()) {
+      if (!pick[ri].includes(li)) continue;
       const got = await runProgram(device, depthwiseRows(g, rw, limits, 'test'), inputs, ref.data.length);
       assertClose(got, ref.data, `${JSON.stringify(L)} RW ${rw}`);
     }

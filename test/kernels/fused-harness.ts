@@ -7,6 +7,9 @@ import type { KernelLimits, KernelProgram } from '../../kernels/program.js';
 import { dawnFlags } from '../../src/runtime/device.js';
 
 let devicePromise: Promise<GPUDevice> | undefined;
+// Pipelines of this device by WGSL text: a test that runs a program again (or another program with the same text)
+// reuses its pipeline instead of compiling it again (lavapipe compiles each with LLVM, about a second).
+const pipelines = new Map<string, GPUComputePipeline>();
 // Kept alive for the life of the process: once the GPU object is garbage-collected Dawn tears the instance down
 // under the device, and later submissions crash (futex / pthread assertion failures, segfaults).
 let gpu: GPU | undefined;
@@ -79,12 +82,7 @@ async function scoped<T>(device: GPUDevice, what: string, f: () => T | Promise<T
 export async function prepare(device: GPUDevice, program: KernelProgram, inputs: Float32Array[], outputElements: number): Promise<Prepared> {
   if (inputs.length !== program.inputs.length) throw new Error(`${program.name}: ${inputs.length} inputs given, ${program.inputs.length} bound`);
   return scoped(device, program.name, async () => {
-    const module = device.createShaderModule({ code: program.wgsl });
-    const info = await module.getCompilationInfo();
-    const errs = info.messages.filter((m) => m.type === 'error');
-    if (errs.length) throw new Error(`${program.name}: WGSL: ${errs.map((e) => `${e.lineNum}:${e.linePos} ${e.message}`).join('; ')}`);
-    // Synchronous on purpose: createComputePipelineAsync segfaults in Dawn + lavapipe for these shaders.
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const pipeline = await pipelineOf(device, program.wgsl, program.name);
     const buffers = inputs.map((d) => storage(device, d, GPUBufferUsage.STORAGE));
     const outputBytes = outputElements * 4;
     // Filled with NaN so that an output element the kernel forgets to write fails the comparison.
@@ -95,6 +93,20 @@ export async function prepare(device: GPUDevice, program: KernelProgram, inputs:
     });
     return { pipeline, bindGroup, output, outputBytes, buffers: [...buffers, output] };
   });
+}
+
+/** The device's pipeline for `wgsl` (entry point main, layout auto), compiled on first use; WGSL errors thrown. */
+export async function pipelineOf(device: GPUDevice, wgsl: string, name: string): Promise<GPUComputePipeline> {
+  let pipeline = pipelines.get(wgsl);
+  if (pipeline) return pipeline;
+  const module = device.createShaderModule({ code: wgsl });
+  const info = await module.getCompilationInfo();
+  const errs = info.messages.filter((m) => m.type === 'error');
+  if (errs.length) throw new Error(`${name}: WGSL: ${errs.map((e) => `${e.lineNum}:${e.linePos} ${e.message}`).join('; ')}\n${wgsl}`);
+  // Synchronous on purpose: createComputePipelineAsync segfaults in Dawn + lavapipe for these shaders.
+  pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  pipelines.set(wgsl, pipeline);
+  return pipeline;
 }
 
 export function encodeDispatch(pass: GPUComputePassEncoder, program: KernelProgram, p: Prepared): void {
@@ -141,5 +153,6 @@ export async function closeDevice(): Promise<void> {
   if (!devicePromise) return;
   const d = await devicePromise;
   devicePromise = undefined;
+  pipelines.clear();
   d.destroy();
 }

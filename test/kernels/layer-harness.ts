@@ -6,7 +6,7 @@ import type { Node } from '../../src/graph/ir.js';
 import { newAttrs } from '../../src/graph/ir.js';
 import type { KernelProgram } from '../../kernels/program.js';
 import { kernelFor } from '../../kernels/registry.js';
-import { getDevice, limitsOf, readBack } from './fused-harness.js';
+import { getDevice, limitsOf, pipelineOf, readBack } from './fused-harness.js';
 import { maxAbsDiff } from './reference.js';
 import assert from 'node:assert/strict';
 
@@ -51,11 +51,7 @@ export async function runLayer(c: LayerCase): Promise<Float32Array[]> {
   const enc = device.createCommandEncoder();
   const pass = enc.beginComputePass();
   for (const p of programs) {
-    const module = device.createShaderModule({ code: p.wgsl });
-    const info = await module.getCompilationInfo();
-    const errs = info.messages.filter((m) => m.type === 'error');
-    if (errs.length) throw new Error(`${p.name}: WGSL: ${errs.map((e) => `${e.lineNum}:${e.linePos} ${e.message}`).join('; ')}\n${p.wgsl}`);
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    const pipeline = await pipelineOf(device, p.wgsl, p.name);
     const bound = [...p.inputs.map((i) => ins[i]!), ...(p.outputIndices ?? [...Array(p.outputs).keys()]).map((i) => outs[i])];
     const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: bound.map((buffer, binding) => ({ binding, resource: { buffer } })) });
     pass.setPipeline(pipeline);

@@ -11,6 +11,7 @@ import { int8Pointwise, int8PointwiseSplitK, int8PointwiseWords } from '../../..
 import { FcmError } from '../../../src/errors.js';
 import { act, args, assertEqualQ, biasT, makeRng, node, randInt, run, weights } from './cases.js';
 import { closeInt8Device, hasDot4 } from './harness.js';
+import { sampleSweep, sweepSeed } from '../../sweep.js';
 
 after(closeInt8Device);
 
@@ -60,13 +61,23 @@ for (const t of ['int8', 'uint8'] as QType[]) {
   for (let i = 0; i < 8; i++) cases.push({ kind: 'dw', t, seed: 100 + seed++, act: i % 2 ? 'RELU6' : 'NONE', zx: i % 3 === 0 ? 0 : undefined, stride: 1 + (i % 2) });
 }
 
+// dot4 and the unpacking fallback compute the same sums from the same indexing: each case runs with one or both
+// (a seeded sample within each type and kind, test/sweep.ts, so every kernel meets both on several shapes);
+// FCM_OPT_FULL_SWEEPS=1 runs every case with both.
+const dot4Of = new Map<Case, boolean[]>();
+for (const group of new Set(cases.map((c) => `${c.t} ${c.kind}`))) {
+  const members = cases.filter((c) => `${c.t} ${c.kind}` === group);
+  const pick = sampleSweep(2, members.length, Math.ceil(members.length / 2), sweepSeed(members[0].seed));
+  members.forEach((c, i) => dot4Of.set(c, [false, true].filter((_, o) => pick[o].includes(i))));
+}
+
 for (const c of cases) {
   const m = makeCase(c);
   // int8Conv, and int8Depthwise for depthwise cases: kernel rows of up to 4 taps (dilation 1 along W) take the
   // rows-of-taps form (dot4 per row and input channel), others the per-tap loop.
   const kernels = [['direct', int8Conv], ...(c.kind === 'dw' ? [['depthwise', int8Depthwise] as const] : [])] as const;
   for (const [label, kernel] of kernels) {
-    for (const dot4 of [false, true]) {
+    for (const dot4 of dot4Of.get(c)!) {
       test(`${label} ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
         if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
         const a = await args(m.n, m.inputs, [m.y], dot4);
@@ -78,7 +89,7 @@ for (const c of cases) {
     }
   }
   if (c.kind === 'pw') {
-    for (const dot4 of [true, false]) {
+    for (const dot4 of dot4Of.get(c)!) {
       for (const [label, kernel] of [['split-K', int8PointwiseSplitK], ['words', int8PointwiseWords]] as const) {
         test(`${label} pointwise ${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
           if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
@@ -95,11 +106,15 @@ for (const c of cases) {
 // Split-K covers: 1x1 maps with whole words of channels (classifier-like, many threads per output) and without,
 // positions-major maps (>= 16 positions) with several threads per output, uint8's weight zero point, outputs not
 // a multiple of 4, several images.
+// Each shape with dot4 or the fallback (seeded, 5 shapes each); FCM_OPT_FULL_SWEEPS=1: both.
 test('split-K and word pointwise: larger channels and positions, several tiles, 1x1 spatial', async () => {
+  const pick = sampleSweep(2, 10, 5, sweepSeed(70));
+  let shape = -1;
   // Word kernel: aligned rows (8x8, 4x4), unaligned (9x7, 7x7, 5x5, 1x3), K split 2-8 ways, F not a multiple of 4.
   for (const [C, F, H, W, t, N] of [[70, 45, 9, 7, 'int8', 1], [33, 66, 1, 1, 'uint8', 1], [64, 32, 8, 8, 'int8', 1],
     [256, 250, 1, 1, 'int8', 2], [128, 61, 1, 1, 'uint8', 1], [200, 40, 7, 7, 'int8', 1], [96, 13, 5, 5, 'uint8', 2],
     [130, 3, 4, 4, 'uint8', 1], [37, 9, 1, 3, 'int8', 3], [128, 64, 9, 7, 'uint8', 1]] as const) {
+    shape++;
     const r = makeRng(C * F);
     const x = act(r, 'x', t, [N, C, H, W], 0.05, t === 'int8' ? -3 : 131);
     const wt = weights(r, t, [F, C, 1, 1]);
@@ -111,7 +126,7 @@ test('split-K and word pointwise: larger channels and positions, several tiles, 
       wScales: wt.quant!.scale, wZeroPoint: t === 'uint8' ? wt.quant!.zeroPoint[0] : 0, bias: b.data as Int32Array, yShape: y.shape,
       yq: { scale: 0.3, zeroPoint: y.quant!.zeroPoint[0] }, strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1, act: t === 'int8' ? [-128, 127] : [0, 255],
     });
-    for (const dot4 of (await hasDot4()) ? [true, false] : [false]) {
+    for (const dot4 of (await hasDot4()) ? [true, false].filter((_, o) => pick[o].includes(shape)) : [false]) {
       const a = await args(n, [x, wt, b], [y], dot4);
       for (const kernel of [int8PointwiseSplitK, int8PointwiseWords]) {
         const p = kernel(a);

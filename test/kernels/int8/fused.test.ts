@@ -9,6 +9,7 @@ import { type FusedActivation, type QArray, type QType, activationRange, conv } 
 import { type Int8FusedArgs, int8FusedDwPw, int8FusedPwDw, int8FusedPwPw } from '../../../kernels/int8/fused.js';
 import { act, assertEqualQ, biasT, makeRng, node, randInt, run, weights } from './cases.js';
 import { closeInt8Device, deviceLimits, hasDot4 } from './harness.js';
+import { sampleSweep, sweepSeed } from '../../sweep.js';
 
 after(closeInt8Device);
 
@@ -79,10 +80,19 @@ for (const t of ['int8', 'uint8'] as QType[]) {
   cases.push({ kind: 'dwpw', t, seed: seed++, stride: 1, k: 3, dims: { C: 64, H: 8, W: 8, M: 0 }, tiles: { tileFilters1: 32, tileFilters2: 8, tileH: 1, tileW: 8 } });
 }
 
+// dot4 and the unpacking fallback: each case with one or both (a seeded sample within each type and kind,
+// test/sweep.ts, so each FCM meets both on several shapes); FCM_OPT_FULL_SWEEPS=1 runs every case with both.
+const dot4Of = new Map<Case, boolean[]>();
+for (const group of new Set(cases.map((c) => `${c.t} ${c.kind}`))) {
+  const members = cases.filter((c) => `${c.t} ${c.kind}` === group);
+  const pick = sampleSweep(2, members.length, Math.ceil(members.length / 2), sweepSeed(members[0].seed));
+  members.forEach((c, i) => dot4Of.set(c, [true, false].filter((_, o) => pick[o].includes(i))));
+}
+
 const fns = { pwdw: int8FusedPwDw, dwpw: int8FusedDwPw, pwpw: int8FusedPwPw };
 for (const c of cases) {
   const m = build(c);
-  for (const dot4 of [true, false]) {
+  for (const dot4 of dot4Of.get(c)!) {
     test(`${dot4 ? 'dot4' : 'fallback'} ${m.desc}`, async (tc) => {
       if (dot4 && !(await hasDot4())) { tc.skip('no packed_4x8_integer_dot_product'); return; }
       const a: Int8FusedArgs = { node: m.n, inputs: m.inputs, outputs: [m.y], limits: await deviceLimits(), dot4, intermediate: m.mid };

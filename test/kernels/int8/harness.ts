@@ -8,6 +8,8 @@ import type { Int8Program } from '../../../kernels/int8/common.js';
 import type { KernelLimits } from '../../../kernels/program.js';
 
 let state: Promise<{ gpu: GPU; adapter: GPUAdapter; device: GPUDevice }> | undefined;
+// Pipelines of this device by WGSL text, so a program run again is not compiled again (lavapipe: LLVM per pipeline).
+const pipelines = new Map<string, GPUComputePipeline>();
 
 function init() {
   state ??= (async () => {
@@ -59,11 +61,15 @@ export async function runInt8(program: Int8Program, inputs: Uint32Array[], outpu
   };
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
-  const module = device.createShaderModule({ code: program.wgsl });
-  const info = await module.getCompilationInfo();
-  const errs = info.messages.filter((m) => m.type === 'error');
-  if (errs.length) throw new Error(`${program.name}: WGSL: ${errs.map((e) => `${e.lineNum}:${e.linePos} ${e.message}`).join('; ')}\n${program.wgsl}`);
-  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  let pipeline = pipelines.get(program.wgsl);
+  if (!pipeline) {
+    const module = device.createShaderModule({ code: program.wgsl });
+    const info = await module.getCompilationInfo();
+    const errs = info.messages.filter((m) => m.type === 'error');
+    if (errs.length) throw new Error(`${program.name}: WGSL: ${errs.map((e) => `${e.lineNum}:${e.linePos} ${e.message}`).join('; ')}\n${program.wgsl}`);
+    pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    pipelines.set(program.wgsl, pipeline);
+  }
   const ins = [...inputs, ...program.constants.map((c) => c.data)].map(make);
   const outs = outputWords.map((n) => make(new Uint32Array(Math.max(1, n)).fill(0xa5a5a5a5)));
   const bindGroup = device.createBindGroup({
@@ -100,5 +106,6 @@ export async function closeInt8Device(): Promise<void> {
   if (!state) return;
   const s = await state;
   state = undefined;
+  pipelines.clear();
   s.device.destroy();
 }
