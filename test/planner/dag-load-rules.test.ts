@@ -34,10 +34,10 @@ function rejects(data: unknown, message: string | RegExp, exitCode = 2): void {
   });
 }
 
-test('file: an unreadable path is named with the system error code', () => {
+test('file: an unreadable path is named, with the reason (src/input-file.ts)', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fcm-dag-rules-'));
-  assert.throws(() => loadDag(join(dir, 'none.json')), (e: unknown) => e instanceof FcmError && e.message === `${join(dir, 'none.json')}: cannot read: ENOENT`);
-  assert.throws(() => loadDag(dir), (e: unknown) => e instanceof FcmError && e.message === `${dir}: cannot read: EISDIR`);
+  assert.throws(() => loadDag(join(dir, 'none.json')), (e: unknown) => e instanceof FcmError && e.exitCode === 2 && e.message === `${join(dir, 'none.json')}: cannot read (ENOENT: no such file)`);
+  assert.throws(() => loadDag(dir), (e: unknown) => e instanceof FcmError && e.exitCode === 2 && e.message === `${dir}: is a folder, not a regular file`);
 });
 
 test('a layer must be a JSON object', () => {

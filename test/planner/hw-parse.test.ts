@@ -140,8 +140,8 @@ test('json: a JSON object of positive numbers; whole numbers except rates and fa
 });
 
 test('loadHw: a path with a folder or an extension is a file; a bare word is a shipped name unless such a file exists', () => {
-  fails(() => loadHw('no/such/gpu'), 'no/such/gpu: file not found');
-  fails(() => loadHw('absent.cfg'), 'absent.cfg: file not found');
+  fails(() => loadHw('no/such/gpu'), 'no/such/gpu: cannot read (ENOENT: no such file)');
+  fails(() => loadHw('absent.cfg'), 'absent.cfg: cannot read (ENOENT: no such file)');
   fails(() => loadHw('absent'), `absent: no such hardware description (a .cfg/.json path, 'auto', or one of: ${shippedHwNames().join(', ')})`);
   assert.deepEqual(shippedHwNames(), ['gtx1660', 'h100', 'h100-datasheet', 'lavapipe', 'orin', 'rtxa4000']);
   // A bare name shows as hw_configs/NAME.cfg in messages, wherever the process runs.
