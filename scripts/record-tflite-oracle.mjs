@@ -26,6 +26,7 @@ import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
+import { untar } from './fetch-models.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const liteRtDir = join(root, '.cache', 'litertjs');
@@ -41,28 +42,6 @@ export const liteRtPackages = {
 const run = promisify(execFile);
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
-/** Every regular file of a ustar archive under `prefix`, as [path without the prefix, bytes]. */
-function untar(tar, prefix) {
-  const files = [];
-  let off = 0;
-  let longName = null;
-  while (off + 512 <= tar.length) {
-    const h = tar.subarray(off, off + 512);
-    if (h.every((b) => b === 0)) break;
-    const str = (a, b) => h.subarray(a, b).toString('utf8').replace(/\0.*$/s, '');
-    const size = parseInt(str(124, 136).trim() || '0', 8);
-    const type = String.fromCharCode(h[156] || 48);
-    const pre = str(345, 500);
-    const name = longName ?? (pre ? `${pre}/${str(0, 100)}` : str(0, 100));
-    longName = null;
-    const data = tar.subarray(off + 512, off + 512 + size);
-    off += 512 + Math.ceil(size / 512) * 512;
-    if (type === 'L') { longName = data.toString('utf8').replace(/\0.*$/s, ''); continue; }
-    if (type === 'x') { const m = /\d+ path=([^\n]*)\n/.exec(data.toString('utf8')); if (m) longName = m[1]; continue; }
-    if ((type === '0' || type === '7') && name.startsWith(prefix)) files.push([name.slice(prefix.length), Buffer.from(data)]);
-  }
-  return files;
-}
 
 /** The unpacked pinned packages (fetched with `npm pack` and checked on first use); returns their folders. */
 export async function ensureLiteRt() {

@@ -4,6 +4,7 @@
 // compiles each program with LLVM (about a second each on lavapipe), and the full products ran to hundreds of
 // programs. FCM_OPT_FULL_SWEEPS=1 runs every pair; FCM_OPT_SWEEP_SEED=N draws another sample (the default is
 // fixed, so a failure reproduces).
+import { mulberry32 } from '../fixtures/rng.js';
 
 /** Whether FCM_OPT_FULL_SWEEPS=1 asks for every pair. */
 export const fullSweeps = process.env.FCM_OPT_FULL_SWEEPS === '1';
@@ -17,16 +18,6 @@ export function sweepSeed(fallback: number): number {
   return v;
 }
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffled(n: number, rand: () => number): number[] {
   const p = [...Array(n).keys()];
