@@ -167,12 +167,14 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string, o
   await removeStaleTemps(dir, basename(target));
   const tmp = join(dir, `.${basename(target)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fh;
+  // Tracked before it exists: a signal that lands while open() returns must still find it to remove.
+  track(tmp);
   try {
     fh = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
   } catch (e) {
+    untrack(tmp);
     throw invalid(what, `cannot create the output file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
-  track(tmp);
   try {
     await fh.writeFile(data);
     await fh.sync();
