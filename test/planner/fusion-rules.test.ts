@@ -93,6 +93,8 @@ test('rule 2: spatialZeroPads accepts zero constant padding of H and W only, fro
     ['computed value', pad({ pads: [0, 0, 1, 1, 0, 0, 1, 1] }, ['x', '', 't'])],
     ['no pads', pad({})],
     ['rank 3', pad({ pads: [0, 1, 1, 0, 1, 1] })],
+    ['rank 3, no padding', pad({ pads: [0, 0, 0, 0, 0, 0] })],
+    ['rank 5, no padding', pad({ pads: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0] })],
     ['batch begin', pad({ pads: [1, 0, 1, 1, 0, 0, 1, 1] })],
     ['channel begin', pad({ pads: [0, 1, 1, 1, 0, 0, 1, 1] })],
     ['batch end', pad({ pads: [0, 0, 1, 1, 1, 0, 1, 1] })],

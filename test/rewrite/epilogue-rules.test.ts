@@ -137,6 +137,15 @@ test('negative: a residual of another shape, another dtype, or of unknown shape'
     sameFunction(g, f);
   }
   {
+    // A residual of higher rank whose leading dims match: Add broadcasts to [1, 4, 4, 4, 4].
+    const b = new GraphBuilder('rank', 12);
+    const x = b.input('x', [1, 4, 4, 4]);
+    const r = b.input('r', [1, 4, 4, 4, 1]);
+    const c = b.conv(x, { filters: 4, kernel: 1 });
+    const g = b.build([b.node('Add', [c, r], [1, 4, 4, 4, 4])]);
+    assert.deepEqual(ops(fuseEpilogues(g)), ['Conv', 'Add']);
+  }
+  {
     const t = build(9);
     t.g.tensors.set(t.r, { ...t.g.tensors.get(t.r)!, dtype: 'float16' });
     assert.deepEqual(ops(fuseEpilogues(t.g)), ['Conv', 'Add'], 'dtype');
