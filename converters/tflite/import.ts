@@ -584,6 +584,12 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
         // float32 constant they stand for, so that the layers reading them see constant weights. (Other
         // integer constants, such as int32 biases, keep their DequantizeLinear for the int8 paths.)
         if (src.dtype === 'int8') checkZeroPoints(g, x(0), name);
+        // The folded values become the output's data, so the output must be the input's shape, and not a
+        // tensor that something else already defines.
+        if (tfShape(ins[0]).join(',') !== tfShape(outs[0]).join(',')) {
+          throw invalid(g.source, `${where}: output shape [${tfShape(outs[0]).join(', ')}] differs from input shape [${tfShape(ins[0]).join(', ')}]`);
+        }
+        if (dst.data) throw invalid(g.source, `${where}: writes tensor '${out()}', which is a constant`);
         dst.data = dequantizeConstant(g, src, where);
         dst.dtype = 'float32';
         delete dst.quant;

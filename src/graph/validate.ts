@@ -1,13 +1,19 @@
 // Structural checks every imported graph passes before any other pass: every input defined, one producer
 // per tensor, nodes in topological order (sorted when the file lists them otherwise), no cycles.
 import { invalid } from '../errors.js';
-import type { Graph, Node } from './ir.js';
+import { numel, type Graph, type Node } from './ir.js';
 
 /** Returns `g` with its nodes in topological order (a new graph when they had to be sorted). */
 export function validateGraph(g: Graph): Graph {
   const src = g.source;
   const graphInputs = new Set(g.inputs);
   for (const x of g.inputs) if (!g.tensors.has(x)) throw invalid(`${src}: tensor '${x}'`, 'graph input has no tensor description');
+  // Every pass and the exporter trust that a constant's values fill its shape exactly.
+  for (const t of g.tensors.values()) {
+    if (t.data === undefined || t.dtype === 'string') continue;
+    const need = numel(t.shape);
+    if (t.data.length !== need) throw invalid(`${src}: tensor '${t.name}'`, `holds ${t.data.length} values, but shape [${t.shape.join(', ')}] needs ${need}`);
+  }
 
   // Producers: a graph input or a constant counts as one.
   const producer = new Map<string, number>();

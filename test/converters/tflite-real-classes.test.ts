@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { loadModel } from '../../src/graph/load.js';
 import { importTflite } from '../../converters/tflite/import.js';
 import type { Graph } from '../../src/graph/ir.js';
-import { fp16Depthwise, halfBits, halfExactValues, int8WeightOnly, leakyRelu, rectStrideDw, stridedSliceOfConstant } from '../../fixtures/real-model-classes.js';
+import { dequantizeConstantTo, fp16Depthwise, halfBits, halfExactValues, int8WeightOnly, leakyRelu, rectStrideDw, stridedSliceOfConstant } from '../../fixtures/real-model-classes.js';
 import { halfValues } from '../../src/graph/util.js';
 
 const convs = (g: Graph) => g.nodes.filter((n) => n.op === 'Conv');
@@ -15,6 +15,12 @@ const weights = (g: Graph, i: number) => {
 };
 
 describe('TFLite DEQUANTIZE of constant weights', () => {
+  it('folds into its output only when the output has the input\'s shape', async () => {
+    const g = await loadModel(dequantizeConstantTo([2, 1, 1, 3]), { source: 'deq.tflite' });
+    assert.deepEqual(Array.from(g.tensors.get('y')!.data as Float32Array), [0.5, 1, 1.5, 2, 2.5, 3]);
+    await assert.rejects(loadModel(dequantizeConstantTo([1, 10]), { source: 'deq.tflite' }),
+      (e: Error) => e.name === 'FcmError' && /deq\.tflite: operator 0 \(dequantize\): output shape \[1, 10\] differs from input shape \[2, 1, 1, 3\]/.test(e.message));
+  });
   it('float16 weights decode exactly (half bits round trip)', () => {
     const v = halfExactValues(64, 3);
     assert.deepEqual(Array.from(halfValues('float16', Uint16Array.from(v, halfBits))), Array.from(v));

@@ -62,3 +62,10 @@ test('a graph output nobody writes', () => {
   const g = graph({ inputs: { x: [1] }, nodes: [], outputs: ['nothing'] });
   throwsFcm(() => validateGraph(g), 'invalid', "tensor 'nothing'");
 });
+
+test('a constant whose values do not fill its shape', () => {
+  const g = graph({ inputs: { x: [1] }, consts: { w: f32([2, 3], [1, 2, 3, 4, 5, 6]) }, nodes: [{ op: 'Add', in: ['x', 'w'], out: ['y'] }], outputs: ['y'] });
+  assert.equal(validateGraph(g), g);
+  g.tensors.get('w')!.shape = [1, 10];
+  throwsFcm(() => validateGraph(g), 'invalid', "tensor 'w'", 'holds 6 values', '[1, 10] needs 10');
+});
