@@ -1,11 +1,13 @@
 // `fcm-opt bench`: in one process, after warm-up, N timed runs each of fcm-opt with its plan, fcm-opt
-// unfused, onnxruntime-node's WebGPU provider and onnxruntime-node CPU. Every run feeds host arrays and
+// unfused, onnxruntime-node's WebGPU provider and onnxruntime-node CPU (for .tflite files, which onnxruntime
+// cannot read: LiteRT.js in headless Chromium instead, after the others). Every run feeds host arrays and
 // reads every output back to host memory, for all four alike, so the figures compare end to end. Runs are
 // interleaved (run i of every contestant before run i+1 of any) so that drifting clocks or a busy machine
 // affect all alike. Per layer or module: GPU time of the fused and unfused runs from timestamp queries
 // (session.profile()) next to the planner's GMA estimates (and time estimates when the hardware
 // description has bandwidth).
 
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { invalid, unsupported } from '../errors.js';
 import { fcmDomain, type Graph } from '../graph/ir.js';
@@ -15,6 +17,7 @@ import { median, p90 } from './stats.js';
 import { qLimits } from '../quant/reference.js';
 import { firstLine, profileMethod, type CreateSession, type FcmSessionLike, type ProfileEntry } from './runtime.js';
 import { adapterSummary } from './device.js';
+import { type LiteRtOptions, liteRtVersion, runLiteRt } from './litert.js';
 import { medianModuleTimes, timedSession } from './profile.js';
 import { load, planFor, planningInput, rewrite } from '../pipeline/pipeline.js';
 import { resolveHw } from '../pipeline/hw.js';
@@ -36,6 +39,8 @@ export interface BenchOptions {
   onProgress?: (done: number, total: number) => void;
   /** The sessions' maker (default: src/pipeline/session.ts createSession, timed through timedSession); tests give their own. */
   createSession?: CreateSession;
+  /** .tflite models: time LiteRT.js too (default true); its options (cache folder, Chromium binary, threads). */
+  litert?: boolean | (LiteRtOptions & { threads?: boolean });
 }
 
 export interface BenchResult {
@@ -46,6 +51,8 @@ export interface BenchResult {
   ratioToFused?: number;
   /** Why the row has no figures (a provider that failed to start on this machine). */
   unavailable?: string;
+  /** What exactly ran (a version, a thread count). */
+  detail?: string;
 }
 
 export interface BenchLayer {
@@ -257,7 +264,20 @@ function fcmContestant(name: string, s: FcmSessionLike, g: Graph, inputs: Record
   };
 }
 
-export const contestantNames = ['fcm-opt fused', 'fcm-opt unfused', 'onnxruntime webgpu', 'onnxruntime cpu'] as const;
+export const contestantNames = ['fcm-opt fused', 'fcm-opt unfused', 'onnxruntime webgpu', 'onnxruntime cpu', 'litert.js cpu'] as const;
+
+/**
+ * LiteRT.js (TFLite in WASM, XNNPACK on the CPU) on the same .tflite file, in headless Chromium: `runs` timed runs
+ * after `warmup`, each from a fixed input to every output read into JS. It runs in its own process after the
+ * in-process contestants, so its runs are not interleaved with theirs (a CPU contestant: GPU clocks do not matter).
+ */
+export async function timeLiteRt(model: Uint8Array, runs: number, warmup: number, opts: LiteRtOptions & { threads?: boolean } = {}): Promise<{ times: number[]; label: string }> {
+  const job = { runs: [{ name: 'model', model: '/model.tflite', accelerator: 'wasm', inputs: 'random' as const, timing: { warmup, iterations: runs } }], threads: opts.threads };
+  const r = await runLiteRt(job, { '/model.tflite': model }, opts);
+  const times = r.runs[0]?.results[0]?.timing;
+  if (!times || times.length !== runs) throw new Error(`LiteRT.js returned ${times?.length ?? 0} timings, expected ${runs}`);
+  return { times, label: `LiteRT.js ${liteRtVersion}, XNNPACK, ${opts.threads ? 'threads' : '1 thread'}, ${r.userAgent.replace(/^.*(HeadlessChrome\/\S+).*$/, '$1')}` };
+}
 
 /** The whole bench of one model. Throws FcmError for bad input or a failing fcm-opt run. */
 export async function runBench(modelPath: string, opts: BenchOptions = {}): Promise<BenchReport> {
@@ -280,6 +300,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   const sessions: FcmSessionLike[] = [];
   const releases: (() => Promise<void>)[] = [];
   const results: BenchResult[] = [];
+  let litertLabel: string | undefined;
   try {
     const unfused = await createSession(modelPath, { hw, plan: 'unfused', batch });
     sessions.push(unfused);
@@ -308,10 +329,21 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       }
     }
     const times = await timeContestants(contestants, runs, warmup, opts.onProgress, block);
-    const timed = summarize(contestants.map((c) => c.name), times);
+    const names = contestants.map((c) => c.name);
+    if (tflite && opts.litert !== false) {
+      try {
+        const lr = await timeLiteRt(new Uint8Array(readFileSync(modelPath)), runs, warmup, typeof opts.litert === 'object' ? opts.litert : {});
+        names.push(contestantNames[4]);
+        times.push(lr.times);
+        litertLabel = lr.label;
+      } catch (e) {
+        unavailable.push({ name: contestantNames[4], unavailable: firstLine(e) });
+      }
+    }
+    const timed = summarize(names, times);
     for (const name of contestantNames) {
       const r = timed.find((x) => x.name === name) ?? unavailable.find((x) => x.name === name);
-      if (r) results.push(r);
+      if (r) results.push(r.name === contestantNames[4] && litertLabel ? { ...r, detail: litertLabel } : r);
     }
 
     let layers: BenchLayer[] = [];

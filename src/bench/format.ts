@@ -21,6 +21,7 @@ export function formatBench(r: BenchReport): string {
   }
   out.push(table(rows, new Set([1, 2, 3])));
   for (const x of r.results) if (x.unavailable !== undefined) out.push(`  ${x.name}: ${x.unavailable}`);
+  for (const x of r.results) if (x.detail !== undefined) out.push(`  ${x.name}: ${x.detail}`);
   out.push('');
   const how = r.layersMethod === 'wall' ? 'median of 5 profiled runs, wall time per node (the adapter has no timestamp queries)'
     : r.layersMethod === 'pass' ? 'GPU time of each node alone in one heated pass (timestamp queries), median of 6 rounds, each session first in 3'
