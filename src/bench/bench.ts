@@ -7,6 +7,7 @@
 // (session.profile()) next to the planner's GMA estimates (and time estimates when the hardware
 // description has bandwidth).
 
+import { loadOnnxruntime } from '../onnxruntime.js';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { invalid, unsupported } from '../errors.js';
@@ -313,12 +314,13 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     const fused = await createSession(modelPath, { hw, plan, batch });
     sessions.unshift(fused);
     const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];
-    const ort = (await import('onnxruntime-node')) as unknown as OrtLike;
     const unavailable: BenchResult[] = [];
     const tflite = modelPath.toLowerCase().endsWith('.tflite');
     for (const [name, provider] of [[contestantNames[2], 'webgpu'], [contestantNames[3], 'cpu']] as const) {
       if (tflite) { unavailable.push({ name, unavailable: 'onnxruntime reads ONNX files, not TFLite' }); continue; }
       try {
+        // Without onnxruntime-node (an optional peer) its rows say so; fcm-opt's own rows still run.
+        const ort = (await loadOnnxruntime('bench (the onnxruntime contestants)')) as unknown as OrtLike;
         const o = await ortContestant(ort, name, modelPath, provider, graph, inputs);
         // A provider that starts but cannot run this model counts as unavailable too.
         await o.c.run();

@@ -39,9 +39,9 @@ export async function fetchPinnedTarball(p: PinnedTarball, dir: string): Promise
 }
 
 /** Every regular file of a ustar archive under `prefix`, as [path without the prefix, bytes]. */
-export function untar(tar: Uint8Array, prefix = ''): Array<[string, Buffer]> {
+export function untar(tar: Uint8Array, prefix = ''): Array<[string, Uint8Array]> {
   const buf = Buffer.from(tar.buffer, tar.byteOffset, tar.byteLength);
-  const files: Array<[string, Buffer]> = [];
+  const files: Array<[string, Uint8Array]> = [];
   let off = 0;
   let longName: string | null = null;
   while (off + 512 <= buf.length) {
@@ -57,7 +57,7 @@ export function untar(tar: Uint8Array, prefix = ''): Array<[string, Buffer]> {
     off += 512 + Math.ceil(size / 512) * 512;
     if (type === 'L') { longName = data.toString('utf8').replace(/\0.*$/s, ''); continue; }
     if (type === 'x') { const m = /\d+ path=([^\n]*)\n/.exec(data.toString('utf8')); if (m) longName = m[1]; continue; }
-    if ((type === '0' || type === '7') && name.startsWith(prefix)) files.push([name.slice(prefix.length), Buffer.from(data)]);
+    if ((type === '0' || type === '7') && name.startsWith(prefix)) files.push([name.slice(prefix.length), Uint8Array.from(data)]);
   }
   return files;
 }

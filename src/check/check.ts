@@ -12,6 +12,7 @@
 // Inputs and outputs of rank 4 are NCHW, the IR's layout, whatever the file's (TFLite's NHWC is converted at
 // import).
 
+import { loadOnnxruntime } from '../onnxruntime.js';
 import { budgetFor, maxMessageBytes, readInputFile } from '../input-file.js';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import { defaultMaxMemory } from '../../converters/options.js';
@@ -66,7 +67,7 @@ export interface CheckReport {
 
 /** onnxruntime on the CPU, one thread without spinning: spinning threads starve a software Vulkan (lavapipe). */
 export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; shape: number[] }>, outputs: string[], source: string) {
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOnnxruntime('check (the onnxruntime reference)');
   let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
   try {
     session = await ort.InferenceSession.create(bytes, {
