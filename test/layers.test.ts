@@ -19,7 +19,7 @@ const layers: { rank: number; name: string; paths: string[] }[] = [
   // Graph passes, loading (import + prepare), and the integer reference semantics the int8 kernels share.
   { rank: 2, name: 'graph passes', paths: ['src/graph/', 'src/quant/'] },
   { rank: 3, name: 'planner', paths: ['src/planner/'] },
-  { rank: 4, name: 'rewrite, export', paths: ['src/rewrite/', 'src/export/', 'src/npy.ts'] },
+  { rank: 4, name: 'rewrite, export', paths: ['src/rewrite/', 'src/export/', 'src/npy.ts', 'src/npz.ts'] },
   { rank: 5, name: 'kernels', paths: ['kernels/'] },
   { rank: 6, name: 'runtime', paths: ['src/runtime/'] },
   { rank: 7, name: 'pipeline/session', paths: ['src/pipeline/'] },
