@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
-import { maxMemoryOption } from './options.js';
+import { maxMemoryOption, hwOption } from './options.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
 import { loadModel } from '../graph/load.js';
@@ -33,7 +33,7 @@ export function register(program: Command): void {
     .command('bench')
     .description('time fcm-opt fused and unfused against onnxruntime-node (WebGPU and CPU) or, for .tflite, LiteRT.js, with per-module GPU times')
     .argument('<model>', 'an .onnx or .tflite model')
-    .option('--hw <cfg>', "GPU description for the plan: a .cfg/.json path, a name in hw_configs/, or 'auto' (the WebGPU adapter)", 'auto')
+    .addOption(hwOption())
     .option('--batch <n>', 'value for a symbolic batch dimension', integer('--batch', 1), 1)
     .option('--runs <n>', 'timed runs of each', integer('--runs', 1), 20)
     .option('--warmup <n>', 'untimed runs of each first', integer('--warmup', 0), 3)

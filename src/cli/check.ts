@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { displayLine, invalid } from '../errors.js';
 import { releaseGpu } from '../runtime/device.js';
 import { checkFailure, formatCheck, runCheck } from '../check/check.js';
-import { maxMemoryOption, parseInputShape } from './options.js';
+import { maxMemoryOption, parseInputShape, hwOption } from './options.js';
 import { extname } from 'node:path';
 import { loadModel } from '../graph/load.js';
 import { readNpy } from '../npy.js';
@@ -36,7 +36,7 @@ export function register(program: Command): void {
       'dequantized float kernels and are also compared with TFLite integer arithmetic (in LSB). Rank-4 inputs and ' +
       "outputs are NCHW (the IR's layout, also for TFLite files)")
     .argument('<model>', 'an .onnx or .tflite model')
-    .option('--hw <cfg>', "GPU description for planning (.cfg/.json path, shipped name, or 'auto': the adapter)")
+    .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .option('--json', 'print the report as JSON')
     .option('--per-layer', 'compare every intermediate tensor and name the first node that goes wrong')

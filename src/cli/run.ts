@@ -13,7 +13,7 @@ import { createSession } from '../pipeline/session.js';
 import { loadModel } from '../graph/load.js';
 import type { Graph } from '../graph/ir.js';
 import { seededInput } from '../runtime/compare.js';
-import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
+import { maxMemoryOption, parseBatch, parseInputShape, hwOption } from './options.js';
 import { checkOutputTarget } from '../export/write-atomic.js';
 import { hwInputs } from './plan.js';
 import { releaseGpu } from '../runtime/device.js';
@@ -170,7 +170,7 @@ export function register(program: Command): void {
     .command('run')
     .description('run a model on the WebGPU executor: inputs from .npy/.npz files (or seeded), outputs summarized and written as .npz/.npy')
     .argument('<model>', "an .onnx or .tflite model (rank-4 inputs and outputs are NCHW, the IR's layout, also for .tflite; an int8 .tflite runs on the integer kernels where they cover it)")
-    .option('--hw <cfg>', "GPU description for planning (.cfg/.json path, shipped name, or 'auto': the adapter)")
+    .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .option('--input <spec>', 'NAME=FILE.npy, FILE.npy (a one-input model) or FILE.npz (arrays named as the inputs), float32; repeatable. Default: seeded values in [-1, 1) as check uses', (v: string, prev: string[] = []) => [...prev, v])
     .option('--output <file>', 'write every output (.npz) or the only one (.npy)')

@@ -39,3 +39,22 @@ test('the default command takes a model path, a missing one included (then the f
   assert.equal(missing.code, 2);
   assert.match(missing.err, /nosuch\.onnx: cannot read/);
 });
+
+test('--hw: one option, default auto, on every command that plans', async () => {
+  const texts = new Set<string>();
+  for (const cmd of ['plan', 'run', 'check', 'bench', 'report']) {
+    const r = await cli(cmd, '--help');
+    assert.equal(r.code, 0);
+    const m = /--hw <cfg>\s+([\s\S]*?\(default: "auto"\))/.exec(r.out);
+    assert.ok(m, `${cmd} --help: ${r.out}`);
+    texts.add(m[1].replace(/\s+/g, ' '));
+  }
+  assert.equal(texts.size, 1, [...texts].join('\n'));
+});
+
+test('plan without --hw plans for this machine\'s adapter (lavapipe here)', async () => {
+  const r = await cli('plan', 'models/mobilenetv2-x0.35-c100.onnx', '--json');
+  assert.equal(r.code, 0, r.err);
+  const plan = JSON.parse(r.out) as { hw: string };
+  assert.match(plan.hw, /^(lavapipe|llvmpipe)/i, 'described from the adapter');
+});
