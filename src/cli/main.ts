@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { FcmError, displayLine, invalid } from '../errors.js';
 import { commands } from './commands.js';
+import { startProgressDisplay } from './progress.js';
 
 /** The version in fcm-opt's package.json (found upward from this file: src/cli or dist/src/cli). */
 export function packageVersion(): string {
@@ -47,10 +48,12 @@ function checkCommandName(program: Command, argv: string[]): void {
 
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
+  const quiet = argv.includes('--quiet') || argv.includes('-q');
   const program = new Command('fcm-opt')
     .description('Fuse depthwise and pointwise convolutions (FCMs) of compact CNNs and run them on WebGPU')
     .version(packageVersion(), '-V, --version', 'print the version')
     .option('--verbose', 'print stack traces and progress details')
+    .option('-q, --quiet', 'no progress display on stderr')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(displayLines(s)) });
   for (const register of commands) register(program);
@@ -58,13 +61,16 @@ export async function main(argv: string[]): Promise<number> {
   // that a value left by an earlier caller in the same process (a test runner) is not taken for ours.
   const before = process.exitCode;
   process.exitCode = undefined;
+  const progress = quiet ? undefined : startProgressDisplay();
   try {
     checkCommandName(program, argv);
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
+    progress?.end();
     return reportError(e, verbose);
   } finally {
+    progress?.end();
     process.exitCode = before;
   }
 }

@@ -123,11 +123,11 @@ const num = (v: number) => (Number.isFinite(v) ? Number(v.toPrecision(6)).toStri
 export async function runModelFile(model: string, o: RunCliOptions): Promise<void> {
   const output = o.output;
   const ext = output ? extname(output).toLowerCase() : '';
-  if (output && ext !== '.npy' && ext !== '.npz') throw invalid(output, 'the output must be .npz (every output) or .npy (a one-output model)');
   const sources = o.input ?? [];
   // The output may be none of the inputs (same path or inode), and not a device: refused before any work.
   const target = { notSameAs: [model, ...sources.map((s) => parseInputSpec(s)[0].file), ...hwInputs(o.hw)], what: '--output' };
   if (output) await checkOutputTarget(output, target);
+  if (output && ext !== '.npy' && ext !== '.npz') throw invalid(output, 'the output must be .npz (every output) or .npy (a one-output model)');
   const read = await readInputs(sources.flatMap((s) => parseInputSpec(s)), o.maxMemory);
   // A given input's first dimension fixes a symbolic batch, unless --batch says otherwise.
   const first = read.unnamed ?? [...read.byName.values()][0];

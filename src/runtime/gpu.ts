@@ -8,6 +8,7 @@
 import { FcmError, gpuFailure } from '../errors.js';
 import type { KernelProgram } from '../../kernels/program.js';
 import type { GpuContext } from './device.js';
+import { reportProgress } from '../progress.js';
 
 /** One dispatch as encoded: a pipeline, its bind group and its workgroup counts. */
 export interface Dispatch {
@@ -56,6 +57,7 @@ export class GpuObjects {
       pipeline = d.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: p.name });
       this.ctx.pipelines.set(key, pipeline);
       this.counters.pipelinesCreated++;
+      reportProgress('compiling GPU pipelines', this.ctx.pipelines.size);
     }
     return pipeline;
   }
