@@ -46,6 +46,9 @@ export interface Int8SessionOptions {
   hw?: HwConfig | string;
   /** Packed 4x8 dot products: undefined = where the adapter's WGSL offers them; false forces the unpacking fallback. */
   dot4?: boolean;
+  /** As SessionOptions. */
+  upload?: ExecutorOptions['upload'];
+  maxInFlight?: number;
 }
 
 function limitsOf(ctx: GpuContext) {
@@ -100,11 +103,11 @@ export async function createSession(model: ModelInput, options: SessionOptions =
 }
 
 /** The executor options of the host path (transfers, runs in flight, image inputs), as given. */
-function transferOptions(o: SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images'> {
+function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images'> {
   return {
     ...(o.upload !== undefined ? { upload: o.upload } : {}),
     ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
-    ...(o.imageInputs !== undefined ? { images: o.imageInputs } : {}),
+    ...('imageInputs' in o && o.imageInputs !== undefined ? { images: o.imageInputs } : {}),
   };
 }
 
@@ -116,5 +119,5 @@ function transferOptions(o: SessionOptions): Pick<ExecutorOptions, 'upload' | 'm
 export async function createInt8Session(graph: Graph, options: Int8SessionOptions = {}): Promise<Session> {
   const ctx = await device();
   const { compiled, dot4 } = await int8Schedule(ctx, graph, options);
-  return Executor.create(ctx, compiled, int8, { dot4 });
+  return Executor.create(ctx, compiled, int8, { dot4, ...transferOptions(options) });
 }
