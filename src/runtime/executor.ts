@@ -67,8 +67,6 @@ export interface SessionStats {
   /** How feeds reach the GPU (src/runtime/transfer.ts), and how many runs may wait for their outputs at once. */
   upload: UploadPath;
   maxInFlight: number;
-  /** Host time of every run() so far, summed (ms): divide by `runs` for the split of one run. */
-  host: HostTimes;
 }
 
 /** GPU or host time of one dispatch or host node in a profiled run. */
@@ -139,6 +137,11 @@ export interface Session {
    */
   profile(feeds?: RunFeeds, opts?: { heatRuns?: number }): Promise<Profile>;
   stats(): SessionStats;
+  /**
+   * Host time of every run() so far, summed (ms; divide by `runs` for one run): writing feeds (upload), encoding
+   * (encode), queue.submit (submit), waiting for the GPU and host steps (wait), copying outputs out (read).
+   */
+  hostTimes(): HostTimes;
   dispose(): void;
 }
 
@@ -198,7 +201,7 @@ export class Executor implements Session {
   private readonly images: Record<string, ImageNormalization>;
   private uploader!: Uploader;
   private readPool!: ReadbackPool;
-  private readonly hostTimes: HostTimes = noHostTimes();
+  private readonly times: HostTimes = noHostTimes();
   private defaultWanted!: Wanted;
   private weightBytes = 0;
   private runs = 0;
@@ -331,8 +334,10 @@ export class Executor implements Session {
     for (const [x, fp] of this.feedPrograms) targets.push({ key: `floats:${x}`, dst: fp.floats, bytes: fp.floats.size });
     for (const [x, ip] of this.imagePrograms) targets.push({ key: `image:${x}`, dst: ip.floats, bytes: ip.floats.size });
     this.uploader = new Uploader(this.gpu, this.uploadPath, targets, Math.max(defaultRingSize, this.maxInFlight + 1));
-    this.readPool = new ReadbackPool(this.gpu, this.compiled.gpuOutputs.map((y) => ({ key: y, src: this.binding(y).buffer, bytes: this.compiled.bytes.get(y)! })), this.maxInFlight);
-    this.defaultWanted = { names: [...g.outputs], read: [...this.compiled.gpuOutputs] };
+    // Outputs aliasing one tensor are read back once.
+    const roots = [...new Set(this.compiled.gpuOutputs)];
+    this.readPool = new ReadbackPool(this.gpu, roots.map((y) => ({ key: y, src: this.binding(y).buffer, bytes: this.compiled.bytes.get(y)! })), this.maxInFlight);
+    this.defaultWanted = { names: [...g.outputs], read: roots };
   }
 
   // ---- running ----
@@ -383,7 +388,7 @@ export class Executor implements Session {
     if (opts.outputBuffers !== undefined && loc !== 'gpu') throw invalid(src, "outputBuffers needs outputLocation: 'gpu'");
     if (loc === 'host') {
       const roots = new Set(names.map((y) => this.root(y)));
-      return { names: [...names], read: this.compiled.gpuOutputs.filter((r) => roots.has(r)) };
+      return { names: [...names], read: this.defaultWanted.read.filter((r) => roots.has(r)) };
     }
     if (this.precision.name !== 'fp32') throw unsupported(src, `outputs on the GPU hold float32 values: this session runs ${this.precision.name} kernels`);
     const gpu = new Map<string, GPUBuffer | undefined>();
@@ -477,7 +482,7 @@ export class Executor implements Session {
   async run(feeds: RunFeeds, opts?: RunOptions): Promise<RunResult | GpuRunResult> {
     const f = this.checkFeeds(feeds);
     const want = this.checkRunOptions(opts);
-    const ctx = this.ctx, what = `${this.graph.source}: run`, T = this.hostTimes;
+    const ctx = this.ctx, what = `${this.graph.source}: run`, T = this.times;
     // A read-back set for this run: waits while maxInFlight runs wait for their outputs.
     const rb = want.read.length ? await this.readPool.acquire() : undefined;
     try {
@@ -720,9 +725,10 @@ export class Executor implements Session {
       runs: this.runs,
       upload: this.uploadPath,
       maxInFlight: this.maxInFlight,
-      host: { ...this.hostTimes },
     };
   }
+
+  hostTimes(): HostTimes { return { ...this.times }; }
 
   /** Checks feeds and writes them for a timing function (src/runtime/profile.ts); undefined: keep the buffers. */
   prepareTiming(feeds?: RunFeeds): (() => void) | undefined {

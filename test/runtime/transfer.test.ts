@@ -52,7 +52,7 @@ test('every upload path gives the outputs of writeBuffer, run after run and with
         // Results are copies: later runs leave them alone.
         assert.deepEqual(conc[0][s.outputNames[0]].data, expected[0]);
         assert.equal(s.stats().buffersCreated, before, 'run() creates no session buffers');
-        const h = s.stats().host;
+        const h = s.hostTimes();
         assert.equal(h.runs, 3 * inputs.length);
         for (const k of ['uploadMs', 'encodeMs', 'submitMs', 'waitMs', 'readMs'] as const) assert.ok(h[k] >= 0 && Number.isFinite(h[k]), `${k} = ${h[k]}`);
         assert.ok(h.waitMs > 0, 'runs waited for their outputs');
