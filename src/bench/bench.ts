@@ -40,7 +40,7 @@ export interface BenchOptions {
   concurrency?: number;
 }
 
-/** Per-run host time of the fused session over its timed and warm-up runs (ms, means). */
+/** Per-run host time of the fused session over its timed runs (ms, means). */
 export interface BenchHostSplit { runs: number; uploadMs: number; encodeMs: number; submitMs: number; waitMs: number; readMs: number }
 
 /** Images per second of the fused session, `concurrency` runs in flight and one at a time (medians of rounds). */
@@ -104,7 +104,7 @@ export interface Contestant {
  * 0.95 ms in a row). Returns the run times in ms per contestant. A contestant that throws fails the bench.
  */
 export async function timeContestants(contestants: readonly Contestant[], runs: number, warmup: number,
-  onProgress?: (done: number, total: number) => void, block = 1): Promise<number[][]> {
+  onProgress?: (done: number, total: number) => void, block = 1, afterWarmup?: () => void): Promise<number[][]> {
   const total = (runs + warmup) * contestants.length;
   let done = 0;
   const times = contestants.map(() => [] as number[]);
@@ -120,6 +120,7 @@ export async function timeContestants(contestants: readonly Contestant[], runs: 
   for (let round = 0; round < warmup; round++) {
     for (let k = 0; k < contestants.length; k++) await once((round + k) % contestants.length, false);
   }
+  afterWarmup?.();
   const b = Math.max(1, Math.floor(block));
   for (let round = 0, left = runs; left > 0; round++, left -= b) {
     for (let k = 0; k < contestants.length; k++) {
@@ -349,8 +350,8 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
         unavailable.push({ name, unavailable: firstLine(e) });
       }
     }
-    const host0 = fused.hostTimes?.();
-    const times = await timeContestants(contestants, runs, warmup, opts.onProgress, block);
+    let host0: HostTimesLike | undefined;
+    const times = await timeContestants(contestants, runs, warmup, opts.onProgress, block, () => { host0 = fused.hostTimes?.(); });
     const host1 = fused.hostTimes?.();
     const split = host0 && host1 ? hostSplit(host0, host1) : undefined;
     const tput = opts.concurrency !== undefined ? await throughput(fused, inputs, batch, concurrency, Math.max(runs, 2 * concurrency)) : undefined;
