@@ -110,6 +110,12 @@ export interface RunOptions {
    * without one gets a new buffer (usage STORAGE | COPY_SRC | COPY_DST) that the caller owns and should destroy().
    */
   outputBuffers?: Record<string, GPUBuffer>;
+  /**
+   * With 'host' (float32 sessions): the caller's Float32Arrays to read outputs into (exactly the output's length),
+   * reused run after run with no allocation; the result's `data` is that array. Without one an output gets a new
+   * array. Two outputs aliasing one tensor (a Reshape of another output) share the first one's array.
+   */
+  outputArrays?: Record<string, Float32Array>;
 }
 
 /** An output left on the GPU: its float32 values in the first byteLength bytes of `buffer`. */
@@ -154,7 +160,7 @@ interface FeedDispatch extends Dispatch { floats: GPUBuffer; name: string; label
 /** Feeds as checked: host values, GPU buffers to copy from, image bytes to convert. */
 interface CheckedFeeds { host: HostFeeds; gpu: Map<string, GPUBuffer>; images: Map<string, Uint8Array> }
 /** What a run returns: graph outputs by name, the roots read back from the GPU, and outputs left on the GPU. */
-interface Wanted { names: string[]; read: string[]; gpu?: Map<string, GPUBuffer | undefined> }
+interface Wanted { names: string[]; read: string[]; gpu?: Map<string, GPUBuffer | undefined>; into?: Map<string, Float32Array> }
 /** Host time of one run's parts inside encodeRun. */
 interface RunClock { submitMs: number; waitMs: number }
 /** What run() does, in order: a run of dispatches (then read-backs), or a host step (then uploads). */
@@ -386,9 +392,20 @@ export class Executor implements Session {
       names = opts.outputs;
     }
     if (opts.outputBuffers !== undefined && loc !== 'gpu') throw invalid(src, "outputBuffers needs outputLocation: 'gpu'");
+    if (opts.outputArrays !== undefined && loc !== 'host') throw invalid(src, "outputArrays needs outputLocation: 'host'");
     if (loc === 'host') {
       const roots = new Set(names.map((y) => this.root(y)));
-      return { names: [...names], read: this.defaultWanted.read.filter((r) => roots.has(r)) };
+      const read = this.defaultWanted.read.filter((r) => roots.has(r));
+      if (opts.outputArrays === undefined) return { names: [...names], read };
+      if (this.precision.name !== 'fp32') throw unsupported(src, `outputArrays take float32 values: this session runs ${this.precision.name} kernels`);
+      const into = new Map<string, Float32Array>();
+      for (const [y, a] of Object.entries(opts.outputArrays)) {
+        if (!names.includes(y)) throw invalid(src, `outputArrays names '${y}', which is not an output asked for`);
+        const n = numel(this.tensor(y).shape);
+        if (!(a instanceof Float32Array) || a.length !== n) throw invalid(src, `outputArrays['${y}'] must be a Float32Array of ${n} values`);
+        if (!into.has(this.root(y))) into.set(this.root(y), a);
+      }
+      return { names: [...names], read, into };
     }
     if (this.precision.name !== 'fp32') throw unsupported(src, `outputs on the GPU hold float32 values: this session runs ${this.precision.name} kernels`);
     const gpu = new Map<string, GPUBuffer | undefined>();
@@ -525,7 +542,13 @@ export class Executor implements Session {
             let mapped: number | undefined;
             await rb?.read((k, bytes) => {
               mapped ??= performance.now();
-              sub.values.set(k, this.precision.readBack(this.tensor(k), bytes));
+              const into = want.into?.get(k);
+              if (into) {
+                into.set(new Float32Array(bytes, 0, into.length));
+                sub.values.set(k, { data: into, shape: [...this.tensor(k).shape] });
+              } else {
+                sub.values.set(k, this.precision.readBack(this.tensor(k), bytes));
+              }
             });
             const t1 = performance.now();
             T.waitMs += (mapped ?? t1) - t0;

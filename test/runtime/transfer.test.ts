@@ -103,6 +103,19 @@ test('run options: only the outputs asked for come back; bad options are refused
     const both = await s.run({ input: xin }, { outputs: [yp, yf] });
     assert.deepEqual(both[yf].data, all[yf].data);
     assert.deepEqual(both[yp].data, all[yp].data);
+    // Into the caller's arrays, reused: the result's data is that array, refilled by the next run.
+    const mine = new Float32Array(all[yp].data.length);
+    const r1 = await s.run({ input: xin }, { outputs: [yp], outputArrays: { [yp]: mine } });
+    assert.equal(r1[yp].data, mine);
+    assert.deepEqual(mine, all[yp].data);
+    const x2 = seededInput(3 * 16 * 16, 4);
+    const other2 = (await s.run({ input: x2 }))[yp].data;
+    assert.notDeepEqual(other2, all[yp].data);
+    await s.run({ input: x2 }, { outputArrays: { [yp]: mine } });
+    assert.deepEqual(mine, other2);
+    await assert.rejects(s.run({ input: xin }, { outputArrays: { [yp]: new Float32Array(3) } }), /must be a Float32Array of 8 values/);
+    await assert.rejects(s.run({ input: xin }, { outputs: [yf], outputArrays: { [yp]: mine } }), /not an output asked for/);
+    await assert.rejects(s.run({ input: xin }, { outputLocation: 'gpu', outputArrays: { [yp]: mine } }), /outputArrays needs/);
     await assert.rejects(s.run({ input: xin }, { outputs: ['nope'] }), /'nope' is not an output/);
     await assert.rejects(s.run({ input: xin }, { outputs: [] }), /non-empty array/);
     await assert.rejects(s.run({ input: xin }, { outputs: [yp, yp] }), /twice/);
