@@ -1,6 +1,7 @@
 // The executor: a compiled schedule (src/runtime/compile.ts) made real on the device once (constant buffers,
-// activation buffers shared by lifetime, pipelines, bind groups, read-back buffers), then run any number of times;
-// run() creates nothing on the GPU. One class for every precision (src/runtime/precision.ts says what differs).
+// activation buffers shared by lifetime, pipelines, bind groups, upload staging and read-back buffers), then run any
+// number of times; run() creates nothing on the GPU but what it hands over (outputs left on the GPU in new buffers)
+// and the 'mapped-at-creation' upload path's staging buffer. One class for every precision (src/runtime/precision.ts says what differs).
 //
 // One inference: the feeds are written to their buffers (float feeds of a quantized input are quantized on the GPU
 // by a feed program, in the first pass; an image input's bytes are converted by an image program), through the upload
