@@ -6,7 +6,8 @@
 //   gpu         a GPUBuffer in, outputs copied to a GPUBuffer, then queue.onSubmittedWorkDone(): GPU-resident
 //               input and output, as PyTorch's figures with the input on the GPU
 // Timed as runBench times (src/bench/bench.ts timeContestants: blocks of 10 in a row, rotated, medians), with each
-// variant's host time split (upload, encode, submit, wait, read; Session.hostTimes) and, at batch 1, throughput with
+// variant's host time split (upload, encode, submit, wait, read; Session.hostTimes; medians part by part) and, at
+// batch 1, throughput with
 // --concurrency runs in flight against one at a time.
 //
 // Models: the zoo (fixtures/zoo.ts, generated here), or with --onnx-dir DIR the files DIR/<model>-b<batch>.onnx that
@@ -103,24 +104,23 @@ for (const name of models) {
         [{ name: 'image', run: async () => { await image.run({ [x]: pixels }); } }, image],
         [{ name: 'gpu', run: async () => { await fused.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, fused],
       ];
-      // Host splits per contestant: each runs in blocks, so sum its own runs' deltas.
-      const sums = contestants.map(() => ({ runs: 0, uploadMs: 0, encodeMs: 0, submitMs: 0, waitMs: 0, readMs: 0 }));
+      // Host split of each run of each contestant (its warm-up runs come first: timeContestants' warm-up rounds).
+      const splits = contestants.map(() => [] as ReturnType<typeof split>[]);
       const wrapped: Contestant[] = contestants.map(([c, s], i) => ({
         name: c.name,
         run: async () => {
           const a = s.hostTimes();
           await c.run();
-          const d = split(a, s.hostTimes());
-          sums[i].runs++;
-          for (const k of ['uploadMs', 'encodeMs', 'submitMs', 'waitMs', 'readMs'] as const) sums[i][k] += d[k];
+          splits[i].push(split(a, s.hostTimes()));
         },
       }));
       const times = await timeContestants(wrapped, runs, warmup, undefined, 10);
       const passMs: number[] = [];
       for (let i = 0; i < 30; i++) passMs.push(await passGpuMs(fused, inputs));
-      const rows = contestants.map(([c], i) => ({
-        variant: c.name, medianMs: median(times[i]),
-        host: Object.fromEntries(['uploadMs', 'encodeMs', 'submitMs', 'waitMs', 'readMs'].map((k) => [k, sums[i][k as 'uploadMs'] / Math.max(1, sums[i].runs)])),
+      const rows = contestants.map(([c, s], i) => ({
+        variant: c.name, medianMs: median(times[i]), dispatches: s.stats().dispatchesPerRun,
+        // Medians over the timed runs, part by part.
+        host: Object.fromEntries(['uploadMs', 'encodeMs', 'submitMs', 'waitMs', 'readMs'].map((k) => [k, median(splits[i].slice(warmup).map((h) => h[k as 'uploadMs']))])),
       }));
       const tput = batch === 1 && concurrency > 1 ? await throughput(fused, inputs, batch, concurrency, Math.max(runs, 4 * concurrency)) : undefined;
       const dispatches = fused.stats().dispatchesPerRun;
@@ -128,7 +128,7 @@ for (const name of models) {
       console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms, ${dispatches} dispatches`);
       for (const r of rows) {
         const h = r.host as Record<string, number>;
-        console.log(`  ${r.variant.padEnd(28)} ${fmt(r.medianMs).padStart(9)} ms  (upload ${fmt(h.uploadMs)} encode ${fmt(h.encodeMs)} submit ${fmt(h.submitMs)} wait ${fmt(h.waitMs)} read ${fmt(h.readMs)})`);
+        console.log(`  ${r.variant.padEnd(28)} ${fmt(r.medianMs).padStart(9)} ms  (upload ${fmt(h.uploadMs)} encode ${fmt(h.encodeMs)} submit ${fmt(h.submitMs)} wait ${fmt(h.waitMs)} read ${fmt(h.readMs)}; encode per dispatch ${(1000 * h.encodeMs / r.dispatches).toFixed(1)} us)`);
       }
       if (tput) console.log(`  throughput: ${tput.imagesPerSecond.toFixed(0)} images/s with ${concurrency} in flight, ${tput.sequentialImagesPerSecond.toFixed(0)} one at a time (${tput.ratio.toFixed(2)}x)`);
       gin.destroy();

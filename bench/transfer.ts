@@ -7,6 +7,7 @@
 //             mapped-at-creation  a COPY_SRC buffer created mapped each time, written, unmapped, copied, destroyed
 //   read-back new-buffer-slice    a MAP_READ buffer created each time, copy, mapAsync, getMappedRange().slice()
 //             reuse-slice         one MAP_READ buffer reused: copy, mapAsync, getMappedRange().slice()
+//             reuse-new-set       the same, copied into a new Float32Array each time (allocation, no slice)
 //             reuse-set           the same, copied into a Float32Array made once (no allocation per read)
 //             reuse-map-only      copy and mapAsync, no host copy: what the bytes cost to reach mapped memory
 //   host      memcpy              Uint8Array.set of the same bytes between two host arrays (the host's own bound)
@@ -127,6 +128,13 @@ for (const mb of sizesMb) {
     const out = rb.getMappedRange().slice(0);
     rb.unmap();
     if (out.byteLength !== bytes) throw new Error('short read');
+  }));
+  add('reuse-new-set', 'read-back', bytes, await timed(async () => {
+    copyTo(rb);
+    await rb.mapAsync(GPUMapMode.READ);
+    const a = new Float32Array(bytes / 4);
+    a.set(new Float32Array(rb.getMappedRange()));
+    rb.unmap();
   }));
   const into = new Float32Array(bytes / 4);
   add('reuse-set', 'read-back', bytes, await timed(async () => {

@@ -37,3 +37,12 @@ test('the text report shows the host split and the throughput when present', () 
   assert.match(text, /200\.0 images\/s with 4 in flight, 100\.0 one at a time \(2\.00x\)/);
   assert.doesNotMatch(formatBench({ ...r, hostSplit: undefined, throughput: undefined }), /host time|images\/s/);
 });
+
+test('fcm-opt bench --concurrency takes an integer >= 1 (exit 2 otherwise, before any GPU work)', async () => {
+  const { cli } = await import('../cli/run-cli.js');
+  for (const bad of ['0', '-2', '1.5', 'four']) {
+    const r = await cli('bench', 'fixtures/bundled/mobilenetv2-slim.onnx', '--hw', 'lavapipe', '--concurrency', bad);
+    assert.equal(r.code, 2, `${bad}: ${r.err}`);
+    assert.match(r.err, /--concurrency: expected an integer >= 1/);
+  }
+});
