@@ -19,8 +19,8 @@ export type UploadPath = 'write-buffer' | 'staging-ring' | 'mapped-at-creation';
 export const uploadPaths: readonly UploadPath[] = ['write-buffer', 'staging-ring', 'mapped-at-creation'];
 
 /**
- * The executor's upload path unless told otherwise. On lavapipe a run's upload + submit host time was 0.4 ms with the
- * ring against 24 ms with writeBuffer (whose copy Dawn does at the next submit); the GPU machine's figures
+ * The executor's upload path unless told otherwise. On lavapipe a run's upload + submit host time was 0.4-0.6 ms with the
+ * ring against 7-24 ms with writeBuffer (whose copy Dawn does at the next submit); the GPU machine's figures
  * (bench/transfer.ts, bench/host-path.ts; BENCHMARKS.md) decide it there.
  */
 export const defaultUploadPath: UploadPath = 'staging-ring';
