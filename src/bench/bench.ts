@@ -1,11 +1,14 @@
 // `fcm-opt bench`: in one process, after warm-up, N timed runs each of fcm-opt with its plan, fcm-opt
-// unfused, onnxruntime-node's WebGPU provider and onnxruntime-node CPU. Every run feeds host arrays and
+// unfused, onnxruntime-node's WebGPU provider and onnxruntime-node CPU (for .tflite files, which onnxruntime
+// cannot read: LiteRT.js in headless Chromium instead, after the others). Every run feeds host arrays and
 // reads every output back to host memory, for all four alike, so the figures compare end to end. Runs are
 // interleaved (run i of every contestant before run i+1 of any) so that drifting clocks or a busy machine
 // affect all alike. Per layer or module: GPU time of the fused and unfused runs from timestamp queries
 // (session.profile()) next to the planner's GMA estimates (and time estimates when the hardware
 // description has bandwidth).
 
+import { loadOnnxruntime } from '../onnxruntime.js';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { invalid, unsupported } from '../errors.js';
 import { fcmDomain, type Graph } from '../graph/ir.js';
@@ -15,6 +18,7 @@ import { median, p90 } from './stats.js';
 import { qLimits } from '../quant/reference.js';
 import { firstLine, profileMethod, type CreateSession, type FcmSessionLike, type HostTimesLike, type ProfileEntry } from './runtime.js';
 import { adapterSummary } from './device.js';
+import { type LiteRtOptions, liteRtVersion, runLiteRt } from './litert.js';
 import { medianModuleTimes, timedSession } from './profile.js';
 import { load, planFor, planningInput, rewrite } from '../pipeline/pipeline.js';
 import { resolveHw } from '../pipeline/hw.js';
@@ -38,6 +42,8 @@ export interface BenchOptions {
   createSession?: CreateSession;
   /** Throughput mode: images per second of the fused session with this many runs in flight, next to one at a time. */
   concurrency?: number;
+  /** .tflite models: time LiteRT.js too (default true); its options (cache folder, Chromium binary, threads). */
+  litert?: boolean | (LiteRtOptions & { threads?: boolean });
 }
 
 /** Per-run host time of the fused session over its timed runs (ms, means). */
@@ -54,6 +60,8 @@ export interface BenchResult {
   ratioToFused?: number;
   /** Why the row has no figures (a provider that failed to start on this machine). */
   unavailable?: string;
+  /** What exactly ran (a version, a thread count). */
+  detail?: string;
 }
 
 export interface BenchLayer {
@@ -299,7 +307,20 @@ function fcmContestant(name: string, s: FcmSessionLike, g: Graph, inputs: Record
   };
 }
 
-export const contestantNames = ['fcm-opt fused', 'fcm-opt unfused', 'onnxruntime webgpu', 'onnxruntime cpu'] as const;
+export const contestantNames = ['fcm-opt fused', 'fcm-opt unfused', 'onnxruntime webgpu', 'onnxruntime cpu', 'litert.js cpu'] as const;
+
+/**
+ * LiteRT.js (TFLite in WASM, XNNPACK on the CPU) on the same .tflite file, in headless Chromium: `runs` timed runs
+ * after `warmup`, each from a fixed input to every output read into JS. It runs in its own process after the
+ * in-process contestants, so its runs are not interleaved with theirs (a CPU contestant: GPU clocks do not matter).
+ */
+export async function timeLiteRt(model: Uint8Array, runs: number, warmup: number, opts: LiteRtOptions & { threads?: boolean } = {}): Promise<{ times: number[]; label: string }> {
+  const job = { runs: [{ name: 'model', model: '/model.tflite', accelerator: 'wasm', inputs: 'random' as const, timing: { warmup, iterations: runs } }], threads: opts.threads };
+  const r = await runLiteRt(job, { '/model.tflite': model }, opts);
+  const times = r.runs[0]?.results[0]?.timing;
+  if (!times || times.length !== runs) throw new Error(`LiteRT.js returned ${times?.length ?? 0} timings, expected ${runs}`);
+  return { times, label: `LiteRT.js ${liteRtVersion}, XNNPACK, ${opts.threads ? 'threads' : '1 thread'}, ${r.userAgent.replace(/^.*(HeadlessChrome\/\S+).*$/, '$1')}` };
+}
 
 /** The whole bench of one model. Throws FcmError for bad input or a failing fcm-opt run. */
 export async function runBench(modelPath: string, opts: BenchOptions = {}): Promise<BenchReport> {
@@ -323,6 +344,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   const sessions: FcmSessionLike[] = [];
   const releases: (() => Promise<void>)[] = [];
   const results: BenchResult[] = [];
+  let litertLabel: string | undefined;
   try {
     const unfused = await createSession(modelPath, { hw, plan: 'unfused', batch });
     sessions.push(unfused);
@@ -335,12 +357,13 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     const fused = await createSession(modelPath, { hw, plan, batch, ...(concurrency > 1 ? { maxInFlight: concurrency } : {}) });
     sessions.unshift(fused);
     const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];
-    const ort = (await import('onnxruntime-node')) as unknown as OrtLike;
     const unavailable: BenchResult[] = [];
     const tflite = modelPath.toLowerCase().endsWith('.tflite');
     for (const [name, provider] of [[contestantNames[2], 'webgpu'], [contestantNames[3], 'cpu']] as const) {
       if (tflite) { unavailable.push({ name, unavailable: 'onnxruntime reads ONNX files, not TFLite' }); continue; }
       try {
+        // Without onnxruntime-node (an optional peer) its rows say so; fcm-opt's own rows still run.
+        const ort = (await loadOnnxruntime('bench (the onnxruntime contestants)')) as unknown as OrtLike;
         const o = await ortContestant(ort, name, modelPath, provider, graph, inputs);
         // A provider that starts but cannot run this model counts as unavailable too.
         await o.c.run();
@@ -355,10 +378,21 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     const host1 = fused.hostTimes?.();
     const split = host0 && host1 ? hostSplit(host0, host1) : undefined;
     const tput = opts.concurrency !== undefined ? await throughput(fused, inputs, batch, concurrency, Math.max(runs, 2 * concurrency)) : undefined;
-    const timed = summarize(contestants.map((c) => c.name), times);
+    const names = contestants.map((c) => c.name);
+    if (tflite && opts.litert !== false) {
+      try {
+        const lr = await timeLiteRt(new Uint8Array(readFileSync(modelPath)), runs, warmup, typeof opts.litert === 'object' ? opts.litert : {});
+        names.push(contestantNames[4]);
+        times.push(lr.times);
+        litertLabel = lr.label;
+      } catch (e) {
+        unavailable.push({ name: contestantNames[4], unavailable: firstLine(e) });
+      }
+    }
+    const timed = summarize(names, times);
     for (const name of contestantNames) {
       const r = timed.find((x) => x.name === name) ?? unavailable.find((x) => x.name === name);
-      if (r) results.push(r);
+      if (r) results.push(r.name === contestantNames[4] && litertLabel ? { ...r, detail: litertLabel } : r);
     }
 
     let layers: BenchLayer[] = [];

@@ -21,6 +21,7 @@ export function formatBench(r: BenchReport): string {
   }
   out.push(table(rows, new Set([1, 2, 3])));
   for (const x of r.results) if (x.unavailable !== undefined) out.push(`  ${x.name}: ${x.unavailable}`);
+  for (const x of r.results) if (x.detail !== undefined) out.push(`  ${x.name}: ${x.detail}`);
   if (r.hostSplit) {
     const h = r.hostSplit;
     out.push(`fused host time per run (ms, mean of ${h.runs}): upload ${ms(h.uploadMs)}, encode ${ms(h.encodeMs)}, submit ${ms(h.submitMs)}, wait ${ms(h.waitMs)}, read ${ms(h.readMs)}`);

@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
-import { invalid, unsupported } from '../errors.js';
+import { FcmError, invalid, unsupported } from '../errors.js';
 import { formatPlan, planToJson } from '../planner/format.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import { releaseGpu } from '../runtime/device.js';
@@ -16,7 +16,7 @@ import { exportOptimized } from '../export/optimized.js';
 import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
 import { loadPlanSource } from '../pipeline/pipeline.js';
 import { resolveHw } from '../pipeline/hw.js';
-import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
+import { maxMemoryOption, parseBatch, parseInputShape, hwOption } from './options.js';
 
 export interface PlanCliOptions {
   hw: string;
@@ -42,6 +42,10 @@ export async function hwForCommand(hw: string): Promise<HwConfig> {
   if (hw !== 'auto') return resolveHw(hw);
   try {
     return await resolveHw(hw);
+  } catch (e) {
+    // Planning needs no GPU: without one, say how to plan for a described one.
+    if (e instanceof FcmError && e.kind === 'gpu') throw new FcmError('gpu', `${e.message}; or plan for a described GPU: --hw h100 (names in hw_configs/) or --hw FILE.cfg`);
+    throw e;
   } finally {
     await releaseGpu();
   }
@@ -105,7 +109,7 @@ export function register(program: Command): void {
     .command('plan', { isDefault: true })
     .description('choose which depthwise/pointwise convolutions to fuse (FCMs) and their tiles; the default command')
     .argument('<model_or_dag>', 'an .onnx or .tflite model, or a FusePlanner layer DAG (.json)')
-    .requiredOption('--hw <cfg>', "GPU description: a .cfg/.json path, a name in hw_configs/ (h100, rtxa4000, ...) or 'auto'")
+    .addOption(hwOption())
     .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the FusePlanner reference's, reproduced exactly").choices(planModes).default('optimal'))
     .option('--json', 'print the plan as JSON')
     .option('--batch <n>', 'value for a symbolic batch dimension (models only)', parseBatch)

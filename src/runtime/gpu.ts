@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // The one place that makes GPU objects for inference: buffers, compute pipelines (compiled once per device and
 // cached by the program's cache key), bind groups, command encoders and timestamp query sets, each counted for a
 // session's stats and destroyed with it. Also the error scopes that turn WebGPU's validation, out-of-memory and
