@@ -46,12 +46,20 @@ def build(name):
 
 
 def export(name, batch, path):
+    """Writes the model as ONNX (TorchScript exporter where this PyTorch still has it, else its default); False if
+    neither works (the timings go on)."""
     m = getattr(torchvision.models, name)(weights=None).eval()
     x = torch.randn(batch, 3, 224, 224)
-    try:
-        torch.onnx.export(m, (x,), path, input_names=['input'], output_names=['output'], opset_version=17, dynamo=False)
-    except TypeError:
-        torch.onnx.export(m, (x,), path, input_names=['input'], output_names=['output'], opset_version=17)
+    kw = dict(input_names=['input'], output_names=['output'], opset_version=17)
+    errors = []
+    for extra in (dict(dynamo=False), {}):
+        try:
+            torch.onnx.export(m, (x,), path, **kw, **extra)
+            return True
+        except Exception as e:  # noqa: BLE001 - any exporter failure: try the other, then report
+            errors.append(f'{type(e).__name__}: {e}'.split('\n')[0])
+    log(f'export of {name} b{batch} failed: {errors}')
+    return False
 
 
 def runner(model, batch, mode, dtype, layout, io):
@@ -131,8 +139,8 @@ def main():
                 if a.export:
                     path = f'{a.export}/{name}-b{batch}.onnx'
                     with torch.inference_mode(False):
-                        export(name, batch, path)
-                    log(f'exported {path}')
+                        if export(name, batch, path):
+                            log(f'exported {path}')
                 for mode in split(a.modes):
                     for dtype in split(a.dtypes):
                         for layout in split(a.layouts):
