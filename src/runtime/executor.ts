@@ -7,7 +7,10 @@
 // by a feed program, in the first pass; an image input's bytes are converted by an image program), through the upload
 // path of transfer.ts; GPU buffer feeds are copied on the GPU. Then the dispatches are encoded into command buffers
 // of one compute pass each, submitted every `submitEvery` dispatches so that the GPU works while the host encodes
-// the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one.
+// the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one. Encoding is
+// all a run can't do ahead: a WebGPU command buffer is spent by its submit and compute passes have no bundles, so each
+// run records setPipeline (when it changes), setBindGroup and dispatchWorkgroups per dispatch again, on objects made
+// once (hostTimes() gives the encode time).
 //
 // Runs in flight: encoding and submitting is one run at a time (serial()), but a run waits for its outputs outside
 // that section, so the next run encodes and submits meanwhile. The GPU executes submissions in order, so the runs
