@@ -16,7 +16,7 @@ import type { Plan } from '../planner/plan.js';
 import { validateDag } from '../planner/dag-load.js';
 import { median, p90 } from './stats.js';
 import { qLimits } from '../quant/reference.js';
-import { firstLine, profileMethod, type CreateSession, type FcmSessionLike, type ProfileEntry } from './runtime.js';
+import { firstLine, profileMethod, type CreateSession, type FcmSessionLike, type HostTimesLike, type ProfileEntry } from './runtime.js';
 import { adapterSummary } from './device.js';
 import { type LiteRtOptions, liteRtVersion, runLiteRt } from './litert.js';
 import { medianModuleTimes, timedSession } from './profile.js';
@@ -40,9 +40,17 @@ export interface BenchOptions {
   onProgress?: (done: number, total: number) => void;
   /** The sessions' maker (default: src/pipeline/session.ts createSession, timed through timedSession); tests give their own. */
   createSession?: CreateSession;
+  /** Throughput mode: images per second of the fused session with this many runs in flight, next to one at a time. */
+  concurrency?: number;
   /** .tflite models: time LiteRT.js too (default true); its options (cache folder, Chromium binary, threads). */
   litert?: boolean | (LiteRtOptions & { threads?: boolean });
 }
+
+/** Per-run host time of the fused session over its timed runs (ms, means). */
+export interface BenchHostSplit { runs: number; uploadMs: number; encodeMs: number; submitMs: number; waitMs: number; readMs: number }
+
+/** Images per second of the fused session, `concurrency` runs in flight and one at a time (medians of rounds). */
+export interface BenchThroughput { concurrency: number; runsPerRound: number; rounds: number; imagesPerSecond: number; sequentialImagesPerSecond: number; ratio: number }
 
 export interface BenchResult {
   name: string;
@@ -85,6 +93,9 @@ export interface BenchReport {
   layersUnavailable?: string;
   /** How the runtime took per-layer times: 'timestamp' (GPU timestamp queries) or 'wall' (none on the adapter). */
   layersMethod?: string;
+  /** Where the fused session's host time per run went (sessions that report it). */
+  hostSplit?: BenchHostSplit;
+  throughput?: BenchThroughput;
 }
 
 /** One thing being timed. `run` is one inference: host inputs in, every output read back to host. */
@@ -101,7 +112,7 @@ export interface Contestant {
  * 0.95 ms in a row). Returns the run times in ms per contestant. A contestant that throws fails the bench.
  */
 export async function timeContestants(contestants: readonly Contestant[], runs: number, warmup: number,
-  onProgress?: (done: number, total: number) => void, block = 1): Promise<number[][]> {
+  onProgress?: (done: number, total: number) => void, block = 1, afterWarmup?: () => void): Promise<number[][]> {
   const total = (runs + warmup) * contestants.length;
   let done = 0;
   const times = contestants.map(() => [] as number[]);
@@ -117,6 +128,7 @@ export async function timeContestants(contestants: readonly Contestant[], runs: 
   for (let round = 0; round < warmup; round++) {
     for (let k = 0; k < contestants.length; k++) await once((round + k) % contestants.length, false);
   }
+  afterWarmup?.();
   const b = Math.max(1, Math.floor(block));
   for (let round = 0, left = runs; left > 0; round++, left -= b) {
     for (let k = 0; k < contestants.length; k++) {
@@ -164,6 +176,36 @@ export function benchInputs(g: Graph, seed = 1): Record<string, Float32Array> {
     out[name] = Float32Array.from({ length: n }, () => 2 * rand() - 1);
   }
   return out;
+}
+
+/**
+ * Images per second of `s` with `inFlight` runs in flight (each a new run as soon as one finishes), `runs` runs per
+ * round; rounds alternate with one-run-at-a-time rounds so that drift affects both alike; medians.
+ */
+export async function throughput(s: Pick<FcmSessionLike, 'run'>, inputs: Record<string, Float32Array>, batch: number, inFlight: number,
+  runs: number, rounds = 3): Promise<BenchThroughput> {
+  const round = async (k: number) => {
+    let started = 0;
+    const t0 = performance.now();
+    const worker = async () => { while (started < runs) { started++; await s.run(inputs); } };
+    await Promise.all(Array.from({ length: k }, worker));
+    return (runs * batch) / ((performance.now() - t0) / 1000);
+  };
+  await round(inFlight);
+  const conc: number[] = [], seq: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2) { seq.push(await round(1)); conc.push(await round(inFlight)); } else { conc.push(await round(inFlight)); seq.push(await round(1)); }
+  }
+  const ips = median(conc), sips = median(seq);
+  return { concurrency: inFlight, runsPerRound: runs, rounds, imagesPerSecond: ips, sequentialImagesPerSecond: sips, ratio: ips / sips };
+}
+
+/** Mean per-run host time between two HostTimes readings. */
+function hostSplit(a: HostTimesLike, b: HostTimesLike): BenchHostSplit | undefined {
+  const n = b.runs - a.runs;
+  if (n <= 0) return undefined;
+  const d = (k: Exclude<keyof HostTimesLike, 'runs'>) => (b[k] - a[k]) / n;
+  return { runs: n, uploadMs: d('uploadMs'), encodeMs: d('encodeMs'), submitMs: d('submitMs'), waitMs: d('waitMs'), readMs: d('readMs') };
 }
 
 /** The batch must reach the model: a fixed first dimension other than --batch is an error, not a silent 1. */
@@ -286,7 +328,8 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   const runs = opts.runs ?? 20;
   const warmup = opts.warmup ?? 3;
   const block = opts.block ?? 10;
-  for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0], ['--block', block, 1]] as const) {
+  const concurrency = opts.concurrency ?? 1;
+  for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0], ['--block', block, 1], ['--concurrency', concurrency, 1]] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw invalid(k, `expected an integer >= ${min}, got ${v}`);
   }
   const graph = await load(modelPath, { batch, maxMemory: opts.maxMemory });
@@ -311,7 +354,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     const pin = { ...pin0, dag: validateDag(pin0.dag, `${modelPath} (layer DAG)`), batch };
     const plan = opts.plan ?? planFor(pin, { model: basename(modelPath) });
     const fusedGraph = rewrite(pin.graph, pin.precision, plan);
-    const fused = await createSession(modelPath, { hw, plan, batch });
+    const fused = await createSession(modelPath, { hw, plan, batch, ...(concurrency > 1 ? { maxInFlight: concurrency } : {}) });
     sessions.unshift(fused);
     const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];
     const unavailable: BenchResult[] = [];
@@ -330,7 +373,11 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
         unavailable.push({ name, unavailable: firstLine(e) });
       }
     }
-    const times = await timeContestants(contestants, runs, warmup, opts.onProgress, block);
+    let host0: HostTimesLike | undefined;
+    const times = await timeContestants(contestants, runs, warmup, opts.onProgress, block, () => { host0 = fused.hostTimes?.(); });
+    const host1 = fused.hostTimes?.();
+    const split = host0 && host1 ? hostSplit(host0, host1) : undefined;
+    const tput = opts.concurrency !== undefined ? await throughput(fused, inputs, batch, concurrency, Math.max(runs, 2 * concurrency)) : undefined;
     const names = contestants.map((c) => c.name);
     if (tflite && opts.litert !== false) {
       try {
@@ -371,6 +418,8 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       model: modelPath, hw: hw.name, device: adapter.description, batch, runs, warmup, block, results, layers,
       ...(layersUnavailable ? { layersUnavailable } : {}),
       ...(layersMethod ? { layersMethod } : {}),
+      ...(split ? { hostSplit: split } : {}),
+      ...(tput ? { throughput: tput } : {}),
     };
   } finally {
     for (const s of sessions) await s.dispose();

@@ -1,5 +1,6 @@
-// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--block K] [--tune] [--json] [--no-litert]`: latency
-// of fcm-opt fused and unfused against onnxruntime-node WebGPU and CPU (.tflite: LiteRT.js in headless Chromium), with per-module GPU times (src/bench/).
+// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--block K] [--tune] [--concurrency C] [--json] [--no-litert]`:
+// latency of fcm-opt fused and unfused against onnxruntime-node WebGPU and CPU (.tflite: LiteRT.js in headless Chromium), with
+// per-module GPU times (src/bench/).
 import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
@@ -18,6 +19,7 @@ interface BenchCliOptions {
   block: number;
   tune?: boolean;
   json?: boolean;
+  concurrency?: number;
   litert: boolean;
   maxMemory: number;
 }
@@ -39,6 +41,7 @@ export function register(program: Command): void {
     .option('--warmup <n>', 'untimed runs of each first', integer('--warmup', 0), 3)
     .option('--block <n>', 'timed runs of one contestant in a row before the next (a GPU slows down while it idles)', integer('--block', 1), 10)
     .option('--tune', 'the fused plan tuned on this GPU first (as plan --tune)')
+    .option('--concurrency <n>', 'also time throughput: images per second with n runs of the fused plan in flight, next to one at a time', integer('--concurrency', 1))
     .option('--json', 'print the report as JSON')
     .option('--no-litert', '.tflite: skip LiteRT.js (it needs Chromium, and npm once to fetch the pinned package)')
     .addOption(maxMemoryOption())
@@ -52,7 +55,7 @@ export function register(program: Command): void {
           const { tunePlan } = await import('../tune/tune.js');
           plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model) })).plan;
         }
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, onProgress: bar?.update });
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, onProgress: bar?.update, concurrency: o.concurrency });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

@@ -42,6 +42,13 @@ export class GpuObjects {
     return b;
   }
 
+  /** A buffer made elsewhere (mapped staging buffers) to count and destroy with the session. */
+  adopt(b: GPUBuffer): GPUBuffer {
+    this.counters.buffersCreated++;
+    this.owned.push(b);
+    return b;
+  }
+
   /**
    * The compute pipeline of a program, from the device-wide cache (key: `keyPrefix` + the program's cacheKey, which
    * names everything baked into its WGSL) or compiled now. Programs bind storage buffers only.
