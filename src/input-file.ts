@@ -156,5 +156,5 @@ export const maxMessageBytes = 2 ** 31 - 1;
 /** The file's text (UTF-8), read through the gate. */
 export function readInputTextSync(path: string, o: InputFileOptions): string {
   const b = readInputFileSync(path, o);
-  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('utf8');
+  return new TextDecoder('utf-8', { ignoreBOM: true }).decode(b);
 }

@@ -56,7 +56,7 @@ const i64 = (v: number) => {
 const attrInt = (name: string, i: number): AttrProps => ({ name, type: AT.INT, i: i64(i) });
 const attrInts = (name: string, v: number[]): AttrProps => ({ name, type: AT.INTS, ints: v.map(i64) });
 const attrFloat = (name: string, f: number): AttrProps => ({ name, type: AT.FLOAT, f });
-const attrString = (name: string, s: string): AttrProps => ({ name, type: AT.STRING, s: Buffer.from(s, 'utf8') });
+const attrString = (name: string, s: string): AttrProps => ({ name, type: AT.STRING, s: new TextEncoder().encode(s) });
 
 export function tensorToProto(t: Tensor, name = t.name): onnx.TensorProto.$Properties {
   if (!t.data) throw invalid(name, 'constant tensor without data');
@@ -383,7 +383,7 @@ function genericAttrs(n: Node, source: string): AttrProps[] {
     if (typeof v === 'number') out.push(Number.isInteger(v) ? attrInt(k, v) : attrFloat(k, v));
     else if (typeof v === 'string') out.push(attrString(k, v));
     else if (Array.isArray(v)) {
-      if (v.every((e) => typeof e === 'string')) out.push({ name: k, type: AT.STRINGS, strings: (v as string[]).map((s) => Buffer.from(s)) });
+      if (v.every((e) => typeof e === 'string')) out.push({ name: k, type: AT.STRINGS, strings: (v as string[]).map((s) => new TextEncoder().encode(s)) });
       else if ((v as number[]).every(Number.isInteger)) out.push(attrInts(k, v as number[]));
       else out.push({ name: k, type: AT.FLOATS, floats: v as number[] });
     } else if ('graph' in v) {

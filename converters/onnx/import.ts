@@ -468,13 +468,13 @@ function rawAttrValue(a: onnx.AttributeProto, ctx: Ctx, where: string): AttrValu
   switch (type) {
     case AT.FLOAT: return a.f ?? 0;
     case AT.INT: return toClampedNumber(a.i);
-    case AT.STRING: return Buffer.from(a.s ?? new Uint8Array()).toString('utf8');
+    case AT.STRING: return new TextDecoder().decode(a.s ?? new Uint8Array());
     case AT.TENSOR: return a.t ? tensorFromProto(a.t, ctx, `${where} attribute '${a.name}'`) : undefined;
     case AT.GRAPH: return { graph: a.g };
     case AT.GRAPHS: return { graph: a.graphs };
     case AT.FLOATS: return [...a.floats];
     case AT.INTS: return a.ints.map((v) => toClampedNumber(v as Int64));
-    case AT.STRINGS: return a.strings.map((s) => Buffer.from(s).toString('utf8'));
+    case AT.STRINGS: return a.strings.map((s) => new TextDecoder().decode(s));
     // TENSORS, SPARSE_TENSOR(S), TYPE_PROTO(S): kept only in the NodeProto (onnxNodeOf) for export.
     default: return undefined;
   }

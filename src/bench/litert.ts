@@ -8,14 +8,14 @@
 // With timing, outputs are not sent back. threads: LiteRT's threaded WASM build, which needs cross-origin
 // isolation (the server then sends COOP/COEP headers).
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { homedir, tmpdir } from 'node:os';
-import { dirname, extname, join, normalize, sep } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join, normalize, sep } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { fetchPinnedTarball, type PinnedTarball, untar } from './pinned.js';
+import { chromiumPath, runHeadlessPage } from './headless-page.js';
+
+export { chromiumPath };
 
 /** The pinned packages (tarball SHA-256 computed when pinned, from the npm registry). */
 export const liteRtPackages: Record<'core' | 'wasm-utils', PinnedTarball> = {
@@ -82,79 +82,26 @@ export interface LiteRtOptions {
   chromium?: string;
 }
 
-export const chromiumPath = () => process.env.CHROMIUM ?? '/usr/bin/chromium';
-
-const mime: Record<string, string> = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm', '.json': 'application/json', '.map': 'application/json' };
-
 /** Runs `job` in headless Chromium, serving its urls from `blobs` (url path -> bytes), and returns what the page posts. */
 export async function runLiteRt(job: LiteRtJob, blobs: Record<string, Uint8Array>, opts: LiteRtOptions = {}): Promise<LiteRtResult> {
-  const timeoutMs = opts.timeoutMs ?? 300_000;
   const chromium = opts.chromium ?? chromiumPath();
   if (!existsSync(chromium)) throw new Error(`no Chromium at ${chromium} (install Debian's 'chromium' or set CHROMIUM)`);
   const dirs = await ensureLiteRt(opts.cacheDir);
-  const profile = mkdtempSync(join(tmpdir(), 'fcm-litert-'));
-  let browser: ChildProcess | undefined;
-  let finish!: { resolve: (v: unknown) => void; reject: (e: Error) => void };
-  const done = new Promise<unknown>((resolve, reject) => { finish = { resolve, reject }; });
-  const server = http.createServer((req, res) => {
-    const url = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
-    if (job.threads) {
-      res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
-      res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
-    }
-    if (req.method === 'POST' && url === '/result') {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        res.end('ok');
-        try { finish.resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))); } catch (e) { finish.reject(e as Error); }
-      });
-      return;
-    }
-    let body: string | Uint8Array | undefined;
-    let type = mime[extname(url)] ?? 'application/octet-stream';
-    if (url === '/job.json') { body = JSON.stringify(job); type = mime['.json']; }
-    else if (url === '/page.html') body = pageHtml;
-    else if (url === '/page.js') body = pageJs;
-    else if (blobs[url]) body = blobs[url];
-    else {
-      const m = /^\/litert\/(core|wasm-utils)\/(.*)$/.exec(url);
-      if (m) {
-        const base = dirs[m[1] as 'core' | 'wasm-utils'];
-        const file = normalize(join(base, m[2]));
-        if (file.startsWith(base + sep) && existsSync(file)) body = readFileSync(file);
-      }
-    }
-    if (body === undefined) { res.statusCode = 404; res.end(); return; }
-    res.setHeader('content-type', type);
-    res.end(body);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const timer = setTimeout(() => finish.reject(new Error(`the LiteRT.js page gave no result in ${timeoutMs / 1000} s`)), timeoutMs);
-  try {
-    const { port } = server.address() as AddressInfo;
-    browser = spawn(chromium, [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--no-default-browser-check', `--user-data-dir=${profile}`, `http://127.0.0.1:${port}/page.html`,
-    ], { stdio: ['ignore', 'ignore', opts.verbose ? 'inherit' : 'ignore'], detached: true });
-    browser.on('error', (e) => finish.reject(e));
-    browser.on('exit', (code) => finish.reject(new Error(`Chromium exited (${code}) before the page posted a result`)));
-    const result = (await done) as (LiteRtResult | { ok: false; error: string; log: string[] });
-    if (!result.ok) throw new Error(`the LiteRT.js page failed: ${result.error}\n${result.log.join('\n')}`);
-    return result;
-  } finally {
-    clearTimeout(timer);
-    if (browser && browser.exitCode === null && browser.pid !== undefined) {
-      const b = browser;
-      b.removeAllListeners('exit');
-      const exited = new Promise((resolve) => b.once('exit', resolve));
-      // Chromium's own process group (detached above): the browser and the helpers it started.
-      try { process.kill(-b.pid!, 'SIGTERM'); } catch { b.kill('SIGTERM'); }
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-    }
-    server.close();
-    try { rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }); } catch { /* a helper still writing: leave the temp profile */ }
-  }
+  const routes = (url: string): string | Uint8Array | undefined => {
+    if (url === '/job.json') return JSON.stringify(job);
+    if (url === '/page.html') return pageHtml;
+    if (url === '/page.js') return pageJs;
+    if (blobs[url]) return blobs[url];
+    const m = /^\/litert\/(core|wasm-utils)\/(.*)$/.exec(url);
+    if (!m) return undefined;
+    const base = dirs[m[1] as 'core' | 'wasm-utils'];
+    const file = normalize(join(base, m[2]));
+    return file.startsWith(base + sep) && existsSync(file) ? readFileSync(file) : undefined;
+  };
+  const result = (await runHeadlessPage(routes, { timeoutMs: opts.timeoutMs, verbose: opts.verbose, chromium, crossOriginIsolated: job.threads })) as
+    LiteRtResult | { ok: false; error: string; log: string[] };
+  if (!result.ok) throw new Error(`the LiteRT.js page failed: ${result.error}\n${result.log.join('\n')}`);
+  return result;
 }
 
 /** The page: an import map to the served packages. */

@@ -214,7 +214,7 @@ function fusedNodeProto(g: Graph, n: Node): NodeProps {
     const act = i === 1 ? v.activation1 : v.activation2;
     if (!act) continue;
     const params = paramsOf(g, n, act, i);
-    attribute.push({ name: `activation${i}`, type: AT.STRING, s: Buffer.from(act, 'utf8') });
+    attribute.push({ name: `activation${i}`, type: AT.STRING, s: new TextEncoder().encode(act) });
     if (params.length > 0) attribute.push({ name: `activationParams${i}`, type: AT.FLOATS, floats: params });
     activationParamNames[act].forEach((p, k) => attribute.push({ name: `${p}${i}`, type: AT.FLOAT, f: params[k] }));
   }
@@ -222,7 +222,7 @@ function fusedNodeProto(g: Graph, n: Node): NodeProps {
   for (const k of ['layer1', 'layer2']) {
     const s = n.attrs[k];
     if (typeof s !== 'string' || !s) throw invalid(where, `attribute '${k}' must name the original Conv node`);
-    attribute.push({ name: k, type: AT.STRING, s: Buffer.from(s, 'utf8') });
+    attribute.push({ name: k, type: AT.STRING, s: new TextEncoder().encode(s) });
   }
   const x = g.tensors.get(n.inputs[0]);
   if (x && x.dtype !== 'float32') throw unsupported(where, `fused modules of ${x.dtype} tensors (float32 only)`);

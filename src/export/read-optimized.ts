@@ -54,7 +54,7 @@ export function optimizedModelInfo(model: onnx.ModelProto, source: string): Opti
 /** Encoded function without its doc string: two functions compute the same when these bytes agree. */
 function functionKey(f: onnx.FunctionProto | onnx.FunctionProto.$Properties): string {
   const copy = { ...(f as object), docString: '' } as onnx.FunctionProto;
-  return Buffer.from(onnx.FunctionProto.encode(copy).finish()).toString('hex');
+  return Array.from(onnx.FunctionProto.encode(copy).finish(), (b) => b.toString(16).padStart(2, '0')).join('');
 }
 
 const sameFloat32 = (a: number, b: number) => Math.fround(a) === Math.fround(b);

@@ -54,7 +54,11 @@ export interface ParseOptions {
   warn?: (message: string) => void;
 }
 
-const defaultWarn = (m: string) => { process.stderr.write(`fcm-opt: warning: ${m}\n`); };
+// stderr in Node; the console in a browser (no process there).
+const defaultWarn = (m: string) => {
+  if (typeof process !== 'undefined' && process.stderr) process.stderr.write(`fcm-opt: warning: ${m}\n`);
+  else console.warn(`fcm-opt: warning: ${m}`);
+};
 const stem = (file: string) => basename(file, extname(file));
 
 /** Parses the FusePlanner reference's `key::value` format. `file` names the source in messages and gives the default name. */

@@ -3,7 +3,7 @@
 // and a GPU object that is garbage-collected tears the instance down under its device). Requests the
 // adapter's own limits instead of WebGPU's defaults, and timestamp-query / subgroups when present.
 
-import { create, globals } from 'webgpu';
+import { systemGpu } from './webgpu-node.js';
 import { gpuFailure } from '../errors.js';
 import type { KernelLimits } from '../../kernels/program.js';
 
@@ -17,6 +17,8 @@ export interface GpuContext {
   pipelines: Map<string, GPUComputePipeline>;
   /** Set once the device is lost (or destroyed): every later use fails with exit 5. */
   lost?: string;
+  /** Whether fcm-opt created the device (releaseGpu destroys only those). */
+  owned?: boolean;
 }
 
 export const noAdapterHelp =
@@ -45,9 +47,7 @@ let gpu: GPU | undefined;
 let current: Promise<GpuContext> | undefined;
 
 async function open(): Promise<GpuContext> {
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  Object.assign(globalThis, globals);
-  gpu ??= create(dawnFlags());
+  gpu ??= systemGpu(dawnFlags());
   let adapter: GPUAdapter | null;
   try {
     adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
@@ -67,12 +67,17 @@ async function open(): Promise<GpuContext> {
   } catch (e) {
     throw gpuFailure('WebGPU', `cannot create a device on the adapter: ${(e as Error).message}`);
   }
-  const info = adapter.info;
+  return contextFor(device, adapter.info, true);
+}
+
+/** The context of a device: its limits, features and adapter description. `owned`: fcm-opt created it (and may
+ *  destroy it); a caller's device is never destroyed. */
+function contextFor(device: GPUDevice, info: Partial<GPUAdapterInfo>, owned: boolean): GpuContext {
   const l = device.limits;
   const ctx: GpuContext = {
     device,
     adapterInfo: {
-      vendor: info.vendor, architecture: info.architecture, device: info.device, description: info.description,
+      vendor: info.vendor ?? '', architecture: info.architecture ?? '', device: info.device ?? '', description: info.description ?? '',
       subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
       subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
     },
@@ -85,12 +90,23 @@ async function open(): Promise<GpuContext> {
     },
     timestamps: device.features.has('timestamp-query'),
     pipelines: new Map(),
+    owned,
   };
   void device.lost.then((i) => {
     ctx.lost = `${i.reason}: ${i.message}`;
     if (current) void current.then((c) => { if (c === ctx) current = undefined; }, () => undefined);
   });
   return ctx;
+}
+
+/**
+ * Runs every later session on the caller's device (a browser page's, or one shared with other WebGPU code) instead
+ * of one fcm-opt opens; fcm-opt never destroys it. The kernels use the limits and features the device was created
+ * with (request 'timestamp-query' for profiles, 'subgroups' where the adapter has them).
+ */
+export function useDevice(device: GPUDevice, adapterInfo?: Partial<GPUAdapterInfo>): void {
+  const info = adapterInfo ?? (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo ?? {};
+  current = Promise.resolve(contextFor(device, info, false));
 }
 
 /** The process's GPU device, created on first use. No adapter: FcmError gpu (exit 5) saying how to get one. */
@@ -115,6 +131,7 @@ export async function releaseGpu(): Promise<void> {
   if (!c) return;
   try {
     const ctx = await c;
+    if (ctx.owned === false) return;
     ctx.lost ??= 'destroyed';
     ctx.device.destroy();
   } catch {

@@ -1,0 +1,11 @@
+// The WebGPU entry point in Node: Dawn through the `webgpu` package. The browser build replaces this module with
+// src/browser/webgpu.ts (navigator.gpu); nothing else in the runtime names the package.
+import { create, globals } from 'webgpu';
+
+/** The GPU object of this platform, created with Dawn's instance flags. */
+export function systemGpu(flags: string[]): GPU {
+  // The Vulkan loader warns without it.
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  Object.assign(globalThis, globals);
+  return create(flags);
+}
