@@ -14,7 +14,7 @@
 // - standard and fully-connected layers estimated too, so totals cover the model's whole conv part.
 // GMA is counted in elements, as in the FusePlanner reference; bytes = GMA * data width.
 
-import { dilationHW, strideHW, type ConvType, type DagLayer } from './dag.js';
+import { dilationHW, fcWeightsShape, strideHW, type ConvType, type DagLayer } from './dag.js';
 import type { HwConfig } from './hw-config.js';
 import type { ModuleKind, Tiles } from './plan.js';
 import { invalid } from '../errors.js';
@@ -105,7 +105,8 @@ export function convSpec(layer: DagLayer, where: string, extraPads?: number[], i
   const at = `${where}: layer ${layer.id} ('${layer.name}')`;
   const type = layer.type;
   if (type !== 's' && type !== 'dw' && type !== 'pw' && type !== 'fc') throw invalid(at, 'is not a conv layer');
-  const ws = layer.weights_shape;
+  // fc layers of the FusePlanner reference's extractor have no weights_shape: [F, C] from their shapes.
+  const ws = type === 'fc' ? fcWeightsShape(layer) : layer.weights_shape;
   if (!ws) throw invalid(at, `'${type}' layer has no weights_shape`);
   const weights = ws.reduce((a, b) => a * b, 1);
   if (type === 'fc') {

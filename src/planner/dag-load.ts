@@ -4,7 +4,7 @@
 import { defaultMaxMemory } from '../../converters/options.js';
 import { readInputTextSync } from '../input-file.js';
 import { invalid, overLimit } from '../errors.js';
-import { dilationHW, strideHW, type Dag, type DagLayer } from './dag.js';
+import { dilationHW, fcWeightsShape, strideHW, type Dag, type DagLayer } from './dag.js';
 
 /** Weight-shape rank per conv type: s [F, C, K, K], dw [C, K, K], pw [F, C], fc [F, C]. */
 const weightsRank: Record<string, number> = { s: 4, dw: 3, pw: 2, fc: 2 };
@@ -93,6 +93,14 @@ export function validateDag(data: unknown, file: string): Dag {
 
 function checkConv(l: Record<string, unknown>, where: string): void {
   const type = l.type as string;
+  // The FusePlanner reference's extractor writes fc layers without weights_shape (its planner estimates none): they
+  // come from the fc layer's shapes (dag.ts fcWeightsShape).
+  if (type === 'fc' && l.weights_shape === undefined) {
+    const ws = fcWeightsShape(l as DagLayer);
+    if (!ws) throw invalid(where, "'fc' layer has no 'weights_shape' and no 'ifms_shape' and 'ofms_shape' to derive it from");
+    if (ws.some((d) => d <= 0)) throw invalid(where, `'fc' weights [${ws.join(', ')}] derived from its shapes have a non-positive dimension`);
+    return;
+  }
   for (const f of ['weights_shape', ...(convTypes.has(type) ? ['ifms_shape', 'ofms_shape', 'strides'] : [])]) {
     if (l[f] === undefined) throw invalid(where, `'${type}' layer is missing field '${f}'`);
   }

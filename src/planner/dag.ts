@@ -64,3 +64,18 @@ export const dilationHW = (l: DagLayer): [number, number] => perAxis(l.dilations
 
 /** The DAG form of a per-axis value: one number when both axes agree (as the FusePlanner reference writes it), else [H, W]. */
 export const axisField = (h: number, w: number): number | number[] => (h === w ? h : [h, w]);
+
+/**
+ * An 'fc' layer's weights [F, C]. The FusePlanner reference's extractor writes fc layers without weights_shape
+ * (its planner estimates no fc layer), with the shapes as the file has them ([N, C] -> [N, F]); fcm-opt's own
+ * DAGs write [C, rows, 1] -> [F, rows, 1] and the weights. Without weights_shape, C and F come from the shapes:
+ * the first dimension of a [C, rows, 1] shape, else the last (the channel axis of the file's layout).
+ * Undefined when neither is there.
+ */
+export function fcWeightsShape(l: DagLayer): number[] | undefined {
+  if (l.weights_shape) return l.weights_shape;
+  const x = l.ifms_shape, y = l.ofms_shape;
+  if (!x || !y || x.length === 0 || y.length === 0) return undefined;
+  const channels = (s: number[]) => (s.length === 3 && s[2] === 1 && x.length === 3 && y.length === 3 ? s[0] : s[s.length - 1]);
+  return [channels(y), channels(x)];
+}
