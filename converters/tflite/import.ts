@@ -33,6 +33,7 @@ import {
   ReducerOptions, SoftmaxOptions, SqueezeOptions, TensorType, AddOptions, SubOptions, MulOptions,
 } from './schema_generated.js';
 import { bufferBytes, openModel } from './verify.js';
+import { densify, sparseLayout } from './densify.js';
 
 export const tfliteDomain = 'tflite';
 
@@ -173,6 +174,11 @@ class GraphBuilder {
       }
       const raw = bufferBytes(this.m, t.buffer(), this.bytes);
       let data = raw.length > 0 && dtype !== 'string' ? typedView(dtype, raw) : undefined;
+      const sparsity = t.sparsity();
+      if (sparsity && data) {
+        // A sparse constant (verify.ts checked its layout): expanded to its shape, as DENSIFY would.
+        data = densify(data, sparseLayout(sparsity, shape, `${this.source}: ${label}`), shape.reduce((a, b) => a * b, 1));
+      }
       let irShape = shape;
       if (shape.length === 4) {
         irShape = permute(shape, nhwcToNchw);
@@ -573,6 +579,18 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
     case BuiltinOperator.RELU6: need(1); g.activation(name, ActivationFunctionType.RELU6, x(0), out()); return;
     case BuiltinOperator.RELU_N1_TO_1: need(1); g.activation(name, ActivationFunctionType.RELU_N1_TO_1, x(0), out()); return;
     case BuiltinOperator.TANH: need(1); g.activation(name, ActivationFunctionType.TANH, x(0), out()); return;
+    case BuiltinOperator.DENSIFY: {
+      // Its input is a sparse constant, already expanded at load (densify.ts): the output is that constant.
+      need(1);
+      const src = g.tensor(x(0)), dst = g.tensor(out());
+      if (!src.data) throw unsupported(g.source, `${where}: densifies '${x(0)}', which is not a constant`);
+      if (tfShape(ins[0]).join(',') !== tfShape(outs[0]).join(',') || src.dtype !== dst.dtype) {
+        throw invalid(g.source, `${where}: output ${dst.dtype} [${tfShape(outs[0]).join(', ')}] differs from input ${src.dtype} [${tfShape(ins[0]).join(', ')}]`);
+      }
+      if (dst.data) throw invalid(g.source, `${where}: writes tensor '${out()}', which is a constant`);
+      dst.data = src.data;
+      return;
+    }
     case BuiltinOperator.QUANTIZE:
     case BuiltinOperator.DEQUANTIZE: {
       need(1);
