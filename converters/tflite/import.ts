@@ -579,6 +579,25 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
     case BuiltinOperator.RELU6: need(1); g.activation(name, ActivationFunctionType.RELU6, x(0), out()); return;
     case BuiltinOperator.RELU_N1_TO_1: need(1); g.activation(name, ActivationFunctionType.RELU_N1_TO_1, x(0), out()); return;
     case BuiltinOperator.TANH: need(1); g.activation(name, ActivationFunctionType.TANH, x(0), out()); return;
+    case BuiltinOperator.DEPTH_TO_SPACE: {
+      // out[n, h*bs + i, w*bs + j, c] = in[n, h, w, (i*bs + j)*C' + c] (NHWC): on the IR's NCHW tensors that is
+      // ONNX's DepthToSpace in DCR mode, spelled Reshape [N, bs, bs, C', H, W] -> Transpose -> Reshape.
+      need(1);
+      const bs = opts === BuiltinOptions.NONE ? 0 : (op.builtinOptions(new RawOptions()) as RawOptions | null)?.int(0, 0) ?? 0;
+      const xs = tfShape(ins[0]), ys = tfShape(outs[0]);
+      if (xs.length !== 4 || ys.length !== 4) throw invalid(g.source, `${where}: expects rank-4 input and output`);
+      const [n, h, w, c] = xs;
+      if (!(bs >= 1) || c % (bs * bs) !== 0) throw invalid(g.source, `${where}: block size ${bs} does not divide ${c} channels into blocks of ${bs}x${bs}`);
+      const co = c / (bs * bs);
+      const want = [n, h * bs, w * bs, co];
+      if (ys.join(',') !== want.join(',')) throw invalid(g.source, `${where}: output [${ys.join(', ')}] should be [${want.join(', ')}] for input [${xs.join(', ')}], block size ${bs}`);
+      const split = g.derived(`${out()}/blocks`, x(0), [n, bs, bs, co, h, w]);
+      g.reshape(x(0), split, `${name}/split`);
+      const moved = g.derived(`${out()}/moved`, x(0), [n, co, h, bs, w, bs]);
+      g.node(`${name}/transpose`, 'Transpose', [split], [moved], newAttrs({ perm: [0, 3, 4, 1, 5, 2] }));
+      g.reshape(moved, out(), name);
+      return;
+    }
     case BuiltinOperator.DENSIFY: {
       // Its input is a sparse constant, already expanded at load (densify.ts): the output is that constant.
       need(1);

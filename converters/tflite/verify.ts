@@ -70,6 +70,7 @@ const builtinOptions: Record<number, TableSpec> = {
   28: actOnly('SubOptions'),
   30: spec('SqueezeOptions', [v(4)]),
   59: spec('PackOptions', [s(4), s(4)]),
+  94: spec('DepthToSpaceOptions', [s(4)]),
 };
 const operator = spec('Operator', [
   s(4), v(4), v(4), { k: 'unionType' }, { k: 'union', members: () => builtinOptions }, v(1), s(1), v(1), v(4),
