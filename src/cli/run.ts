@@ -6,7 +6,7 @@ import { FcmError, invalid } from '../errors.js';
 import { readNpy, writeNpy } from '../npy.js';
 import { createSession } from '../pipeline/session.js';
 import { loadModel } from '../graph/load.js';
-import { maxMemoryOption } from './options.js';
+import { inputShapeOption, maxMemoryOption } from './options.js';
 import { checkOutputTarget } from '../export/write-atomic.js';
 import { hwInputs } from './plan.js';
 import { releaseGpu } from '../runtime/device.js';
@@ -18,6 +18,8 @@ export interface RunCliOptions {
   output: string;
   /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
   maxMemory?: number;
+  /** Static shapes of inputs with symbolic dims other than the batch (--input-shape, as every command takes it). */
+  inputShape?: Record<string, number[]>;
 }
 
 export async function runModelFile(model: string, o: RunCliOptions): Promise<void> {
@@ -29,9 +31,9 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
     if (e instanceof FcmError && e.kind === 'unsupported' && /: dtype '/.test(e.message)) throw new FcmError('invalid', `${e.message}; the model's input is float32`);
     throw e;
   });
-  // The input's shape fixes symbolic dimensions (batch included).
+  // The input's first dimension fixes a symbolic batch; other symbolic dims come from --input-shape.
   // Imported here so that the memory budget applies (createSession takes the graph as it is).
-  const graph = await loadModel(model, { batch: x.shape[0], maxMemory: o.maxMemory });
+  const graph = await loadModel(model, { batch: x.shape[0], inputShapes: o.inputShape, maxMemory: o.maxMemory });
   const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch: x.shape[0] });
   try {
     if (session.inputNames.length !== 1) {
@@ -59,6 +61,7 @@ export function register(program: Command): void {
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .requiredOption('--input <file>', 'input tensor (.npy, float32)')
     .requiredOption('--output <file>', 'where to write the first output (.npy, float32)')
+    .addOption(inputShapeOption())
     .addOption(maxMemoryOption())
     .action(async (model: string, o: RunCliOptions) => {
       try {
