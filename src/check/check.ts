@@ -16,13 +16,13 @@ import { budgetFor, maxMessageBytes, readInputFile } from '../input-file.js';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import { defaultMaxMemory } from '../../converters/options.js';
 import type { Graph } from '../graph/ir.js';
-import { detectFormat, loadModel } from '../graph/load.js';
+import { detectFormat } from '../graph/load.js';
 import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from './tflite.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
 import { type Comparison, compareOutputs, seededInput } from '../runtime/compare.js';
 import { acquireGpu } from '../runtime/device.js';
 import { createInt8Session, createSession } from '../pipeline/session.js';
-import { prepareForRun } from '../pipeline/pipeline.js';
+import { loadChecked, prepareForRun } from '../pipeline/pipeline.js';
 
 export interface CheckOptions {
   hw?: string;
@@ -97,7 +97,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     bytes = await readInputFile(model, { source, ...budgetFor(options.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'model') });
   } else bytes = model;
   const format = detectFormat(typeof model === 'string' ? model : bytes, bytes);
-  const imported: Graph = await loadModel(bytes, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source });
+  const { graph: imported } = await loadChecked(bytes, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source });
   const tfl = format === 'tflite' ? tfliteReference(imported) : undefined;
   const g0 = tfl ? tfl.floatGraph : imported;
   const modelBytes = tfl ? tfl.onnx : bytes;

@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { FcmError, invalid } from '../errors.js';
 import { readNpy, writeNpy } from '../npy.js';
 import { createSession } from '../pipeline/session.js';
-import { loadModel } from '../graph/load.js';
+import { loadChecked } from '../pipeline/pipeline.js';
 import { maxMemoryOption } from './options.js';
 import { checkOutputTarget } from '../export/write-atomic.js';
 import { hwInputs } from './plan.js';
@@ -31,7 +31,7 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
   });
   // The input's shape fixes symbolic dimensions (batch included).
   // Imported here so that the memory budget applies (createSession takes the graph as it is).
-  const graph = await loadModel(model, { batch: x.shape[0], maxMemory: o.maxMemory });
+  const { graph } = await loadChecked(model, { batch: x.shape[0], maxMemory: o.maxMemory });
   const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch: x.shape[0] });
   try {
     if (session.inputNames.length !== 1) {

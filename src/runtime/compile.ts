@@ -114,6 +114,12 @@ function workgroupStorage(g: Graph, node: Node, p: KernelProgram, limits: Kernel
   }
 }
 
+/** A kernel's refusal names the node only: the message gets the model file in front, as every message has. */
+function withSource(g: Graph, e: unknown): unknown {
+  if (!(e instanceof FcmError) || e.message.startsWith(`${g.source}: `)) return e;
+  return new FcmError(e.kind, `${g.source}: ${e.message}`, { cause: e });
+}
+
 // ---- fp32 -------------------------------------------------------------------------------------------------------
 
 const shapeOf = (g: Graph, name: string): number[] | undefined => {
@@ -159,7 +165,7 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
       kernels.push({ node, programs: k.kind === 'alias' ? null : k.programs });
     } catch (e) {
       if (e instanceof FcmError && e.kind === 'unsupported') failures.push({ node, error: e });
-      else throw e;
+      else throw withSource(g, e);
     }
   }
   if (failures.length) throw refuseAll(g, failures);
@@ -323,7 +329,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
       const node = n.domain === fcmDomain ? n : { ...n, ...k, domain: n.domain };
       items.push({ kind: 'gpu', step: { node, program, bindings: [...ins, ...outs], nIn: ins.length, group } });
     } catch (e) {
-      if (!(e instanceof FcmError && e.kind === 'unsupported')) throw e;
+      if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
       toHost(group, e.message);
     }
   }

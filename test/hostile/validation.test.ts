@@ -1,0 +1,98 @@
+// One model check for every command (src/pipeline/pipeline.ts loadChecked): before it, `dag` of a corrupt .tflite
+// exited 0 and wrote a DAG that `plan` refused, a depth_multiplier of 0 or 1000 and an int8 zero point of 2^40 were
+// accepted by all, a 1-D Conv failed `run` with exit 2 and no file name, and a --hw dram_gbps of 5e-324 gave
+// Infinity times. Each file below goes through every command in its own process (bin/fcm-opt.js): the same exit
+// code and the same one line naming the file from each, no output left.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { writeNpy } from '../../src/npy.js';
+import { assertRefused, fcmOpt } from './harness.js';
+import { conv1dOnnx, hostileTflite, int8Tflite, type TfliteFault } from './models.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'fcm-hostile-val-'));
+const p = (f: string) => join(dir, f);
+
+before(async () => {
+  await writeNpy(p('x.npy'), { data: new Float32Array(4 * 8 * 8).fill(0.5), shape: [1, 4, 8, 8] });
+  await writeNpy(p('x1.npy'), { data: new Float32Array(4 * 16).fill(0.5), shape: [1, 4, 16] });
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Every command that reads a model, with its outputs (none may be left behind). */
+const commands = (m: string): Array<{ args: string[]; outputs: string[] }> => [
+  { args: ['dag', m, '-o', p('d.json')], outputs: [p('d.json')] },
+  { args: ['dag', m], outputs: [] },
+  { args: ['plan', m, '--hw', 'h100'], outputs: [] },
+  { args: ['plan', m, '--hw', 'h100', '-o', p('o.onnx'), '--dag', p('o.dag.json')], outputs: [p('o.onnx'), p('o.dag.json')] },
+  { args: ['run', m, '--input', p('x.npy'), '--output', p('y.npy')], outputs: [p('y.npy')] },
+  { args: ['check', m], outputs: [] },
+  { args: ['report', m, '--hw', 'h100', '-o', p('r.html')], outputs: [p('r.html')] },
+];
+
+const cases: Array<{ fault: TfliteFault | 'int8-zero-point'; code: number; message: RegExp }> = [
+  { fault: 'self-input', code: 2, message: /node 'depthwise_conv_2d_1': is part of a cycle/ },
+  { fault: 'writes-constant', code: 2, message: /operator 0 \(conv_2d\): output shape \[8, 1, 1, 8\] does not match/ },
+  { fault: 'type-200', code: 3, message: /tensor 7 'pw1' has type 200,/ },
+  { fault: 'activation-99', code: 3, message: /fused activation 99 is not supported/ },
+  { fault: 'depth-multiplier-0', code: 2, message: /operator 1 \(depthwise_conv_2d\): depth_multiplier 0 does not match weights \[1, 3, 3, 8\]/ },
+  { fault: 'depth-multiplier-1000', code: 2, message: /depth_multiplier 1000 does not match weights/ },
+  { fault: 'int8-zero-point', code: 2, message: /tensor 8 'pw1': zero point 1099511627776 is outside the range of int8/ },
+];
+
+for (const c of cases) {
+  test(`TFLite ${c.fault}: every command exits ${c.code} with the same line`, async () => {
+    const m = p(`${c.fault}.tflite`);
+    writeFileSync(m, c.fault === 'int8-zero-point' ? int8Tflite(2 ** 40) : hostileTflite(c.fault));
+    const file = new RegExp(`^fcm-opt: ${m.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `);
+    for (const { args, outputs } of commands(m)) {
+      const r = await fcmOpt(args);
+      assertRefused(r, c.code, c.message, { absent: outputs, dir });
+      assert.match(r.err.split('\n').find((l) => l.startsWith('fcm-opt: '))!, file, args.join(' '));
+    }
+  });
+}
+
+test('the same net without a fault passes every check', async () => {
+  const m = p('clean.tflite');
+  writeFileSync(m, hostileTflite('none'));
+  for (const args of [['dag', m], ['plan', m, '--hw', 'h100']]) {
+    const r = await fcmOpt(args);
+    assert.equal(r.code, 0, r.err);
+  }
+});
+
+test('a 1-D Conv: planned as an opaque layer, refused by the commands that run it (exit 3, file and node named)', async () => {
+  const m = p('conv1d.onnx');
+  writeFileSync(m, conv1dOnnx());
+  for (const args of [['dag', m], ['plan', m, '--hw', 'h100'], ['plan', m, '--hw', 'h100', '-o', p('c.onnx')]]) {
+    const r = await fcmOpt(args);
+    assert.equal(r.code, 0, `${args.join(' ')}: ${r.err}`);
+  }
+  rmSync(p('c.onnx'));
+  const message = /conv1d\.onnx: the executor cannot run 1 op type: Conv \(1 node, first 'conv_1': input 'input' must have rank 4, got \[1,4,16\]\)/;
+  assertRefused(await fcmOpt(['run', m, '--input', p('x1.npy'), '--output', p('y.npy')]), 3, message, { absent: [p('y.npy')], dir });
+  assertRefused(await fcmOpt(['check', m]), 3, message);
+});
+
+test('--hw values that make the estimates infinite: refused by every command that plans (exit 2, key named)', async () => {
+  const cfg = readFileSync(resolve('hw_configs/h100.cfg'), 'utf8');
+  const json = JSON.parse(readFileSync(resolve('hw_configs/h100.json'), 'utf8')) as Record<string, unknown>;
+  writeFileSync(p('tiny.cfg'), cfg.replace(/dram_GBps::900/, 'dram_GBps::5e-324'));
+  writeFileSync(p('huge.cfg'), cfg.replace(/fp32_GFLOPS::2700/, 'fp32_GFLOPS::1e308'));
+  writeFileSync(p('tiny.json'), JSON.stringify({ ...json, dramGBps: 5e-324 }));
+  const m = p('net.tflite');
+  writeFileSync(m, hostileTflite('none'));
+  const hwCases: Array<[string, RegExp]> = [
+    [p('tiny.cfg'), /tiny\.cfg: 'dram_gbps' is 5e-324, outside 0\.000001\.\.1000000000000000/],
+    [p('huge.cfg'), /huge\.cfg: 'fp32_gflops' is 1e\+308, outside/],
+    [p('tiny.json'), /tiny\.json: 'dramGBps' is 5e-324, outside/],
+  ];
+  for (const [hw, message] of hwCases) {
+    for (const args of [['plan', m, '--hw', hw], ['run', m, '--hw', hw, '--input', p('x.npy'), '--output', p('y.npy')], ['check', m, '--hw', hw], ['report', m, '--hw', hw, '-o', p('r.html')]]) {
+      assertRefused(await fcmOpt(args), 2, message, { absent: [p('y.npy'), p('r.html')], dir });
+    }
+  }
+});
