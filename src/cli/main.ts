@@ -3,9 +3,11 @@
 import { Command, CommanderError } from 'commander';
 import { FcmError, displayLine } from '../errors.js';
 import { commands } from './commands.js';
+import { showNativeDiagnostics } from '../runtime/native-stderr.js';
 
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
+  showNativeDiagnostics(verbose);
   const program = new Command('fcm-opt')
     .description('Fuse depthwise and pointwise convolutions (FCMs) of compact CNNs and run them on WebGPU')
     .option('--verbose', 'print stack traces and progress details')

@@ -4,7 +4,8 @@
 // decoder) and lone surrogates as \u escapes, long names cut in the middle.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeModel, encodeModel } from '../../converters/onnx/codec.js';
@@ -13,7 +14,7 @@ import { fixtureModels } from '../../fixtures/models.js';
 import { writeNpy } from '../../src/npy.js';
 import { displayLine, escapeText, maxShownLine, maxShownToken, shortenTokens } from '../../src/errors.js';
 import { displayLines } from '../../src/cli/main.js';
-import { assertRefused, fcmOpt, ownLines } from './harness.js';
+import { assertRefused, bin, fcmOpt, ownLines } from './harness.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fcm-hostile-msg-'));
 const p = (f: string) => join(dir, f);
@@ -84,4 +85,31 @@ test('a path argument with control characters is escaped too', async () => {
   const r = await fcmOpt(['plan', p('no\x1b[2Jsuch.onnx'), '--hw', 'h100']);
   assertRefused(r, 2, /no\\x1b\[2Jsuch\.onnx: cannot read \(ENOENT: no such file\)$/);
   assert.doesNotMatch(r.err, /\x1b/);
+});
+
+/** bin/fcm-opt.js with stderr written to a file (stderr through a shell redirect, a terminal or a pipe). */
+function withStderrFile(args: string[]): { code: number | null; err: string } {
+  const errFile = p('stderr.txt');
+  const fd = openSync(errFile, 'w');
+  try {
+    const r = spawnSync(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', fd], env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' }, timeout: 20_000 });
+    return { code: r.status, err: readFileSync(errFile, 'utf8') };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test("Dawn's native warnings reach stderr only with --verbose", () => {
+  const m = p('head.onnx');
+  writeFileSync(m, exportOnnx(fixtureModels.classifier_head()));
+  const verbose = withStderrFile(['run', m, '--input', x, '--output', p('v.npy'), '--verbose']);
+  assert.equal(verbose.code, 0, verbose.err);
+  const quiet = withStderrFile(['run', m, '--input', x, '--output', p('q.npy')]);
+  assert.equal(quiet.code, 0, quiet.err);
+  // Nothing at all on stderr without --verbose: lavapipe's "Warning: max...PerPipelineLayout artificially reduced"
+  // lines included, which --verbose lets through on adapters that print them.
+  assert.equal(quiet.err, '');
+  if (/artificially reduced/.test(verbose.err)) assert.match(verbose.err, /^Warning: /m);
+  rmSync(p('q.npy'));
+  rmSync(p('v.npy'));
 });
