@@ -10,6 +10,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeNpy } from '../../src/npy.js';
 import { assertRefused, fcmOpt } from './harness.js';
+import { FcmError } from '../../src/errors.js';
+import { loadModel } from '../../src/graph/load.js';
+import { applyPlan } from '../../src/rewrite/apply-plan.js';
+import { exportOptimized } from '../../src/export/optimized.js';
+import type { Plan } from '../../src/planner/plan.js';
 import { conv1dOnnx, hostileTflite, int8Tflite, type TfliteFault } from './models.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fcm-hostile-val-'));
@@ -95,4 +100,20 @@ test('--hw values that make the estimates infinite: refused by every command tha
       assertRefused(await fcmOpt(args), 2, message, { absent: [p('y.npy'), p('r.html')], dir });
     }
   }
+});
+
+test('-o of an int8 model: exit 3 saying why, nothing written; the library refuses even a plan without fused modules', async () => {
+  const m = p('int8.tflite');
+  writeFileSync(m, int8Tflite());
+  const plan = await fcmOpt(['plan', m, '--hw', 'h100', '--json']);
+  assert.equal(plan.code, 0, plan.err);
+  assert.ok((JSON.parse(plan.out) as Plan).modules.some((x) => x.kind === 'pwdw'), 'the plan fuses the PW-DW pair');
+  const r = await fcmOpt(['plan', m, '--hw', 'h100', '-o', p('q.onnx'), '--plan', p('q.plan.json')]);
+  assertRefused(r, 3, /int8\.tflite: an optimized ONNX file of a quantized \(int8\) model is not written: ONNX holds quantization only as QuantizeLinear\/DequantizeLinear nodes/,
+    { absent: [p('q.onnx'), p('q.plan.json')], dir });
+  // Before, a plan without fused modules wrote int8 Convs as plain Conv: onnxruntime refused the file and
+  // fcm-opt read it back without its quantization.
+  const g = await loadModel(m);
+  const empty: Plan = { ...(JSON.parse(plan.out) as Plan), modules: [] };
+  assert.throws(() => exportOptimized(applyPlan(g, empty), empty), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /quantized \(int8\)/.test(e.message));
 });
