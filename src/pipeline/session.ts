@@ -36,7 +36,12 @@ export interface Int8SessionOptions {
 }
 
 function limitsOf(ctx: GpuContext) {
-  return { ...ctx.kernelLimits, maxStorageBufferBindingSize: ctx.limits.maxStorageBufferBindingSize, maxBufferSize: ctx.limits.maxBufferSize };
+  const l = ctx.limits;
+  return {
+    ...ctx.kernelLimits, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize,
+    maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage, maxBindingsPerBindGroup: l.maxBindingsPerBindGroup,
+    maxBindGroups: l.maxBindGroups, maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY, maxComputeWorkgroupSizeZ: l.maxComputeWorkgroupSizeZ,
+  };
 }
 
 async function device(what?: string): Promise<GpuContext> {

@@ -74,3 +74,12 @@ export function int8Tflite(zeroPoint = -3, size = 8): Uint8Array {
   x = net.op(BuiltinOperator.DEQUANTIZE, [x], 'output');
   return net.finish([input], [x]);
 }
+
+/** input [1,2,4,4] -> Concat of `n` Relu branches along channels: one dispatch binding n inputs. */
+export function wideConcatOnnx(n: number): Uint8Array {
+  const g = new GraphBuilder('wide_concat', 4);
+  const x = g.input('input', [1, 2, 4, 4]);
+  const branches = Array.from({ length: n }, () => g.node('Relu', [x], [1, 2, 4, 4]));
+  const y = g.node('Concat', branches, [1, 2 * n, 4, 4], { axis: 1 });
+  return exportOnnx(g.build([y]));
+}
