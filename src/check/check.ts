@@ -23,6 +23,7 @@ import { type Comparison, compareOutputs, seededInput } from '../runtime/compare
 import { acquireGpu } from '../runtime/device.js';
 import { createInt8Session, createSession } from '../pipeline/session.js';
 import { loadChecked, prepareForRun } from '../pipeline/pipeline.js';
+import { checkMemory } from '../memory-budget.js';
 
 export interface CheckOptions {
   hw?: string;
@@ -128,9 +129,13 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   for (const x of g.inputs) feeds[x] = { data: grid ? grid.real[x] : seeded[x], shape: [...g.tensors.get(x)!.shape] };
   // onnxruntime first: its result does not depend on ours, and its threads are idle by the time the GPU runs.
   const refBytes = options.perLayer ? encodeModel(proto) : modelBytes;
+  // onnxruntime keeps the model bytes and its own copy of the weights, and (without reuse, at most) every activation.
+  let activations = 0;
+  for (const t of g.tensors.values()) if (t.data === undefined && !t.shapeUnknown) activations += 4 * t.shape.reduce((a, b) => a * b, 1);
+  checkMemory(options.maxMemory, 2 * refBytes.byteLength + activations, "onnxruntime's session of the reference model", source);
   const ref = await runOrt(refBytes, feeds, [...g.outputs, ...layerTensors.map((l) => l.tensor)], source);
 
-  const session = await createSession(g, { plan: 'unfused', extraOutputs: layerTensors.map((l) => l.tensor) });
+  const session = await createSession(g, { plan: 'unfused', extraOutputs: layerTensors.map((l) => l.tensor), maxMemory: options.maxMemory });
   try {
     const ours = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data])));
     const outputs: OutputCheck[] = g.outputs.map((y) => {

@@ -32,7 +32,7 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
   // The input's shape fixes symbolic dimensions (batch included).
   // Imported here so that the memory budget applies (createSession takes the graph as it is).
   const { graph } = await loadChecked(model, { batch: x.shape[0], maxMemory: o.maxMemory });
-  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch: x.shape[0] });
+  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch: x.shape[0], maxMemory: o.maxMemory });
   try {
     if (session.inputNames.length !== 1) {
       throw invalid(model, `the model has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); run takes one --input`);

@@ -11,6 +11,7 @@
 import { extname } from 'node:path';
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { invalid, unsupported } from '../errors.js';
+import { checkMemory } from '../memory-budget.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Dag } from '../planner/dag.js';
 import type { Plan } from '../planner/plan.js';
@@ -61,6 +62,8 @@ export async function load(model: ModelInput, options: LoadOptions = {}): Promis
  */
 export async function loadChecked(model: string | Uint8Array, options: LoadOptions & { source?: string } = {}): Promise<{ graph: Graph; dag: Dag }> {
   const graph = await loadModel(model, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source: options.source });
+  // The importer charged what it allocated; what it left in use (and the planner works in) must fit too.
+  checkMemory(options.maxMemory, 0, 'after importing the model', graph.source);
   return { graph, dag: checkedDag(graph) };
 }
 

@@ -145,6 +145,15 @@ function withSource(g: Graph, e: unknown): unknown {
   return new FcmError(e.kind, `${g.source}: ${e.message}`, { cause: e });
 }
 
+/** Bytes of GPU buffers a session of `c` creates: activations (its memory plan), weights and read-back buffers. */
+export function sessionBytes(c: Compiled): number {
+  let b = c.memory.peakBytes;
+  for (const x of c.constants) b += c.bytes.get(x) ?? 0;
+  for (const y of c.gpuOutputs) b += c.bytes.get(y) ?? 0;
+  for (const s of c.steps) for (const k of (s.program as Partial<Int8Program>).constants ?? []) b += k.data.byteLength;
+  return b;
+}
+
 // ---- fp32 -------------------------------------------------------------------------------------------------------
 
 const shapeOf = (g: Graph, name: string): number[] | undefined => {

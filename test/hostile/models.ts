@@ -83,3 +83,13 @@ export function wideConcatOnnx(n: number): Uint8Array {
   const y = g.node('Concat', branches, [1, 2 * n, 4, 4], { axis: 1 });
   return exportOnnx(g.build([y]));
 }
+
+/** A model of about 20 MB: input [1,256,8,8] -> 1x1 Conv to 2048 -> 1x1 Conv to 2048 -> 3x3 depthwise (4.7M weights). */
+export function heavyOnnx(): Uint8Array {
+  const g = new GraphBuilder('heavy', 6);
+  let x = g.input('input', [1, 256, 8, 8]);
+  x = g.conv(x, { filters: 2048, kernel: 1, bias: true });
+  x = g.conv(x, { filters: 2048, kernel: 1, bias: true });
+  x = g.conv(x, { filters: 2048, kernel: 3, group: 2048, bias: true });
+  return exportOnnx(g.build([x]));
+}
