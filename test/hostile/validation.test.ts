@@ -35,6 +35,7 @@ const commands = (m: string): Array<{ args: string[]; outputs: string[] }> => [
   { args: ['run', m, '--input', p('x.npy'), '--output', p('y.npy')], outputs: [p('y.npy')] },
   { args: ['check', m], outputs: [] },
   { args: ['report', m, '--hw', 'h100', '-o', p('r.html')], outputs: [p('r.html')] },
+  { args: ['bench', m, '--hw', 'h100', '--runs', '1', '--warmup', '0', '--json'], outputs: [] },
 ];
 
 const cases: Array<{ fault: TfliteFault | 'int8-zero-point'; code: number; message: RegExp }> = [
