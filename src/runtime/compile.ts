@@ -255,7 +255,11 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
       steps.push({ node, program: p, bindings: [...ins.map(root), ...outs.map(root)], nIn: ins.length, group: [node] });
     }
   }
-  for (const y of g.outputs) sizeOf(y);
+  for (const y of g.outputs) {
+    sizeOf(y);
+    // A graph output that is a constant (a weight listed as an output) is read back from its own buffer.
+    if (g.tensors.get(y)?.data !== undefined) constants.add(y);
+  }
   for (const x of g.inputs) sizeOf(x);
 
   const isConst = (name: string) => g.tensors.get(name)?.data !== undefined;
@@ -311,6 +315,10 @@ function int8Bytes(g: Graph, name: string, limits: CompileLimits): number {
 
 /** The int8 schedule of `g` (epilogues folded and planned already): integer kernels, the rest on the host. */
 export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Compiled {
+  // The integer executor reads outputs back from dispatches and host steps; a constant listed as an output is
+  // neither. Unsupported here: createSession runs such a graph on the float kernels, which read it back.
+  const constOut = g.outputs.find((y) => g.tensors.get(y)?.data !== undefined);
+  if (constOut !== undefined) throw unsupported(g.source, `graph output '${constOut}' is a constant; the integer executor reads back computed tensors only`);
   const nodes = liveNodes(g);
   const readers = new Map<string, number>();
   for (const n of nodes) for (const x of n.inputs) if (x) readers.set(x, (readers.get(x) ?? 0) + 1);

@@ -21,7 +21,7 @@ const dwOptions = (multiplier: number, act: number): OptionsWriter => {
  * an operator reading its own output, an operator writing a weight, an activation of tensor type 200, a quantized
  * activation whose zero point is 2^40, a fused activation 99, a depth multiplier of 0 or 1000.
  */
-export function hostileTflite(fault: TfliteFault): Uint8Array {
+export function hostileTflite(fault: TfliteFault, weightOutput = false): Uint8Array {
   const b = new TfliteBuilder();
   let seed = 1;
   const vals = (n: number) => Array.from({ length: n }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 0.5);
@@ -44,7 +44,7 @@ export function hostileTflite(fault: TfliteFault): Uint8Array {
   b.op(BuiltinOperator.DEPTHWISE_CONV_2D, [fault === 'self-input' ? a2 : a1, w2, b2], [a2], dwOptions(multiplier, ActivationFunctionType.RELU6));
   b.op(BuiltinOperator.CONV_2D, [a2, w3, b3], [y], opt.conv(Padding.SAME, 1, ActivationFunctionType.NONE));
   b.inputs = [x];
-  b.outputs = [y];
+  b.outputs = weightOutput ? [y, w3] : [y];
   return b.finish();
 }
 
@@ -63,7 +63,7 @@ export { bytesOf };
  * An int8 net: float input -> QUANTIZE -> CONV_2D 1x1 (8) -> DEPTHWISE_CONV_2D 3x3 -> CONV_2D 1x1 (8) -> DEQUANTIZE,
  * per-channel int8 weights; `zeroPoint` is the first conv's output zero point (2^40 makes it hostile).
  */
-export function int8Tflite(zeroPoint = -3, size = 8): Uint8Array {
+export function int8Tflite(zeroPoint = -3, size = 8, weightOutput = false): Uint8Array {
   const net = new NetWriter(5, true, { scale: [0.05], zeroPoint: [-3] });
   const input = net.activation('input', [1, size, size, 4], undefined, TensorType.FLOAT32);
   let x = net.unary(BuiltinOperator.QUANTIZE, 'input_int8', input, { scale: [0.02], zeroPoint: [1] });
@@ -72,7 +72,10 @@ export function int8Tflite(zeroPoint = -3, size = 8): Uint8Array {
   x = net.conv('pw2', x, 8, 1, 1, Padding.SAME, ActivationFunctionType.NONE);
   net.activation('output', [1, size, size, 8], undefined, TensorType.FLOAT32);
   x = net.op(BuiltinOperator.DEQUANTIZE, [x], 'output');
-  return net.finish([input], [x]);
+  // `weightOutput`: the last conv's int8 weights are a model output too (a constant listed as an output).
+  const w = net.b.tensors.findIndex((t) => t.name === 'pw2/weights');
+  // finish() maps names to indices and passes numbers (constants) through.
+  return net.finish([input], weightOutput ? [x, w as unknown as string] : [x]);
 }
 
 /** input [1,2,4,4] -> Concat of `n` Relu branches along channels: one dispatch binding n inputs. */

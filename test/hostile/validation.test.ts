@@ -15,6 +15,8 @@ import { loadModel } from '../../src/graph/load.js';
 import { applyPlan } from '../../src/rewrite/apply-plan.js';
 import { exportOptimized } from '../../src/export/optimized.js';
 import type { Plan } from '../../src/planner/plan.js';
+import { settle } from '../../src/runtime/gpu.js';
+import type { GpuContext } from '../../src/runtime/device.js';
 import { conv1dOnnx, hostileTflite, int8Tflite, type TfliteFault } from './models.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fcm-hostile-val-'));
@@ -117,4 +119,29 @@ test('-o of an int8 model: exit 3 saying why, nothing written; the library refus
   const g = await loadModel(m);
   const empty: Plan = { ...(JSON.parse(plan.out) as Plan), modules: [] };
   assert.throws(() => exportOptimized(applyPlan(g, empty), empty), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /quantized \(int8\)/.test(e.message));
+});
+
+test('a constant listed as a graph output: run and check read it back (fp32 and int8 models); before, exit 5 or 70', async () => {
+  const f32 = p('wout.tflite');
+  const i8 = p('wout-int8.tflite');
+  writeFileSync(f32, hostileTflite('none', true));
+  writeFileSync(i8, int8Tflite(-3, 8, true));
+  for (const m of [f32, i8]) {
+    const run = await fcmOpt(['run', m, '--input', p('x.npy'), '--output', p('y.npy')]);
+    assert.equal(run.code, 0, run.err);
+    rmSync(p('y.npy'));
+    const check = await fcmOpt(['check', m, '--json']);
+    assert.equal(check.code, 0, check.err);
+    const r = JSON.parse(check.out) as { outputs: Array<{ name: string; maxAbsError: number }> };
+    assert.deepEqual(r.outputs.map((o) => o.name), ['output', 'pw2/weights']);
+    assert.equal(r.outputs[1].maxAbsError, 0, 'the weights come back as they are');
+  }
+});
+
+test("an fcm-opt bug inside a GPU error scope is exit 70 (a bug), not a GPU failure (exit 5)", () => {
+  const ctx = {} as GpuContext;
+  const bug = new Error("internal: tensor 'x' has no buffer");
+  assert.throws(() => settle(ctx, 'creating the session', [], undefined, bug), (e: unknown) => e === bug);
+  // What Dawn throws stays a GPU failure.
+  assert.throws(() => settle(ctx, 'creating the session', [], undefined, new TypeError('Failed to execute createBuffer')), (e: unknown) => e instanceof FcmError && e.exitCode === 5);
 });
