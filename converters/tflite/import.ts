@@ -175,7 +175,7 @@ class GraphBuilder {
       // Every integer kernel and (de)quantization reads the zero points as values of the tensor's type.
       const zpRange = quant ? zeroPointRange[dtype] : undefined;
       const badZp = zpRange && quant!.zeroPoint.find((z) => !Number.isSafeInteger(z) || z < zpRange[0] || z > zpRange[1]);
-      if (badZp !== undefined) throw invalid(this.source, `${label}: zero point ${badZp} is outside the range of ${dtype}`);
+      if (badZp !== undefined) throw invalid(this.source, `zero point ${badZp} of tensor '${t.name() ?? i}' is outside the range of ${dtype} (tensor ${i})`);
       const raw = bufferBytes(this.m, t.buffer(), this.bytes);
       let data = raw.length > 0 && dtype !== 'string' ? typedView(dtype, raw) : undefined;
       let irShape = shape;

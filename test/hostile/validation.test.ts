@@ -47,7 +47,7 @@ const cases: Array<{ fault: TfliteFault | 'int8-zero-point'; code: number; messa
   { fault: 'activation-99', code: 3, message: /fused activation 99 is not supported/ },
   { fault: 'depth-multiplier-0', code: 2, message: /operator 1 \(depthwise_conv_2d\): depth_multiplier 0 does not match weights \[1, 3, 3, 8\]/ },
   { fault: 'depth-multiplier-1000', code: 2, message: /depth_multiplier 1000 does not match weights/ },
-  { fault: 'int8-zero-point', code: 2, message: /tensor 8 'pw1': zero point 1099511627776 is outside the range of int8/ },
+  { fault: 'int8-zero-point', code: 2, message: /zero point 1099511627776 of tensor 'pw1' is outside the range of int8 \(tensor 8\)/ },
 ];
 
 for (const c of cases) {
