@@ -20,6 +20,8 @@
 // alike. SAME/VALID padding becomes explicit pads (TFLite puts the odd pixel at the bottom/right).
 
 import type * as flatbuffers from 'flatbuffers';
+import { ByteBuffer, Encoding } from 'flatbuffers';
+import { decodeUtf8Lossless } from '../../src/text.js';
 import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
 import { invalid, unsupported } from '../../src/errors.js';
 import {
@@ -33,6 +35,14 @@ import {
   ReducerOptions, SoftmaxOptions, SqueezeOptions, TensorType, AddOptions, SubOptions, MulOptions,
 } from './schema_generated.js';
 import { bufferBytes, openModel } from './verify.js';
+
+// Strings of TFLite files (names) decode without losing invalid UTF-8 bytes (src/text.ts), as ONNX strings do:
+// flatbuffers' TextDecoder would turn each into U+FFFD and make distinct names equal.
+const flatString = ByteBuffer.prototype.__string;
+ByteBuffer.prototype.__string = function lossless(this: ByteBuffer, offset: number, encoding?: Encoding) {
+  const bytes = flatString.call(this, offset, Encoding.UTF8_BYTES) as Uint8Array;
+  return encoding === Encoding.UTF8_BYTES ? bytes : decodeUtf8Lossless(bytes);
+};
 
 export const tfliteDomain = 'tflite';
 
