@@ -27,6 +27,11 @@ export interface Comparison {
   /** Fraction of the reference's top-5 per row that is in ours. */
   top5: number;
   tolerance: number;
+  /** With an elementwise criterion (`check --atol/--rtol`): its bounds and how many elements exceed
+   *  atol + rtol * |reference|; it then decides alone (no top-1 condition). */
+  atol?: number;
+  rtol?: number;
+  overCount?: number;
   /** A non-finite value that differs from the reference's (NaN, +inf and -inf each match only themselves), or a
    *  length mismatch, fails regardless. */
   ok: boolean;
@@ -38,22 +43,31 @@ function topK(a: ArrayLike<number>, start: number, n: number, k: number): number
   return idx.slice(0, Math.min(k, n));
 }
 
-/** `rel`: the relative tolerance (`fcm-opt check --tolerance`), default relTolerance. */
-export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, shape: readonly number[], rel = relTolerance): Comparison {
+/** Polygraphy's criterion: every element within atol + rtol * |reference|. */
+export interface Elementwise { atol: number; rtol: number }
+
+/**
+ * `rel`: the relative tolerance (`fcm-opt check --tolerance`), default relTolerance; `elementwise` (`--atol`,
+ * `--rtol`) replaces that rule with the per-element one.
+ */
+export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, shape: readonly number[], rel = relTolerance, elementwise?: Elementwise): Comparison {
   const tol = tolerance(ref, rel);
+  const ew = elementwise ? { atol: elementwise.atol, rtol: elementwise.rtol } : {};
   if (ours.length !== ref.length || shape.reduce((a, b) => a * b, 1) !== ours.length) {
-    return { maxAbsError: Infinity, maxRelError: Infinity, cosine: 0, top1: 0, top5: 0, tolerance: tol, ok: false };
+    return { maxAbsError: Infinity, maxRelError: Infinity, cosine: 0, top1: 0, top5: 0, tolerance: tol, ...ew, ...(elementwise ? { overCount: ref.length } : {}), ok: false };
   }
-  let maxErr = 0, dot = 0, na = 0, nb = 0;
+  let maxErr = 0, dot = 0, na = 0, nb = 0, over = 0;
   let bad = false;
   for (let i = 0; i < ref.length; i++) {
     const a = ours[i], b = ref[i];
     if (!Number.isFinite(a) || !Number.isFinite(b)) {
       // onnxruntime's overflow or NaN reproduced exactly is agreement; anything else is an unbounded error.
-      if (!Object.is(a, b)) { bad = true; maxErr = Infinity; }
+      if (!Object.is(a, b)) { bad = true; maxErr = Infinity; over++; }
       continue;
     }
-    maxErr = Math.max(maxErr, Math.abs(a - b));
+    const d = Math.abs(a - b);
+    maxErr = Math.max(maxErr, d);
+    if (elementwise && !(d <= elementwise.atol + elementwise.rtol * Math.abs(b))) over++;
     dot += a * b; na += a * a; nb += b * b;
   }
   const cosine = na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
@@ -74,7 +88,7 @@ export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, 
     top1,
     top5,
     tolerance: tol,
-    ok: !bad && maxErr <= tol && top1 === 1,
+    ...(elementwise ? { ...ew, overCount: over, ok: !bad && over === 0 } : { ok: !bad && maxErr <= tol && top1 === 1 }),
   };
 }
 
