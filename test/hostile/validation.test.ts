@@ -127,9 +127,10 @@ test('a constant listed as a graph output: run and check read it back (fp32 and 
   writeFileSync(f32, hostileTflite('none', true));
   writeFileSync(i8, int8Tflite(-3, 8, true));
   for (const m of [f32, i8]) {
-    const run = await fcmOpt(['run', m, '--input', p('x.npy'), '--output', p('y.npy')]);
+    // Two outputs: written as .npz.
+    const run = await fcmOpt(['run', m, '--input', p('x.npy'), '--output', p('y.npz')]);
     assert.equal(run.code, 0, run.err);
-    rmSync(p('y.npy'));
+    rmSync(p('y.npz'));
     const check = await fcmOpt(['check', m, '--json']);
     assert.equal(check.code, 0, check.err);
     const r = JSON.parse(check.out) as { outputs: Array<{ name: string; maxAbsError: number }> };
