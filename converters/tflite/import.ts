@@ -20,6 +20,8 @@
 // alike. SAME/VALID padding becomes explicit pads (TFLite puts the odd pixel at the bottom/right).
 
 import type * as flatbuffers from 'flatbuffers';
+import { ByteBuffer, Encoding } from 'flatbuffers';
+import { decodeUtf8Lossless } from '../../src/text.js';
 import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
 import { invalid, unsupported } from '../../src/errors.js';
 import {
@@ -34,6 +36,14 @@ import {
 } from './schema_generated.js';
 import { bufferBytes, openModel } from './verify.js';
 import { densify, sparseLayout } from './densify.js';
+
+// Strings of TFLite files (names) decode without losing invalid UTF-8 bytes (src/text.ts), as ONNX strings do:
+// flatbuffers' TextDecoder would turn each into U+FFFD and make distinct names equal.
+const flatString = ByteBuffer.prototype.__string;
+ByteBuffer.prototype.__string = function lossless(this: ByteBuffer, offset: number, encoding?: Encoding) {
+  const bytes = flatString.call(this, offset, Encoding.UTF8_BYTES) as Uint8Array;
+  return encoding === Encoding.UTF8_BYTES ? bytes : decodeUtf8Lossless(bytes);
+};
 
 export const tfliteDomain = 'tflite';
 
@@ -158,7 +168,8 @@ class GraphBuilder {
       const t = g.tensors(i)!;
       const label = `tensor ${i}${t.name() ? ` '${t.name()}'` : ''}`;
       const dtype = dtypeOf[t.type()];
-      if (!dtype) throw unsupported(this.source, `${label} has type ${TensorType[t.type()] ?? t.type()}, which fcm-opt does not support`);
+      // The schema's TensorType is a signed byte: show an unknown code as the file holds it (200, not -56).
+      if (!dtype) throw unsupported(this.source, `${label} has type ${TensorType[t.type()] ?? t.type() & 0xff}, which fcm-opt does not support`);
       const shape: number[] = [];
       for (let d = 0; d < t.shapeLength(); d++) shape.push(t.shape(d)!);
       this.tfShapes.push(shape);
@@ -172,6 +183,10 @@ class GraphBuilder {
       if ((dtype === 'int8' || dtype === 'uint8') && !quant) {
         throw invalid(this.source, `${label} is ${dtype} but has no quantization parameters (scale and zero point)`);
       }
+      // Every integer kernel and (de)quantization reads the zero points as values of the tensor's type.
+      const zpRange = quant ? zeroPointRange[dtype] : undefined;
+      const badZp = zpRange && quant!.zeroPoint.find((z) => !Number.isSafeInteger(z) || z < zpRange[0] || z > zpRange[1]);
+      if (badZp !== undefined) throw invalid(this.source, `zero point ${badZp} of tensor '${t.name() ?? i}' is outside the range of ${dtype} (tensor ${i})`);
       const raw = bufferBytes(this.m, t.buffer(), this.bytes);
       let data = raw.length > 0 && dtype !== 'string' ? typedView(dtype, raw) : undefined;
       const sparsity = t.sparsity();
@@ -382,6 +397,9 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       if (s.some((v) => v < 1) || d.some((v) => v < 1)) throw invalid(g.source, `${where}: strides ${s} and dilations ${d} must be positive`);
       let group = 1, wName = x(1);
       if (dw) {
+        // TFLite derives the multiplier from the weights; a recorded one that disagrees marks a broken file.
+        const m = o instanceof DepthwiseConv2DOptions ? o.depthMultiplier() : 1;
+        if (c > 0 && m !== ws[3] / c) throw invalid(g.source, `${where}: depth_multiplier ${m} does not match weights [${ws.join(', ')}] for ${c} input channels`);
         if (ws[0] !== 1 || ws[3] !== c) {
           throw unsupported(g.source, `${where}: depthwise weights [${ws.join(', ')}] for ${c} channels (depth multiplier ${ws[3] / c}); only multiplier 1 is supported`);
         }

@@ -3,16 +3,19 @@
 import type { Command } from 'commander';
 import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
 import { batchOption, inputShapeOption, maxMemoryOption } from './options.js';
-import { detectFormat, loadModel } from '../graph/load.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
-import { toDag } from '../planner/to-dag.js';
+import { validateDag } from '../planner/dag-load.js';
+import { detectFormat } from '../graph/load.js';
+import { loadChecked } from '../pipeline/pipeline.js';
 import type { ImportOptions } from '../../converters/options.js';
 
 export async function runDag(model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }): Promise<string> {
   if (opts.output) await checkOutputTarget(opts.output, { notSameAs: model, what: '-o' });
   const importOpts: ImportOptions = { batch: opts.batch, inputShapes: opts.inputShape, maxMemory: opts.maxMemory };
+  // The model check of every command first: `dag` writes nothing that `plan` would refuse.
+  const { dag: checked } = await loadChecked(model, importOpts);
   // TFLite DAGs follow the FusePlanner reference's extractor (one entry per TFLite operator, NHWC shapes, quantization).
-  const dag = detectFormat(model) === 'tflite' ? await tfliteDagFromFile(model, importOpts) : toDag(await loadModel(model, importOpts));
+  const dag = detectFormat(model) === 'tflite' ? validateDag(await tfliteDagFromFile(model, importOpts), `${model} (layer DAG)`) : checked;
   const text = `${JSON.stringify(dag, null, 1)}\n`;
   if (opts.output) await writeFileAtomic(opts.output, text, { notSameAs: model, what: '-o' });
   return text;

@@ -46,10 +46,11 @@ export function parseMaxMemory(value: string): number {
   return bytes;
 }
 
-/** The memory budget option of every command that imports a model: ImportOptions.maxMemory, checked
- *  before any large buffer or typed array is made (over it: exit 4). */
+/** The memory budget option of every command that reads a model: ImportOptions.maxMemory, charged by the importers
+ *  as they allocate, and checked against the process's resident memory before the executor's GPU buffers and
+ *  onnxruntime's reference session are made (src/memory-budget.ts; over it: exit 4). */
 export function maxMemoryOption(): Option {
-  return new Option('--max-memory <bytes>', 'memory budget for importing the model, in bytes or with a unit (4G, 512M); over it: exit 4')
+  return new Option('--max-memory <bytes>', "memory budget of the command (import, planning, the session's GPU buffers, check's onnxruntime), in bytes or with a unit (4G, 512M); over it: exit 4")
     .argParser(parseMaxMemory)
     .default(defaultMaxMemory, '4G');
 }
