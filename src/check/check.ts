@@ -129,6 +129,11 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     for (const l of layerTensors) if (!existing.has(l.tensor)) proto.graph!.output.push(new onnx.ValueInfoProto({ name: l.tensor }));
   }
 
+  // The check feeds seeded float32 values; an integer input (Silero VAD's int64 sample rate) cannot take them.
+  for (const x of g.inputs) {
+    const dtype = g.tensors.get(x)!.dtype;
+    if (dtype !== 'float32') throw unsupported(`${source}: input '${x}'`, `is ${dtype}; check feeds seeded float32 inputs only`);
+  }
   const seeded: Record<string, Float32Array> = {};
   if (options.inputs) {
     for (const name of Object.keys(options.inputs)) {

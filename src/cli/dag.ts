@@ -1,8 +1,8 @@
-// `fcm-opt dag MODEL [-o FILE] [--batch N] [--input-shape name:1x3x640x640 ...]`: FusePlanner's layer
+// `fcm-opt dag MODEL [-o FILE] [--batch N] [--input-shape name=1x3x640x640 ...]`: FusePlanner's layer
 // DAG JSON of a model (src/planner/to-dag.ts), on stdout or written atomically (temp file, then rename).
 import type { Command } from 'commander';
 import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
-import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
+import { batchOption, inputShapeOption, maxMemoryOption } from './options.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { validateDag } from '../planner/dag-load.js';
 import { detectFormat } from '../graph/load.js';
@@ -27,8 +27,8 @@ export function register(program: Command): void {
     .description("write FusePlanner's layer DAG (model_dag.json) of a model")
     .argument('<model>', 'ONNX or TFLite model')
     .option('-o, --output <file>', 'write the DAG to FILE instead of stdout')
-    .option('--batch <n>', 'value of a symbolic batch dimension (default 1)', parseBatch)
-    .option('--input-shape <name:dims>', 'static shape of an input with symbolic dims, e.g. x:1x3x640x640 (repeatable)', parseInputShape)
+    .addOption(batchOption())
+    .addOption(inputShapeOption())
     .addOption(maxMemoryOption())
     .action(async (model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }) => {
       const text = await runDag(model, opts);

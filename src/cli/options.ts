@@ -16,6 +16,17 @@ export function parseInputShape(value: string, previous: Record<string, number[]
   return out;
 }
 
+/** `--input-shape NAME=D1xD2x...` (or NAME:...), repeatable: the one spelling every command that imports a model takes. */
+export function inputShapeOption(modelsOnly = false): Option {
+  return new Option('--input-shape <name=shape>', `static shape for an input with symbolic dims, e.g. x=1x3x224x224 or x:1x3x224x224 (repeatable${modelsOnly ? '; models only' : ''})`)
+    .argParser(parseInputShape);
+}
+
+/** `--batch N`: the value of a symbolic first (batch) dimension. */
+export function batchOption(modelsOnly = false): Option {
+  return new Option('--batch <n>', `value for a symbolic batch dimension (default 1${modelsOnly ? '; models only' : ''})`).argParser(parseBatch);
+}
+
 export function parseBatch(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw invalid('--batch', `expected a positive integer, got '${value}'`);

@@ -13,7 +13,7 @@ import { createSession } from '../pipeline/session.js';
 import { loadChecked } from '../pipeline/pipeline.js';
 import type { Graph } from '../graph/ir.js';
 import { seededInput } from '../runtime/compare.js';
-import { maxMemoryOption, parseBatch, parseInputShape, hwOption } from './options.js';
+import { inputShapeOption, maxMemoryOption, parseBatch, hwOption } from './options.js';
 import { checkOutputTarget } from '../export/write-atomic.js';
 import { hwInputs } from './plan.js';
 import { releaseGpu } from '../runtime/device.js';
@@ -181,7 +181,7 @@ export function register(program: Command): void {
       return n;
     })
     .option('--batch <n>', 'value for a symbolic batch dimension (default: the first input\'s, or 1)', parseBatch)
-    .option('--input-shape <name:dims>', 'static shape of an input with symbolic dims, e.g. x:1x3x224x224 (repeatable)', parseInputShape)
+    .addOption(inputShapeOption())
     .option('--top <k>', 'print the K largest values of each output row, with their indices (classifiers)', (v) => {
       const n = Number(v);
       if (!/^\d+$/.test(v.trim()) || n < 1) throw invalid('--top', `expected a positive integer, got '${v}'`);
