@@ -70,7 +70,8 @@ export function inShape(args: KernelArgs, i: number, what: string, rank?: number
   const w = where(args);
   if (!s || !args.node.inputs[i]) throw invalid(w, `input ${i} (${what}) is missing`);
   if (rank !== undefined && s.length !== rank) {
-    throw invalid(w, `${what} '${args.node.inputs[i]}' must have rank ${rank}, got [${s.join(',')}]`);
+    // The graph's shapes were checked at import: a rank this kernel does not take is a limit of the kernel.
+    throw unsupported(w, `${what} '${args.node.inputs[i]}' must have rank ${rank}, got [${s.join(',')}]`);
   }
   checkedProduct(s, `${w}: ${what} '${args.node.inputs[i]}'`, 2 ** 32 - 1);
   return [...s];

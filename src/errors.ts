@@ -89,6 +89,11 @@ export function escapeText(s: string): string {
         continue;
       }
     }
+    // U+DC80..U+DCFF: a byte that was not valid UTF-8 in the file (src/text.ts), shown as that byte.
+    if (c >= 0xdc80 && c <= 0xdcff) {
+      out += `\\x${(c - 0xdc00).toString(16)}`;
+      continue;
+    }
     if (c >= 0xd800 && c <= 0xdfff) {
       out += `\\u${c.toString(16)}`;
       continue;

@@ -19,8 +19,10 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   const major = bytes[6];
   if (major < 1 || major > 3) throw unsupported(file, `.npy format version ${major}.${bytes[7]}`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
+  // Versions 2 and 3 hold the header length in 4 bytes: 12 bytes before the header, where version 1 has 10.
   const start = major === 1 ? 10 : 12;
+  if (bytes.length < start) throw invalid(file, 'truncated .npy header');
+  const headerLen = major === 1 ? dv.getUint16(8, true) : dv.getUint32(8, true);
   if (start + headerLen > bytes.length) throw invalid(file, 'truncated .npy header');
   const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(start, start + headerLen));
   const descr = /'descr'\s*:\s*'([^']*)'/.exec(header)?.[1];

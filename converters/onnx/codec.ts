@@ -8,6 +8,7 @@ import protobuf from 'protobufjs/minimal.js';
 import { FcmError, invalid, overLimit, unsupported } from '../../src/errors.js';
 import type { DType } from '../../src/graph/ir.js';
 import { onnx } from './onnx-pb.js';
+import { decodeUtf8Lossless, encodeUtf8Lossless, isAscii } from '../../src/text.js';
 
 export { onnx };
 export type ModelProto = onnx.ModelProto;
@@ -16,6 +17,20 @@ export type ModelProto = onnx.ModelProto;
 export const supportedIrVersion = 14;
 /** Deepest message nesting decodeModel accepts (model > graph > node > attribute > graph ... counts 3 per subgraph). */
 export const maxNestingDepth = protobuf.Reader.recursionLimit;
+
+// Strings of ONNX files (names, attributes) decode without losing invalid UTF-8 bytes and encode back to the same
+// bytes (src/text.ts): two names that differ only in invalid bytes stay two names.
+protobuf.util.utf8.read = (buffer: Uint8Array, start: number, end: number) => decodeUtf8Lossless(buffer, start, end);
+protobuf.util.utf8.length = (s: string) => (isAscii(s) ? s.length : encodeUtf8Lossless(s).length);
+protobuf.util.utf8.write = (s: string, buffer: Uint8Array, offset: number) => {
+  if (isAscii(s)) {
+    for (let i = 0; i < s.length; i++) buffer[offset + i] = s.charCodeAt(i);
+    return s.length;
+  }
+  const b = encodeUtf8Lossless(s);
+  buffer.set(b, offset);
+  return b.length;
+};
 
 /** A protobufjs Long (int64 fields are always Long with --force-long) or a plain number when we built it. */
 export interface LongLike { low: number; high: number; unsigned: boolean }
@@ -167,7 +182,9 @@ export function decodeModel(bytes: Uint8Array, source: string, maxMemory?: numbe
   }
   let model: onnx.ModelProto;
   try {
-    const reader = protobuf.Reader.create(bytes);
+    // The array reader (not Node's Buffer reader, whose strings turn invalid UTF-8 into U+FFFD): names decode
+    // losslessly through protobuf.util.utf8 (set below).
+    const reader = protobuf.Reader.create(Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes);
     // Keep fields newer than our schema so encodeModel writes them back.
     reader.discardUnknown = false;
     model = onnx.ModelProto.decode(reader);
@@ -207,7 +224,8 @@ function decodeError(e: unknown, source: string): FcmError {
 /** Encodes a model; any field the decoder kept as unknown is written back. */
 export function encodeModel(model: onnx.ModelProto | onnx.ModelProto.$Properties): Uint8Array {
   try {
-    return onnx.ModelProto.encode(model as onnx.ModelProto).finish();
+    // The array writer, whose strings go through protobuf.util.utf8 (a decoded invalid byte is written back as is).
+    return onnx.ModelProto.encode(model as onnx.ModelProto, new protobuf.Writer()).finish();
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     if (/max depth exceeded/.test(msg)) throw overLimit('encodeModel', `messages nested deeper than ${maxNestingDepth} levels`);

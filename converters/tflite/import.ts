@@ -20,6 +20,8 @@
 // alike. SAME/VALID padding becomes explicit pads (TFLite puts the odd pixel at the bottom/right).
 
 import type * as flatbuffers from 'flatbuffers';
+import { ByteBuffer, Encoding } from 'flatbuffers';
+import { decodeUtf8Lossless } from '../../src/text.js';
 import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
 import { invalid, unsupported } from '../../src/errors.js';
 import {
@@ -33,6 +35,15 @@ import {
   ReducerOptions, SoftmaxOptions, SqueezeOptions, TensorType, AddOptions, SubOptions, MulOptions,
 } from './schema_generated.js';
 import { bufferBytes, openModel } from './verify.js';
+import { densify, sparseLayout } from './densify.js';
+
+// Strings of TFLite files (names) decode without losing invalid UTF-8 bytes (src/text.ts), as ONNX strings do:
+// flatbuffers' TextDecoder would turn each into U+FFFD and make distinct names equal.
+const flatString = ByteBuffer.prototype.__string;
+ByteBuffer.prototype.__string = function lossless(this: ByteBuffer, offset: number, encoding?: Encoding) {
+  const bytes = flatString.call(this, offset, Encoding.UTF8_BYTES) as Uint8Array;
+  return encoding === Encoding.UTF8_BYTES ? bytes : decodeUtf8Lossless(bytes);
+};
 
 export const tfliteDomain = 'tflite';
 
@@ -157,7 +168,8 @@ class GraphBuilder {
       const t = g.tensors(i)!;
       const label = `tensor ${i}${t.name() ? ` '${t.name()}'` : ''}`;
       const dtype = dtypeOf[t.type()];
-      if (!dtype) throw unsupported(this.source, `${label} has type ${TensorType[t.type()] ?? t.type()}, which fcm-opt does not support`);
+      // The schema's TensorType is a signed byte: show an unknown code as the file holds it (200, not -56).
+      if (!dtype) throw unsupported(this.source, `${label} has type ${TensorType[t.type()] ?? t.type() & 0xff}, which fcm-opt does not support`);
       const shape: number[] = [];
       for (let d = 0; d < t.shapeLength(); d++) shape.push(t.shape(d)!);
       this.tfShapes.push(shape);
@@ -171,8 +183,17 @@ class GraphBuilder {
       if ((dtype === 'int8' || dtype === 'uint8') && !quant) {
         throw invalid(this.source, `${label} is ${dtype} but has no quantization parameters (scale and zero point)`);
       }
+      // Every integer kernel and (de)quantization reads the zero points as values of the tensor's type.
+      const zpRange = quant ? zeroPointRange[dtype] : undefined;
+      const badZp = zpRange && quant!.zeroPoint.find((z) => !Number.isSafeInteger(z) || z < zpRange[0] || z > zpRange[1]);
+      if (badZp !== undefined) throw invalid(this.source, `zero point ${badZp} of tensor '${t.name() ?? i}' is outside the range of ${dtype} (tensor ${i})`);
       const raw = bufferBytes(this.m, t.buffer(), this.bytes);
       let data = raw.length > 0 && dtype !== 'string' ? typedView(dtype, raw) : undefined;
+      const sparsity = t.sparsity();
+      if (sparsity && data) {
+        // A sparse constant (verify.ts checked its layout): expanded to its shape, as DENSIFY would.
+        data = densify(data, sparseLayout(sparsity, shape, `${this.source}: ${label}`), shape.reduce((a, b) => a * b, 1));
+      }
       let irShape = shape;
       if (shape.length === 4) {
         irShape = permute(shape, nhwcToNchw);
@@ -376,6 +397,9 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       if (s.some((v) => v < 1) || d.some((v) => v < 1)) throw invalid(g.source, `${where}: strides ${s} and dilations ${d} must be positive`);
       let group = 1, wName = x(1);
       if (dw) {
+        // TFLite derives the multiplier from the weights; a recorded one that disagrees marks a broken file.
+        const m = o instanceof DepthwiseConv2DOptions ? o.depthMultiplier() : 1;
+        if (c > 0 && m !== ws[3] / c) throw invalid(g.source, `${where}: depth_multiplier ${m} does not match weights [${ws.join(', ')}] for ${c} input channels`);
         if (ws[0] !== 1 || ws[3] !== c) {
           throw unsupported(g.source, `${where}: depthwise weights [${ws.join(', ')}] for ${c} channels (depth multiplier ${ws[3] / c}); only multiplier 1 is supported`);
         }
@@ -573,6 +597,37 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
     case BuiltinOperator.RELU6: need(1); g.activation(name, ActivationFunctionType.RELU6, x(0), out()); return;
     case BuiltinOperator.RELU_N1_TO_1: need(1); g.activation(name, ActivationFunctionType.RELU_N1_TO_1, x(0), out()); return;
     case BuiltinOperator.TANH: need(1); g.activation(name, ActivationFunctionType.TANH, x(0), out()); return;
+    case BuiltinOperator.DEPTH_TO_SPACE: {
+      // out[n, h*bs + i, w*bs + j, c] = in[n, h, w, (i*bs + j)*C' + c] (NHWC): on the IR's NCHW tensors that is
+      // ONNX's DepthToSpace in DCR mode, spelled Reshape [N, bs, bs, C', H, W] -> Transpose -> Reshape.
+      need(1);
+      const bs = opts === BuiltinOptions.NONE ? 0 : (op.builtinOptions(new RawOptions()) as RawOptions | null)?.int(0, 0) ?? 0;
+      const xs = tfShape(ins[0]), ys = tfShape(outs[0]);
+      if (xs.length !== 4 || ys.length !== 4) throw invalid(g.source, `${where}: expects rank-4 input and output`);
+      const [n, h, w, c] = xs;
+      if (!(bs >= 1) || c % (bs * bs) !== 0) throw invalid(g.source, `${where}: block size ${bs} does not divide ${c} channels into blocks of ${bs}x${bs}`);
+      const co = c / (bs * bs);
+      const want = [n, h * bs, w * bs, co];
+      if (ys.join(',') !== want.join(',')) throw invalid(g.source, `${where}: output [${ys.join(', ')}] should be [${want.join(', ')}] for input [${xs.join(', ')}], block size ${bs}`);
+      const split = g.derived(`${out()}/blocks`, x(0), [n, bs, bs, co, h, w]);
+      g.reshape(x(0), split, `${name}/split`);
+      const moved = g.derived(`${out()}/moved`, x(0), [n, co, h, bs, w, bs]);
+      g.node(`${name}/transpose`, 'Transpose', [split], [moved], newAttrs({ perm: [0, 3, 4, 1, 5, 2] }));
+      g.reshape(moved, out(), name);
+      return;
+    }
+    case BuiltinOperator.DENSIFY: {
+      // Its input is a sparse constant, already expanded at load (densify.ts): the output is that constant.
+      need(1);
+      const src = g.tensor(x(0)), dst = g.tensor(out());
+      if (!src.data) throw unsupported(g.source, `${where}: densifies '${x(0)}', which is not a constant`);
+      if (tfShape(ins[0]).join(',') !== tfShape(outs[0]).join(',') || src.dtype !== dst.dtype) {
+        throw invalid(g.source, `${where}: output ${dst.dtype} [${tfShape(outs[0]).join(', ')}] differs from input ${src.dtype} [${tfShape(ins[0]).join(', ')}]`);
+      }
+      if (dst.data) throw invalid(g.source, `${where}: writes tensor '${out()}', which is a constant`);
+      dst.data = src.data;
+      return;
+    }
     case BuiltinOperator.QUANTIZE:
     case BuiltinOperator.DEQUANTIZE: {
       need(1);

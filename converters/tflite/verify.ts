@@ -9,11 +9,13 @@
 //    like the C++ verifier's (flatbuffers::Verifier: max_depth 64, max_tables 1,000,000);
 // 2. semantics (verifyModel): indices in range (buffers, tensors, operator codes; -1 only for optional
 //    operator inputs), non-negative dims whose sizes fit the memory budget, constant buffers whose size is
-//    exactly shape x element size, and quantization parameters with matching counts.
+//    exactly shape x element size (for a sparse constant: the values its index metadata names, densify.ts),
+//    and quantization parameters with matching counts.
 
 import * as flatbuffers from 'flatbuffers';
 import { checkedProduct, invalid, overLimit, unsupported } from '../../src/errors.js';
 import { Model, TensorType } from './schema_generated.js';
+import { sparseLayout } from './densify.js';
 
 const maxDepth = 64;
 const maxTables = 1_000_000;
@@ -41,7 +43,17 @@ const customQuantization = spec('CustomQuantization', [v(1)]);
 const quantizationParameters = spec('QuantizationParameters', [
   v(4), v(4), v(4), v(8), { k: 'unionType' }, { k: 'union', members: () => ({ 1: customQuantization }) }, s(4),
 ]);
-const tensor = spec('Tensor', [v(4), s(1), s(4), str, table(() => quantizationParameters), s(1)]);
+// Sparse constants: SparsityParameters and the index vectors of its DimensionMetadata (union members 1..3).
+const indexVectors: Record<number, TableSpec> = {
+  1: spec('Int32Vector', [v(4)]),
+  2: spec('Uint16Vector', [v(2)]),
+  3: spec('Uint8Vector', [v(1)]),
+};
+const dimensionMetadata = spec('DimensionMetadata', [
+  s(1), s(4), { k: 'unionType' }, { k: 'union', members: () => indexVectors }, { k: 'unionType' }, { k: 'union', members: () => indexVectors },
+]);
+const sparsityParameters = spec('SparsityParameters', [v(4), v(4), tables(() => dimensionMetadata)]);
+const tensor = spec('Tensor', [v(4), s(1), s(4), str, table(() => quantizationParameters), s(1), table(() => sparsityParameters)]);
 const actOnly = (name: string) => spec(name, [s(1)]);
 const builtinOptions: Record<number, TableSpec> = {
   1: spec('Conv2DOptions', [s(1), s(4), s(4), s(1), s(4), s(4)]),
@@ -58,6 +70,7 @@ const builtinOptions: Record<number, TableSpec> = {
   28: actOnly('SubOptions'),
   30: spec('SqueezeOptions', [v(4)]),
   59: spec('PackOptions', [s(4), s(4)]),
+  94: spec('DepthToSpaceOptions', [s(4)]),
 };
 const operator = spec('Operator', [
   s(4), v(4), v(4), { k: 'unionType' }, { k: 'union', members: () => builtinOptions }, v(1), s(1), v(1), v(4),
@@ -243,11 +256,18 @@ export function verifyModel(m: Model, bytes: Uint8Array, source: string, maxMemo
       const bi = tensor.buffer();
       if (bi >= nBuffers) throw invalid(source, `${label} refers to buffer ${bi}, but the model has ${nBuffers} buffers`);
       const data = bufferBytes(m, bi, bytes);
-      const want = tensorByteSize(tensor.type(), numel);
-      // Field 6 of Tensor (sparsity) is absent from the trimmed schema: a sparse constant (MediaPipe's
-      // *_sparse models, read through DENSIFY) holds fewer bytes than its shape. A valid file fcm-opt cannot read.
-      if (tensor.bb!.__offset(tensor.bb_pos, 4 + 2 * 6) !== 0) {
-        throw unsupported(source, `${label} is a sparse tensor (read through DENSIFY); sparse tensors are not supported`);
+      let want = tensorByteSize(tensor.type(), numel);
+      // A sparse constant (MediaPipe's *_sparse models, read through DENSIFY) stores only the values its index
+      // metadata names (densify.ts); the importer expands it to its shape.
+      const sparsity = tensor.sparsity();
+      if (sparsity) {
+        if (data.length === 0) throw invalid(source, `${label} is sparse but has no data`);
+        if (tensorTypeSize(tensor.type()) === 0 || tensor.type() === TensorType.INT4) {
+          throw unsupported(source, `${label} is a sparse tensor of type ${TensorType[tensor.type()] ?? tensor.type()}; fcm-opt densifies only fixed-size element types`);
+        }
+        const stored = sparseLayout(sparsity, shape, `${source}: ${label}`).stored;
+        want = tensorByteSize(tensor.type(), stored);
+        if (data.length !== want) throw invalid(source, `${label}: buffer ${bi} holds ${data.length} bytes, but the ${stored} values its sparsity names need ${want}`);
       }
       if (data.length > 0 && want >= 0 && data.length !== want) {
         throw invalid(source, `${label}: buffer ${bi} holds ${data.length} bytes, but shape [${shape.join(', ')}] of ${TensorType[tensor.type()] ?? tensor.type()} needs ${want}`);

@@ -17,13 +17,14 @@ import { budgetFor, maxMessageBytes, readInputFile } from '../input-file.js';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import { defaultMaxMemory } from '../../converters/options.js';
 import type { Graph } from '../graph/ir.js';
-import { detectFormat, loadModel } from '../graph/load.js';
+import { detectFormat } from '../graph/load.js';
 import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from './tflite.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
 import { type Comparison, compareOutputs, seededInput } from '../runtime/compare.js';
 import { acquireGpu } from '../runtime/device.js';
 import { createInt8Session, createSession } from '../pipeline/session.js';
-import { prepareForRun } from '../pipeline/pipeline.js';
+import { loadChecked, prepareForRun } from '../pipeline/pipeline.js';
+import { checkMemory } from '../memory-budget.js';
 
 export interface CheckOptions {
   hw?: string;
@@ -105,7 +106,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     bytes = await readInputFile(model, { source, ...budgetFor(options.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'model') });
   } else bytes = model;
   const format = detectFormat(typeof model === 'string' ? model : bytes, bytes);
-  const imported: Graph = await loadModel(bytes, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source });
+  const { graph: imported } = await loadChecked(bytes, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source });
   const tfl = format === 'tflite' ? tfliteReference(imported) : undefined;
   const g0 = tfl ? tfl.floatGraph : imported;
   const modelBytes = tfl ? tfl.onnx : bytes;
@@ -128,6 +129,11 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     for (const l of layerTensors) if (!existing.has(l.tensor)) proto.graph!.output.push(new onnx.ValueInfoProto({ name: l.tensor }));
   }
 
+  // The check feeds seeded float32 values; an integer input (Silero VAD's int64 sample rate) cannot take them.
+  for (const x of g.inputs) {
+    const dtype = g.tensors.get(x)!.dtype;
+    if (dtype !== 'float32') throw unsupported(`${source}: input '${x}'`, `is ${dtype}; check feeds seeded float32 inputs only`);
+  }
   const seeded: Record<string, Float32Array> = {};
   if (options.inputs) {
     for (const name of Object.keys(options.inputs)) {
@@ -150,9 +156,13 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   await options.onInputs?.(feeds);
   // onnxruntime first: its result does not depend on ours, and its threads are idle by the time the GPU runs.
   const refBytes = options.perLayer ? encodeModel(proto) : modelBytes;
+  // onnxruntime keeps the model bytes and its own copy of the weights, and (without reuse, at most) every activation.
+  let activations = 0;
+  for (const t of g.tensors.values()) if (t.data === undefined && !t.shapeUnknown) activations += 4 * t.shape.reduce((a, b) => a * b, 1);
+  checkMemory(options.maxMemory, 2 * refBytes.byteLength + activations, "onnxruntime's session of the reference model", source);
   const ref = await runOrt(refBytes, feeds, [...g.outputs, ...layerTensors.map((l) => l.tensor)], source);
 
-  const session = await createSession(g, { plan: 'unfused', extraOutputs: layerTensors.map((l) => l.tensor) });
+  const session = await createSession(g, { plan: 'unfused', extraOutputs: layerTensors.map((l) => l.tensor), maxMemory: options.maxMemory });
   try {
     const ours = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data])));
     const elementwise = options.atol !== undefined || options.rtol !== undefined ? { atol: options.atol ?? 0, rtol: options.rtol ?? 0 } : undefined;

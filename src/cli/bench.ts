@@ -8,7 +8,7 @@ import { formatBench, progressBar } from '../bench/format.js';
 import { maxMemoryOption, hwOption } from './options.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
-import { loadModel } from '../graph/load.js';
+import { loadChecked } from '../pipeline/pipeline.js';
 import { hwForCommand } from './plan.js';
 
 interface BenchCliOptions {
@@ -51,7 +51,7 @@ export function register(program: Command): void {
       try {
         let plan: Plan | undefined;
         if (o.tune) {
-          const g = await loadModel(model, { batch: o.batch, maxMemory: o.maxMemory });
+          const { graph: g } = await loadChecked(model, { batch: o.batch, maxMemory: o.maxMemory });
           const { tunePlan } = await import('../tune/tune.js');
           plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model) })).plan;
         }

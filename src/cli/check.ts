@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { displayLine, invalid } from '../errors.js';
 import { releaseGpu } from '../runtime/device.js';
 import { checkFailure, formatCheck, runCheck } from '../check/check.js';
-import { maxMemoryOption, parseInputShape, hwOption } from './options.js';
+import { batchOption, inputShapeOption, maxMemoryOption, hwOption } from './options.js';
 import { extname } from 'node:path';
 import { loadModel } from '../graph/load.js';
 import { readNpy } from '../npy.js';
@@ -45,12 +45,8 @@ export function register(program: Command): void {
       if (!Number.isSafeInteger(n) || n < 0) throw invalid('--seed', `expected a non-negative integer, got '${v}'`);
       return n;
     })
-    .option('--batch <n>', 'value for a symbolic batch dimension', (v) => {
-      const n = Number(v);
-      if (!Number.isSafeInteger(n) || n <= 0) throw invalid('--batch', `expected a positive integer, got '${v}'`);
-      return n;
-    })
-    .option('--input-shape <name=shape>', 'static shape for an input, e.g. x=1x3x224x224 (repeatable)', parseInputShape)
+    .addOption(batchOption())
+    .addOption(inputShapeOption())
     .option('--tolerance <rel>', 'relative tolerance: max |fcm-opt - onnxruntime| <= rel * max(1, max |onnxruntime|) per output (default 1e-4)', nonNegative('--tolerance'))
     .option('--atol <a>', 'per-element criterion instead (as polygraphy): |fcm-opt - onnxruntime| <= atol + rtol * |onnxruntime| everywhere (default 0)', nonNegative('--atol'))
     .option('--rtol <r>', 'the relative part of that criterion (default 0)', nonNegative('--rtol'))

@@ -1,18 +1,21 @@
-// `fcm-opt dag MODEL [-o FILE] [--batch N] [--input-shape name:1x3x640x640 ...]`: FusePlanner's layer
+// `fcm-opt dag MODEL [-o FILE] [--batch N] [--input-shape name=1x3x640x640 ...]`: FusePlanner's layer
 // DAG JSON of a model (src/planner/to-dag.ts), on stdout or written atomically (temp file, then rename).
 import type { Command } from 'commander';
 import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
-import { maxMemoryOption, parseBatch, parseInputShape } from './options.js';
-import { detectFormat, loadModel } from '../graph/load.js';
+import { batchOption, inputShapeOption, maxMemoryOption } from './options.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
-import { toDag } from '../planner/to-dag.js';
+import { validateDag } from '../planner/dag-load.js';
+import { detectFormat } from '../graph/load.js';
+import { loadChecked } from '../pipeline/pipeline.js';
 import type { ImportOptions } from '../../converters/options.js';
 
 export async function runDag(model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }): Promise<string> {
   if (opts.output) await checkOutputTarget(opts.output, { notSameAs: model, what: '-o' });
   const importOpts: ImportOptions = { batch: opts.batch, inputShapes: opts.inputShape, maxMemory: opts.maxMemory };
+  // The model check of every command first: `dag` writes nothing that `plan` would refuse.
+  const { dag: checked } = await loadChecked(model, importOpts);
   // TFLite DAGs follow the FusePlanner reference's extractor (one entry per TFLite operator, NHWC shapes, quantization).
-  const dag = detectFormat(model) === 'tflite' ? await tfliteDagFromFile(model, importOpts) : toDag(await loadModel(model, importOpts));
+  const dag = detectFormat(model) === 'tflite' ? validateDag(await tfliteDagFromFile(model, importOpts), `${model} (layer DAG)`) : checked;
   const text = `${JSON.stringify(dag, null, 1)}\n`;
   if (opts.output) await writeFileAtomic(opts.output, text, { notSameAs: model, what: '-o' });
   return text;
@@ -24,8 +27,8 @@ export function register(program: Command): void {
     .description("write FusePlanner's layer DAG (model_dag.json) of a model")
     .argument('<model>', 'ONNX or TFLite model')
     .option('-o, --output <file>', 'write the DAG to FILE instead of stdout')
-    .option('--batch <n>', 'value of a symbolic batch dimension (default 1)', parseBatch)
-    .option('--input-shape <name:dims>', 'static shape of an input with symbolic dims, e.g. x:1x3x640x640 (repeatable)', parseInputShape)
+    .addOption(batchOption())
+    .addOption(inputShapeOption())
     .addOption(maxMemoryOption())
     .action(async (model: string, opts: { output?: string; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number }) => {
       const text = await runDag(model, opts);

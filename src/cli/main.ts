@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { FcmError, displayLine, invalid } from '../errors.js';
 import { commands } from './commands.js';
 import { startProgressDisplay } from './progress.js';
+import { showNativeDiagnostics } from '../runtime/native-stderr.js';
 
 /** The version in fcm-opt's package.json (found upward from this file: src/cli or dist/src/cli). */
 export function packageVersion(): string {
@@ -48,6 +49,7 @@ function checkCommandName(program: Command, argv: string[]): void {
 
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
+  showNativeDiagnostics(verbose);
   const quiet = argv.includes('--quiet') || argv.includes('-q');
   const program = new Command('fcm-opt')
     .description('Fuse depthwise and pointwise convolutions (FCMs) of compact CNNs and run them on WebGPU')

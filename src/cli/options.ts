@@ -16,6 +16,17 @@ export function parseInputShape(value: string, previous: Record<string, number[]
   return out;
 }
 
+/** `--input-shape NAME=D1xD2x...` (or NAME:...), repeatable: the one spelling every command that imports a model takes. */
+export function inputShapeOption(modelsOnly = false): Option {
+  return new Option('--input-shape <name=shape>', `static shape for an input with symbolic dims, e.g. x=1x3x224x224 or x:1x3x224x224 (repeatable${modelsOnly ? '; models only' : ''})`)
+    .argParser(parseInputShape);
+}
+
+/** `--batch N`: the value of a symbolic first (batch) dimension. */
+export function batchOption(modelsOnly = false): Option {
+  return new Option('--batch <n>', `value for a symbolic batch dimension (default 1${modelsOnly ? '; models only' : ''})`).argParser(parseBatch);
+}
+
 export function parseBatch(value: string): number {
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw invalid('--batch', `expected a positive integer, got '${value}'`);
@@ -35,10 +46,11 @@ export function parseMaxMemory(value: string): number {
   return bytes;
 }
 
-/** The memory budget option of every command that imports a model: ImportOptions.maxMemory, checked
- *  before any large buffer or typed array is made (over it: exit 4). */
+/** The memory budget option of every command that reads a model: ImportOptions.maxMemory, charged by the importers
+ *  as they allocate, and checked against the process's resident memory before the executor's GPU buffers and
+ *  onnxruntime's reference session are made (src/memory-budget.ts; over it: exit 4). */
 export function maxMemoryOption(): Option {
-  return new Option('--max-memory <bytes>', 'memory budget for importing the model, in bytes or with a unit (4G, 512M); over it: exit 4')
+  return new Option('--max-memory <bytes>', "memory budget of the command (import, planning, the session's GPU buffers, check's onnxruntime), in bytes or with a unit (4G, 512M); over it: exit 4")
     .argParser(parseMaxMemory)
     .default(defaultMaxMemory, '4G');
 }

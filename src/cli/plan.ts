@@ -20,7 +20,7 @@ import { exportOptimized } from '../export/optimized.js';
 import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
 import { loadPlanSource, rewrite } from '../pipeline/pipeline.js';
 import { resolveHw } from '../pipeline/hw.js';
-import { maxMemoryOption, parseBatch, parseInputShape, hwOption } from './options.js';
+import { batchOption, inputShapeOption, maxMemoryOption, hwOption } from './options.js';
 
 export interface PlanCliOptions {
   hw: string;
@@ -154,8 +154,8 @@ export function register(program: Command): void {
     .addOption(hwOption())
     .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the FusePlanner reference's, reproduced exactly").choices(planModes).default('optimal'))
     .option('--json', 'print the plan as JSON')
-    .option('--batch <n>', 'value for a symbolic batch dimension (models only)', parseBatch)
-    .option('--input-shape <name=shape>', 'static shape for an input, e.g. x=1x3x224x224 (repeatable; models only)', parseInputShape)
+    .addOption(batchOption(true))
+    .addOption(inputShapeOption(true))
     .option('-o, --output <file>', 'write the optimized ONNX model (fused nodes in domain ai.fcm.opt, with functions onnxruntime can run)')
     .option('--dag <file>', "also write FusePlanner's layer DAG")
     .option('--plan <file>', 'also write the plan as JSON')

@@ -4,8 +4,8 @@ import { Command, Option } from 'commander';
 import { planModes, type PlanMode } from '../planner/index.js';
 import { writeReport } from '../report/index.js';
 import { displayLine, invalid } from '../errors.js';
-import { checkOutputs, hwInputs, parseInputShape } from './plan.js';
-import { maxMemoryOption, hwOption } from './options.js';
+import { checkOutputs, hwInputs } from './plan.js';
+import { inputShapeOption, maxMemoryOption, hwOption } from './options.js';
 import { releaseGpu } from '../runtime/device.js';
 
 const positive = (flag: string) => (value: string): number => {
@@ -36,7 +36,7 @@ export function register(program: Command): void {
     .option('--bench', 'also measure fused, unfused, onnxruntime WebGPU and CPU latency and per-module GPU time')
     .option('--runs <n>', 'with --bench: timed runs of each configuration (default 20)', positive('--runs'))
     .option('--batch <n>', 'value for a symbolic batch dimension (models only)', positive('--batch'))
-    .option('--input-shape <name=shape>', 'static shape for an input, e.g. x=1x3x224x224 (repeatable; models only)', parseInputShape)
+    .addOption(inputShapeOption(true))
     .addOption(maxMemoryOption())
     .action(async (input: string, options: ReportCliOptions) => {
       await checkOutputs([['-o', options.output]], [input, ...hwInputs(options.hw)]);

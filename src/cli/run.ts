@@ -10,10 +10,10 @@ import { FcmError, invalid } from '../errors.js';
 import { type NpyArray, readNpy, writeNpy } from '../npy.js';
 import { readNpz, writeNpz } from '../npz.js';
 import { createSession } from '../pipeline/session.js';
-import { loadModel } from '../graph/load.js';
+import { loadChecked } from '../pipeline/pipeline.js';
 import type { Graph } from '../graph/ir.js';
 import { seededInput } from '../runtime/compare.js';
-import { maxMemoryOption, parseBatch, parseInputShape, hwOption } from './options.js';
+import { inputShapeOption, maxMemoryOption, parseBatch, hwOption } from './options.js';
 import { checkOutputTarget } from '../export/write-atomic.js';
 import { hwInputs } from './plan.js';
 import { releaseGpu } from '../runtime/device.js';
@@ -133,12 +133,13 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
   const first = read.unnamed ?? [...read.byName.values()][0];
   const batch = o.batch ?? first?.a.shape[0];
   // Imported here so that the memory budget applies (createSession takes the graph as it is).
-  const graph = await loadModel(model, { batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
+  // The model check every command runs (import, then the layer DAG validated).
+  const { graph } = await loadChecked(model, { batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
   const feeds = matchInputs(graph, model, read, o.seed ?? 0);
   if (output && ext === '.npy' && graph.outputs.length !== 1) {
     throw invalid(output, `the model has ${graph.outputs.length} outputs (${graph.outputs.join(', ')}); write them all with --output FILE.npz`);
   }
-  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch });
+  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch, maxMemory: o.maxMemory });
   try {
     const out = await session.run(Object.fromEntries([...feeds].map(([k, v]) => [k, v.a.data])));
     const arrays = new Map(session.outputNames.map((y) => [y, { shape: out[y].shape, data: out[y].data }]));
@@ -180,7 +181,7 @@ export function register(program: Command): void {
       return n;
     })
     .option('--batch <n>', 'value for a symbolic batch dimension (default: the first input\'s, or 1)', parseBatch)
-    .option('--input-shape <name:dims>', 'static shape of an input with symbolic dims, e.g. x:1x3x224x224 (repeatable)', parseInputShape)
+    .addOption(inputShapeOption())
     .option('--top <k>', 'print the K largest values of each output row, with their indices (classifiers)', (v) => {
       const n = Number(v);
       if (!/^\d+$/.test(v.trim()) || n < 1) throw invalid('--top', `expected a positive integer, got '${v}'`);

@@ -24,6 +24,7 @@ import { fcmDomain, type Activation, type FcmOp, type Graph, type Node } from '.
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { onnx } from '../../converters/onnx/codec.js';
 import type { Plan, PlanModule } from '../planner/plan.js';
+import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 
 export const fcmOpsetVersion = 1;
 export const planMetadataKey = 'ai.fcm.opt.plan';
@@ -275,6 +276,14 @@ export interface OptimizedExportOptions {
 export function exportOptimized(g: Graph, plan: Plan, opts: OptimizedExportOptions = {}): Uint8Array {
   const opset = opts.opset ?? 17;
   if (opset < 11) throw unsupported(g.source, `an optimized model needs opset 11 or newer (Clip bounds as inputs), got ${opset}`);
+  // The IR keeps a quantized model's scales and zero points on its tensors (TFLite's convention). ONNX has no such
+  // field: it would need QuantizeLinear/DequantizeLinear around every int8 tensor, which fcm-opt's ONNX importer reads
+  // back as float ops, not as the int8 model. Such a file (int8 Convs written as plain Conv) was neither runnable by
+  // onnxruntime nor read back as the same model, with or without fused modules: refused instead.
+  if (isQuantizedGraph(g)) {
+    throw unsupported(g.source, 'an optimized ONNX file of a quantized (int8) model is not written: ONNX holds quantization only as QuantizeLinear/DequantizeLinear nodes, ' +
+      'which fcm-opt reads back as float ops, so the file would not be this int8 model; run or check the .tflite itself, or save the plan with --plan');
+  }
   checkPlanMatchesGraph(g, plan);
   const variants = new Map<string, FcmVariant>();
   return exportOnnx(g, {

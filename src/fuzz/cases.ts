@@ -23,11 +23,12 @@ export interface FuzzCase {
 
 /** How often each target is fuzzed: the model importers carry most of the risk. */
 const targetWeights: readonly (readonly [number, Target])[] = [
-  [40, 'onnx'], [25, 'tflite'], [12, 'dag'], [8, 'cfg'], [5, 'hwjson'], [10, 'npy'],
+  [40, 'onnx'], [25, 'tflite'], [12, 'dag'], [8, 'cfg'], [5, 'hwjson'], [10, 'npy'], [2, 'run'],
 ];
 
-function structuredOp(r: Rng, target: Target): string {
+function structuredOp(r: Rng, target: Target, seed: string): string {
   switch (target) {
+    case 'run': return structuredOp(r, seed.startsWith('run:tflite:') ? 'tflite' : 'onnx', seed);
     case 'onnx': return `onnx.${r.weighted(onnxOps.map((o) => [onnxOpWeights[o], o] as const))}`;
     case 'tflite': return `tflite.${r.weighted(tfliteOps.map((o) => [tfliteOpWeights[o], o] as const))}`;
     case 'cfg': return `cfg.${r.pick(cfgOps)}`;
@@ -45,7 +46,7 @@ export function generateCase(runSeed: number, index: number, corpus: readonly Se
   const count = r.weighted([[5, 1], [4, 2], [3, 3], [2, 4], [1, 6]]);
   const mutations: Mutation[] = [];
   for (let i = 0; i < count; i++) {
-    const op = r.bool(0.8) ? structuredOp(r, target) : `bytes.${r.pick(byteOps)}`;
+    const op = r.bool(0.8) ? structuredOp(r, target, seed) : `bytes.${r.pick(byteOps)}`;
     mutations.push({ op, seed: r.seed() });
   }
   return { index, target, seed, mutations };

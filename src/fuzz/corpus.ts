@@ -16,16 +16,17 @@ import { planFusion } from '../planner/index.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { encodeNpy } from './npy-format.js';
 
-export type Target = 'onnx' | 'tflite' | 'cfg' | 'hwjson' | 'dag' | 'npy';
-export const targets: readonly Target[] = ['onnx', 'tflite', 'cfg', 'hwjson', 'dag', 'npy'];
+export type Target = 'onnx' | 'tflite' | 'cfg' | 'hwjson' | 'dag' | 'npy' | 'run';
+export const targets: readonly Target[] = ['onnx', 'tflite', 'cfg', 'hwjson', 'dag', 'npy', 'run'];
 
 /** File extension of each target's inputs (regression files are named with it). */
 export const targetExt: Record<Target, string> = {
-  onnx: '.onnx', tflite: '.tflite', cfg: '.cfg', hwjson: '.hw.json', dag: '.dag.json', npy: '.npy',
+  onnx: '.onnx', tflite: '.tflite', cfg: '.cfg', hwjson: '.hw.json', dag: '.dag.json', npy: '.npy', run: '.run.model',
 };
 
 export function targetOfFile(name: string): Target | null {
-  for (const t of targets) if (name.endsWith(targetExt[t])) return t;
+  // Longest extension first: '.run.model' and '.hw.json' before shorter ones that end them.
+  for (const t of [...targets].sort((a, b) => targetExt[b].length - targetExt[a].length)) if (name.endsWith(targetExt[t])) return t;
   return null;
 }
 
@@ -58,6 +59,13 @@ export async function buildCorpus(): Promise<Seed[]> {
   // TFLite fixtures: float and int8 (quantization parameters, QUANTIZE/DEQUANTIZE).
   seeds.push({ name: 'tflite:mobilenet_style_f32', target: 'tflite', bytes: buildMobileNetStyle({ int8: false, seed: 1, size: 16 }) });
   seeds.push({ name: 'tflite:mobilenet_style_int8', target: 'tflite', bytes: buildMobileNetStyle({ int8: true, seed: 2, size: 16 }) });
+  // The run path (import, plan, rewrite, compile, GPU session, run fused and unfused): small models only, since
+  // every case creates two sessions on the GPU (lavapipe in CI). Names say which mutator applies.
+  for (const name of ['classifier_head', 'mobilenetv1_stack', 'squeeze_excite'] as const) {
+    seeds.push({ name: `run:onnx:${name}`, target: 'run', bytes: exportOnnx(fixtureModels[name]()) });
+  }
+  seeds.push({ name: 'run:tflite:mobilenet_style_f32', target: 'run', bytes: buildMobileNetStyle({ int8: false, seed: 3, size: 8 }) });
+  seeds.push({ name: 'run:tflite:mobilenet_style_int8', target: 'run', bytes: buildMobileNetStyle({ int8: true, seed: 4, size: 8 }) });
   // Hardware descriptions shipped in hw_configs/.
   const hwDir = hwConfigsDir();
   for (const f of readdirSync(hwDir).sort()) {

@@ -1,6 +1,6 @@
 // What each fuzz input goes through: everything a user's file reaches before the GPU. The only acceptable
 // outcomes are success or an FcmError (src/errors.ts); the engine treats anything else as a bug.
-//   onnx   : loadModel (import, prepareGraph: validation, folding, shape inference) -> toDag -> validateDag
+//   onnx   : loadChecked (import, prepareGraph: validation, folding, shape inference; toDag -> validateDag)
 //            -> planFusion (optimal and fuseplanner) -> applyPlan -> exportOptimized -> readOptimized, and
 //            exportOnnx of the prepared graph; readOptimized of the input itself (optimized-model reader).
 //   tflite : the same from loadModel, plus the FusePlanner-convention DAG (tfliteDagFromFile).
@@ -8,11 +8,12 @@
 //   hwjson : parseHwJson -> the same.
 //   dag    : loadDag (from a file, as the CLI reads it) -> planFusion in both modes -> formatPlan.
 //   npy    : parseNpy -> encodeNpy -> parseNpy.
+//   run    : small ONNX/TFLite models, mutated: loadChecked -> createSession fused (rtxa4000) and unfused on the GPU ->
+//            run both on one seeded input; fused must match unfused.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { toDag } from '../planner/to-dag.js';
-import { loadModel } from '../graph/load.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { importOnnx } from '../../converters/onnx/import.js';
@@ -31,7 +32,10 @@ import { loadHw, parseHwCfg, parseHwJson } from '../planner/hw.js';
 import { planFusion, planModes } from '../planner/index.js';
 import type { Plan } from '../planner/plan.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
+import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import type { Target } from './corpus.js';
+import { loadChecked } from '../pipeline/pipeline.js';
+import { createSession } from '../pipeline/session.js';
 
 export interface TargetOptions {
   /** ImportOptions.maxMemory for the model loaders. */
@@ -74,11 +78,14 @@ function planBoth(dag: Dag, hw: HwConfig, where: string): Plan[] {
 
 async function modelPipeline(bytes: Uint8Array, source: string, opts: TargetOptions): Promise<void> {
   const hw = loadHw('rtxa4000');
-  const g: Graph = await loadModel(bytes, { source, maxMemory: opts.maxMemory });
+  // The model check every command runs (import, then the layer DAG validated as a DAG file is).
+  const { graph: g, dag } = await loadChecked(bytes, { source, maxMemory: opts.maxMemory });
   exportOnnx(g);
-  const dag = validateDag(toDag(g), `${source} (layer DAG)`);
   const [optimal] = planBoth(dag, hw, source);
   const fused = applyPlan(g, optimal);
+  // A quantized model has no optimized ONNX form (exportOptimized refuses it, exit 3, as `-o` does): the rewrite is
+  // as far as its pipeline goes here; the run target takes it further, on the GPU.
+  if (isQuantizedGraph(g)) return;
   const out = exportOptimized(fused, optimal);
   // The optimized file must read back (it is our own output: any error here is a bug too).
   try {
@@ -86,6 +93,59 @@ async function modelPipeline(bytes: Uint8Array, source: string, opts: TargetOpti
   } catch (e) {
     if (e instanceof FcmError) throw new InvariantError(`the optimized export of ${source} does not read back: ${e.message}`);
     throw e;
+  }
+}
+
+/** Inputs larger than this are not made for a run case (the memory limit is the engine's, not the model's). */
+const maxRunInputElements = 1 << 20;
+
+/**
+ * The run path as `fcm-opt run` and `check` take it: the shared model check (loadChecked), a session planned for
+ * rtxa4000 and one unfused, each run on the same seeded input. Besides exceptions, the fused outputs must match the
+ * unfused ones where those are finite and moderate (the FCM kernels compute the same sums in another order: 1e-3 of
+ * the output's scale covers fp32 reassociation over the fixtures' reductions, a few thousand terms).
+ */
+async function runPath(bytes: Uint8Array, opts: TargetOptions): Promise<void> {
+  const source = 'fuzz.run.model';
+  const { graph } = await loadChecked(bytes, { source, maxMemory: opts.maxMemory });
+  const feeds: Record<string, Float32Array> = {};
+  let seed = 1;
+  for (const x of graph.inputs) {
+    const n = graph.tensors.get(x)!.shape.reduce((a, b) => a * b, 1);
+    if (n > maxRunInputElements) return;
+    feeds[x] = Float32Array.from({ length: n }, () => ((seed = (seed * 48271) % 2147483647) / 2147483647) * 2 - 1);
+  }
+  const outputs: Array<Record<string, { data: Float32Array }>> = [];
+  for (const plan of ['auto', 'unfused'] as const) {
+    try {
+      const session = await createSession(graph, { plan, hw: 'rtxa4000', maxMemory: opts.maxMemory + 2 ** 30 });
+      try {
+        const ins = Object.fromEntries(session.inputNames.map((x) => [x, feeds[x]]));
+        outputs.push(await session.run(ins));
+      } finally {
+        session.dispose();
+      }
+    } catch (e) {
+      // A graph that passed every check must not fail on the GPU (validation errors are kernel bugs; lavapipe loses
+      // no device): exit 5 here is a crash for the fuzzer, not a refusal.
+      if (e instanceof FcmError && e.kind === 'gpu') throw new InvariantError(`${source} (${plan}): ${e.message}`);
+      throw e;
+    }
+  }
+  const [fused, unfused] = outputs;
+  for (const [name, ref] of Object.entries(unfused)) {
+    const got = fused[name]?.data;
+    if (!got || got.length !== ref.data.length) throw new InvariantError(`${source}: output '${name}' has ${got?.length} values fused, ${ref.data.length} unfused`);
+    let scale = 1;
+    for (const v of ref.data) {
+      if (!Number.isFinite(v) || Math.abs(v) > 1e6) return;
+      scale = Math.max(scale, Math.abs(v));
+    }
+    for (let i = 0; i < got.length; i++) {
+      if (!(Math.abs(got[i] - ref.data[i]) <= 1e-3 * scale)) {
+        throw new InvariantError(`${source}: output '${name}'[${i}] is ${got[i]} fused, ${ref.data[i]} unfused (tolerance ${1e-3 * scale})`);
+      }
+    }
   }
 }
 
@@ -132,6 +192,10 @@ export async function runTarget(target: Target, bytes: Uint8Array, opts: TargetO
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+      return;
+    }
+    case 'run': {
+      await runPath(bytes, opts);
       return;
     }
     case 'npy': {

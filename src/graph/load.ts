@@ -6,6 +6,7 @@ import { extname } from 'node:path';
 import { invalid, unsupported } from '../errors.js';
 import { budgetFor, maxMessageBytes, readInputFile } from '../input-file.js';
 import type { Graph, Tensor } from './ir.js';
+import { isKnownOp } from './ir.js';
 import { ortShapes } from './ort-shapes.js';
 import { prepareGraph } from './prepare.js';
 import { unknownTensors } from './shape.js';
@@ -49,7 +50,10 @@ export async function loadModel(input: string | Uint8Array, opts: ImportOptions 
   if (unknown.length === 0) return prepared;
 
   if (!bytes) bytes = await readInputFile(input as string, { source, ...budgetFor(opts.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'ONNX (protobuf)') });
-  const found = await ortShapes(bytes, raw, unknown);
+  // The outputs of the opaque nodes too, by their names in the file: passes may rename a tensor (an Identity
+  // removed in front of a graph output), and shape inference starts again from the file's graph.
+  const opaque = raw.nodes.filter((n) => !isKnownOp(n)).flatMap((n) => n.outputs.filter((y) => y));
+  const found = await ortShapes(bytes, raw, [...new Set([...unknown, ...opaque])]);
   const tensors = new Map(raw.tensors);
   for (const [name, s] of found) {
     const t: Tensor = { ...(tensors.get(name) ?? { name }), name, dtype: s.dtype, shape: s.shape, shapeUnknown: false };

@@ -33,12 +33,15 @@ function zeros(dtype: DType, n: number): ArrayLike<unknown> {
 
 /**
  * Runs the model `bytes` once with zero inputs shaped as `g`'s graph inputs and returns the shapes of
- * `names` (tensors of the model's graph) as onnxruntime computes them.
+ * `names` (tensors of the model's graph; others are left out) as onnxruntime computes them.
  */
 export async function ortShapes(bytes: Uint8Array, g: Graph, names: readonly string[]): Promise<Map<string, OrtShape>> {
   const model = decodeModel(bytes, g.source);
   const graph = model.graph!;
   const existing = new Set(graph.output.map((o) => o.name));
+  // Only values the file's graph computes can be asked for (a name the importer made up has no answer here).
+  const computed = new Set(graph.node.flatMap((n) => n.output));
+  names = names.filter((name) => computed.has(name));
   for (const name of names) if (!existing.has(name)) graph.output.push(new onnx.ValueInfoProto({ name }));
   const ort = await loadOnnxruntime('shape inference past ops fcm-opt cannot infer');
   let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;

@@ -1,8 +1,9 @@
 // The clean-ups every importer's graph gets, in a fixed order (each pass is Graph -> Graph):
 // validate (topological order) -> fold shape constants -> constant operands into attributes ->
 // drop Identity/Dropout -> fold BatchNormalization into Conv -> recognize spelled-out activations ->
-// infer every shape -> drop tensors nothing refers to any more.
+// infer every shape -> 1-D convolutions as 2-D ones -> drop tensors nothing refers to any more.
 import type { Graph } from './ir.js';
+import { conv1dAs2d } from './passes/conv1d-as-2d.js';
 import { foldBatchNorm } from './passes/fold-batchnorm.js';
 import { foldConstants } from './passes/fold-constants.js';
 import { normalizeAttrs } from './passes/normalize-attrs.js';
@@ -21,5 +22,6 @@ export function prepareGraph(g: Graph, opts: ShapeOptions = {}): Graph {
   out = foldBatchNorm(out);
   out = recognizeActivations(out);
   out = inferShapes(out, opts);
+  out = conv1dAs2d(out);
   return pruneTensors(out);
 }

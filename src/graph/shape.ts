@@ -75,6 +75,9 @@ export function inferNode(g: Graph, n: Node, opts: ShapeOptions = {}): void {
     }
     checkShape(res.shape, `${where}: output '${y}'`, res.dtype, opts);
     const t: Tensor = { name: y, dtype: res.dtype, shape: res.shape };
+    // An opaque op's shape was looked up (onnxruntime, or the importer): keep saying so, or a scalar output
+    // ([] is also what an importer leaves when it knows nothing) would read as unknown on the next inference.
+    if (!known && old?.shapeUnknown === false) t.shapeUnknown = false;
     if (old?.quant) t.quant = old.quant;
     g.tensors.set(y, t);
   });

@@ -11,6 +11,7 @@
 import { extname } from 'node:path';
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { invalid, unsupported } from '../errors.js';
+import { checkMemory } from '../memory-budget.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Dag } from '../planner/dag.js';
 import type { Plan } from '../planner/plan.js';
@@ -51,8 +52,23 @@ const isGraph = (m: ModelInput): m is Graph => typeof m === 'object' && !(m inst
 // ---- load -------------------------------------------------------------------------------------------------------
 
 export async function load(model: ModelInput, options: LoadOptions = {}): Promise<Graph> {
-  return isGraph(model) ? model : loadModel(model, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory });
+  return isGraph(model) ? model : (await loadChecked(model, options)).graph;
 }
+
+/**
+ * The one check of a model every command runs (dag, plan, run, check, bench, report, -o), so that no command accepts
+ * a file another refuses: the import (structure, types, quantization, shapes: src/graph/load.ts), then the layer DAG
+ * the planners read, checked as a DAG file is (ids, edges, conv shapes, sizes: validateDag).
+ */
+export async function loadChecked(model: string | Uint8Array, options: LoadOptions & { source?: string } = {}): Promise<{ graph: Graph; dag: Dag }> {
+  const graph = await loadModel(model, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source: options.source });
+  // The importer charged what it allocated; what it left in use (and the planner works in) must fit too.
+  checkMemory(options.maxMemory, 0, 'after importing the model', graph.source);
+  return { graph, dag: checkedDag(graph) };
+}
+
+/** The layer DAG of a loaded graph, checked as a DAG file is. */
+export const checkedDag = (graph: Graph): Dag => validateDag(toDag(graph), `${graph.source} (layer DAG)`);
 
 /** What `plan` and `report` take: a .json FusePlanner layer DAG, or a model (its graph kept) through the converters. */
 export async function loadPlanSource(path: string, options: Pick<LoadOptions, 'batch' | 'maxMemory'> & { inputShape?: Record<string, number[]> }): Promise<{ dag: Dag; graph?: Graph }> {
@@ -64,9 +80,7 @@ export async function loadPlanSource(path: string, options: Pick<LoadOptions, 'b
     return { dag: loadDag(path, options.maxMemory) };
   }
   if (ext === '.onnx' || ext === '.tflite') {
-    const graph = await loadModel(path, { batch: options.batch, inputShapes: options.inputShape, maxMemory: options.maxMemory });
-    // The same checks as a DAG file: the planners trust ids, edges and conv shapes.
-    return { dag: validateDag(toDag(graph), `${path} (layer DAG)`), graph };
+    return loadChecked(path, { batch: options.batch, inputShapes: options.inputShape, maxMemory: options.maxMemory });
   }
   throw unsupported(path, `unknown input type '${ext || 'no extension'}' (expected .onnx, .tflite or a layer DAG .json)`);
 }

@@ -7,7 +7,7 @@
 // folds it); a residual Add after conv2 may become its epilogue. What may fuse is stated in fusion-rules.ts,
 // which the rewrite applies to the graph too.
 
-import type { Dag, DagLayer } from './dag.js';
+import { strideHW, type Dag, type DagLayer } from './dag.js';
 import { fcmKind, mayStandBetween, type ChainLink, type ConvType, type FcmKind } from './fusion-rules.js';
 
 export type { FcmKind } from './fusion-rules.js';
@@ -101,7 +101,8 @@ export function checkLegality(dag: Dag, first: number, second: number, graphOutp
     const padded = Array.isArray(l.pads) && l.pads.some((p) => p !== 0);
     // Shapes too: the FusePlanner reference's DAGs record stride 1 for some strided 1x1 convolutions.
     const resized = l.ifms_shape !== undefined && l.ofms_shape !== undefined && (l.ifms_shape[1] !== l.ofms_shape[1] || l.ifms_shape[2] !== l.ofms_shape[2]);
-    if ((l.strides ?? 1) !== 1 || padded || resized) violations.push({ rule: 'pw-stride', detail: `pointwise layer ${l.id} has stride ${l.strides ?? 1}${padded ? ' and padding' : ''}` });
+    const [sh, sw] = strideHW(l);
+    if (sh !== 1 || sw !== 1 || padded || resized) violations.push({ rule: 'pw-stride', detail: `pointwise layer ${l.id} has stride ${sh === sw ? sh : `[${sh}, ${sw}]`}${padded ? ' and padding' : ''}` });
   }
 
   // Walk the chain from `first`: each step must be the only consumer of the previous output.

@@ -14,7 +14,7 @@
 // - standard and fully-connected layers estimated too, so totals cover the model's whole conv part.
 // GMA is counted in elements, as in the FusePlanner reference; bytes = GMA * data width.
 
-import type { ConvType, DagLayer } from './dag.js';
+import { dilationHW, fcWeightsShape, strideHW, type ConvType, type DagLayer } from './dag.js';
 import type { HwConfig } from './hw-config.js';
 import type { ModuleKind, Tiles } from './plan.js';
 import { invalid } from '../errors.js';
@@ -105,7 +105,8 @@ export function convSpec(layer: DagLayer, where: string, extraPads?: number[], i
   const at = `${where}: layer ${layer.id} ('${layer.name}')`;
   const type = layer.type;
   if (type !== 's' && type !== 'dw' && type !== 'pw' && type !== 'fc') throw invalid(at, 'is not a conv layer');
-  const ws = layer.weights_shape;
+  // fc layers of the FusePlanner reference's extractor have no weights_shape: [F, C] from their shapes.
+  const ws = type === 'fc' ? fcWeightsShape(layer) : layer.weights_shape;
   if (!ws) throw invalid(at, `'${type}' layer has no weights_shape`);
   const weights = ws.reduce((a, b) => a * b, 1);
   if (type === 'fc') {
@@ -121,10 +122,12 @@ export function convSpec(layer: DagLayer, where: string, extraPads?: number[], i
   const kh = type === 'pw' ? 1 : ws[ws.length - 2];
   const kw = type === 'pw' ? 1 : ws[ws.length - 1];
   const cPerFilter = type === 'dw' ? 1 : ws[1];
-  let s = layer.strides ?? 1;
-  const d = layer.dilations ?? 1;
+  // Per axis: the DAG's stride and dilation are one number (the FusePlanner reference's form) or [H, W].
+  let [sh, sw] = strideHW(layer);
+  const [dh, dw] = dilationHW(layer);
   const h = inputHW ? inputHW[0] : ih;
   const w = inputHW ? inputHW[1] : iw;
+  const expect = (n: number, k: number, p: number, s: number, d: number) => Math.floor((n + p - (k - 1) * d - 1) / s) + 1;
   let pads: number[];
   let padsDerived = false;
   if (Array.isArray(layer.pads) && layer.pads.length === 4) {
@@ -136,31 +139,52 @@ export function convSpec(layer: DagLayer, where: string, extraPads?: number[], i
     // split SAME-like (the extra row/column at the end). The FusePlanner reference's extractor records stride 1 for some
     // strided 1x1 convolutions (Xception's shortcuts): when the shapes need a larger stride, take the
     // smallest stride that gives the recorded output size with SAME padding.
-    if (Math.ceil(ih / s) !== oh && Math.floor((ih - (kh - 1) * d - 1) / s) + 1 !== oh) {
+    if (Math.ceil(ih / sh) !== oh && expect(ih, kh, 0, sh, dh) !== oh) {
       for (let t = 1; t <= Math.max(ih, iw); t++) {
         if (Math.ceil(ih / t) === oh && Math.ceil(iw / t) === ow) {
-          s = t;
+          sh = sw = t;
           break;
         }
       }
     }
-    const ph = Math.max(0, (oh - 1) * s + (kh - 1) * d + 1 - ih);
-    const pw = Math.max(0, (ow - 1) * s + (kw - 1) * d + 1 - iw);
+    const ph = Math.max(0, (oh - 1) * sh + (kh - 1) * dh + 1 - ih);
+    const pw = Math.max(0, (ow - 1) * sw + (kw - 1) * dw + 1 - iw);
     pads = [Math.floor(ph / 2), Math.floor(pw / 2), ph - Math.floor(ph / 2), pw - Math.floor(pw / 2)];
     padsDerived = true;
   }
   if (extraPads) pads = pads.map((p, i) => p + extraPads[i]);
+  // A single recorded stride is one axis's: the FusePlanner reference's extractor records int(ifms W / ofms W), older
+  // fcm-opt DAGs kept the H stride of strides [2, 1]. When it holds along one axis but not the other, the other axis
+  // takes the whole stride that gives its output, if one does; when it holds along neither, the layer is inconsistent.
+  if (!Array.isArray(layer.strides)) {
+    const hOk = expect(h, kh, pads[0] + pads[2], sh, dh) === oh, wOk = expect(w, kw, pads[1] + pads[3], sw, dw) === ow;
+    if (hOk && !wOk) sw = axisStride(w, kw, pads[1] + pads[3], dw, ow) ?? sw;
+    if (wOk && !hOk) sh = axisStride(h, kh, pads[0] + pads[2], dh, oh) ?? sh;
+  }
   // The recorded output size must follow from the geometry; otherwise the DAG is inconsistent.
-  const expect = (n: number, k: number, p0: number, p1: number) => Math.floor((n + p0 + p1 - (k - 1) * d - 1) / s) + 1;
-  if (expect(h, kh, pads[0], pads[2]) !== oh || expect(w, kw, pads[1], pads[3]) !== ow) {
-    throw invalid(at, `output [${oh}, ${ow}] does not follow from input [${h}, ${w}], kernel ${kh}x${kw}, stride ${s}, dilation ${d}, pads [${pads.join(', ')}]`);
+  if (expect(h, kh, pads[0] + pads[2], sh, dh) !== oh || expect(w, kw, pads[1] + pads[3], sw, dw) !== ow) {
+    const st = sh === sw ? `${sh}` : `[${sh}, ${sw}]`, dl = dh === dw ? `${dh}` : `[${dh}, ${dw}]`;
+    throw invalid(at, `output [${oh}, ${ow}] does not follow from input [${h}, ${w}], kernel ${kh}x${kw}, stride ${st}, dilation ${dl}, pads [${pads.join(', ')}]`);
   }
   return {
     id: layer.id, name: layer.name, type, c, f, cPerFilter,
-    h: { in: h, out: oh, k: kh, s, d, p: pads[0] },
-    w: { in: w, out: ow, k: kw, s, d, p: pads[1] },
+    h: { in: h, out: oh, k: kh, s: sh, d: dh, p: pads[0] },
+    w: { in: w, out: ow, k: kw, s: sw, d: dw, p: pads[1] },
     weights, padsDerived,
   };
+}
+
+/**
+ * The stride along one axis that gives `out` outputs from `n` inputs (padding p in all, kernel k, dilation d): the
+ * recorded-stride check's fallback. The smallest such stride; undefined when none does.
+ */
+function axisStride(n: number, k: number, p: number, d: number, out: number): number | undefined {
+  const span = n + p - (k - 1) * d - 1;
+  if (span < 0 || out < 1) return undefined;
+  // floor(span / s) + 1 === out  <=>  span / out < s <= span / (out - 1)
+  const lo = Math.floor(span / out) + 1;
+  const hi = out > 1 ? Math.floor(span / (out - 1)) : Math.max(lo, span + 1);
+  return lo <= hi ? lo : undefined;
 }
 
 function need3(v: number[] | undefined, at: string, field: string): number[] {

@@ -4,7 +4,7 @@
 import { defaultMaxMemory } from '../../converters/options.js';
 import { readInputTextSync } from '../input-file.js';
 import { invalid, overLimit } from '../errors.js';
-import type { Dag, DagLayer } from './dag.js';
+import { dilationHW, fcWeightsShape, strideHW, type Dag, type DagLayer } from './dag.js';
 
 /** Weight-shape rank per conv type: s [F, C, K, K], dw [C, K, K], pw [F, C], fc [F, C]. */
 const weightsRank: Record<string, number> = { s: 4, dw: 3, pw: 2, fc: 2 };
@@ -24,6 +24,9 @@ export function loadDag(path: string, maxMemory = defaultMaxMemory): Dag {
 
 const isInt = (v: unknown): v is number => Number.isInteger(v);
 const isIntArray = (v: unknown): v is number[] => Array.isArray(v) && v.every(isInt);
+/** A per-axis field (strides, dilations): one positive integer for both axes, or [H, W]. */
+const isAxisField = (v: unknown): v is number | number[] =>
+  (isInt(v) && v > 0) || (isIntArray(v) && v.length === 2 && v.every((x) => x > 0));
 
 /**
  * Largest dimension and element count of a layer's shapes. The planners walk tiles over these sizes and
@@ -90,6 +93,14 @@ export function validateDag(data: unknown, file: string): Dag {
 
 function checkConv(l: Record<string, unknown>, where: string): void {
   const type = l.type as string;
+  // The FusePlanner reference's extractor writes fc layers without weights_shape (its planner estimates none): they
+  // come from the fc layer's shapes (dag.ts fcWeightsShape).
+  if (type === 'fc' && l.weights_shape === undefined) {
+    const ws = fcWeightsShape(l as DagLayer);
+    if (!ws) throw invalid(where, "'fc' layer has no 'weights_shape' and no 'ifms_shape' and 'ofms_shape' to derive it from");
+    if (ws.some((d) => d <= 0)) throw invalid(where, `'fc' weights [${ws.join(', ')}] derived from its shapes have a non-positive dimension`);
+    return;
+  }
   for (const f of ['weights_shape', ...(convTypes.has(type) ? ['ifms_shape', 'ofms_shape', 'strides'] : [])]) {
     if (l[f] === undefined) throw invalid(where, `'${type}' layer is missing field '${f}'`);
   }
@@ -101,7 +112,7 @@ function checkConv(l: Record<string, unknown>, where: string): void {
     const s = l[f] as number[];
     if (s.length !== 3 || s.some((d) => d <= 0)) throw invalid(where, `'${f}' of a conv layer must be [C, H, W] with positive sizes, got [${s.join(', ')}]`);
   }
-  if (!isInt(l.strides) || l.strides <= 0) throw invalid(where, "field 'strides' must be a positive integer");
+  if (!isAxisField(l.strides)) throw invalid(where, "field 'strides' must be a positive integer or [H, W] of positive integers");
   const [ci] = l.ifms_shape as number[];
   const [co] = l.ofms_shape as number[];
   // Channel counts must match the weights, or the cost models compute nonsense.
@@ -114,21 +125,25 @@ function checkConv(l: Record<string, unknown>, where: string): void {
 
 /**
  * The output size must follow from input, kernel, stride, dilation and padding. With padding recorded
- * (`pads` [t, l, b, r], or padding_* fields) it must follow exactly, with the recorded stride or (an axis
- * with a stride of its own) another whole one. The FusePlanner reference's DAGs record none and
- * sometimes a too-small stride (stride 1 for Xception's strided 1x1 shortcuts; cost.ts convSpec derives
- * the real one), so then only the largest output any padding up to a full kernel on each side and a
+ * (`pads` [t, l, b, r], or padding_* fields) it must follow exactly. A stride given per axis ([sH, sW], as
+ * fcm-opt writes a rectangular one) is taken as it is. A single stride (the FusePlanner reference's form, and
+ * older fcm-opt DAGs that kept only the H stride of a rectangular one) may be wrong along an axis, so there an
+ * axis is accepted when some whole stride explains its output (cost.ts convSpec derives that stride too). The
+ * FusePlanner reference's DAGs record no padding and sometimes a too-small stride (stride 1 for Xception's
+ * strided 1x1 shortcuts), so then only the largest output any padding up to a full kernel on each side and a
  * stride at least the recorded one can give is enforced: an output larger than that is inconsistent.
  */
 function checkSpatial(l: Record<string, unknown>, type: string, ws: number[], where: string): void {
-  const d = l.dilations ?? 1;
-  if (!isInt(d) || d <= 0) throw invalid(where, "field 'dilations' must be a positive integer");
-  const s = l.strides as number;
+  if (l.dilations !== undefined && !isAxisField(l.dilations)) throw invalid(where, "field 'dilations' must be a positive integer or [H, W] of positive integers");
+  const [dh, dw] = dilationHW(l as DagLayer);
+  const [sh, sw] = strideHW(l as DagLayer);
+  const perAxisStride = Array.isArray(l.strides);
   const [, ih, iw] = l.ifms_shape as number[];
   const [, oh, ow] = l.ofms_shape as number[];
   const kh = type === 'pw' ? 1 : ws[ws.length - 2];
   const kw = type === 'pw' ? 1 : ws[ws.length - 1];
-  const out = (n: number, k: number, p: number) => Math.floor((n + p - (k - 1) * d - 1) / s) + 1;
+  const out = (n: number, k: number, p: number, s: number, d: number) => Math.floor((n + p - (k - 1) * d - 1) / s) + 1;
+  const geometry = `kernel ${kh}x${kw}, stride ${fmtAxis(sh, sw)}, dilation ${fmtAxis(dh, dw)}`;
   let pads: unknown[] | undefined;
   if (l.pads !== undefined) {
     if (!Array.isArray(l.pads) || l.pads.length !== 4) throw invalid(where, "field 'pads' must be [top, left, bottom, right]");
@@ -139,25 +154,31 @@ function checkSpatial(l: Record<string, unknown>, type: string, ws: number[], wh
   if (pads) {
     if (!pads.every((p) => isInt(p) && p >= 0 && p <= maxDagDim)) throw invalid(where, `padding [${pads.join(', ')}] must be non-negative integers up to ${maxDagDim}`);
     const [pt, pl, pb, pr] = pads as number[];
-    const eh = out(ih, kh, pt + pb), ew = out(iw, kw, pl + pr);
-    // The format has one stride; ONNX convs may have another along W (strides [2, 1]), so each axis is accepted
-    // when some whole stride, the recorded one or another, explains its output (the planner reads the layer's own geometry).
-    const someStride = (n: number, k: number, p: number, o: number) => {
+    const eh = out(ih, kh, pt + pb, sh, dh), ew = out(iw, kw, pl + pr, sw, dw);
+    if (perAxisStride) {
+      if (eh !== oh || ew !== ow) {
+        throw invalid(where, `output [${oh}, ${ow}] does not follow from input [${ih}, ${iw}], ${geometry}, pads [${pads.join(', ')}] (expected [${eh}, ${ew}])`);
+      }
+      return;
+    }
+    const someStride = (n: number, k: number, p: number, o: number, d: number) => {
       const span = n + p - (k - 1) * d - 1;
       if (span < 0) return false;
       const lo = Math.floor(span / o) + 1, hi = o > 1 ? Math.floor(span / (o - 1)) : Infinity;
       return lo <= hi;
     };
-    if (!someStride(ih, kh, pt + pb, oh) || !someStride(iw, kw, pl + pr, ow)) {
-      throw invalid(where, `output [${oh}, ${ow}] does not follow from input [${ih}, ${iw}], kernel ${kh}x${kw}, dilation ${d}, pads [${pads.join(', ')}] with stride ${s} (expected [${eh}, ${ew}]) or any other stride`);
+    if (!someStride(ih, kh, pt + pb, oh, dh) || !someStride(iw, kw, pl + pr, ow, dw)) {
+      throw invalid(where, `output [${oh}, ${ow}] does not follow from input [${ih}, ${iw}], kernel ${kh}x${kw}, dilation ${fmtAxis(dh, dw)}, pads [${pads.join(', ')}] with stride ${sh} (expected [${eh}, ${ew}]) or any other stride`);
     }
     return;
   }
-  const mh = out(ih, kh, 2 * (kh - 1) * d), mw = out(iw, kw, 2 * (kw - 1) * d);
+  const mh = out(ih, kh, 2 * (kh - 1) * dh, sh, dh), mw = out(iw, kw, 2 * (kw - 1) * dw, sw, dw);
   if (oh > mh || ow > mw) {
-    throw invalid(where, `output [${oh}, ${ow}] is larger than input [${ih}, ${iw}] with kernel ${kh}x${kw}, stride ${s}, dilation ${d} and any padding up to the kernel can give ([${mh}, ${mw}] at most)`);
+    throw invalid(where, `output [${oh}, ${ow}] is larger than input [${ih}, ${iw}] with ${geometry} and any padding up to the kernel can give ([${mh}, ${mw}] at most)`);
   }
 }
+
+const fmtAxis = (h: number, w: number) => (h === w ? `${h}` : `[${h}, ${w}]`);
 
 /** Kahn's algorithm; on a cycle, names a layer on it. */
 function checkAcyclic(dag: Dag, file: string): void {

@@ -135,7 +135,28 @@ export function parseHwJson(text: string, file: string): HwConfig {
   return finish(hw as unknown as HwConfig, file);
 }
 
+/**
+ * Ranges that keep every estimate finite: a dram_GBps of 5e-324 is a positive number, but bytes divided by it are
+ * Infinity microseconds. Rates, costs and factors within 1e-6..1e15, counts within 32 bits, sizes up to 2^48 bytes.
+ */
+const ranges: Record<'count' | 'bytes' | 'number', [number, number]> = { count: [1, 2 ** 31 - 1], bytes: [1, 2 ** 48], number: [1e-6, 1e15] };
+const unitOfField: Record<string, 'count' | 'bytes' | 'number'> = Object.fromEntries(Object.entries(jsonKeys).map(([k, v]) => [k, v.unit]));
+
+function checkRanges(hw: HwConfig, file: string): void {
+  const cfgKeyOf = new Map(Object.entries(cfgKeys).map(([k, v]) => [v.field as string, k]));
+  for (const [field, value] of Object.entries(hw)) {
+    const unit = unitOfField[field];
+    if (unit === undefined || typeof value !== 'number') continue;
+    const [lo, hi] = ranges[unit];
+    if (!(value >= lo && value <= hi)) {
+      const key = file.endsWith('.json') ? field : cfgKeyOf.get(field) ?? field;
+      throw invalid(file, `'${key}' is ${value}${unit === 'bytes' ? ' bytes' : ''}, outside ${lo}..${hi}; the estimates would not be finite`);
+    }
+  }
+}
+
 function finish(hw: HwConfig, file: string): HwConfig {
+  checkRanges(hw, file);
   if (hw.shmemBytesPerSm > hw.l1BytesPerSm) throw invalid(file, `shared memory (${hw.shmemBytesPerSm} B) exceeds L1 (${hw.l1BytesPerSm} B) per SM`);
   return hw;
 }

@@ -9,7 +9,7 @@
 import { unsupported } from '../errors.js';
 import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { consumers, isKnownOp, numel, producers } from '../graph/ir.js';
-import type { ConvType, Dag, DagLayer } from './dag.js';
+import { axisField, type ConvType, type Dag, type DagLayer } from './dag.js';
 import { convType, epilogueActivationOps, foldedActivation, spatialZeroPads } from './fusion-rules.js';
 
 /** The FusePlanner reference's activation spelling: '0', 'RELU', 'RELU6' (Clip 0..6), else the op name upper-cased. */
@@ -114,7 +114,8 @@ function convKind(g: Graph, n: Node): ConvFields | null {
     const strides = (n.attrs.strides as number[] | undefined) ?? [1, 1];
     const pads = (n.attrs.pads as number[] | undefined) ?? [0, 0, 0, 0];
     const dilations = (n.attrs.dilations as number[] | undefined) ?? [1, 1];
-    const base = { ifms_shape: [C, H, W], ofms_shape: [F, OH, OW], strides: strides[0], pads: [...pads], dilations: dilations[0] };
+    // One number per field when both axes agree (the FusePlanner reference's form), [H, W] when not (strides [2, 1]).
+    const base = { ifms_shape: [C, H, W], ofms_shape: [F, OH, OW], strides: axisField(strides[0], strides[1] ?? strides[0]), pads: [...pads], dilations: axisField(dilations[0], dilations[1] ?? dilations[0]) };
     const type = convType(group, C, F, KH, KW);
     if (type === 'dw') return { ...base, type, weights_shape: [C, KH, KW] };
     if (type === 'pw') return { ...base, type, weights_shape: [F, Cg] };

@@ -99,7 +99,7 @@ const isConv = (l: DagLayer) => l.type === 's' || l.type === 'dw' || l.type === 
 
 function convSummary(l: DagLayer): string {
   const parts = [l.type === 's' ? 'CONV' : String(l.type).toUpperCase(), kernelText(l)];
-  if (l.type !== 'fc' && l.strides !== undefined && l.strides !== 1) parts.push(`s${l.strides}`);
+  if (l.type !== 'fc' && l.strides !== undefined && l.strides !== 1) parts.push(`s${Array.isArray(l.strides) ? l.strides.join('x') : l.strides}`);
   if (l.activation && l.activation !== '0') parts.push(`· ${l.activation}`);
   return parts.filter((p) => p !== '').join(' ');
 }

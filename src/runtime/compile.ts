@@ -60,6 +60,12 @@ export interface Compiled {
 export interface CompileLimits extends KernelLimits {
   maxStorageBufferBindingSize: number;
   maxBufferSize: number;
+  /** The adapter's limits a dispatch must fit (checked per program by checkProgramLimits; absent: not checked). */
+  maxStorageBuffersPerShaderStage?: number;
+  maxBindingsPerBindGroup?: number;
+  maxBindGroups?: number;
+  maxComputeWorkgroupSizeY?: number;
+  maxComputeWorkgroupSizeZ?: number;
 }
 
 /** Dispatches and host steps in execution order. */
@@ -107,11 +113,45 @@ function checkKernelIntegers(g: Graph, node: Node): void {
   }
 }
 
-function workgroupStorage(g: Graph, node: Node, p: KernelProgram, limits: KernelLimits): void {
-  const max = limits.maxComputeWorkgroupStorageSize ?? Infinity;
-  if (p.workgroupStorageBytes > max) {
-    throw overLimit(`${g.source}: node '${node.name}'`, `${p.name} needs ${p.workgroupStorageBytes} bytes of workgroup storage, the adapter allows ${max}`);
-  }
+/**
+ * Refuses (exit 4, node named) a program the adapter cannot run, before any GPU object is made: its workgroup storage,
+ * workgroup size, workgroup count per dimension and storage bindings (one bind group, group 0) against the adapter's
+ * limits as the device reports them. Dawn would refuse such a pipeline or dispatch with a validation error (exit 5)
+ * or, for a dispatch over maxComputeWorkgroupsPerDimension, skip it silently and leave the output unwritten.
+ */
+export function checkProgramLimits(g: Graph, node: Pick<Node, 'name' | 'op'>, p: KernelProgram, limits: CompileLimits | KernelLimits): void {
+  const where = `${g.source}: node '${node.name}' (${node.op})`;
+  const l = limits as Partial<CompileLimits>;
+  const over = (what: string, need: number, limit: number | undefined, name: string) => {
+    if (limit !== undefined && need > limit) throw overLimit(where, `${p.name} needs ${what} ${need}, over the adapter's ${name} of ${limit}`);
+  };
+  over('workgroup storage of', p.workgroupStorageBytes, l.maxComputeWorkgroupStorageSize, 'maxComputeWorkgroupStorageSize');
+  const [x, y, z] = p.workgroupSize;
+  over('a workgroup size x of', x, l.maxComputeWorkgroupSizeX, 'maxComputeWorkgroupSizeX');
+  over('a workgroup size y of', y, l.maxComputeWorkgroupSizeY, 'maxComputeWorkgroupSizeY');
+  over('a workgroup size z of', z, l.maxComputeWorkgroupSizeZ, 'maxComputeWorkgroupSizeZ');
+  over('invocations per workgroup:', x * y * z, l.maxComputeInvocationsPerWorkgroup, 'maxComputeInvocationsPerWorkgroup');
+  p.dispatch.forEach((d, i) => over(`workgroups in ${'xyz'[i]}:`, d, l.maxComputeWorkgroupsPerDimension, 'maxComputeWorkgroupsPerDimension'));
+  const constants = (p as Partial<Int8Program>).constants?.length ?? 0;
+  const bindings = p.inputs.length + constants + (p.outputIndices?.length ?? p.outputs);
+  over('storage buffers:', bindings, l.maxStorageBuffersPerShaderStage, 'maxStorageBuffersPerShaderStage');
+  over('bindings in its bind group:', bindings, l.maxBindingsPerBindGroup, 'maxBindingsPerBindGroup');
+  over('bind groups:', 1, l.maxBindGroups, 'maxBindGroups');
+}
+
+/** A kernel's refusal names the node only: the message gets the model file in front, as every message has. */
+function withSource(g: Graph, e: unknown): unknown {
+  if (!(e instanceof FcmError) || e.message.startsWith(`${g.source}: `)) return e;
+  return new FcmError(e.kind, `${g.source}: ${e.message}`, { cause: e });
+}
+
+/** Bytes of GPU buffers a session of `c` creates: activations (its memory plan), weights and read-back buffers. */
+export function sessionBytes(c: Compiled): number {
+  let b = c.memory.peakBytes;
+  for (const x of c.constants) b += c.bytes.get(x) ?? 0;
+  for (const y of c.gpuOutputs) b += c.bytes.get(y) ?? 0;
+  for (const s of c.steps) for (const k of (s.program as Partial<Int8Program>).constants ?? []) b += k.data.byteLength;
+  return b;
 }
 
 // ---- fp32 -------------------------------------------------------------------------------------------------------
@@ -159,7 +199,7 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
       kernels.push({ node, programs: k.kind === 'alias' ? null : k.programs });
     } catch (e) {
       if (e instanceof FcmError && e.kind === 'unsupported') failures.push({ node, error: e });
-      else throw e;
+      else throw withSource(g, e);
     }
   }
   if (failures.length) throw refuseAll(g, failures);
@@ -206,7 +246,7 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
         return x;
       });
       const outs = (p.outputIndices ?? [...Array(p.outputs).keys()]).map((i) => node.outputs[i]);
-      workgroupStorage(g, node, p, limits);
+      checkProgramLimits(g, node, p, limits);
       for (const x of [...ins, ...outs]) {
         sizeOf(x);
         if (g.tensors.get(x)?.data !== undefined) constants.add(x);
@@ -215,7 +255,11 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
       steps.push({ node, program: p, bindings: [...ins.map(root), ...outs.map(root)], nIn: ins.length, group: [node] });
     }
   }
-  for (const y of g.outputs) sizeOf(y);
+  for (const y of g.outputs) {
+    sizeOf(y);
+    // A graph output that is a constant (a weight listed as an output) is read back from its own buffer.
+    if (g.tensors.get(y)?.data !== undefined) constants.add(y);
+  }
   for (const x of g.inputs) sizeOf(x);
 
   const isConst = (name: string) => g.tensors.get(name)?.data !== undefined;
@@ -271,6 +315,10 @@ function int8Bytes(g: Graph, name: string, limits: CompileLimits): number {
 
 /** The int8 schedule of `g` (epilogues folded and planned already): integer kernels, the rest on the host. */
 export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Compiled {
+  // The integer executor reads outputs back from dispatches and host steps; a constant listed as an output is
+  // neither. Unsupported here: createSession runs such a graph on the float kernels, which read it back.
+  const constOut = g.outputs.find((y) => g.tensors.get(y)?.data !== undefined);
+  if (constOut !== undefined) throw unsupported(g.source, `graph output '${constOut}' is a constant; the integer executor reads back computed tensors only`);
   const nodes = liveNodes(g);
   const readers = new Map<string, number>();
   for (const n of nodes) for (const x of n.inputs) if (x) readers.set(x, (readers.get(x) ?? 0) + 1);
@@ -323,7 +371,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
       const node = n.domain === fcmDomain ? n : { ...n, ...k, domain: n.domain };
       items.push({ kind: 'gpu', step: { node, program, bindings: [...ins, ...outs], nIn: ins.length, group } });
     } catch (e) {
-      if (!(e instanceof FcmError && e.kind === 'unsupported')) throw e;
+      if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
       toHost(group, e.message);
     }
   }
@@ -376,7 +424,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     if (s.kind === 'gpu') steps.push(s.step);
     else host.push({ at: steps.length, nodes: s.nodes, reads: s.reads, writes: s.writes });
   }
-  for (const s of steps) workgroupStorage(g, s.node, s.program, limits);
+  for (const s of steps) checkProgramLimits(g, s.node, s.program, limits);
 
   // Activation buffers: the tensors dispatches bind; host steps read or write the ones that cross.
   const isConst = (t: string) => g.tensors.get(t)?.data !== undefined;

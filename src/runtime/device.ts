@@ -5,6 +5,7 @@
 
 import { systemGpu } from './webgpu-node.js';
 import { gpuFailure } from '../errors.js';
+import { withNativeStderrMuted } from './native-stderr.js';
 import type { KernelLimits } from '../../kernels/program.js';
 
 export interface GpuContext {
@@ -50,7 +51,7 @@ async function open(): Promise<GpuContext> {
   gpu ??= systemGpu(dawnFlags());
   let adapter: GPUAdapter | null;
   try {
-    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+    adapter = await withNativeStderrMuted(() => gpu!.requestAdapter({ powerPreference: 'high-performance' }));
   } catch (e) {
     throw gpuFailure('WebGPU', `${noAdapterHelp} (${(e as Error).message})`);
   }

@@ -164,6 +164,8 @@ export function settle<T>(ctx: GpuContext, what: string, scopes: (GPUError | nul
   }
   if (thrown !== undefined) {
     if (thrown instanceof FcmError) throw thrown;
+    // fcm-opt's own broken invariant is a bug (exit 70, which the fuzzer reports), not a GPU failure.
+    if (thrown instanceof Error && thrown.message.startsWith('internal:')) throw thrown;
     throw gpuFailure('WebGPU', `${what}: ${(thrown as Error).message ?? String(thrown)}`);
   }
   return r as T;

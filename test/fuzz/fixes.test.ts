@@ -13,6 +13,7 @@ import { maxTilesPerAxis, readIndices, tileAxis, tileSizes, type Axis } from '..
 import { loadHw } from '../../src/planner/hw.js';
 import { planFusion } from '../../src/planner/index.js';
 import { graph } from '../graph/helpers.js';
+import { parseNpy } from '../../src/npy.js';
 
 function throwsExit(fn: () => unknown, exitCode: number, re: RegExp): void {
   assert.throws(fn, (e: unknown) => {
@@ -145,4 +146,11 @@ test('E: the optimal planner finishes on a consistent DAG with a 2^22-wide dilat
   const dag = validateDag(dwPw(w, w, { dilations: 2 }), 'wide.json');
   const plan = planFusion(dag, loadHw('rtxa4000'), { mode: 'optimal', model: 'wide.json' });
   assert.ok(Number.isFinite(plan.totals.gma) && plan.totals.gma > 0);
+});
+
+test('J: a .npy of version 2 or 3 cut before its 4-byte header length is refused (was a RangeError from DataView)', () => {
+  const head = Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 2, 0, 0x10, 0);
+  for (const bytes of [head, Uint8Array.of(...head, 0)]) throwsExit(() => parseNpy(bytes, 'cut.npy'), 2, /^cut\.npy: truncated \.npy header$/);
+  // Version 1 keeps its 2-byte length: 10 bytes are enough to read it.
+  throwsExit(() => parseNpy(Uint8Array.of(0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 1, 0, 0x10, 0), 'v1.npy'), 2, /truncated \.npy header/);
 });

@@ -75,3 +75,19 @@ test('the plan table of 300,000 layers (Math.max(...rows) overflowed the stack)'
   const text = formatPlan(plan, dag);
   assert.match(text, /^299999 +pw +299999 +conv_299999 /m);
 });
+
+test("the adapter's limits are checked per dispatch before any GPU object: exit 4 naming the node", () => {
+  const b = new GraphBuilder('small_conv', 2);
+  const y = b.relu(b.conv(b.input('input', [1, 4, 64, 64]), { filters: 8, kernel: 1 }));
+  const g = b.build([y]);
+  // As the device reports them; lavapipe: 16 storage buffers per stage, 65535 workgroups per dimension.
+  assert.doesNotThrow(() => compileGraph(g, { ...limits, maxStorageBuffersPerShaderStage: 16, maxBindingsPerBindGroup: 1000, maxBindGroups: 4 }));
+  // x, w and y: three storage buffers.
+  assert.throws(() => compileGraph(g, { ...limits, maxStorageBuffersPerShaderStage: 2 }),
+    isLimit(/^small_conv\.onnx: node 'conv_1' \(Conv\): Conv\(pw\) needs storage buffers: 3, over the adapter's maxStorageBuffersPerShaderStage of 2$/));
+  assert.throws(() => compileGraph(g, { ...limits, maxBindingsPerBindGroup: 2 }), isLimit(/node 'conv_1' \(Conv\): .* over the adapter's maxBindingsPerBindGroup of 2$/));
+  // The kernels fold a long dispatch into y within the limit; when even that cannot fit, no dispatch is issued
+  // (Dawn would skip it and leave the output unwritten).
+  assert.throws(() => compileGraph(g, { ...limits, maxComputeWorkgroupsPerDimension: 2 }), isLimit(/^small_conv\.onnx: node 'conv_1' \(Conv\): 128 workgroups exceed 2\^2/));
+  assert.throws(() => compileGraph(g, { ...limits, maxComputeWorkgroupSizeY: 0 }), isLimit(/a workgroup size y of 1, over the adapter's maxComputeWorkgroupSizeY of 0$/));
+});

@@ -4,7 +4,8 @@
 // decoder) and lone surrogates as \u escapes, long names cut in the middle.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeModel, encodeModel } from '../../converters/onnx/codec.js';
@@ -13,7 +14,9 @@ import { fixtureModels } from '../../fixtures/models.js';
 import { writeNpy } from '../../src/npy.js';
 import { displayLine, escapeText, maxShownLine, maxShownToken, shortenTokens } from '../../src/errors.js';
 import { displayLines } from '../../src/cli/main.js';
-import { assertRefused, fcmOpt, ownLines } from './harness.js';
+import { assertRefused, bin, fcmOpt, ownLines } from './harness.js';
+import { decodeUtf8Lossless, encodeUtf8Lossless } from '../../src/text.js';
+import { hostileTflite } from './models.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'fcm-hostile-msg-'));
 const p = (f: string) => join(dir, f);
@@ -69,7 +72,7 @@ test('a 5 MB node name: a short line naming the file and both ends of the name',
   assert.ok(ownLines(r)[0].length < 1000, `a line of ${ownLines(r)[0].length} characters`);
 });
 
-test('a node name of invalid UTF-8: shown with \\ufffd escapes', async () => {
+test('a node name of invalid UTF-8: its bytes shown as \\x escapes', async () => {
   const bytes = Buffer.from(cosNamed('BAD_NAME_Q'));
   const at = bytes.indexOf('BAD_NAME_Q');
   bytes[at + 1] = 0xff; // not UTF-8 anywhere
@@ -77,11 +80,75 @@ test('a node name of invalid UTF-8: shown with \\ufffd escapes', async () => {
   const m = p('utf.onnx');
   writeFileSync(m, bytes);
   const r = await fcmOpt(['run', m, '--input', x, '--output', p('y.npy')]);
-  assertRefused(r, 3, /utf\.onnx: .*'B\\ufffd\\ufffd_NAME_Q'/, { absent: [p('y.npy')], dir });
+  assertRefused(r, 3, /utf\.onnx: .*'B\\xff\\xc3_NAME_Q'/, { absent: [p('y.npy')], dir });
 });
 
 test('a path argument with control characters is escaped too', async () => {
   const r = await fcmOpt(['plan', p('no\x1b[2Jsuch.onnx'), '--hw', 'h100']);
   assertRefused(r, 2, /no\\x1b\[2Jsuch\.onnx: cannot read \(ENOENT: no such file\)$/);
   assert.doesNotMatch(r.err, /\x1b/);
+});
+
+/** bin/fcm-opt.js with stderr written to a file (stderr through a shell redirect, a terminal or a pipe). */
+function withStderrFile(args: string[]): { code: number | null; err: string } {
+  const errFile = p('stderr.txt');
+  const fd = openSync(errFile, 'w');
+  try {
+    const r = spawnSync(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', fd], env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' }, timeout: 20_000 });
+    return { code: r.status, err: readFileSync(errFile, 'utf8') };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test("Dawn's native warnings reach stderr only with --verbose", () => {
+  const m = p('head.onnx');
+  writeFileSync(m, exportOnnx(fixtureModels.classifier_head()));
+  const verbose = withStderrFile(['run', m, '--input', x, '--output', p('v.npy'), '--verbose']);
+  assert.equal(verbose.code, 0, verbose.err);
+  const quiet = withStderrFile(['run', m, '--input', x, '--output', p('q.npy')]);
+  assert.equal(quiet.code, 0, quiet.err);
+  // Nothing at all on stderr without --verbose: lavapipe's "Warning: max...PerPipelineLayout artificially reduced"
+  // lines included, which --verbose lets through on adapters that print them.
+  assert.equal(quiet.err, '');
+  if (/artificially reduced/.test(verbose.err)) assert.match(verbose.err, /^Warning: /m);
+  rmSync(p('q.npy'));
+  rmSync(p('v.npy'));
+});
+
+test('names differing only in invalid UTF-8 stay distinct, and an export writes their bytes back', async () => {
+  // Two node names 'N\xffX_1' and 'N\xfeX_2' (in the file: raw bytes, not UTF-8).
+  const m = decodeModel(exportOnnx(fixtureModels.classifier_head()), 'head.onnx');
+  const nodes = m.graph!.node;
+  nodes[0].name = 'NaaX_1';
+  nodes[1].name = 'NaaX_2';
+  const bytes = Buffer.from(encodeModel(m));
+  for (const [name, b] of [['NaaX_1', 0xff], ['NaaX_2', 0xfe]] as const) {
+    const at = bytes.indexOf(name);
+    bytes[at + 1] = b;
+    bytes[at + 2] = 0x80; // a lone continuation byte
+  }
+  const back = decodeModel(bytes, 'raw.onnx');
+  const [a, b] = [back.graph!.node[0].name!, back.graph!.node[1].name!];
+  assert.notEqual(a, b);
+  assert.equal(escapeText(a), 'N\\xff\\x80X_1');
+  assert.equal(escapeText(b), 'N\\xfe\\x80X_2');
+  // Encoded again, the same bytes (before: EF BF BD for each).
+  assert.deepEqual(Buffer.from(encodeModel(back)), bytes);
+  // Valid UTF-8 is unchanged, astral characters included.
+  const text = 'Größe ✓ 😀 名前';
+  assert.equal(decodeUtf8Lossless(new TextEncoder().encode(text)), text);
+  assert.deepEqual(encodeUtf8Lossless(text), new TextEncoder().encode(text));
+  // Overlong forms, surrogates in UTF-8 and truncated sequences are bytes too.
+  assert.equal(escapeText(decodeUtf8Lossless(Uint8Array.of(0xc0, 0xaf, 0xed, 0xa0, 0x80, 0xe2, 0x82))), '\\xc0\\xaf\\xed\\xa0\\x80\\xe2\\x82');
+});
+
+test('a TFLite tensor name of invalid UTF-8: shown as its bytes', async () => {
+  const bytes = Buffer.from(hostileTflite('type-200'));
+  const at = bytes.indexOf('pw1\0');
+  bytes[at + 1] = 0xff;
+  const m = p('tf-utf.tflite');
+  writeFileSync(m, bytes);
+  const r = await fcmOpt(['plan', m, '--hw', 'h100']);
+  assertRefused(r, 3, /tf-utf\.tflite: tensor 7 'p\\xff1' has type 200/);
 });

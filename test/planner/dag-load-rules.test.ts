@@ -109,8 +109,8 @@ test('conv shapes: [C, H, W] with positive sizes', () => {
   rejects(block({ ifms_shape: [16, 0, 8] }), "m.json: layer 1 ('dw'): 'ifms_shape' of a conv layer must be [C, H, W] with positive sizes, got [16, 0, 8]");
   rejects(block({ ofms_shape: [16, 8, -8] }), "m.json: layer 1 ('dw'): 'ofms_shape' of a conv layer must be [C, H, W] with positive sizes, got [16, 8, -8]");
   rejects(block({ ofms_shape: [16, 1, 8, 8] }), /'ofms_shape' of a conv layer must be \[C, H, W\].*got \[16, 1, 8, 8\]$/);
-  rejects(block({ strides: -1 }), "m.json: layer 1 ('dw'): field 'strides' must be a positive integer");
-  rejects(block({ strides: 1.5 }), "m.json: layer 1 ('dw'): field 'strides' must be a positive integer");
+  rejects(block({ strides: -1 }), "m.json: layer 1 ('dw'): field 'strides' must be a positive integer or [H, W] of positive integers");
+  rejects(block({ strides: 1.5 }), "m.json: layer 1 ('dw'): field 'strides' must be a positive integer or [H, W] of positive integers");
 });
 
 test('channels: depthwise keeps C; pointwise and standard weights are [F, C(/group), ...]', () => {
@@ -128,7 +128,7 @@ test('channels: depthwise keeps C; pointwise and standard weights are [F, C(/gro
 });
 
 test('dilations: optional, a positive integer', () => {
-  for (const d of [0, -1, 1.5, '2']) rejects(block({ dilations: d }), "m.json: layer 1 ('dw'): field 'dilations' must be a positive integer");
+  for (const d of [0, -1, 1.5, '2']) rejects(block({ dilations: d }), "m.json: layer 1 ('dw'): field 'dilations' must be a positive integer or [H, W] of positive integers");
   accepts(block({ dilations: 2 }));
 });
 

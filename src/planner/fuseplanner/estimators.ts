@@ -10,7 +10,7 @@
 //
 // Units: sizes are elements (the FusePlanner reference's models are int8, so elements = bytes and it compares element
 // counts with L1/shared-memory byte sizes directly; we keep that).
-import type { DagLayer } from '../dag.js';
+import { strideHW, type DagLayer } from '../dag.js';
 import type { HwConfig } from '../hw-config.js';
 
 /** The FusePlanner reference's `Splitting_and_fusion_info` dataclass (tiling_and_dm_info.py); -1 = unset. */
@@ -129,6 +129,12 @@ function isViableTile(ifmsH: number, ifmsW: number, tileH: number, tileW: number
 
 const chw = (s: number[] | undefined) => s as [number, number, number];
 
+/**
+ * The one stride the FusePlanner reference's equations take. Its extractor records int(ifms W / ofms W), so a layer
+ * with strides [sH, sW] (fcm-opt's per-axis form) counts with its W stride here, as the reference would have seen it.
+ */
+const seedStride = (l: DagLayer): number => strideHW(l)[1];
+
 // ---- Layer-by-layer ----------------------------------------------------------------------------------
 /** estimator_v2.dw_estimate_min_dm_v2. */
 export function estimateDw(layer: DagLayer, hwConfig: HwConfig): SplittingAndFusionInfo {
@@ -139,7 +145,7 @@ export function estimateDw(layer: DagLayer, hwConfig: HwConfig): SplittingAndFus
   const ws = layer.weights_shape!;
   const filterDim = ws[ws.length - 1];
   const weightsSize = ws[0] * ws[1] * ws[2];
-  const strides = layer.strides!;
+  const strides = seedStride(layer);
   const ifmsSize = ifmsD * (ifmsH * ifmsW);
   const ofmsSize = ofmsD * ofmsH * ofmsW;
 
@@ -192,7 +198,7 @@ export function estimatePw(layer: DagLayer, hwConfig: HwConfig): SplittingAndFus
   const [ofmsD, ofmsH, ofmsW] = chw(layer.ofms_shape);
   const [numFilters, filterD] = layer.weights_shape!;
   const weightsSize = numFilters * filterD;
-  const strides = layer.strides!;
+  const strides = seedStride(layer);
   const ifmsSize = ifmsD * (ifmsH * ifmsW);
   const ofmsSize = ofmsD * ofmsH * ofmsW;
 
@@ -259,9 +265,9 @@ export function estimatePwDw(pw: DagLayer, dw: DagLayer, hwConfig: HwConfig): Sp
   const pwWeightsSize = pwFilters * pwFilterD;
   const dwWs = dw.weights_shape!;
   const dwWeightsSize = dwWs[0] * dwWs[1] * dwWs[2];
-  const pwStrides = pw.strides!;
+  const pwStrides = seedStride(pw);
   const dwFilterDim = dwWs[dwWs.length - 1];
-  const dwStrides = pw.strides!; // reference quirk: the DW stride is read from the PW layer
+  const dwStrides = seedStride(pw); // reference quirk: the DW stride is read from the PW layer
   const ifmsSize = ifmsD * (ifmsH * ifmsW);
   const ofmsSize = ofmsD * ofmsH * ofmsW;
 
@@ -356,9 +362,9 @@ export function estimateDwPw(dw: DagLayer, pw: DagLayer, hwConfig: HwConfig): Sp
   const pwWeightsSize = pwFilters * pwFilterD;
   const dwWs = dw.weights_shape!;
   const dwWeightsSize = dwWs[0] * dwWs[1] * dwWs[2];
-  const pwStrides = pw.strides!;
+  const pwStrides = seedStride(pw);
   const dwFilterDim = dwWs[dwWs.length - 1];
-  const dwStrides = pw.strides!; // reference quirk: the DW stride is read from the PW layer
+  const dwStrides = seedStride(pw); // reference quirk: the DW stride is read from the PW layer
   const ifmsSize = ifmsD * (ifmsH * ifmsW);
   const ofmsSize = ofmsD * ofmsH * ofmsW;
 
@@ -443,8 +449,8 @@ export function estimatePwPw(pw1: DagLayer, pw2: DagLayer, hwConfig: HwConfig): 
   const pw1WeightsSize = pw1Filters * pw1FilterD;
   const pw2WeightsSize = pw2Filters * pw2FilterD;
   const pw1WeightsTileSize = pw1WeightsSize; // the whole first layer's weights stay on chip
-  const pw1Strides = pw1.strides!;
-  const pw2Strides = pw2.strides!;
+  const pw1Strides = seedStride(pw1);
+  const pw2Strides = seedStride(pw2);
   const ifmsSize = ifmsD1 * (ifmsH1 * ifmsW1);
   const ofmsSize = ofmsD * ofmsH * ofmsW;
 
