@@ -184,7 +184,7 @@ export function decodeModel(bytes: Uint8Array, source: string, maxMemory?: numbe
   try {
     // The array reader (not Node's Buffer reader, whose strings turn invalid UTF-8 into U+FFFD): names decode
     // losslessly through protobuf.util.utf8 (set below).
-    const reader = protobuf.Reader.create(Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes);
+    const reader = protobuf.Reader.create(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     // Keep fields newer than our schema so encodeModel writes them back.
     reader.discardUnknown = false;
     model = onnx.ModelProto.decode(reader);

@@ -17,7 +17,8 @@ export function showNativeDiagnostics(on: boolean): void {
 
 /** Runs `f` (a synchronous native call) with fd 2 pointed at /dev/null unless native diagnostics are shown. */
 export function withNativeStderrMuted<T>(f: () => T): T {
-  if (show || process.platform !== 'linux') return f();
+  // Not in a browser (no process there) and only where /proc/self/fd exists.
+  if (show || typeof process === 'undefined' || process.platform !== 'linux') return f();
   let saved: number;
   try {
     saved = openSync('/proc/self/fd/2', 'a');
