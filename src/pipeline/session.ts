@@ -1,8 +1,9 @@
 // Sessions: the pipeline (pipeline.ts) and the executor (src/runtime/executor.ts) together. createSession picks the
 // precision: a quantized graph runs on the integer kernels when its schedule puts every node on the GPU but the
-// conversions at its ends (int8: 'auto'), else dequantized on the float kernels, as every float graph.
+// conversions at its ends (int8: 'auto'), else dequantized on the float kernels, as every float graph; `precision:
+// 'fp16'` runs the float kernels with f16 tensors (a quantized graph then too, dequantized).
 
-import { FcmError, gpuFailure, invalid } from '../errors.js';
+import { FcmError, gpuFailure, invalid, unsupported } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan } from '../planner/plan.js';
@@ -11,7 +12,7 @@ import { foldChannelScales } from '../rewrite/channel-scale.js';
 import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4 } from '../runtime/device.js';
 import { type Compiled, compileGraph, compileInt8, int8Coverage } from '../runtime/compile.js';
 import { Executor, type Session } from '../runtime/executor.js';
-import { fp32, int8 } from '../runtime/precision.js';
+import { type FloatPrecision, floatPrecisions, fp16, fp32, int8 } from '../runtime/precision.js';
 import { type ModelInput, type PipelineOptions, graphForRun, load } from './pipeline.js';
 import { resolveHw } from './hw.js';
 
@@ -24,6 +25,8 @@ export interface SessionOptions extends PipelineOptions {
   int8?: 'auto' | 'dequantize';
   /** Dispatches per submitted command buffer (default device.ts defaultSubmitEvery; 0: all in one). */
   submitEvery?: number;
+  /** The device to run on (default: the process's shared one, acquireGpu); tests pass one without some features. */
+  device?: GpuContext;
 }
 
 export interface Int8SessionOptions {
@@ -39,8 +42,8 @@ function limitsOf(ctx: GpuContext) {
   return { ...ctx.kernelLimits, maxStorageBufferBindingSize: ctx.limits.maxStorageBufferBindingSize, maxBufferSize: ctx.limits.maxBufferSize };
 }
 
-async function device(what?: string): Promise<GpuContext> {
-  const ctx = await acquireGpu();
+async function device(what?: string, given?: GpuContext): Promise<GpuContext> {
+  const ctx = given ?? await acquireGpu();
   if (ctx.lost) throw gpuFailure('WebGPU', `${what ? `${what}: ` : ''}the device was lost (${ctx.lost})`);
   return ctx;
 }
@@ -63,8 +66,17 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   const g = await load(model, options);
   const submitEvery = options.submitEvery ?? defaultSubmitEvery;
   if (!Number.isInteger(submitEvery) || submitEvery < 0) throw invalid(g.source, `submitEvery must be a whole number >= 0, got ${submitEvery}`);
-  if (options.int8 !== 'dequantize' && !options.extraOutputs?.length && isQuantizedGraph(g)) {
-    const ctx = await device();
+  const precision: FloatPrecision = options.precision ?? 'fp32';
+  if (!floatPrecisions.includes(precision)) throw invalid(g.source, `precision must be one of ${floatPrecisions.join(', ')}, got '${String(precision)}'`);
+  if (precision === 'fp16') {
+    // Refused before planning: no work is done for a device that cannot run it.
+    const ctx = await device(undefined, options.device);
+    if (!ctx.shaderF16) {
+      throw unsupported(g.source, `fp16 needs the WebGPU feature 'shader-f16', which this adapter (${ctx.adapterInfo.description || ctx.adapterInfo.vendor || 'unknown'}) does not offer; use --precision fp32`);
+    }
+  }
+  if (precision === 'fp32' && options.int8 !== 'dequantize' && !options.extraOutputs?.length && isQuantizedGraph(g)) {
+    const ctx = await device(undefined, options.device);
     let s: Awaited<ReturnType<typeof int8Schedule>> | undefined;
     try {
       s = await int8Schedule(ctx, g, { plan: options.plan, hw: options.hw });
@@ -75,14 +87,15 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   }
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  const graph0 = graphForRun(g, 'fp32', plan, () => hw!);
+  const graph0 = graphForRun(g, precision, plan, () => hw!);
   // Extra outputs (per-layer checks) are read back like graph outputs: they must live to the end.
   const extra = (options.extraOutputs ?? []).filter((t) => !graph0.outputs.includes(t));
   for (const t of extra) if (!graph0.tensors.has(t)) throw invalid(graph0.source, `tensor '${t}' asked for as an output does not exist`);
   // Squeeze-excite Muls fold into the pointwise Conv that reads them (src/rewrite/channel-scale.ts); after the
   // extra outputs are known, so that a tensor asked for is kept.
   const graph: Graph = foldChannelScales(extra.length ? { ...graph0, outputs: [...graph0.outputs, ...extra] } : graph0);
-  const ctx = await device();
+  const ctx = await device(undefined, options.device);
+  if (precision === 'fp16') return Executor.create(ctx, compileGraph(graph, limitsOf(ctx), 'f16'), fp16, { submitEvery });
   return Executor.create(ctx, compileGraph(graph, limitsOf(ctx)), fp32, { submitEvery });
 }
 
