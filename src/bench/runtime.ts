@@ -21,6 +21,8 @@ export interface CreateSessionOptions {
   hw: HwConfig;
   plan: Plan | 'unfused';
   batch?: number;
+  /** Float models: 'fp16' runs the float kernels with f16 tensors (default fp32). */
+  precision?: 'fp32' | 'fp16';
 }
 
 export type CreateSession = (model: string | Uint8Array, opts: CreateSessionOptions) => Promise<FcmSessionLike>;

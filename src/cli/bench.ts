@@ -4,7 +4,8 @@ import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
-import { maxMemoryOption } from './options.js';
+import { maxMemoryOption, precisionOption } from './options.js';
+import type { FloatPrecision } from '../runtime/precision.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
 import { loadModel } from '../graph/load.js';
@@ -19,6 +20,7 @@ interface BenchCliOptions {
   tune?: boolean;
   json?: boolean;
   maxMemory: number;
+  precision: FloatPrecision;
 }
 
 const integer = (flag: string, min: number) => (value: string): number => {
@@ -39,6 +41,7 @@ export function register(program: Command): void {
     .option('--block <n>', 'timed runs of one contestant in a row before the next (a GPU slows down while it idles)', integer('--block', 1), 10)
     .option('--tune', 'the fused plan tuned on this GPU first (as plan --tune)')
     .option('--json', 'print the report as JSON')
+    .addOption(precisionOption("fcm-opt's contestants (onnxruntime runs the model as it is)"))
     .addOption(maxMemoryOption())
     .action(async (model: string, o: BenchCliOptions) => {
       const showBar = !o.json && process.stderr.isTTY === true && process.stdout.isTTY === true;
@@ -48,9 +51,9 @@ export function register(program: Command): void {
         if (o.tune) {
           const g = await loadModel(model, { batch: o.batch, maxMemory: o.maxMemory });
           const { tunePlan } = await import('../tune/tune.js');
-          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model) })).plan;
+          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision })).plan;
         }
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, maxMemory: o.maxMemory, onProgress: bar?.update });
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, maxMemory: o.maxMemory, precision: o.precision, onProgress: bar?.update });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

@@ -5,7 +5,8 @@ import { Command } from 'commander';
 import { displayLine, invalid } from '../errors.js';
 import { releaseGpu } from '../runtime/device.js';
 import { checkFailure, formatCheck, runCheck } from '../check/check.js';
-import { maxMemoryOption, parseInputShape } from './options.js';
+import { maxMemoryOption, parseInputShape, precisionOption } from './options.js';
+import type { FloatPrecision } from '../runtime/precision.js';
 
 export { checkFailure, formatCheck, runCheck, runOrt, type CheckOptions, type CheckReport, type LayerCheck, type OutputCheck } from '../check/check.js';
 
@@ -37,10 +38,11 @@ export function register(program: Command): void {
       if (v.trim() === '' || !Number.isFinite(n) || n < 0) throw invalid('--tolerance', `expected a non-negative number, got '${v}'`);
       return n;
     })
+    .addOption(precisionOption('what fcm-opt runs the model in (fp16 is checked under the f16 tolerance of src/runtime/compare.ts unless --tolerance is given)'))
     .addOption(maxMemoryOption())
-    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number }) => {
+    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number; precision?: FloatPrecision }) => {
       try {
-        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance });
+        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance, precision: o.precision });
         process.stdout.write(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n' : formatCheck(r));
         if (!r.ok) {
           process.stderr.write(`fcm-opt: ${displayLine(checkFailure(r))}\n`);

@@ -6,7 +6,8 @@ import { FcmError, invalid } from '../errors.js';
 import { readNpy, writeNpy } from '../npy.js';
 import { createSession } from '../pipeline/session.js';
 import { loadModel } from '../graph/load.js';
-import { maxMemoryOption } from './options.js';
+import { maxMemoryOption, precisionOption } from './options.js';
+import type { FloatPrecision } from '../runtime/precision.js';
 import { checkOutputTarget } from '../export/write-atomic.js';
 import { hwInputs } from './plan.js';
 import { releaseGpu } from '../runtime/device.js';
@@ -18,6 +19,8 @@ export interface RunCliOptions {
   output: string;
   /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
   maxMemory?: number;
+  /** Float kernels' storage (default fp32). */
+  precision?: FloatPrecision;
 }
 
 export async function runModelFile(model: string, o: RunCliOptions): Promise<void> {
@@ -32,7 +35,7 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
   // The input's shape fixes symbolic dimensions (batch included).
   // Imported here so that the memory budget applies (createSession takes the graph as it is).
   const graph = await loadModel(model, { batch: x.shape[0], maxMemory: o.maxMemory });
-  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch: x.shape[0] });
+  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch: x.shape[0], precision: o.precision });
   try {
     if (session.inputNames.length !== 1) {
       throw invalid(model, `the model has ${session.inputNames.length} inputs (${session.inputNames.join(', ')}); run takes one --input`);
@@ -59,6 +62,7 @@ export function register(program: Command): void {
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .requiredOption('--input <file>', 'input tensor (.npy, float32)')
     .requiredOption('--output <file>', 'where to write the first output (.npy, float32)')
+    .addOption(precisionOption())
     .addOption(maxMemoryOption())
     .action(async (model: string, o: RunCliOptions) => {
       try {
