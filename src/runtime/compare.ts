@@ -16,10 +16,13 @@ export const tolerance = (ref: ArrayLike<number>, rel = relTolerance) => rel * M
  * about 2^-11 of its scale (independent roundings partly cancel, so ~sqrt(K) 2^-11 of the largest term), and a network
  * of L layers compounds that, amplified by its gains. So the error is judged relative to the output's range
  * (max - min of the reference), with a floor of 2^-10 max |reference| for outputs that vary little around a large
- * value (their own f16 rounding), together with the cosine similarity and the top-1 class. The bounds were set from
- * measurement (TESTING.md): the worst model measured had `rangeRel` max error / range ... and cosine ...
+ * value (their own f16 rounding), together with the cosine similarity and the top-1 class. Measured on lavapipe,
+ * fp16 against onnxruntime fp32, fused and unfused (TESTING.md): the trained corpus models that run stay within
+ * 2.5e-3 of their range (face-landmark; ocr-cls's two-class softmax 1e-2 of its tiny range, 1.6e-3 absolute) with a
+ * cosine of at least 0.999995; the random-weight MobileNetV2 0.35 (fixtures/bundled, 1000 logits) 6e-3 and 0.99994.
+ * The bounds sit 5x above the worst of these (a wrong kernel is off by O(1) of the range).
  */
-export const f16Bounds = { rangeRel: 3e-2, cosine: 0.999 } as const;
+export const f16Bounds = { rangeRel: 3e-2, cosine: 0.9995 } as const;
 
 /** The fp16 absolute tolerance of reference `ref` (see f16Bounds). */
 export function f16Tolerance(ref: ArrayLike<number>, rangeRel: number = f16Bounds.rangeRel): number {
