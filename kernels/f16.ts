@@ -9,7 +9,9 @@
 // conversion between f16 and f32, so any access this rewrite missed is a type error at pipeline creation (every
 // kernel's f16 form is compiled by the tests), never a silent change of arithmetic.
 
-import type { KernelProgram } from './program.js';
+import type { KernelLimits, KernelProgram } from './program.js';
+import type { Int8Program } from './int8/common.js';
+import { cacheKey, flatDispatch } from './shader.js';
 
 export type StorageType = 'f32' | 'f16';
 
@@ -97,7 +99,8 @@ function rewriteAccesses(s: string, types: ReadonlyMap<string, string>): string 
 
 /**
  * The WGSL of a float kernel with its storage arrays of f32 elements stored as f16 (`enable f16;` first). Loads
- * convert to f32 and stores round to f16 (round to nearest even), so the kernel's arithmetic is the fp32 kernel's.
+ * convert to f32 and stores round to f16 (WGSL lets the implementation pick either neighbour; lavapipe rounds to
+ * nearest, as the tests' bound assumes), so the kernel's arithmetic is the fp32 kernel's.
  */
 export function halfStorageWgsl(wgsl: string): string {
   const types = new Map<string, string>();
@@ -115,4 +118,28 @@ export function halfStorageWgsl(wgsl: string): string {
 export function withStorage(p: KernelProgram, storage: StorageType): KernelProgram {
   if (storage === 'f32') return p;
   return { ...p, cacheKey: `f16|${p.cacheKey}`, wgsl: halfStorageWgsl(p.wgsl) };
+}
+
+/**
+ * The conversion of a float32 model input of `n` elements to its f16 buffer on the GPU (run() writes the Float32Array
+ * feed as it is, then this dispatch): on the host the same rounding cost 6-9 ms per 224x224x3 image on one core.
+ * Bindings: `xf` the float32 feed, `out` the input's f16 tensor. Values beyond f16's range have no defined result in
+ * WGSL (Dawn on lavapipe gives infinity); image inputs are far inside it.
+ */
+export function halfFeedProgram(n: number, limits: KernelLimits, name: string): Int8Program {
+  const d = flatDispatch(n, limits, `input '${name}'`);
+  const wgsl = `enable f16;
+@group(0) @binding(0) var<storage, read> xf: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f16>;
+
+@compute @workgroup_size(${d.workgroupSize[0]})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${d.guard}
+  out[i] = f16(xf[i]);
+}
+`;
+  return {
+    name: `ToF16(input ${name})`, cacheKey: cacheKey('f16-feed', n, d.key), wgsl,
+    workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 0, constants: [],
+  };
 }

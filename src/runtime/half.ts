@@ -5,10 +5,8 @@
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** The binary16 bits of `v` (rounded to nearest even from its float32 value). */
-export function toHalfBits(v: number): number {
-  f32[0] = v;
-  const x = u32[0];
+/** The binary16 bits of the float32 with bits `x` (round to nearest even). */
+function halfOfBits(x: number): number {
   const sign = (x >>> 16) & 0x8000;
   const exp = (x >>> 23) & 0xff;
   const mant = x & 0x7fffff;
@@ -32,6 +30,12 @@ export function toHalfBits(v: number): number {
   return sign | h;
 }
 
+/** The binary16 bits of `v` (rounded to nearest even from its float32 value). */
+export function toHalfBits(v: number): number {
+  f32[0] = v;
+  return halfOfBits(u32[0]);
+}
+
 let table: Float32Array | undefined;
 
 /** Every binary16 value by its bits (256 KiB, made on first use). */
@@ -52,10 +56,15 @@ export const fromHalfBits = (h: number): number => halfTable()[h & 0xffff];
 /** `v` rounded to binary16 (the float64 reference tests compare with). */
 export const roundHalf = (v: number): number => fromHalfBits(toHalfBits(v));
 
-/** binary16 bits of every value. */
+/** binary16 bits of every value (a Float32Array is read through its bits: no float round trip per element). */
 export function toHalf(values: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = toHalfBits(values[i]);
+  if (values instanceof Float32Array) {
+    const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+    for (let i = 0; i < bits.length; i++) out[i] = halfOfBits(bits[i]);
+  } else {
+    for (let i = 0; i < values.length; i++) out[i] = toHalfBits(values[i]);
+  }
   return out;
 }
 

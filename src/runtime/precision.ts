@@ -14,6 +14,7 @@ import { int8QuantizeInput } from '../../kernels/int8/quantize-input.js';
 import type { KernelLimits } from '../../kernels/program.js';
 import { isQ } from './compile.js';
 import { fromHalf, toHalf } from './half.js';
+import { halfFeedProgram } from '../../kernels/f16.js';
 
 export type PrecisionName = 'fp32' | 'int8' | 'fp16';
 
@@ -111,19 +112,28 @@ export const fp32: Precision = {
 };
 
 /**
- * The float kernels with f16 tensors (kernels/f16.ts). The host API stays float32: feeds are rounded to f16 on the
- * host as they are written (about 1 ms for a 224x224 RGB image on one core), outputs widened back from f16.
+ * The float kernels with f16 tensors (kernels/f16.ts). The host API stays float32: feeds are written as float32 and
+ * rounded to f16 on the GPU by a feed program (kernels/f16.ts halfFeedProgram; on the host it took 6-9 ms per 224x224
+ * RGB image), outputs are read back as f16 and widened on the host (0.5 ms per 150k values); constants are rounded
+ * on the host once, when the session is made.
  */
 export const fp16: Precision = {
   name: 'fp16',
   keyPrefix: 'f16:',
   creating: 'creating the fp16 session',
   constant: (t, where) => ({ data: toHalf(toF32(t.data!, where)), weight: true }),
-  feeds: (g, feeds) => floatFeeds(g, feeds),
+  feeds(g, feeds, gpuConverted) {
+    const f = floatFeeds(g, feeds);
+    for (const x of gpuConverted) {
+      const v = f.values.get(x);
+      if (v) { f.floats.set(x, v.data as Float32Array); f.values.delete(x); }
+    }
+    return f;
+  },
   upload: (v) => toHalf(v.data as Float32Array),
   readBack: (t, bytes) => ({ data: fromHalf(new Uint16Array(bytes.slice(0, 2 * numel(t.shape)))), shape: [...t.shape] }),
   output: (t, v) => ({ data: v.data as Float32Array, shape: [...t.shape], dtype: 'float32' }),
-  feedProgram: () => undefined,
+  feedProgram: (t, name, limits) => halfFeedProgram(numel(t.shape), limits, name),
   runHost(g, _values, nodes) {
     throw new Error(`internal: ${g.source}: the float executor has no host step (${nodes[0]?.name})`);
   },

@@ -51,6 +51,9 @@ test('MobileNet-style stack in fp16, fused and unfused: within the f16 bounds of
       const st32 = s32.stats(), st16 = s16.stats();
       assert.equal(st16.dispatchesPerRun, st32.dispatchesPerRun);
       assert.equal(st16.fusedModules, st32.fusedModules);
+      // The float32 feed is rounded to f16 on the GPU (one feed dispatch), not on the host.
+      assert.deepEqual(st16.inputQuantizers, [x]);
+      assert.deepEqual(st32.inputQuantizers, []);
       if (plan === 'auto') assert.ok(st16.fusedModules > 0, 'the fused plan fuses');
       // Half the bytes (each buffer a whole number of 4-byte words: at most 2 bytes more per tensor).
       assert.ok(st16.weightBytes <= st32.weightBytes / 2 + 4 * 64 && st16.weightBytes >= st32.weightBytes / 2, `weights ${st16.weightBytes} vs ${st32.weightBytes}`);
