@@ -35,7 +35,7 @@ export interface CheckOptions {
   /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
   maxMemory?: number;
   /** Relative tolerance: max |ours - reference| <= tolerance * max(1, max |reference|) (default 1e-4, compare.ts);
-   *  fp16: relative to the output's range (compare.ts f16Tolerance, default f16Bounds.rangeRel). */
+   *  fp16: tolerance * max |reference| (compare.ts f16Tolerance, default f16Bounds.rel). */
   tolerance?: number;
   /** What fcm-opt runs the model in (default fp32); fp16 is compared with the fp32 reference under the f16 bounds. */
   precision?: FloatPrecision;
@@ -200,7 +200,7 @@ const fmt = (v: number) => (Number.isFinite(v) ? v.toExponential(3) : String(v))
 export function formatCheck(r: CheckReport): string {
   const lines = [`${r.model}: fcm-opt (${r.plan}${r.precision === 'fp16' ? ', fp16' : ''}, ${r.device}) vs onnxruntime CPU${r.reference === 'onnx-export' ? ' on the ONNX export of the imported graph' : ''}`];
   if (r.precision === 'fp16') {
-    lines.push(`  fp16 against the fp32 reference: max abs <= ${f16Bounds.rangeRel} x range + 2^-10 x max |reference| (unless --tolerance), cosine >= ${f16Bounds.cosine}, top-1 equal`);
+    lines.push(`  fp16 against the fp32 reference: max abs <= ${f16Bounds.rel} x max |reference| (or --tolerance), cosine >= ${f16Bounds.cosine}, top-1 equal (or a near tie within the tolerance)`);
   }
   if (r.format === 'tflite') {
     lines.push(r.path === 'int8-dequantized'
