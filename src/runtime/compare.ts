@@ -18,9 +18,9 @@ export const tolerance = (ref: ArrayLike<number>, rel = relTolerance) => rel * M
  * says nothing about a one-element output or one that varies little around a large value: a hand-presence score
  * of 0.11 came out 4.5e-3 of its value off), together with the cosine similarity and the top-1 class. Measured on
  * lavapipe, fp16 against onnxruntime fp32, fused and unfused (TESTING.md): the trained corpus models that run stay
- * within 4.5e-3 of max |reference| (hand-landmark-lite) with a cosine of at least 0.999993; the random-weight
+ * within 4.5e-3 of max |reference| (hand-landmark-lite) with a cosine of at least 0.99998; the random-weight
  * MobileNetV2 0.35 (fixtures/bundled, 1000 logits) 1.2e-2 and 0.99994. The error bound sits 2.5x above the worst of
- * these, the cosine bound 8x below (a wrong kernel is off by O(1) of the output's scale).
+ * these, 1 - cosine 8x above (a wrong kernel is off by O(1) of the output's scale).
  */
 export const f16Bounds = { rel: 3e-2, cosine: 0.9995 } as const;
 
