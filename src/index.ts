@@ -30,10 +30,10 @@ export { createSession, createInt8Session, type SessionOptions, type Int8Session
 export { pipeline, prepareForRun, prepareInt8Graph, planningInput, type ModelInput, type PipelineOptions, type PlanningInput } from './pipeline/pipeline.js';
 export { resolveHw } from './pipeline/hw.js';
 export type { Session, SessionStats, Profile, NodeProfile, StepProfile } from './runtime/executor.js';
-export type { Feeds, RunResult, RunOutput, PrecisionName } from './runtime/precision.js';
+export type { Feeds, RunResult, RunOutput, PrecisionName, FloatPrecision } from './runtime/precision.js';
 export { passGpuMs, timeNodes } from './runtime/profile.js';
 export { acquireGpu, releaseGpu } from './runtime/device.js';
 export { tunePlan, tileVariants, type TuneOptions, type TuneResult, type TuneRow, type TileVariant } from './tune/tune.js';
-export { compareOutputs, seededInput, type Comparison } from './runtime/compare.js';
+export { compareOutputs, f16Bounds, f16Tolerance, seededInput, type Comparison } from './runtime/compare.js';
 export { runCheck, type CheckReport, type CheckOptions } from './check/check.js';
 export { readNpy, writeNpy, parseNpy, encodeNpy, type NpyArray } from './npy.js';
