@@ -8,17 +8,18 @@
 //
 // From code (tests): `const { ensureModel } = await import(<this file>); const path = await ensureModel('ocr-det')`.
 
-import { execFile } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const cacheDir = join(root, '.cache', 'models');
 export const manifestPath = join(root, 'corpus', 'models.json');
+const pinnedJs = join(root, 'dist', 'src', 'bench', 'pinned.js');
+if (!existsSync(pinnedJs)) throw new Error(`${pinnedJs} is missing: run npm run build first`);
+/** `npm pack` of a pinned tarball, and the ustar reader (src/bench/pinned.ts). */
+export const { fetchPinnedTarball, untar, sha256 } = await import(pathToFileURL(pinnedJs).href);
 
 const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
 /** Pinned packages: `name@version` -> { tarball, sha256 }. */
@@ -27,51 +28,10 @@ export const packages = manifest.packages;
  *  bytes, format, what, inputShapes? }. */
 export const models = Object.fromEntries(manifest.models.map((m) => [m.name, m]));
 
-const run = promisify(execFile);
-const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
-
-async function fetchTarball(spec) {
+function fetchTarball(spec) {
   const p = packages[spec];
   if (!p) throw new Error(`${spec} is not pinned in ${manifestPath}`);
-  const path = join(cacheDir, p.tarball);
-  if (existsSync(path) && sha256(readFileSync(path)) === p.sha256) return path;
-  mkdirSync(cacheDir, { recursive: true });
-  const tmp = join(cacheDir, `pack-${process.pid}-${Date.now()}`);
-  mkdirSync(tmp);
-  try {
-    const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-    await run(npm, ['pack', spec, '--silent', '--pack-destination', tmp], { cwd: tmp, maxBuffer: 1 << 24 });
-    const got = readFileSync(join(tmp, p.tarball));
-    const hash = sha256(got);
-    if (hash !== p.sha256) throw new Error(`${spec}: tarball SHA-256 ${hash} does not match the pinned ${p.sha256}`);
-    renameSync(join(tmp, p.tarball), path);
-    return path;
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
-  }
-}
-
-/** Every regular file of a ustar archive under `prefix`, as [path without the prefix, bytes]. */
-export function untar(tar, prefix = '') {
-  const files = [];
-  let off = 0;
-  let longName = null;
-  while (off + 512 <= tar.length) {
-    const h = tar.subarray(off, off + 512);
-    if (h.every((b) => b === 0)) break;
-    const str = (a, b) => h.subarray(a, b).toString('utf8').replace(/\0.*$/s, '');
-    const size = parseInt(str(124, 136).trim() || '0', 8);
-    const type = String.fromCharCode(h[156] || 48);
-    const pre = str(345, 500);
-    const name = longName ?? (pre ? `${pre}/${str(0, 100)}` : str(0, 100));
-    longName = null;
-    const data = tar.subarray(off + 512, off + 512 + size);
-    off += 512 + Math.ceil(size / 512) * 512;
-    if (type === 'L') { longName = data.toString('utf8').replace(/\0.*$/s, ''); continue; }
-    if (type === 'x') { const m = /\d+ path=([^\n]*)\n/.exec(data.toString('utf8')); if (m) longName = m[1]; continue; }
-    if ((type === '0' || type === '7') && name.startsWith(prefix)) files.push([name.slice(prefix.length), Buffer.from(data)]);
-  }
-  return files;
+  return fetchPinnedTarball({ spec, tarball: p.tarball, sha256: p.sha256 }, cacheDir);
 }
 
 /** The bytes of `want` (a path inside the archive), or null. */

@@ -15,136 +15,20 @@
 //   node scripts/record-tflite-oracle.mjs oracle-ops                   # some
 //
 // Needs Chromium (/usr/bin/chromium, or CHROMIUM=path) and npm (to fetch the pinned tarballs once into the ignored
-// .cache/litertjs/). From code: `runLiteRt(job)` runs any job (the bench uses it for latency).
+// .cache/litertjs/). The runner is src/bench/litert.ts, which `fcm-opt bench` uses for its LiteRT.js contestant.
 
-import { execFile, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { tmpdir } from 'node:os';
-import { dirname, extname, join, normalize } from 'node:path';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { promisify } from 'node:util';
-import { gunzipSync } from 'node:zlib';
-import { untar } from './fetch-models.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-export const liteRtDir = join(root, '.cache', 'litertjs');
-const pageDir = join(root, 'scripts', 'tflite-oracle');
 export const dataDir = join(root, 'test', 'data', 'tflite-oracle');
-
-/** Pinned packages: tarball SHA-256 computed when pinned (npm registry). */
-export const liteRtPackages = {
-  core: { spec: '@litertjs/core@2.5.3', tarball: 'litertjs-core-2.5.3.tgz', sha256: 'a97660833e9e7e1063c95e12016718881240b14f7438728a2f62785e912d30fd' },
-  'wasm-utils': { spec: '@litertjs/wasm-utils@2.5.3', tarball: 'litertjs-wasm-utils-2.5.3.tgz', sha256: 'ce2a1f8379c067be49e59752e5a7f40db6be09f6e497f0f11e59f17b515366a7' },
-};
-
-const run = promisify(execFile);
-const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
-
-
-/** The unpacked pinned packages (fetched with `npm pack` and checked on first use); returns their folders. */
-export async function ensureLiteRt() {
-  const dirs = {};
-  for (const [key, p] of Object.entries(liteRtPackages)) {
-    const dir = join(liteRtDir, `${key}-${p.sha256.slice(0, 12)}`);
-    dirs[key] = dir;
-    if (existsSync(join(dir, 'package.json'))) continue;
-    const tgz = join(liteRtDir, p.tarball);
-    if (!existsSync(tgz) || sha256(readFileSync(tgz)) !== p.sha256) {
-      mkdirSync(liteRtDir, { recursive: true });
-      const tmp = mkdtempSync(join(liteRtDir, 'pack-'));
-      try {
-        const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
-        await run(npm, ['pack', p.spec, '--silent', '--pack-destination', tmp], { cwd: tmp, maxBuffer: 1 << 24 });
-        const got = readFileSync(join(tmp, p.tarball));
-        const hash = sha256(got);
-        if (hash !== p.sha256) throw new Error(`${p.spec}: tarball SHA-256 ${hash} does not match the pinned ${p.sha256}`);
-        renameSync(join(tmp, p.tarball), tgz);
-      } finally {
-        rmSync(tmp, { recursive: true, force: true });
-      }
-    }
-    const tmpDir = `${dir}.tmp-${process.pid}`;
-    rmSync(tmpDir, { recursive: true, force: true });
-    for (const [path, bytes] of untar(gunzipSync(readFileSync(tgz)), 'package/')) {
-      mkdirSync(dirname(join(tmpDir, path)), { recursive: true });
-      writeFileSync(join(tmpDir, path), bytes);
-    }
-    renameSync(tmpDir, dir);
-  }
-  return dirs;
-}
-
-const mime = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm', '.json': 'application/json', '.map': 'application/json' };
-
-/**
- * Runs a job in headless Chromium and returns what the page posts back. job: { runs, threads? }, its urls served
- * from `blobs` (url path -> bytes). threads: LiteRT's threaded WASM build, which needs cross-origin isolation (the
- * server sends COOP/COEP headers then).
- */
-export async function runLiteRt(job, blobs, { timeoutMs = 300_000, verbose = false } = {}) {
-  const dirs = await ensureLiteRt();
-  const chromium = process.env.CHROMIUM ?? '/usr/bin/chromium';
-  if (!existsSync(chromium)) throw new Error(`no Chromium at ${chromium} (set CHROMIUM)`);
-  const profile = mkdtempSync(join(tmpdir(), 'fcm-litert-'));
-  let browser;
-  let finish;
-  const done = new Promise((resolve, reject) => { finish = { resolve, reject }; });
-  const server = http.createServer((req, res) => {
-    const url = decodeURIComponent(new URL(req.url, 'http://x').pathname);
-    if (job.threads) {
-      res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
-      res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');
-    }
-    if (req.method === 'POST' && url === '/result') {
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', () => {
-        res.end('ok');
-        try { finish.resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))); } catch (e) { finish.reject(e); }
-      });
-      return;
-    }
-    let body;
-    let type = mime[extname(url)] ?? 'application/octet-stream';
-    if (url === '/job.json') { body = JSON.stringify(job); type = mime['.json']; }
-    else if (url === '/page.html' || url === '/page.js') body = readFileSync(join(pageDir, url.slice(1)));
-    else if (blobs[url]) body = blobs[url];
-    else {
-      const m = /^\/litert\/(core|wasm-utils)\/(.*)$/.exec(url);
-      const file = m && normalize(join(dirs[m[1]], m[2]));
-      if (file && file.startsWith(dirs[m[1]]) && existsSync(file)) body = readFileSync(file);
-    }
-    if (body === undefined) { res.statusCode = 404; res.end(); return; }
-    res.setHeader('content-type', type);
-    res.end(body);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const timer = setTimeout(() => finish.reject(new Error(`LiteRT.js page gave no result in ${timeoutMs / 1000} s`)), timeoutMs);
-  try {
-    const { port } = server.address();
-    browser = spawn(chromium, [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--no-first-run', '--no-default-browser-check', `--user-data-dir=${profile}`, `http://127.0.0.1:${port}/page.html`,
-    ], { stdio: ['ignore', 'ignore', verbose ? 'inherit' : 'ignore'], detached: true });
-    browser.on('exit', (code) => finish.reject(new Error(`Chromium exited (${code}) before the page posted a result`)));
-    const result = await done;
-    if (!result.ok) throw new Error(`LiteRT.js page failed: ${result.error}\n${result.log.join('\n')}`);
-    return result;
-  } finally {
-    clearTimeout(timer);
-    if (browser && browser.exitCode === null) {
-      browser.removeAllListeners('exit');
-      const exited = new Promise((resolve) => browser.once('exit', resolve));
-      // Chromium's own process group (detached above): the browser and the helpers it started.
-      try { process.kill(-browser.pid, 'SIGTERM'); } catch { browser.kill('SIGTERM'); }
-      await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))]);
-    }
-    server.close();
-    try { rmSync(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 }); } catch { /* a helper still writing: leave the temp profile */ }
-  }
-}
+const liteRtJs = join(root, 'dist', 'src', 'bench', 'litert.js');
+if (!existsSync(liteRtJs)) throw new Error(`${liteRtJs} is missing: run npm run build first`);
+const liteRt = await import(pathToFileURL(liteRtJs).href);
+export const { liteRtPackages } = liteRt;
+/** LiteRT.js in headless Chromium (src/bench/litert.ts), its packages cached in the ignored .cache/litertjs/. */
+export const runLiteRt = (job, blobs, opts = {}) => liteRt.runLiteRt(job, blobs, { cacheDir: join(root, '.cache', 'litertjs'), ...opts });
 
 /**
  * Accelerator settings recorded per model: name in the record -> LiteRT.js accelerator option. LiteRT.js has no

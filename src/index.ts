@@ -29,7 +29,9 @@ export { runBench, type BenchOptions, type BenchReport } from './bench/bench.js'
 export { createSession, createInt8Session, type SessionOptions, type Int8SessionOptions } from './pipeline/session.js';
 export { pipeline, prepareForRun, prepareInt8Graph, planningInput, type ModelInput, type PipelineOptions, type PlanningInput } from './pipeline/pipeline.js';
 export { resolveHw } from './pipeline/hw.js';
-export type { Session, SessionStats, Profile, NodeProfile, StepProfile } from './runtime/executor.js';
+export type { Session, SessionStats, Profile, NodeProfile, StepProfile, RunFeeds, RunOptions, GpuOutput, GpuRunResult } from './runtime/executor.js';
+export { uploadPaths, defaultUploadPath, type UploadPath, type HostTimes } from './runtime/transfer.js';
+export { imageToFloat, type ImageNormalization } from '../kernels/image-input.js';
 export type { Feeds, RunResult, RunOutput, PrecisionName, FloatPrecision } from './runtime/precision.js';
 export { passGpuMs, timeNodes } from './runtime/profile.js';
 export { acquireGpu, releaseGpu } from './runtime/device.js';

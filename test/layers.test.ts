@@ -14,12 +14,12 @@ import ts from 'typescript';
 const layers: { rank: number; name: string; paths: string[] }[] = [
   // Plain data and helpers every layer may use. src/planner/dag.ts is FusePlanner's layer DAG (model_dag.json):
   // types only, the second IR, which the formats write and the planner reads.
-  { rank: 0, name: 'core', paths: ['src/errors.ts', 'src/input-file.ts', 'src/graph/ir.ts', 'src/graph/util.ts', 'src/planner/dag.ts'] },
+  { rank: 0, name: 'core', paths: ['src/errors.ts', 'src/input-file.ts', 'src/onnxruntime.ts', 'src/progress.ts', 'src/graph/ir.ts', 'src/graph/util.ts', 'src/planner/dag.ts'] },
   { rank: 1, name: 'formats', paths: ['converters/'] },
   // Graph passes, loading (import + prepare), and the integer reference semantics the int8 kernels share.
   { rank: 2, name: 'graph passes', paths: ['src/graph/', 'src/quant/'] },
   { rank: 3, name: 'planner', paths: ['src/planner/'] },
-  { rank: 4, name: 'rewrite, export', paths: ['src/rewrite/', 'src/export/', 'src/npy.ts'] },
+  { rank: 4, name: 'rewrite, export', paths: ['src/rewrite/', 'src/export/', 'src/npy.ts', 'src/npz.ts'] },
   { rank: 5, name: 'kernels', paths: ['kernels/'] },
   { rank: 6, name: 'runtime', paths: ['src/runtime/'] },
   { rank: 7, name: 'pipeline/session', paths: ['src/pipeline/'] },

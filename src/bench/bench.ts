@@ -1,11 +1,14 @@
 // `fcm-opt bench`: in one process, after warm-up, N timed runs each of fcm-opt with its plan, fcm-opt
-// unfused, onnxruntime-node's WebGPU provider and onnxruntime-node CPU. Every run feeds host arrays and
+// unfused, onnxruntime-node's WebGPU provider and onnxruntime-node CPU (for .tflite files, which onnxruntime
+// cannot read: LiteRT.js in headless Chromium instead, after the others). Every run feeds host arrays and
 // reads every output back to host memory, for all four alike, so the figures compare end to end. Runs are
 // interleaved (run i of every contestant before run i+1 of any) so that drifting clocks or a busy machine
 // affect all alike. Per layer or module: GPU time of the fused and unfused runs from timestamp queries
 // (session.profile()) next to the planner's GMA estimates (and time estimates when the hardware
 // description has bandwidth).
 
+import { loadOnnxruntime } from '../onnxruntime.js';
+import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { invalid, unsupported } from '../errors.js';
 import { fcmDomain, type Graph } from '../graph/ir.js';
@@ -13,8 +16,9 @@ import type { Plan } from '../planner/plan.js';
 import { validateDag } from '../planner/dag-load.js';
 import { median, p90 } from './stats.js';
 import { qLimits } from '../quant/reference.js';
-import { firstLine, profileMethod, type CreateSession, type FcmSessionLike, type ProfileEntry } from './runtime.js';
+import { firstLine, profileMethod, type CreateSession, type FcmSessionLike, type HostTimesLike, type ProfileEntry } from './runtime.js';
 import { adapterSummary } from './device.js';
+import { type LiteRtOptions, liteRtVersion, runLiteRt } from './litert.js';
 import { medianModuleTimes, timedSession } from './profile.js';
 import { load, planFor, planningInput, rewrite } from '../pipeline/pipeline.js';
 import type { FloatPrecision } from '../runtime/precision.js';
@@ -39,7 +43,17 @@ export interface BenchOptions {
   precision?: FloatPrecision;
   /** The sessions' maker (default: src/pipeline/session.ts createSession, timed through timedSession); tests give their own. */
   createSession?: CreateSession;
+  /** Throughput mode: images per second of the fused session with this many runs in flight, next to one at a time. */
+  concurrency?: number;
+  /** .tflite models: time LiteRT.js too (default true); its options (cache folder, Chromium binary, threads). */
+  litert?: boolean | (LiteRtOptions & { threads?: boolean });
 }
+
+/** Per-run host time of the fused session over its timed runs (ms, means). */
+export interface BenchHostSplit { runs: number; uploadMs: number; encodeMs: number; submitMs: number; waitMs: number; readMs: number }
+
+/** Images per second of the fused session, `concurrency` runs in flight and one at a time (medians of rounds). */
+export interface BenchThroughput { concurrency: number; runsPerRound: number; rounds: number; imagesPerSecond: number; sequentialImagesPerSecond: number; ratio: number }
 
 export interface BenchResult {
   name: string;
@@ -49,6 +63,8 @@ export interface BenchResult {
   ratioToFused?: number;
   /** Why the row has no figures (a provider that failed to start on this machine). */
   unavailable?: string;
+  /** What exactly ran (a version, a thread count). */
+  detail?: string;
 }
 
 export interface BenchLayer {
@@ -82,6 +98,9 @@ export interface BenchReport {
   layersUnavailable?: string;
   /** How the runtime took per-layer times: 'timestamp' (GPU timestamp queries) or 'wall' (none on the adapter). */
   layersMethod?: string;
+  /** Where the fused session's host time per run went (sessions that report it). */
+  hostSplit?: BenchHostSplit;
+  throughput?: BenchThroughput;
 }
 
 /** One thing being timed. `run` is one inference: host inputs in, every output read back to host. */
@@ -98,7 +117,7 @@ export interface Contestant {
  * 0.95 ms in a row). Returns the run times in ms per contestant. A contestant that throws fails the bench.
  */
 export async function timeContestants(contestants: readonly Contestant[], runs: number, warmup: number,
-  onProgress?: (done: number, total: number) => void, block = 1): Promise<number[][]> {
+  onProgress?: (done: number, total: number) => void, block = 1, afterWarmup?: () => void): Promise<number[][]> {
   const total = (runs + warmup) * contestants.length;
   let done = 0;
   const times = contestants.map(() => [] as number[]);
@@ -114,6 +133,7 @@ export async function timeContestants(contestants: readonly Contestant[], runs: 
   for (let round = 0; round < warmup; round++) {
     for (let k = 0; k < contestants.length; k++) await once((round + k) % contestants.length, false);
   }
+  afterWarmup?.();
   const b = Math.max(1, Math.floor(block));
   for (let round = 0, left = runs; left > 0; round++, left -= b) {
     for (let k = 0; k < contestants.length; k++) {
@@ -161,6 +181,36 @@ export function benchInputs(g: Graph, seed = 1): Record<string, Float32Array> {
     out[name] = Float32Array.from({ length: n }, () => 2 * rand() - 1);
   }
   return out;
+}
+
+/**
+ * Images per second of `s` with `inFlight` runs in flight (each a new run as soon as one finishes), `runs` runs per
+ * round; rounds alternate with one-run-at-a-time rounds so that drift affects both alike; medians.
+ */
+export async function throughput(s: Pick<FcmSessionLike, 'run'>, inputs: Record<string, Float32Array>, batch: number, inFlight: number,
+  runs: number, rounds = 3): Promise<BenchThroughput> {
+  const round = async (k: number) => {
+    let started = 0;
+    const t0 = performance.now();
+    const worker = async () => { while (started < runs) { started++; await s.run(inputs); } };
+    await Promise.all(Array.from({ length: k }, worker));
+    return (runs * batch) / ((performance.now() - t0) / 1000);
+  };
+  await round(inFlight);
+  const conc: number[] = [], seq: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2) { seq.push(await round(1)); conc.push(await round(inFlight)); } else { conc.push(await round(inFlight)); seq.push(await round(1)); }
+  }
+  const ips = median(conc), sips = median(seq);
+  return { concurrency: inFlight, runsPerRound: runs, rounds, imagesPerSecond: ips, sequentialImagesPerSecond: sips, ratio: ips / sips };
+}
+
+/** Mean per-run host time between two HostTimes readings. */
+function hostSplit(a: HostTimesLike, b: HostTimesLike): BenchHostSplit | undefined {
+  const n = b.runs - a.runs;
+  if (n <= 0) return undefined;
+  const d = (k: Exclude<keyof HostTimesLike, 'runs'>) => (b[k] - a[k]) / n;
+  return { runs: n, uploadMs: d('uploadMs'), encodeMs: d('encodeMs'), submitMs: d('submitMs'), waitMs: d('waitMs'), readMs: d('readMs') };
 }
 
 /** The batch must reach the model: a fixed first dimension other than --batch is an error, not a silent 1. */
@@ -262,7 +312,20 @@ function fcmContestant(name: string, s: FcmSessionLike, g: Graph, inputs: Record
   };
 }
 
-export const contestantNames = ['fcm-opt fused', 'fcm-opt unfused', 'onnxruntime webgpu', 'onnxruntime cpu'] as const;
+export const contestantNames = ['fcm-opt fused', 'fcm-opt unfused', 'onnxruntime webgpu', 'onnxruntime cpu', 'litert.js cpu'] as const;
+
+/**
+ * LiteRT.js (TFLite in WASM, XNNPACK on the CPU) on the same .tflite file, in headless Chromium: `runs` timed runs
+ * after `warmup`, each from a fixed input to every output read into JS. It runs in its own process after the
+ * in-process contestants, so its runs are not interleaved with theirs (a CPU contestant: GPU clocks do not matter).
+ */
+export async function timeLiteRt(model: Uint8Array, runs: number, warmup: number, opts: LiteRtOptions & { threads?: boolean } = {}): Promise<{ times: number[]; label: string }> {
+  const job = { runs: [{ name: 'model', model: '/model.tflite', accelerator: 'wasm', inputs: 'random' as const, timing: { warmup, iterations: runs } }], threads: opts.threads };
+  const r = await runLiteRt(job, { '/model.tflite': model }, opts);
+  const times = r.runs[0]?.results[0]?.timing;
+  if (!times || times.length !== runs) throw new Error(`LiteRT.js returned ${times?.length ?? 0} timings, expected ${runs}`);
+  return { times, label: `LiteRT.js ${liteRtVersion}, XNNPACK, ${opts.threads ? 'threads' : '1 thread'}, ${r.userAgent.replace(/^.*(HeadlessChrome\/\S+).*$/, '$1')}` };
+}
 
 /** The whole bench of one model. Throws FcmError for bad input or a failing fcm-opt run. */
 export async function runBench(modelPath: string, opts: BenchOptions = {}): Promise<BenchReport> {
@@ -270,7 +333,8 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   const runs = opts.runs ?? 20;
   const warmup = opts.warmup ?? 3;
   const block = opts.block ?? 10;
-  for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0], ['--block', block, 1]] as const) {
+  const concurrency = opts.concurrency ?? 1;
+  for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0], ['--block', block, 1], ['--concurrency', concurrency, 1]] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw invalid(k, `expected an integer >= ${min}, got ${v}`);
   }
   const graph = await load(modelPath, { batch, maxMemory: opts.maxMemory });
@@ -285,6 +349,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   const sessions: FcmSessionLike[] = [];
   const releases: (() => Promise<void>)[] = [];
   const results: BenchResult[] = [];
+  let litertLabel: string | undefined;
   try {
     const precision = opts.precision ?? 'fp32';
     const unfused = await createSession(modelPath, { hw, plan: 'unfused', batch, precision });
@@ -295,15 +360,16 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     const pin = { ...pin0, dag: validateDag(pin0.dag, `${modelPath} (layer DAG)`), batch };
     const plan = opts.plan ?? planFor(pin, { model: basename(modelPath) });
     const fusedGraph = rewrite(pin.graph, pin.precision, plan);
-    const fused = await createSession(modelPath, { hw, plan, batch, precision });
+    const fused = await createSession(modelPath, { hw, plan, batch, precision, ...(concurrency > 1 ? { maxInFlight: concurrency } : {}) });
     sessions.unshift(fused);
     const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];
-    const ort = (await import('onnxruntime-node')) as unknown as OrtLike;
     const unavailable: BenchResult[] = [];
     const tflite = modelPath.toLowerCase().endsWith('.tflite');
     for (const [name, provider] of [[contestantNames[2], 'webgpu'], [contestantNames[3], 'cpu']] as const) {
       if (tflite) { unavailable.push({ name, unavailable: 'onnxruntime reads ONNX files, not TFLite' }); continue; }
       try {
+        // Without onnxruntime-node (an optional peer) its rows say so; fcm-opt's own rows still run.
+        const ort = (await loadOnnxruntime('bench (the onnxruntime contestants)')) as unknown as OrtLike;
         const o = await ortContestant(ort, name, modelPath, provider, graph, inputs);
         // A provider that starts but cannot run this model counts as unavailable too.
         await o.c.run();
@@ -313,11 +379,26 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
         unavailable.push({ name, unavailable: firstLine(e) });
       }
     }
-    const times = await timeContestants(contestants, runs, warmup, opts.onProgress, block);
-    const timed = summarize(contestants.map((c) => c.name), times);
+    let host0: HostTimesLike | undefined;
+    const times = await timeContestants(contestants, runs, warmup, opts.onProgress, block, () => { host0 = fused.hostTimes?.(); });
+    const host1 = fused.hostTimes?.();
+    const split = host0 && host1 ? hostSplit(host0, host1) : undefined;
+    const tput = opts.concurrency !== undefined ? await throughput(fused, inputs, batch, concurrency, Math.max(runs, 2 * concurrency)) : undefined;
+    const names = contestants.map((c) => c.name);
+    if (tflite && opts.litert !== false) {
+      try {
+        const lr = await timeLiteRt(new Uint8Array(readFileSync(modelPath)), runs, warmup, typeof opts.litert === 'object' ? opts.litert : {});
+        names.push(contestantNames[4]);
+        times.push(lr.times);
+        litertLabel = lr.label;
+      } catch (e) {
+        unavailable.push({ name: contestantNames[4], unavailable: firstLine(e) });
+      }
+    }
+    const timed = summarize(names, times);
     for (const name of contestantNames) {
       const r = timed.find((x) => x.name === name) ?? unavailable.find((x) => x.name === name);
-      if (r) results.push(r);
+      if (r) results.push(r.name === contestantNames[4] && litertLabel ? { ...r, detail: litertLabel } : r);
     }
 
     let layers: BenchLayer[] = [];
@@ -343,6 +424,8 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       model: modelPath, hw: hw.name, device: adapter.description, precision: unfused.path ?? precision, batch, runs, warmup, block, results, layers,
       ...(layersUnavailable ? { layersUnavailable } : {}),
       ...(layersMethod ? { layersMethod } : {}),
+      ...(split ? { hostSplit: split } : {}),
+      ...(tput ? { throughput: tput } : {}),
     };
   } finally {
     for (const s of sessions) await s.dispose();

@@ -21,6 +21,15 @@ export function formatBench(r: BenchReport): string {
   }
   out.push(table(rows, new Set([1, 2, 3])));
   for (const x of r.results) if (x.unavailable !== undefined) out.push(`  ${x.name}: ${x.unavailable}`);
+  for (const x of r.results) if (x.detail !== undefined) out.push(`  ${x.name}: ${x.detail}`);
+  if (r.hostSplit) {
+    const h = r.hostSplit;
+    out.push(`fused host time per run (ms, mean of ${h.runs}): upload ${ms(h.uploadMs)}, encode ${ms(h.encodeMs)}, submit ${ms(h.submitMs)}, wait ${ms(h.waitMs)}, read ${ms(h.readMs)}`);
+  }
+  if (r.throughput) {
+    const t = r.throughput;
+    out.push(`throughput (fused, median of ${t.rounds} rounds of ${t.runsPerRound} runs): ${t.imagesPerSecond.toFixed(1)} images/s with ${t.concurrency} in flight, ${t.sequentialImagesPerSecond.toFixed(1)} one at a time (${t.ratio.toFixed(2)}x)`);
+  }
   out.push('');
   const how = r.layersMethod === 'wall' ? 'median of 5 profiled runs, wall time per node (the adapter has no timestamp queries)'
     : r.layersMethod === 'pass' ? 'GPU time of each node alone in one heated pass (timestamp queries), median of 6 rounds, each session first in 3'

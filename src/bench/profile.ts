@@ -26,6 +26,7 @@ export function timedSession(s: Session): TimedSessionLike & { graph: Session['g
     run: (f) => s.run(f),
     profile: (f, o) => s.profile(f, o),
     timeNodes: (groups, o) => timeNodes(s, groups, o),
+    hostTimes: () => s.hostTimes(),
     dispose: () => s.dispose(),
   };
 }

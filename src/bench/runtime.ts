@@ -14,8 +14,13 @@ export interface FcmSessionLike {
   profile(feeds?: Record<string, Float32Array>, opts?: { heatRuns?: number }): unknown;
   /** Per-group GPU times in one pass (src/runtime/profile.ts timeNodes); absent or refusing: profiles are used. */
   timeNodes?(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
+  /** Host time of its runs so far, summed (src/runtime/transfer.ts HostTimes); absent: the bench shows no split. */
+  hostTimes?(): HostTimesLike;
   dispose(): unknown;
 }
+
+/** Summed host time of a session's runs (ms), by part. */
+export interface HostTimesLike { runs: number; uploadMs: number; encodeMs: number; submitMs: number; waitMs: number; readMs: number }
 
 export interface CreateSessionOptions {
   hw: HwConfig;
@@ -23,6 +28,8 @@ export interface CreateSessionOptions {
   batch?: number;
   /** Float models: 'fp16' runs the float kernels with f16 tensors (default fp32). */
   precision?: 'fp32' | 'fp16';
+  /** Runs that may wait for their outputs at once (throughput mode). */
+  maxInFlight?: number;
 }
 
 export type CreateSession = (model: string | Uint8Array, opts: CreateSessionOptions) => Promise<FcmSessionLike>;

@@ -12,6 +12,7 @@
 // Inputs and outputs of rank 4 are NCHW, the IR's layout, whatever the file's (TFLite's NHWC is converted at
 // import).
 
+import { loadOnnxruntime } from '../onnxruntime.js';
 import { budgetFor, maxMessageBytes, readInputFile } from '../input-file.js';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import { defaultMaxMemory } from '../../converters/options.js';
@@ -39,6 +40,13 @@ export interface CheckOptions {
   tolerance?: number;
   /** What fcm-opt runs the model in (default fp32); fp16 is compared with the fp32 reference under the f16 bounds. */
   precision?: FloatPrecision;
+  /** Per-element criterion instead (polygraphy's): |ours - reference| <= atol + rtol * |reference| everywhere. */
+  atol?: number;
+  rtol?: number;
+  /** The inputs to use instead of the seeded ones, by input name (each must match its input's shape). */
+  inputs?: Record<string, { data: Float32Array; shape: number[] }>;
+  /** Called with the inputs both sides get (for `--save-inputs`), before they run. */
+  onInputs?: (feeds: Record<string, { data: Float32Array; shape: number[] }>) => void | Promise<void>;
   /** Debugging and tests: changes fcm-opt's graph only (after planning), e.g. to see --per-layer find a fault. */
   transformGraph?: (g: Graph) => Graph;
 }
@@ -72,7 +80,7 @@ export interface CheckReport {
 
 /** onnxruntime on the CPU, one thread without spinning: spinning threads starve a software Vulkan (lavapipe). */
 export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; shape: number[] }>, outputs: string[], source: string) {
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOnnxruntime('check (the onnxruntime reference)');
   let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
   try {
     session = await ort.InferenceSession.create(bytes, {
@@ -128,11 +136,25 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   }
 
   const seeded: Record<string, Float32Array> = {};
-  g.inputs.forEach((x, i) => { seeded[x] = seededInput(g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1), (options.seed ?? 0) + i); });
+  if (options.inputs) {
+    for (const name of Object.keys(options.inputs)) {
+      if (!g.inputs.includes(name)) throw invalid(`${source}: given input '${name}'`, `the model's inputs are ${g.inputs.map((x) => `'${x}'`).join(', ')}`);
+    }
+  }
+  g.inputs.forEach((x, i) => {
+    const want = g.tensors.get(x)!.shape;
+    const given = options.inputs?.[x];
+    if (options.inputs && !given) throw invalid(source, `input '${x}' is not among the given inputs`);
+    if (given && (given.shape.length !== want.length || given.shape.some((d, k) => d !== want[k]))) {
+      throw invalid(`${source}: given input '${x}'`, `has shape (${given.shape.join(', ')}), the model's is [${want.join(',')}]`);
+    }
+    seeded[x] = given ? given.data : seededInput(want.reduce((a, b) => a * b, 1), (options.seed ?? 0) + i);
+  });
   // A quantized input (uint8/int8 TFLite input) takes values on its grid, so every path sees the same input.
   const grid = tfl?.path === 'int8-dequantized' ? gridInputs(imported, seeded) : undefined;
   const feeds: Record<string, { data: Float32Array; shape: number[] }> = {};
   for (const x of g.inputs) feeds[x] = { data: grid ? grid.real[x] : seeded[x], shape: [...g.tensors.get(x)!.shape] };
+  await options.onInputs?.(feeds);
   // onnxruntime first: its result does not depend on ours, and its threads are idle by the time the GPU runs.
   const refBytes = options.perLayer ? encodeModel(proto) : modelBytes;
   const ref = await runOrt(refBytes, feeds, [...g.outputs, ...layerTensors.map((l) => l.tensor)], source);
@@ -140,10 +162,11 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   const session = await createSession(g, { plan: 'unfused', precision, extraOutputs: layerTensors.map((l) => l.tensor) });
   try {
     const ours = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data])));
+    const elementwise = options.atol !== undefined || options.rtol !== undefined ? { atol: options.atol ?? 0, rtol: options.rtol ?? 0 } : undefined;
     const outputs: OutputCheck[] = g.outputs.map((y) => {
       const r = ref.get(y);
       if (!r) throw unsupported(source, `onnxruntime did not return output '${y}' as float32`);
-      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance, precision) };
+      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance, elementwise, precision) };
     });
     const report: CheckReport = {
       model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan, precision,
@@ -179,8 +202,8 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
         const r = ref.get(l.tensor);
         if (!r) continue;
         // Intermediates are feature maps, not classifications: only the error decides.
-        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length], options.tolerance, precision);
-        c.ok = c.maxAbsError <= c.tolerance && (precision !== 'fp16' || c.cosine >= f16Bounds.cosine);
+        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length], options.tolerance, elementwise, precision);
+        if (!elementwise) c.ok = c.maxAbsError <= c.tolerance && (precision !== 'fp16' || c.cosine >= f16Bounds.cosine);
         report.layers.push({ ...l, ...c });
       }
       report.firstBadNode = report.layers.find((l) => !l.ok)?.node;
@@ -197,6 +220,11 @@ const describeDevice = (ctx: Awaited<ReturnType<typeof acquireGpu>>) =>
 
 const fmt = (v: number) => (Number.isFinite(v) ? v.toExponential(3) : String(v));
 
+/** The rule a comparison was judged by, as the report prints it. */
+const criterion = (c: Comparison) => (c.overCount !== undefined
+  ? `atol ${fmt(c.atol ?? 0)}, rtol ${fmt(c.rtol ?? 0)}: ${c.overCount} element${c.overCount === 1 ? '' : 's'} over`
+  : `tolerance ${fmt(c.tolerance)}`);
+
 export function formatCheck(r: CheckReport): string {
   const lines = [`${r.model}: fcm-opt (${r.plan}${r.precision === 'fp16' ? ', fp16' : ''}, ${r.device}) vs onnxruntime CPU${r.reference === 'onnx-export' ? ' on the ONNX export of the imported graph' : ''}`];
   if (r.precision === 'fp16') {
@@ -209,13 +237,13 @@ export function formatCheck(r: CheckReport): string {
     lines.push('  rank-4 inputs and outputs are NCHW (the IR\'s layout; the file\'s NHWC is converted at import)');
   }
   for (const o of r.outputs) {
-    lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (tolerance ${fmt(o.tolerance)}), max rel ${fmt(o.maxRelError)}, rel to range ${fmt(o.rangeRelError)}, ` +
-      `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%${o.top1Ties ? ` (${o.top1Ties} row${o.top1Ties > 1 ? 's' : ''} a near tie within tolerance)` : ''}, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'ok' : 'OVER TOLERANCE'}`);
+    lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (${criterion(o)}), max rel ${fmt(o.maxRelError)}, rel to range ${fmt(o.rangeRelError)}, ` +
+      `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%${o.top1Ties ? ` (${o.top1Ties} row${o.top1Ties > 1 ? 's' : ''} a near tie within tolerance)` : ''}, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'PASSED' : 'FAILED'}`);
   }
   if (r.layers) {
     const bad = r.layers.filter((l) => !l.ok);
     lines.push(`  per layer: ${r.layers.length} tensors compared, ${bad.length} over tolerance`);
-    for (const l of bad.slice(0, 10)) lines.push(`    ${l.node} (${l.op}) -> ${l.tensor}: max abs ${fmt(l.maxAbsError)} (tolerance ${fmt(l.tolerance)})`);
+    for (const l of bad.slice(0, 10)) lines.push(`    ${l.node} (${l.op}) -> ${l.tensor}: max abs ${fmt(l.maxAbsError)} (${criterion(l)})`);
     if (r.firstBadNode) lines.push(`  first node over tolerance: ${r.firstBadNode}`);
   }
   if (typeof r.int8Reference === 'string') lines.push(`  vs TFLite integer reference: not run (${r.int8Reference})`);
@@ -233,7 +261,7 @@ export function formatCheck(r: CheckReport): string {
         `top-1 ${(100 * c.top1).toFixed(1)}%  ${c.maxLsb <= 1 ? 'ok' : 'OVER 1 LSB'}${host}`);
     }
   }
-  lines.push(r.ok ? 'check passed' : 'check FAILED');
+  lines.push(r.ok ? 'check PASSED' : 'check FAILED');
   return lines.join('\n') + '\n';
 }
 
@@ -243,7 +271,7 @@ export function checkFailure(r: CheckReport): string {
   if (o) {
     const top1 = o.top1 < 1 ? `, top-1 ${(100 * o.top1).toFixed(1)}%` : '';
     const node = r.firstBadNode ? `; first node over tolerance: '${r.firstBadNode}'` : '';
-    return `${r.model}: output '${o.name}' differs from onnxruntime: max abs ${fmt(o.maxAbsError)} (tolerance ${fmt(o.tolerance)})${top1}${node}`;
+    return `${r.model}: output '${o.name}' differs from onnxruntime: max abs ${fmt(o.maxAbsError)} (${criterion(o)})${top1}${node}`;
   }
   const k = Array.isArray(r.int8Kernels) ? r.int8Kernels.find((c) => c.maxLsb > 1) : undefined;
   if (k) return `${r.model}: integer kernels: output '${k.name}' is ${k.maxLsb.toFixed(2)} LSB from TFLite's integer arithmetic (over 1)`;

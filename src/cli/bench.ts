@@ -1,10 +1,11 @@
-// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--block K] [--tune] [--json]`: latency of fcm-opt fused
-// and unfused against onnxruntime-node WebGPU and CPU, with per-module GPU times (src/bench/).
+// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--block K] [--tune] [--concurrency C] [--json] [--no-litert]`:
+// latency of fcm-opt fused and unfused against onnxruntime-node WebGPU and CPU (.tflite: LiteRT.js in headless Chromium), with
+// per-module GPU times (src/bench/).
 import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
-import { maxMemoryOption, precisionOption } from './options.js';
+import { maxMemoryOption, precisionOption, hwOption } from './options.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
@@ -19,6 +20,8 @@ interface BenchCliOptions {
   block: number;
   tune?: boolean;
   json?: boolean;
+  concurrency?: number;
+  litert: boolean;
   maxMemory: number;
   precision: FloatPrecision;
 }
@@ -32,16 +35,18 @@ const integer = (flag: string, min: number) => (value: string): number => {
 export function register(program: Command): void {
   program
     .command('bench')
-    .description('time fcm-opt fused and unfused against onnxruntime-node (WebGPU and CPU), with per-module GPU times')
-    .argument('<model>', 'an .onnx model')
-    .option('--hw <cfg>', "GPU description for the plan: a .cfg/.json path, a name in hw_configs/, or 'auto' (the WebGPU adapter)", 'auto')
+    .description('time fcm-opt fused and unfused against onnxruntime-node (WebGPU and CPU) or, for .tflite, LiteRT.js, with per-module GPU times')
+    .argument('<model>', 'an .onnx or .tflite model')
+    .addOption(hwOption())
     .option('--batch <n>', 'value for a symbolic batch dimension', integer('--batch', 1), 1)
     .option('--runs <n>', 'timed runs of each', integer('--runs', 1), 20)
     .option('--warmup <n>', 'untimed runs of each first', integer('--warmup', 0), 3)
     .option('--block <n>', 'timed runs of one contestant in a row before the next (a GPU slows down while it idles)', integer('--block', 1), 10)
     .option('--tune', 'the fused plan tuned on this GPU first (as plan --tune)')
+    .option('--concurrency <n>', 'also time throughput: images per second with n runs of the fused plan in flight, next to one at a time', integer('--concurrency', 1))
     .option('--json', 'print the report as JSON')
     .addOption(precisionOption("fcm-opt's contestants (onnxruntime runs the model as it is)"))
+    .option('--no-litert', '.tflite: skip LiteRT.js (it needs Chromium, and npm once to fetch the pinned package)')
     .addOption(maxMemoryOption())
     .action(async (model: string, o: BenchCliOptions) => {
       const showBar = !o.json && process.stderr.isTTY === true && process.stdout.isTTY === true;
@@ -53,7 +58,7 @@ export function register(program: Command): void {
           const { tunePlan } = await import('../tune/tune.js');
           plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision })).plan;
         }
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, maxMemory: o.maxMemory, precision: o.precision, onProgress: bar?.update });
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, onProgress: bar?.update, concurrency: o.concurrency });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

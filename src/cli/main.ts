@@ -1,14 +1,59 @@
 // The CLI: commander wiring and the one place that turns errors into a line on stderr and an exit code.
 // Each subcommand lives in its own file under src/cli/ and exports `register(program)`.
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, extname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { FcmError, displayLine } from '../errors.js';
+import { FcmError, displayLine, invalid } from '../errors.js';
 import { commands } from './commands.js';
+import { startProgressDisplay } from './progress.js';
+
+/** The version in fcm-opt's package.json (found upward from this file: src/cli or dist/src/cli). */
+export function packageVersion(): string {
+  for (let d = dirname(fileURLToPath(import.meta.url)); ; d = dirname(d)) {
+    const p = join(d, 'package.json');
+    if (existsSync(p)) {
+      const pkg = JSON.parse(readFileSync(p, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'fcm-opt' && pkg.version) return pkg.version;
+    }
+    if (dirname(d) === d) return 'unknown';
+  }
+}
+
+const modelExtensions = new Set(['.onnx', '.tflite', '.json', '.ort']);
+
+/** Edit distance (Levenshtein), for suggesting a command. */
+function distance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/**
+ * `plan` is the default command (`fcm-opt MODEL --hw CFG`), so a mistyped command would be read as a model path.
+ * The first operand is taken for a command typo when it is no file and has no model file extension.
+ */
+function checkCommandName(program: Command, argv: string[]): void {
+  const first = argv.slice(2).find((a) => !a.startsWith('-'));
+  if (first === undefined || argv.slice(2).indexOf(first) !== 0) return;
+  const names = program.commands.map((c) => c.name());
+  if (names.includes(first) || first === 'help' || existsSync(first) || modelExtensions.has(extname(first).toLowerCase())) return;
+  const near = names.filter((n) => distance(n, first) <= Math.max(1, Math.floor(n.length / 3)));
+  throw invalid(`command '${first}'`, `is neither a command (${names.join(', ')}) nor a model file${near.length ? `; did you mean '${near[0]}'?` : ''}`);
+}
 
 export async function main(argv: string[]): Promise<number> {
   const verbose = argv.includes('--verbose');
+  const quiet = argv.includes('--quiet') || argv.includes('-q');
   const program = new Command('fcm-opt')
     .description('Fuse depthwise and pointwise convolutions (FCMs) of compact CNNs and run them on WebGPU')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .option('--verbose', 'print stack traces and progress details')
+    .option('-q, --quiet', 'no progress display on stderr')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(displayLines(s)) });
   for (const register of commands) register(program);
@@ -16,12 +61,16 @@ export async function main(argv: string[]): Promise<number> {
   // that a value left by an earlier caller in the same process (a test runner) is not taken for ours.
   const before = process.exitCode;
   process.exitCode = undefined;
+  const progress = quiet ? undefined : startProgressDisplay();
   try {
+    checkCommandName(program, argv);
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
+    progress?.end();
     return reportError(e, verbose);
   } finally {
+    progress?.end();
     process.exitCode = before;
   }
 }

@@ -50,3 +50,7 @@ export function maxMemoryOption(): Option {
     .argParser(parseMaxMemory)
     .default(defaultMaxMemory, '4G');
 }
+
+/** `--hw`, the same on every command: a description file, a shipped name, or 'auto' (the default: this machine's
+ *  WebGPU adapter, described from its info and limits). */
+export const hwOption = () => new Option('--hw <cfg>', "GPU description: a .cfg/.json path, a name in hw_configs/ (h100, rtxa4000, ...) or 'auto' (this machine's WebGPU adapter)").default('auto');

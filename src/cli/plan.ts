@@ -4,8 +4,12 @@
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
-import { invalid, unsupported } from '../errors.js';
-import { formatPlan, planToJson } from '../planner/format.js';
+import { FcmError, invalid, unsupported } from '../errors.js';
+import { formatCount, formatPlan, planToJson } from '../planner/format.js';
+import type { Graph } from '../graph/ir.js';
+import type { Plan } from '../planner/plan.js';
+import { compileGraph } from '../runtime/compile.js';
+import { defaultLimits } from '../../kernels/program.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import { releaseGpu } from '../runtime/device.js';
 import { planFusion, planModes, type PlanMode } from '../planner/index.js';
@@ -14,9 +18,9 @@ import { batchOf } from '../graph/util.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { exportOptimized } from '../export/optimized.js';
 import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
-import { loadPlanSource } from '../pipeline/pipeline.js';
+import { loadPlanSource, rewrite } from '../pipeline/pipeline.js';
 import { resolveHw } from '../pipeline/hw.js';
-import { maxMemoryOption, parseBatch, parseInputShape, precisionOption } from './options.js';
+import { maxMemoryOption, precisionOption, parseBatch, parseInputShape, hwOption } from './options.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 import { elementBytes } from '../pipeline/pipeline.js';
 
@@ -46,6 +50,10 @@ export async function hwForCommand(hw: string): Promise<HwConfig> {
   if (hw !== 'auto') return resolveHw(hw);
   try {
     return await resolveHw(hw);
+  } catch (e) {
+    // Planning needs no GPU: without one, say how to plan for a described one.
+    if (e instanceof FcmError && e.kind === 'gpu') throw new FcmError('gpu', `${e.message}; or plan for a described GPU: --hw h100 (names in hw_configs/) or --hw FILE.cfg`);
+    throw e;
   } finally {
     await releaseGpu();
   }
@@ -66,6 +74,37 @@ export async function checkOutputs(outputs: ReadonlyArray<readonly [what: string
 
 /** The --hw value as an input file to protect from being overwritten, when it names one (not 'auto' or a shipped name). */
 export const hwInputs = (hw: string | undefined): string[] => (hw && hw !== 'auto' && existsSync(hw) ? [hw] : []);
+
+/** Dispatches of the float executor's schedule for `g` (WebGPU's default limits), or why there is none. */
+function dispatchCount(g: Graph, plan: 'unfused' | Plan): number | string {
+  try {
+    const c = compileGraph(rewrite(g, 'fp32', plan), { ...defaultLimits, maxStorageBufferBindingSize: 1 << 27, maxBufferSize: 1 << 28 });
+    return c.steps.length;
+  } catch (e) {
+    if (e instanceof FcmError) return 'n/a';
+    throw e;
+  }
+}
+
+/** `-o`'s report, as onnxsim prints one: nodes, dispatches, GMA and estimated time before and after. */
+export function optimizedSummary(graph: Graph, plan: Plan, path: string, bytes: number): string {
+  const fused = rewrite(graph, 'fp32', plan), lbl = rewrite(graph, 'fp32', 'unfused');
+  const t = plan.totals;
+  const rows: string[][] = [
+    ['', 'LBL', 'optimized'],
+    ['nodes', String(lbl.nodes.length), String(fused.nodes.length)],
+    ['dispatches', String(dispatchCount(graph, 'unfused')), String(dispatchCount(graph, plan))],
+    ['conv GMA (elements)', formatCount(t.gmaUnfused), formatCount(t.gma)],
+  ];
+  if (t.timeUs !== undefined) rows.push(['est. conv time (us)', (t.timeUsUnfused ?? t.timeUs).toFixed(1), t.timeUs.toFixed(1)]);
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const fcms = plan.modules.filter((m) => m.layers.length > 1).length;
+  return [
+    `wrote ${path} (${(bytes / 1e6).toFixed(2)} MB, ${fcms} FCM${fcms === 1 ? '' : 's'}); the model as imported has ${graph.nodes.length} nodes, LBL: layer by layer with activations folded`,
+    ...rows.map((r) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]) : cell.padStart(widths[c]))).join('  ').trimEnd()),
+    '',
+  ].join('\n');
+}
 
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
   const outputs = [['--dag', options.dag], ['--plan', options.plan], ['-o', options.output]] as const;
@@ -105,6 +144,13 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
   if (options.output) files.push(['-o', options.output, () => exportOptimized(applyPlan(graph!, plan), plan)]);
   const contents = files.map(([what, path, make]) => [what, path, make()] as const);
   for (const [what, path, data] of contents) await writeFileAtomic(path, data, { notSameAs: inputs, what });
+  // What -o wrote, as a before/after table (on stderr with --json, whose stdout is the plan alone).
+  const written = contents.find(([what]) => what === '-o');
+  if (written) {
+    const summary = optimizedSummary(graph!, plan, options.output!, written[2].length);
+    if (options.json) process.stderr.write(summary);
+    else tuneNote += `\n${summary}`;
+  }
   if (options.json) return planToJson(plan);
   return formatPlan(plan, dag, { overlapping: options.mode === 'fuseplanner' ? overlappingLayers(plan) : undefined }) + tuneNote;
 }
@@ -114,7 +160,7 @@ export function register(program: Command): void {
     .command('plan', { isDefault: true })
     .description('choose which depthwise/pointwise convolutions to fuse (FCMs) and their tiles; the default command')
     .argument('<model_or_dag>', 'an .onnx or .tflite model, or a FusePlanner layer DAG (.json)')
-    .requiredOption('--hw <cfg>', "GPU description: a .cfg/.json path, a name in hw_configs/ (h100, rtxa4000, ...) or 'auto'")
+    .addOption(hwOption())
     .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the FusePlanner reference's, reproduced exactly").choices(planModes).default('optimal'))
     .option('--json', 'print the plan as JSON')
     .option('--batch <n>', 'value for a symbolic batch dimension (models only)', parseBatch)

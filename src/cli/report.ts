@@ -5,7 +5,7 @@ import { planModes, type PlanMode } from '../planner/index.js';
 import { writeReport } from '../report/index.js';
 import { displayLine, invalid } from '../errors.js';
 import { checkOutputs, hwInputs, parseInputShape } from './plan.js';
-import { maxMemoryOption, precisionOption } from './options.js';
+import { maxMemoryOption, precisionOption, hwOption } from './options.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 import { releaseGpu } from '../runtime/device.js';
 
@@ -32,7 +32,7 @@ export function register(program: Command): void {
     .command('report')
     .description('write one self-contained HTML page showing the fusion plan on the model graph and its estimated (and measured) gain')
     .argument('<model_or_dag>', 'an .onnx or .tflite model, or a FusePlanner layer DAG (.json)')
-    .requiredOption('--hw <cfg>', "GPU description: a .cfg/.json path or a name in hw_configs/ (h100, rtxa4000, ...)")
+    .addOption(hwOption())
     .requiredOption('-o, --output <file>', 'the HTML file to write')
     .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the FusePlanner reference's").choices(planModes).default('optimal'))
     .option('--bench', 'also measure fused, unfused, onnxruntime WebGPU and CPU latency and per-module GPU time')

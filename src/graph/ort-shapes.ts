@@ -1,6 +1,7 @@
 // Shapes the IR cannot infer (past opaque ops such as Resize or ConvTranspose) come from onnxruntime-node:
 // every wanted tensor becomes an extra graph output of the ONNX model, which runs once on zero inputs of
 // the resolved input shapes; the output dims are the static shapes.
+import { loadOnnxruntime } from '../onnxruntime.js';
 import { unsupported } from '../errors.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
 import type { DType, Graph } from './ir.js';
@@ -39,7 +40,7 @@ export async function ortShapes(bytes: Uint8Array, g: Graph, names: readonly str
   const graph = model.graph!;
   const existing = new Set(graph.output.map((o) => o.name));
   for (const name of names) if (!existing.has(name)) graph.output.push(new onnx.ValueInfoProto({ name }));
-  const ort = await import('onnxruntime-node');
+  const ort = await loadOnnxruntime('shape inference past ops fcm-opt cannot infer');
   let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
   try {
     session = await ort.InferenceSession.create(encodeModel(model), { graphOptimizationLevel: 'disabled', logSeverityLevel: 3 });

@@ -11,7 +11,7 @@ import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { foldChannelScales } from '../rewrite/channel-scale.js';
 import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4 } from '../runtime/device.js';
 import { type Compiled, compileGraph, compileInt8, int8Coverage } from '../runtime/compile.js';
-import { Executor, type Session } from '../runtime/executor.js';
+import { Executor, type ExecutorOptions, type Session } from '../runtime/executor.js';
 import { type FloatPrecision, floatPrecisions, fp16, fp32, int8 } from '../runtime/precision.js';
 import { type ModelInput, type PipelineOptions, graphForRun, load } from './pipeline.js';
 import { resolveHw } from './hw.js';
@@ -27,6 +27,19 @@ export interface SessionOptions extends PipelineOptions {
   submitEvery?: number;
   /** The device to run on (default: the process's shared one, acquireGpu); tests pass one without some features. */
   device?: GpuContext;
+  /**
+   * How feeds reach the GPU: 'staging-ring' (default: mapped staging buffers reused across runs), 'write-buffer'
+   * (queue.writeBuffer) or 'mapped-at-creation' (a staging buffer per run). src/runtime/transfer.ts.
+   */
+  upload?: ExecutorOptions['upload'];
+  /** Runs that may wait for their outputs at once (default 2); more run() calls queue. */
+  maxInFlight?: number;
+  /**
+   * Inputs fed as 8-bit images (Uint8Array, NHWC: what decoders give), converted and normalised on the GPU:
+   * per input, the model input's layout ('nchw' default) and (byte * scale - mean[c]) / std[c] (scale 1/255 by
+   * default). Such an input still takes a Float32Array or a GPU buffer of its float values. Float32 sessions only.
+   */
+  imageInputs?: ExecutorOptions['images'];
 }
 
 export interface Int8SessionOptions {
@@ -36,6 +49,9 @@ export interface Int8SessionOptions {
   hw?: HwConfig | string;
   /** Packed 4x8 dot products: undefined = where the adapter's WGSL offers them; false forces the unpacking fallback. */
   dot4?: boolean;
+  /** As SessionOptions. */
+  upload?: ExecutorOptions['upload'];
+  maxInFlight?: number;
 }
 
 function limitsOf(ctx: GpuContext) {
@@ -83,7 +99,7 @@ export async function createSession(model: ModelInput, options: SessionOptions =
     } catch (e) {
       if (!(e instanceof FcmError && e.kind === 'unsupported')) throw e;
     }
-    if (s && int8Coverage(s.compiled).ok) return Executor.create(ctx, s.compiled, int8, { dot4: s.dot4, submitEvery });
+    if (s && int8Coverage(s.compiled).ok) return Executor.create(ctx, s.compiled, int8, { dot4: s.dot4, submitEvery, ...transferOptions(options) });
   }
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
@@ -95,8 +111,17 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   // extra outputs are known, so that a tensor asked for is kept.
   const graph: Graph = foldChannelScales(extra.length ? { ...graph0, outputs: [...graph0.outputs, ...extra] } : graph0);
   const ctx = await device(undefined, options.device);
-  if (precision === 'fp16') return Executor.create(ctx, compileGraph(graph, limitsOf(ctx), 'f16'), fp16, { submitEvery });
-  return Executor.create(ctx, compileGraph(graph, limitsOf(ctx)), fp32, { submitEvery });
+  if (precision === 'fp16') return Executor.create(ctx, compileGraph(graph, limitsOf(ctx), 'f16'), fp16, { submitEvery, ...transferOptions(options) });
+  return Executor.create(ctx, compileGraph(graph, limitsOf(ctx)), fp32, { submitEvery, ...transferOptions(options) });
+}
+
+/** The executor options of the host path (transfers, runs in flight, image inputs), as given. */
+function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images'> {
+  return {
+    ...(o.upload !== undefined ? { upload: o.upload } : {}),
+    ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
+    ...('imageInputs' in o && o.imageInputs !== undefined ? { images: o.imageInputs } : {}),
+  };
 }
 
 /**
@@ -107,5 +132,5 @@ export async function createSession(model: ModelInput, options: SessionOptions =
 export async function createInt8Session(graph: Graph, options: Int8SessionOptions = {}): Promise<Session> {
   const ctx = await device();
   const { compiled, dot4 } = await int8Schedule(ctx, graph, options);
-  return Executor.create(ctx, compiled, int8, { dot4 });
+  return Executor.create(ctx, compiled, int8, { dot4, ...transferOptions(options) });
 }

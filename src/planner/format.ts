@@ -33,9 +33,28 @@ const shape = (s: number[] | undefined) => (s ? s.join('x') : '?');
 // Names come from the model: escaped and cut (src/errors.ts) so that the table stays a table on a terminal.
 const layerName = (l: DagLayer) => escapeText(shortenTokens(Array.isArray(l.nodes) && l.nodes.length > 0 ? l.nodes.join('+') : String(l.name)));
 
-function table(rows: string[][], rightAligned: Set<number>): string {
+/** Tables fit this many columns: the names column gives way (names cut in the middle; `--json` has them whole). */
+export const tableWidth = 120;
+
+/** `s` cut to `max` characters by replacing its middle with '~'. */
+export function shortenMiddle(s: string, max: number): string {
+  if (s.length <= max) return s;
+  if (max <= 1) return s.slice(0, max);
+  const head = Math.ceil((max - 1) / 2);
+  return `${s.slice(0, head)}~${s.slice(s.length - (max - 1 - head))}`;
+}
+
+function table(rows: string[][], rightAligned: Set<number>, shrink?: number): string {
   // A loop, not Math.max(...column): spreading 300,000 rows as arguments overflows the stack.
   const widths = rows[0].map((_, c) => rows.reduce((w, r) => Math.max(w, r[c].length), 0));
+  if (shrink !== undefined) {
+    const others = widths.reduce((a, w, c) => a + (c === shrink ? 0 : w), 0) + 2 * (widths.length - 1);
+    const room = Math.max(rows[0][shrink].length, tableWidth - others);
+    if (widths[shrink] > room) {
+      for (const r of rows) r[shrink] = shortenMiddle(r[shrink], room);
+      widths[shrink] = room;
+    }
+  }
   return rows.map((r) => r.map((cell, c) => (rightAligned.has(c) ? cell.padStart(widths[c]) : cell.padEnd(widths[c]))).join('  ').trimEnd()).join('\n');
 }
 
@@ -46,10 +65,11 @@ export interface FormatOptions {
 
 /** The plan as a table plus totals. `dag` gives layer names and shapes. */
 export function formatPlan(plan: Plan, dag: Dag, options: FormatOptions = {}): string {
-  const header = ['#', 'kind', 'layers', 'names', 'in -> out [C,H,W]', 'tiles (HxW d f)', 'GMA unfused', 'GMA', 'saved'];
+  // Shapes are C x H x W; tiles H x W, d (depth), f (filters); LBL: the layers run one by one (unfused).
+  const header = ['#', 'kind', 'layers', 'names', 'in -> out', 'tiles', 'GMA LBL', 'GMA', 'saved'];
   const rows: string[][] = [header];
   const withTime = plan.modules.some((m) => m.timeUs !== undefined);
-  if (withTime) header.push('time us (unfused)');
+  if (withTime) header.push('us (LBL)');
   plan.modules.forEach((m: PlanModule, i) => {
     const layers = m.layers.map((id) => dag[id]);
     const first = layers[0];
@@ -74,7 +94,7 @@ export function formatPlan(plan: Plan, dag: Dag, options: FormatOptions = {}): s
   const lines = [
     `plan for ${plan.model} on ${plan.hw} (mode ${plan.mode}): ${fused.length} fused module${fused.length === 1 ? '' : 's'} (FCMs), ${plan.modules.length - fused.length} layer-by-layer`,
     '',
-    table(rows, new Set([0, 6, 7, 8])),
+    table(rows, new Set([0, 6, 7, 8]), 3),
     '',
     `conv GMA (elements): unfused ${formatCount(t.gmaUnfused)}, planned ${formatCount(t.gma)}, saved ${formatCount(t.saved)} (${t.savedPercent.toFixed(1)}% of the model's conv GMA)`,
   ];

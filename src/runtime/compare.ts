@@ -53,6 +53,11 @@ export interface Comparison {
    */
   top1Ties?: number;
   tolerance: number;
+  /** With an elementwise criterion (`check --atol/--rtol`): its bounds and how many elements exceed
+   *  atol + rtol * |reference|; it then decides alone (no top-1 condition). */
+  atol?: number;
+  rtol?: number;
+  overCount?: number;
   /** A non-finite value that differs from the reference's (NaN, +inf and -inf each match only themselves), or a
    *  length mismatch, fails regardless. */
   ok: boolean;
@@ -64,27 +69,34 @@ function topK(a: ArrayLike<number>, start: number, n: number, k: number): number
   return idx.slice(0, Math.min(k, n));
 }
 
+/** Polygraphy's criterion: every element within atol + rtol * |reference|. */
+export interface Elementwise { atol: number; rtol: number }
+
 /**
- * `rel`: the relative tolerance (`fcm-opt check --tolerance`), default relTolerance. `precision` 'fp16': the f16
- * tolerance instead (f16Tolerance, with `rel` in place of f16Bounds.rel when given) and a cosine of at least
+ * `rel`: the relative tolerance (`fcm-opt check --tolerance`), default relTolerance; `elementwise` (`--atol`,
+ * `--rtol`) replaces that rule with the per-element one. `precision` 'fp16': the f16 tolerance instead of
+ * relTolerance's (f16Tolerance, with `rel` in place of f16Bounds.rel when given) and a cosine of at least
  * f16Bounds.cosine; top-1 must agree either way (fp16: a differing argmax passes where the reference holds the two
  * values within the tolerance of each other).
  */
-export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, shape: readonly number[], rel?: number, precision: 'fp32' | 'fp16' = 'fp32'): Comparison {
+export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, shape: readonly number[], rel?: number, elementwise?: Elementwise, precision: 'fp32' | 'fp16' = 'fp32'): Comparison {
   const tol = precision === 'fp16' ? f16Tolerance(ref, rel ?? f16Bounds.rel) : tolerance(ref, rel ?? relTolerance);
+  const ew = elementwise ? { atol: elementwise.atol, rtol: elementwise.rtol } : {};
   if (ours.length !== ref.length || shape.reduce((a, b) => a * b, 1) !== ours.length) {
-    return { maxAbsError: Infinity, maxRelError: Infinity, rangeRelError: Infinity, cosine: 0, top1: 0, top5: 0, tolerance: tol, ok: false };
+    return { maxAbsError: Infinity, maxRelError: Infinity, rangeRelError: Infinity, cosine: 0, top1: 0, top5: 0, tolerance: tol, ...ew, ...(elementwise ? { overCount: ref.length } : {}), ok: false };
   }
-  let maxErr = 0, dot = 0, na = 0, nb = 0;
+  let maxErr = 0, dot = 0, na = 0, nb = 0, over = 0;
   let bad = false;
   for (let i = 0; i < ref.length; i++) {
     const a = ours[i], b = ref[i];
     if (!Number.isFinite(a) || !Number.isFinite(b)) {
       // onnxruntime's overflow or NaN reproduced exactly is agreement; anything else is an unbounded error.
-      if (!Object.is(a, b)) { bad = true; maxErr = Infinity; }
+      if (!Object.is(a, b)) { bad = true; maxErr = Infinity; over++; }
       continue;
     }
-    maxErr = Math.max(maxErr, Math.abs(a - b));
+    const d = Math.abs(a - b);
+    maxErr = Math.max(maxErr, d);
+    if (elementwise && !(d <= elementwise.atol + elementwise.rtol * Math.abs(b))) over++;
     dot += a * b; na += a * a; nb += b * b;
   }
   const cosine = na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
@@ -112,7 +124,8 @@ export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, 
     top5,
     ...(ties ? { top1Ties: ties } : {}),
     tolerance: tol,
-    ok: !bad && maxErr <= tol && top1Agrees && (precision !== 'fp16' || cosine >= f16Bounds.cosine),
+    ...(elementwise ? { ...ew, overCount: over, ok: !bad && over === 0 }
+      : { ok: !bad && maxErr <= tol && top1Agrees && (precision !== 'fp16' || cosine >= f16Bounds.cosine) }),
   };
 }
 

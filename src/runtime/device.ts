@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // The WebGPU device: one per process, shared by every session (creating Dawn instances repeatedly is slow,
 // and a GPU object that is garbage-collected tears the instance down under its device). Requests the
 // adapter's own limits instead of WebGPU's defaults, and timestamp-query / subgroups / shader-f16 when present.

@@ -1,16 +1,27 @@
 // The executor: a compiled schedule (src/runtime/compile.ts) made real on the device once (constant buffers,
-// activation buffers shared by lifetime, pipelines, bind groups, read-back buffers), then run any number of times;
-// run() creates nothing on the GPU. One class for every precision (src/runtime/precision.ts says what differs).
+// activation buffers shared by lifetime, pipelines, bind groups, upload staging and read-back buffers), then run any
+// number of times; run() creates nothing on the GPU but what it hands over (outputs left on the GPU in new buffers)
+// and the 'mapped-at-creation' upload path's staging buffer. One class for every precision (src/runtime/precision.ts says what differs).
 //
 // One inference: the feeds are written to their buffers (float feeds of a quantized input are quantized on the GPU
-// by a feed program, in the first pass), then the dispatches are encoded into command buffers of one compute pass
-// each, submitted every `submitEvery` dispatches so that the GPU works while the host encodes the rest. A host step
+// by a feed program, in the first pass; an image input's bytes are converted by an image program), through the upload
+// path of transfer.ts; GPU buffer feeds are copied on the GPU. Then the dispatches are encoded into command buffers
+// of one compute pass each, submitted every `submitEvery` dispatches so that the GPU works while the host encodes
+// the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one. Encoding is
+// all a run can't do ahead: a WebGPU command buffer is spent by its submit and compute passes have no bundles, so each
+// run records setPipeline (when it changes), setBindGroup and dispatchWorkgroups per dispatch again, on objects made
+// once (hostTimes() gives the encode time).
+//
+// Runs in flight: encoding and submitting is one run at a time (serial()), but a run waits for its outputs outside
+// that section, so the next run encodes and submits meanwhile. The GPU executes submissions in order, so the runs
+// share the activation buffers safely; what each run needs for itself is a read-back set and its staging memory,
+// of which the session holds `maxInFlight` and the upload ring. A host step
 // (int8: nodes without an integer kernel, run by the integer reference) submits what is pending, reads back what it
 // needs, runs, and uploads what later dispatches read. Error scopes wrap creation and every run: validation,
 // out-of-memory and internal errors, and device loss, become FcmError gpu (exit 5).
 
-import { type Graph, type Tensor, fcmDomain } from '../graph/ir.js';
-import { invalid } from '../errors.js';
+import { type DType, type Graph, type Tensor, fcmDomain, numel } from '../graph/ir.js';
+import { invalid, unsupported } from '../errors.js';
 import type { Value } from '../quant/run-reference.js';
 import type { Compiled, HostStep, Step } from './compile.js';
 import { ordered } from './compile.js';
@@ -19,6 +30,11 @@ import { type Dispatch, GpuObjects, checkLost, pushScopes, scoped, settle } from
 import type { Feeds, HostFeeds, Precision, PrecisionName, RunResult } from './precision.js';
 import { DispatchTimer } from './timing.js';
 import type { Int8Program } from '../../kernels/int8/common.js';
+import { type ImageNormalization, imageInputProgram } from '../../kernels/image-input.js';
+import {
+  type HostTimes, type ReadSet, type UploadBatch, type UploadPath, type UploadTarget, ReadbackPool, Uploader,
+  defaultRingSize, defaultUploadPath, noHostTimes, uploadPaths,
+} from './transfer.js';
 
 export interface SessionStats {
   /** Which kernels run the model: 'fp32' (float) or 'int8' (integer). */
@@ -52,6 +68,9 @@ export interface SessionStats {
   /** Bytes of the weight buffers (float constants; int8: the kernels' prepared weights, biases, multipliers). */
   weightBytes: number;
   runs: number;
+  /** How feeds reach the GPU (src/runtime/transfer.ts), and how many runs may wait for their outputs at once. */
+  upload: UploadPath;
+  maxInFlight: number;
 }
 
 /** GPU or host time of one dispatch or host node in a profiled run. */
@@ -74,6 +93,39 @@ export interface Profile {
   steps: StepProfile[];
 }
 
+/**
+ * Feeds of run(): per input, host values (Feeds: a Float32Array; int8 sessions also raw 8-bit values), the bytes of
+ * an image (a Uint8Array in NHWC order, for an input the session was given image options for), or a GPUBuffer of
+ * this session's device holding the input's float32 values (usage COPY_SRC, at least 4 bytes per element), which is
+ * copied on the GPU and never read back to the host. A GPU buffer feed stays the caller's.
+ */
+export type RunFeeds = Record<string, Feeds[string] | GPUBuffer>;
+
+export interface RunOptions {
+  /** The outputs to return, by name (default: every graph output). Only these are copied and read back. */
+  outputs?: string[];
+  /**
+   * 'host' (default): outputs read back into Float32Arrays. 'gpu': outputs stay on the GPU as buffers the caller
+   * owns (run() resolves once the copies are submitted; later GPU work on the same device sees them, by queue order).
+   */
+  outputLocation?: 'host' | 'gpu';
+  /**
+   * With 'gpu': the caller's buffers to copy outputs into (usage COPY_DST, at least the output's bytes). An output
+   * without one gets a new buffer (usage STORAGE | COPY_SRC | COPY_DST) that the caller owns and should destroy().
+   */
+  outputBuffers?: Record<string, GPUBuffer>;
+  /**
+   * With 'host' (float32 sessions): the caller's Float32Arrays to read outputs into (exactly the output's length),
+   * reused run after run with no allocation; the result's `data` is that array. Without one an output gets a new
+   * array. Two outputs aliasing one tensor (a Reshape of another output) share the first one's array.
+   */
+  outputArrays?: Record<string, Float32Array>;
+}
+
+/** An output left on the GPU: its float32 values in the first byteLength bytes of `buffer`. */
+export interface GpuOutput { shape: number[]; dtype: DType; buffer: GPUBuffer; byteLength: number }
+export type GpuRunResult = Record<string, GpuOutput>;
+
 export interface Session {
   readonly graph: Graph;
   readonly inputNames: string[];
@@ -85,15 +137,21 @@ export interface Session {
    * One inference. Feeds: a Float32Array per input (int8: also the raw 8-bit values of a quantized input); outputs
    * with their real values (int8: also the raw 8-bit values and their quantization).
    */
-  run(feeds: Feeds): Promise<RunResult>;
+  run(feeds: RunFeeds, opts: RunOptions & { outputLocation: 'gpu' }): Promise<GpuRunResult>;
+  run(feeds: RunFeeds, opts?: RunOptions & { outputLocation?: 'host' }): Promise<RunResult>;
   /**
    * Per-node time: GPU dispatches from timestamp queries (one pass each) where the adapter has them, else per-dispatch
    * wall time; host steps as wall time. `heatRuns`: that many untimed repetitions of the first dispatches (those
    * before any host step) in one pass ahead of the timed passes, in the same submission, so that the timed dispatches
    * run at the clock of a busy GPU (an idle H200 runs at 345 of 1980 MHz). More timing: src/runtime/profile.ts.
    */
-  profile(feeds?: Feeds, opts?: { heatRuns?: number }): Promise<Profile>;
+  profile(feeds?: RunFeeds, opts?: { heatRuns?: number }): Promise<Profile>;
   stats(): SessionStats;
+  /**
+   * Host time of every run() so far, summed (ms; divide by `runs` for one run): writing feeds (upload), encoding
+   * (encode), queue.submit (submit), waiting for the GPU and host steps (wait), copying outputs out (read).
+   */
+  hostTimes(): HostTimes;
   dispose(): void;
 }
 
@@ -101,8 +159,14 @@ export interface Session {
 export interface ScheduledDispatch extends Dispatch { step: Step }
 
 interface Staged { name: string; src: GPUBuffer; staging: GPUBuffer }
-/** A feed program: float feeds are written to `floats` and converted into the input's buffer. */
-interface FeedDispatch extends Dispatch { floats: GPUBuffer; name: string }
+/** A feed program: float feeds (or image bytes) are written to `floats` and converted into the input's buffer. */
+interface FeedDispatch extends Dispatch { floats: GPUBuffer; name: string; label: string }
+/** Feeds as checked: host values, GPU buffers to copy from, image bytes to convert. */
+interface CheckedFeeds { host: HostFeeds; gpu: Map<string, GPUBuffer>; images: Map<string, Uint8Array> }
+/** What a run returns: graph outputs by name, the roots read back from the GPU, and outputs left on the GPU. */
+interface Wanted { names: string[]; read: string[]; gpu?: Map<string, GPUBuffer | undefined>; into?: Map<string, Float32Array> }
+/** Host time of one run's parts inside encodeRun. */
+interface RunClock { submitMs: number; waitMs: number }
 /** What run() does, in order: a run of dispatches (then read-backs), or a host step (then uploads). */
 type Phase =
   | { kind: 'gpu'; dispatches: ScheduledDispatch[]; readBack: Staged[] }
@@ -113,7 +177,18 @@ export interface ExecutorOptions {
   submitEvery?: number;
   /** int8: whether the kernels use packed 4x8 dot products (reported in stats). */
   dot4?: boolean;
+  /** How feeds reach the GPU (default transfer.ts defaultUploadPath). */
+  upload?: UploadPath;
+  /** Runs that may wait for their outputs at once, each with its own read-back set (default 2). */
+  maxInFlight?: number;
+  /** Inputs fed as 8-bit NHWC images, converted and normalised on the GPU (float32 sessions). */
+  images?: Record<string, ImageNormalization>;
 }
+
+/** Runs in flight by default: one waiting for its outputs while the next is encoded and submitted. */
+export const defaultMaxInFlight = 2;
+
+const isGpuBuffer = (v: unknown): v is GPUBuffer => typeof GPUBuffer !== 'undefined' && v instanceof GPUBuffer;
 
 export class Executor implements Session {
   readonly graph: Graph;
@@ -127,10 +202,17 @@ export class Executor implements Session {
   readonly dispatches: ScheduledDispatch[] = [];
   private readonly buffers = new Map<string, GPUBuffer>();
   private readonly phases: Phase[] = [];
-  private readonly finalRead: Staged[] = [];
   private readonly feedPrograms = new Map<string, FeedDispatch>();
+  private readonly imagePrograms = new Map<string, FeedDispatch>();
   private readonly submitEvery: number;
   private readonly dot4: boolean;
+  private readonly uploadPath: UploadPath;
+  private readonly maxInFlight: number;
+  private readonly images: Record<string, ImageNormalization>;
+  private uploader!: Uploader;
+  private readPool!: ReadbackPool;
+  private readonly times: HostTimes = noHostTimes();
+  private defaultWanted!: Wanted;
   private weightBytes = 0;
   private runs = 0;
   private queue: Promise<unknown> = Promise.resolve();
@@ -145,6 +227,15 @@ export class Executor implements Session {
     this.path = precision.name;
     this.submitEvery = options.submitEvery ?? defaultSubmitEvery;
     this.dot4 = options.dot4 ?? false;
+    this.uploadPath = options.upload ?? defaultUploadPath;
+    if (!uploadPaths.includes(this.uploadPath)) throw invalid(g.source, `upload path must be one of ${uploadPaths.join(', ')}, got '${String(this.uploadPath)}'`);
+    this.maxInFlight = options.maxInFlight ?? defaultMaxInFlight;
+    if (!Number.isInteger(this.maxInFlight) || this.maxInFlight < 1) throw invalid(g.source, `maxInFlight must be a whole number >= 1, got ${this.maxInFlight}`);
+    this.images = options.images ?? {};
+    for (const x of Object.keys(this.images)) {
+      if (!g.inputs.includes(x)) throw invalid(g.source, `image options name '${x}', which is not an input of the model (inputs: ${g.inputs.join(', ')})`);
+      if (precision.name !== 'fp32') throw unsupported(`${g.source}: input '${x}'`, `image inputs are converted to float32; this session runs ${precision.name} kernels`);
+    }
     this.gpu = new GpuObjects(ctx);
     this.timer = new DispatchTimer(this.gpu, g.source);
   }
@@ -198,7 +289,17 @@ export class Executor implements Session {
       const floats = this.gpu.buffer(4 * this.tensor(x).shape.reduce((a, b) => a * b, 1), S | CD, `float feed ${x}`);
       const consts = p.constants.map((c) => this.gpu.buffer(c.data.byteLength, S, `${x}: ${c.name}`, c.data));
       const bindGroup = this.gpu.bindGroup(pipeline, [floats, ...consts, this.binding(dst)], p.name);
-      this.feedPrograms.set(x, { floats, pipeline, bindGroup, size: p.dispatch, name: x });
+      this.feedPrograms.set(x, { floats, pipeline, bindGroup, size: p.dispatch, name: x, label: `quantize input ${x}` });
+    }
+    // Image programs: 8-bit pixels to the input's float32 values.
+    for (const [x, o] of Object.entries(this.images)) {
+      const dst = this.root(x);
+      if (!this.buffers.has(dst)) continue;
+      const p = imageInputProgram(this.tensor(x).shape, o, this.ctx.kernelLimits, x);
+      const pipeline = this.gpu.pipeline(p, this.precision.keyPrefix);
+      const px = this.gpu.buffer(numel(this.tensor(x).shape), S | CD, `image ${x}`);
+      const bindGroup = this.gpu.bindGroup(pipeline, [px, this.binding(dst)], p.name);
+      this.imagePrograms.set(x, { floats: px, pipeline, bindGroup, size: p.dispatch, name: x, label: `image input ${x}` });
     }
     // Pipelines (device-wide cache) and bind groups, once per session; the phases of a run.
     const gpuWritten = new Set(this.compiled.steps.flatMap((s) => s.bindings.slice(s.nIn)));
@@ -234,17 +335,97 @@ export class Executor implements Session {
       phase.dispatches.push(d);
       this.dispatches.push(d);
     }
-    // Read-back buffers for the outputs, once per session.
-    for (const y of this.compiled.gpuOutputs) {
-      this.finalRead.push({ name: y, src: this.binding(y).buffer, staging: this.gpu.buffer(this.compiled.bytes.get(y)!, MR | CD, `read ${y}`) });
+    // Upload staging and read-back sets for the outputs, once per session.
+    const targets: UploadTarget[] = [];
+    for (const x of g.inputs) {
+      const b = this.buffers.get(this.root(x));
+      if (b) targets.push({ key: x, dst: b, bytes: this.compiled.bytes.get(this.root(x))! });
     }
+    for (const [x, fp] of this.feedPrograms) targets.push({ key: `floats:${x}`, dst: fp.floats, bytes: fp.floats.size });
+    for (const [x, ip] of this.imagePrograms) targets.push({ key: `image:${x}`, dst: ip.floats, bytes: ip.floats.size });
+    this.uploader = new Uploader(this.gpu, this.uploadPath, targets, Math.max(defaultRingSize, this.maxInFlight + 1));
+    // Outputs aliasing one tensor are read back once.
+    const roots = [...new Set(this.compiled.gpuOutputs)];
+    this.readPool = new ReadbackPool(this.gpu, roots.map((y) => ({ key: y, src: this.binding(y).buffer, bytes: this.compiled.bytes.get(y)! })), this.maxInFlight);
+    this.defaultWanted = { names: [...g.outputs], read: roots };
   }
 
   // ---- running ----
 
-  private checkFeeds(feeds: Feeds): HostFeeds {
+  private checkFeeds(feeds: RunFeeds): CheckedFeeds {
     if (this.disposed) throw invalid(this.graph.source, 'the session was disposed');
-    return this.precision.feeds(this.graph, feeds, new Set(this.feedPrograms.keys()));
+    const gpu = new Map<string, GPUBuffer>(), images = new Map<string, Uint8Array>();
+    if (typeof feeds !== 'object' || feeds === null) return { host: this.precision.feeds(this.graph, feeds as Feeds, new Set()), gpu, images };
+    const host: Feeds = {};
+    for (const [x, v] of Object.entries(feeds)) {
+      if (!this.graph.inputs.includes(x)) { host[x] = v as Feeds[string]; continue; }
+      const t = this.tensor(x);
+      if (isGpuBuffer(v)) {
+        const bytes = this.compiled.bytes.get(this.root(x));
+        if (this.precision.name !== 'fp32' || this.imagePrograms.has(x)) throw unsupported(`${this.graph.source}: input '${x}'`, 'GPU buffer feeds hold float32 values: they are taken by float32 sessions, for inputs without image options');
+        if (!(v.usage & GPUBufferUsage.COPY_SRC)) throw invalid(this.graph.source, `input '${x}': the GPU buffer fed needs usage COPY_SRC`);
+        if (bytes !== undefined && v.size < bytes) throw invalid(this.graph.source, `input '${x}': the GPU buffer fed has ${v.size} bytes, the input takes [${t.shape.join(',')}] float32 = ${bytes}`);
+        gpu.set(x, v);
+        continue;
+      }
+      if (this.imagePrograms.has(x) && v instanceof Uint8Array) {
+        const n = numel(t.shape);
+        if (v.length !== n) throw invalid(this.graph.source, `image input '${x}' has ${v.length} bytes, the model takes [${t.shape.join(',')}] = ${n}`);
+        images.set(x, v);
+        continue;
+      }
+      host[x] = v as Feeds[string];
+    }
+    const rest = this.graph.inputs.filter((x) => !gpu.has(x) && !images.has(x));
+    const g = rest.length === this.graph.inputs.length ? this.graph : { ...this.graph, inputs: rest };
+    return { host: this.precision.feeds(g, host, new Set(this.feedPrograms.keys())), gpu, images };
+  }
+
+  /** The outputs a run returns, and where. */
+  private checkRunOptions(opts: RunOptions | undefined): Wanted {
+    if (opts === undefined) return this.defaultWanted;
+    const src = this.graph.source;
+    if (typeof opts !== 'object' || opts === null) throw invalid(src, 'run() options must be an object');
+    const loc = opts.outputLocation ?? 'host';
+    if (loc !== 'host' && loc !== 'gpu') throw invalid(src, `outputLocation must be 'host' or 'gpu', got '${String(loc)}'`);
+    let names = this.graph.outputs;
+    if (opts.outputs !== undefined) {
+      if (!Array.isArray(opts.outputs) || !opts.outputs.length) throw invalid(src, 'outputs must be a non-empty array of output names');
+      for (const y of opts.outputs) if (!this.graph.outputs.includes(y)) throw invalid(src, `'${String(y)}' is not an output of the model (outputs: ${this.graph.outputs.join(', ')})`);
+      if (new Set(opts.outputs).size !== opts.outputs.length) throw invalid(src, 'outputs names an output twice');
+      names = opts.outputs;
+    }
+    if (opts.outputBuffers !== undefined && loc !== 'gpu') throw invalid(src, "outputBuffers needs outputLocation: 'gpu'");
+    if (opts.outputArrays !== undefined && loc !== 'host') throw invalid(src, "outputArrays needs outputLocation: 'host'");
+    if (loc === 'host') {
+      const roots = new Set(names.map((y) => this.root(y)));
+      const read = this.defaultWanted.read.filter((r) => roots.has(r));
+      if (opts.outputArrays === undefined) return { names: [...names], read };
+      if (this.precision.name !== 'fp32') throw unsupported(src, `outputArrays take float32 values: this session runs ${this.precision.name} kernels`);
+      const into = new Map<string, Float32Array>();
+      for (const [y, a] of Object.entries(opts.outputArrays)) {
+        if (!names.includes(y)) throw invalid(src, `outputArrays names '${y}', which is not an output asked for`);
+        const n = numel(this.tensor(y).shape);
+        if (!(a instanceof Float32Array) || a.length !== n) throw invalid(src, `outputArrays['${y}'] must be a Float32Array of ${n} values`);
+        if (!into.has(this.root(y))) into.set(this.root(y), a);
+      }
+      return { names: [...names], read, into };
+    }
+    if (this.precision.name !== 'fp32') throw unsupported(src, `outputs on the GPU hold float32 values: this session runs ${this.precision.name} kernels`);
+    const gpu = new Map<string, GPUBuffer | undefined>();
+    const given = opts.outputBuffers ?? {};
+    for (const y of Object.keys(given)) if (!names.includes(y)) throw invalid(src, `outputBuffers names '${y}', which is not an output asked for`);
+    for (const y of names) {
+      const b = given[y];
+      const bytes = this.compiled.bytes.get(this.root(y))!;
+      if (b !== undefined) {
+        if (!isGpuBuffer(b)) throw invalid(src, `outputBuffers['${y}'] must be a GPUBuffer`);
+        if (!(b.usage & GPUBufferUsage.COPY_DST)) throw invalid(src, `outputBuffers['${y}'] needs usage COPY_DST`);
+        if (b.size < bytes) throw invalid(src, `outputBuffers['${y}'] has ${b.size} bytes, output '${y}' takes ${bytes}`);
+      }
+      gpu.set(y, b);
+    }
+    return { names: [...names], read: [], gpu };
   }
 
   /** Writes host values of `names` (that have a buffer) to their buffers. */
@@ -258,14 +439,41 @@ export class Executor implements Session {
     }
   }
 
-  /** Writes the feeds: host values to their buffers, float feeds to their feed programs' buffers. */
-  private writeFeeds(f: HostFeeds): FeedDispatch[] {
-    this.upload(f.values, this.graph.inputs);
+  /** Writes the feeds through `batch`: host values to their buffers, float feeds and images to their programs' buffers. */
+  private writeFeeds(batch: UploadBatch, f: CheckedFeeds): FeedDispatch[] {
+    for (const x of this.graph.inputs) {
+      const v = f.host.values.get(x);
+      if (v && this.buffers.has(this.root(x))) batch.write(x, this.precision.upload(v));
+    }
     const programs: FeedDispatch[] = [];
-    for (const [x, v] of f.floats) {
-      const fp = this.feedPrograms.get(x)!;
-      this.ctx.device.queue.writeBuffer(fp.floats, 0, v.buffer, v.byteOffset, v.byteLength);
-      programs.push(fp);
+    for (const [x, v] of f.host.floats) {
+      batch.write(`floats:${x}`, v);
+      programs.push(this.feedPrograms.get(x)!);
+    }
+    for (const [x, v] of f.images) {
+      const ip = this.imagePrograms.get(x);
+      if (!ip) continue;
+      batch.write(`image:${x}`, v);
+      programs.push(ip);
+    }
+    return programs;
+  }
+
+  /** Encodes the copies of GPU buffer feeds into their inputs' buffers. */
+  private copyGpuFeeds(enc: GPUCommandEncoder, f: CheckedFeeds): void {
+    for (const [x, b] of f.gpu) {
+      const dst = this.buffers.get(this.root(x));
+      if (dst) enc.copyBufferToBuffer(b, 0, dst, 0, this.compiled.bytes.get(this.root(x))!);
+    }
+  }
+
+  /** Writes the feeds with writeBuffer and submits GPU feeds' copies (profile() and the timing functions). */
+  private writeFeedsNow(f: CheckedFeeds): FeedDispatch[] {
+    const programs = this.writeFeeds(this.uploader.writeBufferBatch(), f);
+    if (f.gpu.size) {
+      const enc = this.gpu.encoder();
+      this.copyGpuFeeds(enc, f);
+      this.ctx.device.queue.submit([enc.finish()]);
     }
     return programs;
   }
@@ -290,42 +498,92 @@ export class Executor implements Session {
     return r;
   }
 
-  async run(feeds: Feeds): Promise<RunResult> {
+  run(feeds: RunFeeds, opts: RunOptions & { outputLocation: 'gpu' }): Promise<GpuRunResult>;
+  run(feeds: RunFeeds, opts?: RunOptions & { outputLocation?: 'host' }): Promise<RunResult>;
+  async run(feeds: RunFeeds, opts?: RunOptions): Promise<RunResult | GpuRunResult> {
     const f = this.checkFeeds(feeds);
-    return this.serial(async () => {
-      const ctx = this.ctx, what = `${this.graph.source}: run`;
-      checkLost(ctx, what);
-      // Error scopes as in scoped(), but popped right after the last submit so that their answer and the outputs'
-      // mapping arrive in the same round trip (host overhead per inference).
-      const pop = pushScopes(ctx);
-      let thrown: unknown;
-      const values = new Map(f.values);
-      try {
-        await this.encodeRun(f, values);
-      } catch (e) {
-        thrown = e;
-      }
-      const pops = pop();
-      let out: RunResult | undefined;
+    const want = this.checkRunOptions(opts);
+    const ctx = this.ctx, what = `${this.graph.source}: run`, T = this.times;
+    // A read-back set for this run: waits while maxInFlight runs wait for their outputs.
+    const rb = want.read.length ? await this.readPool.acquire() : undefined;
+    try {
+      // Encoding and submitting, one run at a time; waiting for the outputs happens after, so the next run's
+      // encoding overlaps this one's GPU work and read-back.
+      const sub = await this.serial(async () => {
+        checkLost(ctx, what);
+        const t0 = performance.now();
+        // Staging memory first (the ring may wait for a buffer to map), outside the error scopes: nothing between
+        // pushing and popping them awaits, so no other session's scopes interleave with this run's.
+        const batch = await this.uploader.begin();
+        const pop = pushScopes(ctx);
+        let thrown: unknown;
+        let gpuOut: GpuRunResult | undefined;
+        const values = new Map(f.host.values);
+        const clock: RunClock = { submitMs: 0, waitMs: 0 };
+        try {
+          const head = this.writeFeeds(batch, f);
+          const t1 = performance.now();
+          T.uploadMs += t1 - t0;
+          const r = this.encodeRun(head, batch, f, values, want, rb, clock);
+          gpuOut = r instanceof Promise ? await r : r;
+          T.encodeMs += performance.now() - t1 - clock.submitMs - clock.waitMs;
+        } catch (e) {
+          thrown = e;
+        } finally {
+          batch.done();
+        }
+        T.submitMs += clock.submitMs;
+        T.waitMs += clock.waitMs;
+        return { pops: pop(), thrown, gpuOut, values };
+      });
+      let out: RunResult | GpuRunResult | undefined;
+      let thrown = sub.thrown;
       if (thrown === undefined) {
         try {
-          await this.readBack(values, this.finalRead);
-          out = this.outputs(values);
+          if (want.gpu) out = sub.gpuOut;
+          else {
+            const t0 = performance.now();
+            let mapped: number | undefined;
+            await rb?.read((k, bytes) => {
+              mapped ??= performance.now();
+              const into = want.into?.get(k);
+              if (into) {
+                into.set(new Float32Array(bytes, 0, into.length));
+                sub.values.set(k, { data: into, shape: [...this.tensor(k).shape] });
+              } else {
+                sub.values.set(k, this.precision.readBack(this.tensor(k), bytes));
+              }
+            });
+            const t1 = performance.now();
+            T.waitMs += (mapped ?? t1) - t0;
+            T.readMs += t1 - (mapped ?? t1);
+            out = this.outputs(sub.values, want.names);
+          }
         } catch (e) {
           thrown = e;
         }
       }
-      const r = settle(ctx, what, await pops, out, thrown);
+      const r = settle(ctx, what, await sub.pops, out, thrown);
       this.runs++;
+      T.runs++;
       return r;
-    });
+    } finally {
+      if (rb) this.readPool.release(rb);
+    }
   }
 
-  /** Encodes and submits one inference; the outputs' copies are submitted last, not awaited. */
-  private async encodeRun(f: HostFeeds, values: Map<string, Value>): Promise<void> {
+  /**
+   * Encodes and submits one inference; the outputs' copies are submitted last, not awaited. Synchronous (no Promise)
+   * unless a host step must wait for the GPU: the caller pops its error scopes right after.
+   */
+  private encodeRun(head: FeedDispatch[], batch: UploadBatch, f: CheckedFeeds, values: Map<string, Value>, want: Wanted,
+    rb: ReadSet | undefined, clock: RunClock): GpuRunResult | undefined | Promise<GpuRunResult | undefined> {
     const d = this.ctx.device;
     const every = this.submitEvery;
-    let enc: GPUCommandEncoder | undefined;
+    let enc: GPUCommandEncoder | undefined = this.gpu.encoder();
+    // Staged feeds and GPU feeds are copied ahead of the first pass, in the first command buffer.
+    batch.encode(enc);
+    this.copyGpuFeeds(enc, f);
     let pass: GPUComputePassEncoder | undefined;
     let last: GPUComputePipeline | undefined;
     let inPart = 0;
@@ -338,40 +596,78 @@ export class Executor implements Session {
       pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
       inPart++;
     };
-    const submit = (staged: readonly Staged[]) => {
+    const submit = (copies?: (e: GPUCommandEncoder) => void) => {
       inPart = 0;
-      if (!enc && !staged.length) return;
+      if (!enc && !copies) return;
       enc ??= this.gpu.encoder();
       pass?.end();
       pass = undefined;
-      for (const r of staged) enc.copyBufferToBuffer(r.src, 0, r.staging, 0, r.staging.size);
-      d.queue.submit([enc.finish()]);
+      copies?.(enc);
+      const buf = enc.finish();
+      const t0 = performance.now();
+      d.queue.submit([buf]);
+      clock.submitMs += performance.now() - t0;
       enc = undefined;
     };
-    for (const x of this.writeFeeds(f)) encode(x);
-    for (const ph of this.phases) {
-      if (ph.kind === 'gpu') {
-        for (const x of ph.dispatches) {
-          // Submit in parts so the GPU starts while the host encodes the rest.
-          if (every > 0 && inPart === every) submit([]);
-          encode(x);
+    for (const x of head) encode(x);
+    const finish = (): GpuRunResult | undefined => {
+      let out: GpuRunResult | undefined;
+      submit((e) => {
+        if (want.gpu) out = this.copyOutputs(e, want);
+        rb?.encode(e, want.read);
+      });
+      return out;
+    };
+    const from = (i: number): GpuRunResult | undefined | Promise<GpuRunResult | undefined> => {
+      for (; i < this.phases.length; i++) {
+        const ph = this.phases[i];
+        if (ph.kind === 'gpu') {
+          for (const x of ph.dispatches) {
+            // Submit in parts so the GPU starts while the host encodes the rest.
+            if (every > 0 && inPart === every) submit();
+            encode(x);
+          }
+          if (ph.readBack.length) {
+            submit((e) => { for (const r of ph.readBack) e.copyBufferToBuffer(r.src, 0, r.staging, 0, r.staging.size); });
+            const t0 = performance.now();
+            const next = i + 1;
+            return this.readBack(values, ph.readBack).then(() => {
+              clock.waitMs += performance.now() - t0;
+              return from(next);
+            });
+          }
+        } else {
+          // Pending dispatches go first: the uploads may reuse their buffers (memory.ts shares slots by lifetime).
+          submit();
+          const t0 = performance.now();
+          this.runHost(values, ph);
+          clock.waitMs += performance.now() - t0;
         }
-        if (ph.readBack.length) {
-          submit(ph.readBack);
-          await this.readBack(values, ph.readBack);
-        }
-      } else {
-        // Pending dispatches go first: the uploads may reuse their buffers (memory.ts shares slots by lifetime).
-        submit([]);
-        this.runHost(values, ph);
       }
-    }
-    submit(this.finalRead);
+      return finish();
+    };
+    return from(0);
   }
 
-  private outputs(values: Map<string, Value>): RunResult {
+  /** Encodes the copies of the outputs asked for to their GPU buffers (the caller's, or new ones it will own). */
+  private copyOutputs(e: GPUCommandEncoder, want: Wanted): GpuRunResult {
+    const out: GpuRunResult = Object.create(null);
+    for (const [y, given] of want.gpu!) {
+      const src = this.buffers.get(this.root(y));
+      if (!src) throw new Error(`internal: output '${y}' has no buffer`);
+      const bytes = this.compiled.bytes.get(this.root(y))!;
+      const t = this.tensor(y);
+      const G = GPUBufferUsage;
+      const buffer = given ?? this.ctx.device.createBuffer({ size: bytes, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST, label: `output ${y}` });
+      e.copyBufferToBuffer(src, 0, buffer, 0, bytes);
+      out[y] = { shape: [...t.shape], dtype: t.dtype, buffer, byteLength: 4 * numel(t.shape) };
+    }
+    return out;
+  }
+
+  private outputs(values: Map<string, Value>, names: readonly string[]): RunResult {
     const out: RunResult = Object.create(null);
-    for (const y of this.graph.outputs) {
+    for (const y of names) {
       const v = values.get(y) ?? values.get(this.root(y));
       if (!v) throw new Error(`internal: output '${y}' was not computed`);
       out[y] = this.precision.output(this.tensor(y), v);
@@ -379,7 +675,7 @@ export class Executor implements Session {
     return out;
   }
 
-  async profile(feeds?: Feeds, opts: { heatRuns?: number } = {}): Promise<Profile> {
+  async profile(feeds?: RunFeeds, opts: { heatRuns?: number } = {}): Promise<Profile> {
     if (!feeds && this.precision.profileNeedsFeeds) throw invalid(this.graph.source, this.precision.profileNeedsFeeds);
     const f = feeds ? this.checkFeeds(feeds) : undefined;
     const heatRuns = Math.max(0, Math.floor(opts.heatRuns ?? 0));
@@ -399,11 +695,11 @@ export class Executor implements Session {
 
   /** One inference with each dispatch timed in its own pass (all of a phase in one command buffer: per-dispatch
    *  submissions would leave the GPU idle between them, and it clocks down) and each host step timed on the host. */
-  private async timedRun(f: HostFeeds | undefined, heatRuns: number): Promise<StepProfile[]> {
+  private async timedRun(f: CheckedFeeds | undefined, heatRuns: number): Promise<StepProfile[]> {
     const d = this.ctx.device;
-    const values = new Map(f?.values ?? []);
-    const feedPrograms = f ? this.writeFeeds(f) : [];
-    const maxList = Math.max(feedPrograms.length, ...this.phases.map((p) => (p.kind === 'gpu' ? p.dispatches.length + this.feedPrograms.size : 0)));
+    const values = new Map(f?.host.values ?? []);
+    const feedPrograms = f ? this.writeFeedsNow(f) : [];
+    const maxList = Math.max(feedPrograms.length, ...this.phases.map((p) => (p.kind === 'gpu' ? p.dispatches.length + this.feedPrograms.size + this.imagePrograms.size : 0)));
     const times: StepProfile[] = [];
     let first = true;
     for (const ph of this.phases) {
@@ -411,7 +707,7 @@ export class Executor implements Session {
         const head = first ? feedPrograms : [];
         const list: Dispatch[] = [...head, ...ph.dispatches];
         const ms = await this.timer.perDispatch(list, maxList, first ? heatRuns : 0);
-        head.forEach((x, i) => times.push({ node: `quantize input ${x.name}`, op: 'QuantizeLinear', program: 'QuantizeLinear', where: 'gpu', ms: ms[i] }));
+        head.forEach((x, i) => times.push({ node: x.label, op: x.label.startsWith('image') ? 'ImageInput' : 'QuantizeLinear', program: x.label.startsWith('image') ? 'ImageInput' : 'QuantizeLinear', where: 'gpu', ms: ms[i] }));
         ph.dispatches.forEach((x, i) => times.push({ node: x.step.node.name, op: x.step.node.op, program: x.step.program.name, where: 'gpu', ms: ms[head.length + i] }));
         first = false;
         if (ph.readBack.length) {
@@ -435,7 +731,7 @@ export class Executor implements Session {
     // One round trip per run of dispatches, and a last one to copy outputs when a host step came after the last.
     const runsOfDispatches = this.phases.flatMap((p) => (p.kind === 'gpu' && p.dispatches.length ? [p.dispatches.length] : []));
     const last = this.phases[this.phases.length - 1];
-    const tail = this.finalRead.length && last?.kind === 'host' ? 1 : 0;
+    const tail = this.compiled.gpuOutputs.length && last?.kind === 'host' ? 1 : 0;
     const passes = runsOfDispatches.reduce((a, n) => a + (every === Infinity ? 1 : Math.ceil(n / every)), 0);
     return {
       path: this.path,
@@ -454,14 +750,18 @@ export class Executor implements Session {
       activationBytesUnshared: this.compiled.memory.unsharedBytes,
       weightBytes: this.weightBytes,
       runs: this.runs,
+      upload: this.uploadPath,
+      maxInFlight: this.maxInFlight,
     };
   }
 
+  hostTimes(): HostTimes { return { ...this.times }; }
+
   /** Checks feeds and writes them for a timing function (src/runtime/profile.ts); undefined: keep the buffers. */
-  prepareTiming(feeds?: Feeds): (() => void) | undefined {
+  prepareTiming(feeds?: RunFeeds): (() => void) | undefined {
     if (!feeds) return undefined;
     const f = this.checkFeeds(feeds);
-    return () => { this.writeFeeds(f); };
+    return () => { this.writeFeedsNow(f); };
   }
 
   dispose(): void {

@@ -1,3 +1,4 @@
+/// <reference types="@webgpu/types" preserve="true" />
 // The one place that makes GPU objects for inference: buffers, compute pipelines (compiled once per device and
 // cached by the program's cache key), bind groups, command encoders and timestamp query sets, each counted for a
 // session's stats and destroyed with it. Also the error scopes that turn WebGPU's validation, out-of-memory and
@@ -7,6 +8,7 @@
 import { FcmError, gpuFailure } from '../errors.js';
 import type { KernelProgram } from '../../kernels/program.js';
 import type { GpuContext } from './device.js';
+import { reportProgress } from '../progress.js';
 
 /** One dispatch as encoded: a pipeline, its bind group and its workgroup counts. */
 export interface Dispatch {
@@ -40,6 +42,13 @@ export class GpuObjects {
     return b;
   }
 
+  /** A buffer made elsewhere (mapped staging buffers) to count and destroy with the session. */
+  adopt(b: GPUBuffer): GPUBuffer {
+    this.counters.buffersCreated++;
+    this.owned.push(b);
+    return b;
+  }
+
   /**
    * The compute pipeline of a program, from the device-wide cache (key: `keyPrefix` + the program's cacheKey, which
    * names everything baked into its WGSL) or compiled now. Programs bind storage buffers only.
@@ -55,6 +64,7 @@ export class GpuObjects {
       pipeline = d.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: p.name });
       this.ctx.pipelines.set(key, pipeline);
       this.counters.pipelinesCreated++;
+      reportProgress('compiling GPU pipelines', this.ctx.pipelines.size);
     }
     return pipeline;
   }

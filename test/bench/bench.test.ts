@@ -3,7 +3,7 @@
 // correctness is tested in test/runtime).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fixtureModels } from '../../fixtures/models.js';
@@ -19,6 +19,7 @@ import { fuseEpilogues } from '../../src/rewrite/epilogues.js';
 import { contestantNames, joinLayers, runBench, summarize, timeContestants, type Contestant } from '../../src/bench/bench.js';
 import { formatBench } from '../../src/bench/format.js';
 import { normalizeProfile, type CreateSessionOptions } from '../../src/bench/runtime.js';
+import { chromiumPath } from '../../src/bench/litert.js';
 import { assertFcmAsync } from '../converters/onnx-helpers.js';
 import { buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
 import { planningInput } from '../../src/tune/tune.js';
@@ -125,7 +126,7 @@ test('runBench: four rows in order, onnxruntime timed for real, per-module join,
   assert.ok(made[1].plan !== 'unfused' && made[1].plan.modules.length > 0);
   // 3 timed + 1 warm-up runs each, then 10 back-to-back runs each before the interleaved profiles.
   assert.equal(runsSeen, 2 * 4 + 2 * 10);
-  assert.deepEqual(report.results.map((r) => r.name), [...contestantNames]);
+  assert.deepEqual(report.results.map((r) => r.name), contestantNames.slice(0, 4), "an .onnx model: no LiteRT.js row");
   for (const r of report.results) {
     if (r.unavailable !== undefined) {
       assert.equal(r.name, 'onnxruntime webgpu', 'only the WebGPU provider may be unavailable');
@@ -175,7 +176,7 @@ test('runBench on an int8 TFLite model: float feeds on the uint8 input\'s grid, 
     };
   };
   const hw = loadHw('lavapipe');
-  const report = await runBench(path, { hw: 'lavapipe', runs: 2, warmup: 0, createSession });
+  const report = await runBench(path, { hw: 'lavapipe', runs: 2, warmup: 0, createSession, litert: false });
   const { dag, dtypeBytes } = planningInput(g, hw, true);
   assert.equal(dtypeBytes, 1);
   assert.deepEqual(made[1].plan, planFusion(dag, hw, { mode: 'optimal', model: 'mbv1-32.tflite', dtypeBytes: 1, batch: 1 }));
@@ -189,7 +190,40 @@ test('runBench on an int8 TFLite model: float feeds on the uint8 input\'s grid, 
     lo = Math.min(lo, q); hi = Math.max(hi, q);
   }
   assert.ok(lo <= 2 && hi >= 253, `q spans ${lo}..${hi}`);
+  assert.deepEqual(report.results.map((r) => r.name), ['fcm-opt fused', 'fcm-opt unfused', 'onnxruntime webgpu', 'onnxruntime cpu']);
   for (const r of report.results.slice(2)) assert.match(r.unavailable ?? '', /not TFLite/);
+});
+
+/** Sessions that return zeros: the LiteRT.js tests time the other contestant. */
+const zeroSessions = (g: Awaited<ReturnType<typeof loadModel>>) => async () => ({
+  run: async () => Object.fromEntries(g.outputs.map((y) => [y, new Float32Array(g.tensors.get(y)!.shape.reduce((a, b) => a * b, 1))])),
+  profile: () => [],
+  dispose: () => undefined,
+});
+
+test('runBench on a .tflite model without Chromium: the LiteRT.js row says why it is unavailable', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-bench-litert-'));
+  const path = join(dir, 'mbv1-32.tflite');
+  writeFileSync(path, buildSeedMobileNetV1(7, 32));
+  const g = await loadModel(path);
+  const report = await runBench(path, { hw: 'lavapipe', runs: 2, warmup: 0, createSession: zeroSessions(g), litert: { chromium: join(dir, 'no-chromium') } });
+  const row = report.results.find((r) => r.name === 'litert.js cpu');
+  assert.match(row?.unavailable ?? '', /no Chromium at .*no-chromium/);
+  assert.match(formatBench(report), /litert\.js cpu\s+unavailable/);
+});
+
+test('runBench on a .tflite model: LiteRT.js (headless Chromium) is timed on the same file', { skip: existsSync(chromiumPath()) ? false : `${chromiumPath()} is absent (Debian package 'chromium')` }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-bench-litert-'));
+  const path = join(dir, 'mbv1-32.tflite');
+  writeFileSync(path, buildSeedMobileNetV1(7, 32));
+  const g = await loadModel(path);
+  const report = await runBench(path, { hw: 'lavapipe', runs: 3, warmup: 1, createSession: zeroSessions(g) });
+  const row = report.results.find((r) => r.name === 'litert.js cpu');
+  assert.equal(row?.unavailable, undefined, row?.unavailable);
+  assert.ok(row!.medianMs! > 0 && row!.p90Ms! >= row!.medianMs!, `median ${row!.medianMs}, p90 ${row!.p90Ms}`);
+  assert.ok(row!.ratioToFused! > 0);
+  assert.match(row!.detail ?? '', /^LiteRT\.js 2\.5\.3, XNNPACK, 1 thread, HeadlessChrome\//);
+  assert.match(formatBench(report), /litert\.js cpu\s+\d+\.\d{3}\s+\d+\.\d{3}\s+\d+\.\d{2}x/);
 });
 
 test('runBench: bad options and a fixed batch are refused (exit 2)', async () => {

@@ -43,7 +43,7 @@ test('check on a float .tflite: float kernels vs onnxruntime on the ONNX export,
     const text = formatCheck(r);
     assert.match(text, /float TFLite model: run with float kernels/);
     assert.match(text, /NCHW/);
-    assert.match(text, /check passed\n$/);
+    assert.match(text, /check PASSED\n$/);
   }
 });
 
@@ -113,4 +113,42 @@ test('run on .tflite files: NCHW .npy in, first output out, same as a session; a
   const t = await cli(['check', truncated]);
   assert.equal(t.code, 2, t.err);
   assert.match(t.err, /^fcm-opt: .*truncated\.tflite: /);
+});
+
+test('check --save-inputs then --load-inputs gives the same report; --atol/--rtol judge per element, PASSED/FAILED per output', async () => {
+  const saved = join(dir, 'inputs.npz');
+  const { parseNpz, encodeNpz } = await import('../../src/npz.js');
+  const { readFileSync } = await import('node:fs');
+  const r1 = await runCheck(float, { hw: 'lavapipe', unfused: true, seed: 3, onInputs: (f) => { writeFileSync(saved, encodeNpz(new Map(Object.entries(f)))); } });
+  const loaded = Object.fromEntries(parseNpz(readFileSync(saved), saved));
+  assert.deepEqual(Object.keys(loaded), ['input']);
+  const x = loaded.input;
+  assert.deepEqual(Array.from(x.data), Array.from(seededInput(x.data.length, 3)), 'the seeded input of seed 3');
+  const r2 = await runCheck(float, { hw: 'lavapipe', unfused: true, inputs: loaded });
+  assert.deepEqual(r2.outputs.map((o) => o.maxAbsError), r1.outputs.map((o) => o.maxAbsError), 'same input, same errors');
+  // A bound below the error fails, one above passes; the report says which rule and how many elements.
+  const err = r1.outputs[0].maxAbsError;
+  assert.ok(err > 0, 'float orders differ somewhere');
+  const tight = await runCheck(float, { hw: 'lavapipe', unfused: true, inputs: loaded, atol: err / 4, rtol: 0 });
+  assert.equal(tight.ok, false);
+  assert.ok(tight.outputs[0].overCount! >= 1);
+  assert.match(formatCheck(tight), new RegExp(`\\(atol ${(err / 4).toExponential(3).replace('.', '\\.')}, rtol 0\\.000e\\+0: \\d+ elements? over\\).* FAILED\\ncheck FAILED\\n$`));
+  const loose = await runCheck(float, { hw: 'lavapipe', unfused: true, inputs: loaded, atol: err, rtol: 0 });
+  assert.equal(loose.ok, true);
+  assert.match(formatCheck(loose), /: 0 elements over\).* PASSED\ncheck PASSED\n$/);
+  // Through the CLI: the same options, and the refusals.
+  const cliSaved = join(dir, 'cli-inputs.npz');
+  assert.equal((await cli(['check', float, '--hw', 'lavapipe', '--unfused', '--save-inputs', cliSaved, '--atol', '1', '--json'])).code, 0);
+  assert.deepEqual(Array.from(parseNpz(readFileSync(cliSaved), cliSaved).get('input')!.data), Array.from(seededInput(x.data.length, 0)));
+  const failing = await cli(['check', float, '--hw', 'lavapipe', '--unfused', '--load-inputs', saved, '--atol', String(err / 4), '--json']);
+  assert.equal(failing.code, 1);
+  assert.match(failing.err, /output '.*' differs from onnxruntime: max abs .* \(atol .*: \d+ elements? over\)/);
+  const both = await cli(['check', float, '--tolerance', '1e-3', '--atol', '1']);
+  assert.equal(both.code, 2);
+  assert.match(both.err, /--tolerance: give either --tolerance or --atol\/--rtol/);
+  const badName = join(dir, 'bad-names.npz');
+  writeFileSync(badName, encodeNpz(new Map([['nope', x]])));
+  const wrong = await cli(['check', float, '--hw', 'lavapipe', '--load-inputs', badName]);
+  assert.equal(wrong.code, 2);
+  assert.match(wrong.err, /given input 'nope': the model's inputs are 'input'/);
 });

@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { cli } from './run-cli.js';
+import { formatCount } from '../../src/planner/format.js';
 
 const dags = resolve('test/planner/fuseplanner-reference/dags');
 const estimates = resolve('test/planner/fuseplanner-reference/estimates');
@@ -45,7 +46,7 @@ test('the default command: fcm-opt MODEL --hw CFG is the plan command', async ()
   assert.equal(h.code, 0);
 });
 
-test('exit codes: bad config 2, bad DAG 2, unknown file type 3, bad mode 2, missing --hw 2', async () => {
+test('exit codes: bad config 2, bad DAG 2, unknown file type 3, bad mode 2, an --hw without value 2', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fcm-cli-'));
   const badCfg = join(dir, 'bad.cfg');
   writeFileSync(badCfg, 'SMs::22\nL1::96\nshmem::64\nwarp_size::32\nbogus::1\n');
@@ -78,8 +79,10 @@ test('exit codes: bad config 2, bad DAG 2, unknown file type 3, bad mode 2, miss
 
   r = await cli('plan', join(dags, 'mob_v1.json'), '--hw', 'h100', '--mode', 'best');
   assert.equal(r.code, 2);
-  r = await cli('plan', join(dags, 'mob_v1.json'));
+  // Without --hw the plan is for this machine's adapter (test/cli/conventions.test.ts); --hw without a value is an error.
+  r = await cli('plan', join(dags, 'mob_v1.json'), '--hw');
   assert.equal(r.code, 2);
+  assert.match(r.err, /option '--hw <cfg>' argument missing/);
   r = await cli('plan', join(dags, 'mob_v1.json'), '--hw', 'h100', '--batch', '2');
   assert.equal(r.code, 2);
   assert.match(r.err, /--batch and --input-shape apply to models/);
@@ -152,4 +155,27 @@ test('--tune: a layer DAG and fuseplanner mode are refused with exit codes, befo
   r = await cli('plan', model, '--hw', 'h100', '--tune', '--mode', 'fuseplanner');
   assert.equal(r.code, 3);
   assert.match(r.err, /--mode optimal/);
+});
+
+test('-o reports what it wrote: size, FCMs, nodes, dispatches, GMA and estimated time, LBL against optimized', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-plan-o-'));
+  const out = join(dir, 'opt.onnx');
+  const r = await cli('plan', 'models/mobilenetv2-x0.35-c100.onnx', '--hw', 'h100', '-o', out, '--json');
+  assert.equal(r.code, 0, r.err);
+  const plan = JSON.parse(r.out) as { modules: { layers: number[] }[]; totals: { gma: number; gmaUnfused: number; timeUs: number } };
+  const fcms = plan.modules.filter((m) => m.layers.length > 1).length;
+  const mb = (readFileSync(out).length / 1e6).toFixed(2);
+  assert.match(r.err, new RegExp(`^wrote .*opt\\.onnx \\(${mb.replace('.', '\\.')} MB, ${fcms} FCMs\\); the model as imported has \\d+ nodes`));
+  const row = (name: string) => {
+    const m = new RegExp(`^${name} +(\\S+) +(\\S+)$`, 'm').exec(r.err);
+    assert.ok(m, `${name} row in ${r.err}`);
+    return [m[1], m[2]];
+  };
+  const [nodesLbl, nodesOpt] = row('nodes').map(Number);
+  const [dLbl, dOpt] = row('dispatches').map(Number);
+  // Each FCM replaces two conv nodes (with their folded activations) by one node and two dispatches by one.
+  assert.equal(nodesLbl - nodesOpt, fcms);
+  assert.equal(dLbl - dOpt, fcms);
+  assert.deepEqual(row('conv GMA \\(elements\\)'), [formatCount(plan.totals.gmaUnfused), formatCount(plan.totals.gma)]);
+  assert.equal(row('est\\. conv time \\(us\\)')[1], plan.totals.timeUs.toFixed(1));
 });

@@ -82,6 +82,14 @@ test('fused modules are refused for now (exit 3)', () => {
   assertFcm(() => exportOnnx(g), 3, /FusedPwDw/);
 });
 
+test('the shipped model (models/) is what fixtures/make-bundled.ts writes, under 1.5 MB, with a 100-class head', async () => {
+  const bytes = readFileSync(join(process.cwd(), 'models/mobilenetv2-x0.35-c100.onnx'));
+  const g = mobileNetV2Slim(0.35, 100);
+  assert.ok(Buffer.from(exportOnnx(g)).equals(bytes), 'deterministic and up to date (run npx tsx fixtures/make-bundled.ts)');
+  assert.ok(bytes.length < 1.5e6, `${bytes.length} bytes`);
+  assert.deepEqual([...(await runOrt(bytes, g))[g.outputs[0]].dims], [1, 100]);
+});
+
 test('the bundled model is what fixtures/make-bundled.ts writes, and onnxruntime runs it', async () => {
   const path = join(process.cwd(), 'fixtures/bundled/mobilenetv2-slim.onnx');
   const bytes = readFileSync(path);

@@ -2,7 +2,7 @@
 // the totals and notes under the table, the alignment, and that the JSON form reads back as the same Plan.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatCount, formatPlan, formatTiles, planToJson } from '../../src/planner/format.js';
+import { formatCount, formatPlan, formatTiles, planToJson, shortenMiddle, tableWidth } from '../../src/planner/format.js';
 import type { Dag } from '../../src/planner/dag.js';
 import type { Plan, PlanModule } from '../../src/planner/plan.js';
 
@@ -68,10 +68,10 @@ test('formatPlan: one row per module with kind, layers, names, shapes, tiles, GM
   const expected = [
     'plan for tiny.json on h100 (mode optimal): 1 fused module (FCMs), 2 layer-by-layer',
     '',
-    '#  kind  layers  names                              in -> out [C,H,W]  tiles (HxW d f)  GMA unfused   GMA  saved  time us (unfused)',
-    '0  pwdw  1+2     Conv_1+Relu_1 + depthwise_conv_2d  4x8x8 -> 16x8x8    4x4 f8                 12.4K  2000  10.4K  3.2 (5.0)',
-    '1  pw    3       conv_2d                            16x8x8 -> 4x8x8    d16 f4                  1536  1536         1.0 (1.0)',
-    '2  fc    4       fully_connected                    ? -> ?             -                        n/a   n/a',
+    '#  kind  layers  names                              in -> out        tiles   GMA LBL   GMA  saved  us (LBL)',
+    '0  pwdw  1+2     Conv_1+Relu_1 + depthwise_conv_2d  4x8x8 -> 16x8x8  4x4 f8    12.4K  2000  10.4K  3.2 (5.0)',
+    '1  pw    3       conv_2d                            16x8x8 -> 4x8x8  d16 f4     1536  1536         1.0 (1.0)',
+    '2  fc    4       fully_connected                    ? -> ?           -           n/a   n/a',
     '',
     "conv GMA (elements): unfused 13.9K, planned 3536, saved 10.4K (74.6% of the model's conv GMA)",
     'estimated conv time: 4.3 us (unfused 6.1 us, 29.4% less)',
@@ -88,9 +88,9 @@ test('formatPlan: no time column or time line without estimates; plural module c
   assert.equal(text, [
     'plan for tiny.json on h100 (mode fuseplanner): 2 fused modules (FCMs), 0 layer-by-layer',
     '',
-    '#  kind  layers  names                              in -> out [C,H,W]  tiles (HxW d f)  GMA unfused   GMA  saved',
-    '0  pwdw  1+2     Conv_1+Relu_1 + depthwise_conv_2d  4x8x8 -> 16x8x8    4x4 f8                 12.4K  2000  10.4K',
-    '1  pwpw  3+4     conv_2d + fully_connected          16x8x8 -> ?        f2 f2=3.5               1000   900    100',
+    '#  kind  layers  names                              in -> out        tiles      GMA LBL   GMA  saved',
+    '0  pwdw  1+2     Conv_1+Relu_1 + depthwise_conv_2d  4x8x8 -> 16x8x8  4x4 f8       12.4K  2000  10.4K',
+    '1  pwpw  3+4     conv_2d + fully_connected          16x8x8 -> ?      f2 f2=3.5     1000   900    100',
     '',
     "conv GMA (elements): unfused 13.4K, planned 2900, saved 10.5K (78.4% of the model's conv GMA)",
     '',
@@ -134,4 +134,17 @@ test('planToJson: the Plan itself, indented, one trailing newline; it reads back
   assert.deepEqual(JSON.parse(json), p);
   assert.ok(json.endsWith('}\n') && !json.endsWith('\n\n'));
   assert.ok(json.startsWith('{\n  "model": "tiny.json",\n  "hw": "h100",\n  "mode": "optimal",\n  "modules": [\n'), json.slice(0, 80));
+});
+
+test('formatPlan fits 120 columns: long names are cut in the middle (~), other columns stay whole; JSON keeps them', () => {
+  const long = (i: number) => `model_1/model/block_${i}/depthwise_conv2d_with_a_very_long_exporter_name/BiasAdd;ReadVariableOp_${i}`;
+  const wide = dag.map((l) => ({ ...l, nodes: [long(l.id)] }));
+  const text = formatPlan(plan([pwdw, pw, fc], { timeUs: 4.28, timeUsUnfused: 6.06 }), wide);
+  const rows = text.split('\n');
+  for (const r of rows) assert.ok(r.length <= tableWidth, `${r.length}: ${r}`);
+  assert.ok(rows.slice(3, 6).every((r) => /~/.test(r)), 'names shortened');
+  assert.match(rows[3], /^0 {2}pwdw {2}1\+2 {5}model_1\/model\/block_1\S*~\S*_2 +4x8x8 -> 16x8x8 {2}4x4 f8 +12\.4K {2}2000 {2}10\.4K {2}3\.2 \(5\.0\)$/);
+  assert.equal(shortenMiddle('abcdefghij', 5), 'ab~ij');
+  assert.equal(shortenMiddle('abcdefghij', 6), 'abc~ij');
+  assert.equal(shortenMiddle('abc', 5), 'abc');
 });

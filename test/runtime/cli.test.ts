@@ -61,7 +61,7 @@ test('check passes against onnxruntime, fused and unfused', async () => {
   assert.ok(rep.outputs[0].maxAbsError <= rep.outputs[0].tolerance);
   const u = await runCheck(model, { unfused: true });
   assert.equal(u.plan, 'unfused');
-  assert.match(formatCheck(u), /top-1 100\.0%.*ok\ncheck passed\n$/s);
+  assert.match(formatCheck(u), /top-1 100\.0%.*PASSED\ncheck PASSED\n$/s);
 });
 
 test('check --per-layer compares intermediates and names the first node that goes wrong', async () => {

@@ -140,8 +140,28 @@ test('per-output reporting: each output on its own line, the failing one marked,
   assert.equal(report.ok, false);
   const lines = formatCheck(report).trimEnd().split('\n');
   assert.match(lines[0], /^two-heads\.onnx: fcm-opt \(auto, test adapter\) vs onnxruntime CPU$/);
-  assert.match(lines[1], /^ {2}logits \[1x10\]: max abs 0\.000e\+0 \(tolerance 1\.000e-4\), .* {2}ok$/);
-  assert.match(lines[2], /^ {2}boxes \[1x10\]: max abs 1\.000e-2 \(tolerance 1\.000e-4\), .*OVER TOLERANCE$/);
+  assert.match(lines[1], /^ {2}logits \[1x10\]: max abs 0\.000e\+0 \(tolerance 1\.000e-4\), .*  PASSED$/);
+  assert.match(lines[2], /^ {2}boxes \[1x10\]: max abs 1\.000e-2 \(tolerance 1\.000e-4\), .*  FAILED$/);
   assert.equal(lines[3], 'check FAILED');
-  assert.equal(formatCheck({ ...report, outputs: [report.outputs[0]], ok: true }).trimEnd().split('\n').at(-1), 'check passed');
+  assert.equal(formatCheck({ ...report, outputs: [report.outputs[0]], ok: true }).trimEnd().split('\n').at(-1), 'check PASSED');
+});
+
+test('elementwise criterion (check --atol/--rtol): every |a - b| <= atol + rtol * |b|, counted; it alone decides', () => {
+  const ref = [1, -100, 0.001, 0];
+  // Element 1 may differ by atol + rtol * 100 = 0.01 + 0.01 = 0.02; element 2 by 0.01 + 1e-7.
+  const at = compareOutputs([1, -100.02, 0.011, 0.01], ref, [4], undefined, { atol: 0.01, rtol: 1e-4 });
+  assert.equal(at.overCount, 0);
+  assert.equal(at.ok, true, 'maxAbsError 0.02 is over the default tolerance, the elementwise rule decides');
+  const over = compareOutputs([1, -100.03, 0.011, 0.0101], ref, [4], undefined, { atol: 0.01, rtol: 1e-4 });
+  assert.equal(over.overCount, 2);
+  assert.equal(over.ok, false);
+  assert.deepEqual([over.atol, over.rtol], [0.01, 1e-4]);
+  // No top-1 condition under the elementwise rule (a classifier's argmax may flip within the bound).
+  const flip = compareOutputs([1, 0.999], [0.999, 1], [1, 2], undefined, { atol: 0.01, rtol: 0 });
+  assert.equal(flip.top1, 0);
+  assert.equal(flip.ok, true);
+  // A mismatched NaN still fails, and counts.
+  const nan = compareOutputs([NaN, 1], [0, 1], [2], undefined, { atol: 1, rtol: 1 });
+  assert.deepEqual([nan.ok, nan.overCount], [false, 1]);
+  assert.equal(compareOutputs([1, 2], [1], [2], undefined, { atol: 1, rtol: 0 }).ok, false, 'length mismatch');
 });

@@ -1,6 +1,7 @@
 // RELIABILITY.md, "Running": two sessions in one process and concurrent run() calls on one session give the same
-// results as sequential runs. A session owns one set of activation and read-back buffers, so run() queues
-// calls inside the session (session.ts `serial`); sessions share the device and its pipeline cache only.
+// results as sequential runs. A session owns one set of activation buffers: run() calls encode and submit in turn
+// (executor.ts `serial`; the GPU runs submissions in order) and up to maxInFlight of them wait for their outputs at
+// once, each with its own read-back set; sessions share the device and its pipeline cache only.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fixtureModels } from '../../fixtures/models.js';

@@ -41,13 +41,13 @@ test('MobileNet-style stack in fp16, fused and unfused: within the f16 bounds of
       const o16 = (await s16.run({ [x]: data }))[y];
       assert.equal(o16.dtype, 'float32');
       assert.ok(o16.data instanceof Float32Array);
-      const vsOrt = compareOutputs(o16.data, ref, o16.shape, undefined, 'fp16');
+      const vsOrt = compareOutputs(o16.data, ref, o16.shape, undefined, undefined, 'fp16');
       assert.ok(vsOrt.ok, `${plan}: fp16 vs onnxruntime ${JSON.stringify(vsOrt)}`);
       // Measured on this fixture: 1.4e-3 of max |reference|, cosine 0.9999995 (TESTING.md). The bounds hold it with room,
       // while fp16 is visibly not fp32: the error is far over the fp32 tolerance (f16 storage is in effect).
       assert.ok(vsOrt.cosine >= f16Bounds.cosine);
       assert.ok(!compareOutputs(o16.data, ref, o16.shape).ok, `${plan}: the fp16 result passes the fp32 tolerance: were the tensors f16?`);
-      assert.ok(compareOutputs(o16.data, o32.data, o16.shape, undefined, 'fp16').ok, `${plan}: fp16 vs our fp32`);
+      assert.ok(compareOutputs(o16.data, o32.data, o16.shape, undefined, undefined, 'fp16').ok, `${plan}: fp16 vs our fp32`);
       const st32 = s32.stats(), st16 = s16.stats();
       assert.equal(st16.dispatchesPerRun, st32.dispatchesPerRun);
       assert.equal(st16.fusedModules, st32.fusedModules);
@@ -73,18 +73,18 @@ test('the f16 comparison: 3e-2 of max |reference|, cosine, top-1 with near ties 
   const ref = Float32Array.of(0.1, 2, -4, 1.9);
   assert.equal(f16Tolerance(ref), 3e-2 * 4 + 2 ** -24);
   // Within the error bound, argmax unchanged.
-  assert.ok(compareOutputs(Float32Array.of(0.1, 2.1, -4, 1.9), ref, [1, 4], undefined, 'fp16').ok);
+  assert.ok(compareOutputs(Float32Array.of(0.1, 2.1, -4, 1.9), ref, [1, 4], undefined, undefined, 'fp16').ok);
   // Over it.
-  assert.ok(!compareOutputs(Float32Array.of(0.1, 2.2, -4, 1.9), ref, [1, 4], undefined, 'fp16').ok);
+  assert.ok(!compareOutputs(Float32Array.of(0.1, 2.2, -4, 1.9), ref, [1, 4], undefined, undefined, 'fp16').ok);
   // Classes 1 and 3 are 0.1 apart in the reference, within the tolerance 0.12: a flip is a near tie.
-  const tie = compareOutputs(Float32Array.of(0.1, 1.95, -4, 1.96), ref, [1, 4], undefined, 'fp16');
+  const tie = compareOutputs(Float32Array.of(0.1, 1.95, -4, 1.96), ref, [1, 4], undefined, undefined, 'fp16');
   assert.ok(tie.ok && tie.top1 === 0 && tie.top1Ties === 1, JSON.stringify(tie));
   // Not a tie under the fp32 rule.
   assert.ok(!compareOutputs(Float32Array.of(0.1, 1.95, -4, 1.96), ref, [1, 4]).ok);
   // An output the right size but pointing elsewhere fails on the cosine alone.
   const ref2 = Float32Array.from({ length: 100 }, (_, i) => Math.sin(i));
   const off = Float32Array.from(ref2, (v, i) => v + (i % 2 ? 0.029 : -0.029));
-  const c = compareOutputs(off, ref2, [1, 100], undefined, 'fp16');
+  const c = compareOutputs(off, ref2, [1, 100], undefined, undefined, 'fp16');
   assert.ok(c.maxAbsError <= c.tolerance && c.cosine < f16Bounds.cosine && !c.ok, JSON.stringify(c));
 });
 
@@ -138,13 +138,13 @@ test('CLI: run and check take --precision fp16; other values are refused with ex
   }
   const y16 = await readNpy(out16), y32 = await readNpy(out32);
   assert.deepEqual(y16.shape, y32.shape);
-  const c = compareOutputs(y16.data, y32.data, y16.shape, undefined, 'fp16');
+  const c = compareOutputs(y16.data, y32.data, y16.shape, undefined, undefined, 'fp16');
   assert.ok(c.ok && c.maxAbsError > 0, JSON.stringify(c));
   const chk = await cli('check', model, '--hw', 'lavapipe', '--precision', 'fp16');
   assert.equal(chk.code, 0, chk.err);
   assert.match(chk.out, /fp16/);
   assert.match(chk.out, /rel to range/);
-  assert.match(chk.out, /check passed/);
+  assert.match(chk.out, /check PASSED/);
   const bad = await cli('run', model, '--precision', 'fp8', '--input', input, '--output', join(dir, 'no.npy'));
   assert.equal(bad.code, 2);
   assert.match(bad.err, /fp8/);

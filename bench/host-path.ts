@@ -1,0 +1,142 @@
+// End to end through the host path, per model and batch, in one process: what run() costs with each way of getting
+// data in and out, next to the GPU time of one pass.
+//   host        Float32Array in, outputs read back (the default upload path), fused plan; and unfused
+//   upload:P    the same with upload path P (write-buffer, staging-ring, mapped-at-creation)
+//   image       Uint8Array NHWC bytes in (converted and normalised on the GPU), outputs read back
+//   gpu         a GPUBuffer in, outputs copied to a GPUBuffer, then queue.onSubmittedWorkDone(): GPU-resident
+//               input and output, as PyTorch's figures with the input on the GPU
+// Timed as runBench times (src/bench/bench.ts timeContestants: blocks of 10 in a row, rotated, medians), with each
+// variant's host time split (upload, encode, submit, wait, read; Session.hostTimes; medians part by part) and, at
+// batch 1, throughput with
+// --concurrency runs in flight against one at a time.
+//
+// Models: the zoo (fixtures/zoo.ts, generated here), or with --onnx-dir DIR the files DIR/<model>-b<batch>.onnx that
+// bench/pytorch-reference.py --export DIR writes (torchvision's own models, shufflenet_v2_x1_0 included).
+//
+// Run (GPU machine, see BENCHMARKS.md): npm run build; then on the device
+//   source .gpu/enter.sh && node dist/bench/host-path.js --out $OUT [--models a,b] [--batches 1,32] [--runs 100]
+//   [--warmup 10] [--hw h100] [--concurrency 4] [--onnx-dir DIR]
+// Writes <out>/host-path.json and prints a summary.
+
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { zooModels } from '../fixtures/zoo.js';
+import { exportOnnx } from '../converters/onnx/export.js';
+import { loadModel } from '../src/graph/load.js';
+import { benchInputs, throughput, timeContestants, type Contestant } from '../src/bench/bench.js';
+import { median } from '../src/bench/stats.js';
+import { loadHw } from '../src/planner/hw.js';
+import { planFusion } from '../src/planner/index.js';
+import { toDag } from '../src/planner/to-dag.js';
+import { createSession } from '../src/pipeline/session.js';
+import type { Session } from '../src/runtime/executor.js';
+import { passGpuMs } from '../src/runtime/profile.js';
+import { uploadPaths, type HostTimes } from '../src/runtime/transfer.js';
+import { acquireGpu, releaseGpu } from '../src/runtime/device.js';
+import { batchOf } from '../src/graph/util.js';
+import type { Graph } from '../src/graph/ir.js';
+
+function arg(name: string, def: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : def;
+}
+
+const out = arg('out', process.env.OUT ?? join(tmpdir(), 'fcm-host-path'));
+const onnxDir = arg('onnx-dir', '');
+const models = arg('models', onnxDir ? 'mobilenet_v2,mobilenet_v3_large,mnasnet1_0,efficientnet_b0,shufflenet_v2_x1_0' : Object.keys(zooModels).join(',')).split(',');
+const batches = arg('batches', '1,32').split(',').map(Number);
+const runs = Number(arg('runs', '100'));
+const warmup = Number(arg('warmup', '10'));
+const hwName = arg('hw', 'h100');
+const concurrency = Number(arg('concurrency', '4'));
+mkdirSync(out, { recursive: true });
+
+async function graphOf(name: string, batch: number): Promise<{ g: Graph; path: string }> {
+  if (onnxDir) {
+    const path = join(onnxDir, `${name}-b${batch}.onnx`);
+    if (!existsSync(path)) throw new Error(`${path} is missing: run bench/pytorch-reference.py --export ${onnxDir} first`);
+    return { g: await loadModel(path, { batch }), path };
+  }
+  const path = join(tmpdir(), `${name}-b${batch}.onnx`);
+  writeFileSync(path, exportOnnx(zooModels[name](batch)));
+  return { g: await loadModel(path, { batch }), path };
+}
+
+const split = (a: HostTimes, b: HostTimes) => {
+  const n = Math.max(1, b.runs - a.runs);
+  return { uploadMs: (b.uploadMs - a.uploadMs) / n, encodeMs: (b.encodeMs - a.encodeMs) / n, submitMs: (b.submitMs - a.submitMs) / n, waitMs: (b.waitMs - a.waitMs) / n, readMs: (b.readMs - a.readMs) / n };
+};
+
+const ctx = await acquireGpu();
+const device = ctx.device;
+const report: unknown[] = [];
+const fmt = (v: number) => v.toFixed(3);
+
+for (const name of models) {
+  for (const batch of batches) {
+    const { g, path } = await graphOf(name, batch);
+    const hw = loadHw(hwName);
+    const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: 4, batch: batchOf(g) });
+    const inputs = benchInputs(g);
+    const x = g.inputs[0];
+    const shape = g.tensors.get(x)!.shape;
+    const n = shape.reduce((a, c) => a * c, 1);
+    const sessions: Session[] = [];
+    const make = async (o: Parameters<typeof createSession>[1]) => { const s = await createSession(path, { hw, batch, ...o }); sessions.push(s); return s; };
+    try {
+      const fused = await make({ plan, maxInFlight: Math.max(2, concurrency) });
+      const unfused = await make({ plan: 'unfused' });
+      const byPath = new Map<string, Session>();
+      for (const p of uploadPaths) byPath.set(p, await make({ plan, upload: p }));
+      const image = await make({ plan, imageInputs: { [x]: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } } });
+      const pixels = Uint8Array.from({ length: n }, (_, i) => (i * 2654435761) >>> 24);
+      const G = GPUBufferUsage;
+      const gin = device.createBuffer({ size: 4 * n, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST });
+      device.queue.writeBuffer(gin, 0, inputs[x]);
+      const y = g.outputs[0];
+      const yBytes = 4 * g.tensors.get(y)!.shape.reduce((a, c) => a * c, 1);
+      const gout = device.createBuffer({ size: yBytes, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST });
+      const contestants: [Contestant, Session][] = [
+        [{ name: 'host', run: async () => { await fused.run(inputs); } }, fused],
+        [{ name: 'unfused host', run: async () => { await unfused.run(inputs); } }, unfused],
+        ...[...byPath].map(([p, s]): [Contestant, Session] => [{ name: `upload:${p}`, run: async () => { await s.run(inputs); } }, s]),
+        [{ name: 'image', run: async () => { await image.run({ [x]: pixels }); } }, image],
+        [{ name: 'gpu', run: async () => { await fused.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, fused],
+      ];
+      // Host split of each run of each contestant (its warm-up runs come first: timeContestants' warm-up rounds).
+      const splits = contestants.map(() => [] as ReturnType<typeof split>[]);
+      const wrapped: Contestant[] = contestants.map(([c, s], i) => ({
+        name: c.name,
+        run: async () => {
+          const a = s.hostTimes();
+          await c.run();
+          splits[i].push(split(a, s.hostTimes()));
+        },
+      }));
+      const times = await timeContestants(wrapped, runs, warmup, undefined, 10);
+      const passMs: number[] = [];
+      for (let i = 0; i < 30; i++) passMs.push(await passGpuMs(fused, inputs));
+      const rows = contestants.map(([c, s], i) => ({
+        variant: c.name, medianMs: median(times[i]), dispatches: s.stats().dispatchesPerRun,
+        // Medians over the timed runs, part by part.
+        host: Object.fromEntries(['uploadMs', 'encodeMs', 'submitMs', 'waitMs', 'readMs'].map((k) => [k, median(splits[i].slice(warmup).map((h) => h[k as 'uploadMs']))])),
+      }));
+      const tput = batch === 1 && concurrency > 1 ? await throughput(fused, inputs, batch, concurrency, Math.max(runs, 4 * concurrency)) : undefined;
+      const dispatches = fused.stats().dispatchesPerRun;
+      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), rows, throughput: tput });
+      console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms, ${dispatches} dispatches`);
+      for (const r of rows) {
+        const h = r.host as Record<string, number>;
+        console.log(`  ${r.variant.padEnd(28)} ${fmt(r.medianMs).padStart(9)} ms  (upload ${fmt(h.uploadMs)} encode ${fmt(h.encodeMs)} submit ${fmt(h.submitMs)} wait ${fmt(h.waitMs)} read ${fmt(h.readMs)}; encode per dispatch ${(1000 * h.encodeMs / r.dispatches).toFixed(1)} us)`);
+      }
+      if (tput) console.log(`  throughput: ${tput.imagesPerSecond.toFixed(0)} images/s with ${concurrency} in flight, ${tput.sequentialImagesPerSecond.toFixed(0)} one at a time (${tput.ratio.toFixed(2)}x)`);
+      gin.destroy();
+      gout.destroy();
+    } finally {
+      for (const s of sessions) s.dispose();
+    }
+    writeFileSync(join(out, 'host-path.json'), JSON.stringify({ device: ctx.adapterInfo, hw: hwName, runs, warmup, concurrency, results: report }, null, 1));
+  }
+}
+await releaseGpu();

@@ -1,0 +1,224 @@
+// Moving a run's feeds to the GPU and its outputs back: the upload paths the executor can take, and read-back
+// buffers reused across runs. Every path writes the same bytes; they differ in who copies them and how often
+// memory is allocated:
+//
+// - 'write-buffer': queue.writeBuffer per feed. Dawn copies the data into its own staging memory, then copies
+//   that to the buffer on the GPU: two copies, and Dawn for Node moved about 0.9 GB/s this way on an H100 machine.
+// - 'staging-ring': a ring of MAP_WRITE buffers made once. A run takes the next one (mapped ahead of need: it was
+//   re-mapped with mapAsync(WRITE) right after its last use was submitted), writes the feeds into its mapped range in
+//   place, unmaps it and encodes copyBufferToBuffer into the run's first command buffer.
+// - 'mapped-at-creation': a staging buffer created mapped for each run, written, unmapped, copied and destroyed.
+//
+// Read-back: one MAP_READ buffer per set holds every GPU output at its own offset, so a run maps once; the sets are
+// made once and reused (a set per run in flight), and a run copies only the outputs asked for.
+
+import { gpuFailure } from '../errors.js';
+import type { GpuObjects } from './gpu.js';
+
+export type UploadPath = 'write-buffer' | 'staging-ring' | 'mapped-at-creation';
+export const uploadPaths: readonly UploadPath[] = ['write-buffer', 'staging-ring', 'mapped-at-creation'];
+
+/**
+ * The executor's upload path unless told otherwise. On lavapipe a run's upload + submit host time was 0.4-0.6 ms with the
+ * ring against 7-24 ms with writeBuffer (whose copy Dawn does at the next submit); the GPU machine's figures
+ * (bench/transfer.ts, bench/host-path.ts; BENCHMARKS.md) decide it there.
+ */
+export const defaultUploadPath: UploadPath = 'staging-ring';
+
+/** Staging buffers in the ring: one per run in flight, and one more being written while those run. */
+export const defaultRingSize = 3;
+
+/** A buffer that feeds are written to, under a key (a tensor, or an image's bytes). */
+export interface UploadTarget { key: string; dst: GPUBuffer; bytes: number }
+
+/** The writes of one run. */
+export interface UploadBatch {
+  /** Writes `data` to the target `key` (at most its bytes). */
+  write(key: string, data: ArrayBufferView): void;
+  /** Encodes the copies of what was written (staging paths; nothing for 'write-buffer'); call once, before submit. */
+  encode(enc: GPUCommandEncoder): void;
+  /** After the submit that holds encode()'s copies, or when the run was abandoned: staging memory goes back. */
+  done(): void;
+}
+
+const align = (n: number, a: number) => Math.ceil(n / a) * a;
+
+function bytesOf(data: ArrayBufferView): Uint8Array {
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** queue.writeBuffer of `data` to `dst`: WebGPU wants a multiple of 4 bytes, so a ragged tail goes in a padded word. */
+export function writeBufferPadded(queue: GPUQueue, dst: GPUBuffer, data: ArrayBufferView): void {
+  const n = data.byteLength, head = n & ~3;
+  if (head) queue.writeBuffer(dst, 0, data.buffer, data.byteOffset, head);
+  if (head < n) {
+    const tail = new Uint8Array(4);
+    tail.set(bytesOf(data).subarray(head));
+    queue.writeBuffer(dst, head, tail);
+  }
+}
+
+interface RingSlot { buffer: GPUBuffer; ready: Promise<void>; failed?: unknown; mapped: boolean }
+
+export class Uploader {
+  private readonly offsets = new Map<string, UploadTarget & { offset: number }>();
+  private readonly total: number;
+  private readonly ring: RingSlot[] = [];
+  private next = 0;
+
+  constructor(private readonly gpu: GpuObjects, readonly path: UploadPath, targets: readonly UploadTarget[], ringSize = defaultRingSize) {
+    let off = 0;
+    for (const t of targets) {
+      this.offsets.set(t.key, { ...t, offset: off });
+      off += align(t.bytes, 16);
+    }
+    this.total = Math.max(16, off);
+    if (path === 'staging-ring' && targets.length) {
+      const W = GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC;
+      for (let i = 0; i < Math.max(1, ringSize); i++) {
+        // Created mapped: the first runs need no mapAsync.
+        const buffer = this.gpu.ctx.device.createBuffer({ size: this.total, usage: W, mappedAtCreation: true, label: `upload ring ${i}` });
+        this.gpu.adopt(buffer);
+        this.ring.push({ buffer, ready: Promise.resolve(), mapped: true });
+      }
+    }
+  }
+
+  /** Bytes of one run's staging memory (every target). */
+  get stagingBytes(): number { return this.total; }
+
+  /** The batch for the next run; the ring path waits until its next staging buffer is mapped again. */
+  async begin(): Promise<UploadBatch> {
+    if (this.path === 'write-buffer' || !this.offsets.size) return this.writeBufferBatch();
+    if (this.path === 'mapped-at-creation') {
+      const buffer = this.gpu.ctx.device.createBuffer({ size: this.total, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true, label: 'upload' });
+      return this.staged(buffer, buffer.getMappedRange(), () => buffer.destroy());
+    }
+    const slot = this.ring[this.next];
+    this.next = (this.next + 1) % this.ring.length;
+    await slot.ready;
+    if (slot.failed !== undefined) throw gpuFailure('WebGPU', `mapping an upload buffer failed: ${(slot.failed as Error).message ?? String(slot.failed)}`);
+    if (!slot.mapped) throw new Error('internal: upload ring buffer taken twice');
+    slot.mapped = false;
+    return this.staged(slot.buffer, slot.buffer.getMappedRange(), () => {
+      slot.ready = slot.buffer.mapAsync(GPUMapMode.WRITE).then(() => { slot.mapped = true; }, (e) => { slot.failed = e; });
+    });
+  }
+
+  private target(key: string): UploadTarget & { offset: number } {
+    const t = this.offsets.get(key);
+    if (!t) throw new Error(`internal: no upload target '${key}'`);
+    return t;
+  }
+
+  /** A batch that writes with queue.writeBuffer now, whatever the path (profiling and timing write this way). */
+  writeBufferBatch(): UploadBatch {
+    const queue = this.gpu.ctx.device.queue;
+    return {
+      write: (key, data) => writeBufferPadded(queue, this.target(key).dst, data),
+      encode: () => undefined,
+      done: () => undefined,
+    };
+  }
+
+  /** A batch written into `range` (the mapped staging buffer), copied to the targets by encode(). */
+  private staged(buffer: GPUBuffer, range: ArrayBuffer, recycle: () => void): UploadBatch {
+    const copies: { offset: number; dst: GPUBuffer; size: number }[] = [];
+    let unmapped = false;
+    const unmap = () => { if (!unmapped) { unmapped = true; buffer.unmap(); } };
+    return {
+      write: (key, data) => {
+        const t = this.target(key);
+        if (data.byteLength > t.bytes) throw new Error(`internal: ${data.byteLength} bytes for upload target '${key}' of ${t.bytes}`);
+        new Uint8Array(range, t.offset, data.byteLength).set(bytesOf(data));
+        copies.push({ offset: t.offset, dst: t.dst, size: align(data.byteLength, 4) });
+      },
+      encode: (enc) => {
+        unmap();
+        for (const c of copies) enc.copyBufferToBuffer(buffer, c.offset, c.dst, 0, c.size);
+      },
+      done: () => {
+        unmap();
+        recycle();
+      },
+    };
+  }
+}
+
+/** A buffer read back under a key (a tensor). */
+export interface ReadTarget { key: string; src: GPUBuffer; bytes: number }
+
+/** One set of read-back memory: a MAP_READ buffer with every target at its own offset. */
+export class ReadSet {
+  private readonly copied: string[] = [];
+
+  constructor(readonly buffer: GPUBuffer, private readonly layout: ReadonlyMap<string, ReadTarget & { offset: number }>) {}
+
+  /** Encodes the copies of `keys` from their buffers into this set. */
+  encode(enc: GPUCommandEncoder, keys: readonly string[]): void {
+    this.copied.length = 0;
+    for (const k of keys) {
+      const t = this.layout.get(k);
+      if (!t) throw new Error(`internal: no read-back target '${k}'`);
+      enc.copyBufferToBuffer(t.src, 0, this.buffer, t.offset, t.bytes);
+      this.copied.push(k);
+    }
+  }
+
+  /**
+   * Maps the set (after the submit holding encode()'s copies) and hands each copied target's bytes to `take`; the
+   * bytes are only valid inside `take` (unmap detaches them), so `take` must copy what it keeps.
+   */
+  async read(take: (key: string, bytes: ArrayBuffer) => void): Promise<void> {
+    if (!this.copied.length) return;
+    await this.buffer.mapAsync(GPUMapMode.READ);
+    try {
+      for (const k of this.copied) {
+        const t = this.layout.get(k)!;
+        take(k, this.buffer.getMappedRange(t.offset, t.bytes));
+      }
+    } finally {
+      this.buffer.unmap();
+    }
+  }
+}
+
+/**
+ * `sets` read-back sets made once; acquire() waits while every set belongs to a run in flight. A set is taken for a
+ * whole run, from before its submit to after its outputs were read.
+ */
+export class ReadbackPool {
+  private readonly free: ReadSet[] = [];
+  private readonly waiting: ((s: ReadSet) => void)[] = [];
+
+  constructor(gpu: GpuObjects, targets: readonly ReadTarget[], sets: number) {
+    const layout = new Map<string, ReadTarget & { offset: number }>();
+    let off = 0;
+    for (const t of targets) {
+      layout.set(t.key, { ...t, offset: off });
+      // getMappedRange offsets are multiples of 8.
+      off += align(t.bytes, 8);
+    }
+    for (let i = 0; i < Math.max(1, sets); i++) {
+      const b = gpu.buffer(Math.max(8, off), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, `read-back ${i}`);
+      this.free.push(new ReadSet(b, layout));
+    }
+  }
+
+  acquire(): Promise<ReadSet> {
+    const s = this.free.pop();
+    if (s) return Promise.resolve(s);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(s: ReadSet): void {
+    const w = this.waiting.shift();
+    if (w) w(s);
+    else this.free.push(s);
+  }
+}
+
+/** Host time of runs (ms, summed): writing feeds, encoding dispatches, queue.submit, waiting for outputs, copying them. */
+export interface HostTimes { runs: number; uploadMs: number; encodeMs: number; submitMs: number; waitMs: number; readMs: number }
+
+export const noHostTimes = (): HostTimes => ({ runs: 0, uploadMs: 0, encodeMs: 0, submitMs: 0, waitMs: 0, readMs: 0 });

@@ -1,0 +1,124 @@
+// GPU-resident inputs and outputs (run()'s GPUBuffer feeds and outputLocation 'gpu'): two sessions chained on the
+// GPU, the first one's output fed to the second as a buffer with no host round trip, give exactly the outputs of the
+// same two sessions chained through host arrays (same kernels, same values: bit for bit); outputs copied into the
+// caller's buffers; what is refused.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fixtureModels } from '../../fixtures/models.js';
+import { GraphBuilder } from '../../fixtures/ir-builder.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
+import { loadModel } from '../../src/graph/load.js';
+import { createInt8Session, createSession } from '../../src/pipeline/session.js';
+import { acquireGpu, releaseGpu } from '../../src/runtime/device.js';
+import { seededInput } from '../../src/runtime/compare.js';
+import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
+
+after(releaseGpu);
+
+/** A second model reading the first one's [1, 24, 8, 8] output: PW, DW, PW, pool, head. */
+function tail() {
+  const b = new GraphBuilder('tail', 21);
+  const x = b.input('features', [1, 24, 8, 8]);
+  let y = b.relu6(b.batchNorm(b.conv(x, { filters: 48, kernel: 1 })));
+  y = b.relu6(b.batchNorm(b.conv(y, { filters: 48, kernel: 3, stride: 2, group: 48 })));
+  y = b.batchNorm(b.conv(y, { filters: 32, kernel: 1 }));
+  return b.build([b.gemm(b.flatten(b.globalAveragePool(y)), 10)]);
+}
+
+async function readBuffer(buffer: GPUBuffer, bytes: number): Promise<Float32Array> {
+  const d = (await acquireGpu()).device;
+  const G = GPUBufferUsage;
+  const r = d.createBuffer({ size: bytes, usage: G.MAP_READ | G.COPY_DST });
+  const enc = d.createCommandEncoder();
+  enc.copyBufferToBuffer(buffer, 0, r, 0, bytes);
+  d.queue.submit([enc.finish()]);
+  await r.mapAsync(GPUMapMode.READ);
+  const out = new Float32Array(r.getMappedRange().slice(0));
+  r.destroy();
+  return out;
+}
+
+test('two sessions chained on the GPU equal the same chain through host arrays', async () => {
+  const head = await createSession(await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'head' }), { plan: 'auto', hw: 'rtxa4000' });
+  const next = await createSession(await loadModel(exportOnnx(tail()), { source: 'tail' }), { plan: 'auto', hw: 'rtxa4000' });
+  try {
+    const xs = [seededInput(3 * 32 * 32, 5), seededInput(3 * 32 * 32, 6)];
+    const host: Float32Array[] = [];
+    for (const x of xs) {
+      const mid = (await head.run({ input: x }))[head.outputNames[0]];
+      assert.deepEqual(mid.shape, [1, 24, 8, 8]);
+      host.push((await next.run({ features: mid.data }))[next.outputNames[0]].data);
+    }
+    assert.notDeepEqual(host[0], host[1]);
+    // Whole chain on the GPU, the second session's output left there too; both runs in flight at once.
+    const chained = await Promise.all(xs.map(async (x) => {
+      const mid = (await head.run({ input: x }, { outputLocation: 'gpu' }))[head.outputNames[0]];
+      assert.deepEqual(mid.shape, [1, 24, 8, 8]);
+      assert.equal(mid.byteLength, 4 * 24 * 8 * 8);
+      const out = (await next.run({ features: mid.buffer }, { outputLocation: 'gpu' }))[next.outputNames[0]];
+      // The caller owns the buffers: destroying the feed after the run that reads it was submitted is allowed.
+      mid.buffer.destroy();
+      const v = await readBuffer(out.buffer, out.byteLength);
+      out.buffer.destroy();
+      return v;
+    }));
+    chained.forEach((v, i) => assert.deepEqual(v, host[i], `chain ${i}`));
+    // The middle on the GPU, the end read back to the host.
+    const mid = (await head.run({ input: xs[1] }, { outputLocation: 'gpu' }))[head.outputNames[0]];
+    assert.deepEqual((await next.run({ features: mid.buffer }))[next.outputNames[0]].data, host[1]);
+    // Into the caller's own buffer, reused: run 0 then run 1 into the same buffer.
+    const G = GPUBufferUsage;
+    const d = (await acquireGpu()).device;
+    const mine = d.createBuffer({ size: 4 * 24 * 8 * 8 + 64, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST });
+    for (const i of [0, 1]) {
+      const r = await head.run({ input: xs[i] }, { outputLocation: 'gpu', outputBuffers: { [head.outputNames[0]]: mine } });
+      assert.equal(r[head.outputNames[0]].buffer, mine);
+      assert.deepEqual((await next.run({ features: mine }))[next.outputNames[0]].data, host[i]);
+    }
+    // Refused: a feed without COPY_SRC, one too small, an output buffer without COPY_DST or too small.
+    const noSrc = d.createBuffer({ size: 4 * 24 * 8 * 8, usage: G.STORAGE | G.COPY_DST });
+    const small = d.createBuffer({ size: 16, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST });
+    const noDst = d.createBuffer({ size: 4 * 24 * 8 * 8, usage: G.STORAGE | G.COPY_SRC });
+    await assert.rejects(next.run({ features: noSrc }), /needs usage COPY_SRC/);
+    await assert.rejects(next.run({ features: small }), /has 16 bytes, the input takes \[1,24,8,8\] float32 = 6144/);
+    await assert.rejects(head.run({ input: xs[0] }, { outputLocation: 'gpu', outputBuffers: { [head.outputNames[0]]: noDst } }), /needs usage COPY_DST/);
+    await assert.rejects(head.run({ input: xs[0] }, { outputLocation: 'gpu', outputBuffers: { [head.outputNames[0]]: small } }), /has 16 bytes/);
+    await assert.rejects(head.run({ input: xs[0] }, { outputLocation: 'gpu', outputBuffers: { other: mine } }), /not an output asked for/);
+    for (const b of [mine, noSrc, small, noDst, mid.buffer]) b.destroy();
+  } finally {
+    head.dispose();
+    next.dispose();
+  }
+});
+
+test('profile() takes a GPU buffer feed as run() does', async () => {
+  const s = await createSession(await loadModel(exportOnnx(tail()), { source: 'tail' }), { plan: 'unfused' });
+  try {
+    const d = (await acquireGpu()).device;
+    const x = seededInput(24 * 8 * 8, 9);
+    const b = d.createBuffer({ size: x.byteLength, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    d.queue.writeBuffer(b, 0, x);
+    const p = await s.profile({ features: b });
+    assert.ok(p.nodes.length > 0);
+    // The buffer's values reached the input: run() from it equals run() from the host array.
+    assert.deepEqual((await s.run({ features: b }))[s.outputNames[0]].data, (await s.run({ features: x }))[s.outputNames[0]].data);
+    b.destroy();
+  } finally {
+    s.dispose();
+  }
+});
+
+test('integer sessions refuse GPU buffer feeds and outputs (their buffers hold packed 8-bit values)', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: true, size: 24, seed: 5, classes: 12 }), { source: 'mnet24.tflite' });
+  const s = await createInt8Session(g, { plan: 'unfused' });
+  try {
+    const d = (await acquireGpu()).device;
+    const b = d.createBuffer({ size: 4 * 3 * 24 * 24, usage: GPUBufferUsage.COPY_SRC });
+    await assert.rejects(s.run({ [g.inputs[0]]: b }), /GPU buffer feeds hold float32 values/);
+    const n = g.tensors.get(g.inputs[0])!.shape.reduce((a, c) => a * c, 1);
+    await assert.rejects(s.run({ [g.inputs[0]]: seededInput(n, 1) }, { outputLocation: 'gpu' }), /outputs on the GPU hold float32 values/);
+    b.destroy();
+  } finally {
+    s.dispose();
+  }
+});
