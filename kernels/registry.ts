@@ -2,7 +2,8 @@
 // precision (fp32: the float kernels of kernels/; int8: the integer kernels of kernels/int8/). Reshape-like ops
 // move no data: the runtime aliases their output to their input's buffer ('alias'). A precision that has no
 // builder for an op refuses the node here, before any GPU work. A new precision adds a column (a builder type and
-// an entry point below), not a registry of its own.
+// an entry point below), not a registry of its own. fp16 is the fp32 column with half storage (kernels/f16.ts):
+// `kernelFor(..., 'f16')`.
 
 import type { Node, Tensor } from '../src/graph/ir.js';
 import { fcmDomain } from '../src/graph/ir.js';
@@ -40,6 +41,7 @@ import { int8Pad } from './int8/pad.js';
 import { int8Concat } from './int8/concat.js';
 import { int8Softmax } from './int8/softmax.js';
 import { int8FusedDwPw, int8FusedPwDw, int8FusedPwPw } from './int8/fused.js';
+import { type StorageType, withStorage } from './f16.js';
 
 /** Ops whose output is the input's data under another shape: no kernel, the buffer is shared. */
 export const aliasOps: ReadonlySet<string> = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout']);
@@ -99,9 +101,16 @@ export const opLabel = (n: Pick<Node, 'op' | 'domain'>) => (n.domain && n.domain
 
 /**
  * The float kernel of one node. `inputShapes[i]` is the shape of node.inputs[i] (undefined for ''), `outputShapes[i]`
- * of node.outputs[i]. Throws FcmError unsupported when no kernel can run it.
+ * of node.outputs[i]. Throws FcmError unsupported when no kernel can run it. `storage` 'f16': the same programs with
+ * f16 tensors in memory and f32 arithmetic (kernels/f16.ts); a kernel of its own for f16 chosen by adapter features
+ * (a pointwise on subgroup matrices) would be picked here, ahead of that conversion.
  */
-export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits): NodeKernel {
+export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits, storage: StorageType = 'f32'): NodeKernel {
+  const k = fp32KernelFor(node, inputShapes, outputShapes, limits);
+  return k.kind === 'alias' || storage === 'f32' ? k : { kind: 'programs', programs: k.programs.map((p) => withStorage(p, storage)) };
+}
+
+function fp32KernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits): NodeKernel {
   const w = where({ node, inputShapes, outputShapes, limits });
   const args = { node, inputShapes, outputShapes, limits };
   if (node.domain === fcmDomain) {

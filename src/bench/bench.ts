@@ -21,6 +21,7 @@ import { adapterSummary } from './device.js';
 import { type LiteRtOptions, liteRtVersion, runLiteRt } from './litert.js';
 import { medianModuleTimes, timedSession } from './profile.js';
 import { load, planFor, planningInput, rewrite } from '../pipeline/pipeline.js';
+import type { FloatPrecision } from '../runtime/precision.js';
 import { resolveHw } from '../pipeline/hw.js';
 import { createSession as createFcmSession } from '../pipeline/session.js';
 
@@ -38,6 +39,8 @@ export interface BenchOptions {
   maxMemory?: number;
   /** Called after each run (warm-up included) with (done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** fcm-opt's contestants in fp16 (f16 tensors, planned with 2-byte elements) instead of fp32. */
+  precision?: FloatPrecision;
   /** The sessions' maker (default: src/pipeline/session.ts createSession, timed through timedSession); tests give their own. */
   createSession?: CreateSession;
   /** Throughput mode: images per second of the fused session with this many runs in flight, next to one at a time. */
@@ -82,6 +85,8 @@ export interface BenchReport {
   model: string;
   hw: string;
   device: string;
+  /** What fcm-opt's contestants ran in: 'fp32', 'fp16' or (a quantized model on the integer kernels) 'int8'. */
+  precision?: string;
   batch: number;
   runs: number;
   warmup: number;
@@ -346,15 +351,16 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   const results: BenchResult[] = [];
   let litertLabel: string | undefined;
   try {
-    const unfused = await createSession(modelPath, { hw, plan: 'unfused', batch });
+    const precision = opts.precision ?? 'fp32';
+    const unfused = await createSession(modelPath, { hw, plan: 'unfused', batch, precision });
     sessions.push(unfused);
     // A quantized model that createSession runs on the integer kernels (path 'int8') is planned as they run it:
     // 1-byte elements, its integer graph's layers (src/pipeline/pipeline.ts planningInput).
-    const pin0 = planningInput(graph, hw, unfused.path === 'int8');
+    const pin0 = planningInput(graph, hw, unfused.path === 'int8', precision);
     const pin = { ...pin0, dag: validateDag(pin0.dag, `${modelPath} (layer DAG)`), batch };
     const plan = opts.plan ?? planFor(pin, { model: basename(modelPath) });
     const fusedGraph = rewrite(pin.graph, pin.precision, plan);
-    const fused = await createSession(modelPath, { hw, plan, batch, ...(concurrency > 1 ? { maxInFlight: concurrency } : {}) });
+    const fused = await createSession(modelPath, { hw, plan, batch, precision, ...(concurrency > 1 ? { maxInFlight: concurrency } : {}) });
     sessions.unshift(fused);
     const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];
     const unavailable: BenchResult[] = [];
@@ -415,7 +421,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       layers = joinLayers(plan, fusedGraph, undefined, undefined);
     }
     return {
-      model: modelPath, hw: hw.name, device: adapter.description, batch, runs, warmup, block, results, layers,
+      model: modelPath, hw: hw.name, device: adapter.description, precision: unfused.path ?? precision, batch, runs, warmup, block, results, layers,
       ...(layersUnavailable ? { layersUnavailable } : {}),
       ...(layersMethod ? { layersMethod } : {}),
       ...(split ? { hostSplit: split } : {}),

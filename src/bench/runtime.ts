@@ -26,6 +26,8 @@ export interface CreateSessionOptions {
   hw: HwConfig;
   plan: Plan | 'unfused';
   batch?: number;
+  /** Float models: 'fp16' runs the float kernels with f16 tensors (default fp32). */
+  precision?: 'fp32' | 'fp16';
   /** Runs that may wait for their outputs at once (throughput mode). */
   maxInFlight?: number;
 }

@@ -20,11 +20,12 @@ import type { Graph } from '../graph/ir.js';
 import { detectFormat } from '../graph/load.js';
 import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from './tflite.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
-import { type Comparison, compareOutputs, seededInput } from '../runtime/compare.js';
+import { type Comparison, compareOutputs, f16Bounds, seededInput } from '../runtime/compare.js';
 import { acquireGpu } from '../runtime/device.js';
 import { createInt8Session, createSession } from '../pipeline/session.js';
 import { loadChecked, prepareForRun } from '../pipeline/pipeline.js';
 import { checkMemory } from '../memory-budget.js';
+import type { FloatPrecision } from '../runtime/precision.js';
 
 export interface CheckOptions {
   hw?: string;
@@ -35,8 +36,11 @@ export interface CheckOptions {
   inputShapes?: Record<string, number[]>;
   /** ImportOptions.maxMemory: budget for importing the model (default 4 GiB). */
   maxMemory?: number;
-  /** Relative tolerance: max |ours - reference| <= tolerance * max(1, max |reference|) (default 1e-4, compare.ts). */
+  /** Relative tolerance: max |ours - reference| <= tolerance * max(1, max |reference|) (default 1e-4, compare.ts);
+   *  fp16: tolerance * max |reference| (compare.ts f16Tolerance, default f16Bounds.rel). */
   tolerance?: number;
+  /** What fcm-opt runs the model in (default fp32); fp16 is compared with the fp32 reference under the f16 bounds. */
+  precision?: FloatPrecision;
   /** Per-element criterion instead (polygraphy's): |ours - reference| <= atol + rtol * |reference| everywhere. */
   atol?: number;
   rtol?: number;
@@ -65,6 +69,8 @@ export interface CheckReport {
   int8Kernels?: Int8Comparison[] | string;
   int8HostNodes?: string[];
   plan: 'auto' | 'unfused';
+  /** What fcm-opt ran the model in (absent: fp32; the integer kernels' check is separate: int8Kernels). */
+  precision?: FloatPrecision;
   device: string;
   outputs: OutputCheck[];
   layers?: LayerCheck[];
@@ -111,7 +117,8 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   const g0 = tfl ? tfl.floatGraph : imported;
   const modelBytes = tfl ? tfl.onnx : bytes;
   const plan = options.unfused ? 'unfused' : 'auto';
-  const prepared = await prepareForRun(g0, { plan, hw: options.hw });
+  const precision = options.precision ?? 'fp32';
+  const prepared = await prepareForRun(g0, { plan, hw: options.hw, precision });
   const g = options.transformGraph ? options.transformGraph(prepared) : prepared;
 
   // Tensors both sides compute: node outputs of the executed graph that are value names of the ONNX model.
@@ -162,17 +169,17 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   checkMemory(options.maxMemory, 2 * refBytes.byteLength + activations, "onnxruntime's session of the reference model", source);
   const ref = await runOrt(refBytes, feeds, [...g.outputs, ...layerTensors.map((l) => l.tensor)], source);
 
-  const session = await createSession(g, { plan: 'unfused', extraOutputs: layerTensors.map((l) => l.tensor), maxMemory: options.maxMemory });
+  const session = await createSession(g, { plan: 'unfused', precision, extraOutputs: layerTensors.map((l) => l.tensor), maxMemory: options.maxMemory });
   try {
     const ours = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data])));
     const elementwise = options.atol !== undefined || options.rtol !== undefined ? { atol: options.atol ?? 0, rtol: options.rtol ?? 0 } : undefined;
     const outputs: OutputCheck[] = g.outputs.map((y) => {
       const r = ref.get(y);
       if (!r) throw unsupported(source, `onnxruntime did not return output '${y}' as float32`);
-      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance, elementwise) };
+      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance, elementwise, precision) };
     });
     const report: CheckReport = {
-      model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan,
+      model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan, precision,
       device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
     };
     if (grid) {
@@ -205,8 +212,8 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
         const r = ref.get(l.tensor);
         if (!r) continue;
         // Intermediates are feature maps, not classifications: only the error decides.
-        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length], options.tolerance, elementwise);
-        if (!elementwise) c.ok = c.maxAbsError <= c.tolerance;
+        const c = compareOutputs(ours[l.tensor].data, r, [1, r.length], options.tolerance, elementwise, precision);
+        if (!elementwise) c.ok = c.maxAbsError <= c.tolerance && (precision !== 'fp16' || c.cosine >= f16Bounds.cosine);
         report.layers.push({ ...l, ...c });
       }
       report.firstBadNode = report.layers.find((l) => !l.ok)?.node;
@@ -229,7 +236,10 @@ const criterion = (c: Comparison) => (c.overCount !== undefined
   : `tolerance ${fmt(c.tolerance)}`);
 
 export function formatCheck(r: CheckReport): string {
-  const lines = [`${r.model}: fcm-opt (${r.plan}, ${r.device}) vs onnxruntime CPU${r.reference === 'onnx-export' ? ' on the ONNX export of the imported graph' : ''}`];
+  const lines = [`${r.model}: fcm-opt (${r.plan}${r.precision === 'fp16' ? ', fp16' : ''}, ${r.device}) vs onnxruntime CPU${r.reference === 'onnx-export' ? ' on the ONNX export of the imported graph' : ''}`];
+  if (r.precision === 'fp16') {
+    lines.push(`  fp16 against the fp32 reference: max abs <= ${f16Bounds.rel} x max |reference| (or --tolerance), cosine >= ${f16Bounds.cosine}, top-1 equal (or a near tie within the tolerance)`);
+  }
   if (r.format === 'tflite') {
     lines.push(r.path === 'int8-dequantized'
       ? '  int8 model: checked twice: dequantized float kernels against onnxruntime, integer kernels against TFLite integer arithmetic'
@@ -237,8 +247,8 @@ export function formatCheck(r: CheckReport): string {
     lines.push('  rank-4 inputs and outputs are NCHW (the IR\'s layout; the file\'s NHWC is converted at import)');
   }
   for (const o of r.outputs) {
-    lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (${criterion(o)}), max rel ${fmt(o.maxRelError)}, ` +
-      `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'PASSED' : 'FAILED'}`);
+    lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (${criterion(o)}), max rel ${fmt(o.maxRelError)}, rel to range ${fmt(o.rangeRelError)}, ` +
+      `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%${o.top1Ties ? ` (${o.top1Ties} row${o.top1Ties > 1 ? 's' : ''} a near tie within tolerance)` : ''}, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'PASSED' : 'FAILED'}`);
   }
   if (r.layers) {
     const bad = r.layers.filter((l) => !l.ok);

@@ -5,7 +5,8 @@ import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
-import { maxMemoryOption, hwOption } from './options.js';
+import { maxMemoryOption, precisionOption, hwOption } from './options.js';
+import type { FloatPrecision } from '../runtime/precision.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
 import { loadChecked } from '../pipeline/pipeline.js';
@@ -22,6 +23,7 @@ interface BenchCliOptions {
   concurrency?: number;
   litert: boolean;
   maxMemory: number;
+  precision: FloatPrecision;
 }
 
 const integer = (flag: string, min: number) => (value: string): number => {
@@ -43,6 +45,7 @@ export function register(program: Command): void {
     .option('--tune', 'the fused plan tuned on this GPU first (as plan --tune)')
     .option('--concurrency <n>', 'also time throughput: images per second with n runs of the fused plan in flight, next to one at a time', integer('--concurrency', 1))
     .option('--json', 'print the report as JSON')
+    .addOption(precisionOption("fcm-opt's contestants (onnxruntime runs the model as it is)"))
     .option('--no-litert', '.tflite: skip LiteRT.js (it needs Chromium, and npm once to fetch the pinned package)')
     .addOption(maxMemoryOption())
     .action(async (model: string, o: BenchCliOptions) => {
@@ -53,9 +56,9 @@ export function register(program: Command): void {
         if (o.tune) {
           const { graph: g } = await loadChecked(model, { batch: o.batch, maxMemory: o.maxMemory });
           const { tunePlan } = await import('../tune/tune.js');
-          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model) })).plan;
+          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision })).plan;
         }
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, onProgress: bar?.update, concurrency: o.concurrency });
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, onProgress: bar?.update, concurrency: o.concurrency });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

@@ -2,6 +2,7 @@
 import { Option } from 'commander';
 import { defaultMaxMemory } from '../../converters/options.js';
 import { invalid } from '../errors.js';
+import { floatPrecisions } from '../runtime/precision.js';
 
 /** `--input-shape x=1x3x640x640` or `x:1x3x640x640` (repeatable; ',' also separates dims). The name is
  *  everything before the last '=' or ':', so names containing ':' work with '='. */
@@ -44,6 +45,13 @@ export function parseMaxMemory(value: string): number {
     throw invalid('--max-memory', `expected a positive number of bytes, optionally with a unit K, M, G or T (e.g. 4G, 512M), got '${value}'`);
   }
   return bytes;
+}
+
+/** `--precision fp32|fp16`: what the float kernels keep tensors in (fp16: f16 in memory, f32 arithmetic). */
+export function precisionOption(what = 'tensors in GPU memory'): Option {
+  return new Option('--precision <p>', `${what}: fp32, or fp16 (f16 storage, f32 accumulation; needs the adapter feature shader-f16)`)
+    .choices([...floatPrecisions])
+    .default('fp32');
 }
 
 /** The memory budget option of every command that reads a model: ImportOptions.maxMemory, charged by the importers

@@ -20,7 +20,9 @@ import { exportOptimized } from '../export/optimized.js';
 import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
 import { loadPlanSource, rewrite } from '../pipeline/pipeline.js';
 import { resolveHw } from '../pipeline/hw.js';
-import { batchOption, inputShapeOption, maxMemoryOption, hwOption } from './options.js';
+import { batchOption, inputShapeOption, maxMemoryOption, precisionOption, hwOption } from './options.js';
+import type { FloatPrecision } from '../runtime/precision.js';
+import { elementBytes } from '../pipeline/pipeline.js';
 
 export interface PlanCliOptions {
   hw: string;
@@ -37,6 +39,8 @@ export interface PlanCliOptions {
   plan?: string;
   /** Time the plan's fused modules on this machine's GPU with tile variants; keep only those faster than LBL. */
   tune?: boolean;
+  /** Plan for f16 tensors (2-byte elements in GMA and time; tiles staged in f32), tune in fp16. Default fp32. */
+  precision?: FloatPrecision;
 }
 
 export { parseInputShape } from './options.js';
@@ -108,14 +112,19 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
   await checkOutputs(outputs, inputs);
   const hw = await hwForCommand(options.hw);
   const { dag, graph } = await loadPlanSource(input, options);
-  let plan = planFusion(dag, hw, { mode: options.mode, model: basename(input), ...(graph && options.mode === 'optimal' ? { batch: batchOf(graph) } : {}) });
+  const fp16 = options.precision === 'fp16';
+  if (fp16 && options.mode !== 'optimal') throw unsupported(input, "--precision fp16 plans with 2-byte elements in the optimal planner: use --mode optimal (the FusePlanner reference's mode counts elements)");
+  let plan = planFusion(dag, hw, {
+    mode: options.mode, model: basename(input), ...(graph && options.mode === 'optimal' ? { batch: batchOf(graph) } : {}),
+    ...(fp16 ? { dtypeBytes: elementBytes('fp16'), tileBytes: 4 } : {}),
+  });
   let tuneNote = '';
   if (options.tune) {
     if (!graph) throw invalid(input, '--tune times the plan on this machine\'s GPU and needs a model (.onnx, .tflite), not a layer DAG');
     if (options.mode !== 'optimal') throw unsupported(input, "--tune tunes the optimal planner's plan: use --mode optimal");
     const { tunePlan } = await import('../tune/tune.js');
     try {
-      const r = await tunePlan(graph, hw, { model: basename(input), log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+      const r = await tunePlan(graph, hw, { model: basename(input), precision: options.precision, log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
       plan = r.plan;
       const kept = plan.modules.filter((m) => m.tuned).length;
       tuneNote = `tuned on this GPU: ${r.rows.length} fused modules timed with ${r.rows.length ? Object.keys(r.rows[0].fusedUs).length : 0} tile variants each; ` +
@@ -160,6 +169,7 @@ export function register(program: Command): void {
     .option('--dag <file>', "also write FusePlanner's layer DAG")
     .option('--plan <file>', 'also write the plan as JSON')
     .option('--tune', "time each fused module on this machine's GPU with tile variants; keep the fastest, and only modules faster than their layers run LBL")
+    .addOption(precisionOption('what the plan is for (and -o, --tune)'))
     .addOption(maxMemoryOption())
     .action(async (input: string, options: PlanCliOptions) => {
       process.stdout.write(await runPlan(input, options));

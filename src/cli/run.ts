@@ -13,7 +13,8 @@ import { createSession } from '../pipeline/session.js';
 import { loadChecked } from '../pipeline/pipeline.js';
 import type { Graph } from '../graph/ir.js';
 import { seededInput } from '../runtime/compare.js';
-import { inputShapeOption, maxMemoryOption, parseBatch, hwOption } from './options.js';
+import { inputShapeOption, maxMemoryOption, parseBatch, precisionOption, hwOption } from './options.js';
+import type { FloatPrecision } from '../runtime/precision.js';
 import { checkOutputTarget } from '../export/write-atomic.js';
 import { hwInputs } from './plan.js';
 import { releaseGpu } from '../runtime/device.js';
@@ -31,6 +32,8 @@ export interface RunCliOptions {
   json?: boolean;
   /** ImportOptions.maxMemory: budget for importing the model and reading inputs (default 4 GiB). */
   maxMemory?: number;
+  /** Float kernels' storage (default fp32). */
+  precision?: FloatPrecision;
 }
 
 interface InputSource { name?: string; file: string }
@@ -139,7 +142,7 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
   if (output && ext === '.npy' && graph.outputs.length !== 1) {
     throw invalid(output, `the model has ${graph.outputs.length} outputs (${graph.outputs.join(', ')}); write them all with --output FILE.npz`);
   }
-  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch, maxMemory: o.maxMemory });
+  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch, maxMemory: o.maxMemory, precision: o.precision });
   try {
     const out = await session.run(Object.fromEntries([...feeds].map(([k, v]) => [k, v.a.data])));
     const arrays = new Map(session.outputNames.map((y) => [y, { shape: out[y].shape, data: out[y].data }]));
@@ -188,6 +191,7 @@ export function register(program: Command): void {
       return n;
     })
     .option('--json', 'print inputs and output summaries as JSON')
+    .addOption(precisionOption())
     .addOption(maxMemoryOption())
     .action(async (model: string, o: RunCliOptions) => {
       try {

@@ -1,8 +1,9 @@
 // The pipeline from a model to the graph the executor runs, in stages every caller shares:
 //   load     a model file, bytes or graph -> the graph IR (converters/);
-//   prepare  the graph a precision plans and runs on, and how the planner sees it (planningInput): fp32 runs
-//            quantized graphs dequantized; int8 folds the epilogues its integer convs take (never residual Adds,
-//            nor activations that change the quantization) and plans with 1-byte elements;
+//   prepare  the graph a precision plans and runs on, and how the planner sees it (planningInput): fp32 and fp16 run
+//            quantized graphs dequantized and plan with 4- and 2-byte elements; int8 folds the epilogues its integer
+//            convs take (never residual Adds, nor activations that change the quantization) and plans with 1-byte
+//            elements;
 //   plan     planFusion of that DAG (optimal mode), or a given Plan;
 //   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them.
 // createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
@@ -26,7 +27,7 @@ import { fuseEpilogues } from '../rewrite/epilogues.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { foldPads } from '../rewrite/fold-pads.js';
 import { sameQuant } from '../runtime/compile.js';
-import type { PrecisionName } from '../runtime/precision.js';
+import type { FloatPrecision, PrecisionName } from '../runtime/precision.js';
 import { resolveHw } from './hw.js';
 
 export type ModelInput = string | Uint8Array | Graph;
@@ -41,6 +42,8 @@ export interface LoadOptions {
 }
 
 export interface PipelineOptions extends LoadOptions {
+  /** Float models: 'fp32' (default) or 'fp16' (f16 tensors in memory, f32 arithmetic; planned with 2-byte elements). */
+  precision?: FloatPrecision;
   /** 'auto' (default): planned with fcm-opt's planner and fused; 'unfused': epilogues only; or a Plan to apply. */
   plan?: 'auto' | 'unfused' | Plan;
   /** GPU description for 'auto' (src/pipeline/hw.ts resolveHw; default: the adapter). */
@@ -98,6 +101,8 @@ export interface PlanningInput {
   graph: Graph;
   dag: Dag;
   dtypeBytes: number;
+  /** Bytes per element of an FCM's tiles in workgroup memory (fp16: 4, its kernels stage f32 tiles). */
+  tileBytes: number;
   batch: number;
 }
 
@@ -119,7 +124,12 @@ function unmask(g: Graph): Graph {
   return { ...g, nodes: g.nodes.map((n) => (n.domain === hold ? { ...n, domain: '' } : n)) };
 }
 
-/** The graph of `g` that `precision` plans on: int8 with its epilogues folded; fp32 dequantized when quantized. */
+/** Bytes of one tensor element as the planner's GMA and time models count them. */
+export const elementBytes = (p: PrecisionName): number => (p === 'int8' ? 1 : p === 'fp16' ? 2 : 4);
+/** Bytes per element of an FCM tile in workgroup memory: the fp16 kernels compute and stage in f32 (kernels/f16.ts). */
+const tileBytesOf = (p: PrecisionName): number => (p === 'int8' ? 1 : 4);
+
+/** The graph of `g` that `precision` plans on: int8 with its epilogues folded; fp32 / fp16 dequantized when quantized. */
 function baseGraph(g: Graph, precision: PrecisionName): Graph {
   if (precision === 'int8') return unmask(fuseEpilogues(maskEpilogues(g)));
   // The float kernels run quantized (TFLite int8) graphs with dequantized weights and activations.
@@ -129,21 +139,21 @@ function baseGraph(g: Graph, precision: PrecisionName): Graph {
 /**
  * The DAG, element size and batch the sessions of `g` plan with on `hw`: the integer executor's for a quantized
  * graph that runs on the integer kernels (`integer`; a quantized graph some node of which has no integer kernel
- * runs dequantized on the float kernels, and is planned as those are).
+ * runs dequantized on the float kernels, and is planned as those are, with `float` elements).
  */
-export function planningInput(g: Graph, hw: HwConfig, integer = isQuantizedGraph(g)): PlanningInput {
-  const precision: PrecisionName = integer ? 'int8' : 'fp32';
+export function planningInput(g: Graph, hw: HwConfig, integer = isQuantizedGraph(g), float: FloatPrecision = 'fp32'): PlanningInput {
+  const precision: PrecisionName = integer ? 'int8' : float;
   const graph = baseGraph(g, precision);
   // The integer graph's DAG with its pads folded, as the tuner and the bench have always planned it.
   const seen = precision === 'int8' ? foldPads(graph) : graph;
-  return { precision, hw, graph, dag: toDag(seen), dtypeBytes: precision === 'int8' ? 1 : 4, batch: batchOf(seen) };
+  return { precision, hw, graph, dag: toDag(seen), dtypeBytes: elementBytes(precision), tileBytes: tileBytesOf(precision), batch: batchOf(seen) };
 }
 
 // ---- plan -------------------------------------------------------------------------------------------------------
 
 /** The optimal plan of a planning input. `model`: the name recorded (default the graph's source). */
 export function planFor(pin: PlanningInput, options: { model?: string; exclude?: ReadonlySet<string> } = {}): Plan {
-  return planFusion(pin.dag, pin.hw, { mode: 'optimal', model: options.model ?? pin.graph.source, dtypeBytes: pin.dtypeBytes, batch: pin.batch, exclude: options.exclude });
+  return planFusion(pin.dag, pin.hw, { mode: 'optimal', model: options.model ?? pin.graph.source, dtypeBytes: pin.dtypeBytes, tileBytes: pin.tileBytes, batch: pin.batch, exclude: options.exclude });
 }
 
 // ---- rewrite ----------------------------------------------------------------------------------------------------
@@ -158,7 +168,7 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
 export function graphForRun(g: Graph, precision: PrecisionName, plan: 'auto' | 'unfused' | Plan, hw: () => HwConfig): Graph {
   const graph = baseGraph(g, precision);
   if (plan !== 'auto') return rewrite(graph, precision, plan);
-  const pin: PlanningInput = { precision, hw: hw(), graph, dag: toDag(graph), dtypeBytes: precision === 'int8' ? 1 : 4, batch: batchOf(graph) };
+  const pin: PlanningInput = { precision, hw: hw(), graph, dag: toDag(graph), dtypeBytes: elementBytes(precision), tileBytes: tileBytesOf(precision), batch: batchOf(graph) };
   return rewrite(graph, precision, planFor(pin, { model: g.source }));
 }
 
@@ -170,9 +180,9 @@ export async function pipeline(model: ModelInput, precision: PrecisionName, opti
   return graphForRun(g, precision, plan, () => hw!);
 }
 
-/** The float executor's graph for these options (what createSession runs on the float kernels). */
+/** The float executor's graph for these options (what createSession runs on the float kernels, fp32 or fp16). */
 export function prepareForRun(model: ModelInput, options: PipelineOptions = {}): Promise<Graph> {
-  return pipeline(model, 'fp32', options);
+  return pipeline(model, options.precision ?? 'fp32', options);
 }
 
 /** The integer executor's graph of `g`: epilogues folded, and FCM nodes for 'auto' (planned with 1-byte elements) or a Plan. */

@@ -1,8 +1,9 @@
 // Sessions: the pipeline (pipeline.ts) and the executor (src/runtime/executor.ts) together. createSession picks the
 // precision: a quantized graph runs on the integer kernels when its schedule puts every node on the GPU but the
-// conversions at its ends (int8: 'auto'), else dequantized on the float kernels, as every float graph.
+// conversions at its ends (int8: 'auto'), else dequantized on the float kernels, as every float graph; `precision:
+// 'fp16'` runs the float kernels with f16 tensors (a quantized graph then too, dequantized).
 
-import { FcmError, gpuFailure, invalid } from '../errors.js';
+import { FcmError, gpuFailure, invalid, unsupported } from '../errors.js';
 import type { Graph } from '../graph/ir.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan } from '../planner/plan.js';
@@ -12,7 +13,7 @@ import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4 } from '../r
 import { type Compiled, compileGraph, compileInt8, int8Coverage, sessionBytes } from '../runtime/compile.js';
 import { checkMemory } from '../memory-budget.js';
 import { Executor, type ExecutorOptions, type Session } from '../runtime/executor.js';
-import { fp32, int8 } from '../runtime/precision.js';
+import { type FloatPrecision, floatPrecisions, fp16, fp32, int8 } from '../runtime/precision.js';
 import { type ModelInput, type PipelineOptions, graphForRun, load } from './pipeline.js';
 import { resolveHw } from './hw.js';
 
@@ -25,6 +26,8 @@ export interface SessionOptions extends PipelineOptions {
   int8?: 'auto' | 'dequantize';
   /** Dispatches per submitted command buffer (default device.ts defaultSubmitEvery; 0: all in one). */
   submitEvery?: number;
+  /** The device to run on (default: the process's shared one, acquireGpu); tests pass one without some features. */
+  device?: GpuContext;
   /**
    * How feeds reach the GPU: 'staging-ring' (default: mapped staging buffers reused across runs), 'write-buffer'
    * (queue.writeBuffer) or 'mapped-at-creation' (a staging buffer per run). src/runtime/transfer.ts.
@@ -65,8 +68,8 @@ function limitsOf(ctx: GpuContext) {
  *  uploaded (measured on lavapipe: a session of 19 MB of weights grew the process by 34 MB). */
 const uploadBytes = (c: Compiled) => 2 * sessionBytes(c);
 
-async function device(what?: string): Promise<GpuContext> {
-  const ctx = await acquireGpu();
+async function device(what?: string, given?: GpuContext): Promise<GpuContext> {
+  const ctx = given ?? await acquireGpu();
   if (ctx.lost) throw gpuFailure('WebGPU', `${what ? `${what}: ` : ''}the device was lost (${ctx.lost})`);
   return ctx;
 }
@@ -89,8 +92,17 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   const g = await load(model, options);
   const submitEvery = options.submitEvery ?? defaultSubmitEvery;
   if (!Number.isInteger(submitEvery) || submitEvery < 0) throw invalid(g.source, `submitEvery must be a whole number >= 0, got ${submitEvery}`);
-  if (options.int8 !== 'dequantize' && !options.extraOutputs?.length && isQuantizedGraph(g)) {
-    const ctx = await device();
+  const precision: FloatPrecision = options.precision ?? 'fp32';
+  if (!floatPrecisions.includes(precision)) throw invalid(g.source, `precision must be one of ${floatPrecisions.join(', ')}, got '${String(precision)}'`);
+  if (precision === 'fp16') {
+    // Refused before planning: no work is done for a device that cannot run it.
+    const ctx = await device(undefined, options.device);
+    if (!ctx.shaderF16) {
+      throw unsupported(g.source, `fp16 needs the WebGPU feature 'shader-f16', which this adapter (${ctx.adapterInfo.description || ctx.adapterInfo.vendor || 'unknown'}) does not offer; use --precision fp32`);
+    }
+  }
+  if (precision === 'fp32' && options.int8 !== 'dequantize' && !options.extraOutputs?.length && isQuantizedGraph(g)) {
+    const ctx = await device(undefined, options.device);
     let s: Awaited<ReturnType<typeof int8Schedule>> | undefined;
     try {
       s = await int8Schedule(ctx, g, { plan: options.plan, hw: options.hw });
@@ -104,17 +116,17 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   }
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  const graph0 = graphForRun(g, 'fp32', plan, () => hw!);
+  const graph0 = graphForRun(g, precision, plan, () => hw!);
   // Extra outputs (per-layer checks) are read back like graph outputs: they must live to the end.
   const extra = (options.extraOutputs ?? []).filter((t) => !graph0.outputs.includes(t));
   for (const t of extra) if (!graph0.tensors.has(t)) throw invalid(graph0.source, `tensor '${t}' asked for as an output does not exist`);
   // Squeeze-excite Muls fold into the pointwise Conv that reads them (src/rewrite/channel-scale.ts); after the
   // extra outputs are known, so that a tensor asked for is kept.
   const graph: Graph = foldChannelScales(extra.length ? { ...graph0, outputs: [...graph0.outputs, ...extra] } : graph0);
-  const ctx = await device();
-  const compiled = compileGraph(graph, limitsOf(ctx));
+  const ctx = await device(undefined, options.device);
+  const compiled = precision === 'fp16' ? compileGraph(graph, limitsOf(ctx), 'f16') : compileGraph(graph, limitsOf(ctx));
   checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
-  return Executor.create(ctx, compiled, fp32, { submitEvery, ...transferOptions(options) });
+  return Executor.create(ctx, compiled, precision === 'fp16' ? fp16 : fp32, { submitEvery, ...transferOptions(options) });
 }
 
 /** The executor options of the host path (transfers, runs in flight, image inputs), as given. */

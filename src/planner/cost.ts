@@ -50,8 +50,10 @@ export interface ConvSpec {
 /** What a cost evaluation needs besides the layers. */
 export interface CostContext {
   hw: HwConfig;
-  /** Bytes per element of activations and weights: 4 fp32, 1 int8. */
+  /** Bytes per element of activations and weights in global memory (GMA, time): 4 fp32, 2 fp16, 1 int8. */
   dtypeBytes: number;
+  /** Bytes per element of a tile in shared memory (default dtypeBytes): the fp16 kernels stage their tiles in f32. */
+  tileBytes?: number;
   /** 'time' needs hw.dramGBps, fp32Gflops and dispatchOverheadUs. */
   objective: 'gma' | 'time';
   /**
@@ -526,8 +528,9 @@ export function rooflineUs(gma: number, flops: number, workgroups: number, dispa
  * Returns undefined when no tile fits.
  */
 function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[], evaluate: Evaluator, ctx: CostContext, outputs: number): ModuleCost | undefined {
-  const smemLimit = tileMemoryLimit(ctx.hw) / ctx.dtypeBytes;
-  const l1Limit = Math.max(ctx.hw.l1BytesPerSm, tileMemoryLimit(ctx.hw)) / ctx.dtypeBytes;
+  const tileBytes = ctx.tileBytes ?? ctx.dtypeBytes;
+  const smemLimit = tileMemoryLimit(ctx.hw) / tileBytes;
+  const l1Limit = Math.max(ctx.hw.l1BytesPerSm, tileMemoryLimit(ctx.hw)) / tileBytes;
   const hTilings = tileSizes(axesH[0].out).map((t) => ({ t, a: tileAxis(t, axesH) }));
   const wTilings = tileSizes(axesW[0].out).map((t) => ({ t, a: tileAxis(t, axesW) }));
   let best: { cost: ModuleCost; key: number[] } | undefined;

@@ -15,6 +15,8 @@ export interface PlanFusionOptions {
   mode: PlanMode;
   /** Bytes per element of activations and weights (optimal mode; the FusePlanner reference's models count elements). */
   dtypeBytes?: number;
+  /** optimal mode: bytes per element of a tile in workgroup memory (default dtypeBytes; fp16 kernels stage f32 tiles). */
+  tileBytes?: number;
   /** Name recorded in the plan (the model or DAG file). */
   model?: string;
   /** optimal mode: images per inference, for the time estimates (default 1). */
@@ -29,7 +31,7 @@ export function planFusion(dag: Dag, hw: HwConfig, options: PlanFusionOptions): 
     case 'fuseplanner':
       return planFusePlanner(dag, hw, model);
     case 'optimal':
-      return planOptimal(dag, hw, { model, dtypeBytes: options.dtypeBytes, exclude: options.exclude, batch: options.batch });
+      return planOptimal(dag, hw, { model, dtypeBytes: options.dtypeBytes, tileBytes: options.tileBytes, exclude: options.exclude, batch: options.batch });
     default:
       // The type allows only planModes; JavaScript callers (the library API) can pass anything.
       throw invalid(model, `unknown planning mode '${String(options.mode)}' (${planModes.join(', ')})`);

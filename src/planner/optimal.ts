@@ -12,8 +12,10 @@ import { invalid } from '../errors.js';
 export interface PlanOptimalOptions {
   /** Name recorded in the plan and used in error messages (the model or DAG file). */
   model?: string;
-  /** Bytes per element: 4 fp32, 1 int8. Default: 1 when the DAG carries quantization scales, else 4. */
+  /** Bytes per element: 4 fp32, 2 fp16, 1 int8. Default: 1 when the DAG carries quantization scales, else 4. */
   dtypeBytes?: number;
+  /** Bytes per element of a tile in workgroup memory (default dtypeBytes): the fp16 kernels stage their tiles in f32. */
+  tileBytes?: number;
   /** 'auto' (default): time when the description has dramGBps, fp32Gflops and dispatchOverheadUs, else GMA. */
   objective?: 'auto' | 'gma' | 'time';
   /** Images per inference: time estimates scale bytes, flops and workgroups by it (CostContext.batch). */
@@ -60,7 +62,8 @@ export function evaluateDag(dag: Dag, hw: HwConfig, opts: PlanOptimalOptions = {
     throw invalid(hw.name, 'the time objective needs dramGBps, fp32Gflops and dispatchOverheadUs in the hardware description');
   }
   if (opts.batch !== undefined && !(Number.isSafeInteger(opts.batch) && opts.batch >= 1)) throw invalid(file, `batch ${opts.batch} is not a whole number >= 1`);
-  const ctx: CostContext = { hw, dtypeBytes, objective, batch: opts.batch };
+  if (opts.tileBytes !== undefined && !(opts.tileBytes > 0)) throw invalid(file, `tile element width ${opts.tileBytes} bytes is not positive`);
+  const ctx: CostContext = { hw, dtypeBytes, tileBytes: opts.tileBytes, objective, batch: opts.batch };
   const specs = new Map<number, ConvSpec>();
   const lone = new Map<number, ModuleCost>();
   for (const l of dag) {

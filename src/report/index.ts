@@ -8,6 +8,7 @@ import { loadPlanInput } from '../pipeline/pipeline.js';
 import { resolveHw } from '../pipeline/hw.js';
 import { planFusion, type PlanMode } from '../planner/index.js';
 import type { Plan } from '../planner/plan.js';
+import type { FloatPrecision } from '../runtime/precision.js';
 import { renderReport, type ReportBench } from './html.js';
 
 export { renderReport, esc, type ReportBench, type ReportInput } from './html.js';
@@ -22,6 +23,8 @@ export interface ReportOptions {
   maxMemory?: number;
   /** Measure the model (fcm-opt fused and unfused, onnxruntime WebGPU and CPU) and add the figures. */
   bench?: boolean;
+  /** Plan (and bench) for f16 tensors: 2-byte elements in the GMA and time models (default fp32). */
+  precision?: FloatPrecision;
   /** Passed to the bench (runs, warm-up; tests give their own createSession). */
   benchOptions?: Pick<BenchOptions, 'runs' | 'warmup' | 'createSession' | 'onProgress'>;
   generator?: string;
@@ -40,12 +43,14 @@ export async function makeReport(input: string, options: ReportOptions): Promise
   const hw = await resolveHw(options.hw);
   // The bench loads the model at batch 1 unless told otherwise; plan what it will run.
   const dag = await loadPlanInput(input, options.bench ? { ...options, batch: options.batch ?? 1 } : options);
-  const plan = planFusion(dag, hw, { mode, model: basename(input), ...(options.bench ? { dtypeBytes: 4 } : {}) });
+  const fp16 = options.precision === 'fp16';
+  if (fp16 && mode !== 'optimal') throw invalid('--precision fp16', `plans with 2-byte elements in the optimal planner; drop --mode ${mode}`);
+  const plan = planFusion(dag, hw, { mode, model: basename(input), ...(fp16 ? { dtypeBytes: 2, tileBytes: 4 } : options.bench ? { dtypeBytes: 4 } : {}) });
   let bench: ReportBench | undefined;
   if (options.bench) {
     // Loaded here only: the bench pulls in WebGPU, which planning-only reports never need.
     const { runBench } = await import('../bench/bench.js');
-    const report = await runBench(input, { ...options.benchOptions, hw: options.hw, batch: options.batch ?? 1, maxMemory: options.maxMemory });
+    const report = await runBench(input, { ...options.benchOptions, hw: options.hw, batch: options.batch ?? 1, maxMemory: options.maxMemory, precision: options.precision });
     bench = reportBench(report, plan);
   }
   return renderReport({ dag, plan, hw, bench, generator: options.generator });

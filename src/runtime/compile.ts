@@ -15,6 +15,7 @@ import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../er
 import type { KernelLimits, KernelProgram } from '../../kernels/program.js';
 import { aliasOps, int8KernelFor, kernelFor, opLabel } from '../../kernels/registry.js';
 import { type Int8Program, packedWords } from '../../kernels/int8/common.js';
+import { type StorageType, storageBytes } from '../../kernels/f16.js';
 import type { QType } from '../quant/reference.js';
 import { type MemoryPlan, type MemoryStep, planMemory } from './memory.js';
 
@@ -51,7 +52,7 @@ export interface Compiled {
   /** Constant tensors that some program binds. */
   constants: string[];
   memory: MemoryPlan;
-  /** Bytes of every tensor the executor holds on the GPU (fp32: 4 per element; int8: whole u32 words; at least 4). */
+  /** Bytes of every tensor the executor holds on the GPU (fp32: 4 per element; fp16: 2, whole u32 words; int8: whole u32 words; at least 4). */
   bytes: Map<string, number>;
   /** Graph outputs (alias roots) read back from the GPU, in graph output order; the others come from host steps. */
   gpuOutputs: string[];
@@ -180,8 +181,11 @@ function refuseAll(g: Graph, failures: { node: Node; error: FcmError }[]): FcmEr
 
 const floatish = new Set(['float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool']);
 
-/** The fp32 schedule: every node on the float kernels (or an alias); none on the host. */
-export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
+/**
+ * The float schedule: every node on the float kernels (or an alias); none on the host. `storage` 'f16': the kernels'
+ * half-storage forms (kernels/f16.ts), every tensor 2 bytes an element.
+ */
+export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageType = 'f32'): Compiled {
   // Reading a tensor the graph never defines is a broken graph, not an unsupported one.
   const defined = new Set([...g.inputs, ...[...g.tensors.values()].filter((t) => t.data).map((t) => t.name)]);
   const failures: { node: Node; error: FcmError }[] = [];
@@ -195,7 +199,7 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
     try {
       const ins = node.inputs.map((x) => shapeOf(g, x));
       const outs = node.outputs.map((y) => shapeOf(g, y) ?? []);
-      const k = kernelFor(node, ins, outs, limits);
+      const k = kernelFor(node, ins, outs, limits, storage);
       kernels.push({ node, programs: k.kind === 'alias' ? null : k.programs });
     } catch (e) {
       if (e instanceof FcmError && e.kind === 'unsupported') failures.push({ node, error: e });
@@ -206,7 +210,8 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
   for (const name of g.outputs) if (!defined.has(name)) throw invalid(g.source, `graph output '${name}' is never produced`);
   checkDispatches(g, kernels.reduce((c, k) => c + (k.programs?.length ?? 0), 0));
 
-  // Every tensor the executor touches is f32 of a static shape within the binding limit.
+  // Every tensor the executor touches is f32 (f16) of a static shape within the binding limit; buffers and bindings
+  // are whole 4-byte words.
   const bytes = new Map<string, number>();
   const sizeOf = (name: string): number => {
     let b = bytes.get(name);
@@ -217,9 +222,9 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
     if (!isConst && t.dtype !== 'float32') throw unsupported(where, `has dtype ${t.dtype}; the executor runs float32 tensors`);
     if (isConst && !floatish.has(t.dtype)) throw unsupported(where, `constant of dtype ${t.dtype} cannot be read as float32`);
     const n = checkedProduct(t.shape, where);
-    b = Math.max(4, checkedProduct([n, 4], where));
+    b = Math.max(4, 4 * Math.ceil(checkedProduct([n, storageBytes(storage)], where) / 4));
     if (b > limits.maxStorageBufferBindingSize) {
-      throw overLimit(where, `[${t.shape.join(',')}] float32 is ${b} bytes, over the adapter's maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize}`);
+      throw overLimit(where, `[${t.shape.join(',')}] ${storage === 'f16' ? 'float16' : 'float32'} is ${b} bytes, over the adapter's maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize}`);
     }
     if (b > limits.maxBufferSize) throw overLimit(where, `${b} bytes is over the adapter's maxBufferSize of ${limits.maxBufferSize}`);
     bytes.set(name, b);
@@ -235,7 +240,8 @@ export function compileGraph(g: Graph, limits: CompileLimits): Compiled {
     if (!k.programs) {
       const src = node.inputs[0], dst = node.outputs[0];
       sizeOf(src);
-      if (sizeOf(dst) !== bytes.get(src)) throw invalid(g.source, `node '${node.name}' (${node.op}) changes the element count`);
+      sizeOf(dst);
+      if (numel(g.tensors.get(dst)!.shape) !== numel(g.tensors.get(src)!.shape)) throw invalid(g.source, `node '${node.name}' (${node.op}) changes the element count`);
       aliases.set(dst, root(src));
       continue;
     }

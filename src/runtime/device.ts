@@ -1,7 +1,7 @@
 /// <reference types="@webgpu/types" preserve="true" />
 // The WebGPU device: one per process, shared by every session (creating Dawn instances repeatedly is slow,
 // and a GPU object that is garbage-collected tears the instance down under its device). Requests the
-// adapter's own limits instead of WebGPU's defaults, and timestamp-query / subgroups when present.
+// adapter's own limits instead of WebGPU's defaults, and timestamp-query / subgroups / shader-f16 when present.
 
 import { systemGpu } from './webgpu-node.js';
 import { gpuFailure } from '../errors.js';
@@ -14,6 +14,8 @@ export interface GpuContext {
   limits: GPUSupportedLimits;
   kernelLimits: Required<KernelLimits>;
   timestamps: boolean;
+  /** Whether the device has 'shader-f16' (WGSL `enable f16;`): what the fp16 kernels need. */
+  shaderF16: boolean;
   /** Pipelines by KernelProgram.cacheKey, for every session on this device. */
   pipelines: Map<string, GPUComputePipeline>;
   /** Set once the device is lost (or destroyed): every later use fails with exit 5. */
@@ -38,16 +40,22 @@ const wantedLimits = [
  * Dawn's instance flags (the runtime's and the kernel harness's). Dawn quantizes timestamps to 65.5 us unless told
  * not to (its `timestamp_quantization` toggle, which only turns off with allow_unsafe_apis): per-kernel profiles
  * need the raw ticks. Robustness stays on: `disable_robustness` changed no kernel's time on the H200
- * (2026-12-02).
+ * (2026-12-02). Dawn hides shader-f16 on NVIDIA under Vulkan unless `vulkan_enable_f16_on_nvidia` is on (on an
+ * H100 with driver 580 the adapter then offers it); the toggle changes nothing on other adapters.
  */
 export function dawnFlags(): string[] {
-  return ['enable-dawn-features=allow_unsafe_apis', 'disable-dawn-features=timestamp_quantization'];
+  return ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization'];
+}
+
+export interface DeviceOptions {
+  /** Adapter features not to request even where present (tests stand for an adapter without them). */
+  withoutFeatures?: readonly GPUFeatureName[];
 }
 
 let gpu: GPU | undefined;
 let current: Promise<GpuContext> | undefined;
 
-async function open(): Promise<GpuContext> {
+async function open(options: DeviceOptions = {}): Promise<GpuContext> {
   gpu ??= systemGpu(dawnFlags());
   let adapter: GPUAdapter | null;
   try {
@@ -61,7 +69,8 @@ async function open(): Promise<GpuContext> {
     const v = (adapter.limits as unknown as Record<string, number>)[k];
     if (typeof v === 'number') requiredLimits[k] = v;
   }
-  const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter!.features.has(f));
+  const requiredFeatures = (['timestamp-query', 'subgroups', 'shader-f16'] as GPUFeatureName[])
+    .filter((f) => adapter!.features.has(f) && !options.withoutFeatures?.includes(f));
   let device: GPUDevice;
   try {
     device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'fcm-opt' });
@@ -90,6 +99,7 @@ function contextFor(device: GPUDevice, info: Partial<GPUAdapterInfo>, owned: boo
       maxComputeWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
     },
     timestamps: device.features.has('timestamp-query'),
+    shaderF16: device.features.has('shader-f16'),
     pipelines: new Map(),
     owned,
   };
@@ -123,6 +133,14 @@ export function acquireGpu(): Promise<GpuContext> {
     if (current === p) current = undefined;
     return acquireGpu();
   });
+}
+
+/**
+ * A device of its own (not the process's shared one), e.g. without some adapter features; the caller destroys it
+ * (`ctx.device.destroy()`).
+ */
+export function openGpu(options: DeviceOptions): Promise<GpuContext> {
+  return open(options);
 }
 
 /** Destroys the shared device (tests' `after`, the CLI before exiting) so the process can exit. */

@@ -37,6 +37,9 @@ export async function timeNodes(session: Session, groups: readonly (readonly str
   if (!s.timer.timestamps) throw unsupported(s.graph.source, 'the adapter has no timestamp queries');
   const iters = Math.max(1, Math.floor(opts.iters ?? 20)), heatMs = opts.heatMs ?? 10;
   const known = new Set(s.dispatches.map((x) => x.step.node.name));
+  // profile() lists the feed programs (int8 quantization, fp16 rounding of float32 feeds) as 'quantize input X':
+  // no graph node, so no dispatch of the schedule; they time as 0, like any group without dispatches.
+  for (const x of s.stats().inputQuantizers) known.add(`quantize input ${x}`);
   for (const g of groups) for (const n of g) if (!known.has(n)) throw invalid(s.graph.source, `timeNodes: node '${n}' runs no kernel in this session`);
   const lists = groups.map((g) => {
     const names = new Set(g);

@@ -21,6 +21,7 @@ import { medianModuleTimes, timedSession } from '../bench/profile.js';
 import type { Session } from '../runtime/executor.js';
 import { createSession } from '../pipeline/session.js';
 import { planFor, planningInput } from '../pipeline/pipeline.js';
+import type { FloatPrecision } from '../runtime/precision.js';
 
 export { planningInput };
 
@@ -54,6 +55,8 @@ export interface TuneOptions {
   measure?: (s: readonly Session[], feeds: Record<string, Float32Array>) => Promise<ProfileEntry[][]>;
   /** Called with a line of progress. */
   log?: (line: string) => void;
+  /** Float graphs: tune the fp16 kernels (planned with 2-byte elements) instead of fp32. */
+  precision?: FloatPrecision;
 }
 
 export interface TuneRow { module: string; kind: string; lblUs: number; fusedUs: Record<string, number>; kept: boolean; variant?: string }
@@ -102,9 +105,10 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
   }
   // The unfused session stays open: every variant is profiled interleaved with it, and each module is compared
   // with its LBL layers from the same rounds.
-  const su = await createSession(g, { hw, plan: 'unfused' });
+  const precision = options.precision ?? 'fp32';
+  const su = await createSession(g, { hw, plan: 'unfused', precision });
   try {
-    return await tuneRounds(g, hw, su, feeds, measure, variants, rounds, options.model ?? g.source, log);
+    return await tuneRounds(g, hw, su, feeds, measure, variants, rounds, options.model ?? g.source, log, precision);
   } finally {
     su.dispose();
   }
@@ -112,9 +116,9 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
 
 async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<string, Float32Array>,
   measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>,
-  variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void): Promise<TuneResult> {
+  variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void, precision: FloatPrecision): Promise<TuneResult> {
   // The unfused session shows which executor createSession chose (the integer one reports path 'int8').
-  const pin = planningInput(g, hw, su.path === 'int8');
+  const pin = planningInput(g, hw, su.path === 'int8', precision);
   const excluded = new Set<string>();
   const rows: TuneRow[] = [];
   const replan = () => planFor(pin, { model, exclude: excluded });
@@ -127,7 +131,7 @@ async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<str
     const times = new Map<string, Record<string, [number, number]>>();
     for (const v of variants) {
       const pv = withTiles(plan, (m) => v.apply(m.tiles));
-      const s = await createSession(g, { hw, plan: pv });
+      const s = await createSession(g, { hw, plan: pv, precision });
       try {
         const [pf, pu] = await measure([s, su], feeds);
         const rowsV = joinLayers(pv, s.graph, pf, pu);

@@ -25,7 +25,7 @@ export function getDevice(): Promise<GPUDevice> {
     if (!adapter) throw new Error('no WebGPU adapter (install a Vulkan driver, or Mesa lavapipe)');
     adapterRef = adapter;
     const l = adapter.limits;
-    const features: GPUFeatureName[] = adapter.features.has('timestamp-query') ? ['timestamp-query'] : [];
+    const features = (['timestamp-query', 'shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
     return adapter.requestDevice({
       requiredFeatures: features,
       requiredLimits: {

@@ -1,11 +1,14 @@
 // Runs a node's layer-by-layer kernel programs (kernels/registry.ts) on the test device: one buffer per node
 // input and output (outputs filled with NaN, so an element no program writes fails the comparison), all
 // programs in one compute pass, outputs read back. Error scopes turn validation / OOM into thrown errors.
+// `storage` 'f16': the programs' half-storage forms, inputs written and outputs read as binary16.
 
 import type { Node } from '../../src/graph/ir.js';
 import { newAttrs } from '../../src/graph/ir.js';
 import type { KernelProgram } from '../../kernels/program.js';
 import { kernelFor } from '../../kernels/registry.js';
+import type { StorageType } from '../../kernels/f16.js';
+import { fromHalf, toHalf } from '../../src/runtime/half.js';
 import { getDevice, limitsOf, pipelineOf, readBack } from './fused-harness.js';
 import { maxAbsDiff } from './reference.js';
 import assert from 'node:assert/strict';
@@ -27,20 +30,22 @@ export function nodeOf(c: LayerCase): Node {
   };
 }
 
-export async function programsOf(c: LayerCase): Promise<KernelProgram[]> {
+export async function programsOf(c: LayerCase, storage: StorageType = 'f32'): Promise<KernelProgram[]> {
   const device = await getDevice();
-  const k = kernelFor(nodeOf(c), c.inputs.map((x) => x?.shape), c.outputShapes, limitsOf(device));
+  const k = kernelFor(nodeOf(c), c.inputs.map((x) => x?.shape), c.outputShapes, limitsOf(device), storage);
   if (k.kind !== 'programs') throw new Error(`${c.op} is an alias`);
   return k.programs;
 }
 
-export async function runLayer(c: LayerCase): Promise<Float32Array[]> {
+export async function runLayer(c: LayerCase, storage: StorageType = 'f32'): Promise<Float32Array[]> {
   const device = await getDevice();
-  const programs = await programsOf(c);
+  const programs = await programsOf(c, storage);
   const S = GPUBufferUsage.STORAGE, CS = GPUBufferUsage.COPY_SRC;
+  const half = storage === 'f16';
   const make = (d: Float32Array) => {
-    const b = device.createBuffer({ size: Math.max(4, d.byteLength), usage: S | CS, mappedAtCreation: true });
-    new Float32Array(b.getMappedRange(0, d.byteLength)).set(d);
+    const bytes: ArrayBufferView = half ? toHalf(d) : d;
+    const b = device.createBuffer({ size: Math.max(4, Math.ceil(bytes.byteLength / 4) * 4), usage: S | CS, mappedAtCreation: true });
+    new Uint8Array(b.getMappedRange()).set(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     b.unmap();
     return b;
   };
@@ -60,7 +65,12 @@ export async function runLayer(c: LayerCase): Promise<Float32Array[]> {
   }
   pass.end();
   device.queue.submit([enc.finish()]);
-  const results = await Promise.all(outs.map((b, i) => readBack(device, b, 4 * c.outputShapes[i].reduce((a, q) => a * q, 1))));
+  const results = await Promise.all(outs.map(async (b, i) => {
+    const n = c.outputShapes[i].reduce((a, q) => a * q, 1);
+    if (!half) return readBack(device, b, 4 * n);
+    const raw = await readBack(device, b, 4 * Math.ceil(n / 2));
+    return fromHalf(new Uint16Array(raw.buffer, 0, n));
+  }));
   const v = await device.popErrorScope();
   const m = await device.popErrorScope();
   for (const b of [...ins, ...outs]) b?.destroy();
