@@ -566,6 +566,26 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       reduceLike(g, name, reduceOps[code]!, x(0), tfShape(ins[0]), axesRaw, keep, out());
       return;
     }
+    case BuiltinOperator.RESIZE_BILINEAR:
+    case BuiltinOperator.RESIZE_NEAREST_NEIGHBOR: {
+      // As ONNX Resize with the output size (NCHW): TF's align_corners, half_pixel_centers and legacy
+      // (asymmetric) coordinates; nearest rounds half up with align_corners (roundf) and floors otherwise.
+      need(1);
+      const bilinear = code === BuiltinOperator.RESIZE_BILINEAR;
+      const o = opts === BuiltinOptions.NONE ? null : op.builtinOptions(new RawOptions()) as RawOptions | null;
+      // ResizeBilinearOptions: new_height, new_width (deprecated), align_corners, half_pixel_centers;
+      // ResizeNearestNeighborOptions: align_corners, half_pixel_centers.
+      const alignCorners = o?.bool(bilinear ? 2 : 0) ?? false, halfPixel = o?.bool(bilinear ? 3 : 1) ?? false;
+      if (alignCorners && halfPixel) throw invalid(g.source, `${where}: align_corners and half_pixel_centers are both set`);
+      const ys = g.tensor(out()).shape;
+      if (ys.length !== 4 || tfShape(ins[0]).length !== 4) throw invalid(g.source, `${where}: expects rank-4 input and output`);
+      const ctm = alignCorners ? 'align_corners' : halfPixel ? (bilinear ? 'half_pixel' : 'tf_half_pixel_for_nn') : 'asymmetric';
+      const attrs = newAttrs({ mode: bilinear ? 'linear' : 'nearest', coordinate_transformation_mode: ctm });
+      if (!bilinear) attrs.nearest_mode = alignCorners ? 'round_prefer_ceil' : 'floor';
+      const sizes = g.constant(`${name}/sizes`, 'int64', [4], BigInt64Array.from(ys.map(BigInt)));
+      g.node(name, 'Resize', [x(0), '', '', sizes], [out()], attrs);
+      return;
+    }
     case BuiltinOperator.LOGISTIC: need(1); g.node(name, 'Sigmoid', [x(0)], [out()]); return;
     case BuiltinOperator.HARD_SWISH: need(1); g.node(name, 'HardSwish', [x(0)], [out()]); return;
     case BuiltinOperator.ABS: need(1); g.node(name, 'Abs', [x(0)], [out()]); return;

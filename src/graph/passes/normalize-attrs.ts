@@ -24,6 +24,7 @@ const scalarAttrs = new Set(['min', 'max', 'value']);
 export function normalizeAttrs(g0: Graph): Graph {
   const g = cloneGraph(g0);
   for (const n of g.nodes) {
+    if (n.domain === '' && n.op === 'Resize') resizeScales(g, n);
     if (!isKnownOp(n)) continue;
     const operands = operandInputs[n.op];
     if (operands) moveOperands(g, n, operands);
@@ -51,6 +52,17 @@ function moveOperands(g: Graph, n: Node, operands: Array<[number, string]>) {
     }
   }
   n.inputs = [n.inputs[0]];
+}
+
+/**
+ * Resize (opaque to the IR, run by kernels/resize.ts): constant scales are copied into the attribute `scales` for
+ * the kernel, which sees shapes only. The inputs stay, so the node is still a valid ONNX Resize when exported.
+ */
+function resizeScales(g: Graph, n: Node) {
+  const x = n.inputs[2];
+  const t = x ? g.tensors.get(x) : undefined;
+  if (!t?.data || t.data.length === 0) return;
+  n.attrs.scales = constNumbers(t, nodeWhere(g, n), true);
 }
 
 function fillDefaults(g: Graph, n: Node) {
