@@ -13,9 +13,10 @@ import { convGeom, isDepthwise, isPointwise } from './conv-common.js';
 import { conv2d } from './conv2d.js';
 import { depthwise } from './depthwise.js';
 import { pointwise } from './pointwise.js';
-import { binary } from './binary.js';
+import { binary, binaryOps } from './binary.js';
+import { variadic, variadicOps } from './variadic.js';
 import { unary, unaryOps } from './unary.js';
-import { reduceMean } from './reduce.js';
+import { reduceMean, reduceOps } from './reduce.js';
 import { pool } from './pool.js';
 import { gemm } from './gemm.js';
 import { concat } from './concat.js';
@@ -88,6 +89,9 @@ const byOp: Record<string, KernelEntry> = {
   Relu: { int8: int8Activation }, Clip: { int8: int8Activation }, QuantizeLinear: { int8: int8Requantize },
 };
 for (const op of unaryOps) byOp[op] = { ...byOp[op], fp32: unary };
+for (const op of reduceOps) byOp[op] = { ...byOp[op], fp32: reduceMean };
+for (const op of binaryOps) byOp[op] = { ...byOp[op], fp32: binary };
+for (const op of variadicOps) byOp[op] = { ...byOp[op], fp32: variadic };
 
 /** Fused ops (domain ai.fcm.opt). */
 const fused: Record<string, KernelEntry> = {
