@@ -27,6 +27,7 @@ import { pad } from './pad.js';
 import { softmax } from './softmax.js';
 import { batchNorm } from './batchnorm.js';
 import { resize } from './resize.js';
+import { convTranspose } from './conv-transpose.js';
 import { fusedPwDw } from './fused-pwdw.js';
 import { fusedDwPw } from './fused-dwpw.js';
 import { fusedPwPw } from './fused-pwpw.js';
@@ -84,7 +85,7 @@ const byOp: Record<string, KernelEntry> = {
   Concat: { fp32: concat, int8: int8Concat }, Split: { fp32: split }, Slice: { fp32: slice }, Transpose: { fp32: transpose },
   Pad: { fp32: pad, int8: int8Pad }, Softmax: { fp32: softmax, int8: int8Softmax },
   BatchNormalization: { fp32: batchNorm },
-  Resize: { fp32: resize },
+  Resize: { fp32: resize }, ConvTranspose: { fp32: convTranspose },
   // The integer clamp of Relu / Clip; a float QuantizeLinear between two 8-bit tensors is a requantization.
   Relu: { int8: int8Activation }, Clip: { int8: int8Activation }, QuantizeLinear: { int8: int8Requantize },
 };
