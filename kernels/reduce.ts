@@ -33,7 +33,8 @@ export function reduceMean(args: KernelArgs): KernelProgram {
     // Axes given as an input are copied into the attribute once constant (src/graph/passes/normalize-attrs.ts).
     if (args.node.attrs.axes === undefined && args.node.inputs[1]) throw unsupported(w, 'reduction axes computed at run time are not supported');
     const raw = intsAttr(args.node.attrs, 'axes', [], w);
-    const noop = intAttr(args.node.attrs, 'noop_with_empty_axes', 0, w);
+    // ReduceMean is known to the IR (normalized name); the other reductions keep the file's.
+    const noop = intAttr(args.node.attrs, 'noopWithEmptyAxes', intAttr(args.node.attrs, 'noop_with_empty_axes', 0, w), w);
     axes = raw.length ? raw.map((a) => normAxis(a, x.length, w)) : noop ? [] : x.map((_, k) => k);
     if (new Set(axes).size !== axes.length) throw invalid(w, `axes [${raw.join(',')}] repeat an axis`);
     keep = intAttr(args.node.attrs, 'keepdims', 1, w);
