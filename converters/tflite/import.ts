@@ -291,6 +291,7 @@ class RawOptions {
   private at(field: number): number { return this.bb!.__offset(this.bb_pos, 4 + 2 * field); }
   float(field: number, dflt: number): number { const o = this.at(field); return o ? this.bb!.readFloat32(this.bb_pos + o) : dflt; }
   int(field: number, dflt: number): number { const o = this.at(field); return o ? this.bb!.readInt32(this.bb_pos + o) : dflt; }
+  int8(field: number, dflt: number): number { const o = this.at(field); return o ? this.bb!.readInt8(this.bb_pos + o) : dflt; }
   bool(field: number): boolean { const o = this.at(field); return o ? this.bb!.readInt8(this.bb_pos + o) !== 0 : false; }
 }
 
@@ -592,7 +593,7 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       need(3);
       const o = opts === BuiltinOptions.NONE ? null : op.builtinOptions(new RawOptions()) as RawOptions | null;
       if (!o) throw invalid(g.source, `${where}: missing its options`);
-      transposeConv(g, name, where, x(2), x(1), x(3), out(), o.int(0, Padding.SAME) as Padding, [o.int(2, 1), o.int(1, 1)], act(o.int(3, 0)));
+      transposeConv(g, name, where, x(2), x(1), x(3), out(), o.int8(0, Padding.SAME) as Padding, [o.int(2, 1), o.int(1, 1)], act(o.int8(3, 0)));
       return;
     }
     case BuiltinOperator.LOGISTIC: need(1); g.node(name, 'Sigmoid', [x(0)], [out()]); return;
