@@ -70,9 +70,14 @@ export function resize(args: KernelArgs): KernelProgram {
   if (policy !== 'stretch') throw unsupported(w, `keep_aspect_ratio_policy '${policy}' is not supported`);
   if (x.some((d) => d === 0) || o.some((d) => d === 0)) throw invalid(w, 'resizing an empty tensor');
 
-  // Scales: the attribute when the scales input was a constant; otherwise sizes (the output shape).
+  // Scales: the attribute when the scales input was a constant; otherwise sizes (the output shape). One of them
+  // must be there (opset 11+); opset 10's Resize(X, scales) has other coordinates and is refused.
   const scalesIn = args.inputShapes[2];
   const hasScales = !!args.node.inputs[2] && !!scalesIn && size(scalesIn) > 0;
+  const sizesIn = args.inputShapes[3];
+  if (!hasScales && !(args.node.inputs[3] && sizesIn && size(sizesIn) > 0)) {
+    throw unsupported(w, 'Resize needs scales (input 2) or sizes (input 3); the opset-10 form Resize(X, scales) is not supported');
+  }
   let scales: number[] | undefined;
   if (hasScales) {
     const v = a.scales;

@@ -112,12 +112,14 @@ for (const c of cases) {
   });
 }
 
-test('Resize refuses cubic, tf_crop_and_resize and scales computed at run time', async () => {
+test('Resize refuses cubic, tf_crop_and_resize, scales computed at run time and the opset-10 form', async () => {
   const x = { data: randomF32(20, 1), shape: [1, 1, 4, 5] };
   const sizes = { data: Float32Array.of(1, 1, 8, 10), shape: [4] };
   await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'cubic' }, inputs: [x, null, null, sizes], outputShapes: [[1, 1, 8, 10]] }), /mode 'cubic'/);
   await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'linear', coordinate_transformation_mode: 'tf_crop_and_resize' }, inputs: [x, null, null, sizes], outputShapes: [[1, 1, 8, 10]] }), /tf_crop_and_resize/);
   await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'linear' }, inputs: [x, null, { data: Float32Array.of(1, 1, 2, 2), shape: [4] }], outputShapes: [[1, 1, 8, 10]] }), /run time/);
+  // Neither scales nor sizes: opset 10's form (X, scales), or a broken node.
+  await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'nearest' }, inputs: [x, { data: Float32Array.of(1, 1, 2, 2), shape: [4] }], outputShapes: [[1, 1, 8, 10]] }), /opset-10/);
   // A scales attribute that does not give the output shape is a broken node.
   await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'linear', scales: [1, 1, 2, 3] }, inputs: [x, null, { data: Float32Array.of(1, 1, 2, 3), shape: [4] }], outputShapes: [[1, 1, 8, 10]] }), /does not follow/);
 });
