@@ -60,3 +60,27 @@ test('ConvTranspose refuses an output shape its attributes do not give, and 1-D 
   await assert.rejects(runLayer({ op: 'ConvTranspose', attrs: { strides: [2, 2] }, inputs: [x, wt], outputShapes: [[1, 1, 10, 10]] }), /does not match/);
   await assert.rejects(runLayer({ op: 'ConvTranspose', inputs: [{ data: randomF32(10, 3), shape: [1, 2, 5] }, { data: randomF32(6, 4), shape: [2, 1, 3] }], outputShapes: [[1, 1, 7]] }), /2-D/);
 });
+
+test('pads from auto_pad and output_shape are onnxruntime\'s: one weight at tap (0, 0) shows where input (1, 1) lands', async () => {
+  const ort = await import('onnxruntime-node');
+  const { GraphBuilder } = await import('../../fixtures/ir-builder.js');
+  const { exportOnnx } = await import('../../converters/onnx/export.js');
+  const { convTranspose } = await import('../../kernels/conv-transpose.js');
+  const { defaultLimits } = await import('../../kernels/program.js');
+  for (const attrs of [{ auto_pad: 'SAME_UPPER' }, { auto_pad: 'SAME_LOWER' }, { output_shape: [9, 10] }, { output_shape: [9, 10], auto_pad: 'SAME_UPPER' }] as Record<string, unknown>[]) {
+    const b = new GraphBuilder('ct', 1);
+    const x = b.input('x', [1, 1, 5, 5]);
+    const w = b.constant('w', [1, 1, 3, 3], Float32Array.from({ length: 9 }, (_, i) => (i === 0 ? 1 : 0)));
+    const out = attrs.output_shape ? (attrs.output_shape as number[]) : [10, 10];
+    const all = { kernel_shape: [3, 3], strides: [2, 2], ...attrs } as never;
+    const y = b.node('ConvTranspose', [x, w], [1, 1, ...out], all);
+    const s = await ort.InferenceSession.create(exportOnnx(b.build([y])));
+    const r = await s.run({ x: new ort.Tensor('float32', Float32Array.from({ length: 25 }, (_, i) => i + 1), [1, 1, 5, 5]) });
+    await s.release();
+    const W = (r[y].dims as number[])[3];
+    const at = (r[y].data as Float32Array).indexOf(7); // x[1][1] = 7 lands at (2 - pad_top, 2 - pad_left)
+    const p = convTranspose({ node: { name: 'ct', op: 'ConvTranspose', inputs: ['x', 'w'], attrs: all }, inputShapes: [[1, 1, 5, 5], [1, 1, 3, 3]], outputShapes: [[1, 1, ...out]], limits: defaultLimits });
+    const ours = [/PT: i32 = (-?\d+)i/, /PL: i32 = (-?\d+)i/].map((re) => Number(re.exec(p.wgsl)![1]));
+    assert.deepEqual(ours, [2 - Math.floor(at / W), 2 - (at % W)], JSON.stringify(attrs));
+  }
+});
