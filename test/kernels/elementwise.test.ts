@@ -44,10 +44,10 @@ const exact = (got: ArrayLike<number>, ref: ArrayLike<number>, what: string) => 
   for (let i = 0; i < ref.length; i++) assert.ok(Object.is(got[i], ref[i]) || got[i] === ref[i], `${what}: element ${i}: got ${got[i]}, expected ${ref[i]}`);
 };
 
-// Tolerances (relative, per element; atol 1e-30 only guards exact zeros). WGSL's accuracy (spec, 'Floating point
-// accuracy'): exp 3 + 2|x| ULP (|x| <= 4 here: 11 ULP = 6.6e-7), log 3 ULP off [0.5, 2] and 2^-21 absolute on it
-// (inputs >= 0.05: <= 1e-5 relative for results near 0 ... the absolute bound is checked with atol), sqrt and
-// 1/x 2.5 ULP. rtol 2e-6 covers the 11 ULP of exp with margin; log gets atol 2^-21 (its absolute bound).
+// Tolerances, per element (|got - ref| <= atol + rtol |ref|), from WGSL's accuracy rules (spec, 'Floating point
+// accuracy'): exp 3 + 2|x| ULP (|x| <= 4 here: 11 ULP, 6.6e-7 relative); log 3 ULP outside [0.5, 2] and 2^-21
+// absolute inside it (hence its atol); sqrt and 1/x 2.5 ULP (1.5e-7). The rtols leave a few times that; atol 1e-30
+// only matters at exact zeros. Neg, Floor and Ceil are exact.
 const unaryCases: [string, (v: number) => number, number, number, (v: number) => number][] = [
   ['Neg', (v) => -v, 0, 0, (v) => v],
   ['Floor', Math.floor, 0, 0, (v) => v],
