@@ -1,6 +1,7 @@
-// Element-wise binary ops with ONNX (numpy) multidirectional broadcasting: Add, Sub, Mul, Div, and PRelu
-// (slope broadcast to x). One invocation per output element; each input's offset drops the dimensions it
-// broadcasts, so a [N,C,1,1] squeeze-excite scale reads one value per channel.
+// Element-wise binary ops with ONNX (numpy) multidirectional broadcasting: Add, Sub, Mul, Div, Pow, PRelu
+// (slope broadcast to x), the comparisons Less, Greater, LessOrEqual, GreaterOrEqual, Equal and the bool And, Or,
+// Xor. One invocation per output element; each input's offset drops the dimensions it broadcasts, so a [N,C,1,1]
+// squeeze-excite scale reads one value per channel. Bool results are stored as float32 0 or 1 (see unary.ts).
 
 import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
@@ -14,7 +15,38 @@ const exprs: Record<string, string> = {
   Mul: 'a * b',
   Div: 'a / b',
   PRelu: 'select(a * b, a, a >= 0.0)',
+  Pow: 'powf(a, b)',
+  Less: 'select(0.0, 1.0, a < b)',
+  Greater: 'select(0.0, 1.0, a > b)',
+  LessOrEqual: 'select(0.0, 1.0, a <= b)',
+  GreaterOrEqual: 'select(0.0, 1.0, a >= b)',
+  Equal: 'select(0.0, 1.0, a == b)',
+  And: 'select(0.0, 1.0, a != 0.0 && b != 0.0)',
+  Or: 'select(0.0, 1.0, a != 0.0 || b != 0.0)',
+  Xor: 'select(0.0, 1.0, (a != 0.0) != (b != 0.0))',
 };
+
+export const binaryOps: readonly string[] = Object.keys(exprs);
+
+// C's pow, which WGSL's (exp2(b * log2(a)), undefined for a < 0) is not: a negative base with an integer exponent
+// (LayerNorm's (x - mean)^2), 0^b, and small integer exponents exactly.
+const powFn = `
+fn powf(a: f32, b: f32) -> f32 {
+  if (b == 0.0) { return 1.0; }
+  if (b == 1.0) { return a; }
+  if (b == 2.0) { return a * a; }
+  if (b == 3.0) { return a * a * a; }
+  if (b == 0.5 && a >= 0.0) { return sqrt(a); }
+  // NaN and infinity from the input's bits: WGSL has no literal for them.
+  let nan = bitcast<f32>((bitcast<u32>(a) & 0u) | 0x7fc00000u);
+  let inf = bitcast<f32>((bitcast<u32>(a) & 0u) | 0x7f800000u);
+  let odd = fract(b) == 0.0 && fract(b * 0.5) != 0.0;
+  if (a == 0.0) { let z = select(inf, 0.0, b > 0.0); return select(z, -z, odd && (bitcast<u32>(a) >> 31u) == 1u); }
+  let r = pow(abs(a), b);
+  if (a > 0.0) { return r; }
+  if (fract(b) != 0.0) { return nan; }
+  return select(r, -r, odd);
+}`;
 
 /** The broadcast shape of two shapes (numpy rules), or undefined when they do not broadcast. */
 export function broadcastShapes(a: readonly number[], b: readonly number[]): number[] | undefined {
@@ -52,6 +84,7 @@ export function binary(args: KernelArgs): KernelProgram {
   const wgsl = `
 ${bindings(['A', 'B'])}
 ${act.fn}
+${op === 'Pow' ? powFn : ''}
 
 @compute @workgroup_size(${d.workgroupSize[0]})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {

@@ -1,5 +1,6 @@
-// GlobalAveragePool and ReduceMean: one invocation per output element summing its reduced elements in order.
-// GlobalAveragePool reduces every axis past the channel; ReduceMean its `axes` ([] = all), keepdims either way.
+// GlobalAveragePool and the reductions ReduceMean, ReduceSum, ReduceMax, ReduceMin, ReduceProd: one invocation
+// per output element folding its reduced elements in order. GlobalAveragePool reduces every axis past the
+// channel; the Reduce ops their `axes` ([] = all, or none with noop_with_empty_axes), keepdims either way.
 
 import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, unsupported } from '../src/errors.js';
@@ -7,6 +8,17 @@ import {
   bindings, cacheKey, coords, f32, flatDispatch, inShape, intAttr, intsAttr, normAxis, offset, outShape,
   layoutWorkgroups, threadCap, sameShape, size, u32, where,
 } from './shader.js';
+
+/** Per reduction: the initial value, the fold of `s` with the element `v`, and the result from `s`. */
+const folds: Record<string, { init: string; step: string; result: (R: string) => string }> = {
+  ReduceMean: { init: '0.0', step: 's + v', result: (R) => `s / ${R}` },
+  ReduceSum: { init: '0.0', step: 's + v', result: () => 's' },
+  ReduceProd: { init: '1.0', step: 's * v', result: () => 's' },
+  // NaN propagates (onnxruntime's max/min over a NaN give NaN; WGSL's max/min may drop it).
+  ReduceMax: { init: 'x[first]', step: 'select(select(max(s, v), v, isNan(v)), s, isNan(s))', result: () => 's' },
+  ReduceMin: { init: 'x[first]', step: 'select(select(min(s, v), v, isNan(v)), s, isNan(s))', result: () => 's' },
+};
+export const reduceOps: readonly string[] = Object.keys(folds);
 
 export function reduceMean(args: KernelArgs): KernelProgram {
   const w = where(args);
@@ -17,9 +29,13 @@ export function reduceMean(args: KernelArgs): KernelProgram {
   if (op === 'GlobalAveragePool') {
     if (x.length < 3) throw invalid(w, `input must have rank >= 3, got [${x.join(',')}]`);
     axes = x.slice(2).map((_, k) => k + 2);
-  } else if (op === 'ReduceMean') {
+  } else if (folds[op]) {
+    // Axes given as an input are copied into the attribute once constant (src/graph/passes/normalize-attrs.ts).
+    if (args.node.attrs.axes === undefined && args.node.inputs[1]) throw unsupported(w, 'reduction axes computed at run time are not supported');
     const raw = intsAttr(args.node.attrs, 'axes', [], w);
-    axes = raw.length ? raw.map((a) => normAxis(a, x.length, w)) : x.map((_, k) => k);
+    // ReduceMean is known to the IR (normalized name); the other reductions keep the file's.
+    const noop = intAttr(args.node.attrs, 'noopWithEmptyAxes', intAttr(args.node.attrs, 'noop_with_empty_axes', 0, w), w);
+    axes = raw.length ? raw.map((a) => normAxis(a, x.length, w)) : noop ? [] : x.map((_, k) => k);
     if (new Set(axes).size !== axes.length) throw invalid(w, `axes [${raw.join(',')}] repeat an axis`);
     keep = intAttr(args.node.attrs, 'keepdims', 1, w);
   } else throw unsupported(w, `no reduction kernel for '${op}'`);
@@ -30,7 +46,7 @@ export function reduceMean(args: KernelArgs): KernelProgram {
   if (!sameShape(o, expected)) throw invalid(w, `output [${o.join(',')}] does not match the computed [${expected.join(',')}]`);
   const rShape = axes.slice().sort((p, q) => p - q).map((k) => x[k]);
   const R = size(rShape);
-  if (R === 0) throw invalid(w, 'mean over an empty axis');
+  if (R === 0) throw invalid(w, 'reduction over an empty axis');
   const total = size(o);
   // GlobalAveragePool over 7x7 .. 56x56 maps (squeeze-excite, heads): one workgroup of 64 threads per channel,
   // strided partial sums then a tree reduction, instead of one thread walking the whole map.
@@ -39,24 +55,30 @@ export function reduceMean(args: KernelArgs): KernelProgram {
   // Input coordinate k: the output's for kept axes, the loop's for reduced ones.
   const sortedAxes = axes.slice().sort((p, q) => p - q);
   const inCoords = x.map((_, k) => (reduced.has(k) ? `r${sortedAxes.indexOf(k)}` : `o${k}`));
+  const firstCoords = x.map((_, k) => (reduced.has(k) ? '0u' : `o${k}`));
+  const f = folds[op === 'GlobalAveragePool' ? 'ReduceMean' : op];
   const wgsl = `
 ${bindings(['x'])}
+
+fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
 
 @compute @workgroup_size(${d.workgroupSize[0]})
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   ${d.guard}
   ${coords('i', keptShape, 'o')}
-  var s = 0.0;
+  let first = ${offset(firstCoords, x)};
+  var s = ${f.init};
   for (var j = 0u; j < ${u32(R)}; j++) {
     ${coords('j', rShape, 'r')}
-    s += x[${offset(inCoords, x)}];
+    let v = x[${offset(inCoords, x)}];
+    s = ${f.step};
   }
-  out[i] = s / ${f32(R, w)};
+  out[i] = ${f.result(f32(R, w))};
 }
 `;
   return {
     name: op,
-    cacheKey: cacheKey('reduceMean', x, axes.join(','), keep, d.key),
+    cacheKey: cacheKey('reduce', op, x, axes.join(','), keep, d.key),
     wgsl,
     workgroupSize: d.workgroupSize,
     dispatch: d.dispatch,

@@ -14,9 +14,10 @@ import { convGeom, isDepthwise, isPointwise } from './conv-common.js';
 import { conv2d } from './conv2d.js';
 import { depthwise } from './depthwise.js';
 import { pointwise } from './pointwise.js';
-import { binary } from './binary.js';
+import { binary, binaryOps } from './binary.js';
+import { variadic, variadicOps } from './variadic.js';
 import { unary, unaryOps } from './unary.js';
-import { reduceMean } from './reduce.js';
+import { reduceMean, reduceOps } from './reduce.js';
 import { pool } from './pool.js';
 import { gemm } from './gemm.js';
 import { concat } from './concat.js';
@@ -26,6 +27,8 @@ import { transpose } from './transpose.js';
 import { pad } from './pad.js';
 import { softmax } from './softmax.js';
 import { batchNorm } from './batchnorm.js';
+import { resize } from './resize.js';
+import { convTranspose } from './conv-transpose.js';
 import { fusedPwDw } from './fused-pwdw.js';
 import { fusedDwPw } from './fused-dwpw.js';
 import { fusedPwPw } from './fused-pwpw.js';
@@ -84,10 +87,14 @@ const byOp: Record<string, KernelEntry> = {
   Concat: { fp32: concat, int8: int8Concat }, Split: { fp32: split }, Slice: { fp32: slice }, Transpose: { fp32: transpose },
   Pad: { fp32: pad, int8: int8Pad }, Softmax: { fp32: softmax, int8: int8Softmax },
   BatchNormalization: { fp32: batchNorm },
+  Resize: { fp32: resize }, ConvTranspose: { fp32: convTranspose },
   // The integer clamp of Relu / Clip; a float QuantizeLinear between two 8-bit tensors is a requantization.
   Relu: { int8: int8Activation }, Clip: { int8: int8Activation }, QuantizeLinear: { int8: int8Requantize },
 };
 for (const op of unaryOps) byOp[op] = { ...byOp[op], fp32: unary };
+for (const op of reduceOps) byOp[op] = { ...byOp[op], fp32: reduceMean };
+for (const op of binaryOps) byOp[op] = { ...byOp[op], fp32: binary };
+for (const op of variadicOps) byOp[op] = { ...byOp[op], fp32: variadic };
 
 /** Fused ops (domain ai.fcm.opt). */
 const fused: Record<string, KernelEntry> = {

@@ -158,6 +158,9 @@ export function exportOnnx(g: Graph, opts: ExportOptions = {}): Uint8Array {
   return encodeModel(model);
 }
 
+/** The opset from which these reductions take their axes as an input instead of an attribute. */
+const reductionAxesInput: Record<string, number> = { ReduceSum: 13, ReduceMax: 18, ReduceMin: 18, ReduceProd: 18 };
+
 function writeNode(w: Writer, n: Node): void {
   const { g, opset } = w;
   if (n.domain === fcmDomain) throw unsupported(g.source, `node '${n.name}' (${n.op}): exporting fused modules (${fcmDomain})`);
@@ -170,9 +173,19 @@ function writeNode(w: Writer, n: Node): void {
     if (n.domain && !w.domains.has(n.domain)) w.domains.set(n.domain, 1);
     // Passes copy nodes; the NodeProto belongs to the node the importer made.
     const orig = onnxNodeOf.get(originalNode(n));
-    const attribute = orig && orig.opType === n.op ? orig.attribute : genericAttrs(n, g.source);
+    const ownAttrs = !!orig && orig.opType === n.op;
+    let input = [...n.inputs];
+    let attribute = ownAttrs ? orig.attribute : genericAttrs(n, g.source);
+    // Reductions made by another importer (TFLite) carry axes as an attribute: ONNX takes them as an input
+    // from opset 13 (ReduceSum) or 18 (the others).
+    const axesInputFrom = n.domain === '' && !ownAttrs ? reductionAxesInput[n.op] : undefined;
+    if (axesInputFrom !== undefined && opset >= axesInputFrom && Array.isArray(n.attrs.axes) && input.length === 1) {
+      const axes = n.attrs.axes as number[];
+      attribute = attribute.filter((x) => x.name !== 'axes');
+      if (axes.length > 0) input = [input[0], w.int64Const(`${n.name}_axes`, axes)];
+    }
     w.nodes.push({
-      opType: n.op, name: n.name, input: [...n.inputs], output: [...n.outputs], attribute,
+      opType: n.op, name: n.name, input, output: [...n.outputs], attribute,
       ...(n.domain ? { domain: n.domain } : {}),
       ...(orig?.overload ? { overload: orig.overload } : {}),
     });

@@ -312,6 +312,7 @@ class RawOptions {
   private at(field: number): number { return this.bb!.__offset(this.bb_pos, 4 + 2 * field); }
   float(field: number, dflt: number): number { const o = this.at(field); return o ? this.bb!.readFloat32(this.bb_pos + o) : dflt; }
   int(field: number, dflt: number): number { const o = this.at(field); return o ? this.bb!.readInt32(this.bb_pos + o) : dflt; }
+  int8(field: number, dflt: number): number { const o = this.at(field); return o ? this.bb!.readInt8(this.bb_pos + o) : dflt; }
   bool(field: number): boolean { const o = this.at(field); return o ? this.bb!.readInt8(this.bb_pos + o) !== 0 : false; }
 }
 
@@ -590,6 +591,35 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       reduceLike(g, name, reduceOps[code]!, x(0), tfShape(ins[0]), axesRaw, keep, out());
       return;
     }
+    case BuiltinOperator.RESIZE_BILINEAR:
+    case BuiltinOperator.RESIZE_NEAREST_NEIGHBOR: {
+      // As ONNX Resize with the output size (NCHW): TF's align_corners, half_pixel_centers and legacy
+      // (asymmetric) coordinates; nearest rounds half up with align_corners (roundf) and floors otherwise.
+      need(1);
+      const bilinear = code === BuiltinOperator.RESIZE_BILINEAR;
+      const o = opts === BuiltinOptions.NONE ? null : op.builtinOptions(new RawOptions()) as RawOptions | null;
+      // ResizeBilinearOptions: new_height, new_width (deprecated), align_corners, half_pixel_centers;
+      // ResizeNearestNeighborOptions: align_corners, half_pixel_centers.
+      const alignCorners = o?.bool(bilinear ? 2 : 0) ?? false, halfPixel = o?.bool(bilinear ? 3 : 1) ?? false;
+      if (alignCorners && halfPixel) throw invalid(g.source, `${where}: align_corners and half_pixel_centers are both set`);
+      const ys = g.tensor(out()).shape;
+      if (ys.length !== 4 || tfShape(ins[0]).length !== 4) throw invalid(g.source, `${where}: expects rank-4 input and output`);
+      const ctm = alignCorners ? 'align_corners' : halfPixel ? (bilinear ? 'half_pixel' : 'tf_half_pixel_for_nn') : 'asymmetric';
+      const attrs = newAttrs({ mode: bilinear ? 'linear' : 'nearest', coordinate_transformation_mode: ctm });
+      if (!bilinear) attrs.nearest_mode = alignCorners ? 'round_prefer_ceil' : 'floor';
+      const sizes = g.constant(`${name}/sizes`, 'int64', [4], BigInt64Array.from(ys.map(BigInt)));
+      g.node(name, 'Resize', [x(0), '', '', sizes], [out()], attrs);
+      return;
+    }
+    case BuiltinOperator.TRANSPOSE_CONV: {
+      // Inputs: output shape, weights [O, KH, KW, I], input, bias?; TransposeConvOptions: padding, stride_w,
+      // stride_h, fused_activation_function.
+      need(3);
+      const o = opts === BuiltinOptions.NONE ? null : op.builtinOptions(new RawOptions()) as RawOptions | null;
+      if (!o) throw invalid(g.source, `${where}: missing its options`);
+      transposeConv(g, name, where, x(2), x(1), x(3), out(), o.int8(0, Padding.SAME) as Padding, [o.int(2, 1), o.int(1, 1)], act(o.int8(3, 0)));
+      return;
+    }
     case BuiltinOperator.LOGISTIC: need(1); g.node(name, 'Sigmoid', [x(0)], [out()]); return;
     case BuiltinOperator.HARD_SWISH: need(1); g.node(name, 'HardSwish', [x(0)], [out()]); return;
     case BuiltinOperator.ABS: need(1); g.node(name, 'Abs', [x(0)], [out()]); return;
@@ -670,6 +700,20 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
         g.node(name, binaryOps[code]!, [x(0), x(1)].map((t) => (rank4 ? g.broadcast4(t, name) : t)), [out()]);
         return;
       }
+      if (code === BuiltinOperator.CUSTOM && lower === 'convolution2dtransposebias') {
+        // MediaPipe's transposed convolution: inputs, weights [O, KH, KW, I], bias; its custom options are the
+        // raw struct TfLiteTransposeConvParams { padding, stride_width, stride_height } (int32 each, MediaPipe's
+        // transpose_conv_bias.cc reads it as the node's custom data).
+        need(3);
+        const raw = op.customOptionsArray();
+        if (!raw || raw.length < 12) throw invalid(g.source, `${where}: custom options must hold padding and strides (12 bytes), got ${raw?.length ?? 0}`);
+        const v = new DataView(raw.buffer, raw.byteOffset, 12);
+        const [padding, sw, sh] = [v.getInt32(0, true), v.getInt32(4, true), v.getInt32(8, true)];
+        // TfLitePadding (C API): 1 same, 2 valid.
+        if (padding !== 1 && padding !== 2) throw invalid(g.source, `${where}: padding ${padding} is neither same (1) nor valid (2)`);
+        transposeConv(g, name, where, x(0), x(1), x(2), out(), padding === 1 ? Padding.SAME : Padding.VALID, [sh, sw], ActivationFunctionType.NONE);
+        return;
+      }
       // Opaque: keep the op, in TFLite's layout (its semantics are NHWC).
       const inputs = ins.map((t) => (t >= 0 ? g.toNative(g.names[t], name) : ''));
       const outputs = outs.map((t) => g.nativeOutput(g.names[t]));
@@ -678,6 +722,31 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       outs.forEach((t, i) => g.finishNative(outputs[i], g.names[t], name));
     }
   }
+}
+
+/**
+ * A TFLite transposed convolution (TRANSPOSE_CONV, MediaPipe's Convolution2DTransposeBias) as ONNX ConvTranspose:
+ * weights [O, I, KH, KW] in the IR (OHWI as imported) transposed to ONNX's [I, O, KH, KW], and TFLite's padding
+ * (SAME: total = (in - 1) * stride + k - out, floor(total / 2) at the start; VALID: none) as explicit pads, any
+ * output rows past the computed ones as output_padding.
+ */
+function transposeConv(g: GraphBuilder, name: string, where: string, x: string, w: string, bias: string, y: string, padding: Padding, s: number[], act: ActivationFunctionType): void {
+  const xs = g.tensor(x).shape, ws = g.tensor(w).shape, ys = g.tensor(y).shape;
+  if (xs.length !== 4 || ws.length !== 4 || ys.length !== 4) throw invalid(g.source, `${where}: expects rank-4 input, weights and output`);
+  if (ws[1] !== xs[1] || ys[1] !== ws[0]) throw invalid(g.source, `${where}: weights [${ws.join(', ')}] (OIHW) do not map ${xs[1]} to ${ys[1]} channels`);
+  if (s.some((v) => !Number.isInteger(v) || v < 1)) throw invalid(g.source, `${where}: strides [${s.join(', ')}] must be positive`);
+  if (padding !== Padding.SAME && padding !== Padding.VALID) throw invalid(g.source, `${where}: padding ${padding} is neither SAME nor VALID`);
+  const k = [ws[2], ws[3]];
+  const begin: number[] = [], end: number[] = [], extra: number[] = [];
+  for (let a = 0; a < 2; a++) {
+    const total = (xs[2 + a] - 1) * s[a] + k[a] - ys[2 + a];
+    const b = padding === Padding.SAME ? Math.max(0, Math.floor(total / 2)) : 0;
+    begin.push(b); end.push(Math.max(0, total - b)); extra.push(Math.max(0, b - total));
+  }
+  const wt = g.derived(`${w}/iohw`, w, [ws[1], ws[0], ws[2], ws[3]], null);
+  g.node(`${name}/weights_iohw`, 'Transpose', [w], [wt], newAttrs({ perm: [1, 0, 2, 3] }));
+  const attrs = newAttrs({ kernel_shape: k, strides: s, pads: [...begin, ...end], dilations: [1, 1], group: 1, output_padding: extra });
+  g.withActivation(name, 'ConvTranspose', bias ? [x, wt, bias] : [x, wt], y, attrs, act);
 }
 
 /** float32 values of a constant DEQUANTIZE input: float16 bits decoded, or (q - zeroPoint) * scale. */

@@ -219,7 +219,10 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
     const t = g.tensors.get(name) as Tensor;
     const where = `${g.source}: tensor '${name}'`;
     const isConst = t.data !== undefined;
-    if (!isConst && t.dtype !== 'float32') throw unsupported(where, `has dtype ${t.dtype}; the executor runs float32 tensors`);
+    // Bool and integer tensors between nodes (comparisons, Cast) hold their values as float32 (bool: 0 or 1;
+    // integers exact up to 2^24); what the caller feeds and reads back is float32.
+    const io = g.inputs.includes(name) || g.outputs.includes(name);
+    if (!isConst && t.dtype !== 'float32' && (io || !floatish.has(t.dtype))) throw unsupported(where, `has dtype ${t.dtype}; the executor runs float32 tensors`);
     if (isConst && !floatish.has(t.dtype)) throw unsupported(where, `constant of dtype ${t.dtype} cannot be read as float32`);
     const n = checkedProduct(t.shape, where);
     b = Math.max(4, 4 * Math.ceil(checkedProduct([n, storageBytes(storage)], where) / 4));

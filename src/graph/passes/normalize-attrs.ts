@@ -24,6 +24,8 @@ const scalarAttrs = new Set(['min', 'max', 'value']);
 export function normalizeAttrs(g0: Graph): Graph {
   const g = cloneGraph(g0);
   for (const n of g.nodes) {
+    if (n.domain === '' && n.op === 'Resize') resizeScales(g, n);
+    if (n.domain === '' && opaqueReductions.has(n.op)) reductionAxes(g, n);
     if (!isKnownOp(n)) continue;
     const operands = operandInputs[n.op];
     if (operands) moveOperands(g, n, operands);
@@ -51,6 +53,28 @@ function moveOperands(g: Graph, n: Node, operands: Array<[number, string]>) {
     }
   }
   n.inputs = [n.inputs[0]];
+}
+
+/**
+ * Resize (opaque to the IR, run by kernels/resize.ts): constant scales are copied into the attribute `scales` for
+ * the kernel, which sees shapes only. The inputs stay, so the node is still a valid ONNX Resize when exported.
+ */
+function resizeScales(g: Graph, n: Node) {
+  const x = n.inputs[2];
+  const t = x ? g.tensors.get(x) : undefined;
+  if (!t?.data || t.data.length === 0) return;
+  n.attrs.scales = constNumbers(t, nodeWhere(g, n), true);
+}
+
+/** Reductions the IR does not know (run by kernels/reduce.ts) whose axes may be an input (opsets 13 and 18). */
+const opaqueReductions = new Set(['ReduceSum', 'ReduceMax', 'ReduceMin', 'ReduceProd']);
+
+/** A constant axes input is copied into the attribute `axes` for the kernel; the input stays, as for Resize. */
+function reductionAxes(g: Graph, n: Node) {
+  const x = n.inputs[1];
+  const t = x ? g.tensors.get(x) : undefined;
+  if (!t?.data) return;
+  n.attrs.axes = constNumbers(t, nodeWhere(g, n));
 }
 
 function fillDefaults(g: Graph, n: Node) {
