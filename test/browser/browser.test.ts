@@ -69,8 +69,7 @@ test('the browser bundle runs ONNX (fused, unfused, optimized file) and int8 TFL
     { name: 'int8 tflite', url: '/m/int8.tflite', bytes: tflite, plan: tplan },
   ];
   const files = new Map<string, string | Uint8Array>([
-    ['/page.html', '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>'],
-    ['/page.js', readFileSync(join(root, 'test/browser/page.js'))],
+    ['/page.html', readFileSync(join(root, 'test/browser/page.html'))],
     ['/fcm-opt.mjs', bundle],
     ['/job.json', JSON.stringify({ models: jobs.map(({ bytes: _b, ...j }) => j) })],
     ...jobs.map((j) => [j.url, j.bytes] as [string, Uint8Array]),
