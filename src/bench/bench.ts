@@ -14,7 +14,7 @@ import { invalid, unsupported } from '../errors.js';
 import { fcmDomain, type Graph } from '../graph/ir.js';
 import type { Plan } from '../planner/plan.js';
 import { validateDag } from '../planner/dag-load.js';
-import { median, p90 } from './stats.js';
+import { median, p90, percentile } from './stats.js';
 import { qLimits } from '../quant/reference.js';
 import { firstLine, profileMethod, type CreateSession, type FcmSessionLike, type HostTimesLike, type ProfileEntry } from './runtime.js';
 import { adapterSummary } from './device.js';
@@ -59,6 +59,11 @@ export interface BenchResult {
   name: string;
   medianMs?: number;
   p90Ms?: number;
+  minMs?: number;
+  meanMs?: number;
+  p99Ms?: number;
+  /** Images per second at the median: batch / median. */
+  imagesPerS?: number;
   /** This row's median over the fused plan's median (2 = twice as slow as fcm-opt fused). */
   ratioToFused?: number;
   /** Why the row has no figures (a provider that failed to start on this machine). */
@@ -144,9 +149,16 @@ export async function timeContestants(contestants: readonly Contestant[], runs: 
   return times;
 }
 
-/** Rows with median, p90 and the ratio of each median to the first row's (the fused plan). */
-export function summarize(names: readonly string[], times: readonly number[][]): BenchResult[] {
-  const rows: BenchResult[] = names.map((name, i) => ({ name, medianMs: median(times[i]), p90Ms: p90(times[i]) }));
+/** Rows with min, mean, median, p90, p99, images per second (`batch` images a run) and the ratio of each median to the first row's (the fused plan). */
+export function summarize(names: readonly string[], times: readonly number[][], batch = 1): BenchResult[] {
+  const rows: BenchResult[] = names.map((name, i) => {
+    const t = times[i];
+    const m = median(t);
+    return {
+      name, medianMs: m, p90Ms: p90(t), minMs: t.reduce((a, b) => Math.min(a, b), Infinity), meanMs: t.reduce((a, b) => a + b, 0) / t.length,
+      p99Ms: percentile(t, 99), imagesPerS: (1000 * batch) / m,
+    };
+  });
   const base = rows[0]?.medianMs;
   for (const r of rows) if (base && r.medianMs !== undefined) r.ratioToFused = r.medianMs / base;
   return rows;
@@ -395,7 +407,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
         unavailable.push({ name: contestantNames[4], unavailable: firstLine(e) });
       }
     }
-    const timed = summarize(names, times);
+    const timed = summarize(names, times, batch);
     for (const name of contestantNames) {
       const r = timed.find((x) => x.name === name) ?? unavailable.find((x) => x.name === name);
       if (r) results.push(r.name === contestantNames[4] && litertLabel ? { ...r, detail: litertLabel } : r);

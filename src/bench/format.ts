@@ -14,12 +14,15 @@ export function formatBench(r: BenchReport): string {
   out.push(`${r.model}: batch ${r.batch}, ${r.runs} timed runs after ${r.warmup} warm-up (in blocks of ${r.block}), hw ${r.hw}${r.precision ? `, precision ${r.precision}` : ''}`);
   out.push(`device: ${r.device}`);
   out.push('');
-  const rows = [['', 'median ms', 'p90 ms', 'vs fused']];
+  const rows = [['', 'min ms', 'mean ms', 'median ms', 'p90 ms', 'p99 ms', 'images/s', 'vs fused']];
   for (const x of r.results) {
-    if (x.unavailable !== undefined) rows.push([x.name, 'unavailable', '', '']);
-    else rows.push([x.name, ms(x.medianMs), ms(x.p90Ms), x.ratioToFused === undefined ? '-' : `${x.ratioToFused.toFixed(2)}x`]);
+    if (x.unavailable !== undefined) rows.push([x.name, 'unavailable', '', '', '', '', '', '']);
+    else {
+      rows.push([x.name, ms(x.minMs), ms(x.meanMs), ms(x.medianMs), ms(x.p90Ms), ms(x.p99Ms),
+        x.imagesPerS === undefined ? '-' : x.imagesPerS.toFixed(1), x.ratioToFused === undefined ? '-' : `${x.ratioToFused.toFixed(2)}x`]);
+    }
   }
-  out.push(table(rows, new Set([1, 2, 3])));
+  out.push(table(rows, new Set([1, 2, 3, 4, 5, 6, 7])));
   for (const x of r.results) if (x.unavailable !== undefined) out.push(`  ${x.name}: ${x.unavailable}`);
   for (const x of r.results) if (x.detail !== undefined) out.push(`  ${x.name}: ${x.detail}`);
   if (r.hostSplit) {

@@ -6,7 +6,9 @@ import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import { formatCount, formatPlan, planToJson } from '../planner/format.js';
-import type { Graph } from '../graph/ir.js';
+import { fcmDomain, type Graph } from '../graph/ir.js';
+import type { Dag, DagLayer } from '../planner/dag.js';
+import { readOptimized } from '../export/read-optimized.js';
 import type { Plan } from '../planner/plan.js';
 import { compileGraph } from '../runtime/compile.js';
 import { defaultLimits } from '../../kernels/program.js';
@@ -106,12 +108,43 @@ export function optimizedSummary(graph: Graph, plan: Plan, path: string, bytes: 
   ].join('\n');
 }
 
+/** A layer DAG good enough to print a recorded plan: each module's layers named by its nodes, shapes unknown. */
+function dagOfPlan(plan: Plan): Dag {
+  const dag: DagLayer[] = [];
+  // A module lists its nodes, not which layer each belongs to: all of them go with its first layer.
+  for (const m of plan.modules) {
+    m.layers.forEach((id, i) => {
+      const nodes = i === 0 ? m.nodes ?? [] : [];
+      dag[id] = { id, name: i === 0 ? `layer ${id}` : '', nodes, parents: [], children: [], activation: '0' } as unknown as DagLayer;
+    });
+  }
+  return dag as Dag;
+}
+
+/**
+ * `plan` of fcm-opt's own optimized .onnx: the plan it was written with (from its metadata, or rebuilt from its fused
+ * nodes), not a new plan of a graph whose pairs are already fused. Writing it again or tuning it needs the original.
+ */
+async function optimizedPlanText(input: string, graph: Graph, options: PlanCliOptions): Promise<string> {
+  const fcms = graph.nodes.filter((n) => n.domain === fcmDomain).length;
+  if (options.output || options.tune || options.dag) {
+    throw unsupported(input, `is an optimized model (${fcms} fused modules): -o, --dag and --tune take the original model`);
+  }
+  const o = await readOptimized(input, { maxMemory: options.maxMemory });
+  if (options.plan) await writeFileAtomic(options.plan, planToJson(o.plan), { notSameAs: [input], what: '--plan' });
+  if (options.json) return planToJson(o.plan);
+  const how = o.planRecorded ? `the plan recorded in it (for ${o.plan.hw})` : 'its plan rebuilt from the fused nodes (the file has no recorded plan: no estimates)';
+  return `${input} is an optimized model with ${fcms} fused modules; ${how}. To plan again (another --hw), give the original model.\n\n`
+    + formatPlan(o.plan, dagOfPlan(o.plan));
+}
+
 export async function runPlan(input: string, options: PlanCliOptions): Promise<string> {
   const outputs = [['--dag', options.dag], ['--plan', options.plan], ['-o', options.output]] as const;
   const inputs = [input, ...hwInputs(options.hw)];
   await checkOutputs(outputs, inputs);
   const hw = await hwForCommand(options.hw);
   const { dag, graph } = await loadPlanSource(input, options);
+  if (graph?.nodes.some((n) => n.domain === fcmDomain)) return optimizedPlanText(input, graph, options);
   const fp16 = options.precision === 'fp16';
   if (fp16 && options.mode !== 'optimal') throw unsupported(input, "--precision fp16 plans with 2-byte elements in the optimal planner: use --mode optimal (the FusePlanner reference's mode counts elements)");
   let plan = planFusion(dag, hw, {

@@ -79,7 +79,7 @@ export function formatPlan(plan: Plan, dag: Dag, options: FormatOptions = {}): s
       String(i),
       m.kind,
       m.layers.join('+'),
-      layers.map(layerName).join(' + '),
+      layers.map(layerName).filter((n) => n !== '').join(' + '),
       `${shape(first?.ifms_shape)} -> ${shape(last?.ofms_shape)}`,
       formatTiles(m.tiles),
       noEstimate ? 'n/a' : formatCount(m.gmaUnfused),

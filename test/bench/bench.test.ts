@@ -50,12 +50,15 @@ test('timeContestants: blocks of consecutive timed runs per contestant, rotated 
   assert.equal(progress.length, 12);
 });
 
-test('summarize: median, p90 and ratios to the first row (the fused plan)', () => {
-  const rows = summarize(['fused', 'other'], [[2, 1, 3, 10], [4, 4, 6, 4]]);
+test('summarize: min, mean, median, p90, p99, images per second and ratios to the first row (the fused plan)', () => {
+  const rows = summarize(['fused', 'other'], [[2, 1, 3, 10], [4, 4, 6, 4]], 2);
   assert.deepEqual(rows, [
-    { name: 'fused', medianMs: 2.5, p90Ms: 10, ratioToFused: 1 },
-    { name: 'other', medianMs: 4, p90Ms: 6, ratioToFused: 1.6 },
+    { name: 'fused', medianMs: 2.5, p90Ms: 10, minMs: 1, meanMs: 4, p99Ms: 10, imagesPerS: 800, ratioToFused: 1 },
+    { name: 'other', medianMs: 4, p90Ms: 6, minMs: 4, meanMs: 4.5, p99Ms: 6, imagesPerS: 500, ratioToFused: 1.6 },
   ]);
+  // p99 is nearest-rank: with 200 runs, the 198th smallest.
+  const many = Array.from({ length: 200 }, (_, i) => i + 1);
+  assert.equal(summarize(['x'], [many])[0].p99Ms, 198);
 });
 
 test('normalizeProfile: ms, us and ns fields, several dispatches of a node summed', () => {
@@ -150,7 +153,7 @@ test('runBench: four rows in order, onnxruntime timed for real, per-module join,
   const json = JSON.parse(JSON.stringify(report));
   for (const k of ['model', 'hw', 'device', 'batch', 'runs', 'results', 'layers']) assert.ok(k in json, k);
   const text = formatBench(report);
-  assert.match(text, /fcm-opt fused\s+\d+\.\d{3}\s+\d+\.\d{3}\s+1\.00x/);
+  assert.match(text, /fcm-opt fused(\s+\d+\.\d{3}){5}\s+\d+\.\d\s+1\.00x/);
   assert.match(text, /onnxruntime cpu/);
   assert.match(text, /GMA unfused/);
 });
@@ -223,7 +226,7 @@ test('runBench on a .tflite model: LiteRT.js (headless Chromium) is timed on the
   assert.ok(row!.medianMs! > 0 && row!.p90Ms! >= row!.medianMs!, `median ${row!.medianMs}, p90 ${row!.p90Ms}`);
   assert.ok(row!.ratioToFused! > 0);
   assert.match(row!.detail ?? '', /^LiteRT\.js 2\.5\.3, XNNPACK, 1 thread, HeadlessChrome\//);
-  assert.match(formatBench(report), /litert\.js cpu\s+\d+\.\d{3}\s+\d+\.\d{3}\s+\d+\.\d{2}x/);
+  assert.match(formatBench(report), /litert\.js cpu(\s+\d+\.\d{3}){5}\s+\d+\.\d\s+\d+\.\d{2}x/);
 });
 
 test('runBench: bad options and a fixed batch are refused (exit 2)', async () => {

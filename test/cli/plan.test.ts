@@ -179,3 +179,23 @@ test('-o reports what it wrote: size, FCMs, nodes, dispatches, GMA and estimated
   assert.deepEqual(row('conv GMA \\(elements\\)'), [formatCount(plan.totals.gmaUnfused), formatCount(plan.totals.gma)]);
   assert.equal(row('est\\. conv time \\(us\\)')[1], plan.totals.timeUs.toFixed(1));
 });
+
+test('plan of an optimized model prints the plan recorded in it; -o, --dag and --tune of it are exit 3', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-plan-opt-'));
+  const out = join(dir, 'opt.onnx');
+  const first = await cli('plan', 'models/mobilenetv2-x0.35-c100.onnx', '--hw', 'h100', '-o', out, '--json', '-q');
+  assert.equal(first.code, 0, first.err);
+  const again = await cli('plan', out, '--hw', 'rtxa4000', '--json');
+  assert.equal(again.code, 0, again.err);
+  assert.deepEqual(JSON.parse(again.out), JSON.parse(first.out), 'the recorded plan, for h100, whatever --hw says');
+  const text = await cli('plan', out, '--hw', 'h100');
+  assert.equal(text.code, 0, text.err);
+  const fcms = (JSON.parse(first.out) as { modules: { layers: number[] }[] }).modules.filter((m) => m.layers.length > 1).length;
+  assert.match(text.out, new RegExp(`^.*opt\\.onnx is an optimized model with ${fcms} fused modules; the plan recorded in it \\(for h100\\)`));
+  assert.match(text.out, new RegExp(`: ${fcms} fused modules \\(FCMs\\)`));
+  for (const extra of [['-o', join(dir, 'again.onnx')], ['--dag', join(dir, 'd.json')], ['--tune']]) {
+    const r = await cli('plan', out, '--hw', 'h100', ...extra);
+    assert.equal(r.code, 3, `${extra[0]}: ${r.err}`);
+    assert.match(r.err, /opt\.onnx: is an optimized model \(\d+ fused modules\): -o, --dag and --tune take the original model/);
+  }
+});
