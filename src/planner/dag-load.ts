@@ -68,7 +68,6 @@ export function validateDag(data: unknown, file: string): Dag {
         if (id < 0 || id >= n) throw invalid(where, `${f} lists layer ${id}, which does not exist (layers 0..${n - 1})`);
         if (id === pos) throw invalid(where, `lists itself in '${f}' (a cycle)`);
       }
-      if (new Set(ids).size !== ids.length) throw invalid(where, `field '${f}' repeats a layer id`);
     }
     for (const f of ['ifms_shape', 'ofms_shape', 'weights_shape'] as const) {
       if (l[f] !== undefined && !isIntArray(l[f])) throw invalid(where, `field '${f}' must be an array of integers`);
@@ -78,12 +77,17 @@ export function validateDag(data: unknown, file: string): Dag {
     if (typeof l.type === 'string' && Object.hasOwn(weightsRank, l.type)) checkConv(l, where);
   });
   const dag = data as Dag;
-  // Edges must agree both ways.
+  // Edges must agree both ways, as often: a layer that reads one tensor twice (Sub(x, x)) lists its parent twice,
+  // and the parent it twice as a child, as the FusePlanner reference's extractor writes them.
+  const times = (ids: readonly number[], id: number) => ids.reduce((k, x) => k + (x === id ? 1 : 0), 0);
+  const twice = (k: number) => (k === 1 ? 'once' : k === 2 ? 'twice' : `${k} times`);
   for (const l of dag) {
-    for (const c of l.children) {
-      if (!dag[c].parents.includes(l.id)) throw invalid(`${file}: layer ${l.id} ('${l.name}')`, `lists child ${c}, but layer ${c} does not list it as a parent`);
+    for (const c of new Set(l.children)) {
+      const a = times(l.children, c), b = times(dag[c].parents, l.id);
+      if (b === 0) throw invalid(`${file}: layer ${l.id} ('${l.name}')`, `lists child ${c}, but layer ${c} does not list it as a parent`);
+      if (a !== b) throw invalid(`${file}: layer ${l.id} ('${l.name}')`, `lists child ${c} ${twice(a)}, but layer ${c} lists it as a parent ${twice(b)}`);
     }
-    for (const p of l.parents) {
+    for (const p of new Set(l.parents)) {
       if (!dag[p].children.includes(l.id)) throw invalid(`${file}: layer ${l.id} ('${l.name}')`, `lists parent ${p}, but layer ${p} does not list it as a child`);
     }
   }

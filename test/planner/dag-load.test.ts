@@ -68,7 +68,12 @@ test('ids equal positions; dangling and inconsistent edges; cycles', () => {
   rejects(set(1, 'children', [2, 3]), /layer 1 \('conv_2d'\): lists child 3, but layer 3 does not list it as a parent/);
   rejects(set(3, 'parents', [1, 2]), /layer 3 .*lists parent 1, but layer 1 does not list it as a child/);
   rejects(set(2, 'children', [3, 2]), /layer 2 .*lists itself in 'children'/);
-  rejects(set(1, 'children', [2, 2]), /repeats a layer id/);
+  rejects(set(1, 'children', [2, 2]), /layer 1 \('conv_2d'\): lists child 2 twice, but layer 2 lists it as a parent once/);
+  // A layer reading one tensor twice lists its parent twice, mirrored by the parent's children: accepted.
+  const both = goodDag();
+  both[1].children = [2, 2];
+  both[2].parents = [1, 1];
+  assert.doesNotThrow(() => validateDag(both, 'both.json'));
   // 1 -> 2 -> 3 -> 1
   const cyc = goodDag();
   cyc[3].children = [4, 1];
