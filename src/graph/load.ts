@@ -12,9 +12,10 @@ import { prepareGraph } from './prepare.js';
 import { unknownTensors } from './shape.js';
 import { importOnnx } from '../../converters/onnx/import.js';
 import { importTflite } from '../../converters/tflite/import.js';
+import { importKeras, looksLikeTfjsJson } from '../../converters/keras/import.js';
 import { defaultMaxMemory, type ImportOptions } from '../../converters/options.js';
 
-export type ModelFormat = 'onnx' | 'tflite';
+export type ModelFormat = 'onnx' | 'tflite' | 'keras';
 
 /** TFLite flatbuffers carry the identifier "TFL3" at bytes 4..8; ONNX protobufs have no magic. */
 export function detectFormat(input: string | Uint8Array, head?: Uint8Array): ModelFormat {
@@ -25,6 +26,8 @@ export function detectFormat(input: string | Uint8Array, head?: Uint8Array): Mod
   }
   const b = typeof input === 'string' ? head : input;
   if (b && b.length >= 8 && String.fromCharCode(b[4], b[5], b[6], b[7]) === 'TFL3') return 'tflite';
+  // A TF.js Layers model.json: JSON with the Keras topology (a FusePlanner layer DAG .json has none).
+  if (b && looksLikeTfjsJson(b)) return 'keras';
   return 'onnx';
 }
 
@@ -36,6 +39,13 @@ export async function loadModel(input: string | Uint8Array, opts: ImportOptions 
     bytes = await readInputFile(input, { source, ...budgetFor(opts.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'model') });
   }
   const format = detectFormat(input, bytes);
+  if (format === 'keras') {
+    // Shapes are static once the inputs are; shards are read next to the model.json.
+    const g = prepareGraph(await importKeras(typeof input === 'string' ? input : bytes!, { ...opts, source }), opts);
+    const left = unknownTensors(g);
+    if (left.length > 0) throw unsupported(source, `cannot determine the shapes of ${left.length} tensors (first: '${left[0]}')`);
+    return g;
+  }
   if (format === 'tflite') {
     // TFLite shapes are static in the file; nothing for onnxruntime to fill in.
     const g = prepareGraph(await importTflite(input, { ...opts, source }), opts);
