@@ -179,6 +179,7 @@ class KerasBuilder {
   /** IR tensor name -> Keras (channels-last) shape. */
   private readonly kShape = new Map<string, number[]>();
   private readonly used = new Set<string>();
+  private readonly nodeNames = new Set<string>();
   private readonly nativeCache = new Map<string, string>();
   private readonly usedWeights = new Set<string>();
 
@@ -213,7 +214,11 @@ class KerasBuilder {
   }
 
   node(name: string, op: string, inputs: string[], outputs: string[], attrs: Attrs = newAttrs()): void {
-    this.nodes.push({ name: this.unique(name), op, domain: '', inputs, outputs, attrs });
+    // Node names are their own namespace: a layer's node and its output tensor share the layer's name.
+    let n = name, i = 1;
+    while (this.nodeNames.has(n)) n = `${name}_${i++}`;
+    this.nodeNames.add(n);
+    this.nodes.push({ name: n, op, domain: '', inputs, outputs, attrs });
   }
 
   shapeOf(t: string): number[] { return this.kShape.get(t)!; }
