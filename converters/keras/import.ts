@@ -59,6 +59,9 @@ export async function importKeras(input: string | Uint8Array, opts: KerasImportO
   } catch (e) {
     throw invalid(source, `is not valid JSON (${(e as Error).message})`);
   }
+  if (isObj(doc) && (doc.format === 'graph-model' || (isObj(doc.modelTopology) && Array.isArray(doc.modelTopology.node)))) {
+    throw unsupported(source, 'is a TF.js graph model (a TensorFlow graph); fcm-opt reads TF.js Layers (Keras) models');
+  }
   if (!isTfjsLayersModel(doc)) throw invalid(source, 'is not a TF.js Layers model (no modelTopology with a Keras model config)');
   const d = doc as Json;
   const loadShard: ShardLoader = opts.loadShard ?? (typeof input === 'string'
