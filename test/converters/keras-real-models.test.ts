@@ -38,6 +38,6 @@ test('nsfwjs InceptionV3 (TF.js Layers): imports and plans (no depthwise layers:
   assert.deepEqual(g.tensors.get(g.inputs[0])!.shape, [1, 3, 299, 299]);
   const dag = toDag(g);
   assert.equal(dag.filter((l) => l.type === 'dw').length, 0);
-  assert.equal(dag.filter((l) => l.op === 'Concat').length, 11, 'InceptionV3 concatenates 11 times at top level');
+  assert.equal(dag.filter((l) => l.op === 'Concat').length, 15, 'InceptionV3 has 15 Concatenate layers (mixed0-10 and four inside mixed9, mixed10)');
   planFusion(dag, loadHw('lavapipe'), { mode: 'optimal', model: path });
 });
