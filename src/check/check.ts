@@ -248,6 +248,7 @@ export function formatCheck(r: CheckReport): string {
       : '  float TFLite model: run with float kernels');
     lines.push('  rank-4 inputs and outputs are NCHW (the IR\'s layout; the file\'s NHWC is converted at import)');
   }
+  if (r.format === 'keras') lines.push('  Keras (TF.js Layers) model: rank-4 inputs and outputs are NCHW (the IR\'s layout; Keras\'s channels-last is converted at import)');
   for (const o of r.outputs) {
     lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (${criterion(o)}), max rel ${fmt(o.maxRelError)}, rel to range ${fmt(o.rangeRelError)}, ` +
       `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%${o.top1Ties ? ` (${o.top1Ties} row${o.top1Ties > 1 ? 's' : ''} a near tie within tolerance)` : ''}, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'PASSED' : 'FAILED'}`);
