@@ -2,7 +2,7 @@
 // network in a TFLite file must give the same layer DAG, layer by layer, and the same outputs when run.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildKerasMobileNetV1, buildKerasMobileNetV2, writeKerasModel } from '../../fixtures/keras-builder.js';
@@ -74,4 +74,23 @@ test('keras: an unsupported layer is named with exit 3; a missing weight with ex
   doc2.weightsManifest[0].weights = doc2.weightsManifest[0].weights.filter((w: { name: string }) => w.name !== 'conv_pw_2/kernel');
   await assert.rejects(importKeras(new TextEncoder().encode(JSON.stringify(doc2)), { loadShard: shard }),
     (e: FcmError) => e.exitCode === 2 && /conv_pw_2/.test(e.message));
+});
+
+test('keras: shards are read through the input gate: over the memory budget is exit 4, outside the folder exit 2', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-keras-'));
+  try {
+    const built = buildKerasMobileNetV1().finish('input_1', 'predictions');
+    const path = writeKerasModel(dir, built);
+    // Enough for model.json, not for model.json plus its shard.
+    const budget = Buffer.byteLength(built.modelJson) + built.shard.length - 1;
+    await assert.rejects(importKeras(path, { maxMemory: budget }), (e: FcmError) => e.exitCode === 4 && /group1-shard1of1\.bin/.test(e.message));
+    await importKeras(path, { maxMemory: budget + 1 });
+    const doc = JSON.parse(built.modelJson);
+    doc.weightsManifest[0].paths = ['../group1-shard1of1.bin'];
+    const escaped = join(dir, 'escaped.json');
+    writeFileSync(escaped, JSON.stringify(doc));
+    await assert.rejects(importKeras(escaped), (e: FcmError) => e.exitCode === 2 && /outside the model's folder/.test(e.message));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
