@@ -24,7 +24,7 @@ export interface KerasImportOptions extends ImportOptions {
   loadShard?: ShardLoader;
 }
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
 const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** True when `text` parses to a TF.js Layers model (not a FusePlanner layer DAG or other JSON). */
@@ -75,8 +75,12 @@ export async function importKeras(input: string | Uint8Array, opts: KerasImportO
   const weights = await readWeights(d.weightsManifest, loadShard, source);
   const topo = d.modelTopology as Json;
   const cfg = (isObj(topo.model_config) ? topo.model_config : topo) as Json;
-  const version = String(topo.keras_version ?? '');
-  const b = new KerasBuilder(source, weights, opts, version.startsWith('3'));
+  return graphFromKerasConfig(cfg, weights, String(topo.keras_version ?? ''), source, opts);
+}
+
+/** The graph of a Keras model config ({class_name, config}) with its weights by `layer/weight` name. */
+export function graphFromKerasConfig(cfg: Json, weights: Map<string, { shape: number[]; data: Float32Array }>, kerasVersion: string, source: string, opts: ImportOptions = {}): Graph {
+  const b = new KerasBuilder(source, weights, opts, kerasVersion.startsWith('3'));
   const { inputs, outputs } = b.model(cfg, null, '');
   return { name: String((cfg.config as Json | undefined)?.name ?? 'keras'), inputs, outputs: outputs.map((o) => b.resolve(o)), tensors: b.tensors, nodes: b.nodes, source };
 }
