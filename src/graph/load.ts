@@ -49,7 +49,8 @@ export async function loadModel(input: string | Uint8Array, opts: ImportOptions 
     // Shapes are static once the inputs are; shards are read next to the model.json.
     const data = typeof input === 'string' ? input : bytes!;
     const kerasFile = typeof input === 'string' ? kerasFileExts.has(extname(input).toLowerCase()) || (!!bytes && (isZip(bytes) || isHdf5(bytes))) : isZip(input) || isHdf5(input);
-    const g = prepareGraph(await (kerasFile ? importKerasFile(data, { ...opts, source }) : importKeras(data, { ...opts, source })), opts);
+    // .keras and .h5 are self-contained: the bytes already read are enough. A model.json needs its folder for the shards.
+    const g = prepareGraph(await (kerasFile ? importKerasFile(bytes ?? data, { ...opts, source }) : importKeras(data, { ...opts, source })), opts);
     const left = unknownTensors(g);
     if (left.length > 0) throw unsupported(source, `cannot determine the shapes of ${left.length} tensors (first: '${left[0]}')`);
     return g;
