@@ -79,45 +79,46 @@ function varNames(cls: string, cfg: Json): string[] {
   }
 }
 
-/** Every layer config by name, nested models included. */
-function layersByName(cfg: Json, out = new Map<string, { cls: string; cfg: Json }>()): Map<string, { cls: string; cfg: Json }> {
-  const c = cfg.config as Json | unknown[] | undefined;
-  const layers = Array.isArray(c) ? c : (c as Json | undefined)?.layers;
-  if (!Array.isArray(layers)) return out;
-  for (const l of layers as Json[]) {
-    const lc = (l.config ?? {}) as Json;
-    out.set(String(l.name ?? lc.name), { cls: String(l.class_name), cfg: lc });
-    if (Array.isArray(lc.layers)) layersByName(l, out);
-  }
-  return out;
+/** Keras's naming.to_snake_case: the group name Keras 3 gives a layer's weights ('DepthwiseConv2D' -> 'depthwise_conv2d'). */
+export function snakeCase(cls: string): string {
+  return cls.replace(/\W+/g, '').replace(/(.)([A-Z][a-z]+)/g, '$1_$2').replace(/([a-z])([A-Z])/g, '$1_$2').toLowerCase();
 }
 
-/** Keras 3 weights: `layers/<name>/vars/<i>` (nested: `layers/<outer>/layers/<inner>/vars/<i>`). */
+/**
+ * Keras 3 weights: a model's layers are groups under `layers/`, named by their class in snake case, numbered in
+ * order among layers of the same class (conv2d, conv2d_1, ...), each with `vars/0, 1, ...`; a nested model has its
+ * own `layers/`. Named `<layer>/<weight>` (nested: `<outer>/<layer>/<weight>`) for the layer conversion.
+ */
 function keras3Weights(f: H5Node, cfg: Json, source: string): Weights {
-  const info = layersByName(cfg);
   const w: Weights = new Map();
-  const walk = (g: H5Node, path: string[]) => {
-    for (const k of g.keys?.() ?? []) {
-      const child = g.get!(k);
-      if (!child || child.type !== 'Group') continue;
-      // The optimizer's state is not part of the model; a layer without weights has an empty vars group.
-      if (path.length === 0 && k === 'optimizer') continue;
-      if (k === 'vars' && (child.keys?.() ?? []).length === 0) continue;
-      if (k === 'vars') {
-        const layer = path[path.length - 1];
-        const li = info.get(layer);
-        if (!li) throw invalid(source, `weights for '${path.join('/')}', which the config has no layer for`);
-        const names = varNames(li.cls, li.cfg);
-        const vars = (child.keys?.() ?? []).sort((a, b) => Number(a) - Number(b));
-        if (vars.length !== names.length) throw unsupported(source, `layer '${layer}' (${li.cls}) has ${vars.length} weights, expected ${names.length}`);
-        vars.forEach((v, i) => {
-          const d = child.get!(v)!;
-          w.set(`${path.join('/')}/${names[i]}`, { shape: [...(d.shape ?? [])], data: floatOf(d.value) });
-        });
-      } else walk(child, k === 'layers' ? path : [...path, k]);
+  const container = (g: H5Node | null, model: Json, prefix: string) => {
+    const c = model.config as Json | unknown[] | undefined;
+    const layers = (Array.isArray(c) ? c : (c as Json | undefined)?.layers) as Json[] | undefined;
+    if (!Array.isArray(layers) || !g) return;
+    const used = new Map<string, number>();
+    for (const l of layers) {
+      const cls = String(l.class_name);
+      const lc = (l.config ?? {}) as Json;
+      const name = String(l.name ?? lc.name);
+      const base = snakeCase(cls);
+      const n = used.has(base) ? used.get(base)! + 1 : 0;
+      used.set(base, n);
+      const group = g.get?.(`layers/${n === 0 ? base : `${base}_${n}`}`) ?? g.get?.(`layers/${name}`) ?? null;
+      if (Array.isArray(lc.layers)) { container(group, l, `${prefix}${name}/`); continue; }
+      const names = varNames(cls, lc);
+      if (names.length === 0) continue;
+      const vars = group?.get?.('vars');
+      const keys = (vars?.keys?.() ?? []).sort((a, b) => Number(a) - Number(b));
+      if (!vars || keys.length !== names.length) {
+        throw invalid(source, `layer '${name}' (${cls}): model.weights.h5 has ${keys.length} weights for it, expected ${names.length}`);
+      }
+      keys.forEach((k, i) => {
+        const d = vars.get!(k)!;
+        w.set(`${prefix}${name}/${names[i]}`, { shape: [...(d.shape ?? [])], data: floatOf(d.value) });
+      });
     }
   };
-  walk(f, []);
+  container(f, cfg, '');
   return w;
 }
 
