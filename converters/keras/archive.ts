@@ -160,7 +160,9 @@ export async function importKerasFile(input: string | Uint8Array, opts: ImportOp
   }
   if (isHdf5(bytes)) {
     return withHdf5(bytes, source, (f) => {
-      const mc = f.attrs?.model_config?.value;
+      // h5py writes the config as a string; some writers store its bytes.
+      const raw = f.attrs?.model_config?.value;
+      const mc = raw instanceof Uint8Array ? decode(raw) : Array.isArray(raw) && typeof raw[0] === 'string' ? raw[0] : raw;
       if (typeof mc !== 'string') throw unsupported(source, 'HDF5 file has no model_config attribute (a weights-only file?)');
       let cfg: Json;
       try { cfg = JSON.parse(mc) as Json; } catch (e) { throw invalid(source, `model_config is not valid JSON (${(e as Error).message})`); }
