@@ -74,6 +74,7 @@ function varNames(cls: string, cfg: Json): string[] {
     case 'Conv2D': case 'Dense': return ['kernel', ...bias];
     case 'DepthwiseConv2D': return ['depthwise_kernel', ...bias];
     case 'SeparableConv2D': return ['depthwise_kernel', 'pointwise_kernel', ...bias];
+    case 'Normalization': return cfg.mean === undefined || cfg.mean === null ? ['mean', 'variance', 'count'] : [];
     case 'BatchNormalization': return [...(cfg.scale !== false ? ['gamma'] : []), ...(cfg.center !== false ? ['beta'] : []), 'moving_mean', 'moving_variance'];
     default: return [];
   }

@@ -604,6 +604,26 @@ class KerasBuilder {
         this.node(`${name}/offset`, 'Add', [scaled, this.constant(`${name}/offset`, [1], Float32Array.of(offset))], [y]);
         return y;
       }
+      case 'Normalization': {
+        // (x - mean) / max(sqrt(variance), 1e-7) over the last (channel) axis, as one Sub and one Mul.
+        const axis = Array.isArray(c.axis) ? c.axis.map(Number) : [Number(c.axis ?? -1)];
+        if (c.invert === true) throw unsupported(this.source, `${where}: invert is not supported`);
+        if (axis.length !== 1 || (axis[0] < 0 ? axis[0] + ks.length : axis[0]) !== ks.length - 1) throw unsupported(this.source, `${where}: only normalization over the last (channel) axis is supported`);
+        const ch = ks[ks.length - 1];
+        const values = (v: unknown, w: string): Float32Array => {
+          if (v === undefined || v === null) return this.weight(name, w);
+          const arr = (Array.isArray(v) ? v.flat(8) : [v]).map(Number);
+          return Float32Array.from({ length: ch }, (_, i) => arr.length === 1 ? arr[0] : arr[i]);
+        };
+        const mean = values(c.mean, 'mean'), variance = values(c.variance, 'variance');
+        if (mean.length !== ch || variance.length !== ch) throw invalid(this.source, `${where}: mean and variance must have ${ch} values`);
+        const shape = ks.length === 4 ? [1, ch, 1, 1] : [ch];
+        const centered = this.act(`${name}/centered`, ks);
+        this.node(`${name}/sub`, 'Sub', [x, this.constant(`${name}/mean`, shape, mean)], [centered]);
+        const y = this.act(name, ks);
+        this.node(name, 'Mul', [centered, this.constant(`${name}/inv_std`, shape, variance.map((v) => 1 / Math.max(Math.sqrt(v), 1e-7)))], [y]);
+        return y;
+      }
       default:
         throw unsupported(this.source, `${where}: layer class '${cls}' is not supported`);
     }

@@ -1,8 +1,8 @@
 // Keras layers against a float64 reference computed in Keras's own layout (NHWC) here: a Sequential model with
-// Rescaling, SeparableConv2D (swish), ZeroPadding2D, MaxPooling2D and AveragePooling2D with TensorFlow's 'same'
-// padding (odd pixel at the end; averages over the pixels inside the image), Reshape of a 2x2x4 map (NHWC order),
-// Reshape, Dropout and a Dense whose kernel is stored as float16. Catches layout slips that the MobileNet fixtures,
-// whose pools are global, cannot.
+// Rescaling, Normalization (per channel), SeparableConv2D (swish), ZeroPadding2D, MaxPooling2D and AveragePooling2D
+// with TensorFlow's 'same' padding (odd pixel at the end; averages over the pixels inside the image), Reshape of a
+// 2x2x4 map (NHWC order), Flatten, Dropout and a Dense whose kernel is stored as float16. Catches layout slips that
+// the MobileNet fixtures, whose pools are global, cannot.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { importKeras } from '../../converters/keras/import.js';
@@ -32,6 +32,7 @@ test('Sequential Keras model matches a float64 NHWC reference', async () => {
   const dk = Array.from({ length: 16 * U }, () => Math.round((rand() - 0.5) * 128) / 64); // [16, U], exact in fp16
   const layers = [
     { class_name: 'Rescaling', config: { name: 'rescale', batch_input_shape: [null, H, W, C], scale: 0.5, offset: 0.1 } },
+    { class_name: 'Normalization', config: { name: 'norm', axis: -1, mean: [0.2, -0.1], variance: [0.25, 4] } },
     { class_name: 'SeparableConv2D', config: { name: 'sep', filters: F, kernel_size: [3, 3], strides: [1, 1], padding: 'same', depth_multiplier: 1, activation: 'swish', use_bias: true } },
     { class_name: 'ZeroPadding2D', config: { name: 'zpad', padding: [[0, 1], [1, 0]] } },
     { class_name: 'MaxPooling2D', config: { name: 'maxpool', pool_size: [2, 2], strides: [2, 2], padding: 'same' } },
@@ -59,7 +60,8 @@ test('Sequential Keras model matches a float64 NHWC reference', async () => {
   // Input in NHWC, fed to fcm-opt as NCHW.
   const x = Array.from({ length: H * W * C }, () => rand() * 2 - 1);
   const at = (t: number[], h: number, w: number, c: number, hh: number, ww: number, cc: number) => (h < 0 || w < 0 || h >= hh || w >= ww ? 0 : t[(h * ww + w) * cc + c]);
-  const r = x.map((v) => v * 0.5 + 0.1);
+  const nm = [0.2, -0.1], nsd = [0.5, 2];
+  const r = x.map((v, i) => (v * 0.5 + 0.1 - nm[i % C]) / nsd[i % C]);
   // SeparableConv2D 'same' 3x3 stride 1: pads 1 all round.
   const d = new Array<number>(H * W * C).fill(0);
   for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) for (let c = 0; c < C; c++) {
