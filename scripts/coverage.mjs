@@ -92,9 +92,10 @@ async function childRun({ model, plan, shapes }) {
 // In process: op types of the file and the ops no kernel takes.
 
 async function opTypes(path, format, shapes) {
-  const { importOnnx, importTflite } = await import(dist('src/index.js'));
+  const { importOnnx, importTflite, importKeras } = await import(dist('src/index.js'));
   try {
-    const g = format === 'onnx' ? await importOnnx(path, { inputShapes: shapes }) : await importTflite(path);
+    const g = format === 'onnx' ? await importOnnx(path, { inputShapes: shapes })
+      : format === 'tfjs-layers' ? await importKeras(path, { inputShapes: shapes }) : await importTflite(path);
     return countOps(g.nodes);
   } catch (e) {
     return { error: e.message.split('\n')[0].split(path).join(basename(path)) };

@@ -6,6 +6,7 @@ export { exportOnnx } from '../converters/onnx/export.js';
 export { decodeModel } from '../converters/onnx/codec.js';
 export { encodeModel } from '../converters/onnx/codec.js';
 export { importTflite } from '../converters/tflite/import.js';
+export { importKeras, type KerasImportOptions, type ShardLoader } from '../converters/keras/import.js';
 export { tfliteDagFromFile } from '../converters/tflite/dag.js';
 export { planFusion, type PlanFusionOptions, type PlanMode } from './planner/index.js';
 export { loadHw, parseHwCfg, parseHwJson, hwFromAdapter } from './planner/hw.js';

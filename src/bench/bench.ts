@@ -377,8 +377,9 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];
     const unavailable: BenchResult[] = [];
     const tflite = modelPath.toLowerCase().endsWith('.tflite');
+    const tfjs = /\.(json|keras|h5)$/.test(modelPath.toLowerCase());
     for (const [name, provider] of [[contestantNames[2], 'webgpu'], [contestantNames[3], 'cpu']] as const) {
-      if (tflite) { unavailable.push({ name, unavailable: 'onnxruntime reads ONNX files, not TFLite' }); continue; }
+      if (tflite || tfjs) { unavailable.push({ name, unavailable: `onnxruntime reads ONNX files, not ${tflite ? 'TFLite' : 'Keras models'}` }); continue; }
       try {
         // Without onnxruntime-node (an optional peer) its rows say so; fcm-opt's own rows still run.
         const ort = (await loadOnnxruntime('bench (the onnxruntime contestants)')) as unknown as OrtLike;

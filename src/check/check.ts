@@ -57,7 +57,7 @@ export interface LayerCheck extends Comparison { node: string; op: string; tenso
 
 export interface CheckReport {
   model: string;
-  format: 'onnx' | 'tflite';
+  format: 'onnx' | 'tflite' | 'keras';
   /** 'int8-dequantized': an int8 model run with dequantized weights and activations on float kernels. */
   path: RunPath;
   /** What onnxruntime ran: the model file, or the ONNX export of the imported (float or dequantized) graph. */
@@ -112,8 +112,10 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     bytes = await readInputFile(model, { source, ...budgetFor(options.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'model') });
   } else bytes = model;
   const format = detectFormat(typeof model === 'string' ? model : bytes, bytes);
-  const { graph: imported } = await loadChecked(bytes, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source });
-  const tfl = format === 'tflite' ? tfliteReference(imported) : undefined;
+  // A Keras model.json is loaded from its path: its weight shards lie next to it.
+  const { graph: imported } = await loadChecked(format === 'keras' && typeof model === 'string' ? model : bytes, { batch: options.batch, inputShapes: options.inputShapes, maxMemory: options.maxMemory, source });
+  // TFLite and Keras: onnxruntime runs the ONNX export of the imported graph.
+  const tfl = format === 'tflite' || format === 'keras' ? tfliteReference(imported) : undefined;
   const g0 = tfl ? tfl.floatGraph : imported;
   const modelBytes = tfl ? tfl.onnx : bytes;
   const plan = options.unfused ? 'unfused' : 'auto';
@@ -246,6 +248,7 @@ export function formatCheck(r: CheckReport): string {
       : '  float TFLite model: run with float kernels');
     lines.push('  rank-4 inputs and outputs are NCHW (the IR\'s layout; the file\'s NHWC is converted at import)');
   }
+  if (r.format === 'keras') lines.push('  Keras (TF.js Layers) model: rank-4 inputs and outputs are NCHW (the IR\'s layout; Keras\'s channels-last is converted at import)');
   for (const o of r.outputs) {
     lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (${criterion(o)}), max rel ${fmt(o.maxRelError)}, rel to range ${fmt(o.rangeRelError)}, ` +
       `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%${o.top1Ties ? ` (${o.top1Ties} row${o.top1Ties > 1 ? 's' : ''} a near tie within tolerance)` : ''}, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'PASSED' : 'FAILED'}`);

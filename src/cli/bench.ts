@@ -36,7 +36,7 @@ export function register(program: Command): void {
   program
     .command('bench')
     .description('time fcm-opt fused and unfused against onnxruntime-node (WebGPU and CPU) or, for .tflite, LiteRT.js, with per-module GPU times')
-    .argument('<model>', 'an .onnx or .tflite model')
+    .argument('<model>', 'an .onnx, .tflite, .keras, .h5 or TF.js Layers model.json')
     .addOption(hwOption())
     .option('--batch <n>', 'value for a symbolic batch dimension', integer('--batch', 1), 1)
     .option('--runs <n>', 'timed runs of each', integer('--runs', 1), 20)

@@ -33,10 +33,10 @@ export function register(program: Command): void {
   program
     .command('check')
     .description('compare fcm-opt (WebGPU) with onnxruntime-node (CPU) on a fixed-seed input; exit 1 over tolerance. ' +
-      'A .tflite model is compared with onnxruntime on the ONNX export of the imported graph; int8 models run with ' +
+      'A .tflite or Keras model is compared with onnxruntime on the ONNX export of the imported graph; int8 models run with ' +
       'dequantized float kernels and are also compared with TFLite integer arithmetic (in LSB). Rank-4 inputs and ' +
       "outputs are NCHW (the IR's layout, also for TFLite files)")
-    .argument('<model>', 'an .onnx or .tflite model')
+    .argument('<model>', 'an .onnx, .tflite, .keras, .h5 or TF.js Layers model.json')
     .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .option('--json', 'print the report as JSON')

@@ -25,7 +25,7 @@ export function register(program: Command): void {
   program
     .command('dag')
     .description("write FusePlanner's layer DAG (model_dag.json) of a model")
-    .argument('<model>', 'ONNX or TFLite model')
+    .argument('<model>', 'ONNX, TFLite or Keras model (.keras, .h5, TF.js Layers model.json)')
     .option('-o, --output <file>', 'write the DAG to FILE instead of stdout')
     .addOption(batchOption())
     .addOption(inputShapeOption())

@@ -173,7 +173,7 @@ export function register(program: Command): void {
   program
     .command('run')
     .description('run a model on the WebGPU executor: inputs from .npy/.npz files (or seeded), outputs summarized and written as .npz/.npy')
-    .argument('<model>', "an .onnx or .tflite model (rank-4 inputs and outputs are NCHW, the IR's layout, also for .tflite; an int8 .tflite runs on the integer kernels where they cover it)")
+    .argument('<model>', "an .onnx, .tflite, .keras, .h5 or TF.js Layers model.json (rank-4 inputs and outputs are NCHW, the IR's layout, also for .tflite; an int8 .tflite runs on the integer kernels where they cover it)")
     .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .option('--input <spec>', 'NAME=FILE.npy, FILE.npy (a one-input model) or FILE.npz (arrays named as the inputs), float32; repeatable. Default: seeded values in [-1, 1) as check uses', (v: string, prev: string[] = []) => [...prev, v])

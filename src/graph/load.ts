@@ -12,9 +12,14 @@ import { prepareGraph } from './prepare.js';
 import { unknownTensors } from './shape.js';
 import { importOnnx } from '../../converters/onnx/import.js';
 import { importTflite } from '../../converters/tflite/import.js';
+import { importKeras, looksLikeTfjsJson } from '../../converters/keras/import.js';
+import { importKerasFile, isHdf5, isZip } from '../../converters/keras/archive.js';
 import { defaultMaxMemory, type ImportOptions } from '../../converters/options.js';
 
-export type ModelFormat = 'onnx' | 'tflite';
+export type ModelFormat = 'onnx' | 'tflite' | 'keras';
+
+/** Keras's own files (Keras 3 .keras zip, legacy .h5) load through converters/keras/archive.ts; their format is 'keras'. */
+const kerasFileExts = new Set(['.keras', '.h5', '.hdf5']);
 
 /** TFLite flatbuffers carry the identifier "TFL3" at bytes 4..8; ONNX protobufs have no magic. */
 export function detectFormat(input: string | Uint8Array, head?: Uint8Array): ModelFormat {
@@ -22,9 +27,13 @@ export function detectFormat(input: string | Uint8Array, head?: Uint8Array): Mod
     const ext = extname(input).toLowerCase();
     if (ext === '.onnx') return 'onnx';
     if (ext === '.tflite') return 'tflite';
+    if (kerasFileExts.has(ext)) return 'keras';
   }
   const b = typeof input === 'string' ? head : input;
   if (b && b.length >= 8 && String.fromCharCode(b[4], b[5], b[6], b[7]) === 'TFL3') return 'tflite';
+  // Keras: a TF.js Layers model.json (JSON with the Keras topology; a FusePlanner layer DAG .json has none), a
+  // Keras 3 .keras archive (zip) or a legacy Keras .h5 (HDF5).
+  if (b && (looksLikeTfjsJson(b) || isZip(b) || isHdf5(b))) return 'keras';
   return 'onnx';
 }
 
@@ -36,6 +45,16 @@ export async function loadModel(input: string | Uint8Array, opts: ImportOptions 
     bytes = await readInputFile(input, { source, ...budgetFor(opts.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'model') });
   }
   const format = detectFormat(input, bytes);
+  if (format === 'keras') {
+    // Shapes are static once the inputs are; shards are read next to the model.json.
+    const data = typeof input === 'string' ? input : bytes!;
+    const kerasFile = typeof input === 'string' ? kerasFileExts.has(extname(input).toLowerCase()) || (!!bytes && (isZip(bytes) || isHdf5(bytes))) : isZip(input) || isHdf5(input);
+    // .keras and .h5 are self-contained: the bytes already read are enough. A model.json needs its folder for the shards.
+    const g = prepareGraph(await (kerasFile ? importKerasFile(bytes ?? data, { ...opts, source }) : importKeras(data, { ...opts, source })), opts);
+    const left = unknownTensors(g);
+    if (left.length > 0) throw unsupported(source, `cannot determine the shapes of ${left.length} tensors (first: '${left[0]}')`);
+    return g;
+  }
   if (format === 'tflite') {
     // TFLite shapes are static in the file; nothing for onnxruntime to fill in.
     const g = prepareGraph(await importTflite(input, { ...opts, source }), opts);

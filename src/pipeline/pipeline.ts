@@ -19,6 +19,9 @@ import type { Plan } from '../planner/plan.js';
 import { planFusion } from '../planner/index.js';
 import { loadDag, validateDag } from '../planner/dag-load.js';
 import { loadModel } from '../graph/load.js';
+import { readInputFile } from '../input-file.js';
+import { looksLikeTfjsJson } from '../../converters/keras/import.js';
+import { defaultMaxMemory } from '../../converters/options.js';
 import { toDag } from '../planner/to-dag.js';
 import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { prepareGraph } from '../graph/prepare.js';
@@ -76,16 +79,18 @@ export const checkedDag = (graph: Graph): Dag => validateDag(toDag(graph), `${gr
 /** What `plan` and `report` take: a .json FusePlanner layer DAG, or a model (its graph kept) through the converters. */
 export async function loadPlanSource(path: string, options: Pick<LoadOptions, 'batch' | 'maxMemory'> & { inputShape?: Record<string, number[]> }): Promise<{ dag: Dag; graph?: Graph }> {
   const ext = extname(path).toLowerCase();
-  if (ext === '.json') {
+  // A .json is a FusePlanner layer DAG unless it is a TF.js Layers model (Keras topology plus weight shards).
+  const tfjs = ext === '.json' && looksLikeTfjsJson(await readInputFile(path, { maxBytes: options.maxMemory ?? defaultMaxMemory }));
+  if (ext === '.json' && !tfjs) {
     if (options.batch !== undefined || options.inputShape !== undefined) {
       throw invalid(path, '--batch and --input-shape apply to models, not to a layer DAG (.json)');
     }
     return { dag: loadDag(path, options.maxMemory) };
   }
-  if (ext === '.onnx' || ext === '.tflite') {
+  if (ext === '.onnx' || ext === '.tflite' || ext === '.keras' || ext === '.h5' || tfjs) {
     return loadChecked(path, { batch: options.batch, inputShapes: options.inputShape, maxMemory: options.maxMemory });
   }
-  throw unsupported(path, `unknown input type '${ext || 'no extension'}' (expected .onnx, .tflite or a layer DAG .json)`);
+  throw unsupported(path, `unknown input type '${ext || 'no extension'}' (expected .onnx, .tflite, .keras, .h5, a TF.js Layers model.json or a layer DAG .json)`);
 }
 
 export async function loadPlanInput(path: string, options: Pick<LoadOptions, 'batch' | 'maxMemory'> & { inputShape?: Record<string, number[]> }): Promise<Dag> {
