@@ -1,6 +1,6 @@
 // Builds the browser library dist/browser/fcm-opt.mjs (ES module, minified, with a source map) from
 // src/browser/index.ts with esbuild. The modules that need Node are replaced by the ones in src/browser/ (the page's
-// navigator.gpu for Dawn's package, no file system, no onnxruntime-node); any other Node built-in reachable from the
+// navigator.gpu for Dawn's package, no file system, no onnxruntime-node, no HDF5 or zip for Keras files); any other Node built-in reachable from the
 // entry fails the build, so none can reach the bundle. Prints the bundle's size, minified and gzipped.
 //
 //   node scripts/build-browser.mjs [--outdir dist/browser]
@@ -21,13 +21,15 @@ const replaced = {
   'node:fs/promises': 'src/browser/node-fs.ts',
   'node:path': 'src/browser/node-path.ts',
   'node:url': 'src/browser/node-url.ts',
+  'node:zlib': 'src/browser/node-zlib.ts',
   'onnxruntime-node': 'src/browser/onnxruntime.ts',
+  'h5wasm/node': 'src/browser/h5wasm.ts',
 };
 
 const browserModules = {
   name: 'browser-modules',
   setup(b) {
-    b.onResolve({ filter: /(^node:|^onnxruntime-node$|^webgpu$|\/webgpu-node\.js$)/ }, (a) => {
+    b.onResolve({ filter: /(^node:|^onnxruntime-node$|^webgpu$|^h5wasm|\/webgpu-node\.js$)/ }, (a) => {
       const key = a.path.endsWith('/webgpu-node.js') ? 'webgpu-node.js' : a.path;
       if (replaced[key]) return { path: join(root, replaced[key]) };
       return { errors: [{ text: `${a.path} (imported by ${a.importer.replace(`${root}/`, '')}) is Node-only and has no browser replacement` }] };
