@@ -8,13 +8,16 @@
 //   check, check --unfused    fcm-opt check MODEL --hw h100 --json: max abs error against onnxruntime
 // and writes COVERAGE.md (generated: edit this script, not the file) plus the raw results as JSON.
 //
-//   npm run build && node scripts/coverage.mjs [--timeout 300] [--only a,b] [--out COVERAGE.md] [--json FILE]
+//   npm run build && node scripts/coverage.mjs [--timeout 300] [--only a,b] [--update] [--out COVERAGE.md] [--json FILE]
+//
+// --update: the rows of the models run now replace theirs in the JSON of an earlier run (--json), the others are
+// kept; each row names the fcm-opt commit and date it was measured with.
 //
 // "needs" lists, for a model that imports, the nodes of the graph as run (unfused) that no kernel takes, by op
 // with node counts; for a model that does not import, the step that stops it.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { execFileSync } from 'node:child_process';
@@ -24,11 +27,12 @@ const dist = (p) => pathToFileURL(join(root, 'dist', p)).href;
 const bin = join(root, 'bin', 'fcm-opt.js');
 
 function args(argv) {
-  const o = { timeout: 300, only: null, out: join(root, 'COVERAGE.md'), json: join(root, '.cache', 'coverage.json'), childRun: null };
+  const o = { timeout: 300, only: null, update: false, out: join(root, 'COVERAGE.md'), json: join(root, '.cache', 'coverage.json'), childRun: null };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--timeout') o.timeout = Number(argv[++i]);
     else if (a === '--only') o.only = argv[++i].split(',');
+    else if (a === '--update') o.update = true;
     else if (a === '--out') o.out = argv[++i];
     else if (a === '--json') o.json = argv[++i];
     else if (a === '--child-run') o.childRun = { model: argv[++i], plan: argv[++i], shapes: JSON.parse(argv[++i]) };
@@ -230,14 +234,15 @@ function markdown(rows, meta) {
     '`--unfused` (max abs error against onnxruntime; "(over)" when over tolerance). Each step runs in its own process',
     `with a limit of ${meta.timeout} s. Run time: median of 3 runs after a warm-up, on ${meta.device}.`,
     '',
-    `fcm-opt ${meta.commit}, ${meta.date}. ${rows.length} models: dag ok ${count('dag', ok)}, plan ok ${count('plan', ok)}, ` +
+    `fcm-opt ${meta.commit}${meta.commit.includes(',') ? ' (rows name theirs)' : ''}. ${rows.length} models: dag ok ${count('dag', ok)}, plan ok ${count('plan', ok)}, ` +
       `run ok ${count('run', ok)} (unfused ${count('runUnfused', ok)}), check passed ${count('check', okCheck)} (unfused ${count('checkUnfused', okCheck)}).`,
     '',
     '| model | package | fmt | dag | plan | run fused | run unfused | check fused | check unfused | first error |',
     '|---|---|---|---|---|---|---|---|---|---|',
   ];
+  const mixed = new Set(rows.map((r) => r.commit)).size > 1;
   for (const r of rows) {
-    lines.push(`| ${r.name} | ${r.package} | ${r.format} | ${cell(r.dag)} | ${cell(r.plan)} | ${runCell(r.run)} | ${runCell(r.runUnfused)} | ` +
+    lines.push(`| ${r.name}${mixed ? ` (${r.commit})` : ''} | ${r.package} | ${r.format} | ${cell(r.dag)} | ${cell(r.plan)} | ${runCell(r.run)} | ${runCell(r.runUnfused)} | ` +
       `${checkCell(r.check)} | ${checkCell(r.checkUnfused)} | ${firstError(r)} |`);
   }
   lines.push('', '## Ops without a kernel', '', 'Nodes of each model as it runs (unfused, after import and the graph passes) that no kernel takes, by op, with node counts.', '');
@@ -263,18 +268,26 @@ async function main() {
   }
   const { models, ensureModel } = await import(pathToFileURL(join(root, 'scripts', 'fetch-models.mjs')).href);
   const names = o.only ?? Object.keys(models);
-  const rows = [];
+  let commit = 'unknown';
+  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim(); } catch { /* not a checkout */ }
+  const date = new Date().toISOString().slice(0, 10);
+  const before = o.update && existsSync(o.json) ? JSON.parse(readFileSync(o.json, 'utf8')) : { rows: [] };
+  // Rows of a run older than the per-row stamps carry its meta's.
+  const earlier = before.rows.map((r) => ({ commit: before.meta?.commit, date: before.meta?.date, ...r }));
+  const fresh = [];
   for (const name of names) {
     const path = await ensureModel(name);
     const t0 = Date.now();
-    const row = await coverModel(models[name], path, o.timeout);
-    rows.push(row);
+    const row = { ...(await coverModel(models[name], path, o.timeout)), commit, date };
+    fresh.push(row);
     process.stderr.write(`${name}: dag ${cell(row.dag)}, plan ${cell(row.plan)}, run ${runCell(row.run)}, check ${checkCell(row.check)} / ${checkCell(row.checkUnfused)} (${((Date.now() - t0) / 1000).toFixed(0)} s) ${firstError(row)}\n`);
   }
-  let commit = 'unknown';
-  try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim(); } catch { /* not a checkout */ }
+  // Rows in the manifest's order: this run's, else the earlier run's.
+  const byName = new Map([...earlier, ...fresh].map((r) => [r.name, r]));
+  const rows = Object.keys(models).map((n) => byName.get(n)).filter((r) => r);
   const device = rows.map((r) => r.check?.device ?? r.checkUnfused?.device).find((d) => d) ?? 'the WebGPU adapter';
-  const meta = { timeout: o.timeout, commit, date: new Date().toISOString().slice(0, 10), device };
+  const stamps = [...new Set(rows.map((r) => `${r.commit ?? 'unknown'} (${r.date ?? '?'})`))];
+  const meta = { timeout: o.timeout, commit: stamps.join(', '), date, device };
   mkdirSync(dirname(o.json), { recursive: true });
   writeFileSync(`${o.json}.tmp`, JSON.stringify({ meta, rows }, null, 1));
   renameSync(`${o.json}.tmp`, o.json);
