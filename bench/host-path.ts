@@ -5,6 +5,9 @@
 //   image       Uint8Array NHWC bytes in (converted and normalised on the GPU), outputs read back
 //   gpu         a GPUBuffer in, outputs copied to a GPUBuffer, then queue.onSubmittedWorkDone(): GPU-resident
 //               input and output, as PyTorch's figures with the input on the GPU
+//   fp16 host / fp16 unfused host
+//               the same in half precision (f16 storage, f32 accumulation), where the adapter has shader-f16
+//               (--precisions fp32 leaves them out); its GPU pass time is reported as gpuPassMsFp16
 // Timed as runBench times (src/bench/bench.ts timeContestants: blocks of 10 in a row, rotated, medians), with each
 // variant's host time split (upload, encode, submit, wait, read; Session.hostTimes; medians part by part) and, at
 // batch 1, throughput with
@@ -34,6 +37,7 @@ import type { Session } from '../src/runtime/executor.js';
 import { passGpuMs } from '../src/runtime/profile.js';
 import { uploadPaths, type HostTimes } from '../src/runtime/transfer.js';
 import { acquireGpu, releaseGpu } from '../src/runtime/device.js';
+import { elementBytes } from '../src/pipeline/pipeline.js';
 import { batchOf } from '../src/graph/util.js';
 import type { Graph } from '../src/graph/ir.js';
 
@@ -50,6 +54,7 @@ const runs = Number(arg('runs', '100'));
 const warmup = Number(arg('warmup', '10'));
 const hwName = arg('hw', 'h100');
 const concurrency = Number(arg('concurrency', '4'));
+const precisions = arg('precisions', 'fp32,fp16').split(',');
 mkdirSync(out, { recursive: true });
 
 async function graphOf(name: string, batch: number): Promise<{ g: Graph; path: string }> {
@@ -97,12 +102,29 @@ for (const name of models) {
       const y = g.outputs[0];
       const yBytes = 4 * g.tensors.get(y)!.shape.reduce((a, c) => a * c, 1);
       const gout = device.createBuffer({ size: yBytes, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST });
+      const half: [Contestant, Session][] = [];
+      if (precisions.includes('fp16') && device.features.has('shader-f16')) {
+        // A failure here (a kernel the f16 path lacks) costs the fp16 rows only, not the run.
+        try {
+          const plan16 = planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: elementBytes('fp16'), tileBytes: 4, batch: batchOf(g) });
+          const f16 = await make({ plan: plan16, precision: 'fp16' });
+          const u16 = await make({ plan: 'unfused', precision: 'fp16' });
+          await f16.run(inputs);
+          half.push(
+            [{ name: 'fp16 host', run: async () => { await f16.run(inputs); } }, f16],
+          [{ name: 'fp16 unfused host', run: async () => { await u16.run(inputs); } }, u16],
+          );
+        } catch (e) {
+          console.log(`${name} b${batch}: fp16 left out: ${(e as Error).message}`);
+        }
+      }
       const contestants: [Contestant, Session][] = [
         [{ name: 'host', run: async () => { await fused.run(inputs); } }, fused],
         [{ name: 'unfused host', run: async () => { await unfused.run(inputs); } }, unfused],
         ...[...byPath].map(([p, s]): [Contestant, Session] => [{ name: `upload:${p}`, run: async () => { await s.run(inputs); } }, s]),
         [{ name: 'image', run: async () => { await image.run({ [x]: pixels }); } }, image],
         [{ name: 'gpu', run: async () => { await fused.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, fused],
+        ...half,
       ];
       // Host split of each run of each contestant (its warm-up runs come first: timeContestants' warm-up rounds).
       const splits = contestants.map(() => [] as ReturnType<typeof split>[]);
@@ -117,6 +139,8 @@ for (const name of models) {
       const times = await timeContestants(wrapped, runs, warmup, undefined, 10);
       const passMs: number[] = [];
       for (let i = 0; i < 30; i++) passMs.push(await passGpuMs(fused, inputs));
+      const passMs16: number[] = [];
+      if (half.length) for (let i = 0; i < 30; i++) passMs16.push(await passGpuMs(half[0][1], inputs));
       const rows = contestants.map(([c, s], i) => ({
         variant: c.name, medianMs: median(times[i]), dispatches: s.stats().dispatchesPerRun,
         // Medians over the timed runs, part by part.
@@ -124,8 +148,8 @@ for (const name of models) {
       }));
       const tput = batch === 1 && concurrency > 1 ? await throughput(fused, inputs, batch, concurrency, Math.max(runs, 4 * concurrency)) : undefined;
       const dispatches = fused.stats().dispatchesPerRun;
-      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), rows, throughput: tput });
-      console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms, ${dispatches} dispatches`);
+      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, rows, throughput: tput });
+      console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms${passMs16.length ? ` (fp16 ${fmt(median(passMs16))} ms)` : ''}, ${dispatches} dispatches`);
       for (const r of rows) {
         const h = r.host as Record<string, number>;
         console.log(`  ${r.variant.padEnd(28)} ${fmt(r.medianMs).padStart(9)} ms  (upload ${fmt(h.uploadMs)} encode ${fmt(h.encodeMs)} submit ${fmt(h.submitMs)} wait ${fmt(h.waitMs)} read ${fmt(h.readMs)}; encode per dispatch ${(1000 * h.encodeMs / r.dispatches).toFixed(1)} us)`);

@@ -1,12 +1,13 @@
 // The int8 speed check: the int8 plan (integer kernels) against the fp32 plan (the same model dequantized,
-// float kernels), fused and unfused, in one process, interleaved. Model: the FusePlanner reference's int8 MobileNetV1 rebuilt
-// by the TFLite fixture writer (fixtures/tflite-builder.ts), 1x3x224x224. --tune: the int8 and the fp32 plans
+// float kernels), fused and unfused, in one process, interleaved. Model (--model): mob_v1, the FusePlanner reference's
+// int8 MobileNetV1 rebuilt by the TFLite fixture writer (fixtures/tflite-builder.ts), or mobilenet_v2, an int8
+// MobileNetV2 written by the same (buildMobileNetV2Int8), both 224x224 uint8 in. --tune: the int8 and the fp32 plans
 // are also tuned on this GPU (src/tune/tune.ts) and timed alongside.
-//   npm run build; node dist/bench/int8.js [--runs 50] [--warmup 10] [--hw h100] [--tune] [--out DIR]
+//   npm run build; node dist/bench/int8.js [--model mob_v1|mobilenet_v2] [--runs 50] [--warmup 10] [--hw h100] [--tune] [--out DIR]
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../src/graph/load.js';
-import { buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
+import { buildMobileNetV2Int8, buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
 import { median, p90 } from '../src/bench/stats.js';
 import { timeContestants } from '../src/bench/bench.js';
 import { createInt8Session, createSession } from '../src/pipeline/session.js';
@@ -25,7 +26,9 @@ const arg = (name: string, dflt: string) => {
 };
 const runs = Number(arg('runs', '50')), warmup = Number(arg('warmup', '10')), hw = arg('hw', 'h100'), out = arg('out', '');
 
-const g = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1_int8.tflite' });
+const modelName = arg('model', 'mob_v1');
+if (modelName !== 'mob_v1' && modelName !== 'mobilenet_v2') throw new Error(`--model: mob_v1 or mobilenet_v2, not ${modelName}`);
+const g = await loadModel(modelName === 'mob_v1' ? buildSeedMobileNetV1() : buildMobileNetV2Int8(), { source: `${modelName}_int8.tflite` });
 const input = g.inputs[0];
 const n = g.tensors.get(input)!.shape.reduce((a, b) => a * b, 1);
 const u = mulberry32(3);
@@ -44,9 +47,9 @@ const tuned: { i8?: Plan; f32?: Plan } = {};
 if (process.argv.includes('--tune')) {
   const log = (l: string) => console.log(l);
   console.log('tuning the int8 plan:');
-  tuned.i8 = (await tunePlan(g, loadHw(hw), { model: 'mob_v1_int8', log })).plan;
+  tuned.i8 = (await tunePlan(g, loadHw(hw), { model: `${modelName}_int8`, log })).plan;
   console.log('tuning the fp32 plan:');
-  tuned.f32 = (await tunePlan(prepareGraph(dequantizeGraph(g)), loadHw(hw), { model: 'mob_v1_fp32', log })).plan;
+  tuned.f32 = (await tunePlan(prepareGraph(dequantizeGraph(g)), loadHw(hw), { model: `${modelName}_fp32`, log })).plan;
 }
 const i8t = tuned.i8 ? await createInt8Session(g, { plan: tuned.i8, hw }) : undefined;
 const f32t = tuned.f32 ? await createSession(g, { plan: tuned.f32, hw, int8: 'dequantize' }) : undefined;
@@ -68,11 +71,11 @@ const s = {
   int8Fused: i8f.stats(), int8Unfused: i8u.stats(), fp32Fused: f32f.stats(), fp32Unfused: f32u.stats(),
   ...(i8t ? { int8Tuned: i8t.stats() } : {}), ...(f32t ? { fp32Tuned: f32t.stats() } : {}),
 };
-console.log(`mob_v1 int8 (224x224, batch 1), ${runs} runs after ${warmup} warm-up; int8 fused == unfused bit for bit: ${same}`);
+console.log(`${modelName} int8 (224x224, batch 1), ${runs} runs after ${warmup} warm-up; int8 fused == unfused bit for bit: ${same}`);
 for (const r of rows) console.log(`  ${r.name.padEnd(28)} median ${r.medianMs!.toFixed(3)} ms  p90 ${r.p90Ms!.toFixed(3)} ms`);
 console.log(`  dispatches: int8 ${s.int8Fused.dispatchesPerRun}/${s.int8Unfused.dispatchesPerRun} (cmd buffers ${s.int8Fused.commandBuffersPerRun}, dot4 ${s.int8Fused.dot4}, host ${s.int8Fused.hostNodes.length}), fp32 ${s.fp32Fused.dispatchesPerRun}/${s.fp32Unfused.dispatchesPerRun}`);
 if (i8t && f32t) console.log(`  tuned: int8 ${s.int8Tuned!.fusedModules} fused modules, fp32 ${tuned.f32!.modules.filter((m) => m.tuned).length}`);
-if (out) writeFileSync(join(out, 'int8.json'), JSON.stringify({ rows, same, stats: s, tuned }, null, 1));
+if (out) writeFileSync(join(out, `int8-${modelName}.json`), JSON.stringify({ model: modelName, rows, same, stats: s, tuned }, null, 1));
 for (const x of [i8f, i8u, f32f, f32u, i8t, f32t]) x?.dispose();
 await releaseGpu();
 process.exit(0);
