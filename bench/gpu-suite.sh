@@ -7,10 +7,11 @@
 #   b1        host path at batch 1: every way in and out, fp32 and fp16, unfused, 4 runs in flight (host-path.js)
 #   b32       host path at batch 32, and `fcm-opt bench` against onnxruntime WebGPU at batch 32
 #   int8      the int8 MobileNetV2 and MobileNetV1 (integer kernels) against the same models in fp32
+#   firstrun  time to the first result, pipelines compiled one by one against all at once, driver shader cache off
 #   kernels   per-layer bandwidth of MobileNetV2's layers at batch 32 against a copy kernel (fp32 and fp16)
 # Results go to $OUT (one JSON file per tool, logs beside them).
 set -uo pipefail
-part=${1:?part: torch, b1, b32, int8 or kernels}
+part=${1:?part: torch, b1, b32, int8, firstrun or kernels}
 : "${OUT:=/tmp/fcm-gpu-out}"
 : "${ONNX_DIR:=/tmp/fcm-onnx}"
 mkdir -p "$OUT" "$ONNX_DIR"
@@ -36,6 +37,11 @@ case "$part" in
     done ;;
   int8)
     for m in mobilenet_v2 mob_v1; do node dist/bench/int8.js --model "$m" --runs 100 --warmup 10 --hw h100 --out "$OUT" 2>&1 | tee -a "$OUT/int8.log"; done ;;
+  firstrun)
+    need_onnx 1
+    for m in mobilenet_v2 efficientnet_b0; do for a in 0 1 0 1; do
+      FCM_OPT_ASYNC_COMPILE=$a __GL_SHADER_DISK_CACHE=0 node dist/bench/first-run.js "$ONNX_DIR/$m-b1.onnx" --hw h100 | tee -a "$OUT/first-run.jsonl"
+    done; done ;;
   kernels)
     node dist/bench/layer-kernels.js --models mobilenet_v2 --batches 32 --auto-only --out "$OUT" 2>&1 | tee "$OUT/kernels.log" ;;
   *) echo "unknown part $part" >&2; exit 2 ;;

@@ -244,7 +244,10 @@ export class Executor implements Session {
   static async create(ctx: GpuContext, compiled: Compiled, precision: Precision, options: ExecutorOptions = {}): Promise<Executor> {
     const s = new Executor(ctx, compiled, precision, options);
     try {
-      await scoped(ctx, `${compiled.graph.source}: ${precision.creating}`, () => s.build());
+      await scoped(ctx, `${compiled.graph.source}: ${precision.creating}`, async () => {
+        await s.gpu.precompile(compiled.steps.map((st) => st.program), precision.keyPrefix);
+        s.build();
+      });
     } catch (e) {
       s.dispose();
       throw e;

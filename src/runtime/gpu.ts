@@ -60,13 +60,36 @@ export class GpuObjects {
     if (!pipeline) {
       const d = this.ctx.device;
       const module = d.createShaderModule({ code: p.wgsl, label: p.name });
-      // Synchronous: createComputePipelineAsync crashes Dawn on lavapipe for some shaders.
+      // Synchronous here (precompile() is the parallel path): createComputePipelineAsync crashes Dawn on lavapipe.
       pipeline = d.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: p.name });
       this.ctx.pipelines.set(key, pipeline);
       this.counters.pipelinesCreated++;
       reportProgress('compiling GPU pipelines', this.ctx.pipelines.size);
     }
     return pipeline;
+  }
+
+  /**
+   * Compiles the pipelines of `programs` that the device-wide cache lacks, all at once with
+   * createComputePipelineAsync, so that a driver compiling on several threads does so in parallel; pipeline() then
+   * finds them cached. Not on software adapters (asyncCompile): Dawn crashes there on some shaders.
+   */
+  async precompile(programs: readonly KernelProgram[], keyPrefix = ''): Promise<void> {
+    if (!asyncCompile(this.ctx)) return;
+    const d = this.ctx.device;
+    const todo = new Map<string, KernelProgram>();
+    for (const p of programs) {
+      const key = keyPrefix + p.cacheKey;
+      if (!this.ctx.pipelines.has(key) && !todo.has(key)) todo.set(key, p);
+    }
+    let done = 0;
+    await Promise.all([...todo].map(async ([key, p]) => {
+      const module = d.createShaderModule({ code: p.wgsl, label: p.name });
+      const pipeline = await d.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: p.name });
+      this.ctx.pipelines.set(key, pipeline);
+      this.counters.pipelinesCreated++;
+      reportProgress('compiling GPU pipelines', this.ctx.pipelines.size - todo.size + ++done);
+    }));
   }
 
   /** A bind group of group 0 binding `buffers` in order. */
@@ -100,6 +123,18 @@ export class GpuObjects {
     this.owned.length = 0;
     this.querySets.length = 0;
   }
+}
+
+/**
+ * Whether pipelines are compiled with createComputePipelineAsync, all at once: on hardware adapters; not on software
+ * Vulkan (lavapipe, SwiftShader), where Dawn crashes on some shaders compiled that way. FCM_OPT_ASYNC_COMPILE=0 or 1
+ * overrides (for measuring one against the other).
+ */
+export function asyncCompile(ctx: Pick<GpuContext, 'adapterInfo'>, env: Record<string, string | undefined> = globalThis.process?.env ?? {}): boolean {
+  const forced = env.FCM_OPT_ASYNC_COMPILE;
+  if (forced === '0' || forced === '1') return forced === '1';
+  const { vendor, architecture, device, description } = ctx.adapterInfo;
+  return !/llvmpipe|lavapipe|swiftshader/i.test([vendor, architecture, device, description].join(' '));
 }
 
 /** Encodes `list` into `pass`, `repeat` times; setPipeline only when the pipeline changes. */
