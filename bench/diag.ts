@@ -1,11 +1,11 @@
 // Where the time goes, on the device, in one process (fp32 and int8 diagnosis):
 //   profiles  per-node GPU time (median of 5 profiled runs) at batch 1 of each zoo model's fused plan, and of the
-//             FusePlanner reference's int8 MobileNetV1 on the integer kernels and dequantized on the float kernels: the slowest
+//             FusePlanner reference's int8 MobileNetV1 and an int8 MobileNetV2 on the integer kernels and dequantized on the float kernels: the slowest
 //             nodes with their programs.
 //   interfere fcm-opt fused MobileNetV2 timed alone, then interleaved with onnxruntime CPU (default options, and
 //             with its intra-op threads not spinning), then with onnxruntime WebGPU.
 //   submit    fused run() time of each zoo model for several SessionOptions.submitEvery values, in blocks.
-//   npm run build; node dist/bench/diag.js [--parts profiles,interfere,submit] [--hw h100] [--out DIR]
+//   npm run build; node dist/bench/diag.js [--parts profiles,interfere,submit] [--models a,b] [--int8-models mob_v1,mobilenet_v2] [--hw h100] [--out DIR]
 // Profiles follow ~1 s of back-to-back runs: a GPU left idle (compiling, reading back) clocks down.
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../src/graph/load.js';
-import { buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
+import { buildMobileNetV2Int8, buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
 import { benchInputs } from '../src/bench/bench.js';
 import { median } from '../src/bench/stats.js';
 import { loadHw } from '../src/planner/hw.js';
@@ -92,22 +92,26 @@ if (parts.has('profiles')) {
     result[`profile-${name}`] = top(medianRows(samples), `${name} fused b1`);
     s.dispose();
   }
-  const g8 = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1_int8.tflite' });
-  const n = g8.tensors.get(g8.inputs[0])!.shape.reduce((a, b) => a * b, 1);
-  const x8 = { [g8.inputs[0]]: Float32Array.from({ length: n }, (_, i) => Math.sin(i)) };
-  for (const plan of ['auto', 'unfused'] as const) {
-    const i8 = await createInt8Session(g8, { plan, hw: hwName });
-    await warm(() => i8.run(x8));
-    const samples: Row[][] = [];
-    for (let i = 0; i < 5; i++) samples.push((await i8.profile(x8)).steps.map((st) => ({ node: st.node, op: st.op, programs: st.where, ms: st.ms })));
-    result[`int8-${plan}`] = top(medianRows(samples), `mob_v1 int8 ${plan}`);
-    i8.dispose();
-    const f = await createSession(g8, { plan, hw: hwName, int8: 'dequantize' });
-    await warm(() => f.run(x8));
-    const fs: Row[][] = [];
-    for (let i = 0; i < 5; i++) fs.push((await f.profile(x8)).nodes.map((q) => ({ node: q.node, op: q.op, programs: q.programs.join('+'), ms: q.ms })));
-    result[`fp32-${plan}`] = top(medianRows(fs), `mob_v1 fp32 ${plan}`);
-    f.dispose();
+  // The integer models (--int8-models): the FusePlanner reference's MobileNetV1 and an int8 MobileNetV2, on the integer
+  // kernels and dequantized on the float kernels, fused and unfused.
+  for (const m of arg('int8-models', 'mob_v1,mobilenet_v2').split(',').filter(Boolean)) {
+    const g8 = await loadModel(m === 'mob_v1' ? buildSeedMobileNetV1() : buildMobileNetV2Int8(), { source: `${m}_int8.tflite` });
+    const n = g8.tensors.get(g8.inputs[0])!.shape.reduce((a, b) => a * b, 1);
+    const x8 = { [g8.inputs[0]]: Float32Array.from({ length: n }, (_, i) => Math.sin(i)) };
+    for (const plan of ['auto', 'unfused'] as const) {
+      const i8 = await createInt8Session(g8, { plan, hw: hwName });
+      await warm(() => i8.run(x8));
+      const samples: Row[][] = [];
+      for (let i = 0; i < 5; i++) samples.push((await i8.profile(x8)).steps.map((st) => ({ node: st.node, op: st.op, programs: st.where, ms: st.ms })));
+      result[`${m}-int8-${plan}`] = top(medianRows(samples), `${m} int8 ${plan}`);
+      i8.dispose();
+      const f = await createSession(g8, { plan, hw: hwName, int8: 'dequantize' });
+      await warm(() => f.run(x8));
+      const fs: Row[][] = [];
+      for (let i = 0; i < 5; i++) fs.push((await f.profile(x8)).nodes.map((q) => ({ node: q.node, op: q.op, programs: q.programs.join('+'), ms: q.ms })));
+      result[`${m}-fp32-${plan}`] = top(medianRows(fs), `${m} fp32 ${plan}`);
+      f.dispose();
+    }
   }
 }
 

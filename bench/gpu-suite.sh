@@ -6,7 +6,7 @@
 #             models exported to ONNX into $ONNX_DIR for the parts below
 #   b1        host path at batch 1: every way in and out, fp32 and fp16, unfused, 4 runs in flight (host-path.js)
 #   b32       host path at batch 32, and `fcm-opt bench` against onnxruntime WebGPU at batch 32
-#   int8      the int8 MobileNetV2 and MobileNetV1 (integer kernels) against the same models in fp32
+#   int8      the int8 MobileNetV2 and MobileNetV1 (integer kernels) against the same models in fp32; per-node profiles
 #   firstrun  time to the first result, pipelines compiled one by one against all at once, driver shader cache off
 #   kernels   per-layer bandwidth of MobileNetV2's layers at batch 32 against a copy kernel (fp32 and fp16)
 # Results go to $OUT (one JSON file per tool, logs beside them).
@@ -36,7 +36,9 @@ case "$part" in
       node bin/fcm-opt.js bench "$ONNX_DIR/$m-b32.onnx" --batch 32 --hw h100 --runs 20 --warmup 3 2>&1 | tee "$OUT/bench-$m-b32.txt"
     done ;;
   int8)
-    for m in mobilenet_v2 mob_v1; do node dist/bench/int8.js --model "$m" --runs 100 --warmup 10 --hw h100 --out "$OUT" 2>&1 | tee -a "$OUT/int8.log"; done ;;
+    for m in mobilenet_v2 mob_v1; do node dist/bench/int8.js --model "$m" --runs 100 --warmup 10 --hw h100 --out "$OUT" 2>&1 | tee -a "$OUT/int8.log"; done
+    # Where the integer MobileNetV2's GPU time goes, node by node, against the same model on the float kernels.
+    node dist/bench/diag.js --parts profiles --models "" --int8-models mobilenet_v2 --hw h100 --out "$OUT/diag" 2>&1 | tee "$OUT/int8-profile.log" ;;
   firstrun)
     need_onnx 1
     for m in mobilenet_v2 efficientnet_b0; do for a in 0 1 0 1; do
