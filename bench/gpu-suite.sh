@@ -38,7 +38,7 @@ case "$part" in
   int8)
     for m in mobilenet_v2 mob_v1; do node dist/bench/int8.js --model "$m" --runs 100 --warmup 10 --hw h100 --out "$OUT" 2>&1 | tee -a "$OUT/int8.log"; done
     # Where the integer MobileNetV2's GPU time goes, node by node, against the same model on the float kernels.
-    node dist/bench/diag.js --parts profiles --models "" --int8-models mobilenet_v2 --hw h100 --out "$OUT/diag" 2>&1 | tee "$OUT/int8-profile.log" ;;
+    node dist/bench/diag.js --parts profiles --models "" --int8-models mobilenet_v2 --hw h100 --out "$OUT" 2>&1 | tee "$OUT/int8-profile.log" ;;
   firstrun)
     need_onnx 1
     for m in mobilenet_v2 efficientnet_b0; do for a in 0 1 0 1; do
