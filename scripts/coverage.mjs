@@ -8,8 +8,14 @@
 //   check, check --unfused    fcm-opt check MODEL --hw h100 --json: max abs error against onnxruntime
 // and writes COVERAGE.md (generated: edit this script, not the file) plus the raw results as JSON.
 //
-//   npm run build && node scripts/coverage.mjs [--timeout 300] [--only a,b] [--update] [--out COVERAGE.md] [--json FILE]
+//   check --precision fp16    (with --fp16, alone) fcm-opt check MODEL --hw h100 --precision fp16 --json, fused: the
+//                             worst output's max error relative to max |reference|, cosine and top-1 against
+//                             onnxruntime's fp32 result, under the f16 tolerance (README, TESTING.md)
 //
+//   npm run build && node scripts/coverage.mjs [--timeout 300] [--only a,b] [--update] [--fp16] [--out COVERAGE.md] [--json FILE]
+//
+// --fp16: only the fp16 step, for the models whose fp32 check passed in the earlier run (--json); their other
+// columns are kept (implies --update).
 // --update: the rows of the models run now replace theirs in the JSON of an earlier run (--json), the others are
 // kept; each row names the fcm-opt commit and date it was measured with.
 //
@@ -27,12 +33,13 @@ const dist = (p) => pathToFileURL(join(root, 'dist', p)).href;
 const bin = join(root, 'bin', 'fcm-opt.js');
 
 function args(argv) {
-  const o = { timeout: 300, only: null, update: false, out: join(root, 'COVERAGE.md'), json: join(root, '.cache', 'coverage.json'), childRun: null };
+  const o = { timeout: 300, only: null, update: false, fp16: false, out: join(root, 'COVERAGE.md'), json: join(root, '.cache', 'coverage.json'), childRun: null };
   for (let i = 2; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--timeout') o.timeout = Number(argv[++i]);
     else if (a === '--only') o.only = argv[++i].split(',');
     else if (a === '--update') o.update = true;
+    else if (a === '--fp16') { o.fp16 = true; o.update = true; }
     else if (a === '--out') o.out = argv[++i];
     else if (a === '--json') o.json = argv[++i];
     else if (a === '--child-run') o.childRun = { model: argv[++i], plan: argv[++i], shapes: JSON.parse(argv[++i]) };
@@ -181,6 +188,30 @@ async function coverModel(m, path, limit) {
   return row;
 }
 
+/** The fp16 step alone: check --precision fp16, fused; the worst output by error relative to max |reference|. */
+async function coverFp16(path, shapes, limit) {
+  const r = await runProcess(process.execPath, [bin, 'check', path, '--hw', 'h100', '--json', '--precision', 'fp16', ...shapeArgs(shapes)], limit);
+  const out = { code: r.code, seconds: r.seconds };
+  if (r.code !== 0 && r.code !== 1) return { ...out, error: errorLine(r, path) };
+  try {
+    const rep = JSON.parse(r.out);
+    const worst = [...rep.outputs].sort((a, b) => Number(b.maxRelError) - Number(a.maxRelError))[0];
+    out.ok = rep.ok;
+    out.maxRel = Math.max(...rep.outputs.map((o) => Number(o.maxRelError)));
+    out.cosine = Math.min(...rep.outputs.map((o) => Number(o.cosine)));
+    out.top1 = rep.outputs.every((o) => Number(o.top1) + Number(o.top1Ties ?? 0) >= 1);
+    out.worst = worst?.name;
+    if (!rep.ok) out.error = `over tolerance: ${rep.outputs.filter((o) => !o.ok).map((o) => o.name).join(', ')}`;
+  } catch { out.error = errorLine(r, path); }
+  return out;
+}
+
+function fp16Cell(s) {
+  if (!s) return '';
+  if (s.maxRel !== undefined) return `${fmtErr(s.maxRel)}, 1-cos ${fmtErr(Math.max(0, 1 - s.cosine))}${s.top1 ? '' : ', top-1 differs'}${s.ok ? '' : ' (over)'}`;
+  return cell(s);
+}
+
 const fmtErr = (v) => (Number.isFinite(v) ? v.toExponential(1) : String(v));
 
 function cell(s) {
@@ -208,7 +239,7 @@ function opsCell(ops) {
 }
 
 function firstError(r) {
-  for (const k of ['dag', 'plan', 'run', 'runUnfused', 'check', 'checkUnfused']) {
+  for (const k of ['dag', 'plan', 'run', 'runUnfused', 'check', 'checkUnfused', 'checkFp16']) {
     if (r[k]?.error) return `${k}: ${r[k].error}`;
   }
   return '';
@@ -235,15 +266,20 @@ function markdown(rows, meta) {
     `with a limit of ${meta.timeout} s. Run time: median of 3 runs after a warm-up, on ${meta.device}.`,
     '',
     `fcm-opt ${meta.commit}${meta.commit.includes(',') ? ' (rows name theirs)' : ''}. ${rows.length} models: dag ok ${count('dag', ok)}, plan ok ${count('plan', ok)}, ` +
-      `run ok ${count('run', ok)} (unfused ${count('runUnfused', ok)}), check passed ${count('check', okCheck)} (unfused ${count('checkUnfused', okCheck)}).`,
+      `run ok ${count('run', ok)} (unfused ${count('runUnfused', ok)}), check passed ${count('check', okCheck)} (unfused ${count('checkUnfused', okCheck)}), ` +
+      `fp16 check passed ${count('checkFp16', okCheck)} of ${count('checkFp16', (s) => !!s)} run.`,
     '',
-    '| model | package | fmt | dag | plan | run fused | run unfused | check fused | check unfused | first error |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '"check fp16": `check --precision fp16` fused, worst output\'s max |error| / max |reference| and lowest cosine against',
+    'onnxruntime\'s fp32 result (tolerance: 3e-2 of max |reference|, cosine 0.9995, top-1 equal); run for the models whose',
+    'fp32 check passes (`node scripts/coverage.mjs --fp16`).',
+    '',
+    '| model | package | fmt | dag | plan | run fused | run unfused | check fused | check unfused | check fp16 | first error |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   const mixed = new Set(rows.map((r) => r.commit)).size > 1;
   for (const r of rows) {
     lines.push(`| ${r.name}${mixed ? ` (${r.commit})` : ''} | ${r.package} | ${r.format} | ${cell(r.dag)} | ${cell(r.plan)} | ${runCell(r.run)} | ${runCell(r.runUnfused)} | ` +
-      `${checkCell(r.check)} | ${checkCell(r.checkUnfused)} | ${firstError(r)} |`);
+      `${checkCell(r.check)} | ${checkCell(r.checkUnfused)} | ${fp16Cell(r.checkFp16)} | ${firstError(r)} |`);
   }
   lines.push('', '## Ops without a kernel', '', 'Nodes of each model as it runs (unfused, after import and the graph passes) that no kernel takes, by op, with node counts.', '');
   lines.push('| model | needs |', '|---|---|');
@@ -275,10 +311,22 @@ async function main() {
   // Rows of a run older than the per-row stamps carry its meta's.
   const earlier = before.rows.map((r) => ({ commit: before.meta?.commit, date: before.meta?.date, ...r }));
   const fresh = [];
+  const earlierByName = new Map(earlier.map((r) => [r.name, r]));
   for (const name of names) {
+    if (o.fp16) {
+      const prev = earlierByName.get(name);
+      if (!prev?.check?.ok) continue;
+      const path = await ensureModel(name);
+      const row = { ...prev, checkFp16: { ...(await coverFp16(path, models[name].inputShapes ?? undefined, o.timeout)), commit, date } };
+      fresh.push(row);
+      process.stderr.write(`${name}: check fp16 ${fp16Cell(row.checkFp16)} (${row.checkFp16.seconds.toFixed(0)} s) ${row.checkFp16.error ?? ''}\n`);
+      continue;
+    }
     const path = await ensureModel(name);
     const t0 = Date.now();
     const row = { ...(await coverModel(models[name], path, o.timeout)), commit, date };
+    // A re-run of the fp32 steps drops an fp16 figure measured with other code.
+    if (earlierByName.get(name)?.checkFp16) process.stderr.write(`${name}: its fp16 figure is dropped (run --fp16 again)\n`);
     fresh.push(row);
     process.stderr.write(`${name}: dag ${cell(row.dag)}, plan ${cell(row.plan)}, run ${runCell(row.run)}, check ${checkCell(row.check)} / ${checkCell(row.checkUnfused)} (${((Date.now() - t0) / 1000).toFixed(0)} s) ${firstError(row)}\n`);
   }
