@@ -22,6 +22,7 @@ import { convOut } from './conv-common.js';
 import { clampTiles, dwGeometry, epilogue, maxRegsPerThread, tileAttr } from './fused-common.js';
 import {
   bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, threadCap, threadsFor, wgFloats, where,
+  plusResidual,
 } from './shader.js';
 import { invalid } from '../src/errors.js';
 
@@ -103,7 +104,7 @@ fn ep2(a: f32, f: u32, fl: u32, ob: u32) {
   if (fl >= FB || f >= F) { return; }
   let o = ob + f * HO * WO;
   var v = act2(a${hasB2 ? ' + b2[f]' : ''});
-  ${hasRes ? 'v += res[o];' : ''}
+  ${hasRes ? `v = ${plusResidual(act2, 'v', 'res[o]')};` : ''}
   out[o] = v;
 }
 

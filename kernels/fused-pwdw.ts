@@ -30,6 +30,7 @@ import { convOut } from './conv-common.js';
 import { clampTiles, dwGeometry, epilogue, splitForParallelism, tileAttr } from './fused-common.js';
 import {
   bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, threadCap, wgFloats, where,
+  plusResidual,
 } from './shader.js';
 import { invalid } from '../src/errors.js';
 
@@ -213,7 +214,7 @@ ${ep1}
         if (ox + r < TW && xo < WO) {
           let o = ((n * M + f) * HO + y) * WO + xo;
           var v = act2(s[r]${hasB2 ? ' + b2[f]' : ''});
-          ${hasRes ? 'v += res[o];' : ''}
+          ${hasRes ? `v = ${plusResidual(act2, 'v', 'res[o]')};` : ''}
           out[o] = v;
         }
       }
