@@ -99,13 +99,14 @@ test('f16 storage: the folds run as unfolded (where the adapter has shader-f16)'
 
 // ---- every kernel that stores a residual, with the activation after it ---------------------------------------------
 
-/** relu(conv(x) + r) with r a graph input of the conv's output shape. */
-function convPlusInput(hw: number, C: number, N: number, F: number, conv: { kernel?: number; stride?: number; group?: number } = {}): Graph {
+/** relu(conv(x) + r) (or relu6: Clip's bounds as parameters) with r a graph input of the conv's output shape. */
+function convPlusInput(hw: number, C: number, N: number, F: number, conv: { kernel?: number; stride?: number; group?: number; relu6?: boolean } = {}): Graph {
   const b = new GraphBuilder('conv_res', 41);
   const x = b.input('x', [N, C, hw, hw]);
   const c = b.conv(x, { filters: F, bias: true, kernel: conv.kernel ?? 1, stride: conv.stride, group: conv.group });
   const r = b.input('r', b.shape(c));
-  return b.build([b.relu(b.add(c, r))]);
+  const s = b.add(c, r);
+  return b.build([conv.relu6 ? b.relu6(s) : b.relu(s)]);
 }
 
 // Shapes that reach each pointwise kernel with a residual (chooseDot): split-K, vec4 with global and staged weights, gemm.
@@ -131,11 +132,13 @@ for (const [what, hw, conv] of [
   ['depthwise 3x3, vec4 rows', 16, { kernel: 3, group: 8 }],
   ['depthwise 3x3 stride 2, scalar rows', 9, { kernel: 3, stride: 2, group: 8 }],
   ['general 3x3 conv', 7, { kernel: 3 }],
-  ['grouped 3x3 conv', 7, { kernel: 3, group: 2 }],
+  ['grouped 3x3 conv', 7, { kernel: 3, group: 2, relu6: true }],
 ] as const) {
-  test(`${what} + residual, Relu after: one dispatch, as unfolded`, async () => {
+  test(`${what} + residual, ${'relu6' in conv ? 'Clip(0, 6)' : 'Relu'} after: one dispatch, as unfolded`, async () => {
     const g = fuseEpilogues(convPlusInput(hw, 8, 1, 8, conv));
-    await same(g, foldResidualActivations(g), 1);
+    const f = foldResidualActivations(g);
+    if ('relu6' in conv) assert.deepEqual(f.nodes[0].attrs.activationParamsPost, [0, 6]);
+    await same(g, f, 1);
   });
 }
 
@@ -143,10 +146,11 @@ const tiles = { l1Filters: 8, l2Filters: 8, h: 4, w: 4, d: 8 };
 const planOf = (modules: PlanModule[]): Plan => ({ model: 'm', hw: 'h', mode: 'optimal', modules, totals: { gma: 0, gmaUnfused: 0, saved: 0, savedPercent: 0 } });
 const node = (y: string) => y.replace(/_out$/, '');
 
-for (const kind of ['pwdw', 'dwpw', 'pwpw'] as const) {
-  test(`${kind} FCM + residual, Relu after: one dispatch, as unfolded`, async () => {
+// pwpw on 1x1 maps takes the vector kernel (kernels/fused-pwpw.ts fusedPwPwVector), on 8x8 the tiled one.
+for (const [kind, hw] of [['pwdw', 8], ['dwpw', 8], ['pwpw', 8], ['pwpw', 1]] as const) {
+  test(`${kind} FCM on ${hw}x${hw} + residual, Relu after: one dispatch, as unfolded`, async () => {
     const b = new GraphBuilder(`fcm_${kind}`, 42);
-    const x = b.input('x', [1, 8, 8, 8]);
+    const x = b.input('x', [1, 8, hw, hw]);
     const first = b.conv(x, kind === 'dwpw' ? { filters: 8, kernel: 3, group: 8, bias: true } : { filters: 16, kernel: 1, bias: true });
     const mid = b.relu6(first);
     const second = kind === 'pwdw' ? b.conv(mid, { filters: 16, kernel: 3, group: 16, bias: true }) : b.conv(mid, { filters: 8, kernel: 1, bias: true });
