@@ -44,6 +44,7 @@ export function fusedDwPw(args: KernelArgs): KernelProgram {
   if (hasB2) expectInput(args, 4, [F], 'bias 2');
   if (hasRes) expectInput(args, 5, [N, F, HO, WO], 'residual');
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
+  if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
 
   const cb = { name: 'CB', value: Math.min(C, tileAttr(a, 'tileFilters1', 16, w)), min: 1 };
   const fb = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 32, w)), min: 1 };

@@ -48,6 +48,7 @@ export function fusedPwPw(args: KernelArgs): KernelProgram {
   if (hasB2) expectInput(args, 4, [F], 'bias 2');
   if (hasRes) expectInput(args, 5, [N, F, H, W], 'residual');
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
+  if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
 
   const HW = H * W;
   if (HW === 1) {

@@ -9,7 +9,10 @@ import { applyPlan } from '../../src/rewrite/apply-plan.js';
 import { foldResidualActivations } from '../../src/rewrite/residual-activation.js';
 import { foldChannelShuffles } from '../../src/rewrite/channel-shuffle.js';
 import { rewrite } from '../../src/pipeline/pipeline.js';
-import { fcmDomain, type Graph } from '../../src/graph/ir.js';
+import { fcmDomain, newAttrs, type Graph } from '../../src/graph/ir.js';
+import { FcmError } from '../../src/errors.js';
+import { kernelFor } from '../../kernels/registry.js';
+import { defaultLimits } from '../../kernels/program.js';
 import type { Plan, PlanModule } from '../../src/planner/plan.js';
 import { tinyRegNet, tinyResNet, tinyShuffleNet } from './fold-models.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
@@ -179,4 +182,11 @@ test('a Conv with activationPost exports as Conv, Add, activation: re-imported a
   assert.deepEqual(ops(back).filter((o) => o === 'Relu' || o === 'Add').length, 3 + 2 + 2, 'the stem\'s and first convs\' Relus, the residual Adds and the Relus after them');
   const again = foldResidualActivations(fuseEpilogues(back));
   assert.deepEqual(again.nodes.map((n) => [n.op, n.attrs.activation, n.attrs.activationPost]), folded.nodes.map((n) => [n.op, n.attrs.activation, n.attrs.activationPost]));
+});
+
+test('activationPost without a residual is refused by the conv and FCM kernels, naming the node', () => {
+  const conv = { name: 'c', op: 'Conv', domain: '', inputs: ['x', 'w'], outputs: ['y'], attrs: newAttrs({ kernel: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1, activationPost: 'Relu' }) };
+  assert.throws(() => kernelFor(conv, [[1, 4, 3, 3], [4, 4, 1, 1]], [[1, 4, 3, 3]], defaultLimits), (e: unknown) => e instanceof FcmError && e.kind === 'invalid' && /'c'/.test(e.message) && /no residual/.test(e.message));
+  const fcm = { name: 'f', op: 'FusedPwPw', domain: fcmDomain, inputs: ['x', 'w1', '', 'w2', '', ''], outputs: ['y'], attrs: newAttrs({ tileFilters1: 4, tileFilters2: 4, tileH: 2, tileW: 2, activationPost: 'Relu' }) };
+  assert.throws(() => kernelFor(fcm, [[1, 4, 3, 3], [4, 4, 1, 1], undefined, [4, 4, 1, 1], undefined, undefined], [[1, 4, 3, 3]], defaultLimits), (e: unknown) => e instanceof FcmError && /'f'/.test(e.message) && /no residual/.test(e.message));
 });
