@@ -1,11 +1,12 @@
 // What the three convolution kernels (conv2d.ts, depthwise.ts, pointwise.ts) share: the Conv node's geometry
 // from its normalized attributes (src/graph/ir.ts), shape checks, and the epilogue (bias, activation,
-// + residual, in that order).
+// + residual, in that order, then the activation after the residual where the node has one).
 
 import { invalid } from '../src/errors.js';
 import type { KernelArgs } from './program.js';
 import {
-  type Epilogue, expectOutput, hasInput, inShape, intAttr, intsAttr, nodeEpilogue, sameShape, where,
+  type Epilogue, expectOutput, hasInput, inShape, intAttr, intsAttr, nodeEpilogue, plusResidual, sameShape, where,
+  withPostActivation,
 } from './shader.js';
 
 /** A convolution window: kernel, strides, pads (top, left, bottom, right) and dilations. */
@@ -65,7 +66,9 @@ export function convGeom(args: KernelArgs): ConvGeom {
   if (hasScale && !sameShape(inShape(args, 4, 'channel scale'), [N, C, 1, 1])) {
     throw invalid(w, `channel scale '${args.node.inputs[4]}' must have shape [${N},${C},1,1]`);
   }
-  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, hasScale, act: nodeEpilogue(a, w) };
+  const act = withPostActivation(nodeEpilogue(a, w), a, w);
+  if (act.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
+  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, hasScale, act };
 }
 
 export const isPointwise = (g: ConvGeom) =>
@@ -82,9 +85,11 @@ export function convBindings(g: ConvGeom): { names: string[]; inputs: number[] }
   return { names, inputs };
 }
 
-/** WGSL statements storing accumulator `s` for output element `o` (channel `f`): bias, activation, residual. */
+/** WGSL statements storing accumulator `s` for output element `o` (channel `f`): bias, activation, residual (and the
+ *  activation after it). */
 export function convStore(g: ConvGeom, s: string, o: string, f: string): string {
-  return `out[${o}] = act(${s}${g.hasBias ? ` + b[${f}]` : ''})${g.hasRes ? ` + res[${o}]` : ''};`;
+  const y = `act(${s}${g.hasBias ? ` + b[${f}]` : ''})`;
+  return `out[${o}] = ${g.hasRes ? plusResidual(g.act, y, `res[${o}]`) : y};`;
 }
 
 export const geomKey = (g: ConvGeom) =>

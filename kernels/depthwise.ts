@@ -8,7 +8,7 @@
 import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, geomKey, isDepthwise } from './conv-common.js';
 import { invalid, unsupported } from '../src/errors.js';
-import { cacheKey, ceilDiv, constsI32, constsU32, flatDispatch, where } from './shader.js';
+import { cacheKey, ceilDiv, constsI32, constsU32, flatDispatch, plusResidual, where } from './shader.js';
 
 /**
  * Outputs per invocation, from bench/layer-kernels.ts on the H200 (MobileNetV2 at batch 1, 8, 32): stride 1 takes 4
@@ -63,11 +63,12 @@ export function depthwiseRows(g: ConvGeom, rw: number, limits: KernelLimits, w: 
       ? `  {\n    let iy = iy0 + ${kh * g.dh}i;\n    if (iy >= 0i && iy < H) {\n${inner}\n    }\n  }`
       : `  {\n    {\n${inner}\n    }\n  }`;
   }).join('\n');
+  const withRes = (v: string, r: string, v4: boolean) => (g.hasRes ? plusResidual(g.act, v, r, v4) : v);
   const store = vec
     ? `let o = (nc * HO + oy) * (WO / 4u) + q;
-  out[o] = vec4<f32>(${range(4).map((j) => epi(`s${j}`, 'c')).join(', ')})${g.hasRes ? ' + res[o]' : ''};`
+  out[o] = ${withRes(`vec4<f32>(${range(4).map((j) => epi(`s${j}`, 'c')).join(', ')})`, 'res[o]', true)};`
     : `let o = (nc * HO + oy) * WO + ox0;
-${range(rw).map((j) => `  ${g.WO % rw === 0 ? '' : `if (ox0 + ${j}u < WO) `}{ out[o + ${j}u] = ${epi(`s${j}`, 'c')}${g.hasRes ? ` + res[o + ${j}u]` : ''}; }`).join('\n')}`;
+${range(rw).map((j) => `  ${g.WO % rw === 0 ? '' : `if (ox0 + ${j}u < WO) `}{ out[o + ${j}u] = ${withRes(epi(`s${j}`, 'c'), `res[o + ${j}u]`, false)}; }`).join('\n')}`;
   const wgsl = `
 ${b.names.map((n, k) => decl(n, k, 'read')).join('\n')}
 ${decl('out', b.names.length, 'read_write')}

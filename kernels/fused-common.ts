@@ -7,7 +7,7 @@
 // shapes and tiles into the WGSL as constants, so a program is specific to one node; the cache key names all of it.
 
 import type { Conv2dGeom } from './conv-common.js';
-import { type Epilogue, intsAttr, nodeEpilogue, numAttr } from './shader.js';
+import { type Epilogue, intsAttr, nodeEpilogue, numAttr, withPostActivation } from './shader.js';
 import type { Attrs } from '../src/graph/ir.js';
 import { invalid, overLimit, unsupported } from '../src/errors.js';
 
@@ -27,7 +27,11 @@ export function tileAttr(a: Attrs, key: string, def: number, w: string): number 
 export type { Epilogue };
 
 /** Epilogue `index` (1: after the first layer, 2: after the second) of a fused node, as WGSL `act1`/`act2`. */
-export const epilogue = (a: Attrs, index: 1 | 2, w: string): Epilogue => nodeEpilogue(a, w, String(index), `act${index}`);
+/** Epilogue `index` of an FCM; the second carries the activation after the residual, if any (withPostActivation). */
+export const epilogue = (a: Attrs, index: 1 | 2, w: string): Epilogue => {
+  const e = nodeEpilogue(a, w, String(index), `act${index}`);
+  return index === 2 ? withPostActivation(e, a, w) : e;
+};
 
 /** The depthwise layer's geometry from the node attributes, with the kernel taken from the weights when absent. */
 export function dwGeometry(a: Attrs, wShape: readonly number[], w: string): Conv2dGeom {

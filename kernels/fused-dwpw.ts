@@ -22,6 +22,7 @@ import { convOut } from './conv-common.js';
 import { clampTiles, dwGeometry, epilogue, maxRegsPerThread, tileAttr } from './fused-common.js';
 import {
   bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, threadCap, threadsFor, wgFloats, where,
+  plusResidual,
 } from './shader.js';
 import { invalid } from '../src/errors.js';
 
@@ -43,6 +44,7 @@ export function fusedDwPw(args: KernelArgs): KernelProgram {
   if (hasB2) expectInput(args, 4, [F], 'bias 2');
   if (hasRes) expectInput(args, 5, [N, F, HO, WO], 'residual');
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
+  if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
 
   const cb = { name: 'CB', value: Math.min(C, tileAttr(a, 'tileFilters1', 16, w)), min: 1 };
   const fb = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 32, w)), min: 1 };
@@ -103,7 +105,7 @@ fn ep2(a: f32, f: u32, fl: u32, ob: u32) {
   if (fl >= FB || f >= F) { return; }
   let o = ob + f * HO * WO;
   var v = act2(a${hasB2 ? ' + b2[f]' : ''});
-  ${hasRes ? 'v += res[o];' : ''}
+  ${hasRes ? `v = ${plusResidual(act2, 'v', 'res[o]')};` : ''}
   out[o] = v;
 }
 

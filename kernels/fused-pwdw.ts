@@ -30,6 +30,7 @@ import { convOut } from './conv-common.js';
 import { clampTiles, dwGeometry, epilogue, splitForParallelism, tileAttr } from './fused-common.js';
 import {
   bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, threadCap, wgFloats, where,
+  plusResidual,
 } from './shader.js';
 import { invalid } from '../src/errors.js';
 
@@ -51,6 +52,7 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   if (hasB2) expectInput(args, 4, [M], 'bias 2');
   if (hasRes) expectInput(args, 5, [N, M, HO, WO], 'residual');
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
+  if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
 
   const fb = { name: 'FB', value: Math.min(M, tileAttr(a, 'tileFilters1', tileAttr(a, 'tileFilters2', 16, w), w)), min: 1 };
   const th = { name: 'TH', value: Math.min(HO, tileAttr(a, 'tileH', 8, w)), min: 1 };
@@ -213,7 +215,7 @@ ${ep1}
         if (ox + r < TW && xo < WO) {
           let o = ((n * M + f) * HO + y) * WO + xo;
           var v = act2(s[r]${hasB2 ? ' + b2[f]' : ''});
-          ${hasRes ? 'v += res[o];' : ''}
+          ${hasRes ? `v = ${plusResidual(act2, 'v', 'res[o]')};` : ''}
           out[o] = v;
         }
       }

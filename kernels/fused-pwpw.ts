@@ -22,6 +22,7 @@ import { clampTiles, epilogue, maxRegsPerThread, tileAttr } from './fused-common
 import {
   bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, pow2AtMost, threadCap, threadsFor,
   wgFloats, where,
+  plusResidual,
 } from './shader.js';
 import { invalid, unsupported } from '../src/errors.js';
 
@@ -47,6 +48,7 @@ export function fusedPwPw(args: KernelArgs): KernelProgram {
   if (hasB2) expectInput(args, 4, [F], 'bias 2');
   if (hasRes) expectInput(args, 5, [N, F, H, W], 'residual');
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
+  if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
 
   const HW = H * W;
   if (HW === 1) {
@@ -166,7 +168,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (e < FB * P && f < F && px < HW) {
       let o = (n * F + f) * HW + px;
       var v = act2(acc2[i]${hasB2 ? ' + b2[f]' : ''});
-      ${hasRes ? 'v += res[o];' : ''}
+      ${hasRes ? `v = ${plusResidual(act2, 'v', 'res[o]')};` : ''}
       out[o] = v;
     }
   }
@@ -300,7 +302,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (k == 0u && fl < FB && f < F && wid.x + wid.y * DISPATCH_X < TOTAL) {
       let o = n * F + f;
       var v = act2(part[li]${hasB2 ? ' + b2[f]' : ''});
-      ${hasRes ? 'v += res[o];' : ''}
+      ${hasRes ? `v = ${plusResidual(act2, 'v', 'res[o]')};` : ''}
       out[o] = v;
     }
     workgroupBarrier();

@@ -14,7 +14,7 @@
 import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, convStore, geomKey, isPointwise } from './conv-common.js';
 import { invalid, overLimit, unsupported } from '../src/errors.js';
-import { type Epilogue, bindings, cacheKey, ceilDiv, constsU32, layoutWorkgroups, pow2AtLeast, pow2AtMost, threadCap, where } from './shader.js';
+import { type Epilogue, bindings, cacheKey, ceilDiv, constsU32, layoutWorkgroups, plusResidual, pow2AtLeast, pow2AtMost, threadCap, where } from './shader.js';
 
 
 export function pointwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
@@ -143,7 +143,7 @@ function chooseDotNoGemm(g: DotGeom, limits: KernelLimits): DotChoice {
 function dotStore(g: DotGeom, v: string, o: string, f: string, vec: boolean): string {
   const biased = g.hasBias ? `${v} + ${vec ? `vec4<f32>(b[${f}])` : `b[${f}]`}` : v;
   const act = vec ? `vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))` : 'act(y)';
-  return `let y = ${biased};\n    out[${o}] = ${act}${g.hasRes ? ` + res[${o}]` : ''};`;
+  return `let y = ${biased};\n    out[${o}] = ${g.hasRes ? plusResidual(g.act, act, `res[${o}]`, vec) : act};`;
 }
 
 function dotBindings(names: string[], vec: boolean, wVec = false): string {

@@ -21,6 +21,7 @@ import { reduceMean, reduceOps } from './reduce.js';
 import { pool } from './pool.js';
 import { gemm } from './gemm.js';
 import { concat } from './concat.js';
+import { channelShuffle } from './channel-shuffle.js';
 import { split } from './split.js';
 import { slice } from './slice.js';
 import { transpose } from './transpose.js';
@@ -85,7 +86,7 @@ const byOp: Record<string, KernelEntry> = {
   MaxPool: { fp32: pool, int8: int8Pool }, AveragePool: { fp32: pool, int8: int8Pool },
   Gemm: { fp32: gemm, int8: int8FullyConnected }, MatMul: { fp32: gemm },
   Concat: { fp32: concat, int8: int8Concat }, Split: { fp32: split }, Slice: { fp32: slice }, Transpose: { fp32: transpose },
-  Pad: { fp32: pad, int8: int8Pad }, Softmax: { fp32: softmax, int8: int8Softmax },
+  Pad: { fp32: pad, int8: int8Pad }, ChannelShuffle: { fp32: channelShuffle }, Softmax: { fp32: softmax, int8: int8Softmax },
   BatchNormalization: { fp32: batchNorm },
   Resize: { fp32: resize }, ConvTranspose: { fp32: convTranspose },
   // The integer clamp of Relu / Clip; a float QuantizeLinear between two 8-bit tensors is a requantization.
@@ -132,7 +133,7 @@ function fp32KernelFor(node: Node, inputShapes: (number[] | undefined)[], output
   }
   const k = byOp[node.op]?.fp32;
   if (!k) throw unsupported(w, `no kernel for op '${node.op}'`);
-  if (node.op !== 'Split' && node.outputs.slice(1).some((y) => y)) throw unsupported(w, `${node.op} with more than one output is not supported`);
+  if (node.op !== 'Split' && node.op !== 'ChannelShuffle' && node.outputs.slice(1).some((y) => y)) throw unsupported(w, `${node.op} with more than one output is not supported`);
   const p = k(args);
   return { kind: 'programs', programs: Array.isArray(p) ? p : [p] };
 }

@@ -301,6 +301,25 @@ export interface Epilogue {
   fn: string;
   /** Part of the cache key. */
   key: string;
+  /** Whether `fn` also defines `ract` / `ract4`, the activation after the residual (withPostActivation). */
+  post?: boolean;
+}
+
+/**
+ * `e` with the activation a node applies after its residual add (attrs activationPost / activationParamsPost,
+ * src/graph/ir.ts) appended as the WGSL functions `ract` (f32) and `ract4` (vec4<f32>, per lane); `e` itself when the
+ * node has none, so kernels without it keep their WGSL and cache keys. Stores go through plusResidual.
+ */
+export function withPostActivation(e: Epilogue, a: Attrs, w: string): Epilogue {
+  if (a.activationPost === undefined) return e;
+  const post = nodeEpilogue(a, w, 'Post', 'ract');
+  const fn4 = 'fn ract4(v: vec4<f32>) -> vec4<f32> { return vec4<f32>(ract(v.x), ract(v.y), ract(v.z), ract(v.w)); }';
+  return { fn: `${e.fn}\n${post.fn}\n${fn4}`, key: `${e.key}>${post.key}`, post: true };
+}
+
+/** WGSL for `v + r`, through the activation after the residual when `e` has one (`vec`: vec4 operands). */
+export function plusResidual(e: Epilogue, v: string, r: string, vec = false): string {
+  return e.post ? `${vec ? 'ract4' : 'ract'}(${v} + ${r})` : `${v} + ${r}`;
 }
 
 /**

@@ -335,11 +335,14 @@ function writeNode(w: Writer, n: Node): void {
   w.node(n.op, n.name, inputs, [...n.outputs], out);
 }
 
-/** Conv [x, w, bias|'', residual|''] with `activation`: Conv, then the activation, then + residual (ir.ts). */
+/** Conv [x, w, bias|'', residual|''] with `activation`: Conv, then the activation, then + residual, then
+ *  `activationPost` (ir.ts). */
 function writeConvWithEpilogue(w: Writer, n: Node, attrs: AttrProps[]): void {
   const [x, weight, bias = '', residual = ''] = n.inputs;
   const act = n.attrs.activation as string | undefined;
-  const y = n.outputs[0];
+  const post = residual ? n.attrs.activationPost as string | undefined : undefined;
+  const y0 = n.outputs[0];
+  const y = post ? w.fresh(`${y0}_sum`) : y0;
   if (!act && !residual) { w.node('Conv', n.name, [x, weight, bias], [y], attrs); return; }
   const convOut = w.fresh(`${y}_conv`);
   w.node('Conv', n.name, [x, weight, bias], [convOut], attrs);
@@ -350,6 +353,7 @@ function writeConvWithEpilogue(w: Writer, n: Node, attrs: AttrProps[]): void {
     cur = target;
   }
   if (residual) w.node('Add', `${n.name}_residual`, [cur, residual], [y]);
+  if (post) writeActivation(w, `${n.name}_${post}_post`, post, (n.attrs.activationParamsPost as number[] | undefined) ?? [], y, y0);
 }
 
 function writeActivation(w: Writer, name: string, act: string, params: number[], x: string, y: string): void {

@@ -92,7 +92,13 @@ export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 
 // Epilogues: a Conv (or fused module) may carry `activation` (an Activation name) with its parameters in
 // `activationParams` (Clip: [min, max]; LeakyRelu: [alpha]; HardSigmoid: [alpha, beta]) and a residual
-// tensor as its 4th input (inputs [x, w, bias|'', residual]). Order: bias, then activation, then + residual.
+// tensor as its 4th input (inputs [x, w, bias|'', residual]). Order: bias, then activation, then + residual, then
+// `activationPost` / `activationParamsPost` (an activation after the residual add, ResNet's relu(x + f(x)): only with a
+// residual; FCMs take it after their residual too). src/rewrite/residual-activation.ts folds it.
+//
+// ChannelShuffle (default domain; made by src/rewrite/channel-shuffle.ts for the executor, never imported): inputs
+// [N, C_k, H, W] concatenated along channels, shuffled in attr `groups` (ShuffleNet's Reshape -> Transpose [0,2,1,3,4]
+// -> Reshape), split along channels into its outputs [N, D_m, H, W] in order. kernels/channel-shuffle.ts.
 //
 // Fused Convolutional Modules (domain 'ai.fcm.opt', op FusedPwDw | FusedDwPw | FusedPwPw):
 //   inputs  [x, w1, b1|'', w2, b2|'', residual|'']

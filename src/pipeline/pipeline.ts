@@ -5,7 +5,8 @@
 //            convs take (never residual Adds, nor activations that change the quantization) and plans with 1-byte
 //            elements;
 //   plan     planFusion of that DAG (optimal mode), or a given Plan;
-//   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them.
+//   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them; float graphs
+//            also fold residual activations and channel shuffles (src/rewrite/residual-activation.ts, channel-shuffle.ts).
 // createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
 // with options of their own (excluded pairs, a tuned plan) and create sessions with the result.
 
@@ -29,6 +30,8 @@ import { batchOf } from '../graph/util.js';
 import { fuseEpilogues } from '../rewrite/epilogues.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { foldPads } from '../rewrite/fold-pads.js';
+import { foldResidualActivations } from '../rewrite/residual-activation.js';
+import { foldChannelShuffles } from '../rewrite/channel-shuffle.js';
 import { sameQuant } from '../runtime/compile.js';
 import type { FloatPrecision, PrecisionName } from '../runtime/precision.js';
 import { resolveHw } from './hw.js';
@@ -166,7 +169,9 @@ export function planFor(pin: PlanningInput, options: { model?: string; exclude?:
 /** The graph the executor runs: `plan` applied to the prepared graph (or epilogues only), pads folded. */
 export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' | Plan): Graph {
   if (precision === 'int8') return plan === 'unfused' ? foldPads(graph) : foldPads(unmask(applyPlan(maskEpilogues(graph), plan)));
-  return plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
+  const folded = plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
+  // Work that is only data movement or a cheap element-wise step, folded into its neighbours (fewer dispatches).
+  return foldChannelShuffles(foldResidualActivations(folded));
 }
 
 /** Prepare, plan ('auto': on hw()) and rewrite `g` for `precision`. */
