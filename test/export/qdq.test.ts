@@ -72,7 +72,7 @@ function real(g: Graph, y: string, t: ort.Tensor): Float64Array {
 
 const kinds = ['conv 3x3/2 relu6', 'depthwise 3x3 relu6', 'pointwise', 'pad + depthwise 3x3/2 valid', 'add', 'mean', 'hard_swish', 'fully_connected', 'softmax'];
 
-test('one quantized layer of each kind: onnxruntime on the QDQ file within 1 LSB of fcm-opt\'s integer executor', async () => {
+test('one quantized layer of each kind: onnxruntime on the QDQ file within 1 LSB of fcm-opt\'s integer executor', async (t) => {
   for (const kind of kinds) {
     const g = await loadModel(oneLayer(kind, 11), { source: `${kind}.tflite` });
     const q = qdqGraph(g);
@@ -99,8 +99,9 @@ test('one quantized layer of each kind: onnxruntime on the QDQ file within 1 LSB
           if (ours[i] !== 0) nonzero++;
         }
       }
-      // The layer's output is not all zeros or saturated (the comparison would say little).
+      // The layer's output is not all zeros (the comparison would say little).
       assert.ok(nonzero > 0, `${kind}: outputs are all zero`);
+      t.diagnostic(`${kind}: largest difference ${lsbs.toFixed(3)} LSB`);
     } finally {
       session.dispose();
     }
