@@ -58,7 +58,7 @@ export function register(program: Command): void {
         if (o.tune) {
           const { graph: g } = await loadChecked(model, { batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
           const { tunePlan } = await import('../tune/tune.js');
-          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision })).plan;
+          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision, maxMemory: o.maxMemory })).plan;
         }
         const report = await runBench(model, { hw: o.hw, batch: o.batch, inputShapes: o.inputShape, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, onProgress: bar?.update, concurrency: o.concurrency });
         bar?.end();

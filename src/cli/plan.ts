@@ -158,7 +158,7 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
     if (options.mode !== 'optimal') throw unsupported(input, "--tune tunes the optimal planner's plan: use --mode optimal");
     const { tunePlan } = await import('../tune/tune.js');
     try {
-      const r = await tunePlan(graph, hw, { model: basename(input), precision: options.precision, log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+      const r = await tunePlan(graph, hw, { model: basename(input), precision: options.precision, maxMemory: options.maxMemory, log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
       plan = r.plan;
       const kept = plan.modules.filter((m) => m.tuned).length;
       tuneNote = `tuned on this GPU: ${r.rows.length} fused modules timed with ${r.rows.length ? Object.keys(r.rows[0].fusedUs).length : 0} tile variants each; ` +

@@ -38,7 +38,7 @@ before(() => {
   writeFileSync(model, wideModel(12));
 });
 
-const bench = (budget: string) => fcmOpt(['bench', model, '--hw', 'h100', '--runs', '1', '--warmup', '0', '--json', '--max-memory', budget]);
+const bench = (budget: string, ...extra: string[]) => fcmOpt(['bench', model, '--hw', 'h100', '--runs', '1', '--warmup', '0', '--json', '--max-memory', budget, ...extra]);
 
 function assertOver(r: { code: number | null; out: string; err: string }, step: RegExp): void {
   assert.equal(r.code, 4, r.err);
@@ -56,4 +56,11 @@ test('bench --max-memory 250M: the import fits, fcm-opt\'s session buffers do no
 
 test('bench --max-memory 600M: fcm-opt\'s sessions fit, onnxruntime\'s session does not (exit 4 naming it)', async () => {
   assertOver(await bench('600M'), /wide\.onnx: onnxruntime's webgpu session: about \d+\.\d MiB more on top of \d+\.\d MiB in use, over the memory budget of 600\.0 MiB \(--max-memory\)/);
+});
+
+test('--tune --max-memory 250M: the tuner\'s sessions are charged too (exit 4 before any tuning run)', async () => {
+  const over = /wide\.onnx: the session's GPU buffers: about \d+\.\d MiB more on top of \d+\.\d MiB in use, over the memory budget of 250\.0 MiB \(--max-memory\)/;
+  assertOver(await bench('250M', '--tune'), over);
+  // plan --tune prints a line per tuning step on stderr; over the budget there is only the error (and no plan).
+  assertOver(await fcmOpt(['plan', model, '--hw', 'h100', '--tune', '--max-memory', '250M']), over);
 });
