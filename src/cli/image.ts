@@ -3,6 +3,7 @@
 // interpolation with half-pixel centres and no antialiasing (ONNX Resize 'linear', coordinate_transformation_mode
 // half_pixel), normalised as (pixel * scale - mean[c]) / std[c] (default scale 1/255 and ImageNet's mean and std),
 // and laid out as the input is: NCHW when dim 1 is 1 or 3 (the IR's layout), else NHWC when dim 3 is.
+// The pixels are taken as stored: EXIF orientation and colour profiles are not applied.
 import pngjs from 'pngjs';
 import jpeg from 'jpeg-js';
 import { FcmError, invalid, overLimit, unsupported } from '../errors.js';
