@@ -8,9 +8,10 @@
 // description has bandwidth).
 
 import { loadOnnxruntime } from '../onnxruntime.js';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { checkMemory } from '../memory-budget.js';
 import { basename } from 'node:path';
-import { invalid, unsupported } from '../errors.js';
+import { FcmError, invalid, unsupported } from '../errors.js';
 import { fcmDomain, type Graph } from '../graph/ir.js';
 import type { Plan } from '../planner/plan.js';
 import { validateDag } from '../planner/dag-load.js';
@@ -28,14 +29,17 @@ import { createSession as createFcmSession } from '../pipeline/session.js';
 export interface BenchOptions {
   /** A hardware description (path, shipped name) or 'auto' (from the WebGPU adapter). */
   hw?: string;
+  /** Value of a symbolic batch dimension; a fixed one must equal it. Default: the model's (1 where symbolic). */
   batch?: number;
+  /** Static shapes for inputs with symbolic dims (ONNX and Keras models; a .tflite fixes its shapes). */
+  inputShapes?: Record<string, number[]>;
   runs?: number;
   warmup?: number;
   /** The fused contestant's plan (e.g. tuned on this GPU: src/tune/tune.ts); default: planFusion, optimal mode. */
   plan?: Plan;
   /** Timed runs of one contestant in a row before the next one's (default 10; see timeContestants). */
   block?: number;
-  /** ImportOptions.maxMemory for loading the model (default 4 GiB). */
+  /** The memory budget: the import, fcm-opt's sessions (their GPU buffers) and onnxruntime's sessions (default 4 GiB). */
   maxMemory?: number;
   /** Called after each run (warm-up included) with (done, total). */
   onProgress?: (done: number, total: number) => void;
@@ -311,6 +315,14 @@ async function ortContestant(ort: OrtLike, name: string, path: string, provider:
   return { c: { name, run }, release: () => session.release() };
 }
 
+/** What an onnxruntime session of the model adds (as check charges it): the model bytes, its own copy of the
+ *  weights (about the file again) and, without reuse at most, every activation in float32. */
+function ortSessionBytes(g: Graph, modelPath: string): number {
+  let activations = 0;
+  for (const t of g.tensors.values()) if (t.data === undefined && !t.shapeUnknown) activations += 4 * t.shape.reduce((a, b) => a * b, 1);
+  return 2 * statSync(modelPath).size + activations;
+}
+
 const numelOf = (g: Graph, y: string) => (g.tensors.get(y)?.shape ?? []).reduce((a, b) => a * b, 1);
 
 function fcmContestant(name: string, s: FcmSessionLike, g: Graph, inputs: Record<string, Float32Array>): Contestant {
@@ -341,16 +353,24 @@ export async function timeLiteRt(model: Uint8Array, runs: number, warmup: number
 
 /** The whole bench of one model. Throws FcmError for bad input or a failing fcm-opt run. */
 export async function runBench(modelPath: string, opts: BenchOptions = {}): Promise<BenchReport> {
-  const batch = opts.batch ?? 1;
   const runs = opts.runs ?? 20;
   const warmup = opts.warmup ?? 3;
   const block = opts.block ?? 10;
   const concurrency = opts.concurrency ?? 1;
-  for (const [k, v, min] of [['--batch', batch, 1], ['--runs', runs, 1], ['--warmup', warmup, 0], ['--block', block, 1], ['--concurrency', concurrency, 1]] as const) {
+  for (const [k, v, min] of [['--batch', opts.batch ?? 1, 1], ['--runs', runs, 1], ['--warmup', warmup, 0], ['--block', block, 1], ['--concurrency', concurrency, 1]] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw invalid(k, `expected an integer >= ${min}, got ${v}`);
   }
-  const graph = await load(modelPath, { batch, maxMemory: opts.maxMemory });
-  checkBatch(graph, batch);
+  const tflite = modelPath.toLowerCase().endsWith('.tflite');
+  const inputShapes = opts.inputShapes && Object.keys(opts.inputShapes).length > 0 ? opts.inputShapes : undefined;
+  if (inputShapes && tflite) throw invalid(modelPath, '--input-shape cannot apply: a .tflite file fixes the shapes of its inputs');
+  for (const [name, dims] of Object.entries(inputShapes ?? {})) {
+    if (opts.batch !== undefined && dims[0] !== opts.batch) {
+      throw invalid('--input-shape', `gives input '${name}' a first dimension of ${dims[0]}; --batch ${opts.batch} cannot apply (give one of them)`);
+    }
+  }
+  const graph = await load(modelPath, { batch: opts.batch, inputShapes, maxMemory: opts.maxMemory });
+  if (opts.batch !== undefined) checkBatch(graph, opts.batch);
+  const batch = opts.batch ?? graph.tensors.get(graph.inputs[0])?.shape[0] ?? 1;
   const adapter = await adapterSummary();
   const hwName = opts.hw ?? 'auto';
   if (hwName === 'auto' && !adapter.adapter) throw unsupported('--hw auto', `no WebGPU adapter (${adapter.description}); pass --hw with a file or a name`);
@@ -364,7 +384,8 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   let litertLabel: string | undefined;
   try {
     const precision = opts.precision ?? 'fp32';
-    const unfused = await createSession(modelPath, { hw, plan: 'unfused', batch, precision });
+    const made = { batch, inputShapes, maxMemory: opts.maxMemory };
+    const unfused = await createSession(modelPath, { hw, plan: 'unfused', precision, ...made });
     sessions.push(unfused);
     // A quantized model that createSession runs on the integer kernels (path 'int8') is planned as they run it:
     // 1-byte elements, its integer graph's layers (src/pipeline/pipeline.ts planningInput).
@@ -372,23 +393,25 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     const pin = { ...pin0, dag: validateDag(pin0.dag, `${modelPath} (layer DAG)`), batch };
     const plan = opts.plan ?? planFor(pin, { model: basename(modelPath) });
     const fusedGraph = rewrite(pin.graph, pin.precision, plan);
-    const fused = await createSession(modelPath, { hw, plan, batch, precision, ...(concurrency > 1 ? { maxInFlight: concurrency } : {}) });
+    const fused = await createSession(modelPath, { hw, plan, precision, ...made, ...(concurrency > 1 ? { maxInFlight: concurrency } : {}) });
     sessions.unshift(fused);
     const contestants: Contestant[] = [fcmContestant(contestantNames[0], fused, graph, inputs), fcmContestant(contestantNames[1], unfused, graph, inputs)];
     const unavailable: BenchResult[] = [];
-    const tflite = modelPath.toLowerCase().endsWith('.tflite');
     const tfjs = /\.(json|keras|h5)$/.test(modelPath.toLowerCase());
     for (const [name, provider] of [[contestantNames[2], 'webgpu'], [contestantNames[3], 'cpu']] as const) {
       if (tflite || tfjs) { unavailable.push({ name, unavailable: `onnxruntime reads ONNX files, not ${tflite ? 'TFLite' : 'Keras models'}` }); continue; }
       try {
         // Without onnxruntime-node (an optional peer) its rows say so; fcm-opt's own rows still run.
         const ort = (await loadOnnxruntime('bench (the onnxruntime contestants)')) as unknown as OrtLike;
+        checkMemory(opts.maxMemory, ortSessionBytes(graph, modelPath), `onnxruntime's ${provider} session`, modelPath);
         const o = await ortContestant(ort, name, modelPath, provider, graph, inputs);
         // A provider that starts but cannot run this model counts as unavailable too.
         await o.c.run();
         contestants.push(o.c);
         releases.push(o.release);
       } catch (e) {
+        // Over the memory budget is the command's error (exit 4), not an unavailable row.
+        if (e instanceof FcmError && e.kind === 'limit') throw e;
         unavailable.push({ name, unavailable: firstLine(e) });
       }
     }

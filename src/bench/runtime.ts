@@ -30,6 +30,10 @@ export interface CreateSessionOptions {
   precision?: 'fp32' | 'fp16';
   /** Runs that may wait for their outputs at once (throughput mode). */
   maxInFlight?: number;
+  /** Static shapes for inputs with symbolic dims (--input-shape). */
+  inputShapes?: Record<string, number[]>;
+  /** The command's memory budget (--max-memory), charged by the session before its GPU buffers are made. */
+  maxMemory?: number;
 }
 
 export type CreateSession = (model: string | Uint8Array, opts: CreateSessionOptions) => Promise<FcmSessionLike>;

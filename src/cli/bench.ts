@@ -1,11 +1,11 @@
-// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--runs N] [--warmup W] [--block K] [--tune] [--concurrency C] [--json] [--no-litert]`:
+// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--input-shape NAME=DIMS ...] [--max-memory BYTES] [--runs N] [--warmup W] [--block K] [--tune] [--concurrency C] [--json] [--no-litert]`:
 // latency of fcm-opt fused and unfused against onnxruntime-node WebGPU and CPU (.tflite: LiteRT.js in headless Chromium), with
 // per-module GPU times (src/bench/).
 import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
-import { maxMemoryOption, precisionOption, hwOption } from './options.js';
+import { batchOption, inputShapeOption, maxMemoryOption, precisionOption, hwOption } from './options.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
@@ -14,7 +14,8 @@ import { hwForCommand } from './plan.js';
 
 interface BenchCliOptions {
   hw: string;
-  batch: number;
+  batch?: number;
+  inputShape?: Record<string, number[]>;
   runs: number;
   warmup: number;
   block: number;
@@ -38,7 +39,8 @@ export function register(program: Command): void {
     .description('time fcm-opt fused and unfused against onnxruntime-node (WebGPU and CPU) or, for .tflite, LiteRT.js, with per-module GPU times')
     .argument('<model>', 'an .onnx, .tflite, .keras, .h5 or TF.js Layers model.json')
     .addOption(hwOption())
-    .option('--batch <n>', 'value for a symbolic batch dimension', integer('--batch', 1), 1)
+    .addOption(batchOption())
+    .addOption(inputShapeOption())
     .option('--runs <n>', 'timed runs of each', integer('--runs', 1), 20)
     .option('--warmup <n>', 'untimed runs of each first', integer('--warmup', 0), 3)
     .option('--block <n>', 'timed runs of one contestant in a row before the next (a GPU slows down while it idles)', integer('--block', 1), 10)
@@ -54,11 +56,11 @@ export function register(program: Command): void {
       try {
         let plan: Plan | undefined;
         if (o.tune) {
-          const { graph: g } = await loadChecked(model, { batch: o.batch, maxMemory: o.maxMemory });
+          const { graph: g } = await loadChecked(model, { batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
           const { tunePlan } = await import('../tune/tune.js');
-          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision })).plan;
+          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision, maxMemory: o.maxMemory })).plan;
         }
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, onProgress: bar?.update, concurrency: o.concurrency });
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, inputShapes: o.inputShape, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, onProgress: bar?.update, concurrency: o.concurrency });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

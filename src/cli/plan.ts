@@ -20,7 +20,8 @@ import { batchOf } from '../graph/util.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { exportOptimized } from '../export/optimized.js';
 import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
-import { loadPlanSource, rewrite } from '../pipeline/pipeline.js';
+import { loadPlanSource, prepareInt8Graph, rewrite } from '../pipeline/pipeline.js';
+import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { resolveHw } from '../pipeline/hw.js';
 import { batchOption, inputShapeOption, maxMemoryOption, precisionOption, hwOption } from './options.js';
 import type { FloatPrecision } from '../runtime/precision.js';
@@ -157,7 +158,7 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
     if (options.mode !== 'optimal') throw unsupported(input, "--tune tunes the optimal planner's plan: use --mode optimal");
     const { tunePlan } = await import('../tune/tune.js');
     try {
-      const r = await tunePlan(graph, hw, { model: basename(input), precision: options.precision, log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+      const r = await tunePlan(graph, hw, { model: basename(input), precision: options.precision, maxMemory: options.maxMemory, log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
       plan = r.plan;
       const kept = plan.modules.filter((m) => m.tuned).length;
       tuneNote = `tuned on this GPU: ${r.rows.length} fused modules timed with ${r.rows.length ? Object.keys(r.rows[0].fusedUs).length : 0} tile variants each; ` +
@@ -174,7 +175,10 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
   const files: Array<[string, string, () => Uint8Array | string]> = [];
   if (options.dag) files.push(['--dag', options.dag, () => `${JSON.stringify(dag, null, 1)}\n`]);
   if (options.plan) files.push(['--plan', options.plan, () => planToJson(plan)]);
-  if (options.output) files.push(['-o', options.output, () => exportOptimized(applyPlan(graph!, plan), plan)]);
+  // A quantized model is written as the integer executor rewrites it (its Adds and requantizing activations kept
+  // as nodes, pads folded), in QDQ form.
+  const optimizedGraph = (g: Graph) => (isQuantizedGraph(g) ? prepareInt8Graph(g, plan, () => hw) : applyPlan(g, plan));
+  if (options.output) files.push(['-o', options.output, () => exportOptimized(optimizedGraph(graph!), plan)]);
   const contents = files.map(([what, path, make]) => [what, path, make()] as const);
   for (const [what, path, data] of contents) await writeFileAtomic(path, data, { notSameAs: inputs, what });
   // What -o wrote, as a before/after table (on stderr with --json, whose stdout is the plan alone).

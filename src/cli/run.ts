@@ -1,6 +1,7 @@
-// `fcm-opt run MODEL [--hw CFG] [--unfused] [--input SPEC ...] [--output OUT.npz|OUT.npy] [--top K] [--json]`: runs
-// the model on the WebGPU executor. Inputs: `name=file.npy`, `file.npy` (a one-input model) or `file.npz` (arrays
-// named as the inputs), repeatable; without --input, the seeded inputs `check` uses. Prints a line per output
+// `fcm-opt run MODEL [--hw CFG] [--unfused] [--input SPEC ... | --image FILE ...] [--output OUT.npz|OUT.npy] [--top K] [--json]`:
+// runs the model on the WebGPU executor. Inputs: `name=file.npy`, `file.npy` (a one-input model) or `file.npz` (arrays
+// named as the inputs), repeatable; or PNG/JPEG images for a one-input image model (src/cli/image.ts: resized,
+// normalised with --mean/--std/--scale, laid out as the input); without either, the seeded inputs `check` uses. Prints a line per output
 // (shape, range, mean, and with --top K the K largest values of each row); --output writes every output (.npz) or
 // the only one (.npy).
 
@@ -18,6 +19,8 @@ import type { FloatPrecision } from '../runtime/precision.js';
 import { checkOutputTarget } from '../export/write-atomic.js';
 import { hwInputs } from './plan.js';
 import { releaseGpu } from '../runtime/device.js';
+import { imagesToTensor, parseChannelValues, readImage, type RgbImage } from './image.js';
+import { defaultMaxMemory } from '../../converters/options.js';
 
 export interface RunCliOptions {
   hw?: string;
@@ -34,6 +37,11 @@ export interface RunCliOptions {
   maxMemory?: number;
   /** Float kernels' storage (default fp32). */
   precision?: FloatPrecision;
+  /** PNG or JPEG files, one per batch item of the model's one input (instead of --input). */
+  image?: string[];
+  mean?: number[];
+  std?: number[];
+  scale?: number;
 }
 
 interface InputSource { name?: string; file: string }
@@ -127,17 +135,32 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
   const output = o.output;
   const ext = output ? extname(output).toLowerCase() : '';
   const sources = o.input ?? [];
+  const images = o.image ?? [];
+  if (images.length && sources.length) throw invalid('--image', 'and --input both given; give the model\'s input one way');
+  for (const [flag, v] of [['--mean', o.mean], ['--std', o.std], ['--scale', o.scale]] as const) {
+    if (v !== undefined && !images.length) throw invalid(flag, 'normalises --image inputs; no --image is given');
+  }
   // The output may be none of the inputs (same path or inode), and not a device: refused before any work.
-  const target = { notSameAs: [model, ...sources.map((s) => parseInputSpec(s)[0].file), ...hwInputs(o.hw)], what: '--output' };
+  const target = { notSameAs: [model, ...sources.map((s) => parseInputSpec(s)[0].file), ...images, ...hwInputs(o.hw)], what: '--output' };
   if (output) await checkOutputTarget(output, target);
   if (output && ext !== '.npy' && ext !== '.npz') throw invalid(output, 'the output must be .npz (every output) or .npy (a one-output model)');
-  const read = await readInputs(sources.flatMap((s) => parseInputSpec(s)), o.maxMemory);
-  // A given input's first dimension fixes a symbolic batch, unless --batch says otherwise.
+  let read = await readInputs(sources.flatMap((s) => parseInputSpec(s)), o.maxMemory);
+  const decoded: (RgbImage & { file: string })[] = [];
+  for (const file of images) decoded.push({ ...(await readImage(file, o.maxMemory ?? defaultMaxMemory)), file });
+  // A given input's first dimension fixes a symbolic batch, unless --batch says otherwise; images are one item each.
   const first = read.unnamed ?? [...read.byName.values()][0];
-  const batch = o.batch ?? first?.a.shape[0];
+  const batch = o.batch ?? (decoded.length ? decoded.length : first?.a.shape[0]);
   // Imported here so that the memory budget applies (createSession takes the graph as it is).
   // The model check every command runs (import, then the layer DAG validated).
   const { graph } = await loadChecked(model, { batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
+  if (decoded.length) {
+    if (graph.inputs.length !== 1) throw invalid(model, `the model has ${graph.inputs.length} inputs (${graph.inputs.join(', ')}); --image feeds a one-input model (use --input NAME=FILE.npy)`);
+    const x = graph.inputs[0];
+    const shape = [...graph.tensors.get(x)!.shape];
+    const data = imagesToTensor(decoded, shape, `${model}: input '${x}'`, { mean: o.mean, std: o.std, scale: o.scale });
+    const from = decoded.map((d) => `${d.file} (${d.format} ${d.width}x${d.height})`).join(', ');
+    read = { byName: new Map(), unnamed: { a: { shape, data }, from } };
+  }
   const feeds = matchInputs(graph, model, read, o.seed ?? 0);
   if (output && ext === '.npy' && graph.outputs.length !== 1) {
     throw invalid(output, `the model has ${graph.outputs.length} outputs (${graph.outputs.join(', ')}); write them all with --output FILE.npz`);
@@ -177,6 +200,14 @@ export function register(program: Command): void {
     .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .option('--input <spec>', 'NAME=FILE.npy, FILE.npy (a one-input model) or FILE.npz (arrays named as the inputs), float32; repeatable. Default: seeded values in [-1, 1) as check uses', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--image <file>', "a PNG or JPEG for the model's one image input (rank 4, 1 or 3 channels; NCHW, or NHWC where dim 3 is the channels), one per batch item, repeatable: RGB, resized to the input's HxW (bilinear, half-pixel centres, no antialiasing), normalised as (pixel * scale - mean) / std", (v: string, prev: string[] = []) => [...prev, v])
+    .option('--mean <m>', '--image: mean per channel, one value or R,G,B (default ImageNet: 0.485,0.456,0.406)', parseChannelValues('--mean', false))
+    .option('--std <s>', '--image: standard deviation per channel, one value or R,G,B (default ImageNet: 0.229,0.224,0.225); --mean 0 --std 1 gives raw 0..1 values', parseChannelValues('--std', true))
+    .option('--scale <s>', '--image: factor on the 0..255 pixel before --mean and --std (default 1/255; 1 for 0..255 values)', (v: string) => {
+      const n = Number(v);
+      if (v.trim() === '' || !Number.isFinite(n) || n <= 0) throw invalid('--scale', `expected a positive number, got '${v}'`);
+      return n;
+    })
     .option('--output <file>', 'write every output (.npz) or the only one (.npy)')
     .option('--seed <n>', 'seed of the inputs when none is given (default 0)', (v) => {
       const n = Number(v);

@@ -25,6 +25,7 @@ import { exportOnnx } from '../../converters/onnx/export.js';
 import { onnx } from '../../converters/onnx/codec.js';
 import type { Plan, PlanModule } from '../planner/plan.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
+import { qdqGraph } from '../../converters/onnx/export-qdq.js';
 
 export const fcmOpsetVersion = 1;
 export const planMetadataKey = 'ai.fcm.opt.plan';
@@ -56,10 +57,12 @@ export interface FcmVariant {
   activation1?: Activation;
   activation2?: Activation;
   residual: boolean;
+  /** A quantized graph's module in QDQ form: inputs 6 and 7 are the intermediate's scale and zero point. */
+  quantized?: boolean;
 }
 
 export function overloadName(v: FcmVariant): string {
-  return `${v.activation1 ?? 'none'}_${v.activation2 ?? 'none'}${v.residual ? '_residual' : ''}`;
+  return `${v.activation1 ?? 'none'}_${v.activation2 ?? 'none'}${v.residual ? '_residual' : ''}${v.quantized ? '_qdq' : ''}`;
 }
 
 const AT = onnx.AttributeProto.AttributeType;
@@ -73,7 +76,7 @@ const ref = (name: string, type: number, refAttrName = name): AttrProps => ({ na
 export function variantOf(g: Graph, n: Node): FcmVariant {
   const where = `${g.source}: node '${n.name}' (${n.op})`;
   if (!(fcmOps as readonly string[]).includes(n.op)) throw unsupported(where, `unknown fused module op type (expected ${fcmOps.join(', ')})`);
-  const v: FcmVariant = { op: n.op as FcmOp, residual: (n.inputs[5] ?? '') !== '' };
+  const v: FcmVariant = { op: n.op as FcmOp, residual: (n.inputs[5] ?? '') !== '', ...((n.inputs[6] ?? '') !== '' ? { quantized: true } : {}) };
   for (const k of ['activation1', 'activation2'] as const) {
     const a = n.attrs[k];
     if (a === undefined) continue;
@@ -147,6 +150,12 @@ export function fcmFunction(v: FcmVariant, opset: number): FunctionProps {
       for (const p of activationParamNames[act]) attributes.add(`${p}${i}`);
       cur = out;
     }
+    if (i === 1 && v.quantized) {
+      // The intermediate on its 8-bit grid, as the integer FCM requantizes it between the two layers.
+      body.push({ opType: 'QuantizeLinear', input: [cur, 'mid_scale', 'mid_zero_point'], output: ['mid_q'] });
+      body.push({ opType: 'DequantizeLinear', input: ['mid_q', 'mid_scale', 'mid_zero_point'], output: ['mid'] });
+      cur = 'mid';
+    }
   }
   if (v.residual) {
     body.push({ opType: 'Add', input: [cur, 'residual'], output: ['y'] });
@@ -159,7 +168,8 @@ export function fcmFunction(v: FcmVariant, opset: number): FunctionProps {
     name: v.op,
     domain: fcmDomain,
     overload: overloadName(v),
-    input: ['x', 'w1', 'b1', 'w2', 'b2', ...(v.residual ? ['residual'] : [])],
+    // Inputs are positional: a quantized variant keeps the residual's slot (absent without one) before its scale and zero point.
+    input: ['x', 'w1', 'b1', 'w2', 'b2', ...(v.residual || v.quantized ? ['residual'] : []), ...(v.quantized ? ['mid_scale', 'mid_zero_point'] : [])],
     output: ['y'],
     attribute: [...attributes],
     node: body,
@@ -227,8 +237,9 @@ function fusedNodeProto(g: Graph, n: Node): NodeProps {
   }
   const x = g.tensors.get(n.inputs[0]);
   if (x && x.dtype !== 'float32') throw unsupported(where, `fused modules of ${x.dtype} tensors (float32 only)`);
-  if (n.inputs.length > 6 || !n.inputs[0] || !n.inputs[1] || !n.inputs[3]) {
-    throw invalid(where, 'fused module inputs must be [x, w1, b1|\'\', w2, b2|\'\', residual|\'\']');
+  const quantized = n.inputs.length === 8 && !!n.inputs[6] && !!n.inputs[7];
+  if ((n.inputs.length > 6 && !quantized) || !n.inputs[0] || !n.inputs[1] || !n.inputs[3]) {
+    throw invalid(where, 'fused module inputs must be [x, w1, b1|\'\', w2, b2|\'\', residual|\'\'] (and intermediate scale, zero point in QDQ form)');
   }
   const input = [...n.inputs];
   while (input.length > 0 && input[input.length - 1] === '') input.pop();
@@ -276,15 +287,11 @@ export interface OptimizedExportOptions {
 export function exportOptimized(g: Graph, plan: Plan, opts: OptimizedExportOptions = {}): Uint8Array {
   const opset = opts.opset ?? 17;
   if (opset < 11) throw unsupported(g.source, `an optimized model needs opset 11 or newer (Clip bounds as inputs), got ${opset}`);
-  // The IR keeps a quantized model's scales and zero points on its tensors (TFLite's convention). ONNX has no such
-  // field: it would need QuantizeLinear/DequantizeLinear around every int8 tensor, which fcm-opt's ONNX importer reads
-  // back as float ops, not as the int8 model. Such a file (int8 Convs written as plain Conv) was neither runnable by
-  // onnxruntime nor read back as the same model, with or without fused modules: refused instead.
-  if (isQuantizedGraph(g)) {
-    throw unsupported(g.source, 'an optimized ONNX file of a quantized (int8) model is not written: ONNX holds quantization only as QuantizeLinear/DequantizeLinear nodes, ' +
-      'which fcm-opt reads back as float ops, so the file would not be this int8 model; run or check the .tflite itself, or save the plan with --plan');
-  }
   checkPlanMatchesGraph(g, plan);
+  // The IR keeps a quantized model's scales and zero points on its tensors (TFLite's convention); ONNX holds them
+  // as QuantizeLinear/DequantizeLinear nodes around float ops (converters/onnx/export-qdq.ts), fused modules
+  // included (their intermediate quantized in the function body, as the integer FCM requantizes it).
+  if (isQuantizedGraph(g)) g = qdqGraph(g);
   const variants = new Map<string, FcmVariant>();
   return exportOnnx(g, {
     opset,

@@ -71,6 +71,10 @@ export function normalizeFusedNodes(g0: Graph, info?: OptimizedModelInfo): Graph
     if (n.domain !== fcmDomain) continue;
     const where = `${g.source}: node '${n.name}' (${n.op})`;
     if (!(fcmOps as readonly string[]).includes(n.op)) throw unsupported(where, `unknown op type in domain ${fcmDomain} (expected ${fcmOps.join(', ')})`);
+    // -o of a quantized model writes its fused modules in QDQ form, with the intermediate's scale and zero point.
+    if (n.inputs.length === 8 && n.inputs[6] && n.inputs[7]) {
+      throw unsupported(where, 'is a quantized fused module in QDQ form (written by -o of an int8 model): fcm-opt does not read QDQ models back; run or plan the original .tflite');
+    }
     if (n.inputs.length > 6) throw invalid(where, `has ${n.inputs.length} inputs; a fused module takes [x, w1, b1, w2, b2, residual]`);
     while (n.inputs.length < 6) n.inputs.push('');
     const v = variantOf(g, n);

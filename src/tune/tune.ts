@@ -57,6 +57,8 @@ export interface TuneOptions {
   log?: (line: string) => void;
   /** Float graphs: tune the fp16 kernels (planned with 2-byte elements) instead of fp32. */
   precision?: FloatPrecision;
+  /** The command's memory budget (--max-memory), charged by each session before its GPU buffers are made. */
+  maxMemory?: number;
 }
 
 export interface TuneRow { module: string; kind: string; lblUs: number; fusedUs: Record<string, number>; kept: boolean; variant?: string }
@@ -106,9 +108,9 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
   // The unfused session stays open: every variant is profiled interleaved with it, and each module is compared
   // with its LBL layers from the same rounds.
   const precision = options.precision ?? 'fp32';
-  const su = await createSession(g, { hw, plan: 'unfused', precision });
+  const su = await createSession(g, { hw, plan: 'unfused', precision, maxMemory: options.maxMemory });
   try {
-    return await tuneRounds(g, hw, su, feeds, measure, variants, rounds, options.model ?? g.source, log, precision);
+    return await tuneRounds(g, hw, su, feeds, measure, variants, rounds, options.model ?? g.source, log, precision, options.maxMemory);
   } finally {
     su.dispose();
   }
@@ -116,7 +118,7 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
 
 async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<string, Float32Array>,
   measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>,
-  variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void, precision: FloatPrecision): Promise<TuneResult> {
+  variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void, precision: FloatPrecision, maxMemory?: number): Promise<TuneResult> {
   // The unfused session shows which executor createSession chose (the integer one reports path 'int8').
   const pin = planningInput(g, hw, su.path === 'int8', precision);
   const excluded = new Set<string>();
@@ -131,7 +133,7 @@ async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<str
     const times = new Map<string, Record<string, [number, number]>>();
     for (const v of variants) {
       const pv = withTiles(plan, (m) => v.apply(m.tiles));
-      const s = await createSession(g, { hw, plan: pv, precision });
+      const s = await createSession(g, { hw, plan: pv, precision, maxMemory });
       try {
         const [pf, pu] = await measure([s, su], feeds);
         const rowsV = joinLayers(pv, s.graph, pf, pu);

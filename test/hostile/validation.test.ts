@@ -11,6 +11,7 @@ import { join, resolve } from 'node:path';
 import { writeNpy } from '../../src/npy.js';
 import { assertRefused, fcmOpt } from './harness.js';
 import { FcmError } from '../../src/errors.js';
+import { decodeModel } from '../../converters/onnx/codec.js';
 import { loadModel } from '../../src/graph/load.js';
 import { applyPlan } from '../../src/rewrite/apply-plan.js';
 import { exportOptimized } from '../../src/export/optimized.js';
@@ -109,20 +110,32 @@ test('--hw values that make the estimates infinite: refused by every command tha
   }
 });
 
-test('-o of an int8 model: exit 3 saying why, nothing written; the library refuses even a plan without fused modules', async () => {
+test('-o of an int8 model: a QDQ ONNX file that onnxruntime runs; fcm-opt refuses to read it back (exit 3), naming why', async () => {
   const m = p('int8.tflite');
   writeFileSync(m, int8Tflite());
   const plan = await fcmOpt(['plan', m, '--hw', 'h100', '--json']);
   assert.equal(plan.code, 0, plan.err);
   assert.ok((JSON.parse(plan.out) as Plan).modules.some((x) => x.kind === 'pwdw'), 'the plan fuses the PW-DW pair');
   const r = await fcmOpt(['plan', m, '--hw', 'h100', '-o', p('q.onnx'), '--plan', p('q.plan.json')]);
-  assertRefused(r, 3, /int8\.tflite: an optimized ONNX file of a quantized \(int8\) model is not written: ONNX holds quantization only as QuantizeLinear\/DequantizeLinear nodes/,
-    { absent: [p('q.onnx'), p('q.plan.json')], dir });
-  // Before, a plan without fused modules wrote int8 Convs as plain Conv: onnxruntime refused the file and
-  // fcm-opt read it back without its quantization.
+  assert.equal(r.code, 0, r.err);
+  const ort = await import('onnxruntime-node');
+  const input = new ort.Tensor('float32', new Float32Array(4 * 8 * 8).fill(0.5), [1, 4, 8, 8]);
+  const session = await ort.InferenceSession.create(readFileSync(p('q.onnx')), { logSeverityLevel: 3 });
+  const y = (await session.run({ input })).output;
+  await session.release();
+  assert.deepEqual(y.dims, [1, 8, 8, 8]);
+  // fcm-opt reads ONNX Q/DQ nodes as float ops, not as the int8 model: the optimized file is for other runtimes.
+  assertRefused(await fcmOpt(['plan', p('q.onnx'), '--hw', 'h100']), 3, /q\.onnx: node '.*' \(Fused\w+\): is a quantized fused module in QDQ form .*run or plan the original \.tflite/, { dir });
+  // Before, a plan without fused modules wrote int8 Convs as plain Conv, which onnxruntime refused: now Q/DQ nodes
+  // carry the quantization and no Conv reads an 8-bit tensor.
   const g = await loadModel(m);
   const empty: Plan = { ...(JSON.parse(plan.out) as Plan), modules: [] };
-  assert.throws(() => exportOptimized(applyPlan(g, empty), empty), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /quantized \(int8\)/.test(e.message));
+  const bytes = exportOptimized(applyPlan(g, empty), empty);
+  const proto = decodeModel(bytes, 'empty-plan.onnx');
+  assert.ok(proto.graph!.node!.some((n) => n.opType === 'QuantizeLinear') && proto.graph!.node!.some((n) => n.opType === 'DequantizeLinear'));
+  const s2 = await ort.InferenceSession.create(bytes, { logSeverityLevel: 3 });
+  assert.deepEqual((await s2.run({ input })).output.dims, [1, 8, 8, 8]);
+  await s2.release();
 });
 
 test('a constant listed as a graph output: run and check read it back (fp32 and int8 models); before, exit 5 or 70', async () => {
