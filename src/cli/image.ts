@@ -4,8 +4,6 @@
 // half_pixel), normalised as (pixel * scale - mean[c]) / std[c] (default scale 1/255 and ImageNet's mean and std),
 // and laid out as the input is: NCHW when dim 1 is 1 or 3 (the IR's layout), else NHWC when dim 3 is.
 // The pixels are taken as stored: EXIF orientation and colour profiles are not applied.
-import pngjs from 'pngjs';
-import jpeg from 'jpeg-js';
 import { FcmError, invalid, overLimit, unsupported } from '../errors.js';
 import { readInputFile } from '../input-file.js';
 import { checkMemory } from '../memory-budget.js';
@@ -57,10 +55,13 @@ export async function readImage(file: string, maxMemory: number): Promise<RgbIma
         const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
         checkMemory(maxMemory, 8 * v.getUint32(16) * v.getUint32(20), 'decoding the image', file);
       }
+      // The codecs load on first use: every other command starts without them.
+      const pngjs = (await import('pngjs')).default;
       const p = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       ({ width, height } = p);
       rgba = p.data;
     } else {
+      const jpeg = (await import('jpeg-js')).default;
       const j = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, tolerantDecoding: false, maxResolutionInMP: 1000, maxMemoryUsageInMB: Math.max(1, Math.floor(maxMemory / 2 ** 20)) });
       ({ width, height } = j);
       rgba = j.data;
