@@ -333,6 +333,8 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
   for (const n of nodes) for (const x of n.inputs) if (x) readers.set(x, (readers.get(x) ?? 0) + 1);
   const aliases = new Map<string, string>();
   const root = (t: string) => aliases.get(t) ?? t;
+  // The reshape-like nodes made aliases, by output: a host step that reads one of a value it makes itself runs it.
+  const aliasNodes = new Map<string, Node>();
   const items: (GpuItem | HostItem)[] = [];
   const refused: string[] = [];
   const toHost = (ns: Node[], why: string) => {
@@ -349,6 +351,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     if (n.domain === '' && aliasOps.has(n.op) && sameQuant(tensor(n.inputs[0]), tensor(n.outputs[0]))
       && numel(tensor(n.inputs[0])!.shape) === numel(tensor(n.outputs[0])!.shape)) {
       aliases.set(n.outputs[0], root(n.inputs[0]));
+      aliasNodes.set(n.outputs[0], n);
       continue;
     }
     // DequantizeLinear -> QuantizeLinear (its only reader, next in order): one requantization.
@@ -419,9 +422,24 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     const a = items[i - 1], b = items[i];
     if (a.kind === 'host' && b.kind === 'host') { a.nodes.push(...b.nodes); items.splice(i, 1); }
   }
-  // Host steps: what they read (not made inside the step, not constant) and write.
+  // Host steps: what they read (not made inside the step, not constant) and write. A read of an alias (a Reshape's
+  // output) whose source the step makes itself has no buffer to come from: the step runs that node too, before
+  // its first reader (the integer reference runs nodes in order).
   for (const s of items) {
     if (s.kind !== 'host') continue;
+    for (let added = true; added;) {
+      added = false;
+      const made = new Set(s.nodes.flatMap((n) => n.outputs.filter((y) => y)));
+      for (let i = 0; i < s.nodes.length && !added; i++) {
+        for (const x of s.nodes[i].inputs) {
+          const a = x ? aliasNodes.get(x) : undefined;
+          if (!a || made.has(x) || !made.has(a.inputs[0])) continue;
+          s.nodes.splice(i, 0, a);
+          added = true;
+          break;
+        }
+      }
+    }
     const made = new Set(s.nodes.flatMap((n) => n.outputs.filter((y) => y)));
     s.writes = [...made];
     s.reads = [...new Set(s.nodes.flatMap((n) => n.inputs.filter((x) => x && !made.has(x) && !g.tensors.get(x)?.data)))];

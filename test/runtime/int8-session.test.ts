@@ -6,7 +6,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadModel } from '../../src/graph/load.js';
-import { buildMobileNetStyle, buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
+import { NetWriter, buildMobileNetStyle, buildSeedMobileNetV1, opt } from '../../fixtures/tflite-builder.js';
+import { BuiltinOperator, TensorType } from '../../converters/tflite/schema_generated.js';
 import { FcmError } from '../../src/errors.js';
 import { type Graph, fcmDomain } from '../../src/graph/ir.js';
 import type { Plan } from '../../src/planner/plan.js';
@@ -125,6 +126,20 @@ test('raw int8 feeds stand for the input QUANTIZE; fused nodes keep the intermed
   // Without it, the integer FCM cannot requantize the intermediate: refused, naming the node.
   const bare: Graph = { ...fused, nodes: fused.nodes.map((n) => (n === node ? { ...n, attrs: Object.assign(Object.create(null), n.attrs, { intermediateScale: undefined }) } : n)) };
   await assert.rejects(createInt8Session(bare, { plan: 'unfused' }), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /intermediate quantization/.test(e.message) && e.message.includes(node.name));
+});
+
+test('a host step that reads a Reshape of a value it makes itself runs the Reshape too (QUANTIZE -> RESHAPE -> SOFTMAX)', async () => {
+  // Every node lands on the host (nothing reads a dispatch's output on the GPU); the Reshape between them is an
+  // alias on the GPU, which the host step must run itself: the Softmax's axis is the reshaped one.
+  const net = new NetWriter(3, true, { scale: [0.05], zeroPoint: [-3] }, true);
+  const x0 = net.activation('input', [1, 2, 12], undefined, TensorType.FLOAT32);
+  const x = net.unary(BuiltinOperator.QUANTIZE, 'x', x0, { scale: [0.02], zeroPoint: [1] });
+  net.activation('flat', [1, 24], net.quantOf(x));
+  const flat = net.op(BuiltinOperator.RESHAPE, [x, net.b.constI32('flat/shape', [2], [1, 24])], 'flat', opt.reshape([1, 24]));
+  const y = net.unary(BuiltinOperator.SOFTMAX, 'probs', flat, { scale: [1 / 256], zeroPoint: [-128] }, opt.softmax());
+  const g = await loadModel(net.finish([x0], [y]), { source: 'reshape-softmax.tflite' });
+  const [st] = await runAll(g, ['unfused'], [1, 2]);
+  assert.ok(st.hostNodes.length > 0, 'the nodes run on the host');
 });
 
 test('refuses a node neither the GPU nor the host reference runs', async () => {
