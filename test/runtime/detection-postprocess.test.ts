@@ -145,6 +145,13 @@ describe('TFLite_Detection_PostProcess in a session (host step after the GPU hea
           const m = (o.maxDetections ?? 10) * (o.maxClassesPerDetection ?? 1);
           assert.deepEqual(out.detection_boxes.shape, [1, m, 4]);
           assert.deepEqual(out.num_detections.shape, [1]);
+          // Host-made outputs: into the caller's arrays when given; never as GPU buffers.
+          const into = { num_detections: new Float32Array(1), detection_scores: new Float32Array(m) };
+          const again = await s.run({ x: x.map((v) => v * 4) }, { outputArrays: into });
+          assert.equal(again.num_detections.data, into.num_detections);
+          assert.equal(into.num_detections[0], want.count);
+          assert.deepEqual(Array.from(into.detection_scores), Array.from(out.detection_scores.data));
+          await assert.rejects(s.run({ x }, { outputLocation: 'gpu' }), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /computed on the host/.test(e.message));
         } finally {
           s.dispose();
         }
