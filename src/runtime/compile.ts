@@ -1,6 +1,6 @@
 // From a graph to the schedule the executor runs, without touching the GPU, for each precision: each node's kernel
 // programs (kernels/registry.ts), an alias for reshape-like ops, host steps where the precision has a host
-// fallback (int8: the integer reference), tensor sizes checked against the adapter's limits, and the activation
+// fallback (int8: the integer reference; float: the ops of host-float.ts), tensor sizes checked against the adapter's limits, and the activation
 // memory plan. Every node no kernel can run is collected first and refused in one error, before any GPU work.
 //
 // int8 steps. Every live node becomes a GPU dispatch when int8KernelFor has a kernel for it; a DequantizeLinear
@@ -203,6 +203,11 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
       continue;
     }
     checkKernelIntegers(g, node);
+    if (node.domain === '' && node.op === 'If' && typeof node.attrs.notInlined === 'string') {
+      // An If the graph passes could not inline (src/graph/passes/inline-if.ts): why, in the refusal.
+      failures.push({ node, error: unsupported(`node '${node.name}' (If)`, node.attrs.notInlined) });
+      continue;
+    }
     try {
       const ins = node.inputs.map((x) => shapeOf(g, x));
       const outs = node.outputs.map((y) => shapeOf(g, y) ?? []);

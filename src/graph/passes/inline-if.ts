@@ -4,7 +4,8 @@
 // An If whose condition is computed from the data (a score threshold) becomes both branches plus a Where per
 // output (`selectIfs`) when both branches give each output the same static shape and dtype: the executor has
 // no control flow, and the branches have no side effects, so computing both and selecting is the same result.
-// Any other If stays as it is, and the executor refuses it naming the node (exit 3).
+// Any other If stays as it is, with the reason in its attribute `notInlined`, and the executor refuses it naming the
+// node and that reason (exit 3).
 import { FcmError, invalid } from '../../errors.js';
 import type { Graph, Node, Tensor } from '../ir.js';
 import { newAttrs, numel } from '../ir.js';
@@ -12,6 +13,8 @@ import { cloneNode, constNumbers, nodeWhere } from '../util.js';
 import type { ShapeOptions } from '../shape.js';
 
 export const isIf = (n: Node) => n.domain === '' && n.op === 'If';
+
+const firstLine = (e: Error) => e.message.split('\n')[0];
 
 /** A branch of an If as the ONNX importer stores it (converters/onnx/import.ts: an IR graph without inputs). */
 export function branchOf(g: Graph, n: Node, key: 'then_branch' | 'else_branch'): Graph {
@@ -63,12 +66,19 @@ export function selectIfs(g0: Graph, fold: (g: Graph, opts: ShapeOptions) => Gra
     const n = g.nodes.find((m) => isIf(m) && !tried.has(m.name));
     if (!n) return g;
     tried.add(n.name);
-    const lowered = selectIf(g, n, fold, opts);
-    if (lowered) g = lowered;
+    const r = selectIf(g, n, fold, opts);
+    if (typeof r !== 'string') g = r;
+    else {
+      const i = g.nodes.indexOf(n);
+      const kept = cloneNode(n);
+      kept.attrs.notInlined = `its condition '${n.inputs[0]}' is computed at run time, and its branches cannot run as a select: ${r}`;
+      g = { ...g, nodes: g.nodes.map((m, k) => (k === i ? kept : m)) };
+    }
   }
 }
 
-function selectIf(g: Graph, n: Node, fold: (g: Graph, opts: ShapeOptions) => Graph, opts: ShapeOptions): Graph | null {
+/** The graph with `n` as both branches and a select, or why not. */
+function selectIf(g: Graph, n: Node, fold: (g: Graph, opts: ShapeOptions) => Graph, opts: ShapeOptions): Graph | string {
   const at = g.nodes.indexOf(n);
   const cand: Graph = { ...g, tensors: new Map(g.tensors), nodes: [...g.nodes] };
   const thenSub = branchOf(g, n, 'then_branch'), elseSub = branchOf(g, n, 'else_branch');
@@ -78,7 +88,7 @@ function selectIf(g: Graph, n: Node, fold: (g: Graph, opts: ShapeOptions) => Gra
   try {
     added = [...branchNodes(cand, n, thenSub, thenOut), ...branchNodes(cand, n, elseSub, elseOut)];
   } catch (e) {
-    if (e instanceof FcmError) return null;
+    if (e instanceof FcmError) return firstLine(e);
     throw e;
   }
   n.outputs.forEach((y, i) => {
@@ -91,17 +101,25 @@ function selectIf(g: Graph, n: Node, fold: (g: Graph, opts: ShapeOptions) => Gra
   try {
     out = fold(cand, opts);
   } catch (e) {
-    if (e instanceof FcmError) return null;
+    if (e instanceof FcmError) return firstLine(e);
     throw e;
   }
   const cond = out.tensors.get(n.inputs[0])!;
   const known = (t: Tensor | undefined): t is Tensor => !!t && !t.shapeUnknown;
   for (let i = 0; i < n.outputs.length; i++) {
-    if (!n.outputs[i]) continue;
+    const y = n.outputs[i];
+    if (!y) continue;
     const a = out.tensors.get(thenOut[i]), b = out.tensors.get(elseOut[i]);
-    if (!known(a) || !known(b) || a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) return null;
+    if (!known(a) || !known(b)) {
+      // The first node whose outputs have no static shape (an op the IR does not know).
+      const stuck = out.nodes.find((m) => m.outputs.some((x) => x && out.tensors.get(x)?.shapeUnknown));
+      return `the shape of output '${y}' is unknown${stuck ? ` past node '${stuck.name}' (${stuck.op})` : ''}`;
+    }
+    if (a.dtype !== b.dtype || a.shape.join() !== b.shape.join()) {
+      return `output '${y}' is ${a.dtype} [${a.shape.join(', ')}] in then_branch and ${b.dtype} [${b.shape.join(', ')}] in else_branch`;
+    }
     // The single-valued condition must not widen the output (a [1] condition against a scalar output).
-    if (cond.shapeUnknown || cond.shape.length > a.shape.length) return null;
+    if (cond.shapeUnknown || cond.shape.length > a.shape.length) return `the condition has rank ${cond.shape.length}, over output '${y}''s ${a.shape.length}`;
   }
   return out;
 }
