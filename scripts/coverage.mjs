@@ -258,7 +258,9 @@ function markdown(rows, meta) {
     lines.push('', '## Checks over tolerance', '',
       'Each output over tolerance next to onnxruntime against itself: the same model on the CPU with graph optimizations off and',
       'on, i.e. only the float32 rounding order changed (`node scripts/ort-spread.mjs MODEL`). Where onnxruntime moves as far as',
-      'fcm-opt differs from it, the model amplifies rounding differences; that is no kernel error, and the tolerance stays.', '');
+      'fcm-opt differs from it, the model amplifies rounding differences; that is no kernel error, and the tolerance stays.',
+      '`node scripts/conv-f64.mjs MODEL ALL` checks the layers themselves: every Conv recomputed in float64 from each side\'s own',
+      'input, its error in units of sum |terms| * 2^-24, fcm-opt next to onnxruntime.', '');
     lines.push('| model | output | fcm-opt fused | fcm-opt unfused | onnxruntime off vs on | tolerance |', '|---|---|---|---|---|---|');
     for (const r of over) {
       const names = [...new Set([...(r.check?.over ?? []), ...(r.checkUnfused?.over ?? [])].map((o) => o.name))];
