@@ -13,7 +13,7 @@
 import { closeSync, fstatSync, lstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, sep } from 'node:path';
 import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
-import { checkedProduct, invalid, overLimit, unsupported } from '../../src/errors.js';
+import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../../src/errors.js';
 import {
   dtypeSize, newAttrs, isKnownOp,
   type Attrs, type AttrValue, type DType, type Graph, type Node, type Tensor, type TensorData,
@@ -214,10 +214,16 @@ function convertNodes(
     const node: Node = { name, op, domain, inputs: [...np.input], outputs: [...np.output], attrs };
     if (domain === '' && op === 'If') {
       // Both branches as IR graphs: a later pass inlines the one a constant condition takes (src/graph/passes/inline-if.ts).
+      // A branch holding what fcm-opt does not support (string tensors, say) leaves the If opaque, saying why.
       for (const k of ['then_branch', 'else_branch']) {
         const sub = np.attribute.find((a) => a.name === k)?.g;
         if (!sub) throw invalid(source, `${where} has no graph attribute '${k}'`);
-        attrs[k] = { graph: branchGraph(sub, ctx, `${where} ${k}`) };
+        try {
+          attrs[k] = { graph: branchGraph(sub, ctx, `${where} ${k}`) };
+        } catch (e) {
+          if (!(e instanceof FcmError) || e.kind !== 'unsupported') throw e;
+          attrs.notInlined = e.message.replace(`${source}: `, '');
+        }
       }
     }
     onnxNodeOf.set(node, np);

@@ -109,3 +109,19 @@ test('If on a data-dependent condition whose branches disagree on a shape stays,
   await assert.rejects(createSession(g, { plan: 'unfused' }), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /'gate'/.test(e.message)
     && /condition 'c' is computed at run time/.test(e.message) && /output 'y' is float32 \[1, 4\] in then_branch and float32 \[1, 1\] in else_branch/.test(e.message));
 });
+
+test('If with a branch fcm-opt cannot import (a float8 initializer) stays opaque; the executor says why (exit 3)', async () => {
+  // x [1, 2] -> If(true): then: Add(x, w8) with w8 float8e4m3 (unsupported), else: Relu(x).
+  const w8 = { name: 'w8', dims: [2], dataType: onnx.TensorProto.DataType.FLOAT8E4M3FN, rawData: new Uint8Array([0x38, 0x40]) };
+  const bytes = model([
+    ifNode('pick', 'yes', ['y'],
+      { name: 'then', node: [{ name: 'add', opType: 'Add', input: ['x', 'w8'], output: ['t'] }], initializer: [w8], output: [vi('t')] },
+      branch('else', [{ name: 'relu', opType: 'Relu', input: ['x'], output: ['e'] }], ['e'])),
+  ], [{ name: 'yes', dims: [], dataType: onnx.TensorProto.DataType.BOOL, rawData: new Uint8Array([1]) }], [vi('x', [1, 2])], ['y']);
+  // The output's shape as the file states it (onnxruntime cannot load the file to find it).
+  const m = onnx.ModelProto.decode(bytes);
+  m.graph!.output[0] = new onnx.ValueInfoProto(vi('y', [1, 2]));
+  const g = await loadModel(encodeModel(m), { source: 'f8.onnx' });
+  assert.deepEqual(g.nodes.map((n) => n.op), ['If']);
+  await assert.rejects(createSession(g, { plan: 'unfused' }), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /'pick'/.test(e.message) && /FLOAT8E4M3FN/.test(e.message));
+});

@@ -27,10 +27,13 @@ export function branchOf(g: Graph, n: Node, key: 'then_branch' | 'else_branch'):
   return sub;
 }
 
+/** Why an If cannot be inlined whatever its condition (set by the importer: a branch it could not convert), or undefined. */
+const importRefusal = (n: Node) => (typeof n.attrs.notInlined === 'string' ? n.attrs.notInlined : undefined);
+
 /** The branch an If takes when its condition is a constant, else null. */
 export function takenBranch(g: Graph, n: Node): Graph | null {
   const c = g.tensors.get(n.inputs[0] ?? '');
-  if (!c || c.data === undefined) return null;
+  if (!c || c.data === undefined || importRefusal(n) !== undefined) return null;
   const where = nodeWhere(g, n);
   if (numel(c.shape) !== 1) throw invalid(where, `condition '${c.name}' has shape [${c.shape.join(', ')}]; an If takes a single value`);
   return branchOf(g, n, constNumbers(c, where)[0] !== 0 ? 'then_branch' : 'else_branch');
@@ -68,7 +71,7 @@ export function selectIfs(g0: Graph, fold: (g: Graph, opts: ShapeOptions) => Gra
     tried.add(n.name);
     const r = selectIf(g, n, fold, opts);
     if (typeof r !== 'string') g = r;
-    else {
+    else if (importRefusal(n) === undefined) {
       const i = g.nodes.indexOf(n);
       const kept = cloneNode(n);
       kept.attrs.notInlined = `its condition '${n.inputs[0]}' is computed at run time, and its branches cannot run as a select: ${r}`;
@@ -79,6 +82,8 @@ export function selectIfs(g0: Graph, fold: (g: Graph, opts: ShapeOptions) => Gra
 
 /** The graph with `n` as both branches and a select, or why not. */
 function selectIf(g: Graph, n: Node, fold: (g: Graph, opts: ShapeOptions) => Graph, opts: ShapeOptions): Graph | string {
+  const refused = importRefusal(n);
+  if (refused !== undefined) return refused;
   const at = g.nodes.indexOf(n);
   const cand: Graph = { ...g, tensors: new Map(g.tensors), nodes: [...g.nodes] };
   const thenSub = branchOf(g, n, 'then_branch'), elseSub = branchOf(g, n, 'else_branch');
