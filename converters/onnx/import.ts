@@ -13,7 +13,7 @@
 import { closeSync, fstatSync, lstatSync, openSync, readSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, sep } from 'node:path';
 import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
-import { checkedProduct, invalid, overLimit, unsupported } from '../../src/errors.js';
+import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../../src/errors.js';
 import {
   dtypeSize, newAttrs, isKnownOp,
   type Attrs, type AttrValue, type DType, type Graph, type Node, type Tensor, type TensorData,
@@ -159,38 +159,7 @@ function buildGraph(model: onnx.ModelProto, ctx: Ctx, opts: ImportOptions): Grap
   // Nodes: constants become tensors, the rest IR nodes; every output written once.
   const writer = new Map<string, string>(); // tensor -> node name
   for (const name of tensors.keys()) writer.set(name, initializerNames.has(name) ? `initializer '${name}'` : `graph input '${name}'`);
-  const nodes: Node[] = [];
-  gp.node.forEach((np, index) => {
-    const domain = !np.domain || np.domain === 'ai.onnx' ? '' : np.domain;
-    const op = np.opType ?? '';
-    const name = np.name || `${op || 'node'}_${index}`;
-    const where = `node '${name}' (${op})`;
-    if (!op) throw invalid(source, `node '${name}' has no op_type`);
-    for (const y of np.output) {
-      if (!y) continue;
-      const prev = writer.get(y);
-      if (prev !== undefined) throw invalid(source, `${where} writes tensor '${y}', which ${prev} already writes`);
-      writer.set(y, `node '${name}'`);
-    }
-    if (domain === '' && op === 'Constant') {
-      const t = constantNodeTensor(np, ctx, where);
-      if (t !== null) {
-        tensors.set(t.name, t);
-        return;
-      }
-    }
-    const attrs = normalizeAttrs(op, domain, np, ctx, where);
-    const node: Node = { name, op, domain, inputs: [...np.input], outputs: [...np.output], attrs };
-    onnxNodeOf.set(node, np);
-    nodes.push(node);
-    for (const y of np.output) {
-      if (!y || tensors.has(y)) continue;
-      const d = declared.get(y);
-      const t: Tensor = { name: y, dtype: d?.dtype ?? outputDType(node, tensors), shape: d?.shape ?? [] };
-      if (!d?.shape) t.shapeUnknown = true;
-      tensors.set(y, t);
-    }
-  });
+  const nodes = convertNodes(gp.node, ctx, tensors, writer, declared);
 
   // Every read tensor must exist (subgraphs may read outer-scope tensors: checked as dependencies too).
   const deps = nodes.map((n) => {
@@ -213,6 +182,95 @@ function buildGraph(model: onnx.ModelProto, ctx: Ctx, opts: ImportOptions): Grap
   checkConvWeights(g, ctx);
   checkQuantizeScales(g, ctx);
   return g;
+}
+
+/** A graph's nodes to IR nodes (Constants become tensors in `tensors`); `writer` records who writes each tensor. */
+function convertNodes(
+  list: onnx.NodeProto[], ctx: Ctx, tensors: Map<string, Tensor>, writer: Map<string, string>,
+  declared: Map<string, { dtype: DType | null; shape: number[] | null }>,
+): Node[] {
+  const { source } = ctx;
+  const nodes: Node[] = [];
+  list.forEach((np, index) => {
+    const domain = !np.domain || np.domain === 'ai.onnx' ? '' : np.domain;
+    const op = np.opType ?? '';
+    const name = np.name || `${op || 'node'}_${index}`;
+    const where = `node '${name}' (${op})`;
+    if (!op) throw invalid(source, `node '${name}' has no op_type`);
+    for (const y of np.output) {
+      if (!y) continue;
+      const prev = writer.get(y);
+      if (prev !== undefined) throw invalid(source, `${where} writes tensor '${y}', which ${prev} already writes`);
+      writer.set(y, `node '${name}'`);
+    }
+    if (domain === '' && op === 'Constant') {
+      const t = constantNodeTensor(np, ctx, where);
+      if (t !== null) {
+        tensors.set(t.name, t);
+        return;
+      }
+    }
+    const attrs = normalizeAttrs(op, domain, np, ctx, where);
+    const node: Node = { name, op, domain, inputs: [...np.input], outputs: [...np.output], attrs };
+    if (domain === '' && op === 'If') {
+      // Both branches as IR graphs: a later pass inlines the one a constant condition takes (src/graph/passes/inline-if.ts).
+      // A branch holding what fcm-opt does not support (string tensors, say) leaves the If opaque, saying why.
+      for (const k of ['then_branch', 'else_branch']) {
+        const sub = np.attribute.find((a) => a.name === k)?.g;
+        if (!sub) throw invalid(source, `${where} has no graph attribute '${k}'`);
+        try {
+          attrs[k] = { graph: branchGraph(sub, ctx, `${where} ${k}`) };
+        } catch (e) {
+          if (!(e instanceof FcmError) || e.kind !== 'unsupported') throw e;
+          attrs.notInlined = e.message.replace(`${source}: `, '');
+        }
+      }
+    }
+    onnxNodeOf.set(node, np);
+    nodes.push(node);
+    for (const y of np.output) {
+      if (!y || tensors.has(y)) continue;
+      const d = declared.get(y);
+      const t: Tensor = { name: y, dtype: d?.dtype ?? outputDType(node, tensors), shape: d?.shape ?? [] };
+      if (!d?.shape) t.shapeUnknown = true;
+      tensors.set(y, t);
+    }
+  });
+  return nodes;
+}
+
+/** An If branch as an IR graph: no inputs, its own initializers and constants, nodes in topological order that
+ *  may read tensors of the enclosing graphs, its outputs. Shapes are left to inference once inlined (a branch
+ *  not taken may not even have valid shapes for the model's inputs). */
+function branchGraph(gp: onnx.GraphProto, ctx: Ctx, where: string): Graph {
+  const { source } = ctx;
+  if (gp.input.length > 0) throw invalid(source, `${where} has ${gp.input.length} inputs; an If branch takes none`);
+  const tensors = new Map<string, Tensor>();
+  const writer = new Map<string, string>();
+  for (const t of gp.initializer) {
+    const name = t.name ?? '';
+    if (!name) throw invalid(source, `${where}: an initializer has no name`);
+    if (tensors.has(name)) throw invalid(source, `${where}: initializer '${name}' is defined twice`);
+    tensors.set(name, tensorFromProto(t, ctx, `${where} initializer '${name}'`));
+    writer.set(name, `initializer '${name}'`);
+  }
+  const outer = ctx.weightShape;
+  ctx.weightShape = (name) => (tensors.get(name)?.data ? tensors.get(name)!.shape : outer(name));
+  let nodes: Node[];
+  try {
+    nodes = convertNodes(gp.node, ctx, tensors, writer, new Map());
+  } finally {
+    ctx.weightShape = outer;
+  }
+  // Order by the branch's own tensors; reads of enclosing scopes are defined before the If node.
+  const deps = nodes.map((n) => {
+    const reads = n.inputs.filter((x) => x !== '' && writer.has(x));
+    for (const x of outerReads(onnxNodeOf.get(n)!)) if (writer.has(x)) reads.push(x);
+    return reads;
+  });
+  const outputs = gp.output.map((v) => v.name ?? '');
+  if (outputs.some((y) => !y)) throw invalid(source, `${where}: an output has no name`);
+  return { name: gp.name || where, inputs: [], outputs, tensors, nodes: topoSort(nodes, deps, source), source };
 }
 
 function dtypeOrThrow(t: number, ctx: Ctx, where: string): DType {

@@ -21,6 +21,7 @@
 
 import type * as flatbuffers from 'flatbuffers';
 import { ByteBuffer, Encoding } from 'flatbuffers';
+import { toObject as flexToObject } from 'flatbuffers/mjs/flexbuffers.js';
 import { decodeUtf8Lossless } from '../../src/text.js';
 import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
 import { invalid, unsupported } from '../../src/errors.js';
@@ -718,10 +719,37 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
       const inputs = ins.map((t) => (t >= 0 ? g.toNative(g.names[t], name) : ''));
       const outputs = outs.map((t) => g.nativeOutput(g.names[t]));
       const custom = code === BuiltinOperator.CUSTOM;
-      g.node(name, custom ? lower : (BuiltinOperator[code] ?? `BUILTIN_${code}`), inputs, outputs, newAttrs({ builtinCode: code }), custom ? `${tfliteDomain}.custom` : tfliteDomain);
+      const attrs = newAttrs({ builtinCode: code });
+      if (custom && lower === 'tflite_detection_postprocess') Object.assign(attrs, detectionOptions(op.customOptionsArray(), g.source, where));
+      g.node(name, custom ? lower : (BuiltinOperator[code] ?? `BUILTIN_${code}`), inputs, outputs, attrs, custom ? `${tfliteDomain}.custom` : tfliteDomain);
       outs.forEach((t, i) => g.finishNative(outputs[i], g.names[t], name));
     }
   }
+}
+
+/** Options of TFLite_Detection_PostProcess: a flexbuffer map (TFLite's detection_postprocess.cc Init), numbers by
+ *  their TFLite names; detections_per_class defaults to 100 and use_regular_nms to false as there. None when the
+ *  op has no options (the executor refuses it then, naming the node). */
+function detectionOptions(raw: Uint8Array | null, source: string, where: string): Record<string, number> {
+  if (!raw || raw.length === 0) return {};
+  let m: unknown;
+  try {
+    m = flexToObject(raw.slice().buffer);
+  } catch (e) {
+    throw invalid(source, `${where}: custom options are not a flexbuffer map (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (!m || typeof m !== 'object' || Array.isArray(m)) throw invalid(source, `${where}: custom options are not a flexbuffer map`);
+  const o = m as Record<string, unknown>;
+  const out: Record<string, number> = { detections_per_class: 100, use_regular_nms: 0 };
+  for (const k of ['max_detections', 'max_classes_per_detection', 'detections_per_class', 'use_regular_nms', 'nms_score_threshold',
+    'nms_iou_threshold', 'num_classes', 'y_scale', 'x_scale', 'h_scale', 'w_scale']) {
+    const v = o[k];
+    if (v === undefined || v === null) continue;
+    if (typeof v === 'boolean') out[k] = v ? 1 : 0;
+    else if (typeof v === 'number' || typeof v === 'bigint') out[k] = Number(v);
+    else throw invalid(source, `${where}: custom option '${k}' is not a number`);
+  }
+  return out;
 }
 
 /**

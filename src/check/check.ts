@@ -76,6 +76,9 @@ export interface CheckReport {
   layers?: LayerCheck[];
   /** The first node (in execution order) whose output is over tolerance. */
   firstBadNode?: string;
+  /** Nodes the reference cannot run (no ONNX equivalent): `outputs` are then their inputs, and the graph outputs
+   *  that do not depend on them (src/check/tflite.ts referenceCut). */
+  notCompared?: { node: string; op: string; why: string }[];
   ok: boolean;
 }
 
@@ -169,13 +172,16 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   let activations = 0;
   for (const t of g.tensors.values()) if (t.data === undefined && !t.shapeUnknown) activations += 4 * t.shape.reduce((a, b) => a * b, 1);
   checkMemory(options.maxMemory, 2 * refBytes.byteLength + activations, "onnxruntime's session of the reference model", source);
-  const ref = await runOrt(refBytes, feeds, [...g.outputs, ...layerTensors.map((l) => l.tensor)], source);
+  const ref = await runOrt(refBytes, feeds, [...new Set([...(tfl?.cut.length ? tfl.compared : g.outputs), ...layerTensors.map((l) => l.tensor)])], source);
 
-  const session = await createSession(g, { plan: 'unfused', precision, extraOutputs: layerTensors.map((l) => l.tensor), maxMemory: options.maxMemory });
+  // The tensors compared: the graph outputs, or the inputs of the nodes the reference cannot run.
+  const compared = tfl?.cut.length ? tfl.compared : g.outputs;
+  const extra = [...new Set([...layerTensors.map((l) => l.tensor), ...compared.filter((y) => !g.outputs.includes(y))])];
+  const session = await createSession(g, { plan: 'unfused', precision, extraOutputs: extra, maxMemory: options.maxMemory });
   try {
     const ours = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data])));
     const elementwise = options.atol !== undefined || options.rtol !== undefined ? { atol: options.atol ?? 0, rtol: options.rtol ?? 0 } : undefined;
-    const outputs: OutputCheck[] = g.outputs.map((y) => {
+    const outputs: OutputCheck[] = compared.map((y) => {
       const r = ref.get(y);
       if (!r) throw unsupported(source, `onnxruntime did not return output '${y}' as float32`);
       return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance, elementwise, precision) };
@@ -184,6 +190,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
       model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan, precision,
       device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
     };
+    if (tfl?.cut.length) report.notCompared = tfl.cut;
     if (grid) {
       try {
         report.int8Reference = compareWithInt8Reference(imported, grid.int8, ours);
@@ -249,6 +256,9 @@ export function formatCheck(r: CheckReport): string {
     lines.push('  rank-4 inputs and outputs are NCHW (the IR\'s layout; the file\'s NHWC is converted at import)');
   }
   if (r.format === 'keras') lines.push('  Keras (TF.js Layers) model: rank-4 inputs and outputs are NCHW (the IR\'s layout; Keras\'s channels-last is converted at import)');
+  if (r.notCompared?.length) {
+    lines.push(`  compared up to the inputs of ${r.notCompared.map((c) => `'${c.node}' (${c.op}: ${c.why})`).join(', ')}; their results are not compared`);
+  }
   for (const o of r.outputs) {
     lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (${criterion(o)}), max rel ${fmt(o.maxRelError)}, rel to range ${fmt(o.rangeRelError)}, ` +
       `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%${o.top1Ties ? ` (${o.top1Ties} row${o.top1Ties > 1 ? 's' : ''} a near tie within tolerance)` : ''}, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'PASSED' : 'FAILED'}`);

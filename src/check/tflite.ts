@@ -9,6 +9,11 @@
 // kernels, not an executor error: the integer model rounds every activation to its grid and the float path
 // does not, so the outputs differ by a few LSB (errors of about 1/sqrt(12) LSB rms per rounded layer add up),
 // and a 1-LSB bound does not hold in general. It is reported, not held to a tolerance.
+//
+// Ops that run on the host and have no ONNX equivalent (TFLite_Detection_PostProcess, src/runtime/host-float.ts)
+// cannot be in the export: the reference graph stops in front of them, and the check compares their inputs (and
+// the graph outputs that do not depend on them) instead. Their own results are checked by tests against the op's
+// definition (test/runtime/detection-postprocess.test.ts).
 
 import { FcmError, unsupported } from '../errors.js';
 import type { Graph, Quantization, Tensor } from '../graph/ir.js';
@@ -17,29 +22,62 @@ import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js
 import { prepareGraph } from '../graph/prepare.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { runInt8Reference } from '../quant/run-reference.js';
+import { runsOnFloatHost } from '../runtime/host-float.js';
 import { dequantize, quantize } from '../quant/reference.js';
 
 export type RunPath = 'float' | 'int8-dequantized';
 
 export interface TfliteReference {
-  /** The float graph fcm-opt runs (before epilogue folding and planning) and onnxruntime gets as ONNX. */
+  /** The float graph fcm-opt runs (before epilogue folding and planning); onnxruntime gets it as ONNX, cut in front
+   *  of the ops without an ONNX equivalent (`cut`). */
   floatGraph: Graph;
   onnx: Uint8Array;
   path: RunPath;
+  /** The tensors both sides compute and the check compares: the graph outputs, or with a cut, the cut nodes' inputs
+   *  and the graph outputs that do not depend on them. */
+  compared: string[];
+  /** Nodes left out of the reference (and everything after them), with why. */
+  cut: { node: string; op: string; why: string }[];
+}
+
+/**
+ * `g` without the nodes that have no ONNX equivalent and everything computed from them; its outputs are the graph
+ * outputs left plus the (non-constant) inputs of the nodes removed.
+ */
+export function referenceCut(g: Graph): { graph: Graph; cut: TfliteReference['cut'] } {
+  const cut: TfliteReference['cut'] = [];
+  const gone = new Set<string>();
+  const kept: Graph['nodes'] = [];
+  const wanted: string[] = [];
+  for (const n of g.nodes) {
+    if (runsOnFloatHost(n)) {
+      cut.push({ node: n.name, op: n.op, why: 'no ONNX equivalent; run on the host' });
+      for (const x of n.inputs) if (x && !gone.has(x) && g.tensors.get(x)?.data === undefined && !wanted.includes(x)) wanted.push(x);
+    }
+    if (runsOnFloatHost(n) || n.inputs.some((x) => gone.has(x))) {
+      for (const y of n.outputs) if (y) gone.add(y);
+      continue;
+    }
+    kept.push(n);
+  }
+  if (!cut.length) return { graph: g, cut };
+  const outputs = [...g.outputs.filter((y) => !gone.has(y)), ...wanted.filter((x) => !g.outputs.includes(x))];
+  return { graph: { ...g, nodes: kept, outputs }, cut };
 }
 
 /** The float graph of an imported TFLite graph and its ONNX export, for onnxruntime. */
 export function tfliteReference(g: Graph): TfliteReference {
   const path: RunPath = isQuantizedGraph(g) ? 'int8-dequantized' : 'float';
   const floatGraph = path === 'float' ? g : prepareGraph(dequantizeGraph(g));
+  const { graph: refGraph, cut } = referenceCut(floatGraph);
   let onnx: Uint8Array;
   try {
-    onnx = exportOnnx(floatGraph);
+    onnx = exportOnnx(refGraph);
   } catch (e) {
     if (e instanceof FcmError) throw unsupported(g.source, `check needs the model as ONNX for onnxruntime, and the export failed: ${e.message}`);
     throw e;
   }
-  return { floatGraph, onnx, path };
+  return { floatGraph, onnx, path, compared: refGraph.outputs, cut };
 }
 
 const isQ8 = (t: Tensor | undefined): t is Tensor & { quant: Quantization; dtype: 'int8' | 'uint8' } =>

@@ -58,6 +58,8 @@ export function inferNode(g: Graph, n: Node, opts: ShapeOptions = {}): void {
       const t = y ? g.tensors.get(y) : undefined;
       return t && t.data === undefined && isStatic(t.shape) && hasShapeInfo(t) ? { shape: t.shape, dtype: t.dtype } : null;
     });
+    // Elementwise ops of the default domain broadcast their operands (ONNX semantics): nothing to look up.
+    if (results[0] === null && n.outputs.length === 1 && !anyUnknown) results = [elementwiseOut(n, ins, where)];
   } else if (anyUnknown) {
     results = n.outputs.map(() => null);
   } else {
@@ -81,6 +83,20 @@ export function inferNode(g: Graph, n: Node, opts: ShapeOptions = {}): void {
     if (old?.quant) t.quant = old.quant;
     g.tensors.set(y, t);
   });
+}
+
+/** Opaque default-domain elementwise ops: output dtype 'bool' for comparisons and logic, else the first operand's. */
+const elementwiseUnary = new Set(['Sqrt', 'Exp', 'Log', 'Neg', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'Sign', 'Erf', 'Not', 'Softplus', 'Cos', 'Sin']);
+const elementwiseBinary = new Set(['Pow', 'Max', 'Min', 'Mod', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor', 'Where']);
+const boolResult = new Set(['Not', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'And', 'Or', 'Xor']);
+
+function elementwiseOut(n: Node, ins: ReadonlyArray<Tensor | undefined>, where: string): Out | null {
+  if (n.domain !== '' || ins.length === 0 || ins.some((t) => !t)) return null;
+  const ts = ins as Tensor[];
+  if (elementwiseUnary.has(n.op) && ts.length === 1) return { shape: [...ts[0].shape], dtype: boolResult.has(n.op) ? 'bool' : ts[0].dtype };
+  if (!elementwiseBinary.has(n.op) || ts.length < 2 || (n.op === 'Where' ? ts.length !== 3 : n.op !== 'Max' && n.op !== 'Min' && ts.length !== 2)) return null;
+  const shape = ts.slice(1).reduce((acc, t) => broadcastShapes(acc, t.shape, where), ts[0].shape);
+  return { shape, dtype: boolResult.has(n.op) ? 'bool' : n.op === 'Where' ? ts[1].dtype : ts[0].dtype };
 }
 
 const isStatic = (s: readonly number[]) => s.every((d) => Number.isInteger(d) && d >= 0);

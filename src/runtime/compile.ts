@@ -1,6 +1,6 @@
 // From a graph to the schedule the executor runs, without touching the GPU, for each precision: each node's kernel
 // programs (kernels/registry.ts), an alias for reshape-like ops, host steps where the precision has a host
-// fallback (int8: the integer reference), tensor sizes checked against the adapter's limits, and the activation
+// fallback (int8: the integer reference; float: the ops of host-float.ts), tensor sizes checked against the adapter's limits, and the activation
 // memory plan. Every node no kernel can run is collected first and refused in one error, before any GPU work.
 //
 // int8 steps. Every live node becomes a GPU dispatch when int8KernelFor has a kernel for it; a DequantizeLinear
@@ -18,6 +18,7 @@ import { type Int8Program, packedWords } from '../../kernels/int8/common.js';
 import { type StorageType, storageBytes } from '../../kernels/f16.js';
 import type { QType } from '../quant/reference.js';
 import { type MemoryPlan, type MemoryStep, planMemory } from './memory.js';
+import { checkFloatHostNode, runsOnFloatHost } from './host-float.js';
 
 /** One dispatch: a program and the tensors it binds. */
 export interface Step {
@@ -45,7 +46,7 @@ export interface Compiled {
   graph: Graph;
   /** The dispatches, in order. */
   steps: Step[];
-  /** Host steps, by position among the dispatches (fp32: none). */
+  /** Host steps, by position among the dispatches (float: host-float.ts's ops; int8: the integer reference). */
   host: HostStep[];
   /** Alias tensor -> the tensor whose buffer it shares (resolved to the root). */
   aliases: Map<string, string>;
@@ -182,20 +183,31 @@ function refuseAll(g: Graph, failures: { node: Node; error: FcmError }[]): FcmEr
 const floatish = new Set(['float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool']);
 
 /**
- * The float schedule: every node on the float kernels (or an alias); none on the host. `storage` 'f16': the kernels'
+ * The float schedule: every node on the float kernels (or an alias), but those host-float.ts runs on the host
+ * (TFLite_Detection_PostProcess) as host steps between dispatches. `storage` 'f16': the kernels'
  * half-storage forms (kernels/f16.ts), every tensor 2 bytes an element.
  */
 export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageType = 'f32'): Compiled {
   // Reading a tensor the graph never defines is a broken graph, not an unsupported one.
   const defined = new Set([...g.inputs, ...[...g.tensors.values()].filter((t) => t.data).map((t) => t.name)]);
   const failures: { node: Node; error: FcmError }[] = [];
-  const kernels: { node: Node; programs: KernelProgram[] | null }[] = [];
+  const kernels: { node: Node; programs: KernelProgram[] | null; host?: true }[] = [];
   for (const node of g.nodes) {
     for (const x of node.inputs) {
       if (x && !defined.has(x)) throw invalid(g.source, `node '${node.name}' reads '${x}', which no earlier node produces`);
     }
     node.outputs.forEach((y) => y && defined.add(y));
+    if (runsOnFloatHost(node)) {
+      checkFloatHostNode(g, node);
+      kernels.push({ node, programs: null, host: true });
+      continue;
+    }
     checkKernelIntegers(g, node);
+    if (node.domain === '' && node.op === 'If' && typeof node.attrs.notInlined === 'string') {
+      // An If the graph passes could not inline (src/graph/passes/inline-if.ts): why, in the refusal.
+      failures.push({ node, error: unsupported(`node '${node.name}' (If)`, node.attrs.notInlined) });
+      continue;
+    }
     try {
       const ins = node.inputs.map((x) => shapeOf(g, x));
       const outs = node.outputs.map((y) => shapeOf(g, y) ?? []);
@@ -238,8 +250,16 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
   const root = (name: string) => aliases.get(name) ?? name;
   const steps: Step[] = [];
   const constants = new Set<string>();
+  const host: HostStep[] = [];
   for (const k of kernels) {
     const node = k.node;
+    if (k.host) {
+      // Consecutive host nodes are one step, run before the next dispatch.
+      const last = host[host.length - 1];
+      if (last && last.at === steps.length) last.nodes.push(node);
+      else host.push({ at: steps.length, nodes: [node], reads: [], writes: [] });
+      continue;
+    }
     if (!k.programs) {
       const src = node.inputs[0], dst = node.outputs[0];
       sizeOf(src);
@@ -264,21 +284,39 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
       steps.push({ node, program: p, bindings: [...ins.map(root), ...outs.map(root)], nIn: ins.length, group: [node] });
     }
   }
-  for (const y of g.outputs) {
+  const isConst = (name: string) => g.tensors.get(name)?.data !== undefined;
+  // Host steps: what they read (not made inside the step, not constant) and write; graph outputs they write are
+  // returned from the host, the others read back from the GPU.
+  for (const s of host) {
+    const made = new Set(s.nodes.flatMap((n) => n.outputs.filter((y) => y)));
+    s.writes = [...made];
+    s.reads = [...new Set(s.nodes.flatMap((n) => n.inputs.filter((x) => x && !made.has(x) && !isConst(x))))];
+  }
+  const hostMade = new Set(host.flatMap((s) => s.writes.map(root)));
+  const gpuOutputs = g.outputs.map(root).filter((y) => !hostMade.has(y));
+  for (const y of gpuOutputs) {
     sizeOf(y);
     // A graph output that is a constant (a weight listed as an output) is read back from its own buffer.
     if (g.tensors.get(y)?.data !== undefined) constants.add(y);
   }
   for (const x of g.inputs) sizeOf(x);
 
-  const isConst = (name: string) => g.tensors.get(name)?.data !== undefined;
+  // Tensors on the GPU: those dispatches bind and the graph's inputs and outputs read back; host steps read back
+  // and upload the ones that cross.
+  const onGpu = new Set([...steps.flatMap((s) => s.bindings), ...g.inputs.map(root), ...gpuOutputs]);
+  const memSteps: MemoryStep[] = [];
+  for (const item of ordered({ steps, host })) {
+    if (item.kind === 'gpu') memSteps.push({ reads: item.step.bindings.slice(0, item.step.nIn).filter((x) => !isConst(x)), writes: item.step.bindings.slice(item.step.nIn) });
+    else memSteps.push({ reads: item.step.reads.map(root).filter((x) => onGpu.has(x)), writes: item.step.writes.map(root).filter((x) => onGpu.has(x) && !isConst(x)) });
+  }
+  for (const s of memSteps) for (const x of s.writes) sizeOf(x);
   const memory = planMemory({
     inputs: g.inputs.map(root).filter((x) => !isConst(x)),
-    outputs: g.outputs.map(root).filter((x) => !isConst(x)),
-    steps: steps.map((s) => ({ reads: s.bindings.slice(0, s.nIn).filter((x) => !isConst(x)), writes: s.bindings.slice(s.nIn) })),
+    outputs: gpuOutputs.filter((x) => !isConst(x)),
+    steps: memSteps,
     bytes: (name) => bytes.get(name)!,
   });
-  return { graph: g, steps, host: [], aliases, constants: [...constants].map(root), memory, bytes, gpuOutputs: g.outputs.map(root) };
+  return { graph: g, steps, host, aliases, constants: [...constants].map(root), memory, bytes, gpuOutputs };
 }
 
 // ---- int8 -------------------------------------------------------------------------------------------------------

@@ -419,6 +419,8 @@ export class Executor implements Session {
     const given = opts.outputBuffers ?? {};
     for (const y of Object.keys(given)) if (!names.includes(y)) throw invalid(src, `outputBuffers names '${y}', which is not an output asked for`);
     for (const y of names) {
+      // A host step's output (TFLite_Detection_PostProcess) never is on the GPU.
+      if (!this.compiled.gpuOutputs.includes(this.root(y))) throw unsupported(src, `output '${y}' is computed on the host; ask for it with outputLocation 'host'`);
       const b = given[y];
       const bytes = this.compiled.bytes.get(this.root(y))!;
       if (b !== undefined) {
@@ -560,6 +562,11 @@ export class Executor implements Session {
             const t1 = performance.now();
             T.waitMs += (mapped ?? t1) - t0;
             T.readMs += t1 - (mapped ?? t1);
+            // Outputs a host step made go into the caller's arrays too.
+            for (const [k, a] of want.into ?? []) {
+              const v = sub.values.get(k);
+              if (v && v.data !== a) { a.set(v.data as Float32Array); sub.values.set(k, { data: a, shape: v.shape }); }
+            }
             out = this.outputs(sub.values, want.names);
           }
         } catch (e) {

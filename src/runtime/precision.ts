@@ -5,6 +5,7 @@
 // constants and feeds converted to f16 on the host as they are uploaded, outputs read back as f16 and returned as
 // float32).
 
+import { runFloatHost } from './host-float.js';
 import { type DType, type Graph, type Node, type Tensor, type TensorData, numel } from '../graph/ir.js';
 import { invalid, unsupported } from '../errors.js';
 import { type Inputs, type Value, runInt8Reference } from '../quant/run-reference.js';
@@ -106,9 +107,7 @@ export const fp32: Precision = {
   readBack: (t, bytes) => ({ data: new Float32Array(bytes.slice(0, 4 * numel(t.shape))), shape: [...t.shape] }),
   output: (t, v) => ({ data: v.data as Float32Array, shape: [...t.shape], dtype: 'float32' }),
   feedProgram: () => undefined,
-  runHost(g, _values, nodes) {
-    throw new Error(`internal: ${g.source}: the float executor has no host step (${nodes[0]?.name})`);
-  },
+  runHost: runFloatHost,
 };
 
 /**
@@ -134,9 +133,7 @@ export const fp16: Precision = {
   readBack: (t, bytes) => ({ data: fromHalf(new Uint16Array(bytes.slice(0, 2 * numel(t.shape)))), shape: [...t.shape] }),
   output: (t, v) => ({ data: v.data as Float32Array, shape: [...t.shape], dtype: 'float32' }),
   feedProgram: (t, name, limits) => halfFeedProgram(numel(t.shape), limits, name),
-  runHost(g, _values, nodes) {
-    throw new Error(`internal: ${g.source}: the float executor has no host step (${nodes[0]?.name})`);
-  },
+  runHost: runFloatHost,
 };
 
 export const int8: Precision = {

@@ -1,6 +1,7 @@
-// TFLite_Detection_PostProcess (SSD exports; no model of the corpus has it): the custom op stays opaque with the
-// shapes the file gives its four outputs, so shape inference goes past it and the layers before it plan; the
-// executor has no kernel or host step for it yet, and says so naming the op.
+// TFLite_Detection_PostProcess (SSD exports; no model of the corpus has it): the custom op keeps the shapes the file
+// gives its four outputs, so shape inference goes past it and the layers before it plan; its flexbuffer options
+// become attributes. No GPU kernel takes it: the float executor runs it as a host step (src/runtime/host-float.ts;
+// its results: test/runtime/detection-postprocess.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ssdPostProcess } from '../../fixtures/tflite-ssd.js';
@@ -20,11 +21,15 @@ test('TFLite_Detection_PostProcess: its outputs keep the file\'s shapes; the con
   assert.equal(post.domain, 'tflite.custom');
   assert.deepEqual(post.outputs.map((y) => g.tensors.get(y)!.shape), [[1, 10, 4], [1, 10], [1, 10], [1]]);
   assert.deepEqual(g.outputs, post.outputs);
+  assert.deepEqual(
+    ['max_detections', 'max_classes_per_detection', 'detections_per_class', 'use_regular_nms', 'num_classes', 'y_scale', 'h_scale'].map((k) => post.attrs[k]),
+    [10, 1, 100, 0, 2, 10, 5]);
+  assert.ok(Math.abs((post.attrs.nms_iou_threshold as number) - 0.5) < 1e-7);
   const dag = toDag(g);
   assert.equal(dag.filter((l) => l.type === 'pw').length, 2);
   const plan = planOptimal(dag, hw, { model: 'ssd.tflite', dtypeBytes: 4 });
   assert.equal(plan.modules.filter((m) => m.kind === 'pw').length, 2);
-  // No kernel takes it: an unsupported-op error naming it (exit 3), as createSession reports for the model.
+  // No GPU kernel takes it (compile.ts makes it a host step instead).
   const shape = (x: string) => g.tensors.get(x)?.shape;
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupsPerDimension: 65535 };
   assert.throws(() => kernelFor(post, post.inputs.map(shape), post.outputs.map((y) => shape(y) ?? []), limits as never),

@@ -1,4 +1,4 @@
-// Constant folding: every node whose inputs are all constants (or a Shape of a tensor with a known shape)
+// Constant folding: every node whose inputs are all constants (or a Shape or Size of a tensor with a known shape)
 // is evaluated on the host and removed, its outputs becoming constants. PyTorch exports `x.view(x.size(0), -1)`
 // as Shape -> Gather -> Unsqueeze -> Concat -> Reshape; TF-exported ONNX computes pads from Split/Concat of
 // initializers and fills them with ConstantOfShape; MediaPipe files cast float16 weights to float32. Once
@@ -12,6 +12,7 @@ import type { ShapeOptions } from '../shape.js';
 import {
   broadcastShapes, castTarget, inferNode, reshapeShape, sliceRanges, squeezeShape, unsqueezeShape,
 } from '../shape.js';
+import { branchNodes, isIf, takenBranch } from './inline-if.js';
 import { attrInt, attrInts, attrString, cloneGraph, constNumbers, isIntegerDType, makeData, nodeWhere } from '../util.js';
 
 /** Ops that only relabel the data: folded at any size without copying. */
@@ -20,7 +21,7 @@ const metadataOps = new Set(['Reshape', 'Squeeze', 'Unsqueeze', 'Identity', 'Fla
 const foldableKnown = new Set(['Shape', 'Gather', 'Unsqueeze', 'Squeeze', 'Concat', 'Reshape', 'Cast', 'Slice', 'Identity',
   'Flatten', 'Add', 'Sub', 'Mul', 'Div', 'Constant', 'Split', 'Transpose', 'Pad', 'Relu', 'Abs', 'Sigmoid', 'Tanh', 'Clip']);
 /** Default-domain ops outside the IR's known list, folded here with their own output shapes (ONNX semantics). */
-const foldableOther = new Set(['ConstantOfShape', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And',
+const foldableOther = new Set(['ConstantOfShape', 'Size', 'Equal', 'Less', 'LessOrEqual', 'Greater', 'GreaterOrEqual', 'Not', 'And',
   'Or', 'Where', 'Neg', 'Sqrt', 'Pow', 'Exp', 'Log', 'Reciprocal', 'Floor', 'Ceil', 'Round', 'Max', 'Min', 'Range', 'Expand',
   'Sign']);
 /** Elements computed per folded node at most: constant subgraphs are index and weight arithmetic; a larger
@@ -36,7 +37,15 @@ export function isFoldable(n: Node): boolean {
 export function foldConstants(g0: Graph, opts: ShapeOptions = {}): Graph {
   const g = cloneGraph(g0);
   const kept: Node[] = [];
-  for (const n of g.nodes) {
+  const queue = g.nodes;
+  for (let i = 0; i < queue.length; i++) {
+    const n = queue[i];
+    // An If with a constant condition is replaced by the nodes of the branch it takes, folded in turn.
+    const branch = isIf(n) ? takenBranch(g, n) : null;
+    if (branch) {
+      queue.splice(i + 1, 0, ...branchNodes(g, n, branch, n.outputs));
+      continue;
+    }
     // Every foldable op but Split has one output; a node listing more (even '') is left to shape inference,
     // which checks it (an extra '' output crashed the probe below, RELIABILITY.md H).
     const values = isFoldable(n) && (n.outputs.length === 1 || n.op === 'Split') && n.outputs.every((y) => y) ? tryFold(g, n) : null;
@@ -65,6 +74,11 @@ function tryFold(g: Graph, n: Node): Tensor[] | null {
     const clamp = (a: number) => Math.max(0, Math.min(r, a < 0 ? a + r : a));
     const dims = t.shape.slice(clamp(attrInt(g, n, 'start', 0)), clamp(attrInt(g, n, 'end', r)));
     return [{ name: '', dtype: 'int64', shape: [dims.length], data: makeData('int64', dims) }];
+  }
+  if (n.op === 'Size' && n.inputs.length === 1) {
+    const t = g.tensors.get(n.inputs[0]);
+    if (!t || t.shapeUnknown) return null;
+    return [{ name: '', dtype: 'int64', shape: [], data: makeData('int64', [numel(t.shape)]) }];
   }
   const ins = n.inputs.map((x) => (x ? g.tensors.get(x) : undefined));
   if (ins.some((t, i) => n.inputs[i] && (!t || t.data === undefined))) return null;
