@@ -24,7 +24,8 @@ need_onnx() {
 }
 case "$part" in
   torch)
-    python3 bench/pytorch-reference.py --export "$ONNX_DIR" --modes graph --runs 50 --warmup 10 > "$OUT/torch.json" 2> "$OUT/torch.log"
+    # TORCH_ARGS narrows it (e.g. --io gpu --runs 30) where device time is short.
+    python3 bench/pytorch-reference.py --export "$ONNX_DIR" --modes graph --runs 50 --warmup 10 ${TORCH_ARGS:-} > "$OUT/torch.json" 2> "$OUT/torch.log"
     tail -3 "$OUT/torch.log" ;;
   b1)
     need_onnx 1
