@@ -33,7 +33,8 @@ case "$part" in
   b32)
     need_onnx 32
     node dist/bench/host-path.js --out "$OUT/b32" --onnx-dir "$ONNX_DIR" --models "${MODELS:-mobilenet_v2,mobilenet_v3_large,efficientnet_b0}" --batches 32 --runs 30 --warmup 5 --hw h100 --concurrency 1 2>&1 | tee "$OUT/b32.log"
-    for m in mobilenet_v2 mobilenet_v3_large efficientnet_b0; do
+    b32models=${MODELS:-mobilenet_v2,mobilenet_v3_large,efficientnet_b0}
+    for m in ${b32models//,/ }; do
       node bin/fcm-opt.js bench "$ONNX_DIR/$m-b32.onnx" --batch 32 --hw h100 --runs 20 --warmup 3 2>&1 | tee "$OUT/bench-$m-b32.txt"
     done ;;
   int8)
