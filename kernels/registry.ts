@@ -10,7 +10,7 @@ import { fcmDomain } from '../src/graph/ir.js';
 import { unsupported } from '../src/errors.js';
 import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
 import { where } from './shader.js';
-import { convGeom, isDepthwise, isPointwise } from './conv-common.js';
+import { convBindings, convGeom, isDepthwise, isPointwise } from './conv-common.js';
 import { conv2d } from './conv2d.js';
 import { depthwise } from './depthwise.js';
 import { pointwise } from './pointwise.js';
@@ -46,6 +46,7 @@ import { int8Concat } from './int8/concat.js';
 import { int8Softmax } from './int8/softmax.js';
 import { int8FusedDwPw, int8FusedPwDw, int8FusedPwPw } from './int8/fused.js';
 import { type StorageType, withStorage } from './f16.js';
+import { type SubgroupMatrixSupport, chooseSmxTiles, pointwiseSubgroupMatrix } from './pointwise-subgroup-matrix.js';
 
 /** Ops whose output is the input's data under another shape: no kernel, the buffer is shared. */
 export const aliasOps: ReadonlySet<string> = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout']);
@@ -107,15 +108,39 @@ const fused: Record<string, KernelEntry> = {
 /** The op name an unsupported-op report lists: the domain is shown for non-default domains. */
 export const opLabel = (n: Pick<Node, 'op' | 'domain'>) => (n.domain && n.domain !== 'ai.onnx' ? `${n.domain}.${n.op}` : n.op);
 
+/** Device features that select kernels of their own (absent: the kernels every device runs). */
+export interface KernelFeatures {
+  /** f16 x f16 -> f32 subgroup matrices: f16 pointwise convolutions run on them (kernels/pointwise-subgroup-matrix.ts). */
+  subgroupMatrix?: SubgroupMatrixSupport;
+}
+
 /**
  * The float kernel of one node. `inputShapes[i]` is the shape of node.inputs[i] (undefined for ''), `outputShapes[i]`
  * of node.outputs[i]. Throws FcmError unsupported when no kernel can run it. `storage` 'f16': the same programs with
- * f16 tensors in memory and f32 arithmetic (kernels/f16.ts); a kernel of its own for f16 chosen by adapter features
- * (a pointwise on subgroup matrices) would be picked here, ahead of that conversion.
+ * f16 tensors in memory and f32 arithmetic (kernels/f16.ts), except a pointwise convolution on a device with
+ * subgroup matrices (`features.subgroupMatrix`), which takes its own f16 kernel where chooseSmxTiles gives it tiles.
  */
-export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits, storage: StorageType = 'f32'): NodeKernel {
+export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits, storage: StorageType = 'f32', features: KernelFeatures = {}): NodeKernel {
+  if (storage === 'f16' && features.subgroupMatrix) {
+    const p = f16SubgroupMatrixKernel({ node, inputShapes, outputShapes, limits }, features.subgroupMatrix);
+    if (p) return { kind: 'programs', programs: [p] };
+  }
   const k = fp32KernelFor(node, inputShapes, outputShapes, limits);
   return k.kind === 'alias' || storage === 'f32' ? k : { kind: 'programs', programs: k.programs.map((p) => withStorage(p, storage)) };
+}
+
+/** The subgroup-matrix program of a pointwise Conv (default domain) that chooseSmxTiles covers, else undefined. */
+export function f16SubgroupMatrixKernel(args: KernelArgs, support: SubgroupMatrixSupport): KernelProgram | undefined {
+  const n = args.node as Node;
+  if (n.op !== 'Conv' || (n.domain !== '' && n.domain !== 'ai.onnx')) return undefined;
+  if (args.node.inputs.length < 2) return undefined;
+  const g = convGeom(args);
+  if (!isPointwise(g)) return undefined;
+  const dot = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
+  const t = chooseSmxTiles(dot, support, args.limits);
+  if (!t) return undefined;
+  const b = convBindings(g);
+  return pointwiseSubgroupMatrix(dot, t, support, b.names, b.inputs, args.limits, where(args));
 }
 
 function fp32KernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits): NodeKernel {

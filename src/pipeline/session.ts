@@ -9,7 +9,7 @@ import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan } from '../planner/plan.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { foldChannelScales } from '../rewrite/channel-scale.js';
-import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4 } from '../runtime/device.js';
+import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4, subgroupMatrixOffByEnv } from '../runtime/device.js';
 import { type Compiled, compileGraph, compileInt8, int8Coverage, sessionBytes } from '../runtime/compile.js';
 import { checkMemory } from '../memory-budget.js';
 import { Executor, type ExecutorOptions, type Session } from '../runtime/executor.js';
@@ -41,6 +41,11 @@ export interface SessionOptions extends PipelineOptions {
    * default). Such an input still takes a Float32Array or a GPU buffer of its float values. Float32 sessions only.
    */
   imageInputs?: ExecutorOptions['images'];
+  /**
+   * fp16: pointwise convolutions on subgroup matrices where the device has them (kernels/pointwise-subgroup-matrix.ts;
+   * default true). false, or FCM_OPT_SUBGROUP_MATRIX=0 in the environment, keeps them on the other f16 kernels.
+   */
+  subgroupMatrix?: boolean;
 }
 
 export interface Int8SessionOptions {
@@ -124,7 +129,8 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   // extra outputs are known, so that a tensor asked for is kept.
   const graph: Graph = foldChannelScales(extra.length ? { ...graph0, outputs: [...graph0.outputs, ...extra] } : graph0);
   const ctx = await device(undefined, options.device);
-  const compiled = precision === 'fp16' ? compileGraph(graph, limitsOf(ctx), 'f16') : compileGraph(graph, limitsOf(ctx));
+  const smx = options.subgroupMatrix !== false && !subgroupMatrixOffByEnv() ? ctx.subgroupMatrix : undefined;
+  const compiled = precision === 'fp16' ? compileGraph(graph, limitsOf(ctx), 'f16', { subgroupMatrix: smx }) : compileGraph(graph, limitsOf(ctx));
   checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
   return Executor.create(ctx, compiled, precision === 'fp16' ? fp16 : fp32, { submitEvery, ...transferOptions(options) });
 }

@@ -13,7 +13,7 @@
 import { type Graph, type Node, type Tensor, fcmDomain, numel } from '../graph/ir.js';
 import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../errors.js';
 import type { KernelLimits, KernelProgram } from '../../kernels/program.js';
-import { aliasOps, int8KernelFor, kernelFor, opLabel } from '../../kernels/registry.js';
+import { type KernelFeatures, aliasOps, int8KernelFor, kernelFor, opLabel } from '../../kernels/registry.js';
 import { type Int8Program, packedWords } from '../../kernels/int8/common.js';
 import { type StorageType, storageBytes } from '../../kernels/f16.js';
 import type { QType } from '../quant/reference.js';
@@ -185,9 +185,10 @@ const floatish = new Set(['float32', 'float64', 'int8', 'uint8', 'int16', 'uint1
 /**
  * The float schedule: every node on the float kernels (or an alias), but those host-float.ts runs on the host
  * (TFLite_Detection_PostProcess) as host steps between dispatches. `storage` 'f16': the kernels'
- * half-storage forms (kernels/f16.ts), every tensor 2 bytes an element.
+ * half-storage forms (kernels/f16.ts), every tensor 2 bytes an element. `features`: the device's features that pick
+ * kernels of their own (kernels/registry.ts KernelFeatures).
  */
-export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageType = 'f32'): Compiled {
+export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageType = 'f32', features: KernelFeatures = {}): Compiled {
   // Reading a tensor the graph never defines is a broken graph, not an unsupported one.
   const defined = new Set([...g.inputs, ...[...g.tensors.values()].filter((t) => t.data).map((t) => t.name)]);
   const failures: { node: Node; error: FcmError }[] = [];
@@ -211,7 +212,7 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
     try {
       const ins = node.inputs.map((x) => shapeOf(g, x));
       const outs = node.outputs.map((y) => shapeOf(g, y) ?? []);
-      const k = kernelFor(node, ins, outs, limits, storage);
+      const k = kernelFor(node, ins, outs, limits, storage, features);
       kernels.push({ node, programs: k.kind === 'alias' ? null : k.programs });
     } catch (e) {
       if (e instanceof FcmError && e.kind === 'unsupported') failures.push({ node, error: e });

@@ -1,12 +1,14 @@
 /// <reference types="@webgpu/types" preserve="true" />
 // The WebGPU device: one per process, shared by every session (creating Dawn instances repeatedly is slow,
 // and a GPU object that is garbage-collected tears the instance down under its device). Requests the
-// adapter's own limits instead of WebGPU's defaults, and timestamp-query / subgroups / shader-f16 when present.
+// adapter's own limits instead of WebGPU's defaults, and timestamp-query / subgroups / shader-f16 when present, and
+// subgroup matrices where the adapter offers the f16 -> f32 configuration the f16 pointwise kernel uses.
 
 import { systemGpu } from './webgpu-node.js';
 import { gpuFailure } from '../errors.js';
 import { withNativeStderrMuted } from './native-stderr.js';
 import type { KernelLimits } from '../../kernels/program.js';
+import type { SubgroupMatrixSupport } from '../../kernels/pointwise-subgroup-matrix.js';
 
 export interface GpuContext {
   device: GPUDevice;
@@ -16,6 +18,8 @@ export interface GpuContext {
   timestamps: boolean;
   /** Whether the device has 'shader-f16' (WGSL `enable f16;`): what the fp16 kernels need. */
   shaderF16: boolean;
+  /** f16 -> f32 16x16x16 subgroup matrices on this device (subgroupMatrixSupport), for the f16 pointwise kernel. */
+  subgroupMatrix?: SubgroupMatrixSupport;
   /** Pipelines by KernelProgram.cacheKey, for every session on this device. */
   pipelines: Map<string, GPUComputePipeline>;
   /** Set once the device is lost (or destroyed): every later use fails with exit 5. */
@@ -47,6 +51,42 @@ export function dawnFlags(): string[] {
   return ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization'];
 }
 
+/** Dawn's feature for WGSL `chromium_experimental_subgroup_matrix` (offered under allow_unsafe_apis). */
+export const subgroupMatrixFeature = 'chromium-experimental-subgroup-matrix';
+
+/** One entry of Dawn's adapter info `subgroupMatrixConfigs`. */
+export interface SubgroupMatrixConfigLike { componentType: string; resultComponentType: string; M: number; N: number; K: number }
+
+/** What subgroupMatrixSupport reads of an adapter's (or device's) info. */
+export interface SubgroupMatrixInfoLike {
+  subgroupMatrixConfigs?: readonly SubgroupMatrixConfigLike[];
+  subgroupMinSize?: number;
+  subgroupMaxSize?: number;
+}
+
+/**
+ * The subgroup matrices the f16 pointwise kernel can use, from a feature set and adapter info: the subgroup-matrix,
+ * shader-f16 and subgroups features, an f16 -> f32 M16 N16 K16 configuration, and one subgroup size (the kernel's
+ * workgroup is a fixed number of subgroups). Undefined where anything is missing (lavapipe, other GPUs).
+ */
+export function subgroupMatrixSupport(features: { has(f: string): boolean }, info: SubgroupMatrixInfoLike): SubgroupMatrixSupport | undefined {
+  if (![subgroupMatrixFeature, 'shader-f16', 'subgroups'].every((f) => features.has(f))) return undefined;
+  const configs = Array.isArray(info.subgroupMatrixConfigs) ? info.subgroupMatrixConfigs : [];
+  if (!configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return undefined;
+  const s = info.subgroupMinSize;
+  if (typeof s !== 'number' || !Number.isInteger(s) || s < 1 || s !== info.subgroupMaxSize) return undefined;
+  return { subgroupSize: s };
+}
+
+/**
+ * FCM_OPT_SUBGROUP_MATRIX=0 in the environment: the device is made without subgroup matrices and no session uses
+ * them (for comparing with and without on one machine; the session option `subgroupMatrix: false` is the per-session
+ * switch).
+ */
+export function subgroupMatrixOffByEnv(): boolean {
+  return typeof process !== 'undefined' && process.env?.FCM_OPT_SUBGROUP_MATRIX === '0';
+}
+
 export interface DeviceOptions {
   /** Adapter features not to request even where present (tests stand for an adapter without them). */
   withoutFeatures?: readonly GPUFeatureName[];
@@ -71,6 +111,12 @@ async function open(options: DeviceOptions = {}): Promise<GpuContext> {
   }
   const requiredFeatures = (['timestamp-query', 'subgroups', 'shader-f16'] as GPUFeatureName[])
     .filter((f) => adapter!.features.has(f) && !options.withoutFeatures?.includes(f));
+  // Requested only where the kernel can use it: on any other adapter the device is made exactly as before.
+  const smx = subgroupMatrixFeature as GPUFeatureName;
+  if (!subgroupMatrixOffByEnv() && !options.withoutFeatures?.includes(smx) && subgroupMatrixSupport(adapter.features, adapter.info as SubgroupMatrixInfoLike)
+    && requiredFeatures.includes('shader-f16') && requiredFeatures.includes('subgroups')) {
+    requiredFeatures.push(smx);
+  }
   let device: GPUDevice;
   try {
     device = await adapter.requestDevice({ requiredFeatures, requiredLimits, label: 'fcm-opt' });
@@ -100,6 +146,7 @@ function contextFor(device: GPUDevice, info: Partial<GPUAdapterInfo>, owned: boo
     },
     timestamps: device.features.has('timestamp-query'),
     shaderF16: device.features.has('shader-f16'),
+    subgroupMatrix: subgroupMatrixSupport(device.features, info as SubgroupMatrixInfoLike),
     pipelines: new Map(),
     owned,
   };

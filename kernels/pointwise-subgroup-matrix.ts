@@ -1,0 +1,243 @@
+// Pointwise convolution with f16 tensors on subgroup matrices (WGSL `chromium_experimental_subgroup_matrix`, the
+// tensor cores on NVIDIA): out[n, f, p] = act(sum_c w[f, c] x[n, c, p] + b[f]) (+ res), f16 operands, f32
+// accumulation, f16 result. The layout is the f16 pointwise's (kernels/pointwise.ts through kernels/f16.ts): NCHW,
+// positions of all images flattened (M = N * P), so a tile may span images at small maps.
+//
+// A workgroup owns BF filters x BP positions: SGF x SGP subgroups, each TM x TN blocks of 16 x 16 results. Per step
+// of BK channels the threads stage w (BF x BK, row-major) and x (BK x BP, row-major) in workgroup memory, with zeros
+// past F, C and M (edges of any size are padded there, so no shape is refused for being ragged); the next step's global
+// loads are issued before this step's multiply-accumulates. The results go through workgroup memory (f32) to the
+// epilogue, which every thread applies to its share of the tile: bias, activation, residual, rounding to f16.
+//
+// Only the f16 -> f32 16x16x16 configuration is used (what an NVIDIA adapter offers under Dawn's
+// allow_unsafe_apis; src/runtime/device.ts subgroupMatrixSupport). The WGSL assumes the device's subgroup size is
+// fixed (subgroupMinSize == subgroupMaxSize): the workgroup has exactly SGF * SGP subgroups.
+
+import type { KernelLimits, KernelProgram } from './program.js';
+import type { DotGeom } from './pointwise.js';
+import { invalid, overLimit } from '../src/errors.js';
+import { cacheKey, ceilDiv, constsU32, layoutWorkgroups, threadCap } from './shader.js';
+
+/** What a device offers for these kernels: f16 x f16 -> f32 16x16x16 subgroup matrices, at one subgroup size. */
+export interface SubgroupMatrixSupport {
+  subgroupSize: number;
+}
+
+/**
+ * Tiles: SGF x SGP subgroups, each TM x TN blocks of 16 x 16 (BF = 16 TM SGF filters, BP = 16 TN SGP positions),
+ * BK channels per staging step (a multiple of 16).
+ */
+export interface SmxTiles { sgf: number; sgp: number; tm: number; tn: number; bk: number }
+
+export const smxTileKey = (t: SmxTiles) => `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}`;
+
+/** Bytes of workgroup memory: x and w tiles (f16) and the result tile (f32). */
+export const smxStorage = (t: SmxTiles) => {
+  const BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
+  return 2 * t.bk * BP + 2 * BF * t.bk + 4 * BF * BP;
+};
+
+/** The tile variants the chooser picks among, largest first (bench/subgroup-matrix.ts times them all). */
+export const smxTileVariants: readonly SmxTiles[] = [
+  { sgf: 2, sgp: 2, tm: 2, tn: 2, bk: 32 }, // 64 x 64
+  { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32 }, // 32 x 64
+  { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 32 }, // 32 x 32
+  { sgf: 1, sgp: 4, tm: 1, tn: 1, bk: 32 }, // 16 x 64: layers of <= 16 filters
+];
+
+/** Workgroups of a layer with these tiles. */
+export const smxTileCount = (g: Pick<DotGeom, 'N' | 'P' | 'F'>, t: SmxTiles) => ceilDiv(g.F, 16 * t.tm * t.sgf) * ceilDiv(g.N * g.P, 16 * t.tn * t.sgp);
+
+/** Whether the tiles fit the device: threads per workgroup and workgroup memory. */
+export function smxFits(t: SmxTiles, subgroupSize: number, limits: KernelLimits): boolean {
+  return t.sgf * t.sgp * subgroupSize <= threadCap(limits) && smxStorage(t) <= limits.maxComputeWorkgroupStorageSize;
+}
+
+/**
+ * Below this many workgroups even the smallest tiles leave most of an H100's 132 SMs idle and the kernel has no
+ * split of the channel loop: such layers (7x7 maps at batch 1) stay on the present f16 kernels, whose split-K
+ * variants are made for them.
+ */
+export const smxMinWorkgroups = 66;
+
+/**
+ * The tiles for a layer, or undefined where the present kernel should run it: the largest tiles that still give
+ * 264 workgroups (two per SM), else the smallest; none when even those give fewer than smxMinWorkgroups or fit no
+ * variant. Layers with 16 filters or fewer take the 16-filter tiles (others waste at least half their rows).
+ */
+export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, support: SubgroupMatrixSupport, limits: KernelLimits): SmxTiles | undefined {
+  const fitting = smxTileVariants.filter((t) => smxFits(t, support.subgroupSize, limits));
+  const narrow = fitting.filter((t) => 16 * t.tm * t.sgf === 16);
+  const candidates = g.F <= 16 && narrow.length ? narrow : fitting.filter((t) => 16 * t.tm * t.sgf > 16);
+  if (!candidates.length) return undefined;
+  const pick = candidates.find((t) => smxTileCount(g, t) >= 264) ?? candidates[candidates.length - 1];
+  return smxTileCount(g, pick) >= smxMinWorkgroups ? pick : undefined;
+}
+
+/**
+ * The subgroup-matrix pointwise program (f16 storage; `names`: the bindings x, w, b?, res?, sc? in order, `inputs`
+ * their node input indices, as kernels/pointwise.ts dotProgram takes them).
+ */
+export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxTiles, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label = 'Conv(pw smx)'): KernelProgram {
+  const S = support.subgroupSize;
+  for (const [k, v] of Object.entries(t)) if (!Number.isInteger(v) || v < 1) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
+  if (t.bk % 16 !== 0) throw invalid(w, `subgroup-matrix tiles need a multiple of 16 channels per step, got ${t.bk}`);
+  if (!Number.isInteger(S) || S < 1) throw invalid(w, `subgroup size must be a positive integer, got ${S}`);
+  const NSG = t.sgf * t.sgp, T = NSG * S;
+  if (T > threadCap(limits)) throw overLimit(w, `subgroup-matrix tiles need ${T} threads per workgroup, the device allows ${threadCap(limits)}`);
+  const bytes = smxStorage(t);
+  if (bytes > limits.maxComputeWorkgroupStorageSize) {
+    throw overLimit(w, `subgroup-matrix tiles need ${bytes} bytes of workgroup storage, the device allows ${limits.maxComputeWorkgroupStorageSize}`);
+  }
+  const BK = t.bk, BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
+  const M = g.N * g.P, FT = ceilDiv(g.F, BF), total = FT * ceilDiv(M, BP);
+  const d = layoutWorkgroups(total, limits, w);
+  // P % 4 == 0: 4 consecutive positions of a tile lie in one image and one aligned vec4 of x, res and out.
+  const vec = g.P % 4 === 0;
+  // C % 4 == 0: 4 consecutive channels of a filter are one aligned vec4 of w.
+  const wVec = g.C % 4 === 0;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const and = (...c: string[]) => c.filter((s) => s).join(' && ') || 'true';
+  const needM = M % BP !== 0, needF = g.F % BF !== 0, needC = g.C % BK !== 0;
+  const scale = (n: string, c: string) => (g.hasScale ? ` * f32(sc[${n} * C + ${c}])` : '');
+
+  // Staged loads per thread and step: x as XN items (vec4 of 4 positions, or single positions), w as WN items.
+  const XN = vec ? BK * BP / 4 : BK * BP, WN = wVec ? BF * BK / 4 : BF * BK;
+  const XL = ceilDiv(XN, T), WL = ceilDiv(WN, T);
+  const xPer = vec ? BP / 4 : BP, wPer = wVec ? BK / 4 : BK;
+  const prologue: string[] = [];
+  for (const i of range(XL)) {
+    prologue.push(`  let xe${i} = li + ${i * T}u;`);
+    prologue.push(`  let xk${i} = xe${i} / ${xPer}u;`);
+    prologue.push(`  let xp${i} = ${vec ? '4u * ' : ''}(xe${i} % ${xPer}u);`);
+    prologue.push(`  let xm${i} = m0 + xp${i};`);
+    prologue.push(`  let xn${i} = min(xm${i}, M - 1u) / P;`);
+    prologue.push(`  let xo${i} = ${and((i + 1) * T > XN ? `xe${i} < ${XN}u` : '', needM ? `xm${i} < M` : '')};`);
+    // Element index of x[n, 0, p] (vec: in vec4s).
+    prologue.push(`  let xb${i} = ${vec ? `(xn${i} * C * P + xm${i} - xn${i} * P) / 4u` : `xn${i} * C * P + xm${i} - xn${i} * P`};`);
+  }
+  for (const i of range(WL)) {
+    prologue.push(`  let we${i} = li + ${i * T}u;`);
+    prologue.push(`  let wf${i} = we${i} / ${wPer}u;`);
+    prologue.push(`  let wk${i} = ${wVec ? '4u * ' : ''}(we${i} % ${wPer}u);`);
+    prologue.push(`  let wo${i} = ${and((i + 1) * T > WN ? `we${i} < ${WN}u` : '', needF ? `f0 + wf${i} < F` : '')};`);
+    prologue.push(`  let wb${i} = (f0 + wf${i}) * C + wk${i};`);
+  }
+  const xT = vec ? 'vec4<f16>' : 'f16', wT = wVec ? 'vec4<f16>' : 'f16';
+  // Loads of the step starting at channel `c`.
+  const load = (c: string) => {
+    const out: string[] = [];
+    for (const i of range(XL)) {
+      const ok = and(`xo${i}`, needC ? `${c} + xk${i} < C` : '');
+      const v = vec ? `x[xb${i} + (${c} + xk${i}) * P4]` : `x[xb${i} + (${c} + xk${i}) * P]`;
+      const sv = g.hasScale ? `${xT}(${vec ? 'vec4<f32>' : 'f32'}(${v})${scale(`xn${i}`, `${c} + xk${i}`)})` : v;
+      out.push(`    xr${i} = ${xT}(0.0);`);
+      out.push(`    if (${ok}) { xr${i} = ${sv}; }`);
+    }
+    for (const i of range(WL)) {
+      const ok = and(`wo${i}`, needC ? `${c} + wk${i} < C` : '');
+      out.push(`    wr${i} = ${wT}(0.0);`);
+      out.push(`    if (${ok}) { wr${i} = ${wVec ? `w[(wb${i} + ${c}) / 4u]` : `w[wb${i} + ${c}]`}; }`);
+    }
+    return out.join('\n');
+  };
+  // Registers to workgroup memory: xs[k * BP + p], ws[f * BK + k] (row-major, as the matrix loads read them).
+  const stage = () => {
+    const out: string[] = [];
+    for (const i of range(XL)) {
+      const s = vec ? range(4).map((q) => `xs[xk${i} * BP + xp${i} + ${q}u] = xr${i}[${q}];`).join(' ') : `xs[xk${i} * BP + xp${i}] = xr${i};`;
+      out.push((i + 1) * T > XN ? `    if (xe${i} < ${XN}u) { ${s} }` : `    ${s}`);
+    }
+    for (const i of range(WL)) {
+      const s = wVec ? range(4).map((q) => `ws[wf${i} * BK + wk${i} + ${q}u] = wr${i}[${q}];`).join(' ') : `ws[wf${i} * BK + wk${i}] = wr${i};`;
+      out.push((i + 1) * T > WN ? `    if (we${i} < ${WN}u) { ${s} }` : `    ${s}`);
+    }
+    return out.join('\n');
+  };
+  const L = 'subgroup_matrix_left<f16, 16, 16>', R = 'subgroup_matrix_right<f16, 16, 16>';
+  const mma: string[] = [];
+  for (const kk of range(BK / 16)) {
+    mma.push('    {');
+    for (const i of range(t.tm)) mma.push(`      let a${i} = subgroupMatrixLoad<${L}, row_major>(&ws, (sf + ${16 * i}u) * BK + ${16 * kk}u, BK);`);
+    for (const j of range(t.tn)) mma.push(`      let b${j} = subgroupMatrixLoad<${R}, row_major>(&xs, ${16 * kk}u * BP + sp + ${16 * j}u, BP);`);
+    for (const i of range(t.tm)) for (const j of range(t.tn)) mma.push(`      acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
+    mma.push('    }');
+  }
+  const accs = range(t.tm).flatMap((i) => range(t.tn).map((j) => [i, j] as const));
+  const bias = (f: string) => (g.hasBias ? ` + f32(b[${f}])` : '');
+  // Epilogue: EL items per thread over the BF x BP tile (vec: 4 positions each).
+  const EN = vec ? BF * BP / 4 : BF * BP, EL = ceilDiv(EN, T), ePer = vec ? BP / 4 : BP;
+  const epilogue = vec ? `
+    let r = fl * BP + pl;
+    let y = vec4<f32>(rs[r], rs[r + 1u], rs[r + 2u], rs[r + 3u])${g.hasBias ? ` + vec4<f32>(f32(b[f]))` : ''};
+    let n = m / P;
+    let o = ((n * F + f) * P + m - n * P) / 4u;
+    let v = vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))${g.hasRes ? ' + vec4<f32>(res[o])' : ''};
+    out[o] = vec4<f16>(v);` : `
+    let y = rs[fl * BP + pl]${bias('f')};
+    let n = m / P;
+    let o = (n * F + f) * P + m - n * P;
+    out[o] = f16(act(y)${g.hasRes ? ' + f32(res[o])' : ''});`;
+  const vecOf = new Set([...(vec ? ['x', 'res', 'out'] : []), ...(wVec ? ['w'] : [])]);
+  const decl = (n: string, k: number, access: string) => `@group(0) @binding(${k}) var<storage, ${access}> ${n}: array<${vecOf.has(n) ? 'vec4<f16>' : 'f16'}>;`;
+  const wgsl = `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+${names.map((n, k) => decl(n, k, 'read')).join('\n')}
+${decl('out', names.length, 'read_write')}
+${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BF, BP, BK, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${g.act.fn}
+// xs[k * BP + p]: channel k, position p of the step's x tile; ws[f * BK + k]: filter f, channel k of its w tile;
+// rs[f * BP + p]: the tile's sums.
+var<workgroup> xs: array<f16, ${BK * BP}>;
+var<workgroup> ws: array<f16, ${BF * BK}>;
+var<workgroup> rs: array<f32, ${BF * BP}>;
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  // Uniform per workgroup: returning here splits no barrier and no subgroup matrix operation.
+  if (g >= TOTAL) { return; }
+  let f0 = (g % FT) * BF;
+  let m0 = (g / FT) * BP;
+  // This subgroup's blocks: filters sf.., positions sp.. of the tile.
+  let sf = (sg / ${t.sgp}u) * ${16 * t.tm}u;
+  let sp = (sg % ${t.sgp}u) * ${16 * t.tn}u;
+${prologue.join('\n')}
+${range(XL).map((i) => `  var xr${i} = ${xT}(0.0);`).join('\n')}
+${range(WL).map((i) => `  var wr${i} = ${wT}(0.0);`).join('\n')}
+  {
+${load('0u')}
+  }
+${accs.map(([i, j]) => `  var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n')}
+  for (var c0 = 0u; c0 < C; c0 += BK) {
+${stage()}
+    workgroupBarrier();
+    // The next step's loads go out before this step's products (c0 is uniform).
+    if (c0 + BK < C) {
+      let c1 = c0 + BK;
+${load('c1')}
+    }
+${mma.join('\n')}
+    workgroupBarrier();
+  }
+${accs.map(([i, j]) => `  subgroupMatrixStore<row_major>(&rs, (sf + ${16 * i}u) * BP + sp + ${16 * j}u, acc${i}_${j}, BP);`).join('\n')}
+  workgroupBarrier();
+  for (var i = 0u; i < ${EL}u; i++) {
+    let e = li + i * ${T}u;
+    ${EL * T > EN ? `if (e >= ${EN}u) { break; }` : ''}
+    let fl = e / ${ePer}u;
+    let pl = ${vec ? '4u * ' : ''}(e % ${ePer}u);
+    let f = f0 + fl;
+    let m = m0 + pl;
+    if (${and(needF ? 'f < F' : '', needM ? 'm < M' : '')}) {${epilogue}
+    }
+  }
+}
+`;
+  return {
+    name: label,
+    cacheKey: cacheKey('pointwise-smx', g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, smxTileKey(t), `S${S}`, `dx${d.dispatchX}`),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: bytes,
+  };
+}
