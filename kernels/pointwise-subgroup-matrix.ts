@@ -76,16 +76,18 @@ export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, support:
 
 /**
  * The subgroup-matrix pointwise program (f16 storage; `names`: the bindings x, w, b?, res?, sc? in order, `inputs`
- * their node input indices, as kernels/pointwise.ts dotProgram takes them).
+ * their node input indices, as kernels/pointwise.ts dotProgram takes them). `emulate`: the same program with each
+ * matrix load, multiply-accumulate and store done in plain WGSL at the same offsets and strides, so that a device
+ * without subgroup matrices (the tests' lavapipe) checks everything else: staging, edges, epilogue, tile indexing.
  */
-export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxTiles, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label = 'Conv(pw smx)'): KernelProgram {
+export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxTiles, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label = 'Conv(pw smx)', emulate = false): KernelProgram {
   const S = support.subgroupSize;
   for (const [k, v] of Object.entries(t)) if (!Number.isInteger(v) || v < 1) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
   if (t.bk % 16 !== 0) throw invalid(w, `subgroup-matrix tiles need a multiple of 16 channels per step, got ${t.bk}`);
   if (!Number.isInteger(S) || S < 1) throw invalid(w, `subgroup size must be a positive integer, got ${S}`);
   const NSG = t.sgf * t.sgp, T = NSG * S;
   if (T > threadCap(limits)) throw overLimit(w, `subgroup-matrix tiles need ${T} threads per workgroup, the device allows ${threadCap(limits)}`);
-  const bytes = smxStorage(t);
+  const bytes = smxStorage(t) + (emulate ? 4 * NSG * t.tm * t.tn * 256 : 0);
   if (bytes > limits.maxComputeWorkgroupStorageSize) {
     throw overLimit(w, `subgroup-matrix tiles need ${bytes} bytes of workgroup storage, the device allows ${limits.maxComputeWorkgroupStorageSize}`);
   }
@@ -154,13 +156,22 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxTiles, support: Subgro
     }
     return out.join('\n');
   };
+  // The matrix operations, on subgroup matrices or (emulate) in plain WGSL with the same offsets and strides.
+  const aOff = (i: number, kk: number) => `(sf + ${16 * i}u) * BK + ${16 * kk}u`;
+  const bOff = (j: number, kk: number) => `${16 * kk}u * BP + sp + ${16 * j}u`;
+  const rOff = (i: number, j: number) => `(sf + ${16 * i}u) * BP + sp + ${16 * j}u`;
+  const accBase = (i: number, j: number) => `(sg * ${t.tm * t.tn}u + ${i * t.tn + j}u) * 256u`;
   const L = 'subgroup_matrix_left<f16, 16, 16>', R = 'subgroup_matrix_right<f16, 16, 16>';
   const mma: string[] = [];
   for (const kk of range(BK / 16)) {
     mma.push('    {');
-    for (const i of range(t.tm)) mma.push(`      let a${i} = subgroupMatrixLoad<${L}, row_major>(&ws, (sf + ${16 * i}u) * BK + ${16 * kk}u, BK);`);
-    for (const j of range(t.tn)) mma.push(`      let b${j} = subgroupMatrixLoad<${R}, row_major>(&xs, ${16 * kk}u * BP + sp + ${16 * j}u, BP);`);
-    for (const i of range(t.tm)) for (const j of range(t.tn)) mma.push(`      acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
+    if (emulate) {
+      for (const i of range(t.tm)) for (const j of range(t.tn)) mma.push(`      emuMma(${accBase(i, j)}, ${aOff(i, kk)}, ${bOff(j, kk)});`);
+    } else {
+      for (const i of range(t.tm)) mma.push(`      let a${i} = subgroupMatrixLoad<${L}, row_major>(&ws, ${aOff(i, kk)}, BK);`);
+      for (const j of range(t.tn)) mma.push(`      let b${j} = subgroupMatrixLoad<${R}, row_major>(&xs, ${bOff(j, kk)}, BP);`);
+      for (const i of range(t.tm)) for (const j of range(t.tn)) mma.push(`      acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
+    }
     mma.push('    }');
   }
   const accs = range(t.tm).flatMap((i) => range(t.tn).map((j) => [i, j] as const));
@@ -180,10 +191,26 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxTiles, support: Subgro
     out[o] = f16(act(y)${g.hasRes ? ' + f32(res[o])' : ''});`;
   const vecOf = new Set([...(vec ? ['x', 'res', 'out'] : []), ...(wVec ? ['w'] : [])]);
   const decl = (n: string, k: number, access: string) => `@group(0) @binding(${k}) var<storage, ${access}> ${n}: array<${vecOf.has(n) ? 'vec4<f16>' : 'f16'}>;`;
+  // Emulation: each subgroup's accumulators in workgroup memory, lane l of a subgroup owning elements l, l + S, ...
+  // of each of its 16 x 16 blocks (no lane reads another's), the products from the same staged tiles.
+  const emuFns = `
+var<workgroup> eacc: array<f32, ${NSG * t.tm * t.tn * 256}>;
+
+fn emuMma(acc: u32, a: u32, b: u32) {
+  for (var e = lane; e < 256u; e += ${S}u) {
+    let r = e / 16u;
+    let c = e % 16u;
+    var s = eacc[acc + e];
+    for (var k = 0u; k < 16u; k++) { s += f32(ws[a + r * BK + k]) * f32(xs[b + k * BP + c]); }
+    eacc[acc + e] = s;
+  }
+}
+
+fn emuStore(acc: u32, o: u32) {
+  for (var e = lane; e < 256u; e += ${S}u) { rs[o + (e / 16u) * BP + e % 16u] = eacc[acc + e]; }
+}`;
   const wgsl = `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-${names.map((n, k) => decl(n, k, 'read')).join('\n')}
+${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}${names.map((n, k) => decl(n, k, 'read')).join('\n')}
 ${decl('out', names.length, 'read_write')}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BF, BP, BK, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
@@ -192,14 +219,17 @@ ${g.act.fn}
 var<workgroup> xs: array<f16, ${BK * BP}>;
 var<workgroup> ws: array<f16, ${BF * BK}>;
 var<workgroup> rs: array<f32, ${BF * BP}>;
+${emulate ? `var<private> lane: u32;\n${emuFns}` : ''}
 
 @compute @workgroup_size(${T})
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(subgroup_id) sg: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${emulate ? '' : ', @builtin(subgroup_id) sg: u32'}) {
   let g = wid.x + wid.y * DISPATCH_X;
   // Uniform per workgroup: returning here splits no barrier and no subgroup matrix operation.
   if (g >= TOTAL) { return; }
   let f0 = (g % FT) * BF;
-  let m0 = (g / FT) * BP;
+  let m0 = (g / FT) * BP;${emulate ? `
+  let sg = li / ${S}u;
+  lane = li % ${S}u;` : ''}
   // This subgroup's blocks: filters sf.., positions sp.. of the tile.
   let sf = (sg / ${t.sgp}u) * ${16 * t.tm}u;
   let sp = (sg % ${t.sgp}u) * ${16 * t.tn}u;
@@ -209,7 +239,9 @@ ${range(WL).map((i) => `  var wr${i} = ${wT}(0.0);`).join('\n')}
   {
 ${load('0u')}
   }
-${accs.map(([i, j]) => `  var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n')}
+${emulate
+    ? `  for (var e = li; e < ${NSG * t.tm * t.tn * 256}u; e += ${T}u) { eacc[e] = 0.0; }`
+    : accs.map(([i, j]) => `  var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n')}
   for (var c0 = 0u; c0 < C; c0 += BK) {
 ${stage()}
     workgroupBarrier();
@@ -221,7 +253,7 @@ ${load('c1')}
 ${mma.join('\n')}
     workgroupBarrier();
   }
-${accs.map(([i, j]) => `  subgroupMatrixStore<row_major>(&rs, (sf + ${16 * i}u) * BP + sp + ${16 * j}u, acc${i}_${j}, BP);`).join('\n')}
+${accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)});` : `  subgroupMatrixStore<row_major>(&rs, ${rOff(i, j)}, acc${i}_${j}, BP);`)).join('\n')}
   workgroupBarrier();
   for (var i = 0u; i < ${EL}u; i++) {
     let e = li + i * ${T}u;
@@ -237,7 +269,7 @@ ${accs.map(([i, j]) => `  subgroupMatrixStore<row_major>(&rs, (sf + ${16 * i}u) 
 `;
   return {
     name: label,
-    cacheKey: cacheKey('pointwise-smx', g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, smxTileKey(t), `S${S}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(emulate ? 'pointwise-smx-emulated' : 'pointwise-smx', g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, smxTileKey(t), `S${S}`, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: bytes,
   };
 }

@@ -12,7 +12,11 @@ import type { SubgroupMatrixSupport } from '../../kernels/pointwise-subgroup-mat
 
 export interface GpuContext {
   device: GPUDevice;
-  adapterInfo: { vendor: string; architecture: string; device: string; description: string; subgroupMinSize?: number; subgroupMaxSize?: number };
+  adapterInfo: {
+    vendor: string; architecture: string; device: string; description: string; subgroupMinSize?: number; subgroupMaxSize?: number;
+    /** Dawn's subgroup-matrix configurations of the adapter (absent where it reports none). */
+    subgroupMatrixConfigs?: SubgroupMatrixConfigLike[];
+  };
   limits: GPUSupportedLimits;
   kernelLimits: Required<KernelLimits>;
   timestamps: boolean;
@@ -136,6 +140,9 @@ function contextFor(device: GPUDevice, info: Partial<GPUAdapterInfo>, owned: boo
       vendor: info.vendor ?? '', architecture: info.architecture ?? '', device: info.device ?? '', description: info.description ?? '',
       subgroupMinSize: (info as { subgroupMinSize?: number }).subgroupMinSize,
       subgroupMaxSize: (info as { subgroupMaxSize?: number }).subgroupMaxSize,
+      ...(Array.isArray((info as SubgroupMatrixInfoLike).subgroupMatrixConfigs) && (info as SubgroupMatrixInfoLike).subgroupMatrixConfigs!.length
+        ? { subgroupMatrixConfigs: (info as SubgroupMatrixInfoLike).subgroupMatrixConfigs!.map((c) => ({ componentType: c.componentType, resultComponentType: c.resultComponentType, M: c.M, N: c.N, K: c.K })) }
+        : {}),
     },
     limits: l,
     kernelLimits: {

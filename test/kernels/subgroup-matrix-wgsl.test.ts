@@ -1,0 +1,98 @@
+// The subgroup-matrix pointwise kernel's real WGSL (kernels/pointwise-subgroup-matrix.ts) through Dawn's shader
+// compiler: lavapipe cannot run it (no subgroup matrices; Dawn refuses the `enable` there before checking anything
+// else), but Dawn's null backend offers the feature under allow_unsafe_apis and runs the full front end on a shader
+// module: parsing, types, the builtins' signatures, uniformity. Pipelines are created too where the program fits the
+// null device's 16 KiB of workgroup storage. A Dawn build without the null backend skips this file (said in the
+// skip message); the npm `webgpu` package the project pins has it.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { create, globals } from 'webgpu';
+import { pointwiseSubgroupMatrix, smxTileVariants } from '../../kernels/pointwise-subgroup-matrix.js';
+import { type KernelLimits, defaultLimits } from '../../kernels/program.js';
+import { nodeEpilogue } from '../../kernels/shader.js';
+import type { DotGeom } from '../../kernels/pointwise.js';
+import { compileGraph } from '../../src/runtime/compile.js';
+import { prepareForRun } from '../../src/pipeline/pipeline.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
+import { mobileNetV2 } from '../../fixtures/zoo.js';
+
+// Kept for the life of the process (Dawn tears its instance down under live objects once it is collected).
+let gpu: GPU | undefined;
+
+async function nullDevice(): Promise<GPUDevice | undefined> {
+  Object.assign(globalThis, globals);
+  gpu ??= create(['backend=null', 'enable-dawn-features=allow_unsafe_apis']);
+  const adapter = await gpu.requestAdapter();
+  const need: GPUFeatureName[] = ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix' as GPUFeatureName];
+  if (!adapter || !need.every((f) => adapter.features.has(f))) return undefined;
+  return adapter.requestDevice({ requiredFeatures: need });
+}
+
+/** Dawn's error messages for `wgsl` (module), and for its pipeline where `pipeline`. */
+async function compileErrors(d: GPUDevice, wgsl: string, pipeline: boolean): Promise<string[]> {
+  d.pushErrorScope('validation');
+  const module = d.createShaderModule({ code: wgsl });
+  const info = await module.getCompilationInfo();
+  const errors = info.messages.filter((m) => m.type === 'error').map((m) => `${m.lineNum}:${m.linePos} ${m.message}`);
+  if (pipeline && !errors.length) {
+    try {
+      await d.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    } catch (e) {
+      errors.push(`pipeline: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  const scope = await d.popErrorScope();
+  if (scope && !errors.length) errors.push(scope.message.split('\n')[0]);
+  return errors;
+}
+
+const h100: KernelLimits = { ...defaultLimits, maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
+
+function dot(N: number, C: number, F: number, P: number, o: { bias?: boolean; res?: boolean; scale?: boolean; act?: string } = {}): DotGeom {
+  return {
+    N, C, F, P, hasBias: !!o.bias, hasRes: !!o.res, hasScale: !!o.scale,
+    act: nodeEpilogue(o.act === 'Clip' ? { activation: 'Clip', activationParams: [0, 6] } : o.act ? { activation: o.act } : {}, 'test'),
+  };
+}
+
+test("Dawn's compiler accepts every tile variant's WGSL on ragged and aligned shapes with every epilogue, and the programs MobileNetV2 gets", async (t) => {
+  const d = await nullDevice();
+  if (!d) { t.skip("this Dawn build has no null backend offering chromium-experimental-subgroup-matrix"); return; }
+  // The checker is real: left and right matrices swapped, and an f32 result stored to an f16 array, are refused.
+  const good = pointwiseSubgroupMatrix(dot(1, 32, 32, 64), smxTileVariants[2], { subgroupSize: 32 }, ['x', 'w'], [0, 1], h100, 't').wgsl;
+  assert.deepEqual(await compileErrors(d, good, true), []);
+  assert.notDeepEqual(await compileErrors(d, good.replace('subgroupMatrixMultiplyAccumulate(a0, b0, ', 'subgroupMatrixMultiplyAccumulate(b0, a0, '), false), [], 'operands swapped');
+  assert.notDeepEqual(await compileErrors(d, good.replace('subgroupMatrixStore<row_major>(&rs, ', 'subgroupMatrixStore<row_major>(&xs, '), false), [], 'an f32 result stored to f16');
+
+  const programs = new Map<string, { wgsl: string; bytes: number }>();
+  const shapes = [
+    dot(1, 32, 16, 12544, { bias: true }), dot(2, 13, 21, 49, { bias: true, res: true, scale: true, act: 'Clip' }),
+    dot(1, 40, 36, 36, { res: true, act: 'Relu' }), dot(3, 24, 70, 100, { bias: true, scale: true, act: 'HardSwish' }),
+  ];
+  for (const g of shapes) {
+    // Workgroups of 4 subgroups: a pipeline with a subgroup matrix needs a workgroup size that is a multiple of the
+    // device's maxSubgroupSize (Dawn's rule; the null device's is 128, an H100's 32).
+    for (const tiles of [...smxTileVariants, { sgf: 4, sgp: 1, tm: 1, tn: 2, bk: 16 }, { sgf: 2, sgp: 2, tm: 2, tn: 1, bk: 16 }]) {
+      const names = ['x', 'w', ...(g.hasBias ? ['b'] : []), ...(g.hasRes ? ['res'] : []), ...(g.hasScale ? ['sc'] : [])];
+      const p = pointwiseSubgroupMatrix(g, tiles, { subgroupSize: 32 }, names, names.map((_, i) => i), h100, 't');
+      programs.set(p.cacheKey, { wgsl: p.wgsl, bytes: p.workgroupStorageBytes });
+    }
+  }
+  const limits = { ...h100, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 30 };
+  for (const batch of [1, 32]) {
+    const g = await prepareForRun(exportOnnx(mobileNetV2(batch)), { precision: 'fp16', plan: 'unfused', batch });
+    for (const s of compileGraph(g, limits, 'f16', { subgroupMatrix: { subgroupSize: 32 } }).steps) {
+      if (s.program.cacheKey.startsWith('pointwise-smx')) programs.set(s.program.cacheKey, { wgsl: s.program.wgsl, bytes: s.program.workgroupStorageBytes });
+    }
+  }
+  assert.ok(programs.size > 40, `${programs.size} programs`);
+  const nullLimit = d.limits.maxComputeWorkgroupStorageSize;
+  let pipelines = 0;
+  for (const [key, p] of programs) {
+    const withPipeline = p.bytes <= nullLimit;
+    if (withPipeline) pipelines++;
+    assert.deepEqual(await compileErrors(d, p.wgsl, withPipeline), [], key);
+  }
+  assert.ok(pipelines > 10, `${pipelines} pipelines created`);
+  d.destroy();
+});

@@ -1,0 +1,319 @@
+// The f16 pointwise kernel on subgroup matrices (kernels/pointwise-subgroup-matrix.ts): its program descriptions and
+// cache keys, the tile chooser, the selection by device features (src/runtime/device.ts subgroupMatrixSupport,
+// kernels/registry.ts kernelFor, compileGraph), and its emulated form run on lavapipe against a float64 reference.
+// lavapipe has no subgroup matrices: the emulated form is the same WGSL with each matrix load, multiply-accumulate
+// and store written out at the same offsets and strides, so everything but the three builtins is run here (the
+// staging, the edges, the epilogue, the tile and block indexing). subgroup-matrix-wgsl.test.ts validates the real
+// form's WGSL with Dawn's shader compiler.
+//
+// Tolerance of the emulated runs: inputs are rounded to f16 first and the reference computed in float64 from those
+// values; the kernel sums f32 products (exact for f16 operands) in f32 and rounds the result to f16 once, so
+// |got - ref| <= 2^-11 |ref| + 2^-25 (rounding, normal and subnormal) + 1e-4 max(1, max |ref|) (f32 sums of up to
+// 100 terms, as the fp32 kernels' bound in layer-harness.ts). With a channel scale the scaled x is rounded to f16
+// before the product (one more rounding per term): + 2^-11 sum_c |w x sc|. A wrong offset, a lost edge or an
+// unwritten element (outputs start as NaN) is off by O(1).
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeDevice, getDevice, pipelineOf } from './fused-harness.js';
+import { randomF32 } from './reference.js';
+import { activation } from './reference.js';
+import {
+  type SmxTiles, chooseSmxTiles, pointwiseSubgroupMatrix, smxMinWorkgroups, smxStorage, smxTileCount, smxTileVariants,
+} from '../../kernels/pointwise-subgroup-matrix.js';
+import type { DotGeom } from '../../kernels/pointwise.js';
+import { kernelFor } from '../../kernels/registry.js';
+import { type KernelLimits, type KernelProgram, defaultLimits } from '../../kernels/program.js';
+import { nodeEpilogue } from '../../kernels/shader.js';
+import type { Node } from '../../src/graph/ir.js';
+import { subgroupMatrixSupport } from '../../src/runtime/device.js';
+import { compileGraph } from '../../src/runtime/compile.js';
+import { prepareForRun } from '../../src/pipeline/pipeline.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
+import { mobileNetV2 } from '../../fixtures/zoo.js';
+import { fromHalf, roundHalf, toHalf } from '../../src/runtime/half.js';
+
+after(closeDevice);
+
+/** An H100's limits as Dawn reports them (48 KiB workgroup storage, 1024 invocations). */
+const h100: Required<KernelLimits> = { ...defaultLimits, maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
+const support = { subgroupSize: 32 };
+
+interface Case extends DotGeom { acts: [string, number[]] }
+
+function dotCase(N: number, C: number, F: number, P: number, o: { bias?: boolean; res?: boolean; scale?: boolean; act?: [string, number[]] } = {}): Case {
+  const acts = o.act ?? ['', []];
+  return {
+    N, C, F, P, hasBias: !!o.bias, hasRes: !!o.res, hasScale: !!o.scale, acts,
+    act: nodeEpilogue(acts[0] ? { activation: acts[0], activationParams: acts[1] } : {}, 'test'),
+  };
+}
+
+const namesOf = (g: DotGeom) => ['x', 'w', ...(g.hasBias ? ['b'] : []), ...(g.hasRes ? ['res'] : []), ...(g.hasScale ? ['sc'] : [])];
+
+function program(g: DotGeom, t: SmxTiles, o: { s?: number; limits?: KernelLimits; emulate?: boolean } = {}): KernelProgram {
+  const names = namesOf(g);
+  return pointwiseSubgroupMatrix(g, t, { subgroupSize: o.s ?? 32 }, names, names.map((_, i) => i), o.limits ?? h100, 'test', 'Conv(pw smx)', o.emulate);
+}
+
+// ---- program descriptions ------------------------------------------------------------------------------------------
+
+test('program description: workgroup of SGF x SGP subgroups, one workgroup per BF x BP tile, storage as declared', () => {
+  for (const t of smxTileVariants) {
+    for (const g of [dotCase(1, 32, 16, 12544, { bias: true }), dotCase(2, 13, 21, 49, { res: true }), dotCase(32, 960, 320, 49, { bias: true })]) {
+      const p = program(g, t);
+      const BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
+      assert.deepEqual(p.workgroupSize, [32 * t.sgf * t.sgp, 1, 1]);
+      const tiles = Math.ceil(g.F / BF) * Math.ceil(g.N * g.P / BP);
+      assert.equal(tiles, smxTileCount(g, t));
+      assert.ok(p.dispatch[0] * p.dispatch[1] >= tiles && p.dispatch[0] * (p.dispatch[1] - 1) < tiles, `${p.cacheKey}: dispatch ${p.dispatch} for ${tiles} tiles`);
+      assert.match(p.wgsl, new RegExp(`const TOTAL: u32 = ${tiles}u;`));
+      assert.equal(p.workgroupStorageBytes, smxStorage(t));
+      assert.equal(smxStorage(t), 2 * t.bk * BP + 2 * BF * t.bk + 4 * BF * BP);
+      assert.match(p.wgsl, new RegExp(`var<workgroup> xs: array<f16, ${t.bk * BP}>;`));
+      assert.match(p.wgsl, new RegExp(`var<workgroup> ws: array<f16, ${BF * t.bk}>;`));
+      assert.match(p.wgsl, new RegExp(`var<workgroup> rs: array<f32, ${BF * BP}>;`));
+      assert.deepEqual(p.inputs, namesOf(g).map((_, i) => i));
+      assert.equal(p.outputs, 1);
+    }
+  }
+});
+
+test('WGSL: the enables, the bindings in order with vec4<f16> where P % 4 == 0 (x, res, out) and C % 4 == 0 (w), the matrix builtins', () => {
+  const t = smxTileVariants[0];
+  const vec = program(dotCase(1, 32, 48, 196, { bias: true, res: true, act: ['Clip', [0, 6]] }), t).wgsl;
+  assert.ok(vec.startsWith('enable f16;\nenable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'));
+  const decls = [...vec.matchAll(/@group\(0\) @binding\((\d+)\) var<storage, (\w+)> (\w+): array<([^>]+>?)>;/g)].map((m) => `${m[1]} ${m[2]} ${m[3]} ${m[4]}`);
+  assert.deepEqual(decls, ['0 read x vec4<f16>', '1 read w vec4<f16>', '2 read b f16', '3 read res vec4<f16>', '4 read_write out vec4<f16>']);
+  const scalar = program(dotCase(2, 13, 21, 49, { scale: true }), t).wgsl;
+  const sdecls = [...scalar.matchAll(/@binding\((\d+)\) var<storage, (\w+)> (\w+): array<([^>]+>?)>;/g)].map((m) => `${m[3]} ${m[4]}`);
+  assert.deepEqual(sdecls, ['x f16', 'w f16', 'sc f16', 'out f16']);
+  // 2 x 2 blocks per subgroup, 2 K-steps of 16 per staging step: 8 multiply-accumulates, 4 stores.
+  assert.equal(vec.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length, 8);
+  assert.equal(vec.match(/subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>\(&ws,/g)?.length, 4);
+  assert.equal(vec.match(/subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>\(&xs,/g)?.length, 4);
+  assert.equal(vec.match(/subgroupMatrixStore<row_major>\(&rs,/g)?.length, 4);
+  assert.equal(vec.match(/var acc\d_\d = subgroup_matrix_result<f32, 16, 16>\(\);/g)?.length, 4);
+  assert.match(vec, /@builtin\(subgroup_id\) sg: u32/);
+  // The emulated form: no subgroup builtins or enables, the same offsets.
+  const emu = program(dotCase(1, 32, 48, 196, { bias: true, res: true, act: ['Clip', [0, 6]] }), t, { emulate: true }).wgsl;
+  assert.ok(emu.startsWith('enable f16;\n') && !/subgroup/.test(emu.replace(/\/\/[^\n]*/g, '')), 'the emulated form uses no subgroup feature');
+  assert.equal(emu.match(/emuMma\(/g)!.length - 1, 8, 'one emulated multiply-accumulate per block and K-step (and the definition)');
+  assert.equal(emu.match(/emuStore\(/g)!.length - 1, 4);
+});
+
+test('cache keys: equal inputs give equal programs; every shape, epilogue, tile, subgroup size and the emulated form its own key', () => {
+  const cases = [
+    dotCase(1, 32, 16, 12544), dotCase(1, 32, 16, 12544, { bias: true }), dotCase(1, 32, 16, 12544, { bias: true, res: true }),
+    dotCase(1, 32, 16, 12544, { scale: true }), dotCase(1, 32, 16, 12544, { act: ['Relu', []] }), dotCase(1, 32, 16, 12544, { act: ['Clip', [0, 6]] }),
+    dotCase(2, 32, 16, 12544), dotCase(1, 33, 16, 12544), dotCase(1, 32, 17, 12544), dotCase(1, 32, 16, 12545),
+  ];
+  const seen = new Map<string, string>();
+  const add = (p: KernelProgram) => {
+    const prev = seen.get(p.cacheKey);
+    assert.ok(prev === undefined || prev === p.wgsl, `cache key ${p.cacheKey} names two different programs`);
+    seen.set(p.cacheKey, p.wgsl);
+  };
+  let n = 0;
+  for (const g of cases) for (const t of smxTileVariants) { add(program(g, t)); n++; }
+  add(program(cases[0], smxTileVariants[0], { s: 64 })); n++;
+  add(program(cases[0], smxTileVariants[0], { emulate: true })); n++;
+  assert.equal(seen.size, n, 'no two of them share a key');
+  // Deterministic: the same arguments, the same program.
+  assert.deepEqual(program(cases[2], smxTileVariants[1]), program(cases[2], smxTileVariants[1]));
+  for (const k of seen.keys()) assert.ok(!k.startsWith('f16|'), 'apart from the f16 rewrite of the fp32 kernels');
+});
+
+test('bad tiles and tiles over the device limits are refused with a clear error', () => {
+  const g = dotCase(1, 32, 32, 64);
+  assert.throws(() => program(g, { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 24 }), /multiple of 16 channels per step, got 24/);
+  assert.throws(() => program(g, { sgf: 0, sgp: 2, tm: 1, tn: 1, bk: 16 }), /tile sgf must be a positive integer/);
+  assert.throws(() => program(g, smxTileVariants[0], { limits: defaultLimits }), /24576 bytes of workgroup storage, the device allows 16384/);
+  assert.throws(() => program(g, { sgf: 4, sgp: 4, tm: 1, tn: 1, bk: 16 }, { limits: defaultLimits }), /512 threads per workgroup, the device allows 256/);
+});
+
+// ---- the tile chooser ----------------------------------------------------------------------------------------------
+
+test('chooser: largest tiles with 264+ workgroups, 16-filter tiles for narrow layers, the present kernel for little work', () => {
+  const key = (t: SmxTiles | undefined) => (t ? `${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp}` : 'present');
+  // Batch 32, 56x56 144 -> 24: 1 x 1568 tiles of 64 x 64.
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, h100)), '64x64');
+  // Batch 1, 112x112 16 -> 96: 2 x 196 = 392 tiles of 64 x 64.
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 96, C: 16 }, support, h100)), '64x64');
+  // Batch 1, 56x56 96 -> 24: 64 x 64 gives 49 tiles, 32 x 64 49 again, 32 x 32 98: the smallest.
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 3136, F: 24, C: 96 }, support, h100)), '32x32');
+  // 16 filters: the 16 x 64 tiles.
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 16, C: 32 }, support, h100)), '16x64');
+  // Batch 1, 7x7 960 -> 160: 5 x 2 = 10 tiles of 32 x 32, under smxMinWorkgroups: the present (split-K) kernel.
+  assert.ok(smxTileCount({ N: 1, P: 49, F: 160 }, smxTileVariants[2]) < smxMinWorkgroups);
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 160, C: 960 }, support, h100)), 'present');
+  // 7x7 320 -> 1280 at batch 1: 40 x 2 = 80 tiles of 32 x 32.
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 1280, C: 320 }, support, h100)), '32x32');
+  // WebGPU's default 16 KiB of workgroup storage: the 64 x 64 tiles (24 KiB) are not offered.
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, defaultLimits)), '32x64');
+  // A 64-wide subgroup: 256-thread workgroups, within the default limits.
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { subgroupSize: 64 }, defaultLimits)), '32x64');
+  assert.equal(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { subgroupSize: 128 }, defaultLimits), undefined, 'no variant fits 256 invocations');
+});
+
+// ---- selection by device features ----------------------------------------------------------------------------------
+
+const nvidiaInfo = {
+  subgroupMinSize: 32, subgroupMaxSize: 32,
+  subgroupMatrixConfigs: [
+    { componentType: 'f16', resultComponentType: 'f16', M: 16, N: 16, K: 16 },
+    { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 16, K: 16 },
+    { componentType: 'f16', resultComponentType: 'f32', M: 16, N: 8, K: 16 },
+    { componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 },
+  ],
+};
+const allFeatures = new Set(['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix', 'timestamp-query']);
+const without = (f: string) => new Set([...allFeatures].filter((x) => x !== f));
+
+test('subgroupMatrixSupport: only with the three features, an f16 -> f32 16x16x16 config and one subgroup size', () => {
+  assert.deepEqual(subgroupMatrixSupport(allFeatures, nvidiaInfo), { subgroupSize: 32 });
+  for (const f of ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']) assert.equal(subgroupMatrixSupport(without(f), nvidiaInfo), undefined, `without ${f}`);
+  assert.equal(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMatrixConfigs: nvidiaInfo.subgroupMatrixConfigs.filter((c) => !(c.resultComponentType === 'f32' && c.N === 16)) }), undefined, 'only f16 -> f16 and M16 N8');
+  assert.equal(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMatrixConfigs: undefined }), undefined, 'no configs reported');
+  assert.equal(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMinSize: 16, subgroupMaxSize: 32 }), undefined, 'a varying subgroup size');
+  assert.equal(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMinSize: undefined }), undefined, 'an unknown subgroup size');
+  // lavapipe: shader-f16 and subgroups, no subgroup matrices, no configs.
+  assert.equal(subgroupMatrixSupport(without('chromium-experimental-subgroup-matrix'), { subgroupMinSize: 8, subgroupMaxSize: 8, subgroupMatrixConfigs: [] }), undefined);
+});
+
+function convNode(name: string, withBias: boolean, act?: [string, number[]]): Node {
+  return { name, op: 'Conv', domain: '', inputs: ['x', 'w', ...(withBias ? ['b'] : [])], outputs: ['y'], attrs: act ? { activation: act[0], activationParams: act[1] } : {} };
+}
+
+test('kernelFor: a pointwise Conv takes the subgroup-matrix kernel only in f16 with the feature; anything else the present kernels', () => {
+  const pw = convNode('pw', true, ['Clip', [0, 6]]);
+  const ins = [[8, 64, 28, 28], [128, 64, 1, 1], [128]], outs = [[8, 128, 28, 28]];
+  const keyOf = (k: ReturnType<typeof kernelFor>) => (k.kind === 'programs' ? k.programs.map((p) => p.cacheKey).join(',') : 'alias');
+  const f16 = keyOf(kernelFor(pw, ins, outs, h100, 'f16'));
+  assert.match(f16, /^f16\|pointwise-/, 'no features: the present f16 kernel');
+  assert.equal(keyOf(kernelFor(pw, ins, outs, h100, 'f16', {})), f16);
+  assert.match(keyOf(kernelFor(pw, ins, outs, h100, 'f16', { subgroupMatrix: support })), /^pointwise-smx\|8\|64\|128\|784\|1\|0\|0\|Clip\(0,6\)\|/);
+  assert.equal(keyOf(kernelFor(pw, ins, outs, h100, 'f32', { subgroupMatrix: support })), keyOf(kernelFor(pw, ins, outs, h100, 'f32')), 'fp32 is unchanged');
+  // A depthwise and a 3x3 Conv, a 7x7 960 -> 160 layer at batch 1 (too little work): the present kernels.
+  const dw: Node = { ...convNode('dw', true), attrs: { group: 64, pads: [1, 1, 1, 1] } };
+  const dwIn = [[8, 64, 28, 28], [64, 1, 3, 3], [64]];
+  assert.equal(keyOf(kernelFor(dw, dwIn, [[8, 64, 28, 28]], h100, 'f16', { subgroupMatrix: support })), keyOf(kernelFor(dw, dwIn, [[8, 64, 28, 28]], h100, 'f16')));
+  const late = [[1, 960, 7, 7], [160, 960, 1, 1], [160]];
+  assert.equal(keyOf(kernelFor(pw, late, [[1, 160, 7, 7]], h100, 'f16', { subgroupMatrix: support })), keyOf(kernelFor(pw, late, [[1, 160, 7, 7]], h100, 'f16')));
+  // Limits no tile fits (16 KiB, 64 invocations): the present kernel.
+  const tiny = { ...defaultLimits, maxComputeInvocationsPerWorkgroup: 64, maxComputeWorkgroupSizeX: 64 };
+  assert.match(keyOf(kernelFor(pw, ins, outs, tiny, 'f16', { subgroupMatrix: support })), /^f16\|pointwise-/);
+});
+
+test('compileGraph: MobileNetV2 fp16 puts its pointwise layers on subgroup matrices only with the feature, every other step unchanged', async () => {
+  const limits = { ...h100, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 30 };
+  for (const batch of [1, 32]) {
+    const g = await prepareForRun(exportOnnx(mobileNetV2(batch)), { precision: 'fp16', plan: 'unfused', batch });
+    const plain = compileGraph(g, limits, 'f16');
+    const smx = compileGraph(g, limits, 'f16', { subgroupMatrix: support });
+    const fp32 = compileGraph(g, limits, 'f32', { subgroupMatrix: support });
+    assert.equal(smx.steps.length, plain.steps.length);
+    const pwNodes = g.nodes.filter((n) => n.op === 'Conv' && g.tensors.get(n.inputs[1])!.shape.slice(1).join() === `${g.tensors.get(n.inputs[0])!.shape[1]},1,1`);
+    let onSmx = 0;
+    smx.steps.forEach((s, i) => {
+      const isSmx = s.program.cacheKey.startsWith('pointwise-smx');
+      if (isSmx) { onSmx++; assert.ok(pwNodes.includes(s.node), `${s.node.name} is pointwise`); } else assert.equal(s.program.cacheKey, plain.steps[i].program.cacheKey, `${s.node.name}: unchanged`);
+      assert.deepEqual(s.bindings, plain.steps[i].bindings, `${s.node.name}: same tensors bound in the same order`);
+    });
+    assert.equal(plain.steps.filter((s) => s.program.cacheKey.includes('smx')).length, 0);
+    assert.equal(fp32.steps.filter((s) => s.program.cacheKey.includes('smx')).length, 0);
+    // Batch 32: every pointwise layer; batch 1: those with enough tiles (the 14x14 and 7x7 layers with few filter
+    // tiles stay on the present split-K and gemm kernels).
+    if (batch === 32) assert.equal(onSmx, pwNodes.length);
+    else assert.ok(onSmx >= 10 && onSmx < pwNodes.length, `batch 1: ${onSmx} of ${pwNodes.length} pointwise layers on subgroup matrices`);
+  }
+});
+
+// ---- the emulated form on lavapipe ----------------------------------------------------------------------------------
+
+function reference(g: Case, x: Float32Array, w: Float32Array, b: Float32Array, res: Float32Array, sc: Float32Array): { y: Float64Array; sumAbs: Float64Array } {
+  const y = new Float64Array(g.N * g.F * g.P), sumAbs = new Float64Array(y.length);
+  const act = activation(g.acts[0], g.acts[1]);
+  for (let n = 0; n < g.N; n++) {
+    for (let f = 0; f < g.F; f++) {
+      for (let p = 0; p < g.P; p++) {
+        let s = 0, a = 0;
+        for (let c = 0; c < g.C; c++) {
+          const t = w[f * g.C + c] * x[(n * g.C + c) * g.P + p] * (g.hasScale ? sc[n * g.C + c] : 1);
+          s += t;
+          a += Math.abs(t);
+        }
+        const o = (n * g.F + f) * g.P + p;
+        y[o] = act(s + (g.hasBias ? b[f] : 0)) + (g.hasRes ? res[o] : 0);
+        sumAbs[o] = a;
+      }
+    }
+  }
+  return { y, sumAbs };
+}
+
+function halfBuffer(device: GPUDevice, v: Float32Array | Uint16Array, usage: number): GPUBuffer {
+  const bits = v instanceof Uint16Array ? v : toHalf(v);
+  const b = device.createBuffer({ size: Math.max(16, Math.ceil(bits.byteLength / 16) * 16), usage, mappedAtCreation: true });
+  new Uint16Array(b.getMappedRange()).set(bits);
+  b.unmap();
+  return b;
+}
+
+async function runEmulated(p: KernelProgram, inputs: Float32Array[], outN: number): Promise<Float32Array> {
+  const device = await getDevice();
+  device.pushErrorScope('validation');
+  const pipeline = await pipelineOf(device, p.wgsl, p.name);
+  const bufs = inputs.map((v) => halfBuffer(device, v, GPUBufferUsage.STORAGE));
+  // NaN (0x7e00) in every output element: one the kernel never writes fails the comparison.
+  const out = halfBuffer(device, new Uint16Array(outN).fill(0x7e00), GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+  const read = device.createBuffer({ size: Math.max(16, Math.ceil(2 * outN / 16) * 16), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  const bg = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [...bufs, out].map((buffer, binding) => ({ binding, resource: { buffer } })) });
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bg);
+  pass.dispatchWorkgroups(...p.dispatch);
+  pass.end();
+  enc.copyBufferToBuffer(out, 0, read, 0, read.size);
+  device.queue.submit([enc.finish()]);
+  const err = await device.popErrorScope();
+  if (err) throw new Error(`${p.cacheKey}: ${err.message}`);
+  await read.mapAsync(GPUMapMode.READ);
+  const got = fromHalf(new Uint16Array(read.getMappedRange().slice(0, 2 * outN)));
+  read.unmap();
+  for (const x of [...bufs, out, read]) x.destroy();
+  return got;
+}
+
+// Ragged and aligned shapes (P % 4, C % 4, F and M past the tiles, tiles across images, K past BK), every epilogue
+// part, and every block arrangement: 1 x 1, 1 x 2 and 2 x 2 blocks per subgroup, 16 and 32 channels per step.
+const emulatedCases: [Case, SmxTiles][] = [
+  [dotCase(2, 13, 21, 49, { bias: true, res: true, scale: true, act: ['Clip', [0, 6]] }), { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 32 }],
+  [dotCase(2, 13, 21, 49, { bias: true, res: true, act: ['Relu', []] }), { sgf: 1, sgp: 4, tm: 1, tn: 1, bk: 32 }],
+  [dotCase(1, 40, 36, 36, { bias: true, act: ['Clip', [0, 6]] }), { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32 }],
+  [dotCase(3, 32, 16, 20, { res: true }), { sgf: 1, sgp: 4, tm: 1, tn: 1, bk: 32 }],
+  [dotCase(2, 48, 40, 52, { bias: true, res: true, scale: true }), { sgf: 1, sgp: 2, tm: 2, tn: 2, bk: 16 }],
+  [dotCase(1, 24, 70, 100, { bias: true, act: ['HardSwish', []] }), { sgf: 2, sgp: 1, tm: 2, tn: 1, bk: 16 }],
+];
+
+for (const [g, t] of emulatedCases) {
+  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}`;
+  test(`emulated kernel matches the float64 reference: ${label}`, async () => {
+    let seed = 9000 + g.N * 1000 + g.C;
+    const r = (n: number, lo = -1, hi = 1) => Float32Array.from(randomF32(n, seed++, lo, hi), roundHalf);
+    const x = r(g.N * g.C * g.P), w = r(g.F * g.C, -0.5, 0.5), b = r(g.F), res = r(g.N * g.F * g.P), sc = r(g.N * g.C, 0.5, 1.5);
+    const inputs = [x, w, ...(g.hasBias ? [b] : []), ...(g.hasRes ? [res] : []), ...(g.hasScale ? [sc] : [])];
+    const p = program(g, t, { s: 32, emulate: true, limits: { ...defaultLimits, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 } });
+    const got = await runEmulated(p, inputs, g.N * g.F * g.P);
+    const { y, sumAbs } = reference(g, x, w, b, res, sc);
+    let maxRef = 0;
+    for (const v of y) maxRef = Math.max(maxRef, Math.abs(v));
+    let worst = -1, worstRatio = 0;
+    for (let i = 0; i < y.length; i++) {
+      const bound = 2 ** -11 * Math.abs(y[i]) + 2 ** -25 + 1e-4 * Math.max(1, maxRef) + (g.hasScale ? 2 ** -11 * sumAbs[i] : 0);
+      const ratio = Math.abs(got[i] - y[i]) / bound;
+      if (!(ratio <= worstRatio)) { worst = i; worstRatio = Number.isNaN(ratio) ? Infinity : ratio; }
+    }
+    assert.ok(worstRatio <= 1, `element ${worst}: got ${got[worst]}, expected ${y[worst]} (${worstRatio.toFixed(2)}x the bound)`);
+  });
+}
