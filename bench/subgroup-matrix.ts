@@ -38,6 +38,7 @@ import {
 import { compileGraph } from '../src/runtime/compile.js';
 import { type GpuContext, acquireGpu, releaseGpu, subgroupMatrixFeature, subgroupMatrixOffByEnv } from '../src/runtime/device.js';
 import { fromHalf, toHalf } from '../src/runtime/half.js';
+import { checkSubgroupMatrix } from '../src/runtime/subgroup-matrix-check.js';
 import { createSession } from '../src/pipeline/session.js';
 
 function arg(name: string, def: string): string {
@@ -460,6 +461,12 @@ async function main(): Promise<number> {
     const why = subgroupMatrixOffByEnv() ? 'FCM_OPT_SUBGROUP_MATRIX=0 is set' : 'this device has no f16 -> f32 16x16x16 subgroup matrices at a fixed subgroup size';
     log(`subgroup-matrix check: SKIPPED: ${why}; nothing to check (the fp16 path runs the present kernels here)`);
     return 0;
+  }
+  if (!emulate) {
+    let why = '';
+    const ok = await withTimeout(checkSubgroupMatrix(ctx, { onFailure: (w) => { why = w; }, timeoutMs: timeoutMs }), 4 * timeoutMs, 'the device check');
+    log(`device check (src/runtime/subgroup-matrix-check.ts, what sessions run first): ${ok ? 'passed: fp16 sessions use the kernel' : `FAILED: ${why}`}`);
+    if (!ok) failures++;
   }
   const limits = ctx.kernelLimits;
   log(`limits: workgroup storage ${limits.maxComputeWorkgroupStorageSize} B, ${limits.maxComputeInvocationsPerWorkgroup} invocations; iters ${iters}, rounds ${rounds}, heat ${heatMs} ms, budget ${budgetS} s`);

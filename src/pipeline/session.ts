@@ -10,6 +10,7 @@ import type { Plan } from '../planner/plan.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { foldChannelScales } from '../rewrite/channel-scale.js';
 import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4, subgroupMatrixOffByEnv } from '../runtime/device.js';
+import { checkSubgroupMatrix } from '../runtime/subgroup-matrix-check.js';
 import { type Compiled, compileGraph, compileInt8, int8Coverage, sessionBytes } from '../runtime/compile.js';
 import { checkMemory } from '../memory-budget.js';
 import { Executor, type ExecutorOptions, type Session } from '../runtime/executor.js';
@@ -42,8 +43,9 @@ export interface SessionOptions extends PipelineOptions {
    */
   imageInputs?: ExecutorOptions['images'];
   /**
-   * fp16: pointwise convolutions on subgroup matrices where the device has them (kernels/pointwise-subgroup-matrix.ts;
-   * default true). false, or FCM_OPT_SUBGROUP_MATRIX=0 in the environment, keeps them on the other f16 kernels.
+   * fp16: pointwise convolutions on subgroup matrices where the device has them and the kernel passes its check there
+   * (kernels/pointwise-subgroup-matrix.ts, src/runtime/subgroup-matrix-check.ts; default true). false, or
+   * FCM_OPT_SUBGROUP_MATRIX=0 in the environment, keeps them on the other f16 kernels.
    */
   subgroupMatrix?: boolean;
 }
@@ -129,7 +131,9 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   // extra outputs are known, so that a tensor asked for is kept.
   const graph: Graph = foldChannelScales(extra.length ? { ...graph0, outputs: [...graph0.outputs, ...extra] } : graph0);
   const ctx = await device(undefined, options.device);
-  const smx = options.subgroupMatrix !== false && !subgroupMatrixOffByEnv() ? ctx.subgroupMatrix : undefined;
+  // Subgroup matrices only where the kernel passed its check on this device (once per device; a failure warns).
+  const smx = precision === 'fp16' && options.subgroupMatrix !== false && !subgroupMatrixOffByEnv() && ctx.subgroupMatrix && await checkSubgroupMatrix(ctx)
+    ? ctx.subgroupMatrix : undefined;
   const compiled = precision === 'fp16' ? compileGraph(graph, limitsOf(ctx), 'f16', { subgroupMatrix: smx }) : compileGraph(graph, limitsOf(ctx));
   checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
   return Executor.create(ctx, compiled, precision === 'fp16' ? fp16 : fp32, { submitEvery, ...transferOptions(options) });
