@@ -54,24 +54,29 @@ export function smxFits(t: SmxTiles, subgroupSize: number, limits: KernelLimits)
 }
 
 /**
- * Below this many workgroups even the smallest tiles leave most of an H100's 132 SMs idle and the kernel has no
- * split of the channel loop: such layers (7x7 maps at batch 1) stay on the present f16 kernels, whose split-K
- * variants are made for them.
+ * Below this many workgroups the kernel, which does not split the channel loop, leaves most of an H100's 132 SMs idle:
+ * with long channel loops (C > 256) the present f16 kernels (split-K) are faster there.
  */
 export const smxMinWorkgroups = 66;
 
 /**
- * The tiles for a layer, or undefined where the present kernel should run it: the largest tiles that still give
- * 264 workgroups (two per SM), else the smallest; none when even those give fewer than smxMinWorkgroups or fit no
- * variant. Layers with 16 filters or fewer take the 16-filter tiles (others waste at least half their rows).
+ * The tiles for a layer, or undefined where the present f16 kernel should run it. From bench/subgroup-matrix.ts on
+ * the H100 (MobileNetV2, batch 1 and 32, 2026-12-06): 32 x 32 tiles were the fastest variant or within 10% of it on
+ * most layers (1.2-1.7x faster than the present f16 kernel on the 14x14 and 7x7 layers at batch 32); 16 x 64 on
+ * layers of 16 filters; 64 x 64 only on wide layers (F >= 320, C >= 64) with 100+ such tiles (7x7 960 -> 320 at
+ * batch 32: 144 us, 32 x 32 164, present 234), and 2-5x slower than 32 x 32 on early layers. Left to the present
+ * kernels: fewer than smxMinWorkgroups tiles with C > 256 (7x7 960 -> 160 at batch 1: 103 us, present 41) and
+ * layers of fewer than 16 positions in all (no 16-row block to fill).
  */
 export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, support: SubgroupMatrixSupport, limits: KernelLimits): SmxTiles | undefined {
-  const fitting = smxTileVariants.filter((t) => smxFits(t, support.subgroupSize, limits));
-  const narrow = fitting.filter((t) => 16 * t.tm * t.sgf === 16);
-  const candidates = g.F <= 16 && narrow.length ? narrow : fitting.filter((t) => 16 * t.tm * t.sgf > 16);
-  if (!candidates.length) return undefined;
-  const pick = candidates.find((t) => smxTileCount(g, t) >= 264) ?? candidates[candidates.length - 1];
-  return smxTileCount(g, pick) >= smxMinWorkgroups ? pick : undefined;
+  const [big, , small, narrow] = smxTileVariants;
+  const fits = (t: SmxTiles) => smxFits(t, support.subgroupSize, limits);
+  if (g.N * g.P < 16) return undefined;
+  if (g.F <= 16 && fits(narrow)) return narrow;
+  if (!fits(small)) return undefined;
+  if (smxTileCount(g, small) < smxMinWorkgroups && g.C > 256) return undefined;
+  if (g.C >= 64 && g.F >= 320 && fits(big) && smxTileCount(g, big) >= 100) return big;
+  return small;
 }
 
 /**

@@ -134,26 +134,27 @@ test('bad tiles and tiles over the device limits are refused with a clear error'
 
 // ---- the tile chooser ----------------------------------------------------------------------------------------------
 
-test('chooser: largest tiles with 264+ workgroups, 16-filter tiles for narrow layers, the present kernel for little work', () => {
+test('chooser: 32 x 32 tiles, 16 x 64 for 16 filters, 64 x 64 for wide layers with many tiles, the present kernel for long loops on few tiles', () => {
   const key = (t: SmxTiles | undefined) => (t ? `${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp}` : 'present');
-  // Batch 32, 56x56 144 -> 24: 1 x 1568 tiles of 64 x 64.
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, h100)), '64x64');
-  // Batch 1, 112x112 16 -> 96: 2 x 196 = 392 tiles of 64 x 64.
-  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 96, C: 16 }, support, h100)), '64x64');
-  // Batch 1, 56x56 96 -> 24: 64 x 64 gives 49 tiles, 32 x 64 49 again, 32 x 32 98: the smallest.
-  assert.equal(key(chooseSmxTiles({ N: 1, P: 3136, F: 24, C: 96 }, support, h100)), '32x32');
+  // Most layers: 32 x 32 (batch 32 56x56 24 -> 144, batch 1 112x112 16 -> 96, batch 1 14x14 192 -> 64 on 14 tiles).
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, h100)), '32x32');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 96, C: 16 }, support, h100)), '32x32');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 196, F: 64, C: 192 }, support, h100)), '32x32');
   // 16 filters: the 16 x 64 tiles.
   assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 16, C: 32 }, support, h100)), '16x64');
-  // Batch 1, 7x7 960 -> 160: 5 x 2 = 10 tiles of 32 x 32, under smxMinWorkgroups: the present (split-K) kernel.
+  // Wide layers with 100+ tiles of 64 x 64: batch 32 7x7 960 -> 320 (125 tiles); not at batch 1 (5 tiles).
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, h100)), '64x64');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 1280, C: 320 }, support, h100)), '32x32');
+  // Batch 1, 7x7 960 -> 160: 5 x 2 = 10 tiles of 32 x 32 and 960 channels each: the present (split-K) kernel.
   assert.ok(smxTileCount({ N: 1, P: 49, F: 160 }, smxTileVariants[2]) < smxMinWorkgroups);
   assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 160, C: 960 }, support, h100)), 'present');
-  // 7x7 320 -> 1280 at batch 1: 40 x 2 = 80 tiles of 32 x 32.
-  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 1280, C: 320 }, support, h100)), '32x32');
-  // WebGPU's default 16 KiB of workgroup storage: the 64 x 64 tiles (24 KiB) are not offered.
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, defaultLimits)), '32x64');
-  // A 64-wide subgroup: 256-thread workgroups, within the default limits.
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { subgroupSize: 64 }, defaultLimits)), '32x64');
-  assert.equal(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { subgroupSize: 128 }, defaultLimits), undefined, 'no variant fits 256 invocations');
+  // Few positions in all (a squeeze-excite 1x1 map at batch 1): no 16-row block to fill.
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 1, F: 576, C: 144 }, support, h100)), 'present');
+  // WebGPU's default 16 KiB of workgroup storage: 64 x 64 (24 KiB) is not offered; 32 x 32 (8 KiB) is.
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, defaultLimits)), '32x32');
+  // A 64-wide subgroup: 256-thread workgroups, within the default limits; 128-wide: none fits 256 invocations.
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { subgroupSize: 64 }, defaultLimits)), '32x32');
+  assert.equal(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { subgroupSize: 128 }, defaultLimits), undefined);
 });
 
 // ---- selection by device features ----------------------------------------------------------------------------------
