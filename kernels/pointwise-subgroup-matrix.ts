@@ -7,7 +7,8 @@
 // of BK channels the threads stage w (BF x BK, row-major) and x (BK x BP, row-major) in workgroup memory, with zeros
 // past F, C and M (edges of any size are padded there, so no shape is refused for being ragged); the next step's global
 // loads are issued before this step's multiply-accumulates. The results go through workgroup memory (f32) to the
-// epilogue, which every thread applies to its share of the tile: bias, activation, residual, rounding to f16.
+// epilogue, which every thread applies to its share of the tile: bias, activation, residual (and the activation after
+// it, where the node has one), rounding to f16.
 //
 // Only the f16 -> f32 16x16x16 configuration is used (what an NVIDIA adapter offers under Dawn's
 // allow_unsafe_apis; src/runtime/device.ts subgroupMatrixSupport). The WGSL assumes the device's subgroup size is
@@ -16,7 +17,7 @@
 import type { KernelLimits, KernelProgram } from './program.js';
 import type { DotGeom } from './pointwise.js';
 import { invalid, overLimit } from '../src/errors.js';
-import { cacheKey, ceilDiv, constsU32, layoutWorkgroups, threadCap } from './shader.js';
+import { cacheKey, ceilDiv, constsU32, layoutWorkgroups, plusResidual, threadCap } from './shader.js';
 
 /** What a device offers for these kernels: f16 x f16 -> f32 16x16x16 subgroup matrices, at one subgroup size. */
 export interface SubgroupMatrixSupport {
@@ -188,12 +189,12 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxTiles, support: Subgro
     let y = vec4<f32>(rs[r], rs[r + 1u], rs[r + 2u], rs[r + 3u])${g.hasBias ? ` + vec4<f32>(f32(b[f]))` : ''};
     let n = m / P;
     let o = ((n * F + f) * P + m - n * P) / 4u;
-    let v = vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))${g.hasRes ? ' + vec4<f32>(res[o])' : ''};
+    let v = ${g.hasRes ? plusResidual(g.act, 'vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))', 'vec4<f32>(res[o])', true) : 'vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))'};
     out[o] = vec4<f16>(v);` : `
     let y = rs[fl * BP + pl]${bias('f')};
     let n = m / P;
     let o = (n * F + f) * P + m - n * P;
-    out[o] = f16(act(y)${g.hasRes ? ' + f32(res[o])' : ''});`;
+    out[o] = f16(${g.hasRes ? plusResidual(g.act, 'act(y)', 'f32(res[o])') : 'act(y)'});`;
   const vecOf = new Set([...(vec ? ['x', 'res', 'out'] : []), ...(wVec ? ['w'] : [])]);
   const decl = (n: string, k: number, access: string) => `@group(0) @binding(${k}) var<storage, ${access}> ${n}: array<${vecOf.has(n) ? 'vec4<f16>' : 'f16'}>;`;
   // Emulation: each subgroup's accumulators in workgroup memory, lane l of a subgroup owning elements l, l + S, ...

@@ -23,8 +23,8 @@ import {
 import type { DotGeom } from '../../kernels/pointwise.js';
 import { kernelFor } from '../../kernels/registry.js';
 import { type KernelLimits, type KernelProgram, defaultLimits } from '../../kernels/program.js';
-import { nodeEpilogue } from '../../kernels/shader.js';
-import type { Node } from '../../src/graph/ir.js';
+import { nodeEpilogue, withPostActivation } from '../../kernels/shader.js';
+import type { Attrs, Node } from '../../src/graph/ir.js';
 import { subgroupMatrixSupport } from '../../src/runtime/device.js';
 import { compileGraph } from '../../src/runtime/compile.js';
 import { prepareForRun } from '../../src/pipeline/pipeline.js';
@@ -39,13 +39,14 @@ after(closeDevice);
 const h100: Required<KernelLimits> = { ...defaultLimits, maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
 const support = { subgroupSize: 32 };
 
-interface Case extends DotGeom { acts: [string, number[]] }
+interface Case extends DotGeom { acts: [string, number[]]; post?: string }
 
-function dotCase(N: number, C: number, F: number, P: number, o: { bias?: boolean; res?: boolean; scale?: boolean; act?: [string, number[]] } = {}): Case {
+function dotCase(N: number, C: number, F: number, P: number, o: { bias?: boolean; res?: boolean; scale?: boolean; act?: [string, number[]]; post?: string } = {}): Case {
   const acts = o.act ?? ['', []];
+  const attrs: Attrs = acts[0] ? { activation: acts[0], activationParams: acts[1] } : {};
   return {
-    N, C, F, P, hasBias: !!o.bias, hasRes: !!o.res, hasScale: !!o.scale, acts,
-    act: nodeEpilogue(acts[0] ? { activation: acts[0], activationParams: acts[1] } : {}, 'test'),
+    N, C, F, P, hasBias: !!o.bias, hasRes: !!o.res, hasScale: !!o.scale, acts, post: o.post,
+    act: withPostActivation(nodeEpilogue(attrs, 'test'), o.post ? { activationPost: o.post } : {}, 'test'),
   };
 }
 
@@ -235,6 +236,7 @@ test('compileGraph: MobileNetV2 fp16 puts its pointwise layers on subgroup matri
 function reference(g: Case, x: Float32Array, w: Float32Array, b: Float32Array, res: Float32Array, sc: Float32Array): { y: Float64Array; sumAbs: Float64Array } {
   const y = new Float64Array(g.N * g.F * g.P), sumAbs = new Float64Array(y.length);
   const act = activation(g.acts[0], g.acts[1]);
+  const post = activation(g.post ?? '', []);
   for (let n = 0; n < g.N; n++) {
     for (let f = 0; f < g.F; f++) {
       for (let p = 0; p < g.P; p++) {
@@ -245,7 +247,7 @@ function reference(g: Case, x: Float32Array, w: Float32Array, b: Float32Array, r
           a += Math.abs(t);
         }
         const o = (n * g.F + f) * g.P + p;
-        y[o] = act(s + (g.hasBias ? b[f] : 0)) + (g.hasRes ? res[o] : 0);
+        y[o] = g.hasRes ? post(act(s + (g.hasBias ? b[f] : 0)) + res[o]) : act(s + (g.hasBias ? b[f] : 0));
         sumAbs[o] = a;
       }
     }
@@ -294,7 +296,7 @@ const emulatedCases: [Case, SmxTiles][] = [
   [dotCase(2, 13, 21, 49, { bias: true, res: true, act: ['Relu', []] }), { sgf: 1, sgp: 4, tm: 1, tn: 1, bk: 32 }],
   [dotCase(1, 40, 36, 36, { bias: true, act: ['Clip', [0, 6]] }), { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32 }],
   [dotCase(3, 32, 16, 20, { res: true }), { sgf: 1, sgp: 4, tm: 1, tn: 1, bk: 32 }],
-  [dotCase(2, 48, 40, 52, { bias: true, res: true, scale: true }), { sgf: 1, sgp: 2, tm: 2, tn: 2, bk: 16 }],
+  [dotCase(2, 48, 40, 52, { bias: true, res: true, scale: true, post: 'Relu' }), { sgf: 1, sgp: 2, tm: 2, tn: 2, bk: 16 }],
   [dotCase(1, 24, 70, 100, { bias: true, act: ['HardSwish', []] }), { sgf: 2, sgp: 1, tm: 2, tn: 1, bk: 16 }],
 ];
 
@@ -303,7 +305,7 @@ const emulatedCases: [Case, SmxTiles][] = [
 const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[4]];
 
 for (const [g, t] of runCases) {
-  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}`;
+  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}`;
   test(`emulated kernel matches the float64 reference: ${label}`, async () => {
     let seed = 9000 + g.N * 1000 + g.C;
     const r = (n: number, lo = -1, hi = 1) => Float32Array.from(randomF32(n, seed++, lo, hi), roundHalf);
