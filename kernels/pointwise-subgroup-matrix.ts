@@ -66,14 +66,16 @@ export const smxMinWorkgroups = 66;
  * most layers (1.2-1.7x faster than the present f16 kernel on the 14x14 and 7x7 layers at batch 32); 16 x 64 on
  * layers of 16 filters; 64 x 64 only on wide layers (F >= 320, C >= 64) with 100+ such tiles (7x7 960 -> 320 at
  * batch 32: 144 us, 32 x 32 164, present 234), and 2-5x slower than 32 x 32 on early layers. Left to the present
- * kernels: fewer than smxMinWorkgroups tiles with C > 256 (7x7 960 -> 160 at batch 1: 103 us, present 41) and
- * layers of fewer than 16 positions in all (no 16-row block to fill).
+ * kernels: fewer than smxMinWorkgroups tiles with C > 256 (7x7 960 -> 160 at batch 1: 103 us, present 41), layers
+ * of fewer than 32 channels but more than 16 filters (memory-bound: 56x56 24 -> 144 at batch 32 took 170-190 us, the
+ * present kernel 93-104; 112x112 16 -> 96 lost in 3 of 4 measurements) and layers of fewer than 16 positions in all.
  */
 export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, support: SubgroupMatrixSupport, limits: KernelLimits): SmxTiles | undefined {
   const [big, , small, narrow] = smxTileVariants;
   const fits = (t: SmxTiles) => smxFits(t, support.subgroupSize, limits);
   if (g.N * g.P < 16) return undefined;
   if (g.F <= 16 && fits(narrow)) return narrow;
+  if (g.C < 32) return undefined;
   if (!fits(small)) return undefined;
   if (smxTileCount(g, small) < smxMinWorkgroups && g.C > 256) return undefined;
   if (g.C >= 64 && g.F >= 320 && fits(big) && smxTileCount(g, big) >= 100) return big;

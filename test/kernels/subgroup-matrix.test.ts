@@ -137,10 +137,13 @@ test('bad tiles and tiles over the device limits are refused with a clear error'
 
 test('chooser: 32 x 32 tiles, 16 x 64 for 16 filters, 64 x 64 for wide layers with many tiles, the present kernel for long loops on few tiles', () => {
   const key = (t: SmxTiles | undefined) => (t ? `${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp}` : 'present');
-  // Most layers: 32 x 32 (batch 32 56x56 24 -> 144, batch 1 112x112 16 -> 96, batch 1 14x14 192 -> 64 on 14 tiles).
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, h100)), '32x32');
-  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 96, C: 16 }, support, h100)), '32x32');
+  // Most layers: 32 x 32 (batch 32 56x56 144 -> 24, batch 1 28x28 32 -> 192, batch 1 14x14 192 -> 64 on 14 tiles).
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, support, h100)), '32x32');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 784, F: 192, C: 32 }, support, h100)), '32x32');
   assert.equal(key(chooseSmxTiles({ N: 1, P: 196, F: 64, C: 192 }, support, h100)), '32x32');
+  // Fewer than 32 channels (batch 32 56x56 24 -> 144, batch 1 112x112 16 -> 96): the present kernel.
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, h100)), 'present');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 96, C: 16 }, support, h100)), 'present');
   // 16 filters: the 16 x 64 tiles.
   assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 16, C: 32 }, support, h100)), '16x64');
   // Wide layers with 100+ tiles of 64 x 64: batch 32 7x7 960 -> 320 (125 tiles); not at batch 1 (5 tiles).
@@ -154,8 +157,8 @@ test('chooser: 32 x 32 tiles, 16 x 64 for 16 filters, 64 x 64 for wide layers wi
   // WebGPU's default 16 KiB of workgroup storage: 64 x 64 (24 KiB) is not offered; 32 x 32 (8 KiB) is.
   assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, defaultLimits)), '32x32');
   // A 64-wide subgroup: 256-thread workgroups, within the default limits; 128-wide: none fits 256 invocations.
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { subgroupSize: 64 }, defaultLimits)), '32x32');
-  assert.equal(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { subgroupSize: 128 }, defaultLimits), undefined);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, { subgroupSize: 64 }, defaultLimits)), '32x32');
+  assert.equal(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, { subgroupSize: 128 }, defaultLimits), undefined);
 });
 
 // ---- selection by device features ----------------------------------------------------------------------------------
@@ -224,9 +227,12 @@ test('compileGraph: MobileNetV2 fp16 puts its pointwise layers on subgroup matri
     });
     assert.equal(plain.steps.filter((s) => s.program.cacheKey.includes('smx')).length, 0);
     assert.equal(fp32.steps.filter((s) => s.program.cacheKey.includes('smx')).length, 0);
-    // Batch 32: every pointwise layer; batch 1: those with enough tiles (the 14x14 and 7x7 layers with few filter
-    // tiles stay on the present split-K and gemm kernels).
-    if (batch === 32) assert.equal(onSmx, pwNodes.length);
+    // Batch 32: every pointwise layer but those of fewer than 32 channels (and more than 16 filters); batch 1: fewer
+    // (the 14x14 and 7x7 layers with few tiles and long channel loops stay on the present split-K and gemm kernels).
+    const narrowIn = pwNodes.filter((n) => g.tensors.get(n.inputs[0])!.shape[1] < 32 && g.tensors.get(n.inputs[1])!.shape[0] > 16);
+    assert.ok(narrowIn.length >= 3);
+    smx.steps.forEach((s) => { if (narrowIn.includes(s.node)) assert.ok(!s.program.cacheKey.startsWith('pointwise-smx'), s.node.name); });
+    if (batch === 32) assert.equal(onSmx, pwNodes.length - narrowIn.length);
     else assert.ok(onSmx >= 10 && onSmx < pwNodes.length, `batch 1: ${onSmx} of ${pwNodes.length} pointwise layers on subgroup matrices`);
   }
 });
