@@ -338,6 +338,20 @@ async function main() {
   // Rows of a run older than the per-row stamps carry its meta's.
   const earlier = before.rows.map((r) => ({ commit: before.meta?.commit, date: before.meta?.date, ...r }));
   const fresh = [];
+  // Written after every model: a run stopped part way keeps what it measured.
+  const save = () => {
+    // Rows in the manifest's order: this run's, else the earlier run's.
+    const byName = new Map([...earlier, ...fresh].map((r) => [r.name, r]));
+    const rows = Object.keys(models).map((n) => byName.get(n)).filter((r) => r);
+    const device = rows.map((r) => r.check?.device ?? r.checkUnfused?.device).find((d) => d) ?? 'the WebGPU adapter';
+    const stamps = [...new Set(rows.map((r) => `${r.commit ?? 'unknown'} (${r.date ?? '?'})`))];
+    const meta = { timeout: o.timeout, commit: stamps.join(', '), date, device };
+    mkdirSync(dirname(o.json), { recursive: true });
+    writeFileSync(`${o.json}.tmp`, JSON.stringify({ meta, rows }, null, 1));
+    renameSync(`${o.json}.tmp`, o.json);
+    writeFileSync(`${o.out}.tmp`, markdown(rows, meta));
+    renameSync(`${o.out}.tmp`, o.out);
+  };
   const earlierByName = new Map(earlier.map((r) => [r.name, r]));
   for (const name of names) {
     if (o.fp16) {
@@ -346,6 +360,7 @@ async function main() {
       const path = await ensureModel(name);
       const row = { ...prev, checkFp16: { ...(await coverFp16(path, models[name].inputShapes ?? undefined, o.timeout)), commit, date } };
       fresh.push(row);
+      save();
       process.stderr.write(`${name}: check fp16 ${fp16Cell(row.checkFp16)} (${row.checkFp16.seconds.toFixed(0)} s) ${row.checkFp16.error ?? ''}\n`);
       continue;
     }
@@ -355,19 +370,10 @@ async function main() {
     // A re-run of the fp32 steps drops an fp16 figure measured with other code.
     if (earlierByName.get(name)?.checkFp16) process.stderr.write(`${name}: its fp16 figure is dropped (run --fp16 again)\n`);
     fresh.push(row);
+    save();
     process.stderr.write(`${name}: dag ${cell(row.dag)}, plan ${cell(row.plan)}, run ${runCell(row.run)}, check ${checkCell(row.check)} / ${checkCell(row.checkUnfused)} (${((Date.now() - t0) / 1000).toFixed(0)} s) ${firstError(row)}\n`);
   }
-  // Rows in the manifest's order: this run's, else the earlier run's.
-  const byName = new Map([...earlier, ...fresh].map((r) => [r.name, r]));
-  const rows = Object.keys(models).map((n) => byName.get(n)).filter((r) => r);
-  const device = rows.map((r) => r.check?.device ?? r.checkUnfused?.device).find((d) => d) ?? 'the WebGPU adapter';
-  const stamps = [...new Set(rows.map((r) => `${r.commit ?? 'unknown'} (${r.date ?? '?'})`))];
-  const meta = { timeout: o.timeout, commit: stamps.join(', '), date, device };
-  mkdirSync(dirname(o.json), { recursive: true });
-  writeFileSync(`${o.json}.tmp`, JSON.stringify({ meta, rows }, null, 1));
-  renameSync(`${o.json}.tmp`, o.json);
-  writeFileSync(`${o.out}.tmp`, markdown(rows, meta));
-  renameSync(`${o.out}.tmp`, o.out);
+  save();
   process.stderr.write(`wrote ${o.out} and ${o.json}\n`);
 }
 
