@@ -9,6 +9,7 @@ import { globals } from 'webgpu';
 
 const log = process.env.FCM_OPT_PIPELINE_LOG;
 const { GPUDevice } = globals;
+// At exit, a line 'exit', its parent's pid, its pid, argv and CPU seconds: a whole suite's CPU per test file.
 if (log && GPUDevice?.prototype && !GPUDevice.prototype.__pipelineLog) {
   const codes = new WeakMap();
   const { createShaderModule, createComputePipeline } = GPUDevice.prototype;
@@ -40,6 +41,6 @@ if (log && GPUDevice?.prototype && !GPUDevice.prototype.__pipelineLog) {
       if (!existsSync(f)) { mkdirSync(process.env.FCM_OPT_PIPELINE_WGSL, { recursive: true }); writeFileSync(f, code); }
     }
     const cpu = process.cpuUsage();
-    appendFileSync(log, `exit\t0\t\t${process.pid}\t\t${((cpu.user + cpu.system) / 1e6).toFixed(2)}\n`);
+    appendFileSync(log, `exit\t0\t${process.ppid}\t${process.pid}\t${process.argv.slice(1).join(' ').slice(0, 120)}\t${((cpu.user + cpu.system) / 1e6).toFixed(2)}\n`);
   });
 }
