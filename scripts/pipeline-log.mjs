@@ -7,6 +7,11 @@ import { appendFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { globals } from 'webgpu';
 
+// A test may run the CLI as another user, who cannot write the log: such processes go unlogged.
+function append(file, line) {
+  try { appendFileSync(file, line); } catch { /* not writable for this process */ }
+}
+
 const log = process.env.FCM_OPT_PIPELINE_LOG;
 const { GPUDevice } = globals;
 // At exit, a line 'exit', its parent's pid, its pid, argv and CPU seconds: a whole suite's CPU per test file.
@@ -27,10 +32,12 @@ if (log && GPUDevice?.prototype && !GPUDevice.prototype.__pipelineLog) {
     if (process.env.FCM_OPT_PIPELINE_WGSL) {
       // Each distinct WGSL once, by hash, to see what a test compiled.
       const f = `${process.env.FCM_OPT_PIPELINE_WGSL}/${h}.wgsl`;
-      if (!existsSync(f)) { mkdirSync(process.env.FCM_OPT_PIPELINE_WGSL, { recursive: true }); writeFileSync(f, code); }
+      try {
+        if (!existsSync(f)) { mkdirSync(process.env.FCM_OPT_PIPELINE_WGSL, { recursive: true }); writeFileSync(f, code); }
+      } catch { /* not writable for this process */ }
     }
     const cpu = process.cpuUsage();
-    appendFileSync(log, `${h}\t${ms.toFixed(1)}\t${desc.label ?? ''}\t${process.pid}\t${process.argv.slice(1).join(' ').slice(0, 120)}\t${((cpu.user + cpu.system) / 1e6).toFixed(2)}\n`);
+    append(log, `${h}\t${ms.toFixed(1)}\t${desc.label ?? ''}\t${process.pid}\t${process.argv.slice(1).join(' ').slice(0, 120)}\t${((cpu.user + cpu.system) / 1e6).toFixed(2)}\n`);
     return p;
   };
   GPUDevice.prototype.__pipelineLog = true;
@@ -38,9 +45,11 @@ if (log && GPUDevice?.prototype && !GPUDevice.prototype.__pipelineLog) {
     if (process.env.FCM_OPT_PIPELINE_WGSL) {
       // Each distinct WGSL once, by hash, to see what a test compiled.
       const f = `${process.env.FCM_OPT_PIPELINE_WGSL}/${h}.wgsl`;
-      if (!existsSync(f)) { mkdirSync(process.env.FCM_OPT_PIPELINE_WGSL, { recursive: true }); writeFileSync(f, code); }
+      try {
+        if (!existsSync(f)) { mkdirSync(process.env.FCM_OPT_PIPELINE_WGSL, { recursive: true }); writeFileSync(f, code); }
+      } catch { /* not writable for this process */ }
     }
     const cpu = process.cpuUsage();
-    appendFileSync(log, `exit\t0\t${process.ppid}\t${process.pid}\t${process.argv.slice(1).join(' ').slice(0, 120)}\t${((cpu.user + cpu.system) / 1e6).toFixed(2)}\n`);
+    append(log, `exit\t0\t${process.ppid}\t${process.pid}\t${process.argv.slice(1).join(' ').slice(0, 120)}\t${((cpu.user + cpu.system) / 1e6).toFixed(2)}\n`);
   });
 }
