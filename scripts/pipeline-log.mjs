@@ -42,13 +42,6 @@ if (log && GPUDevice?.prototype && !GPUDevice.prototype.__pipelineLog) {
   };
   GPUDevice.prototype.__pipelineLog = true;
   process.on('exit', () => {
-    if (process.env.FCM_OPT_PIPELINE_WGSL) {
-      // Each distinct WGSL once, by hash, to see what a test compiled.
-      const f = `${process.env.FCM_OPT_PIPELINE_WGSL}/${h}.wgsl`;
-      try {
-        if (!existsSync(f)) { mkdirSync(process.env.FCM_OPT_PIPELINE_WGSL, { recursive: true }); writeFileSync(f, code); }
-      } catch { /* not writable for this process */ }
-    }
     const cpu = process.cpuUsage();
     append(log, `exit\t0\t${process.ppid}\t${process.pid}\t${process.argv.slice(1).join(' ').slice(0, 120)}\t${((cpu.user + cpu.system) / 1e6).toFixed(2)}\n`);
   });

@@ -2,9 +2,10 @@
 // time, and the compute pipelines it created (all, and distinct WGSL). Each file gets an empty Mesa shader cache
 // unless --warm is given (then the user's cache), so the CPU figure includes every LLVM compile lavapipe makes.
 //   node scripts/test-cost.mjs [--warm] [--log DIR] dist/test/a.test.js ...
-// Lines: file, user s, sys s, wall s, pipelines, distinct WGSL, exit status (tab-separated). Not part of the product.
+// Lines: file, user s, sys s, wall s, pipelines, distinct WGSL, failed tests (tab-separated); each file's test output
+// goes to its .out next to the pipeline log in --log DIR. Not part of the product.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,6 +26,7 @@ for (const f of files) {
     NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import=${preload}`.trim() };
   if (cache) env.MESA_SHADER_CACHE_DIR = cache;
   const r = spawnSync('/usr/bin/time', ['-f', '%U %S %e', 'nice', '-n', '10', 'node', '--test', f], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
+  writeFileSync(log.replace(/\.log$/, '.out'), r.stdout + r.stderr);
   const times = (r.stderr.trim().split('\n').pop() ?? '').split(' ');
   const lines = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [];
   const distinct = new Set(lines.map((l) => l.split('\t')[0])).size;
