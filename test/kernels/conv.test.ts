@@ -116,8 +116,8 @@ test('pointwise kernel choice: the cases above reach the gemm, vec4 (staged and 
 // gemm (kernels/pointwise.ts dotGemm) at every tile shape it can take, on small layers with partial tiles in both
 // positions and filters, channels not a multiple of the 16-channel step or of 4, images sharing a tile (P % 4 != 0:
 // scalar loads) and not (P % 4 == 0: vec4), each epilogue input. The registry takes gemm only for large layers
-// (gemmTiles), too slow for lavapipe, so the programs are built here directly. Each tile runs on 1 or 2 of the 5
-// layers (a seeded sample, test/sweep.ts; every layer gets about 8 tiles); FCM_OPT_FULL_SWEEPS=1 runs all of them.
+// (gemmTiles), too slow for lavapipe, so the programs are built here directly. Each tile runs on 1 of the 5
+// layers (a seeded sample, test/sweep.ts; every layer gets 4 or 5 tiles); FCM_OPT_FULL_SWEEPS=1 runs all of them.
 test('pointwise gemm kernel matches the reference at each tile shape', async () => {
   const { dotGemm } = await import('../../kernels/pointwise.js');
   const { getDevice, limitsOf, runProgram } = await import('./fused-harness.js');
@@ -145,11 +145,12 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
     // K-slice sums through xs (it holds them) and through their own buffer (bk 4: it does not).
     { tx: 4, ty: 4, rf: 4, ks: 4, un: true }, { tx: 2, ty: 8, rf: 8, ks: 2, bk: 4, un: true }];
   const { activationFn } = await import('../../kernels/shader.js');
-  // Sampled: each rolled tile on 2 layers, each unrolled one (un: about 10 s of LLVM per program on lavapipe, ten
-  // times a rolled one) on 1; the 9 unrolled tiles still meet all 5 layers.
+  // Sampled: each tile on 1 layer (LLVM on lavapipe takes 5 to 20 s per rolled program, about 40 s per unrolled one);
+  // the 15 rolled tiles meet each of the 5 layers 3 times, the 9 unrolled ones meet all 5. The default seed (908) keeps
+  // {tx 2, ty 2, rf 4, bk 8, ks 3} on the 21-channel layer, where a dropped last K slice fails (TESTING.md).
   const rolled = tiles.flatMap((t, i) => (t.un ? [] : [i])), unrolled = tiles.flatMap((t, i) => (t.un ? [i] : []));
   const pick: number[][] = [];
-  sampleSweep(rolled.length, layers.length, 2, sweepSeed(900)).forEach((ls, k) => { pick[rolled[k]] = ls; });
+  sampleSweep(rolled.length, layers.length, 1, sweepSeed(908)).forEach((ls, k) => { pick[rolled[k]] = ls; });
   sampleSweep(unrolled.length, layers.length, 1, sweepSeed(900) + 1).forEach((ls, k) => { pick[unrolled[k]] = ls; });
   let s = 900;
   for (const [li, L] of layers.entries()) {
