@@ -1,6 +1,7 @@
 // End to end through the host path, per model and batch, in one process: what run() costs with each way of getting
 // data in and out, next to the GPU time of one pass.
-//   host        Float32Array in, outputs read back (the default upload path), fused plan; and unfused
+//   host        Float32Array in, outputs read back (the default upload path), fused plan; and unfused; and with
+//               the dispatches encoded in the run itself instead of during the run before (encodeAhead: false)
 //   upload:P    the same with upload path P (write-buffer, staging-ring, mapped-at-creation)
 //   image       Uint8Array NHWC bytes in (converted and normalised on the GPU), outputs read back
 //   gpu         a GPUBuffer in, outputs copied to a GPUBuffer, then queue.onSubmittedWorkDone(): GPU-resident
@@ -36,7 +37,7 @@ import { createSession } from '../src/pipeline/session.js';
 import type { Session } from '../src/runtime/executor.js';
 import { passGpuMs } from '../src/runtime/profile.js';
 import { uploadPaths, type HostTimes } from '../src/runtime/transfer.js';
-import { acquireGpu, releaseGpu } from '../src/runtime/device.js';
+import { acquireGpu, describeDevice, releaseGpu } from '../src/runtime/device.js';
 import { elementBytes } from '../src/pipeline/pipeline.js';
 import { batchOf } from '../src/graph/util.js';
 import type { Graph } from '../src/graph/ir.js';
@@ -55,6 +56,8 @@ const warmup = Number(arg('warmup', '10'));
 const hwName = arg('hw', 'h100');
 const concurrency = Number(arg('concurrency', '4'));
 const precisions = arg('precisions', 'fp32,fp16').split(',');
+// Extra fused host rows with other submit sizes (dispatches per command buffer; 0: one submit per run).
+const submitSizes = arg('submit-every', '').split(',').filter((v) => v !== '').map(Number);
 mkdirSync(out, { recursive: true });
 
 async function graphOf(name: string, batch: number): Promise<{ g: Graph; path: string }> {
@@ -75,6 +78,7 @@ const split = (a: HostTimes, b: HostTimes) => {
 
 const ctx = await acquireGpu();
 const device = ctx.device;
+console.log(`device: ${ctx.adapterInfo.description || ctx.adapterInfo.vendor}; ${describeDevice(ctx)}`);
 const report: unknown[] = [];
 const fmt = (v: number) => v.toFixed(3);
 
@@ -92,6 +96,12 @@ for (const name of models) {
     try {
       const fused = await make({ plan, maxInFlight: Math.max(2, concurrency) });
       const unfused = await make({ plan: 'unfused' });
+      const live = await make({ plan, encodeAhead: false });
+      const bySubmit: [Contestant, Session][] = [];
+      for (const every of submitSizes) {
+        const s = await make({ plan, submitEvery: every });
+        bySubmit.push([{ name: `host, submit every ${every}`, run: async () => { await s.run(inputs); } }, s]);
+      }
       const byPath = new Map<string, Session>();
       for (const p of uploadPaths) byPath.set(p, await make({ plan, upload: p }));
       const image = await make({ plan, imageInputs: { [x]: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } } });
@@ -121,9 +131,12 @@ for (const name of models) {
       const contestants: [Contestant, Session][] = [
         [{ name: 'host', run: async () => { await fused.run(inputs); } }, fused],
         [{ name: 'unfused host', run: async () => { await unfused.run(inputs); } }, unfused],
+        [{ name: 'host, encoded in the run', run: async () => { await live.run(inputs); } }, live],
         ...[...byPath].map(([p, s]): [Contestant, Session] => [{ name: `upload:${p}`, run: async () => { await s.run(inputs); } }, s]),
         [{ name: 'image', run: async () => { await image.run({ [x]: pixels }); } }, image],
         [{ name: 'gpu', run: async () => { await fused.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, fused],
+        [{ name: 'gpu, encoded in the run', run: async () => { await live.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, live],
+        ...bySubmit,
         ...half,
       ];
       // Host split of each run of each contestant (its warm-up runs come first: timeContestants' warm-up rounds).
@@ -160,7 +173,7 @@ for (const name of models) {
     } finally {
       for (const s of sessions) s.dispose();
     }
-    writeFileSync(join(out, 'host-path.json'), JSON.stringify({ device: ctx.adapterInfo, hw: hwName, runs, warmup, concurrency, results: report }, null, 1));
+    writeFileSync(join(out, 'host-path.json'), JSON.stringify({ device: ctx.adapterInfo, features: describeDevice(ctx), hw: hwName, runs, warmup, concurrency, results: report }, null, 1));
   }
 }
 await releaseGpu();

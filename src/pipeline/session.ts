@@ -36,6 +36,8 @@ export interface SessionOptions extends PipelineOptions {
   upload?: ExecutorOptions['upload'];
   /** Runs that may wait for their outputs at once (default 2); more run() calls queue. */
   maxInFlight?: number;
+  /** Encode each run's dispatches during the run before, while the GPU works (default true; src/runtime/executor.ts). */
+  encodeAhead?: boolean;
   /**
    * Inputs fed as 8-bit images (Uint8Array, NHWC: what decoders give), converted and normalised on the GPU:
    * per input, the model input's layout ('nchw' default) and (byte * scale - mean[c]) / std[c] (scale 1/255 by
@@ -60,6 +62,7 @@ export interface Int8SessionOptions {
   /** As SessionOptions. */
   upload?: ExecutorOptions['upload'];
   maxInFlight?: number;
+  encodeAhead?: boolean;
 }
 
 function limitsOf(ctx: GpuContext) {
@@ -140,8 +143,9 @@ export async function createSession(model: ModelInput, options: SessionOptions =
 }
 
 /** The executor options of the host path (transfers, runs in flight, image inputs), as given. */
-function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images'> {
+function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images' | 'encodeAhead'> {
   return {
+    ...(o.encodeAhead !== undefined ? { encodeAhead: o.encodeAhead } : {}),
     ...(o.upload !== undefined ? { upload: o.upload } : {}),
     ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),
     ...('imageInputs' in o && o.imageInputs !== undefined ? { images: o.imageInputs } : {}),

@@ -7,10 +7,11 @@
 // by a feed program, in the first pass; an image input's bytes are converted by an image program), through the upload
 // path of transfer.ts; GPU buffer feeds are copied on the GPU. Then the dispatches are encoded into command buffers
 // of one compute pass each, submitted every `submitEvery` dispatches so that the GPU works while the host encodes
-// the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one. Encoding is
-// all a run can't do ahead: a WebGPU command buffer is spent by its submit and compute passes have no bundles, so each
-// run records setPipeline (when it changes), setBindGroup and dispatchWorkgroups per dispatch again, on objects made
-// once (hostTimes() gives the encode time).
+// the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one. A WebGPU command
+// buffer is spent by its submit and compute passes have no bundles, so every run records setPipeline (when it
+// changes), setBindGroup and dispatchWorkgroups per dispatch again, on objects made once (hostTimes() gives the encode
+// time). Where no host step sits in the schedule, a run records the next run's dispatches right after its own submit,
+// while the GPU works (encodeAhead): what stands between a run's feeds and the GPU's start is then only the submit.
 //
 // Runs in flight: encoding and submitting is one run at a time (serial()), but a run waits for its outputs outside
 // that section, so the next run encodes and submits meanwhile. The GPU executes submissions in order, so the runs
@@ -43,8 +44,15 @@ export interface SessionStats {
   dispatchesPerRun: number;
   /** Compute passes in one run(): ceil(dispatches / submitEvery) per run of dispatches between host steps. */
   passesPerRun: number;
-  /** Command buffers submitted per run(): the passes, and one more to copy outputs after a last host step. */
+  /**
+   * Command buffers submitted per run(): the passes, and one more to copy outputs after a last host step; with the
+   * dispatches encoded ahead, two more (the feeds' copies, the outputs' copies) that share the passes' submits.
+   */
   commandBuffersPerRun: number;
+  /** queue.submit calls per run(). */
+  submitsPerRun: number;
+  /** Whether the dispatches' command buffers are encoded before the run that submits them (no host steps). */
+  encodedAhead: boolean;
   /** Waits for the GPU per run() (read-backs): 1 when no host step sits between dispatches. */
   readBacksPerRun: number;
   /** Fused modules (FCM nodes) among the dispatches. */
@@ -175,6 +183,11 @@ type Phase =
 export interface ExecutorOptions {
   /** Dispatches per submitted command buffer (0: all of a run of dispatches in one). */
   submitEvery?: number;
+  /**
+   * Encode the next run's dispatches right after a run's submit, while the GPU works (default true; only schedules
+   * without host steps). false: each run encodes its own, as schedules with host steps do.
+   */
+  encodeAhead?: boolean;
   /** int8: whether the kernels use packed 4x8 dot products (reported in stats). */
   dot4?: boolean;
   /** How feeds reach the GPU (default transfer.ts defaultUploadPath). */
@@ -216,9 +229,12 @@ export class Executor implements Session {
   private weightBytes = 0;
   private runs = 0;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The next run's dispatches, encoded ahead (schedules without host steps; see encodeAhead). */
+  private ahead: GPUCommandBuffer[] | undefined;
+  private encodesAhead = false;
   private disposed = false;
 
-  private constructor(readonly ctx: GpuContext, readonly compiled: Compiled, readonly precision: Precision, options: ExecutorOptions) {
+  private constructor(readonly ctx: GpuContext, readonly compiled: Compiled, readonly precision: Precision, private readonly options: ExecutorOptions) {
     const g = compiled.graph;
     this.graph = g;
     this.inputNames = [...g.inputs];
@@ -351,6 +367,9 @@ export class Executor implements Session {
     const roots = [...new Set(this.compiled.gpuOutputs)];
     this.readPool = new ReadbackPool(this.gpu, roots.map((y) => ({ key: y, src: this.binding(y).buffer, bytes: this.compiled.bytes.get(y)! })), this.maxInFlight);
     this.defaultWanted = { names: [...g.outputs], read: roots };
+    const only = this.phases[0];
+    this.encodesAhead = this.options.encodeAhead !== false && this.phases.length === 1 && only.kind === 'gpu' && !only.readBack.length;
+    if (this.encodesAhead) this.ahead = this.encodeAhead();
   }
 
   // ---- running ----
@@ -588,6 +607,7 @@ export class Executor implements Session {
    */
   private encodeRun(head: FeedDispatch[], batch: UploadBatch, f: CheckedFeeds, values: Map<string, Value>, want: Wanted,
     rb: ReadSet | undefined, clock: RunClock): GpuRunResult | undefined | Promise<GpuRunResult | undefined> {
+    if (this.encodesAhead && this.ahead) return this.submitAhead(head, batch, f, want, rb, clock);
     const d = this.ctx.device;
     const every = this.submitEvery;
     let enc: GPUCommandEncoder | undefined = this.gpu.encoder();
@@ -657,6 +677,66 @@ export class Executor implements Session {
       return finish();
     };
     return from(0);
+  }
+
+  /**
+   * A schedule with no host step: the dispatches' command buffers, encoded before the run that submits them. A run
+   * encodes only its feed copies and feed programs (first) and its output copies (last), submits them with these
+   * parts, then encodes the next run's parts while the GPU works on its own: the encoding leaves the time from the
+   * feeds to the GPU's start. The parts reference only objects made once, so they are the same for every run.
+   */
+  private encodeAhead(): GPUCommandBuffer[] {
+    const ds = (this.phases[0] as Extract<Phase, { kind: 'gpu' }>).dispatches;
+    const every = this.submitEvery > 0 ? this.submitEvery : Infinity;
+    const parts: GPUCommandBuffer[] = [];
+    for (let i = 0; i < ds.length; i += every) {
+      const enc = this.gpu.encoder();
+      const pass = enc.beginComputePass();
+      let last: GPUComputePipeline | undefined;
+      for (const x of ds.slice(i, i + every)) {
+        if (x.pipeline !== last) pass.setPipeline(x.pipeline);
+        last = x.pipeline;
+        pass.setBindGroup(0, x.bindGroup);
+        pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
+      }
+      pass.end();
+      parts.push(enc.finish());
+    }
+    return parts;
+  }
+
+  private submitAhead(head: FeedDispatch[], batch: UploadBatch, f: CheckedFeeds, want: Wanted, rb: ReadSet | undefined,
+    clock: RunClock): GpuRunResult | undefined {
+    const d = this.ctx.device;
+    const parts = this.ahead!;
+    this.ahead = undefined;
+    // The feeds' copies and programs go with the first part, the outputs' copies with the last: one submit each.
+    const first = this.gpu.encoder();
+    batch.encode(first);
+    this.copyGpuFeeds(first, f);
+    if (head.length) {
+      const pass = first.beginComputePass();
+      for (const x of head) {
+        pass.setPipeline(x.pipeline);
+        pass.setBindGroup(0, x.bindGroup);
+        pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
+      }
+      pass.end();
+    }
+    const last = this.gpu.encoder();
+    const out = want.gpu ? this.copyOutputs(last, want) : undefined;
+    rb?.encode(last, want.read);
+    const groups = parts.map((b) => [b]);
+    if (!groups.length) groups.push([]);
+    groups[0].unshift(first.finish());
+    groups[groups.length - 1].push(last.finish());
+    for (const g of groups) {
+      const t0 = performance.now();
+      d.queue.submit(g);
+      clock.submitMs += performance.now() - t0;
+    }
+    this.ahead = this.encodeAhead();
+    return out;
   }
 
   /** Encodes the copies of the outputs asked for to their GPU buffers (the caller's, or new ones it will own). */
@@ -747,7 +827,10 @@ export class Executor implements Session {
       path: this.path,
       dispatchesPerRun: this.dispatches.length,
       passesPerRun: passes,
-      commandBuffersPerRun: passes + tail,
+      // Encoded ahead, the parts travel with a first command buffer (feeds) and a last one (outputs) in their submits.
+      commandBuffersPerRun: this.encodesAhead ? passes + 2 : passes + tail,
+      submitsPerRun: this.encodesAhead ? Math.max(1, passes) : passes + tail,
+      encodedAhead: this.encodesAhead,
       readBacksPerRun: runsOfDispatches.length + tail,
       fusedModules: this.dispatches.filter((x) => x.step.node.domain === fcmDomain).length,
       hostNodes: this.compiled.host.flatMap((s) => s.nodes.map((n) => n.name)),
@@ -777,6 +860,7 @@ export class Executor implements Session {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.ahead = undefined;
     this.gpu.destroy();
     this.buffers.clear();
   }

@@ -206,7 +206,10 @@ test('the FusePlanner reference int8 MobileNetV1 is scheduled whole on the GPU: 
     assert.equal(st.dispatchesPerRun, 32);
     assert.deepEqual(st.hostNodes, []);
     assert.equal(st.readBacksPerRun, 1);
-    assert.equal(st.commandBuffersPerRun, Math.ceil(32 / defaultSubmitEvery));
+    // No host step: the dispatches are encoded ahead, their parts submitted with the feeds' and outputs' copies.
+    assert.equal(st.encodedAhead, true);
+    assert.equal(st.submitsPerRun, Math.ceil(32 / defaultSubmitEvery));
+    assert.equal(st.commandBuffersPerRun, Math.ceil(32 / defaultSubmitEvery) + 2);
   } finally {
     s.dispose();
   }

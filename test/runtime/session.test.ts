@@ -14,6 +14,7 @@ import { newAttrs } from '../../src/graph/ir.js';
 import { FcmError } from '../../src/errors.js';
 import { createSession, defaultSubmitEvery } from '../../src/pipeline/session.js';
 import { compileGraph } from '../../src/runtime/compile.js';
+import { executorOf } from '../../src/runtime/executor.js';
 import { timeNodes } from '../../src/runtime/profile.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
@@ -108,6 +109,50 @@ test('submitEvery: the inference is submitted in parts of that many dispatches, 
   }
   for (const o of outs.slice(1)) assert.deepEqual(o, outs[0], 'a split submission changed the result');
   await assert.rejects(createSession(g, { plan: 'unfused', submitEvery: -1 }), (e: unknown) => e instanceof FcmError && /submitEvery/.test(e.message));
+});
+
+test('encodeAhead: runs on command buffers encoded during the run before give what runs encoded in themselves give', async () => {
+  const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'm' });
+  const x = g.inputs[0], y = g.outputs[0];
+  const n = g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1);
+  const ahead = await createSession(g, { plan: 'unfused', submitEvery: 3 });
+  const live = await createSession(g, { plan: 'unfused', submitEvery: 3, encodeAhead: false });
+  try {
+    const a = ahead.stats(), l = live.stats();
+    assert.equal(a.encodedAhead, true);
+    assert.equal(l.encodedAhead, false);
+    // 10 dispatches in parts of 3: 4 passes and 4 submits either way; ahead, the feeds' and outputs' copies ride
+    // along in command buffers of their own.
+    assert.deepEqual([a.passesPerRun, a.submitsPerRun, a.commandBuffersPerRun], [4, 4, 6]);
+    assert.deepEqual([l.passesPerRun, l.submitsPerRun, l.commandBuffersPerRun], [4, 4, 4]);
+    // Each run must read its own feeds: a part encoded before the feeds were written still sees them (queue order),
+    // and a stale or skipped part shows as the previous run's result.
+    const seen: Float32Array[] = [];
+    for (const seed of [1, 2, 3]) {
+      const feeds = { [x]: seededInput(n, seed) };
+      const ra = await ahead.run(feeds);
+      const rl = await live.run(feeds);
+      assert.deepEqual(ra[y].data, rl[y].data, `seed ${seed}`);
+      for (const prev of seen) assert.notDeepEqual(ra[y].data, prev, `seed ${seed} repeats an earlier run's result`);
+      seen.push(ra[y].data);
+    }
+    // Outputs left on the GPU, and runs in flight.
+    const gy = await ahead.run({ [x]: seededInput(n, 4) }, { outputLocation: 'gpu' });
+    const back = await live.run({ [x]: seededInput(n, 4) });
+    const rb = executorOf(ahead).ctx.device.createBuffer({ size: gy[y].byteLength, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = executorOf(ahead).ctx.device.createCommandEncoder();
+    enc.copyBufferToBuffer(gy[y].buffer, 0, rb, 0, gy[y].byteLength);
+    executorOf(ahead).ctx.device.queue.submit([enc.finish()]);
+    await rb.mapAsync(GPUMapMode.READ);
+    assert.deepEqual(new Float32Array(rb.getMappedRange().slice(0)), back[y].data);
+    rb.destroy();
+    gy[y].buffer.destroy();
+    const many = await Promise.all([5, 6, 7].map((seed) => ahead.run({ [x]: seededInput(n, seed) })));
+    for (const [i, seed] of [5, 6, 7].entries()) assert.deepEqual(many[i][y].data, (await live.run({ [x]: seededInput(n, seed) }))[y].data);
+  } finally {
+    ahead.dispose();
+    live.dispose();
+  }
 });
 
 function opaqueGraph(): Graph {
