@@ -25,6 +25,7 @@ import { load, planFor, planningInput, rewrite } from '../pipeline/pipeline.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 import { resolveHw } from '../pipeline/hw.js';
 import { createSession as createFcmSession } from '../pipeline/session.js';
+import { acquireGpu, describeDevice } from '../runtime/device.js';
 
 export interface BenchOptions {
   /** A hardware description (path, shipped name) or 'auto' (from the WebGPU adapter). */
@@ -94,6 +95,8 @@ export interface BenchReport {
   model: string;
   hw: string;
   device: string;
+  /** What fcm-opt's device offers and how Dawn runs it (runtime/device.ts describeDevice). */
+  deviceFeatures?: string;
   /** What fcm-opt's contestants ran in: 'fp32', 'fp16' or (a quantized model on the integer kernels) 'int8'. */
   precision?: string;
   batch: number;
@@ -457,7 +460,9 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       layers = joinLayers(plan, fusedGraph, undefined, undefined);
     }
     return {
-      model: modelPath, hw: hw.name, device: adapter.description, precision: unfused.path ?? precision, batch, runs, warmup, block, results, layers,
+      model: modelPath, hw: hw.name, device: adapter.description,
+      ...(opts.createSession ? {} : { deviceFeatures: describeDevice(await acquireGpu()) }),
+      precision: unfused.path ?? precision, batch, runs, warmup, block, results, layers,
       ...(layersUnavailable ? { layersUnavailable } : {}),
       ...(layersMethod ? { layersMethod } : {}),
       ...(split ? { hostSplit: split } : {}),

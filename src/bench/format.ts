@@ -12,7 +12,7 @@ const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
 export function formatBench(r: BenchReport): string {
   const out: string[] = [];
   out.push(`${r.model}: batch ${r.batch}, ${r.runs} timed runs after ${r.warmup} warm-up (in blocks of ${r.block}), hw ${r.hw}${r.precision ? `, precision ${r.precision}` : ''}`);
-  out.push(`device: ${r.device}`);
+  out.push(`device: ${r.device}${r.deviceFeatures ? `; ${r.deviceFeatures}` : ''}`);
   out.push('');
   const rows = [['', 'min ms', 'mean ms', 'median ms', 'p90 ms', 'p99 ms', 'images/s', 'vs fused']];
   for (const x of r.results) {

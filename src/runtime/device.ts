@@ -30,6 +30,8 @@ export interface GpuContext {
   lost?: string;
   /** Whether fcm-opt created the device (releaseGpu destroys only those). */
   owned?: boolean;
+  /** Whether Dawn validates each call on this device (validationMode); absent for a caller's device. */
+  validation?: 'full' | 'skip';
 }
 
 export const noAdapterHelp =
@@ -51,8 +53,14 @@ const wantedLimits = [
  * (2026-12-02). Dawn hides shader-f16 on NVIDIA under Vulkan unless `vulkan_enable_f16_on_nvidia` is on (on an
  * H100 with driver 580 the adapter then offers it); the toggle changes nothing on other adapters.
  */
-export function dawnFlags(): string[] {
-  return ['enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia', 'disable-dawn-features=timestamp_quantization'];
+export function dawnFlags(env: Record<string, string | undefined> = process.env, skipValidation = false): string[] {
+  // FCM_OPT_DAWN_ENABLE / FCM_OPT_DAWN_DISABLE (comma lists) add toggles, for measuring them.
+  const more = (k: string) => (env[k] ?? '').split(',').map((t) => t.trim()).filter((t) => /^[a-z0-9_]+$/.test(t));
+  const enable = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia', ...(skipValidation ? ['skip_validation'] : []), ...more('FCM_OPT_DAWN_ENABLE')];
+  return [
+    `enable-dawn-features=${[...new Set(enable)].join(',')}`,
+    `disable-dawn-features=${['timestamp_quantization', ...more('FCM_OPT_DAWN_DISABLE')].join(',')}`,
+  ];
 }
 
 /** Dawn's feature for WGSL `chromium_experimental_subgroup_matrix` (offered under allow_unsafe_apis). */
@@ -96,18 +104,59 @@ export interface DeviceOptions {
   withoutFeatures?: readonly GPUFeatureName[];
 }
 
+/** What a device offers the kernels and how Dawn runs it, in a few words (bench reports and results record it). */
+export function describeDevice(ctx: GpuContext): string {
+  const f = [
+    ctx.shaderF16 ? 'shader-f16' : 'no shader-f16',
+    ctx.subgroupMatrix ? `subgroup matrices (f16, subgroup size ${ctx.subgroupMatrix.subgroupSize})` : 'no subgroup matrices',
+    ctx.timestamps ? 'timestamps' : 'no timestamps',
+  ];
+  if (ctx.validation) f.push(`validation ${ctx.validation}`);
+  return f.join(', ');
+}
+
+/** Mesa's lavapipe / llvmpipe and SwiftShader: Vulkan on the CPU. */
+export function softwareAdapter(info: { vendor?: string; architecture?: string; device?: string; description?: string }): boolean {
+  return /llvmpipe|lavapipe|swiftshader/i.test([info.vendor, info.architecture, info.device, info.description].join(' '));
+}
+
+/**
+ * Whether Dawn validates each WebGPU call ('full') or skips it ('skip', Dawn's `skip_validation` toggle, as
+ * onnxruntime's WebGPU provider sets it). Validation costs the host 30-40% of the encode and submit time per dispatch
+ * (H100, 2026-12-06: EfficientNet-B0 at batch 1, 1.07 -> 0.88 ms end to end), and fcm-opt's use of the API is fixed
+ * and tested with validation on. So: skipped on hardware adapters, full on software ones (where the tests run, and
+ * where a fault is turned into exit 5 by the error scopes); FCM_OPT_VALIDATION=full or skip overrides.
+ */
+export function validationMode(info: Parameters<typeof softwareAdapter>[0], env: Record<string, string | undefined> = globalThis.process?.env ?? {}): 'full' | 'skip' {
+  const forced = env.FCM_OPT_VALIDATION;
+  if (forced === 'full' || forced === 'skip') return forced;
+  return softwareAdapter(info) ? 'full' : 'skip';
+}
+
 let gpu: GPU | undefined;
+let fastGpu: GPU | undefined;
 let current: Promise<GpuContext> | undefined;
 
-async function open(options: DeviceOptions = {}): Promise<GpuContext> {
-  gpu ??= systemGpu(dawnFlags());
+async function requestAdapter(g: GPU): Promise<GPUAdapter> {
   let adapter: GPUAdapter | null;
   try {
-    adapter = await withNativeStderrMuted(() => gpu!.requestAdapter({ powerPreference: 'high-performance' }));
+    adapter = await withNativeStderrMuted(() => g.requestAdapter({ powerPreference: 'high-performance' }));
   } catch (e) {
     throw gpuFailure('WebGPU', `${noAdapterHelp} (${(e as Error).message})`);
   }
   if (!adapter) throw gpuFailure('WebGPU', noAdapterHelp);
+  return adapter;
+}
+
+async function open(options: DeviceOptions = {}): Promise<GpuContext> {
+  gpu ??= systemGpu(dawnFlags());
+  let adapter = await requestAdapter(gpu);
+  // Dawn's toggles are fixed when its instance is made: the adapter found, a second instance without validation.
+  const validation = validationMode(adapter.info);
+  if (validation === 'skip') {
+    fastGpu ??= systemGpu(dawnFlags(process.env, true));
+    adapter = await requestAdapter(fastGpu);
+  }
   const requiredLimits: Record<string, number> = {};
   for (const k of wantedLimits) {
     const v = (adapter.limits as unknown as Record<string, number>)[k];
@@ -127,7 +176,9 @@ async function open(options: DeviceOptions = {}): Promise<GpuContext> {
   } catch (e) {
     throw gpuFailure('WebGPU', `cannot create a device on the adapter: ${(e as Error).message}`);
   }
-  return contextFor(device, adapter.info, true);
+  const ctx = contextFor(device, adapter.info, true);
+  ctx.validation = validation;
+  return ctx;
 }
 
 /** The context of a device: its limits, features and adapter description. `owned`: fcm-opt created it (and may

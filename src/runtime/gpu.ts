@@ -7,7 +7,7 @@
 
 import { FcmError, gpuFailure } from '../errors.js';
 import type { KernelProgram } from '../../kernels/program.js';
-import type { GpuContext } from './device.js';
+import { type GpuContext, softwareAdapter } from './device.js';
 import { reportProgress } from '../progress.js';
 
 /** One dispatch as encoded: a pipeline, its bind group and its workgroup counts. */
@@ -133,8 +133,7 @@ export class GpuObjects {
 export function asyncCompile(ctx: Pick<GpuContext, 'adapterInfo'>, env: Record<string, string | undefined> = globalThis.process?.env ?? {}): boolean {
   const forced = env.FCM_OPT_ASYNC_COMPILE;
   if (forced === '0' || forced === '1') return forced === '1';
-  const { vendor, architecture, device, description } = ctx.adapterInfo;
-  return !/llvmpipe|lavapipe|swiftshader/i.test([vendor, architecture, device, description].join(' '));
+  return !softwareAdapter(ctx.adapterInfo);
 }
 
 /** Encodes `list` into `pass`, `repeat` times; setPipeline only when the pipeline changes. */
