@@ -549,6 +549,24 @@ class KerasBuilder {
           : { kernel: k, strides: s, pads, dilations: [1, 1], ceilMode: 0 }));
         return y;
       }
+      case 'UpSampling2D': {
+        // Keras resizes with tf.image.resize: nearest repeats each pixel (for integer factors every coordinate
+        // convention picks the same source pixel: floor(x / size)); bilinear has half-pixel centres, no
+        // antialiasing, and clamps at the border, which is ONNX Resize 'linear' with 'half_pixel'. (TF.js Layers'
+        // own runtime resizes bilinear with asymmetric coordinates; the Keras model it came from does not.)
+        needRank4();
+        const [sh, sw] = pair(c.size, 2);
+        if (!Number.isInteger(sh) || !Number.isInteger(sw) || sh < 1 || sw < 1) throw invalid(this.source, `${where}: size [${sh}, ${sw}] must be positive integers`);
+        const interpolation = String(c.interpolation ?? 'nearest');
+        if (interpolation !== 'nearest' && interpolation !== 'bilinear') throw unsupported(this.source, `${where}: interpolation '${interpolation}' is not supported (nearest, bilinear)`);
+        const y = this.act(name, [ks[0], ks[1] * sh, ks[2] * sw, ks[3]]);
+        const sizes = this.constant(`${name}/sizes`, [4], BigInt64Array.from(this.tensors.get(y)!.shape.map(BigInt)), 'int64');
+        const attrs = interpolation === 'nearest'
+          ? newAttrs({ mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' })
+          : newAttrs({ mode: 'linear', coordinate_transformation_mode: 'half_pixel' });
+        this.node(name, 'Resize', [x, '', '', sizes], [y], attrs);
+        return y;
+      }
       case 'GlobalAveragePooling2D': case 'GlobalMaxPooling2D': {
         needRank4();
         const keep = c.keepdims === true;
