@@ -1,6 +1,7 @@
 // Keras functional configs against float64 references computed in NHWC here: imported, exported to ONNX and run by
 // onnxruntime CPU (no GPU needed). Keras 3 (inbound nodes as `__keras_tensor__` args) with a nested Sequential
-// model used as a layer, Concatenate over channels, Multiply, Add and ReLU(max_value 6); Keras 2 with UpSampling2D.
+// model used as a layer, Concatenate over channels, Multiply, Add and ReLU(max_value 6); Keras 2 with UpSampling2D
+// and with Conv2DTranspose.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { importKeras } from '../../converters/keras/import.js';
@@ -146,4 +147,66 @@ test('Keras 2 functional model with UpSampling2D (nearest, bilinear) matches a f
   (bicubic.modelTopology.model_config.config.layers[7].config as { interpolation: string }).interpolation = 'bicubic';
   await assert.rejects(importKeras(new TextEncoder().encode(JSON.stringify(bicubic)), { loadShard: async () => shard, inputShapes: { LR: [1, C, H, W] } }),
     (e: FcmError) => e.exitCode === 3 && /layer 'up_b' \(UpSampling2D\): interpolation 'bicubic'/.test(e.message));
+});
+
+// Conv2DTranspose as Keras 2 writes it: 'same' (3x3, stride 2, relu), 'valid' with a kernel shorter than the stride
+// (2x2, stride 3: the output runs past the last tap), and 'same' with output_padding (4x4, stride 2). The reference
+// is the adjoint of TensorFlow's conv2d on the output, in float64 NHWC: input pixel i, tap k lands on i * s + k -
+// pad, where pad is that conv2d's 'same' pad before (0 for 'valid').
+test('Keras Conv2DTranspose (same, valid, output_padding) matches a float64 NHWC reference', async () => {
+  const rand = rng(59);
+  const H = 3, W = 4, C = 2;
+  const cases = [
+    { name: 't_same', filters: 3, k: 3, s: 2, padding: 'same', outputPadding: null, activation: 'relu', out: [6, 8] },
+    { name: 't_valid', filters: 2, k: 2, s: 3, padding: 'valid', outputPadding: null, activation: 'linear', out: [9, 12] },
+    { name: 't_op', filters: 2, k: 4, s: 2, padding: 'same', outputPadding: [1, 1], activation: 'linear', out: [5, 7] },
+  ];
+  const kernels = cases.map((t) => Array.from({ length: t.k * t.k * t.filters * C }, () => rand() - 0.5)); // [K, K, F, C]
+  const biases = cases.map((t) => Array.from({ length: t.filters }, () => rand() - 0.5));
+  const layers = [
+    { class_name: 'InputLayer', name: 'x', config: { name: 'x', batch_input_shape: [null, H, W, C], dtype: 'float32' }, inbound_nodes: [] },
+    ...cases.map((t) => ({
+      class_name: 'Conv2DTranspose', name: t.name, inbound_nodes: [[['x', 0, 0, {}]]],
+      config: { name: t.name, filters: t.filters, kernel_size: [t.k, t.k], strides: [t.s, t.s], padding: t.padding, output_padding: t.outputPadding, data_format: 'channels_last', dilation_rate: [1, 1], activation: t.activation, use_bias: true },
+    })),
+  ];
+  const doc = {
+    format: 'layers-model',
+    modelTopology: { keras_version: '2.10.0', model_config: { class_name: 'Functional', config: { name: 'up', layers, input_layers: [['x', 0, 0]], output_layers: cases.map((t) => [t.name, 0, 0]) } } },
+    weightsManifest: [{ paths: ['w.bin'], weights: cases.flatMap((t) => [
+      { name: `${t.name}/kernel`, shape: [t.k, t.k, t.filters, C], dtype: 'float32' }, { name: `${t.name}/bias`, shape: [t.filters], dtype: 'float32' },
+    ]) }],
+  };
+  const shard = new Uint8Array(Float32Array.from(cases.flatMap((_, i) => [...kernels[i], ...biases[i]])).buffer);
+  const bytes = new TextEncoder().encode(JSON.stringify(doc));
+  const g = prepareGraph(await importKeras(bytes, { loadShard: async () => shard }));
+  assert.deepEqual(g.outputs.map((o) => g.tensors.get(o)!.shape), cases.map((t) => [1, t.filters, ...t.out]));
+
+  const x = Array.from({ length: H * W * C }, () => rand() * 2 - 1);
+  const xNchw = new Float32Array(C * H * W);
+  for (let q = 0; q < H * W; q++) for (let c = 0; c < C; c++) xNchw[c * H * W + q] = x[q * C + c];
+  const out = await runOrt(exportOnnx(g), { [g.inputs[0]]: { data: xNchw, shape: [1, C, H, W] } }, g.outputs, 'conv-transpose');
+  for (const [n, t] of cases.entries()) {
+    const [OH, OW] = t.out, F = t.filters, kr = kernels[n];
+    const padBefore = (inLen: number, outLen: number) => (t.padding === 'same' ? Math.floor(Math.max((inLen - 1) * t.s + t.k - outLen, 0) / 2) : 0);
+    const ph = padBefore(H, OH), pw = padBefore(W, OW);
+    const ref = new Float64Array(F * OH * OW);
+    for (let f = 0; f < F; f++) ref.fill(biases[n][f], f * OH * OW, (f + 1) * OH * OW);
+    for (let i = 0; i < H; i++) for (let j = 0; j < W; j++) for (let a = 0; a < t.k; a++) for (let b = 0; b < t.k; b++) {
+      const oy = i * t.s + a - ph, ox = j * t.s + b - pw;
+      if (oy < 0 || ox < 0 || oy >= OH || ox >= OW) continue;
+      for (let f = 0; f < F; f++) for (let c = 0; c < C; c++) ref[(f * OH + oy) * OW + ox] += x[(i * W + j) * C + c] * kr[((a * t.k + b) * F + f) * C + c];
+    }
+    if (t.activation === 'relu') ref.forEach((v, i) => { ref[i] = Math.max(0, v); });
+    const y = out.get(g.outputs[n])!;
+    assert.equal(y.length, ref.length);
+    // float32 against float64 on at most 8 terms of magnitude < 1: 1e-5 is well above rounding, far below a misplaced tap.
+    for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(y[i] - ref[i]) < 1e-5, `${t.name} [${i}]: ${y[i]} vs ${ref[i]}`);
+  }
+
+  // Dilation: exit 3 naming the layer.
+  const dilated = JSON.parse(new TextDecoder().decode(bytes)) as typeof doc;
+  (dilated.modelTopology.model_config.config.layers[1].config as { dilation_rate: number[] }).dilation_rate = [2, 2];
+  await assert.rejects(importKeras(new TextEncoder().encode(JSON.stringify(dilated)), { loadShard: async () => shard }),
+    (e: FcmError) => e.exitCode === 3 && /layer 't_same' \(Conv2DTranspose\): dilation_rate/.test(e.message));
 });
