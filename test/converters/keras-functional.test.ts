@@ -1,15 +1,20 @@
 // Keras functional configs against float64 references computed in NHWC here: imported, exported to ONNX and run by
 // onnxruntime CPU (no GPU needed). Keras 3 (inbound nodes as `__keras_tensor__` args) with a nested Sequential
 // model used as a layer, Concatenate over channels, Multiply, Add and ReLU(max_value 6); Keras 2 with UpSampling2D
-// and with Conv2DTranspose.
+// and with Conv2DTranspose (also written as .keras and .h5).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { importKeras } from '../../converters/keras/import.js';
 import { prepareGraph } from '../../src/graph/prepare.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { runOrt } from '../../src/cli/check.js';
 import { rng } from '../../fixtures/tflite-builder.js';
 import type { FcmError } from '../../src/errors.js';
+import { loadModel } from '../../src/graph/load.js';
+import { writeKeras3, writeKerasH5 } from '../../fixtures/keras-builder.js';
 
 const kt = (layer: string) => ({ class_name: '__keras_tensor__', config: { shape: null, dtype: 'float32', keras_history: [layer, 0, 0] } });
 const call = (...layers: string[]) => [{ args: layers.length === 1 ? [kt(layers[0])] : [layers.map(kt)], kwargs: {} }];
@@ -202,6 +207,22 @@ test('Keras Conv2DTranspose (same, valid, output_padding) matches a float64 NHWC
     assert.equal(y.length, ref.length);
     // float32 against float64 on at most 8 terms of magnitude < 1: 1e-5 is well above rounding, far below a misplaced tap.
     for (let i = 0; i < ref.length; i++) assert.ok(Math.abs(y[i] - ref[i]) < 1e-5, `${t.name} [${i}]: ${y[i]} vs ${ref[i]}`);
+  }
+
+  // The same model as a Keras 3 .keras and a Keras 2 .h5 file: the same weights reach the same layers.
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-keras-convt-'));
+  try {
+    const built = { modelJson: new TextDecoder().decode(bytes), shard };
+    const k3 = join(dir, 'model.keras'), h5 = join(dir, 'model.h5');
+    await writeKeras3(k3, built);
+    await writeKerasH5(h5, built);
+    for (const path of [k3, h5]) {
+      const gf = await loadModel(path);
+      const o = await runOrt(exportOnnx(gf), { [gf.inputs[0]]: { data: xNchw, shape: [1, C, H, W] } }, gf.outputs, path);
+      gf.outputs.forEach((name, n) => assert.deepEqual(Array.from(o.get(name)!), Array.from(out.get(g.outputs[n])!), `${path}: ${cases[n].name}`));
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 
   // Dilation: exit 3 naming the layer.
