@@ -71,7 +71,7 @@ const floatOf = (v: unknown): Float32Array => (v instanceof Float32Array ? v : F
 function varNames(cls: string, cfg: Json): string[] {
   const bias = cfg.use_bias !== false ? ['bias'] : [];
   switch (cls) {
-    case 'Conv2D': case 'Dense': return ['kernel', ...bias];
+    case 'Conv2D': case 'Conv2DTranspose': case 'Dense': return ['kernel', ...bias];
     case 'DepthwiseConv2D': return ['depthwise_kernel', ...bias];
     case 'SeparableConv2D': return ['depthwise_kernel', 'pointwise_kernel', ...bias];
     case 'Normalization': return cfg.mean === undefined || cfg.mean === null ? ['mean', 'variance', 'count'] : [];

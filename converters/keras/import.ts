@@ -549,6 +549,59 @@ class KerasBuilder {
           : { kernel: k, strides: s, pads, dilations: [1, 1], ceilMode: 0 }));
         return y;
       }
+      case 'Conv2DTranspose': {
+        // Keras's output length (conv_utils.deconv_output_length), then TensorFlow's conv2d_transpose to that
+        // length: the gradient of a conv2d whose input is the output, so the crop at the start is that conv's
+        // 'same' pad before (the odd pixel at the end) and 0 for 'valid'. As ONNX ConvTranspose: pads, and
+        // output_padding where the output runs past the last tap (a kernel shorter than the stride).
+        needRank4();
+        const [n, h, w, ch] = ks;
+        const k = pair(c.kernel_size, 1), s = pair(c.strides, 1), dl = pair(c.dilation_rate, 1);
+        if (dl[0] !== 1 || dl[1] !== 1) throw unsupported(this.source, `${where}: dilation_rate [${dl.join(', ')}] is not supported (1 is)`);
+        const padding = String(c.padding ?? 'valid');
+        if (padding !== 'same' && padding !== 'valid') throw unsupported(this.source, `${where}: padding '${padding}' is not supported`);
+        const op = c.output_padding === null || c.output_padding === undefined ? null : pair(c.output_padding, 0);
+        const outLen = (i: number, a: number) => op === null
+          ? (padding === 'valid' ? i * s[a] + Math.max(k[a] - s[a], 0) : i * s[a])
+          : (i - 1) * s[a] + k[a] - 2 * (padding === 'same' ? Math.floor(k[a] / 2) : 0) + op[a];
+        const out = [outLen(h, 0), outLen(w, 1)];
+        const begin: number[] = [], end: number[] = [], extra: number[] = [];
+        for (let a = 0; a < 2; a++) {
+          // TensorFlow refuses an output length whose forward conv does not give the input length back.
+          const back = padding === 'same' ? Math.ceil(out[a] / s[a]) : Math.ceil((out[a] - k[a] + 1) / s[a]);
+          if (out[a] < 1 || back !== ks[1 + a]) throw invalid(this.source, `${where}: output_padding ${JSON.stringify(c.output_padding)} gives an output length ${out[a]} that does not map back to ${ks[1 + a]}`);
+          const total = (ks[1 + a] - 1) * s[a] + k[a] - out[a];
+          const b = padding === 'same' ? Math.max(0, Math.floor(total / 2)) : 0;
+          begin.push(b); end.push(Math.max(0, total - b)); extra.push(Math.max(0, b - total));
+        }
+        const filters = Number(c.filters);
+        // [KH, KW, O, I] -> ONNX ConvTranspose's [I, O, KH, KW].
+        const kr = this.weight(name, 'kernel', [k[0], k[1], filters, ch]);
+        const wName = this.constant(`${name}/kernel`, [ch, filters, k[0], k[1]], transposeF32(kr, [k[0], k[1], filters, ch], [3, 2, 0, 1]));
+        const inputs = [x, wName];
+        if (c.use_bias !== false) inputs.push(this.constant(`${name}/bias`, [filters], this.weight(name, 'bias', [filters])));
+        const y = this.act(name, [n, out[0], out[1], filters]);
+        this.withActivation(name, 'ConvTranspose', inputs, y, newAttrs({ kernel_shape: k, strides: s, pads: [...begin, ...end], dilations: [1, 1], group: 1, output_padding: extra }), c.activation);
+        return y;
+      }
+      case 'UpSampling2D': {
+        // Keras resizes with tf.image.resize: nearest repeats each pixel (for integer factors every coordinate
+        // convention picks the same source pixel: floor(x / size)); bilinear has half-pixel centres, no
+        // antialiasing, and clamps at the border, which is ONNX Resize 'linear' with 'half_pixel'. (TF.js Layers'
+        // own runtime resizes bilinear with asymmetric coordinates; the Keras model it came from does not.)
+        needRank4();
+        const [sh, sw] = pair(c.size, 2);
+        if (!Number.isInteger(sh) || !Number.isInteger(sw) || sh < 1 || sw < 1) throw invalid(this.source, `${where}: size [${sh}, ${sw}] must be positive integers`);
+        const interpolation = String(c.interpolation ?? 'nearest');
+        if (interpolation !== 'nearest' && interpolation !== 'bilinear') throw unsupported(this.source, `${where}: interpolation '${interpolation}' is not supported (nearest, bilinear)`);
+        const y = this.act(name, [ks[0], ks[1] * sh, ks[2] * sw, ks[3]]);
+        const sizes = this.constant(`${name}/sizes`, [4], BigInt64Array.from(this.tensors.get(y)!.shape.map(BigInt)), 'int64');
+        const attrs = interpolation === 'nearest'
+          ? newAttrs({ mode: 'nearest', coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' })
+          : newAttrs({ mode: 'linear', coordinate_transformation_mode: 'half_pixel' });
+        this.node(name, 'Resize', [x, '', '', sizes], [y], attrs);
+        return y;
+      }
       case 'GlobalAveragePooling2D': case 'GlobalMaxPooling2D': {
         needRank4();
         const keep = c.keepdims === true;
