@@ -193,7 +193,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     if (tfl?.cut.length) report.notCompared = tfl.cut;
     if (grid) {
       try {
-        report.int8Reference = compareWithInt8Reference(imported, grid.int8, ours);
+        report.int8Reference = compareWithInt8Reference(imported, grid.int8, ours, compared);
       } catch (e) {
         if (!(e instanceof FcmError) || e.kind !== 'unsupported') throw e;
         report.int8Reference = e.message;
@@ -202,9 +202,11 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     if (grid) {
       // The integer kernels on the same grid input: within 1 LSB of TFLite's integer arithmetic.
       try {
-        const i8 = await createInt8Session(imported, { plan, hw: options.hw });
+        // With a cut (host ops), the tensors compared are read back as extra outputs of the integer session too.
+        const i8Graph = { ...imported, outputs: [...new Set([...imported.outputs, ...compared])] };
+        const i8 = await createInt8Session(i8Graph, { plan, hw: options.hw });
         try {
-          report.int8Kernels = compareWithInt8Reference(imported, grid.int8, await i8.run(grid.real));
+          report.int8Kernels = compareWithInt8Reference(imported, grid.int8, await i8.run(grid.real), compared);
           report.int8HostNodes = i8.stats().hostNodes;
         } finally {
           i8.dispose();

@@ -326,6 +326,7 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
 const hostOps = new Set([
   'QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'Relu', 'Clip', 'Add', 'Sub', 'Mul', 'AveragePool', 'MaxPool',
   'ReduceMean', 'Pad', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Transpose', 'Concat', 'Softmax', 'HardSwish',
+  'Sigmoid',
 ]);
 
 export const isQ = (t: Tensor | undefined): t is Tensor & { dtype: QType } => !!t && (t.dtype === 'int8' || t.dtype === 'uint8') && !!t.quant;
@@ -378,7 +379,9 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
   const refused: string[] = [];
   const toHost = (ns: Node[], why: string) => {
     for (const n of ns) {
-      if (n.domain !== '' || !hostOps.has(n.op)) refused.push(`node '${n.name}' (${n.op}): ${why}`);
+      // TFLite_Detection_PostProcess runs on the host as in the float executor, on dequantized inputs (precision.ts).
+      if (runsOnFloatHost(n)) checkFloatHostNode(g, n);
+      else if (n.domain !== '' || !hostOps.has(n.op)) refused.push(`node '${n.name}' (${n.op}): ${why}`);
     }
     const last = items[items.length - 1];
     if (last?.kind === 'host') last.nodes.push(...ns);
