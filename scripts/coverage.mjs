@@ -181,6 +181,10 @@ async function coverModel(m, path, limit) {
         row[key].maxAbs = Math.max(...rep.outputs.map((o) => Number(o.maxAbsError)));
         row[key].ok = rep.ok;
         row[key].device = rep.device;
+        // Quantized files: the integer kernels and the float path against TFLite's integer arithmetic, in LSB.
+        const lsb = (v) => (Array.isArray(v) ? v.map((c) => ({ name: c.name, maxLsb: c.maxLsb, meanLsb: c.meanLsb })) : v === undefined ? undefined : { error: String(v).split(path).join(basename(path)).slice(0, 200) });
+        if (rep.int8Kernels !== undefined) row[key].int8Kernels = lsb(rep.int8Kernels);
+        if (rep.int8Reference !== undefined) row[key].int8Reference = lsb(rep.int8Reference);
         if (!rep.ok) {
           row[key].error = `over tolerance: ${rep.outputs.filter((o) => !o.ok).map((o) => o.name).join(', ')}`;
           row[key].over = rep.outputs.filter((o) => !o.ok).map((o) => ({ name: o.name, maxAbs: o.maxAbsError, tolerance: o.tolerance }));
@@ -307,6 +311,17 @@ function markdown(rows, meta) {
         lines.push(`| ${r.name} | ${y} | ${f ? fmtErr(f.maxAbs) : 'within'} | ${u ? fmtErr(u.maxAbs) : 'within'} | ${spread} | ${fmtErr((f ?? u).tolerance)} |`);
       }
     }
+  }
+  const int8Rows = rows.filter((r) => r.check?.int8Kernels || r.checkUnfused?.int8Kernels);
+  if (int8Rows.length) {
+    const lsbCell = (v) => (!v ? '' : v.error ? `not run: ${v.error.replace(/\|/g, '\\|')}` : v.map((c) => `${c.name}: max ${c.maxLsb.toFixed(2)}, mean ${c.meanLsb.toFixed(3)}`).join('; '));
+    lines.push('', '## Integer models', '',
+      'Quantized files (`check` runs them twice): the integer kernels (kernels/int8/) against TFLite\'s integer arithmetic',
+      '(src/quant/run-reference.ts) on the same 8-bit input, in LSB of each compared tensor (over 1 LSB fails the check), and the',
+      'dequantized float kernels against it (information: the float path does not round activations to their grids). Where the',
+      'model ends in a host op with float results (TFLite_Detection_PostProcess), its 8-bit inputs are compared.', '');
+    lines.push('| model | integer kernels, fused (LSB) | integer kernels, unfused (LSB) | float kernels (LSB) |', '|---|---|---|---|');
+    for (const r of int8Rows) lines.push(`| ${r.name} | ${lsbCell(r.check?.int8Kernels)} | ${lsbCell(r.checkUnfused?.int8Kernels)} | ${lsbCell(r.check?.int8Reference)} |`);
   }
   lines.push('', '## Ops without a kernel', '', 'Nodes of each model as it runs (unfused, after import and the graph passes) that no kernel takes, by op, with node counts.', '');
   lines.push('| model | needs |', '|---|---|');
