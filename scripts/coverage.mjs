@@ -192,6 +192,20 @@ async function coverModel(m, path, limit) {
       } catch { /* not JSON: keep the error line */ }
     }
   }
+  // Quantized TFLite files: against a real interpreter (LiteRT.js in headless Chromium), layer by layer and end to end.
+  if (m.format === 'tflite' && (row.check?.int8Kernels || row.checkUnfused?.int8Kernels)) {
+    const out = join(tmp, `${m.name}.litert.json`);
+    const r = await runProcess(process.execPath, [join(root, 'scripts', 'litert-corpus.mjs'), m.name, '--layers', '--seeds', '1', '--json', out], limit);
+    try {
+      const rep = JSON.parse(readFileSync(out, 'utf8'));
+      const layers = rep.layers;
+      row.litert = {
+        interpreter: rep.interpreter.split(',')[0], ops: layers.length, opsDiffering: layers.filter((x) => x.differ > 0).length,
+        layerMax: Math.max(...layers.map((x) => x.max)), opsOver1: layers.filter((x) => x.max > 1).map((x) => x.output),
+        endToEnd: Object.entries(rep.executors.fused).filter(([name]) => rep.primary.includes(name)).map(([name, d]) => ({ name, ...d })),
+      };
+    } catch { row.litert = { error: r.code === 0 ? 'no report' : errorLine(r, path) }; }
+  }
   // Over tolerance: how far onnxruntime moves against itself when only the rounding order changes.
   if (row.check?.over || row.checkUnfused?.over) {
     const r = await runProcess(process.execPath, [join(root, 'scripts', 'ort-spread.mjs'), path, '--json', ...shapeArgs(shapes)], limit);
@@ -322,6 +336,21 @@ function markdown(rows, meta) {
       'model ends in a host op with float results (TFLite_Detection_PostProcess), its 8-bit inputs are compared.', '');
     lines.push('| model | integer kernels, fused (LSB) | integer kernels, unfused (LSB) | float kernels (LSB) |', '|---|---|---|---|');
     for (const r of int8Rows) lines.push(`| ${r.name} | ${lsbCell(r.check?.int8Kernels)} | ${lsbCell(r.checkUnfused?.int8Kernels)} | ${lsbCell(r.check?.int8Reference)} |`);
+    const lite = int8Rows.filter((r) => r.litert);
+    if (lite.length) {
+      lines.push('', 'Against a real interpreter: LiteRT.js (XNNPACK, in headless Chromium) on one seeded 8-bit input',
+        '(`node scripts/litert-corpus.mjs MODEL --layers --seeds 1`). Layer by layer: each op of the file recomputed by the integer',
+        'reference from the interpreter\'s own inputs, against its output (XNNPACK requantizes in float, TFLite\'s kernels in fixed',
+        'point: 1-LSB differences are expected). End to end: fcm-opt\'s integer kernels (fused for h100) against the interpreter,',
+        'where those per-layer differences add up through the network; float results (detections) as max |difference|.', '');
+      lines.push('| model | layer by layer | end to end (integer kernels, fused) |', '|---|---|---|');
+      for (const r of lite) {
+        const l = r.litert;
+        if (l.error) { lines.push(`| ${r.name} | failed: ${l.error.replace(/\|/g, '\\|')} | |`); continue; }
+        const e2e = l.endToEnd.map((d) => `${d.name}: ${d.differ}/${d.n} differ, max ${d.unit === 'LSB' ? `${d.max} LSB` : fmtErr(d.max)}`).join('; ');
+        lines.push(`| ${r.name} | ${l.ops} ops, ${l.opsDiffering} with a difference, max ${l.layerMax} LSB${l.opsOver1.length ? ` (over 1: ${l.opsOver1.join(', ')})` : ''} | ${e2e.replace(/\|/g, '\\|')} |`);
+      }
+    }
   }
   lines.push('', '## Ops without a kernel', '', 'Nodes of each model as it runs (unfused, after import and the graph passes) that no kernel takes, by op, with node counts.', '');
   lines.push('| model | needs |', '|---|---|');
