@@ -24,6 +24,7 @@ import { concat } from './concat.js';
 import { channelShuffle } from './channel-shuffle.js';
 import { split } from './split.js';
 import { slice } from './slice.js';
+import { gather } from './gather.js';
 import { transpose } from './transpose.js';
 import { pad } from './pad.js';
 import { softmax } from './softmax.js';
@@ -86,7 +87,7 @@ const byOp: Record<string, KernelEntry> = {
   GlobalAveragePool: { fp32: reduceMean, int8: int8Mean }, ReduceMean: { fp32: reduceMean, int8: int8Mean },
   MaxPool: { fp32: pool, int8: int8Pool }, AveragePool: { fp32: pool, int8: int8Pool },
   Gemm: { fp32: gemm, int8: int8FullyConnected }, MatMul: { fp32: gemm },
-  Concat: { fp32: concat, int8: int8Concat }, Split: { fp32: split }, Slice: { fp32: slice }, Transpose: { fp32: transpose },
+  Concat: { fp32: concat, int8: int8Concat }, Split: { fp32: split }, Slice: { fp32: slice }, Gather: { fp32: gather }, Transpose: { fp32: transpose },
   Pad: { fp32: pad, int8: int8Pad }, ChannelShuffle: { fp32: channelShuffle }, Softmax: { fp32: softmax, int8: int8Softmax },
   BatchNormalization: { fp32: batchNorm },
   Resize: { fp32: resize }, ConvTranspose: { fp32: convTranspose },

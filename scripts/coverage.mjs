@@ -16,6 +16,7 @@
 //
 // --fp16: only the fp16 step, for the models whose fp32 check passed in the earlier run (--json); their other
 // columns are kept (implies --update).
+// --render: nothing is run; the markdown is written again from the JSON (--json).
 // --update: the rows of the models run now replace theirs in the JSON of an earlier run (--json), the others are
 // kept; each row names the fcm-opt commit and date it was measured with.
 //
@@ -39,6 +40,7 @@ function args(argv) {
     if (a === '--timeout') o.timeout = Number(argv[++i]);
     else if (a === '--only') o.only = argv[++i].split(',');
     else if (a === '--update') o.update = true;
+    else if (a === '--render') { o.render = true; o.update = true; }
     else if (a === '--fp16') { o.fp16 = true; o.update = true; }
     else if (a === '--out') o.out = argv[++i];
     else if (a === '--json') o.json = argv[++i];
@@ -181,12 +183,30 @@ async function coverModel(m, path, limit) {
         row[key].maxAbs = Math.max(...rep.outputs.map((o) => Number(o.maxAbsError)));
         row[key].ok = rep.ok;
         row[key].device = rep.device;
+        // Quantized files: the integer kernels and the float path against TFLite's integer arithmetic, in LSB.
+        const lsb = (v) => (Array.isArray(v) ? v.map((c) => ({ name: c.name, maxLsb: c.maxLsb, meanLsb: c.meanLsb })) : v === undefined ? undefined : { error: String(v).split(path).join(basename(path)).slice(0, 200) });
+        if (rep.int8Kernels !== undefined) row[key].int8Kernels = lsb(rep.int8Kernels);
+        if (rep.int8Reference !== undefined) row[key].int8Reference = lsb(rep.int8Reference);
         if (!rep.ok) {
           row[key].error = `over tolerance: ${rep.outputs.filter((o) => !o.ok).map((o) => o.name).join(', ')}`;
           row[key].over = rep.outputs.filter((o) => !o.ok).map((o) => ({ name: o.name, maxAbs: o.maxAbsError, tolerance: o.tolerance }));
         }
       } catch { /* not JSON: keep the error line */ }
     }
+  }
+  // Quantized TFLite files: against a real interpreter (LiteRT.js in headless Chromium), layer by layer and end to end.
+  if (m.format === 'tflite' && (row.check?.int8Kernels || row.checkUnfused?.int8Kernels)) {
+    const out = join(tmp, `${m.name}.litert.json`);
+    const r = await runProcess(process.execPath, [join(root, 'scripts', 'litert-corpus.mjs'), m.name, '--layers', '--seeds', '1', '--json', out], limit);
+    try {
+      const rep = JSON.parse(readFileSync(out, 'utf8'));
+      const layers = rep.layers;
+      row.litert = {
+        interpreter: rep.interpreter.split(',')[0], ops: layers.length, opsDiffering: layers.filter((x) => x.differ > 0).length,
+        layerMax: Math.max(...layers.map((x) => x.max)), opsOver1: layers.filter((x) => x.max > 1).map((x) => x.output),
+        endToEnd: Object.entries(rep.executors.fused).filter(([name]) => rep.primary.includes(name)).map(([name, d]) => ({ name, ...d })),
+      };
+    } catch { row.litert = { error: r.code === 0 ? 'no report' : errorLine(r, path) }; }
   }
   // Over tolerance: how far onnxruntime moves against itself when only the rounding order changes.
   if (row.check?.over || row.checkUnfused?.over) {
@@ -308,6 +328,32 @@ function markdown(rows, meta) {
       }
     }
   }
+  const int8Rows = rows.filter((r) => r.check?.int8Kernels || r.checkUnfused?.int8Kernels);
+  if (int8Rows.length) {
+    const lsbCell = (v) => (!v ? '' : v.error ? `not run: ${v.error.replace(/\|/g, '\\|')}` : v.map((c) => `${c.name}: max ${c.maxLsb.toFixed(2)}, mean ${c.meanLsb.toFixed(3)}`).join('; '));
+    lines.push('', '## Integer models', '',
+      'Quantized files (`check` runs them twice): the integer kernels (kernels/int8/) against TFLite\'s integer arithmetic',
+      '(src/quant/run-reference.ts) on the same 8-bit input, in LSB of each compared tensor (over 1 LSB fails the check), and the',
+      'dequantized float kernels against it (information: the float path does not round activations to their grids). Where the',
+      'model ends in a host op with float results (TFLite_Detection_PostProcess), its 8-bit inputs are compared.', '');
+    lines.push('| model | integer kernels, fused (LSB) | integer kernels, unfused (LSB) | float kernels (LSB) |', '|---|---|---|---|');
+    for (const r of int8Rows) lines.push(`| ${r.name} | ${lsbCell(r.check?.int8Kernels)} | ${lsbCell(r.checkUnfused?.int8Kernels)} | ${lsbCell(r.check?.int8Reference)} |`);
+    const lite = int8Rows.filter((r) => r.litert);
+    if (lite.length) {
+      lines.push('', 'Against a real interpreter: LiteRT.js (XNNPACK, in headless Chromium) on one seeded 8-bit input',
+        '(`node scripts/litert-corpus.mjs MODEL --layers --seeds 1`). Layer by layer: each op of the file recomputed by the integer',
+        'reference from the interpreter\'s own inputs, against its output (XNNPACK requantizes in float, TFLite\'s kernels in fixed',
+        'point: 1-LSB differences are expected). End to end: fcm-opt\'s integer kernels (fused for h100) against the interpreter,',
+        'where those per-layer differences add up through the network; float results (detections) as max |difference|.', '');
+      lines.push('| model | layer by layer | end to end (integer kernels, fused) |', '|---|---|---|');
+      for (const r of lite) {
+        const l = r.litert;
+        if (l.error) { lines.push(`| ${r.name} | failed: ${l.error.replace(/\|/g, '\\|')} | |`); continue; }
+        const e2e = l.endToEnd.map((d) => `${d.name}: ${d.differ}/${d.n} differ, max ${d.unit === 'LSB' ? `${d.max} LSB` : fmtErr(d.max)}`).join('; ');
+        lines.push(`| ${r.name} | ${l.ops} ops, ${l.opsDiffering} with a difference, max ${l.layerMax} LSB${l.opsOver1.length ? ` (over 1: ${l.opsOver1.join(', ')})` : ''} | ${e2e.replace(/\|/g, '\\|')} |`);
+      }
+    }
+  }
   lines.push('', '## Ops without a kernel', '', 'Nodes of each model as it runs (unfused, after import and the graph passes) that no kernel takes, by op, with node counts.', '');
   lines.push('| model | needs |', '|---|---|');
   for (const r of rows) lines.push(`| ${r.name} | ${needsCell(r.needs)} |`);
@@ -330,7 +376,8 @@ async function main() {
     return;
   }
   const { models, ensureModel } = await import(pathToFileURL(join(root, 'scripts', 'fetch-models.mjs')).href);
-  const names = o.only ?? Object.keys(models);
+  // --render: only rewrite the markdown from the JSON (e.g. after merging two runs' rows).
+  const names = o.render ? [] : o.only ?? Object.keys(models);
   let commit = 'unknown';
   try { commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root }).toString().trim(); } catch { /* not a checkout */ }
   const date = new Date().toISOString().slice(0, 10);

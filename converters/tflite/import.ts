@@ -716,11 +716,17 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
         return;
       }
       // Opaque: keep the op, in TFLite's layout (its semantics are NHWC).
-      const inputs = ins.map((t) => (t >= 0 ? g.toNative(g.names[t], name) : ''));
-      const outputs = outs.map((t) => g.nativeOutput(g.names[t]));
       const custom = code === BuiltinOperator.CUSTOM;
       const attrs = newAttrs({ builtinCode: code });
-      if (custom && lower === 'tflite_detection_postprocess') Object.assign(attrs, detectionOptions(op.customOptionsArray(), g.source, where));
+      if (custom && lower === 'tflite_detection_postprocess') {
+        Object.assign(attrs, detectionOptions(op.customOptionsArray(), g.source, where));
+        // TFLite sizes the four outputs in the op's Prepare from its options, whatever the file says; files of
+        // older converters store them as [] (unknown), which would stop shape inference here.
+        const shapes = detectionOutputShapes(attrs, outs.length);
+        if (shapes) outs.forEach((t, i) => { g.tensors.set(g.names[t], { ...g.tensor(g.names[t]), shape: shapes[i], shapeUnknown: false }); });
+      }
+      const inputs = ins.map((t) => (t >= 0 ? g.toNative(g.names[t], name) : ''));
+      const outputs = outs.map((t) => g.nativeOutput(g.names[t]));
       g.node(name, custom ? lower : (BuiltinOperator[code] ?? `BUILTIN_${code}`), inputs, outputs, attrs, custom ? `${tfliteDomain}.custom` : tfliteDomain);
       outs.forEach((t, i) => g.finishNative(outputs[i], g.names[t], name));
     }
@@ -750,6 +756,17 @@ function detectionOptions(raw: Uint8Array | null, source: string, where: string)
     else throw invalid(source, `${where}: custom option '${k}' is not a number`);
   }
   return out;
+}
+
+/** Shapes of TFLite_Detection_PostProcess's outputs as its Prepare sets them (detection_postprocess.cc): boxes
+ *  [1, n, 4], classes [1, n], scores [1, n], count [1], n = max_detections * max_classes_per_detection; null when
+ *  the options lack them or the op does not have its four outputs (the executor names the node then). */
+function detectionOutputShapes(attrs: Record<string, unknown>, outputs: number): number[][] | null {
+  const maxDet = attrs.max_detections, perDet = attrs.max_classes_per_detection;
+  if (outputs !== 4 || typeof maxDet !== 'number' || typeof perDet !== 'number') return null;
+  if (!Number.isSafeInteger(maxDet) || !Number.isSafeInteger(perDet) || maxDet < 1 || perDet < 1) return null;
+  const n = maxDet * perDet;
+  return [[1, n, 4], [1, n], [1, n], [1]];
 }
 
 /**

@@ -82,8 +82,14 @@ export interface CheckReport {
   ok: boolean;
 }
 
-/** onnxruntime on the CPU, one thread without spinning: spinning threads starve a software Vulkan (lavapipe). */
-export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; shape: number[] }>, outputs: string[], source: string) {
+const isIntegerInput = (d: string) => d === 'int64' || d === 'int32';
+
+/**
+ * onnxruntime on the CPU, one thread without spinning: spinning threads starve a software Vulkan (lavapipe). Feeds are
+ * float32; `dtypes` names the integer inputs onnxruntime takes as int32/int64 (their values rounded).
+ */
+export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Float32Array; shape: number[] }>, outputs: string[], source: string,
+  dtypes: Record<string, string> = {}) {
   const ort = await loadOnnxruntime('check (the onnxruntime reference)');
   let session: Awaited<ReturnType<typeof ort.InferenceSession.create>>;
   try {
@@ -96,7 +102,12 @@ export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Fl
   }
   try {
     const f: Record<string, InstanceType<typeof ort.Tensor>> = {};
-    for (const [k, v] of Object.entries(feeds)) f[k] = new ort.Tensor('float32', v.data, v.shape);
+    for (const [k, v] of Object.entries(feeds)) {
+      const dt = dtypes[k];
+      f[k] = dt === 'int64' ? new ort.Tensor('int64', BigInt64Array.from(v.data, (x) => BigInt(Math.round(x))), v.shape)
+        : dt === 'int32' ? new ort.Tensor('int32', Int32Array.from(v.data, (x) => Math.round(x)), v.shape)
+          : new ort.Tensor('float32', v.data, v.shape);
+    }
     const r = await session.run(f, outputs);
     const out = new Map<string, Float32Array>();
     for (const name of outputs) {
@@ -141,10 +152,11 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     for (const l of layerTensors) if (!existing.has(l.tensor)) proto.graph!.output.push(new onnx.ValueInfoProto({ name: l.tensor }));
   }
 
-  // The check feeds seeded float32 values; an integer input (Silero VAD's int64 sample rate) cannot take them.
+  // The check feeds seeded float32 values, rounded for an int32/int64 input (Silero VAD's sample rate): onnxruntime gets
+  // them as integers, fcm-opt as float32 (exact up to 2^24). Other types cannot take them.
   for (const x of g.inputs) {
     const dtype = g.tensors.get(x)!.dtype;
-    if (dtype !== 'float32') throw unsupported(`${source}: input '${x}'`, `is ${dtype}; check feeds seeded float32 inputs only`);
+    if (dtype !== 'float32' && !isIntegerInput(dtype)) throw unsupported(`${source}: input '${x}'`, `is ${dtype}; check feeds seeded float32 or integer inputs only`);
   }
   const seeded: Record<string, Float32Array> = {};
   if (options.inputs) {
@@ -160,6 +172,8 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
       throw invalid(`${source}: given input '${x}'`, `has shape (${given.shape.join(', ')}), the model's is [${want.join(',')}]`);
     }
     seeded[x] = given ? given.data : seededInput(want.reduce((a, b) => a * b, 1), (options.seed ?? 0) + i);
+    // An integer input takes integer values, the same on both sides (fcm-opt feeds them as float32).
+    if (isIntegerInput(g.tensors.get(x)!.dtype)) seeded[x] = seeded[x].map(Math.round);
   });
   // A quantized input (uint8/int8 TFLite input) takes values on its grid, so every path sees the same input.
   const grid = tfl?.path === 'int8-dequantized' ? gridInputs(imported, seeded) : undefined;
@@ -172,7 +186,8 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   let activations = 0;
   for (const t of g.tensors.values()) if (t.data === undefined && !t.shapeUnknown) activations += 4 * t.shape.reduce((a, b) => a * b, 1);
   checkMemory(options.maxMemory, 2 * refBytes.byteLength + activations, "onnxruntime's session of the reference model", source);
-  const ref = await runOrt(refBytes, feeds, [...new Set([...(tfl?.cut.length ? tfl.compared : g.outputs), ...layerTensors.map((l) => l.tensor)])], source);
+  const intDtypes = Object.fromEntries(g.inputs.map((x) => [x, g.tensors.get(x)!.dtype]).filter(([, d]) => d === 'int64' || d === 'int32'));
+  const ref = await runOrt(refBytes, feeds, [...new Set([...(tfl?.cut.length ? tfl.compared : g.outputs), ...layerTensors.map((l) => l.tensor)])], source, intDtypes);
 
   // The tensors compared: the graph outputs, or the inputs of the nodes the reference cannot run.
   const compared = tfl?.cut.length ? tfl.compared : g.outputs;
@@ -193,7 +208,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     if (tfl?.cut.length) report.notCompared = tfl.cut;
     if (grid) {
       try {
-        report.int8Reference = compareWithInt8Reference(imported, grid.int8, ours);
+        report.int8Reference = compareWithInt8Reference(imported, grid.int8, ours, compared);
       } catch (e) {
         if (!(e instanceof FcmError) || e.kind !== 'unsupported') throw e;
         report.int8Reference = e.message;
@@ -202,9 +217,11 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     if (grid) {
       // The integer kernels on the same grid input: within 1 LSB of TFLite's integer arithmetic.
       try {
-        const i8 = await createInt8Session(imported, { plan, hw: options.hw });
+        // With a cut (host ops), the tensors compared are read back as extra outputs of the integer session too.
+        const i8Graph = { ...imported, outputs: [...new Set([...imported.outputs, ...compared])] };
+        const i8 = await createInt8Session(i8Graph, { plan, hw: options.hw });
         try {
-          report.int8Kernels = compareWithInt8Reference(imported, grid.int8, await i8.run(grid.real));
+          report.int8Kernels = compareWithInt8Reference(imported, grid.int8, await i8.run(grid.real), compared);
           report.int8HostNodes = i8.stats().hostNodes;
         } finally {
           i8.dispose();

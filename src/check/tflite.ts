@@ -137,11 +137,13 @@ function argmaxRows(a: ArrayLike<number>, rows: number): number[] {
 
 /**
  * Runs the int8 graph `g` (as imported, before dequantization) with TFLite's integer arithmetic and compares
- * `ours` (real-valued outputs by name) in LSB of each output's quantization.
+ * `ours` (real-valued tensors by name) in LSB of each tensor's quantization: the graph outputs, or `names` (the
+ * 8-bit inputs of a host op such as TFLite_Detection_PostProcess, whose float results have no LSB).
  */
-export function compareWithInt8Reference(g: Graph, int8Inputs: Record<string, ArrayLike<number>>, ours: Record<string, { data: Float32Array; shape: number[] }>): Int8Comparison[] {
-  const res = runInt8Reference(g, int8Inputs);
-  return g.outputs.map((y, k) => {
+export function compareWithInt8Reference(g: Graph, int8Inputs: Record<string, ArrayLike<number>>, ours: Record<string, { data: Float32Array; shape: number[] }>,
+  names: string[] = g.outputs): Int8Comparison[] {
+  const res = runInt8Reference({ ...g, outputs: names }, int8Inputs);
+  return names.map((y, k) => {
     const q = outputQuant(g, y);
     if (!q) throw unsupported(g.source, `output '${y}' has no 8-bit quantization to measure LSB in`);
     const ref = res.dequantized[k], o = ours[y];

@@ -58,8 +58,10 @@ export function inferNode(g: Graph, n: Node, opts: ShapeOptions = {}): void {
       const t = y ? g.tensors.get(y) : undefined;
       return t && t.data === undefined && isStatic(t.shape) && hasShapeInfo(t) ? { shape: t.shape, dtype: t.dtype } : null;
     });
+    // LSTM (run on the host, src/runtime/lstm.ts): its outputs follow from X and R, branches of an If included.
+    if (n.domain === '' && n.op === 'LSTM' && !anyUnknown) results = lstmOut(n, ins, where);
     // Elementwise ops of the default domain broadcast their operands (ONNX semantics): nothing to look up.
-    if (results[0] === null && n.outputs.length === 1 && !anyUnknown) results = [elementwiseOut(n, ins, where)];
+    else if (results[0] === null && n.outputs.length === 1 && !anyUnknown) results = [elementwiseOut(n, ins, where)];
   } else if (anyUnknown) {
     results = n.outputs.map(() => null);
   } else {
@@ -102,6 +104,16 @@ function elementwiseOut(n: Node, ins: ReadonlyArray<Tensor | undefined>, where: 
 const isStatic = (s: readonly number[]) => s.every((d) => Number.isInteger(d) && d >= 0);
 // `shapeUnknown: false` says the shape was looked up (onnxruntime), scalars included; otherwise an importer
 // that knew nothing about a tensor may have left an empty shape, so only a rank > 0 counts.
+/** ONNX LSTM, layout 0: Y [T, D, B, H], Y_h and Y_c [D, B, H] from X [T, B, I] and R [D, 4H, H]. */
+function lstmOut(n: Node, ins: Array<Tensor | undefined>, where: string): Out[] {
+  const x = ins[0], r = ins[2];
+  if (!x || x.shape.length !== 3) throw invalid(where, `LSTM input X must be [seq_length, batch, input_size], got [${x?.shape ?? ''}]`);
+  if (!r || r.shape.length !== 3 || r.shape[1] !== 4 * r.shape[2]) throw invalid(where, `LSTM input R must be [num_directions, 4 * hidden_size, hidden_size], got [${r?.shape ?? ''}]`);
+  if (n.attrs.layout !== undefined && n.attrs.layout !== 0) throw unsupported(where, 'LSTM with layout 1 (batch first) is not supported');
+  const [T, B] = x.shape, [D, , H] = r.shape;
+  return [[T, D, B, H], [D, B, H], [D, B, H]].slice(0, n.outputs.length).map((shape) => ({ shape, dtype: x.dtype }));
+}
+
 const hasShapeInfo = (t: Tensor) => t.shapeUnknown === false || (t.shapeUnknown === undefined && t.shape.length > 0);
 
 /** An operand that is an attribute once normalized, or a constant input before: values, undefined when

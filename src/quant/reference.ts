@@ -378,6 +378,28 @@ export function hardSwish(x: QArray, xq: QParams, yq: QParams, t: QType): QArray
   return y;
 }
 
+/**
+ * LOGISTIC on 8-bit tensors: activations.cc SigmoidPrepare fills a 256-entry table (LUTPopulate: dequantize in
+ * float32, 1 / (1 + exp(-x)) in float32, round half away from zero to the output grid, clamp), Eval looks it up.
+ * TFLite requires the output quantization 1/256 with zero point 0 (uint8) or -128 (int8); other grids are refused.
+ */
+export function logistic(x: QArray, xq: QParams, yq: QParams, t: QType): QArray {
+  const [qmin, qmax] = qLimits(t);
+  if (f32(yq.scale) !== 1 / 256 || yq.zeroPoint !== qmin) {
+    throw new RangeError(`logistic: output quantization must be scale 1/256, zero point ${qmin} (TFLite's), got ${yq.scale}, ${yq.zeroPoint}`);
+  }
+  const lut = new Int32Array(256);
+  const inverse = f32(1 / f32(yq.scale));
+  for (let v = qmin; v <= qmax; v++) {
+    const real = f32(f32(xq.scale) * (v - xq.zeroPoint));
+    const y = f32(1 / f32(1 + f32(Math.exp(-real))));
+    lut[v - qmin] = clamp(tfliteRound(f32(y * inverse)) + yq.zeroPoint, qmin, qmax);
+  }
+  const out = qAlloc(t, x.length);
+  for (let i = 0; i < x.length; i++) out[i] = lut[x[i] - qmin];
+  return out;
+}
+
 // ---- Pooling and reductions --------------------------------------------------------------------------------
 
 export interface PoolArgs {

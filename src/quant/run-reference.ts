@@ -12,7 +12,7 @@ import { unsupported } from '../errors.js';
 import { type Graph, type Node, type Tensor, getTensor, numel } from '../graph/ir.js';
 import {
   type QArray, type QParams, type QType, addSub, averagePool, concat, conv, dequantize, fullyConnected,
-  hardSwish, maxPool, mean, mul, pad, qLimits, quantize, reluX, requantize, softmax, transpose,
+  hardSwish, logistic, maxPool, mean, mul, pad, qLimits, quantize, reluX, requantize, softmax, transpose,
 } from './reference.js';
 import { tfliteRound } from './fixedpoint.js';
 
@@ -235,6 +235,18 @@ export function runInt8Reference(g: Graph, inputs: Inputs): Int8RunResult {
         const a = qIn(0);
         const { t, q } = qOut();
         set(hardSwish(a.v.data as QArray, a.q, q, t));
+        break;
+      }
+      case 'Sigmoid': {
+        const a = qIn(0);
+        const { t, q } = qOut();
+        if (a.t !== t) throw unsupported(g.source, `${where}: input is ${a.t}, output ${t}: TFLite's LOGISTIC keeps the type`);
+        try {
+          set(logistic(a.v.data as QArray, a.q, q, t));
+        } catch (e) {
+          if (e instanceof RangeError) throw unsupported(g.source, `${where}: ${e.message}`);
+          throw e;
+        }
         break;
       }
       default:

@@ -181,6 +181,7 @@ function refuseAll(g: Graph, failures: { node: Node; error: FcmError }[]): FcmEr
 }
 
 const floatish = new Set(['float32', 'float64', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64', 'bool']);
+const integerInput = new Set(['int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'int64', 'uint64']);
 
 /**
  * The float schedule: every node on the float kernels (or an alias), but those host-float.ts runs on the host
@@ -233,8 +234,9 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
     const where = `${g.source}: tensor '${name}'`;
     const isConst = t.data !== undefined;
     // Bool and integer tensors between nodes (comparisons, Cast) hold their values as float32 (bool: 0 or 1;
-    // integers exact up to 2^24); what the caller feeds and reads back is float32.
-    const io = g.inputs.includes(name) || g.outputs.includes(name);
+    // integers exact up to 2^24); what the caller feeds and reads back is float32. An integer graph input (Silero VAD's
+    // sample rate) is fed as float32 values too; an integer output would read back as float32, and is refused.
+    const io = g.outputs.includes(name) || (g.inputs.includes(name) && !integerInput.has(t.dtype));
     if (!isConst && t.dtype !== 'float32' && (io || !floatish.has(t.dtype))) throw unsupported(where, `has dtype ${t.dtype}; the executor runs float32 tensors`);
     if (isConst && !floatish.has(t.dtype)) throw unsupported(where, `constant of dtype ${t.dtype} cannot be read as float32`);
     const n = checkedProduct(t.shape, where);
@@ -326,6 +328,7 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
 const hostOps = new Set([
   'QuantizeLinear', 'DequantizeLinear', 'Conv', 'Gemm', 'Relu', 'Clip', 'Add', 'Sub', 'Mul', 'AveragePool', 'MaxPool',
   'ReduceMean', 'Pad', 'Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Transpose', 'Concat', 'Softmax', 'HardSwish',
+  'Sigmoid',
 ]);
 
 export const isQ = (t: Tensor | undefined): t is Tensor & { dtype: QType } => !!t && (t.dtype === 'int8' || t.dtype === 'uint8') && !!t.quant;
@@ -378,7 +381,9 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
   const refused: string[] = [];
   const toHost = (ns: Node[], why: string) => {
     for (const n of ns) {
-      if (n.domain !== '' || !hostOps.has(n.op)) refused.push(`node '${n.name}' (${n.op}): ${why}`);
+      // TFLite_Detection_PostProcess runs on the host as in the float executor, on dequantized inputs (precision.ts).
+      if (runsOnFloatHost(n)) checkFloatHostNode(g, n);
+      else if (n.domain !== '' || !hostOps.has(n.op)) refused.push(`node '${n.name}' (${n.op}): ${why}`);
     }
     const last = items[items.length - 1];
     if (last?.kind === 'host') last.nodes.push(...ns);

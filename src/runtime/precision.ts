@@ -5,7 +5,7 @@
 // constants and feeds converted to f16 on the host as they are uploaded, outputs read back as f16 and returned as
 // float32).
 
-import { runFloatHost } from './host-float.js';
+import { runFloatHost, runsOnFloatHost } from './host-float.js';
 import { type DType, type Graph, type Node, type Tensor, type TensorData, numel } from '../graph/ir.js';
 import { invalid, unsupported } from '../errors.js';
 import { type Inputs, type Value, runInt8Reference } from '../quant/run-reference.js';
@@ -191,18 +191,60 @@ export const int8: Precision = {
   runHost(g, values, stepNodes, root) {
     // A raw feed stands for the QuantizeLinear that reads a float input: skip the nodes whose outputs are known.
     const nodes = stepNodes.filter((n) => !n.outputs.every((y) => !y || values.has(y)));
-    if (!nodes.length) return;
-    const made = new Set(nodes.flatMap((n) => n.outputs));
-    const reads = [...new Set(nodes.flatMap((n) => n.inputs.filter((x) => x && !made.has(x) && !g.tensors.get(x)!.data)))];
-    const inputs: Inputs = {};
-    for (const x of reads) {
-      const v = values.get(x) ?? values.get(root(x));
-      if (!v) throw new Error(`internal: host step needs '${x}', which has no value`);
-      inputs[x] = v.data;
+    // Runs of integer nodes go to the integer reference; a float host node (TFLite_Detection_PostProcess) between them
+    // reads real values.
+    let run: Node[] = [];
+    for (const n of nodes) {
+      if (!runsOnFloatHost(n)) { run.push(n); continue; }
+      runIntegerHost(g, values, run, root);
+      run = [];
+      runDequantizedHost(g, values, n, root);
     }
-    const res = runInt8Reference({ ...g, inputs: reads, outputs: [...made].filter((y) => y), nodes }, inputs);
-    for (const y of made) if (y) values.set(y, res.values.get(y)!);
+    runIntegerHost(g, values, run, root);
   },
 };
+
+function hostValue(values: Map<string, Value>, x: string, root: (t: string) => string): Value {
+  const v = values.get(x) ?? values.get(root(x));
+  if (!v) throw new Error(`internal: host step needs '${x}', which has no value`);
+  return v;
+}
+
+/** Integer host nodes, in order, with the integer reference (TFLite's arithmetic). */
+function runIntegerHost(g: Graph, values: Map<string, Value>, nodes: Node[], root: (t: string) => string): void {
+  if (!nodes.length) return;
+  const made = new Set(nodes.flatMap((n) => n.outputs));
+  const reads = [...new Set(nodes.flatMap((n) => n.inputs.filter((x) => x && !made.has(x) && !g.tensors.get(x)!.data)))];
+  const inputs: Inputs = {};
+  for (const x of reads) inputs[x] = hostValue(values, x, root).data;
+  const res = runInt8Reference({ ...g, inputs: reads, outputs: [...made].filter((y) => y), nodes }, inputs);
+  for (const y of made) if (y) values.set(y, res.values.get(y)!);
+}
+
+/**
+ * A float host node of an integer graph: its 8-bit inputs, computed or constant (SSD anchors), dequantized first,
+ * as TFLite's detection_postprocess.cc does for uint8/int8 box encodings, class predictions and anchors.
+ */
+function runDequantizedHost(g: Graph, values: Map<string, Value>, n: Node, root: (t: string) => string): void {
+  const tensors = new Map(g.tensors);
+  const real = new Map<string, Value>();
+  for (const x of n.inputs) {
+    if (!x) continue;
+    const t = g.tensors.get(x)!;
+    if (!isQ(t)) {
+      if (t.data === undefined) real.set(x, hostValue(values, x, root));
+      continue;
+    }
+    if (t.quant!.scale.length !== 1) throw unsupported(`${g.source}: node '${n.name}' (${n.op})`, `input '${x}' is quantized per channel; TFLite dequantizes it per tensor`);
+    const q = { scale: t.quant!.scale[0], zeroPoint: t.quant!.zeroPoint[0] ?? 0 };
+    if (t.data !== undefined) tensors.set(x, { ...t, dtype: 'float32', quant: undefined, data: dequantize(t.data as ArrayLike<number>, q) });
+    else {
+      const v = hostValue(values, x, root);
+      real.set(x, { data: dequantize(v.data as ArrayLike<number>, q), shape: v.shape });
+    }
+  }
+  runFloatHost({ ...g, tensors }, real, [n], (t) => t);
+  for (const y of n.outputs) if (y) values.set(y, real.get(y)!);
+}
 
 export const precisions: Record<PrecisionName, Precision> = { fp32, int8, fp16 };

@@ -1,6 +1,6 @@
-// TFLite_Detection_PostProcess (SSD exports; no model of the corpus has it): the custom op keeps the shapes the file
-// gives its four outputs, so shape inference goes past it and the layers before it plan; its flexbuffer options
-// become attributes. No GPU kernel takes it: the float executor runs it as a host step (src/runtime/host-float.ts;
+// TFLite_Detection_PostProcess (SSD exports; the corpus's ssd-mobilenet-v2-uint8 has it): its four outputs take the
+// shapes TFLite's Prepare gives them from the options (older converters store []), so shape inference goes past it
+// and the layers before it plan; its flexbuffer options become attributes. No GPU kernel takes it: the float executor runs it as a host step (src/runtime/host-float.ts;
 // its results: test/runtime/detection-postprocess.test.ts).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,4 +34,19 @@ test('TFLite_Detection_PostProcess: its outputs keep the file\'s shapes; the con
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupsPerDimension: 65535 };
   assert.throws(() => kernelFor(post, post.inputs.map(shape), post.outputs.map((y) => shape(y) ?? []), limits as never),
     (e: unknown) => e instanceof FcmError && e.kind === 'unsupported' && /tflite_detection_postprocess/.test(e.message));
+});
+
+test('TFLite_Detection_PostProcess: outputs stored with shape [] (older converters) are sized from the options', async () => {
+  for (const [maxDetections, perDetection] of [[10, 1], [7, 3]]) {
+    const g = await loadModel(ssdPostProcess(31, { unsizedOutputs: true, maxDetections, maxClassesPerDetection: perDetection, numClasses: 3 }), { source: 'ssd-unsized.tflite' });
+    const post = g.nodes.find((n) => n.op === 'tflite_detection_postprocess')!;
+    const n = maxDetections * perDetection;
+    assert.deepEqual(post.outputs.map((y) => g.tensors.get(y)!.shape), [[1, n, 4], [1, n], [1, n], [1]]);
+    assert.ok(post.outputs.every((y) => !g.tensors.get(y)!.shapeUnknown));
+  }
+});
+
+test('TFLite_Detection_PostProcess without options and with unsized outputs: a one-line error, not a guess', async () => {
+  await assert.rejects(loadModel(ssdPostProcess(31, { unsizedOutputs: true, noOptions: true }), { source: 'ssd-bare.tflite' }),
+    (e: unknown) => e instanceof FcmError && /ssd-bare\.tflite/.test(e.message) && /shapes/.test(e.message));
 });

@@ -25,6 +25,7 @@ export function normalizeAttrs(g0: Graph): Graph {
   const g = cloneGraph(g0);
   for (const n of g.nodes) {
     if (n.domain === '' && n.op === 'Resize') resizeScales(g, n);
+    if (n.domain === '' && n.op === 'Gather') gatherIndices(g, n);
     if (n.domain === '' && opaqueReductions.has(n.op)) reductionAxes(g, n);
     if (!isKnownOp(n)) continue;
     const operands = operandInputs[n.op];
@@ -53,6 +54,17 @@ function moveOperands(g: Graph, n: Node, operands: Array<[number, string]>) {
     }
   }
   n.inputs = [n.inputs[0]];
+}
+
+/**
+ * Gather of a tensor computed at run time with constant indices (Silero VAD's LSTM state: state[0], state[1]): the
+ * indices are copied into the attribute `indices` for the kernel (kernels/gather.ts). The input stays, so the node is
+ * still a valid ONNX Gather when exported; Gathers of constants were folded before.
+ */
+function gatherIndices(g: Graph, n: Node) {
+  const t = n.inputs[1] ? g.tensors.get(n.inputs[1]) : undefined;
+  if (!t || t.data === undefined) return;
+  n.attrs.indices = constNumbers(t, nodeWhere(g, n));
 }
 
 /**
