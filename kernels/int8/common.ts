@@ -13,7 +13,7 @@
 
 import type { Node, Quantization, Tensor, TensorData } from '../../src/graph/ir.js';
 import { invalid, unsupported } from '../../src/errors.js';
-import { tfliteRound } from '../../src/quant/fixedpoint.js';
+import { quantizeMultiplierSmallerThanOneExp, tfliteRound } from '../../src/quant/fixedpoint.js';
 import { type QType, qLimits } from '../../src/quant/reference.js';
 import type { KernelArgs, KernelProgram } from '../program.js';
 
@@ -31,7 +31,17 @@ export interface Int8KernelArgs extends Pick<KernelArgs, 'node' | 'limits'> {
   inputs: readonly (Tensor | undefined)[];
   outputs: readonly Tensor[];
   dot4: boolean;
+  /**
+   * A residual Add folded into the kernel (src/runtime/compile.ts): the kernel computes its own output on
+   * outputs[0]'s grid exactly as it would store it, then TFLite's ADD of that value and node.inputs[index] (the
+   * residual) onto `sum`'s grid, with the Add's activation (`attrs`), and stores the sum. Kernels that take it
+   * bind the residual (their program's `inputs` hold `index`); the registry refuses the others.
+   */
+  residual?: ResidualAdd;
 }
+
+/** A residual Add folded into the kernel that computes one of its operands. */
+export interface ResidualAdd { index: number; sum: Tensor; attrs: Node['attrs'] }
 
 /** A host-prepared constant buffer (u32 words; i32 data is stored as its bit pattern). */
 export interface ConstantBuffer { name: string; data: Uint32Array }
@@ -239,6 +249,45 @@ export function wordLoader(name: string, words: number): string {
   if (s == 0u) { return lo; }
   return (lo >> s) | (${name}[min(q + 1u, ${words - 1}u)] << (32u - s));
 }`;
+}
+
+/**
+ * The folded residual Add (Int8KernelArgs.residual) of a kernel whose own output has quantization `own`: WGSL
+ * `fn addRes(v: u32, r: u32) -> u32`, the four sums of the bytes of an output word v (on the kernel's grid, as it
+ * would store them) and of the residual word r, as TFLite's ADD computes them (reference.ts addSub: both sides
+ * shifted left by 20 and scaled to twice the larger scale, summed, scaled to the sum's grid, clamped by the Add's
+ * activation); the loader `ldw_res(o)` of the residual's 4 bytes from byte offset o (any alignment); the cache key
+ * part. Integer addition commutes, so which operand of the Add the kernel computes does not matter.
+ */
+export function residualAddWgsl(args: Int8KernelArgs, own: QInfo, outWords: number): { wgsl: string; key: string; inputs: number[] } | undefined {
+  const ra = args.residual;
+  if (!ra) return undefined;
+  const w = `node '${args.node.name}' (${args.node.op} + Add)`;
+  const rt = args.inputs[ra.index];
+  const rq = qTensor(rt, 'residual', w), yq = qTensor(ra.sum, 'sum', w);
+  if (rq.type !== own.type || yq.type !== own.type) throw unsupported(w, 'the residual, the sum and the output must share one 8-bit type');
+  const out = args.outputs[0].shape;
+  if (rt!.shape.length !== out.length || rt!.shape.some((d, k) => d !== out[k]) || ra.sum.shape.some((d, k) => d !== out[k])) {
+    throw unsupported(w, `the residual [${rt!.shape}] is not of the output's shape [${out}]`);
+  }
+  const twiceMax = 2 * Math.max(own.scale, rq.scale);
+  const m1 = quantizeMultiplierSmallerThanOneExp(own.scale / twiceMax);
+  const m2 = quantizeMultiplierSmallerThanOneExp(rq.scale / twiceMax);
+  const mo = quantizeMultiplierSmallerThanOneExp(twiceMax / ((1 << 20) * yq.scale));
+  const [lo, hi] = activationClamp(ra.attrs, '', yq, w);
+  const c = [own.zeroPoint, rq.zeroPoint, yq.zeroPoint, m1.multiplier, m1.shift, m2.multiplier, m2.shift, mo.multiplier, mo.shift, lo, hi];
+  const ext = own.type === 'int8' ? (v: string) => `extractBits(bitcast<i32>(${v}), k * 8u, 8u)` : (v: string) => `i32(extractBits(${v}, k * 8u, 8u))`;
+  const wgsl = `${wordLoader('res', outWords)}
+fn addRes(v: u32, r: u32) -> u32 {
+  var o = 0u;
+  for (var k = 0u; k < 4u; k++) {
+    let s1 = mbqm((${ext('v')} - (${c[0]}i)) << 20u, ${c[3]}i, ${c[4]}i);
+    let s2 = mbqm((${ext('r')} - (${c[1]}i)) << 20u, ${c[5]}i, ${c[6]}i);
+    o |= (u32(clamp(mbqm(s1 + s2, ${c[7]}i, ${c[8]}i) + (${c[2]}i), ${c[9]}i, ${c[10]}i)) & 0xffu) << (k * 8u);
+  }
+  return o;
+}`;
+  return { wgsl, key: `res${c.join(',')}`, inputs: [ra.index] };
 }
 
 /** n copies of a WGSL fragment, unrolled in the source. */

@@ -25,7 +25,7 @@ export interface ConvQuant {
 export function convQuant(args: Int8KernelArgs): ConvQuant {
   const w = where(args);
   const g = convGeom(shapeArgs(args));
-  if (g.hasRes) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
+  if (g.hasRes && !args.residual) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
   const xq = qTensor(args.inputs[0], 'input', w), yq = qTensor(args.outputs[0], 'output', w);
   if (yq.type !== xq.type) throw unsupported(w, `input is ${xq.type}, output ${yq.type}`);
   const wt = qWeights(args.inputs[1], 'weights', w, xq.type);

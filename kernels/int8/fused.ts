@@ -3,7 +3,8 @@
 // (its multiplier, zero point and the first layer's activation clamp) exactly as the first layer would store it,
 // and kept in workgroup memory; the second layer reads it as TFLite would read the stored tensor.
 //
-// Node (src/graph/ir.ts): inputs [x, w1, b1|'', w2, b2|'', residual|''] (no residual: TFLite adds with ADD);
+// Node (src/graph/ir.ts): inputs [x, w1, b1|'', w2, b2|'', residual|''] (a residual only as a folded ADD,
+// Int8KernelArgs.residual: DW-PW takes it);
 // attrs as the fp32 FCMs (geometry of the depthwise layer, activation1/2, tileFilters1/2, tileH, tileW). The
 // fused node does not name the intermediate tensor: the caller passes it (`intermediate`, with its quantization).
 //
@@ -26,7 +27,7 @@ import { type TileDim, clampTiles, dwGeometry, maxRegsPerThread, splitForParalle
 import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap, threadsFor, wgFloats, where } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, atomicByteStore, dot4Requires, dot4Wgsl,
-  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, unroll,
+  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, residualAddWgsl, unroll,
 } from './common.js';
 import { channelParams, dwWeights } from './conv-common.js';
 import { foldBias, gatherWord, packRows, rowStoreWgsl, wordsTargetThreads } from './pointwise.js';
@@ -53,7 +54,7 @@ function layer(args: Int8FusedArgs, wi: number, bi: number, inq: QInfo, outq: QI
 
 function common(args: Int8FusedArgs) {
   const w = where(args);
-  if (args.node.inputs[5]) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
+  if (args.node.inputs[5] && args.residual?.index !== 5) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
   const xs = args.inputs[0]?.shape;
   if (!xs || xs.length !== 4) throw invalid(w, 'input must have rank 4');
   const xq = qTensor(args.inputs[0], 'input', w), mq = qTensor(args.intermediate, 'intermediate', w), yq = qTensor(args.outputs[0], 'output', w);
@@ -68,9 +69,10 @@ function checkOut(args: Int8FusedArgs, expected: number[], w: string): void {
   if (s.length !== 4 || s.some((d, k) => d !== expected[k])) throw invalid(w, `output shape [${s}] does not match the computed [${expected}]`);
 }
 
-function program(name: string, key: unknown[], wgsl: string, T: number, d: { dispatch: [number, number, number] }, bytes: number, constants: Int8Program['constants']): Int8Program {
+function program(name: string, key: unknown[], wgsl: string, T: number, d: { dispatch: [number, number, number] }, bytes: number,
+  constants: Int8Program['constants'], inputs = [0]): Int8Program {
   return {
-    name, cacheKey: cacheKey(...(key as string[])), wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1,
+    name, cacheKey: cacheKey(...(key as string[])), wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1,
     workgroupStorageBytes: bytes, constants,
   };
 }
@@ -281,14 +283,17 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const total = N * pTiles * blocks;
   const d = layoutWorkgroups(total, args.limits, w);
   const xWords = Math.max(1, ceilDiv(N * C * H * W, 4));
+  // A folded residual Add: each output word plus the residual's word at the same place (residualAddWgsl).
+  const ra = residualAddWgsl(args, yq, Math.max(1, ceilDiv(N * M * P, 4)));
   const wgsl = `${dot4Requires(args.dot4)}
-${int8Bindings(['x'], ['wd', 'q1', 'wp', 'q2'], ['out'], !aligned)}
+${int8Bindings(ra ? ['x', 'res'] : ['x'], ['wd', 'q1', 'wp', 'q2'], ['out'], !aligned)}
 ${constsU32({ C, F: M, P, P4, HO, WO, SH: g.sh, SW: g.sw, DH: g.dh, C4, CK4, TP, PW4, FB, MP: blocks * FB, GT, KS: ks, T, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ H, W, PT: g.pt, PL: g.pl, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${dot4Wgsl(t, args.dot4)}
 ${fixedPointWgsl}
 ${dwSumWgsl(g, t, xq.zeroPoint, l1.zw, xWords)}
 ${aligned ? '' : `${atomicByteStore}\n${rowStoreWgsl}`}
+${ra?.wgsl ?? ''}
 var<workgroup> midw: array<u32, ${CK4 * TP}>;
 var<workgroup> red: array<i32, ${ks * nacc * GT}>;
 
@@ -357,19 +362,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         word |= (u32(clamp(mbqm(acc + bias${wz ? ' - ZW2 * sx' : ''}, m, s) + ZO, LO2, HI2)) & 0xffu) << ${8 * k}u;
       }`, '\n      ')}
+      ${ra ? 'word = addRes(word, ldw_res((n * F + f) * P + j * 4u));' : ''}
       ${aligned ? 'out[(n * F + f) * P4 + j] = word;' : 'store(n, f, j, word);'}
     }
   }
 }
 `;
   const folded2 = foldBias(l2.bias, l2.w, M, C, mq.zeroPoint, l2.zw);
-  return program(`FusedDwPw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name})`,
+  return program(`FusedDwPw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name}${ra ? ' + add' : ''})`,
     ['int8-FusedDwPw-words', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, [g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw],
-      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [TP, FB, CK4, ks], d.dispatch],
+      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [TP, FB, CK4, ks], d.dispatch, ra?.key ?? ''],
     wgsl, T, d, bytesFor(ks), [
       { name: 'wd', data: dwWeights({ C, kh: g.kh, kw: g.kw, dw: g.dw }, l1.w) }, { name: 'q1', data: channelParams(l1.bias, l1.m, l1.s) },
       { name: 'wp', data: channelMajor(packRows(l2.w, blocks * FB, C), blocks * FB, C4) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },
-    ]);
+    ], [0, ...(ra?.inputs ?? [])]);
 }
 
 // ---- PW-PW ----------------------------------------------------------------------------------------------------
