@@ -12,8 +12,9 @@
 // on the host (pointwise.ts foldBias; uint8 also subtracts zw * sum of the input bytes, one more dot4 per word).
 // The intermediate is stored as raw 8-bit values packed 4 channels per word where a pointwise layer reads it
 // (DW-PW, PW-PW), and as (value - zero point) per element where the depthwise layer reads it (PW-DW: padding
-// positions then hold 0, a skipped tap). PW-DW and PW-PW write outputs with the atomic byte store (their tiles do
-// not own words); DW-PW owns whole words of positions and stores them directly where rows start on words.
+// positions then hold 0, a skipped tap). PW-DW and PW-PW store words of 4 consecutive outputs: whole where the word
+// lies inside the tile's segment of a row, with the atomic byte store where a neighbouring tile shares it (tiles need
+// not start on words); DW-PW owns whole words of positions and stores them directly where rows start on words.
 //
 // Constants, in order: w1 (pointwise rows [*, ceil(C/4)] words; depthwise flat, or for DW-PW `wd`, rows of taps as
 // conv-common.ts dwWeights packs them), q1 (4 words per intermediate channel: bias or folded bias, multiplier, shift, 0), w2
@@ -127,7 +128,7 @@ export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
   const d = layoutWorkgroups(total, args.limits, w);
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
-${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, CK4, C4, IH, IW, IHW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, NW: Math.floor((TW + 2) / 4) + 1, CK4, C4, IH, IW, IHW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ H, W, PT: g.pt, PL: g.pl, ZW1: l1.zw, ZM: mq.zeroPoint, W2OFF: -l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${loader('x', t)}
 ${loader('w2', t)}
@@ -144,6 +145,18 @@ fn xword(n: u32, c: u32, o: u32) -> u32 {
   var v = u32(ld_x(b)) & 0xffu;
   ${[1, 2, 3].map((k) => (C % 4 === 0 ? `v |= (u32(ld_x(b + ${k}u * u32(H * W))) & 0xffu) << ${8 * k}u;` : `if (c + ${k}u < C) { v |= (u32(ld_x(b + ${k}u * u32(H * W))) & 0xffu) << ${8 * k}u; }`)).join('\n  ')}
   return v;
+}
+
+/** The depthwise layer's stored 8-bit output for filter f (tile filter fl) at tile position (oy, ox), from mid. */
+fn outAt(fl: u32, f: u32, oy: u32, ox: u32) -> i32 {
+  var s = 0i;
+  let base = fl * IHW + oy * SH * IW + ox * SW;
+  for (var kh = 0u; kh < KH; kh++) {
+    for (var kw = 0u; kw < KW; kw++) {
+      s += (ld_w2((f * KH + kh) * KW + kw) + W2OFF) * mid[base + kh * DH * IW + kw * DW];
+    }
+  }
+  return ${requant('s + bitcast<i32>(q2[4u * f])', 'q2', 'f', 'ZO', 'LO2', 'HI2')};
 }
 
 /** Epilogue 1: intermediate channel f0 + fl at halo position r as the first layer stores it, minus its zero point; 0 in the depthwise padding. */
@@ -196,22 +209,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   ${unroll(RP, (q) => unroll(FB, (f) => `ep1(f0, ${f}u, r${q}, in${q}, ${acc(q, f)}${wz ? ` - ZW1 * ${sum(q)}` : ''});`, ' '), '\n  ')}
   workgroupBarrier();
-  for (var e = li; e < FB * TH * TW; e += T) {
-    let fl = e / (TH * TW);
-    let oy = (e % (TH * TW)) / TW;
-    let ox = e % TW;
+  // Output: words of 4 consecutive flat outputs of a filter's row segment. A word wholly inside the segment is
+  // this workgroup's alone and is stored whole; a word the segment shares with a neighbouring tile (at most one at
+  // each end) is stored a byte at a time (atomic). (A byte per thread, two atomics each, made every output an
+  // atomic read-modify-write of a word four threads contend for.)
+  for (var e = li; e < FB * TH * NW; e += T) {
+    let fl = e / (TH * NW);
+    let oy = (e % (TH * NW)) / NW;
     let f = f0 + fl;
     let y = oy0 + oy;
-    let xo = ox0 + ox;
-    if (f < M && y < HO && xo < WO) {
-      var s = 0i;
-      let base = fl * IHW + oy * SH * IW + ox * SW;
-      for (var kh = 0u; kh < KH; kh++) {
-        for (var kw = 0u; kw < KW; kw++) {
-          s += (ld_w2((f * KH + kh) * KW + kw) + W2OFF) * mid[base + kh * DH * IW + kw * DW];
+    if (f < M && y < HO) {
+      let row = ((n * M + f) * HO + y) * WO;
+      let b0 = row + ox0;
+      let b1 = row + min(ox0 + TW, WO);
+      let wj = (b0 >> 2u) + e % NW;
+      if (wj * 4u < b1) {
+        var word = 0u;
+        for (var k = 0u; k < 4u; k++) {
+          let o = wj * 4u + k;
+          if (o >= b0 && o < b1) { word |= (u32(outAt(fl, f, oy, o - b0)) & 0xffu) << (k * 8u); }
+        }
+        if (wj * 4u >= b0 && wj * 4u + 3u < b1) {
+          st_word(wj, word);
+        } else {
+          for (var k = 0u; k < 4u; k++) {
+            let o = wj * 4u + k;
+            if (o >= b0 && o < b1) { st_out(o, i32(extractBits(word, k * 8u, 8u))); }
+          }
         }
       }
-      st_out(((n * M + f) * HO + y) * WO + xo, ${requant('s + bitcast<i32>(q2[4u * f])', 'q2', 'f', 'ZO', 'LO2', 'HI2')});
     }
   }
 }
@@ -398,7 +424,7 @@ export function int8FusedPwPw(args: Int8FusedArgs): Int8Program {
   const mk: TileDim = { name: 'MK4', value: Math.min(M4, Math.ceil(tileAttr(a, 'tileFilters1', 16, w) / 4)), min: 1 };
   const fb: TileDim = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 16, w)), min: 1 };
   const tp: TileDim = { name: 'TP', value: Math.min(P, tileAttr(a, 'tileH', 4, w) * tileAttr(a, 'tileW', 4, w)), min: 1 };
-  const bytes = () => 4 * wgFloats(C4 * tp.value, mk.value * tp.value, fb.value * mk.value);
+  const bytes = () => 4 * wgFloats(C4 * tp.value, mk.value * tp.value, fb.value * mk.value, fb.value * tp.value);
   clampTiles([], [mk, fb, tp], () => bytes() <= storage && ceilDiv(fb.value * tp.value, cap) * (wz2 ? 2 : 1) <= maxRegsPerThread,
     w, () => `MK4=${mk.value} FB=${fb.value} TP=${tp.value}, ${bytes()} bytes`);
   // Enough workgroups: fewer output filters first (each split recomputes the first layer's tile), then positions.
@@ -412,7 +438,7 @@ export function int8FusedPwPw(args: Int8FusedArgs): Int8Program {
   const d = layoutWorkgroups(total, args.limits, w);
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
-${constsU32({ C, M, F, P, C4, M4, MK4, FB, TP, T, EPT, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C, M, F, P, C4, M4, MK4, FB, TP, NW: Math.floor((TP + 2) / 4) + 1, T, EPT, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ ZW1: l1.zw, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${loader('x', t)}
 ${dot4Wgsl(t, args.dot4)}
@@ -421,6 +447,7 @@ ${atomicByteStore}
 var<workgroup> xs: array<u32, ${C4 * TP}>;
 var<workgroup> midw: array<u32, ${MK4 * TP}>;
 var<workgroup> ws: array<u32, ${FB * MK4}>;
+var<workgroup> fin: array<u32, ${FB * TP}>;
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -489,13 +516,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
   }
+  // The outputs go through workgroup memory so that a thread stores a word of 4 consecutive positions: whole where
+  // the word lies inside this tile's segment of the filter's row (no other workgroup writes it), a byte at a time
+  // (atomic) where the segment shares it with a neighbouring tile.
   for (var i = 0u; i < EPT; i++) {
     let e = li + i * T;
     if (e < FB * TP) {
       let f = f0 + e / TP;
       let p = p0 + e % TP;
       if (f < F && p < P) {
-        st_out((n * F + f) * P + p, ${requant(`acc[i] + bitcast<i32>(q2[4u * f])${wz2 ? ' - ZW2 * sx[i]' : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')});
+        fin[e] = u32(${requant(`acc[i] + bitcast<i32>(q2[4u * f])${wz2 ? ' - ZW2 * sx[i]' : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')}) & 0xffu;
+      }
+    }
+  }
+  workgroupBarrier();
+  for (var e = li; e < FB * NW; e += T) {
+    let fl = e / NW;
+    let f = f0 + fl;
+    if (f < F) {
+      let b0 = (n * F + f) * P + p0;
+      let b1 = (n * F + f) * P + min(p0 + TP, P);
+      let wj = (b0 >> 2u) + e % NW;
+      if (wj * 4u < b1) {
+        var word = 0u;
+        for (var k = 0u; k < 4u; k++) {
+          let o = wj * 4u + k;
+          if (o >= b0 && o < b1) { word |= fin[fl * TP + o - b0] << (k * 8u); }
+        }
+        if (wj * 4u >= b0 && wj * 4u + 3u < b1) {
+          st_word(wj, word);
+        } else {
+          for (var k = 0u; k < 4u; k++) {
+            let o = wj * 4u + k;
+            if (o >= b0 && o < b1) { st_out(o, i32(extractBits(word, k * 8u, 8u))); }
+          }
+        }
       }
     }
   }
