@@ -180,6 +180,7 @@ export function int8KernelFor(args: Int8Args, domain = ''): Int8Program {
     k = byOp[args.node.op]?.int8;
     if (!k) throw unsupported(w, `no integer kernel for ${args.node.op}`);
   }
+  if (args.requantizedOutput && (domain !== '' || args.node.op !== 'Softmax')) throw unsupported(w, `no integer kernel for ${args.node.op} takes a folded QUANTIZE`);
   const p = k(args);
   // A folded residual Add is taken by the kernels that bind the residual; the others would drop it.
   if (args.residual && !p.inputs.includes(args.residual.index)) throw unsupported(w, `${p.name} takes no folded residual Add`);

@@ -38,6 +38,12 @@ export interface Int8KernelArgs extends Pick<KernelArgs, 'node' | 'limits'> {
    * bind the residual (their program's `inputs` hold `index`); the registry refuses the others.
    */
   residual?: ResidualAdd;
+  /**
+   * outputs[0] is the node's output as a QUANTIZE to the other 8-bit type stores it, on the same scale with zero
+   * points 128 apart (an exact shift of every value), folded into the kernel (src/runtime/compile.ts). Softmax
+   * takes it; the registry refuses it for any other op.
+   */
+  requantizedOutput?: boolean;
 }
 
 /** A residual Add folded into the kernel that computes one of its operands. */

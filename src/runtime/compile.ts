@@ -361,6 +361,17 @@ function int8Bytes(g: Graph, name: string, limits: CompileLimits): number {
   return b;
 }
 
+/**
+ * Whether QUANTIZE from `a` to `b` is an exact shift of every value: 8-bit tensors of the two types, one scale
+ * each, equal, and zero points 128 apart (int8 -> uint8: +128). TFLite's requantization then multiplies by 1.0
+ * exactly and never clamps.
+ */
+function shiftedGrids(a: Tensor | undefined, b: Tensor | undefined): boolean {
+  if (!isQ(a) || !isQ(b) || a.dtype === b.dtype || a.quant!.scale.length !== 1 || b.quant!.scale.length !== 1) return false;
+  const za = a.quant!.zeroPoint[0] ?? 0, zb = b.quant!.zeroPoint[0] ?? 0;
+  return a.quant!.scale[0] === b.quant!.scale[0] && zb - za === (a.dtype === 'int8' ? 128 : -128);
+}
+
 /** The convolutions whose output an integer kernel may add a residual to: node input index of the residual. */
 const residualIndex = (n: Node): number | undefined =>
   n.domain === '' && n.op === 'Conv' ? 3 : n.domain === fcmDomain && /^Fused(DwPw|PwPw|PwDw)$/.test(n.op) ? 5 : undefined;
@@ -420,7 +431,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
   const tensor = (name: string) => (name ? g.tensors.get(name) : undefined);
   // The dispatch of node n as kernel node k (k differs for a requantization pair and a folded Add); throws the
   // kernel's refusal.
-  const gpuStep = (n: Node, k: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'>, group: Node[], residual?: { index: number; add: Node }) => {
+  const gpuStep = (n: Node, k: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'>, group: Node[], residual?: { index: number; add: Node }, requantizedOutput = false) => {
     let intermediate: Tensor | undefined;
     if (n.domain === fcmDomain) {
       const s = n.attrs.intermediateScale, z = n.attrs.intermediateZeroPoint;
@@ -435,6 +446,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     const program: Int8Program = int8KernelFor({
       node: k, inputs: k.inputs.map((x) => tensor(x)), outputs, limits, dot4, intermediate,
       ...(residual ? { residual: { index: residual.index, sum: tensor(residual.add.outputs[0])!, attrs: residual.add.attrs } } : {}),
+      ...(requantizedOutput ? { requantizedOutput } : {}),
     }, n.domain);
     const ins = program.inputs.map((j) => root(k.inputs[j]));
     const outs = (program.outputIndices ?? [...Array(program.outputs).keys()]).map((j) => k.outputs[j]);
@@ -472,6 +484,20 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
         place(n, n, [n]);
       }
       continue;
+    }
+    // Softmax -> QUANTIZE to the other 8-bit type's Softmax grid (an exact shift by 128): one dispatch.
+    const dq = nodes[i + 1], q = nodes[i + 2];
+    if (n.domain === '' && n.op === 'Softmax' && dq?.domain === '' && dq.op === 'DequantizeLinear' && q?.domain === '' && q.op === 'QuantizeLinear'
+      && dq.inputs[0] === n.outputs[0] && q.inputs[0] === dq.outputs[0] && readers.get(n.outputs[0]) === 1 && readers.get(dq.outputs[0]) === 1
+      && !g.outputs.includes(n.outputs[0]) && !g.outputs.includes(dq.outputs[0]) && shiftedGrids(tensor(n.outputs[0]), tensor(q.outputs[0]))) {
+      checkKernelIntegers(g, n);
+      try {
+        gpuStep(n, { name: n.name, op: n.op, inputs: n.inputs, outputs: q.outputs, attrs: n.attrs }, [n, dq, q], undefined, true);
+        i += 2;
+        continue;
+      } catch (e) {
+        if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
+      }
     }
     if (n.domain === '' && aliasOps.has(n.op) && sameQuant(tensor(n.inputs[0]), tensor(n.outputs[0]))
       && numel(tensor(n.inputs[0])!.shape) === numel(tensor(n.outputs[0])!.shape)) {
