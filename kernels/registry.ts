@@ -184,5 +184,6 @@ export function int8KernelFor(args: Int8Args, domain = ''): Int8Program {
   const p = k(args);
   // A folded residual Add is taken by the kernels that bind the residual; the others would drop it.
   if (args.residual && !p.inputs.includes(args.residual.index)) throw unsupported(w, `${p.name} takes no folded residual Add`);
+  if (args.flippedInput && !p.inputFlipped) throw unsupported(w, `${p.name} takes no folded input QUANTIZE`);
   return p;
 }

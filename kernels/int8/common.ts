@@ -44,6 +44,12 @@ export interface Int8KernelArgs extends Pick<KernelArgs, 'node' | 'limits'> {
    * takes it; the registry refuses it for any other op.
    */
   requantizedOutput?: boolean;
+  /**
+   * The buffer bound as input 0 holds inputs[0]'s values on the other 8-bit type's grid (the same scale, zero points
+   * 128 apart: a QUANTIZE between them folded in, src/runtime/compile.ts), so each byte with its top bit flipped is
+   * inputs[0]'s byte. Kernels that take it say so (Int8Program.inputFlipped); the registry refuses the others.
+   */
+  flippedInput?: boolean;
 }
 
 /** A residual Add folded into the kernel that computes one of its operands. */
@@ -59,6 +65,8 @@ export interface ConstantBuffer { name: string; data: Uint32Array }
  */
 export interface Int8Program extends KernelProgram {
   constants: ConstantBuffer[];
+  /** It reads input 0 with every byte's top bit flipped (Int8KernelArgs.flippedInput). */
+  inputFlipped?: boolean;
 }
 
 /** The KernelArgs view (shapes only) that the fp32 helpers (convGeom, attribute readers) take. */
@@ -164,11 +172,12 @@ export function int8Bindings(inputs: readonly string[], constants: readonly stri
   return lines.join('\n');
 }
 
-/** `fn ld_NAME(i: u32) -> i32`: element i of a packed 8-bit buffer, sign- (int8) or zero-extended (uint8). */
-export function loader(name: string, type: QType): string {
+/** `fn ld_NAME(i: u32) -> i32`: element i of a packed 8-bit buffer, sign- (int8) or zero-extended (uint8); `flip`: its top bit flipped first. */
+export function loader(name: string, type: QType, flip = false): string {
+  const word = `${name}[i >> 2u]${flip ? ' ^ 0x80808080u' : ''}`;
   return type === 'int8'
-    ? `fn ld_${name}(i: u32) -> i32 { return extractBits(bitcast<i32>(${name}[i >> 2u]), (i & 3u) * 8u, 8u); }`
-    : `fn ld_${name}(i: u32) -> i32 { return i32(extractBits(${name}[i >> 2u], (i & 3u) * 8u, 8u)); }`;
+    ? `fn ld_${name}(i: u32) -> i32 { return extractBits(bitcast<i32>(${word}), (i & 3u) * 8u, 8u); }`
+    : `fn ld_${name}(i: u32) -> i32 { return i32(extractBits(${word}, (i & 3u) * 8u, 8u)); }`;
 }
 
 /**
@@ -245,15 +254,17 @@ fn transpose4(a0: u32, a1: u32, a2: u32, a3: u32) -> array<u32, 4> {
 
 /**
  * `fn ldw_NAME(o: u32) -> u32`: the 4 bytes of a packed buffer from byte offset o (any alignment; bytes past the
- * buffer's end read as the clamped last word, and the callers discard what they hold).
+ * buffer's end read as the clamped last word, and the callers discard what they hold); `flip`: each byte's top bit
+ * flipped (Int8KernelArgs.flippedInput).
  */
-export function wordLoader(name: string, words: number): string {
+export function wordLoader(name: string, words: number, flip = false): string {
+  const f = flip ? ' ^ 0x80808080u' : '';
   return `fn ldw_${name}(o: u32) -> u32 {
   let q = o >> 2u;
   let s = (o & 3u) * 8u;
-  let lo = ${name}[q];
+  let lo = ${name}[q]${f};
   if (s == 0u) { return lo; }
-  return (lo >> s) | (${name}[min(q + 1u, ${words - 1}u)] << (32u - s));
+  return (lo >> s) | ((${name}[min(q + 1u, ${words - 1}u)]${f}) << (32u - s));
 }`;
 }
 

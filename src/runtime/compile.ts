@@ -372,6 +372,9 @@ function shiftedGrids(a: Tensor | undefined, b: Tensor | undefined): boolean {
   return a.quant!.scale[0] === b.quant!.scale[0] && zb - za === (a.dtype === 'int8' ? 128 : -128);
 }
 
+/** What a dispatch folds besides its node: a residual Add, its output QUANTIZE, or its input's QUANTIZE (an exact shift). */
+interface StepFold { residual?: { index: number; add: Node }; requantizedOutput?: boolean; flippedInput?: boolean }
+
 /** The convolutions whose output an integer kernel may add a residual to: node input index of the residual. */
 const residualIndex = (n: Node): number | undefined =>
   n.domain === '' && n.op === 'Conv' ? 3 : n.domain === fcmDomain && /^Fused(DwPw|PwPw|PwDw)$/.test(n.op) ? 5 : undefined;
@@ -431,7 +434,8 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
   const tensor = (name: string) => (name ? g.tensors.get(name) : undefined);
   // The dispatch of node n as kernel node k (k differs for a requantization pair and a folded Add); throws the
   // kernel's refusal.
-  const gpuStep = (n: Node, k: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'>, group: Node[], residual?: { index: number; add: Node }, requantizedOutput = false) => {
+  const gpuStep = (n: Node, k: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'>, group: Node[], fold: StepFold = {}) => {
+    const { residual, requantizedOutput, flippedInput } = fold;
     let intermediate: Tensor | undefined;
     if (n.domain === fcmDomain) {
       const s = n.attrs.intermediateScale, z = n.attrs.intermediateZeroPoint;
@@ -443,14 +447,17 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     }
     // A folded Add: the kernel computes n's own output (n.outputs[0]'s grid) and stores the Add's sum.
     const outputs = residual ? [tensor(n.outputs[0])!] : k.outputs.map((y) => tensor(y)!);
+    // A folded input QUANTIZE: the kernel binds its source (k.inputs[0]) and reads it as n's own input tensor.
+    const inputs = k.inputs.map((x, j) => tensor(j === 0 && flippedInput ? n.inputs[0] : x));
     const program: Int8Program = int8KernelFor({
-      node: k, inputs: k.inputs.map((x) => tensor(x)), outputs, limits, dot4, intermediate,
+      node: k, inputs, outputs, limits, dot4, intermediate,
       ...(residual ? { residual: { index: residual.index, sum: tensor(residual.add.outputs[0])!, attrs: residual.add.attrs } } : {}),
       ...(requantizedOutput ? { requantizedOutput } : {}),
+      ...(flippedInput ? { flippedInput } : {}),
     }, n.domain);
     const ins = program.inputs.map((j) => root(k.inputs[j]));
     const outs = (program.outputIndices ?? [...Array(program.outputs).keys()]).map((j) => k.outputs[j]);
-    const node = n.domain === fcmDomain || residual ? { ...n, inputs: k.inputs, outputs: k.outputs } : { ...n, ...k, domain: n.domain };
+    const node = n.domain === fcmDomain || residual || flippedInput ? { ...n, inputs: k.inputs, outputs: k.outputs } : { ...n, ...k, domain: n.domain };
     items.push({ kind: 'gpu', step: { node, program, bindings: [...ins, ...outs], nIn: ins.length, group } });
   };
   const place = (n: Node, k: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'>, group: Node[]) => {
@@ -465,6 +472,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
   // Residual Adds folded into the kernel that computes one of their operands (residualFolds): the producer waits
   // for its Add and runs there, one dispatch for both; where its kernel takes no residual, both run as they were.
   const folds = residualFolds(g, nodes, readers);
+  const flipped = new Map<Node, { requant: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'>; group: Node[] }>();
   const producerOf = new Map([...folds].map(([p, f]) => [f.add, { p, ...f }]));
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i];
@@ -477,7 +485,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
       ins[fold.index] = fold.residual;
       checkKernelIntegers(g, p);
       try {
-        gpuStep(p, { name: p.name, op: p.op, inputs: ins, outputs: n.outputs, attrs: p.attrs }, [p, n], { index: fold.index, add: n });
+        gpuStep(p, { name: p.name, op: p.op, inputs: ins, outputs: n.outputs, attrs: p.attrs }, [p, n], { residual: { index: fold.index, add: n } });
       } catch (e) {
         if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
         place(p, p, [p]);
@@ -492,7 +500,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
       && !g.outputs.includes(n.outputs[0]) && !g.outputs.includes(dq.outputs[0]) && shiftedGrids(tensor(n.outputs[0]), tensor(q.outputs[0]))) {
       checkKernelIntegers(g, n);
       try {
-        gpuStep(n, { name: n.name, op: n.op, inputs: n.inputs, outputs: q.outputs, attrs: n.attrs }, [n, dq, q], undefined, true);
+        gpuStep(n, { name: n.name, op: n.op, inputs: n.inputs, outputs: q.outputs, attrs: n.attrs }, [n, dq, q], { requantizedOutput: true });
         i += 2;
         continue;
       } catch (e) {
@@ -509,8 +517,29 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     const next = nodes[i + 1];
     if (n.domain === '' && n.op === 'DequantizeLinear' && next?.domain === '' && next.op === 'QuantizeLinear'
       && next.inputs[0] === n.outputs[0] && readers.get(n.outputs[0]) === 1 && !g.outputs.includes(n.outputs[0])) {
-      place(n, { name: next.name, op: 'QuantizeLinear', inputs: [n.inputs[0]], outputs: next.outputs, attrs: next.attrs }, [n, next]);
+      const requant = { name: next.name, op: 'QuantizeLinear', inputs: [n.inputs[0]], outputs: next.outputs, attrs: next.attrs };
+      // An exact shift read by one Conv only (the uint8 model input's QUANTIZE to int8): the Conv reads the
+      // source's bytes with their top bit flipped, and runs at its own place; where its kernel cannot, both run.
+      const y = next.outputs[0];
+      const conv = readers.get(y) === 1 && !g.outputs.includes(y) ? nodes.slice(i + 2).find((r) => r.inputs.includes(y)) : undefined;
+      if (conv && conv.domain === '' && conv.op === 'Conv' && conv.inputs[0] === y && !folds.has(conv) && shiftedGrids(tensor(n.inputs[0]), tensor(y))) {
+        flipped.set(conv, { requant, group: [n, next] });
+      } else {
+        place(n, requant, [n, next]);
+      }
       i++;
+      continue;
+    }
+    const fl = flipped.get(n);
+    if (fl) {
+      checkKernelIntegers(g, n);
+      try {
+        gpuStep(n, { name: n.name, op: n.op, inputs: [fl.requant.inputs[0], ...n.inputs.slice(1)], outputs: n.outputs, attrs: n.attrs }, [...fl.group, n], { flippedInput: true });
+      } catch (e) {
+        if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
+        place(fl.group[0], fl.requant, fl.group);
+        place(n, n, [n]);
+      }
       continue;
     }
     place(n, n, [n]);

@@ -172,8 +172,9 @@ test('refuses a node neither the GPU nor the host reference runs', async () => {
 /** The FusePlanner reference's int8 MobileNetV1 (uint8 in and out) fused as planned and unfused: bit-exact with each other and the reference. */
 async function referenceMobileNetV1BitExact(g: Graph, inputSeed: number) {
   const [unfused, auto] = await runAll(g, ['unfused', 'auto'], [inputSeed]);
-  // 32 nodes on the GPU, the output QUANTIZE folded into the Softmax (test below).
-  assert.equal(unfused.dispatchesPerRun, 31);
+  // 32 nodes on the GPU, the input QUANTIZE folded into the first conv and the output QUANTIZE into the Softmax
+  // (test below).
+  assert.equal(unfused.dispatchesPerRun, 30);
   assert.ok(auto.fusedModules > 0, 'the plan fuses');
   assert.equal(auto.dispatchesPerRun, unfused.dispatchesPerRun - auto.fusedModules);
   // Every node runs on the GPU, the Softmax and the output QUANTIZE too: one wait for the GPU.
@@ -216,22 +217,25 @@ test('the FusePlanner reference int8 MobileNetV1 at 32x32 fused and unfused, bit
   }
 });
 
-test('the FusePlanner reference int8 MobileNetV1 is scheduled whole on the GPU: Softmax and the output QUANTIZE are one dispatch', async () => {
+test('the FusePlanner reference int8 MobileNetV1 is scheduled whole on the GPU, its input and output QUANTIZE folded into their neighbours', async () => {
   const g = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1.tflite' });
   // Built, not run (a run takes long on lavapipe; the slow test above checks the values).
   const s = await createInt8Session(g, { plan: 'unfused', hw: loadHw('lavapipe') });
   try {
     const st = s.stats();
-    // The input QUANTIZE (uint8 to int8), 13 DW, 14 PW / 3x3 convs, the Mean, the classifier conv, and the Softmax
-    // with the output QUANTIZE (int8 to uint8, the same scale: a shift by 128) folded in; the 4 Pads fold into the
-    // stride-2 DWs after them (foldPads), the classifier head's Reshape is an alias.
-    assert.equal(st.dispatchesPerRun, 31);
-    const last = executorOf(s).dispatches.at(-1)!.step;
-    assert.deepEqual(last.group.map((n) => n.op), ['Softmax', 'DequantizeLinear', 'QuantizeLinear']);
-    assert.equal(last.bindings.at(-1), g.outputs[0]);
+    // 13 DW, 14 PW / 3x3 convs, the Mean, the classifier conv and the Softmax; the input QUANTIZE (uint8 to int8)
+    // and the output QUANTIZE (int8 to uint8), each on one scale with zero points 128 apart (an exact shift), run
+    // inside the first conv and the Softmax; the 4 Pads fold into the stride-2 DWs after them (foldPads), the
+    // classifier head's Reshape is an alias.
+    assert.equal(st.dispatchesPerRun, 30);
+    const steps = executorOf(s).dispatches.map((d) => d.step);
+    assert.deepEqual(steps[0].group.map((n) => n.op), ['DequantizeLinear', 'QuantizeLinear', 'Conv']);
+    assert.equal(steps[0].bindings[0], g.inputs[0]);
+    assert.deepEqual(steps.at(-1)!.group.map((n) => n.op), ['Softmax', 'DequantizeLinear', 'QuantizeLinear']);
+    assert.equal(steps.at(-1)!.bindings.at(-1), g.outputs[0]);
     assert.deepEqual(st.hostNodes, []);
     assert.equal(st.readBacksPerRun, 1);
-    assert.equal(st.commandBuffersPerRun, Math.ceil(31 / defaultSubmitEvery));
+    assert.equal(st.commandBuffersPerRun, Math.ceil(30 / defaultSubmitEvery));
   } finally {
     s.dispose();
   }
