@@ -119,8 +119,11 @@ export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
   splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 4) })], count);
   splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const FB = fb.value, TH = th.value, TW = tw.value, CK4 = ck.value, IH = ih(), IW = iw(), IHW = IH * IW;
-  const T = threadsFor(Math.max(IHW, FB * TH * TW), cap);
-  const RP = ceilDiv(IHW, T);
+  // Threads for the pointwise phase, the heavy one: RP halo positions each, as few idle as whole warps allow (a
+  // power of two sized for the output tile left up to 44% of them idle there, e.g. 144 halo positions in 256
+  // threads); the output phase loops over its words.
+  const RP = ceilDiv(IHW, cap);
+  const T = Math.min(cap, 32 * ceilDiv(ceilDiv(IHW, RP), 32));
   const acc = (q: number, f: number) => `a${q * FB + f}`;
   const sum = (q: number) => `a${RP * FB + q}`;
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
