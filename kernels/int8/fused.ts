@@ -467,32 +467,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     xs[e] = WORD_OUT;
   }
   workgroupBarrier();
-  var acc = array<i32, EPT>();
-  var sx = array<i32, EPT>();
+  // The EPT outputs of a thread (and their byte sums) in unrolled scalars: indexed in a loop, a private array
+  // spilled to local memory (common.ts declareAccs).
+  ${unroll(EPT, (i) => `var acc${i} = 0i;${wz2 ? ` var sx${i} = 0i;` : ''}`, ' ')}
   for (var m40 = 0u; m40 < M4; m40 += MK4) {
     // First layer for 4 intermediate channels of one position per word, stored as the second layer reads them.
     for (var e = li; e < MK4 * TP; e += T) {
       let m0 = (m40 + e / TP) * 4u;
       let p = e % TP;
-      // Explicitly zeroed: on Dawn + lavapipe a "var s: array<i32, 4>;" declared in this loop kept the previous
-      // iteration's values (the WGSL spec zeroes it on every execution of the declaration).
-      var s = array<i32, 4>(0i, 0i, 0i, 0i);
+      var s0 = 0i; var s1 = 0i; var s2 = 0i; var s3 = 0i;
       var sxx = 0i;
       for (var c4 = 0u; c4 < C4; c4++) {
         let xv = xs[c4 * TP + p];
-        for (var k = 0u; k < 4u; k++) {
-          if (m0 + k < M) { s[k] += dot4(w1[(m0 + k) * C4 + c4], xv); }
-        }
+        ${unroll(4, (k) => `if (m0 + ${k}u < M) { s${k} += dot4(w1[(m0 + ${k}u) * C4 + c4], xv); }`, '\n        ')}
         ${wz1 ? 'sxx += dot4(xv, 0x01010101u);' : ''}
       }
       var word = 0u;
-      for (var k = 0u; k < 4u; k++) {
-        let m = m0 + k;
-        if (m < M) {
-          let v = ${requant(`s[k] + bitcast<i32>(q1[4u * m])${wz1 ? ' - ZW1 * sxx' : ''}`, 'q1', 'm', 'ZM', 'LO1', 'HI1')};
-          word |= (u32(v) & 0xffu) << (k * 8u);
-        }
-      }
+      ${unroll(4, (k) => `if (m0 + ${k}u < M) {
+        let m = m0 + ${k}u;
+        let v = ${requant(`s${k} + bitcast<i32>(q1[4u * m])${wz1 ? ' - ZW1 * sxx' : ''}`, 'q1', 'm', 'ZM', 'LO1', 'HI1')};
+        word |= (u32(v) & 0xffu) << ${8 * k}u;
+      }`, '\n      ')}
       midw[e] = word;
     }
     for (var e = li; e < FB * MK4; e += T) {
@@ -503,35 +498,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       ws[e] = v;
     }
     workgroupBarrier();
-    for (var i = 0u; i < EPT; i++) {
-      let e = li + i * T;
-      if (e < FB * TP) {
-        let wrow = (e / TP) * MK4;
-        let p = e % TP;
-        var s = acc[i];
-        for (var m4 = 0u; m4 < MK4; m4++) {
-          let mv = midw[m4 * TP + p];
-          s += dot4(ws[wrow + m4], mv);
-          ${wz2 ? 'sx[i] += dot4(mv, 0x01010101u);' : ''}
-        }
-        acc[i] = s;
+    ${unroll(EPT, (i) => `if (li + ${i * T}u < FB * TP) {
+      let e = li + ${i * T}u;
+      let wrow = (e / TP) * MK4;
+      let p = e % TP;
+      for (var m4 = 0u; m4 < MK4; m4++) {
+        let mv = midw[m4 * TP + p];
+        acc${i} += dot4(ws[wrow + m4], mv);
+        ${wz2 ? `sx${i} += dot4(mv, 0x01010101u);` : ''}
       }
-    }
+    }`, '\n    ')}
     workgroupBarrier();
   }
   // The outputs go through workgroup memory so that a thread stores a word of 4 consecutive positions: whole where
   // the word lies inside this tile's segment of the filter's row (no other workgroup writes it), a byte at a time
   // (atomic) where the segment shares it with a neighbouring tile.
-  for (var i = 0u; i < EPT; i++) {
-    let e = li + i * T;
-    if (e < FB * TP) {
-      let f = f0 + e / TP;
-      let p = p0 + e % TP;
-      if (f < F && p < P) {
-        fin[e] = u32(${requant(`acc[i] + bitcast<i32>(q2[4u * f])${wz2 ? ' - ZW2 * sx[i]' : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')}) & 0xffu;
-      }
+  ${unroll(EPT, (i) => `if (li + ${i * T}u < FB * TP) {
+    let e = li + ${i * T}u;
+    let f = f0 + e / TP;
+    let p = p0 + e % TP;
+    if (f < F && p < P) {
+      fin[e] = u32(${requant(`acc${i} + bitcast<i32>(q2[4u * f])${wz2 ? ` - ZW2 * sx${i}` : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')}) & 0xffu;
     }
-  }
+  }`, '\n  ')}
   workgroupBarrier();
   for (var e = li; e < FB * NW; e += T) {
     let fl = e / NW;
