@@ -5,10 +5,14 @@
 //
 // int8 steps. Every live node becomes a GPU dispatch when int8KernelFor has a kernel for it; a DequantizeLinear
 // whose only reader is a QuantizeLinear runs as one requantization of the 8-bit tensor (TFLite's QUANTIZE between
-// two 8-bit tensors, as the importer spells it); reshape-like ops keeping the quantization are aliases. Nodes
-// without an integer kernel run on the host with the integer reference itself (src/quant/run-reference.ts), so the
-// result stays bit-exact: typically the float input's QuantizeLinear, a refused Softmax and the output's
-// Quantize/Dequantize.
+// two 8-bit tensors, as the importer spells it); reshape-like ops keeping the quantization are aliases. Three
+// folds save dispatches the float schedule never has, each bit-exact and taken only where the kernel accepts it
+// (else the nodes run as they were): a residual Add runs in the epilogue of the Conv or FCM computing one of its
+// operands (residualFolds); a QUANTIZE that only shifts the grid by 128 between int8 and uint8 (the model's uint8
+// input to int8, the Softmax's int8 output to uint8) runs inside the Conv that reads it (flipped input bytes) or
+// the Softmax that feeds it. Nodes without an integer kernel run on the host with the integer reference itself
+// (src/quant/run-reference.ts), so the result stays bit-exact: typically the float input's QuantizeLinear, a
+// refused Softmax and the output's Quantize/Dequantize.
 
 import { type Graph, type Node, type Tensor, fcmDomain, numel } from '../graph/ir.js';
 import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../errors.js';
