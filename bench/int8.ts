@@ -3,7 +3,8 @@
 // int8 MobileNetV1 rebuilt by the TFLite fixture writer (fixtures/tflite-builder.ts), or mobilenet_v2, an int8
 // MobileNetV2 written by the same (buildMobileNetV2Int8), both 224x224 uint8 in. --tune: the int8 and the fp32 plans
 // are also tuned on this GPU (src/tune/tune.ts) and timed alongside.
-//   npm run build; node dist/bench/int8.js [--model mob_v1|mobilenet_v2] [--runs 50] [--warmup 10] [--hw h100] [--tune] [--out DIR]
+// After the timing, each session's structure and host split per run (--host-runs, one run at a time).
+//   npm run build; node dist/bench/int8.js [--model mob_v1|mobilenet_v2] [--runs 50] [--warmup 10] [--hw h100] [--tune] [--host-runs 20] [--size 224] [--out DIR]
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../src/graph/load.js';
@@ -28,7 +29,10 @@ const runs = Number(arg('runs', '50')), warmup = Number(arg('warmup', '10')), hw
 
 const modelName = arg('model', 'mob_v1');
 if (modelName !== 'mob_v1' && modelName !== 'mobilenet_v2') throw new Error(`--model: mob_v1 or mobilenet_v2, not ${modelName}`);
-const g = await loadModel(modelName === 'mob_v1' ? buildSeedMobileNetV1() : buildMobileNetV2Int8(), { source: `${modelName}_int8.tflite` });
+// --size: another input size (a multiple of 32), e.g. 32 for the host-side figures on a software adapter.
+const size = process.argv.includes('--size') ? Number(arg('size', '224')) : undefined;
+const g = await loadModel(modelName === 'mob_v1' ? (size ? buildSeedMobileNetV1(undefined, size) : buildSeedMobileNetV1()) : buildMobileNetV2Int8(undefined, size),
+  { source: `${modelName}_int8.tflite` });
 const input = g.inputs[0];
 const n = g.tensors.get(input)!.shape.reduce((a, b) => a * b, 1);
 const u = mulberry32(3);
@@ -71,11 +75,28 @@ const s = {
   int8Fused: i8f.stats(), int8Unfused: i8u.stats(), fp32Fused: f32f.stats(), fp32Unfused: f32u.stats(),
   ...(i8t ? { int8Tuned: i8t.stats() } : {}), ...(f32t ? { fp32Tuned: f32t.stats() } : {}),
 };
-console.log(`${modelName} int8 (224x224, batch 1), ${runs} runs after ${warmup} warm-up; int8 fused == unfused bit for bit: ${same}`);
+console.log(`${modelName} int8 (${size ?? 224}x${size ?? 224}, batch 1), ${runs} runs after ${warmup} warm-up; int8 fused == unfused bit for bit: ${same}`);
 for (const r of rows) console.log(`  ${r.name.padEnd(28)} median ${r.medianMs!.toFixed(3)} ms  p90 ${r.p90Ms!.toFixed(3)} ms`);
 console.log(`  dispatches: int8 ${s.int8Fused.dispatchesPerRun}/${s.int8Unfused.dispatchesPerRun} (cmd buffers ${s.int8Fused.commandBuffersPerRun}, dot4 ${s.int8Fused.dot4}, host ${s.int8Fused.hostNodes.length}), fp32 ${s.fp32Fused.dispatchesPerRun}/${s.fp32Unfused.dispatchesPerRun}`);
+// The structure of one run and its host split (ms per run, HOST_RUNS runs one at a time after the timing):
+// dispatches (+ the float feed's quantizer), command buffers, waits for the GPU, and upload / encode / submit /
+// wait / read, for comparing the integer schedule's host work with the float one's.
+const hostRuns = Number(arg('host-runs', '20'));
+const split: Record<string, { dispatches: number; feed: number; cmdBuffers: number; readBacks: number; hostMs: Record<string, number> }> = {};
+for (const [name, sess, feed] of [['int8 fused', i8f, x], ['int8 fused (8-bit input)', i8f, xq], ['int8 unfused', i8u, x], ['fp32 fused', f32f, x], ['fp32 unfused', f32u, x]] as const) {
+  if (!feed) continue;
+  const h0 = sess.hostTimes();
+  for (let i = 0; i < hostRuns; i++) await sess.run({ [input]: feed });
+  const h1 = sess.hostTimes();
+  const st = sess.stats();
+  const per = (k: 'uploadMs' | 'encodeMs' | 'submitMs' | 'waitMs' | 'readMs') => (h1[k] - h0[k]) / hostRuns;
+  const hostMs = { upload: per('uploadMs'), encode: per('encodeMs'), submit: per('submitMs'), wait: per('waitMs'), read: per('readMs') };
+  const quantizer = st.inputQuantizers.length && feed instanceof Float32Array ? 1 : 0;
+  split[name] = { dispatches: st.dispatchesPerRun, feed: quantizer, cmdBuffers: st.commandBuffersPerRun, readBacks: st.readBacksPerRun, hostMs };
+  console.log(`  ${name.padEnd(26)} ${st.dispatchesPerRun}${quantizer ? '+1' : ''} dispatches, ${st.commandBuffersPerRun} cmd buffers, ${st.readBacksPerRun} read-back(s); host ms/run upload ${hostMs.upload.toFixed(3)} encode ${hostMs.encode.toFixed(3)} submit ${hostMs.submit.toFixed(3)} wait ${hostMs.wait.toFixed(3)} read ${hostMs.read.toFixed(3)}`);
+}
 if (i8t && f32t) console.log(`  tuned: int8 ${s.int8Tuned!.fusedModules} fused modules, fp32 ${tuned.f32!.modules.filter((m) => m.tuned).length}`);
-if (out) writeFileSync(join(out, `int8-${modelName}.json`), JSON.stringify({ model: modelName, rows, same, stats: s, tuned }, null, 1));
+if (out) writeFileSync(join(out, `int8-${modelName}.json`), JSON.stringify({ model: modelName, rows, same, stats: s, split, tuned }, null, 1));
 for (const x of [i8f, i8u, f32f, f32u, i8t, f32t]) x?.dispose();
 await releaseGpu();
 process.exit(0);

@@ -172,13 +172,19 @@ function fp32KernelFor(node: Node, inputShapes: (number[] | undefined)[], output
  */
 export function int8KernelFor(args: Int8Args, domain = ''): Int8Program {
   const w = where(args);
+  let k: Int8Builder | undefined;
   if (domain === fcmDomain) {
-    const k = fused[args.node.op]?.int8;
+    k = fused[args.node.op]?.int8;
     if (!k) throw unsupported(w, `no integer kernel for fused op '${args.node.op}'`);
-    return k(args);
+  } else {
+    if (domain !== '' && domain !== 'ai.onnx') throw unsupported(w, `no integer kernel for op '${domain}.${args.node.op}'`);
+    k = byOp[args.node.op]?.int8;
+    if (!k) throw unsupported(w, `no integer kernel for ${args.node.op}`);
   }
-  if (domain !== '' && domain !== 'ai.onnx') throw unsupported(w, `no integer kernel for op '${domain}.${args.node.op}'`);
-  const k = byOp[args.node.op]?.int8;
-  if (!k) throw unsupported(w, `no integer kernel for ${args.node.op}`);
-  return k(args);
+  if (args.requantizedOutput && (domain !== '' || args.node.op !== 'Softmax')) throw unsupported(w, `no integer kernel for ${args.node.op} takes a folded QUANTIZE`);
+  const p = k(args);
+  // A folded residual Add is taken by the kernels that bind the residual; the others would drop it.
+  if (args.residual && !p.inputs.includes(args.residual.index)) throw unsupported(w, `${p.name} takes no folded residual Add`);
+  if (args.flippedInput && !p.inputFlipped) throw unsupported(w, `${p.name} takes no folded input QUANTIZE`);
+  return p;
 }

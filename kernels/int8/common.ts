@@ -13,7 +13,7 @@
 
 import type { Node, Quantization, Tensor, TensorData } from '../../src/graph/ir.js';
 import { invalid, unsupported } from '../../src/errors.js';
-import { tfliteRound } from '../../src/quant/fixedpoint.js';
+import { quantizeMultiplierSmallerThanOneExp, tfliteRound } from '../../src/quant/fixedpoint.js';
 import { type QType, qLimits } from '../../src/quant/reference.js';
 import type { KernelArgs, KernelProgram } from '../program.js';
 
@@ -31,7 +31,29 @@ export interface Int8KernelArgs extends Pick<KernelArgs, 'node' | 'limits'> {
   inputs: readonly (Tensor | undefined)[];
   outputs: readonly Tensor[];
   dot4: boolean;
+  /**
+   * A residual Add folded into the kernel (src/runtime/compile.ts): the kernel computes its own output on
+   * outputs[0]'s grid exactly as it would store it, then TFLite's ADD of that value and node.inputs[index] (the
+   * residual) onto `sum`'s grid, with the Add's activation (`attrs`), and stores the sum. Kernels that take it
+   * bind the residual (their program's `inputs` hold `index`); the registry refuses the others.
+   */
+  residual?: ResidualAdd;
+  /**
+   * outputs[0] is the node's output as a QUANTIZE to the other 8-bit type stores it, on the same scale with zero
+   * points 128 apart (an exact shift of every value), folded into the kernel (src/runtime/compile.ts). Softmax
+   * takes it; the registry refuses it for any other op.
+   */
+  requantizedOutput?: boolean;
+  /**
+   * The buffer bound as input 0 holds inputs[0]'s values on the other 8-bit type's grid (the same scale, zero points
+   * 128 apart: a QUANTIZE between them folded in, src/runtime/compile.ts), so each byte with its top bit flipped is
+   * inputs[0]'s byte. Kernels that take it say so (Int8Program.inputFlipped); the registry refuses the others.
+   */
+  flippedInput?: boolean;
 }
+
+/** A residual Add folded into the kernel that computes one of its operands. */
+export interface ResidualAdd { index: number; sum: Tensor; attrs: Node['attrs'] }
 
 /** A host-prepared constant buffer (u32 words; i32 data is stored as its bit pattern). */
 export interface ConstantBuffer { name: string; data: Uint32Array }
@@ -43,6 +65,8 @@ export interface ConstantBuffer { name: string; data: Uint32Array }
  */
 export interface Int8Program extends KernelProgram {
   constants: ConstantBuffer[];
+  /** It reads input 0 with every byte's top bit flipped (Int8KernelArgs.flippedInput). */
+  inputFlipped?: boolean;
 }
 
 /** The KernelArgs view (shapes only) that the fp32 helpers (convGeom, attribute readers) take. */
@@ -148,11 +172,12 @@ export function int8Bindings(inputs: readonly string[], constants: readonly stri
   return lines.join('\n');
 }
 
-/** `fn ld_NAME(i: u32) -> i32`: element i of a packed 8-bit buffer, sign- (int8) or zero-extended (uint8). */
-export function loader(name: string, type: QType): string {
+/** `fn ld_NAME(i: u32) -> i32`: element i of a packed 8-bit buffer, sign- (int8) or zero-extended (uint8); `flip`: its top bit flipped first. */
+export function loader(name: string, type: QType, flip = false): string {
+  const word = `${name}[i >> 2u]${flip ? ' ^ 0x80808080u' : ''}`;
   return type === 'int8'
-    ? `fn ld_${name}(i: u32) -> i32 { return extractBits(bitcast<i32>(${name}[i >> 2u]), (i & 3u) * 8u, 8u); }`
-    : `fn ld_${name}(i: u32) -> i32 { return i32(extractBits(${name}[i >> 2u], (i & 3u) * 8u, 8u)); }`;
+    ? `fn ld_${name}(i: u32) -> i32 { return extractBits(bitcast<i32>(${word}), (i & 3u) * 8u, 8u); }`
+    : `fn ld_${name}(i: u32) -> i32 { return i32(extractBits(${word}, (i & 3u) * 8u, 8u)); }`;
 }
 
 /**
@@ -229,16 +254,57 @@ fn transpose4(a0: u32, a1: u32, a2: u32, a3: u32) -> array<u32, 4> {
 
 /**
  * `fn ldw_NAME(o: u32) -> u32`: the 4 bytes of a packed buffer from byte offset o (any alignment; bytes past the
- * buffer's end read as the clamped last word, and the callers discard what they hold).
+ * buffer's end read as the clamped last word, and the callers discard what they hold); `flip`: each byte's top bit
+ * flipped (Int8KernelArgs.flippedInput).
  */
-export function wordLoader(name: string, words: number): string {
+export function wordLoader(name: string, words: number, flip = false): string {
+  const f = flip ? ' ^ 0x80808080u' : '';
   return `fn ldw_${name}(o: u32) -> u32 {
   let q = o >> 2u;
   let s = (o & 3u) * 8u;
-  let lo = ${name}[q];
+  let lo = ${name}[q]${f};
   if (s == 0u) { return lo; }
-  return (lo >> s) | (${name}[min(q + 1u, ${words - 1}u)] << (32u - s));
+  return (lo >> s) | ((${name}[min(q + 1u, ${words - 1}u)]${f}) << (32u - s));
 }`;
+}
+
+/**
+ * The folded residual Add (Int8KernelArgs.residual) of a kernel whose own output has quantization `own`: WGSL
+ * `fn addRes(v: u32, r: u32) -> u32`, the four sums of the bytes of an output word v (on the kernel's grid, as it
+ * would store them) and of the residual word r, as TFLite's ADD computes them (reference.ts addSub: both sides
+ * shifted left by 20 and scaled to twice the larger scale, summed, scaled to the sum's grid, clamped by the Add's
+ * activation); the loader `ldw_res(o)` of the residual's 4 bytes from byte offset o (any alignment); the cache key
+ * part. Integer addition commutes, so which operand of the Add the kernel computes does not matter.
+ */
+export function residualAddWgsl(args: Int8KernelArgs, own: QInfo, outWords: number): { wgsl: string; key: string; inputs: number[] } | undefined {
+  const ra = args.residual;
+  if (!ra) return undefined;
+  const w = `node '${args.node.name}' (${args.node.op} + Add)`;
+  const rt = args.inputs[ra.index];
+  const rq = qTensor(rt, 'residual', w), yq = qTensor(ra.sum, 'sum', w);
+  if (rq.type !== own.type || yq.type !== own.type) throw unsupported(w, 'the residual, the sum and the output must share one 8-bit type');
+  const out = args.outputs[0].shape;
+  if (rt!.shape.length !== out.length || rt!.shape.some((d, k) => d !== out[k]) || ra.sum.shape.some((d, k) => d !== out[k])) {
+    throw unsupported(w, `the residual [${rt!.shape}] is not of the output's shape [${out}]`);
+  }
+  const twiceMax = 2 * Math.max(own.scale, rq.scale);
+  const m1 = quantizeMultiplierSmallerThanOneExp(own.scale / twiceMax);
+  const m2 = quantizeMultiplierSmallerThanOneExp(rq.scale / twiceMax);
+  const mo = quantizeMultiplierSmallerThanOneExp(twiceMax / ((1 << 20) * yq.scale));
+  const [lo, hi] = activationClamp(ra.attrs, '', yq, w);
+  const c = [own.zeroPoint, rq.zeroPoint, yq.zeroPoint, m1.multiplier, m1.shift, m2.multiplier, m2.shift, mo.multiplier, mo.shift, lo, hi];
+  const ext = own.type === 'int8' ? (v: string) => `extractBits(bitcast<i32>(${v}), k * 8u, 8u)` : (v: string) => `i32(extractBits(${v}, k * 8u, 8u))`;
+  const wgsl = `${wordLoader('res', outWords)}
+fn addRes(v: u32, r: u32) -> u32 {
+  var o = 0u;
+  for (var k = 0u; k < 4u; k++) {
+    let s1 = mbqm((${ext('v')} - (${c[0]}i)) << 20u, ${c[3]}i, ${c[4]}i);
+    let s2 = mbqm((${ext('r')} - (${c[1]}i)) << 20u, ${c[5]}i, ${c[6]}i);
+    o |= (u32(clamp(mbqm(s1 + s2, ${c[7]}i, ${c[8]}i) + (${c[2]}i), ${c[9]}i, ${c[10]}i)) & 0xffu) << (k * 8u);
+  }
+  return o;
+}`;
+  return { wgsl, key: `res${c.join(',')}`, inputs: [ra.index] };
 }
 
 /** n copies of a WGSL fragment, unrolled in the source. */

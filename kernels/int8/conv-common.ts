@@ -25,7 +25,7 @@ export interface ConvQuant {
 export function convQuant(args: Int8KernelArgs): ConvQuant {
   const w = where(args);
   const g = convGeom(shapeArgs(args));
-  if (g.hasRes) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
+  if (g.hasRes && !args.residual) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
   const xq = qTensor(args.inputs[0], 'input', w), yq = qTensor(args.outputs[0], 'output', w);
   if (yq.type !== xq.type) throw unsupported(w, `input is ${xq.type}, output ${yq.type}`);
   const wt = qWeights(args.inputs[1], 'weights', w, xq.type);
@@ -81,7 +81,7 @@ export function dwWeights(g: DwShape, w: ArrayLike<number>): Uint32Array {
  * [F, CG, KH, KW] weights: filter f's rows start at r0 = f * CG). One dot4 per kernel row and input channel; the
  * lane mask and the left-padding shift depend on ox only, so every channel shares them.
  */
-export function rowsSumWgsl(g: Pick<DwShape, 'kh' | 'kw'>, zx: number, zw: number, xWords: number, cg: number): string {
+export function rowsSumWgsl(g: Pick<DwShape, 'kh' | 'kw'>, zx: number, zw: number, xWords: number, cg: number, flip = false): string {
   const row = (r: number) => `{
       let iy = iy0 + ${r}i * i32(DH);
       if (iy >= 0i && iy < H) {
@@ -90,7 +90,7 @@ export function rowsSumWgsl(g: Pick<DwShape, 'kh' | 'kw'>, zx: number, zw: numbe
         s += dot4(wv, xv);${zx !== 0 ? '\n        sw += dot4(wv, 0x01010101u);' : ''}${zw !== 0 ? '\n        sx += dot4(m1, xv);\n        cnt += countOneBits(m1);' : ''}
       }
     }`;
-  return `${wordLoader('x', xWords)}
+  return `${wordLoader('x', xWords, flip)}
 /** Lanes lo..hi-1 of a word (none when hi <= lo). */
 fn laneMask(lo: i32, hi: i32) -> u32 {
   if (hi <= lo) { return 0u; }

@@ -8,7 +8,8 @@
 // Constants: `w` the weights [F, C/group, KH, KW] packed flat; `qp` 4 words per output channel
 // (bias, multiplier, shift, 0). The pointwise kernels (pointwise.ts) are the faster choice for 1x1 convs and
 // depthwise.ts for depthwise ones; kernel rows of up to 4 taps take the rows-of-taps sum (one dot4 per row and
-// input channel, conv-common.ts rowsSumWgsl), other shapes this per-tap loop.
+// input channel, conv-common.ts rowsSumWgsl), other shapes this per-tap loop. Both take a folded input QUANTIZE
+// between the two 8-bit types (Int8KernelArgs.flippedInput: the model's uint8 input read as int8).
 
 import { geomKey, isDepthwise, isPointwise } from '../conv-common.js';
 import { cacheKey, constsI32, constsU32, flatDispatch, where } from '../shader.js';
@@ -32,7 +33,7 @@ export function int8Conv(args: Int8KernelArgs): Int8Program {
 ${int8Bindings(['x'], ['w', 'qp'])}
 ${constsU32({ C: g.C, F: g.F, CG, FG, HO: g.HO, WO: g.WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw })}
 ${constsI32({ H: g.H, W: g.W, PT: g.pt, PL: g.pl, XOFF: -q.xq.zeroPoint, WOFF: -q.wZeroPoint, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
-${loader('x', t)}
+${loader('x', t, args.flippedInput)}
 ${loader('w', t)}
 ${fixedPointWgsl}
 fn elem(i: u32) -> i32 {
@@ -65,8 +66,9 @@ fn elem(i: u32) -> i32 {
 }
 ${perWordMain(total, d)}`;
   const kind = isPointwise(g) ? 'pw' : isDepthwise(g) ? `dw ${g.kh}x${g.kw} s${g.sh}` : `${g.kh}x${g.kw} s${g.sh} g${g.group}`;
-  return perWordConvProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(${kind})`,
-    cacheKey('int8-conv', t, geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key), wgsl, d, pack8(q.w), q);
+  const flip = args.flippedInput ? ' flipped' : '';
+  return { ...perWordConvProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(${kind}${flip})`,
+    cacheKey('int8-conv', t, geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key, flip), wgsl, d, pack8(q.w), q), inputFlipped: !!args.flippedInput };
 }
 
 /**
@@ -83,7 +85,7 @@ ${constsU32({ C: g.C, F: g.F, CG, FG, HO: g.HO, WO: g.WO, SH: g.sh, SW: g.sw, DH
 ${constsI32({ H: g.H, W: g.W, PT: g.pt, PL: g.pl, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
 ${dot4Wgsl(t, args.dot4)}
 ${fixedPointWgsl}
-${rowsSumWgsl(g, q.xq.zeroPoint, q.wZeroPoint, xWords, CG)}
+${rowsSumWgsl(g, q.xq.zeroPoint, q.wZeroPoint, xWords, CG, args.flippedInput)}
 fn elem(i: u32) -> i32 {
   let ox = i % WO;
   let oy = (i / WO) % HO;
@@ -94,7 +96,11 @@ fn elem(i: u32) -> i32 {
 }
 ${perWordMain(total, d)}`;
   const kind = isDepthwise(g) ? `dw ${g.kh}x${g.kw} s${g.sh}` : `${g.kh}x${g.kw} s${g.sh} g${g.group}`;
-  return perWordConvProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(${kind} rows${args.dot4 ? ' dot4' : ''})`,
-    cacheKey('int8-conv-rows', t, args.dot4 ? 'dot4' : 'unpack', geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key),
-    wgsl, d, dwWeights({ C: g.F * CG, kh: g.kh, kw: g.kw, dw: g.dw }, q.w), q, 'wd');
+  const flip = args.flippedInput ? ' flipped' : '';
+  return {
+    ...perWordConvProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(${kind} rows${args.dot4 ? ' dot4' : ''}${flip})`,
+      cacheKey('int8-conv-rows', t, args.dot4 ? 'dot4' : 'unpack', geomKey(g), `zx${q.xq.zeroPoint}zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp, d.key, flip),
+      wgsl, d, dwWeights({ C: g.F * CG, kh: g.kh, kw: g.kw, dw: g.dw }, q.w), q, 'wd'),
+    inputFlipped: !!args.flippedInput,
+  };
 }

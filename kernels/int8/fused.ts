@@ -3,7 +3,8 @@
 // (its multiplier, zero point and the first layer's activation clamp) exactly as the first layer would store it,
 // and kept in workgroup memory; the second layer reads it as TFLite would read the stored tensor.
 //
-// Node (src/graph/ir.ts): inputs [x, w1, b1|'', w2, b2|'', residual|''] (no residual: TFLite adds with ADD);
+// Node (src/graph/ir.ts): inputs [x, w1, b1|'', w2, b2|'', residual|''] (a residual only as a folded ADD,
+// Int8KernelArgs.residual: DW-PW takes it);
 // attrs as the fp32 FCMs (geometry of the depthwise layer, activation1/2, tileFilters1/2, tileH, tileW). The
 // fused node does not name the intermediate tensor: the caller passes it (`intermediate`, with its quantization).
 //
@@ -11,8 +12,9 @@
 // on the host (pointwise.ts foldBias; uint8 also subtracts zw * sum of the input bytes, one more dot4 per word).
 // The intermediate is stored as raw 8-bit values packed 4 channels per word where a pointwise layer reads it
 // (DW-PW, PW-PW), and as (value - zero point) per element where the depthwise layer reads it (PW-DW: padding
-// positions then hold 0, a skipped tap). PW-DW and PW-PW write outputs with the atomic byte store (their tiles do
-// not own words); DW-PW owns whole words of positions and stores them directly where rows start on words.
+// positions then hold 0, a skipped tap). PW-DW and PW-PW store words of 4 consecutive outputs: whole where the word
+// lies inside the tile's segment of a row, with the atomic byte store where a neighbouring tile shares it (tiles need
+// not start on words); DW-PW owns whole words of positions and stores them directly where rows start on words.
 //
 // Constants, in order: w1 (pointwise rows [*, ceil(C/4)] words; depthwise flat, or for DW-PW `wd`, rows of taps as
 // conv-common.ts dwWeights packs them), q1 (4 words per intermediate channel: bias or folded bias, multiplier, shift, 0), w2
@@ -26,7 +28,7 @@ import { type TileDim, clampTiles, dwGeometry, maxRegsPerThread, splitForParalle
 import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap, threadsFor, wgFloats, where } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, atomicByteStore, dot4Requires, dot4Wgsl,
-  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, unroll,
+  declareAccs, dot4TileStep, fixedPointWgsl, int8Bindings, loader, pack8, qBias, qTensor, qWeights, residualAddWgsl, unroll,
 } from './common.js';
 import { channelParams, dwWeights } from './conv-common.js';
 import { foldBias, gatherWord, packRows, rowStoreWgsl, wordsTargetThreads } from './pointwise.js';
@@ -53,7 +55,7 @@ function layer(args: Int8FusedArgs, wi: number, bi: number, inq: QInfo, outq: QI
 
 function common(args: Int8FusedArgs) {
   const w = where(args);
-  if (args.node.inputs[5]) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
+  if (args.node.inputs[5] && args.residual?.index !== 5) throw unsupported(w, 'a fused residual has no integer kernel (TFLite adds it with ADD)');
   const xs = args.inputs[0]?.shape;
   if (!xs || xs.length !== 4) throw invalid(w, 'input must have rank 4');
   const xq = qTensor(args.inputs[0], 'input', w), mq = qTensor(args.intermediate, 'intermediate', w), yq = qTensor(args.outputs[0], 'output', w);
@@ -68,9 +70,10 @@ function checkOut(args: Int8FusedArgs, expected: number[], w: string): void {
   if (s.length !== 4 || s.some((d, k) => d !== expected[k])) throw invalid(w, `output shape [${s}] does not match the computed [${expected}]`);
 }
 
-function program(name: string, key: unknown[], wgsl: string, T: number, d: { dispatch: [number, number, number] }, bytes: number, constants: Int8Program['constants']): Int8Program {
+function program(name: string, key: unknown[], wgsl: string, T: number, d: { dispatch: [number, number, number] }, bytes: number,
+  constants: Int8Program['constants'], inputs = [0]): Int8Program {
   return {
-    name, cacheKey: cacheKey(...(key as string[])), wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs: [0], outputs: 1,
+    name, cacheKey: cacheKey(...(key as string[])), wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1,
     workgroupStorageBytes: bytes, constants,
   };
 }
@@ -116,8 +119,11 @@ export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
   splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 4) })], count);
   splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const FB = fb.value, TH = th.value, TW = tw.value, CK4 = ck.value, IH = ih(), IW = iw(), IHW = IH * IW;
-  const T = threadsFor(Math.max(IHW, FB * TH * TW), cap);
-  const RP = ceilDiv(IHW, T);
+  // Threads for the pointwise phase, the heavy one: RP halo positions each, as few idle as whole warps allow (a
+  // power of two sized for the output tile left up to 44% of them idle there, e.g. 144 halo positions in 256
+  // threads); the output phase loops over its words.
+  const RP = ceilDiv(IHW, cap);
+  const T = Math.min(cap, 32 * ceilDiv(ceilDiv(IHW, RP), 32));
   const acc = (q: number, f: number) => `a${q * FB + f}`;
   const sum = (q: number) => `a${RP * FB + q}`;
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
@@ -125,7 +131,7 @@ export function int8FusedPwDw(args: Int8FusedArgs): Int8Program {
   const d = layoutWorkgroups(total, args.limits, w);
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
-${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, CK4, C4, IH, IW, IHW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw, FB, TH, TW, NW: Math.floor((TW + 2) / 4) + 1, CK4, C4, IH, IW, IHW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ H, W, PT: g.pt, PL: g.pl, ZW1: l1.zw, ZM: mq.zeroPoint, W2OFF: -l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${loader('x', t)}
 ${loader('w2', t)}
@@ -142,6 +148,18 @@ fn xword(n: u32, c: u32, o: u32) -> u32 {
   var v = u32(ld_x(b)) & 0xffu;
   ${[1, 2, 3].map((k) => (C % 4 === 0 ? `v |= (u32(ld_x(b + ${k}u * u32(H * W))) & 0xffu) << ${8 * k}u;` : `if (c + ${k}u < C) { v |= (u32(ld_x(b + ${k}u * u32(H * W))) & 0xffu) << ${8 * k}u; }`)).join('\n  ')}
   return v;
+}
+
+/** The depthwise layer's stored 8-bit output for filter f (tile filter fl) at tile position (oy, ox), from mid. */
+fn outAt(fl: u32, f: u32, oy: u32, ox: u32) -> i32 {
+  var s = 0i;
+  let base = fl * IHW + oy * SH * IW + ox * SW;
+  for (var kh = 0u; kh < KH; kh++) {
+    for (var kw = 0u; kw < KW; kw++) {
+      s += (ld_w2((f * KH + kh) * KW + kw) + W2OFF) * mid[base + kh * DH * IW + kw * DW];
+    }
+  }
+  return ${requant('s + bitcast<i32>(q2[4u * f])', 'q2', 'f', 'ZO', 'LO2', 'HI2')};
 }
 
 /** Epilogue 1: intermediate channel f0 + fl at halo position r as the first layer stores it, minus its zero point; 0 in the depthwise padding. */
@@ -194,22 +212,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   ${unroll(RP, (q) => unroll(FB, (f) => `ep1(f0, ${f}u, r${q}, in${q}, ${acc(q, f)}${wz ? ` - ZW1 * ${sum(q)}` : ''});`, ' '), '\n  ')}
   workgroupBarrier();
-  for (var e = li; e < FB * TH * TW; e += T) {
-    let fl = e / (TH * TW);
-    let oy = (e % (TH * TW)) / TW;
-    let ox = e % TW;
+  // Output: words of 4 consecutive flat outputs of a filter's row segment. A word wholly inside the segment is
+  // this workgroup's alone and is stored whole; a word the segment shares with a neighbouring tile (at most one at
+  // each end) is stored a byte at a time (atomic). (A byte per thread, two atomics each, made every output an
+  // atomic read-modify-write of a word four threads contend for.)
+  for (var e = li; e < FB * TH * NW; e += T) {
+    let fl = e / (TH * NW);
+    let oy = (e % (TH * NW)) / NW;
     let f = f0 + fl;
     let y = oy0 + oy;
-    let xo = ox0 + ox;
-    if (f < M && y < HO && xo < WO) {
-      var s = 0i;
-      let base = fl * IHW + oy * SH * IW + ox * SW;
-      for (var kh = 0u; kh < KH; kh++) {
-        for (var kw = 0u; kw < KW; kw++) {
-          s += (ld_w2((f * KH + kh) * KW + kw) + W2OFF) * mid[base + kh * DH * IW + kw * DW];
+    if (f < M && y < HO) {
+      let row = ((n * M + f) * HO + y) * WO;
+      let b0 = row + ox0;
+      let b1 = row + min(ox0 + TW, WO);
+      let wj = (b0 >> 2u) + e % NW;
+      if (wj * 4u < b1) {
+        var word = 0u;
+        for (var k = 0u; k < 4u; k++) {
+          let o = wj * 4u + k;
+          if (o >= b0 && o < b1) { word |= (u32(outAt(fl, f, oy, o - b0)) & 0xffu) << (k * 8u); }
+        }
+        if (wj * 4u >= b0 && wj * 4u + 3u < b1) {
+          st_word(wj, word);
+        } else {
+          for (var k = 0u; k < 4u; k++) {
+            let o = wj * 4u + k;
+            if (o >= b0 && o < b1) { st_out(o, i32(extractBits(word, k * 8u, 8u))); }
+          }
         }
       }
-      st_out(((n * M + f) * HO + y) * WO + xo, ${requant('s + bitcast<i32>(q2[4u * f])', 'q2', 'f', 'ZO', 'LO2', 'HI2')});
     }
   }
 }
@@ -281,14 +312,17 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const total = N * pTiles * blocks;
   const d = layoutWorkgroups(total, args.limits, w);
   const xWords = Math.max(1, ceilDiv(N * C * H * W, 4));
+  // A folded residual Add: each output word plus the residual's word at the same place (residualAddWgsl).
+  const ra = residualAddWgsl(args, yq, Math.max(1, ceilDiv(N * M * P, 4)));
   const wgsl = `${dot4Requires(args.dot4)}
-${int8Bindings(['x'], ['wd', 'q1', 'wp', 'q2'], ['out'], !aligned)}
+${int8Bindings(ra ? ['x', 'res'] : ['x'], ['wd', 'q1', 'wp', 'q2'], ['out'], !aligned)}
 ${constsU32({ C, F: M, P, P4, HO, WO, SH: g.sh, SW: g.sw, DH: g.dh, C4, CK4, TP, PW4, FB, MP: blocks * FB, GT, KS: ks, T, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ H, W, PT: g.pt, PL: g.pl, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${dot4Wgsl(t, args.dot4)}
 ${fixedPointWgsl}
 ${dwSumWgsl(g, t, xq.zeroPoint, l1.zw, xWords)}
 ${aligned ? '' : `${atomicByteStore}\n${rowStoreWgsl}`}
+${ra?.wgsl ?? ''}
 var<workgroup> midw: array<u32, ${CK4 * TP}>;
 var<workgroup> red: array<i32, ${ks * nacc * GT}>;
 
@@ -357,19 +391,20 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         }
         word |= (u32(clamp(mbqm(acc + bias${wz ? ' - ZW2 * sx' : ''}, m, s) + ZO, LO2, HI2)) & 0xffu) << ${8 * k}u;
       }`, '\n      ')}
+      ${ra ? 'word = addRes(word, ldw_res((n * F + f) * P + j * 4u));' : ''}
       ${aligned ? 'out[(n * F + f) * P4 + j] = word;' : 'store(n, f, j, word);'}
     }
   }
 }
 `;
   const folded2 = foldBias(l2.bias, l2.w, M, C, mq.zeroPoint, l2.zw);
-  return program(`FusedDwPw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name})`,
+  return program(`FusedDwPw${t === 'int8' ? 'I8' : 'U8'}(${args.node.name}${ra ? ' + add' : ''})`,
     ['int8-FusedDwPw-words', t, args.dot4 ? 'dot4' : 'unpack', [N, C, H, W], M, [g.kh, g.kw, g.sh, g.sw, g.pt, g.pl, g.pb, g.pr, g.dh, g.dw],
-      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [TP, FB, CK4, ks], d.dispatch],
+      [xq.zeroPoint, l1.zw, mq.zeroPoint, l2.zw, yq.zeroPoint], [...l1.clamp, ...l2.clamp], [TP, FB, CK4, ks], d.dispatch, ra?.key ?? ''],
     wgsl, T, d, bytesFor(ks), [
       { name: 'wd', data: dwWeights({ C, kh: g.kh, kw: g.kw, dw: g.dw }, l1.w) }, { name: 'q1', data: channelParams(l1.bias, l1.m, l1.s) },
       { name: 'wp', data: channelMajor(packRows(l2.w, blocks * FB, C), blocks * FB, C4) }, { name: 'q2', data: channelParams(folded2, l2.m, l2.s) },
-    ]);
+    ], [0, ...(ra?.inputs ?? [])]);
 }
 
 // ---- PW-PW ----------------------------------------------------------------------------------------------------
@@ -392,7 +427,7 @@ export function int8FusedPwPw(args: Int8FusedArgs): Int8Program {
   const mk: TileDim = { name: 'MK4', value: Math.min(M4, Math.ceil(tileAttr(a, 'tileFilters1', 16, w) / 4)), min: 1 };
   const fb: TileDim = { name: 'FB', value: Math.min(F, tileAttr(a, 'tileFilters2', 16, w)), min: 1 };
   const tp: TileDim = { name: 'TP', value: Math.min(P, tileAttr(a, 'tileH', 4, w) * tileAttr(a, 'tileW', 4, w)), min: 1 };
-  const bytes = () => 4 * wgFloats(C4 * tp.value, mk.value * tp.value, fb.value * mk.value);
+  const bytes = () => 4 * wgFloats(C4 * tp.value, mk.value * tp.value, fb.value * mk.value, fb.value * tp.value);
   clampTiles([], [mk, fb, tp], () => bytes() <= storage && ceilDiv(fb.value * tp.value, cap) * (wz2 ? 2 : 1) <= maxRegsPerThread,
     w, () => `MK4=${mk.value} FB=${fb.value} TP=${tp.value}, ${bytes()} bytes`);
   // Enough workgroups: fewer output filters first (each split recomputes the first layer's tile), then positions.
@@ -406,7 +441,7 @@ export function int8FusedPwPw(args: Int8FusedArgs): Int8Program {
   const d = layoutWorkgroups(total, args.limits, w);
   const wgsl = `${dot4Requires(args.dot4)}
 ${int8Bindings(['x'], ['w1', 'q1', 'w2', 'q2'], ['out'], true)}
-${constsU32({ C, M, F, P, C4, M4, MK4, FB, TP, T, EPT, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C, M, F, P, C4, M4, MK4, FB, TP, NW: Math.floor((TP + 2) / 4) + 1, T, EPT, PTILES: pTiles, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ ZW1: l1.zw, ZM: mq.zeroPoint, ZW2: l2.zw, ZO: yq.zeroPoint, LO1: l1.clamp[0], HI1: l1.clamp[1], LO2: l2.clamp[0], HI2: l2.clamp[1] })}
 ${loader('x', t)}
 ${dot4Wgsl(t, args.dot4)}
@@ -415,6 +450,7 @@ ${atomicByteStore}
 var<workgroup> xs: array<u32, ${C4 * TP}>;
 var<workgroup> midw: array<u32, ${MK4 * TP}>;
 var<workgroup> ws: array<u32, ${FB * MK4}>;
+var<workgroup> fin: array<u32, ${FB * TP}>;
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -431,32 +467,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     xs[e] = WORD_OUT;
   }
   workgroupBarrier();
-  var acc = array<i32, EPT>();
-  var sx = array<i32, EPT>();
+  // The EPT outputs of a thread (and their byte sums) in unrolled scalars: indexed in a loop, a private array
+  // spilled to local memory (common.ts declareAccs).
+  ${unroll(EPT, (i) => `var acc${i} = 0i;${wz2 ? ` var sx${i} = 0i;` : ''}`, ' ')}
   for (var m40 = 0u; m40 < M4; m40 += MK4) {
     // First layer for 4 intermediate channels of one position per word, stored as the second layer reads them.
     for (var e = li; e < MK4 * TP; e += T) {
       let m0 = (m40 + e / TP) * 4u;
       let p = e % TP;
-      // Explicitly zeroed: on Dawn + lavapipe a "var s: array<i32, 4>;" declared in this loop kept the previous
-      // iteration's values (the WGSL spec zeroes it on every execution of the declaration).
-      var s = array<i32, 4>(0i, 0i, 0i, 0i);
+      var s0 = 0i; var s1 = 0i; var s2 = 0i; var s3 = 0i;
       var sxx = 0i;
       for (var c4 = 0u; c4 < C4; c4++) {
         let xv = xs[c4 * TP + p];
-        for (var k = 0u; k < 4u; k++) {
-          if (m0 + k < M) { s[k] += dot4(w1[(m0 + k) * C4 + c4], xv); }
-        }
+        ${unroll(4, (k) => `if (m0 + ${k}u < M) { s${k} += dot4(w1[(m0 + ${k}u) * C4 + c4], xv); }`, '\n        ')}
         ${wz1 ? 'sxx += dot4(xv, 0x01010101u);' : ''}
       }
       var word = 0u;
-      for (var k = 0u; k < 4u; k++) {
-        let m = m0 + k;
-        if (m < M) {
-          let v = ${requant(`s[k] + bitcast<i32>(q1[4u * m])${wz1 ? ' - ZW1 * sxx' : ''}`, 'q1', 'm', 'ZM', 'LO1', 'HI1')};
-          word |= (u32(v) & 0xffu) << (k * 8u);
-        }
-      }
+      ${unroll(4, (k) => `if (m0 + ${k}u < M) {
+        let m = m0 + ${k}u;
+        let v = ${requant(`s${k} + bitcast<i32>(q1[4u * m])${wz1 ? ' - ZW1 * sxx' : ''}`, 'q1', 'm', 'ZM', 'LO1', 'HI1')};
+        word |= (u32(v) & 0xffu) << ${8 * k}u;
+      }`, '\n      ')}
       midw[e] = word;
     }
     for (var e = li; e < FB * MK4; e += T) {
@@ -467,29 +498,51 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       ws[e] = v;
     }
     workgroupBarrier();
-    for (var i = 0u; i < EPT; i++) {
-      let e = li + i * T;
-      if (e < FB * TP) {
-        let wrow = (e / TP) * MK4;
-        let p = e % TP;
-        var s = acc[i];
-        for (var m4 = 0u; m4 < MK4; m4++) {
-          let mv = midw[m4 * TP + p];
-          s += dot4(ws[wrow + m4], mv);
-          ${wz2 ? 'sx[i] += dot4(mv, 0x01010101u);' : ''}
-        }
-        acc[i] = s;
+    ${unroll(EPT, (i) => `if (li + ${i * T}u < FB * TP) {
+      let e = li + ${i * T}u;
+      let wrow = (e / TP) * MK4;
+      let p = e % TP;
+      for (var m4 = 0u; m4 < MK4; m4++) {
+        let mv = midw[m4 * TP + p];
+        acc${i} += dot4(ws[wrow + m4], mv);
+        ${wz2 ? `sx${i} += dot4(mv, 0x01010101u);` : ''}
       }
-    }
+    }`, '\n    ')}
     workgroupBarrier();
   }
-  for (var i = 0u; i < EPT; i++) {
-    let e = li + i * T;
-    if (e < FB * TP) {
-      let f = f0 + e / TP;
-      let p = p0 + e % TP;
-      if (f < F && p < P) {
-        st_out((n * F + f) * P + p, ${requant(`acc[i] + bitcast<i32>(q2[4u * f])${wz2 ? ' - ZW2 * sx[i]' : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')});
+  // The outputs go through workgroup memory so that a thread stores a word of 4 consecutive positions: whole where
+  // the word lies inside this tile's segment of the filter's row (no other workgroup writes it), a byte at a time
+  // (atomic) where the segment shares it with a neighbouring tile.
+  ${unroll(EPT, (i) => `if (li + ${i * T}u < FB * TP) {
+    let e = li + ${i * T}u;
+    let f = f0 + e / TP;
+    let p = p0 + e % TP;
+    if (f < F && p < P) {
+      fin[e] = u32(${requant(`acc${i} + bitcast<i32>(q2[4u * f])${wz2 ? ` - ZW2 * sx${i}` : ''}`, 'q2', 'f', 'ZO', 'LO2', 'HI2')}) & 0xffu;
+    }
+  }`, '\n  ')}
+  workgroupBarrier();
+  for (var e = li; e < FB * NW; e += T) {
+    let fl = e / NW;
+    let f = f0 + fl;
+    if (f < F) {
+      let b0 = (n * F + f) * P + p0;
+      let b1 = (n * F + f) * P + min(p0 + TP, P);
+      let wj = (b0 >> 2u) + e % NW;
+      if (wj * 4u < b1) {
+        var word = 0u;
+        for (var k = 0u; k < 4u; k++) {
+          let o = wj * 4u + k;
+          if (o >= b0 && o < b1) { word |= fin[fl * TP + o - b0] << (k * 8u); }
+        }
+        if (wj * 4u >= b0 && wj * 4u + 3u < b1) {
+          st_word(wj, word);
+        } else {
+          for (var k = 0u; k < 4u; k++) {
+            let o = wj * 4u + k;
+            if (o >= b0 && o < b1) { st_out(o, i32(extractBits(word, k * 8u, 8u))); }
+          }
+        }
       }
     }
   }

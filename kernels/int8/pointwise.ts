@@ -18,7 +18,7 @@ import { geomKey, isPointwise } from '../conv-common.js';
 import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, pow2AtMost, threadCap, where } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QType, atomicByteStore, dot4Requires, dot4Wgsl, fixedPointWgsl,
-  declareAccs, dot4TileStep, int8Bindings, loader, reduceAccs, transpose4Wgsl, unroll, wordLoader,
+  declareAccs, dot4TileStep, int8Bindings, loader, reduceAccs, residualAddWgsl, transpose4Wgsl, unroll, wordLoader,
 } from './common.js';
 import { channelParams, convQuant } from './conv-common.js';
 
@@ -70,10 +70,10 @@ export function int8Pointwise(args: Int8KernelArgs): Int8Program {
 
 /** The program of a pointwise kernel: one input, the packed weight rows (`rows` of them) and per-filter parameters. */
 function pointwiseProgram(name: string, key: string, wgsl: string, T: number, dispatch: [number, number, number], bytes: number,
-  q: ReturnType<typeof convQuant>, rows: number): Int8Program {
+  q: ReturnType<typeof convQuant>, rows: number, inputs = [0]): Int8Program {
   const folded = foldBias(q.bias, q.w, q.g.F, q.g.C, q.xq.zeroPoint, q.wZeroPoint);
   return {
-    name, cacheKey: key, wgsl, workgroupSize: [T, 1, 1], dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: bytes,
+    name, cacheKey: key, wgsl, workgroupSize: [T, 1, 1], dispatch, inputs, outputs: 1, workgroupStorageBytes: bytes,
     constants: [{ name: 'wp', data: packRows(q.w, rows, q.g.C) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
   };
 }
@@ -135,8 +135,11 @@ export function int8PointwiseWords(args: Int8KernelArgs): Int8Program {
   const d = layoutWorkgroups(total, args.limits, where(args));
   const xWords = Math.max(1, ceilDiv(g.N * g.C * P, 4));
   const native = args.dot4;
+  // A folded residual Add: each output word plus the residual's word at the same place (residualAddWgsl).
+  const ra = residualAddWgsl(args, q.yq, Math.max(1, ceilDiv(g.N * g.F * P, 4)));
+  const withRes = (word: string) => (ra ? `addRes(${word}, ldw_res((n * F + f) * P + j * 4u))` : word);
   const wgsl = `${dot4Requires(native)}
-${int8Bindings(['x'], ['wp', 'qp'], ['out'], !aligned)}
+${int8Bindings(ra ? ['x', 'res'] : ['x'], ['wp', 'qp'], ['out'], !aligned)}
 ${constsU32({ C: g.C, F: g.F, P, P4, C4, RF, FBLK, KS: ks, TT, UNITS: units, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ ZW: q.wZeroPoint, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
 ${aligned ? 'fn ldw_x(o: u32) -> u32 { return x[o >> 2u]; }' : wordLoader('x', xWords)}
@@ -144,6 +147,7 @@ ${transpose4Wgsl}
 ${dot4Wgsl(t, native)}
 ${fixedPointWgsl}
 ${aligned ? '' : atomicByteStore}
+${ra?.wgsl ?? ''}
 ${ks > 1 ? `var<workgroup> red: array<i32, ${(ks - 1) * nacc * TT}>;` : ''}
 ${aligned ? '' : `var<workgroup> fin: array<u32, ${RF * TT}>;`}
 
@@ -181,7 +185,7 @@ ${reduceAccs(nacc, ks, 'kg', 'l', 'TT')}
         let s = bitcast<i32>(qp[4u * f + 2u]);
         var word = 0u;
         ${unroll(4, (k) => `word |= (u32(clamp(mbqm(a${r * 4 + k} + bias${hasWzp ? ` - ZW * a${RF * 4 + k}` : ''}, m, s) + ZO, LO, HI)) & 0xffu) << ${k * 8}u;`, '\n        ')}
-        ${aligned ? 'out[(n * F + f) * P4 + j] = word;' : `fin[${r}u * TT + l] = word;`}
+        ${aligned ? `out[(n * F + f) * P4 + j] = ${withRes('word')};` : `fin[${r}u * TT + l] = ${withRes('word')};`}
       }
     }`, '\n    ')}
   }
@@ -197,10 +201,10 @@ ${aligned ? '' : `  // Unaligned rows: byte stores are atomics, so every thread 
 }
 `;
   // Weight rows padded to whole blocks of RF filters (zero words): no filter guard in the inner loop.
-  return pointwiseProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(pw words${native ? ' dot4' : ''})`,
+  return pointwiseProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(pw words${native ? ' dot4' : ''}${ra ? ' + add' : ''})`,
     cacheKey('int8-pointwise-words', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
-      `T${T}RF${RF}KS${ks}`, +aligned, `dx${d.dispatchX}`),
-    wgsl, T, d.dispatch, bytesFor(ks), q, FBLK * RF);
+      `T${T}RF${RF}KS${ks}`, +aligned, `dx${d.dispatchX}`, ra?.key ?? ''),
+    wgsl, T, d.dispatch, bytesFor(ks), q, FBLK * RF, [0, ...(ra?.inputs ?? [])]);
 }
 
 /**

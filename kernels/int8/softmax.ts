@@ -75,7 +75,10 @@ fn one_over_one_plus_x(a: i32) -> i32 {
 export function int8Softmax(args: Int8KernelArgs): Int8Program {
   const w = where(args);
   const xq = qTensor(args.inputs[0], 'input', w), yq = qTensor(args.outputs[0], 'output', w);
-  if (xq.type !== yq.type) throw unsupported(w, 'input and output must share one 8-bit type');
+  // An output of the other 8-bit type on its own Softmax grid is the Softmax followed by the QUANTIZE between the
+  // two grids (same scale, zero points 128 apart: an exact shift), which src/runtime/compile.ts folds in here.
+  if (xq.type !== yq.type && !args.requantizedOutput) throw unsupported(w, 'input and output must share one 8-bit type');
+  const [xmin] = qLimits(xq.type);
   const xs = args.inputs[0]!.shape, ys = args.outputs[0].shape;
   if (xs.length !== ys.length || xs.some((d, k) => d !== ys[k])) throw invalid(w, `output [${ys.join(',')}] differs from the input [${xs.join(',')}]`);
   const [qmin, qmax] = qLimits(yq.type);
@@ -117,7 +120,7 @@ export function int8Softmax(args: Int8KernelArgs): Int8Program {
   // The padding bytes of the last word, for a deterministic buffer.
   if (row == 0u && tid == 0u) { for (var i = ${u32(total)}; i < ${u32(4 * packedWords(total))}; i++) { st_out(i, 0i); } }`;
   const wgsl = `${int8Bindings(['x'], [], ['out'], !ownWords)}
-${constsI32({ M: inputMultiplier, DIFF_MIN: diffMin, QMIN: qmin, QMAX: qmax })}
+${constsI32({ M: inputMultiplier, DIFF_MIN: diffMin, XMIN: xmin, QMIN: qmin, QMAX: qmax })}
 ${constsU32({ LS: inputLeftShift, D: depth, T: threads })}
 ${loader('x', xq.type)}
 ${fixedPointWgsl}
@@ -140,7 +143,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let row = wid.x + wid.y * ${u32(grid.dispatchX)};
   if (row >= ${u32(rows)}) { return; }
   let base = (row / ${u32(inner)}) * ${u32(depth * inner)} + row % ${u32(inner)};
-  var m = QMIN;
+  var m = XMIN;
   for (var c = tid; c < D; c += T) { m = max(m, ld_x(${elem})); }
   red[tid] = m;
   workgroupBarrier();
@@ -173,8 +176,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }
 `;
   return {
-    name: `Softmax${xq.type === 'int8' ? 'I8' : 'U8'}`,
-    cacheKey: cacheKey('int8-softmax', xq.type, rows, depth, inner, inputMultiplier, inputLeftShift, diffMin, threads, ownWords, grid.dispatchX),
+    name: `Softmax${xq.type === 'int8' ? 'I8' : 'U8'}${yq.type !== xq.type ? `(to ${yq.type})` : ''}`,
+    cacheKey: cacheKey('int8-softmax', xq.type, yq.type, rows, depth, inner, inputMultiplier, inputLeftShift, diffMin, threads, ownWords, grid.dispatchX),
     wgsl, workgroupSize: [threads, 1, 1], dispatch: grid.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 4 * threads, constants: [],
   };
 }

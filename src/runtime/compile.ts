@@ -5,10 +5,14 @@
 //
 // int8 steps. Every live node becomes a GPU dispatch when int8KernelFor has a kernel for it; a DequantizeLinear
 // whose only reader is a QuantizeLinear runs as one requantization of the 8-bit tensor (TFLite's QUANTIZE between
-// two 8-bit tensors, as the importer spells it); reshape-like ops keeping the quantization are aliases. Nodes
-// without an integer kernel run on the host with the integer reference itself (src/quant/run-reference.ts), so the
-// result stays bit-exact: typically the float input's QuantizeLinear, a refused Softmax and the output's
-// Quantize/Dequantize.
+// two 8-bit tensors, as the importer spells it); reshape-like ops keeping the quantization are aliases. Three
+// folds save dispatches the float schedule never has, each bit-exact and taken only where the kernel accepts it
+// (else the nodes run as they were): a residual Add runs in the epilogue of the Conv or FCM computing one of its
+// operands (residualFolds); a QUANTIZE that only shifts the grid by 128 between int8 and uint8 (the model's uint8
+// input to int8, the Softmax's int8 output to uint8) runs inside the Conv that reads it (flipped input bytes) or
+// the Softmax that feeds it. Nodes without an integer kernel run on the host with the integer reference itself
+// (src/quant/run-reference.ts), so the result stays bit-exact: typically the float input's QuantizeLinear, a
+// refused Softmax and the output's Quantize/Dequantize.
 
 import { type Graph, type Node, type Tensor, fcmDomain, numel } from '../graph/ir.js';
 import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../errors.js';
@@ -364,6 +368,53 @@ function int8Bytes(g: Graph, name: string, limits: CompileLimits): number {
   return b;
 }
 
+/**
+ * Whether QUANTIZE from `a` to `b` is an exact shift of every value: 8-bit tensors of the two types, one scale
+ * each, equal, and zero points 128 apart (int8 -> uint8: +128). TFLite's requantization then multiplies by 1.0
+ * exactly and never clamps.
+ */
+function shiftedGrids(a: Tensor | undefined, b: Tensor | undefined): boolean {
+  if (!isQ(a) || !isQ(b) || a.dtype === b.dtype || a.quant!.scale.length !== 1 || b.quant!.scale.length !== 1) return false;
+  const za = a.quant!.zeroPoint[0] ?? 0, zb = b.quant!.zeroPoint[0] ?? 0;
+  return a.quant!.scale[0] === b.quant!.scale[0] && zb - za === (a.dtype === 'int8' ? 128 : -128);
+}
+
+/** What a dispatch folds besides its node: a residual Add, its output QUANTIZE, or its input's QUANTIZE (an exact shift). */
+interface StepFold { residual?: { index: number; add: Node }; requantizedOutput?: boolean; flippedInput?: boolean }
+
+/** The convolutions whose output an integer kernel may add a residual to: node input index of the residual. */
+const residualIndex = (n: Node): number | undefined =>
+  n.domain === '' && n.op === 'Conv' ? 3 : n.domain === fcmDomain && /^Fused(DwPw|PwPw|PwDw)$/.test(n.op) ? 5 : undefined;
+
+/**
+ * The residual Adds of an integer schedule that fold into the convolution (Conv or FCM) computing one of their
+ * operands, by that producer: TFLite's ADD then runs in the producer's epilogue on the value it would have stored
+ * (Int8KernelArgs.residual), bit for bit as the two ops. Legal where the operand has no other reader and is no
+ * graph output, the producer has one output and no residual yet, and the other operand is computed (not a
+ * constant) and is not the same tensor. The producer runs at the Add's place, after the residual exists. Of two
+ * producers, the later one folds (the other's output is then the residual).
+ */
+function residualFolds(g: Graph, nodes: Node[], readers: Map<string, number>): Map<Node, { add: Node; index: number; residual: string }> {
+  const producer = new Map<string, Node>();
+  for (const n of nodes) for (const y of n.outputs) if (y) producer.set(y, n);
+  const order = new Map(nodes.map((n, i) => [n, i]));
+  const folds = new Map<Node, { add: Node; index: number; residual: string }>();
+  for (const a of nodes) {
+    if (a.domain !== '' || a.op !== 'Add' || a.inputs.length !== 2 || a.outputs.length !== 1 || a.inputs[0] === a.inputs[1]) continue;
+    let best: { p: Node; index: number; residual: string } | undefined;
+    for (const side of [0, 1]) {
+      const x = a.inputs[side], r = a.inputs[1 - side];
+      const p = x ? producer.get(x) : undefined;
+      const index = p ? residualIndex(p) : undefined;
+      if (!p || index === undefined || !r || g.tensors.get(r)?.data !== undefined || folds.has(p)) continue;
+      if (p.outputs.length !== 1 || (p.inputs[index] ?? '') !== '' || readers.get(x) !== 1 || g.outputs.includes(x)) continue;
+      if (!best || order.get(p)! > order.get(best.p)!) best = { p, index, residual: r };
+    }
+    if (best) folds.set(best.p, { add: a, index: best.index, residual: best.residual });
+  }
+  return folds;
+}
+
 /** The int8 schedule of `g` (epilogues folded and planned already): integer kernels, the rest on the host. */
 export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Compiled {
   // The integer executor reads outputs back from dispatches and host steps; a constant listed as an output is
@@ -389,9 +440,82 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     if (last?.kind === 'host') last.nodes.push(...ns);
     else items.push({ kind: 'host', nodes: [...ns], reads: [], writes: [] });
   };
+  const tensor = (name: string) => (name ? g.tensors.get(name) : undefined);
+  // The dispatch of node n as kernel node k (k differs for a requantization pair and a folded Add); throws the
+  // kernel's refusal.
+  const gpuStep = (n: Node, k: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'>, group: Node[], fold: StepFold = {}) => {
+    const { residual, requantizedOutput, flippedInput } = fold;
+    let intermediate: Tensor | undefined;
+    if (n.domain === fcmDomain) {
+      const s = n.attrs.intermediateScale, z = n.attrs.intermediateZeroPoint;
+      const x = tensor(n.inputs[0]);
+      if (typeof s !== 'number' || typeof z !== 'number' || !x) {
+        throw unsupported(`node '${n.name}' (${n.op})`, 'the fused node does not record its intermediate quantization (rewrite it with applyPlan)');
+      }
+      intermediate = { name: `${n.name}/intermediate`, dtype: x.dtype, shape: [], quant: { scale: [s], zeroPoint: [z] } };
+    }
+    // A folded Add: the kernel computes n's own output (n.outputs[0]'s grid) and stores the Add's sum.
+    const outputs = residual ? [tensor(n.outputs[0])!] : k.outputs.map((y) => tensor(y)!);
+    // A folded input QUANTIZE: the kernel binds its source (k.inputs[0]) and reads it as n's own input tensor.
+    const inputs = k.inputs.map((x, j) => tensor(j === 0 && flippedInput ? n.inputs[0] : x));
+    const program: Int8Program = int8KernelFor({
+      node: k, inputs, outputs, limits, dot4, intermediate,
+      ...(residual ? { residual: { index: residual.index, sum: tensor(residual.add.outputs[0])!, attrs: residual.add.attrs } } : {}),
+      ...(requantizedOutput ? { requantizedOutput } : {}),
+      ...(flippedInput ? { flippedInput } : {}),
+    }, n.domain);
+    const ins = program.inputs.map((j) => root(k.inputs[j]));
+    const outs = (program.outputIndices ?? [...Array(program.outputs).keys()]).map((j) => k.outputs[j]);
+    const node = n.domain === fcmDomain || residual || flippedInput ? { ...n, inputs: k.inputs, outputs: k.outputs } : { ...n, ...k, domain: n.domain };
+    items.push({ kind: 'gpu', step: { node, program, bindings: [...ins, ...outs], nIn: ins.length, group } });
+  };
+  const place = (n: Node, k: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'>, group: Node[]) => {
+    checkKernelIntegers(g, n);
+    try {
+      gpuStep(n, k, group);
+    } catch (e) {
+      if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
+      toHost(group, e.message);
+    }
+  };
+  // Residual Adds folded into the kernel that computes one of their operands (residualFolds): the producer waits
+  // for its Add and runs there, one dispatch for both; where its kernel takes no residual, both run as they were.
+  const folds = residualFolds(g, nodes, readers);
+  const flipped = new Map<Node, { requant: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'>; group: Node[] }>();
+  const producerOf = new Map([...folds].map(([p, f]) => [f.add, { p, ...f }]));
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i];
-    const tensor = (name: string) => (name ? g.tensors.get(name) : undefined);
+    if (folds.has(n)) continue;
+    const fold = producerOf.get(n);
+    if (fold) {
+      const p = fold.p;
+      const ins = [...p.inputs];
+      while (ins.length < fold.index) ins.push('');
+      ins[fold.index] = fold.residual;
+      checkKernelIntegers(g, p);
+      try {
+        gpuStep(p, { name: p.name, op: p.op, inputs: ins, outputs: n.outputs, attrs: p.attrs }, [p, n], { residual: { index: fold.index, add: n } });
+      } catch (e) {
+        if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
+        place(p, p, [p]);
+        place(n, n, [n]);
+      }
+      continue;
+    }
+    // Softmax -> QUANTIZE to the other 8-bit type's Softmax grid (an exact shift by 128): one dispatch.
+    const dq = nodes[i + 1], q = nodes[i + 2];
+    if (n.domain === '' && n.op === 'Softmax' && dq?.domain === '' && dq.op === 'DequantizeLinear' && q?.domain === '' && q.op === 'QuantizeLinear'
+      && dq.inputs[0] === n.outputs[0] && q.inputs[0] === dq.outputs[0] && readers.get(n.outputs[0]) === 1 && readers.get(dq.outputs[0]) === 1
+      && !g.outputs.includes(n.outputs[0]) && !g.outputs.includes(dq.outputs[0]) && shiftedGrids(tensor(n.outputs[0]), tensor(q.outputs[0]))) {
+      checkKernelIntegers(g, n);
+      try {
+        gpuStep(n, { name: n.name, op: n.op, inputs: n.inputs, outputs: q.outputs, attrs: n.attrs }, [n, dq, q], { requantizedOutput: true });
+        i += 2;
+        continue;
+      } catch (e) {
+        if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
+      }
+    }
     if (n.domain === '' && aliasOps.has(n.op) && sameQuant(tensor(n.inputs[0]), tensor(n.outputs[0]))
       && numel(tensor(n.inputs[0])!.shape) === numel(tensor(n.outputs[0])!.shape)) {
       aliases.set(n.outputs[0], root(n.inputs[0]));
@@ -400,36 +524,34 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     }
     // DequantizeLinear -> QuantizeLinear (its only reader, next in order): one requantization.
     const next = nodes[i + 1];
-    let group = [n];
-    let k: Pick<Node, 'name' | 'op' | 'inputs' | 'outputs' | 'attrs'> = n;
     if (n.domain === '' && n.op === 'DequantizeLinear' && next?.domain === '' && next.op === 'QuantizeLinear'
       && next.inputs[0] === n.outputs[0] && readers.get(n.outputs[0]) === 1 && !g.outputs.includes(n.outputs[0])) {
-      group = [n, next];
-      k = { name: next.name, op: 'QuantizeLinear', inputs: [n.inputs[0]], outputs: next.outputs, attrs: next.attrs };
-      i++;
-    }
-    checkKernelIntegers(g, n);
-    try {
-      let intermediate: Tensor | undefined;
-      if (n.domain === fcmDomain) {
-        const s = n.attrs.intermediateScale, z = n.attrs.intermediateZeroPoint;
-        const x = tensor(n.inputs[0]);
-        if (typeof s !== 'number' || typeof z !== 'number' || !x) {
-          throw unsupported(`node '${n.name}' (${n.op})`, 'the fused node does not record its intermediate quantization (rewrite it with applyPlan)');
-        }
-        intermediate = { name: `${n.name}/intermediate`, dtype: x.dtype, shape: [], quant: { scale: [s], zeroPoint: [z] } };
+      const requant = { name: next.name, op: 'QuantizeLinear', inputs: [n.inputs[0]], outputs: next.outputs, attrs: next.attrs };
+      // An exact shift read by one Conv only (the uint8 model input's QUANTIZE to int8): the Conv reads the
+      // source's bytes with their top bit flipped, and runs at its own place; where its kernel cannot, both run.
+      const y = next.outputs[0];
+      const conv = readers.get(y) === 1 && !g.outputs.includes(y) ? nodes.slice(i + 2).find((r) => r.inputs.includes(y)) : undefined;
+      if (conv && conv.domain === '' && conv.op === 'Conv' && conv.inputs[0] === y && !folds.has(conv) && shiftedGrids(tensor(n.inputs[0]), tensor(y))) {
+        flipped.set(conv, { requant, group: [n, next] });
+      } else {
+        place(n, requant, [n, next]);
       }
-      const program: Int8Program = int8KernelFor({
-        node: k, inputs: k.inputs.map((x) => tensor(x)), outputs: k.outputs.map((y) => tensor(y)!), limits, dot4, intermediate,
-      }, n.domain);
-      const ins = program.inputs.map((j) => root(k.inputs[j]));
-      const outs = (program.outputIndices ?? [...Array(program.outputs).keys()]).map((j) => k.outputs[j]);
-      const node = n.domain === fcmDomain ? n : { ...n, ...k, domain: n.domain };
-      items.push({ kind: 'gpu', step: { node, program, bindings: [...ins, ...outs], nIn: ins.length, group } });
-    } catch (e) {
-      if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
-      toHost(group, e.message);
+      i++;
+      continue;
     }
+    const fl = flipped.get(n);
+    if (fl) {
+      checkKernelIntegers(g, n);
+      try {
+        gpuStep(n, { name: n.name, op: n.op, inputs: [fl.requant.inputs[0], ...n.inputs.slice(1)], outputs: n.outputs, attrs: n.attrs }, [...fl.group, n], { flippedInput: true });
+      } catch (e) {
+        if (!(e instanceof FcmError && e.kind === 'unsupported')) throw withSource(g, e);
+        place(fl.group[0], fl.requant, fl.group);
+        place(n, n, [n]);
+      }
+      continue;
+    }
+    place(n, n, [n]);
   }
   if (refused.length) throw unsupported(g.source, `the integer executor cannot run ${refused.length} node(s): ${refused.join('; ')}`);
   checkDispatches(g, items.filter((s) => s.kind === 'gpu').length);

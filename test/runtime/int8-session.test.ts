@@ -15,6 +15,7 @@ import { runInt8Reference } from '../../src/quant/run-reference.js';
 import { quantize, quantizeF32 } from '../../src/quant/reference.js';
 import { defaultSubmitEvery, releaseGpu } from '../../src/runtime/device.js';
 import { createInt8Session } from '../../src/pipeline/session.js';
+import { executorOf } from '../../src/runtime/executor.js';
 import { prepareInt8Graph } from '../../src/pipeline/pipeline.js';
 import { loadHw } from '../../src/planner/hw.js';
 
@@ -77,9 +78,9 @@ test('int8 MobileNet-style: unfused, planned (1-byte elements) and hand-planned 
   const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
   const hand = plan([['pwdw', 'conv_2d_3', 'depthwise_conv_2d_5'], ['dwpw', 'depthwise_conv_2d_7', 'conv_2d_8']]);
   const [unfused, auto, manual] = await runAll(g, ['unfused', 'auto', hand], [1, 2]);
-  // Unfused: 3x3 conv, 3 DW, 3 PW, Add, Mean, FC, Softmax (the Relu/Clip fold into their convs, the Pad into the
-  // DW after it; Reshapes are aliases).
-  assert.equal(unfused.dispatchesPerRun, 11);
+  // Unfused: 3x3 conv, 3 DW, 3 PW, Mean, FC, Softmax (the Relu/Clip fold into their convs, the Pad into the
+  // DW after it, the residual Add into the pointwise conv computing its operand; Reshapes are aliases).
+  assert.equal(unfused.dispatchesPerRun, 10);
   assert.equal(unfused.fusedModules, 0);
   assert.ok(auto.fusedModules >= 2, `the planner fused ${auto.fusedModules} pairs`);
   assert.equal(auto.dispatchesPerRun, unfused.dispatchesPerRun - auto.fusedModules);
@@ -93,6 +94,26 @@ test('int8 MobileNet-style: unfused, planned (1-byte elements) and hand-planned 
     assert.equal(s.readBacksPerRun, 2);
     assert.ok(s.commandBuffersPerRun >= s.readBacksPerRun);
     assert.ok(s.weightBytes > 0 && s.activationBytes < s.activationBytesUnshared);
+  }
+});
+
+test('the residual Add runs in the epilogue of the conv computing its operand, fused or not (one dispatch, no Add of its own)', async () => {
+  const g = await loadModel(buildMobileNetStyle({ int8: true }), { source: 'mnet-int8.tflite' });
+  const hand = plan([['dwpw', 'depthwise_conv_2d_7', 'conv_2d_8']]);
+  for (const [p, producer] of [['unfused', 'Conv'], [hand, 'FusedDwPw']] as const) {
+    const s = await createInt8Session(g, { plan: p, hw: loadHw('lavapipe') });
+    try {
+      const steps = executorOf(s).dispatches.map((d) => d.step);
+      assert.ok(!steps.some((st) => st.node.op === 'Add'));
+      const withAdd = steps.filter((st) => st.group.some((n) => n.op === 'Add'));
+      assert.deepEqual(withAdd.map((st) => st.group.map((n) => n.op)), [[producer, 'Add']]);
+      assert.match(withAdd[0].program.name, /\+ add/);
+      // It binds the input, the residual (the other operand, pw2's output) and writes the sum.
+      assert.equal(withAdd[0].nIn, 2);
+      assert.equal(withAdd[0].bindings.at(-1), withAdd[0].group[1].outputs[0]);
+    } finally {
+      s.dispose();
+    }
   }
 });
 
@@ -151,7 +172,9 @@ test('refuses a node neither the GPU nor the host reference runs', async () => {
 /** The FusePlanner reference's int8 MobileNetV1 (uint8 in and out) fused as planned and unfused: bit-exact with each other and the reference. */
 async function referenceMobileNetV1BitExact(g: Graph, inputSeed: number) {
   const [unfused, auto] = await runAll(g, ['unfused', 'auto'], [inputSeed]);
-  assert.equal(unfused.dispatchesPerRun, 32);
+  // 32 nodes on the GPU, the input QUANTIZE folded into the first conv and the output QUANTIZE into the Softmax
+  // (test below).
+  assert.equal(unfused.dispatchesPerRun, 30);
   assert.ok(auto.fusedModules > 0, 'the plan fuses');
   assert.equal(auto.dispatchesPerRun, unfused.dispatchesPerRun - auto.fusedModules);
   // Every node runs on the GPU, the Softmax and the output QUANTIZE too: one wait for the GPU.
@@ -194,22 +217,28 @@ test('the FusePlanner reference int8 MobileNetV1 at 32x32 fused and unfused, bit
   }
 });
 
-test('the FusePlanner reference int8 MobileNetV1 is scheduled whole on the GPU: Softmax and the output QUANTIZE are dispatches', async () => {
+test('the FusePlanner reference int8 MobileNetV1 is scheduled whole on the GPU, its input and output QUANTIZE folded into their neighbours', async () => {
   const g = await loadModel(buildSeedMobileNetV1(), { source: 'mob_v1.tflite' });
   // Built, not run (a run takes long on lavapipe; the slow test above checks the values).
   const s = await createInt8Session(g, { plan: 'unfused', hw: loadHw('lavapipe') });
   try {
     const st = s.stats();
-    // The input QUANTIZE (uint8 to int8), 13 DW, 14 PW / 3x3 convs, the Mean, the classifier conv, the Softmax and
-    // the output QUANTIZE (int8 to uint8); the 4 Pads fold into the stride-2 DWs after them (foldPads), the
+    // 13 DW, 14 PW / 3x3 convs, the Mean, the classifier conv and the Softmax; the input QUANTIZE (uint8 to int8)
+    // and the output QUANTIZE (int8 to uint8), each on one scale with zero points 128 apart (an exact shift), run
+    // inside the first conv and the Softmax; the 4 Pads fold into the stride-2 DWs after them (foldPads), the
     // classifier head's Reshape is an alias.
-    assert.equal(st.dispatchesPerRun, 32);
+    assert.equal(st.dispatchesPerRun, 30);
+    const steps = executorOf(s).dispatches.map((d) => d.step);
+    assert.deepEqual(steps[0].group.map((n) => n.op), ['DequantizeLinear', 'QuantizeLinear', 'Conv']);
+    assert.equal(steps[0].bindings[0], g.inputs[0]);
+    assert.deepEqual(steps.at(-1)!.group.map((n) => n.op), ['Softmax', 'DequantizeLinear', 'QuantizeLinear']);
+    assert.equal(steps.at(-1)!.bindings.at(-1), g.outputs[0]);
     assert.deepEqual(st.hostNodes, []);
     assert.equal(st.readBacksPerRun, 1);
     // No host step: the dispatches are encoded ahead, their parts submitted with the feeds' and outputs' copies.
     assert.equal(st.encodedAhead, true);
-    assert.equal(st.submitsPerRun, Math.ceil(32 / defaultSubmitEvery));
-    assert.equal(st.commandBuffersPerRun, Math.ceil(32 / defaultSubmitEvery) + 2);
+    assert.equal(st.submitsPerRun, Math.ceil(30 / defaultSubmitEvery));
+    assert.equal(st.commandBuffersPerRun, Math.ceil(30 / defaultSubmitEvery) + 2);
   } finally {
     s.dispose();
   }

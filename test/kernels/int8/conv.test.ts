@@ -9,6 +9,7 @@ import { int8Conv } from '../../../kernels/int8/conv.js';
 import { int8Depthwise } from '../../../kernels/int8/depthwise.js';
 import { int8Pointwise, int8PointwiseSplitK, int8PointwiseWords } from '../../../kernels/int8/pointwise.js';
 import { FcmError } from '../../../src/errors.js';
+import { int8KernelFor } from '../../../kernels/registry.js';
 import { act, args, assertEqualQ, biasT, makeRng, node, randInt, run, weights } from './cases.js';
 import { closeInt8Device, hasDot4 } from './harness.js';
 import { sampleSweep, sweepSeed } from '../../sweep.js';
@@ -156,4 +157,34 @@ test('refuses float tensors, asymmetric int8 weights and activations other than 
   await assert.rejects(async () => int8Conv(await args(node('Conv', ['x', 'w', ''], base), [x, wAsym, undefined], [y], false)), /symmetric/);
   const xf: Tensor = { name: 'x', dtype: 'float32', shape: x.shape };
   await assert.rejects(async () => int8Conv(await args(node('Conv', ['x', 'w', ''], base), [xf, wt, undefined], [y], false)), /float32/);
+});
+
+// A folded input QUANTIZE (src/runtime/compile.ts; flippedInput): the buffer holds the input on the other 8-bit
+// type's grid (zero point 128 away), e.g. the uint8 model input before its QUANTIZE to int8. The direct kernel, in
+// both its forms (rows of taps, per tap), reads each byte with its top bit flipped and equals the convolution of
+// the requantized input; the registry refuses the flag for kernels that would ignore it (pointwise, depthwise).
+test('direct convolution of a flipped input (the input QUANTIZE between the 8-bit types folded in)', async () => {
+  // 3x3 standard and grouped (rows of taps), and depthwise of both types with 5 taps or dilation 2 (per tap).
+  const perTap = (c: Case) => { const m = makeCase(c); return m.inputs[1]!.shape[3] > 4 || (m.n.attrs.dilations as number[])[1] === 2; };
+  const cs = [...cases.filter((c) => c.kind === 'std' || c.kind === 'group').slice(0, 4),
+    ...(['int8', 'uint8'] as const).map((t) => cases.find((c) => c.kind === 'dw' && c.t === t && perTap(c))!)];
+  for (const c of cs) {
+    const m = makeCase(c);
+    for (const dot4 of (await hasDot4()) ? [true, false] : [false]) {
+      const a = { ...(await args(m.n, m.inputs, [m.y], dot4)), flippedInput: true };
+      // A depthwise Conv: the registry picks the depthwise kernel, which refuses (the schedule keeps the QUANTIZE).
+      if (c.kind === 'dw') assert.throws(() => int8KernelFor(a), (e: unknown) => e instanceof FcmError && /folded input QUANTIZE/.test(e.message));
+      const p = c.kind === 'dw' ? int8Conv(a) : int8KernelFor(a);
+      assert.ok(p.inputFlipped && p.name.includes('flipped'), p.name);
+      assert.equal(p.name.includes(' rows'), c.kind !== 'dw', p.name);
+      // The bound buffer: the input's bytes with the top bit flipped (as the other type's values).
+      const x = m.inputs[0]!;
+      const other = x.dtype === 'int8' ? Uint8Array.from(x.data as Int8Array, (v) => (v & 0xff) ^ 0x80) : Int8Array.from(x.data as Uint8Array, (v) => ((v ^ 0x80) << 24) >> 24);
+      assertEqualQ(await run(p, { ...a, inputs: [{ ...x, data: other }, ...m.inputs.slice(1)] }), m.want, `flipped ${m.desc} dot4=${dot4}`);
+      assert.notDeepEqual(Array.from(await run(p, a)), Array.from(m.want), 'the kernel reads the flipped bytes');
+    }
+  }
+  const pw = makeCase(cases.find((c) => c.kind === 'pw')!);
+  assert.throws(() => int8KernelFor({ ...{ node: pw.n, inputs: pw.inputs, outputs: [pw.y], limits: { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupsPerDimension: 65535 }, dot4: false }, flippedInput: true }),
+    (e: unknown) => e instanceof FcmError && e.kind === 'unsupported' && /folded input QUANTIZE/.test(e.message));
 });

@@ -7,7 +7,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Tensor } from '../../../src/graph/ir.js';
-import { type QArray, type QType, qAlloc, qLimits, softmax, softmaxParams } from '../../../src/quant/reference.js';
+import { type QArray, type QType, qAlloc, qLimits, requantize, softmax, softmaxParams } from '../../../src/quant/reference.js';
 import { expOnNegativeValues, oneOverOnePlusXForXIn01 } from '../../../src/quant/fixedpoint.js';
 import { type Int8Program, fixedPointWgsl, int8Bindings } from '../../../kernels/int8/common.js';
 import { int8Softmax, softmaxFixedPointWgsl } from '../../../kernels/int8/softmax.js';
@@ -166,4 +166,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     assert.equal(got[2 * i], expOnNegativeValues(Math.min(a, 0), 5), `exp_on_negative_values(${Math.min(a, 0)})`);
     assert.equal(got[2 * i + 1], oneOverOnePlusXForXIn01(a), `one_over_one_plus_x(${a})`);
   }
+});
+
+// The output QUANTIZE to the other 8-bit type folded in (src/runtime/compile.ts; requantizedOutput): equal to the
+// reference Softmax then the reference requantization, for rows of whole words and rows that straddle words.
+// Without the flag a mixed-type Softmax stays refused.
+test('Softmax with its QUANTIZE to the other 8-bit type folded in (int8 -> uint8, uint8 -> int8)', async () => {
+  for (const [t, u] of [['int8', 'uint8'], ['uint8', 'int8']] as [QType, QType][]) {
+    for (const [shape, axis, seed] of [[[2, 1000], 1, 301], [[2, 7, 3], 1, 302]] as [number[], number, number][]) {
+      const r = mulberry32(seed);
+      const x = input(r, t, shape, 0.15, 'uniform');
+      const mid = { scale: 1 / 256, zeroPoint: qLimits(t)[0] }, yq = { scale: 1 / 256, zeroPoint: qLimits(u)[0] };
+      const want = requantize(softmax(t, x.data as QArray, shape, axis, { scale: 0.15, zeroPoint: x.quant!.zeroPoint[0] }, mid), mid, yq, u);
+      const k = { ...(await args(node('Softmax', ['x'], { axis }), [x], [output(u, shape)], false)), requantizedOutput: true };
+      const got = await run(int8KernelFor(k), k);
+      assertEqualQ(got, want, `Softmax ${t} -> ${u} [${shape}]`);
+      assert.ok(new Set(want).size > 2, 'the outputs are not all alike');
+      assert.throws(() => int8Softmax({ ...k, requantizedOutput: false }), (e: unknown) => e instanceof FcmError && e.kind === 'unsupported');
+    }
+  }
+  // Only Softmax takes it.
+  const r = mulberry32(5);
+  const k = { ...(await args(node('Relu', ['x'], {}), [input(r, 'int8', [1, 8], 0.1, 'uniform')], [output('uint8', [1, 8])], false)), requantizedOutput: true };
+  assert.throws(() => int8KernelFor(k), (e: unknown) => e instanceof FcmError && e.kind === 'unsupported' && /folded QUANTIZE/.test(e.message));
 });
