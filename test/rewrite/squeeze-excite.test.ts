@@ -87,3 +87,18 @@ test('the session runs the fold: conv, SqueezeExcite, projection (the Mul a chan
     s.dispose();
   }
 });
+
+test('fp16 storage: the SqueezeExcite program in its f16 form runs as onnxruntime within the f16 tolerance', async () => {
+  const m = await loadModel(exportOnnx(seBlock({ hw: 5, channels: 40, squeeze: 10, inner: 'silu', gate: 'sigmoid' }).g), { source: 'se.onnx' });
+  const x = seededInput(m.tensors.get(m.inputs[0])!.shape.reduce((a, b) => a * b, 1), 17);
+  const ref = await reference(m, x);
+  const s = await createSession(m, { plan: 'unfused', precision: 'fp16' });
+  try {
+    assert.ok(s.graph.nodes.some((n) => n.op === 'SqueezeExcite'));
+    const y = (await s.run({ [m.inputs[0]]: x }))[m.outputs[0]];
+    const c = compareOutputs(y.data, ref, y.shape, undefined, undefined, 'fp16');
+    assert.ok(c.maxAbsError <= c.tolerance, `max abs ${c.maxAbsError} > ${c.tolerance}`);
+  } finally {
+    s.dispose();
+  }
+});
