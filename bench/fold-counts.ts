@@ -1,5 +1,6 @@
 // Dispatches per run of each zoo model with and without the folds of src/rewrite/residual-activation.ts and
-// channel-shuffle.ts ("before" / "folds"), and with squeeze-excite.ts too ("+SE", the executor's graph), for the unfused plan (epilogues only) and the planner's plan on --hw: the schedule the session
+// channel-shuffle.ts ("before" / "folds"), and with every fold ("all": squeeze-excite.ts and the Gemm / MatMul
+// activations of epilogues.ts too, the executor's graph), for the unfused plan (epilogues only) and the planner's plan on --hw: the schedule the session
 // would run (compileGraph of the executor's graph, channel scales folded as createSession does), so no GPU is needed.
 // The session's stats().dispatchesPerRun is the same count (test/rewrite/dispatch-folds.test.ts checks it on small
 // models). --kernels MODEL prints that model's programs by name, with and without the folds.
@@ -31,14 +32,14 @@ const limits = { ...defaultLimits, maxComputeWorkgroupStorageSize: 32768, maxSto
 const programs = (g: Graph) => compileGraph(foldChannelScales(g), limits).steps.map((s) => s.program.name);
 /** The executor's graph before the folds: rewrite() as it was. */
 const unfolded = (g: Graph, plan: 'unfused' | Plan) => (plan === 'unfused' ? foldPads(fuseEpilogues(g)) : foldPads(applyPlan(g, plan)));
-/** The residual-activation and channel-shuffle folds without the squeeze-excite fold. */
+/** The residual-activation and channel-shuffle folds only. */
 const withoutSe = (g: Graph, plan: 'unfused' | Plan) => foldChannelShuffles(foldResidualActivations(unfolded(g, plan)));
 
 async function main() {
   const hw = loadHw(arg('hw', 'hw_configs/h100.cfg'));
   const show = arg('kernels', '');
   const all = { ...zooModels, ...zooFoldModels };
-  console.log('| model | unfused before | unfused folds | unfused +SE | fused before | fused folds | fused +SE | FCMs | SqueezeExcite |');
+  console.log('| model | unfused before | unfused folds | unfused all | fused before | fused folds | fused all | FCMs | SqueezeExcite |');
   console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [name, make] of Object.entries(all)) {
     const g = await loadModel(exportOnnx(make(1)), { source: `${name}.onnx` });
