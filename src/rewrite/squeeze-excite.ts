@@ -12,8 +12,8 @@
 // dilation 1, group 1) with no residual, no channel scale and no activation after a residual; a FusedPwPw has no
 // residual and no activationPost; the activations are any the epilogues take (Relu, SiLU, HardSwish, ... inside;
 // Sigmoid, HardSigmoid gates); the hidden tensor is read only by the second conv and no graph output; every tensor
-// float32 and the pooled vector, the hidden one and the kernel's partial sums fit WebGPU's guaranteed 16 KiB of
-// workgroup memory. No cycle can arise: the node reads what the pool and the convs read, all computed before them.
+// float32 and the pooled vector, the hidden one and the kernel's partial sums (1024) fit WebGPU's guaranteed 16 KiB
+// of workgroup memory. No cycle can arise: the node reads what the pool and the convs read, all computed before them.
 // Choice (chooseSqueezeExcite), separate: the pool runs in the node when one workgroup can read the map cheaply
 // (C*H*W at most squeezeExcitePoolMax elements per image); otherwise it stays its own dispatch (C workgroups) and only
 // two plain convs fold (a FusedPwPw is already one dispatch).
@@ -26,8 +26,11 @@ import { cloneGraph } from '../graph/util.js';
 const plain = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';
 const intsOf = (v: AttrValue | undefined): number[] | undefined => (Array.isArray(v) ? (v as number[]) : undefined);
 
-/** Lanes of partial sums in the kernel's workgroup (kernels/squeeze-excite.ts): part of its workgroup memory. */
-export const squeezeExciteThreads = 256;
+/**
+ * The most invocations the kernel's workgroup takes (kernels/squeeze-excite.ts squeezeExciteMaxThreads), each with a
+ * partial sum in workgroup memory.
+ */
+export const squeezeExciteThreads = 1024;
 /** WebGPU's guaranteed workgroup memory: the node must run on every device. */
 const workgroupBytes = 16384;
 /**
