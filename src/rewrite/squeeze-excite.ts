@@ -7,7 +7,7 @@
 // or, where the choice leaves the pool alone, the two convs alone: Conv -> Conv on [N, C, 1, 1] => SqueezeExcite(p, ...).
 // The Mul by the gate stays (foldChannelScales then folds it into the next pointwise conv).
 //
-// Legality (squeezeExciteMatch): the pool is plain ONNX with one output, a 4-D float32 input, read only by the first
+// Legality (matchAt, listed by squeezeExciteMatches): the pool is plain ONNX with one output, a 4-D float32 input, read only by the first
 // conv (as its data input) and no graph output; each conv is plain ONNX pointwise (1x1, stride 1, no padding,
 // dilation 1, group 1) with no residual, no channel scale and no activation after a residual; a FusedPwPw has no
 // residual and no activationPost; the activations are any the epilogues take (Relu, SiLU, HardSwish, ... inside;
@@ -35,9 +35,9 @@ export const squeezeExciteThreads = 1024;
 const workgroupBytes = 16384;
 /**
  * Most elements per image (C*H*W) a single workgroup pools in the node. One workgroup reads the map from L2 (the
- * layer before just wrote it): 14x14x672 (EfficientNet-B0, MobileNetV3's 14x14 blocks) is 527 KB, a few microseconds
- * on one H100 SM, against a dispatch's 10-15 us of host and GPU time at batch 1; 56x56x144 (1.8 MB) is left to the
- * pool kernel's C workgroups.
+ * layer before just wrote it): 14x14x672 (EfficientNet-B0, MobileNetV3's 14x14 blocks) is 527 KB, estimated (not
+ * measured) at 5-10 us on one H100 SM at 50-100 GB/s, against a dispatch's 10-15 us of host and GPU time at batch 1;
+ * 56x56x144 (1.8 MB) is left to the pool kernel's C workgroups. docs/dispatch-folds.md says how to measure it.
  */
 export const squeezeExcitePoolMax = 160_000;
 
