@@ -1,5 +1,6 @@
 // Dispatches per run of each zoo model with and without the folds of src/rewrite/residual-activation.ts and
-// channel-shuffle.ts, for the unfused plan (epilogues only) and the planner's plan on --hw: the schedule the session
+// channel-shuffle.ts ("before" / "folds"), and with every fold ("all": squeeze-excite.ts and the Gemm / MatMul
+// activations of epilogues.ts too, the executor's graph), for the unfused plan (epilogues only) and the planner's plan on --hw: the schedule the session
 // would run (compileGraph of the executor's graph, channel scales folded as createSession does), so no GPU is needed.
 // The session's stats().dispatchesPerRun is the same count (test/rewrite/dispatch-folds.test.ts checks it on small
 // models). --kernels MODEL prints that model's programs by name, with and without the folds.
@@ -16,6 +17,8 @@ import { fuseEpilogues } from '../src/rewrite/epilogues.js';
 import { applyPlan } from '../src/rewrite/apply-plan.js';
 import { foldPads } from '../src/rewrite/fold-pads.js';
 import { foldChannelScales } from '../src/rewrite/channel-scale.js';
+import { foldResidualActivations } from '../src/rewrite/residual-activation.js';
+import { foldChannelShuffles } from '../src/rewrite/channel-shuffle.js';
 import { compileGraph } from '../src/runtime/compile.js';
 import { defaultLimits } from '../kernels/program.js';
 import type { Plan } from '../src/planner/plan.js';
@@ -29,20 +32,27 @@ const limits = { ...defaultLimits, maxComputeWorkgroupStorageSize: 32768, maxSto
 const programs = (g: Graph) => compileGraph(foldChannelScales(g), limits).steps.map((s) => s.program.name);
 /** The executor's graph before the folds: rewrite() as it was. */
 const unfolded = (g: Graph, plan: 'unfused' | Plan) => (plan === 'unfused' ? foldPads(fuseEpilogues(g)) : foldPads(applyPlan(g, plan)));
+/** The residual-activation and channel-shuffle folds only. */
+const withoutSe = (g: Graph, plan: 'unfused' | Plan) => foldChannelShuffles(foldResidualActivations(unfolded(g, plan)));
 
 async function main() {
   const hw = loadHw(arg('hw', 'hw_configs/h100.cfg'));
   const show = arg('kernels', '');
   const all = { ...zooModels, ...zooFoldModels };
-  console.log('| model | unfused before | unfused after | fused before | fused after | FCMs |');
-  console.log('|---|---:|---:|---:|---:|---:|');
+  console.log('| model | unfused before | unfused folds | unfused all | fused before | fused folds | fused all | FCMs | SqueezeExcite |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const [name, make] of Object.entries(all)) {
     const g = await loadModel(exportOnnx(make(1)), { source: `${name}.onnx` });
     const pin = planningInput(g, hw, false, 'fp32');
     const plan = planFor(pin, { model: name });
-    const rows = { ub: programs(unfolded(pin.graph, 'unfused')), ua: programs(rewrite(pin.graph, 'fp32', 'unfused')), fb: programs(unfolded(pin.graph, plan)), fa: programs(rewrite(pin.graph, 'fp32', plan)) };
-    const fcms = rewrite(pin.graph, 'fp32', plan).nodes.filter((n) => n.domain === fcmDomain).length;
-    console.log(`| ${name} | ${rows.ub.length} | ${rows.ua.length} | ${rows.fb.length} | ${rows.fa.length} | ${fcms} |`);
+    const rows = {
+      ub: programs(unfolded(pin.graph, 'unfused')), uf: programs(withoutSe(pin.graph, 'unfused')), ua: programs(rewrite(pin.graph, 'fp32', 'unfused')),
+      fb: programs(unfolded(pin.graph, plan)), ff: programs(withoutSe(pin.graph, plan)), fa: programs(rewrite(pin.graph, 'fp32', plan)),
+    };
+    const fused = rewrite(pin.graph, 'fp32', plan).nodes;
+    const fcms = fused.filter((n) => n.domain === fcmDomain).length;
+    const se = fused.filter((n) => n.op === 'SqueezeExcite').length;
+    console.log(`| ${name} | ${rows.ub.length} | ${rows.uf.length} | ${rows.ua.length} | ${rows.fb.length} | ${rows.ff.length} | ${rows.fa.length} | ${fcms} | ${se} |`);
     if (name === show) {
       for (const [k, list] of Object.entries(rows)) {
         const hist = new Map<string, number>();

@@ -100,6 +100,10 @@ export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 // [N, C_k, H, W] concatenated along channels, shuffled in attr `groups` (ShuffleNet's Reshape -> Transpose [0,2,1,3,4]
 // -> Reshape), split along channels into its outputs [N, D_m, H, W] in order. kernels/channel-shuffle.ts.
 //
+// SqueezeExcite (default domain; made by src/rewrite/squeeze-excite.ts for the executor, never imported): inputs
+// [x [N,C,H,W], w1 [R,C,1,1], b1|'', w2 [F,R,1,1], b2|''], output [N,F,1,1] = act2(w2 act1(w1 mean_HW(x) + b1) + b2),
+// attrs activation1/activationParams1, activation2/activationParams2 (H = W = 1: no pooling). kernels/squeeze-excite.ts.
+//
 // Fused Convolutional Modules (domain 'ai.fcm.opt', op FusedPwDw | FusedDwPw | FusedPwPw):
 //   inputs  [x, w1, b1|'', w2, b2|'', residual|'']
 //   attrs   strides, pads, kernel, dilations (of the depthwise layer; absent for FusedPwPw),

@@ -6,7 +6,8 @@
 //            elements;
 //   plan     planFusion of that DAG (optimal mode), or a given Plan;
 //   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them; float graphs
-//            also fold residual activations and channel shuffles (src/rewrite/residual-activation.ts, channel-shuffle.ts).
+//            also fold residual activations, channel shuffles, squeeze-excite blocks and activations after Gemm / MatMul
+//            (src/rewrite/residual-activation.ts, channel-shuffle.ts, squeeze-excite.ts, epilogues.ts).
 // createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
 // with options of their own (excluded pairs, a tuned plan) and create sessions with the result.
 
@@ -27,11 +28,12 @@ import { toDag } from '../planner/to-dag.js';
 import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { prepareGraph } from '../graph/prepare.js';
 import { batchOf } from '../graph/util.js';
-import { fuseEpilogues } from '../rewrite/epilogues.js';
+import { foldMatrixActivations, fuseEpilogues } from '../rewrite/epilogues.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { foldPads } from '../rewrite/fold-pads.js';
 import { foldResidualActivations } from '../rewrite/residual-activation.js';
 import { foldChannelShuffles } from '../rewrite/channel-shuffle.js';
+import { foldSqueezeExcites } from '../rewrite/squeeze-excite.js';
 import { sameQuant } from '../runtime/compile.js';
 import type { FloatPrecision, PrecisionName } from '../runtime/precision.js';
 import { resolveHw } from './hw.js';
@@ -171,7 +173,7 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   if (precision === 'int8') return plan === 'unfused' ? foldPads(graph) : foldPads(unmask(applyPlan(maskEpilogues(graph), plan)));
   const folded = plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
   // Work that is only data movement or a cheap element-wise step, folded into its neighbours (fewer dispatches).
-  return foldChannelShuffles(foldResidualActivations(folded));
+  return foldMatrixActivations(foldSqueezeExcites(foldChannelShuffles(foldResidualActivations(folded))));
 }
 
 /** Prepare, plan ('auto': on hw()) and rewrite `g` for `precision`. */

@@ -122,3 +122,41 @@ function dependsOn(slots: (Node | null)[], producerSlot: Map<string, number>, t:
   }
   return false;
 }
+
+/**
+ * foldMatrixActivations: an activation after a Gemm or MatMul (a classifier head's hidden layer: MobileNetV3's
+ * Linear -> Hardswish -> Linear) runs in that kernel's epilogue, which applies `activation` after alpha, beta and C
+ * (kernels/gemm.ts), one dispatch less:   Gemm(a, b, c?) -> act  =>  Gemm{activation}(a, b, c?)
+ * Legality: foldedActivation's (the product's only reader is the activation, on its data input; no graph output; one
+ * the epilogues take), the product float32 and the node plain ONNX with no activation yet. The node keeps its place
+ * and takes the activation's output name (every reader of that name comes after the activation).
+ */
+export function foldMatrixActivations(g0: Graph): Graph {
+  const readers = new Map<string, number>();
+  for (const n of g0.nodes) for (const x of new Set(n.inputs)) if (x) readers.set(x, (readers.get(x) ?? 0) + 1);
+  const producer = new Map<string, number>();
+  g0.nodes.forEach((n, i) => n.outputs.forEach((y) => y && producer.set(y, i)));
+  const outputs = new Set(g0.outputs);
+  let g: Graph | undefined;
+  const drop = new Set<number>();
+  g0.nodes.forEach((act, i) => {
+    const p = producer.get(act.inputs[0] ?? '');
+    if (p === undefined || drop.has(p)) return;
+    const m = g0.nodes[p];
+    if ((m.op !== 'Gemm' && m.op !== 'MatMul') || (m.domain !== '' && m.domain !== 'ai.onnx')) return;
+    const y = m.outputs[0];
+    if (g0.tensors.get(y)?.dtype !== 'float32' || g0.tensors.get(act.outputs[0] ?? '')?.dtype !== 'float32') return;
+    const params = foldedActivation(g0, m, act, readers.get(y) ?? 0, outputs);
+    if (!params) return;
+    g ??= cloneGraph(g0);
+    const n = g.nodes[p];
+    n.attrs.activation = act.op;
+    if (params.length > 0) n.attrs.activationParams = params as AttrValue;
+    n.outputs = [act.outputs[0]];
+    g.tensors.delete(y);
+    drop.add(i);
+  });
+  if (!g) return g0;
+  g.nodes = g.nodes.filter((_, i) => !drop.has(i));
+  return g;
+}
