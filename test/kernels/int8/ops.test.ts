@@ -130,11 +130,12 @@ for (const t of types) {
 
   test(`FullyConnected ${t}: aligned and unaligned depth, per-channel and per-tensor, dot4 and fallback`, async () => {
     const r = makeRng(t === 'int8' ? 81 : 82);
-    for (const [rows, depth, units, perChannel] of [[1, 64, 10, true], [3, 37, 7, false], [2, 5, 9, true]] as Array<[number, number, number, boolean]>) {
+    for (const [rows, depth, units, perChannel] of [[1, 64, 10, true], [3, 37, 7, false], [2, 5, 9, true], [2, 1283, 13, true], [1, 1280, 37, false], [3, 300, 8, true]] as Array<[number, number, number, boolean]>) {
       const x = act(r, 'x', t, [rows, depth], 0.05, randInt(r, qmin, qmax));
       const w = weights(r, t, [units, depth], perChannel);
       const b = biasT(r, units);
-      const y = act(r, 'y', t, [rows, units], 0.4, randInt(r, qmin, qmax), false);
+      // Output scale grows with sqrt(depth) so that long rows do not all clamp.
+      const y = act(r, 'y', t, [rows, units], 0.4 * Math.sqrt(Math.max(1, depth / 64)), randInt(r, qmin, qmax), false);
       const range = activationRange('RELU', qp(y), t);
       const want = fullyConnected({
         type: t, x: data(x), xShape: x.shape, xq: qp(x), w: data(w), wScales: w.quant!.scale, wZeroPoint: t === 'uint8' ? w.quant!.zeroPoint[0] : 0,
