@@ -50,7 +50,11 @@ export function int8Mean(args: Int8KernelArgs): Int8Program {
   } else {
     throw unsupported(w, 'MEAN with requantization outside the 4-D spatial keep_dims case computes in float32 (no exact integer kernel)');
   }
-  if (spatial) return spatialMean(args, w, xq.type, total, count, { ZX: xq.zeroPoint, ZO: yq.zeroPoint, ...consts }, finish);
+  // Reduced axes that are the trailing ones (in any order): each output's inputs are one contiguous run of bytes,
+  // summed a word at a time as the spatial case is (MobileNetV2's final ReduceMean over H, W without keep_dims).
+  // (The per-element loop below ran it as 320 invocations of 196 byte loads each: 17 us on the H100.)
+  const trailing = [...axes].sort((p, q) => p - q).every((a, k, sorted) => a === r - sorted.length + k);
+  if (spatial || trailing) return spatialMean(args, w, xq.type, total, count, { ZX: xq.zeroPoint, ZO: yq.zeroPoint, ...consts }, finish);
   const ks = stridesOf(kept), xst = stridesOf(xs), rs = stridesOf(reduced);
   const base = kept.map((d, k) => (d === 1 ? '' : `((i / ${ks[k]}u) % ${d}u) * ${xst[k]}u`)).filter((t) => t).join(' + ') || '0u';
   const roff = axes.map((a, k) => `((q / ${rs[k]}u) % ${reduced[k]}u) * ${xst[a]}u`).join(' + ') || '0u';

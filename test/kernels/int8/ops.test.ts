@@ -100,6 +100,18 @@ for (const t of types) {
         assertEqualQ(await run(p, kb), want, `spatial [${shape}] dot4=${dot4}`);
       }
     }
+    // Trailing axes without keep_dims and the same quantization (MobileNetV2's final mean): contiguous planes too.
+    for (const [shape, axes] of [[[1, 300, 7, 7], [3, 2]], [[2, 5, 7, 3], [1, 2, 3]]] as Array<[number[], number[]]>) {
+      const xb = act(r, 'x', t, shape, 0.03, randInt(r, qmin, qmax));
+      const yb: Tensor = { ...xb, name: 'y', shape: shape.slice(0, 4 - axes.length), data: undefined };
+      const want = mean({ type: t, x: data(xb), xShape: xb.shape, xq: qp(xb), yq: qp(xb), axes, spatialKeepDims: false });
+      for (const dot4 of (await hasDot4()) ? [false, true] : [false]) {
+        const kb = await args(node('ReduceMean', ['x'], { axes, keepdims: 0 }), [xb], [yb], dot4);
+        const p = int8Mean(kb);
+        assert.match(p.name, /spatial/);
+        assertEqualQ(await run(p, kb), want, `trailing axes ${axes} of [${shape}] dot4=${dot4}`);
+      }
+    }
   });
 
   test(`Pad ${t}: zero point and a value, rank 4 and 3`, async () => {
