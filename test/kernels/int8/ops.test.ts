@@ -87,7 +87,7 @@ for (const t of types) {
     assertEqualQ(await run(int8Mean(k), k), mean({ type: t, x: data(x), xShape: x.shape, xq: qp(x), yq: qp(x), axes: [1, 3], spatialKeepDims: false }), 'same quantization');
     k = await args(node('ReduceMean', ['x'], { axes: [1], keepdims: 1 }), [x], [{ ...y, shape: [2, 1, 7, 3] }], false);
     assert.throws(() => int8Mean(k), (e: unknown) => e instanceof FcmError && /float32/.test(e.message));
-    // The spatial kernel's word sums: planes of 49 (MobileNetV1's 7x7, several workgroups of 256 outputs), 16
+    // The spatial kernel's word sums: planes of 49 (MobileNetV1's 7x7, several workgroups), 16
     // (whole words) and 1 byte, dot4 and its fallback.
     for (const shape of [[1, 300, 7, 7], [2, 9, 4, 4], [1, 6, 1, 1]]) {
       const xb = act(r, 'x', t, shape, 0.03, randInt(r, qmin, qmax));
