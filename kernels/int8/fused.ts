@@ -258,6 +258,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 // ---- DW-PW ----------------------------------------------------------------------------------------------------
 
 /**
+ * WGSL: the accumulators a0..a{n-1} of KS K-groups (`kg`, lane `l` of GT) summed into K-group 0's, in log2(KS)
+ * rounds through `red` ((KS / 2) * n * GT i32): groups [h, 2h) store, barrier, groups [0, h) add, barrier.
+ */
+function reduceTree(n: number, KS: number): string {
+  const rounds: string[] = [];
+  for (let h = KS >> 1; h >= 1; h >>= 1) {
+    rounds.push(`  if (kg >= ${h}u && kg < ${2 * h}u) { let rb = (kg - ${h}u) * ${n}u; ${unroll(n, (e) => `red[(rb + ${e}u) * GT + l] = a${e};`, ' ')} }
+  workgroupBarrier();
+  if (kg < ${h}u) { let rb = kg * ${n}u; ${unroll(n, (e) => `a${e} += red[(rb + ${e}u) * GT + l];`, ' ')} }
+  workgroupBarrier();`);
+  }
+  return rounds.join('\n');
+}
+
+
+/**
  * DW-PW with the pointwise word kernel's structure (pointwise.ts int8PointwiseWords). A workgroup owns TP = 4 * PW4
  * consecutive flat output positions of one image and FB = 4 * FQ output filters. Per chunk of CK4 words of
  * channels: the depthwise phase computes the chunk's channels at the TP positions (one invocation per word of 4
@@ -293,7 +309,8 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   // H200 four chunks ran the 14x14 modules 1.4x slower than one).
   const ck: TileDim = { name: 'CK4', value: C4, min: 1 };
   const G = () => pw4.value * fq.value;
-  const bytesFor = (ks: number) => 4 * wgFloats(ck.value * 4 * pw4.value, ks * nacc * G());
+  // The K-groups' partial sums meet in a tree (reduceTree): half of them store at a time.
+  const bytesFor = (ks: number) => 4 * wgFloats(ck.value * 4 * pw4.value, Math.max(1, ks >> 1) * nacc * G());
   clampTiles([ck], [fq, pw4], () => G() <= cap && bytesFor(1) <= storage, w,
     () => `TP=${4 * pw4.value} FB=${4 * fq.value} CK4=${ck.value}, ${bytesFor(1)} bytes`);
   // A workgroup per SM of a large GPU (132): halve the filter block while the workgroup keeps 32 tasks or more
@@ -304,9 +321,11 @@ export function int8FusedDwPw(args: Int8FusedArgs): Int8Program {
   const count = () => N * ceilDiv(P4, pw4.value) * ceilDiv(M4, fq.value);
   while (count() < 132 && G() >= 64 && fq.value > 1) fq.value = Math.ceil(fq.value / 2);
   while (pw4.value > 1 && count() * G() * 8 < wordsTargetThreads) pw4.value = Math.ceil(pw4.value / 2);
-  // K split inside the workgroup until the GPU has about wordsTargetThreads threads, each group at least 2 words deep.
+  // K split inside the workgroup until the GPU has about wordsTargetThreads threads, each group at least 2 words deep,
+  // up to the workgroup's thread cap. (At 8 K-groups at most, MobileNetV2's 7x7 960-channel modules ran as 65
+  // workgroups of 64 threads, each thread computing 60 depthwise outputs in turn: 64 us on the H100.)
   let ks = 1;
-  while (ks * 2 <= 8 && G() * ks * 2 <= cap && count() * G() * ks < wordsTargetThreads && ck.value >= ks * 4 && bytesFor(ks * 2) <= storage) ks *= 2;
+  while (ks * 2 <= 32 && G() * ks * 2 <= cap && count() * G() * ks < wordsTargetThreads && ck.value >= ks * 4 && bytesFor(ks * 2) <= storage) ks *= 2;
   const PW4 = pw4.value, TP = 4 * PW4, FQ = fq.value, FB = 4 * FQ, CK4 = ck.value, GT = G(), T = GT * ks;
   const pTiles = ceilDiv(P4, PW4), blocks = ceilDiv(M4, FQ);
   const total = N * pTiles * blocks;
@@ -324,7 +343,7 @@ ${dwSumWgsl(g, t, xq.zeroPoint, l1.zw, xWords)}
 ${aligned ? '' : `${atomicByteStore}\n${rowStoreWgsl}`}
 ${ra?.wgsl ?? ''}
 var<workgroup> midw: array<u32, ${CK4 * TP}>;
-var<workgroup> red: array<i32, ${ks * nacc * GT}>;
+var<workgroup> red: array<i32, ${Math.max(1, ks >> 1) * nacc * GT}>;
 
 /** The depthwise layer's stored 8-bit output (as raw bits) for channel c at output (oy, ox). */
 fn dwOut(n: u32, c: u32, oy: u32, ox: u32) -> u32 {
@@ -369,9 +388,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
   }
-  // Every K-group's partial sums go to workgroup memory; the words of outputs (4 positions of one filter) are then
-  // shared by all threads (K-group 0 alone, 16 requantizations per thread, made a long serial tail).
-  ${unroll(nacc, (e) => `red[(kg * ${nacc}u + ${e}u) * GT + l] = a${e};`, ' ')}
+  // The K-groups' partial sums are added in a tree (half the groups store, the other half add, log2(KS) rounds),
+  // then K-group 0 stores the totals and the words of outputs (4 positions of one filter) are shared by all threads
+  // (K-group 0 alone, 16 requantizations per thread, made a long serial tail). Wrapping int32 addition: the order
+  // does not change a bit.
+${reduceTree(nacc, ks)}
+  if (kg == 0u) { ${unroll(nacc, (e) => `red[${e}u * GT + l] = a${e};`, ' ')} }
   workgroupBarrier();
   for (var e = li; e < 4u * GT; e += T) {
     let l2 = e % GT;
@@ -384,11 +406,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let s = bitcast<i32>(q2[4u * f + 2u]);
       var word = 0u;
       ${unroll(4, (k) => `{
-        var acc = 0i;${wz ? ' var sx = 0i;' : ''}
-        for (var q = 0u; q < KS; q++) {
-          acc += red[(q * ${nacc}u + r * 4u + ${k}u) * GT + l2];${wz ? `
-          sx += red[(q * ${nacc}u + ${16 + k}u) * GT + l2];` : ''}
-        }
+        let acc = red[(r * 4u + ${k}u) * GT + l2];${wz ? `
+        let sx = red[${16 + k}u * GT + l2];` : ''}
         word |= (u32(clamp(mbqm(acc + bias${wz ? ' - ZW2 * sx' : ''}, m, s) + ZO, LO2, HI2)) & 0xffu) << ${8 * k}u;
       }`, '\n      ')}
       ${ra ? 'word = addRes(word, ldw_res((n * F + f) * P + j * 4u));' : ''}

@@ -50,7 +50,11 @@ export function int8Mean(args: Int8KernelArgs): Int8Program {
   } else {
     throw unsupported(w, 'MEAN with requantization outside the 4-D spatial keep_dims case computes in float32 (no exact integer kernel)');
   }
-  if (spatial) return spatialMean(args, w, xq.type, total, count, { ZX: xq.zeroPoint, ZO: yq.zeroPoint, ...consts }, finish);
+  // Reduced axes that are the trailing ones (in any order): each output's inputs are one contiguous run of bytes,
+  // summed a word at a time as the spatial case is (MobileNetV2's final ReduceMean over H, W without keep_dims).
+  // (The per-element loop below ran it as 320 invocations of 196 byte loads each: 17 us on the H100.)
+  const trailing = [...axes].sort((p, q) => p - q).every((a, k, sorted) => a === r - sorted.length + k);
+  if (spatial || trailing) return spatialMean(args, w, xq.type, total, count, { ZX: xq.zeroPoint, ZO: yq.zeroPoint, ...consts }, finish);
   const ks = stridesOf(kept), xst = stridesOf(xs), rs = stridesOf(reduced);
   const base = kept.map((d, k) => (d === 1 ? '' : `((i / ${ks[k]}u) % ${d}u) * ${xst[k]}u`)).filter((t) => t).join(' + ') || '0u';
   const roff = axes.map((a, k) => `((q / ${rs[k]}u) % ${reduced[k]}u) * ${xst[a]}u`).join(' + ') || '0u';
@@ -80,7 +84,9 @@ ${perWordMain(total, d)}`;
  * H200 against 9 for the float kernel.)
  */
 function spatialMean(args: Int8KernelArgs, w: string, t: QType, total: number, count: number, consts: Record<string, number>, finish: string): Int8Program {
-  const T = 256;
+  // Workgroups of 64 where 256 would leave most SMs of a large GPU (132) idle: MobileNetV2's 1280 means run as 20
+  // workgroups, not 5.
+  const T = Math.ceil(total / 256) >= 132 ? 256 : 64;
   const groups = Math.ceil(total / T);
   const d = layoutWorkgroups(groups, args.limits, w);
   const full = Math.floor(count / 4), rest = count % 4;

@@ -87,7 +87,7 @@ for (const t of types) {
     assertEqualQ(await run(int8Mean(k), k), mean({ type: t, x: data(x), xShape: x.shape, xq: qp(x), yq: qp(x), axes: [1, 3], spatialKeepDims: false }), 'same quantization');
     k = await args(node('ReduceMean', ['x'], { axes: [1], keepdims: 1 }), [x], [{ ...y, shape: [2, 1, 7, 3] }], false);
     assert.throws(() => int8Mean(k), (e: unknown) => e instanceof FcmError && /float32/.test(e.message));
-    // The spatial kernel's word sums: planes of 49 (MobileNetV1's 7x7, several workgroups of 256 outputs), 16
+    // The spatial kernel's word sums: planes of 49 (MobileNetV1's 7x7, several workgroups), 16
     // (whole words) and 1 byte, dot4 and its fallback.
     for (const shape of [[1, 300, 7, 7], [2, 9, 4, 4], [1, 6, 1, 1]]) {
       const xb = act(r, 'x', t, shape, 0.03, randInt(r, qmin, qmax));
@@ -98,6 +98,18 @@ for (const t of types) {
         const p = int8Mean(kb);
         assert.match(p.name, /spatial/);
         assertEqualQ(await run(p, kb), want, `spatial [${shape}] dot4=${dot4}`);
+      }
+    }
+    // Trailing axes without keep_dims and the same quantization (MobileNetV2's final mean): contiguous planes too.
+    for (const [shape, axes] of [[[1, 300, 7, 7], [3, 2]], [[2, 5, 7, 3], [1, 2, 3]]] as Array<[number[], number[]]>) {
+      const xb = act(r, 'x', t, shape, 0.03, randInt(r, qmin, qmax));
+      const yb: Tensor = { ...xb, name: 'y', shape: shape.slice(0, 4 - axes.length), data: undefined };
+      const want = mean({ type: t, x: data(xb), xShape: xb.shape, xq: qp(xb), yq: qp(xb), axes, spatialKeepDims: false });
+      for (const dot4 of (await hasDot4()) ? [false, true] : [false]) {
+        const kb = await args(node('ReduceMean', ['x'], { axes, keepdims: 0 }), [xb], [yb], dot4);
+        const p = int8Mean(kb);
+        assert.match(p.name, /spatial/);
+        assertEqualQ(await run(p, kb), want, `trailing axes ${axes} of [${shape}] dot4=${dot4}`);
       }
     }
   });
@@ -130,11 +142,12 @@ for (const t of types) {
 
   test(`FullyConnected ${t}: aligned and unaligned depth, per-channel and per-tensor, dot4 and fallback`, async () => {
     const r = makeRng(t === 'int8' ? 81 : 82);
-    for (const [rows, depth, units, perChannel] of [[1, 64, 10, true], [3, 37, 7, false], [2, 5, 9, true]] as Array<[number, number, number, boolean]>) {
+    for (const [rows, depth, units, perChannel] of [[1, 64, 10, true], [3, 37, 7, false], [2, 5, 9, true], [2, 1283, 13, true], [1, 1280, 37, false], [3, 300, 8, true]] as Array<[number, number, number, boolean]>) {
       const x = act(r, 'x', t, [rows, depth], 0.05, randInt(r, qmin, qmax));
       const w = weights(r, t, [units, depth], perChannel);
       const b = biasT(r, units);
-      const y = act(r, 'y', t, [rows, units], 0.4, randInt(r, qmin, qmax), false);
+      // Output scale grows with sqrt(depth) so that long rows do not all clamp.
+      const y = act(r, 'y', t, [rows, units], 0.4 * Math.sqrt(Math.max(1, depth / 64)), randInt(r, qmin, qmax), false);
       const range = activationRange('RELU', qp(y), t);
       const want = fullyConnected({
         type: t, x: data(x), xShape: x.shape, xq: qp(x), w: data(w), wScales: w.quant!.scale, wZeroPoint: t === 'uint8' ? w.quant!.zeroPoint[0] : 0,
