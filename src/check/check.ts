@@ -134,7 +134,9 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   const modelBytes = tfl ? tfl.onnx : bytes;
   const plan = options.unfused ? 'unfused' : 'auto';
   const precision = options.precision ?? 'fp32';
-  const prepared = await prepareForRun(g0, { plan, hw: options.hw, precision });
+  // --per-layer compares the layers of squeeze-excite blocks one by one: they stay apart there.
+  const squeezeExcite = !options.perLayer;
+  const prepared = await prepareForRun(g0, { plan, hw: options.hw, precision, squeezeExcite });
   const g = options.transformGraph ? options.transformGraph(prepared) : prepared;
 
   // Tensors both sides compute: node outputs of the executed graph that are value names of the ONNX model.
@@ -192,7 +194,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   // The tensors compared: the graph outputs, or the inputs of the nodes the reference cannot run.
   const compared = tfl?.cut.length ? tfl.compared : g.outputs;
   const extra = [...new Set([...layerTensors.map((l) => l.tensor), ...compared.filter((y) => !g.outputs.includes(y))])];
-  const session = await createSession(g, { plan: 'unfused', precision, extraOutputs: extra, maxMemory: options.maxMemory });
+  const session = await createSession(g, { plan: 'unfused', precision, extraOutputs: extra, maxMemory: options.maxMemory, squeezeExcite });
   try {
     const ours = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data])));
     const elementwise = options.atol !== undefined || options.rtol !== undefined ? { atol: options.atol ?? 0, rtol: options.rtol ?? 0 } : undefined;

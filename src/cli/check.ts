@@ -40,7 +40,7 @@ export function register(program: Command): void {
     .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .option('--json', 'print the report as JSON')
-    .option('--per-layer', 'compare every intermediate tensor and name the first node that goes wrong')
+    .option('--per-layer', 'compare every intermediate tensor and name the first node that goes wrong (squeeze-excite blocks run as their layers)')
     .option('--seed <n>', 'seed of the input', (v) => {
       const n = Number(v);
       if (!Number.isSafeInteger(n) || n < 0) throw invalid('--seed', `expected a non-negative integer, got '${v}'`);

@@ -56,7 +56,12 @@ export interface PipelineOptions extends LoadOptions {
   plan?: 'auto' | 'unfused' | Plan;
   /** GPU description for 'auto' (src/pipeline/hw.ts resolveHw; default: the adapter). */
   hw?: HwConfig | string;
+  /** Squeeze-excite blocks as one dispatch (default true); false keeps their layers apart (check --per-layer). */
+  squeezeExcite?: boolean;
 }
+
+/** Choices of the rewrite beyond the plan. */
+export interface RewriteOptions { squeezeExcite?: boolean }
 
 const isGraph = (m: ModelInput): m is Graph => typeof m === 'object' && !(m instanceof Uint8Array) && 'nodes' in m;
 
@@ -169,19 +174,20 @@ export function planFor(pin: PlanningInput, options: { model?: string; exclude?:
 // ---- rewrite ----------------------------------------------------------------------------------------------------
 
 /** The graph the executor runs: `plan` applied to the prepared graph (or epilogues only), pads folded. */
-export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' | Plan): Graph {
+export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' | Plan, options: RewriteOptions = {}): Graph {
   if (precision === 'int8') return plan === 'unfused' ? foldPads(graph) : foldPads(unmask(applyPlan(maskEpilogues(graph), plan)));
   const folded = plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
   // Work that is only data movement or a cheap element-wise step, folded into its neighbours (fewer dispatches).
-  return foldMatrixActivations(foldSqueezeExcites(foldChannelShuffles(foldResidualActivations(folded))));
+  const shuffled = foldChannelShuffles(foldResidualActivations(folded));
+  return foldMatrixActivations(options.squeezeExcite === false ? shuffled : foldSqueezeExcites(shuffled));
 }
 
 /** Prepare, plan ('auto': on hw()) and rewrite `g` for `precision`. */
-export function graphForRun(g: Graph, precision: PrecisionName, plan: 'auto' | 'unfused' | Plan, hw: () => HwConfig): Graph {
+export function graphForRun(g: Graph, precision: PrecisionName, plan: 'auto' | 'unfused' | Plan, hw: () => HwConfig, options: RewriteOptions = {}): Graph {
   const graph = baseGraph(g, precision);
-  if (plan !== 'auto') return rewrite(graph, precision, plan);
+  if (plan !== 'auto') return rewrite(graph, precision, plan, options);
   const pin: PlanningInput = { precision, hw: hw(), graph, dag: toDag(graph), dtypeBytes: elementBytes(precision), tileBytes: tileBytesOf(precision), batch: batchOf(graph) };
-  return rewrite(graph, precision, planFor(pin, { model: g.source }));
+  return rewrite(graph, precision, planFor(pin, { model: g.source }), options);
 }
 
 /** The whole pipeline: load, prepare, plan (resolving `hw` only for 'auto') and rewrite. */
@@ -189,7 +195,7 @@ export async function pipeline(model: ModelInput, precision: PrecisionName, opti
   const g = await load(model, options);
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  return graphForRun(g, precision, plan, () => hw!);
+  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite });
 }
 
 /** The float executor's graph for these options (what createSession runs on the float kernels, fp32 or fp16). */

@@ -38,6 +38,8 @@ export interface SessionOptions extends PipelineOptions {
   maxInFlight?: number;
   /** Encode each run's dispatches during the run before, while the GPU works (default true; src/runtime/executor.ts). */
   encodeAhead?: boolean;
+  /** Squeeze-excite blocks as one dispatch (default true; src/rewrite/squeeze-excite.ts). */
+  squeezeExcite?: boolean;
   /**
    * Inputs fed as 8-bit images (Uint8Array, NHWC: what decoders give), converted and normalised on the GPU:
    * per input, the model input's layout ('nchw' default) and (byte * scale - mean[c]) / std[c] (scale 1/255 by
@@ -126,7 +128,7 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   }
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  const graph0 = graphForRun(g, precision, plan, () => hw!);
+  const graph0 = graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite });
   // Extra outputs (per-layer checks) are read back like graph outputs: they must live to the end.
   const extra = (options.extraOutputs ?? []).filter((t) => !graph0.outputs.includes(t));
   for (const t of extra) if (!graph0.tensors.has(t)) throw invalid(graph0.source, `tensor '${t}' asked for as an output does not exist`);

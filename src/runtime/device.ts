@@ -4,7 +4,7 @@
 // adapter's own limits instead of WebGPU's defaults, and timestamp-query / subgroups / shader-f16 when present, and
 // subgroup matrices where the adapter offers the f16 -> f32 configuration the f16 pointwise kernel uses.
 
-import { systemGpu } from './webgpu-node.js';
+import { systemGpu, takesDawnFlags } from './webgpu-node.js';
 import { gpuFailure } from '../errors.js';
 import { withNativeStderrMuted } from './native-stderr.js';
 import type { KernelLimits } from '../../kernels/program.js';
@@ -53,7 +53,7 @@ const wantedLimits = [
  * (2026-12-02). Dawn hides shader-f16 on NVIDIA under Vulkan unless `vulkan_enable_f16_on_nvidia` is on (on an
  * H100 with driver 580 the adapter then offers it); the toggle changes nothing on other adapters.
  */
-export function dawnFlags(env: Record<string, string | undefined> = process.env, skipValidation = false): string[] {
+export function dawnFlags(env: Record<string, string | undefined> = globalThis.process?.env ?? {}, skipValidation = false): string[] {
   // FCM_OPT_DAWN_ENABLE / FCM_OPT_DAWN_DISABLE (comma lists) add toggles, for measuring them.
   const more = (k: string) => (env[k] ?? '').split(',').map((t) => t.trim()).filter((t) => /^[a-z0-9_]+$/.test(t));
   const enable = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia', ...(skipValidation ? ['skip_validation'] : []), ...more('FCM_OPT_DAWN_ENABLE')];
@@ -152,9 +152,9 @@ async function open(options: DeviceOptions = {}): Promise<GpuContext> {
   gpu ??= systemGpu(dawnFlags());
   let adapter = await requestAdapter(gpu);
   // Dawn's toggles are fixed when its instance is made: the adapter found, a second instance without validation.
-  const validation = validationMode(adapter.info);
+  const validation = takesDawnFlags ? validationMode(adapter.info) : 'full';
   if (validation === 'skip') {
-    fastGpu ??= systemGpu(dawnFlags(process.env, true));
+    fastGpu ??= systemGpu(dawnFlags(undefined, true));
     adapter = await requestAdapter(fastGpu);
   }
   const requiredLimits: Record<string, number> = {};

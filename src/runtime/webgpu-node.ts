@@ -2,6 +2,9 @@
 // src/browser/webgpu.ts (navigator.gpu); nothing else in the runtime names the package.
 import { create, globals } from 'webgpu';
 
+/** Whether systemGpu's flags reach Dawn (in Node; a browser sets its own). */
+export const takesDawnFlags = true;
+
 /** The GPU object of this platform, created with Dawn's instance flags. */
 export function systemGpu(flags: string[]): GPU {
   // The Vulkan loader warns without it.
