@@ -218,7 +218,11 @@ export class ReadbackPool {
   }
 }
 
-/** Host time of runs (ms, summed): writing feeds, encoding dispatches, queue.submit, waiting for outputs, copying them. */
+/**
+ * Host time of runs (ms, summed): writing feeds, encoding dispatches, queue.submit, waiting for outputs, copying them.
+ * Where dispatches are encoded ahead (executor.ts encodeAhead), a run's encodeMs is the next run's encoding, done
+ * after its own submit while the GPU works.
+ */
 export interface HostTimes { runs: number; uploadMs: number; encodeMs: number; submitMs: number; waitMs: number; readMs: number }
 
 export const noHostTimes = (): HostTimes => ({ runs: 0, uploadMs: 0, encodeMs: 0, submitMs: 0, waitMs: 0, readMs: 0 });
