@@ -4,7 +4,8 @@
 # then on the GPU machine, with the build and .gpu/ carried:  bash bench/gpu-suite.sh PART
 #   torch     PyTorch's reference (CUDA graph, fp32/fp16, contiguous/channels_last, GPU/host I/O), and torchvision's
 #             models exported to ONNX into $ONNX_DIR for the parts below
-#   b1        host path at batch 1: every way in and out, fp32 and fp16, unfused, 4 runs in flight (host-path.js)
+#   b1        host path at batch 1: every way in and out, fp32 and fp16, unfused, 4 runs in flight, and 4 requests
+#             batched on the fly into one batch-4 inference (host-path.js)
 #   b32       host path at batch 32, and `fcm-opt bench` against onnxruntime WebGPU at batch 32
 #   int8      the int8 MobileNetV2 and MobileNetV1 (integer kernels) against the same models in fp32; per-node profiles
 #   firstrun  time to the first result, pipelines compiled one by one against all at once, driver shader cache off
@@ -28,7 +29,8 @@ case "$part" in
     python3 bench/pytorch-reference.py --export "$ONNX_DIR" --modes graph --runs 50 --warmup 10 ${TORCH_ARGS:-} > "$OUT/torch.json" 2> "$OUT/torch.log"
     tail -3 "$OUT/torch.log" ;;
   b1)
-    need_onnx 1
+    # batch 4 too: host-path.js batches 4 requests in flight on the fly with it (src/pipeline/batching.ts)
+    need_onnx 1 4
     node dist/bench/host-path.js --out "$OUT/b1" --onnx-dir "$ONNX_DIR" --models "${MODELS:-$models5}" --batches 1 --runs 100 --warmup 10 --hw h100 --concurrency 4 2>&1 | tee "$OUT/b1.log" ;;
   b32)
     need_onnx 32

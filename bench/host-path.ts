@@ -34,6 +34,7 @@ import { loadHw } from '../src/planner/hw.js';
 import { planFusion } from '../src/planner/index.js';
 import { toDag } from '../src/planner/to-dag.js';
 import { createSession } from '../src/pipeline/session.js';
+import { RequestBatcher } from '../src/pipeline/batching.js';
 import type { Session } from '../src/runtime/executor.js';
 import { passGpuMs } from '../src/runtime/profile.js';
 import { uploadPaths, type HostTimes } from '../src/runtime/transfer.js';
@@ -160,14 +161,24 @@ for (const name of models) {
         host: Object.fromEntries(['uploadMs', 'encodeMs', 'submitMs', 'waitMs', 'readMs'].map((k) => [k, median(splits[i].slice(warmup).map((h) => h[k as 'uploadMs']))])),
       }));
       const tput = batch === 1 && concurrency > 1 ? await throughput(fused, inputs, batch, concurrency, Math.max(runs, 4 * concurrency)) : undefined;
+      // The same requests batched on the fly (src/pipeline/batching.ts), where the batch-`concurrency` file exists.
+      let batched: Awaited<ReturnType<typeof throughput>> | undefined;
+      const manyPath = onnxDir ? join(onnxDir, `${name}-b${concurrency}.onnx`) : '';
+      if (tput && existsSync(manyPath)) {
+        const many = await createSession(manyPath, { hw, batch: concurrency });
+        sessions.push(many);
+        const batcher = new RequestBatcher(fused, many, concurrency);
+        batched = await throughput(batcher, inputs, 1, concurrency, Math.max(runs, 4 * concurrency));
+      }
       const dispatches = fused.stats().dispatchesPerRun;
-      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, rows, throughput: tput });
+      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, rows, throughput: tput, batchedThroughput: batched });
       console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms${passMs16.length ? ` (fp16 ${fmt(median(passMs16))} ms)` : ''}, ${dispatches} dispatches`);
       for (const r of rows) {
         const h = r.host as Record<string, number>;
         console.log(`  ${r.variant.padEnd(28)} ${fmt(r.medianMs).padStart(9)} ms  (upload ${fmt(h.uploadMs)} encode ${fmt(h.encodeMs)} submit ${fmt(h.submitMs)} wait ${fmt(h.waitMs)} read ${fmt(h.readMs)}; encode per dispatch ${(1000 * h.encodeMs / r.dispatches).toFixed(1)} us)`);
       }
       if (tput) console.log(`  throughput: ${tput.imagesPerSecond.toFixed(0)} images/s with ${concurrency} in flight, ${tput.sequentialImagesPerSecond.toFixed(0)} one at a time (${tput.ratio.toFixed(2)}x)`);
+      if (batched) console.log(`  batched on the fly (up to ${concurrency}): ${batched.imagesPerSecond.toFixed(0)} images/s, ${batched.sequentialImagesPerSecond.toFixed(0)} one at a time in the same rounds (${batched.ratio.toFixed(2)}x)`);
       gin.destroy();
       gout.destroy();
     } finally {

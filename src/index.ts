@@ -28,6 +28,7 @@ export { readOptimized, planFromGraph, normalizeFusedNodes, type OptimizedModel 
 export { writeFileAtomic, writeAtomicFrom } from './export/write-atomic.js';
 export { runBench, type BenchOptions, type BenchReport } from './bench/bench.js';
 export { createSession, createInt8Session, type SessionOptions, type Int8SessionOptions } from './pipeline/session.js';
+export { RequestBatcher, createBatchingSession, type BatchingStats } from './pipeline/batching.js';
 export { pipeline, prepareForRun, prepareInt8Graph, planningInput, type ModelInput, type PipelineOptions, type PlanningInput } from './pipeline/pipeline.js';
 export { resolveHw } from './pipeline/hw.js';
 export type { Session, SessionStats, Profile, NodeProfile, StepProfile, RunFeeds, RunOptions, GpuOutput, GpuRunResult } from './runtime/executor.js';
