@@ -35,6 +35,7 @@ import { planFusion } from '../src/planner/index.js';
 import { toDag } from '../src/planner/to-dag.js';
 import { createSession } from '../src/pipeline/session.js';
 import { RequestBatcher } from '../src/pipeline/batching.js';
+import { tunePlan } from '../src/tune/tune.js';
 import type { Session } from '../src/runtime/executor.js';
 import { passGpuMs } from '../src/runtime/profile.js';
 import { uploadPaths, type HostTimes } from '../src/runtime/transfer.js';
@@ -59,6 +60,8 @@ const concurrency = Number(arg('concurrency', '4'));
 const precisions = arg('precisions', 'fp32,fp16').split(',');
 // Extra fused host rows with other submit sizes (dispatches per command buffer; 0: one submit per run).
 const submitSizes = arg('submit-every', '').split(',').filter((v) => v !== '').map(Number);
+// --tune: also the plan tuned on this GPU (src/tune/tune.ts: each FCM timed against its two layers, losers unfused).
+const tune = process.argv.includes('--tune');
 mkdirSync(out, { recursive: true });
 
 async function graphOf(name: string, batch: number): Promise<{ g: Graph; path: string }> {
@@ -98,6 +101,18 @@ for (const name of models) {
       const fused = await make({ plan, maxInFlight: Math.max(2, concurrency) });
       const unfused = await make({ plan: 'unfused' });
       const live = await make({ plan, encodeAhead: false });
+      const tunedRows: [Contestant, Session][] = [];
+      if (tune) {
+        const t0 = performance.now();
+        const tuned = await tunePlan(g, hw, { model: name });
+        const fusedCount = tuned.plan.modules.filter((m) => m.kind === 'pwdw' || m.kind === 'dwpw' || m.kind === 'pwpw').length;
+        console.log(`${name} b${batch}: tuned in ${((performance.now() - t0) / 1000).toFixed(1)} s, ${fusedCount} fused modules kept, ${tuned.excluded.length} pairs excluded`);
+        const ts = await make({ plan: tuned.plan });
+        tunedRows.push(
+          [{ name: 'tuned host', run: async () => { await ts.run(inputs); } }, ts],
+          [{ name: 'tuned gpu', run: async () => { await ts.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, ts],
+        );
+      }
       const bySubmit: [Contestant, Session][] = [];
       for (const every of submitSizes) {
         const s = await make({ plan, submitEvery: every });
@@ -137,6 +152,7 @@ for (const name of models) {
         [{ name: 'image', run: async () => { await image.run({ [x]: pixels }); } }, image],
         [{ name: 'gpu', run: async () => { await fused.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, fused],
         [{ name: 'gpu, encoded in the run', run: async () => { await live.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, live],
+        ...tunedRows,
         ...bySubmit,
         ...half,
       ];
