@@ -46,10 +46,10 @@ async function main() {
     const pin = planningInput(g, hw, false, 'fp32');
     const plan = planFor(pin, { model: name });
     const rows = {
-      ub: programs(unfolded(pin.graph, 'unfused')), uf: programs(withoutSe(pin.graph, 'unfused')), ua: programs(rewrite(pin.graph, 'fp32', 'unfused')),
-      fb: programs(unfolded(pin.graph, plan)), ff: programs(withoutSe(pin.graph, plan)), fa: programs(rewrite(pin.graph, 'fp32', plan)),
+      ub: programs(unfolded(pin.graph, 'unfused')), uf: programs(withoutSe(pin.graph, 'unfused')), ua: programs(rewrite(pin.graph, 'fp32', 'unfused', { squeezeExcite: true })),
+      fb: programs(unfolded(pin.graph, plan)), ff: programs(withoutSe(pin.graph, plan)), fa: programs(rewrite(pin.graph, 'fp32', plan, { squeezeExcite: true })),
     };
-    const fused = rewrite(pin.graph, 'fp32', plan).nodes;
+    const fused = rewrite(pin.graph, 'fp32', plan, { squeezeExcite: true }).nodes;
     const fcms = fused.filter((n) => n.domain === fcmDomain).length;
     const se = fused.filter((n) => n.op === 'SqueezeExcite').length;
     console.log(`| ${name} | ${rows.ub.length} | ${rows.uf.length} | ${rows.ua.length} | ${rows.fb.length} | ${rows.ff.length} | ${rows.fa.length} | ${fcms} | ${se} |`);

@@ -101,6 +101,8 @@ for (const name of models) {
       const fused = await make({ plan, maxInFlight: Math.max(2, concurrency) });
       const unfused = await make({ plan: 'unfused' });
       const live = await make({ plan, encodeAhead: false });
+      // Squeeze-excite blocks as one dispatch (off by default: src/rewrite/squeeze-excite.ts).
+      const se = await make({ plan, squeezeExcite: true });
       const tunedRows: [Contestant, Session][] = [];
       if (tune) {
         const t0 = performance.now();
@@ -152,6 +154,8 @@ for (const name of models) {
         [{ name: 'image', run: async () => { await image.run({ [x]: pixels }); } }, image],
         [{ name: 'gpu', run: async () => { await fused.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, fused],
         [{ name: 'gpu, encoded in the run', run: async () => { await live.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, live],
+        [{ name: 'host, squeeze-excite folded', run: async () => { await se.run(inputs); } }, se],
+        [{ name: 'gpu, squeeze-excite folded', run: async () => { await se.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, se],
         ...tunedRows,
         ...bySubmit,
         ...half,

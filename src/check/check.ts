@@ -31,6 +31,8 @@ export interface CheckOptions {
   hw?: string;
   unfused?: boolean;
   perLayer?: boolean;
+  /** Squeeze-excite blocks as one dispatch (SessionOptions.squeezeExcite; never with perLayer). */
+  squeezeExcite?: boolean;
   seed?: number;
   batch?: number;
   inputShapes?: Record<string, number[]>;
@@ -135,7 +137,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   const plan = options.unfused ? 'unfused' : 'auto';
   const precision = options.precision ?? 'fp32';
   // --per-layer compares the layers of squeeze-excite blocks one by one: they stay apart there.
-  const squeezeExcite = !options.perLayer;
+  const squeezeExcite = options.perLayer ? false : options.squeezeExcite;
   const prepared = await prepareForRun(g0, { plan, hw: options.hw, precision, squeezeExcite });
   const g = options.transformGraph ? options.transformGraph(prepared) : prepared;
 

@@ -1,6 +1,8 @@
 // Requests batched on the fly: run() calls that arrive while the GPU is busy are queued, and up to maxBatch of them
 // run as one inference of a session made for that batch (their feeds side by side along the first axis, the rest
-// zero); a request that finds nothing else queued runs alone on the batch-1 session. At batch 1 the GPU pass is
+// zero); a request that finds nothing in flight runs alone on the batch-1 session. While an inference is in flight,
+// queued requests wait for it unless they fill a batch: starting each as it comes (up to maxInFlight) would run them
+// one by one, and a batch of one costs nearly what a batch of four does. At batch 1 the GPU pass is
 // mostly per-dispatch cost, so a batch of N costs far less than N passes: this is how several requests in flight
 // get more images per second than one at a time (as serving systems batch dynamically).
 
@@ -61,6 +63,8 @@ export class RequestBatcher {
 
   private pump(): void {
     while (this.queue.length && this.inFlight < this.maxInFlight) {
+      // Something in flight: wait for it, or for a full batch, so that the requests arriving meanwhile go together.
+      if (this.inFlight > 0 && this.queue.length < this.maxBatch) return;
       const take = this.queue.splice(0, this.maxBatch);
       this.inFlight++;
       this.counts.requests += take.length;

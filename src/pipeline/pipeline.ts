@@ -56,7 +56,7 @@ export interface PipelineOptions extends LoadOptions {
   plan?: 'auto' | 'unfused' | Plan;
   /** GPU description for 'auto' (src/pipeline/hw.ts resolveHw; default: the adapter). */
   hw?: HwConfig | string;
-  /** Squeeze-excite blocks as one dispatch (default true); false keeps their layers apart (check --per-layer). */
+  /** Squeeze-excite blocks as one dispatch (default false: slower on an H100, see src/rewrite/squeeze-excite.ts). */
   squeezeExcite?: boolean;
 }
 
@@ -179,7 +179,7 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   const folded = plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
   // Work that is only data movement or a cheap element-wise step, folded into its neighbours (fewer dispatches).
   const shuffled = foldChannelShuffles(foldResidualActivations(folded));
-  return foldMatrixActivations(options.squeezeExcite === false ? shuffled : foldSqueezeExcites(shuffled));
+  return foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
 }
 
 /** Prepare, plan ('auto': on hw()) and rewrite `g` for `precision`. */

@@ -38,7 +38,7 @@ export interface SessionOptions extends PipelineOptions {
   maxInFlight?: number;
   /** Encode each run's dispatches during the run before, while the GPU works (default true; src/runtime/executor.ts). */
   encodeAhead?: boolean;
-  /** Squeeze-excite blocks as one dispatch (default true; src/rewrite/squeeze-excite.ts). */
+  /** Squeeze-excite blocks as one dispatch (default false: slower on an H100, see src/rewrite/squeeze-excite.ts). */
   squeezeExcite?: boolean;
   /**
    * Inputs fed as 8-bit images (Uint8Array, NHWC: what decoders give), converted and normalised on the GPU:

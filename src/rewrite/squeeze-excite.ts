@@ -35,9 +35,12 @@ export const squeezeExciteThreads = 1024;
 const workgroupBytes = 16384;
 /**
  * Most elements per image (C*H*W) a single workgroup pools in the node. One workgroup reads the map from L2 (the
- * layer before just wrote it): 14x14x672 (EfficientNet-B0, MobileNetV3's 14x14 blocks) is 527 KB, estimated (not
- * measured) at 5-10 us on one H100 SM at 50-100 GB/s, against a dispatch's 10-15 us of host and GPU time at batch 1;
- * 56x56x144 (1.8 MB) is left to the pool kernel's C workgroups. docs/dispatch-folds.md says how to measure it.
+ * layer before just wrote it): 14x14x672 (EfficientNet-B0, MobileNetV3's 14x14 blocks) is 527 KB, estimated at 5-10 us
+ * on one H100 SM at 50-100 GB/s, against a dispatch's 10-15 us of host and GPU time at batch 1; 56x56x144 (1.8 MB) is
+ * left to the pool kernel's C workgroups. Measured on an H100 at batch 1 with this bound (torchvision's models, GPU
+ * pass): MobileNetV3-Large 0.343 -> 0.562 ms, EfficientNet-B0 0.507 -> 0.625 ms: the one-workgroup node loses to the
+ * separate kernels, so sessions fold only when asked (SessionOptions.squeezeExcite). docs/dispatch-folds.md says how
+ * to measure it.
  */
 export const squeezeExcitePoolMax = 160_000;
 

@@ -58,6 +58,23 @@ test('batched requests: each gets its own outputs, alone or in a batch; requests
   }
 });
 
+test('requests that arrive while one runs wait for it and go together, though a second inference could start', async () => {
+  const one = await createSession(net(1), { plan: 'unfused' });
+  const many = await createSession(net(3), { plan: 'unfused' });
+  const b = new RequestBatcher(one, many, 3, 2);
+  try {
+    const feeds = Array.from({ length: 3 }, (_, i) => ({ input: seededInput(3 * 16 * 16, 200 + i) }));
+    await Promise.all(feeds.map((f) => b.run(f)));
+    // The first alone; the second and third together once it is done (not the second alone as a second inference).
+    assert.deepEqual(b.stats(), { requests: 3, batches: 1, batchedRequests: 2 });
+    // A full batch does not wait: four at once with maxBatch 3 are one alone, then three together at once.
+    await Promise.all([...feeds, feeds[0]].map((f) => b.run(f)));
+    assert.deepEqual(b.stats(), { requests: 7, batches: 2, batchedRequests: 5 });
+  } finally {
+    b.dispose();
+  }
+});
+
 test('batching refuses sessions whose inputs and outputs lack the batch dimension it is given', async () => {
   const one = await createSession(net(1), { plan: 'unfused' });
   const two = await createSession(net(2), { plan: 'unfused' });

@@ -44,7 +44,7 @@ for (const [hw, C, N, F] of shapes) {
     const m = await loadModel(exportOnnx(g), { source: 'se.onnx' });
     const x = seededInput(m.tensors.get(m.inputs[0])!.shape.reduce((a, b) => a * b, 1), 11);
     const ref = await reference(m, x);
-    const s = await createSession(m, { plan: 'unfused' });
+    const s = await createSession(m, { plan: 'unfused', squeezeExcite: true });
     try {
       assert.ok(!s.graph.nodes.some((n) => n.op === 'Mul'), 'the executor still runs the Mul');
       // conv, the squeeze-excite (one SqueezeExcite dispatch, or a GlobalAveragePool and one where the map is over
