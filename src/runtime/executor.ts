@@ -160,6 +160,13 @@ export interface Session {
    * (encode), queue.submit (submit), waiting for the GPU and host steps (wait), copying outputs out (read).
    */
   hostTimes(): HostTimes;
+  /**
+   * Memory for the next run's float inputs, lent from the staging memory the upload copies from (float sessions on
+   * the staging-ring upload path; {} otherwise): a Float32Array per input, of the input's size. Written by the caller
+   * and passed to run() as the feeds, it is copied to the GPU without a host copy. Valid until that run() takes it
+   * (the run unmaps it: the arrays are then empty); memory lent and never run stays lent.
+   */
+  stagingInputs(): Promise<Record<string, Float32Array>>;
   dispose(): void;
 }
 
@@ -202,6 +209,14 @@ export interface ExecutorOptions {
 export const defaultMaxInFlight = 2;
 
 const isGpuBuffer = (v: unknown): v is GPUBuffer => typeof GPUBuffer !== 'undefined' && v instanceof GPUBuffer;
+
+/** The host arrays of a run's feeds (lent staging memory among them makes the run take it: Uploader.begin). */
+function feedViews(f: CheckedFeeds): ArrayBufferView[] {
+  const out: ArrayBufferView[] = [];
+  for (const v of f.host.values.values()) if (ArrayBuffer.isView(v.data)) out.push(v.data);
+  for (const v of f.host.floats.values()) out.push(v);
+  return out;
+}
 
 export class Executor implements Session {
   readonly graph: Graph;
@@ -374,6 +389,22 @@ export class Executor implements Session {
 
   // ---- running ----
 
+  async stagingInputs(): Promise<Record<string, Float32Array>> {
+    if (this.disposed) throw invalid(this.graph.source, 'the session was disposed');
+    // Float feeds land in a feed program's buffer (fp16: converted on the GPU) or, fp32, in the input's own buffer.
+    const keyOf = (x: string) => (this.feedPrograms.has(x) ? `floats:${x}` : this.precision.name === 'fp32' ? x : undefined);
+    const wanted = this.graph.inputs.filter((x) => keyOf(x) !== undefined);
+    if (!wanted.length) return {};
+    const lent = await this.uploader.lend();
+    if (!lent) return {};
+    const out: Record<string, Float32Array> = {};
+    for (const x of wanted) {
+      const v = lent.views.get(keyOf(x)!);
+      if (v) out[x] = new Float32Array(v.buffer, v.byteOffset, numel(this.tensor(x).shape));
+    }
+    return out;
+  }
+
   private checkFeeds(feeds: RunFeeds): CheckedFeeds {
     if (this.disposed) throw invalid(this.graph.source, 'the session was disposed');
     const gpu = new Map<string, GPUBuffer>(), images = new Map<string, Uint8Array>();
@@ -538,7 +569,7 @@ export class Executor implements Session {
         const t0 = performance.now();
         // Staging memory first (the ring may wait for a buffer to map), outside the error scopes: nothing between
         // pushing and popping them awaits, so no other session's scopes interleave with this run's.
-        const batch = await this.uploader.begin();
+        const batch = await this.uploader.begin(feedViews(f));
         const pop = pushScopes(ctx);
         let thrown: unknown;
         let gpuOut: GpuRunResult | undefined;

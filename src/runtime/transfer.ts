@@ -9,6 +9,10 @@
 //   place, unmaps it and encodes copyBufferToBuffer into the run's first command buffer.
 // - 'mapped-at-creation': a staging buffer created mapped for each run, written, unmapped, copied and destroyed.
 //
+// The ring's memory can also be lent to the caller (Uploader.lend, Session.stagingInputs): the feeds are then written
+// where the copy to the GPU starts (a decoder's output, a producer's), and the run that takes them copies nothing on
+// the host: what bounds the upload is then the GPU's copy, not the host's memcpy.
+//
 // Read-back: one MAP_READ buffer per set holds every GPU output at its own offset, so a run maps once; the sets are
 // made once and reused (a set per run in flight), and a run copies only the outputs asked for.
 
@@ -58,7 +62,11 @@ export function writeBufferPadded(queue: GPUQueue, dst: GPUBuffer, data: ArrayBu
   }
 }
 
-interface RingSlot { buffer: GPUBuffer; ready: Promise<void>; failed?: unknown; mapped: boolean }
+/** `busy`: taken by a run being written, or lent (`lent` its mapped range), from the choice until its copy is encoded. */
+interface RingSlot { buffer: GPUBuffer; ready: Promise<void>; failed?: unknown; mapped: boolean; busy: boolean; lent?: ArrayBuffer }
+
+/** Staging memory lent to the caller: a view per target (by key) into one mapped ring buffer. */
+export interface LentStaging { range: ArrayBuffer; views: Map<string, Uint8Array> }
 
 export class Uploader {
   private readonly offsets = new Map<string, UploadTarget & { offset: number }>();
@@ -79,7 +87,7 @@ export class Uploader {
         // Created mapped: the first runs need no mapAsync.
         const buffer = this.gpu.ctx.device.createBuffer({ size: this.total, usage: W, mappedAtCreation: true, label: `upload ring ${i}` });
         this.gpu.adopt(buffer);
-        this.ring.push({ buffer, ready: Promise.resolve(), mapped: true });
+        this.ring.push({ buffer, ready: Promise.resolve(), mapped: true, busy: false });
       }
     }
   }
@@ -87,22 +95,60 @@ export class Uploader {
   /** Bytes of one run's staging memory (every target). */
   get stagingBytes(): number { return this.total; }
 
-  /** The batch for the next run; the ring path waits until its next staging buffer is mapped again. */
-  async begin(): Promise<UploadBatch> {
+  /**
+   * The batch for the next run; the ring path waits until its next staging buffer is mapped again. `feeds`: the run's
+   * data; one that lies in lent staging memory (lend()) makes the run take that buffer, and its writes copy nothing.
+   */
+  async begin(feeds: readonly ArrayBufferView[] = []): Promise<UploadBatch> {
     if (this.path === 'write-buffer' || !this.offsets.size) return this.writeBufferBatch();
     if (this.path === 'mapped-at-creation') {
       const buffer = this.gpu.ctx.device.createBuffer({ size: this.total, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true, label: 'upload' });
       return this.staged(buffer, buffer.getMappedRange(), () => buffer.destroy());
     }
-    const slot = this.ring[this.next];
-    this.next = (this.next + 1) % this.ring.length;
+    const lent = this.ring.find((s) => s.lent !== undefined && feeds.some((f) => f.buffer === s.lent));
+    const slot = lent ?? (await this.nextFree());
+    const range = slot.lent ?? slot.buffer.getMappedRange();
+    slot.lent = undefined;
+    slot.mapped = false;
+    return this.staged(slot.buffer, range, () => {
+      slot.ready = slot.buffer.mapAsync(GPUMapMode.WRITE).then(() => { slot.mapped = true; }, (e) => { slot.failed = e; });
+      slot.busy = false;
+    });
+  }
+
+  /**
+   * Lends the next staging buffer's memory: a view per target, to be filled by the caller and passed to the run that
+   * takes them (begin), which then copies nothing on the host. The ring grows by a buffer where every other one is
+   * lent. Only the staging-ring path lends (undefined otherwise).
+   */
+  async lend(): Promise<LentStaging | undefined> {
+    if (this.path !== 'staging-ring' || !this.offsets.size) return undefined;
+    const slot = await this.nextFree();
+    slot.lent = slot.buffer.getMappedRange();
+    const views = new Map<string, Uint8Array>();
+    for (const [k, t] of this.offsets) views.set(k, new Uint8Array(slot.lent, t.offset, t.bytes));
+    return { range: slot.lent, views };
+  }
+
+  /** The next ring buffer not lent, mapped (a new one where all are lent). */
+  private async nextFree(): Promise<RingSlot> {
+    let slot: RingSlot | undefined;
+    for (let i = 0; i < this.ring.length && !slot; i++) {
+      const s = this.ring[this.next];
+      this.next = (this.next + 1) % this.ring.length;
+      if (!s.busy) slot = s;
+    }
+    if (!slot) {
+      const buffer = this.gpu.ctx.device.createBuffer({ size: this.total, usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true, label: `upload ring ${this.ring.length}` });
+      this.gpu.adopt(buffer);
+      slot = { buffer, ready: Promise.resolve(), mapped: true, busy: false };
+      this.ring.push(slot);
+    }
+    slot.busy = true;
     await slot.ready;
     if (slot.failed !== undefined) throw gpuFailure('WebGPU', `mapping an upload buffer failed: ${(slot.failed as Error).message ?? String(slot.failed)}`);
     if (!slot.mapped) throw new Error('internal: upload ring buffer taken twice');
-    slot.mapped = false;
-    return this.staged(slot.buffer, slot.buffer.getMappedRange(), () => {
-      slot.ready = slot.buffer.mapAsync(GPUMapMode.WRITE).then(() => { slot.mapped = true; }, (e) => { slot.failed = e; });
-    });
+    return slot;
   }
 
   private target(key: string): UploadTarget & { offset: number } {
@@ -130,7 +176,8 @@ export class Uploader {
       write: (key, data) => {
         const t = this.target(key);
         if (data.byteLength > t.bytes) throw new Error(`internal: ${data.byteLength} bytes for upload target '${key}' of ${t.bytes}`);
-        new Uint8Array(range, t.offset, data.byteLength).set(bytesOf(data));
+        // Data already in place (lent staging memory) needs no copy.
+        if (data.buffer !== range || data.byteOffset !== t.offset) new Uint8Array(range, t.offset, data.byteLength).set(bytesOf(data));
         copies.push({ offset: t.offset, dst: t.dst, size: align(data.byteLength, 4) });
       },
       encode: (enc) => {
