@@ -9,6 +9,9 @@
 //   fp16 host / fp16 unfused host
 //               the same in half precision (f16 storage, f32 accumulation), where the adapter has shader-f16
 //               (--precisions fp32 leaves them out); its GPU pass time is reported as gpuPassMsFp16
+//   host / gpu, first submit F, then ...
+//               with --first-submit F[:E]: the fused host and gpu rows with the first part of F dispatches, then
+//               parts of E (0: the rest in one submit)
 // Timed as runBench times (src/bench/bench.ts timeContestants: blocks of 10 in a row, rotated, medians), with each
 // variant's host time split (upload, encode, submit, wait, read; Session.hostTimes; medians part by part) and, at
 // batch 1, throughput with
@@ -19,7 +22,7 @@
 //
 // Run (GPU machine, see BENCHMARKS.md): npm run build; then on the device
 //   source .gpu/enter.sh && node dist/bench/host-path.js --out $OUT [--models a,b] [--batches 1,32] [--runs 100]
-//   [--warmup 10] [--hw h100] [--concurrency 4] [--onnx-dir DIR]
+//   [--warmup 10] [--hw h100] [--concurrency 4] [--onnx-dir DIR] [--submit-every 0,6] [--first-submit 6,8:12]
 // Writes <out>/host-path.json and prints a summary.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -59,6 +62,12 @@ const concurrency = Number(arg('concurrency', '4'));
 const precisions = arg('precisions', 'fp32,fp16').split(',');
 // Extra fused host rows with other submit sizes (dispatches per command buffer; 0: one submit per run).
 const submitSizes = arg('submit-every', '').split(',').filter((v) => v !== '').map(Number);
+// Extra fused host and GPU-resident rows with a first part of F dispatches, then parts of E (F:E; E 0 or left out:
+// the rest in one), e.g. --first-submit 6,6:12 (executor.ts firstSubmit).
+const firstSubmits = arg('first-submit', '').split(',').filter((v) => v !== '').map((v) => {
+  const [f, e] = v.split(':').map(Number);
+  return { firstSubmit: f, submitEvery: e ?? 0 };
+});
 mkdirSync(out, { recursive: true });
 
 async function graphOf(name: string, batch: number): Promise<{ g: Graph; path: string }> {
@@ -103,6 +112,15 @@ for (const name of models) {
         const s = await make({ plan, submitEvery: every });
         bySubmit.push([{ name: `host, submit every ${every}`, run: async () => { await s.run(inputs); } }, s]);
       }
+      const byFirst: [Contestant, Session][] = [];
+      for (const o of firstSubmits) {
+        const s = await make({ plan, ...o, maxInFlight: Math.max(2, concurrency) });
+        const parts = `first submit ${o.firstSubmit}, then ${o.submitEvery ? `every ${o.submitEvery}` : 'the rest'}`;
+        byFirst.push(
+          [{ name: `host, ${parts}`, run: async () => { await s.run(inputs); } }, s],
+          [{ name: `gpu, ${parts}`, run: async () => { await s.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, s],
+        );
+      }
       const byPath = new Map<string, Session>();
       for (const p of uploadPaths) byPath.set(p, await make({ plan, upload: p }));
       const image = await make({ plan, imageInputs: { [x]: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } } });
@@ -138,6 +156,7 @@ for (const name of models) {
         [{ name: 'gpu', run: async () => { await fused.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, fused],
         [{ name: 'gpu, encoded in the run', run: async () => { await live.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, live],
         ...bySubmit,
+        ...byFirst,
         ...half,
       ];
       // Host split of each run of each contestant (its warm-up runs come first: timeContestants' warm-up rounds).
