@@ -18,6 +18,10 @@
 //            queue.submit, as run() submits every `submitEvery` dispatches), against all in one, and the parts in one
 //            queue.submit call: a part lets the GPU start while Dawn records the next; a submit costs the host its
 //            fixed part and the GPU a gap. gpuUs spans the first part's start to the last part's end.
+//   model    with --model NAME (a zoo model, fixtures/zoo.ts, or a fixture model, fixtures/models.ts; batch 1, fused
+//            plan for --hw): run() with host arrays in and out, and GPU-resident (a GPUBuffer in, the output
+//            copied to a GPUBuffer, then onSubmittedWorkDone), each idle while it waits and with a setImmediate chain
+//            spinning around it; waitUs is the whole call here (submitUs 0).
 //
 // Medians over `--reps` repetitions after `--warmup`, the variants of a section interleaved rep by rep.
 //
@@ -29,8 +33,19 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { tmpdir } from 'node:os';
 import { acquireGpu, describeDevice, releaseGpu } from '../src/runtime/device.js';
 import { median, percentile } from '../src/bench/stats.js';
+import { zooModels } from '../fixtures/zoo.js';
+import { fixtureModels } from '../fixtures/models.js';
+import { exportOnnx } from '../converters/onnx/export.js';
+import { loadModel } from '../src/graph/load.js';
+import { loadHw } from '../src/planner/hw.js';
+import { planFusion } from '../src/planner/index.js';
+import { toDag } from '../src/planner/to-dag.js';
+import { createSession } from '../src/pipeline/session.js';
+import { benchInputs } from '../src/bench/bench.js';
+import { batchOf } from '../src/graph/util.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -46,6 +61,8 @@ const elements = Number(arg('elements', '65536'));
 const chains = arg('chains', '1,12,37,96').split(',').map(Number);
 const splitChain = Number(arg('split-chain', '36'));
 const out = arg('out', '');
+const modelName = arg('model', '');
+const hwName = arg('hw', 'h100');
 
 interface Row {
   section: string; variant: string; wait: 'idle' | 'spin';
@@ -134,12 +151,6 @@ async function section(name: string, variants: Variant[]): Promise<Row[]> {
     return row;
   });
 }
-
-const timed = (f: () => Promise<unknown>) => () => {
-  const t0 = performance.now();
-  const done = f();
-  return { done, submitMs: performance.now() - t0 };
-};
 
 const rows: Row[] = [];
 
@@ -306,6 +317,37 @@ rows.push(...await section('chain', [
     [`1+${n - 1}, a submit each`, [1, n - 1], false],
   ];
   rows.push(...await section('split', layouts.map(([name, parts, one]) => chainVariant(name, parts, 'idle', one))));
+}
+
+if (modelName) {
+  const make = zooModels[modelName] ?? fixtureModels[modelName];
+  if (!make) throw new Error(`--model ${modelName}: not a zoo model (${Object.keys(zooModels).join(', ')}) nor a fixture model`);
+  const path = join(tmpdir(), `roundtrip-${modelName}-b1.onnx`);
+  writeFileSync(path, exportOnnx(make(1)));
+  const g = await loadModel(path, { batch: 1 });
+  const hw = loadHw(hwName);
+  const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: modelName, dtypeBytes: 4, batch: batchOf(g) });
+  const session = await createSession(path, { hw, batch: 1, plan });
+  const inputs = benchInputs(g);
+  const x = g.inputs[0], y = g.outputs[0];
+  const bytes = (t: string) => 4 * g.tensors.get(t)!.shape.reduce((a, c) => a * c, 1);
+  const gin = d.createBuffer({ size: bytes(x), usage: G.STORAGE | G.COPY_SRC | G.COPY_DST, label: 'roundtrip model input' });
+  d.queue.writeBuffer(gin, 0, inputs[x]);
+  const gout = d.createBuffer({ size: bytes(y), usage: G.STORAGE | G.COPY_SRC | G.COPY_DST, label: 'roundtrip model output' });
+  const call = (f: () => Promise<unknown>) => () => () => ({ done: f(), submitMs: 0 });
+  const variants: Variant[] = [];
+  for (const wait of ['idle', 'spin'] as const) {
+    variants.push(
+      { name: `${modelName}: host in/out`, wait, prepare: call(() => session.run(inputs)) },
+      { name: `${modelName}: GPU-resident`, wait, prepare: call(async () => { await session.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await d.queue.onSubmittedWorkDone(); }) },
+    );
+  }
+  // section() starts the spin once the call has returned its promise, so it covers whatever in run() waits for a turn
+  // of the event loop: the GPU's finishing, the error scopes' pops.
+  rows.push(...await section('model', variants));
+  session.dispose();
+  gin.destroy();
+  gout.destroy();
 }
 
 const f = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1)).padStart(8);
