@@ -21,7 +21,9 @@
 //   model    with --model NAME (a zoo model, fixtures/zoo.ts, or a fixture model, fixtures/models.ts; batch 1, fused
 //            plan for --hw): run() with host arrays in and out, and GPU-resident (a GPUBuffer in, the output
 //            copied to a GPUBuffer, then onSubmittedWorkDone), each idle while it waits and with a setImmediate chain
-//            spinning around it; waitUs is the whole call here (submitUs 0).
+//            spinning around it; waitUs is the whole call here (submitUs 0). Then 'model-split': the session's own
+//            dispatches (executor.ts `dispatches`, one inference) cut as in 'split', with timestamps: what submitting
+//            that model in parts costs the host and the GPU, and aroundUs for the real kernels.
 //
 // Medians over `--reps` repetitions after `--warmup`, the variants of a section interleaved rep by rep.
 //
@@ -44,6 +46,7 @@ import { loadHw } from '../src/planner/hw.js';
 import { planFusion } from '../src/planner/index.js';
 import { toDag } from '../src/planner/to-dag.js';
 import { createSession } from '../src/pipeline/session.js';
+import { executorOf } from '../src/runtime/executor.js';
 import { benchInputs } from '../src/bench/bench.js';
 import { batchOf } from '../src/graph/util.js';
 
@@ -223,31 +226,38 @@ const bufs = [0, 1].map((k) => d.createBuffer({ size: 4 * elements, usage: G.STO
 const groups = [0, 1].map((k) => d.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: bufs[k] } }, { binding: 1, resource: { buffer: bufs[1 - k] } }] }));
 const workgroups = Math.ceil(elements / 64);
 
+/** What a dispatch needs (src/runtime/gpu.ts Dispatch): the chain's, or a session's own. */
+interface Dispatch { pipeline: GPUComputePipeline; bindGroup: GPUBindGroup; size: readonly [number, number, number] }
+const chainOf = (n: number): Dispatch[] => Array.from({ length: n }, (_, k) => ({ pipeline, bindGroup: groups[k % 2], size: [workgroups, 1, 1] }));
+
 const ts = ctx.timestamps ? {
   set: d.createQuerySet({ type: 'timestamp', count: 2 }),
   resolve: d.createBuffer({ size: 16, usage: G.QUERY_RESOLVE | G.COPY_SRC, label: 'roundtrip timestamps' }),
 } : undefined;
 const readTs = d.createBuffer({ size: 16, usage: G.MAP_READ | G.COPY_DST, label: 'roundtrip timestamps read' });
 
-/** Command buffers of `parts` (dispatch counts), each one compute pass; the first pass writes the start timestamp,
- *  the last the end, and the last command buffer copies them to `readTs`. */
-function encodeParts(parts: readonly number[]): GPUCommandBuffer[] {
+/** Command buffers of `list` cut in `parts` (dispatch counts), each one compute pass; the first pass writes the start
+ *  timestamp, the last the end, and the last command buffer copies them to `readTs`. */
+function encodeParts(list: readonly Dispatch[], parts: readonly number[]): GPUCommandBuffer[] {
   const cbs: GPUCommandBuffer[] = [];
   let k = 0;
   parts.forEach((n, p) => {
     const enc = d.createCommandEncoder();
-    const last = p === parts.length - 1;
-    const timestampWrites = ts && (p === 0 || last)
-      ? { querySet: ts.set, ...(p === 0 ? { beginningOfPassWriteIndex: 0 } : {}), ...(last ? { endOfPassWriteIndex: 1 } : {}) }
+    const end = p === parts.length - 1;
+    const timestampWrites = ts && (p === 0 || end)
+      ? { querySet: ts.set, ...(p === 0 ? { beginningOfPassWriteIndex: 0 } : {}), ...(end ? { endOfPassWriteIndex: 1 } : {}) }
       : undefined;
     const pass = enc.beginComputePass(timestampWrites ? { timestampWrites } : {});
-    pass.setPipeline(pipeline);
+    let last: GPUComputePipeline | undefined;
     for (let i = 0; i < n; i++, k++) {
-      pass.setBindGroup(0, groups[k % 2]);
-      pass.dispatchWorkgroups(workgroups);
+      const x = list[k];
+      if (x.pipeline !== last) pass.setPipeline(x.pipeline);
+      last = x.pipeline;
+      pass.setBindGroup(0, x.bindGroup);
+      pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
     }
     pass.end();
-    if (last) {
+    if (p === parts.length - 1) {
       if (ts) {
         enc.resolveQuerySet(ts.set, 0, 2, ts.resolve, 0);
         enc.copyBufferToBuffer(ts.resolve, 0, readTs, 0, 16);
@@ -261,13 +271,13 @@ function encodeParts(parts: readonly number[]): GPUCommandBuffer[] {
   return cbs;
 }
 
-/** A chain variant: `parts` submitted one queue.submit each (or all in one call), then mapAsync of readTs. */
-function chainVariant(name: string, parts: readonly number[], wait: 'idle' | 'spin', oneCall = false): Variant {
+/** `list` in `parts`, one queue.submit each (or all in one call), then mapAsync of readTs. */
+function partsVariant(name: string, list: readonly Dispatch[], parts: readonly number[], wait: 'idle' | 'spin', oneCall = false): Variant {
   let gpu: number | undefined;
   return {
     name, wait,
     prepare: () => {
-      const cbs = encodeParts(parts);
+      const cbs = encodeParts(list, parts);
       return () => {
         const t0 = performance.now();
         if (oneCall) d.queue.submit(cbs);
@@ -293,7 +303,7 @@ for (const k of chains) {
   const t: number[] = [];
   for (let r = 0; r < Math.max(20, reps / 5); r++) {
     const t0 = performance.now();
-    const cbs = encodeParts([k]);
+    const cbs = encodeParts(chainOf(k), [k]);
     t.push(performance.now() - t0);
     void cbs;
   }
@@ -301,23 +311,23 @@ for (const k of chains) {
 }
 
 rows.push(...await section('chain', [
-  ...chains.map((k) => chainVariant(`${k} dispatches, one pass`, [k], 'idle')),
-  chainVariant(`${chains[Math.min(2, chains.length - 1)]} dispatches, one pass`, [chains[Math.min(2, chains.length - 1)]], 'spin'),
+  ...chains.map((k) => partsVariant(`${k} dispatches, one pass`, chainOf(k), [k], 'idle')),
+  ...[chains[Math.min(2, chains.length - 1)]].map((k) => partsVariant(`${k} dispatches, one pass`, chainOf(k), [k], 'spin')),
 ]));
 
-{
-  const n = splitChain;
+/** Ways to cut `n` dispatches into submits: all in one, parts of 12 (each its own submit, and all in one call), and
+ *  a small first part then the rest. */
+function splits(n: number): [string, number[], boolean][] {
   const even = (size: number) => Array.from({ length: Math.ceil(n / size) }, (_, i) => Math.min(size, n - i * size));
-  const layouts: [string, number[], boolean][] = [
+  return [
     [`${n} in one submit`, [n], false],
     [`parts of 12 (${even(12).join('+')}), a submit each`, even(12), false],
     [`parts of 12 in one submit call`, even(12), true],
-    [`6+${n - 6}, a submit each`, [6, n - 6], false],
-    [`3+${n - 3}, a submit each`, [3, n - 3], false],
-    [`1+${n - 1}, a submit each`, [1, n - 1], false],
+    ...[8, 6, 3, 1].filter((f) => f < n).map((f): [string, number[], boolean] => [`${f}+${n - f}, a submit each`, [f, n - f], false]),
   ];
-  rows.push(...await section('split', layouts.map(([name, parts, one]) => chainVariant(name, parts, 'idle', one))));
 }
+
+rows.push(...await section('split', splits(splitChain).map(([name, parts, one]) => partsVariant(name, chainOf(splitChain), parts, 'idle', one))));
 
 if (modelName) {
   const make = zooModels[modelName] ?? fixtureModels[modelName];
@@ -345,15 +355,18 @@ if (modelName) {
   // section() starts the spin once the call has returned its promise, so it covers whatever in run() waits for a turn
   // of the event loop: the GPU's finishing, the error scopes' pops.
   rows.push(...await section('model', variants));
+  // The session's own dispatches (its inputs as the last run left them), cut as the split section cuts the chain.
+  const list = executorOf(session).dispatches;
+  rows.push(...await section('model-split', splits(list.length).map(([name, parts, one]) => partsVariant(`${modelName}: ${name}`, list, parts, 'idle', one))));
   session.dispose();
   gin.destroy();
   gout.destroy();
 }
 
 const f = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1)).padStart(8);
-console.log(`\n${'section'.padEnd(8)} ${'variant'.padEnd(44)} ${'wait'.padEnd(5)} ${'submit'.padStart(8)} ${'wait'.padStart(8)} ${'p90'.padStart(8)} ${'gpu'.padStart(8)} ${'around'.padStart(8)} ${'turns'.padStart(6)} ${'turn'.padStart(8)}  (us)`);
+console.log(`\n${'section'.padEnd(11)} ${'variant'.padEnd(52)} ${'wait'.padEnd(5)} ${'submit'.padStart(8)} ${'wait'.padStart(8)} ${'p90'.padStart(8)} ${'gpu'.padStart(8)} ${'around'.padStart(8)} ${'turns'.padStart(6)} ${'turn'.padStart(8)}  (us)`);
 for (const r of rows) {
-  console.log(`${r.section.padEnd(8)} ${r.variant.padEnd(44)} ${r.wait.padEnd(5)} ${f(r.submitUs)} ${f(r.waitUs)} ${f(r.waitP90Us)} ${f(r.gpuUs)} ${f(r.aroundUs)} ${(r.turns === undefined ? '-' : String(r.turns)).padStart(6)} ${f(r.turnUs)}`);
+  console.log(`${r.section.padEnd(11)} ${r.variant.padEnd(52)} ${r.wait.padEnd(5)} ${f(r.submitUs)} ${f(r.waitUs)} ${f(r.waitP90Us)} ${f(r.gpuUs)} ${f(r.aroundUs)} ${(r.turns === undefined ? '-' : String(r.turns)).padStart(6)} ${f(r.turnUs)}`);
 }
 console.log(`encode (JS -> Dawn, one pass, not timed above): ${[...encodeUs].map(([k, u]) => `${k} dispatches ${u.toFixed(1)} us`).join(', ')}`);
 
