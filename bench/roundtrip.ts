@@ -18,8 +18,8 @@
 //            queue.submit, as run() submits every `submitEvery` dispatches), against all in one, and the parts in one
 //            queue.submit call: a part lets the GPU start while Dawn records the next; a submit costs the host its
 //            fixed part and the GPU a gap. gpuUs spans the first part's start to the last part's end.
-//   model    with --model NAME (a zoo model, fixtures/zoo.ts, or a fixture model, fixtures/models.ts; batch 1, fused
-//            plan for --hw): run() with host arrays in and out, and GPU-resident (a GPUBuffer in, the output
+//   model    with --model NAME (an .onnx file, a zoo model, fixtures/zoo.ts, or a fixture model, fixtures/models.ts;
+//            batch 1, fused plan for --hw): run() with host arrays in and out, and GPU-resident (a GPUBuffer in, the output
 //            copied to a GPUBuffer, then onSubmittedWorkDone), each idle while it waits and with a setImmediate chain
 //            spinning around it; waitUs is the whole call here (submitUs 0). Then 'model-split': the session's own
 //            dispatches (executor.ts `dispatches`, one inference) cut as in 'split', with timestamps: what submitting
@@ -34,7 +34,7 @@
 // Writes <out>/roundtrip.json when --out is given, and prints a table.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { acquireGpu, describeDevice, releaseGpu } from '../src/runtime/device.js';
 import { median, percentile } from '../src/bench/stats.js';
@@ -330,13 +330,17 @@ function splits(n: number): [string, number[], boolean][] {
 rows.push(...await section('split', splits(splitChain).map(([name, parts, one]) => partsVariant(name, chainOf(splitChain), parts, 'idle', one))));
 
 if (modelName) {
-  const make = zooModels[modelName] ?? fixtureModels[modelName];
-  if (!make) throw new Error(`--model ${modelName}: not a zoo model (${Object.keys(zooModels).join(', ')}) nor a fixture model`);
-  const path = join(tmpdir(), `roundtrip-${modelName}-b1.onnx`);
-  writeFileSync(path, exportOnnx(make(1)));
+  let path = modelName;
+  if (!modelName.endsWith('.onnx')) {
+    const make = zooModels[modelName] ?? fixtureModels[modelName];
+    if (!make) throw new Error(`--model ${modelName}: not an .onnx file, a zoo model (${Object.keys(zooModels).join(', ')}) nor a fixture model`);
+    path = join(tmpdir(), `roundtrip-${modelName}-b1.onnx`);
+    writeFileSync(path, exportOnnx(make(1)));
+  }
   const g = await loadModel(path, { batch: 1 });
+  const label = basename(modelName, '.onnx');
   const hw = loadHw(hwName);
-  const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: modelName, dtypeBytes: 4, batch: batchOf(g) });
+  const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: label, dtypeBytes: 4, batch: batchOf(g) });
   const session = await createSession(path, { hw, batch: 1, plan });
   const inputs = benchInputs(g);
   const x = g.inputs[0], y = g.outputs[0];
@@ -348,8 +352,8 @@ if (modelName) {
   const variants: Variant[] = [];
   for (const wait of ['idle', 'spin'] as const) {
     variants.push(
-      { name: `${modelName}: host in/out`, wait, prepare: call(() => session.run(inputs)) },
-      { name: `${modelName}: GPU-resident`, wait, prepare: call(async () => { await session.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await d.queue.onSubmittedWorkDone(); }) },
+      { name: `${label}: host in/out`, wait, prepare: call(() => session.run(inputs)) },
+      { name: `${label}: GPU-resident`, wait, prepare: call(async () => { await session.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await d.queue.onSubmittedWorkDone(); }) },
     );
   }
   // section() starts the spin once the call has returned its promise, so it covers whatever in run() waits for a turn
@@ -357,7 +361,7 @@ if (modelName) {
   rows.push(...await section('model', variants));
   // The session's own dispatches (its inputs as the last run left them), cut as the split section cuts the chain.
   const list = executorOf(session).dispatches;
-  rows.push(...await section('model-split', splits(list.length).map(([name, parts, one]) => partsVariant(`${modelName}: ${name}`, list, parts, 'idle', one))));
+  rows.push(...await section('model-split', splits(list.length).map(([name, parts, one]) => partsVariant(`${label}: ${name}`, list, parts, 'idle', one))));
   session.dispose();
   gin.destroy();
   gout.destroy();
