@@ -563,7 +563,7 @@ export class Executor implements Session {
         const t0 = performance.now();
         // Staging memory first (the ring may wait for a buffer to map), outside the error scopes: nothing between
         // pushing and popping them awaits, so no other session's scopes interleave with this run's.
-        const batch = await this.uploader.begin();
+        const batch = await this.uploader.begin(f.host.values.size > 0 || f.host.floats.size > 0 || f.images.size > 0);
         const pop = pushScopes(ctx);
         let thrown: unknown;
         let gpuOut: GpuRunResult | undefined;

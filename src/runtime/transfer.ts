@@ -87,9 +87,13 @@ export class Uploader {
   /** Bytes of one run's staging memory (every target). */
   get stagingBytes(): number { return this.total; }
 
-  /** The batch for the next run; the ring path waits until its next staging buffer is mapped again. */
-  async begin(): Promise<UploadBatch> {
-    if (this.path === 'write-buffer' || !this.offsets.size) return this.writeBufferBatch();
+  /**
+   * The batch for the next run; the ring path waits until its next staging buffer is mapped again. `writes` false:
+   * the run writes nothing (its feeds are GPU buffers), so it takes no staging memory: no ring buffer is unmapped,
+   * re-mapped or copied from (each a call into Dawn and a promise).
+   */
+  async begin(writes = true): Promise<UploadBatch> {
+    if (this.path === 'write-buffer' || !this.offsets.size || !writes) return this.writeBufferBatch();
     if (this.path === 'mapped-at-creation') {
       const buffer = this.gpu.ctx.device.createBuffer({ size: this.total, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true, label: 'upload' });
       return this.staged(buffer, buffer.getMappedRange(), () => buffer.destroy());
