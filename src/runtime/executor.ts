@@ -42,7 +42,10 @@ export interface SessionStats {
   path: PrecisionName;
   /** Compute dispatches in one run() (feed programs not counted). */
   dispatchesPerRun: number;
-  /** Compute passes in one run(): ceil(dispatches / submitEvery) per run of dispatches between host steps. */
+  /**
+   * Compute passes in one run(), per run of dispatches between host steps: ceil(dispatches / submitEvery), or with
+   * firstSubmit F, 1 + ceil((dispatches - F) / submitEvery).
+   */
   passesPerRun: number;
   /**
    * Command buffers submitted per run(): the passes, and one more to copy outputs after a last host step; with the
