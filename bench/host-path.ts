@@ -4,11 +4,17 @@
 //               the dispatches encoded in the run itself instead of during the run before (encodeAhead: false)
 //   upload:P    the same with upload path P (write-buffer, staging-ring, mapped-at-creation)
 //   image       Uint8Array NHWC bytes in (converted and normalised on the GPU), outputs read back
+//   host, input in staging memory
+//               the input written by the caller into the staging memory the session lends (Session.stagingInputs;
+//               its writing not timed: a decoder would write there), outputs read back
 //   gpu         a GPUBuffer in, outputs copied to a GPUBuffer, then queue.onSubmittedWorkDone(): GPU-resident
 //               input and output, as PyTorch's figures with the input on the GPU
 //   fp16 host / fp16 unfused host
 //               the same in half precision (f16 storage, f32 accumulation), where the adapter has shader-f16
 //               (--precisions fp32 leaves them out); its GPU pass time is reported as gpuPassMsFp16
+//   host / gpu, first submit F, then ...
+//               with --first-submit F[:E]: the fused host and gpu rows with the first part of F dispatches, then
+//               parts of E (0: the rest in one submit)
 // Timed as runBench times (src/bench/bench.ts timeContestants: blocks of 10 in a row, rotated, medians), with each
 // variant's host time split (upload, encode, submit, wait, read; Session.hostTimes; medians part by part) and, at
 // batch 1, throughput with
@@ -19,7 +25,7 @@
 //
 // Run (GPU machine, see BENCHMARKS.md): npm run build; then on the device
 //   source .gpu/enter.sh && node dist/bench/host-path.js --out $OUT [--models a,b] [--batches 1,32] [--runs 100]
-//   [--warmup 10] [--hw h100] [--concurrency 4] [--onnx-dir DIR]
+//   [--warmup 10] [--hw h100] [--concurrency 4] [--onnx-dir DIR] [--submit-every 0,6] [--first-submit 6,8:12]
 // Writes <out>/host-path.json and prints a summary.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -62,6 +68,12 @@ const precisions = arg('precisions', 'fp32,fp16').split(',');
 const submitSizes = arg('submit-every', '').split(',').filter((v) => v !== '').map(Number);
 // --tune: also the plan tuned on this GPU (src/tune/tune.ts: each FCM timed against its two layers, losers unfused).
 const tune = process.argv.includes('--tune');
+// Extra fused host and GPU-resident rows with a first part of F dispatches, then parts of E (F:E; E 0 or left out:
+// the rest in one), e.g. --first-submit 6,6:12 (executor.ts firstSubmit).
+const firstSubmits = arg('first-submit', '').split(',').filter((v) => v !== '').map((v) => {
+  const [f, e] = v.split(':').map(Number);
+  return { firstSubmit: f, submitEvery: e ?? 0 };
+});
 mkdirSync(out, { recursive: true });
 
 async function graphOf(name: string, batch: number): Promise<{ g: Graph; path: string }> {
@@ -120,6 +132,15 @@ for (const name of models) {
         const s = await make({ plan, submitEvery: every });
         bySubmit.push([{ name: `host, submit every ${every}`, run: async () => { await s.run(inputs); } }, s]);
       }
+      const byFirst: [Contestant, Session][] = [];
+      for (const o of firstSubmits) {
+        const s = await make({ plan, ...o, maxInFlight: Math.max(2, concurrency) });
+        const parts = `first submit ${o.firstSubmit}, then ${o.submitEvery ? `every ${o.submitEvery}` : 'the rest'}`;
+        byFirst.push(
+          [{ name: `host, ${parts}`, run: async () => { await s.run(inputs); } }, s],
+          [{ name: `gpu, ${parts}`, run: async () => { await s.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, s],
+        );
+      }
       const byPath = new Map<string, Session>();
       for (const p of uploadPaths) byPath.set(p, await make({ plan, upload: p }));
       const image = await make({ plan, imageInputs: { [x]: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } } });
@@ -154,10 +175,14 @@ for (const name of models) {
         [{ name: 'image', run: async () => { await image.run({ [x]: pixels }); } }, image],
         [{ name: 'gpu', run: async () => { await fused.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, fused],
         [{ name: 'gpu, encoded in the run', run: async () => { await live.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, live],
+        // The input produced where the upload copies from (Session.stagingInputs): the caller's producer writes there,
+        // so producing it is not timed, and the run copies nothing on the host.
+        [{ name: 'host, input in staging memory', run: async () => { const v = await fused.stagingInputs(); await fused.run({ [x]: v[x] }); } }, fused],
         [{ name: 'host, squeeze-excite folded', run: async () => { await se.run(inputs); } }, se],
         [{ name: 'gpu, squeeze-excite folded', run: async () => { await se.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, se],
         ...tunedRows,
         ...bySubmit,
+        ...byFirst,
         ...half,
       ];
       // Host split of each run of each contestant (its warm-up runs come first: timeContestants' warm-up rounds).

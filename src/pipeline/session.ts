@@ -27,6 +27,8 @@ export interface SessionOptions extends PipelineOptions {
   int8?: 'auto' | 'dequantize';
   /** Dispatches per submitted command buffer (default device.ts defaultSubmitEvery; 0: all in one). */
   submitEvery?: number;
+  /** Dispatches in the first submitted part (default submitEvery; src/runtime/executor.ts ExecutorOptions). */
+  firstSubmit?: number;
   /** The device to run on (default: the process's shared one, acquireGpu); tests pass one without some features. */
   device?: GpuContext;
   /**
@@ -65,6 +67,7 @@ export interface Int8SessionOptions {
   upload?: ExecutorOptions['upload'];
   maxInFlight?: number;
   encodeAhead?: boolean;
+  firstSubmit?: number;
 }
 
 function limitsOf(ctx: GpuContext) {
@@ -145,8 +148,9 @@ export async function createSession(model: ModelInput, options: SessionOptions =
 }
 
 /** The executor options of the host path (transfers, runs in flight, image inputs), as given. */
-function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images' | 'encodeAhead'> {
+function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images' | 'encodeAhead' | 'firstSubmit'> {
   return {
+    ...(o.firstSubmit !== undefined ? { firstSubmit: o.firstSubmit } : {}),
     ...(o.encodeAhead !== undefined ? { encodeAhead: o.encodeAhead } : {}),
     ...(o.upload !== undefined ? { upload: o.upload } : {}),
     ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),

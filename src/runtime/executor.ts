@@ -42,7 +42,10 @@ export interface SessionStats {
   path: PrecisionName;
   /** Compute dispatches in one run() (feed programs not counted). */
   dispatchesPerRun: number;
-  /** Compute passes in one run(): ceil(dispatches / submitEvery) per run of dispatches between host steps. */
+  /**
+   * Compute passes in one run(), per run of dispatches between host steps: ceil(dispatches / submitEvery), or with
+   * firstSubmit F, 1 + ceil((dispatches - F) / submitEvery).
+   */
   passesPerRun: number;
   /**
    * Command buffers submitted per run(): the passes, and one more to copy outputs after a last host step; with the
@@ -191,6 +194,13 @@ export interface ExecutorOptions {
   /** Dispatches per submitted command buffer (0: all of a run of dispatches in one). */
   submitEvery?: number;
   /**
+   * Dispatches in the first submitted part of a run of dispatches (default submitEvery); the later parts hold
+   * submitEvery each (0: the rest in one). Dawn's Vulkan backend records a command buffer into Vulkan commands inside
+   * queue.submit, so the GPU starts once the first part is recorded: a small first part starts it early, and fewer
+   * parts after it cost fewer submits (each a fixed host cost and a gap on the GPU). bench/roundtrip.ts measures both.
+   */
+  firstSubmit?: number;
+  /**
    * Encode the next run's dispatches right after a run's submit, while the GPU works (default true; only schedules
    * without host steps). false: each run encodes its own, as schedules with host steps do.
    */
@@ -233,6 +243,7 @@ export class Executor implements Session {
   private readonly feedPrograms = new Map<string, FeedDispatch>();
   private readonly imagePrograms = new Map<string, FeedDispatch>();
   private readonly submitEvery: number;
+  private readonly firstSubmit: number | undefined;
   private readonly dot4: boolean;
   private readonly uploadPath: UploadPath;
   private readonly maxInFlight: number;
@@ -257,6 +268,10 @@ export class Executor implements Session {
     this.inputShapes = Object.fromEntries(g.inputs.map((x) => [x, [...g.tensors.get(x)!.shape]]));
     this.path = precision.name;
     this.submitEvery = options.submitEvery ?? defaultSubmitEvery;
+    this.firstSubmit = options.firstSubmit;
+    if (this.firstSubmit !== undefined && (!Number.isInteger(this.firstSubmit) || this.firstSubmit < 1)) {
+      throw invalid(g.source, `firstSubmit must be a whole number >= 1, got ${this.firstSubmit}`);
+    }
     this.dot4 = options.dot4 ?? false;
     this.uploadPath = options.upload ?? defaultUploadPath;
     if (!uploadPaths.includes(this.uploadPath)) throw invalid(g.source, `upload path must be one of ${uploadPaths.join(', ')}, got '${String(this.uploadPath)}'`);
@@ -290,6 +305,19 @@ export class Executor implements Session {
   private get owned(): GPUBuffer[] { return this.gpu.owned; }
 
   root(t: string): string { return this.compiled.aliases.get(t) ?? t; }
+
+  /** Dispatches in submitted part `k` of a run of dispatches (Infinity: no limit). */
+  private partLimit(k: number): number {
+    const every = this.submitEvery > 0 ? this.submitEvery : Infinity;
+    return k === 0 ? this.firstSubmit ?? every : every;
+  }
+
+  /** How many parts a run of `n` dispatches is submitted in. */
+  private partsOf(n: number): number {
+    let parts = 0;
+    for (let left = n; left > 0; parts++) left -= this.partLimit(parts);
+    return parts;
+  }
 
   private tensor(name: string): Tensor { return this.graph.tensors.get(name)!; }
 
@@ -569,7 +597,7 @@ export class Executor implements Session {
         const t0 = performance.now();
         // Staging memory first (the ring may wait for a buffer to map), outside the error scopes: nothing between
         // pushing and popping them awaits, so no other session's scopes interleave with this run's.
-        const batch = await this.uploader.begin(feedViews(f));
+        const batch = await this.uploader.begin(feedViews(f), f.host.values.size > 0 || f.host.floats.size > 0 || f.images.size > 0);
         const pop = pushScopes(ctx);
         let thrown: unknown;
         let gpuOut: GpuRunResult | undefined;
@@ -640,7 +668,6 @@ export class Executor implements Session {
     rb: ReadSet | undefined, clock: RunClock): GpuRunResult | undefined | Promise<GpuRunResult | undefined> {
     if (this.encodesAhead && this.ahead) return this.submitAhead(head, batch, f, want, rb, clock);
     const d = this.ctx.device;
-    const every = this.submitEvery;
     let enc: GPUCommandEncoder | undefined = this.gpu.encoder();
     // Staged feeds and GPU feeds are copied ahead of the first pass, in the first command buffer.
     batch.encode(enc);
@@ -648,6 +675,7 @@ export class Executor implements Session {
     let pass: GPUComputePassEncoder | undefined;
     let last: GPUComputePipeline | undefined;
     let inPart = 0;
+    let part = 0;
     const encode = (x: Dispatch) => {
       enc ??= this.gpu.encoder();
       if (!pass) { pass = enc.beginComputePass(); last = undefined; }
@@ -683,9 +711,10 @@ export class Executor implements Session {
       for (; i < this.phases.length; i++) {
         const ph = this.phases[i];
         if (ph.kind === 'gpu') {
+          part = 0;
           for (const x of ph.dispatches) {
             // Submit in parts so the GPU starts while the host encodes the rest.
-            if (every > 0 && inPart === every) submit();
+            if (inPart === this.partLimit(part)) { submit(); part++; }
             encode(x);
           }
           if (ph.readBack.length) {
@@ -718,13 +747,13 @@ export class Executor implements Session {
    */
   private encodeAhead(): GPUCommandBuffer[] {
     const ds = (this.phases[0] as Extract<Phase, { kind: 'gpu' }>).dispatches;
-    const every = this.submitEvery > 0 ? this.submitEvery : Infinity;
     const parts: GPUCommandBuffer[] = [];
-    for (let i = 0; i < ds.length; i += every) {
+    for (let i = 0, k = 0; i < ds.length; k++) {
+      const end = Math.min(ds.length, i + this.partLimit(k));
       const enc = this.gpu.encoder();
       const pass = enc.beginComputePass();
       let last: GPUComputePipeline | undefined;
-      for (const x of ds.slice(i, i + every)) {
+      for (const x of ds.slice(i, end)) {
         if (x.pipeline !== last) pass.setPipeline(x.pipeline);
         last = x.pipeline;
         pass.setBindGroup(0, x.bindGroup);
@@ -732,6 +761,7 @@ export class Executor implements Session {
       }
       pass.end();
       parts.push(enc.finish());
+      i = end;
     }
     return parts;
   }
@@ -848,12 +878,11 @@ export class Executor implements Session {
   }
 
   stats(): SessionStats {
-    const every = this.submitEvery > 0 ? this.submitEvery : Infinity;
     // One round trip per run of dispatches, and a last one to copy outputs when a host step came after the last.
     const runsOfDispatches = this.phases.flatMap((p) => (p.kind === 'gpu' && p.dispatches.length ? [p.dispatches.length] : []));
     const last = this.phases[this.phases.length - 1];
     const tail = this.compiled.gpuOutputs.length && last?.kind === 'host' ? 1 : 0;
-    const passes = runsOfDispatches.reduce((a, n) => a + (every === Infinity ? 1 : Math.ceil(n / every)), 0);
+    const passes = runsOfDispatches.reduce((a, n) => a + this.partsOf(n), 0);
     return {
       path: this.path,
       dispatchesPerRun: this.dispatches.length,

@@ -97,10 +97,12 @@ export class Uploader {
 
   /**
    * The batch for the next run; the ring path waits until its next staging buffer is mapped again. `feeds`: the run's
-   * data; one that lies in lent staging memory (lend()) makes the run take that buffer, and its writes copy nothing.
+   * host data; one that lies in lent staging memory (lend()) makes the run take that buffer, and its writes copy
+   * nothing. `writes` false: the run writes nothing (its feeds are GPU buffers), so it takes no staging memory: no ring
+   * buffer is unmapped, re-mapped or copied from (each a call into Dawn and a promise).
    */
-  async begin(feeds: readonly ArrayBufferView[] = []): Promise<UploadBatch> {
-    if (this.path === 'write-buffer' || !this.offsets.size) return this.writeBufferBatch();
+  async begin(feeds: readonly ArrayBufferView[] = [], writes = true): Promise<UploadBatch> {
+    if (this.path === 'write-buffer' || !this.offsets.size || !writes) return this.writeBufferBatch();
     if (this.path === 'mapped-at-creation') {
       const buffer = this.gpu.ctx.device.createBuffer({ size: this.total, usage: GPUBufferUsage.COPY_SRC, mappedAtCreation: true, label: 'upload' });
       return this.staged(buffer, buffer.getMappedRange(), () => buffer.destroy());

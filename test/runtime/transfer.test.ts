@@ -10,7 +10,7 @@ import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { loadModel } from '../../src/graph/load.js';
 import { createInt8Session, createSession } from '../../src/pipeline/session.js';
-import type { Session } from '../../src/runtime/executor.js';
+import { type Session, executorOf } from '../../src/runtime/executor.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { seededInput } from '../../src/runtime/compare.js';
 import { uploadPaths } from '../../src/runtime/transfer.js';
@@ -68,15 +68,55 @@ test('a failed run does not leave a ring buffer or read-back set taken', async (
   try {
     const good = (await s.run({ input: inputs[0] }))[s.outputNames[0]].data;
     await assert.rejects(s.run({ input: inputs[1].subarray(1) }), FcmError);
-    // A destroyed GPU feed fails on the GPU (exit 5) after the staging buffer was taken.
+    // A destroyed GPU feed fails on the GPU (exit 5); a run fed GPU buffers takes no staging buffer.
     const G = GPUBufferUsage;
     const ctxDevice = (await import('../../src/runtime/device.js')).acquireGpu;
     const dev = (await ctxDevice()).device;
     const b = dev.createBuffer({ size: 4 * inputs[0].length, usage: G.COPY_SRC | G.COPY_DST });
     b.destroy();
     await assert.rejects(s.run({ input: b }), (e: unknown) => e instanceof FcmError && e.kind === 'gpu');
+    // A destroyed output buffer fails on the GPU (exit 5) after the host feed's staging buffer was taken.
+    const y = s.outputNames[0];
+    const o = dev.createBuffer({ size: good.byteLength, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST });
+    o.destroy();
+    await assert.rejects(s.run({ input: inputs[1] }, { outputLocation: 'gpu', outputBuffers: { [y]: o } }), (e: unknown) => e instanceof FcmError && e.kind === 'gpu');
     for (let i = 0; i < 4; i++) assert.deepEqual((await s.run({ input: inputs[0] }))[s.outputNames[0]].data, good);
   } finally {
+    s.dispose();
+  }
+});
+
+test('a run fed GPU buffers takes no staging memory (no ring buffer re-mapped); host-fed runs around it read their own feeds', async () => {
+  const g = await model();
+  const ref = await createSession(g, { plan: 'unfused', upload: 'write-buffer', maxInFlight: 1 });
+  const s = await createSession(g, { plan: 'unfused', upload: 'staging-ring', maxInFlight: 3 });
+  const G = GPUBufferUsage;
+  const dev = executorOf(s).ctx.device;
+  const gin = dev.createBuffer({ size: 4 * inputs[0].length, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST });
+  dev.queue.writeBuffer(gin, 0, inputs[1]);
+  const proto = GPUBuffer.prototype;
+  const mapAsync = proto.mapAsync;
+  let ringMaps = 0;
+  proto.mapAsync = function (this: GPUBuffer, ...args: Parameters<GPUBuffer['mapAsync']>) {
+    if (this.label.startsWith('upload ring')) ringMaps++;
+    return mapAsync.apply(this, args);
+  };
+  try {
+    const expected = await sequential(ref, inputs.slice(0, 4));
+    const y = s.outputNames[0];
+    ringMaps = 0;
+    assert.deepEqual((await s.run({ input: inputs[0] }))[y].data, expected[0]);
+    assert.equal(ringMaps, 1, 'a host-fed run maps its ring buffer again after its submit');
+    ringMaps = 0;
+    assert.deepEqual((await s.run({ input: gin }))[y].data, expected[1]);
+    assert.equal(ringMaps, 0, 'a run fed GPU buffers takes no ring buffer');
+    // In flight together, host-fed and GPU-fed runs in turn.
+    const many = await Promise.all([s.run({ input: inputs[2] }), s.run({ input: gin }), s.run({ input: inputs[3] }), s.run({ input: gin })]);
+    assert.deepEqual(many.map((r) => r[y].data), [expected[2], expected[1], expected[3], expected[1]]);
+  } finally {
+    proto.mapAsync = mapAsync;
+    gin.destroy();
+    ref.dispose();
     s.dispose();
   }
 });

@@ -1,0 +1,61 @@
+// firstSubmit: the first submitted part of a run of dispatches holds that many dispatches, the later ones submitEvery
+// each. The submits are counted as they happen (the queue's submit wrapped), and every split gives the default
+// split's outputs bit for bit: the same kernels run in the same order, only the command buffers are cut elsewhere.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { fixtureModels } from '../../fixtures/models.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
+import { loadModel } from '../../src/graph/load.js';
+import { FcmError } from '../../src/errors.js';
+import { createSession, type SessionOptions } from '../../src/pipeline/session.js';
+import { executorOf } from '../../src/runtime/executor.js';
+import { releaseGpu } from '../../src/runtime/device.js';
+import { seededInput } from '../../src/runtime/compare.js';
+
+after(releaseGpu);
+
+test('firstSubmit: parts of the given sizes, counted at the queue, with the default split\'s results', async () => {
+  const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'm' });
+  const x = g.inputs[0], y = g.outputs[0];
+  const n = g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1);
+  const base = await createSession(g, { plan: 'unfused', submitEvery: 3 });
+  // 10 dispatches. Encoded ahead a run submits one call per part; encoded in the run, one per part too.
+  const cases: [SessionOptions, number][] = [
+    [{ firstSubmit: 1, submitEvery: 0 }, 2],
+    [{ firstSubmit: 2, submitEvery: 3 }, 4],
+    [{ firstSubmit: 4, submitEvery: 0, encodeAhead: false }, 2],
+    [{ firstSubmit: 1, submitEvery: 3, encodeAhead: false }, 4],
+    [{ firstSubmit: 20 }, 1],
+  ];
+  try {
+    assert.equal(base.stats().dispatchesPerRun, 10);
+    const want = [1, 2].map((seed) => base.run({ [x]: seededInput(n, seed) }));
+    const expected = (await Promise.all(want)).map((r) => r[y].data);
+    for (const [o, parts] of cases) {
+      const what = JSON.stringify(o);
+      const s = await createSession(g, { plan: 'unfused', ...o });
+      const q = executorOf(s).ctx.device.queue;
+      let submits = 0;
+      const submit = q.submit.bind(q);
+      q.submit = (cbs: Iterable<GPUCommandBuffer>) => { submits++; submit(cbs); };
+      try {
+        assert.equal(s.stats().passesPerRun, parts, what);
+        assert.equal(s.stats().submitsPerRun, parts, what);
+        for (const [i, seed] of [1, 2].entries()) {
+          submits = 0;
+          const r = await s.run({ [x]: seededInput(n, seed) });
+          assert.equal(submits, parts, `${what}: queue.submit calls in run ${i + 1}`);
+          assert.deepEqual(r[y].data, expected[i], `${what}: seed ${seed}`);
+        }
+      } finally {
+        delete (q as { submit?: unknown }).submit;
+        s.dispose();
+      }
+    }
+  } finally {
+    base.dispose();
+  }
+  for (const bad of [0, 1.5, -2]) {
+    await assert.rejects(createSession(g, { plan: 'unfused', firstSubmit: bad }), (e: unknown) => e instanceof FcmError && /firstSubmit/.test(e.message), `firstSubmit ${bad}`);
+  }
+});
