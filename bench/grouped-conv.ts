@@ -37,7 +37,7 @@ const autoOnly = process.argv.includes('--auto-only');
 const outDir = arg('out', '');
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
 
-/** Tiles around the rule's: spatial tiles 1..8 rows x 4..8 columns, 1 to 4 outputs per thread, 4 or 8 filters per thread, half a group. */
+/** Tiles around the rule's: spatial tiles of 1..8 rows x 4..16 columns, 1 to 4 outputs x 4 or 8 filters per thread, half a group. */
 function variants(g: ConvGeom, limits: KernelLimits): GroupedTiles[] {
   const FG = g.F / g.group, CG = g.C / g.group;
   const out: GroupedTiles[] = [];
@@ -49,7 +49,7 @@ function variants(g: ConvGeom, limits: KernelLimits): GroupedTiles[] {
     out.push({ ...tt, bc: Math.ceil(CG / steps) });
   };
   for (const [th, tw] of [[8, 8], [4, 8], [2, 8], [1, 8], [4, 4], [8, 16]]) {
-    for (const [rp, rf] of [[2, 4], [1, 4], [4, 4], [2, 8], [1, 8]]) add({ th, tw, tf: FG, rp, rf });
+    for (const [rp, rf] of [[2, 4], [1, 4], [4, 4], [2, 8], [1, 8], [4, 8]]) add({ th, tw, tf: FG, rp, rf });
   }
   add({ th: 4, tw: 8, tf: Math.max(4, FG / 2), rp: 2, rf: 4 });
   add({ th: 8, tw: 8, tf: Math.max(4, FG / 2), rp: 1, rf: 4 });
