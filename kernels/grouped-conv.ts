@@ -6,7 +6,8 @@
 // positions' threads (the general kernel, conv2d.ts, loads both from global memory once per output). Each thread
 // accumulates RP neighbouring outputs of one row (their input spans overlap: a 3x3 stride-1 row of 2 outputs reads
 // 4 values per tap row instead of 6) x RF filters; with RF a multiple of 4 the weights are staged as vec4s over
-// filters and each tap is one vec4 load and RP vec4 FMAs. The window is unrolled in the generated WGSL.
+// filters and each tap is one vec4 load and RP vec4 FMAs. Where a step holds all of a group's channels, the tile's
+// weights (consecutive in memory) are read from global memory as vec4s. The window is unrolled in the generated WGSL.
 //
 // Tiles come from groupedTiles (the rule is stated there); the cache key names them. The f16 form is the generic
 // half-storage rewrite (kernels/f16.ts): the staged tiles and the sums stay f32.
@@ -14,7 +15,7 @@
 import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, convStore, geomKey } from './conv-common.js';
 import { invalid, overLimit, unsupported } from '../src/errors.js';
-import { bindings, cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap, wgFloats, where } from './shader.js';
+import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap, wgFloats, where } from './shader.js';
 
 /** Whether the grouped kernel takes a convolution: more than one group, fewer groups than input channels. */
 export const isGrouped = (g: Pick<ConvGeom, 'group' | 'C'>) => g.group > 1 && g.group < g.C;
@@ -115,7 +116,19 @@ export function groupedConvProgram(g: ConvGeom, t: GroupedTiles, limits: KernelL
   const b = convBindings(g);
 
   // Weights staged at ws[(cl * KK + tap) * TF + fl] (vec4: [(cl * KK + tap) * TF/4 + fl/4]), read by filter slice.
-  const stageW = vec
+  // With all of a group's channels in one step, a tile's weights are TF x CG x KK consecutive floats: with CG * KK a
+  // multiple of 4 they are read as vec4s (none straddles two filters) and scattered into ws.
+  const wGlobalVec = BC === CG && (CG * KK) % 4 === 0;
+  const wsAt = (r: string, fl: string) => (vec ? `ws[(${r}) * (TF / 4u) + (${fl}) / 4u][(${fl}) % 4u]` : `ws[(${r}) * TF + ${fl}]`);
+  const stageW = wGlobalVec
+    ? `  for (var e = li; e < TF * (CG * KK / 4u); e += NT) {
+    let fl = e / (CG * KK / 4u);
+    var v = vec4<f32>(0.0);
+    if (fg0 + fl < FG) { v = w[gf0 * (CG * KK / 4u) + e]; }
+    let r = (e % (CG * KK / 4u)) * 4u;
+${range(4).map((k) => `    ${wsAt(`r + ${k}u`, 'fl')} = v[${k}];`).join('\n')}
+  }`
+    : vec
     ? `  for (var e = li; e < BC * KK * (TF / 4u); e += NT) {
     let tap = e % KK;
     let cl = (e / KK) % BC;
@@ -166,7 +179,8 @@ ${range(4).map((k) => `      if (fg0 + fq * 4u + ${k}u < FG) { v[${k}] = w[((gf0
   }`)).join('\n');
 
   const wgsl = `
-${bindings(b.names)}
+${b.names.map((n, k) => `@group(0) @binding(${k}) var<storage, read> ${n}: ${n === 'w' && wGlobalVec ? 'array<vec4<f32>>' : 'array<f32>'};`).join('\n')}
+@group(0) @binding(${b.names.length}) var<storage, read_write> out: array<f32>;
 ${constsU32({
     C: g.C, F: g.F, HO: g.HO, WO: g.WO, CG, FG, KK, BC, TF, TH, TW, IH, IW, TXN, NT: T,
     NCH: ceilDiv(CG, BC), FT: ceilDiv(FG, TF), TY: ceilDiv(g.HO, TH), TXT: ceilDiv(g.WO, TW), G: g.group,

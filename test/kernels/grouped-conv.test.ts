@@ -93,10 +93,15 @@ test('the sampled cases meet every fixed axis, and the registry gives them the g
   assert.deepEqual([...new Set(cases.map((c) => c.stride))].sort(), [1, 2]);
   assert.deepEqual([...new Set(cases.map((c) => c.n))].sort(), [1, 2]);
   assert.ok(cases.some((c) => c.pads.some((p) => p > 0)), 'no case pads');
+  const wVec: boolean[] = [];
   for (const cc of cases) {
     const [p] = await programsOf(layerOf(cc, false).lc);
     assert.ok(p.cacheKey.startsWith('grouped|'), `${JSON.stringify(cc)}: ${p.cacheKey}`);
+    wVec.push(p.wgsl.includes('var<storage, read> w: array<vec4<f32>>'));
   }
+  // Both weight staging forms: vec4 reads of a whole group's weights (one channel step) and scalar ones (below: several
+  // steps, and the tile cases).
+  assert.ok(wVec.includes(true) && wVec.includes(false), `vec4 weight reads: ${wVec}`);
 });
 
 for (const [i, cc] of cases.entries()) {
