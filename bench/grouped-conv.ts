@@ -1,8 +1,9 @@
 // Grouped convolution benchmark: every grouped conv layer shape of the zoo's regnet_x_400mf (3x3, 16-channel groups,
 // 32..400 channels, stride 1 and 2), timed alone on the GPU with the general kernel (kernels/conv2d.ts, which ran
 // them before) and the grouped kernel (kernels/grouped-conv.ts) at its rule's tiles and at other tiles, in fp32 and
-// fp16 storage, at each batch. Before timing, each layer's grouped kernel is checked against the general one on seeded
-// data (max abs difference printed). Per batch, the model's grouped-conv time is each shape's time x its layer count.
+// fp16 storage, at each batch. Before timing, each layer's grouped kernel (rule tiles) is checked against the general
+// one on the same data (max abs difference printed; fp16: both store halves). Per batch, the model's grouped-conv
+// time is each shape's time x its layer count.
 //
 // Run: npm run build && node dist/bench/grouped-conv.js [--batches 1,32] [--precisions f32,f16] [--iters 20]
 //      [--heat-ms 20] [--rounds 5] [--auto-only] [--out DIR]   (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
@@ -18,6 +19,7 @@ import { type ConvGeom, convGeom, geomKey } from '../kernels/conv-common.js';
 import { conv2d } from '../kernels/conv2d.js';
 import { type GroupedTiles, groupedConvProgram, groupedStorage, groupedThreads, groupedTiles, isGrouped } from '../kernels/grouped-conv.js';
 import { withStorage } from '../kernels/f16.js';
+import { fromHalf, toHalf } from '../src/runtime/half.js';
 import type { KernelLimits, KernelProgram } from '../kernels/program.js';
 import { threadCap } from '../kernels/shader.js';
 import { closeDevice, getDevice, limitsOf, prepare, release, runProgram } from '../test/kernels/fused-harness.js';
@@ -36,6 +38,14 @@ const rounds = Number(arg('rounds', '5'));
 const autoOnly = process.argv.includes('--auto-only');
 const outDir = arg('out', '');
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
+
+/** The binary16 words of `v`, two to a float32 slot (the harness writes Float32Array bytes as they are). */
+function halfWords(v: Float32Array): Float32Array {
+  const h = toHalf(v);
+  const out = new Float32Array(Math.ceil(h.length / 2));
+  new Uint16Array(out.buffer, 0, h.length).set(h);
+  return out;
+}
 
 /** Tiles around the rule's: spatial tiles of 1..8 rows x 4..16 columns, 1 to 4 outputs x 4 or 8 filters per thread, half a group. */
 function variants(g: ConvGeom, limits: KernelLimits): GroupedTiles[] {
@@ -94,14 +104,13 @@ async function main() {
         }
         const progs = contestants.map(([name, p]) => [name, withStorage(p, precision)] as const);
         const sizes = [g.N * g.C * g.H * g.W, g.F * (g.C / g.group) * g.kh * g.kw, g.F, g.N * g.F * g.HO * g.WO];
-        // Check (fp32 only: the f16 programs read these f32 buffers as pairs of halves): the rule's program against the general kernel.
-        let maxDiff = NaN;
-        if (precision === 'f32') {
-          const data = progs[0][1].inputs.map((k, i) => Float32Array.from({ length: sizes[k] }, (_, j) => Math.sin(j * 0.37 + i) * 0.5));
-          const a = await runProgram(device, progs[0][1], data, sizes[3]);
-          const b = await runProgram(device, progs[1][1], data, sizes[3]);
-          maxDiff = a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
-        }
+        // Check: the rule's program against the general kernel on the same data (f16: the data as halves).
+        const data = progs[0][1].inputs.map((k, i) => Float32Array.from({ length: sizes[k] }, (_, j) => Math.sin(j * 0.37 + i) * 0.5));
+        const outOf = async (p: KernelProgram) => (precision === 'f32'
+          ? runProgram(device, p, data, sizes[3])
+          : fromHalf(new Uint16Array((await runProgram(device, p, data.map(halfWords), sizes[3])).buffer, 0, sizes[3])));
+        const a = await outOf(progs[0][1]), b = await outOf(progs[1][1]);
+        const maxDiff = a.reduce((m, v, j) => Math.max(m, Math.abs(v - b[j])), 0);
         const prepared = [];
         for (const [, p] of progs) prepared.push(await prepare(device, p, p.inputs.map((k) => new Float32Array(sizes[k]).fill(0.01)), sizes[3]));
         const samples: number[][] = progs.map(() => []);
@@ -121,8 +130,7 @@ async function main() {
         const old = us['old conv2d'], ruleUs = us[progs[1][0]];
         const best = Object.entries(us).sort((a, b) => a[1] - b[1])[0];
         console.log(`b${batch} ${precision} ${shape} x${count}: old ${old.toFixed(1)} us, rule ${ruleUs.toFixed(1)} us (${(old / ruleUs).toFixed(2)}x, ` +
-          `${(gflop / ruleUs * 1e3).toFixed(2)} TFLOPS) [${progs[1][0]}]; best ${best[0]} ${best[1].toFixed(1)} us` +
-          `${precision === 'f32' ? `; max |rule - old| ${maxDiff.toExponential(2)}` : ''}`);
+          `${(gflop / ruleUs * 1e3).toFixed(2)} TFLOPS) [${progs[1][0]}]; best ${best[0]} ${best[1].toFixed(1)} us; max |rule - old| ${maxDiff.toExponential(2)}`);
         if (!autoOnly) console.log(`    ${Object.entries(us).map(([k, v]) => `${k}: ${v.toFixed(1)}`).join(', ')}`);
       }
       const r = rows.filter((x) => x.batch === batch && x.precision === precision);
