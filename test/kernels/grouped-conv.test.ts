@@ -14,6 +14,7 @@ import { type GroupedTiles, groupedConvProgram, groupedTiles, isGrouped } from '
 import { convGeom } from '../../kernels/conv-common.js';
 import { activationFn } from '../../kernels/shader.js';
 import { defaultLimits } from '../../kernels/program.js';
+import { withStorage } from '../../kernels/f16.js';
 import { newAttrs } from '../../src/graph/ir.js';
 
 after(closeDevice);
@@ -145,6 +146,11 @@ test('grouped conv kernel matches the reference at tiles the rule does not reach
     const p = groupedConvProgram(g, t, limits, 'test');
     const got = await runProgram(device, p, p.inputs.map((k) => lc.inputs[k]!.data), ref.data.length);
     assertClose(got, ref.data, `${JSON.stringify(cc)} tiles ${JSON.stringify(t)}`);
+    // The f16 form of the scalar weight staging (the f16 cases above stage vec4s): valid WGSL (Tint only, no LLVM).
+    if (device.features.has('shader-f16')) {
+      const info = await device.createShaderModule({ code: withStorage(p, 'f16').wgsl }).getCompilationInfo();
+      assert.deepEqual(info.messages.filter((m) => m.type === 'error').map((m) => m.message), [], `f16 ${JSON.stringify(t)}`);
+    }
   }
 });
 
