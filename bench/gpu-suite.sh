@@ -10,9 +10,10 @@
 #   int8      the int8 MobileNetV2 and MobileNetV1 (integer kernels) against the same models in fp32; per-node profiles
 #   firstrun  time to the first result, pipelines compiled one by one against all at once, driver shader cache off
 #   kernels   per-layer bandwidth of MobileNetV2's layers at batch 32 against a copy kernel (fp32 and fp16)
+#   grouped   regnet_x_400mf's grouped conv layers: the grouped kernel (rule and other tiles) against the general one
 # Results go to $OUT (one JSON file per tool, logs beside them).
 set -uo pipefail
-part=${1:?part: torch, b1, b32, int8, firstrun or kernels}
+part=${1:?part: torch, b1, b32, int8, firstrun, kernels or grouped}
 : "${OUT:=/tmp/fcm-gpu-out}"
 : "${ONNX_DIR:=/tmp/fcm-onnx}"
 mkdir -p "$OUT" "$ONNX_DIR"
@@ -50,5 +51,7 @@ case "$part" in
     done; done ;;
   kernels)
     node dist/bench/layer-kernels.js --models mobilenet_v2 --batches 32 --auto-only --out "$OUT" 2>&1 | tee "$OUT/kernels.log" ;;
+  grouped)
+    node dist/bench/grouped-conv.js --batches 1,32 --precisions f32,f16 --out "$OUT" 2>&1 | tee "$OUT/grouped.log" ;;
   *) echo "unknown part $part" >&2; exit 2 ;;
 esac

@@ -1,4 +1,5 @@
-// General 2-D convolution (standard and grouped; stems, RegNet-like groups): one invocation per output
+// General 2-D convolution (standard convs such as stems and strided 1x1s; grouped ones where kernels/grouped-conv.ts
+// does not take them, e.g. a depth multiplier over single-channel groups): one invocation per output
 // element, looping over its group's input channels and the kernel window with every input coordinate
 // checked against the image (the padding reads as zero). Epilogue: bias, activation, + residual.
 

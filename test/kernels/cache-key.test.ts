@@ -1,9 +1,10 @@
 // The runtime caches compiled pipelines by KernelProgram.cacheKey, so a key must name everything baked into the
 // WGSL: two programs with one key must be the same program. Checked on every program the kernels build for zoo
-// models (layer by layer and fused) and an int8 TFLite fixture (fused, both dot product forms), without a GPU.
+// models (layer by layer and fused; regnet_x_400mf for its grouped convs) and an int8 TFLite fixture (fused, both dot
+// product forms), without a GPU.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mobileNetV2, mobileNetV3Large } from '../../fixtures/zoo.js';
+import { mobileNetV2, mobileNetV3Large, regNetX400mf } from '../../fixtures/zoo.js';
 import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
 import { type Graph, fcmDomain } from '../../src/graph/ir.js';
 import { loadModel } from '../../src/graph/load.js';
@@ -35,7 +36,8 @@ test('equal cache keys mean equal programs (fp32, layer by layer and fused)', as
   const keys = new Map<string, { body: string; where: string }>();
   const clashes: string[] = [];
   let programs = 0;
-  for (const [name, model] of [['mobilenet_v2', mobileNetV2(1)], ['mobilenet_v3_large', mobileNetV3Large(1)]] as const) {
+  // regnet_x_400mf: its grouped convs (kernels/grouped-conv.ts), 22 layers over 7 shapes.
+  for (const [name, model] of [['mobilenet_v2', mobileNetV2(1)], ['mobilenet_v3_large', mobileNetV3Large(1)], ['regnet_x_400mf', regNetX400mf(1)]] as const) {
     for (const plan of ['unfused', 'auto'] as const) {
       for (const p of floatPrograms(await prepareForRun(model, { plan, hw }))) {
         collect(keys, p, `${name}/${plan}/${p.name}`, clashes);
@@ -47,6 +49,7 @@ test('equal cache keys mean equal programs (fp32, layer by layer and fused)', as
   // Repeated layers share programs: without shared keys the check above compared nothing.
   assert.ok(keys.size < programs, `${programs} programs, ${keys.size} keys`);
   assert.ok([...keys.keys()].some((k) => k.startsWith('FusedPwDw') || /pwdw/i.test(k)), 'no fused program was built');
+  assert.ok([...keys.keys()].some((k) => k.startsWith('grouped|')), 'no grouped conv program was built');
 });
 
 test('equal cache keys mean equal programs (int8, fused, dot4 and unpacking)', async () => {

@@ -1,4 +1,4 @@
-// Convolution kernels (kernels/conv2d.ts, depthwise.ts, pointwise.ts) against reference.ts's conv2d over shape
+// Convolution kernels (kernels/conv2d.ts, depthwise.ts, pointwise.ts, grouped-conv.ts) against reference.ts's conv2d over shape
 // sweeps: odd sizes, stride 2, channel counts that are not multiples of 4 or of the tiles, 1x1 spatial,
 // batch > 1, every epilogue activation, bias and residual present and absent.
 import { after, test } from 'node:test';
@@ -15,7 +15,7 @@ interface ConvCase {
   stride?: number; pads?: [number, number, number, number]; dilation?: number; group?: number;
   bias?: boolean; residual?: boolean; act?: string; params?: number[];
   /** Which kernel the registry must pick. */
-  expect: 'pw' | 'dw' | 'general';
+  expect: 'pw' | 'dw' | 'grouped' | 'general';
 }
 
 let seed = 1;
@@ -41,7 +41,7 @@ async function check(cc: ConvCase): Promise<void> {
     outputShapes: [[...ref.shape]],
   };
   const [p] = await programsOf(lc);
-  const kind = p.cacheKey.startsWith('pointwise') ? 'pw' : p.cacheKey.startsWith('depthwise') ? 'dw' : 'general';
+  const kind = p.cacheKey.startsWith('pointwise') ? 'pw' : p.cacheKey.startsWith('depthwise') ? 'dw' : p.cacheKey.startsWith('grouped') ? 'grouped' : 'general';
   assert.equal(kind, cc.expect, `kernel chosen for ${JSON.stringify(cc)}`);
   const [got] = await runLayer(lc);
   assertClose(got, ref.data, JSON.stringify(cc));
@@ -73,9 +73,10 @@ const cases: ConvCase[] = [
   { n: 1, c: 7, h: 13, w: 12, f: 7, k: [5, 5], stride: 2, pads: [2, 2, 2, 2], group: 7, act: 'SiLU', expect: 'dw' },
   { n: 1, c: 3, h: 15, w: 14, f: 3, k: [7, 7], pads: [6, 6, 6, 6], dilation: 2, group: 3, bias: true, residual: true, act: 'LeakyRelu', params: [0.1], expect: 'dw' },
   { n: 2, c: 9, h: 1, w: 1, f: 9, k: [3, 3], pads: [1, 1, 1, 1], group: 9, act: 'Tanh', expect: 'dw' },
-  // general: stems (3 input channels, stride 2), grouped (RegNet-like), strided 1x1, no padding
+  // general: stems (3 input channels, stride 2), strided 1x1, no padding, one input channel per group with 2 filters
+  // each; grouped (RegNet-like, 1 < group < C: test/kernels/grouped-conv.test.ts has its sweep)
   { n: 2, c: 3, h: 17, w: 15, f: 8, k: [3, 3], stride: 2, pads: [1, 1, 1, 1], bias: true, act: 'Clip', params: [0, 6], expect: 'general' },
-  { n: 1, c: 8, h: 9, w: 10, f: 12, k: [3, 3], pads: [1, 1, 1, 1], group: 4, bias: true, residual: true, act: 'Relu', expect: 'general' },
+  { n: 1, c: 8, h: 9, w: 10, f: 12, k: [3, 3], pads: [1, 1, 1, 1], group: 4, bias: true, residual: true, act: 'Relu', expect: 'grouped' },
   { n: 1, c: 6, h: 9, w: 9, f: 5, k: [1, 1], stride: 2, expect: 'general' },
   { n: 1, c: 4, h: 8, w: 7, f: 6, k: [3, 2], stride: 1, expect: 'general' },
   { n: 1, c: 4, h: 6, w: 6, f: 8, k: [3, 3], pads: [1, 1, 1, 1], group: 4, expect: 'general' },
