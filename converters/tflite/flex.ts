@@ -1,29 +1,33 @@
 // Custom options of TFLite ops as flexbuffers (the format TensorFlow and MediaPipe write them in), read into plain
-// values. flatbuffers' own toObject reads a float 0.0 as null (it picks the float value with `||`), which would drop
-// options such as MediaPipe's target_rotation_radians = 0; this walk reads each scalar by its stored type.
-import { toReference } from 'flatbuffers/mjs/flexbuffers.js';
+// values with flatbuffers' reader, two of its faults mended: it reads a float 0.0 as null (it picks the float value
+// with `||`), which would drop options such as MediaPipe's target_rotation_radians = 0, and gives 64-bit integers
+// as BigInt. Such a null of the root map is read again by its stored type; integers become numbers.
+import { toObject, toReference } from 'flatbuffers/mjs/flexbuffers.js';
 
 export type FlexValue = null | boolean | number | string | Uint8Array | FlexValue[] | { [key: string]: FlexValue };
 
-type Ref = ReturnType<typeof toReference>;
-
-function read(r: Ref): FlexValue {
-  if (r.isNull()) return null;
-  if (r.isBool()) return r.boolValue();
-  if (r.isFloat()) return Number(r.floatValue());
-  if (r.isNumber()) return Number(r.intValue());
-  if (r.isString()) return r.stringValue();
-  if (r.isBlob()) return r.blobValue();
-  if (r.isMap()) {
+const plain = (v: unknown): FlexValue => {
+  if (typeof v === 'bigint') return Number(v);
+  if (Array.isArray(v)) return v.map(plain);
+  if (v && typeof v === 'object' && !(v instanceof Uint8Array)) {
     const out: { [key: string]: FlexValue } = Object.create(null);
-    for (const k of Object.keys(r.toObject() as object)) out[k] = read(r.get(k as unknown as number));
+    for (const [k, x] of Object.entries(v)) out[k] = plain(x);
     return out;
   }
-  if (r.isVector()) return Array.from({ length: r.length() }, (_, i) => read(r.get(i)));
-  return null;
-}
+  return v as FlexValue;
+};
 
 /** The value at the root of a flexbuffer (throws on a malformed buffer). */
 export function readFlex(raw: Uint8Array): FlexValue {
-  return read(toReference(raw.slice().buffer));
+  const buffer = raw.slice().buffer;
+  const value = plain(toObject(buffer));
+  if (value && typeof value === 'object' && !Array.isArray(value) && !(value instanceof Uint8Array)) {
+    for (const k of Object.keys(value)) {
+      if (value[k] !== null) continue;
+      // A fresh reference each time: flatbuffers' Reference caches its length in a form its next lookup cannot use.
+      const r = toReference(buffer).get(k as unknown as number);
+      if (r.isFloat()) value[k] = Number(r.floatValue());
+    }
+  }
+  return value;
 }
