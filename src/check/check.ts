@@ -181,6 +181,8 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   const protos = stages.map((st) => (st.kind === 'onnx' ? decodeModel(st.onnx, source) : undefined));
   const onnxNames = new Set<string>();
   for (const proto of protos) for (const n of proto?.graph!.node ?? []) for (const y of n.output) if (y) onnxNames.add(y);
+  // The host nodes the reference computes in float64 give their outputs to --per-layer too.
+  for (const st of stages) if (st.kind === 'host') for (const y of st.node.outputs) if (y) onnxNames.add(y);
   const layerTensors: { node: string; op: string; tensor: string }[] = [];
   if (options.perLayer) {
     for (const n of g.nodes) {

@@ -155,6 +155,11 @@ describe('MediaPipe landmark ops in a TFLite model', () => {
     // The crop is not all zeros (the landmarks fall on the features), so the comparison says something.
     const crop = report.outputs.find((o) => o.name === 'crop')!;
     assert.ok(crop.cosine > 0.999);
+    // --per-layer across the stages, the matrix (a host node's output) among the tensors compared.
+    const layered = await runCheck(bytes, { perLayer: true });
+    assert.ok(layered.layers!.some((l) => l.op === 'landmarks2transformmatrix' && l.ok), JSON.stringify(layered.layers!.map((l) => l.op)));
+    assert.ok(layered.layers!.some((l) => l.node.startsWith('conv_2d') && l.tensor === 'crop/points'), 'a layer of the stage after the host nodes');
+    assert.equal(layered.firstBadNode, undefined);
   });
 
   it('check fails when fcm-opt computes an op differently from the reference (the reference is not the executor)', async () => {
