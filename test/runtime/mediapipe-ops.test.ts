@@ -8,6 +8,7 @@
 // of 2^-24 relative through about twenty operations (atan2, cos, sin, 4x4 products), so 1e-5 relative.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { builder as flexBuilder, toObject as flexToObject } from 'flatbuffers/mjs/flexbuffers.js';
 import { mulberry32 } from '../../fixtures/rng.js';
 import { mediapipeCropOptions, mediapipeLandmarkModel } from '../../fixtures/tflite-mediapipe.js';
 import {
@@ -169,6 +170,22 @@ describe('MediaPipe landmark ops in a TFLite model', () => {
     });
     const report = await runCheck(mediapipeLandmarkModel(), { transformGraph: change });
     assert.equal(report.ok, false);
+  });
+
+  it('reads a float option of 0.0 (flatbuffers\' toObject gives null for it) as MediaPipe\'s files store it', async () => {
+    // The options map as MediaPipe's exporter writes it: target_rotation_radians a 32-bit float 0.0.
+    const fb = flexBuilder();
+    fb.startMap();
+    for (const [k, v] of Object.entries(mediapipeCropOptions)) {
+      fb.addKey(k);
+      if (k === 'target_rotation_radians') fb.addFloat(0);
+      else fb.add(v);
+    }
+    fb.end();
+    const raw = fb.finish();
+    assert.equal((flexToObject(raw.slice().buffer) as Record<string, unknown>).target_rotation_radians, null, 'the library reads it as null');
+    const g = await loadModel(mediapipeLandmarkModel(51, { rawOptions: raw }));
+    assert.equal(g.nodes.find((n) => n.op === 'landmarks2transformmatrix')!.attrs.target_rotation_radians, 0);
   });
 
   it('refuses version 1 of the ops (a different definition), naming the node', async () => {
