@@ -49,7 +49,7 @@ for (const n of nodes) {
   const [N, C, H, Wd] = X, [F, Cg, KH, KW] = W.shape, [, , OH, OW] = Y;
   const [sh, sw] = a.strides, [pt, pl] = a.pads, [dh, dw] = a.dilations ?? [1, 1], group = a.group;
   const bias = b ? g.tensors.get(b).data : null;
-  if (!quiet) console.log(n.name, n.op, 'x', X, 'w', W.shape, 'group', group, 'act', a.activation, a.activationParams, 'res', !!res);
+  if (!quiet) console.log(n.name, n.op, 'x', X, 'w', W.shape, 'group', group, 'act', a.activation, a.activationParams, 'res', !!res, 'act after res', a.activationPost ?? '');
   const conv = (xv, rv) => {
     const out = new Float64Array(F * OH * OW), mag = new Float64Array(F * OH * OW);
     const fpg = F / group;
@@ -65,6 +65,7 @@ for (const n of nodes) {
         const i = (f * OH + oy) * OW + ox;
         acc = activation(a.activation, a.activationParams ?? [], acc);
         if (rv) acc += rv[i];
+        acc = activation(a.activationPost, a.activationParamsPost ?? [], acc); // after the residual (folded Add's activation)
         out[i] = acc; mag[i] = m;
       } }
     return { out, mag };

@@ -21,7 +21,7 @@
 
 import type * as flatbuffers from 'flatbuffers';
 import { ByteBuffer, Encoding } from 'flatbuffers';
-import { toObject as flexToObject } from 'flatbuffers/mjs/flexbuffers.js';
+import { readFlex } from './flex.js';
 import { decodeUtf8Lossless } from '../../src/text.js';
 import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
 import { invalid, unsupported } from '../../src/errors.js';
@@ -725,6 +725,12 @@ function convertOperator(g: GraphBuilder, op: Operator, index: number): void {
         const shapes = detectionOutputShapes(attrs, outs.length);
         if (shapes) outs.forEach((t, i) => { g.tensors.set(g.names[t], { ...g.tensor(g.names[t]), shape: shapes[i], shapeUnknown: false }); });
       }
+      if (custom && mediapipeOps.has(lower)) {
+        // MediaPipe's landmark ops (src/runtime/mediapipe-ops.ts): their flexbuffer options, and the operator code's
+        // version (versions 1 and 2 differ in meaning).
+        Object.assign(attrs, flexAttrs(op.customOptionsArray(), g.source, where));
+        attrs.version = m.operatorCodes(op.opcodeIndex())!.version();
+      }
       const inputs = ins.map((t) => (t >= 0 ? g.toNative(g.names[t], name) : ''));
       const outputs = outs.map((t) => g.nativeOutput(g.names[t]));
       g.node(name, custom ? lower : (BuiltinOperator[code] ?? `BUILTIN_${code}`), inputs, outputs, attrs, custom ? `${tfliteDomain}.custom` : tfliteDomain);
@@ -740,7 +746,7 @@ function detectionOptions(raw: Uint8Array | null, source: string, where: string)
   if (!raw || raw.length === 0) return {};
   let m: unknown;
   try {
-    m = flexToObject(raw.slice().buffer);
+    m = readFlex(raw);
   } catch (e) {
     throw invalid(source, `${where}: custom options are not a flexbuffer map (${e instanceof Error ? e.message : String(e)})`);
   }
@@ -754,6 +760,28 @@ function detectionOptions(raw: Uint8Array | null, source: string, where: string)
     if (typeof v === 'boolean') out[k] = v ? 1 : 0;
     else if (typeof v === 'number' || typeof v === 'bigint') out[k] = Number(v);
     else throw invalid(source, `${where}: custom option '${k}' is not a number`);
+  }
+  return out;
+}
+
+const mediapipeOps = new Set(['landmarks2transformmatrix', 'transformtensorbilinear', 'transformlandmarks']);
+
+/** A custom op's flexbuffer map options as attributes: numbers (booleans as 0/1), strings, lists of numbers. */
+function flexAttrs(raw: Uint8Array | null, source: string, where: string): Attrs {
+  const out = newAttrs();
+  if (!raw || raw.length === 0) return out;
+  let m: unknown;
+  try {
+    m = readFlex(raw);
+  } catch (e) {
+    throw invalid(source, `${where}: custom options are not a flexbuffer map (${e instanceof Error ? e.message : String(e)})`);
+  }
+  if (!m || typeof m !== 'object' || Array.isArray(m) || m instanceof Uint8Array) throw invalid(source, `${where}: custom options are not a flexbuffer map`);
+  for (const [k, v] of Object.entries(m)) {
+    if (typeof v === 'number' || typeof v === 'string') out[k] = v;
+    else if (typeof v === 'boolean') out[k] = v ? 1 : 0;
+    else if (Array.isArray(v) && v.every((x) => typeof x === 'number')) out[k] = v as number[];
+    else throw invalid(source, `${where}: custom option '${k}' is neither a number, a string nor a list of numbers`);
   }
   return out;
 }

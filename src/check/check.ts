@@ -18,7 +18,9 @@ import { FcmError, invalid, unsupported } from '../errors.js';
 import { defaultMaxMemory } from '../../converters/options.js';
 import type { Graph } from '../graph/ir.js';
 import { detectFormat } from '../graph/load.js';
-import { type Int8Comparison, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from './tflite.js';
+import { type Int8Comparison, type ReferenceStage, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from './tflite.js';
+import { mediapipeReference } from './mediapipe-reference.js';
+import { constNumbers } from '../graph/util.js';
 import { decodeModel, encodeModel, onnx } from '../../converters/onnx/codec.js';
 import { type Comparison, compareOutputs, f16Bounds, seededInput } from '../runtime/compare.js';
 import { acquireGpu } from '../runtime/device.js';
@@ -81,6 +83,9 @@ export interface CheckReport {
   /** Nodes the reference cannot run (no ONNX equivalent): `outputs` are then their inputs, and the graph outputs
    *  that do not depend on them (src/check/tflite.ts referenceCut). */
   notCompared?: { node: string; op: string; why: string }[];
+  /** Host nodes without an ONNX equivalent that the reference computes with a float64 transcription of their
+   *  definition between its onnxruntime stages (src/check/mediapipe-reference.ts). */
+  float64Nodes?: { node: string; op: string }[];
   ok: boolean;
 }
 
@@ -122,6 +127,37 @@ export async function runOrt(bytes: Uint8Array, feeds: Record<string, { data: Fl
   }
 }
 
+/**
+ * The reference's values of `wanted` (and of everything its stages give): onnxruntime on each ONNX stage, fed the
+ * inputs and the values of earlier stages; host stages computed by the float64 transcription of their definition
+ * (mediapipe-reference.ts), rounded to float32 as the next ONNX stage takes them.
+ */
+async function runReference(stages: ReferenceStage[], bytes: (Uint8Array | undefined)[], g: Graph, feeds: Record<string, { data: Float32Array; shape: number[] }>,
+  wanted: string[], source: string, dtypes: Record<string, string>): Promise<Map<string, Float32Array>> {
+  const values = new Map<string, Float32Array>(Object.entries(feeds).map(([k, v]) => [k, v.data]));
+  const value = (x: string, reader: string) => {
+    const v = values.get(x);
+    if (v) return v;
+    const t = g.tensors.get(x);
+    if (t?.data !== undefined) return Float32Array.from(t.data instanceof Float32Array ? t.data : constNumbers(t, reader));
+    throw unsupported(source, `the reference has no float32 value of '${x}' for ${reader} (onnxruntime gives float32 tensors only)`);
+  };
+  const outputs = bytes.map((b) => new Set(b ? decodeModel(b, source).graph!.output.map((o) => o.name) : []));
+  for (const [i, st] of stages.entries()) {
+    if (st.kind === 'host') {
+      const where = `node '${st.node.name}' (${st.node.op})`;
+      values.set(st.node.outputs[0], Float32Array.from(mediapipeReference(g, st.node, (x) => value(x, where))));
+      continue;
+    }
+    const stageFeeds = Object.fromEntries(st.inputs.map((x) => [x, { data: value(x, 'onnxruntime'), shape: [...g.tensors.get(x)!.shape] }]));
+    // One stage: the model's own outputs and the --per-layer ones; several: also what later stages read.
+    const names = stages.length === 1 ? wanted : [...new Set([...st.outputs, ...wanted.filter((y) => outputs[i].has(y))])];
+    const got = await runOrt(bytes[i]!, stageFeeds, names, source, dtypes);
+    for (const [k, v] of got) values.set(k, v);
+  }
+  return values;
+}
+
 export async function runCheck(model: string | Uint8Array, options: CheckOptions = {}, source = typeof model === 'string' ? model : '<bytes>'): Promise<CheckReport> {
   let bytes: Uint8Array;
   if (typeof model === 'string') {
@@ -133,7 +169,9 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   // TFLite and Keras: onnxruntime runs the ONNX export of the imported graph.
   const tfl = format === 'tflite' || format === 'keras' ? tfliteReference(imported) : undefined;
   const g0 = tfl ? tfl.floatGraph : imported;
-  const modelBytes = tfl ? tfl.onnx : bytes;
+  // What onnxruntime runs: the model, or the stages of the TFLite/Keras reference (ONNX parts, and between them host
+  // nodes computed in float64: src/check/tflite.ts).
+  const stages: ReferenceStage[] = tfl ? tfl.stages : [{ kind: 'onnx', onnx: bytes, inputs: imported.inputs, outputs: imported.outputs }];
   const plan = options.unfused ? 'unfused' : 'auto';
   const precision = options.precision ?? 'fp32';
   // --per-layer compares the layers of squeeze-excite blocks one by one: they stay apart there.
@@ -142,9 +180,11 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   const g = options.transformGraph ? options.transformGraph(prepared) : prepared;
 
   // Tensors both sides compute: node outputs of the executed graph that are value names of the ONNX model.
-  const proto = decodeModel(modelBytes, source);
+  const protos = stages.map((st) => (st.kind === 'onnx' ? decodeModel(st.onnx, source) : undefined));
   const onnxNames = new Set<string>();
-  for (const n of proto.graph!.node) for (const y of n.output) if (y) onnxNames.add(y);
+  for (const proto of protos) for (const n of proto?.graph!.node ?? []) for (const y of n.output) if (y) onnxNames.add(y);
+  // The host nodes the reference computes in float64 give their outputs to --per-layer too.
+  for (const st of stages) if (st.kind === 'host') for (const y of st.node.outputs) if (y) onnxNames.add(y);
   const layerTensors: { node: string; op: string; tensor: string }[] = [];
   if (options.perLayer) {
     for (const n of g.nodes) {
@@ -152,8 +192,12 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
         if (y && onnxNames.has(y) && !g.outputs.includes(y) && g.tensors.get(y)?.dtype === 'float32') layerTensors.push({ node: n.name, op: n.op, tensor: y });
       }
     }
-    const existing = new Set(proto.graph!.output.map((o) => o.name));
-    for (const l of layerTensors) if (!existing.has(l.tensor)) proto.graph!.output.push(new onnx.ValueInfoProto({ name: l.tensor }));
+    const wanted = new Set(layerTensors.map((l) => l.tensor));
+    for (const proto of protos) {
+      if (!proto) continue;
+      const existing = new Set(proto.graph!.output.map((o) => o.name));
+      for (const n of proto.graph!.node) for (const y of n.output) if (wanted.has(y) && !existing.has(y)) proto.graph!.output.push(new onnx.ValueInfoProto({ name: y }));
+    }
   }
 
   // The check feeds seeded float32 values, rounded for an int32/int64 input (Silero VAD's sample rate): onnxruntime gets
@@ -185,13 +229,15 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   for (const x of g.inputs) feeds[x] = { data: grid ? grid.real[x] : seeded[x], shape: [...g.tensors.get(x)!.shape] };
   await options.onInputs?.(feeds);
   // onnxruntime first: its result does not depend on ours, and its threads are idle by the time the GPU runs.
-  const refBytes = options.perLayer ? encodeModel(proto) : modelBytes;
+  const refBytes = stages.map((st, i) => (st.kind === 'onnx' ? (options.perLayer ? encodeModel(protos[i]!) : st.onnx) : undefined));
   // onnxruntime keeps the model bytes and its own copy of the weights, and (without reuse, at most) every activation.
   let activations = 0;
   for (const t of g.tensors.values()) if (t.data === undefined && !t.shapeUnknown) activations += 4 * t.shape.reduce((a, b) => a * b, 1);
-  checkMemory(options.maxMemory, 2 * refBytes.byteLength + activations, "onnxruntime's session of the reference model", source);
+  const largest = Math.max(...refBytes.map((b) => b?.byteLength ?? 0));
+  checkMemory(options.maxMemory, 2 * largest + activations, "onnxruntime's session of the reference model", source);
   const intDtypes = Object.fromEntries(g.inputs.map((x) => [x, g.tensors.get(x)!.dtype]).filter(([, d]) => d === 'int64' || d === 'int32'));
-  const ref = await runOrt(refBytes, feeds, [...new Set([...(tfl?.cut.length ? tfl.compared : g.outputs), ...layerTensors.map((l) => l.tensor)])], source, intDtypes);
+  const ref = await runReference(stages, refBytes, tfl?.floatGraph ?? imported, feeds,
+    [...new Set([...(tfl?.cut.length ? tfl.compared : g.outputs), ...layerTensors.map((l) => l.tensor)])], source, intDtypes);
 
   // The tensors compared: the graph outputs, or the inputs of the nodes the reference cannot run.
   const compared = tfl?.cut.length ? tfl.compared : g.outputs;
@@ -210,6 +256,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
       device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
     };
     if (tfl?.cut.length) report.notCompared = tfl.cut;
+    if (tfl?.bridged.length) report.float64Nodes = tfl.bridged;
     if (grid) {
       try {
         report.int8Reference = compareWithInt8Reference(imported, grid.int8, ours, compared);
@@ -279,6 +326,10 @@ export function formatCheck(r: CheckReport): string {
   if (r.format === 'keras') lines.push('  Keras (TF.js Layers) model: rank-4 inputs and outputs are NCHW (the IR\'s layout; Keras\'s channels-last is converted at import)');
   if (r.notCompared?.length) {
     lines.push(`  compared up to the inputs of ${r.notCompared.map((c) => `'${c.node}' (${c.op}: ${c.why})`).join(', ')}; their results are not compared`);
+  }
+  if (r.float64Nodes?.length) {
+    const ops = [...new Set(r.float64Nodes.map((n) => n.op))].map((op) => `${op} x${r.float64Nodes!.filter((n) => n.op === op).length}`);
+    lines.push(`  reference: onnxruntime, with the host ops ${ops.join(', ')} computed in float64 from their definitions between its stages`);
   }
   for (const o of r.outputs) {
     lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (${criterion(o)}), max rel ${fmt(o.maxRelError)}, rel to range ${fmt(o.rangeRelError)}, ` +

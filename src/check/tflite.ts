@@ -10,13 +10,16 @@
 // does not, so the outputs differ by a few LSB (errors of about 1/sqrt(12) LSB rms per rounded layer add up),
 // and a 1-LSB bound does not hold in general. It is reported, not held to a tolerance.
 //
-// Ops that run on the host and have no ONNX equivalent (TFLite_Detection_PostProcess, src/runtime/host-float.ts)
-// cannot be in the export: the reference graph stops in front of them, and the check compares their inputs (and
-// the graph outputs that do not depend on them) instead. Their own results are checked by tests against the op's
-// definition (test/runtime/detection-postprocess.test.ts).
+// Ops that run on the host and have no ONNX equivalent (src/runtime/host-float.ts) cannot be in the export. Those
+// with a float64 transcription of their definition here (MediaPipe's landmark ops, mediapipe-reference.ts, written
+// apart from the executor's port) split the reference into stages: onnxruntime runs the graph up to them, the
+// transcription computes them from onnxruntime's values, onnxruntime runs what follows, and so on, so the graph
+// outputs are compared. For the others (TFLite_Detection_PostProcess) the reference graph stops in front of them,
+// and the check compares their inputs (and the graph outputs that do not depend on them) instead; their own results
+// are checked by tests against the op's definition (test/runtime/detection-postprocess.test.ts).
 
 import { FcmError, unsupported } from '../errors.js';
-import type { Graph, Quantization, Tensor } from '../graph/ir.js';
+import type { Graph, Node, Quantization, Tensor } from '../graph/ir.js';
 import { producers } from '../graph/ir.js';
 import { dequantizeGraph, isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { prepareGraph } from '../graph/prepare.js';
@@ -24,37 +27,51 @@ import { exportOnnx } from '../../converters/onnx/export.js';
 import { runInt8Reference } from '../quant/run-reference.js';
 import { runsOnFloatHost } from '../runtime/host-float.js';
 import { dequantize, quantize } from '../quant/reference.js';
+import { hasMediapipeReference } from './mediapipe-reference.js';
 
 export type RunPath = 'float' | 'int8-dequantized';
+
+/** One step of the staged reference: onnxruntime on an ONNX export of a part of the graph, or one node computed by a
+ *  float64 transcription of its definition (mediapipe-reference.ts). */
+export type ReferenceStage =
+  | { kind: 'onnx'; onnx: Uint8Array; inputs: string[]; outputs: string[] }
+  | { kind: 'host'; node: Node };
 
 export interface TfliteReference {
   /** The float graph fcm-opt runs (before epilogue folding and planning); onnxruntime gets it as ONNX, cut in front
    *  of the ops without an ONNX equivalent (`cut`). */
   floatGraph: Graph;
+  /** The ONNX export of the graph cut in front of every host op (what the investigation scripts run whole). */
   onnx: Uint8Array;
+  /** The reference `check` runs: in order, the ONNX parts and the host nodes computed in float64 between them (one
+   *  ONNX stage when the graph has none). */
+  stages: ReferenceStage[];
   path: RunPath;
   /** The tensors both sides compute and the check compares: the graph outputs, or with a cut, the cut nodes' inputs
    *  and the graph outputs that do not depend on them. */
   compared: string[];
   /** Nodes left out of the reference (and everything after them), with why. */
   cut: { node: string; op: string; why: string }[];
+  /** Host nodes the reference computes with its float64 transcription of their definition. */
+  bridged: { node: string; op: string }[];
 }
 
 /**
- * `g` without the nodes that have no ONNX equivalent and everything computed from them; its outputs are the graph
- * outputs left plus the (non-constant) inputs of the nodes removed.
+ * `g` without the nodes that have no ONNX equivalent (and no float64 transcription, unless `all`) and everything
+ * computed from them; its outputs are the graph outputs left plus the (non-constant) inputs of the nodes removed.
  */
-export function referenceCut(g: Graph): { graph: Graph; cut: TfliteReference['cut'] } {
+export function referenceCut(g: Graph, all = true): { graph: Graph; cut: TfliteReference['cut'] } {
   const cut: TfliteReference['cut'] = [];
   const gone = new Set<string>();
   const kept: Graph['nodes'] = [];
   const wanted: string[] = [];
+  const cuts = (n: Node) => runsOnFloatHost(n) && (all || !hasMediapipeReference(n));
   for (const n of g.nodes) {
-    if (runsOnFloatHost(n)) {
+    if (cuts(n)) {
       cut.push({ node: n.name, op: n.op, why: 'no ONNX equivalent; run on the host' });
       for (const x of n.inputs) if (x && !gone.has(x) && g.tensors.get(x)?.data === undefined && !wanted.includes(x)) wanted.push(x);
     }
-    if (runsOnFloatHost(n) || n.inputs.some((x) => gone.has(x))) {
+    if (cuts(n) || n.inputs.some((x) => gone.has(x))) {
       for (const y of n.outputs) if (y) gone.add(y);
       continue;
     }
@@ -65,19 +82,58 @@ export function referenceCut(g: Graph): { graph: Graph; cut: TfliteReference['cu
   return { graph: { ...g, nodes: kept, outputs }, cut };
 }
 
+const exportFor = (source: string, g: Graph): Uint8Array => {
+  try {
+    return exportOnnx(g);
+  } catch (e) {
+    if (e instanceof FcmError) throw unsupported(source, `check needs the model as ONNX for onnxruntime, and the export failed: ${e.message}`);
+    throw e;
+  }
+};
+
+/**
+ * The stages of `g` (nodes in execution order) split at the host nodes with a float64 transcription: a node's
+ * stage is the number of such nodes on its longest path from the inputs; such a node runs after the stage of its
+ * inputs. Each ONNX stage takes the values it reads from earlier stages as inputs and gives those that later
+ * stages or the graph outputs need.
+ */
+export function referenceStages(g: Graph): ReferenceStage[] {
+  const level = new Map<string, number>();
+  const levelOf = (x: string) => level.get(x) ?? 0;
+  const onnxNodes: Node[][] = [[]];
+  const hostAfter: Node[][] = [[]];
+  for (const n of g.nodes) {
+    const k = Math.max(0, ...n.inputs.filter((x) => x).map(levelOf));
+    const host = hasMediapipeReference(n) && runsOnFloatHost(n);
+    while (onnxNodes.length <= k + 1) { onnxNodes.push([]); hostAfter.push([]); }
+    (host ? hostAfter : onnxNodes)[k].push(n);
+    for (const y of n.outputs) if (y) level.set(y, host ? k + 1 : k);
+  }
+  const readers = new Map<string, Set<number>>();
+  onnxNodes.forEach((ns, k) => { for (const n of ns) for (const x of n.inputs) if (x) (readers.get(x) ?? readers.set(x, new Set()).get(x)!).add(k); });
+  const hostReads = new Set(hostAfter.flat().flatMap((n) => n.inputs));
+  const stages: ReferenceStage[] = [];
+  onnxNodes.forEach((ns, k) => {
+    if (ns.length) {
+      const made = new Set(ns.flatMap((n) => n.outputs));
+      const inputs = [...new Set(ns.flatMap((n) => n.inputs).filter((x) => x && !made.has(x) && g.tensors.get(x)?.data === undefined))];
+      const outputs = [...made].filter((y) => y && (g.outputs.includes(y) || hostReads.has(y) || [...(readers.get(y) ?? [])].some((j) => j !== k)));
+      stages.push({ kind: 'onnx', onnx: exportFor(g.source, { ...g, nodes: ns, inputs, outputs }), inputs, outputs });
+    }
+    for (const node of hostAfter[k]) stages.push({ kind: 'host', node });
+  });
+  return stages;
+}
+
 /** The float graph of an imported TFLite graph and its ONNX export, for onnxruntime. */
 export function tfliteReference(g: Graph): TfliteReference {
   const path: RunPath = isQuantizedGraph(g) ? 'int8-dequantized' : 'float';
   const floatGraph = path === 'float' ? g : prepareGraph(dequantizeGraph(g));
-  const { graph: refGraph, cut } = referenceCut(floatGraph);
-  let onnx: Uint8Array;
-  try {
-    onnx = exportOnnx(refGraph);
-  } catch (e) {
-    if (e instanceof FcmError) throw unsupported(g.source, `check needs the model as ONNX for onnxruntime, and the export failed: ${e.message}`);
-    throw e;
-  }
-  return { floatGraph, onnx, path, compared: refGraph.outputs, cut };
+  const { graph: refGraph, cut } = referenceCut(floatGraph, false);
+  const bridged = refGraph.nodes.filter((n) => runsOnFloatHost(n)).map((n) => ({ node: n.name, op: n.op }));
+  const stages = bridged.length ? referenceStages(refGraph) : [{ kind: 'onnx' as const, onnx: exportFor(g.source, refGraph), inputs: refGraph.inputs, outputs: refGraph.outputs }];
+  const onnx = bridged.length ? exportFor(g.source, referenceCut(floatGraph).graph) : (stages[0] as { onnx: Uint8Array }).onnx;
+  return { floatGraph, onnx, stages, path, compared: refGraph.outputs, cut, bridged };
 }
 
 const isQ8 = (t: Tensor | undefined): t is Tensor & { quant: Quantization; dtype: 'int8' | 'uint8' } =>

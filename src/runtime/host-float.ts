@@ -1,6 +1,7 @@
 // Nodes the float executor runs on the host between GPU passes: ops whose work is data-dependent selection with no
 // kernel worth writing (TFLite_Detection_PostProcess: sorting and greedy NMS over a few thousand boxes), and ONNX LSTM
-// (a few sequential time steps of a small recurrence: lstm.ts). compile.ts makes them host steps; the executor reads
+// (a few sequential time steps of a small recurrence: lstm.ts), and MediaPipe's custom ops of its landmark models
+// (mediapipe-ops.ts: a 4x4 matrix from a few landmarks, a small crop, a few hundred points). compile.ts makes them host steps; the executor reads
 // back what they read, runs them here, and uploads what later dispatches read.
 import { invalid } from '../errors.js';
 import type { Graph, Node } from '../graph/ir.js';
@@ -8,11 +9,12 @@ import { constNumbers, nodeWhere } from '../graph/util.js';
 import type { Value } from '../quant/run-reference.js';
 import { checkDetectionShapes, detectionParams, detectionPostProcess, detectionPostProcessOp } from './detection-postprocess.js';
 import { checkLstmShapes, lstm, lstmParams } from './lstm.js';
+import { checkMediapipeNode, isMediapipeOp, runMediapipeNode } from './mediapipe-ops.js';
 
 const isLstm = (n: Node) => n.domain === '' && n.op === 'LSTM';
 
 /** Whether the float executor runs `n` on the host. */
-export const runsOnFloatHost = (n: Node): boolean => (n.domain === 'tflite.custom' && n.op === detectionPostProcessOp) || isLstm(n);
+export const runsOnFloatHost = (n: Node): boolean => (n.domain === 'tflite.custom' && n.op === detectionPostProcessOp) || isLstm(n) || isMediapipeOp(n);
 
 const shapeOf = (g: Graph, x: string) => g.tensors.get(x)?.shape ?? [];
 
@@ -22,6 +24,7 @@ export function checkFloatHostNode(g: Graph, n: Node): void {
     checkLstmShapes(nodeWhere(g, n), lstmParams(g, n), n.inputs.map((x) => (x ? shapeOf(g, x) : undefined)), n.outputs.map((y) => (y ? shapeOf(g, y) : undefined)));
     return;
   }
+  if (isMediapipeOp(n)) { checkMediapipeNode(g, n); return; }
   checkDetectionShapes(nodeWhere(g, n), detectionParams(g, n), n.inputs.map((x) => shapeOf(g, x)), n.outputs.map((y) => shapeOf(g, y)));
 }
 
@@ -45,6 +48,7 @@ export function runFloatHost(g: Graph, values: Map<string, Value>, nodes: readon
       set(n.outputs[0], r.y); set(n.outputs[1], r.yh); set(n.outputs[2], r.yc);
       continue;
     }
+    if (isMediapipeOp(n)) { set(n.outputs[0], runMediapipeNode(g, n, read)); continue; }
     const p = detectionParams(g, n);
     const dims = checkDetectionShapes(nodeWhere(g, n), p, n.inputs.map((x) => shapeOf(g, x)), n.outputs.map((y) => shapeOf(g, y)));
     const r = detectionPostProcess(p, read(n.inputs[0]), read(n.inputs[1]), read(n.inputs[2]), dims.numBoxes, dims.boxSize, dims.classesWithBackground);
