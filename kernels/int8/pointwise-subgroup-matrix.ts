@@ -21,7 +21,7 @@ import { invalid, overLimit, unsupported } from '../../src/errors.js';
 import { geomKey, isPointwise } from '../conv-common.js';
 import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap, where } from '../shader.js';
 import type { KernelLimits } from '../program.js';
-import { type Int8KernelArgs, type Int8Program, type QType, atomicByteStore, fixedPointWgsl, int8Bindings, residualAddWgsl } from './common.js';
+import { type Int8KernelArgs, type Int8Program, type Int8SmxSupport, type QType, atomicByteStore, fixedPointWgsl, int8Bindings, residualAddWgsl } from './common.js';
 import { channelParams, convQuant } from './conv-common.js';
 import { foldBias } from './pointwise.js';
 
@@ -31,11 +31,7 @@ const smxFeature = 'chromium-experimental-subgroup-matrix';
 /** One entry of Dawn's adapter info `subgroupMatrixConfigs`. */
 interface ConfigLike { componentType: string; resultComponentType: string; M: number; N: number; K: number }
 
-/**
- * What a device offers this kernel: per 8-bit type, the N (16, else 8) of an M16 K32 configuration with 8-bit
- * components and a 32-bit result of the same signedness (i8 -> i32, u8 -> u32), at one subgroup size.
- */
-export interface Int8SmxSupport { subgroupSize: number; n: Partial<Record<QType, 16 | 8>> }
+export type { Int8SmxSupport };
 
 /**
  * The integer subgroup matrices a device offers, from its features and adapter info (Dawn's subgroupMatrixConfigs,
@@ -106,7 +102,7 @@ export function chooseInt8SmxTiles(g: { N: number; P: number; F: number; C: numb
   if (!nb) return undefined;
   const v = int8SmxTileVariants(nb);
   const [, , , small, narrow] = v;
-  const fits = (t: Int8SmxTiles) => int8SmxFits(t, support.subgroupSize, limits, sums);
+  const fits = (t: Int8SmxTiles) => int8SmxFits(t, support.subgroupSize, limits, sums, support.emulate);
   if (g.N * g.P < 16) return undefined;
   if (g.F <= 16 && fits(narrow)) return narrow;
   if (g.C < 32 || !fits(small)) return undefined;
