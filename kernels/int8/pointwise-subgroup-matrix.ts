@@ -59,7 +59,7 @@ export interface Int8SmxTiles { sgf: number; sgp: number; tm: number; tn: number
 
 export const int8SmxTileKey = (t: Int8SmxTiles) => `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}BK${t.bk}`;
 
-/** The tile variants for blocks of 16 x nb (bench/int8-subgroup-matrix.ts times them all), largest first. */
+/** The tile variants for blocks of 16 x nb (bench/int8-subgroup-matrix.ts times them all). */
 export function int8SmxTileVariants(nb: 16 | 8): Int8SmxTiles[] {
   const s = 16 / nb; // blocks per 16 positions
   return [
@@ -68,6 +68,7 @@ export function int8SmxTileVariants(nb: 16 | 8): Int8SmxTiles[] {
     { sgf: 2, sgp: 2, tm: 1, tn: s, bk: 64, nb }, // 32 x 32, 64 channels per step
     { sgf: 2, sgp: 2, tm: 1, tn: s, bk: 32, nb }, // 32 x 32
     { sgf: 1, sgp: 4, tm: 1, tn: s, bk: 32, nb }, // 16 x 64: layers of <= 16 filters
+    { sgf: 2, sgp: 2, tm: 1, tn: s, bk: 128, nb }, // 32 x 32, 128 channels per step (fewer barriers per MMA)
   ];
 }
 
@@ -97,11 +98,16 @@ export function int8SmxFits(t: Int8SmxTiles, subgroupSize: number, limits: Kerne
  * for fewer than 16 positions, fewer than 32 channels, or few workgroups with long channel loops (the word kernel
  * splits K there); bench/int8-subgroup-matrix.ts times every variant against the word kernel to set them.
  */
+/** The variants chooseInt8SmxTiles picks among (what a session's device check must cover). */
+export function int8SmxChosenVariants(nb: 16 | 8): Int8SmxTiles[] {
+  const v = int8SmxTileVariants(nb);
+  return [v[3], v[4]];
+}
+
 export function chooseInt8SmxTiles(g: { N: number; P: number; F: number; C: number }, type: QType, support: Int8SmxSupport, limits: KernelLimits, sums: boolean): Int8SmxTiles | undefined {
   const nb = support.n[type];
   if (!nb) return undefined;
-  const v = int8SmxTileVariants(nb);
-  const [, , , small, narrow] = v;
+  const [small, narrow] = int8SmxChosenVariants(nb);
   const fits = (t: Int8SmxTiles) => int8SmxFits(t, support.subgroupSize, limits, sums, support.emulate);
   if (g.N * g.P < 16) return undefined;
   if (g.F <= 16 && fits(narrow)) return narrow;

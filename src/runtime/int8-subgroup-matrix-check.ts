@@ -1,13 +1,13 @@
 // A check, once per device, that the integer pointwise kernel on subgroup matrices
 // (kernels/int8/pointwise-subgroup-matrix.ts) compiles and computes on this device, bit for bit against TFLite's
-// arithmetic (src/quant/reference.ts conv): every tile variant the device fits, on small layers with rows of whole words
+// arithmetic (src/quant/reference.ts conv): the tile variants the chooser picks (or all) that fit, on small layers with rows of whole words
 // and not, edges in F, M and C, for each 8-bit type the device offers (uint8 with a weight zero point: the column
 // sums). The feature is experimental (Dawn offers it under allow_unsafe_apis) and drivers differ: where anything
 // fails, int8 sessions keep the word kernel and one warning says why, instead of a session that computes wrong values.
 
 import type { GpuContext } from './device.js';
 import { GpuObjects, encodeDispatches, scoped } from './gpu.js';
-import { type Int8SmxSupport, int8PointwiseSubgroupMatrix, int8SmxFits, int8SmxTileVariants, int8SubgroupMatrixSupport } from '../../kernels/int8/pointwise-subgroup-matrix.js';
+import { type Int8SmxSupport, int8PointwiseSubgroupMatrix, int8SmxChosenVariants, int8SmxFits, int8SmxTileVariants, int8SubgroupMatrixSupport } from '../../kernels/int8/pointwise-subgroup-matrix.js';
 import { type Int8KernelArgs, pack8 } from '../../kernels/int8/common.js';
 import { newAttrs, type Tensor } from '../graph/ir.js';
 import { type QArray, type QType, activationRange, conv } from '../quant/reference.js';
@@ -21,6 +21,8 @@ export interface Int8CheckOptions {
   emulate?: Int8SmxSupport;
   /** How long to wait for each program's result (default 20 s). */
   timeoutMs?: number;
+  /** Every tile variant (bench/int8-subgroup-matrix.ts), not only those the chooser picks (sessions: fewer pipelines to compile first). */
+  allVariants?: boolean;
 }
 
 /** The integer subgroup matrices of a context's device (its features and adapter info). */
@@ -31,11 +33,11 @@ export function checkInt8SubgroupMatrix(ctx: GpuContext, opts: Int8CheckOptions 
   const onFailure = opts.onFailure ?? ((why: string) => console.warn(`fcm-opt: warning: ${why}`));
   let p = opts.emulate ? undefined : checks.get(ctx);
   if (!p) {
-    p = run(ctx, opts.emulate, opts.timeoutMs ?? 20_000).then((why) => {
+    p = run(ctx, opts.emulate, opts.timeoutMs ?? 20_000, !!opts.allVariants).then((why) => {
       if (why) onFailure(`the integer pointwise kernel on subgroup matrices failed its check on this device (${why}); int8 sessions use the word kernel`);
       return !why;
     });
-    if (!opts.emulate) checks.set(ctx, p);
+    if (!opts.emulate && !opts.allVariants) checks.set(ctx, p);
   }
   return p;
 }
@@ -76,7 +78,7 @@ function layerArgs(L: Layer, limits: Int8KernelArgs['limits']): { args: Int8Kern
 }
 
 /** Undefined when every program matches the reference, else what went wrong. */
-async function run(ctx: GpuContext, emulate: Int8SmxSupport | undefined, timeoutMs: number): Promise<string | undefined> {
+async function run(ctx: GpuContext, emulate: Int8SmxSupport | undefined, timeoutMs: number, allVariants: boolean): Promise<string | undefined> {
   const support = emulate ?? int8SubgroupMatrixOf(ctx);
   if (!support) return 'the device has no integer subgroup matrices';
   const gpu = new GpuObjects(ctx);
@@ -89,7 +91,7 @@ async function run(ctx: GpuContext, emulate: Int8SmxSupport | undefined, timeout
       const xw = pack8(args.inputs[0]!.data as QArray);
       const x = gpu.buffer(xw.byteLength, G.STORAGE, 'check x', xw);
       const bytes = 4 * Math.ceil(want.length / 4);
-      for (const t of int8SmxTileVariants(nb).filter((v) => int8SmxFits(v, support.subgroupSize, ctx.kernelLimits, L.t === 'uint8', !!emulate))) {
+      for (const t of (allVariants ? int8SmxTileVariants(nb) : int8SmxChosenVariants(nb)).filter((v) => int8SmxFits(v, support.subgroupSize, ctx.kernelLimits, L.t === 'uint8', !!emulate))) {
         const program = int8PointwiseSubgroupMatrix(args, t, support.subgroupSize, !!emulate);
         const consts = program.constants.map((c) => gpu.buffer(c.data.byteLength, G.STORAGE, `check ${c.name}`, c.data));
         const out = gpu.buffer(bytes, G.STORAGE | G.COPY_SRC, 'check out', new Uint32Array(bytes / 4).fill(0xa5a5a5a5));

@@ -46,9 +46,9 @@ function layer(s: Shape, seed: number) {
 
 const v16 = int8SmxTileVariants(16), v8 = int8SmxTileVariants(8);
 const cases: { s: Shape; tiles: Int8SmxTiles[] }[] = [
-  // Aligned rows (8x8), two images, F 40 (edge in F), C 70 (edge in C, 3 steps of 32 / 2 of 64). (64 x 64 tiles
+  // Aligned rows (8x8), two images, F 40 (edge in F), C 70 (edge in C, 3 steps of 32 / 2 of 64 / 1 of 128). (64 x 64 tiles
   // emulated need more than lavapipe's 32 KiB of workgroup memory: the WGSL test compiles them.)
-  { s: { t: 'int8', N: 2, C: 70, F: 40, H: 8, W: 8 }, tiles: [v16[3], v16[2], v16[1], v8[3]] },
+  { s: { t: 'int8', N: 2, C: 70, F: 40, H: 8, W: 8 }, tiles: [v16[3], v16[2], v16[1], v8[3], v16[5]] },
   // Unaligned rows (7x7: tiles span images, gathered x, byte stores), edges in M (98 % 32).
   { s: { t: 'int8', N: 2, C: 33, F: 20, H: 7, W: 7 }, tiles: [v16[3], v16[4], v8[1]] },
   // uint8 with a weight zero point: the column sums; aligned 4x4 (M 48), 16 filters (the narrow tiles).
