@@ -15,6 +15,7 @@
 // Usage (on the GPU machine, DEVELOPERS.md):
 //   source .gpu/enter.sh && node dist/bench/int8-subgroup-matrix.js --out $OUT
 //   options: --batches 1,32  --iters 50  --rounds 3  --heat-ms 30  --budget-s 200  --timeout-s 30 (per GPU wait)
+//            --model mobilenet_v2 | mob_v1 (the FusePlanner reference's int8 MobileNetV1, bench/int8.ts's default)
 //            --max-shapes N  --no-variants  --no-e2e  --e2e-runs 30
 //            --self-test: on a device without integer subgroup matrices, run the kernels' emulated form (plain WGSL
 //            at the same offsets) instead of skipping: the harness and the kernel's indexing checked on lavapipe
@@ -29,7 +30,7 @@ import { join } from 'node:path';
 import type { Graph, Tensor } from '../src/graph/ir.js';
 import { loadModel } from '../src/graph/load.js';
 import { graphForRun } from '../src/pipeline/pipeline.js';
-import { buildMobileNetV2Int8 } from '../fixtures/tflite-builder.js';
+import { buildMobileNetV2Int8, buildSeedMobileNetV1 } from '../fixtures/tflite-builder.js';
 import { convGeom, isPointwise } from '../kernels/conv-common.js';
 import type { KernelLimits } from '../kernels/program.js';
 import { type Int8KernelArgs, type Int8Program, pack8, shapeArgs } from '../kernels/int8/common.js';
@@ -66,6 +67,11 @@ const selfTest = process.argv.includes('--self-test');
 const timeoutMs = 1000 * Number(arg('timeout-s', '30'));
 const maxShapes = Number(arg('max-shapes', '1000'));
 const e2eRuns = Number(arg('e2e-runs', '30'));
+const modelName = arg('model', 'mobilenet_v2');
+if (modelName !== 'mobilenet_v2' && modelName !== 'mob_v1') throw new Error(`--model: mobilenet_v2 or mob_v1, not ${modelName}`);
+/** The model's .tflite bytes: the int8 MobileNetV2, or the FusePlanner reference's int8 MobileNetV1 (bench/int8.ts's models). */
+const modelBytes = () => (modelName === 'mob_v1' ? buildSeedMobileNetV1() : buildMobileNetV2Int8());
+const modelLabel = modelName === 'mob_v1' ? 'MobileNetV1' : 'MobileNetV2';
 
 const start = performance.now();
 const elapsedS = () => (performance.now() - start) / 1000;
@@ -256,9 +262,9 @@ interface Layer { batch: number; name: string; args: Int8KernelArgs; C: number; 
 
 let graph: Graph | undefined;
 
-/** The int8 MobileNetV2's pointwise layers (one per shape and output grid) at `batch`, with random inputs. */
+/** The model's pointwise layers (one per shape and activation) at `batch`, with random inputs. */
 async function layersOf(batch: number, limits: KernelLimits, dot4: boolean): Promise<Layer[]> {
-  graph ??= graphForRun(await loadModel(buildMobileNetV2Int8(), { source: 'mobilenet_v2_int8.tflite' }), 'int8', 'unfused', () => { throw new Error('no plan needed'); });
+  graph ??= graphForRun(await loadModel(modelBytes(), { source: `${modelName}_int8.tflite` }), 'int8', 'unfused', () => { throw new Error('no plan needed'); });
   const g = graph;
   const out: Layer[] = [];
   const seen = new Set<string>();
@@ -313,7 +319,8 @@ function firstDiff(a: Uint8Array, b: Uint8Array): number {
 async function runLayer(L: Layer, support: Int8SmxSupport): Promise<void> {
   const a = L.args, limits = a.limits;
   const P = L.H * L.W, outN = L.batch * L.F * P;
-  const sums = false; // int8 weights are symmetric: no column sums (uint8 models would need them)
+  // uint8 weights with a zero point take the column sums (int8 weights are symmetric).
+  const sums = L.t === 'uint8' && (a.inputs[1]!.quant?.zeroPoint[0] ?? 0) !== 0;
   const shape = `b${L.batch} ${L.name} [${L.batch},${L.C},${L.H},${L.W}] -> ${L.F} ${L.t}`;
   const auto = chooseInt8SmxTiles({ N: L.batch, P, F: L.F, C: L.C }, L.t, support, limits, sums);
   const row: Record<string, unknown> = { batch: L.batch, layer: L.name, N: L.batch, C: L.C, F: L.F, H: L.H, W: L.W, type: L.t, auto: auto ? int8SmxTileKey(auto) : null };
@@ -387,7 +394,7 @@ async function runLayer(L: Layer, support: Int8SmxSupport): Promise<void> {
 
 /** int8 MobileNetV2 sessions with and without subgroup matrices: outputs (bit-exact) and run() wall time. */
 async function endToEnd(plan: 'unfused' | 'auto', support: Int8SmxSupport): Promise<void> {
-  const model = await loadModel(buildMobileNetV2Int8(), { source: 'mobilenet_v2_int8.tflite' });
+  const model = await loadModel(modelBytes(), { source: `${modelName}_int8.tflite` });
   const on = await createInt8Session(model, { plan, hw: 'h100', subgroupMatrix: true });
   const off = await createInt8Session(model, { plan, hw: 'h100', subgroupMatrix: false });
   try {
@@ -412,7 +419,7 @@ async function endToEnd(plan: 'unfused' | 'auto', support: Int8SmxSupport): Prom
     }
     const med = (v: number[]) => [...v].sort((p, q) => p - q)[v.length >> 1];
     if (!same) failures++;
-    log(`e2e int8 MobileNetV2 ${plan} batch 1: run() median ${med(wall.on).toFixed(3)} ms with subgroupMatrix on, ${med(wall.off).toFixed(3)} ms off` +
+    log(`e2e int8 ${modelLabel} ${plan} batch 1: run() median ${med(wall.on).toFixed(3)} ms with subgroupMatrix on, ${med(wall.off).toFixed(3)} ms off` +
       `${smxDispatches !== undefined ? ` (${smxDispatches} dispatches on subgroup matrices where the device passes its check)` : ''}; outputs ${same ? 'identical' : 'DIFFER'}`);
     e2eResults.push({ plan, msWith: med(wall.on), msWithout: med(wall.off), identical: same });
   } finally {
@@ -453,7 +460,7 @@ async function main(): Promise<number> {
   let skipped = 0;
   for (const batch of batches) {
     const layers = await layersOf(batch, limits, dot4);
-    log(`-- int8 MobileNetV2 batch ${batch}: ${layers.length} pointwise layer shapes${layers.length > maxShapes ? ` (the first ${maxShapes}: --max-shapes)` : ''}`);
+    log(`-- int8 ${modelLabel} batch ${batch}: ${layers.length} pointwise layer shapes${layers.length > maxShapes ? ` (the first ${maxShapes}: --max-shapes)` : ''}`);
     for (const L of layers.slice(0, maxShapes)) {
       if (elapsedS() > budgetS * (e2e ? 0.8 : 1)) { skipped++; continue; }
       try {
