@@ -40,6 +40,7 @@ import { type Int8KernelArgs, type Int8Program, shapeArgs } from './int8/common.
 import { int8Conv } from './int8/conv.js';
 import { int8Depthwise } from './int8/depthwise.js';
 import { int8Pointwise } from './int8/pointwise.js';
+import { chooseInt8SmxTiles, int8PointwiseSubgroupMatrix } from './int8/pointwise-subgroup-matrix.js';
 import { int8FullyConnected } from './int8/fc.js';
 import { int8Activation, int8Binary, int8Requantize } from './int8/elementwise.js';
 import { int8Pool } from './int8/pool.js';
@@ -74,8 +75,24 @@ const fp32Conv: Fp32Builder = (args) => {
 };
 const int8ConvAny: Int8Builder = (args) => {
   const g = convGeom(shapeArgs(args));
-  return isPointwise(g) ? int8Pointwise(args) : isDepthwise(g) ? int8Depthwise(args) : int8Conv(args);
+  if (!isPointwise(g)) return isDepthwise(g) ? int8Depthwise(args) : int8Conv(args);
+  return int8PointwiseSmx(args) ?? int8Pointwise(args);
 };
+
+/**
+ * The pointwise Conv on integer subgroup matrices where the device offers them (args.subgroupMatrix) and
+ * chooseInt8SmxTiles gives the layer tiles; undefined where the word kernel runs it. int8 weights are symmetric; a
+ * uint8 weight zero point takes the column sums.
+ */
+function int8PointwiseSmx(args: Int8Args): Int8Program | undefined {
+  const s = args.subgroupMatrix;
+  const x = args.inputs[0], w = args.inputs[1];
+  if (!s || args.flippedInput || args.requantizedOutput || !x || !w || (x.dtype !== 'int8' && x.dtype !== 'uint8')) return undefined;
+  const [N, C, H, W] = x.shape, F = w.shape[0];
+  const sums = x.dtype === 'uint8' && (w.quant?.zeroPoint[0] ?? 0) !== 0;
+  const t = chooseInt8SmxTiles({ N, C, F, P: H * W }, x.dtype, s, args.limits, sums);
+  return t ? int8PointwiseSubgroupMatrix(args, t, s.subgroupSize, !!s.emulate) : undefined;
+}
 
 /** An integer FCM needs its intermediate tensor's quantization to requantize between its two layers. */
 const int8Fused = (k: (a: Int8Args & { intermediate: Tensor }) => Int8Program): Int8Builder => (args) => {

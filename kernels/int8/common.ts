@@ -50,6 +50,23 @@ export interface Int8KernelArgs extends Pick<KernelArgs, 'node' | 'limits'> {
    * inputs[0]'s byte. Kernels that take it say so (Int8Program.inputFlipped); the registry refuses the others.
    */
   flippedInput?: boolean;
+  /**
+   * Integer subgroup matrices on this device that passed their check (src/runtime/int8-subgroup-matrix-check.ts):
+   * pointwise convolutions take kernels/int8/pointwise-subgroup-matrix.ts where its chooser gives them tiles.
+   */
+  subgroupMatrix?: Int8SmxSupport;
+}
+
+/**
+ * What a device offers the integer subgroup-matrix kernel: per 8-bit type, the N (16, else 8) of an M16 K32
+ * configuration with 8-bit components and a 32-bit result of the same signedness (i8 -> i32, u8 -> u32), at one
+ * subgroup size (kernels/int8/pointwise-subgroup-matrix.ts int8SubgroupMatrixSupport).
+ */
+export interface Int8SmxSupport {
+  subgroupSize: number;
+  n: Partial<Record<QType, 16 | 8>>;
+  /** The kernel's emulated form (plain WGSL at the same offsets): whole schedules tested on devices without the feature. */
+  emulate?: boolean;
 }
 
 /** A residual Add folded into the kernel that computes one of its operands. */

@@ -13,12 +13,12 @@
 //
 // Constants: `wp` the weights [F, ceil(C/4)] words; `qp` 4 words per filter (folded bias, multiplier, shift, 0).
 
-import { invalid } from '../../src/errors.js';
+import { invalid, overLimit } from '../../src/errors.js';
 import { geomKey, isPointwise } from '../conv-common.js';
 import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, pow2AtMost, threadCap, where } from '../shader.js';
 import {
   type Int8KernelArgs, type Int8Program, type QType, atomicByteStore, dot4Requires, dot4Wgsl, fixedPointWgsl,
-  declareAccs, dot4TileStep, int8Bindings, loader, reduceAccs, residualAddWgsl, transpose4Wgsl, unroll, wordLoader,
+  declareAccs, int8Bindings, loader, reduceAccs, residualAddWgsl, transpose4Wgsl, unroll, wordLoader,
 } from './common.js';
 import { channelParams, convQuant } from './conv-common.js';
 
@@ -107,40 +107,91 @@ fn store(n: u32, f: u32, j: u32, word: u32) {
 export const wordsTargetThreads = 132 * 512;
 
 /**
- * Pointwise on whole words, no workgroup memory but the split-K reduction. A thread owns RF filters x one word of
- * 4 consecutive positions (NCHW: 4 consecutive bytes of each output row) and a K-group of KS walks every KS-th
- * word of 4 channels: it loads the 4 input words of those channels at its positions, transposes them into 4 words
- * of 4 channels (transpose4) and takes 4 x RF dot4 with the RF weight words. KS K-groups share a workgroup and
- * add their partial sums in workgroup memory (wrapping int32 addition: bit-exact), so that small maps (14x14,
- * 7x7 at batch 1) still run about wordsTargetThreads threads. Rows that start on a word (P % 4 == 0) are read and
- * written as whole words; other maps read through ldw (a funnel shift of two words) and store bytes atomically.
- * Consecutive threads of a K-group take consecutive position words: coalesced loads and stores.
+ * The word kernel's register tile: `rf` filters x `pw` words of 4 consecutive positions per thread (rf * pw * 4
+ * accumulators). Per step of 4 channels a thread loads 4 * pw input words and rf weight words for 4 * rf * pw dot4.
  */
-export function int8PointwiseWords(args: Int8KernelArgs): Int8Program {
-  const { q, g, t, P, C4 } = pointwiseSetup(args);
+export interface WordTile { rf: number; pw: number }
+
+export const wordTileKey = (t: WordTile) => `RF${t.rf}PW${t.pw}`;
+
+/** The tiles the chooser picks among, smallest first (bench/int8-subgroup-matrix.ts times them all). */
+export const wordTileVariants: readonly WordTile[] = [{ rf: 4, pw: 1 }, { rf: 4, pw: 2 }, { rf: 8, pw: 2 }, { rf: 8, pw: 4 }];
+
+/** Threads (before splitting K) of a layer with this tile. */
+export const wordUnits = (g: { N: number; F: number }, P: number, t: WordTile) => g.N * ceilDiv(g.F, t.rf) * ceilDiv(ceilDiv(P, 4), t.pw);
+
+/**
+ * The register tile of a layer: 4 filters x 1 word (the tile measured on the H200) wherever larger tiles would leave
+ * fewer than twice wordsTargetThreads threads (every MobileNetV2 layer at batch 1); larger tiles (fewer loads per
+ * dot4) only where the layer has threads to spare (large batches). Fewer than 4 filters: 1 or 2.
+ */
+export function chooseWordTile(g: { N: number; F: number }, P: number): WordTile {
+  if (g.F < 4) return { rf: g.F >= 2 ? 2 : 1, pw: 1 };
+  let best = wordTileVariants[0];
+  for (const t of wordTileVariants) if (g.F >= t.rf && ceilDiv(P, 4) >= t.pw && wordUnits(g, P, t) >= 2 * wordsTargetThreads) best = t;
+  return best;
+}
+
+/**
+ * Pointwise on whole words, no workgroup memory but the split-K reduction. A thread owns RF filters x PW words of 4
+ * consecutive positions (NCHW: 4 consecutive bytes of each output row; tile: chooseWordTile, or `tile`) and a
+ * K-group of KS walks every KS-th word of 4 channels: it loads the 4 input words of those channels at each of its PW
+ * position words, transposes each quad into 4 words of 4 channels (transpose4) and takes 4 x RF x PW dot4 with the
+ * RF weight words. KS K-groups share a workgroup and add their partial sums in workgroup memory (wrapping int32
+ * addition: bit-exact), so that small maps (14x14, 7x7 at batch 1) still run about wordsTargetThreads threads. Rows
+ * that start on a word (P % 4 == 0) are read and written as whole words; other maps read through ldw (a funnel shift
+ * of two words) and store bytes atomically. Consecutive threads of a K-group take consecutive blocks of PW position
+ * words: coalesced loads and stores. A row's last block may hold fewer than PW words: its loads are clamped to the
+ * row's last word and its stores skipped.
+ */
+export function int8PointwiseWords(args: Int8KernelArgs, tile?: WordTile): Int8Program {
+  const { w, q, g, t, P, C4 } = pointwiseSetup(args);
+  const tl = tile ?? chooseWordTile(g, P);
+  if (!Number.isInteger(tl.rf) || !Number.isInteger(tl.pw) || tl.rf < 1 || tl.pw < 1 || tl.rf * tl.pw > 64) {
+    throw invalid(w, `word tile ${wordTileKey(tl)}: rf and pw must be positive integers with rf * pw <= 64`);
+  }
   const T = Math.max(32, pow2AtMost(threadCap(args.limits)));
-  const RF = g.F >= 4 ? 4 : g.F >= 2 ? 2 : 1;
-  const FBLK = ceilDiv(g.F, RF), P4 = ceilDiv(P, 4);
-  const units = g.N * FBLK * P4;
+  const RF = tl.rf, PW = tl.pw;
+  const FBLK = ceilDiv(g.F, RF), P4 = ceilDiv(P, 4), PB = ceilDiv(P4, PW);
+  const units = g.N * FBLK * PB;
   const aligned = P % 4 === 0;
   const hasWzp = q.wZeroPoint !== 0;
-  const nacc = RF * 4 + (hasWzp ? 4 : 0);
+  const acc = (r: number, v: number, k: number) => `a${(r * PW + v) * 4 + k}`;
+  const sum = (v: number, k: number) => `a${RF * PW * 4 + v * 4 + k}`;
+  const nacc = RF * PW * 4 + (hasWzp ? PW * 4 : 0);
   // Workgroup memory of a split into k K-groups: the reduction's partial sums, and the stores of unaligned rows.
-  const bytesFor = (k: number) => 4 * ((k - 1) * nacc * (T / k) + (aligned ? 0 : RF * (T / k)));
+  const bytesFor = (k: number) => 4 * ((k - 1) * nacc * (T / k) + (aligned ? 0 : RF * PW * (T / k)));
+  if (bytesFor(1) > args.limits.maxComputeWorkgroupStorageSize) throw overLimit(w, `word tile ${wordTileKey(tl)} needs ${bytesFor(1)} bytes of workgroup storage`);
   let ks = 1;
   while (ks * 2 <= 8 && ks * 2 <= T / 32 && units * ks < wordsTargetThreads && C4 >= ks * 4
     && bytesFor(ks * 2) <= args.limits.maxComputeWorkgroupStorageSize) ks *= 2;
   const TT = T / ks;
   const total = ceilDiv(units, TT);
-  const d = layoutWorkgroups(total, args.limits, where(args));
+  const d = layoutWorkgroups(total, args.limits, w);
   const xWords = Math.max(1, ceilDiv(g.N * g.C * P, 4));
   const native = args.dot4;
   // A folded residual Add: each output word plus the residual's word at the same place (residualAddWgsl).
   const ra = residualAddWgsl(args, q.yq, Math.max(1, ceilDiv(g.N * g.F * P, 4)));
   const withRes = (word: string) => (ra ? `addRes(${word}, ldw_res((n * F + f) * P + j * 4u))` : word);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  // One step of 4 channels: the input words of each position word (clamped into the row), transposed, then the dot4s.
+  const step = range(PW).map((v) => {
+    const j = PW === 1 ? 'jb' : `min(jb * PW + ${v}u, P4 - 1u)`;
+    const loads = range(4).map((i) => (g.C % 4 === 0 || i === 0
+      ? `let e${i}_${v} = ldw_x(b${v} + ${i}u * P);`
+      : `var e${i}_${v} = 0u; if (c4 * 4u + ${i}u < C) { e${i}_${v} = ldw_x(b${v} + ${i}u * P); }`));
+    return `let b${v} = (n * C + c4 * 4u) * P + ${j} * 4u;
+      ${loads.join('\n      ')}
+      let xv${v} = transpose4(e0_${v}, e1_${v}, e2_${v}, e3_${v});
+      ${range(4).map((k) => `let x${v}_${k} = xv${v}[${k}];`).join(' ')}`;
+  }).join('\n      ');
+  const dots = range(RF).map((r) => `let w${r} = wp[wb + ${r}u * C4 + c4];
+      ${range(PW).map((v) => range(4).map((k) => `${acc(r, v, k)} += dot4(w${r}, x${v}_${k});`).join(' ')).join('\n      ')}`).join('\n      ')
+    + (hasWzp ? `
+      ${range(PW).map((v) => range(4).map((k) => `${sum(v, k)} += dot4(x${v}_${k}, 0x01010101u);`).join(' ')).join('\n      ')}` : '');
   const wgsl = `${dot4Requires(native)}
 ${int8Bindings(ra ? ['x', 'res'] : ['x'], ['wp', 'qp'], ['out'], !aligned)}
-${constsU32({ C: g.C, F: g.F, P, P4, C4, RF, FBLK, KS: ks, TT, UNITS: units, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C: g.C, F: g.F, P, P4, PB, PW, C4, RF, FBLK, KS: ks, TT, UNITS: units, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ ZW: q.wZeroPoint, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
 ${aligned ? 'fn ldw_x(o: u32) -> u32 { return x[o >> 2u]; }' : wordLoader('x', xWords)}
 ${transpose4Wgsl}
@@ -149,7 +200,7 @@ ${fixedPointWgsl}
 ${aligned ? '' : atomicByteStore}
 ${ra?.wgsl ?? ''}
 ${ks > 1 ? `var<workgroup> red: array<i32, ${(ks - 1) * nacc * TT}>;` : ''}
-${aligned ? '' : `var<workgroup> fin: array<u32, ${RF * TT}>;`}
+${aligned ? '' : `var<workgroup> fin: array<u32, ${RF * PW * TT}>;`}
 
 ${aligned ? '' : rowStoreWgsl}
 
@@ -161,49 +212,53 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let l = li % TT;
   let u = g * TT + l;
   let valid = g < TOTAL && u < UNITS;
-  let j = u % P4;
-  let fb = (u / P4) % FBLK;
-  let n = u / (P4 * FBLK);
+  let jb = u % PB;
+  let fb = (u / PB) % FBLK;
+  let n = u / (PB * FBLK);
   ${declareAccs(nacc)}
   if (valid) {
     let wb = fb * RF * C4;
     for (var c4 = kg; c4 < C4; c4 += KS) {
-      let b = (n * C + c4 * 4u) * P + j * 4u;
-      ${unroll(4, (i) => (g.C % 4 === 0 || i === 0 ? `let e${i} = ldw_x(b + ${i}u * P);` : `var e${i} = 0u; if (c4 * 4u + ${i}u < C) { e${i} = ldw_x(b + ${i}u * P); }`), '\n      ')}
-      let xv = transpose4(e0, e1, e2, e3);
-      let x0 = xv[0]; let x1 = xv[1]; let x2 = xv[2]; let x3 = xv[3];
-      ${dot4TileStep(RF, (r) => `wp[wb + ${r}u * C4 + c4]`, hasWzp)}
+      ${step}
+      ${dots}
     }
   }
 ${reduceAccs(nacc, ks, 'kg', 'l', 'TT')}
   if (kg == 0u && valid) {
-    ${unroll(RF, (r) => `{
+    ${range(RF).map((r) => `{
       let f = fb * RF + ${r}u;
       if (f < F) {
         let bias = bitcast<i32>(qp[4u * f]);
         let m = bitcast<i32>(qp[4u * f + 1u]);
         let s = bitcast<i32>(qp[4u * f + 2u]);
-        var word = 0u;
-        ${unroll(4, (k) => `word |= (u32(clamp(mbqm(a${r * 4 + k} + bias${hasWzp ? ` - ZW * a${RF * 4 + k}` : ''}, m, s) + ZO, LO, HI)) & 0xffu) << ${k * 8}u;`, '\n        ')}
-        ${aligned ? `out[(n * F + f) * P4 + j] = ${withRes('word')};` : `fin[${r}u * TT + l] = ${withRes('word')};`}
+        ${range(PW).map((v) => `{
+          let j = jb * PW + ${v}u;
+          ${PW > 1 ? 'if (j < P4) {' : '{'}
+            var word = 0u;
+            ${range(4).map((k) => `word |= (u32(clamp(mbqm(${acc(r, v, k)} + bias${hasWzp ? ` - ZW * ${sum(v, k)}` : ''}, m, s) + ZO, LO, HI)) & 0xffu) << ${k * 8}u;`).join('\n            ')}
+            ${aligned ? `out[(n * F + f) * P4 + j] = ${withRes('word')};` : `fin[${r * PW + v}u * TT + l] = ${withRes('word')};`}
+          }
+        }`).join('\n        ')}
       }
-    }`, '\n    ')}
+    }`).join('\n    ')}
   }
 ${aligned ? '' : `  // Unaligned rows: byte stores are atomics, so every thread of the workgroup takes a share of them (K-group 0
   // alone, 16 outputs per thread, serialised them).
   workgroupBarrier();
-  for (var e = li; e < RF * TT; e += ${T}u) {
+  for (var e = li; e < RF * PW * TT; e += ${T}u) {
     let l2 = e % TT;
     let u2 = g * TT + l2;
-    let f = ((u2 / P4) % FBLK) * RF + e / TT;
-    if (g < TOTAL && u2 < UNITS && f < F) { store(u2 / (P4 * FBLK), f, u2 % P4, fin[e]); }
+    let rv = e / TT;
+    let f = ((u2 / PB) % FBLK) * RF + rv / PW;
+    let j = (u2 % PB) * PW + rv % PW;
+    if (g < TOTAL && u2 < UNITS && f < F && j < P4) { store(u2 / (PB * FBLK), f, j, fin[e]); }
   }`}
 }
 `;
   // Weight rows padded to whole blocks of RF filters (zero words): no filter guard in the inner loop.
   return pointwiseProgram(`Conv${t === 'int8' ? 'I8' : 'U8'}(pw words${native ? ' dot4' : ''}${ra ? ' + add' : ''})`,
     cacheKey('int8-pointwise-words', t, native ? 'dot4' : 'unpack', geomKey(g), `zw${q.wZeroPoint}zo${q.yq.zeroPoint}`, q.clamp,
-      `T${T}RF${RF}KS${ks}`, +aligned, `dx${d.dispatchX}`, ra?.key ?? ''),
+      `T${T}${wordTileKey(tl)}KS${ks}`, +aligned, `dx${d.dispatchX}`, ra?.key ?? ''),
     wgsl, T, d.dispatch, bytesFor(ks), q, FBLK * RF, [0, ...(ra?.inputs ?? [])]);
 }
 

@@ -11,6 +11,7 @@ import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { foldChannelScales } from '../rewrite/channel-scale.js';
 import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4, subgroupMatrixOffByEnv } from '../runtime/device.js';
 import { checkSubgroupMatrix } from '../runtime/subgroup-matrix-check.js';
+import { checkInt8SubgroupMatrix, int8SubgroupMatrixOf } from '../runtime/int8-subgroup-matrix-check.js';
 import { type Compiled, compileGraph, compileInt8, int8Coverage, sessionBytes } from '../runtime/compile.js';
 import { checkMemory } from '../memory-budget.js';
 import { Executor, type ExecutorOptions, type Session } from '../runtime/executor.js';
@@ -51,7 +52,8 @@ export interface SessionOptions extends PipelineOptions {
   /**
    * fp16: pointwise convolutions on subgroup matrices where the device has them and the kernel passes its check there
    * (kernels/pointwise-subgroup-matrix.ts, src/runtime/subgroup-matrix-check.ts; default true). false, or
-   * FCM_OPT_SUBGROUP_MATRIX=0 in the environment, keeps them on the other f16 kernels.
+   * FCM_OPT_SUBGROUP_MATRIX=0 in the environment, keeps them on the other f16 kernels. Quantized graphs on the integer
+   * kernels: the same for the integer pointwise kernel on subgroup matrices (Int8SessionOptions.subgroupMatrix).
    */
   subgroupMatrix?: boolean;
 }
@@ -63,6 +65,12 @@ export interface Int8SessionOptions {
   hw?: HwConfig | string;
   /** Packed 4x8 dot products: undefined = where the adapter's WGSL offers them; false forces the unpacking fallback. */
   dot4?: boolean;
+  /**
+   * Pointwise convolutions on integer subgroup matrices where the device has them and the kernel passes its check
+   * there (kernels/int8/pointwise-subgroup-matrix.ts, src/runtime/int8-subgroup-matrix-check.ts; default true). false,
+   * or FCM_OPT_SUBGROUP_MATRIX=0 in the environment, keeps them on the word kernel.
+   */
+  subgroupMatrix?: boolean;
   /** As SessionOptions. */
   upload?: ExecutorOptions['upload'];
   maxInFlight?: number;
@@ -95,7 +103,10 @@ async function int8Schedule(ctx: GpuContext, g: Graph, options: Int8SessionOptio
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
   const run = graphForRun(g, 'int8', plan, () => hw!);
   const dot4 = options.dot4 ?? (await probeDot4(ctx.device));
-  return { compiled: compileInt8(run, limitsOf(ctx), dot4), dot4 };
+  // Integer subgroup matrices only where the kernel passed its check on this device (once per device; a failure warns).
+  const support = options.subgroupMatrix !== false && !subgroupMatrixOffByEnv() ? int8SubgroupMatrixOf(ctx) : undefined;
+  const smx = support && await checkInt8SubgroupMatrix(ctx) ? support : undefined;
+  return { compiled: compileInt8(run, limitsOf(ctx), dot4, smx), dot4 };
 }
 
 /**
@@ -120,7 +131,7 @@ export async function createSession(model: ModelInput, options: SessionOptions =
     const ctx = await device(undefined, options.device);
     let s: Awaited<ReturnType<typeof int8Schedule>> | undefined;
     try {
-      s = await int8Schedule(ctx, g, { plan: options.plan, hw: options.hw });
+      s = await int8Schedule(ctx, g, { plan: options.plan, hw: options.hw, subgroupMatrix: options.subgroupMatrix });
     } catch (e) {
       if (!(e instanceof FcmError && e.kind === 'unsupported')) throw e;
     }

@@ -18,7 +18,7 @@ import { type Graph, type Node, type Tensor, fcmDomain, numel } from '../graph/i
 import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../errors.js';
 import type { KernelLimits, KernelProgram } from '../../kernels/program.js';
 import { type KernelFeatures, aliasOps, int8KernelFor, kernelFor, opLabel } from '../../kernels/registry.js';
-import { type Int8Program, packedWords } from '../../kernels/int8/common.js';
+import { type Int8Program, type Int8SmxSupport, packedWords } from '../../kernels/int8/common.js';
 import { type StorageType, storageBytes } from '../../kernels/f16.js';
 import type { QType } from '../quant/reference.js';
 import { type MemoryPlan, type MemoryStep, planMemory } from './memory.js';
@@ -416,7 +416,7 @@ function residualFolds(g: Graph, nodes: Node[], readers: Map<string, number>): M
 }
 
 /** The int8 schedule of `g` (epilogues folded and planned already): integer kernels, the rest on the host. */
-export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Compiled {
+export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean, subgroupMatrix?: Int8SmxSupport): Compiled {
   // The integer executor reads outputs back from dispatches and host steps; a constant listed as an output is
   // neither. Unsupported here: createSession runs such a graph on the float kernels, which read it back.
   const constOut = g.outputs.find((y) => g.tensors.get(y)?.data !== undefined);
@@ -459,7 +459,7 @@ export function compileInt8(g: Graph, limits: CompileLimits, dot4: boolean): Com
     // A folded input QUANTIZE: the kernel binds its source (k.inputs[0]) and reads it as n's own input tensor.
     const inputs = k.inputs.map((x, j) => tensor(j === 0 && flippedInput ? n.inputs[0] : x));
     const program: Int8Program = int8KernelFor({
-      node: k, inputs, outputs, limits, dot4, intermediate,
+      node: k, inputs, outputs, limits, dot4, intermediate, ...(subgroupMatrix ? { subgroupMatrix } : {}),
       ...(residual ? { residual: { index: residual.index, sum: tensor(residual.add.outputs[0])!, attrs: residual.add.attrs } } : {}),
       ...(requantizedOutput ? { requantizedOutput } : {}),
       ...(flippedInput ? { flippedInput } : {}),

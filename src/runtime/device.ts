@@ -9,6 +9,7 @@ import { gpuFailure } from '../errors.js';
 import { withNativeStderrMuted } from './native-stderr.js';
 import type { KernelLimits } from '../../kernels/program.js';
 import type { SubgroupMatrixSupport } from '../../kernels/pointwise-subgroup-matrix.js';
+import { int8SubgroupMatrixSupport } from '../../kernels/int8/pointwise-subgroup-matrix.js';
 
 export interface GpuContext {
   device: GPUDevice;
@@ -166,8 +167,9 @@ async function open(options: DeviceOptions = {}): Promise<GpuContext> {
     .filter((f) => adapter!.features.has(f) && !options.withoutFeatures?.includes(f));
   // Requested only where the kernel can use it: on any other adapter the device is made exactly as before.
   const smx = subgroupMatrixFeature as GPUFeatureName;
-  if (!subgroupMatrixOffByEnv() && !options.withoutFeatures?.includes(smx) && subgroupMatrixSupport(adapter.features, adapter.info as SubgroupMatrixInfoLike)
-    && requiredFeatures.includes('shader-f16') && requiredFeatures.includes('subgroups')) {
+  const f16Smx = subgroupMatrixSupport(adapter.features, adapter.info as SubgroupMatrixInfoLike) && requiredFeatures.includes('shader-f16');
+  const int8Smx = int8SubgroupMatrixSupport(adapter.features, adapter.info as SubgroupMatrixInfoLike);
+  if (!subgroupMatrixOffByEnv() && !options.withoutFeatures?.includes(smx) && (f16Smx || int8Smx) && requiredFeatures.includes('subgroups')) {
     requiredFeatures.push(smx);
   }
   let device: GPUDevice;
