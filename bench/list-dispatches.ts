@@ -1,5 +1,5 @@
 // Lists the dispatches of a zoo model's executor graph (fused plan on --hw, or --unfused), one line each: node, op,
-// program, output shape. Run: npx tsc -p tsconfig.json && node dist/bench/list-dispatches.js efficientnet_b0
+// program, output shape. Run: npx tsc -p tsconfig.json && node dist/bench/list-dispatches.js efficientnet_b0 [--batch N]
 import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../src/graph/load.js';
 import { zooFoldModels, zooModels } from '../fixtures/zoo.js';
@@ -12,9 +12,11 @@ import { defaultLimits } from '../kernels/program.js';
 const limits = { ...defaultLimits, maxComputeWorkgroupStorageSize: 32768, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 30 };
 async function main() {
   const name = process.argv[2] ?? 'efficientnet_b0';
+  const bi = process.argv.indexOf('--batch');
+  const batch = bi >= 0 ? Number(process.argv[bi + 1]) : 1;
   const unfused = process.argv.includes('--unfused');
   const all: Record<string, (n: number) => Parameters<typeof exportOnnx>[0]> = { ...zooModels, ...zooFoldModels };
-  const g = await loadModel(exportOnnx(all[name](1)), { source: `${name}.onnx` });
+  const g = await loadModel(exportOnnx(all[name](batch)), { source: `${name}.onnx` });
   const pin = planningInput(g, loadHw('hw_configs/h100.cfg'), false, 'fp32');
   const eg = foldChannelScales(rewrite(pin.graph, 'fp32', unfused ? 'unfused' : planFor(pin, { model: name })));
   const steps = compileGraph(eg, limits).steps;
