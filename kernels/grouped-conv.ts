@@ -20,6 +20,14 @@ import { cacheKey, ceilDiv, constsI32, constsU32, layoutWorkgroups, threadCap, w
 /** Whether the grouped kernel takes a convolution: more than one group, fewer groups than input channels. */
 export const isGrouped = (g: Pick<ConvGeom, 'group' | 'C'>) => g.group > 1 && g.group < g.C;
 
+/**
+ * Whether the registry runs a grouped conv on this kernel (else on the general conv2d kernel). Measured on an H100 on
+ * regnet_x_400mf's grouped layers (bench/grouped-conv.ts --auto-only, 2026-12-06): stride 1 1.23-1.31x faster than the
+ * general kernel at batch 1 and 1.72-1.87x at batch 32; stride 2 0.87x and 0.49-0.73x (the rule's tiles stage an input
+ * window twice as wide for the same outputs): those stay on the general kernel.
+ */
+export const usesGroupedKernel = (g: Pick<ConvGeom, 'group' | 'C' | 'sh' | 'sw'>) => isGrouped(g) && g.sh === 1 && g.sw === 1;
+
 export interface GroupedTiles {
   /** Output rows and columns of a workgroup's tile. */
   th: number; tw: number;

@@ -12,7 +12,7 @@ import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
 import { where } from './shader.js';
 import { convBindings, convGeom, isDepthwise, isPointwise } from './conv-common.js';
 import { conv2d } from './conv2d.js';
-import { groupedConv, isGrouped } from './grouped-conv.js';
+import { groupedConv, usesGroupedKernel } from './grouped-conv.js';
 import { depthwise } from './depthwise.js';
 import { pointwise } from './pointwise.js';
 import { binary, binaryOps } from './binary.js';
@@ -71,7 +71,7 @@ const fp32Conv: Fp32Builder = (args) => {
   const g = convGeom(args);
   if (isPointwise(g)) return pointwise(args, g);
   if (isDepthwise(g)) return depthwise(args, g);
-  return isGrouped(g) ? groupedConv(args, g) : conv2d(args, g);
+  return usesGroupedKernel(g) ? groupedConv(args, g) : conv2d(args, g);
 };
 const int8ConvAny: Int8Builder = (args) => {
   const g = convGeom(shapeArgs(args));
