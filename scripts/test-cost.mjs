@@ -2,6 +2,8 @@
 // time, and the compute pipelines it created (all, and distinct WGSL). Each file gets an empty Mesa shader cache
 // unless --warm is given (then the user's cache), so the CPU figure includes every LLVM compile lavapipe makes.
 //   node scripts/test-cost.mjs [--warm] [--log DIR] dist/test/a.test.js ...
+// As `npm test` runs them: GALLIVM_PERF=nopt LP_NATIVE_VECTOR_WIDTH=128 node scripts/test-cost.mjs ...
+// (the environment passes through to each file).
 // Lines: file, user s, sys s, wall s, pipelines, distinct WGSL, failed tests (tab-separated); each file's test output
 // goes to its .out next to the pipeline log in --log DIR. Not part of the product.
 import { spawnSync } from 'node:child_process';
