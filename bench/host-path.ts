@@ -209,6 +209,7 @@ for (const name of models) {
       // The same requests batched on the fly (src/pipeline/batching.ts), where the batch-`concurrency` file exists.
       let batched: Awaited<ReturnType<typeof throughput>> | undefined;
       let batchRunMs: number | undefined;
+      let batchStats: ReturnType<RequestBatcher['stats']> | undefined;
       const manyPath = onnxDir ? join(onnxDir, `${name}-b${concurrency}.onnx`) : '';
       if (tput && existsSync(manyPath)) {
         const many = await createSession(manyPath, { hw, batch: concurrency });
@@ -220,16 +221,17 @@ for (const name of models) {
         const packed = { [x]: new Float32Array(n * concurrency).fill(0.5) };
         const [manyMs] = await timeContestants([{ name: 'batch session', run: async () => { await many.run(packed); } }], runs, warmup, undefined, 10);
         batchRunMs = median(manyMs);
+        batchStats = batcher.stats();
       }
       const dispatches = fused.stats().dispatchesPerRun;
-      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, rows, throughput: tput, batchedThroughput: batched, batchRunMs });
+      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, rows, throughput: tput, batchedThroughput: batched, batchRunMs, batchStats });
       console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms${passMs16.length ? ` (fp16 ${fmt(median(passMs16))} ms)` : ''}, ${dispatches} dispatches`);
       for (const r of rows) {
         const h = r.host as Record<string, number>;
         console.log(`  ${r.variant.padEnd(28)} ${fmt(r.medianMs).padStart(9)} ms  (upload ${fmt(h.uploadMs)} encode ${fmt(h.encodeMs)} submit ${fmt(h.submitMs)} wait ${fmt(h.waitMs)} read ${fmt(h.readMs)}; encode per dispatch ${(1000 * h.encodeMs / r.dispatches).toFixed(1)} us)`);
       }
       if (tput) console.log(`  throughput: ${tput.imagesPerSecond.toFixed(0)} images/s with ${concurrency} in flight, ${tput.sequentialImagesPerSecond.toFixed(0)} one at a time (${tput.ratio.toFixed(2)}x)`);
-      if (batched) console.log(`  batched on the fly (up to ${concurrency}): ${batched.imagesPerSecond.toFixed(0)} images/s, ${batched.sequentialImagesPerSecond.toFixed(0)} one at a time in the same rounds (${batched.ratio.toFixed(2)}x); a batch-${concurrency} run alone ${fmt(batchRunMs!)} ms (${(1000 * concurrency / batchRunMs!).toFixed(0)} images/s)`);
+      if (batched) console.log(`  batched on the fly (up to ${concurrency}): ${batched.imagesPerSecond.toFixed(0)} images/s, ${batched.sequentialImagesPerSecond.toFixed(0)} one at a time in the same rounds (${batched.ratio.toFixed(2)}x); a batch-${concurrency} run alone ${fmt(batchRunMs!)} ms (${(1000 * concurrency / batchRunMs!).toFixed(0)} images/s); ${JSON.stringify(batchStats)}`);
       gin.destroy();
       gout.destroy();
     } finally {
