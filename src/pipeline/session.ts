@@ -4,7 +4,7 @@
 // 'fp16'` runs the float kernels with f16 tensors (a quantized graph then too, dequantized).
 
 import { FcmError, gpuFailure, invalid, unsupported } from '../errors.js';
-import type { Graph } from '../graph/ir.js';
+import { type Graph, numel } from '../graph/ir.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan } from '../planner/plan.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
@@ -14,7 +14,9 @@ import { checkSubgroupMatrix } from '../runtime/subgroup-matrix-check.js';
 import { type Compiled, compileGraph, compileInt8, int8Coverage, sessionBytes } from '../runtime/compile.js';
 import { checkMemory } from '../memory-budget.js';
 import { Executor, type ExecutorOptions, type Session } from '../runtime/executor.js';
-import { type FloatPrecision, floatPrecisions, fp16, fp32, int8 } from '../runtime/precision.js';
+import { type FloatPrecision, floatPrecisions, fp16, fp32, int8, mixedFp16 } from '../runtime/precision.js';
+import { type F16Islands, calibrationGraph, chooseF32Tensors } from '../runtime/f16-islands.js';
+import { seededInput } from '../runtime/compare.js';
 import { type ModelInput, type PipelineOptions, graphForRun, load } from './pipeline.js';
 import { resolveHw } from './hw.js';
 
@@ -52,6 +54,12 @@ export interface SessionOptions extends PipelineOptions {
    * FCM_OPT_SUBGROUP_MATRIX=0 in the environment, keeps them on the other f16 kernels.
    */
   subgroupMatrix?: boolean;
+  /**
+   * fp16: which tensors stay f32 (src/runtime/f16-islands.ts). keepF32 'auto' (default): those whose f16 rounding a
+   * node amplifies, found by an fp32 calibration run of the unfused graph when the session is made (on `calibration`,
+   * else seeded values, see calibrationFeeds); 'none': every tensor f16; or tensor names.
+   */
+  fp16?: { keepF32?: 'auto' | 'none' | string[]; calibration?: Record<string, Float32Array> };
 }
 
 export interface Int8SessionOptions {
@@ -139,9 +147,58 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   // Subgroup matrices only where the kernel passed its check on this device (once per device; a failure warns).
   const smx = precision === 'fp16' && options.subgroupMatrix !== false && !subgroupMatrixOffByEnv() && ctx.subgroupMatrix && await checkSubgroupMatrix(ctx)
     ? ctx.subgroupMatrix : undefined;
-  const compiled = precision === 'fp16' ? compileGraph(graph, limitsOf(ctx), 'f16', { subgroupMatrix: smx }) : compileGraph(graph, limitsOf(ctx));
+  const keepF32 = precision === 'fp16' ? await f32Islands(ctx, g, graph, options, hw) : [];
+  const compiled = precision === 'fp16' ? compileGraph(graph, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, keepF32) : compileGraph(graph, limitsOf(ctx));
   checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
-  return Executor.create(ctx, compiled, precision === 'fp16' ? fp16 : fp32, { submitEvery, ...transferOptions(options) });
+  const prec = precision === 'fp32' ? fp32 : compiled.f32Tensors ? mixedFp16(compiled.f32Tensors) : fp16;
+  return Executor.create(ctx, compiled, prec, { submitEvery, ...transferOptions(options) });
+}
+
+/** Seed of the default calibration feeds: not check's (0), so that a check does not run on the calibration input. */
+export const calibrationSeed = 7919;
+
+/** The calibration feeds of `g`: seeded values in [-1, 1) per float input (integer inputs rounded), as check's. */
+export function calibrationFeeds(g: Graph): Record<string, Float32Array> {
+  const feeds: Record<string, Float32Array> = {};
+  g.inputs.forEach((x, i) => {
+    const t = g.tensors.get(x)!;
+    const v = seededInput(numel(t.shape), calibrationSeed + i);
+    feeds[x] = t.dtype === 'float32' ? v : v.map(Math.round);
+  });
+  return feeds;
+}
+
+/**
+ * The tensors an fp16 session of `graph` (planned from `g`) keeps f32: as given, none, or ('auto') chosen by
+ * chooseF32Tensors from an fp32 run of `g`'s unfused graph (the same graph passes and epilogue folds, no FCMs: the
+ * rule bounds each node alone; a tensor it names inside an FCM lives in workgroup memory in f32 anyway).
+ */
+export async function f32Islands(ctx: GpuContext, g: Graph, graph: Graph, options: SessionOptions, hw: HwConfig | undefined): Promise<string[]> {
+  const keep = options.fp16?.keepF32 ?? 'auto';
+  if (keep === 'none') return [];
+  if (Array.isArray(keep)) {
+    for (const t of keep) if (!graph.tensors.has(t)) throw invalid(g.source, `fp16 keepF32 names '${t}', which is not a tensor of the session's graph`);
+    return keep;
+  }
+  if (keep !== 'auto') throw invalid(g.source, `fp16 keepF32 must be 'auto', 'none' or a list of tensor names, got '${String(keep)}'`);
+  return (await calibrateF16Islands(ctx, g, options, hw)).keepF32.filter((t) => graph.tensors.has(t));
+}
+
+/** The f16 islands rule's full result (kept tensors, every node's error) for `g` under `options` (fp16). */
+export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: SessionOptions, hw: HwConfig | undefined): Promise<F16Islands> {
+  const base = foldChannelScales(graphForRun(g, 'fp16', 'unfused', () => hw!, { squeezeExcite: options.squeezeExcite }));
+  const cal = calibrationGraph(base);
+  const half = new Set(cal.halfTensors);
+  const compiled = compileGraph(cal.graph, limitsOf(ctx), 'f16', {}, [...cal.graph.tensors.keys()].filter((t) => !half.has(t)));
+  checkMemory(options.maxMemory, uploadBytes(compiled), "the fp16 calibration run's GPU buffers", g.source);
+  const feeds = options.fp16?.calibration ?? calibrationFeeds(base);
+  const s = await Executor.create(ctx, compiled, mixedFp16(compiled.f32Tensors ?? new Set()), {});
+  try {
+    const out = await s.run(feeds);
+    return chooseF32Tensors(base, cal.probes, new Map(Object.entries(out).map(([k, v]) => [k, v.data])));
+  } finally {
+    s.dispose();
+  }
 }
 
 /** The executor options of the host path (transfers, runs in flight, image inputs), as given. */
