@@ -14,9 +14,9 @@ import { checkSubgroupMatrix } from '../runtime/subgroup-matrix-check.js';
 import { type Compiled, compileGraph, compileInt8, int8Coverage, sessionBytes } from '../runtime/compile.js';
 import { checkMemory } from '../memory-budget.js';
 import { Executor, type ExecutorOptions, type Session } from '../runtime/executor.js';
-import { type FloatPrecision, floatPrecisions, fp16, fp32, int8, mixedFp16 } from '../runtime/precision.js';
-import { type F16Islands, calibrationGraph, chooseF32Tensors } from '../runtime/f16-islands.js';
-import { seededInput } from '../runtime/compare.js';
+import { type FloatPrecision, type RunResult, floatPrecisions, fp16, fp32, int8, mixedFp16 } from '../runtime/precision.js';
+import { type F16Islands, calibrationGraph, chooseF32Tensors, islandThreshold, islandsFromErrors } from '../runtime/f16-islands.js';
+import { compareOutputs, f16Bounds, seededInput } from '../runtime/compare.js';
 import { type ModelInput, type PipelineOptions, graphForRun, load } from './pipeline.js';
 import { resolveHw } from './hw.js';
 
@@ -147,11 +147,10 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   // Subgroup matrices only where the kernel passed its check on this device (once per device; a failure warns).
   const smx = precision === 'fp16' && options.subgroupMatrix !== false && !subgroupMatrixOffByEnv() && ctx.subgroupMatrix && await checkSubgroupMatrix(ctx)
     ? ctx.subgroupMatrix : undefined;
-  const keepF32 = precision === 'fp16' ? await f32Islands(ctx, g, graph, options, hw) : [];
-  const compiled = precision === 'fp16' ? compileGraph(graph, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, keepF32) : compileGraph(graph, limitsOf(ctx));
+  if (precision === 'fp16') return fp16Session(ctx, g, graph, options, hw, smx, submitEvery);
+  const compiled = compileGraph(graph, limitsOf(ctx));
   checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
-  const prec = precision === 'fp32' ? fp32 : compiled.f32Tensors ? mixedFp16(compiled.f32Tensors) : fp16;
-  return Executor.create(ctx, compiled, prec, { submitEvery, ...transferOptions(options) });
+  return Executor.create(ctx, compiled, fp32, { submitEvery, ...transferOptions(options) });
 }
 
 /** Seed of the default calibration feeds: not check's (0), so that a check does not run on the calibration input. */
@@ -169,23 +168,83 @@ export function calibrationFeeds(g: Graph): Record<string, Float32Array> {
 }
 
 /**
- * The tensors an fp16 session of `graph` (planned from `g`) keeps f32: as given, none, or ('auto') chosen by
- * chooseF32Tensors from an fp32 run of `g`'s unfused graph (the same graph passes and epilogue folds, no FCMs: the
- * rule bounds each node alone; a tensor it names inside an FCM lives in workgroup memory in f32 anyway).
+ * The thresholds 'auto' tries in turn (islandsFromErrors), each a quarter of the one before, until the session's
+ * outputs on the calibration feeds are within `calibrationTarget` of the fp32 ones; past the last, every float tensor
+ * stays f32 (a model that amplifies any f16 rounding: its fp16 session computes as fp32 does, and says so in
+ * stats().f32Tensors).
  */
-export async function f32Islands(ctx: GpuContext, g: Graph, graph: Graph, options: SessionOptions, hw: HwConfig | undefined): Promise<string[]> {
+export const islandThresholds = [islandThreshold, islandThreshold / 4, islandThreshold / 16] as const;
+
+/**
+ * What 'auto' asks of the fp16 session on the calibration feeds: half the fp16 check's tolerance (f16Bounds.rel / 2
+ * of max |fp32 output|) with its cosine and top-1 criteria, so that another input of other values has room.
+ */
+export const calibrationTarget = f16Bounds.rel / 2;
+
+/**
+ * The fp16 session of `graph` (planned from `g`) with the tensors SessionOptions.fp16.keepF32 keeps f32: as given,
+ * none, or ('auto') chosen by islandsFromErrors from a calibration run of `g`'s unfused graph (the same graph passes
+ * and epilogue folds, no FCMs: the rule judges each node alone; a tensor it names inside an FCM lives in workgroup
+ * memory in f32 anyway), then checked end to end: the thresholds of islandThresholds in turn until the session's
+ * outputs on the calibration feeds meet calibrationTarget against the fp32 run's, else every float tensor f32.
+ */
+async function fp16Session(ctx: GpuContext, g: Graph, graph: Graph, options: SessionOptions, hw: HwConfig | undefined,
+  smx: GpuContext['subgroupMatrix'], submitEvery: number): Promise<Session> {
+  const make = (keep: Iterable<string>) => {
+    const compiled = compileGraph(graph, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, keep);
+    checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
+    return Executor.create(ctx, compiled, compiled.f32Tensors ? mixedFp16(compiled.f32Tensors) : fp16, { submitEvery, ...transferOptions(options) });
+  };
   const keep = options.fp16?.keepF32 ?? 'auto';
-  if (keep === 'none') return [];
+  if (keep === 'none') return make([]);
   if (Array.isArray(keep)) {
     for (const t of keep) if (!graph.tensors.has(t)) throw invalid(g.source, `fp16 keepF32 names '${t}', which is not a tensor of the session's graph`);
-    return keep;
+    return make(keep);
   }
   if (keep !== 'auto') throw invalid(g.source, `fp16 keepF32 must be 'auto', 'none' or a list of tensor names, got '${String(keep)}'`);
-  return (await calibrateF16Islands(ctx, g, options, hw)).keepF32.filter((t) => graph.tensors.has(t));
+  const cal = await calibrateF16Islands(ctx, g, options, hw);
+  const everyFloat = [...graph.tensors.values()].filter((t) => t.dtype === 'float32').map((t) => t.name);
+  let tried: string | undefined;
+  for (const threshold of [...islandThresholds, 0]) {
+    const names = threshold ? islandsFromErrors(cal.base, cal.islands.measured, threshold).keepF32.filter((t) => graph.tensors.has(t)) : everyFloat;
+    const key = names.join('\n');
+    if (key === tried) continue;
+    tried = key;
+    if (!threshold) break;
+    // A session for the check alone: the one returned has run nothing (pipelines are cached on the device).
+    const trial = await make(names);
+    let ok: boolean;
+    try {
+      ok = meetsTarget(await trial.run(cal.feeds), cal.reference);
+    } finally {
+      trial.dispose();
+    }
+    if (ok) return make(names);
+  }
+  return make(everyFloat);
 }
 
-/** The f16 islands rule's full result (kept tensors, every node's error) for `g` under `options` (fp16). */
-export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: SessionOptions, hw: HwConfig | undefined): Promise<F16Islands> {
+/** Whether every output of `out` is within calibrationTarget of the fp32 `reference` (compare.ts, fp16 criteria). */
+function meetsTarget(out: RunResult, reference: ReadonlyMap<string, Float32Array>): boolean {
+  for (const [y, ref] of reference) {
+    const o = out[y];
+    if (!o || !compareOutputs(o.data, ref, o.shape, calibrationTarget, undefined, 'fp16').ok) return false;
+  }
+  return true;
+}
+
+/** A calibration run: the unfused graph, the feeds, its fp32 outputs, and the islands rule's measurements. */
+export interface F16Calibration {
+  base: Graph;
+  feeds: Record<string, Float32Array>;
+  /** fp32 values of the graph's outputs. */
+  reference: Map<string, Float32Array>;
+  /** islandsFromErrors at islandThreshold, with every node's measured error. */
+  islands: F16Islands;
+}
+
+/** The calibration run of `g` under `options` (fp16): see src/runtime/f16-islands.ts. */
+export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: SessionOptions, hw: HwConfig | undefined): Promise<F16Calibration> {
   const base = foldChannelScales(graphForRun(g, 'fp16', 'unfused', () => hw!, { squeezeExcite: options.squeezeExcite }));
   const cal = calibrationGraph(base);
   const half = new Set(cal.halfTensors);
@@ -195,7 +254,9 @@ export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: Se
   const s = await Executor.create(ctx, compiled, mixedFp16(compiled.f32Tensors ?? new Set()), {});
   try {
     const out = await s.run(feeds);
-    return chooseF32Tensors(base, cal.probes, new Map(Object.entries(out).map(([k, v]) => [k, v.data])));
+    const values = new Map(Object.entries(out).map(([k, v]) => [k, v.data]));
+    const reference = new Map(base.outputs.filter((y) => base.tensors.get(y)?.dtype === 'float32').map((y) => [y, out[y].data]));
+    return { base, feeds, reference, islands: chooseF32Tensors(base, cal.probes, values) };
   } finally {
     s.dispose();
   }

@@ -28,6 +28,9 @@ import type { Graph, Node, Tensor } from '../graph/ir.js';
 import { aliasOps } from '../../kernels/registry.js';
 import { runsOnFloatHost } from './host-float.js';
 
+/** f16's unit roundoff (round to nearest): the largest relative error of rounding a float32 to f16. */
+export const f16UnitRoundoff = 2 ** -11;
+
 /** A node's own f16 error (fraction of its output's range) above which its inputs stay f32 (see above). */
 export const islandThreshold = 1e-2;
 
@@ -137,12 +140,9 @@ export function relativeError(ref: ArrayLike<number>, probe: ArrayLike<number>):
   return d === 0 ? 0 : m === 0 ? Infinity : d / m;
 }
 
-/**
- * The tensors an fp16 session keeps f32: the float inputs of every probed node whose measured error (the calibration
- * run's `values`, by tensor name) exceeds `threshold` of its output's range.
- */
-export function chooseF32Tensors(g: Graph, probes: readonly Probe[], values: ReadonlyMap<string, ArrayLike<number>>, threshold: number = islandThreshold): F16Islands {
-  const measured: NodeError[] = probes.map((p) => {
+/** The measured error of every probe (the calibration run's `values`, by tensor name). */
+export function measureErrors(probes: readonly Probe[], values: ReadonlyMap<string, ArrayLike<number>>): NodeError[] {
+  return probes.map((p) => {
     let error = 0;
     for (const [y, q] of p.outputs) {
       const a = values.get(y), b = values.get(q);
@@ -151,7 +151,49 @@ export function chooseF32Tensors(g: Graph, probes: readonly Probe[], values: Rea
     }
     return { node: p.node, op: p.op, error, inputs: p.inputs };
   });
-  const flagged = measured.filter((m) => m.error > threshold);
+}
+
+/**
+ * The tensors an fp16 session keeps f32, from the measured errors (see the rule above): the float inputs of every
+ * node N with e(N) > threshold, and of every node P upstream of one whose error, amplified on the way, would still
+ * exceed it: e(P) * R(P) > threshold, where R(P) is the largest product of the gains e(M) / u of the nodes on a path
+ * from P's output to such an N (N included; reshape-like aliases pass errors unchanged).
+ */
+export function islandsFromErrors(g: Graph, measured: readonly NodeError[], threshold: number = islandThreshold): F16Islands {
+  const byNode = new Map(measured.map((m) => [m.node, m]));
+  // The node making each tensor, seen through aliases (an alias's output is made by its input's producer).
+  const producer = new Map<string, Node>();
+  for (const n of g.nodes) {
+    for (const y of n.outputs) {
+      if (!y) continue;
+      const p = aliasOps.has(n.op) && n.inputs[0] ? producer.get(n.inputs[0]) : n;
+      if (p) producer.set(y, p);
+    }
+  }
+  const reach = new Map<string, number>();
+  for (const m of measured) if (m.error > threshold) reach.set(m.node, 1);
+  // Backwards in graph order: a node's reach is final once every node after it has passed on its own.
+  for (let i = g.nodes.length - 1; i >= 0; i--) {
+    const n = g.nodes[i];
+    const r = reach.get(n.name);
+    const m = byNode.get(n.name);
+    if (!r || !m) continue;
+    const gain = m.error / f16UnitRoundoff;
+    for (const x of m.inputs) {
+      const p = producer.get(x);
+      const pm = p && byNode.get(p.name);
+      if (!pm) continue;
+      const pr = Math.max(reach.get(pm.node) ?? 0, gain * r);
+      // Only a producer whose error reaches over the threshold passes the reach on: a node within it is harmless.
+      if (pm.error * pr > threshold) reach.set(pm.node, pr);
+    }
+  }
+  const flagged = measured.filter((m) => (reach.get(m.node) ?? 0) * m.error > threshold);
   const keep = new Set(flagged.flatMap((m) => m.inputs));
-  return { keepF32: [...g.tensors.keys()].filter((t) => keep.has(t)), flagged, measured };
+  return { keepF32: [...g.tensors.keys()].filter((t) => keep.has(t)), flagged, measured: [...measured] };
+}
+
+/** The tensors an fp16 session keeps f32 (islandsFromErrors) from the calibration run's `values`. */
+export function chooseF32Tensors(g: Graph, probes: readonly Probe[], values: ReadonlyMap<string, ArrayLike<number>>, threshold: number = islandThreshold): F16Islands {
+  return islandsFromErrors(g, measureErrors(probes, values), threshold);
 }

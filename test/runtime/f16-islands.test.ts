@@ -57,17 +57,22 @@ test('calibrationGraph: a probe per kernel node reading rounded copies (activati
   }
 });
 
-test('chooseF32Tensors keeps the float inputs of the nodes whose own error is over the threshold, and no others', () => {
+test('chooseF32Tensors keeps the float inputs of the nodes over the threshold, and of those upstream whose error they amplify over it', () => {
   const g = smallGraph();
   const c = calibrationGraph(g);
+  const u = 2 ** -11;
   const values = new Map<string, Float32Array>([
-    ['r', Float32Array.of(1, 2)], ['r#probe', Float32Array.of(1, 2.001)], // 5e-4: ordinary
-    ['y', Float32Array.of(10, -10)], ['y#probe', Float32Array.of(10.5, -10)], // 5e-2: amplified
+    ['r', Float32Array.of(1, 2)], ['r#probe', Float32Array.of(1, 2 + 2 * u * 0.5)], // e(relu) = u/2
+    ['y', Float32Array.of(10, -10)], ['y#probe', Float32Array.of(10.5, -10)], // e(conv) = 5e-2: a gain of 102
   ]);
   const r = chooseF32Tensors(g, c.probes, values);
-  assert.deepEqual(r.measured.map((m) => [m.node, +m.error.toFixed(6)]), [['relu', 0.0005], ['conv', 0.05]]);
-  assert.deepEqual(r.flagged.map((m) => m.node), ['conv']);
-  assert.deepEqual(r.keepF32, ['r', 'w']);
+  assert.deepEqual(r.measured.map((m) => [m.node, m.error]), [['relu', u / 2], ['conv', 0.05]]);
+  // The Relu's own error, u/2, amplified 102 times by the conv: 2.5e-2, over the threshold too.
+  assert.deepEqual(r.flagged.map((m) => m.node), ['relu', 'conv']);
+  assert.deepEqual(r.keepF32, ['x', 'r', 'w']);
+  // A conv amplifying 25 times: u/2 * 25 = 6e-3 is within the threshold; the conv's own 1.2e-2 is not.
+  values.set('y#probe', Float32Array.of(10 + 10 * 25 * u, -10));
+  assert.deepEqual(chooseF32Tensors(g, c.probes, values).keepF32, ['r', 'w']);
   // Just under the threshold: nothing kept.
   values.set('y#probe', Float32Array.of(10 + 10 * islandThreshold * 0.99, -10));
   assert.deepEqual(chooseF32Tensors(g, c.probes, values).keepF32, []);
