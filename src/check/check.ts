@@ -75,6 +75,8 @@ export interface CheckReport {
   precision?: FloatPrecision;
   /** fp16: the tensors the session kept f32 (src/runtime/f16-islands.ts), aliases included. */
   f32Tensors?: string[];
+  /** fp16: the float tensors of the session's graph (f32Tensors out of these). */
+  floatTensors?: number;
   device: string;
   outputs: OutputCheck[];
   layers?: LayerCheck[];
@@ -214,7 +216,10 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
       model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan, precision,
       device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
     };
-    if (precision === 'fp16') report.f32Tensors = session.stats().f32Tensors;
+    if (precision === 'fp16') {
+      report.f32Tensors = session.stats().f32Tensors;
+      report.floatTensors = [...session.graph.tensors.values()].filter((t) => t.dtype === 'float32').length;
+    }
     if (tfl?.cut.length) report.notCompared = tfl.cut;
     if (grid) {
       try {
@@ -276,7 +281,8 @@ export function formatCheck(r: CheckReport): string {
   if (r.precision === 'fp16') {
     lines.push(`  fp16 against the fp32 reference: max abs <= ${f16Bounds.rel} x max |reference| (or --tolerance), cosine >= ${f16Bounds.cosine}, top-1 equal (or a near tie within the tolerance)`);
     const kept = r.f32Tensors ?? [];
-    lines.push(kept.length ? `  kept f32 (f16 rounding amplified there): ${kept.length} tensor${kept.length > 1 ? 's' : ''}: ${kept.join(', ')}` : '  every tensor f16');
+    const of = r.floatTensors !== undefined ? ` of ${r.floatTensors}` : '';
+    lines.push(kept.length ? `  kept f32 (f16 rounding amplified there): ${kept.length}${of} float tensors: ${kept.join(', ')}` : '  every tensor f16');
   }
   if (r.format === 'tflite') {
     lines.push(r.path === 'int8-dequantized'
