@@ -204,7 +204,16 @@ async function fp16Session(ctx: GpuContext, g: Graph, graph: Graph, options: Ses
     return make(keep);
   }
   if (keep !== 'auto') throw invalid(g.source, `fp16 keepF32 must be 'auto', 'none' or a list of tensor names, got '${String(keep)}'`);
-  const cal = await calibrateF16Islands(ctx, g, options, hw);
+  let cal: F16Calibration;
+  try {
+    cal = await calibrateF16Islands(ctx, g, options, hw);
+  } catch (e) {
+    // The calibration run keeps every tensor (and a probe of each) alive at once: over the memory budget, the
+    // session runs in pure f16 rather than not at all.
+    if (!(e instanceof FcmError && e.kind === 'limit')) throw e;
+    console.warn(`fcm-opt: warning: ${g.source}: no fp16 calibration run (${e.message}); every tensor f16`);
+    return make([]);
+  }
   const everyFloat = [...graph.tensors.values()].filter((t) => t.dtype === 'float32').map((t) => t.name);
   let tried: string | undefined;
   for (const threshold of [...islandThresholds, 0]) {
