@@ -87,7 +87,7 @@ export function calibrationGraph(g: Graph): CalibrationGraph {
     r = `${x}${halfSuffix}`;
     if (t.data !== undefined) add({ ...t, name: r });
     else {
-      if (!tensors.has(one)) add({ name: one, dtype: 'float32', shape: [1], data: new Float32Array([1]) });
+      if (!tensors.has(one)) add({ name: one, dtype: 'float32', shape: [], data: new Float32Array([1]) });
       add({ name: r, dtype: 'float32', shape: [...t.shape] });
       nodes.push({ name: `${x}${halfSuffix}`, op: 'Mul', domain: '', inputs: [x, one], outputs: [r], attrs: Object.create(null) });
     }
