@@ -5,6 +5,7 @@
 
 import { FcmError, gpuFailure, invalid, unsupported } from '../errors.js';
 import { type Graph, numel } from '../graph/ir.js';
+import { runsOnFloatHost } from '../runtime/host-float.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan } from '../planner/plan.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
@@ -192,8 +193,8 @@ export const calibrationTarget = f16Bounds.rel;
  */
 async function fp16Session(ctx: GpuContext, g: Graph, graph: Graph, options: SessionOptions, hw: HwConfig | undefined,
   smx: GpuContext['subgroupMatrix'], submitEvery: number): Promise<Session> {
-  const make = (keep: Iterable<string>) => {
-    const compiled = compileGraph(graph, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, keep);
+  const make = (keep: Iterable<string>, outputs: string[] = graph.outputs) => {
+    const compiled = compileGraph({ ...graph, outputs }, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, keep);
     checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
     return Executor.create(ctx, compiled, compiled.f32Tensors ? mixedFp16(compiled.f32Tensors) : fp16, { submitEvery, ...transferOptions(options) });
   };
@@ -223,7 +224,7 @@ async function fp16Session(ctx: GpuContext, g: Graph, graph: Graph, options: Ses
     tried = key;
     if (!threshold) break;
     // A session for the check alone: the one returned has run nothing (pipelines are cached on the device).
-    const trial = await make(names);
+    const trial = await make(names, [...new Set([...graph.outputs, ...[...cal.reference.keys()].filter((y) => graph.tensors.has(y))])]);
     let ok: boolean;
     try {
       ok = meetsTarget(await trial.run(cal.feeds), cal.reference);
@@ -273,7 +274,12 @@ export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: Se
   try {
     const out = await s.run(feeds);
     const values = new Map(Object.entries(out).map(([k, v]) => [k, v.data]));
-    const reference = new Map(base.outputs.filter((y) => base.tensors.get(y)?.dtype === 'float32').map((y) => [y, out[y].data]));
+    // Compared: the float outputs, but those a host node makes (detection post-processing selects boxes: a small
+    // change moves a box in or out), whose float inputs are compared instead, as check does.
+    const host = base.nodes.filter(runsOnFloatHost);
+    const hostMade = new Set(host.flatMap((n) => n.outputs));
+    const compared = [...base.outputs.filter((y) => !hostMade.has(y)), ...host.flatMap((n) => n.inputs.filter((x) => x && !base.tensors.get(x)?.data))];
+    const reference = new Map([...new Set(compared)].filter((y) => base.tensors.get(y)?.dtype === 'float32' && out[y]).map((y) => [y, out[y].data]));
     return { base, feeds, reference, islands: chooseF32Tensors(base, cal.probes, values) };
   } finally {
     s.dispose();
