@@ -100,13 +100,16 @@ function rewriteAccesses(s: string, types: ReadonlyMap<string, string>): string 
 /**
  * The WGSL of a float kernel with its storage arrays of f32 elements stored as f16 (`enable f16;` first). Loads
  * convert to f32 and stores round to f16 (WGSL lets the implementation pick either neighbour; lavapipe rounds to
- * nearest, as the tests' bound assumes), so the kernel's arithmetic is the fp32 kernel's.
+ * nearest, as the tests' bound assumes), so the kernel's arithmetic is the fp32 kernel's. `half(binding)`: whether
+ * the array at that binding number is stored as f16 (default: all); the others stay f32 arrays, as written (a mixed
+ * session keeps some tensors f32: src/runtime/f16-islands.ts).
  */
-export function halfStorageWgsl(wgsl: string): string {
+export function halfStorageWgsl(wgsl: string, half: (binding: number) => boolean = () => true): string {
   const types = new Map<string, string>();
   // Comments go first: text in them (`out[i] = ...`) is no access. WGSL has no string literals.
   const code = wgsl.replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/[^\n]*/g, '');
-  const declared = code.replace(decl, (_m, binding: string, access: string, name: string, t: string) => {
+  const declared = code.replace(decl, (m, binding: string, access: string, name: string, t: string) => {
+    if (!half(Number(binding))) return m;
     types.set(name, t.replace(/\s/g, ''));
     return `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${halfOf[t.replace(/\s/g, '')]}>;`;
   });
@@ -114,10 +117,22 @@ export function halfStorageWgsl(wgsl: string): string {
   return `enable f16;\n${rewriteAccesses(declared, types)}`;
 }
 
-/** A float kernel's program with `storage` elements: the f16 form has its own cache key (prefix 'f16|'). */
-export function withStorage(p: KernelProgram, storage: StorageType): KernelProgram {
-  if (storage === 'f32') return p;
-  return { ...p, cacheKey: `f16|${p.cacheKey}`, wgsl: halfStorageWgsl(p.wgsl) };
+/**
+ * A float kernel's program with `storage` elements: one type for every binding, or one per binding in program order
+ * (the used inputs, then the outputs). A program with an f16 binding has its own cache key: prefix 'f16|' when every
+ * binding is f16, else 'f16[' + one letter per binding (h f16, f f32) + ']|'; one with none is the fp32 program.
+ */
+export function withStorage(p: KernelProgram, storage: StorageType | readonly StorageType[]): KernelProgram {
+  if (typeof storage === 'string') {
+    if (storage === 'f32') return p;
+    return { ...p, cacheKey: `f16|${p.cacheKey}`, wgsl: halfStorageWgsl(p.wgsl) };
+  }
+  const n = p.inputs.length + p.outputs;
+  if (storage.length !== n) throw new Error(`internal: ${p.name} has ${n} bindings, storage types given for ${storage.length}`);
+  if (storage.every((s) => s === 'f32')) return p;
+  if (storage.every((s) => s === 'f16')) return withStorage(p, 'f16');
+  const key = storage.map((s) => (s === 'f16' ? 'h' : 'f')).join('');
+  return { ...p, cacheKey: `f16[${key}]|${p.cacheKey}`, wgsl: halfStorageWgsl(p.wgsl, (b) => storage[b] === 'f16') };
 }
 
 /**

@@ -50,6 +50,9 @@ import { int8Concat } from './int8/concat.js';
 import { int8Softmax } from './int8/softmax.js';
 import { int8FusedDwPw, int8FusedPwDw, int8FusedPwPw } from './int8/fused.js';
 import { type StorageType, withStorage } from './f16.js';
+
+/** One storage type for every tensor, or each tensor's by name (kernelFor). */
+export type TensorStorage = StorageType | ((tensor: string) => StorageType);
 import { type SubgroupMatrixSupport, chooseSmxTiles, pointwiseSubgroupMatrix } from './pointwise-subgroup-matrix.js';
 
 /** Ops whose output is the input's data under another shape: no kernel, the buffer is shared. */
@@ -141,14 +144,26 @@ export interface KernelFeatures {
  * of node.outputs[i]. Throws FcmError unsupported when no kernel can run it. `storage` 'f16': the same programs with
  * f16 tensors in memory and f32 arithmetic (kernels/f16.ts), except a pointwise convolution on a device with
  * subgroup matrices (`features.subgroupMatrix`), which takes its own f16 kernel where chooseSmxTiles gives it tiles.
+ * `storage` a function: the storage type of each tensor by name (a mixed fp16 schedule); each program's bindings
+ * take their tensors' types, and the subgroup-matrix kernel only a node whose tensors are all f16.
  */
-export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits, storage: StorageType = 'f32', features: KernelFeatures = {}): NodeKernel {
-  if (storage === 'f16' && features.subgroupMatrix) {
+export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits, storage: TensorStorage = 'f32', features: KernelFeatures = {}): NodeKernel {
+  const of = typeof storage === 'string' ? () => storage : storage;
+  const allHalf = [...node.inputs, ...node.outputs].every((t) => !t || of(t) === 'f16');
+  if (allHalf && features.subgroupMatrix) {
     const p = f16SubgroupMatrixKernel({ node, inputShapes, outputShapes, limits }, features.subgroupMatrix);
     if (p) return { kind: 'programs', programs: [p] };
   }
   const k = fp32KernelFor(node, inputShapes, outputShapes, limits);
-  return k.kind === 'alias' || storage === 'f32' ? k : { kind: 'programs', programs: k.programs.map((p) => withStorage(p, storage)) };
+  if (k.kind === 'alias' || storage === 'f32') return k;
+  if (typeof storage === 'string') return { kind: 'programs', programs: k.programs.map((p) => withStorage(p, storage)) };
+  return {
+    kind: 'programs',
+    programs: k.programs.map((p) => {
+      const outs = p.outputIndices ?? [...Array(p.outputs).keys()];
+      return withStorage(p, [...p.inputs.map((i) => of(node.inputs[i])), ...outs.map((i) => of(node.outputs[i]))]);
+    }),
+  };
 }
 
 /** The subgroup-matrix program of a pointwise Conv (default domain) that chooseSmxTiles covers, else undefined. */

@@ -229,6 +229,8 @@ async function coverFp16(path, shapes, limit) {
     out.cosine = Math.min(...rep.outputs.map((o) => Number(o.cosine)));
     out.top1 = rep.outputs.every((o) => Number(o.top1) + Number(o.top1Ties ?? 0) >= 1);
     out.worst = worst?.name;
+    // The tensors kept f32 (f32 islands, src/runtime/f16-islands.ts) out of the float tensors of the graph run.
+    if (rep.f32Tensors?.length) { out.f32 = rep.f32Tensors.length; out.floatTensors = rep.floatTensors; }
     if (!rep.ok) out.error = `over tolerance: ${rep.outputs.filter((o) => !o.ok).map((o) => o.name).join(', ')}`;
   } catch { out.error = errorLine(r, path); }
   return out;
@@ -236,7 +238,8 @@ async function coverFp16(path, shapes, limit) {
 
 function fp16Cell(s) {
   if (!s) return '';
-  if (s.maxRel !== undefined) return `${fmtErr(s.maxRel)}, 1-cos ${fmtErr(Math.max(0, 1 - s.cosine))}${s.top1 ? '' : ', top-1 differs'}${s.ok ? '' : ' (over)'}`;
+  const f32 = s.f32 ? `, f32 ${s.f32}${s.floatTensors ? `/${s.floatTensors}` : ''} tensors` : '';
+  if (s.maxRel !== undefined) return `${fmtErr(s.maxRel)}, 1-cos ${fmtErr(Math.max(0, 1 - s.cosine))}${s.top1 ? '' : ', top-1 differs'}${f32}${s.ok ? '' : ' (over)'}`;
   return cell(s);
 }
 
@@ -299,7 +302,8 @@ function markdown(rows, meta) {
     '',
     '"check fp16": `check --precision fp16` fused, worst output\'s max |error| / max |reference| and lowest cosine against',
     'onnxruntime\'s fp32 result (tolerance: 3e-2 of max |reference|, cosine 0.9995, top-1 equal); run for the models whose',
-    'fp32 check passes (`node scripts/coverage.mjs --fp16`).',
+    'fp32 check passes (`node scripts/coverage.mjs --fp16`). "f32 N/M tensors": the float tensors the session kept f32 (f32',
+    'islands, `--keep-f32 auto`: src/runtime/f16-islands.ts); none listed: every tensor f16.',
     '',
     '| model | package | fmt | dag | plan | run fused | run unfused | check fused | check unfused | check fp16 | first error |',
     '|---|---|---|---|---|---|---|---|---|---|---|',

@@ -46,6 +46,8 @@ export interface BenchOptions {
   onProgress?: (done: number, total: number) => void;
   /** fcm-opt's contestants in fp16 (f16 tensors, planned with 2-byte elements) instead of fp32. */
   precision?: FloatPrecision;
+  /** fp16: the tensors fcm-opt's sessions keep f32 (SessionOptions.fp16.keepF32; default 'auto'). */
+  keepF32?: 'auto' | 'none' | string[];
   /** The sessions' maker (default: src/pipeline/session.ts createSession, timed through timedSession); tests give their own. */
   createSession?: CreateSession;
   /** Throughput mode: images per second of the fused session with this many runs in flight, next to one at a time. */
@@ -99,6 +101,8 @@ export interface BenchReport {
   deviceFeatures?: string;
   /** What fcm-opt's contestants ran in: 'fp32', 'fp16' or (a quantized model on the integer kernels) 'int8'. */
   precision?: string;
+  /** fp16: the tensors the fused session kept f32 (f32 islands, src/runtime/f16-islands.ts); absent: none. */
+  f32Tensors?: string[];
   batch: number;
   runs: number;
   warmup: number;
@@ -387,7 +391,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   let litertLabel: string | undefined;
   try {
     const precision = opts.precision ?? 'fp32';
-    const made = { batch, inputShapes, maxMemory: opts.maxMemory };
+    const made = { batch, inputShapes, maxMemory: opts.maxMemory, ...(opts.keepF32 !== undefined ? { fp16: { keepF32: opts.keepF32 } } : {}) };
     const unfused = await createSession(modelPath, { hw, plan: 'unfused', precision, ...made });
     sessions.push(unfused);
     // A quantized model that createSession runs on the integer kernels (path 'int8') is planned as they run it:
@@ -463,6 +467,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       model: modelPath, hw: hw.name, device: adapter.description,
       ...(opts.createSession ? {} : { deviceFeatures: describeDevice(await acquireGpu()) }),
       precision: unfused.path ?? precision, batch, runs, warmup, block, results, layers,
+      ...(fused.f32Tensors?.length ? { f32Tensors: fused.f32Tensors } : {}),
       ...(layersUnavailable ? { layersUnavailable } : {}),
       ...(layersMethod ? { layersMethod } : {}),
       ...(split ? { hostSplit: split } : {}),

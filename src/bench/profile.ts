@@ -27,6 +27,7 @@ export function timedSession(s: Session): TimedSessionLike & { graph: Session['g
     profile: (f, o) => s.profile(f, o),
     timeNodes: (groups, o) => timeNodes(s, groups, o),
     hostTimes: () => s.hostTimes(),
+    f32Tensors: s.stats().f32Tensors,
     dispose: () => s.dispose(),
   };
 }

@@ -16,6 +16,8 @@ export interface FcmSessionLike {
   timeNodes?(groups: readonly (readonly string[])[], opts?: { iters?: number; heatMs?: number }): Promise<number[]>;
   /** Host time of its runs so far, summed (src/runtime/transfer.ts HostTimes); absent: the bench shows no split. */
   hostTimes?(): HostTimesLike;
+  /** fp16: the tensors kept f32 (f32 islands, src/runtime/f16-islands.ts). */
+  f32Tensors?: string[];
   dispose(): unknown;
 }
 

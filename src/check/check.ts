@@ -45,6 +45,8 @@ export interface CheckOptions {
   tolerance?: number;
   /** What fcm-opt runs the model in (default fp32); fp16 is compared with the fp32 reference under the f16 bounds. */
   precision?: FloatPrecision;
+  /** fp16: the tensors kept f32 (SessionOptions.fp16.keepF32; default 'auto'). */
+  keepF32?: 'auto' | 'none' | string[];
   /** Per-element criterion instead (polygraphy's): |ours - reference| <= atol + rtol * |reference| everywhere. */
   atol?: number;
   rtol?: number;
@@ -75,6 +77,10 @@ export interface CheckReport {
   plan: 'auto' | 'unfused';
   /** What fcm-opt ran the model in (absent: fp32; the integer kernels' check is separate: int8Kernels). */
   precision?: FloatPrecision;
+  /** fp16: the tensors the session kept f32 (src/runtime/f16-islands.ts), aliases included. */
+  f32Tensors?: string[];
+  /** fp16: the float tensors of the session's graph (f32Tensors out of these). */
+  floatTensors?: number;
   device: string;
   outputs: OutputCheck[];
   layers?: LayerCheck[];
@@ -242,7 +248,10 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   // The tensors compared: the graph outputs, or the inputs of the nodes the reference cannot run.
   const compared = tfl?.cut.length ? tfl.compared : g.outputs;
   const extra = [...new Set([...layerTensors.map((l) => l.tensor), ...compared.filter((y) => !g.outputs.includes(y))])];
-  const session = await createSession(g, { plan: 'unfused', precision, extraOutputs: extra, maxMemory: options.maxMemory, squeezeExcite });
+  const session = await createSession(g, {
+    plan: 'unfused', precision, extraOutputs: extra, maxMemory: options.maxMemory, squeezeExcite,
+    ...(options.keepF32 !== undefined ? { fp16: { keepF32: options.keepF32 } } : {}),
+  });
   try {
     const ours = await session.run(Object.fromEntries(Object.entries(feeds).map(([k, v]) => [k, v.data])));
     const elementwise = options.atol !== undefined || options.rtol !== undefined ? { atol: options.atol ?? 0, rtol: options.rtol ?? 0 } : undefined;
@@ -255,6 +264,10 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
       model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan, precision,
       device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
     };
+    if (precision === 'fp16') {
+      report.f32Tensors = session.stats().f32Tensors;
+      report.floatTensors = [...session.graph.tensors.values()].filter((t) => t.dtype === 'float32').length;
+    }
     if (tfl?.cut.length) report.notCompared = tfl.cut;
     if (tfl?.bridged.length) report.float64Nodes = tfl.bridged;
     if (grid) {
@@ -316,6 +329,9 @@ export function formatCheck(r: CheckReport): string {
   const lines = [`${r.model}: fcm-opt (${r.plan}${r.precision === 'fp16' ? ', fp16' : ''}, ${r.device}) vs onnxruntime CPU${r.reference === 'onnx-export' ? ' on the ONNX export of the imported graph' : ''}`];
   if (r.precision === 'fp16') {
     lines.push(`  fp16 against the fp32 reference: max abs <= ${f16Bounds.rel} x max |reference| (or --tolerance), cosine >= ${f16Bounds.cosine}, top-1 equal (or a near tie within the tolerance)`);
+    const kept = r.f32Tensors ?? [];
+    const of = r.floatTensors !== undefined ? ` of ${r.floatTensors}` : '';
+    lines.push(kept.length ? `  kept f32 (f16 rounding amplified there): ${kept.length}${of} float tensors: ${kept.join(', ')}` : '  every tensor f16');
   }
   if (r.format === 'tflite') {
     lines.push(r.path === 'int8-dequantized'

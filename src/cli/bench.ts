@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
-import { batchOption, inputShapeOption, maxMemoryOption, precisionOption, hwOption } from './options.js';
+import { batchOption, inputShapeOption, keepF32Option, maxMemoryOption, precisionOption, hwOption } from './options.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
@@ -25,6 +25,7 @@ interface BenchCliOptions {
   litert: boolean;
   maxMemory: number;
   precision: FloatPrecision;
+  keepF32?: 'auto' | 'none' | string[];
 }
 
 const integer = (flag: string, min: number) => (value: string): number => {
@@ -48,6 +49,7 @@ export function register(program: Command): void {
     .option('--concurrency <n>', 'also time throughput: images per second with n runs of the fused plan in flight, next to one at a time', integer('--concurrency', 1))
     .option('--json', 'print the report as JSON')
     .addOption(precisionOption("fcm-opt's contestants (onnxruntime runs the model as it is)"))
+    .addOption(keepF32Option())
     .option('--no-litert', '.tflite: skip LiteRT.js (it needs Chromium, and npm once to fetch the pinned package)')
     .addOption(maxMemoryOption())
     .action(async (model: string, o: BenchCliOptions) => {
@@ -60,7 +62,7 @@ export function register(program: Command): void {
           const { tunePlan } = await import('../tune/tune.js');
           plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision, maxMemory: o.maxMemory })).plan;
         }
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, inputShapes: o.inputShape, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, onProgress: bar?.update, concurrency: o.concurrency });
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, inputShapes: o.inputShape, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, keepF32: o.keepF32, onProgress: bar?.update, concurrency: o.concurrency });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

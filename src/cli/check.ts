@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { displayLine, invalid } from '../errors.js';
 import { releaseGpu } from '../runtime/device.js';
 import { checkFailure, formatCheck, runCheck } from '../check/check.js';
-import { batchOption, inputShapeOption, maxMemoryOption, precisionOption, hwOption } from './options.js';
+import { batchOption, inputShapeOption, keepF32Option, maxMemoryOption, precisionOption, hwOption } from './options.js';
 import { extname } from 'node:path';
 import { loadModel } from '../graph/load.js';
 import { readNpy } from '../npy.js';
@@ -54,8 +54,9 @@ export function register(program: Command): void {
     .option('--load-inputs <file>', 'inputs from an .npz (arrays named as the inputs) or an .npy (a one-input model) instead of seeded ones')
     .option('--save-inputs <file>', 'write the inputs both sides got as .npz')
     .addOption(precisionOption('what fcm-opt runs the model in (fp16: checked under the f16 tolerance of src/runtime/compare.ts unless --tolerance is given)'))
+    .addOption(keepF32Option())
     .addOption(maxMemoryOption())
-    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number; atol?: number; rtol?: number; loadInputs?: string; saveInputs?: string; precision?: FloatPrecision }) => {
+    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number; atol?: number; rtol?: number; loadInputs?: string; saveInputs?: string; precision?: FloatPrecision; keepF32?: 'auto' | 'none' | string[] }) => {
       try {
         if (o.tolerance !== undefined && (o.atol !== undefined || o.rtol !== undefined)) throw invalid('--tolerance', 'give either --tolerance or --atol/--rtol');
         const save = o.saveInputs;
@@ -76,7 +77,7 @@ export function register(program: Command): void {
           } else inputs = loaded;
         }
         const onInputs = save ? (feeds: Record<string, { data: Float32Array; shape: number[] }>) => writeNpz(save, new Map(Object.entries(feeds)), target) : undefined;
-        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance, atol: o.atol, rtol: o.rtol, inputs, onInputs, precision: o.precision });
+        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance, atol: o.atol, rtol: o.rtol, inputs, onInputs, precision: o.precision, keepF32: o.keepF32 });
         process.stdout.write(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n' : formatCheck(r));
         if (!r.ok) {
           process.stderr.write(`fcm-opt: ${displayLine(checkFailure(r))}\n`);

@@ -54,6 +54,20 @@ export function precisionOption(what = 'tensors in GPU memory'): Option {
     .default('fp32');
 }
 
+/** `--keep-f32 auto|none|NAMES`: fp16 sessions' tensors kept f32 (SessionOptions.fp16.keepF32; NAMES comma-separated). */
+export function keepF32Option(): Option {
+  return new Option('--keep-f32 <tensors>', "fp16: tensors kept f32: 'auto' (those whose f16 rounding a node amplifies, found by a calibration run), 'none', or names separated by commas")
+    .argParser(parseKeepF32)
+    .default('auto');
+}
+
+export function parseKeepF32(value: string): 'auto' | 'none' | string[] {
+  if (value === 'auto' || value === 'none') return value;
+  const names = value.split(',').map((t) => t.trim()).filter((t) => t);
+  if (!names.length) throw invalid('--keep-f32', `expected 'auto', 'none' or tensor names separated by commas, got '${value}'`);
+  return names;
+}
+
 /** The memory budget option of every command that reads a model: ImportOptions.maxMemory, charged by the importers
  *  as they allocate, and checked against the process's resident memory before the executor's GPU buffers and
  *  onnxruntime's reference session are made (src/memory-budget.ts; over it: exit 4). */

@@ -4,7 +4,8 @@
 // 'fp16'` runs the float kernels with f16 tensors (a quantized graph then too, dequantized).
 
 import { FcmError, gpuFailure, invalid, unsupported } from '../errors.js';
-import type { Graph } from '../graph/ir.js';
+import { type Graph, numel } from '../graph/ir.js';
+import { runsOnFloatHost } from '../runtime/host-float.js';
 import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan } from '../planner/plan.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
@@ -15,7 +16,9 @@ import { checkInt8SubgroupMatrix, int8SubgroupMatrixOf } from '../runtime/int8-s
 import { type Compiled, compileGraph, compileInt8, int8Coverage, sessionBytes } from '../runtime/compile.js';
 import { checkMemory } from '../memory-budget.js';
 import { Executor, type ExecutorOptions, type Session } from '../runtime/executor.js';
-import { type FloatPrecision, floatPrecisions, fp16, fp32, int8 } from '../runtime/precision.js';
+import { type FloatPrecision, type RunResult, floatPrecisions, fp16, fp32, int8, mixedFp16 } from '../runtime/precision.js';
+import { type F16Islands, calibrationGraph, chooseF32Tensors, islandThreshold, islandsFromErrors } from '../runtime/f16-islands.js';
+import { compareOutputs, f16Bounds, maxAbs, seededInput } from '../runtime/compare.js';
 import { type ModelInput, type PipelineOptions, graphForRun, load } from './pipeline.js';
 import { resolveHw } from './hw.js';
 
@@ -56,6 +59,12 @@ export interface SessionOptions extends PipelineOptions {
    * kernels: the same for the integer pointwise kernel on subgroup matrices (Int8SessionOptions.subgroupMatrix).
    */
   subgroupMatrix?: boolean;
+  /**
+   * fp16: which tensors stay f32 (src/runtime/f16-islands.ts). keepF32 'auto' (default): those whose f16 rounding a
+   * node amplifies, found by an fp32 calibration run of the unfused graph when the session is made (on `calibration`,
+   * else seeded values, see calibrationFeeds); 'none': every tensor f16; or tensor names.
+   */
+  fp16?: { keepF32?: 'auto' | 'none' | string[]; calibration?: Record<string, Float32Array> };
 }
 
 export interface Int8SessionOptions {
@@ -153,9 +162,142 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   // Subgroup matrices only where the kernel passed its check on this device (once per device; a failure warns).
   const smx = precision === 'fp16' && options.subgroupMatrix !== false && !subgroupMatrixOffByEnv() && ctx.subgroupMatrix && await checkSubgroupMatrix(ctx)
     ? ctx.subgroupMatrix : undefined;
-  const compiled = precision === 'fp16' ? compileGraph(graph, limitsOf(ctx), 'f16', { subgroupMatrix: smx }) : compileGraph(graph, limitsOf(ctx));
+  if (precision === 'fp16') return fp16Session(ctx, g, graph, options, hw, smx, submitEvery);
+  const compiled = compileGraph(graph, limitsOf(ctx));
   checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
-  return Executor.create(ctx, compiled, precision === 'fp16' ? fp16 : fp32, { submitEvery, ...transferOptions(options) });
+  return Executor.create(ctx, compiled, fp32, { submitEvery, ...transferOptions(options) });
+}
+
+/** Seed of the default calibration feeds: not check's (0), so that a check does not run on the calibration input. */
+export const calibrationSeed = 7919;
+
+/** The calibration feeds of `g`: seeded values in [-1, 1) per float input (integer inputs rounded), as check's. */
+export function calibrationFeeds(g: Graph): Record<string, Float32Array> {
+  const feeds: Record<string, Float32Array> = {};
+  g.inputs.forEach((x, i) => {
+    const t = g.tensors.get(x)!;
+    const v = seededInput(numel(t.shape), calibrationSeed + i);
+    feeds[x] = t.dtype === 'float32' ? v : v.map(Math.round);
+  });
+  return feeds;
+}
+
+/**
+ * The thresholds 'auto' tries in turn (islandsFromErrors), each a quarter of the one before, until the session's
+ * outputs on the calibration feeds are within `calibrationTarget` of the fp32 ones; past the last, every float tensor
+ * stays f32 (a model that amplifies any f16 rounding: its fp16 session computes as fp32 does, and says so in
+ * stats().f32Tensors).
+ */
+export const islandThresholds = [islandThreshold, islandThreshold / 4, islandThreshold / 16] as const;
+
+/**
+ * What 'auto' asks of the fp16 session on the calibration feeds: the fp16 check's tolerance (f16Bounds.rel of max
+ * |fp32 output|) with its cosine and top-1 criteria. Not a stricter one: a seeded input may give far smaller outputs
+ * than another (selfie-seg's mask: max 9.5e-3 on the calibration input, 0.5 on check's), and pure f16 then lands at
+ * 2e-2 of that small maximum (cosine 0.99978) on a model that passes check in pure f16 at 1.3e-3.
+ */
+export const calibrationTarget = f16Bounds.rel;
+
+/**
+ * The fp16 session of `graph` (planned from `g`) with the tensors SessionOptions.fp16.keepF32 keeps f32: as given,
+ * none, or ('auto') chosen by islandsFromErrors from a calibration run of `g`'s unfused graph (the same graph passes
+ * and epilogue folds, no FCMs: the rule judges each node alone; a tensor it names inside an FCM lives in workgroup
+ * memory in f32 anyway), then checked end to end: the thresholds of islandThresholds in turn until the session's
+ * outputs on the calibration feeds meet calibrationTarget against the fp32 run's, else every float tensor f32.
+ */
+async function fp16Session(ctx: GpuContext, g: Graph, graph: Graph, options: SessionOptions, hw: HwConfig | undefined,
+  smx: GpuContext['subgroupMatrix'], submitEvery: number): Promise<Session> {
+  const make = (keep: Iterable<string>, outputs: string[] = graph.outputs) => {
+    const compiled = compileGraph({ ...graph, outputs }, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, keep);
+    checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
+    return Executor.create(ctx, compiled, compiled.f32Tensors ? mixedFp16(compiled.f32Tensors) : fp16, { submitEvery, ...transferOptions(options) });
+  };
+  const keep = options.fp16?.keepF32 ?? 'auto';
+  if (keep === 'none') return make([]);
+  if (Array.isArray(keep)) {
+    for (const t of keep) if (!graph.tensors.has(t)) throw invalid(g.source, `fp16 keepF32 names '${t}', which is not a tensor of the session's graph`);
+    return make(keep);
+  }
+  if (keep !== 'auto') throw invalid(g.source, `fp16 keepF32 must be 'auto', 'none' or a list of tensor names, got '${String(keep)}'`);
+  let cal: F16Calibration;
+  try {
+    cal = await calibrateF16Islands(ctx, g, options, hw);
+  } catch (e) {
+    // The calibration run keeps every tensor (and a probe of each) alive at once: over the memory budget, the
+    // session runs in pure f16 rather than not at all.
+    if (!(e instanceof FcmError && e.kind === 'limit')) throw e;
+    console.warn(`fcm-opt: warning: ${g.source}: no fp16 calibration run (${e.message}); every tensor f16`);
+    return make([]);
+  }
+  const everyFloat = [...graph.tensors.values()].filter((t) => t.dtype === 'float32').map((t) => t.name);
+  let tried: string | undefined;
+  for (const threshold of [...islandThresholds, 0]) {
+    const names = threshold ? islandsFromErrors(cal.base, cal.islands.measured, threshold).keepF32.filter((t) => graph.tensors.has(t)) : everyFloat;
+    const key = names.join('\n');
+    if (key === tried) continue;
+    tried = key;
+    if (!threshold) break;
+    // A session for the check alone: the one returned has run nothing (pipelines are cached on the device).
+    const trial = await make(names, [...new Set([...graph.outputs, ...[...cal.reference.keys()].filter((y) => graph.tensors.has(y))])]);
+    let ok: boolean;
+    try {
+      ok = meetsTarget(await trial.run(cal.feeds), cal.reference);
+    } finally {
+      trial.dispose();
+    }
+    if (ok) return make(names);
+  }
+  console.warn(`fcm-opt: warning: ${g.source}: fp16 stays outside the f16 tolerance on the calibration input with any f32 islands tried (thresholds ${islandThresholds.join(', ')}): every tensor is kept f32`);
+  return make(everyFloat);
+}
+
+/**
+ * Whether every output of `out` is within calibrationTarget of the fp32 `reference` (compare.ts, fp16 criteria). An
+ * output whose values all lie below f16's smallest normal (2^-14: a probability of 1e-11) has no direction f16 can
+ * keep: it is judged by its error alone (f16 flushes it toward 0; the cosine of a zero vector is no measure).
+ */
+function meetsTarget(out: RunResult, reference: ReadonlyMap<string, Float32Array>): boolean {
+  for (const [y, ref] of reference) {
+    const o = out[y];
+    if (!o) return false;
+    const c = compareOutputs(o.data, ref, o.shape, calibrationTarget, undefined, 'fp16');
+    if (!c.ok && !(maxAbs(ref) < 2 ** -14 && c.maxAbsError <= c.tolerance)) return false;
+  }
+  return true;
+}
+
+/** A calibration run: the unfused graph, the feeds, its fp32 outputs, and the islands rule's measurements. */
+export interface F16Calibration {
+  base: Graph;
+  feeds: Record<string, Float32Array>;
+  /** fp32 values of the graph's outputs. */
+  reference: Map<string, Float32Array>;
+  /** islandsFromErrors at islandThreshold, with every node's measured error. */
+  islands: F16Islands;
+}
+
+/** The calibration run of `g` under `options` (fp16): see src/runtime/f16-islands.ts. */
+export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: SessionOptions, hw: HwConfig | undefined): Promise<F16Calibration> {
+  const base = foldChannelScales(graphForRun(g, 'fp16', 'unfused', () => hw!, { squeezeExcite: options.squeezeExcite }));
+  const cal = calibrationGraph(base);
+  const half = new Set(cal.halfTensors);
+  const compiled = compileGraph(cal.graph, limitsOf(ctx), 'f16', {}, [...cal.graph.tensors.keys()].filter((t) => !half.has(t)));
+  checkMemory(options.maxMemory, uploadBytes(compiled), "the fp16 calibration run's GPU buffers", g.source);
+  const feeds = options.fp16?.calibration ?? calibrationFeeds(base);
+  const s = await Executor.create(ctx, compiled, mixedFp16(compiled.f32Tensors ?? new Set()), {});
+  try {
+    const out = await s.run(feeds);
+    const values = new Map(Object.entries(out).map(([k, v]) => [k, v.data]));
+    // Compared: the float outputs, but those a host node makes (detection post-processing selects boxes: a small
+    // change moves a box in or out), whose float inputs are compared instead, as check does.
+    const host = base.nodes.filter(runsOnFloatHost);
+    const hostMade = new Set(host.flatMap((n) => n.outputs));
+    const compared = [...base.outputs.filter((y) => !hostMade.has(y)), ...host.flatMap((n) => n.inputs.filter((x) => x && !base.tensors.get(x)?.data))];
+    const reference = new Map([...new Set(compared)].filter((y) => base.tensors.get(y)?.dtype === 'float32' && out[y]).map((y) => [y, out[y].data]));
+    return { base, feeds, reference, islands: chooseF32Tensors(base, cal.probes, values) };
+  } finally {
+    s.dispose();
+  }
 }
 
 /** The executor options of the host path (transfers, runs in flight, image inputs), as given. */

@@ -61,6 +61,11 @@ export interface Compiled {
   bytes: Map<string, number>;
   /** Graph outputs (alias roots) read back from the GPU, in graph output order; the others come from host steps. */
   gpuOutputs: string[];
+  /**
+   * An f16 schedule's tensors kept f32 (src/runtime/f16-islands.ts), with the aliases of each; absent or empty:
+   * every tensor has the schedule's storage type.
+   */
+  f32Tensors?: ReadonlySet<string>;
 }
 
 export interface CompileLimits extends KernelLimits {
@@ -193,7 +198,9 @@ const integerInput = new Set(['int8', 'uint8', 'int16', 'uint16', 'int32', 'uint
  * half-storage forms (kernels/f16.ts), every tensor 2 bytes an element. `features`: the device's features that pick
  * kernels of their own (kernels/registry.ts KernelFeatures).
  */
-export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageType = 'f32', features: KernelFeatures = {}): Compiled {
+export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageType = 'f32', features: KernelFeatures = {}, keepF32: Iterable<string> = []): Compiled {
+  const f32Tensors = storage === 'f16' ? withAliases(g, keepF32) : new Set<string>();
+  const storageOf = (t: string): StorageType => (storage === 'f16' && !f32Tensors.has(t) ? 'f16' : 'f32');
   // Reading a tensor the graph never defines is a broken graph, not an unsupported one.
   const defined = new Set([...g.inputs, ...[...g.tensors.values()].filter((t) => t.data).map((t) => t.name)]);
   const failures: { node: Node; error: FcmError }[] = [];
@@ -217,7 +224,7 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
     try {
       const ins = node.inputs.map((x) => shapeOf(g, x));
       const outs = node.outputs.map((y) => shapeOf(g, y) ?? []);
-      const k = kernelFor(node, ins, outs, limits, storage, features);
+      const k = kernelFor(node, ins, outs, limits, f32Tensors.size ? storageOf : storage, features);
       kernels.push({ node, programs: k.kind === 'alias' ? null : k.programs });
     } catch (e) {
       if (e instanceof FcmError && e.kind === 'unsupported') failures.push({ node, error: e });
@@ -244,9 +251,9 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
     if (!isConst && t.dtype !== 'float32' && (io || !floatish.has(t.dtype))) throw unsupported(where, `has dtype ${t.dtype}; the executor runs float32 tensors`);
     if (isConst && !floatish.has(t.dtype)) throw unsupported(where, `constant of dtype ${t.dtype} cannot be read as float32`);
     const n = checkedProduct(t.shape, where);
-    b = Math.max(4, 4 * Math.ceil(checkedProduct([n, storageBytes(storage)], where) / 4));
+    b = Math.max(4, 4 * Math.ceil(checkedProduct([n, storageBytes(storageOf(name))], where) / 4));
     if (b > limits.maxStorageBufferBindingSize) {
-      throw overLimit(where, `[${t.shape.join(',')}] ${storage === 'f16' ? 'float16' : 'float32'} is ${b} bytes, over the adapter's maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize}`);
+      throw overLimit(where, `[${t.shape.join(',')}] ${storageOf(name) === 'f16' ? 'float16' : 'float32'} is ${b} bytes, over the adapter's maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize}`);
     }
     if (b > limits.maxBufferSize) throw overLimit(where, `${b} bytes is over the adapter's maxBufferSize of ${limits.maxBufferSize}`);
     bytes.set(name, b);
@@ -323,7 +330,25 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
     steps: memSteps,
     bytes: (name) => bytes.get(name)!,
   });
-  return { graph: g, steps, host, aliases, constants: [...constants].map(root), memory, bytes, gpuOutputs };
+  return { graph: g, steps, host, aliases, constants: [...constants].map(root), memory, bytes, gpuOutputs, ...(f32Tensors.size ? { f32Tensors } : {}) };
+}
+
+/**
+ * `names` and every tensor sharing a buffer with one of them through reshape-like ops (aliasOps): an alias reads its
+ * root's buffer, so both have one storage type.
+ */
+function withAliases(g: Graph, names: Iterable<string>): Set<string> {
+  const parent = new Map<string, string>();
+  const find = (t: string): string => { let r = t; while (parent.has(r)) r = parent.get(r)!; return r; };
+  for (const n of g.nodes) {
+    if (!aliasOps.has(n.op) || !n.inputs[0] || !n.outputs[0]) continue;
+    const a = find(n.inputs[0]), b = find(n.outputs[0]);
+    if (a !== b) parent.set(b, a);
+  }
+  const roots = new Set([...names].map(find));
+  const out = new Set<string>();
+  for (const t of g.tensors.keys()) if (roots.has(find(t))) out.add(t);
+  return out;
 }
 
 // ---- int8 -------------------------------------------------------------------------------------------------------

@@ -69,6 +69,8 @@ export interface SessionStats {
   inputQuantizers: string[];
   /** Whether the integer kernels use dot4I8Packed / dot4U8Packed. */
   dot4: boolean;
+  /** fp16: the tensors kept f32 (src/runtime/f16-islands.ts), aliases included; empty where every tensor is f16. */
+  f32Tensors: string[];
   /** GPU objects this session created; run() creates none. Pipelines found in the device's cache are not counted. */
   pipelinesCreated: number;
   buffersCreated: number;
@@ -517,7 +519,7 @@ export class Executor implements Session {
       const v = values.get(name);
       const b = this.buffers.get(this.root(name));
       if (!v || !b) continue;
-      const data = this.precision.upload(v);
+      const data = this.precision.upload(v, this.root(name));
       this.ctx.device.queue.writeBuffer(b, 0, data.buffer, data.byteOffset, data.byteLength);
     }
   }
@@ -526,7 +528,7 @@ export class Executor implements Session {
   private writeFeeds(batch: UploadBatch, f: CheckedFeeds): FeedDispatch[] {
     for (const x of this.graph.inputs) {
       const v = f.host.values.get(x);
-      if (v && this.buffers.has(this.root(x))) batch.write(x, this.precision.upload(v));
+      if (v && this.buffers.has(this.root(x))) batch.write(x, this.precision.upload(v, this.root(x)));
     }
     const programs: FeedDispatch[] = [];
     for (const [x, v] of f.host.floats) {
@@ -896,6 +898,7 @@ export class Executor implements Session {
       hostNodes: this.compiled.host.flatMap((s) => s.nodes.map((n) => n.name)),
       inputQuantizers: [...this.feedPrograms.keys()],
       dot4: this.dot4,
+      f32Tensors: [...this.compiled.f32Tensors ?? []],
       pipelinesCreated: this.gpu.counters.pipelinesCreated,
       buffersCreated: this.gpu.counters.buffersCreated,
       bindGroupsCreated: this.gpu.counters.bindGroupsCreated,

@@ -51,8 +51,8 @@ export interface Precision {
   constant(t: Tensor, where: string): { data: ArrayBufferView; weight: boolean };
   /** Checks run()'s feeds; `gpuConverted`: inputs whose float feeds a feed program converts on the GPU. */
   feeds(g: Graph, feeds: Feeds, gpuConverted: ReadonlySet<string>): HostFeeds;
-  /** The bytes written to a tensor's buffer for its host value. */
-  upload(v: Value): ArrayBufferView;
+  /** The bytes written to a tensor's buffer for its host value (`name`: the tensor's, where the type depends on it). */
+  upload(v: Value, name?: string): ArrayBufferView;
   /** The host value of tensor `t` from its buffer's bytes. */
   readBack(t: Tensor, bytes: ArrayBuffer): Value;
   /** run()'s output for graph output `t` with host value `v` (of `t` or of the tensor it aliases). */
@@ -114,27 +114,40 @@ export const fp32: Precision = {
  * The float kernels with f16 tensors (kernels/f16.ts). The host API stays float32: feeds are written as float32 and
  * rounded to f16 on the GPU by a feed program (kernels/f16.ts halfFeedProgram; on the host it took 6-9 ms per 224x224
  * RGB image), outputs are read back as f16 and widened on the host (0.5 ms per 150k values); constants are rounded
- * on the host once, when the session is made.
+ * on the host once, when the session is made. `keepF32`: tensors (with their aliases) that the schedule keeps f32
+ * (src/runtime/f16-islands.ts, Compiled.f32Tensors): uploaded, fed and read back as float32.
  */
-export const fp16: Precision = {
-  name: 'fp16',
-  keyPrefix: 'f16:',
-  creating: 'creating the fp16 session',
-  constant: (t, where) => ({ data: toHalf(toF32(t.data!, where)), weight: true }),
-  feeds(g, feeds, gpuConverted) {
-    const f = floatFeeds(g, feeds);
-    for (const x of gpuConverted) {
-      const v = f.values.get(x);
-      if (v) { f.floats.set(x, v.data as Float32Array); f.values.delete(x); }
-    }
-    return f;
-  },
-  upload: (v) => toHalf(v.data as Float32Array),
-  readBack: (t, bytes) => ({ data: fromHalf(new Uint16Array(bytes.slice(0, 2 * numel(t.shape)))), shape: [...t.shape] }),
-  output: (t, v) => ({ data: v.data as Float32Array, shape: [...t.shape], dtype: 'float32' }),
-  feedProgram: (t, name, limits) => halfFeedProgram(numel(t.shape), limits, name),
-  runHost: runFloatHost,
-};
+export function mixedFp16(keepF32: ReadonlySet<string>): Precision {
+  const half = (name: string | undefined) => name === undefined || !keepF32.has(name);
+  return {
+    name: 'fp16',
+    keyPrefix: 'f16:',
+    creating: 'creating the fp16 session',
+    constant: (t, where) => {
+      const d = toF32(t.data!, where);
+      return { data: half(t.name) ? toHalf(d) : d, weight: true };
+    },
+    feeds(g, feeds, gpuConverted) {
+      const f = floatFeeds(g, feeds);
+      for (const x of gpuConverted) {
+        const v = f.values.get(x);
+        if (v) { f.floats.set(x, v.data as Float32Array); f.values.delete(x); }
+      }
+      return f;
+    },
+    upload: (v, name) => (half(name) ? toHalf(v.data as Float32Array) : v.data as Float32Array),
+    readBack: (t, bytes) => ({
+      data: half(t.name) ? fromHalf(new Uint16Array(bytes.slice(0, 2 * numel(t.shape)))) : new Float32Array(bytes.slice(0, 4 * numel(t.shape))),
+      shape: [...t.shape],
+    }),
+    output: (t, v) => ({ data: v.data as Float32Array, shape: [...t.shape], dtype: 'float32' }),
+    feedProgram: (t, name, limits) => (half(t.name) ? halfFeedProgram(numel(t.shape), limits, name) : undefined),
+    runHost: runFloatHost,
+  };
+}
+
+/** Every tensor f16. */
+export const fp16: Precision = mixedFp16(new Set());
 
 export const int8: Precision = {
   name: 'int8',

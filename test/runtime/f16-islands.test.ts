@@ -1,0 +1,135 @@
+// f32 islands in fp16 sessions (src/runtime/f16-islands.ts): the rule on given values, the calibration graph's
+// probes, and sessions on lavapipe: a fixture with an amplifying depthwise conv misses the f16 tolerance in pure
+// fp16 and meets it with the islands 'auto' chooses, while a MobileNet-style stack gets none.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { amplifyingDepthwise, mobileNetV2Stack } from '../../fixtures/models.js';
+import { type Graph, newAttrs } from '../../src/graph/ir.js';
+import { calibrationGraph, chooseF32Tensors, islandThreshold, relativeError } from '../../src/runtime/f16-islands.js';
+import { createSession } from '../../src/pipeline/session.js';
+import { releaseGpu } from '../../src/runtime/device.js';
+import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
+import type { HwConfig } from '../../src/planner/hw-config.js';
+
+after(releaseGpu);
+
+test('relativeError: max |probe - ref| / max |ref|; 0 when equal, infinite when only the reference is 0 or the probe NaN', () => {
+  assert.equal(relativeError([1, -4, 2], [1, -4, 2]), 0);
+  assert.ok(Math.abs(relativeError([1, -4, 2], [1.1, -4, 2.2]) - 0.05) < 1e-12);
+  assert.equal(relativeError([0, 0], [0, 0]), 0);
+  assert.equal(relativeError([0, 0], [0, 1e-9]), Infinity);
+  assert.equal(relativeError([1, 2], [1, NaN]), Infinity);
+  // A non-finite reference value is skipped.
+  assert.equal(relativeError([Infinity, 2], [0, 2]), 0);
+});
+
+/** x -> Relu -> r; r -> Conv(w) -> y (a probe each), and a Reshape (alias, no probe). */
+function smallGraph(): Graph {
+  const t = (name: string, shape: number[], data?: Float32Array) => [name, { name, dtype: 'float32' as const, shape, ...(data ? { data } : {}) }] as const;
+  return {
+    name: 'g', source: 'g', inputs: ['x'], outputs: ['z'],
+    tensors: new Map([t('x', [1, 2, 1, 1]), t('r', [1, 2, 1, 1]), t('w', [2, 2, 1, 1], Float32Array.of(1, 2, 3, 4)), t('y', [1, 2, 1, 1]), t('z', [2])]),
+    nodes: [
+      { name: 'relu', op: 'Relu', domain: '', inputs: ['x'], outputs: ['r'], attrs: newAttrs() },
+      { name: 'conv', op: 'Conv', domain: '', inputs: ['r', 'w'], outputs: ['y'], attrs: newAttrs({ kernel: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 }) },
+      { name: 'flat', op: 'Reshape', domain: '', inputs: ['y'], outputs: ['z'], attrs: newAttrs() },
+    ],
+  };
+}
+
+test('calibrationGraph: a probe per kernel node reading rounded copies (activations by a Mul by 1, constants copied)', () => {
+  const g = smallGraph();
+  const c = calibrationGraph(g);
+  assert.deepEqual(c.probes.map((p) => [p.node, p.inputs, p.outputs]), [['relu', ['x'], [['r', 'r#probe']]], ['conv', ['r', 'w'], [['y', 'y#probe']]]]);
+  assert.deepEqual(c.halfTensors, ['x#f16', 'r#f16', 'w#f16']);
+  const byName = new Map(c.graph.nodes.map((n) => [n.name, n]));
+  assert.deepEqual(byName.get('x#f16')?.inputs, ['x', 'one#f16']);
+  assert.deepEqual(c.graph.tensors.get('one#f16')?.shape, [], 'a scalar: it broadcasts to any shape, a scalar one included');
+  assert.equal(byName.get('x#f16')?.op, 'Mul');
+  assert.deepEqual(byName.get('conv#probe')?.inputs, ['r#f16', 'w#f16']);
+  assert.deepEqual(c.graph.tensors.get('w#f16')?.data, g.tensors.get('w')!.data);
+  assert.equal(byName.has('flat#probe'), false, 'aliases are not probed');
+  assert.deepEqual(c.graph.outputs, ['z', 'r', 'r#probe', 'y', 'y#probe']);
+  // Every node comes after the nodes making its inputs.
+  const made = new Set([...g.inputs, ...[...c.graph.tensors.values()].filter((t) => t.data).map((t) => t.name)]);
+  for (const n of c.graph.nodes) {
+    for (const x of n.inputs) assert.ok(made.has(x), `${n.name} reads ${x} before it is made`);
+    n.outputs.forEach((y) => made.add(y));
+  }
+});
+
+test('chooseF32Tensors keeps the float inputs of the nodes over the threshold, and of those upstream whose error they amplify over it', () => {
+  const g = smallGraph();
+  const c = calibrationGraph(g);
+  const u = 2 ** -11;
+  const values = new Map<string, Float32Array>([
+    ['r', Float32Array.of(1, 2)], ['r#probe', Float32Array.of(1, 2 + 2 * u * 0.5)], // e(relu) = u/2
+    ['y', Float32Array.of(10, -10)], ['y#probe', Float32Array.of(10.5, -10)], // e(conv) = 5e-2: a gain of 102
+  ]);
+  const r = chooseF32Tensors(g, c.probes, values);
+  assert.deepEqual(r.measured.map((m) => [m.node, m.error]), [['relu', u / 2], ['conv', 0.05]]);
+  // The Relu's own error, u/2, amplified 102 times by the conv: 2.5e-2, over the threshold too.
+  assert.deepEqual(r.flagged.map((m) => m.node), ['relu', 'conv']);
+  assert.deepEqual(r.keepF32, ['x', 'r', 'w']);
+  // A conv amplifying 25 times: u/2 * 25 = 6e-3 is within the threshold; the conv's own 1.2e-2 is not.
+  values.set('y#probe', Float32Array.of(10 + 10 * 25 * u, -10));
+  assert.deepEqual(chooseF32Tensors(g, c.probes, values).keepF32, ['r', 'w']);
+  // Just under the threshold: nothing kept.
+  values.set('y#probe', Float32Array.of(10 + 10 * islandThreshold * 0.99, -10));
+  assert.deepEqual(chooseF32Tensors(g, c.probes, values).keepF32, []);
+  // A higher threshold given: nothing kept either.
+  values.set('y#probe', Float32Array.of(10.5, -10));
+  assert.deepEqual(chooseF32Tensors(g, c.probes, values, 0.1).keepF32, []);
+  values.delete('y#probe');
+  assert.throws(() => chooseF32Tensors(g, c.probes, values), /lacks 'y#probe'/);
+});
+
+const hw: HwConfig = { name: 'lavapipe-like', sms: 16, l1BytesPerSm: 64 * 1024, shmemBytesPerSm: 64 * 1024, warpSize: 32, workgroupStorageBytes: 32 * 1024 };
+
+test('an amplifying depthwise conv: pure fp16 misses the f16 tolerance, the islands auto chooses meet it', async () => {
+  const g = amplifyingDepthwise();
+  const x = g.inputs[0], y = g.outputs[0];
+  const data = seededInput(g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1), 0);
+  const dwNode = g.nodes.find((n) => n.op === 'Conv' && n.attrs.group === 8)!;
+  for (const plan of ['unfused', 'auto'] as const) {
+    const s32 = await createSession(g, { plan, hw });
+    const pure = await createSession(g, { plan, hw, precision: 'fp16', fp16: { keepF32: 'none' } });
+    const mixed = await createSession(g, { plan, hw, precision: 'fp16' });
+    try {
+      const ref = (await s32.run({ [x]: data }))[y].data;
+      const p = compareOutputs((await pure.run({ [x]: data }))[y].data, ref, [1, ref.length], undefined, undefined, 'fp16');
+      const m = compareOutputs((await mixed.run({ [x]: data }))[y].data, ref, [1, ref.length], undefined, undefined, 'fp16');
+      assert.ok(!p.ok, `${plan}: pure fp16 passes (${JSON.stringify(p)}): the fixture does not amplify`);
+      assert.ok(m.ok, `${plan}: with islands ${JSON.stringify(m)}`);
+      assert.deepEqual(pure.stats().f32Tensors, []);
+      // The depthwise conv's input activation, weights and bias; nothing else.
+      assert.deepEqual(mixed.stats().f32Tensors.sort(), [...dwNode.inputs].sort());
+      // The rest stays f16: the activation bytes are well under fp32's.
+      assert.ok(mixed.stats().activationBytes < s32.stats().activationBytes, 'activations mostly f16');
+    } finally {
+      s32.dispose();
+      pure.dispose();
+      mixed.dispose();
+    }
+  }
+});
+
+test('no islands where f16 does not need them: a MobileNet-style stack stays all f16; names given are kept', async () => {
+  const g = mobileNetV2Stack();
+  const s = await createSession(g, { plan: 'unfused', precision: 'fp16' });
+  try {
+    assert.deepEqual(s.stats().f32Tensors, []);
+  } finally {
+    s.dispose();
+  }
+  const conv = g.nodes.find((n) => n.op === 'Conv')!;
+  const given = await createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { keepF32: [conv.inputs[1]] } });
+  try {
+    assert.deepEqual(given.stats().f32Tensors, [conv.inputs[1]]);
+    const data = seededInput(g.tensors.get(g.inputs[0])!.shape.reduce((a, b) => a * b, 1), 0);
+    await given.run({ [g.inputs[0]]: data });
+  } finally {
+    given.dispose();
+  }
+  await assert.rejects(createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { keepF32: ['nope'] } }), /keepF32 names 'nope'/);
+});
