@@ -1,6 +1,7 @@
 // The grouped convolution kernel (kernels/grouped-conv.ts) against reference.ts's float64 conv2d, outputs NaN-filled
-// (an element no workgroup writes fails): a seeded sample of shapes through the registry (the tile rule's tiles) in
-// fp32 and fp16, then explicit tiles the rule does not reach on lavapipe (several channel steps with a partial last
+// (an element no workgroup writes fails): a seeded sample of shapes at the tile rule's tiles (stride 1 through the
+// registry; stride 2, which the registry leaves to the general kernel, as the grouped program itself) in fp32, and in
+// fp16 through the registry, then explicit tiles the rule does not reach on lavapipe (several channel steps with a partial last
 // one, scalar weights, partial filter tiles and thread rows). Few programs on purpose: lavapipe compiles each with LLVM.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -89,16 +90,21 @@ function assertHalfClose(got: ArrayLike<number>, ref: ArrayLike<number>, what: s
   }
 }
 
-test('the sampled cases meet every fixed axis, and the registry gives them the grouped kernel', async () => {
+test('the sampled cases meet every fixed axis; the registry gives stride 1 the grouped kernel, stride 2 the general one', async () => {
   assert.deepEqual([...new Set(cases.map((c) => c.c / c.group))].sort((a, b) => a - b), [8, 16, 24]);
   assert.deepEqual([...new Set(cases.map((c) => c.stride))].sort(), [1, 2]);
   assert.deepEqual([...new Set(cases.map((c) => c.n))].sort(), [1, 2]);
   assert.ok(cases.some((c) => c.pads.some((p) => p > 0)), 'no case pads');
   const wVec: boolean[] = [];
+  const limits = limitsOf(await getDevice());
   for (const cc of cases) {
-    const [p] = await programsOf(layerOf(cc, false).lc);
-    assert.ok(p.cacheKey.startsWith('grouped|'), `${JSON.stringify(cc)}: ${p.cacheKey}`);
-    wVec.push(p.wgsl.includes('var<storage, read> w: array<vec4<f32>>'));
+    const { lc } = layerOf(cc, false);
+    const [p] = await programsOf(lc);
+    // kernels/grouped-conv.ts usesGroupedKernel: stride 2 measured slower on the grouped kernel.
+    assert.ok(p.cacheKey.startsWith(cc.stride === 1 ? 'grouped|' : 'conv2d|'), `${JSON.stringify(cc)}: ${p.cacheKey}`);
+    const node = { name: 'g', op: 'Conv', inputs: lc.inputs.map((x, k) => (x ? `in${k}` : '')), attrs: newAttrs(lc.attrs as Record<string, never>) };
+    const g = convGeom({ node, inputShapes: lc.inputs.map((x) => x?.shape), outputShapes: lc.outputShapes, limits });
+    wVec.push(groupedConvProgram(g, groupedTiles(g, limits), limits, 'test').wgsl.includes('var<storage, read> w: array<vec4<f32>>'));
   }
   // Both weight staging forms: vec4 reads of a whole group's weights (one channel step) and scalar ones (below: several
   // steps, and the tile cases).
@@ -108,7 +114,18 @@ test('the sampled cases meet every fixed axis, and the registry gives them the g
 for (const [i, cc] of cases.entries()) {
   test(`grouped conv fp32 (rule tiles) ${JSON.stringify(cc)}`, async () => {
     const { lc, ref } = layerOf(cc, false);
-    const [got] = await runLayer(lc);
+    if (cc.stride === 1) {
+      const [got] = await runLayer(lc);
+      assertClose(got, ref.data, JSON.stringify(cc));
+      return;
+    }
+    // Stride 2 runs on the general kernel (the registry); the grouped kernel's own program at the rule's tiles here.
+    const device = await getDevice();
+    const limits = limitsOf(device);
+    const node = { name: 'g', op: 'Conv', inputs: lc.inputs.map((x, k) => (x ? `in${k}` : '')), attrs: newAttrs(lc.attrs as Record<string, never>) };
+    const g = convGeom({ node, inputShapes: lc.inputs.map((x) => x?.shape), outputShapes: lc.outputShapes, limits });
+    const p = groupedConvProgram(g, groupedTiles(g, limits), limits, 'test');
+    const got = await runProgram(device, p, p.inputs.map((k) => lc.inputs[k]!.data), ref.data.length);
     assertClose(got, ref.data, JSON.stringify(cc));
   });
   // f16 on two of the five: each is a program of its own.
@@ -117,7 +134,7 @@ for (const [i, cc] of cases.entries()) {
       if (!(await getDevice()).features.has('shader-f16')) { t.skip('no shader-f16 on this adapter'); return; }
       const { lc, ref } = layerOf(cc, true);
       const [p] = await programsOf(lc, 'f16');
-      assert.ok(p.cacheKey.startsWith('f16|grouped|'), p.cacheKey);
+      assert.ok(p.cacheKey.startsWith(cc.stride === 1 ? 'f16|grouped|' : 'f16|conv2d|'), p.cacheKey);
       const [got] = await runLayer(lc, 'f16');
       assertHalfClose(got, ref.data, JSON.stringify(cc));
     });
@@ -154,15 +171,18 @@ test('grouped conv kernel matches the reference at tiles the rule does not reach
   }
 });
 
-test('registry: 1 < group < C takes the grouped kernel; group 1 and depth multipliers the general one', async () => {
+test('registry: 1 < group < C at stride 1 takes the grouped kernel; stride 2, group 1 and depth multipliers the general one', async () => {
   const { kernelFor } = await import('../../kernels/registry.js');
-  const keyOf = (c: number, f: number, group: number, k = 3) => {
-    const node = { name: 'c', op: 'Conv', domain: '', inputs: ['x', 'w'], outputs: ['y'], attrs: newAttrs({ kernel: [k, k], pads: [1, 1, 1, 1], group }) };
-    const kk = kernelFor(node, [[1, c, 8, 8], [f, c / group, k, k]], [[1, f, 8 + 3 - k, 8 + 3 - k]], defaultLimits);
+  const keyOf = (c: number, f: number, group: number, k = 3, s = 1) => {
+    const node = { name: 'c', op: 'Conv', domain: '', inputs: ['x', 'w'], outputs: ['y'], attrs: newAttrs({ kernel: [k, k], pads: [1, 1, 1, 1], group, strides: [s, s] }) };
+    const o = Math.floor((8 + 2 - k) / s) + 1;
+    const kk = kernelFor(node, [[1, c, 8, 8], [f, c / group, k, k]], [[1, f, o, o]], defaultLimits);
     return kk.kind === 'programs' ? kk.programs[0].cacheKey.split('|')[0] : 'alias';
   };
   assert.equal(keyOf(32, 32, 2), 'grouped');
   assert.equal(keyOf(32, 64, 16), 'grouped');
+  // Stride 2 stays on the general kernel (usesGroupedKernel: measured slower on the grouped one).
+  assert.equal(keyOf(32, 32, 2, 3, 2), 'conv2d');
   assert.equal(keyOf(32, 32, 1), 'conv2d');
   assert.equal(keyOf(8, 16, 8), 'conv2d');
   assert.equal(keyOf(8, 8, 8), 'depthwise');
