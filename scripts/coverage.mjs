@@ -10,7 +10,9 @@
 //
 //   check --precision fp16    (with --fp16, alone) fcm-opt check MODEL --hw h100 --precision fp16 --json, fused: the
 //                             worst output's max error relative to max |reference|, cosine and top-1 against
-//                             onnxruntime's fp32 result, under the f16 tolerance (README, TESTING.md)
+//                             onnxruntime's fp32 result, under the f16 tolerance (README, TESTING.md); for the
+//                             classification outputs (a Softmax's, or the manifest's "classes": output -> class
+//                             axis, passed as --classes), whether top-1 and top-5 per row equal the fp32 result's
 //
 //   npm run build && node scripts/coverage.mjs [--timeout 300] [--only a,b] [--update] [--fp16] [--out COVERAGE.md] [--json FILE]
 //
@@ -217,8 +219,9 @@ async function coverModel(m, path, limit) {
 }
 
 /** The fp16 step alone: check --precision fp16, fused; the worst output by error relative to max |reference|. */
-async function coverFp16(path, shapes, limit) {
-  const r = await runProcess(process.execPath, [bin, 'check', path, '--hw', 'h100', '--json', '--precision', 'fp16', ...shapeArgs(shapes)], limit);
+async function coverFp16(path, shapes, classes, limit) {
+  const classArgs = Object.entries(classes ?? {}).flatMap(([y, axis]) => ['--classes', `${y}@${axis}`]);
+  const r = await runProcess(process.execPath, [bin, 'check', path, '--hw', 'h100', '--json', '--precision', 'fp16', ...shapeArgs(shapes), ...classArgs], limit);
   const out = { code: r.code, seconds: r.seconds };
   if (r.code !== 0 && r.code !== 1) return { ...out, error: errorLine(r, path) };
   try {
@@ -227,8 +230,15 @@ async function coverFp16(path, shapes, limit) {
     out.ok = rep.ok;
     out.maxRel = Math.max(...rep.outputs.map((o) => Number(o.maxRelError)));
     out.cosine = Math.min(...rep.outputs.map((o) => Number(o.cosine)));
-    out.top1 = rep.outputs.every((o) => Number(o.top1) + Number(o.top1Ties ?? 0) >= 1);
+    // top1 is a fraction of the rows, top1Ties a count of them.
+    out.top1 = rep.outputs.every((o) => Math.round(Number(o.top1) * o.rows) + Number(o.top1Ties ?? 0) >= o.rows);
     out.worst = worst?.name;
+    // Classification outputs: rows (positions of the other axes) whose top-1 equals fp32's exactly, and whose top-5
+    // sets are equal (a top-5 overlap of 1).
+    const cls = rep.outputs.filter((o) => o.classAxis !== undefined);
+    if (cls.length) {
+      out.classes = cls.map((o) => ({ name: o.name, rows: o.rows, top1Equal: Math.round(Number(o.top1) * o.rows), ties: o.top1Ties ?? 0, top5: Number(o.top5) }));
+    }
     // The tensors kept f32 (f32 islands, src/runtime/f16-islands.ts) out of the float tensors of the graph run.
     if (rep.f32Tensors?.length) { out.f32 = rep.f32Tensors.length; out.floatTensors = rep.floatTensors; }
     if (!rep.ok) out.error = `over tolerance: ${rep.outputs.filter((o) => !o.ok).map((o) => o.name).join(', ')}`;
@@ -239,7 +249,9 @@ async function coverFp16(path, shapes, limit) {
 function fp16Cell(s) {
   if (!s) return '';
   const f32 = s.f32 ? `, f32 ${s.f32}${s.floatTensors ? `/${s.floatTensors}` : ''} tensors` : '';
-  if (s.maxRel !== undefined) return `${fmtErr(s.maxRel)}, 1-cos ${fmtErr(Math.max(0, 1 - s.cosine))}${s.top1 ? '' : ', top-1 differs'}${f32}${s.ok ? '' : ' (over)'}`;
+  const cls = (s.classes ?? []).map((c) => (c.top1Equal === c.rows ? `top-1 = fp32 (${c.rows} row${c.rows === 1 ? '' : 's'})` : `top-1 differs in ${c.rows - c.top1Equal} of ${c.rows} rows${c.ties ? ` (${c.ties} near ties)` : ''}`) +
+    (c.top5 === 1 ? ', top-5 = fp32' : `, top-5 ${(100 * c.top5).toFixed(1)}% shared`)).join('; ');
+  if (s.maxRel !== undefined) return `${fmtErr(s.maxRel)}, 1-cos ${fmtErr(Math.max(0, 1 - s.cosine))}${s.top1 ? '' : ', top-1 differs'}${cls ? `, ${cls}` : ''}${f32}${s.ok ? '' : ' (over)'}`;
   return cell(s);
 }
 
@@ -303,7 +315,10 @@ function markdown(rows, meta) {
     '"check fp16": `check --precision fp16` fused, worst output\'s max |error| / max |reference| and lowest cosine against',
     'onnxruntime\'s fp32 result (tolerance: 3e-2 of max |reference|, cosine 0.9995, top-1 equal); run for the models whose',
     'fp32 check passes (`node scripts/coverage.mjs --fp16`). "f32 N/M tensors": the float tensors the session kept f32 (f32',
-    'islands, `--keep-f32 auto`: src/runtime/f16-islands.ts); none listed: every tensor f16.',
+    'islands, `--keep-f32 auto`: src/runtime/f16-islands.ts); none listed: every tensor f16. Classification outputs (a Softmax\'s,',
+    'or those corpus/models.json names under "classes"): "top-1 = fp32 (N rows)" where the argmax of every row (each position',
+    'of the axes but the class axis: a time step, a pixel) equals the fp32 reference\'s exactly, "top-5 = fp32" where every',
+    'row\'s top-5 set does.',
     '',
     '| model | package | fmt | dag | plan | run fused | run unfused | check fused | check unfused | check fp16 | first error |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -409,7 +424,7 @@ async function main() {
       const prev = earlierByName.get(name);
       if (!prev?.check?.ok) continue;
       const path = await ensureModel(name);
-      const row = { ...prev, checkFp16: { ...(await coverFp16(path, models[name].inputShapes ?? undefined, o.timeout)), commit, date } };
+      const row = { ...prev, checkFp16: { ...(await coverFp16(path, models[name].inputShapes ?? undefined, models[name].classes, o.timeout)), commit, date } };
       fresh.push(row);
       save();
       process.stderr.write(`${name}: check fp16 ${fp16Cell(row.checkFp16)} (${row.checkFp16.seconds.toFixed(0)} s) ${row.checkFp16.error ?? ''}\n`);

@@ -54,11 +54,39 @@ export interface CheckOptions {
   inputs?: Record<string, { data: Float32Array; shape: number[] }>;
   /** Called with the inputs both sides get (for `--save-inputs`), before they run. */
   onInputs?: (feeds: Record<string, { data: Float32Array; shape: number[] }>) => void | Promise<void>;
+  /**
+   * Classification outputs and their class axes (negative from the end): top-1 and top-5 are compared per position
+   * of the other axes (`--classes NAME[:AXIS]`). Outputs a Softmax makes are classifications along its axis without
+   * being named.
+   */
+  classes?: Record<string, number>;
   /** Debugging and tests: changes fcm-opt's graph only (after planning), e.g. to see --per-layer find a fault. */
   transformGraph?: (g: Graph) => Graph;
 }
 
 export interface OutputCheck extends Comparison { name: string; shape: number[] }
+
+/**
+ * The classification outputs of `g` among `compared`, with their class axes: those `given` (name -> axis), and the
+ * outputs a Softmax makes (along its axis).
+ */
+export function classificationOutputs(g: Graph, compared: readonly string[], given: Record<string, number> = {}, source = g.source): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const n of g.nodes) {
+    if (n.op !== 'Softmax' && n.op !== 'LogSoftmax') continue;
+    const y = n.outputs[0];
+    const rank = g.tensors.get(y)?.shape.length ?? 0;
+    const axis = typeof n.attrs.axis === 'number' ? n.attrs.axis : -1;
+    if (compared.includes(y) && rank > 0) out.set(y, axis < 0 ? rank + axis : axis);
+  }
+  for (const [y, axis] of Object.entries(given)) {
+    if (!compared.includes(y)) throw invalid(source, `--classes names '${y}', which is not an output compared (${compared.map((c) => `'${c}'`).join(', ')})`);
+    const rank = g.tensors.get(y)?.shape.length ?? 0;
+    if (!Number.isInteger(axis) || axis < -rank || axis >= rank) throw invalid(source, `--classes: axis ${axis} of output '${y}', which has rank ${rank}`);
+    out.set(y, axis < 0 ? rank + axis : axis);
+  }
+  return out;
+}
 export interface LayerCheck extends Comparison { node: string; op: string; tensor: string }
 
 export interface CheckReport {
@@ -247,6 +275,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
 
   // The tensors compared: the graph outputs, or the inputs of the nodes the reference cannot run.
   const compared = tfl?.cut.length ? tfl.compared : g.outputs;
+  const classes = classificationOutputs(g0, compared, options.classes, source);
   const extra = [...new Set([...layerTensors.map((l) => l.tensor), ...compared.filter((y) => !g.outputs.includes(y))])];
   const session = await createSession(g, {
     plan: 'unfused', precision, extraOutputs: extra, maxMemory: options.maxMemory, squeezeExcite,
@@ -258,7 +287,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
     const outputs: OutputCheck[] = compared.map((y) => {
       const r = ref.get(y);
       if (!r) throw unsupported(source, `onnxruntime did not return output '${y}' as float32`);
-      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance, elementwise, precision) };
+      return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance, elementwise, precision, classes.get(y)) };
     });
     const report: CheckReport = {
       model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan, precision,
@@ -320,6 +349,13 @@ const describeDevice = (ctx: Awaited<ReturnType<typeof acquireGpu>>) =>
 
 const fmt = (v: number) => (Number.isFinite(v) ? v.toExponential(3) : String(v));
 
+/** A classification output's top-1 and top-5 against the reference's, per row (each position of the other axes). */
+export function classesLine(o: Comparison): string {
+  const t1 = Math.round(o.top1 * o.rows);
+  const top5 = o.top5 === 1 ? 'every row\'s top-5 set equal' : `top-5 sets ${(100 * o.top5).toFixed(1)}% shared`;
+  return `top-1 ${t1 === o.rows ? 'equal' : 'DIFFERS'} (${t1} of ${o.rows} row${o.rows === 1 ? '' : 's'}${o.top1Ties ? `; ${o.top1Ties} a near tie within tolerance` : ''}), ${top5}`;
+}
+
 /** The rule a comparison was judged by, as the report prints it. */
 const criterion = (c: Comparison) => (c.overCount !== undefined
   ? `atol ${fmt(c.atol ?? 0)}, rtol ${fmt(c.rtol ?? 0)}: ${c.overCount} element${c.overCount === 1 ? '' : 's'} over`
@@ -350,6 +386,7 @@ export function formatCheck(r: CheckReport): string {
   for (const o of r.outputs) {
     lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (${criterion(o)}), max rel ${fmt(o.maxRelError)}, rel to range ${fmt(o.rangeRelError)}, ` +
       `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%${o.top1Ties ? ` (${o.top1Ties} row${o.top1Ties > 1 ? 's' : ''} a near tie within tolerance)` : ''}, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'PASSED' : 'FAILED'}`);
+    if (o.classAxis !== undefined) lines.push(`    classes along axis ${o.classAxis}: ${classesLine(o)}`);
   }
   if (r.layers) {
     const bad = r.layers.filter((l) => !l.ok);

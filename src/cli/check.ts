@@ -29,6 +29,12 @@ import type { FloatPrecision } from '../runtime/precision.js';
 
 export { checkFailure, formatCheck, runCheck, runOrt, type CheckOptions, type CheckReport, type LayerCheck, type OutputCheck } from '../check/check.js';
 
+/** One `--classes` value, NAME or NAME@AXIS (names may hold ':' and ','), into the map of those before. */
+export function classesArg(v: string, prev: Record<string, number>): Record<string, number> {
+  const m = /^(.+)@(-?\d+)$/.exec(v);
+  return { ...prev, [m ? m[1] : v]: m ? Number(m[2]) : -1 };
+}
+
 export function register(program: Command): void {
   program
     .command('check')
@@ -55,8 +61,10 @@ export function register(program: Command): void {
     .option('--save-inputs <file>', 'write the inputs both sides got as .npz')
     .addOption(precisionOption('what fcm-opt runs the model in (fp16: checked under the f16 tolerance of src/runtime/compare.ts unless --tolerance is given)'))
     .addOption(keepF32Option())
+    .option('--classes <output>', 'a classification output (NAME, or NAME@AXIS for its class axis, default the last; repeatable): ' +
+      'top-1 and top-5 compared per position of the other axes (outputs a Softmax makes are classifications already)', classesArg, {})
     .addOption(maxMemoryOption())
-    .action(async (model: string, o: { hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number; atol?: number; rtol?: number; loadInputs?: string; saveInputs?: string; precision?: FloatPrecision; keepF32?: 'auto' | 'none' | string[] }) => {
+    .action(async (model: string, o: { classes?: Record<string, number>; hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number; atol?: number; rtol?: number; loadInputs?: string; saveInputs?: string; precision?: FloatPrecision; keepF32?: 'auto' | 'none' | string[] }) => {
       try {
         if (o.tolerance !== undefined && (o.atol !== undefined || o.rtol !== undefined)) throw invalid('--tolerance', 'give either --tolerance or --atol/--rtol');
         const save = o.saveInputs;
@@ -77,7 +85,7 @@ export function register(program: Command): void {
           } else inputs = loaded;
         }
         const onInputs = save ? (feeds: Record<string, { data: Float32Array; shape: number[] }>) => writeNpz(save, new Map(Object.entries(feeds)), target) : undefined;
-        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance, atol: o.atol, rtol: o.rtol, inputs, onInputs, precision: o.precision, keepF32: o.keepF32 });
+        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance, atol: o.atol, rtol: o.rtol, inputs, onInputs, precision: o.precision, keepF32: o.keepF32, classes: o.classes });
         process.stdout.write(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n' : formatCheck(r));
         if (!r.ok) {
           process.stderr.write(`fcm-opt: ${displayLine(checkFailure(r))}\n`);

@@ -43,10 +43,18 @@ export interface Comparison {
   /** max |ours - ref| / (max ref - min ref): the error on the scale the output spans. */
   rangeRelError: number;
   cosine: number;
-  /** Rows (batch items: the output flattened per first dimension) whose argmax agree, as a fraction. */
+  /**
+   * Rows whose argmax agree exactly, as a fraction: rows are the batch items (the output flattened per first
+   * dimension), or with a class axis (a classification output, compareOutputs' `classAxis`) every position of the
+   * other axes (a class per time step or pixel).
+   */
   top1: number;
-  /** Fraction of the reference's top-5 per row that is in ours. */
+  /** Fraction of the reference's top-5 per row that is in ours (1: every row's top-5 set equal). */
   top5: number;
+  /** Rows compared by top1 and top5. */
+  rows: number;
+  /** The class axis the rows were taken along (classification outputs only). */
+  classAxis?: number;
   /**
    * fp16: rows whose argmax differs from the reference's only between values the reference itself holds within the
    * tolerance of each other (a near tie, e.g. the largest of 14,336 box regressions): counted as agreeing.
@@ -63,9 +71,10 @@ export interface Comparison {
   ok: boolean;
 }
 
-function topK(a: ArrayLike<number>, start: number, n: number, k: number): number[] {
+/** The indices (0..n-1) of the k largest of a[start + i * stride], largest first (ties: lower index first). */
+function topK(a: ArrayLike<number>, start: number, n: number, k: number, stride = 1): number[] {
   const idx = Array.from({ length: n }, (_, i) => i);
-  idx.sort((p, q) => (a[start + q] - a[start + p]) || p - q);
+  idx.sort((p, q) => (a[start + q * stride] - a[start + p * stride]) || p - q);
   return idx.slice(0, Math.min(k, n));
 }
 
@@ -77,13 +86,15 @@ export interface Elementwise { atol: number; rtol: number }
  * `--rtol`) replaces that rule with the per-element one. `precision` 'fp16': the f16 tolerance instead of
  * relTolerance's (f16Tolerance, with `rel` in place of f16Bounds.rel when given) and a cosine of at least
  * f16Bounds.cosine; top-1 must agree either way (fp16: a differing argmax passes where the reference holds the two
- * values within the tolerance of each other).
+ * values within the tolerance of each other). `classAxis` (a classification output: class scores along that axis,
+ * negative from the end): top-1 and top-5 per position of the other axes instead of per batch item.
  */
-export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, shape: readonly number[], rel?: number, elementwise?: Elementwise, precision: 'fp32' | 'fp16' = 'fp32'): Comparison {
+export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, shape: readonly number[], rel?: number, elementwise?: Elementwise, precision: 'fp32' | 'fp16' = 'fp32',
+  classAxis?: number): Comparison {
   const tol = precision === 'fp16' ? f16Tolerance(ref, rel ?? f16Bounds.rel) : tolerance(ref, rel ?? relTolerance);
   const ew = elementwise ? { atol: elementwise.atol, rtol: elementwise.rtol } : {};
   if (ours.length !== ref.length || shape.reduce((a, b) => a * b, 1) !== ours.length) {
-    return { maxAbsError: Infinity, maxRelError: Infinity, rangeRelError: Infinity, cosine: 0, top1: 0, top5: 0, tolerance: tol, ...ew, ...(elementwise ? { overCount: ref.length } : {}), ok: false };
+    return { maxAbsError: Infinity, maxRelError: Infinity, rangeRelError: Infinity, cosine: 0, top1: 0, top5: 0, rows: 0, tolerance: tol, ...ew, ...(elementwise ? { overCount: ref.length } : {}), ok: false };
   }
   let maxErr = 0, dot = 0, na = 0, nb = 0, over = 0;
   let bad = false;
@@ -100,13 +111,27 @@ export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, 
     dot += a * b; na += a * a; nb += b * b;
   }
   const cosine = na === 0 && nb === 0 ? 1 : na === 0 || nb === 0 ? 0 : dot / Math.sqrt(na * nb);
-  const rows = shape.length > 1 ? shape[0] : 1;
-  const n = rows > 0 ? ref.length / rows : 0;
+  // Row r: n values `stride` apart from `start(r)`. Batch items: contiguous; along a class axis: the positions of the
+  // other axes, each with the classes `inner` apart.
+  let rows: number, n: number, stride = 1, start = (r: number) => r * n;
+  const axis = classAxis === undefined ? undefined : classAxis < 0 ? shape.length + classAxis : classAxis;
+  if (axis !== undefined) {
+    if (!(axis >= 0 && axis < shape.length)) throw new Error(`internal: class axis ${classAxis} of a rank-${shape.length} output`);
+    n = shape[axis];
+    const inner = shape.slice(axis + 1).reduce((a, b) => a * b, 1);
+    rows = n > 0 ? ref.length / n : 0;
+    stride = inner;
+    start = (r) => Math.floor(r / inner) * n * inner + (r % inner);
+  } else {
+    rows = shape.length > 1 ? shape[0] : 1;
+    n = rows > 0 ? ref.length / rows : 0;
+  }
   let t1 = 0, t5 = 0, ties = 0;
   for (let r = 0; r < rows && n > 0; r++) {
-    const ra = topK(ours, r * n, n, 5), rb = topK(ref, r * n, n, 5);
+    const o = start(r);
+    const ra = topK(ours, o, n, 5, stride), rb = topK(ref, o, n, 5, stride);
     if (ra[0] === rb[0]) t1++;
-    else if (precision === 'fp16' && ref[r * n + rb[0]] - ref[r * n + ra[0]] <= tol) ties++;
+    else if (precision === 'fp16' && ref[o + rb[0] * stride] - ref[o + ra[0] * stride] <= tol) ties++;
     t5 += rb.filter((i) => ra.includes(i)).length / rb.length;
   }
   const top1 = rows && n ? t1 / rows : 1, top5 = rows && n ? t5 / rows : 1;
@@ -122,6 +147,8 @@ export function compareOutputs(ours: ArrayLike<number>, ref: ArrayLike<number>, 
     cosine,
     top1,
     top5,
+    rows: rows && n ? rows : 0,
+    ...(axis !== undefined ? { classAxis: axis } : {}),
     ...(ties ? { top1Ties: ties } : {}),
     tolerance: tol,
     ...(elementwise ? { ...ew, overCount: over, ok: !bad && over === 0 }
