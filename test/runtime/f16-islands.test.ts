@@ -3,10 +3,10 @@
 // fp16 and meets it with the islands 'auto' chooses, while a MobileNet-style stack gets none.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { amplifyingDepthwise, mobileNetV2Stack } from '../../fixtures/models.js';
+import { amplifyingDepthwise, mobileNetV2Stack, offsetSum } from '../../fixtures/models.js';
 import { type Graph, newAttrs } from '../../src/graph/ir.js';
-import { calibrationGraph, chooseF32Tensors, islandThreshold, relativeError } from '../../src/runtime/f16-islands.js';
-import { createSession } from '../../src/pipeline/session.js';
+import { calibrationGraph, chooseF32Tensors, islandThreshold, largestErrors, relativeError } from '../../src/runtime/f16-islands.js';
+import { calibrationFeeds, calibrationInputs, createSession, heldOutInputs } from '../../src/pipeline/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { compareOutputs, seededInput } from '../../src/runtime/compare.js';
 import type { HwConfig } from '../../src/planner/hw-config.js';
@@ -132,4 +132,63 @@ test('no islands where f16 does not need them: a MobileNet-style stack stays all
     given.dispose();
   }
   await assert.rejects(createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { keepF32: ['nope'] } }), /keepF32 names 'nope'/);
+});
+
+test('largestErrors: each node at its largest error over the runs (an infinite one included)', () => {
+  const run = (a: number, b: number) => [{ node: 'p', op: 'Relu', error: a, inputs: ['x'] }, { node: 'q', op: 'Conv', error: b, inputs: ['r', 'w'] }];
+  assert.deepEqual(largestErrors([run(1e-3, 5e-2), run(4e-3, 1e-4), run(2e-3, Infinity)]).map((m) => [m.node, m.error, m.inputs]),
+    [['p', 4e-3, ['x']], ['q', Infinity, ['r', 'w']]]);
+  assert.deepEqual(largestErrors([]), []);
+  assert.throws(() => largestErrors([run(0, 0), run(0, 0).reverse()]), /runs differ at node/);
+});
+
+test('calibration inputs: seeded values in [-1, 1) and in [0, 1), none of them check\'s seed (0)', () => {
+  const g = offsetSum();
+  const n = g.tensors.get('x')!.shape.reduce((a, b) => a * b, 1);
+  const [signed, unit] = calibrationInputs.map((c) => calibrationFeeds(g, c).x);
+  assert.deepEqual(signed, seededInput(n, calibrationInputs[0].seed));
+  assert.ok(unit.every((v) => v >= 0 && v < 1) && unit.some((v) => v > 0.99) && unit.some((v) => v < 0.01), 'unit: [0, 1) and spanning it');
+  assert.ok(signed.some((v) => v < -0.99), 'signed: reaching -1');
+  assert.ok(![...calibrationInputs, ...heldOutInputs].some((c) => c.seed === 0));
+  assert.equal(new Set([...calibrationInputs, ...heldOutInputs].map((c) => c.seed)).size, 6, "the held-out inputs are none of the calibration inputs");
+});
+
+test('islands chosen on inputs of different statistics: a sum that overflows f16 on non-negative inputs only stays f32', async () => {
+  // A choice made on zero-mean inputs alone sees no error there, keeps nothing f32, and then fails on non-negative
+  // inputs (the rule before: one calibration input in [-1, 1), checked on it alone). Calibrating on [0, 1) too keeps
+  // the sum f32.
+  const g = offsetSum();
+  const x = g.inputs[0], y = g.outputs[0];
+  const n = g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1);
+  const sum = g.nodes[0].outputs[0];
+  const signed = seededInput(n, 0), unit = seededInput(n, 0).map((v) => (v + 1) / 2);
+  const s32 = await createSession(g, { plan: 'unfused' });
+  const pure = await createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { keepF32: 'none' } });
+  const signedOnly = await createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { calibration: calibrationFeeds(g, calibrationInputs[0]) } });
+  const auto = await createSession(g, { plan: 'unfused', precision: 'fp16' });
+  try {
+    const check = async (s: typeof s32, data: Float32Array) => {
+      const ref = (await s32.run({ [x]: data }))[y].data;
+      return compareOutputs((await s.run({ [x]: data }))[y].data, ref, [1, ref.length], undefined, undefined, 'fp16');
+    };
+    // The fixture: pure f16 passes on signed inputs and overflows on non-negative ones.
+    assert.ok((await check(pure, signed)).ok, 'pure f16 on a signed input');
+    const over = await check(pure, unit);
+    assert.ok(!over.ok && over.maxAbsError === Infinity, `pure f16 on a non-negative input overflows: ${JSON.stringify(over)}`);
+    // Calibrated on signed feeds alone, nothing is flagged; the held-out inputs (non-negative ones among them) then
+    // overflow at every threshold, and every float tensor stays f32.
+    assert.deepEqual([...signedOnly.stats().f32Tensors].sort(), [...g.tensors.values()].filter((t) => t.dtype === 'float32').map((t) => t.name).sort());
+    assert.ok((await check(signedOnly, unit)).ok);
+    // 'auto': the sum (and the nodes around it) f32; both inputs within the f16 tolerance.
+    assert.ok(auto.stats().f32Tensors.includes(sum), `kept: ${auto.stats().f32Tensors.join(', ')}`);
+    for (const [what, data] of [['signed', signed], ['non-negative', unit]] as const) {
+      const c = await check(auto, data);
+      assert.ok(c.ok, `auto on a ${what} input: ${JSON.stringify(c)}`);
+    }
+  } finally {
+    s32.dispose();
+    pure.dispose();
+    signedOnly.dispose();
+    auto.dispose();
+  }
 });
