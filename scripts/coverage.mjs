@@ -249,7 +249,7 @@ async function coverFp16(path, shapes, classes, limit) {
 function fp16Cell(s) {
   if (!s) return '';
   const f32 = s.f32 ? `, f32 ${s.f32}${s.floatTensors ? `/${s.floatTensors}` : ''} tensors` : '';
-  const cls = (s.classes ?? []).map((c) => (c.top1Equal === c.rows ? `top-1 = fp32 (${c.rows} row${c.rows === 1 ? '' : 's'})` : `top-1 differs in ${c.rows - c.top1Equal} of ${c.rows} rows${c.ties ? ` (${c.ties} near ties)` : ''}`) +
+  const cls = (s.classes ?? []).map((c) => (c.top1Equal === c.rows ? `top-1 = fp32 (${c.rows} row${c.rows === 1 ? '' : 's'})` : `top-1 differs in ${c.rows - c.top1Equal} of ${c.rows} rows${c.ties ? ` (${c.ties === c.rows - c.top1Equal ? 'each' : c.ties} a near tie within tolerance)` : ''}`) +
     (c.top5 === 1 ? ', top-5 = fp32' : `, top-5 ${(100 * c.top5).toFixed(1)}% shared`)).join('; ');
   if (s.maxRel !== undefined) return `${fmtErr(s.maxRel)}, 1-cos ${fmtErr(Math.max(0, 1 - s.cosine))}${s.top1 ? '' : ', top-1 differs'}${cls ? `, ${cls}` : ''}${f32}${s.ok ? '' : ' (over)'}`;
   return cell(s);
@@ -315,10 +315,10 @@ function markdown(rows, meta) {
     '"check fp16": `check --precision fp16` fused, worst output\'s max |error| / max |reference| and lowest cosine against',
     'onnxruntime\'s fp32 result (tolerance: 3e-2 of max |reference|, cosine 0.9995, top-1 equal); run for the models whose',
     'fp32 check passes (`node scripts/coverage.mjs --fp16`). "f32 N/M tensors": the float tensors the session kept f32 (f32',
-    'islands, `--keep-f32 auto`: src/runtime/f16-islands.ts); none listed: every tensor f16. Classification outputs (a Softmax\'s,',
-    'or those corpus/models.json names under "classes"): "top-1 = fp32 (N rows)" where the argmax of every row (each position',
-    'of the axes but the class axis: a time step, a pixel) equals the fp32 reference\'s exactly, "top-5 = fp32" where every',
-    'row\'s top-5 set does.',
+    'islands, `--keep-f32 auto`: src/runtime/f16-islands.ts); none listed: every tensor f16. "(fcm-opt C)": measured with',
+    'commit C, not the row\'s. Classification outputs (a Softmax\'s, or those corpus/models.json names under "classes"):',
+    '"top-1 = fp32 (N rows)" where the argmax of every row (each position of the axes but the class axis: a time step, a',
+    'pixel) equals the fp32 reference\'s exactly, "top-5 = fp32" where every row\'s top-5 set does.',
     '',
     '| model | package | fmt | dag | plan | run fused | run unfused | check fused | check unfused | check fp16 | first error |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
@@ -326,7 +326,7 @@ function markdown(rows, meta) {
   const mixed = new Set(rows.map((r) => r.commit)).size > 1;
   for (const r of rows) {
     lines.push(`| ${r.name}${mixed ? ` (${r.commit})` : ''} | ${r.package} | ${r.format} | ${cell(r.dag)} | ${cell(r.plan)} | ${runCell(r.run)} | ${runCell(r.runUnfused)} | ` +
-      `${checkCell(r.check)} | ${checkCell(r.checkUnfused)} | ${fp16Cell(r.checkFp16)} | ${firstError(r)} |`);
+      `${checkCell(r.check)} | ${checkCell(r.checkUnfused)} | ${fp16Cell(r.checkFp16)}${r.checkFp16?.commit && r.checkFp16.commit !== r.commit ? ` (fcm-opt ${r.checkFp16.commit})` : ''} | ${firstError(r)} |`);
   }
   const over = rows.filter((r) => r.check?.over || r.checkUnfused?.over);
   if (over.length) {
