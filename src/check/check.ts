@@ -385,8 +385,7 @@ export function formatCheck(r: CheckReport): string {
   }
   for (const o of r.outputs) {
     lines.push(`  ${o.name} [${o.shape.join('x')}]: max abs ${fmt(o.maxAbsError)} (${criterion(o)}), max rel ${fmt(o.maxRelError)}, rel to range ${fmt(o.rangeRelError)}, ` +
-      `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%${o.top1Ties ? ` (${o.top1Ties} row${o.top1Ties > 1 ? 's' : ''} a near tie within tolerance)` : ''}, top-5 ${(100 * o.top5).toFixed(1)}%  ${o.ok ? 'PASSED' : 'FAILED'}`);
-    if (o.classAxis !== undefined) lines.push(`    classes along axis ${o.classAxis}: ${classesLine(o)}`);
+      `cosine ${o.cosine.toFixed(6)}, top-1 ${(100 * o.top1).toFixed(1)}%${o.top1Ties ? ` (${o.top1Ties} row${o.top1Ties > 1 ? 's' : ''} a near tie within tolerance)` : ''}, top-5 ${(100 * o.top5).toFixed(1)}%${o.classAxis !== undefined ? `; classes along axis ${o.classAxis}: ${classesLine(o)}` : ''}  ${o.ok ? 'PASSED' : 'FAILED'}`);
   }
   if (r.layers) {
     const bad = r.layers.filter((l) => !l.ok);
