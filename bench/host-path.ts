@@ -25,7 +25,7 @@
 //
 // Run (GPU machine, see BENCHMARKS.md): npm run build; then on the device
 //   source .gpu/enter.sh && node dist/bench/host-path.js --out $OUT [--models a,b] [--batches 1,32] [--runs 100]
-//   [--warmup 10] [--hw h100] [--concurrency 4] [--onnx-dir DIR] [--submit-every 0,6] [--first-submit 6,8:12]
+//   [--warmup 10] [--hw h100] [--concurrency 4] [--onnx-dir DIR] [--submit-every 0,6] [--first-submit 6,8:12,2:0:2]
 // Writes <out>/host-path.json and prints a summary.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -70,9 +70,10 @@ const submitSizes = arg('submit-every', '').split(',').filter((v) => v !== '').m
 const tune = process.argv.includes('--tune');
 // Extra fused host and GPU-resident rows with a first part of F dispatches, then parts of E (F:E; E 0 or left out:
 // the rest in one), e.g. --first-submit 6,6:12 (executor.ts firstSubmit).
+// F:E:G: parts growing G-fold from the first (executor.ts submitGrowth), capped at E where E is not 0.
 const firstSubmits = arg('first-submit', '').split(',').filter((v) => v !== '').map((v) => {
-  const [f, e] = v.split(':').map(Number);
-  return { firstSubmit: f, submitEvery: e ?? 0 };
+  const [f, e, gr] = v.split(':').map(Number);
+  return { firstSubmit: f, submitEvery: e ?? 0, ...(gr ? { submitGrowth: gr } : {}) };
 });
 mkdirSync(out, { recursive: true });
 
@@ -135,7 +136,8 @@ for (const name of models) {
       const byFirst: [Contestant, Session][] = [];
       for (const o of firstSubmits) {
         const s = await make({ plan, ...o, maxInFlight: Math.max(2, concurrency) });
-        const parts = `first submit ${o.firstSubmit}, then ${o.submitEvery ? `every ${o.submitEvery}` : 'the rest'}`;
+        const growth = 'submitGrowth' in o ? `, growing x${o.submitGrowth}` : '';
+        const parts = `first submit ${o.firstSubmit}, then ${o.submitEvery ? `every ${o.submitEvery}` : 'the rest'}${growth}`;
         byFirst.push(
           [{ name: `host, ${parts}`, run: async () => { await s.run(inputs); } }, s],
           [{ name: `gpu, ${parts}`, run: async () => { await s.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, s],

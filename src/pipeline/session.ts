@@ -33,6 +33,8 @@ export interface SessionOptions extends PipelineOptions {
   submitEvery?: number;
   /** Dispatches in the first submitted part (default submitEvery; src/runtime/executor.ts ExecutorOptions). */
   firstSubmit?: number;
+  /** Growth of the parts after the first (default 1; src/runtime/executor.ts ExecutorOptions). */
+  submitGrowth?: number;
   /** The device to run on (default: the process's shared one, acquireGpu); tests pass one without some features. */
   device?: GpuContext;
   /**
@@ -85,6 +87,7 @@ export interface Int8SessionOptions {
   maxInFlight?: number;
   encodeAhead?: boolean;
   firstSubmit?: number;
+  submitGrowth?: number;
 }
 
 function limitsOf(ctx: GpuContext) {
@@ -301,9 +304,10 @@ export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: Se
 }
 
 /** The executor options of the host path (transfers, runs in flight, image inputs), as given. */
-function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images' | 'encodeAhead' | 'firstSubmit'> {
+function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images' | 'encodeAhead' | 'firstSubmit' | 'submitGrowth'> {
   return {
     ...(o.firstSubmit !== undefined ? { firstSubmit: o.firstSubmit } : {}),
+    ...(o.submitGrowth !== undefined ? { submitGrowth: o.submitGrowth } : {}),
     ...(o.encodeAhead !== undefined ? { encodeAhead: o.encodeAhead } : {}),
     ...(o.upload !== undefined ? { upload: o.upload } : {}),
     ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),

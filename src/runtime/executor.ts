@@ -203,6 +203,13 @@ export interface ExecutorOptions {
    */
   firstSubmit?: number;
   /**
+   * Each part after the first holds this many times the dispatches of the part before (default 1: every part after
+   * the first holds submitEvery), capped at submitEvery where that is not 0. Parts that grow keep the GPU fed from a
+   * small first part while the host records the next, larger one (recording a dispatch costs the host less than the
+   * GPU spends on one at batch 1), with few submits in all.
+   */
+  submitGrowth?: number;
+  /**
    * Encode the next run's dispatches right after a run's submit, while the GPU works (default true; only schedules
    * without host steps). false: each run encodes its own, as schedules with host steps do.
    */
@@ -246,6 +253,7 @@ export class Executor implements Session {
   private readonly imagePrograms = new Map<string, FeedDispatch>();
   private readonly submitEvery: number;
   private readonly firstSubmit: number | undefined;
+  private readonly submitGrowth: number;
   private readonly dot4: boolean;
   private readonly uploadPath: UploadPath;
   private readonly maxInFlight: number;
@@ -274,6 +282,8 @@ export class Executor implements Session {
     if (this.firstSubmit !== undefined && (!Number.isInteger(this.firstSubmit) || this.firstSubmit < 1)) {
       throw invalid(g.source, `firstSubmit must be a whole number >= 1, got ${this.firstSubmit}`);
     }
+    this.submitGrowth = options.submitGrowth ?? 1;
+    if (!(Number.isFinite(this.submitGrowth) && this.submitGrowth >= 1)) throw invalid(g.source, `submitGrowth must be a number >= 1, got ${this.submitGrowth}`);
     this.dot4 = options.dot4 ?? false;
     this.uploadPath = options.upload ?? defaultUploadPath;
     if (!uploadPaths.includes(this.uploadPath)) throw invalid(g.source, `upload path must be one of ${uploadPaths.join(', ')}, got '${String(this.uploadPath)}'`);
@@ -311,7 +321,10 @@ export class Executor implements Session {
   /** Dispatches in submitted part `k` of a run of dispatches (Infinity: no limit). */
   private partLimit(k: number): number {
     const every = this.submitEvery > 0 ? this.submitEvery : Infinity;
-    return k === 0 ? this.firstSubmit ?? every : every;
+    const first = this.firstSubmit ?? every;
+    if (k === 0) return first;
+    if (this.submitGrowth === 1 || first === Infinity) return every;
+    return Math.min(every, Math.max(1, Math.round(first * this.submitGrowth ** k)));
   }
 
   /** How many parts a run of `n` dispatches is submitted in. */

@@ -26,6 +26,10 @@ test('firstSubmit: parts of the given sizes, counted at the queue, with the defa
     [{ firstSubmit: 4, submitEvery: 0, encodeAhead: false }, 2],
     [{ firstSubmit: 1, submitEvery: 3, encodeAhead: false }, 4],
     [{ firstSubmit: 20 }, 1],
+    // Growing parts: 1, 2, 4, then the 3 left; 2, then 4 capped at 3, 3, 2; 1, 3, 6 encoded in the run.
+    [{ firstSubmit: 1, submitEvery: 0, submitGrowth: 2 }, 4],
+    [{ firstSubmit: 2, submitEvery: 3, submitGrowth: 2 }, 4],
+    [{ firstSubmit: 1, submitEvery: 0, submitGrowth: 3, encodeAhead: false }, 3],
   ];
   try {
     assert.equal(base.stats().dispatchesPerRun, 10);
@@ -57,5 +61,8 @@ test('firstSubmit: parts of the given sizes, counted at the queue, with the defa
   }
   for (const bad of [0, 1.5, -2]) {
     await assert.rejects(createSession(g, { plan: 'unfused', firstSubmit: bad }), (e: unknown) => e instanceof FcmError && /firstSubmit/.test(e.message), `firstSubmit ${bad}`);
+  }
+  for (const bad of [0.5, 0, Number.NaN]) {
+    await assert.rejects(createSession(g, { plan: 'unfused', firstSubmit: 1, submitGrowth: bad }), (e: unknown) => e instanceof FcmError && /submitGrowth/.test(e.message), `submitGrowth ${bad}`);
   }
 });
