@@ -212,12 +212,27 @@ for (const name of models) {
       let batched: Awaited<ReturnType<typeof throughput>> | undefined;
       let batchRunMs: number | undefined;
       let batchStats: ReturnType<RequestBatcher['stats']> | undefined;
+      const batcherOne = { calls: 0, ms: 0 }, batcherMany = { calls: 0, ms: 0 };
       const manyPath = onnxDir ? join(onnxDir, `${name}-b${concurrency}.onnx`) : '';
       if (tput && existsSync(manyPath)) {
         const many = await createSession(manyPath, { hw, batch: concurrency });
         sessions.push(many);
         const batcher = new RequestBatcher(fused, many, concurrency);
-        batched = await throughput(batcher, inputs, 1, concurrency, Math.max(runs, 4 * concurrency));
+        // Each session's run() as the batcher calls it: how many, and how long from call to result (ms).
+        const timedRun = (s: Session, t: { calls: number; ms: number }) => {
+          const run = s.run.bind(s);
+          s.run = (async (...a: Parameters<Session['run']>) => {
+            const t0 = performance.now();
+            try { return await run(...a); } finally { t.calls++; t.ms += performance.now() - t0; }
+          }) as Session['run'];
+          return () => { delete (s as { run?: unknown }).run; };
+        };
+        const undo = [timedRun(fused, batcherOne), timedRun(many, batcherMany)];
+        try {
+          batched = await throughput(batcher, inputs, 1, concurrency, Math.max(runs, 4 * concurrency));
+        } finally {
+          for (const u of undo) u();
+        }
         // The batch session alone, one run at a time: what a full batch costs end to end (its images per second bound
         // what batching can reach).
         const packed = { [x]: new Float32Array(n * concurrency).fill(0.5) };
@@ -226,14 +241,14 @@ for (const name of models) {
         batchStats = batcher.stats();
       }
       const dispatches = fused.stats().dispatchesPerRun;
-      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, rows, throughput: tput, batchedThroughput: batched, batchRunMs, batchStats });
+      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, rows, throughput: tput, batchedThroughput: batched, batchRunMs, batchStats, batcherRuns: { one: batcherOne, many: batcherMany } });
       console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms${passMs16.length ? ` (fp16 ${fmt(median(passMs16))} ms)` : ''}, ${dispatches} dispatches`);
       for (const r of rows) {
         const h = r.host as Record<string, number>;
         console.log(`  ${r.variant.padEnd(28)} ${fmt(r.medianMs).padStart(9)} ms  (upload ${fmt(h.uploadMs)} encode ${fmt(h.encodeMs)} submit ${fmt(h.submitMs)} wait ${fmt(h.waitMs)} read ${fmt(h.readMs)}; encode per dispatch ${(1000 * h.encodeMs / r.dispatches).toFixed(1)} us)`);
       }
       if (tput) console.log(`  throughput: ${tput.imagesPerSecond.toFixed(0)} images/s with ${concurrency} in flight, ${tput.sequentialImagesPerSecond.toFixed(0)} one at a time (${tput.ratio.toFixed(2)}x)`);
-      if (batched) console.log(`  batched on the fly (up to ${concurrency}): ${batched.imagesPerSecond.toFixed(0)} images/s, ${batched.sequentialImagesPerSecond.toFixed(0)} one at a time in the same rounds (${batched.ratio.toFixed(2)}x); a batch-${concurrency} run alone ${fmt(batchRunMs!)} ms (${(1000 * concurrency / batchRunMs!).toFixed(0)} images/s); ${JSON.stringify(batchStats)}`);
+      if (batched) console.log(`  batched on the fly (up to ${concurrency}): ${batched.imagesPerSecond.toFixed(0)} images/s, ${batched.sequentialImagesPerSecond.toFixed(0)} one at a time in the same rounds (${batched.ratio.toFixed(2)}x); a batch-${concurrency} run alone ${fmt(batchRunMs!)} ms (${(1000 * concurrency / batchRunMs!).toFixed(0)} images/s); ${JSON.stringify(batchStats)}; batch-1 runs ${batcherOne.calls} at ${fmt(batcherOne.ms / Math.max(1, batcherOne.calls))} ms, batch-${concurrency} runs ${batcherMany.calls} at ${fmt(batcherMany.ms / Math.max(1, batcherMany.calls))} ms from call to result`);
       gin.destroy();
       gout.destroy();
     } finally {
