@@ -69,10 +69,14 @@ export class RequestBatcher {
       this.inFlight++;
       this.counts.requests += take.length;
       const done = take.length === 1 ? this.runOne(take[0]) : this.runMany(take);
-      void done.finally(() => {
+      // Count the inference done one event-loop turn later: callers whose requests it answered send their next ones
+      // from promise continuations, and those run first, so that they join the next batch. Deciding at once would
+      // start the one or two already queued without them (requests alone and in part batches by turns: no faster
+      // than one at a time on an H100).
+      void done.finally(() => setImmediate(() => {
         this.inFlight--;
         this.pump();
-      });
+      }));
     }
   }
 

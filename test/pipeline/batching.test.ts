@@ -75,6 +75,23 @@ test('requests that arrive while one runs wait for it and go together, though a 
   }
 });
 
+test('callers that send their next request when the last one is answered fill the batches', async () => {
+  const one = await createSession(net(1), { plan: 'unfused' });
+  const many = await createSession(net(3), { plan: 'unfused' });
+  const b = new RequestBatcher(one, many, 3);
+  try {
+    const f = { input: seededInput(3 * 16 * 16, 300) };
+    // Three callers, four requests each, each request sent when the caller's last one is answered (a server's
+    // clients, or a throughput benchmark). The first request finds nothing in flight and runs alone; from then on
+    // the answered callers' next requests join the ones queued: three full batches, and the two left over together.
+    const caller = async () => { for (let i = 0; i < 4; i++) await b.run(f); };
+    await Promise.all([caller(), caller(), caller()]);
+    assert.deepEqual(b.stats(), { requests: 12, batches: 4, batchedRequests: 11 });
+  } finally {
+    b.dispose();
+  }
+});
+
 test('batching refuses sessions whose inputs and outputs lack the batch dimension it is given', async () => {
   const one = await createSession(net(1), { plan: 'unfused' });
   const two = await createSession(net(2), { plan: 'unfused' });
