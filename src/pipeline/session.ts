@@ -10,7 +10,7 @@ import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan } from '../planner/plan.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { foldChannelScales } from '../rewrite/channel-scale.js';
-import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4, subgroupMatrixOffByEnv } from '../runtime/device.js';
+import { type GpuContext, acquireGpu, defaultFirstSubmit, defaultSubmitEvery, defaultSubmitGrowth, probeDot4, subgroupMatrixOffByEnv } from '../runtime/device.js';
 import { checkSubgroupMatrix } from '../runtime/subgroup-matrix-check.js';
 import { checkInt8SubgroupMatrix, int8SubgroupMatrixOf } from '../runtime/int8-subgroup-matrix-check.js';
 import { type Compiled, compileGraph, compileInt8, int8Coverage, sessionBytes } from '../runtime/compile.js';
@@ -22,14 +22,17 @@ import { compareOutputs, f16Bounds, maxAbs, seededInput } from '../runtime/compa
 import { type ModelInput, type PipelineOptions, graphForRun, load } from './pipeline.js';
 import { resolveHw } from './hw.js';
 
-export { defaultSubmitEvery };
+export { defaultFirstSubmit, defaultSubmitEvery, defaultSubmitGrowth };
 
 export interface SessionOptions extends PipelineOptions {
   /** Extra tensors to return from run() besides the graph outputs (e.g. intermediates for per-layer checks). */
   extraOutputs?: string[];
   /** Quantized graphs: 'auto' (default) runs them with integer kernels when every node has one, else dequantized. */
   int8?: 'auto' | 'dequantize';
-  /** Dispatches per submitted command buffer (default device.ts defaultSubmitEvery; 0: all in one). */
+  /**
+   * Dispatches per submitted command buffer (0: all in one). Not given (nor firstSubmit): a first part of 3, then
+   * parts growing threefold (src/runtime/device.ts defaultFirstSubmit, defaultSubmitGrowth).
+   */
   submitEvery?: number;
   /** Dispatches in the first submitted part (default submitEvery; src/runtime/executor.ts ExecutorOptions). */
   firstSubmit?: number;
@@ -128,8 +131,8 @@ async function int8Schedule(ctx: GpuContext, g: Graph, options: Int8SessionOptio
  */
 export async function createSession(model: ModelInput, options: SessionOptions = {}): Promise<Session> {
   const g = await load(model, options);
-  const submitEvery = options.submitEvery ?? defaultSubmitEvery;
-  if (!Number.isInteger(submitEvery) || submitEvery < 0) throw invalid(g.source, `submitEvery must be a whole number >= 0, got ${submitEvery}`);
+  const submitEvery = options.submitEvery;
+  if (submitEvery !== undefined && (!Number.isInteger(submitEvery) || submitEvery < 0)) throw invalid(g.source, `submitEvery must be a whole number >= 0, got ${submitEvery}`);
   const precision: FloatPrecision = options.precision ?? 'fp32';
   if (!floatPrecisions.includes(precision)) throw invalid(g.source, `precision must be one of ${floatPrecisions.join(', ')}, got '${String(precision)}'`);
   if (precision === 'fp16') {
@@ -209,7 +212,7 @@ export const calibrationTarget = f16Bounds.rel;
  * outputs on the calibration feeds meet calibrationTarget against the fp32 run's, else every float tensor f32.
  */
 async function fp16Session(ctx: GpuContext, g: Graph, graph: Graph, options: SessionOptions, hw: HwConfig | undefined,
-  smx: GpuContext['subgroupMatrix'], submitEvery: number): Promise<Session> {
+  smx: GpuContext['subgroupMatrix'], submitEvery: number | undefined): Promise<Session> {
   const make = (keep: Iterable<string>, outputs: string[] = graph.outputs) => {
     const compiled = compileGraph({ ...graph, outputs }, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, keep);
     checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);

@@ -266,11 +266,17 @@ export async function releaseGpu(): Promise<void> {
 }
 
 /**
- * Dispatches per submitted command buffer in run() (every precision). Encoding a dispatch costs the host about as long
- * as the GPU takes to run one at batch 1 (~8-12 us each through Dawn's bindings), so submitting in parts
- * overlaps the two instead of adding them; each part costs the GPU one more pass (~13 us on the H100).
+ * How run() cuts a run of dispatches into submitted command buffers when not told: a first part of
+ * `defaultFirstSubmit` dispatches, then parts `defaultSubmitGrowth` times the one before (3, 9, 27, ...), uncapped
+ * (`defaultSubmitEvery` 0). Dawn records a command buffer into Vulkan commands inside queue.submit (~1 us per
+ * dispatch on an H100 host, and a fixed ~10 us a submit), while the GPU spends ~8 us per dispatch at batch 1: the
+ * GPU starts after 3 dispatches are recorded and the next, larger part is recorded while it runs them. On an H100
+ * (BENCHMARKS.md, "Submitting in parts") this beat parts of 12 and one submit on every model measured.
+ * Given submitEvery alone, run() submits parts of that size (0: all in one).
  */
-export const defaultSubmitEvery = 12;
+export const defaultSubmitEvery = 0;
+export const defaultFirstSubmit = 3;
+export const defaultSubmitGrowth = 3;
 
 const dot4Probe = new WeakMap<GPUDevice, Promise<boolean>>();
 

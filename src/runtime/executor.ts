@@ -6,8 +6,8 @@
 // One inference: the feeds are written to their buffers (float feeds of a quantized input are quantized on the GPU
 // by a feed program, in the first pass; an image input's bytes are converted by an image program), through the upload
 // path of transfer.ts; GPU buffer feeds are copied on the GPU. Then the dispatches are encoded into command buffers
-// of one compute pass each, submitted every `submitEvery` dispatches so that the GPU works while the host encodes
-// the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one. A WebGPU command
+// of one compute pass each, submitted in parts (a small first one, then growing: device.ts) so that the GPU works
+// while the host records the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one. A WebGPU command
 // buffer is spent by its submit and compute passes have no bundles, so every run records setPipeline (when it
 // changes), setBindGroup and dispatchWorkgroups per dispatch again, on objects made once (hostTimes() gives the encode
 // time). Where no host step sits in the schedule, a run records the next run's dispatches right after its own submit,
@@ -26,7 +26,7 @@ import { invalid, unsupported } from '../errors.js';
 import type { Value } from '../quant/run-reference.js';
 import type { Compiled, HostStep, Step } from './compile.js';
 import { ordered } from './compile.js';
-import { type GpuContext, defaultSubmitEvery } from './device.js';
+import { type GpuContext, defaultFirstSubmit, defaultSubmitEvery, defaultSubmitGrowth } from './device.js';
 import { type Dispatch, GpuObjects, checkLost, pushScopes, scoped, settle } from './gpu.js';
 import type { Feeds, HostFeeds, Precision, PrecisionName, RunResult } from './precision.js';
 import { DispatchTimer } from './timing.js';
@@ -43,8 +43,8 @@ export interface SessionStats {
   /** Compute dispatches in one run() (feed programs not counted). */
   dispatchesPerRun: number;
   /**
-   * Compute passes in one run(), per run of dispatches between host steps: ceil(dispatches / submitEvery), or with
-   * firstSubmit F, 1 + ceil((dispatches - F) / submitEvery).
+   * Compute passes in one run(), per run of dispatches between host steps: the parts it is submitted in (a first
+   * part of firstSubmit, later ones of submitEvery or growing by submitGrowth; ExecutorOptions).
    */
   passesPerRun: number;
   /**
@@ -193,7 +193,10 @@ type Phase =
   | { kind: 'host'; step: HostStep; upload: string[] };
 
 export interface ExecutorOptions {
-  /** Dispatches per submitted command buffer (0: all of a run of dispatches in one). */
+  /**
+   * Dispatches per submitted command buffer (0: all of a run of dispatches in one). With none of submitEvery,
+   * firstSubmit and submitGrowth given, the defaults of device.ts (3, then parts growing threefold).
+   */
   submitEvery?: number;
   /**
    * Dispatches in the first submitted part of a run of dispatches (default submitEvery); the later parts hold
@@ -277,12 +280,16 @@ export class Executor implements Session {
     this.outputNames = [...g.outputs];
     this.inputShapes = Object.fromEntries(g.inputs.map((x) => [x, [...g.tensors.get(x)!.shape]]));
     this.path = precision.name;
-    this.submitEvery = options.submitEvery ?? defaultSubmitEvery;
-    this.firstSubmit = options.firstSubmit;
+    // Nothing given: the default growing parts (device.ts). submitEvery alone: parts of that size. firstSubmit:
+    // that first part, then parts of submitEvery (0 or not given: the rest in one), growing by submitGrowth if given.
+    const { submitEvery, firstSubmit, submitGrowth } = options;
+    const given = submitEvery !== undefined || firstSubmit !== undefined;
+    this.submitEvery = submitEvery ?? defaultSubmitEvery;
+    this.firstSubmit = firstSubmit ?? (given ? undefined : defaultFirstSubmit);
     if (this.firstSubmit !== undefined && (!Number.isInteger(this.firstSubmit) || this.firstSubmit < 1)) {
       throw invalid(g.source, `firstSubmit must be a whole number >= 1, got ${this.firstSubmit}`);
     }
-    this.submitGrowth = options.submitGrowth ?? 1;
+    this.submitGrowth = submitGrowth ?? (given ? 1 : defaultSubmitGrowth);
     if (!(Number.isFinite(this.submitGrowth) && this.submitGrowth >= 1)) throw invalid(g.source, `submitGrowth must be a number >= 1, got ${this.submitGrowth}`);
     this.dot4 = options.dot4 ?? false;
     this.uploadPath = options.upload ?? defaultUploadPath;
