@@ -66,6 +66,7 @@ interface Row {
   auto: string;
   /** GPU us per dispatch by variant name; the first is 'auto ...'. */
   us: Record<string, number>;
+  geomW: number; geomWO: number; geomSW: number;
 }
 
 const autoUsOf = (x: Row) => x.us[Object.keys(x.us)[0]];
@@ -162,7 +163,7 @@ async function timeLayer(device: GPUDevice, model: string, batch: number, precis
   const row: Row = {
     model, batch, precision, layer, kind: pw ? 'pw' : 'dw',
     shape: `${geom.N}x${geom.C}x${geom.H}x${geom.W}->${geom.F}x${geom.HO}x${geom.WO} k${geom.kh}s${geom.sh}${geom.hasRes ? '+r' : ''}`,
-    mb: bytes / 1e6, gflop, auto: variants[0][0].replace(/^auto /, ''), us,
+    mb: bytes / 1e6, gflop, auto: variants[0][0].replace(/^auto /, ''), us, geomW: geom.W, geomWO: geom.WO, geomSW: geom.sw,
   };
   const a = autoUsOf(row), best = bestOf(row);
   console.log(`${model} b${batch} ${precision} ${row.kind} ${row.shape}: auto ${a.toFixed(1)} us (${(bytes / a / 1e3).toFixed(0)} GB/s, ` +
@@ -213,14 +214,27 @@ function f16Variants(g: ConvGeom, limits: KernelLimits, registry: KernelProgram,
     for (const [name, p] of plain.slice(1)) add(name, withStorage(p, 'f16'));
     return out;
   }
-  // Depthwise: each row width with the widest input vector that fits, and rw 4 / 8 also with the next narrower.
+  // Depthwise: each row width with the widest input vector that fits (rw 4 and 8 also with the next narrower), and the
+  // rule's row width and twice it with 2 output rows per invocation.
+  const widest = (rw: number) => [4, 2, 1].find((vx) => depthwiseVecFits(g, { rw, vx }))!;
   for (const rw of [1, 2, 4, 8]) {
     if (rw > g.WO && rw > 1) continue;
     const fits = [4, 2, 1].filter((vx) => depthwiseVecFits(g, { rw, vx }));
     for (const vx of fits.slice(0, rw >= 4 ? 2 : 1)) add(`rw${rw}v${vx}`, withStorage(depthwiseVecRows(g, { rw, vx }, limits, 'dw'), 'f16'));
   }
+  const rule = depthwiseHalfTiles(g).rw;
+  for (const rw of new Set([rule, wideRw(g)])) add(`rw${rw}v${widest(rw)}h2`, withStorage(depthwiseVecRows(g, { rw, vx: widest(rw), rh: 2 }, limits, 'dw'), 'f16'));
   return out;
 }
+
+/** A wider f16 rule to weigh against depthwiseHalfTiles': twice its outputs per invocation (at most 8, and no more than the row). */
+const wideRw = (g: ConvGeom) => { const rw = depthwiseHalfTiles(g).rw; return 2 * rw <= Math.min(8, g.WO) ? 2 * rw : rw; };
+/** The variant names of the wider rule, one and two rows per invocation (absent: the auto kernel). */
+const wideNames = (g: Pick<Row, 'geomW' | 'geomWO' | 'geomSW'>) => {
+  const geom = { W: g.geomW, WO: g.geomWO, sw: g.geomSW } as ConvGeom;
+  const rw = wideRw(geom), vx = [4, 2, 1].find((v) => depthwiseVecFits(geom, { rw, vx: v }))!;
+  return [`rw${rw}v${vx}`, `rw${rw}v${vx}h2`];
+};
 
 /** The compact end of the output (the last lines a reader sees): device references, then per model, batch and precision, each kind's sums and its layers. */
 function summary(rows: Row[], r: { copyGbps: number; copyFirst: number; copyLast: number; copyHalf: number; fmaTflops: number; floorUs: number }): void {
@@ -239,7 +253,13 @@ function summary(rows: Row[], r: { copyGbps: number; copyFirst: number; copyLast
           const mb = rs.reduce((a, x) => a + x.mb, 0);
           const autoUs = rs.reduce((a, x) => a + autoUsOf(x), 0), bestUs = rs.reduce((a, x) => a + bestOf(x)[1], 0);
           const roof = rs.reduce((a, x) => a + roofUs(x), 0);
-          const plain = precision === 'fp16' ? `; plain f16 ${rs.reduce((a, x) => a + plainUsOf(x), 0).toFixed(0)} us (${pct(mb, rs.reduce((a, x) => a + plainUsOf(x), 0))})` : '';
+          const sumUs = (f: (x: Row) => number) => rs.reduce((a, x) => a + f(x), 0);
+          let plain = precision === 'fp16' ? `; plain f16 ${sumUs(plainUsOf).toFixed(0)} us (${pct(mb, sumUs(plainUsOf))})` : '';
+          if (precision === 'fp16' && kind === 'dw' && rs.some((x) => Object.keys(x.us).length > 2)) {
+            // The wider rule's sums (a layer without that variant measured counts its auto time).
+            const wide = (k: number) => sumUs((x) => x.us[wideNames(x)[k]] ?? autoUsOf(x));
+            plain += `; rule rw x2 ${wide(0).toFixed(0)} us (${pct(mb, wide(0))}), rw x2 h2 ${wide(1).toFixed(0)} us (${pct(mb, wide(1))})`;
+          }
           console.log(`${model} b${batch} ${precision} ${kind}: ${rs.length} layers ${mb.toFixed(0)} MB: auto ${autoUs.toFixed(0)} us = ${pct(mb, autoUs)} (${(100 * roof / autoUs).toFixed(0)}% of roofline)` +
             `; best per layer ${bestUs.toFixed(0)} us (${pct(mb, bestUs)})${plain}; ${rs.length} x empty dispatch = ${(rs.length * r.floorUs).toFixed(0)} us`);
           for (const x of rs) {

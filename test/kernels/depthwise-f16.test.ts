@@ -1,8 +1,9 @@
 // The depthwise kernel with vector loads (kernels/depthwise.ts depthwiseVecRows), the registry's f16 depthwise kernel:
-// every split it takes (outputs per invocation rw 1, 2, 4, 8; input vectors vx 1, 2, 4 where they fit) on shapes
+// the splits it takes (outputs per invocation rw 1, 2, 4, 8; input vectors vx 1, 2, 4 where they fit; output rows
+// per invocation rh 2 and 4) on shapes
 // that reach its edges (W not a multiple of 4 or odd, WO not a multiple of rw, stride 2, asymmetric and wide pads,
 // 5x5 windows, dilation, batch > 1, no bias, the folded activations and residual), with f16 storage against a
-// float64 reference; the widest split also with f32 storage.
+// float64 reference; a wide split also with f32 storage.
 //
 // Tolerance of the f16 runs (as test/kernels/f16.test.ts). Inputs, weights, bias and residual are rounded to f16
 // first and the float64 reference is computed from those rounded values, so the only differences are the kernel's
@@ -20,7 +21,7 @@ import { type DepthwiseVecTiles, depthwiseHalfTiles, depthwiseVecFits, depthwise
 import { convGeom } from '../../kernels/conv-common.js';
 import { withStorage } from '../../kernels/f16.js';
 import { kernelFor } from '../../kernels/registry.js';
-import { defaultLimits } from '../../kernels/program.js';
+import { type KernelLimits, defaultLimits } from '../../kernels/program.js';
 import { roundHalf } from '../../src/runtime/half.js';
 
 after(closeDevice);
@@ -89,7 +90,7 @@ function layerOf(cc: DwCase): { lc: LayerCase; ref: Float64Array } {
   return { lc, ref: y.data as Float64Array };
 }
 
-const geomOf = (lc: LayerCase, limits = defaultLimits) =>
+const geomOf = (lc: LayerCase, limits: KernelLimits = defaultLimits) =>
   convGeom({ node: nodeOf(lc), inputShapes: lc.inputs.map((x) => x?.shape), outputShapes: lc.outputShapes, limits });
 
 for (const cc of cases) {
@@ -98,18 +99,23 @@ for (const cc of cases) {
     const limits = limitsOf(await getDevice());
     const g = geomOf(lc, limits);
     const splits: DepthwiseVecTiles[] = [];
-    for (const rw of [1, 2, 4, 8]) for (const vx of [1, 2, 4]) if (depthwiseVecFits(g, { rw, vx })) splits.push({ rw, vx });
+    const widest = (rw: number) => [4, 2, 1].find((vx) => depthwiseVecFits(g, { rw, vx }))!;
+    // Every row width with every input vector that fits (5x5 windows: rw 8 with the widest only, to keep lavapipe's
+    // compile time down); several output rows per invocation (rows shared between them, HO % rh != 0 in some cases).
+    for (const rw of [1, 2, 4, 8]) for (const vx of [1, 2, 4]) if (depthwiseVecFits(g, { rw, vx }) && (cc.k < 5 || rw < 8 || vx === widest(8))) splits.push({ rw, vx });
+    splits.push({ rw: 4, vx: widest(4), rh: 2 });
+    if (cc.k < 5) splits.push({ rw: 2, vx: widest(2), rh: 4 });
     // Each case takes vector loads somewhere, except the odd row.
     assert.equal(splits.some((t) => t.vx > 1), cc.w % 2 === 0, `splits of W ${cc.w}`);
     for (const t of splits) {
       const p = withStorage(depthwiseVecRows(g, t, limits, 'dw'), 'f16');
       const [got] = await runLayer(lc, 'f16', [p]);
-      assertHalfClose(got, ref, `rw ${t.rw} vx ${t.vx}`);
+      assertHalfClose(got, ref, `rw ${t.rw} vx ${t.vx} rh ${t.rh ?? 1}`);
     }
-    // The widest split with f32 storage: the same WGSL before the f16 rewrite.
-    const wide = splits[splits.length - 1];
+    // A wide split with f32 storage: the same WGSL before the f16 rewrite.
+    const wide = { rw: 4, vx: widest(4), rh: 2 };
     const [got32] = await runLayer(lc, 'f32', [depthwiseVecRows(g, wide, limits, 'dw')]);
-    assertClose(got32, ref, `f32 rw ${wide.rw} vx ${wide.vx}`);
+    assertClose(got32, ref, `f32 rw ${wide.rw} vx ${wide.vx} rh 2`);
   });
 }
 
