@@ -18,7 +18,10 @@ import { closeDevice, getDevice, limitsOf } from './fused-harness.js';
 import { conv2d, epilogue, randomF32, type Tensor4 } from './reference.js';
 import { type LayerCase, assertClose, nodeOf, runLayer } from './layer-harness.js';
 import { type DepthwiseVecTiles, depthwiseHalfTiles, depthwiseVecFits, depthwiseVecRows } from '../../kernels/depthwise.js';
-import { convGeom } from '../../kernels/conv-common.js';
+import { convGeom, geomKey, isDepthwise } from '../../kernels/conv-common.js';
+import { mobileNetV2, mobileNetV3Large } from '../../fixtures/zoo.js';
+import { loadHw } from '../../src/planner/hw.js';
+import { prepareForRun } from '../../src/pipeline/pipeline.js';
 import { withStorage } from '../../kernels/f16.js';
 import { kernelFor } from '../../kernels/registry.js';
 import { type KernelLimits, defaultLimits } from '../../kernels/program.js';
@@ -94,7 +97,7 @@ const geomOf = (lc: LayerCase, limits: KernelLimits = defaultLimits) =>
   convGeom({ node: nodeOf(lc), inputShapes: lc.inputs.map((x) => x?.shape), outputShapes: lc.outputShapes, limits });
 
 for (const cc of cases) {
-  test(`f16 depthwise, every split: ${JSON.stringify(cc)}`, async () => {
+  test(`f16 depthwise splits: ${JSON.stringify(cc)}`, async () => {
     const { lc, ref } = layerOf(cc);
     const limits = limitsOf(await getDevice());
     const g = geomOf(lc, limits);
@@ -145,4 +148,34 @@ test('depthwiseHalfTiles takes the widest input vector that fits the fp32 rule\'
   assert.deepEqual(t(112, 56, 2), { rw: 2, vx: 4 });
   assert.deepEqual(t(56, 28, 2), { rw: 1, vx: 2 });
   assert.deepEqual(t(14, 7, 2), { rw: 1, vx: 2 });
+});
+
+test('every split of every MobileNetV2 and V3 depthwise layer compiles in f16 (what bench/layer-kernels.ts times on the GPU)', async () => {
+  const device = await getDevice();
+  const limits = limitsOf(device);
+  let n = 0;
+  for (const model of [mobileNetV2(2), mobileNetV3Large(2)]) {
+    const g = await prepareForRun(model, { plan: 'unfused', hw: loadHw('h100') });
+    const shape = (x: string) => (x ? g.tensors.get(x)?.shape : undefined);
+    const seen = new Set<string>();
+    for (const node of g.nodes) {
+      if (node.op !== 'Conv') continue;
+      const geom = convGeom({ node, inputShapes: node.inputs.map(shape), outputShapes: node.outputs.map((y) => shape(y) ?? []), limits });
+      if (!isDepthwise(geom) || seen.has(geomKey(geom))) continue;
+      seen.add(geomKey(geom));
+      for (const rw of [1, 2, 4, 8]) {
+        for (const vx of [1, 2, 4]) {
+          for (const rh of [1, 2]) {
+            if (!depthwiseVecFits(geom, { rw, vx, rh })) continue;
+            const p = withStorage(depthwiseVecRows(geom, { rw, vx, rh }, limits, node.name), 'f16');
+            const info = await device.createShaderModule({ code: p.wgsl }).getCompilationInfo();
+            const errs = info.messages.filter((m) => m.type === 'error');
+            assert.equal(errs.length, 0, `${node.name} rw ${rw} vx ${vx} rh ${rh}: ${errs[0]?.message}`);
+            n++;
+          }
+        }
+      }
+    }
+  }
+  assert.ok(n > 100, `${n} programs`);
 });
