@@ -15,8 +15,9 @@
 // Run: npm run build && node dist/bench/layer-kernels.js [--models mobilenet_v2] [--batches 1,8,32] [--iters 20]
 //      [--heat-ms 20] [--rounds 3] [--out DIR] [--auto-only] [--dw-variants] [--px2] [--un] [--precisions fp32,fp16]
 //      (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
-//      --models '' times the reference kernels only. --auto-only: the kernels the executor picks (fp16: and the plain
-//      f16 kernel), no variants; --dw-variants: depthwise layers with all their variants even with --auto-only.
+//      [--kinds pw,dw]   --models '' times the reference kernels only; --kinds dw (or pw): one kind of layer only.
+//      --auto-only: the kernels the executor picks (fp16: and the plain f16 kernel), no variants; --dw-variants:
+//      depthwise layers with all their variants even with --auto-only (fp32: also the vector-load kernel).
 // GPU time per dispatch: timestamps around one pass of `iters` repetitions, median of 5 passes (fcm-kernels.ts);
 // median of `rounds` rounds, each round over all of a layer's variants. Ends with a compact summary.
 
@@ -52,6 +53,8 @@ const heatMs = Number(arg('heat-ms', '20'));
 const rounds = Number(arg('rounds', '3'));
 const autoOnly = process.argv.includes('--auto-only');
 const dwVariantsToo = process.argv.includes('--dw-variants');
+// --kinds dw: depthwise layers only (pw: pointwise only).
+const kinds = arg('kinds', 'pw,dw').split(',');
 const precisions = arg('precisions', arg('precision', 'fp32')).split(',').filter((p) => p) as Precision[];
 for (const p of precisions) if (p !== 'fp32' && p !== 'fp16') throw new Error(`--precisions: '${p}' is neither fp32 nor fp16`);
 const median = (a: number[]) => { const s = [...a].sort((x, y) => x - y); return s[s.length >> 1]; };
@@ -94,14 +97,14 @@ async function main() {
           const inputShapes = node.inputs.map(shapeOf), outputShapes = node.outputs.map((t) => shapeOf(t) ?? []);
           const geom = convGeom({ node, inputShapes, outputShapes, limits });
           const pw = isPointwise(geom), dw = isDepthwise(geom);
-          if (!pw && !dw) continue;
+          if ((!pw || !kinds.includes('pw')) && (!dw || !kinds.includes('dw'))) continue;
           const key = geomKey(geom);
           if (seen.has(key)) continue;
           seen.add(key);
           const withVariants = !autoOnly || (dw && dwVariantsToo);
           let variants: [string, KernelProgram][];
           if (precision === 'fp32') {
-            const all = pw ? pwVariants(geom, limits) : dwVariants(geom, limits);
+            const all = pw ? pwVariants(geom, limits) : dwVariants(geom, limits, withVariants);
             variants = withVariants ? all : all.slice(0, 1);
           } else {
             const k = kernelFor(node, inputShapes, outputShapes, limits, 'f16', { subgroupMatrix: ctx.subgroupMatrix });
@@ -112,6 +115,7 @@ async function main() {
         }
         for (const kind of ['pw', 'dw'] as const) {
           const r = rows.filter((x) => x.model === model && x.batch === batch && x.precision === precision && x.kind === kind);
+          if (!r.length) continue;
           const mb = r.reduce((a, x) => a + x.mb, 0);
           const autoUs = r.reduce((a, x) => a + autoUsOf(x), 0), bestUs = r.reduce((a, x) => a + bestOf(x)[1], 0);
           console.log(`== ${model} b${batch} ${precision} ${kind}: ${r.length} unique layers, auto ${autoUs.toFixed(0)} us (${(mb / autoUs * 1e3).toFixed(0)} GB/s, ` +
@@ -411,9 +415,13 @@ function pwVariants(g: ConvGeom, limits: KernelLimits): [string, KernelProgram][
   return choices.map(([n, c]) => [n, dotProgram(dot, c, b.names, b.inputs, limits, n, 'Conv(pw)', 'pointwise')]);
 }
 
-function dwVariants(g: ConvGeom, limits: KernelLimits): [string, KernelProgram][] {
+/** fp32 depthwise: the rule's row width first, then each row width; `vec` also the vector-load kernel at the rule's row width (1 and 2 rows). */
+function dwVariants(g: ConvGeom, limits: KernelLimits, vec = false): [string, KernelProgram][] {
   const auto = depthwiseRowOutputs(g);
-  return [[`auto rw${auto}`, depthwiseRows(g, auto, limits, 'dw')], ...[1, 2, 4].map((rw) => [`rw${rw}`, depthwiseRows(g, rw, limits, 'dw')] as [string, KernelProgram])];
+  const out: [string, KernelProgram][] = [[`auto rw${auto}`, depthwiseRows(g, auto, limits, 'dw')], ...[1, 2, 4].map((rw) => [`rw${rw}`, depthwiseRows(g, rw, limits, 'dw')] as [string, KernelProgram])];
+  const vx = [4, 2].find((v) => depthwiseVecFits(g, { rw: auto, vx: v }));
+  if (vec && vx) for (const rh of [1, 2]) out.push([`rw${auto}v${vx}${rh > 1 ? `h${rh}` : ''}`, depthwiseVecRows(g, { rw: auto, vx, rh }, limits, 'dw')]);
+  return out;
 }
 
 main().then(() => process.exit(0), (e) => { console.error(e); process.exit(1); });
