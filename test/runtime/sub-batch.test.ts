@@ -1,0 +1,214 @@
+// Sessions split into sub-batches (src/runtime/sub-batch.ts): the batch's outputs, each image's in its own slot, equal
+// to the unsplit session's; the split really runs k inferences, all submitted before the first one's outputs come
+// back (the host copy of one overlapping the GPU's work on the one before); GPU buffer feeds and outputs; refusals.
+import { after, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GraphBuilder } from '../../fixtures/ir-builder.js';
+import type { Graph } from '../../src/graph/ir.js';
+import { FcmError } from '../../src/errors.js';
+import { createSession, subBatchesFor } from '../../src/pipeline/session.js';
+import { SubBatchSession } from '../../src/runtime/sub-batch.js';
+import { executorOf, type Session } from '../../src/runtime/executor.js';
+import { timeNodes } from '../../src/runtime/profile.js';
+import { releaseGpu } from '../../src/runtime/device.js';
+import { seededInput } from '../../src/runtime/compare.js';
+
+after(releaseGpu);
+
+// A small network (fixed seed: the same weights at every batch): conv, depthwise, pointwise, pool, classifier.
+function net(batch: number, size = 16): Graph {
+  const b = new GraphBuilder('tiny', 3);
+  const x = b.input('input', [batch, 3, size, size]);
+  let y = b.relu(b.conv(x, { filters: 8, kernel: 3, stride: 2 }));
+  y = b.relu(b.conv(y, { filters: 8, kernel: 3, group: 8 }));
+  y = b.conv(y, { filters: 12 });
+  return b.build([b.gemm(b.flatten(b.globalAveragePool(y)), 5)]);
+}
+
+const image = 3 * 16 * 16;
+/** A batch of distinct images: slot i holds seededInput(seed 100 + i), so a slot swapped or repeated changes the result. */
+const batchOf = (n: number) => {
+  const a = new Float32Array(n * image);
+  for (let i = 0; i < n; i++) a.set(seededInput(image, 100 + i), i * image);
+  return a;
+};
+
+/**
+ * The split session's outputs against the unsplit one's. Each sub-batch runs the same kernels on its images, but
+ * compiled for a smaller batch a kernel may take other workgroup counts or tiles (the pointwise kernel's tiles depend
+ * on the rows it covers, batch times pixels), so a sum may be accumulated in another order: equal up to float32
+ * rounding of sums of 27-72 products, well inside 1e-5 of the output's largest magnitude. A swapped or repeated slot
+ * differs by far more (distinct seeded images; asserted below).
+ */
+function assertClose(got: Float32Array, want: Float32Array, what: string): void {
+  assert.equal(got.length, want.length, what);
+  const scale = Math.max(...want.map(Math.abs));
+  for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-5 * scale, `${what}[${i}]: ${got[i]} vs ${want[i]}`);
+}
+
+test('split in 2 and 4: the unsplit outputs, each image in its slot; k inferences and k times the submits per run', async () => {
+  const g = net(8);
+  const whole = await createSession(g, { plan: 'unfused', subBatches: 1 });
+  const x = batchOf(8);
+  try {
+    const y = whole.outputNames[0];
+    const want = (await whole.run({ input: x }))[y].data;
+    // Distinct images give distinct rows (so the per-slot comparison below would see a swap).
+    for (let i = 1; i < 8; i++) assert.ok(want.slice(5 * i, 5 * i + 5).some((v, j) => Math.abs(v - want[5 * (i - 1) + j]) > 1e-3), `slots ${i - 1} and ${i} alike`);
+    for (const k of [2, 4]) {
+      const s = await createSession(g, { plan: 'unfused', subBatches: k });
+      const inner = executorOf((s as SubBatchSession).inner);
+      const q = inner.ctx.device.queue;
+      let submits = 0;
+      const submit = q.submit.bind(q);
+      q.submit = (cbs: Iterable<GPUCommandBuffer>) => { submits++; submit(cbs); };
+      try {
+        assert.ok(s instanceof SubBatchSession, `subBatches ${k} made no split session`);
+        assert.deepEqual(s.inputShapes.input, [8, 3, 16, 16]);
+        assert.deepEqual(inner.inputShapes.input, [8 / k, 3, 16, 16]);
+        const r = await s.run({ input: x });
+        assert.deepEqual(r[y].shape, [8, 5]);
+        for (let i = 0; i < 8; i++) assertClose(r[y].data.subarray(5 * i, 5 * i + 5), want.subarray(5 * i, 5 * i + 5), `k ${k} slot ${i}`);
+        const st = s.stats(), one = inner.stats();
+        assert.equal(st.subBatches, k);
+        assert.equal(st.runs, 1);
+        assert.equal(one.runs, k, 'the executor ran k inferences');
+        assert.equal(submits, k * one.submitsPerRun, 'queue.submit calls of one run');
+        assert.equal(st.submitsPerRun, k * one.submitsPerRun);
+        assert.equal(st.dispatchesPerRun, k * one.dispatchesPerRun);
+        assert.equal(s.hostTimes().runs, 1);
+        // Into the caller's arrays too; two runs in flight at once keep their own outputs.
+        const into = new Float32Array(40);
+        const x2 = batchOf(8).reverse();
+        const [a, b] = await Promise.all([s.run({ input: x }, { outputArrays: { [y]: into } }), s.run({ input: x2 })]);
+        assert.equal(a[y].data, into);
+        assertClose(into, want, `k ${k} outputArrays`);
+        const want2 = (await whole.run({ input: x2 }))[y].data;
+        assertClose(b[y].data, want2, `k ${k} second run in flight`);
+      } finally {
+        delete (q as { submit?: unknown }).submit;
+        s.dispose();
+      }
+    }
+  } finally {
+    whole.dispose();
+  }
+});
+
+test('every sub-run is submitted before the first one\'s outputs are mapped: nothing in run() waits for an earlier sub-run', async () => {
+  const g = net(8);
+  const s = await createSession(g, { plan: 'unfused', subBatches: 4 });
+  const inner = executorOf((s as SubBatchSession).inner);
+  const q = inner.ctx.device.queue;
+  const events: string[] = [];
+  const submit = q.submit.bind(q);
+  q.submit = (cbs: Iterable<GPUCommandBuffer>) => { events.push('submit'); submit(cbs); };
+  const mapAsync = GPUBuffer.prototype.mapAsync;
+  GPUBuffer.prototype.mapAsync = function (this: GPUBuffer, mode: number, ...rest: number[]) {
+    const p = mapAsync.call(this, mode, ...rest);
+    return mode === GPUMapMode.READ ? p.then(() => { events.push('read-back'); return undefined; }) : p;
+  } as typeof mapAsync;
+  try {
+    await s.run({ input: batchOf(8) });
+    const perRun = inner.stats().submitsPerRun;
+    const first = events.indexOf('read-back');
+    assert.ok(first > 0, events.join(' '));
+    assert.equal(events.slice(0, first).filter((e) => e === 'submit').length, 4 * perRun, `submits before the first read-back: ${events.join(' ')}`);
+  } finally {
+    GPUBuffer.prototype.mapAsync = mapAsync;
+    delete (q as { submit?: unknown }).submit;
+    s.dispose();
+  }
+});
+
+test('GPU buffer feeds and outputs left on the GPU: the batch in one buffer each, as the unsplit session gives', async () => {
+  const g = net(4);
+  const whole = await createSession(g, { plan: 'unfused', subBatches: 1 });
+  const s = await createSession(g, { plan: 'unfused', subBatches: 2 });
+  const dev = executorOf(whole).ctx.device;
+  const x = batchOf(4);
+  const gin = dev.createBuffer({ size: x.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  dev.queue.writeBuffer(gin, 0, x);
+  const read = async (b: GPUBuffer, bytes: number) => {
+    const rb = dev.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = dev.createCommandEncoder();
+    enc.copyBufferToBuffer(b, 0, rb, 0, bytes);
+    dev.queue.submit([enc.finish()]);
+    await rb.mapAsync(GPUMapMode.READ);
+    const v = new Float32Array(rb.getMappedRange().slice(0));
+    rb.destroy();
+    return v;
+  };
+  try {
+    const y = whole.outputNames[0];
+    const want = (await whole.run({ input: x }))[y].data;
+    // GPU feed, host outputs.
+    assertClose((await s.run({ input: gin }))[y].data, want, 'GPU feed');
+    // Host feed and GPU feed, outputs on the GPU (a new buffer, and the caller's).
+    for (const feed of [x, gin]) {
+      const r = await s.run({ input: feed }, { outputLocation: 'gpu' });
+      assert.deepEqual(r[y].shape, [4, 5]);
+      assert.equal(r[y].byteLength, 80);
+      assertClose(await read(r[y].buffer, 80), want, 'outputs on the GPU');
+      r[y].buffer.destroy();
+    }
+    const mine = dev.createBuffer({ size: 96, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    const r = await s.run({ input: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: mine } });
+    assert.equal(r[y].buffer, mine);
+    assertClose((await read(mine, 96)).subarray(0, 20), want, "the caller's output buffer");
+    mine.destroy();
+    // Per-node GPU time: each node's sub-batch time, k times (what a run spends on it); profiles summed likewise.
+    const p = await s.profile({ input: x });
+    assert.ok(p.note?.includes('summed over 2 sub-batches of 2'), p.note);
+    assert.equal(p.nodes.length, (await (s as SubBatchSession).inner.profile()).nodes.length);
+  } finally {
+    gin.destroy();
+    s.dispose();
+    whole.dispose();
+  }
+});
+
+test('refusals: indivisible sub-batches (exit 2), a model that mixes images (exit 3), bad values, staging memory; auto', async () => {
+  const g = net(6);
+  const code = (re: RegExp, exit: number) => (e: unknown) => e instanceof FcmError && e.exitCode === exit && re.test(e.message) && !e.message.includes('\n');
+  await assert.rejects(createSession(g, { plan: 'unfused', subBatches: 4 }), code(/subBatches 4 does not divide the batch of 6/, 2));
+  for (const bad of [0, 1.5, 'many']) {
+    await assert.rejects(createSession(g, { plan: 'unfused', subBatches: bad as number }), code(/subBatches must be 'auto' or a whole number >= 1/, 2), String(bad));
+  }
+  // A Softmax over the batch axis mixes the images: no split.
+  const b = new GraphBuilder('mix', 3);
+  const xin = b.input('input', [4, 6]);
+  const mixed = b.build([b.node('Softmax', [xin], [4, 6], { axis: 0 })]);
+  await assert.rejects(createSession(mixed, { plan: 'unfused', subBatches: 2 }), code(/Softmax.*batch axis.*cannot be split/, 3));
+  assert.equal(subBatchesFor(mixed, { subBatches: 'auto' }), 1);
+  // auto: small batches, and batches whose feeds are small, are not split; sub-batches of 8 where they are large.
+  assert.equal(subBatchesFor(net(8), {}), 1);
+  assert.equal(subBatchesFor(net(32), {}), 1, 'batch 32 of 3x16x16 (98 KB): the copy does not matter');
+  assert.equal(subBatchesFor(net(32, 112), {}), 4, 'batch 32 of 3x112x112 (4.8 MB)');
+  assert.equal(subBatchesFor(net(24, 128), {}), 3, 'batch 24 of 3x128x128 (4.7 MB)');
+  assert.equal(subBatchesFor(net(20, 112), {}), 1, 'batch 20: no sub-batches of 8');
+  // stagingInputs(): refused on a split session, one line, exit 3.
+  const s: Session = await createSession(net(4), { plan: 'unfused', subBatches: 2 });
+  try {
+    await assert.rejects(s.stagingInputs(), code(/subBatches: 1/, 3));
+    await assert.rejects(s.run({ input: new Float32Array(10) }), code(/input 'input' has 10 values, the model takes \[4,3,16,16\] = 3072/, 2));
+    await assert.rejects(s.run({ input: batchOf(4), other: batchOf(4) } as never), code(/'other' is not an input/, 2));
+  } finally {
+    s.dispose();
+  }
+});
+
+// The bench's per-module times come from timeNodes: a split session is timed through its executor (no timestamp
+// queries on some adapters: then exit 3, as for any session).
+test('timeNodes takes a split session', async () => {
+  const s = await createSession(net(4), { plan: 'unfused', subBatches: 2 });
+  try {
+    const nodes = executorOf((s as SubBatchSession).inner).dispatches.map((d) => [d.step.node.name]);
+    await timeNodes(s, nodes.slice(0, 1), { iters: 1, heatMs: 0 }).then(
+      (ms) => assert.equal(ms.length, 1),
+      (e: unknown) => assert.ok(e instanceof FcmError && e.kind === 'unsupported', String(e)),
+    );
+  } finally {
+    s.dispose();
+  }
+});
