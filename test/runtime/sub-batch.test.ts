@@ -11,6 +11,9 @@ import { SubBatchSession } from '../../src/runtime/sub-batch.js';
 import { executorOf, type Session } from '../../src/runtime/executor.js';
 import { timeNodes } from '../../src/runtime/profile.js';
 import { releaseGpu } from '../../src/runtime/device.js';
+import type { HwConfig } from '../../src/planner/hw-config.js';
+import { planFusion } from '../../src/planner/index.js';
+import { toDag } from '../../src/planner/to-dag.js';
 import { seededInput } from '../../src/runtime/compare.js';
 
 after(releaseGpu);
@@ -35,9 +38,10 @@ const batchOf = (n: number) => {
 
 /**
  * The split session's outputs against the unsplit one's. Each sub-batch runs the same kernels on its images, but
- * compiled for a smaller batch a kernel may take other workgroup counts or tiles (the pointwise kernel's tiles depend
- * on the rows it covers, batch times pixels), so a sum may be accumulated in another order: equal up to float32
- * rounding of sums of 27-72 products, well inside 1e-5 of the output's largest magnitude. A swapped or repeated slot
+ * compiled for a smaller batch a kernel may be another variant (kernels/pointwise.ts chooseDot picks vec4, split-K or
+ * gemm tiles from the batch's rows and thread counts), so a sum may be accumulated in another order: equal up to
+ * float32 rounding of sums of at most 72 products per layer, well inside 1e-5 of the output's largest magnitude (on
+ * lavapipe these models come out bit for bit equal). A swapped or repeated slot
  * differs by far more (distinct seeded images; asserted below).
  */
 function assertClose(got: Float32Array, want: Float32Array, what: string): void {
@@ -91,6 +95,31 @@ test('split in 2 and 4: the unsplit outputs, each image in its slot; k inference
       }
     }
   } finally {
+    whole.dispose();
+  }
+});
+
+// A lavapipe-sized description on which the planner fuses (as in test/runtime/session.test.ts).
+const hw: HwConfig = { name: 'lavapipe-like', sms: 16, l1BytesPerSm: 64 * 1024, shmemBytesPerSm: 64 * 1024, warpSize: 32, workgroupStorageBytes: 32 * 1024 };
+
+test('a fused plan made at the batch applies to the sub-batch executor: the same FCMs, the unsplit outputs', async () => {
+  const b = new GraphBuilder('stack', 3);
+  const input = b.input('input', [8, 3, 16, 16]);
+  let y = b.relu(b.conv(input, { filters: 16, kernel: 3, stride: 2 }));
+  y = b.relu(b.conv(y, { filters: 32, kernel: 1 }));
+  y = b.relu(b.conv(y, { filters: 32, kernel: 3, group: 32 }));
+  y = b.conv(y, { filters: 24, kernel: 1 });
+  const g = b.build([b.gemm(b.flatten(b.globalAveragePool(y)), 5)]);
+  const plan = planFusion(toDag(g), hw, { mode: 'optimal', model: 'stack' });
+  const whole = await createSession(g, { plan, subBatches: 1 });
+  const s = await createSession(g, { plan, subBatches: 2 });
+  try {
+    assert.ok(whole.stats().fusedModules > 0, 'the plan fuses nothing: the fused path is untested');
+    assert.equal(s.stats().fusedModules, whole.stats().fusedModules);
+    const x = batchOf(8), out = g.outputs[0];
+    assertClose((await s.run({ input: x }))[out].data, (await whole.run({ input: x }))[out].data, 'fused, split in 2');
+  } finally {
+    s.dispose();
     whole.dispose();
   }
 });
