@@ -11,7 +11,7 @@ const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
 
 export function formatBench(r: BenchReport): string {
   const out: string[] = [];
-  out.push(`${r.model}: batch ${r.batch}, ${r.runs} timed runs after ${r.warmup} warm-up (in blocks of ${r.block}), hw ${r.hw}${r.precision ? `, precision ${r.precision}` : ''}`);
+  out.push(`${r.model}: batch ${r.batch}${r.subBatches && r.subBatches > 1 ? ` (run as ${r.subBatches} sub-batches of ${r.batch / r.subBatches})` : ''}, ${r.runs} timed runs after ${r.warmup} warm-up (in blocks of ${r.block}), hw ${r.hw}${r.precision ? `, precision ${r.precision}` : ''}`);
   out.push(`device: ${r.device}${r.deviceFeatures ? `; ${r.deviceFeatures}` : ''}`);
   if (r.f32Tensors?.length) out.push(`fp16 with ${r.f32Tensors.length} tensor${r.f32Tensors.length > 1 ? 's' : ''} kept f32 (f16 rounding amplified there): ${r.f32Tensors.join(', ')}`);
   out.push('');
