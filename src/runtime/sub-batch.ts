@@ -20,7 +20,8 @@
 // scratch buffers are the session's, made on the first such run; runs that use them go one at a time.
 //
 // Stats, host times and profiles are of the whole batch: k times the sub-run's dispatches and submits, the sub-runs'
-// host times summed per run(), per-node GPU times summed over the k sub-batches. Staging memory cannot be lent
+// host work summed per run() (the wait: what is left of the run's wall time), per-node GPU times summed over the k
+// sub-batches. Staging memory cannot be lent
 // (stagingInputs): the k sub-runs' staging buffers are not one contiguous array.
 
 import { type Graph, type Tensor, numel } from '../graph/ir.js';
@@ -53,6 +54,8 @@ export class SubBatchSession implements Session {
   readonly inputShapes: Record<string, number[]>;
   readonly path: PrecisionName;
   private runs = 0;
+  /** Host time waiting for the GPU, per run() the wall time less the sub-runs' host work (they wait at once). */
+  private waitMs = 0;
   private disposed = false;
   /** Runs that use the scratch buffers, one at a time. */
   private scratchQueue: Promise<unknown> = Promise.resolve();
@@ -120,7 +123,11 @@ export class SubBatchSession implements Session {
     const { subs, gpu } = this.splitFeeds(feeds);
     if (opts !== undefined && (typeof opts !== 'object' || opts === null)) throw invalid(this.graph.source, 'run() options must be an object');
     const onGpu = opts?.outputLocation === 'gpu';
+    const t0 = performance.now(), h0 = this.inner.hostTimes();
     const r = gpu.length || onGpu ? await this.withScratch(() => this.runSplit(subs, gpu, opts)) : await this.runSplit(subs, gpu, opts);
+    const h1 = this.inner.hostTimes();
+    const work = h1.uploadMs - h0.uploadMs + h1.encodeMs - h0.encodeMs + h1.submitMs - h0.submitMs + h1.readMs - h0.readMs;
+    this.waitMs += Math.max(0, performance.now() - t0 - work);
     this.runs++;
     return r;
   }
@@ -266,7 +273,8 @@ export class SubBatchSession implements Session {
     };
   }
 
-  hostTimes(): HostTimes { return { ...this.inner.hostTimes(), runs: this.runs }; }
+  /** The sub-runs' host times summed, but the wait: the runs' wall time less the rest (the k sub-runs wait at once). */
+  hostTimes(): HostTimes { return { ...this.inner.hostTimes(), waitMs: this.waitMs, runs: this.runs }; }
 
   stagingInputs(): Promise<Record<string, Float32Array>> {
     return Promise.reject(unsupported(this.graph.source, `staging memory is lent as one array per input, and this session runs its batch as ${this.k} sub-batches with a staging buffer each; create the session with subBatches: 1 to write inputs into staging memory`));
