@@ -38,7 +38,7 @@ export function formatBench(r: BenchReport): string {
   const how = r.layersMethod === 'wall' ? 'median of 5 profiled runs, wall time per node (the adapter has no timestamp queries)'
     : r.layersMethod === 'pass' ? 'GPU time of each node alone in one heated pass (timestamp queries), median of 6 rounds, each session first in 3'
       : r.layersMethod === 'timestamp' || r.layersMethod === undefined ? 'median of 5 profiled runs, GPU time from timestamp queries' : `time (${r.layersMethod})`;
-  out.push(`Per module: ${how}, next to the planner's estimates`);
+  out.push(`Per module: ${how}, next to the planner's estimates${r.subBatches && r.subBatches > 1 ? `; split sessions: each node's time at the sub-batch of ${r.batch / r.subBatches}, times ${r.subBatches}` : ''}`);
   if (r.layersUnavailable) out.push(`  GPU times unavailable: ${r.layersUnavailable}`);
   const hasTime = r.layers.some((l) => l.estUs !== undefined);
   const head = ['#', 'kind', 'nodes', 'fused ms', 'unfused ms', 'GMA', 'GMA unfused'];

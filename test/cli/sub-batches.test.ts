@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { FcmError } from '../../src/errors.js';
 import { parseSubBatches } from '../../src/cli/options.js';
+import { formatBench } from '../../src/bench/format.js';
 import { parseNpz } from '../../src/npz.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { graph } from '../graph/helpers.js';
@@ -58,4 +59,14 @@ test('run --sub-batches 3 on a batch of 4, or --sub-batches x: exit 2, one line'
   const bad = await cli('run', model, '--sub-batches', 'x');
   assert.equal(bad.code, 2);
   assert.match(bad.err, /--sub-batches: expected 'auto' or an integer >= 1, got 'x'/);
+});
+
+test('the bench report says which split the fused session ran, and how its per-module times are meant', () => {
+  const report = { model: 'm.onnx', hw: 'h100', device: 'd', batch: 32, runs: 1, warmup: 0, block: 1, results: [], layers: [] };
+  const split = formatBench({ ...report, subBatches: 4 });
+  assert.match(split, /^m\.onnx: batch 32 \(run as 4 sub-batches of 8\), /);
+  assert.match(split, /split sessions: each node's time at the sub-batch of 8, times 4/);
+  const whole = formatBench({ ...report, subBatches: 1 });
+  assert.match(whole, /^m\.onnx: batch 32, /);
+  assert.doesNotMatch(whole, /sub-batch/);
 });
