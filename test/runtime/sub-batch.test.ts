@@ -4,6 +4,8 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../fixtures/ir-builder.js';
+import { buildSeedMobileNetV1 } from '../../fixtures/tflite-builder.js';
+import { loadModel } from '../../src/graph/load.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { FcmError } from '../../src/errors.js';
 import { createSession, subBatchesFor } from '../../src/pipeline/session.js';
@@ -118,6 +120,32 @@ test('a fused plan made at the batch applies to the sub-batch executor: the same
     assert.equal(s.stats().fusedModules, whole.stats().fusedModules);
     const x = batchOf(8), out = g.outputs[0];
     assertClose((await s.run({ input: x }))[out].data, (await whole.run({ input: x }))[out].data, 'fused, split in 2');
+  } finally {
+    s.dispose();
+    whole.dispose();
+  }
+});
+
+test('an int8 model on the integer kernels, split in 2: bit for bit the unsplit outputs (integer sums are exact in any order)', async () => {
+  // The FusePlanner reference's int8 MobileNetV1 cut to 2 blocks at 32x32, batch 4: every node on the integer kernels.
+  const g = await loadModel(buildSeedMobileNetV1(7, 32, false, 2, 4), { source: 'mnv1-int8-b4.tflite' });
+  const whole = await createSession(g, { subBatches: 1 });
+  const s = await createSession(g, { subBatches: 2 });
+  try {
+    assert.equal(whole.path, 'int8');
+    assert.equal(s.path, 'int8');
+    assert.equal(s.stats().subBatches, 2);
+    const x = g.inputs[0], y = g.outputs[0];
+    // Four distinct images, as raw uint8 values and as floats on the input's grid.
+    const raw = Uint8Array.from({ length: 4 * 32 * 32 * 3 }, (_, i) => (i * 2654435761) >>> 24);
+    for (const feed of [raw, Float32Array.from(raw, (v) => 0.007843137718737125 * (v - 127))]) {
+      const want = (await whole.run({ [x]: feed }))[y], got = (await s.run({ [x]: feed }))[y];
+      assert.deepEqual(got.shape, [4, 1000]);
+      assert.deepEqual(got.data, want.data);
+      assert.deepEqual(got.raw, want.raw);
+      assert.deepEqual(got.quant, want.quant);
+      for (let i = 1; i < 4; i++) assert.notDeepEqual(want.raw!.subarray(1000 * i, 1000 * i + 1000), want.raw!.subarray(1000 * (i - 1), 1000 * i), `slots ${i - 1} and ${i} alike`);
+    }
   } finally {
     s.dispose();
     whole.dispose();
