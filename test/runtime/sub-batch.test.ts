@@ -152,6 +152,25 @@ test('an int8 model on the integer kernels, split in 2: bit for bit the unsplit 
   }
 });
 
+test('fp16, split in 2: the unsplit fp16 outputs (laid side by side on the host: fp16 sessions take no outputArrays)', async () => {
+  const g = net(4);
+  // keepF32 'none': both sessions all f16 (an 'auto' calibration would run each on its own batch's seeded input).
+  const whole = await createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { keepF32: 'none' }, subBatches: 1 });
+  const s = await createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { keepF32: 'none' }, subBatches: 2 });
+  try {
+    const x = batchOf(4), y = g.outputs[0];
+    const want = (await whole.run({ input: x }))[y].data, got = (await s.run({ input: x }))[y];
+    assert.deepEqual(got.shape, [4, 5]);
+    // The same f16 roundings of the same values, unless a kernel at the smaller batch sums in another order: then a
+    // stored f16 value may round the other way (2^-11 of it), well inside 1e-2 of the largest output after 5 layers.
+    const scale = Math.max(...want.map(Math.abs));
+    for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got.data[i] - want[i]) <= 1e-2 * scale, `[${i}]: ${got.data[i]} vs ${want[i]}`);
+  } finally {
+    s.dispose();
+    whole.dispose();
+  }
+});
+
 test('every sub-run is submitted before the first one\'s outputs are mapped: nothing in run() waits for an earlier sub-run', async () => {
   const g = net(8);
   const s = await createSession(g, { plan: 'unfused', subBatches: 4 });
