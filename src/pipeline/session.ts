@@ -232,7 +232,7 @@ async function subBatchSession(g: Graph, k: number, options: SessionOptions): Pr
   const fp16 = cal ? { ...options.fp16, calibration: Object.fromEntries(Object.entries(cal).map(([x, v]) => [x, v.subarray(0, v.length / k)])) } : options.fp16;
   // A read-back set and a staging buffer per sub-run in flight: no sub-run waits for an earlier one to finish.
   const inner = await createSession(sub, { ...options, fp16, subBatches: 1, maxInFlight: k * maxInFlight });
-  return new SubBatchSession(executorOf(inner), k, maxInFlight);
+  return new SubBatchSession(executorOf(inner), k, maxInFlight, new Set(Object.keys(options.imageInputs ?? {})));
 }
 
 /** Seed of the default calibration feeds: not check's (0), so that a check does not run on the calibration input. */

@@ -62,8 +62,11 @@ export class SubBatchSession implements Session {
   /** Per sub-batch, by input (GPU buffer feeds) or output root (outputs left on the GPU). */
   private readonly scratch = new Map<string, GPUBuffer[]>();
 
-  /** `inner`: the executor at batch B/k (made with maxInFlight k * maxInFlight); `k` sub-batches per run. */
-  constructor(readonly inner: Executor, readonly k: number, private readonly maxInFlight: number) {
+  /**
+   * `inner`: the executor at batch B/k (made with maxInFlight k * maxInFlight); `k` sub-batches per run; `imageInputs`:
+   * the inputs it takes as image bytes.
+   */
+  constructor(readonly inner: Executor, readonly k: number, private readonly maxInFlight: number, private readonly imageInputs: ReadonlySet<string> = new Set()) {
     if (!Number.isInteger(k) || k < 2) throw new Error(`internal: ${k} sub-batches`);
     this.graph = scaledGraph(inner.graph, k);
     this.inputNames = [...inner.inputNames];
@@ -85,7 +88,10 @@ export class SubBatchSession implements Session {
       const v = feeds[x];
       const shape = this.shape(x), n = numel(shape), bytes = 4 * n;
       if (isGpuBuffer(v)) {
-        // The executor checks the rest (precision, image inputs) on the scratch buffers; the size is the batch's.
+        // As the executor checks them, before anything is copied (the size: the batch's).
+        if (this.path !== 'fp32' || this.inner.stats().inputQuantizers.includes(x) || this.imageInputs.has(x)) {
+          throw unsupported(`${src}: input '${x}'`, 'GPU buffer feeds hold float32 values: they are taken by float32 sessions, for inputs without image options');
+        }
         if (!(v.usage & GPUBufferUsage.COPY_SRC)) throw invalid(src, `input '${x}': the GPU buffer fed needs usage COPY_SRC`);
         if (v.size < bytes) throw invalid(src, `input '${x}': the GPU buffer fed has ${v.size} bytes, the input takes [${shape.join(',')}] float32 = ${bytes}`);
         gpu.push([x, v]);
@@ -207,7 +213,8 @@ export class SubBatchSession implements Session {
     const given = opts.outputBuffers ?? {};
     if (!Array.isArray(names)) throw invalid(src, 'outputs must be a non-empty array of output names');
     for (const [y, b] of Object.entries(given)) {
-      if (!names.includes(y) || !this.outputNames.includes(y)) continue;
+      if (!names.includes(y)) throw invalid(src, `outputBuffers names '${y}', which is not an output asked for`);
+      if (!this.outputNames.includes(y)) continue;
       const bytes = 4 * numel(this.shape(y));
       if (!isGpuBuffer(b)) throw invalid(src, `outputBuffers['${y}'] must be a GPUBuffer`);
       if (!(b.usage & GPUBufferUsage.COPY_DST)) throw invalid(src, `outputBuffers['${y}'] needs usage COPY_DST`);

@@ -171,6 +171,26 @@ test('fp16, split in 2: the unsplit fp16 outputs (laid side by side on the host:
   }
 });
 
+test('image inputs (uint8 NHWC bytes, converted on the GPU) split too; a GPU buffer feed for one is refused before any copy', async () => {
+  const g = net(4);
+  const imageInputs = { input: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] } };
+  const whole = await createSession(g, { plan: 'unfused', imageInputs, subBatches: 1 });
+  const s = await createSession(g, { plan: 'unfused', imageInputs, subBatches: 2 });
+  try {
+    const bytes = Uint8Array.from({ length: 4 * image }, (_, i) => (i * 2654435761) >>> 24);
+    const y = g.outputs[0];
+    assertClose((await s.run({ input: bytes }))[y].data, (await whole.run({ input: bytes }))[y].data, 'image bytes');
+    const dev = executorOf(whole).ctx.device;
+    const b = dev.createBuffer({ size: 4 * 4 * image, usage: GPUBufferUsage.COPY_SRC });
+    await assert.rejects(s.run({ input: b }), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /GPU buffer feeds hold float32 values/.test(e.message));
+    b.destroy();
+    assert.equal(s.stats().buffersCreated, (s as SubBatchSession).inner.stats().buffersCreated, 'no scratch buffer was made');
+  } finally {
+    s.dispose();
+    whole.dispose();
+  }
+});
+
 test('every sub-run is submitted before the first one\'s outputs are mapped: nothing in run() waits for an earlier sub-run', async () => {
   const g = net(8);
   const s = await createSession(g, { plan: 'unfused', subBatches: 4 });
