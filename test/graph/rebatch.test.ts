@@ -56,12 +56,29 @@ test('rebatch: refused where images may mix or the batch is not the first dimens
     const g = b.build([make(b, x)]);
     assert.throws(() => rebatchGraph(prepareGraph(g), 2), refused(re), what);
   }
+  // Split without an axis: halves of the batch, whose shapes follow the batch (4 -> 2 + 2, 2 -> 1 + 1) but whose
+  // images are not each sub-batch's own (ONNX's default axis is 0).
+  const sb = new GraphBuilder('split', 2);
+  const sx = sb.input('input', [4, 6]);
+  const first = sb.node('Split', [sx], [2, 6], { split: [2, 2] });
+  const split = sb.build([first, 'second']);
+  split.nodes[0].outputs.push('second');
+  split.tensors.set('second', { name: 'second', dtype: 'float32', shape: [2, 6] });
+  assert.throws(() => rebatchGraph(split, 2), refused(/Split.*axis 0, the batch axis/));
   // Inputs of different first dimensions: no common batch.
   const b = new GraphBuilder('two', 2);
   const x = b.input('a', [4, 6]), y = b.input('b', [2, 6]);
   const g = b.build([b.node('Relu', [x], [4, 6]), b.node('Relu', [y], [2, 6])]);
   assert.equal(commonBatch(g), undefined);
   assert.throws(() => rebatchGraph(g, 2), refused(/do not share a first \(batch\) dimension/));
+});
+
+test('rebatch: a table looked up along its axis 0 with indices computed from the input is per image', () => {
+  const b = new GraphBuilder('lookup', 2);
+  const ids = b.input('ids', [4, 3], 'int64');
+  const table = b.random('table', [10, 5], 1);
+  const g = b.build([b.node('Gather', [table, ids], [4, 3, 5], { axis: 0 })]);
+  assert.deepEqual(rebatchGraph(g, 2).tensors.get(g.outputs[0])!.shape, [2, 3, 5]);
 });
 
 test('rebatch: what is computed from weights alone may work along axis 0 (a transposed weight matrix)', () => {

@@ -31,12 +31,18 @@ export function commonBatch(g: Pick<Graph, 'inputs' | 'tensors'>): number | unde
 
 const axisOf = (a: number, rank: number) => (a < 0 ? a + rank : a);
 
+/** Ops whose `axis` is 0 when the attribute is absent (ONNX defaults). */
+const axisZeroByDefault = new Set(['Split', 'Gather', 'GatherElements', 'ScatterElements', 'ArgMax', 'ArgMin']);
+/** Ops whose `axis` indexes their first operand only (a table looked up with indices computed from the input is fine). */
+const axisOfData = new Set(['Gather', 'GatherElements']);
+
 /** Why node `n` (reading batch tensors `fromInput`) may mix the images of a batch, or undefined. */
 function mixesImages(g: Graph, n: Node, fromInput: ReadonlySet<string>): string | undefined {
   if (!isKnownOp(n) && n.domain !== fcmDomain) return `'${n.op}' is an op whose work along the batch axis is not known`;
   const rank = g.tensors.get(n.inputs.find((x) => x && fromInput.has(x))!)?.shape.length ?? 0;
-  const axis = n.attrs.axis;
-  if (typeof axis === 'number' && axisOf(axis, rank) === 0) return `works along axis ${axis}, the batch axis`;
+  const axis = n.attrs.axis ?? (axisZeroByDefault.has(n.op) ? 0 : undefined);
+  const onData = !axisOfData.has(n.op) || fromInput.has(n.inputs[0]);
+  if (typeof axis === 'number' && onData && axisOf(axis, rank) === 0) return `works along axis ${axis}, the batch axis`;
   const axes = n.attrs.axes;
   if (Array.isArray(axes) && (axes as number[]).some((a) => axisOf(a, rank) === 0)) return `works along axes [${(axes as number[]).join(',')}], which hold the batch axis`;
   const perm = n.attrs.perm;
