@@ -84,6 +84,8 @@ export interface SessionStats {
   /** How feeds reach the GPU (src/runtime/transfer.ts), and how many runs may wait for their outputs at once. */
   upload: UploadPath;
   maxInFlight: number;
+  /** Inferences each run() is split into (src/runtime/sub-batch.ts); 1 for an executor. */
+  subBatches: number;
 }
 
 /** GPU or host time of one dispatch or host node in a profiled run. */
@@ -928,6 +930,7 @@ export class Executor implements Session {
       runs: this.runs,
       upload: this.uploadPath,
       maxInFlight: this.maxInFlight,
+      subBatches: 1,
     };
   }
 
