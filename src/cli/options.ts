@@ -56,7 +56,7 @@ export function precisionOption(what = 'tensors in GPU memory'): Option {
 
 /** `--sub-batches auto|K`: SessionOptions.subBatches (src/pipeline/session.ts autoSubBatches says what 'auto' splits). */
 export function subBatchesOption(): Option {
-  return new Option('--sub-batches <k>', "run each batch as k sub-batches in flight, so that the host's copy of one overlaps the GPU's work on the one before: 'auto' (sub-batches of 8 for a batch >= 16 whose inputs take >= 4 MiB), a number dividing the batch, or 1 (off)")
+  return new Option('--sub-batches <k>', "run each batch as k sub-batches in flight, so that the host's copy of one overlaps the GPU's work on the one before: 'auto' (two halves of a batch >= 16 whose inputs take >= 4 MiB), a number dividing the batch, or 1 (off)")
     .argParser(parseSubBatches)
     .default('auto');
 }

@@ -188,16 +188,17 @@ export async function createSession(model: ModelInput, options: SessionOptions =
 }
 
 /**
- * What subBatches 'auto' splits: a batch of at least autoSubBatches.minBatch, into sub-batches of
- * autoSubBatches.size (where that divides it), when the feeds of one run are at least autoSubBatches.minBytes (float32
- * values, image inputs' bytes) and the model's nodes keep the images apart (rebatchGraph). Why: a run's host copy
- * into staging memory runs at 6-8 GB/s on an H100 machine, so a batch-32 224x224 RGB input (19.3 MB) costs 2.5-3.4 ms
- * before the GPU may start (the GPU pass: about 1.9 ms for MobileNetV2); split in k, the run takes about
- * max(copy, GPU) + min(copy, GPU) / k plus k - 1 more submits and read-backs, and each sub-batch runs at a smaller
- * batch. Below 4 MiB the copy (under 0.7 ms) is not worth that. Sub-batches of 8: k = 4 at batch 32
- * (bench/host-path.ts times k = 2, 4, 8 next to the unsplit run).
+ * What subBatches 'auto' splits: a batch of at least autoSubBatches.minBatch, into autoSubBatches.parts sub-batches
+ * (where that divides it), when the feeds of one run are at least autoSubBatches.minBytes (float32 values, image
+ * inputs' bytes) and the model's nodes keep the images apart (rebatchGraph). Why: a run's host copy into staging
+ * memory runs at 6-9 GB/s on an H100 machine, so a batch-32 224x224 RGB input (19.3 MB) costs 2-3 ms before the GPU
+ * may start (the GPU pass: about 1.6-1.9 ms for MobileNetV2); split in k, the copy of one part overlaps the GPU's work
+ * on the one before, but each part costs the host its own encoding and submits (~0.4-0.8 ms at batch 16-8 on that
+ * machine) and runs at a smaller batch. Measured there (BENCHMARKS.md, "Batch 32 in sub-batches"): 2 parts beat the
+ * unsplit run on all three models timed (MobileNetV2 3.85 against 4.40 ms), 4 and 8 parts lost to it. Below 4 MiB the
+ * copy (under 0.7 ms) is not worth a split.
  */
-export const autoSubBatches = { minBatch: 16, size: 8, minBytes: 4 * 2 ** 20 } as const;
+export const autoSubBatches = { minBatch: 16, parts: 2, minBytes: 4 * 2 ** 20 } as const;
 
 /** The sub-batches a session of `g` runs each batch in (1: not split). */
 export function subBatchesFor(g: Graph, options: Pick<SessionOptions, 'subBatches' | 'imageInputs'>): number {
@@ -212,17 +213,17 @@ export function subBatchesFor(g: Graph, options: Pick<SessionOptions, 'subBatche
     rebatchGraph(g, (batch ?? 0) / want);
     return want;
   }
-  const { minBatch, size, minBytes } = autoSubBatches;
-  if (batch === undefined || batch < minBatch || batch % size !== 0) return 1;
+  const { minBatch, parts, minBytes } = autoSubBatches;
+  if (batch === undefined || batch < minBatch || batch % parts !== 0) return 1;
   const bytes = g.inputs.reduce((a, x) => a + numel(g.tensors.get(x)!.shape) * (options.imageInputs?.[x] ? 1 : 4), 0);
   if (bytes < minBytes) return 1;
   try {
-    rebatchGraph(g, size);
+    rebatchGraph(g, batch / parts);
   } catch (e) {
     if (e instanceof FcmError && e.kind === 'unsupported') return 1;
     throw e;
   }
-  return batch / size;
+  return parts;
 }
 
 /** A session of `g` (batch B) running each batch as `k` inferences of an executor at batch B/k. */

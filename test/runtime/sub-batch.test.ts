@@ -277,12 +277,12 @@ test('refusals: indivisible sub-batches (exit 2), a model that mixes images (exi
   const mixed = b.build([b.node('Softmax', [xin], [4, 6], { axis: 0 })]);
   await assert.rejects(createSession(mixed, { plan: 'unfused', subBatches: 2 }), code(/Softmax.*batch axis.*cannot be split/, 3));
   assert.equal(subBatchesFor(mixed, { subBatches: 'auto' }), 1);
-  // auto: small batches, and batches whose feeds are small, are not split; sub-batches of 8 where they are large.
+  // auto: small batches, and batches whose feeds are small, are not split; two halves where they are large.
   assert.equal(subBatchesFor(net(8), {}), 1);
   assert.equal(subBatchesFor(net(32), {}), 1, 'batch 32 of 3x16x16 (98 KB): the copy does not matter');
-  assert.equal(subBatchesFor(net(32, 112), {}), 4, 'batch 32 of 3x112x112 (4.8 MB)');
-  assert.equal(subBatchesFor(net(24, 128), {}), 3, 'batch 24 of 3x128x128 (4.7 MB)');
-  assert.equal(subBatchesFor(net(20, 112), {}), 1, 'batch 20: no sub-batches of 8');
+  assert.equal(subBatchesFor(net(32, 112), {}), 2, 'batch 32 of 3x112x112 (4.8 MB)');
+  assert.equal(subBatchesFor(net(24, 128), {}), 2, 'batch 24 of 3x128x128 (4.7 MB)');
+  assert.equal(subBatchesFor(net(21, 128), {}), 1, 'batch 21 (4.1 MB): no two equal halves');
   // stagingInputs(): refused on a split session, one line, exit 3.
   const s: Session = await createSession(net(4), { plan: 'unfused', subBatches: 2 });
   try {
