@@ -33,9 +33,14 @@ test('batched requests: each gets its own outputs, alone or in a batch; requests
     const want: { data: Float32Array }[] = [];
     for (const f of feeds) want.push((await ref.run(f))[y]);
     // Seven at once with one inference in flight: the first runs alone, the next three and the last three in batches
-    // of three (the last padded with zeros to the batch session's size).
+    // of three (the last padded with zeros to the batch session's size). Each batch is packed into the batch
+    // session's lent staging memory (the run then copies nothing more).
+    let lent = 0;
+    const stagingInputs = many.stagingInputs.bind(many);
+    many.stagingInputs = async () => { lent++; return stagingInputs(); };
     const got = await Promise.all(feeds.map((f) => b.run(f)));
     const st = b.stats();
+    assert.equal(lent, st.batches);
     assert.equal(st.requests, 7);
     assert.ok(st.batches >= 2 && st.batchedRequests >= 6, JSON.stringify(st));
     got.forEach((r, i) => {
