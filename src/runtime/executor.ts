@@ -10,8 +10,9 @@
 // while the host records the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one. A WebGPU command
 // buffer is spent by its submit and compute passes have no bundles, so every run records setPipeline (when it
 // changes), setBindGroup and dispatchWorkgroups per dispatch again, on objects made once (hostTimes() gives the encode
-// time). Where no host step sits in the schedule, a run records the next run's dispatches right after its own submit,
-// while the GPU works (encodeAhead): what stands between a run's feeds and the GPU's start is then only the submit.
+// time). Where no host step sits in the schedule, runs submit dispatches encoded before them (encodeAhead: up to
+// maxInFlight sets, refilled one event-loop turn after a submit, while the GPU works): what stands between a run's
+// feeds and the GPU's start is then only the submit, and runs started together copy and submit before any encoding.
 //
 // Runs in flight: encoding and submitting is one run at a time (serial()), but a run waits for its outputs outside
 // that section, so the next run encodes and submits meanwhile. The GPU executes submissions in order, so the runs
@@ -270,8 +271,13 @@ export class Executor implements Session {
   private weightBytes = 0;
   private runs = 0;
   private queue: Promise<unknown> = Promise.resolve();
-  /** The next run's dispatches, encoded ahead (schedules without host steps; see encodeAhead). */
-  private ahead: GPUCommandBuffer[] | undefined;
+  /**
+   * Runs' dispatches encoded ahead (schedules without host steps; see encodeAhead): up to maxInFlight sets, refilled
+   * one event-loop turn after a run submits (refillAhead), so that runs started together (requests in flight, the
+   * sub-batches of a split session) each submit a set encoded before, and their host copies and submits go first.
+   */
+  private ahead: GPUCommandBuffer[][] = [];
+  private refillScheduled = false;
   private encodesAhead = false;
   private disposed = false;
 
@@ -436,7 +442,31 @@ export class Executor implements Session {
     this.defaultWanted = { names: [...g.outputs], read: roots };
     const only = this.phases[0];
     this.encodesAhead = this.options.encodeAhead !== false && this.phases.length === 1 && only.kind === 'gpu' && !only.readBack.length;
-    if (this.encodesAhead) this.ahead = this.encodeAhead();
+    if (this.encodesAhead) while (this.ahead.length < this.maxInFlight) this.ahead.push(this.encodeAhead());
+  }
+
+  /**
+   * Encodes sets of dispatches until maxInFlight are ready, one turn after the submit that spent one: the runs
+   * submitted in the same turn go first. Inside error scopes of its own; an error leaves the pool empty, and the next
+   * run encodes its own dispatches (and reports what fails there).
+   */
+  private refillAhead(): void {
+    if (this.refillScheduled) return;
+    this.refillScheduled = true;
+    setImmediate(() => {
+      this.refillScheduled = false;
+      if (this.disposed || this.ctx.lost) return;
+      const t0 = performance.now();
+      const pop = pushScopes(this.ctx);
+      try {
+        while (this.ahead.length < this.maxInFlight) this.ahead.push(this.encodeAhead());
+      } catch {
+        this.ahead = [];
+      } finally {
+        void pop().then((errors) => { if (errors.some((e) => e)) this.ahead = []; }, () => { this.ahead = []; });
+        this.times.encodeMs += performance.now() - t0;
+      }
+    });
   }
 
   // ---- running ----
@@ -690,7 +720,9 @@ export class Executor implements Session {
    */
   private encodeRun(head: FeedDispatch[], batch: UploadBatch, f: CheckedFeeds, values: Map<string, Value>, want: Wanted,
     rb: ReadSet | undefined, clock: RunClock): GpuRunResult | undefined | Promise<GpuRunResult | undefined> {
-    if (this.encodesAhead && this.ahead) return this.submitAhead(head, batch, f, want, rb, clock);
+    if (this.encodesAhead && this.ahead.length) return this.submitAhead(head, batch, f, want, rb, clock);
+    // More runs at once than sets encoded ahead: this one encodes its own, and the pool fills again after it.
+    if (this.encodesAhead) this.refillAhead();
     const d = this.ctx.device;
     let enc: GPUCommandEncoder | undefined = this.gpu.encoder();
     // Staged feeds and GPU feeds are copied ahead of the first pass, in the first command buffer.
@@ -793,8 +825,7 @@ export class Executor implements Session {
   private submitAhead(head: FeedDispatch[], batch: UploadBatch, f: CheckedFeeds, want: Wanted, rb: ReadSet | undefined,
     clock: RunClock): GpuRunResult | undefined {
     const d = this.ctx.device;
-    const parts = this.ahead!;
-    this.ahead = undefined;
+    const parts = this.ahead.shift()!;
     // The feeds' copies and programs go with the first part, the outputs' copies with the last: one submit each.
     const first = this.gpu.encoder();
     batch.encode(first);
@@ -820,7 +851,7 @@ export class Executor implements Session {
       d.queue.submit(g);
       clock.submitMs += performance.now() - t0;
     }
-    this.ahead = this.encodeAhead();
+    this.refillAhead();
     return out;
   }
 
@@ -946,7 +977,7 @@ export class Executor implements Session {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.ahead = undefined;
+    this.ahead = [];
     this.gpu.destroy();
     this.buffers.clear();
   }
