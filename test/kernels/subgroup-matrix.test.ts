@@ -18,7 +18,7 @@ import { closeDevice, getDevice, pipelineOf } from './fused-harness.js';
 import { randomF32 } from './reference.js';
 import { activation } from './reference.js';
 import {
-  type SmxTiles, chooseSmxTiles, pointwiseSubgroupMatrix, smxMinWorkgroups, smxStorage, smxTileCount, smxTileVariants,
+  type SmxTiles, type SmxVariant, chooseSmxTiles, isDirect, pointwiseSubgroupMatrix, smxMinWorkgroups, smxStorage, smxTileCount, smxTileVariants,
 } from '../../kernels/pointwise-subgroup-matrix.js';
 import type { DotGeom } from '../../kernels/pointwise.js';
 import { kernelFor } from '../../kernels/registry.js';
@@ -136,7 +136,7 @@ test('bad tiles and tiles over the device limits are refused with a clear error'
 // ---- the tile chooser ----------------------------------------------------------------------------------------------
 
 test('chooser: 32 x 32 tiles, 16 x 64 for 16 filters, 64 x 64 for wide layers with many tiles, the present kernel for long loops on few tiles', () => {
-  const key = (t: SmxTiles | undefined) => (t ? `${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp}` : 'present');
+  const key = (t: SmxVariant | undefined) => (t ? `${isDirect(t) ? 'direct ' : ''}${16 * t.tm * t.sgf}x${(isDirect(t) ? t.nb : 16) * t.tn * t.sgp}` : 'present');
   // Most layers: 32 x 32 (batch 32 56x56 144 -> 24, batch 1 28x28 32 -> 192, batch 1 14x14 192 -> 64 on 14 tiles).
   assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, support, h100)), '32x32');
   assert.equal(key(chooseSmxTiles({ N: 1, P: 784, F: 192, C: 32 }, support, h100)), '32x32');
@@ -176,7 +176,9 @@ const allFeatures = new Set(['shader-f16', 'subgroups', 'chromium-experimental-s
 const without = (f: string) => new Set([...allFeatures].filter((x) => x !== f));
 
 test('subgroupMatrixSupport: only with the three features, an f16 -> f32 16x16x16 config and one subgroup size', () => {
-  assert.deepEqual(subgroupMatrixSupport(allFeatures, nvidiaInfo), { subgroupSize: 32 });
+  assert.deepEqual(subgroupMatrixSupport(allFeatures, nvidiaInfo), { subgroupSize: 32, n8: true, f16Acc: true });
+  // Without f16 -> f32 M16 N8 K16 or f16 -> f16 M16 N16 K16: no 16 x 8 blocks, no f16 accumulators.
+  assert.deepEqual(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMatrixConfigs: nvidiaInfo.subgroupMatrixConfigs.filter((c) => c.resultComponentType === 'f32' && c.N === 16) }), { subgroupSize: 32 });
   for (const f of ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']) assert.equal(subgroupMatrixSupport(without(f), nvidiaInfo), undefined, `without ${f}`);
   assert.equal(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMatrixConfigs: nvidiaInfo.subgroupMatrixConfigs.filter((c) => !(c.resultComponentType === 'f32' && c.N === 16)) }), undefined, 'only f16 -> f16 and M16 N8');
   assert.equal(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMatrixConfigs: undefined }), undefined, 'no configs reported');
