@@ -541,7 +541,7 @@ fn emuMmaG(blk: u32, a: u32, bo: u32) {
   }
 }
 
-fn emuMmaT(blk: u32, a: u32, bo: u32) {
+${tail ? `fn emuMmaT(blk: u32, a: u32, bo: u32) {
   for (var q = 0u; q < ${QB}u; q++) {
     let e = lane + q * ${S}u;
     let r = e / NB;
@@ -552,7 +552,7 @@ fn emuMmaT(blk: u32, a: u32, bo: u32) {
   }
 }
 
-fn emuStore(blk: u32, o: u32) {
+` : ''}fn emuStore(blk: u32, o: u32) {
   for (var q = 0u; q < ${QB}u; q++) {
     let e = lane + q * ${S}u;
     rs[o + e] = ${accT}(eacc[blk * ${QB}u + q]);

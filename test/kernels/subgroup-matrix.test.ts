@@ -410,6 +410,8 @@ const directCases: [Case, SmxDirectTiles][] = [
   [dotCase(2, 56, 40, 52, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
   [dotCase(2, 24, 30, 28, { bias: true, res: true }), smxDirectVariants[5]],
   [dotCase(2, 40, 36, 42, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[6]],
+  // No channel tail: 48 channels, one 32-channel iteration and a single step.
+  [dotCase(2, 48, 20, 60, { bias: true, res: true }), smxDirectVariants[4]],
 ];
 assert.deepEqual(new Set(directCases.map(([, t]) => t)), new Set(smxDirectVariants), 'every direct variant has its case');
 
