@@ -4,18 +4,18 @@
 //   f16      the present f16 kernel (the fp32 kernel with f16 storage, kernels/f16.ts),
 //   smx      the subgroup-matrix kernel with the tiles chooseSmxTiles picks ('auto': the default rule; 'auto+d': the
 //            rule with direct variants, SmxRule), and every other variant that fits (to tune chooseSmxTiles from):
-//            the staged ones (SG...) and the direct-load ones (D...; only on layers whose rows are aligned for direct
-//            loads, P % 8 == 0 and C % 8 == 0, unless --unaligned),
+//            the staged ones (SG...) and the direct-load ones (D...; ...X: x through workgroup memory; only on layers
+//            whose rows are aligned for their direct loads, P % 8 == 0 (not for X) and C % 8 == 0, unless --unaligned),
 // checking each f16 output against ref (bound below), timing each on the GPU (timestamp queries: one pass of `iters`
 // dispatches after a heat, median of `rounds` interleaved rounds; wall time over `iters` dispatches without them),
 // and the effective bandwidth of each against a heated vec4 copy kernel. Then, unless --no-e2e, MobileNetV2 sessions
 // (createSession, precision fp16, plan 'unfused' so every pointwise layer is a Conv) with and without subgroup
-// matrices: outputs compared and run() wall times.
+// matrices, and with the chooser's direct variants on: outputs compared and run() wall times.
 //
 // Usage (on the GPU machine, DEVELOPERS.md):
 //   source .gpu/enter.sh && node dist/bench/subgroup-matrix.js --out $OUT
 //   options: --batches 1,32  --iters 50  --rounds 3  --heat-ms 30  --budget-s 150  --timeout-s 30 (per GPU wait)
-//            --max-shapes N  --no-variants  --no-e2e
+//            --max-shapes N  --match S (only layers whose [N,C,H,W]->F contains S)  --no-variants  --no-e2e
 //            --unaligned: the direct variants on unaligned layers too (14x14, 7x7): outside Vulkan's alignment rule for
 //            cooperative-matrix loads, so a driver may fault; run it apart from the main run.
 // The end: per layer the best variant (GB/s, % of the copy kernel) and the rules' picks, and per batch the summed times.
@@ -63,6 +63,7 @@ const selfTest = process.argv.includes('--self-test');
 const unaligned = process.argv.includes('--unaligned');
 const timeoutMs = 1000 * Number(arg('timeout-s', '30'));
 const maxShapes = Number(arg('max-shapes', '1000'));
+const match = arg('match', '');
 
 const start = performance.now();
 const elapsedS = () => (performance.now() - start) / 1000;
@@ -348,7 +349,7 @@ async function runLayer(L: Layer, support: SubgroupMatrixSupport, index: number)
     const autoD = chooseSmxTiles(dot, support, limits, { direct: true });
     // The self-test's emulated staged programs need 4 BF BP more bytes of workgroup memory: variants that do not fit are left out.
     const fits = (t: SmxVariant) => smxFits(t, support, limits, g.C) && (!emulate || smxStorage(t, g.C) + smxEmulationStorage(t) <= limits.maxComputeWorkgroupStorageSize)
-      && (!isDirect(t) || (smxDirectApplies(dot, t) && (unaligned || smxDirectAligned(dot))));
+      && (!isDirect(t) || (smxDirectApplies(dot, t) && (unaligned || smxDirectAligned(dot, t))));
     const picked = [auto, autoD].filter((t): t is SmxVariant => !!t);
     const tiles: SmxVariant[] = (variants ? smxAllVariants : picked.filter((t, i) => picked.findIndex((u) => smxTileKey(u) === smxTileKey(t)) === i)).filter(fits);
     const shape = `b${L.batch} ${L.name} [${g.N},${g.C},${g.H},${g.W}] -> ${g.F}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''} ${g.act.key}`;
@@ -427,21 +428,27 @@ async function endToEnd(batch: number): Promise<void> {
   const model = exportOnnx(zooModels.mobilenet_v2(batch));
   const on = await createSession(model, { precision: 'fp16', plan: 'unfused', batch, subgroupMatrix: true });
   const off = await createSession(model, { precision: 'fp16', plan: 'unfused', batch, subgroupMatrix: false });
+  // The chooser's rule with direct variants (what FCM_OPT_SUBGROUP_MATRIX=direct gives a session).
+  const dctx = ctx.subgroupMatrix ? { ...ctx, subgroupMatrix: { ...ctx.subgroupMatrix, direct: true } } : ctx;
+  const dir = await createSession(model, { precision: 'fp16', plan: 'unfused', batch, subgroupMatrix: true, device: dctx });
   const ref = await createSession(model, { precision: 'fp32', plan: 'unfused', batch });
   try {
     const limits = { ...ctx.kernelLimits, maxStorageBufferBindingSize: ctx.limits.maxStorageBufferBindingSize, maxBufferSize: ctx.limits.maxBufferSize };
     const smxDispatches = compileGraph(on.graph, limits, 'f16', { subgroupMatrix: ctx.subgroupMatrix }).steps.filter((s) => s.program.cacheKey.startsWith('pointwise-smx')).length;
+    const directDispatches = compileGraph(dir.graph, limits, 'f16', { subgroupMatrix: dctx.subgroupMatrix }).steps.filter((s) => s.program.cacheKey.startsWith('pointwise-smx-direct')).length;
     const name = on.inputNames[0];
     const r = rng(7);
     const x = new Float32Array(on.inputShapes[name].reduce((a, c) => a * c, 1));
     for (let i = 0; i < x.length; i++) x[i] = 2 * r() - 1;
     const outs = [];
-    for (const s of [on, off, ref]) outs.push((await withTimeout(s.run({ [name]: x }), 2 * timeoutMs, 'session run'))[s.outputNames[0]].data);
+    for (const s of [on, off, ref, dir]) outs.push((await withTimeout(s.run({ [name]: x }), 2 * timeoutMs, 'session run'))[s.outputNames[0]].data);
     const diff = (a: Float32Array, c: Float32Array) => { let m = 0, mr = 0; for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(a[i] - c[i])); mr = Math.max(mr, Math.abs(c[i])); } return { maxAbs: m, maxRef: mr }; };
-    const dOn = diff(outs[0], outs[2]), dOff = diff(outs[1], outs[2]);
-    const wall: Record<string, number[]> = { on: [], off: [] };
-    for (let k = 0; k < 20; k++) {
-      for (const [label, s] of (k % 2 ? [['off', off], ['on', on]] : [['on', on], ['off', off]]) as [string, typeof on][]) {
+    const dOn = diff(outs[0], outs[2]), dOff = diff(outs[1], outs[2]), dDir = diff(outs[3], outs[2]);
+    const wall: Record<string, number[]> = { on: [], off: [], dir: [] };
+    const order = [['on', on], ['off', off], ['dir', dir]] as [string, typeof on][];
+    for (let k = 0; k < 21; k++) {
+      // Each session first in a third of the rounds.
+      for (const [label, s] of [...order.slice(k % 3), ...order.slice(0, k % 3)]) {
         const t0 = performance.now();
         await withTimeout(s.run({ [name]: x }), 2 * timeoutMs, 'session run');
         wall[label].push(performance.now() - t0);
@@ -449,11 +456,14 @@ async function endToEnd(batch: number): Promise<void> {
     }
     const med = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
     log(`e2e MobileNetV2 fp16 unfused batch ${batch}: ${smxDispatches} of ${on.stats().dispatchesPerRun} dispatches on subgroup matrices; ` +
-      `run() median ${med(wall.on).toFixed(2)} ms with, ${med(wall.off).toFixed(2)} ms without; ` +
-      `logits vs fp32: max abs ${fmtE(dOn.maxAbs)} with, ${fmtE(dOff.maxAbs)} without (max |fp32| ${dOn.maxRef.toFixed(2)})`);
-    e2eResults.push({ batch, smxDispatches, dispatches: on.stats().dispatchesPerRun, msWith: med(wall.on), msWithout: med(wall.off), maxAbsWith: dOn.maxAbs, maxAbsWithout: dOff.maxAbs, maxRef: dOn.maxRef });
+      `run() median ${med(wall.on).toFixed(2)} ms with, ${med(wall.off).toFixed(2)} ms without, ${med(wall.dir).toFixed(2)} ms with direct variants (${directDispatches} direct dispatches); ` +
+      `logits vs fp32: max abs ${fmtE(dOn.maxAbs)} with, ${fmtE(dOff.maxAbs)} without, ${fmtE(dDir.maxAbs)} direct (max |fp32| ${dOn.maxRef.toFixed(2)})`);
+    e2eResults.push({
+      batch, smxDispatches, directDispatches, dispatches: on.stats().dispatchesPerRun, msWith: med(wall.on), msWithout: med(wall.off), msDirect: med(wall.dir),
+      maxAbsWith: dOn.maxAbs, maxAbsWithout: dOff.maxAbs, maxAbsDirect: dDir.maxAbs, maxRef: dOn.maxRef,
+    });
   } finally {
-    on.dispose(); off.dispose(); ref.dispose();
+    on.dispose(); off.dispose(); ref.dispose(); dir.dispose();
   }
 }
 
@@ -471,7 +481,7 @@ async function main(): Promise<number> {
   // --self-test: the harness on a device without the feature (lavapipe), with the subgroup-matrix programs in their
   // emulated form (plain WGSL at the same offsets: kernels/pointwise-subgroup-matrix.ts `emulate`).
   emulate = selfTest && !ctx.subgroupMatrix;
-  const support = ctx.subgroupMatrix ?? (selfTest ? { subgroupSize: 32 } : undefined);
+  const support = ctx.subgroupMatrix ?? (selfTest ? { subgroupSize: 32, n8: true, f16Acc: true } : undefined);
   if (emulate) log('self-test: the subgroup-matrix programs run emulated (no subgroup matrices on this device)');
   if (!support) {
     const why = subgroupMatrixOffByEnv() ? 'FCM_OPT_SUBGROUP_MATRIX=0 is set' : 'this device has no f16 -> f32 16x16x16 subgroup matrices at a fixed subgroup size';
@@ -496,7 +506,7 @@ async function main(): Promise<number> {
   G().addEventListener?.('uncapturederror', (ev) => log(`uncaptured GPU error: ${(ev as GPUUncapturedErrorEvent).error.message.split('\n')[0]}`));
   let skipped = 0, index = 0;
   for (const batch of batches) {
-    const layers = await layersOf(batch, limits);
+    const layers = (await layersOf(batch, limits)).filter((L) => `[${L.geom.N},${L.geom.C},${L.geom.H},${L.geom.W}]->${L.geom.F}`.includes(match));
     log(`-- MobileNetV2 batch ${batch}: ${layers.length} pointwise layer shapes${layers.length > maxShapes ? ` (the first ${maxShapes}: --max-shapes)` : ''}`);
     for (const L of layers.slice(0, maxShapes)) {
       index++;

@@ -31,6 +31,8 @@ export interface SubgroupMatrixSupport {
   n8?: boolean;
   /** f16 -> f16 configurations with the same shapes as the f16 -> f32 ones (f16 accumulators). */
   f16Acc?: boolean;
+  /** The chooser's rule takes direct variants (SmxRule; FCM_OPT_SUBGROUP_MATRIX=direct, src/runtime/device.ts). */
+  direct?: boolean;
 }
 
 /**
@@ -45,7 +47,7 @@ export type SmxVariant = SmxTiles | SmxDirectTiles;
 export const isDirect = (t: SmxVariant): t is SmxDirectTiles => t.kind === 'direct';
 
 export const smxTileKey = (t: SmxVariant) => (isDirect(t)
-  ? `D${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}${t.acc === 'f16' ? 'H' : ''}K${t.ku}`
+  ? `D${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}${t.acc === 'f16' ? 'H' : ''}K${t.ku}${t.xs ? 'X' : ''}`
   : `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}`);
 
 /** Bytes of workgroup memory: staged, x and w tiles (f16) and the result tile (f32); direct, smxDirectStorage (C: the layer's channels, where known). */
@@ -99,6 +101,8 @@ export const smxDirectVariants: readonly SmxDirectTiles[] = [
   { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f32', ku: 2 }, // 64 x 64, 32 channels per loop iteration
   { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 4, nb: 8, acc: 'f32', ku: 1 }, // 64 x 64 of 16 x 8 blocks
   { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f16', ku: 1 }, // 64 x 64, f16 accumulators
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f32', ku: 2, xs: true }, // 64 x 64, x through workgroup memory
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 1, tn: 2, nb: 16, acc: 'f32', ku: 2, xs: true }, // 32 x 64, x through workgroup memory
 ];
 
 /** Every variant the bench times: the staged ones, then the direct ones. */
@@ -106,15 +110,16 @@ export const smxAllVariants: readonly SmxVariant[] = [...smxTileVariants, ...smx
 
 /**
  * How the chooser uses the direct variants. `direct` false (the default until bench/subgroup-matrix.ts has measured
- * them on a GPU): the staged rule alone. `direct` true: on layers whose rows are aligned for direct loads
- * (smxDirectAligned: P % 8 == 0, C % 8 == 0) with >= 16 filters and positions, 16 x 256 tiles for <= 16 filters,
- * 32 x 64 where 64 x 64 tiles would be fewer than smxMinWorkgroups, else 64 x 64; other layers as the staged rule.
+ * them on a GPU; SubgroupMatrixSupport.direct turns it on for a device): the staged rule alone. `direct` true, on
+ * layers with >= 16 filters and positions, no input scale and C % 8 == 0: where x's rows are aligned for direct loads
+ * (P % 8 == 0), 16 x 256 tiles for <= 16 filters, 32 x 64 where 64 x 64 tiles would be fewer than smxMinWorkgroups,
+ * else 64 x 64; where they are not (14x14, 7x7), the same with x through workgroup memory (xs), 32 x 64 only where
+ * it gives smxMinWorkgroups tiles or C <= 256 (the staged rule's split-K exception); other layers as the staged rule.
  */
 export interface SmxRule { direct: boolean }
-export const smxDefaultRule: SmxRule = { direct: false };
 
 /** The direct variants chooseSmxTiles may pick (what the device check must cover). */
-export const smxChosenDirectVariants = (): SmxDirectTiles[] => [smxDirectVariants[0], smxDirectVariants[2], smxDirectVariants[3]];
+export const smxChosenDirectVariants = (): SmxDirectTiles[] => [smxDirectVariants[0], smxDirectVariants[2], smxDirectVariants[3], smxDirectVariants[7], smxDirectVariants[8]];
 
 /** The staged variants chooseSmxTiles may pick. */
 export const smxChosenStagedVariants = (): SmxTiles[] => [smxTileVariants[0], smxTileVariants[2], smxTileVariants[3]];
@@ -130,13 +135,18 @@ export const smxChosenStagedVariants = (): SmxTiles[] => [smxTileVariants[0], sm
  * 170-190 us, the present kernel 93-104; 112x112 16 -> 96 lost in 3 of 4 measurements) and layers of fewer than 16
  * positions in all. With `rule.direct`, the direct variants first where SmxRule says.
  */
-export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasScale?: boolean }, support: SubgroupMatrixSupport, limits: KernelLimits, rule: SmxRule = smxDefaultRule): SmxVariant | undefined {
-  if (rule.direct && smxDirectAligned(g)) {
-    const [big, narrow, small] = smxChosenDirectVariants();
-    const ok = (t: SmxDirectTiles) => smxDirectApplies(g, t) && smxFits(t, support, limits, g.C);
-    if (g.F <= 16 && ok(narrow)) return narrow;
-    if (ok(big) && smxTileCount(g, big) >= smxMinWorkgroups) return big;
-    if (ok(small)) return small;
+export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasScale?: boolean }, support: SubgroupMatrixSupport, limits: KernelLimits, rule: SmxRule = { direct: !!support.direct }): SmxVariant | undefined {
+  if (rule.direct) {
+    const [big, narrow, small, bigX, smallX] = smxChosenDirectVariants();
+    const ok = (t: SmxDirectTiles) => smxDirectAligned(g, t) && smxDirectApplies(g, t) && smxFits(t, support, limits, g.C);
+    if (g.P % 8 === 0) {
+      if (g.F <= 16 && ok(narrow)) return narrow;
+      if (ok(big) && smxTileCount(g, big) >= smxMinWorkgroups) return big;
+      if (ok(small)) return small;
+    } else {
+      if (ok(bigX) && smxTileCount(g, bigX) >= smxMinWorkgroups) return bigX;
+      if (ok(smallX) && (smxTileCount(g, smallX) >= smxMinWorkgroups || g.C <= 256)) return smallX;
+    }
   }
   const [big, small, narrow] = smxChosenStagedVariants();
   const fits = (t: SmxTiles) => smxFits(t, support, limits);
@@ -384,10 +394,18 @@ ${accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)});`
 // channel loops, where that costs little accuracy).
 
 /** Direct-load tiles: SGF x SGP subgroups of TM x TN blocks of 16 x NB, KU steps of 16 channels per loop iteration. */
-export interface SmxDirectTiles { kind: 'direct'; sgf: number; sgp: number; tm: number; tn: number; nb: 16 | 8; acc: 'f32' | 'f16'; ku: 1 | 2 }
+export interface SmxDirectTiles {
+  kind: 'direct'; sgf: number; sgp: number; tm: number; tn: number; nb: 16 | 8; acc: 'f32' | 'f16'; ku: 1 | 2;
+  /**
+   * x through workgroup memory (w still direct): per iteration the workgroup copies its 16 KU x BP tile of x (the
+   * clamped blocks' columns) into xs, rows of BP f16, and the right operands load from there. For layers whose x rows
+   * are not aligned for direct loads (P % 8 != 0: 14x14, 7x7) while w's are (C % 8 == 0).
+   */
+  xs?: boolean;
+}
 
 /** Whether a layer's rows meet the 16-byte alignment of cooperative-matrix loads (see above). */
-export const smxDirectAligned = (g: Pick<DotGeom, 'C' | 'P'>) => g.P % 8 === 0 && g.C % 8 === 0;
+export const smxDirectAligned = (g: Pick<DotGeom, 'C' | 'P'>, t?: Pick<SmxDirectTiles, 'xs'>) => (t?.xs || g.P % 8 === 0) && g.C % 8 === 0;
 
 /** Whether the direct variant can run a layer at all (clamped block starts; x read as it lies). */
 export const smxDirectApplies = (g: Pick<DotGeom, 'P' | 'F' | 'hasScale'>, t: SmxDirectTiles) => g.P >= t.nb && g.F >= 16 && !g.hasScale;
@@ -399,7 +417,7 @@ export function smxDirectStorage(t: SmxDirectTiles, C?: number): number {
   const { NSG } = directDims(t);
   const acc = NSG * t.tm * t.tn * 16 * t.nb * (t.acc === 'f32' ? 4 : 2);
   const tail = C === undefined || C % 16 !== 0 ? 2 * NSG * (t.tm * 256 + t.tn * 16 * t.nb) : 0;
-  return acc + tail;
+  return acc + tail + (t.xs ? 2 * 16 * t.ku * directDims(t).BP : 0);
 }
 
 function pointwiseSubgroupMatrixDirect(g: DotGeom, t: SmxDirectTiles, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, emulate: boolean): KernelProgram {
@@ -433,27 +451,48 @@ function pointwiseSubgroupMatrixDirect(g: DotGeom, t: SmxDirectTiles, support: S
     ...range(t.tn).map((j) => `  let pb${j} = min(p0 + sp + ${NB * j}u, P - NB);`),
   ];
   // One step of 16 channels at channel `k` (a WGSL expression) from the storage buffers.
+  // With xs: x's rows of the iteration are in xs (row u of 16: offset 16 u BP), the block at column sp + NB j.
+  const xsOff = (u: number, j: number) => `${16 * u * BP}u + sp + ${NB * j}u`;
   const step = (k: string, u: number) => {
     const out: string[] = [];
     if (emulate) {
-      for (const i of range(t.tm)) for (const j of range(t.tn)) out.push(`    emuMmaG(${blk(i, j)}u, fa${i} * C + ${k}, xb + (${k}) * P + pb${j});`);
+      for (const i of range(t.tm)) for (const j of range(t.tn)) {
+        out.push(t.xs ? `    emuMmaX(${blk(i, j)}u, fa${i} * C + ${k}, ${xsOff(u, j)});` : `    emuMmaG(${blk(i, j)}u, fa${i} * C + ${k}, xb + (${k}) * P + pb${j});`);
+      }
       return out;
     }
     for (const i of range(t.tm)) out.push(`    let a${i}_${u} = subgroupMatrixLoad<${L}, row_major>(&w, fa${i} * C + ${k}, C);`);
-    for (const j of range(t.tn)) out.push(`    let b${j}_${u} = subgroupMatrixLoad<${R}, row_major>(&x, xb + (${k}) * P + pb${j}, P);`);
+    for (const j of range(t.tn)) {
+      out.push(t.xs ? `    let b${j}_${u} = subgroupMatrixLoad<${R}, row_major>(&xs, ${xsOff(u, j)}, ${BP}u);` : `    let b${j}_${u} = subgroupMatrixLoad<${R}, row_major>(&x, xb + (${k}) * P + pb${j}, P);`);
+    }
     return out;
+  };
+  // xs: each thread's items of the 16 KU x BP copy (item q: element li + q T, row kk, column col), their offsets in
+  // x from the iteration's first channel row computed once; all loads of an iteration issued before its stores.
+  const XI = t.xs ? (16 * t.ku * BP) / T : 0;
+  if (t.xs && !Number.isInteger(XI)) throw invalid(w, `x staging needs ${T} threads to divide a ${16 * t.ku} x ${BP} tile`);
+  const xsPrologue = range(XI).map((q) => `  let xo${q} = ((li + ${q * T}u) / ${BP}u) * P + min(p0 + (((li + ${q * T}u) % ${BP}u) / NB) * NB, P - NB) + (li + ${q * T}u) % NB;`);
+  const copyX = (k: string, rows: number) => {
+    const n = (rows * BP) / T;
+    return [
+      ...range(n).map((q) => `    let v${q} = x[xb + (${k}) * P + xo${q}];`),
+      ...range(n).map((q) => `    xs[li + ${q * T}u] = v${q};`),
+      '    workgroupBarrier();',
+    ];
   };
   const mmas = (u: number) => (emulate ? [] : range(t.tm).flatMap((i) => range(t.tn).map((j) => `    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}_${u}, b${j}_${u}, acc${i}_${j});`)));
   const body: string[] = [];
   const loopEnd = Math.floor(KF / (16 * t.ku)) * 16 * t.ku;
   if (loopEnd > 0) {
     body.push(`  for (var k = 0u; k < ${loopEnd}u; k += ${16 * t.ku}u) {`);
+    if (t.xs) body.push(...copyX('k', 16 * t.ku));
     // All loads of the iteration before its products (loads in flight).
     for (const u of range(t.ku)) body.push(...step(u ? `k + ${16 * u}u` : 'k', u));
     for (const u of range(t.ku)) body.push(...mmas(u));
+    if (t.xs) body.push('    workgroupBarrier();');
     body.push('  }');
   }
-  for (let k = loopEnd; k < KF; k += 16) body.push('  {', ...step(`${k}u`, 0), ...mmas(0), '  }');
+  for (let k = loopEnd; k < KF; k += 16) body.push('  {', ...(t.xs ? copyX(`${k}u`, 16) : []), ...step(`${k}u`, 0), ...mmas(0), ...(t.xs ? ['    workgroupBarrier();'] : []), '  }');
   if (tail) {
     // The last partial step through workgroup memory, zeros past C: ta[(sg TM + i) 256 + r 16 + k] (block i of w's
     // rows), tb[(sg TN + j) 16 NB + k NB + c] (block j of x's positions), for every subgroup's blocks.
@@ -541,7 +580,19 @@ fn emuMmaG(blk: u32, a: u32, bo: u32) {
   }
 }
 
-${tail ? `fn emuMmaT(blk: u32, a: u32, bo: u32) {
+${t.xs ? `fn emuMmaX(blk: u32, a: u32, bo: u32) {
+  let aok = a + 15u * C + 16u <= arrayLength(&w);
+  for (var q = 0u; q < ${QB}u; q++) {
+    let e = lane + q * ${S}u;
+    let r = e / NB;
+    let c = e % NB;
+    var s = 0.0;
+    for (var k = 0u; k < 16u; k++) { s += select(0.0, f32(w[a + r * C + k]), aok) * f32(xs[bo + k * ${BP}u + c]); }
+    emuAdd(blk, q, s);
+  }
+}
+
+` : ''}${tail ? `fn emuMmaT(blk: u32, a: u32, bo: u32) {
   for (var q = 0u; q < ${QB}u; q++) {
     let e = lane + q * ${S}u;
     let r = e / NB;
@@ -566,6 +617,7 @@ ${g.act.fn}
 // rs: each subgroup's accumulator blocks (16 x NB, row-major), for the epilogue.
 var<workgroup> rs: array<${accT}, ${NSG * t.tm * t.tn * 16 * NB}>;
 ${tail ? `var<workgroup> ta: array<f16, ${NSG * t.tm * 256}>;\nvar<workgroup> tb: array<f16, ${NSG * t.tn * 16 * NB}>;` : ''}
+${t.xs ? `// xs[r BP + c]: channel row r of the iteration, column c of the tile (the clamped blocks' positions).\nvar<workgroup> xs: array<f16, ${16 * t.ku * BP}>;` : ''}
 ${emulate ? emuFns : ''}
 
 @compute @workgroup_size(${T})
@@ -584,6 +636,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let sf = (sg / ${t.sgp}u) * ${16 * t.tm}u;
   let sp = (sg % ${t.sgp}u) * ${NB * t.tn}u;
 ${starts.join('\n')}
+${xsPrologue.join('\n')}
 ${emulate ? '' : range(t.tm).flatMap((i) => range(t.tn).map((j) => `  var acc${i}_${j} = ${RES}();`)).join('\n')}
 ${body.join('\n')}
 ${epi}

@@ -102,6 +102,14 @@ export function subgroupMatrixOffByEnv(): boolean {
   return typeof process !== 'undefined' && process.env?.FCM_OPT_SUBGROUP_MATRIX === '0';
 }
 
+/**
+ * FCM_OPT_SUBGROUP_MATRIX=direct: the f16 pointwise chooser takes the direct-load variants on the layers its rule
+ * allows (kernels/pointwise-subgroup-matrix.ts SmxRule; off by default until measured on a GPU).
+ */
+function withDirectByEnv(s: SubgroupMatrixSupport | undefined): SubgroupMatrixSupport | undefined {
+  return s && typeof process !== 'undefined' && process.env?.FCM_OPT_SUBGROUP_MATRIX === 'direct' ? { ...s, direct: true } : s;
+}
+
 export interface DeviceOptions {
   /** Adapter features not to request even where present (tests stand for an adapter without them). */
   withoutFeatures?: readonly GPUFeatureName[];
@@ -208,7 +216,7 @@ function contextFor(device: GPUDevice, info: Partial<GPUAdapterInfo>, owned: boo
     },
     timestamps: device.features.has('timestamp-query'),
     shaderF16: device.features.has('shader-f16'),
-    subgroupMatrix: subgroupMatrixSupport(device.features, info as SubgroupMatrixInfoLike),
+    subgroupMatrix: withDirectByEnv(subgroupMatrixSupport(device.features, info as SubgroupMatrixInfoLike)),
     pipelines: new Map(),
     owned,
   };

@@ -85,7 +85,7 @@ async function run(ctx: GpuContext, emulate: boolean, timeoutMs: number): Promis
       // The emulated staged form needs 4 BF BP more bytes of workgroup memory.
       const fits = (v: SmxVariant) => smxFits(v, support, ctx.kernelLimits, g.C)
         && (!emulate || smxStorage(v, g.C) + smxEmulationStorage(v) <= ctx.kernelLimits.maxComputeWorkgroupStorageSize);
-      const direct = smxDirectAligned(g) ? smxChosenDirectVariants().filter((v) => smxDirectApplies(g, v)) : [];
+      const direct = smxChosenDirectVariants().filter((v) => smxDirectAligned(g, v) && smxDirectApplies(g, v));
       for (const t of [...smxTileVariants, ...direct].filter(fits)) {
         const program = pointwiseSubgroupMatrix(g, t, support, names, names.map((_, i) => i), ctx.kernelLimits, 'subgroup-matrix check', 'Conv(pw smx)', emulate);
         const out = gpu.buffer(bytes, G.STORAGE | G.COPY_SRC, 'check out', new Uint16Array(bytes / 2).fill(0x7e00));

@@ -350,14 +350,16 @@ test('direct variants: one workgroup per BF x BP tile of one image, storage as d
       assert.match(p.wgsl, new RegExp(`const TOTAL: u32 = ${tiles}u;`));
       assert.deepEqual(p.workgroupSize, [32 * NSG, 1, 1]);
       const acc = NSG * t.tm * t.tn * 16 * t.nb * (t.acc === 'f32' ? 4 : 2), tail = g.C % 16 ? 2 * NSG * (t.tm * 256 + t.tn * 16 * t.nb) : 0;
-      assert.equal(p.workgroupStorageBytes, acc + tail);
-      assert.equal(smxStorage(t, g.C), acc + tail);
-      assert.ok(acc + 2 * NSG * (t.tm * 256 + t.tn * 16 * t.nb) <= 32768, `${smxTileKey(t)} fits lavapipe's 32 KiB with its tail arrays`);
+      const xs = t.xs ? 2 * 16 * t.ku * BP : 0;
+      assert.equal(p.workgroupStorageBytes, acc + tail + xs);
+      assert.equal(smxStorage(t, g.C), acc + tail + xs);
+      assert.ok(acc + 2 * NSG * (t.tm * 256 + t.tn * 16 * t.nb) + xs <= 32768, `${smxTileKey(t)} fits lavapipe's 32 KiB with its tail arrays`);
+      assert.equal(/var<workgroup> xs:/.test(p.wgsl), !!t.xs);
       assert.equal(/var<workgroup> ta:/.test(p.wgsl), g.C % 16 !== 0);
       assert.match(p.cacheKey, /^pointwise-smx-direct\|/);
       keys.add(p.cacheKey);
       // TM x TN products per step of 16 channels, all operands from the storage buffers (and the tail's from ta / tb).
-      const loads = p.wgsl.match(/subgroupMatrixLoad<[^>]+>, row_major>\(&(w|x),/g) ?? [];
+      const loads = p.wgsl.match(/subgroupMatrixLoad<[^>]+>, row_major>\(&(w|x|xs),/g) ?? [];
       assert.ok(loads.length >= t.ku * (t.tm + t.tn), `${smxTileKey(t)}: ${loads.length} loads from w and x`);
       assert.equal(p.wgsl.match(/subgroupMatrixStore<row_major>\(&rs,/g)?.length, t.tm * t.tn);
       assert.match(p.wgsl, new RegExp(`var acc0_0 = subgroup_matrix_result<${t.acc}, ${t.nb}, 16>\\(\\);`));
@@ -386,12 +388,25 @@ test('chooser with direct variants: aligned rows only (P % 8, C % 8), 16 x 256 f
   assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, h100, d)), big);
   assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 16, C: 32 }, support, h100, d)), narrow);
   assert.equal(key(chooseSmxTiles({ N: 1, P: 784, F: 32, C: 144 }, support, h100, d)), small, '1 x 13 x 1 tiles of 64 x 64: too few');
-  // Unaligned rows (14x14, 7x7) and an input scale: the staged rule's pick.
-  for (const g of [{ N: 32, P: 196, F: 96, C: 576 }, { N: 32, P: 49, F: 320, C: 960 }, { N: 32, P: 3136, F: 144, C: 24, hasScale: true }, { N: 32, P: 3136, F: 144, C: 20 }]) {
+  // Unaligned rows of x (14x14, 7x7): x through workgroup memory, 64 x 64 with enough tiles, else 32 x 64 unless
+  // that leaves few tiles on a long channel loop (then the staged rule: the present split-K kernel).
+  const [, , , bigX, smallX] = smxChosenDirectVariants().map(smxTileKey);
+  assert.ok(bigX.endsWith('X') && smallX.endsWith('X'));
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 196, F: 96, C: 576 }, support, h100, d)), bigX);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, h100, d)), bigX);
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 196, F: 64, C: 192 }, support, h100, d)), smallX);
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 160, C: 960 }, support, h100, d)), 'present');
+  // An input scale, channels not a multiple of 8: the staged rule's pick.
+  for (const g of [{ N: 32, P: 3136, F: 144, C: 24, hasScale: true }, { N: 32, P: 3136, F: 144, C: 20 }, { N: 32, P: 196, F: 144, C: 20 }]) {
     assert.equal(key(chooseSmxTiles(g, support, h100, d)), key(chooseSmxTiles(g, support, h100)), JSON.stringify(g));
   }
   // Off by default: the staged rule alone, never a direct variant.
   for (const g of [{ N: 32, P: 3136, F: 144, C: 32 }, { N: 1, P: 12544, F: 16, C: 32 }]) assert.ok(!isDirect(chooseSmxTiles(g, support, h100)!));
+  // A device's support with `direct` (FCM_OPT_SUBGROUP_MATRIX=direct) sets the rule; kernelFor follows it.
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { ...support, direct: true }, h100)), big);
+  const pw = convNode('pw', true, ['Clip', [0, 6]]);
+  const k = kernelFor(pw, [[8, 24, 56, 56], [144, 24, 1, 1], [144]], [[8, 144, 56, 56]], h100, 'f16', { subgroupMatrix: { ...support, direct: true } });
+  assert.match(k.kind === 'programs' ? k.programs[0].cacheKey : '', /^pointwise-smx-direct\|8\|24\|144\|3136\|1\|0\|Clip\(0,6\)\|D2x2T2x2N16K1\|/);
   // The chosen direct variants use 16 x 16 blocks and f32 accumulators: what every device with the kernel has.
   for (const t of smxChosenDirectVariants()) assert.ok(t.nb === 16 && t.acc === 'f32');
   const f16acc = smxDirectVariants.find((t) => t.acc === 'f16')!, n8 = smxDirectVariants.find((t) => t.nb === 8)!;
@@ -412,6 +427,9 @@ const directCases: [Case, SmxDirectTiles][] = [
   [dotCase(2, 40, 36, 42, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[6]],
   // No channel tail: 48 channels, one 32-channel iteration and a single step.
   [dotCase(2, 48, 20, 60, { bias: true, res: true }), smxDirectVariants[4]],
+  // x through workgroup memory: odd P (scalar stores) with a channel tail; P = 98 (vec2) with a single leftover step.
+  [dotCase(2, 40, 36, 49, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[7]],
+  [dotCase(3, 48, 20, 98, { res: true, act: ['Relu', []] }), smxDirectVariants[8]],
 ];
 assert.deepEqual(new Set(directCases.map(([, t]) => t)), new Set(smxDirectVariants), 'every direct variant has its case');
 
