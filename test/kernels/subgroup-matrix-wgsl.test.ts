@@ -128,6 +128,19 @@ test("Dawn's compiler accepts every direct-load variant's WGSL: 16 x 16 and 16 x
       n++;
     }
   }
-  assert.ok(n >= 45 && pipelines >= 10, `${n} programs, ${pipelines} pipelines`);
+  // The programs MobileNetV2 gets with the direct rule on (FCM_OPT_SUBGROUP_MATRIX=direct).
+  const limits = { ...h100, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 30 };
+  let fromModel = 0;
+  for (const batch of [1, 32]) {
+    const g = await prepareForRun(exportOnnx(mobileNetV2(batch)), { precision: 'fp16', plan: 'unfused', batch });
+    for (const s of compileGraph(g, limits, 'f16', { subgroupMatrix: { subgroupSize: 32, direct: true } }).steps) {
+      if (!s.program.cacheKey.startsWith('pointwise-smx-direct')) continue;
+      const withPipeline = s.program.workgroupStorageBytes <= nullLimit;
+      if (withPipeline) pipelines++;
+      assert.deepEqual(await compileErrors(d, s.program.wgsl, withPipeline), [], s.program.cacheKey);
+      fromModel++;
+    }
+  }
+  assert.ok(n >= 60 && fromModel >= 30 && pipelines >= 10, `${n} programs, ${fromModel} from MobileNetV2, ${pipelines} pipelines`);
   d.destroy();
 });
