@@ -381,10 +381,11 @@ ${accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)});`
 // operands (zeros in one alone would not do: 0 x inf is NaN), once per tile.
 //
 // Alignment: Vulkan's cooperative-matrix loads (what Dawn emits for these on NVIDIA) need the pointer and the stride
-// aligned to 16 bytes (the lesser of 16 bytes and a row's bytes): rows of x start at multiples of P and rows of w at
-// multiples of C, so the variant is legal only where P % 8 == 0 and C % 8 == 0 (smxDirectAligned). The generator
-// produces the other shapes too (bench/subgroup-matrix.ts --unaligned times them, at the driver's mercy); the chooser
-// never picks them.
+// aligned to the lesser of 16 bytes and a row's bytes (VUID-RuntimeSpirv-OpCooperativeMatrixLoadKHR-08986; Dawn does
+// not check it), 16 bytes here: rows of x start at multiples of P and rows of w at multiples of C, so direct loads of x
+// are legal only where P % 8 == 0 and of w where C % 8 == 0 (smxDirectAligned). Where P % 8 != 0 (14x14, 7x7) the xs
+// variants copy x through workgroup memory in rows of BP. The generator produces the other shapes too
+// (bench/subgroup-matrix.ts --unaligned times them, at the driver's mercy); the chooser never picks them.
 //
 // Results: each subgroup stores its accumulators into workgroup memory (subgroupMatrixStore), one barrier, then every
 // thread applies the epilogue to its share of the workgroup's tile, row by row (consecutive threads, consecutive
