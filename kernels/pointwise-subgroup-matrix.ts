@@ -47,7 +47,7 @@ export type SmxVariant = SmxTiles | SmxDirectTiles;
 export const isDirect = (t: SmxVariant): t is SmxDirectTiles => t.kind === 'direct';
 
 export const smxTileKey = (t: SmxVariant) => (isDirect(t)
-  ? `D${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}${t.acc === 'f16' ? 'H' : ''}K${t.ku}${t.xs ? 'X' : ''}`
+  ? `D${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}${t.acc === 'f16' ? 'H' : ''}K${t.ku}${t.xs ? 'X' : ''}${t.pf ? 'P' : ''}`
   : `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}`);
 
 /** Bytes of workgroup memory: staged, x and w tiles (f16) and the result tile (f32); direct, smxDirectStorage (C: the layer's channels, where known). */
@@ -103,6 +103,7 @@ export const smxDirectVariants: readonly SmxDirectTiles[] = [
   { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f16', ku: 1 }, // 64 x 64, f16 accumulators
   { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f32', ku: 2, xs: true }, // 64 x 64, x through workgroup memory
   { kind: 'direct', sgf: 2, sgp: 2, tm: 1, tn: 2, nb: 16, acc: 'f32', ku: 2, xs: true }, // 32 x 64, x through workgroup memory
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f32', ku: 1, pf: true }, // 64 x 64, next operands prefetched
 ];
 
 /** Every variant the bench times: the staged ones, then the direct ones. */
@@ -403,6 +404,11 @@ export interface SmxDirectTiles {
    * are not aligned for direct loads (P % 8 != 0: 14x14, 7x7) while w's are (C % 8 == 0).
    */
   xs?: boolean;
+  /**
+   * Prefetch (direct loads of x and w only): the next iteration's operands are loaded into a second set of matrices
+   * before this iteration's products, so the loads of one overlap the products of the other.
+   */
+  pf?: boolean;
 }
 
 /** Whether a layer's rows meet the 16-byte alignment of cooperative-matrix loads (see above). */
@@ -476,17 +482,50 @@ function pointwiseSubgroupMatrixDirect(g: DotGeom, t: SmxDirectTiles, support: S
   const copyX = (k: string, rows: number) => {
     const n = (rows * BP) / T;
     return [
-      ...range(n).map((q) => `    let v${q} = x[xb + (${k}) * P + xo${q}];`),
-      ...range(n).map((q) => `    xs[li + ${q * T}u] = v${q};`),
+      ...range(n).map((q) => `    let u${q} = x[xb + (${k}) * P + xo${q}];`),
+      ...range(n).map((q) => `    xs[li + ${q * T}u] = u${q};`),
       '    workgroupBarrier();',
     ];
   };
   const mmas = (u: number) => (emulate ? [] : range(t.tm).flatMap((i) => range(t.tn).map((j) => `    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}_${u}, b${j}_${u}, acc${i}_${j});`)));
   const body: string[] = [];
   const loopEnd = Math.floor(KF / (16 * t.ku)) * 16 * t.ku;
-  if (loopEnd > 0) {
+  if (t.pf && t.xs) throw invalid(w, 'subgroup-matrix prefetch is for direct loads of x, not with x through workgroup memory');
+  if (loopEnd > 0 && t.pf) {
+    // Operands of iteration k in a / b (emulated: their offsets), copied to ca / cb before the next iteration's loads.
+    const aOff = (k: string, u: number, i: number) => `fa${i} * C + ${k} + ${16 * u}u`;
+    const bOff = (k: string, u: number, j: number) => `xb + (${k} + ${16 * u}u) * P + pb${j}`;
+    const loadA = (k: string, u: number, i: number) => (emulate ? aOff(k, u, i) : `subgroupMatrixLoad<${L}, row_major>(&w, ${aOff(k, u, i)}, C)`);
+    const loadB = (k: string, u: number, j: number) => (emulate ? bOff(k, u, j) : `subgroupMatrixLoad<${R}, row_major>(&x, ${bOff(k, u, j)}, P)`);
+    for (const u of range(t.ku)) {
+      body.push(...range(t.tm).map((i) => `  var a${i}_${u} = ${loadA('0u', u, i)};`), ...range(t.tn).map((j) => `  var b${j}_${u} = ${loadB('0u', u, j)};`));
+    }
     body.push(`  for (var k = 0u; k < ${loopEnd}u; k += ${16 * t.ku}u) {`);
-    if (t.xs) body.push(...copyX('k', 16 * t.ku));
+    for (const u of range(t.ku)) {
+      body.push(...range(t.tm).map((i) => `    let ca${i}_${u} = a${i}_${u};`), ...range(t.tn).map((j) => `    let cb${j}_${u} = b${j}_${u};`));
+    }
+    const next = `k + ${16 * t.ku}u`;
+    body.push(`    if (${next} < ${loopEnd}u) {`);
+    for (const u of range(t.ku)) {
+      body.push(...range(t.tm).map((i) => `      a${i}_${u} = ${loadA(next, u, i)};`), ...range(t.tn).map((j) => `      b${j}_${u} = ${loadB(next, u, j)};`));
+    }
+    body.push('    }');
+    for (const u of range(t.ku)) {
+      for (const i of range(t.tm)) for (const j of range(t.tn)) {
+        body.push(emulate ? `    emuMmaG(${blk(i, j)}u, ca${i}_${u}, cb${j}_${u});` : `    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(ca${i}_${u}, cb${j}_${u}, acc${i}_${j});`);
+      }
+    }
+    body.push('  }');
+  } else if (loopEnd > 0) {
+    if (t.xs) {
+      // The first iteration's x in registers; each iteration stores them, then loads the next one's before its products.
+      body.push(...range(XI).map((q) => `  var v${q} = x[xb + xo${q}];`));
+    }
+    body.push(`  for (var k = 0u; k < ${loopEnd}u; k += ${16 * t.ku}u) {`);
+    if (t.xs) {
+      body.push(...range(XI).map((q) => `    xs[li + ${q * T}u] = v${q};`), '    workgroupBarrier();');
+      body.push(`    if (k + ${16 * t.ku}u < ${loopEnd}u) {`, ...range(XI).map((q) => `      v${q} = x[xb + (k + ${16 * t.ku}u) * P + xo${q}];`), '    }');
+    }
     // All loads of the iteration before its products (loads in flight).
     for (const u of range(t.ku)) body.push(...step(u ? `k + ${16 * u}u` : 'k', u));
     for (const u of range(t.ku)) body.push(...mmas(u));

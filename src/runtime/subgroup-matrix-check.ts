@@ -1,6 +1,6 @@
 // A check, once per device, that the f16 pointwise kernel on subgroup matrices (kernels/pointwise-subgroup-matrix.ts)
-// compiles and computes on this device: every staged tile variant the device fits and the direct-load variants the
-// chooser may pick (smxChosenDirectVariants), on small layers (aligned and ragged: the vec4 and scalar paths, edges in
+// compiles and computes on this device: every staged tile variant the device fits and, where the device's chooser rule
+// takes direct-load variants (SubgroupMatrixSupport.direct), those it may pick (smxChosenDirectVariants), on small layers (aligned and ragged: the vec4 and scalar paths, edges in
 // F, M and C; for the direct variants layers with rows aligned for direct loads, a channel tail and clamped blocks),
 // against a float64 reference. The feature is experimental (Dawn
 // offers it under allow_unsafe_apis) and drivers differ: where anything fails, fp16 sessions keep the other f16
@@ -85,7 +85,9 @@ async function run(ctx: GpuContext, emulate: boolean, timeoutMs: number): Promis
       // The emulated staged form needs 4 BF BP more bytes of workgroup memory.
       const fits = (v: SmxVariant) => smxFits(v, support, ctx.kernelLimits, g.C)
         && (!emulate || smxStorage(v, g.C) + smxEmulationStorage(v) <= ctx.kernelLimits.maxComputeWorkgroupStorageSize);
-      const direct = smxChosenDirectVariants().filter((v) => smxDirectAligned(g, v) && smxDirectApplies(g, v));
+      // Direct variants only where the device's rule may pick them (SubgroupMatrixSupport.direct): a failure of theirs
+      // leaves the staged kernel in use elsewhere.
+      const direct = support.direct ? smxChosenDirectVariants().filter((v) => smxDirectAligned(g, v) && smxDirectApplies(g, v)) : [];
       for (const t of [...smxTileVariants, ...direct].filter(fits)) {
         const program = pointwiseSubgroupMatrix(g, t, support, names, names.map((_, i) => i), ctx.kernelLimits, 'subgroup-matrix check', 'Conv(pw smx)', emulate);
         const out = gpu.buffer(bytes, G.STORAGE | G.COPY_SRC, 'check out', new Uint16Array(bytes / 2).fill(0x7e00));

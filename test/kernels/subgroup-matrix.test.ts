@@ -430,6 +430,8 @@ const directCases: [Case, SmxDirectTiles][] = [
   // x through workgroup memory: odd P (scalar stores) with a channel tail; P = 98 (vec2) with a single leftover step.
   [dotCase(2, 40, 36, 49, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[7]],
   [dotCase(3, 48, 20, 98, { res: true, act: ['Relu', []] }), smxDirectVariants[8]],
+  // Prefetched operands: three 16-channel iterations and a tail.
+  [dotCase(2, 56, 36, 44, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[9]],
 ];
 assert.deepEqual(new Set(directCases.map(([, t]) => t)), new Set(smxDirectVariants), 'every direct variant has its case');
 
