@@ -566,6 +566,9 @@ function summarize(): void {
       log(`${shape} present ${fmtUs(f16).padStart(5)} | rule ${String(r.auto ?? 'present').padEnd(14)} ${fmtUs(auto).padStart(5)} | rule+d ${String(r.autoDirect ?? 'present').padEnd(14)} ${fmtUs(autoD).padStart(5)} ` +
         `| best ${(top ? top.label.replace(/^smx /, '').replace(/ \(.*\)$/, '') : '-').padEnd(14)} ${fmtUs(top?.us).padStart(5)} ${gbs(rb, top?.us ?? 0).padStart(5)} GB/s ${pct(rb, top?.us ?? 0).padStart(4)}`);
     }
+    const bad = rows.flatMap((r) => (r.contestants as C[]).filter((c) => c.over > 0 || c.nonFinite > 0).map((c) => `[${r.N},${r.C},${r.H},${r.W}]->${r.F} ${c.label}`));
+    const errs = rows.flatMap((r) => ((r.errors as string[] | undefined) ?? []).map((e) => `[${r.N},${r.C},${r.H},${r.W}]->${r.F} ${e}`));
+    if (bad.length || errs.length) log(`batch ${batch}: over the bound: ${bad.join('; ') || 'none'}; errors: ${errs.join('; ') || 'none'}`);
     log(`batch ${batch}: ${rows.length} shapes (each once), summed: present f16 ${present.toFixed(0)} us (${pct(bytes, present)} copy), rule ${chosen.toFixed(0)} (${(present / chosen).toFixed(2)}x, ${pct(bytes, chosen)}), ` +
       `rule+d ${chosenD.toFixed(0)} (${(present / chosenD).toFixed(2)}x, ${pct(bytes, chosenD)}), best of all variants ${best.toFixed(0)} (${(present / best).toFixed(2)}x, ${pct(bytes, best)})`);
   }
