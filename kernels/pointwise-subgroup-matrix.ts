@@ -367,7 +367,9 @@ ${accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)});`
 // owns BF filters x BP positions of one image (tiles never span images: the stride of x is P), SGF x SGP subgroups,
 // each TM x TN blocks of 16 x NB results (register blocking: per step of 16 channels a subgroup loads TM blocks of w
 // and TN of x and takes TM * TN products, each w block reused over TN x blocks and each x block over TM w blocks).
-// Nothing is staged in workgroup memory on the way in.
+// Nothing is staged in workgroup memory on the way in (but x in the xs variants, for unaligned rows; see Alignment).
+// `pf`: the next iteration's operands are loaded before this iteration's products; `ku` 2: two steps of 16 channels
+// per iteration, all their loads first.
 //
 // Edges. A block never reads past its image's row end or past w's last row: a block whose nominal start lies within
 // NB positions (16 filters) of the end starts at P - NB (F - 16) instead, overlapping its neighbour, and the epilogue
