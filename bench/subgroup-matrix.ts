@@ -423,19 +423,32 @@ async function copyBandwidth(limits: KernelLimits): Promise<number> {
   } finally { s.destroy(); d.destroy(); }
 }
 
-/** MobileNetV2 fp16 sessions with and without subgroup matrices: outputs and run() wall time. */
+let dctx: GpuContext | undefined;
+let directChecked = false;
+
+/** MobileNetV2 fp16 sessions with and without subgroup matrices, and with the direct rule: outputs and run() wall time. */
 async function endToEnd(batch: number): Promise<void> {
   const model = exportOnnx(zooModels.mobilenet_v2(batch));
   const on = await createSession(model, { precision: 'fp16', plan: 'unfused', batch, subgroupMatrix: true });
   const off = await createSession(model, { precision: 'fp16', plan: 'unfused', batch, subgroupMatrix: false });
-  // The chooser's rule with direct variants (what FCM_OPT_SUBGROUP_MATRIX=direct gives a session).
-  const dctx = ctx.subgroupMatrix ? { ...ctx, subgroupMatrix: { ...ctx.subgroupMatrix, direct: true } } : ctx;
+  // The chooser's rule with direct variants (what FCM_OPT_SUBGROUP_MATRIX=direct gives a session), its device check
+  // (the direct variants the rule may pick) run once and logged; where it fails the session runs without them.
+  if (!dctx) {
+    dctx = ctx.subgroupMatrix ? { ...ctx, subgroupMatrix: { ...ctx.subgroupMatrix, direct: true } } : ctx;
+    if (dctx.subgroupMatrix) {
+      let why = '';
+      const ok = await withTimeout(checkSubgroupMatrix(dctx, { onFailure: (w) => { why = w; }, timeoutMs }), 4 * timeoutMs, 'the device check with direct variants');
+      log(`device check with the direct rule (FCM_OPT_SUBGROUP_MATRIX=direct): ${ok ? 'passed' : `FAILED: ${why}`}`);
+      if (!ok) failures++;
+      directChecked = ok;
+    }
+  }
   const dir = await createSession(model, { precision: 'fp16', plan: 'unfused', batch, subgroupMatrix: true, device: dctx });
   const ref = await createSession(model, { precision: 'fp32', plan: 'unfused', batch });
   try {
     const limits = { ...ctx.kernelLimits, maxStorageBufferBindingSize: ctx.limits.maxStorageBufferBindingSize, maxBufferSize: ctx.limits.maxBufferSize };
     const smxDispatches = compileGraph(on.graph, limits, 'f16', { subgroupMatrix: ctx.subgroupMatrix }).steps.filter((s) => s.program.cacheKey.startsWith('pointwise-smx')).length;
-    const directDispatches = compileGraph(dir.graph, limits, 'f16', { subgroupMatrix: dctx.subgroupMatrix }).steps.filter((s) => s.program.cacheKey.startsWith('pointwise-smx-direct')).length;
+    const directDispatches = directChecked ? compileGraph(dir.graph, limits, 'f16', { subgroupMatrix: dctx.subgroupMatrix }).steps.filter((s) => s.program.cacheKey.startsWith('pointwise-smx-direct')).length : 0;
     const name = on.inputNames[0];
     const r = rng(7);
     const x = new Float32Array(on.inputShapes[name].reduce((a, c) => a * c, 1));
