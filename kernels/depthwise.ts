@@ -137,13 +137,23 @@ export function depthwiseVecFits(g: Pick<ConvGeom, 'W' | 'sw'>, t: DepthwiseVecT
 }
 
 /**
- * The f16 depthwise kernel's split (the registry's choice where every tensor of the node is f16). Kept to the fp32
- * rule's outputs per invocation (depthwiseRowOutputs, measured), with input loads as wide as the row allows: an f16
- * element is 2 bytes, so a scalar load moves half of what the fp32 kernel's does, and vec4<f16> / vec2<f16> loads
- * bring the load count per byte back to fp32's or below. Wider rows (rw 8) are bench/layer-kernels.ts variants
- * until the GPU figures choose them.
+ * The f16 depthwise kernel's split (the registry's choice where every tensor of the node is f16): the first of these
+ * that fits (depthwiseVecFits), measured on the H200 at batch 32 on MobileNetV2's ten depthwise layers (BENCHMARKS.md,
+ * "fp16 layers at batch 32"), each the fastest of 4-9 splits on its layer:
+ * - stride 1: 4 outputs x 2 rows per invocation on vec4 loads (112/56/28-wide rows: 20.0 / 23.4 / 9.0 us against
+ *   24.6 / 27.8 / 10.4 with one row); 8 outputs on vec2 loads where rows are even but not a multiple of 4 (14 wide:
+ *   6.7 and 8.3 us against 8.9 and 12.2 with 2); else 4 on scalar loads (7 wide).
+ * - stride 2: 4 outputs x 2 rows on vec4 loads to rows of 56 and more (112 -> 56: 26.8 against 34.4 us), 2 x 2 rows
+ *   below (56 -> 28: 10.3 against 18.9; 28 -> 14: 5.4 against 7.8); 4 outputs on vec2 loads where the input row is
+ *   not a multiple of 4 (14 -> 7: 5.7 against 6.5).
+ * Layers no candidate fits keep the fp32 rule's outputs per invocation with the widest load that fits.
  */
 export function depthwiseHalfTiles(g: Pick<ConvGeom, 'W' | 'WO' | 'sw'>): DepthwiseVecTiles {
+  const candidates: DepthwiseVecTiles[] = g.sw === 1
+    ? [{ rw: 4, vx: 4, rh: 2 }, { rw: 8, vx: 2 }, { rw: 4, vx: 1 }]
+    : g.sw === 2 ? [{ rw: g.WO >= 56 ? 4 : 2, vx: 4, rh: 2 }, { rw: 4, vx: 2 }] : [];
+  const fit = candidates.find((t) => t.rw <= Math.max(1, g.WO) && depthwiseVecFits(g, t));
+  if (fit) return fit;
   const rw = depthwiseRowOutputs(g);
   const vx = [4, 2].find((v) => depthwiseVecFits(g, { rw, vx: v })) ?? 1;
   return { rw, vx };

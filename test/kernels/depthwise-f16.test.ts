@@ -127,10 +127,10 @@ test('the registry runs f16 depthwise nodes on the vector-load kernel, fp32 and 
   const node = nodeOf(lc), shapes = lc.inputs.map((x) => x?.shape);
   const g = geomOf(lc);
   const t = depthwiseHalfTiles(g);
-  assert.deepEqual(t, { rw: 1, vx: 2 }, 'stride 2 to a row of 8: one output per invocation (fp32 rule), so a span of 2 columns per step');
+  assert.deepEqual(t, { rw: 2, vx: 4, rh: 2 }, 'stride 2 to a row of 8: 2 outputs x 2 rows per invocation on vec4 loads');
   const f16 = kernelFor(node, shapes, lc.outputShapes, defaultLimits, 'f16');
   assert.ok(f16.kind === 'programs' && f16.programs.length === 1);
-  assert.match(f16.programs[0].cacheKey, /^f16\|depthwise\|.*\|RW1V2\|/);
+  assert.match(f16.programs[0].cacheKey, /^f16\|depthwise\|.*\|RW2V4H2\|/);
   const f32 = kernelFor(node, shapes, lc.outputShapes, defaultLimits, 'f32');
   assert.ok(f32.kind === 'programs' && /^depthwise\|.*\|RW\d\|/.test(f32.programs[0].cacheKey), 'fp32 keeps the scalar-load kernel');
   // One f32 tensor (the residual): the scalar-load kernel with per-binding storage.
@@ -138,16 +138,23 @@ test('the registry runs f16 depthwise nodes on the vector-load kernel, fp32 and 
   assert.ok(mixed.kind === 'programs' && /^f16\[hhhfh\]\|depthwise\|.*\|RW\d\|/.test(mixed.programs[0].cacheKey), mixed.kind === 'programs' ? mixed.programs[0].cacheKey : '');
 });
 
-test('depthwiseHalfTiles takes the widest input vector that fits the fp32 rule\'s row width', () => {
+test('depthwiseHalfTiles: the split measured fastest per MobileNetV2 depthwise row, where it fits', () => {
   const t = (W: number, WO: number, sw: number) => depthwiseHalfTiles({ W, WO, sw });
-  // MobileNetV2's depthwise rows: 112, 56, 28 (stride 1, vec4), 14 (rw 2, vec2), 7 (scalar); stride 2 from 112, 56, 28, 14.
-  assert.deepEqual(t(112, 112, 1), { rw: 4, vx: 4 });
-  assert.deepEqual(t(28, 28, 1), { rw: 4, vx: 4 });
-  assert.deepEqual(t(14, 14, 1), { rw: 2, vx: 2 });
+  // MobileNetV2's depthwise rows: 112, 56, 28 (stride 1, vec4, 2 rows), 14 (8 outputs, vec2), 7 (scalar); stride 2
+  // from 112 (4 x 2 rows), 56 and 28 (2 x 2 rows), 14 (vec2).
+  assert.deepEqual(t(112, 112, 1), { rw: 4, vx: 4, rh: 2 });
+  assert.deepEqual(t(28, 28, 1), { rw: 4, vx: 4, rh: 2 });
+  assert.deepEqual(t(14, 14, 1), { rw: 8, vx: 2 });
   assert.deepEqual(t(7, 7, 1), { rw: 4, vx: 1 });
-  assert.deepEqual(t(112, 56, 2), { rw: 2, vx: 4 });
-  assert.deepEqual(t(56, 28, 2), { rw: 1, vx: 2 });
-  assert.deepEqual(t(14, 7, 2), { rw: 1, vx: 2 });
+  assert.deepEqual(t(112, 56, 2), { rw: 4, vx: 4, rh: 2 });
+  assert.deepEqual(t(56, 28, 2), { rw: 2, vx: 4, rh: 2 });
+  assert.deepEqual(t(28, 14, 2), { rw: 2, vx: 4, rh: 2 });
+  assert.deepEqual(t(14, 7, 2), { rw: 4, vx: 2 });
+  // No candidate fits: the fp32 rule's width, the widest load that fits (odd input rows at stride 2, a stride of 3).
+  assert.deepEqual(t(15, 8, 2), { rw: 1, vx: 1 });
+  assert.deepEqual(t(12, 4, 3), { rw: 1, vx: 1 });
+  // Rows narrower than the candidate's outputs: a 1-wide row at stride 1 takes the fp32 rule.
+  assert.deepEqual(t(1, 1, 1), { rw: 1, vx: 1 });
 });
 
 test('every split of every MobileNetV2 and V3 depthwise layer compiles in f16 (what bench/layer-kernels.ts times on the GPU)', async () => {
