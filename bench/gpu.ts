@@ -123,8 +123,9 @@ async function modules(name: string, batchSize: number) {
   const hw = loadHw(hwName);
   const plan = await planFor(g, name);
   const inputs = benchInputs(g);
-  const sf = await createSession(g, { hw, plan });
-  const su = await createSession(g, { hw, plan: 'unfused' });
+  // Kernels at batch B itself, not at a sub-batch (SessionOptions.subBatches).
+  const sf = await createSession(g, { hw, plan, subBatches: 1 });
+  const su = await createSession(g, { hw, plan: 'unfused', subBatches: 1 });
   // --timing pass: each node's kernels alone in one heated pass (src/bench/profile.ts medianNodeTimes).
   const [pf, pu] = timing === 'pass'
     ? await medianNodeTimes([timedSession(sf), timedSession(su)], inputs, passRounds, passIters, heatMs)
@@ -194,7 +195,7 @@ async function bandwidth(name: string) {
   const { g } = await imported(name, bwBatch);
   const hw = loadHw(hwName);
   const inputs = benchInputs(g);
-  const s = await createSession(g, { hw, plan: 'unfused' });
+  const s = await createSession(g, { hw, plan: 'unfused', subBatches: 1 });
   await s.run(inputs);
   // Clocks up first: an idle GPU runs at a fraction of its clock, and these profiles follow host-side setup.
   for (const t0 = performance.now(); performance.now() - t0 < 300;) await s.run(inputs);

@@ -15,6 +15,12 @@
 //   host / gpu, first submit F, then ...
 //               with --first-submit F[:E]: the fused host and gpu rows with the first part of F dispatches, then
 //               parts of E (0: the rest in one submit)
+//   host, K sub-batches of B/K
+//               the fused host row with each batch run as K inferences in flight on an executor at batch B/K, the host
+//               copy of one overlapping the GPU's work on the one before (SessionOptions.subBatches;
+//               src/runtime/sub-batch.ts), for each K of --sub-batches (default 2,4,8) dividing the batch, batch > 1;
+//               and the gpu row at the K that subBatches 'auto' picks. Every other row is unsplit (subBatches 1), as
+//               is the GPU pass; gpuPassMsSplit gives the split runs' GPU time (K sub-batch passes).
 // Timed as runBench times (src/bench/bench.ts timeContestants: blocks of 10 in a row, rotated, medians), with each
 // variant's host time split (upload, encode, submit, wait, read; Session.hostTimes; medians part by part) and, at
 // batch 1, throughput with
@@ -25,7 +31,8 @@
 //
 // Run (GPU machine, see BENCHMARKS.md): npm run build; then on the device
 //   source .gpu/enter.sh && node dist/bench/host-path.js --out $OUT [--models a,b] [--batches 1,32] [--runs 100]
-//   [--warmup 10] [--hw h100] [--concurrency 4] [--onnx-dir DIR] [--submit-every 0,6] [--first-submit 6,8:12]
+//   [--warmup 10] [--hw h100] [--concurrency 4] [--onnx-dir DIR] [--submit-every 0,6] [--first-submit 6,8:12,2:0:2]
+//   [--sub-batches 2,4,8]
 // Writes <out>/host-path.json and prints a summary.
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -39,7 +46,7 @@ import { median } from '../src/bench/stats.js';
 import { loadHw } from '../src/planner/hw.js';
 import { planFusion } from '../src/planner/index.js';
 import { toDag } from '../src/planner/to-dag.js';
-import { createSession } from '../src/pipeline/session.js';
+import { createSession, subBatchesFor } from '../src/pipeline/session.js';
 import { RequestBatcher } from '../src/pipeline/batching.js';
 import { tunePlan } from '../src/tune/tune.js';
 import type { Session } from '../src/runtime/executor.js';
@@ -70,10 +77,13 @@ const submitSizes = arg('submit-every', '').split(',').filter((v) => v !== '').m
 const tune = process.argv.includes('--tune');
 // Extra fused host and GPU-resident rows with a first part of F dispatches, then parts of E (F:E; E 0 or left out:
 // the rest in one), e.g. --first-submit 6,6:12 (executor.ts firstSubmit).
+// F:E:G: parts growing G-fold from the first (executor.ts submitGrowth), capped at E where E is not 0.
 const firstSubmits = arg('first-submit', '').split(',').filter((v) => v !== '').map((v) => {
-  const [f, e] = v.split(':').map(Number);
-  return { firstSubmit: f, submitEvery: e ?? 0 };
+  const [f, e, gr] = v.split(':').map(Number);
+  return { firstSubmit: f, submitEvery: e ?? 0, ...(gr ? { submitGrowth: gr } : {}) };
 });
+// Split rows: each batch as K sub-batches in flight (SessionOptions.subBatches), for each K dividing the batch.
+const subBatchList = arg('sub-batches', '2,4,8').split(',').filter((v) => v !== '').map(Number);
 mkdirSync(out, { recursive: true });
 
 async function graphOf(name: string, batch: number): Promise<{ g: Graph; path: string }> {
@@ -108,7 +118,8 @@ for (const name of models) {
     const shape = g.tensors.get(x)!.shape;
     const n = shape.reduce((a, c) => a * c, 1);
     const sessions: Session[] = [];
-    const make = async (o: Parameters<typeof createSession>[1]) => { const s = await createSession(path, { hw, batch, ...o }); sessions.push(s); return s; };
+    // Unsplit unless a row says otherwise: the rows compare ways of getting data in and out of one batch-B pass.
+    const make = async (o: Parameters<typeof createSession>[1]) => { const s = await createSession(path, { hw, batch, subBatches: 1, ...o }); sessions.push(s); return s; };
     try {
       const fused = await make({ plan, maxInFlight: Math.max(2, concurrency) });
       const unfused = await make({ plan: 'unfused' });
@@ -135,11 +146,22 @@ for (const name of models) {
       const byFirst: [Contestant, Session][] = [];
       for (const o of firstSubmits) {
         const s = await make({ plan, ...o, maxInFlight: Math.max(2, concurrency) });
-        const parts = `first submit ${o.firstSubmit}, then ${o.submitEvery ? `every ${o.submitEvery}` : 'the rest'}`;
+        const growth = 'submitGrowth' in o ? `, growing x${o.submitGrowth}` : '';
+        const parts = `first submit ${o.firstSubmit}, then ${o.submitEvery ? `every ${o.submitEvery}` : 'the rest'}${growth}`;
         byFirst.push(
           [{ name: `host, ${parts}`, run: async () => { await s.run(inputs); } }, s],
           [{ name: `gpu, ${parts}`, run: async () => { await s.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, s],
         );
+      }
+      const bySplit: [Contestant, Session][] = [];
+      const splitSessions: [number, Session][] = [];
+      const autoK = subBatchesFor(g, {});
+      for (const k of subBatchList) {
+        if (batch < 2 || k < 2 || batch % k !== 0) continue;
+        const s = await make({ plan, subBatches: k });
+        splitSessions.push([k, s]);
+        bySplit.push([{ name: `host, ${k} sub-batches of ${batch / k}`, run: async () => { await s.run(inputs); } }, s]);
+        if (k === autoK) bySplit.push([{ name: `gpu, ${k} sub-batches of ${batch / k}`, run: async () => { await s.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, s]);
       }
       const byPath = new Map<string, Session>();
       for (const p of uploadPaths) byPath.set(p, await make({ plan, upload: p }));
@@ -169,6 +191,7 @@ for (const name of models) {
       }
       const contestants: [Contestant, Session][] = [
         [{ name: 'host', run: async () => { await fused.run(inputs); } }, fused],
+        ...bySplit,
         [{ name: 'unfused host', run: async () => { await unfused.run(inputs); } }, unfused],
         [{ name: 'host, encoded in the run', run: async () => { await live.run(inputs); } }, live],
         ...[...byPath].map(([p, s]): [Contestant, Session] => [{ name: `upload:${p}`, run: async () => { await s.run(inputs); } }, s]),
@@ -198,10 +221,17 @@ for (const name of models) {
       const times = await timeContestants(wrapped, runs, warmup, undefined, 10);
       const passMs: number[] = [];
       for (let i = 0; i < 30; i++) passMs.push(await passGpuMs(fused, inputs));
+      // The split runs' GPU time: K passes of the sub-batch executor each (src/runtime/profile.ts passGpuMs).
+      const gpuPassMsSplit: Record<string, number> = {};
+      for (const [k, s] of splitSessions) {
+        const ms: number[] = [];
+        for (let i = 0; i < 10; i++) ms.push(await passGpuMs(s, inputs));
+        gpuPassMsSplit[k] = median(ms);
+      }
       const passMs16: number[] = [];
       if (half.length) for (let i = 0; i < 30; i++) passMs16.push(await passGpuMs(half[0][1], inputs));
       const rows = contestants.map(([c, s], i) => ({
-        variant: c.name, medianMs: median(times[i]), dispatches: s.stats().dispatchesPerRun,
+        variant: c.name, medianMs: median(times[i]), dispatches: s.stats().dispatchesPerRun, subBatches: s.stats().subBatches,
         // Medians over the timed runs, part by part.
         host: Object.fromEntries(['uploadMs', 'encodeMs', 'submitMs', 'waitMs', 'readMs'].map((k) => [k, median(splits[i].slice(warmup).map((h) => h[k as 'uploadMs']))])),
       }));
@@ -210,12 +240,27 @@ for (const name of models) {
       let batched: Awaited<ReturnType<typeof throughput>> | undefined;
       let batchRunMs: number | undefined;
       let batchStats: ReturnType<RequestBatcher['stats']> | undefined;
+      const batcherOne = { calls: 0, ms: 0 }, batcherMany = { calls: 0, ms: 0 };
       const manyPath = onnxDir ? join(onnxDir, `${name}-b${concurrency}.onnx`) : '';
       if (tput && existsSync(manyPath)) {
         const many = await createSession(manyPath, { hw, batch: concurrency });
         sessions.push(many);
         const batcher = new RequestBatcher(fused, many, concurrency);
-        batched = await throughput(batcher, inputs, 1, concurrency, Math.max(runs, 4 * concurrency));
+        // Each session's run() as the batcher calls it: how many, and how long from call to result (ms).
+        const timedRun = (s: Session, t: { calls: number; ms: number }) => {
+          const run = s.run.bind(s);
+          s.run = (async (...a: Parameters<Session['run']>) => {
+            const t0 = performance.now();
+            try { return await run(...a); } finally { t.calls++; t.ms += performance.now() - t0; }
+          }) as Session['run'];
+          return () => { delete (s as { run?: unknown }).run; };
+        };
+        const undo = [timedRun(fused, batcherOne), timedRun(many, batcherMany)];
+        try {
+          batched = await throughput(batcher, inputs, 1, concurrency, Math.max(runs, 4 * concurrency));
+        } finally {
+          for (const u of undo) u();
+        }
         // The batch session alone, one run at a time: what a full batch costs end to end (its images per second bound
         // what batching can reach).
         const packed = { [x]: new Float32Array(n * concurrency).fill(0.5) };
@@ -224,14 +269,15 @@ for (const name of models) {
         batchStats = batcher.stats();
       }
       const dispatches = fused.stats().dispatchesPerRun;
-      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, rows, throughput: tput, batchedThroughput: batched, batchRunMs, batchStats });
-      console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms${passMs16.length ? ` (fp16 ${fmt(median(passMs16))} ms)` : ''}, ${dispatches} dispatches`);
+      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, gpuPassMsSplit, autoSubBatches: autoK, rows, throughput: tput, batchedThroughput: batched, batchRunMs, batchStats, batcherRuns: { one: batcherOne, many: batcherMany } });
+      console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms${passMs16.length ? ` (fp16 ${fmt(median(passMs16))} ms)` : ''}, ${dispatches} dispatches`
+        + `${splitSessions.length ? `; split: ${Object.entries(gpuPassMsSplit).map(([k, ms]) => `${k} sub-batches ${fmt(ms)} ms`).join(', ')} of GPU passes; subBatches 'auto' picks ${autoK}` : ''}`);
       for (const r of rows) {
         const h = r.host as Record<string, number>;
         console.log(`  ${r.variant.padEnd(28)} ${fmt(r.medianMs).padStart(9)} ms  (upload ${fmt(h.uploadMs)} encode ${fmt(h.encodeMs)} submit ${fmt(h.submitMs)} wait ${fmt(h.waitMs)} read ${fmt(h.readMs)}; encode per dispatch ${(1000 * h.encodeMs / r.dispatches).toFixed(1)} us)`);
       }
       if (tput) console.log(`  throughput: ${tput.imagesPerSecond.toFixed(0)} images/s with ${concurrency} in flight, ${tput.sequentialImagesPerSecond.toFixed(0)} one at a time (${tput.ratio.toFixed(2)}x)`);
-      if (batched) console.log(`  batched on the fly (up to ${concurrency}): ${batched.imagesPerSecond.toFixed(0)} images/s, ${batched.sequentialImagesPerSecond.toFixed(0)} one at a time in the same rounds (${batched.ratio.toFixed(2)}x); a batch-${concurrency} run alone ${fmt(batchRunMs!)} ms (${(1000 * concurrency / batchRunMs!).toFixed(0)} images/s); ${JSON.stringify(batchStats)}`);
+      if (batched) console.log(`  batched on the fly (up to ${concurrency}): ${batched.imagesPerSecond.toFixed(0)} images/s, ${batched.sequentialImagesPerSecond.toFixed(0)} one at a time in the same rounds (${batched.ratio.toFixed(2)}x); a batch-${concurrency} run alone ${fmt(batchRunMs!)} ms (${(1000 * concurrency / batchRunMs!).toFixed(0)} images/s); ${JSON.stringify(batchStats)}; batch-1 runs ${batcherOne.calls} at ${fmt(batcherOne.ms / Math.max(1, batcherOne.calls))} ms, batch-${concurrency} runs ${batcherMany.calls} at ${fmt(batcherMany.ms / Math.max(1, batcherMany.calls))} ms from call to result`);
       gin.destroy();
       gout.destroy();
     } finally {

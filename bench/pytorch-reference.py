@@ -23,6 +23,7 @@ ONNX (DIR/<model>-b<batch>.onnx, eval mode, fp32) for `fcm-opt bench` on the sam
 import argparse
 import json
 import statistics
+import os
 import sys
 import time
 
@@ -137,6 +138,7 @@ def main():
         for name in split(a.models):
             for batch in batches:
                 if a.export:
+                    os.makedirs(a.export, exist_ok=True)
                     path = f'{a.export}/{name}-b{batch}.onnx'
                     with torch.inference_mode(False):
                         if export(name, batch, path):

@@ -2,18 +2,23 @@
 // layer shape of MobileNetV2 (fixtures/zoo.ts) at each batch, run by
 //   ref      the fp32 pointwise kernel (kernels/pointwise.ts) on the same f16-rounded inputs held as f32,
 //   f16      the present f16 kernel (the fp32 kernel with f16 storage, kernels/f16.ts),
-//   smx      the subgroup-matrix kernel with the tiles chooseSmxTiles picks ('auto'; '-' where it leaves the layer to
-//            the present kernel), and every other tile variant that fits (to tune chooseSmxTiles from),
+//   smx      the subgroup-matrix kernel with the tiles chooseSmxTiles picks ('auto': the default rule; 'auto+d': the
+//            rule with direct variants, SmxRule), and every other variant that fits (to tune chooseSmxTiles from):
+//            the staged ones (SG...) and the direct-load ones (D...; ...X: x through workgroup memory; only on layers
+//            whose rows are aligned for their direct loads, P % 8 == 0 (not for X) and C % 8 == 0, unless --unaligned),
 // checking each f16 output against ref (bound below), timing each on the GPU (timestamp queries: one pass of `iters`
 // dispatches after a heat, median of `rounds` interleaved rounds; wall time over `iters` dispatches without them),
 // and the effective bandwidth of each against a heated vec4 copy kernel. Then, unless --no-e2e, MobileNetV2 sessions
 // (createSession, precision fp16, plan 'unfused' so every pointwise layer is a Conv) with and without subgroup
-// matrices: outputs compared and run() wall times.
+// matrices, and with the chooser's direct variants on: outputs compared and run() wall times.
 //
 // Usage (on the GPU machine, DEVELOPERS.md):
 //   source .gpu/enter.sh && node dist/bench/subgroup-matrix.js --out $OUT
 //   options: --batches 1,32  --iters 50  --rounds 3  --heat-ms 30  --budget-s 150  --timeout-s 30 (per GPU wait)
-//            --max-shapes N  --no-variants  --no-e2e
+//            --max-shapes N  --match S (only layers whose [N,C,H,W]->F contains S)  --no-variants  --no-e2e
+//            --unaligned: the direct variants on unaligned layers too (14x14, 7x7): outside Vulkan's alignment rule for
+//            cooperative-matrix loads, so a driver may fault; run it apart from the main run.
+// The end: per layer the best variant (GB/s, % of the copy kernel) and the rules' picks, and per batch the summed times.
 //            --self-test: on a device without subgroup matrices, run the kernels' emulated form (plain WGSL at the same
 //            offsets) instead of skipping: the harness and the kernel's indexing checked on lavapipe.
 // Exit 0: every checked output within the bound (last line `subgroup-matrix check: PASS ...`), or the device has no
@@ -33,7 +38,8 @@ import { type DotGeom, pointwise } from '../kernels/pointwise.js';
 import { withStorage } from '../kernels/f16.js';
 import type { KernelArgs, KernelLimits, KernelProgram } from '../kernels/program.js';
 import {
-  type SmxTiles, type SubgroupMatrixSupport, chooseSmxTiles, pointwiseSubgroupMatrix, smxFits, smxStorage, smxTileKey, smxTileVariants,
+  type SmxVariant, type SubgroupMatrixSupport, chooseSmxTiles, isDirect, pointwiseSubgroupMatrix, smxAllVariants, smxDirectAligned, smxDirectApplies,
+  smxEmulationStorage, smxFits, smxStorage, smxTileKey,
 } from '../kernels/pointwise-subgroup-matrix.js';
 import { compileGraph } from '../src/runtime/compile.js';
 import { type GpuContext, acquireGpu, releaseGpu, subgroupMatrixFeature, subgroupMatrixOffByEnv } from '../src/runtime/device.js';
@@ -49,13 +55,15 @@ const batches = arg('batches', '1,32').split(',').map(Number);
 const iters = Number(arg('iters', '50'));
 const rounds = Number(arg('rounds', '3'));
 const heatMs = Number(arg('heat-ms', '30'));
-const budgetS = Number(arg('budget-s', '150'));
+const budgetS = Number(arg('budget-s', '170'));
 const outDir = arg('out', '');
 const variants = !process.argv.includes('--no-variants');
 const e2e = !process.argv.includes('--no-e2e');
 const selfTest = process.argv.includes('--self-test');
+const unaligned = process.argv.includes('--unaligned');
 const timeoutMs = 1000 * Number(arg('timeout-s', '30'));
 const maxShapes = Number(arg('max-shapes', '1000'));
+const match = arg('match', '');
 
 const start = performance.now();
 const elapsedS = () => (performance.now() - start) / 1000;
@@ -252,11 +260,16 @@ function rng(seed: number): () => number {
  * 2^-12 of the layer's largest |ref| for sums that cancel to near zero (their absolute error is that of the terms,
  * not of the result). A wrong index or a lost tile gives errors of the order of the values themselves (~0.3 here).
  */
-const withinBound = (got: number, ref: number, maxRef: number) => Math.abs(got - ref) <= 2 ** -10 * Math.abs(ref) + 2 ** -12 * maxRef;
+const withinBound = (got: number, ref: number, maxRef: number, extra: number) => Math.abs(got - ref) <= 2 ** -10 * Math.abs(ref) + 2 ** -12 * maxRef + extra;
 
 interface Check { maxAbs: number; maxRel: number; over: number; nonFinite: number; firstBad?: string }
 
-function check(got: Float32Array, ref: Float32Array): Check {
+/**
+ * `steps`: for f16 accumulators, the steps of 16 channels: each rounds the running sum to f16 (half an ulp of a
+ * partial sum, whose size is bounded here by the layer's largest |ref| doubled: the inputs are uniform and the
+ * partial sums random walks), so steps 2^-11 2 maxRef more.
+ */
+function check(got: Float32Array, ref: Float32Array, steps = 0): Check {
   let maxRef = 0;
   for (let i = 0; i < ref.length; i++) maxRef = Math.max(maxRef, Math.abs(ref[i]));
   let maxAbs = 0, over = 0, nonFinite = 0, firstBad: string | undefined;
@@ -265,7 +278,7 @@ function check(got: Float32Array, ref: Float32Array): Check {
     if (!Number.isFinite(g)) { nonFinite++; firstBad ??= `[${i}] = ${g}, ref ${r}`; continue; }
     const e = Math.abs(g - r);
     if (e > maxAbs) maxAbs = e;
-    if (!withinBound(g, r, maxRef)) { over++; firstBad ??= `[${i}] = ${g}, ref ${r}`; }
+    if (!withinBound(g, r, maxRef, steps * 2 ** -10 * maxRef)) { over++; firstBad ??= `[${i}] = ${g}, ref ${r}`; }
   }
   return { maxAbs, maxRel: maxRef > 0 ? maxAbs / maxRef : 0, over, nonFinite, firstBad };
 }
@@ -333,24 +346,28 @@ async function runLayer(L: Layer, support: SubgroupMatrixSupport, index: number)
     const refProgram = pointwise(L.args, g);
     const present = withStorage(refProgram, 'f16');
     const auto = chooseSmxTiles(dot, support, limits);
-    // The self-test's emulated programs need 4 BF BP more bytes of workgroup memory: variants that do not fit are left out.
-    const fits = (t: SmxTiles) => smxFits(t, support.subgroupSize, limits) && (!emulate || smxStorage(t) + 4 * 256 * t.sgf * t.sgp * t.tm * t.tn <= limits.maxComputeWorkgroupStorageSize);
-    const tiles: SmxTiles[] = (variants ? smxTileVariants : auto ? [auto] : []).filter(fits);
+    const autoD = chooseSmxTiles(dot, support, limits, { direct: true });
+    // The self-test's emulated staged programs need 4 BF BP more bytes of workgroup memory: variants that do not fit are left out.
+    const fits = (t: SmxVariant) => smxFits(t, support, limits, g.C) && (!emulate || smxStorage(t, g.C) + smxEmulationStorage(t) <= limits.maxComputeWorkgroupStorageSize)
+      && (!isDirect(t) || (smxDirectApplies(dot, t) && (unaligned || smxDirectAligned(dot, t))));
+    const picked = [auto, autoD].filter((t): t is SmxVariant => !!t);
+    const tiles: SmxVariant[] = (variants ? smxAllVariants : picked.filter((t, i) => picked.findIndex((u) => smxTileKey(u) === smxTileKey(t)) === i)).filter(fits);
     const shape = `b${L.batch} ${L.name} [${g.N},${g.C},${g.H},${g.W}] -> ${g.F}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''} ${g.act.key}`;
-    const row: Record<string, unknown> = { batch: L.batch, layer: L.name, N: g.N, C: g.C, F: g.F, H: g.H, W: g.W, hasRes: g.hasRes, act: g.act.key, auto: auto ? smxTileKey(auto) : null, present: refProgram.cacheKey };
+    const row: Record<string, unknown> = { batch: L.batch, layer: L.name, N: g.N, C: g.C, F: g.F, H: g.H, W: g.W, hasRes: g.hasRes, act: g.act.key, auto: auto ? smxTileKey(auto) : null, autoDirect: autoD ? smxTileKey(autoD) : null, present: refProgram.cacheKey };
     results.push(row);
 
     const ref = await runnable(refProgram, in32, out32);
     const refOut = new Float32Array(await runOnce(ref, nan32, 4 * outN));
     if (refOut.some((v) => !Number.isFinite(v))) throw new Error('the f32 reference left non-finite values');
-    const contestants: { label: string; r: Runnable; check?: Check; us?: number }[] = [];
+    const contestants: { label: string; r: Runnable; check?: Check; us?: number; steps?: number }[] = [];
     const f16r = await runnable(present, in16, out16);
     contestants.push({ label: 'f16', r: f16r });
     for (const t of tiles) {
-      const label = `smx ${smxTileKey(t)}${auto && smxTileKey(auto) === smxTileKey(t) ? ' (auto)' : ''}`;
+      const marks = [auto && smxTileKey(auto) === smxTileKey(t) ? 'auto' : '', autoD && smxTileKey(autoD) === smxTileKey(t) ? 'auto+d' : ''].filter((m) => m);
+      const label = `smx ${smxTileKey(t)}${marks.length ? ` (${marks.join(',')})` : ''}`;
       try {
         const p = pointwiseSubgroupMatrix(dot, t, support, b.names, b.inputs, limits, L.name, 'Conv(pw smx)', emulate);
-        contestants.push({ label, r: await runnable(p, in16, out16) });
+        contestants.push({ label, r: await runnable(p, in16, out16), steps: isDirect(t) && t.acc === 'f16' ? Math.ceil(g.C / 16) : 0 });
       } catch (e) {
         if (e instanceof GpuHang) throw e;
         failures++;
@@ -359,7 +376,7 @@ async function runLayer(L: Layer, support: SubgroupMatrixSupport, index: number)
       }
     }
     for (const c of contestants) {
-      c.check = check(fromHalf(new Uint16Array(await runOnce(c.r, nan16, 2 * outN))), refOut);
+      c.check = check(fromHalf(new Uint16Array(await runOnce(c.r, nan16, 2 * outN))), refOut, c.steps);
       checked++;
       if (!checkOk(c.check)) failures++;
     }
@@ -368,7 +385,7 @@ async function runLayer(L: Layer, support: SubgroupMatrixSupport, index: number)
     const bytes16 = 2 * (sizes.x + sizes.w + (g.hasBias ? sizes.b : 0) + (g.hasRes ? sizes.res : 0) + outN);
     const flop = 2 * g.N * g.F * g.C * P;
     const perf = (us: number | undefined, bytes: number) => (us && Number.isFinite(us) ? `${(bytes / us / 1e3).toFixed(0)} GB/s${Number.isFinite(copyGBs) ? ` (${(100 * bytes / us / 1e3 / copyGBs).toFixed(0)}% copy)` : ''} ${(flop / us / 1e6).toFixed(1)} TFLOP/s` : '');
-    log(`${shape}: ref f32 ${fmtUs(times[0])} us; chooser: ${auto ? smxTileKey(auto) : 'present kernel'}`);
+    log(`${shape}: ref f32 ${fmtUs(times[0])} us; chooser: ${auto ? smxTileKey(auto) : 'present kernel'}, with direct variants: ${autoD ? smxTileKey(autoD) : 'present kernel'}`);
     for (const c of contestants) {
       const k = c.check!;
       log(`    ${c.label.padEnd(26)} ${fmtUs(c.us).padStart(7)} us  ${perf(c.us, bytes16).padEnd(40)} max abs ${fmtE(k.maxAbs)} rel ${fmtE(k.maxRel)} ${checkOk(k) ? 'ok' : `OVER BOUND (${k.over} over, ${k.nonFinite} non-finite; first ${k.firstBad})`}`);
@@ -406,26 +423,45 @@ async function copyBandwidth(limits: KernelLimits): Promise<number> {
   } finally { s.destroy(); d.destroy(); }
 }
 
-/** MobileNetV2 fp16 sessions with and without subgroup matrices: outputs and run() wall time. */
+let dctx: GpuContext | undefined;
+let directChecked = false;
+
+/** MobileNetV2 fp16 sessions with and without subgroup matrices, and with the direct rule: outputs and run() wall time. */
 async function endToEnd(batch: number): Promise<void> {
   const model = exportOnnx(zooModels.mobilenet_v2(batch));
   const on = await createSession(model, { precision: 'fp16', plan: 'unfused', batch, subgroupMatrix: true });
   const off = await createSession(model, { precision: 'fp16', plan: 'unfused', batch, subgroupMatrix: false });
+  // The chooser's rule with direct variants (what FCM_OPT_SUBGROUP_MATRIX=direct gives a session), its device check
+  // (the direct variants the rule may pick) run once and logged; where it fails the session runs without them.
+  if (!dctx) {
+    dctx = ctx.subgroupMatrix ? { ...ctx, subgroupMatrix: { ...ctx.subgroupMatrix, direct: true } } : ctx;
+    if (dctx.subgroupMatrix) {
+      let why = '';
+      const ok = await withTimeout(checkSubgroupMatrix(dctx, { onFailure: (w) => { why = w; }, timeoutMs }), 4 * timeoutMs, 'the device check with direct variants');
+      log(`device check with the direct rule (FCM_OPT_SUBGROUP_MATRIX=direct): ${ok ? 'passed' : `FAILED: ${why}`}`);
+      if (!ok) failures++;
+      directChecked = ok;
+    }
+  }
+  const dir = await createSession(model, { precision: 'fp16', plan: 'unfused', batch, subgroupMatrix: true, device: dctx });
   const ref = await createSession(model, { precision: 'fp32', plan: 'unfused', batch });
   try {
     const limits = { ...ctx.kernelLimits, maxStorageBufferBindingSize: ctx.limits.maxStorageBufferBindingSize, maxBufferSize: ctx.limits.maxBufferSize };
     const smxDispatches = compileGraph(on.graph, limits, 'f16', { subgroupMatrix: ctx.subgroupMatrix }).steps.filter((s) => s.program.cacheKey.startsWith('pointwise-smx')).length;
+    const directDispatches = directChecked ? compileGraph(dir.graph, limits, 'f16', { subgroupMatrix: dctx.subgroupMatrix }).steps.filter((s) => s.program.cacheKey.startsWith('pointwise-smx-direct')).length : 0;
     const name = on.inputNames[0];
     const r = rng(7);
     const x = new Float32Array(on.inputShapes[name].reduce((a, c) => a * c, 1));
     for (let i = 0; i < x.length; i++) x[i] = 2 * r() - 1;
     const outs = [];
-    for (const s of [on, off, ref]) outs.push((await withTimeout(s.run({ [name]: x }), 2 * timeoutMs, 'session run'))[s.outputNames[0]].data);
+    for (const s of [on, off, ref, dir]) outs.push((await withTimeout(s.run({ [name]: x }), 2 * timeoutMs, 'session run'))[s.outputNames[0]].data);
     const diff = (a: Float32Array, c: Float32Array) => { let m = 0, mr = 0; for (let i = 0; i < a.length; i++) { m = Math.max(m, Math.abs(a[i] - c[i])); mr = Math.max(mr, Math.abs(c[i])); } return { maxAbs: m, maxRef: mr }; };
-    const dOn = diff(outs[0], outs[2]), dOff = diff(outs[1], outs[2]);
-    const wall: Record<string, number[]> = { on: [], off: [] };
-    for (let k = 0; k < 20; k++) {
-      for (const [label, s] of (k % 2 ? [['off', off], ['on', on]] : [['on', on], ['off', off]]) as [string, typeof on][]) {
+    const dOn = diff(outs[0], outs[2]), dOff = diff(outs[1], outs[2]), dDir = diff(outs[3], outs[2]);
+    const wall: Record<string, number[]> = { on: [], off: [], dir: [] };
+    const order = [['on', on], ['off', off], ['dir', dir]] as [string, typeof on][];
+    for (let k = 0; k < 21; k++) {
+      // Each session first in a third of the rounds.
+      for (const [label, s] of [...order.slice(k % 3), ...order.slice(0, k % 3)]) {
         const t0 = performance.now();
         await withTimeout(s.run({ [name]: x }), 2 * timeoutMs, 'session run');
         wall[label].push(performance.now() - t0);
@@ -433,11 +469,14 @@ async function endToEnd(batch: number): Promise<void> {
     }
     const med = (a: number[]) => [...a].sort((p, q) => p - q)[a.length >> 1];
     log(`e2e MobileNetV2 fp16 unfused batch ${batch}: ${smxDispatches} of ${on.stats().dispatchesPerRun} dispatches on subgroup matrices; ` +
-      `run() median ${med(wall.on).toFixed(2)} ms with, ${med(wall.off).toFixed(2)} ms without; ` +
-      `logits vs fp32: max abs ${fmtE(dOn.maxAbs)} with, ${fmtE(dOff.maxAbs)} without (max |fp32| ${dOn.maxRef.toFixed(2)})`);
-    e2eResults.push({ batch, smxDispatches, dispatches: on.stats().dispatchesPerRun, msWith: med(wall.on), msWithout: med(wall.off), maxAbsWith: dOn.maxAbs, maxAbsWithout: dOff.maxAbs, maxRef: dOn.maxRef });
+      `run() median ${med(wall.on).toFixed(2)} ms with, ${med(wall.off).toFixed(2)} ms without, ${med(wall.dir).toFixed(2)} ms with direct variants (${directDispatches} direct dispatches); ` +
+      `logits vs fp32: max abs ${fmtE(dOn.maxAbs)} with, ${fmtE(dOff.maxAbs)} without, ${fmtE(dDir.maxAbs)} direct (max |fp32| ${dOn.maxRef.toFixed(2)})`);
+    e2eResults.push({
+      batch, smxDispatches, directDispatches, dispatches: on.stats().dispatchesPerRun, msWith: med(wall.on), msWithout: med(wall.off), msDirect: med(wall.dir),
+      maxAbsWith: dOn.maxAbs, maxAbsWithout: dOff.maxAbs, maxAbsDirect: dDir.maxAbs, maxRef: dOn.maxRef,
+    });
   } finally {
-    on.dispose(); off.dispose(); ref.dispose();
+    on.dispose(); off.dispose(); ref.dispose(); dir.dispose();
   }
 }
 
@@ -455,7 +494,7 @@ async function main(): Promise<number> {
   // --self-test: the harness on a device without the feature (lavapipe), with the subgroup-matrix programs in their
   // emulated form (plain WGSL at the same offsets: kernels/pointwise-subgroup-matrix.ts `emulate`).
   emulate = selfTest && !ctx.subgroupMatrix;
-  const support = ctx.subgroupMatrix ?? (selfTest ? { subgroupSize: 32 } : undefined);
+  const support = ctx.subgroupMatrix ?? (selfTest ? { subgroupSize: 32, n8: true, f16Acc: true } : undefined);
   if (emulate) log('self-test: the subgroup-matrix programs run emulated (no subgroup matrices on this device)');
   if (!support) {
     const why = subgroupMatrixOffByEnv() ? 'FCM_OPT_SUBGROUP_MATRIX=0 is set' : 'this device has no f16 -> f32 16x16x16 subgroup matrices at a fixed subgroup size';
@@ -480,7 +519,7 @@ async function main(): Promise<number> {
   G().addEventListener?.('uncapturederror', (ev) => log(`uncaptured GPU error: ${(ev as GPUUncapturedErrorEvent).error.message.split('\n')[0]}`));
   let skipped = 0, index = 0;
   for (const batch of batches) {
-    const layers = await layersOf(batch, limits);
+    const layers = (await layersOf(batch, limits)).filter((L) => `[${L.geom.N},${L.geom.C},${L.geom.H},${L.geom.W}]->${L.geom.F}`.includes(match));
     log(`-- MobileNetV2 batch ${batch}: ${layers.length} pointwise layer shapes${layers.length > maxShapes ? ` (the first ${maxShapes}: --max-shapes)` : ''}`);
     for (const L of layers.slice(0, maxShapes)) {
       index++;
@@ -513,24 +552,38 @@ async function main(): Promise<number> {
   return verdict === 'PASS' ? 0 : 1;
 }
 
-/** Per batch: the layers' summed time with the present f16 kernel and with the chooser's pick (present where none). */
+/**
+ * The compact end of the log: per layer (one line) the present f16 kernel, the default rule's pick, the pick with
+ * direct variants, and the fastest variant that passed its check, with GB/s and % of the copy kernel's bandwidth; per
+ * batch the summed times of each and the bandwidth of the sum.
+ */
 function summarize(): void {
+  type C = { label: string; us?: number; over: number; nonFinite: number };
+  const pct = (bytes: number, us: number) => (Number.isFinite(copyGBs) && us > 0 ? `${(100 * bytes / us / 1e3 / copyGBs).toFixed(0)}%` : '-');
+  const gbs = (bytes: number, us: number) => (us > 0 ? (bytes / us / 1e3).toFixed(0) : '-');
+  log(`-- summary (us; GB/s and % of the copy kernel's ${copyGBs.toFixed(0)} GB/s; 'rule': chooseSmxTiles, 'rule+d': with direct variants)`);
   for (const batch of batches) {
     const rows = results.filter((r) => r.batch === batch && Array.isArray(r.contestants));
     if (!rows.length) continue;
-    let present = 0, chosen = 0, best = 0, onSmx = 0;
+    let present = 0, chosen = 0, chosenD = 0, best = 0, bytes = 0;
     for (const r of rows) {
-      const cs = r.contestants as { label: string; us?: number }[];
+      const cs = r.contestants as C[];
+      const ok = cs.filter((c) => c.over === 0 && c.nonFinite === 0 && c.us !== undefined && Number.isFinite(c.us));
       const f16 = cs.find((c) => c.label === 'f16')?.us ?? NaN;
-      const auto = cs.find((c) => c.label.endsWith('(auto)'))?.us;
-      const smxBest = Math.min(...cs.filter((c) => c.label.startsWith('smx')).map((c) => c.us ?? Infinity));
-      present += f16;
-      chosen += auto ?? f16;
-      best += Math.min(f16, smxBest);
-      if (auto !== undefined) onSmx++;
+      const pick = (mark: string) => cs.find((c) => (/\(([^)]*)\)$/.exec(c.label)?.[1].split(',') ?? []).includes(mark));
+      const auto = pick('auto')?.us ?? f16, autoD = pick('auto+d')?.us ?? f16;
+      const top = ok.reduce<C | undefined>((m, c) => (!m || c.us! < m.us! ? c : m), undefined);
+      const rb = r.bytesF16 as number;
+      present += f16; chosen += auto; chosenD += autoD; best += top?.us ?? f16; bytes += rb;
+      const shape = `b${batch} [${r.N},${r.C},${r.H},${r.W}]->${r.F}`.padEnd(22);
+      log(`${shape} present ${fmtUs(f16).padStart(5)} | rule ${String(r.auto ?? 'present').padEnd(14)} ${fmtUs(auto).padStart(5)} | rule+d ${String(r.autoDirect ?? 'present').padEnd(14)} ${fmtUs(autoD).padStart(5)} ` +
+        `| best ${(top ? top.label.replace(/^smx /, '').replace(/ \(.*\)$/, '') : '-').padEnd(14)} ${fmtUs(top?.us).padStart(5)} ${gbs(rb, top?.us ?? 0).padStart(5)} GB/s ${pct(rb, top?.us ?? 0).padStart(4)}`);
     }
-    log(`batch ${batch}: ${rows.length} shapes (each once), summed GPU time: present f16 ${present.toFixed(0)} us, with the chooser ${chosen.toFixed(0)} us ` +
-      `(${onSmx} shapes on subgroup matrices; ${(present / chosen).toFixed(2)}x), best of all variants ${best.toFixed(0)} us`);
+    const bad = rows.flatMap((r) => (r.contestants as C[]).filter((c) => c.over > 0 || c.nonFinite > 0).map((c) => `[${r.N},${r.C},${r.H},${r.W}]->${r.F} ${c.label}`));
+    const errs = rows.flatMap((r) => ((r.errors as string[] | undefined) ?? []).map((e) => `[${r.N},${r.C},${r.H},${r.W}]->${r.F} ${e}`));
+    if (bad.length || errs.length) log(`batch ${batch}: over the bound: ${bad.join('; ') || 'none'}; errors: ${errs.join('; ') || 'none'}`);
+    log(`batch ${batch}: ${rows.length} shapes (each once), summed: present f16 ${present.toFixed(0)} us (${pct(bytes, present)} copy), rule ${chosen.toFixed(0)} (${(present / chosen).toFixed(2)}x, ${pct(bytes, chosen)}), ` +
+      `rule+d ${chosenD.toFixed(0)} (${(present / chosenD).toFixed(2)}x, ${pct(bytes, chosenD)}), best of all variants ${best.toFixed(0)} (${(present / best).toFixed(2)}x, ${pct(bytes, best)})`);
   }
 }
 

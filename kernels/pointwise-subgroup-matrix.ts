@@ -10,9 +10,14 @@
 // epilogue, which every thread applies to its share of the tile: bias, activation, residual (and the activation after
 // it, where the node has one), rounding to f16.
 //
-// Only the f16 -> f32 16x16x16 configuration is used (what an NVIDIA adapter offers under Dawn's
-// allow_unsafe_apis; src/runtime/device.ts subgroupMatrixSupport). The WGSL assumes the device's subgroup size is
-// fixed (subgroupMinSize == subgroupMaxSize): the workgroup has exactly SGF * SGP subgroups.
+// Two kinds of variant: this staged one (SmxTiles) and the direct one (SmxDirectTiles, at the end of the file: the
+// operands read by subgroupMatrixLoad straight from the storage buffers, per image, register-blocked, only the
+// accumulators through workgroup memory). chooseSmxTiles picks per layer shape (SmxRule).
+//
+// The staged variant uses only the f16 -> f32 16x16x16 configuration (what an NVIDIA adapter offers under Dawn's
+// allow_unsafe_apis; src/runtime/device.ts subgroupMatrixSupport); direct variants may use 16 x 8 blocks or f16
+// accumulators where the device offers them (SubgroupMatrixSupport n8, f16Acc). The WGSL assumes the device's
+// subgroup size is fixed (subgroupMinSize == subgroupMaxSize): the workgroup has exactly SGF * SGP subgroups.
 
 import type { KernelLimits, KernelProgram } from './program.js';
 import type { DotGeom } from './pointwise.js';
@@ -22,21 +27,38 @@ import { cacheKey, ceilDiv, constsU32, layoutWorkgroups, plusResidual, threadCap
 /** What a device offers for these kernels: f16 x f16 -> f32 16x16x16 subgroup matrices, at one subgroup size. */
 export interface SubgroupMatrixSupport {
   subgroupSize: number;
+  /** The f16 -> f32 M16 N8 K16 configuration too (16 x 8 blocks). */
+  n8?: boolean;
+  /** f16 -> f16 configurations with the same shapes as the f16 -> f32 ones (f16 accumulators). */
+  f16Acc?: boolean;
+  /** The chooser's rule takes direct variants (SmxRule; FCM_OPT_SUBGROUP_MATRIX=direct, src/runtime/device.ts). */
+  direct?: boolean;
 }
 
 /**
  * Tiles: SGF x SGP subgroups, each TM x TN blocks of 16 x 16 (BF = 16 TM SGF filters, BP = 16 TN SGP positions),
  * BK channels per staging step (a multiple of 16).
  */
-export interface SmxTiles { sgf: number; sgp: number; tm: number; tn: number; bk: number }
+export interface SmxTiles { kind?: 'staged'; sgf: number; sgp: number; tm: number; tn: number; bk: number }
 
-export const smxTileKey = (t: SmxTiles) => `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}`;
+/** A variant of the kernel: staged (SmxTiles) or direct loads (SmxDirectTiles, below). */
+export type SmxVariant = SmxTiles | SmxDirectTiles;
 
-/** Bytes of workgroup memory: x and w tiles (f16) and the result tile (f32). */
-export const smxStorage = (t: SmxTiles) => {
+export const isDirect = (t: SmxVariant): t is SmxDirectTiles => t.kind === 'direct';
+
+export const smxTileKey = (t: SmxVariant) => (isDirect(t)
+  ? `D${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}${t.acc === 'f16' ? 'H' : ''}K${t.ku}${t.xs ? 'X' : ''}${t.pf ? 'P' : ''}`
+  : `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}`);
+
+/** Bytes of workgroup memory: staged, x and w tiles (f16) and the result tile (f32); direct, smxDirectStorage (C: the layer's channels, where known). */
+export const smxStorage = (t: SmxVariant, C?: number) => {
+  if (isDirect(t)) return smxDirectStorage(t, C);
   const BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
   return 2 * t.bk * BP + 2 * BF * t.bk + 4 * BF * BP;
 };
+
+/** Extra workgroup bytes of the emulated form: the staged variant keeps its accumulators there (direct: in private memory). */
+export const smxEmulationStorage = (t: SmxVariant) => (isDirect(t) ? 0 : 1024 * t.sgf * t.sgp * t.tm * t.tn);
 
 /** The tile variants the chooser picks among, largest first (bench/subgroup-matrix.ts times them all). */
 export const smxTileVariants: readonly SmxTiles[] = [
@@ -46,12 +68,18 @@ export const smxTileVariants: readonly SmxTiles[] = [
   { sgf: 1, sgp: 4, tm: 1, tn: 1, bk: 32 }, // 16 x 64: layers of <= 16 filters
 ];
 
-/** Workgroups of a layer with these tiles. */
-export const smxTileCount = (g: Pick<DotGeom, 'N' | 'P' | 'F'>, t: SmxTiles) => ceilDiv(g.F, 16 * t.tm * t.sgf) * ceilDiv(g.N * g.P, 16 * t.tn * t.sgp);
+/** Workgroups of a layer with these tiles (direct: tiles within one image). */
+export const smxTileCount = (g: Pick<DotGeom, 'N' | 'P' | 'F'>, t: SmxVariant) => (isDirect(t)
+  ? ceilDiv(g.F, 16 * t.tm * t.sgf) * g.N * ceilDiv(g.P, t.nb * t.tn * t.sgp)
+  : ceilDiv(g.F, 16 * t.tm * t.sgf) * ceilDiv(g.N * g.P, 16 * t.tn * t.sgp));
 
-/** Whether the tiles fit the device: threads per workgroup and workgroup memory. */
-export function smxFits(t: SmxTiles, subgroupSize: number, limits: KernelLimits): boolean {
-  return t.sgf * t.sgp * subgroupSize <= threadCap(limits) && smxStorage(t) <= limits.maxComputeWorkgroupStorageSize;
+/**
+ * Whether the tiles fit the device: threads per workgroup, workgroup memory (with `C`, the tail arrays only where that
+ * layer needs them) and, for direct variants, the configurations they use (16 x 8 blocks, f16 accumulators).
+ */
+export function smxFits(t: SmxVariant, support: SubgroupMatrixSupport, limits: KernelLimits, C?: number): boolean {
+  if (isDirect(t) && ((t.nb === 8 && !support.n8) || (t.acc === 'f16' && !support.f16Acc))) return false;
+  return t.sgf * t.sgp * support.subgroupSize <= threadCap(limits) && smxStorage(t, C) <= limits.maxComputeWorkgroupStorageSize;
 }
 
 /**
@@ -61,18 +89,68 @@ export function smxFits(t: SmxTiles, subgroupSize: number, limits: KernelLimits)
 export const smxMinWorkgroups = 66;
 
 /**
- * The tiles for a layer, or undefined where the present f16 kernel should run it. From bench/subgroup-matrix.ts on
- * the H100 (MobileNetV2, batch 1 and 32, 2026-12-06): 32 x 32 tiles were the fastest variant or within 10% of it on
- * most layers (1.2-1.7x faster than the present f16 kernel on the 14x14 and 7x7 layers at batch 32); 16 x 64 on
- * layers of 16 filters; 64 x 64 only on wide layers (F >= 320, C >= 64) with 100+ such tiles (7x7 960 -> 320 at
- * batch 32: 144 us, 32 x 32 164, present 234), and 2-5x slower than 32 x 32 on early layers. Left to the present
- * kernels: fewer than smxMinWorkgroups tiles with C > 256 (7x7 960 -> 160 at batch 1: 103 us, present 41), layers
- * of fewer than 32 channels but more than 16 filters (memory-bound: 56x56 24 -> 144 at batch 32 took 170-190 us, the
- * present kernel 93-104; 112x112 16 -> 96 lost in 3 of 4 measurements) and layers of fewer than 16 positions in all.
+ * The direct-load variants (kernels read w and x with subgroupMatrixLoad from the storage buffers; see
+ * pointwiseSubgroupMatrixDirect below), every one within 32 KiB of workgroup memory (so that lavapipe runs each
+ * emulated). bench/subgroup-matrix.ts times them all with the staged variants.
  */
-export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, support: SubgroupMatrixSupport, limits: KernelLimits): SmxTiles | undefined {
-  const [big, , small, narrow] = smxTileVariants;
-  const fits = (t: SmxTiles) => smxFits(t, support.subgroupSize, limits);
+export const smxDirectVariants: readonly SmxDirectTiles[] = [
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f32', ku: 1 }, // 64 x 64
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 1, tn: 4, nb: 16, acc: 'f32', ku: 1 }, // 32 x 128
+  { kind: 'direct', sgf: 1, sgp: 4, tm: 1, tn: 4, nb: 16, acc: 'f32', ku: 1 }, // 16 x 256: layers of <= 16 filters
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 1, tn: 2, nb: 16, acc: 'f32', ku: 1 }, // 32 x 64: more workgroups on small layers
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f32', ku: 2 }, // 64 x 64, 32 channels per loop iteration
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 4, nb: 8, acc: 'f32', ku: 1 }, // 64 x 64 of 16 x 8 blocks
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f16', ku: 1 }, // 64 x 64, f16 accumulators
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f32', ku: 2, xs: true }, // 64 x 64, x through workgroup memory
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 1, tn: 2, nb: 16, acc: 'f32', ku: 2, xs: true }, // 32 x 64, x through workgroup memory
+  { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f32', ku: 1, pf: true }, // 64 x 64, next operands prefetched
+];
+
+/** Every variant the bench times: the staged ones, then the direct ones. */
+export const smxAllVariants: readonly SmxVariant[] = [...smxTileVariants, ...smxDirectVariants];
+
+/**
+ * How the chooser uses the direct variants. `direct` false (the default until bench/subgroup-matrix.ts has measured
+ * them on a GPU; SubgroupMatrixSupport.direct turns it on for a device): the staged rule alone. `direct` true, on
+ * layers with >= 16 filters and positions, no input scale and C % 8 == 0: where x's rows are aligned for direct loads
+ * (P % 8 == 0), 16 x 256 tiles for <= 16 filters, 32 x 64 where 64 x 64 tiles would be fewer than smxMinWorkgroups,
+ * else 64 x 64; where they are not (14x14, 7x7), the same with x through workgroup memory (xs), 32 x 64 only where
+ * it gives smxMinWorkgroups tiles or C <= 256 (the staged rule's split-K exception); other layers as the staged rule.
+ */
+export interface SmxRule { direct: boolean }
+
+/** The direct variants chooseSmxTiles may pick (what the device check must cover). */
+export const smxChosenDirectVariants = (): SmxDirectTiles[] => [smxDirectVariants[0], smxDirectVariants[2], smxDirectVariants[3], smxDirectVariants[7], smxDirectVariants[8]];
+
+/** The staged variants chooseSmxTiles may pick. */
+export const smxChosenStagedVariants = (): SmxTiles[] => [smxTileVariants[0], smxTileVariants[2], smxTileVariants[3]];
+
+/**
+ * The tiles for a layer, or undefined where the present f16 kernel should run it. The staged rule, from
+ * bench/subgroup-matrix.ts on the H100 (MobileNetV2, batch 1 and 32, 2026-12-06): 32 x 32 tiles were the fastest
+ * variant or within 10% of it on most layers (1.2-1.7x faster than the present f16 kernel on the 14x14 and 7x7 layers
+ * at batch 32); 16 x 64 on layers of 16 filters; 64 x 64 only on wide layers (F >= 320, C >= 64) with 100+ such tiles
+ * (7x7 960 -> 320 at batch 32: 144 us, 32 x 32 164, present 234), and 2-5x slower than 32 x 32 on early layers. Left
+ * to the present kernels: fewer than smxMinWorkgroups tiles with C > 256 (7x7 960 -> 160 at batch 1: 103 us, present
+ * 41), layers of fewer than 32 channels but more than 16 filters (memory-bound: 56x56 24 -> 144 at batch 32 took
+ * 170-190 us, the present kernel 93-104; 112x112 16 -> 96 lost in 3 of 4 measurements) and layers of fewer than 16
+ * positions in all. With `rule.direct`, the direct variants first where SmxRule says.
+ */
+export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasScale?: boolean }, support: SubgroupMatrixSupport, limits: KernelLimits, rule: SmxRule = { direct: !!support.direct }): SmxVariant | undefined {
+  if (rule.direct) {
+    const [big, narrow, small, bigX, smallX] = smxChosenDirectVariants();
+    const ok = (t: SmxDirectTiles) => smxDirectAligned(g, t) && smxDirectApplies(g, t) && smxFits(t, support, limits, g.C);
+    if (g.P % 8 === 0) {
+      if (g.F <= 16 && ok(narrow)) return narrow;
+      if (ok(big) && smxTileCount(g, big) >= smxMinWorkgroups) return big;
+      if (ok(small)) return small;
+    } else {
+      if (ok(bigX) && smxTileCount(g, bigX) >= smxMinWorkgroups) return bigX;
+      if (ok(smallX) && (smxTileCount(g, smallX) >= smxMinWorkgroups || g.C <= 256)) return smallX;
+    }
+  }
+  const [big, small, narrow] = smxChosenStagedVariants();
+  const fits = (t: SmxTiles) => smxFits(t, support, limits);
   if (g.N * g.P < 16) return undefined;
   if (g.F <= 16 && fits(narrow)) return narrow;
   if (g.C < 32) return undefined;
@@ -88,9 +166,10 @@ export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'>, support:
  * matrix load, multiply-accumulate and store done in plain WGSL at the same offsets and strides, so that a device
  * without subgroup matrices (the tests' lavapipe) checks everything else: staging, edges, epilogue, tile indexing.
  */
-export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxTiles, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label = 'Conv(pw smx)', emulate = false): KernelProgram {
+export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label = 'Conv(pw smx)', emulate = false): KernelProgram {
+  if (isDirect(t)) return pointwiseSubgroupMatrixDirect(g, t, support, names, inputs, limits, w, label, emulate);
   const S = support.subgroupSize;
-  for (const [k, v] of Object.entries(t)) if (!Number.isInteger(v) || v < 1) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
+  for (const [k, v] of Object.entries(t)) if (k !== 'kind' && (!Number.isInteger(v) || (v as number) < 1)) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
   if (t.bk % 16 !== 0) throw invalid(w, `subgroup-matrix tiles need a multiple of 16 channels per step, got ${t.bk}`);
   if (!Number.isInteger(S) || S < 1) throw invalid(w, `subgroup size must be a positive integer, got ${S}`);
   const NSG = t.sgf * t.sgp, T = NSG * S;
@@ -278,6 +357,336 @@ ${accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)});`
   return {
     name: label,
     cacheKey: cacheKey(emulate ? 'pointwise-smx-emulated' : 'pointwise-smx', g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, smxTileKey(t), `S${S}`, `dx${d.dispatchX}`),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: bytes,
+  };
+}
+
+// ---- Direct variant: operands loaded by subgroupMatrixLoad straight from the storage buffers -----------------------
+//
+// Per image n, x is a C x P row-major matrix (stride P) and w an F x C one (stride C): out[n] = w . x[n]. A workgroup
+// owns BF filters x BP positions of one image (tiles never span images: the stride of x is P), SGF x SGP subgroups,
+// each TM x TN blocks of 16 x NB results (register blocking: per step of 16 channels a subgroup loads TM blocks of w
+// and TN of x and takes TM * TN products, each w block reused over TN x blocks and each x block over TM w blocks).
+// Nothing is staged in workgroup memory on the way in (but x in the xs variants, for unaligned rows; see Alignment).
+// `pf`: the next iteration's operands are loaded before this iteration's products; `ku` 2: two steps of 16 channels
+// per iteration, all their loads first.
+//
+// Edges. A block never reads past its image's row end or past w's last row: a block whose nominal start lies within
+// NB positions (16 filters) of the end starts at P - NB (F - 16) instead, overlapping its neighbour, and the epilogue
+// stores only the results at or after the nominal start, so every output is written once. This matters for more than
+// tidiness: Dawn's robustness (Tint's core IR Robustness transform, PredicateSubgroupMatrixCall) predicates a
+// subgroupMatrixLoad on the whole matrix lying inside the array (offset + (rows - 1) * stride + columns <= arrayLength)
+// and returns a zero matrix otherwise, so a block crossing the end of x's buffer (the last image's last channel) would
+// lose its valid columns too; and columns read across a row end into the next channel would be harmless only because
+// a product's output column depends on that column of x alone. Clamped starts need P >= NB and F >= 16 (smaller layers
+// keep the staged variant or the present kernel). The channel tail (C % 16 != 0) cannot be clamped (overlapping
+// channels would be summed twice): its last partial step is staged in workgroup memory with zeros past C in both
+// operands (zeros in one alone would not do: 0 x inf is NaN), once per tile.
+//
+// Alignment: Vulkan's cooperative-matrix loads (what Dawn emits for these on NVIDIA) need the pointer and the stride
+// aligned to the lesser of 16 bytes and a row's bytes (VUID-RuntimeSpirv-OpCooperativeMatrixLoadKHR-08986; Dawn does
+// not check it), 16 bytes here: rows of x start at multiples of P and rows of w at multiples of C, so direct loads of x
+// are legal only where P % 8 == 0 and of w where C % 8 == 0 (smxDirectAligned). Where P % 8 != 0 (14x14, 7x7) the xs
+// variants copy x through workgroup memory in rows of BP. The generator produces the other shapes too
+// (bench/subgroup-matrix.ts --unaligned times them, at the driver's mercy); the chooser never picks them.
+//
+// Results: each subgroup stores its accumulators into workgroup memory (subgroupMatrixStore), one barrier, then every
+// thread applies the epilogue to its share of the workgroup's tile, row by row (consecutive threads, consecutive
+// positions of one output row): bias, activation, residual, and stores of V = 4, 2 or 1 f16 (V the largest of those
+// dividing P: block starts are multiples of V, so a vector never straddles the nominal-start mask or a row end).
+// `acc` 'f16': the f16 -> f16 configuration (accumulators rounded to f16 after each step of 16 channels; for short
+// channel loops, where that costs little accuracy).
+
+/** Direct-load tiles: SGF x SGP subgroups of TM x TN blocks of 16 x NB, KU steps of 16 channels per loop iteration. */
+export interface SmxDirectTiles {
+  kind: 'direct'; sgf: number; sgp: number; tm: number; tn: number; nb: 16 | 8; acc: 'f32' | 'f16'; ku: 1 | 2;
+  /**
+   * x through workgroup memory (w still direct): per iteration the workgroup copies its 16 KU x BP tile of x (the
+   * clamped blocks' columns) into xs, rows of BP f16, and the right operands load from there. For layers whose x rows
+   * are not aligned for direct loads (P % 8 != 0: 14x14, 7x7) while w's are (C % 8 == 0).
+   */
+  xs?: boolean;
+  /**
+   * Prefetch (direct loads of x and w only): the next iteration's operands are loaded into a second set of matrices
+   * before this iteration's products, so the loads of one overlap the products of the other.
+   */
+  pf?: boolean;
+}
+
+/** Whether a layer's rows meet the 16-byte alignment of cooperative-matrix loads (see above). */
+export const smxDirectAligned = (g: Pick<DotGeom, 'C' | 'P'>, t?: Pick<SmxDirectTiles, 'xs'>) => (t?.xs || g.P % 8 === 0) && g.C % 8 === 0;
+
+/** Whether the direct variant can run a layer at all (clamped block starts; x read as it lies). */
+export const smxDirectApplies = (g: Pick<DotGeom, 'P' | 'F' | 'hasScale'>, t: SmxDirectTiles) => g.P >= t.nb && g.F >= 16 && !g.hasScale;
+
+const directDims = (t: SmxDirectTiles) => ({ BF: 16 * t.tm * t.sgf, BP: t.nb * t.tn * t.sgp, NSG: t.sgf * t.sgp });
+
+/** Bytes of workgroup memory of the direct variant: the accumulators, and the tail step's operands where C % 16 != 0. */
+export function smxDirectStorage(t: SmxDirectTiles, C?: number): number {
+  const { NSG } = directDims(t);
+  const acc = NSG * t.tm * t.tn * 16 * t.nb * (t.acc === 'f32' ? 4 : 2);
+  const tail = C === undefined || C % 16 !== 0 ? 2 * NSG * (t.tm * 256 + t.tn * 16 * t.nb) : 0;
+  return acc + tail + (t.xs ? 2 * 16 * t.ku * directDims(t).BP : 0);
+}
+
+function pointwiseSubgroupMatrixDirect(g: DotGeom, t: SmxDirectTiles, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, emulate: boolean): KernelProgram {
+  const S = support.subgroupSize;
+  for (const k of ['sgf', 'sgp', 'tm', 'tn'] as const) if (!Number.isInteger(t[k]) || t[k] < 1) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${t[k]}`);
+  if (t.nb !== 16 && t.nb !== 8) throw invalid(w, `subgroup-matrix blocks are 16 x 16 or 16 x 8, got 16 x ${t.nb}`);
+  if (t.ku !== 1 && t.ku !== 2) throw invalid(w, `subgroup-matrix channel steps per iteration must be 1 or 2, got ${t.ku}`);
+  if (!Number.isInteger(S) || S < 1) throw invalid(w, `subgroup size must be a positive integer, got ${S}`);
+  if (g.hasScale) throw invalid(w, 'the direct subgroup-matrix variant reads x as it lies: no per-channel input scale');
+  if (g.P < t.nb || g.F < 16) throw invalid(w, `the direct subgroup-matrix variant needs >= ${t.nb} positions and >= 16 filters, got ${g.P} and ${g.F}`);
+  const { BF, BP, NSG } = directDims(t);
+  const T = NSG * S;
+  if (T > threadCap(limits)) throw overLimit(w, `subgroup-matrix tiles need ${T} threads per workgroup, the device allows ${threadCap(limits)}`);
+  const NB = t.nb, QB = (16 * NB) / S;
+  if (emulate && !Number.isInteger(QB)) throw invalid(w, `the emulated form needs the subgroup size to divide ${16 * NB}, got ${S}`);
+  const bytes = smxDirectStorage(t, g.C);
+  if (bytes > limits.maxComputeWorkgroupStorageSize) {
+    throw overLimit(w, `subgroup-matrix tiles need ${bytes} bytes of workgroup storage, the device allows ${limits.maxComputeWorkgroupStorageSize}`);
+  }
+  const FT = ceilDiv(g.F, BF), PT = ceilDiv(g.P, BP), total = g.N * PT * FT;
+  const d = layoutWorkgroups(total, limits, w);
+  const KF = Math.floor(g.C / 16) * 16, tail = g.C % 16 !== 0;
+  const V = g.P % 4 === 0 ? 4 : g.P % 2 === 0 ? 2 : 1;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const accT = t.acc === 'f32' ? 'f32' : 'f16';
+  const L = 'subgroup_matrix_left<f16, 16, 16>', R = `subgroup_matrix_right<f16, ${NB}, 16>`, RES = `subgroup_matrix_result<${accT}, ${NB}, 16>`;
+  const blk = (i: number, j: number) => i * t.tn + j;
+  // Block starts (clamped) of this subgroup: rows fa_i of w, positions pb_j of x.
+  const starts = [
+    ...range(t.tm).map((i) => `  let fa${i} = min(f0 + sf + ${16 * i}u, F - 16u);`),
+    ...range(t.tn).map((j) => `  let pb${j} = min(p0 + sp + ${NB * j}u, P - NB);`),
+  ];
+  // One step of 16 channels at channel `k` (a WGSL expression) from the storage buffers.
+  // With xs: x's rows of the iteration are in xs (row u of 16: offset 16 u BP), the block at column sp + NB j.
+  const xsOff = (u: number, j: number) => `${16 * u * BP}u + sp + ${NB * j}u`;
+  const step = (k: string, u: number) => {
+    const out: string[] = [];
+    if (emulate) {
+      for (const i of range(t.tm)) for (const j of range(t.tn)) {
+        out.push(t.xs ? `    emuMmaX(${blk(i, j)}u, fa${i} * C + ${k}, ${xsOff(u, j)});` : `    emuMmaG(${blk(i, j)}u, fa${i} * C + ${k}, xb + (${k}) * P + pb${j});`);
+      }
+      return out;
+    }
+    for (const i of range(t.tm)) out.push(`    let a${i}_${u} = subgroupMatrixLoad<${L}, row_major>(&w, fa${i} * C + ${k}, C);`);
+    for (const j of range(t.tn)) {
+      out.push(t.xs ? `    let b${j}_${u} = subgroupMatrixLoad<${R}, row_major>(&xs, ${xsOff(u, j)}, ${BP}u);` : `    let b${j}_${u} = subgroupMatrixLoad<${R}, row_major>(&x, xb + (${k}) * P + pb${j}, P);`);
+    }
+    return out;
+  };
+  // xs: each thread's items of the 16 KU x BP copy (item q: element li + q T, row kk, column col), their offsets in
+  // x from the iteration's first channel row computed once; all loads of an iteration issued before its stores.
+  const XI = t.xs ? (16 * t.ku * BP) / T : 0;
+  if (t.xs && !Number.isInteger(XI)) throw invalid(w, `x staging needs ${T} threads to divide a ${16 * t.ku} x ${BP} tile`);
+  const xsPrologue = range(XI).map((q) => `  let xo${q} = ((li + ${q * T}u) / ${BP}u) * P + min(p0 + (((li + ${q * T}u) % ${BP}u) / NB) * NB, P - NB) + (li + ${q * T}u) % NB;`);
+  const copyX = (k: string, rows: number) => {
+    const n = (rows * BP) / T;
+    return [
+      ...range(n).map((q) => `    let u${q} = x[xb + (${k}) * P + xo${q}];`),
+      ...range(n).map((q) => `    xs[li + ${q * T}u] = u${q};`),
+      '    workgroupBarrier();',
+    ];
+  };
+  const mmas = (u: number) => (emulate ? [] : range(t.tm).flatMap((i) => range(t.tn).map((j) => `    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}_${u}, b${j}_${u}, acc${i}_${j});`)));
+  const body: string[] = [];
+  const loopEnd = Math.floor(KF / (16 * t.ku)) * 16 * t.ku;
+  if (t.pf && t.xs) throw invalid(w, 'subgroup-matrix prefetch is for direct loads of x, not with x through workgroup memory');
+  if (loopEnd > 0 && t.pf) {
+    // Operands of iteration k in a / b (emulated: their offsets), copied to ca / cb before the next iteration's loads.
+    const aOff = (k: string, u: number, i: number) => `fa${i} * C + ${k} + ${16 * u}u`;
+    const bOff = (k: string, u: number, j: number) => `xb + (${k} + ${16 * u}u) * P + pb${j}`;
+    const loadA = (k: string, u: number, i: number) => (emulate ? aOff(k, u, i) : `subgroupMatrixLoad<${L}, row_major>(&w, ${aOff(k, u, i)}, C)`);
+    const loadB = (k: string, u: number, j: number) => (emulate ? bOff(k, u, j) : `subgroupMatrixLoad<${R}, row_major>(&x, ${bOff(k, u, j)}, P)`);
+    for (const u of range(t.ku)) {
+      body.push(...range(t.tm).map((i) => `  var a${i}_${u} = ${loadA('0u', u, i)};`), ...range(t.tn).map((j) => `  var b${j}_${u} = ${loadB('0u', u, j)};`));
+    }
+    body.push(`  for (var k = 0u; k < ${loopEnd}u; k += ${16 * t.ku}u) {`);
+    for (const u of range(t.ku)) {
+      body.push(...range(t.tm).map((i) => `    let ca${i}_${u} = a${i}_${u};`), ...range(t.tn).map((j) => `    let cb${j}_${u} = b${j}_${u};`));
+    }
+    const next = `k + ${16 * t.ku}u`;
+    body.push(`    if (${next} < ${loopEnd}u) {`);
+    for (const u of range(t.ku)) {
+      body.push(...range(t.tm).map((i) => `      a${i}_${u} = ${loadA(next, u, i)};`), ...range(t.tn).map((j) => `      b${j}_${u} = ${loadB(next, u, j)};`));
+    }
+    body.push('    }');
+    for (const u of range(t.ku)) {
+      for (const i of range(t.tm)) for (const j of range(t.tn)) {
+        body.push(emulate ? `    emuMmaG(${blk(i, j)}u, ca${i}_${u}, cb${j}_${u});` : `    acc${i}_${j} = subgroupMatrixMultiplyAccumulate(ca${i}_${u}, cb${j}_${u}, acc${i}_${j});`);
+      }
+    }
+    body.push('  }');
+  } else if (loopEnd > 0) {
+    if (t.xs) {
+      // The first iteration's x in registers; each iteration stores them, then loads the next one's before its products.
+      body.push(...range(XI).map((q) => `  var v${q} = x[xb + xo${q}];`));
+    }
+    body.push(`  for (var k = 0u; k < ${loopEnd}u; k += ${16 * t.ku}u) {`);
+    if (t.xs) {
+      body.push(...range(XI).map((q) => `    xs[li + ${q * T}u] = v${q};`), '    workgroupBarrier();');
+      body.push(`    if (k + ${16 * t.ku}u < ${loopEnd}u) {`, ...range(XI).map((q) => `      v${q} = x[xb + (k + ${16 * t.ku}u) * P + xo${q}];`), '    }');
+    }
+    // All loads of the iteration before its products (loads in flight).
+    for (const u of range(t.ku)) body.push(...step(u ? `k + ${16 * u}u` : 'k', u));
+    for (const u of range(t.ku)) body.push(...mmas(u));
+    if (t.xs) body.push('    workgroupBarrier();');
+    body.push('  }');
+  }
+  for (let k = loopEnd; k < KF; k += 16) body.push('  {', ...(t.xs ? copyX(`${k}u`, 16) : []), ...step(`${k}u`, 0), ...mmas(0), ...(t.xs ? ['    workgroupBarrier();'] : []), '  }');
+  if (tail) {
+    // The last partial step through workgroup memory, zeros past C: ta[(sg TM + i) 256 + r 16 + k] (block i of w's
+    // rows), tb[(sg TN + j) 16 NB + k NB + c] (block j of x's positions), for every subgroup's blocks.
+    const NA = NSG * t.tm * 256, NBt = NSG * t.tn * 16 * NB;
+    body.push(`  for (var e = li; e < ${NA + NBt}u; e += ${T}u) {`);
+    body.push(`    if (e < ${NA}u) {`);
+    body.push(`      let s = e / ${t.tm * 256}u; let i = (e / 256u) % ${t.tm}u; let r = (e / 16u) % 16u; let k = ${KF}u + e % 16u;`);
+    body.push(`      let f = min(f0 + (s / ${t.sgp}u) * ${16 * t.tm}u + 16u * i, F - 16u) + r;`);
+    body.push('      ta[e] = select(f16(0.0), w[f * C + k], k < C);');
+    body.push('    } else {');
+    body.push(`      let e2 = e - ${NA}u;`);
+    body.push(`      let s = e2 / ${t.tn * 16 * NB}u; let j = (e2 / ${16 * NB}u) % ${t.tn}u; let k = ${KF}u + (e2 / NB) % 16u; let c = e2 % NB;`);
+    body.push(`      let p = min(p0 + (s % ${t.sgp}u) * ${NB * t.tn}u + NB * j, P - NB) + c;`);
+    body.push('      tb[e2] = select(f16(0.0), x[xb + k * P + p], k < C);');
+    body.push('    }');
+    body.push('  }');
+    body.push('  workgroupBarrier();');
+    body.push('  {');
+    if (emulate) {
+      for (const i of range(t.tm)) for (const j of range(t.tn)) body.push(`    emuMmaT(${blk(i, j)}u, (sg * ${t.tm}u + ${i}u) * 256u, (sg * ${t.tn}u + ${j}u) * ${16 * NB}u);`);
+    } else {
+      for (const i of range(t.tm)) body.push(`    let a${i}_0 = subgroupMatrixLoad<${L}, row_major>(&ta, (sg * ${t.tm}u + ${i}u) * 256u, 16u);`);
+      for (const j of range(t.tn)) body.push(`    let b${j}_0 = subgroupMatrixLoad<${R}, row_major>(&tb, (sg * ${t.tn}u + ${j}u) * ${16 * NB}u, NB);`);
+      body.push(...mmas(0));
+    }
+    body.push('  }');
+  }
+  // Accumulators to rs[((sg TM + i) TN + j) 16 NB + r NB + c].
+  const rsOff = (i: number, j: number) => `(sg * ${t.tm * t.tn}u + ${blk(i, j)}u) * ${16 * NB}u`;
+  for (const i of range(t.tm)) for (const j of range(t.tn)) {
+    body.push(emulate ? `  emuStore(${blk(i, j)}u, ${rsOff(i, j)});` : `  subgroupMatrixStore<row_major>(&rs, ${rsOff(i, j)}, acc${i}_${j}, NB);`);
+  }
+  body.push('  workgroupBarrier();');
+
+  // Epilogue over the workgroup's BF x BP tile, row-major, V positions per item.
+  const EN = (BF * BP) / V, EL = ceilDiv(EN, T);
+  const vt = V === 1 ? 'f16' : `vec${V}<f16>`;
+  const comp = (v: string, q: number) => (V === 1 ? v : `${v}[${q}]`);
+  const lanes = range(V).map((q) => {
+    const y = `act(f32(rs[ri + ${q}u])${g.hasBias ? ' + bf' : ''})`;
+    return g.hasRes ? plusResidual(g.act, y, `f32(${comp('rv', q)})`) : y;
+  });
+  const epi = `
+  for (var q = 0u; q < ${EL}u; q++) {
+    let e = li + q * ${T}u;${EL * T > EN ? `\n    if (e >= ${EN}u) { break; }` : ''}
+    let row = e / ${BP / V}u;
+    let col = (e % ${BP / V}u) * ${V}u;
+    let i = (row / 16u) % ${t.tm}u;
+    let j = (col / NB) % ${t.tn}u;
+    let s = (row / ${16 * t.tm}u) * ${t.sgp}u + col / ${NB * t.tn}u;
+    let fn0 = f0 + (row / 16u) * 16u;
+    let pn0 = p0 + (col / NB) * NB;
+    let f = min(fn0, F - 16u) + row % 16u;
+    let p = min(pn0, P - NB) + col % NB;
+    // Only results at or after the block's nominal start: each output once (clamped blocks overlap).
+    if (f >= fn0 && p >= pn0) {
+      let ri = ((s * ${t.tm}u + i) * ${t.tn}u + j) * ${16 * NB}u + (row % 16u) * NB + col % NB;${g.hasBias ? '\n      let bf = f32(b[f]);' : ''}
+      let o = ((n * F + f) * P + p)${V > 1 ? ` / ${V}u` : ''};${g.hasRes ? '\n      let rv = res[o];' : ''}
+      out[o] = ${V === 1 ? `f16(${lanes[0]})` : `${vt}(vec${V}<f32>(${lanes.join(', ')}))`};
+    }
+  }`;
+
+  const vecOf = new Set(V > 1 ? ['res', 'out'] : []);
+  const decl = (nm: string, k: number, access: string) => `@group(0) @binding(${k}) var<storage, ${access}> ${nm}: array<${vecOf.has(nm) ? vt : 'f16'}>;`;
+  const emuFns = `
+// Emulation: lane l of a subgroup owns elements l, l + S, ... of each of its blocks (no lane reads another's), the
+// sums in private memory; loads follow Dawn's robustness (a zero matrix where the whole matrix is not in the array).
+var<private> lane: u32;
+var<private> eacc: array<f32, ${t.tm * t.tn * QB}>;
+
+fn emuAdd(blk: u32, q: u32, s: f32) {
+  eacc[blk * ${QB}u + q] = ${t.acc === 'f32' ? 'eacc[blk * ' + QB + 'u + q] + s' : `f32(f16(eacc[blk * ${QB}u + q] + s))`};
+}
+
+fn emuMmaG(blk: u32, a: u32, bo: u32) {
+  let aok = a + 15u * C + 16u <= arrayLength(&w);
+  let bok = bo + 15u * P + NB <= arrayLength(&x);
+  for (var q = 0u; q < ${QB}u; q++) {
+    let e = lane + q * ${S}u;
+    let r = e / NB;
+    let c = e % NB;
+    var s = 0.0;
+    for (var k = 0u; k < 16u; k++) { s += select(0.0, f32(w[a + r * C + k]), aok) * select(0.0, f32(x[bo + k * P + c]), bok); }
+    emuAdd(blk, q, s);
+  }
+}
+
+${t.xs ? `fn emuMmaX(blk: u32, a: u32, bo: u32) {
+  let aok = a + 15u * C + 16u <= arrayLength(&w);
+  for (var q = 0u; q < ${QB}u; q++) {
+    let e = lane + q * ${S}u;
+    let r = e / NB;
+    let c = e % NB;
+    var s = 0.0;
+    for (var k = 0u; k < 16u; k++) { s += select(0.0, f32(w[a + r * C + k]), aok) * f32(xs[bo + k * ${BP}u + c]); }
+    emuAdd(blk, q, s);
+  }
+}
+
+` : ''}${tail ? `fn emuMmaT(blk: u32, a: u32, bo: u32) {
+  for (var q = 0u; q < ${QB}u; q++) {
+    let e = lane + q * ${S}u;
+    let r = e / NB;
+    let c = e % NB;
+    var s = 0.0;
+    for (var k = 0u; k < 16u; k++) { s += f32(ta[a + r * 16u + k]) * f32(tb[bo + k * NB + c]); }
+    emuAdd(blk, q, s);
+  }
+}
+
+` : ''}fn emuStore(blk: u32, o: u32) {
+  for (var q = 0u; q < ${QB}u; q++) {
+    let e = lane + q * ${S}u;
+    rs[o + e] = ${accT}(eacc[blk * ${QB}u + q]);
+  }
+}`;
+  const wgsl = `enable f16;
+${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}${names.map((n, k) => decl(n, k, 'read')).join('\n')}
+${decl('out', names.length, 'read_write')}
+${constsU32({ C: g.C, F: g.F, P: g.P, NB, FT, PT, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${g.act.fn}
+// rs: each subgroup's accumulator blocks (16 x NB, row-major), for the epilogue.
+var<workgroup> rs: array<${accT}, ${NSG * t.tm * t.tn * 16 * NB}>;
+${tail ? `var<workgroup> ta: array<f16, ${NSG * t.tm * 256}>;\nvar<workgroup> tb: array<f16, ${NSG * t.tn * 16 * NB}>;` : ''}
+${t.xs ? `// xs[r BP + c]: channel row r of the iteration, column c of the tile (the clamped blocks' positions).\nvar<workgroup> xs: array<f16, ${16 * t.ku * BP}>;` : ''}
+${emulate ? emuFns : ''}
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32${emulate ? '' : ', @builtin(subgroup_id) sg: u32'}) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  // Uniform per workgroup: returning here splits no barrier and no subgroup matrix operation.
+  if (g >= TOTAL) { return; }
+  let f0 = (g % FT) * ${BF}u;
+  let p0 = ((g / FT) % PT) * ${BP}u;
+  let n = g / (FT * PT);
+  let xb = n * C * P;${emulate ? `
+  let sg = li / ${S}u;
+  lane = li % ${S}u;
+  for (var e = 0u; e < ${t.tm * t.tn * QB}u; e++) { eacc[e] = 0.0; }` : ''}
+  // This subgroup's blocks: filters sf.., positions sp.. of the tile.
+  let sf = (sg / ${t.sgp}u) * ${16 * t.tm}u;
+  let sp = (sg % ${t.sgp}u) * ${NB * t.tn}u;
+${starts.join('\n')}
+${xsPrologue.join('\n')}
+${emulate ? '' : range(t.tm).flatMap((i) => range(t.tn).map((j) => `  var acc${i}_${j} = ${RES}();`)).join('\n')}
+${body.join('\n')}
+${epi}
+}
+`;
+  return {
+    name: label,
+    cacheKey: cacheKey(emulate ? 'pointwise-smx-direct-emulated' : 'pointwise-smx-direct', g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, g.act.key, smxTileKey(t), `S${S}`, `dx${d.dispatchX}`),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: bytes,
   };
 }

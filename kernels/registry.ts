@@ -13,7 +13,7 @@ import { where } from './shader.js';
 import { convBindings, convGeom, isDepthwise, isPointwise } from './conv-common.js';
 import { conv2d } from './conv2d.js';
 import { groupedConv, usesGroupedKernel } from './grouped-conv.js';
-import { depthwise } from './depthwise.js';
+import { depthwise, depthwiseHalf } from './depthwise.js';
 import { pointwise } from './pointwise.js';
 import { binary, binaryOps } from './binary.js';
 import { variadic, variadicOps } from './variadic.js';
@@ -143,9 +143,10 @@ export interface KernelFeatures {
  * The float kernel of one node. `inputShapes[i]` is the shape of node.inputs[i] (undefined for ''), `outputShapes[i]`
  * of node.outputs[i]. Throws FcmError unsupported when no kernel can run it. `storage` 'f16': the same programs with
  * f16 tensors in memory and f32 arithmetic (kernels/f16.ts), except a pointwise convolution on a device with
- * subgroup matrices (`features.subgroupMatrix`), which takes its own f16 kernel where chooseSmxTiles gives it tiles.
+ * subgroup matrices (`features.subgroupMatrix`), which takes its own f16 kernel where chooseSmxTiles gives it tiles,
+ * and a depthwise convolution, which takes its f16 split with vector loads (kernels/depthwise.ts depthwiseHalf).
  * `storage` a function: the storage type of each tensor by name (a mixed fp16 schedule); each program's bindings
- * take their tensors' types, and the subgroup-matrix kernel only a node whose tensors are all f16.
+ * take their tensors' types, and the subgroup-matrix and f16 depthwise kernels only a node whose tensors are all f16.
  */
 export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits, storage: TensorStorage = 'f32', features: KernelFeatures = {}): NodeKernel {
   const of = typeof storage === 'string' ? () => storage : storage;
@@ -153,6 +154,10 @@ export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], out
   if (allHalf && features.subgroupMatrix) {
     const p = f16SubgroupMatrixKernel({ node, inputShapes, outputShapes, limits }, features.subgroupMatrix);
     if (p) return { kind: 'programs', programs: [p] };
+  }
+  if (allHalf) {
+    const p = f16DepthwiseKernel({ node, inputShapes, outputShapes, limits });
+    if (p) return { kind: 'programs', programs: [withStorage(p, 'f16')] };
   }
   const k = fp32KernelFor(node, inputShapes, outputShapes, limits);
   if (k.kind === 'alias' || storage === 'f32') return k;
@@ -178,6 +183,14 @@ export function f16SubgroupMatrixKernel(args: KernelArgs, support: SubgroupMatri
   if (!t) return undefined;
   const b = convBindings(g);
   return pointwiseSubgroupMatrix(dot, t, support, b.names, b.inputs, args.limits, where(args));
+}
+
+/** The f16 depthwise program (kernels/depthwise.ts depthwiseHalf) of a depthwise Conv (default domain), else undefined. */
+export function f16DepthwiseKernel(args: KernelArgs): KernelProgram | undefined {
+  const n = args.node as Node;
+  if (n.op !== 'Conv' || (n.domain !== '' && n.domain !== 'ai.onnx') || args.node.inputs.length < 2) return undefined;
+  const g = convGeom(args);
+  return isDepthwise(g) ? depthwiseHalf(args, g) : undefined;
 }
 
 function fp32KernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits): NodeKernel {

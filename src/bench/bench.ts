@@ -52,6 +52,8 @@ export interface BenchOptions {
   createSession?: CreateSession;
   /** Throughput mode: images per second of the fused session with this many runs in flight, next to one at a time. */
   concurrency?: number;
+  /** fcm-opt's sessions: each batch as k sub-batches in flight (SessionOptions.subBatches; default 'auto', 1: off). */
+  subBatches?: number | 'auto';
   /** .tflite models: time LiteRT.js too (default true); its options (cache folder, Chromium binary, threads). */
   litert?: boolean | (LiteRtOptions & { threads?: boolean });
 }
@@ -104,6 +106,8 @@ export interface BenchReport {
   /** fp16: the tensors the fused session kept f32 (f32 islands, src/runtime/f16-islands.ts); absent: none. */
   f32Tensors?: string[];
   batch: number;
+  /** Inferences fcm-opt's fused session split each batch into (SessionOptions.subBatches; 1: not split). */
+  subBatches?: number;
   runs: number;
   warmup: number;
   /** Timed runs of one contestant in a row (timeContestants). */
@@ -391,7 +395,10 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   let litertLabel: string | undefined;
   try {
     const precision = opts.precision ?? 'fp32';
-    const made = { batch, inputShapes, maxMemory: opts.maxMemory, ...(opts.keepF32 !== undefined ? { fp16: { keepF32: opts.keepF32 } } : {}) };
+    const made = {
+      batch, inputShapes, maxMemory: opts.maxMemory, ...(opts.keepF32 !== undefined ? { fp16: { keepF32: opts.keepF32 } } : {}),
+      ...(opts.subBatches !== undefined ? { subBatches: opts.subBatches } : {}),
+    };
     const unfused = await createSession(modelPath, { hw, plan: 'unfused', precision, ...made });
     sessions.push(unfused);
     // A quantized model that createSession runs on the integer kernels (path 'int8') is planned as they run it:
@@ -466,7 +473,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     return {
       model: modelPath, hw: hw.name, device: adapter.description,
       ...(opts.createSession ? {} : { deviceFeatures: describeDevice(await acquireGpu()) }),
-      precision: unfused.path ?? precision, batch, runs, warmup, block, results, layers,
+      precision: unfused.path ?? precision, batch, subBatches: fused.subBatches ?? 1, runs, warmup, block, results, layers,
       ...(fused.f32Tensors?.length ? { f32Tensors: fused.f32Tensors } : {}),
       ...(layersUnavailable ? { layersUnavailable } : {}),
       ...(layersMethod ? { layersMethod } : {}),

@@ -11,7 +11,7 @@ const ms = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(3));
 
 export function formatBench(r: BenchReport): string {
   const out: string[] = [];
-  out.push(`${r.model}: batch ${r.batch}, ${r.runs} timed runs after ${r.warmup} warm-up (in blocks of ${r.block}), hw ${r.hw}${r.precision ? `, precision ${r.precision}` : ''}`);
+  out.push(`${r.model}: batch ${r.batch}${r.subBatches && r.subBatches > 1 ? ` (run as ${r.subBatches} sub-batches of ${r.batch / r.subBatches})` : ''}, ${r.runs} timed runs after ${r.warmup} warm-up (in blocks of ${r.block}), hw ${r.hw}${r.precision ? `, precision ${r.precision}` : ''}`);
   out.push(`device: ${r.device}${r.deviceFeatures ? `; ${r.deviceFeatures}` : ''}`);
   if (r.f32Tensors?.length) out.push(`fp16 with ${r.f32Tensors.length} tensor${r.f32Tensors.length > 1 ? 's' : ''} kept f32 (f16 rounding amplified there): ${r.f32Tensors.join(', ')}`);
   out.push('');
@@ -38,7 +38,7 @@ export function formatBench(r: BenchReport): string {
   const how = r.layersMethod === 'wall' ? 'median of 5 profiled runs, wall time per node (the adapter has no timestamp queries)'
     : r.layersMethod === 'pass' ? 'GPU time of each node alone in one heated pass (timestamp queries), median of 6 rounds, each session first in 3'
       : r.layersMethod === 'timestamp' || r.layersMethod === undefined ? 'median of 5 profiled runs, GPU time from timestamp queries' : `time (${r.layersMethod})`;
-  out.push(`Per module: ${how}, next to the planner's estimates`);
+  out.push(`Per module: ${how}, next to the planner's estimates${r.subBatches && r.subBatches > 1 ? `; split sessions: each node's time at the sub-batch of ${r.batch / r.subBatches}, times ${r.subBatches}` : ''}`);
   if (r.layersUnavailable) out.push(`  GPU times unavailable: ${r.layersUnavailable}`);
   const hasTime = r.layers.some((l) => l.estUs !== undefined);
   const head = ['#', 'kind', 'nodes', 'fused ms', 'unfused ms', 'GMA', 'GMA unfused'];

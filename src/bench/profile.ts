@@ -28,6 +28,7 @@ export function timedSession(s: Session): TimedSessionLike & { graph: Session['g
     timeNodes: (groups, o) => timeNodes(s, groups, o),
     hostTimes: () => s.hostTimes(),
     f32Tensors: s.stats().f32Tensors,
+    subBatches: s.stats().subBatches,
     dispose: () => s.dispose(),
   };
 }

@@ -18,6 +18,8 @@ export interface FcmSessionLike {
   hostTimes?(): HostTimesLike;
   /** fp16: the tensors kept f32 (f32 islands, src/runtime/f16-islands.ts). */
   f32Tensors?: string[];
+  /** Inferences each run is split into (SessionOptions.subBatches; src/runtime/sub-batch.ts). */
+  subBatches?: number;
   dispose(): unknown;
 }
 
@@ -36,6 +38,8 @@ export interface CreateSessionOptions {
   inputShapes?: Record<string, number[]>;
   /** The command's memory budget (--max-memory), charged by the session before its GPU buffers are made. */
   maxMemory?: number;
+  /** SessionOptions.subBatches (--sub-batches): k, 'auto' or 1. */
+  subBatches?: number | 'auto';
 }
 
 export type CreateSession = (model: string | Uint8Array, opts: CreateSessionOptions) => Promise<FcmSessionLike>;

@@ -1,11 +1,11 @@
-// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--input-shape NAME=DIMS ...] [--max-memory BYTES] [--runs N] [--warmup W] [--block K] [--tune] [--concurrency C] [--json] [--no-litert]`:
+// `fcm-opt bench MODEL [--hw CFG] [--batch B] [--input-shape NAME=DIMS ...] [--max-memory BYTES] [--runs N] [--warmup W] [--block K] [--tune] [--concurrency C] [--sub-batches K|auto] [--json] [--no-litert]`:
 // latency of fcm-opt fused and unfused against onnxruntime-node WebGPU and CPU (.tflite: LiteRT.js in headless Chromium), with
 // per-module GPU times (src/bench/).
 import type { Command } from 'commander';
 import { invalid } from '../errors.js';
 import { runBench } from '../bench/bench.js';
 import { formatBench, progressBar } from '../bench/format.js';
-import { batchOption, inputShapeOption, keepF32Option, maxMemoryOption, precisionOption, hwOption } from './options.js';
+import { batchOption, inputShapeOption, keepF32Option, maxMemoryOption, precisionOption, hwOption, subBatchesOption } from './options.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
@@ -26,6 +26,7 @@ interface BenchCliOptions {
   maxMemory: number;
   precision: FloatPrecision;
   keepF32?: 'auto' | 'none' | string[];
+  subBatches: number | 'auto';
 }
 
 const integer = (flag: string, min: number) => (value: string): number => {
@@ -50,6 +51,7 @@ export function register(program: Command): void {
     .option('--json', 'print the report as JSON')
     .addOption(precisionOption("fcm-opt's contestants (onnxruntime runs the model as it is)"))
     .addOption(keepF32Option())
+    .addOption(subBatchesOption())
     .option('--no-litert', '.tflite: skip LiteRT.js (it needs Chromium, and npm once to fetch the pinned package)')
     .addOption(maxMemoryOption())
     .action(async (model: string, o: BenchCliOptions) => {
@@ -62,7 +64,7 @@ export function register(program: Command): void {
           const { tunePlan } = await import('../tune/tune.js');
           plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision, maxMemory: o.maxMemory })).plan;
         }
-        const report = await runBench(model, { hw: o.hw, batch: o.batch, inputShapes: o.inputShape, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, keepF32: o.keepF32, onProgress: bar?.update, concurrency: o.concurrency });
+        const report = await runBench(model, { hw: o.hw, batch: o.batch, inputShapes: o.inputShape, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, keepF32: o.keepF32, onProgress: bar?.update, concurrency: o.concurrency, subBatches: o.subBatches });
         bar?.end();
         process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatBench(report));
       } finally {

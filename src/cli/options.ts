@@ -54,6 +54,20 @@ export function precisionOption(what = 'tensors in GPU memory'): Option {
     .default('fp32');
 }
 
+/** `--sub-batches auto|K`: SessionOptions.subBatches (src/pipeline/session.ts autoSubBatches says what 'auto' splits). */
+export function subBatchesOption(): Option {
+  return new Option('--sub-batches <k>', "run each batch as k sub-batches in flight, so that the host's copy of one overlaps the GPU's work on the one before: 'auto' (two halves of a batch >= 16 whose inputs take >= 4 MiB), a number dividing the batch, or 1 (off)")
+    .argParser(parseSubBatches)
+    .default('auto');
+}
+
+export function parseSubBatches(value: string): number | 'auto' {
+  if (value.trim() === 'auto') return 'auto';
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw invalid('--sub-batches', `expected 'auto' or an integer >= 1, got '${value}'`);
+  return n;
+}
+
 /** `--keep-f32 auto|none|NAMES`: fp16 sessions' tensors kept f32 (SessionOptions.fp16.keepF32; NAMES comma-separated). */
 export function keepF32Option(): Option {
   return new Option('--keep-f32 <tensors>', "fp16: tensors kept f32: 'auto' (those whose f16 rounding a node amplifies, found by a calibration run), 'none', or names separated by commas")

@@ -1,4 +1,4 @@
-// `fcm-opt run MODEL [--hw CFG] [--unfused] [--input SPEC ... | --image FILE ...] [--output OUT.npz|OUT.npy] [--top K] [--json]`:
+// `fcm-opt run MODEL [--hw CFG] [--unfused] [--input SPEC ... | --image FILE ...] [--output OUT.npz|OUT.npy] [--top K] [--sub-batches K|auto] [--json]`:
 // runs the model on the WebGPU executor. Inputs: `name=file.npy`, `file.npy` (a one-input model) or `file.npz` (arrays
 // named as the inputs), repeatable; or PNG/JPEG images for a one-input image model (src/cli/image.ts: resized,
 // normalised with --mean/--std/--scale, laid out as the input); without either, the seeded inputs `check` uses. Prints a line per output
@@ -14,7 +14,7 @@ import { createSession } from '../pipeline/session.js';
 import { loadChecked } from '../pipeline/pipeline.js';
 import type { Graph } from '../graph/ir.js';
 import { seededInput } from '../runtime/compare.js';
-import { inputShapeOption, maxMemoryOption, parseBatch, precisionOption, hwOption } from './options.js';
+import { inputShapeOption, maxMemoryOption, parseBatch, precisionOption, hwOption, subBatchesOption } from './options.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 import { checkOutputTarget } from '../export/write-atomic.js';
 import { hwInputs } from './plan.js';
@@ -42,6 +42,8 @@ export interface RunCliOptions {
   mean?: number[];
   std?: number[];
   scale?: number;
+  /** SessionOptions.subBatches (default 'auto'). */
+  subBatches?: number | 'auto';
 }
 
 interface InputSource { name?: string; file: string }
@@ -165,7 +167,7 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
   if (output && ext === '.npy' && graph.outputs.length !== 1) {
     throw invalid(output, `the model has ${graph.outputs.length} outputs (${graph.outputs.join(', ')}); write them all with --output FILE.npz`);
   }
-  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch, maxMemory: o.maxMemory, precision: o.precision });
+  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch, maxMemory: o.maxMemory, precision: o.precision, subBatches: o.subBatches });
   try {
     const out = await session.run(Object.fromEntries([...feeds].map(([k, v]) => [k, v.a.data])));
     const arrays = new Map(session.outputNames.map((y) => [y, { shape: out[y].shape, data: out[y].data }]));
@@ -174,13 +176,15 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
       else await writeNpy(output, arrays.get(session.outputNames[0])!, target);
     }
     const summaries = [...arrays].map(([y, a]) => summarize(y, a, o.top));
+    const subBatches = session.stats().subBatches;
     if (o.json) {
       const inputs = Object.fromEntries([...feeds].map(([k, v]) => [k, { shape: v.a.shape, from: v.from }]));
-      process.stdout.write(`${JSON.stringify({ model, inputs, outputs: summaries, ...(output ? { wrote: output } : {}) }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ model, inputs, subBatches, outputs: summaries, ...(output ? { wrote: output } : {}) }, null, 2)}\n`);
       return;
     }
     const lines: string[] = [];
     for (const [k, v] of feeds) lines.push(`input '${k}' [${v.a.shape.join('x')}]: ${v.from}`);
+    if (subBatches > 1) lines.push(`ran as ${subBatches} sub-batches of ${session.inputShapes[session.inputNames[0]][0] / subBatches}`);
     for (const s of summaries) {
       lines.push(`output '${s.name}' [${s.shape.join('x')}]: min ${num(s.min)}, max ${num(s.max)}, mean ${num(s.mean)}`);
       s.top?.forEach((row, r) => lines.push(`  top ${row.length}${s.top!.length > 1 ? ` (row ${r})` : ''}: ${row.map((t) => `${t.index} (${num(t.value)})`).join(', ')}`));
@@ -223,6 +227,7 @@ export function register(program: Command): void {
     })
     .option('--json', 'print inputs and output summaries as JSON')
     .addOption(precisionOption())
+    .addOption(subBatchesOption())
     .addOption(maxMemoryOption())
     .action(async (model: string, o: RunCliOptions) => {
       try {

@@ -6,7 +6,7 @@
 // mostly per-dispatch cost, so a batch of N costs far less than N passes: this is how several requests in flight
 // get more images per second than one at a time (as serving systems batch dynamically).
 
-import { invalid } from '../errors.js';
+import { FcmError, invalid } from '../errors.js';
 import type { Session } from '../runtime/executor.js';
 import type { RunResult } from '../runtime/precision.js';
 import { type SessionOptions, createSession } from './session.js';
@@ -25,6 +25,7 @@ interface Pending { feeds: Record<string, Float32Array>; resolve: (r: RunResult)
 export class RequestBatcher {
   private readonly queue: Pending[] = [];
   private inFlight = 0;
+  private lends = true;
   private readonly counts: BatchingStats = { requests: 0, batches: 0, batchedRequests: 0 };
 
   /**
@@ -69,10 +70,28 @@ export class RequestBatcher {
       this.inFlight++;
       this.counts.requests += take.length;
       const done = take.length === 1 ? this.runOne(take[0]) : this.runMany(take);
-      void done.finally(() => {
+      // Count the inference done one event-loop turn later: callers whose requests it answered send their next ones
+      // from promise continuations, and those run first, so that they join the next batch. Deciding at once would
+      // start the one or two already queued without them (requests alone and in part batches by turns: no faster
+      // than one at a time on an H100).
+      void done.finally(() => setImmediate(() => {
         this.inFlight--;
         this.pump();
-      });
+      }));
+    }
+  }
+
+  private async lentInputs(): Promise<Record<string, Float32Array>> {
+    if (!this.lends) return {};
+    try {
+      return await this.many.stagingInputs();
+    } catch (e) {
+      // A session that lends no staging memory (split into sub-batches) says so once; the arrays serve.
+      if (e instanceof FcmError && e.kind === 'unsupported') {
+        this.lends = false;
+        return {};
+      }
+      throw e;
     }
   }
 
@@ -88,11 +107,16 @@ export class RequestBatcher {
     this.counts.batches++;
     this.counts.batchedRequests += ps.length;
     try {
+      // The requests are packed where the batch session's upload copies from (its lent staging memory), so a batch
+      // costs one host copy of its inputs, not an allocation and two copies; an input the session lends no memory
+      // for (a split session lends none) is packed into a new array. Slots past the requests are zeros.
+      const lent = await this.lentInputs();
       const feeds: Record<string, Float32Array> = {};
       for (const x of this.one.inputNames) {
         const n = ps[0].feeds[x].length;
-        const packed = new Float32Array(n * this.maxBatch);
+        const packed = lent[x] ?? new Float32Array(n * this.maxBatch);
         ps.forEach((p, i) => packed.set(p.feeds[x], i * n));
+        if (lent[x]) packed.fill(0, ps.length * n);
         feeds[x] = packed;
       }
       const r = await this.many.run(feeds);

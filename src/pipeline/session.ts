@@ -10,29 +10,36 @@ import type { HwConfig } from '../planner/hw-config.js';
 import type { Plan } from '../planner/plan.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { foldChannelScales } from '../rewrite/channel-scale.js';
-import { type GpuContext, acquireGpu, defaultSubmitEvery, probeDot4, subgroupMatrixOffByEnv } from '../runtime/device.js';
+import { type GpuContext, acquireGpu, defaultFirstSubmit, defaultSubmitEvery, defaultSubmitGrowth, probeDot4, subgroupMatrixOffByEnv } from '../runtime/device.js';
 import { checkSubgroupMatrix } from '../runtime/subgroup-matrix-check.js';
 import { checkInt8SubgroupMatrix, int8SubgroupMatrixOf } from '../runtime/int8-subgroup-matrix-check.js';
 import { type Compiled, compileGraph, compileInt8, int8Coverage, sessionBytes } from '../runtime/compile.js';
 import { checkMemory } from '../memory-budget.js';
-import { Executor, type ExecutorOptions, type Session } from '../runtime/executor.js';
+import { Executor, type ExecutorOptions, type Session, defaultMaxInFlight, executorOf } from '../runtime/executor.js';
+import { SubBatchSession } from '../runtime/sub-batch.js';
+import { commonBatch, rebatchGraph } from '../graph/passes/rebatch.js';
 import { type FloatPrecision, type RunResult, floatPrecisions, fp16, fp32, int8, mixedFp16 } from '../runtime/precision.js';
 import { type F16Islands, type NodeError, calibrationGraph, islandThreshold, islandsFromErrors, largestErrors, measureErrors } from '../runtime/f16-islands.js';
 import { compareOutputs, f16Bounds, maxAbs, seededInput } from '../runtime/compare.js';
 import { type ModelInput, type PipelineOptions, graphForRun, load } from './pipeline.js';
 import { resolveHw } from './hw.js';
 
-export { defaultSubmitEvery };
+export { defaultFirstSubmit, defaultSubmitEvery, defaultSubmitGrowth };
 
 export interface SessionOptions extends PipelineOptions {
   /** Extra tensors to return from run() besides the graph outputs (e.g. intermediates for per-layer checks). */
   extraOutputs?: string[];
   /** Quantized graphs: 'auto' (default) runs them with integer kernels when every node has one, else dequantized. */
   int8?: 'auto' | 'dequantize';
-  /** Dispatches per submitted command buffer (default device.ts defaultSubmitEvery; 0: all in one). */
+  /**
+   * Dispatches per submitted command buffer (0: all in one). Not given (nor firstSubmit): a first part of 3, then
+   * parts growing threefold (src/runtime/device.ts defaultFirstSubmit, defaultSubmitGrowth).
+   */
   submitEvery?: number;
   /** Dispatches in the first submitted part (default submitEvery; src/runtime/executor.ts ExecutorOptions). */
   firstSubmit?: number;
+  /** Growth of the parts after the first (default 1; src/runtime/executor.ts ExecutorOptions). */
+  submitGrowth?: number;
   /** The device to run on (default: the process's shared one, acquireGpu); tests pass one without some features. */
   device?: GpuContext;
   /**
@@ -66,6 +73,15 @@ export interface SessionOptions extends PipelineOptions {
    * seeded inputs (heldOutInputs); 'none': every tensor f16; or tensor names.
    */
   fp16?: { keepF32?: 'auto' | 'none' | string[]; calibration?: Record<string, Float32Array> | Record<string, Float32Array>[] };
+  /**
+   * Run each batch as k inferences of batch/k images, in flight together, so that the host's copy of one sub-batch's
+   * feeds overlaps the GPU's work on the one before (src/runtime/sub-batch.ts): k, or 'auto' (default; autoSubBatches
+   * says when it splits). 1: never. A k that does not divide the batch is refused (exit 2), and so is a model whose
+   * nodes may mix the images of a batch (exit 3; src/graph/passes/rebatch.ts). A split session reports the batch's
+   * shapes and outputs, takes GPU buffer feeds and leaves outputs on the GPU as any session, and lends no staging
+   * memory (stagingInputs() refuses: make it with subBatches 1 for that).
+   */
+  subBatches?: number | 'auto';
 }
 
 export interface Int8SessionOptions {
@@ -86,6 +102,7 @@ export interface Int8SessionOptions {
   maxInFlight?: number;
   encodeAhead?: boolean;
   firstSubmit?: number;
+  submitGrowth?: number;
 }
 
 function limitsOf(ctx: GpuContext) {
@@ -126,8 +143,10 @@ async function int8Schedule(ctx: GpuContext, g: Graph, options: Int8SessionOptio
  */
 export async function createSession(model: ModelInput, options: SessionOptions = {}): Promise<Session> {
   const g = await load(model, options);
-  const submitEvery = options.submitEvery ?? defaultSubmitEvery;
-  if (!Number.isInteger(submitEvery) || submitEvery < 0) throw invalid(g.source, `submitEvery must be a whole number >= 0, got ${submitEvery}`);
+  const k = subBatchesFor(g, options);
+  if (k > 1) return subBatchSession(g, k, options);
+  const submitEvery = options.submitEvery;
+  if (submitEvery !== undefined && (!Number.isInteger(submitEvery) || submitEvery < 0)) throw invalid(g.source, `submitEvery must be a whole number >= 0, got ${submitEvery}`);
   const precision: FloatPrecision = options.precision ?? 'fp32';
   if (!floatPrecisions.includes(precision)) throw invalid(g.source, `precision must be one of ${floatPrecisions.join(', ')}, got '${String(precision)}'`);
   if (precision === 'fp16') {
@@ -167,6 +186,59 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   const compiled = compileGraph(graph, limitsOf(ctx));
   checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
   return Executor.create(ctx, compiled, fp32, { submitEvery, ...transferOptions(options) });
+}
+
+/**
+ * What subBatches 'auto' splits: a batch of at least autoSubBatches.minBatch, into autoSubBatches.parts sub-batches
+ * (where that divides it), when the feeds of one run are at least autoSubBatches.minBytes (float32 values, image
+ * inputs' bytes) and the model's nodes keep the images apart (rebatchGraph). Why: a run's host copy into staging
+ * memory runs at 6-9 GB/s on an H100 machine, so a batch-32 224x224 RGB input (19.3 MB) costs 2-3 ms before the GPU
+ * may start (the GPU pass: about 1.6-1.9 ms for MobileNetV2); split in k, the copy of one part overlaps the GPU's work
+ * on the one before, but each part costs the host its own encoding and submits (~0.4-0.8 ms at batch 16-8 on that
+ * machine) and runs at a smaller batch. Measured there (BENCHMARKS.md, "Batch 32 in sub-batches"): 2 parts beat the
+ * unsplit run on all three models timed (MobileNetV2 3.85 against 4.40 ms), 4 and 8 parts lost to it. Below 4 MiB the
+ * copy (under 0.7 ms) is not worth a split.
+ */
+export const autoSubBatches = { minBatch: 16, parts: 2, minBytes: 4 * 2 ** 20 } as const;
+
+/** The sub-batches a session of `g` runs each batch in (1: not split). */
+export function subBatchesFor(g: Graph, options: Pick<SessionOptions, 'subBatches' | 'imageInputs'>): number {
+  const want = options.subBatches ?? 'auto';
+  if (want !== 'auto' && (typeof want !== 'number' || !Number.isInteger(want) || want < 1)) {
+    throw invalid(g.source, `subBatches must be 'auto' or a whole number >= 1, got ${typeof want === 'string' ? `'${want}'` : String(want)}`);
+  }
+  if (want === 1) return 1;
+  const batch = commonBatch(g);
+  if (want !== 'auto') {
+    if (batch !== undefined && batch % want !== 0) throw invalid(g.source, `subBatches ${want} does not divide the batch of ${batch}: sub-batches must be of equal size`);
+    rebatchGraph(g, (batch ?? 0) / want);
+    return want;
+  }
+  const { minBatch, parts, minBytes } = autoSubBatches;
+  if (batch === undefined || batch < minBatch || batch % parts !== 0) return 1;
+  const bytes = g.inputs.reduce((a, x) => a + numel(g.tensors.get(x)!.shape) * (options.imageInputs?.[x] ? 1 : 4), 0);
+  if (bytes < minBytes) return 1;
+  try {
+    rebatchGraph(g, batch / parts);
+  } catch (e) {
+    if (e instanceof FcmError && e.kind === 'unsupported') return 1;
+    throw e;
+  }
+  return parts;
+}
+
+/** A session of `g` (batch B) running each batch as `k` inferences of an executor at batch B/k. */
+async function subBatchSession(g: Graph, k: number, options: SessionOptions): Promise<Session> {
+  const sub = rebatchGraph(g, commonBatch(g)! / k);
+  const maxInFlight = options.maxInFlight ?? defaultMaxInFlight;
+  if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw invalid(g.source, `maxInFlight must be a whole number >= 1, got ${maxInFlight}`);
+  // fp16 calibration feeds given for the batch: the first sub-batch of each set calibrates the sub-batch's session.
+  const cal = options.fp16?.calibration;
+  const first = (feeds: Record<string, Float32Array>) => Object.fromEntries(Object.entries(feeds).map(([x, v]) => [x, v.subarray(0, v.length / k)]));
+  const fp16 = cal ? { ...options.fp16, calibration: Array.isArray(cal) ? cal.map(first) : first(cal) } : options.fp16;
+  // A read-back set and a staging buffer per sub-run in flight: no sub-run waits for an earlier one to finish.
+  const inner = await createSession(sub, { ...options, fp16, subBatches: 1, maxInFlight: k * maxInFlight });
+  return new SubBatchSession(executorOf(inner), k, maxInFlight, new Set(Object.keys(options.imageInputs ?? {})));
 }
 
 /**
@@ -234,7 +306,7 @@ export const calibrationMargin = 0.5;
  * against the fp32 ones on every calibration and held-out input, else every float tensor f32.
  */
 async function fp16Session(ctx: GpuContext, g: Graph, graph: Graph, options: SessionOptions, hw: HwConfig | undefined,
-  smx: GpuContext['subgroupMatrix'], submitEvery: number): Promise<Session> {
+  smx: GpuContext['subgroupMatrix'], submitEvery: number | undefined): Promise<Session> {
   const make = (keep: Iterable<string>, outputs: string[] = graph.outputs) => {
     const compiled = compileGraph({ ...graph, outputs }, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, keep);
     checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
@@ -355,9 +427,10 @@ export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: Se
 }
 
 /** The executor options of the host path (transfers, runs in flight, image inputs), as given. */
-function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images' | 'encodeAhead' | 'firstSubmit'> {
+function transferOptions(o: SessionOptions | Int8SessionOptions): Pick<ExecutorOptions, 'upload' | 'maxInFlight' | 'images' | 'encodeAhead' | 'firstSubmit' | 'submitGrowth'> {
   return {
     ...(o.firstSubmit !== undefined ? { firstSubmit: o.firstSubmit } : {}),
+    ...(o.submitGrowth !== undefined ? { submitGrowth: o.submitGrowth } : {}),
     ...(o.encodeAhead !== undefined ? { encodeAhead: o.encodeAhead } : {}),
     ...(o.upload !== undefined ? { upload: o.upload } : {}),
     ...(o.maxInFlight !== undefined ? { maxInFlight: o.maxInFlight } : {}),

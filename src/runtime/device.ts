@@ -80,15 +80,17 @@ export interface SubgroupMatrixInfoLike {
 /**
  * The subgroup matrices the f16 pointwise kernel can use, from a feature set and adapter info: the subgroup-matrix,
  * shader-f16 and subgroups features, an f16 -> f32 M16 N16 K16 configuration, and one subgroup size (the kernel's
- * workgroup is a fixed number of subgroups). Undefined where anything is missing (lavapipe, other GPUs).
+ * workgroup is a fixed number of subgroups); n8 and f16Acc where f16 -> f32 M16 N8 K16 and f16 -> f16 M16 N16 K16 are
+ * offered too (direct variants with 16 x 8 blocks or f16 accumulators). Undefined where anything is missing (lavapipe, other GPUs).
  */
 export function subgroupMatrixSupport(features: { has(f: string): boolean }, info: SubgroupMatrixInfoLike): SubgroupMatrixSupport | undefined {
   if (![subgroupMatrixFeature, 'shader-f16', 'subgroups'].every((f) => features.has(f))) return undefined;
   const configs = Array.isArray(info.subgroupMatrixConfigs) ? info.subgroupMatrixConfigs : [];
-  if (!configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16)) return undefined;
+  const has = (result: string, N: number) => configs.some((c) => c.componentType === 'f16' && c.resultComponentType === result && c.M === 16 && c.N === N && c.K === 16);
+  if (!has('f32', 16)) return undefined;
   const s = info.subgroupMinSize;
   if (typeof s !== 'number' || !Number.isInteger(s) || s < 1 || s !== info.subgroupMaxSize) return undefined;
-  return { subgroupSize: s };
+  return { subgroupSize: s, ...(has('f32', 8) ? { n8: true } : {}), ...(has('f16', 16) ? { f16Acc: true } : {}) };
 }
 
 /**
@@ -98,6 +100,14 @@ export function subgroupMatrixSupport(features: { has(f: string): boolean }, inf
  */
 export function subgroupMatrixOffByEnv(): boolean {
   return typeof process !== 'undefined' && process.env?.FCM_OPT_SUBGROUP_MATRIX === '0';
+}
+
+/**
+ * FCM_OPT_SUBGROUP_MATRIX=direct: the f16 pointwise chooser takes the direct-load variants on the layers its rule
+ * allows (kernels/pointwise-subgroup-matrix.ts SmxRule; off by default until measured on a GPU).
+ */
+function withDirectByEnv(s: SubgroupMatrixSupport | undefined): SubgroupMatrixSupport | undefined {
+  return s && typeof process !== 'undefined' && process.env?.FCM_OPT_SUBGROUP_MATRIX === 'direct' ? { ...s, direct: true } : s;
 }
 
 export interface DeviceOptions {
@@ -206,7 +216,7 @@ function contextFor(device: GPUDevice, info: Partial<GPUAdapterInfo>, owned: boo
     },
     timestamps: device.features.has('timestamp-query'),
     shaderF16: device.features.has('shader-f16'),
-    subgroupMatrix: subgroupMatrixSupport(device.features, info as SubgroupMatrixInfoLike),
+    subgroupMatrix: withDirectByEnv(subgroupMatrixSupport(device.features, info as SubgroupMatrixInfoLike)),
     pipelines: new Map(),
     owned,
   };
@@ -266,11 +276,17 @@ export async function releaseGpu(): Promise<void> {
 }
 
 /**
- * Dispatches per submitted command buffer in run() (every precision). Encoding a dispatch costs the host about as long
- * as the GPU takes to run one at batch 1 (~8-12 us each through Dawn's bindings), so submitting in parts
- * overlaps the two instead of adding them; each part costs the GPU one more pass (~13 us on the H100).
+ * How run() cuts a run of dispatches into submitted command buffers when not told: a first part of
+ * `defaultFirstSubmit` dispatches, then parts `defaultSubmitGrowth` times the one before (3, 9, 27, ...), uncapped
+ * (`defaultSubmitEvery` 0). Dawn records a command buffer into Vulkan commands inside queue.submit (~1 us per
+ * dispatch on an H100 host, and a fixed ~10 us a submit), while the GPU spends ~8 us per dispatch at batch 1: the
+ * GPU starts after 3 dispatches are recorded and the next, larger part is recorded while it runs them. On an H100
+ * (BENCHMARKS.md, "Submitting in parts") this beat parts of 12 and one submit on every model measured.
+ * Given submitEvery alone, run() submits parts of that size (0: all in one).
  */
-export const defaultSubmitEvery = 12;
+export const defaultSubmitEvery = 0;
+export const defaultFirstSubmit = 3;
+export const defaultSubmitGrowth = 3;
 
 const dot4Probe = new WeakMap<GPUDevice, Promise<boolean>>();
 

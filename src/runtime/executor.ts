@@ -6,12 +6,13 @@
 // One inference: the feeds are written to their buffers (float feeds of a quantized input are quantized on the GPU
 // by a feed program, in the first pass; an image input's bytes are converted by an image program), through the upload
 // path of transfer.ts; GPU buffer feeds are copied on the GPU. Then the dispatches are encoded into command buffers
-// of one compute pass each, submitted every `submitEvery` dispatches so that the GPU works while the host encodes
-// the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one. A WebGPU command
+// of one compute pass each, submitted in parts (a small first one, then growing: device.ts) so that the GPU works
+// while the host records the rest; the outputs asked for are copied to a read-back set (or to GPU buffers) in the last one. A WebGPU command
 // buffer is spent by its submit and compute passes have no bundles, so every run records setPipeline (when it
 // changes), setBindGroup and dispatchWorkgroups per dispatch again, on objects made once (hostTimes() gives the encode
-// time). Where no host step sits in the schedule, a run records the next run's dispatches right after its own submit,
-// while the GPU works (encodeAhead): what stands between a run's feeds and the GPU's start is then only the submit.
+// time). Where no host step sits in the schedule, runs submit dispatches encoded before them (encodeAhead: up to
+// maxInFlight sets, refilled one event-loop turn after a submit, while the GPU works): what stands between a run's
+// feeds and the GPU's start is then only the submit, and runs started together copy and submit before any encoding.
 //
 // Runs in flight: encoding and submitting is one run at a time (serial()), but a run waits for its outputs outside
 // that section, so the next run encodes and submits meanwhile. The GPU executes submissions in order, so the runs
@@ -26,7 +27,7 @@ import { invalid, unsupported } from '../errors.js';
 import type { Value } from '../quant/run-reference.js';
 import type { Compiled, HostStep, Step } from './compile.js';
 import { ordered } from './compile.js';
-import { type GpuContext, defaultSubmitEvery } from './device.js';
+import { type GpuContext, defaultFirstSubmit, defaultSubmitEvery, defaultSubmitGrowth } from './device.js';
 import { type Dispatch, GpuObjects, checkLost, pushScopes, scoped, settle } from './gpu.js';
 import type { Feeds, HostFeeds, Precision, PrecisionName, RunResult } from './precision.js';
 import { DispatchTimer } from './timing.js';
@@ -43,8 +44,8 @@ export interface SessionStats {
   /** Compute dispatches in one run() (feed programs not counted). */
   dispatchesPerRun: number;
   /**
-   * Compute passes in one run(), per run of dispatches between host steps: ceil(dispatches / submitEvery), or with
-   * firstSubmit F, 1 + ceil((dispatches - F) / submitEvery).
+   * Compute passes in one run(), per run of dispatches between host steps: the parts it is submitted in (a first
+   * part of firstSubmit, later ones of submitEvery or growing by submitGrowth; ExecutorOptions).
    */
   passesPerRun: number;
   /**
@@ -84,6 +85,8 @@ export interface SessionStats {
   /** How feeds reach the GPU (src/runtime/transfer.ts), and how many runs may wait for their outputs at once. */
   upload: UploadPath;
   maxInFlight: number;
+  /** Inferences each run() is split into (src/runtime/sub-batch.ts); 1 for an executor. */
+  subBatches: number;
 }
 
 /** GPU or host time of one dispatch or host node in a profiled run. */
@@ -193,7 +196,10 @@ type Phase =
   | { kind: 'host'; step: HostStep; upload: string[] };
 
 export interface ExecutorOptions {
-  /** Dispatches per submitted command buffer (0: all of a run of dispatches in one). */
+  /**
+   * Dispatches per submitted command buffer (0: all of a run of dispatches in one). With none of submitEvery,
+   * firstSubmit and submitGrowth given, the defaults of device.ts (3, then parts growing threefold).
+   */
   submitEvery?: number;
   /**
    * Dispatches in the first submitted part of a run of dispatches (default submitEvery); the later parts hold
@@ -202,6 +208,13 @@ export interface ExecutorOptions {
    * parts after it cost fewer submits (each a fixed host cost and a gap on the GPU). bench/roundtrip.ts measures both.
    */
   firstSubmit?: number;
+  /**
+   * Each part after the first holds this many times the dispatches of the part before (default 1: every part after
+   * the first holds submitEvery), capped at submitEvery where that is not 0. Parts that grow keep the GPU fed from a
+   * small first part while the host records the next, larger one (recording a dispatch costs the host less than the
+   * GPU spends on one at batch 1), with few submits in all.
+   */
+  submitGrowth?: number;
   /**
    * Encode the next run's dispatches right after a run's submit, while the GPU works (default true; only schedules
    * without host steps). false: each run encodes its own, as schedules with host steps do.
@@ -246,6 +259,7 @@ export class Executor implements Session {
   private readonly imagePrograms = new Map<string, FeedDispatch>();
   private readonly submitEvery: number;
   private readonly firstSubmit: number | undefined;
+  private readonly submitGrowth: number;
   private readonly dot4: boolean;
   private readonly uploadPath: UploadPath;
   private readonly maxInFlight: number;
@@ -257,8 +271,13 @@ export class Executor implements Session {
   private weightBytes = 0;
   private runs = 0;
   private queue: Promise<unknown> = Promise.resolve();
-  /** The next run's dispatches, encoded ahead (schedules without host steps; see encodeAhead). */
-  private ahead: GPUCommandBuffer[] | undefined;
+  /**
+   * Runs' dispatches encoded ahead (schedules without host steps; see encodeAhead): up to maxInFlight sets, refilled
+   * one event-loop turn after a run submits (refillAhead), so that runs started together (requests in flight, the
+   * sub-batches of a split session) each submit a set encoded before, and their host copies and submits go first.
+   */
+  private ahead: GPUCommandBuffer[][] = [];
+  private refillScheduled = false;
   private encodesAhead = false;
   private disposed = false;
 
@@ -269,11 +288,17 @@ export class Executor implements Session {
     this.outputNames = [...g.outputs];
     this.inputShapes = Object.fromEntries(g.inputs.map((x) => [x, [...g.tensors.get(x)!.shape]]));
     this.path = precision.name;
-    this.submitEvery = options.submitEvery ?? defaultSubmitEvery;
-    this.firstSubmit = options.firstSubmit;
+    // Nothing given: the default growing parts (device.ts). submitEvery alone: parts of that size. firstSubmit:
+    // that first part, then parts of submitEvery (0 or not given: the rest in one), growing by submitGrowth if given.
+    const { submitEvery, firstSubmit, submitGrowth } = options;
+    const given = submitEvery !== undefined || firstSubmit !== undefined;
+    this.submitEvery = submitEvery ?? defaultSubmitEvery;
+    this.firstSubmit = firstSubmit ?? (given ? undefined : defaultFirstSubmit);
     if (this.firstSubmit !== undefined && (!Number.isInteger(this.firstSubmit) || this.firstSubmit < 1)) {
       throw invalid(g.source, `firstSubmit must be a whole number >= 1, got ${this.firstSubmit}`);
     }
+    this.submitGrowth = submitGrowth ?? (given ? 1 : defaultSubmitGrowth);
+    if (!(Number.isFinite(this.submitGrowth) && this.submitGrowth >= 1)) throw invalid(g.source, `submitGrowth must be a number >= 1, got ${this.submitGrowth}`);
     this.dot4 = options.dot4 ?? false;
     this.uploadPath = options.upload ?? defaultUploadPath;
     if (!uploadPaths.includes(this.uploadPath)) throw invalid(g.source, `upload path must be one of ${uploadPaths.join(', ')}, got '${String(this.uploadPath)}'`);
@@ -311,7 +336,10 @@ export class Executor implements Session {
   /** Dispatches in submitted part `k` of a run of dispatches (Infinity: no limit). */
   private partLimit(k: number): number {
     const every = this.submitEvery > 0 ? this.submitEvery : Infinity;
-    return k === 0 ? this.firstSubmit ?? every : every;
+    const first = this.firstSubmit ?? every;
+    if (k === 0) return first;
+    if (this.submitGrowth === 1 || first === Infinity) return every;
+    return Math.min(every, Math.max(1, Math.round(first * this.submitGrowth ** k)));
   }
 
   /** How many parts a run of `n` dispatches is submitted in. */
@@ -414,7 +442,31 @@ export class Executor implements Session {
     this.defaultWanted = { names: [...g.outputs], read: roots };
     const only = this.phases[0];
     this.encodesAhead = this.options.encodeAhead !== false && this.phases.length === 1 && only.kind === 'gpu' && !only.readBack.length;
-    if (this.encodesAhead) this.ahead = this.encodeAhead();
+    if (this.encodesAhead) while (this.ahead.length < this.maxInFlight) this.ahead.push(this.encodeAhead());
+  }
+
+  /**
+   * Encodes sets of dispatches until maxInFlight are ready, one turn after the submit that spent one: the runs
+   * submitted in the same turn go first. Inside error scopes of its own; an error leaves the pool empty, and the next
+   * run encodes its own dispatches (and reports what fails there).
+   */
+  private refillAhead(): void {
+    if (this.refillScheduled) return;
+    this.refillScheduled = true;
+    setImmediate(() => {
+      this.refillScheduled = false;
+      if (this.disposed || this.ctx.lost) return;
+      const t0 = performance.now();
+      const pop = pushScopes(this.ctx);
+      try {
+        while (this.ahead.length < this.maxInFlight) this.ahead.push(this.encodeAhead());
+      } catch {
+        this.ahead = [];
+      } finally {
+        void pop().then((errors) => { if (errors.some((e) => e)) this.ahead = []; }, () => { this.ahead = []; });
+        this.times.encodeMs += performance.now() - t0;
+      }
+    });
   }
 
   // ---- running ----
@@ -668,7 +720,9 @@ export class Executor implements Session {
    */
   private encodeRun(head: FeedDispatch[], batch: UploadBatch, f: CheckedFeeds, values: Map<string, Value>, want: Wanted,
     rb: ReadSet | undefined, clock: RunClock): GpuRunResult | undefined | Promise<GpuRunResult | undefined> {
-    if (this.encodesAhead && this.ahead) return this.submitAhead(head, batch, f, want, rb, clock);
+    if (this.encodesAhead && this.ahead.length) return this.submitAhead(head, batch, f, want, rb, clock);
+    // More runs at once than sets encoded ahead: this one encodes its own, and the pool fills again after it.
+    if (this.encodesAhead) this.refillAhead();
     const d = this.ctx.device;
     let enc: GPUCommandEncoder | undefined = this.gpu.encoder();
     // Staged feeds and GPU feeds are copied ahead of the first pass, in the first command buffer.
@@ -771,8 +825,7 @@ export class Executor implements Session {
   private submitAhead(head: FeedDispatch[], batch: UploadBatch, f: CheckedFeeds, want: Wanted, rb: ReadSet | undefined,
     clock: RunClock): GpuRunResult | undefined {
     const d = this.ctx.device;
-    const parts = this.ahead!;
-    this.ahead = undefined;
+    const parts = this.ahead.shift()!;
     // The feeds' copies and programs go with the first part, the outputs' copies with the last: one submit each.
     const first = this.gpu.encoder();
     batch.encode(first);
@@ -798,7 +851,7 @@ export class Executor implements Session {
       d.queue.submit(g);
       clock.submitMs += performance.now() - t0;
     }
-    this.ahead = this.encodeAhead();
+    this.refillAhead();
     return out;
   }
 
@@ -908,6 +961,7 @@ export class Executor implements Session {
       runs: this.runs,
       upload: this.uploadPath,
       maxInFlight: this.maxInFlight,
+      subBatches: 1,
     };
   }
 
@@ -923,7 +977,7 @@ export class Executor implements Session {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    this.ahead = undefined;
+    this.ahead = [];
     this.gpu.destroy();
     this.buffers.clear();
   }

@@ -6,13 +6,25 @@ import { invalid, unsupported } from '../errors.js';
 import { type Session, executorOf } from './executor.js';
 import type { Feeds } from './precision.js';
 import { scoped } from './gpu.js';
+import { SubBatchSession } from './sub-batch.js';
+
+/** A session split into sub-batches (src/runtime/sub-batch.ts) runs its executor's pass k times per run(): its
+ *  figures are the executor's, times k. */
+const splitOf = (s: Session): { session: Session; times: number } =>
+  (s instanceof SubBatchSession ? { session: s.inner, times: s.k } : { session: s, times: 1 });
 
 /**
  * GPU time (ms) of one inference's single compute pass, from timestamp queries at its start and end: what run()
  * costs on the GPU without submission and read-back. Exit 3 when the adapter has no timestamp queries, and on the
- * integer executor (its host steps split an inference).
+ * integer executor (its host steps split an inference). A session split into k sub-batches: k times its sub-batch pass
+ * (on the first sub-batch of `feeds`).
  */
 export async function passGpuMs(session: Session, feeds?: Feeds): Promise<number> {
+  const split = splitOf(session);
+  if (split.times > 1) {
+    const first = feeds && Object.fromEntries(Object.entries(feeds).map(([x, v]) => [x, v.subarray(0, v.length / split.times)]));
+    return split.times * (await passGpuMs(split.session, first));
+  }
   const s = executorOf(session);
   if (s.path === 'int8') throw unsupported(s.graph.source, 'pass timing is not available on the integer executor');
   const write = s.prepareTiming(feeds);
@@ -29,9 +41,11 @@ export async function passGpuMs(session: Session, feeds?: Feeds): Promise<number
  * untimed, every group in one submission, each timed pass behind an untimed one of the same dispatches: the steady
  * state of a busy GPU, as inside run()'s single pass (the per-module figures; one pass per dispatch, as
  * profile() times, adds a pass's overhead to every dispatch). 0 for a group without dispatches. Exit 3 without
- * timestamp queries, and on the integer executor.
+ * timestamp queries, and on the integer executor. A session split into k sub-batches: k times its sub-batch's.
  */
 export async function timeNodes(session: Session, groups: readonly (readonly string[])[], opts: { iters?: number; heatMs?: number } = {}): Promise<number[]> {
+  const split = splitOf(session);
+  if (split.times > 1) return (await timeNodes(split.session, groups, opts)).map((ms) => split.times * ms);
   const s = executorOf(session);
   if (s.path === 'int8') throw unsupported(s.graph.source, 'node timing is not available on the integer executor');
   if (!s.timer.timestamps) throw unsupported(s.graph.source, 'the adapter has no timestamp queries');

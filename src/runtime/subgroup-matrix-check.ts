@@ -1,13 +1,17 @@
 // A check, once per device, that the f16 pointwise kernel on subgroup matrices (kernels/pointwise-subgroup-matrix.ts)
-// compiles and computes on this device: every tile variant the device fits, on two small layers (aligned and ragged:
-// the vec4 and scalar paths, edges in F, M and C), against a float64 reference. The feature is experimental (Dawn
+// compiles and computes on this device: every staged tile variant the device fits and, where the device's chooser rule
+// takes direct-load variants (SubgroupMatrixSupport.direct), those it may pick (smxChosenDirectVariants), on small layers (aligned and ragged: the vec4 and scalar paths, edges in
+// F, M and C; for the direct variants layers with rows aligned for direct loads, a channel tail and clamped blocks),
+// against a float64 reference. The feature is experimental (Dawn
 // offers it under allow_unsafe_apis) and drivers differ: where anything fails, fp16 sessions keep the other f16
 // kernels and one warning says why, instead of a session that fails or computes wrong values.
 
 import type { GpuContext } from './device.js';
 import { GpuObjects, encodeDispatches, scoped } from './gpu.js';
 import { fromHalf, roundHalf, toHalf } from './half.js';
-import { type SmxTiles, pointwiseSubgroupMatrix, smxFits, smxStorage, smxTileVariants } from '../../kernels/pointwise-subgroup-matrix.js';
+import {
+  type SmxVariant, pointwiseSubgroupMatrix, smxChosenDirectVariants, smxDirectAligned, smxDirectApplies, smxEmulationStorage, smxFits, smxStorage, smxTileVariants,
+} from '../../kernels/pointwise-subgroup-matrix.js';
 import type { DotGeom } from '../../kernels/pointwise.js';
 import { nodeEpilogue } from '../../kernels/shader.js';
 
@@ -38,11 +42,16 @@ export function checkSubgroupMatrix(ctx: GpuContext, opts: CheckOptions = {}): P
 
 interface Layer { g: DotGeom; act: (v: number) => number }
 
+const relu6 = { act: nodeEpilogue({ activation: 'Clip', activationParams: [0, 6] }, 'check'), f: (v: number) => Math.min(Math.max(v, 0), 6) };
+const none = { act: nodeEpilogue({}, 'check'), f: (v: number) => v };
 // 36 positions (vec4 path) with bias, ReLU6 and residual; 49 positions and 13 channels (scalar path, edges in every
-// dimension) with bias only.
+// dimension) with bias only; for the direct variants (rows of 8 f16), 40 positions and channels (a channel tail,
+// clamped blocks in F and P) with bias, ReLU6 and residual, and 48 channels (no tail) on 64 positions of 20 filters.
 const layers: Layer[] = [
-  { g: { N: 2, C: 40, F: 36, P: 36, hasBias: true, hasRes: true, act: nodeEpilogue({ activation: 'Clip', activationParams: [0, 6] }, 'check') }, act: (v) => Math.min(Math.max(v, 0), 6) },
-  { g: { N: 2, C: 13, F: 21, P: 49, hasBias: true, hasRes: false, act: nodeEpilogue({}, 'check') }, act: (v) => v },
+  { g: { N: 2, C: 40, F: 36, P: 36, hasBias: true, hasRes: true, act: relu6.act }, act: relu6.f },
+  { g: { N: 2, C: 13, F: 21, P: 49, hasBias: true, hasRes: false, act: none.act }, act: none.f },
+  { g: { N: 2, C: 40, F: 36, P: 40, hasBias: true, hasRes: true, act: relu6.act }, act: relu6.f },
+  { g: { N: 2, C: 48, F: 20, P: 64, hasBias: true, hasRes: false, act: none.act }, act: none.f },
 ];
 
 /** Small values exact in f16, from a fixed pattern. */
@@ -73,10 +82,13 @@ async function run(ctx: GpuContext, emulate: boolean, timeoutMs: number): Promis
       }
       const inputs = data.map((d, i) => gpu.buffer(Math.ceil(d.length / 8) * 16, G.STORAGE, `check ${names[i]}`, padded(toHalf(d))));
       const bytes = Math.ceil(outN / 8) * 16;
-      // The emulated form needs 4 BF BP more bytes of workgroup memory.
-      const fits = (v: SmxTiles) => smxFits(v, support.subgroupSize, ctx.kernelLimits)
-        && (!emulate || smxStorage(v) + 1024 * v.sgf * v.sgp * v.tm * v.tn <= ctx.kernelLimits.maxComputeWorkgroupStorageSize);
-      for (const t of smxTileVariants.filter(fits)) {
+      // The emulated staged form needs 4 BF BP more bytes of workgroup memory.
+      const fits = (v: SmxVariant) => smxFits(v, support, ctx.kernelLimits, g.C)
+        && (!emulate || smxStorage(v, g.C) + smxEmulationStorage(v) <= ctx.kernelLimits.maxComputeWorkgroupStorageSize);
+      // Direct variants only where the device's rule may pick them (SubgroupMatrixSupport.direct): a failure of theirs
+      // leaves the staged kernel in use elsewhere.
+      const direct = support.direct ? smxChosenDirectVariants().filter((v) => smxDirectAligned(g, v) && smxDirectApplies(g, v)) : [];
+      for (const t of [...smxTileVariants, ...direct].filter(fits)) {
         const program = pointwiseSubgroupMatrix(g, t, support, names, names.map((_, i) => i), ctx.kernelLimits, 'subgroup-matrix check', 'Conv(pw smx)', emulate);
         const out = gpu.buffer(bytes, G.STORAGE | G.COPY_SRC, 'check out', new Uint16Array(bytes / 2).fill(0x7e00));
         const read = gpu.buffer(bytes, G.MAP_READ | G.COPY_DST, 'check read');

@@ -11,7 +11,9 @@
 //
 // The ring's memory can also be lent to the caller (Uploader.lend, Session.stagingInputs): the feeds are then written
 // where the copy to the GPU starts (a decoder's output, a producer's), and the run that takes them copies nothing on
-// the host: what bounds the upload is then the GPU's copy, not the host's memcpy.
+// the host: what bounds the upload is then the GPU's copy, not the host's memcpy. From the caller's own arrays, a
+// session split into sub-batches (sub-batch.ts) hides most of that memcpy instead: it runs while the GPU works on the
+// sub-batch before.
 //
 // Read-back: one MAP_READ buffer per set holds every GPU output at its own offset, so a run maps once; the sets are
 // made once and reused (a set per run in flight), and a run copies only the outputs asked for.

@@ -37,9 +37,10 @@ export async function programsOf(c: LayerCase, storage: StorageType = 'f32'): Pr
   return k.programs;
 }
 
-export async function runLayer(c: LayerCase, storage: StorageType = 'f32'): Promise<Float32Array[]> {
+/** `given`: programs to run instead of the registry's (kernel variants), bound as the registry's would be. */
+export async function runLayer(c: LayerCase, storage: StorageType = 'f32', given?: KernelProgram[]): Promise<Float32Array[]> {
   const device = await getDevice();
-  const programs = await programsOf(c, storage);
+  const programs = given ?? await programsOf(c, storage);
   const S = GPUBufferUsage.STORAGE, CS = GPUBufferUsage.COPY_SRC;
   const half = storage === 'f16';
   const make = (d: Float32Array) => {

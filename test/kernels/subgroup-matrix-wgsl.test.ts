@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { create, globals } from 'webgpu';
-import { pointwiseSubgroupMatrix, smxTileVariants } from '../../kernels/pointwise-subgroup-matrix.js';
+import { pointwiseSubgroupMatrix, smxDirectApplies, smxDirectVariants, smxTileVariants } from '../../kernels/pointwise-subgroup-matrix.js';
 import { type KernelLimits, defaultLimits } from '../../kernels/program.js';
 import { nodeEpilogue } from '../../kernels/shader.js';
 import type { DotGeom } from '../../kernels/pointwise.js';
@@ -94,5 +94,53 @@ test("Dawn's compiler accepts every tile variant's WGSL on ragged and aligned sh
     assert.deepEqual(await compileErrors(d, p.wgsl, withPipeline), [], key);
   }
   assert.ok(pipelines > 10, `${pipelines} pipelines created`);
+  d.destroy();
+});
+
+test("Dawn's compiler accepts every direct-load variant's WGSL: 16 x 16 and 16 x 8 blocks, f32 and f16 accumulators, channel tails, vec4 / vec2 / scalar stores, every epilogue", async (t) => {
+  const d = await nullDevice();
+  if (!d) { t.skip("this Dawn build has no null backend offering chromium-experimental-subgroup-matrix"); return; }
+  const full = { subgroupSize: 32, n8: true, f16Acc: true };
+  const names = (g: DotGeom) => ['x', 'w', ...(g.hasBias ? ['b'] : []), ...(g.hasRes ? ['res'] : [])];
+  const make = (g: DotGeom, v: (typeof smxDirectVariants)[number]) => pointwiseSubgroupMatrix(g, v, full, names(g), names(g).map((_, i) => i), h100, 't');
+  // The checker is real: operands swapped, a 16 x 8 block in a 16 x 16 product, a store into a read-only binding.
+  const good = make(dot(1, 32, 32, 64), smxDirectVariants[3]).wgsl;
+  assert.deepEqual(await compileErrors(d, good, true), []);
+  assert.notDeepEqual(await compileErrors(d, good.replace('subgroupMatrixMultiplyAccumulate(a0_0, b0_0, ', 'subgroupMatrixMultiplyAccumulate(b0_0, a0_0, '), false), [], 'operands swapped');
+  assert.notDeepEqual(await compileErrors(d, good.replace('let b0_0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>', 'let b0_0 = subgroupMatrixLoad<subgroup_matrix_right<f16, 8, 16>'), false), [], 'a 16 x 8 block into a 16 x 16 product');
+  assert.notDeepEqual(await compileErrors(d, good.replace('subgroupMatrixStore<row_major>(&rs, ', 'subgroupMatrixStore<row_major>(&x, '), false), [], 'a store into the read-only x');
+  // Aligned and unaligned rows (the generator makes both; the chooser picks the aligned), channel tails (C % 16),
+  // vec4 (P % 4 == 0), vec2 (P = 98) and scalar (P = 49) stores, F not a multiple of 16, batch > 1.
+  const shapes = [
+    dot(1, 32, 16, 12544, { bias: true }), dot(2, 24, 144, 3136, { bias: true, act: 'Clip' }), dot(3, 40, 36, 40, { bias: true, res: true, act: 'Clip' }),
+    dot(2, 144, 24, 784, { bias: true, res: true }), dot(2, 13, 21, 49, { bias: true, res: true, act: 'Relu' }), dot(2, 96, 40, 98, { act: 'HardSwish' }),
+    dot(32, 960, 320, 49, { bias: true }),
+  ];
+  let n = 0, pipelines = 0;
+  const nullLimit = d.limits.maxComputeWorkgroupStorageSize;
+  for (const g of shapes) {
+    for (const v of smxDirectVariants) {
+      if (!smxDirectApplies(g, v)) continue;
+      const p = make(g, v);
+      const withPipeline = p.workgroupStorageBytes <= nullLimit;
+      if (withPipeline) pipelines++;
+      assert.deepEqual(await compileErrors(d, p.wgsl, withPipeline), [], p.cacheKey);
+      n++;
+    }
+  }
+  // The programs MobileNetV2 gets with the direct rule on (FCM_OPT_SUBGROUP_MATRIX=direct).
+  const limits = { ...h100, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 30 };
+  let fromModel = 0;
+  for (const batch of [1, 32]) {
+    const g = await prepareForRun(exportOnnx(mobileNetV2(batch)), { precision: 'fp16', plan: 'unfused', batch });
+    for (const s of compileGraph(g, limits, 'f16', { subgroupMatrix: { subgroupSize: 32, direct: true } }).steps) {
+      if (!s.program.cacheKey.startsWith('pointwise-smx-direct')) continue;
+      const withPipeline = s.program.workgroupStorageBytes <= nullLimit;
+      if (withPipeline) pipelines++;
+      assert.deepEqual(await compileErrors(d, s.program.wgsl, withPipeline), [], s.program.cacheKey);
+      fromModel++;
+    }
+  }
+  assert.ok(n >= 60 && fromModel >= 30 && pipelines >= 10, `${n} programs, ${fromModel} from MobileNetV2, ${pipelines} pipelines`);
   d.destroy();
 });

@@ -18,7 +18,8 @@ import { closeDevice, getDevice, pipelineOf } from './fused-harness.js';
 import { randomF32 } from './reference.js';
 import { activation } from './reference.js';
 import {
-  type SmxTiles, chooseSmxTiles, pointwiseSubgroupMatrix, smxMinWorkgroups, smxStorage, smxTileCount, smxTileVariants,
+  type SmxDirectTiles, type SmxTiles, type SmxVariant, chooseSmxTiles, isDirect, pointwiseSubgroupMatrix, smxChosenDirectVariants, smxDirectVariants,
+  smxFits, smxMinWorkgroups, smxStorage, smxTileCount, smxTileKey, smxTileVariants,
 } from '../../kernels/pointwise-subgroup-matrix.js';
 import type { DotGeom } from '../../kernels/pointwise.js';
 import { kernelFor } from '../../kernels/registry.js';
@@ -52,9 +53,9 @@ function dotCase(N: number, C: number, F: number, P: number, o: { bias?: boolean
 
 const namesOf = (g: DotGeom) => ['x', 'w', ...(g.hasBias ? ['b'] : []), ...(g.hasRes ? ['res'] : []), ...(g.hasScale ? ['sc'] : [])];
 
-function program(g: DotGeom, t: SmxTiles, o: { s?: number; limits?: KernelLimits; emulate?: boolean } = {}): KernelProgram {
+function program(g: DotGeom, t: SmxVariant, o: { s?: number; limits?: KernelLimits; emulate?: boolean } = {}): KernelProgram {
   const names = namesOf(g);
-  return pointwiseSubgroupMatrix(g, t, { subgroupSize: o.s ?? 32 }, names, names.map((_, i) => i), o.limits ?? h100, 'test', 'Conv(pw smx)', o.emulate);
+  return pointwiseSubgroupMatrix(g, t, { subgroupSize: o.s ?? 32, n8: true, f16Acc: true }, names, names.map((_, i) => i), o.limits ?? h100, 'test', 'Conv(pw smx)', o.emulate);
 }
 
 // ---- program descriptions ------------------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ test('bad tiles and tiles over the device limits are refused with a clear error'
 // ---- the tile chooser ----------------------------------------------------------------------------------------------
 
 test('chooser: 32 x 32 tiles, 16 x 64 for 16 filters, 64 x 64 for wide layers with many tiles, the present kernel for long loops on few tiles', () => {
-  const key = (t: SmxTiles | undefined) => (t ? `${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp}` : 'present');
+  const key = (t: SmxVariant | undefined) => (t ? `${isDirect(t) ? 'direct ' : ''}${16 * t.tm * t.sgf}x${(isDirect(t) ? t.nb : 16) * t.tn * t.sgp}` : 'present');
   // Most layers: 32 x 32 (batch 32 56x56 144 -> 24, batch 1 28x28 32 -> 192, batch 1 14x14 192 -> 64 on 14 tiles).
   assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, support, h100)), '32x32');
   assert.equal(key(chooseSmxTiles({ N: 1, P: 784, F: 192, C: 32 }, support, h100)), '32x32');
@@ -176,7 +177,9 @@ const allFeatures = new Set(['shader-f16', 'subgroups', 'chromium-experimental-s
 const without = (f: string) => new Set([...allFeatures].filter((x) => x !== f));
 
 test('subgroupMatrixSupport: only with the three features, an f16 -> f32 16x16x16 config and one subgroup size', () => {
-  assert.deepEqual(subgroupMatrixSupport(allFeatures, nvidiaInfo), { subgroupSize: 32 });
+  assert.deepEqual(subgroupMatrixSupport(allFeatures, nvidiaInfo), { subgroupSize: 32, n8: true, f16Acc: true });
+  // Without f16 -> f32 M16 N8 K16 or f16 -> f16 M16 N16 K16: no 16 x 8 blocks, no f16 accumulators.
+  assert.deepEqual(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMatrixConfigs: nvidiaInfo.subgroupMatrixConfigs.filter((c) => c.resultComponentType === 'f32' && c.N === 16) }), { subgroupSize: 32 });
   for (const f of ['shader-f16', 'subgroups', 'chromium-experimental-subgroup-matrix']) assert.equal(subgroupMatrixSupport(without(f), nvidiaInfo), undefined, `without ${f}`);
   assert.equal(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMatrixConfigs: nvidiaInfo.subgroupMatrixConfigs.filter((c) => !(c.resultComponentType === 'f32' && c.N === 16)) }), undefined, 'only f16 -> f16 and M16 N8');
   assert.equal(subgroupMatrixSupport(allFeatures, { ...nvidiaInfo, subgroupMatrixConfigs: undefined }), undefined, 'no configs reported');
@@ -325,6 +328,132 @@ for (const [g, t] of runCases) {
     let worst = -1, worstRatio = 0;
     for (let i = 0; i < y.length; i++) {
       const bound = 2 ** -11 * Math.abs(y[i]) + 2 ** -25 + 1e-4 * Math.max(1, maxRef) + (g.hasScale ? 2 ** -11 * sumAbs[i] : 0);
+      const ratio = Math.abs(got[i] - y[i]) / bound;
+      if (!(ratio <= worstRatio)) { worst = i; worstRatio = Number.isNaN(ratio) ? Infinity : ratio; }
+    }
+    assert.ok(worstRatio <= 1, `element ${worst}: got ${got[worst]}, expected ${y[worst]} (${worstRatio.toFixed(2)}x the bound)`);
+  });
+}
+
+// ---- direct-load variants --------------------------------------------------------------------------------------------
+
+const fullSupport = { subgroupSize: 32, n8: true, f16Acc: true };
+
+test('direct variants: one workgroup per BF x BP tile of one image, storage as declared (tail arrays only where C % 16 != 0), every variant its own key', () => {
+  const keys = new Set<string>();
+  for (const t of smxDirectVariants) {
+    for (const g of [dotCase(2, 40, 36, 40, { bias: true, res: true }), dotCase(32, 960, 320, 49, { bias: true }), dotCase(1, 32, 16, 12544)]) {
+      const p = program(g, t);
+      const BF = 16 * t.tm * t.sgf, BP = t.nb * t.tn * t.sgp, NSG = t.sgf * t.sgp;
+      const tiles = Math.ceil(g.F / BF) * g.N * Math.ceil(g.P / BP);
+      assert.equal(tiles, smxTileCount(g, t));
+      assert.match(p.wgsl, new RegExp(`const TOTAL: u32 = ${tiles}u;`));
+      assert.deepEqual(p.workgroupSize, [32 * NSG, 1, 1]);
+      const acc = NSG * t.tm * t.tn * 16 * t.nb * (t.acc === 'f32' ? 4 : 2), tail = g.C % 16 ? 2 * NSG * (t.tm * 256 + t.tn * 16 * t.nb) : 0;
+      const xs = t.xs ? 2 * 16 * t.ku * BP : 0;
+      assert.equal(p.workgroupStorageBytes, acc + tail + xs);
+      assert.equal(smxStorage(t, g.C), acc + tail + xs);
+      assert.ok(acc + 2 * NSG * (t.tm * 256 + t.tn * 16 * t.nb) + xs <= 32768, `${smxTileKey(t)} fits lavapipe's 32 KiB with its tail arrays`);
+      assert.equal(/var<workgroup> xs:/.test(p.wgsl), !!t.xs);
+      assert.equal(/var<workgroup> ta:/.test(p.wgsl), g.C % 16 !== 0);
+      assert.match(p.cacheKey, /^pointwise-smx-direct\|/);
+      keys.add(p.cacheKey);
+      // TM x TN products per step of 16 channels, all operands from the storage buffers (and the tail's from ta / tb).
+      const loads = p.wgsl.match(/subgroupMatrixLoad<[^>]+>, row_major>\(&(w|x|xs),/g) ?? [];
+      assert.ok(loads.length >= t.ku * (t.tm + t.tn), `${smxTileKey(t)}: ${loads.length} loads from w and x`);
+      assert.equal(p.wgsl.match(/subgroupMatrixStore<row_major>\(&rs,/g)?.length, t.tm * t.tn);
+      assert.match(p.wgsl, new RegExp(`var acc0_0 = subgroup_matrix_result<${t.acc}, ${t.nb}, 16>\\(\\);`));
+    }
+  }
+  assert.equal(keys.size, 3 * smxDirectVariants.length);
+});
+
+test('direct variants: stores of 4, 2 or 1 f16 by P, the residual and output bound to match; refused where they cannot run', () => {
+  const t = smxDirectVariants[0];
+  const decls = (g: DotGeom) => [...program(g, t).wgsl.matchAll(/@binding\((\d+)\) var<storage, (\w+)> (\w+): array<([^>]+>?)>;/g)].map((m) => `${m[3]} ${m[4]}`);
+  assert.deepEqual(decls(dotCase(2, 40, 36, 40, { bias: true, res: true })), ['x f16', 'w f16', 'b f16', 'res vec4<f16>', 'out vec4<f16>']);
+  assert.deepEqual(decls(dotCase(2, 40, 36, 98, { res: true })), ['x f16', 'w f16', 'res vec2<f16>', 'out vec2<f16>']);
+  assert.deepEqual(decls(dotCase(2, 40, 36, 49, { res: true })), ['x f16', 'w f16', 'res f16', 'out f16']);
+  assert.throws(() => program(dotCase(2, 40, 36, 12), t), /needs >= 16 positions and >= 16 filters, got 12 and 36/);
+  assert.throws(() => program(dotCase(2, 40, 8, 64), t), /needs >= 16 positions and >= 16 filters, got 64 and 8/);
+  assert.throws(() => program(dotCase(2, 40, 36, 64, { scale: true }), t), /no per-channel input scale/);
+  assert.throws(() => program(dotCase(2, 40, 36, 64), { ...t, nb: 4 as 8 }), /16 x 16 or 16 x 8, got 16 x 4/);
+  assert.throws(() => program(dotCase(2, 40, 36, 64), t, { limits: { ...defaultLimits, maxComputeWorkgroupStorageSize: 8192 } }), /24576 bytes of workgroup storage, the device allows 8192/);
+});
+
+test('chooser with direct variants: aligned rows only (P % 8, C % 8), 16 x 256 for <= 16 filters, 32 x 64 on few tiles, 64 x 64; off by default; the configurations the device lacks are not offered', () => {
+  const key = (t: SmxVariant | undefined) => (t ? smxTileKey(t) : 'present');
+  const d = { direct: true };
+  const [big, narrow, small] = smxChosenDirectVariants().map(smxTileKey);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, h100, d)), big);
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 16, C: 32 }, support, h100, d)), narrow);
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 784, F: 32, C: 144 }, support, h100, d)), small, '1 x 13 x 1 tiles of 64 x 64: too few');
+  // Unaligned rows of x (14x14, 7x7): x through workgroup memory, 64 x 64 with enough tiles, else 32 x 64 unless
+  // that leaves few tiles on a long channel loop (then the staged rule: the present split-K kernel).
+  const [, , , bigX, smallX] = smxChosenDirectVariants().map(smxTileKey);
+  assert.ok(bigX.endsWith('X') && smallX.endsWith('X'));
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 196, F: 96, C: 576 }, support, h100, d)), bigX);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, h100, d)), bigX);
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 196, F: 64, C: 192 }, support, h100, d)), smallX);
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 160, C: 960 }, support, h100, d)), 'present');
+  // An input scale, channels not a multiple of 8: the staged rule's pick.
+  for (const g of [{ N: 32, P: 3136, F: 144, C: 24, hasScale: true }, { N: 32, P: 3136, F: 144, C: 20 }, { N: 32, P: 196, F: 144, C: 20 }]) {
+    assert.equal(key(chooseSmxTiles(g, support, h100, d)), key(chooseSmxTiles(g, support, h100)), JSON.stringify(g));
+  }
+  // Off by default: the staged rule alone, never a direct variant.
+  for (const g of [{ N: 32, P: 3136, F: 144, C: 32 }, { N: 1, P: 12544, F: 16, C: 32 }]) assert.ok(!isDirect(chooseSmxTiles(g, support, h100)!));
+  // A device's support with `direct` (FCM_OPT_SUBGROUP_MATRIX=direct) sets the rule; kernelFor follows it.
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, { ...support, direct: true }, h100)), big);
+  const pw = convNode('pw', true, ['Clip', [0, 6]]);
+  const k = kernelFor(pw, [[8, 24, 56, 56], [144, 24, 1, 1], [144]], [[8, 144, 56, 56]], h100, 'f16', { subgroupMatrix: { ...support, direct: true } });
+  assert.match(k.kind === 'programs' ? k.programs[0].cacheKey : '', /^pointwise-smx-direct\|8\|24\|144\|3136\|1\|0\|Clip\(0,6\)\|D2x2T2x2N16K1\|/);
+  // The chosen direct variants use 16 x 16 blocks and f32 accumulators: what every device with the kernel has.
+  for (const t of smxChosenDirectVariants()) assert.ok(t.nb === 16 && t.acc === 'f32');
+  const f16acc = smxDirectVariants.find((t) => t.acc === 'f16')!, n8 = smxDirectVariants.find((t) => t.nb === 8)!;
+  assert.equal(smxFits(f16acc, support, h100), false);
+  assert.equal(smxFits(n8, support, h100), false);
+  assert.equal(smxFits(f16acc, fullSupport, h100) && smxFits(n8, fullSupport, h100), true);
+});
+
+// Every direct variant on ragged shapes (batch > 1, P, C and F not multiples of 16, P past the tile and clamped
+// blocks, vec4 / vec2 / scalar stores, a channel tail, one 32-channel iteration plus a single step), every epilogue.
+const directCases: [Case, SmxDirectTiles][] = [
+  [dotCase(2, 40, 36, 40, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[0]],
+  [dotCase(3, 24, 21, 49, { bias: true, res: true, act: ['Relu', []], post: 'Relu' }), smxDirectVariants[1]],
+  [dotCase(2, 13, 20, 98, { bias: true }), smxDirectVariants[2]],
+  [dotCase(2, 33, 40, 36, { res: true, act: ['HardSwish', []] }), smxDirectVariants[3]],
+  [dotCase(2, 56, 40, 52, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
+  [dotCase(2, 24, 30, 28, { bias: true, res: true }), smxDirectVariants[5]],
+  [dotCase(2, 40, 36, 42, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[6]],
+  // No channel tail: 48 channels, one 32-channel iteration and a single step.
+  [dotCase(2, 48, 20, 60, { bias: true, res: true }), smxDirectVariants[4]],
+  // x through workgroup memory: odd P (scalar stores) with a channel tail; P = 98 (vec2) with a single leftover step.
+  [dotCase(2, 40, 36, 49, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[7]],
+  [dotCase(3, 48, 20, 98, { res: true, act: ['Relu', []] }), smxDirectVariants[8]],
+  // Prefetched operands: three 16-channel iterations and a tail.
+  [dotCase(2, 56, 36, 44, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[9]],
+];
+assert.deepEqual(new Set(directCases.map(([, t]) => t)), new Set(smxDirectVariants), 'every direct variant has its case');
+
+for (const [g, t] of directCases) {
+  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${smxTileKey(t)}`;
+  test(`emulated direct variant matches the float64 reference: ${label}`, async () => {
+    let seed = 7000 + g.N * 1000 + g.C;
+    const r = (n: number, lo = -1, hi = 1) => Float32Array.from(randomF32(n, seed++, lo, hi), roundHalf);
+    const x = r(g.N * g.C * g.P), w = r(g.F * g.C, -0.5, 0.5), b = r(g.F), res = r(g.N * g.F * g.P);
+    const inputs = [x, w, ...(g.hasBias ? [b] : []), ...(g.hasRes ? [res] : [])];
+    const p = program(g, t, { s: 32, emulate: true, limits: { ...defaultLimits, maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 } });
+    assert.ok(!/subgroup/.test(p.wgsl.replace(/\/\/[^\n]*/g, '')), 'the emulated form uses no subgroup feature');
+    const got = await runEmulated(p, inputs, g.N * g.F * g.P);
+    const { y, sumAbs } = reference(g, x, w, b, res, new Float32Array(0));
+    let maxRef = 0;
+    for (const v of y) maxRef = Math.max(maxRef, Math.abs(v));
+    // f16 accumulators: the running sum rounded to f16 after each step of 16 channels and once more as the result
+    // leaves them (each half an ulp of a partial sum, at most 2^-11 sum_c |w x|).
+    const steps = t.acc === 'f16' ? Math.ceil(g.C / 16) + 1 : 0;
+    let worst = -1, worstRatio = 0;
+    for (let i = 0; i < y.length; i++) {
+      const bound = 2 ** -11 * Math.abs(y[i]) + 2 ** -25 + 1e-4 * Math.max(1, maxRef) + steps * 2 ** -11 * sumAbs[i];
       const ratio = Math.abs(got[i] - y[i]) / bound;
       if (!(ratio <= worstRatio)) { worst = i; worstRatio = Number.isNaN(ratio) ? Infinity : ratio; }
     }

@@ -33,9 +33,14 @@ test('batched requests: each gets its own outputs, alone or in a batch; requests
     const want: { data: Float32Array }[] = [];
     for (const f of feeds) want.push((await ref.run(f))[y]);
     // Seven at once with one inference in flight: the first runs alone, the next three and the last three in batches
-    // of three (the last padded with zeros to the batch session's size).
+    // of three (the last padded with zeros to the batch session's size). Each batch is packed into the batch
+    // session's lent staging memory (the run then copies nothing more).
+    let lent = 0;
+    const stagingInputs = many.stagingInputs.bind(many);
+    many.stagingInputs = async () => { lent++; return stagingInputs(); };
     const got = await Promise.all(feeds.map((f) => b.run(f)));
     const st = b.stats();
+    assert.equal(lent, st.batches);
     assert.equal(st.requests, 7);
     assert.ok(st.batches >= 2 && st.batchedRequests >= 6, JSON.stringify(st));
     got.forEach((r, i) => {
@@ -70,6 +75,23 @@ test('requests that arrive while one runs wait for it and go together, though a 
     // A full batch does not wait: four at once with maxBatch 3 are one alone, then three together at once.
     await Promise.all([...feeds, feeds[0]].map((f) => b.run(f)));
     assert.deepEqual(b.stats(), { requests: 7, batches: 2, batchedRequests: 5 });
+  } finally {
+    b.dispose();
+  }
+});
+
+test('callers that send their next request when the last one is answered fill the batches', async () => {
+  const one = await createSession(net(1), { plan: 'unfused' });
+  const many = await createSession(net(3), { plan: 'unfused' });
+  const b = new RequestBatcher(one, many, 3);
+  try {
+    const f = { input: seededInput(3 * 16 * 16, 300) };
+    // Three callers, four requests each, each request sent when the caller's last one is answered (a server's
+    // clients, or a throughput benchmark). The first request finds nothing in flight and runs alone; from then on
+    // the answered callers' next requests join the ones queued: three full batches, and the two left over together.
+    const caller = async () => { for (let i = 0; i < 4; i++) await b.run(f); };
+    await Promise.all([caller(), caller(), caller()]);
+    assert.deepEqual(b.stats(), { requests: 12, batches: 4, batchedRequests: 11 });
   } finally {
     b.dispose();
   }

@@ -13,7 +13,7 @@ import { type Graph, fcmDomain } from '../../src/graph/ir.js';
 import type { Plan } from '../../src/planner/plan.js';
 import { runInt8Reference } from '../../src/quant/run-reference.js';
 import { quantize, quantizeF32 } from '../../src/quant/reference.js';
-import { defaultSubmitEvery, releaseGpu } from '../../src/runtime/device.js';
+import { defaultFirstSubmit, defaultSubmitGrowth, releaseGpu } from '../../src/runtime/device.js';
 import { createInt8Session } from '../../src/pipeline/session.js';
 import { executorOf } from '../../src/runtime/executor.js';
 import { prepareInt8Graph } from '../../src/pipeline/pipeline.js';
@@ -237,8 +237,10 @@ test('the FusePlanner reference int8 MobileNetV1 is scheduled whole on the GPU, 
     assert.equal(st.readBacksPerRun, 1);
     // No host step: the dispatches are encoded ahead, their parts submitted with the feeds' and outputs' copies.
     assert.equal(st.encodedAhead, true);
-    assert.equal(st.submitsPerRun, Math.ceil(30 / defaultSubmitEvery));
-    assert.equal(st.commandBuffersPerRun, Math.ceil(30 / defaultSubmitEvery) + 2);
+    // The default parts of 30 dispatches: 3, 9, then the 18 left.
+    assert.deepEqual([defaultFirstSubmit, defaultSubmitGrowth], [3, 3]);
+    assert.equal(st.submitsPerRun, 3);
+    assert.equal(st.commandBuffersPerRun, 3 + 2);
   } finally {
     s.dispose();
   }

@@ -16,8 +16,9 @@ after(releaseGpu);
 test("the check passes the kernel's emulated form: its data, reference and bound are right", async () => {
   const real = await acquireGpu();
   const why: string[] = [];
-  // 16 KiB of workgroup storage: the two tile variants whose emulated form fits it (lavapipe compiles each for seconds).
-  const small = { ...real, subgroupMatrix: { subgroupSize: 32 }, kernelLimits: { ...real.kernelLimits, maxComputeWorkgroupStorageSize: 16384 } };
+  // 16 KiB of workgroup storage: the two staged tile variants whose emulated form fits it, and (the direct rule on) the
+  // direct variants the chooser may pick where they fit (lavapipe compiles each for seconds).
+  const small = { ...real, subgroupMatrix: { subgroupSize: 32, direct: true }, kernelLimits: { ...real.kernelLimits, maxComputeWorkgroupStorageSize: 16384 } };
   assert.equal(await checkSubgroupMatrix(small, { onFailure: (w) => why.push(w), emulate: true, timeoutMs: 300_000 }), true, why.join());
   assert.equal(why.length, 0);
 });

@@ -26,6 +26,10 @@ test('firstSubmit: parts of the given sizes, counted at the queue, with the defa
     [{ firstSubmit: 4, submitEvery: 0, encodeAhead: false }, 2],
     [{ firstSubmit: 1, submitEvery: 3, encodeAhead: false }, 4],
     [{ firstSubmit: 20 }, 1],
+    // Growing parts: 1, 2, 4, then the 3 left; 2, then 4 capped at 3, 3, 2; 1, 3, 6 encoded in the run.
+    [{ firstSubmit: 1, submitEvery: 0, submitGrowth: 2 }, 4],
+    [{ firstSubmit: 2, submitEvery: 3, submitGrowth: 2 }, 4],
+    [{ firstSubmit: 1, submitEvery: 0, submitGrowth: 3, encodeAhead: false }, 3],
   ];
   try {
     assert.equal(base.stats().dispatchesPerRun, 10);
@@ -57,5 +61,44 @@ test('firstSubmit: parts of the given sizes, counted at the queue, with the defa
   }
   for (const bad of [0, 1.5, -2]) {
     await assert.rejects(createSession(g, { plan: 'unfused', firstSubmit: bad }), (e: unknown) => e instanceof FcmError && /firstSubmit/.test(e.message), `firstSubmit ${bad}`);
+  }
+  for (const bad of [0.5, 0, Number.NaN]) {
+    await assert.rejects(createSession(g, { plan: 'unfused', firstSubmit: 1, submitGrowth: bad }), (e: unknown) => e instanceof FcmError && /submitGrowth/.test(e.message), `submitGrowth ${bad}`);
+  }
+});
+
+test('runs started together submit dispatches encoded before them, and the encoding of more waits for their submits', async () => {
+  const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'm' });
+  const x = g.inputs[0], y = g.outputs[0];
+  const n = g.tensors.get(x)!.shape.reduce((a, b) => a * b, 1);
+  const s = await createSession(g, { plan: 'unfused', maxInFlight: 2 });
+  const d = executorOf(s).ctx.device;
+  const log: string[] = [];
+  const createEncoder = d.createCommandEncoder.bind(d);
+  const submit = d.queue.submit.bind(d.queue);
+  try {
+    const want: Float32Array[] = [];
+    for (const seed of [3, 4]) want.push((await s.run({ [x]: seededInput(n, seed) }))[y].data);
+    d.createCommandEncoder = (desc?: GPUCommandEncoderDescriptor) => {
+      const e = createEncoder(desc);
+      const begin = e.beginComputePass.bind(e);
+      e.beginComputePass = (pd?: GPUComputePassDescriptor) => { log.push('encode'); return begin(pd); };
+      return e;
+    };
+    d.queue.submit = (cbs: Iterable<GPUCommandBuffer>) => { log.push('submit'); submit(cbs); };
+    await new Promise((r) => setImmediate(r));
+    log.length = 0;
+    const got = await Promise.all([3, 4].map((seed) => s.run({ [x]: seededInput(n, seed) })));
+    // Both runs' submits come before any dispatch is encoded: the sets they took were encoded before them.
+    const lastSubmit = log.lastIndexOf('submit');
+    assert.ok(lastSubmit > 0 && !log.slice(0, lastSubmit).includes('encode'), log.join(' '));
+    // The sets spent are encoded again afterwards (one turn after the submits).
+    await new Promise((r) => setImmediate(r));
+    assert.ok(log.slice(lastSubmit).includes('encode'), log.join(' '));
+    got.forEach((r, i) => assert.deepEqual(r[y].data, want[i], `run ${i + 1}`));
+  } finally {
+    delete (d as { createCommandEncoder?: unknown }).createCommandEncoder;
+    delete (d.queue as { submit?: unknown }).submit;
+    s.dispose();
   }
 });
