@@ -11,6 +11,7 @@ import type { Session } from '../runtime/executor.js';
 import type { RunResult } from '../runtime/precision.js';
 import { type SessionOptions, createSession } from './session.js';
 import type { ModelInput } from './pipeline.js';
+import { nextTurn } from '../runtime/next-turn.js';
 
 export interface BatchingStats {
   /** Requests run, alone and in batches. */
@@ -74,7 +75,7 @@ export class RequestBatcher {
       // from promise continuations, and those run first, so that they join the next batch. Deciding at once would
       // start the one or two already queued without them (requests alone and in part batches by turns: no faster
       // than one at a time on an H100).
-      void done.finally(() => setImmediate(() => {
+      void done.finally(() => nextTurn(() => {
         this.inFlight--;
         this.pump();
       }));

@@ -37,6 +37,7 @@ import {
   type HostTimes, type ReadSet, type UploadBatch, type UploadPath, type UploadTarget, ReadbackPool, Uploader,
   defaultRingSize, defaultUploadPath, noHostTimes, uploadPaths,
 } from './transfer.js';
+import { nextTurn } from './next-turn.js';
 
 export interface SessionStats {
   /** Which kernels run the model: 'fp32' (float) or 'int8' (integer). */
@@ -453,7 +454,7 @@ export class Executor implements Session {
   private refillAhead(): void {
     if (this.refillScheduled) return;
     this.refillScheduled = true;
-    setImmediate(() => {
+    nextTurn(() => {
       this.refillScheduled = false;
       if (this.disposed || this.ctx.lost) return;
       const t0 = performance.now();
