@@ -4,7 +4,8 @@
 // (layer-kernels.js times layers alone, repeated). Medians of --rounds profiles, each after --heat-runs untimed passes.
 //   npm run build; node dist/bench/node-times.js FILE.onnx [FILE...] [--batch 32] [--precisions fp32,fp16]
 //     [--plans auto,unfused] [--hw h100] [--rounds 5] [--heat-runs 20] [--top 60] [--out DIR]
-// Prints, per file x precision x plan: the pass time (timestamps around one pass), the profile's sum, then each
+// Prints, per file x precision x plan: the pass time (timestamps around one pass, heated, and right after writing
+// the feeds), the profile's sum, then each
 // node: ms, MB moved (its inputs and outputs at the session's element sizes, weights included), GB/s.
 
 import { writeFileSync } from 'node:fs';
@@ -38,8 +39,8 @@ for (const file of files) {
       const s = await createSession(g, { hw, plan, precision, subBatches: 1 });
       const ex = executorOf(s);
       for (let i = 0; i < 5; i++) await s.run(feeds);
-      const passes: number[] = [];
-      for (let i = 0; i < 10; i++) passes.push(await passGpuMs(s));
+      const passes: number[] = [], cold: number[] = [];
+      for (let i = 0; i < 10; i++) { cold.push(await passGpuMs(s, feeds, { heatMs: 0 })); passes.push(await passGpuMs(s)); }
       const samples: { node: string; op: string; programs: string; ms: number }[][] = [];
       for (let r = 0; r < rounds; r++) {
         samples.push((await s.profile(feeds, { heatRuns })).nodes.map((n) => ({ node: n.node, op: n.op, programs: n.programs.join('+'), ms: n.ms })));
@@ -56,14 +57,14 @@ for (const file of files) {
       const rows = samples[0].map((r, i) => ({ ...r, ms: median(samples.map((x) => x[i]?.ms ?? 0)), bytes: nodeBytes.get(r.node) ?? 0 }));
       const sum = rows.reduce((a, r) => a + r.ms, 0), totalBytes = rows.reduce((a, r) => a + r.bytes, 0);
       const key = `${file.split('/').pop()} b${batch} ${precision} ${plan}`;
-      console.log(`\n${key}: pass ${median(passes).toFixed(3)} ms, profile sum ${sum.toFixed(3)} ms over ${rows.length} nodes, ${(totalBytes / 1e6).toFixed(1)} MB moved (${(totalBytes / sum / 1e6).toFixed(0)} GB/s over the sum); f32 tensors kept: ${f32.size}`);
+      console.log(`\n${key}: pass ${median(passes).toFixed(3)} ms heated (${median(cold).toFixed(3)} after writing the feeds), profile sum ${sum.toFixed(3)} ms over ${rows.length} nodes, ${(totalBytes / 1e6).toFixed(1)} MB moved (${(totalBytes / sum / 1e6).toFixed(0)} GB/s over the sum); f32 tensors kept: ${f32.size}`);
       const byOp = new Map<string, number>();
       for (const r of rows) byOp.set(r.programs.replace(/\(.*$/, ''), (byOp.get(r.programs.replace(/\(.*$/, '')) ?? 0) + r.ms);
       console.log(`  by program: ${[...byOp].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v.toFixed(3)}`).join(', ')}`);
       for (const r of [...rows].sort((a, b) => b.ms - a.ms).slice(0, topN)) {
         console.log(`  ${(r.ms * 1000).toFixed(1).padStart(8)} us ${(r.bytes / 1e6).toFixed(2).padStart(8)} MB ${(r.bytes / r.ms / 1e6).toFixed(0).padStart(6)} GB/s  ${r.op.padEnd(10)} ${r.programs.slice(0, 60).padEnd(60)} ${r.node}`);
       }
-      result[key] = { passMs: median(passes), sumMs: sum, totalBytes, rows };
+      result[key] = { passMs: median(passes), passMsCold: median(cold), sumMs: sum, totalBytes, rows };
       s.dispose();
     }
   }

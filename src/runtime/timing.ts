@@ -80,11 +80,19 @@ export class DispatchTimer {
     return times;
   }
 
-  /** GPU time (ms) of one pass holding every dispatch of `list`. Exit 3 without timestamp queries. */
-  async onePass(list: readonly Dispatch[]): Promise<number> {
+  /**
+   * GPU time (ms) of one pass holding every dispatch of `list`; `heat`: that many untimed repetitions of `list` in a
+   * pass before it, in the same submission. Exit 3 without timestamp queries.
+   */
+  async onePass(list: readonly Dispatch[], heat = 0): Promise<number> {
     if (!this.timestamps) throw unsupported(this.source, 'the adapter has no timestamp queries');
     this.passQ ??= this.queries(1, 'pass timestamps');
     const enc = this.gpu.encoder();
+    if (heat > 0) {
+      const warm = enc.beginComputePass();
+      encodeDispatches(warm, list, heat);
+      warm.end();
+    }
     const pass = enc.beginComputePass({ timestampWrites: { querySet: this.passQ.querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } });
     encodeDispatches(pass, list);
     pass.end();
