@@ -4,7 +4,7 @@
 // MobileNetV2 written by the same (buildMobileNetV2Int8), both 224x224 uint8 in. --tune: the int8 and the fp32 plans
 // are also tuned on this GPU (src/tune/tune.ts) and timed alongside.
 // After the timing, each session's structure and host split per run (--host-runs, one run at a time).
-//   npm run build; node dist/bench/int8.js [--model mob_v1|mobilenet_v2] [--runs 50] [--warmup 10] [--hw h100] [--tune] [--host-runs 20] [--size 224] [--out DIR]
+//   npm run build; node dist/bench/int8.js [--model mob_v1|mobilenet_v2] [--runs 50] [--warmup 10] [--hw h100] [--tune] [--host-runs 20] [--size 224] [--batch 1] [--out DIR]
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadModel } from '../src/graph/load.js';
@@ -31,8 +31,10 @@ const modelName = arg('model', 'mob_v1');
 if (modelName !== 'mob_v1' && modelName !== 'mobilenet_v2') throw new Error(`--model: mob_v1 or mobilenet_v2, not ${modelName}`);
 // --size: another input size (a multiple of 32), e.g. 32 for the host-side figures on a software adapter.
 const size = process.argv.includes('--size') ? Number(arg('size', '224')) : undefined;
+// --batch: the model's batch (its inputs and outputs re-shaped at import).
+const batch = Number(arg('batch', '1'));
 const g = await loadModel(modelName === 'mob_v1' ? (size ? buildSeedMobileNetV1(undefined, size) : buildSeedMobileNetV1()) : buildMobileNetV2Int8(undefined, size),
-  { source: `${modelName}_int8.tflite` });
+  { source: `${modelName}_int8.tflite`, batch });
 const input = g.inputs[0];
 const n = g.tensors.get(input)!.shape.reduce((a, b) => a * b, 1);
 const u = mulberry32(3);
@@ -75,7 +77,7 @@ const s = {
   int8Fused: i8f.stats(), int8Unfused: i8u.stats(), fp32Fused: f32f.stats(), fp32Unfused: f32u.stats(),
   ...(i8t ? { int8Tuned: i8t.stats() } : {}), ...(f32t ? { fp32Tuned: f32t.stats() } : {}),
 };
-console.log(`${modelName} int8 (${size ?? 224}x${size ?? 224}, batch 1), ${runs} runs after ${warmup} warm-up; int8 fused == unfused bit for bit: ${same}`);
+console.log(`${modelName} int8 (${size ?? 224}x${size ?? 224}, batch ${batch}), ${runs} runs after ${warmup} warm-up; int8 fused == unfused bit for bit: ${same}`);
 for (const r of rows) console.log(`  ${r.name.padEnd(28)} median ${r.medianMs!.toFixed(3)} ms  p90 ${r.p90Ms!.toFixed(3)} ms`);
 console.log(`  dispatches: int8 ${s.int8Fused.dispatchesPerRun}/${s.int8Unfused.dispatchesPerRun} (cmd buffers ${s.int8Fused.commandBuffersPerRun}, dot4 ${s.int8Fused.dot4}, host ${s.int8Fused.hostNodes.length}), fp32 ${s.fp32Fused.dispatchesPerRun}/${s.fp32Unfused.dispatchesPerRun}`);
 // The structure of one run and its host split (ms per run, HOST_RUNS runs one at a time after the timing):
