@@ -6,8 +6,9 @@
 //            elements;
 //   plan     planFusion of that DAG (optimal mode), or a given Plan;
 //   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them; float graphs
-//            also fold residual activations, channel shuffles, squeeze-excite blocks and activations after Gemm / MatMul
-//            (src/rewrite/residual-activation.ts, channel-shuffle.ts, squeeze-excite.ts, epilogues.ts).
+//            also fold residual activations, channel shuffles (then each into the pointwise conv computing one of its
+//            inputs where the rules hold), squeeze-excite blocks and activations after Gemm / MatMul
+//            (src/rewrite/residual-activation.ts, channel-shuffle.ts, shuffle-conv.ts, squeeze-excite.ts, epilogues.ts).
 // createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
 // with options of their own (excluded pairs, a tuned plan) and create sessions with the result.
 
@@ -33,6 +34,7 @@ import { applyPlan } from '../rewrite/apply-plan.js';
 import { foldPads } from '../rewrite/fold-pads.js';
 import { foldResidualActivations } from '../rewrite/residual-activation.js';
 import { foldChannelShuffles } from '../rewrite/channel-shuffle.js';
+import { foldShufflesIntoConvs, shuffleConvEnabled } from '../rewrite/shuffle-conv.js';
 import { foldSqueezeExcites } from '../rewrite/squeeze-excite.js';
 import { sameQuant } from '../runtime/compile.js';
 import type { FloatPrecision, PrecisionName } from '../runtime/precision.js';
@@ -178,7 +180,8 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   if (precision === 'int8') return plan === 'unfused' ? foldPads(graph) : foldPads(unmask(applyPlan(maskEpilogues(graph), plan)));
   const folded = plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
   // Work that is only data movement or a cheap element-wise step, folded into its neighbours (fewer dispatches).
-  const shuffled = foldChannelShuffles(foldResidualActivations(folded));
+  const shuffles = foldChannelShuffles(foldResidualActivations(folded));
+  const shuffled = shuffleConvEnabled() ? foldShufflesIntoConvs(shuffles) : shuffles;
   return foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
 }
 
