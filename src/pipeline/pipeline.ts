@@ -63,7 +63,11 @@ export interface PipelineOptions extends LoadOptions {
 }
 
 /** Choices of the rewrite beyond the plan. */
-export interface RewriteOptions { squeezeExcite?: boolean }
+export interface RewriteOptions {
+  squeezeExcite?: boolean;
+  /** Channel shuffles folded into pointwise convs (src/rewrite/shuffle-conv.ts; default on unless FCM_OPT_SHUFFLE_CONV=0). */
+  shuffleConv?: boolean;
+}
 
 const isGraph = (m: ModelInput): m is Graph => typeof m === 'object' && !(m instanceof Uint8Array) && 'nodes' in m;
 
@@ -181,7 +185,7 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   const folded = plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
   // Work that is only data movement or a cheap element-wise step, folded into its neighbours (fewer dispatches).
   const shuffles = foldChannelShuffles(foldResidualActivations(folded));
-  const shuffled = shuffleConvEnabled() ? foldShufflesIntoConvs(shuffles) : shuffles;
+  const shuffled = (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(shuffles) : shuffles;
   return foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
 }
 
