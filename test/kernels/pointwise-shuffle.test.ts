@@ -9,6 +9,10 @@ import assert from 'node:assert/strict';
 import { type DotChoice, type DotGeom, dotProgram } from '../../kernels/pointwise.js';
 import { convBindings, convGeom } from '../../kernels/conv-common.js';
 import { withStorage } from '../../kernels/f16.js';
+import { kernelFor } from '../../kernels/registry.js';
+import { defaultLimits } from '../../kernels/program.js';
+import { pointwiseSubgroupMatrix } from '../../kernels/pointwise-subgroup-matrix.js';
+import { newAttrs } from '../../src/graph/ir.js';
 import { roundHalf } from '../../src/runtime/half.js';
 import { closeDevice, getDevice, limitsOf } from './fused-harness.js';
 import { type LayerCase, nodeOf, runLayer } from './layer-harness.js';
@@ -102,4 +106,27 @@ variants.forEach((v, i) => {
     assert.ok(device.features.has('shader-f16'), 'the test device has shader-f16 (lavapipe offers it)');
     await check(v, 1, splits[(i + 1) % 3], 'f16');
   });
+});
+
+test('f16 with subgroup matrices: a shuffled conv falls back to the f16 form of the pointwise kernel', () => {
+  // A ShuffleNetV2 stage-3 layer (116 -> 116 on 14x14) on an H100's limits, which the subgroup-matrix chooser covers.
+  const h100 = { ...defaultLimits, maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
+  const support = { subgroupSize: 32 };
+  const attrs = { kernel: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1, activation: 'Relu' };
+  const shapes = [[1, 116, 14, 14], [116, 116, 1, 1], [116]];
+  const plain = { name: 'c', op: 'Conv', domain: '', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: newAttrs(attrs) };
+  const k0 = kernelFor(plain, shapes, [[1, 116, 14, 14]], h100, 'f16', { subgroupMatrix: support });
+  assert.ok(k0.kind === 'programs' && k0.programs[0].name === 'Conv(pw smx)', 'the plain conv takes the subgroup-matrix kernel');
+  const shuffled = { ...plain, inputs: ['x', 'w', 'b', '', '', 'a'], outputs: ['y0', 'y1'], attrs: newAttrs({ ...attrs, shuffleGroups: 2 }) };
+  const k1 = kernelFor(shuffled, [...shapes, undefined, undefined, [1, 116, 14, 14]], [[1, 116, 14, 14], [1, 116, 14, 14]], h100, 'f16', { subgroupMatrix: support });
+  assert.equal(k1.kind, 'programs');
+  const p = k1.kind === 'programs' ? k1.programs[0] : undefined;
+  assert.equal(p?.name, 'Conv(pw)');
+  assert.equal(p?.outputs, 2);
+  assert.deepEqual(p?.inputs, [0, 1, 2, 5]);
+  assert.match(p?.wgsl ?? '', /^enable f16;/);
+  assert.match(p?.wgsl ?? '', /var<storage, read_write> sy1: array<(vec4<)?f16>?>/);
+  // The subgroup-matrix kernel itself refuses the shuffled store rather than dropping it.
+  const dot: DotGeom = { N: 1, C: 116, F: 116, P: 196, hasBias: true, hasRes: false, shuffleOuts: [116, 116], act: { fn: '', key: '' } };
+  assert.throws(() => pointwiseSubgroupMatrix(dot, { sgf: 1, sgp: 2, tm: 2, tn: 2, bk: 16 }, support, ['x', 'w', 'b', 'sh'], [0, 1, 2, 5], h100, 'c'), /no shuffled store/);
 });
