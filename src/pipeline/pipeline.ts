@@ -60,6 +60,8 @@ export interface PipelineOptions extends LoadOptions {
   hw?: HwConfig | string;
   /** Squeeze-excite blocks as one dispatch (default false: slower on an H100, see src/rewrite/squeeze-excite.ts). */
   squeezeExcite?: boolean;
+  /** RewriteOptions.shuffleConv: channel shuffles folded into pointwise convs (default on unless FCM_OPT_SHUFFLE_CONV=0). */
+  shuffleConv?: boolean;
 }
 
 /** Choices of the rewrite beyond the plan. */
@@ -202,7 +204,7 @@ export async function pipeline(model: ModelInput, precision: PrecisionName, opti
   const g = await load(model, options);
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite });
+  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv });
 }
 
 /** The float executor's graph for these options (what createSession runs on the float kernels, fp32 or fp16). */
