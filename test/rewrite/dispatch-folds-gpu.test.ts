@@ -2,7 +2,8 @@
 // folded on the executor, and the outputs must be equal, bit for bit. Why no tolerance: the folds change no arithmetic.
 // A residual activation is the same f32 function applied to the same f32 sum, in the register instead of after a
 // store and a load (the kernel, its accumulation order and its tiles are chosen from the geometry, which the fold does
-// not change); ChannelShuffle copies values. Dispatch counts are stated per graph.
+// not change); ChannelShuffle copies values, and a conv with a shuffled store (shuffle-conv.ts) computes with the same
+// kernel and stores elsewhere. Dispatch counts are stated per graph.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { GraphBuilder } from '../../fixtures/ir-builder.js';
