@@ -186,9 +186,10 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   if (precision === 'int8') return plan === 'unfused' ? foldPads(graph) : foldPads(unmask(applyPlan(maskEpilogues(graph), plan)));
   const folded = plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
   // Work that is only data movement or a cheap element-wise step, folded into its neighbours (fewer dispatches).
-  const shuffles = foldChannelShuffles(foldResidualActivations(folded));
-  const shuffled = (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(shuffles) : shuffles;
-  return foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
+  const shuffled = foldChannelShuffles(foldResidualActivations(folded));
+  const g = foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
+  // Last, so that no pass before it meets a Conv with a shuffled store.
+  return (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
 }
 
 /** Prepare, plan ('auto': on hw()) and rewrite `g` for `precision`. */

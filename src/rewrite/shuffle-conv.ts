@@ -13,13 +13,15 @@
 //   - c is the only output of a default-domain pointwise Conv (weights [F, C, 1, 1], strides 1, no pads, dilations 1,
 //     group 1) that has no shuffled store yet and at most 5 inputs (input 5 is the new one);
 //   - c has exactly one reader, the ChannelShuffle, and is no graph output (it is never written);
-//   - the Conv's bindings (x, w, bias?, residual?, scale?, a) plus the shuffle's outputs stay within WebGPU's 8
-//     guaranteed storage buffers per stage.
+//   - the Conv's bindings (x, w, bias?, residual?, scale, a) plus the shuffle's outputs stay within WebGPU's 8
+//     guaranteed storage buffers per stage (the scale counted whether or not the Conv has one yet:
+//     src/rewrite/channel-scale.ts may add it after this pass).
 // The Conv takes the ChannelShuffle's place in the node list: its own inputs come before the old Conv, `a` before
 // the shuffle, and the outputs are read after it, so the list stays topological. FCMs are planned before this pass;
 // a conv fused into one is no Conv node here and its shuffle stays. Float graphs only: src/pipeline/pipeline.ts
-// applies it after foldChannelShuffles on fp32 / fp16 graphs, never on the integer executor's graph (whose registry
-// entry refuses a Conv with shuffleGroups).
+// applies it last of the float folds (after foldChannelShuffles; no pass before it meets the new form; the session's
+// foldChannelScales after it keeps input 5) on fp32 / fp16 graphs, never on the integer executor's graph (whose
+// registry entry refuses a Conv with shuffleGroups).
 
 import type { AttrValue, Graph, Node } from '../graph/ir.js';
 import { newAttrs } from '../graph/ir.js';
@@ -69,7 +71,8 @@ export function shuffleConvMatch(g: Graph, si: number, producer: ReadonlyMap<str
   if (g.outputs.includes(c)) return 'the Conv\'s output is a graph output';
   const r = readers.get(c) ?? [];
   if (r.length !== 1 || r[0] !== si) return 'the Conv\'s output has another reader';
-  const bindings = conv.inputs.filter((x) => x).length + 1 + s.outputs.length;
+  // A free channel-scale slot counts too: foldChannelScales runs after this pass and may fill it.
+  const bindings = conv.inputs.filter((x) => x).length + (conv.inputs[4] ? 0 : 1) + 1 + s.outputs.length;
   if (bindings > maxBindings) return `${bindings} storage bindings, over ${maxBindings}`;
   return { shuffle: si, conv: ci!, a };
 }

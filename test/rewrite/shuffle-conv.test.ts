@@ -7,7 +7,7 @@ import { GraphBuilder } from '../../fixtures/ir-builder.js';
 import { zooFoldModels } from '../../fixtures/zoo.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { loadModel } from '../../src/graph/load.js';
-import type { Graph } from '../../src/graph/ir.js';
+import { type Graph, newAttrs } from '../../src/graph/ir.js';
 import { loadHw } from '../../src/planner/hw.js';
 import { planFor, planningInput, rewrite } from '../../src/pipeline/pipeline.js';
 import { foldChannelScales } from '../../src/rewrite/channel-scale.js';
@@ -88,14 +88,19 @@ test('integer graphs: the rewrite makes no shuffled conv, and the integer regist
 });
 
 /** a = Relu(x), c = Conv 1x1 (or `conv`) of x, ChannelShuffle(a, c) and what `more` adds. */
-function shuffleCase(o: { groups?: number; aChannels?: number; conv?: { kernel: number }; swap?: boolean; more?: (b: GraphBuilder, c: string) => string[] } = {}): Graph {
+function shuffleCase(o: { groups?: number; aChannels?: number; conv?: { kernel: number }; swap?: boolean; splits?: number[]; more?: (b: GraphBuilder, c: string) => string[] } = {}): Graph {
   const b = new GraphBuilder('sc', 9);
   const x = b.input('x', [1, 8, 4, 4]);
   const a = o.aChannels ? b.conv(x, { filters: o.aChannels, kernel: 3, bias: true }) : b.relu(x);
   const c = b.conv(x, { filters: 8, kernel: o.conv?.kernel ?? 1, bias: true });
   const C = b.shape(a)[1] + 8;
-  const s = b.node('ChannelShuffle', o.swap ? [c, a] : [a, c], [1, C, 4, 4], { groups: o.groups ?? 2 });
-  return b.build([s, ...(o.more?.(b, c) ?? [])]);
+  const inputs = o.swap ? [c, a] : [a, c];
+  if (!o.splits) return b.build([b.node('ChannelShuffle', inputs, [1, C, 4, 4], { groups: o.groups ?? 2 }), ...(o.more?.(b, c) ?? [])]);
+  // Outputs of the given channel counts, as foldChannelShuffles writes a folded Split.
+  const ys = o.splits.map((_, k) => `shuffle_out${k}`);
+  b.nodes.push({ name: 'shuffle', op: 'ChannelShuffle', domain: '', inputs, outputs: ys, attrs: newAttrs({ groups: 2 }) });
+  o.splits.forEach((d, k) => b.tensors.set(ys[k], { name: ys[k], dtype: 'float32', shape: [1, d, 4, 4] }));
+  return b.build(ys);
 }
 
 const why = (g: Graph) => {
@@ -115,7 +120,7 @@ test('the rule folds a plain pointwise Conv as the second input', () => {
   assert.ok(!f.tensors.has(g.nodes[1].outputs[0]));
 });
 
-test('what stays: a second reader of the conv output, a conv output that is a graph output, groups 4, halves of two shapes, a 3x3 conv, the conv as the first input', () => {
+test('what stays: a second reader of the conv output, a conv output that is a graph output, groups 4, halves of two shapes, a 3x3 conv, the conv as the first input, over 8 bindings', () => {
   const cases: [string, Graph, RegExp][] = [
     ['second reader', shuffleCase({ more: (b, c) => [b.relu(c)] }), /another reader/],
     ['graph output', shuffleCase({ more: (_, c) => [c] }), /graph output/],
@@ -123,7 +128,11 @@ test('what stays: a second reader of the conv output, a conv output that is a gr
     ['a has 4 channels, the conv 8', shuffleCase({ aChannels: 4 }), /differ in shape/],
     ['3x3 conv', shuffleCase({ conv: { kernel: 3 } }), /no pointwise Conv/],
     ['conv first', shuffleCase({ swap: true }), /no pointwise Conv/],
+    // x, w, bias, the channel-scale slot, a and 4 outputs: 9 bindings.
+    ['9 bindings', shuffleCase({ splits: [4, 4, 4, 4] }), /9 storage bindings/],
   ];
+  // 3 outputs: 8 bindings, within the limit.
+  assert.deepEqual(ops(foldShufflesIntoConvs(shuffleCase({ splits: [4, 4, 8] }))), ['Relu', 'Conv']);
   for (const [what, g, reason] of cases) {
     assert.equal(foldShufflesIntoConvs(g), g, what);
     const r = why(g);
