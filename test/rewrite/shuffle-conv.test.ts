@@ -7,7 +7,7 @@ import { GraphBuilder } from '../../fixtures/ir-builder.js';
 import { zooFoldModels } from '../../fixtures/zoo.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { loadModel } from '../../src/graph/load.js';
-import { type Graph, newAttrs } from '../../src/graph/ir.js';
+import { type Graph, fcmDomain, newAttrs } from '../../src/graph/ir.js';
 import { loadHw } from '../../src/planner/hw.js';
 import { planFor, planningInput, rewrite } from '../../src/pipeline/pipeline.js';
 import { foldChannelScales } from '../../src/rewrite/channel-scale.js';
@@ -103,6 +103,14 @@ function shuffleCase(o: { groups?: number; aChannels?: number; conv?: { kernel: 
   return b.build(ys);
 }
 
+/** `g` with its pointwise Conv as an FCM node (the planner fused it before this pass runs). */
+function asFcm(g: Graph): Graph {
+  const n = g.nodes.find((m) => m.op === 'Conv' && g.tensors.get(m.inputs[1])?.shape[2] === 1)!;
+  n.op = 'FusedDwPw';
+  n.domain = fcmDomain;
+  return g;
+}
+
 const why = (g: Graph) => {
   const i = g.nodes.findIndex((n) => n.op === 'ChannelShuffle');
   const readers = new Map([...consumers(g)].map(([k, v]) => [k, [...new Set(v)]]));
@@ -120,7 +128,7 @@ test('the rule folds a plain pointwise Conv as the second input', () => {
   assert.ok(!f.tensors.has(g.nodes[1].outputs[0]));
 });
 
-test('what stays: a second reader of the conv output, a conv output that is a graph output, groups 4, halves of two shapes, a 3x3 conv, the conv as the first input, over 8 bindings', () => {
+test('what stays: a second reader of the conv output, a conv output that is a graph output, groups 4, halves of two shapes, a 3x3 conv, the conv as the first input, an FCM, over 8 bindings', () => {
   const cases: [string, Graph, RegExp][] = [
     ['second reader', shuffleCase({ more: (b, c) => [b.relu(c)] }), /another reader/],
     ['graph output', shuffleCase({ more: (_, c) => [c] }), /graph output/],
@@ -128,6 +136,7 @@ test('what stays: a second reader of the conv output, a conv output that is a gr
     ['a has 4 channels, the conv 8', shuffleCase({ aChannels: 4 }), /differ in shape/],
     ['3x3 conv', shuffleCase({ conv: { kernel: 3 } }), /no pointwise Conv/],
     ['conv first', shuffleCase({ swap: true }), /no pointwise Conv/],
+    ['an FCM computes the second input', asFcm(shuffleCase()), /no pointwise Conv/],
     // x, w, bias, the channel-scale slot, a and 4 outputs: 9 bindings.
     ['9 bindings', shuffleCase({ splits: [4, 4, 4, 4] }), /9 storage bindings/],
   ];
