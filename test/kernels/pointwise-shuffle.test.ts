@@ -3,7 +3,8 @@
 // unrolled forms (vec4 and scalar positions, K slices), vec4 with staged and with global weights, split-K
 // (positions-major, channel-major, one thread per output). Each runs in fp32 and in fp16 storage (kernels/f16.ts), at
 // batch 1 and 2, into one unsplit output, two halves, and an uneven split whose boundary falls between a conv value
-// and its partner's. Reference: reference.ts's conv2d + bias + Relu in float64, shuffled and split on the host.
+// and its partner's. Reference: reference.ts's conv2d + bias + Relu in float64, shuffled and split on the host; in fp32
+// also the same variant with its plain store (the unfolded conv), shuffled on the host, bit for bit.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { type DotChoice, type DotGeom, dotProgram } from '../../kernels/pointwise.js';
@@ -93,6 +94,19 @@ async function check(v: Variant, N: number, split: Split, storage: 'f32' | 'f16'
     const { maxDiff, maxRef, at } = maxAbsDiff(o, ref[k]);
     const tol = (storage === 'f16' ? 1e-3 : 1e-4) * Math.max(1, maxRef);
     assert.ok(maxDiff <= tol, `${what}: output ${k}: max |diff| ${maxDiff} > ${tol} at ${at} (got ${o[at]}, expected ${ref[k][at]})`);
+  });
+  if (storage === 'f16') return;
+  // fp32: the same variant with its plain store computes every conv value bit for bit as the shuffled one stores it
+  // (the fold changes where a value goes, never how it is summed).
+  const { shuffleGroups: _, ...plainAttrs } = lc.attrs!;
+  const plainCase: LayerCase = { ...lc, attrs: plainAttrs, inputs: lc.inputs.slice(0, 3), outputShapes: [[N, F, H, W]] };
+  const plainDot: DotGeom = { ...dot, shuffleOuts: undefined };
+  const [plain] = await runLayer(plainCase, 'f32', [dotProgram(plainDot, v.choice, ['x', 'w', 'b'], [0, 1, 2], limits, v.name, 'Conv(pw)', 'pointwise')]);
+  const unfolded = shuffled(a, plain, N, F, P, sizes);
+  got.forEach((o, k) => {
+    let diff = 0;
+    for (let i = 0; i < o.length; i++) if (!Object.is(o[i], unfolded[k][i])) diff++;
+    assert.equal(diff, 0, `${what}: output ${k}: ${diff} values differ from the plain store's, shuffled on the host`);
   });
 }
 
