@@ -26,7 +26,7 @@
 // batch 1, throughput with
 // --concurrency runs in flight against one at a time.
 //
-// Models: the zoo (fixtures/zoo.ts, generated here), or with --onnx-dir DIR the files DIR/<model>-b<batch>.onnx that
+// Models: the zoo (fixtures/zoo.ts, generated here; zooFoldModels by name), or with --onnx-dir DIR the files DIR/<model>-b<batch>.onnx that
 // bench/pytorch-reference.py --export DIR writes (torchvision's own models, shufflenet_v2_x1_0 included).
 //
 // Run (GPU machine, see BENCHMARKS.md): npm run build; then on the device
@@ -38,7 +38,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { zooModels } from '../fixtures/zoo.js';
+import { zooFoldModels, zooModels } from '../fixtures/zoo.js';
 import { exportOnnx } from '../converters/onnx/export.js';
 import { loadModel } from '../src/graph/load.js';
 import { benchInputs, throughput, timeContestants, type Contestant } from '../src/bench/bench.js';
@@ -93,7 +93,10 @@ async function graphOf(name: string, batch: number): Promise<{ g: Graph; path: s
     return { g: await loadModel(path, { batch }), path };
   }
   const path = join(tmpdir(), `${name}-b${batch}.onnx`);
-  writeFileSync(path, exportOnnx(zooModels[name](batch)));
+  // --models may name the zoo's fold models too (shufflenet_v2_x1_0, resnet18, regnet_x_400mf); the default is zooModels.
+  const make = zooModels[name] ?? zooFoldModels[name];
+  if (!make) throw new Error(`unknown model ${name}: not in fixtures/zoo.ts`);
+  writeFileSync(path, exportOnnx(make(batch)));
   return { g: await loadModel(path, { batch }), path };
 }
 

@@ -2,7 +2,7 @@
 // from its normalized attributes (src/graph/ir.ts), shape checks, and the epilogue (bias, activation,
 // + residual, in that order, then the activation after the residual where the node has one).
 
-import { invalid } from '../src/errors.js';
+import { invalid, unsupported } from '../src/errors.js';
 import type { KernelArgs } from './program.js';
 import {
   type Epilogue, expectOutput, hasInput, inShape, intAttr, intsAttr, nodeEpilogue, plusResidual, sameShape, where,
@@ -33,6 +33,12 @@ export interface ConvGeom {
   hasBias: boolean; hasRes: boolean;
   /** Input 4: a per-channel scale [N, C, 1, 1] applied to x as it is read (a squeeze-excite Mul folded in). */
   hasScale: boolean;
+  /**
+   * Attr `shuffleGroups` (src/graph/ir.ts; src/rewrite/shuffle-conv.ts): input 5 is a tensor of the output's shape,
+   * and the node's outputs are ChannelShuffle{groups 2}(input 5, this conv's output) split along channels; these are
+   * the outputs' channel counts, in order (summing to 2F). Only the pointwise kernels store this way.
+   */
+  shuffleOuts?: number[];
   act: Epilogue;
 }
 
@@ -55,7 +61,8 @@ export function convGeom(args: KernelArgs): ConvGeom {
   }
   const [HO, WO] = convOut(H, W, { kh, kw, sh, sw, pt, pl, pb, pr, dh, dw });
   if (HO < 1 || WO < 1) throw invalid(w, `output ${HO}x${WO} is empty`);
-  expectOutput(args, [N, F, HO, WO]);
+  const shuffleOuts = a.shuffleGroups === undefined ? undefined : shuffledOutputs(args, [N, F, HO, WO]);
+  if (!shuffleOuts) expectOutput(args, [N, F, HO, WO]);
   const hasBias = hasInput(args, 2);
   if (hasBias && !sameShape(inShape(args, 2, 'bias'), [F])) throw invalid(w, `bias '${args.node.inputs[2]}' must have shape [${F}]`);
   const hasRes = hasInput(args, 3);
@@ -68,7 +75,23 @@ export function convGeom(args: KernelArgs): ConvGeom {
   }
   const act = withPostActivation(nodeEpilogue(a, w), a, w);
   if (act.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
-  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, hasScale, act };
+  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, hasScale, ...(shuffleOuts ? { shuffleOuts } : {}), act };
+}
+
+/** The output channel counts of a Conv with `shuffleGroups` whose own output would be `y` [N, F, H, W], checked. */
+function shuffledOutputs(args: KernelArgs, y: readonly number[]): number[] {
+  const w = where(args);
+  const groups = intAttr(args.node.attrs, 'shuffleGroups', 0, w);
+  if (groups !== 2) throw unsupported(w, `shuffleGroups ${groups}: only 2 is supported`);
+  if (!sameShape(inShape(args, 5, 'shuffle partner'), y)) throw invalid(w, `shuffle partner '${args.node.inputs[5]}' must have the conv output's shape [${y.join(',')}]`);
+  const [N, F, H, W] = y;
+  const outs = args.outputShapes.map((s) => {
+    if (s.length !== 4 || s[0] !== N || s[2] !== H || s[3] !== W || s[1] < 1) throw invalid(w, `shuffled output [${s.join(',')}] must be [${N},C,${H},${W}]`);
+    return s[1];
+  });
+  const total = outs.reduce((q, c) => q + c, 0);
+  if (outs.length === 0 || total !== 2 * F) throw invalid(w, `shuffled outputs hold ${total} channels, the shuffle ${2 * F}`);
+  return outs;
 }
 
 export const isPointwise = (g: ConvGeom) =>
@@ -76,12 +99,13 @@ export const isPointwise = (g: ConvGeom) =>
 
 export const isDepthwise = (g: ConvGeom) => g.group === g.C && g.F === g.C;
 
-/** Binding names in KernelProgram order (x, w, bias?, residual?, channel scale?) and their node input indices. */
+/** Binding names in KernelProgram order (x, w, bias?, residual?, channel scale?, shuffle partner?) and their node input indices. */
 export function convBindings(g: ConvGeom): { names: string[]; inputs: number[] } {
   const names = ['x', 'w'], inputs = [0, 1];
   if (g.hasBias) { names.push('b'); inputs.push(2); }
   if (g.hasRes) { names.push('res'); inputs.push(3); }
   if (g.hasScale) { names.push('sc'); inputs.push(4); }
+  if (g.shuffleOuts) { names.push('sh'); inputs.push(5); }
   return { names, inputs };
 }
 

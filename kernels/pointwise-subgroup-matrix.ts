@@ -21,7 +21,7 @@
 
 import type { KernelLimits, KernelProgram } from './program.js';
 import type { DotGeom } from './pointwise.js';
-import { invalid, overLimit } from '../src/errors.js';
+import { invalid, overLimit, unsupported } from '../src/errors.js';
 import { cacheKey, ceilDiv, constsU32, layoutWorkgroups, plusResidual, threadCap } from './shader.js';
 
 /** What a device offers for these kernels: f16 x f16 -> f32 16x16x16 subgroup matrices, at one subgroup size. */
@@ -167,6 +167,8 @@ export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasSc
  * without subgroup matrices (the tests' lavapipe) checks everything else: staging, edges, epilogue, tile indexing.
  */
 export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label = 'Conv(pw smx)', emulate = false): KernelProgram {
+  // No shuffled store here: kernels/registry.ts gives such a conv the f16 form of kernels/pointwise.ts.
+  if (g.shuffleOuts) throw unsupported(w, 'the subgroup-matrix pointwise kernel has no shuffled store');
   if (isDirect(t)) return pointwiseSubgroupMatrixDirect(g, t, support, names, inputs, limits, w, label, emulate);
   const S = support.subgroupSize;
   for (const [k, v] of Object.entries(t)) if (k !== 'kind' && (!Number.isInteger(v) || (v as number) < 1)) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);

@@ -22,7 +22,7 @@ export function pointwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
   const w = where(args);
   if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
   const b = convBindings(g);
-  const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
+  const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, ...(g.shuffleOuts ? { shuffleOuts: g.shuffleOuts } : {}), act: g.act };
   return dotProgram(dot, chooseDot(dot, args.limits), b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
 }
 
@@ -37,6 +37,12 @@ export interface DotGeom {
   N: number; C: number; F: number; P: number; hasBias: boolean; hasRes: boolean;
   /** x[n, c, :] is multiplied by sc[n * C + c] as it is read (squeeze-excite folded in; conv-common.ts). */
   hasScale?: boolean;
+  /**
+   * The shuffled store (a ChannelShuffle{groups 2} folded in, src/rewrite/shuffle-conv.ts): binding `sh` holds a
+   * tensor of the output's shape [N, F, P]; output element (n, f, p) goes to shuffled channel 2f + 1 and sh's element
+   * (n, f, p) to channel 2f, of the 2F shuffled channels split into outputs of these channel counts, in order.
+   */
+  shuffleOuts?: number[];
   act: Epilogue;
 }
 
@@ -140,19 +146,54 @@ function chooseDotNoGemm(g: DotGeom, limits: KernelLimits): DotChoice {
   return { kind: 'splitK', ks };
 }
 
+/**
+ * The epilogue of every store path (gemm loop and unrolled forms, vec4, split-K): bias, activation, residual, then the
+ * store of output element `o` (a vec4 of 4 positions when `vec`) of filter `f`, plain or shuffled (shuffledStore).
+ */
 function dotStore(g: DotGeom, v: string, o: string, f: string, vec: boolean): string {
   const biased = g.hasBias ? `${v} + ${vec ? `vec4<f32>(b[${f}])` : `b[${f}]`}` : v;
   const act = vec ? `vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))` : 'act(y)';
-  return `let y = ${biased};\n    out[${o}] = ${g.hasRes ? plusResidual(g.act, act, `res[${o}]`, vec) : act};`;
+  const value = g.hasRes ? plusResidual(g.act, act, `res[${o}]`, vec) : act;
+  return `let y = ${biased};\n    ${g.shuffleOuts ? shuffledStore(g.shuffleOuts, g.F, vec ? g.P / 4 : g.P, value, o, f) : `out[${o}] = ${value};`}`;
 }
 
-function dotBindings(names: string[], vec: boolean, wVec = false): string {
-  const vecOf = new Set([...(vec ? ['x', 'res', 'out'] : []), ...(wVec ? ['w'] : [])]);
+/**
+ * Stores `value`, element o = (n * F + f) * PU + p of the conv's output (PU positions per channel: P, or P / 4 vec4s),
+ * at shuffled channel 2f + 1 and copies sh[o] to channel 2f (ChannelShuffle{groups 2} of [sh, conv output]: shuffled
+ * channel q = 2j + i is concatenated channel i * F + j), each in the output `sy<k>` of `outs` holding that channel.
+ */
+function shuffledStore(outs: readonly number[], F: number, PU: number, value: string, o: string, f: string): string {
+  const at = (q: string, v: string) => {
+    let start = 0;
+    return outs.map((D, k) => {
+      const body = `sy${k}[(sn * ${D}u + ${q} - ${start}u) * ${PU}u + sp] = ${v};`;
+      start += D;
+      return k === outs.length - 1 ? `{ ${body} }` : `if (${q} < ${start}u) { ${body} }`;
+    }).join(' else ');
+  };
+  return `{
+      let sv = ${value};
+      let sp = (${o}) % ${PU}u;
+      let sn = (${o}) / ${F * PU}u;
+      let sq = 2u * (${f});
+      ${at('sq + 1u', 'sv')}
+      ${at('sq', `sh[${o}]`)}
+    }`;
+}
+
+/** Bindings: `names` (inputs) read-only, then the output `out`, or the shuffled outputs `sy0`.. (DotGeom.shuffleOuts). */
+function dotBindings(g: DotGeom, names: string[], vec: boolean, wVec = false): string {
+  const outs = g.shuffleOuts ? g.shuffleOuts.map((_, k) => `sy${k}`) : ['out'];
+  const vecOf = new Set([...(vec ? ['x', 'res', 'sh', ...outs] : []), ...(wVec ? ['w'] : [])]);
   const t = (n: string) => (vecOf.has(n) ? 'array<vec4<f32>>' : 'array<f32>');
   const lines = names.map((n, k) => `@group(0) @binding(${k}) var<storage, read> ${n}: ${t(n)};`);
-  lines.push(`@group(0) @binding(${names.length}) var<storage, read_write> out: ${t('out')};`);
+  outs.forEach((n, k) => lines.push(`@group(0) @binding(${names.length + k}) var<storage, read_write> ${n}: ${t(n)};`));
   return lines.join('\n');
 }
+
+/** The program's output count and the cache key's part for the store (none for the plain store: keys unchanged). */
+const dotOutputs = (g: DotGeom) => g.shuffleOuts?.length ?? 1;
+const storeKey = (g: DotGeom): string[] => (g.shuffleOuts ? [`shuf2[${g.shuffleOuts.join('x')}]`] : []);
 
 /**
  * The gemm's entry point up to its per-thread coordinates, shared by both of its WGSL forms: the workgroup's tile
@@ -242,7 +283,7 @@ fn wAt(f: u32, c: u32) -> f32 {
   }
   if (sl != 0u) { return; }`;
   const wgsl = t.un ? gemmUnrolledWgsl(g, t, names, d, total) : `
-${dotBindings(names, vec, wVec)}
+${dotBindings(g, names, vec, wVec)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TXP, PX, TY: t.ty, RF: t.rf, RF4, TT, KS, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
 // Per slice sl: xs[(sl * BK + k) * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k (thread tx
@@ -314,8 +355,8 @@ ${Array.from({ length: PX }, (_, j) => `        acc[${j * t.rf}u + 4u * r4] += w
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}${t.un ? 'U' : ''}`, `dx${d.dispatchX}`),
-    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: bytes,
+    cacheKey: cacheKey(`${keyPrefix}-gemm`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `TX${t.tx}TY${t.ty}RF${t.rf}BK${BK}KS${KS}${PX > 1 ? `PX${PX}` : ''}${wVec ? 'W4' : ''}${t.un ? 'U' : ''}`, `dx${d.dispatchX}`, ...storeKey(g)),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: dotOutputs(g), workgroupStorageBytes: bytes,
   };
 }
 
@@ -464,7 +505,7 @@ ${compute('xb', 'wb')}
     workgroupBarrier();
   }`;
   return `
-${dotBindings(names, vec, wVec)}
+${dotBindings(g, names, vec, wVec)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BF4, BK, BK4, TX: t.tx, TXP, TY: t.ty, RF, RF4, TT, KS, XN, WSL: BK * BF4, XS, WS, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
 // Slice sl: xs[sl * XN + k * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k;
@@ -508,7 +549,7 @@ export function dotVec4(g: DotGeom, rf: number, T: number, names: string[], inpu
   const staged = rf >= 4;
   const CK = Math.min(g.C, 32), RF4 = rf / 4;
   const wgsl = staged ? `
-${dotBindings(names, true)}
+${dotBindings(g, names, true)}
 ${constsU32({ C: g.C, F: g.F, P4, RF: rf, RF4, CK, PB, FBLK, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
 var<workgroup> wsT: array<vec4<f32>, ${CK * RF4}>;
@@ -555,7 +596,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }
 ` : `
-${dotBindings(names, true)}
+${dotBindings(g, names, true)}
 ${constsU32({ C: g.C, F: g.F, P4, RF: rf, PB, FBLK, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
 
@@ -584,8 +625,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-vec4`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `RF${rf}T${T}`, staged ? `CK${CK}` : 'global', `dx${d.dispatchX}`),
-    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: staged ? 16 * CK * RF4 : 0,
+    cacheKey: cacheKey(`${keyPrefix}-vec4`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `RF${rf}T${T}`, staged ? `CK${CK}` : 'global', `dx${d.dispatchX}`, ...storeKey(g)),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: dotOutputs(g), workgroupStorageBytes: staged ? 16 * CK * RF4 : 0,
   };
 }
 
@@ -599,7 +640,7 @@ export function dotSplitK(g: DotGeom, ks: number, names: string[], inputs: numbe
   // 1x1 squeeze-excite maps and GEMV): consecutive threads read consecutive channels of x and of a weight row.
   const posMajor = g.P >= 16 || ks === 1;
   const wgsl = `
-${dotBindings(names, false)}
+${dotBindings(g, names, false)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, KS: ks, OT, OUTPUTS: outputs, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
 ${ks > 1 ? `var<workgroup> part: array<f32, ${T}>;` : ''}
@@ -643,7 +684,7 @@ ${ks === 1 ? '' : `  part[li] = s;
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, +posMajor, `dx${d.dispatchX}`),
-    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: ks > 1 ? 4 * T : 0,
+    cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, +posMajor, `dx${d.dispatchX}`, ...storeKey(g)),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: dotOutputs(g), workgroupStorageBytes: ks > 1 ? 4 * T : 0,
   };
 }

@@ -73,10 +73,13 @@ interface KernelEntry { fp32?: Fp32Builder; int8?: Int8Builder }
 const fp32Conv: Fp32Builder = (args) => {
   const g = convGeom(args);
   if (isPointwise(g)) return pointwise(args, g);
+  if (g.shuffleOuts) throw unsupported(where(args), 'a shuffled store (shuffleGroups) needs a pointwise convolution');
   if (isDepthwise(g)) return depthwise(args, g);
   return usesGroupedKernel(g) ? groupedConv(args, g) : conv2d(args, g);
 };
 const int8ConvAny: Int8Builder = (args) => {
+  // The shuffled store is a float rewrite (src/pipeline/pipeline.ts applies it to float graphs only).
+  if (args.node.attrs.shuffleGroups !== undefined) throw unsupported(where(args), 'no integer kernel takes a shuffled store (shuffleGroups)');
   const g = convGeom(shapeArgs(args));
   if (!isPointwise(g)) return isDepthwise(g) ? int8Depthwise(args) : int8Conv(args);
   return int8PointwiseSmx(args) ?? int8Pointwise(args);
@@ -177,7 +180,8 @@ export function f16SubgroupMatrixKernel(args: KernelArgs, support: SubgroupMatri
   if (n.op !== 'Conv' || (n.domain !== '' && n.domain !== 'ai.onnx')) return undefined;
   if (args.node.inputs.length < 2) return undefined;
   const g = convGeom(args);
-  if (!isPointwise(g)) return undefined;
+  // The subgroup-matrix kernel has no shuffled store: the registry falls back to the f16 form of kernels/pointwise.ts.
+  if (!isPointwise(g) || g.shuffleOuts) return undefined;
   const dot = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const t = chooseSmxTiles(dot, support, args.limits);
   if (!t) return undefined;
@@ -208,7 +212,8 @@ function fp32KernelFor(node: Node, inputShapes: (number[] | undefined)[], output
   }
   const k = byOp[node.op]?.fp32;
   if (!k) throw unsupported(w, `no kernel for op '${node.op}'`);
-  if (node.op !== 'Split' && node.op !== 'ChannelShuffle' && node.outputs.slice(1).some((y) => y)) throw unsupported(w, `${node.op} with more than one output is not supported`);
+  const multi = node.op === 'Split' || node.op === 'ChannelShuffle' || (node.op === 'Conv' && node.attrs.shuffleGroups !== undefined);
+  if (!multi && node.outputs.slice(1).some((y) => y)) throw unsupported(w, `${node.op} with more than one output is not supported`);
   const p = k(args);
   return { kind: 'programs', programs: Array.isArray(p) ? p : [p] };
 }

@@ -100,6 +100,12 @@ export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 // [N, C_k, H, W] concatenated along channels, shuffled in attr `groups` (ShuffleNet's Reshape -> Transpose [0,2,1,3,4]
 // -> Reshape), split along channels into its outputs [N, D_m, H, W] in order. kernels/channel-shuffle.ts.
 //
+// Conv with a shuffled store (made by src/rewrite/shuffle-conv.ts for the executor, never imported; pointwise only):
+// attr `shuffleGroups` (2) and inputs [x, w, b|'', residual|'', scale|'', a] with a [N, F, H, W], the conv output's
+// shape. The conv's output y (bias, activation, residual as usual) is never stored as such: the node's outputs are
+// ChannelShuffle{groups 2}(a, y) split along channels, [N, D_m, H, W] in order (sum of D_m = 2F): y[n, f, p] lands
+// at shuffled channel 2f + 1, a[n, f, p] at 2f. kernels/pointwise.ts (DotGeom.shuffleOuts).
+//
 // SqueezeExcite (default domain; made by src/rewrite/squeeze-excite.ts for the executor, never imported): inputs
 // [x [N,C,H,W], w1 [R,C,1,1], b1|'', w2 [F,R,1,1], b2|''], output [N,F,1,1] = act2(w2 act1(w1 mean_HW(x) + b1) + b2),
 // attrs activation1/activationParams1, activation2/activationParams2 (H = W = 1: no pooling). kernels/squeeze-excite.ts.

@@ -6,8 +6,9 @@
 //            elements;
 //   plan     planFusion of that DAG (optimal mode), or a given Plan;
 //   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them; float graphs
-//            also fold residual activations, channel shuffles, squeeze-excite blocks and activations after Gemm / MatMul
-//            (src/rewrite/residual-activation.ts, channel-shuffle.ts, squeeze-excite.ts, epilogues.ts).
+//            also fold residual activations, channel shuffles (then each into the pointwise conv computing one of its
+//            inputs where the rules hold), squeeze-excite blocks and activations after Gemm / MatMul
+//            (src/rewrite/residual-activation.ts, channel-shuffle.ts, shuffle-conv.ts, squeeze-excite.ts, epilogues.ts).
 // createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
 // with options of their own (excluded pairs, a tuned plan) and create sessions with the result.
 
@@ -33,6 +34,7 @@ import { applyPlan } from '../rewrite/apply-plan.js';
 import { foldPads } from '../rewrite/fold-pads.js';
 import { foldResidualActivations } from '../rewrite/residual-activation.js';
 import { foldChannelShuffles } from '../rewrite/channel-shuffle.js';
+import { foldShufflesIntoConvs, shuffleConvEnabled } from '../rewrite/shuffle-conv.js';
 import { foldSqueezeExcites } from '../rewrite/squeeze-excite.js';
 import { sameQuant } from '../runtime/compile.js';
 import type { FloatPrecision, PrecisionName } from '../runtime/precision.js';
@@ -58,10 +60,16 @@ export interface PipelineOptions extends LoadOptions {
   hw?: HwConfig | string;
   /** Squeeze-excite blocks as one dispatch (default false: slower on an H100, see src/rewrite/squeeze-excite.ts). */
   squeezeExcite?: boolean;
+  /** RewriteOptions.shuffleConv: channel shuffles folded into pointwise convs (default on unless FCM_OPT_SHUFFLE_CONV=0). */
+  shuffleConv?: boolean;
 }
 
 /** Choices of the rewrite beyond the plan. */
-export interface RewriteOptions { squeezeExcite?: boolean }
+export interface RewriteOptions {
+  squeezeExcite?: boolean;
+  /** Channel shuffles folded into pointwise convs (src/rewrite/shuffle-conv.ts; default on unless FCM_OPT_SHUFFLE_CONV=0). */
+  shuffleConv?: boolean;
+}
 
 const isGraph = (m: ModelInput): m is Graph => typeof m === 'object' && !(m instanceof Uint8Array) && 'nodes' in m;
 
@@ -179,7 +187,9 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   const folded = plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
   // Work that is only data movement or a cheap element-wise step, folded into its neighbours (fewer dispatches).
   const shuffled = foldChannelShuffles(foldResidualActivations(folded));
-  return foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
+  const g = foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
+  // Last, so that no pass before it meets a Conv with a shuffled store.
+  return (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
 }
 
 /** Prepare, plan ('auto': on hw()) and rewrite `g` for `precision`. */
@@ -195,7 +205,7 @@ export async function pipeline(model: ModelInput, precision: PrecisionName, opti
   const g = await load(model, options);
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite });
+  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv });
 }
 
 /** The float executor's graph for these options (what createSession runs on the float kernels, fp32 or fp16). */
