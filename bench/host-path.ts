@@ -71,6 +71,9 @@ const warmup = Number(arg('warmup', '10'));
 const hwName = arg('hw', 'h100');
 const concurrency = Number(arg('concurrency', '4'));
 const precisions = arg('precisions', 'fp32,fp16').split(',');
+// --keep-f32 auto|none: the fp16 rows' SessionOptions.fp16.keepF32 (auto: the calibrated f32 islands, which may keep
+// every tensor f32; none: every tensor f16). The count kept is printed with the fp16 rows.
+const keepF32 = arg('keep-f32', 'auto') as 'auto' | 'none';
 // Extra fused host rows with other submit sizes (dispatches per command buffer; 0: one submit per run).
 const submitSizes = arg('submit-every', '').split(',').filter((v) => v !== '').map(Number);
 // --tune: also the plan tuned on this GPU (src/tune/tune.ts: each FCM timed against its two layers, losers unfused).
@@ -181,9 +184,10 @@ for (const name of models) {
         // A failure here (a kernel the f16 path lacks) costs the fp16 rows only, not the run.
         try {
           const plan16 = planFusion(toDag(g), hw, { mode: 'optimal', model: name, dtypeBytes: elementBytes('fp16'), tileBytes: 4, batch: batchOf(g) });
-          const f16 = await make({ plan: plan16, precision: 'fp16' });
-          const u16 = await make({ plan: 'unfused', precision: 'fp16' });
+          const f16 = await make({ plan: plan16, precision: 'fp16', fp16: { keepF32 } });
+          const u16 = await make({ plan: 'unfused', precision: 'fp16', fp16: { keepF32 } });
           await f16.run(inputs);
+          console.log(`${name} b${batch}: fp16 (keepF32 ${keepF32}) keeps ${f16.stats().f32Tensors.length} tensors f32 fused, ${u16.stats().f32Tensors.length} unfused`);
           half.push(
             [{ name: 'fp16 host', run: async () => { await f16.run(inputs); } }, f16],
           [{ name: 'fp16 unfused host', run: async () => { await u16.run(inputs); } }, u16],
