@@ -7,6 +7,9 @@ import { closeDevice } from './fused-harness.js';
 import { activation, conv2d, randomF32 } from './reference.js';
 import { type LayerCase, assertClose, programsOf, runLayer } from './layer-harness.js';
 import { fullSweeps, sampleSweep, sweepSeed } from '../sweep.js';
+import { conv2d as conv2dKernel, filterBlock } from '../../kernels/conv2d.js';
+import { defaultLimits } from '../../kernels/program.js';
+import { newAttrs } from '../../src/graph/ir.js';
 
 after(closeDevice);
 
@@ -80,9 +83,34 @@ const cases: ConvCase[] = [
   { n: 1, c: 6, h: 9, w: 9, f: 5, k: [1, 1], stride: 2, expect: 'general' },
   { n: 1, c: 4, h: 8, w: 7, f: 6, k: [3, 2], stride: 1, expect: 'general' },
   { n: 1, c: 4, h: 6, w: 6, f: 8, k: [3, 3], pads: [1, 1, 1, 1], group: 4, expect: 'general' },
+  // the filter-blocked form (kernels/conv2d.ts filterBlock): 16 filters per invocation with a residual, dilation and
+  // asymmetric pads; 4 per invocation (12 filters) at batch 3 with positions not a multiple of the workgroup
+  { n: 1, c: 3, h: 13, w: 11, f: 32, k: [3, 3], stride: 2, pads: [0, 1, 1, 0], dilation: 2, bias: true, residual: true, act: 'HardSwish', expect: 'general' },
+  { n: 3, c: 2, h: 7, w: 9, f: 12, k: [5, 3], pads: [2, 1, 2, 1], act: 'Relu', expect: 'general' },
 ];
 
 for (const c of cases) test(`Conv ${c.expect} ${JSON.stringify(c)}`, async () => { await check(c); });
+
+test('general conv: filters per invocation from the window size, the filter count and the positions to fill', () => {
+  const geom = (n: number, c: number, f: number, k: number, ho: number, group = 1) =>
+    ({ N: n, C: c, H: 2 * ho, W: 2 * ho, F: f, HO: ho, WO: ho, kh: k, kw: k, sh: 2, sw: 2, pt: 1, pl: 1, pb: 1, pr: 1, dh: 1, dw: 1, group, hasBias: true, hasRes: false, hasScale: false, act: { fn: '', key: 'none' } }) as unknown as Parameters<typeof filterBlock>[0];
+  // A stem at batch 1 (112 x 112 positions): 4 filters per invocation keep 65536+ invocations; at batch 32, 16.
+  assert.equal(filterBlock(geom(1, 3, 32, 3, 112)), 4);
+  assert.equal(filterBlock(geom(32, 3, 32, 3, 112)), 16);
+  // ShuffleNetV2's 24 filters: 8 divides them, 4 fills the GPU at batch 1.
+  assert.equal(filterBlock(geom(1, 3, 24, 3, 112)), 4);
+  // Too few positions for any block to fill the GPU: the smallest block that divides F.
+  assert.equal(filterBlock(geom(1, 3, 12, 3, 8)), 2);
+  // Per-element form: an odd filter count, a grouped conv, a window over many channels (64 x 3 x 3 > 160).
+  assert.equal(filterBlock(geom(1, 3, 5, 3, 112)), 1);
+  assert.equal(filterBlock(geom(1, 4, 8, 3, 112, 2)), 1);
+  assert.equal(filterBlock(geom(1, 64, 64, 3, 56)), 1);
+  // The program says which form it is.
+  const node = { name: 'stem', op: 'Conv', domain: '', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: newAttrs({ kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 }) };
+  const p = conv2dKernel({ node, inputShapes: [[1, 3, 224, 224], [32, 3, 3, 3], [32]], outputShapes: [[1, 32, 112, 112]], limits: defaultLimits });
+  assert.equal(p.name, 'Conv(3x3 s2 g1 fb4)');
+  assert.ok(p.cacheKey.startsWith('conv2d-fb'));
+});
 
 test('pointwise fits a small workgroup storage limit by shrinking its channel chunk', async () => {
   const { pointwise } = await import('../../kernels/pointwise.js');
