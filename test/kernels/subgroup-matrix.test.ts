@@ -309,9 +309,10 @@ const emulatedCases: [Case, SmxTiles][] = [
   [dotCase(1, 24, 70, 100, { bias: true, act: ['HardSwish', []] }), { sgf: 2, sgp: 1, tm: 2, tn: 1, bk: 16 }],
 ];
 
-// lavapipe compiles each emulated program for seconds to minutes under load: three cases by default (the scalar path
-// with every epilogue part, the vec4 path, 2 x 2 blocks with 16-channel steps), all six with FCM_OPT_FULL_SWEEPS=1.
-const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[4]];
+// lavapipe compiles each emulated program for seconds to minutes under load: four cases by default (the scalar path
+// with every epilogue part, the vec4 path, the 16 x 64 tiles the chooser takes for <= 16 filters, 2 x 2 blocks with
+// 16-channel steps), all six with FCM_OPT_FULL_SWEEPS=1.
+const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[3], emulatedCases[4]];
 
 for (const [g, t] of runCases) {
   const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}`;
@@ -425,6 +426,8 @@ const directCases: [Case, SmxDirectTiles][] = [
   [dotCase(2, 64, 36, 40, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[0]],
   [dotCase(3, 24, 21, 49, { bias: true, res: true, act: ['Relu', []], post: 'Relu' }), smxDirectVariants[1]],
   [dotCase(2, 13, 20, 98, { bias: true }), smxDirectVariants[2]],
+  // 16 x 256 with its channel loop (3 iterations, no tail; the case above has C < 16: no loop at all).
+  [dotCase(2, 48, 20, 98, { bias: true, res: true, act: ['Relu', []] }), smxDirectVariants[2]],
   // C % 16 == 1 and C % 8 != 0: 4 iterations and a one-channel tail.
   [dotCase(2, 65, 40, 36, { res: true, act: ['HardSwish', []] }), smxDirectVariants[3]],
   // One 32-channel iteration, a single 16-channel step, then the tail.
