@@ -418,9 +418,12 @@ test('chooser with direct variants: aligned rows only (P % 8, C % 8), 16 x 256 f
 
 // Every direct variant on ragged shapes (batch > 1, P, C and F not multiples of 16, P past the tile and clamped
 // blocks, vec4 / vec2 / scalar stores, a channel tail, one 32-channel iteration plus a single step), every epilogue.
-// lavapipe compiles each emulated program for seconds, and a channel loop of 2 iterations as dearly as two copies of
-// its body (64 x 64 with a tail, CPU s, cold: C 40 11.1, C 56 7.7, C 72 7.0, C 24 6.4), so the channel counts below
-// give 1 iteration or 3 and more (64, 65: 4 iterations, which also run the loop's own counter and bound).
+// lavapipe compiles each emulated program for seconds, more than linearly in its size: a channel loop of 2 iterations
+// costs as much as two copies of its body (64 x 64 with a tail, CPU s, cold: C 40 11.1, C 56 7.7, C 72 7.0, C 24
+// 6.4), and so does the epilogue loop of 8 iterations that vec4 stores give 64 x 64 tiles (16 x 8 blocks with a
+// tail: P 28 31.0, P 30 20.8). So the channel counts below give 1 iteration or 3 and more (64, 65: 4 iterations,
+// which also run the loop's own counter and bound), and vec4 stores are run on the two cases with the fewest
+// products (the tail-free 64 x 64 and the 32 x 64 cases).
 const directCases: [Case, SmxDirectTiles][] = [
   // 64 x 64, no channel tail: 4 iterations ending exactly at C.
   [dotCase(2, 64, 36, 40, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[0]],
@@ -431,24 +434,27 @@ const directCases: [Case, SmxDirectTiles][] = [
   // C % 16 == 1 and C % 8 != 0: 4 iterations and a one-channel tail.
   [dotCase(2, 65, 40, 36, { res: true, act: ['HardSwish', []] }), smxDirectVariants[3]],
   // One 32-channel iteration, a single 16-channel step, then the tail.
-  [dotCase(2, 56, 40, 52, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
-  [dotCase(2, 24, 30, 28, { bias: true, res: true }), smxDirectVariants[5]],
+  [dotCase(2, 56, 40, 50, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
+  [dotCase(2, 24, 30, 30, { bias: true, res: true }), smxDirectVariants[5]],
   // f16 accumulators: one step in the loop, one in the tail (rounded after each).
   [dotCase(2, 24, 36, 42, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[6]],
   // x through workgroup memory: odd P (scalar stores) with a channel tail; P = 98 (vec2) with a single leftover step.
   [dotCase(2, 40, 36, 49, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[7]],
   [dotCase(3, 48, 20, 98, { res: true, act: ['Relu', []] }), smxDirectVariants[8]],
   // Prefetched operands: three 16-channel iterations and a tail.
-  [dotCase(2, 56, 36, 44, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[9]],
+  [dotCase(2, 56, 36, 46, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[9]],
   // FCM_OPT_FULL_SWEEPS=1 also runs the earlier shapes: 2-iteration channel loops with tails (64 x 64, 32 x 64 with
-  // C % 16 == 1, f16 accumulators) and 64 x 64 in 32-channel iterations without a tail (the default run has a
-  // tail-free loop in the first case, the 32-channel iteration and single step above and in the x-through-workgroup
-  // case on P = 98).
+  // C % 16 == 1, f16 accumulators), vec4 stores with 32-channel iterations, 16 x 8 blocks and prefetching, and 64 x 64
+  // in 32-channel iterations without a tail (the default run has a tail-free loop in the first case, the 32-channel
+  // iteration and single step above and in the x-through-workgroup case on P = 98).
   ...(fullSweeps ? ([
     [dotCase(2, 40, 36, 40, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[0]],
     [dotCase(2, 33, 40, 36, { res: true, act: ['HardSwish', []] }), smxDirectVariants[3]],
     [dotCase(2, 40, 36, 42, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[6]],
     [dotCase(2, 48, 20, 60, { bias: true, res: true }), smxDirectVariants[4]],
+    [dotCase(2, 56, 40, 52, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
+    [dotCase(2, 24, 30, 28, { bias: true, res: true }), smxDirectVariants[5]],
+    [dotCase(2, 56, 36, 44, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[9]],
   ] as [Case, SmxDirectTiles][]) : []),
 ];
 assert.deepEqual(new Set(directCases.map(([, t]) => t)), new Set(smxDirectVariants), 'every direct variant has its case');
