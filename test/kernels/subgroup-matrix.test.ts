@@ -435,7 +435,11 @@ const directCases: [Case, SmxDirectTiles][] = [
   [dotCase(2, 65, 40, 36, { res: true, act: ['HardSwish', []] }), smxDirectVariants[3]],
   // One 32-channel iteration, a single 16-channel step, then the tail.
   [dotCase(2, 56, 40, 50, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
-  [dotCase(2, 24, 30, 30, { bias: true, res: true }), smxDirectVariants[5]],
+  // 16 x 8 blocks: the channel loop (4 iterations, no tail) and the tail alone (C < 16), in two programs, which
+  // lavapipe compiles in 16.7 s of CPU where one program with both (C 24) took 29.2. The tail after a loop (KF > 0)
+  // is run with 16 x 16 blocks (the tail's channel offset does not depend on the block width).
+  [dotCase(2, 64, 30, 30, { bias: true, res: true }), smxDirectVariants[5]],
+  [dotCase(2, 8, 30, 30, { bias: true, res: true }), smxDirectVariants[5]],
   // f16 accumulators: one step in the loop, one in the tail (rounded after each).
   [dotCase(2, 24, 36, 42, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[6]],
   // x through workgroup memory: odd P (scalar stores) with a channel tail; P = 98 (vec2) with a single leftover step.
@@ -444,9 +448,10 @@ const directCases: [Case, SmxDirectTiles][] = [
   // Prefetched operands: three 16-channel iterations and a tail.
   [dotCase(2, 56, 36, 46, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[9]],
   // FCM_OPT_FULL_SWEEPS=1 also runs the earlier shapes: 2-iteration channel loops with tails (64 x 64, 32 x 64 with
-  // C % 16 == 1, f16 accumulators), vec4 stores with 32-channel iterations, 16 x 8 blocks and prefetching, and 64 x 64
-  // in 32-channel iterations without a tail (the default run has a tail-free loop in the first case, the 32-channel
-  // iteration and single step above and in the x-through-workgroup case on P = 98).
+  // C % 16 == 1, f16 accumulators), vec4 stores with 32-channel iterations, 16 x 8 blocks (loop and tail in one
+  // program) and prefetching, and 64 x 64 in 32-channel iterations without a tail (the default run has a tail-free
+  // loop in the first case, the 32-channel iteration and single step above and in the x-through-workgroup case on
+  // P = 98).
   ...(fullSweeps ? ([
     [dotCase(2, 40, 36, 40, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[0]],
     [dotCase(2, 33, 40, 36, { res: true, act: ['HardSwish', []] }), smxDirectVariants[3]],
