@@ -30,7 +30,7 @@ for (const f of files) {
   const r = spawnSync('/usr/bin/time', ['-f', '%U %S %e', 'nice', '-n', '10', 'node', '--test', f], { env, encoding: 'utf8', maxBuffer: 1 << 28 });
   writeFileSync(log.replace(/\.log$/, '.out'), r.stdout + r.stderr);
   const times = (r.stderr.trim().split('\n').pop() ?? '').split(' ');
-  const lines = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : [];
+  const lines = existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter((l) => l && !l.startsWith('exit\t')) : [];
   const distinct = new Set(lines.map((l) => l.split('\t')[0])).size;
   const failed = /^# fail (\d+)/m.exec(r.stdout)?.[1] ?? '?';
   console.log([f, ...times, lines.length, distinct, `fail=${failed}`].join('\t'));

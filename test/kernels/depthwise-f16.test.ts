@@ -26,6 +26,7 @@ import { withStorage } from '../../kernels/f16.js';
 import { kernelFor } from '../../kernels/registry.js';
 import { type KernelLimits, defaultLimits } from '../../kernels/program.js';
 import { roundHalf } from '../../src/runtime/half.js';
+import { fullSweeps } from '../sweep.js';
 
 after(closeDevice);
 
@@ -103,9 +104,19 @@ for (const cc of cases) {
     const g = geomOf(lc, limits);
     const splits: DepthwiseVecTiles[] = [];
     const widest = (rw: number) => [4, 2, 1].find((vx) => depthwiseVecFits(g, { rw, vx }))!;
-    // Every row width with every input vector that fits (5x5 windows: rw 8 with the widest only, to keep lavapipe's
-    // compile time down); several output rows per invocation (rows shared between them, HO % rh != 0 in some cases).
-    for (const rw of [1, 2, 4, 8]) for (const vx of [1, 2, 4]) if (depthwiseVecFits(g, { rw, vx }) && (cc.k < 5 || rw < 8 || vx === widest(8))) splits.push({ rw, vx });
+    // Every row width, each with the widest input vector that fits, and every narrower input vector that fits with
+    // the first row width it fits: so each case runs each rw (its stores, WO % rw) and each vx (its loads, pads and
+    // strides within vectors) at least once. lavapipe compiles each (shape, split) for about a second: the other
+    // pairs (an rw with a narrower vx than its widest) run with FCM_OPT_FULL_SWEEPS=1 (5x5 windows: rw 8 with the
+    // widest only there too). Several output rows per invocation (rows shared between them, HO % rh != 0 in some
+    // cases).
+    const all: DepthwiseVecTiles[] = [];
+    for (const rw of [1, 2, 4, 8]) for (const vx of [1, 2, 4]) if (depthwiseVecFits(g, { rw, vx }) && (cc.k < 5 || rw < 8 || vx === widest(8))) all.push({ rw, vx });
+    if (fullSweeps) splits.push(...all);
+    else {
+      for (const rw of [1, 2, 4, 8]) splits.push({ rw, vx: widest(rw) });
+      for (const vx of [1, 2, 4]) if (!splits.some((t) => t.vx === vx)) splits.push(...all.filter((t) => t.vx === vx).slice(0, 1));
+    }
     splits.push({ rw: 4, vx: widest(4), rh: 2 });
     if (cc.k < 5) splits.push({ rw: 2, vx: widest(2), rh: 4 });
     // Each case takes vector loads somewhere, except the odd row.

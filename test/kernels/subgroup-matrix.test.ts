@@ -309,9 +309,10 @@ const emulatedCases: [Case, SmxTiles][] = [
   [dotCase(1, 24, 70, 100, { bias: true, act: ['HardSwish', []] }), { sgf: 2, sgp: 1, tm: 2, tn: 1, bk: 16 }],
 ];
 
-// lavapipe compiles each emulated program for seconds to minutes under load: three cases by default (the scalar path
-// with every epilogue part, the vec4 path, 2 x 2 blocks with 16-channel steps), all six with FCM_OPT_FULL_SWEEPS=1.
-const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[4]];
+// lavapipe compiles each emulated program for seconds to minutes under load: four cases by default (the scalar path
+// with every epilogue part, the vec4 path, the 16 x 64 tiles the chooser takes for <= 16 filters, 2 x 2 blocks with
+// 16-channel steps), all six with FCM_OPT_FULL_SWEEPS=1.
+const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[3], emulatedCases[4]];
 
 for (const [g, t] of runCases) {
   const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}`;
@@ -417,21 +418,55 @@ test('chooser with direct variants: aligned rows only (P % 8, C % 8), 16 x 256 f
 
 // Every direct variant on ragged shapes (batch > 1, P, C and F not multiples of 16, P past the tile and clamped
 // blocks, vec4 / vec2 / scalar stores, a channel tail, one 32-channel iteration plus a single step), every epilogue.
+// lavapipe compiles each emulated program for seconds, more than linearly in its size: a channel loop of 2 iterations
+// costs as much as two copies of its body (64 x 64 with a tail, CPU s, cold: C 40 11.1, C 56 7.7, C 72 7.0, C 24
+// 6.4), and so does the epilogue loop of 8 iterations that vec4 stores give 64 x 64 tiles (16 x 8 blocks with a
+// tail: P 28 31.0, P 30 20.8). So the channel counts below give 1 iteration or 3 and more (64, 65: 4 iterations, 96
+// in 32-channel steps: 3, which also run the loop's own counter and bound), and vec4 stores are run on the two cases
+// with the fewest products (the tail-free 64 x 64 and the 32 x 64 cases).
 const directCases: [Case, SmxDirectTiles][] = [
-  [dotCase(2, 40, 36, 40, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[0]],
+  // 64 x 64, no channel tail: 4 iterations ending exactly at C.
+  [dotCase(2, 64, 36, 40, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[0]],
   [dotCase(3, 24, 21, 49, { bias: true, res: true, act: ['Relu', []], post: 'Relu' }), smxDirectVariants[1]],
   [dotCase(2, 13, 20, 98, { bias: true }), smxDirectVariants[2]],
-  [dotCase(2, 33, 40, 36, { res: true, act: ['HardSwish', []] }), smxDirectVariants[3]],
-  [dotCase(2, 56, 40, 52, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
-  [dotCase(2, 24, 30, 28, { bias: true, res: true }), smxDirectVariants[5]],
-  [dotCase(2, 40, 36, 42, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[6]],
-  // No channel tail: 48 channels, one 32-channel iteration and a single step.
-  [dotCase(2, 48, 20, 60, { bias: true, res: true }), smxDirectVariants[4]],
-  // x through workgroup memory: odd P (scalar stores) with a channel tail; P = 98 (vec2) with a single leftover step.
-  [dotCase(2, 40, 36, 49, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[7]],
+  // 16 x 256 with its channel loop (3 iterations, no tail; the case above has C < 16: no loop at all).
+  [dotCase(2, 48, 20, 98, { bias: true, res: true, act: ['Relu', []] }), smxDirectVariants[2]],
+  // C % 16 == 1 and C % 8 != 0: 4 iterations and a one-channel tail.
+  [dotCase(2, 65, 40, 36, { res: true, act: ['HardSwish', []] }), smxDirectVariants[3]],
+  // 32 channels per iteration: 3 iterations (no single step, no tail); then no iteration, a single 16-channel step and
+  // the tail (the tail from channel KF after a step that starts at loopEnd). Two programs compile in less CPU than one
+  // with both (5.6 + 5.4 s against 13.8 for C 56: one iteration, the step and the tail).
+  [dotCase(2, 96, 40, 50, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
+  [dotCase(2, 24, 40, 50, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
+  // 16 x 8 blocks: the channel loop (4 iterations, no tail) and the tail alone (C < 16), in two programs, which
+  // lavapipe compiles in 16.7 s of CPU where one program with both (C 24) took 29.2. The tail after a loop (KF > 0)
+  // is run with 16 x 16 blocks (the tail's channel offset does not depend on the block width).
+  [dotCase(2, 64, 30, 30, { bias: true, res: true }), smxDirectVariants[5]],
+  [dotCase(2, 8, 30, 30, { bias: true, res: true }), smxDirectVariants[5]],
+  // f16 accumulators: one step in the loop, one in the tail (rounded after each).
+  [dotCase(2, 24, 36, 42, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[6]],
+  // x through workgroup memory: odd P (scalar stores), 3 iterations of 32 channels, and a channel tail alone (6.6 +
+  // 1.8 s against 10.2 for one program with 1 iteration and the tail, C 40); P = 98 (vec2) with a single leftover step.
+  [dotCase(2, 96, 36, 49, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[7]],
+  [dotCase(2, 8, 36, 49, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[7]],
   [dotCase(3, 48, 20, 98, { res: true, act: ['Relu', []] }), smxDirectVariants[8]],
   // Prefetched operands: three 16-channel iterations and a tail.
-  [dotCase(2, 56, 36, 44, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[9]],
+  [dotCase(2, 56, 36, 46, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[9]],
+  // FCM_OPT_FULL_SWEEPS=1 also runs the earlier shapes: 2-iteration channel loops with tails (64 x 64, 32 x 64 with
+  // C % 16 == 1, f16 accumulators), one 32-channel iteration, a single step and the tail in one program with vec4
+  // stores, the same without a tail, 16 x 8 blocks with loop and tail in one program, x through workgroup memory with
+  // one iteration and the tail, and prefetching with vec4 stores. (The default run has a single step after a
+  // 32-channel iteration in the x-through-workgroup case on P = 98.)
+  ...(fullSweeps ? ([
+    [dotCase(2, 40, 36, 40, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[0]],
+    [dotCase(2, 33, 40, 36, { res: true, act: ['HardSwish', []] }), smxDirectVariants[3]],
+    [dotCase(2, 40, 36, 42, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[6]],
+    [dotCase(2, 48, 20, 60, { bias: true, res: true }), smxDirectVariants[4]],
+    [dotCase(2, 56, 40, 52, { bias: true, act: ['Clip', [0, 6]] }), smxDirectVariants[4]],
+    [dotCase(2, 40, 36, 49, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[7]],
+    [dotCase(2, 24, 30, 28, { bias: true, res: true }), smxDirectVariants[5]],
+    [dotCase(2, 56, 36, 44, { bias: true, res: true, act: ['Clip', [0, 6]] }), smxDirectVariants[9]],
+  ] as [Case, SmxDirectTiles][]) : []),
 ];
 assert.deepEqual(new Set(directCases.map(([, t]) => t)), new Set(smxDirectVariants), 'every direct variant has its case');
 
