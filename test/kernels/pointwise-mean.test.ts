@@ -81,11 +81,14 @@ async function check(c: Case, half: boolean): Promise<void> {
 const cases: Case[] = [
   // A head's 7x7 map, ragged filters (37 against blocks of 4 x lanes), relu6 (bounds inside the range: [0, 0.6]).
   { N: 1, C: 20, H: 7, W: 7, F: 37, act: 'Clip', params: [0, 0.6], seed: 11 },
-  // Batch 3, 15 positions (2 per thread: 8 lanes, 16 computed), HardSwish, no bias, [N, F] output (ReduceMean keepdims 0).
+  // Batch 3, 15 positions (4 lanes of a vec4, 16 computed), HardSwish, no bias, [N, F] output (ReduceMean keepdims 0).
   { N: 3, C: 9, H: 5, W: 3, F: 10, act: 'HardSwish', bias: false, flat: true, seed: 21 },
-  // Hand tiles: 9 positions in chunks of 6 (the second ragged), 4 channel slices over steps of 8 of 33 channels,
-  // 6 filters in a block of 8. SiLU.
-  { N: 2, C: 33, H: 3, W: 3, F: 6, act: 'SiLU', tiles: { rp: 2, tp: 3, rf: 4, tf: 2, ks: 4, bk: 8 }, seed: 31 },
+  // Hand tiles: 9 positions in chunks of 8 (the second ragged), 4 channel slices over steps of 8 of 33 channels,
+  // 6 filters in a block of 8 (two groups of 4 per thread). SiLU.
+  { N: 2, C: 33, H: 3, W: 3, F: 6, act: 'SiLU', tiles: { tp: 2, px: 1, tf: 1, rf4: 2, ks: 4, bk: 8 }, seed: 31 },
+  // Hand tiles: two vec4s of positions per thread (20 positions in chunks of 8: 3 chunks), 13 filters in blocks of 8
+  // over 2 filter lanes, 2 slices over steps of 4 of 10 channels. Clip with both bounds in range.
+  { N: 1, C: 10, H: 4, W: 5, F: 13, act: 'Clip', params: [-0.2, 0.4], tiles: { tp: 1, px: 2, tf: 2, rf4: 1, ks: 2, bk: 4 }, seed: 71 },
   // The chosen tiles with 4 channel slices (64 channels, one filter block of 4 x 1 lane over 12 filters), Relu.
   { N: 1, C: 64, H: 7, W: 7, F: 12, act: 'Relu', seed: 61 },
   // A 1x1 map (P = 1), Relu, 5 filters.
@@ -98,11 +101,11 @@ test('the chosen tiles: whole 7x7 maps in one chunk, filter lanes and channel sl
   const l = { ...defaultLimits, maxComputeWorkgroupStorageSize: 49152 };
   const b1 = choosePointwiseMeanTiles({ N: 1, C: 320, F: 1280, P: 49 }, l);
   const b32 = choosePointwiseMeanTiles({ N: 32, C: 320, F: 1280, P: 49 }, l);
-  assert.equal(b1.rp * b1.tp, 52);
-  assert.equal(b32.rp * b32.tp, 52);
+  assert.equal(4 * b1.px * b1.tp, 52);
+  assert.equal(4 * b32.px * b32.tp, 52);
   // Batch 1: 1280 / 4 = 320 workgroups of 13 lanes x 16 slices; batch 32: 32 x 20 of 13 x 16 lanes, no slices.
-  assert.deepEqual([b1.rf * b1.tf, b1.ks], [4, 16]);
-  assert.deepEqual([b32.rf * b32.tf, b32.ks], [64, 1]);
+  assert.deepEqual([4 * b1.rf4 * b1.tf, b1.ks], [4, 16]);
+  assert.deepEqual([4 * b32.rf4 * b32.tf, b32.ks], [64, 1]);
   assert.equal(choosePointwiseMeanTiles({ N: 1, C: 64, F: 12, P: 49 }, defaultLimits).ks, 4, 'the 64-channel case below splits');
   for (const t of [b1, b32, choosePointwiseMeanTiles({ N: 8, C: 160, F: 960, P: 49 }, defaultLimits)]) {
     assert.ok(t.tp * t.tf * t.ks <= 256);
@@ -115,8 +118,8 @@ for (const c of cases) {
   });
 }
 
-test('PointwiseMean fp16 (f16 storage, f32 arithmetic): the 7x7 Clip case, the hand-tiled SiLU case, the HardSwish [N, F] case', async () => {
+test('PointwiseMean fp16 (f16 storage, f32 arithmetic): the 7x7 Clip case, both hand-tiled cases, the HardSwish [N, F] case', async () => {
   const device = await getDevice();
   assert.ok(device.features.has('shader-f16'), 'the test device has shader-f16 (lavapipe offers it)');
-  for (const c of [cases[0], cases[2], cases[1]]) await check(c, true);
+  for (const c of [cases[0], cases[2], cases[1], cases[3]]) await check(c, true);
 });
