@@ -64,6 +64,8 @@ export interface PipelineOptions extends LoadOptions {
   squeezeExcite?: boolean;
   /** RewriteOptions.shuffleConv: channel shuffles folded into pointwise convs (default on unless FCM_OPT_SHUFFLE_CONV=0). */
   shuffleConv?: boolean;
+  /** RewriteOptions.foldPool. */
+  foldPool?: boolean;
 }
 
 /** Choices of the rewrite beyond the plan. */
@@ -219,7 +221,7 @@ export async function pipeline(model: ModelInput, precision: PrecisionName, opti
   const g = await load(model, options);
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv });
+  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool });
 }
 
 /** The float executor's graph for these options (what createSession runs on the float kernels, fp32 or fp16). */

@@ -105,3 +105,21 @@ test('f16 storage: the folded graph (PointwiseMean in f16) runs as onnxruntime w
     s.dispose();
   }
 });
+
+test('SessionOptions.foldPool decides over the environment switch', async () => {
+  const m = await loadModel(exportOnnx(tail(1, 'gap', 'relu6')), { source: 'pm_tail.onnx' });
+  const before = process.env.FCM_OPT_FOLD_POOL;
+  try {
+    for (const [env, option, folded] of [['0', true, 1], [undefined, false, 0]] as const) {
+      if (env === undefined) delete process.env.FCM_OPT_FOLD_POOL; else process.env.FCM_OPT_FOLD_POOL = env;
+      const s = await createSession(m, { plan: 'unfused', foldPool: option });
+      try {
+        assert.equal(s.graph.nodes.filter((n) => n.op === 'PointwiseMean').length, folded, `env ${env}, foldPool ${option}`);
+      } finally {
+        s.dispose();
+      }
+    }
+  } finally {
+    if (before === undefined) delete process.env.FCM_OPT_FOLD_POOL; else process.env.FCM_OPT_FOLD_POOL = before;
+  }
+});
