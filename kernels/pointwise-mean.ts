@@ -212,7 +212,7 @@ ${store}
         let c1 = c0 + ${u32(BK)};
 ${load('c1').replace(/^ {4}/gm, '        ')}
       }
-      for (var k = sl; k < ${u32(BK)}; k += ${u32(KS)}) {
+      for (var k = ${KS === 1 ? '0u' : 'sl'}; k < ${u32(BK)}; k += ${u32(KS)}) {
 ${range(PX).map((j) => `        let x${j} = xs[k * ${u32(PC4)} + tp + ${u32(TP * j)}];`).join('\n')}
 ${range(RF4).map((r4) => `        let w${r4} = wt[k * ${u32(WR)} + tf + ${u32(TF * r4)}];`).join('\n')}
 ${fmas}
