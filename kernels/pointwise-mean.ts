@@ -11,8 +11,8 @@
 // neighbouring vec4s of workgroup memory. Per step, BK channels of x (a chunk of PC = 4 px tp positions) and of w are
 // staged in workgroup memory as vec4s, the next step's global loads issued before this step's FMAs; slice s takes
 // channels s, s + KS, ... of the step, so at batch 1 the few filter blocks get ks times the threads and each thread a
-// ks times shorter chain of FMAs. After the channels the slices hand their sums to slice 0 one at a time through
-// workgroup memory; slice 0 adds the bias, applies the activation (before the mean) to each position and sums its
+// ks times shorter chain of FMAs. After the channels the other slices store their sums in workgroup memory and
+// slice 0 adds them up, adds the bias, applies the activation (before the mean) to each position and sums its
 // positions; then the tp lanes' sums are added per filter in workgroup memory. Maps over PC positions loop in
 // chunks. choosePointwiseMeanTiles picks the tiles from the shape only (the cache key names them).
 
@@ -36,10 +36,10 @@ export interface PointwiseMeanTiles {
 
 export interface PointwiseMeanShape { N: number; C: number; F: number; P: number }
 
-/** Bytes of workgroup memory: x and w tiles (w rows padded by a vec4 against bank conflicts), the slices' hand-over, the lanes' sums. */
+/** Bytes of workgroup memory: x and w tiles (w rows padded by a vec4 against bank conflicts), the slices' sums, the lanes' sums. */
 export function pointwiseMeanStorage(t: PointwiseMeanTiles): number {
   const PC4 = t.px * t.tp, BF4 = t.rf4 * t.tf;
-  const red = t.ks > 1 ? t.tp * t.tf * t.px * t.rf4 * 4 : 0;
+  const red = (t.ks - 1) * t.tp * t.tf * t.px * t.rf4 * 4;
   return 16 * (t.bk * PC4 + t.bk * (BF4 + 1) + red) + 4 * wgFloats(t.tp * 4 * BF4);
 }
 
@@ -141,18 +141,21 @@ export function pointwiseMean(args: KernelArgs, tiles?: PointwiseMeanTiles): Ker
     const a = `a${j}_${4 * r4 + q}`;
     return `        ${a} = fma(vec4<f32>(w${r4}.${q4[q]}), x${j}, ${a});`;
   }))).join('\n');
-  // Slices 1.. hand their sums to slice 0 one at a time through `red` (TT * PX * RF4 * 4 vec4s).
+  // Slices 1.. store their sums in `red` ((KS - 1) * TT * PX * RF4 * 4 vec4s) at once; slice 0 adds them up.
+  const NA = accs.length;
   const reduce = KS === 1 ? '' : `
-    for (var s1 = 1u; s1 < ${u32(KS)}; s1++) {
-      if (sl == s1) {
-${accs.map((a, r) => `        red[${u32(r * TT)} + lt] = ${a};`).join('\n')}
+    if (sl > 0u) {
+      let rb = (sl - 1u) * ${u32(NA * TT)} + lt;
+${accs.map((a, r) => `      red[rb + ${u32(r * TT)}] = ${a};`).join('\n')}
+    }
+    workgroupBarrier();
+    if (sl == 0u) {
+      for (var s1 = 0u; s1 < ${u32(KS - 1)}; s1++) {
+        let rb = s1 * ${u32(NA * TT)} + lt;
+${accs.map((a, r) => `        ${a} += red[rb + ${u32(r * TT)}];`).join('\n')}
       }
-      workgroupBarrier();
-      if (sl == 0u) {
-${accs.map((a, r) => `        ${a} += red[${u32(r * TT)} + lt];`).join('\n')}
-      }
-      workgroupBarrier();
-    }`;
+    }
+    workgroupBarrier();`;
   // Slice 0: bias, activation per position, positions past P masked, summed into the thread's per-filter totals.
   const finish = range(PX).map((j) => {
     const pj = `p0 + 4u * (tp + ${u32(TP * j)})`;
@@ -170,7 +173,7 @@ ${act.fn}
 // xs[k * PC4 + q]: positions p0 + 4q .. + 3 at the step's channel k; wt[k * (BF4 + 1) + g]: filters f0 + 4g .. + 3 at channel k.
 var<workgroup> xs: array<vec4<f32>, ${XN}>;
 var<workgroup> wt: array<vec4<f32>, ${BK * WR}>;
-${KS > 1 ? `var<workgroup> red: array<vec4<f32>, ${TT * PX * RF4 * 4}>;` : ''}
+${KS > 1 ? `var<workgroup> red: array<vec4<f32>, ${(KS - 1) * TT * PX * RF4 * 4}>;` : ''}
 var<workgroup> msum: array<f32, ${TP * BF}>;
 
 /** x of image base nc = n * C at channel c, position p (0 where !ok or past P). */
