@@ -7,7 +7,8 @@
 // out[n, f] = mean over positions p of act(sum_c w[f, c] x[n, c, p] + b[f]): the mean of the activated values.
 //
 // Legality (pointwiseMeanMatches): the Conv is plain ONNX with one output, pointwise (1x1 weights, stride 1, no
-// padding, dilation 1, group 1), with no residual, no channel scale and no activation after a residual, and any
+// padding, dilation 1, group 1), with no residual, no channel scale, no activation after a residual and no shuffled
+// store (src/rewrite/shuffle-conv.ts, which runs after this pass), and any
 // activation the epilogues take; its output is read only by the pool, as the pool's data input, and is no graph
 // output; the pool is plain ONNX with one output, a GlobalAveragePool of a 4-D tensor or a ReduceMean of one whose
 // constant axes are exactly H and W (either keepdims); every tensor is float32. No cycle can arise: the node reads
@@ -25,7 +26,9 @@ const intsOf = (v: AttrValue | undefined): number[] | undefined => (Array.isArra
 /** A Conv with 1x1 weights, stride 1, no padding, dilation 1, group 1, no residual, no channel scale, one output. */
 export function isPlainPointwiseConv(g: Graph, n: Node): boolean {
   if (n.op !== 'Conv' || !plain(n) || n.outputs.length !== 1 || !n.outputs[0]) return false;
-  if ((n.inputs[3] ?? '') !== '' || (n.inputs[4] ?? '') !== '' || n.attrs.activationPost !== undefined) return false;
+  // No residual (3), channel scale (4) or other extra input, no activation after a residual, no shuffled store
+  // (src/rewrite/shuffle-conv.ts runs after this pass; a Conv with one writes channels elsewhere).
+  if (n.inputs.slice(3).some((x) => x) || n.attrs.activationPost !== undefined || n.attrs.shuffleGroups !== undefined) return false;
   const w = g.tensors.get(n.inputs[1] ?? '')?.shape;
   if (!w || w.length !== 4 || w[2] !== 1 || w[3] !== 1) return false;
   const all = (k: string, len: number, v: number) => { const a = intsOf(n.attrs[k]); return a === undefined || (a.length === len && a.every((x) => x === v)); };

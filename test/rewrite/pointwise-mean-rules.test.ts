@@ -90,7 +90,7 @@ test('a ReduceMean through the ONNX importer (axes normalized into the attribute
   assert.deepEqual(ops(f).filter((o) => o !== 'Reshape' && o !== 'Flatten'), ['PointwiseMean', 'Gemm']);
 });
 
-test('no fold: a residual, a second reader, a graph output, a channel scale, a non-pointwise Conv, other pool axes', () => {
+test('no fold: a residual, a second reader, a graph output, a channel scale, a shuffled store, a non-pointwise Conv, other pool axes', () => {
   const keep = (g: Graph, why: string) => {
     assert.equal(pointwiseMeanMatches(g).length, 0, why);
     assert.equal(foldPointwiseMeans(g), g, why);
@@ -143,6 +143,17 @@ test('no fold: a residual, a second reader, a graph output, a channel scale, a n
     const post = structuredClone(g);
     post.nodes[0].attrs.activationPost = 'Relu' as AttrValue;
     keep(post, 'activationPost');
+  }
+  // A shuffled store (src/rewrite/shuffle-conv.ts: channels stored elsewhere, a sixth input).
+  {
+    const { g } = head();
+    const shuffled = structuredClone(g);
+    const a = 'other_branch';
+    shuffled.tensors.set(a, { name: a, dtype: 'float32', shape: [2, 12, 5, 5] });
+    shuffled.inputs.push(a);
+    shuffled.nodes[0].inputs = [...shuffled.nodes[0].inputs.slice(0, 3), '', '', a];
+    shuffled.nodes[0].attrs.shuffleGroups = 2;
+    keep(shuffled, 'shuffled store');
   }
 });
 
