@@ -1,6 +1,6 @@
 // Dispatches per run of each zoo model with and without the folds of src/rewrite/residual-activation.ts and
-// channel-shuffle.ts ("before" / "folds"), and with every fold ("all": shuffle-conv.ts, squeeze-excite.ts and the
-// Gemm / MatMul activations of epilogues.ts too, the executor's graph), for the unfused plan (epilogues only) and the planner's plan on --hw: the schedule the session
+// channel-shuffle.ts ("before" / "folds"), and with every fold ("all": shuffle-conv.ts, squeeze-excite.ts, the
+// Gemm / MatMul activations of epilogues.ts and pointwise-mean.ts too, the executor's graph), for the unfused plan (epilogues only) and the planner's plan on --hw: the schedule the session
 // would run (compileGraph of the executor's graph, channel scales folded as createSession does), so no GPU is needed.
 // The session's stats().dispatchesPerRun is the same count (test/rewrite/dispatch-folds.test.ts checks it on small
 // models). --kernels MODEL prints that model's programs by name, with and without the folds.

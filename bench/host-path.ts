@@ -12,6 +12,9 @@
 //   fp16 host / fp16 unfused host
 //               the same in half precision (f16 storage, f32 accumulation), where the adapter has shader-f16
 //               (--precisions fp32 leaves them out); its GPU pass time is reported as gpuPassMsFp16
+//   host / gpu, pool not folded
+//               the fused rows with the head's pointwise Conv and global average pool as two dispatches (foldPool:
+//               false; src/rewrite/pointwise-mean.ts), its GPU pass alternated with the default's as gpuPassMsPoolNotFolded
 //   host / gpu, first submit F, then ...
 //               with --first-submit F[:E]: the fused host and gpu rows with the first part of F dispatches, then
 //               parts of E (0: the rest in one submit)
@@ -132,6 +135,8 @@ for (const name of models) {
       const live = await make({ plan, encodeAhead: false });
       // Squeeze-excite blocks as one dispatch (off by default: src/rewrite/squeeze-excite.ts).
       const se = await make({ plan, squeezeExcite: true });
+      // The head's pointwise Conv and global average pool as two dispatches (on by default: src/rewrite/pointwise-mean.ts).
+      const noPoolFold = await make({ plan, foldPool: false });
       const tunedRows: [Contestant, Session][] = [];
       if (tune) {
         const t0 = performance.now();
@@ -210,6 +215,8 @@ for (const name of models) {
         [{ name: 'host, input in staging memory', run: async () => { const v = await fused.stagingInputs(); await fused.run({ [x]: v[x] }); } }, fused],
         [{ name: 'host, squeeze-excite folded', run: async () => { await se.run(inputs); } }, se],
         [{ name: 'gpu, squeeze-excite folded', run: async () => { await se.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, se],
+        [{ name: 'host, pool not folded', run: async () => { await noPoolFold.run(inputs); } }, noPoolFold],
+        [{ name: 'gpu, pool not folded', run: async () => { await noPoolFold.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await device.queue.onSubmittedWorkDone(); } }, noPoolFold],
         ...tunedRows,
         ...bySubmit,
         ...byFirst,
@@ -227,7 +234,9 @@ for (const name of models) {
       }));
       const times = await timeContestants(wrapped, runs, warmup, undefined, 10);
       const passMs: number[] = [];
-      for (let i = 0; i < 30; i++) passMs.push(await passGpuMs(fused, inputs));
+      // The GPU pass with and without the pool fold, alternated so that clocks and heat fall on both alike.
+      const passMsNoPoolFold: number[] = [];
+      for (let i = 0; i < 30; i++) { passMs.push(await passGpuMs(fused, inputs)); passMsNoPoolFold.push(await passGpuMs(noPoolFold, inputs)); }
       // The split runs' GPU time: K passes of the sub-batch executor each (src/runtime/profile.ts passGpuMs).
       const gpuPassMsSplit: Record<string, number> = {};
       for (const [k, s] of splitSessions) {
@@ -276,8 +285,9 @@ for (const name of models) {
         batchStats = batcher.stats();
       }
       const dispatches = fused.stats().dispatchesPerRun;
-      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, gpuPassMsSplit, autoSubBatches: autoK, rows, throughput: tput, batchedThroughput: batched, batchRunMs, batchStats, batcherRuns: { one: batcherOne, many: batcherMany } });
+      report.push({ model: name, batch, source: onnxDir ? 'torchvision onnx' : 'zoo', dispatches, gpuPassMs: median(passMs), gpuPassMsFp16: passMs16.length ? median(passMs16) : undefined, gpuPassMsPoolNotFolded: median(passMsNoPoolFold), gpuPassMsSplit, autoSubBatches: autoK, rows, throughput: tput, batchedThroughput: batched, batchRunMs, batchStats, batcherRuns: { one: batcherOne, many: batcherMany } });
       console.log(`${name} b${batch}: GPU pass ${fmt(median(passMs))} ms${passMs16.length ? ` (fp16 ${fmt(median(passMs16))} ms)` : ''}, ${dispatches} dispatches`
+        + `; pool not folded ${fmt(median(passMsNoPoolFold))} ms, ${noPoolFold.stats().dispatchesPerRun} dispatches`
         + `${splitSessions.length ? `; split: ${Object.entries(gpuPassMsSplit).map(([k, ms]) => `${k} sub-batches ${fmt(ms)} ms`).join(', ')} of GPU passes; subBatches 'auto' picks ${autoK}` : ''}`);
       for (const r of rows) {
         const h = r.host as Record<string, number>;

@@ -23,6 +23,7 @@ import { pool } from './pool.js';
 import { gemm } from './gemm.js';
 import { concat } from './concat.js';
 import { squeezeExcite } from './squeeze-excite.js';
+import { pointwiseMean } from './pointwise-mean.js';
 import { channelShuffle } from './channel-shuffle.js';
 import { split } from './split.js';
 import { slice } from './slice.js';
@@ -115,7 +116,7 @@ const byOp: Record<string, KernelEntry> = {
   MaxPool: { fp32: pool, int8: int8Pool }, AveragePool: { fp32: pool, int8: int8Pool },
   Gemm: { fp32: gemm, int8: int8FullyConnected }, MatMul: { fp32: gemm },
   Concat: { fp32: concat, int8: int8Concat }, Split: { fp32: split }, Slice: { fp32: slice }, Gather: { fp32: gather }, Transpose: { fp32: transpose },
-  Pad: { fp32: pad, int8: int8Pad }, ChannelShuffle: { fp32: channelShuffle }, SqueezeExcite: { fp32: squeezeExcite }, Softmax: { fp32: softmax, int8: int8Softmax },
+  Pad: { fp32: pad, int8: int8Pad }, ChannelShuffle: { fp32: channelShuffle }, SqueezeExcite: { fp32: squeezeExcite }, PointwiseMean: { fp32: (a) => pointwiseMean(a) }, Softmax: { fp32: softmax, int8: int8Softmax },
   BatchNormalization: { fp32: batchNorm },
   Resize: { fp32: resize }, ConvTranspose: { fp32: convTranspose },
   // The integer clamp of Relu / Clip; a float QuantizeLinear between two 8-bit tensors is a requantization.

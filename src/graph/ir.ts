@@ -110,6 +110,11 @@ export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 // [x [N,C,H,W], w1 [R,C,1,1], b1|'', w2 [F,R,1,1], b2|''], output [N,F,1,1] = act2(w2 act1(w1 mean_HW(x) + b1) + b2),
 // attrs activation1/activationParams1, activation2/activationParams2 (H = W = 1: no pooling). kernels/squeeze-excite.ts.
 //
+// PointwiseMean (default domain; made by src/rewrite/pointwise-mean.ts for the float executor, never imported): inputs
+// [x [N,C,H,W], w [F,C,1,1], b [F] | ''], output [N,F,1,1] or [N,F] (the pool's shape) =
+// mean over H, W of act(w x + b): a pointwise Conv with its activation (attrs activation/activationParams, as a Conv's)
+// and the GlobalAveragePool or ReduceMean over H, W that was its only reader. kernels/pointwise-mean.ts.
+//
 // Fused Convolutional Modules (domain 'ai.fcm.opt', op FusedPwDw | FusedDwPw | FusedPwPw):
 //   inputs  [x, w1, b1|'', w2, b2|'', residual|'']
 //   attrs   strides, pads, kernel, dilations (of the depthwise layer; absent for FusedPwPw),

@@ -7,8 +7,9 @@
 //   plan     planFusion of that DAG (optimal mode), or a given Plan;
 //   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them; float graphs
 //            also fold residual activations, channel shuffles (then each into the pointwise conv computing one of its
-//            inputs where the rules hold), squeeze-excite blocks and activations after Gemm / MatMul
-//            (src/rewrite/residual-activation.ts, channel-shuffle.ts, shuffle-conv.ts, squeeze-excite.ts, epilogues.ts).
+//            inputs where the rules hold), squeeze-excite blocks, activations after Gemm / MatMul and a pointwise Conv
+//            read only by a global average pool (src/rewrite/residual-activation.ts, channel-shuffle.ts, shuffle-conv.ts,
+//            squeeze-excite.ts, epilogues.ts, pointwise-mean.ts).
 // createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
 // with options of their own (excluded pairs, a tuned plan) and create sessions with the result.
 
@@ -36,6 +37,7 @@ import { foldResidualActivations } from '../rewrite/residual-activation.js';
 import { foldChannelShuffles } from '../rewrite/channel-shuffle.js';
 import { foldShufflesIntoConvs, shuffleConvEnabled } from '../rewrite/shuffle-conv.js';
 import { foldSqueezeExcites } from '../rewrite/squeeze-excite.js';
+import { foldPointwiseMeans } from '../rewrite/pointwise-mean.js';
 import { sameQuant } from '../runtime/compile.js';
 import type { FloatPrecision, PrecisionName } from '../runtime/precision.js';
 import { resolveHw } from './hw.js';
@@ -62,6 +64,8 @@ export interface PipelineOptions extends LoadOptions {
   squeezeExcite?: boolean;
   /** RewriteOptions.shuffleConv: channel shuffles folded into pointwise convs (default on unless FCM_OPT_SHUFFLE_CONV=0). */
   shuffleConv?: boolean;
+  /** RewriteOptions.foldPool. */
+  foldPool?: boolean;
 }
 
 /** Choices of the rewrite beyond the plan. */
@@ -69,6 +73,16 @@ export interface RewriteOptions {
   squeezeExcite?: boolean;
   /** Channel shuffles folded into pointwise convs (src/rewrite/shuffle-conv.ts; default on unless FCM_OPT_SHUFFLE_CONV=0). */
   shuffleConv?: boolean;
+  /** A pointwise Conv read only by a global average pool as one PointwiseMean node (default: on unless poolFoldOffByEnv). */
+  foldPool?: boolean;
+}
+
+/**
+ * FCM_OPT_FOLD_POOL=0 in the environment: float graphs keep a pointwise Conv and the global average pool after it as
+ * two dispatches (src/rewrite/pointwise-mean.ts), for measuring the fold in one job. Read when a graph is rewritten.
+ */
+export function poolFoldOffByEnv(): boolean {
+  return typeof process !== 'undefined' && process.env?.FCM_OPT_FOLD_POOL === '0';
 }
 
 const isGraph = (m: ModelInput): m is Graph => typeof m === 'object' && !(m instanceof Uint8Array) && 'nodes' in m;
@@ -187,7 +201,9 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   const folded = plan === 'unfused' ? foldPads(fuseEpilogues(graph)) : foldPads(applyPlan(graph, plan));
   // Work that is only data movement or a cheap element-wise step, folded into its neighbours (fewer dispatches).
   const shuffled = foldChannelShuffles(foldResidualActivations(folded));
-  const g = foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
+  const matrix = foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
+  // The pool after a pointwise Conv (the heads of the MobileNet family): the Conv's output is never written.
+  const g = (options.foldPool ?? !poolFoldOffByEnv()) ? foldPointwiseMeans(matrix) : matrix;
   // Last, so that no pass before it meets a Conv with a shuffled store.
   return (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
 }
@@ -205,7 +221,7 @@ export async function pipeline(model: ModelInput, precision: PrecisionName, opti
   const g = await load(model, options);
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv });
+  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool });
 }
 
 /** The float executor's graph for these options (what createSession runs on the float kernels, fp32 or fp16). */

@@ -54,6 +54,11 @@ export interface SessionOptions extends PipelineOptions {
   /** Squeeze-excite blocks as one dispatch (default false: slower on an H100, see src/rewrite/squeeze-excite.ts). */
   squeezeExcite?: boolean;
   /**
+   * A pointwise Conv read only by a global average pool as one PointwiseMean dispatch (src/rewrite/pointwise-mean.ts;
+   * default true, or false where FCM_OPT_FOLD_POOL=0 is in the environment).
+   */
+  foldPool?: boolean;
+  /**
    * Inputs fed as 8-bit images (Uint8Array, NHWC: what decoders give), converted and normalised on the GPU:
    * per input, the model input's layout ('nchw' default) and (byte * scale - mean[c]) / std[c] (scale 1/255 by
    * default). Such an input still takes a Float32Array or a GPU buffer of its float values. Float32 sessions only.
@@ -171,7 +176,7 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   }
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  const graph0 = graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv });
+  const graph0 = graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool });
   // Extra outputs (per-layer checks) are read back like graph outputs: they must live to the end.
   const extra = (options.extraOutputs ?? []).filter((t) => !graph0.outputs.includes(t));
   for (const t of extra) if (!graph0.tensors.has(t)) throw invalid(graph0.source, `tensor '${t}' asked for as an output does not exist`);
@@ -396,7 +401,7 @@ export interface F16Calibration {
  * (heldOutInputs), in one schedule compiled once.
  */
 export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: SessionOptions, hw: HwConfig | undefined): Promise<F16Calibration> {
-  const base = foldChannelScales(graphForRun(g, 'fp16', 'unfused', () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv }));
+  const base = foldChannelScales(graphForRun(g, 'fp16', 'unfused', () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool }));
   const cal = calibrationGraph(base);
   const half = new Set(cal.halfTensors);
   const compiled = compileGraph(cal.graph, limitsOf(ctx), 'f16', {}, [...cal.graph.tensors.keys()].filter((t) => !half.has(t)));
