@@ -162,7 +162,8 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
       plan = r.plan;
       const kept = plan.modules.filter((m) => m.tuned).length;
       tuneNote = `tuned on this GPU: ${r.rows.length} fused modules timed with ${r.rows.length ? Object.keys(r.rows[0].fusedUs).length : 0} tile variants each; ` +
-        `${kept} kept (each faster than its layers run LBL), ${r.excluded.length} pairs left unfused\n`;
+        `${kept} kept (each faster than its layers run LBL), ${r.excluded.length} pairs left unfused\n` +
+        `${r.kernelRows.length} pointwise layers timed with their kernel variants; ${r.kernelRows.filter((k) => k.chosen).length} take a variant other than the rule's\n`;
     } finally {
       await releaseGpu();
     }

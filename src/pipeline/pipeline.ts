@@ -36,6 +36,7 @@ import { foldResidualActivations } from '../rewrite/residual-activation.js';
 import { foldChannelShuffles } from '../rewrite/channel-shuffle.js';
 import { foldShufflesIntoConvs, shuffleConvEnabled } from '../rewrite/shuffle-conv.js';
 import { foldSqueezeExcites } from '../rewrite/squeeze-excite.js';
+import { applyKernelChoices } from '../rewrite/kernel-choices.js';
 import { sameQuant } from '../runtime/compile.js';
 import type { FloatPrecision, PrecisionName } from '../runtime/precision.js';
 import { resolveHw } from './hw.js';
@@ -189,7 +190,8 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   const shuffled = foldChannelShuffles(foldResidualActivations(folded));
   const g = foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
   // Last, so that no pass before it meets a Conv with a shuffled store.
-  return (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
+  const out = (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
+  return plan === 'unfused' ? out : applyKernelChoices(out, plan.kernels);
 }
 
 /** Prepare, plan ('auto': on hw()) and rewrite `g` for `precision`. */
