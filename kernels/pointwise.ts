@@ -698,13 +698,20 @@ export function dotChoiceKey(c: DotChoice): string {
 }
 
 /**
- * The choices --tune times for a layer (src/tune/tune.ts), chooseDot's first: the gemm kernel at gemmTiles' tiles and
- * the choice without gemm (vec4 or split-K), where they differ from it. Each is legal for the shape and limits.
+ * The choices --tune times for a layer (src/tune/tune.ts), chooseDot's first: the gemm kernel at gemmTiles' tiles,
+ * the choice without gemm (vec4 or split-K), and where none of them is vec4 and P % 4 == 0, vec4 with 4 filters per
+ * thread (1 where F % 4 != 0), where they differ from it. Each is legal for the shape and limits.
  */
 export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
   const out = [chooseDot(g, limits)];
   const tiles = gemmTiles(g, limits);
-  for (const c of [...(tiles ? [{ kind: 'gemm', tiles } as DotChoice] : []), chooseDot(g, limits, { gemm: false })]) {
+  const others = [...(tiles ? [{ kind: 'gemm', tiles } as DotChoice] : []), chooseDot(g, limits, { gemm: false })];
+  if (g.P % 4 === 0 && ![...out, ...others].some((c) => c.kind === 'vec4')) {
+    let threads = 32;
+    while (threads < g.P / 4 && threads < Math.min(128, threadCap(limits))) threads *= 2;
+    others.push({ kind: 'vec4', rf: g.F % 4 === 0 ? 4 : 1, threads });
+  }
+  for (const c of others) {
     if (!out.some((o) => dotChoiceKey(o) === dotChoiceKey(c))) out.push(c);
   }
   return out;
