@@ -177,18 +177,19 @@ export async function tuneKernels(g: Graph, hw: HwConfig, plan: Plan, o: {
       await open({ ...base, kernels });
     }
     o.log(`kernel variants: ${nodes.length} pointwise layers, ${count} variants at most, ${sessions.length} sessions`);
+    // A node a session has no time for (a measure that returned fewer lists) is not compared.
     const times = (await o.measure(sessions, o.feeds)).map((list) => new Map(list.map((e) => [e.node, e.gpuMs * 1000])));
     const rows: KernelTuneRow[] = [];
     const kernels: NonNullable<Plan['kernels']> = {};
     for (const [node, v] of nodes) {
-      const a = times[0].get(node), b = times[1].get(node);
+      const a = times[0]?.get(node), b = times[1]?.get(node);
       if (a === undefined || b === undefined) continue;
       const ruleUs = (a + b) / 2;
       const us: Record<string, number> = { [v.variant]: ruleUs };
       for (let k = 1; k < v.variants.length; k++) {
         // Only where the session ran the variant asked for (a device may refuse it: the registry's fallback).
         const ran = executorIn(sessions[k + 1]).compiled.kernelVariants?.get(node)?.variant;
-        const t = times[k + 1].get(node);
+        const t = times[k + 1]?.get(node);
         if (ran === v.variants[k] && t !== undefined) us[v.variants[k]] = t;
       }
       const [best, bestUs] = Object.entries(us).sort((x, y) => x[1] - y[1])[0];

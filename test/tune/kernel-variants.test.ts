@@ -187,3 +187,27 @@ test('every pointwise variant computes the rule\'s outputs within the fp32 and f
     }
   }
 });
+
+test('tunePlan with the real measurement (lavapipe): every layer timed with every variant, a choice only past the margin', async () => {
+  const g = pointwiseStack();
+  const r = await tunePlan(g, hw, { profiles: 1, iters: 1, rounds: 1, variants: [{ name: 'planner', apply: (t) => t }] });
+  const unfusedLayers = r.plan.modules.filter((m) => m.kind === 'pw').flatMap((m) => m.nodes ?? []);
+  assert.ok(r.kernelRows.length >= 1 && r.kernelRows.every((row) => unfusedLayers.includes(row.node)), `rows for ${r.kernelRows.map((k) => k.node)}`);
+  const s = await createSession(g, { hw, plan: r.plan });
+  try {
+    for (const row of r.kernelRows) {
+      const v = variantsOf(s).get(row.node)!;
+      assert.deepEqual(Object.keys(row.us), v.variants, `${row.node}: every variant timed`);
+      assert.ok(Object.values(row.us).every((us) => us > 0));
+      if (row.chosen) {
+        assert.ok(row.us[row.chosen] < row.ruleUs * (1 - kernelMargin));
+        assert.deepEqual(r.plan.kernels![row.node], { variant: row.chosen, tuned: { us: row.us[row.chosen], ruleUs: row.ruleUs, rule: row.rule } });
+      } else assert.equal(r.plan.kernels?.[row.node], undefined);
+      // The session made from the tuned plan runs what the plan chose.
+      assert.equal(v.variant, row.chosen ?? row.rule);
+    }
+    assert.equal(s.stats().kernelFallbacks.length, 0);
+  } finally {
+    s.dispose();
+  }
+});
