@@ -18,7 +18,8 @@ import { seededInput } from '../../src/runtime/compare.js';
 import { applyPlan } from '../../src/rewrite/apply-plan.js';
 import { exportOptimized } from '../../src/export/optimized.js';
 import { readOptimized } from '../../src/export/read-optimized.js';
-import { kernelMargin, tunePlan } from '../../src/tune/tune.js';
+import { kernelMargin, tuneKernels, tunePlan } from '../../src/tune/tune.js';
+import { medianModuleTimes, timedSession } from '../../src/bench/profile.js';
 import type { ProfileEntry } from '../../src/bench/runtime.js';
 
 after(releaseGpu);
@@ -188,17 +189,22 @@ test('every pointwise variant computes the rule\'s outputs within the fp32 and f
   }
 });
 
-test('tunePlan with the real measurement (lavapipe): every layer timed with every variant, a choice only past the margin', async () => {
+test('tuneKernels with the real measurement (lavapipe): every layer timed with every variant, a choice only past the margin', async () => {
   const g = pointwiseStack();
-  const r = await tunePlan(g, hw, { profiles: 1, iters: 1, rounds: 1, variants: [{ name: 'planner', apply: (t) => t }] });
-  const unfusedLayers = r.plan.modules.filter((m) => m.kind === 'pw').flatMap((m) => m.nodes ?? []);
-  assert.ok(r.kernelRows.length >= 1 && r.kernelRows.every((row) => unfusedLayers.includes(row.node)), `rows for ${r.kernelRows.map((k) => k.node)}`);
+  const unfusedPlan: Plan = { model: 'm', hw: hw.name, mode: 'optimal', modules: [], totals: { gma: 0, gmaUnfused: 0, saved: 0, savedPercent: 0 } };
+  // What tunePlan measures by default (per-node times in one heated pass per session, interleaved), one round each.
+  const measure = async (ss: readonly Session[], feeds: Record<string, Float32Array>) => (await medianModuleTimes(ss.map(timedSession), feeds, 1, { iters: 1 })).times;
+  const feeds = { [g.inputs[0]]: seededInput(16 * 32 * 32, 2) };
+  const lines: string[] = [];
+  const r = await tuneKernels(g, hw, unfusedPlan, { feeds, measure, precision: 'fp32', log: (l) => lines.push(l), margin: kernelMargin });
+  assert.equal(r.rows.length, 3, lines.join('\n'));
+  assert.match(lines.at(-1)!, /rule against itself: median [\d.]+%, max [\d.]+% \(margin 5%\)/);
   const s = await createSession(g, { hw, plan: r.plan });
   try {
-    for (const row of r.kernelRows) {
+    for (const row of r.rows) {
       const v = variantsOf(s).get(row.node)!;
-      assert.deepEqual(Object.keys(row.us), v.variants, `${row.node}: every variant timed`);
-      assert.ok(Object.values(row.us).every((us) => us > 0));
+      assert.deepEqual(Object.keys(row.us).sort(), [...v.variants].sort(), `${row.node}: every variant timed`);
+      assert.ok(Object.values(row.us).every((us) => us > 0) && row.noise >= 0);
       if (row.chosen) {
         assert.ok(row.us[row.chosen] < row.ruleUs * (1 - kernelMargin));
         assert.deepEqual(r.plan.kernels![row.node], { variant: row.chosen, tuned: { us: row.us[row.chosen], ruleUs: row.ruleUs, rule: row.rule } });
