@@ -698,14 +698,20 @@ export function dotChoiceKey(c: DotChoice): string {
 }
 
 /**
- * The choices --tune times for a layer (src/tune/tune.ts), chooseDot's first: the gemm kernel at gemmTiles' tiles,
- * the choice without gemm (vec4 or split-K), and where none of them is vec4 and P % 4 == 0, vec4 with 4 filters per
- * thread (1 where F % 4 != 0), where they differ from it. Each is legal for the shape and limits.
+ * The choices --tune times for a layer (src/tune/tune.ts), chooseDot's first: the gemm kernel (C >= 8) at gemmTiles'
+ * tiles and at its two tile shapes without K split (64-wide and 8 x 8 threads; where the shape has 66+ such tiles), the choice
+ * without gemm (vec4 or split-K), and where none of them is vec4 and P % 4 == 0, vec4 with 4 filters per thread (1
+ * where F % 4 != 0), where they differ from it. Each is legal for the shape and limits.
  */
 export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
   const out = [chooseDot(g, limits)];
   const tiles = gemmTiles(g, limits);
-  const others = [...(tiles ? [{ kind: 'gemm', tiles } as DotChoice] : []), chooseDot(g, limits, { gemm: false })];
+  const fits = (t: GemmTiles) => t.tx * t.ty * (t.ks ?? 1) <= threadCap(limits) && gemmStorage(t) <= limits.maxComputeWorkgroupStorageSize
+    && ceilDiv(g.N * g.P, 4 * t.tx) * ceilDiv(g.F, t.rf * t.ty) >= 66;
+  const shapes: GemmTiles[] = [{ tx: 16, ty: g.F <= 16 ? 4 : g.F <= 32 ? 8 : 16, rf: 4 }, { tx: 8, ty: 8, rf: 4 }];
+  // Inputs of < 8 channels stay off gemm, as chooseDot keeps them.
+  const others: DotChoice[] = g.C < 8 ? [] : [...(tiles ? [tiles] : []), ...shapes.filter(fits)].map((t) => ({ kind: 'gemm', tiles: t }));
+  others.push(chooseDot(g, limits, { gemm: false }));
   if (g.P % 4 === 0 && ![...out, ...others].some((c) => c.kind === 'vec4')) {
     let threads = 32;
     while (threads < g.P / 4 && threads < Math.min(128, threadCap(limits))) threads *= 2;
