@@ -163,8 +163,12 @@ export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], out
   const args = { node, inputShapes, outputShapes, limits };
   const smx = allHalf ? features.subgroupMatrix : undefined;
   const vs = isDefaultConv(node) ? pointwiseVariants(args, smx) : undefined;
-  if (!vs) return ruleKernel(node, inputShapes, outputShapes, limits, storage, features);
   const asked = node.attrs.kernelVariant;
+  if (!vs) {
+    const k = ruleKernel(node, inputShapes, outputShapes, limits, storage, features);
+    if (asked === undefined || k.kind === 'alias') return k;
+    return { ...k, fallback: `node '${node.name}' (${node.op}): kernel variant '${String(asked)}' asked for, but only pointwise Convs have variants; its rule's kernel runs it` };
+  }
   const v = typeof asked === 'string' ? vs.find((x) => x.key === asked) : undefined;
   const variants = vs.map((x) => x.key);
   if (v?.smx) return { kind: 'programs', programs: [smxProgram(args, v.smx, smx!)], variants, variant: v.key };

@@ -81,12 +81,12 @@ test('kernelVariant: a variant the node cannot take falls back to the rule\'s ke
   check('splitK:KS7', 'f32');
   check('fastest', 'f16', { subgroupMatrix: support });
   assert.ok(rule('f32') !== rule('f16'));
-  // Any other node ignores the attribute: no variants, no note.
+  // Any other node runs its rule's kernel, with a note: no variants.
   const dw: Node = { ...conv({ kernelVariant: 'vec4:RF4T64' }), attrs: { group: 64, pads: [1, 1, 1, 1], kernelVariant: 'vec4:RF4T64' } };
   const dwIn = [[8, 64, 28, 28], [64, 1, 3, 3], [64]];
   const k = programs(kernelFor(dw, dwIn, [[8, 64, 28, 28]], h100, 'f32'));
   assert.equal(k.variants, undefined);
-  assert.equal(k.fallback, undefined);
+  assert.match(k.fallback ?? '', /node 'pw' \(Conv\): kernel variant 'vec4:RF4T64' asked for, but only pointwise Convs have variants/);
   assert.equal(keyOf(k), keyOf(kernelFor({ ...dw, attrs: { group: 64, pads: [1, 1, 1, 1] } }, dwIn, [[8, 64, 28, 28]], h100, 'f32')));
 });
 
