@@ -196,7 +196,8 @@ export function pointwiseVariants(args: KernelArgs, smx?: SubgroupMatrixSupport)
   if (!isPointwise(g)) return undefined;
   const dot = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const dots: PointwiseVariant[] = dotCandidates(dot, args.limits).map((c) => ({ key: dotChoiceKey(c), dot: c }));
-  if (!smx) return dots;
+  // A shuffled store (shuffleGroups) is kernels/pointwise.ts's alone: no subgroup-matrix variant.
+  if (!smx || g.shuffleOuts) return dots;
   const smxKey = (t: SmxVariant) => `smx:${smxTileKey(t)}`;
   const rule = chooseSmxTiles(dot, smx, args.limits);
   const all: PointwiseVariant[] = [...(rule ? [{ key: smxKey(rule), smx: rule }] : []), ...smxCandidates(dot, smx, args.limits).map((t) => ({ key: smxKey(t), smx: t })), ...dots];

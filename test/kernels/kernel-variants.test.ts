@@ -110,3 +110,25 @@ test('compileGraph: each pointwise Conv\'s variants and the one it runs; choices
   });
   if (odd) assert.deepEqual(forced.kernelFallbacks?.length, 1);
 });
+
+test('a conv with a shuffled store (shuffleGroups) offers the plain kernel\'s variants only, each with the shuffled store', () => {
+  // ShuffleNetV2's 116 -> 116 on 14x14 at batch 32 (as test/kernels/pointwise-shuffle.test.ts builds it).
+  const node: Node = { ...conv({ shuffleGroups: 2 }), inputs: ['x', 'w', 'b', '', '', 'a'], outputs: ['y0', 'y1'] };
+  const ins = [[32, 116, 14, 14], [116, 116, 1, 1], [116], undefined, undefined, [32, 116, 14, 14]];
+  const outs = [[32, 116, 14, 14], [32, 116, 14, 14]];
+  const rule = programs(kernelFor(node, ins, outs, h100, 'f16', { subgroupMatrix: support }));
+  assert.ok(rule.variants!.length >= 2 && rule.variants!.every((k) => !k.startsWith('smx:')), `${rule.variants}`);
+  for (const key of rule.variants!) {
+    const k = programs(kernelFor(node, ins, outs, h100, 'f16', { subgroupMatrix: support }));
+    const forced = programs(kernelFor({ ...node, attrs: { ...node.attrs, kernelVariant: key } }, ins, outs, h100, 'f16', { subgroupMatrix: support }));
+    assert.equal(forced.variant, key);
+    assert.equal(forced.programs[0].outputs, 2);
+    assert.deepEqual(forced.programs[0].inputs, [0, 1, 2, 5]);
+    assert.match(forced.programs[0].cacheKey, /^f16\|pointwise-.*shuf2\[116x116\]/);
+    if (key === rule.variants![0]) assert.equal(keyOf(forced), keyOf(k));
+  }
+  // Asked for a subgroup-matrix variant: the rule's kernel, with a note.
+  const smx = programs(kernelFor({ ...node, attrs: { ...node.attrs, kernelVariant: 'smx:SG2x2T1x1BK32' } }, ins, outs, h100, 'f16', { subgroupMatrix: support }));
+  assert.equal(keyOf(smx), keyOf(rule));
+  assert.ok(smx.fallback);
+});
