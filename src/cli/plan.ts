@@ -208,7 +208,7 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the optimized ONNX model (fused nodes in domain ai.fcm.opt, with functions onnxruntime can run)')
     .option('--dag <file>', "also write FusePlanner's layer DAG")
     .option('--plan <file>', 'also write the plan as JSON')
-    .option('--tune', "time each fused module on this machine's GPU with tile variants; keep the fastest, and only modules faster than their layers run LBL; then each pointwise layer left unfused with its kernel variants (kept only past a 5% margin)")
+    .option('--tune', "time each fused module on this machine's GPU with tile variants; keep the fastest, and only modules faster than their layers run LBL; then each pointwise layer left unfused with its kernel variants (kept only past a 5% margin, or the spread of the rule's kernels timed twice where larger)")
     .option('--no-tune-kernels', "with --tune: keep the rules' kernel for every pointwise layer")
     .addOption(precisionOption('what the plan is for (and -o, --tune)'))
     .addOption(maxMemoryOption())
