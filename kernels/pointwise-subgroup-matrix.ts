@@ -692,3 +692,14 @@ ${epi}
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: bytes,
   };
 }
+
+/**
+ * The variants --tune may time on a layer (src/tune/tune.ts): every staged variant the device fits, and the direct
+ * variants chooseSmxTiles may pick where the device's rule takes them (the device check, src/runtime/subgroup-matrix-check.ts,
+ * runs exactly these; a variant it did not run is never offered), each where it applies to the layer.
+ */
+export function smxCandidates(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasScale?: boolean }, support: SubgroupMatrixSupport, limits: KernelLimits): SmxVariant[] {
+  const staged = smxTileVariants.filter((t) => smxFits(t, support, limits));
+  const direct = support.direct ? smxChosenDirectVariants().filter((t) => smxDirectAligned(g, t) && smxDirectApplies(g, t) && smxFits(t, support, limits, g.C)) : [];
+  return [...staged, ...direct];
+}

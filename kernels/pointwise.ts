@@ -17,13 +17,13 @@ import { invalid, overLimit, unsupported } from '../src/errors.js';
 import { type Epilogue, bindings, cacheKey, ceilDiv, constsU32, layoutWorkgroups, plusResidual, pow2AtLeast, pow2AtMost, threadCap, where } from './shader.js';
 
 
-export function pointwise(args: KernelArgs, geom?: ConvGeom): KernelProgram {
+export function pointwise(args: KernelArgs, geom?: ConvGeom, choice?: DotChoice): KernelProgram {
   const g = geom ?? convGeom(args);
   const w = where(args);
   if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
   const b = convBindings(g);
   const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, ...(g.shuffleOuts ? { shuffleOuts: g.shuffleOuts } : {}), act: g.act };
-  return dotProgram(dot, chooseDot(dot, args.limits), b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
+  return dotProgram(dot, choice ?? chooseDot(dot, args.limits), b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
 }
 
 /** The program of one DotChoice (bench/layer-kernels.ts times the choices against each other). */
@@ -687,4 +687,38 @@ ${ks === 1 ? '' : `  part[li] = s;
     cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, +posMajor, `dx${d.dispatchX}`, ...storeKey(g)),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: dotOutputs(g), workgroupStorageBytes: ks > 1 ? 4 * T : 0,
   };
+}
+
+/** A DotChoice as a variant name (a plan's kernel choice, src/planner/plan.ts): the kernel and its tiles. */
+export function dotChoiceKey(c: DotChoice): string {
+  if (c.kind === 'vec4') return `vec4:RF${c.rf}T${c.threads}`;
+  if (c.kind === 'splitK') return `splitK:KS${c.ks}`;
+  const t = c.tiles;
+  return `gemm:TX${t.tx}TY${t.ty}RF${t.rf}KS${t.ks ?? 1}${(t.px ?? 1) > 1 ? `PX${t.px}` : ''}${t.bk ? `BK${t.bk}` : ''}${t.un ? 'U' : ''}`;
+}
+
+/**
+ * The choices --tune times for a layer (src/tune/tune.ts), chooseDot's first: the gemm kernel (C >= 8) at gemmTiles'
+ * tiles and at its two tile shapes without K split (64-wide and 8 x 8 threads; where the shape has 66+ such tiles), the choice
+ * without gemm (vec4 or split-K), and where none of them is vec4 and P % 4 == 0, vec4 with 4 filters per thread (1
+ * where F % 4 != 0), where they differ from it. Each is legal for the shape and limits.
+ */
+export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
+  const out = [chooseDot(g, limits)];
+  const tiles = gemmTiles(g, limits);
+  const fits = (t: GemmTiles) => t.tx * t.ty * (t.ks ?? 1) <= threadCap(limits) && gemmStorage(t) <= limits.maxComputeWorkgroupStorageSize
+    && ceilDiv(g.N * g.P, 4 * t.tx) * ceilDiv(g.F, t.rf * t.ty) >= 66;
+  const shapes: GemmTiles[] = [{ tx: 16, ty: g.F <= 16 ? 4 : g.F <= 32 ? 8 : 16, rf: 4 }, { tx: 8, ty: 8, rf: 4 }];
+  // Inputs of < 8 channels stay off gemm, as chooseDot keeps them.
+  const others: DotChoice[] = g.C < 8 ? [] : [...(tiles ? [tiles] : []), ...shapes.filter(fits)].map((t) => ({ kind: 'gemm', tiles: t }));
+  others.push(chooseDot(g, limits, { gemm: false }));
+  if (g.P % 4 === 0 && ![...out, ...others].some((c) => c.kind === 'vec4')) {
+    let threads = 32;
+    while (threads < g.P / 4 && threads < Math.min(128, threadCap(limits))) threads *= 2;
+    others.push({ kind: 'vec4', rf: g.F % 4 === 0 ? 4 : 1, threads });
+  }
+  for (const c of others) {
+    if (!out.some((o) => dotChoiceKey(o) === dotChoiceKey(c))) out.push(c);
+  }
+  return out;
 }

@@ -14,7 +14,7 @@ import { convBindings, convGeom, isDepthwise, isPointwise } from './conv-common.
 import { conv2d } from './conv2d.js';
 import { groupedConv, usesGroupedKernel } from './grouped-conv.js';
 import { depthwise, depthwiseHalf } from './depthwise.js';
-import { pointwise } from './pointwise.js';
+import { type DotChoice, dotCandidates, dotChoiceKey, pointwise } from './pointwise.js';
 import { binary, binaryOps } from './binary.js';
 import { variadic, variadicOps } from './variadic.js';
 import { unary, unaryOps } from './unary.js';
@@ -54,12 +54,16 @@ import { type StorageType, withStorage } from './f16.js';
 
 /** One storage type for every tensor, or each tensor's by name (kernelFor). */
 export type TensorStorage = StorageType | ((tensor: string) => StorageType);
-import { type SubgroupMatrixSupport, chooseSmxTiles, pointwiseSubgroupMatrix } from './pointwise-subgroup-matrix.js';
+import { type SmxVariant, type SubgroupMatrixSupport, chooseSmxTiles, pointwiseSubgroupMatrix, smxCandidates, smxTileKey } from './pointwise-subgroup-matrix.js';
 
 /** Ops whose output is the input's data under another shape: no kernel, the buffer is shared. */
 export const aliasOps: ReadonlySet<string> = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout']);
 
-export type NodeKernel = { kind: 'alias' } | { kind: 'programs'; programs: KernelProgram[] };
+/**
+ * A node's kernel. A pointwise Conv's also names its `variants` (pointwiseVariants' keys, the rule's first), the
+ * `variant` that runs, and a `fallback` note where the node's kernelVariant attribute named none of them.
+ */
+export type NodeKernel = { kind: 'alias' } | { kind: 'programs'; programs: KernelProgram[]; variants?: string[]; variant?: string; fallback?: string };
 
 /** What an integer kernel takes: the node, its IR tensors and, for an FCM, its intermediate tensor (quantization). */
 export type Int8Args = Int8KernelArgs & { intermediate?: Tensor };
@@ -151,8 +155,81 @@ export interface KernelFeatures {
  * and a depthwise convolution, which takes its f16 split with vector loads (kernels/depthwise.ts depthwiseHalf).
  * `storage` a function: the storage type of each tensor by name (a mixed fp16 schedule); each program's bindings
  * take their tensors' types, and the subgroup-matrix and f16 depthwise kernels only a node whose tensors are all f16.
+ * A pointwise Conv's result names its variants (pointwiseVariants, the rule's first) and the one that runs: the node's
+ * `kernelVariant` attribute where it names one of them, else the rule's (`fallback` says why it was not taken).
  */
 export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits, storage: TensorStorage = 'f32', features: KernelFeatures = {}): NodeKernel {
+  const of = typeof storage === 'string' ? () => storage : storage;
+  const allHalf = [...node.inputs, ...node.outputs].every((t) => !t || of(t) === 'f16');
+  const args = { node, inputShapes, outputShapes, limits };
+  const smx = allHalf ? features.subgroupMatrix : undefined;
+  const vs = isDefaultConv(node) ? pointwiseVariants(args, smx) : undefined;
+  const asked = node.attrs.kernelVariant;
+  if (!vs) {
+    const k = ruleKernel(node, inputShapes, outputShapes, limits, storage, features);
+    if (asked === undefined || k.kind === 'alias') return k;
+    return { ...k, fallback: `node '${node.name}' (${node.op}): kernel variant '${String(asked)}' asked for, but only pointwise Convs have variants; its rule's kernel runs it` };
+  }
+  const v = typeof asked === 'string' ? vs.find((x) => x.key === asked) : undefined;
+  const variants = vs.map((x) => x.key);
+  if (v?.smx) return { kind: 'programs', programs: [smxProgram(args, v.smx, smx!)], variants, variant: v.key };
+  if (v?.dot) return { ...nodeStorage(node, [pointwise(args, undefined, v.dot)], storage), variants, variant: v.key };
+  const k = ruleKernel(node, inputShapes, outputShapes, limits, storage, features) as Extract<NodeKernel, { kind: 'programs' }>;
+  const fallback = asked === undefined ? undefined
+    : `node '${node.name}': kernel variant '${String(asked)}' is not one this layer can run on this device (${variants.join(', ')}); the rule's ${variants[0]} runs it`;
+  return { ...k, variants, variant: variants[0], ...(fallback ? { fallback } : {}) };
+}
+
+const isDefaultConv = (n: Pick<Node, 'op' | 'domain' | 'inputs'>) => n.op === 'Conv' && (n.domain === '' || n.domain === 'ai.onnx') && n.inputs.length >= 2;
+
+/** One kernel variant of a pointwise Conv: a subgroup-matrix variant or a DotChoice, named by its key. */
+export interface PointwiseVariant { key: string; smx?: SmxVariant; dot?: DotChoice }
+
+/**
+ * The kernel variants of a pointwise Conv (default domain), the rule's first (chooseSmxTiles' where `smx` is given and
+ * it gives tiles, else chooseDot's), then the others --tune times: smxCandidates' (with `smx`: the node is all f16 on
+ * a device whose subgroup matrices passed their check) and dotCandidates'. Undefined for any other node. Keys:
+ * 'smx:' + smxTileKey, or dotChoiceKey ('gemm:...', 'vec4:...', 'splitK:...'; with f16 storage, the plain f16 kernel).
+ */
+export function pointwiseVariants(args: KernelArgs, smx?: SubgroupMatrixSupport): PointwiseVariant[] | undefined {
+  if (!isDefaultConv(args.node as Node)) return undefined;
+  const g = convGeom(args);
+  if (!isPointwise(g)) return undefined;
+  const dot = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
+  const dots: PointwiseVariant[] = dotCandidates(dot, args.limits).map((c) => ({ key: dotChoiceKey(c), dot: c }));
+  // A shuffled store (shuffleGroups) is kernels/pointwise.ts's alone: no subgroup-matrix variant.
+  if (!smx || g.shuffleOuts) return dots;
+  const smxKey = (t: SmxVariant) => `smx:${smxTileKey(t)}`;
+  const rule = chooseSmxTiles(dot, smx, args.limits);
+  const all: PointwiseVariant[] = [...(rule ? [{ key: smxKey(rule), smx: rule }] : []), ...smxCandidates(dot, smx, args.limits).map((t) => ({ key: smxKey(t), smx: t })), ...dots];
+  const first = rule ? smxKey(rule) : dots[0].key;
+  const out = [all.find((x) => x.key === first)!];
+  for (const x of all) if (!out.some((o) => o.key === x.key)) out.push(x);
+  return out;
+}
+
+function smxProgram(args: KernelArgs, t: SmxVariant, support: SubgroupMatrixSupport): KernelProgram {
+  const g = convGeom(args);
+  const dot = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
+  const b = convBindings(g);
+  return pointwiseSubgroupMatrix(dot, t, support, b.names, b.inputs, args.limits, where(args));
+}
+
+/** The float programs of one node with its tensors' storage types (kernels/f16.ts). */
+function nodeStorage(node: Node, programs: KernelProgram[], storage: TensorStorage): Extract<NodeKernel, { kind: 'programs' }> {
+  if (storage === 'f32') return { kind: 'programs', programs };
+  if (typeof storage === 'string') return { kind: 'programs', programs: programs.map((p) => withStorage(p, storage)) };
+  return {
+    kind: 'programs',
+    programs: programs.map((p) => {
+      const outs = p.outputIndices ?? [...Array(p.outputs).keys()];
+      return withStorage(p, [...p.inputs.map((i) => storage(node.inputs[i])), ...outs.map((i) => storage(node.outputs[i]))]);
+    }),
+  };
+}
+
+/** kernelFor's choice by the rules alone. */
+function ruleKernel(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits, storage: TensorStorage, features: KernelFeatures): NodeKernel {
   const of = typeof storage === 'string' ? () => storage : storage;
   const allHalf = [...node.inputs, ...node.outputs].every((t) => !t || of(t) === 'f16');
   if (allHalf && features.subgroupMatrix) {
@@ -164,15 +241,8 @@ export function kernelFor(node: Node, inputShapes: (number[] | undefined)[], out
     if (p) return { kind: 'programs', programs: [withStorage(p, 'f16')] };
   }
   const k = fp32KernelFor(node, inputShapes, outputShapes, limits);
-  if (k.kind === 'alias' || storage === 'f32') return k;
-  if (typeof storage === 'string') return { kind: 'programs', programs: k.programs.map((p) => withStorage(p, storage)) };
-  return {
-    kind: 'programs',
-    programs: k.programs.map((p) => {
-      const outs = p.outputIndices ?? [...Array(p.outputs).keys()];
-      return withStorage(p, [...p.inputs.map((i) => of(node.inputs[i])), ...outs.map((i) => of(node.outputs[i]))]);
-    }),
-  };
+  if (k.kind === 'alias') return k;
+  return nodeStorage(node, k.programs, storage);
 }
 
 /** The subgroup-matrix program of a pointwise Conv (default domain) that chooseSmxTiles covers, else undefined. */

@@ -14,7 +14,7 @@ export { loadDag, validateDag } from './planner/dag-load.js';
 export { formatPlan, planToJson } from './planner/format.js';
 export type { HwConfig } from './planner/hw-config.js';
 export type { Dag, DagLayer } from './planner/dag.js';
-export type { Plan, PlanModule, Tiles, ModuleKind } from './planner/plan.js';
+export type { Plan, PlanModule, PlanKernel, Tiles, ModuleKind } from './planner/plan.js';
 export { loadModel } from './graph/load.js';
 export { prepareGraph } from './graph/prepare.js';
 export { inferShapes, unknownTensors } from './graph/shape.js';
@@ -37,7 +37,7 @@ export { imageToFloat, type ImageNormalization } from '../kernels/image-input.js
 export type { Feeds, RunResult, RunOutput, PrecisionName, FloatPrecision } from './runtime/precision.js';
 export { passGpuMs, timeNodes } from './runtime/profile.js';
 export { acquireGpu, releaseGpu } from './runtime/device.js';
-export { tunePlan, tileVariants, type TuneOptions, type TuneResult, type TuneRow, type TileVariant } from './tune/tune.js';
+export { tunePlan, tuneKernels, kernelMargin, tileVariants, type TuneOptions, type TuneResult, type TuneRow, type KernelTuneRow, type TileVariant } from './tune/tune.js';
 export { compareOutputs, f16Bounds, f16Tolerance, seededInput, type Comparison } from './runtime/compare.js';
 export { runCheck, type CheckReport, type CheckOptions } from './check/check.js';
 export { readNpy, writeNpy, parseNpy, encodeNpy, type NpyArray } from './npy.js';

@@ -9,6 +9,7 @@ import { batchOption, inputShapeOption, keepF32Option, maxMemoryOption, precisio
 import type { FloatPrecision } from '../runtime/precision.js';
 import { basename } from 'node:path';
 import type { Plan } from '../planner/plan.js';
+import { loadPlan } from '../planner/plan-load.js';
 import { loadChecked } from '../pipeline/pipeline.js';
 import { hwForCommand } from './plan.js';
 
@@ -20,6 +21,10 @@ interface BenchCliOptions {
   warmup: number;
   block: number;
   tune?: boolean;
+  /** --no-tune-kernels: --tune leaves the pointwise layers on the rules' kernels. */
+  tuneKernels: boolean;
+  /** A plan saved by `fcm-opt plan --plan FILE` (a tuned one, with its kernel choices): the fused contestant runs it. */
+  loadPlan?: string;
   json?: boolean;
   concurrency?: number;
   litert: boolean;
@@ -47,6 +52,8 @@ export function register(program: Command): void {
     .option('--warmup <n>', 'untimed runs of each first', integer('--warmup', 0), 3)
     .option('--block <n>', 'timed runs of one contestant in a row before the next (a GPU slows down while it idles)', integer('--block', 1), 10)
     .option('--tune', 'the fused plan tuned on this GPU first (as plan --tune)')
+    .option('--no-tune-kernels', "with --tune: keep the rules' kernel for every pointwise layer (time the fused modules only)")
+    .option('--load-plan <file>', 'the fused contestant runs this plan (JSON of `fcm-opt plan --plan FILE`, e.g. a tuned one) instead of planning')
     .option('--concurrency <n>', 'also time throughput: images per second with n runs of the fused plan in flight, next to one at a time', integer('--concurrency', 1))
     .option('--json', 'print the report as JSON')
     .addOption(precisionOption("fcm-opt's contestants (onnxruntime runs the model as it is)"))
@@ -59,10 +66,15 @@ export function register(program: Command): void {
       const bar = showBar ? progressBar(process.stderr, 'bench') : undefined;
       try {
         let plan: Plan | undefined;
+        if (o.loadPlan && o.tune) throw invalid('--load-plan', 'runs a saved plan; --tune makes a new one: give one of them');
+        if (o.loadPlan) plan = loadPlan(o.loadPlan, o.maxMemory);
         if (o.tune) {
           const { graph: g } = await loadChecked(model, { batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
           const { tunePlan } = await import('../tune/tune.js');
-          plan = (await tunePlan(g, await hwForCommand(o.hw), { model: basename(model), precision: o.precision, maxMemory: o.maxMemory })).plan;
+          plan = (await tunePlan(g, await hwForCommand(o.hw), {
+            model: basename(model), precision: o.precision, maxMemory: o.maxMemory, kernels: o.tuneKernels,
+            log: o.json ? undefined : (l) => process.stderr.write(`${l}\n`),
+          })).plan;
         }
         const report = await runBench(model, { hw: o.hw, batch: o.batch, inputShapes: o.inputShape, runs: o.runs, warmup: o.warmup, block: o.block, plan, litert: o.litert, maxMemory: o.maxMemory, precision: o.precision, keepF32: o.keepF32, onProgress: bar?.update, concurrency: o.concurrency, subBatches: o.subBatches });
         bar?.end();

@@ -42,6 +42,8 @@ export interface PlanCliOptions {
   plan?: string;
   /** Time the plan's fused modules on this machine's GPU with tile variants; keep only those faster than LBL. */
   tune?: boolean;
+  /** --no-tune-kernels: --tune leaves the pointwise layers on the rules' kernels (default true: it times their variants). */
+  tuneKernels?: boolean;
   /** Plan for f16 tensors (2-byte elements in GMA and time; tiles staged in f32), tune in fp16. Default fp32. */
   precision?: FloatPrecision;
 }
@@ -158,11 +160,12 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
     if (options.mode !== 'optimal') throw unsupported(input, "--tune tunes the optimal planner's plan: use --mode optimal");
     const { tunePlan } = await import('../tune/tune.js');
     try {
-      const r = await tunePlan(graph, hw, { model: basename(input), precision: options.precision, maxMemory: options.maxMemory, log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+      const r = await tunePlan(graph, hw, { model: basename(input), precision: options.precision, maxMemory: options.maxMemory, kernels: options.tuneKernels !== false, log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
       plan = r.plan;
       const kept = plan.modules.filter((m) => m.tuned).length;
       tuneNote = `tuned on this GPU: ${r.rows.length} fused modules timed with ${r.rows.length ? Object.keys(r.rows[0].fusedUs).length : 0} tile variants each; ` +
-        `${kept} kept (each faster than its layers run LBL), ${r.excluded.length} pairs left unfused\n`;
+        `${kept} kept (each faster than its layers run LBL), ${r.excluded.length} pairs left unfused\n` +
+        (options.tuneKernels === false ? '' : `${r.kernelRows.length} pointwise layer${r.kernelRows.length === 1 ? '' : 's'} timed with their kernel variants; ${r.kernelRows.filter((k) => k.chosen).length} take a variant other than the rule's\n`);
     } finally {
       await releaseGpu();
     }
@@ -205,7 +208,8 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'write the optimized ONNX model (fused nodes in domain ai.fcm.opt, with functions onnxruntime can run)')
     .option('--dag <file>', "also write FusePlanner's layer DAG")
     .option('--plan <file>', 'also write the plan as JSON')
-    .option('--tune', "time each fused module on this machine's GPU with tile variants; keep the fastest, and only modules faster than their layers run LBL")
+    .option('--tune', "time each fused module on this machine's GPU with tile variants; keep the fastest, and only modules faster than their layers run LBL; then each pointwise layer left unfused with its kernel variants (kept only past a 5% margin, or the spread of the rule's kernels timed twice where larger)")
+    .option('--no-tune-kernels', "with --tune: keep the rules' kernel for every pointwise layer")
     .addOption(precisionOption('what the plan is for (and -o, --tune)'))
     .addOption(maxMemoryOption())
     .action(async (input: string, options: PlanCliOptions) => {

@@ -96,6 +96,11 @@ export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 // `activationPost` / `activationParamsPost` (an activation after the residual add, ResNet's relu(x + f(x)): only with a
 // residual; FCMs take it after their residual too). src/rewrite/residual-activation.ts folds it.
 //
+// Kernel choice: a pointwise Conv of the executor's graph may carry `kernelVariant` (string), a variant key of
+// kernels/registry.ts pointwiseVariants ('smx:...', 'gemm:...', 'vec4:...', 'splitK:...'), set from a plan's `kernels`
+// by src/rewrite/kernel-choices.ts; the registry runs that variant where it is legal for the shape and device, else the
+// rule's. Never imported, never exported.
+//
 // ChannelShuffle (default domain; made by src/rewrite/channel-shuffle.ts for the executor, never imported): inputs
 // [N, C_k, H, W] concatenated along channels, shuffled in attr `groups` (ShuffleNet's Reshape -> Transpose [0,2,1,3,4]
 // -> Reshape), split along channels into its outputs [N, D_m, H, W] in order. kernels/channel-shuffle.ts.

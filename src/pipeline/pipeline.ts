@@ -38,6 +38,7 @@ import { foldChannelShuffles } from '../rewrite/channel-shuffle.js';
 import { foldShufflesIntoConvs, shuffleConvEnabled } from '../rewrite/shuffle-conv.js';
 import { foldSqueezeExcites } from '../rewrite/squeeze-excite.js';
 import { foldPointwiseMeans } from '../rewrite/pointwise-mean.js';
+import { applyKernelChoices } from '../rewrite/kernel-choices.js';
 import { sameQuant } from '../runtime/compile.js';
 import type { FloatPrecision, PrecisionName } from '../runtime/precision.js';
 import { resolveHw } from './hw.js';
@@ -205,7 +206,8 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   // The pool after a pointwise Conv (the heads of the MobileNet family): the Conv's output is never written.
   const g = (options.foldPool ?? !poolFoldOffByEnv()) ? foldPointwiseMeans(matrix) : matrix;
   // Last, so that no pass before it meets a Conv with a shuffled store.
-  return (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
+  const out = (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
+  return plan === 'unfused' ? out : applyKernelChoices(out, plan.kernels);
 }
 
 /** Prepare, plan ('auto': on hw()) and rewrite `g` for `precision`. */

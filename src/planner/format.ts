@@ -110,5 +110,13 @@ export function formatPlan(plan: Plan, dag: Dag, options: FormatOptions = {}): s
     lines.push(`note: layers ${options.overlapping.join(', ')} are in two fused pairs: the FusePlanner reference decides PW-DW, DW-PW and PW-PW independently;`
       + ' their savings are counted per pair (use --mode optimal for disjoint modules)');
   }
+  const kernels = Object.entries(plan.kernels ?? {});
+  if (kernels.length) {
+    lines.push('', `kernel choices (${kernels.length} pointwise layer${kernels.length === 1 ? '' : 's'}; the others run the rule's kernels):`);
+    for (const [node, k] of kernels) {
+      const t = k.tuned;
+      lines.push(`  ${node}: ${k.variant}${t ? ` ${t.us.toFixed(1)} us (rule ${t.rule} ${t.ruleUs.toFixed(1)} us)` : ''}`);
+    }
+  }
   return `${lines.join('\n')}\n`;
 }

@@ -29,12 +29,24 @@ export interface PlanModule {
   tuned?: { fusedUs: number; lblUs: number; variant: string };
 }
 
+/**
+ * The kernel variant of one pointwise layer (a key of kernels/registry.ts pointwiseVariants: 'smx:SG2x2T1x1BK32',
+ * 'gemm:TX8TY8RF4KS1', 'vec4:RF8T64', 'splitK:KS4'), chosen by --tune; `tuned`: the GPU times (us) it measured for
+ * this variant and for the rule's (`rule`).
+ */
+export interface PlanKernel { variant: string; tuned?: { us: number; ruleUs: number; rule: string } }
+
 export interface Plan {
   model: string;
   hw: string;
   mode: 'fuseplanner' | 'optimal';
   modules: PlanModule[];
   totals: { gma: number; gmaUnfused: number; saved: number; savedPercent: number; timeUs?: number; timeUsUnfused?: number };
+  /**
+   * Kernel choices by IR node name (pointwise Convs left unfused; float executor): each node runs that variant where the
+   * device and shape allow it, else the rule's (a one-line note). Absent: the rules choose every kernel.
+   */
+  kernels?: Record<string, PlanKernel>;
   /** fuseplanner mode: the estimates, exactly in the structure of the reference files. */
   estimates?: unknown;
 }

@@ -66,6 +66,12 @@ export interface Compiled {
    * every tensor has the schedule's storage type.
    */
   f32Tensors?: ReadonlySet<string>;
+  /**
+   * Float schedules: per pointwise Conv, the kernel variant that runs and the variants it can take (the rule's first;
+   * kernels/registry.ts pointwiseVariants), and a note per node whose kernelVariant attribute named none of them.
+   */
+  kernelVariants?: Map<string, { variant: string; variants: string[] }>;
+  kernelFallbacks?: string[];
 }
 
 export interface CompileLimits extends KernelLimits {
@@ -205,6 +211,8 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
   const defined = new Set([...g.inputs, ...[...g.tensors.values()].filter((t) => t.data).map((t) => t.name)]);
   const failures: { node: Node; error: FcmError }[] = [];
   const kernels: { node: Node; programs: KernelProgram[] | null; host?: true }[] = [];
+  const kernelVariants = new Map<string, { variant: string; variants: string[] }>();
+  const kernelFallbacks: string[] = [];
   for (const node of g.nodes) {
     for (const x of node.inputs) {
       if (x && !defined.has(x)) throw invalid(g.source, `node '${node.name}' reads '${x}', which no earlier node produces`);
@@ -226,6 +234,8 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
       const outs = node.outputs.map((y) => shapeOf(g, y) ?? []);
       const k = kernelFor(node, ins, outs, limits, f32Tensors.size ? storageOf : storage, features);
       kernels.push({ node, programs: k.kind === 'alias' ? null : k.programs });
+      if (k.kind === 'programs' && k.variant && k.variants) kernelVariants.set(node.name, { variant: k.variant, variants: k.variants });
+      if (k.kind === 'programs' && k.fallback) kernelFallbacks.push(k.fallback);
     } catch (e) {
       if (e instanceof FcmError && e.kind === 'unsupported') failures.push({ node, error: e });
       else throw withSource(g, e);
@@ -330,7 +340,25 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
     steps: memSteps,
     bytes: (name) => bytes.get(name)!,
   });
-  return { graph: g, steps, host, aliases, constants: [...constants].map(root), memory, bytes, gpuOutputs, ...(f32Tensors.size ? { f32Tensors } : {}) };
+  noteFallbacks(g, kernelFallbacks);
+  return {
+    graph: g, steps, host, aliases, constants: [...constants].map(root), memory, bytes, gpuOutputs, ...(f32Tensors.size ? { f32Tensors } : {}),
+    ...(kernelVariants.size ? { kernelVariants } : {}), ...(kernelFallbacks.length ? { kernelFallbacks } : {}),
+  };
+}
+
+const notedFallbacks = new Set<string>();
+
+/**
+ * Kernel choices (a plan's `kernels`, src/planner/plan.ts) that this device or shape cannot take: one line on stderr,
+ * once per process and graph (an fp16 session compiles its graph more than once), and the session's stats list them.
+ */
+function noteFallbacks(g: Graph, notes: readonly string[]): void {
+  if (!notes.length) return;
+  const line = `fcm-opt: note: ${g.source}: ${notes.length} kernel choice${notes.length > 1 ? 's' : ''} of the plan not taken (first: ${notes[0]})`;
+  if (notedFallbacks.has(line)) return;
+  notedFallbacks.add(line);
+  console.warn(line);
 }
 
 /**

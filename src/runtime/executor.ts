@@ -88,6 +88,8 @@ export interface SessionStats {
   maxInFlight: number;
   /** Inferences each run() is split into (src/runtime/sub-batch.ts); 1 for an executor. */
   subBatches: number;
+  /** The plan's kernel choices this session could not take (kernels/registry.ts kernelFor's fallback notes). */
+  kernelFallbacks: string[];
 }
 
 /** GPU or host time of one dispatch or host node in a profiled run. */
@@ -963,6 +965,7 @@ export class Executor implements Session {
       upload: this.uploadPath,
       maxInFlight: this.maxInFlight,
       subBatches: 1,
+      kernelFallbacks: [...this.compiled.kernelFallbacks ?? []],
     };
   }
 

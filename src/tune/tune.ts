@@ -7,7 +7,13 @@
 //      each module keeps its fastest variant;
 //   3. a module slower than its LBL pair with every variant is excluded (planFusion's `exclude`) and the DAG is
 //      planned again; new pairs that re-planning brings are measured in the next round (at most `rounds`).
-// The result is a Plan (data, as any other) whose fused modules carry `tuned` figures; it prints, saves and
+//   4. the kernel variants of every pointwise Conv left unfused (kernels/registry.ts pointwiseVariants: the rule's and
+//      the few others its kernel family offers for the shape on this device): one session of the tuned plan per
+//      variant index, every node switched to its k-th variant alike (a node with fewer keeps the rule's), timed with
+//      two sessions of the rule's kernels in the same rounds; a node keeps a variant only when it beats the rule's
+//      time by kernelMargin, or by the rule's sessions' median spread where that is larger (tuneKernels below).
+// The result is a Plan (data, as any other) whose fused modules carry `tuned` figures and whose `kernels` the chosen
+// variants with their times; it prints, saves and
 // loads like the planner's own. A quantized graph is tuned on the integer kernels: createSession runs it
 // there, and it is planned as the integer executor plans it (src/pipeline/pipeline.ts planningInput).
 
@@ -18,7 +24,8 @@ import { pairKey } from '../planner/optimal.js';
 import { type BenchLayer, joinLayers } from '../bench/bench.js';
 import type { ProfileEntry } from '../bench/runtime.js';
 import { medianModuleTimes, timedSession } from '../bench/profile.js';
-import type { Session } from '../runtime/executor.js';
+import { type Session, executorOf } from '../runtime/executor.js';
+import { SubBatchSession } from '../runtime/sub-batch.js';
 import { createSession } from '../pipeline/session.js';
 import { planFor, planningInput } from '../pipeline/pipeline.js';
 import type { FloatPrecision } from '../runtime/precision.js';
@@ -59,10 +66,21 @@ export interface TuneOptions {
   precision?: FloatPrecision;
   /** The command's memory budget (--max-memory), charged by each session before its GPU buffers are made. */
   maxMemory?: number;
+  /** Step 4, the pointwise layers' kernel variants (default true). */
+  kernels?: boolean;
+  /** A kernel variant must be at least this fraction faster than the rule's (default kernelMargin; see there). */
+  kernelMargin?: number;
 }
 
 export interface TuneRow { module: string; kind: string; lblUs: number; fusedUs: Record<string, number>; kept: boolean; variant?: string }
-export interface TuneResult { plan: Plan; rows: TuneRow[]; excluded: string[] }
+export interface TuneResult { plan: Plan; rows: TuneRow[]; excluded: string[]; kernelRows: KernelTuneRow[] }
+
+/**
+ * One pointwise layer's kernel variants as measured (us): the rule's variant and its time (the mean of its two
+ * sessions), each other variant's, and the one kept (absent: the rule's). `noise`: |a - b| / mean of the rule's two
+ * sessions on this node, the spread of the same kernels between two sessions of the same rounds.
+ */
+export interface KernelTuneRow { node: string; rule: string; ruleUs: number; noise: number; us: Record<string, number>; chosen?: string }
 
 const isFused = (m: PlanModule) => m.kind === 'pwdw' || m.kind === 'dwpw' || m.kind === 'pwpw';
 
@@ -109,16 +127,100 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
   // with its LBL layers from the same rounds.
   const precision = options.precision ?? 'fp32';
   const su = await createSession(g, { hw, plan: 'unfused', precision, maxMemory: options.maxMemory });
+  let r: Omit<TuneResult, 'kernelRows'>, integer: boolean;
   try {
-    return await tuneRounds(g, hw, su, feeds, measure, variants, rounds, options.model ?? g.source, log, precision, options.maxMemory);
+    integer = su.path === 'int8';
+    r = await tuneRounds(g, hw, su, feeds, measure, variants, rounds, options.model ?? g.source, log, precision, options.maxMemory);
   } finally {
     su.dispose();
+  }
+  // The integer executor's pointwise kernels have no variants to choose among.
+  if (options.kernels === false || integer) return { ...r, kernelRows: [] };
+  const k = await tuneKernels(g, hw, r.plan, { feeds, measure, precision, maxMemory: options.maxMemory, log, margin: options.kernelMargin ?? kernelMargin });
+  return { ...r, plan: k.plan, kernelRows: k.rows };
+}
+
+/**
+ * How much faster than the rule's a kernel variant must be to replace it, at least: 5% of the rule's time. Two sessions
+ * running the same kernels, timed in the same interleaved rounds, still give a node medians apart (rounds follow the
+ * device's clock; docs/gpu-notes.md): a variant that wins by less may have won by noise, and the rule's kernel is the
+ * one tested everywhere. The rules' own comments (chooseSmxTiles, gemmTiles) count variants within 10% on the H100 /
+ * H200 as ties. 5% is a judgement, not a measured bound, so the tuner also measures the spread each time: the rule's
+ * kernels run in two sessions, and where the median of their per-layer spread (each KernelTuneRow's `noise`) is larger,
+ * that is the margin. On the test graph on the shared lavapipe machine the spread was 1.6% in one run and 23% in another.
+ */
+export const kernelMargin = 0.05;
+
+/** The executor of a session (a sub-batched session's inner one). */
+const executorIn = (s: Session) => executorOf(s instanceof SubBatchSession ? s.inner : s);
+
+/**
+ * Step 4 (see the head of the file): `plan` with `kernels` holding, per pointwise Conv whose variants beat the rule's
+ * by `margin`, the fastest variant and its time. Session 0 and 1 run the rule's kernels; session k + 1 every node's
+ * k-th variant. Kernel choices already in `plan` are replaced.
+ */
+export async function tuneKernels(g: Graph, hw: HwConfig, plan: Plan, o: {
+  feeds: Record<string, Float32Array>; measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>;
+  precision: FloatPrecision; maxMemory?: number; log: (line: string) => void; margin: number;
+}): Promise<{ plan: Plan; rows: KernelTuneRow[] }> {
+  const base: Plan = { ...plan, kernels: undefined };
+  delete base.kernels;
+  const sessions: Session[] = [];
+  try {
+    const open = async (p: Plan) => { const s = await createSession(g, { hw, plan: p, precision: o.precision, maxMemory: o.maxMemory }); sessions.push(s); return s; };
+    const rule = await open(base);
+    const variants = executorIn(rule).compiled.kernelVariants ?? new Map<string, { variant: string; variants: string[] }>();
+    const nodes = [...variants].filter(([, v]) => v.variants.length > 1);
+    const count = Math.max(0, ...nodes.map(([, v]) => v.variants.length));
+    if (!nodes.length) return { plan: base, rows: [] };
+    await open(base);
+    for (let k = 1; k < count; k++) {
+      const kernels = Object.fromEntries(nodes.filter(([, v]) => v.variants.length > k).map(([n, v]) => [n, { variant: v.variants[k] }]));
+      await open({ ...base, kernels });
+    }
+    o.log(`kernel variants: ${nodes.length} pointwise layer${nodes.length === 1 ? '' : 's'}, ${count} variants at most, ${sessions.length} sessions`);
+    // A node a session has no time for (a measure that returned fewer lists) is not compared.
+    const times = (await o.measure(sessions, o.feeds)).map((list) => new Map(list.map((e) => [e.node, e.gpuMs * 1000])));
+    const measured: { node: string; v: { variant: string; variants: string[] }; a: number; b: number; us: Record<string, number> }[] = [];
+    for (const [node, v] of nodes) {
+      const a = times[0]?.get(node), b = times[1]?.get(node);
+      if (a === undefined || b === undefined) continue;
+      const us: Record<string, number> = { [v.variant]: (a + b) / 2 };
+      for (let k = 1; k < v.variants.length; k++) {
+        // Only where the session ran the variant asked for (a device may refuse it: the registry's fallback).
+        const ran = executorIn(sessions[k + 1]).compiled.kernelVariants?.get(node)?.variant;
+        const t = times[k + 1]?.get(node);
+        if (ran === v.variants[k] && t !== undefined) us[v.variants[k]] = t;
+      }
+      measured.push({ node, v, a, b, us });
+    }
+    // The rule's kernels against themselves (two sessions, the same rounds): where their median spread over the layers
+    // is larger than the margin, it is the margin.
+    const noiseOf = (m: (typeof measured)[number]) => { const r = (m.a + m.b) / 2; return r > 0 ? Math.abs(m.a - m.b) / r : 0; };
+    const noise = measured.map(noiseOf).sort((x, y) => x - y);
+    const medianNoise = noise.length ? noise[Math.floor(noise.length / 2)] : 0;
+    const margin = Math.max(o.margin, medianNoise);
+    if (noise.length) o.log(`  rule against itself: median ${(100 * medianNoise).toFixed(1)}%, max ${(100 * noise[noise.length - 1]).toFixed(1)}%; margin ${(100 * margin).toFixed(1)}%`);
+    const rows: KernelTuneRow[] = [];
+    const kernels: NonNullable<Plan['kernels']> = {};
+    for (const m of measured) {
+      const { node, v, us } = m;
+      const ruleUs = us[v.variant];
+      const [best, bestUs] = Object.entries(us).sort((x, y) => x[1] - y[1])[0];
+      const chosen = best !== v.variant && bestUs < ruleUs * (1 - margin) ? best : undefined;
+      rows.push({ node, rule: v.variant, ruleUs, noise: noiseOf(m), us, ...(chosen ? { chosen } : {}) });
+      if (chosen) kernels[node] = { variant: chosen, tuned: { us: us[chosen], ruleUs, rule: v.variant } };
+      o.log(`  ${node}: ${chosen ? `${chosen} ${us[chosen].toFixed(1)} us` : 'rule'} (rule ${v.variant} ${ruleUs.toFixed(1)} us; ${Object.entries(us).filter(([k]) => k !== v.variant).map(([k, t]) => `${k} ${t.toFixed(1)}`).join(', ')})`);
+    }
+    return { plan: Object.keys(kernels).length ? { ...base, kernels } : base, rows };
+  } finally {
+    for (const s of sessions) s.dispose();
   }
 }
 
 async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<string, Float32Array>,
   measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>,
-  variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void, precision: FloatPrecision, maxMemory?: number): Promise<TuneResult> {
+  variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void, precision: FloatPrecision, maxMemory?: number): Promise<Omit<TuneResult, 'kernelRows'>> {
   // The unfused session shows which executor createSession chose (the integer one reports path 'int8').
   const pin = planningInput(g, hw, su.path === 'int8', precision);
   const excluded = new Set<string>();

@@ -67,7 +67,7 @@ test('tunePlan: modules slower than LBL are left unfused, the fastest variant is
       return { node: n.name, op: n.op, gpuMs: 0.006 };
     });
   const measure = async (ss: readonly { graph: { nodes: { name: string; op: string; domain: string }[] } }[]) => ss.map(times);
-  const r = await tunePlan(g, hw, { measure: measure as never, rounds: 3 });
+  const r = await tunePlan(g, hw, { measure: measure as never, rounds: 3, kernels: false });
   assertConsistent(r);
   for (const m of r.plan.modules.filter((m) => isFused(m.kind))) {
     assert.equal(m.kind, 'pwdw', 'a module measured slower than LBL stayed fused');
@@ -103,7 +103,7 @@ test('tunePlan keeps each module\'s fastest variant, with its tiles and times; m
   const initial = planFusion(toDag(g), hwL, { mode: 'optimal', model: 'm' });
   assert.ok(initial.modules.some((m) => m.kind === 'pwdw') && initial.modules.some((m) => isFused(m.kind) && m.kind !== 'pwdw'),
     `the fixture plan has PW-DW and other FCMs: ${initial.modules.map((m) => m.kind)}`);
-  const r = await tunePlan(g, hwL, { measure: async (ss) => ss.map(times), variants: marked, rounds: 3 });
+  const r = await tunePlan(g, hwL, { measure: async (ss) => ss.map(times), variants: marked, rounds: 3, kernels: false });
   const fused = assertConsistent(r);
   assert.ok(fused.length > 0, 'no fused module survived tuning');
   for (const m of fused) {
@@ -136,7 +136,7 @@ test('tunePlan on the device (lavapipe): the real profiles with fusion made to w
     assert.ok(t[0].length > 0 && t[1].length > 0, 'the sessions were profiled');
     return [t[0].map((e) => (fcms.has(e.node) ? { ...e, gpuMs: e.gpuMs / 1000 } : e)), t[1]];
   };
-  const r = await tunePlan(g, hw, { measure, rounds: 2, variants: tileVariants.slice(0, 2) });
+  const r = await tunePlan(g, hw, { measure, rounds: 2, variants: tileVariants.slice(0, 2), kernels: false });
   assert.ok(calls >= 2, 'every variant was profiled');
   const initial = planFusion(toDag(g), hw, { mode: 'optimal', model: 'm' });
   const pairs = (p: typeof initial) => p.modules.filter((m) => isFused(m.kind)).map((m) => pairKey(m.layers[0], m.layers[1])).sort();
