@@ -283,7 +283,9 @@ export function joinLayers(plan: Plan, fusedGraph: Graph, fused: ProfileEntry[] 
   const others = new Map<string, BenchLayer>();
   const add = (entries: ProfileEntry[] | undefined, key: 'fusedGpuMs' | 'unfusedGpuMs') => {
     for (const e of entries ?? []) {
-      const i = moduleOf.get(e.node);
+      // A node a fold made from others is named after them, joined by '+' (a PointwiseMean: its Conv and pool,
+      // src/rewrite/pointwise-mean.ts): it counts for the module of the first of them that has one.
+      const i = moduleOf.get(e.node) ?? e.node.split('+').map((p) => moduleOf.get(p)).find((m) => m !== undefined);
       let row: BenchLayer;
       if (i !== undefined) row = rows[i];
       else {

@@ -102,6 +102,13 @@ test('joinLayers: fused-node times go to their module, unfused layer times are s
   assert.equal(total('fusedGpuMs'), fusedEntries.length);
   assert.equal(total('unfusedGpuMs'), unfusedEntries.length);
   assert.equal(fused.nodes.filter((n) => n.domain === fcmDomain).length, pairs.length);
+  // A folded node named after the nodes it replaced ('conv+pool', a PointwiseMean) counts for its conv's module.
+  const [m0, i0] = pairs[0];
+  const second = m0.nodes![1];
+  const folded = unfusedEntries.map((e) => (e.node === second ? { ...e, node: `${second}+pool` } : e)).filter((e) => e.node !== 'pool');
+  const joined = joinLayers(plan, fused, fusedEntries, folded);
+  assert.equal(joined.find((r) => r.module === i0)!.unfusedGpuMs, 2, 'the folded node in its module');
+  assert.ok(!joined.some((r) => r.module === null && r.nodes.includes(`${second}+pool`)));
 });
 
 test('runBench: four rows in order, onnxruntime timed for real, per-module join, JSON fields', async () => {
