@@ -358,7 +358,14 @@ async function fp16Session(ctx: GpuContext, g: Graph, graph: Graph, options: Ses
     } finally {
       trial.dispose();
     }
-    if (ok) return make(names);
+    if (ok) {
+      // Islands over every float tensor but the outputs leave no kernel reading f16: say so, as when none passes.
+      const kept = new Set(names), outputs = new Set(graph.outputs);
+      if (everyFloat.every((t) => kept.has(t) || outputs.has(t))) {
+        console.warn(`fcm-opt: warning: ${g.source}: fp16 meets half the f16 tolerance on the calibration and held-out inputs only with every tensor but the outputs kept f32 (islands at threshold ${threshold}): the session computes in f32; keepF32 'none' stores every tensor in f16`);
+      }
+      return make(names);
+    }
   }
   console.warn(`fcm-opt: warning: ${g.source}: fp16 stays outside half the f16 tolerance on the calibration and held-out inputs with any f32 islands tried (thresholds ${islandThresholds.join(', ')}): every tensor is kept f32`);
   return make(everyFloat);

@@ -81,7 +81,10 @@ export function calibrationGraph(g: Graph): CalibrationGraph {
   const probes: Probe[] = [];
   const rounded = new Map<string, string>();
   const halfTensors: string[] = [];
-  const one = `one${halfSuffix}`;
+  // The constant 1 of the rounding copies: named unlike any tensor of g and unlike any rounded copy (x#f16), so that
+  // a model tensor named 'one' (whose rounded copy is 'one#f16') does not collide with it.
+  let one = `${halfSuffix}#one`;
+  while (g.tensors.has(one)) one += '#';
   const add = (t: Tensor) => {
     if (tensors.has(t.name)) throw new Error(`internal: calibration graph: tensor '${t.name}' exists`);
     tensors.set(t.name, t);

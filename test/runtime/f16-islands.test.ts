@@ -43,8 +43,8 @@ test('calibrationGraph: a probe per kernel node reading rounded copies (activati
   assert.deepEqual(c.probes.map((p) => [p.node, p.inputs, p.outputs]), [['relu', ['x'], [['r', 'r#probe']]], ['conv', ['r', 'w'], [['y', 'y#probe']]]]);
   assert.deepEqual(c.halfTensors, ['x#f16', 'r#f16', 'w#f16']);
   const byName = new Map(c.graph.nodes.map((n) => [n.name, n]));
-  assert.deepEqual(byName.get('x#f16')?.inputs, ['x', 'one#f16']);
-  assert.deepEqual(c.graph.tensors.get('one#f16')?.shape, [], 'a scalar: it broadcasts to any shape, a scalar one included');
+  assert.deepEqual(byName.get('x#f16')?.inputs, ['x', '#f16#one']);
+  assert.deepEqual(c.graph.tensors.get('#f16#one')?.shape, [], 'a scalar: it broadcasts to any shape, a scalar one included');
   assert.equal(byName.get('x#f16')?.op, 'Mul');
   assert.deepEqual(byName.get('conv#probe')?.inputs, ['r#f16', 'w#f16']);
   assert.deepEqual(c.graph.tensors.get('w#f16')?.data, g.tensors.get('w')!.data);
