@@ -17,7 +17,7 @@ const warm = args.includes('--warm');
 const li = args.indexOf('--log');
 const logDir = li >= 0 ? args[li + 1] : mkdtempSync(join(tmpdir(), 'pipeline-log-'));
 mkdirSync(logDir, { recursive: true });
-const files = args.filter((a, i) => a.endsWith('.js') && i !== li + 1);
+const files = args.filter((a, i) => a.endsWith('.js') && (li < 0 || i !== li + 1));
 const preload = join(dirname(fileURLToPath(import.meta.url)), 'pipeline-log.mjs');
 
 for (const f of files) {
