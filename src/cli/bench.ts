@@ -72,7 +72,7 @@ export function register(program: Command): void {
           const { graph: g } = await loadChecked(model, { batch: o.batch, inputShapes: o.inputShape, maxMemory: o.maxMemory });
           const { tunePlan } = await import('../tune/tune.js');
           plan = (await tunePlan(g, await hwForCommand(o.hw), {
-            model: basename(model), precision: o.precision, maxMemory: o.maxMemory, kernels: o.tuneKernels,
+            model: basename(model), precision: o.precision, fp16: { keepF32: o.keepF32 }, maxMemory: o.maxMemory, kernels: o.tuneKernels,
             log: o.json ? undefined : (l) => process.stderr.write(`${l}\n`),
           })).plan;
         }

@@ -23,7 +23,7 @@ import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
 import { loadPlanSource, prepareInt8Graph, rewrite } from '../pipeline/pipeline.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import { resolveHw } from '../pipeline/hw.js';
-import { batchOption, inputShapeOption, maxMemoryOption, precisionOption, hwOption } from './options.js';
+import { batchOption, inputShapeOption, keepF32Option, maxMemoryOption, precisionOption, hwOption } from './options.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 import { elementBytes } from '../pipeline/pipeline.js';
 
@@ -46,6 +46,8 @@ export interface PlanCliOptions {
   tuneKernels?: boolean;
   /** Plan for f16 tensors (2-byte elements in GMA and time; tiles staged in f32), tune in fp16. Default fp32. */
   precision?: FloatPrecision;
+  /** --keep-f32: with --tune and fp16, the tuning sessions' f32 tensors (SessionOptions.fp16.keepF32). */
+  keepF32?: 'auto' | 'none' | string[];
 }
 
 export { parseInputShape } from './options.js';
@@ -160,7 +162,7 @@ export async function runPlan(input: string, options: PlanCliOptions): Promise<s
     if (options.mode !== 'optimal') throw unsupported(input, "--tune tunes the optimal planner's plan: use --mode optimal");
     const { tunePlan } = await import('../tune/tune.js');
     try {
-      const r = await tunePlan(graph, hw, { model: basename(input), precision: options.precision, maxMemory: options.maxMemory, kernels: options.tuneKernels !== false, log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
+      const r = await tunePlan(graph, hw, { model: basename(input), precision: options.precision, fp16: { keepF32: options.keepF32 }, maxMemory: options.maxMemory, kernels: options.tuneKernels !== false, log: options.json ? undefined : (l) => process.stderr.write(`${l}\n`) });
       plan = r.plan;
       const kept = plan.modules.filter((m) => m.tuned).length;
       tuneNote = `tuned on this GPU: ${r.rows.length} fused modules timed with ${r.rows.length ? Object.keys(r.rows[0].fusedUs).length : 0} tile variants each; ` +
@@ -211,6 +213,7 @@ export function register(program: Command): void {
     .option('--tune', "time each fused module on this machine's GPU with tile variants; keep the fastest, and only modules faster than their layers run LBL; then each pointwise layer left unfused with its kernel variants (kept only past a 5% margin, or the spread of the rule's kernels timed twice where larger)")
     .option('--no-tune-kernels', "with --tune: keep the rules' kernel for every pointwise layer")
     .addOption(precisionOption('what the plan is for (and -o, --tune)'))
+    .addOption(keepF32Option())
     .addOption(maxMemoryOption())
     .action(async (input: string, options: PlanCliOptions) => {
       process.stdout.write(await runPlan(input, options));

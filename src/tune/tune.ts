@@ -26,7 +26,7 @@ import type { ProfileEntry } from '../bench/runtime.js';
 import { medianModuleTimes, timedSession } from '../bench/profile.js';
 import { type Session, executorOf } from '../runtime/executor.js';
 import { SubBatchSession } from '../runtime/sub-batch.js';
-import { createSession } from '../pipeline/session.js';
+import { type SessionOptions, createSession } from '../pipeline/session.js';
 import { planFor, planningInput } from '../pipeline/pipeline.js';
 import type { FloatPrecision } from '../runtime/precision.js';
 
@@ -64,6 +64,8 @@ export interface TuneOptions {
   log?: (line: string) => void;
   /** Float graphs: tune the fp16 kernels (planned with 2-byte elements) instead of fp32. */
   precision?: FloatPrecision;
+  /** fp16: the sessions' f32 tensors (SessionOptions.fp16; default keepF32 'auto'). */
+  fp16?: SessionOptions['fp16'];
   /** The command's memory budget (--max-memory), charged by each session before its GPU buffers are made. */
   maxMemory?: number;
   /** Step 4, the pointwise layers' kernel variants (default true). */
@@ -126,17 +128,17 @@ export async function tunePlan(g: Graph, hw: HwConfig, options: TuneOptions = {}
   // The unfused session stays open: every variant is profiled interleaved with it, and each module is compared
   // with its LBL layers from the same rounds.
   const precision = options.precision ?? 'fp32';
-  const su = await createSession(g, { hw, plan: 'unfused', precision, maxMemory: options.maxMemory });
+  const su = await createSession(g, { hw, plan: 'unfused', precision, fp16: options.fp16, maxMemory: options.maxMemory });
   let r: Omit<TuneResult, 'kernelRows'>, integer: boolean;
   try {
     integer = su.path === 'int8';
-    r = await tuneRounds(g, hw, su, feeds, measure, variants, rounds, options.model ?? g.source, log, precision, options.maxMemory);
+    r = await tuneRounds(g, hw, su, feeds, measure, variants, rounds, options.model ?? g.source, log, precision, options.maxMemory, options.fp16);
   } finally {
     su.dispose();
   }
   // The integer executor's pointwise kernels have no variants to choose among.
   if (options.kernels === false || integer) return { ...r, kernelRows: [] };
-  const k = await tuneKernels(g, hw, r.plan, { feeds, measure, precision, maxMemory: options.maxMemory, log, margin: options.kernelMargin ?? kernelMargin });
+  const k = await tuneKernels(g, hw, r.plan, { feeds, measure, precision, fp16: options.fp16, maxMemory: options.maxMemory, log, margin: options.kernelMargin ?? kernelMargin });
   return { ...r, plan: k.plan, kernelRows: k.rows };
 }
 
@@ -161,13 +163,13 @@ const executorIn = (s: Session) => executorOf(s instanceof SubBatchSession ? s.i
  */
 export async function tuneKernels(g: Graph, hw: HwConfig, plan: Plan, o: {
   feeds: Record<string, Float32Array>; measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>;
-  precision: FloatPrecision; maxMemory?: number; log: (line: string) => void; margin: number;
+  precision: FloatPrecision; fp16?: SessionOptions['fp16']; maxMemory?: number; log: (line: string) => void; margin: number;
 }): Promise<{ plan: Plan; rows: KernelTuneRow[] }> {
   const base: Plan = { ...plan, kernels: undefined };
   delete base.kernels;
   const sessions: Session[] = [];
   try {
-    const open = async (p: Plan) => { const s = await createSession(g, { hw, plan: p, precision: o.precision, maxMemory: o.maxMemory }); sessions.push(s); return s; };
+    const open = async (p: Plan) => { const s = await createSession(g, { hw, plan: p, precision: o.precision, fp16: o.fp16, maxMemory: o.maxMemory }); sessions.push(s); return s; };
     const rule = await open(base);
     const variants = executorIn(rule).compiled.kernelVariants ?? new Map<string, { variant: string; variants: string[] }>();
     const nodes = [...variants].filter(([, v]) => v.variants.length > 1);
@@ -220,7 +222,7 @@ export async function tuneKernels(g: Graph, hw: HwConfig, plan: Plan, o: {
 
 async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<string, Float32Array>,
   measure: (s: readonly Session[], f: Record<string, Float32Array>) => Promise<ProfileEntry[][]>,
-  variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void, precision: FloatPrecision, maxMemory?: number): Promise<Omit<TuneResult, 'kernelRows'>> {
+  variants: readonly TileVariant[], rounds: number, model: string, log: (line: string) => void, precision: FloatPrecision, maxMemory?: number, fp16?: SessionOptions['fp16']): Promise<Omit<TuneResult, 'kernelRows'>> {
   // The unfused session shows which executor createSession chose (the integer one reports path 'int8').
   const pin = planningInput(g, hw, su.path === 'int8', precision);
   const excluded = new Set<string>();
@@ -235,7 +237,7 @@ async function tuneRounds(g: Graph, hw: HwConfig, su: Session, feeds: Record<str
     const times = new Map<string, Record<string, [number, number]>>();
     for (const v of variants) {
       const pv = withTiles(plan, (m) => v.apply(m.tiles));
-      const s = await createSession(g, { hw, plan: pv, precision, maxMemory });
+      const s = await createSession(g, { hw, plan: pv, precision, fp16, maxMemory });
       try {
         const [pf, pu] = await measure([s, su], feeds);
         const rowsV = joinLayers(pv, s.graph, pf, pu);

@@ -121,6 +121,21 @@ test('tunePlan in fp16 chooses among the f16 kernels\' variants', async () => {
   }
 });
 
+test('tunePlan passes its fp16 options to every session it times', async () => {
+  const g = pointwiseStack();
+  const kept = g.outputs[0];
+  const seen: string[][] = [];
+  const measure = async (ss: readonly Session[]): Promise<ProfileEntry[][]> => ss.map((s) => {
+    seen.push(s.stats().f32Tensors);
+    // Fused modules lose, so that the pointwise layers stay and their kernel variants are timed too.
+    return s.graph.nodes.map((n) => ({ node: n.name, op: n.op, gpuMs: n.domain !== '' ? 1 : 0.01 }));
+  });
+  const r = await tunePlan(g, hw, { measure, rounds: 1, variants: [{ name: 'planner', apply: (t) => t }], precision: 'fp16', fp16: { keepF32: [kept] } });
+  assert.equal(r.kernelRows.length, 3);
+  assert.ok(seen.length >= 5, `${seen.length} sessions timed`);
+  for (const f of seen) assert.ok(f.includes(kept), `a tuning session did not keep ${kept} f32: [${f.join(', ')}]`);
+});
+
 /** Every pointwise layer's k-th variant (a layer with fewer keeps the rule's). */
 function planWithVariant(base: Plan, variants: Map<string, { variants: string[] }>, k: number): Plan {
   return { ...base, kernels: Object.fromEntries([...variants].filter(([, v]) => v.variants.length > k).map(([n, v]) => [n, { variant: v.variants[k] }])) };
