@@ -38,7 +38,7 @@ export function gemm(args: KernelArgs): KernelProgram {
   if (!transA && transB && alpha === 1 && (!hasC || (beta === 1 && biasRow))) {
     const dot = { N: M, C: K, F: N, P: 1, hasBias: hasC, hasRes: false, act };
     const ch = chooseDot(dot, args.limits);
-    if (ch.kind === 'splitK') return dotSplitK(dot, ch.ks, hasC ? ['x', 'w', 'b'] : ['x', 'w'], hasC ? [0, 1, 2] : [0, 1], args.limits, w, 'Gemm', 'gemm');
+    if (ch.kind === 'splitK') return dotSplitK(dot, ch.ks, hasC ? ['x', 'w', 'b'] : ['x', 'w'], hasC ? [0, 1, 2] : [0, 1], args.limits, w, 'Gemm', 'gemm', ch.nb);
   }
   const total = M * N;
   const d = flatDispatch(total, args.limits, w);

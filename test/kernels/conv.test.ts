@@ -137,7 +137,7 @@ test('pointwise kernel choice: the cases above reach the gemm, vec4 (staged and 
   assert.deepEqual(chooseDot(g(1, 20, 70, 2025), limits), { kind: 'gemm', tiles: { tx: 8, ty: 8, rf: 4, ks: 2 } });
   assert.deepEqual(chooseDot(g(1, 5, 64, 16384), limits), { kind: 'vec4', rf: 8, threads: 128 });
   assert.deepEqual(chooseDot(g(2, 6, 8, 4096), limits), { kind: 'vec4', rf: 1, threads: 128 });
-  assert.deepEqual(chooseDot(g(2, 300, 19, 1), limits), { kind: 'splitK', ks: 32 });
+  assert.deepEqual(chooseDot(g(2, 300, 19, 1), limits), { kind: 'splitK', ks: 32, nb: 2 });
   // Odd spatial sizes cannot use vec4 loads.
   assert.equal(chooseDot(g(1, 40, 70, 143), limits).kind, 'splitK');
 });
