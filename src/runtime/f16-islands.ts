@@ -81,10 +81,14 @@ export function calibrationGraph(g: Graph): CalibrationGraph {
   const probes: Probe[] = [];
   const rounded = new Map<string, string>();
   const halfTensors: string[] = [];
-  // The constant 1 of the rounding copies: named unlike any tensor of g and unlike any rounded copy (x#f16), so that
-  // a model tensor named 'one' (whose rounded copy is 'one#f16') does not collide with it.
-  let one = `${halfSuffix}#one`;
-  while (g.tensors.has(one)) one += '#';
+  // The graph's own tensors (rounded copies x#f16, probe outputs y#probe, the constant 1) take names no tensor has
+  // yet: a model may name its tensors anything, 'one', 'x#f16' or 'y#probe' too.
+  const fresh = (base: string) => {
+    let name = base;
+    while (tensors.has(name)) name += '#';
+    return name;
+  };
+  let one: string | undefined;
   const add = (t: Tensor) => {
     if (tensors.has(t.name)) throw new Error(`internal: calibration graph: tensor '${t.name}' exists`);
     tensors.set(t.name, t);
@@ -93,10 +97,10 @@ export function calibrationGraph(g: Graph): CalibrationGraph {
     let r = rounded.get(x);
     if (r) return r;
     const t = g.tensors.get(x)!;
-    r = `${x}${halfSuffix}`;
+    r = fresh(`${x}${halfSuffix}`);
     if (t.data !== undefined) add({ ...t, name: r });
     else {
-      if (!tensors.has(one)) add({ name: one, dtype: 'float32', shape: [], data: new Float32Array([1]) });
+      if (one === undefined) add({ name: (one = fresh(`${halfSuffix}#one`)), dtype: 'float32', shape: [], data: new Float32Array([1]) });
       add({ name: r, dtype: 'float32', shape: [...t.shape] });
       nodes.push({ name: `${x}${halfSuffix}`, op: 'Mul', domain: '', inputs: [x, one], outputs: [r], attrs: Object.create(null) });
     }
@@ -112,7 +116,7 @@ export function calibrationGraph(g: Graph): CalibrationGraph {
     const inputs = n.inputs.map((x) => (isFloat(x) ? roundedCopy(x) : x));
     const outs = n.outputs.map((y) => {
       if (!y) return y;
-      const p = `${y}${probeSuffix}`;
+      const p = fresh(`${y}${probeSuffix}`);
       add({ ...g.tensors.get(y)!, name: p });
       return p;
     });

@@ -58,6 +58,60 @@ test('calibrationGraph: a probe per kernel node reading rounded copies (activati
   }
 });
 
+test('calibrationGraph: model tensors named like its own (x#f16, y#probe, #f16#one) keep their names; its own take others', () => {
+  // x -> Relu -> 'x#f16' -> Mul by the constant '#f16#one' -> 'x#f16#probe', and a Relu of 'x#f16' into 'r#probe'.
+  const shape = [1, 4];
+  const names = ['x', 'x#f16', '#f16#one', 'x#f16#probe', 'r', 'r#probe'];
+  const g: Graph = {
+    name: 'names', source: 'names.onnx', inputs: ['x'], outputs: ['x#f16#probe', 'r#probe'],
+    tensors: new Map(names.map((t) => [t, { name: t, dtype: 'float32' as const, shape: t === '#f16#one' ? [1] : shape, ...(t === '#f16#one' ? { data: Float32Array.of(3) } : {}) }])),
+    nodes: [
+      { name: 'relu', op: 'Relu', domain: '', inputs: ['x'], outputs: ['x#f16'], attrs: newAttrs() },
+      { name: 'mul', op: 'Mul', domain: '', inputs: ['x#f16', '#f16#one'], outputs: ['x#f16#probe'], attrs: newAttrs() },
+      { name: 'relu2', op: 'Relu', domain: '', inputs: ['x#f16'], outputs: ['r'], attrs: newAttrs() },
+      { name: 'neg', op: 'Neg', domain: '', inputs: ['r'], outputs: ['r#probe'], attrs: newAttrs() },
+    ],
+  };
+  const c = calibrationGraph(g);
+  // The model's tensors are unchanged; the calibration's own are new names, all distinct.
+  for (const t of names) assert.deepEqual(c.graph.tensors.get(t), g.tensors.get(t), t);
+  const own = [...c.graph.tensors.keys()].filter((t) => !g.tensors.has(t));
+  assert.equal(own.length, new Set(own).size);
+  for (const p of c.probes) for (const [y, q] of p.outputs) assert.ok(!g.tensors.has(q) && y !== q, `${p.node}: probe output ${q}`);
+  assert.ok(c.halfTensors.every((t) => !g.tensors.has(t)), c.halfTensors.join(', '));
+  // The rounding copies multiply by a 1 of their own, not by the model's 3.
+  const copies = c.graph.nodes.filter((n) => c.halfTensors.includes(n.outputs[0]) && n.op === 'Mul');
+  assert.ok(copies.length >= 2);
+  for (const n of copies) assert.deepEqual(c.graph.tensors.get(n.inputs[1])?.data, new Float32Array([1]), n.name);
+});
+
+test("an fp16 'auto' session of a model with such names runs and matches fp32", async () => {
+  const shape = [1, 4, 8, 8];
+  const n = shape.reduce((a, b) => a * b, 1);
+  const g: Graph = {
+    name: 'names', source: 'names.onnx', inputs: ['x'], outputs: ['y#probe'],
+    tensors: new Map([
+      ['x', { name: 'x', dtype: 'float32', shape }],
+      ['x#f16', { name: 'x#f16', dtype: 'float32', shape }],
+      ['#f16#one', { name: '#f16#one', dtype: 'float32', shape: [1], data: Float32Array.of(0.5) }],
+      ['y#probe', { name: 'y#probe', dtype: 'float32', shape }],
+    ]),
+    nodes: [
+      { name: 'relu', op: 'Relu', domain: '', inputs: ['x'], outputs: ['x#f16'], attrs: newAttrs() },
+      { name: 'mul', op: 'Mul', domain: '', inputs: ['x#f16', '#f16#one'], outputs: ['y#probe'], attrs: newAttrs() },
+    ],
+  };
+  const x = seededInput(n, 3);
+  const s16 = await createSession(g, { plan: 'unfused', precision: 'fp16' });
+  const y = (await s16.run({ x }))['y#probe'].data;
+  s16.dispose();
+  // relu(x) * 0.5 rounded to f16: within 2^-11 of each value.
+  for (let i = 0; i < n; i++) {
+    const want = Math.max(0, x[i]) * 0.5;
+    assert.ok(Math.abs(y[i] - want) <= 2 ** -11 * Math.abs(want) + 2 ** -24, `${i}: ${y[i]} against ${want}`);
+  }
+});
+
 test('chooseF32Tensors keeps the float inputs of the nodes over the threshold, and of those upstream whose error they amplify over it', () => {
   const g = smallGraph();
   const c = calibrationGraph(g);
