@@ -15,7 +15,8 @@
 // each first clamped to the tensor. Clamping rule (clampTiles in fused-common.ts): while 4*CB*(TH*TW + 4*ceil(FB/4)) bytes (each array rounded up to 16) exceed
 // maxComputeWorkgroupStorageSize, or a thread would hold more than maxRegsPerThread accumulators (RP*4*ceil(FB/4)), halve the
 // largest of CB, FB, TH, TW (ties in that order). No further split for parallelism (see below): filter groups
-// (FG threads per position) fill the workgroup instead.
+// (FG threads per position) fill the workgroup instead, and on small maps channel slices (KS, dwpwSlices)
+// multiply its threads.
 
 import type { KernelArgs, KernelProgram } from './program.js';
 import { convOut } from './conv-common.js';
@@ -24,7 +25,7 @@ import {
   bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, threadCap, threadsFor, wgFloats, where,
   plusResidual,
 } from './shader.js';
-import { invalid } from '../src/errors.js';
+import { invalid, overLimit } from '../src/errors.js';
 
 export function fusedDwPw(args: KernelArgs): KernelProgram {
   const w = where(args);
@@ -72,11 +73,22 @@ export function fusedDwPw(args: KernelArgs): KernelProgram {
   // DW-PW modules at 56x56 ran 3-4x slower than their two layers at batch 8). The depthwise tile in workgroup memory
   // is shared by the groups: no recomputation.
   const FG = Math.max(1, Math.min(FB4, Math.floor(cap / (TH * TW))));
-  const T = threadsFor(TH * TW * FG, cap);
-  const RP = FG > 1 ? 1 : ceilDiv(TH * TW, T);
-  const NA = FG > 1 ? ceilDiv(FB4, FG) : RP * FB4;
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(F, FB);
   const total = N * blocks * tilesY * tilesX;
+  // Channel slices (attribute splitK1; dwpwSlices below): with filter groups, KS times the threads, each slice
+  // summing every KS-th channel of a chunk for its position and filters; the slices add up in workgroup memory `red`.
+  const ksAttr = a.splitK1 === undefined ? undefined : tileAttr(a, 'splitK1', 1, w);
+  if (ksAttr !== undefined && (ksAttr & (ksAttr - 1)) !== 0) throw invalid(w, `splitK1 must be a power of two, got ${ksAttr}`);
+  if (ksAttr !== undefined && ksAttr > 1 && FG === 1) throw invalid(w, `splitK1 ${ksAttr}: channel slices need filter groups, and a ${TH}x${TW} tile leaves none`);
+  const naOf = (fg: number) => (fg > 1 ? ceilDiv(FB4, fg) : 0);
+  const storageFits = (ks: number) => ks === 1 || floats() * 4 + 16 * TH * TW * FG * naOf(FG) <= args.limits.maxComputeWorkgroupStorageSize;
+  const KS = ksAttr ?? (FG > 1 ? dwpwSlices(total, threadsFor(TH * TW * FG, cap), CB, cap, storageFits) : 1);
+  if (threadsFor(TH * TW * FG * KS, cap) < TH * TW * FG * KS) throw overLimit(w, `splitK1 ${KS}: ${TH * TW * FG * KS} threads exceed the device's ${cap}`);
+  const T = threadsFor(TH * TW * FG * KS, cap);
+  const RP = FG > 1 ? 1 : ceilDiv(TH * TW, T);
+  const NA = FG > 1 ? ceilDiv(FB4, FG) : RP * FB4;
+  const redBytes = KS > 1 ? 16 * TH * TW * FG * NA : 0;
+  if (floats() * 4 + redBytes > args.limits.maxComputeWorkgroupStorageSize) throw overLimit(w, `splitK1 ${KS}: ${floats() * 4 + redBytes} bytes of workgroup memory, the device allows ${args.limits.maxComputeWorkgroupStorageSize}`);
   const d = layoutWorkgroups(total, args.limits, w);
 
   const used = [
@@ -87,7 +99,7 @@ export function fusedDwPw(args: KernelArgs): KernelProgram {
 ${bindings(used.map((u) => u.name))}
 ${constsU32({
     N, C, H, W, F, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw,
-    CB, FB, FB4, FG, TH, TW, IH, IW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
+    CB, FB, FB4, FG, KS, TH, TW, IH, IW, T, RP, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
   })}
 const PT: i32 = ${g.pt};
 const PL: i32 = ${g.pl};
@@ -99,6 +111,8 @@ ${act2.fn}
 var<workgroup> mid: array<f32, ${CB * TH * TW}>;
 // The chunk's pointwise weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
 var<workgroup> wsT: array<vec4<f32>, ${CB * FB4}>;
+${KS > 1 ? `// The slices' sums: position r, group fg, accumulator k at (k * FG + fg) * THW + r.
+var<workgroup> red: array<vec4<f32>, ${TH * TW * FG * NA}>;` : ''}
 
 /** Epilogue 2 and residual of output filter f (local fl) at output offset ob + f * HO * WO. */
 fn ep2(a: f32, f: u32, fl: u32, ob: u32) {
@@ -160,9 +174,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
 ${FG > 1 ? `    // Pointwise layer: thread (position r, group fg) accumulates filter vec4s fg, fg + FG, ... of its position.
     let r = li % THW;
-    let fg = li / THW;
-    if (fg < FG) {
-      for (var c = 0u; c < CB; c++) {
+    let fg = (li / THW) % FG;
+    let sl = li / (THW * FG);
+    if (sl < KS) {
+      for (var c = sl; c < CB; c += KS) {
         let mv = mid[c * THW + r];
         for (var k = 0u; k < ${NA}u; k++) {
           let f4 = fg + k * FG;
@@ -183,10 +198,24 @@ ${FG > 1 ? `    // Pointwise layer: thread (position r, group fg) accumulates fi
   }`}
 ${FG > 1 ? `  // Accumulators read by constant component (.x .. .w) so that the compiler keeps them in registers.
   let r = li % THW;
-  let fg = li / THW;
+  let fg = (li / THW) % FG;
+  let sl = li / (THW * FG);${KS > 1 ? `
+  // The slices add their sums in turn; the last one stores.
+  for (var s = 0u; s + 1u < KS; s++) {
+    if (sl == s) {
+      for (var k = 0u; k < ${NA}u; k++) {
+        let i = (k * FG + fg) * THW + r;
+        red[i] = select(red[i], vec4<f32>(0.0), s == 0u) + acc[k];
+      }
+    }
+    workgroupBarrier();
+  }
+  if (sl == KS - 1u) {
+    for (var k = 0u; k < ${NA}u; k++) { acc[k] += red[(k * FG + fg) * THW + r]; }
+  }` : ''}
   let y = oy0 + r / TW;
   let xo = ox0 + r % TW;
-  if (fg < FG && y < HO && xo < WO) {
+  if (sl == KS - 1u && y < HO && xo < WO) {
     let ob = (n * F * HO + y) * WO + xo;
     for (var k = 0u; k < ${NA}u; k++) {
       let f4 = fg + k * FG;
@@ -220,7 +249,7 @@ ${FG > 1 ? `  // Accumulators read by constant component (.x .. .w) so that the 
 }
 `}`;
   const cacheKey = `FusedDwPw|x${N}x${C}x${H}x${W}|F${F}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}RP${RP}T${T}FG${FG}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}RP${RP}T${T}FG${FG}${KS > 1 ? `KS${KS}` : ''}|dx${d.dispatchX}`;
   return {
     name: `FusedDwPw(${args.node.name})`,
     cacheKey,
@@ -229,6 +258,18 @@ ${FG > 1 ? `  // Accumulators read by constant component (.x .. .w) so that the 
     dispatch: d.dispatch,
     inputs: used.map((u) => u.index),
     outputs: 1,
-    workgroupStorageBytes: floats() * 4,
+    workgroupStorageBytes: floats() * 4 + redBytes,
   };
+}
+
+/**
+ * Channel slices for a DW-PW module with filter groups: at small maps (batch 1, 28x28 and below) its tiles give a
+ * hundred or so workgroups of 64 threads, each walking every channel of the depthwise chunk and then the pointwise
+ * sum serially: a mostly idle GPU. Slices multiply the threads (the depthwise chunk spreads over them too) up to 256
+ * a workgroup, while the module stays under 65536 threads and each slice keeps 8+ channels of a chunk.
+ */
+export function dwpwSlices(workgroups: number, threads: number, CB: number, cap: number, fits: (ks: number) => boolean = () => true): number {
+  let ks = 1;
+  while (ks < 8 && threads * ks * 2 <= Math.min(256, cap) && workgroups * threads * ks * 2 <= 65536 && CB >= 8 * ks * 2 && fits(ks * 2)) ks *= 2;
+  return ks;
 }

@@ -58,6 +58,36 @@ test('FusedDwPw filter groups: threads share a small tile\'s positions (FG > 1, 
   assert.match(large.program.cacheKey, /FG1\|/);
 });
 
+test('FusedDwPw channel slices (splitK1): slices sum every KS-th channel of a chunk and add up; the last one stores', async () => {
+  const base = { kind: 'dwpw' as const, k: 3, pads: [1, 1, 1, 1] as [number, number, number, number], bias1: true, bias2: true, ...relu6 };
+  // 2 slices over 8 groups of a 4x4 tile, 13 channels in chunks of 5 (a chunk's channels not a multiple of the
+  // slices), stride 2, batch 2, residual.
+  const two = await checkCase({ ...base, n: 2, c: 13, h: 14, w: 14, f: 32, stride: 2, residual: true, tiles: { tileFilters1: 5, tileFilters2: 32, tileH: 4, tileW: 4, splitK1: 2 } });
+  assert.match(two.program.cacheKey, /FG8KS2\|/);
+  // 4 slices, 18 filters (the last group's second vec4 past FB4), a tile past the output's edge (7x7 in tiles of 2x4).
+  const four = await checkCase({ ...base, n: 1, c: 37, h: 7, w: 7, f: 18, stride: 1, act2: 'HardSwish', tiles: { tileFilters1: 37, tileFilters2: 18, tileH: 2, tileW: 4, splitK1: 4 } });
+  assert.match(four.program.cacheKey, /FG5KS4\|/);
+  // 8 slices of 2 positions x 4 groups: 64 threads; filters in two blocks of 16 (F past FB).
+  const eight = await checkCase({ ...base, n: 1, c: 64, h: 4, w: 4, f: 20, stride: 2, tiles: { tileFilters1: 32, tileFilters2: 16, tileH: 1, tileW: 2, splitK1: 8 } });
+  assert.match(eight.program.cacheKey, /FG4KS8\|/);
+});
+
+test('dwpwSlices and forced slices: within 256 threads, the thread target, 8+ channels a slice and what fits', async () => {
+  const { dwpwSlices } = await import('../../kernels/fused-dwpw.js');
+  // ShuffleNetV2's 28x28 -> 14x14 116-channel module at batch 1: 112 workgroups of 64 threads.
+  assert.equal(dwpwSlices(112, 64, 116, 1024), 4);
+  assert.equal(dwpwSlices(112, 64, 116, 128), 2);
+  assert.equal(dwpwSlices(112, 64, 24, 1024), 2);
+  assert.equal(dwpwSlices(3584, 64, 116, 1024), 1);
+  assert.equal(dwpwSlices(112, 64, 116, 1024, (ks) => ks <= 2), 2);
+  const node = { name: 'f3', op: 'FusedDwPw', inputs: ['x', 'w1', '', 'w2', '', ''], attrs: newAttrs({ kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], tileH: 4, tileW: 4, tileFilters2: 32, splitK1: 4 }) };
+  const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
+  const args = { node, inputShapes: [[1, 16, 8, 8], [16, 1, 3, 3], undefined, [32, 16, 1, 1], undefined, undefined], outputShapes: [[1, 32, 8, 8]], limits };
+  assert.throws(() => fusedDwPw(args), (e: unknown) => e instanceof FcmError && /f3.*splitK1 4: 512 threads exceed the device's 256/.test(e.message));
+  const one = { ...args, limits: { ...limits, maxComputeInvocationsPerWorkgroup: 16 }, node: { ...node, attrs: newAttrs({ ...node.attrs, splitK1: 2 }) } };
+  assert.throws(() => fusedDwPw(one), (e: unknown) => e instanceof FcmError && /channel slices need filter groups/.test(e.message));
+});
+
 test('FusedDwPw refuses inconsistent shapes with a clear error', () => {
   const node = { name: 'f2', op: 'FusedDwPw', inputs: ['x', 'w1', '', 'w2', 'b2', ''], attrs: newAttrs({ kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }) };
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
