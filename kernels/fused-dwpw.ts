@@ -83,7 +83,8 @@ export function fusedDwPw(args: KernelArgs): KernelProgram {
   const naOf = (fg: number) => (fg > 1 ? ceilDiv(FB4, fg) : 0);
   const storageFits = (ks: number) => ks === 1 || floats() * 4 + 16 * TH * TW * FG * naOf(FG) <= args.limits.maxComputeWorkgroupStorageSize;
   const KS = ksAttr ?? (FG > 1 ? dwpwSlices(total, threadsFor(TH * TW * FG, cap), CB, cap, storageFits) : 1);
-  if (threadsFor(TH * TW * FG * KS, cap) < TH * TW * FG * KS) throw overLimit(w, `splitK1 ${KS}: ${TH * TW * FG * KS} threads exceed the device's ${cap}`);
+  if (KS > 1 && threadsFor(TH * TW * FG * KS, cap) < TH * TW * FG * KS) throw overLimit(w, `splitK1 ${KS}: ${TH * TW * FG * KS} threads exceed the device's ${cap}`);
+  // One slice: a tile larger than the workgroup (FG 1) takes RP positions per thread.
   const T = threadsFor(TH * TW * FG * KS, cap);
   const RP = FG > 1 ? 1 : ceilDiv(TH * TW, T);
   const NA = FG > 1 ? ceilDiv(FB4, FG) : RP * FB4;

@@ -56,6 +56,10 @@ test('FusedDwPw filter groups: threads share a small tile\'s positions (FG > 1, 
   const large = await checkCase({ ...base, n: 17, f: 8, tiles: { tileFilters1: 8, tileFilters2: 8, tileH: 4, tileW: 4 },
     limits: { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 16 } });
   assert.match(large.program.cacheKey, /FG1\|/);
+  // A tile of more positions than the workgroup has threads (64 on 32): two per thread, one group, no slices.
+  const larger = await checkCase({ ...base, n: 1, f: 8, tiles: { tileFilters1: 8, tileFilters2: 8, tileH: 8, tileW: 8 },
+    limits: { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 32 } });
+  assert.match(larger.program.cacheKey, /RP2T32FG1\|/);
 });
 
 test('FusedDwPw channel slices (splitK1): slices sum every KS-th channel of a chunk and add up; the last one stores', async () => {
