@@ -105,8 +105,11 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   const XU = tileAttr(a, 'xUnroll', RP >= 3 ? 4 : 1, w);
   if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);
   const FB4 = ceilDiv(FB, 4);
-  // Channel slices of the pointwise phase (attribute splitK1; pwdwSlices below): KS groups of TP threads each sum
-  // a share of every staged chunk's channels for the same halo positions, and add up in mid.
+  // Channel slices of the pointwise phase (attribute splitK1 only): KS groups of TP threads each sum a share of
+  // every staged chunk's channels for the same halo positions, and add up in mid. No rule takes them: on the H100
+  // (2026-12-07, batch 1) MobileNetV2's 7x7 160-channel modules ran 28 us in 2 slices against 14.5 in one, and
+  // ShuffleNetV2's 14x14 modules 22 against 13-14 (each chunk's staging and barriers stay; each slice's share of
+  // the chunk halves), where DW-PW's slices (fused-dwpw.ts) won.
   const TPS = ceilDiv(IH * IW, RP);
   const ksAttr = a.splitK1 === undefined ? undefined : tileAttr(a, 'splitK1', 1, w);
   if (ksAttr !== undefined && (ksAttr & (ksAttr - 1)) !== 0) throw invalid(w, `splitK1 must be a power of two, got ${ksAttr}`);
@@ -117,7 +120,7 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   };
   const fitsKs = (ks: number) => ks === 1 || (warps(ks * TPS) <= cap
     && wgFloats(MIDN, chunkOf(ks) * FB4 * 4, FB * g.kh * g.kw) * 4 <= args.limits.maxComputeWorkgroupStorageSize);
-  const KS = ksAttr ?? pwdwSlices(count(), TPS, C, fitsKs);
+  const KS = ksAttr ?? 1;
   if (!fitsKs(KS)) throw overLimit(w, `splitK1 ${KS}: ${KS} x ${TPS} threads or its staged chunk exceed the device's workgroup limits`);
   // One slice: T1 threads, as many as the halo needs in whole warps; slices: TP threads each, in whole warps together.
   const TP = KS === 1 ? T1 : TPS;
@@ -355,15 +358,3 @@ ${blocks.join('\n')}
   }`;
 }
 
-/**
- * Channel slices for a PW-DW module's pointwise phase: at small maps (batch 1, 14x14 and 7x7) the tiles give a
- * hundred or so workgroups of a few dozen threads, each summing every input channel for its positions: a serial
- * loop of C steps on a GPU left mostly idle. Slices split each staged chunk's channels among KS groups of the
- * threads, doubling KS up to 8 while the module stays under 65536 threads (the pointwise kernels' fill target) and
- * each slice keeps 16+ of the input channels, within the device's threads per workgroup and workgroup memory.
- */
-export function pwdwSlices(workgroups: number, threadsPerSlice: number, C: number, fits: (ks: number) => boolean): number {
-  let ks = 1;
-  while (ks < 8 && workgroups * threadsPerSlice * ks * 2 <= 65536 && C >= 16 * ks * 2 && fits(ks * 2)) ks *= 2;
-  return ks;
-}

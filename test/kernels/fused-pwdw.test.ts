@@ -60,8 +60,7 @@ cases.push(
   { kind: 'pwdw', n: 1, c: 37, h: 9, w: 9, m: 7, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, ...relu6, tiles: { tileFilters1: 7, tileH: 4, tileW: 4, xUnroll: 4, splitK1: 1 } },
 );
 
-// Channel slices of the pointwise phase (splitK1; the rule pwdwSlices picks them on small maps with many channels,
-// as the two 37-channel cases above would without splitK1 1): each slice's share of a chunk, chunks past C, four
+// Channel slices of the pointwise phase (splitK1; no rule takes them, see kernels/fused-pwdw.ts): each slice's share of a chunk, chunks past C, four
 // channels at a time with 3 positions per thread, a last filter block past M, residual, stride 2, batch 2, threads
 // past the last slice (KS x TP rounded up to whole warps), and 8 slices at 64 threads per workgroup.
 cases.push(
@@ -75,21 +74,6 @@ cases.push(
 for (const c of cases) {
   test(`FusedPwDw ${describeCase(c)}`, async () => { await checkCase(c); });
 }
-
-test('pwdwSlices: slices on small maps with many channels, within the threads, the channels and what fits', async () => {
-  const { pwdwSlices } = await import('../../kernels/fused-pwdw.js');
-  const fits = () => true;
-  // ShuffleNetV2's 7x7 232 -> 232 at batch 1: 116 workgroups of 36 threads.
-  assert.equal(pwdwSlices(116, 36, 232, fits), 8);
-  // Fewer channels: each slice keeps 16+ of them.
-  assert.equal(pwdwSlices(116, 36, 116, fits), 4);
-  assert.equal(pwdwSlices(116, 36, 31, fits), 1);
-  // A busy GPU (batch 32) gets none; the thread target bounds the slices.
-  assert.equal(pwdwSlices(3712, 36, 232, fits), 1);
-  assert.equal(pwdwSlices(500, 36, 232, fits), 2);
-  // What does not fit the device is not taken.
-  assert.equal(pwdwSlices(116, 36, 232, (ks) => ks <= 4), 4);
-});
 
 test('FusedPwDw: forced slices beyond the device\'s threads are refused with the node named', () => {
   const node = { name: 'f2', op: 'FusedPwDw', inputs: ['x', 'w1', '', 'w2', '', ''], attrs: newAttrs({ kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], tileH: 4, tileW: 4, splitK1: 8 }) };
