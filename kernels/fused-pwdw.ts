@@ -17,6 +17,10 @@
 // below), T = ceil(halo / RP) in whole warps. Depthwise phase: the FB channels' depthwise
 // weights staged in workgroup memory, RW outputs of a row per invocation.
 //
+// No channel slices (split K among groups of threads, as fused-dwpw.ts has on small maps): tried on the H100
+// (2026-12-07, batch 1), two slices made MobileNetV2's 7x7 160-channel modules 2x slower (28 us against 14.5) and
+// ShuffleNetV2's 14x14 ones 1.6x: each staged chunk's staging and barriers stay while each slice's share halves.
+//
 // Tiles: FB = tileFilters1 (falls back to tileFilters2), TH = tileH, TW = tileW, all clamped to the tensor first.
 // Then TH, TW halved (the larger first) until the halo IH*IW fits 2 positions per thread of the device's cap.
 // Clamping rule (clampTiles in fused-common.ts): while the workgroup arrays (FB*IH*IW, CK*4*ceil(FB/4), FB*KH*KW floats, each
@@ -32,7 +36,7 @@ import {
   bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, threadCap, wgFloats, where,
   plusResidual,
 } from './shader.js';
-import { invalid, overLimit } from '../src/errors.js';
+import { invalid } from '../src/errors.js';
 
 export function fusedPwDw(args: KernelArgs): KernelProgram {
   const w = where(args);
@@ -94,8 +98,8 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   // the slots idle: 561 positions on 3 x 256).
   const warps = (n: number) => Math.max(32, ceilDiv(n, 32) * 32);
   const rpWant = haloAttr ?? (IH * IW >= 128 && count() * warps(IH * IW) >= 98304 ? 2 : 1);
-  const T1 = Math.min(cap, warps(ceilDiv(IH * IW, Math.max(rpWant, ceilDiv(IH * IW, cap)))));
-  const RP = ceilDiv(IH * IW, T1);
+  const T = Math.min(cap, warps(ceilDiv(IH * IW, Math.max(rpWant, ceilDiv(IH * IW, cap)))));
+  const RP = ceilDiv(IH * IW, T);
   const RW = rwOf();
   const TWR = ceilDiv(TW, RW), SPAN = (RW - 1) * g.sw + (g.kw - 1) * g.dw + 1;
   const MIDN = FB * IH * IW;
@@ -104,30 +108,10 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   // slower.
   const XU = tileAttr(a, 'xUnroll', RP >= 3 ? 4 : 1, w);
   if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);
+  const CK = XU === 4 ? CK4 : CKE;
   const FB4 = ceilDiv(FB, 4);
-  // Channel slices of the pointwise phase (attribute splitK1 only): KS groups of TP threads each sum a share of
-  // every staged chunk's channels for the same halo positions, and add up in mid. No rule takes them: on the H100
-  // (2026-12-07, batch 1) MobileNetV2's 7x7 160-channel modules ran 28 us in 2 slices against 14.5 in one, and
-  // ShuffleNetV2's 14x14 modules 22 against 13-14 (each chunk's staging and barriers stay; each slice's share of
-  // the chunk halves), where DW-PW's slices (fused-dwpw.ts) won.
-  const TPS = ceilDiv(IH * IW, RP);
-  const ksAttr = a.splitK1 === undefined ? undefined : tileAttr(a, 'splitK1', 1, w);
-  if (ksAttr !== undefined && (ksAttr & (ksAttr - 1)) !== 0) throw invalid(w, `splitK1 must be a power of two, got ${ksAttr}`);
-  const chunkOf = (ks: number) => {
-    const unit = ks * XU;
-    const cke = ceilDiv(C, ceilDiv(C, 32 * ks));
-    return ks === 1 ? (XU === 4 ? CK4 : CKE) : ceilDiv(cke, unit) * unit;
-  };
-  const fitsKs = (ks: number) => ks === 1 || (warps(ks * TPS) <= cap
-    && wgFloats(MIDN, chunkOf(ks) * FB4 * 4, FB * g.kh * g.kw) * 4 <= args.limits.maxComputeWorkgroupStorageSize);
-  const KS = ksAttr ?? 1;
-  if (!fitsKs(KS)) throw overLimit(w, `splitK1 ${KS}: ${KS} x ${TPS} threads or its staged chunk exceed the device's workgroup limits`);
-  // One slice: T1 threads, as many as the halo needs in whole warps; slices: TP threads each, in whole warps together.
-  const TP = KS === 1 ? T1 : TPS;
-  const T = KS === 1 ? T1 : warps(KS * TP);
-  const CK = chunkOf(KS), CKS = CK / KS, stagedCk = KS === 1 ? CK4 : CK;
-  const pwLoop = pointwisePhase(RP, FB4, XU, C % CK !== 0, KS);
-  const ep1 = KS === 1 ? epilogue1(RP, FB, T, IH * IW, hasB1, M % FB !== 0) : epilogueSliced(RP, FB, TP, hasB1, M % FB !== 0);
+  const pwLoop = pointwisePhase(RP, FB4, XU, C % CK !== 0);
+  const ep1 = epilogue1(RP, FB, T, IH * IW, hasB1, M % FB !== 0);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
   const d = layoutWorkgroups(total, args.limits, w);
@@ -140,7 +124,7 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
 ${bindings(used.map((u) => u.name))}
 ${constsU32({
     N, C, H, W, M, HO, WO, KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, DH: g.dh, DW: g.dw,
-    FB, FB4, CK, TH, TW, IH, IW, T, RP, RW, TWR, SPAN, MIDN, KS, TP, CKS, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
+    FB, FB4, CK, TH, TW, IH, IW, T, RP, RW, TWR, SPAN, MIDN, TILES_X: tilesX, TILES_Y: tilesY, BLOCKS: blocks, TOTAL: total, DISPATCH_X: d.dispatchX,
   })}
 const PT: i32 = ${g.pt};
 const PL: i32 = ${g.pl};
@@ -153,7 +137,7 @@ var<workgroup> mid: array<f32, ${FB * IH * IW}>;
 // The depthwise weights of the FB channels, staged once.
 var<workgroup> w2s: array<f32, ${FB * g.kh * g.kw}>;
 // The chunk's first-layer weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
-var<workgroup> wsT: array<vec4<f32>, ${stagedCk * FB4}>;
+var<workgroup> wsT: array<vec4<f32>, ${CK4 * FB4}>;
 
 var<private> f0: u32;
 
@@ -184,10 +168,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ix0 = i32(ox0 * SW) - PL;
 
   // Pointwise layer over the tile and its halo: each thread owns RP halo positions and all FB filters, reads x
-  // straight from global memory (one load feeds FB FMAs) and the weights at workgroup-uniform addresses. With KS
-  // slices, thread lp of slice sl owns the positions of thread lp of slice 0 and the slice's channels of each chunk.
-  let sl = li / TP;
-  let lp = li % TP;
+  // straight from global memory (one load feeds FB FMAs) and the weights at workgroup-uniform addresses.
 ${haloPositions(RP)}
   // Ordered before their use by the first barrier below.
   for (var e = li; e < FB * KH * KW; e += T) { w2s[e] = w2[min(f0 * KH * KW + e, M * KH * KW - 1u)]; }
@@ -247,7 +228,7 @@ ${ep1}
 }
 `;
   const cacheKey = `FusedPwDw|x${N}x${C}x${H}x${W}|M${M}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}RW${RW}XU${XU}${KS > 1 ? `KS${KS}` : ''}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}RW${RW}XU${XU}|dx${d.dispatchX}`;
   return {
     name: `FusedPwDw(${args.node.name})`,
     cacheKey,
@@ -256,7 +237,7 @@ ${ep1}
     dispatch: d.dispatch,
     inputs: used.map((u) => u.index),
     outputs: 1,
-    workgroupStorageBytes: wgFloats(MIDN, stagedCk * FB4 * 4, FB * g.kh * g.kw) * 4,
+    workgroupStorageBytes: floats() * 4,
   };
 }
 
@@ -271,9 +252,9 @@ const lane = ['x', 'y', 'z', 'w'];
 /** Accumulators: 4*FB4 per position, so the per-thread cap counts RP*FB4*4 of them (registers). */
 export const maxAccPwDw = 64;
 
-/** o{q}: the offset of halo position lp + q*TP in x's image plane (0 when outside it), k{q}: inside the image. */
+/** o{q}: the offset of halo position li + q*T in x's image plane (0 when outside it), k{q}: inside the image. */
 function haloPositions(RP: number): string {
-  return range(RP).map((q) => `  let r${q} = lp + ${q}u * TP;
+  return range(RP).map((q) => `  let r${q} = li + ${q}u * T;
   let py${q} = iy0 + i32(r${q} / IW);
   let px${q} = ix0 + i32(r${q} % IW);
   let k${q} = r${q} < IHW && py${q} >= 0 && py${q} < i32(H) && px${q} >= 0 && px${q} < i32(W);
@@ -290,7 +271,7 @@ function accumulators(RP: number, FB4: number): string {
  * their layers); then per channel the FB4 weight vec4s (broadcast loads) feed RP*FB4 vec4 FMAs. `guardC`: the
  * chunk may run past C (x read as 0 there).
  */
-function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean, KS = 1): string {
+function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean): string {
   const load = (q: number, k: number) => guardC ? `xAt(n, c + ${k}u, o${q})` : `x[xb + ${k === 0 ? '' : `${k}u * HW + `}o${q}]`;
   const loads = range(RP).map((q) => XU === 1
     ? `      let x${q} = ${load(q, 0)};`
@@ -300,14 +281,12 @@ function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean, KS
     const fmas = range(RP).map((q) => range(FB4).map((f) => `a${q}_${f} += u${f} * x${q}${XU === 1 ? '' : `.${lane[k]}`};`).join(' '));
     return `      {\n        ${wv}\n${fmas.map((l) => `        ${l}`).join('\n')}\n      }`;
   };
-  const loop = `    for (var cl = ${KS > 1 ? 'sl * CKS' : '0u'}; cl < ${KS > 1 ? 'sl * CKS + CKS' : 'CK'}; cl += ${XU}u) {
+  return `    for (var cl = 0u; cl < CK; cl += ${XU}u) {
       let c = c0 + cl;
       ${guardC ? '' : 'let xb = (n * C + c) * HW;'}
 ${loads}
 ${range(XU).map(channel).join('\n')}
     }`;
-  // Threads past the last slice (the workgroup rounded up to whole warps) only stage and reach the barriers.
-  return KS > 1 ? `    if (sl < KS) {\n${loop}\n    }` : loop;
 }
 
 /**
@@ -329,32 +308,5 @@ function epilogue1(RP: number, FB: number, T: number, IHW: number, hasB1: boolea
     return (q + 1) * T > IHW ? `  if (r${q} < IHW) {\n${body}\n  }` : `  {\n${body}\n  }`;
   });
   return [bias, ...blocks].filter((s) => s).join('\n');
-}
-
-
-/**
- * Epilogue 1 with KS channel slices: the slices add their sums into mid in turn (slice 0 writes, the others add,
- * a barrier between), the last one applying act1(sum + b1), 0 in the depthwise padding and past M. Thread lp of
- * every slice owns the same positions (haloPositions over TP threads).
- */
-function epilogueSliced(RP: number, FB: number, TP: number, hasB1: boolean, guardM: boolean): string {
-  const FB4 = ceilDiv(FB, 4);
-  const bias = hasB1 ? range(FB).map((fl) => `  let bq${fl} = b1[${guardM ? `min(f0 + ${fl}u, M - 1u)` : `f0 + ${fl}u`}];`).join('\n') : '';
-  const blocks = range(RP).map((q) => {
-    const stores = range(FB4).flatMap((f) => range(4).map((j) => f * 4 + j).filter((fl) => fl < FB).map((fl) => {
-      const i = `${fl}u * IHW + r${q}`;
-      const ok = guardM ? `k${q} && f0 + ${fl}u < M` : `k${q}`;
-      return `{ let t = select(mid[${i}], 0.0, s == 0u) + a${q}_${f}.${lane[fl % 4]}; ` +
-        `mid[${i}] = select(t, select(0.0, act1(t${hasB1 ? ` + bq${fl}` : ''}), ${ok}), s + 1u == KS); }`;
-    }));
-    return `      if (r${q} < IHW) {\n${stores.map((x) => `        ${x}`).join('\n')}\n      }`;
-  });
-  return `${bias}
-  for (var s = 0u; s < KS; s++) {
-    if (sl == s) {
-${blocks.join('\n')}
-    }
-    workgroupBarrier();
-  }`;
 }
 
