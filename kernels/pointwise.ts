@@ -30,6 +30,10 @@ export function pointwise(args: KernelArgs, geom?: ConvGeom, choice?: DotChoice)
 export function dotProgram(dot: DotGeom, choice: DotChoice, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
   if (choice.kind === 'gemm') return dotGemm(dot, choice.tiles, names, inputs, limits, w, label, keyPrefix);
   if (choice.kind === 'vec4') return dotVec4(dot, choice.rf, choice.threads, names, inputs, limits, w, label, keyPrefix);
+  if ((choice.rf ?? 1) > 1) {
+    if ((choice.nb ?? 1) > 1) throw invalid(w, 'split-K takes filters or images per thread, not both');
+    return dotSplitKFilters(dot, choice.ks, choice.rf!, names, inputs, limits, w, label, keyPrefix);
+  }
   return dotSplitK(dot, choice.ks, names, inputs, limits, w, label, keyPrefix, choice.nb);
 }
 
@@ -66,7 +70,11 @@ export interface GemmTiles {
   un?: boolean;
 }
 
-export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number; nb?: number };
+/**
+ * splitK: `ks` threads share each output's channels; `nb` > 1: each thread sums NB images of one filter (one position
+ * per image); `rf` > 1: RF filters of one position (a load of x feeds RF FMAs instead of one).
+ */
+export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number; nb?: number; rf?: number };
 
 /** gemm's channels per staging step. */
 const gemmBK = 16;
@@ -772,10 +780,85 @@ ${js.map((j) => `      part[${j}u * ${T}u + li] += part[${j}u * ${T}u + li + h];
   };
 }
 
+/**
+ * Split-K with RF filters per thread (dotSplitK's layout, rf > 1): a thread owns one position of RF consecutive
+ * filters and sums the channels ks, ks + KS, .. of all RF, so that each load of x feeds RF FMAs. Split-K proper
+ * re-reads x once per filter: on MobileNetV2's 7x7 960 -> 160 at batch 1 that is 30 MB through L2 for 0.8 MB of
+ * tensors. Filters past F (a last group of F % RF) read the last filter's weights and are never stored.
+ */
+function dotSplitKFilters(g: DotGeom, ks: number, rf: number, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
+  if (!Number.isInteger(rf) || rf < 2 || rf > 8) throw invalid(w, `split-K filters per thread must be 2..8, got ${rf}`);
+  if (!Number.isInteger(ks) || ks < 1 || ks > splitKThreads || splitKThreads % ks !== 0) throw invalid(w, `split-K slices must divide ${splitKThreads}, got ${ks}`);
+  const T = splitKThreads, OT = T / ks;
+  const fg = ceilDiv(g.F, rf);
+  const groups = g.N * fg * g.P;
+  const total = ceilDiv(groups, OT);
+  const d = layoutWorkgroups(total, limits, w);
+  // As split-K proper: positions-major where a channel's positions give coalesced loads, else channel-major.
+  const posMajor = g.P >= 16 || ks === 1;
+  const is = [...Array(rf).keys()];
+  const step = [0, 1, 2, 3].map((j) => (j === 0 ? 'c' : `c + ${j}u * KS`));
+  const xAt = (c: string) => `x[xb + (${c}) * P]${g.hasScale ? ` * sc[n * C + ${c}]` : ''}`;
+  const wgsl = `
+${dotBindings(g, names, false)}
+${constsU32({ C: g.C, F: g.F, P: g.P, KS: ks, OT, FG: fg, GROUPS: groups, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${g.act.fn}
+${ks > 1 ? `var<workgroup> part: array<f32, ${T * rf}>;` : ''}
+
+@compute @workgroup_size(${T})
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+  let g = wid.x + wid.y * DISPATCH_X;
+  ${ks === 1 ? 'if (g >= TOTAL) { return; }' : '// No early return: every thread reaches the barriers.'}
+  let ol = ${posMajor ? 'li % OT' : 'li / KS'};
+  let ks = ${posMajor ? 'li / OT' : 'li % KS'};
+  let o = g * OT + ol;
+  let p = o % P;
+  let f0 = ((o / P) % FG) * ${rf}u;
+  let n = o / (P * FG);
+${is.map((i) => `  var a${i} = vec4<f32>(0.0);`).join('\n')}
+  if (o < GROUPS) {
+    let xb = n * C * P + p;
+${is.map((i) => `    let w${i} = min(f0 + ${i}u, F - 1u) * C;`).join('\n')}
+    var c = ks;
+    for (; c + 3u * KS < C; c += 4u * KS) {
+      let xv = vec4<f32>(${step.map(xAt).join(', ')});
+${is.map((i) => `      a${i} += vec4<f32>(${step.map((c) => `w[w${i} + ${c}]`).join(', ')}) * xv;`).join('\n')}
+    }
+    for (; c < C; c += KS) {
+      let xs = ${xAt('c')};
+${is.map((i) => `      a${i}.x += w[w${i} + c] * xs;`).join('\n')}
+    }
+  }
+${is.map((i) => `  var s${i} = (a${i}.x + a${i}.y) + (a${i}.z + a${i}.w);`).join('\n')}
+${ks === 1 ? '' : `${is.map((i) => `  part[${i * T}u + li] = s${i};`).join('\n')}
+  workgroupBarrier();
+  for (var h = KS / 2u; h > 0u; h /= 2u) {
+    if (ks < h) {
+${is.map((i) => `      part[${i * T}u + li] += part[${i * T}u + li + h${posMajor ? ' * OT' : ''}];`).join('\n')}
+    }
+    workgroupBarrier();
+  }
+${is.map((i) => `  s${i} = part[${i * T}u + li];`).join('\n')}`}
+  if (${ks === 1 ? '' : 'ks == 0u && '}o < GROUPS) {
+${is.map((i) => `    if (f0 + ${i}u < F) {
+      let f = f0 + ${i}u;
+      let oi = (n * F + f) * P + p;
+      ${dotStore(g, `s${i}`, 'oi', 'f', false)}
+    }`).join('\n')}
+  }
+}
+`;
+  return {
+    name: label,
+    cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, `RF${rf}`, +posMajor, `dx${d.dispatchX}`, ...storeKey(g)),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: dotOutputs(g), workgroupStorageBytes: ks > 1 ? 4 * T * rf : 0,
+  };
+}
+
 /** A DotChoice as a variant name (a plan's kernel choice, src/planner/plan.ts): the kernel and its tiles. */
 export function dotChoiceKey(c: DotChoice): string {
   if (c.kind === 'vec4') return `vec4:RF${c.rf}T${c.threads}`;
-  if (c.kind === 'splitK') return `splitK:KS${c.ks}${(c.nb ?? 1) > 1 ? `NB${c.nb}` : ''}`;
+  if (c.kind === 'splitK') return `splitK:KS${c.ks}${(c.nb ?? 1) > 1 ? `NB${c.nb}` : ''}${(c.rf ?? 1) > 1 ? `RF${c.rf}` : ''}`;
   const t = c.tiles;
   return `gemm:TX${t.tx}TY${t.ty}RF${t.rf}KS${t.ks ?? 1}${(t.px ?? 1) > 1 ? `PX${t.px}` : ''}${t.bk ? `BK${t.bk}` : ''}${t.un ? 'U' : ''}`;
 }
@@ -784,8 +867,8 @@ export function dotChoiceKey(c: DotChoice): string {
  * The choices --tune times for a layer (src/tune/tune.ts), chooseDot's first: the gemm kernel (C >= 8) at gemmTiles'
  * tiles and at its two tile shapes without K split (64-wide and 8 x 8 threads; where the shape has 66+ such tiles), the choice
  * without gemm (vec4 or split-K), and where none of them is vec4 and P % 4 == 0, vec4 with 4 filters per thread (1
- * where F % 4 != 0), and on one position over several images split-K with one image per thread, where they differ
- * from it. Each is legal for the shape and limits.
+ * where F % 4 != 0), on one position over several images split-K with one image per thread, and on <= 65536
+ * outputs split-K with 4 and 2 filters per thread, where they differ from it. Each is legal for the shape and limits.
  */
 export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
   const out = [chooseDot(g, limits)];
@@ -796,6 +879,10 @@ export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
   // Inputs of < 8 channels stay off gemm, as chooseDot keeps them.
   const others: DotChoice[] = g.C < 8 ? [] : [...(tiles ? [tiles] : []), ...shapes.filter(fits)].map((t) => ({ kind: 'gemm', tiles: t }));
   others.push(chooseDot(g, limits, { gemm: false }));
+  // Few outputs (late layers at batch 1): split-K with 4 and 2 filters per thread, a load of x feeding each of them.
+  if (g.N * g.F * g.P <= 65536) {
+    for (const rf of [4, 2]) if (g.F >= rf) others.push({ kind: 'splitK', ks: splitKSlices(g.N * ceilDiv(g.F, rf) * g.P, g.C), rf });
+  }
   // One position over several images: split-K with one image per thread too (the rule's NB images share a weight load).
   if (g.P === 1 && g.N > 1) others.push({ kind: 'splitK', ks: splitKSlices(g.N * g.F, g.C) });
   if (g.P % 4 === 0 && ![...out, ...others].some((c) => c.kind === 'vec4')) {
