@@ -17,6 +17,10 @@
 // below), T = ceil(halo / RP) in whole warps. Depthwise phase: the FB channels' depthwise
 // weights staged in workgroup memory, RW outputs of a row per invocation.
 //
+// xStage 1 (attribute; off by default, FCM_OPT_PWDW_XSTAGE=1 sets it for A/B timing): each chunk's x over the halo
+// is staged in workgroup memory with the weights, so that the channel loop reads workgroup memory instead of waiting
+// on a global load per channel: for small maps, where few threads in flight hide no latency.
+//
 // No channel slices (split K among groups of threads, as fused-dwpw.ts has on small maps): tried on the H100
 // (2026-12-07, batch 1), two slices made MobileNetV2's 7x7 160-channel modules 2x slower (28 us against 14.5) and
 // ShuffleNetV2's 14x14 ones 1.6x: each staged chunk's staging and barriers stay while each slice's share halves.
@@ -73,7 +77,10 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   // Depthwise outputs per invocation along a row: each row of the receptive field is read from mid once for
   // RW outputs (the rule of the LBL kernel's rows: 4 at stride 1, 2 at stride 2; attribute dwRow overrides it).
   const rwOf = () => Math.min(tw.value, tileAttr(a, 'dwRow', g.sw === 1 ? 4 : 2, w));
-  const floats = () => wgFloats(fb.value * ih() * iw(), CK4 * fb4() * 4, fb.value * g.kh * g.kw);
+  // x staged per chunk too (attribute xStage 1: CK4 channels of the halo in workgroup memory; see the loop below).
+  const xStage = a.xStage === undefined || a.xStage === 0 ? 0 : tileAttr(a, 'xStage', 1, w);
+  if (xStage !== 0 && xStage !== 1) throw invalid(w, `xStage must be 0 or 1, got ${xStage}`);
+  const floats = () => wgFloats(fb.value * ih() * iw(), CK4 * fb4() * 4, fb.value * g.kh * g.kw, xStage ? CK4 * ih() * iw() : 0);
   // Halo positions per thread (attribute haloPerThread overrides): at most two, the spatial tile halved until its
   // halo fits; two where the halo has 128+ positions and one per thread would launch 96k+ threads, else one
   // (H200, every tile of the zoo's PW-DW modules: at batch 8 two positions on T = halo/2 threads beat one on twice
@@ -110,7 +117,7 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);
   const CK = XU === 4 ? CK4 : CKE;
   const FB4 = ceilDiv(FB, 4);
-  const pwLoop = pointwisePhase(RP, FB4, XU, C % CK !== 0);
+  const pwLoop = pointwisePhase(RP, FB4, XU, C % CK !== 0, xStage === 1);
   const ep1 = epilogue1(RP, FB, T, IH * IW, hasB1, M % FB !== 0);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
@@ -138,6 +145,8 @@ var<workgroup> mid: array<f32, ${FB * IH * IW}>;
 var<workgroup> w2s: array<f32, ${FB * g.kh * g.kw}>;
 // The chunk's first-layer weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
 var<workgroup> wsT: array<vec4<f32>, ${CK4 * FB4}>;
+${xStage ? `// The chunk's x over the halo, channel-major (0 outside the image and past C).
+var<workgroup> xs: array<f32, ${CK4 * IH * IW}>;` : ''}
 
 var<private> f0: u32;
 
@@ -184,7 +193,16 @@ ${accumulators(RP, FB4)}
         v = vec4<f32>(w1At(fq, c), w1At(fq + 1u, c), w1At(fq + 2u, c), w1At(fq + 3u, c));
       }
       wsT[e] = v;
-    }
+    }${xStage ? `
+    for (var e = li; e < CK * IHW; e += T) {
+      let cl = e / IHW;
+      let r = e % IHW;
+      let py = iy0 + i32(r / IW);
+      let px = ix0 + i32(r % IW);
+      var v = 0.0;
+      if (c0 + cl < C && py >= 0 && py < i32(H) && px >= 0 && px < i32(W)) { v = x[(n * C + c0 + cl) * HW + u32(py) * W + u32(px)]; }
+      xs[e] = v;
+    }` : ''}
     workgroupBarrier();
 ${pwLoop}
     workgroupBarrier();
@@ -228,7 +246,7 @@ ${ep1}
 }
 `;
   const cacheKey = `FusedPwDw|x${N}x${C}x${H}x${W}|M${M}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}RW${RW}XU${XU}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}RW${RW}XU${XU}${xStage ? 'XS' : ''}|dx${d.dispatchX}`;
   return {
     name: `FusedPwDw(${args.node.name})`,
     cacheKey,
@@ -271,8 +289,9 @@ function accumulators(RP: number, FB4: number): string {
  * their layers); then per channel the FB4 weight vec4s (broadcast loads) feed RP*FB4 vec4 FMAs. `guardC`: the
  * chunk may run past C (x read as 0 there).
  */
-function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean): string {
-  const load = (q: number, k: number) => guardC ? `xAt(n, c + ${k}u, o${q})` : `x[xb + ${k === 0 ? '' : `${k}u * HW + `}o${q}]`;
+function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean, staged: boolean): string {
+  const load = (q: number, k: number) => staged ? `xs[(cl + ${k}u) * IHW + min(r${q}, IHW - 1u)]`
+    : guardC ? `xAt(n, c + ${k}u, o${q})` : `x[xb + ${k === 0 ? '' : `${k}u * HW + `}o${q}]`;
   const loads = range(RP).map((q) => XU === 1
     ? `      let x${q} = ${load(q, 0)};`
     : `      let x${q} = vec4<f32>(${range(4).map((k) => load(q, k)).join(', ')});`).join('\n');
@@ -283,7 +302,7 @@ function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean): s
   };
   return `    for (var cl = 0u; cl < CK; cl += ${XU}u) {
       let c = c0 + cl;
-      ${guardC ? '' : 'let xb = (n * C + c) * HW;'}
+      ${guardC || staged ? '' : 'let xb = (n * C + c) * HW;'}
 ${loads}
 ${range(XU).map(channel).join('\n')}
     }`;
