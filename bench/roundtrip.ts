@@ -23,7 +23,10 @@
 //            copied to a GPUBuffer, then onSubmittedWorkDone), each idle while it waits and with a setImmediate chain
 //            spinning around it; waitUs is the whole call here (submitUs 0). Then 'model-split': the session's own
 //            dispatches (executor.ts `dispatches`, one inference) cut as in 'split', with timestamps: what submitting
-//            that model in parts costs the host and the GPU, and aroundUs for the real kernels.
+//            that model in parts costs the host and the GPU, and aroundUs for the real kernels. And the timeline of
+//            one run() (queue.submit wrapped): when the first submit starts (the host work before the GPU can start:
+//            feeds checked and written, the first part's commands), what it takes, when the last returns, when the
+//            call settles.
 //
 // Medians over `--reps` repetitions after `--warmup`, the variants of a section interleaved rep by rep.
 //
@@ -135,7 +138,8 @@ async function section(name: string, variants: Variant[]): Promise<Row[]> {
       a.submit.push(submitMs);
       a.wait.push(t2 - t1);
       if (g !== undefined) a.gpu.push(g);
-      if (s) { a.turns.push(s.turns); a.periods.push(...s.periods); }
+      // A loop, not push(...): a slow GPU gives more turns than a call takes arguments.
+      if (s) { a.turns.push(s.turns); for (const p of s.periods) a.periods.push(p); }
     }
   }
   const us = (ms: number) => 1000 * ms;
@@ -299,6 +303,8 @@ function partsVariant(name: string, list: readonly Dispatch[], parts: readonly n
 
 // Host encode cost of a chain (JS -> Dawn's command stream; what encodeAhead moves off the critical path).
 const encodeUs = new Map<number, number>();
+/** With --model: the host's timeline of one run() (model section). */
+const timeline: { variant: string; firstSubmitAtUs: number; firstSubmitUs: number; lastSubmitDoneAtUs: number; settledAtUs: number; submits: number }[] = [];
 for (const k of chains) {
   const t: number[] = [];
   for (let r = 0; r < Math.max(20, reps / 5); r++) {
@@ -359,6 +365,33 @@ if (modelName) {
   // section() starts the spin once the call has returned its promise, so it covers whatever in run() waits for a turn
   // of the event loop: the GPU's finishing, the error scopes' pops.
   rows.push(...await section('model', variants));
+  // Where one run() spends the host's time: from the call to the first queue.submit (the GPU cannot start before it),
+  // that submit's own time, the last submit's return, and the call's promise settling (us, medians; idle waits).
+  const stamps: number[] = [];
+  const queueSubmit = d.queue.submit.bind(d.queue);
+  d.queue.submit = (b: Iterable<GPUCommandBuffer>) => { stamps.push(performance.now()); queueSubmit(b); stamps.push(performance.now()); };
+  const calls: [string, () => Promise<unknown>][] = [
+    ['host in/out', () => session.run(inputs)],
+    ['GPU-resident', async () => { await session.run({ [x]: gin }, { outputLocation: 'gpu', outputBuffers: { [y]: gout } }); await d.queue.onSubmittedWorkDone(); }],
+  ];
+  const marks = calls.map(() => [] as number[][]);
+  try {
+    for (let r = 0; r < warmup + reps; r++) {
+      for (let i = 0; i < calls.length; i++) {
+        stamps.length = 0;
+        const t0 = performance.now();
+        await calls[i][1]();
+        const t1 = performance.now();
+        if (r >= warmup && stamps.length) marks[i].push([stamps[0] - t0, stamps[1] - stamps[0], stamps[stamps.length - 1] - t0, t1 - t0, stamps.length / 2].map((v, k) => (k < 4 ? 1000 * v : v)));
+      }
+    }
+  } finally {
+    d.queue.submit = queueSubmit;
+  }
+  for (let i = 0; i < calls.length; i++) {
+    const m = (k: number) => median(marks[i].map((v) => v[k]));
+    timeline.push({ variant: `${label}: ${calls[i][0]}`, firstSubmitAtUs: m(0), firstSubmitUs: m(1), lastSubmitDoneAtUs: m(2), settledAtUs: m(3), submits: m(4) });
+  }
   // The session's own dispatches (its inputs as the last run left them), cut as the split section cuts the chain.
   const list = executorOf(session).dispatches;
   rows.push(...await section('model-split', splits(list.length).map(([name, parts, one]) => partsVariant(`${label}: ${name}`, list, parts, 'idle', one))));
@@ -372,11 +405,14 @@ console.log(`\n${'section'.padEnd(11)} ${'variant'.padEnd(52)} ${'wait'.padEnd(5
 for (const r of rows) {
   console.log(`${r.section.padEnd(11)} ${r.variant.padEnd(52)} ${r.wait.padEnd(5)} ${f(r.submitUs)} ${f(r.waitUs)} ${f(r.waitP90Us)} ${f(r.gpuUs)} ${f(r.aroundUs)} ${(r.turns === undefined ? '-' : String(r.turns)).padStart(6)} ${f(r.turnUs)}`);
 }
+for (const t of timeline) {
+  console.log(`run() timeline, ${t.variant}: first queue.submit at ${t.firstSubmitAtUs.toFixed(1)} us (taking ${t.firstSubmitUs.toFixed(1)}), last submit done at ${t.lastSubmitDoneAtUs.toFixed(1)}, settled at ${t.settledAtUs.toFixed(1)} (${t.submits} submits)`);
+}
 console.log(`encode (JS -> Dawn, one pass, not timed above): ${[...encodeUs].map(([k, u]) => `${k} dispatches ${u.toFixed(1)} us`).join(', ')}`);
 
 if (out) {
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'roundtrip.json'), JSON.stringify({ device: ctx.adapterInfo, features: describeDevice(ctx), reps, warmup, work, elements, encodeUs: Object.fromEntries(encodeUs), rows }, null, 1));
+  writeFileSync(join(out, 'roundtrip.json'), JSON.stringify({ device: ctx.adapterInfo, features: describeDevice(ctx), reps, warmup, work, elements, encodeUs: Object.fromEntries(encodeUs), rows, timeline }, null, 1));
 }
 for (const b of bufs) b.destroy();
 readTs.destroy();
