@@ -17,8 +17,8 @@
 // below), T = ceil(halo / RP) in whole warps. Depthwise phase: the FB channels' depthwise
 // weights staged in workgroup memory, RW outputs of a row per invocation.
 //
-// xStage 1 (attribute; off by default, FCM_OPT_PWDW_XSTAGE=1 sets it for A/B timing): each chunk's x over the halo
-// is staged in workgroup memory with the weights, so that the channel loop reads workgroup memory instead of waiting
+// xStage 1 (attribute; off by default, FCM_OPT_PWDW_XSTAGE=1 sets it for A/B timing; taken where it fits beside the
+// tiles): each chunk's x over the halo is staged in workgroup memory with the weights, so that the channel loop reads workgroup memory instead of waiting
 // on a global load per channel: for small maps, where few threads in flight hide no latency.
 //
 // No channel slices (split K among groups of threads, as fused-dwpw.ts has on small maps): tried on the H100
@@ -77,10 +77,9 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   // Depthwise outputs per invocation along a row: each row of the receptive field is read from mid once for
   // RW outputs (the rule of the LBL kernel's rows: 4 at stride 1, 2 at stride 2; attribute dwRow overrides it).
   const rwOf = () => Math.min(tw.value, tileAttr(a, 'dwRow', g.sw === 1 ? 4 : 2, w));
-  // x staged per chunk too (attribute xStage 1: CK4 channels of the halo in workgroup memory; see the loop below).
-  const xStage = a.xStage === undefined || a.xStage === 0 ? 0 : tileAttr(a, 'xStage', 1, w);
-  if (xStage !== 0 && xStage !== 1) throw invalid(w, `xStage must be 0 or 1, got ${xStage}`);
-  const floats = () => wgFloats(fb.value * ih() * iw(), CK4 * fb4() * 4, fb.value * g.kh * g.kw, xStage ? CK4 * ih() * iw() : 0);
+  const asked = a.xStage === undefined || a.xStage === 0 ? 0 : tileAttr(a, 'xStage', 1, w);
+  if (asked !== 0 && asked !== 1) throw invalid(w, `xStage must be 0 or 1, got ${asked}`);
+  const floats = () => wgFloats(fb.value * ih() * iw(), CK4 * fb4() * 4, fb.value * g.kh * g.kw);
   // Halo positions per thread (attribute haloPerThread overrides): at most two, the spatial tile halved until its
   // halo fits; two where the halo has 128+ positions and one per thread would launch 96k+ threads, else one
   // (H200, every tile of the zoo's PW-DW modules: at batch 8 two positions on T = halo/2 threads beat one on twice
@@ -101,6 +100,10 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 4) })], count);
   splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw();
+  // x staged per chunk too (attribute xStage 1: CK4 channels of the halo in workgroup memory, the loop below) where it
+  // fits beside the tiles chosen without it: staging never shrinks a tile.
+  const xFloats = CK4 * IH * IW;
+  const xStage = asked === 1 && (floats() + wgFloats(xFloats)) * 4 <= args.limits.maxComputeWorkgroupStorageSize ? 1 : 0;
   // As few threads as cover the halo with RP positions each, in whole warps (a power of two left up to 27% of
   // the slots idle: 561 positions on 3 x 256).
   const warps = (n: number) => Math.max(32, ceilDiv(n, 32) * 32);
@@ -146,7 +149,7 @@ var<workgroup> w2s: array<f32, ${FB * g.kh * g.kw}>;
 // The chunk's first-layer weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
 var<workgroup> wsT: array<vec4<f32>, ${CK4 * FB4}>;
 ${xStage ? `// The chunk's x over the halo, channel-major (0 outside the image and past C).
-var<workgroup> xs: array<f32, ${CK4 * IH * IW}>;` : ''}
+var<workgroup> xs: array<f32, ${xFloats}>;` : ''}
 
 var<private> f0: u32;
 
@@ -255,7 +258,7 @@ ${ep1}
     dispatch: d.dispatch,
     inputs: used.map((u) => u.index),
     outputs: 1,
-    workgroupStorageBytes: floats() * 4,
+    workgroupStorageBytes: (floats() + (xStage ? wgFloats(xFloats) : 0)) * 4,
   };
 }
 

@@ -82,6 +82,18 @@ test('FusedPwDw clamps an oversized tile and reports what it uses', async () => 
   assert.match(built.program.cacheKey, /FB\d+TH\d+TW\d+/);
 });
 
+test('FusedPwDw stages x only where it fits beside the tiles chosen without it', async () => {
+  // 7x7 module: a 9x9 halo of 40 channels (two chunks of 20) fits; the key says so.
+  const small = await checkCase({ kind: 'pwdw', n: 1, c: 40, h: 7, w: 7, m: 24, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, tiles: { tileFilters1: 4, tileH: 7, tileW: 7, xStage: 1 } });
+  assert.match(small.program.cacheKey, /XU\dXS\|/);
+  // A tile clamped to 4 KiB of workgroup memory leaves no room for x: the same program as without.
+  const plainCase = cases[3];
+  const asked = await checkCase({ ...plainCase, tiles: { ...plainCase.tiles, xStage: 1 } });
+  const plain = await checkCase(plainCase);
+  assert.equal(asked.program.cacheKey, plain.program.cacheKey);
+  assert.doesNotMatch(asked.program.cacheKey, /XS/);
+});
+
 test('FusedPwDw refuses inconsistent shapes with a clear error', () => {
   const node = { name: 'f1', op: 'FusedPwDw', inputs: ['x', 'w1', '', 'w2', '', ''], attrs: newAttrs({ kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1] }) };
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256 };
