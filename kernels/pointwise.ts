@@ -30,9 +30,9 @@ export function pointwise(args: KernelArgs, geom?: ConvGeom, choice?: DotChoice)
 export function dotProgram(dot: DotGeom, choice: DotChoice, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
   if (choice.kind === 'gemm') return dotGemm(dot, choice.tiles, names, inputs, limits, w, label, keyPrefix);
   if (choice.kind === 'vec4') return dotVec4(dot, choice.rf, choice.threads, names, inputs, limits, w, label, keyPrefix);
-  if ((choice.rf ?? 1) > 1) {
+  if ((choice.rf ?? 1) > 1 || (choice.rp ?? 1) > 1) {
     if ((choice.nb ?? 1) > 1) throw invalid(w, 'split-K takes filters or images per thread, not both');
-    return dotSplitKFilters(dot, choice.ks, choice.rf!, names, inputs, limits, w, label, keyPrefix);
+    return dotSplitKFilters(dot, choice.ks, choice.rf ?? 1, names, inputs, limits, w, label, keyPrefix, choice.rp ?? 1);
   }
   return dotSplitK(dot, choice.ks, names, inputs, limits, w, label, keyPrefix, choice.nb);
 }
@@ -72,9 +72,10 @@ export interface GemmTiles {
 
 /**
  * splitK: `ks` threads share each output's channels; `nb` > 1: each thread sums NB images of one filter (one position
- * per image); `rf` > 1: RF filters of one position (a load of x feeds RF FMAs instead of one).
+ * per image); `rf` > 1: RF filters of one position (a load of x feeds RF FMAs instead of one); `rp` > 1 with it: RP
+ * positions of those RF filters (RP + RF loads feed RP x RF FMAs).
  */
-export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number; nb?: number; rf?: number };
+export type DotChoice = { kind: 'gemm'; tiles: GemmTiles } | { kind: 'vec4'; rf: number; threads: number } | { kind: 'splitK'; ks: number; nb?: number; rf?: number; rp?: number };
 
 /** gemm's channels per staging step. */
 const gemmBK = 16;
@@ -781,29 +782,55 @@ ${js.map((j) => `      part[${j}u * ${T}u + li] += part[${j}u * ${T}u + li + h];
 }
 
 /**
- * Split-K with RF filters per thread (dotSplitK's layout, rf > 1): a thread owns one position of RF consecutive
- * filters and sums the channels ks, ks + KS, .. of all RF, so that each load of x feeds RF FMAs. Split-K proper
- * re-reads x once per filter: on MobileNetV2's 7x7 960 -> 160 at batch 1 that is 30 MB through L2 for 0.8 MB of
- * tensors. Filters past F (a last group of F % RF) read the last filter's weights and are never stored.
+ * Split-K with a tile of RF filters x RP positions per thread (dotSplitK's layout, rf * rp > 1): a thread owns RP
+ * consecutive positions of RF consecutive filters and sums the channels ks, ks + KS, .. of all of them, so that RP
+ * loads of x and RF of w feed RP x RF FMAs. Split-K proper re-reads x once per filter and w once per position: on
+ * MobileNetV2's 7x7 960 -> 160 at batch 1 that is 30 MB of each through L2 for 0.8 MB of tensors. Filters past F (a
+ * last group of F % RF) and positions past P (of P % RP) read the last one's values and are never stored.
  */
-function dotSplitKFilters(g: DotGeom, ks: number, rf: number, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string): KernelProgram {
-  if (!Number.isInteger(rf) || rf < 2 || rf > 8) throw invalid(w, `split-K filters per thread must be 2..8, got ${rf}`);
+function dotSplitKFilters(g: DotGeom, ks: number, rf: number, names: string[], inputs: number[], limits: KernelLimits, w: string, label: string, keyPrefix: string, rp = 1): KernelProgram {
+  if (!Number.isInteger(rf) || rf < 1 || rf > 8) throw invalid(w, `split-K filters per thread must be 1..8, got ${rf}`);
+  if (!Number.isInteger(rp) || rp < 1 || rp > 8) throw invalid(w, `split-K positions per thread must be 1..8, got ${rp}`);
+  if (rf * rp < 2 || rf * rp > 32) throw invalid(w, `split-K tile of ${rf} filters x ${rp} positions: 2..32 outputs per thread`);
   if (!Number.isInteger(ks) || ks < 1 || ks > splitKThreads || splitKThreads % ks !== 0) throw invalid(w, `split-K slices must divide ${splitKThreads}, got ${ks}`);
+  if (ks > 1 && 4 * splitKThreads * rf * rp > limits.maxComputeWorkgroupStorageSize) {
+    throw invalid(w, `split-K tile of ${rf} filters x ${rp} positions needs ${4 * splitKThreads * rf * rp} bytes of workgroup memory, the device has ${limits.maxComputeWorkgroupStorageSize}`);
+  }
   const T = splitKThreads, OT = T / ks;
-  const fg = ceilDiv(g.F, rf);
-  const groups = g.N * fg * g.P;
+  const fg = ceilDiv(g.F, rf), pg = ceilDiv(g.P, rp);
+  const groups = g.N * fg * pg;
   const total = ceilDiv(groups, OT);
   const d = layoutWorkgroups(total, limits, w);
   // As split-K proper: positions-major where a channel's positions give coalesced loads, else channel-major.
   const posMajor = g.P >= 16 || ks === 1;
-  const is = [...Array(rf).keys()];
+  const is = [...Array(rf).keys()], js = [...Array(rp).keys()];
+  const tile = is.flatMap((i) => js.map((j) => ({ i, j, k: i * rp + j })));
+  const acc = (i: number, j: number) => (rp === 1 ? `a${i}` : `a${i}_${j}`);
+  const sum = (i: number, j: number) => (rp === 1 ? `s${i}` : `s${i}_${j}`);
+  const scaleOf = (c: string) => (g.hasScale ? ` * sc[n * C + ${c}]` : '');
+  // One position (rp 1): four channels a step, the loads of x and w as vec4s (four independent sums per output).
+  // Several: one channel a step, RP + RF scalar loads feeding RP x RF FMAs.
   const step = [0, 1, 2, 3].map((j) => (j === 0 ? 'c' : `c + ${j}u * KS`));
-  const xAt = (c: string) => `x[xb + (${c}) * P]${g.hasScale ? ` * sc[n * C + ${c}]` : ''}`;
+  const body = rp === 1 ? `    var c = ks;
+    for (; c + 3u * KS < C; c += 4u * KS) {
+      let xv = vec4<f32>(${step.map((c) => `x[xb + (${c}) * P]${scaleOf(c)}`).join(', ')});
+${is.map((i) => `      ${acc(i, 0)} += vec4<f32>(${step.map((c) => `w[w${i} + ${c}]`).join(', ')}) * xv;`).join('\n')}
+    }
+    for (; c < C; c += KS) {
+      let xs = x[xb + c * P]${scaleOf('c')};
+${is.map((i) => `      ${acc(i, 0)}.x += w[w${i} + c] * xs;`).join('\n')}
+    }` : `    for (var c = ks; c < C; c += KS) {
+${js.map((j) => `      let x${j} = x[xb + c * P + q${j}]${scaleOf('c')};`).join('\n')}
+${is.map((i) => `      let v${i} = w[w${i} + c];`).join('\n')}
+${tile.map(({ i, j }) => `      ${acc(i, j)} += v${i} * x${j};`).join('\n')}
+    }`;
+  const zero = rp === 1 ? 'vec4<f32>(0.0)' : '0.0';
+  const total1 = (i: number, j: number) => (rp === 1 ? `(${acc(i, j)}.x + ${acc(i, j)}.y) + (${acc(i, j)}.z + ${acc(i, j)}.w)` : acc(i, j));
   const wgsl = `
 ${dotBindings(g, names, false)}
-${constsU32({ C: g.C, F: g.F, P: g.P, KS: ks, OT, FG: fg, GROUPS: groups, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C: g.C, F: g.F, P: g.P, KS: ks, OT, FG: fg, PG: pg, GROUPS: groups, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
-${ks > 1 ? `var<workgroup> part: array<f32, ${T * rf}>;` : ''}
+${ks > 1 ? `var<workgroup> part: array<f32, ${T * rf * rp}>;` : ''}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -812,53 +839,46 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let ol = ${posMajor ? 'li % OT' : 'li / KS'};
   let ks = ${posMajor ? 'li / OT' : 'li % KS'};
   let o = g * OT + ol;
-  let p = o % P;
-  let f0 = ((o / P) % FG) * ${rf}u;
-  let n = o / (P * FG);
-${is.map((i) => `  var a${i} = vec4<f32>(0.0);`).join('\n')}
+  let p0 = (o % PG) * ${rp}u;
+  let f0 = ((o / PG) % FG) * ${rf}u;
+  let n = o / (PG * FG);
+${tile.map(({ i, j }) => `  var ${acc(i, j)} = ${zero};`).join('\n')}
   if (o < GROUPS) {
-    let xb = n * C * P + p;
+    let xb = n * C * P;
+${rp === 1 ? '    let xb1 = xb + p0;' : js.map((j) => `    let q${j} = min(p0 + ${j}u, P - 1u);`).join('\n')}
 ${is.map((i) => `    let w${i} = min(f0 + ${i}u, F - 1u) * C;`).join('\n')}
-    var c = ks;
-    for (; c + 3u * KS < C; c += 4u * KS) {
-      let xv = vec4<f32>(${step.map(xAt).join(', ')});
-${is.map((i) => `      a${i} += vec4<f32>(${step.map((c) => `w[w${i} + ${c}]`).join(', ')}) * xv;`).join('\n')}
-    }
-    for (; c < C; c += KS) {
-      let xs = ${xAt('c')};
-${is.map((i) => `      a${i}.x += w[w${i} + c] * xs;`).join('\n')}
-    }
+${rp === 1 ? body.replaceAll('xb +', 'xb1 +') : body}
   }
-${is.map((i) => `  var s${i} = (a${i}.x + a${i}.y) + (a${i}.z + a${i}.w);`).join('\n')}
-${ks === 1 ? '' : `${is.map((i) => `  part[${i * T}u + li] = s${i};`).join('\n')}
+${tile.map(({ i, j }) => `  var ${sum(i, j)} = ${total1(i, j)};`).join('\n')}
+${ks === 1 ? '' : `${tile.map(({ i, j, k }) => `  part[${k * T}u + li] = ${sum(i, j)};`).join('\n')}
   workgroupBarrier();
   for (var h = KS / 2u; h > 0u; h /= 2u) {
     if (ks < h) {
-${is.map((i) => `      part[${i * T}u + li] += part[${i * T}u + li + h${posMajor ? ' * OT' : ''}];`).join('\n')}
+${tile.map(({ k }) => `      part[${k * T}u + li] += part[${k * T}u + li + h${posMajor ? ' * OT' : ''}];`).join('\n')}
     }
     workgroupBarrier();
   }
-${is.map((i) => `  s${i} = part[${i * T}u + li];`).join('\n')}`}
+${tile.map(({ i, j, k }) => `  ${sum(i, j)} = part[${k * T}u + li];`).join('\n')}`}
   if (${ks === 1 ? '' : 'ks == 0u && '}o < GROUPS) {
-${is.map((i) => `    if (f0 + ${i}u < F) {
+${tile.map(({ i, j }) => `    if (f0 + ${i}u < F && p0 + ${j}u < P) {
       let f = f0 + ${i}u;
-      let oi = (n * F + f) * P + p;
-      ${dotStore(g, `s${i}`, 'oi', 'f', false)}
+      let oi = (n * F + f) * P + p0 + ${j}u;
+      ${dotStore(g, sum(i, j), 'oi', 'f', false)}
     }`).join('\n')}
   }
 }
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, `RF${rf}`, +posMajor, `dx${d.dispatchX}`, ...storeKey(g)),
-    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: dotOutputs(g), workgroupStorageBytes: ks > 1 ? 4 * T * rf : 0,
+    cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, `RF${rf}`, ...(rp > 1 ? [`RP${rp}`] : []), +posMajor, `dx${d.dispatchX}`, ...storeKey(g)),
+    wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: dotOutputs(g), workgroupStorageBytes: ks > 1 ? 4 * T * rf * rp : 0,
   };
 }
 
 /** A DotChoice as a variant name (a plan's kernel choice, src/planner/plan.ts): the kernel and its tiles. */
 export function dotChoiceKey(c: DotChoice): string {
   if (c.kind === 'vec4') return `vec4:RF${c.rf}T${c.threads}`;
-  if (c.kind === 'splitK') return `splitK:KS${c.ks}${(c.nb ?? 1) > 1 ? `NB${c.nb}` : ''}${(c.rf ?? 1) > 1 ? `RF${c.rf}` : ''}`;
+  if (c.kind === 'splitK') return `splitK:KS${c.ks}${(c.nb ?? 1) > 1 ? `NB${c.nb}` : ''}${(c.rf ?? 1) > 1 || (c.rp ?? 1) > 1 ? `RF${c.rf ?? 1}` : ''}${(c.rp ?? 1) > 1 ? `RP${c.rp}` : ''}`;
   const t = c.tiles;
   return `gemm:TX${t.tx}TY${t.ty}RF${t.rf}KS${t.ks ?? 1}${(t.px ?? 1) > 1 ? `PX${t.px}` : ''}${t.bk ? `BK${t.bk}` : ''}${t.un ? 'U' : ''}`;
 }
@@ -868,7 +888,8 @@ export function dotChoiceKey(c: DotChoice): string {
  * tiles and at its two tile shapes without K split (64-wide and 8 x 8 threads; where the shape has 66+ such tiles), the choice
  * without gemm (vec4 or split-K), and where none of them is vec4 and P % 4 == 0, vec4 with 4 filters per thread (1
  * where F % 4 != 0), on one position over several images split-K with one image per thread, and on <= 65536
- * outputs split-K with 4 and 2 filters per thread, where they differ from it. Each is legal for the shape and limits.
+ * outputs split-K with 4 and 2 filters per thread and with tiles of 4 filters x 4 and 2 positions, where they
+ * differ from it. Each is legal for the shape and limits.
  */
 export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
   const out = [chooseDot(g, limits)];
@@ -882,6 +903,12 @@ export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
   // Few outputs (late layers at batch 1): split-K with 4 and 2 filters per thread, a load of x feeding each of them.
   if (g.N * g.F * g.P <= 65536) {
     for (const rf of [4, 2]) if (g.F >= rf) others.push({ kind: 'splitK', ks: splitKSlices(g.N * ceilDiv(g.F, rf) * g.P, g.C), rf });
+    // And tiles of 4 filters x 2 or 4 positions: w is re-read once per position otherwise (as much as x per filter).
+    for (const rp of [4, 2]) {
+      if (g.F < 4 || g.P < rp) continue;
+      const ks = splitKSlices(g.N * ceilDiv(g.F, 4) * ceilDiv(g.P, rp), g.C);
+      if (ks === 1 || 4 * splitKThreads * 4 * rp <= limits.maxComputeWorkgroupStorageSize) others.push({ kind: 'splitK', ks, rf: 4, rp });
+    }
   }
   // One position over several images: split-K with one image per thread too (the rule's NB images share a weight load).
   if (g.P === 1 && g.N > 1) others.push({ kind: 'splitK', ks: splitKSlices(g.N * g.F, g.C) });

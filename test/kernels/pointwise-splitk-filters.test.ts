@@ -15,7 +15,7 @@ import { activation, maxAbsDiff, randomF32 } from './reference.js';
 
 after(closeDevice);
 
-interface Case { N: number; C: number; F: number; H: number; W: number; rf: number; ks: number; bias?: boolean; res?: boolean; scale?: boolean; act?: string; params?: number[] }
+interface Case { N: number; C: number; F: number; H: number; W: number; rf: number; rp?: number; ks: number; bias?: boolean; res?: boolean; scale?: boolean; act?: string; params?: number[] }
 
 const cases: Case[] = [
   // 7x7 (positions-major), 19 filters in groups of 4 (the last holds 3), 37 channels over 8 slices (ragged tail).
@@ -26,6 +26,15 @@ const cases: Case[] = [
   { N: 1, C: 20, F: 11, H: 4, W: 4, rf: 8, ks: 1, scale: true, act: 'HardSigmoid', params: [1 / 6, 0.5] },
   // A late layer's shape, scaled down: 14x14, 96 channels over 32 slices of 3.
   { N: 1, C: 96, F: 24, H: 14, W: 14, rf: 4, ks: 32 },
+  // Tiles of filters x positions: 7x7 (49 positions: the last group of 4 holds 1), 19 filters (last group 3), ragged
+  // channel tail over 8 slices.
+  { N: 1, C: 37, F: 19, H: 7, W: 7, rf: 4, rp: 4, ks: 8, bias: true, act: 'Clip', params: [0, 6] },
+  // Channel-major (P < 16), batch 2, 3x3 positions in pairs (the last alone), residual.
+  { N: 2, C: 64, F: 6, H: 3, W: 3, rf: 2, rp: 2, ks: 16, bias: true, res: true, act: 'Relu' },
+  // One slice, channel scale, positions only (one filter a thread).
+  { N: 1, C: 20, F: 5, H: 5, W: 5, rf: 1, rp: 4, ks: 1, scale: true, act: 'HardSigmoid', params: [1 / 6, 0.5] },
+  // Batch 3 at 7x7 over 64 slices, 4 x 2 tiles.
+  { N: 3, C: 160, F: 12, H: 7, W: 7, rf: 4, rp: 2, ks: 64 },
 ];
 
 async function check(k: Case, storage: 'f32' | 'f16') {
@@ -50,9 +59,9 @@ async function check(k: Case, storage: 'f32' | 'f16') {
   const g = convGeom(args);
   const dot: DotGeom = { N, C, F, P, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const bind = convBindings(g);
-  const choice = { kind: 'splitK' as const, ks: k.ks, rf: k.rf };
+  const choice = { kind: 'splitK' as const, ks: k.ks, rf: k.rf, ...(k.rp ? { rp: k.rp } : {}) };
   const p = withStorage(dotProgram(dot, choice, bind.names, bind.inputs, limits, 'split-K filters', 'Conv(pw)', 'pointwise'), storage);
-  assert.match(p.cacheKey, new RegExp(`KS${k.ks}\\|RF${k.rf}`));
+  assert.match(p.cacheKey, new RegExp(`KS${k.ks}\\|RF${k.rf}${k.rp ? `\\|RP${k.rp}` : ''}\\|`));
   const [got] = await runLayer(lc, storage, [p]);
   const f = activation(k.act ?? '', k.params);
   const ref = new Float64Array(N * F * P);
@@ -75,7 +84,7 @@ async function check(k: Case, storage: 'f32' | 'f16') {
 }
 
 for (const k of cases) {
-  test(`split-K with ${k.rf} filters per thread: N ${k.N}, C ${k.C}, F ${k.F}, ${k.H}x${k.W}, ${k.ks} slices${k.scale ? ', channel scale' : ''}${k.res ? ', residual' : ''}`, async () => {
+  test(`split-K with ${k.rf} filters${k.rp ? ` x ${k.rp} positions` : ''} per thread: N ${k.N}, C ${k.C}, F ${k.F}, ${k.H}x${k.W}, ${k.ks} slices${k.scale ? ', channel scale' : ''}${k.res ? ', residual' : ''}`, async () => {
     await check(k, 'f32');
     await check(k, 'f16');
   });
@@ -87,6 +96,11 @@ test('the tuner offers split-K with filters per thread on few outputs only', () 
   // MobileNetV2's 7x7 960 -> 160 at batch 1: 7840 outputs; 4 filters per thread leave 1960 dot products, 2 filters 3920, each over 64 slices.
   const late = dotCandidates(g(1, 960, 160, 49), limits).map(dotChoiceKey);
   assert.ok(late.includes('splitK:KS64RF4') && late.includes('splitK:KS64RF2'), `${late}`);
+  // Tiles of 4 filters x 4 and 2 positions: 520 and 1000 dot products, 16 KiB and 8 KiB of partial sums.
+  assert.ok(late.includes('splitK:KS64RF4RP4') && late.includes('splitK:KS64RF4RP2'), `${late}`);
+  // Under an 8 KiB workgroup memory limit only the 4 x 2 tile fits.
+  const small = dotCandidates(g(1, 960, 160, 49), { ...limits, maxComputeWorkgroupStorageSize: 8192 }).map(dotChoiceKey);
+  assert.ok(!small.some((k) => k.includes('RP4')) && small.includes('splitK:KS64RF4RP2'), `${small}`);
   // Its 112x112 32 -> 16 at batch 1: 200704 outputs, none.
   assert.ok(dotCandidates(g(1, 32, 16, 12544), limits).every((c) => c.kind !== 'splitK' || c.rf === undefined));
   // One filter: no filter groups.
