@@ -28,6 +28,7 @@ import { createInt8Session, createSession } from '../pipeline/session.js';
 import { loadChecked, prepareForRun } from '../pipeline/pipeline.js';
 import { checkMemory } from '../memory-budget.js';
 import type { FloatPrecision } from '../runtime/precision.js';
+import type { Plan } from '../planner/plan.js';
 
 export interface CheckOptions {
   hw?: string;
@@ -60,6 +61,11 @@ export interface CheckOptions {
    * being named.
    */
   classes?: Record<string, number>;
+  /**
+   * A saved plan to run instead of planning (`--load-plan`: `fcm-opt plan --plan FILE`, e.g. a tuned one with its kernel
+   * choices), so that the plan a bench timed is the plan checked. Not with `unfused`.
+   */
+  plan?: Plan;
   /** Debugging and tests: changes fcm-opt's graph only (after planning), e.g. to see --per-layer find a fault. */
   transformGraph?: (g: Graph) => Graph;
 }
@@ -102,7 +108,8 @@ export interface CheckReport {
   /** int8 models: the integer kernels' outputs vs TFLite's integer arithmetic (over 1 LSB fails the check). */
   int8Kernels?: Int8Comparison[] | string;
   int8HostNodes?: string[];
-  plan: 'auto' | 'unfused';
+  /** 'saved': the plan of CheckOptions.plan. */
+  plan: 'auto' | 'unfused' | 'saved';
   /** What fcm-opt ran the model in (absent: fp32; the integer kernels' check is separate: int8Kernels). */
   precision?: FloatPrecision;
   /** fp16: the tensors the session kept f32 (src/runtime/f16-islands.ts), aliases included. */
@@ -206,7 +213,9 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
   // What onnxruntime runs: the model, or the stages of the TFLite/Keras reference (ONNX parts, and between them host
   // nodes computed in float64: src/check/tflite.ts).
   const stages: ReferenceStage[] = tfl ? tfl.stages : [{ kind: 'onnx', onnx: bytes, inputs: imported.inputs, outputs: imported.outputs }];
-  const plan = options.unfused ? 'unfused' : 'auto';
+  if (options.plan && options.unfused) throw invalid(source, 'a saved plan and unfused both given: run one of them');
+  const plan: 'auto' | 'unfused' | Plan = options.plan ?? (options.unfused ? 'unfused' : 'auto');
+  const planName = typeof plan === 'string' ? plan : 'saved';
   const precision = options.precision ?? 'fp32';
   // --per-layer compares the layers of squeeze-excite blocks one by one: they stay apart there.
   const squeezeExcite = options.perLayer ? false : options.squeezeExcite;
@@ -290,7 +299,7 @@ export async function runCheck(model: string | Uint8Array, options: CheckOptions
       return { name: y, shape: ours[y].shape, ...compareOutputs(ours[y].data, r, ours[y].shape, options.tolerance, elementwise, precision, classes.get(y)) };
     });
     const report: CheckReport = {
-      model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan, precision,
+      model: source, format, path: tfl?.path ?? 'float', reference: tfl ? 'onnx-export' : 'model', plan: planName, precision,
       device: describeDevice(await acquireGpu()), outputs, ok: outputs.every((o) => o.ok),
     };
     if (precision === 'fp16') {

@@ -26,6 +26,7 @@ async function loadInputs(file: string, maxMemory?: number): Promise<Record<stri
   throw invalid(file, '--load-inputs takes an .npz (arrays named as the inputs) or an .npy (a one-input model)');
 }
 import type { FloatPrecision } from '../runtime/precision.js';
+import { loadPlan } from '../planner/plan-load.js';
 
 export { checkFailure, formatCheck, runCheck, runOrt, type CheckOptions, type CheckReport, type LayerCheck, type OutputCheck } from '../check/check.js';
 
@@ -45,6 +46,7 @@ export function register(program: Command): void {
     .argument('<model>', 'an .onnx, .tflite, .keras, .h5 or TF.js Layers model.json')
     .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
+    .option('--load-plan <file>', 'check this plan (JSON of `fcm-opt plan --plan FILE`, e.g. a tuned one) instead of planning')
     .option('--json', 'print the report as JSON')
     .option('--per-layer', 'compare every intermediate tensor and name the first node that goes wrong (squeeze-excite blocks run as their layers)')
     .option('--seed <n>', 'seed of the input', (v) => {
@@ -64,9 +66,11 @@ export function register(program: Command): void {
     .option('--classes <output>', 'a classification output (NAME, or NAME@AXIS for its class axis, default the last; repeatable): ' +
       'top-1 and top-5 compared per position of the other axes (outputs a Softmax makes are classifications already)', classesArg, {})
     .addOption(maxMemoryOption())
-    .action(async (model: string, o: { classes?: Record<string, number>; hw?: string; unfused?: boolean; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number; atol?: number; rtol?: number; loadInputs?: string; saveInputs?: string; precision?: FloatPrecision; keepF32?: 'auto' | 'none' | string[] }) => {
+    .action(async (model: string, o: { classes?: Record<string, number>; hw?: string; unfused?: boolean; loadPlan?: string; json?: boolean; perLayer?: boolean; seed?: number; batch?: number; inputShape?: Record<string, number[]>; maxMemory?: number; tolerance?: number; atol?: number; rtol?: number; loadInputs?: string; saveInputs?: string; precision?: FloatPrecision; keepF32?: 'auto' | 'none' | string[] }) => {
       try {
         if (o.tolerance !== undefined && (o.atol !== undefined || o.rtol !== undefined)) throw invalid('--tolerance', 'give either --tolerance or --atol/--rtol');
+        if (o.loadPlan && o.unfused) throw invalid('--load-plan', 'checks a saved plan; --unfused checks none: give one of them');
+        const plan = o.loadPlan ? loadPlan(o.loadPlan, o.maxMemory) : undefined;
         const save = o.saveInputs;
         if (save && extname(save).toLowerCase() !== '.npz') throw invalid(save, '--save-inputs writes an .npz');
         const target = { notSameAs: [model, ...(o.loadInputs ? [o.loadInputs] : [])], what: '--save-inputs' };
@@ -85,7 +89,7 @@ export function register(program: Command): void {
           } else inputs = loaded;
         }
         const onInputs = save ? (feeds: Record<string, { data: Float32Array; shape: number[] }>) => writeNpz(save, new Map(Object.entries(feeds)), target) : undefined;
-        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, perLayer: o.perLayer, seed: o.seed, batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance, atol: o.atol, rtol: o.rtol, inputs, onInputs, precision: o.precision, keepF32: o.keepF32, classes: o.classes });
+        const r = await runCheck(model, { hw: o.hw, unfused: o.unfused, plan, perLayer: o.perLayer, seed: o.seed, batch, inputShapes: o.inputShape, maxMemory: o.maxMemory, tolerance: o.tolerance, atol: o.atol, rtol: o.rtol, inputs, onInputs, precision: o.precision, keepF32: o.keepF32, classes: o.classes });
         process.stdout.write(o.json ? JSON.stringify(r, (_, v) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2) + '\n' : formatCheck(r));
         if (!r.ok) {
           process.stderr.write(`fcm-opt: ${displayLine(checkFailure(r))}\n`);

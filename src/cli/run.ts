@@ -21,10 +21,13 @@ import { hwInputs } from './plan.js';
 import { releaseGpu } from '../runtime/device.js';
 import { imagesToTensor, parseChannelValues, readImage, type RgbImage } from './image.js';
 import { defaultMaxMemory } from '../../converters/options.js';
+import { loadPlan } from '../planner/plan-load.js';
 
 export interface RunCliOptions {
   hw?: string;
   unfused?: boolean;
+  /** A saved plan to run (`fcm-opt plan --plan FILE`) instead of planning; not with unfused. */
+  loadPlan?: string;
   /** `name=file.npy`, `file.npy` or `file.npz`. */
   input?: string[];
   output?: string;
@@ -138,13 +141,15 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
   const ext = output ? extname(output).toLowerCase() : '';
   const sources = o.input ?? [];
   const images = o.image ?? [];
+  if (o.loadPlan && o.unfused) throw invalid('--load-plan', 'runs a saved plan; --unfused runs none: give one of them');
   if (images.length && sources.length) throw invalid('--image', 'and --input both given; give the model\'s input one way');
   for (const [flag, v] of [['--mean', o.mean], ['--std', o.std], ['--scale', o.scale]] as const) {
     if (v !== undefined && !images.length) throw invalid(flag, 'normalises --image inputs; no --image is given');
   }
   // The output may be none of the inputs (same path or inode), and not a device: refused before any work.
-  const target = { notSameAs: [model, ...sources.map((s) => parseInputSpec(s)[0].file), ...images, ...hwInputs(o.hw)], what: '--output' };
+  const target = { notSameAs: [model, ...sources.map((s) => parseInputSpec(s)[0].file), ...images, ...hwInputs(o.hw), ...(o.loadPlan ? [o.loadPlan] : [])], what: '--output' };
   if (output) await checkOutputTarget(output, target);
+  const plan = o.loadPlan ? loadPlan(o.loadPlan, o.maxMemory) : undefined;
   if (output && ext !== '.npy' && ext !== '.npz') throw invalid(output, 'the output must be .npz (every output) or .npy (a one-output model)');
   let read = await readInputs(sources.flatMap((s) => parseInputSpec(s)), o.maxMemory);
   const decoded: (RgbImage & { file: string })[] = [];
@@ -167,7 +172,7 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
   if (output && ext === '.npy' && graph.outputs.length !== 1) {
     throw invalid(output, `the model has ${graph.outputs.length} outputs (${graph.outputs.join(', ')}); write them all with --output FILE.npz`);
   }
-  const session = await createSession(graph, { hw: o.hw, plan: o.unfused ? 'unfused' : 'auto', batch, maxMemory: o.maxMemory, precision: o.precision, subBatches: o.subBatches });
+  const session = await createSession(graph, { hw: o.hw, plan: plan ?? (o.unfused ? 'unfused' : 'auto'), batch, maxMemory: o.maxMemory, precision: o.precision, subBatches: o.subBatches });
   try {
     const out = await session.run(Object.fromEntries([...feeds].map(([k, v]) => [k, v.a.data])));
     const arrays = new Map(session.outputNames.map((y) => [y, { shape: out[y].shape, data: out[y].data }]));
@@ -203,6 +208,7 @@ export function register(program: Command): void {
     .argument('<model>', "an .onnx, .tflite, .keras, .h5 or TF.js Layers model.json (rank-4 inputs and outputs are NCHW, the IR's layout, also for .tflite; an int8 .tflite runs on the integer kernels where they cover it)")
     .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
+    .option('--load-plan <file>', 'run this plan (JSON of `fcm-opt plan --plan FILE`, e.g. a tuned one) instead of planning')
     .option('--input <spec>', 'NAME=FILE.npy, FILE.npy (a one-input model) or FILE.npz (arrays named as the inputs), float32; repeatable. Default: seeded values in [-1, 1) as check uses', (v: string, prev: string[] = []) => [...prev, v])
     .option('--image <file>', "a PNG or JPEG for the model's one image input (rank 4, 1 or 3 channels; NCHW, or NHWC where dim 3 is the channels), one per batch item, repeatable: RGB, resized to the input's HxW (bilinear, half-pixel centres, no antialiasing), normalised as (pixel * scale - mean) / std", (v: string, prev: string[] = []) => [...prev, v])
     .option('--mean <m>', '--image: mean per channel, one value or R,G,B (default ImageNet: 0.485,0.456,0.406)', parseChannelValues('--mean', false))
