@@ -11,8 +11,8 @@
 #   firstrun  time to the first result, pipelines compiled one by one against all at once, driver shader cache off
 #   kernels   per-layer bandwidth of MobileNetV2's layers at batch 32 against a copy kernel (fp32 and fp16)
 #   grouped   regnet_x_400mf's grouped conv layers: the grouped kernel (rule and other tiles) against the general one
-#   small     batch 1's latency-bound layers: the PW-DW modules with x staged in workgroup memory against without, node
-#             by node, and the tuner's kernel variants of the pointwise layers (split-K with filters per thread)
+#   small     batch 1's latency-bound layers: where the pass goes node by node, the tuner's kernel variants of the
+#             pointwise layers (split-K with filters and positions per thread) and the tuned plan checked and timed
 # Results go to $OUT (one JSON file per tool, logs beside them).
 set -uo pipefail
 part=${1:?part: torch, b1, b32, int8, firstrun, kernels, grouped or small}
@@ -57,10 +57,10 @@ case "$part" in
     node dist/bench/grouped-conv.js --batches 1,32 --precisions f32,f16 --out "$OUT" 2>&1 | tee "$OUT/grouped.log" ;;
   small)
     need_onnx 1
-    for v in 1 0 1 0; do
-      echo "FCM_OPT_PWDW_XSTAGE=$v" | tee -a "$OUT/small.log"
-      FCM_OPT_PWDW_XSTAGE=$v node dist/bench/node-times.js "$ONNX_DIR/mobilenet_v2-b1.onnx" "$ONNX_DIR/shufflenet_v2_x1_0-b1.onnx" "$ONNX_DIR/mnasnet1_0-b1.onnx" --batch 1 --top 30 --rounds 3 2>&1 | tee -a "$OUT/small.log"
-    done
-    node bin/fcm-opt.js plan "$ONNX_DIR/mobilenet_v2-b1.onnx" --batch 1 --hw h100 --tune --plan "$OUT/tuned-mobilenet_v2-b1.json" 2>&1 | tee -a "$OUT/small.log" ;;
+    node dist/bench/node-times.js "$ONNX_DIR/mobilenet_v2-b1.onnx" "$ONNX_DIR/shufflenet_v2_x1_0-b1.onnx" "$ONNX_DIR/mnasnet1_0-b1.onnx" --batch 1 --top 30 --rounds 3 2>&1 | tee -a "$OUT/small.log"
+    tuned="$OUT/tuned-mobilenet_v2-b1.json"
+    node bin/fcm-opt.js plan "$ONNX_DIR/mobilenet_v2-b1.onnx" --batch 1 --hw h100 --tune --plan "$tuned" 2>&1 | tee -a "$OUT/small.log"
+    node bin/fcm-opt.js check "$ONNX_DIR/mobilenet_v2-b1.onnx" --hw h100 --load-plan "$tuned" 2>&1 | tee -a "$OUT/small.log"
+    node bin/fcm-opt.js bench "$ONNX_DIR/mobilenet_v2-b1.onnx" --hw h100 --load-plan "$tuned" --runs 50 --warmup 10 2>&1 | tee -a "$OUT/small.log" ;;
   *) echo "unknown part $part" >&2; exit 2 ;;
 esac

@@ -17,13 +17,14 @@
 // below), T = ceil(halo / RP) in whole warps. Depthwise phase: the FB channels' depthwise
 // weights staged in workgroup memory, RW outputs of a row per invocation.
 //
-// xStage 1 (attribute; off by default, FCM_OPT_PWDW_XSTAGE=1 sets it for A/B timing; taken where it fits beside the
-// tiles): each chunk's x over the halo is staged in workgroup memory with the weights, so that the channel loop reads workgroup memory instead of waiting
-// on a global load per channel: for small maps, where few threads in flight hide no latency.
-//
 // No channel slices (split K among groups of threads, as fused-dwpw.ts has on small maps): tried on the H100
 // (2026-12-07, batch 1), two slices made MobileNetV2's 7x7 160-channel modules 2x slower (28 us against 14.5) and
 // ShuffleNetV2's 14x14 ones 1.6x: each staged chunk's staging and barriers stay while each slice's share halves.
+// No x staged in workgroup memory beside the weights (each channel chunk's x over the halo, so that the channel loop
+// reads workgroup memory instead of a global load per channel): tried on the H100 (2026-12-07, batch 1), every
+// MobileNetV2 module it took got 2-4x slower (14x14 576-channel 14.4 -> 56.5 us, 56x56 18.7 -> 39.6; the pass 0.298 ->
+// 0.669 ms, MnasNet 0.314 -> 0.858): x reads from global memory hit L1 across neighbouring threads already, and the
+// staging adds a barrier pair per chunk and halves the workgroups an SM holds.
 //
 // Tiles: FB = tileFilters1 (falls back to tileFilters2), TH = tileH, TW = tileW, all clamped to the tensor first.
 // Then TH, TW halved (the larger first) until the halo IH*IW fits 2 positions per thread of the device's cap.
@@ -77,8 +78,6 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   // Depthwise outputs per invocation along a row: each row of the receptive field is read from mid once for
   // RW outputs (the rule of the LBL kernel's rows: 4 at stride 1, 2 at stride 2; attribute dwRow overrides it).
   const rwOf = () => Math.min(tw.value, tileAttr(a, 'dwRow', g.sw === 1 ? 4 : 2, w));
-  const asked = a.xStage === undefined || a.xStage === 0 ? 0 : tileAttr(a, 'xStage', 1, w);
-  if (asked !== 0 && asked !== 1) throw invalid(w, `xStage must be 0 or 1, got ${asked}`);
   const floats = () => wgFloats(fb.value * ih() * iw(), CK4 * fb4() * 4, fb.value * g.kh * g.kw);
   // Halo positions per thread (attribute haloPerThread overrides): at most two, the spatial tile halved until its
   // halo fits; two where the halo has 128+ positions and one per thread would launch 96k+ threads, else one
@@ -100,10 +99,6 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   splitForParallelism([Object.assign(fb, { min: Math.min(fb.value, 4) })], count);
   splitForParallelism([Object.assign(th, { min: Math.min(th.value, 4) }), Object.assign(tw, { min: Math.min(tw.value, 4) })], count);
   const FB = fb.value, TH = th.value, TW = tw.value, IH = ih(), IW = iw();
-  // x staged per chunk too (attribute xStage 1: CK4 channels of the halo in workgroup memory, the loop below) where it
-  // fits beside the tiles chosen without it: staging never shrinks a tile.
-  const xFloats = CK4 * IH * IW;
-  const xStage = asked === 1 && (floats() + wgFloats(xFloats)) * 4 <= args.limits.maxComputeWorkgroupStorageSize ? 1 : 0;
   // As few threads as cover the halo with RP positions each, in whole warps (a power of two left up to 27% of
   // the slots idle: 561 positions on 3 x 256).
   const warps = (n: number) => Math.max(32, ceilDiv(n, 32) * 32);
@@ -120,7 +115,7 @@ export function fusedPwDw(args: KernelArgs): KernelProgram {
   if (XU !== 1 && XU !== 4) throw invalid(w, `xUnroll must be 1 or 4, got ${XU}`);
   const CK = XU === 4 ? CK4 : CKE;
   const FB4 = ceilDiv(FB, 4);
-  const pwLoop = pointwisePhase(RP, FB4, XU, C % CK !== 0, xStage === 1);
+  const pwLoop = pointwisePhase(RP, FB4, XU, C % CK !== 0);
   const ep1 = epilogue1(RP, FB, T, IH * IW, hasB1, M % FB !== 0);
   const tilesY = ceilDiv(HO, TH), tilesX = ceilDiv(WO, TW), blocks = ceilDiv(M, FB);
   const total = N * blocks * tilesY * tilesX;
@@ -148,8 +143,6 @@ var<workgroup> mid: array<f32, ${FB * IH * IW}>;
 var<workgroup> w2s: array<f32, ${FB * g.kh * g.kw}>;
 // The chunk's first-layer weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
 var<workgroup> wsT: array<vec4<f32>, ${CK4 * FB4}>;
-${xStage ? `// The chunk's x over the halo, channel-major (0 outside the image and past C).
-var<workgroup> xs: array<f32, ${xFloats}>;` : ''}
 
 var<private> f0: u32;
 
@@ -196,16 +189,7 @@ ${accumulators(RP, FB4)}
         v = vec4<f32>(w1At(fq, c), w1At(fq + 1u, c), w1At(fq + 2u, c), w1At(fq + 3u, c));
       }
       wsT[e] = v;
-    }${xStage ? `
-    for (var e = li; e < CK * IHW; e += T) {
-      let cl = e / IHW;
-      let r = e % IHW;
-      let py = iy0 + i32(r / IW);
-      let px = ix0 + i32(r % IW);
-      var v = 0.0;
-      if (c0 + cl < C && py >= 0 && py < i32(H) && px >= 0 && px < i32(W)) { v = x[(n * C + c0 + cl) * HW + u32(py) * W + u32(px)]; }
-      xs[e] = v;
-    }` : ''}
+    }
     workgroupBarrier();
 ${pwLoop}
     workgroupBarrier();
@@ -249,7 +233,7 @@ ${ep1}
 }
 `;
   const cacheKey = `FusedPwDw|x${N}x${C}x${H}x${W}|M${M}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}RW${RW}XU${XU}${xStage ? 'XS' : ''}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|FB${FB}TH${TH}TW${TW}RP${RP}CK${CK}T${T}RW${RW}XU${XU}|dx${d.dispatchX}`;
   return {
     name: `FusedPwDw(${args.node.name})`,
     cacheKey,
@@ -258,7 +242,7 @@ ${ep1}
     dispatch: d.dispatch,
     inputs: used.map((u) => u.index),
     outputs: 1,
-    workgroupStorageBytes: (floats() + (xStage ? wgFloats(xFloats) : 0)) * 4,
+    workgroupStorageBytes: floats() * 4,
   };
 }
 
@@ -292,9 +276,8 @@ function accumulators(RP: number, FB4: number): string {
  * their layers); then per channel the FB4 weight vec4s (broadcast loads) feed RP*FB4 vec4 FMAs. `guardC`: the
  * chunk may run past C (x read as 0 there).
  */
-function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean, staged: boolean): string {
-  const load = (q: number, k: number) => staged ? `xs[(cl + ${k}u) * IHW + min(r${q}, IHW - 1u)]`
-    : guardC ? `xAt(n, c + ${k}u, o${q})` : `x[xb + ${k === 0 ? '' : `${k}u * HW + `}o${q}]`;
+function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean): string {
+  const load = (q: number, k: number) => guardC ? `xAt(n, c + ${k}u, o${q})` : `x[xb + ${k === 0 ? '' : `${k}u * HW + `}o${q}]`;
   const loads = range(RP).map((q) => XU === 1
     ? `      let x${q} = ${load(q, 0)};`
     : `      let x${q} = vec4<f32>(${range(4).map((k) => load(q, k)).join(', ')});`).join('\n');
@@ -305,7 +288,7 @@ function pointwisePhase(RP: number, FB4: number, XU: number, guardC: boolean, st
   };
   return `    for (var cl = 0u; cl < CK; cl += ${XU}u) {
       let c = c0 + cl;
-      ${guardC || staged ? '' : 'let xb = (n * C + c) * HW;'}
+      ${guardC ? '' : 'let xb = (n * C + c) * HW;'}
 ${loads}
 ${range(XU).map(channel).join('\n')}
     }`;

@@ -122,15 +122,30 @@ export const gemmStorage = (t: GemmTiles) => {
  * the other two except where they were the faster on the H200 (bench/layer-kernels.ts, MobileNetV2 at batch 1, 8,
  * 32): vec4 with 8 filters per thread on 12544+ positions (early layers: 15-22 TFLOPS) or
  * with 65536+ threads (batch 32's 14x14 64 -> 384 and 96 -> 576: 13.9 and 26.5 us, gemm 21.7 and 37.0), and
- * split-K proper on fewer than 20000 outputs (late layers at batch 1: 7x7 960 -> 160 in 10 us, gemm 19).
+ * split-K on fewer than 20000 outputs (late layers at batch 1: 7x7 960 -> 160 in 10 us, gemm 19; tiledSplitK).
  */
 export function chooseDot(g: DotGeom, limits: KernelLimits, opts: { gemm?: boolean } = {}): DotChoice {
-  const other = chooseDotNoGemm(g, limits);
+  const other = tiledSplitK(g, limits, chooseDotNoGemm(g, limits));
   if (opts.gemm === false || g.C < 8) return other;
   if (other.kind === 'vec4' && other.rf === 8 && (g.N * g.P >= 12544 || g.N * g.F * g.P / 32 >= 65536)) return other;
   if (other.kind === 'splitK' && other.ks > 1 && g.N * g.F * g.P < 20000) return other;
   const tiles = gemmTiles(g, limits);
   return tiles ? { kind: 'gemm', tiles } : other;
+}
+
+/**
+ * Split-K proper at batch 1 on <= 65536 outputs becomes split-K with several outputs per thread: 2 filters where the
+ * map has 64+ positions, 4 filters x 2 positions below (7x7). On the H100 (`plan --tune`, MobileNetV2 at batch 1,
+ * 2026-12-07) these were the fastest or within noise of it on all 14 such layers: 28x28 and 14x14 projections 5.7 ->
+ * 5.4 us, 10.6 -> 9.5 (576 -> 96), ties on 384 -> 64; 7x7 960 -> 160 10.9 -> 9.9, 576 -> 160 8.5 -> 7.6, 960 -> 320
+ * 12.1 -> 11.8; 7.5 us a pass over the 14. A load of x feeds RF filters, one of w RP positions.
+ */
+function tiledSplitK(g: DotGeom, limits: KernelLimits, c: DotChoice): DotChoice {
+  if (c.kind !== 'splitK' || (c.nb ?? 1) > 1 || (c.rf ?? 1) > 1 || g.N !== 1 || g.P < 2 || g.N * g.F * g.P > 65536) return c;
+  if (g.P >= 64) return g.F >= 2 ? { kind: 'splitK', ks: splitKSlices(ceilDiv(g.F, 2) * g.P, g.C), rf: 2 } : c;
+  if (g.F < 4) return c;
+  const ks = splitKSlices(ceilDiv(g.F, 4) * ceilDiv(g.P, 2), g.C);
+  return ks === 1 || 4 * splitKThreads * 8 <= limits.maxComputeWorkgroupStorageSize ? { kind: 'splitK', ks, rf: 4, rp: 2 } : c;
 }
 
 function chooseDotNoGemm(g: DotGeom, limits: KernelLimits): DotChoice {
@@ -902,6 +917,8 @@ export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
   others.push(chooseDot(g, limits, { gemm: false }));
   // Few outputs (late layers at batch 1): split-K with 4 and 2 filters per thread, a load of x feeding each of them.
   if (g.N * g.F * g.P <= 65536) {
+    // Split-K proper too: the rule's tiled forms replace it at batch 1 (tiledSplitK).
+    others.push({ kind: 'splitK', ks: splitKSlices(g.N * g.F * g.P, g.C) });
     for (const rf of [4, 2]) if (g.F >= rf) others.push({ kind: 'splitK', ks: splitKSlices(g.N * ceilDiv(g.F, rf) * g.P, g.C), rf });
     // And tiles of 4 filters x 2 or 4 positions: w is re-read once per position otherwise (as much as x per filter).
     for (const rp of [4, 2]) {

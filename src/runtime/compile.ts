@@ -111,16 +111,6 @@ function checkDispatches(g: Graph, count: number): void {
   }
 }
 
-/**
- * FCM_OPT_PWDW_XSTAGE=0 or 1 in the environment sets the PW-DW modules' xStage attribute (kernels/fused-pwdw.ts: x
- * staged in workgroup memory per channel chunk) where the node does not, for A/B timing in one build.
- */
-function withStageOverride(node: Node): Node {
-  const v = typeof process !== 'undefined' ? process.env?.FCM_OPT_PWDW_XSTAGE : undefined;
-  if ((v !== '0' && v !== '1') || node.op !== 'FusedPwDw' || node.attrs.xStage !== undefined) return node;
-  return { ...node, attrs: { ...node.attrs, xStage: Number(v) } };
-}
-
 /** Integer attributes the kernels bake into WGSL as u32/i32 constants (geometry, axes, tiles). */
 const kernelIntAttrs = ['strides', 'pads', 'dilations', 'kernel', 'kernel_shape', 'group', 'axis', 'axes', 'perm', 'tileFilters1', 'tileFilters2', 'tileH', 'tileW'];
 
@@ -242,7 +232,7 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
     try {
       const ins = node.inputs.map((x) => shapeOf(g, x));
       const outs = node.outputs.map((y) => shapeOf(g, y) ?? []);
-      const k = kernelFor(withStageOverride(node), ins, outs, limits, f32Tensors.size ? storageOf : storage, features);
+      const k = kernelFor(node, ins, outs, limits, f32Tensors.size ? storageOf : storage, features);
       kernels.push({ node, programs: k.kind === 'alias' ? null : k.programs });
       if (k.kind === 'programs' && k.variant && k.variants) kernelVariants.set(node.name, { variant: k.variant, variants: k.variants });
       if (k.kind === 'programs' && k.fallback) kernelFallbacks.push(k.fallback);

@@ -22,7 +22,7 @@ export interface FusedCase {
   k?: number; stride?: number; pads?: [number, number, number, number]; dilation?: number;
   act1?: string; params1?: number[]; act2?: string; params2?: number[];
   bias1?: boolean; bias2?: boolean; residual?: boolean;
-  tiles?: { tileFilters1?: number; tileFilters2?: number; tileH?: number; tileW?: number; dwRow?: number; splitK1?: number; xUnroll?: number; haloPerThread?: number; xStage?: number };
+  tiles?: { tileFilters1?: number; tileFilters2?: number; tileH?: number; tileW?: number; dwRow?: number; splitK1?: number; xUnroll?: number; haloPerThread?: number };
   /** Override (only lower) the device's limits to force clamping. */
   limits?: Partial<KernelLimits>;
   seed?: number;

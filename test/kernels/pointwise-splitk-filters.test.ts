@@ -5,7 +5,7 @@
 // fp32 and f16 storage. And the tuner's candidates: offered on few outputs, not on large layers.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { type DotGeom, dotChoiceKey, dotCandidates, dotProgram } from '../../kernels/pointwise.js';
+import { type DotGeom, chooseDot, dotChoiceKey, dotCandidates, dotProgram } from '../../kernels/pointwise.js';
 import { convBindings, convGeom } from '../../kernels/conv-common.js';
 import { withStorage } from '../../kernels/f16.js';
 import { roundHalf } from '../../src/runtime/half.js';
@@ -105,4 +105,21 @@ test('the tuner offers split-K with filters per thread on few outputs only', () 
   assert.ok(dotCandidates(g(1, 32, 16, 12544), limits).every((c) => c.kind !== 'splitK' || c.rf === undefined));
   // One filter: no filter groups.
   assert.ok(dotCandidates(g(1, 64, 1, 49), limits).every((c) => c.kind !== 'splitK' || c.rf === undefined));
+});
+
+test('the rule: split-K at batch 1 on few outputs takes 2 filters a thread on 64+ positions, 4 filters x 2 positions below', () => {
+  const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
+  const g = (N: number, C: number, F: number, P: number): DotGeom => ({ N, C, F, P, hasBias: true, hasRes: false, act: { fn: '', key: '' } });
+  const rule = (N: number, C: number, F: number, P: number) => dotChoiceKey(chooseDot(g(N, C, F, P), limits));
+  // MobileNetV2's projections at batch 1, as the H100's tuning chose them (kernels/pointwise.ts tiledSplitK).
+  assert.equal(rule(1, 144, 32, 784), 'splitK:KS16RF2');
+  assert.equal(rule(1, 576, 96, 196), 'splitK:KS16RF2');
+  assert.equal(rule(1, 960, 160, 49), 'splitK:KS64RF4RP2');
+  assert.equal(rule(1, 960, 320, 49), 'splitK:KS64RF4RP2');
+  // Split-K proper stays a tuning candidate there.
+  assert.ok(dotCandidates(g(1, 960, 160, 49), limits).map(dotChoiceKey).includes('splitK:KS32'));
+  // Not measured, not changed: batch 8 (gemm), one position (the classifier's split-K), few filters at 7x7.
+  assert.match(rule(8, 960, 160, 49), /^gemm:/);
+  assert.equal(rule(1, 1280, 1000, 1), 'splitK:KS64');
+  assert.equal(rule(1, 64, 3, 49).includes('RP'), false);
 });
