@@ -134,14 +134,14 @@ export function chooseDot(g: DotGeom, limits: KernelLimits, opts: { gemm?: boole
 }
 
 /**
- * Split-K proper at batch 1 on <= 65536 outputs becomes split-K with several outputs per thread: 2 filters where the
+ * Split-K proper (K split: ks > 1) at batch 1 on <= 65536 outputs becomes split-K with several outputs per thread: 2 filters where the
  * map has 64+ positions, 4 filters x 2 positions below (7x7). On the H100 (`plan --tune`, MobileNetV2 at batch 1,
  * 2026-12-07) these were the fastest or within noise of it on all 14 such layers: 28x28 and 14x14 projections 5.7 ->
  * 5.4 us, 10.6 -> 9.5 (576 -> 96), ties on 384 -> 64; 7x7 960 -> 160 10.9 -> 9.9, 576 -> 160 8.5 -> 7.6, 960 -> 320
  * 12.1 -> 11.8; 7.5 us a pass over the 14. A load of x feeds RF filters, one of w RP positions.
  */
 function tiledSplitK(g: DotGeom, limits: KernelLimits, c: DotChoice): DotChoice {
-  if (c.kind !== 'splitK' || (c.nb ?? 1) > 1 || (c.rf ?? 1) > 1 || g.N !== 1 || g.P < 2 || g.N * g.F * g.P > 65536) return c;
+  if (c.kind !== 'splitK' || c.ks === 1 || (c.nb ?? 1) > 1 || (c.rf ?? 1) > 1 || g.N !== 1 || g.P < 2 || g.N * g.F * g.P > 65536) return c;
   if (g.P >= 64) return g.F >= 2 ? { kind: 'splitK', ks: splitKSlices(ceilDiv(g.F, 2) * g.P, g.C), rf: 2 } : c;
   if (g.F < 4) return c;
   const ks = splitKSlices(ceilDiv(g.F, 4) * ceilDiv(g.P, 2), g.C);

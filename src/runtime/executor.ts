@@ -238,6 +238,11 @@ export const defaultMaxInFlight = 2;
 
 const isGpuBuffer = (v: unknown): v is GPUBuffer => typeof GPUBuffer !== 'undefined' && v instanceof GPUBuffer;
 
+/** One run's command buffers encoded ahead (encodeAhead): its parts, and the copies of GPU feeds it may take. */
+interface AheadSet { parts: GPUCommandBuffer[]; feedCopies?: { feeds: ReadonlyMap<string, GPUBuffer>; buffer: GPUCommandBuffer } }
+
+const sameBuffers = (a: ReadonlyMap<string, GPUBuffer>, b: ReadonlyMap<string, GPUBuffer>) => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
+
 /** The host arrays of a run's feeds (lent staging memory among them makes the run take it: Uploader.begin). */
 function feedViews(f: CheckedFeeds): ArrayBufferView[] {
   const out: ArrayBufferView[] = [];
@@ -279,7 +284,12 @@ export class Executor implements Session {
    * one event-loop turn after a run submits (refillAhead), so that runs started together (requests in flight, the
    * sub-batches of a split session) each submit a set encoded before, and their host copies and submits go first.
    */
-  private ahead: GPUCommandBuffer[][] = [];
+  private ahead: AheadSet[] = [];
+  /**
+   * The GPU buffers the last run was fed (its only feeds): the sets encoded ahead after it carry their copies into the
+   * inputs too, so that the next run fed the same buffers submits without encoding anything before its first part.
+   */
+  private lastGpuFeeds?: ReadonlyMap<string, GPUBuffer>;
   private refillScheduled = false;
   private encodesAhead = false;
   private disposed = false;
@@ -600,7 +610,7 @@ export class Executor implements Session {
   }
 
   /** Encodes the copies of GPU buffer feeds into their inputs' buffers. */
-  private copyGpuFeeds(enc: GPUCommandEncoder, f: CheckedFeeds): void {
+  private copyGpuFeeds(enc: GPUCommandEncoder, f: { gpu: ReadonlyMap<string, GPUBuffer> }): void {
     for (const [x, b] of f.gpu) {
       const dst = this.buffers.get(this.root(x));
       if (dst) enc.copyBufferToBuffer(b, 0, dst, 0, this.compiled.bytes.get(this.root(x))!);
@@ -802,9 +812,21 @@ export class Executor implements Session {
    * A schedule with no host step: the dispatches' command buffers, encoded before the run that submits them. A run
    * encodes only its feed copies and feed programs (first) and its output copies (last), submits them with these
    * parts, then encodes the next run's parts while the GPU works on its own: the encoding leaves the time from the
-   * feeds to the GPU's start. The parts reference only objects made once, so they are the same for every run.
+   * feeds to the GPU's start. The parts reference only objects made once, so they are the same for every run; the
+   * GPU feeds' copies (lastGpuFeeds) go in a command buffer of their own, taken only by a run fed those very buffers.
    */
-  private encodeAhead(): GPUCommandBuffer[] {
+  private encodeAhead(): AheadSet {
+    const feeds = this.lastGpuFeeds;
+    let feedCopies: AheadSet['feedCopies'];
+    if (feeds) {
+      const enc = this.gpu.encoder();
+      this.copyGpuFeeds(enc, { gpu: feeds });
+      feedCopies = { feeds, buffer: enc.finish() };
+    }
+    return { parts: this.encodeParts(), feedCopies };
+  }
+
+  private encodeParts(): GPUCommandBuffer[] {
     const ds = (this.phases[0] as Extract<Phase, { kind: 'gpu' }>).dispatches;
     const parts: GPUCommandBuffer[] = [];
     for (let i = 0, k = 0; i < ds.length; k++) {
@@ -828,20 +850,28 @@ export class Executor implements Session {
   private submitAhead(head: FeedDispatch[], batch: UploadBatch, f: CheckedFeeds, want: Wanted, rb: ReadSet | undefined,
     clock: RunClock): GpuRunResult | undefined {
     const d = this.ctx.device;
-    const parts = this.ahead.shift()!;
+    const set = this.ahead.shift()!;
+    const parts = set.parts;
+    // A run fed GPU buffers only: their copies may have been encoded ahead (the same buffers as the run before).
+    const gpuOnly = f.gpu.size > 0 && !head.length && !f.host.values.size && !f.host.floats.size && !f.images.size;
+    const baked = gpuOnly && set.feedCopies && sameBuffers(set.feedCopies.feeds, f.gpu) ? set.feedCopies.buffer : undefined;
+    this.lastGpuFeeds = gpuOnly ? new Map(f.gpu) : undefined;
     // The feeds' copies and programs go with the first part, the outputs' copies with the last: one submit each.
-    const first = this.gpu.encoder();
-    batch.encode(first);
-    this.copyGpuFeeds(first, f);
-    if (head.length) {
-      const pass = first.beginComputePass();
-      for (const x of head) {
-        pass.setPipeline(x.pipeline);
-        pass.setBindGroup(0, x.bindGroup);
-        pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
+    const encodeFirst = (): GPUCommandBuffer => {
+      const first = this.gpu.encoder();
+      batch.encode(first);
+      this.copyGpuFeeds(first, f);
+      if (head.length) {
+        const pass = first.beginComputePass();
+        for (const x of head) {
+          pass.setPipeline(x.pipeline);
+          pass.setBindGroup(0, x.bindGroup);
+          pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
+        }
+        pass.end();
       }
-      pass.end();
-    }
+      return first.finish();
+    };
     const submit = (g: GPUCommandBuffer[]) => {
       const t0 = performance.now();
       d.queue.submit(g);
@@ -849,11 +879,11 @@ export class Executor implements Session {
     };
     // The first part goes before the outputs' copies are encoded: the GPU starts that much earlier.
     const rest = parts.slice(1);
-    if (parts.length > 1) submit([first.finish(), parts[0]]);
+    if (parts.length > 1) submit([baked ?? encodeFirst(), parts[0]]);
     const last = this.gpu.encoder();
     const out = want.gpu ? this.copyOutputs(last, want) : undefined;
     rb?.encode(last, want.read);
-    if (parts.length <= 1) submit([first.finish(), ...parts, last.finish()]);
+    if (parts.length <= 1) submit([baked ?? encodeFirst(), ...parts, last.finish()]);
     else rest.forEach((b, i) => submit(i === rest.length - 1 ? [b, last.finish()] : [b]));
     this.refillAhead();
     return out;

@@ -122,3 +122,57 @@ test('integer sessions refuse GPU buffer feeds and outputs (their buffers hold p
     s.dispose();
   }
 });
+
+// The GPU feeds' copies are encoded ahead for the next run when a run was fed GPU buffers only (executor.ts
+// lastGpuFeeds): a run fed other buffers, the same buffer rewritten, or host arrays in between must each read what
+// it was given. Every output is compared bit for bit with the host-fed run of the same values.
+test('GPU feeds: runs alternating buffers, a rewritten buffer and host arrays each read their own input', async () => {
+  const s = await createSession(await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'head' }), { plan: 'auto', hw: 'rtxa4000' });
+  try {
+    const d = (await acquireGpu()).device;
+    const G = GPUBufferUsage;
+    const n = 3 * 32 * 32, y = s.outputNames[0];
+    const xs = [seededInput(n, 11), seededInput(n, 12), seededInput(n, 13)];
+    const want = await Promise.all(xs.map(async (x) => (await s.run({ input: x }))[y].data));
+    assert.notDeepEqual(want[0], want[1]);
+    const bufs = xs.slice(0, 2).map((x) => {
+      const b = d.createBuffer({ size: 4 * n, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST });
+      d.queue.writeBuffer(b, 0, x);
+      return b;
+    });
+    // [feed, expected input]: the same buffer several times (its copies taken ahead), then the other, then back.
+    const order: [GPUBuffer | Float32Array, number][] = [[bufs[0], 0], [bufs[0], 0], [bufs[0], 0], [bufs[1], 1], [bufs[1], 1], [bufs[0], 0], [xs[2], 2], [bufs[0], 0], [bufs[0], 0]];
+    for (const [i, [feed, k]] of order.entries()) {
+      const got = (await s.run({ input: feed }))[y].data;
+      assert.deepEqual(got, want[k], `run ${i} (input ${k})`);
+    }
+    // Fed the same buffer again, a run encodes nothing before its first submit (the feed's copy was encoded ahead);
+    // fed a buffer new to it, one command encoder (the copy).
+    const encodersBeforeSubmit = async (feed: GPUBuffer) => {
+      const create = d.createCommandEncoder, submit = d.queue.submit;
+      let count = 0, submitted = false;
+      d.createCommandEncoder = function (this: GPUDevice, desc?: GPUCommandEncoderDescriptor) { if (!submitted) count++; return create.call(this, desc); };
+      d.queue.submit = function (this: GPUQueue, b: Iterable<GPUCommandBuffer>) { submitted = true; return submit.call(this, b); };
+      try {
+        await s.run({ input: feed }, { outputLocation: 'gpu' });
+      } finally {
+        d.createCommandEncoder = create;
+        d.queue.submit = submit;
+      }
+      await new Promise((r) => setTimeout(r, 5));
+      return count;
+    };
+    await encodersBeforeSubmit(bufs[1]);
+    await encodersBeforeSubmit(bufs[1]);
+    assert.equal(await encodersBeforeSubmit(bufs[1]), 0);
+    assert.equal(await encodersBeforeSubmit(bufs[0]), 1);
+    // The same buffer, rewritten between runs: the run reads the new values.
+    d.queue.writeBuffer(bufs[0], 0, xs[1]);
+    assert.deepEqual((await s.run({ input: bufs[0] }))[y].data, want[1]);
+    d.queue.writeBuffer(bufs[0], 0, xs[2]);
+    assert.deepEqual((await s.run({ input: bufs[0] }))[y].data, want[2]);
+    for (const b of bufs) b.destroy();
+  } finally {
+    s.dispose();
+  }
+});
