@@ -1013,6 +1013,7 @@ export class Executor implements Session {
     if (this.disposed) return;
     this.disposed = true;
     this.ahead = [];
+    this.lastGpuFeeds = undefined;
     this.gpu.destroy();
     this.buffers.clear();
   }
