@@ -83,10 +83,13 @@ const cases: ConvCase[] = [
   { n: 1, c: 6, h: 9, w: 9, f: 5, k: [1, 1], stride: 2, expect: 'general' },
   { n: 1, c: 4, h: 8, w: 7, f: 6, k: [3, 2], stride: 1, expect: 'general' },
   { n: 1, c: 4, h: 6, w: 6, f: 8, k: [3, 3], pads: [1, 1, 1, 1], group: 4, expect: 'general' },
-  // the filter-blocked form (kernels/conv2d.ts filterBlock): 16 filters per invocation with a residual, dilation and
-  // asymmetric pads; 4 per invocation (12 filters) at batch 3 with positions not a multiple of the workgroup
+  // the staged form (kernels/conv2d.ts stagedTiles; test/kernels/conv-staged.test.ts forces its tiles) as the registry
+  // picks it: 32 filters with a residual, dilation and asymmetric pads; 12 filters at batch 3 with positions not a
+  // multiple of the workgroup
   { n: 1, c: 3, h: 13, w: 11, f: 32, k: [3, 3], stride: 2, pads: [0, 1, 1, 0], dilation: 2, bias: true, residual: true, act: 'HardSwish', expect: 'general' },
   { n: 3, c: 2, h: 7, w: 9, f: 12, k: [5, 3], pads: [2, 1, 2, 1], act: 'Relu', expect: 'general' },
+  // the filter-blocked form: 10 filters (no multiple of 4 divides them), 2 per invocation
+  { n: 2, c: 3, h: 11, w: 9, f: 10, k: [3, 3], stride: 2, pads: [1, 1, 1, 1], bias: true, act: 'Relu', expect: 'general' },
 ];
 
 for (const c of cases) test(`Conv ${c.expect} ${JSON.stringify(c)}`, async () => { await check(c); });
@@ -105,11 +108,15 @@ test('general conv: filters per invocation from the window size, the filter coun
   assert.equal(filterBlock(geom(1, 3, 5, 3, 112)), 1);
   assert.equal(filterBlock(geom(1, 4, 8, 3, 112, 2)), 1);
   assert.equal(filterBlock(geom(1, 64, 64, 3, 56)), 1);
-  // The program says which form it is.
-  const node = { name: 'stem', op: 'Conv', domain: '', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: newAttrs({ kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 }) };
-  const p = conv2dKernel({ node, inputShapes: [[1, 3, 224, 224], [32, 3, 3, 3], [32]], outputShapes: [[1, 32, 112, 112]], limits: defaultLimits });
-  assert.equal(p.name, 'Conv(3x3 s2 g1 fb4)');
-  assert.ok(p.cacheKey.startsWith('conv2d-fb'));
+  // The program says which form it is: 32 filters take the staged form, 10 the filter-blocked one.
+  const stem = (f: number) => {
+    const node = { name: 'stem', op: 'Conv', domain: '', inputs: ['x', 'w', 'b'], outputs: ['y'], attrs: newAttrs({ kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 1], group: 1 }) };
+    return conv2dKernel({ node, inputShapes: [[1, 3, 224, 224], [f, 3, 3, 3], [f]], outputShapes: [[1, f, 112, 112]], limits: defaultLimits });
+  };
+  assert.equal(stem(32).name, 'Conv(3x3 s2 g1 staged fb4)');
+  assert.ok(stem(32).cacheKey.startsWith('conv2d-staged'));
+  assert.equal(stem(10).name, 'Conv(3x3 s2 g1 fb2)');
+  assert.ok(stem(10).cacheKey.startsWith('conv2d-fb'));
 });
 
 test('pointwise fits a small workgroup storage limit by shrinking its channel chunk', async () => {
