@@ -9,12 +9,12 @@
 // offset, or a store left in f32, is off by O(1) or more.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { closeDevice, getDevice, limitsOf, pipelineOf, readBack } from './fused-harness.js';
+import { closeDevice, getDevice, limitsOf, pipelineOf, readBack, runProgram } from './fused-harness.js';
 import { activation, conv2d, epilogue, randomF32, type Tensor4 } from './reference.js';
 import { broadcastBinary, matmulRef, numelOf, poolRef, reduceMeanRef, strides, transposeRef, unravel } from './reference-ops.js';
 import { type LayerCase, programsOf, runLayer } from './layer-harness.js';
 import { buildCase, describeCase, type FusedCase } from './fused-check.js';
-import { halfStorageWgsl, withStorage } from '../../kernels/f16.js';
+import { halfFeedProgram, halfStorageWgsl, withStorage } from '../../kernels/f16.js';
 import { kernelFor } from '../../kernels/registry.js';
 import { type KernelProgram, defaultLimits } from '../../kernels/program.js';
 import { fromHalf, roundHalf, toHalf, toHalfBits } from '../../src/runtime/half.js';
@@ -326,3 +326,14 @@ for (const c of fusedCases) {
     assertHalfClose(got, y.data, describeCase(c));
   });
 }
+
+test('the float32 feed conversion: pairs of elements rounded to f16, an odd count\'s last one alone, every element written', async () => {
+  const device = await getDevice();
+  for (const n of [1, 2, 5, 1027]) {
+    // Values away from 0 (an element never written reads 0 or NaN), some on f16's rounding midpoints.
+    const v = Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? 1 + (2 * (i % 7) + 1) * 2 ** -11 : (i % 2 ? -1 : 1) * (0.25 + ((i * 0.618) % 1) * 100)));
+    const p = halfFeedProgram(n, limitsOf(device), 'x');
+    const got = new Uint16Array((await runProgram(device, p, [v], Math.ceil(n / 2))).buffer, 0, n);
+    assert.deepEqual([...got], [...toHalf(v)], `n ${n}`);
+  }
+});
