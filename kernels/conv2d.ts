@@ -172,16 +172,20 @@ export const stagedStorage = (g: Pick<ConvGeom, 'C' | 'kh' | 'kw'>, t: Pick<Stag
 
 /**
  * The staged form's tiles for a layer the filter-blocked form would take (filterBlock > 1), or undefined where no
- * multiple of 4 divides F (the filter-blocked form runs it). The largest block (32, 16, 8, 4) and then 2 positions
- * per invocation, as long as 65536 invocations remain (what fills an H100-class GPU), else the block the
- * filter-blocked rule picks and one position; within the device's workgroup memory.
+ * multiple of 4 divides F (the filter-blocked form runs it). The largest block (16, 8, 4) and then 2 positions per
+ * invocation, as long as 65536 invocations remain (what fills an H100-class GPU), else the block the filter-blocked
+ * rule picks and one position; within the device's workgroup memory. From bench/stem-conv.ts on an H100 (every tile
+ * of 4-32 filters x 1-4 positions x 64-256 invocations on the zoo's stems, batch 1 and 32, fp32 and f16): at batch 32
+ * 16 x 2 was the fastest or within 5% on MobileNetV2's, MobileNetV3's and ResNet's stems (MobileNetV2 fp32 38.2 us
+ * against the filter-blocked form's 81.4; ResNet's 7x7 262 against 749), 32 filters 3-30% slower; at batch 1, 4 x 1
+ * (MobileNetV2 4.7 us against 7.0) within 5% of the best.
  */
 export function stagedTiles(g: ConvGeom, limits: KernelLimits): StagedTiles | undefined {
   if (filterBlock(g) === 1) return undefined;
   const positions = g.N * g.HO * g.WO;
   const wg = Math.min(128, threadCap(limits));
   const fits = (fb: number) => g.F % fb === 0 && stagedStorage(g, { fb }) <= limits.maxComputeWorkgroupStorageSize;
-  for (const fb of [32, 16, 8, 4]) {
+  for (const fb of [16, 8, 4]) {
     if (!fits(fb)) continue;
     for (const pt of [2, 1]) if (positions * (g.F / fb) / pt >= 65536) return { fb, pt, wg };
   }
