@@ -11,11 +11,12 @@
 #   firstrun  time to the first result, pipelines compiled one by one against all at once, driver shader cache off
 #   kernels   per-layer bandwidth of MobileNetV2's layers at batch 32 against a copy kernel (fp32 and fp16)
 #   grouped   regnet_x_400mf's grouped conv layers: the grouped kernel (rule and other tiles) against the general one
+#   stem      the zoo models' stem convolutions: the staged form (rule and other tiles) against the filter-blocked one
 #   small     batch 1's latency-bound layers: where the pass goes node by node, the tuner's kernel variants of the
 #             pointwise layers (split-K with filters and positions per thread) and the tuned plan checked and timed
 # Results go to $OUT (one JSON file per tool, logs beside them).
 set -uo pipefail
-part=${1:?part: torch, b1, b32, int8, firstrun, kernels, grouped or small}
+part=${1:?part: torch, b1, b32, int8, firstrun, kernels, grouped, stem or small}
 : "${OUT:=/tmp/fcm-gpu-out}"
 : "${ONNX_DIR:=/tmp/fcm-onnx}"
 mkdir -p "$OUT" "$ONNX_DIR"
@@ -55,6 +56,8 @@ case "$part" in
     node dist/bench/layer-kernels.js --models mobilenet_v2 --batches 32 --auto-only --out "$OUT" 2>&1 | tee "$OUT/kernels.log" ;;
   grouped)
     node dist/bench/grouped-conv.js --batches 1,32 --precisions f32,f16 --out "$OUT" 2>&1 | tee "$OUT/grouped.log" ;;
+  stem)
+    node dist/bench/stem-conv.js --batches 1,32 --precisions f32,f16 --out "$OUT" 2>&1 | tee "$OUT/stem.log" ;;
   small)
     need_onnx 1
     node dist/bench/node-times.js "$ONNX_DIR/mobilenet_v2-b1.onnx" "$ONNX_DIR/shufflenet_v2_x1_0-b1.onnx" "$ONNX_DIR/mnasnet1_0-b1.onnx" --batch 1 --top 30 --rounds 3 2>&1 | tee -a "$OUT/small.log"
