@@ -37,9 +37,18 @@ export interface SubgroupMatrixSupport {
 
 /**
  * Tiles: SGF x SGP subgroups, each TM x TN blocks of 16 x 16 (BF = 16 TM SGF filters, BP = 16 TN SGP positions),
- * BK channels per staging step (a multiple of 16).
+ * BK channels per staging step (a multiple of 16). `pad`: the rows of the staged tiles and of the results 16 bytes
+ * longer than their data (x and w rows of BP + 8 and BK + 8 f16, result rows of BP + 4 f32), so that the 16 x 16
+ * matrix loads and stores, which touch 16 rows of 32 (f16) or 64 (f32) bytes, do not meet the same banks of workgroup
+ * memory on every second or fourth row (rows of 64 or 128 bytes do, at 32 or 64 positions).
  */
-export interface SmxTiles { kind?: 'staged'; sgf: number; sgp: number; tm: number; tn: number; bk: number }
+export interface SmxTiles { kind?: 'staged'; sgf: number; sgp: number; tm: number; tn: number; bk: number; pad?: boolean }
+
+/** Row lengths of the staged variant's workgroup arrays: x (f16), w (f16) and results (f32). */
+const stagedRows = (t: SmxTiles) => {
+  const BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
+  return { BF, BP, XS: BP + (t.pad ? 8 : 0), WS: t.bk + (t.pad ? 8 : 0), RS: BP + (t.pad ? 4 : 0) };
+};
 
 /** A variant of the kernel: staged (SmxTiles) or direct loads (SmxDirectTiles, below). */
 export type SmxVariant = SmxTiles | SmxDirectTiles;
@@ -48,13 +57,13 @@ export const isDirect = (t: SmxVariant): t is SmxDirectTiles => t.kind === 'dire
 
 export const smxTileKey = (t: SmxVariant) => (isDirect(t)
   ? `D${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}${t.acc === 'f16' ? 'H' : ''}K${t.ku}${t.xs ? 'X' : ''}${t.pf ? 'P' : ''}`
-  : `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}`);
+  : `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}${t.pad ? 'P' : ''}`);
 
 /** Bytes of workgroup memory: staged, x and w tiles (f16) and the result tile (f32); direct, smxDirectStorage (C: the layer's channels, where known). */
 export const smxStorage = (t: SmxVariant, C?: number) => {
   if (isDirect(t)) return smxDirectStorage(t, C);
-  const BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
-  return 2 * t.bk * BP + 2 * BF * t.bk + 4 * BF * BP;
+  const r = stagedRows(t);
+  return 2 * t.bk * r.XS + 2 * r.BF * r.WS + 4 * r.BF * r.RS;
 };
 
 /** Extra workgroup bytes of the emulated form: the staged variant keeps its accumulators there (direct: in private memory). */
@@ -66,6 +75,16 @@ export const smxTileVariants: readonly SmxTiles[] = [
   { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32 }, // 32 x 64
   { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 32 }, // 32 x 32
   { sgf: 1, sgp: 4, tm: 1, tn: 1, bk: 32 }, // 16 x 64: layers of <= 16 filters
+];
+
+/**
+ * Staged variants with padded rows (SmxTiles.pad), timed by bench/subgroup-matrix.ts beside the others; neither the
+ * chooser nor --tune takes them until a GPU has measured them.
+ */
+export const smxPaddedVariants: readonly SmxTiles[] = [
+  { sgf: 2, sgp: 2, tm: 2, tn: 2, bk: 32, pad: true }, // 64 x 64
+  { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 32, pad: true }, // 32 x 32
+  { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 64, pad: true }, // 32 x 32, 64 channels a step
 ];
 
 /** Workgroups of a layer with these tiles (direct: tiles within one image). */
@@ -107,7 +126,7 @@ export const smxDirectVariants: readonly SmxDirectTiles[] = [
 ];
 
 /** Every variant the bench times: the staged ones, then the direct ones. */
-export const smxAllVariants: readonly SmxVariant[] = [...smxTileVariants, ...smxDirectVariants];
+export const smxAllVariants: readonly SmxVariant[] = [...smxTileVariants, ...smxPaddedVariants, ...smxDirectVariants];
 
 /**
  * How the chooser uses the direct variants. `direct` false (the default until bench/subgroup-matrix.ts has measured
@@ -171,7 +190,7 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
   if (g.shuffleOuts) throw unsupported(w, 'the subgroup-matrix pointwise kernel has no shuffled store');
   if (isDirect(t)) return pointwiseSubgroupMatrixDirect(g, t, support, names, inputs, limits, w, label, emulate);
   const S = support.subgroupSize;
-  for (const [k, v] of Object.entries(t)) if (k !== 'kind' && (!Number.isInteger(v) || (v as number) < 1)) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
+  for (const [k, v] of Object.entries(t)) if (k !== 'kind' && k !== 'pad' && (!Number.isInteger(v) || (v as number) < 1)) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
   if (t.bk % 16 !== 0) throw invalid(w, `subgroup-matrix tiles need a multiple of 16 channels per step, got ${t.bk}`);
   if (!Number.isInteger(S) || S < 1) throw invalid(w, `subgroup size must be a positive integer, got ${S}`);
   const NSG = t.sgf * t.sgp, T = NSG * S;
@@ -180,7 +199,7 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
   if (bytes > limits.maxComputeWorkgroupStorageSize) {
     throw overLimit(w, `subgroup-matrix tiles need ${bytes} bytes of workgroup storage, the device allows ${limits.maxComputeWorkgroupStorageSize}`);
   }
-  const BK = t.bk, BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
+  const BK = t.bk, { BF, BP, XS, WS, RS } = stagedRows(t);
   const M = g.N * g.P, FT = ceilDiv(g.F, BF), total = FT * ceilDiv(M, BP);
   const d = layoutWorkgroups(total, limits, w);
   // P % 4 == 0: 4 consecutive positions of a tile lie in one image and one aligned vec4 of x, res and out.
@@ -232,23 +251,23 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
     }
     return out.join('\n');
   };
-  // Registers to workgroup memory: xs[k * BP + p], ws[f * BK + k] (row-major, as the matrix loads read them).
+  // Registers to workgroup memory: xs[k * XS + p], ws[f * WS + k] (row-major, as the matrix loads read them).
   const stage = () => {
     const out: string[] = [];
     for (const i of range(XL)) {
-      const s = vec ? range(4).map((q) => `xs[xk${i} * BP + xp${i} + ${q}u] = xr${i}[${q}];`).join(' ') : `xs[xk${i} * BP + xp${i}] = xr${i};`;
+      const s = vec ? range(4).map((q) => `xs[xk${i} * XS + xp${i} + ${q}u] = xr${i}[${q}];`).join(' ') : `xs[xk${i} * XS + xp${i}] = xr${i};`;
       out.push((i + 1) * T > XN ? `    if (xe${i} < ${XN}u) { ${s} }` : `    ${s}`);
     }
     for (const i of range(WL)) {
-      const s = wVec ? range(4).map((q) => `ws[wf${i} * BK + wk${i} + ${q}u] = wr${i}[${q}];`).join(' ') : `ws[wf${i} * BK + wk${i}] = wr${i};`;
+      const s = wVec ? range(4).map((q) => `ws[wf${i} * WS + wk${i} + ${q}u] = wr${i}[${q}];`).join(' ') : `ws[wf${i} * WS + wk${i}] = wr${i};`;
       out.push((i + 1) * T > WN ? `    if (we${i} < ${WN}u) { ${s} }` : `    ${s}`);
     }
     return out.join('\n');
   };
   // The matrix operations, on subgroup matrices or (emulate) in plain WGSL with the same offsets and strides.
-  const aOff = (i: number, kk: number) => `(sf + ${16 * i}u) * BK + ${16 * kk}u`;
-  const bOff = (j: number, kk: number) => `${16 * kk}u * BP + sp + ${16 * j}u`;
-  const rOff = (i: number, j: number) => `(sf + ${16 * i}u) * BP + sp + ${16 * j}u`;
+  const aOff = (i: number, kk: number) => `(sf + ${16 * i}u) * WS + ${16 * kk}u`;
+  const bOff = (j: number, kk: number) => `${16 * kk}u * XS + sp + ${16 * j}u`;
+  const rOff = (i: number, j: number) => `(sf + ${16 * i}u) * RS + sp + ${16 * j}u`;
   const accBase = (i: number, j: number) => `(sg * ${t.tm * t.tn}u + ${i * t.tn + j}u) * 256u`;
   const L = 'subgroup_matrix_left<f16, 16, 16>', R = 'subgroup_matrix_right<f16, 16, 16>';
   const mma: string[] = [];
@@ -257,8 +276,8 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
     if (emulate) {
       for (const i of range(t.tm)) for (const j of range(t.tn)) mma.push(`      emuMma(${accBase(i, j)}, ${aOff(i, kk)}, ${bOff(j, kk)});`);
     } else {
-      for (const i of range(t.tm)) mma.push(`      let a${i} = subgroupMatrixLoad<${L}, row_major>(&ws, ${aOff(i, kk)}, BK);`);
-      for (const j of range(t.tn)) mma.push(`      let b${j} = subgroupMatrixLoad<${R}, row_major>(&xs, ${bOff(j, kk)}, BP);`);
+      for (const i of range(t.tm)) mma.push(`      let a${i} = subgroupMatrixLoad<${L}, row_major>(&ws, ${aOff(i, kk)}, WS);`);
+      for (const j of range(t.tn)) mma.push(`      let b${j} = subgroupMatrixLoad<${R}, row_major>(&xs, ${bOff(j, kk)}, XS);`);
       for (const i of range(t.tm)) for (const j of range(t.tn)) mma.push(`      acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
     }
     mma.push('    }');
@@ -268,13 +287,13 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
   // Epilogue: EL items per thread over the BF x BP tile (vec: 4 positions each).
   const EN = vec ? BF * BP / 4 : BF * BP, EL = ceilDiv(EN, T), ePer = vec ? BP / 4 : BP;
   const epilogue = vec ? `
-    let r = fl * BP + pl;
+    let r = fl * RS + pl;
     let y = vec4<f32>(rs[r], rs[r + 1u], rs[r + 2u], rs[r + 3u])${g.hasBias ? ` + vec4<f32>(f32(b[f]))` : ''};
     let n = m / P;
     let o = ((n * F + f) * P + m - n * P) / 4u;
     let v = ${g.hasRes ? plusResidual(g.act, 'vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))', 'vec4<f32>(res[o])', true) : 'vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))'};
     out[o] = vec4<f16>(v);` : `
-    let y = rs[fl * BP + pl]${bias('f')};
+    let y = rs[fl * RS + pl]${bias('f')};
     let n = m / P;
     let o = (n * F + f) * P + m - n * P;
     out[o] = f16(${g.hasRes ? plusResidual(g.act, 'act(y)', 'f32(res[o])') : 'act(y)'});`;
@@ -290,24 +309,24 @@ fn emuMma(acc: u32, a: u32, b: u32) {
     let r = e / 16u;
     let c = e % 16u;
     var s = eacc[acc + e];
-    for (var k = 0u; k < 16u; k++) { s += f32(ws[a + r * BK + k]) * f32(xs[b + k * BP + c]); }
+    for (var k = 0u; k < 16u; k++) { s += f32(ws[a + r * WS + k]) * f32(xs[b + k * XS + c]); }
     eacc[acc + e] = s;
   }
 }
 
 fn emuStore(acc: u32, o: u32) {
-  for (var e = lane; e < 256u; e += ${S}u) { rs[o + (e / 16u) * BP + e % 16u] = eacc[acc + e]; }
+  for (var e = lane; e < 256u; e += ${S}u) { rs[o + (e / 16u) * RS + e % 16u] = eacc[acc + e]; }
 }`;
   const wgsl = `enable f16;
 ${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}${names.map((n, k) => decl(n, k, 'read')).join('\n')}
 ${decl('out', names.length, 'read_write')}
-${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BF, BP, BK, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BF, BP, BK, XS, WS, RS, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${g.act.fn}
-// xs[k * BP + p]: channel k, position p of the step's x tile; ws[f * BK + k]: filter f, channel k of its w tile;
-// rs[f * BP + p]: the tile's sums.
-var<workgroup> xs: array<f16, ${BK * BP}>;
-var<workgroup> ws: array<f16, ${BF * BK}>;
-var<workgroup> rs: array<f32, ${BF * BP}>;
+// xs[k * XS + p]: channel k, position p of the step's x tile; ws[f * WS + k]: filter f, channel k of its w tile;
+// rs[f * RS + p]: the tile's sums (rows of XS >= BP, WS >= BK, RS >= BP: see SmxTiles.pad).
+var<workgroup> xs: array<f16, ${BK * XS}>;
+var<workgroup> ws: array<f16, ${BF * WS}>;
+var<workgroup> rs: array<f32, ${BF * RS}>;
 ${emulate ? `var<private> lane: u32;\n${emuFns}` : ''}
 
 @compute @workgroup_size(${T})
@@ -342,7 +361,7 @@ ${load('c1')}
 ${mma.join('\n')}
     workgroupBarrier();
   }
-${accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)});` : `  subgroupMatrixStore<row_major>(&rs, ${rOff(i, j)}, acc${i}_${j}, BP);`)).join('\n')}
+${accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)});` : `  subgroupMatrixStore<row_major>(&rs, ${rOff(i, j)}, acc${i}_${j}, RS);`)).join('\n')}
   workgroupBarrier();
   for (var i = 0u; i < ${EL}u; i++) {
     let e = li + i * ${T}u;

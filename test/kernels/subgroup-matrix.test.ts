@@ -19,7 +19,7 @@ import { randomF32 } from './reference.js';
 import { activation } from './reference.js';
 import {
   type SmxDirectTiles, type SmxTiles, type SmxVariant, chooseSmxTiles, isDirect, pointwiseSubgroupMatrix, smxChosenDirectVariants, smxDirectVariants,
-  smxFits, smxMinWorkgroups, smxStorage, smxTileCount, smxTileKey, smxTileVariants,
+  smxFits, smxMinWorkgroups, smxPaddedVariants, smxStorage, smxTileCount, smxTileKey, smxTileVariants,
 } from '../../kernels/pointwise-subgroup-matrix.js';
 import type { DotGeom } from '../../kernels/pointwise.js';
 import { kernelFor } from '../../kernels/registry.js';
@@ -61,20 +61,27 @@ function program(g: DotGeom, t: SmxVariant, o: { s?: number; limits?: KernelLimi
 // ---- program descriptions ------------------------------------------------------------------------------------------
 
 test('program description: workgroup of SGF x SGP subgroups, one workgroup per BF x BP tile, storage as declared', () => {
-  for (const t of smxTileVariants) {
+  for (const t of [...smxTileVariants, ...smxPaddedVariants]) {
     for (const g of [dotCase(1, 32, 16, 12544, { bias: true }), dotCase(2, 13, 21, 49, { res: true }), dotCase(32, 960, 320, 49, { bias: true })]) {
       const p = program(g, t);
       const BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
+      // Rows of x and w 8 f16 longer and of the results 4 f32 longer where padded.
+      const XS = BP + (t.pad ? 8 : 0), WS = t.bk + (t.pad ? 8 : 0), RS = BP + (t.pad ? 4 : 0);
       assert.deepEqual(p.workgroupSize, [32 * t.sgf * t.sgp, 1, 1]);
       const tiles = Math.ceil(g.F / BF) * Math.ceil(g.N * g.P / BP);
       assert.equal(tiles, smxTileCount(g, t));
       assert.ok(p.dispatch[0] * p.dispatch[1] >= tiles && p.dispatch[0] * (p.dispatch[1] - 1) < tiles, `${p.cacheKey}: dispatch ${p.dispatch} for ${tiles} tiles`);
       assert.match(p.wgsl, new RegExp(`const TOTAL: u32 = ${tiles}u;`));
       assert.equal(p.workgroupStorageBytes, smxStorage(t));
-      assert.equal(smxStorage(t), 2 * t.bk * BP + 2 * BF * t.bk + 4 * BF * BP);
-      assert.match(p.wgsl, new RegExp(`var<workgroup> xs: array<f16, ${t.bk * BP}>;`));
-      assert.match(p.wgsl, new RegExp(`var<workgroup> ws: array<f16, ${BF * t.bk}>;`));
-      assert.match(p.wgsl, new RegExp(`var<workgroup> rs: array<f32, ${BF * BP}>;`));
+      assert.equal(smxStorage(t), 2 * t.bk * XS + 2 * BF * WS + 4 * BF * RS);
+      assert.match(p.wgsl, new RegExp(`var<workgroup> xs: array<f16, ${t.bk * XS}>;`));
+      assert.match(p.wgsl, new RegExp(`var<workgroup> ws: array<f16, ${BF * WS}>;`));
+      assert.match(p.wgsl, new RegExp(`var<workgroup> rs: array<f32, ${BF * RS}>;`));
+      // The matrix loads and stores take those row lengths as strides.
+      assert.match(p.wgsl, new RegExp(`subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>\\(&ws, [^;]*, WS\\);`));
+      assert.match(p.wgsl, new RegExp(`subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>\\(&xs, [^;]*, XS\\);`));
+      assert.match(p.wgsl, new RegExp(`subgroupMatrixStore<row_major>\\(&rs, [^;]*, RS\\);`));
+      assert.match(p.wgsl, new RegExp(`const XS: u32 = ${XS}u;[\\s\\S]*const WS: u32 = ${WS}u;[\\s\\S]*const RS: u32 = ${RS}u;`));
       assert.deepEqual(p.inputs, namesOf(g).map((_, i) => i));
       assert.equal(p.outputs, 1);
     }
@@ -117,7 +124,7 @@ test('cache keys: equal inputs give equal programs; every shape, epilogue, tile,
     seen.set(p.cacheKey, p.wgsl);
   };
   let n = 0;
-  for (const g of cases) for (const t of smxTileVariants) { add(program(g, t)); n++; }
+  for (const g of cases) for (const t of [...smxTileVariants, ...smxPaddedVariants]) { add(program(g, t)); n++; }
   add(program(cases[0], smxTileVariants[0], { s: 64 })); n++;
   add(program(cases[0], smxTileVariants[0], { emulate: true })); n++;
   assert.equal(seen.size, n, 'no two of them share a key');
@@ -307,15 +314,19 @@ const emulatedCases: [Case, SmxTiles][] = [
   [dotCase(3, 32, 16, 20, { res: true }), { sgf: 1, sgp: 4, tm: 1, tn: 1, bk: 32 }],
   [dotCase(2, 48, 40, 52, { bias: true, res: true, scale: true, post: 'Relu' }), { sgf: 1, sgp: 2, tm: 2, tn: 2, bk: 16 }],
   [dotCase(1, 24, 70, 100, { bias: true, act: ['HardSwish', []] }), { sgf: 2, sgp: 1, tm: 2, tn: 1, bk: 16 }],
+  // Padded rows (SmxTiles.pad): 64 channels a step over 80 (the second step ragged), the scalar path with every
+  // epilogue part; and 2 x 2 blocks on the vec4 path.
+  [dotCase(2, 80, 21, 49, { bias: true, res: true, scale: true, act: ['Clip', [0, 6]] }), { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 64, pad: true }],
+  [dotCase(1, 40, 70, 36, { bias: true, act: ['HardSwish', []] }), { sgf: 2, sgp: 2, tm: 2, tn: 2, bk: 32, pad: true }],
 ];
 
-// lavapipe compiles each emulated program for seconds to minutes under load: four cases by default (the scalar path
+// lavapipe compiles each emulated program for seconds to minutes under load: five cases by default (the scalar path
 // with every epilogue part, the vec4 path, the 16 x 64 tiles the chooser takes for <= 16 filters, 2 x 2 blocks with
-// 16-channel steps), all six with FCM_OPT_FULL_SWEEPS=1.
-const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[3], emulatedCases[4]];
+// 16-channel steps, padded rows with 64-channel steps), all eight with FCM_OPT_FULL_SWEEPS=1.
+const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[3], emulatedCases[4], emulatedCases[6]];
 
 for (const [g, t] of runCases) {
-  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}`;
+  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}${t.pad ? ' padded' : ''}`;
   test(`emulated kernel matches the float64 reference: ${label}`, async () => {
     let seed = 9000 + g.N * 1000 + g.C;
     const r = (n: number, lo = -1, hi = 1) => Float32Array.from(randomF32(n, seed++, lo, hi), roundHalf);
