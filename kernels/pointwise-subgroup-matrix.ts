@@ -69,7 +69,10 @@ export const smxStorage = (t: SmxVariant, C?: number) => {
 /** Extra workgroup bytes of the emulated form: the staged variant keeps its accumulators there (direct: in private memory). */
 export const smxEmulationStorage = (t: SmxVariant) => (isDirect(t) ? 0 : 1024 * t.sgf * t.sgp * t.tm * t.tn);
 
-/** The tile variants the chooser picks among, largest first (bench/subgroup-matrix.ts times them all). */
+/**
+ * Staged variants with rows as long as their data, largest first: what the chooser picked until the padded ones below
+ * were measured; bench/subgroup-matrix.ts still times them.
+ */
 export const smxTileVariants: readonly SmxTiles[] = [
   { sgf: 2, sgp: 2, tm: 2, tn: 2, bk: 32 }, // 64 x 64
   { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32 }, // 32 x 64
@@ -78,8 +81,8 @@ export const smxTileVariants: readonly SmxTiles[] = [
 ];
 
 /**
- * Staged variants with padded rows (SmxTiles.pad), timed by bench/subgroup-matrix.ts beside the others; neither the
- * chooser nor --tune takes them until a GPU has measured them.
+ * Staged variants with padded rows (SmxTiles.pad): the ones the chooser picks among and --tune times (and the device
+ * check runs), measured 1.5-3x faster than the same tiles unpadded (chooseSmxTiles).
  */
 export const smxPaddedVariants: readonly SmxTiles[] = [
   { sgf: 2, sgp: 2, tm: 2, tn: 2, bk: 32, pad: true }, // 64 x 64
@@ -141,19 +144,22 @@ export interface SmxRule { direct: boolean }
 /** The direct variants chooseSmxTiles may pick (what the device check must cover). */
 export const smxChosenDirectVariants = (): SmxDirectTiles[] => [smxDirectVariants[0], smxDirectVariants[2], smxDirectVariants[3], smxDirectVariants[7], smxDirectVariants[8]];
 
-/** The staged variants chooseSmxTiles may pick. */
-export const smxChosenStagedVariants = (): SmxTiles[] => [smxTileVariants[0], smxTileVariants[2], smxTileVariants[3]];
+/** The staged variants chooseSmxTiles may pick: 32 x 32 padded, 32 and 64 channels a step. */
+export const smxChosenStagedVariants = (): SmxTiles[] => [smxPaddedVariants[1], smxPaddedVariants[2]];
 
 /**
  * The tiles for a layer, or undefined where the present f16 kernel should run it. The staged rule, from
- * bench/subgroup-matrix.ts on the H100 (MobileNetV2, batch 1 and 32, 2026-12-06): 32 x 32 tiles were the fastest
- * variant or within 10% of it on most layers (1.2-1.7x faster than the present f16 kernel on the 14x14 and 7x7 layers
- * at batch 32); 16 x 64 on layers of 16 filters; 64 x 64 only on wide layers (F >= 320, C >= 64) with 100+ such tiles
- * (7x7 960 -> 320 at batch 32: 144 us, 32 x 32 164, present 234), and 2-5x slower than 32 x 32 on early layers. Left
- * to the present kernels: fewer than smxMinWorkgroups tiles with C > 256 (7x7 960 -> 160 at batch 1: 103 us, present
- * 41), layers of fewer than 32 channels but more than 16 filters (memory-bound: 56x56 24 -> 144 at batch 32 took
- * 170-190 us, the present kernel 93-104; 112x112 16 -> 96 lost in 3 of 4 measurements) and layers of fewer than 16
- * positions in all. With `rule.direct`, the direct variants first where SmxRule says.
+ * bench/subgroup-matrix.ts on an H100 (MobileNetV2's 18 pointwise shapes at batch 1 and 32, every variant once,
+ * 2026-12-07): 32 x 32 tiles with padded rows were the fastest variant, or within 10% of it, on 28 of the 36 shapes,
+ * 1.5-3x faster than the same tiles unpadded; this rule sums to 925 us over the batch-32 shapes (the unpadded rule
+ * 1656, the best variant per shape 842) and 354 at batch 1 (430, 351). 64 channels a step from 192 channels on
+ * (14x14 576 -> 96: 72 us, 32 channels 78, unpadded 141), 32 below (7x7 160 -> 960: 68 us, 64 channels 78; the one
+ * exception seen, 14x14 96 -> 576: 23 us with 64, 66 with 32). 64 x 64 tiles, padded or not, lost everywhere. Left to the present
+ * kernels: memory-bound layers (fewer than 32 channels or at most 16 filters) over 16384+ positions (112x112 16 -> 96
+ * at batch 32: present 55 us, padded 104; at batch 1 the padded tiles win, 56x56 24 -> 144 14 us against 20), the
+ * 7x7 maps of one image with long channel loops on few tiles (batch 1 7x7 960 -> 320: present split-K 42 us, padded 55;
+ * at 14x14 the padded tiles win, 576 -> 96 30 us against 43) and layers of fewer than 16 positions in all. With
+ * `rule.direct`, the direct variants first where SmxRule says.
  */
 export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasScale?: boolean }, support: SubgroupMatrixSupport, limits: KernelLimits, rule: SmxRule = { direct: !!support.direct }): SmxVariant | undefined {
   if (rule.direct) {
@@ -168,15 +174,14 @@ export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasSc
       if (ok(smallX) && (smxTileCount(g, smallX) >= smxMinWorkgroups || g.C <= 256)) return smallX;
     }
   }
-  const [big, small, narrow] = smxChosenStagedVariants();
-  const fits = (t: SmxTiles) => smxFits(t, support, limits);
-  if (g.N * g.P < 16) return undefined;
-  if (g.F <= 16 && fits(narrow)) return narrow;
-  if (g.C < 32) return undefined;
-  if (!fits(small)) return undefined;
-  if (smxTileCount(g, small) < smxMinWorkgroups && g.C > 256) return undefined;
-  if (g.C >= 64 && g.F >= 320 && fits(big) && smxTileCount(g, big) >= 100) return big;
-  return small;
+  const [k32, k64] = smxChosenStagedVariants();
+  const M = g.N * g.P;
+  if (M < 16) return undefined;
+  if (g.C < 32 || g.F <= 16) return M < 16384 && smxFits(k32, support, limits) ? k32 : undefined;
+  const t = g.C >= 192 && smxFits(k64, support, limits) ? k64 : k32;
+  if (!smxFits(t, support, limits)) return undefined;
+  if (smxTileCount(g, t) < smxMinWorkgroups && g.C > 256 && M <= 64) return undefined;
+  return t;
 }
 
 /**
@@ -713,12 +718,12 @@ ${epi}
 }
 
 /**
- * The variants --tune may time on a layer (src/tune/tune.ts): every staged variant the device fits, and the direct
+ * The variants --tune may time on a layer (src/tune/tune.ts): every padded staged variant the device fits, and the direct
  * variants chooseSmxTiles may pick where the device's rule takes them (the device check, src/runtime/subgroup-matrix-check.ts,
  * runs exactly these; a variant it did not run is never offered), each where it applies to the layer.
  */
 export function smxCandidates(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasScale?: boolean }, support: SubgroupMatrixSupport, limits: KernelLimits): SmxVariant[] {
-  const staged = smxTileVariants.filter((t) => smxFits(t, support, limits));
+  const staged = smxPaddedVariants.filter((t) => smxFits(t, support, limits));
   const direct = support.direct ? smxChosenDirectVariants().filter((t) => smxDirectAligned(g, t) && smxDirectApplies(g, t) && smxFits(t, support, limits, g.C)) : [];
   return [...staged, ...direct];
 }

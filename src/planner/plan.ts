@@ -30,7 +30,7 @@ export interface PlanModule {
 }
 
 /**
- * The kernel variant of one pointwise layer (a key of kernels/registry.ts pointwiseVariants: 'smx:SG2x2T1x1BK32',
+ * The kernel variant of one pointwise layer (a key of kernels/registry.ts pointwiseVariants: 'smx:SG2x2T1x1BK32P',
  * 'gemm:TX8TY8RF4KS1', 'vec4:RF8T64', 'splitK:KS4'), chosen by --tune; `tuned`: the GPU times (us) it measured for
  * this variant and for the rule's (`rule`).
  */

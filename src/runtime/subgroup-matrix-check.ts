@@ -10,7 +10,7 @@ import type { GpuContext } from './device.js';
 import { GpuObjects, encodeDispatches, scoped } from './gpu.js';
 import { fromHalf, roundHalf, toHalf } from './half.js';
 import {
-  type SmxVariant, pointwiseSubgroupMatrix, smxChosenDirectVariants, smxDirectAligned, smxDirectApplies, smxEmulationStorage, smxFits, smxStorage, smxTileVariants,
+  type SmxVariant, pointwiseSubgroupMatrix, smxChosenDirectVariants, smxDirectAligned, smxDirectApplies, smxEmulationStorage, smxFits, smxPaddedVariants, smxStorage,
 } from '../../kernels/pointwise-subgroup-matrix.js';
 import type { DotGeom } from '../../kernels/pointwise.js';
 import { nodeEpilogue } from '../../kernels/shader.js';
@@ -88,7 +88,7 @@ async function run(ctx: GpuContext, emulate: boolean, timeoutMs: number): Promis
       // Direct variants only where the device's rule may pick them (SubgroupMatrixSupport.direct): a failure of theirs
       // leaves the staged kernel in use elsewhere.
       const direct = support.direct ? smxChosenDirectVariants().filter((v) => smxDirectAligned(g, v) && smxDirectApplies(g, v)) : [];
-      for (const t of [...smxTileVariants, ...direct].filter(fits)) {
+      for (const t of [...smxPaddedVariants, ...direct].filter(fits)) {
         const program = pointwiseSubgroupMatrix(g, t, support, names, names.map((_, i) => i), ctx.kernelLimits, 'subgroup-matrix check', 'Conv(pw smx)', emulate);
         const out = gpu.buffer(bytes, G.STORAGE | G.COPY_SRC, 'check out', new Uint16Array(bytes / 2).fill(0x7e00));
         const read = gpu.buffer(bytes, G.MAP_READ | G.COPY_DST, 'check read');

@@ -143,29 +143,37 @@ test('bad tiles and tiles over the device limits are refused with a clear error'
 
 // ---- the tile chooser ----------------------------------------------------------------------------------------------
 
-test('chooser: 32 x 32 tiles, 16 x 64 for 16 filters, 64 x 64 for wide layers with many tiles, the present kernel for long loops on few tiles', () => {
-  const key = (t: SmxVariant | undefined) => (t ? `${isDirect(t) ? 'direct ' : ''}${16 * t.tm * t.sgf}x${(isDirect(t) ? t.nb : 16) * t.tn * t.sgp}` : 'present');
-  // Most layers: 32 x 32 (batch 32 56x56 144 -> 24, batch 1 28x28 32 -> 192, batch 1 14x14 192 -> 64 on 14 tiles).
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, support, h100)), '32x32');
-  assert.equal(key(chooseSmxTiles({ N: 1, P: 784, F: 192, C: 32 }, support, h100)), '32x32');
-  assert.equal(key(chooseSmxTiles({ N: 1, P: 196, F: 64, C: 192 }, support, h100)), '32x32');
-  // Fewer than 32 channels (batch 32 56x56 24 -> 144, batch 1 112x112 16 -> 96): the present kernel.
+test('chooser: padded 32 x 32 tiles, 64 channels a step from 192 on; the present kernel for large memory-bound layers and long loops over one 7x7 map', () => {
+  const key = (t: SmxVariant | undefined) => (t ? `${isDirect(t) ? 'direct ' : ''}${16 * t.tm * t.sgf}x${(isDirect(t) ? t.nb : 16) * t.tn * t.sgp}${!isDirect(t) ? `/${t.bk}${t.pad ? 'p' : ''}` : ''}` : 'present');
+  // Most layers: 32 x 32 padded, 32 channels a step below 192 channels (batch 32 56x56 144 -> 24, batch 1 28x28
+  // 32 -> 192, batch 32 7x7 160 -> 960), 64 from 192 on (batch 1 14x14 192 -> 64, batch 32 7x7 960 -> 320).
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, support, h100)), '32x32/32p');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 784, F: 192, C: 32 }, support, h100)), '32x32/32p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 960, C: 160 }, support, h100)), '32x32/32p');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 196, F: 64, C: 192 }, support, h100)), '32x32/64p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, h100)), '32x32/64p');
+  // Memory-bound layers (fewer than 32 channels, or at most 16 filters) over 16384+ positions: the present kernel
+  // (batch 32 56x56 24 -> 144, 112x112 16 -> 96 and 32 -> 16); over fewer, the padded tiles (the same at batch 1).
   assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, h100)), 'present');
-  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 96, C: 16 }, support, h100)), 'present');
-  // 16 filters: the 16 x 64 tiles.
-  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 16, C: 32 }, support, h100)), '16x64');
-  // Wide layers with 100+ tiles of 64 x 64: batch 32 7x7 960 -> 320 (125 tiles); not at batch 1 (5 tiles).
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, h100)), '64x64');
-  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 1280, C: 320 }, support, h100)), '32x32');
-  // Batch 1, 7x7 960 -> 160: 5 x 2 = 10 tiles of 32 x 32 and 960 channels each: the present (split-K) kernel.
-  assert.ok(smxTileCount({ N: 1, P: 49, F: 160 }, smxTileVariants[2]) < smxMinWorkgroups);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 12544, F: 96, C: 16 }, support, h100)), 'present');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 12544, F: 16, C: 32 }, support, h100)), 'present');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 3136, F: 144, C: 24 }, support, h100)), '32x32/32p');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 96, C: 16 }, support, h100)), '32x32/32p');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 12544, F: 16, C: 32 }, support, h100)), '32x32/32p');
+  // One 7x7 map with a long channel loop on few tiles (batch 1 960 -> 160: 5 x 2 tiles of 960 channels): the present
+  // (split-K) kernel; at 14x14 (batch 1 576 -> 96, 21 tiles) and with a short loop (160 -> 960) the padded tiles.
+  assert.ok(smxTileCount({ N: 1, P: 49, F: 160 }, smxPaddedVariants[2]) < smxMinWorkgroups);
   assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 160, C: 960 }, support, h100)), 'present');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 160, C: 576 }, support, h100)), 'present');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 196, F: 96, C: 576 }, support, h100)), '32x32/64p');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 960, C: 160 }, support, h100)), '32x32/32p');
   // Few positions in all (a squeeze-excite 1x1 map at batch 1): no 16-row block to fill.
   assert.equal(key(chooseSmxTiles({ N: 1, P: 1, F: 576, C: 144 }, support, h100)), 'present');
-  // WebGPU's default 16 KiB of workgroup storage: 64 x 64 (24 KiB) is not offered; 32 x 32 (8 KiB) is.
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, defaultLimits)), '32x32');
+  // WebGPU's default 16 KiB of workgroup storage holds both (14 KiB with 64 channels a step); 12 KiB only 32 a step (9.5).
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, defaultLimits)), '32x32/64p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, { ...defaultLimits, maxComputeWorkgroupStorageSize: 12288 })), '32x32/32p');
   // A 64-wide subgroup: 256-thread workgroups, within the default limits; 128-wide: none fits 256 invocations.
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, { subgroupSize: 64 }, defaultLimits)), '32x32');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, { subgroupSize: 64 }, defaultLimits)), '32x32/32p');
   assert.equal(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, { subgroupSize: 128 }, defaultLimits), undefined);
 });
 
@@ -237,13 +245,15 @@ test('compileGraph: MobileNetV2 fp16 puts its pointwise layers on subgroup matri
     });
     assert.equal(plain.steps.filter((s) => s.program.cacheKey.includes('smx')).length, 0);
     assert.equal(fp32.steps.filter((s) => s.program.cacheKey.includes('smx')).length, 0);
-    // Batch 32: every pointwise layer but those of fewer than 32 channels (and more than 16 filters); batch 1: fewer
-    // (the 14x14 and 7x7 layers with few tiles and long channel loops stay on the present split-K and gemm kernels).
-    const narrowIn = pwNodes.filter((n) => g.tensors.get(n.inputs[0])!.shape[1] < 32 && g.tensors.get(n.inputs[1])!.shape[0] > 16);
-    assert.ok(narrowIn.length >= 3);
-    smx.steps.forEach((s) => { if (narrowIn.includes(s.node)) assert.ok(!s.program.cacheKey.startsWith('pointwise-smx'), s.node.name); });
-    if (batch === 32) assert.equal(onSmx, pwNodes.length - narrowIn.length);
-    else assert.ok(onSmx >= 10 && onSmx < pwNodes.length, `batch 1: ${onSmx} of ${pwNodes.length} pointwise layers on subgroup matrices`);
+    // Batch 32: every pointwise layer but the memory-bound ones (fewer than 32 channels or at most 16 filters, all over
+    // 16384+ positions there); batch 1: every one but the 7x7 layers with long channel loops (576 and 960 channels).
+    const shapeOf = (n: Node, i: number) => g.tensors.get(n.inputs[i])!.shape;
+    const left = batch === 32
+      ? pwNodes.filter((n) => shapeOf(n, 0)[1] < 32 || shapeOf(n, 1)[0] <= 16)
+      : pwNodes.filter((n) => shapeOf(n, 0)[2] === 7 && shapeOf(n, 0)[1] > 256);
+    assert.ok(left.length >= 3, `${left.length} layers left to the present kernels`);
+    smx.steps.forEach((s) => { if (left.includes(s.node)) assert.ok(!s.program.cacheKey.startsWith('pointwise-smx'), s.node.name); });
+    assert.equal(onSmx, pwNodes.length - left.length, `batch ${batch}: ${onSmx} of ${pwNodes.length} pointwise layers on subgroup matrices`);
   }
 });
 
