@@ -61,7 +61,8 @@ export interface SessionOptions extends PipelineOptions {
   /**
    * Inputs fed as 8-bit images (Uint8Array, NHWC: what decoders give), converted and normalised on the GPU:
    * per input, the model input's layout ('nchw' default) and (byte * scale - mean[c]) / std[c] (scale 1/255 by
-   * default). Such an input still takes a Float32Array or a GPU buffer of its float values. Float32 sessions only.
+   * default). Such an input still takes a Float32Array or a GPU buffer of its float values (a GPU buffer: float32
+   * sessions). fp32 and fp16 sessions (fp16: the normalised values rounded to the input's f16 on the GPU); not int8.
    */
   imageInputs?: ExecutorOptions['images'];
   /**

@@ -33,6 +33,7 @@ import type { Feeds, HostFeeds, Precision, PrecisionName, RunResult } from './pr
 import { DispatchTimer } from './timing.js';
 import type { Int8Program } from '../../kernels/int8/common.js';
 import { type ImageNormalization, imageInputProgram } from '../../kernels/image-input.js';
+import { withStorage } from '../../kernels/f16.js';
 import {
   type HostTimes, type ReadSet, type UploadBatch, type UploadPath, type UploadTarget, ReadbackPool, Uploader,
   defaultRingSize, defaultUploadPath, noHostTimes, uploadPaths,
@@ -229,7 +230,7 @@ export interface ExecutorOptions {
   upload?: UploadPath;
   /** Runs that may wait for their outputs at once, each with its own read-back set (default 2). */
   maxInFlight?: number;
-  /** Inputs fed as 8-bit NHWC images, converted and normalised on the GPU (float32 sessions). */
+  /** Inputs fed as 8-bit NHWC images, converted and normalised on the GPU (float32 and fp16 sessions). */
   images?: Record<string, ImageNormalization>;
 }
 
@@ -320,7 +321,8 @@ export class Executor implements Session {
     this.images = options.images ?? {};
     for (const x of Object.keys(this.images)) {
       if (!g.inputs.includes(x)) throw invalid(g.source, `image options name '${x}', which is not an input of the model (inputs: ${g.inputs.join(', ')})`);
-      if (precision.name !== 'fp32') throw unsupported(`${g.source}: input '${x}'`, `image inputs are converted to float32; this session runs ${precision.name} kernels`);
+      // int8 sessions take the 8-bit values of a quantized input as they are (Uint8Array feeds), not normalised ones.
+      if (precision.name === 'int8') throw unsupported(`${g.source}: input '${x}'`, 'image inputs are converted to float values; this session runs int8 kernels (feed the quantized input\'s bytes as a Uint8Array)');
     }
     this.gpu = new GpuObjects(ctx);
     this.timer = new DispatchTimer(this.gpu, g.source);
@@ -396,11 +398,13 @@ export class Executor implements Session {
       const bindGroup = this.gpu.bindGroup(pipeline, [floats, ...consts, this.binding(dst)], p.name);
       this.feedPrograms.set(x, { floats, pipeline, bindGroup, size: p.dispatch, name: x, label: `quantize input ${x}` });
     }
-    // Image programs: 8-bit pixels to the input's float32 values.
+    // Image programs: 8-bit pixels to the input's float values (f16 where an fp16 session stores the input so).
     for (const [x, o] of Object.entries(this.images)) {
       const dst = this.root(x);
       if (!this.buffers.has(dst)) continue;
-      const p = imageInputProgram(this.tensor(x).shape, o, this.ctx.kernelLimits, x);
+      const asFloat = imageInputProgram(this.tensor(x).shape, o, this.ctx.kernelLimits, x);
+      const half = this.precision.name === 'fp16' && !this.compiled.f32Tensors?.has(dst);
+      const p = half ? withStorage(asFloat, ['f32', 'f16']) : asFloat;
       const pipeline = this.gpu.pipeline(p, this.precision.keyPrefix);
       const px = this.gpu.buffer(numel(this.tensor(x).shape), S | CD, `image ${x}`);
       const bindGroup = this.gpu.bindGroup(pipeline, [px, this.binding(dst)], p.name);

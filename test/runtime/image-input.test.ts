@@ -12,6 +12,7 @@ import { createSession } from '../../src/pipeline/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { imageInputProgram, imageToFloat } from '../../kernels/image-input.js';
 import { defaultLimits } from '../../kernels/program.js';
+import { roundHalf } from '../../src/runtime/half.js';
 
 after(releaseGpu);
 
@@ -58,6 +59,32 @@ test('NCHW and NHWC model inputs from NHWC bytes equal the host reference', asyn
     } finally {
       s.dispose();
     }
+  }
+});
+
+test('an fp16 session converts image bytes into its f16 input on the GPU: the host reference rounded to f16', async () => {
+  const shape = [2, 3, 9, 7];
+  const g = await loadModel(exportOnnx(identity(shape)), { source: 'identity-f16' });
+  const s = await createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { keepF32: 'none' }, imageInputs: { image: imagenet } });
+  try {
+    assert.deepEqual(s.stats().f32Tensors, [], 'the input is stored as f16');
+    const px = pixels(2 * 9 * 7 * 3, 4);
+    const want = imageToFloat(px, shape, imagenet);
+    const got = (await s.run({ image: px }))[s.outputNames[0]].data;
+    // The GPU's normalised value is a few float32 roundings from the reference's (above); rounded to f16 (times 1,
+    // exact) it lands on the reference's f16 neighbour or, where the two straddle a rounding boundary, the next one:
+    // within one f16 ulp, 2^-10 of the value. Left as float32, or a channel taking another's mean or std, is off by
+    // more (or, stored as float32 into an f16 buffer, garbage).
+    for (let i = 0; i < want.length; i++) {
+      const r = roundHalf(want[i]);
+      if (!(Math.abs(got[i] - r) <= 2 ** -10 * Math.abs(r) + 2 ** -24)) assert.fail(`element ${i}: ${got[i]} vs ${r} (${want[i]} rounded)`);
+    }
+    const exact = want.reduce((n, v, i) => n + (got[i] === roundHalf(v) ? 1 : 0), 0);
+    assert.ok(exact >= 0.99 * want.length, `${exact} of ${want.length} elements equal to the reference rounded to f16`);
+    // Float feeds of the same input are rounded to the same f16 values.
+    assert.deepEqual((await s.run({ image: want }))[s.outputNames[0]].data, Float32Array.from(want, roundHalf));
+  } finally {
+    s.dispose();
   }
 });
 
