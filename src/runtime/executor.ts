@@ -117,7 +117,8 @@ export interface Profile {
  * Feeds of run(): per input, host values (Feeds: a Float32Array; int8 sessions also raw 8-bit values), the bytes of
  * an image (a Uint8Array in NHWC order, for an input the session was given image options for), or a GPUBuffer of
  * this session's device holding the input's float32 values (usage COPY_SRC, at least 4 bytes per element), which is
- * copied on the GPU and never read back to the host. A GPU buffer feed stays the caller's.
+ * copied on the GPU (and rounded to f16 or quantized there, as host floats are) and never read back to the host. A GPU
+ * buffer feed stays the caller's.
  */
 export type RunFeeds = Record<string, Feeds[string] | GPUBuffer>;
 
@@ -513,10 +514,14 @@ export class Executor implements Session {
       if (!this.graph.inputs.includes(x)) { host[x] = v as Feeds[string]; continue; }
       const t = this.tensor(x);
       if (isGpuBuffer(v)) {
-        const bytes = this.compiled.bytes.get(this.root(x));
-        if (this.precision.name !== 'fp32' || this.imagePrograms.has(x)) throw unsupported(`${this.graph.source}: input '${x}'`, 'GPU buffer feeds hold float32 values: they are taken by float32 sessions, for inputs without image options');
+        const bytes = 4 * numel(t.shape);
+        // Float32 values reach the input's buffer as they are (fp32, an input an fp16 session keeps f32) or through its
+        // feed program (rounded to f16, quantized); an input read by host steps, or with image options, takes none.
+        const root = this.root(x);
+        const takes = this.feedPrograms.has(x) || (this.buffers.has(root) && (this.precision.name === 'fp32' || (this.precision.name === 'fp16' && !!this.compiled.f32Tensors?.has(root))));
+        if (!takes || this.imagePrograms.has(x)) throw unsupported(`${this.graph.source}: input '${x}'`, `GPU buffer feeds hold float32 values: this ${this.precision.name} session has no float32 way onto the GPU for this input (an input with image options, or one the host reads)`);
         if (!(v.usage & GPUBufferUsage.COPY_SRC)) throw invalid(this.graph.source, `input '${x}': the GPU buffer fed needs usage COPY_SRC`);
-        if (bytes !== undefined && v.size < bytes) throw invalid(this.graph.source, `input '${x}': the GPU buffer fed has ${v.size} bytes, the input takes [${t.shape.join(',')}] float32 = ${bytes}`);
+        if (v.size < bytes) throw invalid(this.graph.source, `input '${x}': the GPU buffer fed has ${v.size} bytes, the input takes [${t.shape.join(',')}] float32 = ${bytes}`);
         gpu.set(x, v);
         continue;
       }
@@ -613,12 +618,37 @@ export class Executor implements Session {
     return programs;
   }
 
-  /** Encodes the copies of GPU buffer feeds into their inputs' buffers. */
-  private copyGpuFeeds(enc: GPUCommandEncoder, f: { gpu: ReadonlyMap<string, GPUBuffer> }): void {
-    for (const [x, b] of f.gpu) {
+  /**
+   * Encodes the copies of GPU buffer feeds: into the input's buffer where it holds float32 values, else into the
+   * float32 buffer of the input's feed program (an fp16 session's f16 input, an int8 session's quantized one), whose
+   * dispatches it returns, to run after the copies.
+   */
+  private copyGpuFeeds(enc: GPUCommandEncoder, gpu: ReadonlyMap<string, GPUBuffer>): FeedDispatch[] {
+    const programs: FeedDispatch[] = [];
+    for (const [x, b] of gpu) {
+      const fp = this.feedPrograms.get(x);
+      if (fp) {
+        enc.copyBufferToBuffer(b, 0, fp.floats, 0, fp.floats.size);
+        programs.push(fp);
+        continue;
+      }
       const dst = this.buffers.get(this.root(x));
       if (dst) enc.copyBufferToBuffer(b, 0, dst, 0, this.compiled.bytes.get(this.root(x))!);
     }
+    return programs;
+  }
+
+  /** copyGpuFeeds, then the feed programs it names, in a pass of their own. */
+  private encodeGpuFeeds(enc: GPUCommandEncoder, gpu: ReadonlyMap<string, GPUBuffer>): void {
+    const programs = this.copyGpuFeeds(enc, gpu);
+    if (!programs.length) return;
+    const pass = enc.beginComputePass();
+    for (const x of programs) {
+      pass.setPipeline(x.pipeline);
+      pass.setBindGroup(0, x.bindGroup);
+      pass.dispatchWorkgroups(x.size[0], x.size[1], x.size[2]);
+    }
+    pass.end();
   }
 
   /** Writes the feeds with writeBuffer and submits GPU feeds' copies (profile() and the timing functions). */
@@ -626,7 +656,7 @@ export class Executor implements Session {
     const programs = this.writeFeeds(this.uploader.writeBufferBatch(), f);
     if (f.gpu.size) {
       const enc = this.gpu.encoder();
-      this.copyGpuFeeds(enc, f);
+      programs.push(...this.copyGpuFeeds(enc, f.gpu));
       this.ctx.device.queue.submit([enc.finish()]);
     }
     return programs;
@@ -744,7 +774,7 @@ export class Executor implements Session {
     let enc: GPUCommandEncoder | undefined = this.gpu.encoder();
     // Staged feeds and GPU feeds are copied ahead of the first pass, in the first command buffer.
     batch.encode(enc);
-    this.copyGpuFeeds(enc, f);
+    this.encodeGpuFeeds(enc, f.gpu);
     let pass: GPUComputePassEncoder | undefined;
     let last: GPUComputePipeline | undefined;
     let inPart = 0;
@@ -824,7 +854,7 @@ export class Executor implements Session {
     let feedCopies: AheadSet['feedCopies'];
     if (feeds) {
       const enc = this.gpu.encoder();
-      this.copyGpuFeeds(enc, { gpu: feeds });
+      this.encodeGpuFeeds(enc, feeds);
       feedCopies = { feeds, buffer: enc.finish() };
     }
     return { parts: this.encodeParts(), feedCopies };
@@ -864,7 +894,7 @@ export class Executor implements Session {
     const encodeFirst = (): GPUCommandBuffer => {
       const first = this.gpu.encoder();
       batch.encode(first);
-      this.copyGpuFeeds(first, f);
+      this.encodeGpuFeeds(first, f.gpu);
       if (head.length) {
         const pass = first.beginComputePass();
         for (const x of head) {

@@ -108,16 +108,46 @@ test('profile() takes a GPU buffer feed as run() does', async () => {
   }
 });
 
-test('integer sessions refuse GPU buffer feeds and outputs (their buffers hold packed 8-bit values)', async () => {
+test('integer sessions refuse GPU buffer feeds where no program converts float32 values onto the GPU, and outputs on the GPU', async () => {
   const g = await loadModel(buildMobileNetStyle({ int8: true, size: 24, seed: 5, classes: 12 }), { source: 'mnet24.tflite' });
   const s = await createInt8Session(g, { plan: 'unfused' });
   try {
     const d = (await acquireGpu()).device;
     const b = d.createBuffer({ size: 4 * 3 * 24 * 24, usage: GPUBufferUsage.COPY_SRC });
-    await assert.rejects(s.run({ [g.inputs[0]]: b }), /GPU buffer feeds hold float32 values/);
+    await assert.rejects(s.run({ [g.inputs[0]]: b }), /GPU buffer feeds hold float32 values: this int8 session has no float32 way onto the GPU/);
     const n = g.tensors.get(g.inputs[0])!.shape.reduce((a, c) => a * c, 1);
     await assert.rejects(s.run({ [g.inputs[0]]: seededInput(n, 1) }, { outputLocation: 'gpu' }), /outputs on the GPU hold float32 values/);
     b.destroy();
+  } finally {
+    s.dispose();
+  }
+});
+
+test('fp16 sessions take GPU buffer feeds of float32 values: rounded to f16 on the GPU as host floats are, bit for bit', async () => {
+  const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'stack' });
+  const s = await createSession(g, { plan: 'auto', hw: 'rtxa4000', precision: 'fp16', fp16: { keepF32: 'none' } });
+  try {
+    const d = (await acquireGpu()).device;
+    const x = g.inputs[0], y = s.outputNames[0];
+    const n = g.tensors.get(x)!.shape.reduce((a, c) => a * c, 1);
+    const G = GPUBufferUsage;
+    const bufs = [1, 2].map((seed) => {
+      const v = seededInput(n, seed);
+      const b = d.createBuffer({ size: 4 * n, usage: G.COPY_SRC | G.COPY_DST });
+      d.queue.writeBuffer(b, 0, v);
+      return { v, b };
+    });
+    const host = await Promise.all(bufs.map(async ({ v }) => (await s.run({ [x]: v }))[y].data));
+    assert.notDeepEqual(host[0], host[1]);
+    // The same buffer twice (its copy and conversion encoded ahead), the other one, a host array between.
+    for (const [i, fed] of [0, 0, 1, -1, 1, 0].entries()) {
+      const got = (await s.run({ [x]: fed < 0 ? bufs[0].v : bufs[fed].b }))[y].data;
+      assert.deepEqual(got, host[fed < 0 ? 0 : fed], `run ${i}`);
+    }
+    // profile() converts the buffer as run() does.
+    const p = await s.profile({ [x]: bufs[1].b });
+    assert.ok(p.steps.some((st) => st.node.startsWith('quantize input')), 'the conversion is a profiled step');
+    for (const { b } of bufs) b.destroy();
   } finally {
     s.dispose();
   }
