@@ -164,3 +164,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 0, constants: [],
   };
 }
+
+/**
+ * The widening of an f16 model output of `n` elements to float32 values on the GPU, for an output an fp16 session
+ * leaves on the GPU (run()'s outputLocation 'gpu': the caller's buffer holds float32 values, as a float32 session's).
+ * Bindings: `h` the output's f16 tensor, `out` the float32 buffer.
+ */
+export function floatOutputProgram(n: number, limits: KernelLimits, name: string): KernelProgram {
+  const d = flatDispatch(n, limits, `output '${name}'`);
+  const wgsl = `enable f16;
+@group(0) @binding(0) var<storage, read> h: array<f16>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(${d.workgroupSize[0]})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${d.guard}
+  out[i] = f32(h[i]);
+}
+`;
+  return {
+    name: `ToF32(output ${name})`, cacheKey: cacheKey('f32-output', n, d.key), wgsl,
+    workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 0,
+  };
+}

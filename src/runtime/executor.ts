@@ -33,7 +33,7 @@ import type { Feeds, HostFeeds, Precision, PrecisionName, RunResult } from './pr
 import { DispatchTimer } from './timing.js';
 import type { Int8Program } from '../../kernels/int8/common.js';
 import { type ImageNormalization, imageInputProgram } from '../../kernels/image-input.js';
-import { withStorage } from '../../kernels/f16.js';
+import { floatOutputProgram, withStorage } from '../../kernels/f16.js';
 import {
   type HostTimes, type ReadSet, type UploadBatch, type UploadPath, type UploadTarget, ReadbackPool, Uploader,
   defaultRingSize, defaultUploadPath, noHostTimes, uploadPaths,
@@ -126,13 +126,15 @@ export interface RunOptions {
   /** The outputs to return, by name (default: every graph output). Only these are copied and read back. */
   outputs?: string[];
   /**
-   * 'host' (default): outputs read back into Float32Arrays. 'gpu': outputs stay on the GPU as buffers the caller
-   * owns (run() resolves once the copies are submitted; later GPU work on the same device sees them, by queue order).
+   * 'host' (default): outputs read back into Float32Arrays. 'gpu': outputs stay on the GPU as buffers of float32
+   * values the caller owns (run() resolves once the copies are submitted; later GPU work on the same device sees them,
+   * by queue order); float32 and fp16 sessions (fp16: each f16 output widened into its buffer by a dispatch).
    */
   outputLocation?: 'host' | 'gpu';
   /**
-   * With 'gpu': the caller's buffers to copy outputs into (usage COPY_DST, at least the output's bytes). An output
-   * without one gets a new buffer (usage STORAGE | COPY_SRC | COPY_DST) that the caller owns and should destroy().
+   * With 'gpu': the caller's buffers to copy outputs into (usage COPY_DST, or STORAGE for an fp16 session's f16
+   * output; at least 4 bytes per element). An output without one gets a new buffer (usage STORAGE | COPY_SRC |
+   * COPY_DST) that the caller owns and should destroy().
    */
   outputBuffers?: Record<string, GPUBuffer>;
   /**
@@ -266,6 +268,8 @@ export class Executor implements Session {
   private readonly buffers = new Map<string, GPUBuffer>();
   private readonly phases: Phase[] = [];
   private readonly feedPrograms = new Map<string, FeedDispatch>();
+  /** fp16 outputs left on the GPU: the widening program of each, and its bind group per destination buffer. */
+  private readonly widen = new Map<string, { pipeline: GPUComputePipeline; size: [number, number, number]; groups: WeakMap<GPUBuffer, GPUBindGroup> }>();
   private readonly imagePrograms = new Map<string, FeedDispatch>();
   private readonly submitEvery: number;
   private readonly firstSubmit: number | undefined;
@@ -568,7 +572,7 @@ export class Executor implements Session {
       }
       return { names: [...names], read, into };
     }
-    if (this.precision.name !== 'fp32') throw unsupported(src, `outputs on the GPU hold float32 values: this session runs ${this.precision.name} kernels`);
+    if (this.precision.name === 'int8') throw unsupported(src, `outputs on the GPU hold float32 values: this session runs ${this.precision.name} kernels`);
     const gpu = new Map<string, GPUBuffer | undefined>();
     const given = opts.outputBuffers ?? {};
     for (const y of Object.keys(given)) if (!names.includes(y)) throw invalid(src, `outputBuffers names '${y}', which is not an output asked for`);
@@ -576,10 +580,12 @@ export class Executor implements Session {
       // A host step's output (TFLite_Detection_PostProcess) never is on the GPU.
       if (!this.compiled.gpuOutputs.includes(this.root(y))) throw unsupported(src, `output '${y}' is computed on the host; ask for it with outputLocation 'host'`);
       const b = given[y];
-      const bytes = this.compiled.bytes.get(this.root(y))!;
+      const bytes = 4 * numel(this.tensor(y).shape);
       if (b !== undefined) {
         if (!isGpuBuffer(b)) throw invalid(src, `outputBuffers['${y}'] must be a GPUBuffer`);
-        if (!(b.usage & GPUBufferUsage.COPY_DST)) throw invalid(src, `outputBuffers['${y}'] needs usage COPY_DST`);
+        // An f16 output is widened into the buffer by a dispatch (STORAGE), a float32 one copied (COPY_DST).
+        const [usage, name] = this.widensOutput(y) ? [GPUBufferUsage.STORAGE, 'STORAGE'] : [GPUBufferUsage.COPY_DST, 'COPY_DST'];
+        if (!(b.usage & usage)) throw invalid(src, `outputBuffers['${y}'] needs usage ${name}`);
         if (b.size < bytes) throw invalid(src, `outputBuffers['${y}'] has ${b.size} bytes, output '${y}' takes ${bytes}`);
       }
       gpu.set(y, b);
@@ -923,19 +929,50 @@ export class Executor implements Session {
     return out;
   }
 
-  /** Encodes the copies of the outputs asked for to their GPU buffers (the caller's, or new ones it will own). */
+  /** Whether output `y` is stored as f16, so that leaving it on the GPU widens it into float32 values. */
+  private widensOutput(y: string): boolean {
+    return this.precision.name === 'fp16' && !this.compiled.f32Tensors?.has(this.root(y));
+  }
+
+  /**
+   * Encodes the copies of the outputs asked for to their GPU buffers (the caller's, or new ones it will own); an f16
+   * output is widened into float32 values there by a dispatch of its own (kernels/f16.ts floatOutputProgram), its
+   * pipeline made at its first use and a bind group kept per destination buffer.
+   */
   private copyOutputs(e: GPUCommandEncoder, want: Wanted): GpuRunResult {
     const out: GpuRunResult = Object.create(null);
+    let pass: GPUComputePassEncoder | undefined;
     for (const [y, given] of want.gpu!) {
       const src = this.buffers.get(this.root(y));
       if (!src) throw new Error(`internal: output '${y}' has no buffer`);
-      const bytes = this.compiled.bytes.get(this.root(y))!;
       const t = this.tensor(y);
+      const bytes = 4 * numel(t.shape);
       const G = GPUBufferUsage;
       const buffer = given ?? this.ctx.device.createBuffer({ size: bytes, usage: G.STORAGE | G.COPY_SRC | G.COPY_DST, label: `output ${y}` });
-      e.copyBufferToBuffer(src, 0, buffer, 0, bytes);
-      out[y] = { shape: [...t.shape], dtype: t.dtype, buffer, byteLength: 4 * numel(t.shape) };
+      if (this.widensOutput(y)) {
+        let w = this.widen.get(y);
+        if (!w) {
+          const p = floatOutputProgram(numel(t.shape), this.ctx.kernelLimits, y);
+          w = { pipeline: this.gpu.pipeline(p, this.precision.keyPrefix), size: p.dispatch, groups: new WeakMap() };
+          this.widen.set(y, w);
+        }
+        let group = w.groups.get(buffer);
+        if (!group) {
+          group = this.gpu.bindGroup(w.pipeline, [src, buffer], `output ${y} as float32`);
+          w.groups.set(buffer, group);
+        }
+        pass ??= e.beginComputePass();
+        pass.setPipeline(w.pipeline);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(w.size[0], w.size[1], w.size[2]);
+      } else {
+        pass?.end();
+        pass = undefined;
+        e.copyBufferToBuffer(src, 0, buffer, 0, this.compiled.bytes.get(this.root(y))!);
+      }
+      out[y] = { shape: [...t.shape], dtype: t.dtype, buffer, byteLength: bytes };
     }
+    pass?.end();
     return out;
   }
 

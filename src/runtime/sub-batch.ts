@@ -89,8 +89,10 @@ export class SubBatchSession implements Session {
       const shape = this.shape(x), n = numel(shape), bytes = 4 * n;
       if (isGpuBuffer(v)) {
         // As the executor checks them, before anything is copied (the size: the batch's).
-        if (this.path !== 'fp32' || this.inner.stats().inputQuantizers.includes(x) || this.imageInputs.has(x)) {
-          throw unsupported(`${src}: input '${x}'`, 'GPU buffer feeds hold float32 values: they are taken by float32 sessions, for inputs without image options');
+        // Float32 values: fp32 and fp16 sessions take them (fp16: rounded on the GPU), int8 ones where the input is
+        // quantized on the GPU; never for an input with image options.
+        if ((this.path === 'int8' && !this.inner.stats().inputQuantizers.includes(x)) || this.imageInputs.has(x)) {
+          throw unsupported(`${src}: input '${x}'`, `GPU buffer feeds hold float32 values: this ${this.path} session has no float32 way onto the GPU for this input (an input with image options, or one the host reads)`);
         }
         if (!(v.usage & GPUBufferUsage.COPY_SRC)) throw invalid(src, `input '${x}': the GPU buffer fed needs usage COPY_SRC`);
         if (v.size < bytes) throw invalid(src, `input '${x}': the GPU buffer fed has ${v.size} bytes, the input takes [${shape.join(',')}] float32 = ${bytes}`);

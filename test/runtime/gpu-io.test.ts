@@ -123,7 +123,7 @@ test('integer sessions refuse GPU buffer feeds where no program converts float32
   }
 });
 
-test('fp16 sessions take GPU buffer feeds of float32 values: rounded to f16 on the GPU as host floats are, bit for bit', async () => {
+test('fp16 sessions take GPU buffer feeds of float32 values (rounded to f16 on the GPU) and leave float32 outputs on the GPU, bit for bit as through the host', async () => {
   const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'stack' });
   const s = await createSession(g, { plan: 'auto', hw: 'rtxa4000', precision: 'fp16', fp16: { keepF32: 'none' } });
   try {
@@ -147,7 +147,23 @@ test('fp16 sessions take GPU buffer feeds of float32 values: rounded to f16 on t
     // profile() converts the buffer as run() does.
     const p = await s.profile({ [x]: bufs[1].b });
     assert.ok(p.steps.some((st) => st.node.startsWith('quantize input')), 'the conversion is a profiled step');
-    for (const { b } of bufs) b.destroy();
+    // Outputs left on the GPU: the f16 output widened into float32 values, equal to the host read-back's widening;
+    // into a new buffer, twice into the caller's (its bind group made once).
+    const m = host[0].length;
+    const onGpu = (await s.run({ [x]: bufs[0].b }, { outputLocation: 'gpu' }))[y];
+    assert.equal(onGpu.byteLength, 4 * m);
+    assert.deepEqual(await readBuffer(onGpu.buffer, 4 * m), host[0]);
+    onGpu.buffer.destroy();
+    const mine = d.createBuffer({ size: 4 * m, usage: G.STORAGE | G.COPY_SRC });
+    for (const k of [1, 0]) {
+      const r = await s.run({ [x]: bufs[k].v }, { outputLocation: 'gpu', outputBuffers: { [y]: mine } });
+      assert.equal(r[y].buffer, mine);
+      assert.deepEqual(await readBuffer(mine, 4 * m), host[k], `into the caller's buffer, input ${k}`);
+    }
+    // The widening writes the buffer as storage: a copy destination alone is refused.
+    const copyOnly = d.createBuffer({ size: 4 * m, usage: G.COPY_DST | G.COPY_SRC });
+    await assert.rejects(s.run({ [x]: bufs[0].v }, { outputLocation: 'gpu', outputBuffers: { [y]: copyOnly } }), /needs usage STORAGE/);
+    for (const b of [mine, copyOnly, ...bufs.map((q) => q.b)]) b.destroy();
   } finally {
     s.dispose();
   }

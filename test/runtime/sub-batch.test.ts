@@ -191,6 +191,33 @@ test('image inputs (uint8 NHWC bytes, converted on the GPU) split too; a GPU buf
   }
 });
 
+test('fp16 split sessions: a float32 GPU buffer feed and float32 outputs on the GPU, bit for bit as the same split fed and read through the host', async () => {
+  const g = net(4);
+  const s = await createSession(g, { plan: 'unfused', subBatches: 2, precision: 'fp16', fp16: { keepF32: 'none' } });
+  const dev = executorOf((s as SubBatchSession).inner).ctx.device;
+  const x = batchOf(4);
+  const gin = dev.createBuffer({ size: x.byteLength, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  dev.queue.writeBuffer(gin, 0, x);
+  try {
+    const y = s.outputNames[0];
+    const want = (await s.run({ input: x }))[y].data;
+    assert.deepEqual((await s.run({ input: gin }))[y].data, want, 'GPU feed');
+    const r = await s.run({ input: gin }, { outputLocation: 'gpu' });
+    assert.equal(r[y].byteLength, 4 * want.length);
+    const rb = dev.createBuffer({ size: r[y].byteLength, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = dev.createCommandEncoder();
+    enc.copyBufferToBuffer(r[y].buffer, 0, rb, 0, r[y].byteLength);
+    dev.queue.submit([enc.finish()]);
+    await rb.mapAsync(GPUMapMode.READ);
+    assert.deepEqual(new Float32Array(rb.getMappedRange().slice(0)), want, 'outputs on the GPU');
+    rb.destroy();
+    r[y].buffer.destroy();
+  } finally {
+    gin.destroy();
+    s.dispose();
+  }
+});
+
 test('every sub-run is submitted before the first one\'s outputs are mapped: nothing in run() waits for an earlier sub-run', async () => {
   const g = net(8);
   const s = await createSession(g, { plan: 'unfused', subBatches: 4 });
