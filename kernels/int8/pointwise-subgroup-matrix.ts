@@ -53,11 +53,14 @@ export function int8SubgroupMatrixSupport(features: { has(f: string): boolean },
 
 /**
  * Tiles: SGF x SGP subgroups, each TM x TN blocks of 16 x nb (the configuration's N), BK channels per staging step (a
- * multiple of 32, the configuration's K).
+ * multiple of 32, the configuration's K). `pad`: rows of the staged tiles 16 bytes longer than their data (x rows of
+ * BP + 16 bytes, w rows of BK + 16) and of the results 4 words longer (BP + 4), so that the matrix loads and stores do
+ * not meet the same banks of workgroup memory row after row (rows of 32, 64 or 128 bytes do); the f16 kernel's tiles
+ * ran 1.5-3x faster so on an H100 (kernels/pointwise-subgroup-matrix.ts SmxTiles.pad).
  */
-export interface Int8SmxTiles { sgf: number; sgp: number; tm: number; tn: number; bk: number; nb: 16 | 8 }
+export interface Int8SmxTiles { sgf: number; sgp: number; tm: number; tn: number; bk: number; nb: 16 | 8; pad?: boolean }
 
-export const int8SmxTileKey = (t: Int8SmxTiles) => `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}BK${t.bk}`;
+export const int8SmxTileKey = (t: Int8SmxTiles) => `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}BK${t.bk}${t.pad ? 'P' : ''}`;
 
 /** The tile variants for blocks of 16 x nb (bench/int8-subgroup-matrix.ts times them all). */
 export function int8SmxTileVariants(nb: 16 | 8): Int8SmxTiles[] {
@@ -69,16 +72,25 @@ export function int8SmxTileVariants(nb: 16 | 8): Int8SmxTiles[] {
     { sgf: 2, sgp: 2, tm: 1, tn: s, bk: 32, nb }, // 32 x 32
     { sgf: 1, sgp: 4, tm: 1, tn: s, bk: 32, nb }, // 16 x 64: layers of <= 16 filters
     { sgf: 2, sgp: 2, tm: 1, tn: s, bk: 128, nb }, // 32 x 32, 128 channels per step (fewer barriers per MMA)
+    // Padded rows (Int8SmxTiles.pad): 32 x 32 with 32, 64 and 128 channels per step, 16 x 64.
+    { sgf: 2, sgp: 2, tm: 1, tn: s, bk: 32, nb, pad: true },
+    { sgf: 2, sgp: 2, tm: 1, tn: s, bk: 64, nb, pad: true },
+    { sgf: 2, sgp: 2, tm: 1, tn: s, bk: 128, nb, pad: true },
+    { sgf: 1, sgp: 4, tm: 1, tn: s, bk: 32, nb, pad: true },
   ];
 }
 
-const dims = (t: Int8SmxTiles) => ({ BF: 16 * t.tm * t.sgf, BP: t.nb * t.tn * t.sgp, NSG: t.sgf * t.sgp });
+/** Tile dimensions, and the row lengths of the workgroup arrays: x and w in bytes (XS, WS), results in words (RS). */
+const dims = (t: Int8SmxTiles) => {
+  const BF = 16 * t.tm * t.sgf, BP = t.nb * t.tn * t.sgp;
+  return { BF, BP, NSG: t.sgf * t.sgp, XS: BP + (t.pad ? 16 : 0), WS: t.bk + (t.pad ? 16 : 0), RS: BP + (t.pad ? 4 : 0) };
+};
 
 /** Bytes of workgroup memory: x and w tiles (bytes), the result tile (i32), with `sums` the column sums (i32). */
 export function int8SmxStorage(t: Int8SmxTiles, sums: boolean, emulate = false): number {
-  const { BF, BP, NSG } = dims(t);
+  const { BF, NSG, XS, WS, RS } = dims(t);
   const emu = emulate ? 4 * NSG * (t.tm + (sums ? 1 : 0)) * t.tn * 16 * t.nb : 0;
-  return t.bk * BP + BF * t.bk + 4 * BF * BP + (sums ? 4 * t.sgf * 16 * BP : 0) + emu;
+  return t.bk * XS + BF * WS + 4 * BF * RS + (sums ? 4 * t.sgf * 16 * RS : 0) + emu;
 }
 
 /** Workgroups of a layer with these tiles. */
@@ -129,11 +141,11 @@ export function int8PointwiseSubgroupMatrix(args: Int8KernelArgs, t: Int8SmxTile
   if (args.flippedInput || args.requantizedOutput) throw unsupported(w, 'the subgroup-matrix pointwise kernel takes neither a flipped input nor a requantized output');
   const type = q.xq.type as QType;
   const S = subgroupSize;
-  for (const [k, v] of Object.entries(t)) if (!Number.isInteger(v) || v < 1) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
+  for (const [k, v] of Object.entries(t)) if (k !== 'pad' && (!Number.isInteger(v) || v < 1)) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
   if (t.bk % 32 !== 0) throw invalid(w, `integer subgroup-matrix tiles need a multiple of 32 channels per step, got ${t.bk}`);
   if (t.nb !== 16 && t.nb !== 8) throw invalid(w, `integer subgroup-matrix blocks are 16 x 16 or 16 x 8, got 16 x ${t.nb}`);
   if (!Number.isInteger(S) || S < 1) throw invalid(w, `subgroup size must be a positive integer, got ${S}`);
-  const { BF, BP, NSG } = dims(t);
+  const { BF, BP, NSG, XS, WS, RS } = dims(t);
   const T = NSG * S;
   if (T > threadCap(args.limits)) throw overLimit(w, `subgroup-matrix tiles need ${T} threads per workgroup, the device allows ${threadCap(args.limits)}`);
   const hasWzp = q.wZeroPoint !== 0;
@@ -190,21 +202,24 @@ export function int8PointwiseSubgroupMatrix(args: Int8KernelArgs, t: Int8SmxTile
     for (const i of range(WL)) out.push(`    wr${i} = ${WL * T > WN ? `select(0u, wp[wb${i} + ${c} / 4u], wo${i})` : `wp[wb${i} + ${c} / 4u]`};`);
     return out.join('\n');
   };
-  // Registers to workgroup memory: xs holds bytes [k * BP + p], ws bytes [f * BK + k], both as words.
+  // Registers to workgroup memory: xs holds bytes [k * XS + p], ws bytes [f * WS + k], both as words (XS = BP and
+  // WS = BK unless padded).
+  const xAt = (i: number) => (t.pad ? `xk${i} * ${XS / 4}u + xp${i} / 4u` : `xe${i}`);
+  const wAt = (i: number) => (t.pad ? `wf${i} * ${WS / 4}u + wk${i}` : `we${i}`);
   const stage = () => {
     const out: string[] = [];
-    for (const i of range(XL)) out.push((i + 1) * T > XN ? `    if (xe${i} < ${XN}u) { xs[xe${i}] = ${asS(`xr${i}`)}; }` : `    xs[xe${i}] = ${asS(`xr${i}`)};`);
-    for (const i of range(WL)) out.push((i + 1) * T > WN ? `    if (we${i} < ${WN}u) { ws[we${i}] = ${asS(`wr${i}`)}; }` : `    ws[we${i}] = ${asS(`wr${i}`)};`);
+    for (const i of range(XL)) out.push((i + 1) * T > XN ? `    if (xe${i} < ${XN}u) { xs[${xAt(i)}] = ${asS(`xr${i}`)}; }` : `    xs[${xAt(i)}] = ${asS(`xr${i}`)};`);
+    for (const i of range(WL)) out.push((i + 1) * T > WN ? `    if (we${i} < ${WN}u) { ws[${wAt(i)}] = ${asS(`wr${i}`)}; }` : `    ws[${wAt(i)}] = ${asS(`wr${i}`)};`);
     return out.join('\n');
   };
   // The matrix operations. Offsets and strides below are in bytes of the 8-bit tiles and in elements of the 32-bit
   // results; with the majorness as a template argument, subgroupMatrixLoad / Store count both in elements of the
   // array (Dawn's SubgroupMatrixTests: "offset in terms of ArrayType"), so the 8-bit ones are divided by 4 (every
   // one is a multiple of 4: BK, BP, 16 x BK and the block offsets are).
-  const aOff = (i: number, kk: number) => `(sf + ${16 * i}u) * BK + ${32 * kk}u`;
-  const bOff = (j: number, kk: number) => `${32 * kk}u * BP + sp + ${NB * j}u`;
-  const rOff = (i: number, j: number) => `(sf + ${16 * i}u) * BP + sp + ${NB * j}u`;
-  const sOff = (j: number) => `(sg / ${t.sgp}u) * ${16 * BP}u + sp + ${NB * j}u`;
+  const aOff = (i: number, kk: number) => `(sf + ${16 * i}u) * WS + ${32 * kk}u`;
+  const bOff = (j: number, kk: number) => `${32 * kk}u * XS + sp + ${NB * j}u`;
+  const rOff = (i: number, j: number) => `(sf + ${16 * i}u) * RS + sp + ${NB * j}u`;
+  const sOff = (j: number) => `(sg / ${t.sgp}u) * ${16 * RS}u + sp + ${NB * j}u`;
   const blk = 16 * NB;
   const accBase = (i: number, j: number) => `(sg * ${t.tm * t.tn}u + ${i * t.tn + j}u) * ${blk}u`;
   const sumBase = (j: number) => `${NSG * t.tm * t.tn * blk}u + (sg * ${t.tn}u + ${j}u) * ${blk}u`;
@@ -216,8 +231,8 @@ export function int8PointwiseSubgroupMatrix(args: Int8KernelArgs, t: Int8SmxTile
       for (const i of range(t.tm)) for (const j of range(t.tn)) mma.push(`      emuMma(${accBase(i, j)}, ${aOff(i, kk)}, ${bOff(j, kk)});`);
       if (hasWzp) for (const j of range(t.tn)) mma.push(`      emuSums(${sumBase(j)}, ${bOff(j, kk)});`);
     } else {
-      for (const i of range(t.tm)) mma.push(`      let a${i} = subgroupMatrixLoad<${L}, row_major>(&ws, (${aOff(i, kk)}) / 4u, BK / 4u);`);
-      for (const j of range(t.tn)) mma.push(`      let b${j} = subgroupMatrixLoad<${R}, row_major>(&xs, (${bOff(j, kk)}) / 4u, BP / 4u);`);
+      for (const i of range(t.tm)) mma.push(`      let a${i} = subgroupMatrixLoad<${L}, row_major>(&ws, (${aOff(i, kk)}) / 4u, WS / 4u);`);
+      for (const j of range(t.tn)) mma.push(`      let b${j} = subgroupMatrixLoad<${R}, row_major>(&xs, (${bOff(j, kk)}) / 4u, XS / 4u);`);
       for (const i of range(t.tm)) for (const j of range(t.tn)) mma.push(`      acc${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, acc${i}_${j});`);
       if (hasWzp) for (const j of range(t.tn)) mma.push(`      sums${j} = subgroupMatrixMultiplyAccumulate(ones, b${j}, sums${j});`);
     }
@@ -225,11 +240,11 @@ export function int8PointwiseSubgroupMatrix(args: Int8KernelArgs, t: Int8SmxTile
   }
   const accs = range(t.tm).flatMap((i) => range(t.tn).map((j) => [i, j] as const));
   const stores = [
-    ...accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)}, false);` : `  subgroupMatrixStore<row_major>(&rs, ${rOff(i, j)}, acc${i}_${j}, BP);`)),
-    ...(hasWzp ? range(t.tn).map((j) => (emulate ? `  emuStore(${sumBase(j)}, ${sOff(j)}, true);` : `  subgroupMatrixStore<row_major>(&ss, ${sOff(j)}, sums${j}, BP);`)) : []),
+    ...accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)}, false);` : `  subgroupMatrixStore<row_major>(&rs, ${rOff(i, j)}, acc${i}_${j}, RS);`)),
+    ...(hasWzp ? range(t.tn).map((j) => (emulate ? `  emuStore(${sumBase(j)}, ${sOff(j)}, true);` : `  subgroupMatrixStore<row_major>(&ss, ${sOff(j)}, sums${j}, RS);`)) : []),
   ];
   // One output value: the sum of filter f (tile row fl) at tile position pl, requantized.
-  const value = (pl: string) => `clamp(mbqm(${asI(`rs[fl * BP + ${pl}]`)} + bias${hasWzp ? ` - ZW * ${asI(`ss[${pl}]`)}` : ''}, mul, sh) + ZO, LO, HI)`;
+  const value = (pl: string) => `clamp(mbqm(${asI(`rs[fl * RS + ${pl}]`)} + bias${hasWzp ? ` - ZW * ${asI(`ss[${pl}]`)}` : ''}, mul, sh) + ZO, LO, HI)`;
   // Epilogue: whole output words (aligned rows; 4 positions of one image) or single bytes.
   const EN = aligned ? BF * BP / 4 : BF * BP, EL = ceilDiv(EN, T), ePer = aligned ? BP / 4 : BP;
   const epilogue = aligned ? `
@@ -255,7 +270,7 @@ fn emuMma(acc: u32, a: u32, b: u32) {
     let r = e / ${NB}u;
     let c = e % ${NB}u;
     var s = eacc[acc + e];
-    for (var k = 0u; k < 32u; k++) { s += ${byteOf('ws', 'a + r * BK + k')} * ${byteOf('xs', 'b + k * BP + c')}; }
+    for (var k = 0u; k < 32u; k++) { s += ${byteOf('ws', 'a + r * WS + k')} * ${byteOf('xs', 'b + k * XS + c')}; }
     eacc[acc + e] = s;
   }
 }
@@ -264,20 +279,20 @@ fn emuSums(acc: u32, b: u32) {
   for (var e = lane; e < ${blk}u; e += ${S}u) {
     let c = e % ${NB}u;
     var s = eacc[acc + e];
-    for (var k = 0u; k < 32u; k++) { s += ${byteOf('xs', 'b + k * BP + c')}; }
+    for (var k = 0u; k < 32u; k++) { s += ${byteOf('xs', 'b + k * XS + c')}; }
     eacc[acc + e] = s;
   }
 }` : ''}
 
 fn emuStore(acc: u32, o: u32, toSums: bool) {
   for (var e = lane; e < ${blk}u; e += ${S}u) {
-    let i = o + (e / ${NB}u) * BP + e % ${NB}u;
+    let i = o + (e / ${NB}u) * RS + e % ${NB}u;
     ${hasWzp ? `if (toSums) { ss[i] = ${ST}(eacc[acc + e]); } else { rs[i] = ${ST}(eacc[acc + e]); }` : `rs[i] = ${ST}(eacc[acc + e]);`}
   }
 }`;
   const xWords = Math.max(1, ceilDiv(g.N * g.C * P, 4));
   const wgsl = `${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}${int8Bindings(ra ? ['x', 'res'] : ['x'], ['wp', 'qp'], ['out'], !aligned)}
-${constsU32({ C: g.C, CK4: CK / 4, F: g.F, P, M, BF, BP, BK, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
+${constsU32({ C: g.C, CK4: CK / 4, F: g.F, P, M, BF, BP, BK, XS, WS, RS, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
 ${constsI32({ ZW: q.wZeroPoint, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1] })}
 ${fixedPointWgsl}
 ${aligned ? '' : atomicByteStore}
@@ -295,13 +310,13 @@ fn gatherX(m: u32, c: u32) -> u32 {
   }
   return word;
 }`}
-// xs: bytes [k * BP + p], channel k and position p of the step's x tile; ws: bytes [f * BK + k], filter f and
-// channel k of its w tile (both 4 bytes a word, as the ${comp} matrix loads read them); rs[f * BP + p]: the tile's sums;
+// xs: bytes [k * XS + p], channel k and position p of the step's x tile; ws: bytes [f * WS + k], filter f and
+// channel k of its w tile (both 4 bytes a word, as the ${comp} matrix loads read them); rs[f * RS + p]: the tile's sums;
 // ss[p]: the column sums of x at position p (rows 0 of each filter row of subgroups).
-var<workgroup> xs: array<${ST}, ${BK * BP / 4}>;
-var<workgroup> ws: array<${ST}, ${BF * BK / 4}>;
-var<workgroup> rs: array<${ST}, ${BF * BP}>;
-${hasWzp ? `var<workgroup> ss: array<${ST}, ${t.sgf * 16 * BP}>;` : ''}
+var<workgroup> xs: array<${ST}, ${BK * XS / 4}>;
+var<workgroup> ws: array<${ST}, ${BF * WS / 4}>;
+var<workgroup> rs: array<${ST}, ${BF * RS}>;
+${hasWzp ? `var<workgroup> ss: array<${ST}, ${t.sgf * 16 * RS}>;` : ''}
 ${emulate ? `var<private> lane: u32;\n${emuFns}` : ''}
 
 @compute @workgroup_size(${T})

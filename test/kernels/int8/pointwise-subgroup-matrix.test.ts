@@ -47,12 +47,13 @@ function layer(s: Shape, seed: number) {
 const v16 = int8SmxTileVariants(16), v8 = int8SmxTileVariants(8);
 const cases: { s: Shape; tiles: Int8SmxTiles[] }[] = [
   // Aligned rows (8x8), two images, F 40 (edge in F), C 70 (edge in C, 3 steps of 32 / 2 of 64 / 1 of 128). (64 x 64 tiles
-  // emulated need more than lavapipe's 32 KiB of workgroup memory: the WGSL test compiles them.)
-  { s: { t: 'int8', N: 2, C: 70, F: 40, H: 8, W: 8 }, tiles: [v16[3], v16[2], v16[1], v8[3], v16[5]] },
+  // emulated need more than lavapipe's 32 KiB of workgroup memory: the WGSL test compiles them.) Each case also runs
+  // tiles with padded rows (Int8SmxTiles.pad: v[6..9]).
+  { s: { t: 'int8', N: 2, C: 70, F: 40, H: 8, W: 8 }, tiles: [v16[3], v16[2], v16[1], v8[3], v16[5], v16[6], v16[8]] },
   // Unaligned rows (7x7: tiles span images, gathered x, byte stores), edges in M (98 % 32).
-  { s: { t: 'int8', N: 2, C: 33, F: 20, H: 7, W: 7 }, tiles: [v16[3], v16[4], v8[1]] },
+  { s: { t: 'int8', N: 2, C: 33, F: 20, H: 7, W: 7 }, tiles: [v16[3], v16[4], v8[1], v16[6], v8[9]] },
   // uint8 with a weight zero point: the column sums; aligned 4x4 (M 48), 16 filters (the narrow tiles).
-  { s: { t: 'uint8', N: 3, C: 64, F: 16, H: 4, W: 4 }, tiles: [v16[4], v16[3], v8[3]] },
+  { s: { t: 'uint8', N: 3, C: 64, F: 16, H: 4, W: 4 }, tiles: [v16[4], v16[3], v8[3], v16[9], v8[7]] },
   // uint8 unaligned (5x5), extreme zero points, C 40.
   { s: { t: 'uint8', N: 1, C: 40, F: 24, H: 5, W: 5, extreme: true }, tiles: [v16[3], v8[2]] },
   // A folded residual Add, aligned and not.
