@@ -7,7 +7,8 @@
 #   b1        host path at batch 1: every way in and out, fp32 and fp16, unfused, 4 runs in flight, and 4 requests
 #             batched on the fly into one batch-4 inference (host-path.js)
 #   b32       host path at batch 32, and `fcm-opt bench` against onnxruntime WebGPU at batch 32
-#   int8      the int8 MobileNetV2 and MobileNetV1 (integer kernels) against the same models in fp32; per-node profiles
+#   int8      the int8 MobileNetV2 and MobileNetV1 (integer kernels) against the same models in fp32; per-node profiles;
+#             the integer subgroup-matrix tiles per layer
 #   firstrun  time to the first result, pipelines compiled one by one against all at once, driver shader cache off
 #   kernels   per-layer bandwidth of MobileNetV2's layers at batch 32 against a copy kernel (fp32 and fp16)
 #   grouped   regnet_x_400mf's grouped conv layers: the grouped kernel (rule and other tiles) against the general one
@@ -46,7 +47,9 @@ case "$part" in
   int8)
     for m in mobilenet_v2 mob_v1; do node dist/bench/int8.js --model "$m" --runs 100 --warmup 10 --hw h100 --out "$OUT" 2>&1 | tee -a "$OUT/int8.log"; done
     # Where the integer MobileNetV2's GPU time goes, node by node, against the same model on the float kernels.
-    node dist/bench/diag.js --parts profiles --models "" --int8-models mobilenet_v2 --hw h100 --out "$OUT" 2>&1 | tee "$OUT/int8-profile.log" ;;
+    node dist/bench/diag.js --parts profiles --models "" --int8-models mobilenet_v2 --hw h100 --out "$OUT" 2>&1 | tee "$OUT/int8-profile.log"
+    # Every integer subgroup-matrix tile (padded rows among them) against the word kernel, per layer, bit-exact.
+    node dist/bench/int8-subgroup-matrix.js --batches 32,1 --no-e2e --out "$OUT" 2>&1 | tee "$OUT/int8-smx.log" ;;
   firstrun)
     need_onnx 1
     for m in mobilenet_v2 efficientnet_b0; do for a in 0 1 0 1; do
