@@ -32,6 +32,8 @@ const cases: Case[] = [
   { n: 3, c: 2, h: 7, w: 9, f: 12, k: [5, 3], stride: 1, pads: [2, 1, 2, 1], act: 'Relu', tiles: { fb: 4, pt: 1, wg: 16 } },
   // A ResNet-like 7 x 7 stem scaled down: 16 filters in one block, 2 positions per invocation.
   { n: 1, c: 3, h: 20, w: 18, f: 16, k: [7, 7], stride: 2, pads: [3, 3, 3, 3], bias: true, tiles: { fb: 16, pt: 2, wg: 32 } },
+  // A window over 16 channels (144 taps, near the filter-blocked rule's limit of 160): a mid-network 3x3 conv.
+  { n: 1, c: 16, h: 9, w: 10, f: 8, k: [3, 3], stride: 1, pads: [1, 1, 1, 1], bias: true, res: true, act: 'Relu', tiles: { fb: 8, pt: 2, wg: 32 } },
   // One input channel (grayscale), no padding: every tap inside the image.
   { n: 2, c: 1, h: 10, w: 12, f: 8, k: [3, 3], stride: 1, pads: [0, 0, 0, 0], bias: true, act: 'Sigmoid', tiles: { fb: 8, pt: 2, wg: 16 } },
 ];
