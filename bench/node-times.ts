@@ -3,7 +3,8 @@
 // reads what the node before it wrote, as in run(): no node is timed on data left in the L2 cache by repeating it
 // (layer-kernels.js times layers alone, repeated). Medians of --rounds profiles, each after --heat-runs untimed passes.
 //   npm run build; node dist/bench/node-times.js FILE.onnx [FILE...] [--batch 32] [--precisions fp32,fp16]
-//     [--plans auto,unfused] [--hw h100] [--rounds 5] [--heat-runs 20] [--top 60] [--keep-f32 auto|none] [--out DIR]
+//     [--plans auto,unfused] [--hw h100] [--rounds 5] [--heat-runs 20] [--top 60] [--keep-f32 auto|none] [--int8 auto,dequantize] [--out DIR]
+// --int8: for quantized models (.tflite), the integer kernels (auto) and/or the float kernels on the dequantized graph.
 // --keep-f32: fp16 sessions' SessionOptions.fp16.keepF32 (default auto: the calibrated f32 islands; none: every
 // tensor f16, what the f16 kernels alone cost).
 // Prints, per file x precision x plan: the pass time (timestamps around one pass, heated, and right after writing
@@ -30,6 +31,7 @@ const plans = arg('plans', 'auto').split(',') as ('auto' | 'unfused')[];
 const hw = arg('hw', 'h100'), rounds = Number(arg('rounds', '5')), heatRuns = Number(arg('heat-runs', '20'));
 const topN = Number(arg('top', '60')), out = arg('out', '');
 const keepF32 = arg('keep-f32', 'auto') as 'auto' | 'none';
+const int8Modes = arg('int8', 'auto').split(',') as ('auto' | 'dequantize')[];
 const result: Record<string, unknown> = {};
 
 const ctx = await acquireGpu();
@@ -37,9 +39,10 @@ console.log(describeDevice(ctx));
 for (const file of files) {
   const g = await loadModel(file, { batch });
   const feeds = benchInputs(g);
-  for (const precision of precisions) {
+  const quantized = g.nodes.some((n) => n.outputs.some((t) => g.tensors.get(t)?.quant));
+  for (const precision of precisions) for (const int8 of quantized ? int8Modes : ['auto' as const]) {
     for (const plan of plans) {
-      const s = await createSession(g, { hw, plan, precision, subBatches: 1, fp16: { keepF32 } });
+      const s = await createSession(g, { hw, plan, precision, subBatches: 1, fp16: { keepF32 }, int8 });
       const ex = executorOf(s);
       for (let i = 0; i < 5; i++) await s.run(feeds);
       const passes: number[] = [], cold: number[] = [];
@@ -59,7 +62,7 @@ for (const file of files) {
       const nodeBytes = new Map(ex.graph.nodes.map((n) => [n.name, [...n.inputs, ...n.outputs].filter(Boolean).reduce((a, t) => a + bytesOf(t), 0)]));
       const rows = samples[0].map((r, i) => ({ ...r, ms: median(samples.map((x) => x[i]?.ms ?? 0)), bytes: nodeBytes.get(r.node) ?? 0 }));
       const sum = rows.reduce((a, r) => a + r.ms, 0), totalBytes = rows.reduce((a, r) => a + r.bytes, 0);
-      const key = `${file.split('/').pop()} b${batch} ${precision}${precision === 'fp16' ? ` keepF32 ${keepF32}` : ''} ${plan}`;
+      const key = `${file.split('/').pop()} b${batch} ${ex.path === 'int8' ? 'int8' : precision}${quantized && ex.path !== 'int8' ? ' (dequantized)' : ''}${precision === 'fp16' ? ` keepF32 ${keepF32}` : ''} ${plan}`;
       console.log(`\n${key}: pass ${median(passes).toFixed(3)} ms heated (${median(cold).toFixed(3)} after writing the feeds), profile sum ${sum.toFixed(3)} ms over ${rows.length} nodes, ${(totalBytes / 1e6).toFixed(1)} MB moved (${(totalBytes / sum / 1e6).toFixed(0)} GB/s over the sum); f32 tensors kept: ${f32.size}`);
       const byOp = new Map<string, number>();
       for (const r of rows) byOp.set(r.programs.replace(/\(.*$/, ''), (byOp.get(r.programs.replace(/\(.*$/, '')) ?? 0) + r.ms);

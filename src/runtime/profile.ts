@@ -19,8 +19,8 @@ const splitOf = (s: Session): { session: Session; times: number } =>
  * about that much GPU time of untimed passes of the same dispatches (their count from an unheated pass timed first),
  * so it runs at the clock of a busy GPU. Unheated (heatMs 0), a pass that follows host work runs at whatever clock
  * the idle GPU fell to: writing a batch-32 feed (19 MB through writeBuffer, ~20 ms) leaves an H200 idle long enough
- * to slow the next pass. Exit 3 when the adapter has no timestamp queries, and on the integer executor (its host
- * steps split an inference). A session split into k sub-batches: k times its sub-batch pass (on the first sub-batch
+ * to slow the next pass. Exit 3 when the adapter has no timestamp queries, and where host steps split an inference
+ * (the integer executor's host-run nodes). A session split into k sub-batches: k times its sub-batch pass (on the first sub-batch
  * of `feeds`).
  */
 export async function passGpuMs(session: Session, feeds?: Feeds, opts: { heatMs?: number } = {}): Promise<number> {
@@ -30,7 +30,7 @@ export async function passGpuMs(session: Session, feeds?: Feeds, opts: { heatMs?
     return split.times * (await passGpuMs(split.session, first, opts));
   }
   const s = executorOf(session);
-  if (s.path === 'int8') throw unsupported(s.graph.source, 'pass timing is not available on the integer executor');
+  if (s.stats().hostNodes.length) throw unsupported(s.graph.source, 'pass timing is not available where host steps split an inference');
   const write = s.prepareTiming(feeds);
   if (!s.timer.timestamps) throw unsupported(s.graph.source, 'the adapter has no timestamp queries');
   const heatMs = opts.heatMs ?? 20;
@@ -48,13 +48,13 @@ export async function passGpuMs(session: Session, feeds?: Feeds, opts: { heatMs?
  * untimed, every group in one submission, each timed pass behind an untimed one of the same dispatches: the steady
  * state of a busy GPU, as inside run()'s single pass (the per-module figures; one pass per dispatch, as
  * profile() times, adds a pass's overhead to every dispatch). 0 for a group without dispatches. Exit 3 without
- * timestamp queries, and on the integer executor. A session split into k sub-batches: k times its sub-batch's.
+ * timestamp queries, and where host steps split an inference. A session split into k sub-batches: k times its sub-batch's.
  */
 export async function timeNodes(session: Session, groups: readonly (readonly string[])[], opts: { iters?: number; heatMs?: number } = {}): Promise<number[]> {
   const split = splitOf(session);
   if (split.times > 1) return (await timeNodes(split.session, groups, opts)).map((ms) => split.times * ms);
   const s = executorOf(session);
-  if (s.path === 'int8') throw unsupported(s.graph.source, 'node timing is not available on the integer executor');
+  if (s.stats().hostNodes.length) throw unsupported(s.graph.source, 'node timing is not available where host steps split an inference');
   if (!s.timer.timestamps) throw unsupported(s.graph.source, 'the adapter has no timestamp queries');
   const iters = Math.max(1, Math.floor(opts.iters ?? 20)), heatMs = opts.heatMs ?? 10;
   const known = new Set(s.dispatches.map((x) => x.step.node.name));

@@ -63,7 +63,7 @@ test('medianModuleTimes: one-pass timing where every session can, profiles where
   const log: string[] = [];
   const timed = fake('A', ['a1'], log, () => 1);
   const plain = { run: async () => undefined, profile: async () => ({ nodes: [{ node: 'p1', ms: 2 }] }), dispose: () => undefined };
-  const refusing = { ...fake('R', ['r1'], log, () => 3), timeNodes: async () => { throw unsupported('r.onnx', 'node timing is not available on the integer executor'); } };
+  const refusing = { ...fake('R', ['r1'], log, () => 3), timeNodes: async () => { throw unsupported('r.onnx', 'node timing is not available where host steps split an inference'); } };
   const failing = { ...fake('F', ['f1'], log, () => 3), timeNodes: async () => { throw new Error('device lost'); } };
   assert.equal((await medianModuleTimes([timed], {}, 1)).method, 'pass');
   assert.equal((await medianModuleTimes([timed, plain], {}, 1, { warmRuns: 0 })).method, 'profile');
