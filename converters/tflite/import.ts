@@ -133,7 +133,12 @@ class GraphBuilder {
   private readonly nativeCache = new Map<string, string>();
   private readonly used = new Set<string>();
 
-  constructor(readonly m: Model, readonly bytes: Uint8Array, readonly source: string) {}
+  /**
+   * `batch`: the first dimension of every activation of rank >= 2 that has 1 there in the file (TFLite files fix the
+   * batch, usually at 1), so that the model runs `batch` images at once; shape inference (prepareGraph) then checks
+   * every op against it: a tensor whose first dimension is not the batch fails there by name.
+   */
+  constructor(readonly m: Model, readonly bytes: Uint8Array, readonly source: string, readonly batch = 1) {}
 
   unique(base: string): string {
     let name = base, i = 1;
@@ -173,6 +178,8 @@ class GraphBuilder {
       if (!dtype) throw unsupported(this.source, `${label} has type ${TensorType[t.type()] ?? t.type() & 0xff}, which fcm-opt does not support`);
       const shape: number[] = [];
       for (let d = 0; d < t.shapeLength(); d++) shape.push(t.shape(d)!);
+      const raw = bufferBytes(this.m, t.buffer(), this.bytes);
+      if (this.batch !== 1 && raw.length === 0 && shape.length >= 2 && shape[0] === 1) shape[0] = this.batch;
       this.tfShapes.push(shape);
       const q = t.quantization();
       let quant: Quantization | undefined;
@@ -188,7 +195,6 @@ class GraphBuilder {
       const zpRange = quant ? zeroPointRange[dtype] : undefined;
       const badZp = zpRange && quant!.zeroPoint.find((z) => !Number.isSafeInteger(z) || z < zpRange[0] || z > zpRange[1]);
       if (badZp !== undefined) throw invalid(this.source, `zero point ${badZp} of tensor '${t.name() ?? i}' is outside the range of ${dtype} (tensor ${i})`);
-      const raw = bufferBytes(this.m, t.buffer(), this.bytes);
       let data = raw.length > 0 && dtype !== 'string' ? typedView(dtype, raw) : undefined;
       const sparsity = t.sparsity();
       if (sparsity && data) {
@@ -334,11 +340,27 @@ const reduceOps: Partial<Record<number, 'ReduceMax' | 'ReduceSum' | 'ReduceMin'>
 export async function importTflite(input: string | Uint8Array, opts: ImportOptions = {}): Promise<Graph> {
   const { bytes, source } = await readTfliteInput(input, opts);
   const m = openModel(bytes, source, opts.maxMemory ?? defaultMaxMemory);
-  return graphFromModel(m, bytes, source);
+  return graphFromModel(m, bytes, source, batchOf(m, source, opts.batch));
 }
 
-export function graphFromModel(m: Model, bytes: Uint8Array, source: string): Graph {
-  const g = new GraphBuilder(m, bytes, source);
+/**
+ * The batch to import at: `batch` where every input of rank >= 2 has batch 1 in the file, else the file's (an input of
+ * another batch is refused with `batch` > 1: its first dimension may not be the batch).
+ */
+function batchOf(m: Model, source: string, batch = 1): number {
+  if (!Number.isInteger(batch) || batch < 1) throw invalid(source, `batch must be a whole number >= 1, got ${batch}`);
+  if (batch === 1) return 1;
+  const sg = m.subgraphs(0)!;
+  for (let i = 0; i < sg.inputsLength(); i++) {
+    const t = sg.tensors(sg.inputs(i)!)!;
+    const shape = Array.from({ length: t.shapeLength() }, (_, d) => t.shape(d)!);
+    if (shape.length >= 2 && shape[0] !== 1) throw invalid(source, `input '${t.name() ?? i}' has a fixed first dimension of ${shape[0]} [${shape.join(',')}]: a batch of ${batch} needs inputs of batch 1`);
+  }
+  return batch;
+}
+
+export function graphFromModel(m: Model, bytes: Uint8Array, source: string, batch = 1): Graph {
+  const g = new GraphBuilder(m, bytes, source, batch);
   const sg = m.subgraphs(0)!;
   g.loadTensors(0);
   for (let o = 0; o < sg.operatorsLength(); o++) convertOperator(g, sg.operators(o)!, o);
