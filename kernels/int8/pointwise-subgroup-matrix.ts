@@ -104,28 +104,33 @@ export function int8SmxFits(t: Int8SmxTiles, subgroupSize: number, limits: Kerne
   return dims(t).NSG * subgroupSize <= threadCap(limits) && int8SmxStorage(t, sums, emulate) <= limits.maxComputeWorkgroupStorageSize;
 }
 
-/**
- * The tiles for a layer, or undefined where the word kernel should run it. Not yet measured on a GPU: the f16 kernel's
- * rules (chooseSmxTiles, measured on the H100), 32 x 32 tiles by default, 16 x 64 for layers of <= 16 filters, none
- * for fewer than 16 positions, fewer than 32 channels, or few workgroups with long channel loops (the word kernel
- * splits K there); bench/int8-subgroup-matrix.ts times every variant against the word kernel to set them.
- */
-/** The variants chooseInt8SmxTiles picks among (what a session's device check must cover). */
+/** The variants chooseInt8SmxTiles picks among (what a session's device check must cover): padded 32 x 32 tiles with 32, 64 and 128 channels a step, padded 16 x 64. */
 export function int8SmxChosenVariants(nb: 16 | 8): Int8SmxTiles[] {
   const v = int8SmxTileVariants(nb);
-  return [v[3], v[4]];
+  return [v[6], v[7], v[8], v[9]];
 }
 
+/**
+ * The tiles for a layer, or undefined where the word kernel should run it. Measured on an H100
+ * (bench/int8-subgroup-matrix.ts, the int8 MobileNetV2's 19 pointwise shapes at batch 32 and 1, every variant,
+ * 2026-12-07): rows padded 16 bytes won on 30 of the 38 shapes (e.g. batch 32 56x56 24 -> 144: 51 us against the
+ * word kernel's 200; 14x14 384 -> 96: 64 against 86 unpadded); more channels a step as C grows (14x14 384 -> 96: 128
+ * a step 64 us, 64 65, 32 72; 28x28 192 -> 32: 64 a step 45, 32 54). This rule sums to 1028 us over the batch-32 shapes
+ * (the unpadded 32 x 32 rule before it 1388, the word kernel 1863, the best variant per shape 981) and 499 at batch 1
+ * (585, 602, 461). Left to the word kernel: fewer than 16 positions, and the 7x7 maps of one image or with 512+
+ * channels (batch 32 7x7 576 -> 160: word kernel 74 us, padded 93; batch 1 7x7 960 -> 320: 45 against 83).
+ */
 export function chooseInt8SmxTiles(g: { N: number; P: number; F: number; C: number }, type: QType, support: Int8SmxSupport, limits: KernelLimits, sums: boolean): Int8SmxTiles | undefined {
   const nb = support.n[type];
   if (!nb) return undefined;
-  const [small, narrow] = int8SmxChosenVariants(nb);
+  const [k32, k64, k128, narrow] = int8SmxChosenVariants(nb);
   const fits = (t: Int8SmxTiles) => int8SmxFits(t, support.subgroupSize, limits, sums, support.emulate);
-  if (g.N * g.P < 16) return undefined;
+  const M = g.N * g.P;
+  if (M < 16) return undefined;
+  if (g.P <= 49 && (M <= 64 || g.C >= 512)) return undefined;
   if (g.F <= 16 && fits(narrow)) return narrow;
-  if (g.C < 32 || !fits(small)) return undefined;
-  if (int8SmxTileCount(g, small) < 66 && g.C > 256) return undefined;
-  return small;
+  const t = g.C >= 384 && fits(k128) ? k128 : g.C >= 192 && fits(k64) ? k64 : k32;
+  return fits(t) ? t : undefined;
 }
 
 /**

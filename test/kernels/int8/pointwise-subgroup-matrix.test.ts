@@ -102,15 +102,22 @@ test('support from adapter info: i8 -> i32 and u8 -> u32 at M16 K32, N16 before 
   assert.equal(int8SubgroupMatrixSupport(new Set(['subgroups']), info([cfg('i8', 'i32', 16)])), undefined, 'no feature');
 });
 
-test('the tile chooser: 32 x 32 by default, 16 x 64 for <= 16 filters, none for tiny maps, thin inputs or few workgroups with long K', () => {
+test('the tile chooser: padded 32 x 32, more channels a step as C grows, 16 x 64 for <= 16 filters, none for tiny maps or 7x7 maps of one image or long K', () => {
   const support = { subgroupSize: 32, n: { int8: 16 as const } };
   const limits = { maxComputeWorkgroupStorageSize: 49152, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupSizeX: 1024 };
-  const key = (t?: Int8SmxTiles) => (t ? `${16 * t.tm * t.sgf}x${t.nb * t.tn * t.sgp}` : '-');
-  assert.equal(key(chooseInt8SmxTiles({ N: 1, P: 784, F: 144, C: 24 }, 'int8', support, limits, false)), '-');
-  assert.equal(key(chooseInt8SmxTiles({ N: 1, P: 784, F: 32, C: 144 }, 'int8', support, limits, false)), '32x32');
-  assert.equal(key(chooseInt8SmxTiles({ N: 1, P: 12544, F: 16, C: 32 }, 'int8', support, limits, false)), '16x64');
-  assert.equal(key(chooseInt8SmxTiles({ N: 1, P: 49, F: 160, C: 960 }, 'int8', support, limits, false)), '-');
-  assert.equal(key(chooseInt8SmxTiles({ N: 32, P: 49, F: 160, C: 960 }, 'int8', support, limits, false)), '32x32');
-  assert.equal(key(chooseInt8SmxTiles({ N: 1, P: 1, F: 1000, C: 1280 }, 'int8', support, limits, false)), '-');
+  const key = (t?: Int8SmxTiles) => (t ? `${16 * t.tm * t.sgf}x${t.nb * t.tn * t.sgp}K${t.bk}${t.pad ? 'P' : ''}` : '-');
+  const pick = (N: number, P: number, F: number, C: number) => key(chooseInt8SmxTiles({ N, P, F, C }, 'int8', support, limits, false));
+  assert.equal(pick(1, 3136, 144, 24), '32x32K32P');
+  assert.equal(pick(1, 784, 32, 144), '32x32K32P');
+  assert.equal(pick(32, 784, 32, 192), '32x32K64P');
+  assert.equal(pick(32, 196, 96, 384), '32x32K128P');
+  assert.equal(pick(1, 12544, 16, 32), '16x64K32P');
+  assert.equal(pick(1, 49, 160, 960), '-');
+  assert.equal(pick(1, 49, 960, 160), '-', '7x7 of one image');
+  assert.equal(pick(32, 49, 160, 576), '-', '7x7 with 512+ channels');
+  assert.equal(pick(32, 49, 960, 160), '32x32K32P');
+  assert.equal(pick(1, 1, 1000, 1280), '-');
+  // A device whose workgroup memory holds only the smaller steps gets them.
+  assert.equal(key(chooseInt8SmxTiles({ N: 32, P: 196, F: 96, C: 384 }, 'int8', support, { ...limits, maxComputeWorkgroupStorageSize: 8192 }, false)), '32x32K32P');
   assert.equal(chooseInt8SmxTiles({ N: 1, P: 784, F: 32, C: 144 }, 'uint8', support, limits, false), undefined, 'no u8 configuration');
 });
