@@ -186,7 +186,9 @@ export const int8: Precision = {
     }
     return { values, floats };
   },
-  upload: (v) => pack8(v.data as ArrayLike<number>),
+  // 8-bit values of whole words are their upload already (a batch of camera bytes is not copied once more on the host);
+  // others are packed, zeros past the data.
+  upload: (v) => ((v.data instanceof Uint8Array || v.data instanceof Int8Array) && v.data.length % 4 === 0 && v.data.length > 0 ? v.data : pack8(v.data as ArrayLike<number>)),
   readBack: (t, bytes) => ({ data: unpack8(new Uint32Array(bytes.slice(0)), numel(t.shape), t.dtype as QType), shape: [...t.shape] }),
   output(t, v) {
     if (isQ(t)) {
