@@ -5,11 +5,11 @@
 
 import { unsupported } from '../../src/errors.js';
 import { convMultipliers } from '../../src/quant/reference.js';
-import { type ConvGeom, convGeom } from '../conv-common.js';
-import { where } from '../shader.js';
+import { type ConvGeom, convGeom, geomKey } from '../conv-common.js';
+import { cacheKey, constsI32, constsU32, flatDispatch, where } from '../shader.js';
 import {
-  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, pack8, qBias, qTensor, qWeights, shapeArgs,
-  unroll, wordLoader,
+  type Int8KernelArgs, type Int8Program, type QInfo, activationClamp, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings,
+  pack8, qBias, qTensor, qWeights, shapeArgs, unroll, wordLoader,
 } from './common.js';
 
 export interface ConvQuant {
@@ -116,3 +116,94 @@ fn rowsSum(n: u32, c0: u32, r0: u32, oy: u32, ox: u32) -> i32 {
 }`;
 }
 
+
+/**
+ * Whether a convolution takes the aligned-rows kernel (alignedRowsConv): rows of taps, weights without a zero point
+ * (int8's symmetric weights), input and output rows of whole words (W, WO multiples of 4), left padding under a word.
+ */
+export const alignedRowsApply = (g: Pick<ConvGeom, 'kw' | 'dw' | 'W' | 'WO' | 'pl'>, zw: number) => tapRows(g) && zw === 0 && g.W % 4 === 0 && g.WO % 4 === 0 && g.pl <= 3;
+
+/**
+ * A convolution with rows of taps on aligned rows (alignedRowsApply): one invocation per output word, the 4 outputs of
+ * one row of one filter sharing their input. Per input channel of the group and kernel row it loads the NW aligned
+ * words that hold every tap of the 4 outputs (3 at stride 1, 4 at stride 2) and cuts each output's window of 4 bytes
+ * out of them with constant shifts; words outside the image (whole words, as rows hold whole words) read as the
+ * input's zero point in every lane, so that they add w * (zx - zx) = 0 and no weight lane needs masking. With the zero
+ * point in the padding every window has all KW taps, and sum_taps w (x - zx) = dot4s - zx * sum w, the second term a
+ * per-filter constant folded into the bias on the host (wrapping int32, as the device adds): bit-exact with TFLite's
+ * reference, which skips the padded taps. The per-output forms (rowsSumWgsl) load each output's row words again and
+ * mask lanes and zero points per tap, about twice the work per output on integer units, where these layers are bound.
+ * `kind`: the program name's shape part. A flipped input (Int8KernelArgs.flippedInput) is read with its top bits flipped.
+ */
+export function alignedRowsConv(args: Int8KernelArgs, q: ConvQuant, kind: string): Int8Program {
+  const w = where(args);
+  const g = q.g;
+  if (!alignedRowsApply(g, q.wZeroPoint)) throw unsupported(w, 'the aligned-rows kernel needs rows of whole words, <= 4 taps a row, weights without a zero point and left padding < 4');
+  const t = q.xq.type, zx = q.xq.zeroPoint;
+  const CG = g.C / g.group, FG = g.F / g.group;
+  const WW = g.W / 4, WOW = g.WO / 4;
+  const total = g.N * g.F * g.HO * WOW;
+  const d = flatDispatch(total, args.limits, w, 'j');
+  // Bytes of the row from the first loaded word (4 before SW * ox0): output k's window of 4 bytes starts at
+  // o_k = 4 + SW k - PL (>= 1); NW words hold the last window (o_3 .. o_3 + 3).
+  const NW = Math.floor((7 + 3 * g.sw - g.pl) / 4) + 1;
+  const zxWord = (((zx & 0xff) * 0x01010101) >>> 0);
+  const flip = args.flippedInput ? ' ^ 0x80808080u' : '';
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const window = (k: number) => {
+    const o = 4 + g.sw * k - g.pl, wi = Math.floor(o / 4), sh = (o % 4) * 8;
+    return sh === 0 ? `v${wi}` : `((v${wi} >> ${sh}u) | (v${wi + 1} << ${32 - sh}u))`;
+  };
+  const rows = range(g.kh).map((r) => `    {
+      let iy = iy0 + ${r * g.dh}i;
+      let rowOk = iy >= 0i && iy < H;
+      let q0 = i32((plane + u32(clamp(iy, 0i, H - 1i))) * ${WW}u) + wb;
+${range(NW).map((i) => `      let v${i} = select(ZXW, x[u32(clamp(q0 + ${i}i, 0i, XLAST))]${flip}, rowOk && wb + ${i}i >= 0i && wb + ${i}i < ${WW}i);`).join('\n')}
+      let wr = wd[wrow + ${r}u];
+${range(4).map((k) => `      s${k} += dot4(wr, ${window(k)});`).join('\n')}
+    }`);
+  // Bias with -zx * (sum of the filter's taps) folded in: every window has all KW taps of every kernel row.
+  const folded = new Int32Array(g.F), taps = CG * g.kh * g.kw;
+  for (let f = 0; f < g.F; f++) {
+    let sw = 0;
+    for (let k = 0; k < taps; k++) sw += q.w[f * taps + k];
+    folded[f] = (q.bias[f] - Math.imul(zx, sw)) | 0;
+  }
+  const requant = (k: number) => `u32(clamp(mbqm(s${k} + bias, mult, shift) + ZO, LO, HI)) & 0xffu`;
+  const wgsl = `${dot4Requires(args.dot4)}
+${int8Bindings(['x'], ['wd', 'qp'])}
+${constsU32({ C: g.C, F: g.F, HO: g.HO })}
+${constsI32({ H: g.H, PT: g.pt, ZO: q.yq.zeroPoint, LO: q.clamp[0], HI: q.clamp[1], XLAST: Math.max(0, Math.ceil((g.N * g.C * g.H * g.W) / 4) - 1) })}
+const ZXW = ${zxWord}u;
+${dot4Wgsl(t, args.dot4)}
+${fixedPointWgsl}
+@compute @workgroup_size(${d.workgroupSize[0]})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${d.guard}
+  let ox0 = (j % ${WOW}u) * 4u;
+  let oy = (j / ${WOW}u) % HO;
+  let f = (j / ${WOW * g.HO}u) % F;
+  let n = j / ${WOW * g.HO * g.F}u;
+  let iy0 = i32(oy * ${g.sh}u) - PT;
+  // First loaded word of each row: 4 bytes before SW * ox0 (a word boundary, ox0 a multiple of 4).
+  let wb = i32(${g.sw}u * ox0 / 4u) - 1i;
+  var s0 = 0i; var s1 = 0i; var s2 = 0i; var s3 = 0i;
+  for (var ci = 0u; ci < ${CG}u; ci++) {
+    let plane = (n * C + (f / ${FG}u) * ${CG}u + ci) * u32(H);
+    let wrow = (f * ${CG}u + ci) * ${g.kh}u;
+${rows.join('\n')}
+  }
+  let bias = bitcast<i32>(qp[4u * f]);
+  let mult = bitcast<i32>(qp[4u * f + 1u]);
+  let shift = bitcast<i32>(qp[4u * f + 2u]);
+  out[j] = (${requant(0)}) | ((${requant(1)}) << 8u) | ((${requant(2)}) << 16u) | ((${requant(3)}) << 24u);
+}`;
+  const flipped = args.flippedInput ? ' flipped' : '';
+  return {
+    name: `Conv${t === 'int8' ? 'I8' : 'U8'}(${kind} aligned rows${args.dot4 ? ' dot4' : ''}${flipped})`,
+    cacheKey: cacheKey('int8-conv-aligned-rows', t, args.dot4 ? 'dot4' : 'unpack', geomKey(g), `zx${zx}zo${q.yq.zeroPoint}`, q.clamp, d.key, flipped),
+    wgsl, workgroupSize: d.workgroupSize, dispatch: d.dispatch, inputs: [0], outputs: 1, workgroupStorageBytes: 0,
+    constants: [{ name: 'wd', data: dwWeights({ C: g.F * CG, kh: g.kh, kw: g.kw, dw: g.dw }, q.w) }, { name: 'qp', data: channelParams(folded, q.multipliers, q.shifts) }],
+    inputFlipped: !!args.flippedInput,
+  };
+}

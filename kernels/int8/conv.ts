@@ -17,7 +17,7 @@ import {
   type Int8KernelArgs, type Int8Program, dot4Requires, dot4Wgsl, fixedPointWgsl, int8Bindings, loader, pack8,
   perWordMain,
 } from './common.js';
-import { type ConvQuant, convQuant, dwWeights, perWordConvProgram, rowsSumWgsl, tapRows } from './conv-common.js';
+import { type ConvQuant, alignedRowsApply, alignedRowsConv, convQuant, dwWeights, perWordConvProgram, rowsSumWgsl, tapRows } from './conv-common.js';
 
 export function int8Conv(args: Int8KernelArgs): Int8Program {
   const w = where(args);
@@ -28,6 +28,7 @@ export function int8Conv(args: Int8KernelArgs): Int8Program {
   const words = Math.ceil(total / 4);
   const d = flatDispatch(words, args.limits, w, 'j');
   const t = q.xq.type;
+  if (alignedRowsApply(g, q.wZeroPoint)) return alignedRowsConv(args, q, isDepthwise(g) ? `dw ${g.kh}x${g.kw} s${g.sh}` : `${g.kh}x${g.kw} s${g.sh} g${g.group}`);
   if (tapRows(g)) return int8ConvRows(args, q, total, d);
   const wgsl = `
 ${int8Bindings(['x'], ['w', 'qp'])}

@@ -104,19 +104,24 @@ for (const c of cases) {
   }
 }
 
-// The aligned-rows depthwise kernel (rows of whole words in and out, weights without a zero point): bit-exact with the
-// reference and with the per-output form, over kernels of 2-4 taps a row, strides 1-3, left padding 0-3 (windows at
-// every byte offset), right and bottom padding past the image (words of the zero point), dilation along H, two images,
-// zero points at both ends and 0, int8 and uint8 (with weights of zero point 0). Each shape with dot4 or the fallback.
-test('aligned depthwise: whole-word rows, windows cut from shared words, padding as the zero point', async () => {
+// The aligned-rows kernel (kernels/int8/conv-common.ts alignedRowsConv: rows of whole words in and out, weights without
+// a zero point), depthwise and standard / grouped: bit-exact with the reference and with the per-output forms, over
+// kernels of 2-4 taps a row, strides 1-3, left padding 0-3 (windows at every byte offset), right and bottom padding
+// past the image (words of the zero point), dilation along H, two images, zero points at both ends and 0, int8 and
+// uint8 (with weights of zero point 0), and a flipped input (the folded input QUANTIZE). Each shape with dot4 or the
+// fallback.
+test('aligned rows: whole-word rows, windows cut from shared words, padding as the zero point', async () => {
   let made = 0;
-  const pick = sampleSweep(2, 12, 6, sweepSeed(91));
-  for (let i = 0; made < 12; i++) {
+  const pick = sampleSweep(2, 18, 9, sweepSeed(91));
+  for (let i = 0; made < 18; i++) {
     const r = makeRng(500 + i);
+    const kind = (['dw', 'std', 'group'] as const)[made % 3];
     const t: QType = i % 3 === 2 ? 'uint8' : 'int8';
     const [qmin, qmax] = t === 'int8' ? [-128, 127] : [0, 255];
     const k = randInt(r, 2, 4), s = 1 + (i % 3), dh = i % 4 === 3 ? 2 : 1;
-    const W = 4 * randInt(r, 2, 5), H = randInt(r, k * dh, 9), C = randInt(r, 3, 7), N = i % 2 ? 2 : 1;
+    const W = 4 * randInt(r, 2, 5), H = randInt(r, k * dh, 9), N = i % 2 ? 2 : 1;
+    const C = kind === 'group' ? 6 : randInt(r, 1, 7), group = kind === 'dw' ? C : kind === 'group' ? 3 : 1;
+    const F = kind === 'dw' ? C : kind === 'group' ? 9 : randInt(r, 1, 9);
     const pl = randInt(r, 0, Math.min(3, k - 1)), pt = randInt(r, 0, k - 1), pb = randInt(r, 0, k - 1);
     // The right padding that makes whole output words, if one of 0..k-1 does.
     const pr = [0, 1, 2, 3].find((p) => p <= k - 1 && (Math.floor((W + pl + p - k) / s) + 1) % 4 === 0);
@@ -124,34 +129,48 @@ test('aligned depthwise: whole-word rows, windows cut from shared words, padding
     const HO = Math.floor((H + pt + pb - (k - 1) * dh - 1) / s) + 1, WO = Math.floor((W + pl + pr - k) / s) + 1;
     const zx = [qmin, qmax, 0, randInt(r, qmin, qmax)][i % 4], zo = randInt(r, qmin, qmax);
     const x = act(r, 'x', t, [N, C, H, W], 0.02 + r() * 0.05, zx);
-    const wt0 = weights(r, t, [C, 1, k, k]);
+    const wt0 = weights(r, t, [F, C / group, k, k]);
     const wt = t === 'uint8' ? { ...wt0, quant: { ...wt0.quant!, zeroPoint: [0] } } : wt0;
-    const b = biasT(r, C);
-    const y = act(r, 'y', t, [N, C, HO, WO], 0.05 + r() * 0.2, zo, false);
+    const b = biasT(r, F);
+    const y = act(r, 'y', t, [N, F, HO, WO], 0.05 + r() * 0.2, zo, false);
     const pads = [pt, pl, pb, pr];
-    const n = node('Conv', ['x', 'w', 'b'], { kernel: [k, k], strides: [s, s], pads, dilations: [dh, 1], group: C, ...(i % 2 ? { activation: 'Clip', activationParams: [0, 6] } : {}) });
+    const n = node('Conv', ['x', 'w', 'b'], { kernel: [k, k], strides: [s, s], pads, dilations: [dh, 1], group, ...(i % 2 ? { activation: 'Clip', activationParams: [0, 6] } : {}) });
     const want = conv({
       type: t, x: x.data as Int8Array, xShape: x.shape, xq: { scale: x.quant!.scale[0], zeroPoint: zx }, w: wt.data as Int8Array, wShape: wt.shape,
       wScales: wt.quant!.scale, wZeroPoint: 0, bias: b.data as Int32Array, yShape: y.shape, yq: { scale: y.quant!.scale[0], zeroPoint: zo },
-      strides: [s, s], pads, dilations: [dh, 1], group: C,
+      strides: [s, s], pads, dilations: [dh, 1], group,
       act: activationRange(i % 2 ? 'RELU6' : 'NONE', { scale: y.quant!.scale[0], zeroPoint: zo }, t),
     });
-    const desc = `${t} dw x[${x.shape}] k${k} s${s} dh${dh} p[${pads}] zx${zx} -> ${HO}x${WO}`;
+    const desc = `${t} ${kind} x[${x.shape}] w[${wt.shape}] s${s} dh${dh} p[${pads}] zx${zx} -> ${HO}x${WO}`;
     for (const dot4 of (await hasDot4()) ? [true, false].filter((_, o) => pick[o].includes(made)) : [false]) {
       const a = await args(n, [x, wt, b], [y], dot4);
-      assert.match(int8Depthwise(a).name, /aligned rows/, desc);
-      assertEqualQ(await run(int8DepthwiseAligned(a), a), want, `aligned ${desc} dot4=${dot4}`);
-      assertEqualQ(await run(int8DepthwisePerOutput(a), a), want, `per output ${desc} dot4=${dot4}`);
+      assert.match(int8Conv(a).name, /aligned rows/, desc);
+      assertEqualQ(await run(int8Conv(a), a), want, `aligned ${desc} dot4=${dot4}`);
+      if (kind === 'dw') {
+        assert.match(int8Depthwise(a).name, /aligned rows/, desc);
+        assertEqualQ(await run(int8DepthwisePerOutput(a), a), want, `per output ${desc} dot4=${dot4}`);
+      } else {
+        // The flipped input: the buffer holds the other type's bytes, read with their top bits flipped.
+        const fa = { ...a, flippedInput: true };
+        const p = int8Conv(fa);
+        assert.ok(p.inputFlipped && /aligned rows.*flipped/.test(p.name), p.name);
+        const other = t === 'int8' ? Uint8Array.from(x.data as Int8Array, (v) => (v & 0xff) ^ 0x80) : Int8Array.from(x.data as Uint8Array, (v) => ((v ^ 0x80) << 24) >> 24);
+        assertEqualQ(await run(p, { ...fa, inputs: [{ ...x, data: other }, wt, b] }), want, `flipped ${desc} dot4=${dot4}`);
+      }
     }
     made++;
   }
-  // Rows of a ragged length, or weights with a zero point, keep the per-output form.
+  // Rows of a ragged length, or weights with a zero point, keep the per-output forms.
   const r = makeRng(7);
   const x = act(r, 'x', 'int8', [1, 4, 7, 7], 0.05, 3), wt = weights(r, 'int8', [4, 1, 3, 3]), y = act(r, 'y', 'int8', [1, 4, 7, 7], 0.1, 0, false);
   const n = node('Conv', ['x', 'w', ''], { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], group: 4 });
   const a = await args(n, [x, wt, undefined], [y], false);
   assert.doesNotMatch(int8Depthwise(a).name, /aligned/);
+  assert.doesNotMatch(int8Conv(a).name, /aligned/);
   assert.throws(() => int8DepthwiseAligned(a), (e: unknown) => e instanceof FcmError && /whole words/.test(e.message));
+  const xu = act(r, 'x', 'uint8', [1, 4, 8, 8], 0.05, 3), wu = weights(r, 'uint8', [4, 1, 3, 3]), yu = act(r, 'y', 'uint8', [1, 4, 8, 8], 0.1, 0, false);
+  const au = await args(n, [xu, { ...wu, quant: { ...wu.quant!, zeroPoint: [17] } }, undefined], [yu], false);
+  assert.doesNotMatch(int8Depthwise(au).name, /aligned/, 'weights with a zero point');
 });
 
 // Split-K covers: 1x1 maps with whole words of channels (classifier-like, many threads per output) and without,
