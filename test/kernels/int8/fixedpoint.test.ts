@@ -16,6 +16,8 @@ const edges = [
   I32_MIN, I32_MIN + 1, I32_MAX, I32_MAX - 1, 0, 1, -1, 2, -2, 32767, 32768, -32768, -32769, 65535, 65536, 65537, -65535,
   -65536, -65537, 1 << 30, -(1 << 30), (1 << 30) + 1, (1 << 30) - 1, 1073741823, 1518500250, -1518500250, 0x7fff0000,
   -0x7fff0000, 0x0000ffff | 0x10000, 123456789, -987654321,
+  // The bounds of the short path for accumulators below 2^20.
+  (1 << 20) - 1, 1 << 20, (1 << 20) + 1, -((1 << 20) - 1), -(1 << 20), -((1 << 20) + 1), 1000000, -999999,
 ];
 
 function program(count: number): Int8Program {
@@ -45,6 +47,20 @@ test('srdhm, rdbpot and mbqm in WGSL equal fixedpoint.ts on edge and random valu
   const triples: Array<[number, number, number]> = [];
   for (const a of edges) for (const b of edges) triples.push([a, b, (triples.length % 43) - 31]);
   const rnd32 = () => (Math.floor(r() * 2 ** 32) | 0);
+  // Accumulators below 2^20 (the short path) against multipliers over the whole range, and against multipliers that
+  // put |a| |b| + nudge within a few units of a multiple of 2^31 (the rounding boundary of the quotient).
+  for (let k = 0; k < 40000; k++) {
+    const a = (Math.floor(r() * 2 ** 21) - 2 ** 20) >> Math.floor(r() * 20);
+    let b = rnd32();
+    if (k % 2 && a !== 0) {
+      const ua = BigInt(Math.abs(a)), nudge = (a < 0) !== (b < 0) ? (1n << 30n) - 1n : 1n << 30n;
+      const q = BigInt(Math.floor(r() * Math.abs(a)));
+      const want = q * (1n << 31n) + BigInt(Math.floor(r() * 5) - 2) - nudge;
+      const mag = want / ua;
+      if (mag > 0n && mag < 1n << 31n) b = (b < 0 ? -1 : 1) * Number(mag);
+    }
+    triples.push([a, b, (k % 43) - 31]);
+  }
   for (let k = 0; k < 30000; k++) {
     const kind = k % 4;
     const a = kind === 0 ? rnd32() : kind === 1 ? Math.floor(r() * 200001) - 100000 : kind === 2 ? rnd32() >> Math.floor(r() * 31) : Math.floor(r() * 512) - 256;
@@ -66,7 +82,7 @@ test('srdhm, rdbpot and mbqm in WGSL equal fixedpoint.ts on edge and random valu
     assert.equal(got[3 * i + 2], multiplyByQuantizedMultiplier(a, b, e), `mbqm(${a}, ${b}, ${e})`);
     checked++;
   }
-  assert.equal(checked, edges.length ** 2 + 30000);
+  assert.equal(checked, edges.length ** 2 + 70000);
   assert.equal(got[0], I32_MAX, 'INT32_MIN * INT32_MIN saturates');
 });
 
