@@ -16,7 +16,7 @@ const edges = [
   I32_MIN, I32_MIN + 1, I32_MAX, I32_MAX - 1, 0, 1, -1, 2, -2, 32767, 32768, -32768, -32769, 65535, 65536, 65537, -65535,
   -65536, -65537, 1 << 30, -(1 << 30), (1 << 30) + 1, (1 << 30) - 1, 1073741823, 1518500250, -1518500250, 0x7fff0000,
   -0x7fff0000, 0x0000ffff | 0x10000, 123456789, -987654321,
-  // The bounds of the short path for accumulators below 2^20.
+  // Around 2^20, the largest accumulators of short channel loops.
   (1 << 20) - 1, 1 << 20, (1 << 20) + 1, -((1 << 20) - 1), -(1 << 20), -((1 << 20) + 1), 1000000, -999999,
 ];
 
@@ -47,8 +47,9 @@ test('srdhm, rdbpot and mbqm in WGSL equal fixedpoint.ts on edge and random valu
   const triples: Array<[number, number, number]> = [];
   for (const a of edges) for (const b of edges) triples.push([a, b, (triples.length % 43) - 31]);
   const rnd32 = () => (Math.floor(r() * 2 ** 32) | 0);
-  // Accumulators below 2^20 (the short path) against multipliers over the whole range, and against multipliers that
-  // put |a| |b| + nudge within a few units of a multiple of 2^31 (the rounding boundary of the quotient).
+  // Accumulators below 2^20 (convolutions of 8-bit values over short channel loops) against multipliers over the whole
+  // range, and against multipliers that put |a| |b| + nudge within a few units of a multiple of 2^31 (the rounding
+  // boundary of the quotient).
   for (let k = 0; k < 40000; k++) {
     const a = (Math.floor(r() * 2 ** 21) - 2 ** 20) >> Math.floor(r() * 20);
     let b = rnd32();
