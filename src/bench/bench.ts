@@ -32,7 +32,7 @@ export interface BenchOptions {
   hw?: string;
   /** Value of a symbolic batch dimension; a fixed one must equal it. Default: the model's (1 where symbolic). */
   batch?: number;
-  /** Static shapes for inputs with symbolic dims (ONNX and Keras models; a .tflite fixes its shapes). */
+  /** Static shapes for inputs with symbolic dims (ONNX and Keras models; a .tflite fixes its shapes, but for the batch). */
   inputShapes?: Record<string, number[]>;
   runs?: number;
   warmup?: number;
@@ -437,7 +437,10 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
     const split = host0 && host1 ? hostSplit(host0, host1) : undefined;
     const tput = opts.concurrency !== undefined ? await throughput(fused, inputs, batch, concurrency, Math.max(runs, 2 * concurrency)) : undefined;
     const names = contestants.map((c) => c.name);
-    if (tflite && opts.litert !== false) {
+    // LiteRT.js runs the file as it is: with --batch the sessions run another batch than the file's (a re-batched import).
+    if (tflite && opts.litert !== false && opts.batch !== undefined && opts.batch > 1) {
+      unavailable.push({ name: contestantNames[4], unavailable: `LiteRT.js runs the file's own batch, not --batch ${opts.batch} (time it without --batch)` });
+    } else if (tflite && opts.litert !== false) {
       try {
         const lr = await timeLiteRt(new Uint8Array(readFileSync(modelPath)), runs, warmup, typeof opts.litert === 'object' ? opts.litert : {});
         names.push(contestantNames[4]);

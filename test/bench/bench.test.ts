@@ -222,6 +222,23 @@ test('runBench on a .tflite model without Chromium: the LiteRT.js row says why i
   assert.match(formatBench(report), /litert\.js cpu\s+unavailable/);
 });
 
+test('runBench on a .tflite model at --batch 3: the sessions run 3 images, LiteRT.js (the file\'s batch of 1) is left out with the reason', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-bench-litert-'));
+  const path = join(dir, 'mbv1-32.tflite');
+  writeFileSync(path, buildSeedMobileNetV1(7, 32));
+  const g = await loadModel(path, { batch: 3 });
+  let fed = 0;
+  const sessions = async () => ({
+    run: async (f: Record<string, Float32Array>) => { fed = Object.values(f)[0].length; return (await zeroSessions(g)()).run(); },
+    profile: () => [],
+    dispose: () => undefined,
+  });
+  const report = await runBench(path, { hw: 'lavapipe', runs: 2, warmup: 0, batch: 3, createSession: sessions as never });
+  assert.equal(fed, 3 * 3 * 32 * 32);
+  const row = report.results.find((r) => r.name === 'litert.js cpu');
+  assert.match(row?.unavailable ?? '', /LiteRT\.js runs the file's own batch, not --batch 3/);
+});
+
 test('runBench on a .tflite model: LiteRT.js (headless Chromium) is timed on the same file', { skip: existsSync(chromiumPath()) ? false : `${chromiumPath()} is absent (Debian package 'chromium')` }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fcm-bench-litert-'));
   const path = join(dir, 'mbv1-32.tflite');
