@@ -76,9 +76,11 @@ export interface SessionOptions extends PipelineOptions {
    * fp16: which tensors stay f32 (src/runtime/f16-islands.ts). keepF32 'auto' (default): those whose f16 rounding a
    * node amplifies, found by fp32 calibration runs of the unfused graph when the session is made (on the feeds of
    * `calibration`, one set or several, else calibrationInputs' seeded values) and checked on those and on held-out
-   * seeded inputs (heldOutInputs); 'none': every tensor f16; or tensor names.
+   * seeded inputs (heldOutInputs); 'none': every tensor f16; or tensor names. `inputs` 'f32' (default): besides those,
+   * a model input read by at most two nodes stays f32 (f32Inputs: its readers take the values as fed, no pass rounds
+   * them first); 'f16': inputs are rounded to f16 on the GPU like any tensor not kept.
    */
-  fp16?: { keepF32?: 'auto' | 'none' | string[]; calibration?: Record<string, Float32Array> | Record<string, Float32Array>[] };
+  fp16?: { keepF32?: 'auto' | 'none' | string[]; calibration?: Record<string, Float32Array> | Record<string, Float32Array>[]; inputs?: 'f32' | 'f16' };
   /**
    * Run each batch as k inferences of batch/k images, in flight together, so that the host's copy of one sub-batch's
    * feeds overlaps the GPU's work on the one before (src/runtime/sub-batch.ts): k, or 'auto' (default; autoSubBatches
@@ -304,6 +306,16 @@ export const calibrationTarget = f16Bounds.rel;
 export const calibrationMargin = 0.5;
 
 /**
+ * The float inputs an fp16 session keeps f32: those read by at most two nodes. Their readers' kernels take f32 values
+ * as they come from the host or a GPU buffer; rounding them to f16 first would cost a pass over the input (reading 4
+ * and writing 2 bytes a value) that two f16 readers do not win back. On the H100 that pass was 19 us of MobileNetV2's
+ * 0.94 ms fp16 pass at batch 32.
+ */
+export function f32Inputs(graph: Graph): string[] {
+  return graph.inputs.filter((x) => graph.tensors.get(x)?.dtype === 'float32' && graph.nodes.filter((n) => n.inputs.includes(x)).length <= 2);
+}
+
+/**
  * The fp16 session of `graph` (planned from `g`) with the tensors SessionOptions.fp16.keepF32 keeps f32: as given,
  * none, or ('auto') chosen by islandsFromErrors from calibration runs of `g`'s unfused graph (the same graph passes
  * and epilogue folds, no FCMs: the rule judges each node alone; a tensor it names inside an FCM lives in workgroup
@@ -313,8 +325,11 @@ export const calibrationMargin = 0.5;
  */
 async function fp16Session(ctx: GpuContext, g: Graph, graph: Graph, options: SessionOptions, hw: HwConfig | undefined,
   smx: GpuContext['subgroupMatrix'], submitEvery: number | undefined): Promise<Session> {
+  const inputMode = options.fp16?.inputs ?? 'f32';
+  if (inputMode !== 'f32' && inputMode !== 'f16') throw invalid(g.source, `fp16 inputs must be 'f32' or 'f16', got '${String(inputMode)}'`);
+  const inputs = inputMode === 'f32' ? f32Inputs(graph) : [];
   const make = (keep: Iterable<string>, outputs: string[] = graph.outputs) => {
-    const compiled = compileGraph({ ...graph, outputs }, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, keep);
+    const compiled = compileGraph({ ...graph, outputs }, limitsOf(ctx), 'f16', { subgroupMatrix: smx }, new Set([...keep, ...inputs]));
     checkMemory(options.maxMemory, uploadBytes(compiled), "the session's GPU buffers", g.source);
     return Executor.create(ctx, compiled, compiled.f32Tensors ? mixedFp16(compiled.f32Tensors) : fp16, { submitEvery, ...transferOptions(options) });
   };

@@ -495,8 +495,9 @@ export class Executor implements Session {
 
   async stagingInputs(): Promise<Record<string, Float32Array>> {
     if (this.disposed) throw invalid(this.graph.source, 'the session was disposed');
-    // Float feeds land in a feed program's buffer (fp16: converted on the GPU) or, fp32, in the input's own buffer.
-    const keyOf = (x: string) => (this.feedPrograms.has(x) ? `floats:${x}` : this.precision.name === 'fp32' ? x : undefined);
+    // Float feeds land in a feed program's buffer (fp16: converted on the GPU) or, where the input holds float32 values
+    // (fp32; an input an fp16 session keeps f32), in the input's own buffer.
+    const keyOf = (x: string) => (this.feedPrograms.has(x) ? `floats:${x}` : this.holdsFloat32(x) ? x : undefined);
     const wanted = this.graph.inputs.filter((x) => keyOf(x) !== undefined);
     if (!wanted.length) return {};
     const lent = await this.uploader.lend();
@@ -507,6 +508,12 @@ export class Executor implements Session {
       if (v) out[x] = new Float32Array(v.buffer, v.byteOffset, numel(this.tensor(x).shape));
     }
     return out;
+  }
+
+  /** Whether input x's own buffer holds float32 values (fp32; an input an fp16 session keeps f32). */
+  private holdsFloat32(x: string): boolean {
+    const root = this.root(x);
+    return this.buffers.has(root) && (this.precision.name === 'fp32' || (this.precision.name === 'fp16' && !!this.compiled.f32Tensors?.has(root)));
   }
 
   private checkFeeds(feeds: RunFeeds): CheckedFeeds {
@@ -521,8 +528,7 @@ export class Executor implements Session {
         const bytes = 4 * numel(t.shape);
         // Float32 values reach the input's buffer as they are (fp32, an input an fp16 session keeps f32) or through its
         // feed program (rounded to f16, quantized); an input read by host steps, or with image options, takes none.
-        const root = this.root(x);
-        const takes = this.feedPrograms.has(x) || (this.buffers.has(root) && (this.precision.name === 'fp32' || (this.precision.name === 'fp16' && !!this.compiled.f32Tensors?.has(root))));
+        const takes = this.feedPrograms.has(x) || this.holdsFloat32(x);
         if (!takes || this.imagePrograms.has(x)) throw unsupported(`${this.graph.source}: input '${x}'`, `GPU buffer feeds hold float32 values: this ${this.precision.name} session has no float32 way onto the GPU for this input (an input with image options, or one the host reads)`);
         if (!(v.usage & GPUBufferUsage.COPY_SRC)) throw invalid(this.graph.source, `input '${x}': the GPU buffer fed needs usage COPY_SRC`);
         if (v.size < bytes) throw invalid(this.graph.source, `input '${x}': the GPU buffer fed has ${v.size} bytes, the input takes [${t.shape.join(',')}] float32 = ${bytes}`);

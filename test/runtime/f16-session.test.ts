@@ -51,17 +51,33 @@ test('MobileNet-style stack in fp16, fused and unfused: within the f16 bounds of
       const st32 = s32.stats(), st16 = s16.stats();
       assert.equal(st16.dispatchesPerRun, st32.dispatchesPerRun);
       assert.equal(st16.fusedModules, st32.fusedModules);
-      // The float32 feed is rounded to f16 on the GPU (one feed dispatch), not on the host.
-      assert.deepEqual(st16.inputQuantizers, [x]);
+      // The input (read by one node) stays f32: its reader takes the float32 feed as it comes, no pass rounds it.
+      assert.deepEqual(st16.inputQuantizers, []);
+      assert.deepEqual(st16.f32Tensors, [x]);
       assert.deepEqual(st32.inputQuantizers, []);
       if (plan === 'auto') assert.ok(st16.fusedModules > 0, 'the fused plan fuses');
       // Half the bytes (each buffer a whole number of 4-byte words: at most 2 bytes more per tensor).
       assert.ok(st16.weightBytes <= st32.weightBytes / 2 + 4 * 64 && st16.weightBytes >= st32.weightBytes / 2, `weights ${st16.weightBytes} vs ${st32.weightBytes}`);
-      assert.ok(st16.activationBytes <= st32.activationBytes / 2 + 64, `activations ${st16.activationBytes} vs ${st32.activationBytes}`);
+      const inBytes = 4 * shape.reduce((a, b) => a * b, 1);
+      assert.ok(st16.activationBytes - inBytes / 2 <= (st32.activationBytes - inBytes) / 2 + inBytes / 2 + 64, `activations ${st16.activationBytes} vs ${st32.activationBytes}`);
+      assert.ok(st16.activationBytes <= st32.activationBytes / 2 + inBytes / 2 + 64, `activations ${st16.activationBytes} vs ${st32.activationBytes}`);
       // A second run creates nothing and gives the same result.
       const again = (await s16.run({ [x]: data }))[y];
       assert.deepEqual(again.data, o16.data);
       assert.equal(s16.stats().pipelinesCreated, st16.pipelinesCreated);
+      // inputs 'f16': the feed is rounded to f16 on the GPU (one feed dispatch), not on the host; the same dispatches
+      // otherwise, within the same bounds.
+      const h16 = await createSession(g, { plan, hw, precision: 'fp16', fp16: { inputs: 'f16' } });
+      try {
+        assert.deepEqual(h16.stats().inputQuantizers, [x]);
+        assert.deepEqual(h16.stats().f32Tensors, []);
+        assert.equal(h16.stats().dispatchesPerRun, st16.dispatchesPerRun);
+        const oh = (await h16.run({ [x]: data }))[y];
+        assert.ok(compareOutputs(oh.data, ref, oh.shape, undefined, undefined, 'fp16').ok, `${plan}: fp16 with an f16 input vs onnxruntime`);
+      } finally {
+        h16.dispose();
+      }
+      await assert.rejects(createSession(g, { plan, hw, precision: 'fp16', fp16: { inputs: 'f8' as never } }), /fp16 inputs must be 'f32' or 'f16', got 'f8'/);
     } finally {
       s32.dispose();
       s16.dispose();

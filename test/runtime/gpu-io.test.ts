@@ -125,7 +125,8 @@ test('integer sessions refuse GPU buffer feeds where no program converts float32
 
 test('fp16 sessions take GPU buffer feeds of float32 values (rounded to f16 on the GPU) and leave float32 outputs on the GPU, bit for bit as through the host', async () => {
   const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'stack' });
-  const s = await createSession(g, { plan: 'auto', hw: 'rtxa4000', precision: 'fp16', fp16: { keepF32: 'none' } });
+  // inputs 'f16': the feed is converted (by default this input, read by one node, stays f32: test below).
+  const s = await createSession(g, { plan: 'auto', hw: 'rtxa4000', precision: 'fp16', fp16: { keepF32: 'none', inputs: 'f16' } });
   try {
     const d = (await acquireGpu()).device;
     const x = g.inputs[0], y = s.outputNames[0];
@@ -172,6 +173,33 @@ test('fp16 sessions take GPU buffer feeds of float32 values (rounded to f16 on t
 // The GPU feeds' copies are encoded ahead for the next run when a run was fed GPU buffers only (executor.ts
 // lastGpuFeeds): a run fed other buffers, the same buffer rewritten, or host arrays in between must each read what
 // it was given. Every output is compared bit for bit with the host-fed run of the same values.
+test('fp16 sessions keep an input read by one node f32: GPU buffer feeds are copied in as they are, no conversion step, bit for bit as from the host', async () => {
+  const g = await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'stack' });
+  const s = await createSession(g, { plan: 'auto', hw: 'rtxa4000', precision: 'fp16', fp16: { keepF32: 'none' } });
+  const h = await createSession(g, { plan: 'auto', hw: 'rtxa4000', precision: 'fp16', fp16: { keepF32: 'none', inputs: 'f16' } });
+  try {
+    const d = (await acquireGpu()).device;
+    const x = g.inputs[0], y = s.outputNames[0];
+    assert.deepEqual(s.stats().f32Tensors, [x]);
+    assert.deepEqual(s.stats().inputQuantizers, []);
+    const n = g.tensors.get(x)!.shape.reduce((a, c) => a * c, 1);
+    const v = seededInput(n, 3);
+    const b = d.createBuffer({ size: 4 * n, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+    d.queue.writeBuffer(b, 0, v);
+    const host = (await s.run({ [x]: v }))[y].data;
+    assert.deepEqual((await s.run({ [x]: b }))[y].data, host);
+    assert.deepEqual((await s.run({ [x]: b }))[y].data, host, 'the copy encoded ahead');
+    const p = await s.profile({ [x]: b });
+    assert.ok(!p.steps.some((st) => st.node.startsWith('quantize input')), 'no conversion step');
+    // The input read as float32 values, not rounded to f16 first: another result than the f16-input session's.
+    assert.notDeepEqual(host, (await h.run({ [x]: v }))[y].data);
+    b.destroy();
+  } finally {
+    s.dispose();
+    h.dispose();
+  }
+});
+
 test('GPU feeds: runs alternating buffers, a rewritten buffer and host arrays each read their own input', async () => {
   const s = await createSession(await loadModel(exportOnnx(fixtureModels.mobilenetv2_stack()), { source: 'head' }), { plan: 'auto', hw: 'rtxa4000' });
   try {

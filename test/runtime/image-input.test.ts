@@ -65,7 +65,8 @@ test('NCHW and NHWC model inputs from NHWC bytes equal the host reference', asyn
 test('an fp16 session converts image bytes into its f16 input on the GPU: the host reference rounded to f16', async () => {
   const shape = [2, 3, 9, 7];
   const g = await loadModel(exportOnnx(identity(shape)), { source: 'identity-f16' });
-  const s = await createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { keepF32: 'none' }, imageInputs: { image: imagenet } });
+  // inputs 'f16': the input is an f16 tensor (by default it would stay f32, read by one node).
+  const s = await createSession(g, { plan: 'unfused', precision: 'fp16', fp16: { keepF32: 'none', inputs: 'f16' }, imageInputs: { image: imagenet } });
   try {
     assert.deepEqual(s.stats().f32Tensors, [], 'the input is stored as f16');
     const px = pixels(2 * 9 * 7 * 3, 4);
