@@ -1,6 +1,6 @@
 // `fcm-opt bench` takes the shape options of every command that imports a model: --input-shape NAME=DIMS (or
-// NAME:DIMS) and --batch, with exit 2 where they cannot apply (a .tflite fixes its shapes; a --batch other than
-// the shape's first dimension; a fixed batch dimension; a name that is no input). The sessions, onnxruntime's
+// NAME:DIMS) and --batch, with exit 2 where they cannot apply (--input-shape on a .tflite, which fixes its shapes but
+// for the batch; a --batch other than the shape's first dimension; a fixed batch dimension; a name that is no input). The sessions, onnxruntime's
 // included, run the shapes given: the onnxruntime cpu row is timed, not unavailable.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
@@ -77,9 +77,11 @@ test('bench: where --input-shape and --batch cannot apply, exit 2 naming why', a
   assertInvalid(await fcmOpt(['bench', model, '--input-shape', 'x=1x2x4', ...quick]), /--input-shape for 'x' has rank 3, the model's input has rank 4/);
   // A fixed batch dimension.
   assertInvalid(await fcmOpt(['bench', fixed, '--batch', '2', '--input-shape', 'x=2x2x4x5', ...quick]), /fixed-batch\.onnx.*--input-shape for 'x' gives 2 for dim 0, the model fixes it to 1/);
-  // A .tflite fixes its shapes: --input-shape is refused, --batch other than its batch too.
+  // A .tflite fixes its shapes but for the batch: --input-shape is refused; --batch runs its batch-1 file at that batch.
   assertInvalid(await fcmOpt(['bench', tflite, '--input-shape', 'input=1x3x32x32', '--no-litert', ...quick]), /mbv1-32\.tflite: --input-shape cannot apply: a \.tflite file fixes the shapes of its inputs/);
-  assertInvalid(await fcmOpt(['bench', tflite, '--batch', '2', '--no-litert', ...quick]), /mbv1-32\.tflite.*fixed batch dimension of 1; --batch 2 cannot apply/);
+  const b2 = await fcmOpt(['bench', tflite, '--batch', '2', '--no-litert', ...quick]);
+  assert.equal(b2.code, 0, b2.err);
+  assert.equal((JSON.parse(b2.out) as { batch: number }).batch, 2);
   // Not a positive integer.
   assertInvalid(await fcmOpt(['bench', model, '--batch', '0', ...quick]), /--batch: expected a positive integer, got '0'/);
 });
