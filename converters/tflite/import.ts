@@ -33,7 +33,7 @@ import { defaultMaxMemory, type ImportOptions } from '../options.js';
 import {
   ActivationFunctionType, BuiltinOperator, BuiltinOptions, ConcatenationOptions, Conv2DOptions,
   DepthwiseConv2DOptions, FullyConnectedOptions, type Model, type Operator, Padding, Pool2DOptions,
-  ReducerOptions, SoftmaxOptions, SqueezeOptions, TensorType, AddOptions, SubOptions, MulOptions,
+  ReducerOptions, SoftmaxOptions, SqueezeOptions, type SubGraph, TensorType, AddOptions, SubOptions, MulOptions,
 } from './schema_generated.js';
 import { bufferBytes, openModel } from './verify.js';
 import { densify, sparseLayout } from './densify.js';
@@ -134,11 +134,12 @@ class GraphBuilder {
   private readonly used = new Set<string>();
 
   /**
-   * `batch`: the first dimension of every activation of rank >= 2 that has 1 there in the file (TFLite files fix the
-   * batch, usually at 1), so that the model runs `batch` images at once; shape inference (prepareGraph) then checks
-   * every op against it: a tensor whose first dimension is not the batch fails there by name.
+   * `batch`: the first dimension of the tensors in `batched` (the file's indices) where they have rank >= 2 and 1 there
+   * in the file (TFLite files fix the batch, usually at 1), so that the model runs `batch` images at once; shape
+   * inference (prepareGraph) then checks every op against it: a tensor whose first dimension is not the batch fails
+   * there by name.
    */
-  constructor(readonly m: Model, readonly bytes: Uint8Array, readonly source: string, readonly batch = 1) {}
+  constructor(readonly m: Model, readonly bytes: Uint8Array, readonly source: string, readonly batch = 1, readonly batched: ReadonlySet<number> = new Set()) {}
 
   unique(base: string): string {
     let name = base, i = 1;
@@ -179,7 +180,7 @@ class GraphBuilder {
       const shape: number[] = [];
       for (let d = 0; d < t.shapeLength(); d++) shape.push(t.shape(d)!);
       const raw = bufferBytes(this.m, t.buffer(), this.bytes);
-      if (this.batch !== 1 && raw.length === 0 && shape.length >= 2 && shape[0] === 1) shape[0] = this.batch;
+      if (this.batch !== 1 && this.batched.has(i) && shape.length >= 2 && shape[0] === 1) shape[0] = this.batch;
       this.tfShapes.push(shape);
       const q = t.quantization();
       let quant: Quantization | undefined;
@@ -360,15 +361,36 @@ function batchOf(m: Model, source: string, batch = 1): number {
 }
 
 export function graphFromModel(m: Model, bytes: Uint8Array, source: string, batch = 1): Graph {
-  const g = new GraphBuilder(m, bytes, source, batch);
   const sg = m.subgraphs(0)!;
+  const g = new GraphBuilder(m, bytes, source, batch, batch === 1 ? new Set() : inputDependent(sg));
   g.loadTensors(0);
   for (let o = 0; o < sg.operatorsLength(); o++) convertOperator(g, sg.operators(o)!, o);
   const inputs: string[] = [], outputs: string[] = [];
   for (let i = 0; i < sg.inputsLength(); i++) inputs.push(g.names[sg.inputs(i)!]);
   for (let i = 0; i < sg.outputsLength(); i++) outputs.push(g.names[sg.outputs(i)!]);
   const nodes = removeDeadNodes(g.nodes, outputs);
+  // A TFLite op the importer keeps as it is (custom ops: detection post-processing, MediaPipe's landmark transforms)
+  // works on the file's shapes, which may hold one image: refused at another batch rather than run on a wrong layout.
+  const opaque = batch === 1 ? undefined : nodes.find((n) => n.domain !== '');
+  if (opaque) throw unsupported(source, `node '${opaque.name}' (${opaque.op}) is a TFLite op run as saved, on the file's shapes: the model runs at the batch it was saved with, not ${batch}`);
   return { name: sg.name() ?? 'main', inputs, outputs, tensors: g.tensors, nodes, source };
+}
+
+/**
+ * The tensors (file indices) computed from the subgraph's inputs: the inputs and every output of an operator that reads
+ * one of them (operators are stored in execution order). Tensors computed from constants alone (DEQUANTIZE of f16
+ * weights, shape arithmetic) keep their shapes at another batch: a depthwise kernel of shape [1, KH, KW, C] is no batch.
+ */
+function inputDependent(sg: SubGraph): Set<number> {
+  const dep = new Set<number>();
+  for (let i = 0; i < sg.inputsLength(); i++) dep.add(sg.inputs(i)!);
+  for (let o = 0; o < sg.operatorsLength(); o++) {
+    const op = sg.operators(o)!;
+    let reads = false;
+    for (let i = 0; i < op.inputsLength() && !reads; i++) reads = dep.has(op.inputs(i)!);
+    if (reads) for (let i = 0; i < op.outputsLength(); i++) dep.add(op.outputs(i)!);
+  }
+  return dep;
 }
 
 /** Drops nodes whose outputs nothing reads: the shape arithmetic a static RESHAPE no longer needs. */

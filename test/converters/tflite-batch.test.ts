@@ -10,6 +10,8 @@ import { FcmError } from '../../src/errors.js';
 import { createSession } from '../../src/pipeline/session.js';
 import { releaseGpu } from '../../src/runtime/device.js';
 import { mulberry32 } from '../../fixtures/rng.js';
+import { fp16Depthwise } from '../../fixtures/real-model-classes.js';
+import { ssdPostProcess } from '../../fixtures/tflite-ssd.js';
 
 after(releaseGpu);
 
@@ -69,4 +71,18 @@ test('a model whose first dimension is not the batch past a RESHAPE fails at tha
   const rows = net.op(BuiltinOperator.RESHAPE, [x, net.b.constI32('rows/shape', [2], [16, 8])], 'rows', opt.reshape([16, 8]));
   const bytes = net.finish([x], [rows]);
   await assert.rejects(loadModel(bytes, { source: 'rows.tflite', batch: 2 }), (e: unknown) => e instanceof FcmError && /^rows\.tflite: .*reshape/i.test(e.message));
+});
+
+test('tensors computed from constants alone keep their shapes: f16 depthwise weights [1, 3, 3, C] behind DEQUANTIZE at batch 2', async () => {
+  // The kernel's first dimension of 1 is no batch: only tensors computed from the inputs take the batch.
+  const { pairs } = await batchAgainstSingles(fp16Depthwise(), 2, 'fp16-dw.tflite');
+  for (const [i, p] of pairs.entries()) {
+    for (let k = 0; k < p.single.length; k++) assert.ok(Math.abs(p.batch[k] - p.single[k]) <= 1e-5 * Math.max(1, Math.abs(p.single[k])), `image ${i} output ${k}: ${p.batch[k]} against ${p.single[k]}`);
+  }
+});
+
+test('a custom op run on the file\'s shapes (detection post-processing) is refused at another batch, by name (exit 3)', async () => {
+  const bytes = ssdPostProcess();
+  await loadModel(bytes, { source: 'ssd.tflite' });
+  await assert.rejects(loadModel(bytes, { source: 'ssd.tflite', batch: 2 }), (e: unknown) => e instanceof FcmError && e.exitCode === 3 && /^ssd\.tflite: node '.*' \(tflite_detection_postprocess\) is a TFLite op run as saved/.test(e.message));
 });
