@@ -513,7 +513,10 @@ export function rooflineUs(gma: number, flops: number, workgroups: number, dispa
   const parallel = !fcm && hw.parallelOutputs && outputs ? Math.min(1, Math.sqrt((batch * outputs) / hw.parallelOutputs)) : 1;
   const compUs = (batch * flops) / (hw.fp32Gflops! * 1e3 * parallel);
   const utilization = Math.min(1, (batch * workgroups) / hw.sms);
-  const factor = (kind === 'pwdw' ? hw.pwdwTimeFactor : kind === 'dwpw' ? hw.dwpwTimeFactor : kind === 'pwpw' ? hw.pwpwTimeFactor : 1) ?? 1;
+  const kindFactor = (kind === 'pwdw' ? hw.pwdwTimeFactor : kind === 'dwpw' ? hw.dwpwTimeFactor : kind === 'pwpw' ? hw.pwpwTimeFactor : 1) ?? 1;
+  // The integer FCMs are bound by their arithmetic (requantizing every recomputed intermediate), not by the bytes the
+  // roofline counts: their own factor on top.
+  const factor = kindFactor * (fcm && ctx.dtypeBytes === 1 ? hw.int8TimeFactor ?? 1 : 1);
   return factor * Math.max(memUs, compUs) / utilization + dispatches * hw.dispatchOverheadUs!;
 }
 

@@ -21,6 +21,8 @@ export interface HwConfig {
   pwdwTimeFactor?: number;
   dwpwTimeFactor?: number;
   pwpwTimeFactor?: number;
+  /** The integer FCM kernels' factor on top of their kind's (default 1): planning with 1-byte elements multiplies by it. */
+  int8TimeFactor?: number;
   /**
    * The most intermediate positions (the depthwise receptive field of the output tile) one PW-DW workgroup
    * computes: the executor's FCM halves larger tiles (kernels/fused-pwdw.ts, 2 positions per thread of 256), so

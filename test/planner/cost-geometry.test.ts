@@ -214,6 +214,11 @@ test('rooflineUs by hand: each FCM kind its own time factor, utilization below o
   // Without factors, FCMs keep the plain roofline.
   const plain: CostContext = { ...ctx, hw: { ...base, dramGBps: 2, fp32Gflops: 4, dispatchOverheadUs: 1 } };
   for (const kind of ['pwdw', 'dwpw', 'pwpw'] as const) assert.equal(rooflineUs(4000, 4000, 4, 1, plain, kind), 3);
+  // The integer factor: on FCMs planned with 1-byte elements, on top of the kind's; not on layers, not on 2- or 4-byte.
+  const i8: CostContext = { ...ctx, hw: { ...hw, int8TimeFactor: 1.5 } };
+  assert.equal(rooflineUs(4000, 4000, 4, 1, i8, 'pwdw'), 1.5 * 2 * 2 + 1);
+  assert.equal(rooflineUs(4000, 4000, 4, 1, i8, 'pw'), 3);
+  assert.equal(rooflineUs(2000, 4000, 4, 1, { ...i8, dtypeBytes: 2 }, 'pwdw'), 2 * 2 + 1);
 });
 
 test('a layer no tile of which fits is an error naming the layer and the limit', () => {
