@@ -16,6 +16,7 @@
 //      [--heat-ms 20] [--rounds 3] [--out DIR] [--auto-only] [--dw-variants] [--px2] [--un] [--precisions fp32,fp16]
 //      (on the GPU machine: DEVELOPERS.md, `source .gpu/enter.sh` first)
 //      [--kinds pw,dw]   --models '' times the reference kernels only; --kinds dw (or pw): one kind of layer only.
+//      --vec4-only: of the pointwise variants, the rule's and the vec4 ones only.
 //      --auto-only: the kernels the executor picks (fp16: and the plain f16 kernel), no variants; --dw-variants:
 //      depthwise layers with all their variants even with --auto-only (fp32: also the vector-load kernel).
 // GPU time per dispatch: timestamps around one pass of `iters` repetitions, median of 5 passes (fcm-kernels.ts);
@@ -378,6 +379,8 @@ function pwVariants(g: ConvGeom, limits: KernelLimits): [string, KernelProgram][
   }
   const noGemm = chooseDot(dot, limits, { gemm: false });
   choices.push([`old ${name(noGemm)}`, noGemm]);
+  // vec4 with 16 filters per thread: a load of x (and, with f16 storage, its conversion to f32) feeds twice the FMAs.
+  if (auto.kind === 'vec4' && dot.F % 16 === 0) choices.push(['vec4 r16', { kind: 'vec4', rf: 16, threads: auto.threads }]);
   for (const [tx, ty, rf] of gemmVariants) {
     if (tx * ty > 256) continue;
     const c: DotChoice = { kind: 'gemm', tiles: { tx, ty, rf } };
@@ -412,7 +415,8 @@ function pwVariants(g: ConvGeom, limits: KernelLimits): [string, KernelProgram][
       choices.push([name(c), c]);
     }
   }
-  return choices.map(([n, c]) => [n, dotProgram(dot, c, b.names, b.inputs, limits, n, 'Conv(pw)', 'pointwise')]);
+  const kept = process.argv.includes('--vec4-only') ? choices.filter(([n, c]) => n.startsWith('auto') || c.kind === 'vec4') : choices;
+  return kept.map(([n, c]) => [n, dotProgram(dot, c, b.names, b.inputs, limits, n, 'Conv(pw)', 'pointwise')]);
 }
 
 /** fp32 depthwise: the rule's row width first, then each row width; `vec` also the vector-load kernel at the rule's row width (1 and 2 rows). */

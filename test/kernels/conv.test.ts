@@ -221,6 +221,28 @@ test('pointwise gemm kernel matches the reference at each tile shape', async () 
   }
 });
 
+// The vec4 kernel at 1, 4, 8 and 16 filters per thread (4+: weights staged in chunks of 32 channels): 40 channels (a
+// whole chunk and a partial one), two images, P % 4 == 0, every epilogue input but the scale; 16 filters per thread
+// over 32 filters is two filter blocks.
+test('pointwise vec4 kernel matches the reference at 1, 4, 8 and 16 filters per thread', async () => {
+  const { dotVec4 } = await import('../../kernels/pointwise.js');
+  const { getDevice, limitsOf, runProgram } = await import('./fused-harness.js');
+  const { activationFn } = await import('../../kernels/shader.js');
+  const device = await getDevice();
+  const L = { n: 2, c: 40, h: 4, w: 6, f: 32 };
+  const P = L.h * L.w;
+  const x = randomF32(L.n * L.c * P, 960), wt = randomF32(L.f * L.c, 961), b = randomF32(L.f, 962), res = randomF32(L.n * L.f * P, 963);
+  const ref = conv2d({ data: x, shape: [L.n, L.c, L.h, L.w] }, { data: wt, shape: [L.f, L.c, 1, 1] }, b, { strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1 });
+  const fa = activation('Clip', [0, 6]);
+  for (let i = 0; i < ref.data.length; i++) ref.data[i] = fa(ref.data[i]) + res[i];
+  const geom = { N: L.n, C: L.c, F: L.f, P, hasBias: true, hasRes: true, act: { fn: activationFn('act', 'Clip', [0, 6], 'test'), key: 'Clip' } };
+  for (const rf of [1, 4, 8, 16]) {
+    const p = dotVec4(geom, rf, 32, ['x', 'w', 'b', 'res'], [0, 1, 2, 3], limitsOf(device), 'test', 'Conv(pw)', 'pointwise');
+    assert.match(p.cacheKey, new RegExp(`RF${rf}T32`));
+    assertClose(await runProgram(device, p, [x, wt, b, res], ref.data.length), ref.data, `rf ${rf}`);
+  }
+});
+
 test('pointwise gemm: tiles it cannot build are refused with the node named and the bad value', async () => {
   const { dotGemm } = await import('../../kernels/pointwise.js');
   const limits = { maxComputeWorkgroupStorageSize: 32768, maxComputeInvocationsPerWorkgroup: 256, maxComputeWorkgroupSizeX: 256, maxComputeWorkgroupsPerDimension: 65535 };

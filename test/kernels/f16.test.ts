@@ -327,6 +327,23 @@ for (const c of fusedCases) {
   });
 }
 
+// The plain f16 pointwise (the fp32 vec4 kernel with f16 storage) at 8 and 16 filters per thread: each x load is
+// converted to f32 once and feeds RF filters; the sums stay f32, only the output is rounded.
+test('f16 pointwise vec4 at 8 and 16 filters per thread: within f16 rounding of the f32 reference', async () => {
+  const { dotVec4 } = await import('../../kernels/pointwise.js');
+  const { activationFn } = await import('../../kernels/shader.js');
+  const device = await getDevice();
+  const L = { n: 2, c: 24, h: 4, w: 8, f: 48 };
+  const P = L.h * L.w;
+  const x = rnd([L.n, L.c, L.h, L.w]), wt = rnd([L.f, L.c, 1, 1]), b = rnd([L.f]);
+  const y = epilogue(conv2d(x as Tensor4, wt as Tensor4, b.data, {}), 'Relu');
+  const geom = { N: L.n, C: L.c, F: L.f, P, hasBias: true, hasRes: false, act: { fn: activationFn('act', 'Relu', [], 'test'), key: 'Relu' } };
+  for (const rf of [8, 16]) {
+    const p = withStorage(dotVec4(geom, rf, 32, ['x', 'w', 'b'], [0, 1, 2], limitsOf(device), 'test', 'Conv(pw)', 'pointwise'), 'f16');
+    assertHalfClose(await runHalfProgram(p, [x.data, wt.data, b.data], y.data.length), y.data, `rf ${rf}`);
+  }
+});
+
 test('the float32 feed conversion: pairs of elements rounded to f16, an odd count\'s last one alone, every element written', async () => {
   const device = await getDevice();
   for (const n of [1, 2, 5, 1027]) {
