@@ -380,6 +380,7 @@ function pwVariants(g: ConvGeom, limits: KernelLimits): [string, KernelProgram][
   const noGemm = chooseDot(dot, limits, { gemm: false });
   choices.push([`old ${name(noGemm)}`, noGemm]);
   // vec4 with 16 filters per thread: a load of x (and, with f16 storage, its conversion to f32) feeds twice the FMAs.
+  // On the H100 it lost to 8 on MobileNetV2's three such layers at batch 32 in both precisions (BENCHMARKS.md).
   if (auto.kind === 'vec4' && dot.F % 16 === 0) choices.push(['vec4 r16', { kind: 'vec4', rf: 16, threads: auto.threads }]);
   for (const [tx, ty, rf] of gemmVariants) {
     if (tx * ty > 256) continue;

@@ -903,9 +903,8 @@ export function dotChoiceKey(c: DotChoice): string {
  * tiles and at its two tile shapes without K split (64-wide and 8 x 8 threads; where the shape has 66+ such tiles), the choice
  * without gemm (vec4 or split-K), and where none of them is vec4 and P % 4 == 0, vec4 with 4 filters per thread (1
  * where F % 4 != 0), on one position over several images split-K with one image per thread, and on <= 65536
- * outputs split-K with 4 and 2 filters per thread and with tiles of 4 filters x 4 and 2 positions, where the rule
- * takes vec4 with 8 filters per thread and F % 16 == 0 the same with 16, where they differ from it. Each is legal for
- * the shape and limits.
+ * outputs split-K with 4 and 2 filters per thread and with tiles of 4 filters x 4 and 2 positions, where they
+ * differ from it. Each is legal for the shape and limits.
  */
 export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
   const out = [chooseDot(g, limits)];
@@ -930,9 +929,6 @@ export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
   }
   // One position over several images: split-K with one image per thread too (the rule's NB images share a weight load).
   if (g.P === 1 && g.N > 1) others.push({ kind: 'splitK', ks: splitKSlices(g.N * g.F, g.C) });
-  // vec4 with 16 filters per thread where the rule takes 8: each x load (and its f16 -> f32 conversion, with f16
-  // storage) feeds 64 FMAs instead of 32.
-  if (out[0].kind === 'vec4' && out[0].rf === 8 && g.F % 16 === 0) others.push({ kind: 'vec4', rf: 16, threads: out[0].threads });
   if (g.P % 4 === 0 && ![...out, ...others].some((c) => c.kind === 'vec4')) {
     let threads = 32;
     while (threads < g.P / 4 && threads < Math.min(128, threadCap(limits))) threads *= 2;
