@@ -208,8 +208,11 @@ function f16Variants(g: ConvGeom, limits: KernelLimits, registry: KernelProgram,
   const pw = isPointwise(g);
   const plain = pw ? pwVariants(g, limits) : dwVariants(g, limits);
   const smx = /^pointwise-smx/.test(registry.cacheKey);
+  // A plain pointwise program the registry picked is named for the fp32 variant it is the f16 form of (the fp32 rule's
+  // unless an f16 rule chose another).
+  const plainAuto = pw && !smx ? plain.find(([, p]) => withStorage(p, 'f16').cacheKey === registry.cacheKey) : undefined;
   const autoName = smx ? `auto smx ${registry.cacheKey.split('|')[9]}`
-    : pw ? plain[0][0] : `auto rw${depthwiseHalfTiles(g).rw}v${depthwiseHalfTiles(g).vx}`;
+    : pw ? `auto ${(plainAuto?.[0] ?? `? ${registry.cacheKey}`).replace(/^(auto|old) /, '')}` : `auto rw${depthwiseHalfTiles(g).rw}v${depthwiseHalfTiles(g).vx}`;
   const out: [string, KernelProgram][] = [[autoName, registry]];
   const keys = new Set([registry.cacheKey]);
   const add = (name: string, p: KernelProgram) => { if (!keys.has(p.cacheKey)) { keys.add(p.cacheKey); out.push([name, p]); } };
