@@ -926,6 +926,12 @@ export function dotCandidates(g: DotGeom, limits: KernelLimits): DotChoice[] {
       const ks = splitKSlices(g.N * ceilDiv(g.F, 4) * ceilDiv(g.P, rp), g.C);
       if (ks === 1 || 4 * splitKThreads * 4 * rp <= limits.maxComputeWorkgroupStorageSize) others.push({ kind: 'splitK', ks, rf: 4, rp });
     }
+    // And gemm on narrow tiles with K split inside the workgroup, which gemmTiles leaves out below 66 tiles: 4 x 8
+    // threads of 4 filters over 8 or 4 slices, 8 x 4 threads of 8 filters over 4 (a staged x feeds RF FMAs, a staged
+    // w TX positions').
+    for (const t of [{ tx: 4, ty: 8, rf: 4, ks: 8 }, { tx: 4, ty: 8, rf: 4, ks: 4 }, { tx: 8, ty: 4, rf: 8, ks: 4 }]) {
+      if (g.C >= 8 && t.ks <= ceilDiv(g.C, gemmBK) && t.tx * t.ty * t.ks <= threadCap(limits) && gemmStorage(t) <= limits.maxComputeWorkgroupStorageSize) others.push({ kind: 'gemm', tiles: t });
+    }
   }
   // One position over several images: split-K with one image per thread too (the rule's NB images share a weight load).
   if (g.P === 1 && g.N > 1) others.push({ kind: 'splitK', ks: splitKSlices(g.N * g.F, g.C) });

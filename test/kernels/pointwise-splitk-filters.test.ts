@@ -123,3 +123,43 @@ test('the rule: split-K at batch 1 on few outputs takes 2 filters a thread on 64
   assert.equal(rule(1, 1280, 1000, 1), 'splitK:KS64');
   assert.equal(rule(1, 64, 3, 49).includes('RP'), false);
 });
+
+test('the tuner offers gemm on narrow tiles with K split on few outputs, and each computes the layer', async () => {
+  const limits = limitsOf(await getDevice());
+  const g = (N: number, C: number, F: number, P: number): DotGeom => ({ N, C, F, P, hasBias: true, hasRes: false, act: { fn: '', key: '' } });
+  // MobileNetV2's 14x14 576 -> 96 at batch 1: 18816 outputs, 39 tiles of 16 positions x 32 filters (gemmTiles: none).
+  const late = dotCandidates(g(1, 576, 96, 196), limits).map(dotChoiceKey);
+  for (const k of ['gemm:TX4TY8RF4KS8', 'gemm:TX4TY8RF4KS4', 'gemm:TX8TY4RF8KS4']) assert.ok(late.includes(k), `${k} in ${late}`);
+  // K slices of 16 channels: 40 channels hold 3, so no 4- or 8-slice tile; a large layer (112x112 32 -> 16) none.
+  assert.ok(dotCandidates(g(1, 40, 96, 196), limits).every((c) => c.kind !== 'gemm' || (c.tiles.ks ?? 1) < 4));
+  assert.ok(dotCandidates(g(1, 32, 16, 12544), limits).every((c) => c.kind !== 'gemm' || (c.tiles.ks ?? 1) < 4));
+  // Each on a 7x7 layer of 160 channels (10 steps of 16 over 8 slices: two slices past the last step load zeros),
+  // 22 filters (the last group partial), bias, Clip and residual: against the float64 sum.
+  const N = 1, C = 160, F = 22, H = 7, W = 7, P = H * W;
+  const x = randomF32(N * C * P, 71), w = randomF32(F * C, 72), b = randomF32(F, 73), res = randomF32(N * F * P, 74);
+  const lc: LayerCase = {
+    op: 'Conv', attrs: { kernel: [1, 1], strides: [1, 1], pads: [0, 0, 0, 0], dilations: [1, 1], group: 1, activation: 'Clip', activationParams: [0, 6] },
+    inputs: [{ data: x, shape: [N, C, H, W] }, { data: w, shape: [F, C, 1, 1] }, { data: b, shape: [F] }, { data: res, shape: [N, F, H, W] }],
+    outputShapes: [[N, F, H, W]],
+  };
+  const args = { node: nodeOf(lc), inputShapes: lc.inputs.map((t) => t?.shape), outputShapes: lc.outputShapes, limits };
+  const cg = convGeom(args);
+  const dot: DotGeom = { N, C, F, P, hasBias: true, hasRes: true, hasScale: false, act: cg.act };
+  const bind = convBindings(cg);
+  const f = activation('Clip', [0, 6]);
+  const ref = new Float64Array(N * F * P);
+  for (let o = 0; o < F; o++) {
+    for (let q = 0; q < P; q++) {
+      let s = b[o];
+      for (let c = 0; c < C; c++) s += w[o * C + c] * x[c * P + q];
+      ref[o * P + q] = f(s) + res[o * P + q];
+    }
+  }
+  for (const tiles of [{ tx: 4, ty: 8, rf: 4, ks: 8 }, { tx: 8, ty: 4, rf: 8, ks: 4 }]) {
+    const p = dotProgram(dot, { kind: 'gemm', tiles }, bind.names, bind.inputs, limits, 'narrow gemm', 'Conv(pw)', 'pointwise');
+    const [got] = await runLayer(lc, 'f32', [p]);
+    // Sums of 160 products of values in [-1, 1) in another order than float64's: ~160 * 2^-24 of their size (1e-5).
+    const { maxDiff, maxRef, at } = maxAbsDiff(got, ref);
+    assert.ok(maxDiff <= 1e-5 * Math.max(1, maxRef), `${JSON.stringify(tiles)}: max |diff| ${maxDiff} at ${at} (got ${got[at]}, expected ${ref[at]})`);
+  }
+});
