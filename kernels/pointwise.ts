@@ -128,6 +128,8 @@ export function chooseDot(g: DotGeom, limits: KernelLimits, opts: { gemm?: boole
   const other = tiledSplitK(g, limits, chooseDotNoGemm(g, limits));
   if (opts.gemm === false || g.C < 8) return other;
   if (other.kind === 'vec4' && other.rf === 8 && (g.N * g.P >= 12544 || g.N * g.F * g.P / 32 >= 65536)) return other;
+  const narrow = narrowGemm(g, limits, other);
+  if (narrow) return narrow;
   if (other.kind === 'splitK' && other.ks > 1 && g.N * g.F * g.P < 20000) return other;
   const tiles = gemmTiles(g, limits);
   return tiles ? { kind: 'gemm', tiles } : other;
@@ -144,8 +146,30 @@ function tiledSplitK(g: DotGeom, limits: KernelLimits, c: DotChoice): DotChoice 
   if (c.kind !== 'splitK' || c.ks === 1 || (c.nb ?? 1) > 1 || (c.rf ?? 1) > 1 || g.N !== 1 || g.P < 2 || g.N * g.F * g.P > 65536) return c;
   if (g.P >= 64) return g.F >= 2 ? { kind: 'splitK', ks: splitKSlices(ceilDiv(g.F, 2) * g.P, g.C), rf: 2 } : c;
   if (g.F < 4) return c;
-  const ks = splitKSlices(ceilDiv(g.F, 4) * ceilDiv(g.P, 2), g.C);
+  const groups = ceilDiv(g.F, 4) * ceilDiv(g.P, 2);
+  const ks = splitKSlices(groups, g.C);
+  // The 4 x 2 tiles need ~one workgroup per SM: with few channels the slices stop early (>= 8 channels each) and the
+  // tiles leave SMs idle. ShuffleNetV2's 7x7 232 -> 232 (16 slices, 90 workgroups) ran 7.5-9.7 us on them against
+  // 5.9-6.4 with 2 filters a thread (H100, `plan --tune`, 2026-12-07); MobileNetV2's and MnasNet's 7x7 projections
+  // (576-1152 channels, 64 slices, 250-300 workgroups) stay the fastest on them.
+  if (groups * ks < tiledSplitKThreads) return { kind: 'splitK', ks: splitKSlices(ceilDiv(g.F, 2) * g.P, g.C), rf: 2 };
   return ks === 1 || 4 * splitKThreads * 8 <= limits.maxComputeWorkgroupStorageSize ? { kind: 'splitK', ks, rf: 4, rp: 2 } : c;
+}
+
+/** Threads below which split-K's 4 x 2 tiles take 2 filters a thread instead: 128 workgroups of 256. */
+const tiledSplitKThreads = 128 * splitKThreads;
+
+/**
+ * Batch 1, 64+ positions, at most 64 filters, 64+ channels, where the rule takes split-K with 2 filters a thread: gemm
+ * on tiles of 4 x 8 threads of 4 filters with K in 4 slices. On the H100 (`plan --tune`, 2026-12-07) it ran
+ * MobileNetV2's 28x28 192 -> 32 projections in 4.9-5.4 us against 5.4-6.0, its 14x14 384 -> 64 in 7.1-7.2 against
+ * 7.9-8.0, ShuffleNetV2's 14x14 116 -> 116 at stride 2 in 4.8 against 5.3; its 192 -> 64 tied (5.0 against 5.2). The
+ * larger projections (576 -> 96) stay on split-K, where gemm was 3-5% slower.
+ */
+function narrowGemm(g: DotGeom, limits: KernelLimits, c: DotChoice): DotChoice | undefined {
+  if (c.kind !== 'splitK' || c.rf !== 2 || c.rp !== undefined || g.N !== 1 || g.P < 64 || g.F > 64 || g.C < 64) return undefined;
+  const tiles: GemmTiles = { tx: 4, ty: 8, rf: 4, ks: 4 };
+  return tiles.tx * tiles.ty * tiles.ks! <= threadCap(limits) && gemmStorage(tiles) <= limits.maxComputeWorkgroupStorageSize ? { kind: 'gemm', tiles } : undefined;
 }
 
 function chooseDotNoGemm(g: DotGeom, limits: KernelLimits): DotChoice {

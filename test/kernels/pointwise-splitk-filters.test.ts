@@ -111,11 +111,17 @@ test('the rule: split-K at batch 1 on few outputs takes 2 filters a thread on 64
   const limits = { maxComputeWorkgroupStorageSize: 16384, maxComputeInvocationsPerWorkgroup: 256 };
   const g = (N: number, C: number, F: number, P: number): DotGeom => ({ N, C, F, P, hasBias: true, hasRes: false, act: { fn: '', key: '' } });
   const rule = (N: number, C: number, F: number, P: number) => dotChoiceKey(chooseDot(g(N, C, F, P), limits));
-  // MobileNetV2's projections at batch 1, as the H100's tuning chose them (kernels/pointwise.ts tiledSplitK).
-  assert.equal(rule(1, 144, 32, 784), 'splitK:KS16RF2');
+  // MobileNetV2's projections at batch 1, as the H100's tuning chose them (kernels/pointwise.ts tiledSplitK,
+  // narrowGemm): up to 64 filters on 64+ positions gemm with 4 K slices, more filters split-K with 2 a thread.
+  assert.equal(rule(1, 144, 32, 784), 'gemm:TX4TY8RF4KS4');
+  assert.equal(rule(1, 384, 64, 196), 'gemm:TX4TY8RF4KS4');
   assert.equal(rule(1, 576, 96, 196), 'splitK:KS16RF2');
   assert.equal(rule(1, 960, 160, 49), 'splitK:KS64RF4RP2');
   assert.equal(rule(1, 960, 320, 49), 'splitK:KS64RF4RP2');
+  // ShuffleNetV2's 7x7 232 -> 232: 16 slices of the 4 x 2 tiles would fill 90 workgroups; 2 filters a thread instead.
+  assert.equal(rule(1, 232, 232, 49), 'splitK:KS16RF2');
+  // Without gemm (the tuner's other candidate, layer-kernels' "old"): split-K with 2 filters.
+  assert.equal(dotChoiceKey(chooseDot(g(1, 384, 64, 196), limits, { gemm: false })), 'splitK:KS32RF2');
   // Split-K proper stays a tuning candidate there.
   assert.ok(dotCandidates(g(1, 960, 160, 49), limits).map(dotChoiceKey).includes('splitK:KS32'));
   // Not measured, not changed: batch 8 (gemm), one position (the classifier's split-K), few filters at 7x7.
