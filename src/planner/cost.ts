@@ -505,7 +505,7 @@ function pwpwEvaluator(pw1: ConvSpec, pw2: ConvSpec): Evaluator {
  * and long reductions (a 7x7 960 -> 160 projection) keeps too few threads busy to reach fp32_GFLOPS, which large
  * layers do (on the H200 the conv kernels ran 12 TFLOP/s on 10^7 outputs, 3 on 6*10^4).
  */
-export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext, kind?: ModuleKind, outputs?: number): number {
+export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext, kind?: ModuleKind, outputs?: number, depth?: number): number {
   const hw = ctx.hw, batch = ctx.batch ?? 1;
   const memUs = (batch * gma * ctx.dtypeBytes) / (hw.dramGBps! * 1e3);
   // Layers only: an FCM's parallelism is its tiles' halo (an SE PW-PW module has a few hundred outputs and runs 4 us).
@@ -517,7 +517,11 @@ export function rooflineUs(gma: number, flops: number, workgroups: number, dispa
   // The integer FCMs are bound by their arithmetic (requantizing every recomputed intermediate), not by the bytes the
   // roofline counts: their own factor on top.
   const factor = kindFactor * (fcm && ctx.dtypeBytes === 1 ? hw.int8TimeFactor ?? 1 : 1);
-  return factor * Math.max(memUs, compUs) / utilization + dispatches * hw.dispatchOverheadUs!;
+  // Floors under the roofline: every kernel's least time, and a PW-DW or DW-PW kernel's walk over its depth in one
+  // thread (the PW-PW kernel splits its first layer's channels among threads: kernels/fused-pwpw.ts KS1).
+  const floorUs = dispatches * (hw.kernelFloorUs ?? 0);
+  const chainUs = (kind === 'pwdw' || kind === 'dwpw') && hw.fcmChannelNs && depth ? (hw.fcmChannelNs * depth) / 1e3 : 0;
+  return Math.max(factor * Math.max(memUs, compUs) / utilization, floorUs, chainUs) + dispatches * hw.dispatchOverheadUs!;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -556,7 +560,7 @@ function search(kind: ModuleKind, filters: number, axesH: Axis[], axesW: Axis[],
         };
         let key: number[];
         if (ctx.objective === 'time') {
-          cost.timeUs = rooflineUs(e.gma, e.flops, e.workgroups, 1, ctx, kind, outputs);
+          cost.timeUs = rooflineUs(e.gma, e.flops, e.workgroups, 1, ctx, kind, outputs, e.depth);
           key = [cost.timeUs, e.gma, -e.workgroups];
         } else {
           const occupied = e.workgroups >= ctx.hw.sms;

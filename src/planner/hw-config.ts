@@ -21,6 +21,13 @@ export interface HwConfig {
   pwdwTimeFactor?: number;
   dwpwTimeFactor?: number;
   pwpwTimeFactor?: number;
+  /** The least time of a module's kernels beyond the dispatch term, in us (launch, first loads, last stores). */
+  kernelFloorUs?: number;
+  /**
+   * Nanoseconds per input channel of a PW-DW or DW-PW module: their threads walk every input channel of the pair
+   * alone, where the layer kernels split K, so such a module takes at least its depth times this.
+   */
+  fcmChannelNs?: number;
   /** The integer FCM kernels' factor on top of their kind's (default 1): planning with 1-byte elements multiplies by it. */
   int8TimeFactor?: number;
   /**

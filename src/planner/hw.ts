@@ -28,6 +28,8 @@ const cfgKeys: Record<string, CfgKey> = {
   dwpw_time_factor: { field: 'dwpwTimeFactor', unit: 'number', required: false },
   pwpw_time_factor: { field: 'pwpwTimeFactor', unit: 'number', required: false },
   int8_time_factor: { field: 'int8TimeFactor', unit: 'number', required: false },
+  kernel_floor_us: { field: 'kernelFloorUs', unit: 'number', required: false },
+  fcm_channel_ns: { field: 'fcmChannelNs', unit: 'number', required: false },
   workgroup_storage: { field: 'workgroupStorageBytes', unit: 'KiB', required: false },
   pwdw_max_halo: { field: 'pwdwMaxHalo', unit: 'count', required: false },
 };
@@ -47,6 +49,8 @@ const jsonKeys: Record<string, { unit: 'count' | 'bytes' | 'number'; required: b
   dwpwTimeFactor: { unit: 'number', required: false },
   pwpwTimeFactor: { unit: 'number', required: false },
   int8TimeFactor: { unit: 'number', required: false },
+  kernelFloorUs: { unit: 'number', required: false },
+  fcmChannelNs: { unit: 'number', required: false },
   pwdwMaxHalo: { unit: 'count', required: false },
   workgroupStorageBytes: { unit: 'bytes', required: false },
 };
@@ -241,11 +245,10 @@ interface KnownGpu {
  * (test/planner/hw.test.ts checks they agree), except the RTX A4000, where the FusePlanner reference's cfg says 96 SMs.
  */
 export const knownGpus: readonly KnownGpu[] = [
-  // Hopper; DRAM bandwidth as measured through Dawn/Vulkan (datasheet: 3350 GB/s), dispatch cost as measured.
-  // Time figures calibrated to fcm-opt's kernels (hw_configs/h100.cfg); they were fitted on an H200, the same chip
-  // with faster memory, which the kernels do not reach.
-  { match: /\bh100\b/i, hw: { name: 'h100', sms: 132, l1BytesPerSm: 256 * KiB, shmemBytesPerSm: 228 * KiB, warpSize: 32, l2Bytes: 50 * 1024 * KiB, dramGBps: 900, fp32Gflops: 2700, dispatchOverheadUs: 10, parallelOutputs: 60000, pwdwTimeFactor: 1.33, dwpwTimeFactor: 2, pwpwTimeFactor: 1.33, int8TimeFactor: 3, pwdwMaxHalo: 512 } },
-  { match: /\bh200\b/i, hw: { name: 'h100', sms: 132, l1BytesPerSm: 256 * KiB, shmemBytesPerSm: 228 * KiB, warpSize: 32, l2Bytes: 50 * 1024 * KiB, dramGBps: 900, fp32Gflops: 2700, dispatchOverheadUs: 10, parallelOutputs: 60000, pwdwTimeFactor: 1.33, dwpwTimeFactor: 2, pwpwTimeFactor: 1.33, int8TimeFactor: 3, pwdwMaxHalo: 512 } },
+  // Hopper: time figures fitted to fcm-opt's kernels timed in one pass on an H100 (hw_configs/h100.cfg), the H200
+  // (the same chip with faster memory, which these kernels do not reach) alike.
+  { match: /\bh100\b/i, hw: { name: 'h100', sms: 132, l1BytesPerSm: 256 * KiB, shmemBytesPerSm: 228 * KiB, warpSize: 32, l2Bytes: 50 * 1024 * KiB, dramGBps: 4500, fp32Gflops: 13500, dispatchOverheadUs: 3.5, kernelFloorUs: 1, parallelOutputs: 60000, pwdwTimeFactor: 1.5, dwpwTimeFactor: 4, pwpwTimeFactor: 1.33, fcmChannelNs: 35, int8TimeFactor: 5, pwdwMaxHalo: 512 } },
+  { match: /\bh200\b/i, hw: { name: 'h100', sms: 132, l1BytesPerSm: 256 * KiB, shmemBytesPerSm: 228 * KiB, warpSize: 32, l2Bytes: 50 * 1024 * KiB, dramGBps: 4500, fp32Gflops: 13500, dispatchOverheadUs: 3.5, kernelFloorUs: 1, parallelOutputs: 60000, pwdwTimeFactor: 1.5, dwpwTimeFactor: 4, pwpwTimeFactor: 1.33, fcmChannelNs: 35, int8TimeFactor: 5, pwdwMaxHalo: 512 } },
   { match: /\ba100\b/i, hw: { name: 'a100', sms: 108, l1BytesPerSm: 192 * KiB, shmemBytesPerSm: 164 * KiB, warpSize: 32, l2Bytes: 40 * 1024 * KiB, dramGBps: 1555, fp32Gflops: 19500 } },
   { match: /rtx\s*4090/i, hw: { name: 'rtx4090', sms: 128, l1BytesPerSm: 128 * KiB, shmemBytesPerSm: 100 * KiB, warpSize: 32, l2Bytes: 72 * 1024 * KiB, dramGBps: 1008, fp32Gflops: 82600 } },
   // GA104 has 48 SMs (6144 CUDA cores); the FusePlanner reference's rtxa4000.cfg says 96, kept there for its estimates.

@@ -169,7 +169,9 @@ function oracle(kind: Kind, layers: L[], ctx: CostContext): { best?: Best; ties:
           const par = !fcm && hw.parallelOutputs ? Math.min(1, Math.sqrt((batch * outputs) / hw.parallelOutputs)) : 1;
           const mem = (batch * w.gma * ctx.dtypeBytes) / (hw.dramGBps! * 1e3);
           const comp = (batch * w.flops) / (hw.fp32Gflops! * 1e3 * par);
-          timeUs = (factor * Math.max(mem, comp)) / Math.min(1, (batch * w.workgroups) / hw.sms) + hw.dispatchOverheadUs!;
+          // Floors: the kernel's least time; a PW-DW or DW-PW module's walk over its depth in one thread.
+          const chain = (kind === 'pwdw' || kind === 'dwpw') && hw.fcmChannelNs ? (hw.fcmChannelNs * w.depth) / 1e3 : 0;
+          timeUs = Math.max((factor * Math.max(mem, comp)) / Math.min(1, (batch * w.workgroups) / hw.sms), hw.kernelFloorUs ?? 0, chain) + hw.dispatchOverheadUs!;
           key = [timeUs, w.gma, -w.workgroups];
         } else {
           key = w.workgroups >= hw.sms ? [0, w.gma, -w.workgroups] : [1, -w.workgroups, w.gma];
@@ -242,6 +244,7 @@ function randomCtx(r: Rand): CostContext {
     if (r() < 0.5) Object.assign(hw, { pwdwTimeFactor: 1.5, dwpwTimeFactor: 2.5, pwpwTimeFactor: 3.5 });
     if (r() < 0.4) hw.parallelOutputs = pick(r, [10, 1000]);
     if (r() < 0.3) hw.pwdwMaxHalo = pick(r, [4, 12]);
+    if (r() < 0.4) Object.assign(hw, { kernelFloorUs: pick(r, [0.5, 5]), fcmChannelNs: pick(r, [10, 1000]) });
   }
   const ctx: CostContext = { hw, dtypeBytes: pick(r, [4, 4, 1]), objective: timed ? 'time' : 'gma' };
   if (timed && r() < 0.4) ctx.batch = pick(r, [2, 5]);

@@ -67,7 +67,7 @@ test('cfg: keys and names', () => {
   fails(() => parseHwCfg(`name::a\n${required}Name::b\n`, 'g.cfg'), "g.cfg:6: key 'Name' repeats line 1");
   fails(() => parseHwCfg(`${required} L3 ::1\n`, 'g.cfg'),
     "g.cfg:5: unknown key 'L3' (known: name, sms, l1, shmem, warp_size, l2, dram_gbps, fp32_gflops, dispatch_us, parallel_outputs, "
-    + 'pwdw_time_factor, dwpw_time_factor, pwpw_time_factor, int8_time_factor, workgroup_storage, pwdw_max_halo; see hw_configs/README.md)');
+    + 'pwdw_time_factor, dwpw_time_factor, pwpw_time_factor, int8_time_factor, kernel_floor_us, fcm_channel_ns, workgroup_storage, pwdw_max_halo; see hw_configs/README.md)');
 });
 
 test('cfg: each required key is required, and the error is at the end of the file', () => {
@@ -131,7 +131,7 @@ test('json: a JSON object of positive numbers; whole numbers except rates and fa
   assert.deepEqual(parseHwJson(JSON.stringify({ ...ok, ...rates }), 'r.json'), { ...ok, ...rates, name: 'r' });
   fails(() => parseHwJson(JSON.stringify({ ...ok, L2: 1 }), 'a.json'),
     "a.json: unknown key 'L2' (known: name, sms, l1BytesPerSm, shmemBytesPerSm, warpSize, l2Bytes, dramGBps, fp32Gflops, dispatchOverheadUs, "
-    + 'parallelOutputs, pwdwTimeFactor, dwpwTimeFactor, pwpwTimeFactor, int8TimeFactor, pwdwMaxHalo, workgroupStorageBytes; see hw_configs/README.md)');
+    + 'parallelOutputs, pwdwTimeFactor, dwpwTimeFactor, pwpwTimeFactor, int8TimeFactor, kernelFloorUs, fcmChannelNs, pwdwMaxHalo, workgroupStorageBytes; see hw_configs/README.md)');
   for (const key of Object.keys(ok)) {
     const rest: Record<string, number> = { ...ok };
     delete rest[key];

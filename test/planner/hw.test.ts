@@ -31,8 +31,8 @@ test('h100.cfg has the optional keys, and h100.json is the same description', ()
   const h100 = loadHw('h100');
   assert.deepEqual(h100, {
     name: 'h100', sms: 132, l1BytesPerSm: 256 * KiB, shmemBytesPerSm: 228 * KiB, warpSize: 32, l2Bytes: 50 * KiB * KiB,
-    dramGBps: 900, fp32Gflops: 2700, dispatchOverheadUs: 10, parallelOutputs: 60000, pwdwTimeFactor: 1.33, dwpwTimeFactor: 2, pwpwTimeFactor: 1.33,
-    int8TimeFactor: 3, pwdwMaxHalo: 512, workgroupStorageBytes: 48 * KiB,
+    dramGBps: 4500, fp32Gflops: 13500, dispatchOverheadUs: 3.5, kernelFloorUs: 1, parallelOutputs: 60000, pwdwTimeFactor: 1.5, dwpwTimeFactor: 4,
+    pwpwTimeFactor: 1.33, fcmChannelNs: 35, int8TimeFactor: 5, pwdwMaxHalo: 512, workgroupStorageBytes: 48 * KiB,
   });
   assert.deepEqual(loadHw('hw_configs/h100.json'), h100);
   assert.deepEqual(loadHw('hw_configs/h100.cfg'), h100);

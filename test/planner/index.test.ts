@@ -51,14 +51,15 @@ test('optimal mode is planOptimal with dtypeBytes, batch and exclude passed thro
   const fused = base.modules.find((m) => m.layers.length === 2);
   assert.ok(fused, 'the block has a profitable FCM on the H100');
 
-  // Each option changes the plan, and the plan is the optimal planner's with that option.
-  const batch = planFusion(dag, h100, { mode: 'optimal', model: 'b', batch: 4 });
-  assert.deepEqual(batch, planOptimal(dag, h100, { model: 'b', batch: 4 }));
-  assert.ok(batch.totals.timeUsUnfused! > base.totals.timeUsUnfused!, 'four images take longer than one');
+  // Each option changes the plan, and the plan is the optimal planner's with that option. At batch 1 and 4 this
+  // block's kernels sit on the description's kernel floor (kernel_floor_us): 16 images are past it.
+  const batch = planFusion(dag, h100, { mode: 'optimal', model: 'b', batch: 16 });
+  assert.deepEqual(batch, planOptimal(dag, h100, { model: 'b', batch: 16 }));
+  assert.ok(batch.totals.timeUsUnfused! > base.totals.timeUsUnfused!, 'sixteen images take longer than one');
 
-  const int8 = planFusion(dag, h100, { mode: 'optimal', model: 'b', dtypeBytes: 1 });
-  assert.deepEqual(int8, planOptimal(dag, h100, { model: 'b', dtypeBytes: 1 }));
-  assert.ok(int8.totals.timeUsUnfused! < base.totals.timeUsUnfused!, 'one byte per element moves less than four');
+  const int8 = planFusion(dag, h100, { mode: 'optimal', model: 'b', dtypeBytes: 1, batch: 16 });
+  assert.deepEqual(int8, planOptimal(dag, h100, { model: 'b', dtypeBytes: 1, batch: 16 }));
+  assert.ok(int8.totals.timeUsUnfused! < batch.totals.timeUsUnfused!, 'one byte per element moves less than four');
 
   const key = `${fused.layers[0]}:${fused.layers[1]}`;
   const excluded = planFusion(dag, h100, { mode: 'optimal', model: 'b', exclude: new Set([key]) });
