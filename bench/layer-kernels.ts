@@ -364,7 +364,7 @@ async function dispatchFloor(device: GPUDevice): Promise<number> {
 function pwVariants(g: ConvGeom, limits: KernelLimits): [string, KernelProgram][] {
   const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const b = convBindings(g);
-  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}${c.tiles.px ? `p${c.tiles.px}` : ''}${c.tiles.bk ? `b${c.tiles.bk}` : ''}${c.tiles.un ? 'U' : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}`);
+  const name = (c: DotChoice) => (c.kind === 'gemm' ? `gemm ${c.tiles.tx}x${c.tiles.ty}r${c.tiles.rf}${c.tiles.ks ? `k${c.tiles.ks}` : ''}${c.tiles.px ? `p${c.tiles.px}` : ''}${c.tiles.bk ? `b${c.tiles.bk}` : ''}${c.tiles.un ? 'U' : ''}` : c.kind === 'vec4' ? `vec4 r${c.rf}` : `splitK ${c.ks}${(c.rf ?? 1) > 1 ? ` rf${c.rf}` : ''}${(c.rp ?? 1) > 1 ? ` rp${c.rp}` : ''}${(c.nb ?? 1) > 1 ? ` nb${c.nb}` : ''}`);
   const choices: [string, DotChoice][] = [];
   const auto = chooseDot(dot, limits);
   choices.push([`auto ${name(auto)}`, auto]);
