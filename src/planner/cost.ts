@@ -503,7 +503,9 @@ function pwpwEvaluator(pw1: ConvSpec, pw2: ConvSpec): Evaluator {
  * kernel is from the roofline the layer kernels reach), plus the dispatch overhead. With hw.parallelOutputs, a
  * layer's throughput term also scales by sqrt(outputs / parallelOutputs) below that many outputs: a layer with few outputs
  * and long reductions (a 7x7 960 -> 160 projection) keeps too few threads busy to reach fp32_GFLOPS, which large
- * layers do (on the H200 the conv kernels ran 12 TFLOP/s on 10^7 outputs, 3 on 6*10^4).
+ * layers do (on the H200 the conv kernels ran 12 TFLOP/s on 10^7 outputs, 3 on 6*10^4). Two floors under the
+ * roofline term: hw.kernelFloorUs per dispatch, and for a PW-DW or DW-PW module hw.fcmChannelNs per channel of its
+ * `depth` (its threads walk them one by one; hw_configs/h100.cfg has the measurements).
  */
 export function rooflineUs(gma: number, flops: number, workgroups: number, dispatches: number, ctx: CostContext, kind?: ModuleKind, outputs?: number, depth?: number): number {
   const hw = ctx.hw, batch = ctx.batch ?? 1;
