@@ -30,3 +30,19 @@ test('the H100 description against the tuner\'s pairs, and against the descripti
   assert.equal(old.pairs, now.pairs);
   assert.ok(now.wrong < old.wrong && now.us < old.us && now.rms < old.rms, `now ${JSON.stringify(now)}, before ${JSON.stringify(old)}`);
 });
+
+test('--fit scores the description on the pairs\' roofline terms as the planner does, and ends no worse than it starts', () => {
+  const out = execFileSync(process.execPath, ['dist/bench/calibrate-pairs.js', '--fit'], { encoding: 'utf8' });
+  const checked = summary(out);
+  const own = out.match(/own figures on the pairs' roofline terms: the slower on (\d+) \(([\d.]+) us\), rms log error ([\d.]+)/);
+  const fitted = out.match(/fit over (\d+) pairs: picks the slower on (\d+) \(([\d.]+) us in all\), rms log error ([\d.]+)/);
+  assert.ok(own && fitted, out);
+  // The fit scores candidates from roofline terms at fixed tiles (no tile search per candidate): on this data those
+  // terms give exactly the planner's own verdicts for the description, which is what makes the fit's figures usable.
+  assert.deepEqual([Number(own[1]), Number(own[2]), Number(own[3])], [checked.wrong, checked.us, checked.rms]);
+  assert.equal(Number(fitted[1]), checked.pairs);
+  assert.ok(Number(fitted[3]) <= checked.us, out);
+  for (const key of ['dram_GBps', 'fp32_GFLOPS', 'dispatch_us', 'kernel_floor_us', 'fcm_channel_ns', 'pwdw_time_factor', 'dwpw_time_factor', 'pwpw_time_factor']) {
+    assert.match(out, new RegExp(`^${key}::[0-9.]+$`, 'm'), key);
+  }
+});
