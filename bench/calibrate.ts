@@ -3,7 +3,8 @@
 // gpu-modules.json: batch B) for the zoo models. The modules are rebuilt by planning the same models with the
 // description the measurement used (--measured-hw); for each candidate balance (flops per byte) the Spearman rank
 // correlation of estimate vs measured is printed per model and batch, then the least-squares fit of the absolute
-// figures (log error) at the best balance.
+// figures (log error) at the best balance. This is how h100.cfg's figures were fitted until 2026-12-07; they now come
+// from the tuner's one-pass times of fused modules against their layers (bench/calibrate-pairs.ts).
 //   npm run build; node dist/bench/calibrate.js [--dir hw_configs/calibration/h200-2026-12-01] [--measured-hw h100-datasheet]
 //   [--b1 FILE[,FILE...]] [--modules FILE[,FILE...]]
 import { readFileSync, writeFileSync } from 'node:fs';
