@@ -14,6 +14,9 @@
 //            in one compute pass, encoded before the timing: queue.submit's host time (Dawn's recording + vkQueueSubmit
 //            + tick), then submit -> mapAsync of the pass's timestamps; gpuUs from the timestamps (where the adapter
 //            has them); aroundUs = submit + wait - GPU: what the host and the poll add to the GPU's own time.
+//   calls    the host's cost of each call a run makes per dispatch (setPipeline, setBindGroup, dispatchWorkgroups,
+//            and the three together), `--calls` of each in one open pass, never submitted: the JS -> Dawn part of a
+//            dispatch's host cost (the chain's submitUs / K is the rest, Dawn's recording).
 //   split    the same chain of `--split-chain` dispatches submitted in parts (each part its own command buffer and
 //            queue.submit, as run() submits every `submitEvery` dispatches), against all in one, and the parts in one
 //            queue.submit call: a part lets the GPU start while Dawn records the next; a submit costs the host its
@@ -316,6 +319,34 @@ for (const k of chains) {
   encodeUs.set(k, 1000 * median(t));
 }
 
+// Host cost of each call a run makes per dispatch (us a call, median of 5 loops of `calls` calls in one open pass, never
+// submitted): what a dispatch costs the host before Dawn records it at submit. Two pipelines and bind groups alternate,
+// as a run's do.
+const callCount = Number(arg('calls', '2000'));
+const pipeline2 = d.createComputePipeline({ layout: 'auto', compute: { module: d.createShaderModule({ code: `${wgsl}\n// second` }), entryPoint: 'main' }, label: 'roundtrip chain 2' });
+const groups2 = [0, 1].map((k) => d.createBindGroup({ layout: pipeline2.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: bufs[k] } }, { binding: 1, resource: { buffer: bufs[1 - k] } }] }));
+const pipes = [pipeline, pipeline2], groupsOf = [groups[0], groups2[1]];
+const callUs: Record<string, number> = {};
+const perCall: [string, (p: GPUComputePassEncoder, i: number) => void][] = [
+  ['setPipeline', (p, i) => p.setPipeline(pipes[i & 1])],
+  ['setBindGroup', (p, i) => p.setBindGroup(0, groupsOf[i & 1])],
+  ['dispatchWorkgroups', (p) => p.dispatchWorkgroups(1)],
+  ['all three', (p, i) => { p.setPipeline(pipes[i & 1]); p.setBindGroup(0, groupsOf[i & 1]); p.dispatchWorkgroups(1); }],
+];
+for (const [name, f] of perCall) {
+  const t: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const pass = d.createCommandEncoder().beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, groups[0]);
+    const t0 = performance.now();
+    for (let i = 0; i < callCount; i++) f(pass, i);
+    t.push((performance.now() - t0) * 1000 / callCount);
+    pass.end();
+  }
+  callUs[name] = median(t);
+}
+
 rows.push(...await section('chain', [
   ...chains.map((k) => partsVariant(`${k} dispatches, one pass`, chainOf(k), [k], 'idle')),
   ...[chains[Math.min(2, chains.length - 1)]].map((k) => partsVariant(`${k} dispatches, one pass`, chainOf(k), [k], 'spin')),
@@ -409,10 +440,11 @@ for (const t of timeline) {
   console.log(`run() timeline, ${t.variant}: first queue.submit at ${t.firstSubmitAtUs.toFixed(1)} us (taking ${t.firstSubmitUs.toFixed(1)}), last submit done at ${t.lastSubmitDoneAtUs.toFixed(1)}, settled at ${t.settledAtUs.toFixed(1)} (${t.submits} submits)`);
 }
 console.log(`encode (JS -> Dawn, one pass, not timed above): ${[...encodeUs].map(([k, u]) => `${k} dispatches ${u.toFixed(1)} us`).join(', ')}`);
+console.log(`host per call in a pass (us): ${Object.entries(callUs).map(([k, u]) => `${k} ${u.toFixed(2)}`).join(', ')}`);
 
 if (out) {
   mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'roundtrip.json'), JSON.stringify({ device: ctx.adapterInfo, features: describeDevice(ctx), reps, warmup, work, elements, encodeUs: Object.fromEntries(encodeUs), rows, timeline }, null, 1));
+  writeFileSync(join(out, 'roundtrip.json'), JSON.stringify({ device: ctx.adapterInfo, features: describeDevice(ctx), reps, warmup, work, elements, encodeUs: Object.fromEntries(encodeUs), callUs, rows, timeline }, null, 1));
 }
 for (const b of bufs) b.destroy();
 readTs.destroy();
