@@ -54,8 +54,6 @@ export interface DotGeom {
 const fillThreads = 65536;
 const splitKThreads = 256;
 
-const range = (n: number) => Array.from({ length: n }, (_, i) => i);
-
 /**
  * gemm tiles: TX x TY threads, each 4 positions x RF filters (BM = 4 TX positions, BF = RF TY filters); ks (default
  * 1) such groups in one workgroup, each summing every ks-th BK-channel step of the same tile, then added in
@@ -442,6 +440,7 @@ function gemmUnrolledWgsl(g: DotGeom, t: GemmTiles, names: string[], d: { dispat
   const XS = XN * KS, WS = BK * BF4 * KS;
   const needM = M % BM !== 0, needF = g.F % BF !== 0, needC = g.C % (BK * KS) !== 0;
   const redInXs = gemmRedInXs(t);
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const q4 = ['x', 'y', 'z', 'w'];
   const and = (...c: string[]) => c.filter((s) => s).join(' && ') || 'true';
   const lines: string[] = [];
@@ -626,7 +625,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let pl = min(p4, P4 - 1u);
   let f0 = ((g / PB) % FBLK) * RF;
   let n = g / (PB * FBLK);
-${range(rf).map((r) => `  var a${r} = vec4<f32>(0.0);`).join('\n')}
+  var acc: array<vec4<f32>, RF>;
   for (var c0 = 0u; c0 < C; c0 += CK) {
     for (var e = li; e < CK * RF4; e += ${T}u) {
       let c = min(c0 + e / RF4, C - 1u);
@@ -640,12 +639,23 @@ ${range(rf).map((r) => `  var a${r} = vec4<f32>(0.0);`).join('\n')}
     for (var cl = 0u; cl < CK; cl++) {
       let xv = x[min(xi, (n * C + C - 1u) * P4 + pl)]${g.hasScale ? ' * sc[n * C + min(c0 + cl, C - 1u)]' : ''};
       xi += P4;
-${range(RF4).map((q) => `      let w${q} = wsT[cl * RF4 + ${q}u];\n${range(4).map((k) => `      a${4 * q + k} += w${q}.${'xyzw'[k]} * xv;`).join('\n')}`).join('\n')}
+      for (var r4 = 0u; r4 < RF4; r4++) {
+        let wv = wsT[cl * RF4 + r4];
+        acc[4u * r4] += wv.x * xv;
+        acc[4u * r4 + 1u] += wv.y * xv;
+        acc[4u * r4 + 2u] += wv.z * xv;
+        acc[4u * r4 + 3u] += wv.w * xv;
+      }
     }
     workgroupBarrier();
   }
   if (p4 >= P4) { return; }
-${vec4Stores(g, rf)}
+  for (var r = 0u; r < RF; r++) {
+    let f = f0 + r;
+    let o = (n * F + f) * P4 + p4;
+    let v = acc[r];
+    ${dotStore(g, 'v', 'o', 'f', true)}
+  }
 }
 ` : `
 ${dotBindings(g, names, true)}
@@ -660,14 +670,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (p4 >= P4) { return; }
   let f0 = ((g / PB) % FBLK) * RF;
   let n = g / (PB * FBLK);
-${range(rf).map((r) => `  var a${r} = vec4<f32>(0.0);`).join('\n')}
+  var acc: array<vec4<f32>, RF>;
   var xi = n * C * P4 + p4;
   for (var c = 0u; c < C; c++) {
     let xv = x[xi]${g.hasScale ? ' * sc[n * C + c]' : ''};
     xi += P4;
-${range(rf).map((r) => `    a${r} += w[(f0 + ${r}u) * C + c] * xv;`).join('\n')}
+    for (var r = 0u; r < RF; r++) { acc[r] += w[(f0 + r) * C + c] * xv; }
   }
-${vec4Stores(g, rf)}
+  for (var r = 0u; r < RF; r++) {
+    let f = f0 + r;
+    let o = (n * F + f) * P4 + p4;
+    let v = acc[r];
+    ${dotStore(g, 'v', 'o', 'f', true)}
+  }
 }
 `;
   return {
@@ -675,19 +690,6 @@ ${vec4Stores(g, rf)}
     cacheKey: cacheKey(`${keyPrefix}-vec4`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `RF${rf}T${T}`, staged ? `CK${CK}` : 'global', `dx${d.dispatchX}`, ...storeKey(g)),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: dotOutputs(g), workgroupStorageBytes: staged ? 16 * CK * RF4 : 0,
   };
-}
-
-/**
- * The vec4 kernel's stores: accumulator a{r} of filter f0 + r at vec4 p4. The accumulators are named variables, as
- * in the FCM kernels: a private array indexed in a loop stays in registers only where the driver unrolls the loop.
- */
-function vec4Stores(g: DotGeom, rf: number): string {
-  return range(rf).map((r) => `  {
-    let f = f0 + ${r}u;
-    let o = (n * F + f) * P4 + p4;
-    let v = a${r};
-    ${dotStore(g, 'v', 'o', 'f', true)}
-  }`).join('\n');
 }
 
 /**
