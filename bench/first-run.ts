@@ -22,7 +22,7 @@ const ctx = await acquireGpu();
 const batch = Number(arg('batch', '1')), watchS = Number(arg('watch-s', '0'));
 const g = await loadModel(model, { batch });
 const t0 = performance.now();
-const s = await createSession(g, { hw: arg('hw', 'h100'), precision: arg('precision', 'fp32') as 'fp32' | 'fp16', subBatches: 1, fp16: { keepF32: arg('keep-f32', 'auto') as 'auto' | 'none' } });
+const s = await createSession(model, { batch, hw: arg('hw', 'h100'), precision: arg('precision', 'fp32') as 'fp32' | 'fp16', subBatches: 1, fp16: { keepF32: arg('keep-f32', 'auto') as 'auto' | 'none' } });
 const t1 = performance.now();
 const feeds = benchInputs(g);
 await s.run(feeds);
