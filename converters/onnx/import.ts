@@ -15,8 +15,8 @@ import { basename, dirname, isAbsolute, join, sep } from 'node:path';
 import { budgetFor, maxMessageBytes, readInputFile } from '../../src/input-file.js';
 import { FcmError, checkedProduct, invalid, overLimit, unsupported } from '../../src/errors.js';
 import {
-  dtypeSize, newAttrs, isKnownOp,
-  type Attrs, type AttrValue, type DType, type Graph, type Node, type Tensor, type TensorData,
+  dtypeSize, executorOnlyOps, newAttrs, isKnownOp,
+  type Attrs, type KnownOp, type AttrValue, type DType, type Graph, type Node, type Tensor, type TensorData,
 } from '../../src/graph/ir.js';
 import { defaultMaxMemory, type ImportOptions } from '../options.js';
 import { decodeModel, dtypeFromOnnx, estimateDecodedBytes, onnx, onnxDataTypeName, toBigInt, toClampedNumber, toSafeNumber, type Int64 } from './codec.js';
@@ -184,6 +184,35 @@ function buildGraph(model: onnx.ModelProto, ctx: Ctx, opts: ImportOptions): Grap
   return g;
 }
 
+/**
+ * The most inputs and outputs each known operator takes in ONNX's schemas (over the opsets fcm-opt reads: opset 7-9
+ * BatchNormalization has five outputs; `Infinity`: variadic). The IR gives positions past them meanings of its own (a Conv's 4th input is its residual, its 5th a
+ * channel scale: src/graph/ir.ts), so a file's extra operand is refused here rather than read as one.
+ */
+const onnxOperands: Readonly<Record<KnownOp, readonly [inputs: number, outputs: number]>> = {
+  Conv: [3, 1], Gemm: [3, 1], MatMul: [2, 1], Add: [2, 1], Sub: [2, 1], Mul: [2, 1], Div: [2, 1],
+  Relu: [1, 1], LeakyRelu: [1, 1], Clip: [3, 1], HardSigmoid: [1, 1], HardSwish: [1, 1], Sigmoid: [1, 1], Tanh: [1, 1],
+  SiLU: [1, 1], PRelu: [2, 1], Abs: [1, 1],
+  GlobalAveragePool: [1, 1], ReduceMean: [2, 1], MaxPool: [1, 2], AveragePool: [1, 1],
+  Flatten: [1, 1], Reshape: [2, 1], Transpose: [1, 1], Concat: [Infinity, 1], Split: [2, Infinity], Slice: [5, 1],
+  Pad: [4, 1], Softmax: [1, 1],
+  BatchNormalization: [5, 5], Identity: [1, 1], Dropout: [3, 2], Constant: [0, 1], Shape: [1, 1], Gather: [2, 1],
+  Unsqueeze: [2, 1], Squeeze: [2, 1], Cast: [1, 1],
+  QuantizeLinear: [3, 1], DequantizeLinear: [3, 1],
+};
+
+/** Operands a default-domain node may have (trailing empty names are absent optional ones), and no executor-only op. */
+function checkOperands(op: string, np: onnx.NodeProto, source: string, where: string): void {
+  if (executorOnlyOps.includes(op)) throw unsupported(source, `${where}: '${op}' is no ONNX operator (fcm-opt's executor makes an op of that name; a file cannot hold it)`);
+  const limits = onnxOperands[op as KnownOp];
+  if (!limits) return;
+  const count = (names: readonly string[]) => { let k = names.length; while (k > 0 && !names[k - 1]) k--; return k; };
+  const [maxIn, maxOut] = limits;
+  const ins = count(np.input), outs = count(np.output);
+  if (ins > maxIn) throw invalid(source, `${where} has ${ins} inputs; ${op} takes at most ${maxIn}`);
+  if (outs > maxOut) throw invalid(source, `${where} has ${outs} outputs; ${op} gives at most ${maxOut}`);
+}
+
 /** A graph's nodes to IR nodes (Constants become tensors in `tensors`); `writer` records who writes each tensor. */
 function convertNodes(
   list: onnx.NodeProto[], ctx: Ctx, tensors: Map<string, Tensor>, writer: Map<string, string>,
@@ -197,6 +226,7 @@ function convertNodes(
     const name = np.name || `${op || 'node'}_${index}`;
     const where = `node '${name}' (${op})`;
     if (!op) throw invalid(source, `node '${name}' has no op_type`);
+    if (domain === '') checkOperands(op, np, source, where);
     for (const y of np.output) {
       if (!y) continue;
       const prev = writer.get(y);

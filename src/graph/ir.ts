@@ -75,6 +75,12 @@ export const knownOps = [
 export type KnownOp = (typeof knownOps)[number];
 
 const knownSet: ReadonlySet<string> = new Set(knownOps);
+
+/**
+ * Default-domain ops that only the executor's graph holds (src/rewrite makes them; below): no ONNX operator, so no
+ * importer takes them from a file, where the name would otherwise reach the executor's kernel for it.
+ */
+export const executorOnlyOps: readonly string[] = ['ChannelShuffle', 'SqueezeExcite', 'PointwiseMean'];
 export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 
 // Normalized attributes of the known ops (what passes may rely on after import):

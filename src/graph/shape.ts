@@ -254,7 +254,8 @@ function inferKnown(g: Graph, n: Node, ins: Array<Tensor | undefined>, where: st
       const w = need(1);
       const shape = convShape(g, n, x().shape, w.shape, where);
       checkBias(g, ins[2], w.shape[0], where);
-      if (ins[3]) broadcastShapes(shape, ins[3].shape, where); // residual epilogue
+      // The residual epilogue (src/graph/ir.ts) adds the residual element by element: the kernels index it as the output.
+      if (ins[3] && ins[3].shape.join() !== shape.join()) throw invalid(where, `residual [${ins[3].shape}] is not the output's shape [${shape}]`);
       return [{ shape, dtype: x().dtype }];
     }
     case 'Gemm': {

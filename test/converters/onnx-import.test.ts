@@ -249,3 +249,38 @@ test('external data: read inside the model folder only', async () => {
   await assertFcmAsync(() => importOnnx(ext('missing.bin')), 2, /does not exist/);
   await assertFcmAsync(() => importOnnx(ext('.')), 2, /not a regular file|outside/);
 });
+
+test('operands: more than the ONNX schema takes is exit 2 (a 4th Conv input is no residual); trailing empty ones are absent', async () => {
+  const src = { source: 'ops.onnx' };
+  const w = floats('w', [8, 4, 3, 3]);
+  const b = floats('b', [8]);
+  // The IR reads a Conv's 4th input as its residual epilogue: from a file it must be refused, not added.
+  await assertFcmAsync(() => importOnnx(model({ node: [{ ...conv(), input: ['x', 'w', 'b', 'b'] }], initializer: [w, b] }), src), 2,
+    /^ops\.onnx: node 'conv1' \(Conv\) has 4 inputs; Conv takes at most 3$/);
+  await assertFcmAsync(() => importOnnx(model({ node: [{ name: 'r', opType: 'Relu', input: ['x'], output: ['y', 'z'] }] }), src), 2,
+    /node 'r' \(Relu\) has 2 outputs; Relu gives at most 1/);
+  await assertFcmAsync(() => importOnnx(model({ node: [{ name: 'a', opType: 'Add', input: ['x', 'x', 'x'], output: ['y'] }] }), src), 2,
+    /node 'a' \(Add\) has 3 inputs; Add takes at most 2/);
+  // Optional operands left empty at the end count as absent; MaxPool's indices and Concat's inputs are allowed.
+  const g = await importOnnx(model({ node: [{ ...conv(), input: ['x', 'w', '', ''] }], initializer: [w] }), src);
+  assert.deepEqual(g.nodes[0].inputs.filter((x) => x), ['x', 'w']);
+  await importOnnx(model({
+    node: [
+      { name: 'p', opType: 'MaxPool', input: ['x'], output: ['m', 'i'], attribute: [ints('kernel_shape', [2, 2])] },
+      { name: 'c', opType: 'Concat', input: ['m', 'm', 'm', 'm'], output: ['y'], attribute: [int('axis', 1)] },
+    ],
+  }), src);
+});
+
+test('executor-only op names (SqueezeExcite, ChannelShuffle, PointwiseMean) in the default domain are exit 3; elsewhere opaque', async () => {
+  const src = { source: 'se.onnx' };
+  for (const op of ['SqueezeExcite', 'ChannelShuffle', 'PointwiseMean']) {
+    await assertFcmAsync(() => importOnnx(model({ node: [{ name: 'n', opType: op, input: ['x'], output: ['y'] }] }), src), 3,
+      new RegExp(`^se\\.onnx: node 'n' \\(${op}\\): '${op}' is no ONNX operator`));
+  }
+  const g = await importOnnx(encodeModel({
+    irVersion: 8, opsetImport: [{ domain: '', version: 17 }, { domain: 'com.custom', version: 1 }],
+    graph: { name: 'g', input: [vi('x', [1, 4, 8, 8])], output: [vi('y')], node: [{ name: 'n', opType: 'SqueezeExcite', domain: 'com.custom', input: ['x'], output: ['y'] }] },
+  }), src);
+  assert.equal(g.nodes[0].domain, 'com.custom');
+});
