@@ -60,8 +60,16 @@ export function inferNode(g: Graph, n: Node, opts: ShapeOptions = {}): void {
     });
     // LSTM (run on the host, src/runtime/lstm.ts): its outputs follow from X and R, branches of an If included.
     if (n.domain === '' && n.op === 'LSTM' && !anyUnknown) results = lstmOut(n, ins, where);
-    // Elementwise ops of the default domain broadcast their operands (ONNX semantics): nothing to look up.
-    else if (results[0] === null && n.outputs.length === 1 && !anyUnknown) results = [elementwiseOut(n, ins, where)];
+    // Elementwise ops of the default domain broadcast their operands (ONNX semantics): nothing to look up, and a shape
+    // the importer recorded must be that broadcast (a file's recorded shape hid operands that do not broadcast).
+    else if (n.outputs.length === 1 && !anyUnknown) {
+      const computed = elementwiseOut(n, ins, where);
+      const recorded = results[0];
+      if (recorded === null) results = [computed];
+      else if (computed !== null && computed.shape.join() !== recorded.shape.join()) {
+        throw invalid(where, `output '${n.outputs[0]}' is recorded as [${recorded.shape}], but its operands broadcast to [${computed.shape}]`);
+      }
+    }
   } else if (anyUnknown) {
     results = n.outputs.map(() => null);
   } else {

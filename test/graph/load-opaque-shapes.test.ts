@@ -7,6 +7,7 @@ import { encodeModel, onnx } from '../../converters/onnx/codec.js';
 import { loadModel } from '../../src/graph/load.js';
 import { inferShapes } from '../../src/graph/shape.js';
 import { graph, f32 } from './helpers.js';
+import { FcmError } from '../../src/errors.js';
 
 const F = onnx.TensorProto.DataType.FLOAT;
 const AT = onnx.AttributeProto.AttributeType;
@@ -58,4 +59,17 @@ test('loadModel: an opaque scalar and an opaque op in front of an Identity to th
   assert.deepEqual(g.tensors.get('y')!.shape, []);
   assert.deepEqual(g.tensors.get('z')!.shape, [2, 1]);
   for (const y of ['y', 'z']) assert.notEqual(g.tensors.get(y)!.shapeUnknown, true, y);
+});
+
+test('an opaque elementwise op: its recorded shape must be its operands\' broadcast; operands that do not broadcast are exit 2', () => {
+  // GreaterOrEqual is opaque to the IR; an importer (TFLite) records its output shape from the file.
+  const make = (b: number[], recorded: number[]) => {
+    const g = graph({ inputs: { a: [1, 8, 4, 4], b }, nodes: [{ op: 'GreaterOrEqual', in: ['a', 'b'], out: ['y'] }], outputs: ['y'] });
+    g.tensors.set('y', { name: 'y', dtype: 'bool', shape: recorded, shapeUnknown: false });
+    return g;
+  };
+  assert.deepEqual(inferShapes(make([1, 8, 1, 1], [1, 8, 4, 4])).tensors.get('y')!.shape, [1, 8, 4, 4]);
+  const fails = (g: ReturnType<typeof make>, re: RegExp) => assert.throws(() => inferShapes(g), (e: unknown) => e instanceof FcmError && e.exitCode === 2 && re.test(e.message));
+  fails(make([1, 8, 3, 3], [1, 8, 4, 4]), /GreaterOrEqual.*shapes \[1,8,4,4\] and \[1,8,3,3\] do not broadcast/);
+  fails(make([1, 8, 1, 1], [1, 8, 2, 2]), /output 'y' is recorded as \[1,8,2,2\], but its operands broadcast to \[1,8,4,4\]/);
 });

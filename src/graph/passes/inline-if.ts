@@ -99,6 +99,9 @@ function selectIf(g: Graph, n: Node, fold: (g: Graph, opts: ShapeOptions) => Gra
   n.outputs.forEach((y, i) => {
     if (!y) return;
     for (const x of [thenOut[i], elseOut[i]]) cand.tensors.set(x, { name: x, dtype: 'float32', shape: [], shapeUnknown: true });
+    // The select's output shape follows from the branches (compared below), not from what the file recorded for the If.
+    const old = cand.tensors.get(y);
+    cand.tensors.set(y, { name: y, dtype: old?.dtype ?? 'float32', shape: [], shapeUnknown: true });
     added.push({ name: `${n.name}/select/${y}`, op: 'Where', domain: '', inputs: [n.inputs[0], thenOut[i], elseOut[i]], outputs: [y], attrs: newAttrs() });
   });
   cand.nodes.splice(at, 1, ...added);
