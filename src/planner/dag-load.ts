@@ -1,5 +1,6 @@
 // Reads and validates a FusePlanner layer DAG (`model_dag.json`, see src/planner/dag.ts). The planners
-// trust what passes here: ids equal positions, edges are consistent both ways, the graph is acyclic and
+// trust what passes here: ids equal positions, edges are consistent both ways, the graph is acyclic, a conv layer
+// reads what its conv parent writes and
 // conv layers carry the shapes their cost models read. Errors name the file and the layer.
 import { defaultMaxMemory } from '../../converters/options.js';
 import { readInputTextSync } from '../input-file.js';
@@ -92,7 +93,33 @@ export function validateDag(data: unknown, file: string): Dag {
     }
   }
   checkAcyclic(dag, file);
+  checkConvEdges(dag, file);
   return dag;
+}
+
+const isConvLayer = (l: DagLayer) => typeof l.type === 'string' && convTypes.has(l.type);
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/**
+ * Where a conv layer reads another conv layer's output, the tensor between them is one: the child's input must be its
+ * conv parent's output (or, for a conv with a residual epilogue, its own output shape). The cost models count the
+ * parent's writes from its ofms and the pair's savings from the child's ifms; a DAG where the two disagree gave the
+ * fuseplanner mode savings larger than the layers' traffic, and so a negative total GMA. The FusePlanner reference's
+ * DAGs, whose other layers may change layout ([1, H, W, C] against [C, H, W]), always agree on conv-to-conv edges.
+ */
+function checkConvEdges(dag: Dag, file: string): void {
+  for (const l of dag) {
+    if (!isConvLayer(l)) continue;
+    const convParents = [...new Set(l.parents)].filter((p) => isConvLayer(dag[p]));
+    if (!convParents.length) continue;
+    const ifms = l.ifms_shape as number[], ofms = l.ofms_shape as number[];
+    const residual = l.parents.length > 1;
+    for (const p of convParents) {
+      const po = dag[p].ofms_shape as number[];
+      if (sameShape(po, ifms) || (residual && sameShape(po, ofms))) continue;
+      throw invalid(`${file}: layer ${l.id} ('${l.name}')`, `reads [${ifms.join(', ')}], but its parent layer ${p} ('${dag[p].name}') writes [${po.join(', ')}]`);
+    }
+  }
 }
 
 function checkConv(l: Record<string, unknown>, where: string): void {

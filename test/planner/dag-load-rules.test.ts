@@ -216,3 +216,37 @@ test('a cycle names a layer on it, also when a layer downstream of the cycle has
   ];
   rejects(d, /^m\.json: layer (2 \('a'\)|3 \('b'\)): is on a cycle of parent\/child edges$/);
 });
+
+/** input 0 -> dw 1 -> pw 2 -> output 3; `pw` replaces or adds fields of layer 2 (16 -> 24 channels, 8x8). */
+function pair(pw: Layer = {}, dw: Layer = {}): Layer[] {
+  return [
+    { id: 0, name: 'input', activation: '0', parents: [], children: [1], ifms_shape: [1, 8, 8, 16], ofms_shape: [1, 8, 8, 16] },
+    { id: 1, name: 'dw', activation: 'RELU6', parents: [0], children: [2], type: 'dw', weights_shape: [16, 3, 3], ifms_shape: [16, 8, 8], ofms_shape: [16, 8, 8], strides: 1, pads: [1, 1, 1, 1], ...dw },
+    { id: 2, name: 'pw', activation: '0', parents: [1], children: [3], type: 'pw', weights_shape: [24, 16], ifms_shape: [16, 8, 8], ofms_shape: [24, 8, 8], strides: 1, ...pw },
+    { id: 3, name: 'output', activation: '0', parents: [2], children: [] },
+  ];
+}
+
+test('conv edges: a conv layer reads exactly what its conv parent writes', () => {
+  accepts(pair());
+  // The fuzz input that made the fuseplanner total negative: a stride explains the child's input, its parent does not.
+  rejects(pair({}, { ifms_shape: [16, 8, 46341], strides: 2, pads: [1, 1, 1, 1], ofms_shape: [16, 4, 4] }), /^m\.json: layer 2 \('pw'\): reads \[16, 8, 8\], but its parent layer 1 \('dw'\) writes \[16, 4, 4\]$/);
+  rejects(pair({ ifms_shape: [16, 8, 9], ofms_shape: [24, 8, 9] }), "m.json: layer 2 ('pw'): reads [16, 8, 9], but its parent layer 1 ('dw') writes [16, 8, 8]");
+  // A non-conv parent may change layout or size (the FusePlanner reference's reshapes and pads): not checked.
+  accepts(pair({}, { ifms_shape: [16, 10, 10], pads: [0, 0, 0, 0] }));
+  const viaPad = pair({}, { ifms_shape: [16, 10, 10], pads: [0, 0, 0, 0] });
+  viaPad[0].ofms_shape = [1, 10, 10, 16];
+  accepts(viaPad);
+});
+
+test('conv edges: a conv with a residual reads its input from one parent and its own output shape from the other', () => {
+  const d = pair();
+  // dw 1 -> pw 2 (16 -> 24 channels), and a standard conv's [24, 8, 8] output reaches pw 2 as its residual.
+  const s: Layer = { id: 3, name: 's', activation: '0', parents: [0], children: [2], type: 's', weights_shape: [24, 16, 3, 3], ifms_shape: [16, 8, 8], ofms_shape: [24, 8, 8], strides: 1, pads: [1, 1, 1, 1] };
+  const out: Layer = { id: 4, name: 'output', activation: '0', parents: [2], children: [] };
+  d[0].children = [1, 3];
+  d[2].parents = [1, 3];
+  d[2].children = [4];
+  accepts([d[0], d[1], d[2], s, out]);
+  rejects([d[0], d[1], d[2], { ...s, ofms_shape: [24, 4, 4], strides: 2 }, out], "m.json: layer 2 ('pw'): reads [16, 8, 8], but its parent layer 3 ('s') writes [24, 4, 4]");
+});
