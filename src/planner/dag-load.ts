@@ -1,7 +1,6 @@
 // Reads and validates a FusePlanner layer DAG (`model_dag.json`, see src/planner/dag.ts). The planners
-// trust what passes here: ids equal positions, edges are consistent both ways, the graph is acyclic, a conv layer
-// reads what its conv parent writes and
-// conv layers carry the shapes their cost models read. Errors name the file and the layer.
+// trust what passes here: ids equal positions, edges are consistent both ways, the graph is acyclic, conv
+// layers carry the shapes their cost models read and a conv layer reads what its conv parent writes. Errors name the file and the layer.
 import { defaultMaxMemory } from '../../converters/options.js';
 import { readInputTextSync } from '../input-file.js';
 import { invalid, overLimit } from '../errors.js';
