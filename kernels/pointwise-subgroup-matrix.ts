@@ -42,7 +42,14 @@ export interface SubgroupMatrixSupport {
  * matrix loads and stores, which touch 16 rows of 32 (f16) or 64 (f32) bytes, do not meet the same banks of workgroup
  * memory on every second or fourth row (rows of 64 or 128 bytes do, at 32 or 64 positions).
  */
-export interface SmxTiles { kind?: 'staged'; sgf: number; sgp: number; tm: number; tn: number; bk: number; pad?: boolean }
+export interface SmxTiles {
+  kind?: 'staged'; sgf: number; sgp: number; tm: number; tn: number; bk: number; pad?: boolean;
+  /**
+   * Two sets of x and w tiles: a step's products read one while the next step's operands are stored into the other,
+   * one barrier a step instead of two (and twice the tiles' workgroup memory).
+   */
+  db?: boolean;
+}
 
 /** Row lengths of the staged variant's workgroup arrays: x (f16), w (f16) and results (f32). */
 const stagedRows = (t: SmxTiles) => {
@@ -57,13 +64,13 @@ export const isDirect = (t: SmxVariant): t is SmxDirectTiles => t.kind === 'dire
 
 export const smxTileKey = (t: SmxVariant) => (isDirect(t)
   ? `D${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}${t.acc === 'f16' ? 'H' : ''}K${t.ku}${t.xs ? 'X' : ''}${t.pf ? 'P' : ''}`
-  : `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}${t.pad ? 'P' : ''}`);
+  : `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}${t.pad ? 'P' : ''}${t.db ? 'D' : ''}`);
 
 /** Bytes of workgroup memory: staged, x and w tiles (f16) and the result tile (f32); direct, smxDirectStorage (C: the layer's channels, where known). */
 export const smxStorage = (t: SmxVariant, C?: number) => {
   if (isDirect(t)) return smxDirectStorage(t, C);
   const r = stagedRows(t);
-  return 2 * t.bk * r.XS + 2 * r.BF * r.WS + 4 * r.BF * r.RS;
+  return (t.db ? 2 : 1) * (2 * t.bk * r.XS + 2 * r.BF * r.WS) + 4 * r.BF * r.RS;
 };
 
 /** Extra workgroup bytes of the emulated form: the staged variant keeps its accumulators there (direct: in private memory). */
@@ -128,8 +135,25 @@ export const smxDirectVariants: readonly SmxDirectTiles[] = [
   { kind: 'direct', sgf: 2, sgp: 2, tm: 2, tn: 2, nb: 16, acc: 'f32', ku: 1, pf: true }, // 64 x 64, next operands prefetched
 ];
 
-/** Every variant the bench times: the staged ones, then the direct ones. */
-export const smxAllVariants: readonly SmxVariant[] = [...smxTileVariants, ...smxPaddedVariants, ...smxDirectVariants];
+/**
+ * Staged variants the chooser does not pick yet, timed by bench/subgroup-matrix.ts beside the rule's: two sets of
+ * tiles (db), rectangular tiles, and eight subgroups a workgroup.
+ */
+export const smxTrialVariants: readonly SmxTiles[] = [
+  { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 32, pad: true, db: true }, // 32 x 32
+  { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 64, pad: true, db: true }, // 32 x 32, 64 channels a step
+  { sgf: 2, sgp: 2, tm: 2, tn: 2, bk: 32, pad: true, db: true }, // 64 x 64
+  { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32, pad: true, db: true }, // 32 x 64
+  { sgf: 2, sgp: 2, tm: 2, tn: 1, bk: 32, pad: true, db: true }, // 64 x 32
+  { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32, pad: true }, // 32 x 64
+  { sgf: 2, sgp: 2, tm: 2, tn: 1, bk: 32, pad: true }, // 64 x 32
+  { sgf: 2, sgp: 4, tm: 1, tn: 1, bk: 32, pad: true, db: true }, // 32 x 64, 8 subgroups
+  { sgf: 4, sgp: 2, tm: 1, tn: 1, bk: 32, pad: true, db: true }, // 64 x 32, 8 subgroups
+  { sgf: 2, sgp: 4, tm: 2, tn: 1, bk: 32, pad: true, db: true }, // 64 x 64, 8 subgroups
+];
+
+/** Every variant the bench times: the staged ones, the trial ones, then the direct ones. */
+export const smxAllVariants: readonly SmxVariant[] = [...smxTileVariants, ...smxPaddedVariants, ...smxTrialVariants, ...smxDirectVariants];
 
 /**
  * How the chooser uses the direct variants. `direct` false (the default until bench/subgroup-matrix.ts has measured
@@ -195,7 +219,7 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
   if (g.shuffleOuts) throw unsupported(w, 'the subgroup-matrix pointwise kernel has no shuffled store');
   if (isDirect(t)) return pointwiseSubgroupMatrixDirect(g, t, support, names, inputs, limits, w, label, emulate);
   const S = support.subgroupSize;
-  for (const [k, v] of Object.entries(t)) if (k !== 'kind' && k !== 'pad' && (!Number.isInteger(v) || (v as number) < 1)) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
+  for (const [k, v] of Object.entries(t)) if (k !== 'kind' && k !== 'pad' && k !== 'db' && (!Number.isInteger(v) || (v as number) < 1)) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
   if (t.bk % 16 !== 0) throw invalid(w, `subgroup-matrix tiles need a multiple of 16 channels per step, got ${t.bk}`);
   if (!Number.isInteger(S) || S < 1) throw invalid(w, `subgroup size must be a positive integer, got ${S}`);
   const NSG = t.sgf * t.sgp, T = NSG * S;
@@ -257,21 +281,23 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
     return out.join('\n');
   };
   // Registers to workgroup memory: xs[k * XS + p], ws[f * WS + k] (row-major, as the matrix loads read them).
-  const stage = () => {
+  const stage = (buf = '') => {
     const out: string[] = [];
+    const xo = buf ? `${buf} * ${BK * XS}u + ` : '', wo = buf ? `${buf} * ${BF * WS}u + ` : '';
     for (const i of range(XL)) {
-      const s = vec ? range(4).map((q) => `xs[xk${i} * XS + xp${i} + ${q}u] = xr${i}[${q}];`).join(' ') : `xs[xk${i} * XS + xp${i}] = xr${i};`;
+      const s = vec ? range(4).map((q) => `xs[${xo}xk${i} * XS + xp${i} + ${q}u] = xr${i}[${q}];`).join(' ') : `xs[${xo}xk${i} * XS + xp${i}] = xr${i};`;
       out.push((i + 1) * T > XN ? `    if (xe${i} < ${XN}u) { ${s} }` : `    ${s}`);
     }
     for (const i of range(WL)) {
-      const s = wVec ? range(4).map((q) => `ws[wf${i} * WS + wk${i} + ${q}u] = wr${i}[${q}];`).join(' ') : `ws[wf${i} * WS + wk${i}] = wr${i};`;
+      const s = wVec ? range(4).map((q) => `ws[${wo}wf${i} * WS + wk${i} + ${q}u] = wr${i}[${q}];`).join(' ') : `ws[${wo}wf${i} * WS + wk${i}] = wr${i};`;
       out.push((i + 1) * T > WN ? `    if (we${i} < ${WN}u) { ${s} }` : `    ${s}`);
     }
     return out.join('\n');
   };
   // The matrix operations, on subgroup matrices or (emulate) in plain WGSL with the same offsets and strides.
-  const aOff = (i: number, kk: number) => `(sf + ${16 * i}u) * WS + ${16 * kk}u`;
-  const bOff = (j: number, kk: number) => `${16 * kk}u * XS + sp + ${16 * j}u`;
+  // With two sets of tiles (db), the step's set starts at xsb / wsb.
+  const aOff = (i: number, kk: number) => `${t.db ? 'wsb + ' : ''}(sf + ${16 * i}u) * WS + ${16 * kk}u`;
+  const bOff = (j: number, kk: number) => `${t.db ? 'xsb + ' : ''}${16 * kk}u * XS + sp + ${16 * j}u`;
   const rOff = (i: number, j: number) => `(sf + ${16 * i}u) * RS + sp + ${16 * j}u`;
   const accBase = (i: number, j: number) => `(sg * ${t.tm * t.tn}u + ${i * t.tn + j}u) * 256u`;
   const L = 'subgroup_matrix_left<f16, 16, 16>', R = 'subgroup_matrix_right<f16, 16, 16>';
@@ -329,8 +355,8 @@ ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BF, BP
 ${g.act.fn}
 // xs[k * XS + p]: channel k, position p of the step's x tile; ws[f * WS + k]: filter f, channel k of its w tile;
 // rs[f * RS + p]: the tile's sums (rows of XS >= BP, WS >= BK, RS >= BP: see SmxTiles.pad).
-var<workgroup> xs: array<f16, ${BK * XS}>;
-var<workgroup> ws: array<f16, ${BF * WS}>;
+var<workgroup> xs: array<f16, ${(t.db ? 2 : 1) * BK * XS}>;
+var<workgroup> ws: array<f16, ${(t.db ? 2 : 1) * BF * WS}>;
 var<workgroup> rs: array<f32, ${BF * RS}>;
 ${emulate ? `var<private> lane: u32;\n${emuFns}` : ''}
 
@@ -355,7 +381,25 @@ ${load('0u')}
 ${emulate
     ? `  for (var e = li; e < ${NSG * t.tm * t.tn * 256}u; e += ${T}u) { eacc[e] = 0.0; }`
     : accs.map(([i, j]) => `  var acc${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`).join('\n')}
+${t.db ? `${stage('0u')}
+  workgroupBarrier();
   for (var c0 = 0u; c0 < C; c0 += BK) {
+    // Step c0's tiles are set cur; the next step's operands, loaded before this step's products, go to the other set,
+    // which every thread finished reading before the last barrier (c0 is uniform).
+    let cur = (c0 / BK) % 2u;
+    let xsb = cur * ${BK * XS}u;
+    let wsb = cur * ${BF * WS}u;
+    let more = c0 + BK < C;
+    if (more) {
+      let c1 = c0 + BK;
+${load('c1')}
+    }
+${mma.join('\n')}
+    if (more) {
+${stage('(1u - cur)')}
+    }
+    workgroupBarrier();
+  }` : `  for (var c0 = 0u; c0 < C; c0 += BK) {
 ${stage()}
     workgroupBarrier();
     // The next step's loads go out before this step's products (c0 is uniform).
@@ -365,7 +409,7 @@ ${load('c1')}
     }
 ${mma.join('\n')}
     workgroupBarrier();
-  }
+  }`}
 ${accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)});` : `  subgroupMatrixStore<row_major>(&rs, ${rOff(i, j)}, acc${i}_${j}, RS);`)).join('\n')}
   workgroupBarrier();
   for (var i = 0u; i < ${EL}u; i++) {

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { create, globals } from 'webgpu';
-import { pointwiseSubgroupMatrix, smxDirectApplies, smxDirectVariants, smxPaddedVariants, smxTileVariants } from '../../kernels/pointwise-subgroup-matrix.js';
+import { pointwiseSubgroupMatrix, smxDirectApplies, smxDirectVariants, smxPaddedVariants, smxTileVariants, smxTrialVariants } from '../../kernels/pointwise-subgroup-matrix.js';
 import { type KernelLimits, defaultLimits } from '../../kernels/program.js';
 import { nodeEpilogue } from '../../kernels/shader.js';
 import type { DotGeom } from '../../kernels/pointwise.js';
@@ -72,7 +72,7 @@ test("Dawn's compiler accepts every tile variant's WGSL on ragged and aligned sh
   for (const g of shapes) {
     // Workgroups of 4 subgroups: a pipeline with a subgroup matrix needs a workgroup size that is a multiple of the
     // device's maxSubgroupSize (Dawn's rule; the null device's is 128, an H100's 32).
-    for (const tiles of [...smxTileVariants, ...smxPaddedVariants, { sgf: 4, sgp: 1, tm: 1, tn: 2, bk: 16 }, { sgf: 2, sgp: 2, tm: 2, tn: 1, bk: 16 }]) {
+    for (const tiles of [...smxTileVariants, ...smxPaddedVariants, ...smxTrialVariants, { sgf: 4, sgp: 1, tm: 1, tn: 2, bk: 16 }, { sgf: 2, sgp: 2, tm: 2, tn: 1, bk: 16 }]) {
       const names = ['x', 'w', ...(g.hasBias ? ['b'] : []), ...(g.hasRes ? ['res'] : []), ...(g.hasScale ? ['sc'] : [])];
       const p = pointwiseSubgroupMatrix(g, tiles, { subgroupSize: 32 }, names, names.map((_, i) => i), h100, 't');
       programs.set(p.cacheKey, { wgsl: p.wgsl, bytes: p.workgroupStorageBytes });

@@ -19,7 +19,7 @@ import { randomF32 } from './reference.js';
 import { activation } from './reference.js';
 import {
   type SmxDirectTiles, type SmxTiles, type SmxVariant, chooseSmxTiles, isDirect, pointwiseSubgroupMatrix, smxChosenDirectVariants, smxDirectVariants,
-  smxFits, smxMinWorkgroups, smxPaddedVariants, smxStorage, smxTileCount, smxTileKey, smxTileVariants,
+  smxFits, smxMinWorkgroups, smxPaddedVariants, smxStorage, smxTileCount, smxTileKey, smxTileVariants, smxTrialVariants,
 } from '../../kernels/pointwise-subgroup-matrix.js';
 import type { DotGeom } from '../../kernels/pointwise.js';
 import { kernelFor } from '../../kernels/registry.js';
@@ -61,7 +61,7 @@ function program(g: DotGeom, t: SmxVariant, o: { s?: number; limits?: KernelLimi
 // ---- program descriptions ------------------------------------------------------------------------------------------
 
 test('program description: workgroup of SGF x SGP subgroups, one workgroup per BF x BP tile, storage as declared', () => {
-  for (const t of [...smxTileVariants, ...smxPaddedVariants]) {
+  for (const t of [...smxTileVariants, ...smxPaddedVariants, ...smxTrialVariants]) {
     for (const g of [dotCase(1, 32, 16, 12544, { bias: true }), dotCase(2, 13, 21, 49, { res: true }), dotCase(32, 960, 320, 49, { bias: true })]) {
       const p = program(g, t);
       const BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
@@ -73,9 +73,14 @@ test('program description: workgroup of SGF x SGP subgroups, one workgroup per B
       assert.ok(p.dispatch[0] * p.dispatch[1] >= tiles && p.dispatch[0] * (p.dispatch[1] - 1) < tiles, `${p.cacheKey}: dispatch ${p.dispatch} for ${tiles} tiles`);
       assert.match(p.wgsl, new RegExp(`const TOTAL: u32 = ${tiles}u;`));
       assert.equal(p.workgroupStorageBytes, smxStorage(t));
-      assert.equal(smxStorage(t), 2 * t.bk * XS + 2 * BF * WS + 4 * BF * RS);
-      assert.match(p.wgsl, new RegExp(`var<workgroup> xs: array<f16, ${t.bk * XS}>;`));
-      assert.match(p.wgsl, new RegExp(`var<workgroup> ws: array<f16, ${BF * WS}>;`));
+      // Two sets of x and w tiles where double-buffered.
+      const sets = t.db ? 2 : 1;
+      assert.equal(smxStorage(t), sets * (2 * t.bk * XS + 2 * BF * WS) + 4 * BF * RS);
+      assert.match(p.wgsl, new RegExp(`var<workgroup> xs: array<f16, ${sets * t.bk * XS}>;`));
+      assert.match(p.wgsl, new RegExp(`var<workgroup> ws: array<f16, ${sets * BF * WS}>;`));
+      // One barrier a step with two sets (and one before the loop), two with one.
+      const loop = p.wgsl.slice(p.wgsl.indexOf('for (var c0 = 0u;'), p.wgsl.indexOf('subgroupMatrixStore<row_major>(&rs'));
+      assert.equal(loop.match(/workgroupBarrier\(\)/g)?.length, t.db ? 1 : 2, `${smxTileKey(t)}: barriers in the channel loop`);
       assert.match(p.wgsl, new RegExp(`var<workgroup> rs: array<f32, ${BF * RS}>;`));
       // The matrix loads and stores take those row lengths as strides.
       assert.match(p.wgsl, new RegExp(`subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>\\(&ws, [^;]*, WS\\);`));
@@ -124,7 +129,7 @@ test('cache keys: equal inputs give equal programs; every shape, epilogue, tile,
     seen.set(p.cacheKey, p.wgsl);
   };
   let n = 0;
-  for (const g of cases) for (const t of [...smxTileVariants, ...smxPaddedVariants]) { add(program(g, t)); n++; }
+  for (const g of cases) for (const t of [...smxTileVariants, ...smxPaddedVariants, ...smxTrialVariants]) { add(program(g, t)); n++; }
   add(program(cases[0], smxTileVariants[0], { s: 64 })); n++;
   add(program(cases[0], smxTileVariants[0], { emulate: true })); n++;
   assert.equal(seen.size, n, 'no two of them share a key');
@@ -328,15 +333,19 @@ const emulatedCases: [Case, SmxTiles][] = [
   // epilogue part; and 2 x 2 blocks on the vec4 path.
   [dotCase(2, 80, 21, 49, { bias: true, res: true, scale: true, act: ['Clip', [0, 6]] }), { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 64, pad: true }],
   [dotCase(1, 40, 70, 36, { bias: true, act: ['HardSwish', []] }), { sgf: 2, sgp: 2, tm: 2, tn: 2, bk: 32, pad: true }],
+  // Two sets of tiles (SmxTiles.db): 4 steps over 100 channels (the sets alternate, the last step ragged) on the scalar
+  // path with every epilogue part; eight subgroups on the vec4 path, 3 steps.
+  [dotCase(2, 100, 21, 49, { bias: true, res: true, scale: true, act: ['Clip', [0, 6]] }), { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 32, pad: true, db: true }],
+  [dotCase(1, 72, 40, 100, { bias: true, res: true, act: ['Relu', []] }), { sgf: 2, sgp: 4, tm: 1, tn: 1, bk: 32, pad: true, db: true }],
 ];
 
-// lavapipe compiles each emulated program for seconds to minutes under load: five cases by default (the scalar path
+// lavapipe compiles each emulated program for seconds to minutes under load: six cases by default (the scalar path
 // with every epilogue part, the vec4 path, the 16 x 64 tiles the chooser takes for <= 16 filters, 2 x 2 blocks with
-// 16-channel steps, padded rows with 64-channel steps), all eight with FCM_OPT_FULL_SWEEPS=1.
-const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[3], emulatedCases[4], emulatedCases[6]];
+// 16-channel steps, padded rows with 64-channel steps, two sets of tiles), all ten with FCM_OPT_FULL_SWEEPS=1.
+const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[3], emulatedCases[4], emulatedCases[6], emulatedCases[8]];
 
 for (const [g, t] of runCases) {
-  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}${t.pad ? ' padded' : ''}`;
+  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}${t.pad ? ' padded' : ''}${t.db ? ', two sets' : ''}${t.sgf * t.sgp > 4 ? `, ${t.sgf * t.sgp} subgroups` : ''}`;
   test(`emulated kernel matches the float64 reference: ${label}`, async () => {
     let seed = 9000 + g.N * 1000 + g.C;
     const r = (n: number, lo = -1, hi = 1) => Float32Array.from(randomF32(n, seed++, lo, hi), roundHalf);
