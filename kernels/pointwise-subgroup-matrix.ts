@@ -21,6 +21,8 @@
 
 import type { KernelLimits, KernelProgram } from './program.js';
 import type { DotGeom } from './pointwise.js';
+import type { Conv2dGeom } from './conv-common.js';
+import type { Epilogue } from './shader.js';
 import { invalid, overLimit, unsupported } from '../src/errors.js';
 import { cacheKey, ceilDiv, constsU32, layoutWorkgroups, plusResidual, threadCap } from './shader.js';
 
@@ -33,6 +35,8 @@ export interface SubgroupMatrixSupport {
   f16Acc?: boolean;
   /** The chooser's rule takes direct variants (SmxRule; FCM_OPT_SUBGROUP_MATRIX=direct, src/runtime/device.ts). */
   direct?: boolean;
+  /** f16 DW-PW FCMs run on subgroup matrices (kernels/fused-dwpw-subgroup-matrix.ts; FCM_OPT_SUBGROUP_MATRIX=fcm). */
+  fcm?: boolean;
 }
 
 /**
@@ -209,14 +213,26 @@ export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasSc
 }
 
 /**
+ * A depthwise layer computed in front of the pointwise one, as the staged variant's x operand (the DW-PW FCM,
+ * kernels/fused-dwpw-subgroup-matrix.ts): x is then the depthwise layer's input [N, C, H, W] (binding x), its weights
+ * [C, 1, KH, KW] binding w1 and bias binding b1; the pointwise layer's P is the depthwise output's HO * WO.
+ */
+export interface SmxDepthwise { H: number; W: number; HO: number; WO: number; geom: Conv2dGeom; hasBias: boolean; act: Epilogue }
+
+/**
  * The subgroup-matrix pointwise program (f16 storage; `names`: the bindings x, w, b?, res?, sc? in order, `inputs`
  * their node input indices, as kernels/pointwise.ts dotProgram takes them). `emulate`: the same program with each
  * matrix load, multiply-accumulate and store done in plain WGSL at the same offsets and strides, so that a device
  * without subgroup matrices (the tests' lavapipe) checks everything else: staging, edges, epilogue, tile indexing.
+ * `dw` (staged variants only): each x element of a step is a depthwise result computed from the layer's input as the
+ * step stages it (names then also w1 and b1?): the intermediate never reaches memory, and each tile of BF filters
+ * computes its positions' depthwise results again (ceil(F / BF) times in all).
  */
-export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label = 'Conv(pw smx)', emulate = false): KernelProgram {
+export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label = 'Conv(pw smx)', emulate = false, dw?: SmxDepthwise): KernelProgram {
   // No shuffled store here: kernels/registry.ts gives such a conv the f16 form of kernels/pointwise.ts.
   if (g.shuffleOuts) throw unsupported(w, 'the subgroup-matrix pointwise kernel has no shuffled store');
+  if (dw && (isDirect(t) || g.hasScale)) throw invalid(w, 'a depthwise layer in front runs only on the staged subgroup-matrix variants, without an input scale');
+  if (dw && dw.HO * dw.WO !== g.P) throw invalid(w, `depthwise output ${dw.HO}x${dw.WO} does not match the pointwise layer's ${g.P} positions`);
   if (isDirect(t)) return pointwiseSubgroupMatrixDirect(g, t, support, names, inputs, limits, w, label, emulate);
   const S = support.subgroupSize;
   for (const [k, v] of Object.entries(t)) if (k !== 'kind' && k !== 'pad' && k !== 'db' && (!Number.isInteger(v) || (v as number) < 1)) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
@@ -268,6 +284,13 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
     const out: string[] = [];
     for (const i of range(XL)) {
       const ok = and(`xo${i}`, needC ? `${c} + xk${i} < C` : '');
+      if (dw) {
+        // The depthwise results at the item's positions (vec: 4 of one image), rounded to f16 as the layer's output.
+        const at = (q: number) => `dwAt(xn${i}, ${c} + xk${i}, xm${i} - xn${i} * P${q ? ` + ${q}u` : ''})`;
+        out.push(`    xr${i} = ${xT}(0.0);`);
+        out.push(`    if (${ok}) { xr${i} = ${vec ? `vec4<f16>(${range(4).map(at).join(', ')})` : at(0)}; }`);
+        continue;
+      }
       const v = vec ? `x[xb${i} + (${c} + xk${i}) * P4]` : `x[xb${i} + (${c} + xk${i}) * P]`;
       const sv = g.hasScale ? `${xT}(${vec ? 'vec4<f32>' : 'f32'}(${v})${scale(`xn${i}`, `${c} + xk${i}`)})` : v;
       out.push(`    xr${i} = ${xT}(0.0);`);
@@ -328,7 +351,31 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
     let n = m / P;
     let o = (n * F + f) * P + m - n * P;
     out[o] = f16(${g.hasRes ? plusResidual(g.act, 'act(y)', 'f32(res[o])') : 'act(y)'});`;
-  const vecOf = new Set([...(vec ? ['x', 'res', 'out'] : []), ...(wVec ? ['w'] : [])]);
+  const vecOf = new Set([...(vec ? [...(dw ? [] : ['x']), 'res', 'out'] : []), ...(wVec ? ['w'] : [])]);
+  // The depthwise layer in front (dw): its result at (image n, channel c, output position p), with its epilogue.
+  const dwFn = dw ? `
+const KH: u32 = ${dw.geom.kh}u;
+const KW: u32 = ${dw.geom.kw}u;
+const IH: i32 = ${dw.H};
+const IW: i32 = ${dw.W};
+const WO: u32 = ${dw.WO}u;
+${dw.act.fn}
+
+fn dwAt(n: u32, c: u32, p: u32) -> f16 {
+  let ya = i32((p / WO) * ${dw.geom.sh}u) - ${dw.geom.pt};
+  let xa = i32((p % WO) * ${dw.geom.sw}u) - ${dw.geom.pl};
+  let xc = (n * C + c) * u32(IH);
+  var s = 0.0;
+  for (var kh = 0u; kh < KH; kh++) {
+    let iy = ya + i32(kh * ${dw.geom.dh}u);
+    if (iy < 0 || iy >= IH) { continue; }
+    for (var kw = 0u; kw < KW; kw++) {
+      let ix = xa + i32(kw * ${dw.geom.dw}u);
+      if (ix >= 0 && ix < IW) { s += f32(x[(xc + u32(iy)) * u32(IW) + u32(ix)]) * f32(w1[(c * KH + kh) * KW + kw]); }
+    }
+  }
+  return f16(act1(s${dw.hasBias ? ' + f32(b1[c])' : ''}));
+}` : '';
   const decl = (n: string, k: number, access: string) => `@group(0) @binding(${k}) var<storage, ${access}> ${n}: array<${vecOf.has(n) ? 'vec4<f16>' : 'f16'}>;`;
   // Emulation: each subgroup's accumulators in workgroup memory, lane l of a subgroup owning elements l, l + S, ...
   // of each of its 16 x 16 blocks (no lane reads another's), the products from the same staged tiles.
@@ -352,7 +399,7 @@ fn emuStore(acc: u32, o: u32) {
 ${emulate ? '' : 'enable subgroups;\nenable chromium_experimental_subgroup_matrix;\n'}${names.map((n, k) => decl(n, k, 'read')).join('\n')}
 ${decl('out', names.length, 'read_write')}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BF, BP, BK, XS, WS, RS, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${g.act.fn}
+${g.act.fn}${dwFn}
 // xs[k * XS + p]: channel k, position p of the step's x tile; ws[f * WS + k]: filter f, channel k of its w tile;
 // rs[f * RS + p]: the tile's sums (rows of XS >= BP, WS >= BK, RS >= BP: see SmxTiles.pad).
 var<workgroup> xs: array<f16, ${(t.db ? 2 : 1) * BK * XS}>;
@@ -426,7 +473,8 @@ ${accs.map(([i, j]) => (emulate ? `  emuStore(${accBase(i, j)}, ${rOff(i, j)});`
 `;
   return {
     name: label,
-    cacheKey: cacheKey(emulate ? 'pointwise-smx-emulated' : 'pointwise-smx', g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, smxTileKey(t), `S${S}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(emulate ? 'pointwise-smx-emulated' : 'pointwise-smx', g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, smxTileKey(t), `S${S}`, `dx${d.dispatchX}`,
+      ...(dw ? [`dw${dw.H}x${dw.W}k${dw.geom.kh}x${dw.geom.kw}s${dw.geom.sh}x${dw.geom.sw}p${dw.geom.pt},${dw.geom.pl}d${dw.geom.dh}x${dw.geom.dw}b${+dw.hasBias}${dw.act.key}`] : [])),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: bytes,
   };
 }

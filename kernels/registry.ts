@@ -55,6 +55,7 @@ import { type StorageType, withStorage } from './f16.js';
 /** One storage type for every tensor, or each tensor's by name (kernelFor). */
 export type TensorStorage = StorageType | ((tensor: string) => StorageType);
 import { type SmxVariant, type SubgroupMatrixSupport, chooseSmxTiles, pointwiseSubgroupMatrix, smxCandidates, smxTileKey } from './pointwise-subgroup-matrix.js';
+import { chooseSmxDwPwTiles, fusedDwPwSubgroupMatrix } from './fused-dwpw-subgroup-matrix.js';
 
 /** Ops whose output is the input's data under another shape: no kernel, the buffer is shared. */
 export const aliasOps: ReadonlySet<string> = new Set(['Reshape', 'Flatten', 'Squeeze', 'Unsqueeze', 'Identity', 'Dropout']);
@@ -233,7 +234,8 @@ function ruleKernel(node: Node, inputShapes: (number[] | undefined)[], outputSha
   const of = typeof storage === 'string' ? () => storage : storage;
   const allHalf = [...node.inputs, ...node.outputs].every((t) => !t || of(t) === 'f16');
   if (allHalf && features.subgroupMatrix) {
-    const p = f16SubgroupMatrixKernel({ node, inputShapes, outputShapes, limits }, features.subgroupMatrix);
+    const p = f16SubgroupMatrixKernel({ node, inputShapes, outputShapes, limits }, features.subgroupMatrix)
+      ?? f16SubgroupMatrixFcm({ node, inputShapes, outputShapes, limits }, features.subgroupMatrix);
     if (p) return { kind: 'programs', programs: [p] };
   }
   if (allHalf) {
@@ -258,6 +260,17 @@ export function f16SubgroupMatrixKernel(args: KernelArgs, support: SubgroupMatri
   if (!t) return undefined;
   const b = convBindings(g);
   return pointwiseSubgroupMatrix(dot, t, support, b.names, b.inputs, args.limits, where(args));
+}
+
+/**
+ * The subgroup-matrix program of a DW-PW FCM (kernels/fused-dwpw-subgroup-matrix.ts) where the device's support
+ * takes them (SubgroupMatrixSupport.fcm) and the pointwise rule gives its pointwise layer tiles, else undefined.
+ */
+export function f16SubgroupMatrixFcm(args: KernelArgs, support: SubgroupMatrixSupport): KernelProgram | undefined {
+  const n = args.node as Node;
+  if (!support.fcm || n.op !== 'FusedDwPw' || n.domain !== fcmDomain) return undefined;
+  const t = chooseSmxDwPwTiles(args, support);
+  return t ? fusedDwPwSubgroupMatrix(args, t, support) : undefined;
 }
 
 /** The f16 depthwise program (kernels/depthwise.ts depthwiseHalf) of a depthwise Conv (default domain), else undefined. */

@@ -104,10 +104,12 @@ export function subgroupMatrixOffByEnv(): boolean {
 
 /**
  * FCM_OPT_SUBGROUP_MATRIX=direct: the f16 pointwise chooser takes the direct-load variants on the layers its rule
- * allows (kernels/pointwise-subgroup-matrix.ts SmxRule; off by default until measured on a GPU).
+ * allows (kernels/pointwise-subgroup-matrix.ts SmxRule); =fcm: f16 DW-PW FCMs run their pointwise phase on subgroup
+ * matrices (kernels/fused-dwpw-subgroup-matrix.ts); =direct,fcm both. Each off by default until measured on a GPU.
  */
 function withDirectByEnv(s: SubgroupMatrixSupport | undefined): SubgroupMatrixSupport | undefined {
-  return s && typeof process !== 'undefined' && process.env?.FCM_OPT_SUBGROUP_MATRIX === 'direct' ? { ...s, direct: true } : s;
+  const on = new Set(typeof process !== 'undefined' ? (process.env?.FCM_OPT_SUBGROUP_MATRIX ?? '').split(',') : []);
+  return s && (on.has('direct') || on.has('fcm')) ? { ...s, ...(on.has('direct') ? { direct: true } : {}), ...(on.has('fcm') ? { fcm: true } : {}) } : s;
 }
 
 export interface DeviceOptions {

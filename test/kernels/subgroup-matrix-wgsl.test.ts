@@ -15,6 +15,8 @@ import { compileGraph } from '../../src/runtime/compile.js';
 import { prepareForRun } from '../../src/pipeline/pipeline.js';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { mobileNetV2 } from '../../fixtures/zoo.js';
+import { fusedDwPwSubgroupMatrix } from '../../kernels/fused-dwpw-subgroup-matrix.js';
+import { type Node, fcmDomain, newAttrs } from '../../src/graph/ir.js';
 
 // Kept for the life of the process (Dawn tears its instance down under live objects once it is collected).
 let gpu: GPU | undefined;
@@ -83,6 +85,20 @@ test("Dawn's compiler accepts every tile variant's WGSL on ragged and aligned sh
     const g = await prepareForRun(exportOnnx(mobileNetV2(batch)), { precision: 'fp16', plan: 'unfused', batch });
     for (const s of compileGraph(g, limits, 'f16', { subgroupMatrix: { subgroupSize: 32 } }).steps) {
       if (s.program.cacheKey.startsWith('pointwise-smx')) programs.set(s.program.cacheKey, { wgsl: s.program.wgsl, bytes: s.program.workgroupStorageBytes });
+    }
+  }
+  // The DW-PW FCM on the staged variants (kernels/fused-dwpw-subgroup-matrix.ts): stride 1 and 2, vec4 and scalar
+  // positions, with and without biases, residual and the activation after it.
+  const dwpw = (n: number, c: number, h: number, f: number, stride: number, o: { bias?: boolean; res?: boolean }) => {
+    const ho = Math.floor((h + 2 - 3) / stride) + 1;
+    const attrs = newAttrs({ kernel: [3, 3], strides: [stride, stride], pads: [1, 1, 1, 1], activation1: 'Clip', activationParams1: [0, 6], ...(o.res ? { activationPost: 'Relu' } : {}) });
+    const node: Node = { name: 'dwpw', op: 'FusedDwPw', domain: fcmDomain, attrs, outputs: ['y'], inputs: ['x', 'w1', o.bias ? 'b1' : '', 'w2', o.bias ? 'b2' : '', o.res ? 'r' : ''] };
+    return { node, inputShapes: [[n, c, h, h], [c, 1, 3, 3], o.bias ? [c] : undefined, [f, c, 1, 1], o.bias ? [f] : undefined, o.res ? [n, f, ho, ho] : undefined], outputShapes: [[n, f, ho, ho]], limits: h100 };
+  };
+  for (const args of [dwpw(2, 40, 8, 36, 1, { bias: true, res: true }), dwpw(3, 13, 9, 21, 2, {}), dwpw(32, 576, 14, 96, 1, { bias: true, res: true })]) {
+    for (const tiles of [smxPaddedVariants[1], smxTrialVariants[0]]) {
+      const p = fusedDwPwSubgroupMatrix(args, tiles, { subgroupSize: 32 });
+      programs.set(p.cacheKey, { wgsl: p.wgsl, bytes: p.workgroupStorageBytes });
     }
   }
   assert.ok(programs.size > 40, `${programs.size} programs`);
