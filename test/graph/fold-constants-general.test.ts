@@ -9,6 +9,7 @@ import { prepareGraph } from '../../src/graph/prepare.js';
 import { unknownTensors } from '../../src/graph/shape.js';
 import { halfBits } from '../../fixtures/real-model-classes.js';
 import { graph, f32, i64, summary } from './helpers.js';
+import { FcmError } from '../../src/errors.js';
 
 const values = (t: { data?: ArrayLike<number | bigint> } | undefined) => Array.from(t!.data!, Number);
 
@@ -94,4 +95,23 @@ test('a node reading an activation is not folded, nor is a Pow of an activation'
     outputs: ['y'],
   });
   assert.deepEqual(summary(foldConstants(g)), ['Pow(x,two)->p', 'Sqrt(p)->y']);
+});
+
+test('a folded op with another input count than its ONNX schema is refused, naming the node (not read past its operands)', () => {
+  const fold = (op: string, ins: string[]) => () => foldConstants(graph({
+    inputs: {},
+    consts: { a: f32([2], [1, 2]), b: f32([2], [3, 4]), c: f32([2], [5, 6]), s: i64([2], []) },
+    nodes: [{ op, in: ins, out: ['y'] }],
+    outputs: ['y'],
+  }));
+  const refused = (op: string, ins: string[], message: RegExp) => assert.throws(fold(op, ins), (e: unknown) => e instanceof FcmError && e.exitCode === 2 && message.test(e.message), `${op}(${ins.join(', ')})`);
+  refused('Expand', ['a'], /\(Expand\): has 1 input; Expand takes 2$/);
+  refused('Equal', ['a'], /\(Equal\): has 1 input; Equal takes 2$/);
+  refused('Where', ['a', 'b'], /\(Where\): has 2 inputs; Where takes 3$/);
+  refused('Sqrt', ['a', 'b'], /\(Sqrt\): has 2 inputs; Sqrt takes 1$/);
+  refused('Range', ['s', 's'], /\(Range\): has 2 inputs; Range takes 3$/);
+  refused('Pow', ['a', ''], /\(Pow\): input 1 is empty; every input of Pow is required$/);
+  // The schema's counts still fold.
+  assert.deepEqual(values(fold('Max', ['a', 'b', 'c'])().tensors.get('y')), [5, 6]);
+  assert.deepEqual(values(fold('Equal', ['a', 'a'])().tensors.get('y')), [1, 1]);
 });

@@ -269,7 +269,27 @@ function broadcastMap(ins: Tensor[], where: string, f: (...v: number[]) => numbe
 }
 
 /** Default-domain ops outside the known list: output shape and values from ONNX semantics. */
+/**
+ * Inputs of the ops foldOther folds, as their ONNX schemas give them ([fewest, most]; all of them required): a node
+ * with another count is refused here, before a fold reads an operand that is not there (an Expand with one input
+ * crashed the fold) or folds a comparison of one operand.
+ */
+const foldArity: Readonly<Record<string, readonly [number, number]>> = {
+  ConstantOfShape: [1, 1], Not: [1, 1], Neg: [1, 1], Sqrt: [1, 1], Exp: [1, 1], Log: [1, 1], Reciprocal: [1, 1],
+  Floor: [1, 1], Ceil: [1, 1], Round: [1, 1], Sign: [1, 1],
+  Equal: [2, 2], Less: [2, 2], LessOrEqual: [2, 2], Greater: [2, 2], GreaterOrEqual: [2, 2], And: [2, 2], Or: [2, 2],
+  Pow: [2, 2], Expand: [2, 2], Where: [3, 3], Range: [3, 3], Max: [1, Infinity], Min: [1, Infinity],
+};
+
 function foldOther(g: Graph, n: Node, ins: Array<Tensor | undefined>, where: string): Tensor[] | null {
+  const arity = n.domain === '' || n.domain === 'ai.onnx' ? foldArity[n.op] : undefined;
+  if (arity) {
+    const [lo, hi] = arity;
+    const k = n.inputs.length;
+    if (k < lo || k > hi) throw invalid(where, `has ${k} input${k === 1 ? '' : 's'}; ${n.op} takes ${lo === hi ? lo : hi === Infinity ? `at least ${lo}` : `${lo} to ${hi}`}`);
+    const empty = n.inputs.findIndex((name) => !name);
+    if (empty >= 0) throw invalid(where, `input ${empty} is empty; every input of ${n.op} is required`);
+  }
   const x = ins[0]!;
   const y = n.outputs[0];
   const make = (dtype: DType, shape: number[], values: number[]): Tensor[] | null => {
