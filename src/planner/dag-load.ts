@@ -134,6 +134,13 @@ function checkConv(l: Record<string, unknown>, where: string): void {
   for (const f of ['weights_shape', ...(convTypes.has(type) ? ['ifms_shape', 'ofms_shape', 'strides'] : [])]) {
     if (l[f] === undefined) throw invalid(where, `'${type}' layer is missing field '${f}'`);
   }
+  // An fc layer's shapes are of any rank (the FusePlanner reference writes [1, 1000]); its cost divides by them.
+  if (type === 'fc') {
+    for (const f of ['ifms_shape', 'ofms_shape'] as const) {
+      const s = l[f] as number[] | undefined;
+      if (s && (s.length === 0 || s.some((d) => d <= 0))) throw invalid(where, `'${f}' of an fc layer must have positive sizes, got [${s.join(', ')}]`);
+    }
+  }
   const ws = l.weights_shape as number[];
   if (ws.length !== weightsRank[type]) throw invalid(where, `'${type}' weights_shape must have ${weightsRank[type]} dimensions, got [${ws.join(', ')}]`);
   if (ws.some((d) => d <= 0)) throw invalid(where, `weights_shape [${ws.join(', ')}] has a non-positive dimension`);

@@ -92,6 +92,9 @@ test('conv types: only s, dw, pw and fc are checked as convs; other types (avgpo
   accepts(block({ type: 'fc', weights_shape: [10, 1024], ifms_shape: [1, 1024], ofms_shape: [1, 10], strides: undefined }));
   rejects(block({ type: 'fc', weights_shape: [10, 1024, 1] }), "m.json: layer 1 ('dw'): 'fc' weights_shape must have 2 dimensions, got [10, 1024, 1]");
   rejects(block({ type: 'fc', weights_shape: [10, 0] }), "m.json: layer 1 ('dw'): weights_shape [10, 0] has a non-positive dimension");
+  // Its shapes, where given, of positive sizes (an fc input [48, 8, 0] gave NaN totals).
+  rejects(block({ type: 'fc', weights_shape: [10, 1024], ifms_shape: [48, 8, 0], ofms_shape: [1, 10], strides: undefined }), "m.json: layer 1 ('dw'): 'ifms_shape' of an fc layer must have positive sizes, got [48, 8, 0]");
+  rejects(block({ type: 'fc', weights_shape: [10, 1024], ifms_shape: [1, 1024], ofms_shape: [], strides: undefined }), "m.json: layer 1 ('dw'): 'ofms_shape' of an fc layer must have positive sizes, got []");
   // s, dw and pw need their shapes and a stride.
   for (const [type, w] of [['s', [16, 16, 3, 3]], ['dw', [16, 3, 3]], ['pw', [16, 16]]] as const) {
     for (const f of ['ifms_shape', 'ofms_shape', 'strides']) {
