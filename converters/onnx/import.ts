@@ -220,12 +220,19 @@ function convertNodes(
 ): Node[] {
   const { source } = ctx;
   const nodes: Node[] = [];
+  // Node names are the IR's keys (plans, errors, the rewrite): a name the file leaves empty or repeats gets a suffix.
+  const names = new Set<string>();
   list.forEach((np, index) => {
     const domain = !np.domain || np.domain === 'ai.onnx' ? '' : np.domain;
     const op = np.opType ?? '';
-    const name = np.name || `${op || 'node'}_${index}`;
-    const where = `node '${name}' (${op})`;
+    let name = np.name || `${op || 'node'}_${index}`;
+    for (let k = 1; names.has(name); k++) name = `${np.name || `${op || 'node'}_${index}`}_${k}`;
+    names.add(name);
+    // Messages name the node as the file does (a repeated name: the file's name and its position).
+    const where = name === (np.name || name) ? `node '${name}' (${op})` : `node '${np.name}' (${op}, node ${index} of the graph; the name is repeated)`;
     if (!op) throw invalid(source, `node '${name}' has no op_type`);
+    // Every ONNX operator gives at least one output; a node with none computes nothing anyone can read.
+    if (!np.output.some((y) => y)) throw invalid(source, `${where} has no outputs`);
     if (domain === '') checkOperands(op, np, source, where);
     for (const y of np.output) {
       if (!y) continue;

@@ -284,3 +284,16 @@ test('executor-only op names (SqueezeExcite, ChannelShuffle, PointwiseMean) in t
   }), src);
   assert.equal(g.nodes[0].domain, 'com.custom');
 });
+
+test('node names: a repeated or generated-colliding name gets a suffix (names are the IR\'s keys); a node with no outputs is exit 2', async () => {
+  const src = { source: 'names.onnx' };
+  const relu = (name: string, input: string, output: string): NodeP => ({ name, opType: 'Relu', input: [input], output: [output] });
+  // Two nodes named 'r', and an unnamed Relu at index 2 whose generated name 'Relu_2' a named node already holds.
+  const g = await importOnnx(model({ node: [relu('r', 'x', 'a'), relu('r', 'a', 'b'), relu('', 'b', 'c'), relu('Relu_2', 'c', 'y')] }), src);
+  assert.deepEqual(g.nodes.map((n) => n.name), ['r', 'r_1', 'Relu_2', 'Relu_2_1']);
+  // The fuzz input: a Conv repeated under its name with its output dropped.
+  await assertFcmAsync(() => importOnnx(model({ node: [relu('r', 'x', 'a'), { name: 'r', opType: 'Relu', input: ['a'], output: [] }, relu('s', 'a', 'y')] }), src), 2,
+    /^names\.onnx: node 'r' \(Relu, node 1 of the graph; the name is repeated\) has no outputs$/);
+  await assertFcmAsync(() => importOnnx(model({ node: [{ name: 'q', opType: 'Relu', input: ['x'], output: [''] }, relu('s', 'x', 'y')] }), src), 2,
+    /^names\.onnx: node 'q' \(Relu\) has no outputs$/);
+});
