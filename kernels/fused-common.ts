@@ -6,8 +6,9 @@
 // Every FCM kernel keeps the intermediate tensor in workgroup memory (paper §3: the FCM's "commTile") and bakes
 // shapes and tiles into the WGSL as constants, so a program is specific to one node; the cache key names all of it.
 
-import type { Conv2dGeom } from './conv-common.js';
-import { type Epilogue, intsAttr, nodeEpilogue, numAttr, withPostActivation } from './shader.js';
+import { type Conv2dGeom, convOut } from './conv-common.js';
+import type { KernelArgs } from './program.js';
+import { type Epilogue, expectInput, expectOutput, hasInput, inShape, intsAttr, nodeEpilogue, numAttr, where, withPostActivation } from './shader.js';
 import type { Attrs } from '../src/graph/ir.js';
 import { invalid, overLimit, unsupported } from '../src/errors.js';
 
@@ -48,6 +49,29 @@ export function dwGeometry(a: Attrs, wShape: readonly number[], w: string): Conv
     throw unsupported(w, `pads [${pt},${pl},${pb},${pr}] reach past the kernel extent`);
   }
   return { kh, kw, sh, sw, pt, pl, pb, pr, dh, dw };
+}
+
+/**
+ * A DW-PW node's shapes, checked (kernels/fused-dwpw.ts and fused-dwpw-subgroup-matrix.ts): inputs [x, w1 [C,1,KH,KW],
+ * b1|'', w2 [F,C,1,1], b2|'', residual|''], output [N, F, HO, WO].
+ */
+export function dwpwShapes(args: KernelArgs) {
+  const w = where(args);
+  const [N, C, H, W] = inShape(args, 0, 'input', 4);
+  const w1 = inShape(args, 1, 'depthwise weights', 4);
+  if (w1[0] !== C || w1[1] !== 1) throw invalid(w, `depthwise weights [${w1.join(',')}] must be [${C},1,KH,KW] (depth multiplier 1)`);
+  const g = dwGeometry(args.node.attrs, w1, w);
+  const w2 = inShape(args, 3, 'pointwise weights', 4);
+  const F = w2[0];
+  if (w2[1] !== C || w2[2] !== 1 || w2[3] !== 1) throw invalid(w, `pointwise weights [${w2.join(',')}] do not match ${C} channels (expected [F,${C},1,1])`);
+  const [HO, WO] = convOut(H, W, g);
+  if (HO < 1 || WO < 1) throw invalid(w, `depthwise output ${HO}x${WO} is empty`);
+  expectOutput(args, [N, F, HO, WO]);
+  const hasB1 = hasInput(args, 2), hasB2 = hasInput(args, 4), hasRes = hasInput(args, 5);
+  if (hasB1) expectInput(args, 2, [C], 'bias 1');
+  if (hasB2) expectInput(args, 4, [F], 'bias 2');
+  if (hasRes) expectInput(args, 5, [N, F, HO, WO], 'residual');
+  return { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes };
 }
 
 export interface TileDim { name: string; value: number; min: number }

@@ -10,32 +10,17 @@
 // Node (src/graph/ir.ts): inputs [x, w1 [C,1,KH,KW], b1|'', w2 [F,C,1,1], b2|'', residual|''], every tensor f16.
 
 import type { KernelArgs, KernelProgram } from './program.js';
-import { convOut } from './conv-common.js';
-import { dwGeometry } from './fused-common.js';
+import { dwpwShapes } from './fused-common.js';
 import {
   type SmxTiles, type SubgroupMatrixSupport, chooseSmxTiles, isDirect, pointwiseSubgroupMatrix,
 } from './pointwise-subgroup-matrix.js';
-import { expectInput, expectOutput, hasInput, inShape, nodeEpilogue, where, withPostActivation } from './shader.js';
+import { nodeEpilogue, withPostActivation } from './shader.js';
 import { invalid } from '../src/errors.js';
 
-/** The DW-PW node's shapes and epilogues, checked (as kernels/fused-dwpw.ts checks them). */
+/** The DW-PW node's shapes (checked as kernels/fused-dwpw.ts checks them) and its two epilogues. */
 function dwpwGeom(args: KernelArgs) {
-  const w = where(args);
   const a = args.node.attrs;
-  const [N, C, H, W] = inShape(args, 0, 'input', 4);
-  const w1 = inShape(args, 1, 'depthwise weights', 4);
-  if (w1[0] !== C || w1[1] !== 1) throw invalid(w, `depthwise weights [${w1.join(',')}] must be [${C},1,KH,KW] (depth multiplier 1)`);
-  const geom = dwGeometry(a, w1, w);
-  const w2 = inShape(args, 3, 'pointwise weights', 4);
-  const F = w2[0];
-  if (w2[1] !== C || w2[2] !== 1 || w2[3] !== 1) throw invalid(w, `pointwise weights [${w2.join(',')}] do not match ${C} channels (expected [F,${C},1,1])`);
-  const [HO, WO] = convOut(H, W, geom);
-  if (HO < 1 || WO < 1) throw invalid(w, `depthwise output ${HO}x${WO} is empty`);
-  expectOutput(args, [N, F, HO, WO]);
-  const hasB1 = hasInput(args, 2), hasB2 = hasInput(args, 4), hasRes = hasInput(args, 5);
-  if (hasB1) expectInput(args, 2, [C], 'bias 1');
-  if (hasB2) expectInput(args, 4, [F], 'bias 2');
-  if (hasRes) expectInput(args, 5, [N, F, HO, WO], 'residual');
+  const { w, N, C, H, W, F, HO, WO, g: geom, hasB1, hasB2, hasRes } = dwpwShapes(args);
   // The pointwise kernel calls its epilogue `act` (and `ract` after the residual); the depthwise one is `act1`.
   const act2 = withPostActivation(nodeEpilogue(a, w, '2', 'act'), a, w);
   if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');

@@ -19,31 +19,13 @@
 // multiply its threads.
 
 import type { KernelArgs, KernelProgram } from './program.js';
-import { convOut } from './conv-common.js';
-import { clampTiles, dwGeometry, epilogue, maxRegsPerThread, tileAttr } from './fused-common.js';
-import {
-  bindings, ceilDiv, constsU32, expectInput, expectOutput, hasInput, inShape, layoutWorkgroups, threadCap, threadsFor, wgFloats, where,
-  plusResidual,
-} from './shader.js';
+import { clampTiles, dwpwShapes, epilogue, maxRegsPerThread, tileAttr } from './fused-common.js';
+import { bindings, ceilDiv, constsU32, layoutWorkgroups, plusResidual, threadCap, threadsFor, wgFloats } from './shader.js';
 import { invalid, overLimit } from '../src/errors.js';
 
 export function fusedDwPw(args: KernelArgs): KernelProgram {
-  const w = where(args);
   const a = args.node.attrs;
-  const [N, C, H, W] = inShape(args, 0, 'input', 4);
-  const w1 = inShape(args, 1, 'depthwise weights', 4);
-  if (w1[0] !== C || w1[1] !== 1) throw invalid(w, `depthwise weights [${w1.join(',')}] must be [${C},1,KH,KW] (depth multiplier 1)`);
-  const g = dwGeometry(a, w1, w);
-  const w2 = inShape(args, 3, 'pointwise weights', 4);
-  const F = w2[0];
-  if (w2[1] !== C || w2[2] !== 1 || w2[3] !== 1) throw invalid(w, `pointwise weights [${w2.join(',')}] do not match ${C} channels (expected [F,${C},1,1])`);
-  const [HO, WO] = convOut(H, W, g);
-  if (HO < 1 || WO < 1) throw invalid(w, `depthwise output ${HO}x${WO} is empty`);
-  expectOutput(args, [N, F, HO, WO]);
-  const hasB1 = hasInput(args, 2), hasB2 = hasInput(args, 4), hasRes = hasInput(args, 5);
-  if (hasB1) expectInput(args, 2, [C], 'bias 1');
-  if (hasB2) expectInput(args, 4, [F], 'bias 2');
-  if (hasRes) expectInput(args, 5, [N, F, HO, WO], 'residual');
+  const { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes } = dwpwShapes(args);
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
   if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
 
