@@ -12,7 +12,9 @@
 //
 // Two kinds of variant: this staged one (SmxTiles) and the direct one (SmxDirectTiles, at the end of the file: the
 // operands read by subgroupMatrixLoad straight from the storage buffers, per image, register-blocked, only the
-// accumulators through workgroup memory). chooseSmxTiles picks per layer shape (SmxRule).
+// accumulators through workgroup memory). chooseSmxTiles picks per layer shape (SmxRule). The staged variant may
+// also take its x operand from a depthwise layer computed as it stages (SmxDepthwise: the DW-PW FCM,
+// kernels/fused-dwpw-subgroup-matrix.ts).
 //
 // The staged variant uses only the f16 -> f32 16x16x16 configuration (what an NVIDIA adapter offers under Dawn's
 // allow_unsafe_apis; src/runtime/device.ts subgroupMatrixSupport); direct variants may use 16 x 8 blocks or f16
