@@ -107,10 +107,12 @@ async function childRun({ model, plan, shapes }) {
 // In process: op types of the file and the ops no kernel takes.
 
 async function opTypes(path, format, shapes) {
-  const { importOnnx, importTflite, importKeras } = await import(dist('src/index.js'));
+  const { importOnnx, importTflite, importKeras, readModelFile } = await import(dist('src/index.js'));
   try {
+    // A model in a bundle (FILE.task#MEMBER) is imported from the member's bytes.
+    const tflite = async () => (path.includes('#') ? importTflite((await readModelFile(path)).bytes, { source: path }) : importTflite(path));
     const g = format === 'onnx' ? await importOnnx(path, { inputShapes: shapes })
-      : format === 'tfjs-layers' ? await importKeras(path, { inputShapes: shapes }) : await importTflite(path);
+      : format === 'tfjs-layers' ? await importKeras(path, { inputShapes: shapes }) : await tflite();
     return countOps(g.nodes);
   } catch (e) {
     return { error: e.message.split('\n')[0].split(path).join(basename(path)) };

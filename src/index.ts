@@ -15,7 +15,7 @@ export { formatPlan, planToJson } from './planner/format.js';
 export type { HwConfig } from './planner/hw-config.js';
 export type { Dag, DagLayer } from './planner/dag.js';
 export type { Plan, PlanModule, PlanKernel, Tiles, ModuleKind } from './planner/plan.js';
-export { loadModel } from './graph/load.js';
+export { loadModel, readModelFile } from './graph/load.js';
 export { prepareGraph } from './graph/prepare.js';
 export { inferShapes, unknownTensors } from './graph/shape.js';
 export { validateGraph } from './graph/validate.js';

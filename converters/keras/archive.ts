@@ -2,44 +2,16 @@
 // `.h5` (HDF5 with the model config as the root attribute `model_config`). HDF5 is read by h5wasm (the HDF5 C
 // library in WebAssembly) from the bytes, which come through the input gate. Weights are named `layer/weight` as in
 // a TF.js manifest and handed to the same layer conversion (import.ts).
-import { inflateRawSync } from 'node:zlib';
 import { invalid, unsupported } from '../../src/errors.js';
 import { readInputFile } from '../../src/input-file.js';
 import type { Graph } from '../../src/graph/ir.js';
 import { defaultMaxMemory, type ImportOptions } from '../options.js';
+import { isZip, unzip } from '../zip.js';
 import { graphFromKerasConfig, type Json } from './import.js';
 
 type Weights = Map<string, { shape: number[]; data: Float32Array }>;
 
-export const isZip = (b: Uint8Array) => b.length >= 4 && b[0] === 0x50 && b[1] === 0x4b && b[2] === 0x03 && b[3] === 0x04;
 export const isHdf5 = (b: Uint8Array) => b.length >= 8 && b[0] === 0x89 && b[1] === 0x48 && b[2] === 0x44 && b[3] === 0x46 && b[4] === 0x0d && b[5] === 0x0a && b[6] === 0x1a && b[7] === 0x0a;
-
-/** The files of a zip archive (stored or deflated entries), by name, from its central directory. */
-export function unzip(b: Uint8Array, source: string): Map<string, Uint8Array> {
-  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  let eocd = -1;
-  for (let i = b.length - 22; i >= Math.max(0, b.length - 22 - 65535); i--) if (v.getUint32(i, true) === 0x06054b50) { eocd = i; break; }
-  if (eocd < 0) throw invalid(source, 'is not a zip archive (no end of central directory)');
-  const count = v.getUint16(eocd + 10, true);
-  let p = v.getUint32(eocd + 16, true);
-  const out = new Map<string, Uint8Array>();
-  for (let k = 0; k < count; k++) {
-    if (p + 46 > b.length || v.getUint32(p, true) !== 0x02014b50) throw invalid(source, 'zip central directory is damaged');
-    const method = v.getUint16(p + 10, true), csize = v.getUint32(p + 20, true), usize = v.getUint32(p + 24, true);
-    const nlen = v.getUint16(p + 28, true), elen = v.getUint16(p + 30, true), clen = v.getUint16(p + 32, true);
-    const local = v.getUint32(p + 42, true);
-    const name = new TextDecoder().decode(b.subarray(p + 46, p + 46 + nlen));
-    p += 46 + nlen + elen + clen;
-    if (local + 30 > b.length || v.getUint32(local, true) !== 0x04034b50) throw invalid(source, `zip entry '${name}' is damaged`);
-    const start = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
-    if (start + csize > b.length) throw invalid(source, `zip entry '${name}' runs past the end of the file`);
-    const raw = b.subarray(start, start + csize);
-    if (method === 0) out.set(name, raw);
-    else if (method === 8) out.set(name, new Uint8Array(inflateRawSync(raw, { maxOutputLength: Math.max(usize, 1) })));
-    else throw unsupported(source, `zip entry '${name}' uses compression method ${method} (stored and deflate are supported)`);
-  }
-  return out;
-}
 
 interface H5Node { keys?: () => string[]; get?: (p: string) => H5Node | null; shape?: number[] | null; value?: unknown; type?: string; attrs?: Record<string, { value: unknown }> }
 

@@ -8,11 +8,12 @@
 // description has bandwidth).
 
 import { loadOnnxruntime } from '../onnxruntime.js';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { checkMemory } from '../memory-budget.js';
 import { basename } from 'node:path';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import { fcmDomain, type Graph } from '../graph/ir.js';
+import { readModelFile } from '../graph/load.js';
 import type { Plan } from '../planner/plan.js';
 import { validateDag } from '../planner/dag-load.js';
 import { median, p90, percentile } from './stats.js';
@@ -373,7 +374,8 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
   for (const [k, v, min] of [['--batch', opts.batch ?? 1, 1], ['--runs', runs, 1], ['--warmup', warmup, 0], ['--block', block, 1], ['--concurrency', concurrency, 1]] as const) {
     if (!Number.isSafeInteger(v) || v < min) throw invalid(k, `expected an integer >= ${min}, got ${v}`);
   }
-  const tflite = modelPath.toLowerCase().endsWith('.tflite');
+  // A .task bundle holds TFLite models (FILE.task#MEMBER names one).
+  const tflite = /\.(tflite|task)$/.test(modelPath.toLowerCase());
   const inputShapes = opts.inputShapes && Object.keys(opts.inputShapes).length > 0 ? opts.inputShapes : undefined;
   if (inputShapes && tflite) throw invalid(modelPath, '--input-shape cannot apply: a .tflite file fixes the shapes of its inputs');
   for (const [name, dims] of Object.entries(inputShapes ?? {})) {
@@ -442,7 +444,7 @@ export async function runBench(modelPath: string, opts: BenchOptions = {}): Prom
       unavailable.push({ name: contestantNames[4], unavailable: `LiteRT.js runs the file's own batch, not --batch ${opts.batch} (time it without --batch)` });
     } else if (tflite && opts.litert !== false) {
       try {
-        const lr = await timeLiteRt(new Uint8Array(readFileSync(modelPath)), runs, warmup, typeof opts.litert === 'object' ? opts.litert : {});
+        const lr = await timeLiteRt((await readModelFile(modelPath, { maxMemory: opts.maxMemory })).bytes, runs, warmup, typeof opts.litert === 'object' ? opts.litert : {});
         names.push(contestantNames[4]);
         times.push(lr.times);
         litertLabel = lr.label;

@@ -17,7 +17,7 @@ import { budgetFor, maxMessageBytes, readInputFile } from '../input-file.js';
 import { FcmError, invalid, unsupported } from '../errors.js';
 import { defaultMaxMemory } from '../../converters/options.js';
 import type { Graph } from '../graph/ir.js';
-import { detectFormat } from '../graph/load.js';
+import { detectFormat, readModelFile } from '../graph/load.js';
 import { type Int8Comparison, type ReferenceStage, type RunPath, compareWithInt8Reference, gridInputs, tfliteReference } from './tflite.js';
 import { mediapipeReference } from './mediapipe-reference.js';
 import { constNumbers } from '../graph/util.js';
@@ -202,7 +202,10 @@ async function runReference(stages: ReferenceStage[], bytes: (Uint8Array | undef
 export async function runCheck(model: string | Uint8Array, options: CheckOptions = {}, source = typeof model === 'string' ? model : '<bytes>'): Promise<CheckReport> {
   let bytes: Uint8Array;
   if (typeof model === 'string') {
-    bytes = await readInputFile(model, { source, ...budgetFor(options.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'model') });
+    // A bundle's member (FILE.task#MEMBER) is its bytes and its name from here on.
+    const m = await readModelFile(model, { maxMemory: options.maxMemory, source: source === model ? undefined : source });
+    ({ bytes, source } = m);
+    if (m.bundled) model = bytes;
   } else bytes = model;
   const format = detectFormat(typeof model === 'string' ? model : bytes, bytes);
   // A Keras model.json is loaded from its path: its weight shards lie next to it.

@@ -5,7 +5,7 @@ import { checkOutputTarget, writeFileAtomic } from '../export/write-atomic.js';
 import { batchOption, inputShapeOption, maxMemoryOption } from './options.js';
 import { tfliteDagFromFile } from '../../converters/tflite/dag.js';
 import { validateDag } from '../planner/dag-load.js';
-import { detectFormat } from '../graph/load.js';
+import { detectFormat, readModelFile } from '../graph/load.js';
 import { loadChecked } from '../pipeline/pipeline.js';
 import type { ImportOptions } from '../../converters/options.js';
 
@@ -15,7 +15,10 @@ export async function runDag(model: string, opts: { output?: string; batch?: num
   // The model check of every command first: `dag` writes nothing that `plan` would refuse.
   const { dag: checked } = await loadChecked(model, importOpts);
   // TFLite DAGs follow the FusePlanner reference's extractor (one entry per TFLite operator, NHWC shapes, quantization).
-  const dag = detectFormat(model) === 'tflite' ? validateDag(await tfliteDagFromFile(model, importOpts), `${model} (layer DAG)`) : checked;
+  // A bundle's member (FILE.task#MEMBER) is read from the bundle; its name is the source.
+  const file = detectFormat(model) === 'tflite' || /\.task$/i.test(model) || model.includes('#') ? await readModelFile(model, { maxMemory: opts.maxMemory }) : undefined;
+  const dag = file && detectFormat(file.bytes) === 'tflite'
+    ? validateDag(await tfliteDagFromFile(file.bytes, { ...importOpts, source: file.source }), `${file.source} (layer DAG)`) : checked;
   const text = `${JSON.stringify(dag, null, 1)}\n`;
   if (opts.output) await writeFileAtomic(opts.output, text, { notSameAs: model, what: '-o' });
   return text;
@@ -25,7 +28,7 @@ export function register(program: Command): void {
   program
     .command('dag')
     .description("write FusePlanner's layer DAG (model_dag.json) of a model")
-    .argument('<model>', 'ONNX, TFLite or Keras model (.keras, .h5, TF.js Layers model.json)')
+    .argument('<model>', 'ONNX, TFLite (also in a .task bundle: FILE.task#MEMBER) or Keras model (.keras, .h5, TF.js Layers model.json)')
     .option('-o, --output <file>', 'write the DAG to FILE instead of stdout')
     .addOption(batchOption())
     .addOption(inputShapeOption())

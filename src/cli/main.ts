@@ -21,7 +21,7 @@ export function packageVersion(): string {
   }
 }
 
-const modelExtensions = new Set(['.onnx', '.tflite', '.json', '.ort', '.keras', '.h5']);
+const modelExtensions = new Set(['.onnx', '.tflite', '.task', '.json', '.ort', '.keras', '.h5']);
 
 /** Edit distance (Levenshtein), for suggesting a command. */
 function distance(a: string, b: string): number {

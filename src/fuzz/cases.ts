@@ -4,6 +4,7 @@ import { byteOps, mutateBytes, type ByteOp } from './mutate-bytes.js';
 import { mutateOnnxModel, onnxOpWeights, onnxOps, type OnnxOp } from './mutate-onnx.js';
 import { cfgOps, jsonOps, mutateCfg, mutateJson, mutateNpy, npyOps, type CfgOp, type JsonOp, type NpyOp } from './mutate-text.js';
 import { mutateTflite, tfliteOpWeights, tfliteOps, type TfliteOp } from './mutate-tflite.js';
+import { mutateZip, zipOps, type ZipOp } from './mutate-zip.js';
 import type { Seed, Target } from './corpus.js';
 import { decodeModel, encodeModel } from '../../converters/onnx/codec.js';
 import { caseSeed, Rng } from './rng.js';
@@ -23,7 +24,7 @@ export interface FuzzCase {
 
 /** How often each target is fuzzed: the model importers carry most of the risk. */
 const targetWeights: readonly (readonly [number, Target])[] = [
-  [40, 'onnx'], [25, 'tflite'], [12, 'dag'], [8, 'cfg'], [5, 'hwjson'], [10, 'npy'], [2, 'run'],
+  [40, 'onnx'], [25, 'tflite'], [4, 'bundle'], [12, 'dag'], [8, 'cfg'], [5, 'hwjson'], [10, 'npy'], [2, 'run'],
 ];
 
 function structuredOp(r: Rng, target: Target, seed: string): string {
@@ -31,6 +32,7 @@ function structuredOp(r: Rng, target: Target, seed: string): string {
     case 'run': return structuredOp(r, seed.startsWith('run:tflite:') ? 'tflite' : 'onnx', seed);
     case 'onnx': return `onnx.${r.weighted(onnxOps.map((o) => [onnxOpWeights[o], o] as const))}`;
     case 'tflite': return `tflite.${r.weighted(tfliteOps.map((o) => [tfliteOpWeights[o], o] as const))}`;
+    case 'bundle': return `zip.${r.pick(zipOps)}`;
     case 'cfg': return `cfg.${r.pick(cfgOps)}`;
     case 'hwjson': case 'dag': return `json.${r.pick(jsonOps)}`;
     case 'npy': return `npy.${r.pick(npyOps)}`;
@@ -64,6 +66,7 @@ export function materialize(c: Pick<FuzzCase, 'seed' | 'mutations'>, corpus: Rea
     switch (family) {
       case 'bytes': bytes = mutateBytes(bytes, name as ByteOp, s); break;
       case 'tflite': bytes = mutateTflite(bytes, name as TfliteOp, s); break;
+      case 'zip': bytes = mutateZip(bytes, name as ZipOp, s); break;
       case 'cfg': bytes = mutateCfg(bytes, name as CfgOp, s); break;
       case 'json': bytes = mutateJson(bytes, name as JsonOp, s); break;
       case 'npy': bytes = mutateNpy(bytes, name as NpyOp, s); break;

@@ -9,6 +9,7 @@ import { importOnnx } from '../../converters/onnx/import.js';
 import { toDag } from '../planner/to-dag.js';
 import { fixtureModels } from '../../fixtures/models.js';
 import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
+import { buildZip } from '../../fixtures/zip-builder.js';
 import { prepareGraph } from '../graph/prepare.js';
 import { exportOptimized } from '../export/optimized.js';
 import { hwConfigsDir, loadHw } from '../planner/hw.js';
@@ -16,12 +17,12 @@ import { planFusion } from '../planner/index.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { encodeNpy } from './npy-format.js';
 
-export type Target = 'onnx' | 'tflite' | 'cfg' | 'hwjson' | 'dag' | 'npy' | 'run';
-export const targets: readonly Target[] = ['onnx', 'tflite', 'cfg', 'hwjson', 'dag', 'npy', 'run'];
+export type Target = 'onnx' | 'tflite' | 'bundle' | 'cfg' | 'hwjson' | 'dag' | 'npy' | 'run';
+export const targets: readonly Target[] = ['onnx', 'tflite', 'bundle', 'cfg', 'hwjson', 'dag', 'npy', 'run'];
 
 /** File extension of each target's inputs (regression files are named with it). */
 export const targetExt: Record<Target, string> = {
-  onnx: '.onnx', tflite: '.tflite', cfg: '.cfg', hwjson: '.hw.json', dag: '.dag.json', npy: '.npy', run: '.run.model',
+  onnx: '.onnx', tflite: '.tflite', bundle: '.task', cfg: '.cfg', hwjson: '.hw.json', dag: '.dag.json', npy: '.npy', run: '.run.model',
 };
 
 export function targetOfFile(name: string): Target | null {
@@ -59,6 +60,13 @@ export async function buildCorpus(): Promise<Seed[]> {
   // TFLite fixtures: float and int8 (quantization parameters, QUANTIZE/DEQUANTIZE).
   seeds.push({ name: 'tflite:mobilenet_style_f32', target: 'tflite', bytes: buildMobileNetStyle({ int8: false, seed: 1, size: 16 }) });
   seeds.push({ name: 'tflite:mobilenet_style_int8', target: 'tflite', bytes: buildMobileNetStyle({ int8: true, seed: 2, size: 16 }) });
+  // Model bundles (.task zips): two models, a prefix, one deflated, a file that is no model; one model in a nested
+  // bundle. The target opens member 'a.tflite' and the bundle alone.
+  {
+    const f32 = buildMobileNetStyle({ int8: false, seed: 5, size: 8 }), int8 = buildMobileNetStyle({ int8: true, seed: 6, size: 8 });
+    seeds.push({ name: 'bundle:two_models', target: 'bundle', bytes: buildZip([['a.tflite', f32, 'stored'], ['b.tflite', int8, 'deflated'], ['labels.txt', utf8('person\n'), 'stored']], 2) });
+    seeds.push({ name: 'bundle:nested', target: 'bundle', bytes: buildZip([['inner.task', buildZip([['a.tflite', f32, 'deflated']]), 'stored']]) });
+  }
   // The run path (import, plan, rewrite, compile, GPU session, run fused and unfused): small models only, since
   // every case creates two sessions on the GPU (lavapipe in CI). Names say which mutator applies.
   for (const name of ['classifier_head', 'mobilenetv1_stack', 'squeeze_excite'] as const) {

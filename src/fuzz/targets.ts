@@ -4,6 +4,7 @@
 //            -> planFusion (optimal and fuseplanner) -> applyPlan -> exportOptimized -> readOptimized, and
 //            exportOnnx of the prepared graph; readOptimized of the input itself (optimized-model reader).
 //   tflite : the same from loadModel, plus the FusePlanner-convention DAG (tfliteDagFromFile).
+//   bundle : a .task zip written to a file: loadChecked of FILE#a.tflite and of the file alone, loadModel of its bytes.
 //   cfg    : parseHwCfg -> planFusion of a fixed DAG in both modes.
 //   hwjson : parseHwJson -> the same.
 //   dag    : loadDag (from a file, as the CLI reads it) -> planFusion in both modes -> formatPlan.
@@ -35,6 +36,7 @@ import { applyPlan } from '../rewrite/apply-plan.js';
 import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import type { Target } from './corpus.js';
 import { loadChecked } from '../pipeline/pipeline.js';
+import { loadModel } from '../graph/load.js';
 import { createSession } from '../pipeline/session.js';
 
 export interface TargetOptions {
@@ -166,6 +168,24 @@ export async function runTarget(target: Target, bytes: Uint8Array, opts: TargetO
       const errors: unknown[] = [];
       try { await tfliteDagFromFile(bytes, { source: 'fuzz.tflite', maxMemory: opts.maxMemory }); } catch (e) { errors.push(e); }
       try { await modelPipeline(bytes, 'fuzz.tflite', opts); } catch (e) { errors.push(e); }
+      const bug = errors.find((e) => !(e instanceof FcmError));
+      if (bug !== undefined) throw bug;
+      if (errors.length > 0) throw errors[0];
+      return;
+    }
+    case 'bundle': {
+      const errors: unknown[] = [];
+      const dir = mkdtempSync(join(tmpdir(), 'fcm-fuzz-bundle-'));
+      try {
+        const path = join(dir, 'fuzz.task');
+        writeFileSync(path, bytes);
+        for (const p of [`${path}#a.tflite`, path]) {
+          try { await loadChecked(p, { maxMemory: opts.maxMemory }); } catch (e) { errors.push(e); }
+        }
+        try { await loadModel(bytes, { source: 'fuzz.task', maxMemory: opts.maxMemory }); } catch (e) { errors.push(e); }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
       const bug = errors.find((e) => !(e instanceof FcmError));
       if (bug !== undefined) throw bug;
       if (errors.length > 0) throw errors[0];

@@ -13,7 +13,9 @@ import { unknownTensors } from './shape.js';
 import { importOnnx } from '../../converters/onnx/import.js';
 import { importTflite } from '../../converters/tflite/import.js';
 import { importKeras, looksLikeTfjsJson } from '../../converters/keras/import.js';
-import { importKerasFile, isHdf5, isZip } from '../../converters/keras/archive.js';
+import { importKerasFile, isHdf5 } from '../../converters/keras/archive.js';
+import { isModelBundle, openBundle, splitMemberPath } from '../../converters/bundle.js';
+import { hasZipDirectory, isZip } from '../../converters/zip.js';
 import { defaultMaxMemory, type ImportOptions } from '../../converters/options.js';
 
 export type ModelFormat = 'onnx' | 'tflite' | 'keras';
@@ -37,12 +39,41 @@ export function detectFormat(input: string | Uint8Array, head?: Uint8Array): Mod
   return 'onnx';
 }
 
+/**
+ * A model file's bytes and its name in messages. A model bundle (a MediaPipe Tasks .task zip: converters/bundle.ts)
+ * gives the bytes of the member named after a '#' in the path (`pose_landmarker.task#pose_detector.tflite`), or of
+ * its only model (`bundled`); any other file its own bytes.
+ */
+export async function readModelFile(path: string, opts: Pick<ImportOptions, 'maxMemory' | 'source'> = {}): Promise<{ bytes: Uint8Array; source: string; bundled: boolean }> {
+  const { file, members } = splitMemberPath(path);
+  const maxMemory = opts.maxMemory ?? defaultMaxMemory;
+  const source = opts.source ?? file;
+  const bytes = await readInputFile(file, { source, ...budgetFor(maxMemory, maxMessageBytes, 'model') });
+  if (members.length > 0 && !hasZipDirectory(bytes)) throw invalid(source, `is not a model bundle (zip): '${members[0]}' cannot be in it`);
+  return members.length > 0 || isModelBundle(bytes, source) ? { ...openBundle(bytes, source, members, maxMemory), bundled: true } : { bytes, source, bundled: false };
+}
+
+/** Whether a path names a model bundle or a member of one (its bytes are read to tell). */
+const bundlePath = (path: string) => extname(path).toLowerCase() === '.task' || splitMemberPath(path).members.length > 0;
+
 export async function loadModel(input: string | Uint8Array, opts: ImportOptions = {}): Promise<Graph> {
+  if (typeof input === 'string' && bundlePath(input)) {
+    const m = await readModelFile(input, opts);
+    return loadModel(m.bytes, { ...opts, source: m.source });
+  }
+  if (typeof input !== 'string' && isModelBundle(input, opts.source)) {
+    const m = openBundle(input, opts.source ?? '<bytes>', [], opts.maxMemory ?? defaultMaxMemory);
+    return loadModel(m.bytes, { ...opts, source: m.source });
+  }
   const source = opts.source ?? (typeof input === 'string' ? input : '<bytes>');
   let bytes: Uint8Array | undefined = typeof input === 'string' ? undefined : input;
   if (typeof input === 'string' && !['.onnx', '.tflite'].includes(extname(input).toLowerCase())) {
     // Read once to tell the format by its bytes: through the gate, as every model file.
     bytes = await readInputFile(input, { source, ...budgetFor(opts.maxMemory ?? defaultMaxMemory, maxMessageBytes, 'model') });
+    if (isModelBundle(bytes, source)) {
+      const m = openBundle(bytes, source, [], opts.maxMemory ?? defaultMaxMemory);
+      return loadModel(m.bytes, { ...opts, source: m.source });
+    }
   }
   const format = detectFormat(input, bytes);
   if (format === 'keras') {

@@ -58,3 +58,19 @@ test('plan without --hw plans for this machine\'s adapter (lavapipe here)', asyn
   const plan = JSON.parse(r.out) as { hw: string };
   assert.match(plan.hw, /^(lavapipe|llvmpipe)/i, 'described from the adapter');
 });
+
+test('a reader that closes the pipe early (fcm-opt dag MODEL | true) ends the command quietly, exit 0', async () => {
+  const { spawn } = await import('node:child_process');
+  const { bin } = await import('./spawn-cli.js');
+  const r = await new Promise<{ code: number | null; err: string }>((done, fail) => {
+    const child = spawn(process.execPath, [bin, 'dag', 'models/mobilenetv2-x0.35-c100.onnx'], { env: { ...process.env, XDG_RUNTIME_DIR: '/tmp' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    // The reader is gone before the DAG is written: the write meets a closed pipe (EPIPE).
+    child.stdout.destroy();
+    child.stderr.setEncoding('utf8').on('data', (s: string) => { err += s; });
+    child.on('error', fail);
+    child.on('close', (code) => done({ code, err }));
+  });
+  assert.equal(r.code, 0);
+  assert.equal(r.err, '', 'no stack trace, no message');
+});

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateCase, materialize } from '../../src/fuzz/cases.js';
 import { buildCorpus, targets } from '../../src/fuzz/corpus.js';
+import { mutateZip, zipSites } from '../../src/fuzz/mutate-zip.js';
 import { ddmin, formatReport, runFuzz, runIsolated } from '../../src/fuzz/engine.js';
 import { parseFuzzArgs } from '../../src/fuzz/main-args.js';
 import { tfliteSites } from '../../src/fuzz/mutate-tflite.js';
@@ -37,6 +38,23 @@ test('the TFLite walker finds the fields the importer trusts', async () => {
   for (const l of ['Tensor.buffer', 'Operator.opcode_index', 'Operator.inputs[]', 'Tensor.shape[]', 'Conv2DOptions.stride_w', 'DepthwiseConv2DOptions.depth_multiplier', 'len:Tensor.shape', 'off:Model.buffers']) {
     assert.ok(labels.has(l), `no site ${l}`);
   }
+});
+
+test('the zip walker finds the fields the bundle reader trusts: the directory record, and each entry in both headers', async () => {
+  const corpus = await buildCorpus();
+  const two = corpus.find((s) => s.name === 'bundle:two_models')!.bytes;
+  const { fields, names } = zipSites(two);
+  // 4 of the end record, 7 per central header, 5 per local header; three entries.
+  assert.equal(fields.length, 4 + 3 * (7 + 5));
+  assert.deepEqual(names.map((n) => new TextDecoder().decode(two.subarray(n.at, n.at + n.length))), ['a.tflite', 'b.tflite', 'labels.txt']);
+  // Every mutation keeps the length; most change a byte.
+  let changed = 0;
+  for (let s = 0; s < 40; s++) {
+    const m = mutateZip(two, s % 2 ? 'name' : 'field', s);
+    assert.equal(m.length, two.length);
+    if (!Buffer.from(m).equals(Buffer.from(two))) changed++;
+  }
+  assert.ok(changed >= 30, `only ${changed} of 40 zip mutations changed the archive`);
 });
 
 test('ddmin keeps a smallest failing subset', async () => {
