@@ -39,6 +39,11 @@ export interface SubgroupMatrixSupport {
   direct?: boolean;
   /** f16 DW-PW FCMs run on subgroup matrices (kernels/fused-dwpw-subgroup-matrix.ts; FCM_OPT_SUBGROUP_MATRIX=fcm). */
   fcm?: boolean;
+  /**
+   * The staged tiles the rule takes, below 192 channels and from 192 on, in place of smxChosenStagedVariants' (for
+   * timing other tiles in a whole pass; FCM_OPT_SMX_STAGED, src/runtime/device.ts). The device check covers them.
+   */
+  staged?: readonly [SmxTiles, SmxTiles];
 }
 
 /**
@@ -101,6 +106,7 @@ export const smxPaddedVariants: readonly SmxTiles[] = [
   { sgf: 2, sgp: 2, tm: 2, tn: 2, bk: 32, pad: true }, // 64 x 64
   { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 32, pad: true }, // 32 x 32
   { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 64, pad: true }, // 32 x 32, 64 channels a step
+  { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32, pad: true }, // 32 x 64: each subgroup two blocks of positions
 ];
 
 /** Workgroups of a layer with these tiles (direct: tiles within one image). */
@@ -151,7 +157,6 @@ export const smxTrialVariants: readonly SmxTiles[] = [
   { sgf: 2, sgp: 2, tm: 2, tn: 2, bk: 32, pad: true, db: true }, // 64 x 64
   { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32, pad: true, db: true }, // 32 x 64
   { sgf: 2, sgp: 2, tm: 2, tn: 1, bk: 32, pad: true, db: true }, // 64 x 32
-  { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32, pad: true }, // 32 x 64
   { sgf: 2, sgp: 2, tm: 2, tn: 1, bk: 32, pad: true }, // 64 x 32
   { sgf: 2, sgp: 4, tm: 1, tn: 1, bk: 32, pad: true, db: true }, // 32 x 64, 8 subgroups
   { sgf: 4, sgp: 2, tm: 1, tn: 1, bk: 32, pad: true, db: true }, // 64 x 32, 8 subgroups
@@ -174,8 +179,11 @@ export interface SmxRule { direct: boolean }
 /** The direct variants chooseSmxTiles may pick (what the device check must cover). */
 export const smxChosenDirectVariants = (): SmxDirectTiles[] => [smxDirectVariants[0], smxDirectVariants[2], smxDirectVariants[3], smxDirectVariants[7], smxDirectVariants[8]];
 
-/** The staged variants chooseSmxTiles may pick: 32 x 32 padded, 32 and 64 channels a step. */
-export const smxChosenStagedVariants = (): SmxTiles[] => [smxPaddedVariants[1], smxPaddedVariants[2]];
+/** The staged variants chooseSmxTiles may pick: 32 x 32 padded, 32 and 64 channels a step; 32 x 64 padded. */
+export const smxChosenStagedVariants = (): SmxTiles[] => [smxPaddedVariants[1], smxPaddedVariants[2], smxPaddedVariants[3]];
+
+/** Workgroups of 32 x 64 tiles from which they beat 32 x 32 ones (chooseSmxTiles). */
+export const smxWideMinWorkgroups = 192;
 
 /**
  * The tiles for a layer, or undefined where the present f16 kernel should run it. The staged rule, from
@@ -190,6 +198,12 @@ export const smxChosenStagedVariants = (): SmxTiles[] => [smxPaddedVariants[1], 
  * 7x7 maps of one image with long channel loops on few tiles (batch 1 7x7 960 -> 320: present split-K 42 us, padded 55;
  * at 14x14 the padded tiles win, 576 -> 96 30 us against 43) and layers of fewer than 16 positions in all. With
  * `rule.direct`, the direct variants first where SmxRule says.
+ * 32 x 64 padded tiles (each subgroup two blocks of positions: two independent products per staged step) where they
+ * make at least smxWideMinWorkgroups workgroups: on an H100 (layer-kernels, each layer alone, heated, batch 32,
+ * 2026-12-07 22:00) they beat the 32 x 32 rule on 11 of the 14 shapes that have that many (56x56 96 -> 24: 11.9 us
+ * against 15.1, 14x14 576 -> 96 13.7 against 15.8), tied on two and lost one (7x7 320 -> 1280: 30.5 against 28.7);
+ * on fewer tiles they lost (7x7 960 -> 160, 125 tiles: 19.4 against 13.3). Batch-1 layers of MobileNetV2 make fewer
+ * than 192 such tiles and keep the 32 x 32 ones. A device's `staged` tiles replace all three.
  */
 export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasScale?: boolean }, support: SubgroupMatrixSupport, limits: KernelLimits, rule: SmxRule = { direct: !!support.direct }): SmxVariant | undefined {
   if (rule.direct) {
@@ -204,10 +218,11 @@ export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasSc
       if (ok(smallX) && (smxTileCount(g, smallX) >= smxMinWorkgroups || g.C <= 256)) return smallX;
     }
   }
-  const [k32, k64] = smxChosenStagedVariants();
+  const [k32, k64, wide] = support.staged ? [...support.staged, undefined] : smxChosenStagedVariants();
   const M = g.N * g.P;
   if (M < 16) return undefined;
   if (g.C < 32 || g.F <= 16) return M < 16384 && smxFits(k32, support, limits) ? k32 : undefined;
+  if (wide && smxTileCount(g, wide) >= smxWideMinWorkgroups && smxFits(wide, support, limits)) return wide;
   const t = g.C >= 192 && smxFits(k64, support, limits) ? k64 : k32;
   if (!smxFits(t, support, limits)) return undefined;
   if (smxTileCount(g, t) < smxMinWorkgroups && g.C > 256 && M <= 64) return undefined;

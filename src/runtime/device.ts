@@ -5,10 +5,10 @@
 // subgroup matrices where the adapter offers the f16 -> f32 configuration the f16 pointwise kernel uses.
 
 import { systemGpu, takesDawnFlags } from './webgpu-node.js';
-import { gpuFailure } from '../errors.js';
+import { gpuFailure, invalid } from '../errors.js';
 import { withNativeStderrMuted } from './native-stderr.js';
 import type { KernelLimits } from '../../kernels/program.js';
-import type { SubgroupMatrixSupport } from '../../kernels/pointwise-subgroup-matrix.js';
+import { type SmxTiles, type SubgroupMatrixSupport, smxAllVariants, smxTileKey } from '../../kernels/pointwise-subgroup-matrix.js';
 import { int8SubgroupMatrixSupport } from '../../kernels/int8/pointwise-subgroup-matrix.js';
 
 export interface GpuContext {
@@ -108,8 +108,27 @@ export function subgroupMatrixOffByEnv(): boolean {
  * matrices (kernels/fused-dwpw-subgroup-matrix.ts); =direct,fcm both. Each off by default until measured on a GPU.
  */
 function withDirectByEnv(s: SubgroupMatrixSupport | undefined): SubgroupMatrixSupport | undefined {
-  const on = new Set(typeof process !== 'undefined' ? (process.env?.FCM_OPT_SUBGROUP_MATRIX ?? '').split(',') : []);
-  return s && (on.has('direct') || on.has('fcm')) ? { ...s, ...(on.has('direct') ? { direct: true } : {}), ...(on.has('fcm') ? { fcm: true } : {}) } : s;
+  const env = typeof process !== 'undefined' ? process.env : undefined;
+  const on = new Set((env?.FCM_OPT_SUBGROUP_MATRIX ?? '').split(','));
+  const staged = env?.FCM_OPT_SMX_STAGED ? stagedByEnv(env.FCM_OPT_SMX_STAGED) : undefined;
+  return s && (on.has('direct') || on.has('fcm') || staged)
+    ? { ...s, ...(on.has('direct') ? { direct: true } : {}), ...(on.has('fcm') ? { fcm: true } : {}), ...(staged ? { staged } : {}) } : s;
+}
+
+/**
+ * FCM_OPT_SMX_STAGED=KEY or KEY,KEY: the staged tiles (smxTileKey of a staged variant of smxAllVariants, e.g.
+ * SG2x2T1x1BK32PD) the f16 pointwise rule takes below 192 channels and from 192 on, in place of its own: for
+ * timing other tiles across a whole pass. An unknown key is exit 2 listing the known ones.
+ */
+export function stagedByEnv(v: string): readonly [SmxTiles, SmxTiles] {
+  const staged = smxAllVariants.filter((t): t is SmxTiles => t.kind !== 'direct');
+  const keys = v.split(',').map((k) => k.trim());
+  const tiles = keys.map((k) => staged.find((t) => smxTileKey(t) === k));
+  const bad = keys.findIndex((k, i) => !tiles[i]);
+  if (keys.length > 2 || bad >= 0) {
+    throw invalid('FCM_OPT_SMX_STAGED', `${keys.length > 2 ? `takes one or two tile keys, got ${keys.length}` : `unknown tiles '${keys[bad]}'`} (known: ${[...new Set(staged.map(smxTileKey))].join(', ')})`);
+  }
+  return [tiles[0]!, tiles[tiles.length - 1]!];
 }
 
 export interface DeviceOptions {

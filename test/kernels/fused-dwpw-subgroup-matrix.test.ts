@@ -91,6 +91,9 @@ const cases: [Case, SmxTiles][] = [
   [{ n: 3, c: 13, h: 9, w: 9, f: 21, k: 3, stride: 2, pads: [1, 1, 1, 1], bias1: true, bias2: true, act1: ['HardSwish', []], act2: ['Relu', []] }, { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 32, pad: true }],
   // Dilation 2, a 5x5 kernel with asymmetric pads, no biases, residual then Relu, 16 channels a step over 24.
   [{ n: 2, c: 24, h: 7, w: 6, f: 16, k: 5, stride: 1, pads: [2, 3, 1, 2], dilation: 2, residual: true, act2: ['Relu', []], post: 'Relu' }, { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 16, pad: true }],
+  // The rule's 32 x 64 tiles (each subgroup two blocks of positions): 10x10 maps (100 positions a tile of 64 splits
+  // within and across images), 48 channels in two steps, 40 filters in two tiles.
+  [{ n: 2, c: 48, h: 10, w: 10, f: 40, k: 3, stride: 1, pads: [1, 1, 1, 1], bias1: true, bias2: true, residual: true, act1: relu6 }, { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32, pad: true }],
 ];
 
 for (const [c, t] of cases) {
@@ -145,5 +148,6 @@ test('registry: an all-f16 DW-PW node takes the subgroup-matrix program only whe
   assert.doesNotMatch(key('f16', { subgroupSize: 32 }), /smx/);
   assert.doesNotMatch(key('f32', { subgroupSize: 32, fcm: true }), /smx/);
   assert.doesNotMatch(key('f16'), /smx/);
-  assert.deepEqual(chooseSmxDwPwTiles({ node, inputShapes, outputShapes, limits: h100 }, { subgroupSize: 32 }), { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 64, pad: true });
+  // The pointwise rule's tiles: 32 x 64 (294 tiles at batch 32).
+  assert.deepEqual(chooseSmxDwPwTiles({ node, inputShapes, outputShapes, limits: h100 }, { subgroupSize: 32 }), { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 32, pad: true });
 });

@@ -153,11 +153,18 @@ test('chooser: padded 32 x 32 tiles, 64 channels a step from 192 on; the present
   const key = (t: SmxVariant | undefined) => (t ? `${isDirect(t) ? 'direct ' : ''}${16 * t.tm * t.sgf}x${(isDirect(t) ? t.nb : 16) * t.tn * t.sgp}${!isDirect(t) ? `/${t.bk}${t.pad ? 'p' : ''}` : ''}` : 'present');
   // Most layers: 32 x 32 padded, 32 channels a step below 192 channels (batch 32 56x56 144 -> 24, batch 1 28x28
   // 32 -> 192, batch 32 7x7 160 -> 960), 64 from 192 on (batch 1 14x14 192 -> 64, batch 32 7x7 960 -> 320).
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, support, h100)), '32x32/32p');
   assert.equal(key(chooseSmxTiles({ N: 1, P: 784, F: 192, C: 32 }, support, h100)), '32x32/32p');
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 960, C: 160 }, support, h100)), '32x32/32p');
   assert.equal(key(chooseSmxTiles({ N: 1, P: 196, F: 64, C: 192 }, support, h100)), '32x32/64p');
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, h100)), '32x32/64p');
+  // 32 x 64 tiles where they make smxWideMinWorkgroups workgroups or more (batch 32 56x56 144 -> 24: 1568; 7x7
+  // 160 -> 960: 750; 7x7 960 -> 320: 250; 14x14 192 -> 64: 196), 32 x 32 below (7x7 960 -> 160: 125, 64 a step;
+  // batch 1 28x28 32 -> 192: 78).
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, support, h100)), '32x64/32p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 960, C: 160 }, support, h100)), '32x64/32p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, h100)), '32x64/32p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 196, F: 64, C: 192 }, support, h100)), '32x64/32p');
+  assert.equal(smxTileCount({ N: 32, P: 49, F: 160 }, smxPaddedVariants[3]), 125);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 160, C: 960 }, support, h100)), '32x32/64p');
+  assert.equal(smxTileCount({ N: 1, P: 784, F: 192 }, smxPaddedVariants[3]), 78);
   // Memory-bound layers (fewer than 32 channels, or at most 16 filters) over 16384+ positions: the present kernel
   // (batch 32 56x56 24 -> 144, 112x112 16 -> 96 and 32 -> 16); over fewer, the padded tiles (the same at batch 1).
   assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, support, h100)), 'present');
@@ -176,11 +183,21 @@ test('chooser: padded 32 x 32 tiles, 64 channels a step from 192 on; the present
   // Few positions in all (a squeeze-excite 1x1 map at batch 1): no 16-row block to fill.
   assert.equal(key(chooseSmxTiles({ N: 1, P: 1, F: 576, C: 144 }, support, h100)), 'present');
   // WebGPU's default 16 KiB of workgroup storage holds both (14 KiB with 64 channels a step); 12 KiB only 32 a step (9.5).
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, defaultLimits)), '32x32/64p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 160, C: 960 }, support, defaultLimits)), '32x32/64p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 160, C: 960 }, support, { ...defaultLimits, maxComputeWorkgroupStorageSize: 12288 })), '32x32/32p');
+  // 32 x 64 tiles take 15.5 KiB: within the default 16, not within 12 (then 32 x 32 as above).
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, defaultLimits)), '32x64/32p');
   assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, support, { ...defaultLimits, maxComputeWorkgroupStorageSize: 12288 })), '32x32/32p');
   // A 64-wide subgroup: 256-thread workgroups, within the default limits; 128-wide: none fits 256 invocations.
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, { subgroupSize: 64 }, defaultLimits)), '32x32/32p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, { subgroupSize: 64 }, defaultLimits)), '32x64/32p');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 3136, F: 24, C: 144 }, { subgroupSize: 64 }, defaultLimits)), '32x32/32p');
   assert.equal(chooseSmxTiles({ N: 32, P: 3136, F: 24, C: 144 }, { subgroupSize: 128 }, defaultLimits), undefined);
+  // A device's staged tiles in place of the rule's (SubgroupMatrixSupport.staged): below 192 channels the first, from
+  // 192 on the second; the layers the rule leaves to the present kernel stay there.
+  const staged = { ...support, staged: [smxTrialVariants[0], smxTrialVariants[2]] as const };
+  assert.equal(chooseSmxTiles({ N: 32, P: 49, F: 960, C: 160 }, staged, h100), smxTrialVariants[0]);
+  assert.equal(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, staged, h100), smxTrialVariants[2]);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, staged, h100)), 'present');
 });
 
 // ---- selection by device features ----------------------------------------------------------------------------------

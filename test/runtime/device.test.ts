@@ -1,7 +1,8 @@
 // The device's set-up choices that depend on the adapter and the environment (no GPU needed).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { acquireGpu, dawnFlags, describeDevice, releaseGpu, validationMode } from '../../src/runtime/device.js';
+import { acquireGpu, dawnFlags, describeDevice, releaseGpu, stagedByEnv, validationMode } from '../../src/runtime/device.js';
+import { smxPaddedVariants, smxTileKey, smxTrialVariants } from '../../kernels/pointwise-subgroup-matrix.js';
 
 after(releaseGpu);
 
@@ -37,4 +38,12 @@ test('the process device on lavapipe keeps validation, and says so', async () =>
     const e = await ctx.device.popErrorScope();
     assert.ok(e, 'no validation error for a MAP_READ | STORAGE buffer');
   }
+});
+
+test('FCM_OPT_SMX_STAGED: one or two staged tile keys; an unknown one or a direct one is exit 2 listing the known keys', () => {
+  assert.deepEqual(stagedByEnv('SG2x2T1x1BK32PD'), [smxTrialVariants[0], smxTrialVariants[0]]);
+  assert.deepEqual(stagedByEnv(`${smxTileKey(smxPaddedVariants[1])}, SG2x2T2x2BK32PD`), [smxPaddedVariants[1], smxTrialVariants[2]]);
+  assert.throws(() => stagedByEnv('SG9x9'), (e: Error) => /^FCM_OPT_SMX_STAGED: unknown tiles 'SG9x9' \(known: .*SG2x2T1x1BK32PD.*\)$/.test(e.message) && (e as { kind?: string }).kind === 'invalid');
+  assert.throws(() => stagedByEnv('D2x2T2x2N16K1'), /unknown tiles 'D2x2T2x2N16K1'/);
+  assert.throws(() => stagedByEnv('SG2x2T1x1BK32PD,SG2x2T1x1BK32PD,SG2x2T1x1BK32PD'), /takes one or two tile keys, got 3/);
 });
