@@ -112,7 +112,7 @@ async function opTypes(path, format, shapes) {
     // A model in a bundle (FILE.task#MEMBER) is imported from the member's bytes.
     const tflite = async () => (path.includes('#') ? importTflite((await readModelFile(path)).bytes, { source: path }) : importTflite(path));
     const g = format === 'onnx' ? await importOnnx(path, { inputShapes: shapes })
-      : format === 'tfjs-layers' ? await importKeras(path, { inputShapes: shapes }) : await tflite();
+      : format === 'tfjs-layers' || format === 'tfjs-graph' ? await importKeras(path, { inputShapes: shapes }) : await tflite();
     return countOps(g.nodes);
   } catch (e) {
     return { error: e.message.split('\n')[0].split(path).join(basename(path)) };

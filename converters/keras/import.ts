@@ -13,11 +13,13 @@ import { dirname, join, normalize, isAbsolute } from 'node:path';
 import { invalid, unsupported } from '../../src/errors.js';
 import { readInputFile } from '../../src/input-file.js';
 import { newAttrs, type Attrs, type Graph, type Node, type Tensor, type TensorData } from '../../src/graph/ir.js';
-import { halfValues } from '../../src/graph/util.js';
 import { defaultMaxMemory, type ImportOptions } from '../options.js';
 
-/** Reads a weight shard named in the manifest (a path relative to model.json). */
-export type ShardLoader = (path: string) => Promise<Uint8Array>;
+import { readWeights, type ShardLoader } from '../tfjs-weights.js';
+import { importTfjsGraph, isTfjsGraphModel } from '../tfjs-graph/import.js';
+import { nchwPos, nchwToNhwc, nhwcToNchw, permute, tfPads, transposeF32 } from '../tf-layout.js';
+
+export type { ShardLoader } from '../tfjs-weights.js';
 
 export interface KerasImportOptions extends ImportOptions {
   /** Where shards come from when the model is given as bytes (with a path: files next to model.json). */
@@ -44,8 +46,6 @@ export function looksLikeTfjsJson(bytes: Uint8Array): boolean {
   return head.includes('"modelTopology"');
 }
 
-interface ManifestWeight { name: string; shape: number[]; dtype: string; quantization?: { dtype: string; min?: number; scale?: number } }
-
 /** Imports a model.json given as a path (shards read next to it) or as bytes with `loadShard`. */
 export async function importKeras(input: string | Uint8Array, opts: KerasImportOptions = {}): Promise<Graph> {
   const source = opts.source ?? (typeof input === 'string' ? input : 'model.json');
@@ -59,11 +59,6 @@ export async function importKeras(input: string | Uint8Array, opts: KerasImportO
   } catch (e) {
     throw invalid(source, `is not valid JSON (${(e as Error).message})`);
   }
-  if (isObj(doc) && (doc.format === 'graph-model' || (isObj(doc.modelTopology) && Array.isArray(doc.modelTopology.node)))) {
-    throw unsupported(source, 'is a TF.js graph model (a TensorFlow graph); fcm-opt reads TF.js Layers (Keras) models');
-  }
-  if (!isTfjsLayersModel(doc)) throw invalid(source, 'is not a TF.js Layers model (no modelTopology with a Keras model config)');
-  const d = doc as Json;
   const loadShard: ShardLoader = opts.loadShard ?? (typeof input === 'string'
     ? async (p) => {
       if (isAbsolute(p) || normalize(p).startsWith('..')) throw invalid(source, `weight shard '${p}' lies outside the model's folder`);
@@ -72,6 +67,10 @@ export async function importKeras(input: string | Uint8Array, opts: KerasImportO
       return b;
     }
     : async (p) => { throw invalid(source, `weight shard '${p}' is needed but no shard loader was given`); });
+  // A TF.js graph model (a TensorFlow GraphDef): its own importer, the same shards.
+  if (isTfjsGraphModel(doc)) return importTfjsGraph(doc as Json, loadShard, source, opts);
+  if (!isTfjsLayersModel(doc)) throw invalid(source, 'is not a TF.js Layers model (no modelTopology with a Keras model config)');
+  const d = doc as Json;
   const weights = await readWeights(d.weightsManifest, loadShard, source);
   const topo = d.modelTopology as Json;
   const cfg = (isObj(topo.model_config) ? topo.model_config : topo) as Json;
@@ -83,70 +82,6 @@ export function graphFromKerasConfig(cfg: Json, weights: Map<string, { shape: nu
   const b = new KerasBuilder(source, weights, opts, kerasVersion.startsWith('3'));
   const { inputs, outputs } = b.model(cfg, null, '');
   return { name: String((cfg.config as Json | undefined)?.name ?? 'keras'), inputs, outputs: outputs.map((o) => b.resolve(o)), tensors: b.tensors, nodes: b.nodes, source };
-}
-
-const elementBytes: Record<string, number> = { float32: 4, int32: 4, uint8: 1, uint16: 2, float16: 2, bool: 1 };
-
-/** Every weight of the manifest as float32 (quantized ones dequantized: value = min + scale * q). */
-async function readWeights(manifest: unknown, loadShard: ShardLoader, source: string): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
-  const out = new Map<string, { shape: number[]; data: Float32Array }>();
-  if (manifest === undefined) return out;
-  if (!Array.isArray(manifest)) throw invalid(source, 'weightsManifest must be a list of groups');
-  for (const group of manifest) {
-    if (!isObj(group) || !Array.isArray(group.paths) || !Array.isArray(group.weights)) throw invalid(source, 'a weightsManifest group needs paths and weights');
-    const parts: Uint8Array[] = [];
-    for (const p of group.paths) parts.push(await loadShard(String(p)));
-    const total = parts.reduce((a, p) => a + p.length, 0);
-    const buf = new Uint8Array(total);
-    let o = 0;
-    for (const p of parts) { buf.set(p, o); o += p.length; }
-    let at = 0;
-    for (const w of group.weights as ManifestWeight[]) {
-      if (!isObj(w) || typeof w.name !== 'string' || !Array.isArray(w.shape)) throw invalid(source, 'a manifest weight needs a name and a shape');
-      const n = w.shape.reduce((a, b) => a * b, 1);
-      const stored = w.quantization?.dtype ?? w.dtype;
-      const size = elementBytes[stored];
-      if (!size) throw unsupported(source, `weight '${w.name}' has dtype ${stored}, which fcm-opt does not support`);
-      if (!Number.isSafeInteger(n) || n < 0 || at + n * size > total) throw invalid(source, `weight '${w.name}' [${w.shape.join(', ')}] runs past the end of its shards (${total} bytes)`);
-      const raw = buf.slice(at, at + n * size);
-      at += n * size;
-      let data: Float32Array;
-      const q = w.quantization;
-      if (stored === 'float32') data = new Float32Array(raw.buffer);
-      else if (stored === 'int32') data = Float32Array.from(new Int32Array(raw.buffer));
-      else if (stored === 'float16') data = halfValues('float16', new Uint16Array(raw.buffer));
-      else if (stored === 'bool') data = Float32Array.from(raw);
-      else {
-        if (!q || typeof q.scale !== 'number' || typeof q.min !== 'number') throw invalid(source, `weight '${w.name}' is ${stored}-quantized without min and scale`);
-        const ints = stored === 'uint8' ? raw : new Uint16Array(raw.buffer);
-        data = Float32Array.from(ints, (v) => q.min! + q.scale! * v);
-      }
-      out.set(w.name, { shape: w.shape.map(Number), data });
-    }
-  }
-  return out;
-}
-
-const nhwcToNchw = [0, 3, 1, 2];
-const nchwToNhwc = [0, 2, 3, 1];
-/** Position in NCHW of NHWC axis a. */
-const nchwPos = [0, 2, 3, 1];
-const permute = <T>(xs: readonly T[], perm: readonly number[]): T[] => perm.map((p) => xs[p]);
-
-function transposeF32(data: Float32Array, shape: number[], perm: number[]): Float32Array {
-  const rank = shape.length;
-  const outShape = permute(shape, perm);
-  const strides = new Array<number>(rank).fill(1);
-  for (let i = rank - 2; i >= 0; i--) strides[i] = strides[i + 1] * shape[i + 1];
-  const out = new Float32Array(data.length);
-  const idx = new Array<number>(rank).fill(0);
-  for (let o = 0; o < data.length; o++) {
-    let src = 0;
-    for (let k = 0; k < rank; k++) src += idx[k] * strides[perm[k]];
-    out[o] = data[src];
-    for (let k = rank - 1; k >= 0; k--) { if (++idx[k] < outShape[k]) break; idx[k] = 0; }
-  }
-  return out;
 }
 
 /** A Keras tensor reference: layer name, node index, tensor index (with the scope of a nested model). */
@@ -689,18 +624,4 @@ function activationOf(a: unknown): string {
   if (isObj(a) && typeof a.config === 'string') return a.config.toLowerCase();
   if (isObj(a) && typeof a.class_name === 'string') return a.class_name.toLowerCase();
   return String(a);
-}
-
-/** TensorFlow's explicit pads [top, left, bottom, right] for 'same'/'valid' (the odd pixel at the end). */
-function tfPads(padding: string, h: number, w: number, k: [number, number], s: [number, number], d: [number, number]): { pads: number[]; out: [number, number] } {
-  const one = (i: number, kk: number, ss: number, dd: number): [number, number, number] => {
-    const eff = (kk - 1) * dd + 1;
-    if (padding === 'valid') return [0, 0, Math.floor((i - eff) / ss) + 1];
-    const o = Math.ceil(i / ss);
-    const total = Math.max((o - 1) * ss + eff - i, 0);
-    return [Math.floor(total / 2), total - Math.floor(total / 2), o];
-  };
-  const [t, b, oh] = one(h, k[0], s[0], d[0]);
-  const [l, r, ow] = one(w, k[1], s[1], d[1]);
-  return { pads: [t, l, b, r], out: [oh, ow] };
 }

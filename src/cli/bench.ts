@@ -44,7 +44,7 @@ export function register(program: Command): void {
   program
     .command('bench')
     .description('time fcm-opt fused and unfused against onnxruntime-node (WebGPU and CPU) or, for .tflite, LiteRT.js, with per-module GPU times')
-    .argument('<model>', 'an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js Layers model.json')
+    .argument('<model>', 'an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js model.json (Layers or graph)')
     .addOption(hwOption())
     .addOption(batchOption())
     .addOption(inputShapeOption())

@@ -43,7 +43,7 @@ export function register(program: Command): void {
       'A .tflite or Keras model is compared with onnxruntime on the ONNX export of the imported graph; int8 models run with ' +
       'dequantized float kernels and are also compared with TFLite integer arithmetic (in LSB). Rank-4 inputs and ' +
       "outputs are NCHW (the IR's layout, also for TFLite files)")
-    .argument('<model>', 'an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js Layers model.json')
+    .argument('<model>', 'an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js model.json (Layers or graph)')
     .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .option('--load-plan <file>', 'check this plan (JSON of `fcm-opt plan --plan FILE`, e.g. a tuned one) instead of planning')

@@ -28,7 +28,7 @@ export function register(program: Command): void {
   program
     .command('dag')
     .description("write FusePlanner's layer DAG (model_dag.json) of a model")
-    .argument('<model>', 'ONNX, TFLite (also in a .task bundle: FILE.task#MEMBER) or Keras model (.keras, .h5, TF.js Layers model.json)')
+    .argument('<model>', 'ONNX, TFLite (also in a .task bundle: FILE.task#MEMBER) or Keras / TF.js model (.keras, .h5, TF.js Layers or graph model.json)')
     .option('-o, --output <file>', 'write the DAG to FILE instead of stdout')
     .addOption(batchOption())
     .addOption(inputShapeOption())

@@ -201,7 +201,7 @@ export function register(program: Command): void {
   program
     .command('plan', { isDefault: true })
     .description('choose which depthwise/pointwise convolutions to fuse (FCMs) and their tiles; the default command')
-    .argument('<model_or_dag>', 'an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js Layers model.json, or a FusePlanner layer DAG (.json)')
+    .argument('<model_or_dag>', 'an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js model.json (Layers or graph), or a FusePlanner layer DAG (.json)')
     .addOption(hwOption())
     .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the FusePlanner reference's, reproduced exactly").choices(planModes).default('optimal'))
     .option('--json', 'print the plan as JSON')

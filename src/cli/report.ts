@@ -31,7 +31,7 @@ export function register(program: Command): void {
   program
     .command('report')
     .description('write one self-contained HTML page showing the fusion plan on the model graph and its estimated (and measured) gain')
-    .argument('<model_or_dag>', 'an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js Layers model.json, or a FusePlanner layer DAG (.json)')
+    .argument('<model_or_dag>', 'an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js model.json (Layers or graph), or a FusePlanner layer DAG (.json)')
     .addOption(hwOption())
     .requiredOption('-o, --output <file>', 'the HTML file to write')
     .addOption(new Option('--mode <mode>', "'optimal': fcm-opt's planner; 'fuseplanner': the FusePlanner reference's").choices(planModes).default('optimal'))

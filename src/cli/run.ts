@@ -205,7 +205,7 @@ export function register(program: Command): void {
   program
     .command('run')
     .description('run a model on the WebGPU executor: inputs from .npy/.npz files (or seeded), outputs summarized and written as .npz/.npy')
-    .argument('<model>', "an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js Layers model.json (rank-4 inputs and outputs are NCHW, the IR's layout, also for .tflite; an int8 .tflite runs on the integer kernels where they cover it)")
+    .argument('<model>', "an .onnx, .tflite, .task bundle (FILE.task#MEMBER), .keras, .h5 or TF.js model.json (Layers or graph; rank-4 inputs and outputs are NCHW, the IR's layout, also for .tflite; an int8 .tflite runs on the integer kernels where they cover it)")
     .addOption(hwOption())
     .option('--unfused', 'run layer by layer (epilogues folded), without FCMs')
     .option('--load-plan <file>', 'run this plan (JSON of `fcm-opt plan --plan FILE`, e.g. a tuned one) instead of planning')

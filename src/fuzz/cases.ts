@@ -24,7 +24,7 @@ export interface FuzzCase {
 
 /** How often each target is fuzzed: the model importers carry most of the risk. */
 const targetWeights: readonly (readonly [number, Target])[] = [
-  [40, 'onnx'], [25, 'tflite'], [4, 'bundle'], [12, 'dag'], [8, 'cfg'], [5, 'hwjson'], [10, 'npy'], [2, 'run'],
+  [40, 'onnx'], [25, 'tflite'], [4, 'bundle'], [6, 'tfjs'], [12, 'dag'], [8, 'cfg'], [5, 'hwjson'], [10, 'npy'], [2, 'run'],
 ];
 
 function structuredOp(r: Rng, target: Target, seed: string): string {
@@ -34,7 +34,7 @@ function structuredOp(r: Rng, target: Target, seed: string): string {
     case 'tflite': return `tflite.${r.weighted(tfliteOps.map((o) => [tfliteOpWeights[o], o] as const))}`;
     case 'bundle': return `zip.${r.pick(zipOps)}`;
     case 'cfg': return `cfg.${r.pick(cfgOps)}`;
-    case 'hwjson': case 'dag': return `json.${r.pick(jsonOps)}`;
+    case 'hwjson': case 'dag': case 'tfjs': return `json.${r.pick(jsonOps)}`;
     case 'npy': return `npy.${r.pick(npyOps)}`;
   }
 }

@@ -10,6 +10,7 @@ import { toDag } from '../planner/to-dag.js';
 import { fixtureModels } from '../../fixtures/models.js';
 import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
 import { buildZip } from '../../fixtures/zip-builder.js';
+import { smallGraphModel } from '../../fixtures/tfjs-graph-builder.js';
 import { prepareGraph } from '../graph/prepare.js';
 import { exportOptimized } from '../export/optimized.js';
 import { hwConfigsDir, loadHw } from '../planner/hw.js';
@@ -17,12 +18,12 @@ import { planFusion } from '../planner/index.js';
 import { applyPlan } from '../rewrite/apply-plan.js';
 import { encodeNpy } from './npy-format.js';
 
-export type Target = 'onnx' | 'tflite' | 'bundle' | 'cfg' | 'hwjson' | 'dag' | 'npy' | 'run';
-export const targets: readonly Target[] = ['onnx', 'tflite', 'bundle', 'cfg', 'hwjson', 'dag', 'npy', 'run'];
+export type Target = 'onnx' | 'tflite' | 'bundle' | 'tfjs' | 'cfg' | 'hwjson' | 'dag' | 'npy' | 'run';
+export const targets: readonly Target[] = ['onnx', 'tflite', 'bundle', 'tfjs', 'cfg', 'hwjson', 'dag', 'npy', 'run'];
 
 /** File extension of each target's inputs (regression files are named with it). */
 export const targetExt: Record<Target, string> = {
-  onnx: '.onnx', tflite: '.tflite', bundle: '.task', cfg: '.cfg', hwjson: '.hw.json', dag: '.dag.json', npy: '.npy', run: '.run.model',
+  onnx: '.onnx', tflite: '.tflite', bundle: '.task', tfjs: '.tfjs.json', cfg: '.cfg', hwjson: '.hw.json', dag: '.dag.json', npy: '.npy', run: '.run.model',
 };
 
 export function targetOfFile(name: string): Target | null {
@@ -67,6 +68,8 @@ export async function buildCorpus(): Promise<Seed[]> {
     seeds.push({ name: 'bundle:two_models', target: 'bundle', bytes: buildZip([['a.tflite', f32, 'stored'], ['b.tflite', int8, 'deflated'], ['labels.txt', utf8('person\n'), 'stored']], 2) });
     seeds.push({ name: 'bundle:nested', target: 'bundle', bytes: buildZip([['inner.task', buildZip([['a.tflite', f32, 'deflated']]), 'stored']]) });
   }
+  // A TF.js graph model's model.json (the target writes the fixture's shard beside it).
+  seeds.push({ name: 'tfjs:small_graph', target: 'tfjs', bytes: smallGraphModel().json });
   // The run path (import, plan, rewrite, compile, GPU session, run fused and unfused): small models only, since
   // every case creates two sessions on the GPU (lavapipe in CI). Names say which mutator applies.
   for (const name of ['classifier_head', 'mobilenetv1_stack', 'squeeze_excite'] as const) {

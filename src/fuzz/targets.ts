@@ -5,6 +5,7 @@
 //            exportOnnx of the prepared graph; readOptimized of the input itself (optimized-model reader).
 //   tflite : the same from loadModel, plus the FusePlanner-convention DAG (tfliteDagFromFile).
 //   bundle : a .task zip written to a file: loadChecked of FILE#a.tflite and of the file alone, loadModel of its bytes.
+//   tfjs   : a TF.js graph model's model.json written beside the fixture's weight shard: the onnx target's path.
 //   cfg    : parseHwCfg -> planFusion of a fixed DAG in both modes.
 //   hwjson : parseHwJson -> the same.
 //   dag    : loadDag (from a file, as the CLI reads it) -> planFusion in both modes -> formatPlan.
@@ -37,6 +38,7 @@ import { isQuantizedGraph } from '../graph/passes/dequantize.js';
 import type { Target } from './corpus.js';
 import { loadChecked } from '../pipeline/pipeline.js';
 import { loadModel } from '../graph/load.js';
+import { smallGraphModel } from '../../fixtures/tfjs-graph-builder.js';
 import { createSession } from '../pipeline/session.js';
 
 export interface TargetOptions {
@@ -78,7 +80,7 @@ function planBoth(dag: Dag, hw: HwConfig, where: string): Plan[] {
   });
 }
 
-async function modelPipeline(bytes: Uint8Array, source: string, opts: TargetOptions): Promise<void> {
+async function modelPipeline(bytes: Uint8Array | string, source: string, opts: TargetOptions): Promise<void> {
   const hw = loadHw('rtxa4000');
   // The model check every command runs (import, then the layer DAG validated as a DAG file is).
   const { graph: g, dag } = await loadChecked(bytes, { source, maxMemory: opts.maxMemory });
@@ -189,6 +191,18 @@ export async function runTarget(target: Target, bytes: Uint8Array, opts: TargetO
       const bug = errors.find((e) => !(e instanceof FcmError));
       if (bug !== undefined) throw bug;
       if (errors.length > 0) throw errors[0];
+      return;
+    }
+    case 'tfjs': {
+      const dir = mkdtempSync(join(tmpdir(), 'fcm-fuzz-tfjs-'));
+      try {
+        const path = join(dir, 'model.json');
+        writeFileSync(path, bytes);
+        writeFileSync(join(dir, 'group1-shard1of1.bin'), smallGraphModel().shard);
+        await modelPipeline(path, 'model.json', opts);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
       return;
     }
     case 'cfg': {

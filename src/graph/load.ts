@@ -33,7 +33,7 @@ export function detectFormat(input: string | Uint8Array, head?: Uint8Array): Mod
   }
   const b = typeof input === 'string' ? head : input;
   if (b && b.length >= 8 && String.fromCharCode(b[4], b[5], b[6], b[7]) === 'TFL3') return 'tflite';
-  // Keras: a TF.js Layers model.json (JSON with the Keras topology; a FusePlanner layer DAG .json has none), a
+  // Keras: a TF.js model.json (JSON with a modelTopology, Layers or graph; a FusePlanner layer DAG .json has none), a
   // Keras 3 .keras archive (zip) or a legacy Keras .h5 (HDF5).
   if (b && (looksLikeTfjsJson(b) || isZip(b) || isHdf5(b))) return 'keras';
   return 'onnx';

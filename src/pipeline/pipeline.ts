@@ -123,7 +123,7 @@ export async function loadPlanSource(path: string, options: Pick<LoadOptions, 'b
   if (ext === '.onnx' || ext === '.tflite' || ext === '.task' || ext === '.keras' || ext === '.h5' || tfjs) {
     return loadChecked(path, { batch: options.batch, inputShapes: options.inputShape, maxMemory: options.maxMemory });
   }
-  throw unsupported(path, `unknown input type '${ext || 'no extension'}' (expected .onnx, .tflite, a .task bundle, .keras, .h5, a TF.js Layers model.json or a layer DAG .json)`);
+  throw unsupported(path, `unknown input type '${ext || 'no extension'}' (expected .onnx, .tflite, a .task bundle, .keras, .h5, a TF.js model.json or a layer DAG .json)`);
 }
 
 export async function loadPlanInput(path: string, options: Pick<LoadOptions, 'batch' | 'maxMemory'> & { inputShape?: Record<string, number[]> }): Promise<Dag> {

@@ -190,6 +190,8 @@ function checkSpatial(l: Record<string, unknown>, type: string, ws: number[], wh
   }
   if (pads) {
     if (!pads.every((p) => isInt(p) && p >= 0 && p <= maxDagDim)) throw invalid(where, `padding [${pads.join(', ')}] must be non-negative integers up to ${maxDagDim}`);
+    // The pointwise cost models and FCMs keep the map: a padded 1x1 convolution is a standard layer ('s').
+    if (type === 'pw' && (pads as number[]).some((p) => p !== 0)) throw invalid(where, `a pointwise layer has no padding, got [${pads.join(', ')}] (a padded 1x1 convolution is type 's')`);
     const [pt, pl, pb, pr] = pads as number[];
     const eh = out(ih, kh, pt + pb, sh, dh), ew = out(iw, kw, pl + pr, sw, dw);
     if (perAxisStride) {

@@ -116,7 +116,10 @@ function convKind(g: Graph, n: Node): ConvFields | null {
     const dilations = (n.attrs.dilations as number[] | undefined) ?? [1, 1];
     // One number per field when both axes agree (the FusePlanner reference's form), [H, W] when not (strides [2, 1]).
     const base = { ifms_shape: [C, H, W], ofms_shape: [F, OH, OW], strides: axisField(strides[0], strides[1] ?? strides[0]), pads: [...pads], dilations: axisField(dilations[0], dilations[1] ?? dilations[0]) };
-    const type = convType(group, C, F, KH, KW);
+    // A 1x1 convolution with padding writes a larger map than it reads: no pointwise layer in the paper's sense (its
+    // cost models and FCMs keep the map), so a standard one.
+    const type0 = convType(group, C, F, KH, KW);
+    const type = type0 === 'pw' && pads.some((p) => p !== 0) ? 's' : type0;
     if (type === 'dw') return { ...base, type, weights_shape: [C, KH, KW] };
     if (type === 'pw') return { ...base, type, weights_shape: [F, Cg] };
     return { ...base, type, weights_shape: [F, Cg, KH, KW] };

@@ -57,6 +57,34 @@ test('the zip walker finds the fields the bundle reader trusts: the directory re
   assert.ok(changed >= 30, `only ${changed} of 40 zip mutations changed the archive`);
 });
 
+test('the TF.js graph seed loads and runs: its fused plan computes what its unfused one does', async () => {
+  const { mkdtempSync: mk, writeFileSync: wr, rmSync: rm } = await import('node:fs');
+  const { smallGraphModel } = await import('../../fixtures/tfjs-graph-builder.js');
+  const { createSession } = await import('../../src/pipeline/session.js');
+  const { loadHw } = await import('../../src/planner/hw.js');
+  const dir = mk(join(tmpdir(), 'fcm-fuzz-tfjs-seed-'));
+  try {
+    const m = smallGraphModel();
+    wr(join(dir, 'model.json'), m.json);
+    wr(join(dir, 'group1-shard1of1.bin'), m.shard);
+    const x = Float32Array.from({ length: 3 * 8 * 8 }, (_, i) => Math.cos(i));
+    const outs = [];
+    for (const plan of ['unfused', 'auto'] as const) {
+      const s = await createSession(join(dir, 'model.json'), { hw: loadHw('rtxa4000'), plan });
+      outs.push(await s.run({ image: x }));
+      s.dispose();
+    }
+    for (const k of Object.keys(outs[0])) {
+      const data = (o: unknown) => ((o as { data?: Float32Array }).data ?? o) as Float32Array;
+      const a = data(outs[0][k]), b = data(outs[1][k]);
+      assert.ok(a.length > 0);
+      for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-5 * Math.max(1, Math.abs(a[i])), `${k}[${i}]`);
+    }
+  } finally {
+    rm(dir, { recursive: true, force: true });
+  }
+});
+
 test('ddmin keeps a smallest failing subset', async () => {
   const failing = (s: number[]) => Promise.resolve(s.includes(3) && s.includes(7));
   assert.deepEqual(await ddmin([1, 2, 3, 4, 5, 6, 7, 8], failing, { runs: 100, deadline: performance.now() + 5000 }), [3, 7]);

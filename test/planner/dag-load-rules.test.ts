@@ -242,6 +242,12 @@ test('conv edges: a conv layer reads exactly what its conv parent writes', () =>
   accepts(viaPad);
 });
 
+test('a pointwise layer has no padding: a padded 1x1 convolution writes a larger map and is a standard layer', () => {
+  accepts(pair({ pads: [0, 0, 0, 0] }));
+  rejects(pair({ pads: [1, 0, 1, 0], ofms_shape: [24, 10, 8] }), "m.json: layer 2 ('pw'): a pointwise layer has no padding, got [1, 0, 1, 0] (a padded 1x1 convolution is type 's')");
+  accepts(pair({ type: 's', weights_shape: [24, 16, 1, 1], pads: [1, 0, 1, 0], ofms_shape: [24, 10, 8] }));
+});
+
 test('conv edges: a conv with a residual reads its input from one parent and its own output shape from the other', () => {
   const d = pair();
   // dw 1 -> pw 2 (16 -> 24 channels), and a standard conv's [24, 8, 8] output reaches pw 2 as its residual.

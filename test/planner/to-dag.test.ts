@@ -306,6 +306,13 @@ test('conv and fc layers: defaults of absent attributes, 1-D convolutions, unkno
   bare.tensors.set('y', { name: 'y', dtype: 'float32', shape: [1, 8, 6, 6] });
   const [c] = toDag(bare);
   assert.deepEqual([c.type, c.strides, c.pads, c.dilations, c.weights_shape], ['pw', 1, [0, 0, 0, 0], 1, [8, 4]]);
+  // A padded 1x1 convolution writes a larger map than it reads: a standard layer (the fuzz input of seed 28, whose
+  // 1x1 conv padded to 18x65559 made the fuseplanner mode's overlapping pairs claim more than the model's GMA).
+  const padded = graph({ inputs: { x: [1, 4, 6, 6] }, consts: { w: z([8, 4, 1, 1]) }, nodes: [{ op: 'Conv', in: ['x', 'w'], out: ['y'], attrs: { pads: [1, 0, 1, 0] }, name: 'c' }], outputs: ['y'] });
+  padded.tensors.set('y', { name: 'y', dtype: 'float32', shape: [1, 8, 8, 6] });
+  const [p] = toDag(padded);
+  assert.deepEqual([p.type, p.pads, p.weights_shape, p.ofms_shape], ['s', [1, 0, 1, 0], [8, 4, 1, 1], [8, 8, 6]]);
+  validateDag(toDag(padded), 'padded');
   // A 1-D convolution is no FusePlanner layer.
   const oneD = prepareGraph(graph({ inputs: { x: [1, 4, 6] }, consts: { w: z([8, 4, 3]) }, nodes: [{ op: 'Conv', in: ['x', 'w'], out: ['y'], attrs: { pads: [1, 1] }, name: 'c1' }], outputs: ['y'] }));
   assert.equal(toDag(oneD)[0].type, undefined);
