@@ -32,9 +32,36 @@ interface Value { ir: string; shape: number[]; data?: Float32Array }
 
 // ---- attribute values (AttrValue in proto JSON: lists and ints as strings, strings base64) -------------------------
 
-function decodeB64(s: string): string {
-  const bin = atob(s);
+function decodeB64(s: string): string | undefined {
+  let bin: string;
+  try {
+    bin = atob(s);
+  } catch {
+    return undefined;
+  }
   return new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+}
+
+/** The node's attributes with their strings (base64 in the file) decoded; an undecodable one is exit 2 naming it. */
+function decodeAttrs(attr: Json, source: string, node: string): Json {
+  const out: Json = {};
+  for (const [k, v] of Object.entries(attr)) {
+    if (!isObj(v)) { out[k] = v; continue; }
+    const bad = () => invalid(source, `node '${node}': attribute '${k}' holds a string that is not base64`);
+    let d: Json = v;
+    if (typeof v.s === 'string') {
+      const t = decodeB64(v.s);
+      if (t === undefined) throw bad();
+      d = { ...v, s: t };
+    }
+    if (isObj(v.list) && Array.isArray(v.list.s)) {
+      const ts = v.list.s.map((e) => decodeB64(String(e)));
+      if (ts.some((t) => t === undefined)) throw bad();
+      d = { ...d, list: { ...v.list, s: ts } };
+    }
+    out[k] = d;
+  }
+  return out;
 }
 const attrOf = (n: GraphNode, k: string): Json | undefined => (isObj(n.attr?.[k]) ? n.attr[k] as Json : undefined);
 const ints = (n: GraphNode, k: string): number[] | undefined => {
@@ -43,11 +70,11 @@ const ints = (n: GraphNode, k: string): number[] | undefined => {
 };
 const str = (n: GraphNode, k: string): string | undefined => {
   const s = attrOf(n, k)?.s;
-  return typeof s === 'string' ? decodeB64(s) : undefined;
+  return typeof s === 'string' ? s : undefined;
 };
 const strs = (n: GraphNode, k: string): string[] => {
   const l = attrOf(n, k)?.list;
-  return isObj(l) && Array.isArray(l.s) ? l.s.map((s) => decodeB64(String(s))) : [];
+  return isObj(l) && Array.isArray(l.s) ? l.s.map(String) : [];
 };
 const num = (n: GraphNode, k: string): number | undefined => {
   const a = attrOf(n, k);
@@ -71,7 +98,7 @@ export async function importTfjsGraph(doc: Json, loadShard: ShardLoader, source:
     if (!isObj(n) || typeof n.name !== 'string' || typeof n.op !== 'string') throw invalid(source, `node ${i} of modelTopology needs a name and an op`);
     const input = n.input === undefined ? [] : n.input;
     if (!Array.isArray(input) || input.some((x) => typeof x !== 'string')) throw invalid(source, `node '${n.name}': input must be a list of names`);
-    return { name: n.name, op: n.op, input: input as string[], attr: isObj(n.attr) ? n.attr : {} };
+    return { name: n.name, op: n.op, input: input as string[], attr: isObj(n.attr) ? decodeAttrs(n.attr, source, n.name) : {} };
   });
   const b = new GraphModelBuilder(source, weights, opts);
   for (const n of topoOrder(nodes, source)) b.add(n);
@@ -208,10 +235,11 @@ class GraphModelBuilder {
   }
 
   /** x reshaped to the TensorFlow shape `tf` in TensorFlow's memory order (Reshape, Squeeze, ExpandDims). */
-  private reshapeTf(n: GraphNode, x: Value, tf: number[]): Value {
+  private reshapeTf(n: GraphNode, x: Value, tf: number[], native0 = false): Value {
     if (product(tf) !== product(x.shape)) throw invalid(this.source, `${this.where(n)}: cannot reshape [${x.shape.join(', ')}] to [${tf.join(', ')}]`);
     if (x.data) return { ir: '', shape: tf, data: x.data };
-    const native = this.toNative(x.ir, x.shape, n.name);
+    // native0: x.ir already holds the values in TensorFlow's order.
+    const native = native0 ? x.ir : this.toNative(x.ir, x.shape, n.name);
     const y = this.act(n.name, tf);
     if (tf.length !== 4) { this.reshape(native, y, n.name); return { ir: y, shape: tf }; }
     const mid = this.unique(`${n.name}/nhwc`);
@@ -321,10 +349,11 @@ class GraphModelBuilder {
   }
 
   private binary(n: GraphNode, op: 'Add' | 'Sub' | 'Mul' | 'Div', x: Value, yv: Value, base = n.name): Value {
-    if (x.data && yv.data) throw unsupported(this.source, `${this.where(n)}: both operands are constants`);
     const rank = Math.max(x.shape.length, yv.shape.length);
     const shape = broadcastShape(x.shape, yv.shape);
     if (!shape) throw invalid(this.source, `${this.where(n)}: shapes [${x.shape.join(', ')}] and [${yv.shape.join(', ')}] do not broadcast`);
+    // Two constants (shape arithmetic, folded scales): computed here.
+    if (x.data && yv.data) return { ir: '', shape, data: foldBinary(op, x, yv, shape) };
     const operand = (v: Value) => {
       if (v.data) return this.broadcastConst(v, rank, base);
       if (v.shape.length !== rank && (rank === 4 || v.shape.length === 4)) throw unsupported(this.source, `${this.where(n)}: operands of rank ${v.shape.length} and ${rank}`);
@@ -362,6 +391,88 @@ class GraphModelBuilder {
     this.node(n.name, avg ? 'AveragePool' : 'MaxPool', [this.irOf(x)], [y], newAttrs(avg
       ? { kernel: k, strides: s, pads, countIncludePad: 0, ceilMode: 0 }
       : { kernel: k, strides: s, pads, dilations: [1, 1], ceilMode: 0 }));
+    this.set(n, { ir: y, shape: tf });
+  }
+
+  /** StridedSlice with constant begin, end and strides (begin, end and shrink masks): constants here, activations as Slice. */
+  private stridedSlice(n: GraphNode): void {
+    const x = this.input(n, 0);
+    const r = x.shape.length;
+    const begin = Array.from(this.constInput(n, 1, 'begin')), end = Array.from(this.constInput(n, 2, 'end')), steps = Array.from(this.constInput(n, 3, 'strides'));
+    const [bm, em, sm] = ['begin_mask', 'end_mask', 'shrink_axis_mask'].map((k) => num(n, k) ?? 0);
+    if ((num(n, 'ellipsis_mask') ?? 0) || (num(n, 'new_axis_mask') ?? 0)) throw unsupported(this.source, `${this.where(n)}: ellipsis and new-axis masks`);
+    if (begin.length !== r || end.length !== r || steps.length !== r || steps.some((s) => !Number.isSafeInteger(s) || s === 0)) throw invalid(this.source, `${this.where(n)}: begin, end and strides must have ${r} values, strides non-zero`);
+    // The range of each axis, as TensorFlow resolves it (negative indices from the end, clamped).
+    const ranges = x.shape.map((d, i) => {
+      const s = steps[i];
+      const norm = (v: number) => (v < 0 ? v + d : v);
+      let a = (bm >> i) & 1 ? (s > 0 ? 0 : d - 1) : norm(begin[i]);
+      let b = (em >> i) & 1 ? (s > 0 ? d : -1) : norm(end[i]);
+      if ((sm >> i) & 1) { a = norm(begin[i]); b = a + 1; }
+      a = s > 0 ? Math.max(0, Math.min(d, a)) : Math.max(-1, Math.min(d - 1, a));
+      b = s > 0 ? Math.max(0, Math.min(d, b)) : Math.max(-1, Math.min(d - 1, b));
+      return { a, b, s, n: Math.max(0, Math.ceil((b - a) / s)) };
+    });
+    const full = ranges.map((q) => q.n);
+    const tf = full.filter((_, i) => !((sm >> i) & 1));
+    if (full.some((v) => v === 0)) throw unsupported(this.source, `${this.where(n)}: an empty slice`);
+    if (x.data) {
+      const strides = x.shape.map((_, i) => product(x.shape.slice(i + 1)));
+      const out = new Float32Array(product(full));
+      const idx = new Array<number>(r).fill(0);
+      for (let o = 0; o < out.length; o++) {
+        let src = 0;
+        for (let i = 0; i < r; i++) src += (ranges[i].a + idx[i] * ranges[i].s) * strides[i];
+        out[o] = x.data[src];
+        for (let i = r - 1; i >= 0; i--) { if (++idx[i] < full[i]) break; idx[i] = 0; }
+      }
+      this.set(n, { ir: '', shape: tf, data: out });
+      return;
+    }
+    // Slice's end for a negative step past the start of the axis: far below it.
+    const ends = ranges.map((q) => (q.b === -1 ? -(2 ** 31 - 1) : q.b));
+    const starts = ranges.map((q) => q.a), axes = x.shape.map((_, i) => i);
+    if (r === 4 && sm === 0) {
+      const y = this.act(n.name, tf);
+      this.node(n.name, 'Slice', [x.ir], [y], newAttrs({ starts: nhwcToNchw.map((a) => starts[a]), ends: nhwcToNchw.map((a) => ends[a]), axes, steps: nhwcToNchw.map((a) => steps[a]) }));
+      this.set(n, { ir: y, shape: tf });
+      return;
+    }
+    // In TensorFlow's order: Slice, then the shrunk axes dropped by the reshape.
+    const native = this.toNative(x.ir, x.shape, n.name);
+    const sliced = this.unique(`${n.name}/sliced`);
+    this.tensors.set(sliced, { name: sliced, dtype: 'float32', shape: full });
+    this.node(n.name, 'Slice', [native], [sliced], newAttrs({ starts, ends, axes, steps }));
+    this.set(n, this.reshapeTf(n, { ir: sliced, shape: full }, tf, true));
+  }
+
+  /** Conv2DBackpropInput: the transposed convolution to the output size its first input gives (filter [KH, KW, O, I]). */
+  private transposeConv(n: GraphNode): void {
+    const size = Array.from(this.constInput(n, 0, 'the output size'));
+    const f = this.input(n, 1), x = this.input(n, 2);
+    if (!f.data || f.shape.length !== 4 || x.shape.length !== 4 || size.length !== 4) throw unsupported(this.source, `${this.where(n)}: a constant rank-4 filter and output size on a rank-4 input`);
+    if ((str(n, 'data_format') ?? 'NHWC') !== 'NHWC') throw unsupported(this.source, `${this.where(n)}: data_format ${str(n, 'data_format')}`);
+    const [kh, kw, co, ci] = f.shape;
+    if (ci !== x.shape[3] || size[3] !== co || size[0] !== x.shape[0]) throw invalid(this.source, `${this.where(n)}: filter [${f.shape.join(', ')}] does not map [${x.shape.join(', ')}] to [${size.join(', ')}]`);
+    const d4 = ints(n, 'dilations') ?? [1, 1, 1, 1];
+    if (d4.some((v) => v !== 1)) throw unsupported(this.source, `${this.where(n)}: dilations [${d4.join(', ')}]`);
+    const s4 = ints(n, 'strides') ?? [1, 1, 1, 1];
+    const s = [s4[1], s4[2]];
+    if (s.some((v) => !Number.isSafeInteger(v) || v < 1)) throw invalid(this.source, `${this.where(n)}: strides [${s4.join(', ')}]`);
+    const padding = str(n, 'padding') ?? 'VALID';
+    if (padding !== 'SAME' && padding !== 'VALID') throw unsupported(this.source, `${this.where(n)}: padding '${padding}'`);
+    const k = [kh, kw];
+    const begin: number[] = [], end: number[] = [], extra: number[] = [];
+    for (let a = 0; a < 2; a++) {
+      const total = (x.shape[1 + a] - 1) * s[a] + k[a] - size[1 + a];
+      const b = padding === 'SAME' ? Math.max(0, Math.floor(total / 2)) : 0;
+      begin.push(b); end.push(Math.max(0, total - b)); extra.push(Math.max(0, b - total));
+    }
+    // ONNX ConvTranspose weights [I, O, KH, KW].
+    const w = this.constant(`${n.name}/filter`, [ci, co, kh, kw], transposeF32(f.data, f.shape, [3, 2, 0, 1]));
+    const tf = [size[0], size[1], size[2], co];
+    const y = this.act(n.name, tf);
+    this.node(n.name, 'ConvTranspose', [x.ir, w], [y], newAttrs({ kernel_shape: k, strides: s, pads: [...begin, ...end], dilations: [1, 1], group: 1, output_padding: extra }));
     this.set(n, { ir: y, shape: tf });
   }
 
@@ -478,6 +589,7 @@ class GraphModelBuilder {
       }
       case 'ConcatV2': {
         const k = this.dataInputs(n) - 1;
+        if (k < 1) throw invalid(this.source, `${where}: needs its inputs and then the axis, got ${k + 1} input${k === 0 ? '' : 's'}`);
         const xs = Array.from({ length: k }, (_, i) => this.input(n, i));
         const r = xs[0].shape.length;
         const a0 = this.constInput(n, k, 'the axis')[0];
@@ -516,6 +628,63 @@ class GraphModelBuilder {
         this.set(n, { ir: y, shape: tf });
         return;
       }
+      case 'Abs': {
+        const x = this.input(n, 0);
+        if (x.data) { this.set(n, { ir: '', shape: x.shape, data: x.data.map(Math.abs) }); return; }
+        const y = this.act(n.name, x.shape);
+        this.node(n.name, 'Abs', [x.ir], [y]);
+        this.set(n, { ir: y, shape: x.shape });
+        return;
+      }
+      case 'Max': case 'Min': {
+        const x = this.input(n, 0);
+        const r = x.shape.length;
+        const axes = [...new Set(Array.from(this.constInput(n, 1, 'the axes'), (a) => (a < 0 ? a + r : a)))].sort();
+        if (axes.some((a) => !Number.isSafeInteger(a) || a < 0 || a >= r)) throw invalid(this.source, `${where}: axes outside rank ${r}`);
+        const keep = bool(n, 'keep_dims');
+        if (r === 4 && !(axes.length === 2 && axes[0] === 1 && axes[1] === 2) && !keep) throw unsupported(this.source, `${where}: a reduction over axes [${axes.join(', ')}] of a rank-4 tensor without keep_dims`);
+        const tf = keep ? x.shape.map((v, i) => (axes.includes(i) ? 1 : v)) : x.shape.filter((_, i) => !axes.includes(i));
+        const y = this.act(n.name, tf);
+        this.node(n.name, n.op === 'Max' ? 'ReduceMax' : 'ReduceMin', [this.irOf(x)], [y], newAttrs({ axes: r === 4 ? axes.map((a) => nchwPos[a]).sort() : axes, keepdims: keep ? 1 : 0 }));
+        this.set(n, { ir: y, shape: tf });
+        return;
+      }
+      case 'Shape': {
+        // Shapes are static here: the shape is a constant (its uses, Reshape targets, fold).
+        const x = this.input(n, 0);
+        this.set(n, { ir: '', shape: [x.shape.length], data: Float32Array.from(x.shape) });
+        return;
+      }
+      case 'Pack': {
+        const k = this.dataInputs(n);
+        const xs = Array.from({ length: k }, (_, i) => this.input(n, i));
+        if (xs.some((x) => !x.data || x.shape.length > 1 || x.data.length !== 1) || (num(n, 'axis') ?? 0) !== 0) throw unsupported(this.source, `${where}: only scalars (constants) packed into a vector`);
+        this.set(n, { ir: '', shape: [k], data: Float32Array.from(xs, (x) => x.data![0]) });
+        return;
+      }
+      case 'StridedSlice': this.stridedSlice(n); return;
+      case 'DepthToSpace': {
+        const x = this.input(n, 0);
+        const bs = num(n, 'block_size') ?? 0;
+        if ((str(n, 'data_format') ?? 'NHWC') !== 'NHWC') throw unsupported(this.source, `${where}: data_format ${str(n, 'data_format')}`);
+        if (x.shape.length !== 4) throw invalid(this.source, `${where}: input has rank ${x.shape.length}, expected 4`);
+        const [nb, h, w, c] = x.shape;
+        if (!Number.isSafeInteger(bs) || bs < 1 || c % (bs * bs) !== 0) throw invalid(this.source, `${where}: block size ${bs} does not divide ${c} channels into blocks of ${bs}x${bs}`);
+        const co = c / (bs * bs);
+        // out[n, h*bs + i, w*bs + j, c] = in[n, h, w, (i*bs + j)*C' + c]: on NCHW, Reshape [N, bs, bs, C', H, W] ->
+        // Transpose -> Reshape (ONNX's DepthToSpace, DCR), as the TFLite importer spells it.
+        const tf = [nb, h * bs, w * bs, co];
+        const y = this.act(n.name, tf);
+        const split = this.unique(`${n.name}/blocks`), moved = this.unique(`${n.name}/moved`);
+        this.tensors.set(split, { name: split, dtype: 'float32', shape: [nb, bs, bs, co, h, w] });
+        this.tensors.set(moved, { name: moved, dtype: 'float32', shape: [nb, co, h, bs, w, bs] });
+        this.reshape(this.irOf(x), split, `${n.name}/split`);
+        this.node(`${n.name}/transpose`, 'Transpose', [split], [moved], newAttrs({ perm: [0, 3, 4, 1, 5, 2] }));
+        this.reshape(moved, y, n.name);
+        this.set(n, { ir: y, shape: tf });
+        return;
+      }
+      case 'Conv2DBackpropInput': this.transposeConv(n); return;
       default:
         throw unsupported(this.source, `${where}: op '${n.op}' is not supported`);
     }
@@ -554,6 +723,25 @@ function broadcastShape(a: readonly number[], b: readonly number[]): number[] | 
     const x = a[a.length - r + i] ?? 1, y = b[b.length - r + i] ?? 1;
     if (x !== y && x !== 1 && y !== 1) return undefined;
     out.push(x === 1 ? y : x);
+  }
+  return out;
+}
+
+/** An elementwise op on two constants, broadcast to `shape` (TensorFlow's alignment from the right). */
+function foldBinary(op: 'Add' | 'Sub' | 'Mul' | 'Div', x: Value, y: Value, shape: number[]): Float32Array {
+  const r = shape.length;
+  const at = (v: Value, idx: number[]) => {
+    let o = 0;
+    const s = v.shape, off = r - s.length;
+    for (let i = 0; i < s.length; i++) o = o * s[i] + (s[i] === 1 ? 0 : idx[off + i]);
+    return v.data![o];
+  };
+  const out = new Float32Array(product(shape));
+  const idx = new Array<number>(r).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    const a = at(x, idx), b = at(y, idx);
+    out[o] = op === 'Add' ? a + b : op === 'Sub' ? a - b : op === 'Mul' ? a * b : a / b;
+    for (let i = r - 1; i >= 0; i--) { if (++idx[i] < shape[i]) break; idx[i] = 0; }
   }
   return out;
 }

@@ -170,8 +170,72 @@ test('refusals name the node: an op without a kernel (exit 3), an integer input,
     g.nodes.push({ name: 'w', op: 'Const' });
     await fails(g, 'invalid', /node 'w' \(Const\): no values in the weights manifest/);
     g = new TfGraph();
+    g.op('y', 'Relu', [g.input('x', [1, 4])], { padding: { s: 'not base64!' } });
+    await fails(g, 'invalid', /node 'y': attribute 'padding' holds a string that is not base64$/);
+    g = new TfGraph();
     g.op('y', 'Relu', [g.input('x', [1, 4]), 'missing']);
     await fails(g, 'invalid', /node 'y' \(Relu\): input 'missing' is no node of the graph/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('DepthToSpace, Conv2DBackpropInput, Abs, Max, StridedSlice (with and without shrink) and a Reshape to a computed shape match float64', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fcm-tfjs-graph-'));
+  try {
+    const g = new TfGraph(9);
+    const x = g.input('x', [1, 4, 4, 8]);
+    const d2s = g.op('d2s', 'DepthToSpace', [x], { block_size: attr.i(2) });
+    const f = g.constant('tf', [3, 3, 3, 2], undefined, -0.5, 0.5);
+    const tc = g.op('up', 'Conv2DBackpropInput', [g.ints('up/size', [1, 16, 16, 3]), f, d2s], { strides: attr.ints([1, 2, 2, 1]), padding: attr.s('SAME') });
+    const mx = g.op('max', 'Max', [g.op('abs', 'Abs', [tc]), g.ints('max/axes', [1, 2])], { keep_dims: attr.b(true) });
+    const ss = g.op('rows', 'StridedSlice', [tc, g.ints('rows/b', [0, 1, 0, 0]), g.ints('rows/e', [1, 15, 16, 2]), g.ints('rows/s', [1, 2, 1, 1])]);
+    const ch = g.op('ch', 'StridedSlice', [tc, g.ints('ch/b', [0, 0, 0, 1]), g.ints('ch/e', [1, 16, 16, 2]), g.ints('ch/s', [1, 1, 1, 1])], { shrink_axis_mask: attr.i(8) });
+    const n = g.op('n', 'StridedSlice', [g.op('shape', 'Shape', [ch]), g.ints('n/b', [0]), g.ints('n/e', [1]), g.ints('n/s', [1])], { shrink_axis_mask: attr.i(1) });
+    const target = g.op('target', 'Pack', [n, g.constant('minus1', [], [-1])], { axis: attr.i(0) });
+    g.op('flat', 'Reshape', [ch, target]);
+    void mx; void ss;
+    const path = join(dir, 'model.json');
+    const { json, shard } = g.build(['max', 'rows', 'flat']);
+    writeFileSync(path, json);
+    writeFileSync(join(dir, 'group1-shard1of1.bin'), shard);
+    const graph = await loadModel(path);
+    assert.deepEqual(graph.outputs.map((o) => graph.tensors.get(o)!.shape), [[1, 3, 1, 1], [1, 2, 7, 16], [1, 256]]);
+
+    // Reference (NHWC, float64).
+    const xs = Float64Array.from({ length: 4 * 4 * 8 }, (_, i) => Math.sin(i * 0.61));
+    const fd = g.consts.find((c) => c.name === 'tf')!.data;
+    const d = new Float64Array(8 * 8 * 2); // out[h*2 + i, w*2 + j, c] = in[h, w, (i*2 + j)*2 + c]
+    for (let h = 0; h < 4; h++) for (let w = 0; w < 4; w++) for (let i = 0; i < 2; i++) for (let j = 0; j < 2; j++) for (let c = 0; c < 2; c++) {
+      d[((h * 2 + i) * 8 + (w * 2 + j)) * 2 + c] = xs[(h * 4 + w) * 8 + (i * 2 + j) * 2 + c];
+    }
+    // SAME transposed conv 8 -> 16, stride 2, kernel 3: pads 0 before, 1 after; out[iy*2 + ky, ix*2 + kx, co] += in * f[ky, kx, co, ci].
+    const t = new Float64Array(16 * 16 * 3);
+    for (let iy = 0; iy < 8; iy++) for (let ix = 0; ix < 8; ix++) for (let ky = 0; ky < 3; ky++) for (let kx = 0; kx < 3; kx++) {
+      const oy = iy * 2 + ky, ox = ix * 2 + kx;
+      if (oy >= 16 || ox >= 16) continue;
+      for (let co = 0; co < 3; co++) for (let ci = 0; ci < 2; ci++) t[(oy * 16 + ox) * 3 + co] += d[(iy * 8 + ix) * 2 + ci] * fd[((ky * 3 + kx) * 3 + co) * 2 + ci];
+    }
+    const wantMax = [0, 1, 2].map((co) => { let m = 0; for (let p = 0; p < 256; p++) m = Math.max(m, Math.abs(t[p * 3 + co])); return m; });
+    const wantRows: number[] = []; // NCHW [1, 2, 7, 16]: rows 1, 3, ..., 13, channels 0 and 1
+    for (let c = 0; c < 2; c++) for (let r = 0; r < 7; r++) for (let col = 0; col < 16; col++) wantRows.push(t[((1 + 2 * r) * 16 + col) * 3 + c]);
+    const wantFlat = Array.from({ length: 256 }, (_, p) => t[p * 3 + 1]);
+
+    const xNchw = new Float32Array(xs.length);
+    for (let h = 0; h < 4; h++) for (let w = 0; w < 4; w++) for (let c = 0; c < 8; c++) xNchw[(c * 4 + h) * 4 + w] = xs[(h * 4 + w) * 8 + c];
+    const s = await createSession(path, { hw: loadHw('h100'), plan: 'unfused' });
+    try {
+      const out = await s.run({ x: xNchw });
+      const data = (o: unknown) => ((o as { data?: Float32Array }).data ?? o) as Float32Array;
+      // float32 sums of at most 8 products of size < 1: 1e-5 absolute is ample.
+      for (const [name, want] of [[graph.outputs[0], wantMax], [graph.outputs[1], wantRows], [graph.outputs[2], wantFlat]] as const) {
+        const got = data(out[name]);
+        assert.equal(got.length, want.length, name);
+        for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i] - want[i]) <= 1e-5, `${name}[${i}]: ${got[i]} against ${want[i]}`);
+      }
+    } finally {
+      s.dispose();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
