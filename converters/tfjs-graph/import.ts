@@ -8,9 +8,10 @@
 // The ops of the convolutional networks such models hold: Conv2D, DepthwiseConv2dNative and their fused forms
 // (_FusedConv2D, FusedDepthwiseConv2dNative: BiasAdd then Relu, Relu6, Prelu, LeakyRelu, Sigmoid, Tanh), BiasAdd,
 // elementwise Add/AddV2/AddN/Sub/Mul/RealDiv, Maximum/Minimum with a constant (as Clip), the activations, MaxPool,
-// AvgPool, Pad/PadV2, Mean, Reshape, Squeeze, ExpandDims, ConcatV2, Softmax, MatMul/_FusedMatMul, ResizeBilinear,
-// ResizeNearestNeighbor, Identity, Cast to float. Control flow, TensorList and post-processing ops (TopKV2,
-// NonMaxSuppression, GatherNd, ...) are exit 3 naming the node.
+// AvgPool, Pad/PadV2, Mean, Max/Min, Reshape, Squeeze, ExpandDims, ConcatV2, Softmax, MatMul/_FusedMatMul,
+// ResizeBilinear, ResizeNearestNeighbor, DepthToSpace, Conv2DBackpropInput, StridedSlice, Abs, Identity, Cast to float.
+// Shapes are static, so Shape, Pack and arithmetic on constants are computed here (Reshape targets built from them).
+// Control flow, TensorList and post-processing ops (TopKV2, NonMaxSuppression, GatherNd, ...) are exit 3 naming the node.
 import { invalid, unsupported } from '../../src/errors.js';
 import { newAttrs, type Attrs, type Graph, type Node, type Tensor, type TensorData } from '../../src/graph/ir.js';
 import type { ImportOptions } from '../options.js';
