@@ -1,11 +1,13 @@
 // The clean-ups every importer's graph gets, in a fixed order (each pass is Graph -> Graph):
 // validate (topological order) -> fold shape constants (inlining the Ifs they decide) -> Ifs on run-time
 // conditions as both branches and a select -> constant operands into attributes ->
-// drop Identity/Dropout -> fold BatchNormalization into Conv -> recognize spelled-out activations ->
+// drop Identity/Dropout -> fold BatchNormalization into Conv -> per-channel adds into the Conv's bias, chains of
+// clamps into one Clip -> recognize spelled-out activations ->
 // infer every shape -> 1-D convolutions as 2-D ones -> drop tensors nothing refers to any more.
 import type { Graph } from './ir.js';
 import { conv1dAs2d } from './passes/conv1d-as-2d.js';
 import { foldBatchNorm } from './passes/fold-batchnorm.js';
+import { foldBiasAdd, mergeClamps } from './passes/fold-bias-add.js';
 import { foldConstants } from './passes/fold-constants.js';
 import { selectIfs } from './passes/inline-if.js';
 import { normalizeAttrs } from './passes/normalize-attrs.js';
@@ -23,6 +25,8 @@ export function prepareGraph(g: Graph, opts: ShapeOptions = {}): Graph {
   out = normalizeAttrs(out);
   out = removeIdentity(out);
   out = foldBatchNorm(out);
+  out = foldBiasAdd(out);
+  out = mergeClamps(out);
   out = recognizeActivations(out);
   out = inferShapes(out, opts);
   out = conv1dAs2d(out);
