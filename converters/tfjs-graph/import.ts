@@ -151,6 +151,7 @@ class GraphModelBuilder {
   readonly inputs: string[] = [];
   private readonly values = new Map<string, Value>();
   private readonly used = new Set<string>();
+  private readonly nodeNames = new Set<string>();
 
   constructor(readonly source: string, readonly weights: Map<string, { shape: number[]; data: Float32Array }>, readonly opts: ImportOptions) {}
 
@@ -175,7 +176,11 @@ class GraphModelBuilder {
   }
 
   private node(name: string, op: string, inputs: string[], outputs: string[], attrs: Attrs = newAttrs()): void {
-    this.nodes.push({ name: this.unique(`node:${name}`).slice(5), op, domain: '', inputs, outputs, attrs });
+    // Node names are their own namespace: a node and its output tensor share the TensorFlow node's name.
+    let n = name, i = 1;
+    while (this.nodeNames.has(n)) n = `${name}_${i++}`;
+    this.nodeNames.add(n);
+    this.nodes.push({ name: n, op, domain: '', inputs, outputs, attrs });
   }
 
   private where(n: GraphNode): string { return `node '${n.name}' (${n.op})`; }
