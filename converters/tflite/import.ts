@@ -292,9 +292,11 @@ class GraphBuilder {
   /** int constants of an operator input (pads, axes), or null when it is not a constant. */
   intConst(t: number): number[] | null {
     if (t < 0) return null;
-    const data = this.tensor(this.names[t]).data;
-    if (!data) return null;
-    return Array.from(data as ArrayLike<number | bigint>, (v) => Number(v));
+    const x = this.tensor(this.names[t]);
+    if (!x.data) return null;
+    // Axes, paddings, sizes and shapes are integer tensors; a float one (another op's weights) is no such list.
+    if (!/^u?int(8|16|32|64)$/.test(x.dtype)) throw invalid(this.source, `tensor '${this.names[t]}' is ${x.dtype} where an integer tensor (axes, sizes, paddings) is expected`);
+    return Array.from(x.data as ArrayLike<number | bigint>, (v) => Number(v));
   }
 
   /** Explicit pads [top, left, bottom, right] for SAME/VALID, TFLite's way (extra pixel at the end). */

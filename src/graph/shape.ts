@@ -284,8 +284,16 @@ function inferKnown(g: Graph, n: Node, ins: Array<Tensor | undefined>, where: st
       if (shape.join() !== x().shape.join()) throw invalid(where, `slope [${need(1).shape}] does not broadcast to input [${x().shape}]`);
       return same();
     }
+    case 'Softmax': {
+      // ONNX (opset 13) normalizes along an axis of the input: a scalar has none.
+      const r = x().shape.length;
+      if (r < 1) throw invalid(where, 'input is a scalar (rank 0); Softmax needs rank 1 or more');
+      const axis = typeof n.attrs.axis === 'number' ? n.attrs.axis : -1;
+      if (axis < -r || axis >= r) throw invalid(where, `axis ${axis} is outside rank ${r}`);
+      return same();
+    }
     case 'Relu': case 'LeakyRelu': case 'Clip': case 'HardSigmoid': case 'HardSwish': case 'Sigmoid': case 'Tanh':
-    case 'SiLU': case 'Abs': case 'Softmax': case 'Identity':
+    case 'SiLU': case 'Abs': case 'Identity':
       return same();
     case 'Dropout': return [{ shape: [...x().shape], dtype: x().dtype }, { shape: [...x().shape], dtype: 'bool' }];
     case 'BatchNormalization': {

@@ -173,3 +173,11 @@ test('opaque ops leave their outputs and everything after them unknown', () => {
   assert.deepEqual(unknownTensors(again), []);
   assert.deepEqual(shapeOf(again, 'c'), [1, 4, 16, 16]);
 });
+
+test('Softmax: rank 1 or more and an axis within it, else exit 2 naming the node', () => {
+  const sm = (shape: number[], axis?: number) => graph({ inputs: { x: shape }, nodes: [{ op: 'Softmax', in: ['x'], out: ['y'], attrs: axis === undefined ? {} : { axis }, name: 'sm' }], outputs: ['y'] });
+  assert.deepEqual(shapeOf(inferShapes(sm([1, 10])), 'y'), [1, 10]);
+  assert.deepEqual(shapeOf(inferShapes(sm([2, 3, 4], -3)), 'y'), [2, 3, 4]);
+  throwsFcm(() => inferShapes(sm([])), 'invalid', "node 'sm' (Softmax)", 'input is a scalar (rank 0); Softmax needs rank 1 or more');
+  throwsFcm(() => inferShapes(sm([1, 10], 2)), 'invalid', "node 'sm' (Softmax)", 'axis 2 is outside rank 2');
+});
