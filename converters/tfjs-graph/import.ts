@@ -557,14 +557,14 @@ class GraphModelBuilder {
       case 'Mean': {
         const x = this.input(n, 0);
         const r = x.shape.length;
-        const axes = [...new Set(Array.from(this.constInput(n, 1, 'the axes'), (a) => (a < 0 ? a + r : a)))].sort();
+        const axes = [...new Set(Array.from(this.constInput(n, 1, 'the axes'), (a) => (a < 0 ? a + r : a)))].sort((a, b) => a - b);
         if (axes.some((a) => !Number.isSafeInteger(a) || a < 0 || a >= r)) throw invalid(this.source, `${where}: axes outside rank ${r}`);
         const keep = bool(n, 'keep_dims');
         const tf = keep ? x.shape.map((v, i) => (axes.includes(i) ? 1 : v)) : x.shape.filter((_, i) => !axes.includes(i));
         // Over H and W (the NCHW axes 2, 3) the NCHW result is TensorFlow's order with or without the kept axes.
         if (r === 4 && !(axes.length === 2 && axes[0] === 1 && axes[1] === 2) && !keep) throw unsupported(this.source, `${where}: a mean over axes [${axes.join(', ')}] of a rank-4 tensor without keep_dims`);
         const y = this.act(n.name, tf);
-        this.node(n.name, 'ReduceMean', [this.irOf(x)], [y], newAttrs({ axes: r === 4 ? axes.map((a) => nchwPos[a]).sort() : axes, keepdims: keep ? 1 : 0 }));
+        this.node(n.name, 'ReduceMean', [this.irOf(x)], [y], newAttrs({ axes: r === 4 ? axes.map((a) => nchwPos[a]).sort((a, b) => a - b) : axes, keepdims: keep ? 1 : 0 }));
         this.set(n, { ir: y, shape: tf });
         return;
       }
@@ -645,13 +645,13 @@ class GraphModelBuilder {
       case 'Max': case 'Min': {
         const x = this.input(n, 0);
         const r = x.shape.length;
-        const axes = [...new Set(Array.from(this.constInput(n, 1, 'the axes'), (a) => (a < 0 ? a + r : a)))].sort();
+        const axes = [...new Set(Array.from(this.constInput(n, 1, 'the axes'), (a) => (a < 0 ? a + r : a)))].sort((a, b) => a - b);
         if (axes.some((a) => !Number.isSafeInteger(a) || a < 0 || a >= r)) throw invalid(this.source, `${where}: axes outside rank ${r}`);
         const keep = bool(n, 'keep_dims');
         if (r === 4 && !(axes.length === 2 && axes[0] === 1 && axes[1] === 2) && !keep) throw unsupported(this.source, `${where}: a reduction over axes [${axes.join(', ')}] of a rank-4 tensor without keep_dims`);
         const tf = keep ? x.shape.map((v, i) => (axes.includes(i) ? 1 : v)) : x.shape.filter((_, i) => !axes.includes(i));
         const y = this.act(n.name, tf);
-        this.node(n.name, n.op === 'Max' ? 'ReduceMax' : 'ReduceMin', [this.irOf(x)], [y], newAttrs({ axes: r === 4 ? axes.map((a) => nchwPos[a]).sort() : axes, keepdims: keep ? 1 : 0 }));
+        this.node(n.name, n.op === 'Max' ? 'ReduceMax' : 'ReduceMin', [this.irOf(x)], [y], newAttrs({ axes: r === 4 ? axes.map((a) => nchwPos[a]).sort((a, b) => a - b) : axes, keepdims: keep ? 1 : 0 }));
         this.set(n, { ir: y, shape: tf });
         return;
       }
