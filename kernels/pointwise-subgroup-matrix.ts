@@ -44,6 +44,11 @@ export interface SubgroupMatrixSupport {
    * timing other tiles in a whole pass; FCM_OPT_SMX_STAGED, src/runtime/device.ts). The device check covers them.
    */
   staged?: readonly [SmxTiles, SmxTiles];
+  /**
+   * The tiles of the rule's split step: staged tiles with K-groups (smxSplitVariants) for layers of fewer than
+   * smxSplitMinWorkgroups tiles and at least smxSplitMinChannels channels (FCM_OPT_SMX_SPLIT, src/runtime/device.ts).
+   */
+  split?: SmxTiles;
 }
 
 /**
@@ -60,12 +65,19 @@ export interface SmxTiles {
    * one barrier a step instead of two (and twice the tiles' workgroup memory).
    */
   db?: boolean;
+  /**
+   * K-groups (default 1): ks groups of SGF x SGP subgroups share the workgroup's tile, each multiplying its own
+   * BK / ks channels of every staged step, their sums added in the epilogue (ks result tiles in workgroup memory).
+   * Layers with few tiles and long channel loops (7x7 maps) then get ks times the subgroups per SM to hide the
+   * loads' latency, without a second dispatch to add partial sums.
+   */
+  ks?: number;
 }
 
 /** Row lengths of the staged variant's workgroup arrays: x (f16), w (f16) and results (f32). */
 const stagedRows = (t: SmxTiles) => {
   const BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
-  return { BF, BP, XS: BP + (t.pad ? 8 : 0), WS: t.bk + (t.pad ? 8 : 0), RS: BP + (t.pad ? 4 : 0) };
+  return { BF, BP, KS: t.ks ?? 1, XS: BP + (t.pad ? 8 : 0), WS: t.bk + (t.pad ? 8 : 0), RS: BP + (t.pad ? 4 : 0) };
 };
 
 /** A variant of the kernel: staged (SmxTiles) or direct loads (SmxDirectTiles, below). */
@@ -75,17 +87,20 @@ export const isDirect = (t: SmxVariant): t is SmxDirectTiles => t.kind === 'dire
 
 export const smxTileKey = (t: SmxVariant) => (isDirect(t)
   ? `D${t.sgf}x${t.sgp}T${t.tm}x${t.tn}N${t.nb}${t.acc === 'f16' ? 'H' : ''}K${t.ku}${t.xs ? 'X' : ''}${t.pf ? 'P' : ''}`
-  : `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}${t.pad ? 'P' : ''}${t.db ? 'D' : ''}`);
+  : `SG${t.sgf}x${t.sgp}T${t.tm}x${t.tn}BK${t.bk}${t.pad ? 'P' : ''}${t.db ? 'D' : ''}${(t.ks ?? 1) > 1 ? `K${t.ks}` : ''}`);
 
-/** Bytes of workgroup memory: staged, x and w tiles (f16) and the result tile (f32); direct, smxDirectStorage (C: the layer's channels, where known). */
+/** Bytes of workgroup memory: staged, x and w tiles (f16) and the result tiles (f32, one per K-group); direct, smxDirectStorage (C: the layer's channels, where known). */
 export const smxStorage = (t: SmxVariant, C?: number) => {
   if (isDirect(t)) return smxDirectStorage(t, C);
   const r = stagedRows(t);
-  return (t.db ? 2 : 1) * (2 * t.bk * r.XS + 2 * r.BF * r.WS) + 4 * r.BF * r.RS;
+  return (t.db ? 2 : 1) * (2 * t.bk * r.XS + 2 * r.BF * r.WS) + 4 * r.KS * r.BF * r.RS;
 };
 
 /** Extra workgroup bytes of the emulated form: the staged variant keeps its accumulators there (direct: in private memory). */
-export const smxEmulationStorage = (t: SmxVariant) => (isDirect(t) ? 0 : 1024 * t.sgf * t.sgp * t.tm * t.tn);
+export const smxEmulationStorage = (t: SmxVariant) => (isDirect(t) ? 0 : 1024 * smxSubgroups(t) * t.tm * t.tn);
+
+/** Subgroups of a workgroup: SGF x SGP, times the K-groups of a staged variant. */
+export const smxSubgroups = (t: SmxVariant) => t.sgf * t.sgp * (isDirect(t) ? 1 : t.ks ?? 1);
 
 /**
  * Staged variants with rows as long as their data, largest first: what the chooser picked until the padded ones below
@@ -120,7 +135,7 @@ export const smxTileCount = (g: Pick<DotGeom, 'N' | 'P' | 'F'>, t: SmxVariant) =
  */
 export function smxFits(t: SmxVariant, support: SubgroupMatrixSupport, limits: KernelLimits, C?: number): boolean {
   if (isDirect(t) && ((t.nb === 8 && !support.n8) || (t.acc === 'f16' && !support.f16Acc))) return false;
-  return t.sgf * t.sgp * support.subgroupSize <= threadCap(limits) && smxStorage(t, C) <= limits.maxComputeWorkgroupStorageSize;
+  return smxSubgroups(t) * support.subgroupSize <= threadCap(limits) && smxStorage(t, C) <= limits.maxComputeWorkgroupStorageSize;
 }
 
 /**
@@ -148,6 +163,18 @@ export const smxDirectVariants: readonly SmxDirectTiles[] = [
 ];
 
 /**
+ * Staged variants with K-groups (SmxTiles.ks): the candidates of the rule's split step (chooseSmxTiles) for layers
+ * with few tiles and long channel loops.
+ */
+export const smxSplitVariants: readonly SmxTiles[] = [
+  { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 64, pad: true, ks: 2 }, // 32 x 32, two K-groups of 4 subgroups, 32 channels each
+  { sgf: 1, sgp: 1, tm: 2, tn: 2, bk: 64, pad: true, ks: 4 }, // 32 x 32, four K-groups of one subgroup, 16 channels each
+  { sgf: 1, sgp: 2, tm: 2, tn: 1, bk: 64, pad: true, ks: 4 }, // 32 x 32, four K-groups of 2 subgroups, 16 channels each
+  { sgf: 1, sgp: 2, tm: 2, tn: 2, bk: 64, pad: true, ks: 2 }, // 32 x 64, two K-groups of 2 subgroups, 32 channels each
+  { sgf: 2, sgp: 2, tm: 1, tn: 2, bk: 64, pad: true, ks: 2 }, // 32 x 64, two K-groups of 4 subgroups
+];
+
+/**
  * Staged variants the chooser does not pick yet, timed by bench/subgroup-matrix.ts beside the rule's: two sets of
  * tiles (db), rectangular tiles, and eight subgroups a workgroup.
  */
@@ -161,6 +188,7 @@ export const smxTrialVariants: readonly SmxTiles[] = [
   { sgf: 2, sgp: 4, tm: 1, tn: 1, bk: 32, pad: true, db: true }, // 32 x 64, 8 subgroups
   { sgf: 4, sgp: 2, tm: 1, tn: 1, bk: 32, pad: true, db: true }, // 64 x 32, 8 subgroups
   { sgf: 2, sgp: 4, tm: 2, tn: 1, bk: 32, pad: true, db: true }, // 64 x 64, 8 subgroups
+  ...smxSplitVariants,
 ];
 
 /** Every variant the bench times: the staged ones, the trial ones, then the direct ones. */
@@ -226,8 +254,15 @@ export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasSc
   const t = g.C >= 192 && smxFits(k64, support, limits) ? k64 : k32;
   if (!smxFits(t, support, limits)) return undefined;
   if (smxTileCount(g, t) < smxMinWorkgroups && g.C > 256 && M <= 64) return undefined;
+  const split = support.split;
+  if (split && g.C >= smxSplitMinChannels && smxTileCount(g, t) < smxSplitMinWorkgroups && smxFits(split, support, limits)) return split;
   return t;
 }
+
+/** The split step (SubgroupMatrixSupport.split) takes layers of fewer tiles than this (two per SM of an H100)... */
+export const smxSplitMinWorkgroups = 264;
+/** ...and at least this many channels: loops long enough for K-groups to share. */
+export const smxSplitMinChannels = 256;
 
 /**
  * A depthwise layer computed in front of the pointwise one, as the staged variant's x operand (the DW-PW FCM,
@@ -254,14 +289,16 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
   const S = support.subgroupSize;
   for (const [k, v] of Object.entries(t)) if (k !== 'kind' && k !== 'pad' && k !== 'db' && (!Number.isInteger(v) || (v as number) < 1)) throw invalid(w, `subgroup-matrix tile ${k} must be a positive integer, got ${v}`);
   if (t.bk % 16 !== 0) throw invalid(w, `subgroup-matrix tiles need a multiple of 16 channels per step, got ${t.bk}`);
+  if ((t.bk / 16) % (t.ks ?? 1) !== 0) throw invalid(w, `subgroup-matrix tiles of ${t.ks} K-groups need a multiple of ${16 * (t.ks ?? 1)} channels per step, got ${t.bk}`);
   if (!Number.isInteger(S) || S < 1) throw invalid(w, `subgroup size must be a positive integer, got ${S}`);
-  const NSG = t.sgf * t.sgp, T = NSG * S;
+  // NSG subgroups in all (KS K-groups of SGF x SGP), T threads.
+  const NSG = smxSubgroups(t), T = NSG * S;
   if (T > threadCap(limits)) throw overLimit(w, `subgroup-matrix tiles need ${T} threads per workgroup, the device allows ${threadCap(limits)}`);
   const bytes = smxStorage(t) + (emulate ? 4 * NSG * t.tm * t.tn * 256 : 0);
   if (bytes > limits.maxComputeWorkgroupStorageSize) {
     throw overLimit(w, `subgroup-matrix tiles need ${bytes} bytes of workgroup storage, the device allows ${limits.maxComputeWorkgroupStorageSize}`);
   }
-  const BK = t.bk, { BF, BP, XS, WS, RS } = stagedRows(t);
+  const BK = t.bk, { BF, BP, KS, XS, WS, RS } = stagedRows(t);
   const M = g.N * g.P, FT = ceilDiv(g.F, BF), total = FT * ceilDiv(M, BP);
   const d = layoutWorkgroups(total, limits, w);
   // P % 4 == 0: 4 consecutive positions of a tile lie in one image and one aligned vec4 of x, res and out.
@@ -336,13 +373,15 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
   };
   // The matrix operations, on subgroup matrices or (emulate) in plain WGSL with the same offsets and strides.
   // With two sets of tiles (db), the step's set starts at xsb / wsb.
-  const aOff = (i: number, kk: number) => `${t.db ? 'wsb + ' : ''}(sf + ${16 * i}u) * WS + ${16 * kk}u`;
-  const bOff = (j: number, kk: number) => `${t.db ? 'xsb + ' : ''}${16 * kk}u * XS + sp + ${16 * j}u`;
-  const rOff = (i: number, j: number) => `(sf + ${16 * i}u) * RS + sp + ${16 * j}u`;
+  // With K-groups (KS > 1) each subgroup's channels of the step start at kb.
+  const kOff = (kk: number) => (KS > 1 ? `kb + ${16 * kk}u` : `${16 * kk}u`);
+  const aOff = (i: number, kk: number) => `${t.db ? 'wsb + ' : ''}(sf + ${16 * i}u) * WS + ${kOff(kk)}`;
+  const bOff = (j: number, kk: number) => `${t.db ? 'xsb + ' : ''}(${kOff(kk)}) * XS + sp + ${16 * j}u`;
+  const rOff = (i: number, j: number) => `${KS > 1 ? 'rk + ' : ''}(sf + ${16 * i}u) * RS + sp + ${16 * j}u`;
   const accBase = (i: number, j: number) => `(sg * ${t.tm * t.tn}u + ${i * t.tn + j}u) * 256u`;
   const L = 'subgroup_matrix_left<f16, 16, 16>', R = 'subgroup_matrix_right<f16, 16, 16>';
   const mma: string[] = [];
-  for (const kk of range(BK / 16)) {
+  for (const kk of range(BK / 16 / KS)) {
     mma.push('    {');
     if (emulate) {
       for (const i of range(t.tm)) for (const j of range(t.tn)) mma.push(`      emuMma(${accBase(i, j)}, ${aOff(i, kk)}, ${bOff(j, kk)});`);
@@ -357,14 +396,16 @@ export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: Subg
   const bias = (f: string) => (g.hasBias ? ` + f32(b[${f}])` : '');
   // Epilogue: EL items per thread over the BF x BP tile (vec: 4 positions each).
   const EN = vec ? BF * BP / 4 : BF * BP, EL = ceilDiv(EN, T), ePer = vec ? BP / 4 : BP;
+  // The K-groups' sums, added in order.
+  const sums = (r: string) => range(KS).map((k) => r.replaceAll('@', k ? ` + ${k * BF * RS}u` : '')).join(' + ');
   const epilogue = vec ? `
     let r = fl * RS + pl;
-    let y = vec4<f32>(rs[r], rs[r + 1u], rs[r + 2u], rs[r + 3u])${g.hasBias ? ` + vec4<f32>(f32(b[f]))` : ''};
+    let y = ${sums('vec4<f32>(rs[r@], rs[r@ + 1u], rs[r@ + 2u], rs[r@ + 3u])')}${g.hasBias ? ` + vec4<f32>(f32(b[f]))` : ''};
     let n = m / P;
     let o = ((n * F + f) * P + m - n * P) / 4u;
     let v = ${g.hasRes ? plusResidual(g.act, 'vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))', 'vec4<f32>(res[o])', true) : 'vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))'};
     out[o] = vec4<f16>(v);` : `
-    let y = rs[fl * RS + pl]${bias('f')};
+    let y = ${sums('rs[fl * RS + pl@]')}${bias('f')};
     let n = m / P;
     let o = (n * F + f) * P + m - n * P;
     out[o] = f16(${g.hasRes ? plusResidual(g.act, 'act(y)', 'f32(res[o])') : 'act(y)'});`;
@@ -421,7 +462,7 @@ ${g.act.fn}${dwFn}
 // rs[f * RS + p]: the tile's sums (rows of XS >= BP, WS >= BK, RS >= BP: see SmxTiles.pad).
 var<workgroup> xs: array<f16, ${(t.db ? 2 : 1) * BK * XS}>;
 var<workgroup> ws: array<f16, ${(t.db ? 2 : 1) * BF * WS}>;
-var<workgroup> rs: array<f32, ${BF * RS}>;
+var<workgroup> rs: array<f32, ${KS * BF * RS}>;
 ${emulate ? `var<private> lane: u32;\n${emuFns}` : ''}
 
 @compute @workgroup_size(${T})
@@ -433,9 +474,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let m0 = (g / FT) * BP;${emulate ? `
   let sg = li / ${S}u;
   lane = li % ${S}u;` : ''}
-  // This subgroup's blocks: filters sf.., positions sp.. of the tile.
-  let sf = (sg / ${t.sgp}u) * ${16 * t.tm}u;
-  let sp = (sg % ${t.sgp}u) * ${16 * t.tn}u;
+  // This subgroup's blocks: filters sf.., positions sp.. of the tile${KS > 1 ? `; its K-group's channels kb.. of each step, its sums at rk` : ''}.
+  let sf = (${KS > 1 ? `(sg % ${t.sgf * t.sgp}u)` : 'sg'} / ${t.sgp}u) * ${16 * t.tm}u;
+  let sp = (sg % ${t.sgp}u) * ${16 * t.tn}u;${KS > 1 ? `
+  let kb = (sg / ${t.sgf * t.sgp}u) * ${BK / KS}u;
+  let rk = (sg / ${t.sgf * t.sgp}u) * ${BF * RS}u;` : ''}
 ${prologue.join('\n')}
 ${range(XL).map((i) => `  var xr${i} = ${xT}(0.0);`).join('\n')}
 ${range(WL).map((i) => `  var wr${i} = ${wT}(0.0);`).join('\n')}

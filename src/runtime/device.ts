@@ -8,7 +8,7 @@ import { systemGpu, takesDawnFlags } from './webgpu-node.js';
 import { gpuFailure, invalid } from '../errors.js';
 import { withNativeStderrMuted } from './native-stderr.js';
 import type { KernelLimits } from '../../kernels/program.js';
-import { type SmxTiles, type SubgroupMatrixSupport, smxAllVariants, smxTileKey } from '../../kernels/pointwise-subgroup-matrix.js';
+import { type SmxTiles, type SubgroupMatrixSupport, smxAllVariants, smxSplitVariants, smxTileKey } from '../../kernels/pointwise-subgroup-matrix.js';
 import { int8SubgroupMatrixSupport } from '../../kernels/int8/pointwise-subgroup-matrix.js';
 
 export interface GpuContext {
@@ -111,8 +111,20 @@ function withDirectByEnv(s: SubgroupMatrixSupport | undefined): SubgroupMatrixSu
   const env = typeof process !== 'undefined' ? process.env : undefined;
   const on = new Set((env?.FCM_OPT_SUBGROUP_MATRIX ?? '').split(','));
   const staged = env?.FCM_OPT_SMX_STAGED ? stagedByEnv(env.FCM_OPT_SMX_STAGED) : undefined;
-  return s && (on.has('direct') || on.has('fcm') || staged)
-    ? { ...s, ...(on.has('direct') ? { direct: true } : {}), ...(on.has('fcm') ? { fcm: true } : {}), ...(staged ? { staged } : {}) } : s;
+  const split = env?.FCM_OPT_SMX_SPLIT ? splitByEnv(env.FCM_OPT_SMX_SPLIT) : undefined;
+  return s && (on.has('direct') || on.has('fcm') || staged || split)
+    ? { ...s, ...(on.has('direct') ? { direct: true } : {}), ...(on.has('fcm') ? { fcm: true } : {}), ...(staged ? { staged } : {}), ...(split ? { split } : {}) } : s;
+}
+
+/**
+ * FCM_OPT_SMX_SPLIT=KEY: the staged tiles with K-groups (smxTileKey of one of smxSplitVariants, e.g.
+ * SG2x2T1x1BK64PK2) that the f16 pointwise rule takes for layers with few tiles and long channel loops
+ * (SubgroupMatrixSupport.split). An unknown key is exit 2 listing the known ones.
+ */
+export function splitByEnv(v: string): SmxTiles {
+  const t = smxSplitVariants.find((x) => smxTileKey(x) === v.trim());
+  if (!t) throw invalid('FCM_OPT_SMX_SPLIT', `unknown tiles '${v}' (known: ${smxSplitVariants.map(smxTileKey).join(', ')})`);
+  return t;
 }
 
 /**

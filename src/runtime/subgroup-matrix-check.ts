@@ -88,7 +88,7 @@ async function run(ctx: GpuContext, emulate: boolean, timeoutMs: number): Promis
       // Direct variants only where the device's rule may pick them (SubgroupMatrixSupport.direct): a failure of theirs
       // leaves the staged kernel in use elsewhere.
       const direct = support.direct ? smxChosenDirectVariants().filter((v) => smxDirectAligned(g, v) && smxDirectApplies(g, v)) : [];
-      const staged = [...smxPaddedVariants, ...(support.staged ?? []).filter((v) => !smxPaddedVariants.includes(v))];
+      const staged = [...smxPaddedVariants, ...[...(support.staged ?? []), ...(support.split ? [support.split] : [])].filter((v) => !smxPaddedVariants.includes(v))];
       for (const t of [...staged, ...direct].filter(fits)) {
         const program = pointwiseSubgroupMatrix(g, t, support, names, names.map((_, i) => i), ctx.kernelLimits, 'subgroup-matrix check', 'Conv(pw smx)', emulate);
         const out = gpu.buffer(bytes, G.STORAGE | G.COPY_SRC, 'check out', new Uint16Array(bytes / 2).fill(0x7e00));

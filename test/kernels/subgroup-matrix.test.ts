@@ -20,7 +20,7 @@ import { randomF32 } from './reference.js';
 import { activation } from './reference.js';
 import {
   type SmxDirectTiles, type SmxTiles, type SmxVariant, chooseSmxTiles, isDirect, pointwiseSubgroupMatrix, smxChosenDirectVariants, smxDirectVariants,
-  smxFits, smxMinWorkgroups, smxPaddedVariants, smxStorage, smxTileCount, smxTileKey, smxTileVariants, smxTrialVariants,
+  smxFits, smxMinWorkgroups, smxPaddedVariants, smxSplitMinWorkgroups, smxSplitVariants, smxStorage, smxTileCount, smxTileKey, smxTileVariants, smxTrialVariants,
 } from '../../kernels/pointwise-subgroup-matrix.js';
 import type { DotGeom } from '../../kernels/pointwise.js';
 import { kernelFor } from '../../kernels/registry.js';
@@ -68,7 +68,9 @@ test('program description: workgroup of SGF x SGP subgroups, one workgroup per B
       const BF = 16 * t.tm * t.sgf, BP = 16 * t.tn * t.sgp;
       // Rows of x and w 8 f16 longer and of the results 4 f32 longer where padded.
       const XS = BP + (t.pad ? 8 : 0), WS = t.bk + (t.pad ? 8 : 0), RS = BP + (t.pad ? 4 : 0);
-      assert.deepEqual(p.workgroupSize, [32 * t.sgf * t.sgp, 1, 1]);
+      // K-groups: ks groups of SGF x SGP subgroups, each its own result tile.
+      const KS = t.ks ?? 1;
+      assert.deepEqual(p.workgroupSize, [32 * t.sgf * t.sgp * KS, 1, 1]);
       const tiles = Math.ceil(g.F / BF) * Math.ceil(g.N * g.P / BP);
       assert.equal(tiles, smxTileCount(g, t));
       assert.ok(p.dispatch[0] * p.dispatch[1] >= tiles && p.dispatch[0] * (p.dispatch[1] - 1) < tiles, `${p.cacheKey}: dispatch ${p.dispatch} for ${tiles} tiles`);
@@ -76,13 +78,17 @@ test('program description: workgroup of SGF x SGP subgroups, one workgroup per B
       assert.equal(p.workgroupStorageBytes, smxStorage(t));
       // Two sets of x and w tiles where double-buffered.
       const sets = t.db ? 2 : 1;
-      assert.equal(smxStorage(t), sets * (2 * t.bk * XS + 2 * BF * WS) + 4 * BF * RS);
+      assert.equal(smxStorage(t), sets * (2 * t.bk * XS + 2 * BF * WS) + 4 * KS * BF * RS);
       assert.match(p.wgsl, new RegExp(`var<workgroup> xs: array<f16, ${sets * t.bk * XS}>;`));
       assert.match(p.wgsl, new RegExp(`var<workgroup> ws: array<f16, ${sets * BF * WS}>;`));
       // One barrier a step with two sets (and one before the loop), two with one.
       const loop = p.wgsl.slice(p.wgsl.indexOf('for (var c0 = 0u;'), p.wgsl.indexOf('subgroupMatrixStore<row_major>(&rs'));
       assert.equal(loop.match(/workgroupBarrier\(\)/g)?.length, t.db ? 1 : 2, `${smxTileKey(t)}: barriers in the channel loop`);
-      assert.match(p.wgsl, new RegExp(`var<workgroup> rs: array<f32, ${BF * RS}>;`));
+      assert.match(p.wgsl, new RegExp(`var<workgroup> rs: array<f32, ${KS * BF * RS}>;`));
+      // Each subgroup multiplies BK / KS channels of a step: TM x TN products per 16 of them; the epilogue adds the
+      // K-groups' tiles.
+      assert.equal(p.wgsl.match(/subgroupMatrixMultiplyAccumulate\(/g)?.length, t.tm * t.tn * t.bk / 16 / KS, `${smxTileKey(t)}: products per step`);
+      assert.equal((p.wgsl.match(/let y = [^;]*;/)?.[0].match(/rs\[/g)?.length ?? 0) / (g.P % 4 === 0 ? 4 : 1), KS, `${smxTileKey(t)}: K-group sums in the epilogue`);
       // The matrix loads and stores take those row lengths as strides.
       assert.match(p.wgsl, new RegExp(`subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>, row_major>\\(&ws, [^;]*, WS\\);`));
       assert.match(p.wgsl, new RegExp(`subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>, row_major>\\(&xs, [^;]*, XS\\);`));
@@ -198,6 +204,19 @@ test('chooser: padded 32 x 32 tiles, 64 channels a step from 192 on; the present
   assert.equal(chooseSmxTiles({ N: 32, P: 49, F: 960, C: 160 }, staged, h100), smxTrialVariants[0]);
   assert.equal(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, staged, h100), smxTrialVariants[2]);
   assert.equal(key(chooseSmxTiles({ N: 32, P: 3136, F: 144, C: 24 }, staged, h100)), 'present');
+  // The split step (SubgroupMatrixSupport.split): K-group tiles for fewer than smxSplitMinWorkgroups tiles with at
+  // least smxSplitMinChannels channels; not for shorter loops, more tiles, nor where the rule leaves a layer to the
+  // present kernel; off without a split variant.
+  const split = { ...support, split: smxSplitVariants[0] };
+  assert.equal(chooseSmxTiles({ N: 32, P: 49, F: 160, C: 960 }, split, h100), smxSplitVariants[0]);
+  assert.equal(chooseSmxTiles({ N: 1, P: 196, F: 96, C: 576 }, split, h100), smxSplitVariants[0]);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 160, C: 960 }, support, h100)), '32x32/64p');
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 960, C: 160 }, split, h100)), '32x64/32p');
+  assert.ok(smxTileCount({ N: 32, P: 49, F: 320 }, smxPaddedVariants[2]) >= smxSplitMinWorkgroups);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, split, h100)), '32x64/32p');
+  assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 320, C: 960 }, split, h100)), 'present');
+  // A split variant over the device's limits: the rule's own tiles.
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 160, C: 960 }, split, { ...h100, maxComputeInvocationsPerWorkgroup: 128 })), '32x32/64p');
 });
 
 // ---- selection by device features ----------------------------------------------------------------------------------
@@ -321,15 +340,21 @@ const emulatedCases: [Case, SmxTiles][] = [
   // path with every epilogue part; eight subgroups on the vec4 path, 3 steps.
   [dotCase(2, 100, 21, 49, { bias: true, res: true, scale: true, act: ['Clip', [0, 6]] }), { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 32, pad: true, db: true }],
   [dotCase(1, 72, 40, 100, { bias: true, res: true, act: ['Relu', []] }), { sgf: 2, sgp: 4, tm: 1, tn: 1, bk: 32, pad: true, db: true }],
+  // K-groups (SmxTiles.ks): two groups of 4 subgroups over 150 channels (the second group's half of the last step
+  // past C) on the scalar path with every epilogue part; four groups of one subgroup with 1 x 2 blocks on the vec4 path
+  // (the 2 x 2 blocks of smxSplitVariants need more workgroup memory emulated than lavapipe has).
+  [dotCase(2, 150, 21, 49, { bias: true, res: true, scale: true, act: ['Clip', [0, 6]] }), { sgf: 2, sgp: 2, tm: 1, tn: 1, bk: 64, pad: true, ks: 2 }],
+  [dotCase(1, 72, 40, 36, { bias: true, res: true, act: ['Relu', []] }), { sgf: 1, sgp: 1, tm: 1, tn: 2, bk: 64, pad: true, ks: 4 }],
 ];
 
-// lavapipe compiles each emulated program for seconds to minutes under load: six cases by default (the scalar path
+// lavapipe compiles each emulated program for seconds to minutes under load: eight cases by default (the scalar path
 // with every epilogue part, the vec4 path, the 16 x 64 tiles the chooser takes for <= 16 filters, 2 x 2 blocks with
-// 16-channel steps, padded rows with 64-channel steps, two sets of tiles), all ten with FCM_OPT_FULL_SWEEPS=1.
-const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[3], emulatedCases[4], emulatedCases[6], emulatedCases[8]];
+// 16-channel steps, padded rows with 64-channel steps, two sets of tiles, both K-group arrangements), all twelve with
+// FCM_OPT_FULL_SWEEPS=1.
+const runCases = fullSweeps ? emulatedCases : [emulatedCases[0], emulatedCases[2], emulatedCases[3], emulatedCases[4], emulatedCases[6], emulatedCases[8], emulatedCases[10], emulatedCases[11]];
 
 for (const [g, t] of runCases) {
-  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}${t.pad ? ' padded' : ''}${t.db ? ', two sets' : ''}${t.sgf * t.sgp > 4 ? `, ${t.sgf * t.sgp} subgroups` : ''}`;
+  const label = `N${g.N} C${g.C} F${g.F} P${g.P}${g.hasBias ? ' +b' : ''}${g.hasRes ? ' +res' : ''}${g.hasScale ? ' *sc' : ''} ${g.acts[0] || 'none'}${g.post ? ` then ${g.post}` : ''}, ${16 * t.tm * t.sgf}x${16 * t.tn * t.sgp} BK${t.bk}${t.pad ? ' padded' : ''}${t.db ? ', two sets' : ''}${t.sgf * t.sgp > 4 ? `, ${t.sgf * t.sgp} subgroups` : ''}${t.ks ? `, ${t.ks} K-groups` : ''}`;
   test(`emulated kernel matches the float64 reference: ${label}`, async () => {
     let seed = 9000 + g.N * 1000 + g.C;
     const r = (n: number, lo = -1, hi = 1) => Float32Array.from(randomF32(n, seed++, lo, hi), roundHalf);

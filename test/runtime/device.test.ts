@@ -1,8 +1,8 @@
 // The device's set-up choices that depend on the adapter and the environment (no GPU needed).
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { acquireGpu, dawnFlags, describeDevice, releaseGpu, stagedByEnv, validationMode } from '../../src/runtime/device.js';
-import { smxPaddedVariants, smxTileKey, smxTrialVariants } from '../../kernels/pointwise-subgroup-matrix.js';
+import { acquireGpu, dawnFlags, describeDevice, releaseGpu, splitByEnv, stagedByEnv, validationMode } from '../../src/runtime/device.js';
+import { smxPaddedVariants, smxSplitVariants, smxTileKey, smxTrialVariants } from '../../kernels/pointwise-subgroup-matrix.js';
 
 after(releaseGpu);
 
@@ -38,6 +38,12 @@ test('the process device on lavapipe keeps validation, and says so', async () =>
     const e = await ctx.device.popErrorScope();
     assert.ok(e, 'no validation error for a MAP_READ | STORAGE buffer');
   }
+});
+
+test('FCM_OPT_SMX_SPLIT: one K-group tile key; an unknown one, or tiles without K-groups, is exit 2 listing the known keys', () => {
+  for (const t of smxSplitVariants) assert.equal(splitByEnv(smxTileKey(t)), t);
+  assert.equal(splitByEnv(' SG2x2T1x1BK64PK2 '), smxSplitVariants[0]);
+  assert.throws(() => splitByEnv('SG2x2T1x1BK32P'), (e: Error) => /^FCM_OPT_SMX_SPLIT: unknown tiles 'SG2x2T1x1BK32P' \(known: SG2x2T1x1BK64PK2, .*\)$/.test(e.message) && (e as { kind?: string }).kind === 'invalid');
 });
 
 test('FCM_OPT_SMX_STAGED: one or two staged tile keys; an unknown one or a direct one is exit 2 listing the known keys', () => {
