@@ -250,8 +250,8 @@ export function chooseSmxTiles(g: Pick<DotGeom, 'N' | 'P' | 'F' | 'C'> & { hasSc
   const M = g.N * g.P;
   if (M < 16) return undefined;
   if (g.C < 32 || g.F <= 16) return M < 16384 && smxFits(k32, support, limits) ? k32 : undefined;
-  if (wide && smxTileCount(g, wide) >= smxWideMinWorkgroups && smxFits(wide, support, limits)) return wide;
-  const t = g.C >= 192 && smxFits(k64, support, limits) ? k64 : k32;
+  const isWide = !!wide && smxTileCount(g, wide) >= smxWideMinWorkgroups && smxFits(wide, support, limits);
+  const t = isWide ? wide : g.C >= 192 && smxFits(k64, support, limits) ? k64 : k32;
   if (!smxFits(t, support, limits)) return undefined;
   if (smxTileCount(g, t) < smxMinWorkgroups && g.C > 256 && M <= 64) return undefined;
   const split = support.split;

@@ -212,8 +212,10 @@ test('chooser: padded 32 x 32 tiles, 64 channels a step from 192 on; the present
   assert.equal(chooseSmxTiles({ N: 1, P: 196, F: 96, C: 576 }, split, h100), smxSplitVariants[0]);
   assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 160, C: 960 }, support, h100)), '32x32/64p');
   assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 960, C: 160 }, split, h100)), '32x64/32p');
-  assert.ok(smxTileCount({ N: 32, P: 49, F: 320 }, smxPaddedVariants[2]) >= smxSplitMinWorkgroups);
-  assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, split, h100)), '32x64/32p');
+  // The rule's 32 x 64 tiles too where they are few (7x7 960 -> 320: 250), not where they are more (14x14 576 -> 96: 294).
+  assert.equal(chooseSmxTiles({ N: 32, P: 49, F: 320, C: 960 }, split, h100), smxSplitVariants[0]);
+  assert.ok(smxTileCount({ N: 32, P: 196, F: 96 }, smxPaddedVariants[3]) >= smxSplitMinWorkgroups);
+  assert.equal(key(chooseSmxTiles({ N: 32, P: 196, F: 96, C: 576 }, split, h100)), '32x64/32p');
   assert.equal(key(chooseSmxTiles({ N: 1, P: 49, F: 320, C: 960 }, split, h100)), 'present');
   // A split variant over the device's limits: the rule's own tiles.
   assert.equal(key(chooseSmxTiles({ N: 32, P: 49, F: 160, C: 960 }, split, { ...h100, maxComputeInvocationsPerWorkgroup: 128 })), '32x32/64p');
