@@ -488,7 +488,8 @@ class GraphModelBuilder {
       case 'Placeholder': {
         if ((typeOf(n, 'dtype') ?? 'DT_FLOAT') !== 'DT_FLOAT') throw unsupported(this.source, `${where}: input of type ${typeOf(n, 'dtype')} (float32 inputs are supported)`);
         const dims = attrOf(n, 'shape')?.shape;
-        const dimList = isObj(dims) && Array.isArray(dims.dim) ? dims.dim.map((d) => Number((d as Json).size ?? -1)) : undefined;
+        // A dim without a size is unknown (-1); one that is not an object is no shape at all.
+        const dimList = isObj(dims) && Array.isArray(dims.dim) ? dims.dim.map((d) => (isObj(d) ? Number(d.size ?? -1) : NaN)) : undefined;
         const given = this.opts.inputShapes?.[n.name];
         let tf: number[];
         if (given) tf = given.length === 4 ? permute(given, nchwToNhwc) : [...given];
