@@ -36,7 +36,7 @@ export { uploadPaths, defaultUploadPath, type UploadPath, type HostTimes } from 
 export { imageToFloat, type ImageNormalization } from '../kernels/image-input.js';
 export type { Feeds, RunResult, RunOutput, PrecisionName, FloatPrecision } from './runtime/precision.js';
 export { passGpuMs, timeNodes } from './runtime/profile.js';
-export { acquireGpu, releaseGpu } from './runtime/device.js';
+export { acquireGpu, releaseGpu, useDevice } from './runtime/device.js';
 export { tunePlan, tuneKernels, kernelMargin, tileVariants, type TuneOptions, type TuneResult, type TuneRow, type KernelTuneRow, type TileVariant } from './tune/tune.js';
 export { compareOutputs, f16Bounds, f16Tolerance, seededInput, type Comparison } from './runtime/compare.js';
 export { runCheck, type CheckReport, type CheckOptions } from './check/check.js';

@@ -263,7 +263,8 @@ function contextFor(device: GPUDevice, info: Partial<GPUAdapterInfo>, owned: boo
 /**
  * Runs every later session on the caller's device (a browser page's, or one shared with other WebGPU code) instead
  * of one fcm-opt opens; fcm-opt never destroys it. The kernels use the limits and features the device was created
- * with (request 'timestamp-query' for profiles, 'subgroups' where the adapter has them).
+ * with (request 'timestamp-query' for profiles, 'subgroups' where the adapter has them). In Node the caller keeps the
+ * `webgpu` package's instance referenced: Dawn for Node frees an instance's devices when it is collected.
  */
 export function useDevice(device: GPUDevice, adapterInfo?: Partial<GPUAdapterInfo>): void {
   const info = adapterInfo ?? (device as { adapterInfo?: GPUAdapterInfo }).adapterInfo ?? {};
