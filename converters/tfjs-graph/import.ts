@@ -701,7 +701,12 @@ class GraphModelBuilder {
   outputNames(doc: Json, nodes: GraphNode[]): string[] {
     const sig = isObj(doc.signature) && isObj(doc.signature.outputs) ? doc.signature.outputs : isObj(doc.userDefinedMetadata) && isObj(doc.userDefinedMetadata.signature) && isObj(doc.userDefinedMetadata.signature.outputs) ? doc.userDefinedMetadata.signature.outputs : undefined;
     let refs: string[];
-    if (sig) refs = Object.values(sig).map((o) => String((o as Json).name ?? ''));
+    if (sig) {
+      refs = Object.entries(sig).map(([k, o]) => {
+        if (!isObj(o) || typeof o.name !== 'string') throw invalid(this.source, `signature output '${k}' needs a name`);
+        return o.name;
+      });
+    }
     else {
       const read = new Set(nodes.flatMap((n) => n.input.map(nodeOfRef)));
       refs = nodes.filter((n) => !read.has(n.name) && n.op !== 'Const' && n.op !== 'NoOp').map((n) => n.name);

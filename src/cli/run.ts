@@ -191,7 +191,8 @@ export async function runModelFile(model: string, o: RunCliOptions): Promise<voi
     for (const [k, v] of feeds) lines.push(`input '${k}' [${v.a.shape.join('x')}]: ${v.from}`);
     if (subBatches > 1) lines.push(`ran as ${subBatches} sub-batches of ${session.inputShapes[session.inputNames[0]][0] / subBatches}`);
     for (const s of summaries) {
-      lines.push(`output '${s.name}' [${s.shape.join('x')}]: min ${num(s.min)}, max ${num(s.max)}, mean ${num(s.mean)}`);
+      const empty = s.shape.some((d) => d === 0);
+      lines.push(`output '${s.name}' [${s.shape.join('x')}]: ${empty ? 'empty' : `min ${num(s.min)}, max ${num(s.max)}, mean ${num(s.mean)}`}`);
       s.top?.forEach((row, r) => lines.push(`  top ${row.length}${s.top!.length > 1 ? ` (row ${r})` : ''}: ${row.map((t) => `${t.index} (${num(t.value)})`).join(', ')}`));
     }
     if (output) lines.push(`wrote ${output}: ${ext === '.npz' ? `${arrays.size} output${arrays.size === 1 ? '' : 's'}` : `output '${session.outputNames[0]}'`}`);

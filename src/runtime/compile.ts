@@ -261,7 +261,9 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
     if (!isConst && t.dtype !== 'float32' && (io || !floatish.has(t.dtype))) throw unsupported(where, `has dtype ${t.dtype}; the executor runs float32 tensors`);
     if (isConst && !floatish.has(t.dtype)) throw unsupported(where, `constant of dtype ${t.dtype} cannot be read as float32`);
     const n = checkedProduct(t.shape, where);
-    b = Math.max(4, 4 * Math.ceil(checkedProduct([n, storageBytes(storageOf(name))], where) / 4));
+    // An empty tensor (a dimension 0) still gets a binding of one vec4: a kernel may read it as vec4 elements (its
+    // element count is a multiple of 4), and WebGPU refuses a binding smaller than one element.
+    b = n === 0 ? 16 : Math.max(4, 4 * Math.ceil(checkedProduct([n, storageBytes(storageOf(name))], where) / 4));
     if (b > limits.maxStorageBufferBindingSize) {
       throw overLimit(where, `[${t.shape.join(',')}] ${storageOf(name) === 'f16' ? 'float16' : 'float32'} is ${b} bytes, over the adapter's maxStorageBufferBindingSize of ${limits.maxStorageBufferBindingSize}`);
     }

@@ -435,6 +435,8 @@ export class Executor implements Session {
       if (phase?.kind !== 'gpu') { phase = { kind: 'gpu', dispatches: [], readBack: [] }; this.phases.push(phase); }
       const st = item.step;
       const p = st.program;
+      // A dispatch of no workgroups (an empty tensor's) does nothing: not encoded.
+      if (p.dispatch.some((d) => d === 0)) continue;
       const pipeline = this.gpu.pipeline(p, this.precision.keyPrefix);
       // Bindings: inputs, the program's own constants (int8: prepared weights), outputs.
       const consts = ((p as Partial<Int8Program>).constants ?? []).map((c) => {
