@@ -119,6 +119,7 @@ function limitsOf(ctx: GpuContext) {
     ...ctx.kernelLimits, maxStorageBufferBindingSize: l.maxStorageBufferBindingSize, maxBufferSize: l.maxBufferSize,
     maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage, maxBindingsPerBindGroup: l.maxBindingsPerBindGroup,
     maxBindGroups: l.maxBindGroups, maxComputeWorkgroupSizeY: l.maxComputeWorkgroupSizeY, maxComputeWorkgroupSizeZ: l.maxComputeWorkgroupSizeZ,
+    minStorageBufferOffsetAlignment: l.minStorageBufferOffsetAlignment,
   };
 }
 

@@ -23,6 +23,7 @@ import { type StorageType, storageBytes } from '../../kernels/f16.js';
 import type { QType } from '../quant/reference.js';
 import { type MemoryPlan, type MemoryStep, planMemory } from './memory.js';
 import { checkFloatHostNode, runsOnFloatHost } from './host-float.js';
+import { type ConstantBlock, type View, blockViews } from './views.js';
 
 /** One dispatch: a program and the tensors it binds. */
 export interface Step {
@@ -72,6 +73,12 @@ export interface Compiled {
    */
   kernelVariants?: Map<string, { variant: string; variants: string[] }>;
   kernelFallbacks?: string[];
+  /** Float schedules: tensors (alias roots) held in a block of another's buffer (src/runtime/views.ts), by name. */
+  views?: Map<string, View>;
+  /** Float schedules: values written into views' bases once, when the session is made (src/runtime/views.ts). */
+  constantBlocks?: ConstantBlock[];
+  /** Float schedules: the Concat and Pad dispatches the views and constant blocks replaced. */
+  copiesDropped?: number;
 }
 
 export interface CompileLimits extends KernelLimits {
@@ -83,6 +90,8 @@ export interface CompileLimits extends KernelLimits {
   maxBindGroups?: number;
   maxComputeWorkgroupSizeY?: number;
   maxComputeWorkgroupSizeZ?: number;
+  /** Where a binding may start in a buffer (src/runtime/views.ts; absent: WebGPU's default, 256 bytes). */
+  minStorageBufferOffsetAlignment?: number;
 }
 
 /** Dispatches and host steps in execution order. */
@@ -330,22 +339,41 @@ export function compileGraph(g: Graph, limits: CompileLimits, storage: StorageTy
   // Tensors on the GPU: those dispatches bind and the graph's inputs and outputs read back; host steps read back
   // and upload the ones that cross.
   const onGpu = new Set([...steps.flatMap((s) => s.bindings), ...g.inputs.map(root), ...gpuOutputs]);
+  // Concat and Pad inputs written into their block of the output's buffer, constant blocks written once: no copies.
+  const pinned = new Set([...g.inputs.map(root), ...gpuOutputs, ...[...constants].map(root), ...host.flatMap((s) => [...s.reads, ...s.writes].map(root))]);
+  const { views, dropped, constantBlocks } = blockViews({
+    graph: g, steps, root, pinned, alignment: limits.minStorageBufferOffsetAlignment,
+    elementBytes: (t) => storageBytes(storageOf(t)),
+  });
+  if (dropped.size) {
+    const kept = steps.filter((s) => !dropped.has(s));
+    // Host steps run before the dispatch that followed them: their places move down with the dispatches dropped.
+    for (const h of host) h.at = kept.filter((s) => steps.indexOf(s) < h.at).length;
+    steps.splice(0, steps.length, ...kept);
+    // A constant only a dropped copy read needs no buffer.
+    const bound = new Set(steps.flatMap((s) => s.bindings));
+    for (const k of [...constants]) if (!bound.has(root(k)) && !gpuOutputs.includes(root(k))) constants.delete(k);
+  }
+  // Bases holding constant blocks keep their buffer for the whole run: the blocks are written once.
+  const held = [...new Set(constantBlocks.map((b) => b.base))];
+  const bufferOf = (t: string) => views.get(t)?.base ?? t;
   const memSteps: MemoryStep[] = [];
   for (const item of ordered({ steps, host })) {
-    if (item.kind === 'gpu') memSteps.push({ reads: item.step.bindings.slice(0, item.step.nIn).filter((x) => !isConst(x)), writes: item.step.bindings.slice(item.step.nIn) });
+    if (item.kind === 'gpu') memSteps.push({ reads: item.step.bindings.slice(0, item.step.nIn).filter((x) => !isConst(x)).map(bufferOf), writes: item.step.bindings.slice(item.step.nIn).map(bufferOf) });
     else memSteps.push({ reads: item.step.reads.map(root).filter((x) => onGpu.has(x)), writes: item.step.writes.map(root).filter((x) => onGpu.has(x) && !isConst(x)) });
   }
   for (const s of memSteps) for (const x of s.writes) sizeOf(x);
   const memory = planMemory({
-    inputs: g.inputs.map(root).filter((x) => !isConst(x)),
-    outputs: gpuOutputs.filter((x) => !isConst(x)),
+    inputs: [...g.inputs.map(root).filter((x) => !isConst(x)), ...held],
+    outputs: [...gpuOutputs.filter((x) => !isConst(x)), ...held],
     steps: memSteps,
     bytes: (name) => bytes.get(name)!,
   });
   noteFallbacks(g, kernelFallbacks);
   return {
     graph: g, steps, host, aliases, constants: [...constants].map(root), memory, bytes, gpuOutputs, ...(f32Tensors.size ? { f32Tensors } : {}),
-    ...(kernelVariants.size ? { kernelVariants } : {}), ...(kernelFallbacks.length ? { kernelFallbacks } : {}),
+    ...(kernelVariants.size ? { kernelVariants } : {}), ...(kernelFallbacks.length ? { kernelFallbacks } : {}), ...(views.size ? { views } : {}),
+    ...(constantBlocks.length ? { constantBlocks } : {}), ...(dropped.size ? { copiesDropped: dropped.size } : {}),
   };
 }
 

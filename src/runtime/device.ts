@@ -44,7 +44,7 @@ export const noAdapterHelp =
 const wantedLimits = [
   'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize', 'maxComputeInvocationsPerWorkgroup',
   'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupSizeZ', 'maxComputeWorkgroupsPerDimension',
-  'maxStorageBuffersPerShaderStage', 'maxBindingsPerBindGroup',
+  'maxStorageBuffersPerShaderStage', 'maxBindingsPerBindGroup', 'minStorageBufferOffsetAlignment',
 ] as const;
 
 /**

@@ -39,6 +39,7 @@ import {
   defaultRingSize, defaultUploadPath, noHostTimes, uploadPaths,
 } from './transfer.js';
 import { nextTurn } from './next-turn.js';
+import { toHalf } from './half.js';
 
 export interface SessionStats {
   /** Which kernels run the model: 'fp32' (float) or 'int8' (integer). */
@@ -371,11 +372,36 @@ export class Executor implements Session {
 
   private tensor(name: string): Tensor { return this.graph.tensors.get(name)!; }
 
-  /** The binding of tensor `t`: its buffer's first bytes(t) bytes. */
-  private binding(t: string): { buffer: GPUBuffer; size: number } {
-    const buffer = this.buffers.get(t);
+  /** The binding of tensor `t`: its buffer's first bytes(t) bytes, or a view's block of its base's buffer. */
+  private binding(t: string): { buffer: GPUBuffer; size: number; offset?: number } {
+    const view = this.compiled.views?.get(t);
+    const buffer = this.buffers.get(view ? view.base : t);
     if (!buffer) throw new Error(`internal: tensor '${t}' has no buffer`);
-    return { buffer, size: this.compiled.bytes.get(t)! };
+    return view ? { buffer, size: this.compiled.bytes.get(t)!, offset: view.byteOffset } : { buffer, size: this.compiled.bytes.get(t)! };
+  }
+
+  /**
+   * The constant blocks of views' bases (src/runtime/views.ts: a Concat's constant input, a Pad's fill), once per
+   * session: one write per base over the range they span. What lies between them there is a view's block, which its
+   * layer writes in every run before anything reads it.
+   */
+  private writeConstantBlocks(): void {
+    const byBase = new Map<string, NonNullable<Compiled['constantBlocks']>>();
+    for (const b of this.compiled.constantBlocks ?? []) byBase.set(b.base, [...(byBase.get(b.base) ?? []), b]);
+    for (const [base, blocks] of byBase) {
+      const buffer = this.buffers.get(base);
+      if (!buffer) throw new Error(`internal: the base '${base}' of constant blocks has no buffer`);
+      const half = this.precision.name === 'fp16' && !this.compiled.f32Tensors?.has(base);
+      const eb = half ? 2 : 4;
+      const lo = Math.floor(Math.min(...blocks.map((b) => b.byteOffset)) / 4) * 4;
+      const hi = Math.ceil(Math.max(...blocks.map((b) => b.byteOffset + b.values.length * eb)) / 4) * 4;
+      const image = new Uint8Array(hi - lo);
+      for (const b of blocks) {
+        const v = half ? toHalf(b.values) : b.values;
+        image.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), b.byteOffset - lo);
+      }
+      this.ctx.device.queue.writeBuffer(buffer, lo, image);
+    }
   }
 
   private build(): void {
@@ -391,6 +417,7 @@ export class Executor implements Session {
     // Activation slots, shared by tensors whose lifetimes do not overlap.
     const slots = memory.slotBytes.map((bytes, i) => this.gpu.buffer(bytes, S | CS | CD, `slot ${i}`));
     for (const [t, s] of memory.slotOf) this.buffers.set(t, slots[s]);
+    this.writeConstantBlocks();
     // Feed programs (int8: float feeds of quantized inputs that only dispatches read are quantized on the GPU).
     for (const x of g.inputs) {
       const dst = this.root(x);

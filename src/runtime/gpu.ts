@@ -19,8 +19,8 @@ export interface Dispatch {
 
 export interface GpuCounters { pipelinesCreated: number; buffersCreated: number; bindGroupsCreated: number }
 
-/** A buffer bound whole, or its first `size` bytes. */
-export type Binding = GPUBuffer | { buffer: GPUBuffer; size: number };
+/** A whole buffer, or `size` bytes of one from `offset` (default 0). */
+export type Binding = GPUBuffer | { buffer: GPUBuffer; size: number; offset?: number };
 
 export class GpuObjects {
   readonly counters: GpuCounters = { pipelinesCreated: 0, buffersCreated: 0, bindGroupsCreated: 0 };
@@ -94,7 +94,7 @@ export class GpuObjects {
 
   /** A bind group of group 0 binding `buffers` in order. */
   bindGroup(pipeline: GPUComputePipeline, buffers: readonly Binding[], label: string): GPUBindGroup {
-    const entries = buffers.map((b, binding) => ({ binding, resource: 'buffer' in b ? { buffer: b.buffer, offset: 0, size: b.size } : { buffer: b } }));
+    const entries = buffers.map((b, binding) => ({ binding, resource: 'buffer' in b ? { buffer: b.buffer, offset: b.offset ?? 0, size: b.size } : { buffer: b } }));
     const g = this.ctx.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label });
     this.counters.bindGroupsCreated++;
     return g;

@@ -31,10 +31,22 @@ after(releaseGpu);
 
 const limitsOf = (ctx: GpuContext) => ({ ...ctx.kernelLimits, maxStorageBufferBindingSize: ctx.limits.maxStorageBufferBindingSize, maxBufferSize: ctx.limits.maxBufferSize });
 
+/** The schedule of `g` with every Concat copy run: the counts below are the folds' own, not the views' (views.test.ts). */
+function withoutViews<T>(f: () => T): T {
+  const before = process.env.FCM_OPT_VIEWS;
+  process.env.FCM_OPT_VIEWS = '0';
+  try {
+    return f();
+  } finally {
+    if (before === undefined) delete process.env.FCM_OPT_VIEWS;
+    else process.env.FCM_OPT_VIEWS = before;
+  }
+}
+
 /** Runs `g` as createSession would (channel scales folded) and returns its outputs and dispatches per run. */
 async function runGraph(g: Graph, feeds: Record<string, Float32Array>, storage: 'f32' | 'f16' = 'f32') {
   const ctx = await acquireGpu();
-  const s = await Executor.create(ctx, compileGraph(foldChannelScales(g), limitsOf(ctx), storage), storage === 'f16' ? fp16 : fp32);
+  const s = await Executor.create(ctx, withoutViews(() => compileGraph(foldChannelScales(g), limitsOf(ctx), storage)), storage === 'f16' ? fp16 : fp32);
   try {
     const r = await s.run(feeds);
     return { dispatches: s.stats().dispatchesPerRun, outputs: g.outputs.map((y) => Float32Array.from(r[y].data as ArrayLike<number>)) };

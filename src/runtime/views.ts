@@ -1,0 +1,197 @@
+// Blocks of one buffer instead of copies: where a Concat's output is one block per input, or a constant-mode Pad's
+// output is its input between two constant blocks (every dimension before the axis is 1: the channels at batch 1, or
+// the batch axis), the layer that computes an input writes it straight into its block of the output's buffer, bound
+// at the block's byte offset, and the copy is not run (kernels/concat.ts: one dispatch per input; kernels/pad.ts: one
+// dispatch). Constant blocks (a Concat's constant input, a Pad's fill) are written once, when the session is made, into
+// a buffer the output then keeps to itself for the whole run. Inception's mixed blocks, SSD's and BlazeFace's heads and
+// FPN-style decoders hold many Concat copies; BlazeFace and MediaPipe's detectors pad channels with zeros before each
+// residual add (TFLite PAD, or Barracuda's concat(x, zeros)). Each was a dispatch of pure data movement.
+//
+// Legality, per computed block (its alias root `r`), all of:
+//   - the node is plain ONNX on the float kernels; a Pad is mode constant with pads on one axis only, none negative;
+//   - every dimension of the output before the axis is 1;
+//   - `r` is written by a dispatch: not a graph input, not a constant, not written or read by a host step, not a graph
+//     output (those are fed and read back from buffers of their own), not the node's output, not already a view, not
+//     the output of a node with blocks of its own, and listed once in the node;
+//   - `r` and the output have one storage type (f16 islands), and the block starts at a multiple of the device's
+//     minStorageBufferOffsetAlignment (WebGPU's binding rule; 256 bytes where the device is not known);
+//   - the block's bytes are whole 4-byte words, unless it is the last block: buffers and bindings are whole words, so
+//     a shorter block's binding would reach into the next one.
+// The output may be a graph output or read by a host step: it keeps a buffer of its own, the blocks in it. A Pad's
+// dispatch goes only where its input is a view; its constant blocks then come with it.
+// Then, per dispatch: no dispatch may bind the output's buffer twice where one binding is written (WebGPU refuses a
+// buffer bound read-only and writable in one dispatch; two written ranges are not allowed to alias): a dispatch that
+// would (DenseNet's concat([x, f(x)]): f reads x and writes its own block) drops the views it reads, until none does.
+// Lifetimes: memory planning sees a view as its base, so the base's buffer lives from the first block written to the
+// last read of any block or of the whole; a base with constant blocks lives for the whole run, shared with nothing.
+
+import type { Graph, Node, Tensor } from '../graph/ir.js';
+
+/** What a scheduled dispatch tells of itself here (src/runtime/compile.ts Step). */
+export interface ViewStep {
+  node: Node;
+  program: { inputs: readonly number[]; outputs: number };
+  /** Tensor names (alias roots) bound: inputs, then outputs. */
+  bindings: readonly string[];
+  nIn: number;
+}
+
+export interface View {
+  /** The tensor whose buffer holds this one (a Concat's or Pad's output). */
+  base: string;
+  /** Where this tensor starts in the base's buffer. */
+  byteOffset: number;
+}
+
+/** Values written into a base's buffer once, when the session is made. */
+export interface ConstantBlock {
+  base: string;
+  byteOffset: number;
+  values: Float32Array;
+}
+
+export interface ViewContext<S extends ViewStep> {
+  graph: Graph;
+  steps: readonly S[];
+  root: (t: string) => string;
+  /** Bytes per element of a tensor's storage (4, or 2 for an f16 one). */
+  elementBytes: (t: string) => number;
+  /** Tensors (alias roots) that may not be views: graph inputs and outputs, constants, host steps' reads and writes. */
+  pinned: ReadonlySet<string>;
+  /** minStorageBufferOffsetAlignment of the device (default 256: WebGPU's). */
+  alignment?: number;
+}
+
+export interface Views<S extends ViewStep> {
+  /** View tensor (an alias root) -> its base and offset. */
+  views: Map<string, View>;
+  /** The copy dispatches no longer needed. */
+  dropped: Set<S>;
+  /** Constant blocks to write when the session is made; their bases live for the whole run in buffers of their own. */
+  constantBlocks: ConstantBlock[];
+}
+
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+const plain = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';
+
+/** One block of a node's output, in order: a computed tensor (a view candidate) or constant values. */
+interface Block { start: number; elements: number; tensor?: string; values?: () => Float32Array; step?: ViewStep }
+
+function floats(t: Tensor): Float32Array {
+  const d = t.data as ArrayLike<number | bigint>;
+  return Float32Array.from({ length: d.length }, (_, i) => Number(d[i]));
+}
+
+/** The blocks of a Concat or Pad output that is one block after another, or undefined. */
+function blocksOf(g: Graph, n: Node, steps: readonly ViewStep[]): Block[] | undefined {
+  const out = g.tensors.get(n.outputs[0])?.shape;
+  if (!out || !plain(n)) return undefined;
+  const mine = steps.filter((s) => s.node === n);
+  if (n.op === 'Concat') {
+    if (mine.some((s) => s.program.inputs.length !== 1 || s.program.outputs !== 1)) return undefined;
+    const a = typeof n.attrs.axis === 'number' ? n.attrs.axis : 0;
+    const axis = a < 0 ? a + out.length : a;
+    if (numel(out.slice(0, axis)) !== 1) return undefined;
+    const rest = numel(out.slice(axis + 1));
+    const blocks: Block[] = [];
+    let at = 0;
+    n.inputs.forEach((x, k) => {
+      const s = x ? g.tensors.get(x) : undefined;
+      if (!s) return;
+      const elements = s.shape[axis] * rest;
+      const step = mine.find((p) => p.program.inputs[0] === k);
+      if (elements > 0) blocks.push({ start: at * rest, elements, step, ...(s.data !== undefined ? { values: () => floats(s) } : { tensor: x }) });
+      at += s.shape[axis];
+    });
+    return blocks;
+  }
+  if (n.op === 'Pad') {
+    const mode = n.attrs.mode ?? 'constant';
+    const pads = n.attrs.pads;
+    const value = typeof n.attrs.value === 'number' ? n.attrs.value : 0;
+    const x = n.inputs[0];
+    const inShape = x ? g.tensors.get(x)?.shape : undefined;
+    if (mode !== 'constant' || !Array.isArray(pads) || !inShape || mine.length !== 1 || n.inputs.slice(1).some((i) => i)) return undefined;
+    const r = inShape.length;
+    const p = pads as number[];
+    if (p.length !== 2 * r || p.some((v) => v < 0)) return undefined;
+    const axes = inShape.map((_, k) => k).filter((k) => p[k] !== 0 || p[k + r] !== 0);
+    if (axes.length !== 1) return undefined;
+    const axis = axes[0];
+    if (numel(out.slice(0, axis)) !== 1) return undefined;
+    const rest = numel(out.slice(axis + 1));
+    const fill = (elements: number) => () => new Float32Array(elements).fill(value);
+    const blocks: Block[] = [];
+    if (p[axis] > 0) blocks.push({ start: 0, elements: p[axis] * rest, values: fill(p[axis] * rest) });
+    blocks.push({ start: p[axis] * rest, elements: inShape[axis] * rest, tensor: x, step: mine[0] });
+    if (p[axis + r] > 0) blocks.push({ start: (p[axis] + inShape[axis]) * rest, elements: p[axis + r] * rest, values: fill(p[axis + r] * rest) });
+    return blocks;
+  }
+  return undefined;
+}
+
+/** FCM_OPT_VIEWS=0 in the environment: no views and no constant blocks, every copy runs (for timing them A/B). */
+export function viewsOffByEnv(): boolean {
+  return typeof process !== 'undefined' && process.env?.FCM_OPT_VIEWS === '0';
+}
+
+/** The views and constant blocks of the schedule's Concat and Pad outputs; `steps` is not changed (the caller removes `dropped`). */
+export function blockViews<S extends ViewStep>(c: ViewContext<S>): Views<S> {
+  if (viewsOffByEnv()) return { views: new Map(), dropped: new Set(), constantBlocks: [] };
+  const g = c.graph;
+  const alignment = c.alignment ?? 256;
+  const written = new Set(c.steps.flatMap((s) => s.bindings.slice(s.nIn)));
+  const views = new Map<string, View>();
+  const bases = new Set<string>();
+  const dropped = new Set<S>();
+  const constantBlocks: ConstantBlock[] = [];
+  const nodes = [...new Set(c.steps.map((s) => s.node))].filter((n) => n.op === 'Concat' || n.op === 'Pad');
+  for (const n of nodes) {
+    const blocks = blocksOf(g, n, c.steps);
+    if (!blocks) continue;
+    const base = c.root(n.outputs[0]);
+    if (views.has(base)) continue;
+    const eb = c.elementBytes(base);
+    const total = numel(g.tensors.get(n.outputs[0])!.shape);
+    const count = new Map<string, number>();
+    for (const b of blocks) if (b.tensor) count.set(c.root(b.tensor), (count.get(c.root(b.tensor)) ?? 0) + 1);
+    const mine: string[] = [];
+    for (const b of blocks) {
+      if (!b.tensor) continue;
+      const r = c.root(b.tensor);
+      const start = b.start * eb, bytes = b.elements * eb;
+      if (c.pinned.has(r) || r === base || views.has(r) || bases.has(r) || count.get(r) !== 1 || !written.has(r)) continue;
+      if (c.elementBytes(r) !== eb || numel(g.tensors.get(r)!.shape) !== b.elements) continue;
+      if (start % alignment !== 0 || (bytes % 4 !== 0 && b.start + b.elements !== total)) continue;
+      views.set(r, { base, byteOffset: start });
+      mine.push(r);
+    }
+    if (!mine.length) continue;
+    // Dispatches that would bind the base twice with a write: drop the views they read (else those they write).
+    const bufOf = (t: string) => views.get(t)?.base ?? t;
+    for (let changed = true; changed;) {
+      changed = false;
+      for (const s of c.steps) {
+        if (s.node === n) continue;
+        const ins = s.bindings.slice(0, s.nIn).filter((t) => bufOf(t) === base);
+        const outs = s.bindings.slice(s.nIn).filter((t) => bufOf(t) === base);
+        if (ins.length + outs.length < 2 || !outs.length) continue;
+        const drop = ins.find((t) => views.has(t)) ?? outs.find((t) => views.has(t));
+        if (!drop) continue;
+        views.delete(drop);
+        changed = true;
+      }
+    }
+    const viewed = blocks.filter((b) => b.tensor && views.get(c.root(b.tensor))?.base === base);
+    if (!viewed.length) continue;
+    bases.add(base);
+    const constants = blocks.filter((b) => b.values);
+    if (n.op === 'Pad') {
+      dropped.add(blocks.find((b) => b.tensor)!.step as S);
+    } else {
+      for (const b of [...viewed, ...constants]) if (b.step) dropped.add(b.step as S);
+    }
+    for (const b of constants) constantBlocks.push({ base, byteOffset: b.start * eb, values: b.values!() });
+  }
+  return { views, dropped, constantBlocks };
+}
