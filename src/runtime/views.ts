@@ -24,8 +24,16 @@
 // would (DenseNet's concat([x, f(x)]): f reads x and writes its own block) drops the views it reads, until none does.
 // Lifetimes: memory planning sees a view as its base, so the base's buffer lives from the first block written to the
 // last read of any block or of the whole; a base with constant blocks lives for the whole run, shared with nothing.
+//
+// The other way round, a Slice whose output is one block of its input (steps 1, one sliced axis, every dimension
+// before it 1) is read in place: its readers bind the input's buffer at the block's offset and the Slice's dispatch
+// goes (MediaPipe's hand re-crop, M-LSD's and FaceAntiSpoofing's channel slices). Legality: the output is no graph
+// output, not read or written by a host step, not already a view; the input is no constant, not itself a view and
+// the same storage type; the block aligned and whole words (or the input's last). Nothing writes a sliced input after
+// its producer, so no dispatch binds its buffer with a write while reading the block.
 
 import type { Graph, Node, Tensor } from '../graph/ir.js';
+import { sliceRanges } from '../../kernels/slice.js';
 
 /** What a scheduled dispatch tells of itself here (src/runtime/compile.ts Step). */
 export interface ViewStep {
@@ -160,7 +168,7 @@ export function blockViews<S extends ViewStep>(c: ViewContext<S>): Views<S> {
       if (!b.tensor) continue;
       const r = c.root(b.tensor);
       const start = b.start * eb, bytes = b.elements * eb;
-      if (c.pinned.has(r) || r === base || views.has(r) || bases.has(r) || count.get(r) !== 1 || !written.has(r)) continue;
+      if (b.elements === 0 || c.pinned.has(r) || r === base || views.has(r) || bases.has(r) || count.get(r) !== 1 || !written.has(r)) continue;
       if (c.elementBytes(r) !== eb || numel(g.tensors.get(r)!.shape) !== b.elements) continue;
       if (start % alignment !== 0 || (bytes % 4 !== 0 && b.start + b.elements !== total)) continue;
       views.set(r, { base, byteOffset: start });
@@ -193,5 +201,41 @@ export function blockViews<S extends ViewStep>(c: ViewContext<S>): Views<S> {
     }
     for (const b of constants) constantBlocks.push({ base, byteOffset: b.start * eb, values: b.values!() });
   }
+  // Slices that are one block of their input: their readers read the block in place.
+  for (const s of c.steps) {
+    const r = s.node.op === 'Slice' && plain(s.node) ? sliceBlock(g, s.node) : undefined;
+    if (!r || r.elements === 0) continue;
+    const y = c.root(s.node.outputs[0]), base = c.root(s.node.inputs[0]);
+    const eb = c.elementBytes(base);
+    const start = r.start * eb, bytes = r.elements * eb;
+    if (c.pinned.has(y) || views.has(y) || bases.has(y) || views.has(base) || g.tensors.get(base)?.data !== undefined) continue;
+    if (c.elementBytes(y) !== eb || start % alignment !== 0 || (bytes % 4 !== 0 && r.start + r.elements !== r.total)) continue;
+    views.set(y, { base, byteOffset: start });
+    bases.add(base);
+    dropped.add(s);
+  }
   return { views, dropped, constantBlocks };
+}
+
+/** The block of its input a Slice's output is (steps 1, one sliced axis, every dimension before it 1), or undefined. */
+function sliceBlock(g: Graph, n: Node): { start: number; elements: number; total: number } | undefined {
+  const x = g.tensors.get(n.inputs[0])?.shape;
+  const a = n.attrs;
+  if (!x || n.inputs.slice(1).some((i) => i) || !Array.isArray(a.starts) || !Array.isArray(a.ends)) return undefined;
+  const starts = a.starts as number[];
+  const axes = Array.isArray(a.axes) ? (a.axes as number[]) : starts.map((_, k) => k);
+  const steps = Array.isArray(a.steps) ? (a.steps as number[]) : starts.map(() => 1);
+  if (steps.some((v) => v !== 1)) return undefined;
+  let r: ReturnType<typeof sliceRanges>;
+  try {
+    r = sliceRanges(x, starts, a.ends as number[], axes, steps, n.name);
+  } catch {
+    return undefined;
+  }
+  const cut = x.map((_, k) => k).filter((k) => r.shape[k] !== x[k]);
+  if (cut.length > 1) return undefined;
+  const axis = cut.length ? cut[0] : 0;
+  if (numel(x.slice(0, axis)) !== 1) return undefined;
+  const rest = numel(x.slice(axis + 1));
+  return { start: r.start[axis] * rest, elements: r.shape[axis] * rest, total: numel(x) };
 }

@@ -58,6 +58,20 @@ function paddedChannels(value: number, batch = 1): Graph {
   return b.build([b.conv(c, { filters: 4, kernel: 1, bias: true })]);
 }
 
+/** conv(x) cut on the channels by two Slices (`steps`), each read by a conv, summed: a split read in place. */
+function sliced(steps = 1, axis = 1): Graph {
+  const b = new GraphBuilder('sliced', 5);
+  const x = b.input('x', [1, 8, 8, 8]);
+  const a = b.conv(x, { filters: 12, kernel: 1, bias: true });
+  const cut = (from: number, to: number) => {
+    const shape = [1, 12, 8, 8];
+    shape[axis] = Math.ceil((to - from) / steps);
+    return b.node('Slice', [a], shape, { starts: [from], ends: [to], axes: [axis], steps: [steps] });
+  };
+  const s1 = cut(0, 4), s2 = cut(4, 8);
+  return b.build([b.add(b.conv(s1, { filters: 4, kernel: 1, bias: true }), b.conv(s2, { filters: 4, kernel: 3, bias: true }))]);
+}
+
 const offsets = (g: Graph, alignment = 16, storage: 'f32' | 'f16' = 'f32') => {
   const c = compileGraph(g, limits(alignment), storage);
   return { c, views: [...(c.views ?? new Map()).values()].map((v) => v.byteOffset), concatCopies: c.steps.filter((s) => s.node.op === 'Concat').length };
@@ -120,6 +134,18 @@ test('a Pad on the channels at batch 1: its input a view between two constant bl
   assert.equal(offsets(paddedChannels(0.5, 2)).c.steps.filter((s) => s.node.op === 'Pad').length, 1);
 });
 
+test('Slices that are one block of their input are read in place: no dispatch; not with steps, nor across the channels', () => {
+  const { c, views } = offsets(sliced());
+  assert.deepEqual(views, [0, 4 * 64 * 4]);
+  assert.equal(c.steps.filter((s) => s.node.op === 'Slice').length, 0);
+  // The blocks have no buffer of their own: the sliced tensor's, which lives while they are read (the session runs below).
+  const base = [...c.views!.values()][0].base;
+  assert.ok(c.memory.slotOf.has(base));
+  for (const t of c.views!.keys()) assert.ok(!c.memory.slotOf.has(t), t);
+  assert.deepEqual(offsets(sliced(2)).views, []);
+  assert.deepEqual(offsets(sliced(1, 2)).views, []);
+});
+
 test('f16 blocks: a block of odd bytes is a view only where it is the last, and each starts aligned', () => {
   // 3x3 maps in f16: a channel is 18 bytes. Blocks of 8 (144 bytes), 1 (18, not whole words) and 8 channels (at 162).
   const { views } = offsets(branches(1, [8, 1, 8], 3), 16, 'f16');
@@ -138,7 +164,7 @@ async function reference(g: Graph, feeds: Record<string, Float32Array>) {
 
 for (const [name, make, copies] of [
   ['branches', () => branches(1, [8, 16, 4]), 0], ['dense', dense, 1], ['input_and_constant', inputAndConstant, 1], ['branches_4x4', () => branches(1, [8, 1, 3], 4), 0],
-  ['padded_channels', () => paddedChannels(0.5), 0],
+  ['padded_channels', () => paddedChannels(0.5), 0], ['sliced', () => sliced(), 0], ['sliced_steps', () => sliced(2), 2],
 ] as const) {
   test(`${name}: the session with views matches onnxruntime in two runs (fp32 and fp16), with ${copies} cop${copies === 1 ? 'y' : 'ies'} a run`, async () => {
     const g = await loadModel(exportOnnx(make()), { source: `${name}.onnx` });
@@ -156,7 +182,8 @@ for (const [name, make, copies] of [
           const cmp = compareOutputs(out[y].data, refs[i][y].data as Float32Array, out[y].shape, undefined, undefined, precision);
           assert.ok(cmp.ok, `${precision} run ${i}: ${JSON.stringify(cmp)}`);
         }
-        // Every layer but the copies (the unfused plan folds the Add into the conv before it).
+        // Every layer but the copies (the unfused plan folds the Add into the conv before it); `copies` the Concat,
+        // Pad and Slice dispatches left.
         const layers = g.nodes.filter((n) => n.op === 'Conv').length;
         assert.equal(s.stats().dispatchesPerRun, layers + copies, precision);
       } finally {
