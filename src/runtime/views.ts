@@ -12,7 +12,8 @@
 //   - every dimension of the output before the axis is 1;
 //   - `r` is written by a dispatch: not a graph input, not a constant, not written or read by a host step, not a graph
 //     output (those are fed and read back from buffers of their own), not the node's output, not already a view, not
-//     the output of a node with blocks of its own, and listed once in the node;
+//     an output holding constant blocks, and listed once in the node; a Concat's output with blocks of its own may be
+//     a block of another's (Inception-v3's nested Concats): its blocks then lie in the outer one's buffer;
 //   - `r` and the output have one storage type (f16 islands), and the block starts at a multiple of the device's
 //     minStorageBufferOffsetAlignment (WebGPU's binding rule; 256 bytes where the device is not known);
 //   - the block's bytes are whole 4-byte words, unless it is the last block: buffers and bindings are whole words, so
@@ -149,9 +150,17 @@ export function blockViews<S extends ViewStep>(c: ViewContext<S>): Views<S> {
   const g = c.graph;
   const alignment = c.alignment ?? 256;
   const written = new Set(c.steps.flatMap((s) => s.bindings.slice(s.nIn)));
+  // A view's base may itself be a view (a Concat's output that is a block of another Concat's): `views` holds the
+  // immediate base until the end, where every view is resolved to the buffer that holds it.
   const views = new Map<string, View>();
   const bases = new Set<string>();
+  const held = new Set<string>();
   const dropped = new Set<S>();
+  const top = (t: string): View => {
+    let base = t, byteOffset = 0;
+    for (let v = views.get(base); v; v = views.get(base)) { byteOffset += v.byteOffset; base = v.base; }
+    return { base, byteOffset };
+  };
   const constantBlocks: ConstantBlock[] = [];
   const nodes = [...new Set(c.steps.map((s) => s.node))].filter((n) => n.op === 'Concat' || n.op === 'Pad');
   for (const n of nodes) {
@@ -168,25 +177,28 @@ export function blockViews<S extends ViewStep>(c: ViewContext<S>): Views<S> {
       if (!b.tensor) continue;
       const r = c.root(b.tensor);
       const start = b.start * eb, bytes = b.elements * eb;
-      if (b.elements === 0 || c.pinned.has(r) || r === base || views.has(r) || bases.has(r) || count.get(r) !== 1 || !written.has(r)) continue;
+      if (b.elements === 0 || c.pinned.has(r) || r === base || views.has(r) || held.has(r) || count.get(r) !== 1 || !written.has(r)) continue;
       if (c.elementBytes(r) !== eb || numel(g.tensors.get(r)!.shape) !== b.elements) continue;
       if (start % alignment !== 0 || (bytes % 4 !== 0 && b.start + b.elements !== total)) continue;
       views.set(r, { base, byteOffset: start });
       mine.push(r);
     }
     if (!mine.length) continue;
-    // Dispatches that would bind the base twice with a write: drop the views they read (else those they write).
-    const bufOf = (t: string) => views.get(t)?.base ?? t;
+    // Dispatches that would bind the base's buffer twice with a write: drop the views they read (else those they
+    // write); of a block within a block, the outer one, this node's.
+    const mineOf = (t: string): string => { let e = t; while (views.get(e)!.base !== base) e = views.get(e)!.base; return e; };
     for (let changed = true; changed;) {
       changed = false;
       for (const s of c.steps) {
-        if (s.node === n) continue;
-        const ins = s.bindings.slice(0, s.nIn).filter((t) => bufOf(t) === base);
-        const outs = s.bindings.slice(s.nIn).filter((t) => bufOf(t) === base);
+        // This node's copies of its views go; its other copies stay, and may read a block of this very buffer (an
+        // input that is a block of an inner Concat that is a block here).
+        if (dropped.has(s) || (s.node === n && views.get(s.bindings[0])?.base === base)) continue;
+        const ins = s.bindings.slice(0, s.nIn).filter((t) => top(t).base === base);
+        const outs = s.bindings.slice(s.nIn).filter((t) => top(t).base === base);
         if (ins.length + outs.length < 2 || !outs.length) continue;
-        const drop = ins.find((t) => views.has(t)) ?? outs.find((t) => views.has(t));
+        const drop = ins.find((t) => t !== base) ?? outs.find((t) => t !== base);
         if (!drop) continue;
-        views.delete(drop);
+        views.delete(mineOf(drop));
         changed = true;
       }
     }
@@ -200,6 +212,7 @@ export function blockViews<S extends ViewStep>(c: ViewContext<S>): Views<S> {
       for (const b of [...viewed, ...constants]) if (b.step) dropped.add(b.step as S);
     }
     for (const b of constants) constantBlocks.push({ base, byteOffset: b.start * eb, values: b.values!() });
+    if (constants.length) held.add(base);
   }
   // Slices that are one block of their input: their readers read the block in place.
   for (const s of c.steps) {
@@ -214,7 +227,7 @@ export function blockViews<S extends ViewStep>(c: ViewContext<S>): Views<S> {
     bases.add(base);
     dropped.add(s);
   }
-  return { views, dropped, constantBlocks };
+  return { views: new Map([...views.keys()].map((t) => [t, top(t)])), dropped, constantBlocks };
 }
 
 /** The block of its input a Slice's output is (steps 1, one sliced axis, every dimension before it 1), or undefined. */
