@@ -146,6 +146,21 @@ test('Slices that are one block of their input are read in place: no dispatch; n
   assert.deepEqual(offsets(sliced(1, 2)).views, []);
 });
 
+test("a Concat's output with blocks of its own is a block of the Concat reading it: its blocks lie in the outer buffer", () => {
+  const b = new GraphBuilder('nested', 6);
+  const x = b.input('x', [1, 8, 8, 8]);
+  const conv = (f: number) => b.conv(x, { filters: f, kernel: 1, bias: true });
+  const inner = concatChannels(b, [conv(4), conv(8)]);
+  const outer = concatChannels(b, [conv(4), inner]);
+  const g = b.build([b.conv(outer, { filters: 4, kernel: 1, bias: true })]);
+  const c = compileGraph(g, limits(16));
+  // The inner Concat at channel 4 of the outer one; its blocks at channels 4 and 8 of the outer buffer.
+  const at = [...c.views!.values()].map((v): [string, number] => [v.base, v.byteOffset / (64 * 4)]);
+  assert.deepEqual(at.sort((p, q) => p[1] - q[1]), [[outer, 0], [outer, 4], [outer, 4], [outer, 8]]);
+  assert.equal(c.steps.filter((s) => s.node.op === 'Concat').length, 0);
+  assert.ok(!c.memory.slotOf.has(inner));
+});
+
 test('f16 blocks: a block of odd bytes is a view only where it is the last, and each starts aligned', () => {
   // 3x3 maps in f16: a channel is 18 bytes. Blocks of 8 (144 bytes), 1 (18, not whole words) and 8 channels (at 162).
   const { views } = offsets(branches(1, [8, 1, 8], 3), 16, 'f16');
