@@ -39,6 +39,11 @@ export interface ConvGeom {
    * the outputs' channel counts, in order (summing to 2F). Only the pointwise kernels store this way.
    */
   shuffleOuts?: number[];
+  /**
+   * Attr `channelsLast` (1; src/graph/ir.ts; src/rewrite/channels-last-store.ts): the output is stored [N, HO, WO, F],
+   * a Transpose [0, 2, 3, 1] folded in. Only the pointwise kernels store this way; no residual, no shuffled store.
+   */
+  channelsLast?: boolean;
   act: Epilogue;
 }
 
@@ -62,10 +67,14 @@ export function convGeom(args: KernelArgs): ConvGeom {
   const [HO, WO] = convOut(H, W, { kh, kw, sh, sw, pt, pl, pb, pr, dh, dw });
   if (HO < 1 || WO < 1) throw invalid(w, `output ${HO}x${WO} is empty`);
   const shuffleOuts = a.shuffleGroups === undefined ? undefined : shuffledOutputs(args, [N, F, HO, WO]);
-  if (!shuffleOuts) expectOutput(args, [N, F, HO, WO]);
+  const channelsLast = a.channelsLast !== undefined && intAttr(a, 'channelsLast', 0, w) === 1;
+  if (a.channelsLast !== undefined && !channelsLast) throw invalid(w, 'channelsLast must be 1 where it is given');
+  if (channelsLast && shuffleOuts) throw unsupported(w, 'a channels-last store and a shuffled store together');
+  if (!shuffleOuts) expectOutput(args, channelsLast ? [N, HO, WO, F] : [N, F, HO, WO]);
   const hasBias = hasInput(args, 2);
   if (hasBias && !sameShape(inShape(args, 2, 'bias'), [F])) throw invalid(w, `bias '${args.node.inputs[2]}' must have shape [${F}]`);
   const hasRes = hasInput(args, 3);
+  if (hasRes && channelsLast) throw unsupported(w, 'a channels-last store takes no residual');
   if (hasRes && !sameShape(inShape(args, 3, 'residual'), [N, F, HO, WO])) {
     throw invalid(w, `residual '${args.node.inputs[3]}' must have the output's shape [${[N, F, HO, WO].join(',')}]`);
   }
@@ -75,7 +84,7 @@ export function convGeom(args: KernelArgs): ConvGeom {
   }
   const act = withPostActivation(nodeEpilogue(a, w), a, w);
   if (act.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
-  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, hasScale, ...(shuffleOuts ? { shuffleOuts } : {}), act };
+  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, hasScale, ...(shuffleOuts ? { shuffleOuts } : {}), ...(channelsLast ? { channelsLast } : {}), act };
 }
 
 /** The output channel counts of a Conv with `shuffleGroups` whose own output would be `y` [N, F, H, W], checked. */
@@ -118,4 +127,4 @@ export function convStore(g: ConvGeom, s: string, o: string, f: string): string 
 
 export const geomKey = (g: ConvGeom) =>
   `x${g.N}x${g.C}x${g.H}x${g.W}|F${g.F}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}g${g.group}` +
-  `|b${+g.hasBias}r${+g.hasRes}s${+g.hasScale}|${g.act.key}`;
+  `|b${+g.hasBias}r${+g.hasRes}s${+g.hasScale}|${g.act.key}${g.channelsLast ? '|nhwc' : ''}`;

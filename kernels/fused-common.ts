@@ -8,7 +8,7 @@
 
 import { type Conv2dGeom, convOut } from './conv-common.js';
 import type { KernelArgs } from './program.js';
-import { type Epilogue, expectInput, expectOutput, hasInput, inShape, intsAttr, nodeEpilogue, numAttr, where, withPostActivation } from './shader.js';
+import { type Epilogue, expectInput, expectOutput, hasInput, inShape, intAttr, intsAttr, nodeEpilogue, numAttr, where, withPostActivation } from './shader.js';
 import type { Attrs } from '../src/graph/ir.js';
 import { invalid, overLimit, unsupported } from '../src/errors.js';
 
@@ -66,12 +66,16 @@ export function dwpwShapes(args: KernelArgs) {
   if (w2[1] !== C || w2[2] !== 1 || w2[3] !== 1) throw invalid(w, `pointwise weights [${w2.join(',')}] do not match ${C} channels (expected [F,${C},1,1])`);
   const [HO, WO] = convOut(H, W, g);
   if (HO < 1 || WO < 1) throw invalid(w, `depthwise output ${HO}x${WO} is empty`);
-  expectOutput(args, [N, F, HO, WO]);
+  // Attr channelsLast (1; src/rewrite/channels-last-store.ts): the output stored [N, HO, WO, F], no residual.
+  const channelsLast = args.node.attrs.channelsLast !== undefined && intAttr(args.node.attrs, 'channelsLast', 0, w) === 1;
+  if (args.node.attrs.channelsLast !== undefined && !channelsLast) throw invalid(w, 'channelsLast must be 1 where it is given');
+  expectOutput(args, channelsLast ? [N, HO, WO, F] : [N, F, HO, WO]);
   const hasB1 = hasInput(args, 2), hasB2 = hasInput(args, 4), hasRes = hasInput(args, 5);
+  if (hasRes && channelsLast) throw unsupported(w, 'a channels-last store takes no residual');
   if (hasB1) expectInput(args, 2, [C], 'bias 1');
   if (hasB2) expectInput(args, 4, [F], 'bias 2');
   if (hasRes) expectInput(args, 5, [N, F, HO, WO], 'residual');
-  return { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes };
+  return { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes, channelsLast };
 }
 
 export interface TileDim { name: string; value: number; min: number }

@@ -25,7 +25,7 @@ import { invalid, overLimit } from '../src/errors.js';
 
 export function fusedDwPw(args: KernelArgs): KernelProgram {
   const a = args.node.attrs;
-  const { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes } = dwpwShapes(args);
+  const { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes, channelsLast } = dwpwShapes(args);
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
   if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
 
@@ -97,13 +97,13 @@ var<workgroup> wsT: array<vec4<f32>, ${CB * FB4}>;
 ${KS > 1 ? `// The slices' sums: position r, group fg, accumulator k at (k * FG + fg) * THW + r.
 var<workgroup> red: array<vec4<f32>, ${TH * TW * FG * NA}>;` : ''}
 
-/** Epilogue 2 and residual of output filter f (local fl) at output offset ob + f * HO * WO. */
+/** Epilogue 2 and residual of output filter f (local fl) at output offset ob + f * HO * WO${channelsLast ? ', stored channels-last at (n * HO * WO + p) * F + f (ob = n * F * HO * WO + p)' : ''}. */
 fn ep2(a: f32, f: u32, fl: u32, ob: u32) {
   if (fl >= FB || f >= F) { return; }
   let o = ob + f * HO * WO;
   var v = act2(a${hasB2 ? ' + b2[f]' : ''});
   ${hasRes ? `v = ${plusResidual(act2, 'v', 'res[o]')};` : ''}
-  out[o] = v;
+  ${channelsLast ? 'out[((ob / (F * HO * WO)) * HO * WO + ob % (F * HO * WO)) * F + f] = v;' : 'out[o] = v;'}
 }
 
 @compute @workgroup_size(${T})
@@ -232,7 +232,7 @@ ${FG > 1 ? `  // Accumulators read by constant component (.x .. .w) so that the 
 }
 `}`;
   const cacheKey = `FusedDwPw|x${N}x${C}x${H}x${W}|F${F}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}RP${RP}T${T}FG${FG}${KS > 1 ? `KS${KS}` : ''}|dx${d.dispatchX}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}RP${RP}T${T}FG${FG}${KS > 1 ? `KS${KS}` : ''}|dx${d.dispatchX}${channelsLast ? '|nhwc' : ''}`;
   return {
     name: `FusedDwPw(${args.node.name})`,
     cacheKey,

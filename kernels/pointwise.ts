@@ -22,7 +22,7 @@ export function pointwise(args: KernelArgs, geom?: ConvGeom, choice?: DotChoice)
   const w = where(args);
   if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
   const b = convBindings(g);
-  const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, ...(g.shuffleOuts ? { shuffleOuts: g.shuffleOuts } : {}), act: g.act };
+  const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, ...(g.shuffleOuts ? { shuffleOuts: g.shuffleOuts } : {}), ...(g.channelsLast ? { channelsLast: true } : {}), act: g.act };
   return dotProgram(dot, choice ?? chooseDot(dot, args.limits), b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
 }
 
@@ -47,6 +47,11 @@ export interface DotGeom {
    * (n, f, p) to channel 2f, of the 2F shuffled channels split into outputs of these channel counts, in order.
    */
   shuffleOuts?: number[];
+  /**
+   * The channels-last store (a Transpose [0, 2, 3, 1] folded in, src/rewrite/channels-last-store.ts): output element
+   * (n, f, p) goes to out[(n * P + p) * F + f], `out` an array of scalars (a vec4 of 4 positions is 4 stores).
+   */
+  channelsLast?: boolean;
   act: Epilogue;
 }
 
@@ -216,7 +221,24 @@ function dotStore(g: DotGeom, v: string, o: string, f: string, vec: boolean): st
   const biased = g.hasBias ? `${v} + ${vec ? `vec4<f32>(b[${f}])` : `b[${f}]`}` : v;
   const act = vec ? `vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))` : 'act(y)';
   const value = g.hasRes ? plusResidual(g.act, act, `res[${o}]`, vec) : act;
-  return `let y = ${biased};\n    ${g.shuffleOuts ? shuffledStore(g.shuffleOuts, g.F, vec ? g.P / 4 : g.P, value, o, f) : `out[${o}] = ${value};`}`;
+  const store = g.shuffleOuts ? shuffledStore(g.shuffleOuts, g.F, vec ? g.P / 4 : g.P, value, o, f)
+    : g.channelsLast ? channelsLastStore(g.F, g.P, vec, value, o, f) : `out[${o}] = ${value};`;
+  return `let y = ${biased};\n    ${store}`;
+}
+
+/**
+ * Stores `value`, element o = (n * F + f) * PU + p of the conv's output (PU = P, or P / 4 vec4s of 4 positions), at
+ * channels-last out[(n * P + p) * F + f].
+ */
+function channelsLastStore(F: number, P: number, vec: boolean, value: string, o: string, f: string): string {
+  const PU = vec ? P / 4 : P;
+  const at = (p: string) => `out[(sn * ${P}u + ${p}) * ${F}u + (${f})]`;
+  return `{
+      let sv = ${value};
+      let sn = (${o}) / ${F * PU}u;
+      let sp = (${o}) % ${PU}u;
+      ${vec ? ['x', 'y', 'z', 'w'].map((c, k) => `${at(`4u * sp + ${k}u`)} = sv.${c};`).join('\n      ') : `${at('sp')} = sv;`}
+    }`;
 }
 
 /**
@@ -246,7 +268,7 @@ function shuffledStore(outs: readonly number[], F: number, PU: number, value: st
 /** Bindings: `names` (inputs) read-only, then the output `out`, or the shuffled outputs `sy0`.. (DotGeom.shuffleOuts). */
 function dotBindings(g: DotGeom, names: string[], vec: boolean, wVec = false): string {
   const outs = g.shuffleOuts ? g.shuffleOuts.map((_, k) => `sy${k}`) : ['out'];
-  const vecOf = new Set([...(vec ? ['x', 'res', 'sh', ...outs] : []), ...(wVec ? ['w'] : [])]);
+  const vecOf = new Set([...(vec ? ['x', 'res', 'sh', ...(g.channelsLast ? [] : outs)] : []), ...(wVec ? ['w'] : [])]);
   const t = (n: string) => (vecOf.has(n) ? 'array<vec4<f32>>' : 'array<f32>');
   const lines = names.map((n, k) => `@group(0) @binding(${k}) var<storage, read> ${n}: ${t(n)};`);
   outs.forEach((n, k) => lines.push(`@group(0) @binding(${names.length + k}) var<storage, read_write> ${n}: ${t(n)};`));
@@ -255,7 +277,7 @@ function dotBindings(g: DotGeom, names: string[], vec: boolean, wVec = false): s
 
 /** The program's output count and the cache key's part for the store (none for the plain store: keys unchanged). */
 const dotOutputs = (g: DotGeom) => g.shuffleOuts?.length ?? 1;
-const storeKey = (g: DotGeom): string[] => (g.shuffleOuts ? [`shuf2[${g.shuffleOuts.join('x')}]`] : []);
+const storeKey = (g: DotGeom): string[] => [...(g.shuffleOuts ? [`shuf2[${g.shuffleOuts.join('x')}]`] : []), ...(g.channelsLast ? ['nhwc'] : [])];
 
 /**
  * The gemm's entry point up to its per-thread coordinates, shared by both of its WGSL forms: the workgroup's tile
@@ -815,7 +837,7 @@ ${js.map((j) => `      part[${j}u * ${T}u + li] += part[${j}u * ${T}u + li + h];
 `;
   return {
     name: label,
-    cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, `NB${nb}`, `dx${d.dispatchX}`),
+    cacheKey: cacheKey(`${keyPrefix}-splitk`, g.N, g.C, g.F, g.P, +g.hasBias, +g.hasRes, +!!g.hasScale, g.act.key, `KS${ks}`, `NB${nb}`, `dx${d.dispatchX}`, ...storeKey(g)),
     wgsl, workgroupSize: [T, 1, 1], dispatch: d.dispatch, inputs, outputs: 1, workgroupStorageBytes: 4 * T * nb,
   };
 }

@@ -117,6 +117,11 @@ export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 // ChannelShuffle{groups 2}(a, y) split along channels, [N, D_m, H, W] in order (sum of D_m = 2F): y[n, f, p] lands
 // at shuffled channel 2f + 1, a[n, f, p] at 2f. kernels/pointwise.ts (DotGeom.shuffleOuts).
 //
+// Conv with a channels-last store (made by src/rewrite/channels-last-store.ts for the float executor, never imported;
+// pointwise only, no residual, no shuffled store): attr `channelsLast` (1); the output is [N, H, W, F], the conv's
+// [N, F, H, W] output transposed by perm [0, 2, 3, 1]. kernels/pointwise.ts (DotGeom.channelsLast). A FusedDwPw
+// without a residual takes the same attribute (kernels/fused-dwpw.ts).
+//
 // SqueezeExcite (default domain; made by src/rewrite/squeeze-excite.ts for the executor, never imported): inputs
 // [x [N,C,H,W], w1 [R,C,1,1], b1|'', w2 [F,R,1,1], b2|''], output [N,F,1,1] = act2(w2 act1(w1 mean_HW(x) + b1) + b2),
 // attrs activation1/activationParams1, activation2/activationParams2 (H = W = 1: no pooling). kernels/squeeze-excite.ts.

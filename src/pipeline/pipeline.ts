@@ -7,9 +7,10 @@
 //   plan     planFusion of that DAG (optimal mode), or a given Plan;
 //   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them; float graphs
 //            also fold residual activations, channel shuffles (then each into the pointwise conv computing one of its
-//            inputs where the rules hold), squeeze-excite blocks, activations after Gemm / MatMul and a pointwise Conv
-//            read only by a global average pool (src/rewrite/residual-activation.ts, channel-shuffle.ts, shuffle-conv.ts,
-//            squeeze-excite.ts, epilogues.ts, pointwise-mean.ts).
+//            inputs where the rules hold), squeeze-excite blocks, activations after Gemm / MatMul, a pointwise Conv
+//            read only by a global average pool and a Transpose to channels-last after a pointwise Conv
+//            (src/rewrite/residual-activation.ts, channel-shuffle.ts, shuffle-conv.ts, squeeze-excite.ts, epilogues.ts,
+//            pointwise-mean.ts, channels-last-store.ts).
 // createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
 // with options of their own (excluded pairs, a tuned plan) and create sessions with the result.
 
@@ -36,6 +37,7 @@ import { foldPads } from '../rewrite/fold-pads.js';
 import { foldResidualActivations } from '../rewrite/residual-activation.js';
 import { foldChannelShuffles } from '../rewrite/channel-shuffle.js';
 import { foldShufflesIntoConvs, shuffleConvEnabled } from '../rewrite/shuffle-conv.js';
+import { channelsLastEnabled, foldTransposesIntoConvs } from '../rewrite/channels-last-store.js';
 import { foldSqueezeExcites } from '../rewrite/squeeze-excite.js';
 import { foldPointwiseMeans } from '../rewrite/pointwise-mean.js';
 import { applyKernelChoices } from '../rewrite/kernel-choices.js';
@@ -67,6 +69,8 @@ export interface PipelineOptions extends LoadOptions {
   shuffleConv?: boolean;
   /** RewriteOptions.foldPool. */
   foldPool?: boolean;
+  /** RewriteOptions.channelsLast. */
+  channelsLast?: boolean;
 }
 
 /** Choices of the rewrite beyond the plan. */
@@ -76,6 +80,9 @@ export interface RewriteOptions {
   shuffleConv?: boolean;
   /** A pointwise Conv read only by a global average pool as one PointwiseMean node (default: on unless poolFoldOffByEnv). */
   foldPool?: boolean;
+  /** A Transpose to channels-last folded into the pointwise Conv before it (src/rewrite/channels-last-store.ts; default
+   *  on unless FCM_OPT_CHANNELS_LAST=0). */
+  channelsLast?: boolean;
 }
 
 /**
@@ -205,8 +212,9 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   const matrix = foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
   // The pool after a pointwise Conv (the heads of the MobileNet family): the Conv's output is never written.
   const g = (options.foldPool ?? !poolFoldOffByEnv()) ? foldPointwiseMeans(matrix) : matrix;
-  // Last, so that no pass before it meets a Conv with a shuffled store.
-  const out = (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
+  // Last, so that no pass before them meets a Conv with a shuffled or channels-last store.
+  const shuffledConvs = (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
+  const out = (options.channelsLast ?? channelsLastEnabled()) ? foldTransposesIntoConvs(shuffledConvs) : shuffledConvs;
   return plan === 'unfused' ? out : applyKernelChoices(out, plan.kernels);
 }
 
@@ -223,7 +231,7 @@ export async function pipeline(model: ModelInput, precision: PrecisionName, opti
   const g = await load(model, options);
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool });
+  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool, channelsLast: options.channelsLast });
 }
 
 /** The float executor's graph for these options (what createSession runs on the float kernels, fp32 or fp16). */

@@ -59,3 +59,38 @@ export function tinyShuffleNet(batch = 1, opts: { slices?: boolean } = {}): Grap
   }
   return b.build([head(b, y)]);
 }
+
+/**
+ * A BlazeFace-like detector: a stem, then two feature maps (8x8 and 4x4 at 32x32 input), each with a box head (1x1
+ * conv to anchors x 4) and a score head (1x1 conv to anchors x 1), each head's NCHW output turned channels-last
+ * (Transpose [0, 2, 3, 1]), reshaped to [N, HW * anchors, k] and concatenated over the two maps: the 4 head
+ * Transposes fold into their convs (src/rewrite/channels-last-store.ts). `refusals` adds one head of each kind the
+ * rules keep: a 3x3 conv's Transpose, a head conv whose output also feeds a Relu that is a graph output, and a
+ * Transpose to [0, 3, 1, 2] (not channels-last); 3 Transposes stay.
+ */
+export function tinyDetector(batch = 1, opts: { refusals?: boolean } = {}): Graph {
+  const b = new GraphBuilder('tiny_detector', 34);
+  let y = b.relu(b.conv(b.input('input', [batch, 3, 32, 32]), { filters: 8, kernel: 3, stride: 2, bias: true }));
+  y = b.relu(b.conv(b.conv(y, { filters: 8, kernel: 3, stride: 2, group: 8, bias: true }), { filters: 12, kernel: 1, bias: true }));
+  const maps = [y, b.relu(b.conv(b.conv(y, { filters: 12, kernel: 3, stride: 2, group: 12, bias: true }), { filters: 16, kernel: 1, bias: true }))];
+  const anchors = [2, 6];
+  const flat = (x: string, k: number) => {
+    const [n, h, w, c] = b.shape(x);
+    return b.node('Reshape', [x], [n, (h * w * c) / k, k], { shape: [n, (h * w * c) / k, k] });
+  };
+  const nhwc = (x: string) => { const [n, c, h, w] = b.shape(x); return b.node('Transpose', [x], [n, h, w, c], { perm: [0, 2, 3, 1] }); };
+  const head = (x: string, a: number, k: number) => flat(nhwc(b.conv(x, { filters: a * k, kernel: 1, bias: true })), k);
+  const boxes = maps.map((m, i) => head(m, anchors[i], 4));
+  const scores = maps.map((m, i) => head(m, anchors[i], 1));
+  const cat = (xs: string[]) => { const s = xs.map((x) => b.shape(x)); return b.node('Concat', xs, [s[0][0], s.reduce((q, t) => q + t[1], 0), s[0][2]], { axis: 1 }); };
+  const outs = [cat(boxes), cat(scores)];
+  if (opts.refusals) {
+    outs.push(flat(nhwc(b.conv(maps[1], { filters: 4, kernel: 3, bias: true })), 4));
+    const shared = b.conv(maps[1], { filters: 4, kernel: 1, bias: true });
+    outs.push(flat(nhwc(shared), 4), b.relu(shared));
+    const c = b.conv(maps[1], { filters: 4, kernel: 1, bias: true });
+    const [n, f, h, w] = b.shape(c);
+    outs.push(b.node('Transpose', [c], [n, w, f, h], { perm: [0, 3, 1, 2] }));
+  }
+  return b.build(outs);
+}
