@@ -11,6 +11,7 @@
 import type { KernelArgs, KernelProgram } from './program.js';
 import { invalid, overLimit, unsupported } from '../src/errors.js';
 import { bindings, cacheKey, coords, flatDispatch, i32, inShape, offset, outShape, size, strAttr, u32, where } from './shader.js';
+import type { Attrs } from '../src/graph/ir.js';
 
 /** Coordinate of output index x along one axis: (a x + b) / d, d > 0. */
 interface AxisMap { a: number; b: number; d: number }
@@ -93,39 +94,82 @@ export function resize(args: KernelArgs): KernelProgram {
     });
   }
 
-  const maps: (AxisMap | null)[] = x.map((inLen, k) => {
+  const maps = axisMaps(x, o, ctm, scales, w);
+  const total = size(o);
+  const d = flatDispatch(total, args.limits, w);
+  const sampler = resizeSampler('sample', 'X', x, o, maps, mode, nearestMode);
+
+  const wgsl = `
+${bindings(['X'])}
+${sampler}
+
+@compute @workgroup_size(${d.workgroupSize[0]})
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  ${d.guard}
+  out[i] = sample(i);
+}
+`;
+  const mapKey = mapsKey(maps);
+  return {
+    name: `Resize(${mode})`,
+    cacheKey: cacheKey('resize', mode, mode === 'nearest' ? nearestMode : '', x, o, mapKey, u32(total), d.key),
+    wgsl,
+    workgroupSize: d.workgroupSize,
+    dispatch: d.dispatch,
+    inputs: [0],
+    outputs: 1,
+    workgroupStorageBytes: 0,
+  };
+}
+
+/**
+ * Each axis' map from output to input coordinates (null: the identity), for input shape `x`, output shape `o`, the
+ * coordinate_transformation_mode `ctm` and the scales (undefined: the ratio of the lengths).
+ */
+export function axisMaps(x: readonly number[], o: readonly number[], ctm: string, scales: readonly number[] | undefined, w: string): (AxisMap | null)[] {
+  return x.map((inLen, k) => {
     const outLen = o[k];
     let pq: [number, number] | undefined = [inLen, outLen];
     if (scales) pq = ratioOfScale(scales[k], inLen, outLen);
     if (!pq) throw unsupported(w, `scale ${scales![k]} of axis ${k} is not a ratio of small integers`);
+    // An axis of scale 1 (the lengths' ratio where sizes are given) reads the output coordinate itself, whatever the
+    // coordinate_transformation_mode: onnxruntime maps such an axis one to one (tf_half_pixel_for_nn's x + 0.5 would
+    // otherwise move a nearest 'ceil' or a linear blend one element on).
+    if (scales ? Math.fround(scales[k]) === 1 : inLen === outLen) return null;
     const m = axisMap(ctm, pq[0], pq[1], inLen, outLen, w);
-    // The identity (same length, scale 1) reads the output coordinate itself.
-    if (inLen === outLen && m.a === m.d && m.b === 0) return null;
     // Every numerator the shader forms (2n + d included) must fit an i32.
     const big = 2 * (Math.abs(m.a) * outLen + Math.abs(m.b)) + 2 * m.d;
     if (big >= 2 ** 31) throw overLimit(w, `axis ${k} (${inLen} -> ${outLen}) is too long for the kernel's 32-bit coordinates`);
     return m;
   });
+}
 
-  const total = size(o);
-  const d = flatDispatch(total, args.limits, w);
+/** The maps' part of a cache key. */
+export const mapsKey = (maps: readonly (AxisMap | null)[]) => maps.map((m) => (m ? `${m.a}/${m.b}/${m.d}` : 'id')).join(',');
+
+/**
+ * WGSL: `fn <name>(i: u32) -> f32`, the value of element i (row-major in `o`) of the resize of the storage array
+ * `src` (shape `x`), and its helpers (prefixed with the name). Nearest reads one element; linear clamps the
+ * coordinate to [0, in - 1] and blends the 2^k neighbours of the k resized axes.
+ */
+export function resizeSampler(name: string, src: string, x: readonly number[], o: readonly number[], maps: readonly (AxisMap | null)[], mode: string, nearestMode: string): string {
   const resized = maps.map((m, k) => (m ? k : -1)).filter((k) => k >= 0);
   const lines: string[] = [];
-  let body: string;
+  let value: string;
   if (mode === 'nearest') {
     for (const k of resized) {
       const m = maps[k]!;
       lines.push(`let n${k} = ${i32(m.a)} * i32(o${k}) + ${i32(m.b)};`);
-      lines.push(`let i${k} = u32(clamp(nearest(n${k}, ${i32(m.d)}), 0i, ${i32(x[k] - 1)}));`);
+      lines.push(`let i${k} = u32(clamp(${name}_nearest(n${k}, ${i32(m.d)}), 0i, ${i32(x[k] - 1)}));`);
     }
     const c = x.map((_, k) => (maps[k] ? `i${k}` : `o${k}`));
-    body = `${lines.join('\n  ')}\n  out[i] = X[${offset(c, x)}];`;
+    value = `${src}[${offset(c, x)}]`;
   } else {
     // Per resized axis: lower index l, upper index h and weight t of h, the coordinate clamped to [0, in - 1].
     for (const k of resized) {
       const m = maps[k]!;
       lines.push(`let n${k} = clamp(${i32(m.a)} * i32(o${k}) + ${i32(m.b)}, 0i, ${i32((x[k] - 1) * m.d)});`);
-      lines.push(`let l${k} = fdiv(n${k}, ${i32(m.d)});`);
+      lines.push(`let l${k} = ${name}_fdiv(n${k}, ${i32(m.d)});`);
       lines.push(`let h${k} = u32(min(l${k} + 1i, ${i32(x[k] - 1)}));`);
       lines.push(`let t${k} = f32(n${k} - l${k} * ${i32(m.d)}) / f32(${i32(m.d)});`);
     }
@@ -138,35 +182,41 @@ export function resize(args: KernelArgs): KernelProgram {
         c[k] = hi ? `h${k}` : `u32(l${k})`;
         wts.push(hi ? `t${k}` : `(1.0 - t${k})`);
       });
-      terms.push(`${wts.length ? wts.join(' * ') + ' * ' : ''}X[${offset(c, x)}]`);
+      terms.push(`${wts.length ? wts.join(' * ') + ' * ' : ''}${src}[${offset(c, x)}]`);
     }
-    body = `${lines.join('\n  ')}\n  out[i] = ${terms.join('\n    + ')};`;
+    value = terms.join('\n    + ');
   }
-
-  const wgsl = `
-${bindings(['X'])}
-
+  return `
 // Floor and ceiling of n / d for d > 0.
-fn fdiv(n: i32, d: i32) -> i32 { if (n >= 0i) { return n / d; } return -((-n + d - 1i) / d); }
-fn cdiv(n: i32, d: i32) -> i32 { return -fdiv(-n, d); }
-fn nearest(n: i32, d: i32) -> i32 { return ${nearestModes[nearestMode] ?? 'fdiv(n, d)'}; }
-
-@compute @workgroup_size(${d.workgroupSize[0]})
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  ${d.guard}
+fn ${name}_fdiv(n: i32, d: i32) -> i32 { if (n >= 0i) { return n / d; } return -((-n + d - 1i) / d); }
+fn ${name}_cdiv(n: i32, d: i32) -> i32 { return -${name}_fdiv(-n, d); }
+fn ${name}_nearest(n: i32, d: i32) -> i32 { return ${(nearestModes[nearestMode] ?? 'fdiv(n, d)').replace(/\b(fdiv|cdiv)\(/g, `${name}_$1(`)}; }
+fn ${name}(i: u32) -> f32 {
   ${coords('i', o, 'o')}
-  ${body}
+  ${lines.join('\n  ')}
+  return ${value};
+}`;
 }
-`;
-  const mapKey = maps.map((m) => (m ? `${m.a}/${m.b}/${m.d}` : 'id')).join(',');
-  return {
-    name: `Resize(${mode})`,
-    cacheKey: cacheKey('resize', mode, mode === 'nearest' ? nearestMode : '', x, o, mapKey, u32(total), d.key),
-    wgsl,
-    workgroupSize: d.workgroupSize,
-    dispatch: d.dispatch,
-    inputs: [0],
-    outputs: 1,
-    workgroupStorageBytes: 0,
-  };
+
+/** A residual read through a resize (src/rewrite/resized-residual.ts): `resAt(i)`, its WGSL and its cache-key part. */
+export interface ResidualSampler { wgsl: string; key: string }
+
+/**
+ * The sampler of a convolution's residual given at a lower resolution (attr `residualResize`, the Resize's mode, with
+ * `residualResizeCtm` and `residualResizeNearest`; src/graph/ir.ts): `fn resAt(i: u32) -> f32` reads element i of the
+ * output-shaped [N, F, HO, WO] resize of binding `res` ([N, F, h, w]), as kernels/resize.ts computes it (the lengths'
+ * ratio as the scale). Undefined without the attribute.
+ */
+export function residualSampler(a: Attrs, res: readonly number[], out: readonly number[], w: string): ResidualSampler | undefined {
+  if (a.residualResize === undefined) return undefined;
+  const mode = strAttr(a, 'residualResize', 'linear', w);
+  if (mode !== 'nearest' && mode !== 'linear') throw unsupported(w, `residualResize '${mode}' is not supported (nearest, linear)`);
+  const ctm = strAttr(a, 'residualResizeCtm', 'half_pixel', w);
+  const nearestMode = strAttr(a, 'residualResizeNearest', 'round_prefer_floor', w);
+  if (mode === 'nearest' && !nearestModes[nearestMode]) throw unsupported(w, `residualResizeNearest '${nearestMode}' is not supported`);
+  if (res.length !== 4 || out.length !== 4 || res[0] !== out[0] || res[1] !== out[1] || res.some((d) => d < 1)) {
+    throw invalid(w, `a resized residual [${res.join(',')}] must be [${out[0]},${out[1]},h,w] for the output [${out.join(',')}]`);
+  }
+  const maps = axisMaps(res, out, ctm, undefined, w);
+  return { wgsl: resizeSampler('resAt', 'res', res, out, maps, mode, nearestMode), key: `rz[${mode}${mode === 'nearest' ? `,${nearestMode}` : ''},${res.join('x')},${mapsKey(maps)}]` };
 }

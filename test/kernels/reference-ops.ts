@@ -81,3 +81,66 @@ export function transposeRef(x: ArrayLike<number>, s: number[], perm: number[]):
   }
   return out;
 }
+
+/** An ONNX Resize of `x` to `out` (scales: the attribute's, where the model gives them). */
+export interface ResizeCase { mode: 'nearest' | 'linear'; ctm: string; nearest?: string; x: number[]; out: number[]; scales?: number[] }
+
+/** The input coordinate of output index v along an axis (ONNX formulas), exact at ties for these sizes. */
+function coordinate(ctm: string, v: number, inLen: number, outLen: number, scale?: number): number {
+  // With sizes the scale is out/in: multiply by in and divide by out, so a tie (k + 0.5) comes out exactly.
+  const div = (u: number) => (scale === undefined ? (u * inLen) / outLen : u / scale);
+  switch (ctm) {
+    case 'half_pixel': return div(v + 0.5) - 0.5;
+    case 'pytorch_half_pixel': return outLen > 1 ? div(v + 0.5) - 0.5 : 0;
+    case 'align_corners': return outLen === 1 ? 0 : (v * (inLen - 1)) / (outLen - 1);
+    case 'asymmetric': return div(v);
+    case 'tf_half_pixel_for_nn': return div(v + 0.5);
+    default: throw new Error(ctm);
+  }
+}
+
+function roundNearest(mode: string, v: number): number {
+  switch (mode) {
+    case 'round_prefer_floor': return v - Math.floor(v) === 0.5 ? Math.floor(v) : Math.round(v);
+    case 'round_prefer_ceil': return Math.floor(v + 0.5);
+    case 'floor': return Math.floor(v);
+    case 'ceil': return Math.ceil(v);
+    default: throw new Error(mode);
+  }
+}
+
+export function resizeRef(c: ResizeCase, x: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(numelOf(c.out));
+  const st = strides(c.x);
+  const clampI = (i: number, n: number) => Math.min(Math.max(i, 0), n - 1);
+  for (let i = 0; i < out.length; i++) {
+    const oc = unravel(i, c.out);
+    // onnxruntime maps an axis of scale 1 one to one, whatever the mode (upsample.cc: "no need to apply the
+    // co-ordinate transformation").
+    const unit = (k: number) => (c.scales ? Math.fround(c.scales[k]) === 1 : c.x[k] === c.out[k]);
+    const orig = oc.map((v, k) => (unit(k) ? v : coordinate(c.ctm, v, c.x[k], c.out[k], c.scales?.[k])));
+    if (c.mode === 'nearest') {
+      const ic = orig.map((v, k) => clampI(roundNearest(c.nearest ?? 'round_prefer_floor', v), c.x[k]));
+      out[i] = x[ic.reduce((s, v, k) => s + v * st[k], 0)];
+      continue;
+    }
+    // Linear: the coordinate clamped to [0, in - 1], then the 2^rank neighbours weighted per axis.
+    const lo: number[] = [], hi: number[] = [], t: number[] = [];
+    orig.forEach((v, k) => {
+      const cv = Math.min(Math.max(v, 0), c.x[k] - 1);
+      lo.push(Math.floor(cv)); hi.push(Math.min(Math.floor(cv) + 1, c.x[k] - 1)); t.push(cv - Math.floor(cv));
+    });
+    let s = 0;
+    for (let corner = 0; corner < 1 << c.x.length; corner++) {
+      let wgt = 1, off = 0;
+      for (let k = 0; k < c.x.length; k++) {
+        const h = (corner >> k) & 1;
+        wgt *= h ? t[k] : 1 - t[k];
+        off += (h ? hi[k] : lo[k]) * st[k];
+      }
+      if (wgt !== 0) s += wgt * x[off];
+    }
+    out[i] = s;
+  }
+  return out;
+}

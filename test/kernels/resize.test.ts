@@ -3,71 +3,23 @@
 // a scale that differs from the size ratio, an axis resized to length 1 and three resized axes at once.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as ort from 'onnxruntime-node';
 import { closeDevice } from './fused-harness.js';
+import { GraphBuilder } from '../../fixtures/ir-builder.js';
+import { exportOnnx } from '../../converters/onnx/export.js';
 import { randomF32 } from './reference.js';
-import { numelOf, strides, unravel } from './reference-ops.js';
+import { type ResizeCase, numelOf, resizeRef } from './reference-ops.js';
 import { assertClose, runLayer } from './layer-harness.js';
 
 after(closeDevice);
 
-interface Case { mode: 'nearest' | 'linear'; ctm: string; nearest?: string; x: number[]; out: number[]; scales?: number[] }
+type Case = ResizeCase;
 
-/** The input coordinate of output index v along an axis (ONNX formulas), exact at ties for these sizes. */
-function coordinate(ctm: string, v: number, inLen: number, outLen: number, scale?: number): number {
-  // With sizes the scale is out/in: multiply by in and divide by out, so a tie (k + 0.5) comes out exactly.
-  const div = (u: number) => (scale === undefined ? (u * inLen) / outLen : u / scale);
-  switch (ctm) {
-    case 'half_pixel': return div(v + 0.5) - 0.5;
-    case 'pytorch_half_pixel': return outLen > 1 ? div(v + 0.5) - 0.5 : 0;
-    case 'align_corners': return outLen === 1 ? 0 : (v * (inLen - 1)) / (outLen - 1);
-    case 'asymmetric': return div(v);
-    case 'tf_half_pixel_for_nn': return div(v + 0.5);
-    default: throw new Error(ctm);
-  }
-}
-
-function roundNearest(mode: string, v: number): number {
-  switch (mode) {
-    case 'round_prefer_floor': return v - Math.floor(v) === 0.5 ? Math.floor(v) : Math.round(v);
-    case 'round_prefer_ceil': return Math.floor(v + 0.5);
-    case 'floor': return Math.floor(v);
-    case 'ceil': return Math.ceil(v);
-    default: throw new Error(mode);
-  }
-}
-
-export function resizeRef(c: Case, x: Float32Array): Float64Array {
-  const out = new Float64Array(numelOf(c.out));
-  const st = strides(c.x);
-  const clampI = (i: number, n: number) => Math.min(Math.max(i, 0), n - 1);
-  for (let i = 0; i < out.length; i++) {
-    const oc = unravel(i, c.out);
-    const orig = oc.map((v, k) => coordinate(c.ctm, v, c.x[k], c.out[k], c.scales?.[k]));
-    if (c.mode === 'nearest') {
-      const ic = orig.map((v, k) => clampI(roundNearest(c.nearest ?? 'round_prefer_floor', v), c.x[k]));
-      out[i] = x[ic.reduce((s, v, k) => s + v * st[k], 0)];
-      continue;
-    }
-    // Linear: the coordinate clamped to [0, in - 1], then the 2^rank neighbours weighted per axis.
-    const lo: number[] = [], hi: number[] = [], t: number[] = [];
-    orig.forEach((v, k) => {
-      const cv = Math.min(Math.max(v, 0), c.x[k] - 1);
-      lo.push(Math.floor(cv)); hi.push(Math.min(Math.floor(cv) + 1, c.x[k] - 1)); t.push(cv - Math.floor(cv));
-    });
-    let s = 0;
-    for (let corner = 0; corner < 1 << c.x.length; corner++) {
-      let wgt = 1, off = 0;
-      for (let k = 0; k < c.x.length; k++) {
-        const h = (corner >> k) & 1;
-        wgt *= h ? t[k] : 1 - t[k];
-        off += (h ? hi[k] : lo[k]) * st[k];
-      }
-      if (wgt !== 0) s += wgt * x[off];
-    }
-    out[i] = s;
-  }
-  return out;
-}
+const unitAxisCases: Case[] = [
+  { mode: 'nearest', ctm: 'tf_half_pixel_for_nn', nearest: 'ceil', x: [1, 2, 2, 3], out: [1, 2, 2, 6] },
+  { mode: 'nearest', ctm: 'tf_half_pixel_for_nn', nearest: 'round_prefer_ceil', x: [1, 2, 5, 3], out: [1, 2, 10, 3], scales: [1, 1, 2, 1] },
+  { mode: 'linear', ctm: 'tf_half_pixel_for_nn', x: [1, 2, 3, 3], out: [1, 2, 6, 3] },
+];
 
 const cases: Case[] = [
   { mode: 'nearest', ctm: 'asymmetric', nearest: 'floor', x: [1, 2, 5, 7], out: [1, 2, 10, 14] },
@@ -89,9 +41,31 @@ const cases: Case[] = [
   { mode: 'linear', ctm: 'half_pixel', x: [1, 2, 5, 7], out: [1, 2, 2, 14], scales: [1, 1, 0.5, 2] },
   { mode: 'linear', ctm: 'half_pixel', x: [2, 3, 4, 5], out: [2, 5, 8, 3] },
   { mode: 'linear', ctm: 'align_corners', x: [3, 5, 7], out: [3, 11, 4] },
+  // An axis of scale 1 is read one to one, also where the mode would move it (tf_half_pixel_for_nn: x + 0.5).
+  ...unitAxisCases,
 ];
 
 let seed = 700;
+
+test('an axis of scale 1 is mapped one to one, as onnxruntime does (single-Resize models run by both)', async () => {
+  for (const c of unitAxisCases) {
+    const b = new GraphBuilder('resize_unit_axis', 5);
+    const attrs: Record<string, string> = { mode: c.mode, coordinate_transformation_mode: c.ctm, ...(c.nearest ? { nearest_mode: c.nearest } : {}) };
+    const x = b.input('x', c.x);
+    const shape = c.scales ? b.constant('scales', [4], Float32Array.from(c.scales)) : b.int64s('sizes', c.out);
+    const y = b.node('Resize', c.scales ? [x, '', shape] : [x, '', '', shape], c.out, attrs);
+    const bytes = exportOnnx(b.build([y]));
+    const feed = randomF32(numelOf(c.x), 77);
+    const s = await ort.InferenceSession.create(bytes, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+    const want = (await s.run({ x: new ort.Tensor('float32', feed, c.x) }))[y].data as Float32Array;
+    await s.release();
+    // The reference the kernel cases use agrees with onnxruntime here (nearest exactly, linear to float32 rounding)...
+    assertClose(Float32Array.from(resizeRef(c, feed)), want, `reference, ${c.ctm} ${c.nearest ?? c.mode}`);
+    // ... and so does the kernel.
+    const [got] = await runLayer({ op: 'Resize', attrs: { ...attrs, ...(c.scales ? { scales: c.scales } : {}) }, inputs: [{ data: feed, shape: c.x }, null, c.scales ? { data: Float32Array.from(c.scales), shape: [4] } : null, c.scales ? null : { data: Float32Array.from(c.out), shape: [4] }], outputShapes: [c.out] });
+    assertClose(got, want, `kernel, ${c.ctm} ${c.nearest ?? c.mode}`);
+  }
+});
 for (const c of cases) {
   const label = `Resize ${c.mode} ${c.ctm}${c.nearest ? ` ${c.nearest}` : ''} [${c.x}] -> [${c.out}]${c.scales ? ` scales [${c.scales}]` : ''}`;
   test(label, async () => {
