@@ -4,6 +4,7 @@
 
 import { invalid, unsupported } from '../src/errors.js';
 import type { KernelArgs } from './program.js';
+import { type ResidualSampler, residualSampler } from './resize.js';
 import {
   type Epilogue, expectOutput, hasInput, inShape, intAttr, intsAttr, nodeEpilogue, plusResidual, sameShape, where,
   withPostActivation,
@@ -44,6 +45,11 @@ export interface ConvGeom {
    * a Transpose [0, 2, 3, 1] folded in. Only the pointwise kernels store this way; no residual, no shuffled store.
    */
   channelsLast?: boolean;
+  /**
+   * Attr `residualResize` (src/graph/ir.ts; src/rewrite/resized-residual.ts): the residual is given at a lower
+   * resolution and read through this resize (kernels/resize.ts residualSampler). Only the pointwise kernels take it.
+   */
+  resSampler?: ResidualSampler;
   act: Epilogue;
 }
 
@@ -75,7 +81,9 @@ export function convGeom(args: KernelArgs): ConvGeom {
   if (hasBias && !sameShape(inShape(args, 2, 'bias'), [F])) throw invalid(w, `bias '${args.node.inputs[2]}' must have shape [${F}]`);
   const hasRes = hasInput(args, 3);
   if (hasRes && channelsLast) throw unsupported(w, 'a channels-last store takes no residual');
-  if (hasRes && !sameShape(inShape(args, 3, 'residual'), [N, F, HO, WO])) {
+  if (a.residualResize !== undefined && !hasRes) throw invalid(w, 'residualResize needs a residual (input 3)');
+  const resSampler = hasRes ? residualSampler(a, inShape(args, 3, 'residual', 4), [N, F, HO, WO], w) : undefined;
+  if (hasRes && !resSampler && !sameShape(inShape(args, 3, 'residual'), [N, F, HO, WO])) {
     throw invalid(w, `residual '${args.node.inputs[3]}' must have the output's shape [${[N, F, HO, WO].join(',')}]`);
   }
   const hasScale = hasInput(args, 4);
@@ -84,7 +92,7 @@ export function convGeom(args: KernelArgs): ConvGeom {
   }
   const act = withPostActivation(nodeEpilogue(a, w), a, w);
   if (act.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
-  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, hasScale, ...(shuffleOuts ? { shuffleOuts } : {}), ...(channelsLast ? { channelsLast } : {}), act };
+  return { N, C, H, W, F, HO, WO, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, group, hasBias, hasRes, hasScale, ...(shuffleOuts ? { shuffleOuts } : {}), ...(channelsLast ? { channelsLast } : {}), ...(resSampler ? { resSampler } : {}), act };
 }
 
 /** The output channel counts of a Conv with `shuffleGroups` whose own output would be `y` [N, F, H, W], checked. */
@@ -127,4 +135,4 @@ export function convStore(g: ConvGeom, s: string, o: string, f: string): string 
 
 export const geomKey = (g: ConvGeom) =>
   `x${g.N}x${g.C}x${g.H}x${g.W}|F${g.F}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}g${g.group}` +
-  `|b${+g.hasBias}r${+g.hasRes}s${+g.hasScale}|${g.act.key}${g.channelsLast ? '|nhwc' : ''}`;
+  `|b${+g.hasBias}r${+g.hasRes}s${+g.hasScale}|${g.act.key}${g.channelsLast ? '|nhwc' : ''}${g.resSampler ? `|${g.resSampler.key}` : ''}`;

@@ -7,6 +7,7 @@
 // shapes and tiles into the WGSL as constants, so a program is specific to one node; the cache key names all of it.
 
 import { type Conv2dGeom, convOut } from './conv-common.js';
+import { residualSampler } from './resize.js';
 import type { KernelArgs } from './program.js';
 import { type Epilogue, expectInput, expectOutput, hasInput, inShape, intAttr, intsAttr, nodeEpilogue, numAttr, where, withPostActivation } from './shader.js';
 import type { Attrs } from '../src/graph/ir.js';
@@ -72,10 +73,13 @@ export function dwpwShapes(args: KernelArgs) {
   expectOutput(args, channelsLast ? [N, HO, WO, F] : [N, F, HO, WO]);
   const hasB1 = hasInput(args, 2), hasB2 = hasInput(args, 4), hasRes = hasInput(args, 5);
   if (hasRes && channelsLast) throw unsupported(w, 'a channels-last store takes no residual');
+  // Attr residualResize (src/rewrite/resized-residual.ts): the residual [N, F, h, w], read through a resize.
+  if (args.node.attrs.residualResize !== undefined && !hasRes) throw invalid(w, 'residualResize needs a residual (input 5)');
+  const resSampler = hasRes ? residualSampler(args.node.attrs, inShape(args, 5, 'residual', 4), [N, F, HO, WO], w) : undefined;
   if (hasB1) expectInput(args, 2, [C], 'bias 1');
   if (hasB2) expectInput(args, 4, [F], 'bias 2');
-  if (hasRes) expectInput(args, 5, [N, F, HO, WO], 'residual');
-  return { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes, channelsLast };
+  if (hasRes && !resSampler) expectInput(args, 5, [N, F, HO, WO], 'residual');
+  return { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes, channelsLast, resSampler };
 }
 
 export interface TileDim { name: string; value: number; min: number }

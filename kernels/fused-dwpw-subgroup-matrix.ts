@@ -20,9 +20,10 @@ import { invalid, unsupported } from '../src/errors.js';
 /** The DW-PW node's shapes (checked as kernels/fused-dwpw.ts checks them) and its two epilogues. */
 function dwpwGeom(args: KernelArgs) {
   const a = args.node.attrs;
-  const { w, N, C, H, W, F, HO, WO, g: geom, hasB1, hasB2, hasRes, channelsLast } = dwpwShapes(args);
-  // kernels/registry.ts gives such a node the f16 form of kernels/fused-dwpw.ts.
+  const { w, N, C, H, W, F, HO, WO, g: geom, hasB1, hasB2, hasRes, channelsLast, resSampler } = dwpwShapes(args);
+  // kernels/registry.ts gives such nodes the f16 form of kernels/fused-dwpw.ts.
   if (channelsLast) throw unsupported(w, 'the subgroup-matrix DW-PW kernel has no channels-last store');
+  if (resSampler) throw unsupported(w, 'the subgroup-matrix DW-PW kernel reads no resized residual');
   // The pointwise kernel calls its epilogue `act` (and `ract` after the residual); the depthwise one is `act1`.
   const act2 = withPostActivation(nodeEpilogue(a, w, '2', 'act'), a, w);
   if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');

@@ -25,7 +25,7 @@ import { invalid, overLimit } from '../src/errors.js';
 
 export function fusedDwPw(args: KernelArgs): KernelProgram {
   const a = args.node.attrs;
-  const { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes, channelsLast } = dwpwShapes(args);
+  const { w, N, C, H, W, F, HO, WO, g, hasB1, hasB2, hasRes, channelsLast, resSampler } = dwpwShapes(args);
   const act1 = epilogue(a, 1, w), act2 = epilogue(a, 2, w);
   if (act2.post && !hasRes) throw invalid(w, 'activationPost applies after a residual add, and the node has no residual');
 
@@ -90,6 +90,7 @@ const IHW: u32 = IH * IW;
 const THW: u32 = TH * TW;
 ${act1.fn}
 ${act2.fn}
+${resSampler?.wgsl ?? ''}
 
 var<workgroup> mid: array<f32, ${CB * TH * TW}>;
 // The chunk's pointwise weights, channel-major, 4 filters per vec4: one broadcast load feeds 4*RP FMAs.
@@ -102,7 +103,7 @@ fn ep2(a: f32, f: u32, fl: u32, ob: u32) {
   if (fl >= FB || f >= F) { return; }
   let o = ob + f * HO * WO;
   var v = act2(a${hasB2 ? ' + b2[f]' : ''});
-  ${hasRes ? `v = ${plusResidual(act2, 'v', 'res[o]')};` : ''}
+  ${hasRes ? `v = ${plusResidual(act2, 'v', resSampler ? 'resAt(o)' : 'res[o]')};` : ''}
   ${channelsLast ? 'out[((ob / (F * HO * WO)) * HO * WO + ob % (F * HO * WO)) * F + f] = v;' : 'out[o] = v;'}
 }
 
@@ -232,7 +233,7 @@ ${FG > 1 ? `  // Accumulators read by constant component (.x .. .w) so that the 
 }
 `}`;
   const cacheKey = `FusedDwPw|x${N}x${C}x${H}x${W}|F${F}|k${g.kh}x${g.kw}s${g.sh}x${g.sw}p${g.pt},${g.pl},${g.pb},${g.pr}d${g.dh}x${g.dw}` +
-    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}RP${RP}T${T}FG${FG}${KS > 1 ? `KS${KS}` : ''}|dx${d.dispatchX}${channelsLast ? '|nhwc' : ''}`;
+    `|b${+hasB1}${+hasB2}r${+hasRes}|${act1.key}|${act2.key}|CB${CB}FB${FB}TH${TH}TW${TW}RP${RP}T${T}FG${FG}${KS > 1 ? `KS${KS}` : ''}|dx${d.dispatchX}${channelsLast ? '|nhwc' : ''}${resSampler ? `|${resSampler.key}` : ''}`;
   return {
     name: `FusedDwPw(${args.node.name})`,
     cacheKey,

@@ -281,9 +281,11 @@ export interface SmxDepthwise { H: number; W: number; HO: number; WO: number; ge
  * computes its positions' depthwise results again (ceil(F / BF) times in all).
  */
 export function pointwiseSubgroupMatrix(g: DotGeom, t: SmxVariant, support: SubgroupMatrixSupport, names: string[], inputs: number[], limits: KernelLimits, w: string, label = 'Conv(pw smx)', emulate = false, dw?: SmxDepthwise): KernelProgram {
-  // No shuffled or channels-last store here: kernels/registry.ts gives such a conv the f16 form of kernels/pointwise.ts.
+  // No shuffled or channels-last store and no resized residual here: kernels/registry.ts gives such a conv the f16
+  // form of kernels/pointwise.ts.
   if (g.shuffleOuts) throw unsupported(w, 'the subgroup-matrix pointwise kernel has no shuffled store');
   if (g.channelsLast) throw unsupported(w, 'the subgroup-matrix pointwise kernel has no channels-last store');
+  if (g.resSampler) throw unsupported(w, 'the subgroup-matrix pointwise kernel reads no resized residual');
   if (dw && (isDirect(t) || g.hasScale)) throw invalid(w, 'a depthwise layer in front runs only on the staged subgroup-matrix variants, without an input scale');
   if (dw && dw.HO * dw.WO !== g.P) throw invalid(w, `depthwise output ${dw.HO}x${dw.WO} does not match the pointwise layer's ${g.P} positions`);
   if (isDirect(t)) return pointwiseSubgroupMatrixDirect(g, t, support, names, inputs, limits, w, label, emulate);

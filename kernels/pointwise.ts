@@ -14,6 +14,7 @@
 import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
 import { type ConvGeom, convBindings, convGeom, convStore, geomKey, isPointwise } from './conv-common.js';
 import { invalid, overLimit, unsupported } from '../src/errors.js';
+import type { ResidualSampler } from './resize.js';
 import { type Epilogue, bindings, cacheKey, ceilDiv, constsU32, layoutWorkgroups, plusResidual, pow2AtLeast, pow2AtMost, threadCap, where } from './shader.js';
 
 
@@ -22,7 +23,7 @@ export function pointwise(args: KernelArgs, geom?: ConvGeom, choice?: DotChoice)
   const w = where(args);
   if (!isPointwise(g)) throw invalid(w, 'not a pointwise convolution (1x1, stride 1, no padding, group 1)');
   const b = convBindings(g);
-  const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, ...(g.shuffleOuts ? { shuffleOuts: g.shuffleOuts } : {}), ...(g.channelsLast ? { channelsLast: true } : {}), act: g.act };
+  const dot: DotGeom = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, ...(g.shuffleOuts ? { shuffleOuts: g.shuffleOuts } : {}), ...(g.channelsLast ? { channelsLast: true } : {}), ...(g.resSampler ? { resSampler: g.resSampler } : {}), act: g.act };
   return dotProgram(dot, choice ?? chooseDot(dot, args.limits), b.names, b.inputs, args.limits, w, 'Conv(pw)', 'pointwise');
 }
 
@@ -52,6 +53,8 @@ export interface DotGeom {
    * (n, f, p) goes to out[(n * P + p) * F + f], `out` an array of scalars (a vec4 of 4 positions is 4 stores).
    */
   channelsLast?: boolean;
+  /** The residual read through a resize (kernels/resize.ts residualSampler): `res` a scalar array, read by resAt(i). */
+  resSampler?: ResidualSampler;
   act: Epilogue;
 }
 
@@ -220,7 +223,9 @@ function splitKSlices(sums: number, C: number): number {
 function dotStore(g: DotGeom, v: string, o: string, f: string, vec: boolean): string {
   const biased = g.hasBias ? `${v} + ${vec ? `vec4<f32>(b[${f}])` : `b[${f}]`}` : v;
   const act = vec ? `vec4<f32>(act(y.x), act(y.y), act(y.z), act(y.w))` : 'act(y)';
-  const value = g.hasRes ? plusResidual(g.act, act, `res[${o}]`, vec) : act;
+  const res = !g.resSampler ? `res[${o}]`
+    : vec ? `vec4<f32>(${[0, 1, 2, 3].map((k) => `resAt(4u * (${o}) + ${k}u)`).join(', ')})` : `resAt(${o})`;
+  const value = g.hasRes ? plusResidual(g.act, act, res, vec) : act;
   const store = g.shuffleOuts ? shuffledStore(g.shuffleOuts, g.F, vec ? g.P / 4 : g.P, value, o, f)
     : g.channelsLast ? channelsLastStore(g.F, g.P, vec, value, o, f) : `out[${o}] = ${value};`;
   return `let y = ${biased};\n    ${store}`;
@@ -268,7 +273,7 @@ function shuffledStore(outs: readonly number[], F: number, PU: number, value: st
 /** Bindings: `names` (inputs) read-only, then the output `out`, or the shuffled outputs `sy0`.. (DotGeom.shuffleOuts). */
 function dotBindings(g: DotGeom, names: string[], vec: boolean, wVec = false): string {
   const outs = g.shuffleOuts ? g.shuffleOuts.map((_, k) => `sy${k}`) : ['out'];
-  const vecOf = new Set([...(vec ? ['x', 'res', 'sh', ...(g.channelsLast ? [] : outs)] : []), ...(wVec ? ['w'] : [])]);
+  const vecOf = new Set([...(vec ? ['x', ...(g.resSampler ? [] : ['res']), 'sh', ...(g.channelsLast ? [] : outs)] : []), ...(wVec ? ['w'] : [])]);
   const t = (n: string) => (vecOf.has(n) ? 'array<vec4<f32>>' : 'array<f32>');
   const lines = names.map((n, k) => `@group(0) @binding(${k}) var<storage, read> ${n}: ${t(n)};`);
   outs.forEach((n, k) => lines.push(`@group(0) @binding(${names.length + k}) var<storage, read_write> ${n}: ${t(n)};`));
@@ -277,7 +282,10 @@ function dotBindings(g: DotGeom, names: string[], vec: boolean, wVec = false): s
 
 /** The program's output count and the cache key's part for the store (none for the plain store: keys unchanged). */
 const dotOutputs = (g: DotGeom) => g.shuffleOuts?.length ?? 1;
-const storeKey = (g: DotGeom): string[] => [...(g.shuffleOuts ? [`shuf2[${g.shuffleOuts.join('x')}]`] : []), ...(g.channelsLast ? ['nhwc'] : [])];
+const storeKey = (g: DotGeom): string[] => [...(g.shuffleOuts ? [`shuf2[${g.shuffleOuts.join('x')}]`] : []), ...(g.channelsLast ? ['nhwc'] : []), ...(g.resSampler ? [g.resSampler.key] : [])];
+
+/** The functions every dot program's WGSL declares: the activation, and the residual's sampler where it has one. */
+const dotFns = (g: DotGeom): string => `${g.act.fn}${g.resSampler ? `\n${g.resSampler.wgsl}` : ''}`;
 
 /**
  * The gemm's entry point up to its per-thread coordinates, shared by both of its WGSL forms: the workgroup's tile
@@ -369,7 +377,7 @@ fn wAt(f: u32, c: u32) -> f32 {
   const wgsl = t.un ? gemmUnrolledWgsl(g, t, names, d, total) : `
 ${dotBindings(g, names, vec, wVec)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BK, TX: t.tx, TXP, PX, TY: t.ty, RF: t.rf, RF4, TT, KS, T, XL, WL, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${g.act.fn}
+${dotFns(g)}
 // Per slice sl: xs[(sl * BK + k) * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k (thread tx
 // owns i = tx + j * TX, j < PX); ws[((sl * BK + k) * TY + ty) * RF4 + r]: filters ty * RF + 4r.. at channel k.
 var<workgroup> xs: array<vec4<f32>, ${BK * TXP * KS}>;
@@ -591,7 +599,7 @@ ${compute('xb', 'wb')}
   return `
 ${dotBindings(g, names, vec, wVec)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, ...(vec ? { P4: g.P / 4 } : {}), M, BM, BF, BF4, BK, BK4, TX: t.tx, TXP, TY: t.ty, RF, RF4, TT, KS, XN, WSL: BK * BF4, XS, WS, FT, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${g.act.fn}
+${dotFns(g)}
 // Slice sl: xs[sl * XN + k * TXP + i]: positions 4i..4i+3 of the tile at the step's channel k;
 // ws[sl * WSL + k * BF4 + fq]: filters 4fq..4fq+3 of the tile at channel k.
 var<workgroup> xs: array<vec4<f32>, ${XS}>;
@@ -635,7 +643,7 @@ export function dotVec4(g: DotGeom, rf: number, T: number, names: string[], inpu
   const wgsl = staged ? `
 ${dotBindings(g, names, true)}
 ${constsU32({ C: g.C, F: g.F, P4, RF: rf, RF4, CK, PB, FBLK, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${g.act.fn}
+${dotFns(g)}
 var<workgroup> wsT: array<vec4<f32>, ${CK * RF4}>;
 
 @compute @workgroup_size(${T})
@@ -682,7 +690,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 ` : `
 ${dotBindings(g, names, true)}
 ${constsU32({ C: g.C, F: g.F, P4, RF: rf, PB, FBLK, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${g.act.fn}
+${dotFns(g)}
 
 @compute @workgroup_size(${T})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -731,7 +739,7 @@ export function dotSplitK(g: DotGeom, ks: number, names: string[], inputs: numbe
   const wgsl = `
 ${dotBindings(g, names, false)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, KS: ks, OT, OUTPUTS: outputs, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${g.act.fn}
+${dotFns(g)}
 ${ks > 1 ? `var<workgroup> part: array<f32, ${T}>;` : ''}
 
 @compute @workgroup_size(${T})
@@ -795,7 +803,7 @@ function dotSplitKImages(g: DotGeom, ks: number, nb: number, names: string[], in
   const wgsl = `
 ${dotBindings(g, names, false)}
 ${constsU32({ C: g.C, F: g.F, N: g.N, KS: ks, OT, NB: nb, GROUPS: groups, DISPATCH_X: d.dispatchX })}
-${g.act.fn}
+${dotFns(g)}
 var<workgroup> part: array<f32, ${T * nb}>;
 
 @compute @workgroup_size(${T})
@@ -890,7 +898,7 @@ ${tile.map(({ i, j }) => `      ${acc(i, j)} += v${i} * x${j};`).join('\n')}
   const wgsl = `
 ${dotBindings(g, names, false)}
 ${constsU32({ C: g.C, F: g.F, P: g.P, KS: ks, OT, FG: fg, PG: pg, GROUPS: groups, TOTAL: total, DISPATCH_X: d.dispatchX })}
-${g.act.fn}
+${dotFns(g)}
 ${ks > 1 ? `var<workgroup> part: array<f32, ${T * rf * rp}>;` : ''}
 
 @compute @workgroup_size(${T})

@@ -81,6 +81,7 @@ const fp32Conv: Fp32Builder = (args) => {
   if (isPointwise(g)) return pointwise(args, g);
   if (g.shuffleOuts) throw unsupported(where(args), 'a shuffled store (shuffleGroups) needs a pointwise convolution');
   if (g.channelsLast) throw unsupported(where(args), 'a channels-last store (channelsLast) needs a pointwise convolution');
+  if (g.resSampler) throw unsupported(where(args), 'a resized residual (residualResize) needs a pointwise convolution');
   if (isDepthwise(g)) return depthwise(args, g);
   return usesGroupedKernel(g) ? groupedConv(args, g) : conv2d(args, g);
 };
@@ -199,8 +200,8 @@ export function pointwiseVariants(args: KernelArgs, smx?: SubgroupMatrixSupport)
   if (!isPointwise(g)) return undefined;
   const dot = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const dots: PointwiseVariant[] = dotCandidates(dot, args.limits).map((c) => ({ key: dotChoiceKey(c), dot: c }));
-  // A shuffled or channels-last store is kernels/pointwise.ts's alone: no subgroup-matrix variant.
-  if (!smx || g.shuffleOuts || g.channelsLast) return dots;
+  // A shuffled or channels-last store and a resized residual are kernels/pointwise.ts's alone: no subgroup-matrix variant.
+  if (!smx || g.shuffleOuts || g.channelsLast || g.resSampler) return dots;
   const smxKey = (t: SmxVariant) => `smx:${smxTileKey(t)}`;
   const rule = chooseSmxTiles(dot, smx, args.limits);
   const all: PointwiseVariant[] = [...(rule ? [{ key: smxKey(rule), smx: rule }] : []), ...smxCandidates(dot, smx, args.limits).map((t) => ({ key: smxKey(t), smx: t })), ...dots];
@@ -254,9 +255,9 @@ export function f16SubgroupMatrixKernel(args: KernelArgs, support: SubgroupMatri
   if (n.op !== 'Conv' || (n.domain !== '' && n.domain !== 'ai.onnx')) return undefined;
   if (args.node.inputs.length < 2) return undefined;
   const g = convGeom(args);
-  // The subgroup-matrix kernel has no shuffled or channels-last store: the registry falls back to the f16 form of
-  // kernels/pointwise.ts.
-  if (!isPointwise(g) || g.shuffleOuts || g.channelsLast) return undefined;
+  // The subgroup-matrix kernel has no shuffled or channels-last store and reads no resized residual: the registry
+  // falls back to the f16 form of kernels/pointwise.ts.
+  if (!isPointwise(g) || g.shuffleOuts || g.channelsLast || g.resSampler) return undefined;
   const dot = { N: g.N, C: g.C, F: g.F, P: g.H * g.W, hasBias: g.hasBias, hasRes: g.hasRes, hasScale: g.hasScale, act: g.act };
   const t = chooseSmxTiles(dot, support, args.limits);
   if (!t) return undefined;
@@ -270,8 +271,8 @@ export function f16SubgroupMatrixKernel(args: KernelArgs, support: SubgroupMatri
  */
 export function f16SubgroupMatrixFcm(args: KernelArgs, support: SubgroupMatrixSupport): KernelProgram | undefined {
   const n = args.node as Node;
-  // No channels-last store there: the f16 form of kernels/fused-dwpw.ts runs such a node.
-  if (!support.fcm || n.op !== 'FusedDwPw' || n.domain !== fcmDomain || n.attrs.channelsLast !== undefined) return undefined;
+  // No channels-last store and no resized residual there: the f16 form of kernels/fused-dwpw.ts runs such a node.
+  if (!support.fcm || n.op !== 'FusedDwPw' || n.domain !== fcmDomain || n.attrs.channelsLast !== undefined || n.attrs.residualResize !== undefined) return undefined;
   const t = chooseSmxDwPwTiles(args, support);
   return t ? fusedDwPwSubgroupMatrix(args, t, support) : undefined;
 }
@@ -291,6 +292,7 @@ function fp32KernelFor(node: Node, inputShapes: (number[] | undefined)[], output
     const k = fused[node.op]?.fp32;
     if (!k) throw unsupported(w, `no kernel for fused op '${node.op}'`);
     if (node.attrs.channelsLast !== undefined && node.op !== 'FusedDwPw') throw unsupported(w, `${node.op} has no channels-last store`);
+    if (node.attrs.residualResize !== undefined && node.op !== 'FusedDwPw') throw unsupported(w, `${node.op} reads no resized residual`);
     return { kind: 'programs', programs: [k(args) as KernelProgram] };
   }
   if (node.domain !== '' && node.domain !== 'ai.onnx') throw unsupported(w, `no kernel for op '${opLabel(node)}'`);
@@ -316,6 +318,7 @@ export function int8KernelFor(args: Int8Args, domain = ''): Int8Program {
   const w = where(args);
   // The channels-last store is a float rewrite (src/pipeline/pipeline.ts applies it to float graphs only).
   if (args.node.attrs.channelsLast !== undefined) throw unsupported(w, 'no integer kernel takes a channels-last store (channelsLast)');
+  if (args.node.attrs.residualResize !== undefined) throw unsupported(w, 'no integer kernel reads a resized residual (residualResize)');
   let k: Int8Builder | undefined;
   if (domain === fcmDomain) {
     k = fused[args.node.op]?.int8;

@@ -263,7 +263,8 @@ function inferKnown(g: Graph, n: Node, ins: Array<Tensor | undefined>, where: st
       const shape = convShape(g, n, x().shape, w.shape, where);
       checkBias(g, ins[2], w.shape[0], where);
       // The residual epilogue (src/graph/ir.ts) adds the residual element by element: the kernels index it as the output.
-      if (ins[3] && ins[3].shape.join() !== shape.join()) throw invalid(where, `residual [${ins[3].shape}] is not the output's shape [${shape}]`);
+      // (The executor's residualResize reads a lower-resolution residual through a resize: src/graph/ir.ts.)
+      if (ins[3] && n.attrs.residualResize === undefined && ins[3].shape.join() !== shape.join()) throw invalid(where, `residual [${ins[3].shape}] is not the output's shape [${shape}]`);
       // The executor's channels-last store (src/graph/ir.ts): the output [N, H, W, F].
       if (n.attrs.channelsLast === 1 && shape.length === 4) return [{ shape: [shape[0], shape[2], shape[3], shape[1]], dtype: x().dtype }];
       return [{ shape, dtype: x().dtype }];
@@ -484,7 +485,7 @@ function fusedShape(g: Graph, n: Node, ins: Array<Tensor | undefined>, where: st
   checkBias(g, ins[2], F1, where);
   checkBias(g, ins[4], F2, where);
   const shape = [s[0], F2, ...hw];
-  if (ins[5]) broadcastShapes(shape, ins[5].shape, where);
+  if (ins[5] && n.attrs.residualResize === undefined) broadcastShapes(shape, ins[5].shape, where);
   // The executor's channels-last store (src/graph/ir.ts; FusedDwPw): the output [N, H, W, F].
   if (n.attrs.channelsLast === 1) return [{ shape: [s[0], ...hw, F2], dtype: x.dtype }];
   return [{ shape, dtype: x.dtype }];

@@ -8,9 +8,9 @@
 //   rewrite  applyPlan (or epilogues only, 'unfused'), then pads folded into the convs that read them; float graphs
 //            also fold residual activations, channel shuffles (then each into the pointwise conv computing one of its
 //            inputs where the rules hold), squeeze-excite blocks, activations after Gemm / MatMul, a pointwise Conv
-//            read only by a global average pool and a Transpose to channels-last after a pointwise Conv
-//            (src/rewrite/residual-activation.ts, channel-shuffle.ts, shuffle-conv.ts, squeeze-excite.ts, epilogues.ts,
-//            pointwise-mean.ts, channels-last-store.ts).
+//            read only by a global average pool, a Transpose to channels-last after a pointwise Conv and a Resize read
+//            only as a residual (src/rewrite/residual-activation.ts, channel-shuffle.ts, shuffle-conv.ts,
+//            squeeze-excite.ts, epilogues.ts, pointwise-mean.ts, channels-last-store.ts, resized-residual.ts).
 // createSession runs them all (pipeline()); `plan`/`report` load and plan; the tuner and the bench prepare and plan
 // with options of their own (excluded pairs, a tuned plan) and create sessions with the result.
 
@@ -38,6 +38,7 @@ import { foldResidualActivations } from '../rewrite/residual-activation.js';
 import { foldChannelShuffles } from '../rewrite/channel-shuffle.js';
 import { foldShufflesIntoConvs, shuffleConvEnabled } from '../rewrite/shuffle-conv.js';
 import { channelsLastEnabled, foldTransposesIntoConvs } from '../rewrite/channels-last-store.js';
+import { foldResizesIntoResiduals, resizedResidualEnabled } from '../rewrite/resized-residual.js';
 import { foldSqueezeExcites } from '../rewrite/squeeze-excite.js';
 import { foldPointwiseMeans } from '../rewrite/pointwise-mean.js';
 import { applyKernelChoices } from '../rewrite/kernel-choices.js';
@@ -71,6 +72,8 @@ export interface PipelineOptions extends LoadOptions {
   foldPool?: boolean;
   /** RewriteOptions.channelsLast. */
   channelsLast?: boolean;
+  /** RewriteOptions.resizedResidual. */
+  resizedResidual?: boolean;
 }
 
 /** Choices of the rewrite beyond the plan. */
@@ -83,6 +86,9 @@ export interface RewriteOptions {
   /** A Transpose to channels-last folded into the pointwise Conv before it (src/rewrite/channels-last-store.ts; default
    *  on unless FCM_OPT_CHANNELS_LAST=0). */
   channelsLast?: boolean;
+  /** A Resize read only as a pointwise Conv's or DW-PW FCM's residual, read through by that node
+   *  (src/rewrite/resized-residual.ts; default on unless FCM_OPT_RESIZED_RESIDUAL=0). */
+  resizedResidual?: boolean;
 }
 
 /**
@@ -212,9 +218,10 @@ export function rewrite(graph: Graph, precision: PrecisionName, plan: 'unfused' 
   const matrix = foldMatrixActivations(options.squeezeExcite === true ? foldSqueezeExcites(shuffled) : shuffled);
   // The pool after a pointwise Conv (the heads of the MobileNet family): the Conv's output is never written.
   const g = (options.foldPool ?? !poolFoldOffByEnv()) ? foldPointwiseMeans(matrix) : matrix;
-  // Last, so that no pass before them meets a Conv with a shuffled or channels-last store.
+  // Last, so that no pass before them meets a Conv with a shuffled or channels-last store or a resized residual.
   const shuffledConvs = (options.shuffleConv ?? shuffleConvEnabled()) ? foldShufflesIntoConvs(g) : g;
-  const out = (options.channelsLast ?? channelsLastEnabled()) ? foldTransposesIntoConvs(shuffledConvs) : shuffledConvs;
+  const nhwc = (options.channelsLast ?? channelsLastEnabled()) ? foldTransposesIntoConvs(shuffledConvs) : shuffledConvs;
+  const out = (options.resizedResidual ?? resizedResidualEnabled()) ? foldResizesIntoResiduals(nhwc) : nhwc;
   return plan === 'unfused' ? out : applyKernelChoices(out, plan.kernels);
 }
 
@@ -231,7 +238,7 @@ export async function pipeline(model: ModelInput, precision: PrecisionName, opti
   const g = await load(model, options);
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool, channelsLast: options.channelsLast });
+  return graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool, channelsLast: options.channelsLast, resizedResidual: options.resizedResidual });
 }
 
 /** The float executor's graph for these options (what createSession runs on the float kernels, fp32 or fp16). */

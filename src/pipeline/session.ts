@@ -180,7 +180,7 @@ export async function createSession(model: ModelInput, options: SessionOptions =
   }
   const plan = options.plan ?? 'auto';
   const hw = plan === 'auto' ? await resolveHw(options.hw) : undefined;
-  const graph0 = graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool, channelsLast: options.channelsLast });
+  const graph0 = graphForRun(g, precision, plan, () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool, channelsLast: options.channelsLast, resizedResidual: options.resizedResidual });
   // Extra outputs (per-layer checks) are read back like graph outputs: they must live to the end.
   const extra = (options.extraOutputs ?? []).filter((t) => !graph0.outputs.includes(t));
   for (const t of extra) if (!graph0.tensors.has(t)) throw invalid(graph0.source, `tensor '${t}' asked for as an output does not exist`);
@@ -425,7 +425,7 @@ export interface F16Calibration {
  * (heldOutInputs), in one schedule compiled once.
  */
 export async function calibrateF16Islands(ctx: GpuContext, g: Graph, options: SessionOptions, hw: HwConfig | undefined): Promise<F16Calibration> {
-  const base = foldChannelScales(graphForRun(g, 'fp16', 'unfused', () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool, channelsLast: options.channelsLast }));
+  const base = foldChannelScales(graphForRun(g, 'fp16', 'unfused', () => hw!, { squeezeExcite: options.squeezeExcite, shuffleConv: options.shuffleConv, foldPool: options.foldPool, channelsLast: options.channelsLast, resizedResidual: options.resizedResidual }));
   const cal = calibrationGraph(base);
   const half = new Set(cal.halfTensors);
   const compiled = compileGraph(cal.graph, limitsOf(ctx), 'f16', {}, [...cal.graph.tensors.keys()].filter((t) => !half.has(t)));

@@ -94,3 +94,32 @@ export function tinyDetector(batch = 1, opts: { refusals?: boolean } = {}): Grap
   }
   return b.build(outs);
 }
+
+/**
+ * A feature-pyramid decoder: three stride-2 stages (8x8, 4x4, 2x2 at 16x16 input), then two top-down steps, each the
+ * coarser map upsampled 2x (linear half_pixel, then nearest asymmetric floor) and added to a lateral 1x1 conv of the
+ * finer stage (fuseEpilogues makes the Add that conv's residual), then a 3x3 head: both Resizes fold into the
+ * laterals' residuals (src/rewrite/resized-residual.ts). `refusals` adds a Resize read by a 3x3 conv as its input
+ * and one whose output is also a graph output; both stay.
+ */
+export function tinyPyramid(batch = 1, opts: { refusals?: boolean } = {}): Graph {
+  const b = new GraphBuilder('tiny_pyramid', 35);
+  const c1 = b.relu(b.conv(b.input('input', [batch, 3, 16, 16]), { filters: 8, kernel: 3, stride: 2, bias: true }));
+  const c2 = b.relu(b.conv(c1, { filters: 12, kernel: 3, stride: 2, bias: true }));
+  const c3 = b.relu(b.conv(c2, { filters: 16, kernel: 3, stride: 2, bias: true }));
+  const scales = b.constant('scales', [4], Float32Array.of(1, 1, 2, 2));
+  const up = (x: string, mode: 'linear' | 'nearest') => {
+    const [n, c, h, w] = b.shape(x);
+    const attrs: Record<string, string> = mode === 'linear' ? { mode, coordinate_transformation_mode: 'half_pixel' } : { mode, coordinate_transformation_mode: 'asymmetric', nearest_mode: 'floor' };
+    return b.node('Resize', [x, '', scales], [n, c, 2 * h, 2 * w], attrs);
+  };
+  const p2 = b.add(b.conv(c2, { filters: 16, kernel: 1, bias: true }), up(c3, 'linear'));
+  const p1 = b.add(b.conv(c1, { filters: 16, kernel: 1, bias: true }), up(p2, 'nearest'));
+  const outs = [b.conv(b.relu(p1), { filters: 4, kernel: 3, bias: true })];
+  if (opts.refusals) {
+    outs.push(b.conv(up(c3, 'linear'), { filters: 4, kernel: 3, bias: true }));
+    const shared = up(c3, 'nearest');
+    outs.push(b.add(b.conv(c2, { filters: 16, kernel: 1, bias: true }), shared), shared);
+  }
+  return b.build(outs);
+}
