@@ -7,7 +7,7 @@
 
 import type { Node, Tensor } from '../src/graph/ir.js';
 import { fcmDomain } from '../src/graph/ir.js';
-import { unsupported } from '../src/errors.js';
+import { invalid, unsupported } from '../src/errors.js';
 import type { KernelArgs, KernelLimits, KernelProgram } from './program.js';
 import { where } from './shader.js';
 import { convBindings, convGeom, isDepthwise, isPointwise } from './conv-common.js';
@@ -304,8 +304,40 @@ function fp32KernelFor(node: Node, inputShapes: (number[] | undefined)[], output
   if (!k) throw unsupported(w, `no kernel for op '${node.op}'`);
   const multi = node.op === 'Split' || node.op === 'ChannelShuffle' || (node.op === 'Conv' && node.attrs.shuffleGroups !== undefined);
   if (!multi && node.outputs.slice(1).some((y) => y)) throw unsupported(w, `${node.op} with more than one output is not supported`);
+  if (node.op !== 'Conv' && node.attrs.channelsLast !== undefined) return { kind: 'programs', programs: channelsLastFlat(args, k) };
   const p = k(args);
   return { kind: 'programs', programs: Array.isArray(p) ? p : [p] };
+}
+
+/**
+ * The programs of a flat-index kernel (element-wise, pooling, Slice: one invocation per output element i of the NCHW
+ * output, each storing `out[i] = ...` once) storing that output channels-last instead (attr channelsLast; a Transpose
+ * [0, 2, 3, 1] folded in by src/rewrite/channels-last-store.ts): the kernel is built for the logical [N, C, H, W]
+ * output and its stores go to [n, h, w, c]. Any other store form is refused, so a kernel written otherwise never
+ * stores in the wrong layout.
+ */
+function channelsLastFlat(args: KernelArgs, build: Fp32Builder): KernelProgram[] {
+  const w = where(args);
+  const y = args.outputShapes[0];
+  if (args.node.attrs.channelsLast !== 1) throw invalid(w, 'channelsLast must be 1 where it is given');
+  if (!y || y.length !== 4) throw unsupported(w, 'a channels-last store needs a 4-D output');
+  const [N, H, W, C] = y;
+  const built = build({ ...args, outputShapes: [[N, C, H, W]] });
+  return (Array.isArray(built) ? built : [built]).map((p) => {
+    const stores = p.wgsl.split('out[i] = ').length - 1;
+    const accesses = (p.wgsl.match(/\bout\[/g) ?? []).length;
+    if (p.outputs !== 1 || stores < 1 || accesses !== stores) throw unsupported(w, `${args.node.op} has no channels-last store`);
+    const fn = `
+// The channels-last offset of NCHW element i of [${N}, ${C}, ${H}, ${W}].
+fn channelsLast(i: u32) -> u32 {
+  let cl_w = i % ${W}u;
+  let cl_h = (i / ${W}u) % ${H}u;
+  let cl_c = (i / ${W * H}u) % ${C}u;
+  let cl_n = i / ${W * H * C}u;
+  return ((cl_n * ${H}u + cl_h) * ${W}u + cl_w) * ${C}u + cl_c;
+}`;
+    return { ...p, cacheKey: `nhwc|${p.cacheKey}`, wgsl: `${p.wgsl.replaceAll('out[i] = ', 'out[channelsLast(i)] = ')}${fn}\n` };
+  });
 }
 
 /**

@@ -247,6 +247,15 @@ function checkBias(g: Graph, b: Tensor | undefined, F: number, where: string) {
 }
 
 function inferKnown(g: Graph, n: Node, ins: Array<Tensor | undefined>, where: string): Array<Out | null> | null {
+  const outs = inferOp(g, n, ins, where);
+  // The executor's channels-last store (src/graph/ir.ts): the node's 4-D output [N, C, H, W] is stored [N, H, W, C].
+  const y = outs?.[0];
+  if (n.attrs.channelsLast !== 1 || !y || y.shape.length !== 4) return outs;
+  const [N, C, H, W] = y.shape;
+  return [{ ...y, shape: [N, H, W, C] }, ...outs!.slice(1)];
+}
+
+function inferOp(g: Graph, n: Node, ins: Array<Tensor | undefined>, where: string): Array<Out | null> | null {
   const need = (i: number): Tensor => {
     const t = ins[i];
     if (!t) throw invalid(where, `input ${i} is missing`);
@@ -265,8 +274,6 @@ function inferKnown(g: Graph, n: Node, ins: Array<Tensor | undefined>, where: st
       // The residual epilogue (src/graph/ir.ts) adds the residual element by element: the kernels index it as the output.
       // (The executor's residualResize reads a lower-resolution residual through a resize: src/graph/ir.ts.)
       if (ins[3] && n.attrs.residualResize === undefined && ins[3].shape.join() !== shape.join()) throw invalid(where, `residual [${ins[3].shape}] is not the output's shape [${shape}]`);
-      // The executor's channels-last store (src/graph/ir.ts): the output [N, H, W, F].
-      if (n.attrs.channelsLast === 1 && shape.length === 4) return [{ shape: [shape[0], shape[2], shape[3], shape[1]], dtype: x().dtype }];
       return [{ shape, dtype: x().dtype }];
     }
     case 'Gemm': {
@@ -486,8 +493,6 @@ function fusedShape(g: Graph, n: Node, ins: Array<Tensor | undefined>, where: st
   checkBias(g, ins[4], F2, where);
   const shape = [s[0], F2, ...hw];
   if (ins[5] && n.attrs.residualResize === undefined) broadcastShapes(shape, ins[5].shape, where);
-  // The executor's channels-last store (src/graph/ir.ts; FusedDwPw): the output [N, H, W, F].
-  if (n.attrs.channelsLast === 1) return [{ shape: [s[0], ...hw, F2], dtype: x.dtype }];
   return [{ shape, dtype: x.dtype }];
 }
 

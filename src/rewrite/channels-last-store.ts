@@ -7,14 +7,17 @@
 //   Conv(x, w, b?, '', s?) -> c;  Transpose{perm [0, 2, 3, 1]}(c) -> t
 //   =>  Conv{channelsLast 1}(x, w, b?, '', s?) -> t
 // and the same for a DW-PW FCM (kernels/fused-dwpw.ts), whose second layer is the pointwise conv: the planner fuses
-// some heads with the depthwise conv before them (MediaPipe's pose detector: 4 of its 6 heads).
+// some heads with the depthwise conv before them (MediaPipe's pose detector: 4 of its 6 heads); and for the ops whose
+// kernel stores each output element once at its flat index (element-wise ops, pools, Slice: kernels/registry.ts
+// channelsLastFlat), which end the classifier heads of TensorFlow-converted models (a pool, then NHWC for Flatten).
 // Pattern and rules (channelsLastMatch), separate from the choice to apply them (always, where the rules hold: one
 // dispatch less and no tensor written twice; FCM_OPT_CHANNELS_LAST=0 in the environment turns the fold off, for A/B):
 //   - the Transpose is default-domain, perm [0, 2, 3, 1], one input c and one output t, both float32 of known 4-D
 //     shapes, t's [N, H, W, F] for c's [N, F, H, W];
 //   - c is the only output of a default-domain pointwise Conv (weights [F, C, 1, 1], strides 1, no pads, dilations 1,
 //     group 1) with no shuffled or channels-last store and no residual (the kernel reads a residual at the output's
-//     NCHW index; no head has one), or of a FusedDwPw with no channels-last store and no residual;
+//     NCHW index; no head has one), of a FusedDwPw with no channels-last store and no residual, or of a
+//     default-domain op of flatStoreOps;
 //   - c has exactly one reader, the Transpose, and is no graph output (it is never written).
 // The producer takes the Transpose's place in the node list: its inputs come before its old place and t is read
 // after the Transpose, so the list stays topological. FCMs are planned before this pass; a head fused into a PW-DW or
@@ -51,6 +54,17 @@ function isPlainPointwise(g: Graph, n: Node): boolean {
 const isPlainDwPw = (n: Node) => n.domain === fcmDomain && n.op === 'FusedDwPw' && n.attrs.channelsLast === undefined && !n.inputs[5] && n.inputs.length <= 6;
 
 /**
+ * Ops whose float kernel runs one invocation per output element and stores it once at its flat index (kernels/
+ * registry.ts channelsLastFlat stores those channels-last): element-wise ops, pools, Slice.
+ */
+const flatStoreOps: ReadonlySet<string> = new Set([
+  'Relu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'SiLU', 'LeakyRelu', 'Tanh', 'Abs', 'Neg', 'Exp', 'Log', 'Sqrt',
+  'Reciprocal', 'Floor', 'Ceil', 'Add', 'Sub', 'Mul', 'Div', 'PRelu', 'Pow', 'MaxPool', 'AveragePool', 'Slice',
+]);
+
+const isFlatStore = (n: Node) => plain(n) && flatStoreOps.has(n.op) && n.attrs.channelsLast === undefined;
+
+/**
  * The rules above for node `ti` of `g`: a match, or why not (a short reason, for tests and diagnostics).
  * `producer` and `readers` map tensor names to node indices (readers without repeats).
  */
@@ -67,8 +81,8 @@ export function channelsLastMatch(g: Graph, ti: number, producer: ReadonlyMap<st
   if (!same(ty.shape, [N, H, W, F])) return 'output shape is not the input\'s channels-last';
   const ci = producer.get(c);
   const conv = ci === undefined ? undefined : g.nodes[ci];
-  if (!conv || !(isPlainPointwise(g, conv) || isPlainDwPw(conv))) return 'the input is no plain pointwise Conv\'s or DW-PW FCM\'s output';
-  if (conv.outputs.length !== 1 || conv.outputs[0] !== c) return 'the Conv has other outputs';
+  if (!conv || !(isPlainPointwise(g, conv) || isPlainDwPw(conv) || isFlatStore(conv))) return 'the input is no plain pointwise Conv\'s or DW-PW FCM\'s output, nor an element-wise op\'s, a pool\'s or a Slice\'s';
+  if (conv.outputs.length !== 1 || conv.outputs[0] !== c) return 'the producer has other outputs';
   if (g.outputs.includes(c)) return 'the Conv\'s output is a graph output';
   const r = readers.get(c) ?? [];
   if (r.length !== 1 || r[0] !== ti) return 'the Conv\'s output has another reader';

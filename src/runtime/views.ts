@@ -234,6 +234,8 @@ export function blockViews<S extends ViewStep>(c: ViewContext<S>): Views<S> {
 function sliceBlock(g: Graph, n: Node): { start: number; elements: number; total: number } | undefined {
   const x = g.tensors.get(n.inputs[0])?.shape;
   const a = n.attrs;
+  // A Slice stored channels-last (src/rewrite/channels-last-store.ts) is a copy into another layout.
+  if (a.channelsLast !== undefined) return undefined;
   if (!x || n.inputs.slice(1).some((i) => i) || !Array.isArray(a.starts) || !Array.isArray(a.ends)) return undefined;
   const starts = a.starts as number[];
   const axes = Array.isArray(a.axes) ? (a.axes as number[]) : starts.map((_, k) => k);

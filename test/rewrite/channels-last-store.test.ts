@@ -138,3 +138,30 @@ test('what stays: another reader, a graph output, another perm, a 3x3 conv, a re
   assert.equal(count(r, 'Transpose'), 3);
   assert.equal(lastConvs(r).length, 4);
 });
+
+test('flat-store producers fold too: a pool, an element-wise op, a Slice; other ops keep their Transpose', () => {
+  const b = new GraphBuilder('flat', 4);
+  const x = b.input('x', [1, 8, 4, 4]);
+  const nhwc = (t: string) => { const [n, c, h, w] = b.shape(t); return b.node('Transpose', [t], [n, h, w, c], { perm: [0, 2, 3, 1] }); };
+  const pool = b.node('AveragePool', [x], [1, 8, 2, 2], { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0] });
+  const sig = b.node('Sigmoid', [x], [1, 8, 4, 4]);
+  const slice = b.node('Slice', [x], [1, 4, 4, 4], { starts: [0], ends: [4], axes: [1], steps: [1] });
+  const soft = b.node('Softmax', [x], [1, 8, 4, 4], { axis: 1 });
+  const g = b.build([nhwc(pool), nhwc(sig), nhwc(slice), nhwc(soft)]);
+  const f = foldTransposesIntoConvs(g);
+  // Each producer takes its Transpose's place (the Transposes came after all four producers).
+  assert.deepEqual(ops(f), ['Softmax', 'AveragePool', 'Sigmoid', 'Slice', 'Transpose']);
+  assert.deepEqual(f.nodes.slice(1, 4).map((n) => n.attrs.channelsLast), [1, 1, 1]);
+  assert.deepEqual(f.nodes.slice(1, 4).map((n) => n.outputs[0]), g.outputs.slice(0, 3));
+  const i = g.nodes.findIndex((n) => n.op === 'Transpose' && n.inputs[0] === soft);
+  const readers = new Map([...consumers(g)].map(([k, v]) => [k, [...new Set(v)]]));
+  assert.match(channelsLastMatch(g, i, producers(g), readers) as string, /element-wise/);
+  // The Slice is one block of x (channels 0-3 at batch 1): as a plain Slice it is read in place (src/runtime/
+  // views.ts), stored channels-last it is a dispatch of its own.
+  const steps = (h: Graph) => compileGraph(h, { ...limits, minStorageBufferOffsetAlignment: 16 }).steps.map((s) => s.node.op);
+  const b2 = new GraphBuilder('slice', 5);
+  const x2 = b2.input('x', [1, 8, 4, 4]);
+  const plainSlice = b2.build([b2.node('Transpose', [b2.node('Slice', [x2], [1, 4, 4, 4], { starts: [0], ends: [4], axes: [1], steps: [1] })], [1, 4, 4, 4], { perm: [0, 2, 3, 1] })]);
+  assert.deepEqual(steps(plainSlice), ['Transpose']);
+  assert.deepEqual(steps(foldTransposesIntoConvs(plainSlice)), ['Slice']);
+});

@@ -1,6 +1,7 @@
 // Property test of the channels-last store and the resized residual (src/rewrite/channels-last-store.ts,
-// resized-residual.ts) on random graphs: seeded stems over odd and even maps, then detection heads (a 1x1 conv, its
-// output turned channels-last, sometimes read again so that the fold must refuse) and top-down steps (a coarser map
+// resized-residual.ts) on random graphs: seeded stems over odd and even maps, then heads (a 1x1 conv, a pool, an
+// element-wise op or a channel Slice, its output turned channels-last, sometimes read again so that the fold must
+// refuse) and top-down steps (a coarser map
 // resized to the finer one's size, nearest or linear under every coordinate_transformation_mode the kernel takes,
 // by scales or by sizes, added to a 1x1 lateral conv), at batch 1 to 3. Each graph runs with both folds and without
 // them: the channels-last store moves values only (bit for bit), the resized residual computes the same
@@ -36,7 +37,28 @@ function randomGraph(seed: number): Drawn {
   let heads = 0, pyramids = 0;
   for (let i = int(1, 3); i > 0; i--) {
     const m = pick(maps);
-    const c = b.conv(m, { filters: int(1, 13), kernel: 1, bias: true });
+    const [mn, mc, mh, mw] = b.shape(m);
+    // The head's last op: a 1x1 conv, or one of the flat-store kernels (kernels/registry.ts channelsLastFlat): a pool,
+    // an element-wise op, a broadcast Mul, a channel Slice with step 2 (never a view, so always a dispatch).
+    let c: string;
+    switch (pick(['conv', 'conv', 'pool', 'unary', 'binary', 'slice'] as const)) {
+      case 'conv': c = b.conv(m, { filters: int(1, 13), kernel: 1, bias: true }); break;
+      case 'pool': {
+        // A window within the map (a larger one is an invalid model), padded by less than its size.
+        const k = int(1, Math.min(3, mh, mw)), s = int(1, 2), pad = k > 1 ? int(0, 1) : 0;
+        const op = pick(['MaxPool', 'AveragePool']);
+        const oh = Math.floor((mh + 2 * pad - k) / s) + 1, ow = Math.floor((mw + 2 * pad - k) / s) + 1;
+        c = b.node(op, [m], [mn, mc, oh, ow], { kernel: [k, k], strides: [s, s], pads: [pad, pad, pad, pad], ...(op === 'MaxPool' ? { dilations: [1, 1] } : {}), ceilMode: 0 });
+        break;
+      }
+      case 'unary': c = b.node(pick(['Sigmoid', 'Tanh', 'Neg', 'Abs']), [m], [mn, mc, mh, mw]); break;
+      case 'binary': c = b.node('Mul', [m, b.random('scale', [1, mc, 1, 1], 1)], [mn, mc, mh, mw]); break;
+      case 'slice': {
+        const start = int(0, mc - 1);
+        c = b.node('Slice', [m], [mn, Math.ceil((mc - start) / 2), mh, mw], { starts: [start], ends: [mc], axes: [1], steps: [2] });
+        break;
+      }
+    }
     const [n, f, h, w] = b.shape(c);
     const t = b.node('Transpose', [c], [n, h, w, f], { perm: [0, 2, 3, 1] });
     outputs.push(rand() < 0.5 ? b.node('Reshape', [t], [n, h * w, f], { shape: [n, h * w, f] }) : t);
