@@ -336,7 +336,8 @@ fn channelsLast(i: u32) -> u32 {
   let cl_n = i / ${W * H * C}u;
   return ((cl_n * ${H}u + cl_h) * ${W}u + cl_w) * ${C}u + cl_c;
 }`;
-    return { ...p, cacheKey: `nhwc|${p.cacheKey}`, wgsl: `${p.wgsl.replaceAll('out[i] = ', 'out[channelsLast(i)] = ')}${fn}\n` };
+    // The key names the shape: the kernel's own key may name only the element count (element-wise ops).
+    return { ...p, cacheKey: `nhwc[${N}x${C}x${H}x${W}]|${p.cacheKey}`, wgsl: `${p.wgsl.replaceAll('out[i] = ', 'out[channelsLast(i)] = ')}${fn}\n` };
   });
 }
 

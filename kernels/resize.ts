@@ -218,5 +218,6 @@ export function residualSampler(a: Attrs, res: readonly number[], out: readonly 
     throw invalid(w, `a resized residual [${res.join(',')}] must be [${out[0]},${out[1]},h,w] for the output [${out.join(',')}]`);
   }
   const maps = axisMaps(res, out, ctm, undefined, w);
-  return { wgsl: resizeSampler('resAt', 'res', res, out, maps, mode, nearestMode), key: `rz[${mode}${mode === 'nearest' ? `,${nearestMode}` : ''},${res.join('x')},${mapsKey(maps)}]` };
+  // The key names both shapes: a kernel's own key may name the output's positions only as their count.
+  return { wgsl: resizeSampler('resAt', 'res', res, out, maps, mode, nearestMode), key: `rz[${mode}${mode === 'nearest' ? `,${nearestMode}` : ''},${res.join('x')}->${out.join('x')},${mapsKey(maps)}]` };
 }

@@ -46,7 +46,7 @@ for (const { name, c } of cases) {
       const plain: LayerCase = { ...c, inputs };
       const last: LayerCase = { ...plain, attrs: { ...c.attrs, channelsLast: 1 }, outputShapes: [[n, h, w, ch]] };
       const [p] = await programsOf(last, storage);
-      assert.match(p.cacheKey, /^(f16\|)?nhwc\|/);
+      assert.match(p.cacheKey, new RegExp(`^(f16\\|)?nhwc\\[${n}x${ch}x${h}x${w}\\]\\|`));
       assert.match(p.wgsl, /out\[channelsLast\(i\)\] = /);
       const [got] = await runLayer(last, storage);
       const [ref] = await runLayer(plain, storage);
@@ -57,6 +57,17 @@ for (const { name, c } of cases) {
     }
   });
 }
+
+test('channels-last flat store: the cache key tells apart outputs of one element count and another shape', async () => {
+  // [1, 6, 2, 2] and [1, 2, 3, 4]: 24 elements each, and the element-wise kernel's own key names only the count.
+  const keys = await Promise.all([[1, 6, 2, 2], [1, 2, 3, 4]].map(async ([n, c, h, w]) => {
+    const [p] = await programsOf({ op: 'Tanh', attrs: { channelsLast: 1 }, inputs: [x(10, [n, c, h, w])], outputShapes: [[n, h, w, c]] });
+    return p.cacheKey;
+  }));
+  const plain = await Promise.all([[1, 6, 2, 2], [1, 2, 3, 4]].map(async (s) => (await programsOf({ op: 'Tanh', inputs: [x(10, s)], outputShapes: [s] }))[0].cacheKey));
+  assert.equal(plain[0], plain[1], 'the plain programs share one key (and one pipeline)');
+  assert.notEqual(keys[0], keys[1]);
+});
 
 test('channels-last flat store: refused where the kernel stores otherwise or the output is not 4-D', () => {
   const node = (op: string, attrs: Record<string, unknown>) => ({ name: 'n', op, domain: '', inputs: ['a', 'b'], outputs: ['y'], attrs: newAttrs({ channelsLast: 1, ...attrs } as never) });

@@ -130,7 +130,7 @@ test('the registry: subgroup-matrix kernels leave a resized residual to the plai
   const dwShapes = [[32, 576, 14, 14], [576, 1, 3, 3], [576], [96, 576, 1, 1], [96], [32, 96, 7, 7]];
   const dwAttrs = { kernel: [3, 3], strides: [1, 1], pads: [1, 1, 1, 1], dilations: [1, 1], activation1: 'Relu', tileFilters1: 16, tileFilters2: 32, tileH: 7, tileW: 7, ...lin };
   const f = kernelFor(fcmNode(dwAttrs), dwShapes, [[32, 96, 14, 14]], h100, 'f16', { subgroupMatrix: { subgroupSize: 32, fcm: true } });
-  assert.ok(f.kind === 'programs' && /^f16\|FusedDwPw\|.*\|rz\[linear,32x96x7x7,/.test(f.programs[0].cacheKey), f.kind === 'programs' ? f.programs[0].cacheKey : '');
+  assert.ok(f.kind === 'programs' && /^f16\|FusedDwPw\|.*\|rz\[linear,32x96x7x7->32x96x14x14,/.test(f.programs[0].cacheKey), f.kind === 'programs' ? f.programs[0].cacheKey : '');
   const refused = (fn: () => unknown, re: RegExp) => assert.throws(fn, (e) => e instanceof FcmError && re.test(e.message));
   // A 3x3 conv, a PW-PW FCM, the integer kernels; no residual; a residual of other batch or channels.
   refused(() => kernelFor(conv({ ...pwAttrs, kernel: [3, 3], pads: [1, 1, 1, 1], ...lin }), [shapes[0], [96, 88, 3, 3], [96], shapes[3]], [[1, 96, 16, 16]], h100), /resized residual \(residualResize\) needs a pointwise/);
