@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { exportOnnx } from '../../converters/onnx/export.js';
 import { importOnnx } from '../../converters/onnx/import.js';
 import { toDag } from '../planner/to-dag.js';
-import { fixtureModels } from '../../fixtures/models.js';
+import { fixtureModels, tinyDetector, tinyPyramid } from '../../fixtures/models.js';
 import { buildMobileNetStyle } from '../../fixtures/tflite-builder.js';
 import { buildZip } from '../../fixtures/zip-builder.js';
 import { smallGraphModel } from '../../fixtures/tfjs-graph-builder.js';
@@ -75,6 +75,9 @@ export async function buildCorpus(): Promise<Seed[]> {
   for (const name of ['classifier_head', 'mobilenetv1_stack', 'squeeze_excite'] as const) {
     seeds.push({ name: `run:onnx:${name}`, target: 'run', bytes: exportOnnx(fixtureModels[name]()) });
   }
+  // Detection heads (Transposes to channels-last) and a feature pyramid (Resizes read as residuals): the store folds.
+  seeds.push({ name: 'run:onnx:tiny_detector', target: 'run', bytes: exportOnnx(tinyDetector(1, { refusals: true })) });
+  seeds.push({ name: 'run:onnx:tiny_pyramid', target: 'run', bytes: exportOnnx(tinyPyramid(1, { refusals: true })) });
   seeds.push({ name: 'run:tflite:mobilenet_style_f32', target: 'run', bytes: buildMobileNetStyle({ int8: false, seed: 3, size: 8 }) });
   seeds.push({ name: 'run:tflite:mobilenet_style_int8', target: 'run', bytes: buildMobileNetStyle({ int8: true, seed: 4, size: 8 }) });
   // Hardware descriptions shipped in hw_configs/.
