@@ -282,7 +282,9 @@ export function f16DepthwiseKernel(args: KernelArgs): KernelProgram | undefined 
   const n = args.node as Node;
   if (n.op !== 'Conv' || (n.domain !== '' && n.domain !== 'ai.onnx') || args.node.inputs.length < 2) return undefined;
   const g = convGeom(args);
-  return isDepthwise(g) ? depthwiseHalf(args, g) : undefined;
+  // A 1x1 conv of one channel to one is depthwise too; with a store or a residual read of its own it is the
+  // pointwise kernels' (depthwiseHalf has neither).
+  return isDepthwise(g) && !g.channelsLast && !g.resSampler && !g.shuffleOuts ? depthwiseHalf(args, g) : undefined;
 }
 
 function fp32KernelFor(node: Node, inputShapes: (number[] | undefined)[], outputShapes: number[][], limits: KernelLimits): NodeKernel {

@@ -81,6 +81,14 @@ const knownSet: ReadonlySet<string> = new Set(knownOps);
  * importer takes them from a file, where the name would otherwise reach the executor's kernel for it.
  */
 export const executorOnlyOps: readonly string[] = ['ChannelShuffle', 'SqueezeExcite', 'PointwiseMean'];
+
+/**
+ * Whether the executor's rewrite gave node `n` an output layout or a residual read of its own (attrs channelsLast,
+ * residualResize, shuffleGroups, below): the folds that take over a node's output, activation or residual leave such
+ * a node alone, also when a graph is rewritten a second time (a check session of a rewritten graph).
+ */
+export const hasExecutorLayout = (n: Pick<Node, 'attrs'>): boolean =>
+  n.attrs.channelsLast !== undefined || n.attrs.residualResize !== undefined || n.attrs.shuffleGroups !== undefined;
 export const isKnownOp = (n: Node) => n.domain === '' && knownSet.has(n.op);
 
 // Normalized attributes of the known ops (what passes may rely on after import):

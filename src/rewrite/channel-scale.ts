@@ -8,7 +8,7 @@
 // and x the Conv's input shape [N, C, H, W], both float32. No cycle can arise: x and s are computed before the Mul,
 // which comes before the Conv. Runs on the executor's graph, after planning (FCM nodes take no scale).
 
-import type { AttrValue, Graph, Node } from '../graph/ir.js';
+import { type AttrValue, type Graph, type Node, hasExecutorLayout } from '../graph/ir.js';
 import { cloneGraph } from '../graph/util.js';
 
 const intsOf = (v: AttrValue | undefined): number[] | undefined => (Array.isArray(v) ? (v as number[]) : undefined);
@@ -37,7 +37,7 @@ export function foldChannelScales(g0: Graph): Graph {
   const outputs = new Set(g.outputs);
   const drop = new Set<Node>();
   for (const m of g.nodes) {
-    if (m.op !== 'Mul' || (m.domain !== '' && m.domain !== 'ai.onnx') || m.inputs.length !== 2) continue;
+    if (m.op !== 'Mul' || (m.domain !== '' && m.domain !== 'ai.onnx') || m.inputs.length !== 2 || hasExecutorLayout(m)) continue;
     const y = m.outputs[0];
     const rs = readers.get(y) ?? [];
     if (outputs.has(y) || rs.length !== 1) continue;

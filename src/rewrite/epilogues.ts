@@ -9,7 +9,7 @@
 // the output name of the last folded node (graph output names are preserved), at that node's position (so
 // the node list stays in topological order: r is computed before the Add).
 
-import type { Activation, AttrValue, Graph, Node } from '../graph/ir.js';
+import { type Activation, type AttrValue, type Graph, type Node, hasExecutorLayout } from '../graph/ir.js';
 import { cloneGraph } from '../graph/util.js';
 import { epilogueActivationOps, foldedActivation } from '../planner/fusion-rules.js';
 
@@ -60,7 +60,7 @@ export function fuseEpilogues(g0: Graph): Graph {
   for (let i = 0; i < slots.length; i++) {
     const conv = slots[i];
     if (!conv || conv.op !== 'Conv' || conv.domain !== '' || conv.outputs.length !== 1) continue;
-    if (conv.attrs.activation !== undefined || (conv.inputs[3] ?? '') !== '') continue;
+    if (conv.attrs.activation !== undefined || (conv.inputs[3] ?? '') !== '' || hasExecutorLayout(conv)) continue;
     let pos = i;
 
     // 1. Activation.
@@ -68,7 +68,7 @@ export function fuseEpilogues(g0: Graph): Graph {
     let cons = consumerSlots(y);
     if (cons.length === 1) {
       const act = slots[cons[0]]!;
-      const params = foldedActivation(g, conv, act, cons.length, outputs);
+      const params = hasExecutorLayout(act) ? undefined : foldedActivation(g, conv, act, cons.length, outputs);
       if (params) {
         conv.attrs.activation = act.op;
         if (params.length > 0) conv.attrs.activationParams = params as AttrValue;
@@ -85,7 +85,7 @@ export function fuseEpilogues(g0: Graph): Graph {
     // 2. Residual Add.
     if (outputs.has(y) || cons.length !== 1) continue;
     const add = slots[cons[0]]!;
-    if (add.op !== 'Add' || add.domain !== '' || add.inputs.length !== 2 || add.outputs.length !== 1) continue;
+    if (add.op !== 'Add' || add.domain !== '' || add.inputs.length !== 2 || add.outputs.length !== 1 || hasExecutorLayout(add)) continue;
     const k = add.inputs.indexOf(y);
     const r = add.inputs[1 - k];
     if (k < 0 || !r || r === y) continue;

@@ -17,7 +17,7 @@
 // Float executor only: the integer pipeline never runs this pass (its head keeps the quantized Conv and mean).
 // Arithmetic: the kernel sums the positions in another order than the pool kernel, so results agree within rounding.
 
-import { type AttrValue, type Graph, type Node, newAttrs } from '../graph/ir.js';
+import { type AttrValue, type Graph, type Node, hasExecutorLayout, newAttrs } from '../graph/ir.js';
 import { cloneGraph } from '../graph/util.js';
 
 const plain = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';
@@ -28,7 +28,7 @@ export function isPlainPointwiseConv(g: Graph, n: Node): boolean {
   if (n.op !== 'Conv' || !plain(n) || n.outputs.length !== 1 || !n.outputs[0]) return false;
   // No residual (3), channel scale (4) or other extra input, no activation after a residual, no shuffled store
   // (src/rewrite/shuffle-conv.ts runs after this pass; a Conv with one writes channels elsewhere).
-  if (n.inputs.slice(3).some((x) => x) || n.attrs.activationPost !== undefined || n.attrs.shuffleGroups !== undefined) return false;
+  if (n.inputs.slice(3).some((x) => x) || n.attrs.activationPost !== undefined || hasExecutorLayout(n)) return false;
   const w = g.tensors.get(n.inputs[1] ?? '')?.shape;
   if (!w || w.length !== 4 || w[2] !== 1 || w[3] !== 1) return false;
   const all = (k: string, len: number, v: number) => { const a = intsOf(n.attrs[k]); return a === undefined || (a.length === len && a.every((x) => x === v)); };

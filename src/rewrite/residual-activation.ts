@@ -11,7 +11,7 @@
 // survive and the node list stays topological (every reader of that name comes after the activation, which came
 // after the producer). Float graphs only: the integer kernels add residuals with ADD (pipeline.ts).
 
-import { type AttrValue, type Graph, type Node, fcmDomain } from '../graph/ir.js';
+import { type AttrValue, type Graph, type Node, fcmDomain, hasExecutorLayout } from '../graph/ir.js';
 import { cloneGraph } from '../graph/util.js';
 import { activationParams, epilogueActivationOps } from '../planner/fusion-rules.js';
 
@@ -35,7 +35,8 @@ export function foldResidualActivations(g0: Graph): Graph {
   let g: Graph | undefined;
   const drop = new Set<number>();
   g0.nodes.forEach((act, i) => {
-    if (!plain(act) || !epilogueActivationOps.has(act.op) || act.outputs.length !== 1) return;
+    // An activation stored channels-last (src/rewrite/channels-last-store.ts) writes another layout than its producer.
+    if (!plain(act) || !epilogueActivationOps.has(act.op) || act.outputs.length !== 1 || hasExecutorLayout(act)) return;
     const s = act.inputs[0];
     if (!s || act.inputs.slice(1).includes(s) || outputs.has(s) || readers.get(s) !== 1) return;
     const p = producer.get(s);

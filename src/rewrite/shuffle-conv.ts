@@ -24,7 +24,7 @@
 // registry entry refuses a Conv with shuffleGroups).
 
 import type { AttrValue, Graph, Node } from '../graph/ir.js';
-import { newAttrs } from '../graph/ir.js';
+import { hasExecutorLayout, newAttrs } from '../graph/ir.js';
 import { cloneGraph } from '../graph/util.js';
 
 const maxBindings = 8;
@@ -43,7 +43,7 @@ export interface ShuffleConvMatch { shuffle: number; conv: number; a: string }
 
 /** Whether `n` is a default-domain pointwise Conv of `g` without a shuffled store. */
 function isPlainPointwise(g: Graph, n: Node): boolean {
-  if (!plain(n) || n.op !== 'Conv' || n.attrs.shuffleGroups !== undefined) return false;
+  if (!plain(n) || n.op !== 'Conv' || hasExecutorLayout(n)) return false;
   const w = g.tensors.get(n.inputs[1] ?? '');
   if (!w || w.shapeUnknown || w.shape.length !== 4 || w.shape[2] !== 1 || w.shape[3] !== 1) return false;
   const all = (k: string, len: number, v: number) => { const a = ints(n.attrs[k]); return a === undefined || (a.length === len && a.every((x) => x === v)); };

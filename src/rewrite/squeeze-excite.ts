@@ -20,7 +20,7 @@
 // Arithmetic: the sums run in another order than the separate kernels' (partial sums over lanes), so the results
 // agree within rounding, not bit for bit (test/rewrite/squeeze-excite.test.ts compares with onnxruntime).
 
-import { type AttrValue, type Graph, type Node, fcmDomain, newAttrs } from '../graph/ir.js';
+import { type AttrValue, type Graph, type Node, fcmDomain, hasExecutorLayout, newAttrs } from '../graph/ir.js';
 import { cloneGraph } from '../graph/util.js';
 
 const plain = (n: Node) => n.domain === '' || n.domain === 'ai.onnx';
@@ -46,7 +46,7 @@ export const squeezeExcitePoolMax = 160_000;
 
 function isPlainPointwise(g: Graph, n: Node): boolean {
   if (n.op !== 'Conv' || !plain(n) || n.outputs.length !== 1) return false;
-  if ((n.inputs[3] ?? '') !== '' || (n.inputs[4] ?? '') !== '' || n.attrs.activationPost !== undefined) return false;
+  if ((n.inputs[3] ?? '') !== '' || (n.inputs[4] ?? '') !== '' || n.attrs.activationPost !== undefined || hasExecutorLayout(n)) return false;
   const w = g.tensors.get(n.inputs[1])?.shape;
   if (!w || w.length !== 4 || w[2] !== 1 || w[3] !== 1) return false;
   const ones = (k: string, len: number, v: number) => { const a = intsOf(n.attrs[k]); return a === undefined || (a.length === len && a.every((x) => x === v)); };
@@ -92,7 +92,7 @@ function matchAt(g: Graph, ix: Index, first: Node, withPool: boolean): SqueezeEx
   let convs: [Node, Node] | [Node];
   let w1: string, w2: string;
   if (first.domain === fcmDomain && first.op === 'FusedPwPw') {
-    if (first.outputs.length !== 1 || (first.inputs[5] ?? '') !== '' || first.attrs.activationPost !== undefined) return undefined;
+    if (first.outputs.length !== 1 || (first.inputs[5] ?? '') !== '' || first.attrs.activationPost !== undefined || hasExecutorLayout(first)) return undefined;
     convs = [first];
     w1 = first.inputs[1]; w2 = first.inputs[3];
   } else if (isPlainPointwise(g, first)) {

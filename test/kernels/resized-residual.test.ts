@@ -140,3 +140,12 @@ test('the registry: subgroup-matrix kernels leave a resized residual to the plai
   refused(() => kernelFor(conv({ ...pwAttrs, ...lin }), [...shapes.slice(0, 3), [1, 48, 8, 8]], [[1, 96, 16, 16]], h100), /must be \[1,96,h,w\]/);
   refused(() => kernelFor(conv({ ...pwAttrs, residualResize: 'cubic' }), shapes, [[1, 96, 16, 16]], h100), /residualResize 'cubic'/);
 });
+
+test('f16: a 1x1 conv of one channel to one (depthwise too) with a resized residual runs the pointwise kernel, which reads it', () => {
+  const node: Node = { name: 'one', op: 'Conv', domain: '', inputs: ['x', 'w', 'b', 'r'], outputs: ['y'], attrs: newAttrs({ ...pwAttrs, ...resAttrs(resizings[0]) } as never) };
+  const k = kernelFor(node, [[1, 1, 8, 8], [1, 1, 1, 1], [1], [1, 1, 4, 4]], [[1, 1, 8, 8]], defaultLimits, 'f16');
+  assert.ok(k.kind === 'programs');
+  const p = k.kind === 'programs' ? k.programs[0] : undefined;
+  assert.equal(p?.name, 'Conv(pw)');
+  assert.match(p?.wgsl ?? '', /resAt\(/);
+});

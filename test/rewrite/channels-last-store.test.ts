@@ -165,3 +165,40 @@ test('flat-store producers fold too: a pool, an element-wise op, a Slice; other 
   assert.deepEqual(steps(plainSlice), ['Transpose']);
   assert.deepEqual(steps(foldTransposesIntoConvs(plainSlice)), ['Slice']);
 });
+
+test('rewriting a rewritten graph changes nothing (a check session rewrites the graph it is given again)', async () => {
+  const { loadModel } = await import('../../src/graph/load.js');
+  const { exportOnnx } = await import('../../converters/onnx/export.js');
+  const { tinyPyramid } = await import('./fold-models.js');
+  const cases: [string, Graph][] = [
+    ['tiny detector with refusals', tinyDetector(1, { refusals: true })],
+    ['tiny pyramid with refusals', await loadModel(exportOnnx(tinyPyramid(1, { refusals: true })), { source: 'p.onnx' })],
+  ];
+  {
+    // A channels-last conv read by an Add of an NHWC tensor: the Add must not become the conv's residual.
+    const b = new GraphBuilder('cl_add', 6);
+    const x = b.input('x', [1, 8, 4, 4]), r = b.input('r', [1, 4, 4, 6]);
+    const c = b.conv(x, { filters: 6, kernel: 1, bias: true });
+    cases.push(['Add after a channels-last conv', b.build([b.add(b.node('Transpose', [c], [1, 4, 4, 6], { perm: [0, 2, 3, 1] }), r)])]);
+  }
+  {
+    // ... nor a Sigmoid its activation (its per-layer tensor would vanish).
+    const b = new GraphBuilder('cl_sigmoid', 7);
+    const c = b.conv(b.input('x', [1, 8, 4, 4]), { filters: 6, kernel: 1, bias: true });
+    cases.push(['Sigmoid after a channels-last conv', b.build([b.node('Sigmoid', [b.node('Transpose', [c], [1, 4, 4, 6], { perm: [0, 2, 3, 1] })], [1, 4, 4, 6])])]);
+  }
+  {
+    // A channels-last Mul by a per-channel scale (C = H = W, so the shapes alone would let it pass) is no channel
+    // scale of the conv after it.
+    const b = new GraphBuilder('cl_mul', 8);
+    const x = b.input('x', [1, 4, 4, 4]);
+    const m = b.node('Mul', [x, b.random('s', [1, 4, 1, 1], 1)], [1, 4, 4, 4]);
+    cases.push(['channels-last Mul before a conv', b.build([b.conv(b.node('Transpose', [m], [1, 4, 4, 4], { perm: [0, 2, 3, 1] }), { filters: 3, kernel: 1, bias: true })])]);
+  }
+  for (const [what, g] of cases) {
+    const once = foldChannelScales(rewrite(g, 'fp32', 'unfused'));
+    const twice = foldChannelScales(rewrite(once, 'fp32', 'unfused'));
+    assert.deepEqual(twice, once, what);
+    assert.ok(once.nodes.some((n) => n.attrs.channelsLast !== undefined || n.attrs.residualResize !== undefined), `${what}: a fold applied`);
+  }
+});
