@@ -127,6 +127,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
  * coordinate_transformation_mode `ctm` and the scales (undefined: the ratio of the lengths).
  */
 export function axisMaps(x: readonly number[], o: readonly number[], ctm: string, scales: readonly number[] | undefined, w: string): (AxisMap | null)[] {
+  // Refused whatever the lengths: its roi input would move even an axis of scale 1.
+  if (ctm === 'tf_crop_and_resize') throw unsupported(w, `coordinate_transformation_mode '${ctm}' is not supported`);
   return x.map((inLen, k) => {
     const outLen = o[k];
     let pq: [number, number] | undefined = [inLen, outLen];

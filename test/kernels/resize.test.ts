@@ -91,6 +91,8 @@ test('Resize refuses cubic, tf_crop_and_resize, scales computed at run time and 
   const sizes = { data: Float32Array.of(1, 1, 8, 10), shape: [4] };
   await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'cubic' }, inputs: [x, null, null, sizes], outputShapes: [[1, 1, 8, 10]] }), /mode 'cubic'/);
   await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'linear', coordinate_transformation_mode: 'tf_crop_and_resize' }, inputs: [x, null, null, sizes], outputShapes: [[1, 1, 8, 10]] }), /tf_crop_and_resize/);
+  // Also where no axis is resized (a crop box would still move them).
+  await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'nearest', coordinate_transformation_mode: 'tf_crop_and_resize' }, inputs: [x, null, null, { data: Float32Array.of(1, 1, 4, 5), shape: [4] }], outputShapes: [[1, 1, 4, 5]] }), /tf_crop_and_resize/);
   await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'linear' }, inputs: [x, null, { data: Float32Array.of(1, 1, 2, 2), shape: [4] }], outputShapes: [[1, 1, 8, 10]] }), /run time/);
   // Neither scales nor sizes: opset 10's form (X, scales), or a broken node.
   await assert.rejects(runLayer({ op: 'Resize', attrs: { mode: 'nearest' }, inputs: [x, { data: Float32Array.of(1, 1, 2, 2), shape: [4] }], outputShapes: [[1, 1, 8, 10]] }), /opset-10/);
