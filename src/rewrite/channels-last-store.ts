@@ -57,7 +57,7 @@ const isPlainDwPw = (n: Node) => n.domain === fcmDomain && n.op === 'FusedDwPw' 
  * Ops whose float kernel runs one invocation per output element and stores it once at its flat index (kernels/
  * registry.ts channelsLastFlat stores those channels-last): element-wise ops, pools, Slice.
  */
-const flatStoreOps: ReadonlySet<string> = new Set([
+export const flatStoreOps: ReadonlySet<string> = new Set([
   'Relu', 'Clip', 'HardSwish', 'HardSigmoid', 'Sigmoid', 'SiLU', 'LeakyRelu', 'Tanh', 'Abs', 'Neg', 'Exp', 'Log', 'Sqrt',
   'Reciprocal', 'Floor', 'Ceil', 'Add', 'Sub', 'Mul', 'Div', 'PRelu', 'Pow', 'MaxPool', 'AveragePool', 'Slice',
 ]);

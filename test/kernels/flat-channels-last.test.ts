@@ -7,6 +7,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kernelFor } from '../../kernels/registry.js';
+import { flatStoreOps } from '../../src/rewrite/channels-last-store.js';
 import { defaultLimits } from '../../kernels/program.js';
 import { newAttrs } from '../../src/graph/ir.js';
 import { roundHalf } from '../../src/runtime/half.js';
@@ -76,4 +77,21 @@ test('channels-last flat store: refused where the kernel stores otherwise or the
   refused(() => kernelFor(node('Concat', { axis: 1 }), [[1, 2, 3, 4], [1, 3, 3, 4]], [[1, 3, 4, 5]], defaultLimits), /Concat has no channels-last store/);
   refused(() => kernelFor(node('Add', {}), [[2, 3, 4], [2, 3, 4]], [[2, 3, 4]], defaultLimits), /4-D output/);
   refused(() => kernelFor(node('Add', { channelsLast: 2 }), [[1, 2, 3, 4], [1, 2, 3, 4]], [[1, 3, 4, 2]], defaultLimits), /channelsLast must be 1/);
+});
+
+test('every op the rewrite stores channels-last has a kernel that takes the store (a kernel rewritten otherwise fails here, not in a model)', () => {
+  const shapes: Record<string, { inputs: number[][]; attrs?: Record<string, unknown>; out: number[] }> = {
+    MaxPool: { inputs: [[1, 3, 4, 4]], attrs: { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0], dilations: [1, 1] }, out: [1, 3, 2, 2] },
+    AveragePool: { inputs: [[1, 3, 4, 4]], attrs: { kernel: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0] }, out: [1, 3, 2, 2] },
+    Slice: { inputs: [[1, 3, 4, 4]], attrs: { starts: [1], ends: [3], axes: [1], steps: [1] }, out: [1, 2, 4, 4] },
+    PRelu: { inputs: [[1, 3, 4, 4], [1, 3, 1, 1]], out: [1, 3, 4, 4] },
+  };
+  const binaryOps = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow']);
+  for (const op of flatStoreOps) {
+    const s = shapes[op] ?? { inputs: binaryOps.has(op) ? [[1, 3, 4, 4], [1, 3, 4, 4]] : [[1, 3, 4, 4]], out: [1, 3, 4, 4] };
+    const [n, c, h, w] = s.out;
+    const node = { name: op.toLowerCase(), op, domain: '', inputs: s.inputs.map((_, k) => `in${k}`), outputs: ['y'], attrs: newAttrs({ ...s.attrs, channelsLast: 1 } as never) };
+    const k = kernelFor(node, s.inputs, [[n, h, w, c]], defaultLimits);
+    assert.ok(k.kind === 'programs' && k.programs.every((p) => /out\[channelsLast\(i\)\] = /.test(p.wgsl)), op);
+  }
 });
